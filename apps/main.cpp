@@ -1,0 +1,61 @@
+// magellano: train and run hybrid Mamba / MoE language models on any OpenCL device.
+#include <algorithm>
+#include <boost/program_options/errors.hpp>
+#include <cstring>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "command.hpp"
+#include "magellano/runtime/error.hpp"
+
+namespace magellano::cli {
+std::vector<Command>& commands() {
+  static std::vector<Command> all;
+  return all;
+}
+}  // namespace magellano::cli
+
+namespace {
+void usage(std::ostream& os) {
+  using magellano::cli::commands;
+  auto cmds = commands();
+  std::sort(cmds.begin(), cmds.end(), [](auto& a, auto& b) { return a.name < b.name; });
+  os << "usage: magellano <command> [options]   (magellano <command> --help for its options)\n\n"
+        "commands:\n";
+  for (const auto& c : cmds) {
+    os << "  " << c.name << std::string(c.name.size() < 16 ? 16 - c.name.size() : 1, ' ')
+       << c.summary << "\n";
+  }
+  os << "\nThe device comes from --device (P:D, cpu, gpu or part of a name) or MAGELLANO_DEVICE.\n";
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
+      !std::strcmp(argv[1], "help")) {
+    usage(argc < 2 ? std::cerr : std::cout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version")) {
+    std::cout << "magellano 0.1.0\n";
+    return 0;
+  }
+  for (const auto& c : magellano::cli::commands()) {
+    if (c.name != argv[1]) continue;
+    try {
+      return c.run(argc - 1, argv + 1);
+    } catch (const boost::program_options::error& e) {
+      std::cerr << "error: " << e.what() << " (see magellano " << c.name << " --help)\n";
+      return 2;
+    } catch (const nlohmann::json::exception& e) {
+      std::cerr << "error: " << e.what() << "\n";
+      return 1;
+    } catch (const std::exception& e) {
+      std::cerr << "error: " << e.what() << "\n";
+      return 1;
+    }
+  }
+  std::cerr << "error: unknown command '" << argv[1] << "'.\n\n";
+  usage(std::cerr);
+  return 2;
+}

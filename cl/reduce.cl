@@ -1,0 +1,79 @@
+// Deterministic reductions: fixed work-group sizes, fixed tree order, no atomics.
+// Kernels:
+//   sum_partial   partial[g] = sum of x over group g's grid-stride slice   x: (n); partial: (G)
+//   sum_final     out[0] (+)= scale * sum(partial[0..G))                   one work-group
+//   sum_last      out[r] (+)= scale * sum_c x[r, c]                        x: (R, C); out: (R); a group per row
+//   colsum_partial partial[k, c] = sum_{r in chunk k} x[r, c]              x: (R, C); partial: (K, C)
+//   colsum_final  out[c] (+)= sum_k partial[k, c]                          out: (C)
+// LOCAL (a -D knob, default 256) is the work-group size of the tree reductions.
+#ifndef LOCAL
+#define LOCAL 256
+#endif
+
+inline float tree_sum(__local float* s, float v) {
+  int l = get_local_id(0);
+  s[l] = v;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int w = LOCAL / 2; w > 0; w >>= 1) {
+    if (l < w) s[l] += s[l + w];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  return s[0];
+}
+
+__kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
+void sum_partial(__global const float* x, ulong x_off, __global float* partial, ulong partial_off,
+                 long n) {
+  x += x_off; partial += partial_off;
+  __local float s[LOCAL];
+  long stride = get_global_size(0);
+  float acc = 0.0f;
+  for (long i = get_global_id(0); i < n; i += stride) acc += x[i];
+  float total = tree_sum(s, acc);
+  if (get_local_id(0) == 0) partial[get_group_id(0)] = total;
+}
+
+__kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
+void sum_final(__global const float* partial, ulong partial_off, __global float* out, ulong out_off,
+               int g, float scale, int acc) {
+  partial += partial_off; out += out_off;
+  __local float s[LOCAL];
+  float v = 0.0f;
+  for (int i = get_local_id(0); i < g; i += LOCAL) v += partial[i];
+  float total = tree_sum(s, v);
+  if (get_local_id(0) == 0) ACC_STORE(out, 0, scale * total, acc);
+}
+
+__kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
+void sum_last(__global const float* x, ulong x_off, __global float* out, ulong out_off, long rows,
+              long cols, float scale, int acc) {
+  x += x_off; out += out_off;
+  __local float s[LOCAL];
+  long r = get_group_id(0);
+  if (r >= rows) return;  // whole group leaves together
+  float v = 0.0f;
+  for (long c = get_local_id(0); c < cols; c += LOCAL) v += x[r * cols + c];
+  float total = tree_sum(s, v);
+  if (get_local_id(0) == 0) ACC_STORE(out, r, scale * total, acc);
+}
+
+__kernel void colsum_partial(__global const float* x, ulong x_off, __global float* partial,
+                             ulong partial_off, long rows, long cols, long chunk) {
+  x += x_off; partial += partial_off;
+  long c = get_global_id(0), k = get_global_id(1);
+  if (c >= cols || k * chunk >= rows) return;
+  long r0 = k * chunk, r1 = min(rows, r0 + chunk);
+  float v = 0.0f;
+  for (long r = r0; r < r1; ++r) v += x[r * cols + c];
+  partial[k * cols + c] = v;
+}
+
+__kernel void colsum_final(__global const float* partial, ulong partial_off, __global float* out,
+                           ulong out_off, long chunks, long cols, float scale, int acc) {
+  partial += partial_off; out += out_off;
+  long c = get_global_id(0);
+  if (c >= cols) return;
+  float v = 0.0f;
+  for (long k = 0; k < chunks; ++k) v += partial[k * cols + c];
+  ACC_STORE(out, c, scale * v, acc);
+}

@@ -1,0 +1,55 @@
+// Autograd-lite: ops record a backward closure on the tape when an input requires a gradient;
+// backward(loss) replays the closures newest first, accumulating into each leaf's .grad.
+//
+// A closure captures the AutogradMeta of the inputs it must send gradients to, and only the
+// tensors (values) its backward really needs. It is destroyed right after it runs, which frees
+// those saved tensors. Gradients of intermediate tensors are freed once consumed; leaves keep
+// theirs, and later backwards add to them until Tensor::zero_grad().
+#pragma once
+#include <cstddef>
+#include <functional>
+#include <memory>
+
+#include "magellano/tensor/tensor.hpp"
+
+namespace magellano::autograd {
+
+bool grad_enabled();
+
+// Within this scope ops record nothing (inference, optimizer updates, backward itself).
+class NoGradScope {
+ public:
+  NoGradScope();
+  ~NoGradScope();
+  NoGradScope(const NoGradScope&) = delete;
+  NoGradScope& operator=(const NoGradScope&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// True when grad mode is on and any defined input requires a gradient.
+bool any_requires_grad(std::initializer_list<Tensor> inputs);
+
+// The meta of t when t needs a gradient, else nullptr (a closure skips those inputs).
+std::shared_ptr<AutogradMeta> grad_meta(const Tensor& t);
+
+// Marks `output` as requiring a gradient and records `backward`, which receives the gradient
+// of `output` (f32, output's shape) when backward reaches it.
+void record(const Tensor& output, std::function<void(const Tensor& grad_out)> backward);
+
+// Where a backward writes an input's gradient. When `accumulate` is false the buffer holds
+// nothing valid and must be overwritten; when true the kernel adds to it.
+struct GradTarget {
+  Tensor tensor;
+  bool accumulate = false;
+};
+GradTarget grad_target(const std::shared_ptr<AutogradMeta>& input);
+
+// Runs the tape newest first from `loss` (seed: dloss, default all ones) and empties it.
+void backward(const Tensor& loss, const Tensor& seed = Tensor());
+
+size_t tape_size();
+void clear_tape();  // drops every recorded closure (e.g. after an evaluation forward)
+
+}  // namespace magellano::autograd

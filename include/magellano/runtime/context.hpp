@@ -1,0 +1,62 @@
+// The OpenCL context of one device: queue, kernels (built once, cached in memory and on disk),
+// allocation with limits, and the memory tracker. Create one with Context::create(spec).
+#pragma once
+#include <CL/cl.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "magellano/runtime/device.hpp"
+#include "magellano/runtime/memory.hpp"
+#include "magellano/runtime/program_cache.hpp"
+
+namespace magellano {
+
+class Context : public std::enable_shared_from_this<Context> {
+ public:
+  // spec as in select_device(): "", "P:D", "cpu", "gpu" or part of a name.
+  static std::shared_ptr<Context> create(const std::string& device_spec = "");
+  static std::shared_ptr<Context> create(const DeviceInfo& device);
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  const DeviceInfo& device() const { return info_; }
+  cl_context cl() const { return context_; }
+  cl_device_id cl_device() const { return device_; }
+  cl_command_queue queue() const { return queue_; }
+  cl_command_queue* queue_ptr() { return &queue_; }  // CLBlast wants a pointer
+
+  // A kernel from the embedded program `program` (file name of cl/<program>.cl without .cl),
+  // built with `options` ("-D..."). Built once per (program, options) and cached.
+  cl_kernel kernel(const std::string& program, const std::string& name,
+                   const std::string& options = "");
+  ProgramCache& programs() { return *programs_; }
+
+  // Allocates `bytes` on the device, tracked under `category`. Throws Error naming the sizes
+  // and what to do when the request exceeds the device's largest allocation or its memory.
+  std::shared_ptr<Storage> allocate(uint64_t bytes, MemCategory category);
+  MemoryTracker& memory() { return tracker_; }
+
+  // Tests: fill every new allocation with 0xFF bytes (NaN as f32, -1 as i32) so a kernel that
+  // forgets to write an element is caught.
+  void set_poison_allocations(bool on) { poison_ = on; }
+
+  void finish();  // clFinish: waits for all queued work
+
+ private:
+  Context() = default;
+  DeviceInfo info_;
+  cl_platform_id platform_ = nullptr;
+  cl_device_id device_ = nullptr;
+  cl_context context_ = nullptr;
+  cl_command_queue queue_ = nullptr;
+  std::unique_ptr<ProgramCache> programs_;
+  std::map<std::string, cl_kernel> kernels_;
+  MemoryTracker tracker_;
+  bool poison_ = false;
+};
+
+}  // namespace magellano

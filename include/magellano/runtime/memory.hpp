@@ -1,0 +1,60 @@
+// Device memory: one allocator, a tracker of current and peak bytes per category, and the
+// reference-counted buffer (Storage) that tensors share.
+#pragma once
+#include <CL/cl.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace magellano {
+
+class Context;
+
+enum class MemCategory { parameters, gradients, optimizer, activations, scratch };
+constexpr int kMemCategories = 5;
+const char* to_string(MemCategory c);
+
+class MemoryTracker {
+ public:
+  void add(MemCategory c, uint64_t bytes);
+  void remove(MemCategory c, uint64_t bytes);
+  void move(MemCategory from, MemCategory to, uint64_t bytes);
+  uint64_t current(MemCategory c) const { return current_[static_cast<int>(c)]; }
+  uint64_t peak(MemCategory c) const { return peak_[static_cast<int>(c)]; }
+  uint64_t current_total() const { return current_total_; }
+  uint64_t peak_total() const { return peak_total_; }
+  void reset_peaks();  // peaks := current values
+  nlohmann::json to_json() const;
+
+ private:
+  std::array<uint64_t, kMemCategories> current_{}, peak_{};
+  uint64_t current_total_ = 0, peak_total_ = 0;
+};
+
+// One device buffer. Released (and untracked) when the last tensor using it goes away.
+class Storage {
+ public:
+  Storage(std::shared_ptr<Context> ctx, cl_mem mem, uint64_t bytes, MemCategory category);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  cl_mem mem() const { return mem_; }
+  uint64_t bytes() const { return bytes_; }
+  MemCategory category() const { return category_; }
+  void set_category(MemCategory c);
+  Context& ctx() const { return *ctx_; }
+  const std::shared_ptr<Context>& ctx_ptr() const { return ctx_; }
+
+ private:
+  std::shared_ptr<Context> ctx_;
+  cl_mem mem_;
+  uint64_t bytes_;
+  MemCategory category_;
+};
+
+}  // namespace magellano

@@ -1,0 +1,85 @@
+#include "magellano/autograd/tape.hpp"
+
+#include <vector>
+
+#include "magellano/runtime/error.hpp"
+
+namespace magellano::autograd {
+namespace {
+
+struct Node {
+  std::shared_ptr<AutogradMeta> output;
+  std::function<void(const Tensor&)> backward;
+};
+
+thread_local bool g_grad_enabled = true;
+thread_local std::vector<Node> g_tape;
+
+}  // namespace
+
+bool grad_enabled() { return g_grad_enabled; }
+
+NoGradScope::NoGradScope() : previous_(g_grad_enabled) { g_grad_enabled = false; }
+NoGradScope::~NoGradScope() { g_grad_enabled = previous_; }
+
+bool any_requires_grad(std::initializer_list<Tensor> inputs) {
+  if (!g_grad_enabled) return false;
+  for (const auto& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+std::shared_ptr<AutogradMeta> grad_meta(const Tensor& t) {
+  return (t.defined() && t.requires_grad()) ? t.meta() : nullptr;
+}
+
+void record(const Tensor& output, std::function<void(const Tensor&)> backward) {
+  auto& m = output.meta();
+  m->requires_grad = true;
+  m->is_leaf = false;
+  g_tape.push_back(Node{m, std::move(backward)});
+}
+
+GradTarget grad_target(const std::shared_ptr<AutogradMeta>& m) {
+  GradTarget t;
+  if (!m->grad.defined() || m->grad.dtype() != DType::f32) {
+    m->grad = Tensor::empty(*m->ctx, m->shape, DType::f32,
+                            m->is_leaf ? MemCategory::gradients : MemCategory::activations);
+    m->grad_valid = false;
+  }
+  t.tensor = m->grad;
+  t.accumulate = m->grad_valid;
+  m->grad_valid = true;
+  return t;
+}
+
+void backward(const Tensor& loss, const Tensor& seed) {
+  if (!loss.defined() || !loss.requires_grad())
+    throw Error("backward: the loss does not depend on any tensor that requires a gradient "
+                "(mark parameters with set_requires_grad()).");
+  NoGradScope no_grad;
+  auto& m = loss.meta();
+  if (seed.defined()) {
+    if (seed.shape() != loss.shape())
+      throw Error("backward: seed shape " + seed.shape().str() + " differs from the loss's " +
+                  loss.shape().str());
+    m->grad = seed;
+  } else {
+    m->grad = Tensor::full(loss.ctx(), loss.shape(), 1.0f);
+  }
+  m->grad_valid = true;
+  while (!g_tape.empty()) {
+    Node node = std::move(g_tape.back());
+    g_tape.pop_back();
+    if (node.output->grad_valid) node.backward(node.output->grad);
+    if (!node.output->is_leaf) {
+      node.output->grad = Tensor();
+      node.output->grad_valid = false;
+    }
+  }  // each node (and what its closure saved) is freed at the end of its iteration
+}
+
+size_t tape_size() { return g_tape.size(); }
+void clear_tape() { g_tape.clear(); }
+
+}  // namespace magellano::autograd

@@ -1,0 +1,31 @@
+#include "magellano/ops/activation.hpp"
+
+#include "check.hpp"
+#include "magellano/ops/launch.hpp"
+
+namespace magellano::ops {
+namespace {
+
+// y = f(x); backward reads either the input (silu, softplus) or the output (exp).
+Tensor pointwise(const Tensor& x, const char* fwd, const char* bwd, bool bwd_uses_output) {
+  detail::require_f32(x, fwd, "x");
+  Tensor y = Tensor::empty(x.ctx(), x.shape());
+  Launch(x.ctx(), "activation", fwd).arg(x).arg(y).arg(x.numel()).run(x.numel());
+  if (autograd::any_requires_grad({x})) {
+    Tensor saved = bwd_uses_output ? y.view(y.shape()) : x;
+    autograd::record(y, [mx = autograd::grad_meta(x), saved, bwd](const Tensor& dy) {
+      auto g = autograd::grad_target(mx);
+      Launch(dy.ctx(), "activation", bwd).arg(saved).arg(dy).arg(g.tensor).arg(dy.numel())
+          .arg(int32_t(g.accumulate)).run(dy.numel());
+    });
+  }
+  return y;
+}
+
+}  // namespace
+
+Tensor silu(const Tensor& x) { return pointwise(x, "silu_fwd", "silu_bwd", false); }
+Tensor softplus(const Tensor& x) { return pointwise(x, "softplus_fwd", "softplus_bwd", false); }
+Tensor exp(const Tensor& x) { return pointwise(x, "exp_fwd", "exp_bwd", true); }
+
+}  // namespace magellano::ops

@@ -1,0 +1,29 @@
+// Argument checks shared by the op launchers (private to src/ops).
+#pragma once
+#include <string>
+
+#include "magellano/runtime/error.hpp"
+#include "magellano/tensor/tensor.hpp"
+
+namespace magellano::ops::detail {
+
+inline void require_f32(const Tensor& t, const char* op, const char* arg) {
+  if (!t.defined()) throw Error(std::string(op) + ": argument '" + arg + "' is undefined.");
+  if (t.dtype() != DType::f32)
+    throw Error(std::string(op) + ": '" + arg + "' must be f32, got " + to_string(t.dtype()) + ".");
+}
+
+inline void require_dtype(const Tensor& t, DType d, const char* op, const char* arg) {
+  if (!t.defined()) throw Error(std::string(op) + ": argument '" + arg + "' is undefined.");
+  if (t.dtype() != d)
+    throw Error(std::string(op) + ": '" + arg + "' must be " + to_string(d) + ", got " +
+                to_string(t.dtype()) + ".");
+}
+
+inline void require_same_shape(const Tensor& a, const Tensor& b, const char* op) {
+  if (a.shape() != b.shape())
+    throw Error(std::string(op) + ": shapes " + a.shape().str() + " and " + b.shape().str() +
+                " differ.");
+}
+
+}  // namespace magellano::ops::detail

@@ -1,0 +1,88 @@
+#include "magellano/runtime/context.hpp"
+
+#include <vector>
+
+#include "magellano/runtime/error.hpp"
+
+namespace magellano {
+
+std::shared_ptr<Context> Context::create(const std::string& device_spec) {
+  return create(select_device(device_spec));
+}
+
+std::shared_ptr<Context> Context::create(const DeviceInfo& info) {
+  std::shared_ptr<Context> c(new Context());
+  c->info_ = info;
+  cl_uint np = 0;
+  check_cl(clGetPlatformIDs(0, nullptr, &np), "clGetPlatformIDs");
+  std::vector<cl_platform_id> platforms(np);
+  check_cl(clGetPlatformIDs(np, platforms.data(), nullptr), "clGetPlatformIDs");
+  if (info.platform_index >= static_cast<int>(np))
+    throw Error("Device " + info.id() + " is gone: its platform no longer exists.");
+  c->platform_ = platforms[info.platform_index];
+  cl_uint nd = 0;
+  check_cl(clGetDeviceIDs(c->platform_, CL_DEVICE_TYPE_ALL, 0, nullptr, &nd), "clGetDeviceIDs");
+  std::vector<cl_device_id> devices(nd);
+  check_cl(clGetDeviceIDs(c->platform_, CL_DEVICE_TYPE_ALL, nd, devices.data(), nullptr),
+           "clGetDeviceIDs");
+  if (info.device_index >= static_cast<int>(nd))
+    throw Error("Device " + info.id() + " is gone from its platform.");
+  c->device_ = devices[info.device_index];
+  int err = 0;
+  c->context_ = clCreateContext(nullptr, 1, &c->device_, nullptr, nullptr, &err);
+  check_cl(err, "clCreateContext", "opening " + info.name);
+  c->queue_ = clCreateCommandQueue(c->context_, c->device_, 0, &err);
+  check_cl(err, "clCreateCommandQueue", "opening " + info.name);
+  c->programs_ = std::make_unique<ProgramCache>(c->context_, c->device_, info);
+  return c;
+}
+
+Context::~Context() {
+  if (queue_) clFinish(queue_);
+  for (auto& [k, kern] : kernels_) clReleaseKernel(kern);
+  programs_.reset();
+  if (queue_) clReleaseCommandQueue(queue_);
+  if (context_) clReleaseContext(context_);
+}
+
+cl_kernel Context::kernel(const std::string& program, const std::string& name,
+                          const std::string& options) {
+  std::string k = program + "\n" + options + "\n" + name;
+  if (auto it = kernels_.find(k); it != kernels_.end()) return it->second;
+  cl_program p = programs_->get(program, options);
+  int err = 0;
+  cl_kernel kern = clCreateKernel(p, name.c_str(), &err);
+  check_cl(err, "clCreateKernel", "creating kernel " + name + " from cl/" + program + ".cl");
+  kernels_[k] = kern;
+  return kern;
+}
+
+std::shared_ptr<Storage> Context::allocate(uint64_t bytes, MemCategory category) {
+  const uint64_t request = bytes == 0 ? 4 : bytes;  // OpenCL forbids empty buffers
+  const std::string pocl_hint =
+      info_.is_pocl() ? " On PoCL, raise the device's memory with POCL_MEMORY_LIMIT=<GB>." : "";
+  if (request > info_.max_alloc_bytes)
+    throw Error("Cannot allocate " + format_bytes(request) + " of " + to_string(category) +
+                " on " + info_.name + ": its largest single allocation is " +
+                format_bytes(info_.max_alloc_bytes) +
+                ". Use a smaller batch, sequence length or model." + pocl_hint);
+  if (tracker_.current_total() + request > info_.global_mem_bytes)
+    throw Error("Cannot allocate " + format_bytes(request) + " of " + to_string(category) +
+                " on " + info_.name + ": " + format_bytes(tracker_.current_total()) +
+                " of its " + format_bytes(info_.global_mem_bytes) +
+                " are already in use. Use a smaller batch, sequence length or model, or "
+                "enable gradient checkpointing." + pocl_hint);
+  int err = 0;
+  cl_mem mem = clCreateBuffer(context_, CL_MEM_READ_WRITE, request, nullptr, &err);
+  check_cl(err, "clCreateBuffer", "allocating " + format_bytes(request) + " of " + to_string(category));
+  if (poison_) {
+    const unsigned char pattern = 0xFF;
+    check_cl(clEnqueueFillBuffer(queue_, mem, &pattern, 1, 0, request, 0, nullptr, nullptr),
+             "clEnqueueFillBuffer");
+  }
+  return std::make_shared<Storage>(shared_from_this(), mem, request, category);
+}
+
+void Context::finish() { check_cl(clFinish(queue_), "clFinish"); }
+
+}  // namespace magellano
