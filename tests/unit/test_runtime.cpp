@@ -1,0 +1,218 @@
+// Runtime: error names, device selection strings, the on-disk kernel cache, allocation limits
+// and the memory tracker.
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "harness.hpp"
+#include "magellano/ops/launch.hpp"
+#include "magellano/runtime/device.hpp"
+
+using namespace magellano;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<DeviceInfo> fake_devices() {
+  DeviceInfo a, b, c;
+  a.platform_index = 0, a.device_index = 0, a.platform_name = "Portable Computing Language",
+  a.name = "pthread-haswell-AMD EPYC", a.type = "cpu";
+  b.platform_index = 1, b.device_index = 0, b.platform_name = "NVIDIA CUDA",
+  b.name = "NVIDIA H100 80GB HBM3", b.type = "gpu";
+  c.platform_index = 1, c.device_index = 1, c.platform_name = "NVIDIA CUDA",
+  c.name = "NVIDIA A100", c.type = "gpu";
+  return {a, b, c};
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Errors, CodesHaveNamesAndHints) {
+  EXPECT_EQ(cl_error_name(-5), "CL_OUT_OF_RESOURCES");
+  EXPECT_EQ(cl_error_name(-4), "CL_MEM_OBJECT_ALLOCATION_FAILURE");
+  EXPECT_EQ(cl_error_name(-9999), "CL_UNKNOWN_ERROR(-9999)");
+  EXPECT_EQ(clblast_status_name(-2046), "CLBlastInvalidLocalMemUsage");
+  EXPECT_EQ(clblast_status_name(-5), "CL_OUT_OF_RESOURCES");
+  const std::string msg = error_of([] { check_cl(-4, "clEnqueueNDRangeKernel", "running add"); });
+  EXPECT_NE(msg.find("clEnqueueNDRangeKernel failed: CL_MEM_OBJECT_ALLOCATION_FAILURE (-4)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("while running add"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("POCL_MEMORY_LIMIT"), std::string::npos) << msg;
+  EXPECT_NO_THROW(check_cl(0, "clFinish"));
+}
+
+TEST(DeviceSelection, GoodSpecs) {
+  const auto devs = fake_devices();
+  EXPECT_EQ(select_device("1:1", devs).name, "NVIDIA A100");
+  EXPECT_EQ(select_device("cpu", devs).name, "pthread-haswell-AMD EPYC");
+  EXPECT_EQ(select_device("GPU", devs).name, "NVIDIA H100 80GB HBM3");
+  EXPECT_EQ(select_device("a100", devs).name, "NVIDIA A100");         // device name substring
+  EXPECT_EQ(select_device("portable", devs).name, "pthread-haswell-AMD EPYC");  // platform name
+  ::unsetenv("MAGELLANO_DEVICE");
+  EXPECT_EQ(select_device("", devs).type, "gpu");  // default: the first GPU
+  ::setenv("MAGELLANO_DEVICE", "cpu", 1);
+  EXPECT_EQ(select_device("", devs).type, "cpu");  // the environment variable
+  EXPECT_EQ(select_device("h100", devs).type, "gpu");  // an explicit spec wins over it
+  ::unsetenv("MAGELLANO_DEVICE");
+}
+
+TEST(DeviceSelection, BadSpecsListWhatIsThere) {
+  const auto devs = fake_devices();
+  for (const char* spec : {"2:0", "0:5", "accelerator", "radeon", "1:x"}) {
+    const std::string msg = error_of([&] { select_device(spec, devs); });
+    EXPECT_NE(msg.find(std::string("Device '") + spec + "'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("1:0  gpu  NVIDIA H100 80GB HBM3  [NVIDIA CUDA]"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("0:0  cpu  pthread-haswell-AMD EPYC"), std::string::npos) << msg;
+  }
+  EXPECT_NE(error_of([] { select_device("cpu", {}); }).find("No OpenCL device found"), std::string::npos);
+}
+
+TEST(DeviceSelection, RealDevicesAreListed) {
+  const auto devs = list_devices();
+  ASSERT_FALSE(devs.empty()) << "no OpenCL device: run scripts/setup.sh";
+  for (const auto& d : devs) {
+    EXPECT_FALSE(d.name.empty());
+    EXPECT_GT(d.global_mem_bytes, 0u);
+    EXPECT_GT(d.max_alloc_bytes, 0u);
+    EXPECT_LE(d.max_alloc_bytes, d.global_mem_bytes);
+    EXPECT_GT(d.compute_units, 0u);
+    EXPECT_EQ(select_device(d.id(), devs).name, d.name);
+  }
+}
+
+// A fresh cache folder per test, so the first build always compiles.
+class KernelCache : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("mg-cache-test-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    ::setenv("MAGELLANO_CACHE_DIR", dir_.c_str(), 1);
+  }
+  void TearDown() override {
+    fs::remove_all(dir_);
+    ::unsetenv("MAGELLANO_CACHE_DIR");
+  }
+  // Builds cl/elementwise.cl in a new context and says where it came from.
+  ProgramCache::Source build_once(std::string* path = nullptr) {
+    auto ctx = Context::create(mgtest::test_ctx().device());
+    ctx->programs().get("elementwise", "-DCACHE_TEST=1");
+    const ProgramCache::Source source = ctx->programs().last_source();
+    if (path) *path = ctx->programs().entry_path("elementwise", "-DCACHE_TEST=1");
+    // It must also work: run a kernel from it.
+    Tensor a = Tensor::from_host(*ctx, Shape{3}, {1, 2, 3}), out = Tensor::empty(*ctx, Shape{3});
+    ops::Launch(*ctx, "elementwise", "scale_acc", "-DCACHE_TEST=1").arg(a).arg(out)
+        .arg(int64_t(3)).arg(2.0f).arg(int32_t(0)).run(3);
+    EXPECT_EQ(out.to_host(), (std::vector<float>{2, 4, 6}));
+    return source;
+  }
+  fs::path dir_;
+};
+
+TEST_F(KernelCache, SecondBuildHitsTheDiskCache) {
+  std::string path;
+  EXPECT_EQ(build_once(&path), ProgramCache::Source::compiled);
+  EXPECT_TRUE(fs::exists(path)) << path;
+  EXPECT_EQ(path.rfind(dir_.string(), 0), 0u) << "MAGELLANO_CACHE_DIR not honoured: " << path;
+  EXPECT_EQ(build_once(), ProgramCache::Source::disk);
+}
+
+TEST_F(KernelCache, CorruptOrForeignEntriesAreRebuilt) {
+  std::string path;
+  build_once(&path);
+  const auto good_size = fs::file_size(path);
+  {  // flip a byte in the middle of the binary: the checksum no longer matches
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(good_size / 2));
+    char c;
+    f.seekg(static_cast<std::streamoff>(good_size / 2));
+    f.get(c);
+    f.seekp(static_cast<std::streamoff>(good_size / 2));
+    f.put(static_cast<char>(c ^ 0x5A));
+  }
+  EXPECT_EQ(build_once(), ProgramCache::Source::compiled);
+  EXPECT_EQ(build_once(), ProgramCache::Source::disk);  // rewritten and valid again
+  fs::resize_file(path, good_size / 3);                  // truncated
+  EXPECT_EQ(build_once(), ProgramCache::Source::compiled);
+  {  // a foreign file with the right name
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f << "MGKCACH1 this is not a cache entry for this key";
+  }
+  EXPECT_EQ(build_once(), ProgramCache::Source::compiled);
+  EXPECT_EQ(build_once(), ProgramCache::Source::disk);
+}
+
+TEST(KernelBuild, SourcesFromMagellanoClDirAndBuildErrorsCarryTheLog) {
+  // MAGELLANO_CL_DIR replaces the embedded sources: point it at a folder with a broken kernel.
+  const fs::path dir = fs::temp_directory_path() / ("mg-cl-test-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "common.cl") << ProgramCache::source_of("common");
+  std::ofstream(dir / "broken.cl") << "__kernel void k(__global float* x) { x[0] = undefined_name; }\n";
+  ::setenv("MAGELLANO_CL_DIR", dir.c_str(), 1);
+  auto ctx = Context::create(mgtest::test_ctx().device());
+  const std::string msg = error_of([&] { ctx->kernel("broken", "k"); });
+  const std::string missing = error_of([&] { ctx->kernel("no_such_program", "k"); });
+  ::unsetenv("MAGELLANO_CL_DIR");
+  fs::remove_all(dir);
+  EXPECT_NE(msg.find("clBuildProgram failed for cl/broken.cl"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("CL_BUILD_PROGRAM_FAILURE"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("undefined_name"), std::string::npos) << "the build log is missing: " << msg;
+  EXPECT_NE(missing.find("no_such_program.cl"), std::string::npos) << missing;
+  const std::string embedded = error_of([&] { ctx->kernel("no_such_program", "k"); });
+  EXPECT_NE(embedded.find("No kernel program named 'no_such_program'"), std::string::npos) << embedded;
+}
+
+TEST(Allocation, BeyondTheLargestAllocationIsAClearError) {
+  auto ctx = Context::create(mgtest::test_ctx().device());
+  const auto& d = ctx->device();
+  const std::string msg = error_of([&] { ctx->allocate(d.max_alloc_bytes + 1, MemCategory::activations); });
+  EXPECT_NE(msg.find("largest single allocation is " + format_bytes(d.max_alloc_bytes)), std::string::npos) << msg;
+  EXPECT_NE(msg.find("of activations"), std::string::npos) << msg;
+  if (d.is_pocl()) EXPECT_NE(msg.find("POCL_MEMORY_LIMIT"), std::string::npos) << msg;
+  EXPECT_EQ(ctx->memory().current_total(), 0u);  // nothing was tracked for the failed request
+}
+
+TEST(Allocation, BeyondTheDeviceMemoryIsAClearError) {
+  auto ctx = Context::create(mgtest::test_ctx().device());
+  const auto& d = ctx->device();
+  std::vector<std::shared_ptr<Storage>> held;
+  std::string msg;
+  for (uint64_t used = 0; used + d.max_alloc_bytes <= d.global_mem_bytes; used += d.max_alloc_bytes)
+    held.push_back(ctx->allocate(d.max_alloc_bytes, MemCategory::parameters));
+  msg = error_of([&] { ctx->allocate(d.max_alloc_bytes, MemCategory::parameters); });
+  EXPECT_NE(msg.find("are already in use"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(format_bytes(d.global_mem_bytes)), std::string::npos) << msg;
+  held.clear();
+  EXPECT_EQ(ctx->memory().current_total(), 0u);
+}
+
+TEST(MemoryTracker, CurrentAndPeakPerCategory) {
+  auto ctx = Context::create(mgtest::test_ctx().device());
+  auto& m = ctx->memory();
+  {
+    Tensor w = Tensor::empty(*ctx, Shape{1000}, DType::f32, MemCategory::parameters);
+    Tensor h = Tensor::empty(*ctx, Shape{10, 100}, DType::f16, MemCategory::activations);
+    EXPECT_EQ(m.current(MemCategory::parameters), 4000u);
+    EXPECT_EQ(m.current(MemCategory::activations), 2000u);
+    {
+      Tensor s = Tensor::empty(*ctx, Shape{250}, DType::i32, MemCategory::scratch);
+      EXPECT_EQ(m.current_total(), 7000u);
+    }
+    EXPECT_EQ(m.current(MemCategory::scratch), 0u);
+    EXPECT_EQ(m.peak(MemCategory::scratch), 1000u);
+    Tensor v = w.view(Shape{10, 100});  // a view allocates nothing
+    EXPECT_EQ(m.current_total(), 6000u);
+  }
+  EXPECT_EQ(m.current_total(), 0u);
+  EXPECT_EQ(m.peak_total(), 7000u);
+  m.reset_peaks();
+  EXPECT_EQ(m.peak_total(), 0u);
+  EXPECT_EQ(m.to_json()["parameters"]["peak_bytes"], 0u);
+}
