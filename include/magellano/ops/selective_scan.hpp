@@ -1,0 +1,35 @@
+// The selective scan of a Mamba block (mamba_ssm's selective_scan_ref with delta_bias,
+// delta_softplus and the z gate), on the device, with autograd.
+//
+//   u, delta: (B, L, E)   A: (E, N)   Bm, Cm: (B, L, N)   D: (E)
+//   z: (B, L, E) or undefined (no gate)   delta_bias: (E) or undefined
+//   returns out: (B, L, E) = (C·h_t + D·u_t) · silu(z_t), with h_t = exp(Δ_t·A)·h_{t−1} + Δ_t·B_t·u_t
+//   and Δ_t = softplus(delta_t + delta_bias) (no softplus when delta_softplus is false).
+//
+// Memory: the forward keeps only the state at the start of every `chunk` steps,
+// (B, ceil(L/chunk), E, N); the backward recomputes each chunk's states from it, so saved
+// activations stay O(B·L·E). Deterministic (fixed-order reductions, no atomics).
+#pragma once
+#include "magellano/autograd/tape.hpp"
+
+namespace magellano::ops {
+
+struct ScanOptions {
+  bool delta_softplus = true;
+  int chunk = 64;  // steps between saved states; the backward's scratch is (chunk, N, B·E)
+};
+
+// h_last (optional): receives the state after the last step, (B, E, N), as step-by-step
+// decoding would leave it.
+Tensor selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
+                      const Tensor& Cm, const Tensor& D, const Tensor& z,
+                      const Tensor& delta_bias, const ScanOptions& options = {},
+                      Tensor* h_last = nullptr);
+
+// One decoding step, no autograd: u_t, delta_t, z_t: (B, E); Bt, Ct: (B, N); h: (B, E, N)
+// updated in place. Returns out_t: (B, E).
+Tensor selective_scan_step(const Tensor& u_t, const Tensor& delta_t, const Tensor& A,
+                           const Tensor& Bt, const Tensor& Ct, const Tensor& D, const Tensor& z_t,
+                           const Tensor& delta_bias, const Tensor& h, bool delta_softplus = true);
+
+}  // namespace magellano::ops
