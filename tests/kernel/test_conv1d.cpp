@@ -2,6 +2,7 @@
 // Tolerances: a forward output sums W + 1 fp32 terms of size ~1 (rtol 1e-5, atol 1e-6 * (W + 1));
 // dx sums W products likewise; dweight and dbias are sums of B * L products, so their atol
 // grows like sqrt(B * L) as in the matmul tests (1e-5 * sqrt(B * L)), rtol 1e-5.
+#include <algorithm>
 #include <cmath>
 
 #include "harness.hpp"

@@ -9,6 +9,8 @@
 //    large cases.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <random>
@@ -63,7 +65,6 @@ Vec scatter_ref(const Vec& src, const Vec& idx, int64_t rows, int64_t d) {
 
 void check_gather(const std::string& name, int64_t rows, int64_t d, const std::vector<int32_t>& ids,
                   bool as_embedding, const Shape& ids_shape, double fd_atol = 1e-7) {
-  const int64_t n = static_cast<int64_t>(ids.size());
   const double c = static_cast<double>(max_count(ids));
   check_op(name,
            {{Shape{rows, d}, randn(rows * d, 21 + rows)},
@@ -77,7 +78,6 @@ void check_gather(const std::string& name, int64_t rows, int64_t d, const std::v
            },
            Tolerance{.fwd_rtol = 0, .fwd_atol = 0, .grad_rtol = 1e-5, .grad_atol = 1e-6 * c,
                      .fd_rtol = 1e-5, .fd_atol = fd_atol});
-  (void)n;
 }
 
 }  // namespace
