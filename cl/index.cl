@@ -1,0 +1,38 @@
+// Row gather and deterministic row scatter-add (no atomics).
+// Kernels:
+//   gather_rows       out[n, d] (+)= src[idx[n], d]; 0 where idx[n] is outside [0, R)
+//                     src: (R, D); idx: (N) i32; out: (N, D); all row-major
+//   segment_sum_rows  out[r, d] (+)= sum over sorted positions i with sorted_keys[i] == r of
+//                     src[perm[i], d], in increasing i (= increasing token n: the sort is stable).
+//                     One work-item per (sorted position i, d); only the first position of each
+//                     run of equal keys works. Keys outside [0, R) are skipped. Rows no key names
+//                     are not touched (the host zero-fills out first when it overwrites).
+//                     src: (N, D); sorted_keys, perm: (N) i32 (from cl/sort.cl); out: (R, D)
+// No -D knobs.
+
+__kernel void gather_rows(__global const float* src, ulong src_off, __global const int* idx,
+                          ulong idx_off, __global float* out, ulong out_off, long n, long d,
+                          int r, int acc) {
+  src += src_off; idx += idx_off; out += out_off;
+  long i = get_global_id(0);
+  if (i >= n * d) return;
+  long t = i / d, c = i - t * d;
+  int row = idx[t];
+  float v = (row >= 0 && row < r) ? src[(long)row * d + c] : 0.0f;
+  ACC_STORE(out, i, v, acc);
+}
+
+__kernel void segment_sum_rows(__global const float* src, ulong src_off,
+                               __global const int* sorted_keys, ulong sorted_keys_off,
+                               __global const int* perm, ulong perm_off, __global float* out,
+                               ulong out_off, long n, long d, int r, int acc) {
+  src += src_off; sorted_keys += sorted_keys_off; perm += perm_off; out += out_off;
+  long g = get_global_id(0);
+  if (g >= n * d) return;
+  long i = g / d, c = g - i * d;
+  int row = sorted_keys[i];
+  if ((i > 0 && sorted_keys[i - 1] == row) || row < 0 || row >= r) return;
+  float s = 0.0f;
+  for (long j = i; j < n && sorted_keys[j] == row; ++j) s += src[(long)perm[j] * d + c];
+  ACC_STORE(out, (long)row * d + c, s, acc);
+}

@@ -1,0 +1,51 @@
+// Shape ops: column-range copies (split / concat along the last dimension) and a tiled
+// transpose of the last two dimensions.
+// Kernels:
+//   copy_cols        dst[r, dst_col0 + j] (+)= src[r, src_col0 + j] for r < rows, j < n
+//                    src: (rows, src_cols); dst: (rows, dst_cols); one work-item per (r, j)
+//   place_cols       dst[r, c] = src[r, c - col0] for col0 <= c < col0 + n, else 0
+//                    src: (rows, n); dst: (rows, D); overwrites all of dst (never reads it)
+//   transpose_last2  y[b, j, i] (+)= x[b, i, j]     x: (batch, M, N); y: (batch, N, M)
+//                    a TILE x TILE work-group moves one tile through local memory (padded by
+//                    one column against bank conflicts); global size (N, batch * m_pad) with
+//                    m_pad = M rounded up to a multiple of TILE, so a tile never spans batches.
+// Knobs: TILE (-D, default 16): the transpose tile edge and work-group size TILE x TILE.
+#ifndef TILE
+#define TILE 16
+#endif
+
+__kernel void copy_cols(__global const float* src, ulong src_off, __global float* dst,
+                        ulong dst_off, long rows, long src_cols, long src_col0, long dst_cols,
+                        long dst_col0, long n, int acc) {
+  src += src_off; dst += dst_off;
+  long i = get_global_id(0);
+  if (i >= rows * n) return;
+  long r = i / n, j = i - r * n;
+  ACC_STORE(dst, r * dst_cols + dst_col0 + j, src[r * src_cols + src_col0 + j], acc);
+}
+
+__kernel void place_cols(__global const float* src, ulong src_off, __global float* dst,
+                         ulong dst_off, long rows, long d, long col0, long n) {
+  src += src_off; dst += dst_off;
+  long i = get_global_id(0);
+  if (i >= rows * d) return;
+  long r = i / d, j = i - r * d - col0;
+  dst[i] = (j >= 0 && j < n) ? src[r * n + j] : 0.0f;
+}
+
+__kernel __attribute__((reqd_work_group_size(TILE, TILE, 1)))
+void transpose_last2(__global const float* x, ulong x_off, __global float* y, ulong y_off,
+                     long m, long n, long m_pad, int acc) {
+  x += x_off; y += y_off;
+  __local float tile[TILE][TILE + 1];
+  const int lx = get_local_id(0), ly = get_local_id(1);
+  const long j = get_global_id(0), gy = get_global_id(1);
+  const long b = gy / m_pad, i = gy - b * m_pad;
+  x += b * m * n;
+  y += b * m * n;
+  if (i < m && j < n) tile[ly][lx] = x[i * n + j];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  const long oj = j - lx + ly;  // row of y  (a column of x)
+  const long oi = i - ly + lx;  // column of y (a row of x)
+  if (oj < n && oi < m) ACC_STORE(y, oj * m + oi, tile[lx][ly], acc);
+}
