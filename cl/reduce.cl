@@ -49,8 +49,8 @@ void sum_last(__global const float* x, ulong x_off, __global float* out, ulong o
               long cols, float scale, int acc) {
   x += x_off; out += out_off;
   __local float s[LOCAL];
-  long r = get_group_id(0);
-  if (r >= rows) return;  // whole group leaves together
+  long r = get_group_id(0);  // launched with exactly `rows` groups: no early return before
+                             // the barrier (PoCL 3.1 miscompiles that pattern)
   float v = 0.0f;
   for (long c = get_local_id(0); c < cols; c += LOCAL) v += x[r * cols + c];
   float total = tree_sum(s, v);

@@ -53,13 +53,13 @@ Tensor selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, con
                       const ScanOptions& opt, Tensor* h_last) {
   const Dims d = check_shapes(u, delta, A, Bm, Cm, D, z, bias);
   if (opt.chunk < 1) throw Error("selective_scan: chunk must be positive.");
-  Context& ctx = u.ctx();
+  Context& fwd_ctx = u.ctx();
   const int64_t nc = (d.l + opt.chunk - 1) / opt.chunk;
-  Tensor out = Tensor::empty(ctx, Shape{d.b, d.l, d.e});
-  Tensor hs = Tensor::empty(ctx, Shape{d.b, std::max<int64_t>(nc, 1), d.e, d.n});
-  Tensor last = Tensor::empty(ctx, Shape{d.b, d.e, d.n});
+  Tensor out = Tensor::empty(fwd_ctx, Shape{d.b, d.l, d.e});
+  Tensor hs = Tensor::empty(fwd_ctx, Shape{d.b, std::max<int64_t>(nc, 1), d.e, d.n});
+  Tensor last = Tensor::empty(fwd_ctx, Shape{d.b, d.e, d.n});
   const bool has_z = z.defined(), has_bias = bias.defined();
-  Launch(ctx, "selective_scan", "scan_fwd", knobs(d.n))
+  Launch(fwd_ctx, "selective_scan", "scan_fwd", knobs(d.n))
       .arg(u).arg(delta).arg(A).arg(Bm).arg(Cm).arg(D).arg(has_z ? z : u).arg(has_bias ? bias : D)
       .arg(out).arg(hs).arg(last)
       .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(opt.chunk))
@@ -72,6 +72,7 @@ Tensor selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, con
     autograd::record(out, [=, m_u = grad_meta(u), m_delta = grad_meta(delta), m_A = grad_meta(A),
                            m_B = grad_meta(Bm), m_C = grad_meta(Cm), m_D = grad_meta(D),
                            m_z = grad_meta(z), m_bias = grad_meta(bias)](const Tensor& dout) {
+      Context& ctx = dout.ctx();
       const Shape ble{d.b, d.l, d.e}, bln{d.b, d.l, d.n};
       const int64_t be = d.b * d.e, chunk = std::min<int64_t>(opt.chunk, d.l);
       auto scratch = [&](const Shape& s) { return Tensor::empty(ctx, s, DType::f32, MemCategory::scratch); };
