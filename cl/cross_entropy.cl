@@ -13,11 +13,15 @@
 //   ce_bwd    a group per row: dlogits[r, c] (+)= counted ? (exp(x[r, c] - lse[r]) - [c == t])
 //             * dloss[0] * inv_count[0] : 0
 // Knobs: LOCAL (-D, default 256): work-group size, a power of two.
+//        BLOCK (-D, default 8): values each work-item loads per step of ce_fwd's pass over V.
 // Deterministic: fixed-shape local-memory trees, no atomics. Launch exactly one group per row
 // (and one group for ce_mean): the kernels have no early return ahead of their barriers, which
 // PoCL 3.1 miscompiles.
 #ifndef LOCAL
 #define LOCAL 256
+#endif
+#ifndef BLOCK
+#define BLOCK 8
 #endif
 
 inline int ce_counted(int t, long v, int ignore_index) {
@@ -42,17 +46,23 @@ void ce_fwd(__global const float* x, ulong x_off, __global const int* targets, u
   const int l = get_local_id(0);
   const long r = get_group_id(0);
   __global const float* xr = x + r * v;
+  // Blocks of BLOCK values per work-item (coalesced: value k of a block is at base + k * LOCAL
+  // + l): one rescale per block, no data-dependent branch per value, so it vectorizes.
   float m = -INFINITY, s = 0.0f;
-  for (long c = l; c < v; c += LOCAL) {
-    float a = xr[c];
-    if (a > m) {
-      s = s * exp(m - a) + 1.0f;  // m == -INFINITY: s is 0 and exp(-inf) is 0
-      m = a;
-    } else if (a > -INFINITY) {
-      s += exp(a - m);
-    } else if (a != a) {
-      s = a;  // NaN propagates
+  for (long base = 0; base < v; base += BLOCK * LOCAL) {
+    float a[BLOCK];
+    float bm = -INFINITY;
+    for (int k = 0; k < BLOCK; ++k) {
+      const long c = base + k * LOCAL + l;
+      a[k] = c < v ? xr[c] : -INFINITY;
+      bm = fmax(bm, a[k]);  // fmax skips NaN; a NaN still reaches s through exp(NaN)
     }
+    const float mn = fmax(m, bm);
+    if (mn == -INFINITY) continue;  // only -inf (or padding) so far: still the empty set
+    float bs = 0.0f;
+    for (int k = 0; k < BLOCK; ++k) bs += exp(a[k] - mn);
+    s = s * exp(m - mn) + bs;  // m == -INFINITY: s is 0 and exp(-inf) is 0
+    m = mn;
   }
   lm[l] = m;
   ls[l] = s;

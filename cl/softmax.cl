@@ -2,14 +2,19 @@
 // Shapes: x, y, dy, dx: (R, C) row-major, R = product of the leading dimensions.
 // Kernels (a work-group per row, LOCAL work-items striding over the C columns):
 //   softmax_fwd   y[r, c] = exp(x[r, c] - m_r) / s_r, with (m_r, s_r) = (max_c x, sum_c exp(x - m_r))
-//                 found in one pass (running max and rescaled sum per work-item, merged by a tree)
+//                 found in one read of the row (running max and rescaled sum per work-item,
+//                 merged by a tree), then a second read writes y
 //   softmax_bwd   dx[r, c] (+)= y[r, c] * (dy[r, c] - sum_c' dy[r, c'] * y[r, c'])
 // Knobs: LOCAL (-D, default 256): work-group size, a power of two.
+//        BLOCK (-D, default 8): values each work-item loads per step of the max / sum pass.
 // Deterministic: every sum is a fixed-shape local-memory tree.
 // Launch exactly one group per row: the kernels have no `if (r >= rows) return;` because PoCL
 // 3.1 miscompiles such an early return ahead of the tree's barriers (it corrupts memory).
 #ifndef LOCAL
 #define LOCAL 256
+#endif
+#ifndef BLOCK
+#define BLOCK 8
 #endif
 
 // Merges (m2, s2) into (m1, s1): both are (max, sum of exp(v - max)) of disjoint sets; an empty
@@ -25,17 +30,23 @@ inline void sm_merge(float* m1, float* s1, float m2, float s2) {
 inline void sm_row_stats(__global const float* xr, long c_n, __local float* lm, __local float* ls,
                          float* m_out, float* s_out) {
   int l = get_local_id(0);
+  // Blocks of BLOCK values per work-item (coalesced: value k of a block is at base + k * LOCAL
+  // + l): one rescale per block, no data-dependent branch per value, so it vectorizes.
   float m = -INFINITY, s = 0.0f;
-  for (long c = l; c < c_n; c += LOCAL) {
-    float v = xr[c];
-    if (v > m) {
-      s = s * exp(m - v) + 1.0f;  // m == -INFINITY: s is 0 and exp(-inf) is 0
-      m = v;
-    } else if (v > -INFINITY) {
-      s += exp(v - m);
-    } else if (v != v) {
-      s = v;  // NaN propagates
+  for (long base = 0; base < c_n; base += BLOCK * LOCAL) {
+    float a[BLOCK];
+    float bm = -INFINITY;
+    for (int k = 0; k < BLOCK; ++k) {
+      const long c = base + k * LOCAL + l;
+      a[k] = c < c_n ? xr[c] : -INFINITY;
+      bm = fmax(bm, a[k]);  // fmax skips NaN; a NaN still reaches s through exp(NaN)
     }
+    const float mn = fmax(m, bm);
+    if (mn == -INFINITY) continue;  // only -inf (or padding) so far: still the empty set
+    float bs = 0.0f;
+    for (int k = 0; k < BLOCK; ++k) bs += exp(a[k] - mn);
+    s = s * exp(m - mn) + bs;  // m == -INFINITY: s is 0 and exp(-inf) is 0
+    m = mn;
   }
   lm[l] = m;
   ls[l] = s;
