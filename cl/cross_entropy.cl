@@ -1,0 +1,143 @@
+// Fused log-softmax + cross-entropy with an ignore index, mean over the counted rows.
+// Shapes: logits, dlogits: (N, V) row-major f32; targets: (N) i32; lse, row_loss: (N) f32;
+// loss, inv_count, dloss: (1) f32.
+// A row is counted when its target t satisfies t != ignore_index and 0 <= t < V; every other
+// row (ignored, or a target out of range) adds nothing to the loss or the count and gets a
+// zero gradient.
+// Kernels:
+//   ce_fwd    a group per row: (m, s) = (max_c x, sum_c exp(x - m)) in one pass (running max
+//             and rescaled sum per work-item, merged by a tree); lse[r] = m + log(s);
+//             row_loss[r] = counted ? lse[r] - x[r, t] : 0
+//   ce_mean   one group: count = #counted rows; loss[0] = count ? sum(row_loss) / count : 0;
+//             inv_count[0] = count ? 1 / count : 0      (saved for the backward)
+//   ce_bwd    a group per row: dlogits[r, c] (+)= counted ? (exp(x[r, c] - lse[r]) - [c == t])
+//             * dloss[0] * inv_count[0] : 0
+// Knobs: LOCAL (-D, default 256): work-group size, a power of two.
+//        BLOCK (-D, default 8): values each work-item loads per step of ce_fwd's pass over V.
+// Deterministic: fixed-shape local-memory trees, no atomics. Launch exactly one group per row
+// (and one group for ce_mean): the kernels have no early return ahead of their barriers, which
+// PoCL 3.1 miscompiles.
+#ifndef LOCAL
+#define LOCAL 256
+#endif
+#ifndef BLOCK
+#define BLOCK 8
+#endif
+
+inline int ce_counted(int t, long v, int ignore_index) {
+  return t != ignore_index && t >= 0 && (long)t < v;
+}
+
+// Merges (m2, s2) into (m1, s1): each is (max, sum of exp(x - max)) of a disjoint set of
+// values; an empty set is (-INFINITY, 0).
+inline void ce_merge(float* m1, float* s1, float m2, float s2) {
+  float m = fmax(*m1, m2);
+  if (m == -INFINITY) return;
+  *s1 = (*m1 == -INFINITY ? 0.0f : *s1 * exp(*m1 - m)) + (m2 == -INFINITY ? 0.0f : s2 * exp(m2 - m));
+  *m1 = m;
+}
+
+__kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
+void ce_fwd(__global const float* x, ulong x_off, __global const int* targets, ulong targets_off,
+            __global float* lse, ulong lse_off, __global float* row_loss, ulong row_loss_off,
+            long v, int ignore_index) {
+  x += x_off; targets += targets_off; lse += lse_off; row_loss += row_loss_off;
+  __local float lm[LOCAL], ls[LOCAL];
+  const int l = get_local_id(0);
+  const long r = get_group_id(0);
+  __global const float* xr = x + r * v;
+  // Blocks of BLOCK values per work-item (coalesced: value k of a block is at base + k * LOCAL
+  // + l): one rescale per block, no data-dependent branch per value, so it vectorizes.
+  float m = -INFINITY, s = 0.0f;
+  for (long base = 0; base < v; base += BLOCK * LOCAL) {
+    float a[BLOCK];
+    float bm = -INFINITY;
+    for (int k = 0; k < BLOCK; ++k) {
+      const long c = base + k * LOCAL + l;
+      a[k] = c < v ? xr[c] : -INFINITY;
+      bm = fmax(bm, a[k]);  // fmax skips NaN; a NaN still reaches s through exp(NaN)
+    }
+    const float mn = fmax(m, bm);
+    if (mn == -INFINITY) continue;  // only -inf (or padding) so far: still the empty set
+    float bs = 0.0f;
+    for (int k = 0; k < BLOCK; ++k) bs += exp(a[k] - mn);
+    s = s * exp(m - mn) + bs;  // m == -INFINITY: s is 0 and exp(-inf) is 0
+    m = mn;
+  }
+  lm[l] = m;
+  ls[l] = s;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int w = LOCAL / 2; w > 0; w >>= 1) {
+    if (l < w) {
+      float a = lm[l], b = ls[l];
+      ce_merge(&a, &b, lm[l + w], ls[l + w]);
+      lm[l] = a;
+      ls[l] = b;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (l == 0) {
+    const float row_lse = lm[0] + log(ls[0]);
+    const int t = targets[r];
+    lse[r] = row_lse;
+    row_loss[r] = ce_counted(t, v, ignore_index) ? row_lse - xr[t] : 0.0f;
+  }
+}
+
+__kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
+void ce_mean(__global const float* row_loss, ulong row_loss_off, __global const int* targets,
+             ulong targets_off, __global float* loss, ulong loss_off, __global float* inv_count,
+             ulong inv_count_off, long rows, long v, int ignore_index) {
+  row_loss += row_loss_off; targets += targets_off; loss += loss_off; inv_count += inv_count_off;
+  __local float lsum[LOCAL];
+  __local int lcnt[LOCAL];
+  const int l = get_local_id(0);
+  float s = 0.0f;
+  int n = 0;
+  for (long r = l; r < rows; r += LOCAL) {
+    s += row_loss[r];
+    n += ce_counted(targets[r], v, ignore_index);
+  }
+  lsum[l] = s;
+  lcnt[l] = n;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int w = LOCAL / 2; w > 0; w >>= 1) {
+    if (l < w) {
+      lsum[l] += lsum[l + w];
+      lcnt[l] += lcnt[l + w];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (l == 0) {
+    const int count = lcnt[0];
+    loss[0] = count > 0 ? lsum[0] / (float)count : 0.0f;
+    inv_count[0] = count > 0 ? 1.0f / (float)count : 0.0f;
+  }
+}
+
+__kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
+void ce_bwd(__global const float* x, ulong x_off, __global const int* targets, ulong targets_off,
+            __global const float* lse, ulong lse_off, __global const float* inv_count,
+            ulong inv_count_off, __global const float* dloss, ulong dloss_off, __global float* dx,
+            ulong dx_off, long v, int ignore_index, int acc) {
+  x += x_off; targets += targets_off; lse += lse_off; inv_count += inv_count_off;
+  dloss += dloss_off; dx += dx_off;
+  const long r = get_group_id(0);
+  const int t = targets[r];
+  const float scale = ce_counted(t, v, ignore_index) ? dloss[0] * inv_count[0] : 0.0f;
+  const float row_lse = lse[r];
+  __global const float* xr = x + r * v;
+  __global float* dr = dx + r * v;
+  // scale == 0 (an ignored row) writes exact zeros: no exp of a possibly inf/NaN logit.
+  if (acc) {
+    if (scale != 0.0f)
+      for (long c = get_local_id(0); c < v; c += LOCAL)
+        dr[c] += (exp(xr[c] - row_lse) - (c == t ? 1.0f : 0.0f)) * scale;
+  } else {
+    if (scale != 0.0f)
+      for (long c = get_local_id(0); c < v; c += LOCAL)
+        dr[c] = (exp(xr[c] - row_lse) - (c == t ? 1.0f : 0.0f)) * scale;
+    else
+      for (long c = get_local_id(0); c < v; c += LOCAL) dr[c] = 0.0f;
+  }
+}

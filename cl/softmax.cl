@@ -1,0 +1,104 @@
+// Softmax over the last dimension, numerically stable (the row maximum is subtracted).
+// Shapes: x, y, dy, dx: (R, C) row-major, R = product of the leading dimensions.
+// Kernels (a work-group per row, LOCAL work-items striding over the C columns):
+//   softmax_fwd   y[r, c] = exp(x[r, c] - m_r) / s_r, with (m_r, s_r) = (max_c x, sum_c exp(x - m_r))
+//                 found in one read of the row (running max and rescaled sum per work-item,
+//                 merged by a tree), then a second read writes y
+//   softmax_bwd   dx[r, c] (+)= y[r, c] * (dy[r, c] - sum_c' dy[r, c'] * y[r, c'])
+// Knobs: LOCAL (-D, default 256): work-group size, a power of two.
+//        BLOCK (-D, default 8): values each work-item loads per step of the max / sum pass.
+// Deterministic: every sum is a fixed-shape local-memory tree.
+// Launch exactly one group per row: the kernels have no `if (r >= rows) return;` because PoCL
+// 3.1 miscompiles such an early return ahead of the tree's barriers (it corrupts memory).
+#ifndef LOCAL
+#define LOCAL 256
+#endif
+#ifndef BLOCK
+#define BLOCK 8
+#endif
+
+// Merges (m2, s2) into (m1, s1): both are (max, sum of exp(v - max)) of disjoint sets; an empty
+// set is (-INFINITY, 0).
+inline void sm_merge(float* m1, float* s1, float m2, float s2) {
+  float m = fmax(*m1, m2);
+  if (m == -INFINITY) return;  // both empty (or all -inf)
+  *s1 = (*m1 == -INFINITY ? 0.0f : *s1 * exp(*m1 - m)) + (m2 == -INFINITY ? 0.0f : s2 * exp(m2 - m));
+  *m1 = m;
+}
+
+// Row max and sum of exp(x - max) of this group's row; every work-item gets the result.
+inline void sm_row_stats(__global const float* xr, long c_n, __local float* lm, __local float* ls,
+                         float* m_out, float* s_out) {
+  int l = get_local_id(0);
+  // Blocks of BLOCK values per work-item (coalesced: value k of a block is at base + k * LOCAL
+  // + l): one rescale per block, no data-dependent branch per value, so it vectorizes.
+  float m = -INFINITY, s = 0.0f;
+  for (long base = 0; base < c_n; base += BLOCK * LOCAL) {
+    float a[BLOCK];
+    float bm = -INFINITY;
+    for (int k = 0; k < BLOCK; ++k) {
+      const long c = base + k * LOCAL + l;
+      a[k] = c < c_n ? xr[c] : -INFINITY;
+      bm = fmax(bm, a[k]);  // fmax skips NaN; a NaN still reaches s through exp(NaN)
+    }
+    const float mn = fmax(m, bm);
+    if (mn == -INFINITY) continue;  // only -inf (or padding) so far: still the empty set
+    float bs = 0.0f;
+    for (int k = 0; k < BLOCK; ++k) bs += exp(a[k] - mn);
+    s = s * exp(m - mn) + bs;  // m == -INFINITY: s is 0 and exp(-inf) is 0
+    m = mn;
+  }
+  lm[l] = m;
+  ls[l] = s;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int w = LOCAL / 2; w > 0; w >>= 1) {
+    if (l < w) {
+      float a = lm[l], b = ls[l];
+      sm_merge(&a, &b, lm[l + w], ls[l + w]);
+      lm[l] = a;
+      ls[l] = b;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  *m_out = lm[0];
+  *s_out = ls[0];
+}
+
+inline float sm_tree_sum(__local float* s, float v) {
+  int l = get_local_id(0);
+  s[l] = v;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int w = LOCAL / 2; w > 0; w >>= 1) {
+    if (l < w) s[l] += s[l + w];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  return s[0];
+}
+
+__kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
+void softmax_fwd(__global const float* x, ulong x_off, __global float* y, ulong y_off, long rows,
+                 long cols) {
+  x += x_off; y += y_off;
+  __local float lm[LOCAL], ls[LOCAL];
+  long r = get_group_id(0);
+  __global const float* xr = x + r * cols;
+  float m, s;
+  sm_row_stats(xr, cols, lm, ls, &m, &s);
+  float inv = 1.0f / s;
+  for (long c = get_local_id(0); c < cols; c += LOCAL) y[r * cols + c] = exp(xr[c] - m) * inv;
+}
+
+__kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
+void softmax_bwd(__global const float* y, ulong y_off, __global const float* dy, ulong dy_off,
+                 __global float* dx, ulong dx_off, long rows, long cols, int acc) {
+  y += y_off; dy += dy_off; dx += dx_off;
+  __local float ls[LOCAL];
+  long r = get_group_id(0);
+  __global const float* yr = y + r * cols;
+  __global const float* dyr = dy + r * cols;
+  float v = 0.0f;
+  for (long c = get_local_id(0); c < cols; c += LOCAL) v += dyr[c] * yr[c];
+  float dot = sm_tree_sum(ls, v);
+  for (long c = get_local_id(0); c < cols; c += LOCAL)
+    ACC_STORE(dx, r * cols + c, yr[c] * (dyr[c] - dot), acc);
+}

@@ -1,0 +1,77 @@
+#include "magellano/ops/rmsnorm.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "check.hpp"
+#include "magellano/ops/elementwise.hpp"
+#include "magellano/ops/launch.hpp"
+
+namespace magellano::ops {
+namespace {
+
+constexpr int64_t kRowChunk = 64;  // rows per partial column sum of dweight
+
+// Work-group size of the per-row kernels: a power of two the device allows (LOCAL in the .cl).
+int64_t row_local(const Context& ctx) {
+  int64_t l = 1;
+  while (l * 2 <= static_cast<int64_t>(default_local_size(ctx))) l *= 2;
+  return l;
+}
+
+std::string local_option(int64_t local) { return "-DLOCAL=" + std::to_string(local); }
+
+void check_args(const Tensor& x, const Tensor& w, float eps) {
+  detail::require_f32(x, "rms_norm", "x");
+  detail::require_f32(w, "rms_norm", "weight");
+  if (x.shape().ndim() < 1 || x.shape().last() < 1)
+    throw Error("rms_norm: x must have a non-empty last dimension, got " + x.shape().str() + ".");
+  if (w.shape().ndim() != 1 || w.shape()[0] != x.shape().last())
+    throw Error("rms_norm: weight must have shape (" + std::to_string(x.shape().last()) +
+                ") to match x " + x.shape().str() + ", got " + w.shape().str() + ".");
+  if (!(eps >= 0.0f) || !std::isfinite(eps))
+    throw Error("rms_norm: eps must be finite and >= 0, got " + std::to_string(eps) + ".");
+}
+
+}  // namespace
+
+Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
+  check_args(x, weight, eps);
+  Context& ctx = x.ctx();
+  const int64_t d = x.shape().last(), rows = x.shape().rows();
+  const int64_t local = row_local(ctx);
+  const std::string opt = local_option(local);
+  Tensor y = Tensor::empty(ctx, x.shape());
+  Tensor rstd = Tensor::empty(ctx, Shape{std::max<int64_t>(rows, 1)});
+  Launch(ctx, "rmsnorm", "rms_norm_fwd", opt).arg(x).arg(weight).arg(y).arg(rstd).arg(rows)
+      .arg(d).arg(eps).run(rows * local, local);
+  if (autograd::any_requires_grad({x, weight})) {
+    auto mx = autograd::grad_meta(x), mw = autograd::grad_meta(weight);
+    // Both gradients need x and rstd; dx also needs weight.
+    Tensor saved_w = mx ? weight : Tensor();
+    autograd::record(y, [mx, mw, x, saved_w, rstd, rows, d, local, opt](const Tensor& dy) {
+      Context& c = dy.ctx();
+      if (mx) {
+        auto g = autograd::grad_target(mx);
+        Launch(c, "rmsnorm", "rms_norm_bwd_dx", opt).arg(x).arg(saved_w).arg(rstd).arg(dy)
+            .arg(g.tensor).arg(rows).arg(d).arg(int32_t(g.accumulate)).run(rows * local, local);
+      }
+      if (mw) {
+        auto g = autograd::grad_target(mw);
+        const int64_t chunks = std::max<int64_t>(1, (rows + kRowChunk - 1) / kRowChunk);
+        if (rows == 0) {  // no rows: dweight is an empty sum
+          if (!g.accumulate) fill(g.tensor, 0.0f);
+          return;
+        }
+        Tensor partial = Tensor::empty(c, Shape{chunks, d}, DType::f32, MemCategory::scratch);
+        Launch(c, "rmsnorm", "rms_norm_bwd_dw_partial", opt).arg(x).arg(rstd).arg(dy).arg(partial)
+            .arg(rows).arg(d).arg(kRowChunk).run2d(d, chunks, 64, 1);
+        Launch(c, "rmsnorm", "rms_norm_bwd_dw_final", opt).arg(partial).arg(g.tensor).arg(chunks)
+            .arg(d).arg(int32_t(g.accumulate)).run(d);
+      }
+    });
+  }
+  return y;
+}
+
+}  // namespace magellano::ops

@@ -1,0 +1,43 @@
+#include "magellano/ops/softmax.hpp"
+
+#include "check.hpp"
+#include "magellano/ops/launch.hpp"
+
+namespace magellano::ops {
+namespace {
+
+// Work-group size of the per-row kernels: a power of two the device allows (LOCAL in the .cl).
+int64_t row_local(const Context& ctx) {
+  int64_t l = 1;
+  while (l * 2 <= static_cast<int64_t>(default_local_size(ctx))) l *= 2;
+  return l;
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& x) {
+  detail::require_f32(x, "softmax", "x");
+  if (x.shape().ndim() < 1 || x.shape().last() < 1)
+    throw Error("softmax: x must have a non-empty last dimension, got " + x.shape().str() + ".");
+  Context& ctx = x.ctx();
+  const int64_t cols = x.shape().last(), rows = x.shape().rows();
+  const int64_t local = row_local(ctx);
+  const std::string opt = "-DLOCAL=" + std::to_string(local);
+  Tensor y = Tensor::empty(ctx, x.shape());
+  Launch(ctx, "softmax", "softmax_fwd", opt).arg(x).arg(y).arg(rows).arg(cols)
+      .run(rows * local, local);
+  if (autograd::any_requires_grad({x})) {
+    // The backward needs only the output; a view of it, so the closure holds no autograd
+    // state of y itself.
+    Tensor saved_y = y.view(y.shape());
+    autograd::record(y, [mx = autograd::grad_meta(x), saved_y, rows, cols, local,
+                         opt](const Tensor& dy) {
+      auto g = autograd::grad_target(mx);
+      Launch(dy.ctx(), "softmax", "softmax_bwd", opt).arg(saved_y).arg(dy).arg(g.tensor)
+          .arg(rows).arg(cols).arg(int32_t(g.accumulate)).run(rows * local, local);
+    });
+  }
+  return y;
+}
+
+}  // namespace magellano::ops
