@@ -1,0 +1,53 @@
+// Layers own named parameters. Names follow Hugging Face transformers (Mamba) and Mixtral
+// (MoE) so other tools can read our weights: a layer lists its parameters under a prefix,
+// e.g. "backbone.layers.3.mixer." + "in_proj.weight".
+#pragma once
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "magellano/tensor/tensor.hpp"
+
+namespace magellano::nn {
+
+struct Parameter {
+  std::string name;     // full name, e.g. "backbone.layers.0.mixer.A_log"
+  Tensor tensor;        // f32, category parameters, requires_grad when trainable
+  bool weight_decay = true;  // false for A_log, D, norm weights and biases
+};
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  // Appends every parameter with its name under `prefix` (which ends in '.' or is empty).
+  virtual void collect(const std::string& prefix, std::vector<Parameter>& out) const = 0;
+  std::vector<Parameter> parameters(const std::string& prefix = "") const {
+    std::vector<Parameter> p;
+    collect(prefix, p);
+    return p;
+  }
+  int64_t num_parameters() const {
+    int64_t n = 0;
+    for (const auto& p : parameters()) n += p.tensor.numel();
+    return n;
+  }
+};
+
+// Deterministic initialisation: every draw comes from one seeded generator, on the host, in
+// the order layers are built, so the same seed gives the same weights on any device.
+class Init {
+ public:
+  explicit Init(uint64_t seed) : rng_(seed) {}
+  std::vector<float> normal(int64_t n, double std);
+  std::vector<float> uniform(int64_t n, double lo, double hi);
+  std::mt19937_64& rng() { return rng_; }
+
+ private:
+  std::mt19937_64 rng_;
+};
+
+// A trainable parameter tensor from host values.
+Tensor make_parameter(Context& ctx, const Shape& shape, const std::vector<float>& values);
+
+}  // namespace magellano::nn
