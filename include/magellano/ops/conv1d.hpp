@@ -14,3 +14,17 @@ namespace magellano::ops {
 Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
 }  // namespace magellano::ops
+
+namespace magellano::ops {
+
+// Step-by-step decoding (no autograd). state: (B, C, W-1), the last W-1 inputs of each channel,
+// oldest first, updated in place. x_t: (B, C); weight (C, W); bias (C) or undefined.
+// Returns y_t: (B, C), equal to causal_conv1d's output at that position.
+Tensor causal_conv1d_step(const Tensor& x_t, const Tensor& weight, const Tensor& bias,
+                          const Tensor& state);
+
+// The conv state a parallel forward over x: (B, L, C) leaves for a conv of width W:
+// (B, C, W-1), zeros where L < W-1.
+Tensor causal_conv1d_state(const Tensor& x, int64_t width);
+
+}  // namespace magellano::ops

@@ -1,0 +1,125 @@
+#include "magellano/nn/mamba.hpp"
+
+#include <cmath>
+
+#include "magellano/ops/activation.hpp"
+#include "magellano/ops/conv1d.hpp"
+#include "magellano/ops/elementwise.hpp"
+#include "magellano/ops/matmul.hpp"
+#include "magellano/ops/selective_scan.hpp"
+#include "magellano/ops/shape.hpp"
+#include "magellano/runtime/error.hpp"
+
+namespace magellano::nn {
+namespace {
+
+// dt_proj's bias: the inverse softplus of dt ~ exp(U(log dt_min, log dt_max)), floored.
+std::vector<float> dt_bias_init(const MambaConfig& c, Init& init) {
+  std::vector<float> u = init.uniform(c.inner(), 0.0, 1.0), bias(c.inner());
+  for (size_t i = 0; i < u.size(); ++i) {
+    double dt = std::exp(u[i] * (std::log(c.dt_max) - std::log(c.dt_min)) + std::log(c.dt_min));
+    dt = std::max(dt, c.dt_init_floor);
+    bias[i] = static_cast<float>(dt + std::log(-std::expm1(-dt)));  // softplus⁻¹(dt)
+  }
+  return bias;
+}
+
+}  // namespace
+
+MambaMixer::MambaMixer(Context& ctx, const MambaConfig& c, Init& init)
+    : cfg(c),
+      in_proj(ctx, c.dim, 2 * c.inner(), false, init),
+      x_proj(ctx, c.inner(), c.rank() + 2 * c.d_state, false, init),
+      dt_proj(ctx, c.rank(), c.inner(), true, init),
+      out_proj(ctx, c.inner(), c.dim, false, init) {
+  if (c.dim < 1 || c.d_state < 1 || c.d_conv < 1 || c.expand < 1)
+    throw Error("Mamba config: dim, d_state, d_conv and expand must be positive.");
+  const int64_t E = c.inner(), N = c.d_state, W = c.d_conv;
+  // conv1d: PyTorch's Conv1d default, U(±1/sqrt(fan_in)) with fan_in = W (one input channel).
+  const double cb = 1.0 / std::sqrt(static_cast<double>(W));
+  conv_weight = make_parameter(ctx, Shape{E, 1, W}, init.uniform(E * W, -cb, cb));
+  conv_bias = make_parameter(ctx, Shape{E}, init.uniform(E, -cb, cb));
+  // dt_proj: weight U(±R^-0.5), bias the inverse softplus of a log-uniform dt.
+  const double ds = 1.0 / std::sqrt(static_cast<double>(c.rank()));
+  dt_proj.weight.copy_from_host(init.uniform(E * c.rank(), -ds, ds).data(), E * c.rank() * 4);
+  const auto b = dt_bias_init(c, init);
+  dt_proj.bias.copy_from_host(b.data(), b.size() * 4);
+  // S4D-real: A = -(1..N) for every channel.
+  std::vector<float> a(E * N);
+  for (int64_t e = 0; e < E; ++e)
+    for (int64_t n = 0; n < N; ++n) a[e * N + n] = static_cast<float>(std::log(double(n + 1)));
+  A_log = make_parameter(ctx, Shape{E, N}, a);
+  D = make_parameter(ctx, Shape{E}, std::vector<float>(E, 1.0f));
+  // out_proj scaled by 1/sqrt(number of layers) (mamba_ssm's rescale_prenorm_residual).
+  const double bound = 1.0 / std::sqrt(static_cast<double>(E)) / std::sqrt(double(c.num_layers));
+  out_proj.weight.copy_from_host(init.uniform(E * c.dim, -bound, bound).data(), E * c.dim * 4);
+}
+
+Tensor MambaMixer::forward(const Tensor& x, MambaState* state) const {
+  if (x.shape().ndim() != 3 || x.size(2) != cfg.dim)
+    throw Error("Mamba: input must be (B, L, " + std::to_string(cfg.dim) + "), got " + x.shape().str());
+  const int64_t E = cfg.inner(), N = cfg.d_state, R = cfg.rank(), W = cfg.d_conv;
+  auto xz = ops::split_last(in_proj.forward(x), {E, E});                       // (B, L, E) x2
+  Tensor conv_w = ops::reshape(conv_weight, Shape{E, W});
+  Tensor xc = ops::silu(ops::causal_conv1d(xz[0], conv_w, conv_bias));        // (B, L, E)
+  auto dbc = ops::split_last(x_proj.forward(xc), {R, N, N});                  // dt, B, C
+  Tensor delta = ops::linear(dbc[0], dt_proj.weight);                          // (B, L, E)
+  Tensor A = ops::scale(ops::exp(A_log), -1.0f);                               // (E, N)
+  Tensor h_last;
+  Tensor y = ops::selective_scan(xc, delta, A, dbc[1], dbc[2], D, xz[1], dt_proj.bias,
+                                 {true, cfg.scan_chunk}, state ? &h_last : nullptr);
+  if (state) {
+    autograd::NoGradScope no_grad;
+    state->conv = ops::causal_conv1d_state(xz[0], W);
+    state->ssm = h_last;
+  }
+  return out_proj.forward(y);
+}
+
+MambaState MambaMixer::empty_state(int64_t batch) const {
+  Context& ctx = D.ctx();
+  return {Tensor::zeros(ctx, Shape{batch, cfg.inner(), cfg.d_conv - 1}),
+          Tensor::zeros(ctx, Shape{batch, cfg.inner(), cfg.d_state})};
+}
+
+Tensor MambaMixer::step(const Tensor& x_t, MambaState& st) const {
+  autograd::NoGradScope no_grad;
+  const int64_t E = cfg.inner(), N = cfg.d_state, R = cfg.rank(), W = cfg.d_conv;
+  auto xz = ops::split_last(in_proj.forward(x_t), {E, E});                     // (B, E) x2
+  Tensor xc = ops::silu(ops::causal_conv1d_step(xz[0], conv_weight.view(Shape{E, W}), conv_bias, st.conv));
+  auto dbc = ops::split_last(x_proj.forward(xc), {R, N, N});                  // (B, R), (B, N) x2
+  Tensor delta = ops::linear(dbc[0], dt_proj.weight);                          // (B, E)
+  Tensor A = ops::scale(ops::exp(A_log), -1.0f);
+  Tensor y = ops::selective_scan_step(xc, delta, A, dbc[1], dbc[2], D, xz[1], dt_proj.bias, st.ssm);
+  return out_proj.forward(y);
+}
+
+void MambaMixer::collect(const std::string& p, std::vector<Parameter>& out) const {
+  in_proj.collect(p + "in_proj.", out);
+  out.push_back({p + "conv1d.weight", conv_weight, true});
+  out.push_back({p + "conv1d.bias", conv_bias, false});
+  x_proj.collect(p + "x_proj.", out);
+  dt_proj.collect(p + "dt_proj.", out);
+  out.push_back({p + "A_log", A_log, false});
+  out.push_back({p + "D", D, false});
+  out_proj.collect(p + "out_proj.", out);
+}
+
+MambaBlock::MambaBlock(Context& ctx, const MambaConfig& c, Init& init)
+    : norm(ctx, c.dim), mixer(ctx, c, init) {}
+
+Tensor MambaBlock::forward(const Tensor& x, MambaState* state) const {
+  return ops::add(x, mixer.forward(norm.forward(x), state));
+}
+
+Tensor MambaBlock::step(const Tensor& x_t, MambaState& state) const {
+  autograd::NoGradScope no_grad;
+  return ops::add(x_t, mixer.step(norm.forward(x_t), state));
+}
+
+void MambaBlock::collect(const std::string& p, std::vector<Parameter>& out) const {
+  norm.collect(p + "norm.", out);
+  mixer.collect(p + "mixer.", out);
+}
+
+}  // namespace magellano::nn
