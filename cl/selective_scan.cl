@@ -2,27 +2,67 @@
 // selective_scan_ref with delta_bias, delta_softplus and the z gate fused.
 // Layouts (row-major, channels last):
 //   u, delta, z, out: (B, L, E)     Bm, Cm: (B, L, N)     A: (E, N)     D, delta_bias: (E)
-//   hs: (B, NC, E, N) the state at the start of each chunk of CHUNK steps (NC = ceil(L/CHUNK))
+//   hs: (B, NC, N, E) the state at the start of each chunk of `chunk` steps (NC = ceil(L/chunk))
 //   h_last: (B, E, N) the state after the last step (what a step-by-step decode continues from)
 // Math per (b, e):  dt_t = softplus(delta[b,t,e] + delta_bias[e])  (or without softplus)
 //   h_t[n] = exp(dt_t * A[e,n]) * h_{t-1}[n] + dt_t * Bm[b,t,n] * u[b,t,e]
 //   y_t    = sum_n Cm[b,t,n] * h_t[n] + D[e] * u[b,t,e];   out = y_t * silu(z[b,t,e])
-// One work-item per (b, e) walks the sequence; the N states live in registers.
+// One work-item per (b, VEC consecutive channels) walks the sequence; the N states of its
+// channels live in registers as VEC-wide vectors (explicit SIMD for CPUs; VEC = 1 on GPUs,
+// where neighbouring work-items already make coalesced accesses).
 // Kernels:
 //   scan_fwd         out, hs, h_last
 //   scan_bwd_chunk   one chunk (launched last chunk first): recomputes the chunk's states from
-//                    hs into Hs, then walks it backwards; writes du, ddelta, dz, the chunk's
-//                    per-channel dB / dC terms (dBc, dCc: (B, CHUNK, E, N)), and accumulates
-//                    dA / dD / dbias per (b, e) in dA_p (B, E, N), dD_p, dbias_p (B, E)
-//   scan_reduce_bc   dB / dC of one chunk: sums dBc, dCc over E in a fixed order
+//                    hs into Hs (chunk, N, B·E), then walks it backwards; writes du, ddelta, dz,
+//                    the chunk's dB / dC terms summed over each work-item's lanes
+//                    (dBc, dCc: (B, chunk, N, E/VEC)), and accumulates dA / dD / dbias per
+//                    (b, e) in dA_p (B, E, N), dD_p, dbias_p (B, E); G (B, N, E) carries dL/dh
+//                    from one chunk to the one before
+//   scan_reduce_bc   dB / dC of one chunk: sums dBc, dCc over E/VEC in a fixed order
 //   scan_step        one token: h (B, E, N) updated in place; u_t etc. are (B, E) / (B, N)
-// Knobs: -DDSTATE=N (state size, compile-time so states stay in registers).
+// Knobs: -DDSTATE=N (state size, compile-time so states stay in registers);
+//        -DVEC=1|4|8|16 (channels per work-item; E must be a multiple).
 #ifndef DSTATE
 #define DSTATE 16
+#endif
+#ifndef VEC
+#define VEC 1
+#endif
+
+#if VEC == 1
+typedef float vf;
+#define VLOAD(p) (*(p))
+#define VSTORE(v, p) (*(p) = (v))
+#define HSUM(v) (v)
+#elif VEC == 4
+typedef float4 vf;
+#define VLOAD(p) vload4(0, p)
+#define VSTORE(v, p) vstore4(v, 0, p)
+#define HSUM(v) (((v).s0 + (v).s1) + ((v).s2 + (v).s3))
+#elif VEC == 8
+typedef float8 vf;
+#define VLOAD(p) vload8(0, p)
+#define VSTORE(v, p) vstore8(v, 0, p)
+#define HSUM(v) ((((v).s0 + (v).s1) + ((v).s2 + (v).s3)) + (((v).s4 + (v).s5) + ((v).s6 + (v).s7)))
+#elif VEC == 16
+typedef float16 vf;
+#define VLOAD(p) vload16(0, p)
+#define VSTORE(v, p) vstore16(v, 0, p)
+#define HSUM(v) (HSUM8((v).lo) + HSUM8((v).hi))
+#define HSUM8(v) ((((v).s0 + (v).s1) + ((v).s2 + (v).s3)) + (((v).s4 + (v).s5) + ((v).s6 + (v).s7)))
 #endif
 
 inline float softplus_f(float x) { return fmax(x, 0.0f) + log1p(exp(-fabs(x))); }
 inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp(-x)); }
+inline vf softplus_v(vf x) { return fmax(x, (vf)0.0f) + log1p(exp(-fabs(x))); }
+inline vf sigmoid_v(vf x) { return (vf)1.0f / ((vf)1.0f + exp(-x)); }
+
+// A[e .. e+VEC-1, n] as a vector (A is (E, N): a strided gather, once per kernel).
+inline vf load_a_column(__global const float* A, int e, int n) {
+  float t[VEC];
+  for (int j = 0; j < VEC; ++j) t[j] = A[(e + j) * DSTATE + n];
+  return VLOAD(t);
+}
 
 __kernel void scan_fwd(__global const float* u, ulong u_off, __global const float* delta, ulong delta_off,
                        __global const float* A, ulong A_off, __global const float* Bm, ulong Bm_off,
@@ -33,38 +73,41 @@ __kernel void scan_fwd(__global const float* u, ulong u_off, __global const floa
                        int nb, int L, int E, int chunk, int has_z, int has_bias, int use_softplus) {
   u += u_off; delta += delta_off; A += A_off; Bm += Bm_off; Cm += Cm_off; D += D_off;
   z += z_off; dbias += dbias_off; out += out_off; hs += hs_off; h_last += h_last_off;
-  const int gid = get_global_id(0);
-  if (gid >= nb * E) return;
-  const int b = gid / E, e = gid % E;
+  const int gid = get_global_id(0), ev = E / VEC;
+  if (gid >= nb * ev) return;
+  const int b = gid / ev, e = (gid % ev) * VEC;
   const int nc = (L + chunk - 1) / chunk;
-  float a[DSTATE], h[DSTATE];
-  for (int n = 0; n < DSTATE; ++n) { a[n] = A[e * DSTATE + n]; h[n] = 0.0f; }
-  const float Dv = D[e], bias = has_bias ? dbias[e] : 0.0f;
+  vf a[DSTATE], h[DSTATE];
+  for (int n = 0; n < DSTATE; ++n) { a[n] = load_a_column(A, e, n); h[n] = (vf)0.0f; }
+  const vf Dv = VLOAD(D + e), bias = has_bias ? VLOAD(dbias + e) : (vf)0.0f;
   for (int t = 0; t < L; ++t) {
     if (t % chunk == 0) {
-      __global float* s = hs + (((long)b * nc + t / chunk) * E + e) * DSTATE;
-      for (int n = 0; n < DSTATE; ++n) s[n] = h[n];
+      __global float* s = hs + ((long)b * nc + t / chunk) * DSTATE * E + e;
+      for (int n = 0; n < DSTATE; ++n) VSTORE(h[n], s + (long)n * E);
     }
     const long i = ((long)b * L + t) * E + e;
     const long bc = ((long)b * L + t) * DSTATE;
-    float dt = delta[i] + bias;
-    if (use_softplus) dt = softplus_f(dt);
-    const float x = u[i];
-    float y = 0.0f;
+    vf dt = VLOAD(delta + i) + bias;
+    if (use_softplus) dt = softplus_v(dt);
+    const vf x = VLOAD(u + i), dtx = dt * x;
+    vf y = Dv * x;
     for (int n = 0; n < DSTATE; ++n) {
-      h[n] = exp(dt * a[n]) * h[n] + dt * Bm[bc + n] * x;
+      h[n] = exp(dt * a[n]) * h[n] + dtx * Bm[bc + n];
       y += Cm[bc + n] * h[n];
     }
-    y += Dv * x;
-    if (has_z) y *= z[i] * sigmoid_f(z[i]);
-    out[i] = y;
+    if (has_z) {
+      const vf zz = VLOAD(z + i);
+      y *= zz * sigmoid_v(zz);
+    }
+    VSTORE(y, out + i);
   }
-  __global float* hl = h_last + ((long)b * E + e) * DSTATE;
-  for (int n = 0; n < DSTATE; ++n) hl[n] = h[n];
+  for (int n = 0; n < DSTATE; ++n) {
+    float t[VEC];
+    VSTORE(h[n], t);
+    for (int j = 0; j < VEC; ++j) h_last[((long)b * E + e + j) * DSTATE + n] = t[j];
+  }
 }
 
-// Hs: scratch (CHUNK, DSTATE, nb*E), laid out so neighbouring work-items touch neighbouring floats.
-// G: (B, E, N) gradient flowing into the chunk from later steps (already multiplied by exp(dt*A)).
 __kernel void scan_bwd_chunk(__global const float* u, ulong u_off, __global const float* delta, ulong delta_off,
                              __global const float* A, ulong A_off, __global const float* Bm, ulong Bm_off,
                              __global const float* Cm, ulong Cm_off, __global const float* D, ulong D_off,
@@ -81,94 +124,112 @@ __kernel void scan_bwd_chunk(__global const float* u, ulong u_off, __global cons
   z += z_off; dbias += dbias_off; dout += dout_off; hs += hs_off; Hs += Hs_off; G += G_off;
   du += du_off; ddelta += ddelta_off; dz += dz_off; dBc += dBc_off; dCc += dCc_off;
   dA_p += dA_p_off; dD_p += dD_p_off; dbias_p += dbias_p_off;
-  const int gid = get_global_id(0);
-  const int be = nb * E;
-  if (gid >= be) return;
-  const int b = gid / E, e = gid % E;
+  const int gid = get_global_id(0), ev = E / VEC;
+  if (gid >= nb * ev) return;
+  const int b = gid / ev, e = (gid % ev) * VEC;
+  const long be = (long)nb * E, col = (long)b * E + e;  // this work-item's column in Hs and G
   const int nc = (L + chunk - 1) / chunk;
   const int t0 = c * chunk, t1 = min(L, t0 + chunk);
   const bool last_chunk = c == nc - 1;
-  float a[DSTATE], h0[DSTATE], h[DSTATE], g[DSTATE], dA[DSTATE];
-  const float Dv = D[e], bias = has_bias ? dbias[e] : 0.0f;
-  __global const float* s = hs + (((long)b * nc + c) * E + e) * DSTATE;
-  __global float* Gs = G + ((long)b * E + e) * DSTATE;
-  __global float* dAs = dA_p + ((long)b * E + e) * DSTATE;
+  vf a[DSTATE], h0[DSTATE], g[DSTATE], dA[DSTATE];
+  const vf Dv = VLOAD(D + e), bias = has_bias ? VLOAD(dbias + e) : (vf)0.0f;
+  __global const float* s = hs + ((long)b * nc + c) * DSTATE * E + e;
   for (int n = 0; n < DSTATE; ++n) {
-    a[n] = A[e * DSTATE + n];
-    h0[n] = s[n];
-    h[n] = s[n];
-    g[n] = last_chunk ? 0.0f : Gs[n];
-    dA[n] = last_chunk ? 0.0f : dAs[n];
+    a[n] = load_a_column(A, e, n);
+    h0[n] = VLOAD(s + (long)n * E);
+    g[n] = last_chunk ? (vf)0.0f : VLOAD(G + (long)n * be + col);
+    if (last_chunk) {
+      dA[n] = (vf)0.0f;
+    } else {
+      float t[VEC];
+      for (int j = 0; j < VEC; ++j) t[j] = dA_p[(col + j) * DSTATE + n];
+      dA[n] = VLOAD(t);
+    }
   }
-  float dD = last_chunk ? 0.0f : dD_p[gid], dbias_acc = last_chunk ? 0.0f : dbias_p[gid];
-  // 1. Recompute the chunk's states.
-  for (int t = t0; t < t1; ++t) {
-    const long i = ((long)b * L + t) * E + e;
-    const long bc = ((long)b * L + t) * DSTATE;
-    float dt = delta[i] + bias;
-    if (use_softplus) dt = softplus_f(dt);
-    const float x = u[i];
-    for (int n = 0; n < DSTATE; ++n) {
-      h[n] = exp(dt * a[n]) * h[n] + dt * Bm[bc + n] * x;
-      Hs[((long)(t - t0) * DSTATE + n) * be + gid] = h[n];
+  vf dDv = last_chunk ? (vf)0.0f : VLOAD(dD_p + col);
+  vf dbias_acc = last_chunk ? (vf)0.0f : VLOAD(dbias_p + col);
+  // 1. Recompute the chunk's states into Hs (chunk, N, B·E).
+  {
+    vf h[DSTATE];
+    for (int n = 0; n < DSTATE; ++n) h[n] = h0[n];
+    for (int t = t0; t < t1; ++t) {
+      const long i = ((long)b * L + t) * E + e;
+      const long bc = ((long)b * L + t) * DSTATE;
+      vf dt = VLOAD(delta + i) + bias;
+      if (use_softplus) dt = softplus_v(dt);
+      const vf dtx = dt * VLOAD(u + i);
+      for (int n = 0; n < DSTATE; ++n) {
+        h[n] = exp(dt * a[n]) * h[n] + dtx * Bm[bc + n];
+        VSTORE(h[n], Hs + ((long)(t - t0) * DSTATE + n) * be + col);
+      }
     }
   }
   // 2. Walk it backwards.
+  const int ev_idx = gid % ev;
   for (int t = t1 - 1; t >= t0; --t) {
     const int tl = t - t0;
     const long i = ((long)b * L + t) * E + e;
     const long bc = ((long)b * L + t) * DSTATE;
-    const float raw = delta[i] + bias;
-    const float dt = use_softplus ? softplus_f(raw) : raw;
-    const float x = u[i];
-    float y = Dv * x;
-    for (int n = 0; n < DSTATE; ++n) y += Cm[bc + n] * Hs[((long)tl * DSTATE + n) * be + gid];
-    float dy = dout[i];
+    const vf raw = VLOAD(delta + i) + bias;
+    const vf dt = use_softplus ? softplus_v(raw) : raw;
+    const vf x = VLOAD(u + i);
+    vf y = Dv * x;
+    for (int n = 0; n < DSTATE; ++n) y += Cm[bc + n] * VLOAD(Hs + ((long)tl * DSTATE + n) * be + col);
+    vf dy = VLOAD(dout + i);
     if (has_z) {
-      const float zz = z[i], sg = sigmoid_f(zz);
-      ACC_STORE(dz, i, dout[i] * y * sg * (1.0f + zz * (1.0f - sg)), acc_dz);
+      const vf zz = VLOAD(z + i), sg = sigmoid_v(zz);
+      vf dzv = dy * y * sg * ((vf)1.0f + zz * ((vf)1.0f - sg));
+      if (acc_dz) dzv += VLOAD(dz + i);
+      VSTORE(dzv, dz + i);
       dy *= zz * sg;
     }
-    float dx = dy * Dv, ddt = 0.0f;
-    dD += dy * x;
-    __global float* dBrow = dBc + (((long)b * chunk + tl) * E + e) * DSTATE;
-    __global float* dCrow = dCc + (((long)b * chunk + tl) * E + e) * DSTATE;
+    vf dx = dy * Dv, ddt = (vf)0.0f;
+    dDv += dy * x;
+    const long row = ((long)b * chunk + tl) * DSTATE;  // dBc / dCc row (B, chunk, N, E/VEC)
     for (int n = 0; n < DSTATE; ++n) {
-      const float ht = Hs[((long)tl * DSTATE + n) * be + gid];
-      const float hp = tl > 0 ? Hs[((long)(tl - 1) * DSTATE + n) * be + gid] : h0[n];
-      const float an = exp(dt * a[n]);
-      const float gn = g[n] + dy * Cm[bc + n];  // dL/dh_t
-      dCrow[n] = dy * ht;
-      dBrow[n] = gn * dt * x;
+      const vf ht = VLOAD(Hs + ((long)tl * DSTATE + n) * be + col);
+      const vf hp = tl > 0 ? VLOAD(Hs + ((long)(tl - 1) * DSTATE + n) * be + col) : h0[n];
+      const vf an = exp(dt * a[n]);
+      const vf gn = g[n] + dy * Cm[bc + n];  // dL/dh_t
+      dCc[(row + n) * ev + ev_idx] = HSUM(dy * ht);
+      dBc[(row + n) * ev + ev_idx] = HSUM(gn * dt * x);
       dx += gn * dt * Bm[bc + n];
       ddt += gn * (a[n] * an * hp + Bm[bc + n] * x);
       dA[n] += gn * dt * an * hp;
       g[n] = gn * an;
     }
-    ACC_STORE(du, i, dx, acc_du);
-    const float draw = use_softplus ? ddt * sigmoid_f(raw) : ddt;
-    ACC_STORE(ddelta, i, draw, acc_ddelta);
+    if (acc_du) dx += VLOAD(du + i);
+    VSTORE(dx, du + i);
+    vf draw = use_softplus ? ddt * sigmoid_v(raw) : ddt;
     dbias_acc += draw;
+    if (acc_ddelta) draw += VLOAD(ddelta + i);
+    VSTORE(draw, ddelta + i);
   }
-  for (int n = 0; n < DSTATE; ++n) { Gs[n] = g[n]; dAs[n] = dA[n]; }
-  dD_p[gid] = dD;
-  dbias_p[gid] = dbias_acc;
+  for (int n = 0; n < DSTATE; ++n) {
+    VSTORE(g[n], G + (long)n * be + col);
+    float t[VEC];
+    VSTORE(dA[n], t);
+    for (int j = 0; j < VEC; ++j) dA_p[(col + j) * DSTATE + n] = t[j];
+  }
+  VSTORE(dDv, dD_p + col);
+  VSTORE(dbias_acc, dbias_p + col);
 }
 
-// dB[b, t0 + tl, n] (+)= sum_e dBc[b, tl, e, n]; the same for dC. One work-item per (b, tl, n).
+// dB[b, t0 + tl, n] (+)= sum_k dBc[b, tl, n, k] over k < E/VEC; the same for dC.
+// One work-item per (b, tl, n).
 __kernel void scan_reduce_bc(__global const float* dBc, ulong dBc_off, __global const float* dCc, ulong dCc_off,
                              __global float* dB, ulong dB_off, __global float* dC, ulong dC_off,
                              int nb, int L, int E, int chunk, int c, int acc_b, int acc_c) {
   dBc += dBc_off; dCc += dCc_off; dB += dB_off; dC += dC_off;
-  const int gid = get_global_id(0);
+  const int gid = get_global_id(0), ev = E / VEC;
   const int t0 = c * chunk, len = min(L, t0 + chunk) - t0;
   if (gid >= nb * len * DSTATE) return;
   const int n = gid % DSTATE, tl = (gid / DSTATE) % len, b = gid / (DSTATE * len);
   float sb = 0.0f, sc = 0.0f;
-  const long base = (((long)b * chunk + tl) * E) * DSTATE + n;
-  for (int e = 0; e < E; ++e) {
-    sb += dBc[base + (long)e * DSTATE];
-    sc += dCc[base + (long)e * DSTATE];
+  const long base = (((long)b * chunk + tl) * DSTATE + n) * ev;
+  for (int k = 0; k < ev; ++k) {
+    sb += dBc[base + k];
+    sc += dCc[base + k];
   }
   const long o = ((long)b * L + t0 + tl) * DSTATE + n;
   ACC_STORE(dB, o, sb, acc_b);

@@ -11,7 +11,18 @@ struct Dims {
   int64_t b, l, e, n;
 };
 
-std::string knobs(int64_t n) { return "-DDSTATE=" + std::to_string(n); }
+// Channels per work-item: explicit SIMD across channels on CPUs (PoCL does not vectorise
+// across work-items whose body loops), one channel per work-item elsewhere.
+int64_t vec_width(const Context& ctx, int64_t e) {
+  if (ctx.device().type != "cpu") return 1;
+  for (int64_t v : {8, 4})
+    if (e % v == 0) return v;
+  return 1;
+}
+
+std::string knobs(int64_t n, int64_t vec = 1) {
+  return "-DDSTATE=" + std::to_string(n) + " -DVEC=" + std::to_string(vec);
+}
 
 Dims check_shapes(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
                   const Tensor& Cm, const Tensor& D, const Tensor& z, const Tensor& bias) {
@@ -59,12 +70,13 @@ Tensor selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, con
   Tensor hs = Tensor::empty(fwd_ctx, Shape{d.b, std::max<int64_t>(nc, 1), d.e, d.n});
   Tensor last = Tensor::empty(fwd_ctx, Shape{d.b, d.e, d.n});
   const bool has_z = z.defined(), has_bias = bias.defined();
-  Launch(fwd_ctx, "selective_scan", "scan_fwd", knobs(d.n))
+  const int64_t vec = vec_width(fwd_ctx, d.e);
+  Launch(fwd_ctx, "selective_scan", "scan_fwd", knobs(d.n, vec))
       .arg(u).arg(delta).arg(A).arg(Bm).arg(Cm).arg(D).arg(has_z ? z : u).arg(has_bias ? bias : D)
       .arg(out).arg(hs).arg(last)
       .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(opt.chunk))
       .arg(int32_t(has_z)).arg(int32_t(has_bias)).arg(int32_t(opt.delta_softplus))
-      .run(d.b * d.e, 64);
+      .run(d.b * d.e / vec, 64);
   if (h_last) *h_last = last;
 
   if (autograd::any_requires_grad({u, delta, A, Bm, Cm, D, z, bias})) {
@@ -76,15 +88,15 @@ Tensor selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, con
       const Shape ble{d.b, d.l, d.e}, bln{d.b, d.l, d.n};
       const int64_t be = d.b * d.e, chunk = std::min<int64_t>(opt.chunk, d.l);
       auto scratch = [&](const Shape& s) { return Tensor::empty(ctx, s, DType::f32, MemCategory::scratch); };
-      Tensor Hs = scratch(Shape{chunk, d.n, be}), G = scratch(Shape{d.b, d.e, d.n});
-      Tensor dBc = scratch(Shape{d.b, chunk, d.e, d.n}), dCc = scratch(Shape{d.b, chunk, d.e, d.n});
+      Tensor Hs = scratch(Shape{chunk, d.n, be}), G = scratch(Shape{d.n, be});
+      Tensor dBc = scratch(Shape{d.b, chunk, d.n, d.e / vec}), dCc = scratch(Shape{d.b, chunk, d.n, d.e / vec});
       Tensor dA_p = scratch(Shape{d.b, d.e * d.n}), dD_p = scratch(Shape{d.b, d.e}),
              dbias_p = scratch(Shape{d.b, d.e});
       auto du = target_or_scratch(m_u, ctx, ble), ddelta = target_or_scratch(m_delta, ctx, ble);
       auto dz = has_z ? target_or_scratch(m_z, ctx, ble) : autograd::GradTarget{u, false};
       auto dB = target_or_scratch(m_B, ctx, bln), dC = target_or_scratch(m_C, ctx, bln);
       for (int64_t c = nc - 1; c >= 0; --c) {
-        Launch(ctx, "selective_scan", "scan_bwd_chunk", knobs(d.n))
+        Launch(ctx, "selective_scan", "scan_bwd_chunk", knobs(d.n, vec))
             .arg(u).arg(delta).arg(A).arg(Bm).arg(Cm).arg(D).arg(has_z ? z : u)
             .arg(has_bias ? bias : D).arg(dout).arg(hs).arg(Hs).arg(G)
             .arg(du.tensor).arg(ddelta.tensor).arg(dz.tensor).arg(dBc).arg(dCc)
@@ -93,9 +105,9 @@ Tensor selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, con
             .arg(int32_t(c)).arg(int32_t(has_z)).arg(int32_t(has_bias))
             .arg(int32_t(opt.delta_softplus)).arg(int32_t(du.accumulate))
             .arg(int32_t(ddelta.accumulate)).arg(int32_t(dz.accumulate))
-            .run(be, 64);
+            .run(be / vec, 64);
         const int64_t len = std::min<int64_t>(d.l, (c + 1) * opt.chunk) - c * opt.chunk;
-        Launch(ctx, "selective_scan", "scan_reduce_bc", knobs(d.n))
+        Launch(ctx, "selective_scan", "scan_reduce_bc", knobs(d.n, vec))
             .arg(dBc).arg(dCc).arg(dB.tensor).arg(dC.tensor)
             .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(opt.chunk))
             .arg(int32_t(c)).arg(int32_t(dB.accumulate)).arg(int32_t(dC.accumulate))

@@ -223,3 +223,25 @@ TEST(Mamba, StepsEqualTheParallelForwardUpTo1024) {
   expect_close(from_zero.conv.to_host(), to_f64(parallel.conv.to_host()), 1e-5, 1e-6, "conv state");
   std::cout << "largest step-vs-parallel difference over " << L << " positions: " << worst << "\n";
 }
+
+TEST(Mamba, SavedActivationsAreLinearInLengthWithoutTheFullState) {
+  // The forward keeps O(B·L·E) floats: the scan saves states every 64 steps, never (B, L, E, N).
+  MambaConfig c;
+  c.dim = 32, c.d_state = 16;  // E = 64
+  magellano::nn::Init init(9);
+  auto ctx = Context::create(test_ctx().device());
+  MambaMixer m(*ctx, c, init);
+  auto saved_bytes = [&](int64_t L) {
+    Tensor x = Tensor::from_host(*ctx, Shape{2, L, 32}, std::vector<float>(2 * L * 32, 0.1f));
+    const uint64_t before = ctx->memory().current(magellano::MemCategory::activations);
+    Tensor y = m.forward(x);
+    const uint64_t after = ctx->memory().current(magellano::MemCategory::activations);
+    magellano::autograd::clear_tape();
+    return double(after - before);
+  };
+  const double s512 = saved_bytes(512), s1024 = saved_bytes(1024);
+  const double ble_bytes = 2.0 * 1024 * 64 * 4;  // B·L·E floats at L = 1024
+  EXPECT_NEAR(s1024 / s512, 2.0, 0.05) << "saved activations must grow linearly in L";
+  // About 9·B·L·E floats are saved; the full state alone would be N = 16 times B·L·E.
+  EXPECT_LT(s1024, 12 * ble_bytes) << "the forward saved " << s1024 / ble_bytes << " x B·L·E floats";
+}
