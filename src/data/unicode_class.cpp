@@ -1,8 +1,8 @@
 // char_class: a two-level lookup built once from the generated range tables.
 //   level 1: block index of (code_point >> 8), 0x1100 entries
 //   level 2: deduplicated 256-entry blocks of CharClass values
-#include <array>
 #include <map>
+#include <string>
 #include <vector>
 
 #include "magellano/data/unicode_class.hpp"
@@ -29,10 +29,10 @@ struct ClassTable {
     paint(kNumbers, kNumbers_count, CharClass::Number);
     paint(kWhiteSpace, kWhiteSpace_count, CharClass::Space);
 
-    std::map<std::vector<uint8_t>, uint16_t> seen;
+    std::map<std::string, uint16_t> seen;
     block_of.resize(kCodePoints / kBlock);
     for (uint32_t b = 0; b < kCodePoints / kBlock; ++b) {
-      std::vector<uint8_t> block(flat.begin() + b * kBlock, flat.begin() + (b + 1) * kBlock);
+      const std::string block(flat.begin() + b * kBlock, flat.begin() + (b + 1) * kBlock);
       auto [it, inserted] = seen.emplace(block, static_cast<uint16_t>(seen.size()));
       if (inserted) blocks.insert(blocks.end(), block.begin(), block.end());
       block_of[b] = it->second;
