@@ -52,6 +52,10 @@ std::vector<std::string> parse_vocab(const fs::path& path) {
 }  // namespace
 
 BpeModel load_bpe_files(const fs::path& vocab_json, const fs::path& merges_txt) {
+  for (const auto& path : {vocab_json, merges_txt})
+    if (!fs::is_regular_file(path))
+      throw Error("tokenizer file " + path.string() + " is missing; a tokenizer needs " +
+                  vocab_json.filename().string() + " and " + merges_txt.filename().string() + ".");
   BpeModel m;
   m.tokens = parse_vocab(vocab_json);
   std::unordered_map<std::string, uint32_t> id_of;
