@@ -13,8 +13,20 @@ namespace fs = std::filesystem;
 
 fs::path shared_data() {
   const char* env = std::getenv("MAGELLANO_SHARED_DATA");
+#ifdef MAGELLANO_TEST_SHARED_DATA_DEFAULT
+  if (!env || !*env) env = MAGELLANO_TEST_SHARED_DATA_DEFAULT;
+#endif
   if (!env || !*env || !fs::is_directory(env)) return {};
   return fs::path(env);
+}
+
+std::string cli_path() {
+  const char* env = std::getenv("MAGELLANO_CLI");
+#ifdef MAGELLANO_TEST_CLI_DEFAULT
+  if (!env || !*env) env = MAGELLANO_TEST_CLI_DEFAULT;
+#endif
+  if (!env || !*env || !fs::exists(env)) return {};
+  return env;
 }
 
 std::string read_file(const fs::path& p) {

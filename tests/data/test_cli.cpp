@@ -30,7 +30,7 @@ std::string quote(const std::string& s) {
 }
 
 CliRun run_cli(const std::vector<std::string>& args) {
-  std::string cmd = quote(std::getenv("MAGELLANO_CLI"));
+  std::string cmd = quote(mgdata::cli_path());
   for (const auto& a : args) cmd += " " + quote(a);
   cmd += " 2>&1";
   FILE* pipe = ::popen(cmd.c_str(), "r");
@@ -45,8 +45,8 @@ CliRun run_cli(const std::vector<std::string>& args) {
 
 #define MG_REQUIRE_CLI()                                                                 \
   do {                                                                                   \
-    if (!std::getenv("MAGELLANO_CLI"))                                                   \
-      GTEST_SKIP() << "MAGELLANO_CLI is not set (run through ctest); skipping";          \
+    if (mgdata::cli_path().empty())                                                      \
+      GTEST_SKIP() << "the magellano CLI was not found (set MAGELLANO_CLI); skipping";   \
   } while (0)
 
 std::string gpt2_dir() { return (shared_data() / "gpt2").string(); }
