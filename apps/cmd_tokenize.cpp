@@ -1,0 +1,94 @@
+// magellano tokenize: text files -> token files (train / validation), or ids on stdout.
+//   magellano tokenize --tokenizer DIR --in FILE... --out PREFIX [--val-fraction F]
+//   magellano tokenize --tokenizer DIR --in FILE --ids
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include "command.hpp"
+#include "magellano/data/atomic_file.hpp"
+#include "magellano/data/corpus_tokenizer.hpp"
+#include "magellano/data/tokenizer.hpp"
+#include "magellano/runtime/error.hpp"
+
+namespace po = boost::program_options;
+using namespace magellano;
+using namespace magellano::data;
+
+namespace {
+
+int run_tokenize(int argc, char** argv) {
+  po::options_description opts(
+      "magellano tokenize: text files -> token files\n"
+      "  magellano tokenize --tokenizer DIR --in FILE... --out PREFIX [--val-fraction F]\n"
+      "  magellano tokenize --tokenizer DIR --in FILE --ids\n"
+      "Writes PREFIX.train.tok (and PREFIX.val.tok with --val-fraction): header 'MGTOKENS',\n"
+      "version, id width (2 or 4 bytes by vocabulary size), vocabulary size, count, then ids.\n"
+      "Options");
+  std::string tokenizer_dir, out;
+  std::vector<std::string> inputs;
+  double val_fraction = 0.0;
+  unsigned threads = 0;
+  opts.add_options()("help,h", "show this help")(
+      "tokenizer", po::value(&tokenizer_dir)->required(),
+      "folder with encoder.json + vocab.bpe (or vocab.json + merges.txt)")(
+      "in", po::value(&inputs)->multitoken()->required(), "input text file(s)")(
+      "out", po::value(&out), "output prefix: writes PREFIX.train.tok [PREFIX.val.tok]")(
+      "val-fraction", po::value(&val_fraction)->default_value(0.0),
+      "last fraction of the characters that goes to PREFIX.val.tok, e.g. 0.1")(
+      "ids", "print the ids of the input on one line instead of writing files")(
+      "allow-special", "turn literal special tokens such as <|endoftext|> into their ids "
+                       "(default: encode them as plain text)")(
+      "eot-between-files", "append <|endoftext|> after each input file")(
+      "threads", po::value(&threads)->default_value(0), "encoding threads (0 = all cores)");
+  po::variables_map vm;
+  po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
+  if (vm.count("help")) {
+    std::cout << opts << "\n";
+    return 0;
+  }
+  po::notify(vm);
+  const SpecialTokens special =
+      vm.count("allow-special") ? SpecialTokens::Allowed : SpecialTokens::AsText;
+  const Tokenizer tokenizer = Tokenizer::load(tokenizer_dir);
+
+  if (vm.count("ids")) {
+    if (inputs.size() != 1) throw Error("--ids takes exactly one --in file.");
+    const std::string text = read_whole_file(inputs[0], "input file");
+    const auto ids = tokenizer.encode(text, special, threads);
+    std::string line;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (i) line += ' ';
+      line += std::to_string(ids[i]);
+    }
+    std::cout << line << "\n";
+    return 0;
+  }
+  if (out.empty()) throw Error("pass --out PREFIX (or --ids to print the ids).");
+
+  CorpusTokenizeOptions options;
+  options.val_fraction = val_fraction;
+  options.special = special;
+  options.eot_between_files = vm.count("eot-between-files") > 0;
+  options.threads = threads;
+  std::vector<std::filesystem::path> paths(inputs.begin(), inputs.end());
+  const auto start = std::chrono::steady_clock::now();
+  const auto report = tokenize_corpus(tokenizer, paths, out, options);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << "wrote " << report.train_path.string() << ": " << report.train_tokens
+            << " tokens\n";
+  if (!report.val_path.empty())
+    std::cout << "wrote " << report.val_path.string() << ": " << report.val_tokens << " tokens\n";
+  std::printf("%.2f MB of text in %.2f s (%.1f MB/s), vocabulary %zu\n",
+              static_cast<double>(report.bytes) / 1e6, seconds,
+              static_cast<double>(report.bytes) / 1e6 / std::max(seconds, 1e-9),
+              tokenizer.vocab_size());
+  return 0;
+}
+
+cli::RegisterCommand reg{{"tokenize", "Tokenize text files into token files (or print ids)",
+                          run_tokenize}};
+
+}  // namespace

@@ -1,0 +1,38 @@
+// Writing output files so that a failure never leaves a half-written file behind: data goes to
+// "<path>.tmp-<pid>" first and is renamed over <path> only once complete.
+#pragma once
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace magellano::data {
+
+// Writes content to path atomically (temp file + rename). Throws magellano::Error on failure.
+void write_file_atomically(const std::filesystem::path& path, std::string_view content);
+
+// Reads a whole file. Throws magellano::Error naming `what` (e.g. "tokenizer file") if the file
+// is missing or unreadable.
+std::string read_whole_file(const std::filesystem::path& path, const std::string& what);
+
+// An output file under construction: write() appends, commit() renames it into place. Destroying
+// it without commit() deletes the temporary file.
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::filesystem::path path);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  void write(const void* data, size_t bytes);
+  // Overwrites bytes at an absolute offset already written (e.g. a header's count).
+  void write_at(uint64_t offset, const void* data, size_t bytes);
+  void commit();
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_, temp_;
+  std::FILE* file_ = nullptr;
+};
+
+}  // namespace magellano::data

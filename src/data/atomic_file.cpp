@@ -1,0 +1,78 @@
+#include "magellano/data/atomic_file.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "magellano/runtime/error.hpp"
+
+namespace magellano::data {
+
+AtomicFile::AtomicFile(std::filesystem::path path) : path_(std::move(path)) {
+  temp_ = path_;
+  temp_ += ".tmp-" + std::to_string(::getpid());
+  file_ = std::fopen(temp_.c_str(), "wb");
+  if (!file_)
+    throw Error("cannot create " + temp_.string() + ": " + std::strerror(errno) +
+                ". Check that the folder exists and is writable.");
+}
+
+AtomicFile::~AtomicFile() {
+  if (file_) {
+    std::fclose(file_);
+    std::error_code ec;
+    std::filesystem::remove(temp_, ec);
+  }
+}
+
+void AtomicFile::write(const void* data, size_t bytes) {
+  if (bytes && std::fwrite(data, 1, bytes, file_) != bytes)
+    throw Error("cannot write " + temp_.string() + ": " + std::strerror(errno) +
+                ". Is the disk full?");
+}
+
+void AtomicFile::write_at(uint64_t offset, const void* data, size_t bytes) {
+  const long here = std::ftell(file_);
+  if (std::fseek(file_, static_cast<long>(offset), SEEK_SET) != 0)
+    throw Error("cannot seek in " + temp_.string() + ": " + std::strerror(errno));
+  write(data, bytes);
+  std::fseek(file_, here, SEEK_SET);
+}
+
+void AtomicFile::commit() {
+  const bool flushed = std::fflush(file_) == 0;
+  const bool closed = std::fclose(file_) == 0;
+  file_ = nullptr;
+  std::error_code ec;
+  if (!flushed || !closed) {
+    std::filesystem::remove(temp_, ec);
+    throw Error("cannot finish writing " + path_.string() + ": " + std::strerror(errno) +
+                ". Is the disk full?");
+  }
+  std::filesystem::rename(temp_, path_, ec);
+  if (ec) {
+    std::filesystem::remove(temp_, ec);
+    throw Error("cannot rename " + temp_.string() + " to " + path_.string() + ": " + ec.message());
+  }
+}
+
+void write_file_atomically(const std::filesystem::path& path, std::string_view content) {
+  AtomicFile f(path);
+  f.write(content.data(), content.size());
+  f.commit();
+}
+
+std::string read_whole_file(const std::filesystem::path& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in || std::filesystem::is_directory(path))
+    throw Error(what + " " + path.string() + " is missing or unreadable.");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw Error("cannot read " + what + " " + path.string() + ".");
+  return std::move(ss).str();
+}
+
+}  // namespace magellano::data

@@ -1,0 +1,77 @@
+#include "shared_data.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace mgdata {
+namespace fs = std::filesystem;
+
+fs::path shared_data() {
+  const char* env = std::getenv("MAGELLANO_SHARED_DATA");
+#ifdef MAGELLANO_TEST_SHARED_DATA_DEFAULT
+  if (!env || !*env) env = MAGELLANO_TEST_SHARED_DATA_DEFAULT;
+#endif
+  if (!env || !*env || !fs::is_directory(env)) return {};
+  return fs::path(env);
+}
+
+std::string cli_path() {
+  const char* env = std::getenv("MAGELLANO_CLI");
+#ifdef MAGELLANO_TEST_CLI_DEFAULT
+  if (!env || !*env) env = MAGELLANO_TEST_CLI_DEFAULT;
+#endif
+  if (!env || !*env || !fs::exists(env)) return {};
+  return env;
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + p.string());
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_file(const fs::path& p, const std::string& content) {
+  std::ofstream out(p, std::ios::binary);
+  out << content;
+  if (!out) throw std::runtime_error("cannot write " + p.string());
+}
+
+std::vector<std::string> split_cases(const std::string& text, const std::string& separator) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t p = text.find(separator); p != std::string::npos; p = text.find(separator, start)) {
+    out.push_back(text.substr(start, p - start));
+    start = p + separator.size();
+  }
+  return out;
+}
+
+std::vector<uint32_t> parse_ids(const std::string& line) {
+  std::vector<uint32_t> ids;
+  std::istringstream ss(line);
+  uint64_t v;
+  while (ss >> v) ids.push_back(static_cast<uint32_t>(v));
+  return ids;
+}
+
+TempDir::TempDir() {
+  static std::atomic<int> counter{0};
+  path_ = fs::temp_directory_path() /
+          ("magellano-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+  fs::remove_all(path_);
+  fs::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+}  // namespace mgdata

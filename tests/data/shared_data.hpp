@@ -1,0 +1,43 @@
+// Helpers for the data tests: where ../shared/data is, reading its files, temp folders.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace mgdata {
+
+// $MAGELLANO_SHARED_DATA (default: the build's ../shared/data) if that folder exists, else "".
+std::filesystem::path shared_data();
+// $MAGELLANO_CLI (default: the built magellano) if that file exists, else "".
+std::string cli_path();
+
+// Skips the current test with a message when ../shared/data is missing.
+#define MG_REQUIRE_SHARED_DATA()                                                         \
+  do {                                                                                   \
+    if (mgdata::shared_data().empty())                                                   \
+      GTEST_SKIP() << "shared test data not found (set MAGELLANO_SHARED_DATA to the "    \
+                      "folder ../shared/data); skipping";                                \
+  } while (0)
+
+std::string read_file(const std::filesystem::path& p);
+void write_file(const std::filesystem::path& p, const std::string& content);
+// The inputs of a case file split at `separator` (the file ends with one).
+std::vector<std::string> split_cases(const std::string& text, const std::string& separator);
+std::vector<uint32_t> parse_ids(const std::string& line);
+
+// A fresh empty folder under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+}  // namespace mgdata

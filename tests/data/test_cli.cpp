@@ -1,0 +1,157 @@
+// The tokenize / train-tokenizer subcommands as real processes ($MAGELLANO_CLI): output and
+// exit codes for good and bad input.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+
+#include "magellano/data/token_file.hpp"
+#include "magellano/data/tokenizer.hpp"
+#include "shared_data.hpp"
+
+using namespace magellano::data;
+using mgdata::shared_data;
+using mgdata::TempDir;
+using mgdata::write_file;
+
+namespace {
+
+struct CliRun {
+  int exit_code;
+  std::string output;  // stdout and stderr
+};
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+CliRun run_cli(const std::vector<std::string>& args) {
+  std::string cmd = quote(mgdata::cli_path());
+  for (const auto& a : args) cmd += " " + quote(a);
+  cmd += " 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  if (!pipe) return {-1, "popen failed"};
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
+  const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+#define MG_REQUIRE_CLI()                                                                 \
+  do {                                                                                   \
+    if (mgdata::cli_path().empty())                                                      \
+      GTEST_SKIP() << "the magellano CLI was not found (set MAGELLANO_CLI); skipping";   \
+  } while (0)
+
+std::string gpt2_dir() { return (shared_data() / "gpt2").string(); }
+
+}  // namespace
+
+TEST(Cli, TokenizeIdsPrintsOneLine) {
+  MG_REQUIRE_CLI();
+  MG_REQUIRE_SHARED_DATA();
+  TempDir dir;
+  write_file(dir / "in.txt", "Hello world<|endoftext|>");
+  auto r = run_cli({"tokenize", "--tokenizer", gpt2_dir(), "--in", (dir / "in.txt").string(), "--ids",
+                    "--allow-special"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, "15496 995 50256\n");
+  r = run_cli({"tokenize", "--tokenizer", gpt2_dir(), "--in", (dir / "in.txt").string(), "--ids"});
+  EXPECT_EQ(r.output, "15496 995 27 91 437 1659 5239 91 29\n");
+}
+
+TEST(Cli, TokenizeSplitsLikeNanoGpt) {
+  MG_REQUIRE_CLI();
+  MG_REQUIRE_SHARED_DATA();
+  TempDir dir;
+  const auto r = run_cli({"tokenize", "--tokenizer", gpt2_dir(), "--in",
+                          (shared_data() / "corpus" / "tinyshakespeare.txt").string(), "--out",
+                          (dir / "ts").string(), "--val-fraction", "0.1", "--threads", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto train = TokenFile::open(dir / "ts.train.tok", 50257);
+  const auto val = TokenFile::open(dir / "ts.val.tok", 50257);
+  EXPECT_EQ(train.size(), 301966u);
+  EXPECT_EQ(val.size(), 36059u);
+  // Without a split the file holds exactly tinyshakespeare.gpt2.u16.
+  ASSERT_EQ(run_cli({"tokenize", "--tokenizer", gpt2_dir(), "--in",
+                     (shared_data() / "corpus" / "tinyshakespeare.txt").string(), "--out",
+                     (dir / "all").string()}).exit_code, 0);
+  const auto all = TokenFile::open(dir / "all.train.tok");
+  const auto ref = TokenFile::open(shared_data() / "tokenizer_tests" / "tinyshakespeare.gpt2.u16");
+  ASSERT_EQ(all.size(), ref.size());
+  for (uint64_t i = 0; i < ref.size(); ++i) ASSERT_EQ(all[i], ref[i]) << "token " << i;
+}
+
+TEST(Cli, TrainTokenizerThenTokenize) {
+  MG_REQUIRE_CLI();
+  TempDir dir;
+  std::string text;
+  for (int i = 0; i < 300; ++i)
+    text += "line " + std::to_string(i) + ": the quick brown fox jumps over the lazy dog\n";
+  write_file(dir / "corpus.txt", text);
+  auto r = run_cli({"train-tokenizer", "--in", (dir / "corpus.txt").string(), "--vocab-size",
+                    "300", "--out", (dir / "tok").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Tokenizer t = Tokenizer::load(dir / "tok");
+  EXPECT_EQ(t.vocab_size(), 300u);
+  r = run_cli({"tokenize", "--tokenizer", (dir / "tok").string(), "--in",
+               (dir / "corpus.txt").string(), "--out", (dir / "c").string(), "--eot-between-files"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto f = TokenFile::open(dir / "c.train.tok");
+  EXPECT_EQ(f.vocab_size(), 300u);
+  std::vector<uint32_t> ids(f.size());
+  for (uint64_t i = 0; i < f.size(); ++i) ids[i] = f[i];
+  EXPECT_EQ(ids.back(), 299u);  // <|endoftext|> after the file
+  ids.pop_back();
+  EXPECT_EQ(t.decode(ids), text);
+}
+
+TEST(Cli, BadInputGivesOneLineAndNonZeroExit) {
+  MG_REQUIRE_CLI();
+  TempDir dir;
+  write_file(dir / "empty.txt", "");
+  write_file(dir / "text.txt", "some text\n");
+  std::filesystem::create_directories(dir / "garbled");
+  write_file(dir / "garbled" / "encoder.json", "{\"a\": 0,");
+  write_file(dir / "garbled" / "vocab.bpe", "#version: 0.2\n");
+
+  auto expect_error = [](const CliRun& r, int code, const std::string& needle) {
+    EXPECT_EQ(r.exit_code, code) << r.output;
+    EXPECT_EQ(r.output.rfind("error: ", 0), 0u) << r.output;
+    EXPECT_NE(r.output.find(needle), std::string::npos) << r.output;
+  };
+  expect_error(run_cli({"tokenize", "--tokenizer", (dir / "none").string(), "--in",
+                        (dir / "text.txt").string(), "--ids"}),
+               1, "does not exist");
+  expect_error(run_cli({"tokenize", "--tokenizer", (dir / "garbled").string(), "--in",
+                        (dir / "text.txt").string(), "--ids"}),
+               1, "not valid JSON");
+  expect_error(run_cli({"tokenize", "--in", (dir / "text.txt").string(), "--ids"}), 2,
+               "tokenizer");
+  expect_error(run_cli({"train-tokenizer", "--in", (dir / "empty.txt").string(), "--vocab-size",
+                        "1000", "--out", (dir / "t").string()}),
+               1, "empty");
+  expect_error(run_cli({"train-tokenizer", "--in", (dir / "text.txt").string(), "--vocab-size",
+                        "100", "--out", (dir / "t").string()}),
+               1, "too small");
+  expect_error(run_cli({"train-tokenizer", "--in", (dir / "missing.txt").string(), "--vocab-size",
+                        "1000", "--out", (dir / "t").string()}),
+               1, "missing");
+  EXPECT_FALSE(std::filesystem::exists(dir / "t" / "encoder.json"));
+
+  ASSERT_EQ(run_cli({"train-tokenizer", "--in", (dir / "text.txt").string(), "--vocab-size",
+                     "260", "--out", (dir / "small").string()}).exit_code, 0);
+  expect_error(run_cli({"tokenize", "--tokenizer", (dir / "small").string(), "--in",
+                        (dir / "empty.txt").string(), "--out", (dir / "e").string()}),
+               1, "corpus is empty");
+  EXPECT_FALSE(std::filesystem::exists(dir / "e.train.tok"));
+  // Nothing half-written: only the inputs and the folders remain.
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path()))
+    EXPECT_EQ(entry.path().string().find(".tmp-"), std::string::npos) << entry.path();
+}
