@@ -38,7 +38,7 @@ static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
 void Launch::run(size_t global, size_t local) {
   if (global == 0) return;
-  local = std::min(local, default_local_size(ctx_));
+  local = std::min<size_t>(local, ctx_.device().max_work_group_size);
   size_t g = round_up(global, local);
   check_cl(clEnqueueNDRangeKernel(ctx_.queue(), kernel_, 1, nullptr, &g, &local, 0, nullptr,
                                   nullptr),

@@ -11,17 +11,42 @@ struct Dims {
   int64_t b, l, e, n;
 };
 
-// Channels per work-item: explicit SIMD across channels on CPUs (PoCL does not vectorise
-// across work-items whose body loops), one channel per work-item elsewhere.
-int64_t vec_width(const Context& ctx, int64_t e) {
-  if (ctx.device().type != "cpu") return 1;
-  for (int64_t v : {8, 4})
-    if (e % v == 0) return v;
-  return 1;
-}
+// The kernels to run and their width: channels per work-item (VEC, `channels` mapping) or
+// channels per work-group (CPG, `states` mapping). Either way the backward's dB / dC partials
+// have E / width columns, summed by scan_reduce_bc built with VEC = width.
+struct Mapping {
+  bool states;
+  int64_t width;
+  std::string program() const { return states ? "selective_scan_states" : "selective_scan"; }
+  std::string knobs(int64_t n) const {
+    return "-DDSTATE=" + std::to_string(n) + (states ? " -DCPG=" : " -DVEC=") + std::to_string(width);
+  }
+  std::string reduce_knobs(int64_t n) const {
+    return "-DDSTATE=" + std::to_string(n) + " -DVEC=" + std::to_string(width);
+  }
+  std::string fwd() const { return states ? "scan_fwd_states" : "scan_fwd"; }
+  std::string bwd() const { return states ? "scan_bwd_chunk_states" : "scan_bwd_chunk"; }
+  size_t local(int64_t n) const { return states ? width * n : 64; }
+  int64_t work_items(int64_t be, int64_t n) const { return states ? be * n : be / width; }
+};
 
-std::string knobs(int64_t n, int64_t vec = 1) {
-  return "-DDSTATE=" + std::to_string(n) + " -DVEC=" + std::to_string(vec);
+Mapping choose_mapping(const Context& ctx, int64_t e, int64_t n, ScanMapping want) {
+  const bool gpu = ctx.device().type == "gpu";
+  const bool states = want == ScanMapping::states || (want == ScanMapping::automatic && gpu && e % 4 == 0);
+  if (states) {
+    const int64_t max_wg = std::min<int64_t>(1024, ctx.device().max_work_group_size);
+    for (int64_t cpg : {16, 8, 4})
+      if (e % cpg == 0 && cpg * n <= max_wg) return {true, cpg};
+    if (want == ScanMapping::states)
+      throw Error("selective_scan: the states mapping needs E divisible by 4 and 4·N work-items per "
+                  "group; got E = " + std::to_string(e) + ", N = " + std::to_string(n) + ".");
+  }
+  // Explicit SIMD across channels on CPUs (PoCL does not vectorise across work-items whose
+  // body loops); one channel per work-item elsewhere.
+  if (ctx.device().type == "cpu")
+    for (int64_t v : {8, 4})
+      if (e % v == 0) return {false, v};
+  return {false, 1};
 }
 
 Dims check_shapes(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
@@ -70,13 +95,13 @@ Tensor selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, con
   Tensor hs = Tensor::empty(fwd_ctx, Shape{d.b, std::max<int64_t>(nc, 1), d.e, d.n});
   Tensor last = Tensor::empty(fwd_ctx, Shape{d.b, d.e, d.n});
   const bool has_z = z.defined(), has_bias = bias.defined();
-  const int64_t vec = vec_width(fwd_ctx, d.e);
-  Launch(fwd_ctx, "selective_scan", "scan_fwd", knobs(d.n, vec))
+  const Mapping map = choose_mapping(fwd_ctx, d.e, d.n, opt.mapping);
+  Launch(fwd_ctx, map.program(), map.fwd(), map.knobs(d.n))
       .arg(u).arg(delta).arg(A).arg(Bm).arg(Cm).arg(D).arg(has_z ? z : u).arg(has_bias ? bias : D)
       .arg(out).arg(hs).arg(last)
       .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(opt.chunk))
       .arg(int32_t(has_z)).arg(int32_t(has_bias)).arg(int32_t(opt.delta_softplus))
-      .run(d.b * d.e / vec, 64);
+      .run(map.work_items(d.b * d.e, d.n), map.local(d.n));
   if (h_last) *h_last = last;
 
   if (autograd::any_requires_grad({u, delta, A, Bm, Cm, D, z, bias})) {
@@ -89,14 +114,15 @@ Tensor selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, con
       const int64_t be = d.b * d.e, chunk = std::min<int64_t>(opt.chunk, d.l);
       auto scratch = [&](const Shape& s) { return Tensor::empty(ctx, s, DType::f32, MemCategory::scratch); };
       Tensor Hs = scratch(Shape{chunk, d.n, be}), G = scratch(Shape{d.n, be});
-      Tensor dBc = scratch(Shape{d.b, chunk, d.n, d.e / vec}), dCc = scratch(Shape{d.b, chunk, d.n, d.e / vec});
+      Tensor dBc = scratch(Shape{d.b, chunk, d.n, d.e / map.width}),
+             dCc = scratch(Shape{d.b, chunk, d.n, d.e / map.width});
       Tensor dA_p = scratch(Shape{d.b, d.e * d.n}), dD_p = scratch(Shape{d.b, d.e}),
              dbias_p = scratch(Shape{d.b, d.e});
       auto du = target_or_scratch(m_u, ctx, ble), ddelta = target_or_scratch(m_delta, ctx, ble);
       auto dz = has_z ? target_or_scratch(m_z, ctx, ble) : autograd::GradTarget{u, false};
       auto dB = target_or_scratch(m_B, ctx, bln), dC = target_or_scratch(m_C, ctx, bln);
       for (int64_t c = nc - 1; c >= 0; --c) {
-        Launch(ctx, "selective_scan", "scan_bwd_chunk", knobs(d.n, vec))
+        Launch(ctx, map.program(), map.bwd(), map.knobs(d.n))
             .arg(u).arg(delta).arg(A).arg(Bm).arg(Cm).arg(D).arg(has_z ? z : u)
             .arg(has_bias ? bias : D).arg(dout).arg(hs).arg(Hs).arg(G)
             .arg(du.tensor).arg(ddelta.tensor).arg(dz.tensor).arg(dBc).arg(dCc)
@@ -105,9 +131,9 @@ Tensor selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, con
             .arg(int32_t(c)).arg(int32_t(has_z)).arg(int32_t(has_bias))
             .arg(int32_t(opt.delta_softplus)).arg(int32_t(du.accumulate))
             .arg(int32_t(ddelta.accumulate)).arg(int32_t(dz.accumulate))
-            .run(be / vec, 64);
+            .run(map.work_items(be, d.n), map.local(d.n));
         const int64_t len = std::min<int64_t>(d.l, (c + 1) * opt.chunk) - c * opt.chunk;
-        Launch(ctx, "selective_scan", "scan_reduce_bc", knobs(d.n, vec))
+        Launch(ctx, "selective_scan", "scan_reduce_bc", map.reduce_knobs(d.n))
             .arg(dBc).arg(dCc).arg(dB.tensor).arg(dC.tensor)
             .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(opt.chunk))
             .arg(int32_t(c)).arg(int32_t(dB.accumulate)).arg(int32_t(dC.accumulate))
@@ -142,7 +168,7 @@ Tensor selective_scan_step(const Tensor& u_t, const Tensor& delta_t, const Tenso
     throw Error("selective_scan_step: shapes do not match: u_t " + u_t.shape().str() + ", h " +
                 h.shape().str() + ", B_t " + Bt.shape().str() + ".");
   Tensor out = Tensor::empty(u_t.ctx(), Shape{b, e});
-  Launch(u_t.ctx(), "selective_scan", "scan_step", knobs(n))
+  Launch(u_t.ctx(), "selective_scan", "scan_step", "-DDSTATE=" + std::to_string(n))
       .arg(u_t).arg(delta_t).arg(A).arg(Bt).arg(Ct).arg(D).arg(z_t.defined() ? z_t : u_t)
       .arg(bias.defined() ? bias : D).arg(h).arg(out)
       .arg(int32_t(b)).arg(int32_t(e)).arg(int32_t(z_t.defined())).arg(int32_t(bias.defined()))

@@ -20,6 +20,7 @@ struct Sizes {
   int64_t b, l, e, n;
   bool z, bias, softplus;
   int chunk;
+  ops::ScanMapping mapping = ops::ScanMapping::automatic;
 };
 
 Vec ref_forward(const Sizes& s, const std::vector<Vec>& x) {
@@ -50,11 +51,12 @@ void run(const Sizes& s) {
   const std::string name = "scan B" + std::to_string(s.b) + " L" + std::to_string(s.l) + " E" +
                            std::to_string(s.e) + " N" + std::to_string(s.n) + " chunk" +
                            std::to_string(s.chunk) + (s.z ? " z" : "") + (s.bias ? " bias" : "") +
-                           (s.softplus ? " softplus" : "");
+                           (s.softplus ? " softplus" : "") +
+                           (s.mapping == ops::ScanMapping::states ? " states-mapping" : "");
   check_op(name, make_inputs(s, 100 + s.l),
            [s](const std::vector<Tensor>& t) {
              return ops::selective_scan(t[0], t[1], t[2], t[3], t[4], t[5], s.z ? t[6] : Tensor(),
-                                        s.bias ? t[7] : Tensor(), {s.softplus, s.chunk});
+                                        s.bias ? t[7] : Tensor(), {s.softplus, s.chunk, s.mapping});
            },
            [s](auto& x) { return ref_forward(s, x); },
            [s](auto& x, const Vec& d) {
@@ -79,6 +81,31 @@ TEST(SelectiveScan, OddStateSizeNoGateNoBias) {
 
 TEST(SelectiveScan, WithoutSoftplusAndOneChunk) {
   run({1, 9, 4, 5, true, false, false, 64});
+}
+
+// The GPU mapping (one work-item per state, local-memory sums), forced so PoCL runs it too.
+TEST(SelectiveScan, StatesMappingMatchesReference) {
+  run({2, 37, 8, 16, true, true, true, 8, ops::ScanMapping::states});    // 8 channels a group
+  run({3, 11, 12, 3, false, false, true, 4, ops::ScanMapping::states});  // 4 channels a group
+  run({1, 9, 32, 5, true, false, false, 64, ops::ScanMapping::states});  // 16 channels, 2 groups
+}
+
+TEST(SelectiveScan, MappingsAgree) {
+  const Sizes s{2, 130, 48, 16, true, true, true, 64};
+  auto in = make_inputs(s, 21);
+  std::vector<Tensor> t;
+  for (auto& x : in) t.push_back(upload(x.shape, x.values, true));
+  std::vector<std::vector<float>> res[2];
+  for (int k = 0; k < 2; ++k) {
+    for (auto& x : t) x.zero_grad();
+    const auto m = k ? ops::ScanMapping::states : ops::ScanMapping::channels;
+    Tensor out = ops::selective_scan(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], {true, 64, m});
+    res[k].push_back(out.to_host());
+    magellano::autograd::backward(out, upload(out.shape(), randn(out.numel(), 5)));
+    for (auto& x : t) res[k].push_back(x.grad().to_host());
+  }
+  for (size_t i = 0; i < res[0].size(); ++i)  // the same sums, grouped differently
+    expect_close(res[1][i], to_f64(res[0][i]), 1e-5, 1e-5, i ? "gradient " + std::to_string(i - 1) : "output");
 }
 
 TEST(SelectiveScan, ChunkSizeDoesNotChangeResults) {

@@ -14,9 +14,17 @@
 
 namespace magellano::ops {
 
+// How work-items map onto the scan. `channels`: one work-item walks VEC channels of one batch
+// row with its N states in registers (explicit SIMD; the CPU mapping). `states`: one
+// work-item per (b, e, n), sums over n and over channels through local memory (the GPU
+// mapping: N times more work-items to hide memory latency; needs E divisible by 4).
+// `automatic` picks `states` on GPUs and `channels` elsewhere. Results agree to rounding.
+enum class ScanMapping { automatic, channels, states };
+
 struct ScanOptions {
   bool delta_softplus = true;
   int chunk = 64;  // steps between saved states; the backward's scratch is (chunk, N, B·E)
+  ScanMapping mapping = ScanMapping::automatic;
 };
 
 // h_last (optional): receives the state after the last step, (B, E, N), as step-by-step
