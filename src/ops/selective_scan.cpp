@@ -1,5 +1,7 @@
 #include "magellano/ops/selective_scan.hpp"
 
+#include <algorithm>
+
 #include "check.hpp"
 #include "magellano/ops/launch.hpp"
 #include "magellano/ops/reduce.hpp"
@@ -7,33 +9,31 @@
 namespace magellano::ops {
 namespace {
 
+constexpr uint64_t kMaxRecomputeScratch = 256ull << 20;  // bytes of recomputed states in flight
+
 struct Dims {
   int64_t b, l, e, n;
+  int64_t be() const { return b * e; }
 };
 
-// The kernels to run and their width: channels per work-item (VEC, `channels` mapping) or
-// channels per work-group (CPG, `states` mapping). Either way the backward's dB / dC partials
-// have E / width columns, summed by scan_reduce_bc built with VEC = width.
+// The two mappings (see cl/selective_scan.cl and cl/selective_scan_states.cl). `width` is the
+// channels per work-item (VEC) of the channels mapping or per work-group (CPG) of the states
+// mapping; either way the backward's dB / dC partials have E / width columns, summed by
+// scan_reduce_bc built with VEC = width.
 struct Mapping {
   bool states;
   int64_t width;
-  std::string program() const { return states ? "selective_scan_states" : "selective_scan"; }
   std::string knobs(int64_t n) const {
     return "-DDSTATE=" + std::to_string(n) + (states ? " -DCPG=" : " -DVEC=") + std::to_string(width);
   }
   std::string reduce_knobs(int64_t n) const {
     return "-DDSTATE=" + std::to_string(n) + " -DVEC=" + std::to_string(width);
   }
-  std::string fwd() const { return states ? "scan_fwd_states" : "scan_fwd"; }
-  std::string bwd() const { return states ? "scan_bwd_chunk_states" : "scan_bwd_chunk"; }
-  size_t local(int64_t n) const { return states ? width * n : 64; }
-  int64_t work_items(int64_t be, int64_t n) const { return states ? be * n : be / width; }
 };
 
 Mapping choose_mapping(const Context& ctx, int64_t e, int64_t n, ScanMapping want) {
   const bool gpu = ctx.device().type == "gpu";
-  const bool states = want == ScanMapping::states || (want == ScanMapping::automatic && gpu && e % 4 == 0);
-  if (states) {
+  if (want == ScanMapping::states || (want == ScanMapping::automatic && gpu)) {
     const int64_t max_wg = std::min<int64_t>(1024, ctx.device().max_work_group_size);
     for (int64_t cpg : {16, 8, 4})
       if (e % cpg == 0 && cpg * n <= max_wg) return {true, cpg};
@@ -72,14 +72,133 @@ Dims check_shapes(const Tensor& u, const Tensor& delta, const Tensor& A, const T
   expect(z, ble, "z");
   expect(bias, Shape{d.e}, "delta_bias");
   if (d.n < 1 || d.n > 64) throw Error("selective_scan: state size N must be 1..64, got " + std::to_string(d.n));
+  if (d.l < 1) throw Error("selective_scan: the sequence is empty.");
   return d;
 }
 
-// A tensor to write an input's gradient into: its grad target, or scratch when it needs none.
-autograd::GradTarget target_or_scratch(const std::shared_ptr<AutogradMeta>& m, Context& ctx,
-                                       const Shape& s) {
+// Everything the kernels read, in their argument order (absent z / bias replaced by any
+// buffer: the kernels do not read them then).
+struct Inputs {
+  Tensor u, delta, A, Bm, Cm, D, z, bias;
+  bool has_z, has_bias;
+  Launch& add_to(Launch& k) const {
+    return k.arg(u).arg(delta).arg(A).arg(Bm).arg(Cm).arg(D).arg(has_z ? z : u).arg(has_bias ? bias : D);
+  }
+};
+
+// An input's gradient buffer: its grad target, or scratch when it needs no gradient.
+autograd::GradTarget target_or_scratch(const std::shared_ptr<AutogradMeta>& m, Context& ctx, const Shape& s) {
   if (m) return autograd::grad_target(m);
   return {Tensor::empty(ctx, s, DType::f32, MemCategory::scratch), false};
+}
+
+Tensor scratch(Context& ctx, const Shape& s) { return Tensor::empty(ctx, s, DType::f32, MemCategory::scratch); }
+
+// ---- forward: out (B, L, E), hs (B, NC, N, E), h_last (B, E, N) ----------------------------------
+void forward_channels(const Inputs& in, const Dims& d, const Mapping& map, const ScanOptions& opt,
+                      const Tensor& out, const Tensor& hs, const Tensor& last) {
+  Launch k(out.ctx(), "selective_scan", "scan_fwd", map.knobs(d.n));
+  in.add_to(k).arg(out).arg(hs).arg(last)
+      .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(opt.chunk))
+      .arg(int32_t(in.has_z)).arg(int32_t(in.has_bias)).arg(int32_t(opt.delta_softplus))
+      .run(d.be() / map.width, 64);
+}
+
+void forward_states(const Inputs& in, const Dims& d, const Mapping& map, const ScanOptions& opt,
+                    const Tensor& out, const Tensor& hs, const Tensor& last) {
+  Context& ctx = out.ctx();
+  const int64_t nc = hs.size(1), items = d.be() * d.n;
+  Tensor P = scratch(ctx, hs.shape()), S = scratch(ctx, hs.shape());
+  Launch(ctx, "selective_scan_states", "scan_summary_fwd", map.knobs(d.n))
+      .arg(in.u).arg(in.delta).arg(in.A).arg(in.Bm).arg(in.has_bias ? in.bias : in.D).arg(P).arg(S)
+      .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(opt.chunk))
+      .arg(int32_t(in.has_bias)).arg(int32_t(opt.delta_softplus))
+      .run(items * nc);
+  Launch(ctx, "selective_scan_states", "scan_carry_fwd", map.knobs(d.n))
+      .arg(P).arg(S).arg(hs).arg(last)
+      .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(opt.chunk))
+      .run(items);
+  Launch k(ctx, "selective_scan_states", "scan_chunks_fwd", map.knobs(d.n));
+  in.add_to(k).arg(hs).arg(out)
+      .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(opt.chunk))
+      .arg(int32_t(in.has_z)).arg(int32_t(in.has_bias)).arg(int32_t(opt.delta_softplus))
+      .run(items * nc, map.width * d.n);
+}
+
+// ---- backward ------------------------------------------------------------------------------------
+struct Grads {  // where the kernels write, and whether they add
+  autograd::GradTarget du, ddelta, dz, dB, dC;
+};
+
+// Partials of dA (rows, E·N), dD and dbias (rows, E), summed over rows afterwards.
+struct Partials {
+  Tensor dA, dD, dbias;
+};
+
+void backward_channels(const Inputs& in, const Dims& d, const Mapping& map, const ScanOptions& opt,
+                       const Tensor& hs, const Tensor& dout, const Grads& g, const Partials& p) {
+  Context& ctx = dout.ctx();
+  const int64_t nc = hs.size(1), chunk = std::min<int64_t>(opt.chunk, d.l);
+  Tensor Hs = scratch(ctx, Shape{chunk, d.n, d.be()}), G = scratch(ctx, Shape{d.n, d.be()});
+  Tensor dBc = scratch(ctx, Shape{d.b, chunk, d.n, d.e / map.width});
+  Tensor dCc = scratch(ctx, Shape{d.b, chunk, d.n, d.e / map.width});
+  for (int64_t c = nc - 1; c >= 0; --c) {  // chunk by chunk, last first: G carries dL/dh back
+    Launch k(ctx, "selective_scan", "scan_bwd_chunk", map.knobs(d.n));
+    in.add_to(k).arg(dout).arg(hs).arg(Hs).arg(G)
+        .arg(g.du.tensor).arg(g.ddelta.tensor).arg(g.dz.tensor).arg(dBc).arg(dCc)
+        .arg(p.dA).arg(p.dD).arg(p.dbias)
+        .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(opt.chunk))
+        .arg(int32_t(c)).arg(int32_t(in.has_z)).arg(int32_t(in.has_bias))
+        .arg(int32_t(opt.delta_softplus)).arg(int32_t(g.du.accumulate))
+        .arg(int32_t(g.ddelta.accumulate)).arg(int32_t(g.dz.accumulate))
+        .run(d.be() / map.width, 64);
+    const int64_t len = std::min<int64_t>(d.l, (c + 1) * opt.chunk) - c * opt.chunk;
+    Launch(ctx, "selective_scan", "scan_reduce_bc", map.reduce_knobs(d.n))
+        .arg(dBc).arg(dCc).arg(g.dB.tensor).arg(g.dC.tensor)
+        .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(opt.chunk))
+        .arg(int32_t(c)).arg(int32_t(g.dB.accumulate)).arg(int32_t(g.dC.accumulate))
+        .run(d.b * len * d.n);
+  }
+}
+
+void backward_states(const Inputs& in, const Dims& d, const Mapping& map, const ScanOptions& opt,
+                     const Tensor& hs, const Tensor& dout, const Grads& g, const Partials& p) {
+  Context& ctx = dout.ctx();
+  const int64_t nc = hs.size(1), items = d.be() * d.n, chunk = opt.chunk;
+  Tensor P = scratch(ctx, hs.shape()), Q = scratch(ctx, hs.shape()), Gin = scratch(ctx, hs.shape());
+  Launch(ctx, "selective_scan_states", "scan_summary_bwd", map.knobs(d.n))
+      .arg(in.delta).arg(in.A).arg(in.Cm).arg(in.has_z ? in.z : in.u).arg(in.has_bias ? in.bias : in.D)
+      .arg(dout).arg(P).arg(Q)
+      .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(chunk))
+      .arg(int32_t(in.has_z)).arg(int32_t(in.has_bias)).arg(int32_t(opt.delta_softplus))
+      .run(items * nc);
+  Launch(ctx, "selective_scan_states", "scan_carry_bwd", map.knobs(d.n))
+      .arg(P).arg(Q).arg(Gin)
+      .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(chunk))
+      .run(items);
+  // Chunks run `flight` at a time so the recomputed states stay within kMaxRecomputeScratch.
+  const uint64_t per_chunk = uint64_t(chunk) * items * 4;
+  const int64_t flight = std::clamp<int64_t>(kMaxRecomputeScratch / per_chunk, 1, nc);
+  Tensor Hs = scratch(ctx, Shape{flight, chunk, d.n, d.be()});
+  Tensor dBc = scratch(ctx, Shape{d.b, d.l, d.n, d.e / map.width});
+  Tensor dCc = scratch(ctx, Shape{d.b, d.l, d.n, d.e / map.width});
+  for (int64_t c0 = 0; c0 < nc; c0 += flight) {
+    Launch k(ctx, "selective_scan_states", "scan_chunks_bwd", map.knobs(d.n));
+    in.add_to(k).arg(dout).arg(hs).arg(Gin).arg(Hs)
+        .arg(g.du.tensor).arg(g.ddelta.tensor).arg(g.dz.tensor).arg(dBc).arg(dCc)
+        .arg(p.dA).arg(p.dD).arg(p.dbias)
+        .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(chunk))
+        .arg(int32_t(c0)).arg(int32_t(flight)).arg(int32_t(in.has_z)).arg(int32_t(in.has_bias))
+        .arg(int32_t(opt.delta_softplus)).arg(int32_t(g.du.accumulate))
+        .arg(int32_t(g.ddelta.accumulate)).arg(int32_t(g.dz.accumulate))
+        .run(items * flight, map.width * d.n);
+  }
+  // dB, dC of the whole sequence at once: one "chunk" of length L.
+  Launch(ctx, "selective_scan", "scan_reduce_bc", map.reduce_knobs(d.n))
+      .arg(dBc).arg(dCc).arg(g.dB.tensor).arg(g.dC.tensor)
+      .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(d.l))
+      .arg(int32_t(0)).arg(int32_t(g.dB.accumulate)).arg(int32_t(g.dC.accumulate))
+      .run(d.b * d.l * d.n);
 }
 
 }  // namespace
@@ -89,19 +208,15 @@ Tensor selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, con
                       const ScanOptions& opt, Tensor* h_last) {
   const Dims d = check_shapes(u, delta, A, Bm, Cm, D, z, bias);
   if (opt.chunk < 1) throw Error("selective_scan: chunk must be positive.");
-  Context& fwd_ctx = u.ctx();
+  Context& ctx = u.ctx();
+  const Mapping map = choose_mapping(ctx, d.e, d.n, opt.mapping);
   const int64_t nc = (d.l + opt.chunk - 1) / opt.chunk;
-  Tensor out = Tensor::empty(fwd_ctx, Shape{d.b, d.l, d.e});
-  Tensor hs = Tensor::empty(fwd_ctx, Shape{d.b, std::max<int64_t>(nc, 1), d.e, d.n});
-  Tensor last = Tensor::empty(fwd_ctx, Shape{d.b, d.e, d.n});
-  const bool has_z = z.defined(), has_bias = bias.defined();
-  const Mapping map = choose_mapping(fwd_ctx, d.e, d.n, opt.mapping);
-  Launch(fwd_ctx, map.program(), map.fwd(), map.knobs(d.n))
-      .arg(u).arg(delta).arg(A).arg(Bm).arg(Cm).arg(D).arg(has_z ? z : u).arg(has_bias ? bias : D)
-      .arg(out).arg(hs).arg(last)
-      .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(opt.chunk))
-      .arg(int32_t(has_z)).arg(int32_t(has_bias)).arg(int32_t(opt.delta_softplus))
-      .run(map.work_items(d.b * d.e, d.n), map.local(d.n));
+  const Inputs in{u, delta, A, Bm, Cm, D, z, bias, z.defined(), bias.defined()};
+  Tensor out = Tensor::empty(ctx, Shape{d.b, d.l, d.e});
+  Tensor hs = Tensor::empty(ctx, Shape{d.b, nc, d.n, d.e});  // saved for backward
+  Tensor last = Tensor::empty(ctx, Shape{d.b, d.e, d.n});
+  if (map.states) forward_states(in, d, map, opt, out, hs, last);
+  else forward_channels(in, d, map, opt, out, hs, last);
   if (h_last) *h_last = last;
 
   if (autograd::any_requires_grad({u, delta, A, Bm, Cm, D, z, bias})) {
@@ -109,48 +224,22 @@ Tensor selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, con
     autograd::record(out, [=, m_u = grad_meta(u), m_delta = grad_meta(delta), m_A = grad_meta(A),
                            m_B = grad_meta(Bm), m_C = grad_meta(Cm), m_D = grad_meta(D),
                            m_z = grad_meta(z), m_bias = grad_meta(bias)](const Tensor& dout) {
-      Context& ctx = dout.ctx();
+      Context& c = dout.ctx();
       const Shape ble{d.b, d.l, d.e}, bln{d.b, d.l, d.n};
-      const int64_t be = d.b * d.e, chunk = std::min<int64_t>(opt.chunk, d.l);
-      auto scratch = [&](const Shape& s) { return Tensor::empty(ctx, s, DType::f32, MemCategory::scratch); };
-      Tensor Hs = scratch(Shape{chunk, d.n, be}), G = scratch(Shape{d.n, be});
-      Tensor dBc = scratch(Shape{d.b, chunk, d.n, d.e / map.width}),
-             dCc = scratch(Shape{d.b, chunk, d.n, d.e / map.width});
-      Tensor dA_p = scratch(Shape{d.b, d.e * d.n}), dD_p = scratch(Shape{d.b, d.e}),
-             dbias_p = scratch(Shape{d.b, d.e});
-      auto du = target_or_scratch(m_u, ctx, ble), ddelta = target_or_scratch(m_delta, ctx, ble);
-      auto dz = has_z ? target_or_scratch(m_z, ctx, ble) : autograd::GradTarget{u, false};
-      auto dB = target_or_scratch(m_B, ctx, bln), dC = target_or_scratch(m_C, ctx, bln);
-      for (int64_t c = nc - 1; c >= 0; --c) {
-        Launch(ctx, map.program(), map.bwd(), map.knobs(d.n))
-            .arg(u).arg(delta).arg(A).arg(Bm).arg(Cm).arg(D).arg(has_z ? z : u)
-            .arg(has_bias ? bias : D).arg(dout).arg(hs).arg(Hs).arg(G)
-            .arg(du.tensor).arg(ddelta.tensor).arg(dz.tensor).arg(dBc).arg(dCc)
-            .arg(dA_p).arg(dD_p).arg(dbias_p)
-            .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(opt.chunk))
-            .arg(int32_t(c)).arg(int32_t(has_z)).arg(int32_t(has_bias))
-            .arg(int32_t(opt.delta_softplus)).arg(int32_t(du.accumulate))
-            .arg(int32_t(ddelta.accumulate)).arg(int32_t(dz.accumulate))
-            .run(map.work_items(be, d.n), map.local(d.n));
-        const int64_t len = std::min<int64_t>(d.l, (c + 1) * opt.chunk) - c * opt.chunk;
-        Launch(ctx, "selective_scan", "scan_reduce_bc", map.reduce_knobs(d.n))
-            .arg(dBc).arg(dCc).arg(dB.tensor).arg(dC.tensor)
-            .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(opt.chunk))
-            .arg(int32_t(c)).arg(int32_t(dB.accumulate)).arg(int32_t(dC.accumulate))
-            .run(d.b * len * d.n);
-      }
-      // Per-channel sums over the batch, in a fixed order.
-      if (m_A) {
-        auto g = autograd::grad_target(m_A);
-        colsum_into(dA_p, d.e * d.n, g.tensor, 1.0f, g.accumulate);
-      }
-      if (m_D) {
-        auto g = autograd::grad_target(m_D);
-        colsum_into(dD_p, d.e, g.tensor, 1.0f, g.accumulate);
-      }
-      if (m_bias) {
-        auto g = autograd::grad_target(m_bias);
-        colsum_into(dbias_p, d.e, g.tensor, 1.0f, g.accumulate);
+      const Grads g{target_or_scratch(m_u, c, ble), target_or_scratch(m_delta, c, ble),
+                    in.has_z ? target_or_scratch(m_z, c, ble) : autograd::GradTarget{u, false},
+                    target_or_scratch(m_B, c, bln), target_or_scratch(m_C, c, bln)};
+      // Per-(b, e) partials of dA, dD, dbias: per chunk in the states mapping, accumulated
+      // over chunks in the channels mapping; summed over their rows in a fixed order below.
+      const int64_t rows = map.states ? nc * d.b : d.b;
+      const Partials p{scratch(c, Shape{rows, d.e * d.n}), scratch(c, Shape{rows, d.e}),
+                       scratch(c, Shape{rows, d.e})};
+      if (map.states) backward_states(in, d, map, opt, hs, dout, g, p);
+      else backward_channels(in, d, map, opt, hs, dout, g, p);
+      for (auto [m, part, cols] : {std::tuple{m_A, p.dA, d.e * d.n}, {m_D, p.dD, d.e}, {m_bias, p.dbias, d.e}}) {
+        if (!m) continue;
+        auto t = autograd::grad_target(m);
+        colsum_into(part, cols, t.tensor, 1.0f, t.accumulate);
       }
     });
   }
