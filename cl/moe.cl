@@ -19,8 +19,9 @@
 //   zloss_lse       lse[n] = logsumexp(logits[n, :]); sq[n] = lse[n]^2.     logits: (N, X)
 //   zloss_bwd       dlogits[n, j] (+)= g[0] * (2 / N) * lse[n] * exp(logits[n, j] - lse[n])
 //   swiglu_fwd      a = silu(h1) * h3                          h1, h3, a: (n)
-//   swiglu_bwd      dh1 = da * h3 * silu'(h1), dh3 = da * silu(h1) (overwrites; dh1 may alias da,
-//                   dh3 may alias nothing else read: each element is read before it is written)
+//   swiglu_bwd      dh1 = da * h3 * silu'(h1), dh3 = da * silu(h1); overwrites both (no acc: the
+//                   outputs are private scratch of expert_mlp). dh1 may alias da: each element
+//                   is read before it is written.
 // No -D knobs.
 
 inline float moe_sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }
