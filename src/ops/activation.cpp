@@ -6,7 +6,7 @@
 namespace magellano::ops {
 namespace {
 
-// y = f(x); backward reads either the input (silu, softplus) or the output (exp).
+// y = f(x); backward reads either the input (silu, softplus, gelu) or the output (exp).
 Tensor pointwise(const Tensor& x, const char* fwd, const char* bwd, bool bwd_uses_output) {
   detail::require_f32(x, fwd, "x");
   Tensor y = Tensor::empty(x.ctx(), x.shape());
@@ -27,5 +27,6 @@ Tensor pointwise(const Tensor& x, const char* fwd, const char* bwd, bool bwd_use
 Tensor silu(const Tensor& x) { return pointwise(x, "silu_fwd", "silu_bwd", false); }
 Tensor softplus(const Tensor& x) { return pointwise(x, "softplus_fwd", "softplus_bwd", false); }
 Tensor exp(const Tensor& x) { return pointwise(x, "exp_fwd", "exp_bwd", true); }
+Tensor gelu(const Tensor& x) { return pointwise(x, "gelu_fwd", "gelu_bwd", false); }
 
 }  // namespace magellano::ops

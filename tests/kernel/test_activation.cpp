@@ -1,4 +1,4 @@
-// SiLU, softplus and exp against float64 references. Inputs span [-12, 12] so both tails of
+// SiLU, softplus, exp and GELU (erf form) against float64 references. Inputs span [-12, 12] so both tails of
 // the sigmoid and softplus's overflow-safe branch are exercised. fp32 transcendental functions
 // are accurate to a few ulp, so forward rtol 1e-5 is generous by ~10x.
 #include <cmath>
@@ -37,6 +37,13 @@ TEST(Activation, Softplus) {
 TEST(Activation, Exp) {
   pointwise("exp", ops::exp, [](double x) { return std::exp(x); },
             [](double x) { return std::exp(x); }, -6, 6);
+}
+
+TEST(Activation, GeluErf) {
+  const double k = 1.0 / std::sqrt(2.0), c = 1.0 / std::sqrt(2.0 * M_PI);
+  pointwise("gelu", ops::gelu, [k](double x) { return 0.5 * x * (1 + std::erf(x * k)); },
+            [k, c](double x) { return 0.5 * (1 + std::erf(x * k)) + x * c * std::exp(-0.5 * x * x); },
+            -12, 12);
 }
 
 TEST(Activation, SoftplusDoesNotOverflow) {

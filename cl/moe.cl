@@ -1,0 +1,188 @@
+// Mixture-of-Experts routing and combining kernels (deterministic: fixed-order loops, no atomics).
+// Shapes: N tokens, X experts, K top-k, D width, F expert hidden, R = N * K routed rows.
+// Kernels:
+//   topk_fwd        probs (N, X) -> idx (N, K) i32, w (N, K): the K largest probabilities of a
+//                   row in decreasing order (ties: lower expert index first), w = p / sum(p_sel).
+//                   One work-item per row.
+//   topk_bwd        dprobs[n, j] (+)= (dw[n, k] - sum_k' dw[n, k'] w[n, k']) / S_n where j = idx[n, k],
+//                   0 for unselected j; S_n = sum_k probs[n, idx[n, k]]. One work-item per row.
+//   moe_token_of    token_of[i] = perm[i] / K: the token of sorted routed row i. perm, token_of: (R)
+//   moe_offsets     offsets[e] = #{i : sorted_keys[i] < e} for e in [0, X] (binary search);
+//                   counts[e] = offsets[e + 1] - offsets[e] for e < X. sorted_keys: (R) ascending
+//                   i32; offsets: (X + 1) i32; counts: (X) i32. X + 1 work-items.
+//   row_scale_fwd   y[r, d] = w[r] * x[r, d]               x, y: (R, D); w: (R)
+//   row_scale_bwd_x dx[r, d] (+)= w[r] * dy[r, d]
+//   row_scale_bwd_w dw[r] (+)= sum_d dy[r, d] * x[r, d] (increasing d). One work-item per row.
+//   balance_fwd     out[0] = X * sum_e counts[e] * (psum[e] / N) / (N * K), e increasing; psum:
+//                   (X) column sums of probs. One work-item.
+//   balance_bwd     dprobs[n, e] (+)= g[0] * X * counts[e] / (N * K * N).   dprobs: (N, X)
+//   zloss_lse       lse[n] = logsumexp(logits[n, :]); sq[n] = lse[n]^2.     logits: (N, X)
+//   zloss_bwd       dlogits[n, j] (+)= g[0] * (2 / N) * lse[n] * exp(logits[n, j] - lse[n])
+//   swiglu_fwd      a = silu(h1) * h3                          h1, h3, a: (n)
+//   swiglu_bwd      dh1 = da * h3 * silu'(h1), dh3 = da * silu(h1); overwrites both (no acc: the
+//                   outputs are private scratch of expert_mlp). dh1 may alias da: each element
+//                   is read before it is written.
+// No -D knobs.
+
+inline float moe_sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }
+
+__kernel void topk_fwd(__global const float* probs, ulong probs_off, __global int* idx, ulong idx_off,
+                       __global float* w, ulong w_off, long n, int x, int k) {
+  probs += probs_off; idx += idx_off; w += w_off;
+  long r = get_global_id(0);
+  if (r >= n) return;
+  __global const float* p = probs + r * x;
+  __global int* id = idx + r * k;
+  float s = 0.0f;
+  for (int j = 0; j < k; ++j) {
+    int best = -1;
+    float bp = 0.0f;
+    for (int e = 0; e < x; ++e) {
+      int taken = 0;
+      for (int q = 0; q < j; ++q) taken |= (id[q] == e);
+      if (taken) continue;
+      if (best < 0 || p[e] > bp) { best = e; bp = p[e]; }
+    }
+    id[j] = best;
+    s += bp;
+  }
+  for (int j = 0; j < k; ++j) w[r * k + j] = p[id[j]] / s;
+}
+
+__kernel void topk_bwd(__global const float* probs, ulong probs_off, __global const int* idx,
+                       ulong idx_off, __global const float* dw, ulong dw_off, __global float* dp,
+                       ulong dp_off, long n, int x, int k, int acc) {
+  probs += probs_off; idx += idx_off; dw += dw_off; dp += dp_off;
+  long r = get_global_id(0);
+  if (r >= n) return;
+  __global const float* p = probs + r * x;
+  __global const int* id = idx + r * k;
+  float s = 0.0f;
+  for (int j = 0; j < k; ++j) s += p[id[j]];
+  float dot = 0.0f;
+  for (int j = 0; j < k; ++j) dot += dw[r * k + j] * (p[id[j]] / s);
+  for (int e = 0; e < x; ++e) {
+    float v = 0.0f;
+    for (int j = 0; j < k; ++j)
+      if (id[j] == e) v = (dw[r * k + j] - dot) / s;
+    ACC_STORE(dp, r * x + e, v, acc);
+  }
+}
+
+__kernel void moe_token_of(__global const int* perm, ulong perm_off, __global int* token_of,
+                           ulong token_of_off, long r, int k) {
+  perm += perm_off; token_of += token_of_off;
+  long i = get_global_id(0);
+  if (i < r) token_of[i] = perm[i] / k;
+}
+
+inline long moe_lower_bound(__global const int* keys, long r, int e) {
+  long lo = 0, hi = r;
+  while (lo < hi) {
+    long mid = (lo + hi) / 2;
+    if (keys[mid] < e) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+__kernel void moe_offsets(__global const int* keys, ulong keys_off, __global int* offsets,
+                          ulong offsets_off, __global int* counts, ulong counts_off, long r, int x) {
+  keys += keys_off; offsets += offsets_off; counts += counts_off;
+  int e = get_global_id(0);
+  if (e > x) return;
+  long lo = moe_lower_bound(keys, r, e);
+  offsets[e] = (int)lo;
+  if (e < x) counts[e] = (int)(moe_lower_bound(keys, r, e + 1) - lo);
+}
+
+__kernel void row_scale_fwd(__global const float* x, ulong x_off, __global const float* w,
+                            ulong w_off, __global float* y, ulong y_off, long r, long d) {
+  x += x_off; w += w_off; y += y_off;
+  long i = get_global_id(0);
+  if (i < r * d) y[i] = w[i / d] * x[i];
+}
+
+__kernel void row_scale_bwd_x(__global const float* w, ulong w_off, __global const float* dy,
+                              ulong dy_off, __global float* dx, ulong dx_off, long r, long d,
+                              int acc) {
+  w += w_off; dy += dy_off; dx += dx_off;
+  long i = get_global_id(0);
+  if (i < r * d) ACC_STORE(dx, i, w[i / d] * dy[i], acc);
+}
+
+__kernel void row_scale_bwd_w(__global const float* x, ulong x_off, __global const float* dy,
+                              ulong dy_off, __global float* dw, ulong dw_off, long r, long d,
+                              int acc) {
+  x += x_off; dy += dy_off; dw += dw_off;
+  long row = get_global_id(0);
+  if (row >= r) return;
+  float s = 0.0f;
+  for (long c = 0; c < d; ++c) s += dy[row * d + c] * x[row * d + c];
+  ACC_STORE(dw, row, s, acc);
+}
+
+__kernel void balance_fwd(__global const float* psum, ulong psum_off, __global const int* counts,
+                          ulong counts_off, __global float* out, ulong out_off, long n, int x,
+                          int k) {
+  psum += psum_off; counts += counts_off; out += out_off;
+  if (get_global_id(0) != 0) return;
+  float s = 0.0f;
+  for (int e = 0; e < x; ++e) s += (float)counts[e] * (psum[e] / (float)n);
+  out[0] = (float)x * s / ((float)n * (float)k);
+}
+
+__kernel void balance_bwd(__global const float* g, ulong g_off, __global const int* counts,
+                          ulong counts_off, __global float* dp, ulong dp_off, long n, int x, int k,
+                          int acc) {
+  g += g_off; counts += counts_off; dp += dp_off;
+  long i = get_global_id(0);
+  if (i >= n * x) return;
+  int e = (int)(i % x);
+  float v = g[0] * ((float)x * (float)counts[e] / ((float)n * (float)k * (float)n));
+  ACC_STORE(dp, i, v, acc);
+}
+
+__kernel void zloss_lse(__global const float* logits, ulong logits_off, __global float* lse,
+                        ulong lse_off, __global float* sq, ulong sq_off, long n, int x) {
+  logits += logits_off; lse += lse_off; sq += sq_off;
+  long r = get_global_id(0);
+  if (r >= n) return;
+  __global const float* l = logits + r * x;
+  float m = l[0];
+  for (int e = 1; e < x; ++e) m = fmax(m, l[e]);
+  float s = 0.0f;
+  for (int e = 0; e < x; ++e) s += exp(l[e] - m);
+  float v = m + log(s);
+  lse[r] = v;
+  sq[r] = v * v;
+}
+
+__kernel void zloss_bwd(__global const float* logits, ulong logits_off, __global const float* lse,
+                        ulong lse_off, __global const float* g, ulong g_off, __global float* dl,
+                        ulong dl_off, long n, int x, int acc) {
+  logits += logits_off; lse += lse_off; g += g_off; dl += dl_off;
+  long i = get_global_id(0);
+  if (i >= n * x) return;
+  long r = i / x;
+  float v = g[0] * (2.0f / (float)n) * lse[r] * exp(logits[i] - lse[r]);
+  ACC_STORE(dl, i, v, acc);
+}
+
+__kernel void swiglu_fwd(__global const float* h1, ulong h1_off, __global const float* h3,
+                         ulong h3_off, __global float* a, ulong a_off, long n) {
+  h1 += h1_off; h3 += h3_off; a += a_off;
+  long i = get_global_id(0);
+  if (i < n) a[i] = h1[i] * moe_sigmoid(h1[i]) * h3[i];
+}
+
+__kernel void swiglu_bwd(__global const float* h1, ulong h1_off, __global const float* h3,
+                         ulong h3_off, __global const float* da, ulong da_off, __global float* dh1,
+                         ulong dh1_off, __global float* dh3, ulong dh3_off, long n) {
+  h1 += h1_off; h3 += h3_off; da += da_off; dh1 += dh1_off; dh3 += dh3_off;
+  long i = get_global_id(0);
+  if (i >= n) return;
+  float x1 = h1[i], x3 = h3[i], g = da[i], s = moe_sigmoid(x1);
+  dh1[i] = g * x3 * s * (1.0f + x1 * (1.0f - s));
+  dh3[i] = g * x1 * s;
+}

@@ -1,0 +1,107 @@
+#include "magellano/nn/moe.hpp"
+
+#include <cmath>
+#include <string>
+
+#include "magellano/ops/elementwise.hpp"
+#include "magellano/ops/expert_mlp.hpp"
+#include "magellano/ops/index.hpp"
+#include "magellano/ops/matmul.hpp"
+#include "magellano/ops/moe_ops.hpp"
+#include "magellano/ops/reduce.hpp"
+#include "magellano/ops/softmax.hpp"
+#include "magellano/runtime/error.hpp"
+
+namespace magellano::nn {
+
+namespace {
+
+// U(-1/sqrt(in), 1/sqrt(in)) * scale, as nn::Linear (torch.nn.Linear) draws it.
+Tensor linear_weight(Context& ctx, int64_t out, int64_t in, Init& init, float scale = 1.0f) {
+  const double bound = scale / std::sqrt(static_cast<double>(in));
+  return make_parameter(ctx, Shape{out, in}, init.uniform(out * in, -bound, bound));
+}
+
+}  // namespace
+
+MoE::MoE(Context& ctx, const MoEConfig& c, Init& init, float w2_scale)
+    : config(c), gate(ctx, c.dim, c.experts, false, init) {
+  if (c.dim < 1 || c.hidden < 1 || c.experts < 1 || c.top_k < 1 || c.top_k > c.experts)
+    throw Error("MoE: need dim, hidden, experts >= 1 and 1 <= top_k <= experts (got dim " +
+                std::to_string(c.dim) + ", hidden " + std::to_string(c.hidden) + ", experts " +
+                std::to_string(c.experts) + ", top_k " + std::to_string(c.top_k) + ").");
+  for (int64_t e = 0; e < c.experts; ++e) {
+    Expert ex;
+    ex.w1 = linear_weight(ctx, c.hidden, c.dim, init);
+    ex.w2 = linear_weight(ctx, c.dim, c.hidden, init, w2_scale);
+    if (c.swiglu) ex.w3 = linear_weight(ctx, c.hidden, c.dim, init);
+    experts.push_back(ex);
+  }
+}
+
+MoEOutput MoE::forward(const Tensor& x) const {
+  const int64_t d = config.dim, nx = config.experts, k = config.top_k;
+  if (x.shape().last() != d || x.shape().ndim() < 2 || x.shape().ndim() > 3)
+    throw Error("MoE: x must be (B, L, " + std::to_string(d) + ") or (N, " + std::to_string(d) +
+                "), got " + x.shape().str() + ".");
+  const int64_t n = x.shape().rows();
+  const Tensor x2 = ops::reshape(x, Shape{n, d});                  // (N, D)
+  const Tensor logits = ops::linear(x2, gate.weight);               // (N, X)
+  const Tensor probs = ops::softmax(logits);                        // (N, X)
+  const ops::TopK top = ops::topk_renorm(probs, k);                 // (N, K) i32, (N, K)
+  const ops::RoutingPlan plan = ops::routing_plan(top.idx.view(Shape{n * k}), nx, k);
+
+  // The only host sync of the layer: X + 1 offsets of the expert-sorted rows.
+  const std::vector<int32_t> off32 = plan.offsets.to_host_i32();
+  const std::vector<int64_t> offsets(off32.begin(), off32.end());
+
+  std::vector<Tensor> w1, w2, w3;
+  for (const auto& e : experts) {
+    w1.push_back(e.w1);
+    w2.push_back(e.w2);
+    if (config.swiglu) w3.push_back(e.w3);
+  }
+  const Tensor xs = ops::gather_rows(x2, plan.token_of);                 // (N·K, D) by expert
+  const Tensor ys = ops::expert_mlp(xs, offsets, w1, w2, w3,
+                                    config.swiglu ? ops::ExpertActivation::swiglu
+                                                  : ops::ExpertActivation::gelu);  // (N·K, D)
+  const Tensor ws = ops::gather_rows(ops::reshape(top.weights, Shape{n * k, 1}),
+                                     plan.sorted.perm);                   // (N·K, 1) by expert
+  const Tensor mixed = ops::scatter_add_rows(ops::row_scale(ys, ws), plan.token_of, n);  // (N, D)
+
+  MoEOutput out;
+  out.out = ops::reshape(mixed, x.shape());
+  out.balance_loss = ops::balance_loss(probs, plan.counts, k);
+  out.z_loss = ops::z_loss(logits);
+  out.aux_loss = ops::add(ops::scale(out.balance_loss, config.balance_coef), out.z_loss,
+                          config.z_coef);
+  out.expert_counts = plan.counts;
+  return out;
+}
+
+void MoE::collect(const std::string& prefix, std::vector<Parameter>& out) const {
+  gate.collect(prefix + "gate.", out);
+  for (size_t e = 0; e < experts.size(); ++e) {
+    const std::string p = prefix + "experts." + std::to_string(e) + ".";
+    out.push_back({p + "w1.weight", experts[e].w1, true});
+    out.push_back({p + "w2.weight", experts[e].w2, true});
+    if (experts[e].w3.defined()) out.push_back({p + "w3.weight", experts[e].w3, true});
+  }
+}
+
+MoEBlock::MoEBlock(Context& ctx, const MoEConfig& config, Init& init, float w2_scale,
+                   float norm_eps)
+    : norm(ctx, config.dim, norm_eps), moe(ctx, config, init, w2_scale) {}
+
+MoEOutput MoEBlock::forward(const Tensor& x) const {
+  MoEOutput o = moe.forward(norm.forward(x));
+  o.out = ops::add(x, o.out);
+  return o;
+}
+
+void MoEBlock::collect(const std::string& prefix, std::vector<Parameter>& out) const {
+  norm.collect(prefix + "norm.", out);
+  moe.collect(prefix + "moe.", out);
+}
+
+}  // namespace magellano::nn
