@@ -14,8 +14,26 @@
 #include <vector>
 
 #include "bench_util.hpp"
+#if MAGELLANO_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
 
 using namespace magellano;
+
+#if MAGELLANO_HAVE_OPENBLAS
+// OpenBLAS SGEMM on the host's cores: the reference a CPU device's GEMM is compared with.
+static nlohmann::json openblas_gemm(int64_t n, int repeats) {
+  std::vector<float> a(n * n, 0.5f), b(n * n, 0.25f), c(n * n);
+  auto run = [&] {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n,
+                0.0f, c.data(), n);
+  };
+  run();
+  const double s = bench::median_host_seconds(repeats, run);
+  return {{"name", "openblas_sgemm"}, {"n", n}, {"threads", openblas_get_num_threads()},
+          {"median_s", s}, {"gflops", 2.0 * n * n * n / s / 1e9}};
+}
+#endif
 
 
 int main(int argc, char** argv) {
@@ -57,6 +75,17 @@ int main(int argc, char** argv) {
       out["gemm"].push_back(r);
     }
     out["peak"] = {{"gemm_gflops", best}, {"copy_gbps", out["copy"]["gbps"]}};
+#if MAGELLANO_HAVE_OPENBLAS
+    if (ctx->device().type == "cpu") {
+      out["openblas"] = nlohmann::json::array();
+      std::stringstream sizes(sizes_arg);
+      while (std::getline(sizes, tok, ',')) {
+        auto r = openblas_gemm(std::stoll(tok), repeats);
+        std::cerr << "openblas " << tok << ": " << r["gflops"].get<double>() << " GFLOP/s\n";
+        out["openblas"].push_back(r);
+      }
+    }
+#endif
     std::cout << out.dump(2) << "\n";
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "magellano/ops/index.hpp"
 #include "magellano/ops/matmul.hpp"
 #include "magellano/ops/rmsnorm.hpp"
 
@@ -28,6 +29,16 @@ Tensor RMSNorm::forward(const Tensor& x) const { return ops::rms_norm(x, weight,
 
 void RMSNorm::collect(const std::string& prefix, std::vector<Parameter>& out) const {
   out.push_back({prefix + "weight", weight, false});
+}
+
+Embedding::Embedding(Context& ctx, int64_t vocab, int64_t dim, Init& init, double std) {
+  weight = make_parameter(ctx, Shape{vocab, dim}, init.normal(vocab * dim, std));
+}
+
+Tensor Embedding::forward(const Tensor& ids) const { return ops::embedding(weight, ids); }
+
+void Embedding::collect(const std::string& prefix, std::vector<Parameter>& out) const {
+  out.push_back({prefix + "weight", weight, true});
 }
 
 }  // namespace magellano::nn

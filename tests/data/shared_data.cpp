@@ -20,15 +20,6 @@ fs::path shared_data() {
   return fs::path(env);
 }
 
-std::string cli_path() {
-  const char* env = std::getenv("MAGELLANO_CLI");
-#ifdef MAGELLANO_TEST_CLI_DEFAULT
-  if (!env || !*env) env = MAGELLANO_TEST_CLI_DEFAULT;
-#endif
-  if (!env || !*env || !fs::exists(env)) return {};
-  return env;
-}
-
 std::string read_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read " + p.string());

@@ -12,7 +12,6 @@ namespace mgdata {
 // $MAGELLANO_SHARED_DATA (default: the build's ../shared/data) if that folder exists, else "".
 std::filesystem::path shared_data();
 // $MAGELLANO_CLI (default: the built magellano) if that file exists, else "".
-std::string cli_path();
 
 // Skips the current test with a message when ../shared/data is missing.
 #define MG_REQUIRE_SHARED_DATA()                                                         \

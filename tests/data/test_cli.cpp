@@ -1,14 +1,11 @@
 // The tokenize / train-tokenizer subcommands as real processes ($MAGELLANO_CLI): output and
 // exit codes for good and bad input.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
-#include <cstdlib>
 
 #include "magellano/data/token_file.hpp"
 #include "magellano/data/tokenizer.hpp"
+#include "cli.hpp"
 #include "shared_data.hpp"
 
 using namespace magellano::data;
@@ -18,36 +15,7 @@ using mgdata::write_file;
 
 namespace {
 
-struct CliRun {
-  int exit_code;
-  std::string output;  // stdout and stderr
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-CliRun run_cli(const std::vector<std::string>& args) {
-  std::string cmd = quote(mgdata::cli_path());
-  for (const auto& a : args) cmd += " " + quote(a);
-  cmd += " 2>&1";
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (!pipe) return {-1, "popen failed"};
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
-#define MG_REQUIRE_CLI()                                                                 \
-  do {                                                                                   \
-    if (mgdata::cli_path().empty())                                                      \
-      GTEST_SKIP() << "the magellano CLI was not found (set MAGELLANO_CLI); skipping";   \
-  } while (0)
+using mgtest::run_cli;
 
 std::string gpt2_dir() { return (shared_data() / "gpt2").string(); }
 

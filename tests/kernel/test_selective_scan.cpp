@@ -161,6 +161,25 @@ TEST(SelectiveScan, StepsReproduceTheParallelForwardAndItsState) {
   expect_close(h.to_host(), to_f64(h_last.to_host()), 1e-5, 1e-6, "state after the last step");
 }
 
+TEST(SelectiveScan, ForwardAndBackwardAreBitwiseDeterministic) {
+  for (auto mapping : {ops::ScanMapping::channels, ops::ScanMapping::states}) {
+    const Sizes s{2, 150, 16, 16, true, true, true, 64};
+    auto in = make_inputs(s, 31);
+    std::vector<Tensor> t;
+    for (auto& x : in) t.push_back(upload(x.shape, x.values, true));
+    const Tensor dout = upload(Shape{s.b, s.l, s.e}, randn(s.b * s.l * s.e, 8));
+    std::vector<std::vector<float>> runs[2];
+    for (int k = 0; k < 2; ++k) {
+      for (auto& x : t) x.zero_grad();
+      Tensor out = ops::selective_scan(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], {true, 64, mapping});
+      runs[k].push_back(out.to_host());
+      magellano::autograd::backward(out, dout);
+      for (auto& x : t) runs[k].push_back(x.grad().to_host());
+    }
+    for (size_t i = 0; i < runs[0].size(); ++i) EXPECT_EQ(runs[0][i], runs[1][i]) << "tensor " << i;
+  }
+}
+
 TEST(SelectiveScan, BadShapesAreClearErrors) {
   Tensor u = upload(Shape{1, 4, 3}, randn(12, 1)), A = upload(Shape{3, 2}, randn(6, 2));
   Tensor bad = upload(Shape{1, 4, 5}, randn(20, 3)), D = upload(Shape{3}, randn(3, 4));

@@ -1,4 +1,4 @@
-// Linear (PyTorch layout) and RMSNorm layers.
+// Linear (PyTorch layout), RMSNorm and Embedding layers.
 #pragma once
 #include "magellano/nn/module.hpp"
 
@@ -22,6 +22,15 @@ class RMSNorm : public Module {
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
   Tensor weight;
   float eps;
+};
+
+// Token embedding: weight (V, D), init N(0, 0.02) as mamba_ssm; forward(ids (...) i32) -> (..., D).
+class Embedding : public Module {
+ public:
+  Embedding(Context& ctx, int64_t vocab, int64_t dim, Init& init, double std = 0.02);
+  Tensor forward(const Tensor& ids) const;
+  void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
+  Tensor weight;
 };
 
 }  // namespace magellano::nn
