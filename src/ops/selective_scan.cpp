@@ -138,10 +138,12 @@ struct Partials {
 void backward_channels(const Inputs& in, const Dims& d, const Mapping& map, const ScanOptions& opt,
                        const Tensor& hs, const Tensor& dout, const Grads& g, const Partials& p) {
   Context& ctx = dout.ctx();
-  const int64_t nc = hs.size(1), chunk = std::min<int64_t>(opt.chunk, d.l);
-  Tensor Hs = scratch(ctx, Shape{chunk, d.n, d.be()}), G = scratch(ctx, Shape{d.n, d.be()});
-  Tensor dBc = scratch(ctx, Shape{d.b, chunk, d.n, d.e / map.width});
-  Tensor dCc = scratch(ctx, Shape{d.b, chunk, d.n, d.e / map.width});
+  // Hs needs one chunk of steps (fewer when L is shorter); dBc / dCc rows are indexed
+  // b * chunk + t within the kernels, so they always hold full chunks.
+  const int64_t nc = hs.size(1), steps = std::min<int64_t>(opt.chunk, d.l);
+  Tensor Hs = scratch(ctx, Shape{steps, d.n, d.be()}), G = scratch(ctx, Shape{d.n, d.be()});
+  Tensor dBc = scratch(ctx, Shape{d.b, opt.chunk, d.n, d.e / map.width});
+  Tensor dCc = scratch(ctx, Shape{d.b, opt.chunk, d.n, d.e / map.width});
   for (int64_t c = nc - 1; c >= 0; --c) {  // chunk by chunk, last first: G carries dL/dh back
     Launch k(ctx, "selective_scan", "scan_bwd_chunk", map.knobs(d.n));
     in.add_to(k).arg(dout).arg(hs).arg(Hs).arg(G)

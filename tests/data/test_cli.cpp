@@ -15,6 +15,7 @@ using mgdata::write_file;
 
 namespace {
 
+using mgtest::CliRun;
 using mgtest::run_cli;
 
 std::string gpt2_dir() { return (shared_data() / "gpt2").string(); }

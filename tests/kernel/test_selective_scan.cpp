@@ -75,6 +75,11 @@ TEST(SelectiveScan, MatchesReferenceAcrossChunks) {
   run({2, 37, 5, 16, true, true, true, 8});   // 5 chunks, the last one partial
 }
 
+TEST(SelectiveScan, SequenceShorterThanAChunkWithSeveralBatchRows) {
+  run({3, 10, 16, 8, true, true, true, 64});                              // channels mapping
+  run({3, 10, 16, 8, true, true, true, 64, ops::ScanMapping::states});    // states mapping
+}
+
 TEST(SelectiveScan, OddStateSizeNoGateNoBias) {
   run({3, 11, 7, 3, false, false, true, 4});
 }
