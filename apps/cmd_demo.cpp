@@ -29,10 +29,12 @@ struct Mlp {
 
 Tensor random_tensor(Context& ctx, const Shape& s, float scale, std::mt19937& rng,
                      MemCategory cat = MemCategory::parameters) {
+  Tensor t = Tensor::empty(ctx, s, DType::f32, cat);  // the device's limits are checked first
   std::normal_distribution<float> d(0.0f, scale);
   std::vector<float> v(s.numel());
   for (auto& x : v) x = d(rng);
-  return Tensor::from_host(ctx, s, v, DType::f32, cat);
+  t.copy_from_host(v.data(), v.size() * sizeof(float));
+  return t;
 }
 
 Mlp make_mlp(Context& ctx, int64_t d, int64_t h, std::mt19937& rng, bool trainable) {

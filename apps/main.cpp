@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <boost/program_options/errors.hpp>
 #include <cstring>
+#include <new>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -47,6 +48,10 @@ int main(int argc, char** argv) {
     } catch (const boost::program_options::error& e) {
       std::cerr << "error: " << e.what() << " (see magellano " << c.name << " --help)\n";
       return 2;
+    } catch (const std::bad_alloc&) {
+      std::cerr << "error: out of host memory. Use a smaller batch, sequence length or model, "
+                   "or free memory on this machine.\n";
+      return 1;
     } catch (const nlohmann::json::exception& e) {
       std::cerr << "error: " << e.what() << "\n";
       return 1;
