@@ -11,5 +11,5 @@ out=benchmarks/results
 "$build/benchmarks/bench_core" --repeats 3 > "$out/core_${tag}_${day}.json"
 "$build/benchmarks/bench_scan" --repeats 3 > "$out/scan_${tag}_${day}.json"
 "$build/benchmarks/bench_moe" > "$out/moe_${tag}_${day}.json"
-"$build/benchmarks/bench_tokenizer" > "$out/tokenizer_${tag}_${day}.json"
+"$build/benchmarks/bench_tokenizer" > "$out/tokenizer_host_${day}.json"  # host code, no OpenCL
 echo "results in $out/*_${tag}_${day}.json"
