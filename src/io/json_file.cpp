@@ -11,9 +11,16 @@ void write_json_atomically(const std::filesystem::path& path, const nlohmann::js
   try {
     text = j.dump(indent) + "\n";
   } catch (const nlohmann::json::exception& e) {  // a string that is not valid UTF-8
-    throw Error("cannot write " + path.string() + ": " + e.what());
+    throw Error("cannot write " + path.string() + ": " + json_error_text(e));
   }
   data::write_file_atomically(path, text);
+}
+
+std::string json_error_text(const nlohmann::json::exception& e) {
+  std::string msg = e.what();
+  if (const auto p = msg.find("] "); msg.rfind("[json.exception", 0) == 0 && p != std::string::npos)
+    msg = msg.substr(p + 2);
+  return msg;
 }
 
 nlohmann::json read_json(const std::filesystem::path& path, const std::string& what) {
@@ -21,11 +28,7 @@ nlohmann::json read_json(const std::filesystem::path& path, const std::string& w
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
-    // e.what() is "[json.exception.parse_error.101] parse error at line 2, column 5: ...".
-    std::string msg = e.what();
-    if (const auto p = msg.find("] "); msg.rfind("[json.exception", 0) == 0 && p != std::string::npos)
-      msg = msg.substr(p + 2);
-    throw Error(what + " " + path.string() + " is not valid JSON: " + msg +
+    throw Error(what + " " + path.string() + " is not valid JSON: " + json_error_text(e) +
                 ". Fix the file or write it again.");
   }
 }

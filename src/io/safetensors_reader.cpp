@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "magellano/io/json_file.hpp"
 #include "magellano/io/safetensors.hpp"
 #include "magellano/runtime/error.hpp"
 
@@ -93,7 +94,7 @@ SafetensorsReader SafetensorsReader::open(const std::filesystem::path& path) {
   try {
     header = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
-    fail(path, std::string("header is not JSON (") + e.what() +
+    fail(path, "header is not JSON (" + json_error_text(e) +
                    "). The file is corrupt or not a safetensors file.");
   }
   if (!header.is_object())

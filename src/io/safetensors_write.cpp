@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "magellano/data/atomic_file.hpp"
+#include "magellano/io/json_file.hpp"
 #include "magellano/io/safetensors.hpp"
 #include "magellano/runtime/error.hpp"
 
@@ -62,7 +63,7 @@ void write_safetensors(const std::filesystem::path& path,
   try {
     text = header.dump();
   } catch (const nlohmann::json::exception& e) {  // e.g. a name that is not valid UTF-8
-    throw Error(where + "cannot encode the header: " + e.what());
+    throw Error(where + "cannot encode the header: " + json_error_text(e));
   }
   text.append((8 - text.size() % 8) % 8, ' ');  // data starts 8-byte aligned
 

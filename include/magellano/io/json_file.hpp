@@ -17,4 +17,8 @@ void write_json_atomically(const std::filesystem::path& path, const nlohmann::js
 // missing or unreadable, or is not valid JSON ("... at line 3, column 7: ...").
 nlohmann::json read_json(const std::filesystem::path& path, const std::string& what = "JSON file");
 
+// A JSON library error's message without its "[json.exception.parse_error.101] " prefix, e.g.
+// "parse error at line 1, column 2: syntax error while parsing value - invalid literal; ...".
+std::string json_error_text(const nlohmann::json::exception& e);
+
 }  // namespace magellano::io
