@@ -63,33 +63,32 @@ const fs::path& CheckpointDir::commit() {
   if (fs::exists(st) && !fs::is_directory(st))
     throw Error("cannot save checkpoint: " + final_.string() +
                 " exists and is not a directory. Move it away.");
+
+  fs::path previous;  // where the replaced checkpoint ends up, to be deleted last
   if (!fs::exists(st)) {
     fs::rename(temp_, final_, ec);
     if (ec)
       throw Error("cannot rename " + temp_.string() + " to " + final_.string() + ": " +
                   ec.message() + ".");
-  } else if (::renameat2(AT_FDCWD, temp_.c_str(), AT_FDCWD, final_.c_str(), RENAME_EXCHANGE) == 0) {
-    committed_ = true;  // temp_ now holds the previous checkpoint
-    detail::fsync_path(parent_);
-    remove_quietly(temp_);
-    return final_;
+  } else if (::renameat2(AT_FDCWD, temp_.c_str(), AT_FDCWD, final_.c_str(), RENAME_EXCHANGE) ==
+             0) {
+    previous = temp_;  // the swap put the previous checkpoint under the temporary name
   } else {
-    // No atomic swap here (e.g. an older kernel or a network file system): move the previous
-    // checkpoint aside, move the new one in, delete the previous one.
-    const fs::path old = parent_ / (".old-" + final_.filename().string() + "-" + pid_str());
-    remove_quietly(old);
-    fs::rename(final_, old, ec);
+    // No atomic swap here (an old kernel, some network file systems): move the previous
+    // checkpoint aside, move the new one in. A crash in between leaves the previous one
+    // under .old-<name>-<pid>, complete.
+    previous = parent_ / (".old-" + final_.filename().string() + "-" + pid_str());
+    remove_quietly(previous);
+    fs::rename(final_, previous, ec);
     if (!ec) fs::rename(temp_, final_, ec);
     if (ec)
       throw Error("cannot replace checkpoint " + final_.string() + ": " + ec.message() +
-                  (fs::exists(old) ? ". The previous one is in " + old.string() + "." : "."));
-    detail::fsync_path(parent_);
-    committed_ = true;
-    remove_quietly(old);
-    return final_;
+                  (fs::exists(previous) ? ". The previous one is in " + previous.string() + "."
+                                        : "."));
   }
   committed_ = true;
-  detail::fsync_path(parent_);
+  detail::fsync_path(parent_);  // make the rename durable
+  if (!previous.empty()) remove_quietly(previous);
   return final_;
 }
 
