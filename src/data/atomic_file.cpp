@@ -1,5 +1,6 @@
 #include "magellano/data/atomic_file.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -42,8 +43,10 @@ void AtomicFile::write_at(uint64_t offset, const void* data, size_t bytes) {
   std::fseek(file_, here, SEEK_SET);
 }
 
+// Flushes the file's data to the disk, so a crash right after the rename never shows a file
+// whose name is final but whose contents are missing.
 void AtomicFile::commit() {
-  const bool flushed = std::fflush(file_) == 0;
+  const bool flushed = std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0;
   const bool closed = std::fclose(file_) == 0;
   file_ = nullptr;
   std::error_code ec;
@@ -56,6 +59,15 @@ void AtomicFile::commit() {
   if (ec) {
     std::filesystem::remove(temp_, ec);
     throw Error("cannot rename " + temp_.string() + " to " + path_.string() + ": " + ec.message());
+  }
+  // Make the rename itself durable: fsync the folder that holds the entry (best effort; some
+  // file systems refuse to open or sync folders).
+  std::filesystem::path dir = path_.parent_path();
+  if (dir.empty()) dir = ".";
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
   }
 }
 

@@ -1,5 +1,5 @@
 // Writing output files so that a failure never leaves a half-written file behind: data goes to
-// "<path>.tmp-<pid>" first and is renamed over <path> only once complete.
+// "<path>.tmp-<pid>" first, is fsync'd, and is renamed over <path> only once complete.
 #pragma once
 #include <cstdio>
 #include <filesystem>

@@ -1,0 +1,19 @@
+// Moving tensors between the device and safetensors: to_st downloads a tensor's bytes as they
+// are stored; load_into uploads a stored tensor into an existing device tensor of the same shape.
+#pragma once
+#include <string>
+
+#include "magellano/io/safetensors.hpp"
+#include "magellano/tensor/tensor.hpp"
+
+namespace magellano::io {
+
+// The tensor's bytes, unchanged: f32 -> F32, f16 -> F16, u8 -> U8, i32 -> I32 (blocking read).
+StTensor to_st(const Tensor& t);
+
+// Reads `name` from `reader` into dst (blocking write). The stored shape must equal dst's shape
+// exactly. Conversions: F32/F16/BF16 -> f32, F32/F16/BF16 -> f16 (rounded to nearest even),
+// U8 -> u8, I32 -> i32. Anything else throws magellano::Error naming the tensor.
+void load_into(const SafetensorsReader& reader, const std::string& name, const Tensor& dst);
+
+}  // namespace magellano::io
