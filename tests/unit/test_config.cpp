@@ -347,3 +347,36 @@ TEST(Config, InfoWithABadConfigIsOneClearLine) {
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_EQ(r.output, "error: config: 'model.dim' must be >= 1, got -1. (from --set model.dim=-1)\n");
 }
+
+// The activation model against the device's memory tracker: what one block's forward leaves
+// allocated (the tape's saved tensors plus the block output, which stands for the next block's
+// input that the model counts) must match the estimate for one block within a few percent.
+TEST(Config, ActivationModelMatchesWhatTheForwardKeeps) {
+  Context& ctx = mgtest::test_ctx();
+  const Config c = parse(R"({"model": {"vocab_size": 64, "dim": 32, "layers": "M",
+                                       "moe": {"experts": 4, "top_k": 2, "hidden": 48}}})");
+  const int64_t B = 2, L = 96, D = c.model.dim;
+  const auto measure = [&](const std::function<Tensor(const Tensor&)>& forward) {
+    const Tensor x = mgtest::upload(Shape{B, L, D}, mgtest::randn(B * L * D, 7), false);
+    ctx.finish();
+    const uint64_t before = ctx.memory().current_total();
+    Tensor y = forward(x);
+    ctx.finish();
+    const uint64_t kept = ctx.memory().current_total() - before;
+    autograd::clear_tape();
+    return static_cast<double>(kept);
+  };
+  nn::Init init(3);
+  nn::MambaBlock mb(ctx, c.model.mamba_config(), init);
+  nn::MoEBlock eb(ctx, c.model.moe_config(), init);
+  const double mamba = measure([&](const Tensor& x) { return mb.forward(x); });
+  const double moe = measure([&](const Tensor& x) { return eb.forward(x).out; });
+
+  const MemoryEstimate m = estimate_memory(c.model, B, L);  // one Mamba layer
+  EXPECT_NEAR(mamba / static_cast<double>(m.mamba_activations + m.scan_states), 1.0, 0.05)
+      << "kept " << mamba << " bytes";
+  const Config e = parse(R"({"model": {"vocab_size": 64, "dim": 32, "layers": "E",
+                                       "moe": {"experts": 4, "top_k": 2, "hidden": 48}}})");
+  const MemoryEstimate me = estimate_memory(e.model, B, L);  // one MoE layer
+  EXPECT_NEAR(moe / static_cast<double>(me.moe_activations), 1.0, 0.05) << "kept " << moe << " bytes";
+}
