@@ -414,6 +414,12 @@ void apply_set(json& doc, const std::string& assignment) {
   } catch (const json::parse_error&) {
     value = text;  // not JSON: a plain string (gpu, configs/x.tok, (MMME)x9MMM)
   }
+  // A string key given a bare number or boolean takes the text as written (--set device=1).
+  if (const Field* f = find_field(key);
+      f && (value.is_number() || value.is_boolean()) &&
+      (f->kind == Kind::string || f->kind == Kind::opt_string || f->kind == Kind::layers ||
+       f->kind == Kind::choice))
+    value = text;
   if (is_section && !value.is_object())
     throw Error("config: --set " + key + "=...: '" + key + "' is a section; set one of its keys, e.g. " +
                 key + "." + [&] {

@@ -179,6 +179,8 @@ TEST(Config, SetOverridesAnyKey) {
   EXPECT_EQ(c.train.seq_len, 64);
   EXPECT_EQ(*c.data.train, "some/file.tok");
   EXPECT_EQ(c.device, "0:1");  // later sets win; not JSON, so a string
+  EXPECT_EQ(load_config(preset("tiny"), {"device=1"}).device, "1");  // a string key keeps the text
+  EXPECT_EQ(*load_config(preset("tiny"), {"data.train=2024"}).data.train, "2024");
   // A whole section as an object merges into it.
   const Config s = load_config(preset("tiny"), {R"(model.moe={"top_k": 1})"});
   EXPECT_EQ(s.model.moe.top_k, 1);
