@@ -1,19 +1,95 @@
 // magellano info [--json]: every OpenCL device and what it offers.
+// magellano info --config FILE [--set k=v]... [--json]: the model's parameter counts and the
+// training-memory estimate for the configured batch x context (no device needed).
 #include <boost/program_options.hpp>
+#include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
 #include "magellano/runtime/device.hpp"
+#include "magellano/runtime/error.hpp"
+#include "magellano/train/config.hpp"
+#include "magellano/train/model_size.hpp"
 
 namespace po = boost::program_options;
 using namespace magellano;
 
 namespace {
 
+// "77,035,520"
+std::string grouped(int64_t n) {
+  std::string s = std::to_string(n < 0 ? -n : n), out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i && (s.size() - i) % 3 == 0) out += ',';
+    out += s[i];
+  }
+  return n < 0 ? "-" + out : out;
+}
+
+std::string millions(int64_t n) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2fM", static_cast<double>(n) / 1e6);
+  return buf;
+}
+
+int model_info(const std::string& path, const std::vector<std::string>& sets, bool as_json) {
+  const train::Config cfg = train::load_config(path, sets);
+  const train::ModelConfig& m = cfg.model;
+  const auto p = train::count_params(m);
+  const auto mem = train::estimate_memory(m, cfg.train.batch_size, cfg.train.seq_len);
+  if (as_json) {
+    nlohmann::json j;
+    j["config"] = path;
+    j["params_total"] = p.total;
+    j["params_trainable"] = p.trainable;
+    j["params_active_per_token"] = p.active_per_token;
+    j["params"] = train::to_json(p);
+    j["memory_estimate_bytes"] = train::to_json(mem);
+    j["model"] = cfg.to_json()["model"];
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  const auto line = [](const char* what, int64_t bytes) {
+    std::printf("  %-22s %12s\n", what, format_bytes(static_cast<uint64_t>(bytes)).c_str());
+  };
+  std::printf("%s: %lld Mamba + %lld MoE layers, dim %lld, vocabulary %lld, %lld experts (top-%lld, hidden %lld)\n",
+              path.c_str(), (long long)p.mamba_layers, (long long)p.moe_layers, (long long)m.dim,
+              (long long)m.vocab_size, (long long)m.moe.experts, (long long)m.moe.top_k,
+              (long long)m.moe.hidden);
+  std::printf("parameters\n");
+  std::printf("  %-22s %15s  (%s)\n", "total", grouped(p.total).c_str(), millions(p.total).c_str());
+  std::printf("  %-22s %15s  (%s)\n", "trainable", grouped(p.trainable).c_str(), millions(p.trainable).c_str());
+  std::printf("  %-22s %15s  (%s)\n", "active per token", grouped(p.active_per_token).c_str(),
+              millions(p.active_per_token).c_str());
+  std::printf("training memory estimate, batch %lld x context %lld (fp32, AdamW)\n",
+              (long long)mem.batch, (long long)mem.seq_len);
+  line("weights", mem.weights);
+  line("gradients", mem.gradients);
+  line("optimizer state", mem.optimizer_state);
+  line("activations", mem.activations);
+  line("  mamba layers", mem.mamba_activations);
+  line("  scan chunk states", mem.scan_states);
+  line("  moe layers", mem.moe_activations);
+  line("  head (logits x2)", mem.head);
+  line("  backward workspace", mem.workspace);
+  line("total", mem.total);
+  return 0;
+}
+
 int run_info(int argc, char** argv) {
-  po::options_description opts("magellano info: list OpenCL platforms and devices");
-  opts.add_options()("help,h", "show this help")("json", "print one JSON object");
+  po::options_description opts(
+      "magellano info: list OpenCL platforms and devices, or with --config a model's size\n"
+      "  magellano info [--json]\n"
+      "  magellano info --config FILE [--set key.path=value]... [--json]\n"
+      "Options");
+  std::string config;
+  std::vector<std::string> sets;
+  opts.add_options()("help,h", "show this help")("json", "print one JSON object")(
+      "config", po::value(&config), "a model config (e.g. configs/tiny.json): print its parameter "
+                                    "counts and training-memory estimate")(
+      "set", po::value(&sets)->composing(),
+      "override a config key, e.g. --set train.batch_size=4 (repeatable; needs --config)");
   po::variables_map vm;
   po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
   po::notify(vm);
@@ -21,6 +97,8 @@ int run_info(int argc, char** argv) {
     std::cout << opts << "\n";
     return 0;
   }
+  if (vm.count("config")) return model_info(config, sets, vm.count("json") > 0);
+  if (!sets.empty()) throw Error("info: --set needs --config FILE (e.g. --config configs/tiny.json).");
   const auto devices = list_devices();
   std::string chosen;
   try {

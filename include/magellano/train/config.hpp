@@ -1,0 +1,134 @@
+// The training configuration: one JSON document with sections model, data, train, eval,
+// checkpoint and device. Every key is validated (unknown keys and wrong types are errors that
+// name the key path; values are range-checked). Keys, types, defaults and meanings are
+// documented in ONE place, configs/README.md; the presets live beside it.
+//
+// Loading = defaults ← the file ← each `--set key.path=value` in order, then validation.
+// After loading, the derived "0 = automatic" values (model.dt_rank, model.moe.hidden) hold
+// their resolved numbers, so to_json() (what a checkpoint saves) is self-contained and
+// from_json(to_json()) gives back the same Config.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "magellano/nn/mamba.hpp"
+#include "magellano/nn/moe.hpp"
+
+namespace magellano::train {
+
+enum class LayerKind { mamba, moe };
+
+// "MME", "(MMME)x9MMM", nested groups "((ME)x2M)x3": 'M' = Mamba block, 'E' = MoE block, a
+// group in parentheses, "xN" repeats the preceding letter or group N >= 1 times. Spaces are
+// ignored. Throws Error naming `what` (e.g. "'model.layers'") and the position of the problem.
+std::vector<LayerKind> parse_layer_pattern(const std::string& pattern,
+                                           const std::string& what = "layer pattern");
+// A list of "mamba" / "moe" (or "M" / "E").
+std::vector<LayerKind> parse_layer_list(const nlohmann::json& list,
+                                        const std::string& what = "layer list");
+// One letter per layer: "MMME...".
+std::string layer_string(const std::vector<LayerKind>& layers);
+
+struct MoESection {
+  int64_t experts = 8;
+  int64_t top_k = 2;
+  int64_t hidden = 0;  // F; 0 = round(2.75·dim) to a multiple of 64 (resolved on load)
+  std::string activation = "swiglu";  // "swiglu" | "gelu"
+  double balance_coef = 0.01;
+  double z_coef = 0.001;
+  bool operator==(const MoESection&) const = default;
+};
+
+struct ModelConfig {
+  int64_t vocab_size = 50257;
+  int64_t dim = 768;
+  std::string layers = "(MMME)x3M";  // as written (a list is stored as one letter per layer)
+  std::vector<LayerKind> pattern;    // parsed `layers` (filled on load)
+  int64_t d_state = 16;
+  int64_t d_conv = 4;
+  int64_t expand = 2;
+  int64_t dt_rank = 0;  // 0 = ceil(dim / 16) (resolved on load)
+  bool tie_embeddings = true;
+  double norm_eps = 1e-5;
+  int64_t scan_chunk = 64;
+  MoESection moe;
+
+  int64_t num_mamba() const;
+  int64_t num_moe() const;
+  nn::MambaConfig mamba_config() const;  // num_layers = number of layers (for out_proj scale)
+  nn::MoEConfig moe_config() const;
+  bool operator==(const ModelConfig&) const = default;
+};
+
+struct DataConfig {
+  std::optional<std::string> train;      // token file; required for training
+  std::optional<std::string> val;        // token file or none
+  std::optional<std::string> tokenizer;  // folder or none
+  bool operator==(const DataConfig&) const = default;
+};
+
+struct TrainConfig {
+  int64_t steps = 1000;
+  int64_t batch_size = 8;  // sequences per micro-batch
+  int64_t seq_len = 512;   // context
+  int64_t grad_accum = 1;  // micro-batches per optimizer step
+  double lr = 3e-4;
+  double min_lr = 3e-5;
+  int64_t warmup_steps = 100;
+  double weight_decay = 0.1;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double grad_clip = 1.0;  // 0 = off
+  int64_t seed = 1234;
+  int64_t log_every = 10;
+  bool operator==(const TrainConfig&) const = default;
+};
+
+struct EvalConfig {
+  int64_t every = 0;    // steps; 0 = only at the end
+  int64_t batches = 20;
+  bool operator==(const EvalConfig&) const = default;
+};
+
+struct CheckpointConfig {
+  std::string dir = "checkpoints";
+  int64_t every = 0;  // steps; 0 = only at the end
+  int64_t keep = 3;   // newest checkpoints kept
+  bool operator==(const CheckpointConfig&) const = default;
+};
+
+struct Config {
+  ModelConfig model;
+  DataConfig data;
+  TrainConfig train;
+  EvalConfig eval;
+  CheckpointConfig checkpoint;
+  std::string device;  // "" = default (--device syntax: P:D, cpu, gpu or part of a name)
+
+  // The defaults with every derived value resolved (what an empty JSON object gives).
+  static Config defaults();
+  // Validates every key (unknown keys, types, ranges) and resolves derived values.
+  static Config from_json(const nlohmann::json& j);
+  // The effective config, every key present.
+  nlohmann::json to_json() const;
+  // Throws unless data.train is set (training needs it; `info` does not).
+  void require_training_data() const;
+  bool operator==(const Config&) const = default;
+};
+
+// Applies "key.path=value" to a config document (value: JSON when it parses, else a string).
+// The key path must exist in the schema. Does not validate the value (from_json does).
+void apply_set(nlohmann::json& doc, const std::string& assignment);
+
+// Reads `path` (JSON), applies `sets` in order, validates. Errors name the file or the --set.
+Config load_config(const std::string& path, const std::vector<std::string>& sets = {});
+
+// Every key path of the schema, leaves only, in documentation order ("model.vocab_size", ...).
+std::vector<std::string> config_keys();
+
+}  // namespace magellano::train

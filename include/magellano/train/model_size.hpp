@@ -1,0 +1,65 @@
+// Parameter counts and a training-memory estimate, computed analytically from a model config
+// (no device needed). The counts equal what the layers in nn/ allocate (tests check this).
+//
+// Parameters (D dim, E = expand·D, R dt_rank, N d_state, W d_conv, X experts, K top_k,
+// F moe.hidden, V vocab_size):
+//   Mamba block  norm D; in_proj 2E·D; conv1d E·W + E; x_proj (R + 2N)·E; dt_proj E·R + E;
+//                A_log E·N; D E; out_proj D·E
+//   MoE block    norm D; gate X·D; X experts of w1 F·D, w2 D·F (+ w3 F·D for SwiGLU)
+//   model        embedding V·D; final norm D; LM head V·D unless tie_embeddings
+// Every parameter is trainable (the dense model has no frozen tensors). Active per token:
+// the total minus the (X − K) experts per MoE layer that a token does not reach.
+//
+// Memory for one micro-batch of B sequences × L tokens (T = B·L), fp32 everywhere:
+//   weights P·4, gradients P·4, AdamW state 2·P·4 (m and v), plus activations:
+//   per Mamba layer, what the forward keeps for the backward (src/nn/mamba.cpp and the ops'
+//   closures): the block input and its RMSNorm output (2D) and rstd (1); the conv input x and
+//   the gate z (2E); the conv output (E, kept by SiLU); the conv+SiLU output u (E); Δ before
+//   its bias (E); the scan output y (E); dt (R), B and C (2N)  →  T·(2D + 6E + R + 2N + 1)
+//   floats, + the scan's chunk states B·ceil(L/scan_chunk)·N·E, + A = −exp(A_log) twice (2E·N);
+//   per MoE layer: the block input and its norm output (2D), rstd and the z-loss lse (2), the
+//   router logits and probabilities (2X), and per routed pair (K per token) the gathered input
+//   and the expert output (2D), the pre-activations h1 (and h3) (F or 2F), its weight (1) and
+//   four i32 indices  →  T·(2D + 2 + 2X + K·(2D + F·(1 or 2) + 5));
+//   head: the final norm's input and output (2D) and rstd, the token ids, and the logits T·V
+//   twice (the logits and their gradient during the cross-entropy backward);
+//   workspace: the largest single layer's backward temporaries (Mamba: the gradients of x, z,
+//   Δ, u, the in_proj output (2E) and B, C: T·(6E + 2N) + the scan's chunk scratch
+//   scan_chunk·N·B·E; MoE: T·K·(2D + 2F) for dxs, dys and the expert scratch), plus two
+//   residual-stream gradients T·2D.
+// The total adds the head's and the workspace's peaks even though they do not coincide, so it
+// errs a little on the safe side. Allocator rounding and the kernels' tiny buffers are ignored.
+#pragma once
+#include <cstdint>
+
+#include <nlohmann/json.hpp>
+
+#include "magellano/train/config.hpp"
+
+namespace magellano::train {
+
+struct ParamCounts {
+  int64_t total = 0, trainable = 0;
+  int64_t active_per_token = 0;  // MoE layers count the gate + top_k experts
+  // Parts (each a whole model's worth): embedding, LM head (0 when tied), one Mamba block, one
+  // MoE block, one expert, the final norm; and the number of blocks of each kind.
+  int64_t embedding = 0, lm_head = 0, mamba_block = 0, moe_block = 0, expert = 0, final_norm = 0;
+  int64_t mamba_layers = 0, moe_layers = 0;
+};
+
+// `model` must be resolved (as load_config / Config::from_json leave it).
+ParamCounts count_params(const ModelConfig& model);
+
+struct MemoryEstimate {  // bytes
+  int64_t weights = 0, gradients = 0, optimizer_state = 0, activations = 0, total = 0;
+  // activations = mamba_activations + scan_states + moe_activations + head + workspace
+  int64_t mamba_activations = 0, scan_states = 0, moe_activations = 0, head = 0, workspace = 0;
+  int64_t batch = 0, seq_len = 0;
+};
+
+MemoryEstimate estimate_memory(const ModelConfig& model, int64_t batch, int64_t seq_len);
+
+nlohmann::json to_json(const ParamCounts& p);
+nlohmann::json to_json(const MemoryEstimate& m);
+
+}  // namespace magellano::train

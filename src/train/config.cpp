@@ -1,0 +1,477 @@
+// The config schema: one table of fields (key path, type, range, accessors) drives parsing,
+// validation, --set and to_json, so they cannot disagree. configs/README.md documents it.
+#include "magellano/train/config.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include "magellano/runtime/error.hpp"
+
+namespace magellano::train {
+namespace {
+
+using nlohmann::json;
+
+enum class Kind { integer, number, boolean, string, opt_string, layers, choice };
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+struct Field {
+  std::string path;
+  Kind kind;
+  double lo = -kInf, hi = kInf;  // numeric range
+  bool hi_open = false;          // hi excluded (fractions: [0, 1))
+  bool lo_open = false;          // lo excluded (> 0)
+  std::vector<std::string> choices;
+  std::function<json(const Config&)> get;
+  std::function<void(Config&, const json&)> set;
+};
+
+#define MG_ACCESS(member, T)                                        \
+  [](const Config& c) { return json(c.member); },                   \
+      [](Config& c, const json& v) { c.member = v.get<T>(); }
+
+#define MG_OPT(member)                                                                  \
+  [](const Config& c) { return c.member ? json(*c.member) : json(nullptr); },           \
+      [](Config& c, const json& v) {                                                    \
+        c.member = v.is_null() ? std::nullopt : std::optional<std::string>(v.get<std::string>()); \
+      }
+
+Field integer(std::string path, double lo, std::function<json(const Config&)> g,
+              std::function<void(Config&, const json&)> s, double hi = kInf) {
+  return {std::move(path), Kind::integer, lo, hi, false, false, {}, std::move(g), std::move(s)};
+}
+Field number(std::string path, double lo, bool lo_open, double hi, bool hi_open,
+             std::function<json(const Config&)> g, std::function<void(Config&, const json&)> s) {
+  return {std::move(path), Kind::number, lo, hi, hi_open, lo_open, {}, std::move(g), std::move(s)};
+}
+Field plain(std::string path, Kind kind, std::function<json(const Config&)> g,
+            std::function<void(Config&, const json&)> s, std::vector<std::string> choices = {}) {
+  return {std::move(path), kind, -kInf, kInf, false, false, std::move(choices), std::move(g), std::move(s)};
+}
+
+const std::vector<Field>& schema() {
+  static const std::vector<Field> fields = [] {
+    std::vector<Field> f;
+    // model
+    f.push_back(integer("model.vocab_size", 2, MG_ACCESS(model.vocab_size, int64_t), 2147483647.0));
+    f.push_back(integer("model.dim", 1, MG_ACCESS(model.dim, int64_t)));
+    f.push_back(plain(
+        "model.layers", Kind::layers, [](const Config& c) { return json(c.model.layers); },
+        [](Config& c, const json& v) {
+          c.model.layers = v.is_string() ? v.get<std::string>()
+                                         : layer_string(parse_layer_list(v, "'model.layers'"));
+        }));
+    f.push_back(integer("model.d_state", 1, MG_ACCESS(model.d_state, int64_t)));
+    f.push_back(integer("model.d_conv", 1, MG_ACCESS(model.d_conv, int64_t)));
+    f.push_back(integer("model.expand", 1, MG_ACCESS(model.expand, int64_t)));
+    f.push_back(integer("model.dt_rank", 0, MG_ACCESS(model.dt_rank, int64_t)));
+    f.push_back(plain("model.tie_embeddings", Kind::boolean, MG_ACCESS(model.tie_embeddings, bool)));
+    f.push_back(number("model.norm_eps", 0, true, 1, true, MG_ACCESS(model.norm_eps, double)));
+    f.push_back(integer("model.scan_chunk", 1, MG_ACCESS(model.scan_chunk, int64_t)));
+    f.push_back(integer("model.moe.experts", 1, MG_ACCESS(model.moe.experts, int64_t)));
+    f.push_back(integer("model.moe.top_k", 1, MG_ACCESS(model.moe.top_k, int64_t)));
+    f.push_back(integer("model.moe.hidden", 0, MG_ACCESS(model.moe.hidden, int64_t)));
+    f.push_back(plain("model.moe.activation", Kind::choice, MG_ACCESS(model.moe.activation, std::string),
+                      {"swiglu", "gelu"}));
+    f.push_back(number("model.moe.balance_coef", 0, false, kInf, false, MG_ACCESS(model.moe.balance_coef, double)));
+    f.push_back(number("model.moe.z_coef", 0, false, kInf, false, MG_ACCESS(model.moe.z_coef, double)));
+    // data
+    f.push_back(plain("data.train", Kind::opt_string, MG_OPT(data.train)));
+    f.push_back(plain("data.val", Kind::opt_string, MG_OPT(data.val)));
+    f.push_back(plain("data.tokenizer", Kind::opt_string, MG_OPT(data.tokenizer)));
+    // train
+    f.push_back(integer("train.steps", 1, MG_ACCESS(train.steps, int64_t)));
+    f.push_back(integer("train.batch_size", 1, MG_ACCESS(train.batch_size, int64_t)));
+    f.push_back(integer("train.seq_len", 1, MG_ACCESS(train.seq_len, int64_t)));
+    f.push_back(integer("train.grad_accum", 1, MG_ACCESS(train.grad_accum, int64_t)));
+    f.push_back(number("train.lr", 0, true, kInf, false, MG_ACCESS(train.lr, double)));
+    f.push_back(number("train.min_lr", 0, false, kInf, false, MG_ACCESS(train.min_lr, double)));
+    f.push_back(integer("train.warmup_steps", 0, MG_ACCESS(train.warmup_steps, int64_t)));
+    f.push_back(number("train.weight_decay", 0, false, kInf, false, MG_ACCESS(train.weight_decay, double)));
+    f.push_back(number("train.beta1", 0, false, 1, true, MG_ACCESS(train.beta1, double)));
+    f.push_back(number("train.beta2", 0, false, 1, true, MG_ACCESS(train.beta2, double)));
+    f.push_back(number("train.eps", 0, true, kInf, false, MG_ACCESS(train.eps, double)));
+    f.push_back(number("train.grad_clip", 0, false, kInf, false, MG_ACCESS(train.grad_clip, double)));
+    f.push_back(integer("train.seed", 0, MG_ACCESS(train.seed, int64_t)));
+    f.push_back(integer("train.log_every", 1, MG_ACCESS(train.log_every, int64_t)));
+    // eval
+    f.push_back(integer("eval.every", 0, MG_ACCESS(eval.every, int64_t)));
+    f.push_back(integer("eval.batches", 1, MG_ACCESS(eval.batches, int64_t)));
+    // checkpoint
+    f.push_back(plain("checkpoint.dir", Kind::string, MG_ACCESS(checkpoint.dir, std::string)));
+    f.push_back(integer("checkpoint.every", 0, MG_ACCESS(checkpoint.every, int64_t)));
+    f.push_back(integer("checkpoint.keep", 1, MG_ACCESS(checkpoint.keep, int64_t)));
+    // device
+    f.push_back(plain("device", Kind::string, MG_ACCESS(device, std::string)));
+    return f;
+  }();
+  return fields;
+}
+
+const Field* find_field(const std::string& path) {
+  for (const auto& f : schema())
+    if (f.path == path) return &f;
+  return nullptr;
+}
+
+// Sections: every proper prefix of a field path ("model", "model.moe", ...).
+const std::set<std::string>& sections() {
+  static const std::set<std::string> s = [] {
+    std::set<std::string> out;
+    for (const auto& f : schema())
+      for (size_t p = f.path.find('.'); p != std::string::npos; p = f.path.find('.', p + 1))
+        out.insert(f.path.substr(0, p));
+    return out;
+  }();
+  return s;
+}
+
+std::string join(const std::string& prefix, const std::string& key) {
+  return prefix.empty() ? key : prefix + "." + key;
+}
+
+// Optimal string alignment distance (a transposition counts as one edit).
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i)
+    for (size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
+
+std::string suggestion(const std::string& path) {
+  std::vector<std::string> all(sections().begin(), sections().end());
+  for (const auto& f : schema()) all.push_back(f.path);
+  // The same key in another section ("train.device" -> "device", "model.experts" -> "model.moe.experts").
+  const std::string leaf = path.substr(path.rfind('.') == std::string::npos ? 0 : path.rfind('.') + 1);
+  for (const auto& p : all)
+    if (p == leaf || (p.size() > leaf.size() && p.compare(p.size() - leaf.size() - 1, std::string::npos, "." + leaf) == 0))
+      return p;
+  std::string best;
+  size_t best_d = std::max<size_t>(2, leaf.size() / 3) + 1;
+  for (const auto& p : all) {
+    const size_t d = edit_distance(path, p);
+    if (d < best_d) best_d = d, best = p;
+  }
+  return best;
+}
+
+[[noreturn]] void unknown_key(const std::string& path) {
+  const std::string s = suggestion(path);
+  throw Error("config: unknown key '" + path + "'" + (s.empty() ? "" : " (did you mean '" + s + "'?)") +
+              "; configs/README.md lists every key.");
+}
+
+std::string describe(const json& v) {
+  switch (v.type()) {
+    case json::value_t::null: return "null";
+    case json::value_t::boolean: return "a boolean (" + v.dump() + ")";
+    case json::value_t::string: return "a string (" + v.dump() + ")";
+    case json::value_t::array: return "a list";
+    case json::value_t::object: return "an object";
+    case json::value_t::number_float: return "a number (" + v.dump() + ")";
+    default: return "an integer (" + v.dump() + ")";
+  }
+}
+
+std::string number_str(double x) {
+  std::ostringstream os;
+  os << x;
+  return os.str();
+}
+
+bool is_integral(const json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>() <= uint64_t(std::numeric_limits<int64_t>::max());
+  if (v.is_number_integer()) return true;
+  if (!v.is_number_float()) return false;
+  const double d = v.get<double>();
+  return std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.2e18;
+}
+
+// Type check of one value; integral floats (1e6) are accepted as integers and normalised.
+void check_type(const Field& f, json& v) {
+  const std::string where = "config: '" + f.path + "' must be ";
+  switch (f.kind) {
+    case Kind::integer:
+      if (!is_integral(v)) throw Error(where + "an integer, got " + describe(v) + ".");
+      if (v.is_number_float()) v = static_cast<int64_t>(v.get<double>());
+      else v = v.get<int64_t>();
+      return;
+    case Kind::number:
+      if (!v.is_number()) throw Error(where + "a number, got " + describe(v) + ".");
+      return;
+    case Kind::boolean:
+      if (!v.is_boolean()) throw Error(where + "true or false, got " + describe(v) + ".");
+      return;
+    case Kind::string:
+      if (!v.is_string()) throw Error(where + "a string, got " + describe(v) + ".");
+      return;
+    case Kind::opt_string:
+      if (!v.is_string() && !v.is_null()) throw Error(where + "a path (string) or null, got " + describe(v) + ".");
+      if (v.is_string() && v.get<std::string>().empty())
+        throw Error(where + "a path or null, got an empty string.");
+      return;
+    case Kind::layers:
+      if (!v.is_string() && !v.is_array())
+        throw Error(where + "a layer pattern such as \"(MMME)x9MMM\" or a list of \"mamba\" / \"moe\", got " +
+                    describe(v) + ".");
+      return;
+    case Kind::choice: {
+      std::string list;
+      for (const auto& c : f.choices) list += (list.empty() ? "\"" : " or \"") + c + "\"";
+      if (!v.is_string()) throw Error(where + list + ", got " + describe(v) + ".");
+      if (std::find(f.choices.begin(), f.choices.end(), v.get<std::string>()) == f.choices.end())
+        throw Error(where + list + ", got " + v.dump() + ".");
+      return;
+    }
+  }
+}
+
+// Walks the user's document: unknown keys, non-object sections, value types.
+void check_document(json& doc, const std::string& prefix) {
+  for (auto it = doc.begin(); it != doc.end(); ++it) {
+    const std::string path = join(prefix, it.key());
+    if (const Field* f = find_field(path)) {
+      check_type(*f, it.value());
+    } else if (sections().count(path)) {
+      if (!it.value().is_object())
+        throw Error("config: '" + path + "' must be an object (a section), got " + describe(it.value()) + ".");
+      check_document(it.value(), path);
+    } else {
+      unknown_key(path);
+    }
+  }
+}
+
+const json* lookup(const json& doc, const std::string& path) {
+  const json* cur = &doc;
+  size_t start = 0;
+  for (;;) {
+    const size_t dot = path.find('.', start);
+    const std::string key = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (!cur->is_object()) return nullptr;
+    auto it = cur->find(key);
+    if (it == cur->end()) return nullptr;
+    cur = &*it;
+    if (dot == std::string::npos) return cur;
+    start = dot + 1;
+  }
+}
+
+void check_range(const Field& f, const json& v) {
+  if (f.kind == Kind::string && f.path == "checkpoint.dir" && v.get<std::string>().empty())
+    throw Error("config: 'checkpoint.dir' must be a folder name, got an empty string.");
+  if (f.kind != Kind::integer && f.kind != Kind::number) return;
+  const double x = v.get<double>();
+  const bool low = f.lo_open ? !(x > f.lo) : !(x >= f.lo);
+  const bool high = f.hi_open ? !(x < f.hi) : !(x <= f.hi);
+  if (!low && !high) return;
+  std::string want;
+  if (f.hi == kInf) want = std::string(f.lo_open ? "> " : ">= ") + number_str(f.lo);
+  else if (f.lo_open && f.hi_open) want = "in (" + number_str(f.lo) + ", " + number_str(f.hi) + ")";
+  else if (f.hi_open) want = "in [" + number_str(f.lo) + ", " + number_str(f.hi) + ")";
+  else want = "in [" + number_str(f.lo) + ", " + number_str(f.hi) + "]";
+  throw Error("config: '" + f.path + "' must be " + want + ", got " +
+              (f.kind == Kind::integer ? v.dump() : number_str(x)) + ".");
+}
+
+int64_t default_hidden(int64_t dim) {
+  const int64_t h = static_cast<int64_t>(std::llround(2.75 * static_cast<double>(dim) / 64.0)) * 64;
+  return std::max<int64_t>(64, h);
+}
+
+// Derived values, cross-field rules.
+void resolve(Config& c) {
+  ModelConfig& m = c.model;
+  m.pattern = parse_layer_pattern(m.layers, "'model.layers'");
+  if (m.dt_rank == 0) m.dt_rank = (m.dim + 15) / 16;
+  if (m.moe.hidden == 0) m.moe.hidden = default_hidden(m.dim);
+  if (m.moe.top_k > m.moe.experts)
+    throw Error("config: 'model.moe.top_k' (" + std::to_string(m.moe.top_k) +
+                ") must be <= 'model.moe.experts' (" + std::to_string(m.moe.experts) + ").");
+  const TrainConfig& t = c.train;
+  if (t.min_lr > t.lr)
+    throw Error("config: 'train.min_lr' (" + number_str(t.min_lr) + ") must be <= 'train.lr' (" +
+                number_str(t.lr) + ").");
+  if (t.warmup_steps > t.steps)
+    throw Error("config: 'train.warmup_steps' (" + std::to_string(t.warmup_steps) +
+                ") must be <= 'train.steps' (" + std::to_string(t.steps) + ").");
+}
+
+void deep_merge(json& into, const json& from) {
+  for (auto it = from.begin(); it != from.end(); ++it) {
+    if (it.value().is_object() && into.contains(it.key()) && into[it.key()].is_object())
+      deep_merge(into[it.key()], it.value());
+    else
+      into[it.key()] = it.value();
+  }
+}
+
+std::string read_file(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(path, ec))
+    throw Error("config: cannot read '" + path +
+                "': no such file. Give the path of a JSON config, e.g. configs/tiny.json.");
+  if (fs::is_directory(path, ec))
+    throw Error("config: '" + path + "' is a folder; give the path of a JSON config file.");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("config: cannot open '" + path + "' for reading; check its permissions.");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+int64_t ModelConfig::num_mamba() const {
+  return std::count(pattern.begin(), pattern.end(), LayerKind::mamba);
+}
+int64_t ModelConfig::num_moe() const { return std::count(pattern.begin(), pattern.end(), LayerKind::moe); }
+
+nn::MambaConfig ModelConfig::mamba_config() const {
+  nn::MambaConfig m;
+  m.dim = dim;
+  m.d_state = d_state;
+  m.d_conv = d_conv;
+  m.expand = expand;
+  m.dt_rank = dt_rank;
+  m.num_layers = std::max<int64_t>(1, static_cast<int64_t>(pattern.size()));
+  m.scan_chunk = static_cast<int>(scan_chunk);
+  return m;
+}
+
+nn::MoEConfig ModelConfig::moe_config() const {
+  nn::MoEConfig m{};
+  m.dim = dim;
+  m.hidden = moe.hidden;
+  m.experts = moe.experts;
+  m.top_k = moe.top_k;
+  m.swiglu = moe.activation == "swiglu";
+  m.balance_coef = static_cast<float>(moe.balance_coef);
+  m.z_coef = static_cast<float>(moe.z_coef);
+  return m;
+}
+
+Config Config::defaults() { return from_json(json::object()); }
+
+Config Config::from_json(const json& j) {
+  if (!j.is_object()) throw Error("config: the top level must be a JSON object, got " + describe(j) + ".");
+  json doc = j;
+  check_document(doc, "");
+  Config c;
+  for (const auto& f : schema())
+    if (const json* v = lookup(doc, f.path)) f.set(c, *v);
+  for (const auto& f : schema()) check_range(f, f.get(c));
+  resolve(c);
+  return c;
+}
+
+json Config::to_json() const {
+  json j = json::object();
+  for (const auto& f : schema()) {
+    std::string ptr = "/" + f.path;
+    std::replace(ptr.begin(), ptr.end(), '.', '/');
+    j[json::json_pointer(ptr)] = f.get(*this);
+  }
+  return j;
+}
+
+void Config::require_training_data() const {
+  if (!data.train)
+    throw Error("config: 'data.train' is not set; training needs a token file (make one with "
+                "`magellano tokenize`, then add \"data\": {\"train\": PATH} or --set data.train=PATH).");
+}
+
+std::vector<std::string> config_keys() {
+  std::vector<std::string> out;
+  for (const auto& f : schema()) out.push_back(f.path);
+  return out;
+}
+
+void apply_set(json& doc, const std::string& assignment) {
+  const size_t eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw Error("config: --set '" + assignment + "' must look like key.path=value, e.g. train.lr=3e-4.");
+  const std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
+  const bool is_section = sections().count(key) > 0;
+  if (!find_field(key) && !is_section) unknown_key(key);
+  json value;
+  try {
+    value = json::parse(text);
+  } catch (const json::parse_error&) {
+    value = text;  // not JSON: a plain string (gpu, configs/x.tok, (MMME)x9MMM)
+  }
+  // A string key given a bare number or boolean takes the text as written (--set device=1).
+  if (const Field* f = find_field(key);
+      f && (value.is_number() || value.is_boolean()) &&
+      (f->kind == Kind::string || f->kind == Kind::opt_string || f->kind == Kind::layers ||
+       f->kind == Kind::choice))
+    value = text;
+  if (is_section && !value.is_object())
+    throw Error("config: --set " + key + "=...: '" + key + "' is a section; set one of its keys, e.g. " +
+                key + "." + [&] {
+                  for (const auto& f : schema())
+                    if (f.path.rfind(key + ".", 0) == 0) return f.path.substr(key.size() + 1);
+                  return std::string();
+                }() + "=VALUE.");
+  if (!doc.is_object()) doc = json::object();
+  json* cur = &doc;
+  size_t start = 0;
+  for (size_t dot = key.find('.'); dot != std::string::npos; dot = key.find('.', start)) {
+    const std::string part = key.substr(start, dot - start);
+    json& next = (*cur)[part];
+    if (next.is_null()) next = json::object();
+    if (!next.is_object())
+      throw Error("config: '" + key.substr(0, dot) + "' must be an object (a section), got " + describe(next) + ".");
+    cur = &next;
+    start = dot + 1;
+  }
+  json& slot = (*cur)[key.substr(start)];
+  if (is_section && slot.is_object()) deep_merge(slot, value);
+  else slot = value;
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& sets) {
+  const std::string text = read_file(path);
+  json doc;
+  try {
+    doc = json::parse(text, nullptr, true, /*ignore_comments=*/true);
+  } catch (const json::parse_error& e) {
+    std::string what = e.what();
+    const size_t close = what.find("] ");
+    if (close != std::string::npos) what = what.substr(close + 2);
+    throw Error("config: '" + path + "' is not valid JSON: " + what + ".");
+  }
+  Config c;
+  try {
+    c = Config::from_json(doc);
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + " (in " + path + ")");
+  }
+  if (sets.empty()) return c;
+  std::string all;
+  for (const auto& s : sets) {
+    apply_set(doc, s);
+    all += (all.empty() ? "--set " : ", --set ") + s;
+  }
+  try {
+    return Config::from_json(doc);
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + " (from " + all + ")");
+  }
+}
+
+}  // namespace magellano::train

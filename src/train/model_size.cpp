@@ -1,0 +1,87 @@
+// Parameter accounting and the training-memory model; the formulas are in model_size.hpp.
+#include "magellano/train/model_size.hpp"
+
+#include <algorithm>
+
+namespace magellano::train {
+
+ParamCounts count_params(const ModelConfig& m) {
+  const int64_t D = m.dim, E = m.expand * m.dim, R = m.dt_rank > 0 ? m.dt_rank : (m.dim + 15) / 16,
+                N = m.d_state, W = m.d_conv, X = m.moe.experts, K = m.moe.top_k, F = m.moe.hidden,
+                V = m.vocab_size;
+  const bool glu = m.moe.activation == "swiglu";
+  ParamCounts p;
+  p.mamba_layers = m.num_mamba();
+  p.moe_layers = m.num_moe();
+  p.mamba_block = D                 // norm
+                  + 2 * E * D       // in_proj
+                  + E * W + E       // conv1d weight, bias
+                  + (R + 2 * N) * E // x_proj
+                  + E * R + E       // dt_proj weight, bias
+                  + E * N + E       // A_log, D
+                  + D * E;          // out_proj
+  p.expert = (glu ? 3 : 2) * F * D;
+  p.moe_block = D + X * D + X * p.expert;
+  p.embedding = V * D;
+  p.final_norm = D;
+  p.lm_head = m.tie_embeddings ? 0 : V * D;
+  p.total = p.embedding + p.final_norm + p.lm_head + p.mamba_layers * p.mamba_block +
+            p.moe_layers * p.moe_block;
+  p.trainable = p.total;
+  p.active_per_token = p.total - p.moe_layers * (X - K) * p.expert;
+  return p;
+}
+
+MemoryEstimate estimate_memory(const ModelConfig& m, int64_t batch, int64_t seq_len) {
+  const int64_t D = m.dim, E = m.expand * m.dim, R = m.dt_rank > 0 ? m.dt_rank : (m.dim + 15) / 16,
+                N = m.d_state, X = m.moe.experts, K = m.moe.top_k, F = m.moe.hidden,
+                V = m.vocab_size, C = std::max<int64_t>(1, m.scan_chunk);
+  const bool glu = m.moe.activation == "swiglu";
+  const int64_t T = batch * seq_len, f = 4;  // tokens, bytes per float (and per i32)
+  const ParamCounts p = count_params(m);
+  MemoryEstimate e;
+  e.batch = batch;
+  e.seq_len = seq_len;
+  e.weights = p.total * f;
+  e.gradients = p.trainable * f;
+  e.optimizer_state = 2 * p.trainable * f;
+  const int64_t chunks = (seq_len + C - 1) / C;
+  e.mamba_activations = p.mamba_layers * (T * (2 * D + 6 * E + R + 2 * N + 1) + 2 * E * N) * f;
+  e.scan_states = p.mamba_layers * batch * chunks * N * E * f;
+  e.moe_activations = p.moe_layers * T * (2 * D + 2 + 2 * X + K * (2 * D + F * (glu ? 2 : 1) + 5)) * f;
+  e.head = (T * (2 * D + 2) + 2 * T * V) * f;
+  int64_t ws = 0;
+  if (p.mamba_layers) ws = std::max(ws, T * (6 * E + 2 * N) + C * N * batch * E);
+  if (p.moe_layers) ws = std::max(ws, T * K * (2 * D + 2 * F));
+  e.workspace = (ws + 2 * T * D) * f;
+  e.activations = e.mamba_activations + e.scan_states + e.moe_activations + e.head + e.workspace;
+  e.total = e.weights + e.gradients + e.optimizer_state + e.activations;
+  return e;
+}
+
+nlohmann::json to_json(const ParamCounts& p) {
+  return {{"total", p.total},           {"trainable", p.trainable},
+          {"active_per_token", p.active_per_token},
+          {"embedding", p.embedding},   {"lm_head", p.lm_head},
+          {"mamba_block", p.mamba_block}, {"moe_block", p.moe_block},
+          {"expert", p.expert},         {"final_norm", p.final_norm},
+          {"mamba_layers", p.mamba_layers}, {"moe_layers", p.moe_layers}};
+}
+
+nlohmann::json to_json(const MemoryEstimate& m) {
+  return {{"weights", m.weights},
+          {"gradients", m.gradients},
+          {"optimizer_state", m.optimizer_state},
+          {"activations", m.activations},
+          {"total", m.total},
+          {"activation_parts",
+           {{"mamba", m.mamba_activations},
+            {"scan_states", m.scan_states},
+            {"moe", m.moe_activations},
+            {"head", m.head},
+            {"workspace", m.workspace}}},
+          {"batch", m.batch},
+          {"seq_len", m.seq_len}};
+}
+
+}  // namespace magellano::train

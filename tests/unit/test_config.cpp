@@ -1,0 +1,384 @@
+// The training config: presets and their sizes, validation errors that name the key path,
+// --set overrides, the to_json round trip, layer patterns, the parameter counts against the
+// real layers, the README's table against the schema, and `magellano info --config`.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+
+#include "cli.hpp"
+#include "harness.hpp"
+#include "magellano/nn/mamba.hpp"
+#include "magellano/nn/moe.hpp"
+#include "magellano/runtime/error.hpp"
+#include "magellano/train/config.hpp"
+#include "magellano/train/model_size.hpp"
+
+using namespace magellano;
+using namespace magellano::train;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path configs_dir() {
+  return fs::weakly_canonical(fs::path(__FILE__).parent_path() / ".." / ".." / "configs");
+}
+std::string preset(const std::string& name) { return (configs_dir() / (name + ".json")).string(); }
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+bool has(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
+
+Config parse(const std::string& text) { return Config::from_json(json::parse(text)); }
+
+fs::path write_temp(const std::string& name, const std::string& text) {
+  const fs::path p = fs::temp_directory_path() / ("mg-config-test-" + name);
+  std::ofstream(p) << text;
+  return p;
+}
+
+}  // namespace
+
+TEST(Config, PresetsLoadAndHitTheirSizes) {
+  struct Want {
+    const char* name;
+    double target;
+    int64_t exact;
+  };
+  for (const Want& w : {Want{"phase1", 77e6, 76856640}, Want{"phase2", 400e6, 398604544},
+                        Want{"phase3", 800e6, 803640320}, Want{"production3B", 3284e6, 3274516480}}) {
+    SCOPED_TRACE(w.name);
+    const Config c = load_config(preset(w.name));
+    const ParamCounts p = count_params(c.model);
+    EXPECT_EQ(p.total, w.exact);
+    EXPECT_NEAR(static_cast<double>(p.total) / w.target, 1.0, 0.03);
+    EXPECT_EQ(c.model.vocab_size, 50257);
+    EXPECT_EQ(c.train.seq_len, 512);
+    // Mamba : MoE about 10 : 3.
+    EXPECT_EQ(p.mamba_layers * 3, p.moe_layers * 10);
+  }
+  const Config prod = load_config(preset("production3B"));
+  EXPECT_EQ(prod.model.num_mamba(), 30);
+  EXPECT_EQ(prod.model.num_moe(), 9);
+  EXPECT_EQ(prod.model.moe.experts, 8);
+  EXPECT_EQ(prod.model.moe.top_k, 2);
+
+  const Config tiny = load_config(preset("tiny"));
+  const ParamCounts t = count_params(tiny.model);
+  EXPECT_EQ(tiny.model.vocab_size, 8192);
+  EXPECT_EQ(t.total, 1016128);
+  EXPECT_GE(t.total, 200000);
+  EXPECT_LE(t.total, 5000000);
+}
+
+TEST(Config, DefaultsAreValidAndResolved) {
+  const Config c = Config::defaults();
+  EXPECT_EQ(c.model.dt_rank, (c.model.dim + 15) / 16);
+  EXPECT_EQ(c.model.moe.hidden % 64, 0);
+  EXPECT_EQ(c.model.moe.hidden, 2112);  // round(2.75 * 768 / 64) * 64
+  EXPECT_FALSE(c.data.train.has_value());
+  EXPECT_EQ(c.train.grad_accum, 1);
+  EXPECT_EQ(c.train.weight_decay, 0.1);
+  EXPECT_EQ(c.checkpoint.keep, 3);
+  EXPECT_EQ(c.device, "");
+  EXPECT_TRUE(has(error_of([&] { c.require_training_data(); }), "'data.train' is not set"));
+  for (const char* key : {"train.steps", "train.batch_size", "train.seq_len", "train.lr", "train.seed",
+                          "data.train", "data.val", "checkpoint.dir", "checkpoint.every", "device"}) {
+    const auto keys = config_keys();
+    EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key;
+  }
+}
+
+TEST(Config, UnknownKeysAndWrongTypesNameTheKeyPath) {
+  EXPECT_EQ(error_of([] { parse(R"({"train": {"stpes": 3}})"); }),
+            "config: unknown key 'train.stpes' (did you mean 'train.steps'?); configs/README.md lists every key.");
+  EXPECT_TRUE(has(error_of([] { parse(R"({"modle": {}})"); }), "unknown key 'modle' (did you mean 'model'?)"));
+  EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"experts": 4}})"); }),
+                  "unknown key 'model.experts' (did you mean 'model.moe.experts'?)"));
+  EXPECT_TRUE(has(error_of([] { parse(R"({"zzzzzzzz": 1})"); }), "unknown key 'zzzzzzzz';"));
+  EXPECT_EQ(error_of([] { parse(R"({"train": {"lr": "fast"}})"); }),
+            "config: 'train.lr' must be a number, got a string (\"fast\").");
+  EXPECT_EQ(error_of([] { parse(R"({"train": {"steps": 1.5}})"); }),
+            "config: 'train.steps' must be an integer, got a number (1.5).");
+  EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"tie_embeddings": 1}})"); }),
+                  "'model.tie_embeddings' must be true or false, got an integer (1)"));
+  EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"moe": 8}})"); }),
+                  "'model.moe' must be an object (a section), got an integer (8)"));
+  EXPECT_TRUE(has(error_of([] { parse(R"({"data": {"train": 5}})"); }),
+                  "'data.train' must be a path (string) or null, got an integer (5)"));
+  EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"moe": {"activation": "relu"}}})"); }),
+                  "'model.moe.activation' must be \"swiglu\" or \"gelu\", got \"relu\""));
+  EXPECT_TRUE(has(error_of([] { parse(R"({"device": null})"); }), "'device' must be a string, got null"));
+  EXPECT_TRUE(has(error_of([] { parse(R"([1, 2])"); }), "top level must be a JSON object"));
+  // Integral numbers written as floats are integers.
+  EXPECT_EQ(parse(R"({"train": {"steps": 1e4}})").train.steps, 10000);
+}
+
+TEST(Config, ValuesAreRangeChecked) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"model": {"dim": 0}})", "config: 'model.dim' must be >= 1, got 0."},
+      {R"({"train": {"batch_size": -2}})", "config: 'train.batch_size' must be >= 1, got -2."},
+      {R"({"train": {"lr": 0}})", "config: 'train.lr' must be > 0, got 0."},
+      {R"({"train": {"beta2": 1.0}})", "config: 'train.beta2' must be in [0, 1), got 1."},
+      {R"({"train": {"beta1": -0.1}})", "config: 'train.beta1' must be in [0, 1), got -0.1."},
+      {R"({"model": {"norm_eps": 0}})", "config: 'model.norm_eps' must be in (0, 1), got 0."},
+      {R"({"checkpoint": {"keep": 0}})", "config: 'checkpoint.keep' must be >= 1, got 0."},
+      {R"({"model": {"moe": {"experts": 2, "top_k": 3}}})",
+       "config: 'model.moe.top_k' (3) must be <= 'model.moe.experts' (2)."},
+      {R"({"train": {"lr": 1e-4, "min_lr": 1e-3}})", "config: 'train.min_lr' (0.001) must be <= 'train.lr' (0.0001)."},
+      {R"({"train": {"steps": 10, "warmup_steps": 20}})",
+       "config: 'train.warmup_steps' (20) must be <= 'train.steps' (10)."},
+      {R"({"checkpoint": {"dir": ""}})", "config: 'checkpoint.dir' must be a folder name, got an empty string."},
+      {R"({"data": {"val": ""}})", "config: 'data.val' must be a path or null, got an empty string."},
+  };
+  for (const auto& [text, want] : cases) EXPECT_EQ(error_of([&] { parse(text); }), want) << text;
+  EXPECT_EQ(parse(R"({"train": {"grad_clip": 0}})").train.grad_clip, 0.0);  // 0 = off
+  EXPECT_EQ(parse(R"({"eval": {"every": 0}})").eval.every, 0);
+}
+
+TEST(Config, FileErrors) {
+  const std::string missing = (fs::temp_directory_path() / "mg-no-such-config.json").string();
+  EXPECT_EQ(error_of([&] { load_config(missing); }),
+            "config: cannot read '" + missing + "': no such file. Give the path of a JSON config, e.g. configs/tiny.json.");
+  const auto bad = write_temp("bad.json", "{\n  \"train\": {\"steps\": 3,}\n}\n");
+  const std::string e = error_of([&] { load_config(bad.string()); });
+  EXPECT_TRUE(has(e, "config: '" + bad.string() + "' is not valid JSON: parse error at line 2, column")) << e;
+  EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+  // Comments are allowed; errors inside a file name it.
+  const auto commented = write_temp("commented.json", "// tiny\n{\"train\": {\"steps\": 700}}\n");
+  EXPECT_EQ(load_config(commented.string()).train.steps, 700);
+  const auto wrong = write_temp("wrong.json", R"({"train": {"stpes": 3}})");
+  EXPECT_TRUE(has(error_of([&] { load_config(wrong.string()); }),
+                  "unknown key 'train.stpes' (did you mean 'train.steps'?); configs/README.md lists every key. (in " +
+                      wrong.string() + ")"));
+  EXPECT_TRUE(has(error_of([&] { load_config(fs::temp_directory_path().string()); }), "is a folder"));
+}
+
+TEST(Config, SetOverridesAnyKey) {
+  const Config c = load_config(preset("tiny"), {"train.lr=0.01", "model.moe.experts=6", "device=gpu",
+                                                "data.val=null", "model.layers=(MME)x2", "train.seq_len=64",
+                                                "data.train=some/file.tok", "device=0:1"});
+  EXPECT_EQ(c.train.lr, 0.01);
+  EXPECT_EQ(c.model.moe.experts, 6);
+  EXPECT_FALSE(c.data.val.has_value());
+  EXPECT_EQ(c.model.layers, "(MME)x2");
+  EXPECT_EQ(c.model.num_moe(), 2);
+  EXPECT_EQ(c.train.seq_len, 64);
+  EXPECT_EQ(*c.data.train, "some/file.tok");
+  EXPECT_EQ(c.device, "0:1");  // later sets win; not JSON, so a string
+  EXPECT_EQ(load_config(preset("tiny"), {"device=1"}).device, "1");  // a string key keeps the text
+  EXPECT_EQ(*load_config(preset("tiny"), {"data.train=2024"}).data.train, "2024");
+  // A whole section as an object merges into it.
+  const Config s = load_config(preset("tiny"), {R"(model.moe={"top_k": 1})"});
+  EXPECT_EQ(s.model.moe.top_k, 1);
+  EXPECT_EQ(s.model.moe.experts, 4);  // kept from the file
+  // Bad paths and values.
+  EXPECT_TRUE(has(error_of([] { load_config(preset("tiny"), {"train.stpes=3"}); }),
+                  "config: unknown key 'train.stpes' (did you mean 'train.steps'?)"));
+  EXPECT_TRUE(has(error_of([] { load_config(preset("tiny"), {"train.lr"}); }), "must look like key.path=value"));
+  EXPECT_TRUE(has(error_of([] { load_config(preset("tiny"), {"model=3"}); }), "'model' is a section"));
+  EXPECT_EQ(error_of([] { load_config(preset("tiny"), {"train.lr=fast"}); }),
+            "config: 'train.lr' must be a number, got a string (\"fast\"). (from --set train.lr=fast)");
+  EXPECT_TRUE(has(error_of([] { load_config(preset("tiny"), {"train.beta1=1"}); }), "'train.beta1' must be in [0, 1)"));
+}
+
+TEST(Config, ToJsonRoundTrips) {
+  for (const char* name : {"tiny", "phase1", "phase2", "phase3", "production3B"}) {
+    const Config c = load_config(preset(name), {"data.val=null"});
+    const json j = c.to_json();
+    EXPECT_EQ(Config::from_json(j), c) << name;
+    EXPECT_EQ(Config::from_json(json::parse(j.dump())).to_json(), j) << name;
+    for (const auto& key : config_keys()) {
+      std::string ptr = "/" + key;
+      std::replace(ptr.begin(), ptr.end(), '.', '/');
+      EXPECT_TRUE(j.contains(json::json_pointer(ptr))) << key;
+    }
+  }
+  // A list of layers comes back as one letter per layer.
+  const Config l = parse(R"({"model": {"layers": ["mamba", "moe", "mamba"]}})");
+  EXPECT_EQ(l.model.layers, "MEM");
+  EXPECT_EQ(Config::from_json(l.to_json()), l);
+  EXPECT_EQ(Config::defaults().to_json()["model"]["moe"]["hidden"], 2112);
+}
+
+TEST(Config, LayerPatterns) {
+  using K = LayerKind;
+  EXPECT_EQ(parse_layer_pattern("MME"), (std::vector<K>{K::mamba, K::mamba, K::moe}));
+  const auto p = parse_layer_pattern("(MMME)x9MMM");
+  ASSERT_EQ(p.size(), 39u);
+  EXPECT_EQ(layer_string(p), std::string("MMME").append("MMMEMMMEMMMEMMMEMMMEMMMEMMMEMMME") + "MMM");
+  EXPECT_EQ(layer_string(parse_layer_pattern("((ME)x2M)x2")), "MEMEMMEMEM");
+  EXPECT_EQ(layer_string(parse_layer_pattern(" (M M E) x 2 Ex3 ")), "MMEMMEEEE");
+  EXPECT_EQ(layer_string(parse_layer_list(json::parse(R"(["mamba", "moe", "M", "E"])"))), "MEME");
+  for (const char* bad : {"", "MMX", "(MME", "MME)", "()x3", "(ME)x", "(ME)x0", "mme", "Mx99999"}) {
+    const std::string e = error_of([&] { parse_layer_pattern(bad, "'model.layers'"); });
+    EXPECT_TRUE(has(e, "config: 'model.layers' \"" + std::string(bad) + "\" is not a valid layer pattern")) << e;
+  }
+  EXPECT_TRUE(has(error_of([] { parse_layer_pattern("MMX"); }), "unexpected 'X'"));
+  EXPECT_TRUE(has(error_of([] { parse_layer_pattern("MMX"); }), "at position 3"));
+  EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"layers": ["mamba", "attention"]}})"); }),
+                  "'model.layers'[1] must be \"mamba\" or \"moe\", got \"attention\""));
+  EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"layers": []}})"); }), "'model.layers' is empty"));
+  EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"layers": 12}})"); }), "'model.layers' must be a layer pattern"));
+  EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"layers": "MMQ"}})"); }), "'model.layers' \"MMQ\" is not a valid"));
+}
+
+// The analytical counts equal what the layers really allocate (odd sizes, both activations,
+// an explicit dt_rank, an untied head).
+TEST(Config, ParamCountsMatchTheLayers) {
+  Context& ctx = mgtest::test_ctx();
+  for (const char* text :
+       {R"({"model": {"vocab_size": 97, "dim": 40, "layers": "MMEM", "moe": {"experts": 3, "top_k": 2, "hidden": 24}}})",
+        R"({"model": {"vocab_size": 50, "dim": 24, "d_state": 5, "d_conv": 3, "expand": 3, "dt_rank": 7,
+                      "tie_embeddings": false, "layers": "EM",
+                      "moe": {"experts": 5, "top_k": 1, "hidden": 16, "activation": "gelu"}}})"}) {
+    const Config c = parse(text);
+    const ParamCounts p = count_params(c.model);
+    nn::Init init(1);
+    nn::MambaBlock mb(ctx, c.model.mamba_config(), init);
+    nn::MoEBlock eb(ctx, c.model.moe_config(), init);
+    nn::Embedding emb(ctx, c.model.vocab_size, c.model.dim, init);
+    nn::RMSNorm fnorm(ctx, c.model.dim);
+    EXPECT_EQ(p.mamba_block, mb.num_parameters());
+    EXPECT_EQ(p.moe_block, eb.num_parameters());
+    EXPECT_EQ(p.embedding, emb.num_parameters());
+    EXPECT_EQ(p.final_norm, fnorm.num_parameters());
+    const int64_t head = c.model.tie_embeddings ? 0 : c.model.vocab_size * c.model.dim;
+    EXPECT_EQ(p.total, emb.num_parameters() + fnorm.num_parameters() + head +
+                           c.model.num_mamba() * mb.num_parameters() + c.model.num_moe() * eb.num_parameters());
+    EXPECT_EQ(p.trainable, p.total);
+    const int64_t expert = static_cast<int64_t>(eb.moe.experts[0].w1.numel() + eb.moe.experts[0].w2.numel() +
+                                                (eb.moe.experts[0].w3.defined() ? eb.moe.experts[0].w3.numel() : 0));
+    EXPECT_EQ(p.expert, expert);
+    EXPECT_EQ(p.active_per_token,
+              p.total - c.model.num_moe() * (c.model.moe.experts - c.model.moe.top_k) * expert);
+  }
+}
+
+TEST(Config, MemoryEstimateAddsUp) {
+  const Config c = load_config(preset("production3B"));
+  const ParamCounts p = count_params(c.model);
+  const MemoryEstimate m = estimate_memory(c.model, 4, 512);
+  EXPECT_EQ(m.weights, p.total * 4);
+  EXPECT_EQ(m.gradients, p.total * 4);
+  EXPECT_EQ(m.optimizer_state, p.total * 8);
+  EXPECT_EQ(m.activations, m.mamba_activations + m.scan_states + m.moe_activations + m.head + m.workspace);
+  EXPECT_EQ(m.total, m.weights + m.gradients + m.optimizer_state + m.activations);
+  EXPECT_GE(m.head, int64_t(2) * 4 * 512 * 50257 * 4);  // logits twice
+  // Activations scale with the batch; the rest does not.
+  const MemoryEstimate m2 = estimate_memory(c.model, 8, 512);
+  EXPECT_EQ(m2.weights, m.weights);
+  EXPECT_NEAR(static_cast<double>(m2.activations) / m.activations, 2.0, 0.01);
+  // The production preset fits an 80 GB GPU at its configured micro-batch.
+  EXPECT_LT(estimate_memory(c.model, c.train.batch_size, c.train.seq_len).total, int64_t(78) << 30);
+}
+
+// configs/README.md documents every key with its default: the table must match the schema.
+TEST(Config, ReadmeDocumentsEveryKeyAndDefault) {
+  std::ifstream in(configs_dir() / "README.md");
+  ASSERT_TRUE(in) << "configs/README.md is missing";
+  const std::regex row(R"(^\|\s*`([a-z_.0-9]+)`\s*\|[^|]*\|\s*`([^`]*)`\s*\|)");
+  const json defaults = Config::from_json(json::object()).to_json();
+  std::set<std::string> documented;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (!std::regex_search(line, m, row)) continue;
+    const std::string key = m[1];
+    documented.insert(key);
+    std::string ptr = "/" + key;
+    std::replace(ptr.begin(), ptr.end(), '.', '/');
+    ASSERT_TRUE(defaults.contains(json::json_pointer(ptr))) << "README documents unknown key " << key;
+    const std::string doc = m[2];
+    const json& want = defaults[json::json_pointer(ptr)];
+    if (key == "model.dt_rank" || key == "model.moe.hidden") {
+      EXPECT_EQ(doc, "0") << key;  // documented as 0 = automatic; resolved on load
+      continue;
+    }
+    EXPECT_EQ(json::parse(doc), want) << key << ": README says " << doc << ", code says " << want.dump();
+  }
+  for (const auto& key : config_keys()) EXPECT_TRUE(documented.count(key)) << key << " is not in configs/README.md";
+}
+
+TEST(Config, InfoPrintsSizesAsJson) {
+  MG_REQUIRE_CLI();
+  auto r = mgtest::run_cli({"info", "--config", preset("tiny"), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const json j = json::parse(r.output);
+  EXPECT_EQ(j["params_total"], 1016128);
+  EXPECT_EQ(j["params_trainable"], 1016128);
+  EXPECT_LT(j["params_active_per_token"].get<int64_t>(), 1016128);
+  for (const char* key : {"weights", "gradients", "optimizer_state", "activations", "total"})
+    EXPECT_TRUE(j["memory_estimate_bytes"].contains(key)) << key;
+  EXPECT_EQ(j["memory_estimate_bytes"]["weights"], 4 * 1016128);
+
+  r = mgtest::run_cli({"info", "--config", preset("tiny"), "--set", "train.batch_size=16", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(json::parse(r.output)["memory_estimate_bytes"]["batch"], 16);
+
+  r = mgtest::run_cli({"info", "--config", preset("production3B")});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(has(r.output, "3,274,516,480")) << r.output;
+  EXPECT_TRUE(has(r.output, "optimizer state")) << r.output;
+}
+
+TEST(Config, InfoWithABadConfigIsOneClearLine) {
+  MG_REQUIRE_CLI();
+  const auto bad = write_temp("cli-bad.json", R"({"train": {"stpes": 3}})");
+  auto r = mgtest::run_cli({"info", "--config", bad.string()});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(r.output, "error: config: unknown key 'train.stpes' (did you mean 'train.steps'?); "
+                      "configs/README.md lists every key. (in " + bad.string() + ")\n");
+  r = mgtest::run_cli({"info", "--config", "no/such/config.json"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "error: config: cannot read 'no/such/config.json': no such file.")) << r.output;
+  r = mgtest::run_cli({"info", "--config", preset("tiny"), "--set", "model.dim=-1"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(r.output, "error: config: 'model.dim' must be >= 1, got -1. (from --set model.dim=-1)\n");
+}
+
+// The activation model against the device's memory tracker: what one block's forward leaves
+// allocated (the tape's saved tensors plus the block output, which stands for the next block's
+// input that the model counts) must match the estimate for one block within a few percent.
+TEST(Config, ActivationModelMatchesWhatTheForwardKeeps) {
+  Context& ctx = mgtest::test_ctx();
+  const Config c = parse(R"({"model": {"vocab_size": 64, "dim": 32, "layers": "M",
+                                       "moe": {"experts": 4, "top_k": 2, "hidden": 48}}})");
+  const int64_t B = 2, L = 96, D = c.model.dim;
+  const auto measure = [&](const std::function<Tensor(const Tensor&)>& forward) {
+    const Tensor x = mgtest::upload(Shape{B, L, D}, mgtest::randn(B * L * D, 7), false);
+    ctx.finish();
+    const uint64_t before = ctx.memory().current_total();
+    Tensor y = forward(x);
+    ctx.finish();
+    const uint64_t kept = ctx.memory().current_total() - before;
+    autograd::clear_tape();
+    return static_cast<double>(kept);
+  };
+  nn::Init init(3);
+  nn::MambaBlock mb(ctx, c.model.mamba_config(), init);
+  nn::MoEBlock eb(ctx, c.model.moe_config(), init);
+  const double mamba = measure([&](const Tensor& x) { return mb.forward(x); });
+  const double moe = measure([&](const Tensor& x) { return eb.forward(x).out; });
+
+  const MemoryEstimate m = estimate_memory(c.model, B, L);  // one Mamba layer
+  EXPECT_NEAR(mamba / static_cast<double>(m.mamba_activations + m.scan_states), 1.0, 0.05)
+      << "kept " << mamba << " bytes";
+  const Config e = parse(R"({"model": {"vocab_size": 64, "dim": 32, "layers": "E",
+                                       "moe": {"experts": 4, "top_k": 2, "hidden": 48}}})");
+  const MemoryEstimate me = estimate_memory(e.model, B, L);  // one MoE layer
+  EXPECT_NEAR(moe / static_cast<double>(me.moe_activations), 1.0, 0.05) << "kept " << moe << " bytes";
+}
