@@ -1,0 +1,61 @@
+// magellano train --config FILE [--set key.path=value]... [--device D] [--resume DIR]
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <iostream>
+
+#include "command.hpp"
+#include "magellano/io/json_file.hpp"
+#include "magellano/runtime/error.hpp"
+#include "magellano/train/trainer.hpp"
+
+namespace po = boost::program_options;
+using namespace magellano;
+
+namespace {
+
+int run_train(int argc, char** argv) {
+  po::options_description opts(
+      "magellano train: train a model from a JSON config (see configs/README.md)");
+  std::string config_path, device, resume;
+  std::vector<std::string> sets;
+  opts.add_options()("help,h", "show this help")
+      ("config", po::value(&config_path), "training config (JSON); with --resume, defaults to the checkpoint's")
+      ("set", po::value(&sets)->composing(), "override a key: --set train.steps=100 (repeatable)")
+      ("device", po::value(&device), "OpenCL device: P:D, cpu, gpu or part of a name (overrides the config's)")
+      ("resume", po::value(&resume), "continue from this checkpoint directory (bit-exact)");
+  po::variables_map vm;
+  po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
+  po::notify(vm);
+  if (vm.count("help")) {
+    std::cout << opts << "\n";
+    return 0;
+  }
+  if (config_path.empty() && resume.empty())
+    throw Error("train: give --config FILE (e.g. configs/tiny.json), or --resume DIR.");
+  train::Config cfg;
+  if (!config_path.empty()) {
+    cfg = train::load_config(config_path, sets);
+  } else {
+    nlohmann::json doc = io::read_json(std::filesystem::path(resume) / "config.json", "checkpoint config");
+    for (const auto& s : sets) train::apply_set(doc, s);
+    cfg = train::Config::from_json(doc);
+  }
+  auto ctx = Context::create(!device.empty() ? device : cfg.device);
+  std::cout << "device: " << ctx->device().name << " [" << ctx->device().platform_name << "]\n";
+  train::TrainOptions options;
+  if (!resume.empty()) options.resume = resume;
+  options.out = &std::cout;
+  options.terminal = ::isatty(STDOUT_FILENO);
+  const auto s = train::train(cfg, *ctx, options);
+  std::cout << "trained " << s.steps << " steps (" << static_cast<long long>(s.tokens_per_s)
+            << " tokens/s, peak device memory " << format_bytes(s.peak_device_bytes) << "); final training loss "
+            << s.final_loss;
+  if (s.val) std::cout << "; validation loss " << s.val->loss << ", perplexity " << s.val->perplexity;
+  std::cout << "\ncheckpoint: " << s.checkpoint.string() << "\n";
+  return 0;
+}
+
+cli::RegisterCommand reg{{"train", "Train a model from a JSON config", run_train}};
+
+}  // namespace

@@ -1,0 +1,49 @@
+// Checkpoints of a training run, and loading a model from any checkpoint directory.
+//
+// A Magellano checkpoint is a directory (written atomically, see io/checkpoint_dir.hpp):
+//   config.json          the effective training config (train::Config::to_json)
+//   model.safetensors    every parameter under its Hugging Face / Mixtral name, f32
+//   optimizer.safetensors  AdamW moments "<name>.exp_avg", "<name>.exp_avg_sq", f32
+//   trainer_state.json   {"format", "step", "optimizer_steps", "tokens", "batcher": {...}}
+// A Hugging Face Mamba checkpoint directory (config.json with "model_type": "mamba" and
+// model.safetensors, as MambaForCausalLM.save_pretrained writes it) is accepted wherever a
+// model is loaded: the names are the same, so the weights load as they are.
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "magellano/nn/model.hpp"
+#include "magellano/train/config.hpp"
+
+namespace magellano::optim {
+class AdamW;
+}
+
+namespace magellano::train {
+
+nn::ModelSpec model_spec(const ModelConfig& m);
+
+struct LoadedModel {
+  Config config;                     // for a Hugging Face directory: built from its config.json
+  std::unique_ptr<nn::Model> model;  // weights loaded
+  bool hugging_face = false;
+};
+
+// Loads the model of a Magellano or Hugging Face Mamba checkpoint directory onto ctx. Errors
+// name the directory and what is missing or does not match.
+LoadedModel load_model(const std::filesystem::path& dir, Context& ctx);
+
+// Copies every parameter of `model` from dir/model.safetensors (names and shapes must match).
+void load_weights(const std::filesystem::path& safetensors_file, const nn::Model& model);
+
+// Writes <parent>/step-<step> atomically, then keeps only the newest `keep` checkpoints.
+std::filesystem::path save_checkpoint(const std::filesystem::path& parent, int64_t step, int64_t keep,
+                                      const Config& config, const nn::Model& model,
+                                      const optim::AdamW& optimizer, const nlohmann::json& trainer_state);
+
+// Restores weights and optimizer state from a Magellano checkpoint; returns trainer_state.json.
+nlohmann::json load_training_state(const std::filesystem::path& dir, const nn::Model& model,
+                                   optim::AdamW& optimizer);
+
+}  // namespace magellano::train

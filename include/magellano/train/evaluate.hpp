@@ -1,0 +1,25 @@
+// Evaluation: the mean next-token cross-entropy of a model over a token sequence.
+//
+// The tokens are split into consecutive chunks of `seq_len` (the last may be shorter); each
+// chunk is evaluated from a fresh state, predicting its tokens 1..len-1 from what precedes
+// them in the chunk. The loss is the mean over all predicted positions; perplexity = exp(loss).
+#pragma once
+#include <cstdint>
+#include <span>
+
+#include "magellano/nn/model.hpp"
+
+namespace magellano::train {
+
+struct EvalResult {
+  double loss = 0;        // mean cross-entropy (nats) over predicted positions
+  double perplexity = 0;  // exp(loss)
+  int64_t tokens = 0;     // predicted positions
+};
+
+// tokens: ids < the model's vocabulary. batch: chunks evaluated together. max_chunks: stop
+// after that many chunks (0 = all). No autograd.
+EvalResult evaluate(const nn::Model& model, std::span<const int32_t> tokens, int64_t seq_len,
+                    int64_t batch = 8, int64_t max_chunks = 0);
+
+}  // namespace magellano::train

@@ -1,0 +1,43 @@
+// The training loop: `magellano train --config FILE [--device D] [--resume DIR]`.
+//
+// Each step: zero the packed gradients; for each of grad_accum micro-batches, draw (B, L+1)
+// windows from the batcher, run the model's loss (cross-entropy + MoE aux losses) and backward;
+// average the gradients over micro-batches; AdamW at the schedule's learning rate with
+// global-norm clipping. The host reads the running loss and a few scalars only every
+// `train.log_every` steps (and at evaluations and checkpoints), never a tensor in between.
+//
+// Output: a progress line (step/total, loss, lr, tokens/s, elapsed, ETA, peak device memory),
+// redrawn in place on a terminal and one line per interval otherwise; metrics as JSON lines in
+// <checkpoint.dir>/metrics.jsonl; validation loss and perplexity every eval.every steps and at
+// the end; checkpoints every checkpoint.every steps and at the end. A NaN or Inf loss or
+// gradient norm stops training with a message naming the step.
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <ostream>
+
+#include "magellano/train/config.hpp"
+#include "magellano/train/evaluate.hpp"
+
+namespace magellano::train {
+
+struct TrainSummary {
+  int64_t steps = 0;                  // optimizer steps done in total
+  double final_loss = 0;              // mean training loss of the last logging interval
+  std::optional<EvalResult> val;      // the final evaluation, when data.val is set
+  std::filesystem::path checkpoint;   // the last checkpoint written
+  double tokens_per_s = 0;            // this run's throughput
+  uint64_t peak_device_bytes = 0;
+};
+
+struct TrainOptions {
+  std::optional<std::filesystem::path> resume;  // a checkpoint directory to continue from
+  std::ostream* out = nullptr;                  // progress (nullptr: silent)
+  bool terminal = false;                        // redraw the progress line in place
+};
+
+// Runs the whole configured training on ctx.
+TrainSummary train(const Config& config, Context& ctx, const TrainOptions& options);
+
+}  // namespace magellano::train

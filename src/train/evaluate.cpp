@@ -1,0 +1,47 @@
+#include "magellano/train/evaluate.hpp"
+
+#include <cmath>
+
+#include "magellano/runtime/error.hpp"
+
+namespace magellano::train {
+
+EvalResult evaluate(const nn::Model& model, std::span<const int32_t> tokens, int64_t seq_len,
+                    int64_t batch, int64_t max_chunks) {
+  if (seq_len < 2) throw Error("evaluate: seq-len must be at least 2.");
+  if (tokens.size() < 2) throw Error("evaluate: at least 2 tokens are needed to predict one.");
+  autograd::NoGradScope no_grad;
+  Context& ctx = model.parameters().front().tensor.ctx();
+  int64_t chunks = (static_cast<int64_t>(tokens.size()) + seq_len - 1) / seq_len;
+  if (max_chunks > 0) chunks = std::min(chunks, max_chunks);
+  double loss_sum = 0;
+  int64_t predicted = 0;
+  // Chunks of the same length go together, `batch` at a time (only the last may be shorter).
+  for (int64_t c0 = 0; c0 < chunks;) {
+    const int64_t begin = c0 * seq_len;
+    const int64_t len = std::min<int64_t>(seq_len, static_cast<int64_t>(tokens.size()) - begin);
+    int64_t rows = 1;
+    if (len == seq_len)
+      while (rows < batch && c0 + rows < chunks && (c0 + rows + 1) * seq_len <= static_cast<int64_t>(tokens.size())) ++rows;
+    if (len >= 2) {
+      std::vector<int32_t> x, y;
+      for (int64_t r = 0; r < rows; ++r) {
+        const int32_t* chunk = tokens.data() + begin + r * seq_len;
+        x.insert(x.end(), chunk, chunk + len - 1);
+        y.insert(y.end(), chunk + 1, chunk + len);
+      }
+      const Shape s{rows, len - 1};
+      const auto out = model.loss(Tensor::from_host_i32(ctx, s, x), Tensor::from_host_i32(ctx, s, y));
+      loss_sum += static_cast<double>(out.ce.item()) * s.numel();  // ce is the mean over s
+      predicted += s.numel();
+    }
+    c0 += rows;
+  }
+  EvalResult r;
+  r.tokens = predicted;
+  r.loss = predicted ? loss_sum / predicted : 0.0;
+  r.perplexity = std::exp(r.loss);
+  return r;
+}
+
+}  // namespace magellano::train
