@@ -237,6 +237,27 @@ Tensor Tensor::narrow_rows(int64_t begin, int64_t end) const {
   return Tensor(impl);
 }
 
+void Tensor::rebind(std::shared_ptr<Storage> storage, uint64_t offset) {
+  if (!defined()) throw Error("rebind: the tensor is undefined.");
+  if (!storage) throw Error("rebind: no storage given.");
+  if (&storage->ctx() != &ctx())
+    throw Error("rebind: the new storage belongs to another context.");
+  const uint64_t es = dtype_size(dtype());
+  if ((offset + numel()) * es > storage->bytes())
+    throw Error("rebind: " + std::to_string(nbytes()) + " bytes at element offset " +
+                std::to_string(offset) + " do not fit a buffer of " +
+                std::to_string(storage->bytes()) + " bytes.");
+  if (storage == impl_->storage && offset == impl_->offset) return;
+  if (numel() > 0)
+    check_cl(clEnqueueCopyBuffer(ctx().queue(), buffer(), storage->mem(), impl_->offset * es,
+                                 offset * es, nbytes(), 0, nullptr, nullptr),
+             "clEnqueueCopyBuffer", "moving a tensor into another buffer");
+  // The in-order queue runs the copy before anything enqueued later; OpenCL keeps the old
+  // buffer alive until the copy has finished even when it is released now.
+  impl_->storage = std::move(storage);
+  impl_->offset = offset;
+}
+
 bool Tensor::requires_grad() const { return impl_ && impl_->meta->requires_grad; }
 
 Tensor& Tensor::set_requires_grad(bool on) {

@@ -82,6 +82,14 @@ class Tensor {
   // Rows [begin, end) of the first dimension, as a view.
   Tensor narrow_rows(int64_t begin, int64_t end) const;
 
+  // Moves this tensor into `storage` at element `offset`: enqueues a device copy of its values
+  // there, then points this tensor (every copy of this handle, e.g. the ones modules hold) at
+  // the new place. Dtype, shape, name and autograd state are kept; the old buffer is released
+  // once nothing else uses it. Views taken earlier keep pointing at the old buffer. Needs the
+  // same context and (offset + numel) * dtype size <= storage->bytes(). (The optimizer packs
+  // parameters into flat chunks with this.)
+  void rebind(std::shared_ptr<Storage> storage, uint64_t offset);
+
   // Autograd.
   bool requires_grad() const;
   Tensor& set_requires_grad(bool on = true);  // makes this a leaf that collects .grad

@@ -1,0 +1,91 @@
+// AdamW with torch.optim.AdamW's update (decoupled weight decay, bias correction, eps outside
+// the square root), fp32 moments, global-norm gradient clipping, over packed parameters.
+//
+// Use:
+//   optim::AdamW opt(ctx, model.parameters(), {.lr = 3e-4f, .weight_decay = 0.1f});
+//   optim::LrSchedule sched{3e-4f, 3e-5f, 100, 10000};
+//   for each step s:
+//     opt.zero_grad();
+//     for each of A micro-batches: backward(loss_k)      // gradients add up
+//     if (A > 1) opt.scale_grads(1.0f / A);               // mean over micro-batches
+//     opt.step(sched.at(opt.step_count()), 1.0f);        // clip to global norm 1, update
+//     every log interval: opt.last_grad_norm().item()      // the one scalar read back
+// Nothing is read back to the host inside step(): the clipping coefficient is computed and
+// applied on the device.
+//
+// Per element, t = step count after increment (torch's order and rounding points):
+//   g <- g * min(1, max_norm / (||g||_2 + 1e-6))   when max_norm > 0 (clip_grad_norm_)
+//   p <- p * (1 - lr * wd)                          decay group only
+//   m <- b1 m + (1 - b1) g ;  v <- b2 v + (1 - b2) g^2
+//   p <- p - (lr / (1 - b1^t)) * (m / (sqrt(v) / sqrt(1 - b2^t) + eps))
+// Step scalars are computed on the host in double and rounded to float (as torch's fp32 kernels
+// round theirs); the betas enter as the float values of the config. Gradients are not modified
+// by clipping (the kernel scales them as it reads them).
+//
+// fp16 parameter storage (fp16 weights + fp32 master copies) is not implemented: every packed
+// parameter is f32 (category parameters), moments f32 (category optimizer).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "magellano/optim/pack.hpp"
+#include "magellano/optim/schedule.hpp"
+
+namespace magellano::optim {
+
+struct AdamWConfig {
+  float lr = 3e-4f;  // used by step() without an explicit lr
+  float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
+  float weight_decay = 0.1f;     // for parameters with nn::Parameter::weight_decay
+  uint64_t max_chunk_bytes = 0;  // see ParameterPack; 0 = min(max allocation, 256 MiB)
+};
+
+class AdamW {
+ public:
+  // Packs params (the trainable ones) as ParameterPack describes; moments start at zero.
+  AdamW(Context& ctx, const std::vector<nn::Parameter>& params, AdamWConfig config = {});
+
+  void zero_grad() { pack_.zero_grad(); }
+  void scale_grads(float s) { pack_.scale_grads(s); }
+
+  // Global L2 norm over all packed gradients, as a new (1) f32 tensor on the device (two-stage
+  // fixed-order reduction; nothing is read back).
+  Tensor grad_norm();
+  // The norm computed by the last step() that clipped, (1) f32, a view of the optimizer's own
+  // buffer (the next step overwrites it); undefined before any clipping step.
+  Tensor last_grad_norm() const;
+
+  // One update of every packed parameter: one launch per chunk, plus (max_grad_norm > 0) one
+  // per chunk and one more for the norm. max_grad_norm <= 0: no clipping.
+  void step(float lr, float max_grad_norm = 0.0f);
+  void step() { step(config_.lr); }
+
+  int64_t step_count() const { return step_; }
+  void set_step_count(int64_t t) { step_ = t; }
+
+  // Checkpointable state: "<param name>.exp_avg" and "<param name>.exp_avg_sq", f32 views (with
+  // the parameter's shape) of the flat moment chunks; plus step_count().
+  std::vector<std::pair<std::string, Tensor>> state_tensors() const;
+  // Copies values (f32, matching numel) into the moments by name; every name of
+  // state_tensors() must be present. Call set_step_count() too; then training continues
+  // bit-exactly.
+  void load_state(const std::vector<std::pair<std::string, Tensor>>& state);
+
+  const AdamWConfig& config() const { return config_; }
+  const ParameterPack& pack() const { return pack_; }
+
+ private:
+  void norm_into(const Tensor& out, float max_norm);
+  ParameterPack pack_;
+  AdamWConfig config_;
+  std::vector<Tensor> exp_avg_, exp_avg_sq_;  // one (numel) f32 tensor per chunk
+  std::vector<int64_t> partial_base_, partial_groups_;
+  Tensor partial_;  // (sum of groups) f32 partial sums of squares
+  Tensor stats_;    // (2) f32: [norm, clip coefficient]
+  bool clipped_ = false;
+  int64_t step_ = 0;
+};
+
+}  // namespace magellano::optim

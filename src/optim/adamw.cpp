@@ -1,0 +1,114 @@
+#include "magellano/optim/adamw.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "magellano/ops/elementwise.hpp"
+#include "magellano/ops/launch.hpp"
+#include "magellano/runtime/error.hpp"
+
+namespace magellano::optim {
+namespace {
+
+constexpr int64_t kLocal = 256;      // LOCAL in cl/adamw.cl
+constexpr int64_t kMaxGroups = 256;  // partial sums per chunk
+const char* kStepOptions = "-cl-fp32-correctly-rounded-divide-sqrt";
+
+Tensor view_at(const Tensor& flat, int64_t offset, const Shape& shape) {
+  return flat.narrow_rows(offset, offset + shape.numel()).view(shape);
+}
+
+}  // namespace
+
+AdamW::AdamW(Context& ctx, const std::vector<nn::Parameter>& params, AdamWConfig config)
+    : pack_(ctx, params, config.max_chunk_bytes), config_(config) {
+  if (!(config.beta1 >= 0.0f && config.beta1 < 1.0f) || !(config.beta2 >= 0.0f && config.beta2 < 1.0f))
+    throw Error("AdamW: betas must lie in [0, 1); got " + std::to_string(config.beta1) + ", " +
+                std::to_string(config.beta2) + ".");
+  if (!(config.eps >= 0.0f)) throw Error("AdamW: eps must be >= 0.");
+  int64_t groups_total = 0;
+  for (const auto& c : pack_.chunks()) {
+    exp_avg_.push_back(Tensor::zeros(ctx, Shape{c.numel}, DType::f32, MemCategory::optimizer));
+    exp_avg_sq_.push_back(Tensor::zeros(ctx, Shape{c.numel}, DType::f32, MemCategory::optimizer));
+    const int64_t g = std::clamp<int64_t>((c.numel + kLocal - 1) / kLocal, 1, kMaxGroups);
+    partial_base_.push_back(groups_total);
+    partial_groups_.push_back(g);
+    groups_total += g;
+  }
+  partial_ = Tensor::zeros(ctx, Shape{std::max<int64_t>(groups_total, 1)}, DType::f32,
+                           MemCategory::optimizer);
+  stats_ = Tensor::zeros(ctx, Shape{2}, DType::f32, MemCategory::optimizer);
+}
+
+void AdamW::norm_into(const Tensor& out, float max_norm) {
+  Context& ctx = pack_.ctx();
+  const auto& chunks = pack_.chunks();
+  for (size_t k = 0; k < chunks.size(); ++k) {
+    Tensor part = partial_.narrow_rows(partial_base_[k], partial_base_[k] + partial_groups_[k]);
+    ops::Launch(ctx, "adamw", "sumsq_partial").arg(chunks[k].grads).arg(part)
+        .arg(chunks[k].numel).run(partial_groups_[k] * kLocal, kLocal);
+  }
+  const int32_t count = chunks.empty() ? 0 : static_cast<int32_t>(partial_.numel());
+  ops::Launch(ctx, "adamw", "norm_final").arg(partial_).arg(out).arg(count).arg(max_norm)
+      .run(kLocal, kLocal);
+}
+
+Tensor AdamW::grad_norm() {
+  Tensor out = Tensor::empty(pack_.ctx(), Shape{1});
+  norm_into(out, 0.0f);
+  return out;
+}
+
+Tensor AdamW::last_grad_norm() const { return clipped_ ? stats_.narrow_rows(0, 1) : Tensor(); }
+
+void AdamW::step(float lr, float max_grad_norm) {
+  Context& ctx = pack_.ctx();
+  const bool clip = max_grad_norm > 0.0f;
+  if (clip) {
+    norm_into(stats_, max_grad_norm);
+    clipped_ = true;
+  }
+  ++step_;
+  const double t = static_cast<double>(step_);
+  const double b1 = config_.beta1, b2 = config_.beta2;
+  const float decay = static_cast<float>(1.0 - double(lr) * double(config_.weight_decay));
+  const float omb1 = static_cast<float>(1.0 - b1), omb2 = static_cast<float>(1.0 - b2);
+  const float step_size = static_cast<float>(double(lr) / (1.0 - std::pow(b1, t)));
+  const float bc2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(b2, t)));
+  const auto& chunks = pack_.chunks();
+  for (size_t k = 0; k < chunks.size(); ++k) {
+    const PackChunk& c = chunks[k];
+    ops::Launch(ctx, "adamw", "adamw_step", kStepOptions)
+        .arg(c.params).arg(c.grads).arg(exp_avg_[k]).arg(exp_avg_sq_[k]).arg(stats_)
+        .arg(c.numel).arg(c.decay_end).arg(decay).arg(config_.beta1).arg(omb1)
+        .arg(config_.beta2).arg(omb2).arg(step_size).arg(bc2_sqrt).arg(config_.eps)
+        .arg(int32_t(clip)).run(c.numel);
+  }
+}
+
+std::vector<std::pair<std::string, Tensor>> AdamW::state_tensors() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (const auto& pp : pack_.params()) {
+    const Shape& s = pp.param.tensor.shape();
+    out.emplace_back(pp.param.name + ".exp_avg", view_at(exp_avg_[pp.chunk], pp.offset, s));
+    out.emplace_back(pp.param.name + ".exp_avg_sq", view_at(exp_avg_sq_[pp.chunk], pp.offset, s));
+  }
+  return out;
+}
+
+void AdamW::load_state(const std::vector<std::pair<std::string, Tensor>>& state) {
+  std::map<std::string, Tensor> by_name(state.begin(), state.end());
+  for (const auto& [name, dst] : state_tensors()) {
+    auto it = by_name.find(name);
+    if (it == by_name.end())
+      throw Error("AdamW::load_state: the optimizer state has no tensor '" + name + "'.");
+    const Tensor& src = it->second;
+    if (src.dtype() != DType::f32 || src.numel() != dst.numel())
+      throw Error("AdamW::load_state: '" + name + "' is " + to_string(src.dtype()) + " " +
+                  src.shape().str() + "; expected f32 " + dst.shape().str() + ".");
+    ops::copy_into(src, dst);
+  }
+}
+
+}  // namespace magellano::optim

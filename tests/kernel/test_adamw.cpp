@@ -1,0 +1,425 @@
+// AdamW (cl/adamw.cl, src/optim/) against a float64 reference of torch.optim.AdamW's formula.
+//
+// Why 1e-6 relative after 100 steps is achievable: the reference does its arithmetic in float64
+// but, like torch's fp32 AdamW and like the device, stores p, m and v as fp32 after each
+// in-place operation (p after the decay multiply and after the update; m, v after their
+// update) and uses the same fp32-rounded step scalars. The decay multiply of two floats is then
+// rounded identically on both sides, and the update term (about lr in size) carries only a few
+// fp32 roundings (~1e-7 of lr, ~1e-10 absolute), which flips p's final rounding rarely; a flip
+// is one ulp (~1e-7 relative) that persists but does not grow. So errors stay within a few ulp
+// rather than compounding. Against a reference that keeps p, m, v in float64 the drift is a
+// random walk of one rounding per operation (~sqrt(200) * 3e-8), checked at 1e-5.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+
+#include "harness.hpp"
+#include "magellano/nn/linear.hpp"
+#include "magellano/ops/elementwise.hpp"
+#include "magellano/ops/matmul.hpp"
+#include "magellano/ops/reduce.hpp"
+#include "magellano/optim/adamw.hpp"
+
+using namespace mgtest;
+namespace ops = magellano::ops;
+namespace optim = magellano::optim;
+namespace nn = magellano::nn;
+namespace autograd = magellano::autograd;
+
+namespace {
+
+struct Spec {
+  std::string name;
+  Shape shape;
+  bool decay;
+};
+
+// Odd sizes, both groups interleaved in the input order, one tensor larger than a test chunk.
+const std::vector<Spec> kSpecs = {
+    {"a.weight", Shape{37, 53}, true}, {"a.bias", Shape{101}, false},
+    {"b.weight", Shape{3, 5, 7}, true}, {"b.scale", Shape{1}, false},
+    {"c.weight", Shape{257, 3}, true},  {"c.norm", Shape{999}, false},
+    {"big.weight", Shape{67, 97}, true}, {"d.A_log", Shape{13, 17}, false}};
+constexpr uint64_t kChunkBytes = 16 * 1024;  // forces several chunks
+
+std::vector<nn::Parameter> make_params(uint64_t seed) {
+  std::vector<nn::Parameter> out;
+  for (size_t i = 0; i < kSpecs.size(); ++i) {
+    const auto& s = kSpecs[i];
+    Tensor t = nn::make_parameter(test_ctx(), s.shape, to_f32(randn(s.shape.numel(), seed + i)));
+    t.set_name(s.name);
+    out.push_back({s.name, t, s.decay});
+  }
+  return out;
+}
+
+// Per-step random gradients for every spec (different scales per tensor).
+std::vector<std::vector<float>> make_grads(int64_t step, uint64_t seed, double scale = 0.1) {
+  std::vector<std::vector<float>> g;
+  for (size_t i = 0; i < kSpecs.size(); ++i)
+    g.push_back(to_f32(randn(kSpecs[i].shape.numel(), seed * 1000003 + step * 131 + i,
+                             scale * (1.0 + 0.5 * i))));
+  return g;
+}
+
+void set_grads(optim::AdamW& opt, const std::vector<nn::Parameter>& params,
+               const std::vector<std::vector<float>>& g) {
+  opt.zero_grad();
+  for (size_t i = 0; i < params.size(); ++i)
+    params[i].tensor.grad().copy_from_host(g[i].data(), g[i].size() * 4);
+}
+
+// torch.optim.AdamW (+ clip_grad_norm_) in float64; round_state stores state as fp32.
+struct Ref {
+  std::vector<Vec> p, m, v;
+  std::vector<Vec> sp, sm, sv;  // magnitudes the errors are relative to (see expect_rel)
+  std::vector<bool> decay;
+  double b1 = 0.9, b2 = 0.95, eps = 1e-8, wd = 0.1;
+  float fb1 = 0.9f, fb2 = 0.95f, feps = 1e-8f, fwd = 0.1f;
+  bool round_state = true;
+  int64_t t = 0;
+  double last_norm = 0;
+
+  Ref(const std::vector<nn::Parameter>& params, const optim::AdamWConfig& c, bool round)
+      : fb1(c.beta1), fb2(c.beta2), feps(c.eps), fwd(c.weight_decay), round_state(round) {
+    for (const auto& q : params) {
+      p.push_back(to_f64(q.tensor.to_host()));
+      m.push_back(Vec(p.back().size(), 0.0));
+      v.push_back(Vec(p.back().size(), 0.0));
+      sp.push_back(p.back());
+      for (double& x : sp.back()) x = std::fabs(x);
+      sm.push_back(Vec(p.back().size(), 0.0));
+      sv.push_back(Vec(p.back().size(), 0.0));
+      decay.push_back(q.weight_decay);
+    }
+  }
+  double r(double x) const { return round_state ? double(float(x)) : x; }
+
+  void step(const std::vector<std::vector<float>>& g, float lr, float max_norm) {
+    double sq = 0;
+    for (const auto& gi : g)
+      for (float x : gi) sq += double(x) * double(x);
+    last_norm = std::sqrt(sq);
+    double coef = 1.0;
+    if (max_norm > 0) coef = std::min(1.0, double(max_norm) / (last_norm + 1e-6));
+    ++t;
+    // The step scalars as the optimizer passes them (double, rounded to float).
+    const double b1 = fb1, b2 = fb2;
+    const double decay_f = float(1.0 - double(lr) * double(fwd));
+    const double omb1 = float(1.0 - b1), omb2 = float(1.0 - b2);
+    const double step_size = float(double(lr) / (1.0 - std::pow(b1, double(t))));
+    const double bc2_sqrt = float(std::sqrt(1.0 - std::pow(b2, double(t))));
+    for (size_t k = 0; k < p.size(); ++k)
+      for (size_t i = 0; i < p[k].size(); ++i) {
+        const double gi = double(g[k][i]) * coef;
+        double pi = p[k][i];
+        if (decay[k]) pi = r(pi * decay_f);
+        m[k][i] = r(b1 * m[k][i] + omb1 * gi);
+        v[k][i] = r(b2 * v[k][i] + omb2 * gi * gi);
+        const double denom = std::sqrt(v[k][i]) / bc2_sqrt + double(feps);
+        p[k][i] = r(pi - step_size * (m[k][i] / denom));
+        sp[k][i] = std::max(sp[k][i], std::fabs(p[k][i]));
+        sm[k][i] = std::max({sm[k][i], std::fabs(m[k][i]), std::fabs(omb1 * gi)});
+        sv[k][i] = std::max({sv[k][i], v[k][i], omb2 * gi * gi});
+      }
+  }
+};
+
+// |got - want| <= rtol * max(|want|, scale): relative to the largest magnitude the value (or a
+// term added to it) had along the way, since fp32 rounds relative to the magnitude at the time
+// and such an error then persists (p) or decays slowly (m, v). Pure relative error would be
+// meaningless for values that cancel towards zero (an EMA of random-sign gradients, a
+// parameter passing through zero).
+double expect_rel(const std::vector<float>& got, const Vec& want, const Vec& scale, double rtol,
+                  const std::string& what) {
+  EXPECT_EQ(got.size(), want.size()) << what;
+  if (got.size() != want.size()) return INFINITY;
+  size_t bad = 0, worst = 0;
+  double worst_ratio = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double ratio = std::fabs(double(got[i]) - want[i]) / std::max(std::fabs(want[i]), scale[i]);
+    if (!(ratio <= rtol)) ++bad;
+    if (!(ratio <= worst_ratio)) { worst_ratio = ratio; worst = i; }
+  }
+  EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << got.size() << " beyond rtol " << rtol
+                     << "; worst at [" << worst << "]: got " << got[worst] << ", want "
+                     << want[worst] << ", scale " << scale[worst] << ", relative " << worst_ratio;
+  return worst_ratio;
+}
+
+optim::AdamWConfig test_config() {
+  optim::AdamWConfig c;
+  c.weight_decay = 0.1f;
+  c.max_chunk_bytes = kChunkBytes;
+  return c;
+}
+
+const optim::LrSchedule kSched{1e-2f, 1e-3f, 10, 100};
+
+// Runs `steps` steps of device and references with the same gradients and compares.
+void run_and_compare(int steps, float max_norm, double grad_scale, uint64_t seed,
+                     bool expect_clip) {
+  auto params = make_params(seed);
+  const auto cfg = test_config();
+  Ref exact(params, cfg, true), drift(params, cfg, false);
+  optim::AdamW opt(test_ctx(), params, cfg);
+  ASSERT_GT(opt.pack().chunks().size(), 2u);
+  for (int s = 0; s < steps; ++s) {
+    auto g = make_grads(s, seed, grad_scale);
+    set_grads(opt, params, g);
+    const float lr = kSched.at(opt.step_count());
+    opt.step(lr, max_norm);
+    exact.step(g, lr, max_norm);
+    drift.step(g, lr, max_norm);
+  }
+  if (max_norm > 0) {
+    EXPECT_EQ(expect_clip, exact.last_norm > max_norm);
+    const float norm = opt.last_grad_norm().item();
+    EXPECT_NEAR(norm, exact.last_norm, 1e-6 * exact.last_norm);
+  }
+  EXPECT_EQ(opt.step_count(), steps);
+  std::map<std::string, Tensor> state;
+  for (const auto& [name, t] : opt.state_tensors()) state[name] = t;
+  double wp = 0, wm = 0, wv = 0, wd = 0;
+  for (size_t k = 0; k < params.size(); ++k) {
+    const std::string& n = params[k].name;
+    const auto p = params[k].tensor.to_host();
+    wp = std::max(wp, expect_rel(p, exact.p[k], exact.sp[k], 1e-6, n + " p"));
+    wm = std::max(wm, expect_rel(state.at(n + ".exp_avg").to_host(), exact.m[k], exact.sm[k],
+                                 1e-6, n + " exp_avg"));
+    wv = std::max(wv, expect_rel(state.at(n + ".exp_avg_sq").to_host(), exact.v[k], exact.sv[k],
+                                 1e-6, n + " exp_avg_sq"));
+    wd = std::max(wd, expect_rel(p, drift.p[k], drift.sp[k], 1e-5, n + " p vs float64 state"));
+  }
+  std::printf("  worst relative error after %d steps: p %.2e, exp_avg %.2e, exp_avg_sq %.2e; "
+              "p vs float64-state reference %.2e\n", steps, wp, wm, wv, wd);
+}
+
+std::vector<uint32_t> bits(const Tensor& t) {
+  auto f = t.to_host();
+  std::vector<uint32_t> b(f.size());
+  std::memcpy(b.data(), f.data(), f.size() * 4);
+  return b;
+}
+
+}  // namespace
+
+TEST(AdamW, HundredStepsMatchFloat64Reference) {
+  run_and_compare(100, 0.0f, 0.1, 1, false);
+}
+
+TEST(AdamW, ClippingActiveMatchesReference) {
+  // Gradient norm ~ 0.1 * 1.x * sqrt(~12000) ~ 20 > 1: every step is clipped.
+  run_and_compare(30, 1.0f, 0.1, 2, true);
+}
+
+TEST(AdamW, ClippingInactiveMatchesReference) {
+  run_and_compare(30, 1000.0f, 0.1, 3, false);
+}
+
+TEST(AdamW, GradNormMatchesFloat64) {
+  auto params = make_params(4);
+  optim::AdamW opt(test_ctx(), params, test_config());
+  auto g = make_grads(0, 4, 0.3);
+  set_grads(opt, params, g);
+  double sq = 0;
+  for (const auto& gi : g)
+    for (float x : gi) sq += double(x) * double(x);
+  const float norm = opt.grad_norm().item();
+  EXPECT_NEAR(norm, std::sqrt(sq), 1e-6 * std::sqrt(sq));
+  EXPECT_EQ(bits(opt.grad_norm()), bits(opt.grad_norm()));
+}
+
+TEST(AdamW, ZeroGradGivesZerosForUnreachedParameters) {
+  Context& ctx = test_ctx();
+  nn::Init init(5);
+  nn::Linear used(ctx, 7, 5, true, init), idle(ctx, 7, 5, true, init);
+  auto params = used.parameters("used.");
+  for (auto& p : idle.parameters("idle.")) params.push_back(p);
+  optim::AdamW opt(ctx, params, test_config());
+  Tensor x = upload(Shape{3, 7}, randn(21, 6));
+  // A first step where both get gradients (stale values to be cleared).
+  opt.zero_grad();
+  autograd::backward(ops::add(ops::mean(used.forward(x)), ops::mean(idle.forward(x))));
+  opt.step(1e-3f);
+  ASSERT_NE(idle.weight.grad().to_host()[0], 0.0f);
+  // Now only `used` is reached.
+  opt.zero_grad();
+  autograd::backward(ops::mean(used.forward(x)));
+  for (const Tensor& t : {idle.weight, idle.bias}) {
+    ASSERT_TRUE(t.grad().defined());
+    for (float v : t.grad().to_host()) ASSERT_EQ(v, 0.0f);
+  }
+  // used.bias's gradient of mean over (3, 5) outputs: 3 / 15 each, not added to stale values.
+  for (float v : used.bias.grad().to_host()) EXPECT_NEAR(v, 0.2f, 1e-7f);
+}
+
+TEST(AdamW, GradientAccumulationEqualsSummedLoss) {
+  Context& ctx = test_ctx();
+  nn::Init init(7);
+  nn::Linear lin(ctx, 9, 5, true, init);
+  optim::AdamW opt(ctx, lin.parameters("lin."), test_config());
+  Tensor x1 = upload(Shape{4, 9}, randn(36, 8)), x2 = upload(Shape{4, 9}, randn(36, 9));
+  opt.zero_grad();
+  autograd::backward(ops::mean(ops::mul(lin.forward(x1), lin.forward(x1))));
+  autograd::backward(ops::mean(ops::mul(lin.forward(x2), lin.forward(x2))));
+  auto acc_w = lin.weight.grad().to_host(), acc_b = lin.bias.grad().to_host();
+  opt.zero_grad();
+  autograd::backward(ops::add(ops::mean(ops::mul(lin.forward(x1), lin.forward(x1))),
+                              ops::mean(ops::mul(lin.forward(x2), lin.forward(x2)))));
+  expect_close(acc_w, to_f64(lin.weight.grad().to_host()), 1e-6, 1e-7, "weight grad");
+  expect_close(acc_b, to_f64(lin.bias.grad().to_host()), 1e-6, 1e-7, "bias grad");
+  // scale_grads(0.5) is exact.
+  auto before = lin.weight.grad().to_host();
+  opt.scale_grads(0.5f);
+  auto after = lin.weight.grad().to_host();
+  for (size_t i = 0; i < before.size(); ++i) ASSERT_EQ(after[i], 0.5f * before[i]);
+}
+
+namespace {
+// Runs steps [from, to) with clipping; the gradients depend only on the step index.
+void train(optim::AdamW& opt, const std::vector<nn::Parameter>& params, int from, int to) {
+  for (int s = from; s < to; ++s) {
+    set_grads(opt, params, make_grads(s, 11));
+    opt.step(kSched.at(opt.step_count()), 2.0f);
+  }
+}
+}  // namespace
+
+TEST(AdamW, StateRoundTripContinuesBitExactly) {
+  auto ref_params = make_params(10);
+  optim::AdamW ref(test_ctx(), ref_params, test_config());
+  train(ref, ref_params, 0, 30);
+
+  auto params = make_params(10);
+  int64_t saved_step = 0;
+  std::vector<std::pair<std::string, std::vector<float>>> saved_state;
+  std::vector<std::vector<float>> saved_params;
+  {
+    optim::AdamW first(test_ctx(), params, test_config());
+    train(first, params, 0, 15);
+    for (const auto& [name, t] : first.state_tensors()) saved_state.emplace_back(name, t.to_host());
+    for (const auto& p : params) saved_params.push_back(p.tensor.to_host());
+    saved_step = first.step_count();
+  }
+  // A fresh run: parameters and state from the saved host values.
+  std::vector<nn::Parameter> resumed;
+  for (size_t i = 0; i < kSpecs.size(); ++i)
+    resumed.push_back({kSpecs[i].name,
+                       nn::make_parameter(test_ctx(), kSpecs[i].shape, saved_params[i]),
+                       kSpecs[i].decay});
+  optim::AdamW second(test_ctx(), resumed, test_config());
+  std::vector<std::pair<std::string, Tensor>> state;
+  for (const auto& [name, v] : saved_state)
+    state.emplace_back(name, Tensor::from_host(test_ctx(), Shape{int64_t(v.size())}, v));
+  second.load_state(state);
+  second.set_step_count(saved_step);
+  train(second, resumed, 15, 30);
+
+  for (size_t i = 0; i < kSpecs.size(); ++i)
+    EXPECT_EQ(bits(resumed[i].tensor), bits(ref_params[i].tensor)) << kSpecs[i].name;
+  auto a = ref.state_tensors(), b = second.state_tensors();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].first, b[i].first);
+    EXPECT_EQ(bits(a[i].second), bits(b[i].second)) << a[i].first;
+  }
+  // A missing name is an error.
+  state.pop_back();
+  EXPECT_THROW(second.load_state(state), magellano::Error);
+}
+
+TEST(AdamW, PackingKeepsValuesShapesNamesAndHandles) {
+  Context& ctx = test_ctx();
+  nn::Init init(12);
+  nn::Linear lin(ctx, 33, 17, true, init);
+  Tensor frozen = Tensor::from_host(ctx, Shape{5}, std::vector<float>(5, 1.0f));
+  auto params = lin.parameters("lin.");
+  params.push_back({"frozen", frozen, true});
+  params.push_back({"lin.weight.tied", lin.weight, true});  // listed twice: packed once
+  std::vector<std::vector<float>> before;
+  for (const auto& p : params) before.push_back(p.tensor.to_host());
+  Tensor x = upload(Shape{2, 33}, randn(66, 13));
+  auto y_before = lin.forward(x).to_host();
+  const auto frozen_storage = frozen.storage();
+
+  optim::AdamWConfig cfg = test_config();
+  cfg.max_chunk_bytes = 4 * 1024;  // weight (561) and bias (17) still share one chunk
+  optim::AdamW opt(ctx, params, cfg);
+  const auto& pack = opt.pack();
+  ASSERT_EQ(pack.params().size(), 2u);
+  ASSERT_EQ(pack.chunks().size(), 1u);
+  EXPECT_EQ(pack.params()[0].param.name, "lin.weight");
+  EXPECT_EQ(pack.params()[1].param.name, "lin.bias");
+  EXPECT_EQ(pack.params()[0].offset, 0);
+  EXPECT_EQ(pack.params()[1].offset, 576);  // 561 rounded up to 64
+  EXPECT_EQ(pack.chunks()[0].decay_end, 561);
+  // The module's handles now point into the chunk, with the same values and shapes.
+  EXPECT_EQ(lin.weight.storage(), pack.chunks()[0].params.storage());
+  EXPECT_EQ(lin.bias.storage(), pack.chunks()[0].params.storage());
+  EXPECT_EQ(lin.bias.offset(), 576u);
+  EXPECT_EQ(lin.weight.shape(), (Shape{17, 33}));
+  EXPECT_EQ(lin.weight.to_host(), before[0]);
+  EXPECT_EQ(lin.bias.to_host(), before[1]);
+  EXPECT_EQ(lin.forward(x).to_host(), y_before);
+  EXPECT_EQ(frozen.storage(), frozen_storage);  // not trainable: untouched
+  auto state = opt.state_tensors();
+  ASSERT_EQ(state.size(), 4u);
+  EXPECT_EQ(state[0].first, "lin.weight.exp_avg");
+  EXPECT_EQ(state[3].first, "lin.bias.exp_avg_sq");
+  EXPECT_EQ(state[0].second.shape(), (Shape{17, 33}));
+  // Gradients of the module's tensors land in the gradient chunk.
+  opt.zero_grad();
+  autograd::backward(ops::mean(lin.forward(x)));
+  EXPECT_EQ(lin.weight.grad().storage(), pack.chunks()[0].grads.storage());
+  // A step changes the module's weights (they are the packed ones).
+  opt.step(1e-2f);
+  EXPECT_NE(lin.bias.to_host(), before[1]);
+}
+
+TEST(AdamW, MultipleChunksKeepGroupsApart) {
+  auto params = make_params(14);
+  optim::AdamW opt(test_ctx(), params, test_config());
+  const auto& pack = opt.pack();
+  for (const auto& pp : pack.params()) {
+    const auto& c = pack.chunks()[pp.chunk];
+    EXPECT_EQ(pp.offset % optim::ParameterPack::kAlign, 0);
+    EXPECT_LE(pp.offset + pp.param.tensor.numel(), c.numel);
+    if (pp.param.weight_decay) EXPECT_LE(pp.offset + pp.param.tensor.numel(), c.decay_end);
+    else EXPECT_GE(pp.offset, c.decay_end);
+  }
+  EXPECT_EQ(pack.numel(), [] { int64_t n = 0; for (auto& s : kSpecs) n += s.shape.numel(); return n; }());
+}
+
+TEST(LrSchedule, Boundaries) {
+  const optim::LrSchedule s{1e-3f, 1e-4f, 10, 110};
+  EXPECT_FLOAT_EQ(s.at(0), 1e-4f);      // lr * 1 / 10
+  EXPECT_FLOAT_EQ(s.at(4), 5e-4f);
+  EXPECT_FLOAT_EQ(s.at(9), 1e-3f);      // end of warmup
+  EXPECT_FLOAT_EQ(s.at(10), 1e-3f);     // cosine starts at lr
+  EXPECT_FLOAT_EQ(s.at(60), 5.5e-4f);   // halfway: (lr + min_lr) / 2
+  EXPECT_FLOAT_EQ(s.at(109), float(1e-4 + 0.9e-3 * 0.5 * (1 + std::cos(M_PI * 99 / 100))));
+  EXPECT_FLOAT_EQ(s.at(110), 1e-4f);    // floor
+  EXPECT_FLOAT_EQ(s.at(1000), 1e-4f);
+  const optim::LrSchedule no_warmup{1e-3f, 0.0f, 0, 4};
+  EXPECT_FLOAT_EQ(no_warmup.at(0), 1e-3f);
+  EXPECT_FLOAT_EQ(no_warmup.at(2), 5e-4f);
+  EXPECT_FLOAT_EQ(no_warmup.at(4), 0.0f);
+  for (int64_t i = 1; i < 110; ++i)
+    if (i >= 10) EXPECT_LE(s.at(i), s.at(i - 1));
+}
+
+TEST(AdamW, BitIdenticalAcrossRuns) {
+  std::vector<std::vector<uint32_t>> runs[2];
+  for (int r = 0; r < 2; ++r) {
+    auto params = make_params(15);
+    optim::AdamW opt(test_ctx(), params, test_config());
+    train(opt, params, 0, 20);
+    for (const auto& p : params) runs[r].push_back(bits(p.tensor));
+    for (const auto& [n, t] : opt.state_tensors()) runs[r].push_back(bits(t));
+    runs[r].push_back(bits(opt.last_grad_norm()));
+  }
+  EXPECT_EQ(runs[0], runs[1]);
+}
