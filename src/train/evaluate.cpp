@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "magellano/autograd/tape.hpp"
 #include "magellano/runtime/error.hpp"
 
 namespace magellano::train {

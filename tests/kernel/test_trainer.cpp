@@ -1,0 +1,206 @@
+// The training loop end to end on the test device: bit-exact resume, checkpoints kept, metrics,
+// the NaN stop, evaluation, and Hugging Face Mamba checkpoint directories.
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "harness.hpp"
+#include "magellano/data/token_file.hpp"
+#include "magellano/io/checkpoint_dir.hpp"
+#include "magellano/io/json_file.hpp"
+#include "magellano/io/safetensors.hpp"
+#include "magellano/io/safetensors_device.hpp"
+#include "magellano/train/checkpoint.hpp"
+#include "magellano/train/trainer.hpp"
+
+using namespace mgtest;
+namespace fs = std::filesystem;
+namespace train = magellano::train;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("mg-train-test-" + std::to_string(::getpid()) + "-" +
+                                        std::to_string(std::random_device{}()));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+// A token file with learnable structure: a noisy repeating sequence over 64 ids.
+fs::path make_tokens(const fs::path& dir, const std::string& name, size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<uint32_t> ids(n);
+  for (size_t i = 0; i < n; ++i) ids[i] = rng() % 10 == 0 ? rng() % 64 : (i * 7) % 64;
+  const fs::path p = dir / name;
+  magellano::data::write_token_file(p, 64, ids);
+  return p;
+}
+
+train::Config small_config(const fs::path& dir, int64_t steps) {
+  nlohmann::json j = {
+      {"model", {{"vocab_size", 64}, {"dim", 16}, {"layers", "ME"}, {"d_state", 8},
+                 {"moe", {{"experts", 4}, {"top_k", 2}, {"hidden", 32}}}}},
+      {"data", {{"train", make_tokens(dir, "train.tok", 20000, 1).string()},
+                {"val", make_tokens(dir, "val.tok", 2000, 2).string()}}},
+      {"train", {{"steps", steps}, {"batch_size", 2}, {"seq_len", 16}, {"lr", 3e-3}, {"min_lr", 3e-4},
+                 {"warmup_steps", 2}, {"log_every", 1}, {"seed", 7}}},
+      {"eval", {{"every", 0}, {"batches", 4}}},
+      {"checkpoint", {{"dir", (dir / "run").string()}, {"every", 0}, {"keep", 2}}}};
+  return train::Config::from_json(j);
+}
+
+std::string bytes_of(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<double> losses(const fs::path& metrics) {
+  std::vector<double> v;
+  std::ifstream in(metrics);
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains("loss")) v.push_back(j["loss"]);
+  }
+  return v;
+}
+
+}  // namespace
+
+TEST(Trainer, ResumeIsBitExact) {
+  TempDir a, b;
+  // Run A: 8 steps straight, checkpoints at 4 and 8.
+  auto cfg = small_config(a.path, 8);
+  cfg.checkpoint.every = 4;
+  train::train(cfg, test_ctx(), {});
+  const fs::path a4 = a.path / "run" / "step-00000004", a8 = a.path / "run" / "step-00000008";
+  ASSERT_TRUE(fs::exists(a4) && fs::exists(a8));
+  // Run B: resume from A's step 4 (its saved config), writing to another folder.
+  auto resumed = train::Config::from_json(magellano::io::read_json(a4 / "config.json"));
+  resumed.checkpoint.dir = (b.path / "run").string();
+  train::TrainOptions o;
+  o.resume = a4;
+  const auto s = train::train(resumed, test_ctx(), o);
+  EXPECT_EQ(s.steps, 8);
+  const fs::path b8 = b.path / "run" / "step-00000008";
+  EXPECT_EQ(bytes_of(a8 / "model.safetensors"), bytes_of(b8 / "model.safetensors")) << "weights differ";
+  EXPECT_EQ(bytes_of(a8 / "optimizer.safetensors"), bytes_of(b8 / "optimizer.safetensors")) << "moments differ";
+  const auto la = losses(a.path / "run" / "metrics.jsonl"), lb = losses(b.path / "run" / "metrics.jsonl");
+  ASSERT_EQ(la.size(), 8u);
+  ASSERT_EQ(lb.size(), 4u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(la[4 + i], lb[i]) << "loss at step " << 5 + i;
+}
+
+TEST(Trainer, CheckpointsMetricsAndEvaluation) {
+  TempDir d;
+  auto cfg = small_config(d.path, 6);
+  cfg.checkpoint.every = 2;
+  cfg.eval.every = 3;
+  const auto s = train::train(cfg, test_ctx(), {});
+  // keep = 2: the newest two remain, written atomically (no temp folders left).
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(d.path / "run")) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"metrics.jsonl", "step-00000004", "step-00000006"}));
+  for (const char* f : {"config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json"})
+    EXPECT_TRUE(fs::exists(d.path / "run" / "step-00000006" / f)) << f;
+  // Metrics: one line per step plus the evaluations, with the documented keys.
+  std::ifstream in(d.path / "run" / "metrics.jsonl");
+  int train_lines = 0, eval_lines = 0;
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains("val_loss")) {
+      ++eval_lines;
+      EXPECT_NEAR(j["val_perplexity"].get<double>(), std::exp(j["val_loss"].get<double>()), 1e-6 * j["val_perplexity"].get<double>());
+      continue;
+    }
+    ++train_lines;
+    for (const char* k : {"step", "loss", "aux_loss", "lr", "grad_norm", "tokens_per_s", "expert_load", "peak_device_bytes"})
+      EXPECT_TRUE(j.contains(k)) << k;
+    EXPECT_EQ(j["expert_load"].size(), 1u);     // one MoE block
+    EXPECT_EQ(j["expert_load"][0].size(), 4u);  // four experts, fractions summing to 1
+  }
+  EXPECT_EQ(train_lines, 6);
+  EXPECT_EQ(eval_lines, 2);  // at step 3 and at the end
+  // The final evaluation equals evaluating the saved checkpoint afresh.
+  ASSERT_TRUE(s.val.has_value());
+  auto loaded = train::load_model(d.path / "run" / "step-00000006", test_ctx());
+  const auto f = magellano::data::TokenFile::open(*cfg.data.val, 64);
+  std::vector<int32_t> ids(f.size());
+  f.copy(0, f.size(), ids.data());
+  const auto r = train::evaluate(*loaded.model, ids, cfg.train.seq_len, cfg.train.batch_size,
+                                 cfg.eval.batches * cfg.train.batch_size);
+  EXPECT_EQ(r.loss, s.val->loss);
+  EXPECT_EQ(r.tokens, s.val->tokens);
+}
+
+TEST(Trainer, TheLossFallsOnStructuredData) {
+  TempDir d;
+  auto cfg = small_config(d.path, 150);
+  cfg.train.log_every = 25;
+  cfg.train.lr = 1e-2, cfg.train.min_lr = 1e-3, cfg.train.warmup_steps = 10;
+  cfg.train.batch_size = 4;
+  const auto s = train::train(cfg, test_ctx(), {});
+  const auto l = losses(d.path / "run" / "metrics.jsonl");
+  ASSERT_EQ(l.size(), 6u);
+  std::cout << "training loss " << l.front() << " -> " << l.back() << ", validation " << s.val->loss << "\n";
+  EXPECT_LT(l.back(), 0.6 * l.front()) << "a 90%-predictable sequence should be learned";
+  ASSERT_TRUE(s.val.has_value());
+  EXPECT_LT(s.val->loss, std::log(64.0) * 0.6);
+}
+
+TEST(Trainer, NaNStopsWithAClearMessage) {
+  TempDir d;
+  auto cfg = small_config(d.path, 20);
+  cfg.train.lr = 1e12, cfg.train.min_lr = 1e12, cfg.train.grad_clip = 0, cfg.train.warmup_steps = 0;
+  try {
+    train::train(cfg, test_ctx(), {});
+    FAIL() << "training with lr 1e12 should have diverged";
+  } catch (const magellano::Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("training stopped at step"), std::string::npos) << m;
+    EXPECT_NE(m.find("Lower train.lr"), std::string::npos) << m;
+  }
+}
+
+TEST(Trainer, MissingOrForeignDataIsAClearError) {
+  TempDir d;
+  auto cfg = small_config(d.path, 2);
+  cfg.data.train = (d.path / "nope.tok").string();
+  EXPECT_THROW(train::train(cfg, test_ctx(), {}), magellano::Error);
+  cfg = small_config(d.path, 2);
+  cfg.model.vocab_size = 32;  // the token file has ids up to 63
+  cfg.model.pattern = train::parse_layer_pattern("M");
+  EXPECT_THROW(train::train(cfg, test_ctx(), {}), magellano::Error);
+}
+
+TEST(Checkpoint, HuggingFaceMambaDirectoriesLoad) {
+  // A directory laid out as MambaForCausalLM.save_pretrained writes it: config.json with
+  // model_type "mamba" and model.safetensors with the backbone's names (lm_head tied, absent).
+  TempDir d;
+  magellano::nn::ModelSpec spec;
+  spec.vocab_size = 50, spec.dim = 24, spec.layers = "MM";
+  spec.mamba.d_state = 16;
+  magellano::nn::Model original(test_ctx(), spec, 11);
+  std::vector<std::pair<std::string, magellano::io::StTensor>> weights;
+  for (const auto& p : original.parameters()) weights.emplace_back(p.name, magellano::io::to_st(p.tensor));
+  magellano::io::write_safetensors(d.path / "model.safetensors", weights, {{"format", "pt"}});
+  magellano::io::write_json_atomically(d.path / "config.json",
+      {{"model_type", "mamba"}, {"vocab_size", 50}, {"hidden_size", 24}, {"state_size", 16},
+       {"num_hidden_layers", 2}, {"expand", 2}, {"conv_kernel", 4}, {"time_step_rank", "auto"},
+       {"use_bias", false}, {"use_conv_bias", true}, {"tie_word_embeddings", true},
+       {"layer_norm_epsilon", 1e-5}});
+  auto loaded = train::load_model(d.path, test_ctx());
+  EXPECT_TRUE(loaded.hugging_face);
+  Tensor ids = upload_i32(Shape{1, 9}, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+  magellano::autograd::NoGradScope ng;
+  EXPECT_EQ(loaded.model->forward(ids).logits.to_host(), original.forward(ids).logits.to_host());
+  // A config of another model type is refused with a clear message.
+  magellano::io::write_json_atomically(d.path / "config.json", {{"model_type", "llama"}});
+  EXPECT_THROW(train::load_model(d.path, test_ctx()), magellano::Error);
+}

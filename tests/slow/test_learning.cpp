@@ -1,0 +1,66 @@
+// Proof of learning: a small Mamba/MoE model trained on tinyshakespeare (GPT-2 tokens from
+// ../shared/data) reaches a validation loss well below the unigram entropy of the data within
+// a fixed number of steps.
+//
+// The data: tinyshakespeare.gpt2.u16, the first 90% of tokens for training, the last 10% for
+// validation. Its ~11.7k distinct GPT-2 ids are renumbered 0..V-1 (a bijection: entropies and
+// losses are unchanged) so the LM head costs a quarter of the full 50,257-way one on 2 cores.
+// The bar: validation cross-entropy below the training split's unigram entropy minus 0.75 nats
+// (the unigram entropy is 6.32 nats; measured, the model reaches about 5.3 after 300 steps of
+// 4 x 128 tokens).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+
+#include "magellano/data/token_file.hpp"
+#include "magellano/train/trainer.hpp"
+#include "harness.hpp"
+
+namespace fs = std::filesystem;
+namespace train = magellano::train;
+
+TEST(Learning, TinyShakespeareBeatsTheUnigramEntropy) {
+  const fs::path src = fs::path(MAGELLANO_TEST_SHARED_DATA_DEFAULT) / "tokenizer_tests" / "tinyshakespeare.gpt2.u16";
+  if (!fs::exists(src)) GTEST_SKIP() << "shared test data not found at " << src << "; skipping";
+  const auto file = magellano::data::TokenFile::open(src);
+  std::vector<int32_t> ids(file.size());
+  file.copy(0, file.size(), ids.data());
+  std::map<int32_t, uint32_t> compact;
+  for (int32_t id : ids) compact.emplace(id, 0);
+  uint32_t next = 0;
+  for (auto& [id, c] : compact) c = next++;
+  const uint64_t V = compact.size();
+  std::vector<uint32_t> mapped(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) mapped[i] = compact[ids[i]];
+  const size_t cut = mapped.size() * 9 / 10;
+  const std::vector<uint32_t> tr(mapped.begin(), mapped.begin() + cut), va(mapped.begin() + cut, mapped.end());
+  std::vector<double> counts(V, 0.0);
+  for (uint32_t t : tr) counts[t] += 1;
+  double unigram = 0;
+  for (double c : counts)
+    if (c > 0) unigram -= c / tr.size() * std::log(c / tr.size());
+
+  const fs::path dir = fs::temp_directory_path() / ("mg-learning-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  magellano::data::write_token_file(dir / "train.tok", V, tr);
+  magellano::data::write_token_file(dir / "val.tok", V, va);
+  const auto cfg = train::Config::from_json(nlohmann::json{
+      {"model", {{"vocab_size", V}, {"dim", 96}, {"layers", "MME"}, {"moe", {{"experts", 4}, {"top_k", 2}, {"hidden", 192}}}}},
+      {"data", {{"train", (dir / "train.tok").string()}, {"val", (dir / "val.tok").string()}}},
+      {"train", {{"steps", 300}, {"batch_size", 4}, {"seq_len", 128}, {"lr", 3e-3}, {"min_lr", 3e-4},
+                 {"warmup_steps", 20}, {"log_every", 50}, {"seed", 1}}},
+      {"eval", {{"every", 0}, {"batches", 16}}},
+      {"checkpoint", {{"dir", (dir / "run").string()}}}});
+  train::TrainOptions opt;
+  opt.out = &std::cout;
+  const auto s = train::train(cfg, mgtest::test_ctx(), opt);
+  fs::remove_all(dir);
+  ASSERT_TRUE(s.val.has_value());
+  std::cout << "vocabulary " << V << ", unigram entropy " << unigram << " nats; validation loss after "
+            << s.steps << " steps: " << s.val->loss << " (" << s.tokens_per_s << " tokens/s)\n";
+  EXPECT_LT(s.val->loss, unigram - 0.75);
+}
