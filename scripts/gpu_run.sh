@@ -2,7 +2,7 @@
 # Runs on the GPU machine with .gpu carried (scripts/gpu_bundle.sh): device listing, the unit
 # and op tests on the GPU, and the benchmarks; then cuBLAS's fp32 GEMM through PyTorch for
 # comparison. Results go to $OUT (the device tool's output folder) or ./gpu-results.
-# Usage: bash scripts/gpu_run.sh [tests|bench|all]     (default: all)
+# Usage: bash scripts/gpu_run.sh [tests|bench|train|all]     (default: all)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu_env.sh
@@ -19,4 +19,14 @@ if [ "$what" = bench ] || [ "$what" = all ]; then
   bench_scan --device gpu --repeats 5 > "$out/bench_scan.json"
   [ -x .gpu/bin/bench_moe ] && bench_moe --device gpu > "$out/bench_moe.json"
   python3 scripts/torch_gemm.py > "$out/torch_gemm.json" || echo "PyTorch comparison unavailable"
+fi
+if [ "$what" = train ] || [ "$what" = all ]; then
+  # cuBLAS fp32 at 4096, measured in this session, is the reference for model-FLOP utilisation.
+  [ -s "$out/torch_gemm.json" ] || python3 scripts/torch_gemm.py > "$out/torch_gemm.json"
+  ref=$(python3 -c "import json; print(json.load(open('$out/torch_gemm.json'))['gemm'][-1]['gflops'])" 2>/dev/null || echo 0)
+  for c in tiny phase1; do
+    bench_train --config configs/$c.json --device gpu --batch 8 --steps 5 \
+      --reference-gflops "$ref" --reference-name "cuBLAS fp32 sgemm 4096 (PyTorch), same session" \
+      > "$out/train_$c.json"
+  done
 fi
