@@ -8,6 +8,7 @@
 #include <random>
 
 #include "command.hpp"
+#include "options.hpp"
 #include "magellano/ops/activation.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/ops/matmul.hpp"
@@ -60,12 +61,7 @@ int run_demo(int argc, char** argv) {
       ("hidden", po::value(&hidden)->default_value(256), "hidden width H")
       ("lr", po::value(&lr)->default_value(0.5f), "learning rate");
   po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
+  if (!cli::parse_options(opts, argc, argv, vm)) return 0;
   if (steps < 1 || batch < 1 || width < 1 || hidden < 1 || !(lr > 0))
     throw Error("demo: --steps, --batch, --width, --hidden and --lr must be positive.");
   auto ctx = Context::create(device);

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "command.hpp"
+#include "options.hpp"
 #include "magellano/data/token_file.hpp"
 #include "magellano/data/tokenizer.hpp"
 #include "magellano/runtime/error.hpp"
@@ -30,12 +31,7 @@ int run_eval(int argc, char** argv) {
       ("device", po::value(&device), "OpenCL device: P:D, cpu, gpu or part of a name")
       ("json", "print one JSON object: loss, perplexity, tokens");
   po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
+  if (!cli::parse_options(opts, argc, argv, vm)) return 0;
   if (checkpoint.empty()) throw Error("eval: give --checkpoint DIR.");
   if (tokens_path.empty() == text_path.empty()) throw Error("eval: give exactly one of --tokens FILE or --text FILE.");
   auto ctx = Context::create(device);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
+#include "options.hpp"
 #include "magellano/runtime/device.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/config.hpp"
@@ -91,12 +92,7 @@ int run_info(int argc, char** argv) {
       "set", po::value(&sets)->composing(),
       "override a config key, e.g. --set train.batch_size=4 (repeatable; needs --config)");
   po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
+  if (!cli::parse_options(opts, argc, argv, vm)) return 0;
   if (vm.count("config")) return model_info(config, sets, vm.count("json") > 0);
   if (!sets.empty()) throw Error("info: --set needs --config FILE (e.g. --config configs/tiny.json).");
   const auto devices = list_devices();

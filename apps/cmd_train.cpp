@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "command.hpp"
+#include "options.hpp"
 #include "magellano/io/json_file.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/trainer.hpp"
@@ -25,12 +26,7 @@ int run_train(int argc, char** argv) {
       ("device", po::value(&device), "OpenCL device: P:D, cpu, gpu or part of a name (overrides the config's)")
       ("resume", po::value(&resume), "continue from this checkpoint directory (bit-exact)");
   po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
+  if (!cli::parse_options(opts, argc, argv, vm)) return 0;
   if (config_path.empty() && resume.empty())
     throw Error("train: give --config FILE (e.g. configs/tiny.json), or --resume DIR.");
   train::Config cfg;

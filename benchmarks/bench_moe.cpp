@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.hpp"
+
 #include "magellano/autograd/tape.hpp"
 #include "magellano/nn/moe.hpp"
 #include "magellano/ops/elementwise.hpp"
@@ -29,33 +31,7 @@
 #include "magellano/runtime/error.hpp"
 
 using namespace magellano;
-using Clock = std::chrono::steady_clock;
 
-namespace {
-
-template <typename F>
-double median_seconds(Context& ctx, int repeats, F&& f) {
-  f();
-  ctx.finish();
-  std::vector<double> t;
-  for (int i = 0; i < repeats; ++i) {
-    auto t0 = Clock::now();
-    f();
-    ctx.finish();
-    t.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-
-std::string today() {
-  char buf[32];
-  std::time_t t = std::time(nullptr);
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", std::gmtime(&t));
-  return buf;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   std::string device;
@@ -97,13 +73,13 @@ int main(int argc, char** argv) {
     const double train_flops = 3.0 * fwd_flops;
 
     std::vector<int32_t> counts;
-    const double t_fwd = median_seconds(*ctx, repeats, [&] {
+    const double t_fwd = bench::median_seconds(*ctx, repeats, [&] {
       autograd::NoGradScope no_grad;
       auto o = moe.forward(xin);
       counts = o.expert_counts.to_host_i32();
     });
     std::cerr << "forward: " << t_fwd << " s\n";
-    const double t_train = median_seconds(*ctx, repeats, [&] {
+    const double t_train = bench::median_seconds(*ctx, repeats, [&] {
       for (auto& p : params) p.tensor.zero_grad();
       xin.zero_grad();
       auto o = moe.forward(xin);
@@ -116,14 +92,14 @@ int main(int argc, char** argv) {
     const int64_t gm = std::max<int64_t>(1, (n * k) / x);
     Tensor ga = Tensor::full(*ctx, Shape{gm, d}, 0.5f), gb = Tensor::full(*ctx, Shape{f, d}, 0.25f);
     Tensor gc = Tensor::empty(*ctx, Shape{gm, f});
-    const double t_gemm = median_seconds(*ctx, std::max(repeats, 5), [&] {
+    const double t_gemm = bench::median_seconds(*ctx, std::max(repeats, 5), [&] {
       ops::gemm(ga, false, gb, true, gc, 1.0f, 0.0f);
     });
     const double gemm_gflops = 2.0 * gm * d * f / t_gemm / 1e9;
     std::cerr << "gemm: " << gemm_gflops << " GFLOP/s\n";
 
     nlohmann::json out;
-    out["date"] = today();
+    out["date"] = bench::today();
     out["device"] = to_json(ctx->device());
     out["clblast"] = "1.5.3 (Debian), untuned database";
     out["config"] = {{"tokens", n}, {"dim", d}, {"hidden", f}, {"experts", x}, {"top_k", k},

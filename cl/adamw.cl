@@ -16,17 +16,6 @@
 #define LOCAL 256
 #endif
 
-inline float adamw_tree_sum(__local float* s, float v) {
-  int l = get_local_id(0);
-  s[l] = v;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int w = LOCAL / 2; w > 0; w >>= 1) {
-    if (l < w) s[l] += s[l + w];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  return s[0];
-}
-
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
 void sumsq_partial(__global const float* g, ulong g_off, __global float* partial,
                    ulong partial_off, long n) {
@@ -40,7 +29,7 @@ void sumsq_partial(__global const float* g, ulong g_off, __global float* partial
   long begin = get_group_id(0) * per, end = min(n, begin + per);
   float acc = 0.0f;
   for (long i = begin + get_local_id(0); i < end; i += LOCAL) acc += g[i] * g[i];
-  float total = adamw_tree_sum(s, acc);
+  float total = group_sum(s, acc, LOCAL);
   if (get_local_id(0) == 0) partial[get_group_id(0)] = total;
 }
 
@@ -51,7 +40,7 @@ void norm_final(__global const float* partial, ulong partial_off, __global float
   __local float s[LOCAL];
   float v = 0.0f;
   for (int i = get_local_id(0); i < count; i += LOCAL) v += partial[i];
-  float total = adamw_tree_sum(s, v);
+  float total = group_sum(s, v, LOCAL);
   if (get_local_id(0) == 0) {
     float norm = sqrt(total);
     stats[0] = norm;

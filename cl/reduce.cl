@@ -10,17 +10,6 @@
 #define LOCAL 256
 #endif
 
-inline float tree_sum(__local float* s, float v) {
-  int l = get_local_id(0);
-  s[l] = v;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int w = LOCAL / 2; w > 0; w >>= 1) {
-    if (l < w) s[l] += s[l + w];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  return s[0];
-}
-
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
 void sum_partial(__global const float* x, ulong x_off, __global float* partial, ulong partial_off,
                  long n) {
@@ -29,7 +18,7 @@ void sum_partial(__global const float* x, ulong x_off, __global float* partial, 
   long stride = get_global_size(0);
   float acc = 0.0f;
   for (long i = get_global_id(0); i < n; i += stride) acc += x[i];
-  float total = tree_sum(s, acc);
+  float total = group_sum(s, acc, LOCAL);
   if (get_local_id(0) == 0) partial[get_group_id(0)] = total;
 }
 
@@ -40,7 +29,7 @@ void sum_final(__global const float* partial, ulong partial_off, __global float*
   __local float s[LOCAL];
   float v = 0.0f;
   for (int i = get_local_id(0); i < g; i += LOCAL) v += partial[i];
-  float total = tree_sum(s, v);
+  float total = group_sum(s, v, LOCAL);
   if (get_local_id(0) == 0) ACC_STORE(out, 0, scale * total, acc);
 }
 
@@ -53,7 +42,7 @@ void sum_last(__global const float* x, ulong x_off, __global float* out, ulong o
                              // the barrier (PoCL 3.1 miscompiles that pattern)
   float v = 0.0f;
   for (long c = get_local_id(0); c < cols; c += LOCAL) v += x[r * cols + c];
-  float total = tree_sum(s, v);
+  float total = group_sum(s, v, LOCAL);
   if (get_local_id(0) == 0) ACC_STORE(out, r, scale * total, acc);
 }
 

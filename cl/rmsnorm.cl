@@ -14,17 +14,6 @@
 #define LOCAL 256
 #endif
 
-inline float rms_tree_sum(__local float* s, float v) {
-  int l = get_local_id(0);
-  s[l] = v;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int w = LOCAL / 2; w > 0; w >>= 1) {
-    if (l < w) s[l] += s[l + w];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  return s[0];
-}
-
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
 void rms_norm_fwd(__global const float* x, ulong x_off, __global const float* w, ulong w_off,
                   __global float* y, ulong y_off, __global float* rstd, ulong rstd_off,
@@ -35,7 +24,7 @@ void rms_norm_fwd(__global const float* x, ulong x_off, __global const float* w,
   __global const float* xr = x + r * d;
   float v = 0.0f;
   for (long c = get_local_id(0); c < d; c += LOCAL) v += xr[c] * xr[c];
-  float rs = rsqrt(rms_tree_sum(s, v) / (float)d + eps);
+  float rs = rsqrt(group_sum(s, v, LOCAL) / (float)d + eps);
   for (long c = get_local_id(0); c < d; c += LOCAL) y[r * d + c] = xr[c] * rs * w[c];
   if (get_local_id(0) == 0) rstd[r] = rs;
 }
@@ -53,7 +42,7 @@ void rms_norm_bwd_dx(__global const float* x, ulong x_off, __global const float*
   float v = 0.0f;
   for (long c = get_local_id(0); c < d; c += LOCAL) v += dyr[c] * w[c] * xr[c];
   float rs = rstd[r];
-  float k = rs * rs * rms_tree_sum(s, v) / (float)d;
+  float k = rs * rs * group_sum(s, v, LOCAL) / (float)d;
   for (long c = get_local_id(0); c < d; c += LOCAL)
     ACC_STORE(dx, r * d + c, rs * (dyr[c] * w[c] - xr[c] * k), acc);
 }

@@ -1,4 +1,5 @@
-// Softmax over the last dimension, numerically stable (the row maximum is subtracted).
+// Softmax over the last dimension, numerically stable (the row maximum is subtracted), and the
+// fused log-softmax + cross-entropy built on the same row statistics.
 // Shapes: x, y, dy, dx: (R, C) row-major, R = product of the leading dimensions.
 // Kernels (a work-group per row, LOCAL work-items striding over the C columns):
 //   softmax_fwd   y[r, c] = exp(x[r, c] - m_r) / s_r, with (m_r, s_r) = (max_c x, sum_c exp(x - m_r))
@@ -10,6 +11,22 @@
 // Deterministic: every sum is a fixed-shape local-memory tree.
 // Launch exactly one group per row: the kernels have no `if (r >= rows) return;` because PoCL
 // 3.1 miscompiles such an early return ahead of the tree's barriers (it corrupts memory).
+//
+// Fused log-softmax + cross-entropy with an ignore index, mean over the counted rows.
+// Shapes: logits, dlogits: (N, V) row-major f32; targets: (N) i32; lse, row_loss: (N) f32;
+// loss, inv_count, dloss: (1) f32.
+// A row is counted when its target t satisfies t != ignore_index and 0 <= t < V; every other
+// row (ignored, or a target out of range) adds nothing to the loss or the count and gets a
+// zero gradient.
+// Kernels:
+//   ce_fwd    a group per row: (m, s) = (max_c x, sum_c exp(x - m)) in one pass (running max
+//             and rescaled sum per work-item, merged by a tree); lse[r] = m + log(s);
+//             row_loss[r] = counted ? lse[r] - x[r, t] : 0
+//   ce_mean   one group: count = #counted rows; loss[0] = count ? sum(row_loss) / count : 0;
+//             inv_count[0] = count ? 1 / count : 0      (saved for the backward)
+//   ce_bwd    a group per row: dlogits[r, c] (+)= counted ? (exp(x[r, c] - lse[r]) - [c == t])
+//             * dloss[0] * inv_count[0] : 0
+// ce_mean is launched as exactly one group; the others as in softmax, one group per row.
 #ifndef LOCAL
 #define LOCAL 256
 #endif
@@ -64,17 +81,6 @@ inline void sm_row_stats(__global const float* xr, long c_n, __local float* lm, 
   *s_out = ls[0];
 }
 
-inline float sm_tree_sum(__local float* s, float v) {
-  int l = get_local_id(0);
-  s[l] = v;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int w = LOCAL / 2; w > 0; w >>= 1) {
-    if (l < w) s[l] += s[l + w];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  return s[0];
-}
-
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
 void softmax_fwd(__global const float* x, ulong x_off, __global float* y, ulong y_off, long rows,
                  long cols) {
@@ -98,7 +104,88 @@ void softmax_bwd(__global const float* y, ulong y_off, __global const float* dy,
   __global const float* dyr = dy + r * cols;
   float v = 0.0f;
   for (long c = get_local_id(0); c < cols; c += LOCAL) v += dyr[c] * yr[c];
-  float dot = sm_tree_sum(ls, v);
+  float dot = group_sum(ls, v, LOCAL);
   for (long c = get_local_id(0); c < cols; c += LOCAL)
     ACC_STORE(dx, r * cols + c, yr[c] * (dyr[c] - dot), acc);
+}
+
+inline int ce_counted(int t, long v, int ignore_index) {
+  return t != ignore_index && t >= 0 && (long)t < v;
+}
+
+__kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
+void ce_fwd(__global const float* x, ulong x_off, __global const int* targets, ulong targets_off,
+            __global float* lse, ulong lse_off, __global float* row_loss, ulong row_loss_off,
+            long v, int ignore_index) {
+  x += x_off; targets += targets_off; lse += lse_off; row_loss += row_loss_off;
+  __local float lm[LOCAL], ls[LOCAL];
+  const int l = get_local_id(0);
+  const long r = get_group_id(0);
+  __global const float* xr = x + r * v;
+  float m, s;
+  sm_row_stats(xr, v, lm, ls, &m, &s);
+  if (l == 0) {
+    const float row_lse = m + log(s);
+    const int t = targets[r];
+    lse[r] = row_lse;
+    row_loss[r] = ce_counted(t, v, ignore_index) ? row_lse - xr[t] : 0.0f;
+  }
+}
+
+__kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
+void ce_mean(__global const float* row_loss, ulong row_loss_off, __global const int* targets,
+             ulong targets_off, __global float* loss, ulong loss_off, __global float* inv_count,
+             ulong inv_count_off, long rows, long v, int ignore_index) {
+  row_loss += row_loss_off; targets += targets_off; loss += loss_off; inv_count += inv_count_off;
+  __local float lsum[LOCAL];
+  __local int lcnt[LOCAL];
+  const int l = get_local_id(0);
+  float s = 0.0f;
+  int n = 0;
+  for (long r = l; r < rows; r += LOCAL) {
+    s += row_loss[r];
+    n += ce_counted(targets[r], v, ignore_index);
+  }
+  lsum[l] = s;
+  lcnt[l] = n;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int w = LOCAL / 2; w > 0; w >>= 1) {
+    if (l < w) {
+      lsum[l] += lsum[l + w];
+      lcnt[l] += lcnt[l + w];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (l == 0) {
+    const int count = lcnt[0];
+    loss[0] = count > 0 ? lsum[0] / (float)count : 0.0f;
+    inv_count[0] = count > 0 ? 1.0f / (float)count : 0.0f;
+  }
+}
+
+__kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
+void ce_bwd(__global const float* x, ulong x_off, __global const int* targets, ulong targets_off,
+            __global const float* lse, ulong lse_off, __global const float* inv_count,
+            ulong inv_count_off, __global const float* dloss, ulong dloss_off, __global float* dx,
+            ulong dx_off, long v, int ignore_index, int acc) {
+  x += x_off; targets += targets_off; lse += lse_off; inv_count += inv_count_off;
+  dloss += dloss_off; dx += dx_off;
+  const long r = get_group_id(0);
+  const int t = targets[r];
+  const float scale = ce_counted(t, v, ignore_index) ? dloss[0] * inv_count[0] : 0.0f;
+  const float row_lse = lse[r];
+  __global const float* xr = x + r * v;
+  __global float* dr = dx + r * v;
+  // scale == 0 (an ignored row) writes exact zeros: no exp of a possibly inf/NaN logit.
+  if (acc) {
+    if (scale != 0.0f)
+      for (long c = get_local_id(0); c < v; c += LOCAL)
+        dr[c] += (exp(xr[c] - row_lse) - (c == t ? 1.0f : 0.0f)) * scale;
+  } else {
+    if (scale != 0.0f)
+      for (long c = get_local_id(0); c < v; c += LOCAL)
+        dr[c] = (exp(xr[c] - row_lse) - (c == t ? 1.0f : 0.0f)) * scale;
+    else
+      for (long c = get_local_id(0); c < v; c += LOCAL) dr[c] = 0.0f;
+  }
 }

@@ -49,16 +49,16 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore
   {
     Tensor row_loss = Tensor::empty(ctx, Shape{std::max<int64_t>(rows, 1)}, DType::f32,
                                     MemCategory::scratch);
-    Launch(ctx, "cross_entropy", "ce_fwd", opt).arg(logits).arg(targets).arg(lse).arg(row_loss)
+    Launch(ctx, "softmax", "ce_fwd", opt).arg(logits).arg(targets).arg(lse).arg(row_loss)
         .arg(v).arg(ignore_index).run(rows * local, local);
-    Launch(ctx, "cross_entropy", "ce_mean", opt).arg(row_loss).arg(targets).arg(loss)
+    Launch(ctx, "softmax", "ce_mean", opt).arg(row_loss).arg(targets).arg(loss)
         .arg(inv_count).arg(rows).arg(v).arg(ignore_index).run(local, local);
   }
   if (autograd::any_requires_grad({logits})) {
     autograd::record(loss, [ml = autograd::grad_meta(logits), logits, targets, lse, inv_count, rows,
                             v, ignore_index, local, opt](const Tensor& dloss) {
       auto g = autograd::grad_target(ml);
-      Launch(dloss.ctx(), "cross_entropy", "ce_bwd", opt).arg(logits).arg(targets).arg(lse)
+      Launch(dloss.ctx(), "softmax", "ce_bwd", opt).arg(logits).arg(targets).arg(lse)
           .arg(inv_count).arg(dloss).arg(g.tensor).arg(v).arg(ignore_index)
           .arg(int32_t(g.accumulate)).run(rows * local, local);
     });
