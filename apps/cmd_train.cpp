@@ -1,4 +1,4 @@
-// magellano train --config FILE [--set key.path=value]... [--device D] [--resume DIR]
+// magellano train --config FILE [--set key.path=value]... [--device D] [--resume DIR | --init-from DIR]
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
@@ -18,13 +18,14 @@ namespace {
 int run_train(int argc, char** argv) {
   po::options_description opts(
       "magellano train: train a model from a JSON config (see configs/README.md)");
-  std::string config_path, device, resume;
+  std::string config_path, device, resume, init_from;
   std::vector<std::string> sets;
   opts.add_options()("help,h", "show this help")
       ("config", po::value(&config_path), "training config (JSON); with --resume, defaults to the checkpoint's")
       ("set", po::value(&sets)->composing(), "override a key: --set train.steps=100 (repeatable)")
       ("device", po::value(&device), "OpenCL device: P:D, cpu, gpu or part of a name (overrides the config's)")
-      ("resume", po::value(&resume), "continue from this checkpoint directory (bit-exact)");
+      ("resume", po::value(&resume), "continue from this checkpoint directory (bit-exact)")
+      ("init-from", po::value(&init_from), "start from the weights of this checkpoint (Magellano or Hugging Face Mamba) to fine-tune");
   po::variables_map vm;
   if (!cli::parse_options(opts, argc, argv, vm)) return 0;
   if (config_path.empty() && resume.empty())
@@ -41,6 +42,7 @@ int run_train(int argc, char** argv) {
   std::cout << "device: " << ctx->device().name << " [" << ctx->device().platform_name << "]\n";
   train::TrainOptions options;
   if (!resume.empty()) options.resume = resume;
+  if (!init_from.empty()) options.init_from = init_from;
   options.out = &std::cout;
   options.terminal = ::isatty(STDOUT_FILENO);
   const auto s = train::train(cfg, *ctx, options);

@@ -67,6 +67,11 @@ TrainSummary train(const Config& cfg, Context& ctx, const TrainOptions& opt) {
 
   const fs::path run_dir = cfg.checkpoint.dir;
   int64_t step = 0, tokens = 0;
+  if (opt.init_from && opt.resume) throw Error("train: give --resume or --init-from, not both.");
+  if (opt.init_from) {
+    load_weights(*opt.init_from / "model.safetensors", model);
+    if (out) *out << "initialised from " << opt.init_from->string() << "\n";
+  }
   if (opt.resume) {
     const auto state = load_training_state(*opt.resume, model, adamw);
     step = state.at("step").get<int64_t>();

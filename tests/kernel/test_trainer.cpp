@@ -96,6 +96,29 @@ TEST(Trainer, ResumeIsBitExact) {
   for (int i = 0; i < 4; ++i) EXPECT_EQ(la[4 + i], lb[i]) << "loss at step " << 5 + i;
 }
 
+TEST(Trainer, FineTuningStartsFromACheckpointsWeights) {
+  TempDir a, b;
+  train::train(small_config(a.path, 3), test_ctx(), {});
+  // Steps at learning rate 0 (no decay either) keep the loaded weights exactly.
+  auto cfg = small_config(b.path, 2);
+  cfg.train.lr = 0, cfg.train.min_lr = 0, cfg.train.warmup_steps = 0;
+  train::TrainOptions o;
+  o.init_from = a.path / "run" / "step-00000003";
+  train::train(cfg, test_ctx(), o);
+  EXPECT_EQ(bytes_of(a.path / "run" / "step-00000003" / "model.safetensors"),
+            bytes_of(b.path / "run" / "step-00000002" / "model.safetensors"));
+  // Weights of another model are refused with the missing name.
+  auto other = small_config(b.path, 2);
+  other.model.pattern = train::parse_layer_pattern("MM");
+  other.model.layers = "MM";
+  try {
+    train::train(other, test_ctx(), o);
+    FAIL();
+  } catch (const magellano::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("has no tensor 'backbone.layers.1.mixer"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Trainer, CheckpointsMetricsAndEvaluation) {
   TempDir d;
   auto cfg = small_config(d.path, 6);

@@ -33,6 +33,9 @@ struct TrainSummary {
 
 struct TrainOptions {
   std::optional<std::filesystem::path> resume;  // a checkpoint directory to continue from
+  // Start from these weights instead of a fresh initialisation (fine-tuning): a Magellano or
+  // Hugging Face Mamba checkpoint directory whose parameters match the config's model.
+  std::optional<std::filesystem::path> init_from;
   std::ostream* out = nullptr;                  // progress (nullptr: silent)
   bool terminal = false;                        // redraw the progress line in place
 };
