@@ -5,3 +5,4 @@ export LD_LIBRARY_PATH="$PWD/.gpu/lib:/usr/local/nvidia/lib64${LD_LIBRARY_PATH:+
 export OCL_ICD_VENDORS="$PWD/.gpu/icd"
 export PATH="$PWD/.gpu/bin:$PATH"
 export MAGELLANO_CACHE_DIR="${TMPDIR:-/tmp}/magellano-kernels"
+export MAGELLANO_CLI="$PWD/.gpu/bin/magellano"  # for the tests that run the CLI as a process
