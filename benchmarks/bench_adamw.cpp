@@ -46,10 +46,7 @@ int main(int argc, char** argv) {
   int iters = 100, repeats = 3;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) { std::cerr << "error: " << a << " needs a value\n"; std::exit(2); }
-      return argv[++i];
-    };
+    auto next = [&] { return bench::option_value(argc, argv, i); };
     if (a == "--device") device = next();
     else if (a == "--n") n = std::stoll(next());
     else if (a == "--iters") iters = std::stoi(next());

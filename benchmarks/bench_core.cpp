@@ -42,10 +42,7 @@ int main(int argc, char** argv) {
   int64_t copy_mib = 256;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) { std::cerr << "error: " << a << " needs a value\n"; std::exit(2); }
-      return argv[++i];
-    };
+    auto next = [&] { return bench::option_value(argc, argv, i); };
     if (a == "--device") device = next();
     else if (a == "--sizes") sizes_arg = next();
     else if (a == "--repeats") repeats = std::stoi(next());

@@ -40,10 +40,7 @@ int main(int argc, char** argv) {
   bool gelu = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) { std::cerr << "error: " << a << " needs a value\n"; std::exit(2); }
-      return argv[++i];
-    };
+    auto next = [&] { return bench::option_value(argc, argv, i); };
     if (a == "--device") device = next();
     else if (a == "--tokens") n = std::stoll(next());
     else if (a == "--dim") d = std::stoll(next());

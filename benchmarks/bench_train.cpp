@@ -26,10 +26,7 @@ int main(int argc, char** argv) {
   double ref_gflops = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) { std::cerr << "error: " << a << " needs a value\n"; std::exit(2); }
-      return argv[++i];
-    };
+    auto next = [&] { return bench::option_value(argc, argv, i); };
     if (a == "--config") config = next();
     else if (a == "--device") device = next();
     else if (a == "--batch") batch = std::stoll(next());

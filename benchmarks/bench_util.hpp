@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -75,6 +77,15 @@ inline nlohmann::json gemm_rate(Context& ctx, int64_t m, int64_t n, int64_t k, i
   if (std::fabs(corner - 0.125f * k) > 1e-3f * k) throw magellano::Error("GEMM benchmark produced a wrong result");
   return {{"name", "gemm_f32"}, {"m", m}, {"n", n}, {"k", k}, {"median_s", s},
           {"gflops", 2.0 * m * n * k / s / 1e9}};
+}
+
+// The value after option argv[i], advancing i; exits with status 2 when it is missing.
+inline std::string option_value(int argc, char** argv, int& i) {
+  if (i + 1 >= argc) {
+    std::fprintf(stderr, "error: %s needs a value\n", argv[i]);
+    std::exit(2);
+  }
+  return argv[++i];
 }
 
 inline std::string today() {

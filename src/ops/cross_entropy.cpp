@@ -8,13 +8,6 @@
 namespace magellano::ops {
 namespace {
 
-// Work-group size of the per-row kernels: a power of two the device allows (LOCAL in the .cl).
-int64_t row_local(const Context& ctx) {
-  int64_t l = 1;
-  while (l * 2 <= static_cast<int64_t>(default_local_size(ctx))) l *= 2;
-  return l;
-}
-
 void check_args(const Tensor& logits, const Tensor& targets) {
   detail::require_f32(logits, "cross_entropy", "logits");
   detail::require_dtype(targets, DType::i32, "cross_entropy", "targets");
@@ -41,7 +34,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore
   check_args(logits, targets);
   Context& ctx = logits.ctx();
   const int64_t v = logits.shape().last(), rows = logits.shape().rows();
-  const int64_t local = row_local(ctx);
+  const int64_t local = pow2_local_size(ctx);
   const std::string opt = "-DLOCAL=" + std::to_string(local);
   Tensor loss = Tensor::empty(ctx, Shape{1});
   Tensor inv_count = Tensor::empty(ctx, Shape{1});

@@ -14,13 +14,6 @@ using detail::require_f32;
 
 namespace {
 
-// SORT_LOCAL in cl/sort.cl: a power of two the device accepts as a work-group size.
-int64_t sort_local(const Context& ctx) {
-  int64_t l = 1;
-  while (l * 2 <= static_cast<int64_t>(default_local_size(ctx))) l *= 2;
-  return l;
-}
-
 void require_1d_ids(const Tensor& idx, const char* op) {
   require_dtype(idx, DType::i32, op, "idx");
   if (idx.shape().ndim() != 1)
@@ -59,7 +52,7 @@ SortedIndices sort_indices(const Tensor& keys) {
   SortedIndices out{Tensor::empty(ctx, Shape{n}, DType::i32),
                     Tensor::empty(ctx, Shape{n}, DType::i32)};
   if (n == 0) return out;
-  const int64_t local = sort_local(ctx), block = 2 * local;
+  const int64_t local = pow2_local_size(ctx), block = 2 * local;
   int64_t p = block;
   while (p < n) p *= 2;
   const std::string opt = "-DSORT_LOCAL=" + std::to_string(local);

@@ -57,4 +57,10 @@ size_t default_local_size(const Context& ctx) {
   return std::min<size_t>(256, ctx.device().max_work_group_size);
 }
 
+int64_t pow2_local_size(const Context& ctx) {
+  int64_t l = 1;
+  while (l * 2 <= static_cast<int64_t>(default_local_size(ctx))) l *= 2;
+  return l;
+}
+
 }  // namespace magellano::ops

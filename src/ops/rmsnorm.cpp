@@ -12,13 +12,6 @@ namespace {
 
 constexpr int64_t kRowChunk = 64;  // rows per partial column sum of dweight
 
-// Work-group size of the per-row kernels: a power of two the device allows (LOCAL in the .cl).
-int64_t row_local(const Context& ctx) {
-  int64_t l = 1;
-  while (l * 2 <= static_cast<int64_t>(default_local_size(ctx))) l *= 2;
-  return l;
-}
-
 std::string local_option(int64_t local) { return "-DLOCAL=" + std::to_string(local); }
 
 void check_args(const Tensor& x, const Tensor& w, float eps) {
@@ -39,7 +32,7 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
   check_args(x, weight, eps);
   Context& ctx = x.ctx();
   const int64_t d = x.shape().last(), rows = x.shape().rows();
-  const int64_t local = row_local(ctx);
+  const int64_t local = pow2_local_size(ctx);
   const std::string opt = local_option(local);
   Tensor y = Tensor::empty(ctx, x.shape());
   Tensor rstd = Tensor::empty(ctx, Shape{std::max<int64_t>(rows, 1)});

@@ -4,16 +4,6 @@
 #include "magellano/ops/launch.hpp"
 
 namespace magellano::ops {
-namespace {
-
-// Work-group size of the per-row kernels: a power of two the device allows (LOCAL in the .cl).
-int64_t row_local(const Context& ctx) {
-  int64_t l = 1;
-  while (l * 2 <= static_cast<int64_t>(default_local_size(ctx))) l *= 2;
-  return l;
-}
-
-}  // namespace
 
 Tensor softmax(const Tensor& x) {
   detail::require_f32(x, "softmax", "x");
@@ -21,7 +11,7 @@ Tensor softmax(const Tensor& x) {
     throw Error("softmax: x must have a non-empty last dimension, got " + x.shape().str() + ".");
   Context& ctx = x.ctx();
   const int64_t cols = x.shape().last(), rows = x.shape().rows();
-  const int64_t local = row_local(ctx);
+  const int64_t local = pow2_local_size(ctx);
   const std::string opt = "-DLOCAL=" + std::to_string(local);
   Tensor y = Tensor::empty(ctx, x.shape());
   Launch(ctx, "softmax", "softmax_fwd", opt).arg(x).arg(y).arg(rows).arg(cols)

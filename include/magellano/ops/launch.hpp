@@ -33,5 +33,7 @@ class Launch {
 
 // Work-group size for 1-D kernels on this device (256, or less where the device demands).
 size_t default_local_size(const Context& ctx);
+// The largest power of two <= default_local_size: the LOCAL of the tree-reduction kernels.
+int64_t pow2_local_size(const Context& ctx);
 
 }  // namespace magellano::ops
