@@ -39,9 +39,7 @@ int run_eval(int argc, char** argv) {
   const auto& cfg = loaded.config;
   std::vector<int32_t> ids;
   if (!tokens_path.empty()) {
-    const auto f = data::TokenFile::open(tokens_path, static_cast<uint64_t>(cfg.model.vocab_size));
-    ids.resize(f.size());
-    f.copy(0, f.size(), ids.data());
+    ids = data::TokenFile::open(tokens_path, static_cast<uint64_t>(cfg.model.vocab_size)).read_all();
   } else {
     if (tokenizer.empty() && cfg.data.tokenizer) tokenizer = *cfg.data.tokenizer;
     if (tokenizer.empty()) throw Error("eval: --text needs --tokenizer DIR (the checkpoint names none).");

@@ -138,6 +138,12 @@ void TokenFile::copy(uint64_t start, uint64_t count, int32_t* out) const {
   }
 }
 
+std::vector<int32_t> TokenFile::read_all() const {
+  std::vector<int32_t> ids(count_);
+  copy(0, count_, ids.data());
+  return ids;
+}
+
 TokenFileWriter::TokenFileWriter(const fs::path& path, uint64_t vocab_size)
     : file_(path), vocab_(vocab_size), width_(token_id_width(vocab_size)) {
   if (vocab_size == 0 || vocab_size > 0xFFFFFFFFull)

@@ -38,13 +38,6 @@ std::pair<Tensor, Tensor> split_batch(Context& ctx, const std::vector<int32_t>& 
   return {Tensor::from_host_i32(ctx, Shape{B, L}, x), Tensor::from_host_i32(ctx, Shape{B, L}, y)};
 }
 
-// The validation tokens (all of them; evaluation reads the first eval.batches · B chunks).
-std::vector<int32_t> read_tokens(const data::TokenFile& f) {
-  std::vector<int32_t> v(f.size());
-  f.copy(0, f.size(), v.data());
-  return v;
-}
-
 }  // namespace
 
 TrainSummary train(const Config& cfg, Context& ctx, const TrainOptions& opt) {
@@ -57,7 +50,8 @@ TrainSummary train(const Config& cfg, Context& ctx, const TrainOptions& opt) {
                         static_cast<uint64_t>(tc.seed));
   std::optional<data::TokenFile> val;
   if (cfg.data.val) val = data::TokenFile::open(*cfg.data.val, static_cast<uint64_t>(V));
-  const std::vector<int32_t> val_tokens = val ? read_tokens(*val) : std::vector<int32_t>();
+  // Evaluation reads the first eval.batches · B chunks of these.
+  const std::vector<int32_t> val_tokens = val ? val->read_all() : std::vector<int32_t>();
 
   nn::Model model(ctx, model_spec(cfg.model), static_cast<uint64_t>(tc.seed));
   optim::AdamW adamw(ctx, model.parameters(),

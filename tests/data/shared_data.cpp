@@ -1,8 +1,6 @@
 #include "shared_data.hpp"
 
-#include <unistd.h>
 
-#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <random>
@@ -52,17 +50,5 @@ std::vector<uint32_t> parse_ids(const std::string& line) {
   return ids;
 }
 
-TempDir::TempDir() {
-  static std::atomic<int> counter{0};
-  path_ = fs::temp_directory_path() /
-          ("magellano-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-  fs::remove_all(path_);
-  fs::create_directories(path_);
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
 
 }  // namespace mgdata

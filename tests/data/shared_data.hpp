@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.hpp"
+
 namespace mgdata {
 
 // $MAGELLANO_SHARED_DATA (default: the build's ../shared/data) if that folder exists, else "".
@@ -27,16 +29,6 @@ void write_file(const std::filesystem::path& p, const std::string& content);
 std::vector<std::string> split_cases(const std::string& text, const std::string& separator);
 std::vector<uint32_t> parse_ids(const std::string& line);
 
-// A fresh empty folder under the system temp dir, removed when the object dies.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
+using TempDir = mgtest::TempDir;  // tests/support/temp_dir.hpp
 
 }  // namespace mgdata

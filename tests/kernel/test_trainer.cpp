@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "harness.hpp"
+#include "temp_dir.hpp"
 #include "magellano/data/token_file.hpp"
 #include "magellano/io/checkpoint_dir.hpp"
 #include "magellano/io/json_file.hpp"
@@ -20,15 +21,7 @@ namespace train = magellano::train;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("mg-train-test-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using mgtest::TempDir;
 
 // A token file with learnable structure: a noisy repeating sequence over 64 ids.
 fs::path make_tokens(const fs::path& dir, const std::string& name, size_t n, uint64_t seed) {
@@ -75,22 +68,22 @@ std::vector<double> losses(const fs::path& metrics) {
 TEST(Trainer, ResumeIsBitExact) {
   TempDir a, b;
   // Run A: 8 steps straight, checkpoints at 4 and 8.
-  auto cfg = small_config(a.path, 8);
+  auto cfg = small_config(a.path(), 8);
   cfg.checkpoint.every = 4;
   train::train(cfg, test_ctx(), {});
-  const fs::path a4 = a.path / "run" / "step-00000004", a8 = a.path / "run" / "step-00000008";
+  const fs::path a4 = a.path() / "run" / "step-00000004", a8 = a.path() / "run" / "step-00000008";
   ASSERT_TRUE(fs::exists(a4) && fs::exists(a8));
   // Run B: resume from A's step 4 (its saved config), writing to another folder.
   auto resumed = train::Config::from_json(magellano::io::read_json(a4 / "config.json"));
-  resumed.checkpoint.dir = (b.path / "run").string();
+  resumed.checkpoint.dir = (b.path() / "run").string();
   train::TrainOptions o;
   o.resume = a4;
   const auto s = train::train(resumed, test_ctx(), o);
   EXPECT_EQ(s.steps, 8);
-  const fs::path b8 = b.path / "run" / "step-00000008";
+  const fs::path b8 = b.path() / "run" / "step-00000008";
   EXPECT_EQ(bytes_of(a8 / "model.safetensors"), bytes_of(b8 / "model.safetensors")) << "weights differ";
   EXPECT_EQ(bytes_of(a8 / "optimizer.safetensors"), bytes_of(b8 / "optimizer.safetensors")) << "moments differ";
-  const auto la = losses(a.path / "run" / "metrics.jsonl"), lb = losses(b.path / "run" / "metrics.jsonl");
+  const auto la = losses(a.path() / "run" / "metrics.jsonl"), lb = losses(b.path() / "run" / "metrics.jsonl");
   ASSERT_EQ(la.size(), 8u);
   ASSERT_EQ(lb.size(), 4u);
   for (int i = 0; i < 4; ++i) EXPECT_EQ(la[4 + i], lb[i]) << "loss at step " << 5 + i;
@@ -98,17 +91,17 @@ TEST(Trainer, ResumeIsBitExact) {
 
 TEST(Trainer, FineTuningStartsFromACheckpointsWeights) {
   TempDir a, b;
-  train::train(small_config(a.path, 3), test_ctx(), {});
+  train::train(small_config(a.path(), 3), test_ctx(), {});
   // Steps at learning rate 0 (no decay either) keep the loaded weights exactly.
-  auto cfg = small_config(b.path, 2);
+  auto cfg = small_config(b.path(), 2);
   cfg.train.lr = 0, cfg.train.min_lr = 0, cfg.train.warmup_steps = 0;
   train::TrainOptions o;
-  o.init_from = a.path / "run" / "step-00000003";
+  o.init_from = a.path() / "run" / "step-00000003";
   train::train(cfg, test_ctx(), o);
-  EXPECT_EQ(bytes_of(a.path / "run" / "step-00000003" / "model.safetensors"),
-            bytes_of(b.path / "run" / "step-00000002" / "model.safetensors"));
+  EXPECT_EQ(bytes_of(a.path() / "run" / "step-00000003" / "model.safetensors"),
+            bytes_of(b.path() / "run" / "step-00000002" / "model.safetensors"));
   // Weights of another model are refused with the missing name.
-  auto other = small_config(b.path, 2);
+  auto other = small_config(b.path(), 2);
   other.model.pattern = train::parse_layer_pattern("MM");
   other.model.layers = "MM";
   try {
@@ -121,19 +114,19 @@ TEST(Trainer, FineTuningStartsFromACheckpointsWeights) {
 
 TEST(Trainer, CheckpointsMetricsAndEvaluation) {
   TempDir d;
-  auto cfg = small_config(d.path, 6);
+  auto cfg = small_config(d.path(), 6);
   cfg.checkpoint.every = 2;
   cfg.eval.every = 3;
   const auto s = train::train(cfg, test_ctx(), {});
   // keep = 2: the newest two remain, written atomically (no temp folders left).
   std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(d.path / "run")) names.push_back(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(d.path() / "run")) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, (std::vector<std::string>{"metrics.jsonl", "step-00000004", "step-00000006"}));
   for (const char* f : {"config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json"})
-    EXPECT_TRUE(fs::exists(d.path / "run" / "step-00000006" / f)) << f;
+    EXPECT_TRUE(fs::exists(d.path() / "run" / "step-00000006" / f)) << f;
   // Metrics: one line per step plus the evaluations, with the documented keys.
-  std::ifstream in(d.path / "run" / "metrics.jsonl");
+  std::ifstream in(d.path() / "run" / "metrics.jsonl");
   int train_lines = 0, eval_lines = 0;
   for (std::string line; std::getline(in, line);) {
     auto j = nlohmann::json::parse(line);
@@ -152,10 +145,8 @@ TEST(Trainer, CheckpointsMetricsAndEvaluation) {
   EXPECT_EQ(eval_lines, 2);  // at step 3 and at the end
   // The final evaluation equals evaluating the saved checkpoint afresh.
   ASSERT_TRUE(s.val.has_value());
-  auto loaded = train::load_model(d.path / "run" / "step-00000006", test_ctx());
-  const auto f = magellano::data::TokenFile::open(*cfg.data.val, 64);
-  std::vector<int32_t> ids(f.size());
-  f.copy(0, f.size(), ids.data());
+  auto loaded = train::load_model(d.path() / "run" / "step-00000006", test_ctx());
+  const auto ids = magellano::data::TokenFile::open(*cfg.data.val, 64).read_all();
   const auto r = train::evaluate(*loaded.model, ids, cfg.train.seq_len, cfg.train.batch_size,
                                  cfg.eval.batches * cfg.train.batch_size);
   EXPECT_EQ(r.loss, s.val->loss);
@@ -164,12 +155,12 @@ TEST(Trainer, CheckpointsMetricsAndEvaluation) {
 
 TEST(Trainer, TheLossFallsOnStructuredData) {
   TempDir d;
-  auto cfg = small_config(d.path, 150);
+  auto cfg = small_config(d.path(), 150);
   cfg.train.log_every = 25;
   cfg.train.lr = 1e-2, cfg.train.min_lr = 1e-3, cfg.train.warmup_steps = 10;
   cfg.train.batch_size = 4;
   const auto s = train::train(cfg, test_ctx(), {});
-  const auto l = losses(d.path / "run" / "metrics.jsonl");
+  const auto l = losses(d.path() / "run" / "metrics.jsonl");
   ASSERT_EQ(l.size(), 6u);
   std::cout << "training loss " << l.front() << " -> " << l.back() << ", validation " << s.val->loss << "\n";
   EXPECT_LT(l.back(), 0.6 * l.front()) << "a 90%-predictable sequence should be learned";
@@ -179,7 +170,7 @@ TEST(Trainer, TheLossFallsOnStructuredData) {
 
 TEST(Trainer, NaNStopsWithAClearMessage) {
   TempDir d;
-  auto cfg = small_config(d.path, 20);
+  auto cfg = small_config(d.path(), 20);
   cfg.train.lr = 1e12, cfg.train.min_lr = 1e12, cfg.train.grad_clip = 0, cfg.train.warmup_steps = 0;
   try {
     train::train(cfg, test_ctx(), {});
@@ -193,10 +184,10 @@ TEST(Trainer, NaNStopsWithAClearMessage) {
 
 TEST(Trainer, MissingOrForeignDataIsAClearError) {
   TempDir d;
-  auto cfg = small_config(d.path, 2);
-  cfg.data.train = (d.path / "nope.tok").string();
+  auto cfg = small_config(d.path(), 2);
+  cfg.data.train = (d.path() / "nope.tok").string();
   EXPECT_THROW(train::train(cfg, test_ctx(), {}), magellano::Error);
-  cfg = small_config(d.path, 2);
+  cfg = small_config(d.path(), 2);
   cfg.model.vocab_size = 32;  // the token file has ids up to 63
   cfg.model.pattern = train::parse_layer_pattern("M");
   EXPECT_THROW(train::train(cfg, test_ctx(), {}), magellano::Error);
@@ -212,18 +203,18 @@ TEST(Checkpoint, HuggingFaceMambaDirectoriesLoad) {
   magellano::nn::Model original(test_ctx(), spec, 11);
   std::vector<std::pair<std::string, magellano::io::StTensor>> weights;
   for (const auto& p : original.parameters()) weights.emplace_back(p.name, magellano::io::to_st(p.tensor));
-  magellano::io::write_safetensors(d.path / "model.safetensors", weights, {{"format", "pt"}});
-  magellano::io::write_json_atomically(d.path / "config.json",
+  magellano::io::write_safetensors(d.path() / "model.safetensors", weights, {{"format", "pt"}});
+  magellano::io::write_json_atomically(d.path() / "config.json",
       {{"model_type", "mamba"}, {"vocab_size", 50}, {"hidden_size", 24}, {"state_size", 16},
        {"num_hidden_layers", 2}, {"expand", 2}, {"conv_kernel", 4}, {"time_step_rank", "auto"},
        {"use_bias", false}, {"use_conv_bias", true}, {"tie_word_embeddings", true},
        {"layer_norm_epsilon", 1e-5}});
-  auto loaded = train::load_model(d.path, test_ctx());
+  auto loaded = train::load_model(d.path(), test_ctx());
   EXPECT_TRUE(loaded.hugging_face);
   Tensor ids = upload_i32(Shape{1, 9}, {1, 2, 3, 4, 5, 6, 7, 8, 9});
   magellano::autograd::NoGradScope ng;
   EXPECT_EQ(loaded.model->forward(ids).logits.to_host(), original.forward(ids).logits.to_host());
   // A config of another model type is refused with a clear message.
-  magellano::io::write_json_atomically(d.path / "config.json", {{"model_type", "llama"}});
-  EXPECT_THROW(train::load_model(d.path, test_ctx()), magellano::Error);
+  magellano::io::write_json_atomically(d.path() / "config.json", {{"model_type", "llama"}});
+  EXPECT_THROW(train::load_model(d.path(), test_ctx()), magellano::Error);
 }

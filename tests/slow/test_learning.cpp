@@ -19,6 +19,7 @@
 #include "magellano/data/token_file.hpp"
 #include "magellano/train/trainer.hpp"
 #include "harness.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 namespace train = magellano::train;
@@ -26,9 +27,7 @@ namespace train = magellano::train;
 TEST(Learning, TinyShakespeareBeatsTheUnigramEntropy) {
   const fs::path src = fs::path(MAGELLANO_TEST_SHARED_DATA_DEFAULT) / "tokenizer_tests" / "tinyshakespeare.gpt2.u16";
   if (!fs::exists(src)) GTEST_SKIP() << "shared test data not found at " << src << "; skipping";
-  const auto file = magellano::data::TokenFile::open(src);
-  std::vector<int32_t> ids(file.size());
-  file.copy(0, file.size(), ids.data());
+  const std::vector<int32_t> ids = magellano::data::TokenFile::open(src).read_all();
   std::map<int32_t, uint32_t> compact;
   for (int32_t id : ids) compact.emplace(id, 0);
   uint32_t next = 0;
@@ -44,8 +43,8 @@ TEST(Learning, TinyShakespeareBeatsTheUnigramEntropy) {
   for (double c : counts)
     if (c > 0) unigram -= c / tr.size() * std::log(c / tr.size());
 
-  const fs::path dir = fs::temp_directory_path() / ("mg-learning-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  const mgtest::TempDir tmp;
+  const fs::path& dir = tmp.path();
   magellano::data::write_token_file(dir / "train.tok", V, tr);
   magellano::data::write_token_file(dir / "val.tok", V, va);
   const auto cfg = train::Config::from_json(nlohmann::json{
@@ -58,7 +57,6 @@ TEST(Learning, TinyShakespeareBeatsTheUnigramEntropy) {
   train::TrainOptions opt;
   opt.out = &std::cout;
   const auto s = train::train(cfg, mgtest::test_ctx(), opt);
-  fs::remove_all(dir);
   ASSERT_TRUE(s.val.has_value());
   std::cout << "vocabulary " << V << ", unigram entropy " << unigram << " nats; validation loss after "
             << s.steps << " steps: " << s.val->loss << " (" << s.tokens_per_s << " tokens/s)\n";

@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "magellano/data/atomic_file.hpp"
 
@@ -59,6 +60,8 @@ class TokenFile {
   }
   // out[k] = id[start + k] for k < count (start + count <= size()).
   void copy(uint64_t start, uint64_t count, int32_t* out) const;
+  // Every id, as int32 (the dtype the device ops take).
+  std::vector<int32_t> read_all() const;
 
  private:
   TokenFile() = default;
