@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "command.hpp"
+#include "options.hpp"
 #include "magellano/data/atomic_file.hpp"
 #include "magellano/data/corpus_tokenizer.hpp"
 #include "magellano/data/tokenizer.hpp"
@@ -43,12 +44,7 @@ int run_tokenize(int argc, char** argv) {
       "eot-between-files", "append <|endoftext|> after each input file")(
       "threads", po::value(&threads)->default_value(0), "encoding threads (0 = all cores)");
   po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
-  po::notify(vm);
+  if (!cli::parse_options(opts, argc, argv, vm)) return 0;
   const SpecialTokens special =
       vm.count("allow-special") ? SpecialTokens::Allowed : SpecialTokens::AsText;
   const Tokenizer tokenizer = Tokenizer::load(tokenizer_dir);

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "command.hpp"
+#include "options.hpp"
 #include "magellano/data/bpe_trainer.hpp"
 #include "magellano/runtime/error.hpp"
 
@@ -30,12 +31,7 @@ int run_train_tokenizer(int argc, char** argv) {
       "ids in the result, counting the 256 bytes and <|endoftext|> (e.g. 8192)")(
       "out", po::value(&out)->required(), "output folder (created if missing)");
   po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
-  po::notify(vm);
+  if (!cli::parse_options(opts, argc, argv, vm)) return 0;
   if (vocab_size < 257)
     throw Error("--vocab-size " + std::to_string(vocab_size) +
                 " is too small: it must hold the 256 bytes and <|endoftext|> (>= 257).");

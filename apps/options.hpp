@@ -11,11 +11,11 @@ inline bool parse_options(const boost::program_options::options_description& opt
                           char** argv, boost::program_options::variables_map& vm) {
   namespace po = boost::program_options;
   po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
+  if (vm.count("help")) {  // before notify(): --help alone must not trip required options
     std::cout << opts << "\n";
     return false;
   }
+  po::notify(vm);
   return true;
 }
 
