@@ -47,7 +47,8 @@ int run_train(int argc, char** argv) {
   options.terminal = ::isatty(STDOUT_FILENO);
   const auto s = train::train(cfg, *ctx, options);
   std::cout << "trained " << s.steps << " steps (" << static_cast<long long>(s.tokens_per_s)
-            << " tokens/s, peak device memory " << format_bytes(s.peak_device_bytes) << "); final training loss "
+            << " tokens/s, peak device memory " << format_bytes(s.peak_device_bytes) << " in tensors, "
+            << format_bytes(s.peak_reserved_bytes) << " held); final training loss "
             << s.final_loss;
   if (s.val) std::cout << "; validation loss " << s.val->loss << ", perplexity " << s.val->perplexity;
   std::cout << "\ncheckpoint: " << s.checkpoint.string() << "\n";

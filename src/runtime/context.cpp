@@ -1,5 +1,7 @@
 #include "magellano/runtime/context.hpp"
 
+#include <algorithm>
+#include <cstdlib>
 #include <vector>
 
 #include "magellano/runtime/error.hpp"
@@ -34,12 +36,14 @@ std::shared_ptr<Context> Context::create(const DeviceInfo& info) {
   c->queue_ = clCreateCommandQueue(c->context_, c->device_, 0, &err);
   check_cl(err, "clCreateCommandQueue", "opening " + info.name);
   c->programs_ = std::make_unique<ProgramCache>(c->context_, c->device_, info);
+  if (const char* env = std::getenv("MAGELLANO_BUFFER_POOL")) c->pool_enabled_ = std::string(env) != "0";
   return c;
 }
 
 Context::~Context() {
   if (queue_) clFinish(queue_);
   for (auto& [k, kern] : kernels_) clReleaseKernel(kern);
+  pool_.release_all();
   programs_.reset();
   if (queue_) clReleaseCommandQueue(queue_);
   if (context_) clReleaseContext(context_);
@@ -66,21 +70,53 @@ std::shared_ptr<Storage> Context::allocate(uint64_t bytes, MemCategory category)
                 " on " + info_.name + ": its largest single allocation is " +
                 format_bytes(info_.max_alloc_bytes) +
                 ". Use a smaller batch, sequence length or model." + pocl_hint);
-  if (tracker_.current_total() + request > info_.global_mem_bytes)
-    throw Error("Cannot allocate " + format_bytes(request) + " of " + to_string(category) +
-                " on " + info_.name + ": " + format_bytes(tracker_.current_total()) +
-                " of its " + format_bytes(info_.global_mem_bytes) +
-                " are already in use. Use a smaller batch, sequence length or model, or "
-                "enable gradient checkpointing." + pocl_hint);
-  int err = 0;
-  cl_mem mem = clCreateBuffer(context_, CL_MEM_READ_WRITE, request, nullptr, &err);
-  check_cl(err, "clCreateBuffer", "allocating " + format_bytes(request) + " of " + to_string(category));
+  const uint64_t capacity =
+      pool_enabled_ ? std::min(BufferPool::capacity_for(request), info_.max_alloc_bytes) : request;
+  cl_mem mem = pool_enabled_ ? pool_.take(capacity) : nullptr;
+  if (!mem) {  // a cached buffer is already counted as reserved
+    if (tracker_.current_reserved() + capacity > info_.global_mem_bytes && pool_.cached_bytes()) {
+      tracker_.remove_reserved(pool_.cached_bytes());
+      pool_.release_all();
+    }
+    if (tracker_.current_reserved() + capacity > info_.global_mem_bytes)
+      throw Error("Cannot allocate " + format_bytes(request) + " of " + to_string(category) +
+                  " on " + info_.name + ": " + format_bytes(tracker_.current_reserved()) +
+                  " of its " + format_bytes(info_.global_mem_bytes) +
+                  " are already in use. Use a smaller batch, sequence length or model, or "
+                  "enable gradient checkpointing." + pocl_hint);
+    int err = 0;
+    mem = clCreateBuffer(context_, CL_MEM_READ_WRITE, capacity, nullptr, &err);
+    if (err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES) {
+      tracker_.remove_reserved(pool_.cached_bytes());  // the driver disagrees: free the cache, retry
+      pool_.release_all();
+      mem = clCreateBuffer(context_, CL_MEM_READ_WRITE, capacity, nullptr, &err);
+    }
+    check_cl(err, "clCreateBuffer", "allocating " + format_bytes(request) + " of " + to_string(category));
+    tracker_.add_reserved(capacity);
+  }
   if (poison_) {
     const unsigned char pattern = 0xFF;
-    check_cl(clEnqueueFillBuffer(queue_, mem, &pattern, 1, 0, request, 0, nullptr, nullptr),
+    check_cl(clEnqueueFillBuffer(queue_, mem, &pattern, 1, 0, capacity, 0, nullptr, nullptr),
              "clEnqueueFillBuffer");
   }
-  return std::make_shared<Storage>(shared_from_this(), mem, request, category);
+  return std::make_shared<Storage>(shared_from_this(), mem, request, capacity, category);
+}
+
+void Context::release_buffer(cl_mem mem, uint64_t capacity) {
+  if (pool_enabled_) {
+    pool_.give(mem, capacity);  // stays reserved
+  } else {
+    tracker_.remove_reserved(capacity);
+    clReleaseMemObject(mem);
+  }
+}
+
+void Context::set_buffer_pool(bool on) {
+  if (!on) {
+    tracker_.remove_reserved(pool_.cached_bytes());
+    pool_.release_all();
+  }
+  pool_enabled_ = on;
 }
 
 void Context::finish() { check_cl(clFinish(queue_), "clFinish"); }

@@ -38,9 +38,17 @@ void MemoryTracker::move(MemCategory from, MemCategory to, uint64_t bytes) {
   peak_[i] = std::max(peak_[i], current_[i]);
 }
 
+void MemoryTracker::add_reserved(uint64_t bytes) {
+  current_reserved_ += bytes;
+  peak_reserved_ = std::max(peak_reserved_, current_reserved_);
+}
+
+void MemoryTracker::remove_reserved(uint64_t bytes) { current_reserved_ -= bytes; }
+
 void MemoryTracker::reset_peaks() {
   peak_ = current_;
   peak_total_ = current_total_;
+  peak_reserved_ = current_reserved_;
 }
 
 nlohmann::json MemoryTracker::to_json() const {
@@ -49,17 +57,19 @@ nlohmann::json MemoryTracker::to_json() const {
     j[to_string(static_cast<MemCategory>(i))] = {{"current_bytes", current_[i]},
                                                  {"peak_bytes", peak_[i]}};
   j["total"] = {{"current_bytes", current_total_}, {"peak_bytes", peak_total_}};
+  j["reserved"] = {{"current_bytes", current_reserved_}, {"peak_bytes", peak_reserved_}};
   return j;
 }
 
-Storage::Storage(std::shared_ptr<Context> ctx, cl_mem mem, uint64_t bytes, MemCategory category)
-    : ctx_(std::move(ctx)), mem_(mem), bytes_(bytes), category_(category) {
+Storage::Storage(std::shared_ptr<Context> ctx, cl_mem mem, uint64_t bytes, uint64_t capacity,
+                 MemCategory category)
+    : ctx_(std::move(ctx)), mem_(mem), bytes_(bytes), capacity_(capacity), category_(category) {
   ctx_->memory().add(category_, bytes_);
 }
 
 Storage::~Storage() {
   ctx_->memory().remove(category_, bytes_);
-  clReleaseMemObject(mem_);
+  ctx_->release_buffer(mem_, capacity_);
 }
 
 void Storage::set_category(MemCategory c) {

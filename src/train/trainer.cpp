@@ -146,7 +146,8 @@ TrainSummary train(const Config& cfg, Context& ctx, const TrainOptions& opt) {
       metrics << nlohmann::json{{"step", step}, {"loss", loss}, {"aux_loss", aux}, {"lr", lr},
                                 {"grad_norm", grad_norm}, {"tokens_per_s", tps}, {"tokens", tokens},
                                 {"expert_load", load},
-                                {"peak_device_bytes", ctx.memory().peak_total()}}.dump()
+                                {"peak_device_bytes", ctx.memory().peak_total()},
+                                {"peak_reserved_bytes", ctx.memory().peak_reserved()}}.dump()
               << "\n" << std::flush;
       if (out) {
         char line[256];
@@ -173,6 +174,7 @@ TrainSummary train(const Config& cfg, Context& ctx, const TrainOptions& opt) {
   const double total = std::chrono::duration<double>(Clock::now() - t0).count();
   summary.tokens_per_s = total > 0 ? double(step - start_step) * B * L * tc.grad_accum / total : 0;
   summary.peak_device_bytes = ctx.memory().peak_total();
+  summary.peak_reserved_bytes = ctx.memory().peak_reserved();
   return summary;
 }
 

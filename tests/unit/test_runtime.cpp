@@ -1,5 +1,6 @@
 // Runtime: error names, device selection strings, the on-disk kernel cache, allocation limits
 // and the memory tracker.
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -215,4 +216,66 @@ TEST(MemoryTracker, CurrentAndPeakPerCategory) {
   m.reset_peaks();
   EXPECT_EQ(m.peak_total(), 0u);
   EXPECT_EQ(m.to_json()["parameters"]["peak_bytes"], 0u);
+}
+
+TEST(BufferPool, SizeClassesAreAtMostAnEighthLarger) {
+  EXPECT_EQ(BufferPool::capacity_for(1), 256u);
+  EXPECT_EQ(BufferPool::capacity_for(256), 256u);
+  EXPECT_EQ(BufferPool::capacity_for(257), 512u);
+  EXPECT_EQ(BufferPool::capacity_for(4096), 4096u);
+  EXPECT_EQ(BufferPool::capacity_for(4097), 4608u);  // granule 512
+  for (uint64_t b : {1000ull, 4097ull, 65537ull, 1234567ull, 987654321ull}) {
+    const uint64_t c = BufferPool::capacity_for(b);
+    EXPECT_GE(c, b);
+    EXPECT_LE(double(c), std::max(256.0, double(b) * 1.125)) << b;
+    EXPECT_EQ(BufferPool::capacity_for(c), c) << "a class must map to itself";
+  }
+}
+
+TEST(BufferPool, ReleasedBuffersAreReusedAndStillPoisoned) {
+  auto ctx = Context::create(mgtest::test_ctx().device());
+  ctx->set_buffer_pool(true);
+  ctx->set_poison_allocations(true);
+  cl_mem first = nullptr;
+  {
+    Tensor a = Tensor::full(*ctx, Shape{1000}, 2.0f);
+    first = a.buffer();
+    EXPECT_EQ(ctx->memory().current_total(), 4000u);
+    EXPECT_EQ(ctx->memory().current_reserved(), BufferPool::capacity_for(4000));
+  }
+  EXPECT_EQ(ctx->memory().current_total(), 0u);
+  EXPECT_EQ(ctx->buffer_pool().cached_bytes(), BufferPool::capacity_for(4000));
+  EXPECT_EQ(ctx->memory().current_reserved(), BufferPool::capacity_for(4000));  // still held
+  Tensor b = Tensor::empty(*ctx, Shape{990});  // same size class
+  EXPECT_EQ(b.buffer(), first);
+  EXPECT_EQ(ctx->buffer_pool().cached_bytes(), 0u);
+  for (float v : b.to_host()) ASSERT_TRUE(std::isnan(v)) << "a reused buffer must be poisoned again";
+  Tensor c = Tensor::empty(*ctx, Shape{4000});  // another class: a new buffer
+  EXPECT_NE(c.buffer(), first);
+}
+
+TEST(BufferPool, TurnedOffBuffersAreReleased) {
+  auto ctx = Context::create(mgtest::test_ctx().device());
+  ctx->set_buffer_pool(false);
+  { Tensor a = Tensor::empty(*ctx, Shape{1000}); EXPECT_EQ(ctx->memory().current_reserved(), 4000u); }
+  EXPECT_EQ(ctx->buffer_pool().cached_bytes(), 0u);
+  EXPECT_EQ(ctx->memory().current_reserved(), 0u);
+}
+
+TEST(BufferPool, CacheIsEmptiedBeforeAnAllocationThatWouldNotFit) {
+  auto ctx = Context::create(mgtest::test_ctx().device());
+  ctx->set_buffer_pool(true);
+  const auto& d = ctx->device();
+  const uint64_t big = BufferPool::capacity_for(d.max_alloc_bytes / 2);  // a size class
+  std::vector<std::shared_ptr<Storage>> held;
+  uint64_t used = 0;
+  for (; used + big <= d.global_mem_bytes; used += big) held.push_back(ctx->allocate(big, MemCategory::scratch));
+  held.pop_back();  // now cached: the device is as full as before
+  EXPECT_EQ(ctx->buffer_pool().cached_bytes(), big);
+  // A request of another size class that fits only once the cache is released.
+  const uint64_t remaining = d.global_mem_bytes - used;
+  const uint64_t request = BufferPool::capacity_for(remaining + 1) != big ? remaining + 1 : big + 1;
+  ASSERT_NE(BufferPool::capacity_for(request), big);
+  held.push_back(ctx->allocate(request, MemCategory::scratch));
+  EXPECT_EQ(ctx->buffer_pool().cached_bytes(), 0u);
 }

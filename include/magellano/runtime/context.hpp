@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "magellano/runtime/buffer_pool.hpp"
 #include "magellano/runtime/device.hpp"
 #include "magellano/runtime/memory.hpp"
 #include "magellano/runtime/program_cache.hpp"
@@ -37,8 +38,15 @@ class Context : public std::enable_shared_from_this<Context> {
 
   // Allocates `bytes` on the device, tracked under `category`. Throws Error naming the sizes
   // and what to do when the request exceeds the device's largest allocation or its memory.
+  // Buffers come from the pool (BufferPool) when one of the size class is cached; the pool is
+  // emptied before a request that would not fit otherwise.
   std::shared_ptr<Storage> allocate(uint64_t bytes, MemCategory category);
   MemoryTracker& memory() { return tracker_; }
+  // Called by ~Storage: caches the buffer in the pool, or releases it when the pool is off.
+  void release_buffer(cl_mem mem, uint64_t capacity);
+  // The pool is on unless MAGELLANO_BUFFER_POOL=0; turning it off empties it.
+  void set_buffer_pool(bool on);
+  const BufferPool& buffer_pool() const { return pool_; }
 
   // Tests: fill every new allocation with 0xFF bytes (NaN as f32, -1 as i32) so a kernel that
   // forgets to write an element is caught.
@@ -56,6 +64,8 @@ class Context : public std::enable_shared_from_this<Context> {
   std::unique_ptr<ProgramCache> programs_;
   std::map<std::string, cl_kernel> kernels_;
   MemoryTracker tracker_;
+  BufferPool pool_;  // after tracker_: destroyed first, releasing the cached buffers
+  bool pool_enabled_ = true;
   bool poison_ = false;
 };
 

@@ -28,7 +28,8 @@ struct TrainSummary {
   std::optional<EvalResult> val;      // the final evaluation, when data.val is set
   std::filesystem::path checkpoint;   // the last checkpoint written
   double tokens_per_s = 0;            // this run's throughput
-  uint64_t peak_device_bytes = 0;
+  uint64_t peak_device_bytes = 0;     // peak bytes held by tensors (the tracker's total)
+  uint64_t peak_reserved_bytes = 0;   // peak bytes held on the device, buffer pool included
 };
 
 struct TrainOptions {
