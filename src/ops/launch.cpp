@@ -41,7 +41,7 @@ void Launch::run(size_t global, size_t local) {
   local = std::min<size_t>(local, ctx_.device().max_work_group_size);
   size_t g = round_up(global, local);
   check_cl(clEnqueueNDRangeKernel(ctx_.queue(), kernel_, 1, nullptr, &g, &local, 0, nullptr,
-                                  nullptr),
+                                  ctx_.profiler().kernel_event(name_)),
            "clEnqueueNDRangeKernel", "running " + name_);
 }
 
@@ -49,7 +49,8 @@ void Launch::run2d(size_t gx, size_t gy, size_t lx, size_t ly) {
   if (gx == 0 || gy == 0) return;
   size_t g[2] = {round_up(gx, lx), round_up(gy, ly)};
   size_t l[2] = {lx, ly};
-  check_cl(clEnqueueNDRangeKernel(ctx_.queue(), kernel_, 2, nullptr, g, l, 0, nullptr, nullptr),
+  check_cl(clEnqueueNDRangeKernel(ctx_.queue(), kernel_, 2, nullptr, g, l, 0, nullptr,
+                                  ctx_.profiler().kernel_event(name_)),
            "clEnqueueNDRangeKernel", "running " + name_);
 }
 

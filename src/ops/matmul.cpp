@@ -40,6 +40,7 @@ void gemm(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, f
   const auto opa = ta ? clblast::Transpose::kYes : clblast::Transpose::kNo;
   const auto opb = tb ? clblast::Transpose::kYes : clblast::Transpose::kNo;
   clblast::StatusCode st;
+  ctx.profiler().span_begin();
   if (C.batch == 1) {
     st = clblast::Gemm<float>(layout, opa, opb, m, n, k, alpha, a.buffer(), a.offset(), A.cols,
                               b.buffer(), b.offset(), B.cols, beta, c.buffer(), c.offset(), n,
@@ -50,6 +51,7 @@ void gemm(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, f
         b.buffer(), b.offset(), B.cols, B.batch == 1 ? 0 : B.rows * B.cols, beta, c.buffer(),
         c.offset(), n, m * n, C.batch, ctx.queue_ptr(), nullptr);
   }
+  ctx.profiler().span_end("clblast_gemm");
   check_clblast(static_cast<int>(st), C.batch == 1 ? "SGEMM" : "SGEMM (strided batched)",
                 "multiplying " + a.shape().str() + " by " + b.shape().str());
 }

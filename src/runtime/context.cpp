@@ -33,8 +33,12 @@ std::shared_ptr<Context> Context::create(const DeviceInfo& info) {
   int err = 0;
   c->context_ = clCreateContext(nullptr, 1, &c->device_, nullptr, nullptr, &err);
   check_cl(err, "clCreateContext", "opening " + info.name);
-  c->queue_ = clCreateCommandQueue(c->context_, c->device_, 0, &err);
+  const char* profile = std::getenv("MAGELLANO_PROFILE");
+  const bool profiling = profile && std::string(profile) == "1";
+  c->queue_ = clCreateCommandQueue(c->context_, c->device_,
+                                   profiling ? CL_QUEUE_PROFILING_ENABLE : 0, &err);
   check_cl(err, "clCreateCommandQueue", "opening " + info.name);
+  if (profiling) c->profiler_.enable(c->queue_);
   c->programs_ = std::make_unique<ProgramCache>(c->context_, c->device_, info);
   if (const char* env = std::getenv("MAGELLANO_BUFFER_POOL")) c->pool_enabled_ = std::string(env) != "0";
   return c;
@@ -43,6 +47,7 @@ std::shared_ptr<Context> Context::create(const DeviceInfo& info) {
 Context::~Context() {
   if (queue_) clFinish(queue_);
   for (auto& [k, kern] : kernels_) clReleaseKernel(kern);
+  profiler_.discard();
   pool_.release_all();
   programs_.reset();
   if (queue_) clReleaseCommandQueue(queue_);

@@ -168,6 +168,9 @@ TrainSummary train(const Config& cfg, Context& ctx, const TrainOptions& opt) {
     if (cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0 && step < tc.steps) checkpoint();
   }
   if (out && opt.terminal) *out << "\n";
+  if (out && ctx.profiler().enabled())
+    *out << "device time per kernel over " << (step - start_step) << " steps (MAGELLANO_PROFILE=1):\n"
+         << ctx.profiler().report_table();
   summary.val = run_eval();
   checkpoint();
   summary.steps = step;

@@ -8,6 +8,7 @@
 
 #include "harness.hpp"
 #include "magellano/ops/launch.hpp"
+#include "magellano/ops/matmul.hpp"
 #include "magellano/runtime/device.hpp"
 
 using namespace magellano;
@@ -278,4 +279,27 @@ TEST(BufferPool, CacheIsEmptiedBeforeAnAllocationThatWouldNotFit) {
   ASSERT_NE(BufferPool::capacity_for(request), big);
   held.push_back(ctx->allocate(request, MemCategory::scratch));
   EXPECT_EQ(ctx->buffer_pool().cached_bytes(), 0u);
+}
+
+TEST(Profiler, KernelsAndGemmSpansAreTimedByName) {
+  ::setenv("MAGELLANO_PROFILE", "1", 1);
+  auto ctx = Context::create(mgtest::test_ctx().device());
+  ::unsetenv("MAGELLANO_PROFILE");
+  ASSERT_TRUE(ctx->profiler().enabled());
+  Tensor a = Tensor::full(*ctx, Shape{64, 48}, 1.0f), b = Tensor::full(*ctx, Shape{48, 32}, 1.0f);
+  Tensor c = Tensor::empty(*ctx, Shape{64, 32});
+  for (int i = 0; i < 3; ++i) ops::gemm(a, false, b, false, c);
+  const auto entries = ctx->profiler().report();
+  auto find = [&](const std::string& name) {
+    for (const auto& e : entries)
+      if (e.name == name) return e;
+    return ProfileEntry{};
+  };
+  EXPECT_EQ(find("clblast_gemm").calls, 3);
+  EXPECT_GT(find("clblast_gemm").seconds, 0.0);
+  EXPECT_EQ(c.to_host()[0], 48.0f);
+  EXPECT_TRUE(ctx->profiler().report().empty()) << "report() starts over";
+  auto quiet = Context::create(mgtest::test_ctx().device());
+  EXPECT_FALSE(quiet->profiler().enabled());
+  EXPECT_EQ(quiet->profiler().kernel_event("x"), nullptr);
 }

@@ -11,6 +11,7 @@
 #include "magellano/runtime/buffer_pool.hpp"
 #include "magellano/runtime/device.hpp"
 #include "magellano/runtime/memory.hpp"
+#include "magellano/runtime/profiler.hpp"
 #include "magellano/runtime/program_cache.hpp"
 
 namespace magellano {
@@ -54,6 +55,9 @@ class Context : public std::enable_shared_from_this<Context> {
 
   void finish();  // clFinish: waits for all queued work
 
+  // Device time per kernel; on when MAGELLANO_PROFILE=1 at creation (see profiler.hpp).
+  Profiler& profiler() { return profiler_; }
+
  private:
   Context() = default;
   DeviceInfo info_;
@@ -64,6 +68,7 @@ class Context : public std::enable_shared_from_this<Context> {
   std::unique_ptr<ProgramCache> programs_;
   std::map<std::string, cl_kernel> kernels_;
   MemoryTracker tracker_;
+  Profiler profiler_;
   BufferPool pool_;  // after tracker_: destroyed first, releasing the cached buffers
   bool pool_enabled_ = true;
   bool poison_ = false;
