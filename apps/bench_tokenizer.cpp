@@ -52,7 +52,9 @@ std::vector<Result> run_tokenizer(Context&, const Peaks&, const Options& opts) {
   const unsigned all = std::max(1u, std::thread::hardware_concurrency());
 
   std::vector<Result> out;
-  for (const auto& [label, corpus] : {std::pair{"tinyshakespeare", &text}, std::pair{"tinyshakespeare_x8", &big}})
+  const std::vector<std::pair<std::string, const std::string*>> corpora = {{"tinyshakespeare", &text},
+                                                                         {"tinyshakespeare_x8", &big}};
+  for (const auto& [label, corpus] : corpora)
     for (unsigned threads : {1u, all}) {
       size_t tokens = gpt2.encode(*corpus, SpecialTokens::AsText, threads).size();
       const double s = median_host_seconds(repeats, [&] {
