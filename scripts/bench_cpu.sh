@@ -18,5 +18,5 @@ status=0
 # Issue 8's training benchmark also wants phase1 (76.9M parameters); at batch 1 x 512 on 2 cores.
 "$mg" bench train-step --config configs/phase1.json --batch 1 --steps 2 --device "$device" --json \
   --peak-repeats 1 >> "$out" || status=$?
-echo "results in $out ($(wc -l < "$out") lines); plot with: python3 scripts/plot_bench.py"
+echo "results in $out ($(wc -l < "$out") lines); plot with: scripts/plot_bench.py"
 exit $status

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Charts and a table from the benchmark suite's results.
 
 Reads every benchmarks/results/*.jsonl and *.json (or the files/folders given), keeps the lines
@@ -12,7 +12,7 @@ device), and writes into --out (default benchmarks/results):
 and prints a Markdown table (for the README) on stdout.
 
 Needs matplotlib: `sudo apt-get install python3-matplotlib` (Debian's package).
-Usage: python3 scripts/plot_bench.py [FILES_OR_DIRS...] [--out DIR]
+Usage: scripts/plot_bench.py [FILES_OR_DIRS...] [--out DIR]   (Debian's /usr/bin/python3)
 """
 import argparse
 import glob
@@ -121,36 +121,43 @@ def main():
     width = 0.8 / max(len(devices), 1)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
-    def bars(ax, value_of, ylabel, log):
+    def bars(ax, labs, value_of, ylabel, log):
         for i, d in enumerate(devices):
             xs, ys = [], []
-            for j, lab in enumerate(labels):
+            for j, lab in enumerate(labs):
                 o = by.get((lab, d))
                 v = value_of(o) if o else None
                 if v is not None and v > 0:
                     xs.append(j + (i - (len(devices) - 1) / 2) * width)
                     ys.append(v)
             ax.bar(xs, ys, width, label=d, color=colors[i % len(colors)])
-        ax.set_xticks(range(len(labels)))
-        ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
+        ax.set_xticks(range(len(labs)))
+        ax.set_xticklabels(labs, rotation=60, ha="right", fontsize=7)
         ax.set_ylabel(ylabel)
         if log:
             ax.set_yscale("log")
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7)
 
-    fig, ax = plt.subplots(figsize=(max(10, 0.45 * len(labels)), 6))
-    bars(ax, lambda o: rate(o)[0], "GB/s (bandwidth results) or GFLOP/s (compute results), log scale", True)
-    ax.set_title("Magellano benchmark suite: the same code on each device")
-    fig.tight_layout()
-    fig.savefig(os.path.join(args.out, "bench_rates.png"), dpi=110)
-
-    fig, ax = plt.subplots(figsize=(max(10, 0.45 * len(labels)), 6))
-    bars(ax, lambda o: o.get("pct_of_peak"), "% of the device's own peak (copy bandwidth or fp32 GEMM)", False)
-    ax.axhline(100, color="black", lw=0.8)
-    ax.set_title("Share of each device's peak measured in the same run")
-    fig.tight_layout()
-    fig.savefig(os.path.join(args.out, "bench_pct_of_peak.png"), dpi=110)
+    # Bandwidth results (GB/s) and compute results (GFLOP/s) in two panels.
+    unit_of = {label(o): rate(o)[1] for o in results}
+    groups = [(u, [lab for lab in labels if unit_of[lab] == u]) for u in ("GB/s", "GFLOP/s")]
+    groups = [(u, labs) for u, labs in groups if labs]
+    for fname, value_of, ylabel, log, title in (
+            ("bench_rates.png", lambda o: rate(o)[0], "{} (log scale)", True,
+             "Magellano benchmark suite: the same code on each device"),
+            ("bench_pct_of_peak.png", lambda o: o.get("pct_of_peak"), "% of the device's own peak ({})", False,
+             "Share of each device's peak measured in the same run")):
+        fig, axes = plt.subplots(1, len(groups), figsize=(max(10, 0.5 * len(labels) + 4), 6.5),
+                                 gridspec_kw={"width_ratios": [len(l) + 1 for _, l in groups]}, squeeze=False)
+        for ax, (u, labs) in zip(axes[0], groups):
+            peak = "copy bandwidth" if u == "GB/s" else "fp32 GEMM"
+            bars(ax, labs, value_of, ylabel.format(u if log else peak), log)
+            if not log:
+                ax.axhline(100, color="black", lw=0.8)
+        fig.suptitle(title)
+        fig.tight_layout()
+        fig.savefig(os.path.join(args.out, fname), dpi=100)
     print(table(results, devices, labels))
 
 
