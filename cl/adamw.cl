@@ -1,8 +1,9 @@
 // AdamW over flat parameter chunks (see include/magellano/optim/adamw.hpp), and the global
 // gradient norm for clipping. Deterministic: fixed work-group sizes, fixed summation order.
 // Kernels:
-//   sumsq_partial  partial[k] = sum of g[i]^2 over group k's contiguous block
-//                  g: (n) one gradient chunk; partial: (G), G = number of groups launched
+//   sumsq_partial  partial[k] = sum of g[i]^2 over group k's contiguous block, VEC-wide loads
+//                  g: (n) one gradient chunk, n a multiple of VEC; partial: (G), G = number
+//                  of groups launched
 //   norm_final     stats[0] = sqrt(sum(partial[0..count)));
 //                  when max_norm > 0 also stats[1] = min(1, max_norm / (stats[0] + 1e-6))
 //                  (torch.nn.utils.clip_grad_norm_'s coefficient); one work-group
@@ -40,20 +41,32 @@
 #define vload_halfV MG_CAT(vload_half, VEC)
 #define vstore_halfV_rte MG_CAT(MG_CAT(vstore_half, VEC), _rte)
 
+// The sum of a vector's lanes, in lane order.
+inline float lane_sum(floatV a) {
+  float t[VEC];
+  vstoreV(a, 0, t);
+  float s = 0.0f;
+  for (int k = 0; k < VEC; ++k) s += t[k];
+  return s;
+}
+
+// Group k sums the contiguous block of vectors [k * per, (k + 1) * per), its work-items
+// striding by LOCAL vectors inside it: coalesced on GPUs and cache friendly on CPUs (a
+// grid-wide stride ran ~10x slower on PoCL). n must be a multiple of VEC.
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
 void sumsq_partial(__global const float* g, ulong g_off, __global float* partial,
                    ulong partial_off, long n) {
   g += g_off; partial += partial_off;
   __local float s[LOCAL];
-  // Group k sums the contiguous block [k * per, (k + 1) * per), its work-items striding by
-  // LOCAL inside it: coalesced on GPUs and cache friendly on CPUs (a grid-wide stride ran
-  // ~10x slower on PoCL).
-  long groups = get_num_groups(0);
-  long per = (n + groups - 1) / groups;
-  long begin = get_group_id(0) * per, end = min(n, begin + per);
-  float acc = 0.0f;
-  for (long i = begin + get_local_id(0); i < end; i += LOCAL) acc += g[i] * g[i];
-  float total = group_sum(s, acc, LOCAL);
+  long groups = get_num_groups(0), nv = n / VEC;
+  long per = (nv + groups - 1) / groups;
+  long begin = get_group_id(0) * per, end = min(nv, begin + per);
+  floatV acc = 0.0f;
+  for (long j = begin + get_local_id(0); j < end; j += LOCAL) {
+    floatV x = vloadV(j, g);
+    acc += x * x;
+  }
+  float total = group_sum(s, lane_sum(acc), LOCAL);
   if (get_local_id(0) == 0) partial[get_group_id(0)] = total;
 }
 
@@ -62,15 +75,15 @@ void sumsq_partial_half(__global const half* g, ulong g_off, __global float* par
                         ulong partial_off, long n) {
   g += g_off; partial += partial_off;
   __local float s[LOCAL];
-  long groups = get_num_groups(0);
-  long per = (n + groups - 1) / groups;
-  long begin = get_group_id(0) * per, end = min(n, begin + per);
-  float acc = 0.0f;
-  for (long i = begin + get_local_id(0); i < end; i += LOCAL) {
-    float gi = vload_half(i, g);
-    acc += gi * gi;
+  long groups = get_num_groups(0), nv = n / VEC;
+  long per = (nv + groups - 1) / groups;
+  long begin = get_group_id(0) * per, end = min(nv, begin + per);
+  floatV acc = 0.0f;
+  for (long j = begin + get_local_id(0); j < end; j += LOCAL) {
+    floatV x = vload_halfV(j, g);
+    acc += x * x;
   }
-  float total = group_sum(s, acc, LOCAL);
+  float total = group_sum(s, lane_sum(acc), LOCAL);
   if (get_local_id(0) == 0) partial[get_group_id(0)] = total;
 }
 

@@ -21,6 +21,13 @@ const char* kStepOptions = "-cl-fp32-correctly-rounded-divide-sqrt";
 int64_t step_vec(const Context& ctx) { return ctx.device().type == "cpu" ? 16 : 4; }
 static_assert(ParameterPack::kAlign % 16 == 0, "chunks must hold whole vectors");
 
+// Build options of cl/adamw.cl. -w on CPUs: clang warns (on stderr, at every build) that
+// float16 arguments change the ABI without AVX-512; harmless here, everything is inlined.
+std::string program_options(const Context& ctx) {
+  const int64_t vec = step_vec(ctx);
+  return std::string(kStepOptions) + " -DVEC=" + std::to_string(vec) + (vec == 16 ? " -w" : "");
+}
+
 Tensor view_at(const Tensor& flat, int64_t offset, const Shape& shape) {
   return flat.narrow_rows(offset, offset + shape.numel()).view(shape);
 }
@@ -53,12 +60,14 @@ void AdamW::norm_into(const Tensor& out, float max_norm) {
   for (size_t k = 0; k < chunks.size(); ++k) {
     Tensor part = partial_.narrow_rows(partial_base_[k], partial_base_[k] + partial_groups_[k]);
     const bool half = chunks[k].grads.dtype() == DType::f16;
-    ops::Launch(ctx, "adamw", half ? "sumsq_partial_half" : "sumsq_partial").arg(chunks[k].grads).arg(part)
+    if (chunks[k].numel % step_vec(ctx) != 0) throw Error("AdamW: a chunk is not vector aligned.");
+    ops::Launch(ctx, "adamw", half ? "sumsq_partial_half" : "sumsq_partial", program_options(ctx))
+        .arg(chunks[k].grads).arg(part)
         .arg(chunks[k].numel).run(partial_groups_[k] * kLocal, kLocal);
   }
   const int32_t count = chunks.empty() ? 0 : static_cast<int32_t>(partial_.numel());
-  ops::Launch(ctx, "adamw", "norm_final").arg(partial_).arg(out).arg(count).arg(max_norm)
-      .run(kLocal, kLocal);
+  ops::Launch(ctx, "adamw", "norm_final", program_options(ctx))
+      .arg(partial_).arg(out).arg(count).arg(max_norm).run(kLocal, kLocal);
 }
 
 Tensor AdamW::grad_norm() {
@@ -86,9 +95,7 @@ void AdamW::step(float lr, float max_grad_norm) {
   const auto& chunks = pack_.chunks();
   const bool half = pack_.dtype() == DType::f16;
   const int64_t vec = step_vec(ctx);
-  // -w on CPUs: clang warns (on stderr, at every build) that float16 arguments change the ABI
-  // without AVX-512; harmless here, everything is inlined.
-  const std::string options = std::string(kStepOptions) + " -DVEC=" + std::to_string(vec) + (vec == 16 ? " -w" : "");
+  const std::string options = program_options(ctx);
   for (size_t k = 0; k < chunks.size(); ++k) {
     const PackChunk& c = chunks[k];
     // Chunks are whole buffers of kAlign multiples (offset 0), moments likewise; decay_end is

@@ -163,7 +163,7 @@ const optim::LrSchedule kSched{1e-2f, 1e-3f, 10, 100};
 
 // Runs `steps` steps of device and references with the same gradients and compares.
 void run_and_compare(int steps, float max_norm, double grad_scale, uint64_t seed,
-                     bool expect_clip) {
+                     bool expect_clip, double p_rtol = 1e-6) {
   auto params = make_params(seed);
   const auto cfg = test_config();
   Ref exact(params, cfg, true), drift(params, cfg, false);
@@ -189,7 +189,7 @@ void run_and_compare(int steps, float max_norm, double grad_scale, uint64_t seed
   for (size_t k = 0; k < params.size(); ++k) {
     const std::string& n = params[k].name;
     const auto p = params[k].tensor.to_host();
-    wp = std::max(wp, expect_rel(p, exact.p[k], exact.sp[k], 1e-6, n + " p"));
+    wp = std::max(wp, expect_rel(p, exact.p[k], exact.sp[k], p_rtol, n + " p"));
     wm = std::max(wm, expect_rel(state.at(n + ".exp_avg").to_host(), exact.m[k], exact.sm[k],
                                  1e-6, n + " exp_avg"));
     wv = std::max(wv, expect_rel(state.at(n + ".exp_avg_sq").to_host(), exact.v[k], exact.sv[k],
@@ -215,7 +215,11 @@ TEST(AdamW, HundredStepsMatchFloat64Reference) {
 
 TEST(AdamW, ClippingActiveMatchesReference) {
   // Gradient norm ~ 0.1 * 1.x * sqrt(~12000) ~ 20 > 1: every step is clipped.
-  run_and_compare(30, 1.0f, 0.1, 2, true);
+  // p at 2e-6: the clip coefficient comes from the device's fp32 sum of ~12000 squares
+  // (relative error ~1e-7, depending on the summation order) against the reference's float64
+  // norm, and it scales every update; 30 updates of ~lr (1e-2) each carry it into p as up to
+  // ~30 * 1e-7 * 1e-2 absolute, i.e. ~1e-6 of a parameter that is itself ~1e-2 in size.
+  run_and_compare(30, 1.0f, 0.1, 2, true, 2e-6);
 }
 
 TEST(AdamW, ClippingInactiveMatchesReference) {
