@@ -90,9 +90,9 @@ def table(results, devices, labels):
                 continue
             v, unit = rate(o)
             pct = o.get("pct_of_peak")
-            cell = f"{v:,.1f} {unit}" if v < 1000 else f"{v:,.0f} {unit}"
+            cell = f"{v:.3g} {unit}" if v < 100 else f"{v:,.0f} {unit}"
             if pct is not None:
-                cell += f" ({pct:.0f}%)"
+                cell += f" ({pct:.2g}%)" if pct < 10 else f" ({pct:.0f}%)"
             if o.get("tokens_per_s"):
                 cell += f", {o['tokens_per_s']:,.0f} tok/s"
             cells.append(cell)
@@ -116,7 +116,7 @@ def main():
         sys.exit("plot_bench: needs matplotlib: sudo apt-get install python3-matplotlib")
 
     devices = sorted({device_label(o) for o in results}, key=lambda d: (d.startswith("host"), d))
-    labels = sorted({label(o) for o in results}, key=lambda s: (("gemm" not in s, "copy" not in s), s))
+    labels = list(dict.fromkeys(label(o) for o in results))  # in the order the suite ran them
     by = {(label(o), device_label(o)): o for o in results}
     width = 0.8 / max(len(devices), 1)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -130,9 +130,11 @@ def main():
                 if v is not None and v > 0:
                     xs.append(j + (i - (len(devices) - 1) / 2) * width)
                     ys.append(v)
-            ax.bar(xs, ys, width, label=d, color=colors[i % len(colors)])
+            if xs:
+                ax.bar(xs, ys, width, label=d, color=colors[i % len(colors)])
         ax.set_xticks(range(len(labs)))
-        ax.set_xticklabels(labs, rotation=60, ha="right", fontsize=7)
+        ax.set_xticklabels([lab if len(lab) <= 48 else lab[:46] + "..." for lab in labs],
+                           rotation=60, ha="right", fontsize=7)
         ax.set_ylabel(ylabel)
         if log:
             ax.set_yscale("log")
