@@ -7,12 +7,21 @@
 // (fp32 GEMM at 4096 and copy bandwidth) and its options (--KEY VALUE pairs; it declares the
 // keys it accepts, anything else is an error). It returns one or more Results; the runner adds
 // the device, the driver and the percentage of the peak, and prints them as text or JSON.
+//
+// Results of plain C++ on the host (a benchmark's CPU baseline) set Result::host; the runner
+// reports them under the host CPU's name, against the host's own single-thread copy bandwidth
+// (host_copy_gbps, measured once per run when first needed).
+//
+// `bench all` runs every entry with its defaults; an entry that needs a config (train-step,
+// generate) takes --config FILE and otherwise uses find_config("tiny.json").
 #pragma once
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,6 +61,7 @@ struct Result {
   int repeats = 0;
   double gflops = 0, gbps = 0;
   double tokens_per_s = 0;  // training and generation benchmarks
+  bool host = false;        // plain C++ on the host CPU, not the OpenCL device (see above)
   nlohmann::json extra = nlohmann::json::object();
 };
 
@@ -104,5 +114,21 @@ Result measure_gemm(Context& ctx, int64_t m, int64_t n, int64_t k, int repeats);
 
 // The repetitions a benchmark should use: --repeats, else `fallback`.
 int repeats_option(const Options& opts, int fallback);
+// opts.integer(key, fallback), required to lie in [lo, hi] (throws naming the option).
+int64_t integer_in(const Options& opts, const std::string& key, int64_t fallback, int64_t lo, int64_t hi);
+
+// ---- the host (apps/bench_host.cpp) ----
+// The host CPU's model name (/proc/cpuinfo), e.g. "AMD EPYC 7B13"; "host CPU" when unknown.
+std::string host_cpu_name();
+// Single-thread memcpy bandwidth of the host, read + write, GB/s; measured on the first call.
+double host_copy_gbps();
+// OpenBLAS SGEMM (n x n x n) on the host's cores in GFLOP/s, median of `repeats` after a
+// warm-up; nullopt when the CLI was built without OpenBLAS (MAGELLANO_HAVE_OPENBLAS).
+std::optional<double> openblas_sgemm_gflops(int64_t n, int repeats);
+
+// A preset config by file name (e.g. "tiny.json"), looked for in ./configs, in configs/ next
+// to the executable or one or two folders above it, then in the source tree the CLI was built
+// from (MAGELLANO_SOURCE_DIR). Throws naming the places searched.
+std::filesystem::path find_config(const std::string& file);
 
 }  // namespace magellano::bench

@@ -54,6 +54,14 @@ int repeats_option(const Options& opts, int fallback) {
   return static_cast<int>(r);
 }
 
+int64_t integer_in(const Options& opts, const std::string& key, int64_t fallback, int64_t lo, int64_t hi) {
+  const int64_t v = opts.integer(key, fallback);
+  if (v < lo || v > hi)
+    throw Error("--" + key + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                ", not " + std::to_string(v) + ".");
+  return v;
+}
+
 Result measure_copy(Context& ctx, int64_t mib, int repeats) {
   mib = std::max<int64_t>(1, std::min<int64_t>(mib, ctx.device().max_alloc_bytes / (1 << 20) / 2));
   const int64_t n = mib * (1 << 20) / 4;

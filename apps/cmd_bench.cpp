@@ -36,32 +36,58 @@ std::vector<bench::Bench> sorted_registry() {
   return all;
 }
 
-nlohmann::json to_json(const bench::Result& r, const Context& ctx, const bench::Peaks& peaks) {
-  nlohmann::json j = {{"name", r.name}, {"device", ctx.device().name},
-                      {"driver", ctx.device().driver_version}, {"date", today()},
+// Where a result ran and the peaks it is compared with: the device's, or the host's for a
+// plain C++ baseline (Result::host).
+struct Where {
+  std::string device, driver, type;
+  double copy_gbps, gemm_gflops;
+  std::string copy_kind, gemm_kind;
+};
+
+Where where(const bench::Result& r, const Context& ctx, const bench::Peaks& peaks) {
+  if (r.host) {
+    static std::optional<double> blas;  // measured once, and only for a host GFLOP/s result
+    if (r.gflops > 0 && !blas) blas = bench::openblas_sgemm_gflops(peaks.peak_size, 3).value_or(0.0);
+    return {bench::host_cpu_name(), "host C++", "host", bench::host_copy_gbps(), blas.value_or(0.0),
+            "host memcpy bandwidth, 1 thread", "OpenBLAS sgemm"};
+  }
+  return {ctx.device().name, ctx.device().driver_version, ctx.device().type, peaks.copy_gbps,
+          peaks.gemm_gflops, "copy bandwidth", "fp32 gemm"};
+}
+
+nlohmann::json to_json(const bench::Result& r, const Where& w, const bench::Peaks& peaks) {
+  nlohmann::json j = {{"name", r.name}, {"device", w.device}, {"device_type", w.type},
+                      {"driver", w.driver}, {"date", today()},
                       {"sizes", r.sizes}, {"median_s", r.median_s}, {"repeats", r.repeats}};
   if (r.gflops > 0) {
     j["gflops"] = r.gflops;
-    j["pct_of_peak"] = 100.0 * r.gflops / peaks.gemm_gflops;
-    j["peak"] = {{"kind", "fp32 gemm"}, {"gflops", peaks.gemm_gflops}, {"size", peaks.peak_size}};
+    if (w.gemm_gflops > 0) {
+      j["pct_of_peak"] = 100.0 * r.gflops / w.gemm_gflops;
+      j["peak"] = {{"kind", w.gemm_kind}, {"gflops", w.gemm_gflops}, {"size", peaks.peak_size}};
+    } else {
+      j["pct_of_peak"] = nullptr;  // no GEMM peak known for the host (no OpenBLAS)
+    }
   } else if (r.gbps > 0) {
     j["gbps"] = r.gbps;
-    j["pct_of_peak"] = 100.0 * r.gbps / peaks.copy_gbps;
-    j["peak"] = {{"kind", "copy bandwidth"}, {"gbps", peaks.copy_gbps}};
+    j["pct_of_peak"] = 100.0 * r.gbps / w.copy_gbps;
+    j["peak"] = {{"kind", w.copy_kind}, {"gbps", w.copy_gbps}};
   }
   if (r.tokens_per_s > 0) j["tokens_per_s"] = r.tokens_per_s;
   if (!r.extra.empty()) j["extra"] = r.extra;
   return j;
 }
 
-void print_text(const bench::Result& r, const bench::Peaks& peaks) {
+void print_text(const bench::Result& r, const Where& w) {
   std::string sizes;
   for (auto& [k, v] : r.sizes.items()) sizes += (sizes.empty() ? "" : " ") + k + "=" + v.dump();
-  std::printf("%-22s %-34s %10.4f ms", r.name.c_str(), sizes.c_str(), r.median_s * 1e3);
-  if (r.gflops > 0)
-    std::printf("  %10.1f GFLOP/s  %5.1f%% of GEMM peak", r.gflops, 100.0 * r.gflops / peaks.gemm_gflops);
-  else if (r.gbps > 0)
-    std::printf("  %10.1f GB/s     %5.1f%% of copy peak", r.gbps, 100.0 * r.gbps / peaks.copy_gbps);
+  std::printf("%-22s %-34s %10.4f ms", (r.host ? r.name + " [host]" : r.name).c_str(), sizes.c_str(),
+              r.median_s * 1e3);
+  if (r.gflops > 0) {
+    std::printf("  %10.1f GFLOP/s", r.gflops);
+    if (w.gemm_gflops > 0) std::printf("  %5.1f%% of %s", 100.0 * r.gflops / w.gemm_gflops, w.gemm_kind.c_str());
+  } else if (r.gbps > 0) {
+    std::printf("  %10.1f GB/s     %5.1f%% of %s", r.gbps, 100.0 * r.gbps / w.copy_gbps, w.copy_kind.c_str());
+  }
   if (r.tokens_per_s > 0) std::printf("  %10.1f tokens/s", r.tokens_per_s);
   std::printf("\n");
   std::fflush(stdout);
@@ -120,30 +146,41 @@ int run_bench(int argc, char** argv) {
   const bench::Options common(values);
   auto ctx = Context::create(device);
   bench::Peaks peaks;
-  peaks.peak_size = common.integer("peak-size", 4096);
-  if (peaks.peak_size < 64) throw Error("--peak-size must be at least 64.");
-  const int peak_repeats = static_cast<int>(common.integer("peak-repeats", 3));
+  peaks.peak_size = bench::integer_in(common, "peak-size", 4096, 16, 65536);
+  const int peak_repeats = static_cast<int>(bench::integer_in(common, "peak-repeats", 3, 1, 1000));
   if (!as_json)
     std::printf("device: %s (%s), driver %s\nmeasuring peaks (copy bandwidth, fp32 GEMM at %lld)...\n",
                 ctx->device().name.c_str(), ctx->device().id().c_str(),
                 ctx->device().driver_version.c_str(), (long long)peaks.peak_size);
-  const bench::Result copy = bench::measure_copy(*ctx, common.integer("copy-mib", 256), peak_repeats);
+  const bench::Result copy = bench::measure_copy(*ctx, bench::integer_in(common, "copy-mib", 256, 1, 1 << 20), peak_repeats);
   const bench::Result gemm = bench::measure_gemm(*ctx, peaks.peak_size, peaks.peak_size, peaks.peak_size, peak_repeats);
   peaks.copy_gbps = copy.gbps;
   peaks.gemm_gflops = gemm.gflops;
   if (!as_json)
     std::printf("peaks: copy %.1f GB/s, fp32 GEMM %.1f GFLOP/s\n\n", peaks.copy_gbps, peaks.gemm_gflops);
 
+  // `all` goes on past a benchmark that fails (its error is printed) and exits non-zero.
+  int status = 0;
   for (const auto& b : chosen) {
     std::map<std::string, std::string> mine;
     for (const auto& [k, v] : values)
       if (k == "repeats" || std::count(b.option_keys.begin(), b.option_keys.end(), k)) mine[k] = v;
-    for (const auto& r : b.run(*ctx, peaks, bench::Options(mine))) {
-      if (as_json) std::cout << to_json(r, *ctx, peaks).dump() << std::endl;
-      else print_text(r, peaks);
+    std::vector<bench::Result> results;
+    try {
+      results = b.run(*ctx, peaks, bench::Options(mine));
+    } catch (const std::exception& e) {
+      if (chosen.size() == 1) throw;
+      std::cerr << "error: bench " << b.name << ": " << e.what() << "\n";
+      status = 1;
+      continue;
+    }
+    for (const auto& r : results) {
+      const Where w = where(r, *ctx, peaks);
+      if (as_json) std::cout << to_json(r, w, peaks).dump() << std::endl;
+      else print_text(r, w);
     }
   }
-  return 0;
+  return status;
 }
 
 cli::RegisterCommand reg{{"bench", "Benchmark suite: copy, gemm, adamw, scan, moe, ... (bench list)", run_bench}};

@@ -1,36 +1,96 @@
 // AdamW over flat parameter chunks (see include/magellano/optim/adamw.hpp), and the global
 // gradient norm for clipping. Deterministic: fixed work-group sizes, fixed summation order.
 // Kernels:
-//   sumsq_partial  partial[k] = sum of g[i]^2 over group k's contiguous block
-//                  g: (n) one gradient chunk; partial: (G), G = number of groups launched
+//   sumsq_partial  partial[k] = sum of g[i]^2 over group k's contiguous block, VEC-wide loads
+//                  g: (n) one gradient chunk, n a multiple of VEC; partial: (G), G = number
+//                  of groups launched
 //   norm_final     stats[0] = sqrt(sum(partial[0..count)));
 //                  when max_norm > 0 also stats[1] = min(1, max_norm / (stats[0] + 1e-6))
 //                  (torch.nn.utils.clip_grad_norm_'s coefficient); one work-group
-//   adamw_step     torch.optim.AdamW's update of one chunk, in place:
+//   adamw_step     torch.optim.AdamW's update of one chunk, in place, VEC elements per
+//                  work-item (floatVEC loads and stores; n / VEC work-items):
 //                  p, g, m, v: (n); elements [0, decay_end) are in the weight-decay group;
-//                  stats: (2) from norm_final, read only when clip != 0
-// -D knobs: LOCAL (default 256), the work-group size of sumsq_partial and norm_final.
+//                  stats: (2) from norm_final, read only when clip != 0. n, decay_end and
+//                  every offset must be multiples of VEC (the host rounds decay_end up: the
+//                  pack's padding is zero and stays zero under decay)
+//   adamw_step_half
+//                  the same update with p and g stored as fp16 (m, v fp32): p and g are read
+//                  with vload_half (exact), the arithmetic is the fp32 update above, and the
+//                  new p is stored with round-to-nearest-even (vstore_half_rte). No fp32
+//                  master copy: p's precision is fp16's (see include/magellano/optim/adamw.hpp)
+//   sumsq_partial_half, scale_half
+//                  sumsq_partial for fp16 g; g <- g * s for fp16 g (gradient accumulation)
+// -D knobs: LOCAL (default 256), the work-group size of sumsq_partial and norm_final;
+//           VEC (default 8: 2, 4, 8 or 16), the vector width of the step kernels. On PoCL,
+//           VEC 16 ran ~3x faster than one element per work-item (the scalar vload_half
+//           path ~15x slower): wide explicit vectors let LLVM emit AVX2 loads and F16C
+//           conversions, which PoCL's work-item-loop vectorizer did not.
 // Build adamw_step with -cl-fp32-correctly-rounded-divide-sqrt (as the host does) so sqrt and
 // division round like CUDA's / the CPU's IEEE operations that torch uses.
 #ifndef LOCAL
 #define LOCAL 256
 #endif
+#ifndef VEC
+#define VEC 8
+#endif
+#define MG_CAT_(a, b) a##b
+#define MG_CAT(a, b) MG_CAT_(a, b)
+#define floatV MG_CAT(float, VEC)
+#define vloadV MG_CAT(vload, VEC)
+#define vstoreV MG_CAT(vstore, VEC)
+#define vload_halfV MG_CAT(vload_half, VEC)
+#define vstore_halfV_rte MG_CAT(MG_CAT(vstore_half, VEC), _rte)
 
+// The sum of a vector's lanes, in lane order.
+inline float lane_sum(floatV a) {
+  float t[VEC];
+  vstoreV(a, 0, t);
+  float s = 0.0f;
+  for (int k = 0; k < VEC; ++k) s += t[k];
+  return s;
+}
+
+// Group k sums the contiguous block of vectors [k * per, (k + 1) * per), its work-items
+// striding by LOCAL vectors inside it: coalesced on GPUs and cache friendly on CPUs (a
+// grid-wide stride ran ~10x slower on PoCL). n must be a multiple of VEC.
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
 void sumsq_partial(__global const float* g, ulong g_off, __global float* partial,
                    ulong partial_off, long n) {
   g += g_off; partial += partial_off;
   __local float s[LOCAL];
-  // Group k sums the contiguous block [k * per, (k + 1) * per), its work-items striding by
-  // LOCAL inside it: coalesced on GPUs and cache friendly on CPUs (a grid-wide stride ran
-  // ~10x slower on PoCL).
-  long groups = get_num_groups(0);
-  long per = (n + groups - 1) / groups;
-  long begin = get_group_id(0) * per, end = min(n, begin + per);
-  float acc = 0.0f;
-  for (long i = begin + get_local_id(0); i < end; i += LOCAL) acc += g[i] * g[i];
-  float total = group_sum(s, acc, LOCAL);
+  long groups = get_num_groups(0), nv = n / VEC;
+  long per = (nv + groups - 1) / groups;
+  long begin = get_group_id(0) * per, end = min(nv, begin + per);
+  floatV acc = 0.0f;
+  for (long j = begin + get_local_id(0); j < end; j += LOCAL) {
+    floatV x = vloadV(j, g);
+    acc += x * x;
+  }
+  float total = group_sum(s, lane_sum(acc), LOCAL);
   if (get_local_id(0) == 0) partial[get_group_id(0)] = total;
+}
+
+__kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
+void sumsq_partial_half(__global const half* g, ulong g_off, __global float* partial,
+                        ulong partial_off, long n) {
+  g += g_off; partial += partial_off;
+  __local float s[LOCAL];
+  long groups = get_num_groups(0), nv = n / VEC;
+  long per = (nv + groups - 1) / groups;
+  long begin = get_group_id(0) * per, end = min(nv, begin + per);
+  floatV acc = 0.0f;
+  for (long j = begin + get_local_id(0); j < end; j += LOCAL) {
+    floatV x = vload_halfV(j, g);
+    acc += x * x;
+  }
+  float total = group_sum(s, lane_sum(acc), LOCAL);
+  if (get_local_id(0) == 0) partial[get_group_id(0)] = total;
+}
+
+__kernel void scale_half(__global half* g, ulong g_off, long n, float s) {
+  g += g_off;
+  long i = get_global_id(0);
+  if (i < n) vstore_half_rte(vload_half(i, g) * s, i, g);
 }
 
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
@@ -48,31 +108,59 @@ void norm_final(__global const float* partial, ulong partial_off, __global float
   }
 }
 
-// Per element, with the step's scalars computed on the host (double, then rounded to float as
-// torch's fp32 kernels round their scalar arguments):
+// adamw_step and adamw_step_half, per element, with the step's scalars computed on the host
+// (double, then rounded to float as torch's fp32 kernels round their scalar arguments):
 //   g' = coef * g                                 coef = stats[1] when clip, else 1
 //   p  = p * decay                                decay = 1 - lr * wd (decay group only)
 //   m  = b1 * m + omb1 * g'                       omb1 = 1 - b1
 //   v  = b2 * v + omb2 * g'^2                     omb2 = 1 - b2
 //   p  = p - step_size * (m / (sqrt(v) / bc2_sqrt + eps))
 //                                                 step_size = lr / (1 - b1^t), bc2_sqrt = sqrt(1 - b2^t)
+//
+// adamw_update: one update of VEC elements, shared by both kernels (so fp32 and fp16 storage
+// round identically); pv and gv as loaded (fp32 values), m and v updated in place, returns
+// the new p.
+inline floatV adamw_update(floatV pv, floatV gv, __global float* m, __global float* v, long j,
+                           int in_decay, float decay, float b1, float omb1, float b2, float omb2,
+                           float step_size, float bc2_sqrt, float eps, float coef) {
+  floatV gi = gv * coef;
+  floatV pi = in_decay ? pv * decay : pv;
+  floatV mi = b1 * vloadV(j, m) + omb1 * gi;
+  floatV vi = b2 * vloadV(j, v) + omb2 * (gi * gi);
+  vstoreV(mi, j, m);
+  vstoreV(vi, j, v);
+  floatV denom = sqrt(vi) / bc2_sqrt + eps;
+  return pi - step_size * (mi / denom);
+}
+
+// Work-item j updates elements [j * VEC, (j + 1) * VEC); n, decay_end, offsets: multiples of VEC.
 __kernel void adamw_step(__global float* p, ulong p_off, __global const float* g, ulong g_off,
                          __global float* m, ulong m_off, __global float* v, ulong v_off,
                          __global const float* stats, ulong stats_off, long n, long decay_end,
-                         float decay, float b1, float omb1, float b2, float omb2, float step_size,
-                         float bc2_sqrt, float eps, int clip) {
+                         float decay, float b1, float omb1, float b2, float omb2,
+                         float step_size, float bc2_sqrt, float eps, int clip) {
   p += p_off; g += g_off; m += m_off; v += v_off; stats += stats_off;
-  long i = get_global_id(0);
-  if (i < n) {
+  long j = get_global_id(0);
+  if (j * VEC < n) {
     float coef = clip ? stats[1] : 1.0f;
-    float gi = g[i] * coef;
-    float pi = p[i];
-    if (i < decay_end) pi = pi * decay;
-    float mi = b1 * m[i] + omb1 * gi;
-    float vi = b2 * v[i] + omb2 * (gi * gi);
-    m[i] = mi;
-    v[i] = vi;
-    float denom = sqrt(vi) / bc2_sqrt + eps;
-    p[i] = pi - step_size * (mi / denom);
+    floatV pn = adamw_update(vloadV(j, p), vloadV(j, g), m, v, j, j * VEC < decay_end, decay, b1,
+                             omb1, b2, omb2, step_size, bc2_sqrt, eps, coef);
+    vstoreV(pn, j, p);
+  }
+}
+
+// adamw_step with p, g: (n) fp16.
+__kernel void adamw_step_half(__global half* p, ulong p_off, __global const half* g,
+                              ulong g_off, __global float* m, ulong m_off, __global float* v,
+                              ulong v_off, __global const float* stats, ulong stats_off, long n,
+                              long decay_end, float decay, float b1, float omb1, float b2,
+                              float omb2, float step_size, float bc2_sqrt, float eps, int clip) {
+  p += p_off; g += g_off; m += m_off; v += v_off; stats += stats_off;
+  long j = get_global_id(0);
+  if (j * VEC < n) {
+    float coef = clip ? stats[1] : 1.0f;
+    floatV pn = adamw_update(vload_halfV(j, p), vload_halfV(j, g), m, v, j, j * VEC < decay_end,
+                             decay, b1, omb1, b2, omb2, step_size, bc2_sqrt, eps, coef);
+    vstore_halfV_rte(pn, j, p);
   }
 }

@@ -14,7 +14,7 @@ for deb in .gpu/debs/*.deb; do dpkg -x "$deb" .gpu/root; done
 cp -a .gpu/root/usr/lib/x86_64-linux-gnu/*.so* .gpu/lib/
 cp .gpu/root/usr/bin/clinfo .gpu/bin/
 echo /usr/local/nvidia/lib64/libnvidia-opencl.so.1 > .gpu/icd/nvidia.icd
-for f in "$build"/magellano "$build"/tests/test_* "$build"/benchmarks/bench_*; do
+for f in "$build"/magellano "$build"/tests/test_*; do
   if [ -f "$f" ] && [ -x "$f" ]; then cp "$f" .gpu/bin/; fi
 done
 strip .gpu/bin/* 2>/dev/null || true

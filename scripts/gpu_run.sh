@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine with .gpu carried (scripts/gpu_bundle.sh): device listing, the unit
-# and op tests on the GPU, and the benchmarks; then cuBLAS's fp32 GEMM through PyTorch for
-# comparison. Results go to $OUT (the device tool's output folder) or ./gpu-results.
-# Usage: bash scripts/gpu_run.sh [tests|bench|train|all]     (default: all)
+# and op tests on the GPU, and the benchmark suite with cuBLAS's fp32 GEMM through PyTorch as
+# the reference. Results go to $OUT (the device tool's output folder) or ./gpu-results.
+# Usage: bash scripts/gpu_run.sh [tests|suite|all]     (default: all)
+#   suite: torch_gemm.json (cuBLAS), then `magellano bench all --json` with cuBLAS's 4096 rate
+#          as train-step's MFU reference, plus train-step for phase1, into suite_h100.jsonl
+#          (copy it to benchmarks/results/suite_h100_<date>.jsonl).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu_env.sh
@@ -14,19 +17,16 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
   test_unit --gtest_brief=1 2>&1 | tail -n 12
   MAGELLANO_TEST_DEVICE=gpu test_kernel --gtest_brief=1 2>&1 | tail -n 25
 fi
-if [ "$what" = bench ] || [ "$what" = all ]; then
-  bench_core --device gpu --repeats 10 --copy-mib 1024 > "$out/bench_core.json"
-  bench_scan --device gpu --repeats 5 > "$out/bench_scan.json"
-  [ -x .gpu/bin/bench_moe ] && bench_moe --device gpu > "$out/bench_moe.json"
-  python3 scripts/torch_gemm.py > "$out/torch_gemm.json" || echo "PyTorch comparison unavailable"
-fi
-if [ "$what" = train ] || [ "$what" = all ]; then
-  # cuBLAS fp32 at 4096, measured in this session, is the reference for model-FLOP utilisation.
-  [ -s "$out/torch_gemm.json" ] || python3 scripts/torch_gemm.py > "$out/torch_gemm.json"
+if [ "$what" = suite ] || [ "$what" = all ]; then
+  python3 scripts/torch_gemm.py --jsonl "$out/torch_gemm.jsonl" > "$out/torch_gemm.json" \
+    || echo "PyTorch comparison unavailable"
   ref=$(python3 -c "import json; print(json.load(open('$out/torch_gemm.json'))['gemm'][-1]['gflops'])" 2>/dev/null || echo 0)
-  for c in tiny phase1; do
-    bench_train --config configs/$c.json --device gpu --batch 8 --steps 5 \
-      --reference-gflops "$ref" --reference-name "cuBLAS fp32 sgemm 4096 (PyTorch), same session" \
-      > "$out/train_$c.json"
-  done
+  refname="cuBLAS fp32 sgemm 4096 (PyTorch, no TF32), same session"
+  [ -d shared/data ] && export MAGELLANO_SHARED_DATA="$PWD/shared/data"  # else tokenizer reports an error
+  magellano bench all --device gpu --json --copy-mib 1024 --repeats 5 \
+    --reference-gflops "$ref" --reference-name "$refname" > "$out/suite_h100.jsonl"
+  magellano bench train-step --config configs/phase1.json --device gpu --json --batch 8 --steps 5 \
+    --reference-gflops "$ref" --reference-name "$refname" >> "$out/suite_h100.jsonl"
+  cat "$out/torch_gemm.jsonl" >> "$out/suite_h100.jsonl" 2>/dev/null
+  wc -l "$out/suite_h100.jsonl"
 fi

@@ -5,6 +5,7 @@
 
 #include "magellano/autograd/tape.hpp"
 #include "magellano/ops/elementwise.hpp"
+#include "magellano/ops/launch.hpp"
 #include "magellano/runtime/error.hpp"
 
 namespace magellano::optim {
@@ -22,11 +23,14 @@ Tensor view_at(const Tensor& flat, int64_t offset, const Shape& shape) {
 }  // namespace
 
 ParameterPack::ParameterPack(Context& ctx, const std::vector<nn::Parameter>& params,
-                             uint64_t max_chunk_bytes)
-    : ctx_(&ctx) {
+                             uint64_t max_chunk_bytes, DType dtype)
+    : ctx_(&ctx), dtype_(dtype) {
+  if (dtype != DType::f32 && dtype != DType::f16)
+    throw Error(std::string("AdamW: parameters can be stored as f32 or f16, not ") + to_string(dtype) + ".");
+  const uint64_t es = dtype_size(dtype);
   const uint64_t max_alloc = ctx.device().max_alloc_bytes;
   if (max_chunk_bytes == 0) max_chunk_bytes = std::min<uint64_t>(max_alloc, kDefaultChunkBytes);
-  const int64_t limit = std::max<int64_t>(kAlign, static_cast<int64_t>(max_chunk_bytes / 4) / kAlign * kAlign);
+  const int64_t limit = std::max<int64_t>(kAlign, static_cast<int64_t>(max_chunk_bytes / es) / kAlign * kAlign);
 
   // Trainable parameters, each tensor once: decay group first, then the others.
   std::vector<nn::Parameter> order;
@@ -36,9 +40,9 @@ ParameterPack::ParameterPack(Context& ctx, const std::vector<nn::Parameter>& par
       if (!p.tensor.defined() || !p.tensor.requires_grad()) continue;
       if (p.weight_decay != (pass == 0)) continue;
       if (!seen.insert(p.tensor.meta().get()).second) continue;
-      if (p.tensor.dtype() != DType::f32)
+      if (p.tensor.dtype() != dtype)
         throw Error("AdamW: parameter '" + p.name + "' is " + to_string(p.tensor.dtype()) +
-                    "; the optimizer packs f32 parameters only.");
+                    "; this optimizer stores " + to_string(dtype) + " parameters (AdamWConfig::param_dtype).");
       if (&p.tensor.ctx() != &ctx)
         throw Error("AdamW: parameter '" + p.name + "' lives on another device context.");
       order.push_back(p);
@@ -50,7 +54,7 @@ ParameterPack::ParameterPack(Context& ctx, const std::vector<nn::Parameter>& par
   for (const auto& p : order) {
     const int64_t n = align_up(std::max<int64_t>(p.tensor.numel(), 1), kAlign);
     if (plans.empty() || plans.back().numel + n > limit) {
-      if (static_cast<uint64_t>(n) * 4 > max_alloc)
+      if (static_cast<uint64_t>(n) * es > max_alloc)
         throw Error("AdamW: parameter '" + p.name + "' (" + std::to_string(p.tensor.nbytes()) +
                     " bytes) exceeds the device's largest allocation (" +
                     std::to_string(max_alloc) + " bytes).");
@@ -64,8 +68,8 @@ ParameterPack::ParameterPack(Context& ctx, const std::vector<nn::Parameter>& par
   for (const auto& plan : plans) {
     PackChunk c;
     c.numel = plan.numel;
-    c.params = Tensor::zeros(ctx, Shape{plan.numel}, DType::f32, MemCategory::parameters);
-    c.grads = Tensor::zeros(ctx, Shape{plan.numel}, DType::f32, MemCategory::gradients);
+    c.params = Tensor::zeros(ctx, Shape{plan.numel}, dtype, MemCategory::parameters);
+    c.grads = Tensor::zeros(ctx, Shape{plan.numel}, dtype, MemCategory::gradients);
     chunks_.push_back(std::move(c));
   }
   // decay_end: where the chunk's last decay tensor ends (decay tensors come first).
@@ -79,7 +83,7 @@ ParameterPack::ParameterPack(Context& ctx, const std::vector<nn::Parameter>& par
     t.rebind(c.params.storage(), c.params.offset() + pp.offset);
     const auto& m = t.meta();
     Tensor g = view_at(c.grads, pp.offset, t.shape());
-    if (m->grad_valid && m->grad.defined() && m->grad.dtype() == DType::f32 &&
+    if (m->grad_valid && m->grad.defined() && m->grad.dtype() == dtype &&
         m->grad.numel() == t.numel())
       ops::copy_into(m->grad, g);  // keep a gradient collected before packing
     m->grad = g;
@@ -98,7 +102,10 @@ void ParameterPack::zero_grad() {
 }
 
 void ParameterPack::scale_grads(float s) {
-  for (const auto& c : chunks_) ops::scale_into(c.grads, s, c.grads, false);
+  for (const auto& c : chunks_) {
+    if (dtype_ == DType::f32) ops::scale_into(c.grads, s, c.grads, false);
+    else ops::Launch(*ctx_, "adamw", "scale_half").arg(c.grads).arg(c.numel).arg(s).run(c.numel);
+  }
 }
 
 }  // namespace magellano::optim

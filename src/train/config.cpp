@@ -101,6 +101,8 @@ const std::vector<Field>& schema() {
     f.push_back(number("train.grad_clip", 0, false, kInf, false, MG_ACCESS(train.grad_clip, double)));
     f.push_back(integer("train.seed", 0, MG_ACCESS(train.seed, int64_t)));
     f.push_back(integer("train.log_every", 1, MG_ACCESS(train.log_every, int64_t)));
+    f.push_back(plain("train.param_dtype", Kind::choice, MG_ACCESS(train.param_dtype, std::string),
+                      {"fp32", "fp16"}));
     // eval
     f.push_back(integer("eval.every", 0, MG_ACCESS(eval.every, int64_t)));
     f.push_back(integer("eval.batches", 1, MG_ACCESS(eval.batches, int64_t)));

@@ -42,6 +42,10 @@ std::pair<Tensor, Tensor> split_batch(Context& ctx, const std::vector<int32_t>& 
 
 TrainSummary train(const Config& cfg, Context& ctx, const TrainOptions& opt) {
   cfg.require_training_data();
+  if (cfg.train.param_dtype != "fp32")
+    throw Error("train.param_dtype \"" + cfg.train.param_dtype + "\" is not supported by `train` yet: "
+                "the model's ops take fp32 weights (fp16 storage exists in the optimizer only). "
+                "Use \"fp32\".");
   std::ostream* out = opt.out;
   const auto& tc = cfg.train;
   const int64_t B = tc.batch_size, L = tc.seq_len, V = cfg.model.vocab_size;

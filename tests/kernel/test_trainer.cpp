@@ -218,3 +218,18 @@ TEST(Checkpoint, HuggingFaceMambaDirectoriesLoad) {
   magellano::io::write_json_atomically(d.path() / "config.json", {{"model_type", "llama"}});
   EXPECT_THROW(train::load_model(d.path(), test_ctx()), magellano::Error);
 }
+
+TEST(Trainer, Fp16ParameterStorageIsRejectedClearly) {
+  // train.param_dtype "fp16" is valid config (the optimizer supports it) but the trainer does
+  // not: the error says so before anything is written.
+  TempDir d;
+  auto cfg = small_config(d.path(), 2);
+  cfg.train.param_dtype = "fp16";
+  try {
+    train::train(cfg, test_ctx(), {});
+    FAIL() << "fp16 parameter storage should be rejected by the trainer";
+  } catch (const magellano::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("train.param_dtype \"fp16\" is not supported"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(d.path() / "run"));
+}

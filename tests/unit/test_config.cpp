@@ -122,6 +122,13 @@ TEST(Config, UnknownKeysAndWrongTypesNameTheKeyPath) {
   EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"moe": {"activation": "relu"}}})"); }),
                   "'model.moe.activation' must be \"swiglu\" or \"gelu\", got \"relu\""));
   EXPECT_TRUE(has(error_of([] { parse(R"({"device": null})"); }), "'device' must be a string, got null"));
+  // train.param_dtype: fp32 (default) or fp16 storage of parameters in the optimizer.
+  EXPECT_EQ(Config::defaults().train.param_dtype, "fp32");
+  EXPECT_EQ(parse(R"({"train": {"param_dtype": "fp16"}})").train.param_dtype, "fp16");
+  EXPECT_EQ(load_config(preset("tiny"), {"train.param_dtype=fp16"}).train.param_dtype, "fp16");
+  EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"param_dtype": "bf16"}})"); }),
+                  "'train.param_dtype' must be \"fp32\" or \"fp16\", got \"bf16\""));
+  EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"param_dtype": 16}})"); }), "'train.param_dtype'"));
   EXPECT_TRUE(has(error_of([] { parse(R"([1, 2])"); }), "top level must be a JSON object"));
   // Integral numbers written as floats are integers.
   EXPECT_EQ(parse(R"({"train": {"steps": 1e4}})").train.steps, 10000);

@@ -14,6 +14,11 @@
 // a view at the same offset of the matching gradient chunk (category gradients), which
 // backward then writes into. Parameters that do not require a gradient are left alone; a
 // tensor listed twice (tied weights) is packed once, under its first name.
+//
+// dtype f16 (fp16 parameter storage): the parameters must be f16 tensors; the parameter and
+// gradient chunks are f16 (2 bytes per element each). Backward (whose gradients are f32)
+// cannot write into such a gradient view: fill the gradients yourself (e.g. ops::cast of an
+// f32 gradient into the view) -- see optim::AdamWConfig::param_dtype.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -29,8 +34,8 @@ struct PackedParam {
 };
 
 struct PackChunk {
-  Tensor params;          // (numel) f32
-  Tensor grads;           // (numel) f32
+  Tensor params;          // (numel) f32, or f16 for an f16 pack
+  Tensor grads;           // (numel) same dtype as params
   int64_t numel = 0;      // elements, padding included
   int64_t decay_end = 0;  // elements [0, decay_end) are in the weight-decay group
 };
@@ -38,9 +43,11 @@ struct PackChunk {
 class ParameterPack {
  public:
   static constexpr int64_t kAlign = 64;  // elements
-  // max_chunk_bytes = 0: min(device max allocation, 256 MiB). Parameters must be f32.
+  // max_chunk_bytes = 0: min(device max allocation, 256 MiB). Parameters must be of `dtype`
+  // (f32 or f16).
   ParameterPack(Context& ctx, const std::vector<nn::Parameter>& params,
-                uint64_t max_chunk_bytes = 0);
+                uint64_t max_chunk_bytes = 0, DType dtype = DType::f32);
+  DType dtype() const { return dtype_; }
 
   Context& ctx() const { return *ctx_; }
   const std::vector<PackedParam>& params() const { return params_; }
@@ -55,6 +62,7 @@ class ParameterPack {
 
  private:
   Context* ctx_;
+  DType dtype_ = DType::f32;
   std::vector<PackedParam> params_;
   std::vector<PackChunk> chunks_;
 };

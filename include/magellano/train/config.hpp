@@ -86,6 +86,9 @@ struct TrainConfig {
   double grad_clip = 1.0;  // 0 = off
   int64_t seed = 1234;
   int64_t log_every = 10;
+  // "fp32" | "fp16": parameter and gradient storage of the optimizer (optim::AdamWConfig::
+  // param_dtype). The trainer accepts only "fp32" for now (the model's ops take f32 weights).
+  std::string param_dtype = "fp32";
   bool operator==(const TrainConfig&) const = default;
 };
 

@@ -1,20 +1,20 @@
-// bench_scan: the selective scan's forward + backward on the device, against the minimum bytes
-// it must move (as a share of the copy bandwidth measured in the same run) and against a plain
-// sequential single-threaded C++ loop (forward storing every state, then backward) on the host.
+// `bench scan`: the selective scan's forward + backward on the device (ops::selective_scan with
+// autograd), against the minimum bytes it must move, so the percentage of peak is its share of
+// the copy bandwidth; and the same work as a plain sequential single-threaded C++ loop (forward
+// storing every state, then backward) on the host (`--host 0` skips it).
 //   minimum bytes: forward reads u, delta, z (3·BLE) and B, C (2·BLN), writes out (BLE);
 //   backward reads u, delta, z, dout (4·BLE) and B, C (2·BLN), writes du, ddelta, dz (3·BLE)
 //   and dB, dC (2·BLN): (11·BLE + 6·BLN) floats in all.
-// Usage: bench_scan [--device D] [--shapes 4x512x1024,1x4096x2048] [--repeats R] [--no-host]
+// --shapes BxLxE[,BxLxE...] (default 4x512x1024,1x4096x2048; N = 16).
 #include <cmath>
-#include <iostream>
 #include <random>
 #include <sstream>
 
-#include "bench_util.hpp"
+#include "bench.hpp"
 #include "magellano/ops/selective_scan.hpp"
+#include "magellano/runtime/error.hpp"
 
-using namespace magellano;
-
+namespace magellano::bench {
 namespace {
 
 constexpr int64_t kN = 16;
@@ -22,7 +22,7 @@ constexpr int64_t kN = 16;
 struct HostScan {  // the plain loop: fp32, one thread, every state kept
   int64_t b, l, e;
   std::vector<float> u, delta, z, A, Bm, Cm, D, bias, dout;
-  void run() const {
+  float run() const {
     std::vector<float> H((l + 1) * kN), out(b * l * e), du(u.size()), dd(u.size()), dz(u.size()),
         dB(Bm.size(), 0.f), dC(Cm.size(), 0.f), dA(A.size(), 0.f);
     for (int64_t bb = 0; bb < b; ++bb)
@@ -61,8 +61,7 @@ struct HostScan {  // the plain loop: fp32, one thread, every state kept
           dd[i] = ddt / (1.f + std::exp(-raw));
         }
       }
-    volatile float sink = out[0] + du[0] + dd[0] + dz[0] + dB[0] + dC[0] + dA[0];
-    (void)sink;
+    return out[0] + du[0] + dd[0] + dz[0] + dB[0] + dC[0] + dA[0];
   }
 };
 
@@ -73,8 +72,7 @@ std::vector<float> rnd(int64_t n, std::mt19937& g, float lo, float hi) {
   return v;
 }
 
-nlohmann::json bench_shape(Context& ctx, int64_t b, int64_t l, int64_t e, int repeats,
-                           double copy_gbps, bool host) {
+std::vector<Result> bench_shape(Context& ctx, int64_t b, int64_t l, int64_t e, int repeats, bool host) {
   std::mt19937 g(1);
   HostScan hs{b, l, e, rnd(b * l * e, g, -1, 1), rnd(b * l * e, g, -3, -1), rnd(b * l * e, g, -1, 1),
               rnd(e * kN, g, -4, -0.5), rnd(b * l * kN, g, -1, 1), rnd(b * l * kN, g, -1, 1),
@@ -88,66 +86,59 @@ nlohmann::json bench_shape(Context& ctx, int64_t b, int64_t l, int64_t e, int re
   Tensor u = up(hs.u, ble), delta = up(hs.delta, ble), z = up(hs.z, ble), A = up(hs.A, Shape{e, kN}),
          Bm = up(hs.Bm, bln), Cm = up(hs.Cm, bln), D = up(hs.D, Shape{e}), bias = up(hs.bias, Shape{e});
   Tensor dout = Tensor::from_host(ctx, ble, hs.dout);
-  const double s = bench::median_seconds(ctx, repeats, [&] {
+  const double s = median_seconds(ctx, repeats, [&] {
     for (Tensor* t : {&u, &delta, &z, &A, &Bm, &Cm, &D, &bias}) t->zero_grad();
     Tensor out = ops::selective_scan(u, delta, A, Bm, Cm, D, z, bias);
     autograd::backward(out, dout);
   });
-  const double s_fwd = bench::median_seconds(ctx, repeats, [&] {
+  if (!std::isfinite(u.grad().to_host()[0])) throw Error("scan benchmark: non-finite gradient");
+  const double s_fwd = median_seconds(ctx, repeats, [&] {
     autograd::NoGradScope no_grad;
     ops::selective_scan(u, delta, A, Bm, Cm, D, z, bias);
   });
   const double bytes = (11.0 * b * l * e + 6.0 * b * l * kN) * 4;
-  nlohmann::json r = {{"name", "scan_fwd_bwd"}, {"B", b}, {"L", l}, {"E", e}, {"N", kN},
-                      {"median_s", s}, {"forward_s", s_fwd}, {"min_bytes", bytes}, {"gbps", bytes / s / 1e9},
-                      {"pct_of_copy_peak", 100.0 * bytes / s / 1e9 / copy_gbps}};
+  Result r;
+  r.name = "scan_fwd_bwd";
+  r.sizes = {{"B", b}, {"L", l}, {"E", e}, {"N", kN}};
+  r.median_s = s;
+  r.repeats = repeats;
+  r.gbps = bytes / s / 1e9;
+  r.extra = {{"min_bytes", bytes}, {"forward_s", s_fwd}};
+  std::vector<Result> out = {r};
   if (host) {
-    const double hs_s = bench::median_host_seconds(1, [&] { hs.run(); });
-    r["host_loop_s"] = hs_s;
-    r["speedup_vs_host_loop"] = hs_s / s;
+    float sink = 0;
+    Result h = r;
+    h.host = true;
+    h.repeats = 1;
+    h.median_s = median_host_seconds(1, [&] { sink += hs.run(); });
+    if (!std::isfinite(sink)) throw Error("scan host loop: non-finite result");
+    h.gbps = bytes / h.median_s / 1e9;
+    h.extra = {{"min_bytes", bytes}, {"threads", 1}};
+    out[0].extra["speedup_vs_host_loop"] = h.median_s / s;
+    out.push_back(h);
   }
-  return r;
+  return out;
 }
+
+std::vector<Result> run_scan(Context& ctx, const Peaks&, const Options& opts) {
+  const int repeats = repeats_option(opts, 3);
+  const bool host = integer_in(opts, "host", 1, 0, 1) == 1;
+  std::stringstream ss(opts.str("shapes", "4x512x1024,1x4096x2048"));
+  std::vector<Result> out;
+  std::string tok;
+  while (std::getline(ss, tok, ',')) {
+    long long b = 0, l = 0, e = 0;
+    char tail = 0;
+    if (std::sscanf(tok.c_str(), "%lldx%lldx%lld%c", &b, &l, &e, &tail) != 3 || b < 1 || l < 1 || e < 1)
+      throw Error("--shapes: bad shape '" + tok + "'; use BxLxE with positive sizes, e.g. 4x512x1024.");
+    for (auto& r : bench_shape(ctx, b, l, e, repeats, host)) out.push_back(std::move(r));
+  }
+  if (out.empty()) throw Error("--shapes: no shape given; use BxLxE[,BxLxE...].");
+  return out;
+}
+
+RegisterBench reg{{"scan", "Selective scan forward + backward vs its minimum bytes; host loop (GB/s)",
+                   {"shapes", "host"}, run_scan}};
 
 }  // namespace
-
-int main(int argc, char** argv) {
-  std::string device, shapes = "4x512x1024,1x4096x2048";
-  int repeats = 3;
-  bool host = true;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--device" && i + 1 < argc) device = argv[++i];
-    else if (a == "--shapes" && i + 1 < argc) shapes = argv[++i];
-    else if (a == "--repeats" && i + 1 < argc) repeats = std::stoi(argv[++i]);
-    else if (a == "--no-host") host = false;
-    else {
-      std::cerr << "usage: bench_scan [--device D] [--shapes BxLxE,...] [--repeats R] [--no-host]\n";
-      return 2;
-    }
-  }
-  try {
-    auto ctx = Context::create(device);
-    nlohmann::json out;
-    out["date"] = bench::today();
-    out["device"] = to_json(ctx->device());
-    out["copy"] = bench::copy_bandwidth(*ctx, 256, 5);
-    const double peak = out["copy"]["gbps"];
-    out["results"] = nlohmann::json::array();
-    std::stringstream ss(shapes);
-    std::string tok;
-    while (std::getline(ss, tok, ',')) {
-      int64_t b = 0, l = 0, e = 0;
-      if (std::sscanf(tok.c_str(), "%ldx%ldx%ld", &b, &l, &e) != 3) throw Error("bad shape '" + tok + "': use BxLxE");
-      auto r = bench_shape(*ctx, b, l, e, repeats, peak, host);
-      std::cerr << tok << ": " << r["median_s"].get<double>() * 1e3 << " ms, "
-                << r["pct_of_copy_peak"].get<double>() << "% of copy peak\n";
-      out["results"].push_back(r);
-    }
-    std::cout << out.dump(2) << "\n";
-  } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
-  }
-  return 0;
-}
+}  // namespace magellano::bench

@@ -1,0 +1,98 @@
+// `bench train-step [--config FILE]`: training throughput of a config's model: full steps
+// (forward, backward, AdamW with clipping) on random tokens, in tokens/s; the memory tracker's
+// peak device bytes during those steps next to `magellano info`'s estimate; and model-FLOP
+// utilisation
+//   MFU = 6 · active parameters per token · tokens/s / reference fp32 GEMM rate
+// where the reference is the best BLAS on the same hardware: --reference-gflops G (with
+// --reference-name; gpu_run.sh passes cuBLAS's rate from scripts/torch_gemm.py measured in the
+// same session), else on a CPU device OpenBLAS SGEMM at the peak size measured in this run
+// (when the CLI is built with OpenBLAS). The result's GFLOP/s is the model's (6·active·tokens/s),
+// so its percentage of peak is against this device's own fp32 GEMM through OpenCL.
+// Defaults: --config = configs/tiny.json (bench::find_config), --batch = the config's
+// train.batch_size, --seq-len 512, --steps 3 (timed, after one warm-up step).
+#include <random>
+
+#include "bench.hpp"
+#include "magellano/autograd/tape.hpp"
+#include "magellano/nn/model.hpp"
+#include "magellano/optim/adamw.hpp"
+#include "magellano/runtime/error.hpp"
+#include "magellano/train/checkpoint.hpp"
+#include "magellano/train/config.hpp"
+#include "magellano/train/model_size.hpp"
+
+namespace magellano::bench {
+namespace {
+
+std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Options& opts) {
+  const std::string config = opts.has("config") ? opts.str("config", "") : find_config("tiny.json").string();
+  auto cfg = train::load_config(config);
+  const int64_t B = integer_in(opts, "batch", cfg.train.batch_size, 1, 1 << 20);
+  const int64_t L = integer_in(opts, "seq-len", 512, 1, 1 << 20);
+  const int steps = static_cast<int>(integer_in(opts, "steps", 3, 1, 1000));
+  double ref_gflops = opts.number("reference-gflops", 0);
+  if (ref_gflops < 0) throw Error("--reference-gflops must be positive.");
+  std::string ref_name = opts.str("reference-name", ref_gflops > 0 ? "given with --reference-gflops" : "");
+  if (ref_gflops <= 0 && ctx.device().type == "cpu") {
+    if (auto blas = openblas_sgemm_gflops(peaks.peak_size, 3)) {
+      ref_gflops = *blas;
+      ref_name = "OpenBLAS sgemm " + std::to_string(peaks.peak_size) + ", same run";
+    }
+  }
+  const int64_t V = cfg.model.vocab_size;
+  const auto counts = train::count_params(cfg.model);
+  const auto estimate = train::estimate_memory(cfg.model, B, L);
+
+  ctx.memory().reset_peaks();
+  nn::Model model(ctx, train::model_spec(cfg.model), 1);
+  optim::AdamW adamw(ctx, model.parameters(), {.lr = 1e-4f});
+  std::mt19937_64 rng(1);
+  std::vector<int32_t> x(B * L), y(B * L);
+  for (auto& v : x) v = static_cast<int32_t>(rng() % V);
+  for (auto& v : y) v = static_cast<int32_t>(rng() % V);
+  Tensor tx = Tensor::from_host_i32(ctx, Shape{B, L}, x), ty = Tensor::from_host_i32(ctx, Shape{B, L}, y);
+  auto step = [&] {
+    adamw.zero_grad();
+    auto lo = model.loss(tx, ty);
+    autograd::backward(lo.loss);
+    adamw.step(1e-4f, 1.0f);
+  };
+  const double s = median_seconds(ctx, steps, step);
+  const float norm = adamw.last_grad_norm().item();
+  if (!std::isfinite(norm)) throw Error("train-step benchmark: the gradient norm is not finite");
+
+  const double tps = double(B * L) / s;
+  const double model_gflops = 6.0 * double(counts.active_per_token) * tps / 1e9;
+  const uint64_t peak = ctx.memory().peak_total();
+  Result r;
+  r.name = "train_step";
+  r.sizes = {{"config", std::filesystem::path(config).stem().string()}, {"batch", B}, {"seq_len", L}};
+  r.median_s = s;
+  r.repeats = steps;
+  r.gflops = model_gflops;
+  r.tokens_per_s = tps;
+  r.extra = {{"config_file", config},
+             {"params_total", counts.total},
+             {"active_params_per_token", counts.active_per_token},
+             {"peak_device_bytes", peak},
+             {"peak_by_category", ctx.memory().to_json()},
+             {"estimate_total_bytes", estimate.total},
+             {"memory_estimate", train::to_json(estimate)},
+             {"peak_over_estimate", double(peak) / double(estimate.total)},
+             {"mfu_vs_device_gemm", model_gflops / peaks.gemm_gflops}};
+  if (ref_gflops > 0) {
+    r.extra["reference_gemm"] = {{"name", ref_name}, {"gflops", ref_gflops}};
+    r.extra["mfu"] = model_gflops / ref_gflops;
+  } else {
+    r.extra["mfu"] = nullptr;
+    r.extra["mfu_note"] = "no reference BLAS rate: pass --reference-gflops (or build the CLI with OpenBLAS on a CPU)";
+  }
+  return {r};
+}
+
+RegisterBench reg{{"train-step", "Training steps of a config's model: tokens/s, peak memory vs estimate, MFU",
+                   {"config", "batch", "seq-len", "steps", "reference-gflops", "reference-name"},
+                   run_train_step}};
+
+}  // namespace
+}  // namespace magellano::bench
