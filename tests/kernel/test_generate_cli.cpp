@@ -10,6 +10,7 @@
 #include "harness.hpp"
 #include "temp_dir.hpp"
 #include "magellano/data/bpe_trainer.hpp"
+#include "magellano/data/tokenizer.hpp"
 #include "magellano/io/json_file.hpp"
 #include "magellano/io/safetensors.hpp"
 #include "magellano/io/safetensors_device.hpp"
@@ -134,11 +135,25 @@ TEST(GenerateCli, TextJsonStopStringsAndBatches) {
   TempDir d;
   write_checkpoint(d.path(), true);
   const std::string ck = d.path().string();
+  // A random model emits any bytes, invalid UTF-8 included: --json replaces those with U+FFFD,
+  // the stream prints them raw. The test decodes the ids itself to know the raw text.
+  const auto tok = magellano::data::Tokenizer::load(d.path());
+  auto raw_text = [&](const nlohmann::json& ids) {
+    std::vector<uint32_t> v;
+    for (const auto& id : ids) v.push_back(id.get<uint32_t>());
+    if (!v.empty() && v.back() == *tok.eot_id()) v.pop_back();
+    return tok.decode(v);
+  };
+  auto as_json_text = [](const std::string& raw) {  // what --json makes of raw bytes
+    return nlohmann::json::parse(nlohmann::json(raw).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  };
   auto r = gen({"--checkpoint", ck, "--prompt", "The fox", "--max-new-tokens", "12", "--temperature", "0", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto j = nlohmann::json::parse(single_line_json(r.output));
-  const std::string text = j["text"];
-  ASSERT_EQ(j["ids"].size(), 12u);
+  const std::string text = raw_text(j["ids"]);
+  ASSERT_LE(j["ids"].size(), 12u);
+  EXPECT_EQ(j["finish_reason"], j["ids"].size() == 12u && j["ids"].back() != *tok.eot_id() ? "length" : "eos");
+  EXPECT_EQ(j["text"], as_json_text(text));
   ASSERT_GE(text.size(), 8u);
 
   // The same text streams to stdout (then a newline, then the summary on stderr).
@@ -146,14 +161,19 @@ TEST(GenerateCli, TextJsonStopStringsAndBatches) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output.rfind(text + "\n", 0), 0u) << r.output;
 
-  // A stop string from the middle of that text: the text ends before it.
-  const std::string stop = text.substr(text.size() / 2, 3);
+  // A stop string from the middle of that text (3 bytes, no NUL: it goes through argv): the
+  // text ends before its first occurrence.
+  size_t at = text.size() / 2;
+  while (at + 3 < text.size() && text.substr(at, 3).find('\0') != std::string::npos) ++at;
+  const std::string stop = text.substr(at, 3);
+  ASSERT_EQ(stop.find('\0'), std::string::npos);
   r = gen({"--checkpoint", ck, "--prompt", "The fox", "--max-new-tokens", "12", "--temperature", "0", "--json",
            "--stop", "no such string", "--stop", stop});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto s = nlohmann::json::parse(single_line_json(r.output));
-  EXPECT_EQ(s["text"], text.substr(0, text.find(stop)));
+  EXPECT_EQ(s["text"], as_json_text(text.substr(0, text.find(stop))));
   EXPECT_EQ(s["finish_reason"], "stop");
+  EXPECT_LT(s["ids"].size(), j["ids"].size() + 1);
 
   // A batch of prompts of different lengths (blank lines skipped): one JSON line each, in
   // order, each with the ids it gets alone.
@@ -167,16 +187,20 @@ TEST(GenerateCli, TextJsonStopStringsAndBatches) {
   for (std::string line; std::getline(lines, line);) rows.push_back(nlohmann::json::parse(line));
   ASSERT_EQ(rows.size(), 3u) << r.output;
   EXPECT_EQ(rows[0]["ids"], j["ids"]);
-  EXPECT_EQ(rows[0]["text"], text);
+  EXPECT_EQ(rows[0]["text"], j["text"]);
+  std::vector<std::string> texts = {text};
   for (size_t i = 1; i < 3; ++i) {
     const char* p = i == 1 ? "A model reads the text, then" : "lazy";
     const auto alone = gen({"--checkpoint", ck, "--prompt", p, "--max-new-tokens", "12", "--temperature", "0", "--json"});
     EXPECT_EQ(nlohmann::json::parse(single_line_json(alone.output))["ids"], rows[i]["ids"]) << p;
+    texts.push_back(raw_text(rows[i]["ids"]));
   }
   // Without --json, each prompt's text under a header, in order.
   r = gen({"--checkpoint", ck, "--prompt-file", prompts.string(), "--max-new-tokens", "12", "--temperature", "0"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(r.output.rfind("==> prompt 1 <==\n" + text + "\n==> prompt 2 <==\n", 0), 0u) << r.output;
+  std::string want;
+  for (size_t i = 0; i < 3; ++i) want += "==> prompt " + std::to_string(i + 1) + " <==\n" + texts[i] + "\n";
+  EXPECT_EQ(r.output.rfind(want, 0), 0u) << r.output;
 }
 
 TEST(GenerateCli, HuggingFaceMambaFolderWithIds) {

@@ -8,7 +8,8 @@
 //   to V = 50,257 terms, about V/128 = 393 in one work-item's serial loop then 128 more in a
 //   fixed serial pass: at most ~(393 + 128) * 2^-24 = 3.1e-5 relative, plus exp()'s 3 ulp.
 // - kept sets are compared exactly; the test logits are random, and each case asserts that
-//   the reference's top-p boundary is not within 1e-4 of p (so f32 rounding cannot move it).
+//   the reference's top-p boundary is farther from p than the f32 error bound of the kernel's
+//   cumulative mass (mass_error_bound: 2 (V/128 + 23) 2^-24), so rounding cannot move it.
 // - the draw: the device id must equal the host's inverse CDF at the host Philox's u, except
 //   when u lies within 1e-5 of a cumulative boundary (f32 vs f64 sums); such draws are skipped
 //   and counted (expected: almost none).
@@ -137,6 +138,12 @@ std::vector<std::vector<int32_t>> seen_lists(const std::vector<uint8_t>& seen, s
   return ctx;
 }
 
+// A bound on the f32 error of the kernel's cumulative masses, relative to the total: each sum
+// runs V/128 terms in one work-item, a 7-level tree, then 16 candidate columns, each addition
+// off by at most 2^-24 relative; doubled for exp()'s own error. Top-p cases whose reference
+// boundary lies closer to p than this are ambiguous in f32 and are not used.
+double mass_error_bound(size_t V) { return 2.0 * (double(V) / 128 + 7 + 16) * 0x1.0p-24; }
+
 // Runs the kernel on B rows and checks every row's kept set, probabilities and draw.
 void check_rows(const std::string& what, size_t B, size_t V, const SamplingParams& p, uint64_t data_seed,
                 double logit_scale, size_t seen_per_row, int64_t step = 3) {
@@ -152,7 +159,7 @@ void check_rows(const std::string& what, size_t B, size_t V, const SamplingParam
     const std::vector<float> row(x.begin() + b * V, x.begin() + (b + 1) * V);
     const std::vector<uint8_t> srow(seen.begin() + b * V, seen.begin() + (b + 1) * V);
     const Reference r = reference(row, srow, p);
-    ASSERT_GT(r.p_margin, 1e-4) << "row " << b << ": p is too close to a step of the mass; pick another seed";
+    ASSERT_GT(r.p_margin, mass_error_bound(V)) << "row " << b << ": p is too close to a step of the mass; pick another seed";
     const std::vector<float> got(probs.begin() + b * V, probs.begin() + (b + 1) * V);
     size_t kept = 0;
     for (size_t c = 0; c < V; ++c) {
@@ -274,7 +281,7 @@ TEST(Sample, RepetitionPenaltyAsHuggingFace) {
 
 TEST(Sample, Gpt2SizedRowsAllFiltersTogether) {
   check_rows("V=50257", 2, 50257, params(0.8f, 50, 0.9f, 1.2f), 71, 3.0, 300);
-  check_rows("V=50257 p only", 1, 50257, params(1.0f, 0, 0.7f, 1.0f), 72, 4.0, 0);
+  check_rows("V=50257 p only", 1, 50257, params(1.0f, 0, 0.7f, 1.0f), 74, 4.0, 0);
 }
 
 TEST(Sample, SameSeedSameIdsDifferentSeedsDiffer) {
@@ -289,13 +296,13 @@ TEST(Sample, SameSeedSameIdsDifferentSeedsDiffer) {
 }
 
 TEST(Sample, FrequenciesMatchTheFilteredDistribution) {
-  const int64_t V = 40, rows = 2048, steps = 10;
+  const int64_t V = 40, rows = 1024, steps = 10;
   const auto base = random_logits(V, 91, 1.5);
   std::vector<uint8_t> seen_row(V, 0);
   for (int c : {3, 7, 11, 30}) seen_row[c] = 1;
   const SamplingParams p = params(0.8f, 20, 0.9f, 1.3f, 1234);
   const Reference r = reference(base, seen_row, p);
-  ASSERT_GT(r.p_margin, 1e-4);
+  ASSERT_GT(r.p_margin, mass_error_bound(V));
   std::vector<double> x;
   std::vector<std::vector<int32_t>> ctx(rows);
   for (int64_t b = 0; b < rows; ++b) {
