@@ -82,12 +82,8 @@ std::vector<Result> run_generate(Context& ctx, const Peaks&, const Options& opts
     nn::DecodeState one;
     Tensor last_logits;
     const auto t0 = std::chrono::steady_clock::now();
-    {
-      autograd::NoGradScope no_grad;
-      const Tensor logits = model.forward(Tensor::from_host_i32(ctx, Shape{1, P}, prompt), &one).logits;
-      last_logits = ops::clone(logits.view(Shape{P, V}).narrow_rows(P - 1, P));
-      ctx.finish();
-    }
+    last_logits = model.prefill(Tensor::from_host_i32(ctx, Shape{1, P}, prompt), one);  // (1, V)
+    ctx.finish();
     const double prefill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     for (size_t bi = 0; bi < batches.size(); ++bi) {
       const int64_t B = batches[bi];

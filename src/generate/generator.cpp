@@ -47,8 +47,8 @@ Prefill prefill(const nn::Model& model, const std::vector<std::vector<int32_t>>&
     const auto& ids = prompts[b];
     const int64_t L = static_cast<int64_t>(ids.size());
     nn::DecodeState one;
-    const Tensor logits = model.forward(Tensor::from_host_i32(ctx, Shape{1, L}, ids), &one).logits;  // (1, L, V)
-    ops::copy_into(logits.view(Shape{L, V}).narrow_rows(L - 1, L), out.logits.narrow_rows(b, b + 1));
+    const Tensor last = model.prefill(Tensor::from_host_i32(ctx, Shape{1, L}, ids), one);  // (1, V)
+    ops::copy_into(last, out.logits.narrow_rows(b, b + 1));
     for (size_t i = 0; i < one.mamba.size(); ++i) {
       if (!one.mamba[i].ssm.defined()) continue;  // an MoE block: no state
       auto& dst = out.state.mamba[i];

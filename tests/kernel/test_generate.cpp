@@ -86,6 +86,26 @@ TEST(Generate, GreedyIsTheArgmaxOfTheParallelForwardAtEveryPosition) {
   EXPECT_GE(compared, 38);
 }
 
+TEST(Generate, PrefillIsTheParallelForwardsLastPosition) {
+  const auto& m = tiny_model();
+  const int64_t B = 2, L = 11, V = m.spec().vocab_size;
+  std::vector<int32_t> ids = prompt_of(L, 900), second = prompt_of(L, 901);
+  ids.insert(ids.end(), second.begin(), second.end());
+  magellano::autograd::NoGradScope no_grad;
+  magellano::nn::DecodeState full_state, pre_state;
+  const auto full = m.forward(upload_i32(Shape{B, L}, ids), &full_state).logits.to_host();  // (B, L, V)
+  const auto last = m.prefill(upload_i32(Shape{B, L}, ids), pre_state).to_host();            // (B, V)
+  Vec want;
+  for (int64_t b = 0; b < B; ++b) want.insert(want.end(), full.begin() + (b * L + L - 1) * V, full.begin() + (b * L + L) * V);
+  // The same kernels on the same rows, except the LM head's GEMM shape: (B, D) vs (B*L, D).
+  expect_close(last, want, 1e-5, 1e-6, "prefill logits");
+  for (size_t i = 0; i < full_state.mamba.size(); ++i) {
+    if (!full_state.mamba[i].ssm.defined()) continue;
+    EXPECT_EQ(pre_state.mamba[i].ssm.to_host(), full_state.mamba[i].ssm.to_host()) << "layer " << i;
+    EXPECT_EQ(pre_state.mamba[i].conv.to_host(), full_state.mamba[i].conv.to_host()) << "layer " << i;
+  }
+}
+
 TEST(Generate, SameSeedSameIdsDifferentSeedsDiffer) {
   const auto prompt = prompt_of(5, 200);
   const auto a = run1(prompt, config(16, 1.0f, 0, 1.0f, 42));

@@ -1,5 +1,6 @@
 // Text generation with the recurrent state: each prompt is prefilled by the parallel forward
-// (no autograd), its decode state and last logits are copied into row b of a batched state,
+// (Model::prefill: no autograd, logits of the last position only), its decode state and last
+// logits are copied into row b of a batched state,
 // then every row advances one token per Model::step, whose cost does not depend on the
 // position. Sampling runs on the device (sampler.hpp).
 //
