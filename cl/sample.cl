@@ -67,16 +67,23 @@ inline uint threshold_search(__global const float* z, __global const float* e, l
   const int l = get_local_id(0);
   uint lo = 0;
   for (int shift = 28; shift >= 0; shift -= 4) {
-    // acc[j]: this work-item's part of F(lo + (j << shift)), j = 1 .. SPLITS - 1
-    float acc[SPLITS];
-    for (int j = 0; j < SPLITS; ++j) acc[j] = 0.0f;
+    // bin[j], j = 1 .. SPLITS - 1: this work-item's weight with key in [t_j, t_(j+1)), where
+    // t_j = lo + (j << shift) (the last bin also holds everything above); bin 0 is unused
+    // (keys below t_1 count for no candidate). F(t_j) is then the sum of bins j and up.
+    float bin[SPLITS];
+    for (int j = 0; j < SPLITS; ++j) bin[j] = 0.0f;
     for (long c = l; c < V; c += LOCAL) {
       const uint k = order_key(z[c]);
-      const float w = weighted ? (k >= floor_key ? e[c] : 0.0f) : 1.0f;
-      const uint d = k >= lo ? (k - lo) >> shift : 0u;  // d >= SPLITS: above every candidate
-      for (int j = 1; j < SPLITS; ++j) acc[j] += d >= (uint)j ? w : 0.0f;
+      if (k < lo) continue;
+      const uint d = min((k - lo) >> shift, (uint)(SPLITS - 1));
+      bin[d] += weighted ? (k >= floor_key ? e[c] : 0.0f) : 1.0f;
     }
-    for (int j = 0; j < SPLITS; ++j) s[j * LOCAL + l] = acc[j];
+    float acc = 0.0f;  // suffix sums, from the top bin down: a fixed order
+    for (int j = SPLITS - 1; j >= 1; --j) {
+      acc += bin[j];
+      s[j * LOCAL + l] = acc;
+    }
+    s[l] = 0.0f;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int w = LOCAL / 2; w > 0; w >>= 1) {
       if (l < w)
