@@ -19,8 +19,10 @@
 //   sample_mark    seen[b, ids[b]] = 1 for every row (the sampled token joins the context)
 //   sample_philox  out[0..4) = Philox4x32-10 of (counter c0..c3, key k0, k1), as int bits: for tests
 // Thresholds are found without sorting: z maps to an order-preserving 32-bit key, and a 16-way
-// search fixes the threshold key 4 bits per pass (8 passes over the row), each pass summing,
-// for 15 candidate thresholds at once, the count (top-k) or mass (top-p) at or above them.
+// search fixes the threshold key 4 bits per pass (8 passes over the row): each pass puts every
+// key into one of 16 bins by its next 4 bits (keys above the window into the top bin, keys
+// below it into none), and suffix sums of the bins give the count (top-k) or mass (top-p) at
+// or above 15 candidate thresholds at once.
 // Knobs: LOCAL (-D, default 128): work-group size, a power of two. The host keeps it at 128 on
 // every device that allows it, so every sum has the same shape (the same order) everywhere.
 // Deterministic: sums are fixed-shape trees or fixed serial loops; no atomics.

@@ -19,6 +19,10 @@ if [ "$what" = bench ] || [ "$what" = all ]; then
   bench_scan --device gpu --repeats 5 > "$out/bench_scan.json"
   [ -x .gpu/bin/bench_moe ] && bench_moe --device gpu > "$out/bench_moe.json"
   python3 scripts/torch_gemm.py > "$out/torch_gemm.json" || echo "PyTorch comparison unavailable"
+  # Decoding tokens/s by position (100, 8000) and batch (1, 8): one JSON line per result.
+  for c in tiny phase1; do
+    magellano bench generate --device gpu --json --config configs/$c.json --tokens 32 > "$out/generate_$c.jsonl"
+  done
 fi
 if [ "$what" = train ] || [ "$what" = all ]; then
   # cuBLAS fp32 at 4096, measured in this session, is the reference for model-FLOP utilisation.
