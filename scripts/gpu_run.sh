@@ -27,6 +27,8 @@ if [ "$what" = suite ] || [ "$what" = all ]; then
     --reference-gflops "$ref" --reference-name "$refname" > "$out/suite_h100.jsonl"
   magellano bench train-step --config configs/phase1.json --device gpu --json --batch 8 --steps 5 \
     --reference-gflops "$ref" --reference-name "$refname" >> "$out/suite_h100.jsonl"
+  # Decoding tokens/s by position (100, 8000) and batch (1, 8) for phase1 (`all` runs tiny).
+  magellano bench generate --config configs/phase1.json --device gpu --json --tokens 32 >> "$out/suite_h100.jsonl"
   cat "$out/torch_gemm.jsonl" >> "$out/suite_h100.jsonl" 2>/dev/null
   wc -l "$out/suite_h100.jsonl"
 fi

@@ -4,6 +4,7 @@
 
 #include "magellano/ops/cross_entropy.hpp"
 #include "magellano/ops/elementwise.hpp"
+#include "magellano/ops/index.hpp"
 #include "magellano/ops/matmul.hpp"
 #include "magellano/runtime/error.hpp"
 
@@ -48,9 +49,25 @@ Tensor Model::head(const Tensor& h) const {
 }
 
 ModelOutput Model::forward(const Tensor& ids, DecodeState* state) const {
+  ModelOutput out;
+  out.logits = head(body(ids, state, out));
+  return out;
+}
+
+Tensor Model::prefill(const Tensor& ids, DecodeState& state) const {
+  autograd::NoGradScope no_grad;
+  ModelOutput unused;
+  const Tensor h = body(ids, &state, unused);  // (B, L, D)
+  const int64_t B = ids.size(0), L = ids.size(1), D = spec_.dim;
+  std::vector<int32_t> last(B);
+  for (int64_t b = 0; b < B; ++b) last[b] = static_cast<int32_t>(b * L + L - 1);
+  const Tensor idx = Tensor::from_host_i32(h.ctx(), Shape{B}, last);
+  return head(ops::gather_rows(h.view(Shape{B * L, D}), idx));  // (B, V)
+}
+
+Tensor Model::body(const Tensor& ids, DecodeState* state, ModelOutput& out) const {
   if (ids.dtype() != DType::i32 || ids.shape().ndim() != 2)
     throw Error("model: ids must be (B, L) i32, got " + ids.shape().str() + " " + to_string(ids.dtype()));
-  ModelOutput out;
   if (state) state->mamba.assign(blocks_.size(), {});
   Tensor h = embedding_.forward(ids);  // (B, L, D), the fp32 residual stream
   for (size_t i = 0; i < blocks_.size(); ++i) {
@@ -65,8 +82,7 @@ ModelOutput Model::forward(const Tensor& ids, DecodeState* state) const {
                      }},
                blocks_[i]);
   }
-  out.logits = head(h);
-  return out;
+  return h;
 }
 
 LossOutput Model::loss(const Tensor& ids, const Tensor& targets) const {

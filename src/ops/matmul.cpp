@@ -21,6 +21,11 @@ Mat as_matrices(const Tensor& t) {
   return {per != 0 ? s.numel() / per : 1, s[-2], s[-1]};
 }
 
+// Up to this many rows of C, gemm runs one GEMV per row instead of one GEMM. Measured on PoCL
+// (2-core CPU), phase1's (M, 448) x (448, 50257) LM head: GEMM 500 ms at M = 1 and 585 ms at
+// M = 8 (padded to its tile either way); GEMV 109 ms per row. So only a single row gains.
+constexpr int64_t kGemvRows = 1;
+
 }  // namespace
 
 void gemm(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, float alpha,
@@ -41,6 +46,22 @@ void gemm(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, f
   const auto opb = tb ? clblast::Transpose::kYes : clblast::Transpose::kNo;
   clblast::StatusCode st;
   ctx.profiler().span_begin();
+  if (C.batch == 1 && m <= kGemvRows) {
+    // A few rows (decoding one sequence): one matrix-vector product per row of C. CLBlast's
+    // GEMM pads M to its tile (64 or more); GEMV reads op(B) once per row.
+    st = clblast::StatusCode::kSuccess;
+    for (int64_t i = 0; i < m && st == clblast::StatusCode::kSuccess; ++i) {
+      const size_t x_off = a.offset() + (ta ? i : i * A.cols);  // row i of op(A)
+      const size_t x_inc = ta ? A.cols : 1;
+      // y = op(B)^T x: B (k, n) row-major is transposed; B (n, k) (tb) is not.
+      st = clblast::Gemv<float>(layout, tb ? clblast::Transpose::kNo : clblast::Transpose::kYes, B.rows,
+                                B.cols, alpha, b.buffer(), b.offset(), B.cols, a.buffer(), x_off, x_inc, beta,
+                                c.buffer(), c.offset() + i * n, 1, ctx.queue_ptr(), nullptr);
+    }
+    ctx.profiler().span_end("clblast_gemv");
+    check_clblast(static_cast<int>(st), "SGEMV", "multiplying " + a.shape().str() + " by " + b.shape().str());
+    return;
+  }
   if (C.batch == 1) {
     st = clblast::Gemm<float>(layout, opa, opb, m, n, k, alpha, a.buffer(), a.offset(), A.cols,
                               b.buffer(), b.offset(), B.cols, beta, c.buffer(), c.offset(), n,

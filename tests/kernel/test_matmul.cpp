@@ -79,6 +79,15 @@ TEST(Matmul, EveryTransposeCombination) {
     for (bool tb : {false, true}) run({1, 13, 17, 19, ta, tb, false, false});
 }
 
+// One row takes the matrix-vector path (GEMV; decoding one sequence); a few rows, GEMM.
+TEST(Matmul, FewRowsTakeTheMatrixVectorPath) {
+  for (int64_t m : {1, 3, 8})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) run({1, m, 37, 29, ta, tb, false, false});
+  run({1, 1, 41, 23, false, true, true, false});  // linear's shape, with bias
+  run({5, 1, 11, 7, false, true, false, true});   // batched input, shared weight: 5 rows
+}
+
 TEST(Matmul, Bias) { run({1, 33, 7, 65, false, true, true, false}); }
 
 TEST(Matmul, StridedBatchedEveryTranspose) {

@@ -56,12 +56,18 @@ class Model : public Module {
   LossOutput loss(const Tensor& ids, const Tensor& targets) const;
   // One position for every sequence, no autograd: ids_t (B) i32 → logits (B, V).
   Tensor step(const Tensor& ids_t, DecodeState& state) const;
+  // Prefill for decoding, no autograd: ids (B, L) i32 → the logits of the last position only
+  // (B, V), equal to forward(ids).logits[:, L-1]; `state` receives the state after it. Never
+  // holds (B, L, V) logits, so long prompts with large vocabularies fit.
+  Tensor prefill(const Tensor& ids, DecodeState& state) const;
   DecodeState empty_state(int64_t batch) const;
 
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
 
  private:
   Tensor head(const Tensor& h) const;  // norm_f then the LM head: (..., D) → (..., V)
+  // Embedding and blocks: ids (B, L) → the residual stream (B, L, D); MoE outputs go to `out`.
+  Tensor body(const Tensor& ids, DecodeState* state, ModelOutput& out) const;
   ModelSpec spec_;
   Init init_;  // one generator for every draw, in construction order (before embedding_)
   Embedding embedding_;

@@ -1,0 +1,224 @@
+// magellano generate --checkpoint DIR (--prompt TEXT | --prompt-file F | --prompt-ids "1 2 3")
+//   [--tokenizer DIR] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
+//   [--repetition-penalty R] [--stop STRING]... [--seed S] [--json] [--device D]
+// Text streams to stdout as it is produced (one prompt), or prompt by prompt in order (several);
+// --json prints one object per prompt per line: {"prompt_ids", "ids", "text", "finish_reason"}.
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include "command.hpp"
+#include "options.hpp"
+#include "magellano/data/tokenizer.hpp"
+#include "magellano/generate/generator.hpp"
+#include "magellano/io/hf_mamba_config.hpp"
+#include "magellano/io/json_file.hpp"
+#include "magellano/runtime/error.hpp"
+#include "magellano/train/checkpoint.hpp"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+using namespace magellano;
+
+namespace {
+
+bool has_tokenizer_files(const fs::path& dir) {
+  return (fs::exists(dir / "encoder.json") && fs::exists(dir / "vocab.bpe")) ||
+         (fs::exists(dir / "vocab.json") && fs::exists(dir / "merges.txt"));
+}
+
+// --tokenizer DIR; else the checkpoint folder's own tokenizer files; else the config's
+// data.tokenizer (as `magellano eval --text` uses it); else none. `why_none` says what was tried.
+std::optional<data::Tokenizer> find_tokenizer(const std::string& option, const fs::path& checkpoint,
+                                              const train::Config& cfg, std::string& why_none) {
+  if (!option.empty()) return data::Tokenizer::load(option);
+  if (has_tokenizer_files(checkpoint)) return data::Tokenizer::load(checkpoint);
+  if (cfg.data.tokenizer && fs::is_directory(*cfg.data.tokenizer)) return data::Tokenizer::load(*cfg.data.tokenizer);
+  why_none = "the checkpoint folder holds no encoder.json + vocab.bpe (or vocab.json + merges.txt) and ";
+  why_none += cfg.data.tokenizer ? "its config's data.tokenizer '" + *cfg.data.tokenizer + "' is not a folder here"
+                                 : "its config names no tokenizer (data.tokenizer)";
+  return std::nullopt;
+}
+
+// "1 2 3" or "1,2,3".
+std::vector<int32_t> parse_ids(const std::string& s) {
+  std::vector<int32_t> ids;
+  std::string word;
+  std::istringstream in(s);
+  while (in >> word) {
+    std::istringstream parts(word);
+    std::string part;
+    while (std::getline(parts, part, ',')) {
+      if (part.empty()) continue;
+      size_t used = 0;
+      long long v = -1;
+      try {
+        v = std::stoll(part, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != part.size() || v < 0 || v > INT32_MAX)
+        throw Error("--prompt-ids: '" + part + "' is not a token id; give non-negative integers, e.g. --prompt-ids \"464 3290\".");
+      ids.push_back(static_cast<int32_t>(v));
+    }
+  }
+  if (ids.empty()) throw Error("--prompt-ids is empty; give at least one token id, e.g. --prompt-ids \"50256\".");
+  return ids;
+}
+
+// The end-of-text id: the tokenizer's <|endoftext|>; else a Hugging Face config's eos_token_id;
+// else 50256 for GPT-2's vocabulary of 50,257 ids; else none.
+std::optional<int32_t> find_eos(const std::optional<data::Tokenizer>& tok, const fs::path& checkpoint,
+                                const train::LoadedModel& loaded) {
+  if (tok) {
+    if (auto id = tok->eot_id()) return static_cast<int32_t>(*id);
+  }
+  if (loaded.hugging_face) {
+    const auto j = io::read_json(checkpoint / "config.json", "Hugging Face config");
+    if (j.contains("eos_token_id") && j["eos_token_id"].is_number_integer()) return j["eos_token_id"].get<int32_t>();
+  }
+  if (loaded.config.model.vocab_size == 50257) return 50256;
+  return std::nullopt;
+}
+
+std::string ids_line(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (size_t i = 0; i < ids.size(); ++i) s += (i ? " " : "") + std::to_string(ids[i]);
+  return s;
+}
+
+int run_generate(int argc, char** argv) {
+  po::options_description opts(
+      "magellano generate: continue prompts with a model (prefill with the parallel forward, then\n"
+      "one recurrent step per token; sampling on the device)\n"
+      "  magellano generate --checkpoint DIR (--prompt TEXT | --prompt-file F | --prompt-ids \"1 2 3\")\n"
+      "Options");
+  std::string checkpoint, prompt, prompt_file, prompt_ids, tokenizer_dir, device;
+  std::vector<std::string> stops;
+  generate::GenerationConfig gc;
+  int64_t seed = 0;
+  opts.add_options()("help,h", "show this help")
+      ("checkpoint", po::value(&checkpoint), "a Magellano checkpoint or a Hugging Face Mamba model folder")
+      ("prompt", po::value(&prompt), "the prompt text")
+      ("prompt-file", po::value(&prompt_file), "a file of prompts, one per line (blank lines skipped), generated as one batch")
+      ("prompt-ids", po::value(&prompt_ids), "the prompt as token ids, e.g. \"464 3290\" (needs no tokenizer)")
+      ("tokenizer", po::value(&tokenizer_dir), "tokenizer folder (default: the checkpoint folder's tokenizer files, else the config's data.tokenizer)")
+      ("max-new-tokens", po::value(&gc.max_new_tokens)->default_value(100), "tokens to generate at most per prompt")
+      ("temperature", po::value(&gc.sampling.temperature)->default_value(1.0f, "1"), "softmax temperature; 0 = greedy")
+      ("top-k", po::value(&gc.sampling.top_k)->default_value(0), "keep the K most likely tokens (0 = off)")
+      ("top-p", po::value(&gc.sampling.top_p)->default_value(1.0f, "1"), "nucleus: keep the smallest top set holding P of the probability (1 = off)")
+      ("repetition-penalty", po::value(&gc.sampling.repetition_penalty)->default_value(1.0f, "1"),
+       "divide positive / multiply negative logits of tokens already in the context (1 = off)")
+      ("stop", po::value(&stops), "stop when the text contains STRING (repeatable); the text is cut before it")
+      ("seed", po::value(&seed)->default_value(0), "random seed of the sampler")
+      ("json", "print one JSON object per prompt per line: prompt_ids, ids, text, finish_reason")
+      ("device", po::value(&device), "OpenCL device: P:D, cpu, gpu or part of a name");
+  po::variables_map vm;
+  if (!cli::parse_options(opts, argc, argv, vm)) return 0;
+  if (checkpoint.empty()) throw Error("generate: give --checkpoint DIR.");
+  if (vm.count("prompt") + vm.count("prompt-file") + vm.count("prompt-ids") != 1)
+    throw Error("generate: give exactly one of --prompt TEXT, --prompt-file FILE or --prompt-ids \"1 2 3\".");
+  if (gc.max_new_tokens < 0) throw Error("--max-new-tokens must be >= 0, got " + std::to_string(gc.max_new_tokens) + ".");
+  if (seed < 0) throw Error("--seed must be >= 0, got " + std::to_string(seed) + ".");
+  gc.sampling.seed = static_cast<uint64_t>(seed);
+  generate::validate(gc.sampling);
+  for (const auto& s : stops)
+    if (s.empty()) throw Error("--stop needs a non-empty string.");
+  gc.stop = stops;
+  const bool json = vm.count("json") > 0;
+
+  // Prompts (text before any device work, so bad input fails fast).
+  std::vector<std::string> texts;
+  if (vm.count("prompt")) {
+    if (prompt.empty()) throw Error("--prompt is empty; give some text (or --prompt-ids).");
+    texts.push_back(prompt);
+  } else if (vm.count("prompt-file")) {
+    std::ifstream in(prompt_file, std::ios::binary);
+    if (!in) throw Error("--prompt-file: cannot read '" + prompt_file + "'.");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.find_first_not_of(" \t") != std::string::npos) texts.push_back(line);
+    }
+    if (texts.empty()) throw Error("--prompt-file '" + prompt_file + "' holds no prompt (one per line).");
+  }
+  std::vector<std::vector<int32_t>> prompts;
+  if (vm.count("prompt-ids")) prompts.push_back(parse_ids(prompt_ids));
+
+  auto ctx = Context::create(device);
+  const auto loaded = train::load_model(checkpoint, *ctx);
+  const int64_t V = loaded.config.model.vocab_size;
+  std::string why_none;
+  const auto tok = find_tokenizer(tokenizer_dir, checkpoint, loaded.config, why_none);
+  if (!tok && (!texts.empty() || !stops.empty()))
+    throw Error("generate: " + std::string(texts.empty() ? "--stop" : "a text prompt") + " needs a tokenizer, and " +
+                why_none + ". Pass --tokenizer DIR, or give --prompt-ids without --stop.");
+  if (tok && static_cast<int64_t>(tok->vocab_size()) > V)
+    throw Error("generate: the tokenizer has " + std::to_string(tok->vocab_size()) + " ids but the model only " +
+                std::to_string(V) + ": it is not this model's tokenizer (pass --tokenizer DIR).");
+  for (const auto& t : texts) {
+    std::vector<int32_t> ids;
+    for (uint32_t id : tok->encode(t, data::SpecialTokens::AsText)) ids.push_back(static_cast<int32_t>(id));
+    prompts.push_back(std::move(ids));
+  }
+  gc.eos_id = find_eos(tok, checkpoint, loaded);
+  generate::TokenBytes token_bytes;
+  if (tok)
+    token_bytes = [&](int32_t id) -> std::string {
+      return id >= 0 && static_cast<size_t>(id) < tok->vocab_size() ? tok->token_bytes(static_cast<uint32_t>(id))
+                                                                     : std::string();
+    };
+
+  // Output. One prompt: text (or, without a tokenizer, ids) streams as it comes. Several: each
+  // prompt's result is printed once it and every prompt before it have finished.
+  const size_t n = prompts.size();
+  std::vector<std::optional<generate::Completion>> done(n);
+  size_t next_print = 0;
+  auto print_result = [&](size_t b, const generate::Completion& c) {
+    if (json) {
+      nlohmann::json j{{"prompt_ids", c.prompt_ids}, {"ids", c.ids},
+                       {"text", tok ? nlohmann::json(c.text) : nlohmann::json(nullptr)},
+                       {"finish_reason", generate::to_string(c.finish)}};
+      std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    } else if (n > 1) {
+      std::cout << "==> prompt " << b + 1 << " <==\n" << (tok ? c.text : ids_line(c.ids)) << "\n";
+    } else {
+      std::cout << "\n";  // the streamed text ends with a newline
+    }
+    std::cout.flush();
+  };
+  generate::GenerationCallbacks cb;
+  if (!json && n == 1) {
+    if (tok) cb.on_text = [](size_t, std::string_view bytes) { std::cout << bytes << std::flush; };
+    else cb.on_token = [first = true](size_t, int32_t id) mutable {
+        std::cout << (first ? "" : " ") << id << std::flush;
+        first = false;
+      };
+  }
+  cb.on_finish = [&](size_t b, const generate::Completion& c) {
+    done[b] = c;
+    while (next_print < n && done[next_print]) {
+      print_result(next_print, *done[next_print]);
+      ++next_print;
+    }
+  };
+  const auto start = std::chrono::steady_clock::now();
+  const auto results = generate::generate(*loaded.model, prompts, gc, token_bytes, cb);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!json) {
+    size_t tokens = 0;
+    for (const auto& r : results) tokens += r.ids.size();
+    std::cerr << "[" << tokens << " tokens for " << n << (n == 1 ? " prompt" : " prompts") << " in "
+              << seconds << " s on " << ctx->device().name << "]\n";
+  }
+  return 0;
+}
+
+cli::RegisterCommand reg{{"generate", "Generate text from a checkpoint (recurrent decoding, sampling on the device)",
+                          run_generate}};
+
+}  // namespace

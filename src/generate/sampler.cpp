@@ -1,0 +1,78 @@
+#include "magellano/generate/sampler.hpp"
+
+#include <cmath>
+
+#include "magellano/ops/launch.hpp"
+#include "magellano/runtime/error.hpp"
+
+namespace magellano::generate {
+
+void validate(const SamplingParams& p) {
+  if (!(p.temperature >= 0.0f) || !std::isfinite(p.temperature))
+    throw Error("--temperature must be a finite number >= 0 (0 = greedy), got " + std::to_string(p.temperature) + ".");
+  if (p.top_k < 0) throw Error("--top-k must be >= 0 (0 = off), got " + std::to_string(p.top_k) + ".");
+  if (!(p.top_p >= 0.0f && p.top_p <= 1.0f))
+    throw Error("--top-p must be in [0, 1] (1 = off), got " + std::to_string(p.top_p) + ".");
+  if (!(p.repetition_penalty > 0.0f) || !std::isfinite(p.repetition_penalty))
+    throw Error("--repetition-penalty must be a finite number > 0 (1 = off), got " +
+                std::to_string(p.repetition_penalty) + ".");
+}
+
+int64_t sample_local_size(const Context& ctx) {
+  int64_t l = 1;
+  while (l * 2 <= 128 && l * 2 <= static_cast<int64_t>(ctx.device().max_work_group_size)) l *= 2;
+  return l;
+}
+
+Sampler::Sampler(Context& ctx, int64_t batch, int64_t vocab, const SamplingParams& params,
+                 const std::vector<std::vector<int32_t>>& context)
+    : ctx_(ctx), batch_(batch), vocab_(vocab), params_(params), local_(sample_local_size(ctx)) {
+  validate(params);
+  if (batch < 1 || vocab < 1) throw Error("sampler: batch and vocabulary must be positive.");
+  if (vocab >= (int64_t{1} << 24))
+    throw Error("sampler: vocabularies of 2^24 ids or more are not supported (counts are f32).");
+  if (!context.empty() && static_cast<int64_t>(context.size()) != batch)
+    throw Error("sampler: give one context list per row (" + std::to_string(batch) + "), got " +
+                std::to_string(context.size()) + ".");
+  std::vector<uint8_t> seen(static_cast<size_t>(batch * vocab), 0);
+  for (size_t b = 0; b < context.size(); ++b)
+    for (int32_t id : context[b])
+      if (id >= 0 && id < vocab) seen[b * vocab + id] = 1;
+  seen_ = Tensor::from_host_u8(ctx, Shape{batch, vocab}, seen, MemCategory::scratch);
+  z_ = Tensor::empty(ctx, Shape{batch, vocab}, DType::f32, MemCategory::scratch);
+  e_ = Tensor::empty(ctx, Shape{batch, vocab}, DType::f32, MemCategory::scratch);
+  options_ = "-DLOCAL=" + std::to_string(local_);
+}
+
+Tensor Sampler::run(const Tensor& logits, int64_t step, const Tensor* probs) {
+  if (logits.dtype() != DType::f32 || logits.shape() != Shape{batch_, vocab_})
+    throw Error("sampler: logits must be " + Shape{batch_, vocab_}.str() + " f32, got " +
+                logits.shape().str() + " " + to_string(logits.dtype()) + ".");
+  Tensor ids = Tensor::empty(ctx_, Shape{batch_}, DType::i32, MemCategory::scratch);
+  // Without probabilities the kernel still needs a buffer argument; it writes nothing there.
+  const Tensor& p = probs ? *probs : ids;
+  ops::Launch(ctx_, "sample", "sample_rows", options_)
+      .arg(logits).arg(seen_).arg(z_).arg(e_).arg(ids).arg(p)
+      .arg(vocab_).arg(params_.temperature).arg(params_.top_k).arg(params_.top_p)
+      .arg(params_.repetition_penalty).arg(static_cast<int64_t>(params_.seed)).arg(step)
+      .arg(int32_t(probs != nullptr))
+      .run(static_cast<size_t>(batch_ * local_), static_cast<size_t>(local_));
+  return ids;
+}
+
+Tensor Sampler::sample(const Tensor& logits, int64_t step) {
+  Tensor ids = run(logits, step, nullptr);
+  if (params_.repetition_penalty != 1.0f)
+    ops::Launch(ctx_, "sample", "sample_mark", options_).arg(seen_).arg(ids).arg(batch_).arg(vocab_)
+        .run(static_cast<size_t>(batch_), 64);
+  return ids;
+}
+
+Tensor Sampler::probabilities(const Tensor& logits, int64_t step, Tensor* ids) {
+  Tensor probs = Tensor::empty(ctx_, Shape{batch_, vocab_});
+  Tensor drawn = run(logits, step, &probs);
+  if (ids) *ids = drawn;
+  return probs;
+}
+
+}  // namespace magellano::generate
