@@ -75,6 +75,7 @@ std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Optio
              {"params_total", counts.total},
              {"active_params_per_token", counts.active_per_token},
              {"peak_device_bytes", peak},
+             {"peak_reserved_bytes", ctx.memory().peak_reserved()},
              {"peak_by_category", ctx.memory().to_json()},
              {"estimate_total_bytes", estimate.total},
              {"memory_estimate", train::to_json(estimate)},
@@ -86,6 +87,14 @@ std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Optio
   } else {
     r.extra["mfu"] = nullptr;
     r.extra["mfu_note"] = "no reference BLAS rate: pass --reference-gflops (or build the CLI with OpenBLAS on a CPU)";
+  }
+  if (ctx.profiler().enabled()) {  // MAGELLANO_PROFILE=1: device time per kernel of one more step
+    ctx.profiler().discard();
+    step();
+    nlohmann::json prof = nlohmann::json::array();
+    for (const auto& e : ctx.profiler().report())
+      prof.push_back({{"kernel", e.name}, {"calls", e.calls}, {"device_ms", e.seconds * 1e3}});
+    r.extra["profile_one_step"] = prof;
   }
   return {r};
 }
