@@ -1,0 +1,60 @@
+// NF4 double quantization on the host, in plain fp32 C++: the reference that the device kernels
+// (cl/nf4.cl) must equal bit for bit, written to follow bitsandbytes 0.50's CPU path exactly
+// (its default-backend quantize_4bit and its C++ quantize_blockwise for the nested step).
+//
+// Rules (see nf4.hpp for the layout):
+//   absmax[b]   = max |x| over block b (the last block shorter when 64 does not divide n); a last
+//                 block that is all zeros stores 1e-38f (bitsandbytes clamps it), a full one 0.
+//   scaled      = x * (1 / max(absmax, 1e-38f)) in full blocks, x / max(absmax, 1e-38f) in the
+//                 last partial block (both correctly rounded fp32, as torch computes them).
+//   code        = number of fp32 midpoints (c[k] + c[k+1]) / 2 strictly below scaled (a value
+//                 on a midpoint takes the lower code; an all-zero block gives code 7, i.e. 0.0).
+//   packing     = even index in the high nibble; an odd n pads the last low nibble with code 7.
+//   offset      = mean of absmax: the fp64 sum in order, / n, rounded to fp32 (bitsandbytes uses
+//                 torch.mean, whose fp32 summation order may differ from this in the last bit).
+//   nested      = per 256 values v = absmax - offset: s = max |v|; q = v / s (fp32), i = the
+//                 largest map index with map[i] <= q (0 if none), then i + 1 when
+//                 |q - map[i+1]| < |q - map[i]| (fp32). A block with s == 0 stores code 0.
+//   dequantize  = absmax' = map[q] * s + offset (two fp32 roundings); x' = code[c] * absmax'.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace magellano::quant::reference {
+
+struct HostNF4 {
+  int64_t n = 0;
+  std::vector<uint8_t> packed;        // ceil(n / 2)
+  std::vector<float> absmax;          // ceil(n / 64): fp32, before double quantization
+  float offset = 0.0f;
+  std::vector<uint8_t> absmax_q;      // ceil(n / 64)
+  std::vector<float> nested_absmax;   // ceil(ceil(n / 64) / 256)
+};
+
+// The 4-bit code of one scaled value (bucketize against the fp32 midpoints).
+uint8_t nf4_code_of(float scaled);
+
+// First level only: packed codes and fp32 absmax.
+void quantize_nf4_blocks(const float* x, int64_t n, uint8_t* packed, float* absmax);
+
+// The offset of the double quantization: mean of the absmax values.
+float absmax_mean(const float* absmax, int64_t n);
+
+// bitsandbytes' quantize_blockwise on the CPU (fp32) with a sorted 256-value map: q (n codes),
+// scale (ceil(n / blocksize) absmax values).
+void quantize_blockwise(const float* v, int64_t n, int blocksize, const float* map, uint8_t* q,
+                        float* scale);
+
+// The whole pipeline; `offset_override` (when non-null) replaces the computed mean, so tests can
+// check the nested step against bitsandbytes' own offset.
+HostNF4 quantize_nf4(const float* x, int64_t n, const float* offset_override = nullptr);
+
+// absmax' (n_blocks) from the nested codes.
+std::vector<float> dequantize_absmax(const std::vector<uint8_t>& absmax_q,
+                                     const std::vector<float>& nested_absmax, float offset);
+// x' (n) from packed codes and absmax'.
+std::vector<float> dequantize_nf4(const std::vector<uint8_t>& packed,
+                                  const std::vector<float>& absmax_dq, int64_t n);
+std::vector<float> dequantize_nf4(const HostNF4& q);
+
+}  // namespace magellano::quant::reference
