@@ -5,7 +5,7 @@
 //                        one work-item per block of 64
 //   nf4_nested_scale     absmax (nb) f32, offset -> nested (ceil(nb/256)) f32 = max |absmax-offset|
 //                        one work-item per block of 256
-//   nf4_nested_codes     absmax (nb), offset, nested, map (256) -> absmax_q (nb) u8
+//   nf4_nested_codes     absmax (nb), offset, nested, lut (65536) -> absmax_q (nb) u8
 //                        one work-item per absmax value
 //   nf4_dequantize       packed, absmax_q, nested, offset, map (256), code (16) -> out (n) f32
 //   nf4_dequantize_f16   the same, stored as half (round to nearest even)
@@ -92,26 +92,27 @@ __kernel void nf4_nested_scale(__global const float* absmax, ulong absmax_off,
   nested[c] = s;
 }
 
+// bitsandbytes' CPU quantize_blockwise: x = clamp(v * (1/s), -1, 1), table index
+// trunc(((x + 1) * 0.5) * 65535 + 0.5) (every step rounded), code = lut[index].
 __kernel void nf4_nested_codes(__global const float* absmax, ulong absmax_off,
                                __global const float* nested, ulong nested_off,
-                               __global const float* map, ulong map_off,
+                               __global const uchar* lut, ulong lut_off,
                                __global uchar* absmax_q, ulong absmax_q_off, long nb,
                                float offset) {
-  absmax += absmax_off; nested += nested_off; map += map_off; absmax_q += absmax_q_off;
+  absmax += absmax_off; nested += nested_off; lut += lut_off; absmax_q += absmax_q_off;
   const long b = get_global_id(0);
   if (b >= nb) return;
   const float s = nested[b / NESTED_BLOCK];
-  if (s == 0.0f) {  // 0 / 0: bitsandbytes' search lands on index 0
+  if (s == 0.0f) {
     absmax_q[b] = 0;
     return;
   }
-  const float v = div_rn(absmax[b] - offset, s);
-  // The largest index with map[idx] <= v (0 when v is below map[0]).
-  int lo = 0;
-  for (int step = 128; step > 0; step >>= 1)
-    if (map[lo + step] <= v) lo += step;
-  if (lo < 255 && fabs(v - map[lo + 1]) < fabs(v - map[lo])) ++lo;
-  absmax_q[b] = (uchar)lo;
+  const float x = fmin(fmax((absmax[b] - offset) * div_rn(1.0f, s), -1.0f), 1.0f);
+  float t = x + 1.0f;
+  t = t * 0.5f;
+  t = t * 65535.0f;
+  t = t + 0.5f;
+  absmax_q[b] = lut[(int)t];
 }
 
 // absmax' of block b: map[q] * scale + offset, two roundings.

@@ -2,6 +2,8 @@
 #include "magellano/quant/nf4.hpp"
 
 #include <cmath>
+#include <map>
+#include <mutex>
 
 #include "magellano/ops/launch.hpp"
 #include "magellano/quant/nf4_reference.hpp"
@@ -18,6 +20,19 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 Tensor upload_map(Context& ctx, const float* values, int64_t n, MemCategory category) {
   return Tensor::from_host(ctx, Shape{n}, std::vector<float>(values, values + n), DType::f32,
                            category);
+}
+
+// The 64 KiB code table of the nested quantization (reference::blockwise_lut of the dynamic
+// map), built and uploaded once per context.
+Tensor nested_lut(Context& ctx) {
+  static std::mutex mutex;
+  static auto* tables = new std::map<const Context*, Tensor>;  // never destroyed, like contexts
+  std::lock_guard<std::mutex> lock(mutex);
+  Tensor& t = (*tables)[&ctx];
+  if (!t.defined())
+    t = Tensor::from_host_u8(ctx, Shape{65536}, reference::blockwise_lut(dynamic_map_signed().data()),
+                             MemCategory::scratch);
+  return t;
 }
 
 }  // namespace
@@ -62,7 +77,7 @@ NF4Weight quantize_nf4(const Tensor& w, MemCategory category) {
   q.offset = reference::absmax_mean(am.data(), nb);
   Launch(ctx, "nf4", "nf4_nested_scale").arg(absmax).arg(q.nested_absmax).arg(nb).arg(q.offset)
       .run(nn);
-  Launch(ctx, "nf4", "nf4_nested_codes").arg(absmax).arg(q.nested_absmax).arg(q.nested_quant_map)
+  Launch(ctx, "nf4", "nf4_nested_codes").arg(absmax).arg(q.nested_absmax).arg(nested_lut(ctx))
       .arg(q.absmax_q).arg(nb).arg(q.offset).run(nb);
   return q;
 }

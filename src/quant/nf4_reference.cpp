@@ -58,28 +58,42 @@ float absmax_mean(const float* absmax, int64_t n) {
   return static_cast<float>(sum / static_cast<double>(n));
 }
 
+std::vector<uint8_t> blockwise_lut(const float* map) {
+  float mids[255];
+  for (int k = 0; k < 255; ++k) mids[k] = 0.5f * (map[k] + map[k + 1]);
+  std::vector<uint8_t> lut(65536);
+  int code = 0;
+  for (int i = 0; i < 65536; ++i) {
+    const float val = -1.0f + (2.0f * static_cast<float>(i)) / 65535.0f;
+    while (code < 255 && mids[code] < val) ++code;
+    lut[i] = static_cast<uint8_t>(code);
+  }
+  return lut;
+}
+
+uint16_t blockwise_lut_index(float x) {
+  x = std::clamp(x, -1.0f, 1.0f);
+  float t = x + 1.0f;
+  t = t * 0.5f;
+  t = t * 65535.0f;
+  t = t + 0.5f;
+  return static_cast<uint16_t>(t);
+}
+
 void quantize_blockwise(const float* v, int64_t n, int blocksize, const float* map, uint8_t* q,
                         float* scale) {
+  const std::vector<uint8_t> lut = blockwise_lut(map);
   for (int64_t begin = 0, b = 0; begin < n; begin += blocksize, ++b) {
     const int64_t end = std::min(n, begin + blocksize);
     float s = 0.0f;
     for (int64_t i = begin; i < end; ++i) s = std::max(s, std::fabs(v[i]));
     scale[b] = s;
-    for (int64_t i = begin; i < end; ++i) {
-      if (s == 0.0f) {  // 0 / 0: bitsandbytes' search lands on index 0
-        q[i] = 0;
-        continue;
-      }
-      const float x = v[i] / s;
-      // The largest index with map[idx] <= x (0 when x is below map[0]).
-      int idx = static_cast<int>(std::upper_bound(map, map + 256, x) - map) - 1;
-      idx = std::max(idx, 0);
-      if (idx < 255) {
-        const float left = std::fabs(x - map[idx]), right = std::fabs(x - map[idx + 1]);
-        if (right < left) ++idx;
-      }
-      q[i] = static_cast<uint8_t>(idx);
+    if (s == 0.0f) {
+      std::fill(q + begin, q + end, uint8_t{0});
+      continue;
     }
+    const float inv = 1.0f / s;
+    for (int64_t i = begin; i < end; ++i) q[i] = lut[blockwise_lut_index(v[i] * inv)];
   }
 }
 

@@ -2,6 +2,7 @@
 // bitsandbytes itself produced, and written back), the streaming writer, the tensor-by-tensor
 // quantizer, and `magellano quantize` with its bad-input paths. All comparisons are exact.
 #include <bit>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -22,7 +23,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path fixture_path() { return fs::path(MAGELLANO_TEST_FIXTURES_DIR) / "nf4_bnb.safetensors"; }
+// $MAGELLANO_TEST_FIXTURES (e.g. on the GPU machine), else the source tree's tests/fixtures.
+std::string fixtures_dir() {
+  const char* env = std::getenv("MAGELLANO_TEST_FIXTURES");
+  return env && *env ? env : MAGELLANO_TEST_FIXTURES_DIR;
+}
+
+fs::path fixture_path() { return fs::path(fixtures_dir()) / "nf4_bnb.safetensors"; }
 
 std::string read_all(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);

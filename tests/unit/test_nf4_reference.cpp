@@ -9,6 +9,7 @@
 // Statistical checks (N(0,1) error) state their tolerance where they are made.
 #include <bit>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 
@@ -26,9 +27,15 @@ namespace ref = magellano::quant::reference;
 
 namespace {
 
+// $MAGELLANO_TEST_FIXTURES (e.g. on the GPU machine), else the source tree's tests/fixtures.
+std::string fixtures_dir() {
+  const char* env = std::getenv("MAGELLANO_TEST_FIXTURES");
+  return env && *env ? env : MAGELLANO_TEST_FIXTURES_DIR;
+}
+
 const io::SafetensorsReader& fixture() {
   static const io::SafetensorsReader r =
-      io::SafetensorsReader::open(std::string(MAGELLANO_TEST_FIXTURES_DIR) + "/nf4_bnb.safetensors");
+      io::SafetensorsReader::open(fixtures_dir() + "/nf4_bnb.safetensors");
   return r;
 }
 

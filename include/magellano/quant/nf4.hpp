@@ -8,8 +8,9 @@
 //   when i is even, in its low nibble when i is odd (an odd n leaves the last low nibble 0).
 // Double quantization of the absmax values (n_blocks of them):
 //   offset = mean(absmax); absmax - offset in blocks of 256: nested_absmax[c] = max |.| over
-//   block c; absmax_q[b] = index of the value of bitsandbytes' signed dynamic map nearest to
-//   (absmax[b] - offset) / nested_absmax[c].
+//   block c; absmax_q[b] = the value of bitsandbytes' signed dynamic map that its CPU
+//   quantize_blockwise picks for (absmax[b] - offset) * (1 / nested_absmax[c]): the nearest one,
+//   decided through a 65,536-entry table (exact rules: quant/nf4_reference.hpp).
 // Dequantize:
 //   absmax'[b] = dynamic_map[absmax_q[b]] * nested_absmax[b / 256] + offset
 //   w'[i]      = nf4_code[code[i]] * absmax'[i / 64]

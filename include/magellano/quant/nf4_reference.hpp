@@ -12,9 +12,13 @@
 //   packing     = even index in the high nibble; an odd n pads the last low nibble with code 7.
 //   offset      = mean of absmax: the fp64 sum in order, / n, rounded to fp32 (bitsandbytes uses
 //                 torch.mean, whose fp32 summation order may differ from this in the last bit).
-//   nested      = per 256 values v = absmax - offset: s = max |v|; q = v / s (fp32), i = the
-//                 largest map index with map[i] <= q (0 if none), then i + 1 when
-//                 |q - map[i+1]| < |q - map[i]| (fp32). A block with s == 0 stores code 0.
+//   nested      = per 256 values v = absmax - offset: s = max |v| (a block with s == 0 stores
+//                 code 0); x = clamp(v * (1 / s), -1, 1); t = ((x + 1) * 0.5) * 65535 + 0.5 (each
+//                 step rounded to fp32); code = lut[trunc(t)], where lut[i] counts the fp32
+//                 midpoints 0.5 * (map[k] + map[k+1]) below -1 + (2 * i) / 65535. This is
+//                 bitsandbytes 0.50's CPU quantize_blockwise (a 65,536-entry table, not an exact
+//                 nearest search: near a midpoint it may pick the farther neighbour, and 0 maps
+//                 to a small positive value); we reproduce it bit for bit.
 //   dequantize  = absmax' = map[q] * s + offset (two fp32 roundings); x' = code[c] * absmax'.
 #pragma once
 #include <cstdint>
@@ -39,6 +43,11 @@ void quantize_nf4_blocks(const float* x, int64_t n, uint8_t* packed, float* absm
 
 // The offset of the double quantization: mean of the absmax values.
 float absmax_mean(const float* absmax, int64_t n);
+
+// The 65,536-entry table of bitsandbytes' CPU quantize_blockwise for a sorted 256-value map.
+std::vector<uint8_t> blockwise_lut(const float* map);
+// The table index of a value already scaled by 1 / s: trunc(((clamp(x) + 1) * 0.5) * 65535 + 0.5).
+uint16_t blockwise_lut_index(float x);
 
 // bitsandbytes' quantize_blockwise on the CPU (fp32) with a sorted 256-value map: q (n codes),
 // scale (ceil(n / blocksize) absmax values).
