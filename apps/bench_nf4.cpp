@@ -3,8 +3,8 @@
 //               shape, median of --repeats; the whole model's time projected from those (each
 //               shape's median x its count), and with --full 1 measured: every weight once.
 //   dequantize  NF4 -> f32 of the largest weight (GB/s: 4.5 bytes moved per parameter)
-//   nf4_linear  x (--tokens, in) · dequant(W)ᵀ through the dequantize + CLBlast path, beside
-//               the dense fp32 linear (GFLOP/s)
+//   nf4_linear  x (rows, in) · dequant(W)ᵀ for rows 1, 8 (fused kernel and dequantize +
+//               CLBlast) and --tokens (default 512), beside the dense fp32 linear (GFLOP/s)
 //   file        with --file DIR: writes the model's linear weights as one fp32 .safetensors in
 //               DIR (~13 GB for production3B), times `magellano quantize` on it
 //               (quantize_safetensors_file), then deletes both files.
@@ -138,20 +138,29 @@ std::vector<Result> run_nf4(Context& ctx, const Peaks&, const Options& opts) {
     r.gbps = (4.0 * L.numel() + L.numel() / 2.0 + L.numel() / 64.0) / t / 1e9;
     out.push_back(r);
   }
+  // nf4_linear: both paths at decoding sizes (the fused kernel takes <= 8 rows), the
+  // dequantize + CLBlast path and dense fp32 at --tokens (default 512, a training micro-batch).
   const int64_t tokens = opts.integer("tokens", 512);
-  Tensor x = Tensor::from_host(ctx, Shape{tokens, L.in}, weight_values(tokens * L.in, 3));
-  const double flops = 2.0 * tokens * L.out * L.in;
-  const double t_nf4 = median_seconds(ctx, repeats, [&] { ops::nf4_linear(x, q); });
-  const double t_dense = median_seconds(ctx, repeats, [&] { ops::linear(x, wd); });
-  for (auto [name, t] : {std::pair{"nf4_linear (dequantize + CLBlast)", t_nf4},
-                         std::pair{"dense fp32 linear (CLBlast)", t_dense}}) {
-    Result r;
-    r.name = std::string(name) + " " + L.what;
-    r.sizes = {{"tokens", tokens}, {"out", L.out}, {"in", L.in}};
-    r.median_s = t;
-    r.repeats = repeats;
-    r.gflops = flops / t / 1e9;
-    out.push_back(r);
+  for (int64_t rows : {int64_t{1}, int64_t{8}, tokens}) {
+    Tensor x = Tensor::from_host(ctx, Shape{rows, L.in}, weight_values(rows * L.in, 3 + rows));
+    const double flops = 2.0 * rows * L.out * L.in;
+    std::vector<std::pair<std::string, double>> runs;
+    if (rows <= ops::kNF4FusedMaxRows)
+      runs.emplace_back("nf4_linear fused", median_seconds(ctx, repeats, [&] {
+                          ops::nf4_linear(x, q, ops::NF4Path::fused); }));
+    runs.emplace_back("nf4_linear dequantize + CLBlast", median_seconds(ctx, repeats, [&] {
+                        ops::nf4_linear(x, q, ops::NF4Path::dequant_gemm); }));
+    runs.emplace_back("dense fp32 linear (CLBlast)",
+                      median_seconds(ctx, repeats, [&] { ops::linear(x, wd); }));
+    for (const auto& [name, t] : runs) {
+      Result r;
+      r.name = name + " " + L.what;
+      r.sizes = {{"rows", rows}, {"out", L.out}, {"in", L.in}};
+      r.median_s = t;
+      r.repeats = repeats;
+      r.gflops = flops / t / 1e9;
+      out.push_back(r);
+    }
   }
   ops::release_nf4_scratch(ctx);
 

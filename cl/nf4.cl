@@ -11,7 +11,8 @@
 //   nf4_dequantize_f16   the same, stored as half (round to nearest even)
 //                        both one work-item per byte (two outputs)
 //   nf4_error_blocks     x, the NF4 weight -> per-block error sums (nb, 3) (error statistics)
-// No build options. Contraction is off: a * b + c must round twice, as on the host.
+//   nf4_linear_small     (with -DNF4_M=M) fused dequantize + x·Wᵀ for M <= 8 rows of x
+// Build options: only NF4_M (nf4_linear_small). Contraction is off: a * b + c must round twice, as on the host.
 #pragma OPENCL FP_CONTRACT OFF
 
 #define NF4_BLOCK 64
@@ -186,3 +187,43 @@ __kernel void nf4_error_blocks(__global const float* x, ulong x_off,
   err[3 * b + 1] = mag;
   err[3 * b + 2] = rel;
 }
+
+#ifdef NF4_M
+// Fused dequantize + product for few rows (decoding): y[m, n] = sum_k x[m, k] * W'[n, k],
+// m < NF4_M (a build option, 1..8). One work-group of L lanes (a power of two, given by the
+// launch) per output column n; lane l takes the row's pieces of 64-blocks l, l + L, ... (a row
+// of K elements starts anywhere in a block when K % 64 != 0), dequantizing on the fly, then the
+// group sums (fixed tree: deterministic). Exact groups, no early return (PoCL).
+//   x: (NF4_M, K)   W: NF4 (N, K)   y: (NF4_M, N)   scratch: L floats
+__kernel void nf4_linear_small(__global const float* x, ulong x_off,
+                               __global const uchar* packed, ulong packed_off,
+                               __global const uchar* absmax_q, ulong absmax_q_off,
+                               __global const float* nested, ulong nested_off,
+                               __global const float* map, ulong map_off,
+                               __global const float* code, ulong code_off,
+                               __global float* y, ulong y_off, long N, long K, float offset,
+                               __local float* scratch) {
+  x += x_off; packed += packed_off; absmax_q += absmax_q_off; nested += nested_off;
+  map += map_off; code += code_off; y += y_off;
+  const long n = get_group_id(0);
+  const int l = get_local_id(0), L = get_local_size(0);
+  const long row_begin = n * K, row_end = row_begin + K;
+  const long first_block = row_begin / NF4_BLOCK, last_block = (row_end - 1) / NF4_BLOCK;
+  float acc[NF4_M];
+  for (int m = 0; m < NF4_M; ++m) acc[m] = 0.0f;
+  for (long b = first_block + l; b <= last_block; b += L) {
+    const float a = nf4_block_scale(absmax_q, nested, map, b, offset);
+    const long e0 = max(row_begin, b * NF4_BLOCK), e1 = min(row_end, (b + 1) * NF4_BLOCK);
+    for (long e = e0; e < e1; ++e) {
+      const uchar byte = packed[e / 2];
+      const float w = code[(e & 1) ? (byte & 15) : (byte >> 4)] * a;
+      const long k = e - row_begin;
+      for (int m = 0; m < NF4_M; ++m) acc[m] += x[m * K + k] * w;
+    }
+  }
+  for (int m = 0; m < NF4_M; ++m) {
+    const float s = group_sum(scratch, acc[m], L);
+    if (l == 0) y[m * N + n] = s;
+  }
+}
+#endif

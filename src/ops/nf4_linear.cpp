@@ -2,10 +2,12 @@
 // backward dy·W). Nothing of W's size outlives the call but the scratch.
 #include "magellano/ops/nf4_linear.hpp"
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 
 #include "check.hpp"
+#include "magellano/ops/launch.hpp"
 #include "magellano/ops/matmul.hpp"
 
 namespace magellano::ops {
@@ -49,7 +51,21 @@ void release_nf4_scratch(Context& ctx) {
   r.buffers.erase(&ctx);
 }
 
-Tensor nf4_linear(const Tensor& x, const quant::NF4Weight& w) {
+namespace {
+
+// y (rows, out) = x (rows, in) · dequant(W)ᵀ in one kernel; rows <= kNF4FusedMaxRows.
+void fused_forward(const Tensor& x, const quant::NF4Weight& w, const Tensor& y, int64_t rows) {
+  const int64_t in = w.in_features(), out = w.out_features();
+  const int64_t lanes = std::min<int64_t>(32, pow2_local_size(x.ctx()));
+  Launch(x.ctx(), "nf4", "nf4_linear_small", "-DNF4_M=" + std::to_string(rows))
+      .arg(x).arg(w.packed).arg(w.absmax_q).arg(w.nested_absmax).arg(w.nested_quant_map)
+      .arg(w.quant_map).arg(y).arg(out).arg(in).arg(w.offset).local_floats(lanes)
+      .run(static_cast<size_t>(out * lanes), static_cast<size_t>(lanes));
+}
+
+}  // namespace
+
+Tensor nf4_linear(const Tensor& x, const quant::NF4Weight& w, NF4Path path) {
   detail::require_f32(x, "nf4_linear", "x");
   if (!w.defined() || w.shape.ndim() != 2)
     throw Error("nf4_linear: the NF4 weight must be 2-D (out, in), got " +
@@ -62,10 +78,20 @@ Tensor nf4_linear(const Tensor& x, const quant::NF4Weight& w) {
   Context& ctx = x.ctx();
   const int64_t rows = x.shape().rows();
 
-  Tensor W = nf4_scratch(ctx, out, in);
-  quant::dequantize_nf4_into(w, W);
+  if (path == NF4Path::fused && rows > kNF4FusedMaxRows)
+    throw Error("nf4_linear: the fused path takes at most " + std::to_string(kNF4FusedMaxRows) +
+                " rows of x, got " + std::to_string(rows) + ".");
+  const bool fused = path == NF4Path::fused ||
+                     (path == NF4Path::automatic && rows >= 1 && rows <= kNF4FusedMaxRows);
   Tensor y = Tensor::empty(ctx, x.shape().with_last(out));
-  gemm(x.view(Shape{rows, in}), false, W, true, y.view(Shape{rows, out}));
+  if (rows == 0 || out == 0) {
+  } else if (fused) {
+    fused_forward(x, w, y, rows);
+  } else {
+    Tensor W = nf4_scratch(ctx, out, in);
+    quant::dequantize_nf4_into(w, W);
+    gemm(x.view(Shape{rows, in}), false, W, true, y.view(Shape{rows, out}));
+  }
 
   if (autograd::any_requires_grad({x})) {
     auto mx = autograd::grad_meta(x);

@@ -144,6 +144,46 @@ TEST(NF4Linear, ForwardAndInputGradientMatchFloat64) {
            });
 }
 
+TEST(NF4Linear, FusedSmallBatchPathMatchesFloat64) {
+  // The fused kernel (rows <= 8, chosen automatically) with K = 70 and K = 200: rows of W start
+  // inside 64-blocks. Forward tolerance: an fp32 sum of K products in a different order than
+  // the reference, relative 1e-5 with an absolute 1e-5 for sums near 0; the backward is the
+  // dequantize + GEMM path.
+  for (int64_t in : {70, 200}) {
+    const int64_t out = 29;
+    const std::vector<float> wf = weights(out * in, 21 + in, 0.1);
+    const quant::NF4Weight q = quant::quantize_nf4(Tensor::from_host(test_ctx(), Shape{out, in}, wf));
+    const Vec wd = to_f64(ref::dequantize_nf4(ref::quantize_nf4(wf.data(), out * in)));
+    for (const Shape& xs : {Shape{1, in}, Shape{3, in}, Shape{2, 4, in}}) {
+      const int64_t rows = xs.rows();
+      check_op("nf4_linear fused rows=" + std::to_string(rows), {{xs, randn(xs.numel(), 30 + rows)}},
+               [&](const std::vector<Tensor>& t) { return ops::nf4_linear(t[0], q); },
+               [&](const std::vector<Vec>& x) {
+                 Vec y(rows * out, 0.0);
+                 for (int64_t r = 0; r < rows; ++r)
+                   for (int64_t o = 0; o < out; ++o)
+                     for (int64_t k = 0; k < in; ++k) y[r * out + o] += x[0][r * in + k] * wd[o * in + k];
+                 return y;
+               },
+               [&](const std::vector<Vec>&, const Vec& dy) {
+                 Vec dx(rows * in, 0.0);
+                 for (int64_t r = 0; r < rows; ++r)
+                   for (int64_t o = 0; o < out; ++o)
+                     for (int64_t k = 0; k < in; ++k) dx[r * in + k] += dy[r * out + o] * wd[o * in + k];
+                 return std::vector<Vec>{dx};
+               },
+               Tolerance{.fwd_rtol = 1e-5, .fwd_atol = 1e-5});
+    }
+    // Both paths agree to fp32 summation-order differences.
+    Tensor x = upload(Shape{3, in}, randn(3 * in, 3));
+    expect_close(ops::nf4_linear(x, q, ops::NF4Path::fused).to_host(),
+                 to_f64(ops::nf4_linear(x, q, ops::NF4Path::dequant_gemm).to_host()), 1e-5, 1e-5,
+                 "fused vs dequant + GEMM");
+    EXPECT_THROW(ops::nf4_linear(upload(Shape{9, in}, randn(9 * in, 4)), q, ops::NF4Path::fused),
+                 magellano::Error);
+  }
+}
+
 TEST(NF4Linear, ScratchIsReusedAndTrackedAsScratch) {
   Context& ctx = test_ctx();
   ops::release_nf4_scratch(ctx);
@@ -151,10 +191,10 @@ TEST(NF4Linear, ScratchIsReusedAndTrackedAsScratch) {
   const quant::NF4Weight small = quant::quantize_nf4(upload(Shape{16, 96}, randn(16 * 96, 2)));
   const uint64_t before = ctx.memory().current(MemCategory::scratch);
   Tensor x = upload(Shape{4, 96}, randn(4 * 96, 3));
-  ops::nf4_linear(x, big);
+  ops::nf4_linear(x, big, ops::NF4Path::dequant_gemm);
   EXPECT_EQ(ops::nf4_scratch_bytes(ctx), uint64_t(64 * 96 * 4));
   EXPECT_EQ(ctx.memory().current(MemCategory::scratch), before + 64 * 96 * 4);
-  ops::nf4_linear(x, small);  // fits: no new buffer
+  ops::nf4_linear(x, small, ops::NF4Path::dequant_gemm);  // fits: no new buffer
   EXPECT_EQ(ops::nf4_scratch_bytes(ctx), uint64_t(64 * 96 * 4));
   ops::release_nf4_scratch(ctx);
   EXPECT_EQ(ops::nf4_scratch_bytes(ctx), 0u);
