@@ -8,8 +8,8 @@
 //   nf4_nested_codes     absmax (nb), offset, nested, lut (65536) -> absmax_q (nb) u8
 //                        one work-item per absmax value
 //   nf4_dequantize       packed, absmax_q, nested, offset, map (256), code (16) -> out (n) f32
-//   nf4_dequantize_f16   the same, stored as half (round to nearest even)
-//                        both one work-item per byte (two outputs)
+//                        one work-item per 16 outputs
+//   nf4_dequantize_f16   the same, stored as half (round to nearest even); one per 2 outputs
 //   nf4_error_blocks     x, the NF4 weight -> per-block error sums (nb, 3) (error statistics)
 //   nf4_linear_small     (with -DNF4_M=M) fused dequantize + x·Wᵀ for M <= 8 rows of x
 // Build options: only NF4_M (nf4_linear_small). Contraction is off: a * b + c must round twice, as on the host.
@@ -70,9 +70,15 @@ __kernel void nf4_quantize_blocks(__global const float* x, ulong x_off,
     return;
   }
   if (!partial) {
+    // Eight values at a time: code = number of midpoints below, counted with vector compares
+    // (a true compare is -1), then the even elements to the high nibbles.
     const float inv = div_rn(1.0f, m);
-    for (long i = begin; i < end; i += 2)
-      packed[i / 2] = (uchar)(nf4_code_of(x[i] * inv, mid) << 4 | nf4_code_of(x[i + 1] * inv, mid));
+    for (int j = 0; j < NF4_BLOCK / 8; ++j) {
+      const float8 v = vload8(j, x + begin) * inv;
+      int8 c = (int8)(0);
+      for (int k = 0; k < 15; ++k) c -= v > (float8)(mid[k]);
+      vstore4(convert_uchar4(c.even << 4 | c.odd), j, packed + begin / 2);
+    }
   } else {
     for (long i = begin; i < end; i += 2) {
       const uchar lo = i + 1 < n ? nf4_code_of(div_rn(x[i + 1], m), mid) : zero_code;
@@ -123,6 +129,8 @@ inline float nf4_block_scale(__global const uchar* absmax_q, __global const floa
   return scaled + offset;
 }
 
+// Sixteen outputs per work-item (8 packed bytes, always inside one 64-block); the tail of n
+// that is not a multiple of 16 is handled element by element by the last work-item.
 __kernel void nf4_dequantize(__global const uchar* packed, ulong packed_off,
                              __global const uchar* absmax_q, ulong absmax_q_off,
                              __global const float* nested, ulong nested_off,
@@ -132,12 +140,23 @@ __kernel void nf4_dequantize(__global const uchar* packed, ulong packed_off,
   packed += packed_off; absmax_q += absmax_q_off; nested += nested_off; map += map_off;
   code += code_off; out += out_off;
   const long j = get_global_id(0);
-  const long i = 2 * j;
+  const long i = 16 * j;
   if (i >= n) return;
   const float a = nf4_block_scale(absmax_q, nested, map, i / NF4_BLOCK, offset);
-  const uchar byte = packed[j];
-  out[i] = code[byte >> 4] * a;
-  if (i + 1 < n) out[i + 1] = code[byte & 15] * a;
+  if (i + 16 <= n) {
+    const uchar8 bytes = vload8(j, packed);
+    const float16 v = (float16)(
+        code[bytes.s0 >> 4], code[bytes.s0 & 15], code[bytes.s1 >> 4], code[bytes.s1 & 15],
+        code[bytes.s2 >> 4], code[bytes.s2 & 15], code[bytes.s3 >> 4], code[bytes.s3 & 15],
+        code[bytes.s4 >> 4], code[bytes.s4 & 15], code[bytes.s5 >> 4], code[bytes.s5 & 15],
+        code[bytes.s6 >> 4], code[bytes.s6 & 15], code[bytes.s7 >> 4], code[bytes.s7 & 15]);
+    vstore16(v * a, j, out);
+  } else {
+    for (long e = i; e < n; ++e) {
+      const uchar byte = packed[e / 2];
+      out[e] = code[(e & 1) ? (byte & 15) : (byte >> 4)] * a;
+    }
+  }
 }
 
 __kernel void nf4_dequantize_f16(__global const uchar* packed, ulong packed_off,

@@ -89,10 +89,11 @@ void dequantize_nf4_into(const NF4Weight& w, const Tensor& out) {
     throw Error("dequantize_nf4: the output must be f32 or f16 with " +
                 std::to_string(w.numel()) + " elements (the weight " + w.shape.str() + ").");
   const int64_t n = w.numel();
-  Launch(w.ctx(), "nf4", out.dtype() == DType::f32 ? "nf4_dequantize" : "nf4_dequantize_f16")
+  const bool f32 = out.dtype() == DType::f32;
+  Launch(w.ctx(), "nf4", f32 ? "nf4_dequantize" : "nf4_dequantize_f16")
       .arg(w.packed).arg(w.absmax_q).arg(w.nested_absmax).arg(w.nested_quant_map)
       .arg(w.quant_map).arg(out).arg(n).arg(w.offset)
-      .run(ceil_div(n, 2));
+      .run(ceil_div(n, f32 ? 16 : 2));
 }
 
 Tensor dequantize_nf4(const NF4Weight& w, MemCategory category) {
