@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <chrono>
 #include <cstring>
 
@@ -94,7 +95,11 @@ QuantizeReport quantize_stream(Context& ctx, const io::SafetensorsReader& reader
         Tensor w = Tensor::from_host(ctx, Shape(shape), values, DType::f32, MemCategory::scratch);
         std::vector<float>().swap(values);  // the host copy is no longer needed
         q = quantize_nf4(w, MemCategory::scratch);
-        rep.error += nf4_error(w, q);
+        const NF4Error e = nf4_error(w, q);  // NaN or Inf anywhere makes these sums non-finite
+        if (!std::isfinite(q.offset) || !std::isfinite(e.abs_sum) || !std::isfinite(e.mag_sum))
+          throw Error("quantize: tensor '" + name + "' in " + reader.path().string() +
+                      " holds Inf or NaN values; fix the checkpoint first.");
+        rep.error += e;
       }
       const auto parts = io::nf4_to_st(name, q, torch_dtype_name(reader.dtype(name)));
       q = NF4Weight();

@@ -301,6 +301,14 @@ TEST(NF4Files, QuantizeCommandBadInput) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(has(r.output, "has no model.safetensors")) << r.output;
   EXPECT_FALSE(fs::exists(dir / "o4"));
+  // A weight holding NaN: named in the error, no output.
+  auto nan_model = small_model();
+  std::memcpy(nan_model[1].second.bytes.data() + 8, "\x00\x00\xc0\x7f", 4);  // a quiet NaN
+  io::write_safetensors(dir / "nan.safetensors", nan_model);
+  r = run_cli({"quantize", "--in", (dir / "nan.safetensors").string(), "--out", (dir / "o5.safetensors").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(has(r.output, "'backbone.layers.0.mixer.in_proj.weight'") && has(r.output, "NaN")) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "o5.safetensors"));
   // Nothing half-written anywhere.
   for (const auto& e : fs::directory_iterator(dir.path()))
     EXPECT_FALSE(has(e.path().filename().string(), ".tmp")) << e.path();
