@@ -105,6 +105,27 @@ TEST(NF4Kernels, StorageIsAbout4127BitsPerParameter) {
   EXPECT_EQ(q.packed.storage()->category(), MemCategory::parameters);
 }
 
+TEST(NF4Kernels, ErrorStatisticsMatchTheHost) {
+  // Sums over blocks of 64 in fp32 on the device, fp64 across blocks: relative 1e-5 covers the
+  // fp32 rounding of 64-term sums (about 64 * 2^-24).
+  for (int64_t n : {4113, 64 * 50}) {
+    const std::vector<float> x = weights(n, 77 + n, 0.3);
+    const quant::NF4Weight q = quant::quantize_nf4(Tensor::from_host(test_ctx(), Shape{n}, x));
+    const std::vector<float> y = ref::dequantize_nf4(ref::quantize_nf4(x.data(), n));
+    double e = 0, m = 0, r = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double d = std::fabs(double(x[i]) - y[i]);
+      e += d, m += std::fabs(x[i]), r += d / (std::fabs(double(x[i])) + 1e-8);
+    }
+    const quant::NF4Error got = quant::nf4_error(Tensor::from_host(test_ctx(), Shape{n}, x), q);
+    EXPECT_EQ(got.n, n);
+    EXPECT_NEAR(got.abs_sum, e, 1e-5 * e);
+    EXPECT_NEAR(got.mag_sum, m, 1e-5 * m);
+    EXPECT_NEAR(got.rel_sum, r, 1e-5 * r);
+    EXPECT_NEAR(got.mean_abs(), e / n, 1e-5 * e / n);
+  }
+}
+
 TEST(NF4Kernels, BadInputIsAClearError) {
   Tensor i32 = Tensor::from_host_i32(test_ctx(), Shape{4}, {1, 2, 3, 4});
   EXPECT_THROW(quant::quantize_nf4(i32), magellano::Error);
