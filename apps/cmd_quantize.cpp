@@ -77,7 +77,7 @@ int run_quantize(int argc, char** argv) {
               r.bytes_out ? double(r.bytes_in) / double(r.bytes_out) : 0.0);
   std::printf("  error            mean |w - w'| %.4g, relative (L1) %.4f, mean per-element relative %.4f\n",
               r.error.mean_abs(), r.error.relative_l1(), r.error.mean_rel());
-  std::printf("  time             %.2f s (read %.2f, quantize %.2f, write %.2f); %.1fM params/s\n",
+  std::printf("  time             %.2f s (waiting for reads %.2f, quantize %.2f, write %.2f); %.1fM params/s\n",
               r.seconds, r.read_seconds, r.quantize_seconds, r.write_seconds,
               r.seconds > 0 ? r.params_quantized / r.seconds / 1e6 : 0.0);
   if (!r.skipped_linear.empty()) {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <chrono>
 #include <cstring>
+#include <future>
 
 #include <nlohmann/json.hpp>
 
@@ -75,25 +76,37 @@ QuantizeReport quantize_stream(Context& ctx, const io::SafetensorsReader& reader
     }
   }
   io::SafetensorsStreamWriter writer(out, entries, reader.metadata());
+  // The next tensor is read on another thread while this one is quantized and written, so at
+  // most two tensors are in host memory at once.
+  struct Loaded {
+    io::StTensor raw;           // copied tensors
+    std::vector<float> values;  // tensors to quantize, as f32
+  };
+  const auto load = [&](size_t i) {
+    Loaded l;
+    if (quantize[i]) l.values = reader.read_f32(names[i]);
+    else l.raw = reader.read(names[i]);
+    return l;
+  };
+  std::future<Loaded> next;
+  if (!names.empty()) next = std::async(std::launch::async, load, size_t{0});
   for (size_t i = 0; i < names.size(); ++i) {
     const std::string& name = names[i];
     auto t = Clock::now();
+    Loaded cur = next.get();  // the time spent waiting here is reading that did not overlap
+    if (i + 1 < names.size()) next = std::async(std::launch::async, load, i + 1);
+    rep.read_seconds += since(t);
+    t = Clock::now();
     if (!quantize[i]) {
-      const io::StTensor st = reader.read(name);
-      rep.read_seconds += since(t);
-      t = Clock::now();
-      writer.write(name, st);
+      writer.write(name, cur.raw);
       rep.write_seconds += since(t);
       ++rep.tensors_copied;
     } else {
       const std::vector<int64_t> shape = reader.shape(name);
-      std::vector<float> values = reader.read_f32(name);
-      rep.read_seconds += since(t);
-      t = Clock::now();
       NF4Weight q;
       {
-        Tensor w = Tensor::from_host(ctx, Shape(shape), values, DType::f32, MemCategory::scratch);
-        std::vector<float>().swap(values);  // the host copy is no longer needed
+        Tensor w = Tensor::from_host(ctx, Shape(shape), cur.values, DType::f32, MemCategory::scratch);
+        std::vector<float>().swap(cur.values);  // the host copy is no longer needed
         q = quantize_nf4(w, MemCategory::scratch);
         const NF4Error e = nf4_error(w, q);  // NaN or Inf anywhere makes these sums non-finite
         if (!std::isfinite(q.offset) || !std::isfinite(e.abs_sum) || !std::isfinite(e.mag_sum))

@@ -1,5 +1,6 @@
 // Quantizing checkpoints to NF4, tensor by tensor: read one tensor, quantize it on the device,
-// append it to the output, free it. Peak memory is about one tensor (host and device).
+// append it to the output, free it, while the next tensor is read on another thread. Peak
+// memory is about two tensors on the host (the current and the next) and one on the device.
 //
 // Which tensors: 2-D, floating point (F32, F16, BF16), name ending in ".weight", and not an
 // embedding, a norm or the output head (names containing "embed", "norm" or "lm_head", which
@@ -27,7 +28,8 @@ struct QuantizeReport {
   uint64_t quantized_bytes = 0;      // bytes of their NF4 tensors (all six parts each)
   uint64_t bytes_in = 0, bytes_out = 0;  // sizes of the input and output .safetensors
   NF4Error error;                    // over every quantized weight
-  double seconds = 0, read_seconds = 0, quantize_seconds = 0, write_seconds = 0;
+  double seconds = 0, quantize_seconds = 0, write_seconds = 0;
+  double read_seconds = 0;  // waiting for reads that did not overlap the device work
   std::vector<std::string> skipped_linear;  // 2-D ".weight" tensors kept unquantized (e.g. lm_head)
   double bits_per_param() const {
     return params_quantized ? 8.0 * static_cast<double>(quantized_bytes) / params_quantized : 0.0;
