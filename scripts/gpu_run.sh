@@ -2,10 +2,11 @@
 # Runs on the GPU machine with .gpu carried (scripts/gpu_bundle.sh): device listing, the unit
 # and op tests on the GPU, and the benchmark suite with cuBLAS's fp32 GEMM through PyTorch as
 # the reference. Results go to $OUT (the device tool's output folder) or ./gpu-results.
-# Usage: bash scripts/gpu_run.sh [tests|suite|all]     (default: all)
+# Usage: bash scripts/gpu_run.sh [tests|suite|nf4-file|all]     (default: all)
 #   suite: torch_gemm.json (cuBLAS), then `magellano bench all --json` with cuBLAS's 4096 rate
 #          as train-step's MFU reference, plus train-step for phase1, into suite_h100.jsonl
 #          (copy it to benchmarks/results/suite_h100_<date>.jsonl).
+#   nf4-file: `magellano quantize` end to end on a generated production3B file (~13 GB in $TMPDIR)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu_env.sh
@@ -29,6 +30,10 @@ if [ "$what" = suite ] || [ "$what" = all ]; then
     --reference-gflops "$ref" --reference-name "$refname" >> "$out/suite_h100.jsonl"
   # Decoding tokens/s by position (100, 8000) and batch (1, 8) for phase1 (`all` runs tiny).
   magellano bench generate --config configs/phase1.json --device gpu --json --tokens 32 >> "$out/suite_h100.jsonl"
+  magellano bench nf4 --device gpu --json --full 1 >> "$out/suite_h100.jsonl"
   cat "$out/torch_gemm.jsonl" >> "$out/suite_h100.jsonl" 2>/dev/null
   wc -l "$out/suite_h100.jsonl"
+fi
+if [ "$what" = nf4-file ]; then
+  magellano bench nf4 --device gpu --json --repeats 1 --file "${TMPDIR:-/tmp}" > "$out/bench_nf4_file.json"
 fi

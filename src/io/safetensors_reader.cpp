@@ -199,8 +199,21 @@ StTensor SafetensorsReader::read(const std::string& name) const {
   return t;
 }
 
+void SafetensorsReader::read_into(const std::string& name, void* dst, uint64_t bytes) const {
+  const Entry& e = find(name);
+  if (bytes != e.end - e.begin)
+    fail(path_, "tensor '" + name + "' holds " + std::to_string(e.end - e.begin) +
+                    " bytes, not the " + std::to_string(bytes) + " asked for.");
+  pread_all(file_->fd, dst, bytes, data_start_ + e.begin, path_);
+}
+
 std::vector<float> SafetensorsReader::read_f32(const std::string& name) const {
   const Entry& e = find(name);
+  if (e.dtype == StDType::F32) {  // straight into the result: no second copy
+    std::vector<float> out((e.end - e.begin) / 4);
+    pread_all(file_->fd, out.data(), e.end - e.begin, data_start_ + e.begin, path_);
+    return out;
+  }
   if (e.dtype != StDType::F32 && e.dtype != StDType::F16 && e.dtype != StDType::BF16)
     fail(path_, "tensor '" + name + "' is " + st_dtype_name(e.dtype) +
                     "; only F32, F16 and BF16 convert to f32.");

@@ -59,6 +59,8 @@ class SafetensorsReader {
   StDType dtype(const std::string& name) const;
   std::vector<int64_t> shape(const std::string& name) const;
   StTensor read(const std::string& name) const;
+  // Reads the stored bytes of `name` into dst, which must hold exactly `bytes` (its size).
+  void read_into(const std::string& name, void* dst, uint64_t bytes) const;
   // Values as f32, converted from F16 or BF16; other dtypes throw.
   std::vector<float> read_f32(const std::string& name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
