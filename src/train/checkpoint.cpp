@@ -6,6 +6,7 @@
 #include "magellano/io/safetensors.hpp"
 #include "magellano/io/safetensors_device.hpp"
 #include "magellano/optim/adamw.hpp"
+#include "magellano/train/adapter.hpp"
 #include "magellano/runtime/error.hpp"
 
 namespace magellano::train {
@@ -49,17 +50,43 @@ nn::ModelSpec model_spec(const ModelConfig& m) {
   return s;
 }
 
+nn::ModelSpec model_spec(const Config& c) {
+  nn::ModelSpec s = model_spec(c.model);
+  if (c.lora.enabled()) {
+    s.lora.rank = c.lora.rank;
+    s.lora.alpha = c.lora.alpha;
+    s.lora.dropout = c.lora.dropout;
+    s.lora.targets = c.lora.target_modules;
+    s.base_storage = nn::parse_weight_storage(c.lora.base_precision);
+  }
+  s.checkpoint_every = c.train.gradient_checkpointing;
+  return s;
+}
+
 void load_weights(const fs::path& file, const nn::Model& model) {
   const auto reader = io::SafetensorsReader::open(file);
+  auto missing = [&](const std::string& name) {
+    return Error(file.string() + " has no tensor '" + name + "': it is not a checkpoint of this "
+                 "model (check the config's model section).");
+  };
   for (const auto& p : model.parameters()) {
-    if (!reader.contains(p.name))
-      throw Error(file.string() + " has no tensor '" + p.name + "': it is not a checkpoint of this "
-                  "model (check the config's model section).");
+    if (!reader.contains(p.name)) throw missing(p.name);
     io::load_into(reader, p.name, p.tensor);
+  }
+  // NF4 weights are not tensors of their own: read as f32 one at a time and quantize.
+  for (const auto& l : const_cast<nn::Model&>(model).linears()) {
+    if (l.linear->storage() != nn::WeightStorage::nf4) continue;
+    const std::string name = l.path + ".weight";
+    if (!reader.contains(name)) throw missing(name);
+    Context& ctx = model.parameters().front().tensor.ctx();
+    Tensor w = Tensor::empty(ctx, Shape{l.linear->out_features(), l.linear->in_features()}, DType::f32,
+                             MemCategory::scratch);
+    io::load_into(reader, name, w);
+    l.linear->set_weight(w);
   }
 }
 
-LoadedModel load_model(const fs::path& dir, Context& ctx) {
+LoadedModel load_model(const fs::path& dir, Context& ctx, const LoRASection* lora) {
   if (!fs::is_directory(dir))
     throw Error("checkpoint '" + dir.string() + "' is not a directory: pass a folder written by "
                 "`magellano train` or a Hugging Face Mamba model folder.");
@@ -70,8 +97,25 @@ LoadedModel load_model(const fs::path& dir, Context& ctx) {
   } else {
     out.config = Config::from_json(io::read_json(dir / "config.json", "checkpoint config"));
   }
-  out.model = std::make_unique<nn::Model>(ctx, model_spec(out.config.model), out.config.train.seed);
-  load_weights(dir / "model.safetensors", *out.model);
+  out.config.train.gradient_checkpointing = 0;
+  const bool lora_checkpoint = out.config.lora.enabled() && !fs::exists(dir / "model.safetensors");
+  if (lora) out.config.lora = *lora;
+  out.model = std::make_unique<nn::Model>(ctx, model_spec(out.config), out.config.train.seed);
+  if (!lora_checkpoint) {
+    load_weights(dir / "model.safetensors", *out.model);
+    return out;
+  }
+  // A LoRA training checkpoint: the base is the run's (--init-from weights, or the seed's
+  // initialisation), the adapter is in the directory.
+  const nlohmann::json state = io::read_json(dir / "trainer_state.json", "trainer state");
+  if (state.contains("init_from") && state["init_from"].is_string()) {
+    const fs::path base = state["init_from"].get<std::string>();
+    if (!fs::exists(base / "model.safetensors"))
+      throw Error(dir.string() + " is a LoRA checkpoint whose base model " + base.string() +
+                  " is gone; restore it or merge the adapter into a copy you kept.");
+    load_weights(base / "model.safetensors", *out.model);
+  }
+  if (!lora) load_adapter_weights(dir, *out.model);
   return out;
 }
 
@@ -82,8 +126,14 @@ fs::path save_checkpoint(const fs::path& parent, int64_t step, int64_t keep, con
       io::write_checkpoint_dir(parent, io::checkpoint_name(step), [&](const fs::path& dir) {
         io::write_json_atomically(dir / "config.json", config.to_json());
         std::vector<std::pair<std::string, io::StTensor>> weights, moments;
-        for (const auto& p : model.parameters()) weights.emplace_back(p.name, io::to_st(p.tensor));
-        io::write_safetensors(dir / "model.safetensors", weights, {{"format", "pt"}});
+        if (config.lora.enabled()) {  // the adapter only (the base is frozen)
+          save_adapter_weights(dir / "adapter_model.safetensors", model);
+          io::write_json_atomically(dir / "adapter_config.json",
+                                    adapter_config_json(config.lora, trainer_state.value("init_from", "")));
+        } else {
+          for (const auto& p : model.parameters()) weights.emplace_back(p.name, io::to_st(p.tensor));
+          io::write_safetensors(dir / "model.safetensors", weights, {{"format", "pt"}});
+        }
         for (const auto& [name, t] : optimizer.state_tensors()) moments.emplace_back(name, io::to_st(t));
         io::write_safetensors(dir / "optimizer.safetensors", moments);
         nlohmann::json state = trainer_state;
@@ -100,7 +150,10 @@ nlohmann::json load_training_state(const fs::path& dir, const nn::Model& model, 
   if (state.value("format", "") != kFormat)
     throw Error(dir.string() + "/trainer_state.json is not a Magellano trainer state (format '" +
                 state.value("format", "") + "'); resume needs a checkpoint written by `magellano train`.");
-  load_weights(dir / "model.safetensors", model);
+  if (fs::exists(dir / "adapter_model.safetensors") && !fs::exists(dir / "model.safetensors"))
+    load_adapter_weights(dir, model);
+  else
+    load_weights(dir / "model.safetensors", model);
   const auto reader = io::SafetensorsReader::open(dir / "optimizer.safetensors");
   std::vector<std::pair<std::string, Tensor>> moments = optimizer.state_tensors();
   for (auto& [name, t] : moments) {
