@@ -14,7 +14,7 @@ namespace magellano::nn {
 inline quant::NF4Weight nf4_quantize(const Tensor& w) { return quant::quantize_nf4(w); }
 inline Tensor nf4_dense(const quant::NF4Weight& w) { return quant::dequantize_nf4(w); }
 inline Tensor nf4_project(const Tensor& x, const quant::NF4Weight& w) { return ops::nf4_linear(x, w); }
-Context& nf4_context(const quant::NF4Weight& w);
+inline Context& nf4_context(const quant::NF4Weight& w) { return w.ctx(); }
 }  // namespace magellano::nn
 #else
 #include "magellano/runtime/error.hpp"

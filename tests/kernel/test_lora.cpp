@@ -20,6 +20,7 @@
 #include "harness.hpp"
 #include "temp_dir.hpp"
 #include "magellano/io/safetensors.hpp"
+#include "magellano/io/safetensors_device.hpp"
 #include "magellano/nn/model.hpp"
 #include "magellano/ops/dropout.hpp"
 #include "magellano/ops/elementwise.hpp"
@@ -194,7 +195,7 @@ std::string file_bytes(const fs::path& p) {
 
 // B := random (a fresh adapter's B is 0, which would hide every mistake).
 void randomize_adapters(nn::Model& m, uint64_t seed) {
-  for (const auto& p : m.lora_parameters())
+  for (auto p : m.lora_parameters())
     if (p.name.find("lora_B") != std::string::npos)
       p.tensor.copy_from_host(to_f32(randn(p.tensor.numel(), seed++, 0.3)).data(), p.tensor.nbytes());
 }
