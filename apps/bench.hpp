@@ -1,0 +1,108 @@
+// The benchmark suite behind `magellano bench NAME`. Each benchmark lives in its own
+// apps/bench_<name>.cpp and registers itself:
+//
+//   static bench::RegisterBench reg{{"copy", "Copy bandwidth (read + write)", {"mib"}, run_copy}};
+//
+// A benchmark receives the context, the device's peaks measured at the start of the same run
+// (fp32 GEMM at 4096 and copy bandwidth) and its options (--KEY VALUE pairs; it declares the
+// keys it accepts, anything else is an error). It returns one or more Results; the runner adds
+// the device, the driver and the percentage of the peak, and prints them as text or JSON.
+#pragma once
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "magellano/runtime/context.hpp"
+
+namespace magellano::bench {
+
+// The device's own peaks, measured once per `magellano bench` run.
+struct Peaks {
+  double copy_gbps = 0;     // best of clEnqueueCopyBuffer and a copy kernel, read + write
+  double gemm_gflops = 0;   // fp32 GEMM through ops::gemm at peak_size^3
+  int64_t peak_size = 4096;
+};
+
+// --KEY VALUE options of one benchmark (keys without the dashes).
+class Options {
+ public:
+  Options() = default;
+  explicit Options(std::map<std::string, std::string> values) : values_(std::move(values)) {}
+  bool has(const std::string& key) const { return values_.count(key) != 0; }
+  std::string str(const std::string& key, const std::string& fallback) const;
+  int64_t integer(const std::string& key, int64_t fallback) const;  // throws naming the key
+  double number(const std::string& key, double fallback) const;
+  const std::map<std::string, std::string>& values() const { return values_; }
+
+ private:
+  std::map<std::string, std::string> values_;
+};
+
+// One measured figure. Set gflops or gbps (the other stays 0); pct_of_peak is computed by the
+// runner from whichever is set, against Peaks. `sizes` names the problem (e.g. {"n": 4096});
+// `extra` holds anything else worth keeping (secondary timings, reference implementations).
+struct Result {
+  std::string name;
+  nlohmann::json sizes = nlohmann::json::object();
+  double median_s = 0;
+  int repeats = 0;
+  double gflops = 0, gbps = 0;
+  double tokens_per_s = 0;  // training and generation benchmarks
+  nlohmann::json extra = nlohmann::json::object();
+};
+
+struct Bench {
+  std::string name, summary;
+  std::vector<std::string> option_keys;  // accepted --KEY options besides the common ones
+  std::vector<Result> (*run)(Context& ctx, const Peaks& peaks, const Options& opts);
+};
+
+std::vector<Bench>& registry();
+struct RegisterBench {
+  explicit RegisterBench(Bench b) { registry().push_back(std::move(b)); }
+};
+
+// Median wall time of `repeats` runs of f after `warmup` runs; each run ends with clFinish.
+template <typename F>
+double median_seconds(Context& ctx, int repeats, F&& f, int warmup = 1) {
+  for (int i = 0; i < warmup; ++i) f();
+  ctx.finish();
+  std::vector<double> t;
+  for (int i = 0; i < std::max(repeats, 1); ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    f();
+    ctx.finish();
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// Median wall time of a host function (no device), after one warm-up run.
+template <typename F>
+double median_host_seconds(int repeats, F&& f) {
+  f();
+  std::vector<double> t;
+  for (int i = 0; i < std::max(repeats, 1); ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    f();
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// The measurements Peaks is made of, usable by benchmarks too.
+Result measure_copy(Context& ctx, int64_t mib, int repeats);
+// fp32 (m x k)·(k x n) through ops::gemm; checks the result so a broken GEMM cannot report a
+// fast time.
+Result measure_gemm(Context& ctx, int64_t m, int64_t n, int64_t k, int repeats);
+
+// The repetitions a benchmark should use: --repeats, else `fallback`.
+int repeats_option(const Options& opts, int fallback);
+
+}  // namespace magellano::bench

@@ -1,0 +1,209 @@
+// `bench nf4`: NF4 on a model's linear weights (default configs/production3B.json, ~3.2B).
+//   quantize    device quantize_nf4 (incl. the absmax read-back for the offset) per weight
+//               shape, median of --repeats; the whole model's time projected from those (each
+//               shape's median x its count), and with --full 1 measured: every weight once.
+//   dequantize  NF4 -> f32 of the largest weight (GB/s: 4.5 bytes moved per parameter)
+//   nf4_linear  x (--tokens, in) · dequant(W)ᵀ through the dequantize + CLBlast path, beside
+//               the dense fp32 linear (GFLOP/s)
+//   file        with --file DIR: writes the model's linear weights as one fp32 .safetensors in
+//               DIR (~13 GB for production3B), times `magellano quantize` on it
+//               (quantize_safetensors_file), then deletes both files.
+// Targets (issue 6): the 3.2B model in <= 30 s on the 2-core CPU, <= 5 s on the H100.
+#include <filesystem>
+#include <random>
+
+#include "bench.hpp"
+#include "magellano/io/safetensors_stream.hpp"
+#include "magellano/ops/matmul.hpp"
+#include "magellano/ops/nf4_linear.hpp"
+#include "magellano/quant/nf4.hpp"
+#include "magellano/quant/quantize_file.hpp"
+#include "magellano/runtime/error.hpp"
+#include "magellano/train/config.hpp"
+
+namespace magellano::bench {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct LinearShape {
+  std::string what;
+  int64_t out, in, count;
+  int64_t numel() const { return out * in; }
+};
+
+// Every linear weight of the model (what `magellano quantize` converts), grouped by shape.
+std::vector<LinearShape> linear_shapes(const train::ModelConfig& m) {
+  const int64_t D = m.dim, E = m.expand * m.dim, R = m.dt_rank, N = m.d_state;
+  const int64_t nm = m.num_mamba(), ne = m.num_moe(), X = m.moe.experts, F = m.moe.hidden;
+  std::vector<LinearShape> s = {{"mixer.in_proj", 2 * E, D, nm},
+                                {"mixer.x_proj", R + 2 * N, E, nm},
+                                {"mixer.dt_proj", E, R, nm},
+                                {"mixer.out_proj", D, E, nm},
+                                {"moe.gate", X, D, ne},
+                                {"moe.experts.w1", F, D, ne * X},
+                                {"moe.experts.w2", D, F, ne * X}};
+  if (m.moe_config().swiglu) s.push_back({"moe.experts.w3", F, D, ne * X});
+  std::erase_if(s, [](const LinearShape& l) { return l.count == 0; });
+  return s;
+}
+
+// N(0, 0.02)-like values, cheaply (sum of four uniforms), for large tensors.
+std::vector<float> weight_values(int64_t n, uint64_t seed) {
+  std::vector<float> v(n);
+  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (int64_t i = 0; i < n; ++i) {
+    float t = 0;
+    for (int k = 0; k < 4; ++k) {
+      s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+      t += static_cast<float>(s >> 40) * (1.0f / 16777216.0f);
+    }
+    v[i] = (t - 2.0f) * 0.0346f;  // variance 4/12 -> std 0.02
+  }
+  return v;
+}
+
+double quantize_bytes(int64_t n) { return 4.0 * n + n / 2.0 + n / 64.0 + 4.0 * n / 16384.0; }
+
+std::vector<Result> run_nf4(Context& ctx, const Peaks&, const Options& opts) {
+  const std::string config = opts.str("config", "configs/production3B.json");
+  const train::Config cfg = train::load_config(config);
+  const auto shapes = linear_shapes(cfg.model);
+  const int repeats = repeats_option(opts, 3);
+  const bool full = opts.integer("full", 0) != 0;
+  std::vector<Result> out;
+
+  int64_t params = 0;
+  double projected = 0;
+  const LinearShape* largest = &shapes[0];
+  for (const LinearShape& s : shapes) {
+    Tensor w = Tensor::from_host(ctx, Shape{s.out, s.in}, weight_values(s.numel(), s.out * 31 + s.in),
+                                 DType::f32, MemCategory::scratch);
+    const double t = median_seconds(ctx, repeats, [&] { quant::quantize_nf4(w, MemCategory::scratch); });
+    Result r;
+    r.name = "nf4_quantize " + s.what;
+    r.sizes = {{"out", s.out}, {"in", s.in}, {"count", s.count}};
+    r.median_s = t;
+    r.repeats = repeats;
+    r.gbps = quantize_bytes(s.numel()) / t / 1e9;
+    r.extra = {{"mparams_per_s", s.numel() / t / 1e6}, {"model_seconds", t * s.count}};
+    out.push_back(r);
+    params += s.numel() * s.count;
+    projected += t * s.count;
+    if (s.numel() > largest->numel()) largest = &s;
+  }
+  const bool gpu = ctx.device().type == "gpu";
+  Result total;
+  total.name = "nf4_quantize model (projected)";
+  total.sizes = {{"config", config}, {"params", params}};
+  total.median_s = projected;
+  total.repeats = repeats;
+  total.gbps = quantize_bytes(params) / projected / 1e9;
+  total.extra = {{"mparams_per_s", params / projected / 1e6},
+                 {"target_s", gpu ? 5.0 : 30.0},
+                 {"how", "sum over shapes of (median time x count)"}};
+  out.push_back(total);
+
+  if (full) {  // every weight once, in model order, on one buffer per shape
+    std::vector<Tensor> ws;
+    for (const LinearShape& s : shapes)
+      ws.push_back(Tensor::from_host(ctx, Shape{s.out, s.in}, weight_values(s.numel(), s.in),
+                                     DType::f32, MemCategory::scratch));
+    const double t = median_seconds(ctx, 1, [&] {
+      for (size_t i = 0; i < shapes.size(); ++i)
+        for (int64_t c = 0; c < shapes[i].count; ++c) quant::quantize_nf4(ws[i], MemCategory::scratch);
+    }, 0);
+    Result r = total;
+    r.name = "nf4_quantize model (measured)";
+    r.median_s = t;
+    r.repeats = 1;
+    r.gbps = quantize_bytes(params) / t / 1e9;
+    r.extra = {{"mparams_per_s", params / t / 1e6}, {"target_s", gpu ? 5.0 : 30.0}};
+    out.push_back(r);
+  }
+
+  // Dequantize and the linear op on the largest weight.
+  const LinearShape& L = *largest;
+  Tensor w = Tensor::from_host(ctx, Shape{L.out, L.in}, weight_values(L.numel(), 7), DType::f32,
+                               MemCategory::scratch);
+  const quant::NF4Weight q = quant::quantize_nf4(w, MemCategory::scratch);
+  Tensor wd = Tensor::empty(ctx, Shape{L.out, L.in}, DType::f32, MemCategory::scratch);
+  {
+    const double t = median_seconds(ctx, repeats, [&] { quant::dequantize_nf4_into(q, wd); });
+    Result r;
+    r.name = "nf4_dequantize f32 " + L.what;
+    r.sizes = {{"out", L.out}, {"in", L.in}};
+    r.median_s = t;
+    r.repeats = repeats;
+    r.gbps = (4.0 * L.numel() + L.numel() / 2.0 + L.numel() / 64.0) / t / 1e9;
+    out.push_back(r);
+  }
+  const int64_t tokens = opts.integer("tokens", 512);
+  Tensor x = Tensor::from_host(ctx, Shape{tokens, L.in}, weight_values(tokens * L.in, 3));
+  const double flops = 2.0 * tokens * L.out * L.in;
+  const double t_nf4 = median_seconds(ctx, repeats, [&] { ops::nf4_linear(x, q); });
+  const double t_dense = median_seconds(ctx, repeats, [&] { ops::linear(x, wd); });
+  for (auto [name, t] : {std::pair{"nf4_linear (dequantize + CLBlast)", t_nf4},
+                         std::pair{"dense fp32 linear (CLBlast)", t_dense}}) {
+    Result r;
+    r.name = std::string(name) + " " + L.what;
+    r.sizes = {{"tokens", tokens}, {"out", L.out}, {"in", L.in}};
+    r.median_s = t;
+    r.repeats = repeats;
+    r.gflops = flops / t / 1e9;
+    out.push_back(r);
+  }
+  ops::release_nf4_scratch(ctx);
+
+  if (opts.has("file")) {  // end to end through files
+    const fs::path dir = opts.str("file", "");
+    if (!fs::is_directory(dir)) throw Error("--file " + dir.string() + ": not a folder.");
+    const fs::path in = dir / "bench_nf4_in.safetensors", outf = dir / "bench_nf4_out.safetensors";
+    fs::remove(in);
+    fs::remove(outf);
+    std::vector<io::StEntry> entries;
+    std::vector<int64_t> sizes;
+    int64_t layer = 0;
+    for (const LinearShape& s : shapes)
+      for (int64_t c = 0; c < s.count; ++c, ++layer) {
+        entries.push_back({"model." + s.what + "." + std::to_string(c) + ".weight", io::StDType::F32, {s.out, s.in}});
+        sizes.push_back(s.numel());
+      }
+    const auto t0 = std::chrono::steady_clock::now();
+    {
+      io::SafetensorsStreamWriter wr(in, entries);
+      for (size_t i = 0; i < entries.size(); ++i) {
+        const std::vector<float> v = weight_values(sizes[i], i + 1);
+        wr.write(entries[i].name, v.data(), v.size() * 4);
+      }
+      wr.commit();
+    }
+    const double gen_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const auto rep = quant::quantize_safetensors_file(ctx, in, outf);
+    fs::remove(in);
+    fs::remove(outf);
+    Result r;
+    r.name = "magellano quantize (file to file)";
+    r.sizes = {{"config", config}, {"params", rep.params_quantized}, {"tensors", rep.tensors_quantized}};
+    r.median_s = rep.seconds;
+    r.repeats = 1;
+    r.gbps = (rep.bytes_in + rep.bytes_out) / rep.seconds / 1e9;
+    r.extra = {{"read_s", rep.read_seconds}, {"quantize_s", rep.quantize_seconds},
+               {"write_s", rep.write_seconds}, {"bytes_in", rep.bytes_in},
+               {"bytes_out", rep.bytes_out}, {"bits_per_param", rep.bits_per_param()},
+               {"mean_abs_error", rep.error.mean_abs()},
+               {"relative_l1_error", rep.error.relative_l1()},
+               {"generate_input_s", gen_s}, {"target_s", gpu ? 5.0 : 30.0}};
+    out.push_back(r);
+  }
+  return out;
+}
+
+RegisterBench reg{{"nf4",
+                   "NF4 quantize (whole model, projected), dequantize, nf4_linear vs dense; "
+                   "--file DIR: end to end through files",
+                   {"config", "full", "tokens", "file"},
+                   run_nf4}};
+
+}  // namespace
+}  // namespace magellano::bench

@@ -1,0 +1,91 @@
+// The benchmark registry, options, and the two measurements every result is compared with.
+#include <cmath>
+
+#include "bench.hpp"
+#include "magellano/ops/elementwise.hpp"
+#include "magellano/ops/matmul.hpp"
+#include "magellano/runtime/error.hpp"
+
+namespace magellano::bench {
+
+std::vector<Bench>& registry() {
+  static std::vector<Bench> all;
+  return all;
+}
+
+std::string Options::str(const std::string& key, const std::string& fallback) const {
+  auto it = values_.find(key);
+  return it == values_.end() ? fallback : it->second;
+}
+
+int64_t Options::integer(const std::string& key, int64_t fallback) const {
+  auto it = values_.find(key);
+  if (it == values_.end()) return fallback;
+  size_t used = 0;
+  int64_t v = 0;
+  try {
+    v = std::stoll(it->second, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != it->second.size() || it->second.empty())
+    throw Error("--" + key + " must be an integer, not '" + it->second + "'.");
+  return v;
+}
+
+double Options::number(const std::string& key, double fallback) const {
+  auto it = values_.find(key);
+  if (it == values_.end()) return fallback;
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(it->second, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != it->second.size() || it->second.empty() || !std::isfinite(v))
+    throw Error("--" + key + " must be a number, not '" + it->second + "'.");
+  return v;
+}
+
+int repeats_option(const Options& opts, int fallback) {
+  const int64_t r = opts.integer("repeats", fallback);
+  if (r < 1 || r > 1000) throw Error("--repeats must be between 1 and 1000.");
+  return static_cast<int>(r);
+}
+
+Result measure_copy(Context& ctx, int64_t mib, int repeats) {
+  mib = std::max<int64_t>(1, std::min<int64_t>(mib, ctx.device().max_alloc_bytes / (1 << 20) / 2));
+  const int64_t n = mib * (1 << 20) / 4;
+  Tensor src = Tensor::full(ctx, Shape{n}, 1.0f), dst = Tensor::empty(ctx, Shape{n});
+  const double bytes = 2.0 * n * 4;
+  const double s_copy = median_seconds(ctx, repeats, [&] { ops::copy_into(src, dst); });
+  const double s_kernel = median_seconds(ctx, repeats, [&] { ops::scale_into(src, 1.0f, dst, false); });
+  if (dst.to_host()[n - 1] != 1.0f) throw Error("copy benchmark produced a wrong result");
+  Result r;
+  r.name = "copy";
+  r.sizes = {{"bytes_moved", bytes}, {"mib", mib}};
+  r.median_s = std::min(s_copy, s_kernel);
+  r.repeats = repeats;
+  r.gbps = bytes / r.median_s / 1e9;
+  r.extra = {{"copy_buffer_gbps", bytes / s_copy / 1e9}, {"copy_kernel_gbps", bytes / s_kernel / 1e9}};
+  return r;
+}
+
+Result measure_gemm(Context& ctx, int64_t m, int64_t n, int64_t k, int repeats) {
+  Tensor a = Tensor::full(ctx, Shape{m, k}, 0.5f), b = Tensor::full(ctx, Shape{k, n}, 0.25f);
+  Tensor c = Tensor::empty(ctx, Shape{m, n});
+  const double s = median_seconds(ctx, repeats, [&] { ops::gemm(a, false, b, false, c); });
+  const std::vector<float> host = c.to_host();
+  for (size_t i : {size_t(0), host.size() / 2, host.size() - 1})
+    if (std::fabs(host[i] - 0.125f * k) > 1e-3f * k) throw Error("GEMM benchmark produced a wrong result");
+  Result r;
+  r.name = "gemm";
+  r.sizes = {{"m", m}, {"n", n}, {"k", k}};
+  r.median_s = s;
+  r.repeats = repeats;
+  r.gflops = 2.0 * m * n * k / s / 1e9;
+  return r;
+}
+
+}  // namespace magellano::bench

@@ -1,0 +1,188 @@
+// NF4 double quantization (bitsandbytes' layout and rounding), equal bit for bit to the host
+// reference in src/quant/nf4_reference.cpp. Layout and rules: include/magellano/quant/nf4.hpp.
+// Kernels:
+//   nf4_quantize_blocks  x (n) f32 -> packed (ceil(n/2)) u8, absmax (ceil(n/64)) f32
+//                        one work-item per block of 64
+//   nf4_nested_scale     absmax (nb) f32, offset -> nested (ceil(nb/256)) f32 = max |absmax-offset|
+//                        one work-item per block of 256
+//   nf4_nested_codes     absmax (nb), offset, nested, lut (65536) -> absmax_q (nb) u8
+//                        one work-item per absmax value
+//   nf4_dequantize       packed, absmax_q, nested, offset, map (256), code (16) -> out (n) f32
+//   nf4_dequantize_f16   the same, stored as half (round to nearest even)
+//                        both one work-item per byte (two outputs)
+//   nf4_error_blocks     x, the NF4 weight -> per-block error sums (nb, 3) (error statistics)
+// No build options. Contraction is off: a * b + c must round twice, as on the host.
+#pragma OPENCL FP_CONTRACT OFF
+
+#define NF4_BLOCK 64
+#define NESTED_BLOCK 256
+
+// a / b rounded to the nearest fp32 (OpenCL's `/` may be off by a few ulp on some devices):
+// steps the quotient towards the candidate whose exact residual a - q*b (one fma) is smallest.
+inline float div_rn(float a, float b) {
+  float q = a / b;
+  for (int k = 0; k < 4; ++k) {
+    const float up = nextafter(q, INFINITY), down = nextafter(q, -INFINITY);
+    const float r = fabs(fma(-q, b, a));
+    if (fabs(fma(-up, b, a)) < r) q = up;
+    else if (fabs(fma(-down, b, a)) < r) q = down;
+    else break;
+  }
+  return q;
+}
+
+// Number of the 15 fp32 midpoints strictly below s (torch.bucketize): the NF4 code of s.
+inline uchar nf4_code_of(float s, const float* mid) {
+  uchar c = 0;
+  for (int k = 0; k < 15; ++k) c += mid[k] < s ? 1 : 0;
+  return c;
+}
+
+// tiny: fp32(1e-38), the clamp bitsandbytes applies to absmax (stored for a partial zero block).
+__kernel void nf4_quantize_blocks(__global const float* x, ulong x_off,
+                                  __global uchar* packed, ulong packed_off,
+                                  __global float* absmax, ulong absmax_off,
+                                  __global const float* code, ulong code_off,
+                                  long n, float tiny) {
+  x += x_off; packed += packed_off; absmax += absmax_off; code += code_off;
+  const long b = get_global_id(0);
+  const long begin = b * NF4_BLOCK;
+  if (begin >= n) return;
+  const long end = min(n, begin + NF4_BLOCK);
+  const int partial = end - begin < NF4_BLOCK;
+  float mid[15];
+  for (int k = 0; k < 15; ++k) mid[k] = (code[k] + code[k + 1]) / 2.0f;
+
+  float m = 0.0f;
+  if (!partial) {
+    for (int i = 0; i < NF4_BLOCK / 4; ++i) {
+      const float4 a = fabs(vload4(i, x + begin));
+      m = fmax(m, fmax(fmax(a.x, a.y), fmax(a.z, a.w)));
+    }
+  } else {
+    for (long i = begin; i < end; ++i) m = fmax(m, fabs(x[i]));
+  }
+  absmax[b] = (partial && m == 0.0f) ? tiny : m;
+  const uchar zero_code = nf4_code_of(0.0f, mid);
+  if (m == 0.0f) {  // every scaled value is 0 (bitsandbytes: x * (1 / 1e-38))
+    for (long i = begin; i < end; i += 2) packed[i / 2] = (uchar)(zero_code << 4 | zero_code);
+    return;
+  }
+  if (!partial) {
+    const float inv = div_rn(1.0f, m);
+    for (long i = begin; i < end; i += 2)
+      packed[i / 2] = (uchar)(nf4_code_of(x[i] * inv, mid) << 4 | nf4_code_of(x[i + 1] * inv, mid));
+  } else {
+    for (long i = begin; i < end; i += 2) {
+      const uchar lo = i + 1 < n ? nf4_code_of(div_rn(x[i + 1], m), mid) : zero_code;
+      packed[i / 2] = (uchar)(nf4_code_of(div_rn(x[i], m), mid) << 4 | lo);
+    }
+  }
+}
+
+__kernel void nf4_nested_scale(__global const float* absmax, ulong absmax_off,
+                               __global float* nested, ulong nested_off, long nb, float offset) {
+  absmax += absmax_off; nested += nested_off;
+  const long c = get_global_id(0);
+  const long begin = c * NESTED_BLOCK;
+  if (begin >= nb) return;
+  const long end = min(nb, begin + NESTED_BLOCK);
+  float s = 0.0f;
+  for (long i = begin; i < end; ++i) s = fmax(s, fabs(absmax[i] - offset));
+  nested[c] = s;
+}
+
+// bitsandbytes' CPU quantize_blockwise: x = clamp(v * (1/s), -1, 1), table index
+// trunc(((x + 1) * 0.5) * 65535 + 0.5) (every step rounded), code = lut[index].
+__kernel void nf4_nested_codes(__global const float* absmax, ulong absmax_off,
+                               __global const float* nested, ulong nested_off,
+                               __global const uchar* lut, ulong lut_off,
+                               __global uchar* absmax_q, ulong absmax_q_off, long nb,
+                               float offset) {
+  absmax += absmax_off; nested += nested_off; lut += lut_off; absmax_q += absmax_q_off;
+  const long b = get_global_id(0);
+  if (b >= nb) return;
+  const float s = nested[b / NESTED_BLOCK];
+  if (s == 0.0f) {
+    absmax_q[b] = 0;
+    return;
+  }
+  const float x = fmin(fmax((absmax[b] - offset) * div_rn(1.0f, s), -1.0f), 1.0f);
+  float t = x + 1.0f;
+  t = t * 0.5f;
+  t = t * 65535.0f;
+  t = t + 0.5f;
+  absmax_q[b] = lut[(int)t];
+}
+
+// absmax' of block b: map[q] * scale + offset, two roundings.
+inline float nf4_block_scale(__global const uchar* absmax_q, __global const float* nested,
+                             __global const float* map, long b, float offset) {
+  const float scaled = map[absmax_q[b]] * nested[b / NESTED_BLOCK];
+  return scaled + offset;
+}
+
+__kernel void nf4_dequantize(__global const uchar* packed, ulong packed_off,
+                             __global const uchar* absmax_q, ulong absmax_q_off,
+                             __global const float* nested, ulong nested_off,
+                             __global const float* map, ulong map_off,
+                             __global const float* code, ulong code_off,
+                             __global float* out, ulong out_off, long n, float offset) {
+  packed += packed_off; absmax_q += absmax_q_off; nested += nested_off; map += map_off;
+  code += code_off; out += out_off;
+  const long j = get_global_id(0);
+  const long i = 2 * j;
+  if (i >= n) return;
+  const float a = nf4_block_scale(absmax_q, nested, map, i / NF4_BLOCK, offset);
+  const uchar byte = packed[j];
+  out[i] = code[byte >> 4] * a;
+  if (i + 1 < n) out[i + 1] = code[byte & 15] * a;
+}
+
+__kernel void nf4_dequantize_f16(__global const uchar* packed, ulong packed_off,
+                                 __global const uchar* absmax_q, ulong absmax_q_off,
+                                 __global const float* nested, ulong nested_off,
+                                 __global const float* map, ulong map_off,
+                                 __global const float* code, ulong code_off,
+                                 __global half* out, ulong out_off, long n, float offset) {
+  packed += packed_off; absmax_q += absmax_q_off; nested += nested_off; map += map_off;
+  code += code_off; out += out_off;
+  const long j = get_global_id(0);
+  const long i = 2 * j;
+  if (i >= n) return;
+  const float a = nf4_block_scale(absmax_q, nested, map, i / NF4_BLOCK, offset);
+  const uchar byte = packed[j];
+  vstore_half_rte(code[byte >> 4] * a, i, out);
+  if (i + 1 < n) vstore_half_rte(code[byte & 15] * a, i + 1, out);
+}
+
+// Quantization error of block b: err[3b] = sum |x - x'|, err[3b+1] = sum |x|,
+// err[3b+2] = sum |x - x'| / (|x| + 1e-8), with x' dequantized on the fly (fp32 sums in order).
+// One work-item per block of 64; err: (nb, 3).
+__kernel void nf4_error_blocks(__global const float* x, ulong x_off,
+                               __global const uchar* packed, ulong packed_off,
+                               __global const uchar* absmax_q, ulong absmax_q_off,
+                               __global const float* nested, ulong nested_off,
+                               __global const float* map, ulong map_off,
+                               __global const float* code, ulong code_off,
+                               __global float* err, ulong err_off, long n, float offset) {
+  x += x_off; packed += packed_off; absmax_q += absmax_q_off; nested += nested_off;
+  map += map_off; code += code_off; err += err_off;
+  const long b = get_global_id(0);
+  const long begin = b * NF4_BLOCK;
+  if (begin >= n) return;
+  const long end = min(n, begin + NF4_BLOCK);
+  const float a = nf4_block_scale(absmax_q, nested, map, b, offset);
+  float e = 0.0f, mag = 0.0f, rel = 0.0f;
+  for (long i = begin; i < end; ++i) {
+    const uchar byte = packed[i / 2];
+    const float y = code[(i & 1) ? (byte & 15) : (byte >> 4)] * a;
+    const float d = fabs(x[i] - y);
+    e += d;
+    mag += fabs(x[i]);
+    rel += d / (fabs(x[i]) + 1e-8f);
+  }
+  err[3 * b] = e;
+  err[3 * b + 1] = mag;
+  err[3 * b + 2] = rel;
+}

@@ -1,0 +1,56 @@
+// Quantizing checkpoints to NF4, tensor by tensor: read one tensor, quantize it on the device,
+// append it to the output, free it. Peak memory is about one tensor (host and device).
+//
+// Which tensors: 2-D, floating point (F32, F16, BF16), name ending in ".weight", and not an
+// embedding, a norm or the output head (names containing "embed", "norm" or "lm_head", which
+// transformers also keeps unquantized). Everything else is copied byte for byte. Quantized
+// weights use transformers' bitsandbytes 4-bit keys (io/nf4_safetensors.hpp).
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "magellano/io/safetensors.hpp"
+#include "magellano/quant/nf4.hpp"
+
+namespace magellano::quant {
+
+bool should_quantize(const std::string& name, io::StDType dtype, const std::vector<int64_t>& shape);
+
+struct QuantizeReport {
+  int64_t tensors_quantized = 0, tensors_copied = 0;
+  int64_t params_quantized = 0;      // elements of the quantized weights
+  uint64_t quantized_bytes = 0;      // bytes of their NF4 tensors (all six parts each)
+  uint64_t bytes_in = 0, bytes_out = 0;  // sizes of the input and output .safetensors
+  NF4Error error;                    // over every quantized weight
+  double seconds = 0, read_seconds = 0, quantize_seconds = 0, write_seconds = 0;
+  std::vector<std::string> skipped_linear;  // 2-D ".weight" tensors kept unquantized (e.g. lm_head)
+  double bits_per_param() const {
+    return params_quantized ? 8.0 * static_cast<double>(quantized_bytes) / params_quantized : 0.0;
+  }
+};
+
+// `progress` (optional) is called after each tensor with its name and whether it was quantized.
+using QuantizeProgress = std::function<void(const std::string& name, bool quantized)>;
+
+// FILE.safetensors -> out (a new file). Throws magellano::Error when `in` is missing, truncated
+// or not safetensors, or `out` exists; nothing is left at `out` on failure.
+QuantizeReport quantize_safetensors_file(Context& ctx, const std::filesystem::path& in,
+                                         const std::filesystem::path& out,
+                                         const QuantizeProgress& progress = {});
+
+// CHECKPOINT_DIR (with model.safetensors; config.json and tokenizer files are copied) -> out (a
+// new folder, written atomically). The output config.json gains a "quantization_config" object
+// as transformers writes one for bitsandbytes NF4 with double quantization.
+QuantizeReport quantize_checkpoint_dir(Context& ctx, const std::filesystem::path& in,
+                                       const std::filesystem::path& out,
+                                       const QuantizeProgress& progress = {});
+
+// The "quantization_config" object recorded in a quantized checkpoint's config.json.
+nlohmann::json nf4_quantization_config(const std::vector<std::string>& skipped_modules);
+
+}  // namespace magellano::quant

@@ -1,0 +1,203 @@
+#include "magellano/quant/quantize_file.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "magellano/io/checkpoint_dir.hpp"
+#include "magellano/io/json_file.hpp"
+#include "magellano/io/nf4_safetensors.hpp"
+#include "magellano/io/safetensors_stream.hpp"
+#include "magellano/runtime/error.hpp"
+
+namespace magellano::quant {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool is_float(io::StDType t) {
+  return t == io::StDType::F32 || t == io::StDType::F16 || t == io::StDType::BF16;
+}
+
+const char* torch_dtype_name(io::StDType t) {
+  switch (t) {
+    case io::StDType::F16: return "float16";
+    case io::StDType::BF16: return "bfloat16";
+    default: return "float32";
+  }
+}
+
+void refuse_existing(const fs::path& out) {
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(out, ec)))
+    throw Error("quantize: the output " + out.string() +
+                " already exists. Choose a new path or remove it first.");
+}
+
+// The streaming core: every tensor of `reader` to `out`, quantizing the linear weights.
+QuantizeReport quantize_stream(Context& ctx, const io::SafetensorsReader& reader,
+                               const fs::path& out, const QuantizeProgress& progress) {
+  const auto start = Clock::now();
+  QuantizeReport rep;
+  std::vector<io::StEntry> entries;
+  const std::vector<std::string> names = reader.names();
+  std::vector<bool> quantize(names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string& name = names[i];
+    const io::StDType dt = reader.dtype(name);
+    const std::vector<int64_t> shape = reader.shape(name);
+    quantize[i] = should_quantize(name, dt, shape);
+    if (quantize[i]) {
+      for (io::StEntry& e : io::nf4_entries(name, shape, torch_dtype_name(dt))) entries.push_back(e);
+    } else {
+      entries.push_back({name, dt, shape});
+      if (shape.size() == 2 && ends_with(name, ".weight") && is_float(dt))
+        rep.skipped_linear.push_back(name);
+    }
+  }
+  io::SafetensorsStreamWriter writer(out, entries, reader.metadata());
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string& name = names[i];
+    auto t = Clock::now();
+    if (!quantize[i]) {
+      const io::StTensor st = reader.read(name);
+      rep.read_seconds += since(t);
+      t = Clock::now();
+      writer.write(name, st);
+      rep.write_seconds += since(t);
+      ++rep.tensors_copied;
+    } else {
+      const std::vector<int64_t> shape = reader.shape(name);
+      std::vector<float> values = reader.read_f32(name);
+      rep.read_seconds += since(t);
+      t = Clock::now();
+      NF4Weight q;
+      {
+        Tensor w = Tensor::from_host(ctx, Shape(shape), values, DType::f32, MemCategory::scratch);
+        std::vector<float>().swap(values);  // the host copy is no longer needed
+        q = quantize_nf4(w, MemCategory::scratch);
+        rep.error += nf4_error(w, q);
+      }
+      const auto parts = io::nf4_to_st(name, q, torch_dtype_name(reader.dtype(name)));
+      q = NF4Weight();
+      rep.quantize_seconds += since(t);
+      t = Clock::now();
+      for (const auto& [part, st] : parts) {
+        writer.write(part, st);
+        rep.quantized_bytes += st.bytes.size();
+      }
+      rep.write_seconds += since(t);
+      ++rep.tensors_quantized;
+      rep.params_quantized += io::st_numel(shape);
+    }
+    if (progress) progress(name, quantize[i]);
+  }
+  const auto t = Clock::now();
+  writer.commit();
+  rep.write_seconds += since(t);
+  rep.bytes_in = fs::file_size(reader.path());
+  rep.bytes_out = fs::file_size(out);
+  rep.seconds = since(start);
+  return rep;
+}
+
+}  // namespace
+
+bool should_quantize(const std::string& name, io::StDType dtype, const std::vector<int64_t>& shape) {
+  if (shape.size() != 2 || !is_float(dtype) || !ends_with(name, ".weight")) return false;
+  if (shape[0] <= 0 || shape[1] <= 0) return false;
+  const std::string n = lower(name);
+  for (const char* skip : {"embed", "norm", "lm_head"})
+    if (n.find(skip) != std::string::npos) return false;
+  return true;
+}
+
+QuantizeReport quantize_safetensors_file(Context& ctx, const fs::path& in, const fs::path& out,
+                                         const QuantizeProgress& progress) {
+  if (fs::is_directory(in))
+    throw Error("quantize: " + in.string() + " is a folder; give its model.safetensors, or use "
+                "quantize_checkpoint_dir for a checkpoint folder.");
+  const io::SafetensorsReader reader = io::SafetensorsReader::open(in);
+  refuse_existing(out);
+  return quantize_stream(ctx, reader, out, progress);
+}
+
+nlohmann::json nf4_quantization_config(const std::vector<std::string>& skipped_modules) {
+  // BitsAndBytesConfig.to_dict() for load_in_4bit, nf4, double quantization.
+  nlohmann::json q = {{"quant_method", "bitsandbytes"},
+                      {"_load_in_4bit", true},
+                      {"_load_in_8bit", false},
+                      {"load_in_4bit", true},
+                      {"load_in_8bit", false},
+                      {"bnb_4bit_quant_type", "nf4"},
+                      {"bnb_4bit_use_double_quant", true},
+                      {"bnb_4bit_compute_dtype", "float32"},
+                      {"bnb_4bit_quant_storage", "uint8"},
+                      {"llm_int8_enable_fp32_cpu_offload", false},
+                      {"llm_int8_has_fp16_weight", false},
+                      {"llm_int8_threshold", 6.0}};
+  q["llm_int8_skip_modules"] = skipped_modules.empty() ? nlohmann::json(nullptr)
+                                                       : nlohmann::json(skipped_modules);
+  return q;
+}
+
+QuantizeReport quantize_checkpoint_dir(Context& ctx, const fs::path& in, const fs::path& out,
+                                       const QuantizeProgress& progress) {
+  if (!fs::is_directory(in))
+    throw Error("quantize: " + in.string() + " is not a folder.");
+  const fs::path model = in / "model.safetensors";
+  if (!fs::exists(model)) {
+    if (fs::exists(in / "model.safetensors.index.json"))
+      throw Error("quantize: " + in.string() + " holds a sharded checkpoint "
+                  "(model.safetensors.index.json); Magellano quantizes single-file checkpoints. "
+                  "Quantize each shard with --in SHARD.safetensors.");
+    throw Error("quantize: " + in.string() + " has no model.safetensors. Give a checkpoint "
+                "folder (model.safetensors + config.json) or a .safetensors file.");
+  }
+  const io::SafetensorsReader reader = io::SafetensorsReader::open(model);
+  refuse_existing(out);
+  fs::path parent = out.parent_path();
+  if (parent.empty()) parent = ".";
+  if (!fs::is_directory(parent))
+    throw Error("quantize: the folder " + parent.string() + " for the output does not exist.");
+  io::CheckpointDir dir(parent, out.filename().string());
+  QuantizeReport rep = quantize_stream(ctx, reader, dir.file("model.safetensors"), progress);
+
+  std::vector<std::string> skipped;
+  for (const std::string& w : rep.skipped_linear)
+    skipped.push_back(w.substr(0, w.size() - std::string(".weight").size()));
+  if (fs::exists(in / "config.json")) {
+    nlohmann::json cfg = io::read_json(in / "config.json", "checkpoint config");
+    if (!cfg.is_object())
+      throw Error("quantize: " + (in / "config.json").string() + " is not a JSON object.");
+    cfg["quantization_config"] = nf4_quantization_config(skipped);
+    io::write_json_atomically(dir.file("config.json"), cfg);
+  }
+  // Tokenizer and generation files travel with the weights.
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                        "vocab.json", "merges.txt", "encoder.json", "vocab.bpe",
+                        "generation_config.json", "added_tokens.json"})
+    if (fs::is_regular_file(in / f)) fs::copy_file(in / f, dir.file(f));
+  dir.commit();
+  return rep;
+}
+
+}  // namespace magellano::quant

@@ -1,0 +1,162 @@
+// NF4 kernels (cl/nf4.cl) against the host reference (which tests/unit/test_nf4_reference.cpp
+// checks against bitsandbytes): quantize and dequantize must agree bit for bit, at odd sizes, on
+// poisoned (NaN-filled) fresh buffers. nf4_linear against a float64 product with the weight the
+// host reference dequantizes (tolerances stated below).
+#include <bit>
+#include <cmath>
+#include <cstring>
+
+#include "harness.hpp"
+#include "magellano/io/st_dtype.hpp"
+#include "magellano/ops/nf4_linear.hpp"
+#include "magellano/quant/nf4.hpp"
+#include "magellano/quant/nf4_reference.hpp"
+
+using namespace mgtest;
+using namespace magellano;
+namespace ref = magellano::quant::reference;
+
+namespace {
+
+std::vector<float> weights(int64_t n, uint64_t seed, double scale) {
+  std::vector<float> x = to_f32(randn(n, seed, scale));
+  // Exact zeros, a zero block and values on the code grid make the rounding rules matter.
+  for (int64_t i = 0; i < n; i += 13) x[i] = 0.0f;
+  if (n >= 192)
+    for (int64_t i = 128; i < 192; ++i) x[i] = 0.0f;
+  return x;
+}
+
+void expect_same_bits(const std::vector<float>& got, const std::vector<float>& want,
+                      const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(want[i]))
+        << what << "[" << i << "]: device " << got[i] << " vs host " << want[i];
+}
+
+void expect_same_bytes(const std::vector<uint8_t>& got, const std::vector<uint8_t>& want,
+                       const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(int(got[i]), int(want[i])) << what << "[" << i << "]";
+}
+
+void check_against_reference(const Shape& shape, const std::vector<float>& x, const std::string& what) {
+  Tensor t = Tensor::from_host(test_ctx(), shape, x);
+  const quant::NF4Weight q = quant::quantize_nf4(t);
+  const ref::HostNF4 h = ref::quantize_nf4(x.data(), static_cast<int64_t>(x.size()));
+  EXPECT_EQ(q.shape, shape);
+  EXPECT_EQ(std::bit_cast<uint32_t>(q.offset), std::bit_cast<uint32_t>(h.offset)) << what;
+  expect_same_bytes(q.packed.to_host_u8(), h.packed, what + " packed");
+  expect_same_bytes(q.absmax_q.to_host_u8(), h.absmax_q, what + " absmax_q");
+  expect_same_bits(q.nested_absmax.to_host(), h.nested_absmax, what + " nested_absmax");
+  const std::vector<float> want = ref::dequantize_nf4(h);
+  expect_same_bits(quant::dequantize_nf4(q).to_host(), want, what + " dequantize f32");
+  // f16 output: the fp32 value rounded to nearest even.
+  Tensor half = Tensor::empty(test_ctx(), shape, DType::f16);
+  quant::dequantize_nf4_into(q, half);
+  std::vector<float> want16(want.size());
+  for (size_t i = 0; i < want.size(); ++i) want16[i] = io::f16_to_f32(io::f32_to_f16(want[i]));
+  expect_same_bits(half.to_host(), want16, what + " dequantize f16");
+}
+
+}  // namespace
+
+TEST(NF4Kernels, QuantizeAndDequantizeEqualTheHostReference) {
+  // Sizes: tiny, odd, one block +-1, several nested blocks (256 * 64 = 16384 per nested block).
+  for (int64_t n : {1, 2, 3, 63, 64, 65, 127, 201, 4113, 16384 * 2 + 5 * 64 + 7}) {
+    check_against_reference(Shape{n}, weights(n, 100 + n, 0.05), "n=" + std::to_string(n));
+  }
+  check_against_reference(Shape{37, 70}, weights(37 * 70, 7, 1.0), "(37, 70)");
+}
+
+TEST(NF4Kernels, EdgeCases) {
+  // All zeros (full and partial blocks), a constant (every absmax equals the offset, so the
+  // nested scale is 0), values exactly on NF4 midpoints, huge and tiny magnitudes.
+  check_against_reference(Shape{100}, std::vector<float>(100, 0.0f), "zeros");
+  check_against_reference(Shape{2, 64}, std::vector<float>(128, 0.5f), "constant");
+  const auto& code = quant::nf4_code();
+  std::vector<float> mids;
+  for (int rep = 0; rep < 3; ++rep)
+    for (int k = 0; k < 15; ++k) {
+      const float m = (code[k] + code[k + 1]) / 2.0f;
+      mids.push_back(m);
+      mids.push_back(std::nextafter(m, INFINITY));
+      mids.push_back(std::nextafter(m, -INFINITY));
+    }
+  mids.push_back(1.0f);
+  mids.push_back(-1.0f);
+  for (size_t i = 0; i < mids.size(); ++i) mids[i] *= (i / 64 == 1) ? 0.75f : 1.0f;
+  check_against_reference(Shape{static_cast<int64_t>(mids.size())}, mids, "midpoints");
+  std::vector<float> wide = weights(3000, 9, 1.0);
+  for (size_t i = 0; i < wide.size(); ++i) wide[i] *= std::ldexp(1.0f, static_cast<int>(i / 64 % 60) - 30);
+  check_against_reference(Shape{3000}, wide, "magnitudes 2^-30..2^29");
+}
+
+TEST(NF4Kernels, StorageIsAbout4127BitsPerParameter) {
+  const int64_t rows = 256, cols = 1024, n = rows * cols;
+  const quant::NF4Weight q = quant::quantize_nf4(Tensor::from_host(test_ctx(), Shape{rows, cols}, weights(n, 3, 0.02)));
+  EXPECT_EQ(q.packed.nbytes(), uint64_t(n / 2));
+  EXPECT_EQ(q.absmax_q.nbytes(), uint64_t(n / 64));
+  EXPECT_EQ(q.nested_absmax.nbytes(), uint64_t(4 * n / 64 / 256));
+  const double data_bits = 8.0 * (q.nbytes() - 16 * 4 - 256 * 4) / n;
+  EXPECT_NEAR(data_bits, 4.127, 1e-3);  // 4 + 8/64 + 32/16384 = 4.12695
+  EXPECT_NEAR(q.bits_per_param(), 4.12695 + 8.0 * 1088 / n, 1e-4);
+  EXPECT_EQ(q.packed.storage()->category(), MemCategory::parameters);
+}
+
+TEST(NF4Kernels, BadInputIsAClearError) {
+  Tensor i32 = Tensor::from_host_i32(test_ctx(), Shape{4}, {1, 2, 3, 4});
+  EXPECT_THROW(quant::quantize_nf4(i32), magellano::Error);
+  EXPECT_THROW(quant::quantize_nf4(Tensor()), magellano::Error);
+  const quant::NF4Weight q = quant::quantize_nf4(upload(Shape{8, 16}, randn(128, 1)));
+  EXPECT_THROW(quant::dequantize_nf4_into(q, Tensor::empty(test_ctx(), Shape{127})), magellano::Error);
+  EXPECT_THROW(ops::nf4_linear(upload(Shape{3, 15}, randn(45, 2)), q), magellano::Error);
+  EXPECT_THROW(quant::nf4_from_host(test_ctx(), Shape{8, 16}, std::vector<uint8_t>(63), std::vector<uint8_t>(2),
+                                    {1.0f}, 0.0f, std::vector<float>(16), std::vector<float>(256), "w"),
+               magellano::Error);
+}
+
+TEST(NF4Linear, ForwardAndInputGradientMatchFloat64) {
+  // W (37, 70): 70 is not a multiple of 64, so blocks straddle rows. Reference: float64 product
+  // with the host reference's dequantized weight (exact fp32 values). Tolerances: one fp32 dot
+  // product of length 70 (forward) or 37 (backward): harness defaults 1e-5 / 1e-4 relative.
+  const int64_t out = 37, in = 70;
+  const std::vector<float> wf = weights(out * in, 5, 0.1);
+  const quant::NF4Weight q = quant::quantize_nf4(Tensor::from_host(test_ctx(), Shape{out, in}, wf));
+  const ref::HostNF4 h = ref::quantize_nf4(wf.data(), out * in);
+  const Vec wd = to_f64(ref::dequantize_nf4(h));
+  check_op("nf4_linear", {{Shape{3, 5, in}, randn(3 * 5 * in, 11)}},
+           [&](const std::vector<Tensor>& t) { return ops::nf4_linear(t[0], q); },
+           [&](const std::vector<Vec>& x) {
+             Vec y(15 * out, 0.0);
+             for (int64_t r = 0; r < 15; ++r)
+               for (int64_t o = 0; o < out; ++o)
+                 for (int64_t k = 0; k < in; ++k) y[r * out + o] += x[0][r * in + k] * wd[o * in + k];
+             return y;
+           },
+           [&](const std::vector<Vec>&, const Vec& dy) {
+             Vec dx(15 * in, 0.0);
+             for (int64_t r = 0; r < 15; ++r)
+               for (int64_t o = 0; o < out; ++o)
+                 for (int64_t k = 0; k < in; ++k) dx[r * in + k] += dy[r * out + o] * wd[o * in + k];
+             return std::vector<Vec>{dx};
+           });
+}
+
+TEST(NF4Linear, ScratchIsReusedAndTrackedAsScratch) {
+  Context& ctx = test_ctx();
+  ops::release_nf4_scratch(ctx);
+  const quant::NF4Weight big = quant::quantize_nf4(upload(Shape{64, 96}, randn(64 * 96, 1)));
+  const quant::NF4Weight small = quant::quantize_nf4(upload(Shape{16, 96}, randn(16 * 96, 2)));
+  const uint64_t before = ctx.memory().current(MemCategory::scratch);
+  Tensor x = upload(Shape{4, 96}, randn(4 * 96, 3));
+  ops::nf4_linear(x, big);
+  EXPECT_EQ(ops::nf4_scratch_bytes(ctx), uint64_t(64 * 96 * 4));
+  EXPECT_EQ(ctx.memory().current(MemCategory::scratch), before + 64 * 96 * 4);
+  ops::nf4_linear(x, small);  // fits: no new buffer
+  EXPECT_EQ(ops::nf4_scratch_bytes(ctx), uint64_t(64 * 96 * 4));
+  ops::release_nf4_scratch(ctx);
+  EXPECT_EQ(ops::nf4_scratch_bytes(ctx), 0u);
+  EXPECT_EQ(ctx.memory().current(MemCategory::scratch), before);
+}
