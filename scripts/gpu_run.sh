@@ -2,7 +2,9 @@
 # Runs on the GPU machine with .gpu carried (scripts/gpu_bundle.sh): device listing, the unit
 # and op tests on the GPU, and the benchmarks; then cuBLAS's fp32 GEMM through PyTorch for
 # comparison. Results go to $OUT (the device tool's output folder) or ./gpu-results.
-# Usage: bash scripts/gpu_run.sh [tests|bench|train|nf4-file|all]     (default: all)
+# Usage: bash scripts/gpu_run.sh [tests|bench|train|nf4-file|qlora|all]     (default: all)
+#   qlora: gradient-checkpointing memory table (tiny, phase1) and production3B QLoRA steps on
+#   tinyshakespeare (GPT-2 tokens from $SHARED_DATA, default ../shared/data)
 #   nf4-file: `magellano quantize` end to end on a generated production3B file (~13 GB in $TMPDIR)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +33,19 @@ if [ "$what" = train ] || [ "$what" = all ]; then
       --reference-gflops "$ref" --reference-name "cuBLAS fp32 sgemm 4096 (PyTorch), same session" \
       > "$out/train_$c.json"
   done
+fi
+if [ "$what" = qlora ] || [ "$what" = all ]; then
+  bench_checkpointing --device gpu --config configs/tiny.json --config configs/phase1.json \
+    --batch 1 --seq-len 512 > "$out/checkpointing.json"
+  shared=${SHARED_DATA:-../shared/data}
+  mkdir -p "$out/qlora"
+  magellano tokenize --tokenizer "$shared/gpt2" --in "$shared/corpus/tinyshakespeare.txt" \
+    --out "$out/qlora/shakespeare" --val-fraction 0.05
+  magellano train --config configs/production3B.json --device gpu --set train.steps=10 \
+    --set train.warmup_steps=1 --set train.grad_accum=1 --set eval.batches=2 \
+    --set data.train="$out/qlora/shakespeare.train.tok" --set data.val="$out/qlora/shakespeare.val.tok" \
+    --set checkpoint.dir="$out/qlora/run" --set checkpoint.every=0 2>&1 | tail -n 20
+  rm -rf "$out/qlora/run"/step-*  # the adapter is ~150 MB; metrics.jsonl stays
 fi
 if [ "$what" = nf4-file ]; then
   magellano bench nf4 --device gpu --json --repeats 1 --file "${TMPDIR:-/tmp}" > "$out/bench_nf4_file.json"

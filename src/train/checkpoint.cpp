@@ -3,11 +3,15 @@
 #include "magellano/io/checkpoint_dir.hpp"
 #include "magellano/io/hf_mamba_config.hpp"
 #include "magellano/io/json_file.hpp"
+#include "magellano/io/nf4_safetensors.hpp"
 #include "magellano/io/safetensors.hpp"
 #include "magellano/io/safetensors_device.hpp"
 #include "magellano/optim/adamw.hpp"
 #include "magellano/train/adapter.hpp"
 #include "magellano/runtime/error.hpp"
+
+#include <map>
+#include <set>
 
 namespace magellano::train {
 namespace fs = std::filesystem;
@@ -69,20 +73,39 @@ void load_weights(const fs::path& file, const nn::Model& model) {
     return Error(file.string() + " has no tensor '" + name + "': it is not a checkpoint of this "
                  "model (check the config's model section).");
   };
+  Context& ctx = model.parameters().front().tensor.ctx();
+  // Weights stored NF4 in the file (`magellano quantize`): loaded as they are into an NF4
+  // Linear, dequantized for an fp32 / fp16 one.
+  std::set<std::string> nf4_in_file;
+  for (const auto& n : io::nf4_weight_names(reader)) nf4_in_file.insert(n);
+  std::map<std::string, nn::Linear*> by_weight;
+  for (const auto& l : const_cast<nn::Model&>(model).linears()) by_weight[l.path + ".weight"] = l.linear;
   for (const auto& p : model.parameters()) {
     if (!reader.contains(p.name)) throw missing(p.name);
+    if (nf4_in_file.count(p.name)) {
+      const quant::NF4Weight q = io::load_nf4(ctx, reader, p.name, MemCategory::scratch);
+      by_weight.at(p.name)->set_weight(quant::dequantize_nf4(q, MemCategory::scratch));
+      continue;
+    }
     io::load_into(reader, p.name, p.tensor);
   }
-  // NF4 weights are not tensors of their own: read as f32 one at a time and quantize.
-  for (const auto& l : const_cast<nn::Model&>(model).linears()) {
-    if (l.linear->storage() != nn::WeightStorage::nf4) continue;
-    const std::string name = l.path + ".weight";
+  // NF4 Linears are not tensors of their own: an fp32 / fp16 weight in the file is read and
+  // quantized one at a time.
+  for (const auto& [name, lin] : by_weight) {
+    if (lin->storage() != nn::WeightStorage::nf4) continue;
     if (!reader.contains(name)) throw missing(name);
-    Context& ctx = model.parameters().front().tensor.ctx();
-    Tensor w = Tensor::empty(ctx, Shape{l.linear->out_features(), l.linear->in_features()}, DType::f32,
-                             MemCategory::scratch);
+    if (nf4_in_file.count(name)) {
+      quant::NF4Weight q = io::load_nf4(ctx, reader, name);
+      if (q.shape != Shape{lin->out_features(), lin->in_features()})
+        throw Error(file.string() + ": NF4 weight '" + name + "' has shape " + q.shape.str() +
+                    ", the model expects (" + std::to_string(lin->out_features()) + ", " +
+                    std::to_string(lin->in_features()) + ").");
+      *lin->nf4 = std::move(q);
+      continue;
+    }
+    Tensor w = Tensor::empty(ctx, Shape{lin->out_features(), lin->in_features()}, DType::f32, MemCategory::scratch);
     io::load_into(reader, name, w);
-    l.linear->set_weight(w);
+    lin->set_weight(w);
   }
 }
 
@@ -95,7 +118,9 @@ LoadedModel load_model(const fs::path& dir, Context& ctx, const LoRASection* lor
     out.config = config_from_hf(io::read_hf_mamba_config(dir), dir);
     out.hugging_face = true;
   } else {
-    out.config = Config::from_json(io::read_json(dir / "config.json", "checkpoint config"));
+    nlohmann::json j = io::read_json(dir / "config.json", "checkpoint config");
+    j.erase("quantization_config");  // `magellano quantize` output: the NF4 weights load as they are
+    out.config = Config::from_json(j);
   }
   out.config.train.gradient_checkpointing = 0;
   const bool lora_checkpoint = out.config.lora.enabled() && !fs::exists(dir / "model.safetensors");

@@ -138,6 +138,9 @@ TrainSummary train(const Config& cfg, Context& ctx, const TrainOptions& opt) {
     for (int64_t a = 0; a < tc.grad_accum; ++a) {
       auto [x, y] = split_batch(ctx, batcher.next(), B, L);
       nn::TrainingScope training;  // dropout on
+      // Dropout masks depend on the step and micro-batch only, so a resumed run draws the
+      // same ones (the model's forward advances the counter once from here).
+      nn::GenerationScope masks(static_cast<uint64_t>(step * tc.grad_accum + a) * 2);
       nn::LossOutput lo = model.loss(x, y);
       if (tc.loss_scaling) autograd::backward(lo.loss, Tensor::full(ctx, lo.loss.shape(), scaler.scale()));
       else autograd::backward(lo.loss);

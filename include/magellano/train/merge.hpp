@@ -3,7 +3,9 @@
 //
 // The base is a checkpoint directory (Magellano or Hugging Face Mamba: config.json +
 // model.safetensors). Weights stored F32 stay F32; F16 / BF16 weights are widened to F32 for
-// the addition and written back F32. The product B·A runs on the device (one GEMM per weight,
+// the addition and written back F32. NF4 weights (`magellano quantize` output, bitsandbytes
+// keys) are dequantized, W + ΔW is formed in fp32 and quantized again; the report gives the
+// error of that re-quantization (mean and max |dequant(requant(W')) − W'|). The product B·A runs on the device (one GEMM per weight,
 // one tensor in memory at a time on the device). The output directory gets config.json (copied)
 // and model.safetensors.
 #pragma once
