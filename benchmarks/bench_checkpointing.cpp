@@ -53,7 +53,7 @@ int main(int argc, char** argv) try {
     for (auto& x : ids) x = static_cast<int32_t>(rng() % cfg.model.vocab_size);
     const Tensor x = Tensor::from_host_i32(*ctx, Shape{batch, seq_len}, ids);
     auto step = [&](int64_t k) {
-      for (const auto& p : params) p.tensor.zero_grad();
+      for (auto p : params) p.tensor.zero_grad();
       model.set_checkpoint_every(k);
       nn::TrainingScope training;
       autograd::backward(model.loss(x, x).loss);
