@@ -52,8 +52,10 @@ int main(int argc, char** argv) {
     out["config"] = config;
     out["batch"] = B;
     out["seq_len"] = L;
-    const auto counts = train::count_params(cfg.model);
-    const auto estimate = train::estimate_memory(cfg.model, B, L);
+    train::Config ecfg = cfg;  // LoRA / QLoRA and checkpointing from the config, at B x L
+    ecfg.train.batch_size = B, ecfg.train.seq_len = L;
+    const auto counts = train::count_params(cfg);
+    const auto estimate = train::estimate_memory(ecfg);
     out["params"] = train::to_json(counts);
     out["memory_estimate"] = train::to_json(estimate);
 #if MAGELLANO_HAVE_OPENBLAS
@@ -68,8 +70,12 @@ int main(int argc, char** argv) {
 #endif
     out["device_gemm"] = bench::gemm_rate(*ctx, 4096, 4096, 4096, 3);
 
-    nn::Model model(*ctx, train::model_spec(cfg.model), 1);
-    optim::AdamW adamw(*ctx, model.parameters(), {.lr = 1e-4f});
+    nn::Model model(*ctx, train::model_spec(cfg), 1);
+    optim::AdamW adamw(*ctx, model.trainable_parameters(), {.lr = 1e-4f});
+    out["params_trainable"] = counts.trainable;
+    // The peak of the training steps (a QLoRA model passes through one fp32 block per block
+    // while it is built and quantized).
+    ctx->memory().reset_peaks();
     std::mt19937_64 rng(1);
     std::vector<int32_t> x(B * L), y(B * L);
     for (auto& v : x) v = static_cast<int32_t>(rng() % V);
@@ -77,6 +83,7 @@ int main(int argc, char** argv) {
     Tensor tx = Tensor::from_host_i32(*ctx, Shape{B, L}, x), ty = Tensor::from_host_i32(*ctx, Shape{B, L}, y);
     auto step = [&] {
       adamw.zero_grad();
+      nn::TrainingScope training;
       auto lo = model.loss(tx, ty);
       autograd::backward(lo.loss);
       adamw.step(1e-4f, 1.0f);

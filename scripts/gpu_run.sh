@@ -37,6 +37,8 @@ fi
 if [ "$what" = qlora ] || [ "$what" = all ]; then
   bench_checkpointing --device gpu --config configs/tiny.json --config configs/phase1.json \
     --batch 1 --seq-len 512 > "$out/checkpointing.json"
+  # tokens/s and peak memory of production3B QLoRA at 1 x 512 (random tokens)
+  bench_train --config configs/production3B.json --device gpu --batch 1 --steps 3 > "$out/train_production3B_qlora.json"
   shared=${SHARED_DATA:-../shared/data}
   mkdir -p "$out/qlora"
   magellano tokenize --tokenizer "$shared/gpt2" --in "$shared/corpus/tinyshakespeare.txt" \
