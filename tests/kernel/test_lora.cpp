@@ -32,6 +32,8 @@
 #include "magellano/train/adapter.hpp"
 #include "magellano/train/loss_scaler.hpp"
 #include "magellano/train/merge.hpp"
+#include "cli.hpp"
+#include "magellano/data/token_file.hpp"
 #include "magellano/io/json_file.hpp"
 #include "magellano/quant/quantize_file.hpp"
 
@@ -407,6 +409,25 @@ TEST(Merge, MergedModelEqualsBasePlusAdapter) {
   double diff = 0;
   for (size_t i = 0; i < plain.size(); ++i) diff = std::max(diff, std::fabs(double(plain[i]) - want[i]));
   EXPECT_GT(diff, 1e-3) << "the adapter must change the output for this test to mean anything";
+  // What `eval --adapter` and generation load: the same model as base + adapter.
+  auto via = magellano::train::load_model_with_adapter(dir / "base", dir / "adapter", test_ctx());
+  const auto again = via.model->forward(x).logits.to_host();
+  EXPECT_EQ(std::memcmp(again.data(), want.data(), want.size() * sizeof(float)), 0);
+  // The eval command: --adapter works, and a missing adapter is one clear line.
+  if (!mgtest::cli_path().empty()) {
+    std::vector<int32_t> toks = ids(200, 13);
+    std::vector<uint32_t> u(toks.begin(), toks.end());
+    magellano::data::write_token_file(dir / "val.tok", 61, u);
+    auto r = mgtest::run_cli({"eval", "--checkpoint", (dir / "base").string(), "--adapter", (dir / "adapter").string(),
+                              "--tokens", (dir / "val.tok").string(), "--seq-len", "20", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("\"perplexity\""), std::string::npos) << r.output;
+    r = mgtest::run_cli({"eval", "--checkpoint", (dir / "base").string(), "--adapter", (dir / "nope").string(),
+                         "--tokens", (dir / "val.tok").string()});
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("error: "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("adapter_config.json"), std::string::npos) << r.output;
+  }
   // An adapter applied to the wrong base is refused.
   EXPECT_THROW(magellano::train::merge_adapter(dir / "merged", dir / "adapter", dir / "merged", test_ctx()),
                magellano::Error);
