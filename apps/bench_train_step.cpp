@@ -40,12 +40,16 @@ std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Optio
     }
   }
   const int64_t V = cfg.model.vocab_size;
-  const auto counts = train::count_params(cfg.model);
-  const auto estimate = train::estimate_memory(cfg.model, B, L);
+  train::Config ecfg = cfg;  // LoRA / QLoRA and checkpointing from the config, at B x L
+  ecfg.train.batch_size = B, ecfg.train.seq_len = L;
+  const auto counts = train::count_params(cfg);
+  const auto estimate = train::estimate_memory(ecfg);
 
+  nn::Model model(ctx, train::model_spec(cfg), 1);
+  optim::AdamW adamw(ctx, model.trainable_parameters(), {.lr = 1e-4f});
+  // The peak of the training steps (a QLoRA model passes through one fp32 block per block
+  // while it is built and quantized).
   ctx.memory().reset_peaks();
-  nn::Model model(ctx, train::model_spec(cfg.model), 1);
-  optim::AdamW adamw(ctx, model.parameters(), {.lr = 1e-4f});
   std::mt19937_64 rng(1);
   std::vector<int32_t> x(B * L), y(B * L);
   for (auto& v : x) v = static_cast<int32_t>(rng() % V);
@@ -53,6 +57,7 @@ std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Optio
   Tensor tx = Tensor::from_host_i32(ctx, Shape{B, L}, x), ty = Tensor::from_host_i32(ctx, Shape{B, L}, y);
   auto step = [&] {
     adamw.zero_grad();
+    nn::TrainingScope training;
     auto lo = model.loss(tx, ty);
     autograd::backward(lo.loss);
     adamw.step(1e-4f, 1.0f);
@@ -73,6 +78,7 @@ std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Optio
   r.tokens_per_s = tps;
   r.extra = {{"config_file", config},
              {"params_total", counts.total},
+             {"params_trainable", counts.trainable},
              {"active_params_per_token", counts.active_per_token},
              {"peak_device_bytes", peak},
              {"peak_reserved_bytes", ctx.memory().peak_reserved()},

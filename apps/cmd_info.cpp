@@ -37,8 +37,8 @@ std::string millions(int64_t n) {
 int model_info(const std::string& path, const std::vector<std::string>& sets, bool as_json) {
   const train::Config cfg = train::load_config(path, sets);
   const train::ModelConfig& m = cfg.model;
-  const auto p = train::count_params(m);
-  const auto mem = train::estimate_memory(m, cfg.train.batch_size, cfg.train.seq_len);
+  const auto p = train::count_params(cfg);
+  const auto mem = train::estimate_memory(cfg);
   if (as_json) {
     nlohmann::json j;
     j["config"] = path;
@@ -63,8 +63,14 @@ int model_info(const std::string& path, const std::vector<std::string>& sets, bo
   std::printf("  %-22s %15s  (%s)\n", "trainable", grouped(p.trainable).c_str(), millions(p.trainable).c_str());
   std::printf("  %-22s %15s  (%s)\n", "active per token", grouped(p.active_per_token).c_str(),
               millions(p.active_per_token).c_str());
-  std::printf("training memory estimate, batch %lld x context %lld (fp32, AdamW)\n",
-              (long long)mem.batch, (long long)mem.seq_len);
+  if (cfg.lora.enabled())
+    std::printf("training memory estimate, batch %lld x context %lld (LoRA rank %lld, %s base, "
+                "checkpointing every %lld blocks, AdamW on the adapters)\n",
+                (long long)mem.batch, (long long)mem.seq_len, (long long)cfg.lora.rank,
+                cfg.lora.base_precision.c_str(), (long long)cfg.train.gradient_checkpointing);
+  else
+    std::printf("training memory estimate, batch %lld x context %lld (fp32, AdamW)\n",
+                (long long)mem.batch, (long long)mem.seq_len);
   line("weights", mem.weights);
   line("gradients", mem.gradients);
   line("optimizer state", mem.optimizer_state);

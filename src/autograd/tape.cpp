@@ -22,6 +22,17 @@ bool grad_enabled() { return g_grad_enabled; }
 NoGradScope::NoGradScope() : previous_(g_grad_enabled) { g_grad_enabled = false; }
 NoGradScope::~NoGradScope() { g_grad_enabled = previous_; }
 
+EnableGradScope::EnableGradScope() : previous_(g_grad_enabled) { g_grad_enabled = true; }
+EnableGradScope::~EnableGradScope() { g_grad_enabled = previous_; }
+
+struct NestedTape::Saved {
+  std::vector<Node> tape;
+};
+NestedTape::NestedTape() : saved_(std::make_unique<Saved>()) { saved_->tape.swap(g_tape); }
+NestedTape::~NestedTape() {
+  g_tape.swap(saved_->tape);  // the nested nodes (if any) go with saved_
+}
+
 bool any_requires_grad(std::initializer_list<Tensor> inputs) {
   if (!g_grad_enabled) return false;
   for (const auto& t : inputs)
@@ -53,6 +64,35 @@ GradTarget grad_target(const std::shared_ptr<AutogradMeta>& m) {
   return t;
 }
 
+namespace {
+void run_tape() {
+  while (!g_tape.empty()) {
+    Node node = std::move(g_tape.back());
+    g_tape.pop_back();
+    if (node.output->grad_valid) node.backward(node.output->grad);
+    if (!node.output->is_leaf) {
+      node.output->grad = Tensor();
+      node.output->grad_valid = false;
+    }
+  }  // each node (and what its closure saved) is freed at the end of its iteration
+}
+}  // namespace
+
+void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& seeds) {
+  if (outputs.size() != seeds.size()) throw Error("backward: one seed per output is needed.");
+  NoGradScope no_grad;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (!outputs[i].defined() || !outputs[i].requires_grad() || !seeds[i].defined()) continue;
+    if (seeds[i].shape() != outputs[i].shape())
+      throw Error("backward: seed shape " + seeds[i].shape().str() + " differs from the output's " +
+                  outputs[i].shape().str());
+    auto& m = outputs[i].meta();
+    m->grad = seeds[i];
+    m->grad_valid = true;
+  }
+  run_tape();
+}
+
 void backward(const Tensor& loss, const Tensor& seed) {
   if (!loss.defined() || !loss.requires_grad())
     throw Error("backward: the loss does not depend on any tensor that requires a gradient "
@@ -68,15 +108,7 @@ void backward(const Tensor& loss, const Tensor& seed) {
     m->grad = Tensor::full(loss.ctx(), loss.shape(), 1.0f);
   }
   m->grad_valid = true;
-  while (!g_tape.empty()) {
-    Node node = std::move(g_tape.back());
-    g_tape.pop_back();
-    if (node.output->grad_valid) node.backward(node.output->grad);
-    if (!node.output->is_leaf) {
-      node.output->grad = Tensor();
-      node.output->grad_valid = false;
-    }
-  }  // each node (and what its closure saved) is freed at the end of its iteration
+  run_tape();
 }
 
 size_t tape_size() { return g_tape.size(); }

@@ -2,23 +2,135 @@
 
 #include <cmath>
 
+#include "magellano/ops/dropout.hpp"
+#include "magellano/ops/elementwise.hpp"
+#include "magellano/ops/frozen_linear.hpp"
 #include "magellano/ops/index.hpp"
 #include "magellano/ops/matmul.hpp"
 #include "magellano/ops/rmsnorm.hpp"
+#include "magellano/runtime/error.hpp"
+#include "nf4_bridge.hpp"
 
 namespace magellano::nn {
 
-Linear::Linear(Context& ctx, int64_t in, int64_t out, bool has_bias, Init& init) {
+Linear::Linear(Context& ctx, int64_t in, int64_t out, bool has_bias, Init& init, float init_scale)
+    : in_(in), out_(out) {
   const double bound = 1.0 / std::sqrt(static_cast<double>(in));
-  weight = make_parameter(ctx, Shape{out, in}, init.uniform(out * in, -bound, bound));
+  const double wbound = init_scale == 1.0f ? bound : init_scale / std::sqrt(static_cast<double>(in));
+  weight = make_parameter(ctx, Shape{out, in}, init.uniform(out * in, -wbound, wbound));
   if (has_bias) bias = make_parameter(ctx, Shape{out}, init.uniform(out, -bound, bound));
 }
 
-Tensor Linear::forward(const Tensor& x) const { return ops::linear(x, weight, bias); }
+Tensor Linear::project(const Tensor& x) const {
+  Tensor y;
+  switch (storage_) {
+    case WeightStorage::f32: y = ops::linear(x, weight); break;
+    case WeightStorage::f16: y = ops::half_linear(x, weight); break;
+    case WeightStorage::nf4: y = nf4_project(x, *nf4); break;
+  }
+  if (!lora) return y;
+  const LoRAAdapter& a = *lora;
+  Tensor xd = x;
+  if (a.dropout > 0.0f && training())
+    xd = ops::dropout(x, a.dropout, a.mask_seed());
+  Tensor low = ops::linear(ops::linear(xd, a.A), a.B);  // (..., r) then (..., out)
+  return ops::add(y, low, a.scaling);
+}
+
+Tensor Linear::forward(const Tensor& x) const {
+  if (storage_ == WeightStorage::f32 && !lora) return ops::linear(x, weight, bias);
+  Tensor y = project(x);
+  return bias.defined() ? ops::add(y, bias) : y;
+}
+
+void Linear::set_weight(const std::vector<float>& values) {
+  if (static_cast<int64_t>(values.size()) != out_ * in_)
+    throw Error("Linear::set_weight: " + std::to_string(values.size()) + " values for a (" +
+                std::to_string(out_) + ", " + std::to_string(in_) + ") weight.");
+  if (storage_ == WeightStorage::f32) {
+    weight.copy_from_host(values.data(), values.size() * sizeof(float));
+    return;
+  }
+  Context& ctx = storage_ == WeightStorage::f16 ? weight.ctx() : nf4_context(*nf4);
+  set_weight(Tensor::from_host(ctx, Shape{out_, in_}, values, DType::f32, MemCategory::scratch));
+}
+
+void Linear::set_weight(const Tensor& values) {
+  if (values.shape() != Shape{out_, in_} || values.dtype() != DType::f32)
+    throw Error("Linear::set_weight: need an (" + std::to_string(out_) + ", " + std::to_string(in_) +
+                ") f32 tensor, got " + values.shape().str() + " " + to_string(values.dtype()) + ".");
+  autograd::NoGradScope no_grad;
+  switch (storage_) {
+    case WeightStorage::f32: ops::copy_into(values, weight); break;
+    case WeightStorage::f16: {
+      Tensor w16 = ops::cast(values, DType::f16);
+      ops::copy_into(w16, weight);
+      break;
+    }
+    case WeightStorage::nf4: *nf4 = nf4_quantize(values); break;
+  }
+}
+
+void Linear::freeze(WeightStorage to) {
+  if (bias.defined()) bias.set_requires_grad(false);
+  if (storage_ != WeightStorage::f32 && to != storage_)
+    throw Error("Linear::freeze: a weight stored as " + std::string(to_string(storage_)) +
+                " cannot be converted to " + to_string(to) + ".");
+  if (to == storage_) {
+    if (weight.defined()) weight.set_requires_grad(false);
+    return;
+  }
+  autograd::NoGradScope no_grad;
+  if (to == WeightStorage::f16) {
+    Tensor w16 = ops::cast(weight, DType::f16);
+    w16.storage()->set_category(MemCategory::parameters);
+    weight = w16;
+  } else {
+    nf4 = std::make_shared<quant::NF4Weight>(nf4_quantize(weight));
+    weight = Tensor();
+  }
+  storage_ = to;
+}
+
+void Linear::add_lora(int64_t rank, double alpha, double dropout, Init& init, uint64_t seed) {
+  if (rank < 1) throw Error("LoRA: rank must be >= 1.");
+  Context& ctx = bias.defined() ? bias.ctx() : weight.defined() ? weight.ctx() : nf4_context(*nf4);
+  LoRAAdapter a;
+  const double bound = 1.0 / std::sqrt(static_cast<double>(in_));  // kaiming_uniform_(a=√5)
+  a.A = make_parameter(ctx, Shape{rank, in_}, init.uniform(rank * in_, -bound, bound));
+  a.B = make_parameter(ctx, Shape{out_, rank}, std::vector<float>(out_ * rank, 0.0f));
+  a.scaling = static_cast<float>(alpha / static_cast<double>(rank));
+  a.dropout = static_cast<float>(dropout);
+  a.seed = seed;
+  lora = a;
+}
+
+Tensor Linear::dense_weight() const {
+  autograd::NoGradScope no_grad;
+  switch (storage_) {
+    case WeightStorage::f32: return weight;
+    case WeightStorage::f16: return ops::cast(weight, DType::f32);
+    case WeightStorage::nf4: return nf4_dense(*nf4);
+  }
+  return Tensor();
+}
 
 void Linear::collect(const std::string& prefix, std::vector<Parameter>& out) const {
-  out.push_back({prefix + "weight", weight, true});
+  if (weight.defined()) out.push_back({prefix + "weight", weight, true});
   if (bias.defined()) out.push_back({prefix + "bias", bias, false});
+}
+
+void Linear::collect_lora(const std::string& prefix, std::vector<Parameter>& out) const {
+  if (!lora) return;
+  out.push_back({prefix + "lora_A.weight", lora->A, true});
+  out.push_back({prefix + "lora_B.weight", lora->B, true});
+}
+
+void Linear::collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) {
+  std::string path = prefix;
+  if (!path.empty() && path.back() == '.') path.pop_back();
+  const size_t dot = path.rfind('.');
+  out.push_back({path, dot == std::string::npos ? path : path.substr(dot + 1), this});
 }
 
 RMSNorm::RMSNorm(Context& ctx, int64_t dim, float eps_) : eps(eps_) {

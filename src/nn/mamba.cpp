@@ -41,7 +41,7 @@ MambaMixer::MambaMixer(Context& ctx, const MambaConfig& c, Init& init)
   conv_bias = make_parameter(ctx, Shape{E}, init.uniform(E, -cb, cb));
   // dt_proj: weight U(±R^-0.5), bias the inverse softplus of a log-uniform dt.
   const double ds = 1.0 / std::sqrt(static_cast<double>(c.rank()));
-  dt_proj.weight.copy_from_host(init.uniform(E * c.rank(), -ds, ds).data(), E * c.rank() * 4);
+  dt_proj.set_weight(init.uniform(E * c.rank(), -ds, ds));
   const auto b = dt_bias_init(c, init);
   dt_proj.bias.copy_from_host(b.data(), b.size() * 4);
   // S4D-real: A = -(1..N) for every channel.
@@ -52,7 +52,7 @@ MambaMixer::MambaMixer(Context& ctx, const MambaConfig& c, Init& init)
   D = make_parameter(ctx, Shape{E}, std::vector<float>(E, 1.0f));
   // out_proj scaled by 1/sqrt(number of layers) (mamba_ssm's rescale_prenorm_residual).
   const double bound = 1.0 / std::sqrt(static_cast<double>(E)) / std::sqrt(double(c.num_layers));
-  out_proj.weight.copy_from_host(init.uniform(E * c.dim, -bound, bound).data(), E * c.dim * 4);
+  out_proj.set_weight(init.uniform(E * c.dim, -bound, bound));
 }
 
 Tensor MambaMixer::forward(const Tensor& x, MambaState* state) const {
@@ -63,7 +63,7 @@ Tensor MambaMixer::forward(const Tensor& x, MambaState* state) const {
   Tensor conv_w = ops::reshape(conv_weight, Shape{E, W});
   Tensor xc = ops::silu(ops::causal_conv1d(xz[0], conv_w, conv_bias));        // (B, L, E)
   auto dbc = ops::split_last(x_proj.forward(xc), {R, N, N});                  // dt, B, C
-  Tensor delta = ops::linear(dbc[0], dt_proj.weight);                          // (B, L, E)
+  Tensor delta = dt_proj.project(dbc[0]);                                      // (B, L, E)
   Tensor A = ops::scale(ops::exp(A_log), -1.0f);                               // (E, N)
   Tensor h_last;
   Tensor y = ops::selective_scan(xc, delta, A, dbc[1], dbc[2], D, xz[1], dt_proj.bias,
@@ -88,7 +88,7 @@ Tensor MambaMixer::step(const Tensor& x_t, MambaState& st) const {
   auto xz = ops::split_last(in_proj.forward(x_t), {E, E});                     // (B, E) x2
   Tensor xc = ops::silu(ops::causal_conv1d_step(xz[0], conv_weight.view(Shape{E, W}), conv_bias, st.conv));
   auto dbc = ops::split_last(x_proj.forward(xc), {R, N, N});                  // (B, R), (B, N) x2
-  Tensor delta = ops::linear(dbc[0], dt_proj.weight);                          // (B, E)
+  Tensor delta = dt_proj.project(dbc[0]);                                      // (B, E)
   Tensor A = ops::scale(ops::exp(A_log), -1.0f);
   Tensor y = ops::selective_scan_step(xc, delta, A, dbc[1], dbc[2], D, xz[1], dt_proj.bias, st.ssm);
   return out_proj.forward(y);
@@ -103,6 +103,17 @@ void MambaMixer::collect(const std::string& p, std::vector<Parameter>& out) cons
   out.push_back({p + "A_log", A_log, false});
   out.push_back({p + "D", D, false});
   out_proj.collect(p + "out_proj.", out);
+}
+
+void MambaMixer::collect_linears(const std::string& p, std::vector<NamedLinear>& out) {
+  in_proj.collect_linears(p + "in_proj.", out);
+  x_proj.collect_linears(p + "x_proj.", out);
+  dt_proj.collect_linears(p + "dt_proj.", out);
+  out_proj.collect_linears(p + "out_proj.", out);
+}
+
+void MambaBlock::collect_linears(const std::string& p, std::vector<NamedLinear>& out) {
+  mixer.collect_linears(p + "mixer.", out);
 }
 
 MambaBlock::MambaBlock(Context& ctx, const MambaConfig& c, Init& init)

@@ -23,6 +23,7 @@ Visit(F...) -> Visit<F...>;
 Model::Model(Context& ctx, const ModelSpec& spec, uint64_t seed)
     : spec_(spec),
       init_(seed),
+      lora_init_(seed ^ 0x4C6F526141646170ULL),
       embedding_(ctx, std::max<int64_t>(spec.vocab_size, 1), std::max<int64_t>(spec.dim, 1), init_),
       norm_f_(ctx, std::max<int64_t>(spec.dim, 1), spec.norm_eps) {
   if (spec.vocab_size < 2 || spec.dim < 1 || spec.layers.empty())
@@ -32,6 +33,9 @@ Model::Model(Context& ctx, const ModelSpec& spec, uint64_t seed)
   spec_.mamba.num_layers = static_cast<int64_t>(spec.layers.size());
   spec_.moe.dim = spec.dim;
   const float w2_scale = 1.0f / std::sqrt(static_cast<float>(spec.layers.size()));
+  if (spec.base_storage != WeightStorage::f32 && !spec.lora.enabled())
+    throw Error("model: frozen fp16 / NF4 base weights need LoRA (lora.rank >= 1).");
+  if (spec.checkpoint_every < 0) throw Error("model: checkpoint_every must be >= 0.");
   for (char kind : spec.layers) {
     if (kind == 'M')
       blocks_.emplace_back(std::make_unique<MambaBlock>(ctx, spec_.mamba, init));
@@ -39,8 +43,54 @@ Model::Model(Context& ctx, const ModelSpec& spec, uint64_t seed)
       blocks_.emplace_back(std::make_unique<MoEBlock>(ctx, spec_.moe, init, w2_scale, spec.norm_eps));
     else
       throw Error(std::string("model: unknown block '") + kind + "' in the layer pattern (use M or E).");
+    prepare_block(blocks_.size() - 1);
   }
   if (!spec.tie_embeddings) lm_head_ = std::make_unique<Linear>(ctx, spec.dim, spec.vocab_size, false, init);
+  if (spec_.lora.enabled()) {
+    embedding_.weight.set_requires_grad(false);
+    norm_f_.weight.set_requires_grad(false);
+    if (lm_head_) lm_head_->freeze(WeightStorage::f32);
+  }
+}
+
+void Model::prepare_block(size_t i) {
+  const LoRAConfig& lc = spec_.lora;
+  if (!lc.enabled()) return;
+  std::vector<Parameter> params;
+  std::vector<NamedLinear> lins;
+  const std::string p = "backbone.layers." + std::to_string(i) + ".";
+  std::visit([&](const auto& b) {
+    b->collect(p, params);
+    b->collect_linears(p, lins);
+  }, blocks_[i]);
+  for (auto& prm : params) prm.tensor.set_requires_grad(false);
+  for (auto& l : lins) {
+    l.linear->freeze(spec_.base_storage);
+    if (lc.targets_kind(l.kind)) {
+      // A per-layer dropout stream: a hash of the module path.
+      uint64_t h = 1469598103934665603ULL;
+      for (char c : l.path) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+      l.linear->add_lora(lc.rank, lc.alpha, lc.dropout, lora_init_, h);
+    }
+  }
+}
+
+void Model::collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) {
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    const std::string p = prefix + "backbone.layers." + std::to_string(i) + ".";
+    std::visit([&](const auto& b) { b->collect_linears(p, out); }, blocks_[i]);
+  }
+  if (lm_head_) lm_head_->collect_linears(prefix + "lm_head.", out);
+}
+
+std::vector<Parameter> Model::lora_parameters() const {
+  std::vector<Parameter> out;
+  for (auto& l : const_cast<Model*>(this)->linears()) l.linear->collect_lora(l.path + ".", out);
+  return out;
+}
+
+std::vector<Parameter> Model::trainable_parameters() const {
+  return spec_.lora.enabled() ? lora_parameters() : parameters();
 }
 
 Tensor Model::head(const Tensor& h) const {
@@ -69,20 +119,94 @@ Tensor Model::body(const Tensor& ids, DecodeState* state, ModelOutput& out) cons
   if (ids.dtype() != DType::i32 || ids.shape().ndim() != 2)
     throw Error("model: ids must be (B, L) i32, got " + ids.shape().str() + " " + to_string(ids.dtype()));
   if (state) state->mamba.assign(blocks_.size(), {});
+  if (training() && autograd::grad_enabled()) advance_dropout_generation();
   Tensor h = embedding_.forward(ids);  // (B, L, D), the fp32 residual stream
-  for (size_t i = 0; i < blocks_.size(); ++i) {
+  const size_t n = blocks_.size();
+  const size_t k = static_cast<size_t>(spec_.checkpoint_every);
+  if (k == 0 || state || !autograd::grad_enabled()) {
+    Segment s = run_blocks(0, n, h, Tensor(), state);
+    h = s.h;
+    out.aux_loss = s.aux;
+    out.expert_counts = std::move(s.counts);
+  } else {
+    for (size_t b = 0; b < n; b += k) {
+      Segment s = checkpointed(b, std::min(n, b + k), h);
+      h = s.h;
+      if (s.aux.defined())
+        out.aux_loss = out.aux_loss.defined() ? ops::add(out.aux_loss, s.aux) : s.aux;
+      out.expert_counts.insert(out.expert_counts.end(), s.counts.begin(), s.counts.end());
+    }
+  }
+  return h;
+}
+
+Model::Segment Model::run_blocks(size_t begin, size_t end, Tensor h, Tensor aux, DecodeState* state) const {
+  Segment out;
+  for (size_t i = begin; i < end; ++i) {
     std::visit(Visit{[&](const std::unique_ptr<MambaBlock>& b) {
                        h = b->forward(h, state ? &state->mamba[i] : nullptr);
                      },
                      [&](const std::unique_ptr<MoEBlock>& b) {
                        MoEOutput r = b->forward(h);
                        h = r.out;
-                       out.aux_loss = out.aux_loss.defined() ? ops::add(out.aux_loss, r.aux_loss) : r.aux_loss;
-                       out.expert_counts.push_back(r.expert_counts);
+                       aux = aux.defined() ? ops::add(aux, r.aux_loss) : r.aux_loss;
+                       out.counts.push_back(r.expert_counts);
                      }},
                blocks_[i]);
   }
-  return h;
+  out.h = h;
+  out.aux = aux;
+  return out;
+}
+
+// The segment's blocks run once without recording; only the input h is kept. One tape node
+// (on the aux loss when the segment has MoE blocks, which is recorded last, else on h) replays
+// the blocks with recording on a nested tape, in the same order and on the same values (the
+// dropout generation is set back), and runs backward through them from the gradients of h
+// and aux: every op sees exactly the inputs and output gradients it saw without
+// checkpointing, so each parameter's gradient is accumulated in the same order to the same
+// bits. The input's gradient is gathered on a stand-in leaf and then copied (× 1) into h's.
+Model::Segment Model::checkpointed(size_t begin, size_t end, const Tensor& h_in) const {
+  Segment s;
+  {
+    autograd::NoGradScope no_grad;
+    s = run_blocks(begin, end, h_in, Tensor(), nullptr);
+  }
+  struct Shared {
+    bool done = false;
+    std::shared_ptr<AutogradMeta> h_out, aux;
+  };
+  auto shared = std::make_shared<Shared>();
+  const uint64_t generation = dropout_generation();
+  const bool in_grad = h_in.requires_grad();
+  auto replay = [this, begin, end, h_in, in_grad, generation, shared,
+                 m_in = autograd::grad_meta(h_in)](const Tensor&) {
+    if (shared->done) return;
+    shared->done = true;
+    auto grad_of = [](const std::shared_ptr<AutogradMeta>& m) {
+      return m && m->grad_valid ? m->grad : Tensor();
+    };
+    const Tensor dh = grad_of(shared->h_out), daux = grad_of(shared->aux);
+    Tensor leaf = h_in.view(h_in.shape());
+    if (in_grad) leaf.set_requires_grad(true);
+    {
+      autograd::NestedTape tape;
+      autograd::EnableGradScope grad_on;
+      GenerationScope same_masks(generation);
+      Segment r = run_blocks(begin, end, leaf, Tensor(), nullptr);
+      std::vector<Tensor> roots{r.h}, seeds{dh};
+      if (r.aux.defined()) roots.push_back(r.aux), seeds.push_back(daux);
+      autograd::backward(roots, seeds);
+    }
+    if (m_in && leaf.grad().defined()) ops::accumulate_grad(m_in, leaf.grad());
+  };
+  shared->h_out = s.h.meta();
+  autograd::record(s.h, replay);
+  if (s.aux.defined()) {
+    shared->aux = s.aux.meta();
+    autograd::record(s.aux, replay);
+  }
+  return s;
 }
 
 LossOutput Model::loss(const Tensor& ids, const Tensor& targets) const {
@@ -122,6 +246,7 @@ Tensor Model::step(const Tensor& ids_t, DecodeState& state) const {
 }
 
 void Model::collect(const std::string& prefix, std::vector<Parameter>& out) const {
+  // Base parameters only (NF4 weights are not tensors of their own); adapters: lora_parameters().
   embedding_.collect(prefix + "backbone.embeddings.", out);
   for (size_t i = 0; i < blocks_.size(); ++i) {
     const std::string p = prefix + "backbone.layers." + std::to_string(i) + ".";

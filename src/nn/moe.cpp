@@ -8,21 +8,13 @@
 #include "magellano/ops/index.hpp"
 #include "magellano/ops/matmul.hpp"
 #include "magellano/ops/moe_ops.hpp"
+#include "magellano/ops/activation.hpp"
 #include "magellano/ops/reduce.hpp"
+#include "magellano/ops/rows.hpp"
 #include "magellano/ops/softmax.hpp"
 #include "magellano/runtime/error.hpp"
 
 namespace magellano::nn {
-
-namespace {
-
-// U(-1/sqrt(in), 1/sqrt(in)) * scale, as nn::Linear (torch.nn.Linear) draws it.
-Tensor linear_weight(Context& ctx, int64_t out, int64_t in, Init& init, float scale = 1.0f) {
-  const double bound = scale / std::sqrt(static_cast<double>(in));
-  return make_parameter(ctx, Shape{out, in}, init.uniform(out * in, -bound, bound));
-}
-
-}  // namespace
 
 MoE::MoE(Context& ctx, const MoEConfig& c, Init& init, float w2_scale)
     : config(c), gate(ctx, c.dim, c.experts, false, init) {
@@ -32,9 +24,9 @@ MoE::MoE(Context& ctx, const MoEConfig& c, Init& init, float w2_scale)
                 std::to_string(c.experts) + ", top_k " + std::to_string(c.top_k) + ").");
   for (int64_t e = 0; e < c.experts; ++e) {
     Expert ex;
-    ex.w1 = linear_weight(ctx, c.hidden, c.dim, init);
-    ex.w2 = linear_weight(ctx, c.dim, c.hidden, init, w2_scale);
-    if (c.swiglu) ex.w3 = linear_weight(ctx, c.hidden, c.dim, init);
+    ex.w1 = std::make_shared<Linear>(ctx, c.dim, c.hidden, false, init);
+    ex.w2 = std::make_shared<Linear>(ctx, c.hidden, c.dim, false, init, w2_scale);
+    if (c.swiglu) ex.w3 = std::make_shared<Linear>(ctx, c.dim, c.hidden, false, init);
     experts.push_back(ex);
   }
 }
@@ -46,7 +38,7 @@ MoEOutput MoE::forward(const Tensor& x) const {
                 "), got " + x.shape().str() + ".");
   const int64_t n = x.shape().rows();
   const Tensor x2 = ops::reshape(x, Shape{n, d});                  // (N, D)
-  const Tensor logits = ops::linear(x2, gate.weight);               // (N, X)
+  const Tensor logits = gate.forward(x2);                            // (N, X)
   const Tensor probs = ops::softmax(logits);                        // (N, X)
   const ops::TopK top = ops::topk_renorm(probs, k);                 // (N, K) i32, (N, K)
   const ops::RoutingPlan plan = ops::routing_plan(top.idx.view(Shape{n * k}), nx, k);
@@ -55,16 +47,33 @@ MoEOutput MoE::forward(const Tensor& x) const {
   const std::vector<int32_t> off32 = plan.offsets.to_host_i32();
   const std::vector<int64_t> offsets(off32.begin(), off32.end());
 
-  std::vector<Tensor> w1, w2, w3;
-  for (const auto& e : experts) {
-    w1.push_back(e.w1);
-    w2.push_back(e.w2);
-    if (config.swiglu) w3.push_back(e.w3);
-  }
   const Tensor xs = ops::gather_rows(x2, plan.token_of);                 // (N·K, D) by expert
-  const Tensor ys = ops::expert_mlp(xs, offsets, w1, w2, w3,
-                                    config.swiglu ? ops::ExpertActivation::swiglu
-                                                  : ops::ExpertActivation::gelu);  // (N·K, D)
+  bool plain = true;
+  for (const auto& e : experts)
+    for (const Linear* l : {e.w1.get(), e.w2.get(), e.w3.get()})
+      if (l && (l->lora || l->storage() != WeightStorage::f32)) plain = false;
+  Tensor ys;  // (N·K, D)
+  if (plain) {
+    std::vector<Tensor> w1, w2, w3;
+    for (const auto& e : experts) {
+      w1.push_back(e.w1->weight);
+      w2.push_back(e.w2->weight);
+      if (config.swiglu) w3.push_back(e.w3->weight);
+    }
+    ys = ops::expert_mlp(xs, offsets, w1, w2, w3,
+                         config.swiglu ? ops::ExpertActivation::swiglu : ops::ExpertActivation::gelu);
+  } else {
+    const std::vector<Tensor> pieces = ops::split_rows(xs, offsets);  // (c_e, D) per expert
+    std::vector<Tensor> outs(experts.size());
+    for (size_t e = 0; e < experts.size(); ++e) {
+      if (!pieces[e].defined()) continue;
+      const Expert& ex = experts[e];
+      const Tensor h1 = ex.w1->forward(pieces[e]);  // (c_e, F)
+      const Tensor act = config.swiglu ? ops::mul(ops::silu(h1), ex.w3->forward(pieces[e])) : ops::gelu(h1);
+      outs[e] = ex.w2->forward(act);  // (c_e, D)
+    }
+    ys = ops::concat_rows(outs, xs.size(0));
+  }
   const Tensor ws = ops::gather_rows(ops::reshape(top.weights, Shape{n * k, 1}),
                                      plan.sorted.perm);                   // (N·K, 1) by expert
   const Tensor mixed = ops::scatter_add_rows(ops::row_scale(ys, ws), plan.token_of, n);  // (N, D)
@@ -83,10 +92,24 @@ void MoE::collect(const std::string& prefix, std::vector<Parameter>& out) const 
   gate.collect(prefix + "gate.", out);
   for (size_t e = 0; e < experts.size(); ++e) {
     const std::string p = prefix + "experts." + std::to_string(e) + ".";
-    out.push_back({p + "w1.weight", experts[e].w1, true});
-    out.push_back({p + "w2.weight", experts[e].w2, true});
-    if (experts[e].w3.defined()) out.push_back({p + "w3.weight", experts[e].w3, true});
+    experts[e].w1->collect(p + "w1.", out);
+    experts[e].w2->collect(p + "w2.", out);
+    if (experts[e].w3) experts[e].w3->collect(p + "w3.", out);
   }
+}
+
+void MoE::collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) {
+  gate.collect_linears(prefix + "gate.", out);
+  for (size_t e = 0; e < experts.size(); ++e) {
+    const std::string p = prefix + "experts." + std::to_string(e) + ".";
+    out.push_back({p + "w1", "experts", experts[e].w1.get()});
+    out.push_back({p + "w2", "experts", experts[e].w2.get()});
+    if (experts[e].w3) out.push_back({p + "w3", "experts", experts[e].w3.get()});
+  }
+}
+
+void MoEBlock::collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) {
+  moe.collect_linears(prefix + "moe.", out);
 }
 
 MoEBlock::MoEBlock(Context& ctx, const MoEConfig& config, Init& init, float w2_scale,

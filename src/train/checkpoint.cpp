@@ -3,10 +3,15 @@
 #include "magellano/io/checkpoint_dir.hpp"
 #include "magellano/io/hf_mamba_config.hpp"
 #include "magellano/io/json_file.hpp"
+#include "magellano/io/nf4_safetensors.hpp"
 #include "magellano/io/safetensors.hpp"
 #include "magellano/io/safetensors_device.hpp"
 #include "magellano/optim/adamw.hpp"
+#include "magellano/train/adapter.hpp"
 #include "magellano/runtime/error.hpp"
+
+#include <map>
+#include <set>
 
 namespace magellano::train {
 namespace fs = std::filesystem;
@@ -49,17 +54,62 @@ nn::ModelSpec model_spec(const ModelConfig& m) {
   return s;
 }
 
+nn::ModelSpec model_spec(const Config& c) {
+  nn::ModelSpec s = model_spec(c.model);
+  if (c.lora.enabled()) {
+    s.lora.rank = c.lora.rank;
+    s.lora.alpha = c.lora.alpha;
+    s.lora.dropout = c.lora.dropout;
+    s.lora.targets = c.lora.target_modules;
+    s.base_storage = nn::parse_weight_storage(c.lora.base_precision);
+  }
+  s.checkpoint_every = c.train.gradient_checkpointing;
+  return s;
+}
+
 void load_weights(const fs::path& file, const nn::Model& model) {
   const auto reader = io::SafetensorsReader::open(file);
+  auto missing = [&](const std::string& name) {
+    return Error(file.string() + " has no tensor '" + name + "': it is not a checkpoint of this "
+                 "model (check the config's model section).");
+  };
+  Context& ctx = model.parameters().front().tensor.ctx();
+  // Weights stored NF4 in the file (`magellano quantize`): loaded as they are into an NF4
+  // Linear, dequantized for an fp32 / fp16 one.
+  std::set<std::string> nf4_in_file;
+  for (const auto& n : io::nf4_weight_names(reader)) nf4_in_file.insert(n);
+  std::map<std::string, nn::Linear*> by_weight;
+  for (const auto& l : const_cast<nn::Model&>(model).linears()) by_weight[l.path + ".weight"] = l.linear;
   for (const auto& p : model.parameters()) {
-    if (!reader.contains(p.name))
-      throw Error(file.string() + " has no tensor '" + p.name + "': it is not a checkpoint of this "
-                  "model (check the config's model section).");
+    if (!reader.contains(p.name)) throw missing(p.name);
+    if (nf4_in_file.count(p.name)) {
+      const quant::NF4Weight q = io::load_nf4(ctx, reader, p.name, MemCategory::scratch);
+      by_weight.at(p.name)->set_weight(quant::dequantize_nf4(q, MemCategory::scratch));
+      continue;
+    }
     io::load_into(reader, p.name, p.tensor);
+  }
+  // NF4 Linears are not tensors of their own: an fp32 / fp16 weight in the file is read and
+  // quantized one at a time.
+  for (const auto& [name, lin] : by_weight) {
+    if (lin->storage() != nn::WeightStorage::nf4) continue;
+    if (!reader.contains(name)) throw missing(name);
+    if (nf4_in_file.count(name)) {
+      quant::NF4Weight q = io::load_nf4(ctx, reader, name);
+      if (q.shape != Shape{lin->out_features(), lin->in_features()})
+        throw Error(file.string() + ": NF4 weight '" + name + "' has shape " + q.shape.str() +
+                    ", the model expects (" + std::to_string(lin->out_features()) + ", " +
+                    std::to_string(lin->in_features()) + ").");
+      *lin->nf4 = std::move(q);
+      continue;
+    }
+    Tensor w = Tensor::empty(ctx, Shape{lin->out_features(), lin->in_features()}, DType::f32, MemCategory::scratch);
+    io::load_into(reader, name, w);
+    lin->set_weight(w);
   }
 }
 
-LoadedModel load_model(const fs::path& dir, Context& ctx) {
+LoadedModel load_model(const fs::path& dir, Context& ctx, const LoRASection* lora) {
   if (!fs::is_directory(dir))
     throw Error("checkpoint '" + dir.string() + "' is not a directory: pass a folder written by "
                 "`magellano train` or a Hugging Face Mamba model folder.");
@@ -68,10 +118,29 @@ LoadedModel load_model(const fs::path& dir, Context& ctx) {
     out.config = config_from_hf(io::read_hf_mamba_config(dir), dir);
     out.hugging_face = true;
   } else {
-    out.config = Config::from_json(io::read_json(dir / "config.json", "checkpoint config"));
+    nlohmann::json j = io::read_json(dir / "config.json", "checkpoint config");
+    j.erase("quantization_config");  // `magellano quantize` output: the NF4 weights load as they are
+    out.config = Config::from_json(j);
   }
-  out.model = std::make_unique<nn::Model>(ctx, model_spec(out.config.model), out.config.train.seed);
-  load_weights(dir / "model.safetensors", *out.model);
+  out.config.train.gradient_checkpointing = 0;
+  const bool lora_checkpoint = out.config.lora.enabled() && !fs::exists(dir / "model.safetensors");
+  if (lora) out.config.lora = *lora;
+  out.model = std::make_unique<nn::Model>(ctx, model_spec(out.config), out.config.train.seed);
+  if (!lora_checkpoint) {
+    load_weights(dir / "model.safetensors", *out.model);
+    return out;
+  }
+  // A LoRA training checkpoint: the base is the run's (--init-from weights, or the seed's
+  // initialisation), the adapter is in the directory.
+  const nlohmann::json state = io::read_json(dir / "trainer_state.json", "trainer state");
+  if (state.contains("init_from") && state["init_from"].is_string()) {
+    const fs::path base = state["init_from"].get<std::string>();
+    if (!fs::exists(base / "model.safetensors"))
+      throw Error(dir.string() + " is a LoRA checkpoint whose base model " + base.string() +
+                  " is gone; restore it or merge the adapter into a copy you kept.");
+    load_weights(base / "model.safetensors", *out.model);
+  }
+  if (!lora) load_adapter_weights(dir, *out.model);
   return out;
 }
 
@@ -82,8 +151,14 @@ fs::path save_checkpoint(const fs::path& parent, int64_t step, int64_t keep, con
       io::write_checkpoint_dir(parent, io::checkpoint_name(step), [&](const fs::path& dir) {
         io::write_json_atomically(dir / "config.json", config.to_json());
         std::vector<std::pair<std::string, io::StTensor>> weights, moments;
-        for (const auto& p : model.parameters()) weights.emplace_back(p.name, io::to_st(p.tensor));
-        io::write_safetensors(dir / "model.safetensors", weights, {{"format", "pt"}});
+        if (config.lora.enabled()) {  // the adapter only (the base is frozen)
+          save_adapter_weights(dir / "adapter_model.safetensors", model);
+          io::write_json_atomically(dir / "adapter_config.json",
+                                    adapter_config_json(config.lora, trainer_state.value("init_from", "")));
+        } else {
+          for (const auto& p : model.parameters()) weights.emplace_back(p.name, io::to_st(p.tensor));
+          io::write_safetensors(dir / "model.safetensors", weights, {{"format", "pt"}});
+        }
         for (const auto& [name, t] : optimizer.state_tensors()) moments.emplace_back(name, io::to_st(t));
         io::write_safetensors(dir / "optimizer.safetensors", moments);
         nlohmann::json state = trainer_state;
@@ -100,7 +175,10 @@ nlohmann::json load_training_state(const fs::path& dir, const nn::Model& model, 
   if (state.value("format", "") != kFormat)
     throw Error(dir.string() + "/trainer_state.json is not a Magellano trainer state (format '" +
                 state.value("format", "") + "'); resume needs a checkpoint written by `magellano train`.");
-  load_weights(dir / "model.safetensors", model);
+  if (fs::exists(dir / "adapter_model.safetensors") && !fs::exists(dir / "model.safetensors"))
+    load_adapter_weights(dir, model);
+  else
+    load_weights(dir / "model.safetensors", model);
   const auto reader = io::SafetensorsReader::open(dir / "optimizer.safetensors");
   std::vector<std::pair<std::string, Tensor>> moments = optimizer.state_tensors();
   for (auto& [name, t] : moments) {

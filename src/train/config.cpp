@@ -18,7 +18,7 @@ namespace {
 
 using nlohmann::json;
 
-enum class Kind { integer, number, boolean, string, opt_string, layers, choice };
+enum class Kind { integer, number, boolean, string, opt_string, layers, choice, choice_list, checkpointing };
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
@@ -103,6 +103,30 @@ const std::vector<Field>& schema() {
     f.push_back(integer("train.log_every", 1, MG_ACCESS(train.log_every, int64_t)));
     f.push_back(plain("train.param_dtype", Kind::choice, MG_ACCESS(train.param_dtype, std::string),
                       {"fp32", "fp16"}));
+    f.push_back(plain(
+        "train.gradient_checkpointing", Kind::checkpointing,
+        [](const Config& c) {
+          const int64_t k = c.train.gradient_checkpointing;
+          return k == 0 ? json("none") : k == 2 ? json("balanced") : k == 4 ? json("aggressive") : json(k);
+        },
+        [](Config& c, const json& v) {
+          if (v.is_number()) c.train.gradient_checkpointing = v.get<int64_t>();
+          else {
+            const std::string s = v.get<std::string>();
+            c.train.gradient_checkpointing = s == "none" ? 0 : s == "balanced" ? 2 : 4;
+          }
+        }));
+    f.push_back(plain("train.loss_scaling", Kind::boolean, MG_ACCESS(train.loss_scaling, bool)));
+    f.push_back(number("train.loss_scale_init", 1, false, 1e30, false, MG_ACCESS(train.loss_scale_init, double)));
+    f.push_back(integer("train.loss_scale_growth_interval", 1, MG_ACCESS(train.loss_scale_growth_interval, int64_t)));
+    // lora
+    f.push_back(integer("lora.rank", 0, MG_ACCESS(lora.rank, int64_t), 65536.0));
+    f.push_back(number("lora.alpha", 0, true, kInf, false, MG_ACCESS(lora.alpha, double)));
+    f.push_back(number("lora.dropout", 0, false, 1, true, MG_ACCESS(lora.dropout, double)));
+    f.push_back(plain("lora.target_modules", Kind::choice_list, MG_ACCESS(lora.target_modules, std::vector<std::string>),
+                      nn::lora_target_kinds()));
+    f.push_back(plain("lora.base_precision", Kind::choice, MG_ACCESS(lora.base_precision, std::string),
+                      {"fp32", "fp16", "nf4"}));
     // eval
     f.push_back(integer("eval.every", 0, MG_ACCESS(eval.every, int64_t)));
     f.push_back(integer("eval.batches", 1, MG_ACCESS(eval.batches, int64_t)));
@@ -230,6 +254,30 @@ void check_type(const Field& f, json& v) {
         throw Error(where + "a layer pattern such as \"(MMME)x9MMM\" or a list of \"mamba\" / \"moe\", got " +
                     describe(v) + ".");
       return;
+    case Kind::checkpointing:
+      if (is_integral(v)) {
+        v = static_cast<int64_t>(v.get<double>());
+        if (v.get<int64_t>() < 0)
+          throw Error(where + "\"none\", \"balanced\", \"aggressive\" or an integer >= 0, got " + v.dump() + ".");
+        return;
+      }
+      if (!v.is_string() || (v != "none" && v != "balanced" && v != "aggressive"))
+        throw Error(where + "\"none\", \"balanced\" (every 2 layers), \"aggressive\" (every 4) or an "
+                    "integer k >= 0 (layers per segment), got " + describe(v) + ".");
+      return;
+    case Kind::choice_list: {
+      std::string list;
+      for (const auto& c : f.choices) list += (list.empty() ? "\"" : ", \"") + c + "\"";
+      if (!v.is_array()) throw Error(where + "a list of names from " + list + ", got " + describe(v) + ".");
+      std::set<std::string> seen;
+      for (const auto& e : v) {
+        if (!e.is_string() || std::find(f.choices.begin(), f.choices.end(), e.get<std::string>()) == f.choices.end())
+          throw Error(where + "a list of names from " + list + "; " + e.dump() + " is not one of them.");
+        if (!seen.insert(e.get<std::string>()).second)
+          throw Error(where + "a list without repeats; " + e.dump() + " appears twice.");
+      }
+      return;
+    }
     case Kind::choice: {
       std::string list;
       for (const auto& c : f.choices) list += (list.empty() ? "\"" : " or \"") + c + "\"";
@@ -304,6 +352,12 @@ void resolve(Config& c) {
     throw Error("config: 'model.moe.top_k' (" + std::to_string(m.moe.top_k) +
                 ") must be <= 'model.moe.experts' (" + std::to_string(m.moe.experts) + ").");
   const TrainConfig& t = c.train;
+  if (c.lora.enabled() && c.lora.target_modules.empty())
+    throw Error("config: 'lora.target_modules' is empty while 'lora.rank' is " + std::to_string(c.lora.rank) +
+                "; name at least one module kind (e.g. [\"in_proj\", \"out_proj\"]) or set lora.rank to 0.");
+  if (!c.lora.enabled() && c.lora.base_precision != "fp32")
+    throw Error("config: 'lora.base_precision' \"" + c.lora.base_precision +
+                "\" needs LoRA (frozen base weights): set 'lora.rank' >= 1, or use \"fp32\".");
   if (t.min_lr > t.lr)
     throw Error("config: 'train.min_lr' (" + number_str(t.min_lr) + ") must be <= 'train.lr' (" +
                 number_str(t.lr) + ").");

@@ -59,6 +59,67 @@ MemoryEstimate estimate_memory(const ModelConfig& m, int64_t batch, int64_t seq_
   return e;
 }
 
+LoRACounts count_lora(const Config& c) {
+  const ModelConfig& m = c.model;
+  const int64_t D = m.dim, E = m.expand * m.dim, R = m.dt_rank > 0 ? m.dt_rank : (m.dim + 15) / 16,
+                N = m.d_state, X = m.moe.experts, F = m.moe.hidden;
+  const bool glu = m.moe.activation == "swiglu";
+  const int64_t r = c.lora.rank;
+  auto on = [&](const char* kind) {
+    return c.lora.enabled() && std::find(c.lora.target_modules.begin(), c.lora.target_modules.end(),
+                                         std::string(kind)) != c.lora.target_modules.end();
+  };
+  LoRACounts out;
+  // (in, out) of each Linear kind
+  const int64_t mamba_lora = (on("in_proj") ? r * (D + 2 * E) : 0) + (on("x_proj") ? r * (E + R + 2 * N) : 0) +
+                             (on("dt_proj") ? r * (R + E) : 0) + (on("out_proj") ? r * (E + D) : 0);
+  const int64_t moe_lora = (on("gate") ? r * (D + X) : 0) + (on("experts") ? X * (glu ? 3 : 2) * r * (D + F) : 0);
+  out.lora = m.num_mamba() * mamba_lora + m.num_moe() * moe_lora;
+  out.linear_weights = m.num_mamba() * (2 * E * D + (R + 2 * N) * E + E * R + D * E) +
+                       m.num_moe() * (X * D + X * (glu ? 3 : 2) * F * D);
+  return out;
+}
+
+ParamCounts count_params(const Config& c) {
+  ParamCounts p = count_params(c.model);
+  if (c.lora.enabled()) p.trainable = count_lora(c).lora;
+  return p;
+}
+
+MemoryEstimate estimate_memory(const Config& c) {
+  const ModelConfig& m = c.model;
+  const int64_t B = c.train.batch_size, L = c.train.seq_len, T = B * L, f = 4;
+  MemoryEstimate e = estimate_memory(m, B, L);
+  const ParamCounts p = count_params(c);
+  if (c.lora.enabled()) {
+    const LoRACounts lc = count_lora(c);
+    const double per = c.lora.base_precision == "fp16" ? 2.0 : c.lora.base_precision == "nf4" ? 4.127 / 8 : 4.0;
+    e.weights = (p.total - lc.linear_weights) * f + static_cast<int64_t>(lc.linear_weights * per) + lc.lora * f;
+    e.gradients = lc.lora * f;
+    e.optimizer_state = 2 * lc.lora * f;
+  }
+  const int64_t k = c.train.gradient_checkpointing;
+  const int64_t layers = p.mamba_layers + p.moe_layers;
+  if (k > 0 && layers > 0) {
+    const int64_t per_mamba = p.mamba_layers ? (e.mamba_activations + e.scan_states) / p.mamba_layers : 0;
+    const int64_t per_moe = p.moe_layers ? e.moe_activations / p.moe_layers : 0;
+    const int64_t seg = std::min(k, layers) * std::max(per_mamba, per_moe);
+    const int64_t inputs = (layers + k - 1) / k * T * m.dim * f;
+    const double scale = double(seg) / double(std::max<int64_t>(1, e.mamba_activations + e.scan_states + e.moe_activations));
+    e.mamba_activations = static_cast<int64_t>(e.mamba_activations * scale) + inputs;
+    e.scan_states = static_cast<int64_t>(e.scan_states * scale);
+    e.moe_activations = static_cast<int64_t>(e.moe_activations * scale);
+  }
+  if (c.lora.enabled()) {  // dropout output and the (T, r) intermediate per adapter, in the kept layers
+    const int64_t kept = k > 0 ? std::min(k, layers) : layers;
+    const int64_t per_layer = (count_lora(c).lora > 0 && layers > 0) ? 4 * T * (c.lora.rank + (c.lora.dropout > 0 ? m.dim : 0)) : 0;
+    e.workspace += kept * per_layer * f;
+  }
+  e.activations = e.mamba_activations + e.scan_states + e.moe_activations + e.head + e.workspace;
+  e.total = e.weights + e.gradients + e.optimizer_state + e.activations;
+  return e;
+}
+
 nlohmann::json to_json(const ParamCounts& p) {
   return {{"total", p.total},           {"trainable", p.trainable},
           {"active_per_token", p.active_per_token},

@@ -12,6 +12,7 @@
 #include "magellano/optim/adamw.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/checkpoint.hpp"
+#include "magellano/train/loss_scaler.hpp"
 
 namespace magellano::train {
 namespace fs = std::filesystem;
@@ -57,8 +58,25 @@ TrainSummary train(const Config& cfg, Context& ctx, const TrainOptions& opt) {
   // Evaluation reads the first eval.batches · B chunks of these.
   const std::vector<int32_t> val_tokens = val ? val->read_all() : std::vector<int32_t>();
 
-  nn::Model model(ctx, model_spec(cfg.model), static_cast<uint64_t>(tc.seed));
-  optim::AdamW adamw(ctx, model.parameters(),
+  nn::Model model(ctx, model_spec(cfg), static_cast<uint64_t>(tc.seed));
+  const std::vector<nn::Parameter> trainable = model.trainable_parameters();
+  if (out) {
+    int64_t n_train = 0, n_all = 0;
+    for (const auto& p : trainable) n_train += p.tensor.numel();
+    for (const auto& p : model.parameters()) n_all += p.tensor.numel();
+    for (auto& l : model.linears())
+      if (l.linear->storage() == nn::WeightStorage::nf4) n_all += l.linear->in_features() * l.linear->out_features();
+    if (cfg.lora.enabled()) n_all += n_train;
+    char line[200];
+    std::snprintf(line, sizeof line, "trainable parameters: %lld of %lld (%.4f%%)", (long long)n_train,
+                  (long long)n_all, 100.0 * double(n_train) / double(std::max<int64_t>(1, n_all)));
+    *out << line;
+    if (cfg.lora.enabled())
+      *out << "  [LoRA rank " << cfg.lora.rank << ", alpha " << cfg.lora.alpha << ", " << cfg.lora.base_precision
+           << " base]";
+    *out << "\n";
+  }
+  optim::AdamW adamw(ctx, trainable,
                      {.lr = float(tc.lr), .beta1 = float(tc.beta1), .beta2 = float(tc.beta2),
                       .eps = float(tc.eps), .weight_decay = float(tc.weight_decay)});
   const optim::LrSchedule schedule{float(tc.lr), float(tc.min_lr), tc.warmup_steps, tc.steps};
@@ -66,15 +84,25 @@ TrainSummary train(const Config& cfg, Context& ctx, const TrainOptions& opt) {
   const fs::path run_dir = cfg.checkpoint.dir;
   int64_t step = 0, tokens = 0;
   if (opt.init_from && opt.resume) throw Error("train: give --resume or --init-from, not both.");
+  std::string init_from = opt.init_from ? opt.init_from->string() : std::string();
+  LossScaler scaler(tc.loss_scale_init, tc.loss_scale_growth_interval);
   if (opt.init_from) {
     load_weights(*opt.init_from / "model.safetensors", model);
     if (out) *out << "initialised from " << opt.init_from->string() << "\n";
   }
   if (opt.resume) {
+    if (cfg.lora.enabled()) {  // a LoRA checkpoint holds no base: reload the run's
+      const auto st = io::read_json(*opt.resume / "trainer_state.json", "trainer state");
+      if (st.contains("init_from") && st["init_from"].is_string()) {
+        init_from = st["init_from"].get<std::string>();
+        load_weights(fs::path(init_from) / "model.safetensors", model);
+      }
+    }
     const auto state = load_training_state(*opt.resume, model, adamw);
     step = state.at("step").get<int64_t>();
     tokens = state.value("tokens", int64_t(0));
     batcher.restore(data::batcher_state_from_json(state.at("batcher")));
+    if (state.contains("loss_scaler")) scaler.restore(state["loss_scaler"]);
     if (out) *out << "resumed from " << opt.resume->string() << " at step " << step << "\n";
   }
   fs::create_directories(run_dir);
@@ -83,7 +111,10 @@ TrainSummary train(const Config& cfg, Context& ctx, const TrainOptions& opt) {
 
   TrainSummary summary;
   auto trainer_state = [&] {
-    return nlohmann::json{{"step", step}, {"tokens", tokens}, {"batcher", data::to_json(batcher.state())}};
+    nlohmann::json j{{"step", step}, {"tokens", tokens}, {"batcher", data::to_json(batcher.state())}};
+    if (!init_from.empty()) j["init_from"] = init_from;
+    if (tc.loss_scaling) j["loss_scaler"] = scaler.to_json();
+    return j;
   };
   auto checkpoint = [&] {
     summary.checkpoint = save_checkpoint(run_dir, step, cfg.checkpoint.keep, cfg, model, adamw, trainer_state());
@@ -110,16 +141,29 @@ TrainSummary train(const Config& cfg, Context& ctx, const TrainOptions& opt) {
     std::vector<Tensor> counts;
     for (int64_t a = 0; a < tc.grad_accum; ++a) {
       auto [x, y] = split_batch(ctx, batcher.next(), B, L);
+      nn::TrainingScope training;  // dropout on
+      // Dropout masks depend on the step and micro-batch only, so a resumed run draws the
+      // same ones (the model's forward advances the counter once from here).
+      nn::GenerationScope masks(static_cast<uint64_t>(step * tc.grad_accum + a) * 2);
       nn::LossOutput lo = model.loss(x, y);
-      autograd::backward(lo.loss);
+      if (tc.loss_scaling) autograd::backward(lo.loss, Tensor::full(ctx, lo.loss.shape(), scaler.scale()));
+      else autograd::backward(lo.loss);
       autograd::NoGradScope ng;
       ops::scale_into(lo.ce, 1.0f / tc.grad_accum, ce_sum, true);
       if (lo.aux.defined()) ops::scale_into(lo.aux, 1.0f / tc.grad_accum, aux_sum, true);
       counts = lo.expert_counts;
     }
-    if (tc.grad_accum > 1) adamw.scale_grads(1.0f / tc.grad_accum);
     const float lr = schedule.at(step);
-    adamw.step(lr, float(tc.grad_clip));
+    bool apply = true;
+    float unscale = 1.0f / float(tc.grad_accum);
+    if (tc.loss_scaling) {
+      unscale /= scaler.scale();
+      apply = scaler.update(grads_finite(adamw));  // one scalar read
+    }
+    if (apply) {
+      if (unscale != 1.0f) adamw.scale_grads(unscale);
+      adamw.step(lr, float(tc.grad_clip));
+    }
     ++step;
     ++interval_steps;
     tokens += B * L * tc.grad_accum;
@@ -127,8 +171,10 @@ TrainSummary train(const Config& cfg, Context& ctx, const TrainOptions& opt) {
 
     if (step % tc.log_every == 0 || step == tc.steps) {
       const double loss = ce_sum.item() / interval_steps, aux = aux_sum.item() / interval_steps;
-      const float grad_norm = (tc.grad_clip > 0 ? adamw.last_grad_norm() : adamw.grad_norm()).item();
-      if (!std::isfinite(loss) || !std::isfinite(aux) || !std::isfinite(grad_norm))
+      const Tensor gn = tc.grad_clip > 0 ? adamw.last_grad_norm() : Tensor();
+      const float grad_norm = (gn.defined() ? gn : adamw.grad_norm()).item();
+      // With loss scaling an Inf gradient only skips its step (the scaler handles it).
+      if (!std::isfinite(loss) || !std::isfinite(aux) || (!tc.loss_scaling && !std::isfinite(grad_norm)))
         throw Error("training stopped at step " + std::to_string(step) + ": the " +
                     (std::isfinite(loss) ? "gradient norm" : "loss") + " is " +
                     (std::isnan(std::isfinite(loss) ? grad_norm : loss) ? "NaN" : "infinite") +
@@ -147,12 +193,14 @@ TrainSummary train(const Config& cfg, Context& ctx, const TrainOptions& opt) {
         for (int32_t n : v) frac.push_back(total > 0 ? n / total : 0.0);
         load.push_back(frac);
       }
-      metrics << nlohmann::json{{"step", step}, {"loss", loss}, {"aux_loss", aux}, {"lr", lr},
-                                {"grad_norm", grad_norm}, {"tokens_per_s", tps}, {"tokens", tokens},
-                                {"expert_load", load},
-                                {"peak_device_bytes", ctx.memory().peak_total()},
-                                {"peak_reserved_bytes", ctx.memory().peak_reserved()}}.dump()
-              << "\n" << std::flush;
+      nlohmann::json rec{{"step", step}, {"loss", loss}, {"aux_loss", aux}, {"lr", lr},
+                         {"grad_norm", grad_norm}, {"tokens_per_s", tps}, {"tokens", tokens},
+                         {"expert_load", load},
+                         {"peak_device_bytes", ctx.memory().peak_total()},
+                         {"peak_reserved_bytes", ctx.memory().peak_reserved()},
+                         {"peak_activation_bytes", ctx.memory().peak(MemCategory::activations)}};
+      if (tc.loss_scaling) rec["loss_scaler"] = scaler.to_json();
+      metrics << rec.dump() << "\n" << std::flush;
       if (out) {
         char line[256];
         std::snprintf(line, sizeof line,

@@ -223,9 +223,9 @@ void upload_into(const Tensor& t, const Vec& v) {
 void load(const nn::MoE& moe, const Cfg& c, const std::vector<Vec>& P) {
   upload_into(moe.gate.weight, P[1]);
   for (int64_t e = 0; e < c.x; ++e) {
-    upload_into(moe.experts[e].w1, P[iw1(c, e)]);
-    upload_into(moe.experts[e].w2, P[iw2(c, e)]);
-    if (c.glu) upload_into(moe.experts[e].w3, P[iw3(c, e)]);
+    upload_into(moe.experts[e].w1->weight, P[iw1(c, e)]);
+    upload_into(moe.experts[e].w2->weight, P[iw2(c, e)]);
+    if (c.glu) upload_into(moe.experts[e].w3->weight, P[iw3(c, e)]);
   }
 }
 
@@ -259,7 +259,7 @@ DevOut run_device(const Cfg& c, const std::vector<Vec>& P, const Vec& dout, doub
   for (int w = 0; w < (c.glu ? 3 : 2); ++w)
     for (int64_t e = 0; e < c.x; ++e) {
       const auto& ex = moe.experts[e];
-      d.grads.push_back(grad_of(w == 0 ? ex.w1 : w == 1 ? ex.w2 : ex.w3));
+      d.grads.push_back(grad_of((w == 0 ? ex.w1 : w == 1 ? ex.w2 : ex.w3)->weight));
     }
   return d;
 }

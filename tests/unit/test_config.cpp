@@ -267,8 +267,9 @@ TEST(Config, ParamCountsMatchTheLayers) {
     EXPECT_EQ(p.total, emb.num_parameters() + fnorm.num_parameters() + head +
                            c.model.num_mamba() * mb.num_parameters() + c.model.num_moe() * eb.num_parameters());
     EXPECT_EQ(p.trainable, p.total);
-    const int64_t expert = static_cast<int64_t>(eb.moe.experts[0].w1.numel() + eb.moe.experts[0].w2.numel() +
-                                                (eb.moe.experts[0].w3.defined() ? eb.moe.experts[0].w3.numel() : 0));
+    const auto& ex0 = eb.moe.experts[0];
+    const int64_t expert = static_cast<int64_t>(ex0.w1->weight.numel() + ex0.w2->weight.numel() +
+                                                (ex0.w3 ? ex0.w3->weight.numel() : 0));
     EXPECT_EQ(p.expert, expert);
     EXPECT_EQ(p.active_per_token,
               p.total - c.model.num_moe() * (c.model.moe.experts - c.model.moe.top_k) * expert);

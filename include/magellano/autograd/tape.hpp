@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "magellano/tensor/tensor.hpp"
 
@@ -26,6 +27,33 @@ class NoGradScope {
 
  private:
   bool previous_;
+};
+
+// Within this scope ops record again (the recompute of a checkpointed segment inside backward).
+class EnableGradScope {
+ public:
+  EnableGradScope();
+  ~EnableGradScope();
+  EnableGradScope(const EnableGradScope&) = delete;
+  EnableGradScope& operator=(const EnableGradScope&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// A fresh, empty tape for the lifetime of the scope; the enclosing tape is put back on exit
+// (whatever the nested tape still holds is dropped). Gradient checkpointing records a
+// segment's recompute on a nested tape and runs backward on it, inside the outer backward.
+class NestedTape {
+ public:
+  NestedTape();
+  ~NestedTape();
+  NestedTape(const NestedTape&) = delete;
+  NestedTape& operator=(const NestedTape&) = delete;
+
+ private:
+  struct Saved;
+  std::unique_ptr<Saved> saved_;
 };
 
 // True when grad mode is on and any defined input requires a gradient.
@@ -48,6 +76,9 @@ GradTarget grad_target(const std::shared_ptr<AutogradMeta>& input);
 
 // Runs the tape newest first from `loss` (seed: dloss, default all ones) and empties it.
 void backward(const Tensor& loss, const Tensor& seed = Tensor());
+// Several roots at once: outputs[i] receives seeds[i] (f32, its shape) as its gradient; roots
+// whose seed is undefined or that require no gradient are skipped. Then the tape runs as above.
+void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& seeds);
 
 size_t tape_size();
 void clear_tape();  // drops every recorded closure (e.g. after an evaluation forward)

@@ -1,17 +1,67 @@
 // Linear (PyTorch layout), RMSNorm and Embedding layers.
 #pragma once
+#include <memory>
+#include <optional>
+
+#include "magellano/nn/lora.hpp"
 #include "magellano/nn/module.hpp"
+
+namespace magellano::quant {
+struct NF4Weight;
+}
 
 namespace magellano::nn {
 
-// y = x · Wᵀ (+ b).  weight: (out, in) as PyTorch stores it; bias: (out) or none.
-// Default init as torch.nn.Linear: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
+// The trainable low-rank pair of a LoRA-wrapped Linear (see nn/lora.hpp).
+struct LoRAAdapter {
+  Tensor A;             // (rank, in) f32, trainable
+  Tensor B;             // (out, rank) f32, trainable, zeros at init
+  float scaling = 1.0f;  // alpha / rank
+  float dropout = 0.0f;
+  uint64_t seed = 0;     // this layer's dropout stream
+  // The dropout seed of the current forward: seed mixed with nn::dropout_generation().
+  uint64_t mask_seed() const { return seed ^ (dropout_generation() * 0x9E3779B97F4A7C15ULL); }
+};
+
+// y = x · Wᵀ (+ b)  [+ (α/r) · B · A · dropout(x) with a LoRA adapter].
+// weight: (out, in) as PyTorch stores it; bias: (out) or none.
+// Default init as torch.nn.Linear: U(-s/sqrt(in), s/sqrt(in)) for weight (s = init_scale, 1 by
+// default) and U(±1/sqrt(in)) for bias.
+// Storage of the weight: f32 (trainable or frozen), or frozen f16 (`weight` holds f16 values,
+// widened to fp32 for each product) or frozen NF4 (`nf4` holds it, `weight` is undefined).
 class Linear : public Module {
  public:
-  Linear(Context& ctx, int64_t in, int64_t out, bool bias, Init& init);
+  Linear(Context& ctx, int64_t in, int64_t out, bool bias, Init& init, float init_scale = 1.0f);
   Tensor forward(const Tensor& x) const;  // x: (..., in) -> (..., out)
+  Tensor project(const Tensor& x) const;  // forward without the bias (Mamba fuses dt_proj's)
+  // The base weight's values from the host ((out·in) floats, row-major), in its storage.
+  void set_weight(const std::vector<float>& values);
+  // The same from an (out, in) f32 device tensor (copied; quantized for NF4).
+  void set_weight(const Tensor& values);
+  // Freezes weight and bias (no gradient) and converts the weight to `storage`; the f32 copy
+  // is released.
+  void freeze(WeightStorage storage);
+  // Attaches a LoRA adapter: A ~ U(±1/sqrt(in)) drawn from `init`, B = 0.
+  void add_lora(int64_t rank, double alpha, double dropout, Init& init, uint64_t dropout_seed);
+  // The base weight as (out, in) f32: `weight` itself when stored f32, else a widened /
+  // dequantized copy.
+  Tensor dense_weight() const;
+  WeightStorage storage() const { return storage_; }
+  int64_t in_features() const { return in_; }
+  int64_t out_features() const { return out_; }
+  // Base parameters: "weight" (not for NF4, whose packed form lives in `nf4`) and "bias".
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
+  // "lora_A.weight" and "lora_B.weight" (PEFT's names), when an adapter is attached.
+  void collect_lora(const std::string& prefix, std::vector<Parameter>& out) const;
+  void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) override;
+
   Tensor weight, bias;
+  std::shared_ptr<quant::NF4Weight> nf4;  // the frozen NF4 weight (storage nf4 only)
+  std::optional<LoRAAdapter> lora;
+
+ private:
+  int64_t in_, out_;
+  WeightStorage storage_ = WeightStorage::f32;
 };
 
 // y = x · rsqrt(mean(x²) + eps) · weight over the last dimension; weight: (D), init 1.

@@ -41,6 +41,7 @@ class MambaMixer : public Module {
   Tensor step(const Tensor& x_t, MambaState& state) const;
   MambaState empty_state(int64_t batch) const;  // zeros
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
+  void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) override;
 
   MambaConfig cfg;
   Linear in_proj, x_proj, dt_proj, out_proj;
@@ -57,6 +58,7 @@ class MambaBlock : public Module {
   Tensor forward(const Tensor& x, MambaState* state = nullptr) const;  // (B, L, D)
   Tensor step(const Tensor& x_t, MambaState& state) const;             // (B, D)
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
+  void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) override;
   RMSNorm norm;
   MambaMixer mixer;
 };

@@ -25,6 +25,17 @@ struct ModelSpec {
   MoEConfig moe;        // dim is filled in from the spec
   bool tie_embeddings = true;
   float norm_eps = 1e-5f;
+  // LoRA: when lora.enabled(), every base parameter is frozen, the Linear weights are stored
+  // as `base_storage`, and the targeted Linears get adapters (A drawn from a generator of its
+  // own, so the base weights are those of the same seed without LoRA). Each block is built,
+  // converted and quantized before the next one is, so fp32 weights of the whole model never
+  // exist at once.
+  LoRAConfig lora;
+  WeightStorage base_storage = WeightStorage::f32;
+  // Gradient checkpointing: segments of this many blocks run forward without recording and
+  // are recomputed (recording on a nested tape) in the backward; 0 = off. Gradients are the
+  // same bits as without it.
+  int64_t checkpoint_every = 0;
 };
 
 struct ModelOutput {
@@ -63,13 +74,29 @@ class Model : public Module {
   DecodeState empty_state(int64_t batch) const;
 
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
+  void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) override;
+  // The adapters' tensors under PEFT-style names ("<module path>.lora_A.weight"), in order.
+  std::vector<Parameter> lora_parameters() const;
+  // What the optimizer updates: lora_parameters() with LoRA on, else parameters().
+  std::vector<Parameter> trainable_parameters() const;
+  void set_checkpoint_every(int64_t k) { spec_.checkpoint_every = k; }
 
  private:
+  struct Segment {  // what a run of blocks gives
+    Tensor h, aux;
+    std::vector<Tensor> counts;
+  };
+  // Blocks [begin, end) on h; aux adds to `aux_in` (undefined: none yet).
+  Segment run_blocks(size_t begin, size_t end, Tensor h, Tensor aux_in, DecodeState* state) const;
+  // One checkpointed segment: forward without recording, recompute in the backward.
+  Segment checkpointed(size_t begin, size_t end, const Tensor& h) const;
+  void prepare_block(size_t i);  // freezes, converts and attaches adapters (LoRA on)
   Tensor head(const Tensor& h) const;  // norm_f then the LM head: (..., D) → (..., V)
   // Embedding and blocks: ids (B, L) → the residual stream (B, L, D); MoE outputs go to `out`.
   Tensor body(const Tensor& ids, DecodeState* state, ModelOutput& out) const;
   ModelSpec spec_;
   Init init_;  // one generator for every draw, in construction order (before embedding_)
+  Init lora_init_;  // the adapters' A matrices, in construction order
   Embedding embedding_;
   std::vector<std::variant<std::unique_ptr<MambaBlock>, std::unique_ptr<MoEBlock>>> blocks_;
   RMSNorm norm_f_;

@@ -17,9 +17,28 @@ struct Parameter {
   bool weight_decay = true;  // false for A_log, D, norm weights and biases
 };
 
+class Linear;
+
+// A Linear layer under its module path ("backbone.layers.0.mixer.in_proj") and its LoRA target
+// kind ("in_proj", "x_proj", "dt_proj", "out_proj", "gate" or "experts").
+struct NamedLinear {
+  std::string path;
+  std::string kind;
+  Linear* linear = nullptr;
+};
+
 class Module {
  public:
   virtual ~Module() = default;
+  // Appends every Linear layer under `prefix` (as collect() names them, without ".weight").
+  virtual void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) {
+    (void)prefix, (void)out;
+  }
+  std::vector<NamedLinear> linears(const std::string& prefix = "") {
+    std::vector<NamedLinear> l;
+    collect_linears(prefix, l);
+    return l;
+  }
   // Appends every parameter with its name under `prefix` (which ends in '.' or is empty).
   virtual void collect(const std::string& prefix, std::vector<Parameter>& out) const = 0;
   std::vector<Parameter> parameters(const std::string& prefix = "") const {

@@ -6,6 +6,10 @@
 //   idx, w  = top-K of probs, w renormalised (N, K)    ties: the lower expert index
 //   out[n]  = Σ_k w[n, k] · expert_{idx[n, k]}(x[n])   (x's shape)
 //   expert_e(v) = w2_e (silu(w1_e v) ⊙ w3_e v)  (SwiGLU)  or  w2_e gelu(w1_e v)  (GELU, erf form)
+// Experts that are plain f32 Linears without adapters run through ops::expert_mlp (grouped
+// GEMMs, one closure). With LoRA adapters or frozen f16 / NF4 weights, each expert's rows are
+// split off (ops::split_rows) and run through its Linear layers (base + adapter), then stacked
+// back (ops::concat_rows): the same arithmetic per expert, composed of differentiable ops.
 // Dropless: every token reaches its K experts. The (N·K) routed pairs are sorted by expert
 // (stable device sort, so deterministic), their token rows gathered, each expert runs its GEMMs
 // on its contiguous slice, and the results are scaled by their weights and scatter-added back
@@ -28,6 +32,7 @@
 //   further scaled by `w2_scale` (e.g. 1/sqrt(num_layers), as Mamba's out_proj).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "magellano/nn/linear.hpp"
@@ -50,7 +55,8 @@ struct MoEOutput {
 };
 
 struct Expert {
-  Tensor w1, w2, w3;  // (F, D), (D, F), (F, D); w3 undefined for GELU experts
+  // w1: D→F (weight (F, D)), w2: F→D (weight (D, F)), w3: D→F (SwiGLU only), no biases.
+  std::shared_ptr<Linear> w1, w2, w3;  // w3 null for GELU experts
 };
 
 class MoE : public Module {
@@ -59,6 +65,8 @@ class MoE : public Module {
   MoEOutput forward(const Tensor& x) const;  // x: (B, L, D) or (N, D)
   // prefix + "gate.weight", prefix + "experts.{e}.{w1,w2,w3}.weight"
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
+  // gate (kind "gate") and every expert's w1, w2, w3 (kind "experts").
+  void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) override;
 
   MoEConfig config;
   Linear gate;
@@ -73,6 +81,7 @@ class MoEBlock : public Module {
   MoEOutput forward(const Tensor& x) const;
   // prefix = "backbone.layers.{i}.": adds "norm.weight" and "moe." + the MoE's names.
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
+  void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) override;
 
   RMSNorm norm;
   MoE moe;

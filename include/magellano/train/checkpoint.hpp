@@ -1,6 +1,8 @@
 // Checkpoints of a training run, and loading a model from any checkpoint directory.
 //
 // A Magellano checkpoint is a directory (written atomically, see io/checkpoint_dir.hpp):
+// (with LoRA on, adapter_config.json + adapter_model.safetensors, PEFT's layout, replace
+// model.safetensors, and the optimizer state covers the adapters only)
 //   config.json          the effective training config (train::Config::to_json)
 //   model.safetensors    every parameter under its Hugging Face / Mixtral name, f32
 //   optimizer.safetensors  AdamW moments "<name>.exp_avg", "<name>.exp_avg_sq", f32
@@ -23,6 +25,8 @@ class AdamW;
 namespace magellano::train {
 
 nn::ModelSpec model_spec(const ModelConfig& m);
+// The model section plus LoRA (adapters, frozen base storage) and gradient checkpointing.
+nn::ModelSpec model_spec(const Config& c);
 
 struct LoadedModel {
   Config config;                     // for a Hugging Face directory: built from its config.json
@@ -31,8 +35,12 @@ struct LoadedModel {
 };
 
 // Loads the model of a Magellano or Hugging Face Mamba checkpoint directory onto ctx. Errors
-// name the directory and what is missing or does not match.
-LoadedModel load_model(const std::filesystem::path& dir, Context& ctx);
+// name the directory and what is missing or does not match. A LoRA training checkpoint
+// (adapter files, no model.safetensors) loads its base (trainer_state's "init_from", else the
+// seed's initialisation) and its adapter. With `lora`, the model is built with those adapters
+// (zero B: load them with load_adapter_weights) and that base storage instead.
+// Gradient checkpointing is off in the loaded config (it is for training).
+LoadedModel load_model(const std::filesystem::path& dir, Context& ctx, const LoRASection* lora = nullptr);
 
 // Copies every parameter of `model` from dir/model.safetensors (names and shapes must match).
 void load_weights(const std::filesystem::path& safetensors_file, const nn::Model& model);

@@ -89,7 +89,23 @@ struct TrainConfig {
   // "fp32" | "fp16": parameter and gradient storage of the optimizer (optim::AdamWConfig::
   // param_dtype). The trainer accepts only "fp32" for now (the model's ops take f32 weights).
   std::string param_dtype = "fp32";
+  // Blocks per checkpointed segment: 0 = "none", 2 = "balanced", 4 = "aggressive", or any k.
+  int64_t gradient_checkpointing = 0;
+  // Dynamic loss scaling (see train/loss_scaler.hpp).
+  bool loss_scaling = false;
+  double loss_scale_init = 65536.0;
+  int64_t loss_scale_growth_interval = 2000;
   bool operator==(const TrainConfig&) const = default;
+};
+
+struct LoRASection {
+  int64_t rank = 0;  // 0 = off (full training)
+  double alpha = 16.0;
+  double dropout = 0.0;
+  std::vector<std::string> target_modules = {"in_proj", "x_proj", "dt_proj", "out_proj"};
+  std::string base_precision = "fp32";  // frozen base Linear weights: "fp32" | "fp16" | "nf4"
+  bool enabled() const { return rank > 0; }
+  bool operator==(const LoRASection&) const = default;
 };
 
 struct EvalConfig {
@@ -109,6 +125,7 @@ struct Config {
   ModelConfig model;
   DataConfig data;
   TrainConfig train;
+  LoRASection lora;
   EvalConfig eval;
   CheckpointConfig checkpoint;
   std::string device;  // "" = default (--device syntax: P:D, cpu, gpu or part of a name)

@@ -7,7 +7,7 @@
 //                A_log E·N; D E; out_proj D·E
 //   MoE block    norm D; gate X·D; X experts of w1 F·D, w2 D·F (+ w3 F·D for SwiGLU)
 //   model        embedding V·D; final norm D; LM head V·D unless tie_embeddings
-// Every parameter is trainable (the dense model has no frozen tensors). Active per token:
+// Every parameter is trainable unless LoRA is on (count_params(Config) then counts adapters). Active per token:
 // the total minus the (X − K) experts per MoE layer that a token does not reach.
 //
 // Memory for one micro-batch of B sequences × L tokens (T = B·L), fp32 everywhere:
@@ -49,6 +49,14 @@ struct ParamCounts {
 
 // `model` must be resolved (as load_config / Config::from_json leave it).
 ParamCounts count_params(const ModelConfig& model);
+// With the lora section: `trainable` = the adapters' parameters (r·(in + out) per targeted
+// Linear) when lora.rank >= 1; `lora` the same number (0 without LoRA); `linear_weights` the
+// elements of every Linear weight (what lora.base_precision stores as fp16 / NF4).
+struct LoRACounts {
+  int64_t lora = 0, linear_weights = 0;
+};
+LoRACounts count_lora(const Config& config);
+ParamCounts count_params(const Config& config);
 
 struct MemoryEstimate {  // bytes
   int64_t weights = 0, gradients = 0, optimizer_state = 0, activations = 0, total = 0;
@@ -58,6 +66,13 @@ struct MemoryEstimate {  // bytes
 };
 
 MemoryEstimate estimate_memory(const ModelConfig& model, int64_t batch, int64_t seq_len);
+// With LoRA and checkpointing from the config (train.batch_size × train.seq_len): weights are
+// the frozen base at its storage (fp32 4, fp16 2, NF4 4.127/8 bytes per Linear weight element,
+// the rest fp32) plus the adapters; gradients and AdamW state only for the adapters; with
+// gradient checkpointing every k blocks, the layer activations are one segment's worth (k
+// times the larger per-block figure) plus the kept segment inputs (T·D each), and the LoRA
+// intermediates ((T, r) per adapter) of one segment.
+MemoryEstimate estimate_memory(const Config& config);
 
 nlohmann::json to_json(const ParamCounts& p);
 nlohmann::json to_json(const MemoryEstimate& m);

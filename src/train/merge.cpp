@@ -1,0 +1,126 @@
+#include "magellano/train/merge.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <set>
+
+#include "magellano/io/json_file.hpp"
+#include "magellano/io/nf4_safetensors.hpp"
+#include "magellano/io/safetensors.hpp"
+#include "magellano/io/safetensors_device.hpp"
+#include "magellano/ops/matmul.hpp"
+#include "magellano/runtime/error.hpp"
+#include "magellano/train/adapter.hpp"
+
+namespace magellano::train {
+namespace fs = std::filesystem;
+
+nlohmann::json MergeReport::to_json() const {
+  nlohmann::json j{{"merged", merged},
+                   {"copied", copied},
+                   {"max_abs_delta", max_abs_delta},
+                   {"mean_abs_delta", mean_abs_delta},
+                   {"requantized", requantized},
+                   {"seconds", seconds}};
+  if (requantized) {
+    j["requant_mean_abs_error"] = requant_mean_abs_error;
+    j["requant_max_abs_error"] = requant_max_abs_error;
+  }
+  return j;
+}
+
+MergeReport merge_adapter(const fs::path& base_dir, const fs::path& adapter_dir, const fs::path& out_dir,
+                          Context& ctx) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (!fs::is_regular_file(base_dir / "model.safetensors") || !fs::is_regular_file(base_dir / "config.json"))
+    throw Error("merge-adapter: " + base_dir.string() + " is not a model checkpoint (it needs config.json "
+                "and model.safetensors; a LoRA training checkpoint holds only an adapter).");
+  std::error_code ec;
+  if (fs::exists(out_dir) && fs::equivalent(out_dir, base_dir, ec))
+    throw Error("merge-adapter: --out must differ from --checkpoint (the base is read while writing).");
+  const LoRASection lora = read_adapter_config(adapter_dir);
+  const float scaling = static_cast<float>(lora.alpha / static_cast<double>(lora.rank));
+  const auto base = io::SafetensorsReader::open(base_dir / "model.safetensors");
+  const auto adapter = io::SafetensorsReader::open(adapter_dir / "adapter_model.safetensors");
+
+  MergeReport rep;
+  std::vector<std::pair<std::string, io::StTensor>> out;
+  int64_t used = 0, delta_n = 0;
+  double delta_sum = 0;
+  std::set<std::string> nf4_names, skip;  // NF4 weights, and the companion tensors of merged ones
+  for (const auto& n : io::nf4_weight_names(base)) nf4_names.insert(n);
+  quant::NF4Error requant;
+  for (const auto& name : base.names()) {
+    if (skip.count(name)) continue;
+    const std::string stem = name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0
+                                  ? name.substr(0, name.size() - 7) : std::string();
+    const std::string a_name = kPeftPrefix + stem + ".lora_A.weight", b_name = kPeftPrefix + stem + ".lora_B.weight";
+    if (stem.empty() || !adapter.contains(a_name)) {
+      out.emplace_back(name, base.read(name));
+      ++rep.copied;
+      continue;
+    }
+    if (!adapter.contains(b_name)) throw Error("merge-adapter: the adapter has " + a_name + " but no " + b_name + ".");
+    const bool nf4 = nf4_names.count(name) > 0;
+    quant::NF4Weight q;
+    std::vector<int64_t> ws;
+    if (nf4) {
+      q = io::load_nf4(ctx, base, name, MemCategory::scratch);
+      ws = q.shape.dims();
+      for (const char* part : {".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map"}) skip.insert(name + part);
+      skip.insert(name + io::kNF4QuantStateSuffix);
+    } else {
+      ws = base.shape(name);
+    }
+    const auto as = adapter.shape(a_name), bs = adapter.shape(b_name);
+    if (ws.size() != 2 || as.size() != 2 || bs.size() != 2 || as[1] != ws[1] || bs[0] != ws[0] || as[0] != bs[1])
+      throw Error("merge-adapter: " + name + " " + io::st_shape_str(ws) + " does not fit its adapter (A " +
+                  io::st_shape_str(as) + ", B " + io::st_shape_str(bs) + ").");
+    const Tensor w = nf4 ? quant::dequantize_nf4(q, MemCategory::scratch)
+                         : Tensor::from_host(ctx, Shape{ws[0], ws[1]}, base.read_f32(name), DType::f32, MemCategory::scratch);
+    const Tensor a = Tensor::from_host(ctx, Shape{as[0], as[1]}, adapter.read_f32(a_name), DType::f32, MemCategory::scratch);
+    const Tensor b = Tensor::from_host(ctx, Shape{bs[0], bs[1]}, adapter.read_f32(b_name), DType::f32, MemCategory::scratch);
+    Tensor d = Tensor::empty(ctx, Shape{ws[0], ws[1]}, DType::f32, MemCategory::scratch);
+    ops::gemm(b, false, a, false, d, scaling, 0.0f);  // (out, r) x (r, in)
+    const std::vector<float> dv = d.to_host();
+    std::vector<float> wv = w.to_host();
+    for (size_t i = 0; i < wv.size(); ++i) {
+      wv[i] += dv[i];
+      rep.max_abs_delta = std::max(rep.max_abs_delta, std::fabs(double(dv[i])));
+      delta_sum += std::fabs(double(dv[i]));
+    }
+    delta_n += static_cast<int64_t>(dv.size());
+    ++rep.merged;
+    used += 2;
+    if (nf4) {  // re-quantize W + ΔW and measure what that rounding costs
+      const Tensor merged = Tensor::from_host(ctx, Shape{ws[0], ws[1]}, wv, DType::f32, MemCategory::scratch);
+      const quant::NF4Weight q2 = quant::quantize_nf4(merged, MemCategory::scratch);
+      requant += quant::nf4_error(merged, q2);
+      const std::vector<float> back = quant::dequantize_nf4(q2, MemCategory::scratch).to_host();
+      for (size_t i = 0; i < wv.size(); ++i)
+        rep.requant_max_abs_error = std::max(rep.requant_max_abs_error, std::fabs(double(back[i]) - wv[i]));
+      for (auto& t : io::nf4_to_st(name, q2)) out.push_back(std::move(t));
+      rep.requantized = true;
+      continue;
+    }
+    io::StTensor st;
+    st.dtype = io::StDType::F32;
+    st.shape = ws;
+    st.bytes.resize(wv.size() * 4);
+    std::memcpy(st.bytes.data(), wv.data(), st.bytes.size());
+    out.emplace_back(name, std::move(st));
+  }
+  rep.requant_mean_abs_error = requant.mean_abs();
+  if (used != static_cast<int64_t>(adapter.names().size()))
+    throw Error("merge-adapter: " + std::to_string(adapter.names().size() - used) + " adapter tensors match no "
+                "weight of " + base_dir.string() + ": the adapter belongs to another model.");
+  rep.mean_abs_delta = delta_n ? delta_sum / double(delta_n) : 0.0;
+  fs::create_directories(out_dir);
+  io::write_safetensors(out_dir / "model.safetensors", out, base.metadata());
+  io::write_json_atomically(out_dir / "config.json", io::read_json(base_dir / "config.json", "base config"));
+  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return rep;
+}
+
+}  // namespace magellano::train
