@@ -2,11 +2,13 @@
 # Runs on the GPU machine with .gpu carried (scripts/gpu_bundle.sh): device listing, the unit
 # and op tests on the GPU, and the benchmarks; then cuBLAS's fp32 GEMM through PyTorch for
 # comparison. Results go to $OUT (the device tool's output folder) or ./gpu-results.
-# Usage: bash scripts/gpu_run.sh [tests|bench|train|tune|all]     (default: all)
-#   tune: `magellano tune-gemm` for the GPU (CLBlast's tuners, TUNE_FRACTION, default 0.05),
-#   writing $OUT/gemm_tuning.json (commit it as configs/tuning/<device-slug>.json), then
-#   `bench gemm` comparing tuned CLBlast with CLBlast's database, and cuBLAS through PyTorch.
-#   Not part of `all`.
+# Usage: bash scripts/gpu_run.sh [tests|bench|train|tune|gemm|all]     (default: all)
+#   tune: `magellano tune-gemm` for the GPU (CLBlast's tuners over TUNE_FRACTION of their
+#         space, default 0.01; killed after TUNE_TIMEOUT s, default 500), writing
+#         $OUT/gemm_tuning.json: commit it as configs/tuning/<device-slug>.json and rebuild.
+#   gemm: `bench gemm` (squares and phase1's shapes), tuned CLBlast next to CLBlast's database
+#         (GEMM_TUNING=FILE uses that file instead of the embedded one), and cuBLAS through
+#         PyTorch. Neither is part of `all`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu_env.sh
@@ -34,13 +36,17 @@ if [ "$what" = train ] || [ "$what" = all ]; then
       > "$out/train_$c.json"
   done
 fi
-if [ "$what" = tune ]; then
-  magellano tune-gemm --device gpu --fraction "${TUNE_FRACTION:-0.05}" --size "${TUNE_SIZE:-2048}" \
+if [ "$what" = tune ]; then  # one command: stays under the device tool's 10 minutes
+  timeout "${TUNE_TIMEOUT:-500}" magellano tune-gemm --device gpu --fraction "${TUNE_FRACTION:-0.01}" \
+    --size "${TUNE_SIZE:-2048}" --repeats 5 \
     --shapes "4096x4096x4096,2048x2048x2048,4096x1792x448:nt,4096x448x1792,1792x448x4096:tn,4096x50257x448:nt" \
     --out "$out/gemm_tuning.json" 2>&1 | tail -n 40
-  MAGELLANO_GEMM_TUNING="$out/gemm_tuning.json" magellano bench gemm --device gpu --json --repeats 10 \
-    --paths clblast,clblast_database > "$out/bench_gemm_tuned.json"
-  MAGELLANO_GEMM_TUNING="$out/gemm_tuning.json" magellano bench gemm --device gpu --json --repeats 10 \
-    --shapes phase1 --paths clblast,clblast_database > "$out/bench_gemm_phase1.json"
+fi
+if [ "$what" = gemm ]; then  # GEMM_TUNING=FILE: a tuning file to use instead of the embedded one
+  if [ -n "${GEMM_TUNING:-}" ]; then export MAGELLANO_GEMM_TUNING="$GEMM_TUNING"; fi
+  magellano bench gemm --device gpu --json --repeats 10 --paths clblast,clblast_database \
+    > "$out/bench_gemm.json"
+  magellano bench gemm --device gpu --json --repeats 10 --shapes phase1 --tokens 4096 \
+    --paths clblast,clblast_database > "$out/bench_gemm_phase1.json"
   python3 scripts/torch_gemm.py > "$out/torch_gemm.json" || echo "PyTorch comparison unavailable"
 fi
