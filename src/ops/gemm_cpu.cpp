@@ -20,10 +20,14 @@ void gemm_cpu_kernel(const Tensor& a, bool ta, const Tensor& b, bool tb, const T
     if (v > kIntMax) throw Error("gemm: a dimension above 2^31 - 1 is not supported by the CPU kernel.");
   const std::string opts = "-DMR=" + std::to_string(mr);
   // K is packed in chunks of kp columns so that the panels stay within p.pack_bytes (all of K
-  // at once for the presets' shapes except the LM head's weight gradient at large batch).
+  // at once except for the LM head, whose panels grow with the vocabulary).
   const int64_t per_k = (s.batch * pm * mr + b_batches * pn * kNR) * 4;
   int64_t kp = s.k;
-  if (per_k * kp > p.pack_bytes) kp = std::max<int64_t>(16, p.pack_bytes / per_k / 16 * 16);
+  if (per_k * kp > p.pack_bytes) {  // equal chunks, each a multiple of 16 within the bound
+    const int64_t most = std::max<int64_t>(16, p.pack_bytes / per_k / 16 * 16);
+    const int64_t chunks = (s.k + most - 1) / most;
+    kp = ((s.k + chunks - 1) / chunks + 15) / 16 * 16;
+  }
   // Packed panels (scratch, freed on return; the queue keeps them alive until the kernels ran).
   Tensor ap = Tensor::empty(ctx, Shape{s.batch * pm * mr * kp}, DType::f32, MemCategory::scratch);
   Tensor bp = Tensor::empty(ctx, Shape{b_batches * pn * kNR * kp}, DType::f32, MemCategory::scratch);

@@ -40,7 +40,7 @@ struct CpuGemmParams {
   int mr = 6;
   int mblock = 16;
   int kc = 0;
-  int64_t pack_bytes = int64_t(256) << 20;
+  int64_t pack_bytes = int64_t(64) << 20;
 };
 
 struct GemmChoice {
