@@ -241,11 +241,19 @@ int run_tune_gemm(int argc, char** argv) {
   std::vector<double> t_tuned;
   if (!skip_clblast) {
     std::printf("CLBlast tuners (this compiles many kernels):\n");
+    std::fflush(stdout);
     const size_t s = static_cast<size_t>(size), small = static_cast<size_t>(std::max<int64_t>(64, size / 4));
     for (const auto& kernel : ops::clblast_gemm_kernels()) {
       const size_t ts = kernel == "XgemmDirect" ? small : s;
       nlohmann::json p = run_tuner(ctx, kernel, ts, ts, ts, fraction);
-      if (!p.is_null()) tuned[kernel] = p;
+      if (p.is_null()) continue;
+      try {  // CLBlast must accept the set (same parameter names as its database entry)
+        ops::apply_clblast_parameters(ctx, {{kernel, p}});
+        tuned[kernel] = p;
+      } catch (const Error& e) {
+        std::printf("  %s: CLBlast refuses the tuned set (%s); keeping the database's values\n",
+                    kernel.c_str(), e.what());
+      }
     }
     nlohmann::json merged = database;
     for (const auto& [k, v] : tuned.items()) merged[k] = v;
