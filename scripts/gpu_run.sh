@@ -2,7 +2,7 @@
 # Runs on the GPU machine with .gpu carried (scripts/gpu_bundle.sh): device listing, the unit
 # and op tests on the GPU, and the benchmark suite with cuBLAS's fp32 GEMM through PyTorch as
 # the reference. Results go to $OUT (the device tool's output folder) or ./gpu-results.
-# Usage: bash scripts/gpu_run.sh [tests|suite|qlora|nf4-file|all]     (default: all)
+# Usage: bash scripts/gpu_run.sh [tests|suite|qlora|tune|gemm|nf4-file|all]     (default: all)
 #   suite: torch_gemm.json (cuBLAS), then `magellano bench all --json` with cuBLAS's 4096 rate
 #          as train-step's MFU reference, plus train-step for phase1, into suite_h100.jsonl
 #          (copy it to benchmarks/results/suite_h100_<date>.jsonl).
@@ -10,6 +10,12 @@
 #          1 x 512, and 10 production3B QLoRA training steps on tinyshakespeare (GPT-2 tokens
 #          from $SHARED_DATA, default shared/data or ../shared/data)
 #   nf4-file: `magellano quantize` end to end on a generated production3B file (~13 GB in $TMPDIR)
+#   tune: `magellano tune-gemm` for the GPU (CLBlast's tuners over TUNE_FRACTION of their
+#         space, default 0.01; killed after TUNE_TIMEOUT s, default 500), writing
+#         $OUT/gemm_tuning.json: commit it as configs/tuning/<device-slug>.json and rebuild.
+#   gemm: `bench gemm` (squares and phase1's shapes), tuned CLBlast next to CLBlast's database
+#         (GEMM_TUNING=FILE uses that file instead of the embedded one), and cuBLAS through
+#         PyTorch. Neither is part of `all`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu_env.sh
@@ -58,4 +64,18 @@ if [ "$what" = qlora ] || [ "$what" = all ]; then
 fi
 if [ "$what" = nf4-file ]; then
   magellano bench nf4 --device gpu --json --repeats 1 --file "${TMPDIR:-/tmp}" > "$out/bench_nf4_file.json"
+fi
+if [ "$what" = tune ]; then  # one command: stays under the device tool's 10 minutes
+  timeout "${TUNE_TIMEOUT:-500}" magellano tune-gemm --device gpu --fraction "${TUNE_FRACTION:-0.01}" \
+    --size "${TUNE_SIZE:-2048}" --repeats 5 \
+    --shapes "4096x4096x4096,2048x2048x2048,4096x1792x448:nt,4096x448x1792,1792x448x4096:tn,4096x50257x448:nt" \
+    --out "$out/gemm_tuning.json" 2>&1 | tail -n 40
+fi
+if [ "$what" = gemm ]; then  # GEMM_TUNING=FILE: a tuning file to use instead of the embedded one
+  if [ -n "${GEMM_TUNING:-}" ]; then export MAGELLANO_GEMM_TUNING="$GEMM_TUNING"; fi
+  magellano bench gemm --device gpu --json --repeats 10 --paths clblast,clblast_database \
+    > "$out/bench_gemm.json"
+  magellano bench gemm --device gpu --json --repeats 10 --shapes phase1 --tokens 4096 \
+    --paths clblast,clblast_database > "$out/bench_gemm_phase1.json"
+  python3 scripts/torch_gemm.py > "$out/torch_gemm.json" || echo "PyTorch comparison unavailable"
 fi

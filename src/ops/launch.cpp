@@ -54,6 +54,13 @@ void Launch::run2d(size_t gx, size_t gy, size_t lx, size_t ly) {
            "clEnqueueNDRangeKernel", "running " + name_);
 }
 
+void Launch::run3d(const size_t global[3], const size_t local[3]) {
+  if (global[0] == 0 || global[1] == 0 || global[2] == 0) return;
+  check_cl(clEnqueueNDRangeKernel(ctx_.queue(), kernel_, 3, nullptr, global, local, 0, nullptr,
+                                  nullptr),
+           "clEnqueueNDRangeKernel", "running " + name_);
+}
+
 size_t default_local_size(const Context& ctx) {
   return std::min<size_t>(256, ctx.device().max_work_group_size);
 }

@@ -3,6 +3,7 @@
 #include <clblast.h>
 
 #include "check.hpp"
+#include "gemm_cpu.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/ops/launch.hpp"
 #include "magellano/ops/reduce.hpp"
@@ -38,9 +39,20 @@ void gemm(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, f
     throw Error("gemm: shapes " + a.shape().str() + (ta ? "^T" : "") + " x " + b.shape().str() +
                 (tb ? "^T" : "") + " -> " + c.shape().str() + " do not match.");
   if (c.numel() == 0) return;
-  if (beta == 0.0f) fill(c, 0.0f);  // CLBlast computes beta * C: never let poison through
-  if (k == 0) return;
+  if (k == 0) {  // an empty sum: C = beta * C
+    if (beta == 0.0f) fill(c, 0.0f);
+    else if (beta != 1.0f) scale_into(c, beta, c, false);
+    return;
+  }
   Context& ctx = c.ctx();
+  const GemmChoice choice = detail::effective_gemm_choice(ctx);
+  if (choice.path == GemmPath::cpu_kernel) {
+    const detail::GemmShape s{C.batch, m, n, k, A.cols, B.cols, A.rows * A.cols,
+                              B.batch == 1 ? 0 : B.rows * B.cols};
+    detail::gemm_cpu_kernel(a, ta, b, tb, c, alpha, beta, s, choice.cpu);
+    return;
+  }
+  if (beta == 0.0f) fill(c, 0.0f);  // CLBlast computes beta * C: never let poison through
   const auto layout = clblast::Layout::kRowMajor;
   const auto opa = ta ? clblast::Transpose::kYes : clblast::Transpose::kNo;
   const auto opb = tb ? clblast::Transpose::kYes : clblast::Transpose::kNo;

@@ -21,6 +21,8 @@ class Launch {
   // global sizes are rounded up to a multiple of local; kernels check bounds.
   void run(size_t global, size_t local = 256);
   void run2d(size_t gx, size_t gy, size_t lx = 16, size_t ly = 16);
+  // Exact 3-D range: each global size must be a multiple of its local size.
+  void run3d(const size_t global[3], const size_t local[3]);
 
  private:
   template <typename T>

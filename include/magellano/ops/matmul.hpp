@@ -1,4 +1,4 @@
-// Matrix products through CLBlast, with autograd.
+// Matrix products (CLBlast or cl/gemm_cpu.cl per device: ops/gemm_tuning.hpp), with autograd.
 //
 // matmul(a, b, trans_a, trans_b, bias) = op(a) · op(b) (+ bias), row-major:
 //   a: (..., M, K), or (..., K, M) when trans_a     b: (..., K, N), or (..., N, K) when trans_b

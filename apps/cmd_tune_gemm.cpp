@@ -1,0 +1,326 @@
+// magellano tune-gemm [--device D] [--fraction F] [--size N] [--shapes LIST] [--out FILE]
+// Tunes fp32 GEMM for one device and writes its tuning file (format: ops/gemm_tuning.hpp):
+//  1. times ops::gemm through CLBlast with its database parameters at the shapes;
+//  2. runs CLBlast's tuners (clblast::TuneXgemm, TuneXgemmDirect, TuneCopy, TunePad,
+//     TuneTranspose, TunePadtranspose; random search over a fraction F of each space), applies
+//     the result with OverrideParameters and times the shapes again; keeps it only if faster;
+//  3. on CPU devices, times cl/gemm_cpu.cl over a few (MR, MBLOCK, KC) settings;
+//  4. picks the faster path (geometric mean over the shapes) and writes the JSON.
+#include <algorithm>
+#include <boost/program_options.hpp>
+#include <clblast.h>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+
+#include "command.hpp"
+#include "options.hpp"
+#include "magellano/ops/gemm_tuning.hpp"
+#include "magellano/ops/matmul.hpp"
+#include "magellano/runtime/error.hpp"
+
+namespace po = boost::program_options;
+using namespace magellano;
+
+namespace {
+
+struct GemmCase {
+  int64_t m, n, k;
+  bool ta = false, tb = false;
+  std::string str() const {
+    return std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) +
+           (ta || tb ? std::string(":") + (ta ? "t" : "n") + (tb ? "t" : "n") : "");
+  }
+};
+
+// "MxNxK[:nn|nt|tn|tt]" comma-separated.
+std::vector<GemmCase> parse_shapes(const std::string& list) {
+  std::vector<GemmCase> out;
+  std::stringstream ss(list);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    GemmCase c;
+    std::string dims = item, ops;
+    if (auto colon = item.find(':'); colon != std::string::npos) {
+      dims = item.substr(0, colon);
+      ops = item.substr(colon + 1);
+    }
+    char x1 = 0, x2 = 0, extra = 0;
+    long long m = 0, n = 0, k = 0;
+    std::istringstream d(dims);
+    const bool ok = static_cast<bool>(d >> m >> x1 >> n >> x2 >> k) && x1 == 'x' && x2 == 'x' &&
+                    !(d >> extra) && m > 0 && n > 0 && k > 0 &&
+                    (ops.empty() || (ops.size() == 2 && (ops[0] == 'n' || ops[0] == 't') &&
+                                     (ops[1] == 'n' || ops[1] == 't')));
+    if (!ok)
+      throw Error("--shapes: '" + item + "' is not MxNxK[:nn|nt|tn|tt] with positive sizes, e.g. 4096x1792x448:nt.");
+    c.m = m, c.n = n, c.k = k;
+    c.ta = !ops.empty() && ops[0] == 't';
+    c.tb = !ops.empty() && ops[1] == 't';
+    out.push_back(c);
+  }
+  if (out.empty()) throw Error("--shapes: give at least one MxNxK.");
+  return out;
+}
+
+struct Operands {
+  Tensor a, b, c;
+  std::vector<float> ha, hb;
+};
+
+Operands make_operands(Context& ctx, const GemmCase& g) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  Operands o;
+  o.ha.resize(g.m * g.k);
+  o.hb.resize(g.k * g.n);
+  for (auto& v : o.ha) v = u(rng);
+  for (auto& v : o.hb) v = u(rng);
+  o.a = Tensor::from_host(ctx, g.ta ? Shape{g.k, g.m} : Shape{g.m, g.k}, o.ha);
+  o.b = Tensor::from_host(ctx, g.tb ? Shape{g.n, g.k} : Shape{g.k, g.n}, o.hb);
+  o.c = Tensor::empty(ctx, Shape{g.m, g.n});
+  return o;
+}
+
+// GFLOP/s of ops::gemm on g (median of `repeats` after a warm-up); 0 when the result is wrong
+// (a parameter set that computes garbage must never win).
+double time_gemm(Context& ctx, const GemmCase& g, Operands& o, int repeats) {
+  auto run = [&] { ops::gemm(o.a, g.ta, o.b, g.tb, o.c, 1.0f, 0.0f); };
+  try {
+    run();
+    ctx.finish();
+  } catch (const Error& e) {
+    std::fprintf(stderr, "  %s failed: %s\n", g.str().c_str(), e.what());
+    return 0.0;
+  }
+  const std::vector<float> c = o.c.to_host();
+  for (int64_t probe = 0; probe < 8; ++probe) {
+    const int64_t i = (probe * 7919) % g.m, j = (probe * 104729) % g.n;
+    double ref = 0, mag = 0;
+    for (int64_t kk = 0; kk < g.k; ++kk) {
+      const double x = g.ta ? o.ha[kk * g.m + i] : o.ha[i * g.k + kk];
+      const double y = g.tb ? o.hb[j * g.k + kk] : o.hb[kk * g.n + j];
+      ref += x * y;
+      mag += std::fabs(x * y);
+    }
+    if (!(std::fabs(c[i * g.n + j] - ref) <= 1e-4 * mag + 1e-6)) {
+      std::fprintf(stderr, "  %s: wrong result, rejected\n", g.str().c_str());
+      return 0.0;
+    }
+  }
+  std::vector<double> t;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    run();
+    ctx.finish();
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return 2.0 * g.m * g.n * g.k / t[t.size() / 2] / 1e9;
+}
+
+double geomean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += std::log(std::max(x, 1e-9));
+  return std::exp(s / v.size());
+}
+
+std::vector<double> time_all(Context& ctx, const std::vector<GemmCase>& cases,
+                             std::vector<Operands>& ops_, int repeats, const char* label) {
+  std::vector<double> out;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    out.push_back(time_gemm(ctx, cases[i], ops_[i], repeats));
+    std::printf("  %-14s %-20s %9.1f GFLOP/s\n", label, cases[i].str().c_str(), out.back());
+    std::fflush(stdout);
+  }
+  return out;
+}
+
+using TuneFn = clblast::StatusCode (*)(cl_command_queue*, size_t, size_t, size_t, double,
+                                      std::unordered_map<std::string, size_t>&);
+
+// Runs one CLBlast tuner; returns its parameters, or null when it failed.
+nlohmann::json run_tuner(Context& ctx, const std::string& kernel, size_t m, size_t n, size_t k,
+                         double fraction) {
+  std::unordered_map<std::string, size_t> p;
+  clblast::StatusCode st;
+  cl_command_queue* q = ctx.queue_ptr();
+  if (kernel == "Xgemm") st = clblast::TuneXgemm<float>(q, m, n, k, fraction, p);
+  else if (kernel == "XgemmDirect") st = clblast::TuneXgemmDirect<float>(q, m, n, k, fraction, p);
+  else if (kernel == "Copy") st = clblast::TuneCopy<float>(q, m, n, fraction, p);
+  else if (kernel == "Pad") st = clblast::TunePad<float>(q, m, n, fraction, p);
+  else if (kernel == "Transpose") st = clblast::TuneTranspose<float>(q, m, n, fraction, p);
+  else st = clblast::TunePadtranspose<float>(q, m, n, fraction, p);
+  if (st != clblast::StatusCode::kSuccess || p.empty()) {
+    std::printf("  %s: tuner failed (CLBlast status %d), keeping the database's values\n",
+                kernel.c_str(), static_cast<int>(st));
+    return nullptr;
+  }
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [key, v] : p) j[key] = v;
+  std::printf("  %s: %s\n", kernel.c_str(), j.dump().c_str());
+  std::fflush(stdout);
+  return j;
+}
+
+std::string today() {
+  std::time_t t = std::time(nullptr);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%F", std::gmtime(&t));
+  return buf;
+}
+
+int run_tune_gemm(int argc, char** argv) {
+  std::string device, out, shapes_arg;
+  double fraction = 0.01;
+  int64_t size = 0;
+  int repeats = 3;
+  bool skip_clblast = false, cpu_kernel_anyway = false;
+  po::options_description opts(
+      "magellano tune-gemm: tune fp32 GEMM for a device and write its tuning file\n"
+      "(configs/tuning/<device>.json by default; rebuild to embed it, or point\n"
+      "MAGELLANO_GEMM_TUNING at it). Options");
+  opts.add_options()("help,h", "show this help")(
+      "device", po::value(&device), "OpenCL device (magellano info lists them)")(
+      "fraction", po::value(&fraction),
+      "share of each CLBlast tuner's search space to try (0 < F <= 1; default 0.01)")(
+      "size", po::value(&size),
+      "square size for the CLBlast Xgemm tuner (default 1024 on CPUs, 2048 elsewhere)")(
+      "shapes", po::value(&shapes_arg),
+      "shapes to compare the paths on: MxNxK[:nn|nt|tn],... (default: the square size and "
+      "phase1's training GEMMs at 4096 tokens)")(
+      "repeats", po::value(&repeats), "timed runs per shape (median; default 3)")(
+      "skip-clblast", po::bool_switch(&skip_clblast), "do not run CLBlast's tuners")(
+      "cpu-kernel", po::bool_switch(&cpu_kernel_anyway),
+      "also time cl/gemm_cpu.cl on a non-CPU device")(
+      "out", po::value(&out), "output file (default configs/tuning/<device-slug>.json)");
+  po::variables_map vm;
+  if (!cli::parse_options(opts, argc, argv, vm)) return 0;
+  if (!(fraction > 0.0 && fraction <= 1.0)) throw Error("--fraction must be in (0, 1], e.g. 0.01.");
+  if (repeats < 1 || repeats > 100) throw Error("--repeats must be between 1 and 100.");
+  if (vm.count("size") && (size < 16 || size > 16384))
+    throw Error("--size must be between 16 and 16384.");
+
+  auto ctx_ptr = Context::create(device);
+  Context& ctx = *ctx_ptr;
+  const DeviceInfo& dev = ctx.device();
+  const bool is_cpu = dev.type == "cpu";
+  if (size == 0) size = is_cpu ? 1024 : 2048;
+  if (out.empty()) out = "configs/tuning/" + ops::device_slug(dev.name) + ".json";
+  if (shapes_arg.empty()) {
+    const std::string s = std::to_string(size);
+    shapes_arg = s + "x" + s + "x" + s +
+                 ",4096x1792x448:nt,4096x448x896:nt,4096x448x1792,1792x448x4096:tn";
+  }
+  const std::vector<GemmCase> cases = parse_shapes(shapes_arg);
+  {  // fail before hours of tuning, not after
+    std::ofstream probe(out + ".tmp");
+    if (!probe)
+      throw Error("cannot write " + out + ": create its folder or choose another --out.");
+  }
+  std::remove((out + ".tmp").c_str());
+  std::printf("tune-gemm: %s (%s, driver %s), fraction %g\n", dev.name.c_str(),
+              dev.platform_name.c_str(), dev.driver_version.c_str(), fraction);
+  std::vector<Operands> operands;
+  for (const auto& c : cases) operands.push_back(make_operands(ctx, c));
+
+  // 1. CLBlast with its own database (any tuning file's overrides undone).
+  ops::force_gemm_path(ops::GemmPath::clblast);
+  const nlohmann::json database = ops::clblast_database_parameters(ctx);
+  ops::apply_clblast_parameters(ctx, database);
+  std::printf("CLBlast, database parameters:\n");
+  const std::vector<double> t_db = time_all(ctx, cases, operands, repeats, "clblast-db");
+
+  // 2. CLBlast's tuners.
+  nlohmann::json tuned = nlohmann::json::object();
+  std::vector<double> t_tuned;
+  if (!skip_clblast) {
+    std::printf("CLBlast tuners (this compiles many kernels):\n");
+    std::fflush(stdout);
+    const size_t s = static_cast<size_t>(size), small = static_cast<size_t>(std::max<int64_t>(64, size / 4));
+    for (const auto& kernel : ops::clblast_gemm_kernels()) {
+      const size_t ts = kernel == "XgemmDirect" ? small : s;
+      nlohmann::json p = run_tuner(ctx, kernel, ts, ts, ts, fraction);
+      if (p.is_null()) continue;
+      try {  // CLBlast must accept the set (same parameter names as its database entry)
+        ops::apply_clblast_parameters(ctx, {{kernel, p}});
+        tuned[kernel] = p;
+      } catch (const Error& e) {
+        std::printf("  %s: CLBlast refuses the tuned set (%s); keeping the database's values\n",
+                    kernel.c_str(), e.what());
+      }
+    }
+    nlohmann::json merged = database;
+    for (const auto& [k, v] : tuned.items()) merged[k] = v;
+    ops::apply_clblast_parameters(ctx, merged);
+    std::printf("CLBlast, tuned parameters:\n");
+    t_tuned = time_all(ctx, cases, operands, repeats, "clblast-tuned");
+  }
+  const bool keep_tuned = !t_tuned.empty() && geomean(t_tuned) > geomean(t_db);
+  const nlohmann::json clblast_params = keep_tuned ? tuned : nlohmann::json::object();
+  const double clblast_best = keep_tuned ? geomean(t_tuned) : geomean(t_db);
+  ops::apply_clblast_parameters(ctx, keep_tuned ? tuned : database);
+
+  // 3. The CPU kernel.
+  ops::CpuGemmParams best_cpu;
+  std::vector<double> t_cpu;
+  if (is_cpu || cpu_kernel_anyway) {
+    std::printf("cl/gemm_cpu.cl:\n");
+    ops::force_gemm_path(ops::GemmPath::cpu_kernel);
+    const std::vector<ops::CpuGemmParams> grid = {{6, 16, 0}, {6, 32, 0}, {6, 8, 0},
+                                                  {6, 16, 256}, {4, 16, 0}, {6, 64, 512}};
+    double best = -1;
+    for (const auto& p : grid) {  // choose on the first (square) shape
+      ops::force_cpu_gemm_params(p);
+      const double g = time_gemm(ctx, cases[0], operands[0], repeats);
+      std::printf("  MR %d MBLOCK %3d KC %4d  %-20s %9.1f GFLOP/s\n", p.mr, p.mblock, p.kc,
+                  cases[0].str().c_str(), g);
+      std::fflush(stdout);
+      if (g > best) best = g, best_cpu = p;
+    }
+    ops::force_cpu_gemm_params(best_cpu);
+    t_cpu = time_all(ctx, cases, operands, repeats, "cpu_kernel");
+    ops::force_cpu_gemm_params(std::nullopt);
+  }
+  ops::force_gemm_path(std::nullopt);
+  const bool cpu_wins = !t_cpu.empty() && geomean(t_cpu) > clblast_best;
+
+  nlohmann::json doc;
+  doc["format"] = "magellano-gemm-tuning/1";
+  doc["device"] = dev.name;
+  doc["driver"] = dev.driver_version;
+  doc["platform"] = dev.platform_name + " " + dev.platform_version;
+  doc["date"] = today();
+  doc["gemm_path"] = cpu_wins ? "cpu_kernel" : "clblast";
+  doc["cpu_kernel"] = {{"MR", best_cpu.mr}, {"MBLOCK", best_cpu.mblock}, {"KC", best_cpu.kc}};
+  doc["clblast"] = clblast_params;
+  doc["measured"] = nlohmann::json::array();
+  for (size_t i = 0; i < cases.size(); ++i) {
+    nlohmann::json m = {{"shape", cases[i].str()}, {"clblast_database_gflops", t_db[i]}};
+    if (!t_tuned.empty()) m["clblast_tuned_gflops"] = t_tuned[i];
+    if (!t_cpu.empty()) m["cpu_kernel_gflops"] = t_cpu[i];
+    doc["measured"].push_back(m);
+  }
+  doc["tuner"] = {{"fraction", fraction}, {"size", size}, {"repeats", repeats},
+                  {"clblast_tuned_kept", keep_tuned}, {"clblast_tuned_raw", tuned}};
+  {
+    std::ofstream f(out + ".tmp");
+    f << doc.dump(2) << "\n";
+    if (!f) throw Error("cannot write " + out + ".tmp.");
+  }
+  if (std::rename((out + ".tmp").c_str(), out.c_str()) != 0) throw Error("cannot rename " + out + ".tmp to " + out + ".");
+  std::printf("gemm path: %s (geometric mean: clblast %.1f%s GFLOP/s", doc["gemm_path"].get<std::string>().c_str(),
+              clblast_best, keep_tuned ? " tuned" : " database");
+  if (!t_cpu.empty()) std::printf(", cpu_kernel %.1f GFLOP/s", geomean(t_cpu));
+  std::printf(")\nwrote %s\n", out.c_str());
+  return 0;
+}
+
+cli::RegisterCommand reg{{"tune-gemm", "Tune fp32 GEMM for a device and write its tuning file", run_tune_gemm}};
+
+}  // namespace

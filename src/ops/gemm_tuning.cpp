@@ -1,0 +1,187 @@
+#include "magellano/ops/gemm_tuning.hpp"
+
+#include <clblast.h>
+
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <mutex>
+
+#include "gemm_cpu.hpp"
+#include "magellano/runtime/error.hpp"
+
+namespace magellano {
+const std::map<std::string, std::string>& embedded_gemm_tuning_files();  // generated
+}
+
+namespace magellano::ops {
+namespace {
+
+std::mutex g_mutex;
+std::map<cl_device_id, GemmChoice> g_choices;
+std::map<cl_device_id, nlohmann::json> g_database;
+std::optional<GemmPath> g_forced_path;
+std::optional<CpuGemmParams> g_forced_cpu;
+
+nlohmann::json parse_tuning(const std::string& text, const std::string& where) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    throw Error("GEMM tuning file " + where + " is not valid JSON (" + e.what() +
+                "). Regenerate it with `magellano tune-gemm`.");
+  }
+  if (!j.is_object() || !j.contains("device") || !j["device"].is_string())
+    throw Error("GEMM tuning file " + where +
+                " has no \"device\" name. Regenerate it with `magellano tune-gemm`.");
+  return j;
+}
+
+int int_param(const nlohmann::json& obj, const char* key, int fallback, int lo, int hi,
+              const std::string& where) {
+  if (!obj.contains(key)) return fallback;
+  if (!obj[key].is_number_integer() || obj[key].get<int>() < lo || obj[key].get<int>() > hi)
+    throw Error("GEMM tuning file " + where + ": cpu_kernel." + key + " must be an integer in [" +
+                std::to_string(lo) + ", " + std::to_string(hi) + "].");
+  return obj[key].get<int>();
+}
+
+GemmChoice choice_from(const DeviceInfo& dev) {
+  GemmChoice c;
+  c.path = dev.type == "cpu" ? GemmPath::cpu_kernel : GemmPath::clblast;
+  c.source = "default";
+  if (auto doc = find_gemm_tuning(dev)) {
+    const std::string where = (*doc)["_source"].get<std::string>();
+    c.source = where;
+    if (doc->contains("gemm_path")) c.path = gemm_path_from_string((*doc)["gemm_path"].get<std::string>());
+    if (doc->contains("cpu_kernel")) {
+      const auto& k = (*doc)["cpu_kernel"];
+      c.cpu.mr = int_param(k, "MR", c.cpu.mr, 2, 8, where);
+      c.cpu.mblock = int_param(k, "MBLOCK", c.cpu.mblock, 1, 1 << 16, where);
+      c.cpu.kc = int_param(k, "KC", c.cpu.kc, 0, 1 << 30, where);
+    }
+    if (doc->contains("clblast")) c.clblast = (*doc)["clblast"];
+  }
+  return c;
+}
+
+}  // namespace
+
+const char* to_string(GemmPath p) { return p == GemmPath::clblast ? "clblast" : "cpu_kernel"; }
+
+GemmPath gemm_path_from_string(const std::string& s) {
+  if (s == "clblast") return GemmPath::clblast;
+  if (s == "cpu_kernel" || s == "cpu") return GemmPath::cpu_kernel;
+  throw Error("Unknown GEMM path '" + s + "': use clblast or cpu_kernel.");
+}
+
+std::string device_slug(const std::string& name) {
+  std::string out;
+  for (unsigned char ch : name) {
+    if (std::isalnum(ch)) out += static_cast<char>(std::tolower(ch));
+    else if (!out.empty() && out.back() != '-') out += '-';
+  }
+  while (!out.empty() && out.back() == '-') out.pop_back();
+  return out.empty() ? "device" : out;
+}
+
+std::vector<std::string> embedded_tuning_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, text] : embedded_gemm_tuning_files()) names.push_back(name);
+  return names;
+}
+
+std::optional<nlohmann::json> find_gemm_tuning(const DeviceInfo& dev) {
+  if (const char* path = std::getenv("MAGELLANO_GEMM_TUNING"); path && *path) {
+    std::ifstream f(path);
+    if (!f) throw Error(std::string("MAGELLANO_GEMM_TUNING names ") + path +
+                        ", which cannot be read. Point it at a file `magellano tune-gemm` wrote.");
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    nlohmann::json j = parse_tuning(text, path);
+    if (j["device"].get<std::string>() != dev.name) return std::nullopt;
+    j["_source"] = path;
+    return j;
+  }
+  std::optional<nlohmann::json> best;
+  for (const auto& [name, text] : embedded_gemm_tuning_files()) {
+    nlohmann::json j = parse_tuning(text, "configs/tuning/" + name + ".json");
+    if (j["device"].get<std::string>() != dev.name) continue;
+    j["_source"] = "configs/tuning/" + name + ".json";
+    const bool driver_match = j.value("driver", "") == dev.driver_version;
+    if (!best || driver_match) best = j;
+    if (driver_match) break;
+  }
+  return best;
+}
+
+const std::vector<std::string>& clblast_gemm_kernels() {
+  static const std::vector<std::string> k = {"Xgemm", "XgemmDirect", "Copy", "Pad",
+                                             "Transpose", "Padtranspose"};
+  return k;
+}
+
+const GemmChoice& gemm_choice(Context& ctx) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  const cl_device_id dev = ctx.cl_device();
+  auto it = g_choices.find(dev);
+  if (it == g_choices.end()) {
+    nlohmann::json db = nlohmann::json::object();
+    for (const auto& kernel : clblast_gemm_kernels()) {
+      std::unordered_map<std::string, size_t> p;
+      if (clblast::RetrieveParameters(dev, kernel, clblast::Precision::kSingle, p) ==
+          clblast::StatusCode::kSuccess)
+        for (const auto& [k, v] : p) db[kernel][k] = v;
+    }
+    g_database[dev] = db;
+    GemmChoice c = choice_from(ctx.device());
+    for (const auto& [kernel, params] : c.clblast.items()) {
+      std::unordered_map<std::string, size_t> p;
+      for (const auto& [k, v] : params.items()) p[k] = v.get<size_t>();
+      check_clblast(static_cast<int>(clblast::OverrideParameters(dev, kernel,
+                                                                 clblast::Precision::kSingle, p)),
+                    "OverrideParameters", "applying " + kernel + " from " + c.source);
+    }
+    it = g_choices.emplace(dev, std::move(c)).first;
+  }
+  return it->second;
+}
+
+void force_gemm_path(std::optional<GemmPath> path) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  g_forced_path = path;
+}
+
+void force_cpu_gemm_params(std::optional<CpuGemmParams> params) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  g_forced_cpu = params;
+}
+
+// Used by ops::gemm: the path and CPU parameters in effect for this call.
+GemmChoice detail::effective_gemm_choice(Context& ctx) {
+  GemmChoice c = gemm_choice(ctx);
+  std::lock_guard<std::mutex> lock(g_mutex);
+  if (g_forced_path) c.path = *g_forced_path;
+  else if (const char* env = std::getenv("MAGELLANO_GEMM"); env && *env)
+    c.path = gemm_path_from_string(env);
+  if (g_forced_cpu) c.cpu = *g_forced_cpu;
+  return c;
+}
+
+const nlohmann::json& clblast_database_parameters(Context& ctx) {
+  gemm_choice(ctx);
+  std::lock_guard<std::mutex> lock(g_mutex);
+  return g_database[ctx.cl_device()];
+}
+
+void apply_clblast_parameters(Context& ctx, const nlohmann::json& params) {
+  for (const auto& [kernel, values] : params.items()) {
+    std::unordered_map<std::string, size_t> p;
+    for (const auto& [k, v] : values.items()) p[k] = v.get<size_t>();
+    check_clblast(static_cast<int>(clblast::OverrideParameters(ctx.cl_device(), kernel,
+                                                               clblast::Precision::kSingle, p)),
+                  "OverrideParameters", "setting " + kernel + "'s parameters");
+  }
+}
+
+}  // namespace magellano::ops
