@@ -57,7 +57,7 @@ void Launch::run2d(size_t gx, size_t gy, size_t lx, size_t ly) {
 void Launch::run3d(const size_t global[3], const size_t local[3]) {
   if (global[0] == 0 || global[1] == 0 || global[2] == 0) return;
   check_cl(clEnqueueNDRangeKernel(ctx_.queue(), kernel_, 3, nullptr, global, local, 0, nullptr,
-                                  nullptr),
+                                  ctx_.profiler().kernel_event(name_)),
            "clEnqueueNDRangeKernel", "running " + name_);
 }
 
