@@ -1,4 +1,4 @@
-// magellano generate --checkpoint DIR (--prompt TEXT | --prompt-file F | --prompt-ids "1 2 3")
+// magellano generate --checkpoint DIR [--adapter DIR [--base-precision P]] (--prompt TEXT | --prompt-file F | --prompt-ids "1 2 3")
 //   [--tokenizer DIR] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
 //   [--repetition-penalty R] [--stop STRING]... [--seed S] [--json] [--device D]
 // Text streams to stdout as it is produced (one prompt), or prompt by prompt in order (several);
@@ -18,6 +18,7 @@
 #include "magellano/io/hf_mamba_config.hpp"
 #include "magellano/io/json_file.hpp"
 #include "magellano/runtime/error.hpp"
+#include "magellano/train/adapter.hpp"
 #include "magellano/train/checkpoint.hpp"
 
 namespace po = boost::program_options;
@@ -97,12 +98,16 @@ int run_generate(int argc, char** argv) {
       "one recurrent step per token; sampling on the device)\n"
       "  magellano generate --checkpoint DIR (--prompt TEXT | --prompt-file F | --prompt-ids \"1 2 3\")\n"
       "Options");
-  std::string checkpoint, prompt, prompt_file, prompt_ids, tokenizer_dir, device;
+  std::string checkpoint, adapter, base_precision, prompt, prompt_file, prompt_ids, tokenizer_dir, device;
   std::vector<std::string> stops;
   generate::GenerationConfig gc;
   int64_t seed = 0;
   opts.add_options()("help,h", "show this help")
       ("checkpoint", po::value(&checkpoint), "a Magellano checkpoint or a Hugging Face Mamba model folder")
+      ("adapter", po::value(&adapter), "a LoRA adapter folder (adapter_config.json + adapter_model.safetensors, "
+                                       "PEFT's layout) applied on top of the checkpoint")
+      ("base-precision", po::value(&base_precision)->default_value("fp32"),
+       "with --adapter: store the base weights as fp32, fp16 or nf4")
       ("prompt", po::value(&prompt), "the prompt text")
       ("prompt-file", po::value(&prompt_file), "a file of prompts, one per line (blank lines skipped), generated as one batch")
       ("prompt-ids", po::value(&prompt_ids), "the prompt as token ids, e.g. \"464 3290\" (needs no tokenizer)")
@@ -150,7 +155,8 @@ int run_generate(int argc, char** argv) {
   if (vm.count("prompt-ids")) prompts.push_back(parse_ids(prompt_ids));
 
   auto ctx = Context::create(device);
-  const auto loaded = train::load_model(checkpoint, *ctx);
+  const auto loaded = adapter.empty() ? train::load_model(checkpoint, *ctx)
+                                      : train::load_model_with_adapter(checkpoint, adapter, *ctx, base_precision);
   const int64_t V = loaded.config.model.vocab_size;
   std::string why_none;
   const auto tok = find_tokenizer(tokenizer_dir, checkpoint, loaded.config, why_none);

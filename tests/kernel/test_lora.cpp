@@ -13,6 +13,7 @@
 //    base the merged weights are re-quantized: the test reports that error (weights and
 //    logits) and bounds it as explained there.
 //  - Adapter export → import → export: the bytes of both files are equal.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -427,6 +428,25 @@ TEST(Merge, MergedModelEqualsBasePlusAdapter) {
     EXPECT_EQ(r.exit_code, 1) << r.output;
     EXPECT_NE(r.output.find("error: "), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("adapter_config.json"), std::string::npos) << r.output;
+  }
+  // The generate command: greedy with --adapter continues with the adapted model's argmax.
+  if (!mgtest::cli_path().empty()) {
+    const auto first = ids(18, 12);  // row 0 of x: positions 0..8
+    std::string prompt;
+    for (int i = 0; i < 9; ++i) prompt += (i ? " " : "") + std::to_string(first[i]);
+    auto argmax_at = [&](const std::vector<float>& logits) {  // logits (2, 9, 61): row 0, position 8
+      const float* row = logits.data() + 8 * 61;
+      return static_cast<int>(std::max_element(row, row + 61) - row);
+    };
+    for (const bool with_adapter : {true, false}) {
+      std::vector<std::string> args = {"generate", "--checkpoint", (dir / "base").string(), "--prompt-ids", prompt,
+                                       "--max-new-tokens", "1", "--temperature", "0", "--json"};
+      if (with_adapter) args.insert(args.end(), {"--adapter", (dir / "adapter").string()});
+      const auto r = mgtest::run_cli(args);
+      ASSERT_EQ(r.exit_code, 0) << r.output;
+      const auto j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+      EXPECT_EQ(j["ids"][0].get<int>(), argmax_at(with_adapter ? want : plain)) << r.output;
+    }
   }
   // An adapter applied to the wrong base is refused.
   EXPECT_THROW(magellano::train::merge_adapter(dir / "merged", dir / "adapter", dir / "merged", test_ctx()),
