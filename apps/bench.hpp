@@ -122,9 +122,15 @@ int64_t integer_in(const Options& opts, const std::string& key, int64_t fallback
 std::string host_cpu_name();
 // Single-thread memcpy bandwidth of the host, read + write, GB/s; measured on the first call.
 double host_copy_gbps();
-// OpenBLAS SGEMM (n x n x n) on the host's cores in GFLOP/s, median of `repeats` after a
-// warm-up; nullopt when the CLI was built without OpenBLAS (MAGELLANO_HAVE_OPENBLAS).
-std::optional<double> openblas_sgemm_gflops(int64_t n, int repeats);
+// OpenBLAS SGEMM on the host's cores, C (m x n) = op(A) op(B) with op = transpose where ta / tb,
+// random inputs, GFLOP/s as the median of `repeats` after a warm-up. OpenBLAS is loaded at run
+// time (libopenblas.so.0), so the CLI also runs where it is absent (the GPU machine): nullopt then.
+std::optional<double> openblas_sgemm_gflops(int64_t m, int64_t n, int64_t k, bool ta, bool tb, int repeats);
+inline std::optional<double> openblas_sgemm_gflops(int64_t n, int repeats) {
+  return openblas_sgemm_gflops(n, n, n, false, false, repeats);
+}
+// OpenBLAS's thread count (0 when it is not loaded).
+int openblas_threads();
 
 // A preset config by file name (e.g. "tiny.json"), looked for in ./configs, in configs/ next
 // to the executable or one or two folders above it, then in the source tree the CLI was built

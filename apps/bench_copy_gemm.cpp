@@ -1,7 +1,6 @@
 // `bench copy` and `bench gemm`: the two measurements behind every percentage of peak, at
 // sizes of one's choosing. `bench gemm` also compares the GEMM implementations on one device
 // (ops/gemm_tuning.hpp) and, on CPU devices, OpenBLAS SGEMM on the host's cores in the same run.
-#include <dlfcn.h>
 
 #include <algorithm>
 #include <cmath>
@@ -61,42 +60,6 @@ std::vector<GemmCase> parse_cases(const std::string& list, int64_t tokens) {
   return out;
 }
 
-// OpenBLAS, loaded at run time so the binary also runs where it is not installed (the GPU
-// machine). CBLAS constants: row-major 101, no-transpose 111, transpose 112.
-struct OpenBlas {
-  using Sgemm = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int,
-                         float, float*, int);
-  Sgemm sgemm = nullptr;
-  int (*threads)() = nullptr;
-  std::string library;
-  OpenBlas() {
-    for (const char* lib : {"libopenblas.so.0", "libopenblas.so"}) {
-      void* h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
-      if (!h) continue;
-      sgemm = reinterpret_cast<Sgemm>(dlsym(h, "cblas_sgemm"));
-      threads = reinterpret_cast<int (*)()>(dlsym(h, "openblas_get_num_threads"));
-      if (sgemm) {
-        library = lib;
-        return;
-      }
-    }
-  }
-};
-
-double openblas_gflops(const OpenBlas& blas, const GemmCase& g, int repeats) {
-  std::mt19937 rng(3);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::vector<float> a(g.m * g.k), b(g.k * g.n), c(g.m * g.n);
-  for (auto& v : a) v = u(rng);
-  for (auto& v : b) v = u(rng);
-  const int lda = g.ta ? g.m : g.k, ldb = g.tb ? g.k : g.n;
-  const double s = median_host_seconds(repeats, [&] {
-    blas.sgemm(101, g.ta ? 112 : 111, g.tb ? 112 : 111, g.m, g.n, g.k, 1.0f, a.data(), lda,
-               b.data(), ldb, 0.0f, c.data(), g.n);
-  });
-  return 2.0 * g.m * g.n * g.k / s / 1e9;
-}
-
 // ops::gemm on g with whatever path is in effect; checks a few elements against float64.
 double device_gflops(Context& ctx, const GemmCase& g, int repeats) {
   std::mt19937 rng(5);
@@ -153,7 +116,6 @@ std::vector<Result> run_gemm(Context& ctx, const Peaks&, const Options& opts) {
       throw Error("--paths: unknown '" + p + "'; use cpu_kernel, clblast, clblast_database, openblas or all.");
     paths.push_back(p);
   }
-  static const OpenBlas blas;
   const int repeats = repeats_option(opts, 3);
   const ops::GemmChoice choice = ops::gemm_choice(ctx);
   std::vector<Result> out;
@@ -168,14 +130,14 @@ std::vector<Result> run_gemm(Context& ctx, const Peaks&, const Options& opts) {
     r.extra["tuning"] = choice.source;
     for (const auto& p : paths) {
       if (p == "openblas") {
-        if (!blas.sgemm) {
+        const auto gf = openblas_sgemm_gflops(g.m, g.n, g.k, g.ta, g.tb, repeats);
+        if (!gf) {
           r.extra["openblas"] = "not found (install libopenblas0)";
           continue;
         }
-        const double gf = openblas_gflops(blas, g, repeats);
-        r.extra["openblas_gflops"] = gf;
-        r.extra["openblas_threads"] = blas.threads ? blas.threads() : 0;
-        r.extra["pct_of_openblas"] = 100.0 * r.gflops / gf;
+        r.extra["openblas_gflops"] = *gf;
+        r.extra["openblas_threads"] = openblas_threads();
+        r.extra["pct_of_openblas"] = 100.0 * r.gflops / *gf;
         continue;
       }
       if (p == "clblast_database") ops::apply_clblast_parameters(ctx, ops::clblast_database_parameters(ctx));

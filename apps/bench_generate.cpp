@@ -12,8 +12,9 @@
 // per iteration (the active parameters, less an untied embedding: its lookup is no product).
 // The cost per token does not grow with the position: each result at a position other than the
 // first reports its ratio to the first position's tokens/s at the same batch (extra.vs_first).
-// Options: --config FILE (required), --positions 100,8000, --batches 1,8, --tokens 16.
+// Options: --config FILE (default configs/tiny.json), --positions 100,8000, --batches 1,8, --tokens 16.
 #include <algorithm>
+#include <filesystem>
 #include <memory>
 #include <random>
 #include <sstream>
@@ -61,8 +62,7 @@ nn::DecodeState replicate(const nn::Model& model, const nn::DecodeState& one, in
 }
 
 std::vector<Result> run_generate(Context& ctx, const Peaks&, const Options& opts) {
-  if (!opts.has("config")) throw Error("bench generate: give --config FILE (e.g. configs/tiny.json).");
-  const std::string config = opts.str("config", "");
+  const std::string config = opts.has("config") ? opts.str("config", "") : find_config("tiny.json").string();
   const auto cfg = train::load_config(config);
   const auto positions = list_option(opts, "positions", "100,8000");
   const auto batches = list_option(opts, "batches", "1,8");
@@ -139,7 +139,7 @@ std::vector<Result> run_generate(Context& ctx, const Peaks&, const Options& opts
       });
       Result r;
       r.name = "generate";
-      r.sizes = {{"config", config}, {"batch", B}, {"position", pre[pi].position}, {"vocab", V}};
+      r.sizes = {{"config", std::filesystem::path(config).stem().string()}, {"batch", B}, {"position", pre[pi].position}, {"vocab", V}};
       r.median_s = s;
       r.repeats = static_cast<int>(tokens);
       r.tokens_per_s = double(B) / s;

@@ -128,6 +128,18 @@ TEST(BenchCli, TrainStepFindsTheTinyPresetByDefault) {
   EXPECT_NEAR(j["extra"]["mfu"].get<double>(), j["gflops"].get<double>() / 100.0, 1e-9);
 }
 
+TEST(BenchCli, GenerateFindsTheTinyPresetByDefault) {
+  MG_REQUIRE_CLI();  // `bench all` runs generate with no options: it must need none
+  const auto r = run_json("generate", {"--positions", "4,9", "--batches", "1,2", "--tokens", "2"});
+  ASSERT_EQ(r.size(), 4u);
+  for (const auto& j : r) {
+    EXPECT_EQ(j["sizes"]["config"], "tiny");
+    EXPECT_GT(j["tokens_per_s"].get<double>(), 0.0);
+  }
+  EXPECT_EQ(r[0]["sizes"]["position"], 4);
+  EXPECT_EQ(r[3]["sizes"]["batch"], 2);
+}
+
 TEST(BenchCli, TokenizerOnTheSharedData) {
   MG_REQUIRE_CLI();
   const char* env = std::getenv("MAGELLANO_SHARED_DATA");
