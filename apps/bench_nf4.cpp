@@ -4,7 +4,7 @@
 //               shape's median x its count), and with --full 1 measured: every weight once.
 //   dequantize  NF4 -> f32 of the largest weight (GB/s: 4.5 bytes moved per parameter)
 //   nf4_linear  x (rows, in) · dequant(W)ᵀ for rows 1, 8 (fused kernel and dequantize +
-//               CLBlast) and --tokens (default 512), beside the dense fp32 linear (GFLOP/s)
+//               ops::gemm) and --tokens (default 512), beside the dense fp32 linear (GFLOP/s)
 //   file        with --file DIR: writes the model's linear weights as one fp32 .safetensors in
 //               DIR (~13 GB for production3B), times `magellano quantize` on it
 //               (quantize_safetensors_file), then deletes both files.
@@ -139,7 +139,7 @@ std::vector<Result> run_nf4(Context& ctx, const Peaks&, const Options& opts) {
     out.push_back(r);
   }
   // nf4_linear: both paths at decoding sizes (the fused kernel takes <= 8 rows), the
-  // dequantize + CLBlast path and dense fp32 at --tokens (default 512, a training micro-batch).
+  // dequantize + GEMM path and dense fp32 at --tokens (default 512, a training micro-batch).
   const int64_t tokens = opts.integer("tokens", 512);
   for (int64_t rows : {int64_t{1}, int64_t{8}, tokens}) {
     Tensor x = Tensor::from_host(ctx, Shape{rows, L.in}, weight_values(rows * L.in, 3 + rows));
@@ -148,9 +148,9 @@ std::vector<Result> run_nf4(Context& ctx, const Peaks&, const Options& opts) {
     if (rows <= ops::kNF4FusedMaxRows)
       runs.emplace_back("nf4_linear fused", median_seconds(ctx, repeats, [&] {
                           ops::nf4_linear(x, q, ops::NF4Path::fused); }));
-    runs.emplace_back("nf4_linear dequantize + CLBlast", median_seconds(ctx, repeats, [&] {
+    runs.emplace_back("nf4_linear dequantize + GEMM", median_seconds(ctx, repeats, [&] {
                         ops::nf4_linear(x, q, ops::NF4Path::dequant_gemm); }));
-    runs.emplace_back("dense fp32 linear (CLBlast)",
+    runs.emplace_back("dense fp32 linear (GEMM)",
                       median_seconds(ctx, repeats, [&] { ops::linear(x, wd); }));
     for (const auto& [name, t] : runs) {
       Result r;

@@ -23,6 +23,7 @@ std::map<cl_device_id, GemmChoice> g_choices;
 std::map<cl_device_id, nlohmann::json> g_database;
 std::optional<GemmPath> g_forced_path;
 std::optional<CpuGemmParams> g_forced_cpu;
+std::optional<bool> g_forced_skinny;
 
 nlohmann::json parse_tuning(const std::string& text, const std::string& where) {
   nlohmann::json j;
@@ -50,6 +51,7 @@ int int_param(const nlohmann::json& obj, const char* key, int fallback, int lo, 
 GemmChoice choice_from(const DeviceInfo& dev) {
   GemmChoice c;
   c.path = dev.type == "cpu" ? GemmPath::cpu_kernel : GemmPath::clblast;
+  c.skinny = dev.type != "cpu";
   c.source = "default";
   if (auto doc = find_gemm_tuning(dev)) {
     const std::string where = (*doc)["_source"].get<std::string>();
@@ -62,6 +64,10 @@ GemmChoice choice_from(const DeviceInfo& dev) {
       c.cpu.kc = int_param(k, "KC", c.cpu.kc, 0, 1 << 30, where);
     }
     if (doc->contains("clblast")) c.clblast = (*doc)["clblast"];
+    if (doc->contains("skinny")) {
+      if (!(*doc)["skinny"].is_boolean()) throw Error(where + ": \"skinny\" must be true or false.");
+      c.skinny = (*doc)["skinny"].get<bool>();
+    }
   }
   return c;
 }
@@ -157,6 +163,11 @@ void force_cpu_gemm_params(std::optional<CpuGemmParams> params) {
   g_forced_cpu = params;
 }
 
+void force_skinny_gemm(std::optional<bool> on) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  g_forced_skinny = on;
+}
+
 // Used by ops::gemm: the path and CPU parameters in effect for this call.
 GemmChoice detail::effective_gemm_choice(Context& ctx) {
   GemmChoice c = gemm_choice(ctx);
@@ -165,6 +176,12 @@ GemmChoice detail::effective_gemm_choice(Context& ctx) {
   else if (const char* env = std::getenv("MAGELLANO_GEMM"); env && *env)
     c.path = gemm_path_from_string(env);
   if (g_forced_cpu) c.cpu = *g_forced_cpu;
+  if (g_forced_skinny) c.skinny = *g_forced_skinny;
+  else if (const char* env = std::getenv("MAGELLANO_GEMM_SKINNY"); env && *env) {
+    const std::string v = env;
+    if (v != "0" && v != "1") throw Error("MAGELLANO_GEMM_SKINNY must be 0 or 1, got '" + v + "'.");
+    c.skinny = v == "1";
+  }
   return c;
 }
 

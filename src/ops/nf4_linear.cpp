@@ -82,7 +82,7 @@ Tensor nf4_linear(const Tensor& x, const quant::NF4Weight& w, NF4Path path) {
     throw Error("nf4_linear: the fused path takes at most " + std::to_string(kNF4FusedMaxRows) +
                 " rows of x, got " + std::to_string(rows) + ".");
   const bool fused = path == NF4Path::fused ||
-                     (path == NF4Path::automatic && rows >= 1 && rows <= kNF4FusedMaxRows);
+                     (path == NF4Path::automatic && rows >= 1 && rows <= kNF4FusedAutoRows);
   Tensor y = Tensor::empty(ctx, x.shape().with_last(out));
   if (rows == 0 || out == 0) {
   } else if (fused) {

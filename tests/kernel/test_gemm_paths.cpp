@@ -1,5 +1,5 @@
 // ops::gemm through each implementation (ops/gemm_tuning.hpp): cl/gemm_cpu.cl with several
-// (MR, MBLOCK, KC) settings, and CLBlast; every transpose combination, odd sizes, batches with
+// (MR, MBLOCK, KC) settings, cl/gemm_skinny.cl, and CLBlast; every transpose combination, odd sizes, batches with
 // a batched or a shared B, alpha / beta, NaN-poisoned outputs when beta == 0, and views at an
 // offset into a larger buffer.
 //
@@ -113,6 +113,7 @@ struct PathGuard {  // restores the device's own choice after a test
   ~PathGuard() {
     ops::force_gemm_path(std::nullopt);
     ops::force_cpu_gemm_params(std::nullopt);
+    ops::force_skinny_gemm(std::nullopt);
   }
 };
 
@@ -146,6 +147,27 @@ TEST(GemmPaths, Clblast) {
   check_gemm({1, 63, 65, 17, true, false, false, 1.5f, -0.75f}, 410);
   check_gemm({3, 7, 33, 129, false, false, true, 0.5f, 1.0f}, 420);
   check_gemm({3, 7, 33, 129, false, false, false, 1.0f, 0.0f}, 430);
+}
+
+// cl/gemm_skinny.cl (the GPUs' path for narrow outputs): narrow N, narrow M (run transposed),
+// odd K, and K split across work-groups with a reduction pass (few output tiles, long K).
+TEST(GemmPaths, SkinnyKernel) {
+  PathGuard g;
+  ops::force_gemm_path(ops::GemmPath::clblast);
+  ops::force_skinny_gemm(true);
+  const std::vector<std::array<int64_t, 3>> sizes = {
+      {200, 16, 700}, {16, 300, 1000}, {130, 32, 7}, {77, 3, 33}, {100, 8, 2000}, {2, 3, 600}, {5, 1, 9}};
+  uint64_t seed = 500;
+  for (const auto& [m, n, k] : sizes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        check_gemm({1, m, n, k, ta, tb, false, 1.0f, 0.0f}, seed += 3);
+        check_gemm({1, m, n, k, ta, tb, false, 1.5f, -0.75f}, seed += 3);
+      }
+  // Products that are not skinny, and batches, still go to CLBlast under the same setting.
+  check_gemm({1, 65, 63, 64, false, true, false, 1.0f, 0.0f}, 600);
+  check_gemm({1, 130, 90, 7, true, false, false, 1.0f, 0.0f}, 605);
+  check_gemm({3, 7, 33, 129, false, false, true, 0.5f, 1.0f}, 610);
 }
 
 // An empty sum (K = 0) leaves beta * C, and zero when beta == 0 even over NaN poison.

@@ -166,7 +166,7 @@ TEST(NF4Linear, ForwardAndInputGradientMatchFloat64) {
 }
 
 TEST(NF4Linear, FusedSmallBatchPathMatchesFloat64) {
-  // The fused kernel (rows <= 8, chosen automatically) with K = 70 and K = 200: rows of W start
+  // The fused kernel (rows <= 8; chosen automatically for 1 row) with K = 70 and K = 200: rows of W start
   // inside 64-blocks. Forward tolerance: an fp32 sum of K products in a different order than
   // the reference, relative 1e-5 with an absolute 1e-5 for sums near 0; the backward is the
   // dequantize + GEMM path.
@@ -178,7 +178,7 @@ TEST(NF4Linear, FusedSmallBatchPathMatchesFloat64) {
     for (const Shape& xs : {Shape{1, in}, Shape{3, in}, Shape{2, 4, in}}) {
       const int64_t rows = xs.rows();
       check_op("nf4_linear fused rows=" + std::to_string(rows), {{xs, randn(xs.numel(), 30 + rows)}},
-               [&](const std::vector<Tensor>& t) { return ops::nf4_linear(t[0], q); },
+               [&](const std::vector<Tensor>& t) { return ops::nf4_linear(t[0], q, ops::NF4Path::fused); },
                [&](const std::vector<Vec>& x) {
                  Vec y(rows * out, 0.0);
                  for (int64_t r = 0; r < rows; ++r)

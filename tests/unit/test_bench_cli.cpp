@@ -169,6 +169,11 @@ TEST(BenchCli, BadInputIsOneClearLine) {
   r = run_cli({"bench", "copy", "--peak-size", "big"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(has(r.output, "error: --peak-size must be an integer, not 'big'")) << r.output;
+  // A bad MAGELLANO_GEMM_SKINNY is refused at the first GEMM (the peak measurement).
+  r = run_cli({"bench", "copy", "--peak-size", "16", "--peak-repeats", "1", "--copy-mib", "1"},
+              {"MAGELLANO_GEMM_SKINNY=yes"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(has(r.output, "error: MAGELLANO_GEMM_SKINNY must be 0 or 1, got 'yes'.")) << r.output;
   // Checked by the benchmark itself, after the (tiny) peaks.
   std::vector<std::string> args = {"bench", "adamw", "--n", "12x"};
   args.insert(args.end(), kTinyPeaks.begin(), kTinyPeaks.end());

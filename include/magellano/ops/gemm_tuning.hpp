@@ -45,6 +45,11 @@ struct CpuGemmParams {
 
 struct GemmChoice {
   GemmPath path = GemmPath::clblast;
+  // On the clblast path, products whose output has a side of at most kSkinnySide (LoRA's
+  // rank-r factors and their gradients, the MoE router) run through cl/gemm_skinny.cl instead:
+  // on by default for non-CPU devices; a tuning file's "skinny": true|false, or
+  // MAGELLANO_GEMM_SKINNY=0|1, decides otherwise.
+  bool skinny = false;
   CpuGemmParams cpu;
   nlohmann::json clblast = nlohmann::json::object();  // kernel name -> {parameter: value}
   std::string source;  // "configs/tuning/<file>", the env file, or "default"
@@ -67,6 +72,10 @@ const GemmChoice& gemm_choice(Context& ctx);
 // kernel parameters, for every later ops::gemm in this process.
 void force_gemm_path(std::optional<GemmPath> path);
 void force_cpu_gemm_params(std::optional<CpuGemmParams> params);
+void force_skinny_gemm(std::optional<bool> on);
+
+// The narrow side at or below which a product counts as skinny (see GemmChoice::skinny).
+constexpr int64_t kSkinnySide = 32;
 
 // CLBlast's parameters for the kernels GEMM uses, as its database had them before any
 // override (captured on the first gemm_choice for the device).
