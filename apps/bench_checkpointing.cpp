@@ -1,8 +1,9 @@
 // `bench checkpointing [--config FILE] [--batch B] [--seq-len L]`: activation memory and time
 // of one training forward + backward at each gradient-checkpointing setting (none, balanced =
-// every 2 blocks, aggressive = every 4), from the device memory tracker (peak of category
-// "activations", and of everything). Gradients are bit-identical across settings
-// (tests/kernel/test_lora.cpp checks that); this measures what the recompute costs and saves.
+// every 2 blocks, aggressive = every 4, and aggressive with fp16 segment inputs), from the
+// device memory tracker (peak of category "activations", and of everything). Gradients are
+// bit-identical across the fp32 settings (tests/kernel/test_lora.cpp checks that); this
+// measures what the recompute costs and saves.
 // Defaults: --config = configs/tiny.json, --batch 1, --seq-len 512.
 #include <filesystem>
 #include <random>
@@ -28,22 +29,29 @@ std::vector<Result> run_checkpointing(Context& ctx, const Peaks&, const Options&
   std::vector<int32_t> ids(batch * seq_len);
   for (auto& x : ids) x = static_cast<int32_t>(rng() % cfg.model.vocab_size);
   const Tensor x = Tensor::from_host_i32(ctx, Shape{batch, seq_len}, ids);
-  auto step = [&](int64_t k) {
+  auto step = [&](int64_t k, bool fp16) {
     for (auto p : params) p.tensor.zero_grad();
     model.set_checkpoint_every(k);
+    model.set_checkpoint_inputs_fp16(fp16);
     nn::TrainingScope training;
     autograd::backward(model.loss(x, x).loss);
   };
-  step(0);  // warm-up: kernels built, gradient buffers allocated
+  step(0, false);  // warm-up: kernels built, gradient buffers allocated
   ctx.finish();
   std::vector<Result> out;
-  for (const auto& [name, k] : std::vector<std::pair<std::string, int64_t>>{{"none", 0}, {"balanced", 2}, {"aggressive", 4}}) {
+  struct Setting {
+    std::string name;
+    int64_t every;
+    bool fp16;
+  };
+  for (const auto& [name, k, fp16] : std::vector<Setting>{
+           {"none", 0, false}, {"balanced", 2, false}, {"aggressive", 4, false}, {"aggressive_fp16", 4, true}}) {
     ctx.memory().reset_peaks();
     Result r;
     r.name = "checkpointing_" + name;
     r.sizes = {{"config", std::filesystem::path(config).stem().string()}, {"batch", batch},
-               {"seq_len", seq_len}, {"every", k}};
-    r.median_s = median_seconds(ctx, 1, [&] { step(k); }, 0);
+               {"seq_len", seq_len}, {"every", k}, {"inputs", fp16 ? "fp16" : "fp32"}};
+    r.median_s = median_seconds(ctx, 1, [&] { step(k, fp16); }, 0);
     r.repeats = 1;
     r.tokens_per_s = double(batch * seq_len) / r.median_s;
     r.extra = {{"peak_activation_bytes", ctx.memory().peak(MemCategory::activations)},
@@ -53,6 +61,7 @@ std::vector<Result> run_checkpointing(Context& ctx, const Peaks&, const Options&
     out.push_back(r);
   }
   model.set_checkpoint_every(0);
+  model.set_checkpoint_inputs_fp16(false);
   return out;
 }
 

@@ -166,11 +166,17 @@ Model::Segment Model::run_blocks(size_t begin, size_t end, Tensor h, Tensor aux,
 // and aux: every op sees exactly the inputs and output gradients it saw without
 // checkpointing, so each parameter's gradient is accumulated in the same order to the same
 // bits. The input's gradient is gathered on a stand-in leaf and then copied (× 1) into h's.
+// With spec.checkpoint_inputs_fp16 the kept input is an fp16 copy and both the forward and the
+// replay start from its fp32 widening, so the replay still matches the forward bit for bit.
 Model::Segment Model::checkpointed(size_t begin, size_t end, const Tensor& h_in) const {
   Segment s;
+  // The kept input: h_in itself, or its fp16 copy (h_in is then free once the forward moves on).
+  const bool fp16 = spec_.checkpoint_inputs_fp16;
+  Tensor kept = h_in;
   {
     autograd::NoGradScope no_grad;
-    s = run_blocks(begin, end, h_in, Tensor(), nullptr);
+    if (fp16) kept = ops::cast(h_in, DType::f16);
+    s = run_blocks(begin, end, fp16 ? ops::cast(kept, DType::f32) : h_in, Tensor(), nullptr);
   }
   struct Shared {
     bool done = false;
@@ -179,7 +185,7 @@ Model::Segment Model::checkpointed(size_t begin, size_t end, const Tensor& h_in)
   auto shared = std::make_shared<Shared>();
   const uint64_t generation = dropout_generation();
   const bool in_grad = h_in.requires_grad();
-  auto replay = [this, begin, end, h_in, in_grad, generation, shared,
+  auto replay = [this, begin, end, kept, fp16, in_grad, generation, shared,
                  m_in = autograd::grad_meta(h_in)](const Tensor&) {
     if (shared->done) return;
     shared->done = true;
@@ -187,7 +193,11 @@ Model::Segment Model::checkpointed(size_t begin, size_t end, const Tensor& h_in)
       return m && m->grad_valid ? m->grad : Tensor();
     };
     const Tensor dh = grad_of(shared->h_out), daux = grad_of(shared->aux);
-    Tensor leaf = h_in.view(h_in.shape());
+    Tensor leaf;
+    {
+      autograd::NoGradScope no_grad;
+      leaf = fp16 ? ops::cast(kept, DType::f32) : kept.view(kept.shape());
+    }
     if (in_grad) leaf.set_requires_grad(true);
     {
       autograd::NestedTape tape;

@@ -64,6 +64,7 @@ nn::ModelSpec model_spec(const Config& c) {
     s.base_storage = nn::parse_weight_storage(c.lora.base_precision);
   }
   s.checkpoint_every = c.train.gradient_checkpointing;
+  s.checkpoint_inputs_fp16 = c.train.activation_dtype == "fp16";
   return s;
 }
 

@@ -116,6 +116,8 @@ const std::vector<Field>& schema() {
             c.train.gradient_checkpointing = s == "none" ? 0 : s == "balanced" ? 2 : 4;
           }
         }));
+    f.push_back(plain("train.activation_dtype", Kind::choice, MG_ACCESS(train.activation_dtype, std::string),
+                      {"fp32", "fp16"}));
     f.push_back(plain("train.loss_scaling", Kind::boolean, MG_ACCESS(train.loss_scaling, bool)));
     f.push_back(number("train.loss_scale_init", 1, false, 1e30, false, MG_ACCESS(train.loss_scale_init, double)));
     f.push_back(integer("train.loss_scale_growth_interval", 1, MG_ACCESS(train.loss_scale_growth_interval, int64_t)));
@@ -358,6 +360,9 @@ void resolve(Config& c) {
   if (!c.lora.enabled() && c.lora.base_precision != "fp32")
     throw Error("config: 'lora.base_precision' \"" + c.lora.base_precision +
                 "\" needs LoRA (frozen base weights): set 'lora.rank' >= 1, or use \"fp32\".");
+  if (t.activation_dtype == "fp16" && t.gradient_checkpointing == 0)
+    throw Error("config: 'train.activation_dtype' \"fp16\" stores the segment inputs of gradient "
+                "checkpointing; set 'train.gradient_checkpointing' (e.g. \"balanced\") or use \"fp32\".");
   if (t.min_lr > t.lr)
     throw Error("config: 'train.min_lr' (" + number_str(t.min_lr) + ") must be <= 'train.lr' (" +
                 number_str(t.lr) + ").");

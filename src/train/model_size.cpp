@@ -104,7 +104,8 @@ MemoryEstimate estimate_memory(const Config& c) {
     const int64_t per_mamba = p.mamba_layers ? (e.mamba_activations + e.scan_states) / p.mamba_layers : 0;
     const int64_t per_moe = p.moe_layers ? e.moe_activations / p.moe_layers : 0;
     const int64_t seg = std::min(k, layers) * std::max(per_mamba, per_moe);
-    const int64_t inputs = (layers + k - 1) / k * T * m.dim * f;
+    const int64_t input_bytes = c.train.activation_dtype == "fp16" ? 2 : f;
+    const int64_t inputs = (layers + k - 1) / k * T * m.dim * input_bytes;
     const double scale = double(seg) / double(std::max<int64_t>(1, e.mamba_activations + e.scan_states + e.moe_activations));
     e.mamba_activations = static_cast<int64_t>(e.mamba_activations * scale) + inputs;
     e.scan_states = static_cast<int64_t>(e.scan_states * scale);

@@ -334,6 +334,65 @@ TEST(Checkpointing, ActivationPeakShrinks) {
   EXPECT_LT(aggressive, none);
 }
 
+// fp16 segment inputs, exactly: with one segment over the whole model the only kept input is
+// the embedding output, so the model equals the fp32 model whose embedding rows are rounded to
+// fp16 (untied head). Loss and every gradient must be the same bits.
+TEST(Checkpointing, Fp16InputsEqualAnFp16RoundedEmbedding) {
+  nn::ModelSpec s = spec("MEMM");
+  s.tie_embeddings = false;
+  nn::Model half(test_ctx(), s, 13), rounded(test_ctx(), s, 13);
+  half.set_checkpoint_inputs_fp16(true);
+  for (auto p : rounded.parameters())
+    if (p.name == "backbone.embeddings.weight") {
+      ag::NoGradScope ng;
+      const Tensor r = ops::cast(ops::cast(p.tensor, DType::f16), DType::f32);
+      p.tensor.copy_from_host(r.to_host().data(), p.tensor.nbytes());
+    }
+  const auto params_half = half.parameters(), params_rounded = rounded.parameters();
+  ASSERT_EQ(params_half.size(), params_rounded.size());
+  EXPECT_TRUE(std::any_of(params_rounded.begin(), params_rounded.end(),
+                          [](const nn::Parameter& p) { return p.name == "backbone.embeddings.weight"; }));
+  expect_bitwise_equal(grads_of(rounded, params_rounded, 0), grads_of(half, params_half, 8), params_half, 8);
+}
+
+// Several segments: the kept inputs take half the bytes (measured by the tracker after the
+// forward), and the gradients stay close to the fp32 ones: the residual stream is rounded to
+// fp16 (relative error 2^-11) at 5 boundaries, so they may differ by a few 1e-3 of their norm.
+TEST(Checkpointing, Fp16InputsHalveTheKeptBytesAndStayClose) {
+  nn::ModelSpec s = spec("MEMMEM");
+  nn::Model m(test_ctx(), s, 14);
+  const auto params = m.parameters();
+  const int64_t B = 2, L = 11, k = 1, segments = 6;
+  auto kept_bytes = [&](bool fp16) {
+    m.set_checkpoint_every(k);
+    m.set_checkpoint_inputs_fp16(fp16);
+    Tensor x = Tensor::from_host_i32(test_ctx(), Shape{B, L}, ids(B * L, 5));
+    nn::TrainingScope training;
+    const uint64_t before = test_ctx().memory().current(magellano::MemCategory::activations);
+    auto out = m.forward(x);
+    const uint64_t after = test_ctx().memory().current(magellano::MemCategory::activations);
+    ag::clear_tape();
+    return int64_t(after) - int64_t(before);
+  };
+  const int64_t saved = kept_bytes(false) - kept_bytes(true);
+  EXPECT_EQ(saved, segments * B * L * s.dim * 2) << "each segment's input must be kept as fp16";
+  m.set_checkpoint_inputs_fp16(false);
+  const auto want = grads_of(m, params, k);
+  m.set_checkpoint_inputs_fp16(true);
+  const auto got = grads_of(m, params, k);
+  double diff = 0, norm = 0;
+  bool identical = true;
+  for (size_t i = 0; i < want.size(); ++i)
+    for (size_t j = 0; j < want[i].size(); ++j) {
+      diff += (double(got[i][j]) - want[i][j]) * (double(got[i][j]) - want[i][j]);
+      norm += double(want[i][j]) * want[i][j];
+      identical &= got[i][j] == want[i][j];
+    }
+  EXPECT_FALSE(identical) << "the inputs must really be rounded";
+  EXPECT_LT(std::sqrt(diff / norm), 1e-2);
+  EXPECT_EQ(grads_of(m, params, k), got) << "fp16 inputs must stay deterministic";
+}
+
 TEST(Adapter, PeftNamesConfigAndByteExactRoundTrip) {
   TempDir dir;
   magellano::train::LoRASection ls;

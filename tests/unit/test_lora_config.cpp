@@ -6,6 +6,7 @@
 
 #include "cli.hpp"
 #include "magellano/runtime/error.hpp"
+#include "magellano/train/checkpoint.hpp"
 #include "magellano/train/config.hpp"
 #include "magellano/train/model_size.hpp"
 
@@ -82,6 +83,14 @@ TEST(LoRAConfig, ErrorsNameTheKey) {
                   "'train.gradient_checkpointing' must be \"none\", \"balanced\" (every 2 layers)"));
   EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"gradient_checkpointing": -2}})"); }),
                   "'train.gradient_checkpointing' must be"));
+  EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"activation_dtype": "fp16"}})"); }),
+                  "'train.activation_dtype' \"fp16\" stores the segment inputs of gradient checkpointing"));
+  EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"activation_dtype": "bf16"}})"); }),
+                  "'train.activation_dtype' must be \"fp32\" or \"fp16\""));
+  EXPECT_EQ(parse(R"({"train": {"activation_dtype": "fp16", "gradient_checkpointing": 2}})").train.activation_dtype,
+            "fp16");
+  EXPECT_TRUE(train::model_spec(parse(R"({"train": {"activation_dtype": "fp16", "gradient_checkpointing": 2}})"))
+                  .checkpoint_inputs_fp16);
   EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"loss_scale_init": 0.5}})"); }),
                   "'train.loss_scale_init' must be in [1, 1e+30]"));
   EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"loss_scale_growth_interval": 0}})"); }),
@@ -110,6 +119,11 @@ TEST(LoRAConfig, TrainableCountAndEstimate) {
   EXPECT_LT(lora.total, full.total);
   c = load_config(preset("tiny"), {"lora.rank=4", "train.gradient_checkpointing=aggressive"});
   EXPECT_LT(estimate_memory(c).activations, lora.activations);
+  // fp16 segment inputs: 2 segments of 4 blocks keep (B·L, D) inputs at 2 bytes instead of 4.
+  Config half = c;
+  half.train.activation_dtype = "fp16";
+  EXPECT_EQ(estimate_memory(c).activations - estimate_memory(half).activations,
+            2 * c.train.batch_size * c.train.seq_len * 64 * 2);
 }
 
 TEST(LoRAConfig, InfoReportsTrainableParameters) {

@@ -36,6 +36,11 @@ struct ModelSpec {
   // are recomputed (recording on a nested tape) in the backward; 0 = off. Gradients are the
   // same bits as without it.
   int64_t checkpoint_every = 0;
+  // With checkpointing: each segment's input, the only activation kept across the forward, is
+  // stored as fp16 (half the bytes). The forward continues from the rounded value, so the
+  // replay sees exactly what the forward saw; the residual stream is rounded to fp16 at each
+  // segment boundary (relative 2^-11) and its gradient passes the rounding unchanged.
+  bool checkpoint_inputs_fp16 = false;
 };
 
 struct ModelOutput {
@@ -80,6 +85,7 @@ class Model : public Module {
   // What the optimizer updates: lora_parameters() with LoRA on, else parameters().
   std::vector<Parameter> trainable_parameters() const;
   void set_checkpoint_every(int64_t k) { spec_.checkpoint_every = k; }
+  void set_checkpoint_inputs_fp16(bool on) { spec_.checkpoint_inputs_fp16 = on; }
 
  private:
   struct Segment {  // what a run of blocks gives

@@ -91,6 +91,10 @@ struct TrainConfig {
   std::string param_dtype = "fp32";
   // Blocks per checkpointed segment: 0 = "none", 2 = "balanced", 4 = "aggressive", or any k.
   int64_t gradient_checkpointing = 0;
+  // "fp32" | "fp16": storage of the activations kept across the forward, i.e. the segment
+  // inputs of gradient checkpointing (fp16 needs checkpointing; nn::ModelSpec::
+  // checkpoint_inputs_fp16).
+  std::string activation_dtype = "fp32";
   // Dynamic loss scaling (see train/loss_scaler.hpp).
   bool loss_scaling = false;
   double loss_scale_init = 65536.0;
