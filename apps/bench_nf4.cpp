@@ -66,7 +66,7 @@ std::vector<float> weight_values(int64_t n, uint64_t seed) {
 double quantize_bytes(int64_t n) { return 4.0 * n + n / 2.0 + n / 64.0 + 4.0 * n / 16384.0; }
 
 std::vector<Result> run_nf4(Context& ctx, const Peaks&, const Options& opts) {
-  const std::string config = opts.str("config", "configs/production3B.json");
+  const std::string config = opts.has("config") ? opts.str("config", "") : find_config("production3B.json").string();
   const train::Config cfg = train::load_config(config);
   const auto shapes = linear_shapes(cfg.model);
   const int repeats = repeats_option(opts, 3);
