@@ -90,8 +90,8 @@ double device_gflops(Context& ctx, const GemmCase& g, int repeats) {
 // --size N: one square size (default 512, 1024, 2048, 4096); --shapes MxNxK[:op],... or phase1
 // (its training GEMMs at --tokens T, default 4096).
 // --paths: what to time besides the device's own choice, comma-separated from cpu_kernel,
-// clblast (with the tuning file's parameters), clblast_database (CLBlast's own), openblas
-// (default: openblas on CPU devices); `all` for every one.
+// gpu_kernel, clblast (with the tuning file's parameters), clblast_database (CLBlast's own),
+// openblas (default: openblas on CPU devices); `all` for every one (gpu_kernel only on GPUs).
 std::vector<Result> run_gemm(Context& ctx, const Peaks&, const Options& opts) {
   std::vector<GemmCase> cases;
   if (opts.has("shapes")) {
@@ -108,12 +108,14 @@ std::vector<Result> run_gemm(Context& ctx, const Peaks&, const Options& opts) {
   }
   const bool is_cpu = ctx.device().type == "cpu";
   std::string paths_arg = opts.str("paths", is_cpu ? "openblas" : "");
-  if (paths_arg == "all") paths_arg = "cpu_kernel,clblast,clblast_database,openblas";
+  if (paths_arg == "all")
+    paths_arg = is_cpu ? "cpu_kernel,clblast,clblast_database,openblas" : "gpu_kernel,clblast,clblast_database";
   std::vector<std::string> paths;
   std::stringstream ps(paths_arg);
   for (std::string p; std::getline(ps, p, ',');) {
-    if (p != "cpu_kernel" && p != "clblast" && p != "clblast_database" && p != "openblas")
-      throw Error("--paths: unknown '" + p + "'; use cpu_kernel, clblast, clblast_database, openblas or all.");
+    if (p != "cpu_kernel" && p != "gpu_kernel" && p != "clblast" && p != "clblast_database" && p != "openblas")
+      throw Error("--paths: unknown '" + p +
+                  "'; use cpu_kernel, gpu_kernel, clblast, clblast_database, openblas or all.");
     paths.push_back(p);
   }
   const int repeats = repeats_option(opts, 3);
@@ -141,7 +143,7 @@ std::vector<Result> run_gemm(Context& ctx, const Peaks&, const Options& opts) {
         continue;
       }
       if (p == "clblast_database") ops::apply_clblast_parameters(ctx, ops::clblast_database_parameters(ctx));
-      ops::force_gemm_path(p == "cpu_kernel" ? ops::GemmPath::cpu_kernel : ops::GemmPath::clblast);
+      ops::force_gemm_path(p == "clblast_database" ? ops::GemmPath::clblast : ops::gemm_path_from_string(p));
       try {
         r.extra[p + "_gflops"] = device_gflops(ctx, g, repeats);
       } catch (...) {

@@ -4,8 +4,9 @@
 //  2. runs CLBlast's tuners (clblast::TuneXgemm, TuneXgemmDirect, TuneCopy, TunePad,
 //     TuneTranspose, TunePadtranspose; random search over a fraction F of each space), applies
 //     the result with OverrideParameters and times the shapes again; keeps it only if faster;
-//  3. on CPU devices, times cl/gemm_cpu.cl over a few (MR, MBLOCK, KC) settings;
-//  4. picks the faster path (geometric mean over the shapes) and writes the JSON.
+//  3. on CPU devices, times cl/gemm_cpu.cl over a few (MR, MBLOCK, KC) settings; on other
+//     devices (work-groups of 256 allowed), times cl/gemm_gpu.cl;
+//  4. picks the fastest path (geometric mean over the shapes) and writes the JSON.
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <clblast.h>
@@ -287,8 +288,18 @@ int run_tune_gemm(int argc, char** argv) {
     t_cpu = time_all(ctx, cases, operands, repeats, "cpu_kernel");
     ops::force_cpu_gemm_params(std::nullopt);
   }
+  // 4. The GPU kernel.
+  std::vector<double> t_gpu;
+  if (!is_cpu && dev.max_work_group_size >= 256) {
+    std::printf("cl/gemm_gpu.cl:\n");
+    ops::force_gemm_path(ops::GemmPath::gpu_kernel);
+    t_gpu = time_all(ctx, cases, operands, repeats, "gpu_kernel");
+  }
   ops::force_gemm_path(std::nullopt);
-  const bool cpu_wins = !t_cpu.empty() && geomean(t_cpu) > clblast_best;
+  std::string path = "clblast";
+  double best_path = clblast_best;
+  if (!t_cpu.empty() && geomean(t_cpu) > best_path) path = "cpu_kernel", best_path = geomean(t_cpu);
+  if (!t_gpu.empty() && geomean(t_gpu) > best_path) path = "gpu_kernel", best_path = geomean(t_gpu);
 
   nlohmann::json doc;
   doc["format"] = "magellano-gemm-tuning/1";
@@ -296,7 +307,7 @@ int run_tune_gemm(int argc, char** argv) {
   doc["driver"] = dev.driver_version;
   doc["platform"] = dev.platform_name + " " + dev.platform_version;
   doc["date"] = today();
-  doc["gemm_path"] = cpu_wins ? "cpu_kernel" : "clblast";
+  doc["gemm_path"] = path;
   doc["cpu_kernel"] = {{"MR", best_cpu.mr}, {"MBLOCK", best_cpu.mblock}, {"KC", best_cpu.kc}};
   doc["clblast"] = clblast_params;
   doc["measured"] = nlohmann::json::array();
@@ -304,6 +315,7 @@ int run_tune_gemm(int argc, char** argv) {
     nlohmann::json m = {{"shape", cases[i].str()}, {"clblast_database_gflops", t_db[i]}};
     if (!t_tuned.empty()) m["clblast_tuned_gflops"] = t_tuned[i];
     if (!t_cpu.empty()) m["cpu_kernel_gflops"] = t_cpu[i];
+    if (!t_gpu.empty()) m["gpu_kernel_gflops"] = t_gpu[i];
     doc["measured"].push_back(m);
   }
   doc["tuner"] = {{"fraction", fraction}, {"size", size}, {"repeats", repeats},
@@ -317,6 +329,7 @@ int run_tune_gemm(int argc, char** argv) {
   std::printf("gemm path: %s (geometric mean: clblast %.1f%s GFLOP/s", doc["gemm_path"].get<std::string>().c_str(),
               clblast_best, keep_tuned ? " tuned" : " database");
   if (!t_cpu.empty()) std::printf(", cpu_kernel %.1f GFLOP/s", geomean(t_cpu));
+  if (!t_gpu.empty()) std::printf(", gpu_kernel %.1f GFLOP/s", geomean(t_gpu));
   std::printf(")\nwrote %s\n", out.c_str());
   return 0;
 }

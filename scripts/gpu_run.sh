@@ -11,11 +11,11 @@
 #          from $SHARED_DATA, default shared/data or ../shared/data)
 #   nf4-file: `magellano quantize` end to end on a generated production3B file (~13 GB in $TMPDIR)
 #   tune: `magellano tune-gemm` for the GPU (CLBlast's tuners over TUNE_FRACTION of their
-#         space, default 0.01; killed after TUNE_TIMEOUT s, default 500), writing
+#         space, default 0.01, then cl/gemm_gpu.cl; killed after TUNE_TIMEOUT s, default 500), writing
 #         $OUT/gemm_tuning.json: commit it as configs/tuning/<device-slug>.json and rebuild.
-#   gemm: `bench gemm` (squares and phase1's shapes), tuned CLBlast next to CLBlast's database
-#         (GEMM_TUNING=FILE uses that file instead of the embedded one), and cuBLAS through
-#         PyTorch. Neither is part of `all`.
+#   gemm: `bench gemm` (squares and phase1's shapes), cl/gemm_gpu.cl and tuned CLBlast next to
+#         CLBlast's database (GEMM_TUNING=FILE uses that file instead of the embedded one), and
+#         cuBLAS through PyTorch. Neither is part of `all`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu_env.sh
@@ -73,9 +73,9 @@ if [ "$what" = tune ]; then  # one command: stays under the device tool's 10 min
 fi
 if [ "$what" = gemm ]; then  # GEMM_TUNING=FILE: a tuning file to use instead of the embedded one
   if [ -n "${GEMM_TUNING:-}" ]; then export MAGELLANO_GEMM_TUNING="$GEMM_TUNING"; fi
-  magellano bench gemm --device gpu --json --repeats 10 --paths clblast,clblast_database \
+  magellano bench gemm --device gpu --json --repeats 10 --paths gpu_kernel,clblast,clblast_database \
     > "$out/bench_gemm.json"
   magellano bench gemm --device gpu --json --repeats 10 --shapes phase1 --tokens 4096 \
-    --paths clblast,clblast_database > "$out/bench_gemm_phase1.json"
+    --paths gpu_kernel,clblast,clblast_database > "$out/bench_gemm_phase1.json"
   python3 scripts/torch_gemm.py > "$out/torch_gemm.json" || echo "PyTorch comparison unavailable"
 fi

@@ -74,12 +74,15 @@ GemmChoice choice_from(const DeviceInfo& dev) {
 
 }  // namespace
 
-const char* to_string(GemmPath p) { return p == GemmPath::clblast ? "clblast" : "cpu_kernel"; }
+const char* to_string(GemmPath p) {
+  return p == GemmPath::clblast ? "clblast" : p == GemmPath::cpu_kernel ? "cpu_kernel" : "gpu_kernel";
+}
 
 GemmPath gemm_path_from_string(const std::string& s) {
   if (s == "clblast") return GemmPath::clblast;
   if (s == "cpu_kernel" || s == "cpu") return GemmPath::cpu_kernel;
-  throw Error("Unknown GEMM path '" + s + "': use clblast or cpu_kernel.");
+  if (s == "gpu_kernel" || s == "gpu") return GemmPath::gpu_kernel;
+  throw Error("Unknown GEMM path '" + s + "': use clblast, cpu_kernel or gpu_kernel.");
 }
 
 std::string device_slug(const std::string& name) {

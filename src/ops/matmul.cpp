@@ -6,6 +6,7 @@
 
 #include "check.hpp"
 #include "gemm_cpu.hpp"
+#include "gemm_gpu.hpp"
 #include "gemm_skinny.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/ops/launch.hpp"
@@ -60,6 +61,10 @@ void gemm(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, f
   // was faster (117 vs 155 us at 4096 x 2048 x 16).
   if (choice.skinny && C.batch == 1 && m > kGemvRows && std::min(m, n) <= kSkinnySide) {
     detail::gemm_skinny(a, ta, b, tb, c, alpha, beta, s);
+    return;
+  }
+  if (choice.path == GemmPath::gpu_kernel && !(C.batch == 1 && m <= kGemvRows)) {
+    detail::gemm_gpu_kernel(a, ta, b, tb, c, alpha, beta, s);
     return;
   }
   if (beta == 0.0f) fill(c, 0.0f);  // CLBlast computes beta * C: never let poison through

@@ -1,5 +1,5 @@
 // ops::gemm through each implementation (ops/gemm_tuning.hpp): cl/gemm_cpu.cl with several
-// (MR, MBLOCK, KC) settings, cl/gemm_skinny.cl, and CLBlast; every transpose combination, odd sizes, batches with
+// (MR, MBLOCK, KC) settings, cl/gemm_gpu.cl, cl/gemm_skinny.cl, and CLBlast; every transpose combination, odd sizes, batches with
 // a batched or a shared B, alpha / beta, NaN-poisoned outputs when beta == 0, and views at an
 // offset into a larger buffer.
 //
@@ -26,6 +26,7 @@ struct Case {
   int64_t batch, m, n, k;
   bool ta, tb, shared_b;
   float alpha, beta;
+  int64_t pad = 5;  // elements before each operand in its buffer (4: 16-byte aligned)
 };
 
 std::string name_of(const Case& c) {
@@ -44,7 +45,7 @@ void check_gemm(const Case& c, uint64_t seed) {
   const int64_t bb = c.shared_b ? 1 : c.batch;
   const Vec a = randn(c.batch * ar * ac, seed), b = randn(bb * br * bc, seed + 1);
   const Vec c0 = randn(c.batch * c.m * c.n, seed + 2);
-  const int64_t pad = 5;  // leading elements before each operand
+  const int64_t pad = c.pad;  // leading elements before each operand
   auto padded = [&](const Vec& v) {
     Vec p(pad, 0.0);
     p.insert(p.end(), v.begin(), v.end());
@@ -138,6 +139,23 @@ TEST(GemmPaths, CpuKernelBlockedInMAndK) {
   // Packed in K chunks of 16 (a 1 KiB scratch bound), each chunk in launches of 5.
   ops::force_cpu_gemm_params(ops::CpuGemmParams{6, 2, 5, 1024});
   run_all(400, true);
+}
+
+// cl/gemm_gpu.cl (128 x 128 tiles): every size above is a partial tile; plus a case with
+// full interior tiles and aligned operands (the float4 path) and one whose rows are unaligned.
+TEST(GemmPaths, GpuKernel) {
+  if (test_ctx().device().max_work_group_size < 256) GTEST_SKIP() << "needs work-groups of 256";
+  PathGuard g;
+  ops::force_gemm_path(ops::GemmPath::gpu_kernel);
+  ops::force_skinny_gemm(false);
+  run_all(700, true);
+  uint64_t seed = 800;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      check_gemm({1, 256, 128, 24, ta, tb, false, 1.0f, 0.0f, 4}, seed += 3);
+      check_gemm({3, 128, 256, 16, ta, tb, !ta, 1.0f, -1.0f, 4}, seed += 3);
+      check_gemm({2, 130, 260, 19, ta, tb, false, 0.5f, 2.0f}, seed += 3);
+    }
 }
 
 TEST(GemmPaths, Clblast) {

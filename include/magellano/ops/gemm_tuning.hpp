@@ -29,7 +29,7 @@
 
 namespace magellano::ops {
 
-enum class GemmPath { clblast, cpu_kernel };
+enum class GemmPath { clblast, cpu_kernel, gpu_kernel };
 const char* to_string(GemmPath p);
 GemmPath gemm_path_from_string(const std::string& s);  // throws Error naming the choices
 
