@@ -125,7 +125,8 @@ double host_copy_gbps();
 // OpenBLAS SGEMM on the host's cores, C (m x n) = op(A) op(B) with op = transpose where ta / tb,
 // random inputs, GFLOP/s as the median of `repeats` after a warm-up. OpenBLAS is loaded at run
 // time (libopenblas.so.0), so the CLI also runs where it is absent (the GPU machine): nullopt then.
-std::optional<double> openblas_sgemm_gflops(int64_t m, int64_t n, int64_t k, bool ta, bool tb, int repeats);
+std::optional<double> openblas_sgemm_gflops(int64_t m, int64_t n, int64_t k, bool ta, bool tb,
+                                           int repeats);
 inline std::optional<double> openblas_sgemm_gflops(int64_t n, int repeats) {
   return openblas_sgemm_gflops(n, n, n, false, false, repeats);
 }

@@ -44,8 +44,9 @@ std::vector<Result> run_checkpointing(Context& ctx, const Peaks&, const Options&
     int64_t every;
     bool fp16;
   };
-  for (const auto& [name, k, fp16] : std::vector<Setting>{
-           {"none", 0, false}, {"balanced", 2, false}, {"aggressive", 4, false}, {"aggressive_fp16", 4, true}}) {
+  const std::vector<Setting> settings = {
+      {"none", 0, false}, {"balanced", 2, false}, {"aggressive", 4, false}, {"aggressive_fp16", 4, true}};
+  for (const auto& [name, k, fp16] : settings) {
     ctx.memory().reset_peaks();
     Result r;
     r.name = "checkpointing_" + name;

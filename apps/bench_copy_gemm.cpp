@@ -109,11 +109,13 @@ std::vector<Result> run_gemm(Context& ctx, const Peaks&, const Options& opts) {
   const bool is_cpu = ctx.device().type == "cpu";
   std::string paths_arg = opts.str("paths", is_cpu ? "openblas" : "");
   if (paths_arg == "all")
-    paths_arg = is_cpu ? "cpu_kernel,clblast,clblast_database,openblas" : "gpu_kernel,clblast,clblast_database";
+    paths_arg = is_cpu ? "cpu_kernel,clblast,clblast_database,openblas"
+                       : "gpu_kernel,clblast,clblast_database";
   std::vector<std::string> paths;
   std::stringstream ps(paths_arg);
   for (std::string p; std::getline(ps, p, ',');) {
-    if (p != "cpu_kernel" && p != "gpu_kernel" && p != "clblast" && p != "clblast_database" && p != "openblas")
+    if (p != "cpu_kernel" && p != "gpu_kernel" && p != "clblast" && p != "clblast_database" &&
+        p != "openblas")
       throw Error("--paths: unknown '" + p +
                   "'; use cpu_kernel, gpu_kernel, clblast, clblast_database, openblas or all.");
     paths.push_back(p);
@@ -143,7 +145,8 @@ std::vector<Result> run_gemm(Context& ctx, const Peaks&, const Options& opts) {
         continue;
       }
       if (p == "clblast_database") ops::apply_clblast_parameters(ctx, ops::clblast_database_parameters(ctx));
-      ops::force_gemm_path(p == "clblast_database" ? ops::GemmPath::clblast : ops::gemm_path_from_string(p));
+      ops::force_gemm_path(p == "clblast_database" ? ops::GemmPath::clblast
+                                                   : ops::gemm_path_from_string(p));
       try {
         r.extra[p + "_gflops"] = device_gflops(ctx, g, repeats);
       } catch (...) {

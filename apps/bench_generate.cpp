@@ -12,7 +12,8 @@
 // per iteration (the active parameters, less an untied embedding: its lookup is no product).
 // The cost per token does not grow with the position: each result at a position other than the
 // first reports its ratio to the first position's tokens/s at the same batch (extra.vs_first).
-// Options: --config FILE (default configs/tiny.json), --positions 100,8000, --batches 1,8, --tokens 16.
+// Options: --config FILE (default configs/tiny.json), --positions 100,8000, --batches 1,8,
+// --tokens 16.
 #include <algorithm>
 #include <filesystem>
 #include <memory>
@@ -139,7 +140,8 @@ std::vector<Result> run_generate(Context& ctx, const Peaks&, const Options& opts
       });
       Result r;
       r.name = "generate";
-      r.sizes = {{"config", std::filesystem::path(config).stem().string()}, {"batch", B}, {"position", pre[pi].position}, {"vocab", V}};
+      r.sizes = {{"config", std::filesystem::path(config).stem().string()}, {"batch", B},
+                 {"position", pre[pi].position}, {"vocab", V}};
       r.median_s = s;
       r.repeats = static_cast<int>(tokens);
       r.tokens_per_s = double(B) / s;

@@ -63,7 +63,8 @@ const OpenBlas& openblas() {
 }  // namespace
 
 // The one place that calls OpenBLAS.
-std::optional<double> openblas_sgemm_gflops(int64_t m, int64_t n, int64_t k, bool ta, bool tb, int repeats) {
+std::optional<double> openblas_sgemm_gflops(int64_t m, int64_t n, int64_t k, bool ta, bool tb,
+                                           int repeats) {
   const OpenBlas& blas = openblas();
   if (!blas.sgemm) return std::nullopt;
   std::mt19937 rng(3);
@@ -73,8 +74,8 @@ std::optional<double> openblas_sgemm_gflops(int64_t m, int64_t n, int64_t k, boo
   for (auto& v : b) v = u(rng);
   const int lda = static_cast<int>(ta ? m : k), ldb = static_cast<int>(tb ? k : n);
   const double s = median_host_seconds(repeats, [&] {
-    blas.sgemm(101, ta ? 112 : 111, tb ? 112 : 111, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
-               1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), static_cast<int>(n));
+    blas.sgemm(101, ta ? 112 : 111, tb ? 112 : 111, static_cast<int>(m), static_cast<int>(n),
+               static_cast<int>(k), 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), static_cast<int>(n));
   });
   // c[0] against a float64 dot product: a wrong library (or argument order) fails loudly.
   double want = 0;

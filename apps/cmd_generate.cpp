@@ -1,6 +1,7 @@
-// magellano generate --checkpoint DIR [--adapter DIR [--base-precision P]] (--prompt TEXT | --prompt-file F | --prompt-ids "1 2 3")
-//   [--tokenizer DIR] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
-//   [--repetition-penalty R] [--stop STRING]... [--seed S] [--json] [--device D]
+// magellano generate --checkpoint DIR [--adapter DIR [--base-precision P]]
+//   (--prompt TEXT | --prompt-file F | --prompt-ids "1 2 3") [--tokenizer DIR] [--max-new-tokens N]
+//   [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--stop STRING]... [--seed S]
+//   [--json] [--device D]
 // Text streams to stdout as it is produced (one prompt), or prompt by prompt in order (several);
 // --json prints one object per prompt per line: {"prompt_ids", "ids", "text", "finish_reason"}.
 #include <boost/program_options.hpp>
