@@ -1,4 +1,4 @@
-// SafetensorsStreamWriter: the header as write_safetensors builds it ("__metadata__" first,
+// SafetensorsStreamWriter (also behind write_safetensors): the header ("__metadata__" first,
 // names in data order, spaces to a multiple of 8 bytes), then tensors appended in order.
 #include "magellano/io/safetensors_stream.hpp"
 
@@ -34,7 +34,8 @@ SafetensorsStreamWriter::SafetensorsStreamWriter(const std::filesystem::path& pa
     if (!seen.insert(e.name).second)
       throw Error(where + "tensor '" + e.name + "' appears twice; each name must be unique.");
     for (int64_t d : e.shape)
-      if (d < 0) throw Error(where + "tensor '" + e.name + "' has a negative dimension.");
+      if (d < 0) throw Error(where + "tensor '" + e.name + "' has a negative dimension in shape " +
+                             st_shape_str(e.shape) + ".");
     nlohmann::ordered_json j = nlohmann::ordered_json::object();
     j["dtype"] = st_dtype_name(e.dtype);
     j["shape"] = e.shape;
