@@ -6,11 +6,11 @@
 #include <sstream>
 
 #include "command.hpp"
+#include "model_source.hpp"
 #include "options.hpp"
 #include "magellano/data/token_file.hpp"
 #include "magellano/data/tokenizer.hpp"
 #include "magellano/runtime/error.hpp"
-#include "magellano/train/adapter.hpp"
 #include "magellano/train/checkpoint.hpp"
 #include "magellano/train/evaluate.hpp"
 
@@ -21,14 +21,12 @@ namespace {
 
 int run_eval(int argc, char** argv) {
   po::options_description opts("magellano eval: mean loss and perplexity of a checkpoint on held-out data");
-  std::string checkpoint, tokens_path, text_path, tokenizer, device, adapter, base_precision;
+  cli::ModelSource source;
+  std::string tokens_path, text_path, tokenizer, device;
   int64_t seq_len = 0, batch = 8;
-  opts.add_options()("help,h", "show this help")
-      ("checkpoint", po::value(&checkpoint), "a Magellano checkpoint or a Hugging Face Mamba model folder")
-      ("adapter", po::value(&adapter), "a LoRA adapter folder (adapter_config.json + adapter_model.safetensors, "
-                                       "PEFT's layout) applied on top of the checkpoint")
-      ("base-precision", po::value(&base_precision)->default_value("fp32"),
-       "with --adapter: store the base weights as fp32, fp16 or nf4")
+  opts.add_options()("help,h", "show this help");
+  cli::add_model_source_options(opts, source);
+  opts.add_options()
       ("tokens", po::value(&tokens_path), "token file (.tok, or raw uint16 .u16)")
       ("text", po::value(&text_path), "text file, tokenized with --tokenizer")
       ("tokenizer", po::value(&tokenizer), "tokenizer folder for --text (default: the config's data.tokenizer)")
@@ -38,13 +36,10 @@ int run_eval(int argc, char** argv) {
       ("json", "print one JSON object: loss, perplexity, tokens");
   po::variables_map vm;
   if (!cli::parse_options(opts, argc, argv, vm)) return 0;
-  if (checkpoint.empty()) throw Error("eval: give --checkpoint DIR.");
+  if (source.checkpoint.empty()) throw Error("eval: give --checkpoint DIR.");
   if (tokens_path.empty() == text_path.empty()) throw Error("eval: give exactly one of --tokens FILE or --text FILE.");
   auto ctx = Context::create(device);
-  if (base_precision != "fp32" && base_precision != "fp16" && base_precision != "nf4")
-    throw Error("eval: --base-precision must be fp32, fp16 or nf4, got '" + base_precision + "'.");
-  auto loaded = adapter.empty() ? train::load_model(checkpoint, *ctx)
-                                : train::load_model_with_adapter(checkpoint, adapter, *ctx, base_precision);
+  auto loaded = cli::load_model_source(source, *ctx);
   const auto& cfg = loaded.config;
   std::vector<int32_t> ids;
   if (!tokens_path.empty()) {

@@ -13,13 +13,13 @@
 #include <sstream>
 
 #include "command.hpp"
+#include "model_source.hpp"
 #include "options.hpp"
 #include "magellano/data/tokenizer.hpp"
 #include "magellano/generate/generator.hpp"
 #include "magellano/io/hf_mamba_config.hpp"
 #include "magellano/io/json_file.hpp"
 #include "magellano/runtime/error.hpp"
-#include "magellano/train/adapter.hpp"
 #include "magellano/train/checkpoint.hpp"
 
 namespace po = boost::program_options;
@@ -99,16 +99,14 @@ int run_generate(int argc, char** argv) {
       "one recurrent step per token; sampling on the device)\n"
       "  magellano generate --checkpoint DIR (--prompt TEXT | --prompt-file F | --prompt-ids \"1 2 3\")\n"
       "Options");
-  std::string checkpoint, adapter, base_precision, prompt, prompt_file, prompt_ids, tokenizer_dir, device;
+  cli::ModelSource source;
+  std::string prompt, prompt_file, prompt_ids, tokenizer_dir, device;
   std::vector<std::string> stops;
   generate::GenerationConfig gc;
   int64_t seed = 0;
-  opts.add_options()("help,h", "show this help")
-      ("checkpoint", po::value(&checkpoint), "a Magellano checkpoint or a Hugging Face Mamba model folder")
-      ("adapter", po::value(&adapter), "a LoRA adapter folder (adapter_config.json + adapter_model.safetensors, "
-                                       "PEFT's layout) applied on top of the checkpoint")
-      ("base-precision", po::value(&base_precision)->default_value("fp32"),
-       "with --adapter: store the base weights as fp32, fp16 or nf4")
+  opts.add_options()("help,h", "show this help");
+  cli::add_model_source_options(opts, source);
+  opts.add_options()
       ("prompt", po::value(&prompt), "the prompt text")
       ("prompt-file", po::value(&prompt_file), "a file of prompts, one per line (blank lines skipped), generated as one batch")
       ("prompt-ids", po::value(&prompt_ids), "the prompt as token ids, e.g. \"464 3290\" (needs no tokenizer)")
@@ -125,7 +123,7 @@ int run_generate(int argc, char** argv) {
       ("device", po::value(&device), "OpenCL device: P:D, cpu, gpu or part of a name");
   po::variables_map vm;
   if (!cli::parse_options(opts, argc, argv, vm)) return 0;
-  if (checkpoint.empty()) throw Error("generate: give --checkpoint DIR.");
+  if (source.checkpoint.empty()) throw Error("generate: give --checkpoint DIR.");
   if (vm.count("prompt") + vm.count("prompt-file") + vm.count("prompt-ids") != 1)
     throw Error("generate: give exactly one of --prompt TEXT, --prompt-file FILE or --prompt-ids \"1 2 3\".");
   if (gc.max_new_tokens < 0) throw Error("--max-new-tokens must be >= 0, got " + std::to_string(gc.max_new_tokens) + ".");
@@ -156,11 +154,10 @@ int run_generate(int argc, char** argv) {
   if (vm.count("prompt-ids")) prompts.push_back(parse_ids(prompt_ids));
 
   auto ctx = Context::create(device);
-  const auto loaded = adapter.empty() ? train::load_model(checkpoint, *ctx)
-                                      : train::load_model_with_adapter(checkpoint, adapter, *ctx, base_precision);
+  const auto loaded = cli::load_model_source(source, *ctx);
   const int64_t V = loaded.config.model.vocab_size;
   std::string why_none;
-  const auto tok = find_tokenizer(tokenizer_dir, checkpoint, loaded.config, why_none);
+  const auto tok = find_tokenizer(tokenizer_dir, source.checkpoint, loaded.config, why_none);
   if (!tok && (!texts.empty() || !stops.empty()))
     throw Error("generate: " + std::string(texts.empty() ? "--stop" : "a text prompt") + " needs a tokenizer, and " +
                 why_none + ". Pass --tokenizer DIR, or give --prompt-ids without --stop.");
@@ -172,7 +169,7 @@ int run_generate(int argc, char** argv) {
     for (uint32_t id : tok->encode(t, data::SpecialTokens::AsText)) ids.push_back(static_cast<int32_t>(id));
     prompts.push_back(std::move(ids));
   }
-  gc.eos_id = find_eos(tok, checkpoint, loaded);
+  gc.eos_id = find_eos(tok, source.checkpoint, loaded);
   generate::TokenBytes token_bytes;
   if (tok)
     token_bytes = [&](int32_t id) -> std::string {

@@ -1,0 +1,26 @@
+#include "model_source.hpp"
+
+#include "magellano/runtime/error.hpp"
+#include "magellano/train/adapter.hpp"
+
+namespace magellano::cli {
+namespace po = boost::program_options;
+
+void add_model_source_options(po::options_description& opts, ModelSource& src) {
+  opts.add_options()
+      ("checkpoint", po::value(&src.checkpoint), "a Magellano checkpoint or a Hugging Face Mamba model folder")
+      ("adapter", po::value(&src.adapter), "a LoRA adapter folder (adapter_config.json + adapter_model.safetensors, "
+                                           "PEFT's layout) applied on top of the checkpoint")
+      ("base-precision", po::value(&src.base_precision)->default_value("fp32"),
+       "with --adapter: store the base weights as fp32, fp16 or nf4");
+}
+
+train::LoadedModel load_model_source(const ModelSource& src, Context& ctx) {
+  const std::string& p = src.base_precision;
+  if (p != "fp32" && p != "fp16" && p != "nf4")
+    throw Error("--base-precision must be fp32, fp16 or nf4, got '" + p + "'.");
+  return src.adapter.empty() ? train::load_model(src.checkpoint, ctx)
+                             : train::load_model_with_adapter(src.checkpoint, src.adapter, ctx, p);
+}
+
+}  // namespace magellano::cli
