@@ -216,6 +216,15 @@ void randomize_adapters(nn::Model& m, uint64_t seed, double scale = 0.3) {
       p.tensor.copy_from_host(to_f32(randn(p.tensor.numel(), seed++, scale)).data(), p.tensor.nbytes());
 }
 
+// A checkpoint folder for `m` (built from cfg): config.json + model.safetensors.
+void write_checkpoint(const fs::path& dir, const magellano::train::Config& cfg, const nn::Model& m) {
+  fs::create_directories(dir);
+  magellano::io::write_json_atomically(dir / "config.json", cfg.to_json());
+  std::vector<std::pair<std::string, magellano::io::StTensor>> w;
+  for (const auto& p : m.parameters()) w.emplace_back(p.name, magellano::io::to_st(p.tensor));
+  magellano::io::write_safetensors(dir / "model.safetensors", w);
+}
+
 }  // namespace
 
 TEST(LoRA, LinearFp32BaseMatchesFloat64) { lora_linear_case(nn::WeightStorage::f32, 0.0f); }
@@ -445,11 +454,7 @@ TEST(Merge, MergedModelEqualsBasePlusAdapter) {
   j["train"]["seed"] = 5;
   cfg = magellano::train::Config::from_json(j);
   nn::Model base(test_ctx(), magellano::train::model_spec(cfg), 5);
-  fs::create_directories(dir / "base");
-  magellano::io::write_json_atomically(dir / "base" / "config.json", cfg.to_json());
-  std::vector<std::pair<std::string, magellano::io::StTensor>> w;
-  for (const auto& p : base.parameters()) w.emplace_back(p.name, magellano::io::to_st(p.tensor));
-  magellano::io::write_safetensors(dir / "base" / "model.safetensors", w);
+  write_checkpoint(dir / "base", cfg, base);
   // An adapter with non-zero B on every kind of target.
   magellano::train::LoRASection ls;
   ls.rank = 2, ls.alpha = 3, ls.target_modules = {"in_proj", "x_proj", "dt_proj", "out_proj", "gate", "experts"};
@@ -520,11 +525,7 @@ TEST(Merge, Nf4BaseIsRequantizedAndTheErrorReported) {
   j["model"]["moe"]["hidden"] = 64, j["model"]["moe"]["experts"] = 2, j["model"]["moe"]["top_k"] = 1;
   cfg = magellano::train::Config::from_json(j);
   nn::Model base(test_ctx(), magellano::train::model_spec(cfg), 5);
-  fs::create_directories(dir / "base");
-  magellano::io::write_json_atomically(dir / "base" / "config.json", cfg.to_json());
-  std::vector<std::pair<std::string, magellano::io::StTensor>> w;
-  for (const auto& p : base.parameters()) w.emplace_back(p.name, magellano::io::to_st(p.tensor));
-  magellano::io::write_safetensors(dir / "base" / "model.safetensors", w);
+  write_checkpoint(dir / "base", cfg, base);
   magellano::quant::quantize_checkpoint_dir(test_ctx(), dir / "base", dir / "nf4");
   // QLoRA: the NF4 checkpoint loads into NF4 Linears as stored (no re-quantization).
   magellano::train::LoRASection ls;

@@ -10,12 +10,12 @@
 #include <sstream>
 
 #include "cli.hpp"
+#include "error_text.hpp"
 
+using mgtest::has;
 using mgtest::run_cli;
 
 namespace {
-
-bool has(const std::string& out, const std::string& what) { return out.find(what) != std::string::npos; }
 
 const std::vector<std::string> kTinyPeaks = {"--peak-size", "64", "--peak-repeats", "1", "--copy-mib", "1",
                                              "--repeats", "1", "--json"};

@@ -7,12 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "error_text.hpp"
 
+using mgtest::has;
 using mgtest::run_cli;
-
-namespace {
-bool has(const std::string& out, const std::string& what) { return out.find(what) != std::string::npos; }
-}  // namespace
 
 TEST(Cli, UsageAndUnknownCommands) {
   MG_REQUIRE_CLI();

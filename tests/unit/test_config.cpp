@@ -18,7 +18,10 @@
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/config.hpp"
 #include "magellano/train/model_size.hpp"
+#include "error_text.hpp"
 
+using mgtest::has;
+using mgtest::error_of;
 using namespace magellano;
 using namespace magellano::train;
 using nlohmann::json;
@@ -30,17 +33,6 @@ fs::path configs_dir() {
   return fs::weakly_canonical(fs::path(__FILE__).parent_path() / ".." / ".." / "configs");
 }
 std::string preset(const std::string& name) { return (configs_dir() / (name + ".json")).string(); }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-bool has(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
 
 Config parse(const std::string& text) { return Config::from_json(json::parse(text)); }
 

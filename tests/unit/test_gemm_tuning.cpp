@@ -10,8 +10,10 @@
 #include "magellano/ops/gemm_tuning.hpp"
 #include "magellano/runtime/error.hpp"
 #include "temp_dir.hpp"
+#include "error_text.hpp"
 
 namespace ops = magellano::ops;
+using mgtest::has;
 using magellano::DeviceInfo;
 
 namespace {
@@ -22,8 +24,6 @@ struct EnvFile {  // sets MAGELLANO_GEMM_TUNING for one test
 };
 
 void write(const std::filesystem::path& p, const std::string& text) { std::ofstream(p) << text; }
-
-bool has(const std::string& out, const std::string& what) { return out.find(what) != std::string::npos; }
 
 }  // namespace
 

@@ -9,7 +9,10 @@
 #include "magellano/train/checkpoint.hpp"
 #include "magellano/train/config.hpp"
 #include "magellano/train/model_size.hpp"
+#include "error_text.hpp"
 
+using mgtest::has;
+using mgtest::error_of;
 using namespace magellano;
 using namespace magellano::train;
 using nlohmann::json;
@@ -17,17 +20,6 @@ using nlohmann::json;
 namespace {
 
 Config parse(const std::string& text) { return Config::from_json(json::parse(text)); }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 std::string preset(const std::string& name) {
   return (std::filesystem::path(__FILE__).parent_path() / ".." / ".." / "configs" / (name + ".json")).string();

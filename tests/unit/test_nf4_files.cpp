@@ -16,6 +16,7 @@
 #include "magellano/io/safetensors_stream.hpp"
 #include "magellano/quant/nf4_reference.hpp"
 #include "magellano/quant/quantize_file.hpp"
+#include "error_text.hpp"
 
 using namespace magellano;
 using namespace mgtest;
@@ -56,8 +57,6 @@ void expect_same_bits(const std::vector<float>& a, const std::vector<float>& b, 
   for (size_t i = 0; i < a.size(); ++i)
     ASSERT_EQ(std::bit_cast<uint32_t>(a[i]), std::bit_cast<uint32_t>(b[i])) << what << "[" << i << "]";
 }
-
-bool has(const std::string& out, const std::string& what) { return out.find(what) != std::string::npos; }
 
 // A small model file: every kind of tensor the quantizer must quantize or copy.
 std::vector<std::pair<std::string, io::StTensor>> small_model() {
