@@ -17,7 +17,13 @@ struct GemmShape {
 void gemm_cpu_kernel(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c,
                      float alpha, float beta, const GemmShape& s, const CpuGemmParams& p);
 
-// The path and CPU parameters in effect for the next GEMM (device choice plus overrides).
-GemmChoice effective_gemm_choice(Context& ctx);
+// What the next GEMM runs: the device's choice plus the forced settings and environment
+// overrides (no copy of the CLBlast parameters: this is called once per GEMM).
+struct GemmRoute {
+  GemmPath path;
+  bool skinny;
+  CpuGemmParams cpu;
+};
+GemmRoute effective_gemm_choice(Context& ctx);
 
 }  // namespace magellano::ops::detail

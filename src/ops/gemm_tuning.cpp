@@ -172,8 +172,9 @@ void force_skinny_gemm(std::optional<bool> on) {
 }
 
 // Used by ops::gemm: the path and CPU parameters in effect for this call.
-GemmChoice detail::effective_gemm_choice(Context& ctx) {
-  GemmChoice c = gemm_choice(ctx);
+detail::GemmRoute detail::effective_gemm_choice(Context& ctx) {
+  const GemmChoice& choice = gemm_choice(ctx);
+  detail::GemmRoute c{choice.path, choice.skinny, choice.cpu};
   std::lock_guard<std::mutex> lock(g_mutex);
   if (g_forced_path) c.path = *g_forced_path;
   else if (const char* env = std::getenv("MAGELLANO_GEMM"); env && *env)

@@ -49,7 +49,7 @@ void gemm(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, f
     return;
   }
   Context& ctx = c.ctx();
-  const GemmChoice choice = detail::effective_gemm_choice(ctx);
+  const detail::GemmRoute choice = detail::effective_gemm_choice(ctx);
   const detail::GemmShape s{C.batch, m, n, k, A.cols, B.cols, A.rows * A.cols,
                             B.batch == 1 ? 0 : B.rows * B.cols};
   if (choice.path == GemmPath::cpu_kernel) {
