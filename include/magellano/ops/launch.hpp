@@ -27,6 +27,7 @@ class Launch {
  private:
   template <typename T>
   Launch& set(const T& v);
+  void enqueue_checked(cl_int status) const;
   Context& ctx_;
   cl_kernel kernel_;
   std::string name_;
