@@ -28,7 +28,7 @@ void Profiler::span_begin() {
   check_cl(clEnqueueMarkerWithWaitList(queue_, 0, nullptr, &open_span_), "clEnqueueMarkerWithWaitList");
 }
 
-void Profiler::span_end(const std::string& name) {
+void Profiler::span_end(const char* name) {
   if (!enabled() || !open_span_) return;
   Pending p{name, open_span_, nullptr};
   open_span_ = nullptr;

@@ -34,7 +34,7 @@ class Profiler {
   cl_event* kernel_event(const std::string& name);
   // Marks the start / end of a span of enqueued work recorded under `name` (no-ops when off).
   void span_begin();
-  void span_end(const std::string& name);
+  void span_end(const char* name);  // a literal: no string is built while profiling is off
 
   // Device time per name, largest first, since the last report(); waits for the queue.
   std::vector<ProfileEntry> report();
