@@ -5,7 +5,8 @@
 //     TuneTranspose, TunePadtranspose; random search over a fraction F of each space), applies
 //     the result with OverrideParameters and times the shapes again; keeps it only if faster;
 //  3. on CPU devices, times cl/gemm_cpu.cl over a few (MR, MBLOCK, KC) settings; on other
-//     devices (work-groups of 256 allowed), times cl/gemm_gpu.cl;
+//     devices (work-groups of 256 allowed), times cl/gemm_gpu.cl with each (BK, DB) and keeps
+//     the fastest (geometric mean over the shapes);
 //  4. picks the fastest path (geometric mean over the shapes) and writes the JSON.
 #include <algorithm>
 #include <boost/program_options.hpp>
@@ -290,10 +291,18 @@ int run_tune_gemm(int argc, char** argv) {
   }
   // 4. The GPU kernel.
   std::vector<double> t_gpu;
+  ops::GpuGemmParams best_gpu;
   if (!is_cpu && dev.max_work_group_size >= 256) {
     std::printf("cl/gemm_gpu.cl:\n");
     ops::force_gemm_path(ops::GemmPath::gpu_kernel);
-    t_gpu = time_all(ctx, cases, operands, repeats, "gpu_kernel");
+    for (const ops::GpuGemmParams p : {ops::GpuGemmParams{16, true}, ops::GpuGemmParams{8, true},
+                                       ops::GpuGemmParams{16, false}, ops::GpuGemmParams{8, false}}) {
+      ops::force_gpu_gemm_params(p);
+      const std::string label = "BK " + std::to_string(p.bk) + " DB " + std::to_string(int(p.db));
+      std::vector<double> t = time_all(ctx, cases, operands, repeats, label.c_str());
+      if (t_gpu.empty() || geomean(t) > geomean(t_gpu)) t_gpu = t, best_gpu = p;
+    }
+    ops::force_gpu_gemm_params(std::nullopt);
   }
   ops::force_gemm_path(std::nullopt);
   std::string path = "clblast";
@@ -309,6 +318,7 @@ int run_tune_gemm(int argc, char** argv) {
   doc["date"] = today();
   doc["gemm_path"] = path;
   doc["cpu_kernel"] = {{"MR", best_cpu.mr}, {"MBLOCK", best_cpu.mblock}, {"KC", best_cpu.kc}};
+  doc["gpu_kernel"] = {{"BK", best_gpu.bk}, {"DB", int(best_gpu.db)}};
   doc["clblast"] = clblast_params;
   doc["measured"] = nlohmann::json::array();
   for (size_t i = 0; i < cases.size(); ++i) {

@@ -197,6 +197,13 @@ void sample_rows(__global const float* logits, ulong logits_off, __global const 
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     const float total = shared_f[1];
+    // Before the walk below, not after it: PoCL 3.1 (LLVM 15) on AVX-512 CPUs compiled this
+    // loop, placed after the walk's loop with its `break`, into one that also ran for the
+    // work-items past V and wrote far beyond probs (a crash with V < LOCAL).
+    if (write_probs) {
+      const float inv = total > 0.0f ? 1.0f / total : 0.0f;
+      for (long c = l; c < V; c += LOCAL) probs[r * V + c] = order_key(z[c]) >= tau ? e[c] * inv : 0.0f;
+    }
     if (l == pick_item[0]) {
       // Walk the chunk in id order; if rounding keeps the running sum below the target, the
       // chunk's last kept id.
@@ -213,10 +220,6 @@ void sample_rows(__global const float* logits, ulong logits_off, __global const 
         }
       }
       ids[r] = pick >= 0 ? pick : (last >= 0 ? last : arg);
-    }
-    if (write_probs) {
-      const float inv = total > 0.0f ? 1.0f / total : 0.0f;
-      for (long c = l; c < V; c += LOCAL) probs[r * V + c] = order_key(z[c]) >= tau ? e[c] * inv : 0.0f;
     }
   }
 }

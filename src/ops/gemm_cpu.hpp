@@ -1,4 +1,4 @@
-// ops::gemm's two implementations (private to src/ops). Shapes as in matmul.hpp's gemm: a, b,
+// ops::gemm's CPU kernel and the route every GEMM takes (private to src/ops). Shapes as in matmul.hpp's gemm: a, b,
 // c row-major (batch, rows, cols), contiguous per matrix.
 #pragma once
 #include "magellano/ops/gemm_tuning.hpp"
@@ -23,6 +23,7 @@ struct GemmRoute {
   GemmPath path;
   bool skinny;
   CpuGemmParams cpu;
+  GpuGemmParams gpu;
 };
 GemmRoute effective_gemm_choice(Context& ctx);
 

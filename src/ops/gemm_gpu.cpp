@@ -1,6 +1,9 @@
 // Launcher of cl/gemm_gpu.cl (see the kernel file for the tiling).
 #include "gemm_gpu.hpp"
 
+#include <algorithm>
+
+#include "gemm_skinny.hpp"
 #include "magellano/ops/launch.hpp"
 #include "magellano/runtime/error.hpp"
 
@@ -11,7 +14,7 @@ constexpr int64_t kIntMax = 2147483647;
 }  // namespace
 
 void gemm_gpu_kernel(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, float alpha,
-                     float beta, const GemmShape& s) {
+                     float beta, const GemmShape& s, const GpuGemmParams& p) {
   Context& ctx = c.ctx();
   if (ctx.device().max_work_group_size < 256)
     throw Error("gemm: the GPU kernel needs work-groups of 256; " + ctx.device().name + " allows " +
@@ -22,16 +25,33 @@ void gemm_gpu_kernel(const Tensor& a, bool ta, const Tensor& b, bool tb, const T
   auto aligned = [](const Tensor& t, int64_t ld, int64_t stride) {
     return t.offset() % 4 == 0 && ld % 4 == 0 && stride % 4 == 0;
   };
-  const std::string opts = "-DTA=" + std::to_string(int(ta)) + " -DTB=" + std::to_string(int(tb));
+  if (p.bk != 8 && p.bk != 16) throw Error("gemm: the GPU kernel's K step must be 8 or 16.");
+  const std::string opts = "-DTA=" + std::to_string(int(ta)) + " -DTB=" + std::to_string(int(tb)) +
+                           " -DBK=" + std::to_string(p.bk) + " -DDB=" + std::to_string(int(p.db)) +
+                           " -DUNROLL=" + std::to_string(int(ctx.device().type != "cpu"));
+  // Few output tiles and a long K (the weight gradients of narrow layers: 1792 x 448 at 4096
+  // tokens is 56 tiles for the H100's 132 compute units): split K so that the work-groups fill
+  // the device once (two per compute unit), in slices of at least 256, and sum the splits.
+  const int64_t tiles = ((s.n + kTile - 1) / kTile) * ((s.m + kTile - 1) / kTile);
+  const int64_t want = 2 * std::max<int64_t>(1, ctx.device().compute_units);
+  int64_t splits = 1;
+  if (s.batch == 1 && tiles * 2 <= want && s.k >= 512) splits = std::min(want / tiles, s.k / 256);
+  const int64_t per = ((s.k + splits - 1) / splits + 15) / 16 * 16;
+  splits = (s.k + per - 1) / per;
+  const Tensor w = splits > 1 ? Tensor::empty(ctx, Shape{splits * s.m * s.n}, DType::f32, MemCategory::scratch) : c;
   const size_t global[3] = {static_cast<size_t>((s.n + kTile - 1) / kTile) * 256,
-                            static_cast<size_t>((s.m + kTile - 1) / kTile), static_cast<size_t>(s.batch)};
+                            static_cast<size_t>((s.m + kTile - 1) / kTile),
+                            static_cast<size_t>(s.batch * splits)};
   const size_t local[3] = {256, 1, 1};
   Launch(ctx, "gemm_gpu", "gemm_gpu", opts).arg(a).arg(static_cast<int32_t>(s.lda)).arg(s.a_stride)
       .arg(static_cast<int32_t>(aligned(a, s.lda, s.a_stride)))
       .arg(b).arg(static_cast<int32_t>(s.ldb)).arg(s.b_stride)
       .arg(static_cast<int32_t>(aligned(b, s.ldb, s.b_stride)))
-      .arg(c).arg(static_cast<int32_t>(s.m)).arg(static_cast<int32_t>(s.n)).arg(static_cast<int32_t>(s.k))
-      .arg(alpha).arg(beta).run3d(global, local);
+      .arg(w).arg(static_cast<int32_t>(w.offset() % 4 == 0 && s.n % 4 == 0))
+      .arg(static_cast<int32_t>(s.m)).arg(static_cast<int32_t>(s.n)).arg(static_cast<int32_t>(s.k))
+      .arg(static_cast<int32_t>(splits)).arg(static_cast<int32_t>(per))
+      .arg(splits > 1 ? 1.0f : alpha).arg(splits > 1 ? 0.0f : beta).run3d(global, local);
+  if (splits > 1) sum_split_products(w, splits, s.m, s.n, c, s.n, 1, alpha, beta);
 }
 
 }  // namespace magellano::ops::detail

@@ -7,6 +7,6 @@ namespace magellano::ops::detail {
 // 128 x 128 tiles of C per work-group of 256 (devices allowing work-groups of 256), batched
 // with a batched or shared B. Never reads c when beta == 0.
 void gemm_gpu_kernel(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, float alpha,
-                     float beta, const GemmShape& s);
+                     float beta, const GemmShape& s, const GpuGemmParams& p);
 
 }  // namespace magellano::ops::detail

@@ -51,10 +51,14 @@ void gemm_skinny(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tenso
       .arg(w).arg(static_cast<int32_t>(m)).arg(static_cast<int32_t>(n)).arg(static_cast<int32_t>(k))
       .arg(static_cast<int32_t>(per)).arg(alpha).arg(beta)
       .run2d(static_cast<size_t>(tiles) * 256, static_cast<size_t>(splits), 256, 1);
-  if (splits > 1)
-    Launch(ctx, "gemm_skinny", "gemm_skinny_reduce").arg(w).arg(static_cast<int32_t>(splits))
-        .arg(static_cast<int32_t>(m)).arg(static_cast<int32_t>(n)).arg(c).arg(static_cast<int32_t>(c_rs))
-        .arg(static_cast<int32_t>(c_cs)).arg(alpha).arg(beta).run(static_cast<size_t>(m * n));
+  if (splits > 1) sum_split_products(w, splits, m, n, c, c_rs, c_cs, alpha, beta);
+}
+
+void sum_split_products(const Tensor& w, int64_t splits, int64_t m, int64_t n, const Tensor& c,
+                        int64_t c_rs, int64_t c_cs, float alpha, float beta) {
+  Launch(c.ctx(), "gemm_skinny", "gemm_skinny_reduce").arg(w).arg(static_cast<int32_t>(splits))
+      .arg(static_cast<int32_t>(m)).arg(static_cast<int32_t>(n)).arg(c).arg(static_cast<int32_t>(c_rs))
+      .arg(static_cast<int32_t>(c_cs)).arg(alpha).arg(beta).run(static_cast<size_t>(m * n));
 }
 
 }  // namespace magellano::ops::detail

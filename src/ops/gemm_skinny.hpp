@@ -10,4 +10,9 @@ namespace magellano::ops::detail {
 void gemm_skinny(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, float alpha,
                  float beta, const GemmShape& s);
 
+// C = alpha * sum over q < splits of w[q] + beta * C: the second pass of a GEMM split along K.
+// w holds splits partial (m, n) products one after the other; C(i, j) is at i * c_rs + j * c_cs.
+void sum_split_products(const Tensor& w, int64_t splits, int64_t m, int64_t n, const Tensor& c,
+                        int64_t c_rs, int64_t c_cs, float alpha, float beta);
+
 }  // namespace magellano::ops::detail

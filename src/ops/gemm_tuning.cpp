@@ -23,6 +23,7 @@ std::map<cl_device_id, GemmChoice> g_choices;
 std::map<cl_device_id, nlohmann::json> g_database;
 std::optional<GemmPath> g_forced_path;
 std::optional<CpuGemmParams> g_forced_cpu;
+std::optional<GpuGemmParams> g_forced_gpu;
 std::optional<bool> g_forced_skinny;
 
 nlohmann::json parse_tuning(const std::string& text, const std::string& where) {
@@ -39,11 +40,11 @@ nlohmann::json parse_tuning(const std::string& text, const std::string& where) {
   return j;
 }
 
-int int_param(const nlohmann::json& obj, const char* key, int fallback, int lo, int hi,
-              const std::string& where) {
+int int_param(const nlohmann::json& obj, const char* section, const char* key, int fallback, int lo,
+              int hi, const std::string& where) {
   if (!obj.contains(key)) return fallback;
   if (!obj[key].is_number_integer() || obj[key].get<int>() < lo || obj[key].get<int>() > hi)
-    throw Error("GEMM tuning file " + where + ": cpu_kernel." + key + " must be an integer in [" +
+    throw Error("GEMM tuning file " + where + ": " + section + "." + key + " must be an integer in [" +
                 std::to_string(lo) + ", " + std::to_string(hi) + "].");
   return obj[key].get<int>();
 }
@@ -59,9 +60,16 @@ GemmChoice choice_from(const DeviceInfo& dev) {
     if (doc->contains("gemm_path")) c.path = gemm_path_from_string((*doc)["gemm_path"].get<std::string>());
     if (doc->contains("cpu_kernel")) {
       const auto& k = (*doc)["cpu_kernel"];
-      c.cpu.mr = int_param(k, "MR", c.cpu.mr, 2, 8, where);
-      c.cpu.mblock = int_param(k, "MBLOCK", c.cpu.mblock, 1, 1 << 16, where);
-      c.cpu.kc = int_param(k, "KC", c.cpu.kc, 0, 1 << 30, where);
+      c.cpu.mr = int_param(k, "cpu_kernel", "MR", c.cpu.mr, 2, 8, where);
+      c.cpu.mblock = int_param(k, "cpu_kernel", "MBLOCK", c.cpu.mblock, 1, 1 << 16, where);
+      c.cpu.kc = int_param(k, "cpu_kernel", "KC", c.cpu.kc, 0, 1 << 30, where);
+    }
+    if (doc->contains("gpu_kernel")) {
+      const auto& k = (*doc)["gpu_kernel"];
+      c.gpu.bk = int_param(k, "gpu_kernel", "BK", c.gpu.bk, 8, 16, where);
+      if (c.gpu.bk != 8 && c.gpu.bk != 16)
+        throw Error("GEMM tuning file " + where + ": gpu_kernel.BK must be 8 or 16.");
+      c.gpu.db = int_param(k, "gpu_kernel", "DB", c.gpu.db, 0, 1, where) == 1;
     }
     if (doc->contains("clblast")) c.clblast = (*doc)["clblast"];
     if (doc->contains("skinny")) {
@@ -166,6 +174,11 @@ void force_cpu_gemm_params(std::optional<CpuGemmParams> params) {
   g_forced_cpu = params;
 }
 
+void force_gpu_gemm_params(std::optional<GpuGemmParams> params) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  g_forced_gpu = params;
+}
+
 void force_skinny_gemm(std::optional<bool> on) {
   std::lock_guard<std::mutex> lock(g_mutex);
   g_forced_skinny = on;
@@ -174,12 +187,13 @@ void force_skinny_gemm(std::optional<bool> on) {
 // Used by ops::gemm: the path and CPU parameters in effect for this call.
 detail::GemmRoute detail::effective_gemm_choice(Context& ctx) {
   const GemmChoice& choice = gemm_choice(ctx);
-  detail::GemmRoute c{choice.path, choice.skinny, choice.cpu};
+  detail::GemmRoute c{choice.path, choice.skinny, choice.cpu, choice.gpu};
   std::lock_guard<std::mutex> lock(g_mutex);
   if (g_forced_path) c.path = *g_forced_path;
   else if (const char* env = std::getenv("MAGELLANO_GEMM"); env && *env)
     c.path = gemm_path_from_string(env);
   if (g_forced_cpu) c.cpu = *g_forced_cpu;
+  if (g_forced_gpu) c.gpu = *g_forced_gpu;
   if (g_forced_skinny) c.skinny = *g_forced_skinny;
   else if (const char* env = std::getenv("MAGELLANO_GEMM_SKINNY"); env && *env) {
     const std::string v = env;

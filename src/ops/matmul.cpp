@@ -64,7 +64,7 @@ void gemm(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, f
     return;
   }
   if (choice.path == GemmPath::gpu_kernel && !(C.batch == 1 && m <= kGemvRows)) {
-    detail::gemm_gpu_kernel(a, ta, b, tb, c, alpha, beta, s);
+    detail::gemm_gpu_kernel(a, ta, b, tb, c, alpha, beta, s, choice.gpu);
     return;
   }
   if (beta == 0.0f) fill(c, 0.0f);  // CLBlast computes beta * C: never let poison through

@@ -99,7 +99,12 @@ std::string ProgramCache::entry_path(const std::string& name, const std::string&
   return (fs::path(folder_) / (name + "-" + hex64(fnv1a64(k.data(), k.size())) + ".bin")).string();
 }
 
-cl_program ProgramCache::get(const std::string& name, const std::string& options) {
+cl_program ProgramCache::get(const std::string& name, const std::string& kernel_options) {
+  // MAGELLANO_CL_OPTIONS: extra build options for every program (e.g. -cl-nv-verbose), part of
+  // the cache key like the kernel's own.
+  std::string options = kernel_options;
+  if (const char* extra = std::getenv("MAGELLANO_CL_OPTIONS"); extra && *extra)
+    options += std::string(options.empty() ? "" : " ") + extra;
   std::string mem_key = name + "\n" + options;
   if (auto it = programs_.find(mem_key); it != programs_.end()) {
     last_source_ = Source::none;
@@ -132,6 +137,11 @@ cl_program ProgramCache::build(const std::string& name, const std::string& optio
                 "'): " + cl_error_name(err) + ". Build log:\n" + log);
   }
   last_source_ = Source::compiled;
+  if (const char* show = std::getenv("MAGELLANO_CL_BUILD_LOG"); show && std::string(show) == "1") {
+    const std::string log = build_log(program, device_);
+    if (log.find_first_not_of(" \n\r\t") != std::string::npos)
+      std::fprintf(stderr, "build log of cl/%s.cl (%s):\n%s\n", name.c_str(), full_options.c_str(), log.c_str());
+  }
   try {
     to_disk(path, k, program);
   } catch (const std::exception&) {

@@ -1,7 +1,8 @@
 // ops::gemm through each implementation (ops/gemm_tuning.hpp): cl/gemm_cpu.cl with several
-// (MR, MBLOCK, KC) settings, cl/gemm_gpu.cl, cl/gemm_skinny.cl, and CLBlast; every transpose combination, odd sizes, batches with
-// a batched or a shared B, alpha / beta, NaN-poisoned outputs when beta == 0, and views at an
-// offset into a larger buffer.
+// (MR, MBLOCK, KC) settings, cl/gemm_gpu.cl with each (BK, DB), cl/gemm_skinny.cl, and
+// CLBlast; every transpose combination, odd sizes, batches with a batched or a shared B,
+// alpha / beta, NaN-poisoned outputs when beta == 0, and views at an offset into a larger
+// buffer.
 //
 // Tolerance: each element is a K-term fp32 dot product, then alpha * s + beta * c. Whatever
 // the summation order, its error is at most (K + 2) * u * (|alpha| * sum_k |a_ik b_kj| +
@@ -114,6 +115,7 @@ struct PathGuard {  // restores the device's own choice after a test
   ~PathGuard() {
     ops::force_gemm_path(std::nullopt);
     ops::force_cpu_gemm_params(std::nullopt);
+    ops::force_gpu_gemm_params(std::nullopt);
     ops::force_skinny_gemm(std::nullopt);
   }
 };
@@ -141,20 +143,36 @@ TEST(GemmPaths, CpuKernelBlockedInMAndK) {
   run_all(400, true);
 }
 
-// cl/gemm_gpu.cl (128 x 128 tiles): every size above is a partial tile; plus a case with
-// full interior tiles and aligned operands (the float4 path) and one whose rows are unaligned.
+// cl/gemm_gpu.cl (128 x 128 tiles) with each (BK, DB): every size above is a partial tile;
+// plus full interior tiles with aligned operands (the float4 loads and stores) over several K
+// steps and a partial last step, aligned partial tiles, unaligned rows, and K split.
 TEST(GemmPaths, GpuKernel) {
   if (test_ctx().device().max_work_group_size < 256) GTEST_SKIP() << "needs work-groups of 256";
   PathGuard g;
   ops::force_gemm_path(ops::GemmPath::gpu_kernel);
   ops::force_skinny_gemm(false);
-  run_all(700, true);
   uint64_t seed = 800;
+  for (const ops::GpuGemmParams p : {ops::GpuGemmParams{16, true}, ops::GpuGemmParams{8, true},
+                                     ops::GpuGemmParams{16, false}, ops::GpuGemmParams{8, false}}) {
+    SCOPED_TRACE("BK " + std::to_string(p.bk) + " DB " + std::to_string(p.db));
+    ops::force_gpu_gemm_params(p);
+    run_all(seed += 1000, p.bk == 16 && p.db);
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        check_gemm({1, 256, 128, 40, ta, tb, false, 1.0f, 0.0f, 4}, seed += 3);
+        check_gemm({3, 128, 256, 16, ta, tb, !ta, 1.0f, -1.0f, 4}, seed += 3);
+        check_gemm({1, 200, 196, 40, ta, tb, false, 1.0f, 0.5f, 4}, seed += 3);
+        check_gemm({2, 130, 260, 19, ta, tb, false, 0.5f, 2.0f}, seed += 3);
+      }
+  }
+  // K split across work-groups and summed by a second pass (few tiles for the compute units,
+  // a long K): an odd split, and aligned operands with a partial last split.
+  // One or two tiles split at least twice on any device with a compute unit or more.
+  ops::force_gpu_gemm_params(ops::GpuGemmParams{});
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
-      check_gemm({1, 256, 128, 24, ta, tb, false, 1.0f, 0.0f, 4}, seed += 3);
-      check_gemm({3, 128, 256, 16, ta, tb, !ta, 1.0f, -1.0f, 4}, seed += 3);
-      check_gemm({2, 130, 260, 19, ta, tb, false, 0.5f, 2.0f}, seed += 3);
+      check_gemm({1, 100, 60, 1400, ta, tb, false, -0.5f, 0.0f}, seed += 3);
+      check_gemm({1, 256, 128, 2200, ta, tb, false, 1.5f, 0.25f, 4}, seed += 3);
     }
 }
 

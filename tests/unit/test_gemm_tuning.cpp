@@ -106,3 +106,17 @@ TEST(GemmTuning, CliBadInput) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(has(r.output, "error: cannot write /nonexistent-dir/x.json")) << r.output;
 }
+
+// A tuning file for the test device with an impossible GPU kernel setting: the first GEMM
+// fails with one line naming the file and the key.
+TEST(GemmTuning, BadGpuKernelParameterIsAClearError) {
+  MG_REQUIRE_CLI();
+  mgtest::TempDir dir;
+  auto ctx = magellano::Context::create("");
+  write(dir / "t.json", R"({"device": ")" + ctx->device().name +
+                            R"(", "gemm_path": "gpu_kernel", "gpu_kernel": {"BK": 12}})");
+  auto r = mgtest::run_cli({"bench", "gemm", "--size", "64", "--repeats", "1"},
+                           {"MAGELLANO_GEMM_TUNING=" + (dir / "t.json").string()});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(has(r.output, "gpu_kernel.BK must be 8 or 16")) << r.output;
+}

@@ -1,24 +1,27 @@
 // Which fp32 GEMM implementation ops::gemm uses on a device, and with which parameters.
 //
-// Two paths:
+// Three paths:
 //   clblast     CLBlast's Xgemm / XgemmDirect kernels, with parameters from the device's tuning
 //               file applied through clblast::OverrideParameters (else CLBlast's database).
 //   cpu_kernel  cl/gemm_cpu.cl: packed panels and a register-tiled MR x 16 micro-kernel, one
 //               work-item per tile, written for CPU OpenCL drivers (PoCL).
+//   gpu_kernel  cl/gemm_gpu.cl: 128 x 128 tiles per work-group of 256, 8 x 8 per work-item,
+//               the next K step fetched into registers during the current one (GPUs).
 //
 // Tuning files (configs/tuning/<device-slug>.json, embedded into the library at build time;
 // MAGELLANO_GEMM_TUNING=FILE reads another one instead) are written by `magellano tune-gemm`:
 //   { "format": "magellano-gemm-tuning/1",
 //     "device": "<CL_DEVICE_NAME>", "driver": "<CL_DRIVER_VERSION>", "platform": "...",
 //     "date": "YYYY-MM-DD",
-//     "gemm_path": "clblast" | "cpu_kernel",
+//     "gemm_path": "clblast" | "cpu_kernel" | "gpu_kernel",
 //     "cpu_kernel": { "MR": 6, "MBLOCK": 16, "KC": 0 },
+//     "gpu_kernel": { "BK": 16, "DB": 1 },
 //     "clblast": { "Xgemm": { "KWG": 32, ... }, "XgemmDirect": { ... }, ... },
 //     "measured": [ { "m", "n", "k", "<path>_gflops" ... } ],   // evidence, not read back
 //     "tuner": { "fraction": F, "shapes": [...] } }                 // how it was made
 // A file applies to a device whose CL_DEVICE_NAME equals "device"; among several, the one whose
 // "driver" also matches wins. Without a file: cpu_kernel on CPU devices, clblast elsewhere.
-// MAGELLANO_GEMM=clblast|cpu_kernel forces a path (tests, benchmarks).
+// MAGELLANO_GEMM=clblast|cpu_kernel|gpu_kernel forces a path (tests, benchmarks).
 #pragma once
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -43,6 +46,13 @@ struct CpuGemmParams {
   int64_t pack_bytes = int64_t(64) << 20;
 };
 
+// cl/gemm_gpu.cl's knobs: bk the K step (8 or 16), db two local buffers (one barrier per step)
+// instead of one (two barriers).
+struct GpuGemmParams {
+  int bk = 16;
+  bool db = true;
+};
+
 struct GemmChoice {
   GemmPath path = GemmPath::clblast;
   // On the clblast path, products whose output has a side of at most kSkinnySide (LoRA's
@@ -51,6 +61,7 @@ struct GemmChoice {
   // MAGELLANO_GEMM_SKINNY=0|1, decides otherwise.
   bool skinny = false;
   CpuGemmParams cpu;
+  GpuGemmParams gpu;
   nlohmann::json clblast = nlohmann::json::object();  // kernel name -> {parameter: value}
   std::string source;  // "configs/tuning/<file>", the env file, or "default"
 };
@@ -69,9 +80,10 @@ std::optional<nlohmann::json> find_gemm_tuning(const DeviceInfo& device);
 const GemmChoice& gemm_choice(Context& ctx);
 
 // Tests and benchmarks: force a path (nullopt: back to the device's choice), or other CPU
-// kernel parameters, for every later ops::gemm in this process.
+// or GPU kernel parameters, for every later ops::gemm in this process.
 void force_gemm_path(std::optional<GemmPath> path);
 void force_cpu_gemm_params(std::optional<CpuGemmParams> params);
+void force_gpu_gemm_params(std::optional<GpuGemmParams> params);
 void force_skinny_gemm(std::optional<bool> on);
 
 // The narrow side at or below which a product counts as skinny (see GemmChoice::skinny).
