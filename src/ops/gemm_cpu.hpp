@@ -1,5 +1,5 @@
-// ops::gemm's CPU kernel and the route every GEMM takes (private to src/ops). Shapes as in matmul.hpp's gemm: a, b,
-// c row-major (batch, rows, cols), contiguous per matrix.
+// ops::gemm's CPU kernel and the route every GEMM takes (private to src/ops). Shapes as in
+// matmul.hpp's gemm: a, b, c row-major (batch, rows, cols), contiguous per matrix.
 #pragma once
 #include "magellano/ops/gemm_tuning.hpp"
 #include "magellano/tensor/tensor.hpp"

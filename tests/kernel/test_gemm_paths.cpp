@@ -156,7 +156,7 @@ TEST(GemmPaths, GpuKernel) {
                                      ops::GpuGemmParams{16, false}, ops::GpuGemmParams{8, false}}) {
     SCOPED_TRACE("BK " + std::to_string(p.bk) + " DB " + std::to_string(p.db));
     ops::force_gpu_gemm_params(p);
-    run_all(seed += 1000, p.bk == 16 && p.db);
+    run_all(seed += 1000, p.bk == 8 && p.db);  // batches with the default setting
     for (bool ta : {false, true})
       for (bool tb : {false, true}) {
         check_gemm({1, 256, 128, 40, ta, tb, false, 1.0f, 0.0f, 4}, seed += 3);

@@ -15,7 +15,7 @@
 //     "date": "YYYY-MM-DD",
 //     "gemm_path": "clblast" | "cpu_kernel" | "gpu_kernel",
 //     "cpu_kernel": { "MR": 6, "MBLOCK": 16, "KC": 0 },
-//     "gpu_kernel": { "BK": 16, "DB": 1 },
+//     "gpu_kernel": { "BK": 8, "DB": 1 },
 //     "clblast": { "Xgemm": { "KWG": 32, ... }, "XgemmDirect": { ... }, ... },
 //     "measured": [ { "m", "n", "k", "<path>_gflops" ... } ],   // evidence, not read back
 //     "tuner": { "fraction": F, "shapes": [...] } }                 // how it was made
@@ -47,17 +47,17 @@ struct CpuGemmParams {
 };
 
 // cl/gemm_gpu.cl's knobs: bk the K step (8 or 16), db two local buffers (one barrier per step)
-// instead of one (two barriers).
+// instead of one (two barriers). The defaults are the H100's best (geometric mean).
 struct GpuGemmParams {
-  int bk = 16;
+  int bk = 8;
   bool db = true;
 };
 
 struct GemmChoice {
   GemmPath path = GemmPath::clblast;
-  // On the clblast path, products whose output has a side of at most kSkinnySide (LoRA's
-  // rank-r factors and their gradients, the MoE router) run through cl/gemm_skinny.cl instead:
-  // on by default for non-CPU devices; a tuning file's "skinny": true|false, or
+  // On the GPU paths (clblast, gpu_kernel), products whose output has a side of at most
+  // kSkinnySide (LoRA's rank-r factors and their gradients, the MoE router) run through
+  // cl/gemm_skinny.cl instead: on by default for non-CPU devices; a tuning file's "skinny": true|false, or
   // MAGELLANO_GEMM_SKINNY=0|1, decides otherwise.
   bool skinny = false;
   CpuGemmParams cpu;
