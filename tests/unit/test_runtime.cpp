@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "harness.hpp"
 #include "magellano/ops/launch.hpp"
@@ -169,6 +170,46 @@ TEST(KernelBuild, SourcesFromMagellanoClDirAndBuildErrorsCarryTheLog) {
   EXPECT_NE(missing.find("no_such_program.cl"), std::string::npos) << missing;
   const std::string embedded = error_of([&] { ctx->kernel("no_such_program", "k"); });
   EXPECT_NE(embedded.find("No kernel program named 'no_such_program'"), std::string::npos) << embedded;
+}
+
+// MAGELLANO_CL_OPTIONS reaches the compiler of every program (and the cache key, so a build
+// without it is not served the other's binary); MAGELLANO_CL_BUILD_LOG=1 prints the log.
+TEST(KernelBuild, ExtraOptionsAndBuildLogFromTheEnvironment) {
+  const fs::path dir = fs::temp_directory_path() / ("mg-clopt-test-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "common.cl") << ProgramCache::source_of("common");
+  std::ofstream(dir / "needs.cl") << "#ifndef NEEDED\n#error NEEDED is not defined\n#endif\n"
+                                     "#warning log-line-from-needs\n"
+                                     "__kernel void k(__global float* x, ulong off) { x[off] = NEEDED; }\n";
+  struct Env {  // sets a variable for this test, then puts back what was there
+    std::string name;
+    std::optional<std::string> old;
+    Env(const char* n, const std::string& v) : name(n) {
+      if (const char* o = std::getenv(n)) old = o;
+      ::setenv(n, v.c_str(), 1);
+    }
+    ~Env() { old ? ::setenv(name.c_str(), old->c_str(), 1) : ::unsetenv(name.c_str()); }
+  };
+  Env cl_dir("MAGELLANO_CL_DIR", dir.string()), cache("MAGELLANO_CACHE_DIR", (dir / "cache").string());
+  {
+    auto ctx = Context::create(mgtest::test_ctx().device());
+    EXPECT_NE(error_of([&] { ctx->kernel("needs", "k"); }).find("NEEDED is not defined"), std::string::npos);
+  }
+  Env options("MAGELLANO_CL_OPTIONS", "-DNEEDED=7"), show("MAGELLANO_CL_BUILD_LOG", "1");
+  testing::internal::CaptureStderr();
+  std::vector<float> got;
+  {
+    auto ctx = Context::create(mgtest::test_ctx().device());
+    Tensor x = Tensor::from_host(*ctx, Shape{2}, {0, 0});
+    ops::Launch(*ctx, "needs", "k").arg(x).run(1);
+    got = x.to_host();
+  }
+  const std::string log = testing::internal::GetCapturedStderr();
+  fs::remove_all(dir);
+  EXPECT_EQ(got, (std::vector<float>{7, 0}));
+  EXPECT_NE(log.find("build log of cl/needs.cl"), std::string::npos) << log;
+  EXPECT_NE(log.find("-DNEEDED=7"), std::string::npos) << log;
+  EXPECT_NE(log.find("log-line-from-needs"), std::string::npos) << log;
 }
 
 TEST(Allocation, BeyondTheLargestAllocationIsAClearError) {
