@@ -13,6 +13,8 @@
 //   TA, TB (0 or 1)  op(A) = Aᵀ / op(B) = Bᵀ, resolved at compile time
 //   BK (8 or 16)     K step: 16 halves the barriers, doubles the local memory
 //   DB (0 or 1)      1: two local buffers, one barrier per step; 0: one buffer, two barriers
+//   ALIGNED (0 or 1) the host guarantees whole tiles and K steps and 16-byte aligned operands:
+//                    no bounds checks or element-wise paths are compiled at all
 //   UNROLL (0 or 1)  unroll the FMA loops explicitly (the host sets it for GPUs: PoCL takes
 //                    ten times longer to compile the unrolled kernel, for no gain on a CPU)
 // Interior tiles of 16-byte aligned operands (vec_a, vec_b, vec_c: the host checks offsets,
@@ -34,6 +36,9 @@
 #endif
 #ifndef UNROLL
 #define UNROLL 0
+#endif
+#ifndef ALIGNED
+#define ALIGNED 0
 #endif
 #define BM 128
 #define BN 128
@@ -64,14 +69,14 @@ inline int2 b_slot(int f) {
 }
 
 inline float4 fetch_a(__global const float* a, int lda, int m, int k, int i, int p, bool fast) {
-  if (fast) return *(__global const float4*)(a + (TA ? (long)p * lda + i : (long)i * lda + p));
+  if (ALIGNED || fast) return *(__global const float4*)(a + (TA ? (long)p * lda + i : (long)i * lda + p));
   return TA ? (float4)(load_a(a, lda, m, k, i, p), load_a(a, lda, m, k, i + 1, p),
                        load_a(a, lda, m, k, i + 2, p), load_a(a, lda, m, k, i + 3, p))
             : (float4)(load_a(a, lda, m, k, i, p), load_a(a, lda, m, k, i, p + 1),
                        load_a(a, lda, m, k, i, p + 2), load_a(a, lda, m, k, i, p + 3));
 }
 inline float4 fetch_b(__global const float* b, int ldb, int k, int n, int p, int j, bool fast) {
-  if (fast) return *(__global const float4*)(b + (TB ? (long)j * ldb + p : (long)p * ldb + j));
+  if (ALIGNED || fast) return *(__global const float4*)(b + (TB ? (long)j * ldb + p : (long)p * ldb + j));
   return TB ? (float4)(load_b(b, ldb, k, n, p, j), load_b(b, ldb, k, n, p + 1, j),
                        load_b(b, ldb, k, n, p + 2, j), load_b(b, ldb, k, n, p + 3, j))
             : (float4)(load_b(b, ldb, k, n, p, j), load_b(b, ldb, k, n, p, j + 1),
@@ -184,13 +189,13 @@ void gemm_gpu(__global const float* a, ulong a_off, int lda, long a_stride, int 
   }
 #undef FETCH
 #undef STORE
-  const bool c_cols_full = vec_c && n0 + BN <= n;
+  const bool c_cols_full = ALIGNED || (vec_c && n0 + BN <= n);
 #if UNROLL
 #pragma unroll
 #endif
   for (int i = 0; i < 8; ++i) {
     const int row = m0 + (i < 4 ? tr * 4 + i : 64 + tr * 4 + i - 4);
-    if (row >= m) continue;
+    if (!ALIGNED && row >= m) continue;
     __global float* out = c + (long)row * n + n0;
     if (c_cols_full) {
       float4 lo = alpha * (float4)(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);

@@ -39,15 +39,20 @@ void gemm_gpu_kernel(const Tensor& a, bool ta, const Tensor& b, bool tb, const T
   const int64_t per = ((s.k + splits - 1) / splits + 15) / 16 * 16;
   splits = (s.k + per - 1) / per;
   const Tensor w = splits > 1 ? Tensor::empty(ctx, Shape{splits * s.m * s.n}, DType::f32, MemCategory::scratch) : c;
+  // Whole tiles, whole K steps in every split and aligned operands: the variant without any
+  // bounds checks.
+  const bool vec_a = aligned(a, s.lda, s.a_stride), vec_b = aligned(b, s.ldb, s.b_stride);
+  const bool vec_c = w.offset() % 4 == 0 && s.n % 4 == 0;
+  const bool whole = s.m % kTile == 0 && s.n % kTile == 0 && s.k % 16 == 0 && vec_a && vec_b && vec_c;
+  const std::string variant = opts + " -DALIGNED=" + std::to_string(int(whole));
   const size_t global[3] = {static_cast<size_t>((s.n + kTile - 1) / kTile) * 256,
                             static_cast<size_t>((s.m + kTile - 1) / kTile),
                             static_cast<size_t>(s.batch * splits)};
   const size_t local[3] = {256, 1, 1};
-  Launch(ctx, "gemm_gpu", "gemm_gpu", opts).arg(a).arg(static_cast<int32_t>(s.lda)).arg(s.a_stride)
-      .arg(static_cast<int32_t>(aligned(a, s.lda, s.a_stride)))
-      .arg(b).arg(static_cast<int32_t>(s.ldb)).arg(s.b_stride)
-      .arg(static_cast<int32_t>(aligned(b, s.ldb, s.b_stride)))
-      .arg(w).arg(static_cast<int32_t>(w.offset() % 4 == 0 && s.n % 4 == 0))
+  Launch(ctx, "gemm_gpu", "gemm_gpu", variant).arg(a).arg(static_cast<int32_t>(s.lda)).arg(s.a_stride)
+      .arg(static_cast<int32_t>(vec_a))
+      .arg(b).arg(static_cast<int32_t>(s.ldb)).arg(s.b_stride).arg(static_cast<int32_t>(vec_b))
+      .arg(w).arg(static_cast<int32_t>(vec_c))
       .arg(static_cast<int32_t>(s.m)).arg(static_cast<int32_t>(s.n)).arg(static_cast<int32_t>(s.k))
       .arg(static_cast<int32_t>(splits)).arg(static_cast<int32_t>(per))
       .arg(splits > 1 ? 1.0f : alpha).arg(splits > 1 ? 0.0f : beta).run3d(global, local);
