@@ -14,10 +14,7 @@
 //   BK (8 or 16)     K step: 16 halves the barriers, doubles the local memory
 //   DB (0 or 1)      1: two local buffers, one barrier per step; 0: one buffer, two barriers
 //   ALIGNED (0 or 1) the host guarantees whole tiles and K steps and 16-byte aligned operands:
-//                    no bounds checks or element-wise paths are compiled at all (they cost
-//                    the H100 about 15%). The host runs the whole tiles of a product with
-//                    ALIGNED = 1 and its edge strips with ALIGNED = 0 (m_base, n_base: the
-//                    first tile's row and column in C).
+//                    no bounds checks or element-wise paths are compiled at all
 //   UNROLL (0 or 1)  unroll the FMA loops explicitly (the host sets it for GPUs: PoCL takes
 //                    ten times longer to compile the unrolled kernel, for no gain on a CPU)
 // Interior tiles of 16-byte aligned operands (vec_a, vec_b, vec_c: the host checks offsets,
@@ -107,8 +104,8 @@ inline void store_b(__local float* bs, int2 s, float4 v) {
 __kernel __attribute__((reqd_work_group_size(256, 1, 1)))
 void gemm_gpu(__global const float* a, ulong a_off, int lda, long a_stride, int vec_a,
               __global const float* b, ulong b_off, int ldb, long b_stride, int vec_b,
-              __global float* c, ulong c_off, int vec_c, int m, int n, int k, int m_base,
-              int n_base, int splits, int k_per_split, float alpha, float beta) {
+              __global float* c, ulong c_off, int vec_c, int m, int n, int k, int splits,
+              int k_per_split, float alpha, float beta) {
   // Group id 2 = batch * splits + split: split s sums K from s * k_per_split (a multiple of
   // 16) into its own (m, n) matrix of c; the host sums the splits afterwards.
   const int z = get_group_id(2) / splits, k_lo = get_group_id(2) % splits * k_per_split;
@@ -118,7 +115,7 @@ void gemm_gpu(__global const float* a, ulong a_off, int lda, long a_stride, int 
   k = min(k - k_lo, k_per_split);
   __local float4 as4[NBUF][BK][BM / 4];
   __local float4 bs4[NBUF][BK][BN / 4];
-  const int m0 = m_base + get_group_id(1) * BM, n0 = n_base + get_group_id(0) * BN;
+  const int m0 = get_group_id(1) * BM, n0 = get_group_id(0) * BN;
   const int tid = get_local_id(0), tr = tid / 16, tc = tid % 16;
   const bool a_rows_full = vec_a && m0 + BM <= m, b_cols_full = vec_b && n0 + BN <= n;
   // The next step's tiles, in flight: float4 number tid (and tid + 256 when BK == 16).

@@ -39,35 +39,23 @@ void gemm_gpu_kernel(const Tensor& a, bool ta, const Tensor& b, bool tb, const T
   const int64_t per = ((s.k + splits - 1) / splits + 15) / 16 * 16;
   splits = (s.k + per - 1) / per;
   const Tensor w = splits > 1 ? Tensor::empty(ctx, Shape{splits * s.m * s.n}, DType::f32, MemCategory::scratch) : c;
-  // The whole tiles of aligned operands with whole K steps in every split run the variant
-  // compiled without bounds checks; the edge strips (right: all rows; bottom: the whole
-  // columns) run the general one.
+  // Whole tiles, whole K steps in every split and aligned operands: the variant without any
+  // bounds checks.
   const bool vec_a = aligned(a, s.lda, s.a_stride), vec_b = aligned(b, s.ldb, s.b_stride);
   const bool vec_c = w.offset() % 4 == 0 && s.n % 4 == 0;
-  const int64_t m_full = s.m / kTile * kTile, n_full = s.n / kTile * kTile;
-  const bool split_edges = s.k % 16 == 0 && vec_a && vec_b && vec_c && m_full > 0 && n_full > 0;
-  auto launch = [&](bool whole, int64_t m_base, int64_t m_end, int64_t n_base, int64_t n_end) {
-    if (m_end <= m_base || n_end <= n_base) return;
-    const size_t global[3] = {static_cast<size_t>((n_end - n_base + kTile - 1) / kTile) * 256,
-                              static_cast<size_t>((m_end - m_base + kTile - 1) / kTile),
-                              static_cast<size_t>(s.batch * splits)};
-    const size_t local[3] = {256, 1, 1};
-    Launch(ctx, "gemm_gpu", "gemm_gpu", opts + " -DALIGNED=" + std::to_string(int(whole)))
-        .arg(a).arg(static_cast<int32_t>(s.lda)).arg(s.a_stride).arg(static_cast<int32_t>(vec_a))
-        .arg(b).arg(static_cast<int32_t>(s.ldb)).arg(s.b_stride).arg(static_cast<int32_t>(vec_b))
-        .arg(w).arg(static_cast<int32_t>(vec_c))
-        .arg(static_cast<int32_t>(s.m)).arg(static_cast<int32_t>(s.n)).arg(static_cast<int32_t>(s.k))
-        .arg(static_cast<int32_t>(m_base)).arg(static_cast<int32_t>(n_base))
-        .arg(static_cast<int32_t>(splits)).arg(static_cast<int32_t>(per))
-        .arg(splits > 1 ? 1.0f : alpha).arg(splits > 1 ? 0.0f : beta).run3d(global, local);
-  };
-  if (split_edges) {
-    launch(true, 0, m_full, 0, n_full);
-    launch(false, 0, s.m, n_full, s.n);     // right strip, every row
-    launch(false, m_full, s.m, 0, n_full);  // bottom strip
-  } else {
-    launch(false, 0, s.m, 0, s.n);
-  }
+  const bool whole = s.m % kTile == 0 && s.n % kTile == 0 && s.k % 16 == 0 && vec_a && vec_b && vec_c;
+  const std::string variant = opts + " -DALIGNED=" + std::to_string(int(whole));
+  const size_t global[3] = {static_cast<size_t>((s.n + kTile - 1) / kTile) * 256,
+                            static_cast<size_t>((s.m + kTile - 1) / kTile),
+                            static_cast<size_t>(s.batch * splits)};
+  const size_t local[3] = {256, 1, 1};
+  Launch(ctx, "gemm_gpu", "gemm_gpu", variant).arg(a).arg(static_cast<int32_t>(s.lda)).arg(s.a_stride)
+      .arg(static_cast<int32_t>(vec_a))
+      .arg(b).arg(static_cast<int32_t>(s.ldb)).arg(s.b_stride).arg(static_cast<int32_t>(vec_b))
+      .arg(w).arg(static_cast<int32_t>(vec_c))
+      .arg(static_cast<int32_t>(s.m)).arg(static_cast<int32_t>(s.n)).arg(static_cast<int32_t>(s.k))
+      .arg(static_cast<int32_t>(splits)).arg(static_cast<int32_t>(per))
+      .arg(splits > 1 ? 1.0f : alpha).arg(splits > 1 ? 0.0f : beta).run3d(global, local);
   if (splits > 1) sum_split_products(w, splits, s.m, s.n, c, s.n, 1, alpha, beta);
 }
 

@@ -146,7 +146,7 @@ TEST(GemmPaths, CpuKernelBlockedInMAndK) {
 // cl/gemm_gpu.cl (128 x 128 tiles) with each (BK, DB): every size above is a partial tile;
 // plus full interior tiles with aligned operands (the float4 loads and stores) over several K
 // steps and a partial last step, whole tiles and K steps (the variant compiled without bounds
-// checks) alone and with edge strips around them, unaligned rows, and K split.
+// checks), aligned partial tiles, unaligned rows, and K split.
 TEST(GemmPaths, GpuKernel) {
   if (test_ctx().device().max_work_group_size < 256) GTEST_SKIP() << "needs work-groups of 256";
   PathGuard g;
@@ -164,8 +164,6 @@ TEST(GemmPaths, GpuKernel) {
         check_gemm({3, 128, 256, 16, ta, tb, !ta, 1.0f, -1.0f, 4}, seed += 3);
         check_gemm({1, 200, 196, 40, ta, tb, false, 1.0f, 0.5f, 4}, seed += 3);
         check_gemm({1, 256, 128, 48, ta, tb, false, 0.5f, 0.0f, 4}, seed += 3);  // no checks compiled
-        check_gemm({1, 200, 196, 48, ta, tb, false, 1.0f, 0.5f, 4}, seed += 3);  // + both edge strips
-        check_gemm({2, 130, 260, 32, ta, tb, !ta, 1.0f, 0.0f, 4}, seed += 3);
         check_gemm({2, 130, 260, 19, ta, tb, false, 0.5f, 2.0f}, seed += 3);
       }
   }
@@ -178,7 +176,6 @@ TEST(GemmPaths, GpuKernel) {
       check_gemm({1, 100, 60, 1400, ta, tb, false, -0.5f, 0.0f}, seed += 3);
       check_gemm({1, 256, 128, 2200, ta, tb, false, 1.5f, 0.25f, 4}, seed += 3);
       check_gemm({1, 256, 128, 2048, ta, tb, false, 1.0f, 1.0f, 4}, seed += 3);  // aligned splits
-      check_gemm({1, 130, 128, 2048, ta, tb, false, 0.5f, 0.0f, 4}, seed += 3);  // + a bottom strip
     }
 }
 
