@@ -26,9 +26,6 @@ void gemm_gpu_kernel(const Tensor& a, bool ta, const Tensor& b, bool tb, const T
     return t.offset() % 4 == 0 && ld % 4 == 0 && stride % 4 == 0;
   };
   if (p.bk != 8 && p.bk != 16) throw Error("gemm: the GPU kernel's K step must be 8 or 16.");
-  const std::string opts = "-DTA=" + std::to_string(int(ta)) + " -DTB=" + std::to_string(int(tb)) +
-                           " -DBK=" + std::to_string(p.bk) + " -DDB=" + std::to_string(int(p.db)) +
-                           " -DUNROLL=" + std::to_string(int(ctx.device().type != "cpu"));
   // Few output tiles and a long K (the weight gradients of narrow layers: 1792 x 448 at 4096
   // tokens is 56 tiles for the H100's 132 compute units): split K so that the work-groups fill
   // the device once (two per compute unit), in slices of at least 256, and sum the splits.
@@ -44,12 +41,15 @@ void gemm_gpu_kernel(const Tensor& a, bool ta, const Tensor& b, bool tb, const T
   const bool vec_a = aligned(a, s.lda, s.a_stride), vec_b = aligned(b, s.ldb, s.b_stride);
   const bool vec_c = w.offset() % 4 == 0 && s.n % 4 == 0;
   const bool whole = s.m % kTile == 0 && s.n % kTile == 0 && s.k % 16 == 0 && vec_a && vec_b && vec_c;
-  const std::string variant = opts + " -DALIGNED=" + std::to_string(int(whole));
+  const std::string opts = "-DTA=" + std::to_string(int(ta)) + " -DTB=" + std::to_string(int(tb)) +
+                           " -DBK=" + std::to_string(p.bk) + " -DDB=" + std::to_string(int(p.db)) +
+                           " -DALIGNED=" + std::to_string(int(whole)) +
+                           " -DUNROLL=" + std::to_string(int(ctx.device().type != "cpu"));
   const size_t global[3] = {static_cast<size_t>((s.n + kTile - 1) / kTile) * 256,
                             static_cast<size_t>((s.m + kTile - 1) / kTile),
                             static_cast<size_t>(s.batch * splits)};
   const size_t local[3] = {256, 1, 1};
-  Launch(ctx, "gemm_gpu", "gemm_gpu", variant).arg(a).arg(static_cast<int32_t>(s.lda)).arg(s.a_stride)
+  Launch(ctx, "gemm_gpu", "gemm_gpu", opts).arg(a).arg(static_cast<int32_t>(s.lda)).arg(s.a_stride)
       .arg(static_cast<int32_t>(vec_a))
       .arg(b).arg(static_cast<int32_t>(s.ldb)).arg(s.b_stride).arg(static_cast<int32_t>(vec_b))
       .arg(w).arg(static_cast<int32_t>(vec_c))
