@@ -157,7 +157,8 @@ const GemmChoice& gemm_choice(Context& ctx) {
       for (const auto& [k, v] : params.items()) p[k] = v.get<size_t>();
       check_clblast(static_cast<int>(clblast::OverrideParameters(dev, kernel,
                                                                  clblast::Precision::kSingle, p)),
-                    "OverrideParameters", "applying " + kernel + " from " + c.source);
+                    "OverrideParameters", "applying " + kernel + " from " + c.source +
+                        "; regenerate that file with `magellano tune-gemm`");
     }
     it = g_choices.emplace(dev, std::move(c)).first;
   }

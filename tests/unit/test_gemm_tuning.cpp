@@ -120,3 +120,19 @@ TEST(GemmTuning, BadGpuKernelParameterIsAClearError) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(has(r.output, "gpu_kernel.BK must be 8 or 16")) << r.output;
 }
+
+// A tuning file's CLBlast parameters reach clblast::OverrideParameters at the first GEMM: a set
+// CLBlast refuses stops the run with one line naming the kernel, the file and what to do.
+TEST(GemmTuning, ClblastParametersAreAppliedAtStartUp) {
+  MG_REQUIRE_CLI();
+  mgtest::TempDir dir;
+  auto ctx = magellano::Context::create("");
+  write(dir / "t.json", R"({"device": ")" + ctx->device().name +
+                            R"(", "gemm_path": "clblast", "clblast": {"Xgemm": {"NOT_A_PARAMETER": 1}}})");
+  auto r = mgtest::run_cli({"bench", "gemm", "--size", "64", "--repeats", "1"},
+                           {"MAGELLANO_GEMM_TUNING=" + (dir / "t.json").string()});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(has(r.output, "OverrideParameters")) << r.output;
+  EXPECT_TRUE(has(r.output, "applying Xgemm from " + (dir / "t.json").string())) << r.output;
+  EXPECT_TRUE(has(r.output, "regenerate that file with `magellano tune-gemm`")) << r.output;
+}
