@@ -52,7 +52,6 @@ Result make_result(const std::string& name, int64_t n, int64_t iters, int repeat
 // Times `iters` steps of an optimizer over one n x n parameter of `dtype`, gradients 1e-3.
 double time_device(Context& ctx, int64_t n, int64_t iters, int repeats, DType dtype, float max_norm) {
   optim::AdamWConfig cfg;  // torch-like defaults: lr 3e-4, betas (0.9, 0.95), wd 0.1
-  cfg.param_dtype = dtype;
   Tensor w = Tensor::from_host(ctx, Shape{n, n}, std::vector<float>(size_t(n * n), 0.5f), dtype,
                                MemCategory::parameters);
   w.set_requires_grad(true);

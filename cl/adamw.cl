@@ -4,13 +4,16 @@
 //   sumsq_partial  partial[k] = sum of g[i]^2 over group k's contiguous block, VEC-wide loads
 //                  g: (n) one gradient chunk, n a multiple of VEC; partial: (G), G = number
 //                  of groups launched
-//   norm_final     stats[0] = sqrt(sum(partial[0..count)));
-//                  when max_norm > 0 also stats[1] = min(1, max_norm / (stats[0] + 1e-6))
-//                  (torch.nn.utils.clip_grad_norm_'s coefficient); one work-group
+//   norm_final     stats[0] = sqrt(sum(partial[0..count))) * grad_scale, the norm of the
+//                  scaled gradients; when max_norm > 0 also
+//                  stats[1] = grad_scale * min(1, max_norm / (stats[0] + 1e-6))
+//                  (torch.nn.utils.clip_grad_norm_'s coefficient, times the scale: the
+//                  factor the step applies to the stored gradients); one work-group
 //   adamw_step     torch.optim.AdamW's update of one chunk, in place, VEC elements per
 //                  work-item (floatVEC loads and stores; n / VEC work-items):
 //                  p, g, m, v: (n); elements [0, decay_end) are in the weight-decay group;
-//                  stats: (2) from norm_final, read only when clip != 0. n, decay_end and
+//                  stats: (2) from norm_final, read only when clip != 0 (else the gradients
+//                  are read times grad_scale). n, decay_end and
 //                  every offset must be multiples of VEC (the host rounds decay_end up: the
 //                  pack's padding is zero and stays zero under decay)
 //   adamw_step_half
@@ -95,22 +98,22 @@ __kernel void scale_half(__global half* g, ulong g_off, long n, float s) {
 
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
 void norm_final(__global const float* partial, ulong partial_off, __global float* stats,
-                ulong stats_off, int count, float max_norm) {
+                ulong stats_off, int count, float max_norm, float grad_scale) {
   partial += partial_off; stats += stats_off;
   __local float s[LOCAL];
   float v = 0.0f;
   for (int i = get_local_id(0); i < count; i += LOCAL) v += partial[i];
   float total = group_sum(s, v, LOCAL);
   if (get_local_id(0) == 0) {
-    float norm = sqrt(total);
+    float norm = sqrt(total) * grad_scale;
     stats[0] = norm;
-    if (max_norm > 0.0f) stats[1] = fmin(1.0f, max_norm / (norm + 1e-6f));
+    if (max_norm > 0.0f) stats[1] = grad_scale * fmin(1.0f, max_norm / (norm + 1e-6f));
   }
 }
 
 // adamw_step and adamw_step_half, per element, with the step's scalars computed on the host
 // (double, then rounded to float as torch's fp32 kernels round their scalar arguments):
-//   g' = coef * g                                 coef = stats[1] when clip, else 1
+//   g' = coef * g                                 coef = stats[1] when clip, else grad_scale
 //   p  = p * decay                                decay = 1 - lr * wd (decay group only)
 //   m  = b1 * m + omb1 * g'                       omb1 = 1 - b1
 //   v  = b2 * v + omb2 * g'^2                     omb2 = 1 - b2
@@ -138,11 +141,11 @@ __kernel void adamw_step(__global float* p, ulong p_off, __global const float* g
                          __global float* m, ulong m_off, __global float* v, ulong v_off,
                          __global const float* stats, ulong stats_off, long n, long decay_end,
                          float decay, float b1, float omb1, float b2, float omb2,
-                         float step_size, float bc2_sqrt, float eps, int clip) {
+                         float step_size, float bc2_sqrt, float eps, int clip, float grad_scale) {
   p += p_off; g += g_off; m += m_off; v += v_off; stats += stats_off;
   long j = get_global_id(0);
   if (j * VEC < n) {
-    float coef = clip ? stats[1] : 1.0f;
+    float coef = clip ? stats[1] : grad_scale;
     floatV pn = adamw_update(vloadV(j, p), vloadV(j, g), m, v, j, j * VEC < decay_end, decay, b1,
                              omb1, b2, omb2, step_size, bc2_sqrt, eps, coef);
     vstoreV(pn, j, p);
@@ -154,11 +157,12 @@ __kernel void adamw_step_half(__global half* p, ulong p_off, __global const half
                               ulong g_off, __global float* m, ulong m_off, __global float* v,
                               ulong v_off, __global const float* stats, ulong stats_off, long n,
                               long decay_end, float decay, float b1, float omb1, float b2,
-                              float omb2, float step_size, float bc2_sqrt, float eps, int clip) {
+                              float omb2, float step_size, float bc2_sqrt, float eps, int clip,
+                              float grad_scale) {
   p += p_off; g += g_off; m += m_off; v += v_off; stats += stats_off;
   long j = get_global_id(0);
   if (j * VEC < n) {
-    float coef = clip ? stats[1] : 1.0f;
+    float coef = clip ? stats[1] : grad_scale;
     floatV pn = adamw_update(vload_halfV(j, p), vload_halfV(j, g), m, v, j, j * VEC < decay_end,
                              decay, b1, omb1, b2, omb2, step_size, bc2_sqrt, eps, coef);
     vstore_halfV_rte(pn, j, p);

@@ -7,6 +7,8 @@
 //   broadcast_rows  out[r, c] = v[c]                           out: (n) = (R, C), v: (C)
 //   spread_rows     out[r, c] (+)= s * v[r]                    out: (n) = (R, c), v: (R)
 //   f32_to_f16 / f16_to_f32   storage casts (round to nearest even)
+//   scale_acc_f16   out[i] = rte((acc ? out[i] : 0) + s * x[i])   x: (n) f32, out: (n) f16;
+//                   the sum in fp32, rounded once to fp16 (an fp16 parameter's gradient)
 
 __kernel void add(__global const float* a, ulong a_off, __global const float* b, ulong b_off,
                   __global float* out, ulong out_off, long n, long b_n, float alpha) {
@@ -48,6 +50,13 @@ __kernel void f32_to_f16(__global const float* x, ulong x_off, __global half* ou
   x += x_off; out += out_off;
   long i = get_global_id(0);
   if (i < n) vstore_half_rte(x[i], i, out);
+}
+
+__kernel void scale_acc_f16(__global const float* x, ulong x_off, __global half* out,
+                            ulong out_off, long n, float s, int acc) {
+  x += x_off; out += out_off;
+  long i = get_global_id(0);
+  if (i < n) vstore_half_rte(acc ? vload_half(i, out) + s * x[i] : s * x[i], i, out);
 }
 
 __kernel void f16_to_f32(__global const half* x, ulong x_off, __global float* out, ulong out_off,

@@ -8,6 +8,9 @@
 //                     run of equal keys works. Keys outside [0, R) are skipped. Rows no key names
 //                     are not touched (the host zero-fills out first when it overwrites).
 //                     src: (N, D); sorted_keys, perm: (N) i32 (from cl/sort.cl); out: (R, D)
+//   gather_rows_half       gather_rows from an fp16 src (widened exactly; out f32)
+//   segment_sum_rows_half  segment_sum_rows into an fp16 out: the fp32 sum (plus the old value
+//                          when acc) rounded once to nearest even
 // No -D knobs.
 
 __kernel void gather_rows(__global const float* src, ulong src_off, __global const int* idx,
@@ -22,6 +25,26 @@ __kernel void gather_rows(__global const float* src, ulong src_off, __global con
   ACC_STORE(out, i, v, acc);
 }
 
+__kernel void gather_rows_half(__global const half* src, ulong src_off, __global const int* idx,
+                               ulong idx_off, __global float* out, ulong out_off, long n, long d,
+                               int r, int acc) {
+  src += src_off; idx += idx_off; out += out_off;
+  long i = get_global_id(0);
+  if (i >= n * d) return;
+  long t = i / d, c = i - t * d;
+  int row = idx[t];
+  float v = (row >= 0 && row < r) ? vload_half((long)row * d + c, src) : 0.0f;
+  ACC_STORE(out, i, v, acc);
+}
+
+// The sum of src[perm[j], c] over the run of keys equal to `row` that starts at sorted position i.
+inline float run_sum(__global const float* src, __global const int* sorted_keys,
+                     __global const int* perm, long i, long n, long d, long c, int row) {
+  float s = 0.0f;
+  for (long j = i; j < n && sorted_keys[j] == row; ++j) s += src[(long)perm[j] * d + c];
+  return s;
+}
+
 __kernel void segment_sum_rows(__global const float* src, ulong src_off,
                                __global const int* sorted_keys, ulong sorted_keys_off,
                                __global const int* perm, ulong perm_off, __global float* out,
@@ -32,7 +55,20 @@ __kernel void segment_sum_rows(__global const float* src, ulong src_off,
   long i = g / d, c = g - i * d;
   int row = sorted_keys[i];
   if ((i > 0 && sorted_keys[i - 1] == row) || row < 0 || row >= r) return;
-  float s = 0.0f;
-  for (long j = i; j < n && sorted_keys[j] == row; ++j) s += src[(long)perm[j] * d + c];
-  ACC_STORE(out, (long)row * d + c, s, acc);
+  ACC_STORE(out, (long)row * d + c, run_sum(src, sorted_keys, perm, i, n, d, c, row), acc);
+}
+
+__kernel void segment_sum_rows_half(__global const float* src, ulong src_off,
+                                    __global const int* sorted_keys, ulong sorted_keys_off,
+                                    __global const int* perm, ulong perm_off, __global half* out,
+                                    ulong out_off, long n, long d, int r, int acc) {
+  src += src_off; sorted_keys += sorted_keys_off; perm += perm_off; out += out_off;
+  long g = get_global_id(0);
+  if (g >= n * d) return;
+  long i = g / d, c = g - i * d;
+  int row = sorted_keys[i];
+  if ((i > 0 && sorted_keys[i - 1] == row) || row < 0 || row >= r) return;
+  long o = (long)row * d + c;
+  float s = run_sum(src, sorted_keys, perm, i, n, d, c, row);
+  vstore_half_rte(acc ? vload_half(o, out) + s : s, o, out);
 }

@@ -51,10 +51,14 @@ void record(const Tensor& output, std::function<void(const Tensor&)> backward) {
   g_tape.push_back(Node{m, std::move(backward)});
 }
 
-GradTarget grad_target(const std::shared_ptr<AutogradMeta>& m) {
+GradTarget grad_target(const std::shared_ptr<AutogradMeta>& m, bool f16_ok) {
+  if (m->grad_dtype == DType::f16 && !f16_ok)
+    throw Error("backward: '" + (m->name.empty() ? std::string("a tensor") : m->name) +
+                "' is an fp16 parameter, and this op writes f32 gradients only (fp16 weights "
+                "are read by linear, embedding and expert_mlp).");
   GradTarget t;
-  if (!m->grad.defined() || m->grad.dtype() != DType::f32) {
-    m->grad = Tensor::empty(*m->ctx, m->shape, DType::f32,
+  if (!m->grad.defined() || m->grad.dtype() != m->grad_dtype) {
+    m->grad = Tensor::empty(*m->ctx, m->shape, m->grad_dtype,
                             m->is_leaf ? MemCategory::gradients : MemCategory::activations);
     m->grad_valid = false;
   }

@@ -4,7 +4,6 @@
 
 #include "magellano/ops/dropout.hpp"
 #include "magellano/ops/elementwise.hpp"
-#include "magellano/ops/frozen_linear.hpp"
 #include "magellano/ops/index.hpp"
 #include "magellano/ops/matmul.hpp"
 #include "magellano/ops/rmsnorm.hpp"
@@ -23,11 +22,8 @@ Linear::Linear(Context& ctx, int64_t in, int64_t out, bool has_bias, Init& init,
 
 Tensor Linear::project(const Tensor& x) const {
   Tensor y;
-  switch (storage_) {
-    case WeightStorage::f32: y = ops::linear(x, weight); break;
-    case WeightStorage::f16: y = ops::half_linear(x, weight); break;
-    case WeightStorage::nf4: y = nf4_project(x, *nf4); break;
-  }
+  if (storage_ == WeightStorage::nf4) y = nf4_project(x, *nf4);
+  else y = ops::linear(x, weight);  // f32 or f16
   if (!lora) return y;
   const LoRAAdapter& a = *lora;
   Tensor xd = x;
@@ -38,7 +34,7 @@ Tensor Linear::project(const Tensor& x) const {
 }
 
 Tensor Linear::forward(const Tensor& x) const {
-  if (storage_ == WeightStorage::f32 && !lora) return ops::linear(x, weight, bias);
+  if (storage_ != WeightStorage::nf4 && !lora) return ops::linear(x, weight, bias);
   Tensor y = project(x);
   return bias.defined() ? ops::add(y, bias) : y;
 }
@@ -76,15 +72,21 @@ void Linear::freeze(WeightStorage to) {
   if (storage_ != WeightStorage::f32 && to != storage_)
     throw Error("Linear::freeze: a weight stored as " + std::string(to_string(storage_)) +
                 " cannot be converted to " + to_string(to) + ".");
-  if (to == storage_) {
-    if (weight.defined()) weight.set_requires_grad(false);
-    return;
-  }
+  if (weight.defined()) weight.set_requires_grad(false);
+  convert(to);
+}
+
+void Linear::store_half() {
+  if (storage_ != WeightStorage::f32)
+    throw Error(std::string("Linear::store_half: the weight is already stored as ") + to_string(storage_) + ".");
+  convert(WeightStorage::f16);
+}
+
+void Linear::convert(WeightStorage to) {
+  if (to == storage_) return;
   autograd::NoGradScope no_grad;
   if (to == WeightStorage::f16) {
-    Tensor w16 = ops::cast(weight, DType::f16);
-    w16.storage()->set_category(MemCategory::parameters);
-    weight = w16;
+    weight = half_parameter(weight);
   } else {
     nf4 = std::make_shared<quant::NF4Weight>(nf4_quantize(weight));
     weight = Tensor();
@@ -148,6 +150,8 @@ Embedding::Embedding(Context& ctx, int64_t vocab, int64_t dim, Init& init, doubl
 }
 
 Tensor Embedding::forward(const Tensor& ids) const { return ops::embedding(weight, ids); }
+
+void Embedding::store_half() { weight = half_parameter(weight); }
 
 void Embedding::collect(const std::string& prefix, std::vector<Parameter>& out) const {
   out.push_back({prefix + "weight", weight, true});

@@ -35,6 +35,12 @@ Model::Model(Context& ctx, const ModelSpec& spec, uint64_t seed)
   const float w2_scale = 1.0f / std::sqrt(static_cast<float>(spec.layers.size()));
   if (spec.base_storage != WeightStorage::f32 && !spec.lora.enabled())
     throw Error("model: frozen fp16 / NF4 base weights need LoRA (lora.rank >= 1).");
+  if (spec.weight_dtype != DType::f32 && spec.weight_dtype != DType::f16)
+    throw Error(std::string("model: weights are stored as f32 or f16, not ") + to_string(spec.weight_dtype) + ".");
+  if (spec.weight_dtype == DType::f16 && spec.lora.enabled())
+    throw Error("model: fp16 weight storage is for full training; with LoRA the frozen base is "
+                "stored as lora.base_precision and the adapters train in fp32.");
+  if (spec.weight_dtype == DType::f16) embedding_.store_half();
   if (spec.checkpoint_every < 0) throw Error("model: checkpoint_every must be >= 0.");
   for (char kind : spec.layers) {
     if (kind == 'M')
@@ -45,7 +51,10 @@ Model::Model(Context& ctx, const ModelSpec& spec, uint64_t seed)
       throw Error(std::string("model: unknown block '") + kind + "' in the layer pattern (use M or E).");
     prepare_block(blocks_.size() - 1);
   }
-  if (!spec.tie_embeddings) lm_head_ = std::make_unique<Linear>(ctx, spec.dim, spec.vocab_size, false, init);
+  if (!spec.tie_embeddings) {
+    lm_head_ = std::make_unique<Linear>(ctx, spec.dim, spec.vocab_size, false, init);
+    if (spec.weight_dtype == DType::f16) lm_head_->store_half();
+  }
   if (spec_.lora.enabled()) {
     embedding_.weight.set_requires_grad(false);
     norm_f_.weight.set_requires_grad(false);
@@ -55,7 +64,6 @@ Model::Model(Context& ctx, const ModelSpec& spec, uint64_t seed)
 
 void Model::prepare_block(size_t i) {
   const LoRAConfig& lc = spec_.lora;
-  if (!lc.enabled()) return;
   std::vector<Parameter> params;
   std::vector<NamedLinear> lins;
   const std::string p = "backbone.layers." + std::to_string(i) + ".";
@@ -63,6 +71,11 @@ void Model::prepare_block(size_t i) {
     b->collect(p, params);
     b->collect_linears(p, lins);
   }, blocks_[i]);
+  if (!lc.enabled()) {
+    if (spec_.weight_dtype == DType::f16)
+      for (auto& l : lins) l.linear->store_half();
+    return;
+  }
   for (auto& prm : params) prm.tensor.set_requires_grad(false);
   for (auto& l : lins) {
     l.linear->freeze(spec_.base_storage);

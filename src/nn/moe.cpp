@@ -48,10 +48,12 @@ MoEOutput MoE::forward(const Tensor& x) const {
   const std::vector<int64_t> offsets(off32.begin(), off32.end());
 
   const Tensor xs = ops::gather_rows(x2, plan.token_of);                 // (N·K, D) by expert
+  // ops::expert_mlp takes f32 or f16 weights (one dtype for all) without adapters.
   bool plain = true;
+  const WeightStorage first = experts.front().w1->storage();
   for (const auto& e : experts)
     for (const Linear* l : {e.w1.get(), e.w2.get(), e.w3.get()})
-      if (l && (l->lora || l->storage() != WeightStorage::f32)) plain = false;
+      if (l && (l->lora || l->storage() == WeightStorage::nf4 || l->storage() != first)) plain = false;
   Tensor ys;  // (N·K, D)
   if (plain) {
     std::vector<Tensor> w1, w2, w3;

@@ -32,8 +32,18 @@ void scale_into(const Tensor& x, float s, const Tensor& dst, bool acc) {
 
 void accumulate_grad(const std::shared_ptr<AutogradMeta>& m, const Tensor& x, float s) {
   if (!m) return;
-  auto g = autograd::grad_target(m);
-  scale_into(x, s, g.tensor, g.accumulate);
+  auto g = autograd::grad_target(m, true);
+  if (g.tensor.dtype() == DType::f32) {
+    scale_into(x, s, g.tensor, g.accumulate);
+    return;
+  }
+  require_f32(x, "accumulate_grad", "x");
+  if (x.numel() != g.tensor.numel())
+    throw Error("accumulate_grad: " + x.shape().str() + " into a gradient of shape " + g.tensor.shape().str());
+  const int64_t n = x.numel();
+  if (n > 0)
+    Launch(x.ctx(), "elementwise", "scale_acc_f16").arg(x).arg(g.tensor).arg(n).arg(s)
+        .arg(int32_t(g.accumulate)).run(n);
 }
 
 void fill(const Tensor& t, float value) {

@@ -4,12 +4,15 @@
 #include <string>
 
 #include "check.hpp"
+#include "half_weights.hpp"
 #include "magellano/autograd/tape.hpp"
 #include "magellano/ops/launch.hpp"
 #include "magellano/ops/matmul.hpp"
 
 namespace magellano::ops {
+using detail::add_weight_grad;
 using detail::require_f32;
+using detail::widen;
 
 namespace {
 
@@ -37,17 +40,20 @@ void check_args(const Tensor& xs, const std::vector<int64_t>& offsets,
     throw Error("expert_mlp: need X >= 1 experts with X w1, X w2, " +
                 std::string(glu ? "X w3" : "no w3 (GELU)") + " and X + 1 offsets.");
   const int64_t r = xs.shape()[0], d = xs.shape()[1], f = w1[0].shape()[0];
+  const DType wt = w1[0].dtype();
+  if (wt != DType::f32 && wt != DType::f16)
+    throw Error(std::string("expert_mlp: weights must be f32 or f16, got ") + to_string(wt) + ".");
   if (offsets.front() != 0 || offsets.back() != r)
     throw Error("expert_mlp: offsets must run from 0 to R = " + std::to_string(r) + ".");
   for (size_t e = 0; e < x; ++e) {
     if (offsets[e + 1] < offsets[e]) throw Error("expert_mlp: offsets must not decrease.");
     const Shape in{f, d}, out{d, f};
-    require_f32(w1[e], "expert_mlp", "w1");
-    require_f32(w2[e], "expert_mlp", "w2");
+    detail::require_dtype(w1[e], wt, "expert_mlp", "w1");
+    detail::require_dtype(w2[e], wt, "expert_mlp", "w2");
     if (w1[e].shape() != in || w2[e].shape() != out || (glu && w3[e].shape() != in))
       throw Error("expert_mlp: expert " + std::to_string(e) + " weights must be w1, w3: " +
                   in.str() + ", w2: " + out.str() + ".");
-    if (glu) require_f32(w3[e], "expert_mlp", "w3");
+    if (glu) detail::require_dtype(w3[e], wt, "expert_mlp", "w3");
   }
 }
 
@@ -69,15 +75,15 @@ Tensor expert_mlp(const Tensor& xs, const std::vector<int64_t>& offsets,
   Tensor h3 = glu ? Tensor::empty(ctx, Shape{r, f}) : Tensor();
   for (int64_t e = 0; e < x; ++e) {
     if (offsets[e + 1] == offsets[e]) continue;
-    gemm(rows(xs, e), false, w1[e], true, rows(h1, e));  // (c, D) x (F, D)^T -> (c, F)
-    if (glu) gemm(rows(xs, e), false, w3[e], true, rows(h3, e));
+    gemm(rows(xs, e), false, widen(w1[e]), true, rows(h1, e));  // (c, D) x (F, D)^T -> (c, F)
+    if (glu) gemm(rows(xs, e), false, widen(w3[e]), true, rows(h3, e));
   }
   Tensor a = Tensor::empty(ctx, Shape{r, f}, DType::f32, MemCategory::scratch);
   activate(h1, h3, a, act);
   Tensor y = Tensor::empty(ctx, Shape{r, d});
   for (int64_t e = 0; e < x; ++e) {
     if (offsets[e + 1] == offsets[e]) continue;
-    gemm(rows(a, e), false, w2[e], true, rows(y, e));  // (c, F) x (D, F)^T -> (c, D)
+    gemm(rows(a, e), false, widen(w2[e]), true, rows(y, e));  // (c, F) x (D, F)^T -> (c, D)
   }
   a = Tensor();
 
@@ -108,11 +114,11 @@ Tensor expert_mlp(const Tensor& xs, const std::vector<int64_t>& offsets,
     Tensor buf = Tensor::empty(c, Shape{r, f}, DType::f32, MemCategory::scratch);
     activate(h1, h3, buf, act);
     for (int64_t e = 0; e < x; ++e) {
-      if (m2[e]) {  // (D, c) x (c, F) -> (D, F); an empty expert: k = 0, a zero fill or a no-op
-        auto g = autograd::grad_target(m2[e]);
-        gemm(rows(dy2, e), true, rows(buf, e), false, g.tensor, 1.0f, g.accumulate ? 1.0f : 0.0f);
-      }
-      if (!empty_expert(e)) gemm(rows(dy2, e), false, w2[e], false, rows(da, e));  // (c, F)
+      // (D, c) x (c, F) -> (D, F); an empty expert: k = 0, a zero fill or a no-op
+      add_weight_grad(m2[e], [&](const Tensor& dst, float beta) {
+        gemm(rows(dy2, e), true, rows(buf, e), false, dst, 1.0f, beta);
+      });
+      if (!empty_expert(e)) gemm(rows(dy2, e), false, widen(w2[e]), false, rows(da, e));  // (c, F)
     }
     // 2. dh1 (into da, in place) and dh3 (into buf).
     const int64_t n = r * f;
@@ -126,22 +132,20 @@ Tensor expert_mlp(const Tensor& xs, const std::vector<int64_t>& offsets,
     const Tensor& dh3 = buf;
     // 3. dw1_e, dw3_e (+)= dh_e^T xs_e; dxs_e (+)= dh1_e w1_e + dh3_e w3_e.
     for (int64_t e = 0; e < x; ++e) {
-      if (m1[e]) {
-        auto g = autograd::grad_target(m1[e]);
-        gemm(rows(dh1, e), true, rows(xs, e), false, g.tensor, 1.0f, g.accumulate ? 1.0f : 0.0f);
-      }
-      if (glu && m3[e]) {
-        auto g = autograd::grad_target(m3[e]);
-        gemm(rows(dh3, e), true, rows(xs, e), false, g.tensor, 1.0f, g.accumulate ? 1.0f : 0.0f);
-      }
+      add_weight_grad(m1[e], [&](const Tensor& dst, float beta) {
+        gemm(rows(dh1, e), true, rows(xs, e), false, dst, 1.0f, beta);
+      });
+      if (glu) add_weight_grad(m3[e], [&](const Tensor& dst, float beta) {
+        gemm(rows(dh3, e), true, rows(xs, e), false, dst, 1.0f, beta);
+      });
     }
     if (mx) {
       auto g = autograd::grad_target(mx);
       for (int64_t e = 0; e < x; ++e) {
         if (empty_expert(e)) continue;
         const Tensor gx = rows(g.tensor, e);
-        gemm(rows(dh1, e), false, w1[e], false, gx, 1.0f, g.accumulate ? 1.0f : 0.0f);
-        if (glu) gemm(rows(dh3, e), false, w3[e], false, gx, 1.0f, 1.0f);
+        gemm(rows(dh1, e), false, widen(w1[e]), false, gx, 1.0f, g.accumulate ? 1.0f : 0.0f);
+        if (glu) gemm(rows(dh3, e), false, widen(w3[e]), false, gx, 1.0f, 1.0f);
       }
     }
   });

@@ -36,7 +36,7 @@ void check_row_count(int64_t rows, const char* op) {
 // The gradient of a gather: dsrc (+)= scatter-add of dout rows by idx.
 void gather_backward(const std::shared_ptr<AutogradMeta>& msrc, const Tensor& idx,
                      const Tensor& dout) {
-  auto g = autograd::grad_target(msrc);
+  auto g = autograd::grad_target(msrc, true);  // scatter_add_rows_into writes f16 too
   scatter_add_rows_into(dout.view(Shape{idx.numel(), g.tensor.shape().last()}),
                         sort_indices(idx), g.tensor, g.accumulate);
 }
@@ -72,7 +72,8 @@ SortedIndices sort_indices(const Tensor& keys) {
 void gather_rows_into(const Tensor& src, const Tensor& idx, const Tensor& out, bool acc) {
   const int64_t r = src.shape()[0], d = src.shape().last(), n = idx.numel();
   if (out.numel() != n * d) throw Error("gather_rows_into: out must hold (N, D) elements.");
-  Launch(src.ctx(), "index", "gather_rows").arg(src).arg(idx).arg(out).arg(n).arg(d)
+  const bool half = src.dtype() == DType::f16;
+  Launch(src.ctx(), "index", half ? "gather_rows_half" : "gather_rows").arg(src).arg(idx).arg(out).arg(n).arg(d)
       .arg(int32_t(r)).arg(int32_t(acc)).run(n * d);
 }
 
@@ -83,7 +84,8 @@ void scatter_add_rows_into(const Tensor& src, const SortedIndices& sorted, const
     throw Error("scatter_add_rows_into: src " + src.shape().str() + " must be (N, D) = (" +
                 std::to_string(n) + ", " + std::to_string(d) + ").");
   if (!acc) fill(out, 0.0f);  // rows no key names; hit rows are then overwritten
-  Launch(src.ctx(), "index", "segment_sum_rows").arg(src).arg(sorted.keys).arg(sorted.perm)
+  const bool half = out.dtype() == DType::f16;
+  Launch(src.ctx(), "index", half ? "segment_sum_rows_half" : "segment_sum_rows").arg(src).arg(sorted.keys).arg(sorted.perm)
       .arg(out).arg(n).arg(d).arg(int32_t(r)).arg(int32_t(acc)).run(n * d);
 }
 
@@ -102,7 +104,12 @@ Tensor gather_rows(const Tensor& src, const Tensor& idx) {
 }
 
 Tensor embedding(const Tensor& weight, const Tensor& ids) {
-  require_rows(weight, "embedding", "weight");
+  if (weight.defined() && weight.dtype() == DType::f16) {
+    if (weight.shape().ndim() != 2)
+      throw Error("embedding: 'weight' must be 2-D (rows, D), got " + weight.shape().str() + ".");
+  } else {
+    require_rows(weight, "embedding", "weight");
+  }
   require_dtype(ids, DType::i32, "embedding", "ids");
   if (ids.shape().ndim() < 1 || ids.shape().ndim() >= Shape::kMaxDims)
     throw Error("embedding: ids must have 1 to " + std::to_string(Shape::kMaxDims - 1) +

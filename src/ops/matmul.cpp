@@ -9,6 +9,7 @@
 #include "gemm_gpu.hpp"
 #include "gemm_skinny.hpp"
 #include "magellano/ops/elementwise.hpp"
+#include "magellano/ops/half_linear.hpp"
 #include "magellano/ops/launch.hpp"
 #include "magellano/ops/reduce.hpp"
 
@@ -169,6 +170,12 @@ Tensor matmul(const Tensor& a_in, const Tensor& b, bool ta, bool tb, const Tenso
     });
   }
   return out;
+}
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
+  if (!w.defined() || w.dtype() != DType::f16) return matmul(x, w, false, true, bias);
+  const Tensor y = half_linear(x, w);
+  return bias.defined() ? add(y, bias) : y;
 }
 
 }  // namespace magellano::ops

@@ -35,7 +35,7 @@ Tensor view_at(const Tensor& flat, int64_t offset, const Shape& shape) {
 }  // namespace
 
 AdamW::AdamW(Context& ctx, const std::vector<nn::Parameter>& params, AdamWConfig config)
-    : pack_(ctx, params, config.max_chunk_bytes, config.param_dtype), config_(config) {
+    : pack_(ctx, params, config.max_chunk_bytes), config_(config) {
   if (!(config.beta1 >= 0.0f && config.beta1 < 1.0f) || !(config.beta2 >= 0.0f && config.beta2 < 1.0f))
     throw Error("AdamW: betas must lie in [0, 1); got " + std::to_string(config.beta1) + ", " +
                 std::to_string(config.beta2) + ".");
@@ -54,12 +54,12 @@ AdamW::AdamW(Context& ctx, const std::vector<nn::Parameter>& params, AdamWConfig
   stats_ = Tensor::zeros(ctx, Shape{2}, DType::f32, MemCategory::optimizer);
 }
 
-void AdamW::norm_into(const Tensor& out, float max_norm) {
+void AdamW::norm_into(const Tensor& out, float max_norm, float grad_scale) {
   Context& ctx = pack_.ctx();
   const auto& chunks = pack_.chunks();
   for (size_t k = 0; k < chunks.size(); ++k) {
     Tensor part = partial_.narrow_rows(partial_base_[k], partial_base_[k] + partial_groups_[k]);
-    const bool half = chunks[k].grads.dtype() == DType::f16;
+    const bool half = chunks[k].dtype() == DType::f16;
     if (chunks[k].numel % step_vec(ctx) != 0) throw Error("AdamW: a chunk is not vector aligned.");
     ops::Launch(ctx, "adamw", half ? "sumsq_partial_half" : "sumsq_partial", program_options(ctx))
         .arg(chunks[k].grads).arg(part)
@@ -67,22 +67,22 @@ void AdamW::norm_into(const Tensor& out, float max_norm) {
   }
   const int32_t count = chunks.empty() ? 0 : static_cast<int32_t>(partial_.numel());
   ops::Launch(ctx, "adamw", "norm_final", program_options(ctx))
-      .arg(partial_).arg(out).arg(count).arg(max_norm).run(kLocal, kLocal);
+      .arg(partial_).arg(out).arg(count).arg(max_norm).arg(grad_scale).run(kLocal, kLocal);
 }
 
-Tensor AdamW::grad_norm() {
+Tensor AdamW::grad_norm(float grad_scale) {
   Tensor out = Tensor::empty(pack_.ctx(), Shape{1});
-  norm_into(out, 0.0f);
+  norm_into(out, 0.0f, grad_scale);
   return out;
 }
 
 Tensor AdamW::last_grad_norm() const { return clipped_ ? stats_.narrow_rows(0, 1) : Tensor(); }
 
-void AdamW::step(float lr, float max_grad_norm) {
+void AdamW::step(float lr, float max_grad_norm, float grad_scale) {
   Context& ctx = pack_.ctx();
   const bool clip = max_grad_norm > 0.0f;
   if (clip) {
-    norm_into(stats_, max_grad_norm);
+    norm_into(stats_, max_grad_norm, grad_scale);
     clipped_ = true;
   }
   ++step_;
@@ -93,7 +93,6 @@ void AdamW::step(float lr, float max_grad_norm) {
   const float step_size = static_cast<float>(double(lr) / (1.0 - std::pow(b1, t)));
   const float bc2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(b2, t)));
   const auto& chunks = pack_.chunks();
-  const bool half = pack_.dtype() == DType::f16;
   const int64_t vec = step_vec(ctx);
   const std::string options = program_options(ctx);
   for (size_t k = 0; k < chunks.size(); ++k) {
@@ -104,11 +103,12 @@ void AdamW::step(float lr, float max_grad_norm) {
     for (const Tensor& t : {c.params, c.grads, exp_avg_[k], exp_avg_sq_[k]})
       if (t.offset() % vec != 0 || c.numel % vec != 0) throw Error("AdamW: a chunk is not vector aligned.");
     const int64_t decay_end = std::min(c.numel, (c.decay_end + vec - 1) / vec * vec);
+    const bool half = c.dtype() == DType::f16;
     ops::Launch(ctx, "adamw", half ? "adamw_step_half" : "adamw_step", options)
         .arg(c.params).arg(c.grads).arg(exp_avg_[k]).arg(exp_avg_sq_[k]).arg(stats_)
         .arg(c.numel).arg(decay_end).arg(decay).arg(config_.beta1).arg(omb1)
         .arg(config_.beta2).arg(omb2).arg(step_size).arg(bc2_sqrt).arg(config_.eps)
-        .arg(int32_t(clip)).run(c.numel / vec);
+        .arg(int32_t(clip)).arg(grad_scale).run(c.numel / vec);
   }
 }
 

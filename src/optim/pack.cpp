@@ -23,42 +23,43 @@ Tensor view_at(const Tensor& flat, int64_t offset, const Shape& shape) {
 }  // namespace
 
 ParameterPack::ParameterPack(Context& ctx, const std::vector<nn::Parameter>& params,
-                             uint64_t max_chunk_bytes, DType dtype)
-    : ctx_(&ctx), dtype_(dtype) {
-  if (dtype != DType::f32 && dtype != DType::f16)
-    throw Error(std::string("AdamW: parameters can be stored as f32 or f16, not ") + to_string(dtype) + ".");
-  const uint64_t es = dtype_size(dtype);
+                             uint64_t max_chunk_bytes)
+    : ctx_(&ctx) {
   const uint64_t max_alloc = ctx.device().max_alloc_bytes;
   if (max_chunk_bytes == 0) max_chunk_bytes = std::min<uint64_t>(max_alloc, kDefaultChunkBytes);
-  const int64_t limit = std::max<int64_t>(kAlign, static_cast<int64_t>(max_chunk_bytes / es) / kAlign * kAlign);
 
-  // Trainable parameters, each tensor once: decay group first, then the others.
+  // Trainable parameters, each tensor once: f32 then f16; in each, decay group first.
   std::vector<nn::Parameter> order;
   std::set<const AutogradMeta*> seen;
-  for (int pass = 0; pass < 2; ++pass)
-    for (const auto& p : params) {
-      if (!p.tensor.defined() || !p.tensor.requires_grad()) continue;
-      if (p.weight_decay != (pass == 0)) continue;
-      if (!seen.insert(p.tensor.meta().get()).second) continue;
-      if (p.tensor.dtype() != dtype)
-        throw Error("AdamW: parameter '" + p.name + "' is " + to_string(p.tensor.dtype()) +
-                    "; this optimizer stores " + to_string(dtype) + " parameters (AdamWConfig::param_dtype).");
-      if (&p.tensor.ctx() != &ctx)
-        throw Error("AdamW: parameter '" + p.name + "' lives on another device context.");
-      order.push_back(p);
-    }
+  for (DType dtype : {DType::f32, DType::f16})
+    for (int pass = 0; pass < 2; ++pass)
+      for (const auto& p : params) {
+        if (!p.tensor.defined() || !p.tensor.requires_grad()) continue;
+        const DType t = p.tensor.dtype();
+        if (t != DType::f32 && t != DType::f16)
+          throw Error("AdamW: parameter '" + p.name + "' is " + to_string(t) +
+                      "; parameters are stored as f32 or f16.");
+        if (t != dtype || p.weight_decay != (pass == 0)) continue;
+        if (!seen.insert(p.tensor.meta().get()).second) continue;
+        if (&p.tensor.ctx() != &ctx)
+          throw Error("AdamW: parameter '" + p.name + "' lives on another device context.");
+        order.push_back(p);
+      }
 
-  // Greedy placement into chunks.
-  struct Plan { int64_t numel = 0; };
+  // Greedy placement into chunks; a new chunk where the dtype changes.
+  struct Plan { int64_t numel = 0; DType dtype = DType::f32; };
   std::vector<Plan> plans;
   for (const auto& p : order) {
+    const DType dtype = p.tensor.dtype();
+    const uint64_t es = dtype_size(dtype);
+    const int64_t limit = std::max<int64_t>(kAlign, static_cast<int64_t>(max_chunk_bytes / es) / kAlign * kAlign);
     const int64_t n = align_up(std::max<int64_t>(p.tensor.numel(), 1), kAlign);
-    if (plans.empty() || plans.back().numel + n > limit) {
+    if (plans.empty() || plans.back().dtype != dtype || plans.back().numel + n > limit) {
       if (static_cast<uint64_t>(n) * es > max_alloc)
         throw Error("AdamW: parameter '" + p.name + "' (" + std::to_string(p.tensor.nbytes()) +
                     " bytes) exceeds the device's largest allocation (" +
                     std::to_string(max_alloc) + " bytes).");
-      plans.push_back({});
+      plans.push_back({0, dtype});
     }
     Plan& c = plans.back();
     params_.push_back({p, static_cast<int>(plans.size() - 1), c.numel});
@@ -68,8 +69,8 @@ ParameterPack::ParameterPack(Context& ctx, const std::vector<nn::Parameter>& par
   for (const auto& plan : plans) {
     PackChunk c;
     c.numel = plan.numel;
-    c.params = Tensor::zeros(ctx, Shape{plan.numel}, dtype, MemCategory::parameters);
-    c.grads = Tensor::zeros(ctx, Shape{plan.numel}, dtype, MemCategory::gradients);
+    c.params = Tensor::zeros(ctx, Shape{plan.numel}, plan.dtype, MemCategory::parameters);
+    c.grads = Tensor::zeros(ctx, Shape{plan.numel}, plan.dtype, MemCategory::gradients);
     chunks_.push_back(std::move(c));
   }
   // decay_end: where the chunk's last decay tensor ends (decay tensors come first).
@@ -83,7 +84,7 @@ ParameterPack::ParameterPack(Context& ctx, const std::vector<nn::Parameter>& par
     t.rebind(c.params.storage(), c.params.offset() + pp.offset);
     const auto& m = t.meta();
     Tensor g = view_at(c.grads, pp.offset, t.shape());
-    if (m->grad_valid && m->grad.defined() && m->grad.dtype() == dtype &&
+    if (m->grad_valid && m->grad.defined() && m->grad.dtype() == c.dtype() &&
         m->grad.numel() == t.numel())
       ops::copy_into(m->grad, g);  // keep a gradient collected before packing
     m->grad = g;
@@ -103,7 +104,7 @@ void ParameterPack::zero_grad() {
 
 void ParameterPack::scale_grads(float s) {
   for (const auto& c : chunks_) {
-    if (dtype_ == DType::f32) ops::scale_into(c.grads, s, c.grads, false);
+    if (c.dtype() == DType::f32) ops::scale_into(c.grads, s, c.grads, false);
     else ops::Launch(*ctx_, "adamw", "scale_half").arg(c.grads).arg(c.numel).arg(s).run(c.numel);
   }
 }

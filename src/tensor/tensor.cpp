@@ -263,6 +263,7 @@ bool Tensor::requires_grad() const { return impl_ && impl_->meta->requires_grad;
 Tensor& Tensor::set_requires_grad(bool on) {
   impl_->meta->requires_grad = on;
   impl_->meta->is_leaf = true;
+  impl_->meta->grad_dtype = dtype() == DType::f16 ? DType::f16 : DType::f32;
   return *this;
 }
 

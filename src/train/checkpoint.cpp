@@ -63,6 +63,7 @@ nn::ModelSpec model_spec(const Config& c) {
     s.lora.targets = c.lora.target_modules;
     s.base_storage = nn::parse_weight_storage(c.lora.base_precision);
   }
+  s.weight_dtype = c.train.param_dtype == "fp16" ? DType::f16 : DType::f32;
   s.checkpoint_every = c.train.gradient_checkpointing;
   s.checkpoint_inputs_fp16 = c.train.activation_dtype == "fp16";
   return s;

@@ -360,6 +360,12 @@ void resolve(Config& c) {
   if (!c.lora.enabled() && c.lora.base_precision != "fp32")
     throw Error("config: 'lora.base_precision' \"" + c.lora.base_precision +
                 "\" needs LoRA (frozen base weights): set 'lora.rank' >= 1, or use \"fp32\".");
+  if (t.param_dtype == "fp16" && c.lora.enabled())
+    throw Error("config: 'train.param_dtype' \"fp16\" is for full training; with LoRA the adapters "
+                "train in fp32 and 'lora.base_precision' sets the frozen base's storage. Use \"fp32\".");
+  if (t.param_dtype == "fp16" && !t.loss_scaling)
+    throw Error("config: 'train.param_dtype' \"fp16\" stores gradients in fp16 too, where small ones "
+                "underflow to zero: set 'train.loss_scaling' to true (dynamic loss scaling).");
   if (t.activation_dtype == "fp16" && t.gradient_checkpointing == 0)
     throw Error("config: 'train.activation_dtype' \"fp16\" stores the segment inputs of gradient "
                 "checkpointing; set 'train.gradient_checkpointing' (e.g. \"balanced\") or use \"fp32\".");

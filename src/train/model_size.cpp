@@ -98,6 +98,15 @@ MemoryEstimate estimate_memory(const Config& c) {
     e.gradients = lc.lora * f;
     e.optimizer_state = 2 * lc.lora * f;
   }
+  if (c.train.param_dtype == "fp16") {  // matrix weights and their gradients at 2 bytes
+    const ModelConfig& mc = c.model;
+    const int64_t matrices = count_lora(c).linear_weights + p.embedding + p.lm_head;
+    e.weights = e.gradients = (p.total - matrices) * f + matrices * 2;
+    // One matrix at a time is widened to fp32 for its product (or has its fp32 gradient
+    // computed before the fp16 one takes it): the largest, usually the LM head.
+    const int64_t E = mc.expand * mc.dim;
+    e.workspace += std::max({mc.vocab_size * mc.dim, 2 * E * mc.dim, mc.moe.hidden * mc.dim}) * f;
+  }
   const int64_t k = c.train.gradient_checkpointing;
   const int64_t layers = p.mamba_layers + p.moe_layers;
   if (k > 0 && layers > 0) {

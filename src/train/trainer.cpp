@@ -43,10 +43,6 @@ std::pair<Tensor, Tensor> split_batch(Context& ctx, const std::vector<int32_t>& 
 
 TrainSummary train(const Config& cfg, Context& ctx, const TrainOptions& opt) {
   cfg.require_training_data();
-  if (cfg.train.param_dtype != "fp32")
-    throw Error("train.param_dtype \"" + cfg.train.param_dtype + "\" is not supported by `train` yet: "
-                "the model's ops take fp32 weights (fp16 storage exists in the optimizer only). "
-                "Use \"fp32\".");
   std::ostream* out = opt.out;
   const auto& tc = cfg.train;
   const int64_t B = tc.batch_size, L = tc.seq_len, V = cfg.model.vocab_size;
@@ -155,15 +151,14 @@ TrainSummary train(const Config& cfg, Context& ctx, const TrainOptions& opt) {
     }
     const float lr = schedule.at(step);
     bool apply = true;
+    // The stored gradients are sums over micro-batches of scaled losses; the optimizer reads
+    // them times `unscale` (never rewriting them, so fp16 gradients do not underflow).
     float unscale = 1.0f / float(tc.grad_accum);
     if (tc.loss_scaling) {
       unscale /= scaler.scale();
       apply = scaler.update(grads_finite(adamw));  // one scalar read
     }
-    if (apply) {
-      if (unscale != 1.0f) adamw.scale_grads(unscale);
-      adamw.step(lr, float(tc.grad_clip));
-    }
+    if (apply) adamw.step(lr, float(tc.grad_clip), unscale);
     ++step;
     ++interval_steps;
     tokens += B * L * tc.grad_accum;
@@ -172,7 +167,7 @@ TrainSummary train(const Config& cfg, Context& ctx, const TrainOptions& opt) {
     if (step % tc.log_every == 0 || step == tc.steps) {
       const double loss = ce_sum.item() / interval_steps, aux = aux_sum.item() / interval_steps;
       const Tensor gn = tc.grad_clip > 0 ? adamw.last_grad_norm() : Tensor();
-      const float grad_norm = (gn.defined() ? gn : adamw.grad_norm()).item();
+      const float grad_norm = (gn.defined() ? gn : adamw.grad_norm(unscale)).item();
       // With loss scaling an Inf gradient only skips its step (the scaler handles it).
       if (!std::isfinite(loss) || !std::isfinite(aux) || (!tc.loss_scaling && !std::isfinite(grad_norm)))
         throw Error("training stopped at step " + std::to_string(step) + ": the " +

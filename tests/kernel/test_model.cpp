@@ -4,6 +4,7 @@
 #include <set>
 
 #include "harness.hpp"
+#include "magellano/io/st_dtype.hpp"
 #include "magellano/nn/model.hpp"
 #include "magellano/ops/elementwise.hpp"
 
@@ -111,4 +112,83 @@ TEST(Model, GradientDescentLowersTheLossOnAFixedBatch) {
       if (p.tensor.grad().defined()) magellano::ops::scale_into(p.tensor.grad(), -0.5f, p.tensor, true);
   }
   EXPECT_LT(last, 0.5f * first) << "memorising one batch should at least halve the loss";
+}
+
+// fp16 weight storage (ModelSpec::weight_dtype f16): the matrix weights (embedding and tied
+// head, every Linear) are f16, everything else f32. Every product runs on an exact widening of
+// the weights, so the model equals the f32 model of the same seed whose matrix weights are
+// rounded to fp16: the same loss bits, the same f32 gradients bits, and each fp16 gradient is
+// that model's gradient rounded once to fp16 -- except the tied embedding's, which gets two
+// contributions (the head's product, then the lookup's) and so two roundings, each 2^-11 of
+// its contribution's size; the contributions can cancel, so the bound is 2^-9 of the largest
+// value in the row (a dropped or doubled contribution is of the row's size).
+// With gradient checkpointing (recompute in the backward) the same holds.
+TEST(Model, Fp16WeightsEqualTheF32ModelWithRoundedWeights) {
+  for (bool tie : {true, false}) {
+    ModelSpec s = small_spec("MEME", tie);
+    Model f32(test_ctx(), s, 21);
+    s.weight_dtype = DType::f16;
+    Model half(test_ctx(), s, 21);
+    const auto p16 = half.parameters(), p32 = f32.parameters();
+    ASSERT_EQ(p16.size(), p32.size());
+    for (size_t i = 0; i < p16.size(); ++i) {
+      const std::string& n = p16[i].name;
+      const bool matrix = n.find("proj.weight") != std::string::npos || n.find("gate.weight") != std::string::npos ||
+                          n.find(".experts.") != std::string::npos || n == "backbone.embeddings.weight" ||
+                          n == "lm_head.weight";
+      ASSERT_EQ(p16[i].tensor.dtype(), matrix ? DType::f16 : DType::f32) << n;
+      ASSERT_TRUE(p16[i].tensor.requires_grad()) << n;
+      if (!matrix) continue;
+      ag::NoGradScope ng;
+      const auto r = magellano::ops::cast(magellano::ops::cast(p32[i].tensor, DType::f16), DType::f32).to_host();
+      ASSERT_EQ(r, p16[i].tensor.to_host()) << n << ": the fp16 weights are the f32 draws rounded";
+      Tensor t = p32[i].tensor;
+      t.copy_from_host(r.data(), r.size() * 4);
+    }
+    const int64_t B = 2, L = 13;
+    const Tensor x = upload_i32(Shape{B, L}, random_ids(B * L, 97, 22)), y = upload_i32(Shape{B, L}, random_ids(B * L, 97, 23));
+    auto run = [&](Model& m, const std::vector<magellano::nn::Parameter>& ps, int64_t k) {
+      for (const auto& p : ps) p.tensor.meta()->grad_valid = false;
+      m.set_checkpoint_every(k);
+      auto out = m.loss(x, y);
+      const float loss = out.loss.item();
+      ag::backward(out.loss);
+      std::vector<std::vector<float>> g;
+      for (const auto& p : ps) g.push_back(p.tensor.grad().defined() ? p.tensor.grad().to_host() : std::vector<float>{});
+      return std::make_pair(loss, g);
+    };
+    const auto [loss32, g32] = run(f32, p32, 0);
+    for (int64_t k : {0, 2}) {
+      const auto [loss16, g16] = run(half, p16, k);
+      EXPECT_EQ(loss16, loss32) << "tie " << tie << " k " << k;
+      for (size_t i = 0; i < p16.size(); ++i) {
+        const std::string& n = p16[i].name;
+        ASSERT_EQ(g16[i].size(), g32[i].size()) << n;
+        if (p16[i].tensor.dtype() == DType::f32) {
+          EXPECT_EQ(g16[i], g32[i]) << n << " k " << k;
+          continue;
+        }
+        ASSERT_EQ(p16[i].tensor.grad().dtype(), DType::f16) << n;
+        const int64_t D = s.dim;
+        for (size_t j = 0; j < g32[i].size(); ++j) {
+          const float want = magellano::io::f16_to_f32(magellano::io::f32_to_f16(g32[i][j]));
+          if (tie && n == "backbone.embeddings.weight") {
+            float row_max = 0;
+            for (int64_t c = 0; c < D; ++c) row_max = std::max(row_max, std::fabs(g32[i][j / D * D + c]));
+            ASSERT_LE(std::fabs(g16[i][j] - g32[i][j]), std::ldexp(row_max, -9) + std::ldexp(1.0f, -24))
+                << n << "[" << j << "] k " << k;
+          } else {
+            ASSERT_EQ(g16[i][j], want) << n << "[" << j << "] k " << k;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Model, Fp16WeightsWithLoRAAreRefused) {
+  ModelSpec s = small_spec("ME");
+  s.weight_dtype = DType::f16;
+  s.lora.rank = 2;
+  EXPECT_THROW(Model(test_ctx(), s, 1), magellano::Error);
 }

@@ -12,7 +12,9 @@
 #include "magellano/io/json_file.hpp"
 #include "magellano/io/safetensors.hpp"
 #include "magellano/io/safetensors_device.hpp"
+#include "magellano/optim/adamw.hpp"
 #include "magellano/train/checkpoint.hpp"
+#include "magellano/train/model_size.hpp"
 #include "magellano/train/trainer.hpp"
 
 using namespace mgtest;
@@ -219,19 +221,100 @@ TEST(Checkpoint, HuggingFaceMambaDirectoriesLoad) {
   EXPECT_THROW(train::load_model(d.path(), test_ctx()), magellano::Error);
 }
 
-TEST(Trainer, Fp16ParameterStorageIsRejectedClearly) {
-  // train.param_dtype "fp16" is valid config (the optimizer supports it) but the trainer does
-  // not: the error says so before anything is written.
-  TempDir d;
-  auto cfg = small_config(d.path(), 2);
+namespace {
+bool is_matrix(const std::string& name) {
+  return name.find("proj.weight") != std::string::npos || name.find("gate.weight") != std::string::npos ||
+         name.find(".experts.") != std::string::npos || name == "backbone.embeddings.weight" ||
+         name == "lm_head.weight";
+}
+}  // namespace
+
+// train.param_dtype "fp16": checkpoints store the matrix weights as F16 (the rest F32, moments
+// F32), resuming reproduces the run bit for bit, and the saved checkpoint loads as an fp16
+// model that evaluates to the trainer's final validation loss.
+TEST(Trainer, Fp16ParametersCheckpointAsF16AndResumeBitExactly) {
+  TempDir a, b;
+  auto cfg = small_config(a.path(), 8);
+  cfg.checkpoint.every = 4;
   cfg.train.param_dtype = "fp16";
-  try {
-    train::train(cfg, test_ctx(), {});
-    FAIL() << "fp16 parameter storage should be rejected by the trainer";
-  } catch (const magellano::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("train.param_dtype \"fp16\" is not supported"), std::string::npos) << e.what();
+  cfg.train.loss_scaling = true;
+  const auto sa = train::train(cfg, test_ctx(), {});
+  const fs::path a4 = a.path() / "run" / "step-00000004", a8 = a.path() / "run" / "step-00000008";
+  const auto weights = magellano::io::SafetensorsReader::open(a8 / "model.safetensors");
+  size_t halves = 0;
+  for (const auto& n : weights.names()) {
+    EXPECT_EQ(weights.dtype(n), is_matrix(n) ? magellano::io::StDType::F16 : magellano::io::StDType::F32) << n;
+    halves += is_matrix(n);
   }
-  EXPECT_FALSE(fs::exists(d.path() / "run"));
+  EXPECT_GE(halves, 10u);
+  const auto moments = magellano::io::SafetensorsReader::open(a8 / "optimizer.safetensors");
+  for (const auto& n : moments.names()) EXPECT_EQ(moments.dtype(n), magellano::io::StDType::F32) << n;
+  auto resumed = train::Config::from_json(magellano::io::read_json(a4 / "config.json"));
+  EXPECT_EQ(resumed.train.param_dtype, "fp16");
+  resumed.checkpoint.dir = (b.path() / "run").string();
+  train::TrainOptions o;
+  o.resume = a4;
+  train::train(resumed, test_ctx(), o);
+  const fs::path b8 = b.path() / "run" / "step-00000008";
+  EXPECT_EQ(bytes_of(a8 / "model.safetensors"), bytes_of(b8 / "model.safetensors")) << "weights differ";
+  EXPECT_EQ(bytes_of(a8 / "optimizer.safetensors"), bytes_of(b8 / "optimizer.safetensors")) << "moments differ";
+  const auto la = losses(a.path() / "run" / "metrics.jsonl"), lb = losses(b.path() / "run" / "metrics.jsonl");
+  ASSERT_EQ(la.size(), 8u);
+  ASSERT_EQ(lb.size(), 4u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(la[4 + i], lb[i]) << "loss at step " << 5 + i;
+  auto loaded = train::load_model(a8, test_ctx());
+  for (const auto& p : loaded.model->parameters())
+    EXPECT_EQ(p.tensor.dtype(), is_matrix(p.name) ? DType::f16 : DType::f32) << p.name;
+  ASSERT_TRUE(sa.val.has_value());
+  const auto r = train::evaluate(*loaded.model, magellano::data::TokenFile::open(*cfg.data.val, 64).read_all(),
+                                 cfg.train.seq_len, cfg.train.batch_size, cfg.eval.batches * cfg.train.batch_size);
+  EXPECT_EQ(r.loss, sa.val->loss);
+}
+
+// The same run with fp16 and with fp32 parameters learns the same structure: the fp16 run's
+// validation loss ends within 5% of the fp32 run's (measured: see the printout).
+TEST(Trainer, Fp16ParametersLearnLikeFp32) {
+  double val[2];
+  for (int half = 0; half < 2; ++half) {
+    TempDir d;
+    auto cfg = small_config(d.path(), 150);
+    cfg.train.log_every = 50;
+    cfg.train.lr = 1e-2, cfg.train.min_lr = 1e-3, cfg.train.warmup_steps = 10;
+    cfg.train.batch_size = 4;
+    if (half) cfg.train.param_dtype = "fp16", cfg.train.loss_scaling = true;
+    const auto s = train::train(cfg, test_ctx(), {});
+    ASSERT_TRUE(s.val.has_value());
+    val[half] = s.val->loss;
+  }
+  std::cout << "validation loss after 150 steps: fp32 parameters " << val[0] << ", fp16 " << val[1] << "\n";
+  EXPECT_LT(val[1], std::log(64.0) * 0.6);
+  EXPECT_LT(std::fabs(val[1] - val[0]), 0.05 * val[0]);
+}
+
+// The tracker's parameter and gradient bytes of a built model and its optimizer equal the
+// estimate of `info` (up to the pack's 64-element alignment of each tensor), for fp32 and fp16
+// storage; fp16 stores the matrix weights (here 97% of the parameters) in half the bytes.
+TEST(Trainer, Fp16ParameterBytesMatchTheEstimate) {
+  uint64_t bytes[2];
+  for (int half = 0; half < 2; ++half) {
+    TempDir d;
+    auto cfg = small_config(d.path(), 2);
+    if (half) cfg.train.param_dtype = "fp16", cfg.train.loss_scaling = true;
+    auto& mem = test_ctx().memory();
+    const uint64_t p0 = mem.current(magellano::MemCategory::parameters), g0 = mem.current(magellano::MemCategory::gradients);
+    magellano::nn::Model model(test_ctx(), train::model_spec(cfg), 1);
+    magellano::optim::AdamW opt(test_ctx(), model.trainable_parameters());
+    const uint64_t params = mem.current(magellano::MemCategory::parameters) - p0;
+    const uint64_t grads = mem.current(magellano::MemCategory::gradients) - g0;
+    const auto e = train::estimate_memory(cfg);
+    const uint64_t slack = 64 * 4 * model.parameters().size();
+    EXPECT_GE(params, uint64_t(e.weights)) << "half " << half;
+    EXPECT_LE(params, uint64_t(e.weights) + slack) << "half " << half;
+    EXPECT_GE(grads, uint64_t(e.gradients)) << "half " << half;
+    EXPECT_LE(grads, uint64_t(e.gradients) + slack) << "half " << half;
+    bytes[half] = params;
+  }
+  EXPECT_LT(double(bytes[1]), 0.55 * double(bytes[0]));
 }
 
 // QLoRA run: NF4 base, adapters on Mamba, router and experts, dropout, checkpointing every

@@ -16,6 +16,7 @@
 #include "magellano/nn/mamba.hpp"
 #include "magellano/nn/moe.hpp"
 #include "magellano/runtime/error.hpp"
+#include "magellano/train/checkpoint.hpp"
 #include "magellano/train/config.hpp"
 #include "magellano/train/model_size.hpp"
 #include "error_text.hpp"
@@ -114,10 +115,20 @@ TEST(Config, UnknownKeysAndWrongTypesNameTheKeyPath) {
   EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"moe": {"activation": "relu"}}})"); }),
                   "'model.moe.activation' must be \"swiglu\" or \"gelu\", got \"relu\""));
   EXPECT_TRUE(has(error_of([] { parse(R"({"device": null})"); }), "'device' must be a string, got null"));
-  // train.param_dtype: fp32 (default) or fp16 storage of parameters in the optimizer.
+  // train.param_dtype: fp32 (default) or fp16 storage of the matrix weights, which needs loss
+  // scaling (fp16 gradients) and full training (not LoRA).
   EXPECT_EQ(Config::defaults().train.param_dtype, "fp32");
-  EXPECT_EQ(parse(R"({"train": {"param_dtype": "fp16"}})").train.param_dtype, "fp16");
-  EXPECT_EQ(load_config(preset("tiny"), {"train.param_dtype=fp16"}).train.param_dtype, "fp16");
+  EXPECT_EQ(parse(R"({"train": {"param_dtype": "fp16", "loss_scaling": true}})").train.param_dtype, "fp16");
+  EXPECT_EQ(load_config(preset("tiny"), {"train.param_dtype=fp16", "train.loss_scaling=true"}).train.param_dtype,
+            "fp16");
+  EXPECT_EQ(model_spec(parse(R"({"train": {"param_dtype": "fp16", "loss_scaling": true}})")).weight_dtype,
+            magellano::DType::f16);
+  EXPECT_EQ(model_spec(Config::defaults()).weight_dtype, magellano::DType::f32);
+  EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"param_dtype": "fp16"}})"); }),
+                  "'train.param_dtype' \"fp16\" stores gradients in fp16 too, where small ones underflow "
+                  "to zero: set 'train.loss_scaling' to true"));
+  EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"param_dtype": "fp16", "loss_scaling": true}, "lora": {"rank": 4}})"); }),
+                  "'train.param_dtype' \"fp16\" is for full training"));
   EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"param_dtype": "bf16"}})"); }),
                   "'train.param_dtype' must be \"fp32\" or \"fp16\", got \"bf16\""));
   EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"param_dtype": 16}})"); }), "'train.param_dtype'"));

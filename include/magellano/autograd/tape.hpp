@@ -67,12 +67,15 @@ std::shared_ptr<AutogradMeta> grad_meta(const Tensor& t);
 void record(const Tensor& output, std::function<void(const Tensor& grad_out)> backward);
 
 // Where a backward writes an input's gradient. When `accumulate` is false the buffer holds
-// nothing valid and must be overwritten; when true the kernel adds to it.
+// nothing valid and must be overwritten; when true the kernel adds to it. The tensor has the
+// input's grad_dtype: an f16 gradient (of an fp16-stored parameter) is returned only to a
+// caller that says it writes fp16 (`f16_ok`); any other caller gets an Error naming the
+// tensor, so an op that only writes f32 cannot silently replace the optimizer's fp16 buffer.
 struct GradTarget {
   Tensor tensor;
   bool accumulate = false;
 };
-GradTarget grad_target(const std::shared_ptr<AutogradMeta>& input);
+GradTarget grad_target(const std::shared_ptr<AutogradMeta>& input, bool f16_ok = false);
 
 // Runs the tape newest first from `loss` (seed: dloss, default all ones) and empties it.
 void backward(const Tensor& loss, const Tensor& seed = Tensor());

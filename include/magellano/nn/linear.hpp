@@ -27,8 +27,9 @@ struct LoRAAdapter {
 // weight: (out, in) as PyTorch stores it; bias: (out) or none.
 // Default init as torch.nn.Linear: U(-s/sqrt(in), s/sqrt(in)) for weight (s = init_scale, 1 by
 // default) and U(±1/sqrt(in)) for bias.
-// Storage of the weight: f32 (trainable or frozen), or frozen f16 (`weight` holds f16 values,
-// widened to fp32 for each product) or frozen NF4 (`nf4` holds it, `weight` is undefined).
+// Storage of the weight: f32 or f16, trainable or frozen (an f16 `weight` is widened to fp32
+// for each product, ops::half_linear; a trainable one gets an fp16 gradient), or frozen NF4
+// (`nf4` holds it, `weight` is undefined).
 class Linear : public Module {
  public:
   Linear(Context& ctx, int64_t in, int64_t out, bool bias, Init& init, float init_scale = 1.0f);
@@ -41,6 +42,9 @@ class Linear : public Module {
   // Freezes weight and bias (no gradient) and converts the weight to `storage`; the f32 copy
   // is released.
   void freeze(WeightStorage storage);
+  // Stores an f32 weight as fp16 (rounded to nearest) and keeps it trainable: fp16 parameter
+  // storage (nn::ModelSpec::weight_dtype). The bias stays f32.
+  void store_half();
   // Attaches a LoRA adapter: A ~ U(±1/sqrt(in)) drawn from `init`, B = 0.
   void add_lora(int64_t rank, double alpha, double dropout, Init& init, uint64_t dropout_seed);
   // The base weight as (out, in) f32: `weight` itself when stored f32, else a widened /
@@ -60,6 +64,7 @@ class Linear : public Module {
   std::optional<LoRAAdapter> lora;
 
  private:
+  void convert(WeightStorage to);  // the weight's storage, same requires_grad
   int64_t in_, out_;
   WeightStorage storage_ = WeightStorage::f32;
 };
@@ -75,10 +80,12 @@ class RMSNorm : public Module {
 };
 
 // Token embedding: weight (V, D), init N(0, 0.02) as mamba_ssm; forward(ids (...) i32) -> (..., D).
+// The weight is f32, or f16 after store_half() (trainable fp16 storage; rows widened on read).
 class Embedding : public Module {
  public:
   Embedding(Context& ctx, int64_t vocab, int64_t dim, Init& init, double std = 0.02);
   Tensor forward(const Tensor& ids) const;
+  void store_half();
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
   Tensor weight;
 };

@@ -32,6 +32,15 @@ struct ModelSpec {
   // exist at once.
   LoRAConfig lora;
   WeightStorage base_storage = WeightStorage::f32;
+  // Storage of the matrix weights: every Linear weight (Mamba projections, MoE router and
+  // experts, an untied LM head) and the embedding (with the tied LM head). f16: trainable fp16
+  // parameters (train.param_dtype "fp16"), drawn in fp32 like the f32 model's and rounded to
+  // nearest; each is widened to fp32 right before its product and its gradient is fp16. The
+  // other parameters (norm weights, conv1d, dt_proj's bias, A_log, D) stay f32: they are few,
+  // and their updates are far below an fp16 ulp of their values (RMSNorm weights start at 1).
+  // Each block is converted before the next is built. Not with LoRA (the adapters train in
+  // f32; the frozen base has base_storage).
+  DType weight_dtype = DType::f32;
   // Gradient checkpointing: segments of this many blocks run forward without recording and
   // are recomputed (recording on a nested tape) in the backward; 0 = off. Gradients are the
   // same bits as without it.
@@ -96,7 +105,7 @@ class Model : public Module {
   Segment run_blocks(size_t begin, size_t end, Tensor h, Tensor aux_in, DecodeState* state) const;
   // One checkpointed segment: forward without recording, recompute in the backward.
   Segment checkpointed(size_t begin, size_t end, const Tensor& h) const;
-  void prepare_block(size_t i);  // freezes, converts and attaches adapters (LoRA on)
+  void prepare_block(size_t i);  // LoRA: freezes, converts, attaches adapters; else weight_dtype
   Tensor head(const Tensor& h) const;  // norm_f then the LM head: (..., D) → (..., V)
   // Embedding and blocks: ids (B, L) → the residual stream (B, L, D); MoE outputs go to `out`.
   Tensor body(const Tensor& ids, DecodeState* state, ModelOutput& out) const;

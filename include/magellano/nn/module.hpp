@@ -13,7 +13,7 @@ namespace magellano::nn {
 
 struct Parameter {
   std::string name;     // full name, e.g. "backbone.layers.0.mixer.A_log"
-  Tensor tensor;        // f32, category parameters, requires_grad when trainable
+  Tensor tensor;        // f32 (or f16: fp16 storage), category parameters, requires_grad when trainable
   bool weight_decay = true;  // false for A_log, D, norm weights and biases
 };
 
@@ -68,5 +68,8 @@ class Init {
 
 // A trainable parameter tensor from host values.
 Tensor make_parameter(Context& ctx, const Shape& shape, const std::vector<float>& values);
+// An fp16 copy of parameter w (rounded to nearest even), trainable when w is; w itself when it
+// is already f16. The caller replaces its handle, so w's f32 buffer is released.
+Tensor half_parameter(const Tensor& w);
 
 }  // namespace magellano::nn

@@ -6,8 +6,8 @@
 //   idx, w  = top-K of probs, w renormalised (N, K)    ties: the lower expert index
 //   out[n]  = Σ_k w[n, k] · expert_{idx[n, k]}(x[n])   (x's shape)
 //   expert_e(v) = w2_e (silu(w1_e v) ⊙ w3_e v)  (SwiGLU)  or  w2_e gelu(w1_e v)  (GELU, erf form)
-// Experts that are plain f32 Linears without adapters run through ops::expert_mlp (grouped
-// GEMMs, one closure). With LoRA adapters or frozen f16 / NF4 weights, each expert's rows are
+// Experts that are plain Linears without adapters, all f32 or all f16, run through
+// ops::expert_mlp (grouped GEMMs, one closure). With LoRA adapters or NF4 weights, each expert's rows are
 // split off (ops::split_rows) and run through its Linear layers (base + adapter), then stacked
 // back (ops::concat_rows): the same arithmetic per expert, composed of differentiable ops.
 // Dropless: every token reaches its K experts. The (N·K) routed pairs are sorted by expert

@@ -17,7 +17,8 @@ void fill(const Tensor& t, float value);
 void copy_into(const Tensor& src, const Tensor& dst);  // same numel, same dtype
 // dst (+)= s * x  (acc picks add or overwrite); shapes must have equal numel.
 void scale_into(const Tensor& x, float s, const Tensor& dst, bool acc);
-// Writes s * x into an input's gradient (the usual last step of a backward).
+// Writes s * x (f32) into an input's gradient (the usual last step of a backward). An f16
+// gradient (fp16 parameter storage) gets the fp32 sum rounded to nearest fp16.
 void accumulate_grad(const std::shared_ptr<AutogradMeta>& m, const Tensor& x, float s = 1.0f);
 
 }  // namespace magellano::ops

@@ -5,8 +5,11 @@
 //
 //   xs:      (R, D) f32, rows sorted by expert
 //   offsets: X + 1 host integers, 0 = offsets[0] <= ... <= offsets[X] = R
-//   w1, w3:  X tensors (F, D) f32 (PyTorch Linear layout [out, in]); w3 empty for GELU
-//   w2:      X tensors (D, F) f32
+//   w1, w3:  X tensors (F, D) (PyTorch Linear layout [out, in]); w3 empty for GELU
+//   w2:      X tensors (D, F)
+//            all f32, or all f16 (fp16 storage: each expert's weight is widened into an fp32
+//            scratch right before its GEMM, and again in the backward; an fp16 weight's
+//            gradient is computed in fp32 and added into its fp16 gradient, rounded once)
 //   returns  (R, D): y[r] = w2_e · act(r)   with, for r in expert e's rows,
 //            act = silu(w1_e · x_r) ⊙ (w3_e · x_r)   (SwiGLU)   or   gelu(w1_e · x_r)  (GELU, erf)
 //

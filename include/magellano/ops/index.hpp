@@ -31,9 +31,11 @@ SortedIndices sort_indices(const Tensor& keys);
 // rows no id names get 0.
 Tensor gather_rows(const Tensor& src, const Tensor& idx);
 
-// The embedding lookup: weight (V, D) f32; ids: any shape (up to 3-D) i32; returns (ids..., D).
-// Same as gather_rows with ids flattened. Work is O(N * D + N log N) forward and backward, plus
-// a zero fill of dweight when backward overwrites it.
+// The embedding lookup: weight (V, D) f32 or f16; ids: any shape (up to 3-D) i32; returns
+// (ids..., D) f32. Same as gather_rows with ids flattened. Work is O(N * D + N log N) forward
+// and backward, plus a zero fill of dweight when backward overwrites it. An f16 weight (fp16
+// parameter storage) is widened as it is read; its fp16 gradient gets each touched element's
+// fp32 segment sum added in fp32 and rounded once to fp16.
 Tensor embedding(const Tensor& weight, const Tensor& ids);
 
 // out[r, :] = sum of src[n, :] over idx[n] == r, in increasing n (0 for rows no id names).
@@ -42,8 +44,9 @@ Tensor embedding(const Tensor& weight, const Tensor& ids);
 Tensor scatter_add_rows(const Tensor& src, const Tensor& idx, int64_t rows);
 
 // Building blocks (no autograd). acc: add to out instead of overwriting it.
-//   gather_rows_into:      src (R, D), idx (N) i32, out (N, D)
-//   scatter_add_rows_into: src (N, D), sorted = sort_indices(idx) with idx (N), out (R, D);
+//   gather_rows_into:      src (R, D) f32 or f16, idx (N) i32, out (N, D) f32
+//   scatter_add_rows_into: src (N, D) f32, sorted = sort_indices(idx) with idx (N), out (R, D)
+//                          f32 or f16 (each element's fp32 sum rounded once);
 //                          when acc is false, rows no key names are set to 0, else untouched.
 void gather_rows_into(const Tensor& src, const Tensor& idx, const Tensor& out, bool acc);
 void scatter_add_rows_into(const Tensor& src, const SortedIndices& sorted, const Tensor& out,

@@ -13,10 +13,9 @@ namespace magellano::ops {
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false,
               const Tensor& bias = Tensor());
 
-// x: (..., in), w: (out, in) as PyTorch stores Linear weights, bias: (out) -> (..., out)
-inline Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias = Tensor()) {
-  return matmul(x, w, false, true, bias);
-}
+// x: (..., in), w: (out, in) as PyTorch stores Linear weights, bias: (out) -> (..., out).
+// w f32: matmul; w f16 (fp16 storage): ops::half_linear, then the bias.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias = Tensor());
 
 // Plain GEMM on tensors as matrices, no autograd: c = alpha * op(a) op(b) + beta * c, with a,
 // b, c viewed as row-major (batch, rows, cols); batch = 1 for 2-D. beta == 0 never reads c.

@@ -6,36 +6,38 @@
 //   optim::LrSchedule sched{3e-4f, 3e-5f, 100, 10000};
 //   for each step s:
 //     opt.zero_grad();
-//     for each of A micro-batches: backward(loss_k)      // gradients add up
-//     if (A > 1) opt.scale_grads(1.0f / A);               // mean over micro-batches
-//     opt.step(sched.at(opt.step_count()), 1.0f);        // clip to global norm 1, update
+//     for each of A micro-batches: backward(loss_k · S)   // gradients add up (S: loss scale)
+//     opt.step(sched.at(opt.step_count()), 1.0f, 1.0f / (A · S));  // mean, unscale, clip, update
 //     every log interval: opt.last_grad_norm().item()      // the one scalar read back
 // Nothing is read back to the host inside step(): the clipping coefficient is computed and
 // applied on the device.
 //
-// Per element, t = step count after increment (torch's order and rounding points):
-//   g <- g * min(1, max_norm / (||g||_2 + 1e-6))   when max_norm > 0 (clip_grad_norm_)
+// Per element, t = step count after increment (torch's order and rounding points), with the
+// stored gradient g and grad_scale s (1 / (micro-batches · loss scale), default 1):
+//   g <- g * (s * min(1, max_norm / (||s g||_2 + 1e-6)))   when max_norm > 0 (clip_grad_norm_)
+//   g <- g * s                                              otherwise
 //   p <- p * (1 - lr * wd)                          decay group only
 //   m <- b1 m + (1 - b1) g ;  v <- b2 v + (1 - b2) g^2
 //   p <- p - (lr / (1 - b1^t)) * (m / (sqrt(v) / sqrt(1 - b2^t) + eps))
 // Step scalars are computed on the host in double and rounded to float (as torch's fp32 kernels
-// round theirs); the betas enter as the float values of the config. Gradients are not modified
-// by clipping (the kernel scales them as it reads them).
+// round theirs); the betas enter as the float values of the config. Stored gradients are never
+// modified (the kernel scales them as it reads them), so fp16 gradients are unscaled in fp32
+// and cannot underflow on the way.
 //
-// Parameter storage (AdamWConfig::param_dtype):
-//   f32 (default): parameters and gradients f32, 16 bytes per parameter with the moments.
-//   f16: parameters and gradients stored as fp16, moments fp32: 12 bytes per parameter, and
-//        22 bytes of traffic per step instead of 28. The update is the same fp32 arithmetic
-//        on the fp16 values (read exactly), and the new parameter is rounded to the nearest
-//        fp16. There is NO fp32 master copy, by design (it would cost the memory fp16 storage
-//        saves): an update smaller than half an fp16 ulp of the parameter is lost. fp16 has
-//        11 significant bits, so a parameter of magnitude |p| keeps updates of about
-//        |p| * 2^-11 or more: with lr 3e-4 and |p| ~ 0.02 Adam's ~lr-sized steps survive,
-//        but the weight-decay shrink (|p| * lr * wd ~ 6e-7) is rounded away unless it
-//        coincides with an update, and late small-lr steps on large weights stall. Values
-//        beyond 65504 overflow to inf. The parameters must be f16 tensors; the f16 gradient
-//        chunks are filled by the caller (autograd's gradients are f32), so the trainer keeps
-//        f32 parameters (train.param_dtype, configs/README.md).
+// Parameter storage: each parameter is f32 or f16 (the pack keeps them in chunks of one
+// dtype); the moments are fp32 for both.
+//   f32: parameters and gradients f32, 16 bytes per parameter with the moments, 28 bytes of
+//        traffic per step.
+//   f16: parameters and gradients stored as fp16: 12 bytes per parameter, 22 bytes of traffic.
+//        The update is the same fp32 arithmetic on the fp16 values (read exactly), and the new
+//        parameter is rounded to the nearest fp16. There is NO fp32 master copy, by design (it
+//        would cost the memory fp16 storage saves): an update smaller than half an fp16 ulp of
+//        the parameter is lost. fp16 has 11 significant bits, so a parameter of magnitude |p|
+//        keeps updates of about |p| * 2^-11 or more: with lr 3e-4 and |p| ~ 0.02 Adam's
+//        ~lr-sized steps survive, but the weight-decay shrink (|p| * lr * wd ~ 6e-7) is
+//        rounded away unless it coincides with an update, and late small-lr steps on large
+//        weights stall. Values beyond 65504 overflow to inf. nn::ModelSpec::weight_dtype
+//        stores only the matrix weights this way, for this reason.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -52,7 +54,6 @@ struct AdamWConfig {
   float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
   float weight_decay = 0.1f;     // for parameters with nn::Parameter::weight_decay
   uint64_t max_chunk_bytes = 0;  // see ParameterPack; 0 = min(max allocation, 256 MiB)
-  DType param_dtype = DType::f32;  // f32, or f16 storage of parameters and gradients (above)
 };
 
 class AdamW {
@@ -63,16 +64,17 @@ class AdamW {
   void zero_grad() { pack_.zero_grad(); }
   void scale_grads(float s) { pack_.scale_grads(s); }
 
-  // Global L2 norm over all packed gradients, as a new (1) f32 tensor on the device (two-stage
-  // fixed-order reduction; nothing is read back).
-  Tensor grad_norm();
+  // Global L2 norm over all packed gradients times grad_scale, as a new (1) f32 tensor on the
+  // device (two-stage fixed-order reduction; nothing is read back).
+  Tensor grad_norm(float grad_scale = 1.0f);
   // The norm computed by the last step() that clipped, (1) f32, a view of the optimizer's own
   // buffer (the next step overwrites it); undefined before any clipping step.
   Tensor last_grad_norm() const;
 
   // One update of every packed parameter: one launch per chunk, plus (max_grad_norm > 0) one
-  // per chunk and one more for the norm. max_grad_norm <= 0: no clipping.
-  void step(float lr, float max_grad_norm = 0.0f);
+  // per chunk and one more for the norm. max_grad_norm <= 0: no clipping. The gradients are
+  // read times grad_scale (above); the norm that clipping uses is that of the scaled ones.
+  void step(float lr, float max_grad_norm = 0.0f, float grad_scale = 1.0f);
   void step() { step(config_.lr); }
 
   int64_t step_count() const { return step_; }
@@ -90,7 +92,7 @@ class AdamW {
   const ParameterPack& pack() const { return pack_; }
 
  private:
-  void norm_into(const Tensor& out, float max_norm);
+  void norm_into(const Tensor& out, float max_norm, float grad_scale);
   ParameterPack pack_;
   AdamWConfig config_;
   std::vector<Tensor> exp_avg_, exp_avg_sq_;  // one (numel) f32 tensor per chunk

@@ -92,7 +92,9 @@ class Tensor {
 
   // Autograd.
   bool requires_grad() const;
-  Tensor& set_requires_grad(bool on = true);  // makes this a leaf that collects .grad
+  // Makes this a leaf that collects .grad: f32, or f16 for an f16 tensor (fp16 parameter
+  // storage: the gradient is stored like the parameter; see AutogradMeta::grad_dtype).
+  Tensor& set_requires_grad(bool on = true);
   Tensor grad() const;                         // undefined until a backward reached it
   void zero_grad();                            // next backward overwrites instead of adding
   const std::shared_ptr<AutogradMeta>& meta() const;
@@ -114,7 +116,11 @@ struct AutogradMeta {
   bool requires_grad = false;
   bool is_leaf = true;      // created by the user, not by an op: keeps its grad after backward
   bool grad_valid = false;  // false: grad's buffer (if any) holds nothing to add to
-  Tensor grad;              // f32, same shape
+  // f32, or f16 for an f16 leaf (an fp16-stored parameter). Backward code computes every
+  // gradient in fp32; an f16 gradient is written through ops::accumulate_grad, which adds in
+  // fp32 and rounds the sum to fp16 (autograd::grad_target refuses it to other writers).
+  DType grad_dtype = DType::f32;
+  Tensor grad;              // grad_dtype, same shape
   std::string name;
 };
 

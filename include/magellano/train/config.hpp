@@ -86,8 +86,8 @@ struct TrainConfig {
   double grad_clip = 1.0;  // 0 = off
   int64_t seed = 1234;
   int64_t log_every = 10;
-  // "fp32" | "fp16": parameter and gradient storage of the optimizer (optim::AdamWConfig::
-  // param_dtype). The trainer accepts only "fp32" for now (the model's ops take f32 weights).
+  // "fp32" | "fp16": storage of the matrix weights and their gradients (nn::ModelSpec::
+  // weight_dtype); fp16 needs loss_scaling and excludes LoRA.
   std::string param_dtype = "fp32";
   // Blocks per checkpointed segment: 0 = "none", 2 = "balanced", 4 = "aggressive", or any k.
   int64_t gradient_checkpointing = 0;

@@ -66,9 +66,12 @@ struct MemoryEstimate {  // bytes
 };
 
 MemoryEstimate estimate_memory(const ModelConfig& model, int64_t batch, int64_t seq_len);
-// With LoRA and checkpointing from the config (train.batch_size × train.seq_len): weights are
-// the frozen base at its storage (fp32 4, fp16 2, NF4 4.127/8 bytes per Linear weight element,
-// the rest fp32) plus the adapters; gradients and AdamW state only for the adapters; with
+// With LoRA, fp16 parameters and checkpointing from the config (train.batch_size ×
+// train.seq_len): weights are the frozen base at its storage (fp32 4, fp16 2, NF4 4.127/8
+// bytes per Linear weight element, the rest fp32) plus the adapters; gradients and AdamW state
+// only for the adapters; with train.param_dtype "fp16", the matrix weights (every Linear weight
+// and the embedding / LM head) and their gradients take 2 bytes per element, and the workspace
+// adds the fp32 copy of the largest one (widened for its product); with
 // gradient checkpointing every k blocks, the layer activations are one segment's worth (k
 // times the larger per-block figure) plus the kept segment inputs (T·D each), and the LoRA
 // intermediates ((T, r) per adapter) of one segment.
