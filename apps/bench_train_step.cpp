@@ -9,7 +9,10 @@
 // (when the CLI is built with OpenBLAS). The result's GFLOP/s is the model's (6·active·tokens/s),
 // so its percentage of peak is against this device's own fp32 GEMM through OpenCL.
 // Defaults: --config = configs/tiny.json (bench::find_config), --batch = the config's
-// train.batch_size, --seq-len 512, --steps 3 (timed, after one warm-up step).
+// train.batch_size, --seq-len 512, --steps 3 (timed, after one warm-up step). --param-dtype
+// fp16 sets train.param_dtype "fp16" (with the loss scaling it needs); with the config's
+// train.loss_scaling a step is the trainer's: backward from the scale, the finiteness check
+// (one scalar read) and AdamW reading the gradients unscaled.
 #include <random>
 
 #include "bench.hpp"
@@ -19,6 +22,7 @@
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/checkpoint.hpp"
 #include "magellano/train/config.hpp"
+#include "magellano/train/loss_scaler.hpp"
 #include "magellano/train/model_size.hpp"
 
 namespace magellano::bench {
@@ -26,7 +30,11 @@ namespace {
 
 std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Options& opts) {
   const std::string config = opts.has("config") ? opts.str("config", "") : find_config("tiny.json").string();
-  auto cfg = train::load_config(config);
+  const std::string dtype = opts.str("param-dtype", "fp32");
+  if (dtype != "fp32" && dtype != "fp16") throw Error("--param-dtype must be fp32 or fp16, got '" + dtype + "'.");
+  std::vector<std::string> sets;
+  if (dtype == "fp16") sets = {"train.param_dtype=fp16", "train.loss_scaling=true"};
+  auto cfg = train::load_config(config, sets);
   const int64_t B = integer_in(opts, "batch", cfg.train.batch_size, 1, 1 << 20);
   const int64_t L = integer_in(opts, "seq-len", 512, 1, 1 << 20);
   const int steps = static_cast<int>(integer_in(opts, "steps", 3, 1, 1000));
@@ -46,7 +54,8 @@ std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Optio
   const auto estimate = train::estimate_memory(ecfg);
 
   nn::Model model(ctx, train::model_spec(cfg), 1);
-  optim::AdamW adamw(ctx, model.trainable_parameters(), {.lr = 1e-4f});
+  optim::AdamW adamw(ctx, model.trainable_parameters(),
+                     {.lr = 1e-4f, .stochastic_rounding = cfg.train.fp16_rounding == "stochastic"});
   // The peak of the training steps (a QLoRA model passes through one fp32 block per block
   // while it is built and quantized).
   ctx.memory().reset_peaks();
@@ -55,23 +64,33 @@ std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Optio
   for (auto& v : x) v = static_cast<int32_t>(rng() % V);
   for (auto& v : y) v = static_cast<int32_t>(rng() % V);
   Tensor tx = Tensor::from_host_i32(ctx, Shape{B, L}, x), ty = Tensor::from_host_i32(ctx, Shape{B, L}, y);
+  const bool scaling = cfg.train.loss_scaling;
+  train::LossScaler scaler(cfg.train.loss_scale_init, cfg.train.loss_scale_growth_interval);
   auto step = [&] {
     adamw.zero_grad();
     nn::TrainingScope training;
     auto lo = model.loss(tx, ty);
-    autograd::backward(lo.loss);
-    adamw.step(1e-4f, 1.0f);
+    if (!scaling) {
+      autograd::backward(lo.loss);
+      adamw.step(1e-4f, 1.0f);
+      return;
+    }
+    const float scale = scaler.scale();
+    autograd::backward(lo.loss, Tensor::full(ctx, lo.loss.shape(), scale));
+    if (scaler.update(train::grads_finite(adamw))) adamw.step(1e-4f, 1.0f, 1.0f / scale);
   };
   const double s = median_seconds(ctx, steps, step);
-  const float norm = adamw.last_grad_norm().item();
-  if (!std::isfinite(norm)) throw Error("train-step benchmark: the gradient norm is not finite");
+  const Tensor last_norm = adamw.last_grad_norm();  // undefined when loss scaling skipped every step
+  if (!last_norm.defined() || !std::isfinite(last_norm.item()))
+    throw Error("train-step benchmark: no step had a finite gradient norm");
 
   const double tps = double(B * L) / s;
   const double model_gflops = 6.0 * double(counts.active_per_token) * tps / 1e9;
   const uint64_t peak = ctx.memory().peak_total();
   Result r;
   r.name = "train_step";
-  r.sizes = {{"config", std::filesystem::path(config).stem().string()}, {"batch", B}, {"seq_len", L}};
+  r.sizes = {{"config", std::filesystem::path(config).stem().string()}, {"batch", B}, {"seq_len", L},
+             {"param_dtype", cfg.train.param_dtype}};
   r.median_s = s;
   r.repeats = steps;
   r.gflops = model_gflops;
@@ -86,6 +105,8 @@ std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Optio
              {"estimate_total_bytes", estimate.total},
              {"memory_estimate", train::to_json(estimate)},
              {"peak_over_estimate", double(peak) / double(estimate.total)},
+             {"loss_scaling", scaling},
+             {"skipped_steps", scaler.skipped_steps()},
              {"mfu_vs_device_gemm", model_gflops / peaks.gemm_gflops}};
   if (ref_gflops > 0) {
     r.extra["reference_gemm"] = {{"name", ref_name}, {"gflops", ref_gflops}};
@@ -106,7 +127,7 @@ std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Optio
 }
 
 RegisterBench reg{{"train-step", "Training steps of a config's model: tokens/s, peak memory vs estimate, MFU",
-                   {"config", "batch", "seq-len", "steps", "reference-gflops", "reference-name"},
+                   {"config", "batch", "seq-len", "steps", "param-dtype", "reference-gflops", "reference-name"},
                    run_train_step}};
 
 }  // namespace

@@ -19,8 +19,10 @@
 //   adamw_step_half
 //                  the same update with p and g stored as fp16 (m, v fp32): p and g are read
 //                  with vload_half (exact), the arithmetic is the fp32 update above, and the
-//                  new p is stored with round-to-nearest-even (vstore_half_rte). No fp32
-//                  master copy: p's precision is fp16's (see include/magellano/optim/adamw.hpp)
+//                  new p is stored rounded to nearest even (vstore_half_rte), or with
+//                  stochastic != 0 rounded stochastically (round_half_stochastic, random bits
+//                  from hashing `seed` with the element's index). No fp32 master copy: p's
+//                  precision is fp16's (see include/magellano/optim/adamw.hpp)
 //   sumsq_partial_half, scale_half
 //                  sumsq_partial for fp16 g; g <- g * s for fp16 g (gradient accumulation)
 // -D knobs: LOCAL (default 256), the work-group size of sumsq_partial and norm_final;
@@ -43,6 +45,9 @@
 #define vstoreV MG_CAT(vstore, VEC)
 #define vload_halfV MG_CAT(vload_half, VEC)
 #define vstore_halfV_rte MG_CAT(MG_CAT(vstore_half, VEC), _rte)
+#define intV MG_CAT(int, VEC)
+#define uintV MG_CAT(uint, VEC)
+#define convert_floatV MG_CAT(convert_float, VEC)
 
 // The sum of a vector's lanes, in lane order.
 inline float lane_sum(floatV a) {
@@ -152,19 +157,58 @@ __kernel void adamw_step(__global float* p, ulong p_off, __global const float* g
   }
 }
 
-// adamw_step with p, g: (n) fp16.
+// A 32-bit integer hash (Wellons' lowbias32), lane by lane.
+inline uintV mix32(uintV x) {
+  x ^= x >> 16;
+  x *= 0x7feb352dU;
+  x ^= x >> 15;
+  x *= 0x846ca68bU;
+  x ^= x >> 16;
+  return x;
+}
+
+// Stochastic rounding to fp16: each lane of x goes to one of its two neighbouring fp16 values,
+// the one above |x| with probability (|x| - lower) / spacing, so the expected result is x
+// (an update far below half an fp16 ulp still moves the parameter, on average). The spacing
+// is 2^(e - 10) for |x| in [2^e, 2^(e+1)), e >= -14, and 2^-24 among subnormals; every step
+// below is exact (power-of-two scalings, a floor, a subtraction of nearby values), and the
+// comparison uses 24 random bits against a fraction that is a multiple of 2^-24, so the
+// probabilities are exact. |x| >= 65504 (fp16's largest), Inf and NaN pass through (the store
+// then rounds them as vstore_half_rte does). The result is an fp16 value: any rounding mode
+// stores it unchanged. r: VEC random 32-bit integers.
+inline floatV round_half_stochastic(floatV x, uintV r) {
+  floatV a = fabs(x);
+  intV e = max(ilogb(a), (intV)(-14));  // ilogb(0) is very negative: spacing 2^-24
+  floatV q = ldexp(a, 10 - e);          // |x| in units of the spacing, in [0, 2048)
+  floatV lower = floor(q);
+  floatV u = convert_floatV(r >> 8) * 0x1p-24f;
+  floatV k = select(lower, lower + 1.0f, isless(u, q - lower));
+  floatV y = copysign(fmin(ldexp(k, e - 10), 65504.0f), x);
+  return select(y, x, isgreaterequal(a, (floatV)65504.0f) | isnan(a));
+}
+
+// adamw_step with p, g: (n) fp16; stochastic != 0: the new p is rounded stochastically with
+// the random bits mix32(index ^ mix32(seed ^ index_high)), index = the element's position in
+// the chunk (the host varies seed with the step and the chunk).
 __kernel void adamw_step_half(__global half* p, ulong p_off, __global const half* g,
                               ulong g_off, __global float* m, ulong m_off, __global float* v,
                               ulong v_off, __global const float* stats, ulong stats_off, long n,
                               long decay_end, float decay, float b1, float omb1, float b2,
                               float omb2, float step_size, float bc2_sqrt, float eps, int clip,
-                              float grad_scale) {
+                              float grad_scale, int stochastic, uint seed) {
   p += p_off; g += g_off; m += m_off; v += v_off; stats += stats_off;
   long j = get_global_id(0);
   if (j * VEC < n) {
     float coef = clip ? stats[1] : grad_scale;
     floatV pn = adamw_update(vload_halfV(j, p), vload_halfV(j, g), m, v, j, j * VEC < decay_end,
                              decay, b1, omb1, b2, omb2, step_size, bc2_sqrt, eps, coef);
+    if (stochastic) {
+      ulong first = (ulong)j * VEC;
+      uint lanes[VEC];
+      for (int k = 0; k < VEC; ++k) lanes[k] = (uint)first + k;
+      uintV index = vloadV(0, lanes);
+      pn = round_half_stochastic(pn, mix32(index ^ mix32((uintV)(seed ^ (uint)(first >> 32)))));
+    }
     vstore_halfV_rte(pn, j, p);
   }
 }

@@ -37,6 +37,17 @@ __kernel void gather_rows_half(__global const half* src, ulong src_off, __global
   ACC_STORE(out, i, v, acc);
 }
 
+// Work-item g of a segment sum: column *c of the run of equal keys that starts at sorted
+// position i = g / d. Returns that run's row, or -1 when g is past the end, position i does
+// not start a run, or the key is outside [0, r) (nothing to write).
+inline int run_row(__global const int* sorted_keys, long g, long n, long d, int r, long* i, long* c) {
+  if (g >= n * d) return -1;
+  *i = g / d;
+  *c = g - *i * d;
+  int row = sorted_keys[*i];
+  return ((*i > 0 && sorted_keys[*i - 1] == row) || row < 0 || row >= r) ? -1 : row;
+}
+
 // The sum of src[perm[j], c] over the run of keys equal to `row` that starts at sorted position i.
 inline float run_sum(__global const float* src, __global const int* sorted_keys,
                      __global const int* perm, long i, long n, long d, long c, int row) {
@@ -50,11 +61,9 @@ __kernel void segment_sum_rows(__global const float* src, ulong src_off,
                                __global const int* perm, ulong perm_off, __global float* out,
                                ulong out_off, long n, long d, int r, int acc) {
   src += src_off; sorted_keys += sorted_keys_off; perm += perm_off; out += out_off;
-  long g = get_global_id(0);
-  if (g >= n * d) return;
-  long i = g / d, c = g - i * d;
-  int row = sorted_keys[i];
-  if ((i > 0 && sorted_keys[i - 1] == row) || row < 0 || row >= r) return;
+  long i, c;
+  int row = run_row(sorted_keys, get_global_id(0), n, d, r, &i, &c);
+  if (row < 0) return;
   ACC_STORE(out, (long)row * d + c, run_sum(src, sorted_keys, perm, i, n, d, c, row), acc);
 }
 
@@ -63,11 +72,9 @@ __kernel void segment_sum_rows_half(__global const float* src, ulong src_off,
                                     __global const int* perm, ulong perm_off, __global half* out,
                                     ulong out_off, long n, long d, int r, int acc) {
   src += src_off; sorted_keys += sorted_keys_off; perm += perm_off; out += out_off;
-  long g = get_global_id(0);
-  if (g >= n * d) return;
-  long i = g / d, c = g - i * d;
-  int row = sorted_keys[i];
-  if ((i > 0 && sorted_keys[i - 1] == row) || row < 0 || row >= r) return;
+  long i, c;
+  int row = run_row(sorted_keys, get_global_id(0), n, d, r, &i, &c);
+  if (row < 0) return;
   long o = (long)row * d + c;
   float s = run_sum(src, sorted_keys, perm, i, n, d, c, row);
   vstore_half_rte(acc ? vload_half(o, out) + s : s, o, out);

@@ -2,13 +2,15 @@
 # Runs on the GPU machine with .gpu carried (scripts/gpu_bundle.sh): device listing, the unit
 # and op tests on the GPU, and the benchmark suite with cuBLAS's fp32 GEMM through PyTorch as
 # the reference. Results go to $OUT (the device tool's output folder) or ./gpu-results.
-# Usage: bash scripts/gpu_run.sh [tests|suite|qlora|tune|gemm|nf4-file|all]     (default: all)
+# Usage: bash scripts/gpu_run.sh [tests|suite|qlora|fp16|tune|gemm|nf4-file|all]  (default: all)
 #   suite: torch_gemm.json (cuBLAS), then `magellano bench all --json` with cuBLAS's 4096 rate
 #          as train-step's MFU reference, plus train-step for phase1, into suite_h100.jsonl
 #          (copy it to benchmarks/results/suite_h100_<date>.jsonl).
 #   qlora: gradient-checkpointing memory table (tiny, phase1), production3B QLoRA train-step at
 #          1 x 512, and 10 production3B QLoRA training steps on tinyshakespeare (GPT-2 tokens
 #          from $SHARED_DATA, default shared/data or ../shared/data)
+#   fp16: train-step with fp32 and with fp16 parameters (train.param_dtype) for tiny and phase1
+#         at 8 x 512 and production3B_full (every weight trained) at 4 x 512, into fp16_gpu.jsonl
 #   nf4-file: `magellano quantize` end to end on a generated production3B file (~13 GB in $TMPDIR)
 #   tune: `magellano tune-gemm` for the GPU (CLBlast's tuners over TUNE_FRACTION of their
 #         space, default 0.01, then cl/gemm_gpu.cl; killed after TUNE_TIMEOUT s, default 500), writing
@@ -23,15 +25,19 @@ out=${OUT:-gpu-results}
 what=${1:-all}
 mkdir -p "$out"
 magellano info --json > "$out/info.json" && magellano info | head -3
+refname="cuBLAS fp32 sgemm 4096 (PyTorch, no TF32), same session"
+# cuBLAS's fp32 GEMM rate at 4096 through PyTorch (0 when PyTorch is missing), measured now.
+cublas_gflops() {
+  python3 scripts/torch_gemm.py --jsonl "$out/torch_gemm.jsonl" > "$out/torch_gemm.json" \
+    || echo "PyTorch comparison unavailable" >&2
+  python3 -c "import json; print(json.load(open('$out/torch_gemm.json'))['gemm'][-1]['gflops'])" 2>/dev/null || echo 0
+}
 if [ "$what" = tests ] || [ "$what" = all ]; then
   test_unit --gtest_brief=1 2>&1 | tail -n 12
   MAGELLANO_TEST_DEVICE=gpu test_kernel --gtest_brief=1 2>&1 | tail -n 25
 fi
 if [ "$what" = suite ] || [ "$what" = all ]; then
-  python3 scripts/torch_gemm.py --jsonl "$out/torch_gemm.jsonl" > "$out/torch_gemm.json" \
-    || echo "PyTorch comparison unavailable"
-  ref=$(python3 -c "import json; print(json.load(open('$out/torch_gemm.json'))['gemm'][-1]['gflops'])" 2>/dev/null || echo 0)
-  refname="cuBLAS fp32 sgemm 4096 (PyTorch, no TF32), same session"
+  ref=$(cublas_gflops)
   [ -d shared/data ] && export MAGELLANO_SHARED_DATA="$PWD/shared/data"  # else tokenizer reports an error
   magellano bench all --device gpu --json --copy-mib 1024 --repeats 5 \
     --reference-gflops "$ref" --reference-name "$refname" > "$out/suite_h100.jsonl"
@@ -61,6 +67,21 @@ if [ "$what" = qlora ] || [ "$what" = all ]; then
     --set data.train="$out/qlora/shakespeare.train.tok" --set data.val="$out/qlora/shakespeare.val.tok" \
     --set checkpoint.dir="$out/qlora/run" --set checkpoint.every=0 2>&1 | tail -n 20
   rm -rf "$out/qlora/run"/step-* "$out/qlora"/*.tok  # the adapter is ~150 MB; metrics.jsonl stays
+fi
+if [ "$what" = fp16 ]; then  # not part of `all`
+  ref=$(cublas_gflops)
+  for c in tiny phase1; do
+    for d in fp32 fp16; do
+      magellano bench train-step --config configs/$c.json --device gpu --json --batch 8 --steps 5 \
+        --param-dtype $d --reference-gflops "$ref" --reference-name "$refname" >> "$out/fp16_gpu.jsonl"
+    done
+  done
+  for d in fp32 fp16; do  # 3.3B parameters, every one trained: ~57 GiB (fp32) / ~45 GiB (fp16)
+    magellano bench train-step --config configs/production3B_full.json --device gpu --json --batch 4 \
+      --steps 2 --peak-size 2048 --param-dtype $d --reference-gflops "$ref" --reference-name "$refname" \
+      >> "$out/fp16_gpu.jsonl"
+  done
+  wc -l "$out/fp16_gpu.jsonl"
 fi
 if [ "$what" = nf4-file ]; then
   magellano bench nf4 --device gpu --json --repeats 1 --file "${TMPDIR:-/tmp}" > "$out/bench_nf4_file.json"

@@ -26,6 +26,7 @@ Launch& Launch::arg(const Tensor& t) {
 }
 Launch& Launch::arg(float v) { return set(v); }
 Launch& Launch::arg(int32_t v) { return set(static_cast<cl_int>(v)); }
+Launch& Launch::arg(uint32_t v) { return set(static_cast<cl_uint>(v)); }
 Launch& Launch::arg(int64_t v) { return set(static_cast<cl_long>(v)); }
 
 Launch& Launch::local_floats(size_t n) {

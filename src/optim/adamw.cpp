@@ -28,6 +28,16 @@ std::string program_options(const Context& ctx) {
   return std::string(kStepOptions) + " -DVEC=" + std::to_string(vec) + (vec == 16 ? " -w" : "");
 }
 
+// The random stream of chunk k at step t for stochastic rounding (splitmix64's finaliser of
+// both, folded to 32 bits): a new one every step, the same one for the same step on resume.
+uint32_t rounding_seed(int64_t t, size_t k) {
+  uint64_t z = static_cast<uint64_t>(t) * 0x9E3779B97F4A7C15ULL + k;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  z ^= z >> 31;
+  return static_cast<uint32_t>(z ^ (z >> 32));
+}
+
 Tensor view_at(const Tensor& flat, int64_t offset, const Shape& shape) {
   return flat.narrow_rows(offset, offset + shape.numel()).view(shape);
 }
@@ -104,11 +114,13 @@ void AdamW::step(float lr, float max_grad_norm, float grad_scale) {
       if (t.offset() % vec != 0 || c.numel % vec != 0) throw Error("AdamW: a chunk is not vector aligned.");
     const int64_t decay_end = std::min(c.numel, (c.decay_end + vec - 1) / vec * vec);
     const bool half = c.dtype() == DType::f16;
-    ops::Launch(ctx, "adamw", half ? "adamw_step_half" : "adamw_step", options)
-        .arg(c.params).arg(c.grads).arg(exp_avg_[k]).arg(exp_avg_sq_[k]).arg(stats_)
+    ops::Launch launch(ctx, "adamw", half ? "adamw_step_half" : "adamw_step", options);
+    launch.arg(c.params).arg(c.grads).arg(exp_avg_[k]).arg(exp_avg_sq_[k]).arg(stats_)
         .arg(c.numel).arg(decay_end).arg(decay).arg(config_.beta1).arg(omb1)
         .arg(config_.beta2).arg(omb2).arg(step_size).arg(bc2_sqrt).arg(config_.eps)
-        .arg(int32_t(clip)).arg(grad_scale).run(c.numel / vec);
+        .arg(int32_t(clip)).arg(grad_scale);
+    if (half) launch.arg(int32_t(config_.stochastic_rounding)).arg(rounding_seed(step_, k));
+    launch.run(c.numel / vec);
   }
 }
 

@@ -103,6 +103,8 @@ const std::vector<Field>& schema() {
     f.push_back(integer("train.log_every", 1, MG_ACCESS(train.log_every, int64_t)));
     f.push_back(plain("train.param_dtype", Kind::choice, MG_ACCESS(train.param_dtype, std::string),
                       {"fp32", "fp16"}));
+    f.push_back(plain("train.fp16_rounding", Kind::choice, MG_ACCESS(train.fp16_rounding, std::string),
+                      {"stochastic", "nearest"}));
     f.push_back(plain(
         "train.gradient_checkpointing", Kind::checkpointing,
         [](const Config& c) {
@@ -363,6 +365,9 @@ void resolve(Config& c) {
   if (t.param_dtype == "fp16" && c.lora.enabled())
     throw Error("config: 'train.param_dtype' \"fp16\" is for full training; with LoRA the adapters "
                 "train in fp32 and 'lora.base_precision' sets the frozen base's storage. Use \"fp32\".");
+  if (t.param_dtype != "fp16" && t.fp16_rounding != "stochastic")
+    throw Error("config: 'train.fp16_rounding' \"" + t.fp16_rounding + "\" rounds fp16 parameters: it needs "
+                "'train.param_dtype' \"fp16\" (remove it, or use fp16 parameters).");
   if (t.param_dtype == "fp16" && !t.loss_scaling)
     throw Error("config: 'train.param_dtype' \"fp16\" stores gradients in fp16 too, where small ones "
                 "underflow to zero: set 'train.loss_scaling' to true (dynamic loss scaling).");

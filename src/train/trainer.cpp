@@ -74,7 +74,8 @@ TrainSummary train(const Config& cfg, Context& ctx, const TrainOptions& opt) {
   }
   optim::AdamW adamw(ctx, trainable,
                      {.lr = float(tc.lr), .beta1 = float(tc.beta1), .beta2 = float(tc.beta2),
-                      .eps = float(tc.eps), .weight_decay = float(tc.weight_decay)});
+                      .eps = float(tc.eps), .weight_decay = float(tc.weight_decay),
+                      .stochastic_rounding = tc.fp16_rounding == "stochastic"});
   const optim::LrSchedule schedule{float(tc.lr), float(tc.min_lr), tc.warmup_steps, tc.steps};
 
   const fs::path run_dir = cfg.checkpoint.dir;

@@ -652,3 +652,82 @@ TEST(AdamW, Fp16GradientsSurviveWhenStoredScaled) {
   EXPECT_LE(scaled, std::ldexp(1.0, -11) + 1e-6);
   EXPECT_GT(unscaled, 0.1);
 }
+
+// Stochastic rounding of fp16 parameters (AdamWConfig::stochastic_rounding): an update of
+// 1e-4 on weights at 1.0 is a fifth of an fp16 ulp (2^-10 above 1, 2^-11 below). Rounded to
+// nearest it is lost at every step, so the weights never move; rounded stochastically each
+// weight moves by a whole ulp with the matching probability, so the mean over 4096 weights
+// follows the exact trajectory, 1 - 50 steps x 1e-4 = 0.995. (Constant gradient: Adam's
+// bias-corrected m / sqrt(v) is 1, so each step is lr.) The bound, 2e-4, is 7 standard
+// deviations of the mean of 4096 independent sums of 50 roundings of at most 2^-11 each.
+TEST(AdamW, Fp16StochasticRoundingFollowsUpdatesBelowAnUlp) {
+  auto run = [](bool stochastic) {
+    Tensor w = Tensor::from_host(test_ctx(), Shape{4096}, std::vector<float>(4096, 1.0f), magellano::DType::f16,
+                                 magellano::MemCategory::parameters);
+    w.set_requires_grad(true);
+    auto cfg = test_config();
+    cfg.stochastic_rounding = stochastic;
+    optim::AdamW opt(test_ctx(), {{"w", w, false}}, cfg);
+    const auto g = to_half_bits(std::vector<float>(4096, 1e-3f));
+    for (int s = 0; s < 50; ++s) {
+      opt.zero_grad();
+      w.grad().copy_from_host(g.data(), g.size() * 2);
+      opt.step(1e-4f);
+    }
+    return w.to_host();
+  };
+  for (float v : run(false)) ASSERT_EQ(v, 1.0f) << "round to nearest loses every update";
+  const auto p = run(true);
+  double mean = 0;
+  for (float v : p) mean += v;
+  mean /= double(p.size());
+  std::printf("  50 updates of 1e-4 on fp16 weights at 1.0: mean %.6f rounded stochastically (exact 0.995000)\n",
+              mean);
+  EXPECT_NEAR(mean, 0.995, 2e-4);
+  for (float v : p) ASSERT_TRUE(v <= 1.0f && v >= 0.98f) << v;
+  EXPECT_EQ(run(true), p) << "the random bits are a hash of the step, chunk and element: same run, same bits";
+}
+
+// One step from the same state: every stochastically rounded parameter is one of the two fp16
+// neighbours of the float64 reference's fp32 result (a strict bound of one fp16 spacing), and
+// across ~10k parameters the fraction rounded up matches the mean distance to the lower
+// neighbour (a rounding that always went one way would be off by ~0.5).
+TEST(AdamW, Fp16StochasticRoundingPicksANeighbourWithTheRightOdds) {
+  auto params = make_half_params(51);
+  auto cfg = test_config();
+  cfg.stochastic_rounding = true;
+  Ref ref(params, cfg, true);  // fp32 rounding points, no fp16 rounding of p: the value to round
+  optim::AdamW opt(test_ctx(), params, cfg);
+  auto g = make_grads(0, 51, 0.1);
+  opt.zero_grad();
+  for (size_t i = 0; i < params.size(); ++i) {
+    g[i] = round_to_half(g[i]);
+    const auto h = to_half_bits(g[i]);
+    params[i].tensor.grad().copy_from_host(h.data(), h.size() * 2);
+  }
+  opt.step(1e-2f);
+  ref.step(g, 1e-2f, 0.0f);
+  double ups = 0, expected_ups = 0;
+  size_t n = 0;
+  for (size_t k = 0; k < params.size(); ++k) {
+    const auto p = params[k].tensor.to_host();
+    for (size_t i = 0; i < p.size(); ++i) {
+      const double x = ref.p[k][i];
+      // The fp16 neighbours of x: spacing 2^(e-10) (2^-24 among subnormals). The device's fp32
+      // result may differ from the reference's by an fp32 ulp, so "a neighbour" is checked as
+      // "an fp16 value (it was stored as one) less than one spacing from x".
+      const double a = std::fabs(x);
+      const int e = std::max(std::ilogb(a), -14);
+      const double spacing = std::ldexp(1.0, e - 10);
+      const double lo = std::floor(a / spacing) * spacing;
+      const double got = std::fabs(double(p[i]));
+      ASSERT_LT(std::fabs(got - a), spacing * (1 + 1e-6)) << params[k].name << "[" << i << "]: " << p[i] << " for " << x;
+      if (p[i] != 0.0f) ASSERT_EQ(std::signbit(p[i]), std::signbit(x)) << params[k].name << "[" << i << "]";
+      ups += got > lo;
+      expected_ups += (a - lo) / spacing;
+      ++n;
+    }
+  }
+  std::printf("  one step, %zu fp16 parameters: %.0f rounded up, %.1f expected\n", n, ups, expected_ups);
+  EXPECT_NEAR(ups / n, expected_ups / n, 0.02);
+}

@@ -65,10 +65,11 @@ TEST(Cli, ADeviceThatIsNotThereListsTheDevices) {
 
 TEST(Cli, TooLargeForTheDeviceIsAClearError) {
   MG_REQUIRE_CLI();
-  // 2^27 examples x 64 floats = 32 GiB: more than any single allocation of the test devices.
-  auto r = run_cli({"demo", "--batch", "134217728", "--steps", "1"});
+  // 2^30 examples x 64 floats = 256 GiB: more than any single allocation (and the whole memory)
+  // of the test devices (an H200 allows 35 GiB in one buffer, so 32 GiB was not enough).
+  auto r = run_cli({"demo", "--batch", "1073741824", "--steps", "1"});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(has(r.output, "error: Cannot allocate 32.00 GiB of activations")) << r.output;
+  EXPECT_TRUE(has(r.output, "error: Cannot allocate 256.00 GiB of activations")) << r.output;
   EXPECT_TRUE(has(r.output, "Use a smaller batch")) << r.output;
 }
 

@@ -129,6 +129,14 @@ TEST(Config, UnknownKeysAndWrongTypesNameTheKeyPath) {
                   "to zero: set 'train.loss_scaling' to true"));
   EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"param_dtype": "fp16", "loss_scaling": true}, "lora": {"rank": 4}})"); }),
                   "'train.param_dtype' \"fp16\" is for full training"));
+  // train.fp16_rounding: how fp16 weights are rounded after an update; only with fp16 weights.
+  EXPECT_EQ(Config::defaults().train.fp16_rounding, "stochastic");
+  EXPECT_EQ(parse(R"({"train": {"param_dtype": "fp16", "loss_scaling": true, "fp16_rounding": "nearest"}})")
+                .train.fp16_rounding, "nearest");
+  EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"fp16_rounding": "nearest"}})"); }),
+                  "'train.fp16_rounding' \"nearest\" rounds fp16 parameters: it needs 'train.param_dtype' \"fp16\""));
+  EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"fp16_rounding": "up"}})"); }),
+                  "'train.fp16_rounding' must be \"stochastic\" or \"nearest\", got \"up\""));
   EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"param_dtype": "bf16"}})"); }),
                   "'train.param_dtype' must be \"fp32\" or \"fp16\", got \"bf16\""));
   EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"param_dtype": 16}})"); }), "'train.param_dtype'"));
@@ -295,6 +303,21 @@ TEST(Config, MemoryEstimateAddsUp) {
   EXPECT_NEAR(static_cast<double>(m2.activations) / m.activations, 2.0, 0.01);
   // The production preset fits an 80 GB GPU at its configured micro-batch.
   EXPECT_LT(estimate_memory(c.model, c.train.batch_size, c.train.seq_len).total, int64_t(78) << 30);
+}
+
+TEST(Config, MemoryEstimateOfFp16Parameters) {
+  // The matrix weights (every Linear weight, the embedding) and their gradients take 2 bytes;
+  // the workspace adds the fp32 copy of the largest (here the tied embedding, V x D).
+  const Config c = load_config(preset("phase1"));
+  const Config h = load_config(preset("phase1"), {"train.param_dtype=fp16", "train.loss_scaling=true"});
+  const MemoryEstimate m = estimate_memory(c), m16 = estimate_memory(h);
+  const int64_t matrices = count_lora(c).linear_weights + count_params(c.model).embedding;
+  EXPECT_EQ(m.weights - m16.weights, 2 * matrices);
+  EXPECT_EQ(m.gradients - m16.gradients, 2 * matrices);
+  EXPECT_EQ(m16.optimizer_state, m.optimizer_state);
+  EXPECT_EQ(m16.workspace - m.workspace, c.model.vocab_size * c.model.dim * 4);
+  EXPECT_EQ(m16.total, m16.weights + m16.gradients + m16.optimizer_state + m16.activations);
+  EXPECT_GT(double(matrices) / double(count_params(c.model).total), 0.99);
 }
 
 // configs/README.md documents every key with its default: the table must match the schema.

@@ -16,6 +16,7 @@ class Launch {
   Launch& arg(const Tensor& t);
   Launch& arg(float v);
   Launch& arg(int32_t v);
+  Launch& arg(uint32_t v);  // uint in OpenCL
   Launch& arg(int64_t v);  // long in OpenCL
   Launch& local_floats(size_t n);  // a __local float* argument of n floats
   // global sizes are rounded up to a multiple of local; kernels check bounds.

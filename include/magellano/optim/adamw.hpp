@@ -38,6 +38,11 @@
 //        rounded away unless it coincides with an update, and late small-lr steps on large
 //        weights stall. Values beyond 65504 overflow to inf. nn::ModelSpec::weight_dtype
 //        stores only the matrix weights this way, for this reason.
+//        With stochastic_rounding the new value is instead rounded up or down at random with
+//        the probabilities that make its expectation the fp32 result (cl/adamw.cl,
+//        round_half_stochastic): small updates and the decay then move the parameter on
+//        average rather than vanishing. The random bits hash the step count, the chunk and
+//        the element, so a run is still deterministic and resumes bit-exactly.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -54,6 +59,7 @@ struct AdamWConfig {
   float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
   float weight_decay = 0.1f;     // for parameters with nn::Parameter::weight_decay
   uint64_t max_chunk_bytes = 0;  // see ParameterPack; 0 = min(max allocation, 256 MiB)
+  bool stochastic_rounding = false;  // f16 parameters: round the update stochastically (above)
 };
 
 class AdamW {

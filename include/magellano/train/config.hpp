@@ -89,6 +89,9 @@ struct TrainConfig {
   // "fp32" | "fp16": storage of the matrix weights and their gradients (nn::ModelSpec::
   // weight_dtype); fp16 needs loss_scaling and excludes LoRA.
   std::string param_dtype = "fp32";
+  // "stochastic" | "nearest": how AdamW rounds an updated fp16 parameter (param_dtype "fp16";
+  // optim::AdamWConfig::stochastic_rounding).
+  std::string fp16_rounding = "stochastic";
   // Blocks per checkpointed segment: 0 = "none", 2 = "balanced", 4 = "aggressive", or any k.
   int64_t gradient_checkpointing = 0;
   // "fp32" | "fp16": storage of the activations kept across the forward, i.e. the segment
