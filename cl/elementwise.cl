@@ -1,4 +1,4 @@
-// Elementwise arithmetic with row broadcast, and dtype casts.
+// Elementwise arithmetic with row broadcast.
 // Kernels:
 //   add        out[i] = a[i] + alpha * b[i % b_n]             a, out: (n); b: (b_n), n % b_n == 0
 //   mul        out[i] = a[i] * b[i % b_n]
@@ -6,9 +6,7 @@
 //   mul_acc    out[i] (+)= s * x[i] * y[i % y_n]
 //   broadcast_rows  out[r, c] = v[c]                           out: (n) = (R, C), v: (C)
 //   spread_rows     out[r, c] (+)= s * v[r]                    out: (n) = (R, c), v: (R)
-//   f32_to_f16 / f16_to_f32   storage casts (round to nearest even)
-//   scale_acc_f16   out[i] = rte((acc ? out[i] : 0) + s * x[i])   x: (n) f32, out: (n) f16;
-//                   the sum in fp32, rounded once to fp16 (an fp16 parameter's gradient)
+// The f32 <-> f16 casts are in cl/half.cl.
 
 __kernel void add(__global const float* a, ulong a_off, __global const float* b, ulong b_off,
                   __global float* out, ulong out_off, long n, long b_n, float alpha) {
@@ -43,27 +41,6 @@ __kernel void broadcast_rows(__global const float* v, ulong v_off, __global floa
   v += v_off; out += out_off;
   long i = get_global_id(0);
   if (i < n) out[i] = v[i % c];
-}
-
-__kernel void f32_to_f16(__global const float* x, ulong x_off, __global half* out, ulong out_off,
-                         long n) {
-  x += x_off; out += out_off;
-  long i = get_global_id(0);
-  if (i < n) vstore_half_rte(x[i], i, out);
-}
-
-__kernel void scale_acc_f16(__global const float* x, ulong x_off, __global half* out,
-                            ulong out_off, long n, float s, int acc) {
-  x += x_off; out += out_off;
-  long i = get_global_id(0);
-  if (i < n) vstore_half_rte(acc ? vload_half(i, out) + s * x[i] : s * x[i], i, out);
-}
-
-__kernel void f16_to_f32(__global const half* x, ulong x_off, __global float* out, ulong out_off,
-                         long n) {
-  x += x_off; out += out_off;
-  long i = get_global_id(0);
-  if (i < n) out[i] = vload_half(i, x);
 }
 
 // out[i] (+)= s * v[i / c]: one value per row spread over its c columns.   out: (n) = (R, c)

@@ -1,5 +1,7 @@
 #include "magellano/ops/elementwise.hpp"
 
+#include <atomic>
+
 #include "check.hpp"
 #include "magellano/ops/launch.hpp"
 #include "magellano/ops/reduce.hpp"
@@ -8,6 +10,15 @@ namespace magellano::ops {
 using detail::require_f32;
 
 namespace {
+
+std::atomic<int> g_forced_half_vec{0};
+
+// Elements per work-item of cl/half.cl (its header says why): 8 on CPUs, 1 elsewhere.
+int64_t half_vec(const Context& ctx) {
+  if (const int forced = g_forced_half_vec.load()) return forced;
+  return ctx.device().type == "cpu" ? 8 : 1;
+}
+std::string half_options(const Context& ctx) { return "-DVEC=" + std::to_string(half_vec(ctx)); }
 
 // Length of b's repeating unit: a.numel() for equal shapes, a.last() for a row vector.
 int64_t broadcast_len(const Tensor& a, const Tensor& b, const char* op) {
@@ -42,8 +53,26 @@ void accumulate_grad(const std::shared_ptr<AutogradMeta>& m, const Tensor& x, fl
     throw Error("accumulate_grad: " + x.shape().str() + " into a gradient of shape " + g.tensor.shape().str());
   const int64_t n = x.numel();
   if (n > 0)
-    Launch(x.ctx(), "elementwise", "scale_acc_f16").arg(x).arg(g.tensor).arg(n).arg(s)
-        .arg(int32_t(g.accumulate)).run(n);
+    Launch(x.ctx(), "half", "scale_acc_f16", half_options(x.ctx())).arg(x).arg(g.tensor).arg(n)
+        .arg(s).arg(int32_t(g.accumulate)).run((n + half_vec(x.ctx()) - 1) / half_vec(x.ctx()));
+}
+
+void force_half_vec(int vec) {
+  if (vec != 0 && vec != 1 && vec != 8) throw Error("force_half_vec: 0 (by device), 1 or 8.");
+  g_forced_half_vec = vec;
+}
+
+void cast_into(const Tensor& src, const Tensor& dst) {
+  if (src.numel() != dst.numel()) throw Error("cast_into: element counts differ.");
+  const int64_t n = src.numel();
+  const char* kernel = src.dtype() == DType::f32 && dst.dtype() == DType::f16   ? "f32_to_f16"
+                       : src.dtype() == DType::f16 && dst.dtype() == DType::f32 ? "f16_to_f32"
+                                                                                : nullptr;
+  if (!kernel)
+    throw Error(std::string("cast: ") + to_string(src.dtype()) + " -> " + to_string(dst.dtype()) +
+                " is not supported (only f32 <-> f16).");
+  const int64_t vec = half_vec(src.ctx());
+  if (n > 0) Launch(src.ctx(), "half", kernel, half_options(src.ctx())).arg(src).arg(dst).arg(n).run((n + vec - 1) / vec);
 }
 
 void fill(const Tensor& t, float value) {
@@ -150,14 +179,7 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
 Tensor cast(const Tensor& x, DType to) {
   if (x.dtype() == to) return x;
   Tensor out = Tensor::empty(x.ctx(), x.shape(), to);
-  if (x.dtype() == DType::f32 && to == DType::f16) {
-    Launch(x.ctx(), "elementwise", "f32_to_f16").arg(x).arg(out).arg(x.numel()).run(x.numel());
-  } else if (x.dtype() == DType::f16 && to == DType::f32) {
-    Launch(x.ctx(), "elementwise", "f16_to_f32").arg(x).arg(out).arg(x.numel()).run(x.numel());
-  } else {
-    throw Error(std::string("cast: ") + to_string(x.dtype()) + " -> " + to_string(to) +
-                " is not supported (only f32 <-> f16).");
-  }
+  cast_into(x, out);
   if (autograd::any_requires_grad({x})) {
     // The gradient of a storage cast is the identity; it arrives as f32.
     autograd::record(out, [mx = autograd::grad_meta(x)](const Tensor& dy) {

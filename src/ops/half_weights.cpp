@@ -2,7 +2,6 @@
 
 #include "magellano/autograd/tape.hpp"
 #include "magellano/ops/elementwise.hpp"
-#include "magellano/ops/launch.hpp"
 #include "magellano/runtime/error.hpp"
 
 namespace magellano::ops::detail {
@@ -12,8 +11,7 @@ Tensor widen(const Tensor& w) {
   if (w.dtype() != DType::f16)
     throw Error(std::string("weights must be f32 or f16, got ") + to_string(w.dtype()) + ".");
   Tensor w32 = Tensor::empty(w.ctx(), w.shape(), DType::f32, MemCategory::scratch);
-  if (w.numel() > 0)
-    Launch(w.ctx(), "elementwise", "f16_to_f32").arg(w).arg(w32).arg(w.numel()).run(w.numel());
+  cast_into(w, w32);
   return w32;
 }
 

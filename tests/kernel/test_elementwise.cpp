@@ -3,6 +3,7 @@
 // harness defaults (1e-5 forward, 1e-4 gradients) except where a column sum makes a gradient a
 // long reduction.
 #include "harness.hpp"
+#include "magellano/io/st_dtype.hpp"
 #include "magellano/ops/elementwise.hpp"
 
 using namespace mgtest;
@@ -63,7 +64,9 @@ TEST(Elementwise, ScaleAndReshape) {
            [](auto& x, const Vec& d) { Vec g = d; for (auto& v : g) v *= -1.5; return std::vector<Vec>{g}; });
 }
 
-TEST(Elementwise, CastRoundTripIsF16Rounding) {
+namespace {
+// f32 -> f16 -> f32 rounds as the host does, from and to views at odd offsets.
+void cast_round_trip() {
   const Vec x = randn(1001, 10, 3.0);
   Tensor t = upload(Shape{1001}, x);
   Tensor h = ops::cast(t, DType::f16);
@@ -71,6 +74,50 @@ TEST(Elementwise, CastRoundTripIsF16Rounding) {
   EXPECT_EQ(h.nbytes(), 2002u);
   // fp16 has an 11-bit significand: relative rounding error at most 2^-11.
   expect_close(ops::cast(h, DType::f32).to_host(), x, 1.0 / 2048, 1e-7, "f32 -> f16 -> f32");
+  // Exactly the host's round-to-nearest-even, also from and to views at odd offsets (with 8
+  // elements per work-item a last partial group goes element by element; any offset works).
+  const Tensor part = t.narrow_rows(3, 1000);  // 997 elements from element 3
+  const auto want = part.to_host();
+  const auto got = ops::cast(ops::cast(part, DType::f16).narrow_rows(0, 997), DType::f32).to_host();
+  for (size_t i = 0; i < want.size(); ++i)
+    ASSERT_EQ(got[i], magellano::io::f16_to_f32(magellano::io::f32_to_f16(want[i]))) << i;
+  const auto back = ops::cast(h.narrow_rows(5, 1001), DType::f32).to_host();
+  const auto all = ops::cast(h, DType::f32).to_host();
+  for (size_t i = 0; i < back.size(); ++i) ASSERT_EQ(back[i], all[i + 5]) << i;
+}
+
+// Forces cl/half.cl's elements per work-item for a scope (0 afterwards: by device).
+struct HalfVec {
+  explicit HalfVec(int vec) { ops::force_half_vec(vec); }
+  ~HalfVec() { ops::force_half_vec(0); }
+};
+}  // namespace
+
+TEST(Elementwise, CastRoundTripIsF16Rounding) {
+  for (int vec : {0, 1, 8}) {  // the device's mapping, then both mappings of cl/half.cl
+    SCOPED_TRACE("elements per work-item " + std::to_string(vec));
+    HalfVec forced(vec);
+    cast_round_trip();
+  }
+}
+
+TEST(Elementwise, AccumulateIntoAnFp16Gradient) {
+  // ops::accumulate_grad into an fp16 leaf: fp16(fp16(a) + s * b), the sum in fp32, with both
+  // mappings of cl/half.cl; 1003 elements = 125 groups of 8 and a tail of 3.
+  const Vec a = randn(1003, 11, 0.5), b = randn(1003, 12, 0.5);
+  for (int vec : {1, 8}) {
+    HalfVec forced(vec);
+    Tensor w = Tensor::from_host(test_ctx(), Shape{1003}, to_f32(a), DType::f16);
+    w.set_requires_grad(true);
+    ops::accumulate_grad(w.meta(), upload(Shape{1003}, a));
+    ops::accumulate_grad(w.meta(), upload(Shape{1003}, b), -0.25f);
+    const auto g = w.grad().to_host();
+    for (size_t i = 0; i < g.size(); ++i) {
+      const float first = magellano::io::f16_to_f32(magellano::io::f32_to_f16(float(a[i])));
+      ASSERT_EQ(g[i], magellano::io::f16_to_f32(magellano::io::f32_to_f16(first + -0.25f * float(b[i]))))
+          << "vec " << vec << " [" << i << "]";
+    }
+  }
 }
 
 TEST(Elementwise, BadBroadcastIsAClearError) {

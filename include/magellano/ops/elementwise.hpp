@@ -15,6 +15,10 @@ Tensor clone(const Tensor& x);           // a contiguous copy (no autograd)
 // In-place helpers for backward code and optimizers (no autograd).
 void fill(const Tensor& t, float value);
 void copy_into(const Tensor& src, const Tensor& dst);  // same numel, same dtype
+void cast_into(const Tensor& src, const Tensor& dst);  // same numel, f32 <-> f16 (nearest even)
+// Tests: elements per work-item of the fp16 kernels (cl/half.cl), so a CPU-only CI also runs
+// the GPUs' mapping; 0 = by device (8 on CPUs, 1 elsewhere).
+void force_half_vec(int vec);
 // dst (+)= s * x  (acc picks add or overwrite); shapes must have equal numel.
 void scale_into(const Tensor& x, float s, const Tensor& dst, bool acc);
 // Writes s * x (f32) into an input's gradient (the usual last step of a backward). An f16
