@@ -13,16 +13,22 @@
 //                          when acc) rounded once to nearest even
 // No -D knobs.
 
+// Where output element i = (t, c) of a gather reads: src element idx[t] * d + c, or -1 for an
+// id outside [0, r) (the output is 0 there).
+inline long gather_at(__global const int* idx, long i, long d, int r) {
+  long t = i / d;
+  int row = idx[t];
+  return (row >= 0 && row < r) ? (long)row * d + (i - t * d) : -1;
+}
+
 __kernel void gather_rows(__global const float* src, ulong src_off, __global const int* idx,
                           ulong idx_off, __global float* out, ulong out_off, long n, long d,
                           int r, int acc) {
   src += src_off; idx += idx_off; out += out_off;
   long i = get_global_id(0);
   if (i >= n * d) return;
-  long t = i / d, c = i - t * d;
-  int row = idx[t];
-  float v = (row >= 0 && row < r) ? src[(long)row * d + c] : 0.0f;
-  ACC_STORE(out, i, v, acc);
+  long at = gather_at(idx, i, d, r);
+  ACC_STORE(out, i, at >= 0 ? src[at] : 0.0f, acc);
 }
 
 __kernel void gather_rows_half(__global const half* src, ulong src_off, __global const int* idx,
@@ -31,10 +37,8 @@ __kernel void gather_rows_half(__global const half* src, ulong src_off, __global
   src += src_off; idx += idx_off; out += out_off;
   long i = get_global_id(0);
   if (i >= n * d) return;
-  long t = i / d, c = i - t * d;
-  int row = idx[t];
-  float v = (row >= 0 && row < r) ? vload_half((long)row * d + c, src) : 0.0f;
-  ACC_STORE(out, i, v, acc);
+  long at = gather_at(idx, i, d, r);
+  ACC_STORE(out, i, at >= 0 ? vload_half(at, src) : 0.0f, acc);
 }
 
 // Work-item g of a segment sum: column *c of the run of equal keys that starts at sorted

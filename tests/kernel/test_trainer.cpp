@@ -289,7 +289,7 @@ TEST(Trainer, Fp16ParametersLearnLikeFp32) {
 
 // The tracker's parameter and gradient bytes of a built model and its optimizer equal the
 // estimate of `info` (up to the pack's 64-element alignment of each tensor), for fp32 and fp16
-// storage; fp16 stores the matrix weights (here 97% of the parameters) in half the bytes.
+// storage; fp16 stores the matrix weights (here 95% of the parameters) in half the bytes.
 TEST(Trainer, Fp16ParameterBytesMatchTheEstimate) {
   uint64_t bytes[2];
   for (int half = 0; half < 2; ++half) {

@@ -126,6 +126,16 @@ TEST(BenchCli, TrainStepFindsTheTinyPresetByDefault) {
   EXPECT_GT(j["extra"]["estimate_total_bytes"].get<double>(), 0.0);
   // MFU = model GFLOP/s over the reference rate given.
   EXPECT_NEAR(j["extra"]["mfu"].get<double>(), j["gflops"].get<double>() / 100.0, 1e-9);
+  EXPECT_EQ(j["sizes"]["param_dtype"], "fp32");
+  EXPECT_EQ(j["extra"]["loss_scaling"], false);
+  // fp16 parameters: the trainer's loss-scaled step, and the smaller memory estimate.
+  const auto h = run_json("train-step", {"--batch", "1", "--seq-len", "16", "--steps", "1", "--param-dtype", "fp16"});
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0]["sizes"]["param_dtype"], "fp16");
+  EXPECT_EQ(h[0]["extra"]["loss_scaling"], true);
+  EXPECT_EQ(h[0]["extra"]["skipped_steps"], 0);
+  EXPECT_LT(h[0]["extra"]["memory_estimate"]["weights"].get<double>(),
+            0.6 * j["extra"]["memory_estimate"]["weights"].get<double>());
 }
 
 TEST(BenchCli, GenerateFindsTheTinyPresetByDefault) {
@@ -189,6 +199,11 @@ TEST(BenchCli, BadInputIsOneClearLine) {
   r = run_cli(args);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(has(r.output, "error: --shapes: bad shape '4x5'")) << r.output;
+  args = {"bench", "train-step", "--param-dtype", "bf16"};
+  args.insert(args.end(), kTinyPeaks.begin(), kTinyPeaks.end());
+  r = run_cli(args);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(has(r.output, "error: --param-dtype must be fp32 or fp16, got 'bf16'.")) << r.output;
   args = {"bench", "train-step", "--config", "/nonexistent/x.json"};
   args.insert(args.end(), kTinyPeaks.begin(), kTinyPeaks.end());
   r = run_cli(args);
