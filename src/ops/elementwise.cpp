@@ -51,10 +51,10 @@ void accumulate_grad(const std::shared_ptr<AutogradMeta>& m, const Tensor& x, fl
   require_f32(x, "accumulate_grad", "x");
   if (x.numel() != g.tensor.numel())
     throw Error("accumulate_grad: " + x.shape().str() + " into a gradient of shape " + g.tensor.shape().str());
-  const int64_t n = x.numel();
+  const int64_t n = x.numel(), vec = half_vec(x.ctx());
   if (n > 0)
     Launch(x.ctx(), "half", "scale_acc_f16", half_options(x.ctx())).arg(x).arg(g.tensor).arg(n)
-        .arg(s).arg(int32_t(g.accumulate)).run((n + half_vec(x.ctx()) - 1) / half_vec(x.ctx()));
+        .arg(s).arg(int32_t(g.accumulate)).run((n + vec - 1) / vec);
 }
 
 void force_half_vec(int vec) {
@@ -72,7 +72,8 @@ void cast_into(const Tensor& src, const Tensor& dst) {
     throw Error(std::string("cast: ") + to_string(src.dtype()) + " -> " + to_string(dst.dtype()) +
                 " is not supported (only f32 <-> f16).");
   const int64_t vec = half_vec(src.ctx());
-  if (n > 0) Launch(src.ctx(), "half", kernel, half_options(src.ctx())).arg(src).arg(dst).arg(n).run((n + vec - 1) / vec);
+  if (n > 0)
+    Launch(src.ctx(), "half", kernel, half_options(src.ctx())).arg(src).arg(dst).arg(n).run((n + vec - 1) / vec);
 }
 
 void fill(const Tensor& t, float value) {

@@ -73,8 +73,8 @@ void gather_rows_into(const Tensor& src, const Tensor& idx, const Tensor& out, b
   const int64_t r = src.shape()[0], d = src.shape().last(), n = idx.numel();
   if (out.numel() != n * d) throw Error("gather_rows_into: out must hold (N, D) elements.");
   const bool half = src.dtype() == DType::f16;
-  Launch(src.ctx(), "index", half ? "gather_rows_half" : "gather_rows").arg(src).arg(idx).arg(out).arg(n).arg(d)
-      .arg(int32_t(r)).arg(int32_t(acc)).run(n * d);
+  Launch(src.ctx(), "index", half ? "gather_rows_half" : "gather_rows")
+      .arg(src).arg(idx).arg(out).arg(n).arg(d).arg(int32_t(r)).arg(int32_t(acc)).run(n * d);
 }
 
 void scatter_add_rows_into(const Tensor& src, const SortedIndices& sorted, const Tensor& out,
@@ -85,8 +85,9 @@ void scatter_add_rows_into(const Tensor& src, const SortedIndices& sorted, const
                 std::to_string(n) + ", " + std::to_string(d) + ").");
   if (!acc) fill(out, 0.0f);  // rows no key names; hit rows are then overwritten
   const bool half = out.dtype() == DType::f16;
-  Launch(src.ctx(), "index", half ? "segment_sum_rows_half" : "segment_sum_rows").arg(src).arg(sorted.keys).arg(sorted.perm)
-      .arg(out).arg(n).arg(d).arg(int32_t(r)).arg(int32_t(acc)).run(n * d);
+  Launch(src.ctx(), "index", half ? "segment_sum_rows_half" : "segment_sum_rows")
+      .arg(src).arg(sorted.keys).arg(sorted.perm).arg(out).arg(n).arg(d).arg(int32_t(r))
+      .arg(int32_t(acc)).run(n * d);
 }
 
 Tensor gather_rows(const Tensor& src, const Tensor& idx) {
