@@ -58,7 +58,7 @@ std::vector<Result> run_checkpointing(Context& ctx, const Peaks&, const Options&
     r.extra = {{"peak_activation_bytes", ctx.memory().peak(MemCategory::activations)},
                {"peak_scratch_bytes", ctx.memory().peak(MemCategory::scratch)},
                {"peak_total_bytes", ctx.memory().peak_total()},
-               {"lora_rank", cfg.lora.rank}, {"base_precision", cfg.lora.base_precision}};
+               {"lora_rank", cfg.lora.rank}, {"base_precision", train::config_name(cfg.lora.base_precision)}};
     out.push_back(r);
   }
   model.set_checkpoint_every(0);

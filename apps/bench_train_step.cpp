@@ -55,7 +55,7 @@ std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Optio
 
   nn::Model model(ctx, train::model_spec(cfg), 1);
   optim::AdamW adamw(ctx, model.trainable_parameters(),
-                     {.lr = 1e-4f, .stochastic_rounding = cfg.train.fp16_rounding == "stochastic"});
+                     {.lr = 1e-4f, .stochastic_rounding = cfg.train.fp16_rounding == train::Fp16Rounding::stochastic});
   // The peak of the training steps (a QLoRA model passes through one fp32 block per block
   // while it is built and quantized).
   ctx.memory().reset_peaks();
@@ -90,7 +90,7 @@ std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Optio
   Result r;
   r.name = "train_step";
   r.sizes = {{"config", std::filesystem::path(config).stem().string()}, {"batch", B}, {"seq_len", L},
-             {"param_dtype", cfg.train.param_dtype}};
+             {"param_dtype", train::config_name(cfg.train.param_dtype)}};
   r.median_s = s;
   r.repeats = steps;
   r.gflops = model_gflops;

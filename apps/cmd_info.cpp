@@ -67,11 +67,11 @@ int model_info(const std::string& path, const std::vector<std::string>& sets, bo
     std::printf("training memory estimate, batch %lld x context %lld (LoRA rank %lld, %s base, "
                 "checkpointing every %lld blocks, AdamW on the adapters)\n",
                 (long long)mem.batch, (long long)mem.seq_len, (long long)cfg.lora.rank,
-                cfg.lora.base_precision.c_str(), (long long)cfg.train.gradient_checkpointing);
+                train::config_name(cfg.lora.base_precision), (long long)cfg.train.gradient_checkpointing);
   else
     std::printf("training memory estimate, batch %lld x context %lld (%s, AdamW)\n",
                 (long long)mem.batch, (long long)mem.seq_len,
-                cfg.train.param_dtype == "fp16" ? "fp16 matrix weights and gradients, fp32 moments" : "fp32");
+                cfg.train.param_dtype == DType::f16 ? "fp16 matrix weights and gradients, fp32 moments" : "fp32");
   line("weights", mem.weights);
   line("gradients", mem.gradients);
   line("optimizer state", mem.optimizer_state);

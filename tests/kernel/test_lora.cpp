@@ -529,7 +529,7 @@ TEST(Merge, Nf4BaseIsRequantizedAndTheErrorReported) {
   magellano::quant::quantize_checkpoint_dir(test_ctx(), dir / "base", dir / "nf4");
   // QLoRA: the NF4 checkpoint loads into NF4 Linears as stored (no re-quantization).
   magellano::train::LoRASection ls;
-  ls.rank = 2, ls.alpha = 4, ls.base_precision = "nf4", ls.target_modules = {"in_proj", "out_proj", "experts"};
+  ls.rank = 2, ls.alpha = 4, ls.base_precision = magellano::nn::WeightStorage::nf4, ls.target_modules = {"in_proj", "out_proj", "experts"};
   auto qlora = magellano::train::load_model(dir / "nf4", test_ctx(), &ls);
   randomize_adapters(*qlora.model, 500);
   magellano::train::save_adapter(dir / "adapter", *qlora.model, ls, "");
