@@ -11,6 +11,7 @@
 #include "bench.hpp"
 #include "magellano/autograd/tape.hpp"
 #include "magellano/nn/model.hpp"
+#include "magellano/nn/training_mode.hpp"
 #include "magellano/train/checkpoint.hpp"
 #include "magellano/train/config.hpp"
 

@@ -17,7 +17,7 @@
 #include "magellano/ops/matmul.hpp"
 #include "magellano/ops/nf4_linear.hpp"
 #include "magellano/quant/nf4.hpp"
-#include "magellano/quant/quantize_file.hpp"
+#include "magellano/io/quantize_file.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/config.hpp"
 
@@ -188,7 +188,7 @@ std::vector<Result> run_nf4(Context& ctx, const Peaks&, const Options& opts) {
       wr.commit();
     }
     const double gen_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const auto rep = quant::quantize_safetensors_file(ctx, in, outf);
+    const auto rep = io::quantize_safetensors_file(ctx, in, outf);
     fs::remove(in);
     fs::remove(outf);
     Result r;

@@ -18,6 +18,7 @@
 #include "bench.hpp"
 #include "magellano/autograd/tape.hpp"
 #include "magellano/nn/model.hpp"
+#include "magellano/nn/training_mode.hpp"
 #include "magellano/optim/adamw.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/checkpoint.hpp"

@@ -8,7 +8,7 @@
 
 #include "command.hpp"
 #include "options.hpp"
-#include "magellano/quant/quantize_file.hpp"
+#include "magellano/io/quantize_file.hpp"
 #include "magellano/runtime/context.hpp"
 #include "magellano/runtime/error.hpp"
 
@@ -43,14 +43,14 @@ int run_quantize(int argc, char** argv) {
     throw Error("quantize: the output " + out + " already exists. Choose a new path or remove it first.");
 
   auto ctx = Context::create(device);
-  quant::QuantizeProgress progress;
+  io::QuantizeProgress progress;
   if (verbose)
     progress = [](const std::string& name, bool q) {
       std::cerr << (q ? "  nf4   " : "  copy  ") << name << "\n";
     };
-  const quant::QuantizeReport r = fs::is_directory(in)
-                                      ? quant::quantize_checkpoint_dir(*ctx, in, out, progress)
-                                      : quant::quantize_safetensors_file(*ctx, in, out, progress);
+  const io::QuantizeReport r = fs::is_directory(in)
+                                      ? io::quantize_checkpoint_dir(*ctx, in, out, progress)
+                                      : io::quantize_safetensors_file(*ctx, in, out, progress);
   if (vm.count("json")) {
     nlohmann::json j = {{"in", in}, {"out", out}, {"device", ctx->device().name},
                         {"seconds", r.seconds}, {"read_seconds", r.read_seconds},

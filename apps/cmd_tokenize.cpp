@@ -8,7 +8,7 @@
 
 #include "command.hpp"
 #include "options.hpp"
-#include "magellano/data/atomic_file.hpp"
+#include "magellano/io/atomic_file.hpp"
 #include "magellano/data/corpus_tokenizer.hpp"
 #include "magellano/data/tokenizer.hpp"
 #include "magellano/runtime/error.hpp"
@@ -51,7 +51,7 @@ int run_tokenize(int argc, char** argv) {
 
   if (vm.count("ids")) {
     if (inputs.size() != 1) throw Error("--ids takes exactly one --in file.");
-    const std::string text = read_whole_file(inputs[0], "input file");
+    const std::string text = io::read_whole_file(inputs[0], "input file");
     const auto ids = tokenizer.encode(text, special, threads);
     std::string line;
     for (size_t i = 0; i < ids.size(); ++i) {
