@@ -31,7 +31,8 @@ int run_tokenize(int argc, char** argv) {
   std::vector<std::string> inputs;
   double val_fraction = 0.0;
   unsigned threads = 0;
-  opts.add_options()("help,h", "show this help")(
+  cli::add_common_options(opts, cli::kHelpOnly);
+  opts.add_options()(
       "tokenizer", po::value(&tokenizer_dir)->required(),
       "folder with encoder.json + vocab.bpe (or vocab.json + merges.txt)")(
       "in", po::value(&inputs)->multitoken()->required(), "input text file(s)")(
