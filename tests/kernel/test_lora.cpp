@@ -36,7 +36,7 @@
 #include "cli.hpp"
 #include "magellano/data/token_file.hpp"
 #include "magellano/io/json_file.hpp"
-#include "magellano/quant/quantize_file.hpp"
+#include "magellano/io/quantize_file.hpp"
 
 using namespace mgtest;
 namespace nn = magellano::nn;
@@ -526,7 +526,7 @@ TEST(Merge, Nf4BaseIsRequantizedAndTheErrorReported) {
   cfg = magellano::train::Config::from_json(j);
   nn::Model base(test_ctx(), magellano::train::model_spec(cfg), 5);
   write_checkpoint(dir / "base", cfg, base);
-  magellano::quant::quantize_checkpoint_dir(test_ctx(), dir / "base", dir / "nf4");
+  magellano::io::quantize_checkpoint_dir(test_ctx(), dir / "base", dir / "nf4");
   // QLoRA: the NF4 checkpoint loads into NF4 Linears as stored (no re-quantization).
   magellano::train::LoRASection ls;
   ls.rank = 2, ls.alpha = 4, ls.base_precision = magellano::nn::WeightStorage::nf4, ls.target_modules = {"in_proj", "out_proj", "experts"};

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "harness.hpp"
+#include "magellano/nn/embedding.hpp"
 #include "magellano/nn/mamba.hpp"
 #include "reference.hpp"
 

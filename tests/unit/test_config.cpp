@@ -13,6 +13,7 @@
 
 #include "cli.hpp"
 #include "harness.hpp"
+#include "magellano/nn/embedding.hpp"
 #include "magellano/nn/mamba.hpp"
 #include "magellano/nn/moe.hpp"
 #include "magellano/runtime/error.hpp"

@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 using namespace magellano::data;
 
 fs::path data_dir(const Options& opts) {
-  if (opts.has("data")) return opts.str("data", "");
+  if (opts.has("data")) return opts.str("data");
   if (const char* env = std::getenv("MAGELLANO_SHARED_DATA")) return env;
   std::vector<fs::path> candidates = {"shared/data", "../shared/data"};
 #ifdef MAGELLANO_SOURCE_DIR
@@ -97,7 +97,9 @@ std::vector<Result> run_tokenizer(Context&, const Peaks&, const Options& opts) {
 }
 
 RegisterBench reg{{"tokenizer", "GPT-2 encoding and BPE training on the host (text GB/s, tokens/s)",
-                   {"data"}, run_tokenizer}};
+                   {{"data", Key::text, "", "the shared data folder (default: $MAGELLANO_SHARED_DATA, else shared/data "
+                                            "or ../shared/data, else ../shared/data beside the source tree)"}},
+                   run_tokenizer}};
 
 }  // namespace
 }  // namespace magellano::bench
