@@ -8,6 +8,7 @@
 #include "magellano/data/batcher.hpp"
 #include "magellano/data/token_file.hpp"
 #include "magellano/io/json_file.hpp"
+#include "magellano/nn/training_mode.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/optim/adamw.hpp"
 #include "magellano/runtime/error.hpp"
