@@ -27,7 +27,7 @@ CaseSpec dropout_case(const Shape& s, float p, uint64_t seed) {
               return g;
             };
             const double n = double(s.numel());
-            c.sizes = {{"x", dims(s)}, {"p", p}};
+            c.sizes = {{"x", dims(s)}, {"p", std::lround(p * 100) / 100.0}};
             c.cost = {8 * n, n, 8 * n, n};
             return c;
           }};

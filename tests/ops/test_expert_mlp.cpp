@@ -1,6 +1,6 @@
 // The grouped expert MLPs (SwiGLU and GELU, with experts that own no rows) against the float64
 // reference (ref::expert_mlp, which the MoE layer's reference also uses). Perf size: phase1's
-// experts (D 448, F 1280, 8 experts) on 8 x 512 tokens routed to 2 each, 1024 rows an expert.
+// experts (D 448, F 1280, 8 experts) on 4 x 512 tokens routed to 2 each, 512 rows an expert.
 // Tolerances: the expert MLP chains three GEMMs of depth D or F (<= 24) and a transcendental:
 // forward rtol 1e-5 / atol 1e-5, gradients rtol 1e-4 / atol 1e-4.
 #include <cmath>
@@ -80,6 +80,6 @@ const RegisterOp reg{{"expert_mlp",
                        expert_mlp_case(17, 24, {0, 1, 9, 9, 20, 26, 26, 30, 37}, true),
                        expert_mlp_case(5, 7, {0, 0, 6, 13}, false),  // expert 0 owns no rows
                        expert_mlp_case(17, 24, {0, 11, 20, 37}, false)},
-                      expert_mlp_case(448, 1280, even_offsets(8, 8 * 512 * 2 / 8), true)}};
+                      expert_mlp_case(448, 1280, even_offsets(8, 512), true)}};
 
 }  // namespace

@@ -1,14 +1,18 @@
 // The op registry: every op registers its cases once, from its test file in tests/ops/, and
 // both the correctness tests and the op benchmark run them.
 //
-//   static const RegisterOp reg{{"rms_norm",
-//       {rms_case(Shape{7, 1}, 1), rms_case(Shape{33, 257}, 3), ...},   // today's odd test sizes
-//       rms_case(Shape{4096, 768}, 9)}};                                  // one perf size
+//   const RegisterOp reg{{"rms_norm",
+//       {rms_norm_case(Shape{7, 1}, 1), rms_norm_case(Shape{33, 257}, 3), ...},  // odd test sizes
+//       rms_norm_case(Shape{8 * 512, 768}, 9)}};                                // one perf size
 //
+// where rms_norm_case(sizes) returns a CaseSpec: the case's name and a function building it.
 // A case is built only when it runs (its inputs can be large, and a device op may hold device
 // state such as a quantized weight). It holds the inputs, the device op, its float64 reference
-// forward and backward (tests/support/reference.hpp), the tolerance, and the op's cost model
-// evaluated at the case's sizes: bytes moved and FLOPs, forward and backward.
+// forward and backward (tests/support/reference.hpp), the tolerance (with the reasons in the
+// op's test file), and the op's cost model evaluated at the case's sizes: bytes moved and
+// FLOPs, forward and backward. An op family is then five files found from its name (rmsnorm,
+// softmax, index, ...): include/magellano/ops/NAME.hpp, src/ops/NAME.cpp, cl/NAME.cl (GEMMs:
+// gemm_*.cl; MoE ops: moe.cl), tests/support/reference/NAME.cpp, tests/ops/test_NAME.cpp.
 //
 // tests/ops/op_cases.cpp turns every test case into one gtest
 // (Ops/OpCase.MatchesFloat64Reference/<case name>) that runs check_op's recipe, and times every

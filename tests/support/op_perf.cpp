@@ -61,7 +61,8 @@ std::string today() {
 
 std::string sizes_text(const nlohmann::json& sizes) {
   std::string s;
-  for (auto& [k, v] : sizes.items()) s += (s.empty() ? "" : " ") + k + "=" + v.dump();
+  for (auto& [k, v] : sizes.items())
+    s += (s.empty() ? "" : " ") + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
   return s;
 }
 
@@ -99,9 +100,9 @@ void run_op_perf(Context& ctx, std::ostream& table, std::ostream* json) {
   char head[512];
   std::snprintf(head, sizeof head,
                 "device: %s, driver %s\npeaks: copy %.1f GB/s, fp32 GEMM %.1f GFLOP/s (%lld^3)\n"
-                "%-18s %-44s %-38s %-38s\n",
+                "%-18s %-38s %-38s %s\n",
                 ctx.device().name.c_str(), ctx.device().driver_version.c_str(), peaks.gbps, peaks.gflops,
-                (long long)kPeakGemm, "op", "sizes", "forward", "forward + backward");
+                (long long)kPeakGemm, "op", "forward", "forward + backward", "sizes");
   table << head;
 
   for (const auto& op : op_registry()) {
@@ -134,8 +135,8 @@ void run_op_perf(Context& ctx, std::ostream& table, std::ostream* json) {
       if (json) *json << to_json(op.name + " fwd+bwd", ctx, c, fb, bytes, flops, br, peaks).dump() << "\n";
     }
     char line[512];
-    std::snprintf(line, sizeof line, "%-18s %-44s %-38s %-38s\n", op.name.c_str(), sizes_text(c.sizes).c_str(),
-                  row.c_str(), both.c_str());
+    std::snprintf(line, sizeof line, "%-18s %-38s %-38s %s\n", op.name.c_str(), row.c_str(), both.c_str(),
+                  sizes_text(c.sizes).c_str());
     table << line << std::flush;
   }
   ctx.set_poison_allocations(true);

@@ -4,7 +4,8 @@
 // NoGradScope) and forward + backward (every differentiable input's gradient, zeroed before
 // each run so the backward writes rather than adds): one run to compile kernels and fill the
 // buffer pool, one to pick the repeats (enough for ~0.5 s, 5 to 50), then the median of those
-// runs, each ending with clFinish. No reference runs.
+// runs, each ending with clFinish. No reference runs; allocation poisoning (test_ctx's NaN fill)
+// is off while timing.
 //
 // Each result is reported against the peak its cost model says bounds it (a roofline): GB/s
 // against the copy bandwidth when bytes / copy peak >= FLOPs / GEMM peak, else GFLOP/s
