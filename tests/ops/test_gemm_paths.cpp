@@ -15,6 +15,7 @@
 #include <limits>
 
 #include "harness.hpp"
+#include "reference.hpp"
 #include "magellano/ops/gemm_tuning.hpp"
 #include "magellano/ops/matmul.hpp"
 
@@ -65,18 +66,18 @@ void check_gemm(const Case& c, uint64_t seed) {
   ops::gemm(A, c.ta, B, c.tb, C, c.alpha, c.beta);
   const std::vector<float> got = C.to_host();
   const double u = std::ldexp(1.0, -24);
+  // The float64 product (ref::matmul), and the same of |a| and |b|: sum_k |a_ik b_kj|.
+  const ref::MatmulDims dims{c.batch, c.m, c.n, c.k, c.ta, c.tb, c.shared_b};
+  auto abs_of = [](Vec v) {
+    for (auto& x : v) x = std::fabs(x);
+    return v;
+  };
+  const Vec prod = ref::matmul(dims, a, b), mags = ref::matmul(dims, abs_of(a), abs_of(b));
   for (int64_t p = 0; p < c.batch; ++p)
     for (int64_t i = 0; i < c.m; ++i)
       for (int64_t j = 0; j < c.n; ++j) {
-        double s = 0, mag = 0;
-        const int64_t pb = c.shared_b ? 0 : p;
-        for (int64_t k = 0; k < c.k; ++k) {
-          const double x = c.ta ? a[(p * ar + k) * ac + i] : a[(p * ar + i) * ac + k];
-          const double y = c.tb ? b[(pb * br + j) * bc + k] : b[(pb * br + k) * bc + j];
-          s += x * y;
-          mag += std::fabs(x * y);
-        }
         const int64_t at = (p * c.m + i) * c.n + j;
+        const double s = prod[at], mag = mags[at];
         const double cin = c.beta == 0.0f ? 0.0 : double(float(c0[at]));
         const double want = c.alpha * s + c.beta * cin;
         const double bound = (c.k + 2) * u * (std::fabs(c.alpha) * mag + std::fabs(c.beta * cin)) + 1e-30;

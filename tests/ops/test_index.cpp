@@ -174,9 +174,7 @@ TEST(Index, SortIsAStablePermutation) {
     for (auto& k : keys) k = d(rng);
     keys[0] = std::numeric_limits<int32_t>::max();
     if (n > 1) keys[n - 1] = std::numeric_limits<int32_t>::min();
-    std::vector<int32_t> perm(n);
-    for (int64_t i = 0; i < n; ++i) perm[i] = static_cast<int32_t>(i);
-    std::stable_sort(perm.begin(), perm.end(), [&](int32_t a, int32_t b) { return keys[a] < keys[b]; });
+    const std::vector<int32_t> perm = ref::stable_argsort(keys);
     std::vector<int32_t> sorted(n);
     for (int64_t i = 0; i < n; ++i) sorted[i] = keys[perm[i]];
     ops::SortedIndices s = ops::sort_indices(upload_i32(Shape{n}, keys));

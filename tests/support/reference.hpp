@@ -84,6 +84,8 @@ void linear_bwd(const Vec& x, int64_t m, int64_t k, const Vec& w, int64_t n, con
 // ---- index: src (rows, d), idx (N) ids as doubles; out-of-range ids read zeros / add nothing --
 Vec gather_rows(const Vec& src, const Vec& idx, int64_t rows, int64_t d);       // (N, d)
 Vec scatter_add_rows(const Vec& src, const Vec& idx, int64_t rows, int64_t d);  // (rows, d)
+// sort_indices: the stable sorting permutation of keys (equal keys keep their order).
+std::vector<int32_t> stable_argsort(const std::vector<int32_t>& keys);
 
 // ---- shape ----------------------------------------------------------------------------------
 // Columns [from, from + width) of x (rows, total), and the matching backward (+=).
@@ -112,6 +114,12 @@ Vec balance_loss(const Vec& p, const Vec& counts, int64_t n, int64_t x, int64_t 
 void balance_loss_bwd(const Vec& counts, int64_t n, int64_t x, int64_t k, const Vec& dloss, Vec& dp);
 Vec z_loss(const Vec& logits, int64_t n, int64_t x);  // mean_n lse_n^2, (1)
 void z_loss_bwd(const Vec& logits, int64_t n, int64_t x, const Vec& dloss, Vec& dlogits);
+// The routing plan of flat expert ids (N K) in [0, X): ids stably sorted by expert (perm), the
+// token of each sorted row (perm / K), per-expert counts and offsets (X + 1).
+struct RoutingPlan {
+  std::vector<int32_t> perm, token_of, counts, offsets;
+};
+RoutingPlan routing_plan(const std::vector<int32_t>& ids, int64_t x, int64_t k);
 
 // ---- expert_mlp: w1, w3 (F, D), w2 (D, F); SwiGLU a = silu(h1) * h3 when w3, else GELU(h1) ----
 struct ExpertRow {  // one row through one expert: h1 = w1 x, h3 = w3 x, a (F), y = w2 a (D)

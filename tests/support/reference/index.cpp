@@ -1,3 +1,6 @@
+#include <algorithm>
+#include <numeric>
+
 #include "reference.hpp"
 
 namespace mgtest::ref {
@@ -20,6 +23,13 @@ Vec scatter_add_rows(const Vec& src, const Vec& idx, int64_t rows, int64_t d) {
       for (int64_t c = 0; c < d; ++c) out[r * d + c] += src[n * d + c];
   }
   return out;
+}
+
+std::vector<int32_t> stable_argsort(const std::vector<int32_t>& keys) {
+  std::vector<int32_t> perm(keys.size());
+  std::iota(perm.begin(), perm.end(), 0);
+  std::stable_sort(perm.begin(), perm.end(), [&](int32_t a, int32_t b) { return keys[a] < keys[b]; });
+  return perm;
 }
 
 }  // namespace mgtest::ref

@@ -73,4 +73,14 @@ void z_loss_bwd(const Vec& logits, int64_t n, int64_t x, const Vec& dloss, Vec& 
   }
 }
 
+RoutingPlan routing_plan(const std::vector<int32_t>& ids, int64_t x, int64_t k) {
+  RoutingPlan p;
+  p.perm = stable_argsort(ids);
+  p.counts.assign(x, 0);
+  p.offsets.assign(x + 1, 0);
+  for (size_t i = 0; i < ids.size(); ++i) p.token_of.push_back(int32_t(p.perm[i] / k)), p.counts[ids[i]]++;
+  for (int64_t e = 0; e < x; ++e) p.offsets[e + 1] = p.offsets[e] + p.counts[e];
+  return p;
+}
+
 }  // namespace mgtest::ref
