@@ -50,11 +50,10 @@ Mlp make_mlp(Context& ctx, int64_t d, int64_t h, std::mt19937& rng, bool trainab
 
 int run_demo(int argc, char** argv) {
   po::options_description opts("magellano demo: train a small MLP on the device (ops + autograd check)");
-  std::string device;
   int steps = 200, batch = 256, width = 64, hidden = 256;
   float lr = 0.5f;
-  opts.add_options()("help,h", "show this help")
-      ("device", po::value(&device), "OpenCL device: P:D, cpu, gpu or part of a name")
+  cli::add_common_options(opts, cli::kDevice);
+  opts.add_options()
       ("steps", po::value(&steps)->default_value(200), "gradient steps")
       ("batch", po::value(&batch)->default_value(256), "examples per step")
       ("width", po::value(&width)->default_value(64), "input/output width D")
@@ -64,7 +63,7 @@ int run_demo(int argc, char** argv) {
   if (!cli::parse_options(opts, argc, argv, vm)) return 0;
   if (steps < 1 || batch < 1 || width < 1 || hidden < 1 || !(lr > 0))
     throw Error("demo: --steps, --batch, --width, --hidden and --lr must be positive.");
-  auto ctx = Context::create(device);
+  auto ctx = Context::create(cli::device_option(vm));
   std::cout << "device: " << ctx->device().name << " [" << ctx->device().platform_name << "]\n";
   std::mt19937 rng(1234);
   const Mlp teacher = make_mlp(*ctx, width, hidden, rng, false);

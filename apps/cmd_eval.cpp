@@ -20,25 +20,25 @@ using namespace magellano;
 namespace {
 
 int run_eval(int argc, char** argv) {
-  po::options_description opts("magellano eval: mean loss and perplexity of a checkpoint on held-out data");
+  po::options_description opts(
+      "magellano eval: mean loss and perplexity of a checkpoint on held-out data\n"
+      "--json prints one object: loss, perplexity, tokens.\nOptions");
   cli::ModelSource source;
-  std::string tokens_path, text_path, tokenizer, device;
+  std::string tokens_path, text_path, tokenizer;
   int64_t seq_len = 0, batch = 8;
-  opts.add_options()("help,h", "show this help");
+  cli::add_common_options(opts, cli::kDevice | cli::kJson);
   cli::add_model_source_options(opts, source);
   opts.add_options()
       ("tokens", po::value(&tokens_path), "token file (.tok, or raw uint16 .u16)")
       ("text", po::value(&text_path), "text file, tokenized with --tokenizer")
       ("tokenizer", po::value(&tokenizer), "tokenizer folder for --text (default: the config's data.tokenizer)")
       ("seq-len", po::value(&seq_len), "chunk length (default: the config's train.seq_len)")
-      ("batch", po::value(&batch)->default_value(8), "chunks evaluated together")
-      ("device", po::value(&device), "OpenCL device: P:D, cpu, gpu or part of a name")
-      ("json", "print one JSON object: loss, perplexity, tokens");
+      ("batch", po::value(&batch)->default_value(8), "chunks evaluated together");
   po::variables_map vm;
   if (!cli::parse_options(opts, argc, argv, vm)) return 0;
   if (source.checkpoint.empty()) throw Error("eval: give --checkpoint DIR.");
   if (tokens_path.empty() == text_path.empty()) throw Error("eval: give exactly one of --tokens FILE or --text FILE.");
-  auto ctx = Context::create(device);
+  auto ctx = Context::create(cli::device_option(vm));
   auto loaded = cli::load_model_source(source, *ctx);
   const auto& cfg = loaded.config;
   std::vector<int32_t> ids;
@@ -58,7 +58,7 @@ int run_eval(int argc, char** argv) {
     for (uint32_t id : tok.encode(ss.str(), data::SpecialTokens::AsText)) ids.push_back(static_cast<int32_t>(id));
   }
   const auto r = train::evaluate(*loaded.model, ids, seq_len > 0 ? seq_len : cfg.train.seq_len, batch);
-  if (vm.count("json")) {
+  if (cli::json_option(vm)) {
     std::cout << nlohmann::json{{"loss", r.loss}, {"perplexity", r.perplexity}, {"tokens", r.tokens}}.dump() << "\n";
   } else {
     std::cout << "loss " << r.loss << "  perplexity " << r.perplexity << "  over " << r.tokens

@@ -93,132 +93,207 @@ std::string ids_line(const std::vector<int32_t>& ids) {
   return s;
 }
 
-int run_generate(int argc, char** argv) {
+// What the command line asks for.
+struct GenerateRequest {
+  cli::ModelSource source;
+  std::optional<std::string> prompt, prompt_file, prompt_ids;  // exactly one, once validated
+  std::string tokenizer_dir, device;
+  std::vector<std::string> stops;
+  generate::GenerationConfig gc;
+  int64_t seed = 0;
+  bool json = false;
+};
+
+// Parses the command line; nullopt after --help.
+std::optional<GenerateRequest> parse_request(int argc, char** argv) {
   po::options_description opts(
       "magellano generate: continue prompts with a model (prefill with the parallel forward, then\n"
       "one recurrent step per token; sampling on the device)\n"
       "  magellano generate --checkpoint DIR (--prompt TEXT | --prompt-file F | --prompt-ids \"1 2 3\")\n"
+      "--json prints one object per prompt per line: prompt_ids, ids, text, finish_reason.\n"
       "Options");
-  cli::ModelSource source;
-  std::string prompt, prompt_file, prompt_ids, tokenizer_dir, device;
-  std::vector<std::string> stops;
-  generate::GenerationConfig gc;
-  int64_t seed = 0;
-  opts.add_options()("help,h", "show this help");
-  cli::add_model_source_options(opts, source);
+  GenerateRequest req;
+  generate::GenerationConfig& gc = req.gc;
+  cli::add_common_options(opts, cli::kDevice | cli::kJson);
+  cli::add_model_source_options(opts, req.source);
   opts.add_options()
-      ("prompt", po::value(&prompt), "the prompt text")
-      ("prompt-file", po::value(&prompt_file), "a file of prompts, one per line (blank lines skipped), generated as one batch")
-      ("prompt-ids", po::value(&prompt_ids), "the prompt as token ids, e.g. \"464 3290\" (needs no tokenizer)")
-      ("tokenizer", po::value(&tokenizer_dir), "tokenizer folder (default: the checkpoint folder's tokenizer files, else the config's data.tokenizer)")
+      ("prompt", po::value<std::string>(), "the prompt text")
+      ("prompt-file", po::value<std::string>(), "a file of prompts, one per line (blank lines skipped), generated as one batch")
+      ("prompt-ids", po::value<std::string>(), "the prompt as token ids, e.g. \"464 3290\" (needs no tokenizer)")
+      ("tokenizer", po::value(&req.tokenizer_dir), "tokenizer folder (default: the checkpoint folder's tokenizer files, else the config's data.tokenizer)")
       ("max-new-tokens", po::value(&gc.max_new_tokens)->default_value(100), "tokens to generate at most per prompt")
       ("temperature", po::value(&gc.sampling.temperature)->default_value(1.0f, "1"), "softmax temperature; 0 = greedy")
       ("top-k", po::value(&gc.sampling.top_k)->default_value(0), "keep the K most likely tokens (0 = off)")
       ("top-p", po::value(&gc.sampling.top_p)->default_value(1.0f, "1"), "nucleus: keep the smallest top set holding P of the probability (1 = off)")
       ("repetition-penalty", po::value(&gc.sampling.repetition_penalty)->default_value(1.0f, "1"),
        "divide positive / multiply negative logits of tokens already in the context (1 = off)")
-      ("stop", po::value(&stops), "stop when the text contains STRING (repeatable); the text is cut before it")
-      ("seed", po::value(&seed)->default_value(0), "random seed of the sampler")
-      ("json", "print one JSON object per prompt per line: prompt_ids, ids, text, finish_reason")
-      ("device", po::value(&device), "OpenCL device: P:D, cpu, gpu or part of a name");
+      ("stop", po::value(&req.stops), "stop when the text contains STRING (repeatable); the text is cut before it")
+      ("seed", po::value(&req.seed)->default_value(0), "random seed of the sampler");
   po::variables_map vm;
-  if (!cli::parse_options(opts, argc, argv, vm)) return 0;
-  if (source.checkpoint.empty()) throw Error("generate: give --checkpoint DIR.");
-  if (vm.count("prompt") + vm.count("prompt-file") + vm.count("prompt-ids") != 1)
+  if (!cli::parse_options(opts, argc, argv, vm)) return std::nullopt;
+  auto given = [&](const char* key) {
+    return vm.count(key) ? std::optional<std::string>(vm[key].as<std::string>()) : std::nullopt;
+  };
+  req.prompt = given("prompt");
+  req.prompt_file = given("prompt-file");
+  req.prompt_ids = given("prompt-ids");
+  req.device = cli::device_option(vm);
+  req.json = cli::json_option(vm);
+  return req;
+}
+
+// Checks what needs no file or device; sets the sampler's seed and the stop strings.
+void validate(GenerateRequest& req) {
+  generate::GenerationConfig& gc = req.gc;
+  if (req.source.checkpoint.empty()) throw Error("generate: give --checkpoint DIR.");
+  if (req.prompt.has_value() + req.prompt_file.has_value() + req.prompt_ids.has_value() != 1)
     throw Error("generate: give exactly one of --prompt TEXT, --prompt-file FILE or --prompt-ids \"1 2 3\".");
   if (gc.max_new_tokens < 0) throw Error("--max-new-tokens must be >= 0, got " + std::to_string(gc.max_new_tokens) + ".");
-  if (seed < 0) throw Error("--seed must be >= 0, got " + std::to_string(seed) + ".");
-  gc.sampling.seed = static_cast<uint64_t>(seed);
+  if (req.seed < 0) throw Error("--seed must be >= 0, got " + std::to_string(req.seed) + ".");
+  gc.sampling.seed = static_cast<uint64_t>(req.seed);
   generate::validate(gc.sampling);
-  for (const auto& s : stops)
+  for (const auto& s : req.stops)
     if (s.empty()) throw Error("--stop needs a non-empty string.");
-  gc.stop = stops;
-  const bool json = vm.count("json") > 0;
+  gc.stop = req.stops;
+}
 
-  // Prompts (text before any device work, so bad input fails fast).
+// The prompts as given: texts (--prompt, or --prompt-file's non-blank lines) or ids
+// (--prompt-ids). Read before any device work, so bad input fails fast.
+struct Prompts {
   std::vector<std::string> texts;
-  if (vm.count("prompt")) {
-    if (prompt.empty()) throw Error("--prompt is empty; give some text (or --prompt-ids).");
-    texts.push_back(prompt);
-  } else if (vm.count("prompt-file")) {
-    std::ifstream in(prompt_file, std::ios::binary);
-    if (!in) throw Error("--prompt-file: cannot read '" + prompt_file + "'.");
+  std::vector<std::vector<int32_t>> ids;
+};
+
+Prompts read_prompts(const GenerateRequest& req) {
+  Prompts p;
+  if (req.prompt) {
+    if (req.prompt->empty()) throw Error("--prompt is empty; give some text (or --prompt-ids).");
+    p.texts.push_back(*req.prompt);
+  } else if (req.prompt_file) {
+    const std::string& file = *req.prompt_file;
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw Error("--prompt-file: cannot read '" + file + "'.");
     std::string line;
     while (std::getline(in, line)) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.find_first_not_of(" \t") != std::string::npos) texts.push_back(line);
+      if (line.find_first_not_of(" \t") != std::string::npos) p.texts.push_back(line);
     }
-    if (texts.empty()) throw Error("--prompt-file '" + prompt_file + "' holds no prompt (one per line).");
+    if (p.texts.empty()) throw Error("--prompt-file '" + file + "' holds no prompt (one per line).");
   }
-  std::vector<std::vector<int32_t>> prompts;
-  if (vm.count("prompt-ids")) prompts.push_back(parse_ids(prompt_ids));
+  if (req.prompt_ids) p.ids.push_back(parse_ids(*req.prompt_ids));
+  return p;
+}
 
-  auto ctx = Context::create(device);
-  const auto loaded = cli::load_model_source(source, *ctx);
+// The tokenizer (find_tokenizer), required for text prompts and --stop, and checked against the
+// model's vocabulary.
+std::optional<data::Tokenizer> load_tokenizer(const GenerateRequest& req, const train::LoadedModel& loaded,
+                                              const Prompts& prompts) {
   const int64_t V = loaded.config.model.vocab_size;
   std::string why_none;
-  const auto tok = find_tokenizer(tokenizer_dir, source.checkpoint, loaded.config, why_none);
-  if (!tok && (!texts.empty() || !stops.empty()))
-    throw Error("generate: " + std::string(texts.empty() ? "--stop" : "a text prompt") + " needs a tokenizer, and " +
+  auto tok = find_tokenizer(req.tokenizer_dir, req.source.checkpoint, loaded.config, why_none);
+  if (!tok && (!prompts.texts.empty() || !req.stops.empty()))
+    throw Error("generate: " + std::string(prompts.texts.empty() ? "--stop" : "a text prompt") + " needs a tokenizer, and " +
                 why_none + ". Pass --tokenizer DIR, or give --prompt-ids without --stop.");
   if (tok && static_cast<int64_t>(tok->vocab_size()) > V)
     throw Error("generate: the tokenizer has " + std::to_string(tok->vocab_size()) + " ids but the model only " +
                 std::to_string(V) + ": it is not this model's tokenizer (pass --tokenizer DIR).");
-  for (const auto& t : texts) {
+  return tok;
+}
+
+// Every prompt as ids: the given ids, or the texts encoded.
+std::vector<std::vector<int32_t>> prompt_ids(Prompts prompts, const std::optional<data::Tokenizer>& tok) {
+  for (const auto& t : prompts.texts) {
     std::vector<int32_t> ids;
     for (uint32_t id : tok->encode(t, data::SpecialTokens::AsText)) ids.push_back(static_cast<int32_t>(id));
-    prompts.push_back(std::move(ids));
+    prompts.ids.push_back(std::move(ids));
   }
-  gc.eos_id = find_eos(tok, source.checkpoint, loaded);
-  generate::TokenBytes token_bytes;
-  if (tok)
-    token_bytes = [&](int32_t id) -> std::string {
-      return id >= 0 && static_cast<size_t>(id) < tok->vocab_size() ? tok->token_bytes(static_cast<uint32_t>(id))
-                                                                     : std::string();
-    };
+  return std::move(prompts.ids);
+}
 
-  // Output. One prompt: text (or, without a tokenizer, ids) streams as it comes. Several: each
-  // prompt's result is printed once it and every prompt before it have finished.
-  const size_t n = prompts.size();
-  std::vector<std::optional<generate::Completion>> done(n);
-  size_t next_print = 0;
-  auto print_result = [&](size_t b, const generate::Completion& c) {
-    if (json) {
+// The bytes of a token id (empty for an id outside the tokenizer); none without a tokenizer.
+generate::TokenBytes token_bytes(const std::optional<data::Tokenizer>& tok) {
+  if (!tok) return {};
+  return [&tok](int32_t id) -> std::string {
+    return id >= 0 && static_cast<size_t>(id) < tok->vocab_size() ? tok->token_bytes(static_cast<uint32_t>(id))
+                                                                   : std::string();
+  };
+}
+
+// The output. One prompt: text (or, without a tokenizer, ids) streams as it comes. Several:
+// each prompt's result is printed once it and every prompt before it have finished. --json: one
+// object per prompt per line, in order.
+class ResultPrinter {
+ public:
+  ResultPrinter(size_t prompts, bool json, bool has_tokenizer)
+      : n_(prompts), json_(json), tok_(has_tokenizer), done_(prompts) {}
+
+  generate::GenerationCallbacks callbacks() {
+    generate::GenerationCallbacks cb;
+    if (!json_ && n_ == 1) {
+      if (tok_) cb.on_text = [](size_t, std::string_view bytes) { std::cout << bytes << std::flush; };
+      else cb.on_token = [first = true](size_t, int32_t id) mutable {
+          std::cout << (first ? "" : " ") << id << std::flush;
+          first = false;
+        };
+    }
+    cb.on_finish = [this](size_t b, const generate::Completion& c) { finished(b, c); };
+    return cb;
+  }
+
+ private:
+  void finished(size_t b, const generate::Completion& c) {
+    done_[b] = c;
+    while (next_ < n_ && done_[next_]) {
+      print(next_, *done_[next_]);
+      ++next_;
+    }
+  }
+
+  void print(size_t b, const generate::Completion& c) const {
+    if (json_) {
       nlohmann::json j{{"prompt_ids", c.prompt_ids}, {"ids", c.ids},
-                       {"text", tok ? nlohmann::json(c.text) : nlohmann::json(nullptr)},
+                       {"text", tok_ ? nlohmann::json(c.text) : nlohmann::json(nullptr)},
                        {"finish_reason", generate::to_string(c.finish)}};
       std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-    } else if (n > 1) {
-      std::cout << "==> prompt " << b + 1 << " <==\n" << (tok ? c.text : ids_line(c.ids)) << "\n";
+    } else if (n_ > 1) {
+      std::cout << "==> prompt " << b + 1 << " <==\n" << (tok_ ? c.text : ids_line(c.ids)) << "\n";
     } else {
       std::cout << "\n";  // the streamed text ends with a newline
     }
     std::cout.flush();
-  };
-  generate::GenerationCallbacks cb;
-  if (!json && n == 1) {
-    if (tok) cb.on_text = [](size_t, std::string_view bytes) { std::cout << bytes << std::flush; };
-    else cb.on_token = [first = true](size_t, int32_t id) mutable {
-        std::cout << (first ? "" : " ") << id << std::flush;
-        first = false;
-      };
   }
-  cb.on_finish = [&](size_t b, const generate::Completion& c) {
-    done[b] = c;
-    while (next_print < n && done[next_print]) {
-      print_result(next_print, *done[next_print]);
-      ++next_print;
-    }
-  };
+
+  size_t n_;
+  bool json_, tok_;
+  std::vector<std::optional<generate::Completion>> done_;
+  size_t next_ = 0;
+};
+
+// "[T tokens for n prompts in S s on DEVICE]" on stderr.
+void report_speed(const std::vector<generate::Completion>& results, size_t n, double seconds, const Context& ctx) {
+  size_t tokens = 0;
+  for (const auto& r : results) tokens += r.ids.size();
+  std::cerr << "[" << tokens << " tokens for " << n << (n == 1 ? " prompt" : " prompts") << " in " << seconds
+            << " s on " << ctx.device().name << "]\n";
+}
+
+int run_generate(int argc, char** argv) {
+  auto req = parse_request(argc, argv);
+  if (!req) return 0;
+  validate(*req);
+  Prompts prompts = read_prompts(*req);
+
+  auto ctx = Context::create(req->device);
+  const auto loaded = cli::load_model_source(req->source, *ctx);
+  const auto tok = load_tokenizer(*req, loaded, prompts);
+  const auto ids = prompt_ids(std::move(prompts), tok);
+  req->gc.eos_id = find_eos(tok, req->source.checkpoint, loaded);
+
+  ResultPrinter printer(ids.size(), req->json, tok.has_value());
   const auto start = std::chrono::steady_clock::now();
-  const auto results = generate::generate(*loaded.model, prompts, gc, token_bytes, cb);
+  const auto results = generate::generate(*loaded.model, ids, req->gc, token_bytes(tok), printer.callbacks());
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (!json) {
-    size_t tokens = 0;
-    for (const auto& r : results) tokens += r.ids.size();
-    std::cerr << "[" << tokens << " tokens for " << n << (n == 1 ? " prompt" : " prompts") << " in "
-              << seconds << " s on " << ctx->device().name << "]\n";
-  }
+  if (!req->json) report_speed(results, ids.size(), seconds, *ctx);
   return 0;
 }
 

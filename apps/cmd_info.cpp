@@ -67,11 +67,11 @@ int model_info(const std::string& path, const std::vector<std::string>& sets, bo
     std::printf("training memory estimate, batch %lld x context %lld (LoRA rank %lld, %s base, "
                 "checkpointing every %lld blocks, AdamW on the adapters)\n",
                 (long long)mem.batch, (long long)mem.seq_len, (long long)cfg.lora.rank,
-                cfg.lora.base_precision.c_str(), (long long)cfg.train.gradient_checkpointing);
+                train::config_name(cfg.lora.base_precision), (long long)cfg.train.gradient_checkpointing);
   else
     std::printf("training memory estimate, batch %lld x context %lld (%s, AdamW)\n",
                 (long long)mem.batch, (long long)mem.seq_len,
-                cfg.train.param_dtype == "fp16" ? "fp16 matrix weights and gradients, fp32 moments" : "fp32");
+                cfg.train.param_dtype == DType::f16 ? "fp16 matrix weights and gradients, fp32 moments" : "fp32");
   line("weights", mem.weights);
   line("gradients", mem.gradients);
   line("optimizer state", mem.optimizer_state);
@@ -93,14 +93,15 @@ int run_info(int argc, char** argv) {
       "Options");
   std::string config;
   std::vector<std::string> sets;
-  opts.add_options()("help,h", "show this help")("json", "print one JSON object")(
+  cli::add_common_options(opts, cli::kJson);
+  opts.add_options()(
       "config", po::value(&config), "a model config (e.g. configs/tiny.json): print its parameter "
                                     "counts and training-memory estimate")(
       "set", po::value(&sets)->composing(),
       "override a config key, e.g. --set train.batch_size=4 (repeatable; needs --config)");
   po::variables_map vm;
   if (!cli::parse_options(opts, argc, argv, vm)) return 0;
-  if (vm.count("config")) return model_info(config, sets, vm.count("json") > 0);
+  if (vm.count("config")) return model_info(config, sets, cli::json_option(vm));
   if (!sets.empty()) throw Error("info: --set needs --config FILE (e.g. --config configs/tiny.json).");
   const auto devices = list_devices();
   std::string chosen;
@@ -108,7 +109,7 @@ int run_info(int argc, char** argv) {
     chosen = select_device("", devices).id();
   } catch (const std::exception&) {
   }
-  if (vm.count("json")) {
+  if (cli::json_option(vm)) {
     nlohmann::json j;
     j["devices"] = nlohmann::json::array();
     for (const auto& d : devices) j["devices"].push_back(to_json(d));

@@ -16,21 +16,21 @@ namespace {
 int run_merge(int argc, char** argv) {
   po::options_description opts(
       "magellano merge-adapter: add a LoRA adapter into its base model's weights, W' = W + (alpha/r) B A\n"
-      "  magellano merge-adapter --checkpoint BASE --adapter DIR --out DIR\nOptions");
-  std::string checkpoint, adapter, out, device;
-  opts.add_options()("help,h", "show this help")
+      "  magellano merge-adapter --checkpoint BASE --adapter DIR --out DIR\n"
+      "--device runs the products; --json prints the report as one object.\nOptions");
+  std::string checkpoint, adapter, out;
+  cli::add_common_options(opts, cli::kDevice | cli::kJson);
+  opts.add_options()
       ("checkpoint", po::value(&checkpoint), "the base model: a Magellano or Hugging Face Mamba checkpoint folder")
       ("adapter", po::value(&adapter), "the adapter folder (adapter_config.json + adapter_model.safetensors)")
-      ("out", po::value(&out), "folder to write the merged checkpoint to (config.json + model.safetensors)")
-      ("device", po::value(&device), "OpenCL device for the products: P:D, cpu, gpu or part of a name")
-      ("json", "print the report as one JSON object");
+      ("out", po::value(&out), "folder to write the merged checkpoint to (config.json + model.safetensors)");
   po::variables_map vm;
   if (!cli::parse_options(opts, argc, argv, vm)) return 0;
   if (checkpoint.empty() || adapter.empty() || out.empty())
     throw Error("merge-adapter: give --checkpoint BASE, --adapter DIR and --out DIR.");
-  auto ctx = Context::create(device);
+  auto ctx = Context::create(cli::device_option(vm));
   const auto r = train::merge_adapter(checkpoint, adapter, out, *ctx);
-  if (vm.count("json")) {
+  if (cli::json_option(vm)) {
     std::cout << r.to_json().dump() << "\n";
     return 0;
   }

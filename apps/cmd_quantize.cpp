@@ -8,7 +8,7 @@
 
 #include "command.hpp"
 #include "options.hpp"
-#include "magellano/quant/quantize_file.hpp"
+#include "magellano/io/quantize_file.hpp"
 #include "magellano/runtime/context.hpp"
 #include "magellano/runtime/error.hpp"
 
@@ -26,13 +26,13 @@ int run_quantize(int argc, char** argv) {
       "  magellano quantize --in FILE.safetensors --out NEW_FILE.safetensors [--device D]\n"
       "Quantizes every 2-D '.weight' tensor except embeddings, norms and lm_head; copies the\n"
       "rest. A folder's config.json gains \"quantization_config\"; tokenizer files are copied.\n"
-      "Options");
-  std::string in, out, device;
-  opts.add_options()("help,h", "show this help")(
+      "--json prints the report as one object.\nOptions");
+  std::string in, out;
+  cli::add_common_options(opts, cli::kDevice | cli::kJson);
+  opts.add_options()(
       "in", po::value(&in)->required(), "checkpoint folder (model.safetensors) or .safetensors file")(
       "out", po::value(&out)->required(), "new folder (for a folder input) or new file")(
-      "device", po::value(&device), "OpenCL device: P:D, cpu, gpu or part of a name")(
-      "verbose,v", "print one line per tensor")("json", "print the report as one JSON object");
+      "verbose,v", "print one line per tensor");
   po::variables_map vm;
   if (!cli::parse_options(opts, argc, argv, vm)) return 0;
   const bool verbose = vm.count("verbose") > 0;
@@ -42,16 +42,16 @@ int run_quantize(int argc, char** argv) {
   if (fs::exists(fs::symlink_status(out)))
     throw Error("quantize: the output " + out + " already exists. Choose a new path or remove it first.");
 
-  auto ctx = Context::create(device);
-  quant::QuantizeProgress progress;
+  auto ctx = Context::create(cli::device_option(vm));
+  io::QuantizeProgress progress;
   if (verbose)
     progress = [](const std::string& name, bool q) {
       std::cerr << (q ? "  nf4   " : "  copy  ") << name << "\n";
     };
-  const quant::QuantizeReport r = fs::is_directory(in)
-                                      ? quant::quantize_checkpoint_dir(*ctx, in, out, progress)
-                                      : quant::quantize_safetensors_file(*ctx, in, out, progress);
-  if (vm.count("json")) {
+  const io::QuantizeReport r = fs::is_directory(in)
+                                      ? io::quantize_checkpoint_dir(*ctx, in, out, progress)
+                                      : io::quantize_safetensors_file(*ctx, in, out, progress);
+  if (cli::json_option(vm)) {
     nlohmann::json j = {{"in", in}, {"out", out}, {"device", ctx->device().name},
                         {"seconds", r.seconds}, {"read_seconds", r.read_seconds},
                         {"quantize_seconds", r.quantize_seconds},

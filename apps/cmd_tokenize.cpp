@@ -8,7 +8,7 @@
 
 #include "command.hpp"
 #include "options.hpp"
-#include "magellano/data/atomic_file.hpp"
+#include "magellano/io/atomic_file.hpp"
 #include "magellano/data/corpus_tokenizer.hpp"
 #include "magellano/data/tokenizer.hpp"
 #include "magellano/runtime/error.hpp"
@@ -31,7 +31,8 @@ int run_tokenize(int argc, char** argv) {
   std::vector<std::string> inputs;
   double val_fraction = 0.0;
   unsigned threads = 0;
-  opts.add_options()("help,h", "show this help")(
+  cli::add_common_options(opts, cli::kHelpOnly);
+  opts.add_options()(
       "tokenizer", po::value(&tokenizer_dir)->required(),
       "folder with encoder.json + vocab.bpe (or vocab.json + merges.txt)")(
       "in", po::value(&inputs)->multitoken()->required(), "input text file(s)")(
@@ -51,7 +52,7 @@ int run_tokenize(int argc, char** argv) {
 
   if (vm.count("ids")) {
     if (inputs.size() != 1) throw Error("--ids takes exactly one --in file.");
-    const std::string text = read_whole_file(inputs[0], "input file");
+    const std::string text = io::read_whole_file(inputs[0], "input file");
     const auto ids = tokenizer.encode(text, special, threads);
     std::string line;
     for (size_t i = 0; i < ids.size(); ++i) {

@@ -17,13 +17,14 @@ namespace {
 
 int run_train(int argc, char** argv) {
   po::options_description opts(
-      "magellano train: train a model from a JSON config (see configs/README.md)");
-  std::string config_path, device, resume, init_from;
+      "magellano train: train a model from a JSON config (see configs/README.md)\n"
+      "--device overrides the config's device.\nOptions");
+  std::string config_path, resume, init_from;
   std::vector<std::string> sets;
-  opts.add_options()("help,h", "show this help")
+  cli::add_common_options(opts, cli::kDevice);
+  opts.add_options()
       ("config", po::value(&config_path), "training config (JSON); with --resume, defaults to the checkpoint's")
       ("set", po::value(&sets)->composing(), "override a key: --set train.steps=100 (repeatable)")
-      ("device", po::value(&device), "OpenCL device: P:D, cpu, gpu or part of a name (overrides the config's)")
       ("resume", po::value(&resume), "continue from this checkpoint directory (bit-exact)")
       ("init-from", po::value(&init_from), "start from the weights of this checkpoint (Magellano or Hugging Face Mamba) to fine-tune");
   po::variables_map vm;
@@ -38,6 +39,7 @@ int run_train(int argc, char** argv) {
     for (const auto& s : sets) train::apply_set(doc, s);
     cfg = train::Config::from_json(doc);
   }
+  const std::string device = cli::device_option(vm);
   auto ctx = Context::create(!device.empty() ? device : cfg.device);
   std::cout << "device: " << ctx->device().name << " [" << ctx->device().platform_name << "]\n";
   train::TrainOptions options;

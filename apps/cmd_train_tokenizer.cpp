@@ -25,7 +25,8 @@ int run_train_tokenizer(int argc, char** argv) {
   std::vector<std::string> inputs;
   size_t vocab_size = 0;
   std::string out;
-  opts.add_options()("help,h", "show this help")(
+  cli::add_common_options(opts, cli::kHelpOnly);
+  opts.add_options()(
       "in", po::value(&inputs)->multitoken()->required(), "training text file(s)")(
       "vocab-size", po::value(&vocab_size)->required(),
       "ids in the result, counting the 256 bytes and <|endoftext|> (e.g. 8192)")(

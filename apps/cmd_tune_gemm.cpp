@@ -17,11 +17,13 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <sstream>
 
 #include "command.hpp"
 #include "options.hpp"
+#include "magellano/io/atomic_file.hpp"
 #include "magellano/ops/gemm_tuning.hpp"
 #include "magellano/ops/matmul.hpp"
 #include "magellano/runtime/error.hpp"
@@ -177,170 +179,235 @@ std::string today() {
   return buf;
 }
 
-int run_tune_gemm(int argc, char** argv) {
-  std::string device, out, shapes_arg;
+// What the command line asks for; size, out and shapes get the device's defaults in
+// fill_device_defaults.
+struct TuneRequest {
+  std::string device, out, shapes;
   double fraction = 0.01;
   int64_t size = 0;
   int repeats = 3;
   bool skip_clblast = false, cpu_kernel_anyway = false;
+};
+
+// Parses and checks the command line; nullopt after --help.
+std::optional<TuneRequest> parse_request(int argc, char** argv) {
+  TuneRequest req;
   po::options_description opts(
       "magellano tune-gemm: tune fp32 GEMM for a device and write its tuning file\n"
       "(configs/tuning/<device>.json by default; rebuild to embed it, or point\n"
       "MAGELLANO_GEMM_TUNING at it). Options");
-  opts.add_options()("help,h", "show this help")(
-      "device", po::value(&device), "OpenCL device (magellano info lists them)")(
-      "fraction", po::value(&fraction),
+  cli::add_common_options(opts, cli::kDevice);
+  opts.add_options()(
+      "fraction", po::value(&req.fraction),
       "share of each CLBlast tuner's search space to try (0 < F <= 1; default 0.01)")(
-      "size", po::value(&size),
+      "size", po::value(&req.size),
       "square size for the CLBlast Xgemm tuner (default 1024 on CPUs, 2048 elsewhere)")(
-      "shapes", po::value(&shapes_arg),
+      "shapes", po::value(&req.shapes),
       "shapes to compare the paths on: MxNxK[:nn|nt|tn],... (default: the square size and "
       "phase1's training GEMMs at 4096 tokens)")(
-      "repeats", po::value(&repeats), "timed runs per shape (median; default 3)")(
-      "skip-clblast", po::bool_switch(&skip_clblast), "do not run CLBlast's tuners")(
-      "cpu-kernel", po::bool_switch(&cpu_kernel_anyway),
+      "repeats", po::value(&req.repeats), "timed runs per shape (median; default 3)")(
+      "skip-clblast", po::bool_switch(&req.skip_clblast), "do not run CLBlast's tuners")(
+      "cpu-kernel", po::bool_switch(&req.cpu_kernel_anyway),
       "also time cl/gemm_cpu.cl on a non-CPU device")(
-      "out", po::value(&out), "output file (default configs/tuning/<device-slug>.json)");
+      "out", po::value(&req.out), "output file (default configs/tuning/<device-slug>.json)");
   po::variables_map vm;
-  if (!cli::parse_options(opts, argc, argv, vm)) return 0;
-  if (!(fraction > 0.0 && fraction <= 1.0)) throw Error("--fraction must be in (0, 1], e.g. 0.01.");
-  if (repeats < 1 || repeats > 100) throw Error("--repeats must be between 1 and 100.");
-  if (vm.count("size") && (size < 16 || size > 16384))
+  if (!cli::parse_options(opts, argc, argv, vm)) return std::nullopt;
+  req.device = cli::device_option(vm);
+  if (!(req.fraction > 0.0 && req.fraction <= 1.0)) throw Error("--fraction must be in (0, 1], e.g. 0.01.");
+  if (req.repeats < 1 || req.repeats > 100) throw Error("--repeats must be between 1 and 100.");
+  if (vm.count("size") && (req.size < 16 || req.size > 16384))
     throw Error("--size must be between 16 and 16384.");
+  return req;
+}
 
-  auto ctx_ptr = Context::create(device);
-  Context& ctx = *ctx_ptr;
-  const DeviceInfo& dev = ctx.device();
-  const bool is_cpu = dev.type == "cpu";
-  if (size == 0) size = is_cpu ? 1024 : 2048;
-  if (out.empty()) out = "configs/tuning/" + ops::device_slug(dev.name) + ".json";
-  if (shapes_arg.empty()) {
-    const std::string s = std::to_string(size);
-    shapes_arg = s + "x" + s + "x" + s +
-                 ",4096x1792x448:nt,4096x448x896:nt,4096x448x1792,1792x448x4096:tn";
+// The defaults that depend on the device: the square size, the output file and the shapes.
+void fill_device_defaults(TuneRequest& req, const DeviceInfo& dev) {
+  if (req.size == 0) req.size = dev.type == "cpu" ? 1024 : 2048;
+  if (req.out.empty()) req.out = "configs/tuning/" + ops::device_slug(dev.name) + ".json";
+  if (req.shapes.empty()) {
+    const std::string s = std::to_string(req.size);
+    req.shapes = s + "x" + s + "x" + s + ",4096x1792x448:nt,4096x448x896:nt,4096x448x1792,1792x448x4096:tn";
   }
-  const std::vector<GemmCase> cases = parse_shapes(shapes_arg);
-  {  // fail before hours of tuning, not after
+}
+
+// Fails before hours of tuning, not after, when the output file cannot be written.
+void check_writable(const std::string& out) {
+  {
     std::ofstream probe(out + ".tmp");
-    if (!probe)
-      throw Error("cannot write " + out + ": create its folder or choose another --out.");
+    if (!probe) throw Error("cannot write " + out + ": create its folder or choose another --out.");
   }
   std::remove((out + ".tmp").c_str());
-  std::printf("tune-gemm: %s (%s, driver %s), fraction %g\n", dev.name.c_str(),
-              dev.platform_name.c_str(), dev.driver_version.c_str(), fraction);
-  std::vector<Operands> operands;
-  for (const auto& c : cases) operands.push_back(make_operands(ctx, c));
+}
 
+// The shapes the paths are compared on, with their operands and timed runs per shape.
+struct Shapes {
+  std::vector<GemmCase> cases;
+  std::vector<Operands> operands;
+  int repeats;
+  // GFLOP/s per shape of the GEMM path in effect, each printed under `label`.
+  std::vector<double> time(Context& ctx, const char* label) {
+    return time_all(ctx, cases, operands, repeats, label);
+  }
+};
+
+// Steps 1 and 2: CLBlast with its database parameters, then with its tuners' (kept only when
+// faster). Leaves the kept set applied.
+struct ClblastResult {
+  std::vector<double> t_db, t_tuned;       // GFLOP/s per shape (t_tuned empty with --skip-clblast)
+  nlohmann::json tuned = nlohmann::json::object();  // every set the tuners found and CLBlast accepted
+  bool keep_tuned = false;
+  double best = 0;  // geometric mean of the kept set
+  nlohmann::json kept() const { return keep_tuned ? tuned : nlohmann::json::object(); }
+};
+
+ClblastResult tune_clblast(Context& ctx, Shapes& shapes, const TuneRequest& req) {
+  ClblastResult r;
   // 1. CLBlast with its own database (any tuning file's overrides undone).
   ops::force_gemm_path(ops::GemmPath::clblast);
   const nlohmann::json database = ops::clblast_database_parameters(ctx);
   ops::apply_clblast_parameters(ctx, database);
   std::printf("CLBlast, database parameters:\n");
-  const std::vector<double> t_db = time_all(ctx, cases, operands, repeats, "clblast-db");
+  r.t_db = shapes.time(ctx, "clblast-db");
 
   // 2. CLBlast's tuners.
-  nlohmann::json tuned = nlohmann::json::object();
-  std::vector<double> t_tuned;
-  if (!skip_clblast) {
+  if (!req.skip_clblast) {
     std::printf("CLBlast tuners (this compiles many kernels):\n");
     std::fflush(stdout);
-    const size_t s = static_cast<size_t>(size), small = static_cast<size_t>(std::max<int64_t>(64, size / 4));
+    const size_t s = static_cast<size_t>(req.size), small = static_cast<size_t>(std::max<int64_t>(64, req.size / 4));
     for (const auto& kernel : ops::clblast_gemm_kernels()) {
       const size_t ts = kernel == "XgemmDirect" ? small : s;
-      nlohmann::json p = run_tuner(ctx, kernel, ts, ts, ts, fraction);
+      nlohmann::json p = run_tuner(ctx, kernel, ts, ts, ts, req.fraction);
       if (p.is_null()) continue;
       try {  // CLBlast must accept the set (same parameter names as its database entry)
         ops::apply_clblast_parameters(ctx, {{kernel, p}});
-        tuned[kernel] = p;
+        r.tuned[kernel] = p;
       } catch (const Error& e) {
         std::printf("  %s: CLBlast refuses the tuned set (%s); keeping the database's values\n",
                     kernel.c_str(), e.what());
       }
     }
     nlohmann::json merged = database;
-    for (const auto& [k, v] : tuned.items()) merged[k] = v;
+    for (const auto& [k, v] : r.tuned.items()) merged[k] = v;
     ops::apply_clblast_parameters(ctx, merged);
     std::printf("CLBlast, tuned parameters:\n");
-    t_tuned = time_all(ctx, cases, operands, repeats, "clblast-tuned");
+    r.t_tuned = shapes.time(ctx, "clblast-tuned");
   }
-  const bool keep_tuned = !t_tuned.empty() && geomean(t_tuned) > geomean(t_db);
-  const nlohmann::json clblast_params = keep_tuned ? tuned : nlohmann::json::object();
-  const double clblast_best = keep_tuned ? geomean(t_tuned) : geomean(t_db);
-  ops::apply_clblast_parameters(ctx, keep_tuned ? tuned : database);
+  r.keep_tuned = !r.t_tuned.empty() && geomean(r.t_tuned) > geomean(r.t_db);
+  r.best = r.keep_tuned ? geomean(r.t_tuned) : geomean(r.t_db);
+  ops::apply_clblast_parameters(ctx, r.keep_tuned ? r.tuned : database);
+  return r;
+}
 
-  // 3. The CPU kernel.
+// Step 3: cl/gemm_cpu.cl over a few (MR, MBLOCK, KC) settings, chosen on the first (square)
+// shape; then every shape with the best.
+std::vector<double> tune_cpu_kernel(Context& ctx, Shapes& shapes, ops::CpuGemmParams& best_cpu) {
+  std::printf("cl/gemm_cpu.cl:\n");
+  ops::force_gemm_path(ops::GemmPath::cpu_kernel);
+  const std::vector<ops::CpuGemmParams> grid = {{6, 16, 0}, {6, 32, 0}, {6, 8, 0},
+                                                {6, 16, 256}, {4, 16, 0}, {6, 64, 512}};
+  double best = -1;
+  for (const auto& p : grid) {
+    ops::force_cpu_gemm_params(p);
+    const double g = time_gemm(ctx, shapes.cases[0], shapes.operands[0], shapes.repeats);
+    std::printf("  MR %d MBLOCK %3d KC %4d  %-20s %9.1f GFLOP/s\n", p.mr, p.mblock, p.kc,
+                shapes.cases[0].str().c_str(), g);
+    std::fflush(stdout);
+    if (g > best) best = g, best_cpu = p;
+  }
+  ops::force_cpu_gemm_params(best_cpu);
+  const std::vector<double> t = shapes.time(ctx, "cpu_kernel");
+  ops::force_cpu_gemm_params(std::nullopt);
+  return t;
+}
+
+// Step 4: cl/gemm_gpu.cl with each (BK, DB); the best by geometric mean over the shapes.
+std::vector<double> tune_gpu_kernel(Context& ctx, Shapes& shapes, ops::GpuGemmParams& best_gpu) {
+  std::printf("cl/gemm_gpu.cl:\n");
+  ops::force_gemm_path(ops::GemmPath::gpu_kernel);
+  std::vector<double> best;
+  for (const ops::GpuGemmParams p : {ops::GpuGemmParams{16, true}, ops::GpuGemmParams{8, true},
+                                     ops::GpuGemmParams{16, false}, ops::GpuGemmParams{8, false}}) {
+    ops::force_gpu_gemm_params(p);
+    const std::string label = "BK " + std::to_string(p.bk) + " DB " + std::to_string(int(p.db));
+    std::vector<double> t = shapes.time(ctx, label.c_str());
+    if (best.empty() || geomean(t) > geomean(best)) best = t, best_gpu = p;
+  }
+  ops::force_gpu_gemm_params(std::nullopt);
+  return best;
+}
+
+// Everything measured, and the path chosen from it.
+struct Tuning {
+  ClblastResult clblast;
+  std::vector<double> t_cpu, t_gpu;  // empty where the kernel was not timed
   ops::CpuGemmParams best_cpu;
-  std::vector<double> t_cpu;
-  if (is_cpu || cpu_kernel_anyway) {
-    std::printf("cl/gemm_cpu.cl:\n");
-    ops::force_gemm_path(ops::GemmPath::cpu_kernel);
-    const std::vector<ops::CpuGemmParams> grid = {{6, 16, 0}, {6, 32, 0}, {6, 8, 0},
-                                                  {6, 16, 256}, {4, 16, 0}, {6, 64, 512}};
-    double best = -1;
-    for (const auto& p : grid) {  // choose on the first (square) shape
-      ops::force_cpu_gemm_params(p);
-      const double g = time_gemm(ctx, cases[0], operands[0], repeats);
-      std::printf("  MR %d MBLOCK %3d KC %4d  %-20s %9.1f GFLOP/s\n", p.mr, p.mblock, p.kc,
-                  cases[0].str().c_str(), g);
-      std::fflush(stdout);
-      if (g > best) best = g, best_cpu = p;
-    }
-    ops::force_cpu_gemm_params(best_cpu);
-    t_cpu = time_all(ctx, cases, operands, repeats, "cpu_kernel");
-    ops::force_cpu_gemm_params(std::nullopt);
-  }
-  // 4. The GPU kernel.
-  std::vector<double> t_gpu;
   ops::GpuGemmParams best_gpu;
-  if (!is_cpu && dev.max_work_group_size >= 256) {
-    std::printf("cl/gemm_gpu.cl:\n");
-    ops::force_gemm_path(ops::GemmPath::gpu_kernel);
-    for (const ops::GpuGemmParams p : {ops::GpuGemmParams{16, true}, ops::GpuGemmParams{8, true},
-                                       ops::GpuGemmParams{16, false}, ops::GpuGemmParams{8, false}}) {
-      ops::force_gpu_gemm_params(p);
-      const std::string label = "BK " + std::to_string(p.bk) + " DB " + std::to_string(int(p.db));
-      std::vector<double> t = time_all(ctx, cases, operands, repeats, label.c_str());
-      if (t_gpu.empty() || geomean(t) > geomean(t_gpu)) t_gpu = t, best_gpu = p;
-    }
-    ops::force_gpu_gemm_params(std::nullopt);
-  }
-  ops::force_gemm_path(std::nullopt);
-  std::string path = "clblast";
-  double best_path = clblast_best;
-  if (!t_cpu.empty() && geomean(t_cpu) > best_path) path = "cpu_kernel", best_path = geomean(t_cpu);
-  if (!t_gpu.empty() && geomean(t_gpu) > best_path) path = "gpu_kernel", best_path = geomean(t_gpu);
+  std::string path = "clblast";  // the fastest by geometric mean over the shapes
+};
 
+Tuning tune(Context& ctx, Shapes& shapes, const TuneRequest& req) {
+  const DeviceInfo& dev = ctx.device();
+  const bool is_cpu = dev.type == "cpu";
+  Tuning t;
+  t.clblast = tune_clblast(ctx, shapes, req);
+  if (is_cpu || req.cpu_kernel_anyway) t.t_cpu = tune_cpu_kernel(ctx, shapes, t.best_cpu);
+  if (!is_cpu && dev.max_work_group_size >= 256) t.t_gpu = tune_gpu_kernel(ctx, shapes, t.best_gpu);
+  ops::force_gemm_path(std::nullopt);
+  double best = t.clblast.best;
+  if (!t.t_cpu.empty() && geomean(t.t_cpu) > best) t.path = "cpu_kernel", best = geomean(t.t_cpu);
+  if (!t.t_gpu.empty() && geomean(t.t_gpu) > best) t.path = "gpu_kernel", best = geomean(t.t_gpu);
+  return t;
+}
+
+// The tuning file (format: ops/gemm_tuning.hpp).
+nlohmann::json tuning_file(const Tuning& t, const DeviceInfo& dev, const std::vector<GemmCase>& cases,
+                           const TuneRequest& req) {
   nlohmann::json doc;
   doc["format"] = "magellano-gemm-tuning/1";
   doc["device"] = dev.name;
   doc["driver"] = dev.driver_version;
   doc["platform"] = dev.platform_name + " " + dev.platform_version;
   doc["date"] = today();
-  doc["gemm_path"] = path;
-  doc["cpu_kernel"] = {{"MR", best_cpu.mr}, {"MBLOCK", best_cpu.mblock}, {"KC", best_cpu.kc}};
-  doc["gpu_kernel"] = {{"BK", best_gpu.bk}, {"DB", int(best_gpu.db)}};
-  doc["clblast"] = clblast_params;
+  doc["gemm_path"] = t.path;
+  doc["cpu_kernel"] = {{"MR", t.best_cpu.mr}, {"MBLOCK", t.best_cpu.mblock}, {"KC", t.best_cpu.kc}};
+  doc["gpu_kernel"] = {{"BK", t.best_gpu.bk}, {"DB", int(t.best_gpu.db)}};
+  doc["clblast"] = t.clblast.kept();
   doc["measured"] = nlohmann::json::array();
   for (size_t i = 0; i < cases.size(); ++i) {
-    nlohmann::json m = {{"shape", cases[i].str()}, {"clblast_database_gflops", t_db[i]}};
-    if (!t_tuned.empty()) m["clblast_tuned_gflops"] = t_tuned[i];
-    if (!t_cpu.empty()) m["cpu_kernel_gflops"] = t_cpu[i];
-    if (!t_gpu.empty()) m["gpu_kernel_gflops"] = t_gpu[i];
+    nlohmann::json m = {{"shape", cases[i].str()}, {"clblast_database_gflops", t.clblast.t_db[i]}};
+    if (!t.clblast.t_tuned.empty()) m["clblast_tuned_gflops"] = t.clblast.t_tuned[i];
+    if (!t.t_cpu.empty()) m["cpu_kernel_gflops"] = t.t_cpu[i];
+    if (!t.t_gpu.empty()) m["gpu_kernel_gflops"] = t.t_gpu[i];
     doc["measured"].push_back(m);
   }
-  doc["tuner"] = {{"fraction", fraction}, {"size", size}, {"repeats", repeats},
-                  {"clblast_tuned_kept", keep_tuned}, {"clblast_tuned_raw", tuned}};
-  {
-    std::ofstream f(out + ".tmp");
-    f << doc.dump(2) << "\n";
-    if (!f) throw Error("cannot write " + out + ".tmp.");
-  }
-  if (std::rename((out + ".tmp").c_str(), out.c_str()) != 0) throw Error("cannot rename " + out + ".tmp to " + out + ".");
-  std::printf("gemm path: %s (geometric mean: clblast %.1f%s GFLOP/s", doc["gemm_path"].get<std::string>().c_str(),
-              clblast_best, keep_tuned ? " tuned" : " database");
-  if (!t_cpu.empty()) std::printf(", cpu_kernel %.1f GFLOP/s", geomean(t_cpu));
-  if (!t_gpu.empty()) std::printf(", gpu_kernel %.1f GFLOP/s", geomean(t_gpu));
+  doc["tuner"] = {{"fraction", req.fraction}, {"size", req.size}, {"repeats", req.repeats},
+                  {"clblast_tuned_kept", t.clblast.keep_tuned}, {"clblast_tuned_raw", t.clblast.tuned}};
+  return doc;
+}
+
+void print_summary(const Tuning& t, const std::string& out) {
+  std::printf("gemm path: %s (geometric mean: clblast %.1f%s GFLOP/s", t.path.c_str(), t.clblast.best,
+              t.clblast.keep_tuned ? " tuned" : " database");
+  if (!t.t_cpu.empty()) std::printf(", cpu_kernel %.1f GFLOP/s", geomean(t.t_cpu));
+  if (!t.t_gpu.empty()) std::printf(", gpu_kernel %.1f GFLOP/s", geomean(t.t_gpu));
   std::printf(")\nwrote %s\n", out.c_str());
+}
+
+int run_tune_gemm(int argc, char** argv) {
+  auto req = parse_request(argc, argv);
+  if (!req) return 0;
+  auto ctx = Context::create(req->device);
+  const DeviceInfo& dev = ctx->device();
+  fill_device_defaults(*req, dev);
+  Shapes shapes{parse_shapes(req->shapes), {}, req->repeats};
+  check_writable(req->out);
+  std::printf("tune-gemm: %s (%s, driver %s), fraction %g\n", dev.name.c_str(), dev.platform_name.c_str(),
+              dev.driver_version.c_str(), req->fraction);
+  for (const auto& c : shapes.cases) shapes.operands.push_back(make_operands(*ctx, c));
+
+  const Tuning t = tune(*ctx, shapes, *req);
+  io::write_file_atomically(req->out, tuning_file(t, dev, shapes.cases, *req).dump(2) + "\n");
+  print_summary(t, req->out);
   return 0;
 }
 

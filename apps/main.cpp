@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   if (!std::strcmp(argv[1], "--version")) {
-    std::cout << "magellano 0.1.0\n";
+    std::cout << "magellano " MAGELLANO_VERSION "\n";  // from CMake's project(VERSION)
     return 0;
   }
   for (const auto& c : magellano::cli::commands()) {

@@ -16,11 +16,14 @@ void add_model_source_options(po::options_description& opts, ModelSource& src) {
 }
 
 train::LoadedModel load_model_source(const ModelSource& src, Context& ctx) {
-  const std::string& p = src.base_precision;
-  if (p != "fp32" && p != "fp16" && p != "nf4")
-    throw Error("--base-precision must be fp32, fp16 or nf4, got '" + p + "'.");
+  nn::WeightStorage base;
+  try {
+    base = nn::parse_weight_storage(src.base_precision);
+  } catch (const Error&) {
+    throw Error("--base-precision must be fp32, fp16 or nf4, got '" + src.base_precision + "'.");
+  }
   return src.adapter.empty() ? train::load_model(src.checkpoint, ctx)
-                             : train::load_model_with_adapter(src.checkpoint, src.adapter, ctx, p);
+                             : train::load_model_with_adapter(src.checkpoint, src.adapter, ctx, base);
 }
 
 }  // namespace magellano::cli

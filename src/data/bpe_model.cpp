@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
-#include "magellano/data/atomic_file.hpp"
+#include "magellano/io/atomic_file.hpp"
 #include "magellano/data/byte_alphabet.hpp"
 #include "magellano/runtime/error.hpp"
 
@@ -18,7 +18,7 @@ bool looks_special(const std::string& t) {
 }
 
 std::vector<std::string> parse_vocab(const fs::path& path) {
-  const std::string text = read_whole_file(path, "tokenizer file");
+  const std::string text = io::read_whole_file(path, "tokenizer file");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
@@ -74,7 +74,7 @@ BpeModel load_bpe_files(const fs::path& vocab_json, const fs::path& merges_txt) 
     reachable[it->second] = true;
   }
 
-  const std::string text = read_whole_file(merges_txt, "tokenizer file");
+  const std::string text = io::read_whole_file(merges_txt, "tokenizer file");
   size_t line_no = 0;
   for (size_t pos = 0; pos < text.size();) {
     size_t eol = text.find('\n', pos);
@@ -169,8 +169,8 @@ void save_bpe_model(const BpeModel& model, const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error("cannot create tokenizer directory " + dir.string() + ": " + ec.message());
-  write_file_atomically(dir / "encoder.json", encoder_json_text(model));
-  write_file_atomically(dir / "vocab.bpe", merges_text(model));
+  io::write_file_atomically(dir / "encoder.json", encoder_json_text(model));
+  io::write_file_atomically(dir / "vocab.bpe", merges_text(model));
 }
 
 }  // namespace magellano::data

@@ -1,6 +1,6 @@
 #include "magellano/io/json_file.hpp"
 
-#include "magellano/data/atomic_file.hpp"
+#include "magellano/io/atomic_file.hpp"
 #include "magellano/runtime/error.hpp"
 
 namespace magellano::io {
@@ -13,7 +13,7 @@ void write_json_atomically(const std::filesystem::path& path, const nlohmann::js
   } catch (const nlohmann::json::exception& e) {  // a string that is not valid UTF-8
     throw Error("cannot write " + path.string() + ": " + json_error_text(e));
   }
-  data::write_file_atomically(path, text);
+  write_file_atomically(path, text);
 }
 
 std::string json_error_text(const nlohmann::json::exception& e) {
@@ -24,7 +24,7 @@ std::string json_error_text(const nlohmann::json::exception& e) {
 }
 
 nlohmann::json read_json(const std::filesystem::path& path, const std::string& what) {
-  const std::string text = data::read_whole_file(path, what);
+  const std::string text = read_whole_file(path, what);
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {

@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "magellano/data/atomic_file.hpp"
+#include "magellano/io/atomic_file.hpp"
 #include "magellano/io/json_file.hpp"
 #include "magellano/runtime/error.hpp"
 
@@ -52,7 +52,7 @@ SafetensorsStreamWriter::SafetensorsStreamWriter(const std::filesystem::path& pa
   text.append((8 - text.size() % 8) % 8, ' ');
   uint8_t length[8];
   for (int i = 0; i < 8; ++i) length[i] = static_cast<uint8_t>(uint64_t{text.size()} >> (8 * i));
-  file_ = std::make_unique<data::AtomicFile>(path);
+  file_ = std::make_unique<AtomicFile>(path);
   file_->write(length, sizeof length);
   file_->write(text.data(), text.size());
   bytes_total_ = 8 + text.size() + offset;

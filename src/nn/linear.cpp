@@ -4,9 +4,7 @@
 
 #include "magellano/ops/dropout.hpp"
 #include "magellano/ops/elementwise.hpp"
-#include "magellano/ops/index.hpp"
 #include "magellano/ops/matmul.hpp"
-#include "magellano/ops/rmsnorm.hpp"
 #include "magellano/runtime/error.hpp"
 #include "nf4_bridge.hpp"
 
@@ -133,28 +131,6 @@ void Linear::collect_linears(const std::string& prefix, std::vector<NamedLinear>
   if (!path.empty() && path.back() == '.') path.pop_back();
   const size_t dot = path.rfind('.');
   out.push_back({path, dot == std::string::npos ? path : path.substr(dot + 1), this});
-}
-
-RMSNorm::RMSNorm(Context& ctx, int64_t dim, float eps_) : eps(eps_) {
-  weight = make_parameter(ctx, Shape{dim}, std::vector<float>(dim, 1.0f));
-}
-
-Tensor RMSNorm::forward(const Tensor& x) const { return ops::rms_norm(x, weight, eps); }
-
-void RMSNorm::collect(const std::string& prefix, std::vector<Parameter>& out) const {
-  out.push_back({prefix + "weight", weight, false});
-}
-
-Embedding::Embedding(Context& ctx, int64_t vocab, int64_t dim, Init& init, double std) {
-  weight = make_parameter(ctx, Shape{vocab, dim}, init.normal(vocab * dim, std));
-}
-
-Tensor Embedding::forward(const Tensor& ids) const { return ops::embedding(weight, ids); }
-
-void Embedding::store_half() { weight = half_parameter(weight); }
-
-void Embedding::collect(const std::string& prefix, std::vector<Parameter>& out) const {
-  out.push_back({prefix + "weight", weight, true});
 }
 
 }  // namespace magellano::nn

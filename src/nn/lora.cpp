@@ -5,11 +5,6 @@
 #include "magellano/runtime/error.hpp"
 
 namespace magellano::nn {
-namespace {
-thread_local bool g_training = false;
-thread_local uint64_t g_generation = 0;
-}  // namespace
-
 const char* to_string(WeightStorage s) {
   switch (s) {
     case WeightStorage::f32: return "fp32";
@@ -34,14 +29,5 @@ const std::vector<std::string>& lora_target_kinds() {
 bool LoRAConfig::targets_kind(const std::string& kind) const {
   return enabled() && std::find(targets.begin(), targets.end(), kind) != targets.end();
 }
-
-bool training() { return g_training; }
-TrainingScope::TrainingScope() : previous_(g_training) { g_training = true; }
-TrainingScope::~TrainingScope() { g_training = previous_; }
-
-uint64_t dropout_generation() { return g_generation; }
-void advance_dropout_generation() { ++g_generation; }
-GenerationScope::GenerationScope(uint64_t g) : previous_(g_generation) { g_generation = g; }
-GenerationScope::~GenerationScope() { g_generation = previous_; }
 
 }  // namespace magellano::nn

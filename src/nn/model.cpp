@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "magellano/nn/training_mode.hpp"
 #include "magellano/ops/cross_entropy.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/ops/index.hpp"

@@ -44,7 +44,7 @@ Tensor view_at(const Tensor& flat, int64_t offset, const Shape& shape) {
 
 }  // namespace
 
-AdamW::AdamW(Context& ctx, const std::vector<nn::Parameter>& params, AdamWConfig config)
+AdamW::AdamW(Context& ctx, const std::vector<Parameter>& params, AdamWConfig config)
     : pack_(ctx, params, config.max_chunk_bytes), config_(config) {
   if (!(config.beta1 >= 0.0f && config.beta1 < 1.0f) || !(config.beta2 >= 0.0f && config.beta2 < 1.0f))
     throw Error("AdamW: betas must lie in [0, 1); got " + std::to_string(config.beta1) + ", " +

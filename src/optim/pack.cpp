@@ -22,14 +22,14 @@ Tensor view_at(const Tensor& flat, int64_t offset, const Shape& shape) {
 
 }  // namespace
 
-ParameterPack::ParameterPack(Context& ctx, const std::vector<nn::Parameter>& params,
+ParameterPack::ParameterPack(Context& ctx, const std::vector<Parameter>& params,
                              uint64_t max_chunk_bytes)
     : ctx_(&ctx) {
   const uint64_t max_alloc = ctx.device().max_alloc_bytes;
   if (max_chunk_bytes == 0) max_chunk_bytes = std::min<uint64_t>(max_alloc, kDefaultChunkBytes);
 
   // Trainable parameters, each tensor once: f32 then f16; in each, decay group first.
-  std::vector<nn::Parameter> order;
+  std::vector<Parameter> order;
   std::set<const AutogradMeta*> seen;
   for (DType dtype : {DType::f32, DType::f16})
     for (int pass = 0; pass < 2; ++pass)

@@ -116,7 +116,7 @@ void load_adapter_weights(const fs::path& dir, const nn::Model& model) {
 }
 
 LoadedModel load_model_with_adapter(const fs::path& checkpoint_dir, const fs::path& adapter_dir,
-                                    Context& ctx, const std::string& base_precision) {
+                                    Context& ctx, nn::WeightStorage base_precision) {
   LoRASection lora = read_adapter_config(adapter_dir);
   lora.base_precision = base_precision;
   LoadedModel out = load_model(checkpoint_dir, ctx, &lora);

@@ -61,11 +61,11 @@ nn::ModelSpec model_spec(const Config& c) {
     s.lora.alpha = c.lora.alpha;
     s.lora.dropout = c.lora.dropout;
     s.lora.targets = c.lora.target_modules;
-    s.base_storage = nn::parse_weight_storage(c.lora.base_precision);
+    s.base_storage = c.lora.base_precision;
   }
-  s.weight_dtype = c.train.param_dtype == "fp16" ? DType::f16 : DType::f32;
+  s.weight_dtype = c.train.param_dtype;
   s.checkpoint_every = c.train.gradient_checkpointing;
-  s.checkpoint_inputs_fp16 = c.train.activation_dtype == "fp16";
+  s.checkpoint_inputs_fp16 = c.train.activation_dtype == DType::f16;
   return s;
 }
 

@@ -37,11 +37,39 @@ struct Field {
   [](const Config& c) { return json(c.member); },                   \
       [](Config& c, const json& v) { c.member = v.get<T>(); }
 
+// A choice field: an enum member, its allowed values, and their names from config_name().
+#define MG_CHOICE(member, values)                                                        \
+  [](const Config& c) { return json(config_name(c.member)); },                           \
+      [](Config& c, const json& v) { c.member = parse_choice(values, v.get<std::string>()); }, \
+      choice_names(values)
+
 #define MG_OPT(member)                                                                  \
   [](const Config& c) { return c.member ? json(*c.member) : json(nullptr); },           \
       [](Config& c, const json& v) {                                                    \
         c.member = v.is_null() ? std::nullopt : std::optional<std::string>(v.get<std::string>()); \
       }
+
+constexpr DType kStorages[] = {DType::f32, DType::f16};
+constexpr nn::WeightStorage kBaseStorages[] = {nn::WeightStorage::f32, nn::WeightStorage::f16,
+                                               nn::WeightStorage::nf4};
+constexpr Fp16Rounding kRoundings[] = {Fp16Rounding::stochastic, Fp16Rounding::nearest};
+constexpr ops::ExpertActivation kActivations[] = {ops::ExpertActivation::swiglu,
+                                                  ops::ExpertActivation::gelu};
+
+template <typename E, size_t K>
+std::vector<std::string> choice_names(const E (&values)[K]) {
+  std::vector<std::string> out;
+  for (E v : values) out.push_back(config_name(v));
+  return out;
+}
+
+// check_type has already matched the name against choice_names(values).
+template <typename E, size_t K>
+E parse_choice(const E (&values)[K], const std::string& name) {
+  for (E v : values)
+    if (name == config_name(v)) return v;
+  throw Error("config: unknown choice \"" + name + "\".");
+}
 
 Field integer(std::string path, double lo, std::function<json(const Config&)> g,
               std::function<void(Config&, const json&)> s, double hi = kInf) {
@@ -78,8 +106,7 @@ const std::vector<Field>& schema() {
     f.push_back(integer("model.moe.experts", 1, MG_ACCESS(model.moe.experts, int64_t)));
     f.push_back(integer("model.moe.top_k", 1, MG_ACCESS(model.moe.top_k, int64_t)));
     f.push_back(integer("model.moe.hidden", 0, MG_ACCESS(model.moe.hidden, int64_t)));
-    f.push_back(plain("model.moe.activation", Kind::choice, MG_ACCESS(model.moe.activation, std::string),
-                      {"swiglu", "gelu"}));
+    f.push_back(plain("model.moe.activation", Kind::choice, MG_CHOICE(model.moe.activation, kActivations)));
     f.push_back(number("model.moe.balance_coef", 0, false, kInf, false, MG_ACCESS(model.moe.balance_coef, double)));
     f.push_back(number("model.moe.z_coef", 0, false, kInf, false, MG_ACCESS(model.moe.z_coef, double)));
     // data
@@ -101,25 +128,21 @@ const std::vector<Field>& schema() {
     f.push_back(number("train.grad_clip", 0, false, kInf, false, MG_ACCESS(train.grad_clip, double)));
     f.push_back(integer("train.seed", 0, MG_ACCESS(train.seed, int64_t)));
     f.push_back(integer("train.log_every", 1, MG_ACCESS(train.log_every, int64_t)));
-    f.push_back(plain("train.param_dtype", Kind::choice, MG_ACCESS(train.param_dtype, std::string),
-                      {"fp32", "fp16"}));
-    f.push_back(plain("train.fp16_rounding", Kind::choice, MG_ACCESS(train.fp16_rounding, std::string),
-                      {"stochastic", "nearest"}));
+    f.push_back(plain("train.param_dtype", Kind::choice, MG_CHOICE(train.param_dtype, kStorages)));
+    f.push_back(plain("train.fp16_rounding", Kind::choice, MG_CHOICE(train.fp16_rounding, kRoundings)));
     f.push_back(plain(
         "train.gradient_checkpointing", Kind::checkpointing,
         [](const Config& c) {
-          const int64_t k = c.train.gradient_checkpointing;
-          return k == 0 ? json("none") : k == 2 ? json("balanced") : k == 4 ? json("aggressive") : json(k);
+          for (const auto& p : kCheckpointingPresets)
+            if (p.blocks_per_segment == c.train.gradient_checkpointing) return json(p.name);
+          return json(c.train.gradient_checkpointing);
         },
         [](Config& c, const json& v) {
           if (v.is_number()) c.train.gradient_checkpointing = v.get<int64_t>();
-          else {
-            const std::string s = v.get<std::string>();
-            c.train.gradient_checkpointing = s == "none" ? 0 : s == "balanced" ? 2 : 4;
-          }
+          for (const auto& p : kCheckpointingPresets)
+            if (v.is_string() && v.get<std::string>() == p.name) c.train.gradient_checkpointing = p.blocks_per_segment;
         }));
-    f.push_back(plain("train.activation_dtype", Kind::choice, MG_ACCESS(train.activation_dtype, std::string),
-                      {"fp32", "fp16"}));
+    f.push_back(plain("train.activation_dtype", Kind::choice, MG_CHOICE(train.activation_dtype, kStorages)));
     f.push_back(plain("train.loss_scaling", Kind::boolean, MG_ACCESS(train.loss_scaling, bool)));
     f.push_back(number("train.loss_scale_init", 1, false, 1e30, false, MG_ACCESS(train.loss_scale_init, double)));
     f.push_back(integer("train.loss_scale_growth_interval", 1, MG_ACCESS(train.loss_scale_growth_interval, int64_t)));
@@ -129,8 +152,7 @@ const std::vector<Field>& schema() {
     f.push_back(number("lora.dropout", 0, false, 1, true, MG_ACCESS(lora.dropout, double)));
     f.push_back(plain("lora.target_modules", Kind::choice_list, MG_ACCESS(lora.target_modules, std::vector<std::string>),
                       nn::lora_target_kinds()));
-    f.push_back(plain("lora.base_precision", Kind::choice, MG_ACCESS(lora.base_precision, std::string),
-                      {"fp32", "fp16", "nf4"}));
+    f.push_back(plain("lora.base_precision", Kind::choice, MG_CHOICE(lora.base_precision, kBaseStorages)));
     // eval
     f.push_back(integer("eval.every", 0, MG_ACCESS(eval.every, int64_t)));
     f.push_back(integer("eval.batches", 1, MG_ACCESS(eval.batches, int64_t)));
@@ -265,7 +287,8 @@ void check_type(const Field& f, json& v) {
           throw Error(where + "\"none\", \"balanced\", \"aggressive\" or an integer >= 0, got " + v.dump() + ".");
         return;
       }
-      if (!v.is_string() || (v != "none" && v != "balanced" && v != "aggressive"))
+      if (!v.is_string() || std::none_of(std::begin(kCheckpointingPresets), std::end(kCheckpointingPresets),
+                                         [&](const auto& p) { return v == p.name; }))
         throw Error(where + "\"none\", \"balanced\" (every 2 layers), \"aggressive\" (every 4) or an "
                     "integer k >= 0 (layers per segment), got " + describe(v) + ".");
       return;
@@ -359,19 +382,20 @@ void resolve(Config& c) {
   if (c.lora.enabled() && c.lora.target_modules.empty())
     throw Error("config: 'lora.target_modules' is empty while 'lora.rank' is " + std::to_string(c.lora.rank) +
                 "; name at least one module kind (e.g. [\"in_proj\", \"out_proj\"]) or set lora.rank to 0.");
-  if (!c.lora.enabled() && c.lora.base_precision != "fp32")
-    throw Error("config: 'lora.base_precision' \"" + c.lora.base_precision +
+  if (!c.lora.enabled() && c.lora.base_precision != nn::WeightStorage::f32)
+    throw Error("config: 'lora.base_precision' \"" + std::string(config_name(c.lora.base_precision)) +
                 "\" needs LoRA (frozen base weights): set 'lora.rank' >= 1, or use \"fp32\".");
-  if (t.param_dtype == "fp16" && c.lora.enabled())
+  const bool fp16_params = t.param_dtype == DType::f16;
+  if (fp16_params && c.lora.enabled())
     throw Error("config: 'train.param_dtype' \"fp16\" is for full training; with LoRA the adapters "
                 "train in fp32 and 'lora.base_precision' sets the frozen base's storage. Use \"fp32\".");
-  if (t.param_dtype != "fp16" && t.fp16_rounding != "stochastic")
-    throw Error("config: 'train.fp16_rounding' \"" + t.fp16_rounding + "\" rounds fp16 parameters: it needs "
+  if (!fp16_params && t.fp16_rounding != Fp16Rounding::stochastic)
+    throw Error("config: 'train.fp16_rounding' \"" + std::string(config_name(t.fp16_rounding)) + "\" rounds fp16 parameters: it needs "
                 "'train.param_dtype' \"fp16\" (remove it, or use fp16 parameters).");
-  if (t.param_dtype == "fp16" && !t.loss_scaling)
+  if (fp16_params && !t.loss_scaling)
     throw Error("config: 'train.param_dtype' \"fp16\" stores gradients in fp16 too, where small ones "
                 "underflow to zero: set 'train.loss_scaling' to true (dynamic loss scaling).");
-  if (t.activation_dtype == "fp16" && t.gradient_checkpointing == 0)
+  if (t.activation_dtype == DType::f16 && t.gradient_checkpointing == 0)
     throw Error("config: 'train.activation_dtype' \"fp16\" stores the segment inputs of gradient "
                 "checkpointing; set 'train.gradient_checkpointing' (e.g. \"balanced\") or use \"fp32\".");
   if (t.min_lr > t.lr)
@@ -408,6 +432,21 @@ std::string read_file(const std::string& path) {
 
 }  // namespace
 
+const char* config_name(DType storage) {
+  switch (storage) {
+    case DType::f32: return "fp32";
+    case DType::f16: return "fp16";
+    default: return to_string(storage);
+  }
+}
+const char* config_name(nn::WeightStorage storage) { return nn::to_string(storage); }
+const char* config_name(Fp16Rounding rounding) {
+  return rounding == Fp16Rounding::stochastic ? "stochastic" : "nearest";
+}
+const char* config_name(ops::ExpertActivation activation) {
+  return activation == ops::ExpertActivation::swiglu ? "swiglu" : "gelu";
+}
+
 int64_t ModelConfig::num_mamba() const {
   return std::count(pattern.begin(), pattern.end(), LayerKind::mamba);
 }
@@ -431,7 +470,7 @@ nn::MoEConfig ModelConfig::moe_config() const {
   m.hidden = moe.hidden;
   m.experts = moe.experts;
   m.top_k = moe.top_k;
-  m.swiglu = moe.activation == "swiglu";
+  m.swiglu = moe.activation == ops::ExpertActivation::swiglu;
   m.balance_coef = static_cast<float>(moe.balance_coef);
   m.z_coef = static_cast<float>(moe.z_coef);
   return m;

@@ -9,7 +9,7 @@ ParamCounts count_params(const ModelConfig& m) {
   const int64_t D = m.dim, E = m.expand * m.dim, R = m.dt_rank > 0 ? m.dt_rank : (m.dim + 15) / 16,
                 N = m.d_state, W = m.d_conv, X = m.moe.experts, K = m.moe.top_k, F = m.moe.hidden,
                 V = m.vocab_size;
-  const bool glu = m.moe.activation == "swiglu";
+  const bool glu = m.moe.activation == ops::ExpertActivation::swiglu;
   ParamCounts p;
   p.mamba_layers = m.num_mamba();
   p.moe_layers = m.num_moe();
@@ -36,7 +36,7 @@ MemoryEstimate estimate_memory(const ModelConfig& m, int64_t batch, int64_t seq_
   const int64_t D = m.dim, E = m.expand * m.dim, R = m.dt_rank > 0 ? m.dt_rank : (m.dim + 15) / 16,
                 N = m.d_state, X = m.moe.experts, K = m.moe.top_k, F = m.moe.hidden,
                 V = m.vocab_size, C = std::max<int64_t>(1, m.scan_chunk);
-  const bool glu = m.moe.activation == "swiglu";
+  const bool glu = m.moe.activation == ops::ExpertActivation::swiglu;
   const int64_t T = batch * seq_len, f = 4;  // tokens, bytes per float (and per i32)
   const ParamCounts p = count_params(m);
   MemoryEstimate e;
@@ -63,7 +63,7 @@ LoRACounts count_lora(const Config& c) {
   const ModelConfig& m = c.model;
   const int64_t D = m.dim, E = m.expand * m.dim, R = m.dt_rank > 0 ? m.dt_rank : (m.dim + 15) / 16,
                 N = m.d_state, X = m.moe.experts, F = m.moe.hidden;
-  const bool glu = m.moe.activation == "swiglu";
+  const bool glu = m.moe.activation == ops::ExpertActivation::swiglu;
   const int64_t r = c.lora.rank;
   auto on = [&](const char* kind) {
     return c.lora.enabled() && std::find(c.lora.target_modules.begin(), c.lora.target_modules.end(),
@@ -93,12 +93,14 @@ MemoryEstimate estimate_memory(const Config& c) {
   const ParamCounts p = count_params(c);
   if (c.lora.enabled()) {
     const LoRACounts lc = count_lora(c);
-    const double per = c.lora.base_precision == "fp16" ? 2.0 : c.lora.base_precision == "nf4" ? 4.127 / 8 : 4.0;
+    const double per = c.lora.base_precision == nn::WeightStorage::f16   ? 2.0
+                       : c.lora.base_precision == nn::WeightStorage::nf4 ? 4.127 / 8
+                                                                          : 4.0;
     e.weights = (p.total - lc.linear_weights) * f + static_cast<int64_t>(lc.linear_weights * per) + lc.lora * f;
     e.gradients = lc.lora * f;
     e.optimizer_state = 2 * lc.lora * f;
   }
-  if (c.train.param_dtype == "fp16") {  // matrix weights and their gradients at 2 bytes
+  if (c.train.param_dtype == DType::f16) {  // matrix weights and their gradients at 2 bytes
     const ModelConfig& mc = c.model;
     const int64_t matrices = count_lora(c).linear_weights + p.embedding + p.lm_head;
     e.weights = e.gradients = (p.total - matrices) * f + matrices * 2;
@@ -113,7 +115,7 @@ MemoryEstimate estimate_memory(const Config& c) {
     const int64_t per_mamba = p.mamba_layers ? (e.mamba_activations + e.scan_states) / p.mamba_layers : 0;
     const int64_t per_moe = p.moe_layers ? e.moe_activations / p.moe_layers : 0;
     const int64_t seg = std::min(k, layers) * std::max(per_mamba, per_moe);
-    const int64_t input_bytes = c.train.activation_dtype == "fp16" ? 2 : f;
+    const int64_t input_bytes = dtype_size(c.train.activation_dtype);
     const int64_t inputs = (layers + k - 1) / k * T * m.dim * input_bytes;
     const double scale = double(seg) / double(std::max<int64_t>(1, e.mamba_activations + e.scan_states + e.moe_activations));
     e.mamba_activations = static_cast<int64_t>(e.mamba_activations * scale) + inputs;

@@ -39,194 +39,271 @@ std::pair<Tensor, Tensor> split_batch(Context& ctx, const std::vector<int32_t>& 
   return {Tensor::from_host_i32(ctx, Shape{B, L}, x), Tensor::from_host_i32(ctx, Shape{B, L}, y)};
 }
 
+const Config& with_training_data(const Config& cfg) {
+  cfg.require_training_data();
+  return cfg;
+}
+
+// "trainable parameters: N of M (p%)", NF4 bases counted at their full size, plus the LoRA setup.
+void print_parameter_summary(const Config& cfg, nn::Model& model, const std::vector<nn::Parameter>& trainable,
+                             std::ostream& out) {
+  int64_t n_train = 0, n_all = 0;
+  for (const auto& p : trainable) n_train += p.tensor.numel();
+  for (const auto& p : model.parameters()) n_all += p.tensor.numel();
+  for (auto& l : model.linears())
+    if (l.linear->storage() == nn::WeightStorage::nf4) n_all += l.linear->in_features() * l.linear->out_features();
+  if (cfg.lora.enabled()) n_all += n_train;
+  char line[200];
+  std::snprintf(line, sizeof line, "trainable parameters: %lld of %lld (%.4f%%)", (long long)n_train,
+                (long long)n_all, 100.0 * double(n_train) / double(std::max<int64_t>(1, n_all)));
+  out << line;
+  if (cfg.lora.enabled())
+    out << "  [LoRA rank " << cfg.lora.rank << ", alpha " << cfg.lora.alpha << ", "
+        << config_name(cfg.lora.base_precision) << " base]";
+  out << "\n";
+}
+
+// Each expert's share of the routed tokens, per MoE layer, from its (X) counts.
+nlohmann::json expert_load(const std::vector<Tensor>& counts) {
+  nlohmann::json load = nlohmann::json::array();
+  for (const Tensor& c : counts) {
+    std::vector<double> frac;
+    const auto v = c.to_host_i32();
+    double total = 0;
+    for (int32_t n : v) total += n;
+    for (int32_t n : v) frac.push_back(total > 0 ? n / total : 0.0);
+    load.push_back(frac);
+  }
+  return load;
+}
+
+// One training run: its data, model, optimizer and progress. The constructor builds and
+// restores everything; train() below is the loop.
+class TrainingRun {
+ public:
+  TrainingRun(const Config& cfg, Context& ctx, const TrainOptions& opt);
+
+  bool done() const { return step_ >= tc_.steps; }
+  // grad_accum micro-batches forward and backward, then the optimizer (unless the loss scaler
+  // skips a step with non-finite gradients).
+  void optimizer_step();
+  // The progress line and metrics record at the end of each log interval; evaluations and
+  // checkpoints when configured.
+  void after_step();
+  // Final evaluation and checkpoint, and the run's figures.
+  TrainSummary finish();
+
+ private:
+  void restore(const fs::path& dir);
+  void log_interval();
+  std::optional<EvalResult> evaluate();
+  void checkpoint();
+  nlohmann::json trainer_state() const;
+
+  const Config& cfg_;
+  const TrainConfig& tc_;
+  Context& ctx_;
+  const TrainOptions& opt_;
+  std::ostream* out_;
+  const int64_t B_, L_;
+  data::Batcher batcher_;
+  std::vector<int32_t> val_tokens_;  // evaluation reads the first eval.batches · B chunks
+  nn::Model model_;
+  optim::AdamW adamw_;
+  optim::LrSchedule schedule_;
+  LossScaler scaler_;
+  fs::path run_dir_;
+  std::string init_from_;  // recorded in trainer_state.json (a LoRA resume reloads its base)
+  std::ofstream metrics_;
+  TrainSummary summary_;
+  int64_t step_ = 0, tokens_ = 0;
+
+  // This log interval: running loss sums on the device (read once per interval), the last
+  // step's learning rate, unscale factor and expert counts.
+  Tensor ce_sum_, aux_sum_;
+  int64_t interval_steps_ = 0, interval_tokens_ = 0;
+  float lr_ = 0, unscale_ = 1;
+  std::vector<Tensor> expert_counts_;
+  int64_t start_step_ = 0;
+  Clock::time_point t0_, interval_t0_;
+};
+
+TrainingRun::TrainingRun(const Config& cfg, Context& ctx, const TrainOptions& opt)
+    : cfg_(with_training_data(cfg)),
+      tc_(cfg.train),
+      ctx_(ctx),
+      opt_(opt),
+      out_(opt.out),
+      B_(tc_.batch_size),
+      L_(tc_.seq_len),
+      batcher_(data::TokenFile::open(*cfg.data.train, static_cast<uint64_t>(cfg.model.vocab_size)), B_, L_,
+               static_cast<uint64_t>(tc_.seed)),
+      val_tokens_(cfg.data.val ? data::TokenFile::open(*cfg.data.val, static_cast<uint64_t>(cfg.model.vocab_size))
+                                     .read_all()
+                               : std::vector<int32_t>()),
+      model_(ctx, model_spec(cfg), static_cast<uint64_t>(tc_.seed)),
+      adamw_(ctx, model_.trainable_parameters(),
+             {.lr = float(tc_.lr), .beta1 = float(tc_.beta1), .beta2 = float(tc_.beta2), .eps = float(tc_.eps),
+              .weight_decay = float(tc_.weight_decay),
+              .stochastic_rounding = tc_.fp16_rounding == Fp16Rounding::stochastic}),
+      schedule_{float(tc_.lr), float(tc_.min_lr), tc_.warmup_steps, tc_.steps},
+      scaler_(tc_.loss_scale_init, tc_.loss_scale_growth_interval),
+      run_dir_(cfg.checkpoint.dir),
+      init_from_(opt.init_from ? opt.init_from->string() : std::string()) {
+  if (out_) print_parameter_summary(cfg_, model_, model_.trainable_parameters(), *out_);
+  if (opt.init_from && opt.resume) throw Error("train: give --resume or --init-from, not both.");
+  if (opt.init_from) {
+    load_weights(*opt.init_from / "model.safetensors", model_);
+    if (out_) *out_ << "initialised from " << opt.init_from->string() << "\n";
+  }
+  if (opt.resume) restore(*opt.resume);
+  fs::create_directories(run_dir_);
+  metrics_.open(run_dir_ / "metrics.jsonl", opt.resume ? std::ios::app : std::ios::trunc);
+  if (!metrics_) throw Error("cannot write " + (run_dir_ / "metrics.jsonl").string() + ": check checkpoint.dir.");
+  ce_sum_ = Tensor::zeros(ctx, Shape{1});
+  aux_sum_ = Tensor::zeros(ctx, Shape{1});
+  start_step_ = step_;
+  t0_ = interval_t0_ = Clock::now();
+}
+
+void TrainingRun::restore(const fs::path& dir) {
+  if (cfg_.lora.enabled()) {  // a LoRA checkpoint holds no base: reload the run's
+    const auto st = io::read_json(dir / "trainer_state.json", "trainer state");
+    if (st.contains("init_from") && st["init_from"].is_string()) {
+      init_from_ = st["init_from"].get<std::string>();
+      load_weights(fs::path(init_from_) / "model.safetensors", model_);
+    }
+  }
+  const auto state = load_training_state(dir, model_, adamw_);
+  step_ = state.at("step").get<int64_t>();
+  tokens_ = state.value("tokens", int64_t(0));
+  batcher_.restore(data::batcher_state_from_json(state.at("batcher")));
+  if (state.contains("loss_scaler")) scaler_.restore(state["loss_scaler"]);
+  if (out_) *out_ << "resumed from " << dir.string() << " at step " << step_ << "\n";
+}
+
+void TrainingRun::optimizer_step() {
+  adamw_.zero_grad();
+  for (int64_t a = 0; a < tc_.grad_accum; ++a) {
+    auto [x, y] = split_batch(ctx_, batcher_.next(), B_, L_);
+    nn::TrainingScope training;  // dropout on
+    // Dropout masks depend on the step and micro-batch only, so a resumed run draws the
+    // same ones (the model's forward advances the counter once from here).
+    nn::GenerationScope masks(static_cast<uint64_t>(step_ * tc_.grad_accum + a) * 2);
+    nn::LossOutput lo = model_.loss(x, y);
+    if (tc_.loss_scaling) autograd::backward(lo.loss, Tensor::full(ctx_, lo.loss.shape(), scaler_.scale()));
+    else autograd::backward(lo.loss);
+    autograd::NoGradScope ng;
+    ops::scale_into(lo.ce, 1.0f / tc_.grad_accum, ce_sum_, true);
+    if (lo.aux.defined()) ops::scale_into(lo.aux, 1.0f / tc_.grad_accum, aux_sum_, true);
+    expert_counts_ = lo.expert_counts;
+  }
+  lr_ = schedule_.at(step_);
+  bool apply = true;
+  // The stored gradients are sums over micro-batches of scaled losses; the optimizer reads
+  // them times `unscale` (never rewriting them, so fp16 gradients do not underflow).
+  unscale_ = 1.0f / float(tc_.grad_accum);
+  if (tc_.loss_scaling) {
+    unscale_ /= scaler_.scale();
+    apply = scaler_.update(grads_finite(adamw_));  // one scalar read
+  }
+  if (apply) adamw_.step(lr_, float(tc_.grad_clip), unscale_);
+  ++step_;
+  ++interval_steps_;
+  tokens_ += B_ * L_ * tc_.grad_accum;
+  interval_tokens_ += B_ * L_ * tc_.grad_accum;
+}
+
+void TrainingRun::after_step() {
+  if (step_ % tc_.log_every == 0 || step_ == tc_.steps) log_interval();
+  if (cfg_.eval.every > 0 && step_ % cfg_.eval.every == 0 && step_ < tc_.steps) evaluate();
+  if (cfg_.checkpoint.every > 0 && step_ % cfg_.checkpoint.every == 0 && step_ < tc_.steps) checkpoint();
+}
+
+void TrainingRun::log_interval() {
+  const double loss = ce_sum_.item() / interval_steps_, aux = aux_sum_.item() / interval_steps_;
+  const Tensor gn = tc_.grad_clip > 0 ? adamw_.last_grad_norm() : Tensor();
+  const float grad_norm = (gn.defined() ? gn : adamw_.grad_norm(unscale_)).item();
+  // With loss scaling an Inf gradient only skips its step (the scaler handles it).
+  if (!std::isfinite(loss) || !std::isfinite(aux) || (!tc_.loss_scaling && !std::isfinite(grad_norm)))
+    throw Error("training stopped at step " + std::to_string(step_) + ": the " +
+                (std::isfinite(loss) ? "gradient norm" : "loss") + " is " +
+                (std::isnan(std::isfinite(loss) ? grad_norm : loss) ? "NaN" : "infinite") +
+                ". Lower train.lr, raise train.warmup_steps or set train.grad_clip; the last "
+                "checkpoint (if any) is under " + run_dir_.string() + ".");
+  const auto now = Clock::now();
+  const double elapsed = std::chrono::duration<double>(now - t0_).count();
+  const double tps = interval_tokens_ / std::chrono::duration<double>(now - interval_t0_).count();
+  const double eta = elapsed / double(step_ - start_step_) * double(tc_.steps - step_);
+  nlohmann::json rec{{"step", step_}, {"loss", loss}, {"aux_loss", aux}, {"lr", lr_},
+                     {"grad_norm", grad_norm}, {"tokens_per_s", tps}, {"tokens", tokens_},
+                     {"expert_load", expert_load(expert_counts_)},
+                     {"peak_device_bytes", ctx_.memory().peak_total()},
+                     {"peak_reserved_bytes", ctx_.memory().peak_reserved()},
+                     {"peak_activation_bytes", ctx_.memory().peak(MemCategory::activations)}};
+  if (tc_.loss_scaling) rec["loss_scaler"] = scaler_.to_json();
+  metrics_ << rec.dump() << "\n" << std::flush;
+  if (out_) {
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "step %lld/%lld | loss %.4f | lr %.2e | %.0f tok/s | %s elapsed | ETA %s | peak %s",
+                  (long long)step_, (long long)tc_.steps, loss, lr_, tps, clock_text(elapsed).c_str(),
+                  clock_text(eta).c_str(), format_bytes(ctx_.memory().peak_total()).c_str());
+    *out_ << (opt_.terminal ? "\r\033[K" : "") << line << (opt_.terminal ? "" : "\n") << std::flush;
+  }
+  summary_.final_loss = loss;
+  ops::fill(ce_sum_, 0.0f);
+  ops::fill(aux_sum_, 0.0f);
+  interval_steps_ = 0;
+  interval_tokens_ = 0;
+  interval_t0_ = now;
+}
+
+std::optional<EvalResult> TrainingRun::evaluate() {
+  if (val_tokens_.size() < 2) return std::nullopt;
+  const EvalResult r = train::evaluate(model_, val_tokens_, L_, B_, cfg_.eval.batches * B_);
+  metrics_ << nlohmann::json{{"step", step_}, {"val_loss", r.loss}, {"val_perplexity", r.perplexity},
+                             {"val_tokens", r.tokens}}.dump() << "\n" << std::flush;
+  if (out_) *out_ << (opt_.terminal ? "\n" : "") << "step " << step_ << "  validation loss " << r.loss
+                  << "  perplexity " << r.perplexity << "\n";
+  return r;
+}
+
+nlohmann::json TrainingRun::trainer_state() const {
+  nlohmann::json j{{"step", step_}, {"tokens", tokens_}, {"batcher", data::to_json(batcher_.state())}};
+  if (!init_from_.empty()) j["init_from"] = init_from_;
+  if (tc_.loss_scaling) j["loss_scaler"] = scaler_.to_json();
+  return j;
+}
+
+void TrainingRun::checkpoint() {
+  summary_.checkpoint = save_checkpoint(run_dir_, step_, cfg_.checkpoint.keep, cfg_, model_, adamw_, trainer_state());
+}
+
+TrainSummary TrainingRun::finish() {
+  if (out_ && opt_.terminal) *out_ << "\n";
+  if (out_ && ctx_.profiler().enabled())
+    *out_ << "device time per kernel over " << (step_ - start_step_) << " steps (MAGELLANO_PROFILE=1):\n"
+          << ctx_.profiler().report_table();
+  summary_.val = evaluate();
+  checkpoint();
+  summary_.steps = step_;
+  const double total = std::chrono::duration<double>(Clock::now() - t0_).count();
+  summary_.tokens_per_s = total > 0 ? double(step_ - start_step_) * B_ * L_ * tc_.grad_accum / total : 0;
+  summary_.peak_device_bytes = ctx_.memory().peak_total();
+  summary_.peak_reserved_bytes = ctx_.memory().peak_reserved();
+  return summary_;
+}
+
 }  // namespace
 
 TrainSummary train(const Config& cfg, Context& ctx, const TrainOptions& opt) {
-  cfg.require_training_data();
-  std::ostream* out = opt.out;
-  const auto& tc = cfg.train;
-  const int64_t B = tc.batch_size, L = tc.seq_len, V = cfg.model.vocab_size;
-
-  data::Batcher batcher(data::TokenFile::open(*cfg.data.train, static_cast<uint64_t>(V)), B, L,
-                        static_cast<uint64_t>(tc.seed));
-  std::optional<data::TokenFile> val;
-  if (cfg.data.val) val = data::TokenFile::open(*cfg.data.val, static_cast<uint64_t>(V));
-  // Evaluation reads the first eval.batches · B chunks of these.
-  const std::vector<int32_t> val_tokens = val ? val->read_all() : std::vector<int32_t>();
-
-  nn::Model model(ctx, model_spec(cfg), static_cast<uint64_t>(tc.seed));
-  const std::vector<nn::Parameter> trainable = model.trainable_parameters();
-  if (out) {
-    int64_t n_train = 0, n_all = 0;
-    for (const auto& p : trainable) n_train += p.tensor.numel();
-    for (const auto& p : model.parameters()) n_all += p.tensor.numel();
-    for (auto& l : model.linears())
-      if (l.linear->storage() == nn::WeightStorage::nf4) n_all += l.linear->in_features() * l.linear->out_features();
-    if (cfg.lora.enabled()) n_all += n_train;
-    char line[200];
-    std::snprintf(line, sizeof line, "trainable parameters: %lld of %lld (%.4f%%)", (long long)n_train,
-                  (long long)n_all, 100.0 * double(n_train) / double(std::max<int64_t>(1, n_all)));
-    *out << line;
-    if (cfg.lora.enabled())
-      *out << "  [LoRA rank " << cfg.lora.rank << ", alpha " << cfg.lora.alpha << ", " << cfg.lora.base_precision
-           << " base]";
-    *out << "\n";
+  TrainingRun run(cfg, ctx, opt);
+  while (!run.done()) {
+    run.optimizer_step();
+    run.after_step();
   }
-  optim::AdamW adamw(ctx, trainable,
-                     {.lr = float(tc.lr), .beta1 = float(tc.beta1), .beta2 = float(tc.beta2),
-                      .eps = float(tc.eps), .weight_decay = float(tc.weight_decay),
-                      .stochastic_rounding = tc.fp16_rounding == "stochastic"});
-  const optim::LrSchedule schedule{float(tc.lr), float(tc.min_lr), tc.warmup_steps, tc.steps};
-
-  const fs::path run_dir = cfg.checkpoint.dir;
-  int64_t step = 0, tokens = 0;
-  if (opt.init_from && opt.resume) throw Error("train: give --resume or --init-from, not both.");
-  std::string init_from = opt.init_from ? opt.init_from->string() : std::string();
-  LossScaler scaler(tc.loss_scale_init, tc.loss_scale_growth_interval);
-  if (opt.init_from) {
-    load_weights(*opt.init_from / "model.safetensors", model);
-    if (out) *out << "initialised from " << opt.init_from->string() << "\n";
-  }
-  if (opt.resume) {
-    if (cfg.lora.enabled()) {  // a LoRA checkpoint holds no base: reload the run's
-      const auto st = io::read_json(*opt.resume / "trainer_state.json", "trainer state");
-      if (st.contains("init_from") && st["init_from"].is_string()) {
-        init_from = st["init_from"].get<std::string>();
-        load_weights(fs::path(init_from) / "model.safetensors", model);
-      }
-    }
-    const auto state = load_training_state(*opt.resume, model, adamw);
-    step = state.at("step").get<int64_t>();
-    tokens = state.value("tokens", int64_t(0));
-    batcher.restore(data::batcher_state_from_json(state.at("batcher")));
-    if (state.contains("loss_scaler")) scaler.restore(state["loss_scaler"]);
-    if (out) *out << "resumed from " << opt.resume->string() << " at step " << step << "\n";
-  }
-  fs::create_directories(run_dir);
-  std::ofstream metrics(run_dir / "metrics.jsonl", opt.resume ? std::ios::app : std::ios::trunc);
-  if (!metrics) throw Error("cannot write " + (run_dir / "metrics.jsonl").string() + ": check checkpoint.dir.");
-
-  TrainSummary summary;
-  auto trainer_state = [&] {
-    nlohmann::json j{{"step", step}, {"tokens", tokens}, {"batcher", data::to_json(batcher.state())}};
-    if (!init_from.empty()) j["init_from"] = init_from;
-    if (tc.loss_scaling) j["loss_scaler"] = scaler.to_json();
-    return j;
-  };
-  auto checkpoint = [&] {
-    summary.checkpoint = save_checkpoint(run_dir, step, cfg.checkpoint.keep, cfg, model, adamw, trainer_state());
-  };
-  auto run_eval = [&]() -> std::optional<EvalResult> {
-    if (val_tokens.size() < 2) return std::nullopt;
-    const EvalResult r = evaluate(model, val_tokens, L, B, cfg.eval.batches * B);
-    metrics << nlohmann::json{{"step", step}, {"val_loss", r.loss}, {"val_perplexity", r.perplexity},
-                              {"val_tokens", r.tokens}}.dump() << "\n" << std::flush;
-    if (out) *out << (opt.terminal ? "\n" : "") << "step " << step << "  validation loss " << r.loss
-                  << "  perplexity " << r.perplexity << "\n";
-    return r;
-  };
-
-  // Running sums of the interval's losses stay on the device; read once per log interval.
-  Tensor ce_sum = Tensor::zeros(ctx, Shape{1}), aux_sum = Tensor::zeros(ctx, Shape{1});
-  int64_t interval_steps = 0;
-  const int64_t start_step = step;
-  const auto t0 = Clock::now();
-  auto interval_t0 = t0;
-  int64_t interval_tokens = 0;
-  while (step < tc.steps) {
-    adamw.zero_grad();
-    std::vector<Tensor> counts;
-    for (int64_t a = 0; a < tc.grad_accum; ++a) {
-      auto [x, y] = split_batch(ctx, batcher.next(), B, L);
-      nn::TrainingScope training;  // dropout on
-      // Dropout masks depend on the step and micro-batch only, so a resumed run draws the
-      // same ones (the model's forward advances the counter once from here).
-      nn::GenerationScope masks(static_cast<uint64_t>(step * tc.grad_accum + a) * 2);
-      nn::LossOutput lo = model.loss(x, y);
-      if (tc.loss_scaling) autograd::backward(lo.loss, Tensor::full(ctx, lo.loss.shape(), scaler.scale()));
-      else autograd::backward(lo.loss);
-      autograd::NoGradScope ng;
-      ops::scale_into(lo.ce, 1.0f / tc.grad_accum, ce_sum, true);
-      if (lo.aux.defined()) ops::scale_into(lo.aux, 1.0f / tc.grad_accum, aux_sum, true);
-      counts = lo.expert_counts;
-    }
-    const float lr = schedule.at(step);
-    bool apply = true;
-    // The stored gradients are sums over micro-batches of scaled losses; the optimizer reads
-    // them times `unscale` (never rewriting them, so fp16 gradients do not underflow).
-    float unscale = 1.0f / float(tc.grad_accum);
-    if (tc.loss_scaling) {
-      unscale /= scaler.scale();
-      apply = scaler.update(grads_finite(adamw));  // one scalar read
-    }
-    if (apply) adamw.step(lr, float(tc.grad_clip), unscale);
-    ++step;
-    ++interval_steps;
-    tokens += B * L * tc.grad_accum;
-    interval_tokens += B * L * tc.grad_accum;
-
-    if (step % tc.log_every == 0 || step == tc.steps) {
-      const double loss = ce_sum.item() / interval_steps, aux = aux_sum.item() / interval_steps;
-      const Tensor gn = tc.grad_clip > 0 ? adamw.last_grad_norm() : Tensor();
-      const float grad_norm = (gn.defined() ? gn : adamw.grad_norm(unscale)).item();
-      // With loss scaling an Inf gradient only skips its step (the scaler handles it).
-      if (!std::isfinite(loss) || !std::isfinite(aux) || (!tc.loss_scaling && !std::isfinite(grad_norm)))
-        throw Error("training stopped at step " + std::to_string(step) + ": the " +
-                    (std::isfinite(loss) ? "gradient norm" : "loss") + " is " +
-                    (std::isnan(std::isfinite(loss) ? grad_norm : loss) ? "NaN" : "infinite") +
-                    ". Lower train.lr, raise train.warmup_steps or set train.grad_clip; the last "
-                    "checkpoint (if any) is under " + run_dir.string() + ".");
-      const auto now = Clock::now();
-      const double elapsed = std::chrono::duration<double>(now - t0).count();
-      const double tps = interval_tokens / std::chrono::duration<double>(now - interval_t0).count();
-      const double eta = elapsed / double(step - start_step) * double(tc.steps - step);
-      nlohmann::json load = nlohmann::json::array();
-      for (const Tensor& c : counts) {
-        std::vector<double> frac;
-        const auto v = c.to_host_i32();
-        double total = 0;
-        for (int32_t n : v) total += n;
-        for (int32_t n : v) frac.push_back(total > 0 ? n / total : 0.0);
-        load.push_back(frac);
-      }
-      nlohmann::json rec{{"step", step}, {"loss", loss}, {"aux_loss", aux}, {"lr", lr},
-                         {"grad_norm", grad_norm}, {"tokens_per_s", tps}, {"tokens", tokens},
-                         {"expert_load", load},
-                         {"peak_device_bytes", ctx.memory().peak_total()},
-                         {"peak_reserved_bytes", ctx.memory().peak_reserved()},
-                         {"peak_activation_bytes", ctx.memory().peak(MemCategory::activations)}};
-      if (tc.loss_scaling) rec["loss_scaler"] = scaler.to_json();
-      metrics << rec.dump() << "\n" << std::flush;
-      if (out) {
-        char line[256];
-        std::snprintf(line, sizeof line,
-                      "step %lld/%lld | loss %.4f | lr %.2e | %.0f tok/s | %s elapsed | ETA %s | peak %s",
-                      (long long)step, (long long)tc.steps, loss, lr, tps, clock_text(elapsed).c_str(),
-                      clock_text(eta).c_str(), format_bytes(ctx.memory().peak_total()).c_str());
-        *out << (opt.terminal ? "\r\033[K" : "") << line << (opt.terminal ? "" : "\n") << std::flush;
-      }
-      summary.final_loss = loss;
-      ops::fill(ce_sum, 0.0f);
-      ops::fill(aux_sum, 0.0f);
-      interval_steps = 0;
-      interval_tokens = 0;
-      interval_t0 = now;
-    }
-    if (cfg.eval.every > 0 && step % cfg.eval.every == 0 && step < tc.steps) run_eval();
-    if (cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0 && step < tc.steps) checkpoint();
-  }
-  if (out && opt.terminal) *out << "\n";
-  if (out && ctx.profiler().enabled())
-    *out << "device time per kernel over " << (step - start_step) << " steps (MAGELLANO_PROFILE=1):\n"
-         << ctx.profiler().report_table();
-  summary.val = run_eval();
-  checkpoint();
-  summary.steps = step;
-  const double total = std::chrono::duration<double>(Clock::now() - t0).count();
-  summary.tokens_per_s = total > 0 ? double(step - start_step) * B * L * tc.grad_accum / total : 0;
-  summary.peak_device_bytes = ctx.memory().peak_total();
-  summary.peak_reserved_bytes = ctx.memory().peak_reserved();
-  return summary;
+  return run.finish();
 }
 
 }  // namespace magellano::train

@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "harness.hpp"
-#include "magellano/nn/linear.hpp"
+#include "magellano/nn/embedding.hpp"
 
 using namespace mgtest;
 

@@ -17,7 +17,7 @@
 #include "magellano/io/safetensors.hpp"
 #include "magellano/io/safetensors_device.hpp"
 #include "magellano/nn/model.hpp"
-#include "magellano/quant/quantize_file.hpp"
+#include "magellano/io/quantize_file.hpp"
 #include "magellano/train/adapter.hpp"
 #include "magellano/train/merge.hpp"
 #include "small_model.hpp"
@@ -123,10 +123,10 @@ TEST(Merge, Nf4BaseIsRequantizedAndTheErrorReported) {
   cfg = magellano::train::Config::from_json(j);
   nn::Model base(test_ctx(), magellano::train::model_spec(cfg), 5);
   write_checkpoint(dir / "base", cfg, base);
-  magellano::quant::quantize_checkpoint_dir(test_ctx(), dir / "base", dir / "nf4");
+  magellano::io::quantize_checkpoint_dir(test_ctx(), dir / "base", dir / "nf4");
   // QLoRA: the NF4 checkpoint loads into NF4 Linears as stored (no re-quantization).
   magellano::train::LoRASection ls;
-  ls.rank = 2, ls.alpha = 4, ls.base_precision = "nf4", ls.target_modules = {"in_proj", "out_proj", "experts"};
+  ls.rank = 2, ls.alpha = 4, ls.base_precision = magellano::nn::WeightStorage::nf4, ls.target_modules = {"in_proj", "out_proj", "experts"};
   auto qlora = magellano::train::load_model(dir / "nf4", test_ctx(), &ls);
   randomize_adapters(*qlora.model, 500);
   magellano::train::save_adapter(dir / "adapter", *qlora.model, ls, "");

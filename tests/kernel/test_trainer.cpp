@@ -244,7 +244,7 @@ TEST(Trainer, Fp16ParametersCheckpointAsF16AndResumeBitExactly) {
   TempDir a, b;
   auto cfg = small_config(a.path(), 8);
   cfg.checkpoint.every = 4;
-  cfg.train.param_dtype = "fp16";
+  cfg.train.param_dtype = DType::f16;
   cfg.train.loss_scaling = true;
   const auto sa = train::train(cfg, test_ctx(), {});
   const fs::path a8 = a.path() / "run" / "step-00000008";
@@ -257,7 +257,7 @@ TEST(Trainer, Fp16ParametersCheckpointAsF16AndResumeBitExactly) {
   EXPECT_GE(halves, 10u);
   const auto moments = magellano::io::SafetensorsReader::open(a8 / "optimizer.safetensors");
   for (const auto& n : moments.names()) EXPECT_EQ(moments.dtype(n), magellano::io::StDType::F32) << n;
-  EXPECT_EQ(expect_resume_matches(a.path(), b.path()).train.param_dtype, "fp16");
+  EXPECT_EQ(expect_resume_matches(a.path(), b.path()).train.param_dtype, DType::f16);
   auto loaded = train::load_model(a8, test_ctx());
   for (const auto& p : loaded.model->parameters())
     EXPECT_EQ(p.tensor.dtype(), is_matrix(p.name) ? DType::f16 : DType::f32) << p.name;
@@ -277,7 +277,7 @@ TEST(Trainer, Fp16ParametersLearnLikeFp32) {
     cfg.train.log_every = 50;
     cfg.train.lr = 1e-2, cfg.train.min_lr = 1e-3, cfg.train.warmup_steps = 10;
     cfg.train.batch_size = 4;
-    if (half) cfg.train.param_dtype = "fp16", cfg.train.loss_scaling = true;
+    if (half) cfg.train.param_dtype = DType::f16, cfg.train.loss_scaling = true;
     const auto s = train::train(cfg, test_ctx(), {});
     ASSERT_TRUE(s.val.has_value());
     val[half] = s.val->loss;
@@ -295,7 +295,7 @@ TEST(Trainer, Fp16ParameterBytesMatchTheEstimate) {
   for (int half = 0; half < 2; ++half) {
     TempDir d;
     auto cfg = small_config(d.path(), 2);
-    if (half) cfg.train.param_dtype = "fp16", cfg.train.loss_scaling = true;
+    if (half) cfg.train.param_dtype = DType::f16, cfg.train.loss_scaling = true;
     auto& mem = test_ctx().memory();
     const uint64_t p0 = mem.current(magellano::MemCategory::parameters), g0 = mem.current(magellano::MemCategory::gradients);
     magellano::nn::Model model(test_ctx(), train::model_spec(cfg), 1);
@@ -320,7 +320,7 @@ TEST(Trainer, QLoRACheckpointsHoldTheAdapterAndResumeBitExactly) {
   TempDir a, b;
   auto cfg = small_config(a.path(), 4);
   cfg.checkpoint.every = 2;
-  cfg.lora.rank = 2, cfg.lora.dropout = 0.1, cfg.lora.base_precision = "nf4";
+  cfg.lora.rank = 2, cfg.lora.dropout = 0.1, cfg.lora.base_precision = magellano::nn::WeightStorage::nf4;
   cfg.lora.target_modules = {"in_proj", "x_proj", "dt_proj", "out_proj", "gate", "experts"};
   cfg.train.gradient_checkpointing = 1;
   cfg.train.loss_scaling = true;

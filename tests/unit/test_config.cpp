@@ -13,6 +13,7 @@
 
 #include "cli.hpp"
 #include "harness.hpp"
+#include "magellano/nn/embedding.hpp"
 #include "magellano/nn/mamba.hpp"
 #include "magellano/nn/moe.hpp"
 #include "magellano/runtime/error.hpp"
@@ -117,10 +118,10 @@ TEST(Config, UnknownKeysAndWrongTypesNameTheKeyPath) {
   EXPECT_TRUE(has(error_of([] { parse(R"({"device": null})"); }), "'device' must be a string, got null"));
   // train.param_dtype: fp32 (default) or fp16 storage of the matrix weights, which needs loss
   // scaling (fp16 gradients) and full training (not LoRA).
-  EXPECT_EQ(Config::defaults().train.param_dtype, "fp32");
-  EXPECT_EQ(parse(R"({"train": {"param_dtype": "fp16", "loss_scaling": true}})").train.param_dtype, "fp16");
+  EXPECT_EQ(Config::defaults().train.param_dtype, DType::f32);
+  EXPECT_EQ(parse(R"({"train": {"param_dtype": "fp16", "loss_scaling": true}})").train.param_dtype, DType::f16);
   EXPECT_EQ(load_config(preset("tiny"), {"train.param_dtype=fp16", "train.loss_scaling=true"}).train.param_dtype,
-            "fp16");
+            DType::f16);
   EXPECT_EQ(model_spec(parse(R"({"train": {"param_dtype": "fp16", "loss_scaling": true}})")).weight_dtype,
             magellano::DType::f16);
   EXPECT_EQ(model_spec(Config::defaults()).weight_dtype, magellano::DType::f32);
@@ -130,9 +131,9 @@ TEST(Config, UnknownKeysAndWrongTypesNameTheKeyPath) {
   EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"param_dtype": "fp16", "loss_scaling": true}, "lora": {"rank": 4}})"); }),
                   "'train.param_dtype' \"fp16\" is for full training"));
   // train.fp16_rounding: how fp16 weights are rounded after an update; only with fp16 weights.
-  EXPECT_EQ(Config::defaults().train.fp16_rounding, "stochastic");
+  EXPECT_EQ(Config::defaults().train.fp16_rounding, Fp16Rounding::stochastic);
   EXPECT_EQ(parse(R"({"train": {"param_dtype": "fp16", "loss_scaling": true, "fp16_rounding": "nearest"}})")
-                .train.fp16_rounding, "nearest");
+                .train.fp16_rounding, Fp16Rounding::nearest);
   EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"fp16_rounding": "nearest"}})"); }),
                   "'train.fp16_rounding' \"nearest\" rounds fp16 parameters: it needs 'train.param_dtype' \"fp16\""));
   EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"fp16_rounding": "up"}})"); }),

@@ -30,7 +30,7 @@ TEST(LoRAConfig, DefaultsAndValues) {
   const Config d = Config::defaults();
   EXPECT_EQ(d.lora.rank, 0);
   EXPECT_FALSE(d.lora.enabled());
-  EXPECT_EQ(d.lora.base_precision, "fp32");
+  EXPECT_EQ(d.lora.base_precision, nn::WeightStorage::f32);
   EXPECT_EQ(d.train.gradient_checkpointing, 0);
   EXPECT_FALSE(d.train.loss_scaling);
   EXPECT_EQ(d.train.loss_scale_init, 65536.0);
@@ -79,7 +79,7 @@ TEST(LoRAConfig, ErrorsNameTheKey) {
   EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"activation_dtype": "bf16"}})"); }),
                   "'train.activation_dtype' must be \"fp32\" or \"fp16\""));
   EXPECT_EQ(parse(R"({"train": {"activation_dtype": "fp16", "gradient_checkpointing": 2}})").train.activation_dtype,
-            "fp16");
+            DType::f16);
   EXPECT_TRUE(train::model_spec(parse(R"({"train": {"activation_dtype": "fp16", "gradient_checkpointing": 2}})"))
                   .checkpoint_inputs_fp16);
   EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"loss_scale_init": 0.5}})"); }),
@@ -112,7 +112,7 @@ TEST(LoRAConfig, TrainableCountAndEstimate) {
   EXPECT_LT(estimate_memory(c).activations, lora.activations);
   // fp16 segment inputs: 2 segments of 4 blocks keep (B·L, D) inputs at 2 bytes instead of 4.
   Config half = c;
-  half.train.activation_dtype = "fp16";
+  half.train.activation_dtype = DType::f16;
   EXPECT_EQ(estimate_memory(c).activations - estimate_memory(half).activations,
             2 * c.train.batch_size * c.train.seq_len * 64 * 2);
 }

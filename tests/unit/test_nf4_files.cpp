@@ -15,7 +15,7 @@
 #include "magellano/io/nf4_safetensors.hpp"
 #include "magellano/io/safetensors_stream.hpp"
 #include "magellano/quant/nf4_reference.hpp"
-#include "magellano/quant/quantize_file.hpp"
+#include "magellano/io/quantize_file.hpp"
 #include "error_text.hpp"
 #include "project_files.hpp"
 
@@ -191,7 +191,7 @@ TEST(NF4Files, QuantizeFileQuantizesLinearWeightsAndCopiesTheRest) {
   const auto tensors = small_model();
   io::write_safetensors(dir / "in.safetensors", tensors, {{"format", "pt"}});
   std::vector<std::string> seen;
-  const auto rep = quant::quantize_safetensors_file(
+  const auto rep = io::quantize_safetensors_file(
       test_ctx(), dir / "in.safetensors", dir / "out.safetensors",
       [&](const std::string& n, bool q) { seen.push_back(n + (q ? ":nf4" : ":copy")); });
   EXPECT_EQ(rep.tensors_quantized, 2);
@@ -224,7 +224,7 @@ TEST(NF4Files, QuantizeFileQuantizesLinearWeightsAndCopiesTheRest) {
     }
   }
   // The output exists now: a second run refuses to overwrite it.
-  EXPECT_THROW(quant::quantize_safetensors_file(test_ctx(), dir / "in.safetensors", dir / "out.safetensors"),
+  EXPECT_THROW(io::quantize_safetensors_file(test_ctx(), dir / "in.safetensors", dir / "out.safetensors"),
                magellano::Error);
 }
 

@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "magellano/data/atomic_file.hpp"
+#include "magellano/io/atomic_file.hpp"
 
 namespace magellano::data {
 
@@ -87,7 +87,7 @@ class TokenFileWriter {
   void commit();
 
  private:
-  AtomicFile file_;
+  io::AtomicFile file_;
   uint64_t vocab_, count_ = 0;
   uint32_t width_;
   std::string buffer_;

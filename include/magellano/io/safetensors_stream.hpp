@@ -12,11 +12,9 @@
 
 #include "magellano/io/safetensors.hpp"
 
-namespace magellano::data {
-class AtomicFile;
-}
-
 namespace magellano::io {
+
+class AtomicFile;
 
 struct StEntry {
   std::string name;
@@ -49,7 +47,7 @@ class SafetensorsStreamWriter {
   std::vector<StEntry> entries_;
   size_t written_ = 0;
   uint64_t bytes_total_ = 0;
-  std::unique_ptr<data::AtomicFile> file_;
+  std::unique_ptr<AtomicFile> file_;
 };
 
 }  // namespace magellano::io

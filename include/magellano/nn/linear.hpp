@@ -1,10 +1,11 @@
-// Linear (PyTorch layout), RMSNorm and Embedding layers.
+// Linear (PyTorch layout), optionally with a LoRA adapter.
 #pragma once
 #include <memory>
 #include <optional>
 
 #include "magellano/nn/lora.hpp"
 #include "magellano/nn/module.hpp"
+#include "magellano/nn/training_mode.hpp"
 
 namespace magellano::quant {
 struct NF4Weight;
@@ -67,27 +68,6 @@ class Linear : public Module {
   void convert(WeightStorage to);  // the weight's storage, same requires_grad
   int64_t in_, out_;
   WeightStorage storage_ = WeightStorage::f32;
-};
-
-// y = x · rsqrt(mean(x²) + eps) · weight over the last dimension; weight: (D), init 1.
-class RMSNorm : public Module {
- public:
-  RMSNorm(Context& ctx, int64_t dim, float eps = 1e-5f);
-  Tensor forward(const Tensor& x) const;
-  void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
-  Tensor weight;
-  float eps;
-};
-
-// Token embedding: weight (V, D), init N(0, 0.02) as mamba_ssm; forward(ids (...) i32) -> (..., D).
-// The weight is f32, or f16 after store_half() (trainable fp16 storage; rows widened on read).
-class Embedding : public Module {
- public:
-  Embedding(Context& ctx, int64_t vocab, int64_t dim, Init& init, double std = 0.02);
-  Tensor forward(const Tensor& ids) const;
-  void store_half();
-  void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
-  Tensor weight;
 };
 
 }  // namespace magellano::nn

@@ -1,5 +1,4 @@
-// LoRA (low-rank adapters) settings, frozen-weight storage kinds, and the training-mode state
-// that dropout reads.
+// LoRA (low-rank adapters) settings and frozen-weight storage kinds.
 //
 // A LoRA-wrapped Linear computes   y = base(x) + (alpha / rank) · B · A · dropout(x)
 //   A: (rank, in)  Kaiming-uniform with a = √5 as torch's kaiming_uniform_, i.e. U(±1/√in)
@@ -29,35 +28,6 @@ struct LoRAConfig {
   bool enabled() const { return rank > 0; }
   bool targets_kind(const std::string& kind) const;
   float scaling() const { return static_cast<float>(alpha / static_cast<double>(rank)); }
-};
-
-// Dropout is active only inside a TrainingScope (the trainer's forward and backward).
-bool training();
-class TrainingScope {
- public:
-  TrainingScope();
-  ~TrainingScope();
-  TrainingScope(const TrainingScope&) = delete;
-  TrainingScope& operator=(const TrainingScope&) = delete;
-
- private:
-  bool previous_;
-};
-
-// A counter mixed into every dropout seed; Model::forward advances it once per training
-// forward, so each forward draws new masks while a checkpoint recompute (which sets it back
-// with GenerationScope) draws the same ones.
-uint64_t dropout_generation();
-void advance_dropout_generation();
-class GenerationScope {
- public:
-  explicit GenerationScope(uint64_t generation);
-  ~GenerationScope();
-  GenerationScope(const GenerationScope&) = delete;
-  GenerationScope& operator=(const GenerationScope&) = delete;
-
- private:
-  uint64_t previous_;
 };
 
 }  // namespace magellano::nn

@@ -9,6 +9,7 @@
 // E = expand·D, R = dt_rank = ceil(D/16), N = d_state.
 #pragma once
 #include "magellano/nn/linear.hpp"
+#include "magellano/nn/rmsnorm.hpp"
 
 namespace magellano::nn {
 

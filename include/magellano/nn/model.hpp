@@ -12,9 +12,11 @@
 #include <variant>
 #include <vector>
 
+#include "magellano/nn/embedding.hpp"
 #include "magellano/nn/linear.hpp"
 #include "magellano/nn/mamba.hpp"
 #include "magellano/nn/moe.hpp"
+#include "magellano/nn/rmsnorm.hpp"
 
 namespace magellano::nn {
 

@@ -7,15 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "magellano/optim/parameter.hpp"
 #include "magellano/tensor/tensor.hpp"
 
 namespace magellano::nn {
 
-struct Parameter {
-  std::string name;     // full name, e.g. "backbone.layers.0.mixer.A_log"
-  Tensor tensor;        // f32 (or f16: fp16 storage), category parameters, requires_grad when trainable
-  bool weight_decay = true;  // false for A_log, D, norm weights and biases
-};
+// A named parameter tensor, as the optimizer takes it (defined below nn, in optim/parameter.hpp).
+using Parameter = optim::Parameter;
 
 class Linear;
 

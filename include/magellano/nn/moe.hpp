@@ -37,6 +37,7 @@
 
 #include "magellano/nn/linear.hpp"
 #include "magellano/nn/module.hpp"
+#include "magellano/nn/rmsnorm.hpp"
 
 namespace magellano::nn {
 

@@ -57,7 +57,7 @@ namespace magellano::optim {
 struct AdamWConfig {
   float lr = 3e-4f;  // used by step() without an explicit lr
   float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
-  float weight_decay = 0.1f;     // for parameters with nn::Parameter::weight_decay
+  float weight_decay = 0.1f;     // for parameters with Parameter::weight_decay
   uint64_t max_chunk_bytes = 0;  // see ParameterPack; 0 = min(max allocation, 256 MiB)
   bool stochastic_rounding = false;  // f16 parameters: round the update stochastically (above)
 };
@@ -65,7 +65,7 @@ struct AdamWConfig {
 class AdamW {
  public:
   // Packs params (the trainable ones) as ParameterPack describes; moments start at zero.
-  AdamW(Context& ctx, const std::vector<nn::Parameter>& params, AdamWConfig config = {});
+  AdamW(Context& ctx, const std::vector<Parameter>& params, AdamWConfig config = {});
 
   void zero_grad() { pack_.zero_grad(); }
   void scale_grads(float s) { pack_.scale_grads(s); }

@@ -20,12 +20,12 @@
 #include <cstdint>
 #include <vector>
 
-#include "magellano/nn/module.hpp"
+#include "magellano/optim/parameter.hpp"
 
 namespace magellano::optim {
 
 struct PackedParam {
-  nn::Parameter param;  // param.tensor now lives in chunks()[chunk].params
+  Parameter param;  // param.tensor now lives in chunks()[chunk].params
   int chunk = 0;
   int64_t offset = 0;   // element offset within the chunk
 };
@@ -42,7 +42,7 @@ class ParameterPack {
  public:
   static constexpr int64_t kAlign = 64;  // elements
   // max_chunk_bytes = 0: min(device max allocation, 256 MiB). Parameters must be f32 or f16.
-  ParameterPack(Context& ctx, const std::vector<nn::Parameter>& params, uint64_t max_chunk_bytes = 0);
+  ParameterPack(Context& ctx, const std::vector<Parameter>& params, uint64_t max_chunk_bytes = 0);
 
   Context& ctx() const { return *ctx_; }
   const std::vector<PackedParam>& params() const { return params_; }

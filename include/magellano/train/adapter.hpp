@@ -34,10 +34,9 @@ void save_adapter_weights(const std::filesystem::path& file, const nn::Model& mo
 void load_adapter_weights(const std::filesystem::path& dir, const nn::Model& model);
 
 // The model of a checkpoint directory (as load_model), rebuilt with the adapter of
-// `adapter_dir` attached and loaded, its base stored as `base_precision` ("fp32", "fp16" or
-// "nf4"). For `magellano eval --adapter` and generation.
+// `adapter_dir` attached and loaded, its base stored as `base_precision`. For `magellano eval --adapter` and generation.
 LoadedModel load_model_with_adapter(const std::filesystem::path& checkpoint_dir,
                                     const std::filesystem::path& adapter_dir, Context& ctx,
-                                    const std::string& base_precision = "fp32");
+                                    nn::WeightStorage base_precision = nn::WeightStorage::f32);
 
 }  // namespace magellano::train

@@ -15,8 +15,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "magellano/nn/lora.hpp"
 #include "magellano/nn/mamba.hpp"
 #include "magellano/nn/moe.hpp"
+#include "magellano/ops/expert_mlp.hpp"
+#include "magellano/tensor/tensor.hpp"
 
 namespace magellano::train {
 
@@ -33,11 +36,28 @@ std::vector<LayerKind> parse_layer_list(const nlohmann::json& list,
 // One letter per layer: "MMME...".
 std::string layer_string(const std::vector<LayerKind>& layers);
 
+// How AdamW rounds an updated fp16 parameter.
+enum class Fp16Rounding { stochastic, nearest };
+
+// The names of gradient checkpointing's presets and their blocks per segment.
+struct CheckpointingPreset {
+  const char* name;
+  int64_t blocks_per_segment;
+};
+inline constexpr CheckpointingPreset kCheckpointingPresets[] = {
+    {"none", 0}, {"balanced", 2}, {"aggressive", 4}};
+
+// The names the config file uses for its choices ("fp32", "nf4", "stochastic", "swiglu", ...).
+const char* config_name(DType storage);  // f32, f16
+const char* config_name(nn::WeightStorage storage);
+const char* config_name(Fp16Rounding rounding);
+const char* config_name(ops::ExpertActivation activation);
+
 struct MoESection {
   int64_t experts = 8;
   int64_t top_k = 2;
   int64_t hidden = 0;  // F; 0 = round(2.75·dim) to a multiple of 64 (resolved on load)
-  std::string activation = "swiglu";  // "swiglu" | "gelu"
+  ops::ExpertActivation activation = ops::ExpertActivation::swiglu;  // "swiglu" | "gelu"
   double balance_coef = 0.01;
   double z_coef = 0.001;
   bool operator==(const MoESection&) const = default;
@@ -86,18 +106,19 @@ struct TrainConfig {
   double grad_clip = 1.0;  // 0 = off
   int64_t seed = 1234;
   int64_t log_every = 10;
-  // "fp32" | "fp16": storage of the matrix weights and their gradients (nn::ModelSpec::
-  // weight_dtype); fp16 needs loss_scaling and excludes LoRA.
-  std::string param_dtype = "fp32";
+  // "fp32" | "fp16" (f32 | f16): storage of the matrix weights and their gradients
+  // (nn::ModelSpec::weight_dtype); fp16 needs loss_scaling and excludes LoRA.
+  DType param_dtype = DType::f32;
   // "stochastic" | "nearest": how AdamW rounds an updated fp16 parameter (param_dtype "fp16";
   // optim::AdamWConfig::stochastic_rounding).
-  std::string fp16_rounding = "stochastic";
-  // Blocks per checkpointed segment: 0 = "none", 2 = "balanced", 4 = "aggressive", or any k.
+  Fp16Rounding fp16_rounding = Fp16Rounding::stochastic;
+  // Blocks per checkpointed segment: 0 = off, or any k >= 1; the file may name the presets
+  // of kCheckpointingPresets ("none" = 0, "balanced" = 2, "aggressive" = 4).
   int64_t gradient_checkpointing = 0;
-  // "fp32" | "fp16": storage of the activations kept across the forward, i.e. the segment
-  // inputs of gradient checkpointing (fp16 needs checkpointing; nn::ModelSpec::
+  // "fp32" | "fp16" (f32 | f16): storage of the activations kept across the forward, i.e. the
+  // segment inputs of gradient checkpointing (fp16 needs checkpointing; nn::ModelSpec::
   // checkpoint_inputs_fp16).
-  std::string activation_dtype = "fp32";
+  DType activation_dtype = DType::f32;
   // Dynamic loss scaling (see train/loss_scaler.hpp).
   bool loss_scaling = false;
   double loss_scale_init = 65536.0;
@@ -110,7 +131,8 @@ struct LoRASection {
   double alpha = 16.0;
   double dropout = 0.0;
   std::vector<std::string> target_modules = {"in_proj", "x_proj", "dt_proj", "out_proj"};
-  std::string base_precision = "fp32";  // frozen base Linear weights: "fp32" | "fp16" | "nf4"
+  // Storage of the frozen base Linear weights: "fp32" | "fp16" | "nf4".
+  nn::WeightStorage base_precision = nn::WeightStorage::f32;
   bool enabled() const { return rank > 0; }
   bool operator==(const LoRASection&) const = default;
 };

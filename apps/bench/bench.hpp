@@ -1,12 +1,16 @@
 // The benchmark suite behind `magellano bench NAME`. Each benchmark lives in its own
-// apps/bench_<name>.cpp and registers itself:
+// apps/bench/<name>.cpp and registers itself with the --KEY options it accepts:
 //
-//   static bench::RegisterBench reg{{"copy", "Copy bandwidth (read + write)", {"mib"}, run_copy}};
+//   static bench::RegisterBench reg{{"copy", "Copy bandwidth (read + write)",
+//                                    {{"mib", Key::integer, "256", "MiB copied"}}, run_copy}};
 //
-// A benchmark receives the context, the device's peaks measured at the start of the same run
-// (fp32 GEMM at 4096 and copy bandwidth) and its options (--KEY VALUE pairs; it declares the
-// keys it accepts, anything else is an error). It returns one or more Results; the runner adds
-// the device, the driver and the percentage of the peak, and prints them as text or JSON.
+// The runner (apps/bench/runner.cpp) parses the command line with Boost.ProgramOptions from the
+// common options and the chosen benchmarks' keys, so an unknown key or a missing value is an
+// error before anything runs, and checks each value against its key's kind. A benchmark
+// receives the context, the device's peaks measured at the start of the same run (fp32 GEMM at
+// --peak-size and copy bandwidth) and its options (its keys, with their defaults, and
+// --repeats). It returns one or more Results; the runner adds the device, the driver and the
+// percentage of the peak, and prints them as text or JSON (apps/bench/report.cpp).
 //
 // Results of plain C++ on the host (a benchmark's CPU baseline) set Result::host; the runner
 // reports them under the host CPU's name, against the host's own single-thread copy bandwidth
@@ -37,16 +41,34 @@ struct Peaks {
   int64_t peak_size = 4096;
 };
 
-// --KEY VALUE options of one benchmark (keys without the dashes).
+// One --KEY option: its name (without the dashes), the kind of value it takes, its default as
+// typed on the command line ("" = none: the benchmark decides, e.g. a preset config, or treats
+// the key as absent) and one line of help.
+struct Key {
+  enum Kind { integer, number, text };
+  std::string name;
+  Kind kind = integer;
+  std::string fallback;
+  std::string help;
+};
+
+// The values of a set of keys: those given on the command line, else their defaults. Checked
+// when built: an integer or number key whose value is not one throws naming the key
+// ("--n must be an integer, not '12x'.").
 class Options {
  public:
   Options() = default;
-  explicit Options(std::map<std::string, std::string> values) : values_(std::move(values)) {}
-  bool has(const std::string& key) const { return values_.count(key) != 0; }
-  std::string str(const std::string& key, const std::string& fallback) const;
-  int64_t integer(const std::string& key, int64_t fallback) const;  // throws naming the key
-  double number(const std::string& key, double fallback) const;
-  const std::map<std::string, std::string>& values() const { return values_; }
+  // given: key -> value from the command line; entries for other keys are ignored.
+  Options(const std::vector<Key>& keys, const std::map<std::string, std::string>& given);
+  bool has(const std::string& key) const { return values_.count(key) != 0; }  // given or defaulted
+  // The value of a key that has one (given or defaulted); throws naming the key otherwise.
+  std::string str(const std::string& key) const;
+  int64_t integer(const std::string& key) const;
+  double number(const std::string& key) const;
+  // The same for a key without a default: `fallback` when it was not given.
+  std::string str(const std::string& key, const std::string& fallback) const { return has(key) ? str(key) : fallback; }
+  int64_t integer(const std::string& key, int64_t fallback) const { return has(key) ? integer(key) : fallback; }
+  double number(const std::string& key, double fallback) const { return has(key) ? number(key) : fallback; }
 
  private:
   std::map<std::string, std::string> values_;
@@ -68,7 +90,7 @@ struct Result {
 
 struct Bench {
   std::string name, summary;
-  std::vector<std::string> option_keys;  // accepted --KEY options besides the common ones
+  std::vector<Key> keys;  // accepted --KEY options besides the common ones (see runner.cpp)
   std::vector<Result> (*run)(Context& ctx, const Peaks& peaks, const Options& opts);
 };
 
@@ -94,6 +116,7 @@ double median_host_seconds(int repeats, F&& f) {
   return t[t.size() / 2];
 }
 
+// ---- the peaks (apps/bench/peaks.cpp) ----
 // The measurements Peaks is made of (ops/peaks.hpp), as Results, usable by benchmarks too.
 Result measure_copy(Context& ctx, int64_t mib, int repeats);
 // fp32 (m x k)·(k x n) through ops::gemm; checks the result so a broken GEMM cannot report a
@@ -102,10 +125,10 @@ Result measure_gemm(Context& ctx, int64_t m, int64_t n, int64_t k, int repeats);
 
 // The repetitions a benchmark should use: --repeats, else `fallback`.
 int repeats_option(const Options& opts, int fallback);
-// opts.integer(key, fallback), required to lie in [lo, hi] (throws naming the option).
-int64_t integer_in(const Options& opts, const std::string& key, int64_t fallback, int64_t lo, int64_t hi);
+// opts.integer(key), required to lie in [lo, hi] (throws naming the option).
+int64_t integer_in(const Options& opts, const std::string& key, int64_t lo, int64_t hi);
 
-// ---- the host (apps/bench_host.cpp) ----
+// ---- the host (apps/bench/host.cpp) ----
 // The host CPU's model name (/proc/cpuinfo), e.g. "AMD EPYC 7B13"; "host CPU" when unknown.
 std::string host_cpu_name();
 // Single-thread memcpy bandwidth of the host, read + write, GB/s; measured on the first call.

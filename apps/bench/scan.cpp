@@ -122,8 +122,8 @@ std::vector<Result> bench_shape(Context& ctx, int64_t b, int64_t l, int64_t e, i
 
 std::vector<Result> run_scan(Context& ctx, const Peaks&, const Options& opts) {
   const int repeats = repeats_option(opts, 3);
-  const bool host = integer_in(opts, "host", 1, 0, 1) == 1;
-  std::stringstream ss(opts.str("shapes", "4x512x1024,1x4096x2048"));
+  const bool host = integer_in(opts, "host", 0, 1) == 1;
+  std::stringstream ss(opts.str("shapes"));
   std::vector<Result> out;
   std::string tok;
   while (std::getline(ss, tok, ',')) {
@@ -138,7 +138,9 @@ std::vector<Result> run_scan(Context& ctx, const Peaks&, const Options& opts) {
 }
 
 RegisterBench reg{{"scan", "Selective scan forward + backward vs its minimum bytes; host loop (GB/s)",
-                   {"shapes", "host"}, run_scan}};
+                   {{"shapes", Key::text, "4x512x1024,1x4096x2048", "BxLxE[,BxLxE...] (N = 16)"},
+                    {"host", Key::integer, "1", "0: skip the host loop"}},
+                   run_scan}};
 
 }  // namespace
 }  // namespace magellano::bench

@@ -1,4 +1,4 @@
-#include "magellano/quant/quantize_file.hpp"
+#include "magellano/io/quantize_file.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -15,7 +15,7 @@
 #include "magellano/io/safetensors_stream.hpp"
 #include "magellano/runtime/error.hpp"
 
-namespace magellano::quant {
+namespace magellano::io {
 
 namespace fs = std::filesystem;
 
@@ -35,14 +35,14 @@ std::string lower(std::string s) {
   return s;
 }
 
-bool is_float(io::StDType t) {
-  return t == io::StDType::F32 || t == io::StDType::F16 || t == io::StDType::BF16;
+bool is_float(StDType t) {
+  return t == StDType::F32 || t == StDType::F16 || t == StDType::BF16;
 }
 
-const char* torch_dtype_name(io::StDType t) {
+const char* torch_dtype_name(StDType t) {
   switch (t) {
-    case io::StDType::F16: return "float16";
-    case io::StDType::BF16: return "bfloat16";
+    case StDType::F16: return "float16";
+    case StDType::BF16: return "bfloat16";
     default: return "float32";
   }
 }
@@ -55,31 +55,31 @@ void refuse_existing(const fs::path& out) {
 }
 
 // The streaming core: every tensor of `reader` to `out`, quantizing the linear weights.
-QuantizeReport quantize_stream(Context& ctx, const io::SafetensorsReader& reader,
+QuantizeReport quantize_stream(Context& ctx, const SafetensorsReader& reader,
                                const fs::path& out, const QuantizeProgress& progress) {
   const auto start = Clock::now();
   QuantizeReport rep;
-  std::vector<io::StEntry> entries;
+  std::vector<StEntry> entries;
   const std::vector<std::string> names = reader.names();
   std::vector<bool> quantize(names.size());
   for (size_t i = 0; i < names.size(); ++i) {
     const std::string& name = names[i];
-    const io::StDType dt = reader.dtype(name);
+    const StDType dt = reader.dtype(name);
     const std::vector<int64_t> shape = reader.shape(name);
     quantize[i] = should_quantize(name, dt, shape);
     if (quantize[i]) {
-      for (io::StEntry& e : io::nf4_entries(name, shape, torch_dtype_name(dt))) entries.push_back(e);
+      for (StEntry& e : nf4_entries(name, shape, torch_dtype_name(dt))) entries.push_back(e);
     } else {
       entries.push_back({name, dt, shape});
       if (shape.size() == 2 && ends_with(name, ".weight") && is_float(dt))
         rep.skipped_linear.push_back(name);
     }
   }
-  io::SafetensorsStreamWriter writer(out, entries, reader.metadata());
+  SafetensorsStreamWriter writer(out, entries, reader.metadata());
   // The next tensor is read on another thread while this one is quantized and written, so at
   // most two tensors are in host memory at once.
   struct Loaded {
-    io::StTensor raw;           // copied tensors
+    StTensor raw;           // copied tensors
     std::vector<float> values;  // tensors to quantize, as f32
   };
   const auto load = [&](size_t i) {
@@ -103,19 +103,19 @@ QuantizeReport quantize_stream(Context& ctx, const io::SafetensorsReader& reader
       ++rep.tensors_copied;
     } else {
       const std::vector<int64_t> shape = reader.shape(name);
-      NF4Weight q;
+      quant::NF4Weight q;
       {
         Tensor w = Tensor::from_host(ctx, Shape(shape), cur.values, DType::f32, MemCategory::scratch);
         std::vector<float>().swap(cur.values);  // the host copy is no longer needed
-        q = quantize_nf4(w, MemCategory::scratch);
-        const NF4Error e = nf4_error(w, q);  // NaN or Inf anywhere makes these sums non-finite
+        q = quant::quantize_nf4(w, MemCategory::scratch);
+        const quant::NF4Error e = quant::nf4_error(w, q);  // NaN or Inf anywhere makes these sums non-finite
         if (!std::isfinite(q.offset) || !std::isfinite(e.abs_sum) || !std::isfinite(e.mag_sum))
           throw Error("quantize: tensor '" + name + "' in " + reader.path().string() +
                       " holds Inf or NaN values; fix the checkpoint first.");
         rep.error += e;
       }
-      const auto parts = io::nf4_to_st(name, q, torch_dtype_name(reader.dtype(name)));
-      q = NF4Weight();
+      const auto parts = nf4_to_st(name, q, torch_dtype_name(reader.dtype(name)));
+      q = quant::NF4Weight();
       rep.quantize_seconds += since(t);
       t = Clock::now();
       for (const auto& [part, st] : parts) {
@@ -124,7 +124,7 @@ QuantizeReport quantize_stream(Context& ctx, const io::SafetensorsReader& reader
       }
       rep.write_seconds += since(t);
       ++rep.tensors_quantized;
-      rep.params_quantized += io::st_numel(shape);
+      rep.params_quantized += st_numel(shape);
     }
     if (progress) progress(name, quantize[i]);
   }
@@ -139,7 +139,7 @@ QuantizeReport quantize_stream(Context& ctx, const io::SafetensorsReader& reader
 
 }  // namespace
 
-bool should_quantize(const std::string& name, io::StDType dtype, const std::vector<int64_t>& shape) {
+bool should_quantize(const std::string& name, StDType dtype, const std::vector<int64_t>& shape) {
   if (shape.size() != 2 || !is_float(dtype) || !ends_with(name, ".weight")) return false;
   if (shape[0] <= 0 || shape[1] <= 0) return false;
   const std::string n = lower(name);
@@ -153,7 +153,7 @@ QuantizeReport quantize_safetensors_file(Context& ctx, const fs::path& in, const
   if (fs::is_directory(in))
     throw Error("quantize: " + in.string() + " is a folder; give its model.safetensors, or use "
                 "quantize_checkpoint_dir for a checkpoint folder.");
-  const io::SafetensorsReader reader = io::SafetensorsReader::open(in);
+  const SafetensorsReader reader = SafetensorsReader::open(in);
   refuse_existing(out);
   return quantize_stream(ctx, reader, out, progress);
 }
@@ -190,24 +190,24 @@ QuantizeReport quantize_checkpoint_dir(Context& ctx, const fs::path& in, const f
     throw Error("quantize: " + in.string() + " has no model.safetensors. Give a checkpoint "
                 "folder (model.safetensors + config.json) or a .safetensors file.");
   }
-  const io::SafetensorsReader reader = io::SafetensorsReader::open(model);
+  const SafetensorsReader reader = SafetensorsReader::open(model);
   refuse_existing(out);
   fs::path parent = out.parent_path();
   if (parent.empty()) parent = ".";
   if (!fs::is_directory(parent))
     throw Error("quantize: the folder " + parent.string() + " for the output does not exist.");
-  io::CheckpointDir dir(parent, out.filename().string());
+  CheckpointDir dir(parent, out.filename().string());
   QuantizeReport rep = quantize_stream(ctx, reader, dir.file("model.safetensors"), progress);
 
   std::vector<std::string> skipped;
   for (const std::string& w : rep.skipped_linear)
     skipped.push_back(w.substr(0, w.size() - std::string(".weight").size()));
   if (fs::exists(in / "config.json")) {
-    nlohmann::json cfg = io::read_json(in / "config.json", "checkpoint config");
+    nlohmann::json cfg = read_json(in / "config.json", "checkpoint config");
     if (!cfg.is_object())
       throw Error("quantize: " + (in / "config.json").string() + " is not a JSON object.");
     cfg["quantization_config"] = nf4_quantization_config(skipped);
-    io::write_json_atomically(dir.file("config.json"), cfg);
+    write_json_atomically(dir.file("config.json"), cfg);
   }
   // Tokenizer and generation files travel with the weights.
   for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
@@ -218,4 +218,4 @@ QuantizeReport quantize_checkpoint_dir(Context& ctx, const fs::path& in, const f
   return rep;
 }
 
-}  // namespace magellano::quant
+}  // namespace magellano::io

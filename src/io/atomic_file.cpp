@@ -1,4 +1,4 @@
-#include "magellano/data/atomic_file.hpp"
+#include "magellano/io/atomic_file.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 
 #include "magellano/runtime/error.hpp"
 
-namespace magellano::data {
+namespace magellano::io {
 
 AtomicFile::AtomicFile(std::filesystem::path path) : path_(std::move(path)) {
   temp_ = path_;
@@ -87,4 +87,4 @@ std::string read_whole_file(const std::filesystem::path& path, const std::string
   return std::move(ss).str();
 }
 
-}  // namespace magellano::data
+}  // namespace magellano::io

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-namespace magellano::data {
+namespace magellano::io {
 
 // Writes content to path atomically (temp file + rename). Throws magellano::Error on failure.
 void write_file_atomically(const std::filesystem::path& path, std::string_view content);
@@ -35,4 +35,4 @@ class AtomicFile {
   std::FILE* file_ = nullptr;
 };
 
-}  // namespace magellano::data
+}  // namespace magellano::io

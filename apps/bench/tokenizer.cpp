@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 using namespace magellano::data;
 
 fs::path data_dir(const Options& opts) {
-  if (opts.has("data")) return opts.str("data", "");
+  if (opts.has("data")) return opts.str("data");
 #ifdef MAGELLANO_SOURCE_DIR
   const fs::path found = io::find_shared_data(MAGELLANO_SOURCE_DIR);
 #else
@@ -96,7 +96,9 @@ std::vector<Result> run_tokenizer(Context&, const Peaks&, const Options& opts) {
 }
 
 RegisterBench reg{{"tokenizer", "GPT-2 encoding and BPE training on the host (text GB/s, tokens/s)",
-                   {"data"}, run_tokenizer}};
+                   {{"data", Key::text, "", "the shared data folder (default: $MAGELLANO_SHARED_DATA, else shared/data "
+                                            "or ../shared/data, else ../shared/data beside the source tree)"}},
+                   run_tokenizer}};
 
 }  // namespace
 }  // namespace magellano::bench

@@ -19,12 +19,12 @@ namespace magellano::bench {
 namespace {
 
 std::vector<Result> run_moe(Context& ctx, const Peaks&, const Options& opts) {
-  const int64_t n = integer_in(opts, "tokens", 4096, 1, 1 << 24);
-  const int64_t d = integer_in(opts, "dim", 1024, 1, 1 << 16);
-  const int64_t f = integer_in(opts, "hidden", 2816, 1, 1 << 18);
-  const int64_t x = integer_in(opts, "experts", 8, 1, 1024);
-  const int64_t k = integer_in(opts, "top-k", 2, 1, x);
-  const std::string act = opts.str("activation", "swiglu");
+  const int64_t n = integer_in(opts, "tokens", 1, 1 << 24);
+  const int64_t d = integer_in(opts, "dim", 1, 1 << 16);
+  const int64_t f = integer_in(opts, "hidden", 1, 1 << 18);
+  const int64_t x = integer_in(opts, "experts", 1, 1024);
+  const int64_t k = integer_in(opts, "top-k", 1, x);
+  const std::string act = opts.str("activation");
   if (act != "swiglu" && act != "gelu") throw Error("--activation must be swiglu or gelu, not '" + act + "'.");
   const int repeats = repeats_option(opts, 3);
 
@@ -71,7 +71,13 @@ std::vector<Result> run_moe(Context& ctx, const Peaks&, const Options& opts) {
 }
 
 RegisterBench reg{{"moe", "One MoE layer forward and forward + backward (model GFLOP/s)",
-                   {"tokens", "dim", "hidden", "experts", "top-k", "activation"}, run_moe}};
+                   {{"tokens", Key::integer, "4096", "tokens N routed through the layer"},
+                    {"dim", Key::integer, "1024", "model width D"},
+                    {"hidden", Key::integer, "2816", "expert hidden width F"},
+                    {"experts", Key::integer, "8", "experts X"},
+                    {"top-k", Key::integer, "2", "experts per token K"},
+                    {"activation", Key::text, "swiglu", "expert activation: swiglu or gelu"}},
+                   run_moe}};
 
 }  // namespace
 }  // namespace magellano::bench

@@ -31,9 +31,10 @@
 namespace magellano::bench {
 namespace {
 
-std::vector<int64_t> list_option(const Options& opts, const std::string& key, const std::string& fallback) {
+// A comma-separated list of positive integers, e.g. "100,8000" (the example of the error message).
+std::vector<int64_t> list_option(const Options& opts, const std::string& key, const std::string& example) {
   std::vector<int64_t> out;
-  std::stringstream ss(opts.str(key, fallback));
+  std::stringstream ss(opts.str(key));
   for (std::string part; std::getline(ss, part, ',');) {
     size_t used = 0;
     int64_t v = 0;
@@ -42,7 +43,7 @@ std::vector<int64_t> list_option(const Options& opts, const std::string& key, co
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used != part.size() || v < 1) throw Error("--" + key + " must be positive integers separated by commas, e.g. " + fallback + ".");
+    if (used != part.size() || v < 1) throw Error("--" + key + " must be positive integers separated by commas, e.g. " + example + ".");
     out.push_back(v);
   }
   if (out.empty()) throw Error("--" + key + " is empty.");
@@ -63,11 +64,11 @@ nn::DecodeState replicate(const nn::Model& model, const nn::DecodeState& one, in
 }
 
 std::vector<Result> run_generate(Context& ctx, const Peaks&, const Options& opts) {
-  const std::string config = opts.has("config") ? opts.str("config", "") : find_config("tiny.json").string();
+  const std::string config = opts.has("config") ? opts.str("config") : find_config("tiny.json").string();
   const auto cfg = train::load_config(config);
   const auto positions = list_option(opts, "positions", "100,8000");
   const auto batches = list_option(opts, "batches", "1,8");
-  const int64_t tokens = opts.integer("tokens", 16);
+  const int64_t tokens = opts.integer("tokens");
   if (tokens < 1) throw Error("--tokens must be >= 1.");
   const int64_t V = cfg.model.vocab_size;
   nn::Model model(ctx, train::model_spec(cfg.model), cfg.train.seed);
@@ -159,7 +160,11 @@ std::vector<Result> run_generate(Context& ctx, const Peaks&, const Options& opts
 
 RegisterBench reg{{"generate",
                    "Decoding tokens/s with the recurrent state and the device sampler, by position and batch",
-                   {"config", "positions", "batches", "tokens"}, run_generate}};
+                   {{"config", Key::text, "", "model config (default: configs/tiny.json)"},
+                    {"positions", Key::text, "100,8000", "context positions P to decode at, comma-separated"},
+                    {"batches", Key::text, "1,8", "batch sizes B, comma-separated"},
+                    {"tokens", Key::integer, "16", "timed decode iterations per position and batch"}},
+                   run_generate}};
 
 }  // namespace
 }  // namespace magellano::bench

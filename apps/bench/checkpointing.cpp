@@ -11,6 +11,7 @@
 #include "bench.hpp"
 #include "magellano/autograd/tape.hpp"
 #include "magellano/nn/model.hpp"
+#include "magellano/nn/training_mode.hpp"
 #include "magellano/train/checkpoint.hpp"
 #include "magellano/train/config.hpp"
 
@@ -18,9 +19,9 @@ namespace magellano::bench {
 namespace {
 
 std::vector<Result> run_checkpointing(Context& ctx, const Peaks&, const Options& opts) {
-  const std::string config = opts.has("config") ? opts.str("config", "") : find_config("tiny.json").string();
-  const int64_t batch = integer_in(opts, "batch", 1, 1, 1 << 16);
-  const int64_t seq_len = integer_in(opts, "seq-len", 512, 1, 1 << 20);
+  const std::string config = opts.has("config") ? opts.str("config") : find_config("tiny.json").string();
+  const int64_t batch = integer_in(opts, "batch", 1, 1 << 16);
+  const int64_t seq_len = integer_in(opts, "seq-len", 1, 1 << 20);
   const train::Config cfg = train::load_config(
       config, {"train.batch_size=" + std::to_string(batch), "train.seq_len=" + std::to_string(seq_len)});
   nn::Model model(ctx, train::model_spec(cfg), 1);
@@ -58,7 +59,7 @@ std::vector<Result> run_checkpointing(Context& ctx, const Peaks&, const Options&
     r.extra = {{"peak_activation_bytes", ctx.memory().peak(MemCategory::activations)},
                {"peak_scratch_bytes", ctx.memory().peak(MemCategory::scratch)},
                {"peak_total_bytes", ctx.memory().peak_total()},
-               {"lora_rank", cfg.lora.rank}, {"base_precision", cfg.lora.base_precision}};
+               {"lora_rank", cfg.lora.rank}, {"base_precision", train::config_name(cfg.lora.base_precision)}};
     out.push_back(r);
   }
   model.set_checkpoint_every(0);
@@ -67,7 +68,10 @@ std::vector<Result> run_checkpointing(Context& ctx, const Peaks&, const Options&
 }
 
 RegisterBench reg{{"checkpointing", "Activation memory and step time per gradient-checkpointing setting",
-                   {"config", "batch", "seq-len"}, run_checkpointing}};
+                   {{"config", Key::text, "", "model config (default: configs/tiny.json)"},
+                    {"batch", Key::integer, "1", "sequences per step"},
+                    {"seq-len", Key::integer, "512", "tokens per sequence"}},
+                   run_checkpointing}};
 
 }  // namespace
 }  // namespace magellano::bench

@@ -1,5 +1,5 @@
-// `bench copy` and `bench gemm`: the two measurements behind every percentage of peak, at
-// sizes of one's choosing. `bench gemm` also compares the GEMM implementations on one device
+// `bench gemm`: fp32 GEMM at sizes of one's choosing (the measurement behind every GFLOP/s
+// percentage of peak); it also compares the GEMM implementations on one device
 // (ops/gemm_tuning.hpp) and, on CPU devices, OpenBLAS SGEMM on the host's cores in the same run.
 
 #include <algorithm>
@@ -14,10 +14,6 @@
 
 namespace magellano::bench {
 namespace {
-
-std::vector<Result> run_copy(Context& ctx, const Peaks&, const Options& opts) {
-  return {measure_copy(ctx, opts.integer("mib", 256), repeats_option(opts, 5))};
-}
 
 struct GemmCase {
   int64_t m, n, k;
@@ -95,12 +91,12 @@ double device_gflops(Context& ctx, const GemmCase& g, int repeats) {
 std::vector<Result> run_gemm(Context& ctx, const Peaks&, const Options& opts) {
   std::vector<GemmCase> cases;
   if (opts.has("shapes")) {
-    const int64_t tokens = opts.integer("tokens", 4096);
+    const int64_t tokens = opts.integer("tokens");
     if (tokens < 1 || tokens > 1 << 20) throw Error("--tokens must be between 1 and 1048576.");
-    cases = parse_cases(opts.str("shapes", ""), tokens);
+    cases = parse_cases(opts.str("shapes"), tokens);
   } else {
     std::vector<int64_t> sizes = {512, 1024, 2048, 4096};
-    if (opts.has("size")) sizes = {opts.integer("size", 0)};
+    if (opts.has("size")) sizes = {opts.integer("size")};
     for (int64_t n : sizes) {
       if (n < 1 || n > 65536) throw Error("--size must be between 1 and 65536.");
       cases.push_back({n, n, n});
@@ -166,9 +162,14 @@ std::vector<Result> run_gemm(Context& ctx, const Peaks&, const Options& opts) {
   return out;
 }
 
-RegisterBench copy_reg{{"copy", "Copy bandwidth, read + write (GB/s)", {"mib"}, run_copy}};
-RegisterBench gemm_reg{{"gemm", "fp32 GEMM: square sizes or --shapes, --paths to compare (GFLOP/s)",
-                        {"size", "shapes", "tokens", "paths"}, run_gemm}};
+RegisterBench reg{{"gemm", "fp32 GEMM: square sizes or --shapes, --paths to compare (GFLOP/s)",
+                   {{"size", Key::integer, "", "one square size N (default: 512, 1024, 2048 and 4096)"},
+                    {"shapes", Key::text, "", "MxNxK[:nn|nt|tn|tt],... or phase1 (its training GEMMs at --tokens)"},
+                    {"tokens", Key::integer, "4096", "tokens T for --shapes phase1"},
+                    {"paths", Key::text, "",
+                     "also time these: cpu_kernel, gpu_kernel, clblast, clblast_database, openblas, or all "
+                     "(default: openblas on CPU devices)"}},
+                   run_gemm}};
 
 }  // namespace
 }  // namespace magellano::bench

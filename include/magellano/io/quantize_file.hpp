@@ -18,16 +18,16 @@
 #include "magellano/io/safetensors.hpp"
 #include "magellano/quant/nf4.hpp"
 
-namespace magellano::quant {
+namespace magellano::io {
 
-bool should_quantize(const std::string& name, io::StDType dtype, const std::vector<int64_t>& shape);
+bool should_quantize(const std::string& name, StDType dtype, const std::vector<int64_t>& shape);
 
 struct QuantizeReport {
   int64_t tensors_quantized = 0, tensors_copied = 0;
   int64_t params_quantized = 0;      // elements of the quantized weights
   uint64_t quantized_bytes = 0;      // bytes of their NF4 tensors (all six parts each)
   uint64_t bytes_in = 0, bytes_out = 0;  // sizes of the input and output .safetensors
-  NF4Error error;                    // over every quantized weight
+  quant::NF4Error error;             // over every quantized weight
   double seconds = 0, quantize_seconds = 0, write_seconds = 0;
   double read_seconds = 0;  // waiting for reads that did not overlap the device work
   std::vector<std::string> skipped_linear;  // 2-D ".weight" tensors kept unquantized (e.g. lm_head)
@@ -55,4 +55,4 @@ QuantizeReport quantize_checkpoint_dir(Context& ctx, const std::filesystem::path
 // The "quantization_config" object recorded in a quantized checkpoint's config.json.
 nlohmann::json nf4_quantization_config(const std::vector<std::string>& skipped_modules);
 
-}  // namespace magellano::quant
+}  // namespace magellano::io

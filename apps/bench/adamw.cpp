@@ -69,8 +69,8 @@ double time_device(Context& ctx, int64_t n, int64_t iters, int repeats, DType dt
 }
 
 std::vector<Result> run_adamw(Context& ctx, const Peaks&, const Options& opts) {
-  const int64_t n = integer_in(opts, "n", 4096, 1, 32768);
-  const int64_t iters = integer_in(opts, "iters", 100, 1, 100000);
+  const int64_t n = integer_in(opts, "n", 1, 32768);
+  const int64_t iters = integer_in(opts, "iters", 1, 100000);
   const int repeats = repeats_option(opts, 3);
   std::vector<Result> out;
   out.push_back(make_result("adamw_fp32", n, iters, repeats,
@@ -97,7 +97,9 @@ std::vector<Result> run_adamw(Context& ctx, const Peaks&, const Options& opts) {
 }
 
 RegisterBench reg{{"adamw", "AdamW steps over n x n parameters: fp32, fp16 storage, clipping, host loop (GB/s)",
-                   {"n", "iters"}, run_adamw}};
+                   {{"n", Key::integer, "4096", "the parameter is an n x n matrix"},
+                    {"iters", Key::integer, "100", "optimizer steps per timed run"}},
+                   run_adamw}};
 
 }  // namespace
 }  // namespace magellano::bench

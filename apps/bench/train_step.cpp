@@ -18,6 +18,7 @@
 #include "bench.hpp"
 #include "magellano/autograd/tape.hpp"
 #include "magellano/nn/model.hpp"
+#include "magellano/nn/training_mode.hpp"
 #include "magellano/optim/adamw.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/checkpoint.hpp"
@@ -29,15 +30,15 @@ namespace magellano::bench {
 namespace {
 
 std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Options& opts) {
-  const std::string config = opts.has("config") ? opts.str("config", "") : find_config("tiny.json").string();
-  const std::string dtype = opts.str("param-dtype", "fp32");
+  const std::string config = opts.has("config") ? opts.str("config") : find_config("tiny.json").string();
+  const std::string dtype = opts.str("param-dtype");
   if (dtype != "fp32" && dtype != "fp16") throw Error("--param-dtype must be fp32 or fp16, got '" + dtype + "'.");
   std::vector<std::string> sets;
   if (dtype == "fp16") sets = {"train.param_dtype=fp16", "train.loss_scaling=true"};
   auto cfg = train::load_config(config, sets);
-  const int64_t B = integer_in(opts, "batch", cfg.train.batch_size, 1, 1 << 20);
-  const int64_t L = integer_in(opts, "seq-len", 512, 1, 1 << 20);
-  const int steps = static_cast<int>(integer_in(opts, "steps", 3, 1, 1000));
+  const int64_t B = opts.has("batch") ? integer_in(opts, "batch", 1, 1 << 20) : cfg.train.batch_size;
+  const int64_t L = integer_in(opts, "seq-len", 1, 1 << 20);
+  const int steps = static_cast<int>(integer_in(opts, "steps", 1, 1000));
   double ref_gflops = opts.number("reference-gflops", 0);
   if (ref_gflops < 0) throw Error("--reference-gflops must be positive.");
   std::string ref_name = opts.str("reference-name", ref_gflops > 0 ? "given with --reference-gflops" : "");
@@ -55,7 +56,7 @@ std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Optio
 
   nn::Model model(ctx, train::model_spec(cfg), 1);
   optim::AdamW adamw(ctx, model.trainable_parameters(),
-                     {.lr = 1e-4f, .stochastic_rounding = cfg.train.fp16_rounding == "stochastic"});
+                     {.lr = 1e-4f, .stochastic_rounding = cfg.train.fp16_rounding == train::Fp16Rounding::stochastic});
   // The peak of the training steps (a QLoRA model passes through one fp32 block per block
   // while it is built and quantized).
   ctx.memory().reset_peaks();
@@ -90,7 +91,7 @@ std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Optio
   Result r;
   r.name = "train_step";
   r.sizes = {{"config", std::filesystem::path(config).stem().string()}, {"batch", B}, {"seq_len", L},
-             {"param_dtype", cfg.train.param_dtype}};
+             {"param_dtype", train::config_name(cfg.train.param_dtype)}};
   r.median_s = s;
   r.repeats = steps;
   r.gflops = model_gflops;
@@ -127,7 +128,13 @@ std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Optio
 }
 
 RegisterBench reg{{"train-step", "Training steps of a config's model: tokens/s, peak memory vs estimate, MFU",
-                   {"config", "batch", "seq-len", "steps", "param-dtype", "reference-gflops", "reference-name"},
+                   {{"config", Key::text, "", "model config (default: configs/tiny.json)"},
+                    {"batch", Key::integer, "", "sequences per step (default: the config's train.batch_size)"},
+                    {"seq-len", Key::integer, "512", "tokens per sequence"},
+                    {"steps", Key::integer, "3", "timed steps, after one warm-up step"},
+                    {"param-dtype", Key::text, "fp32", "fp32, or fp16 (with the loss scaling it needs)"},
+                    {"reference-gflops", Key::number, "", "the best BLAS fp32 GEMM rate on this hardware, for MFU"},
+                    {"reference-name", Key::text, "", "what --reference-gflops was measured with"}},
                    run_train_step}};
 
 }  // namespace

@@ -17,7 +17,7 @@
 #include "magellano/ops/matmul.hpp"
 #include "magellano/ops/nf4_linear.hpp"
 #include "magellano/quant/nf4.hpp"
-#include "magellano/quant/quantize_file.hpp"
+#include "magellano/io/quantize_file.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/config.hpp"
 
@@ -66,11 +66,11 @@ std::vector<float> weight_values(int64_t n, uint64_t seed) {
 double quantize_bytes(int64_t n) { return 4.0 * n + n / 2.0 + n / 64.0 + 4.0 * n / 16384.0; }
 
 std::vector<Result> run_nf4(Context& ctx, const Peaks&, const Options& opts) {
-  const std::string config = opts.has("config") ? opts.str("config", "") : find_config("production3B.json").string();
+  const std::string config = opts.has("config") ? opts.str("config") : find_config("production3B.json").string();
   const train::Config cfg = train::load_config(config);
   const auto shapes = linear_shapes(cfg.model);
   const int repeats = repeats_option(opts, 3);
-  const bool full = opts.integer("full", 0) != 0;
+  const bool full = opts.integer("full") != 0;
   std::vector<Result> out;
 
   int64_t params = 0;
@@ -140,7 +140,7 @@ std::vector<Result> run_nf4(Context& ctx, const Peaks&, const Options& opts) {
   }
   // nf4_linear: both paths at decoding sizes (the fused kernel takes <= 8 rows), the
   // dequantize + GEMM path and dense fp32 at --tokens (default 512, a training micro-batch).
-  const int64_t tokens = opts.integer("tokens", 512);
+  const int64_t tokens = opts.integer("tokens");
   for (int64_t rows : {int64_t{1}, int64_t{8}, tokens}) {
     Tensor x = Tensor::from_host(ctx, Shape{rows, L.in}, weight_values(rows * L.in, 3 + rows));
     const double flops = 2.0 * rows * L.out * L.in;
@@ -165,7 +165,7 @@ std::vector<Result> run_nf4(Context& ctx, const Peaks&, const Options& opts) {
   ops::release_nf4_scratch(ctx);
 
   if (opts.has("file")) {  // end to end through files
-    const fs::path dir = opts.str("file", "");
+    const fs::path dir = opts.str("file");
     if (!fs::is_directory(dir)) throw Error("--file " + dir.string() + ": not a folder.");
     const fs::path in = dir / "bench_nf4_in.safetensors", outf = dir / "bench_nf4_out.safetensors";
     fs::remove(in);
@@ -188,7 +188,7 @@ std::vector<Result> run_nf4(Context& ctx, const Peaks&, const Options& opts) {
       wr.commit();
     }
     const double gen_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const auto rep = quant::quantize_safetensors_file(ctx, in, outf);
+    const auto rep = io::quantize_safetensors_file(ctx, in, outf);
     fs::remove(in);
     fs::remove(outf);
     Result r;
@@ -211,7 +211,10 @@ std::vector<Result> run_nf4(Context& ctx, const Peaks&, const Options& opts) {
 RegisterBench reg{{"nf4",
                    "NF4 quantize (whole model, projected), dequantize, nf4_linear vs dense; "
                    "--file DIR: end to end through files",
-                   {"config", "full", "tokens", "file"},
+                   {{"config", Key::text, "", "model config (default: configs/production3B.json)"},
+                    {"full", Key::integer, "0", "1: also quantize every weight of the model once, measured"},
+                    {"tokens", Key::integer, "512", "rows of the largest nf4_linear and dense products"},
+                    {"file", Key::text, "", "a folder for the end-to-end run through files (~13 GB for production3B)"}},
                    run_nf4}};
 
 }  // namespace
