@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "magellano/ops/peaks.hpp"
 #include "magellano/runtime/context.hpp"
 
 namespace magellano::bench {
@@ -99,20 +100,7 @@ struct RegisterBench {
 };
 
 // Median wall time of `repeats` runs of f after `warmup` runs; each run ends with clFinish.
-template <typename F>
-double median_seconds(Context& ctx, int repeats, F&& f, int warmup = 1) {
-  for (int i = 0; i < warmup; ++i) f();
-  ctx.finish();
-  std::vector<double> t;
-  for (int i = 0; i < std::max(repeats, 1); ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    f();
-    ctx.finish();
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
+using ops::median_seconds;  // magellano/ops/peaks.hpp
 
 // Median wall time of a host function (no device), after one warm-up run.
 template <typename F>
@@ -129,7 +117,7 @@ double median_host_seconds(int repeats, F&& f) {
 }
 
 // ---- the peaks (apps/bench/peaks.cpp) ----
-// The measurements Peaks is made of, usable by benchmarks too.
+// The measurements Peaks is made of (ops/peaks.hpp), as Results, usable by benchmarks too.
 Result measure_copy(Context& ctx, int64_t mib, int repeats);
 // fp32 (m x k)·(k x n) through ops::gemm; checks the result so a broken GEMM cannot report a
 // fast time.
@@ -156,9 +144,9 @@ inline std::optional<double> openblas_sgemm_gflops(int64_t n, int repeats) {
 // OpenBLAS's thread count (0 when it is not loaded).
 int openblas_threads();
 
-// A preset config by file name (e.g. "tiny.json"), looked for in ./configs, in configs/ next
-// to the executable or one or two folders above it, then in the source tree the CLI was built
-// from (MAGELLANO_SOURCE_DIR). Throws naming the places searched.
+// A preset config by file name (e.g. "tiny.json"): configs/FILE under io::project_roots
+// ($MAGELLANO_SOURCE_DIR, ./, the executable's folder and the two above it, then the source
+// tree the CLI was built from, MAGELLANO_SOURCE_DIR). Throws naming the places searched.
 std::filesystem::path find_config(const std::string& file);
 
 }  // namespace magellano::bench

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "bench.hpp"
+#include "magellano/io/project_files.hpp"
 #include "magellano/runtime/error.hpp"
 
 namespace magellano::bench {
@@ -88,24 +89,15 @@ std::optional<double> openblas_sgemm_gflops(int64_t m, int64_t n, int64_t k, boo
 int openblas_threads() { return openblas().threads ? openblas().threads() : 0; }
 
 fs::path find_config(const std::string& file) {
-  std::vector<fs::path> dirs = {fs::current_path() / "configs"};
-  char exe[PATH_MAX];
-  const ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (len > 0) {
-    const fs::path bin = fs::path(std::string(exe, len)).parent_path();
-    for (const fs::path& d : {bin, bin.parent_path(), bin.parent_path().parent_path()})
-      dirs.push_back(d / "configs");
-  }
 #ifdef MAGELLANO_SOURCE_DIR
-  dirs.push_back(fs::path(MAGELLANO_SOURCE_DIR) / "configs");
+  const fs::path built_from = MAGELLANO_SOURCE_DIR;
+#else
+  const fs::path built_from;
 #endif
   std::string searched;
-  for (const auto& d : dirs) {
-    std::error_code ec;
-    if (fs::is_regular_file(d / file, ec)) return d / file;
-    searched += (searched.empty() ? "" : ", ") + d.string();
-  }
-  throw Error("cannot find configs/" + file + " (looked in " + searched + "); pass --config FILE.");
+  const fs::path p = io::find_project_path({"configs/" + file}, built_from, &searched);
+  if (p.empty()) throw Error("cannot find configs/" + file + " (looked in " + searched + "); pass --config FILE.");
+  return p;
 }
 
 }  // namespace magellano::bench

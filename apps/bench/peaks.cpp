@@ -1,44 +1,32 @@
-// The two measurements every result is compared with: copy bandwidth and fp32 GEMM.
-#include <cmath>
+// The two measurements every result is compared with: copy bandwidth and fp32 GEMM (measured
+// by ops/peaks.hpp, which the op registry's perf mode in tests/ shares).
 
 #include "bench.hpp"
-#include "magellano/ops/elementwise.hpp"
-#include "magellano/ops/matmul.hpp"
+#include "magellano/ops/peaks.hpp"
 #include "magellano/runtime/error.hpp"
 
 namespace magellano::bench {
 
 Result measure_copy(Context& ctx, int64_t mib, int repeats) {
-  mib = std::max<int64_t>(1, std::min<int64_t>(mib, ctx.device().max_alloc_bytes / (1 << 20) / 2));
-  const int64_t n = mib * (1 << 20) / 4;
-  Tensor src = Tensor::full(ctx, Shape{n}, 1.0f), dst = Tensor::empty(ctx, Shape{n});
-  const double bytes = 2.0 * n * 4;
-  const double s_copy = median_seconds(ctx, repeats, [&] { ops::copy_into(src, dst); });
-  const double s_kernel = median_seconds(ctx, repeats, [&] { ops::scale_into(src, 1.0f, dst, false); });
-  if (dst.to_host()[n - 1] != 1.0f) throw Error("copy benchmark produced a wrong result");
+  const ops::CopyPeak p = ops::measure_copy(ctx, mib, repeats);
   Result r;
   r.name = "copy";
-  r.sizes = {{"bytes_moved", bytes}, {"mib", mib}};
-  r.median_s = std::min(s_copy, s_kernel);
+  r.sizes = {{"bytes_moved", p.bytes}, {"mib", p.mib}};
+  r.median_s = p.median_s;
   r.repeats = repeats;
-  r.gbps = bytes / r.median_s / 1e9;
-  r.extra = {{"copy_buffer_gbps", bytes / s_copy / 1e9}, {"copy_kernel_gbps", bytes / s_kernel / 1e9}};
+  r.gbps = p.gbps;
+  r.extra = {{"copy_buffer_gbps", p.copy_buffer_gbps}, {"copy_kernel_gbps", p.copy_kernel_gbps}};
   return r;
 }
 
 Result measure_gemm(Context& ctx, int64_t m, int64_t n, int64_t k, int repeats) {
-  Tensor a = Tensor::full(ctx, Shape{m, k}, 0.5f), b = Tensor::full(ctx, Shape{k, n}, 0.25f);
-  Tensor c = Tensor::empty(ctx, Shape{m, n});
-  const double s = median_seconds(ctx, repeats, [&] { ops::gemm(a, false, b, false, c); });
-  const std::vector<float> host = c.to_host();
-  for (size_t i : {size_t(0), host.size() / 2, host.size() - 1})
-    if (std::fabs(host[i] - 0.125f * k) > 1e-3f * k) throw Error("GEMM benchmark produced a wrong result");
+  const ops::GemmPeak p = ops::measure_gemm(ctx, m, n, k, repeats);
   Result r;
   r.name = "gemm";
   r.sizes = {{"m", m}, {"n", n}, {"k", k}};
-  r.median_s = s;
+  r.median_s = p.median_s;
   r.repeats = repeats;
-  r.gflops = 2.0 * m * n * k / s / 1e9;
+  r.gflops = p.gflops;
   return r;
 }
 

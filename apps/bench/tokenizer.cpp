@@ -4,7 +4,7 @@
 // vocabulary on tinyshakespeare + the TinyStories head. GB/s = text bytes per second, reported
 // against the host's single-thread copy bandwidth (it is host code).
 // --data DIR: the shared data folder (default $MAGELLANO_SHARED_DATA, else shared/data or
-// ../shared/data from the current folder, else ../shared/data beside the source tree).
+// ../shared/data under io::project_roots: ./, the executable's folders, the source tree).
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -13,6 +13,7 @@
 #include "bench.hpp"
 #include "magellano/data/bpe_trainer.hpp"
 #include "magellano/data/tokenizer.hpp"
+#include "magellano/io/project_files.hpp"
 #include "magellano/runtime/error.hpp"
 
 namespace magellano::bench {
@@ -22,14 +23,12 @@ using namespace magellano::data;
 
 fs::path data_dir(const Options& opts) {
   if (opts.has("data")) return opts.str("data");
-  if (const char* env = std::getenv("MAGELLANO_SHARED_DATA")) return env;
-  std::vector<fs::path> candidates = {"shared/data", "../shared/data"};
 #ifdef MAGELLANO_SOURCE_DIR
-  candidates.push_back(fs::path(MAGELLANO_SOURCE_DIR) / ".." / "shared" / "data");
+  const fs::path found = io::find_shared_data(MAGELLANO_SOURCE_DIR);
+#else
+  const fs::path found = io::find_shared_data({});
 #endif
-  for (const auto& c : candidates)
-    if (fs::is_directory(c / "gpt2")) return c;
-  return candidates.front();
+  return found.empty() ? fs::path("shared/data") : found;
 }
 
 std::string slurp(const fs::path& p) {

@@ -400,24 +400,6 @@ TEST(AdamW, MultipleChunksKeepGroupsApart) {
   EXPECT_EQ(pack.numel(), [] { int64_t n = 0; for (auto& s : kSpecs) n += s.shape.numel(); return n; }());
 }
 
-TEST(LrSchedule, Boundaries) {
-  const optim::LrSchedule s{1e-3f, 1e-4f, 10, 110};
-  EXPECT_FLOAT_EQ(s.at(0), 1e-4f);      // lr * 1 / 10
-  EXPECT_FLOAT_EQ(s.at(4), 5e-4f);
-  EXPECT_FLOAT_EQ(s.at(9), 1e-3f);      // end of warmup
-  EXPECT_FLOAT_EQ(s.at(10), 1e-3f);     // cosine starts at lr
-  EXPECT_FLOAT_EQ(s.at(60), 5.5e-4f);   // halfway: (lr + min_lr) / 2
-  EXPECT_FLOAT_EQ(s.at(109), float(1e-4 + 0.9e-3 * 0.5 * (1 + std::cos(M_PI * 99 / 100))));
-  EXPECT_FLOAT_EQ(s.at(110), 1e-4f);    // floor
-  EXPECT_FLOAT_EQ(s.at(1000), 1e-4f);
-  const optim::LrSchedule no_warmup{1e-3f, 0.0f, 0, 4};
-  EXPECT_FLOAT_EQ(no_warmup.at(0), 1e-3f);
-  EXPECT_FLOAT_EQ(no_warmup.at(2), 5e-4f);
-  EXPECT_FLOAT_EQ(no_warmup.at(4), 0.0f);
-  for (int64_t i = 1; i < 110; ++i)
-    if (i >= 10) EXPECT_LE(s.at(i), s.at(i - 1));
-}
-
 TEST(AdamW, BitIdenticalAcrossRuns) {
   std::vector<std::vector<uint32_t>> runs[2];
   for (int r = 0; r < 2; ++r) {

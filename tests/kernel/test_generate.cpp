@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "harness.hpp"
+#include "project_files.hpp"
 #include "magellano/generate/generator.hpp"
 #include "magellano/train/checkpoint.hpp"
 #include "magellano/train/config.hpp"
@@ -23,8 +24,7 @@ namespace {
 
 const magellano::nn::Model& tiny_model() {
   static const auto model = [] {
-    const auto cfg = magellano::train::load_config(
-        (fs::path(__FILE__).parent_path() / ".." / ".." / "configs" / "tiny.json").string());
+    const auto cfg = magellano::train::load_config(project_file("configs/tiny.json").string());
     return std::make_unique<magellano::nn::Model>(test_ctx(), magellano::train::model_spec(cfg.model), 77);
   }();
   return *model;

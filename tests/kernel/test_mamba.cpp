@@ -8,7 +8,6 @@
 #include <set>
 
 #include "harness.hpp"
-#include "magellano/nn/embedding.hpp"
 #include "magellano/nn/mamba.hpp"
 #include "reference.hpp"
 
@@ -180,23 +179,6 @@ TEST(Mamba, NamesInitAndWeightDecayGroupsAsUpstream) {
   for (float w : blk.mixer.out_proj.weight.to_host()) max_out = std::max(max_out, double(std::fabs(w)));
   EXPECT_LE(max_out, 1.0 / std::sqrt(40.0) / 2.0);
   EXPECT_GT(max_out, 0.8 / std::sqrt(40.0) / 2.0);
-}
-
-TEST(Embedding, InitAndName) {
-  magellano::nn::Init init(5);
-  magellano::nn::Embedding emb(test_ctx(), 1000, 64, init);
-  const auto w = emb.weight.to_host();
-  double sum = 0, sq = 0;
-  for (float v : w) sum += v, sq += double(v) * v;
-  const double mean = sum / w.size(), sd = std::sqrt(sq / w.size() - mean * mean);
-  EXPECT_NEAR(mean, 0.0, 0.001);  // 64,000 draws: the sample mean's sd is 0.02/253
-  EXPECT_NEAR(sd, 0.02, 0.0005);
-  EXPECT_EQ(emb.parameters("backbone.embeddings.")[0].name, "backbone.embeddings.weight");
-  Tensor ids = Tensor::from_host_i32(test_ctx(), Shape{2, 3}, {0, 999, 5, 5, 1, 0});
-  Tensor out = emb.forward(ids);
-  EXPECT_EQ(out.shape(), (Shape{2, 3, 64}));
-  const auto o = out.to_host();
-  for (int j = 0; j < 64; ++j) EXPECT_EQ(o[64 + j], w[999 * 64 + j]);
 }
 
 TEST(Mamba, StepsEqualTheParallelForwardUpTo1024) {

@@ -1,6 +1,7 @@
 // The MoE layer (router, softmax, top-k renormalised, SwiGLU / GELU experts, combine, balance and
-// z losses) against a float64 reference, forward and every parameter's gradient, the reference
-// gradient itself checked by central finite differences.
+// z losses) against a float64 reference composed from the ops' references (tests/support/
+// reference.hpp), forward and every parameter's gradient, the reference gradient itself checked
+// by central finite differences.
 //
 // Routing margin: top-k is piecewise, so inputs are drawn (seed search) until every token's K-th
 // and (K+1)-th router probabilities differ by more than 1e-4: a finite-difference step (1e-6
@@ -20,6 +21,7 @@
 #include "magellano/nn/moe.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/ops/reduce.hpp"
+#include "reference.hpp"
 
 using namespace mgtest;
 namespace ops = magellano::ops;
@@ -43,12 +45,6 @@ size_t iw1(const Cfg&, int64_t e) { return 2 + e; }
 size_t iw2(const Cfg& c, int64_t e) { return 2 + c.x + e; }
 size_t iw3(const Cfg& c, int64_t e) { return 2 + 2 * c.x + e; }
 
-double sig(double v) { return 1.0 / (1.0 + std::exp(-v)); }
-double gelu(double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); }
-double gelu_d(double v) {
-  return 0.5 * (1 + std::erf(v / std::sqrt(2.0))) + v * std::exp(-0.5 * v * v) / std::sqrt(2 * M_PI);
-}
-
 std::vector<Vec> make_params(const Cfg& c, uint64_t seed, double gate_scale = 2.0) {
   std::vector<Vec> p = {randn(c.n * c.d, seed), randn(c.x * c.d, seed + 1, gate_scale / std::sqrt(double(c.d)))};
   for (int which = 0; which < (c.glu ? 3 : 2); ++which)
@@ -60,42 +56,24 @@ std::vector<Vec> make_params(const Cfg& c, uint64_t seed, double gate_scale = 2.
   return p;
 }
 
-// One expert on one token row xr: h1, h3 (F), a (F), y (D).
-void expert_fwd(const Cfg& c, const std::vector<Vec>& P, int64_t e, const double* xr, Vec& h1,
-                Vec& h3, Vec& a, Vec& y) {
-  h1.assign(c.f, 0), h3.assign(c.f, 0), a.assign(c.f, 0), y.assign(c.d, 0);
-  for (int64_t i = 0; i < c.f; ++i)
-    for (int64_t j = 0; j < c.d; ++j) {
-      h1[i] += P[iw1(c, e)][i * c.d + j] * xr[j];
-      if (c.glu) h3[i] += P[iw3(c, e)][i * c.d + j] * xr[j];
-    }
-  for (int64_t i = 0; i < c.f; ++i) a[i] = c.glu ? h1[i] * sig(h1[i]) * h3[i] : gelu(h1[i]);
-  for (int64_t j = 0; j < c.d; ++j)
-    for (int64_t i = 0; i < c.f; ++i) y[j] += P[iw2(c, e)][j * c.f + i] * a[i];
+// One expert on one token row xr (ref::expert_row: h1, h3, a (F), y (D)).
+void expert_fwd(const Cfg& c, const std::vector<Vec>& P, int64_t e, const double* xr, ref::ExpertRow& row) {
+  ref::expert_row(xr, c.d, c.f, P[iw1(c, e)], P[iw2(c, e)], c.glu ? &P[iw3(c, e)] : nullptr, row);
 }
 
-struct Route {  // one token's router state
-  Vec l, p;
-  double lse, s;
-  std::vector<int> sel;
+// Every token's router state, from the ops' references: logits = x · gateᵀ, probs = softmax,
+// the top K (sel) and their renormalised weights.
+struct Router {
+  Vec logits, probs, weights;         // (N, X), (N, X), (N, K)
+  std::vector<std::vector<int>> sel;  // (N, K) expert ids
 };
 
-Route route(const Cfg& c, const std::vector<Vec>& P, const double* xr) {
-  Route r;
-  r.l.assign(c.x, 0);
-  for (int64_t e = 0; e < c.x; ++e)
-    for (int64_t j = 0; j < c.d; ++j) r.l[e] += P[1][e * c.d + j] * xr[j];
-  const double m = *std::max_element(r.l.begin(), r.l.end());
-  double z = 0;
-  for (double v : r.l) z += std::exp(v - m);
-  r.lse = m + std::log(z);
-  for (double v : r.l) r.p.push_back(std::exp(v - r.lse));
-  r.sel.resize(c.x);
-  std::iota(r.sel.begin(), r.sel.end(), 0);
-  std::stable_sort(r.sel.begin(), r.sel.end(), [&](int a, int b) { return r.p[a] > r.p[b]; });
-  r.sel.resize(c.k);
-  r.s = 0;
-  for (int e : r.sel) r.s += r.p[e];
+Router route(const Cfg& c, const std::vector<Vec>& P) {
+  Router r;
+  r.logits = ref::linear(P[0], c.n, c.d, P[1], c.x);
+  r.probs = ref::softmax(r.logits, c.x);
+  r.weights = ref::topk_renorm(r.probs, c.n, c.x, c.k);
+  for (int64_t n = 0; n < c.n; ++n) r.sel.push_back(ref::topk(&r.probs[n * c.x], c.x, c.k));
   return r;
 }
 
@@ -109,25 +87,23 @@ RefOut ref_forward(const Cfg& c, const std::vector<Vec>& P) {
   RefOut o;
   o.out.assign(c.n * c.d, 0);
   o.counts.assign(c.x, 0);
-  Vec pm(c.x, 0), h1, h3, a, y;
+  const Router r = route(c, P);
+  ref::ExpertRow row;
   for (int64_t n = 0; n < c.n; ++n) {
-    const double* xr = &P[0][n * c.d];
-    Route r = route(c, P, xr);
     if (c.k < c.x) {
-      Vec ps = r.p;
+      Vec ps(r.probs.begin() + n * c.x, r.probs.begin() + (n + 1) * c.x);
       std::sort(ps.rbegin(), ps.rend());
       o.margin = std::min(o.margin, ps[c.k - 1] - ps[c.k]);
     }
     for (int64_t k = 0; k < c.k; ++k) {
-      const int e = r.sel[k];
-      expert_fwd(c, P, e, xr, h1, h3, a, y);
-      for (int64_t j = 0; j < c.d; ++j) o.out[n * c.d + j] += r.p[e] / r.s * y[j];
+      const int e = r.sel[n][k];
+      expert_fwd(c, P, e, &P[0][n * c.d], row);
+      for (int64_t j = 0; j < c.d; ++j) o.out[n * c.d + j] += r.weights[n * c.k + k] * row.y[j];
       o.counts[e]++;
     }
-    for (int64_t e = 0; e < c.x; ++e) pm[e] += r.p[e] / c.n;
-    o.z += r.lse * r.lse / c.n;
   }
-  for (int64_t e = 0; e < c.x; ++e) o.bal += c.x * double(o.counts[e]) / (c.n * c.k) * pm[e];
+  o.bal = ref::balance_loss(r.probs, Vec(o.counts.begin(), o.counts.end()), c.n, c.x, c.k)[0];
+  o.z = ref::z_loss(r.logits, c.n, c.x)[0];
   o.aux = c.bc * o.bal + c.zc * o.z;
   return o;
 }
@@ -140,62 +116,34 @@ double ref_loss(const Cfg& c, const std::vector<Vec>& P, const Vec& dout, double
   return s;
 }
 
+// The ops' backward references in reverse: experts (with dy = w · dout), then the mixing
+// weights through top-k, the balance loss into the probabilities, softmax and the z-loss into
+// the logits, and the router's linear into x and the gate.
 std::vector<Vec> ref_backward(const Cfg& c, const std::vector<Vec>& P, const Vec& dout,
                               double daux) {
   const RefOut fo = ref_forward(c, P);
+  const Router r = route(c, P);
   std::vector<Vec> g;
   for (const auto& t : P) g.push_back(Vec(t.size(), 0.0));
-  Vec h1, h3, a, y;
+  Vec dw(c.n * c.k, 0.0), dy(c.d);
+  ref::ExpertRow row;
   for (int64_t n = 0; n < c.n; ++n) {
     const double* xr = &P[0][n * c.d];
     const double* go = &dout[n * c.d];
-    Route r = route(c, P, xr);
-    Vec dp(c.x, 0.0), dw(c.k);
     for (int64_t k = 0; k < c.k; ++k) {
-      const int e = r.sel[k];
-      const double w = r.p[e] / r.s;
-      expert_fwd(c, P, e, xr, h1, h3, a, y);
-      dw[k] = 0;
-      for (int64_t j = 0; j < c.d; ++j) dw[k] += go[j] * y[j];
-      for (int64_t i = 0; i < c.f; ++i) {
-        double da = 0;
-        for (int64_t j = 0; j < c.d; ++j) {
-          da += P[iw2(c, e)][j * c.f + i] * w * go[j];
-          g[iw2(c, e)][j * c.f + i] += w * go[j] * a[i];
-        }
-        double dh1, dh3 = 0;
-        if (c.glu) {
-          const double s = sig(h1[i]);
-          dh1 = da * h3[i] * s * (1 + h1[i] * (1 - s));
-          dh3 = da * h1[i] * s;
-        } else {
-          dh1 = da * gelu_d(h1[i]);
-        }
-        for (int64_t j = 0; j < c.d; ++j) {
-          g[iw1(c, e)][i * c.d + j] += dh1 * xr[j];
-          g[0][n * c.d + j] += dh1 * P[iw1(c, e)][i * c.d + j];
-          if (c.glu) {
-            g[iw3(c, e)][i * c.d + j] += dh3 * xr[j];
-            g[0][n * c.d + j] += dh3 * P[iw3(c, e)][i * c.d + j];
-          }
-        }
-      }
-    }
-    double dot = 0;
-    for (int64_t k = 0; k < c.k; ++k) dot += dw[k] * r.p[r.sel[k]] / r.s;
-    for (int64_t k = 0; k < c.k; ++k) dp[r.sel[k]] += (dw[k] - dot) / r.s;
-    for (int64_t e = 0; e < c.x; ++e)
-      dp[e] += daux * c.bc * c.x * double(fo.counts[e]) / (c.n * c.k) / c.n;
-    double sdp = 0;
-    for (int64_t e = 0; e < c.x; ++e) sdp += dp[e] * r.p[e];
-    for (int64_t e = 0; e < c.x; ++e) {
-      const double dl = r.p[e] * (dp[e] - sdp) + daux * c.zc * 2.0 * r.lse / c.n * r.p[e];
-      for (int64_t j = 0; j < c.d; ++j) {
-        g[1][e * c.d + j] += dl * xr[j];
-        g[0][n * c.d + j] += dl * P[1][e * c.d + j];
-      }
+      const int e = r.sel[n][k];
+      expert_fwd(c, P, e, xr, row);
+      for (int64_t j = 0; j < c.d; ++j) dw[n * c.k + k] += go[j] * row.y[j], dy[j] = r.weights[n * c.k + k] * go[j];
+      ref::expert_row_bwd(xr, c.d, c.f, P[iw1(c, e)], P[iw2(c, e)], c.glu ? &P[iw3(c, e)] : nullptr, row,
+                          dy.data(), &g[0][n * c.d], g[iw1(c, e)], g[iw2(c, e)], c.glu ? &g[iw3(c, e)] : nullptr);
     }
   }
+  Vec dp(c.n * c.x, 0.0), dl(c.n * c.x, 0.0);
+  ref::topk_renorm_bwd(r.probs, c.n, c.x, c.k, dw, dp);
+  ref::balance_loss_bwd(Vec(fo.counts.begin(), fo.counts.end()), c.n, c.x, c.k, {daux * c.bc}, dp);
+  ref::softmax_bwd(r.logits, c.x, dp, dl);
+  ref::z_loss_bwd(r.logits, c.n, c.x, {daux * c.zc}, dl);
+  ref::linear_bwd(P[0], c.n, c.d, P[1], c.x, dl, g[0], g[1]);
   return g;
 }
 
@@ -347,14 +295,15 @@ TEST(MoE, EveryTokenReachesItsKExpertsLikeADenseMaskedReference) {
   // the token's top-k experts and 0 elsewhere. Independent of the sort / gather / scatter path.
   const Cfg c{.n = 37, .d = 17, .f = 24, .x = 8, .k = 3};
   const auto P = params_with_margin(c, 11);
-  Vec dense(c.n * c.d, 0.0), h1, h3, a, y;
+  const Router r = route(c, P);
+  Vec dense(c.n * c.d, 0.0);
+  ref::ExpertRow row;
   for (int64_t n = 0; n < c.n; ++n) {
-    Route r = route(c, P, &P[0][n * c.d]);
     Vec mask(c.x, 0.0);
-    for (int e : r.sel) mask[e] = r.p[e] / r.s;
+    for (int64_t k = 0; k < c.k; ++k) mask[r.sel[n][k]] = r.weights[n * c.k + k];
     for (int64_t e = 0; e < c.x; ++e) {
-      expert_fwd(c, P, e, &P[0][n * c.d], h1, h3, a, y);
-      for (int64_t j = 0; j < c.d; ++j) dense[n * c.d + j] += mask[e] * y[j];
+      expert_fwd(c, P, e, &P[0][n * c.d], row);
+      for (int64_t j = 0; j < c.d; ++j) dense[n * c.d + j] += mask[e] * row.y[j];
     }
   }
   auto got = run_device(c, P, Vec(c.n * c.d, 0.0), 0.0);
@@ -440,11 +389,7 @@ TEST(MoE, BlockIsResidualOverRMSNorm) {
   auto block_loss = [&](const Vec& x, const Vec& gw, const Vec& gate, RefOut* keep) {
     auto Q = P;
     Q[1] = gate;
-    for (int64_t n = 0; n < c.n; ++n) {
-      double ms = 0;
-      for (int64_t j = 0; j < c.d; ++j) ms += x[n * c.d + j] * x[n * c.d + j] / c.d;
-      for (int64_t j = 0; j < c.d; ++j) Q[0][n * c.d + j] = x[n * c.d + j] / std::sqrt(ms + 1e-5) * gw[j];
-    }
+    Q[0] = ref::rmsnorm(x, c.n, c.d, gw, 1e-5);
     RefOut o = ref_forward(c, Q);
     for (size_t i = 0; i < o.out.size(); ++i) o.out[i] += x[i];
     double s = daux * o.aux;

@@ -20,13 +20,14 @@
 #include "magellano/data/token_file.hpp"
 #include "magellano/train/trainer.hpp"
 #include "harness.hpp"
+#include "project_files.hpp"
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 namespace train = magellano::train;
 
 TEST(Learning, TinyShakespeareBeatsTheUnigramEntropyWithFp32AndFp16Parameters) {
-  const fs::path src = fs::path(MAGELLANO_TEST_SHARED_DATA_DEFAULT) / "tokenizer_tests" / "tinyshakespeare.gpt2.u16";
+  const fs::path src = mgtest::shared_data() / "tokenizer_tests" / "tinyshakespeare.gpt2.u16";
   if (!fs::exists(src)) GTEST_SKIP() << "shared test data not found at " << src << "; skipping";
   const std::vector<int32_t> ids = magellano::data::TokenFile::open(src).read_all();
   std::map<int32_t, uint32_t> compact;

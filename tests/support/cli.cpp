@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <vector>
 
 namespace mgtest {
 namespace {
@@ -17,12 +18,19 @@ std::string quote(const std::string& s) {
 }  // namespace
 
 std::string cli_path() {
-  const char* env = std::getenv("MAGELLANO_CLI");
+  namespace fs = std::filesystem;
+  if (const char* env = std::getenv("MAGELLANO_CLI"); env && *env) return fs::exists(env) ? env : "";
+  // Beside the test binary or one folder up (build/tests/../magellano), then the build's.
+  std::vector<fs::path> candidates;
+  std::error_code ec;
+  const fs::path bin = fs::read_symlink("/proc/self/exe", ec).parent_path();
+  if (!ec) candidates = {bin / "magellano", bin.parent_path() / "magellano"};
 #ifdef MAGELLANO_TEST_CLI_DEFAULT
-  if (!env || !*env) env = MAGELLANO_TEST_CLI_DEFAULT;
+  candidates.emplace_back(MAGELLANO_TEST_CLI_DEFAULT);
 #endif
-  if (!env || !*env || !std::filesystem::exists(env)) return {};
-  return env;
+  for (const auto& c : candidates)
+    if (fs::is_regular_file(c, ec)) return c.string();
+  return {};
 }
 
 CliRun run_cli(const std::vector<std::string>& args, const std::vector<std::string>& env) {

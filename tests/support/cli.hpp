@@ -5,7 +5,8 @@
 
 namespace mgtest {
 
-// $MAGELLANO_CLI, else the path compiled in by CMake; empty when the file is missing.
+// $MAGELLANO_CLI, else `magellano` beside the test binary or one folder up (build/tests/..),
+// else the one CMake built; empty when the file is missing.
 std::string cli_path();
 
 struct CliRun {

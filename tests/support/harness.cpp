@@ -53,6 +53,13 @@ Tensor upload_i32(const Shape& s, const std::vector<int32_t>& v) {
   return Tensor::from_host_i32(test_ctx(), s, v);
 }
 
+Tensor upload_input(const Input& in) {
+  if (in.dtype == DType::i32) return upload_i32(in.shape, std::vector<int32_t>(in.values.begin(), in.values.end()));
+  Tensor t = Tensor::from_host(test_ctx(), in.shape, to_f32(in.values), in.dtype);
+  if (in.differentiable) t.set_requires_grad(true);
+  return t;
+}
+
 void expect_close(const Vec& got, const Vec& want, double rtol, double atol,
                   const std::string& what) {
   ASSERT_EQ(got.size(), want.size()) << what << ": sizes differ";
@@ -130,14 +137,7 @@ void check_op(const std::string& name, const std::vector<Input>& inputs, const D
 
   // 2. The device op, forward and backward, twice (the second backward accumulates).
   std::vector<Tensor> dev;
-  for (const auto& in : inputs) {
-    if (in.dtype == DType::i32) {
-      std::vector<int32_t> ids(in.values.begin(), in.values.end());
-      dev.push_back(upload_i32(in.shape, ids));
-    } else {
-      dev.push_back(upload(in.shape, in.values, in.differentiable));
-    }
-  }
+  for (const auto& in : inputs) dev.push_back(upload_input(in));
   for (int round = 1; round <= 2; ++round) {
     Tensor out = op(dev);
     ASSERT_EQ(out.numel(), static_cast<int64_t>(want.size())) << name << ": output size";

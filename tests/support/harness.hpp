@@ -51,8 +51,12 @@ struct Input {
   Shape shape;
   Vec values;                // f32 inputs (or i32 values stored as doubles)
   bool differentiable = true;
-  DType dtype = DType::f32;  // f32 or i32
+  // f32, i32, or f16 (a weight stored in half precision: the values should be fp16-exact;
+  // check_op compares gradients of f32 inputs only)
+  DType dtype = DType::f32;
 };
+// The input on the test device (requiring a gradient when differentiable and not i32).
+Tensor upload_input(const Input& in);
 
 using RefForward = std::function<Vec(const std::vector<Vec>& inputs)>;
 // Gradients of sum(out * dout) with respect to each input (empty for non-differentiable ones).

@@ -1,44 +1,171 @@
-// Plain float64 references of the ops the layers are built from, forward and backward, for
-// composing references of whole layers (Mamba, MoE). Row-major vectors; shapes in comments.
-// Backward functions add into their outputs (+=), so fan-out composes naturally.
+// The float64 references of the ops, one per op, forward and backward: the op cases
+// (tests/ops/) check the device against them, and the layer references (Mamba, MoE) are
+// composed from them. Row-major vectors; shapes in comments. Backward functions add into their
+// outputs (+=), so fan-out composes naturally; a gradient that is itself another op's forward
+// (gather <-> scatter, transpose) is that op. Implementations: tests/support/reference/<family>.cpp,
+// named as the op's header in include/magellano/ops/.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <vector>
+
+#include "magellano/generate/sampler.hpp"
 
 namespace mgtest::ref {
 
 using Vec = std::vector<double>;
 
-// y (M, N) = x (M, K) · wᵀ (w: (N, K)) + b (N, or empty)
-Vec linear(const Vec& x, int64_t m, int64_t k, const Vec& w, int64_t n, const Vec& b = {});
-void linear_bwd(const Vec& x, int64_t m, int64_t k, const Vec& w, int64_t n, const Vec& dy,
-                Vec& dx, Vec& dw, Vec* db = nullptr);
-
-// causal depthwise conv: x (B, L, C), w (C, W), b (C)
-Vec conv(const Vec& x, int64_t b, int64_t l, int64_t c, const Vec& w, int64_t width, const Vec& bias);
-void conv_bwd(const Vec& x, int64_t b, int64_t l, int64_t c, const Vec& w, int64_t width,
-              const Vec& dy, Vec& dx, Vec& dw, Vec& dbias);
-
+// ---- activation: pointwise functions, the value and derivative of one element --------------
+double sigmoid(double x);
+double silu(double x);      // x * sigmoid(x)
+double silu_grad(double x);
+double softplus(double x);  // log(1 + exp(x)); its derivative is sigmoid
+double exponential(double x);
+double gelu(double x);      // x * Phi(x), erf form
+double gelu_grad(double x);
+// f or its derivative over a vector: y[i] = f(x[i]);  dx[i] += dy[i] * df(x[i]).
+Vec pointwise(const Vec& x, double (*f)(double));
+void pointwise_bwd(const Vec& x, double (*df)(double), const Vec& dy, Vec& dx);
 Vec silu(const Vec& x);
 void silu_bwd(const Vec& x, const Vec& dy, Vec& dx);
 
-// RMSNorm over rows of d: x (rows, d), w (d)
+// ---- elementwise: b repeats over a's leading rows (b.size() divides a.size()) ---------------
+Vec add(const Vec& a, const Vec& b, double alpha = 1.0);  // a + alpha * b
+void add_bwd(const Vec& a, const Vec& b, double alpha, const Vec& dy, Vec& da, Vec& db);
+Vec mul(const Vec& a, const Vec& b);  // a * b
+void mul_bwd(const Vec& a, const Vec& b, const Vec& dy, Vec& da, Vec& db);
+Vec scale(const Vec& x, double s);  // s * x; its backward is scale(dy, s)
+
+// ---- reduce: x (rows, cols) ----------------------------------------------------------------
+Vec sum(const Vec& x);   // (1)
+Vec mean(const Vec& x);  // (1)
+void sum_bwd(const Vec& x, const Vec& dy, Vec& dx);
+void mean_bwd(const Vec& x, const Vec& dy, Vec& dx);
+Vec sum_last(const Vec& x, int64_t cols);   // (rows)
+Vec mean_last(const Vec& x, int64_t cols);  // (rows)
+void sum_last_bwd(int64_t cols, const Vec& dy, Vec& dx);
+void mean_last_bwd(int64_t cols, const Vec& dy, Vec& dx);
+
+// ---- rmsnorm: over rows of d: x (rows, d), w (d) ---------------------------------------------
 Vec rmsnorm(const Vec& x, int64_t rows, int64_t d, const Vec& w, double eps);
 void rmsnorm_bwd(const Vec& x, int64_t rows, int64_t d, const Vec& w, double eps, const Vec& dy,
                  Vec& dx, Vec& dw);
 
+// ---- softmax: over the last dimension, x (rows, cols) ---------------------------------------
+Vec softmax(const Vec& x, int64_t cols);
+void softmax_bwd(const Vec& x, int64_t cols, const Vec& dy, Vec& dx);
+double logsumexp(const double* row, int64_t cols);  // max-subtracted
+
+// ---- cross_entropy: mean over counted rows of lse - x[t] ------------------------------------
+// x (N, V), t (N) ids as doubles; a row counts when t != ignore and 0 <= t < V. Returns (1).
+Vec cross_entropy(const Vec& x, const Vec& t, int64_t v, int ignore);
+void cross_entropy_bwd(const Vec& x, const Vec& t, int64_t v, int ignore, const Vec& dloss, Vec& dx);
+
+// ---- conv1d: causal depthwise, x (B, L, C), w (C, W), bias (C, or empty for none) ------------
+Vec conv(const Vec& x, int64_t b, int64_t l, int64_t c, const Vec& w, int64_t width, const Vec& bias);
+void conv_bwd(const Vec& x, int64_t b, int64_t l, int64_t c, const Vec& w, int64_t width,
+              const Vec& dy, Vec& dx, Vec& dw, Vec& dbias);  // dbias untouched when empty
+
+// ---- matmul: y (batch, M, N) = op(a) op(b) (+ bias (N)); op = transpose where ta / tb --------
+// a: (batch, M, K) or (batch, K, M) with ta; b: likewise (K, N) or (N, K), one matrix for
+// every batch when shared_b.
+struct MatmulDims {
+  int64_t batch, m, n, k;
+  bool ta = false, tb = false, shared_b = false;
+};
+Vec matmul(const MatmulDims& s, const Vec& a, const Vec& b, const Vec& bias = {});
+void matmul_bwd(const MatmulDims& s, const Vec& a, const Vec& b, const Vec& dy, Vec& da, Vec& db,
+                Vec* dbias = nullptr);
+// y (M, N) = x (M, K) · wᵀ (w: (N, K)) + b (N, or empty): matmul with tb.
+Vec linear(const Vec& x, int64_t m, int64_t k, const Vec& w, int64_t n, const Vec& b = {});
+void linear_bwd(const Vec& x, int64_t m, int64_t k, const Vec& w, int64_t n, const Vec& dy,
+                Vec& dx, Vec& dw, Vec* db = nullptr);
+
+// ---- index: src (rows, d), idx (N) ids as doubles; out-of-range ids read zeros / add nothing --
+Vec gather_rows(const Vec& src, const Vec& idx, int64_t rows, int64_t d);       // (N, d)
+Vec scatter_add_rows(const Vec& src, const Vec& idx, int64_t rows, int64_t d);  // (rows, d)
+// sort_indices: the stable sorting permutation of keys (equal keys keep their order).
+std::vector<int32_t> stable_argsort(const std::vector<int32_t>& keys);
+
+// ---- shape ----------------------------------------------------------------------------------
 // Columns [from, from + width) of x (rows, total), and the matching backward (+=).
 Vec cols(const Vec& x, int64_t rows, int64_t total, int64_t from, int64_t width);
 void cols_bwd(Vec& dx, int64_t rows, int64_t total, int64_t from, int64_t width, const Vec& dy);
+// x (batch, m, n) -> (batch, n, m); its backward is transpose_last2(dy, batch, n, m).
+Vec transpose_last2(const Vec& x, int64_t batch, int64_t m, int64_t n);
 
-// Selective scan (mamba_ssm's selective_scan_ref): in = {u, delta, A, B, C, D, z, delta_bias}
-// with u, delta, z: (B, L, E), A: (E, N), B, C: (B, L, N), D, delta_bias: (E). Gradients of
-// all eight are returned (those of z and delta_bias are meaningless when absent).
+// ---- rows: rows [from, to) of x (rows, d), and the matching backward (+=) ---------------------
+Vec rows(const Vec& x, int64_t d, int64_t from, int64_t to);
+void rows_bwd(Vec& dx, int64_t d, int64_t from, int64_t to, const Vec& dy);
+
+// ---- dropout: y = x * keep / (1 - p), keep as ops::dropout_keeps(seed, i, p) ------------------
+Vec dropout(const Vec& x, double p, uint64_t seed);
+void dropout_bwd(double p, uint64_t seed, const Vec& dy, Vec& dx);
+
+// ---- moe_ops: probs / logits (N, X) ----------------------------------------------------------
+// Indices of the K largest of row p (length X), decreasing, ties to the lower index.
+std::vector<int> topk(const double* p, int64_t x, int64_t k);
+Vec topk_renorm(const Vec& p, int64_t n, int64_t x, int64_t k);  // weights (N, K)
+void topk_renorm_bwd(const Vec& p, int64_t n, int64_t x, int64_t k, const Vec& dw, Vec& dp);
+Vec row_scale(const Vec& x, const Vec& w, int64_t r, int64_t d);  // x (R, D), w (R)
+void row_scale_bwd(const Vec& x, const Vec& w, int64_t r, int64_t d, const Vec& dy, Vec& dx, Vec& dw);
+// X * sum_e counts[e] / (N K) * mean_n p[n, e], (1); counts (X) as doubles.
+Vec balance_loss(const Vec& p, const Vec& counts, int64_t n, int64_t x, int64_t k);
+void balance_loss_bwd(const Vec& counts, int64_t n, int64_t x, int64_t k, const Vec& dloss, Vec& dp);
+Vec z_loss(const Vec& logits, int64_t n, int64_t x);  // mean_n lse_n^2, (1)
+void z_loss_bwd(const Vec& logits, int64_t n, int64_t x, const Vec& dloss, Vec& dlogits);
+// The routing plan of flat expert ids (N K) in [0, X): ids stably sorted by expert (perm), the
+// token of each sorted row (perm / K), per-expert counts and offsets (X + 1).
+struct RoutingPlan {
+  std::vector<int32_t> perm, token_of, counts, offsets;
+};
+RoutingPlan routing_plan(const std::vector<int32_t>& ids, int64_t x, int64_t k);
+
+// ---- expert_mlp: w1, w3 (F, D), w2 (D, F); SwiGLU a = silu(h1) * h3 when w3, else GELU(h1) ----
+struct ExpertRow {  // one row through one expert: h1 = w1 x, h3 = w3 x, a (F), y = w2 a (D)
+  Vec h1, h3, a, y;
+};
+void expert_row(const double* x, int64_t d, int64_t f, const Vec& w1, const Vec& w2, const Vec* w3,
+                ExpertRow& out);
+// The gradients of y · dy, given the row's forward `fw` (+= into dx (D) and dw1, dw2, dw3).
+void expert_row_bwd(const double* x, int64_t d, int64_t f, const Vec& w1, const Vec& w2,
+                    const Vec* w3, const ExpertRow& fw, const double* dy, double* dx, Vec& dw1,
+                    Vec& dw2, Vec* dw3);
+// The grouped op: xs (R, D), expert e owns rows [offsets[e], offsets[e + 1]); w3s empty: GELU.
+Vec expert_mlp(const Vec& xs, int64_t d, int64_t f, const std::vector<int64_t>& offsets,
+               const std::vector<Vec>& w1s, const std::vector<Vec>& w2s, const std::vector<Vec>& w3s);
+void expert_mlp_bwd(const Vec& xs, int64_t d, int64_t f, const std::vector<int64_t>& offsets,
+                    const std::vector<Vec>& w1s, const std::vector<Vec>& w2s,
+                    const std::vector<Vec>& w3s, const Vec& dy, Vec& dxs, std::vector<Vec>& dw1s,
+                    std::vector<Vec>& dw2s, std::vector<Vec>& dw3s);
+
+// ---- selective_scan: mamba_ssm's selective_scan_ref ------------------------------------------
+// in = {u, delta, A, B, C, D, z, delta_bias} with u, delta, z: (B, L, E), A: (E, N), B, C:
+// (B, L, N), D, delta_bias: (E). Gradients of all eight are returned (those of z and
+// delta_bias are meaningless when absent).
 struct ScanDims {
   int64_t b, l, e, n;
   bool z = true, bias = true, softplus = true;
 };
 Vec scan(const ScanDims& s, const std::vector<Vec>& in);
 std::vector<Vec> scan_bwd(const ScanDims& s, const std::vector<Vec>& in, const Vec& dout);
+
+// ---- sample (generate/sampler.hpp, cl/sample.cl) ----------------------------------------------
+// The filtered distribution of one row of logits, in Hugging Face's order (repetition penalty
+// on the ids where seen[id], temperature or greedy, top-k, top-p).
+struct SampleDistribution {
+  Vec probs;               // 0 outside the kept set
+  std::vector<bool> kept;
+  double p_margin = 1;     // distance of top_p from the nearest cumulative-mass step (top-p only)
+};
+SampleDistribution sample_distribution(const std::vector<float>& logits, const std::vector<uint8_t>& seen,
+                                       const magellano::generate::SamplingParams& p);
+// Philox4x32-10 (Random123's definition), and the uniform in [0, 1) that row `row` draws with
+// at `step` (the top 24 bits of the first word).
+std::array<uint32_t, 4> philox(std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key);
+double philox_uniform(uint64_t seed, int64_t row, int64_t step);
+// The draw at u: the first kept id (in id order) where the cumulative probability exceeds u;
+// -1 when u is within `margin` of a boundary (f32 and f64 sums could disagree there).
+int sample_draw(const SampleDistribution& r, double u, double margin);
 
 }  // namespace mgtest::ref

@@ -21,6 +21,7 @@
 #include "magellano/train/config.hpp"
 #include "magellano/train/model_size.hpp"
 #include "error_text.hpp"
+#include "project_files.hpp"
 
 using mgtest::has;
 using mgtest::error_of;
@@ -31,9 +32,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path configs_dir() {
-  return fs::weakly_canonical(fs::path(__FILE__).parent_path() / ".." / ".." / "configs");
-}
+// configs/ of the source tree, found as the CLI finds it (tests/support/project_files.hpp).
+fs::path configs_dir() { return mgtest::project_file("configs"); }
 std::string preset(const std::string& name) { return (configs_dir() / (name + ".json")).string(); }
 
 Config parse(const std::string& text) { return Config::from_json(json::parse(text)); }

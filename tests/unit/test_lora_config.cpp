@@ -10,6 +10,7 @@
 #include "magellano/train/config.hpp"
 #include "magellano/train/model_size.hpp"
 #include "error_text.hpp"
+#include "project_files.hpp"
 
 using mgtest::has;
 using mgtest::error_of;
@@ -21,9 +22,7 @@ namespace {
 
 Config parse(const std::string& text) { return Config::from_json(json::parse(text)); }
 
-std::string preset(const std::string& name) {
-  return (std::filesystem::path(__FILE__).parent_path() / ".." / ".." / "configs" / (name + ".json")).string();
-}
+std::string preset(const std::string& name) { return mgtest::project_file("configs/" + name + ".json").string(); }
 
 }  // namespace
 

@@ -17,6 +17,7 @@
 #include "magellano/quant/nf4_reference.hpp"
 #include "magellano/io/quantize_file.hpp"
 #include "error_text.hpp"
+#include "project_files.hpp"
 
 using namespace magellano;
 using namespace mgtest;
@@ -24,13 +25,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// $MAGELLANO_TEST_FIXTURES (e.g. on the GPU machine), else the source tree's tests/fixtures.
-std::string fixtures_dir() {
-  const char* env = std::getenv("MAGELLANO_TEST_FIXTURES");
-  return env && *env ? env : MAGELLANO_TEST_FIXTURES_DIR;
-}
-
-fs::path fixture_path() { return fs::path(fixtures_dir()) / "nf4_bnb.safetensors"; }
+// $MAGELLANO_TEST_FIXTURES (e.g. on the GPU machine), else tests/fixtures of the source tree.
+fs::path fixture_path() { return fixture_file("nf4_bnb.safetensors"); }
 
 std::string read_all(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);

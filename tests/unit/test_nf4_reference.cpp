@@ -14,6 +14,7 @@
 #include <random>
 
 #include "harness.hpp"
+#include "project_files.hpp"
 #include "magellano/io/safetensors.hpp"
 #include "magellano/quant/nf4.hpp"
 #include "magellano/quant/nf4_reference.hpp"
@@ -21,21 +22,11 @@
 using namespace magellano;
 namespace ref = magellano::quant::reference;
 
-#ifndef MAGELLANO_TEST_FIXTURES_DIR
-#error "tests/CMakeLists.txt defines MAGELLANO_TEST_FIXTURES_DIR"
-#endif
-
 namespace {
 
-// $MAGELLANO_TEST_FIXTURES (e.g. on the GPU machine), else the source tree's tests/fixtures.
-std::string fixtures_dir() {
-  const char* env = std::getenv("MAGELLANO_TEST_FIXTURES");
-  return env && *env ? env : MAGELLANO_TEST_FIXTURES_DIR;
-}
-
+// $MAGELLANO_TEST_FIXTURES (e.g. on the GPU machine), else tests/fixtures of the source tree.
 const io::SafetensorsReader& fixture() {
-  static const io::SafetensorsReader r =
-      io::SafetensorsReader::open(fixtures_dir() + "/nf4_bnb.safetensors");
+  static const io::SafetensorsReader r = io::SafetensorsReader::open(mgtest::fixture_file("nf4_bnb.safetensors"));
   return r;
 }
 

@@ -1,0 +1,44 @@
+// The registered op cases (tests/support/op_case.hpp) as gtests: one per test case, running
+// check_op's recipe against the op's float64 reference, named
+// Ops/OpCase.MatchesFloat64Reference/<case name> (e.g. --gtest_filter='*rms_norm*'); and the
+// perf mode, OpPerf.All, which times every op's perf case when MAGELLANO_TEST_PERF=1 (skipped
+// otherwise, so CI times nothing), printing a table and, when MAGELLANO_TEST_PERF_JSON names a
+// file, one JSON line per result into it (see op_perf.hpp).
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+
+#include "op_case.hpp"
+#include "op_perf.hpp"
+
+using namespace mgtest;
+
+namespace {
+
+class OpCase : public testing::TestWithParam<size_t> {};
+
+TEST_P(OpCase, MatchesFloat64Reference) { check_case(*registered_test_cases()[GetParam()].spec); }
+
+std::vector<size_t> all_cases() {
+  std::vector<size_t> v(registered_test_cases().size());
+  for (size_t i = 0; i < v.size(); ++i) v[i] = i;
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, OpCase, testing::ValuesIn(all_cases()),
+                         [](const testing::TestParamInfo<size_t>& info) {
+                           return registered_test_cases()[info.param].test_name;
+                         });
+
+TEST(OpPerf, All) {
+  const char* on = std::getenv("MAGELLANO_TEST_PERF");
+  if (!on || std::string(on) != "1") GTEST_SKIP() << "set MAGELLANO_TEST_PERF=1 to time every registered op";
+  std::ofstream json;
+  if (const char* path = std::getenv("MAGELLANO_TEST_PERF_JSON"); path && *path) {
+    json.open(path);
+    ASSERT_TRUE(json) << "cannot write MAGELLANO_TEST_PERF_JSON=" << path;
+  }
+  run_op_perf(test_ctx(), std::cout, json.is_open() ? &json : nullptr);
+}
+
+}  // namespace
