@@ -1,0 +1,193 @@
+// SSD (Mamba2's state-space dual scan): the per-step and per-chunk work around the chunk
+// products of cl/ssd_chunk.cl, and the single decoding step. Read include/magellano/ops/ssd.hpp
+// for the math. Layouts (row-major):
+//   dt, ddt: (B, L, H) raw step sizes (before bias, softplus and clamp) and their gradient
+//   dt_bias, A_log: (H); every head's A = -exp(A_log)
+//   dtp, cs: (B, H, L) the processed step size, and the cumulative sum of dtp * A within each
+//            chunk of `chunk` steps (it restarts at every chunk)
+//   states: (B, H, NC, N, P) per chunk (NC = ceil(L / chunk)); final: (B, H, P, N)
+//   dB_h, dC_h: (B, L, H, N) per-head gradients of B and C; dB, dC: (B, L, G, N)
+//   partials (rows B * NC, columns H): per (b, chunk) sums of dA_log and ddt_bias
+// Kernels:
+//   ssd_dt_cumsum      dtp, cs                                         one work-item per (b, h, chunk)
+//   ssd_state_pass     states: each chunk's own state -> the state entering it; final = state after L
+//                                                                      one work-item per (b, h, n, p)
+//   ssd_state_pass_bwd dstates: each chunk's state gradient -> the gradient of the state its own
+//                      steps produce (the one entering the next chunk); dcs_end (B, H, NC): the
+//                      gradient of each chunk's last cumulative sum through the state passing
+//                                                                      a work-group per (b, h)
+//   ssd_bwd_dt         ddt from ddt_d (gradient of dtp at fixed cs) and dcs (gradient of cs); the
+//                      partials of dA_log and ddt_bias                one work-item per (b, h, chunk)
+//   ssd_sum_heads      dB, dC (+)= sums of dB_h, dC_h over the heads of each group, in head order
+//   ssd_step           one decoding step: state (B, H, P, N) in place   one work-item per (b, h, p)
+// Knobs: LOCAL (work-group size of ssd_state_pass_bwd, a power of two), EPI (state elements per
+// work-item there, >= N * P / LOCAL).
+#ifndef LOCAL
+#define LOCAL 256
+#endif
+#ifndef EPI
+#define EPI 16
+#endif
+
+// The step size the scan uses: softplus (torch's, linear above 20) of the raw value plus bias,
+// clamped to [lo, hi] (mamba_ssm's dt_limit / Hugging Face's time_step_limit).
+inline float ssd_dt(float raw, int softplus, float lo, float hi) {
+  const float v = softplus && raw <= 20.0f ? log1p(exp(raw)) : raw;
+  return fmin(fmax(v, lo), hi);
+}
+
+// d ssd_dt / d raw: zero where the clamp is active (mamba_ssm's convention), the softplus slope.
+inline float ssd_dt_slope(float raw, int softplus, float lo, float hi) {
+  const float v = softplus && raw <= 20.0f ? log1p(exp(raw)) : raw;
+  if (v < lo || v > hi) return 0.0f;
+  return softplus && raw <= 20.0f ? 1.0f / (1.0f + exp(-raw)) : 1.0f;
+}
+
+__kernel void ssd_dt_cumsum(__global const float* dt, ulong dt_off, __global const float* dt_bias, ulong dt_bias_off,
+                            __global const float* A_log, ulong A_log_off, __global float* dtp, ulong dtp_off,
+                            __global float* cs, ulong cs_off, long nb, long L, long H, long chunk,
+                            int softplus, float lo, float hi) {
+  dt += dt_off; dt_bias += dt_bias_off; A_log += A_log_off; dtp += dtp_off; cs += cs_off;
+  const long nc = (L + chunk - 1) / chunk, gid = get_global_id(0);
+  if (gid >= nb * H * nc) return;
+  const long c = gid % nc, h = (gid / nc) % H, b = gid / (nc * H);
+  const float A = -exp(A_log[h]), bias = dt_bias[h];
+  const long t1 = min(L, (c + 1) * chunk);
+  float sum = 0.0f;
+  for (long t = c * chunk; t < t1; ++t) {
+    const float v = ssd_dt(dt[(b * L + t) * H + h] + bias, softplus, lo, hi);
+    const long i = (b * H + h) * L + t;
+    dtp[i] = v;
+    sum += v * A;
+    cs[i] = sum;
+  }
+}
+
+// The chunk's last cumulative sum: log of the decay of the state across the whole chunk.
+inline float chunk_decay_log(__global const float* cs, long b, long h, long c, long L, long H, long chunk) {
+  return cs[(b * H + h) * L + min(L, (c + 1) * chunk) - 1];
+}
+
+// S_in[0] = 0; S_in[c + 1] = exp(cs_end[c]) * S_in[c] + states[c]. In place: states[c] <- S_in[c].
+__kernel void ssd_state_pass(__global float* states, ulong states_off, __global const float* cs, ulong cs_off,
+                             __global float* final_state, ulong final_state_off,
+                             long nb, long L, long H, long chunk, long P, long N) {
+  states += states_off; cs += cs_off; final_state += final_state_off;
+  const long nc = (L + chunk - 1) / chunk, np = N * P, gid = get_global_id(0);
+  if (gid >= nb * H * np) return;
+  const long e = gid % np, h = (gid / np) % H, b = gid / (np * H);
+  __global float* s = states + (b * H + h) * nc * np + e;
+  float carry = 0.0f;
+  for (long c = 0; c < nc; ++c) {
+    const float own = s[c * np];
+    s[c * np] = carry;
+    carry = exp(chunk_decay_log(cs, b, h, c, L, H, chunk)) * carry + own;
+  }
+  const long n = e / P, p = e % P;
+  final_state[((b * H + h) * P + p) * N + n] = carry;
+}
+
+// In:  dstates[c] = dL/dS_in[c] through chunk c's outputs only.  states: S_in (forward).
+// Out: dstates[c] = G[c + 1], the total gradient of S_in[c + 1], which is also the gradient of
+//      chunk c's own state; G[c] = dstates_in[c] + exp(cs_end[c]) * G[c + 1], G[NC] = 0.
+//      dcs_end[c] = sum over (n, p) of G[c + 1] * S_in[c + 1] (S_in[c + 1] depends on cs_end[c]
+//      through both the decay of S_in[c] and the decays inside chunk c's own state).
+// Launch exactly B * H groups of LOCAL (no early return: group_sum has barriers).
+__kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
+void ssd_state_pass_bwd(__global float* dstates, ulong dstates_off, __global const float* states, ulong states_off,
+                        __global const float* cs, ulong cs_off, __global float* dcs_end, ulong dcs_end_off,
+                        long L, long H, long chunk, long np) {
+  dstates += dstates_off; states += states_off; cs += cs_off; dcs_end += dcs_end_off;
+  __local float red[LOCAL];
+  const long nc = (L + chunk - 1) / chunk, bh = get_group_id(0), b = bh / H, h = bh % H;
+  const int lid = get_local_id(0);
+  __global float* ds = dstates + bh * nc * np;
+  __global const float* s = states + bh * nc * np;
+  float g[EPI];
+  for (int k = 0; k < EPI; ++k) g[k] = 0.0f;
+  for (long c = nc - 1; c >= 0; --c) {
+    const float decay = exp(chunk_decay_log(cs, b, h, c, L, H, chunk));
+    float dot = 0.0f;
+    for (int k = 0; k < EPI; ++k) {
+      const long e = lid + (long)k * LOCAL;
+      if (e >= np) break;
+      if (c + 1 < nc) dot += g[k] * s[(c + 1) * np + e];
+      const float own = ds[c * np + e];
+      ds[c * np + e] = g[k];
+      g[k] = own + decay * g[k];
+    }
+    const float total = group_sum(red, dot, LOCAL);
+    if (lid == 0) dcs_end[bh * nc + c] = total;
+  }
+}
+
+// r = dL/d(dtp * A)[t] = sum of dcs over t' >= t within the chunk (plus dcs_end at its last step);
+// ddtp = ddt_d + A * r; dA = sum dtp * r; then through the clamp and the softplus to the raw dt.
+__kernel void ssd_bwd_dt(__global const float* dt, ulong dt_off, __global const float* dt_bias, ulong dt_bias_off,
+                         __global const float* A_log, ulong A_log_off, __global const float* dtp, ulong dtp_off,
+                         __global const float* ddt_d, ulong ddt_d_off, __global const float* dcs, ulong dcs_off,
+                         __global const float* dcs_end, ulong dcs_end_off, __global float* ddt, ulong ddt_off,
+                         __global float* dA_log_p, ulong dA_log_p_off, __global float* dbias_p, ulong dbias_p_off,
+                         long nb, long L, long H, long chunk, int softplus, float lo, float hi, int acc) {
+  dt += dt_off; dt_bias += dt_bias_off; A_log += A_log_off; dtp += dtp_off; ddt_d += ddt_d_off;
+  dcs += dcs_off; dcs_end += dcs_end_off; ddt += ddt_off; dA_log_p += dA_log_p_off; dbias_p += dbias_p_off;
+  const long nc = (L + chunk - 1) / chunk, gid = get_global_id(0);
+  if (gid >= nb * H * nc) return;
+  const long c = gid % nc, h = (gid / nc) % H, b = gid / (nc * H);
+  const float A = -exp(A_log[h]), bias = dt_bias[h];
+  float r = dcs_end[(b * H + h) * nc + c], dA = 0.0f, dbias = 0.0f;
+  for (long t = min(L, (c + 1) * chunk) - 1; t >= c * chunk; --t) {
+    const long i = (b * H + h) * L + t, o = (b * L + t) * H + h;
+    r += dcs[i];
+    dA += dtp[i] * r;
+    const float g = (ddt_d[i] + A * r) * ssd_dt_slope(dt[o] + bias, softplus, lo, hi);
+    ACC_STORE(ddt, o, g, acc);
+    dbias += g;
+  }
+  dA_log_p[(b * nc + c) * H + h] = dA * A;  // dA / dA_log = A
+  dbias_p[(b * nc + c) * H + h] = dbias;
+}
+
+// One work-item per (b, t, g, n).
+__kernel void ssd_sum_heads(__global const float* dB_h, ulong dB_h_off, __global const float* dC_h, ulong dC_h_off,
+                            __global float* dB, ulong dB_off, __global float* dC, ulong dC_off,
+                            long nb, long L, long H, long G, long N, int acc_b, int acc_c) {
+  dB_h += dB_h_off; dC_h += dC_h_off; dB += dB_off; dC += dC_off;
+  const long gid = get_global_id(0);
+  if (gid >= nb * L * G * N) return;
+  const long n = gid % N, g = (gid / N) % G, bt = gid / (N * G), hg = H / G;
+  float sb = 0.0f, sc = 0.0f;
+  for (long h = g * hg; h < (g + 1) * hg; ++h) {
+    sb += dB_h[(bt * H + h) * N + n];
+    sc += dC_h[(bt * H + h) * N + n];
+  }
+  ACC_STORE(dB, gid, sb, acc_b);
+  ACC_STORE(dC, gid, sc, acc_c);
+}
+
+// x_t: (B, H, P); dt_t: (B, H) raw; B_t, C_t: (B, G, N); D: (H) (has_D); state: (B, H, P, N)
+// in place; y_t: (B, H, P).  S = exp(dt * A) * S + dt * x (outer) B;  y = S * C + D * x.
+__kernel void ssd_step(__global const float* x, ulong x_off, __global const float* dt, ulong dt_off,
+                       __global const float* dt_bias, ulong dt_bias_off, __global const float* A_log, ulong A_log_off,
+                       __global const float* Bt, ulong Bt_off, __global const float* Ct, ulong Ct_off,
+                       __global const float* D, ulong D_off, __global float* state, ulong state_off,
+                       __global float* y, ulong y_off, long nb, long H, long G, long P, long N,
+                       int has_D, int softplus, float lo, float hi) {
+  x += x_off; dt += dt_off; dt_bias += dt_bias_off; A_log += A_log_off; Bt += Bt_off; Ct += Ct_off;
+  D += D_off; state += state_off; y += y_off;
+  const long gid = get_global_id(0);
+  if (gid >= nb * H * P) return;
+  const long bh = gid / P, h = bh % H, b = bh / H, g = h / (H / G);
+  const float step = ssd_dt(dt[bh] + dt_bias[h], softplus, lo, hi);
+  const float decay = exp(step * -exp(A_log[h])), dx = step * x[gid];
+  __global float* S = state + gid * N;
+  __global const float* Bg = Bt + (b * G + g) * N;
+  __global const float* Cg = Ct + (b * G + g) * N;
+  float out = 0.0f;
+  for (long n = 0; n < N; ++n) {
+    const float s = decay * S[n] + dx * Bg[n];
+    S[n] = s;
+    out += s * Cg[n];
+  }
+  y[gid] = has_D ? out + D[h] * x[gid] : out;
+}
