@@ -5,6 +5,7 @@
 // (decay·S + (dt·x)·B, then S·C). The device forward's extra.speedup_vs_host_loop compares times.
 // Options: --b --l --h --p --n --g (defaults 8, 2048, 16, 64, 64, 1), --chunk (0: the device's),
 // --mapping automatic|group|item, tile knobs --rows --items --vec --cols (0: the mapping's).
+// MAGELLANO_PROFILE=1 adds the device time per kernel of one forward + backward.
 #include <cmath>
 #include <random>
 
@@ -81,7 +82,7 @@ std::vector<Result> run_ssd(Context& ctx, const Peaks&, const Options& opts) {
 
   std::mt19937 gen(1);
   const HostScan hs{s, rnd(s.b * s.l * s.h * s.p, gen, -1, 1), rnd(s.b * s.l * s.h, gen, -3, 0),
-                    rnd(s.h, gen, -0.5, 0.5), rnd(s.h, gen, 0, 2), rnd(s.b * s.l * s.g * s.n, gen, -1, 1),
+                    rnd(s.h, gen, -0.5, 0.5), rnd(s.h, gen, -2, -1), rnd(s.b * s.l * s.g * s.n, gen, -1, 1),
                     rnd(s.b * s.l * s.g * s.n, gen, -1, 1), rnd(s.h, gen, 0.5, 1.5)};
   auto up = [&](const std::vector<float>& v, Shape shape) {
     Tensor t = Tensor::from_host(ctx, shape, v);
@@ -119,6 +120,15 @@ std::vector<Result> run_ssd(Context& ctx, const Peaks&, const Options& opts) {
   all.gflops = (w.fwd_flops + w.bwd_flops) / s_all / 1e9;
   all.extra = {{"flops", w.fwd_flops + w.bwd_flops}, {"min_bytes", w.fwd_bytes + w.bwd_bytes},
                {"gbps", (w.fwd_bytes + w.bwd_bytes) / s_all / 1e9}};
+  if (ctx.profiler().enabled()) {  // MAGELLANO_PROFILE=1: device time per kernel of one more fwd + bwd
+    ctx.profiler().discard();
+    for (Tensor* t : {&x, &dt, &bias, &A_log, &Bm, &Cm, &D}) t->zero_grad();
+    autograd::backward(ops::ssd_scan(x, dt, bias, A_log, Bm, Cm, D, o), dy);
+    nlohmann::json prof = nlohmann::json::array();
+    for (const auto& e : ctx.profiler().report())
+      prof.push_back({{"kernel", e.name}, {"calls", e.calls}, {"device_ms", e.seconds * 1e3}});
+    all.extra["profile_one_step"] = prof;
+  }
   std::vector<Result> out = {fwd, all};
   if (host) {
     float sink = 0;

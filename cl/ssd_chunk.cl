@@ -16,7 +16,8 @@
 //   ssd_bwd_dx        dx, ddt_d (gradient of dtp at fixed cs), dD partials (B * NC, H)
 //   ssd_bwd_dbc       dB_h, dC_h (per head), dcs (gradient of cs)
 // Every kernel is a few small matrix products out[r, j] = sum_k lhs(r, k) * rhs(k, j). The rhs,
-// CT columns at a time, is staged in local memory, zero-padded (STAGE); every work-item keeps
+// CT columns at a time, is staged in local memory, zero-padded (STAGE_ROWS, or STAGE_COLS for a
+// transposed source); every work-item keeps
 // ROWS rows of the CT columns in registers as VEC-wide vectors (ACCUMULATE) and walks the rows in
 // blocks of ITEMS * ROWS. The two mappings are two sets of these knobs (src/ops/ssd_plan.cpp):
 //   group per chunk (GPUs): ITEMS ~ QC / ROWS work-items share each staged tile
@@ -90,41 +91,53 @@ typedef int16 vi;
 #endif
 
 // ---- the product machinery -------------------------------------------------------------------
-// tile[k_ * CT + j_] = EXPR for k_ < KN where VALID (both may use k_ and j_), else 0.
-#define STAGE(tile, KN, VALID, EXPR)                                  \
-  for (int i_ = get_local_id(0); i_ < (KN) * CT; i_ += ITEMS) {       \
-    const int k_ = i_ / CT, j_ = i_ % CT;                             \
-    (tile)[i_] = (VALID) ? (EXPR) : 0.0f;                             \
+// tile[k_][0 .. CT) = SCALE * ROW[0 .. CT) for k_ < KN, where ROW (using k_) points at
+// contiguous floats of which the first NVALID (a multiple of VEC) are read; zeros elsewhere.
+#define STAGE_ROWS(tile, KN, ROW, NVALID, SCALE)                              \
+  for (int i_ = get_local_id(0); i_ < (KN) * CTV; i_ += ITEMS) {            \
+    const int k_ = i_ / CTV, c_ = (i_ % CTV) * VEC;                         \
+    const vf v_ = c_ < (NVALID) ? VLOAD((ROW) + c_) * (vf)(SCALE) : (vf)0.0f; \
+    VSTORE(v_, (tile) + k_ * CT + c_);                                      \
   }
 
-#define ZERO_ACC(acc)                                                 \
-  for (int r_ = 0; r_ < ROWS; ++r_)                                   \
-    for (int v_ = 0; v_ < CTV; ++v_) acc[r_][v_] = (vf)0.0f;
+// The transpose: tile[k][j_] = COL[k] for k < KN (a multiple of VEC) and j_ < NJ, where COL
+// (using j_) points at contiguous floats; zeros for j_ >= NJ. Vector loads, scalar stores.
+#define STAGE_COLS(tile, KN, COL, NJ)                                         \
+  for (int i_ = get_local_id(0); i_ < CT * ((KN) / VEC); i_ += ITEMS) {     \
+    const int j_ = i_ / ((KN) / VEC), k0_ = (i_ % ((KN) / VEC)) * VEC;      \
+    float t_[VEC];                                                          \
+    VSTORE(j_ < (NJ) ? VLOAD((COL) + k0_) : (vf)0.0f, t_);                  \
+    for (int e_ = 0; e_ < VEC; ++e_) (tile)[(k0_ + e_) * CT + j_] = t_[e_]; \
+  }
+
+#define ZERO_ACC(acc)                                                       \
+  _Pragma("unroll") for (int r_ = 0; r_ < ROWS; ++r_)                       \
+    _Pragma("unroll") for (int v_ = 0; v_ < CTV; ++v_) acc[r_][v_] = (vf)0.0f;
 
 // acc[r_][v] += LHS * tile[k_][v * VEC ...] for k_ in [K0, K1), r_ < ROWS (LHS uses r_ and k_).
-#define ACCUMULATE(acc, tile, K0, K1, LHS)                            \
-  for (int k_ = (K0); k_ < (K1); ++k_) {                              \
-    __local const float* row_ = (tile) + k_ * CT;                     \
-    for (int r_ = 0; r_ < ROWS; ++r_) {                               \
-      const vf a_ = (vf)(LHS);                                        \
-      for (int v_ = 0; v_ < CTV; ++v_)                                \
-        acc[r_][v_] = fma(a_, VLOAD(row_ + v_ * VEC), acc[r_][v_]);   \
-    }                                                                 \
+#define ACCUMULATE(acc, tile, K0, K1, LHS)                                  \
+  for (int k_ = (K0); k_ < (K1); ++k_) {                                    \
+    __local const float* row_ = (tile) + k_ * CT;                           \
+    _Pragma("unroll") for (int r_ = 0; r_ < ROWS; ++r_) {                   \
+      const vf a_ = (vf)(LHS);                                              \
+      _Pragma("unroll") for (int v_ = 0; v_ < CTV; ++v_)                    \
+        acc[r_][v_] = fma(a_, VLOAD(row_ + v_ * VEC), acc[r_][v_]);         \
+    }                                                                       \
   }
 
 // acc[r_][v] *= FACTOR (uses r_).
-#define SCALE_ROWS(acc, FACTOR)                                       \
-  for (int r_ = 0; r_ < ROWS; ++r_) {                                 \
-    const vf f_ = (vf)(FACTOR);                                       \
-    for (int v_ = 0; v_ < CTV; ++v_) acc[r_][v_] *= f_;               \
+#define SCALE_ROWS(acc, FACTOR)                                             \
+  _Pragma("unroll") for (int r_ = 0; r_ < ROWS; ++r_) {                     \
+    const vf f_ = (vf)(FACTOR);                                             \
+    _Pragma("unroll") for (int v_ = 0; v_ < CTV; ++v_) acc[r_][v_] *= f_;   \
   }
 
 // Rows r0 + r_ < NROWS, columns c0 + v * VEC < NCOLS (NCOLS a multiple of VEC) of acc to base.
-#define STORE_ROWS(acc, base, stride, r0, NROWS, c0, NCOLS)          \
-  for (int r_ = 0; r_ < ROWS; ++r_)                                   \
-    if ((r0) + r_ < (NROWS))                                          \
-      for (int v_ = 0; v_ < CTV; ++v_)                                \
-        if ((c0) + v_ * VEC < (NCOLS))                                \
+#define STORE_ROWS(acc, base, stride, r0, NROWS, c0, NCOLS)                 \
+  _Pragma("unroll") for (int r_ = 0; r_ < ROWS; ++r_)                       \
+    if ((r0) + r_ < (NROWS))                                                \
+      _Pragma("unroll") for (int v_ = 0; v_ < CTV; ++v_)                    \
+        if ((c0) + v_ * VEC < (NCOLS))                                      \
           VSTORE(acc[r_][v_], (base) + (long)((r0) + r_) * (stride) + (c0) + v_ * VEC);
 
 // The work-group's chunk: batch b, chunk c of nc, head h of H (group g of G), first step t0,
@@ -191,7 +204,7 @@ void ssd_chunk_outer(__global const float* lhs, ulong lhs_off, __global const fl
   __global float* O = out + ((k.b * H + k.h) * k.nc + k.c) * DSTATE * HEADDIM;
   for (int p0 = 0; p0 < HEADDIM; p0 += CT) {
     barrier(CLK_LOCAL_MEM_FENCE);
-    STAGE(tile, k.lc, p0 + j_ < HEADDIM, w[k_] * R[k_ * XROW + p0 + j_]);
+    STAGE_ROWS(tile, k.lc, R + k_ * XROW + p0, HEADDIM - p0, w[k_]);
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int rb = 0; rb < DSTATE; rb += ITEMS * ROWS) {
       const int n0 = rb + lid * ROWS;
@@ -216,7 +229,7 @@ void ssd_chunk_cb(__global const float* Cm, ulong Cm_off, __global const float* 
   __global float* O = CB + ((k.b * G + k.g) * k.nc + k.c) * CHUNK * QCP;
   for (int s0 = 0; s0 < QCP; s0 += CT) {
     barrier(CLK_LOCAL_MEM_FENCE);
-    STAGE(tile, DSTATE, s0 + j_ < k.lc, B0[(s0 + j_) * BROW + k_]);
+    STAGE_COLS(tile, DSTATE, B0 + (s0 + j_) * BROW, k.lc - s0);
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int rb = 0; rb < CHUNK; rb += ITEMS * ROWS) {
       const int t0 = rb + lid * ROWS;
@@ -252,8 +265,8 @@ void ssd_chunk_scan(__global const float* x, ulong x_off, __global const float* 
   __global float* Y = y + ((k.b * L + k.t0) * H + k.h) * HEADDIM;
   for (int p0 = 0; p0 < HEADDIM; p0 += CT) {
     barrier(CLK_LOCAL_MEM_FENCE);
-    STAGE(tS, DSTATE, p0 + j_ < HEADDIM, S[k_ * HEADDIM + p0 + j_]);
-    STAGE(tX, k.lc, p0 + j_ < HEADDIM, dt_l[k_] * X[k_ * XROW + p0 + j_]);
+    STAGE_ROWS(tS, DSTATE, S + k_ * HEADDIM + p0, HEADDIM - p0, 1.0f);
+    STAGE_ROWS(tX, k.lc, X + k_ * XROW + p0, HEADDIM - p0, dt_l[k_]);
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int rb = 0; rb < k.lc; rb += ITEMS * ROWS) {
       const int t0 = rb + lid * ROWS;
@@ -264,8 +277,10 @@ void ssd_chunk_scan(__global const float* x, ulong x_off, __global const float* 
       ACCUMULATE(acc, tX, 0, min(k.lc, t0 + ROWS),
                  t0 + r_ < k.lc ? Dm[(t0 + r_) * QCP + k_] * CBc[(t0 + r_) * QCP + k_] : 0.0f);
       if (has_D)
+        #pragma unroll
         for (int r = 0; r < ROWS; ++r)
           if (t0 + r < k.lc)
+            #pragma unroll
             for (int v = 0; v < CTV; ++v)
               if (p0 + v * VEC < HEADDIM) acc[r][v] += Dh * VLOAD(X + (t0 + r) * XROW + p0 + v * VEC);
       STORE_ROWS(acc, Y, XROW, t0, k.lc, p0, HEADDIM);
@@ -306,8 +321,8 @@ void ssd_bwd_dx(__global const float* x, ulong x_off, __global const float* dy, 
   __global const float* Gc = dstates + ((k.b * H + k.h) * k.nc + k.c) * DSTATE * HEADDIM;
   for (int p0 = 0; p0 < HEADDIM; p0 += CT) {
     barrier(CLK_LOCAL_MEM_FENCE);
-    STAGE(tDY, k.lc, p0 + j_ < HEADDIM, DY[k_ * XROW + p0 + j_]);
-    STAGE(tG, DSTATE, p0 + j_ < HEADDIM, Gc[k_ * HEADDIM + p0 + j_]);
+    STAGE_ROWS(tDY, k.lc, DY + k_ * XROW + p0, HEADDIM - p0, 1.0f);
+    STAGE_ROWS(tG, DSTATE, Gc + k_ * HEADDIM + p0, HEADDIM - p0, 1.0f);
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int rb = 0; rb < k.lc; rb += ITEMS * ROWS) {
       const int s0 = rb + lid * ROWS;
@@ -316,10 +331,12 @@ void ssd_bwd_dx(__global const float* x, ulong x_off, __global const float* dy, 
       ACCUMULATE(acc, tG, 0, DSTATE, s0 + r_ < k.lc ? B0[(s0 + r_) * BROW + k_] : 0.0f);
       SCALE_ROWS(acc, s0 + r_ < k.lc ? exp(cs_end - cs_l[s0 + r_]) : 0.0f);
       ACCUMULATE(acc, tDY, s0, k.lc, s0 + r_ < k.lc ? Dt[(s0 + r_) * QCP + k_] * CBc[k_ * QCP + s0 + r_] : 0.0f);
+      #pragma unroll
       for (int r = 0; r < ROWS; ++r) {
         const int s = s0 + r;
         if (s >= k.lc) continue;
         vf ddt = (vf)0.0f, dD = (vf)0.0f;
+        #pragma unroll
         for (int v = 0; v < CTV; ++v) {
           const int p = p0 + v * VEC;
           if (p >= HEADDIM) continue;
@@ -380,15 +397,17 @@ void ssd_bwd_dbc(__global const float* x, ulong x_off, __global const float* dy,
   // 1. W, in place over the decay matrix (each work-item rescales only its own rows).
   for (int s0 = 0; s0 < QCP; s0 += CT) {
     barrier(CLK_LOCAL_MEM_FENCE);
-    STAGE(tP, HEADDIM, s0 + j_ < k.lc, X[(s0 + j_) * XROW + k_]);
+    STAGE_COLS(tP, HEADDIM, X + (s0 + j_) * XROW, k.lc - s0);
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int rb = 0; rb < CHUNK; rb += ITEMS * ROWS) {
       const int t0 = rb + lid * ROWS;
       vf acc[ROWS][CTV];
       ZERO_ACC(acc);
       ACCUMULATE(acc, tP, 0, HEADDIM, t0 + r_ < k.lc ? DY[(t0 + r_) * XROW + k_] : 0.0f);
+      #pragma unroll
       for (int r = 0; r < ROWS; ++r)
         if (t0 + r < CHUNK)
+          #pragma unroll
           for (int v = 0; v < CTV; ++v) {
             const int s = s0 + v * VEC;
             if (s >= QCP) continue;
@@ -400,8 +419,8 @@ void ssd_bwd_dbc(__global const float* x, ulong x_off, __global const float* dy,
   // 2. dC_h, N columns at a time.
   for (int n0 = 0; n0 < DSTATE; n0 += CT) {
     barrier(CLK_LOCAL_MEM_FENCE);
-    STAGE(tP, HEADDIM, n0 + j_ < DSTATE, S[(n0 + j_) * HEADDIM + k_]);
-    STAGE(tQ, k.lc, n0 + j_ < DSTATE, B0[k_ * BROW + n0 + j_]);
+    STAGE_COLS(tP, HEADDIM, S + (n0 + j_) * HEADDIM, DSTATE - n0);
+    STAGE_ROWS(tQ, k.lc, B0 + k_ * BROW + n0, DSTATE - n0, 1.0f);
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int rb = 0; rb < k.lc; rb += ITEMS * ROWS) {
       const int t0 = rb + lid * ROWS;
@@ -411,9 +430,11 @@ void ssd_bwd_dbc(__global const float* x, ulong x_off, __global const float* dy,
       SCALE_ROWS(acc, t0 + r_ < k.lc ? exp(cs_l[t0 + r_]) : 0.0f);
       ACCUMULATE(acc, tQ, 0, min(k.lc, t0 + ROWS), t0 + r_ < k.lc ? W[(t0 + r_) * QCP + k_] : 0.0f);
       STORE_ROWS(acc, dC_h + ho, H * DSTATE, t0, k.lc, n0, DSTATE);
+      #pragma unroll
       for (int r = 0; r < ROWS; ++r) {
         if (t0 + r >= k.lc) continue;
         vf d = (vf)0.0f;
+        #pragma unroll
         for (int v = 0; v < CTV; ++v)
           if (n0 + v * VEC < DSTATE) d += VLOAD(C0 + (t0 + r) * BROW + n0 + v * VEC) * acc[r][v];
         dcs_l[t0 + r] += HSUM(d);
@@ -423,8 +444,8 @@ void ssd_bwd_dbc(__global const float* x, ulong x_off, __global const float* dy,
   // 3. dB_h.
   for (int n0 = 0; n0 < DSTATE; n0 += CT) {
     barrier(CLK_LOCAL_MEM_FENCE);
-    STAGE(tP, HEADDIM, n0 + j_ < DSTATE, Gc[(n0 + j_) * HEADDIM + k_]);
-    STAGE(tQ, k.lc, n0 + j_ < DSTATE, C0[k_ * BROW + n0 + j_]);
+    STAGE_COLS(tP, HEADDIM, Gc + (n0 + j_) * HEADDIM, DSTATE - n0);
+    STAGE_ROWS(tQ, k.lc, C0 + k_ * BROW + n0, DSTATE - n0, 1.0f);
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int rb = 0; rb < k.lc; rb += ITEMS * ROWS) {
       const int s0 = rb + lid * ROWS;
@@ -434,9 +455,11 @@ void ssd_bwd_dbc(__global const float* x, ulong x_off, __global const float* dy,
       SCALE_ROWS(acc, s0 + r_ < k.lc ? exp(cs_end - cs_l[s0 + r_]) * dt_l[s0 + r_] : 0.0f);
       ACCUMULATE(acc, tQ, s0, k.lc, s0 + r_ < k.lc ? W[k_ * QCP + s0 + r_] : 0.0f);
       STORE_ROWS(acc, dB_h + ho, H * DSTATE, s0, k.lc, n0, DSTATE);
+      #pragma unroll
       for (int r = 0; r < ROWS; ++r) {
         if (s0 + r >= k.lc) continue;
         vf d = (vf)0.0f;
+        #pragma unroll
         for (int v = 0; v < CTV; ++v)
           if (n0 + v * VEC < DSTATE) d += VLOAD(B0 + (s0 + r) * BROW + n0 + v * VEC) * acc[r][v];
         dcs_l[s0 + r] -= HSUM(d);

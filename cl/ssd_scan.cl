@@ -5,11 +5,12 @@
 //   dt_bias, A_log: (H); every head's A = -exp(A_log)
 //   dtp, cs: (B, H, L) the processed step size, and the cumulative sum of dtp * A within each
 //            chunk of `chunk` steps (it restarts at every chunk)
+//   decay: (B, H, NC) exp(cs at the chunk's last step): how much a state fades across the chunk
 //   states: (B, H, NC, N, P) per chunk (NC = ceil(L / chunk)); final: (B, H, P, N)
 //   dB_h, dC_h: (B, L, H, N) per-head gradients of B and C; dB, dC: (B, L, G, N)
 //   partials (rows B * NC, columns H): per (b, chunk) sums of dA_log and ddt_bias
 // Kernels:
-//   ssd_dt_cumsum      dtp, cs                                         one work-item per (b, h, chunk)
+//   ssd_dt_cumsum      dtp, cs, decay                                  one work-item per (b, h, chunk)
 //   ssd_state_pass     states: each chunk's own state -> the state entering it; final = state after L
 //                                                                      one work-item per (b, h, n, p)
 //   ssd_state_pass_bwd dstates: each chunk's state gradient -> the gradient of the state its own
@@ -45,9 +46,9 @@ inline float ssd_dt_slope(float raw, int softplus, float lo, float hi) {
 
 __kernel void ssd_dt_cumsum(__global const float* dt, ulong dt_off, __global const float* dt_bias, ulong dt_bias_off,
                             __global const float* A_log, ulong A_log_off, __global float* dtp, ulong dtp_off,
-                            __global float* cs, ulong cs_off, long nb, long L, long H, long chunk,
-                            int softplus, float lo, float hi) {
-  dt += dt_off; dt_bias += dt_bias_off; A_log += A_log_off; dtp += dtp_off; cs += cs_off;
+                            __global float* cs, ulong cs_off, __global float* decay, ulong decay_off,
+                            long nb, long L, long H, long chunk, int softplus, float lo, float hi) {
+  dt += dt_off; dt_bias += dt_bias_off; A_log += A_log_off; dtp += dtp_off; cs += cs_off; decay += decay_off;
   const long nc = (L + chunk - 1) / chunk, gid = get_global_id(0);
   if (gid >= nb * H * nc) return;
   const long c = gid % nc, h = (gid / nc) % H, b = gid / (nc * H);
@@ -61,27 +62,24 @@ __kernel void ssd_dt_cumsum(__global const float* dt, ulong dt_off, __global con
     sum += v * A;
     cs[i] = sum;
   }
+  decay[(b * H + h) * nc + c] = exp(sum);
 }
 
-// The chunk's last cumulative sum: log of the decay of the state across the whole chunk.
-inline float chunk_decay_log(__global const float* cs, long b, long h, long c, long L, long H, long chunk) {
-  return cs[(b * H + h) * L + min(L, (c + 1) * chunk) - 1];
-}
-
-// S_in[0] = 0; S_in[c + 1] = exp(cs_end[c]) * S_in[c] + states[c]. In place: states[c] <- S_in[c].
-__kernel void ssd_state_pass(__global float* states, ulong states_off, __global const float* cs, ulong cs_off,
-                             __global float* final_state, ulong final_state_off,
-                             long nb, long L, long H, long chunk, long P, long N) {
-  states += states_off; cs += cs_off; final_state += final_state_off;
-  const long nc = (L + chunk - 1) / chunk, np = N * P, gid = get_global_id(0);
+// S_in[0] = 0; S_in[c + 1] = decay[c] * S_in[c] + states[c]. In place: states[c] <- S_in[c].
+__kernel void ssd_state_pass(__global float* states, ulong states_off, __global const float* decay, ulong decay_off,
+                             __global float* final_state, ulong final_state_off, long nb, long nc, long H,
+                             long P, long N) {
+  states += states_off; decay += decay_off; final_state += final_state_off;
+  const long np = N * P, gid = get_global_id(0);
   if (gid >= nb * H * np) return;
   const long e = gid % np, h = (gid / np) % H, b = gid / (np * H);
   __global float* s = states + (b * H + h) * nc * np + e;
+  __global const float* a = decay + (b * H + h) * nc;
   float carry = 0.0f;
   for (long c = 0; c < nc; ++c) {
     const float own = s[c * np];
     s[c * np] = carry;
-    carry = exp(chunk_decay_log(cs, b, h, c, L, H, chunk)) * carry + own;
+    carry = a[c] * carry + own;
   }
   const long n = e / P, p = e % P;
   final_state[((b * H + h) * P + p) * N + n] = carry;
@@ -89,24 +87,24 @@ __kernel void ssd_state_pass(__global float* states, ulong states_off, __global 
 
 // In:  dstates[c] = dL/dS_in[c] through chunk c's outputs only.  states: S_in (forward).
 // Out: dstates[c] = G[c + 1], the total gradient of S_in[c + 1], which is also the gradient of
-//      chunk c's own state; G[c] = dstates_in[c] + exp(cs_end[c]) * G[c + 1], G[NC] = 0.
+//      chunk c's own state; G[c] = dstates_in[c] + decay[c] * G[c + 1], G[NC] = 0.
 //      dcs_end[c] = sum over (n, p) of G[c + 1] * S_in[c + 1] (S_in[c + 1] depends on cs_end[c]
 //      through both the decay of S_in[c] and the decays inside chunk c's own state).
 // Launch exactly B * H groups of LOCAL (no early return: group_sum has barriers).
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
 void ssd_state_pass_bwd(__global float* dstates, ulong dstates_off, __global const float* states, ulong states_off,
-                        __global const float* cs, ulong cs_off, __global float* dcs_end, ulong dcs_end_off,
-                        long L, long H, long chunk, long np) {
-  dstates += dstates_off; states += states_off; cs += cs_off; dcs_end += dcs_end_off;
+                        __global const float* decay, ulong decay_off, __global float* dcs_end, ulong dcs_end_off,
+                        long nc, long np) {
+  dstates += dstates_off; states += states_off; decay += decay_off; dcs_end += dcs_end_off;
   __local float red[LOCAL];
-  const long nc = (L + chunk - 1) / chunk, bh = get_group_id(0), b = bh / H, h = bh % H;
+  const long bh = get_group_id(0);
   const int lid = get_local_id(0);
   __global float* ds = dstates + bh * nc * np;
   __global const float* s = states + bh * nc * np;
   float g[EPI];
   for (int k = 0; k < EPI; ++k) g[k] = 0.0f;
   for (long c = nc - 1; c >= 0; --c) {
-    const float decay = exp(chunk_decay_log(cs, b, h, c, L, H, chunk));
+    const float a = decay[bh * nc + c];
     float dot = 0.0f;
     for (int k = 0; k < EPI; ++k) {
       const long e = lid + (long)k * LOCAL;
@@ -114,7 +112,7 @@ void ssd_state_pass_bwd(__global float* dstates, ulong dstates_off, __global con
       if (c + 1 < nc) dot += g[k] * s[(c + 1) * np + e];
       const float own = ds[c * np + e];
       ds[c * np + e] = g[k];
-      g[k] = own + decay * g[k];
+      g[k] = own + a * g[k];
     }
     const float total = group_sum(red, dot, LOCAL);
     if (lid == 0) dcs_end[bh * nc + c] = total;

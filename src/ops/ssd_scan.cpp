@@ -74,10 +74,10 @@ Tensor chunk_cb(const Tensor& Cm, const Tensor& Bm, const SsdDims& d, const SsdP
   return cb;
 }
 
-// What the backward needs besides the inputs: the forward's dtp, cs (B, H, L) and the states
-// entering each chunk (B·H, NC, N, P).
+// What the backward needs besides the inputs: the forward's dtp, cs (B, H, L), the decay across
+// each chunk (B, H, NC) and the states entering each chunk (B·H, NC, N, P).
 struct Saved {
-  Tensor x, dt, dt_bias, A_log, Bm, Cm, D, dtp, cs, states;
+  Tensor x, dt, dt_bias, A_log, Bm, Cm, D, dtp, cs, decay, states;
 };
 
 struct Metas {
@@ -94,7 +94,7 @@ void backward(const Saved& s, const Metas& m, const Tensor& dy, const SsdDims& d
   Tensor dstates = scratch(ctx, Shape{d.b * d.h, nc, d.n, d.p}), dcs_end = scratch(ctx, Shape{d.b * d.h, nc});
   chunk_outer(s.Cm, dy, s.dtp, s.cs, dstates, false, d, plan);
   Launch(ctx, "ssd_scan", "ssd_state_pass_bwd", scan_knobs)
-      .arg(dstates).arg(s.states).arg(s.cs).arg(dcs_end).arg(d.l).arg(d.h).arg(plan.chunk).arg(d.n * d.p)
+      .arg(dstates).arg(s.states).arg(s.decay).arg(dcs_end).arg(nc).arg(d.n * d.p)
       .run(d.b * d.h * plan.scan_local, plan.scan_local);
   // dx, and the parts of ddtp and dD that come with it.
   const autograd::GradTarget gx = target_or_scratch(m.x, ctx, s.x.shape());
@@ -145,15 +145,16 @@ Tensor ssd_scan(const Tensor& x, const Tensor& dt, const Tensor& dt_bias, const 
   const SsdPlan plan = detail::plan_ssd(ctx, d, opt);
   const std::string chunk_knobs = plan.chunk_knobs(d), scan_knobs = plan.scan_knobs(d);
   Saved s{x, dt, dt_bias, A_log, Bm, Cm, D, Tensor::empty(ctx, Shape{d.b, d.h, d.l}),
-          Tensor::empty(ctx, Shape{d.b, d.h, d.l}), Tensor::empty(ctx, Shape{d.b * d.h, plan.nc, d.n, d.p})};
+          Tensor::empty(ctx, Shape{d.b, d.h, d.l}), Tensor::empty(ctx, Shape{d.b, d.h, plan.nc}),
+          Tensor::empty(ctx, Shape{d.b * d.h, plan.nc, d.n, d.p})};
   Launch(ctx, "ssd_scan", "ssd_dt_cumsum", scan_knobs)
-      .arg(dt).arg(dt_bias).arg(A_log).arg(s.dtp).arg(s.cs).arg(d.b).arg(d.l).arg(d.h).arg(plan.chunk)
+      .arg(dt).arg(dt_bias).arg(A_log).arg(s.dtp).arg(s.cs).arg(s.decay).arg(d.b).arg(d.l).arg(d.h).arg(plan.chunk)
       .arg(int32_t(opt.dt.softplus)).arg(opt.dt.lo).arg(opt.dt.hi)
       .run(d.b * d.h * plan.nc);
   chunk_outer(Bm, x, s.dtp, s.cs, s.states, true, d, plan);
   Tensor last = Tensor::empty(ctx, Shape{d.b, d.h, d.p, d.n});
   Launch(ctx, "ssd_scan", "ssd_state_pass", scan_knobs)
-      .arg(s.states).arg(s.cs).arg(last).arg(d.b).arg(d.l).arg(d.h).arg(plan.chunk).arg(d.p).arg(d.n)
+      .arg(s.states).arg(s.decay).arg(last).arg(d.b).arg(plan.nc).arg(d.h).arg(d.p).arg(d.n)
       .run(d.b * d.h * d.n * d.p);
   if (final_state) *final_state = last;
   const Tensor cb = chunk_cb(Cm, Bm, d, plan);
