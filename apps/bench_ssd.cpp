@@ -81,8 +81,9 @@ std::vector<Result> run_ssd(Context& ctx, const Peaks&, const Options& opts) {
   const bool host = integer_in(opts, "host", 1, 0, 1) == 1;
 
   std::mt19937 gen(1);
-  const HostScan hs{s, rnd(s.b * s.l * s.h * s.p, gen, -1, 1), rnd(s.b * s.l * s.h, gen, -3, 0),
-                    rnd(s.h, gen, -0.5, 0.5), rnd(s.h, gen, -2, -1), rnd(s.b * s.l * s.g * s.n, gen, -1, 1),
+  // Mamba2's initial ranges: A = -exp(A_log) in [-16, -1], softplus(dt + dt_bias) in ~[0.001, 0.3].
+  const HostScan hs{s, rnd(s.b * s.l * s.h * s.p, gen, -1, 1), rnd(s.b * s.l * s.h, gen, -1, 1),
+                    rnd(s.h, gen, -6.9f, -2.3f), rnd(s.h, gen, 0, 2.77f), rnd(s.b * s.l * s.g * s.n, gen, -1, 1),
                     rnd(s.b * s.l * s.g * s.n, gen, -1, 1), rnd(s.h, gen, 0.5, 1.5)};
   auto up = [&](const std::vector<float>& v, Shape shape) {
     Tensor t = Tensor::from_host(ctx, shape, v);

@@ -13,7 +13,7 @@
 //                     outputs (lhs = C, rhs = dy, w[t] = exp(cs[t]))
 //   ssd_chunk_cb      CB (B, G, NC, QC, QCP)
 //   ssd_chunk_scan    y
-//   ssd_bwd_dx        dx, ddt_d (gradient of dtp at fixed cs), dD partials (B * NC, H)
+//   ssd_bwd_dx        dx, ddt_d (gradient of dtp at fixed cs), dD partials (B * NC, H), dcs_end
 //   ssd_bwd_dbc       dB_h, dC_h (per head), dcs (gradient of cs)
 // Every kernel is a few small matrix products out[r, j] = sum_k lhs(r, k) * rhs(k, j). The rhs,
 // CT columns at a time, is staged in local memory, zero-padded (STAGE_ROWS, or STAGE_COLS for a
@@ -289,20 +289,26 @@ void ssd_chunk_scan(__global const float* x, ulong x_off, __global const float* 
 }
 
 // ---- backward ----------------------------------------------------------------------------------
-// dstates: the gradient of each chunk's own state, G (B, H, NC, N, P) (ssd_state_pass_bwd).
+// dstates: the gradient of each chunk's own state, G (B, H, NC, N, P) (the reverse state pass);
+// states: S entering each chunk.
 //   u[s, p]  = sum_{t >= s} Dm[t, s] CB[t, s] dy[t, p] + exp(cs_end - cs[s]) sum_n B[s, n] G[n, p]
 //   dx[s, p] (+)= dtp[s] u[s, p] + D dy[s, p];   ddt_d[s] = sum_p x[s, p] u[s, p]
 //   dD_p[(b, c), h] = sum_{s, p} dy[s, p] x[s, p]
+//   dcs_end[b, h, c] = sum_{n, p} G[n, p] S_next[n, p]: the gradient of cs_end through the state
+//   passing (S_next = the state entering chunk c + 1 = decay S + the chunk's own state, both
+//   of which scale with exp(cs_end)); zero for the last chunk, where G = 0.
 __kernel __attribute__((reqd_work_group_size(ITEMS, 1, 1)))
 void ssd_bwd_dx(__global const float* x, ulong x_off, __global const float* dy, ulong dy_off,
                 __global const float* Bm, ulong Bm_off, __global const float* CB, ulong CB_off,
                 __global const float* dtp, ulong dtp_off, __global const float* cs, ulong cs_off,
-                __global const float* dstates, ulong dstates_off, __global const float* D, ulong D_off,
-                __global float* dx, ulong dx_off, __global float* ddt_d, ulong ddt_d_off,
-                __global float* dD_p, ulong dD_p_off, long L, long H, long G, int has_D, int acc_dx) {
+                __global const float* dstates, ulong dstates_off, __global const float* states, ulong states_off,
+                __global const float* D, ulong D_off, __global float* dx, ulong dx_off,
+                __global float* ddt_d, ulong ddt_d_off, __global float* dD_p, ulong dD_p_off,
+                __global float* dcs_end, ulong dcs_end_off, long L, long H, long G, int has_D, int acc_dx) {
   x += x_off; dy += dy_off; Bm += Bm_off; CB += CB_off; dtp += dtp_off; cs += cs_off;
-  dstates += dstates_off; D += D_off; dx += dx_off; ddt_d += ddt_d_off; dD_p += dD_p_off;
-  __local float cs_l[QCP], dt_l[QCP], Dt[CHUNK * QCP], ddt_l[QCP], dD_l[QCP];
+  dstates += dstates_off; states += states_off; D += D_off; dx += dx_off; ddt_d += ddt_d_off;
+  dD_p += dD_p_off; dcs_end += dcs_end_off;
+  __local float cs_l[QCP], dt_l[QCP], Dt[CHUNK * QCP], ddt_l[QCP], dD_l[QCP], end_l[ITEMS];
   __local float tDY[CHUNK * CT], tG[DSTATE * CT];
   const Chunk k = chunk_of(get_group_id(0), L, H, G);
   const int lid = get_local_id(0);
@@ -319,10 +325,17 @@ void ssd_bwd_dx(__global const float* x, ulong x_off, __global const float* dy, 
   __global const float* B0 = Bm + ((k.b * L + k.t0) * G + k.g) * DSTATE;
   __global const float* CBc = CB + ((k.b * G + k.g) * k.nc + k.c) * CHUNK * QCP;
   __global const float* Gc = dstates + ((k.b * H + k.h) * k.nc + k.c) * DSTATE * HEADDIM;
+  __global const float* Snext = states + ((k.b * H + k.h) * k.nc + k.c + 1) * DSTATE * HEADDIM;
+  vf end_dot = (vf)0.0f;  // this work-item's part of dcs_end, over the elements it stages
   for (int p0 = 0; p0 < HEADDIM; p0 += CT) {
     barrier(CLK_LOCAL_MEM_FENCE);
     STAGE_ROWS(tDY, k.lc, DY + k_ * XROW + p0, HEADDIM - p0, 1.0f);
     STAGE_ROWS(tG, DSTATE, Gc + k_ * HEADDIM + p0, HEADDIM - p0, 1.0f);
+    if (k.c + 1 < k.nc)
+      for (int i = lid; i < DSTATE * CTV; i += ITEMS) {
+        const int n = i / CTV, c = (i % CTV) * VEC;
+        if (p0 + c < HEADDIM) end_dot += VLOAD(Gc + n * HEADDIM + p0 + c) * VLOAD(Snext + n * HEADDIM + p0 + c);
+      }
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int rb = 0; rb < k.lc; rb += ITEMS * ROWS) {
       const int s0 = rb + lid * ROWS;
@@ -352,12 +365,15 @@ void ssd_bwd_dx(__global const float* x, ulong x_off, __global const float* dy, 
       }
     }
   }
+  end_l[lid] = HSUM(end_dot);
   barrier(CLK_LOCAL_MEM_FENCE);
   for (int t = lid; t < k.lc; t += ITEMS) ddt_d[seq + t] = ddt_l[t];
-  if (lid == 0) {
-    float sum = 0.0f;
+  if (lid == 0) {  // fixed-order sums
+    float sum = 0.0f, end = 0.0f;
     for (int t = 0; t < k.lc; ++t) sum += dD_l[t];
+    for (int i = 0; i < ITEMS; ++i) end += end_l[i];
     dD_p[(k.b * k.nc + k.c) * H + k.h] = sum;
+    dcs_end[(k.b * H + k.h) * k.nc + k.c] = end;
   }
 }
 

@@ -10,24 +10,19 @@
 //   dB_h, dC_h: (B, L, H, N) per-head gradients of B and C; dB, dC: (B, L, G, N)
 //   partials (rows B * NC, columns H): per (b, chunk) sums of dA_log and ddt_bias
 // Kernels:
-//   ssd_dt_cumsum      dtp, cs, decay                                  one work-item per (b, h, chunk)
-//   ssd_state_pass     states: each chunk's own state -> the state entering it; final = state after L
-//                                                                      one work-item per (b, h, n, p)
-//   ssd_state_pass_bwd dstates: each chunk's state gradient -> the gradient of the state its own
-//                      steps produce (the one entering the next chunk); dcs_end (B, H, NC): the
-//                      gradient of each chunk's last cumulative sum through the state passing
-//                                                                      a work-group per (b, h)
-//   ssd_bwd_dt         ddt from ddt_d (gradient of dtp at fixed cs) and dcs (gradient of cs); the
-//                      partials of dA_log and ddt_bias                one work-item per (b, h, chunk)
+//   ssd_dt_cumsum      dtp, cs, decay                                  one work-item per (b, chunk, h)
+//   ssd_state_pass     forward: states: each chunk's own state -> the state entering it, and
+//                      final = the state after L; reverse: dstates: the gradient of each chunk's
+//                      entering state through its outputs -> the gradient of its own state
+//                                                          one work-item per (b, h, SVEC of n, p)
+//   ssd_bwd_dt         ddt from ddt_d (gradient of dtp at fixed cs), dcs (gradient of cs) and
+//                      dcs_end (B, H, NC) (gradient of each chunk's last cs through the state
+//                      passing); the partials of dA_log and ddt_bias  one work-item per (b, chunk, h)
 //   ssd_sum_heads      dB, dC (+)= sums of dB_h, dC_h over the heads of each group, in head order
 //   ssd_step           one decoding step: state (B, H, P, N) in place   one work-item per (b, h, p)
-// Knobs: LOCAL (work-group size of ssd_state_pass_bwd, a power of two), EPI (state elements per
-// work-item there, >= N * P / LOCAL).
-#ifndef LOCAL
-#define LOCAL 256
-#endif
-#ifndef EPI
-#define EPI 16
+// Knobs: SVEC (contiguous state elements per work-item of ssd_state_pass; must divide N * P).
+#ifndef SVEC
+#define SVEC 1
 #endif
 
 // The step size the scan uses: softplus (torch's, linear above 20) of the raw value plus bias,
@@ -51,7 +46,7 @@ __kernel void ssd_dt_cumsum(__global const float* dt, ulong dt_off, __global con
   dt += dt_off; dt_bias += dt_bias_off; A_log += A_log_off; dtp += dtp_off; cs += cs_off; decay += decay_off;
   const long nc = (L + chunk - 1) / chunk, gid = get_global_id(0);
   if (gid >= nb * H * nc) return;
-  const long c = gid % nc, h = (gid / nc) % H, b = gid / (nc * H);
+  const long h = gid % H, c = (gid / H) % nc, b = gid / (nc * H);  // heads share dt's cache lines
   const float A = -exp(A_log[h]), bias = dt_bias[h];
   const long t1 = min(L, (c + 1) * chunk);
   float sum = 0.0f;
@@ -65,58 +60,34 @@ __kernel void ssd_dt_cumsum(__global const float* dt, ulong dt_off, __global con
   decay[(b * H + h) * nc + c] = exp(sum);
 }
 
-// S_in[0] = 0; S_in[c + 1] = decay[c] * S_in[c] + states[c]. In place: states[c] <- S_in[c].
+// Forward (reverse = 0): S_in[0] = 0, S_in[c + 1] = decay[c] * S_in[c] + own[c]; in place,
+//   states[c] <- S_in[c]; final (B, H, P, N) <- S_in[NC].
+// Reverse: G[NC] = 0, G[c] = in[c] + decay[c] * G[c + 1], where in[c] is the gradient of S_in[c]
+//   through chunk c's outputs; in place, states[c] <- G[c + 1], the gradient of chunk c's own state.
 __kernel void ssd_state_pass(__global float* states, ulong states_off, __global const float* decay, ulong decay_off,
                              __global float* final_state, ulong final_state_off, long nb, long nc, long H,
-                             long P, long N) {
+                             long P, long N, int reverse) {
   states += states_off; decay += decay_off; final_state += final_state_off;
   const long np = N * P, gid = get_global_id(0);
-  if (gid >= nb * H * np) return;
-  const long e = gid % np, h = (gid / np) % H, b = gid / (np * H);
-  __global float* s = states + (b * H + h) * nc * np + e;
-  __global const float* a = decay + (b * H + h) * nc;
-  float carry = 0.0f;
-  for (long c = 0; c < nc; ++c) {
-    const float own = s[c * np];
-    s[c * np] = carry;
-    carry = a[c] * carry + own;
-  }
-  const long n = e / P, p = e % P;
-  final_state[((b * H + h) * P + p) * N + n] = carry;
-}
-
-// In:  dstates[c] = dL/dS_in[c] through chunk c's outputs only.  states: S_in (forward).
-// Out: dstates[c] = G[c + 1], the total gradient of S_in[c + 1], which is also the gradient of
-//      chunk c's own state; G[c] = dstates_in[c] + decay[c] * G[c + 1], G[NC] = 0.
-//      dcs_end[c] = sum over (n, p) of G[c + 1] * S_in[c + 1] (S_in[c + 1] depends on cs_end[c]
-//      through both the decay of S_in[c] and the decays inside chunk c's own state).
-// Launch exactly B * H groups of LOCAL (no early return: group_sum has barriers).
-__kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
-void ssd_state_pass_bwd(__global float* dstates, ulong dstates_off, __global const float* states, ulong states_off,
-                        __global const float* decay, ulong decay_off, __global float* dcs_end, ulong dcs_end_off,
-                        long nc, long np) {
-  dstates += dstates_off; states += states_off; decay += decay_off; dcs_end += dcs_end_off;
-  __local float red[LOCAL];
-  const long bh = get_group_id(0);
-  const int lid = get_local_id(0);
-  __global float* ds = dstates + bh * nc * np;
-  __global const float* s = states + bh * nc * np;
-  float g[EPI];
-  for (int k = 0; k < EPI; ++k) g[k] = 0.0f;
-  for (long c = nc - 1; c >= 0; --c) {
-    const float a = decay[bh * nc + c];
-    float dot = 0.0f;
-    for (int k = 0; k < EPI; ++k) {
-      const long e = lid + (long)k * LOCAL;
-      if (e >= np) break;
-      if (c + 1 < nc) dot += g[k] * s[(c + 1) * np + e];
-      const float own = ds[c * np + e];
-      ds[c * np + e] = g[k];
-      g[k] = own + a * g[k];
+  if (gid >= nb * H * (np / SVEC)) return;
+  const long e0 = (gid % (np / SVEC)) * SVEC, bh = gid / (np / SVEC);
+  __global float* s = states + bh * nc * np + e0;
+  __global const float* a = decay + bh * nc;
+  float carry[SVEC];
+  for (int i = 0; i < SVEC; ++i) carry[i] = 0.0f;
+  for (long k = 0; k < nc; ++k) {
+    const long c = reverse ? nc - 1 - k : k;
+    for (int i = 0; i < SVEC; ++i) {
+      const float in = s[c * np + i];
+      s[c * np + i] = carry[i];
+      carry[i] = a[c] * carry[i] + in;
     }
-    const float total = group_sum(red, dot, LOCAL);
-    if (lid == 0) dcs_end[bh * nc + c] = total;
   }
+  if (!reverse)
+    for (int i = 0; i < SVEC; ++i) {
+      const long n = (e0 + i) / P, p = (e0 + i) % P;
+      final_state[(bh * P + p) * N + n] = carry[i];
+    }
 }
 
 // r = dL/d(dtp * A)[t] = sum of dcs over t' >= t within the chunk (plus dcs_end at its last step);
@@ -131,7 +102,7 @@ __kernel void ssd_bwd_dt(__global const float* dt, ulong dt_off, __global const 
   dcs += dcs_off; dcs_end += dcs_end_off; ddt += ddt_off; dA_log_p += dA_log_p_off; dbias_p += dbias_p_off;
   const long nc = (L + chunk - 1) / chunk, gid = get_global_id(0);
   if (gid >= nb * H * nc) return;
-  const long c = gid % nc, h = (gid / nc) % H, b = gid / (nc * H);
+  const long h = gid % H, c = (gid / H) % nc, b = gid / (nc * H);
   const float A = -exp(A_log[h]), bias = dt_bias[h];
   float r = dcs_end[(b * H + h) * nc + c], dA = 0.0f, dbias = 0.0f;
   for (long t = min(L, (c + 1) * chunk) - 1; t >= c * chunk; --t) {

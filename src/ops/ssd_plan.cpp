@@ -49,10 +49,7 @@ std::string SsdPlan::chunk_knobs(const SsdDims& d) const {
          " -DCT=" + std::to_string(cols);
 }
 
-std::string SsdPlan::scan_knobs(const SsdDims& d) const {
-  const int64_t epi = (d.n * d.p + scan_local - 1) / scan_local;
-  return "-DLOCAL=" + std::to_string(scan_local) + " -DEPI=" + std::to_string(epi);
-}
+std::string SsdPlan::scan_knobs(const SsdDims&) const { return "-DSVEC=" + std::to_string(state_vec); }
 
 SsdPlan plan_ssd(const Context& ctx, const SsdDims& d, const SsdOptions& opt) {
   if (opt.chunk < 0) throw Error("ssd_scan: chunk must be positive (or 0 for the device's default), got " +
@@ -101,7 +98,9 @@ SsdPlan plan_ssd(const Context& ctx, const SsdDims& d, const SsdOptions& opt) {
                 ", N = " + std::to_string(d.n) + " needs " + std::to_string(need * 4) +
                 " bytes of local memory, the device has " + std::to_string(local_floats * 4) +
                 "; use a smaller chunk (or tile width).");
-  plan.scan_local = pow2_local_size(ctx);
+  // Contiguous state elements per work-item of the state passes: a vector's worth on CPUs; one
+  // on GPUs, where neighbouring work-items make the accesses contiguous.
+  plan.state_vec = plan.group_per_chunk ? 1 : widest_dividing({16, 8, 4, 2, 1}, d.n * d.p, d.n * d.p);
   return plan;
 }
 

@@ -64,6 +64,15 @@ void chunk_outer(const Tensor& lhs, const Tensor& rhs, const Tensor& dtp, const 
   run_chunks(k, d, plan, d.h);
 }
 
+// Forward: states (B·H, NC, N, P), each chunk's own state -> the state entering it, and final
+// (B, H, P, N); reverse: the state gradients (see cl/ssd_scan.cl). `final` is unused then.
+void state_pass(const Tensor& states, const Tensor& decay, const Tensor& final, bool reverse, const SsdDims& d,
+                const SsdPlan& plan) {
+  Launch(states.ctx(), "ssd_scan", "ssd_state_pass", plan.scan_knobs(d))
+      .arg(states).arg(decay).arg(final).arg(d.b).arg(plan.nc).arg(d.h).arg(d.p).arg(d.n).arg(int32_t(reverse))
+      .run(d.b * d.h * d.n * d.p / plan.state_vec);
+}
+
 // CB (B, G, NC, Q, QCP): C B^T within every chunk.
 Tensor chunk_cb(const Tensor& Cm, const Tensor& Bm, const SsdDims& d, const SsdPlan& plan) {
   const int64_t qcp = (plan.chunk + plan.vec - 1) / plan.vec * plan.vec;
@@ -91,18 +100,16 @@ void backward(const Saved& s, const Metas& m, const Tensor& dy, const SsdDims& d
   const std::string chunk_knobs = plan.chunk_knobs(d), scan_knobs = plan.scan_knobs(d);
   const Tensor cb = chunk_cb(s.Cm, s.Bm, d, plan);
   // The state gradients: through each chunk's outputs, then passed back across chunks.
-  Tensor dstates = scratch(ctx, Shape{d.b * d.h, nc, d.n, d.p}), dcs_end = scratch(ctx, Shape{d.b * d.h, nc});
+  Tensor dstates = scratch(ctx, Shape{d.b * d.h, nc, d.n, d.p}), dcs_end = scratch(ctx, Shape{d.b, d.h, nc});
   chunk_outer(s.Cm, dy, s.dtp, s.cs, dstates, false, d, plan);
-  Launch(ctx, "ssd_scan", "ssd_state_pass_bwd", scan_knobs)
-      .arg(dstates).arg(s.states).arg(s.decay).arg(dcs_end).arg(nc).arg(d.n * d.p)
-      .run(d.b * d.h * plan.scan_local, plan.scan_local);
-  // dx, and the parts of ddtp and dD that come with it.
+  state_pass(dstates, s.decay, dstates, true, d, plan);
+  // dx, and the parts of ddtp, dD and dcs_end that come with it.
   const autograd::GradTarget gx = target_or_scratch(m.x, ctx, s.x.shape());
   Tensor ddt_d = scratch(ctx, Shape{d.b, d.h, d.l}), dD_p = scratch(ctx, Shape{rows, d.h});
   const bool has_D = s.D.defined();
   Launch kx(ctx, "ssd_chunk", "ssd_bwd_dx", chunk_knobs);
-  kx.arg(s.x).arg(dy).arg(s.Bm).arg(cb).arg(s.dtp).arg(s.cs).arg(dstates).arg(has_D ? s.D : s.x)
-      .arg(gx.tensor).arg(ddt_d).arg(dD_p).arg(d.l).arg(d.h).arg(d.g).arg(int32_t(has_D))
+  kx.arg(s.x).arg(dy).arg(s.Bm).arg(cb).arg(s.dtp).arg(s.cs).arg(dstates).arg(s.states).arg(has_D ? s.D : s.x)
+      .arg(gx.tensor).arg(ddt_d).arg(dD_p).arg(dcs_end).arg(d.l).arg(d.h).arg(d.g).arg(int32_t(has_D))
       .arg(int32_t(gx.accumulate));
   run_chunks(kx, d, plan, d.h);
   // dB, dC per head and the gradient of the cumulative sums.
@@ -153,9 +160,7 @@ Tensor ssd_scan(const Tensor& x, const Tensor& dt, const Tensor& dt_bias, const 
       .run(d.b * d.h * plan.nc);
   chunk_outer(Bm, x, s.dtp, s.cs, s.states, true, d, plan);
   Tensor last = Tensor::empty(ctx, Shape{d.b, d.h, d.p, d.n});
-  Launch(ctx, "ssd_scan", "ssd_state_pass", scan_knobs)
-      .arg(s.states).arg(s.decay).arg(last).arg(d.b).arg(plan.nc).arg(d.h).arg(d.p).arg(d.n)
-      .run(d.b * d.h * d.n * d.p);
+  state_pass(s.states, s.decay, last, false, d, plan);
   if (final_state) *final_state = last;
   const Tensor cb = chunk_cb(Cm, Bm, d, plan);
   Tensor y = Tensor::empty(ctx, x.shape());
