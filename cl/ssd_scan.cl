@@ -19,8 +19,9 @@
 //                      dcs_end (B, H, NC) (gradient of each chunk's last cs through the state
 //                      passing); the partials of dA_log and ddt_bias  one work-item per (b, chunk, h)
 //   ssd_sum_heads      dB, dC (+)= sums of dB_h, dC_h over the heads of each group, in head order
+//                                                          one work-item per (b, t, g, SVEC of n)
 //   ssd_step           one decoding step: state (B, H, P, N) in place   one work-item per (b, h, p)
-// Knobs: SVEC (contiguous state elements per work-item of ssd_state_pass; must divide N * P).
+// Knobs: SVEC (contiguous elements per work-item of ssd_state_pass and ssd_sum_heads; divides N).
 #ifndef SVEC
 #define SVEC 1
 #endif
@@ -117,21 +118,26 @@ __kernel void ssd_bwd_dt(__global const float* dt, ulong dt_off, __global const 
   dbias_p[(b * nc + c) * H + h] = dbias;
 }
 
-// One work-item per (b, t, g, n).
+// One work-item per (b, t, g, SVEC of n).
 __kernel void ssd_sum_heads(__global const float* dB_h, ulong dB_h_off, __global const float* dC_h, ulong dC_h_off,
                             __global float* dB, ulong dB_off, __global float* dC, ulong dC_off,
                             long nb, long L, long H, long G, long N, int acc_b, int acc_c) {
   dB_h += dB_h_off; dC_h += dC_h_off; dB += dB_off; dC += dC_off;
   const long gid = get_global_id(0);
-  if (gid >= nb * L * G * N) return;
-  const long n = gid % N, g = (gid / N) % G, bt = gid / (N * G), hg = H / G;
-  float sb = 0.0f, sc = 0.0f;
-  for (long h = g * hg; h < (g + 1) * hg; ++h) {
-    sb += dB_h[(bt * H + h) * N + n];
-    sc += dC_h[(bt * H + h) * N + n];
+  if (gid >= nb * L * G * (N / SVEC)) return;
+  const long n0 = (gid % (N / SVEC)) * SVEC, g = (gid / (N / SVEC)) % G, bt = gid / ((N / SVEC) * G);
+  const long hg = H / G, o = (bt * G + g) * N + n0;
+  float sb[SVEC], sc[SVEC];
+  for (int i = 0; i < SVEC; ++i) sb[i] = sc[i] = 0.0f;
+  for (long h = g * hg; h < (g + 1) * hg; ++h)
+    for (int i = 0; i < SVEC; ++i) {
+      sb[i] += dB_h[(bt * H + h) * N + n0 + i];
+      sc[i] += dC_h[(bt * H + h) * N + n0 + i];
+    }
+  for (int i = 0; i < SVEC; ++i) {
+    ACC_STORE(dB, o + i, sb[i], acc_b);
+    ACC_STORE(dC, o + i, sc[i], acc_c);
   }
-  ACC_STORE(dB, gid, sb, acc_b);
-  ACC_STORE(dC, gid, sc, acc_c);
 }
 
 // x_t: (B, H, P); dt_t: (B, H) raw; B_t, C_t: (B, G, N); D: (H) (has_D); state: (B, H, P, N)

@@ -98,9 +98,9 @@ SsdPlan plan_ssd(const Context& ctx, const SsdDims& d, const SsdOptions& opt) {
                 ", N = " + std::to_string(d.n) + " needs " + std::to_string(need * 4) +
                 " bytes of local memory, the device has " + std::to_string(local_floats * 4) +
                 "; use a smaller chunk (or tile width).");
-  // Contiguous state elements per work-item of the state passes: a vector's worth on CPUs; one
-  // on GPUs, where neighbouring work-items make the accesses contiguous.
-  plan.state_vec = plan.group_per_chunk ? 1 : widest_dividing({16, 8, 4, 2, 1}, d.n * d.p, d.n * d.p);
+  // Contiguous elements per work-item of the state passes and the head sums: a vector's worth on
+  // CPUs; one on GPUs, where neighbouring work-items make the accesses contiguous.
+  plan.state_vec = plan.group_per_chunk ? 1 : widest_dividing({16, 8, 4, 2, 1}, d.n, d.n);
   return plan;
 }
 

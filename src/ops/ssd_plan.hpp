@@ -19,7 +19,7 @@ struct SsdPlan {
   bool group_per_chunk = false;
   std::string chunk_knobs(const SsdDims& d) const;  // build options of cl/ssd_chunk.cl
   std::string scan_knobs(const SsdDims& d) const;   // build options of cl/ssd_scan.cl
-  int64_t state_vec = 1;  // SVEC of cl/ssd_scan.cl: state elements per work-item of the passes
+  int64_t state_vec = 1;  // SVEC of cl/ssd_scan.cl: elements per work-item of the passes, head sums
 };
 
 // Local memory (floats) the chunk kernels need with these knobs (the largest kernel).

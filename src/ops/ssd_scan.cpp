@@ -133,7 +133,7 @@ void backward(const Saved& s, const Metas& m, const Tensor& dy, const SsdDims& d
     Launch(ctx, "ssd_scan", "ssd_sum_heads", scan_knobs)
         .arg(dB_h).arg(dC_h).arg(gB.tensor).arg(gC.tensor).arg(d.b).arg(d.l).arg(d.h).arg(d.g).arg(d.n)
         .arg(int32_t(gB.accumulate)).arg(int32_t(gC.accumulate))
-        .run(d.b * d.l * d.g * d.n);
+        .run(d.b * d.l * d.g * d.n / plan.state_vec);
   }
   for (auto [meta, part] : {std::pair{m.A_log, dA_log_p}, {m.dt_bias, dbias_p}, {m.D, dD_p}}) {
     if (!meta) continue;
