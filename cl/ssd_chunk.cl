@@ -16,14 +16,15 @@
 //   ssd_bwd_dx        dx, ddt_d (gradient of dtp at fixed cs), dD partials (B * NC, H), dcs_end
 //   ssd_bwd_dbc       dB_h, dC_h (per head), dcs (gradient of cs)
 // Every kernel is a few small matrix products out[r, j] = sum_k lhs(r, k) * rhs(k, j). The rhs,
-// CT columns at a time, is staged in local memory, zero-padded (STAGE_ROWS, or STAGE_COLS for a
-// transposed source); every work-item keeps
-// ROWS rows of the CT columns in registers as VEC-wide vectors (ACCUMULATE) and walks the rows in
-// blocks of ITEMS * ROWS. The two mappings are two sets of these knobs (src/ops/ssd_plan.cpp):
+// CT columns at a time, is staged in local memory, zero-padded (STAGE_ROWS; STAGE_COLS for a
+// transposed source); every work-item keeps ROWS rows of the CT columns in registers as VEC-wide
+// vectors (ACCUMULATE) and walks the rows in blocks of ITEMS * ROWS. The two mappings are two
+// sets of these knobs (src/ops/ssd_plan.cpp):
 //   group per chunk (GPUs): ITEMS ~ QC / ROWS work-items share each staged tile
 //   item per chunk  (CPUs): ITEMS = 1, one work-item walks all rows with wide vectors
 // Knobs: CHUNK (QC), HEADDIM (P), DSTATE (N), ROWS, ITEMS, VEC (divides P and N), CT (a multiple
-// of VEC). Local memory: about QC * QCP + (max(N, P) + QC) * CT floats (ssd_plan.cpp checks it).
+// of VEC). Local memory: at most 4 QCP + QC QCP + ITEMS + (max(N, P) + QC) CT floats
+// (ssd_bwd_dx; ssd_plan.cpp checks it against the device).
 #ifndef CHUNK
 #define CHUNK 64
 #endif
@@ -46,6 +47,8 @@
 #define CT 64
 #endif
 #define CTV (CT / VEC)
+// Register tiles (acc[ROWS][CTV]) stay in registers only when their loops are fully unrolled.
+#define UNROLL _Pragma("unroll")
 #define QCP ((CHUNK + VEC - 1) / VEC * VEC)  // chunk length padded to whole vectors
 #define XROW (H * HEADDIM)                    // row stride of x, dy, dx, y in floats
 #define BROW (G * DSTATE)                     // row stride of B and C
@@ -111,32 +114,32 @@ typedef int16 vi;
   }
 
 #define ZERO_ACC(acc)                                                       \
-  _Pragma("unroll") for (int r_ = 0; r_ < ROWS; ++r_)                       \
-    _Pragma("unroll") for (int v_ = 0; v_ < CTV; ++v_) acc[r_][v_] = (vf)0.0f;
+  UNROLL for (int r_ = 0; r_ < ROWS; ++r_)                       \
+    UNROLL for (int v_ = 0; v_ < CTV; ++v_) acc[r_][v_] = (vf)0.0f;
 
 // acc[r_][v] += LHS * tile[k_][v * VEC ...] for k_ in [K0, K1), r_ < ROWS (LHS uses r_ and k_).
 #define ACCUMULATE(acc, tile, K0, K1, LHS)                                  \
   for (int k_ = (K0); k_ < (K1); ++k_) {                                    \
     __local const float* row_ = (tile) + k_ * CT;                           \
-    _Pragma("unroll") for (int r_ = 0; r_ < ROWS; ++r_) {                   \
+    UNROLL for (int r_ = 0; r_ < ROWS; ++r_) {                   \
       const vf a_ = (vf)(LHS);                                              \
-      _Pragma("unroll") for (int v_ = 0; v_ < CTV; ++v_)                    \
+      UNROLL for (int v_ = 0; v_ < CTV; ++v_)                    \
         acc[r_][v_] = fma(a_, VLOAD(row_ + v_ * VEC), acc[r_][v_]);         \
     }                                                                       \
   }
 
 // acc[r_][v] *= FACTOR (uses r_).
 #define SCALE_ROWS(acc, FACTOR)                                             \
-  _Pragma("unroll") for (int r_ = 0; r_ < ROWS; ++r_) {                     \
+  UNROLL for (int r_ = 0; r_ < ROWS; ++r_) {                     \
     const vf f_ = (vf)(FACTOR);                                             \
-    _Pragma("unroll") for (int v_ = 0; v_ < CTV; ++v_) acc[r_][v_] *= f_;   \
+    UNROLL for (int v_ = 0; v_ < CTV; ++v_) acc[r_][v_] *= f_;   \
   }
 
 // Rows r0 + r_ < NROWS, columns c0 + v * VEC < NCOLS (NCOLS a multiple of VEC) of acc to base.
 #define STORE_ROWS(acc, base, stride, r0, NROWS, c0, NCOLS)                 \
-  _Pragma("unroll") for (int r_ = 0; r_ < ROWS; ++r_)                       \
+  UNROLL for (int r_ = 0; r_ < ROWS; ++r_)                       \
     if ((r0) + r_ < (NROWS))                                                \
-      _Pragma("unroll") for (int v_ = 0; v_ < CTV; ++v_)                    \
+      UNROLL for (int v_ = 0; v_ < CTV; ++v_)                    \
         if ((c0) + v_ * VEC < (NCOLS))                                      \
           VSTORE(acc[r_][v_], (base) + (long)((r0) + r_) * (stride) + (c0) + v_ * VEC);
 
@@ -277,10 +280,10 @@ void ssd_chunk_scan(__global const float* x, ulong x_off, __global const float* 
       ACCUMULATE(acc, tX, 0, min(k.lc, t0 + ROWS),
                  t0 + r_ < k.lc ? Dm[(t0 + r_) * QCP + k_] * CBc[(t0 + r_) * QCP + k_] : 0.0f);
       if (has_D)
-        #pragma unroll
+        UNROLL
         for (int r = 0; r < ROWS; ++r)
           if (t0 + r < k.lc)
-            #pragma unroll
+            UNROLL
             for (int v = 0; v < CTV; ++v)
               if (p0 + v * VEC < HEADDIM) acc[r][v] += Dh * VLOAD(X + (t0 + r) * XROW + p0 + v * VEC);
       STORE_ROWS(acc, Y, XROW, t0, k.lc, p0, HEADDIM);
@@ -344,12 +347,12 @@ void ssd_bwd_dx(__global const float* x, ulong x_off, __global const float* dy, 
       ACCUMULATE(acc, tG, 0, DSTATE, s0 + r_ < k.lc ? B0[(s0 + r_) * BROW + k_] : 0.0f);
       SCALE_ROWS(acc, s0 + r_ < k.lc ? exp(cs_end - cs_l[s0 + r_]) : 0.0f);
       ACCUMULATE(acc, tDY, s0, k.lc, s0 + r_ < k.lc ? Dt[(s0 + r_) * QCP + k_] * CBc[k_ * QCP + s0 + r_] : 0.0f);
-      #pragma unroll
+      UNROLL
       for (int r = 0; r < ROWS; ++r) {
         const int s = s0 + r;
         if (s >= k.lc) continue;
         vf ddt = (vf)0.0f, dD = (vf)0.0f;
-        #pragma unroll
+        UNROLL
         for (int v = 0; v < CTV; ++v) {
           const int p = p0 + v * VEC;
           if (p >= HEADDIM) continue;
@@ -420,10 +423,10 @@ void ssd_bwd_dbc(__global const float* x, ulong x_off, __global const float* dy,
       vf acc[ROWS][CTV];
       ZERO_ACC(acc);
       ACCUMULATE(acc, tP, 0, HEADDIM, t0 + r_ < k.lc ? DY[(t0 + r_) * XROW + k_] : 0.0f);
-      #pragma unroll
+      UNROLL
       for (int r = 0; r < ROWS; ++r)
         if (t0 + r < CHUNK)
-          #pragma unroll
+          UNROLL
           for (int v = 0; v < CTV; ++v) {
             const int s = s0 + v * VEC;
             if (s >= QCP) continue;
@@ -446,11 +449,11 @@ void ssd_bwd_dbc(__global const float* x, ulong x_off, __global const float* dy,
       SCALE_ROWS(acc, t0 + r_ < k.lc ? exp(cs_l[t0 + r_]) : 0.0f);
       ACCUMULATE(acc, tQ, 0, min(k.lc, t0 + ROWS), t0 + r_ < k.lc ? W[(t0 + r_) * QCP + k_] : 0.0f);
       STORE_ROWS(acc, dC_h + ho, H * DSTATE, t0, k.lc, n0, DSTATE);
-      #pragma unroll
+      UNROLL
       for (int r = 0; r < ROWS; ++r) {
         if (t0 + r >= k.lc) continue;
         vf d = (vf)0.0f;
-        #pragma unroll
+        UNROLL
         for (int v = 0; v < CTV; ++v)
           if (n0 + v * VEC < DSTATE) d += VLOAD(C0 + (t0 + r) * BROW + n0 + v * VEC) * acc[r][v];
         dcs_l[t0 + r] += HSUM(d);
@@ -471,11 +474,11 @@ void ssd_bwd_dbc(__global const float* x, ulong x_off, __global const float* dy,
       SCALE_ROWS(acc, s0 + r_ < k.lc ? exp(cs_end - cs_l[s0 + r_]) * dt_l[s0 + r_] : 0.0f);
       ACCUMULATE(acc, tQ, s0, k.lc, s0 + r_ < k.lc ? W[k_ * QCP + s0 + r_] : 0.0f);
       STORE_ROWS(acc, dB_h + ho, H * DSTATE, s0, k.lc, n0, DSTATE);
-      #pragma unroll
+      UNROLL
       for (int r = 0; r < ROWS; ++r) {
         if (s0 + r >= k.lc) continue;
         vf d = (vf)0.0f;
-        #pragma unroll
+        UNROLL
         for (int v = 0; v < CTV; ++v)
           if (n0 + v * VEC < DSTATE) d += VLOAD(B0 + (s0 + r) * BROW + n0 + v * VEC) * acc[r][v];
         dcs_l[s0 + r] -= HSUM(d);

@@ -37,9 +37,9 @@ int64_t widest_dividing(std::initializer_list<int64_t> widths, int64_t p, int64_
 
 }  // namespace
 
-int64_t ssd_local_floats(int64_t chunk, int64_t vec, int64_t cols, int64_t p, int64_t n) {
+int64_t ssd_local_floats(int64_t chunk, int64_t vec, int64_t cols, int64_t items, int64_t p, int64_t n) {
   const int64_t qcp = round_up(chunk, vec);
-  return 4 * qcp + chunk * qcp + (std::max(n, p) + chunk) * cols;
+  return 4 * qcp + chunk * qcp + items + (std::max(n, p) + chunk) * cols;  // ssd_bwd_dx, the largest
 }
 
 std::string SsdPlan::chunk_knobs(const SsdDims& d) const {
@@ -89,10 +89,10 @@ SsdPlan plan_ssd(const Context& ctx, const SsdDims& d, const SsdOptions& opt) {
                 std::to_string(max_wg) + ".");
   // Halve the staged tile's width until the kernels' local memory fits the device.
   const int64_t local_floats = static_cast<int64_t>(ctx.device().local_mem_bytes / 4);
-  while (ssd_local_floats(plan.chunk, plan.vec, plan.cols, d.p, d.n) > local_floats &&
+  while (ssd_local_floats(plan.chunk, plan.vec, plan.cols, plan.items, d.p, d.n) > local_floats &&
          !t.cols && plan.cols > plan.vec)
     plan.cols = std::max(plan.vec, round_up(plan.cols / 2, plan.vec));
-  const int64_t need = ssd_local_floats(plan.chunk, plan.vec, plan.cols, d.p, d.n);
+  const int64_t need = ssd_local_floats(plan.chunk, plan.vec, plan.cols, plan.items, d.p, d.n);
   if (need > local_floats)
     throw Error("ssd_scan: chunk " + std::to_string(plan.chunk) + " with P = " + std::to_string(d.p) +
                 ", N = " + std::to_string(d.n) + " needs " + std::to_string(need * 4) +

@@ -23,7 +23,7 @@ struct SsdPlan {
 };
 
 // Local memory (floats) the chunk kernels need with these knobs (the largest kernel).
-int64_t ssd_local_floats(int64_t chunk, int64_t vec, int64_t cols, int64_t p, int64_t n);
+int64_t ssd_local_floats(int64_t chunk, int64_t vec, int64_t cols, int64_t items, int64_t p, int64_t n);
 
 // Throws Error (one line, what to change) when the options cannot run on this device.
 SsdPlan plan_ssd(const Context& ctx, const SsdDims& d, const SsdOptions& options);
