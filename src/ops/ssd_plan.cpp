@@ -49,7 +49,7 @@ std::string SsdPlan::chunk_knobs(const SsdDims& d) const {
          " -DCT=" + std::to_string(cols);
 }
 
-std::string SsdPlan::scan_knobs(const SsdDims&) const { return "-DSVEC=" + std::to_string(state_vec); }
+std::string SsdPlan::scan_knobs() const { return "-DSVEC=" + std::to_string(state_vec); }
 
 SsdPlan plan_ssd(const Context& ctx, const SsdDims& d, const SsdOptions& opt) {
   if (opt.chunk < 0) throw Error("ssd_scan: chunk must be positive (or 0 for the device's default), got " +

@@ -18,7 +18,7 @@ struct SsdPlan {
   int64_t rows = 1, items = 1, vec = 1, cols = 64;  // ROWS, ITEMS, VEC, CT of cl/ssd_chunk.cl
   bool group_per_chunk = false;
   std::string chunk_knobs(const SsdDims& d) const;  // build options of cl/ssd_chunk.cl
-  std::string scan_knobs(const SsdDims& d) const;   // build options of cl/ssd_scan.cl
+  std::string scan_knobs() const;                   // build options of cl/ssd_scan.cl
   int64_t state_vec = 1;  // SVEC of cl/ssd_scan.cl: elements per work-item of the passes, head sums
 };
 

@@ -68,7 +68,7 @@ void chunk_outer(const Tensor& lhs, const Tensor& rhs, const Tensor& dtp, const 
 // (B, H, P, N); reverse: the state gradients (see cl/ssd_scan.cl). `final` is unused then.
 void state_pass(const Tensor& states, const Tensor& decay, const Tensor& final, bool reverse, const SsdDims& d,
                 const SsdPlan& plan) {
-  Launch(states.ctx(), "ssd_scan", "ssd_state_pass", plan.scan_knobs(d))
+  Launch(states.ctx(), "ssd_scan", "ssd_state_pass", plan.scan_knobs())
       .arg(states).arg(decay).arg(final).arg(d.b).arg(plan.nc).arg(d.h).arg(d.p).arg(d.n).arg(int32_t(reverse))
       .run(d.b * d.h * d.n * d.p / plan.state_vec);
 }
@@ -97,7 +97,7 @@ void backward(const Saved& s, const Metas& m, const Tensor& dy, const SsdDims& d
               const SsdDt& dto) {
   Context& ctx = dy.ctx();
   const int64_t nc = plan.nc, rows = d.b * nc;
-  const std::string chunk_knobs = plan.chunk_knobs(d), scan_knobs = plan.scan_knobs(d);
+  const std::string chunk_knobs = plan.chunk_knobs(d), scan_knobs = plan.scan_knobs();
   const Tensor cb = chunk_cb(s.Cm, s.Bm, d, plan);
   // The state gradients: through each chunk's outputs, then passed back across chunks.
   Tensor dstates = scratch(ctx, Shape{d.b * d.h, nc, d.n, d.p}), dcs_end = scratch(ctx, Shape{d.b, d.h, nc});
@@ -150,7 +150,7 @@ Tensor ssd_scan(const Tensor& x, const Tensor& dt, const Tensor& dt_bias, const 
   const SsdDims d = check_shapes(x, dt, dt_bias, A_log, Bm, Cm, D);
   Context& ctx = x.ctx();
   const SsdPlan plan = detail::plan_ssd(ctx, d, opt);
-  const std::string chunk_knobs = plan.chunk_knobs(d), scan_knobs = plan.scan_knobs(d);
+  const std::string chunk_knobs = plan.chunk_knobs(d), scan_knobs = plan.scan_knobs();
   Saved s{x, dt, dt_bias, A_log, Bm, Cm, D, Tensor::empty(ctx, Shape{d.b, d.h, d.l}),
           Tensor::empty(ctx, Shape{d.b, d.h, d.l}), Tensor::empty(ctx, Shape{d.b, d.h, plan.nc}),
           Tensor::empty(ctx, Shape{d.b * d.h, plan.nc, d.n, d.p})};
