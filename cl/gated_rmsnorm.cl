@@ -1,0 +1,84 @@
+// Mamba2's gated RMSNorm, the norm after the gate and per group of channels:
+//   u = y * silu(z);   out = u * rsqrt(mean of u^2 over the group's channels + eps) * w
+// Shapes: y, z, out, dout, dy, dz: (R, D) row-major, every row G groups of gs = D / G contiguous
+// channels; w, dw: (D); rstd: (R, G), saved by the forward; partial: (K, D), K = ceil(R / chunk).
+// Kernels:
+//   gated_rms_norm_fwd         out, rstd                                a work-group per (row, group)
+//   gated_rms_norm_bwd         dy, dz (+)=                              a work-group per (row, group)
+//                              du = rstd * (dout*w - u * rstd^2 * mean(dout*w*u)),
+//                              dy = du * silu(z), dz = du * y * silu'(z)
+//   gated_rms_norm_dw_partial  partial[k, c] = sum over rows r of chunk k of dout * u * rstd
+//   gated_rms_norm_dw_final    dw[c] (+)= sum_k partial[k, c], in order
+// Knobs: LOCAL (-D, default 256): work-group size of the per-(row, group) kernels, a power of two.
+// Deterministic: fixed-shape local trees, chunks summed in order. Launch the per-(row, group)
+// kernels with exactly R * G groups: they have no early return ahead of group_sum's barriers.
+#ifndef LOCAL
+#define LOCAL 256
+#endif
+
+inline float sigmoid_g(float v) { return 1.0f / (1.0f + exp(-v)); }
+inline float gate(float y, float z) { return y * z * sigmoid_g(z); }
+
+__kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
+void gated_rms_norm_fwd(__global const float* y, ulong y_off, __global const float* z, ulong z_off,
+                        __global const float* w, ulong w_off, __global float* out, ulong out_off,
+                        __global float* rstd, ulong rstd_off, long groups, long gs, float eps) {
+  y += y_off; z += z_off; w += w_off; out += out_off; rstd += rstd_off;
+  __local float s[LOCAL];
+  const long rg = get_group_id(0), g = rg % groups, base = rg * gs;  // (r * G + g) * gs
+  float v = 0.0f;
+  for (long c = get_local_id(0); c < gs; c += LOCAL) {
+    const float u = gate(y[base + c], z[base + c]);
+    v += u * u;
+  }
+  const float rs = rsqrt(group_sum(s, v, LOCAL) / (float)gs + eps);
+  for (long c = get_local_id(0); c < gs; c += LOCAL)
+    out[base + c] = gate(y[base + c], z[base + c]) * rs * w[g * gs + c];
+  if (get_local_id(0) == 0) rstd[rg] = rs;
+}
+
+__kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
+void gated_rms_norm_bwd(__global const float* y, ulong y_off, __global const float* z, ulong z_off,
+                        __global const float* w, ulong w_off, __global const float* rstd, ulong rstd_off,
+                        __global const float* dout, ulong dout_off, __global float* dy, ulong dy_off,
+                        __global float* dz, ulong dz_off, long groups, long gs, int acc_y, int acc_z) {
+  y += y_off; z += z_off; w += w_off; rstd += rstd_off; dout += dout_off; dy += dy_off; dz += dz_off;
+  __local float s[LOCAL];
+  const long rg = get_group_id(0), g = rg % groups, base = rg * gs;
+  __global const float* wg = w + g * gs;
+  float v = 0.0f;
+  for (long c = get_local_id(0); c < gs; c += LOCAL) v += dout[base + c] * wg[c] * gate(y[base + c], z[base + c]);
+  const float rs = rstd[rg], k = rs * rs * group_sum(s, v, LOCAL) / (float)gs;
+  for (long c = get_local_id(0); c < gs; c += LOCAL) {
+    const long i = base + c;
+    const float yv = y[i], zv = z[i], sg = sigmoid_g(zv);
+    const float du = rs * (dout[i] * wg[c] - yv * zv * sg * k);
+    ACC_STORE(dy, i, du * zv * sg, acc_y);
+    ACC_STORE(dz, i, du * yv * sg * (1.0f + zv * (1.0f - sg)), acc_z);
+  }
+}
+
+// Global (D, K): one work-item per (column, chunk of rows).
+__kernel void gated_rms_norm_dw_partial(__global const float* y, ulong y_off, __global const float* z, ulong z_off,
+                                        __global const float* rstd, ulong rstd_off, __global const float* dout,
+                                        ulong dout_off, __global float* partial, ulong partial_off,
+                                        long rows, long d, long gs, long chunk) {
+  y += y_off; z += z_off; rstd += rstd_off; dout += dout_off; partial += partial_off;
+  const long c = get_global_id(0), k = get_global_id(1);
+  if (c >= d || k * chunk >= rows) return;
+  const long r1 = min(rows, (k + 1) * chunk), groups = d / gs;
+  float v = 0.0f;
+  for (long r = k * chunk; r < r1; ++r)
+    v += dout[r * d + c] * gate(y[r * d + c], z[r * d + c]) * rstd[r * groups + c / gs];
+  partial[k * d + c] = v;
+}
+
+__kernel void gated_rms_norm_dw_final(__global const float* partial, ulong partial_off, __global float* dw,
+                                      ulong dw_off, long chunks, long d, int acc) {
+  partial += partial_off; dw += dw_off;
+  const long c = get_global_id(0);
+  if (c >= d) return;
+  float v = 0.0f;
+  for (long k = 0; k < chunks; ++k) v += partial[k * d + c];
+  ACC_STORE(dw, c, v, acc);
+}

@@ -1,0 +1,31 @@
+// How ops::ssd_scan runs on a device: the chunk length it really uses and the tile knobs of
+// cl/ssd_chunk.cl for the chosen mapping (private to src/ops).
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "magellano/ops/ssd.hpp"
+
+namespace magellano::ops::detail {
+
+struct SsdDims {
+  int64_t b, l, h, p, g, n;  // batch, length, heads, head width, groups, state size
+};
+
+struct SsdPlan {
+  int64_t chunk = 64;  // Q: steps per chunk
+  int64_t nc = 1;      // chunks: ceil(L / Q)
+  int64_t rows = 1, items = 1, vec = 1, cols = 64;  // ROWS, ITEMS, VEC, CT of cl/ssd_chunk.cl
+  bool group_per_chunk = false;
+  std::string chunk_knobs(const SsdDims& d) const;  // build options of cl/ssd_chunk.cl
+  std::string scan_knobs() const;                   // build options of cl/ssd_scan.cl
+  int64_t state_vec = 1;  // SVEC of cl/ssd_scan.cl: elements per work-item of the passes, head sums
+};
+
+// Local memory (floats) the chunk kernels need with these knobs (the largest kernel).
+int64_t ssd_local_floats(int64_t chunk, int64_t vec, int64_t cols, int64_t items, int64_t p, int64_t n);
+
+// Throws Error (one line, what to change) when the options cannot run on this device.
+SsdPlan plan_ssd(const Context& ctx, const SsdDims& d, const SsdOptions& options);
+
+}  // namespace magellano::ops::detail
