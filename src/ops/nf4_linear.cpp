@@ -57,7 +57,7 @@ namespace {
 void fused_forward(const Tensor& x, const quant::NF4Weight& w, const Tensor& y, int64_t rows) {
   const int64_t in = w.in_features(), out = w.out_features();
   const int64_t lanes = std::min<int64_t>(32, pow2_local_size(x.ctx()));
-  Launch(x.ctx(), "nf4", "nf4_linear_small", "-DNF4_M=" + std::to_string(rows))
+  Launch(x.ctx(), "nf4", "nf4_linear_small", BuildOptions().define("NF4_M", rows))
       .arg(x).arg(w.packed).arg(w.absmax_q).arg(w.nested_absmax).arg(w.nested_quant_map)
       .arg(w.quant_map).arg(y).arg(out).arg(in).arg(w.offset).local_floats(lanes)
       .run(static_cast<size_t>(out * lanes), static_cast<size_t>(lanes));
