@@ -26,7 +26,9 @@ struct Mapping {
   BuildOptions knobs(int64_t n) const {
     return BuildOptions().define("DSTATE", n).define(states ? "CPG" : "VEC", width);
   }
-  BuildOptions reduce_knobs(int64_t n) const { return BuildOptions().define("DSTATE", n).define("VEC", width); }
+  BuildOptions reduce_knobs(int64_t n) const {
+    return BuildOptions().define("DSTATE", n).define("VEC", width);
+  }
 };
 
 Mapping choose_mapping(const Context& ctx, int64_t e, int64_t n, ScanMapping want) {

@@ -40,7 +40,8 @@ std::string BuildOptions::str() const {
     if (!s.empty()) s += ' ';
     s += word;
   };
-  for (const auto& [name, value] : defines_) add(value ? "-D" + name + '=' + std::to_string(*value) : "-D" + name);
+  for (const auto& [name, value] : defines_)
+    add(value ? "-D" + name + '=' + std::to_string(*value) : "-D" + name);
   for (const std::string& f : flags_) add(f);
   return s;
 }

@@ -86,11 +86,12 @@ TEST(Launch, WrongTypesFailInCheckingMode) {
   });
   EXPECT_TRUE(has(msg, "argument 5 's': the kernel declares float, the launcher passes int.")) << msg;
   // A flag where the kernel takes a float, a long where it takes the int flag.
-  EXPECT_TRUE(has(error_of([&] { Launch(ctx, "elementwise", "scale_acc").arg(x).arg(out).arg(int64_t{2}).arg(true); }),
-                  "argument 5 's': the kernel declares float, the launcher passes int."));
+  EXPECT_TRUE(has(error_of([&] {
+    Launch(ctx, "elementwise", "scale_acc").arg(x).arg(out).arg(int64_t{2}).arg(true);
+  }), "argument 5 's': the kernel declares float, the launcher passes int.")) << "flag";
   EXPECT_TRUE(has(error_of([&] {
     Launch(ctx, "elementwise", "scale_acc").arg(x).arg(out).arg(int64_t{2}).arg(1.0f).arg(int64_t{0});
-  }), "argument 6 'acc': the kernel declares int, the launcher passes long.")) << "flag";
+  }), "argument 6 'acc': the kernel declares int, the launcher passes long.")) << "long for a flag";
   // A tensor of the wrong dtype, and a scalar where the kernel wants a buffer.
   Tensor ids = Tensor::from_host_i32(ctx, Shape{2}, {1, 2});
   EXPECT_TRUE(has(error_of([&] { Launch(ctx, "elementwise", "scale_acc").arg(ids); }),
@@ -113,8 +114,9 @@ TEST(Launch, CheckingModeCachesTheKernelsArgumentsUnderItsOwnBuild) {
     EXPECT_EQ(typed.args[i].type, types[i]) << "argument " << i;  // `const` is dropped
     EXPECT_EQ(typed.args[i].name, names[i]) << "argument " << i;
   }
-  EXPECT_EQ(typed.args[0].address, static_cast<cl_kernel_arg_address_qualifier>(CL_KERNEL_ARG_ADDRESS_GLOBAL));
-  EXPECT_EQ(typed.args[4].address, static_cast<cl_kernel_arg_address_qualifier>(CL_KERNEL_ARG_ADDRESS_PRIVATE));
+  using Address = cl_kernel_arg_address_qualifier;
+  EXPECT_EQ(typed.args[0].address, static_cast<Address>(CL_KERNEL_ARG_ADDRESS_GLOBAL));
+  EXPECT_EQ(typed.args[4].address, static_cast<Address>(CL_KERNEL_ARG_ADDRESS_PRIVATE));
   const magellano::CachedKernel& plain = plain_ctx().kernel("elementwise", "scale_acc");
   EXPECT_FALSE(plain.typed);
   EXPECT_TRUE(plain.args.empty());
@@ -131,7 +133,8 @@ TEST(BuildOptions, TheSameKnobsGiveTheSameString) {
   EXPECT_EQ(a.str(), "-DALIGNED -DDSTATE=16 -DVEC=8 -w");
   EXPECT_EQ(a.str(), b.str());
   EXPECT_EQ(a, b);
-  EXPECT_EQ(BuildOptions().define("TA", true).define("TB", false).define("N", -3).str(), "-DN=-3 -DTA=1 -DTB=0");
+  EXPECT_EQ(BuildOptions().define("TA", true).define("TB", false).define("N", -3).str(),
+            "-DN=-3 -DTA=1 -DTB=0");
   EXPECT_EQ(BuildOptions().flag("-w").flag("-cl-fp32-correctly-rounded-divide-sqrt").flag("-w").str(),
             "-cl-fp32-correctly-rounded-divide-sqrt -w");
   EXPECT_NE(BuildOptions().define("MR", 6).str(), BuildOptions().define("MR", 4).str());
