@@ -86,8 +86,7 @@ void scatter_add_rows_into(const Tensor& src, const SortedIndices& sorted, const
   if (!acc) fill(out, 0.0f);  // rows no key names; hit rows are then overwritten
   const bool half = out.dtype() == DType::f16;
   Launch(src.ctx(), "index", half ? "segment_sum_rows_half" : "segment_sum_rows")
-      .arg(src).arg(sorted.keys).arg(sorted.perm).arg(out).arg(n).arg(d).arg(r)
-      .arg(acc).run(n * d);
+      .arg(src).arg(sorted.keys).arg(sorted.perm).arg(out).arg(n).arg(d).arg(r).arg(acc).run(n * d);
 }
 
 Tensor gather_rows(const Tensor& src, const Tensor& idx) {

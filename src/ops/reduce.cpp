@@ -22,8 +22,8 @@ void sum_into(const Tensor& x, const Tensor& out, float scale, bool acc) {
   const int64_t groups = std::clamp<int64_t>((n + kLocal - 1) / kLocal, 1, kMaxGroups);
   Tensor partial = Tensor::empty(ctx, Shape{groups}, DType::f32, MemCategory::scratch);
   Launch(ctx, "reduce", "sum_partial").arg(x).arg(partial).arg(n).run(groups * kLocal, kLocal);
-  Launch(ctx, "reduce", "sum_final").arg(partial).arg(out).arg(groups).arg(scale)
-      .arg(acc).run(kLocal, kLocal);
+  Launch(ctx, "reduce", "sum_final").arg(partial).arg(out).arg(groups).arg(scale).arg(acc)
+      .run(kLocal, kLocal);
 }
 
 void sum_last_into(const Tensor& x, const Tensor& out, float scale, bool acc) {
