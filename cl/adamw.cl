@@ -103,11 +103,11 @@ __kernel void scale_half(__global half* g, ulong g_off, long n, float s) {
 
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
 void norm_final(__global const float* partial, ulong partial_off, __global float* stats,
-                ulong stats_off, int count, float max_norm, float grad_scale) {
+                ulong stats_off, long count, float max_norm, float grad_scale) {
   partial += partial_off; stats += stats_off;
   __local float s[LOCAL];
   float v = 0.0f;
-  for (int i = get_local_id(0); i < count; i += LOCAL) v += partial[i];
+  for (long i = get_local_id(0); i < count; i += LOCAL) v += partial[i];
   float total = group_sum(s, v, LOCAL);
   if (get_local_id(0) == 0) {
     float norm = sqrt(total) * grad_scale;

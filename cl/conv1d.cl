@@ -22,14 +22,14 @@
 
 __kernel void conv1d_fwd(__global const float* x, ulong x_off, __global const float* w,
                          ulong w_off, __global const float* bias, ulong bias_off,
-                         __global float* y, ulong y_off, long rows, long len, long ch, int width) {
+                         __global float* y, ulong y_off, long rows, long len, long ch, long width) {
   x += x_off; w += w_off; bias += bias_off; y += y_off;
   long i = get_global_id(0);
   if (i >= rows * ch) return;
   long r = i / ch, c = i - r * ch, t = r % len;
   float s = bias[c];
 #pragma unroll
-  for (int k = 0; k < KW; ++k) {
+  for (long k = 0; k < KW; ++k) {
     long shift = KW - 1 - k;  // x row r - shift
     if (t >= shift) s += w[c * KW + k] * x[i - shift * ch];
   }
@@ -38,14 +38,14 @@ __kernel void conv1d_fwd(__global const float* x, ulong x_off, __global const fl
 
 __kernel void conv1d_bwd_dx(__global const float* dy, ulong dy_off, __global const float* w,
                             ulong w_off, __global float* dx, ulong dx_off, long rows, long len,
-                            long ch, int width, int acc) {
+                            long ch, long width, int acc) {
   dy += dy_off; w += w_off; dx += dx_off;
   long i = get_global_id(0);
   if (i >= rows * ch) return;
   long r = i / ch, c = i - r * ch, t = r % len;
   float s = 0.0f;
 #pragma unroll
-  for (int k = 0; k < KW; ++k) {
+  for (long k = 0; k < KW; ++k) {
     long shift = KW - 1 - k;  // dy row r + shift
     if (t + shift < len) s += w[c * KW + k] * dy[i + shift * ch];
   }
@@ -55,7 +55,7 @@ __kernel void conv1d_bwd_dx(__global const float* dy, ulong dy_off, __global con
 // Global size (C * W, chunks). partial: (chunks, C, W).
 __kernel void conv1d_bwd_dw_partial(__global const float* x, ulong x_off, __global const float* dy,
                                     ulong dy_off, __global float* partial, ulong partial_off,
-                                    long rows, long len, long ch, int width, long chunk) {
+                                    long rows, long len, long ch, long width, long chunk) {
   x += x_off; dy += dy_off; partial += partial_off;
   long ck = get_global_id(0), j = get_global_id(1);
   if (ck >= ch * KW || j * chunk >= rows) return;

@@ -10,28 +10,28 @@
 
 __kernel void conv1d_step(__global const float* x, ulong x_off, __global const float* w, ulong w_off,
                           __global const float* bias, ulong bias_off, __global float* state,
-                          ulong state_off, __global float* y, ulong y_off, int nb, int C, int W,
+                          ulong state_off, __global float* y, ulong y_off, long nb, long C, long W,
                           int has_bias) {
   x += x_off; w += w_off; bias += bias_off; state += state_off; y += y_off;
-  const int gid = get_global_id(0);
+  const long gid = get_global_id(0);
   if (gid >= nb * C) return;
-  const int c = gid % C;
-  __global float* s = state + (long)gid * (W - 1);
+  const long c = gid % C;
+  __global float* s = state + gid * (W - 1);
   const float xt = x[gid];
   float acc = has_bias ? bias[c] : 0.0f;
-  for (int k = 0; k < W - 1; ++k) acc += w[c * W + k] * s[k];
+  for (long k = 0; k < W - 1; ++k) acc += w[c * W + k] * s[k];
   acc += w[c * W + W - 1] * xt;
-  for (int k = 0; k + 1 < W - 1; ++k) s[k] = s[k + 1];
+  for (long k = 0; k + 1 < W - 1; ++k) s[k] = s[k + 1];
   if (W > 1) s[W - 2] = xt;
   y[gid] = acc;
 }
 
 __kernel void conv1d_state_of(__global const float* x, ulong x_off, __global float* state,
-                              ulong state_off, int nb, int L, int C, int W) {
+                              ulong state_off, long nb, long L, long C, long W) {
   x += x_off; state += state_off;
-  const int gid = get_global_id(0);
+  const long gid = get_global_id(0);
   if (gid >= nb * C * (W - 1)) return;
-  const int k = gid % (W - 1), c = (gid / (W - 1)) % C, b = gid / ((W - 1) * C);
-  const int t = L - (W - 1) + k;
-  state[gid] = t >= 0 ? x[((long)b * L + t) * C + c] : 0.0f;
+  const long k = gid % (W - 1), c = (gid / (W - 1)) % C, b = gid / ((W - 1) * C);
+  const long t = L - (W - 1) + k;
+  state[gid] = t >= 0 ? x[(b * L + t) * C + c] : 0.0f;
 }

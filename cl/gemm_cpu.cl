@@ -18,6 +18,8 @@
 // NR-column panel, z = M block (+ batch). Consecutive tiles share one packed B panel (hot in
 // L1/L2) and walk an A block of MBLOCK * MR rows that stays in L2/L3.
 // Knobs (-D): MR (rows per tile, 1..8, default 6), NR fixed at 16 (one float16).
+// Sizes arrive as long (the `_arg` parameters); the host checked that each fits in an int, and
+// the kernels narrow them at the top so that their index arithmetic stays 32-bit.
 #ifndef MR
 #define MR 6
 #endif
@@ -25,8 +27,10 @@
 
 // a: op(A) is a (M, K) matrix per batch: A[i][k] at a[i * lda + k], or a[k * lda + i] when
 // trans. a_stride: elements between batches. Global (>= kp, PM, batch).
-__kernel void gemm_pack_a(__global const float* a, ulong a_off, int lda, long a_stride, int trans,
-                          int m, int k0, int k, __global float* ap, ulong ap_off) {
+__kernel void gemm_pack_a(__global const float* a, ulong a_off, long lda_arg, long a_stride,
+                          int trans, long m_arg, long k0_arg, long k_arg, __global float* ap,
+                          ulong ap_off) {
+  const int lda = lda_arg, m = m_arg, k0 = k0_arg, k = k_arg;  // fit: checked by the host
   a += a_off;
   ap += ap_off;
   const int kk = get_global_id(0), p = get_global_id(1), b = get_global_id(2);
@@ -44,8 +48,10 @@ __kernel void gemm_pack_a(__global const float* a, ulong a_off, int lda, long a_
 
 // b: op(B) is a (K, N) matrix per batch: B[k][j] at b[k * ldb + j], or b[j * ldb + k] when
 // trans. Global (>= kp, PN, batch_b).
-__kernel void gemm_pack_b(__global const float* b, ulong b_off, int ldb, long b_stride, int trans,
-                          int n, int k0, int k, __global float* bp, ulong bp_off) {
+__kernel void gemm_pack_b(__global const float* b, ulong b_off, long ldb_arg, long b_stride,
+                          int trans, long n_arg, long k0_arg, long k_arg, __global float* bp,
+                          ulong bp_off) {
+  const int ldb = ldb_arg, n = n_arg, k0 = k0_arg, k = k_arg;  // fit: checked by the host
   b += b_off;
   bp += bp_off;
   const int kk = get_global_id(0), q = get_global_id(1), bb = get_global_id(2);
@@ -102,8 +108,12 @@ __kernel void gemm_pack_b(__global const float* b, ulong b_off, int ldb, long b_
 // batch uses panel set 0 of bp. mblock: MR-panels per M block (global size 0).
 __kernel __attribute__((reqd_work_group_size(1, 1, 1)))
 void gemm_tile(__global const float* ap, ulong ap_off, __global const float* bp, ulong bp_off,
-               __global float* c, ulong c_off, int ldc, long c_stride, int m, int n, int k,
-               int k0, int kc, int b_batched, int mblocks, float alpha, float beta) {
+               __global float* c, ulong c_off, long ldc_arg, long c_stride, long m_arg, long n_arg,
+               long k_arg, long k0_arg, long kc_arg, int b_batched, long mblocks_arg, float alpha,
+               float beta) {
+  // fit: checked by the host
+  const int ldc = ldc_arg, m = m_arg, n = n_arg, k = k_arg, k0 = k0_arg, kc = kc_arg;
+  const int mblocks = mblocks_arg;
   ap += ap_off;
   bp += bp_off;
   c += c_off;

@@ -15,7 +15,7 @@
 
 // Where output element i = (t, c) of a gather reads: src element idx[t] * d + c, or -1 for an
 // id outside [0, r) (the output is 0 there).
-inline long gather_at(__global const int* idx, long i, long d, int r) {
+inline long gather_at(__global const int* idx, long i, long d, long r) {
   long t = i / d;
   int row = idx[t];
   return (row >= 0 && row < r) ? (long)row * d + (i - t * d) : -1;
@@ -23,7 +23,7 @@ inline long gather_at(__global const int* idx, long i, long d, int r) {
 
 __kernel void gather_rows(__global const float* src, ulong src_off, __global const int* idx,
                           ulong idx_off, __global float* out, ulong out_off, long n, long d,
-                          int r, int acc) {
+                          long r, int acc) {
   src += src_off; idx += idx_off; out += out_off;
   long i = get_global_id(0);
   if (i >= n * d) return;
@@ -33,7 +33,7 @@ __kernel void gather_rows(__global const float* src, ulong src_off, __global con
 
 __kernel void gather_rows_half(__global const half* src, ulong src_off, __global const int* idx,
                                ulong idx_off, __global float* out, ulong out_off, long n, long d,
-                               int r, int acc) {
+                               long r, int acc) {
   src += src_off; idx += idx_off; out += out_off;
   long i = get_global_id(0);
   if (i >= n * d) return;
@@ -44,7 +44,7 @@ __kernel void gather_rows_half(__global const half* src, ulong src_off, __global
 // Work-item g of a segment sum: column *c of the run of equal keys that starts at sorted
 // position i = g / d. Returns that run's row, or -1 when g is past the end, position i does
 // not start a run, or the key is outside [0, r) (nothing to write).
-inline int run_row(__global const int* sorted_keys, long g, long n, long d, int r, long* i, long* c) {
+inline int run_row(__global const int* sorted_keys, long g, long n, long d, long r, long* i, long* c) {
   if (g >= n * d) return -1;
   *i = g / d;
   *c = g - *i * d;
@@ -63,7 +63,7 @@ inline float run_sum(__global const float* src, __global const int* sorted_keys,
 __kernel void segment_sum_rows(__global const float* src, ulong src_off,
                                __global const int* sorted_keys, ulong sorted_keys_off,
                                __global const int* perm, ulong perm_off, __global float* out,
-                               ulong out_off, long n, long d, int r, int acc) {
+                               ulong out_off, long n, long d, long r, int acc) {
   src += src_off; sorted_keys += sorted_keys_off; perm += perm_off; out += out_off;
   long i, c;
   int row = run_row(sorted_keys, get_global_id(0), n, d, r, &i, &c);
@@ -74,7 +74,7 @@ __kernel void segment_sum_rows(__global const float* src, ulong src_off,
 __kernel void segment_sum_rows_half(__global const float* src, ulong src_off,
                                     __global const int* sorted_keys, ulong sorted_keys_off,
                                     __global const int* perm, ulong perm_off, __global half* out,
-                                    ulong out_off, long n, long d, int r, int acc) {
+                                    ulong out_off, long n, long d, long r, int acc) {
   src += src_off; sorted_keys += sorted_keys_off; perm += perm_off; out += out_off;
   long i, c;
   int row = run_row(sorted_keys, get_global_id(0), n, d, r, &i, &c);

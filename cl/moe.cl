@@ -27,7 +27,7 @@
 inline float moe_sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }
 
 __kernel void topk_fwd(__global const float* probs, ulong probs_off, __global int* idx, ulong idx_off,
-                       __global float* w, ulong w_off, long n, int x, int k) {
+                       __global float* w, ulong w_off, long n, long x, long k) {
   probs += probs_off; idx += idx_off; w += w_off;
   long r = get_global_id(0);
   if (r >= n) return;
@@ -51,7 +51,7 @@ __kernel void topk_fwd(__global const float* probs, ulong probs_off, __global in
 
 __kernel void topk_bwd(__global const float* probs, ulong probs_off, __global const int* idx,
                        ulong idx_off, __global const float* dw, ulong dw_off, __global float* dp,
-                       ulong dp_off, long n, int x, int k, int acc) {
+                       ulong dp_off, long n, long x, long k, int acc) {
   probs += probs_off; idx += idx_off; dw += dw_off; dp += dp_off;
   long r = get_global_id(0);
   if (r >= n) return;
@@ -70,7 +70,7 @@ __kernel void topk_bwd(__global const float* probs, ulong probs_off, __global co
 }
 
 __kernel void moe_token_of(__global const int* perm, ulong perm_off, __global int* token_of,
-                           ulong token_of_off, long r, int k) {
+                           ulong token_of_off, long r, long k) {
   perm += perm_off; token_of += token_of_off;
   long i = get_global_id(0);
   if (i < r) token_of[i] = perm[i] / k;
@@ -87,7 +87,7 @@ inline long moe_lower_bound(__global const int* keys, long r, int e) {
 }
 
 __kernel void moe_offsets(__global const int* keys, ulong keys_off, __global int* offsets,
-                          ulong offsets_off, __global int* counts, ulong counts_off, long r, int x) {
+                          ulong offsets_off, __global int* counts, ulong counts_off, long r, long x) {
   keys += keys_off; offsets += offsets_off; counts += counts_off;
   int e = get_global_id(0);
   if (e > x) return;
@@ -123,8 +123,8 @@ __kernel void row_scale_bwd_w(__global const float* x, ulong x_off, __global con
 }
 
 __kernel void balance_fwd(__global const float* psum, ulong psum_off, __global const int* counts,
-                          ulong counts_off, __global float* out, ulong out_off, long n, int x,
-                          int k) {
+                          ulong counts_off, __global float* out, ulong out_off, long n, long x,
+                          long k) {
   psum += psum_off; counts += counts_off; out += out_off;
   if (get_global_id(0) != 0) return;
   float s = 0.0f;
@@ -133,7 +133,7 @@ __kernel void balance_fwd(__global const float* psum, ulong psum_off, __global c
 }
 
 __kernel void balance_bwd(__global const float* g, ulong g_off, __global const int* counts,
-                          ulong counts_off, __global float* dp, ulong dp_off, long n, int x, int k,
+                          ulong counts_off, __global float* dp, ulong dp_off, long n, long x, long k,
                           int acc) {
   g += g_off; counts += counts_off; dp += dp_off;
   long i = get_global_id(0);
@@ -144,7 +144,7 @@ __kernel void balance_bwd(__global const float* g, ulong g_off, __global const i
 }
 
 __kernel void zloss_lse(__global const float* logits, ulong logits_off, __global float* lse,
-                        ulong lse_off, __global float* sq, ulong sq_off, long n, int x) {
+                        ulong lse_off, __global float* sq, ulong sq_off, long n, long x) {
   logits += logits_off; lse += lse_off; sq += sq_off;
   long r = get_global_id(0);
   if (r >= n) return;
@@ -160,7 +160,7 @@ __kernel void zloss_lse(__global const float* logits, ulong logits_off, __global
 
 __kernel void zloss_bwd(__global const float* logits, ulong logits_off, __global const float* lse,
                         ulong lse_off, __global const float* g, ulong g_off, __global float* dl,
-                        ulong dl_off, long n, int x, int acc) {
+                        ulong dl_off, long n, long x, int acc) {
   logits += logits_off; lse += lse_off; g += g_off; dl += dl_off;
   long i = get_global_id(0);
   if (i >= n * x) return;

@@ -1,5 +1,5 @@
 // NF4 double quantization (bitsandbytes' layout and rounding), equal bit for bit to the host
-// reference in src/quant/nf4_reference.cpp. Layout and rules: include/magellano/quant/nf4.hpp.
+// reference in src/quant/nf4_reference.cpp. Layout and rules: include/magellano/ops/nf4.hpp.
 // Kernels:
 //   nf4_quantize_blocks  x (n) f32 -> packed (ceil(n/2)) u8, absmax (ceil(n/64)) f32
 //                        one work-item per block of 64

@@ -24,11 +24,11 @@ void sum_partial(__global const float* x, ulong x_off, __global float* partial, 
 
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
 void sum_final(__global const float* partial, ulong partial_off, __global float* out, ulong out_off,
-               int g, float scale, int acc) {
+               long g, float scale, int acc) {
   partial += partial_off; out += out_off;
   __local float s[LOCAL];
   float v = 0.0f;
-  for (int i = get_local_id(0); i < g; i += LOCAL) v += partial[i];
+  for (long i = get_local_id(0); i < g; i += LOCAL) v += partial[i];
   float total = group_sum(s, v, LOCAL);
   if (get_local_id(0) == 0) ACC_STORE(out, 0, scale * total, acc);
 }

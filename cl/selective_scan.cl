@@ -22,6 +22,8 @@
 //   scan_step        one token: h (B, E, N) updated in place; u_t etc. are (B, E) / (B, N)
 // Knobs: -DDSTATE=N (state size, compile-time so states stay in registers);
 //        -DVEC=1|4|8|16 (channels per work-item; E must be a multiple).
+// Sizes arrive as long (the `_arg` parameters); the host checked that they fit in an int, and
+// the kernels narrow them at the top so that the loops compile as 32-bit code.
 #ifndef DSTATE
 #define DSTATE 16
 #endif
@@ -70,7 +72,9 @@ __kernel void scan_fwd(__global const float* u, ulong u_off, __global const floa
                        __global const float* z, ulong z_off, __global const float* dbias, ulong dbias_off,
                        __global float* out, ulong out_off, __global float* hs, ulong hs_off,
                        __global float* h_last, ulong h_last_off,
-                       int nb, int L, int E, int chunk, int has_z, int has_bias, int use_softplus) {
+                       long nb_arg, long L_arg, long E_arg, long chunk_arg,
+                       int has_z, int has_bias, int use_softplus) {
+  const int nb = nb_arg, L = L_arg, E = E_arg, chunk = chunk_arg;  // fit: checked by the host
   u += u_off; delta += delta_off; A += A_off; Bm += Bm_off; Cm += Cm_off; D += D_off;
   z += z_off; dbias += dbias_off; out += out_off; hs += hs_off; h_last += h_last_off;
   const int gid = get_global_id(0), ev = E / VEC;
@@ -118,8 +122,10 @@ __kernel void scan_bwd_chunk(__global const float* u, ulong u_off, __global cons
                              __global float* dz, ulong dz_off, __global float* dBc, ulong dBc_off,
                              __global float* dCc, ulong dCc_off, __global float* dA_p, ulong dA_p_off,
                              __global float* dD_p, ulong dD_p_off, __global float* dbias_p, ulong dbias_p_off,
-                             int nb, int L, int E, int chunk, int c, int has_z, int has_bias,
+                             long nb_arg, long L_arg, long E_arg, long chunk_arg, long c_arg,
+                             int has_z, int has_bias,
                              int use_softplus, int acc_du, int acc_ddelta, int acc_dz) {
+  const int nb = nb_arg, L = L_arg, E = E_arg, chunk = chunk_arg, c = c_arg;  // fit: checked by the host
   u += u_off; delta += delta_off; A += A_off; Bm += Bm_off; Cm += Cm_off; D += D_off;
   z += z_off; dbias += dbias_off; dout += dout_off; hs += hs_off; Hs += Hs_off; G += G_off;
   du += du_off; ddelta += ddelta_off; dz += dz_off; dBc += dBc_off; dCc += dCc_off;
@@ -219,7 +225,9 @@ __kernel void scan_bwd_chunk(__global const float* u, ulong u_off, __global cons
 // One work-item per (b, tl, n).
 __kernel void scan_reduce_bc(__global const float* dBc, ulong dBc_off, __global const float* dCc, ulong dCc_off,
                              __global float* dB, ulong dB_off, __global float* dC, ulong dC_off,
-                             int nb, int L, int E, int chunk, int c, int acc_b, int acc_c) {
+                             long nb_arg, long L_arg, long E_arg, long chunk_arg, long c_arg,
+                             int acc_b, int acc_c) {
+  const int nb = nb_arg, L = L_arg, E = E_arg, chunk = chunk_arg, c = c_arg;  // fit: checked by the host
   dBc += dBc_off; dCc += dCc_off; dB += dB_off; dC += dC_off;
   const int gid = get_global_id(0), ev = E / VEC;
   const int t0 = c * chunk, len = min(L, t0 + chunk) - t0;
@@ -243,7 +251,8 @@ __kernel void scan_step(__global const float* u, ulong u_off, __global const flo
                         __global const float* Ct, ulong Ct_off, __global const float* D, ulong D_off,
                         __global const float* z, ulong z_off, __global const float* dbias, ulong dbias_off,
                         __global float* h, ulong h_off, __global float* out, ulong out_off,
-                        int nb, int E, int has_z, int has_bias, int use_softplus) {
+                        long nb_arg, long E_arg, int has_z, int has_bias, int use_softplus) {
+  const int nb = nb_arg, E = E_arg;  // fit: checked by the host
   u += u_off; delta += delta_off; A += A_off; Bt += Bt_off; Ct += Ct_off; D += D_off;
   z += z_off; dbias += dbias_off; h += h_off; out += out_off;
   const int gid = get_global_id(0);

@@ -24,6 +24,8 @@
 //                      dBc, dCc (B, L, N, E/CPG) summed over the group's channels, and per-chunk
 //                      partials dA_p (NC, B, E, N), dD_p, dbias_p (NC, B, E)
 // Knobs: -DDSTATE=N, -DCPG=channels per work-group.
+// Sizes arrive as long (the `_arg` parameters); the host checked that they fit in an int, and
+// the kernels narrow them at the top so that the loops compile as 32-bit code.
 #ifndef DSTATE
 #define DSTATE 16
 #endif
@@ -48,7 +50,9 @@ __kernel void scan_summary_fwd(__global const float* u, ulong u_off, __global co
                                __global const float* A, ulong A_off, __global const float* Bm, ulong Bm_off,
                                __global const float* dbias, ulong dbias_off,
                                __global float* P, ulong P_off, __global float* S, ulong S_off,
-                               int nb, int L, int E, int chunk, int has_bias, int use_softplus) {
+                               long nb_arg, long L_arg, long E_arg, long chunk_arg,
+                               int has_bias, int use_softplus) {
+  const int nb = nb_arg, L = L_arg, E = E_arg, chunk = chunk_arg;  // fit: checked by the host
   u += u_off; delta += delta_off; A += A_off; Bm += Bm_off; dbias += dbias_off; P += P_off; S += S_off;
   const int nc = (L + chunk - 1) / chunk;
   const long gid = get_global_id(0);
@@ -72,7 +76,8 @@ __kernel void scan_summary_fwd(__global const float* u, ulong u_off, __global co
 
 __kernel void scan_carry_fwd(__global const float* P, ulong P_off, __global const float* S, ulong S_off,
                              __global float* hs, ulong hs_off, __global float* h_last, ulong h_last_off,
-                             int nb, int L, int E, int chunk) {
+                             long nb_arg, long L_arg, long E_arg, long chunk_arg) {
+  const int nb = nb_arg, L = L_arg, E = E_arg, chunk = chunk_arg;  // fit: checked by the host
   P += P_off; S += S_off; hs += hs_off; h_last += h_last_off;
   const int nc = (L + chunk - 1) / chunk;
   const long gid = get_global_id(0);
@@ -93,7 +98,9 @@ void scan_chunks_fwd(__global const float* u, ulong u_off, __global const float*
                      __global const float* Cm, ulong Cm_off, __global const float* D, ulong D_off,
                      __global const float* z, ulong z_off, __global const float* dbias, ulong dbias_off,
                      __global const float* hs, ulong hs_off, __global float* out, ulong out_off,
-                     int nb, int L, int E, int chunk, int has_z, int has_bias, int use_softplus) {
+                     long nb_arg, long L_arg, long E_arg, long chunk_arg,
+                     int has_z, int has_bias, int use_softplus) {
+  const int nb = nb_arg, L = L_arg, E = E_arg, chunk = chunk_arg;  // fit: checked by the host
   u += u_off; delta += delta_off; A += A_off; Bm += Bm_off; Cm += Cm_off; D += D_off;
   z += z_off; dbias += dbias_off; hs += hs_off; out += out_off;
   __local float part[WG];
@@ -132,7 +139,9 @@ __kernel void scan_summary_bwd(__global const float* delta, ulong delta_off, __g
                                __global const float* Cm, ulong Cm_off, __global const float* z, ulong z_off,
                                __global const float* dbias, ulong dbias_off, __global const float* dout, ulong dout_off,
                                __global float* P, ulong P_off, __global float* Q, ulong Q_off,
-                               int nb, int L, int E, int chunk, int has_z, int has_bias, int use_softplus) {
+                               long nb_arg, long L_arg, long E_arg, long chunk_arg,
+                               int has_z, int has_bias, int use_softplus) {
+  const int nb = nb_arg, L = L_arg, E = E_arg, chunk = chunk_arg;  // fit: checked by the host
   delta += delta_off; A += A_off; Cm += Cm_off; z += z_off; dbias += dbias_off; dout += dout_off;
   P += P_off; Q += Q_off;
   const int nc = (L + chunk - 1) / chunk;
@@ -157,7 +166,9 @@ __kernel void scan_summary_bwd(__global const float* delta, ulong delta_off, __g
 }
 
 __kernel void scan_carry_bwd(__global const float* P, ulong P_off, __global const float* Q, ulong Q_off,
-                             __global float* Gin, ulong Gin_off, int nb, int L, int E, int chunk) {
+                             __global float* Gin, ulong Gin_off,
+                             long nb_arg, long L_arg, long E_arg, long chunk_arg) {
+  const int nb = nb_arg, L = L_arg, E = E_arg, chunk = chunk_arg;  // fit: checked by the host
   P += P_off; Q += Q_off; Gin += Gin_off;
   const int nc = (L + chunk - 1) / chunk;
   const long gid = get_global_id(0);
@@ -182,8 +193,10 @@ void scan_chunks_bwd(__global const float* u, ulong u_off, __global const float*
                      __global float* dz, ulong dz_off, __global float* dBc, ulong dBc_off,
                      __global float* dCc, ulong dCc_off, __global float* dA_p, ulong dA_p_off,
                      __global float* dD_p, ulong dD_p_off, __global float* dbias_p, ulong dbias_p_off,
-                     int nb, int L, int E, int chunk, int c0, int flight, int has_z, int has_bias,
-                     int use_softplus, int acc_du, int acc_ddelta, int acc_dz) {
+                     long nb_arg, long L_arg, long E_arg, long chunk_arg, long c0_arg, long flight_arg,
+                     int has_z, int has_bias, int use_softplus, int acc_du, int acc_ddelta, int acc_dz) {
+  // fit: checked by the host
+  const int nb = nb_arg, L = L_arg, E = E_arg, chunk = chunk_arg, c0 = c0_arg, flight = flight_arg;
   u += u_off; delta += delta_off; A += A_off; Bm += Bm_off; Cm += Cm_off; D += D_off;
   z += z_off; dbias += dbias_off; dout += dout_off; hs += hs_off; Gin += Gin_off; Hs += Hs_off;
   du += du_off; ddelta += ddelta_off; dz += dz_off; dBc += dBc_off; dCc += dCc_off;

@@ -4,14 +4,15 @@
 // ULONG_MAX (sorts last).
 // Kernels:
 //   sort_pack         data[i] = pack(keys[i], i) for i < n, ULONG_MAX for n <= i < P
-//                     keys: (n) i32; data: (P) ulong
+//                     keys: (n) i32; data: (P) ulong words
 //   sort_local        sorts each block of 2 * SORT_LOCAL words in local memory (every stage with
 //                     k <= block), alternating directions as the global network does
 //   sort_merge_local  for one stage k > block: the steps j < block of that stage in local memory
 //   sort_step_global  one compare-exchange step (k, j) with j >= block, one work-item per pair
 //   sort_unpack       sorted_keys[i] = key of data[i], perm[i] = position of data[i], i < n
 // Knobs: SORT_LOCAL (-D, default 256): work-group size; a block is 2 * SORT_LOCAL words.
-// `data` tensors are fresh scratch buffers: their offset (data_off) counts ulongs and is 0.
+// The words live in an i32 tensor of 2P elements (`data_i32`, offset data_off in i32 elements,
+// even: the host's are fresh scratch buffers at offset 0), read as ulong.
 #ifndef SORT_LOCAL
 #define SORT_LOCAL 256
 #endif
@@ -34,16 +35,17 @@ inline void cmp_swap_local(__local ulong* s, int lo, int hi, bool up) {
   if ((a > b) == up) { s[lo] = b; s[hi] = a; }
 }
 
-__kernel void sort_pack(__global const int* keys, ulong keys_off, __global ulong* data,
+__kernel void sort_pack(__global const int* keys, ulong keys_off, __global int* data_i32,
                         ulong data_off, long n, long p) {
-  keys += keys_off; data += data_off;
+  keys += keys_off;
+  __global ulong* data = (__global ulong*)(data_i32 + data_off);
   long i = get_global_id(0);
   if (i < p) data[i] = i < n ? sort_word(keys[i], (int)i) : (ulong)0xFFFFFFFFFFFFFFFFul;
 }
 
 __kernel __attribute__((reqd_work_group_size(SORT_LOCAL, 1, 1)))
-void sort_local(__global ulong* data, ulong data_off) {
-  data += data_off;
+void sort_local(__global int* data_i32, ulong data_off) {
+  __global ulong* data = (__global ulong*)(data_i32 + data_off);
   __local ulong s[SORT_BLOCK];
   const int l = get_local_id(0);
   const long base = (long)get_group_id(0) * SORT_BLOCK;
@@ -62,8 +64,8 @@ void sort_local(__global ulong* data, ulong data_off) {
 }
 
 __kernel __attribute__((reqd_work_group_size(SORT_LOCAL, 1, 1)))
-void sort_merge_local(__global ulong* data, ulong data_off, long k) {
-  data += data_off;
+void sort_merge_local(__global int* data_i32, ulong data_off, long k) {
+  __global ulong* data = (__global ulong*)(data_i32 + data_off);
   __local ulong s[SORT_BLOCK];
   const int l = get_local_id(0);
   const long base = (long)get_group_id(0) * SORT_BLOCK;
@@ -80,17 +82,18 @@ void sort_merge_local(__global ulong* data, ulong data_off, long k) {
   data[base + l + SORT_LOCAL] = s[l + SORT_LOCAL];
 }
 
-__kernel void sort_step_global(__global ulong* data, ulong data_off, long p, long k, long j) {
-  data += data_off;
+__kernel void sort_step_global(__global int* data_i32, ulong data_off, long p, long k, long j) {
+  __global ulong* data = (__global ulong*)(data_i32 + data_off);
   long q = get_global_id(0);
   if (q >= p / 2) return;
   long lo = 2 * j * (q / j) + q % j;
   cmp_swap(data, lo, lo + j, k);
 }
 
-__kernel void sort_unpack(__global const ulong* data, ulong data_off, __global int* sorted_keys,
+__kernel void sort_unpack(__global const int* data_i32, ulong data_off, __global int* sorted_keys,
                           ulong sorted_keys_off, __global int* perm, ulong perm_off, long n) {
-  data += data_off; sorted_keys += sorted_keys_off; perm += perm_off;
+  __global const ulong* data = (__global const ulong*)(data_i32 + data_off);
+  sorted_keys += sorted_keys_off; perm += perm_off;
   long i = get_global_id(0);
   if (i >= n) return;
   ulong w = data[i];

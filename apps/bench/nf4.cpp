@@ -16,8 +16,8 @@
 #include "magellano/io/safetensors_stream.hpp"
 #include "magellano/ops/matmul.hpp"
 #include "magellano/ops/nf4_linear.hpp"
-#include "magellano/quant/nf4.hpp"
 #include "magellano/io/quantize_file.hpp"
+#include "magellano/ops/nf4.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/config.hpp"
 
@@ -79,7 +79,7 @@ std::vector<Result> run_nf4(Context& ctx, const Peaks&, const Options& opts) {
   for (const LinearShape& s : shapes) {
     Tensor w = Tensor::from_host(ctx, Shape{s.out, s.in}, weight_values(s.numel(), s.out * 31 + s.in),
                                  DType::f32, MemCategory::scratch);
-    const double t = median_seconds(ctx, repeats, [&] { quant::quantize_nf4(w, MemCategory::scratch); });
+    const double t = median_seconds(ctx, repeats, [&] { ops::quantize_nf4(w, MemCategory::scratch); });
     Result r;
     r.name = "nf4_quantize " + s.what;
     r.sizes = {{"out", s.out}, {"in", s.in}, {"count", s.count}};
@@ -111,7 +111,7 @@ std::vector<Result> run_nf4(Context& ctx, const Peaks&, const Options& opts) {
                                      DType::f32, MemCategory::scratch));
     const double t = median_seconds(ctx, 1, [&] {
       for (size_t i = 0; i < shapes.size(); ++i)
-        for (int64_t c = 0; c < shapes[i].count; ++c) quant::quantize_nf4(ws[i], MemCategory::scratch);
+        for (int64_t c = 0; c < shapes[i].count; ++c) ops::quantize_nf4(ws[i], MemCategory::scratch);
     }, 0);
     Result r = total;
     r.name = "nf4_quantize model (measured)";
@@ -126,10 +126,10 @@ std::vector<Result> run_nf4(Context& ctx, const Peaks&, const Options& opts) {
   const LinearShape& L = *largest;
   Tensor w = Tensor::from_host(ctx, Shape{L.out, L.in}, weight_values(L.numel(), 7), DType::f32,
                                MemCategory::scratch);
-  const quant::NF4Weight q = quant::quantize_nf4(w, MemCategory::scratch);
+  const ops::NF4Weight q = ops::quantize_nf4(w, MemCategory::scratch);
   Tensor wd = Tensor::empty(ctx, Shape{L.out, L.in}, DType::f32, MemCategory::scratch);
   {
-    const double t = median_seconds(ctx, repeats, [&] { quant::dequantize_nf4_into(q, wd); });
+    const double t = median_seconds(ctx, repeats, [&] { ops::dequantize_nf4_into(q, wd); });
     Result r;
     r.name = "nf4_dequantize f32 " + L.what;
     r.sizes = {{"out", L.out}, {"in", L.in}};

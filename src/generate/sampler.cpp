@@ -41,7 +41,7 @@ Sampler::Sampler(Context& ctx, int64_t batch, int64_t vocab, const SamplingParam
   seen_ = Tensor::from_host_u8(ctx, Shape{batch, vocab}, seen, MemCategory::scratch);
   z_ = Tensor::empty(ctx, Shape{batch, vocab}, DType::f32, MemCategory::scratch);
   e_ = Tensor::empty(ctx, Shape{batch, vocab}, DType::f32, MemCategory::scratch);
-  options_ = "-DLOCAL=" + std::to_string(local_);
+  options_ = BuildOptions().define("LOCAL", local_);
 }
 
 Tensor Sampler::run(const Tensor& logits, int64_t step, const Tensor* probs) {
@@ -49,13 +49,13 @@ Tensor Sampler::run(const Tensor& logits, int64_t step, const Tensor* probs) {
     throw Error("sampler: logits must be " + Shape{batch_, vocab_}.str() + " f32, got " +
                 logits.shape().str() + " " + to_string(logits.dtype()) + ".");
   Tensor ids = Tensor::empty(ctx_, Shape{batch_}, DType::i32, MemCategory::scratch);
-  // Without probabilities the kernel still needs a buffer argument; it writes nothing there.
-  const Tensor& p = probs ? *probs : ids;
+  // Without probabilities the kernel still needs an f32 buffer argument; it writes nothing there.
+  const Tensor& p = probs ? *probs : z_;
   ops::Launch(ctx_, "sample", "sample_rows", options_)
       .arg(logits).arg(seen_).arg(z_).arg(e_).arg(ids).arg(p)
       .arg(vocab_).arg(params_.temperature).arg(params_.top_k).arg(params_.top_p)
       .arg(params_.repetition_penalty).arg(static_cast<int64_t>(params_.seed)).arg(step)
-      .arg(int32_t(probs != nullptr))
+      .arg(probs != nullptr)
       .run(static_cast<size_t>(batch_ * local_), static_cast<size_t>(local_));
   return ids;
 }

@@ -43,18 +43,18 @@ std::string nf4_quant_state_json(const std::vector<int64_t>& shape, float offset
 
 std::vector<StEntry> nf4_entries(const std::string& name, const std::vector<int64_t>& shape,
                                  const std::string& dtype) {
-  const int64_t n = st_numel(shape), nb = ceil_div(n, quant::kNF4BlockSize);
+  const int64_t n = st_numel(shape), nb = ceil_div(n, ops::kNF4BlockSize);
   const int64_t json_len = static_cast<int64_t>(nf4_quant_state_json(shape, 0.0f, dtype).size());
   return {{name, StDType::U8, {ceil_div(n, 2), 1}},
           {name + ".absmax", StDType::U8, {nb}},
           {name + ".quant_map", StDType::F32, {16}},
-          {name + ".nested_absmax", StDType::F32, {ceil_div(nb, quant::kNestedBlockSize)}},
+          {name + ".nested_absmax", StDType::F32, {ceil_div(nb, ops::kNestedBlockSize)}},
           {name + ".nested_quant_map", StDType::F32, {256}},
           {name + kNF4QuantStateSuffix, StDType::U8, {json_len}}};
 }
 
 std::vector<std::pair<std::string, StTensor>> nf4_to_st(const std::string& name,
-                                                        const quant::NF4Weight& w,
+                                                        const ops::NF4Weight& w,
                                                         const std::string& dtype) {
   const std::vector<int64_t> shape = w.shape.dims();
   std::vector<std::pair<std::string, StTensor>> out;
@@ -85,7 +85,7 @@ std::vector<std::string> nf4_weight_names(const SafetensorsReader& reader) {
   return out;
 }
 
-quant::NF4Weight load_nf4(Context& ctx, const SafetensorsReader& reader, const std::string& name,
+ops::NF4Weight load_nf4(Context& ctx, const SafetensorsReader& reader, const std::string& name,
                           MemCategory category) {
   const std::string what = reader.path().string() + ": NF4 weight '" + name + "'";
   const auto fail = [&what](const std::string& msg) { fail_with(what, msg); };
@@ -122,9 +122,9 @@ quant::NF4Weight load_nf4(Context& ctx, const SafetensorsReader& reader, const s
     return state.at(key);
   };
   if (get("quant_type") != "nf4") fail("is quant_type " + get("quant_type").dump() + ", not \"nf4\".");
-  if (get("blocksize") != quant::kNF4BlockSize)
+  if (get("blocksize") != ops::kNF4BlockSize)
     fail("has blocksize " + get("blocksize").dump() + "; Magellano reads blocksize 64.");
-  if (get("nested_blocksize") != quant::kNestedBlockSize)
+  if (get("nested_blocksize") != ops::kNestedBlockSize)
     fail("has nested_blocksize " + get("nested_blocksize").dump() + "; Magellano reads 256.");
   const auto& jshape = get("shape");
   std::vector<int64_t> shape;
@@ -141,7 +141,7 @@ quant::NF4Weight load_nf4(Context& ctx, const SafetensorsReader& reader, const s
 
   std::vector<uint8_t> packed = reader.read(name).bytes;
   std::vector<uint8_t> absmax_q = reader.read(name + ".absmax").bytes;
-  return quant::nf4_from_host(ctx, Shape(shape), packed, absmax_q,
+  return ops::nf4_from_host(ctx, Shape(shape), packed, absmax_q,
                               reader.read_f32(name + ".nested_absmax"), offset,
                               reader.read_f32(name + ".quant_map"),
                               reader.read_f32(name + ".nested_quant_map"), what, category);

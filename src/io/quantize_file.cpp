@@ -103,19 +103,19 @@ QuantizeReport quantize_stream(Context& ctx, const SafetensorsReader& reader,
       ++rep.tensors_copied;
     } else {
       const std::vector<int64_t> shape = reader.shape(name);
-      quant::NF4Weight q;
+      ops::NF4Weight q;
       {
         Tensor w = Tensor::from_host(ctx, Shape(shape), cur.values, DType::f32, MemCategory::scratch);
         std::vector<float>().swap(cur.values);  // the host copy is no longer needed
-        q = quant::quantize_nf4(w, MemCategory::scratch);
-        const quant::NF4Error e = quant::nf4_error(w, q);  // NaN or Inf anywhere makes these sums non-finite
+        q = ops::quantize_nf4(w, MemCategory::scratch);
+        const ops::NF4Error e = ops::nf4_error(w, q);  // NaN or Inf anywhere makes these sums non-finite
         if (!std::isfinite(q.offset) || !std::isfinite(e.abs_sum) || !std::isfinite(e.mag_sum))
           throw Error("quantize: tensor '" + name + "' in " + reader.path().string() +
                       " holds Inf or NaN values; fix the checkpoint first.");
         rep.error += e;
       }
       const auto parts = nf4_to_st(name, q, torch_dtype_name(reader.dtype(name)));
-      q = quant::NF4Weight();
+      q = ops::NF4Weight();
       rep.quantize_seconds += since(t);
       t = Clock::now();
       for (const auto& [part, st] : parts) {

@@ -86,7 +86,7 @@ void Linear::convert(WeightStorage to) {
   if (to == WeightStorage::f16) {
     weight = half_parameter(weight);
   } else {
-    nf4 = std::make_shared<quant::NF4Weight>(nf4_quantize(weight));
+    nf4 = std::make_shared<ops::NF4Weight>(nf4_quantize(weight));
     weight = Tensor();
   }
   storage_ = to;

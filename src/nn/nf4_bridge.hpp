@@ -4,12 +4,12 @@
 //   nf4_project(x, w)  x: (..., in) f32 -> x · dequant(W)ᵀ (..., out), differentiable in x only
 //   nf4_context(w)     the context its buffers live in
 #pragma once
+#include "magellano/ops/nf4.hpp"
 #include "magellano/ops/nf4_linear.hpp"
-#include "magellano/quant/nf4.hpp"
 
 namespace magellano::nn {
-inline quant::NF4Weight nf4_quantize(const Tensor& w) { return quant::quantize_nf4(w); }
-inline Tensor nf4_dense(const quant::NF4Weight& w) { return quant::dequantize_nf4(w); }
-inline Tensor nf4_project(const Tensor& x, const quant::NF4Weight& w) { return ops::nf4_linear(x, w); }
-inline Context& nf4_context(const quant::NF4Weight& w) { return w.ctx(); }
+inline ops::NF4Weight nf4_quantize(const Tensor& w) { return ops::quantize_nf4(w); }
+inline Tensor nf4_dense(const ops::NF4Weight& w) { return ops::dequantize_nf4(w); }
+inline Tensor nf4_project(const Tensor& x, const ops::NF4Weight& w) { return ops::nf4_linear(x, w); }
+inline Context& nf4_context(const ops::NF4Weight& w) { return w.ctx(); }
 }  // namespace magellano::nn

@@ -16,7 +16,7 @@ Tensor pointwise(const Tensor& x, const char* fwd, const char* bwd, bool bwd_use
     autograd::record(y, [mx = autograd::grad_meta(x), saved, bwd](const Tensor& dy) {
       auto g = autograd::grad_target(mx);
       Launch(dy.ctx(), "activation", bwd).arg(saved).arg(dy).arg(g.tensor).arg(dy.numel())
-          .arg(int32_t(g.accumulate)).run(dy.numel());
+          .arg(g.accumulate).run(dy.numel());
     });
   }
   return y;

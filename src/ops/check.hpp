@@ -1,5 +1,8 @@
 // Argument checks shared by the op launchers (private to src/ops).
 #pragma once
+#include <cstdint>
+#include <initializer_list>
+#include <limits>
 #include <string>
 
 #include "magellano/runtime/error.hpp"
@@ -24,6 +27,14 @@ inline void require_same_shape(const Tensor& a, const Tensor& b, const char* op)
   if (a.shape() != b.shape())
     throw Error(std::string(op) + ": shapes " + a.shape().str() + " and " + b.shape().str() +
                 " differ.");
+}
+
+// Kernels that keep their sizes in int registers (the GEMMs and the scans: their inner loops
+// compile better so) receive them as long and narrow them; their launchers check here first.
+inline void require_int_sizes(std::initializer_list<int64_t> sizes, const char* op, const char* kernel) {
+  for (int64_t v : sizes)
+    if (v > std::numeric_limits<int32_t>::max())
+      throw Error(std::string(op) + ": a dimension above 2^31 - 1 is not supported by " + kernel + ".");
 }
 
 }  // namespace magellano::ops::detail

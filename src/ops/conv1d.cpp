@@ -16,8 +16,8 @@ namespace {
 constexpr int64_t kRowChunk = 64;  // rows (b, t) per partial sum of dweight
 constexpr int64_t kFastWidth = 4;  // the width with a specialised (unrolled) build
 
-std::string width_option(int64_t w) {
-  return "-DWIDTH=" + std::to_string(w == kFastWidth ? kFastWidth : 0);
+BuildOptions width_option(int64_t w) {
+  return BuildOptions().define("WIDTH", w == kFastWidth ? kFastWidth : 0);
 }
 
 struct ConvDims {
@@ -28,12 +28,11 @@ void conv_backward(const ConvDims& s, const Tensor& x, const Tensor& w,
                    const std::shared_ptr<AutogradMeta>& mx, const std::shared_ptr<AutogradMeta>& mw,
                    const std::shared_ptr<AutogradMeta>& mb, const Tensor& dy) {
   Context& ctx = dy.ctx();
-  const std::string opt = width_option(s.width);
-  const int32_t width = static_cast<int32_t>(s.width);
+  const BuildOptions opt = width_option(s.width);
   if (mx) {
     auto g = autograd::grad_target(mx);
     Launch(ctx, "conv1d", "conv1d_bwd_dx", opt).arg(dy).arg(w).arg(g.tensor).arg(s.rows)
-        .arg(s.len).arg(s.ch).arg(width).arg(int32_t(g.accumulate)).run(s.rows * s.ch);
+        .arg(s.len).arg(s.ch).arg(s.width).arg(g.accumulate).run(s.rows * s.ch);
   }
   if (mw) {
     auto g = autograd::grad_target(mw);
@@ -44,9 +43,9 @@ void conv_backward(const ConvDims& s, const Tensor& x, const Tensor& w,
     } else {
       Tensor partial = Tensor::empty(ctx, Shape{chunks, cols}, DType::f32, MemCategory::scratch);
       Launch(ctx, "conv1d", "conv1d_bwd_dw_partial", opt).arg(x).arg(dy).arg(partial)
-          .arg(s.rows).arg(s.len).arg(s.ch).arg(width).arg(kRowChunk).run2d(cols, chunks, 64, 1);
+          .arg(s.rows).arg(s.len).arg(s.ch).arg(s.width).arg(kRowChunk).run2d(cols, chunks, 64, 1);
       Launch(ctx, "reduce", "colsum_final").arg(partial).arg(g.tensor).arg(chunks).arg(cols)
-          .arg(1.0f).arg(int32_t(g.accumulate)).run(cols);
+          .arg(1.0f).arg(g.accumulate).run(cols);
     }
   }
   if (mb) {
@@ -80,7 +79,7 @@ Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias) 
   const ConvDims s{xs.rows(), len, ch, width};
   Tensor y = Tensor::empty(x.ctx(), xs);
   Launch(x.ctx(), "conv1d", "conv1d_fwd", width_option(width)).arg(x).arg(weight).arg(b).arg(y)
-      .arg(s.rows).arg(s.len).arg(s.ch).arg(int32_t(width)).run(s.rows * s.ch);
+      .arg(s.rows).arg(s.len).arg(s.ch).arg(width).run(s.rows * s.ch);
   if (autograd::any_requires_grad({x, weight, bias})) {
     auto mx = autograd::grad_meta(x), mw = autograd::grad_meta(weight);
     auto mb = autograd::grad_meta(bias);

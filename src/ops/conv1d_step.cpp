@@ -15,7 +15,7 @@ Tensor causal_conv1d_step(const Tensor& x_t, const Tensor& weight, const Tensor&
   Tensor y = Tensor::empty(x_t.ctx(), Shape{b, c});
   Launch(x_t.ctx(), "conv1d_step", "conv1d_step")
       .arg(x_t).arg(weight).arg(bias.defined() ? bias : weight).arg(state).arg(y)
-      .arg(int32_t(b)).arg(int32_t(c)).arg(int32_t(w)).arg(int32_t(bias.defined()))
+      .arg(b).arg(c).arg(w).arg(bias.defined())
       .run(b * c);
   return y;
 }
@@ -27,7 +27,7 @@ Tensor causal_conv1d_state(const Tensor& x, int64_t width) {
   const int64_t b = x.size(0), l = x.size(1), c = x.size(2);
   Tensor state = Tensor::empty(x.ctx(), Shape{b, c, width - 1});
   Launch(x.ctx(), "conv1d_step", "conv1d_state_of")
-      .arg(x).arg(state).arg(int32_t(b)).arg(int32_t(l)).arg(int32_t(c)).arg(int32_t(width))
+      .arg(x).arg(state).arg(b).arg(l).arg(c).arg(width)
       .run(b * c * (width - 1));
   return state;
 }

@@ -35,7 +35,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore
   Context& ctx = logits.ctx();
   const int64_t v = logits.shape().last(), rows = logits.shape().rows();
   const int64_t local = pow2_local_size(ctx);
-  const std::string opt = "-DLOCAL=" + std::to_string(local);
+  const BuildOptions opt = BuildOptions().define("LOCAL", local);
   Tensor loss = Tensor::empty(ctx, Shape{1});
   Tensor inv_count = Tensor::empty(ctx, Shape{1});
   Tensor lse = Tensor::empty(ctx, Shape{std::max<int64_t>(rows, 1)});
@@ -53,7 +53,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore
       auto g = autograd::grad_target(ml);
       Launch(dloss.ctx(), "softmax", "ce_bwd", opt).arg(logits).arg(targets).arg(lse)
           .arg(inv_count).arg(dloss).arg(g.tensor).arg(v).arg(ignore_index)
-          .arg(int32_t(g.accumulate)).run(rows * local, local);
+          .arg(g.accumulate).run(rows * local, local);
     });
   }
   return loss;

@@ -18,7 +18,7 @@ int64_t half_vec(const Context& ctx) {
   if (const int forced = g_forced_half_vec.load()) return forced;
   return ctx.device().type == "cpu" ? 8 : 1;
 }
-std::string half_options(const Context& ctx) { return "-DVEC=" + std::to_string(half_vec(ctx)); }
+BuildOptions half_options(const Context& ctx) { return BuildOptions().define("VEC", half_vec(ctx)); }
 
 // Length of b's repeating unit: a.numel() for equal shapes, a.last() for a row vector.
 int64_t broadcast_len(const Tensor& a, const Tensor& b, const char* op) {
@@ -37,7 +37,7 @@ int64_t broadcast_len(const Tensor& a, const Tensor& b, const char* op) {
 void scale_into(const Tensor& x, float s, const Tensor& dst, bool acc) {
   if (x.numel() != dst.numel()) throw Error("scale_into: element counts differ.");
   Launch(x.ctx(), "elementwise", "scale_acc")
-      .arg(x).arg(dst).arg(x.numel()).arg(s).arg(int32_t(acc))
+      .arg(x).arg(dst).arg(x.numel()).arg(s).arg(acc)
       .run(x.numel());
 }
 
@@ -54,7 +54,7 @@ void accumulate_grad(const std::shared_ptr<AutogradMeta>& m, const Tensor& x, fl
   const int64_t n = x.numel(), vec = half_vec(x.ctx());
   if (n > 0)
     Launch(x.ctx(), "half", "scale_acc_f16", half_options(x.ctx())).arg(x).arg(g.tensor).arg(n)
-        .arg(s).arg(int32_t(g.accumulate)).run((n + vec - 1) / vec);
+        .arg(s).arg(g.accumulate).run((n + vec - 1) / vec);
 }
 
 void force_half_vec(int vec) {
@@ -138,13 +138,13 @@ Tensor mul(const Tensor& a, const Tensor& b) {
       if (ma) {
         auto g = autograd::grad_target(ma);
         Launch(dy.ctx(), "elementwise", "mul_acc").arg(dy).arg(saved_b).arg(g.tensor).arg(n)
-            .arg(b_n).arg(1.0f).arg(int32_t(g.accumulate)).run(n);
+            .arg(b_n).arg(1.0f).arg(g.accumulate).run(n);
       }
       if (mb) {
         auto g = autograd::grad_target(mb);
         if (b_n == n) {
           Launch(dy.ctx(), "elementwise", "mul_acc").arg(dy).arg(saved_a).arg(g.tensor).arg(n)
-              .arg(n).arg(1.0f).arg(int32_t(g.accumulate)).run(n);
+              .arg(n).arg(1.0f).arg(g.accumulate).run(n);
         } else {
           Tensor prod = Tensor::empty(dy.ctx(), dy.shape(), DType::f32, MemCategory::scratch);
           Launch(dy.ctx(), "elementwise", "mul").arg(dy).arg(saved_a).arg(prod).arg(n).arg(n)

@@ -126,7 +126,7 @@ Tensor expert_mlp(const Tensor& xs, const std::vector<int64_t>& offsets,
       if (glu)
         Launch(c, "moe", "swiglu_bwd").arg(h1).arg(h3).arg(da).arg(da).arg(buf).arg(n).run(n);
       else
-        Launch(c, "activation", "gelu_bwd").arg(h1).arg(da).arg(da).arg(n).arg(int32_t(0)).run(n);
+        Launch(c, "activation", "gelu_bwd").arg(h1).arg(da).arg(da).arg(n).arg(false).run(n);
     }
     const Tensor& dh1 = da;
     const Tensor& dh3 = buf;

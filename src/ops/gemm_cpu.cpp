@@ -1,14 +1,13 @@
 // Launcher of cl/gemm_cpu.cl (see the kernel file for the layout of the packed panels).
 #include <algorithm>
 
+#include "check.hpp"
 #include "gemm_cpu.hpp"
 #include "magellano/ops/launch.hpp"
-#include "magellano/runtime/error.hpp"
 
 namespace magellano::ops::detail {
 namespace {
 constexpr int64_t kNR = 16;  // columns per tile: NR in cl/gemm_cpu.cl
-constexpr int64_t kIntMax = 2147483647;
 }  // namespace
 
 void gemm_cpu_kernel(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c,
@@ -16,9 +15,8 @@ void gemm_cpu_kernel(const Tensor& a, bool ta, const Tensor& b, bool tb, const T
   Context& ctx = c.ctx();
   const int64_t mr = p.mr, pm = (s.m + mr - 1) / mr, pn = (s.n + kNR - 1) / kNR;
   const int64_t b_batches = s.b_stride == 0 ? 1 : s.batch;
-  for (int64_t v : {s.m, s.n, s.k, s.lda, s.ldb, pm * pn})
-    if (v > kIntMax) throw Error("gemm: a dimension above 2^31 - 1 is not supported by the CPU kernel.");
-  const std::string opts = "-DMR=" + std::to_string(mr);
+  require_int_sizes({s.m, s.n, s.k, s.lda, s.ldb, pm * pn}, "gemm", "the CPU kernel");
+  const BuildOptions opts = BuildOptions().define("MR", mr);
   // K is packed in chunks of kp columns so that the panels stay within p.pack_bytes (all of K
   // at once except for the LM head, whose panels grow with the vocabulary).
   const int64_t per_k = (s.batch * pm * mr + b_batches * pn * kNR) * 4;
@@ -41,24 +39,18 @@ void gemm_cpu_kernel(const Tensor& a, bool ta, const Tensor& b, bool tb, const T
     const int64_t kc_chunk = std::min(kp, s.k - c0);
     const size_t kx = static_cast<size_t>((kc_chunk + 63) / 64 * 64);
     const size_t ga[3] = {kx, static_cast<size_t>(pm), static_cast<size_t>(s.batch)};
-    Launch(ctx, "gemm_cpu", "gemm_pack_a", opts).arg(a).arg(static_cast<int32_t>(s.lda))
-        .arg(s.a_stride).arg(static_cast<int32_t>(ta)).arg(static_cast<int32_t>(s.m))
-        .arg(static_cast<int32_t>(c0)).arg(static_cast<int32_t>(kc_chunk)).arg(ap)
-        .run3d(ga, pack_local);
+    Launch(ctx, "gemm_cpu", "gemm_pack_a", opts).arg(a).arg(s.lda).arg(s.a_stride).arg(ta)
+        .arg(s.m).arg(c0).arg(kc_chunk).arg(ap).run3d(ga, pack_local);
     const size_t gb[3] = {kx, static_cast<size_t>(pn), static_cast<size_t>(b_batches)};
-    Launch(ctx, "gemm_cpu", "gemm_pack_b", opts).arg(b).arg(static_cast<int32_t>(s.ldb))
-        .arg(s.b_stride).arg(static_cast<int32_t>(tb)).arg(static_cast<int32_t>(s.n))
-        .arg(static_cast<int32_t>(c0)).arg(static_cast<int32_t>(kc_chunk)).arg(bp)
-        .run3d(gb, pack_local);
+    Launch(ctx, "gemm_cpu", "gemm_pack_b", opts).arg(b).arg(s.ldb).arg(s.b_stride).arg(tb)
+        .arg(s.n).arg(c0).arg(kc_chunk).arg(bp).run3d(gb, pack_local);
     // Within a chunk, launches of p.kc columns each (all of the chunk when p.kc is 0).
     const int64_t kc = p.kc > 0 ? std::min<int64_t>(p.kc, kc_chunk) : kc_chunk;
     for (int64_t k0 = 0; k0 < kc_chunk; k0 += kc) {
-      Launch(ctx, "gemm_cpu", "gemm_tile", opts).arg(ap).arg(bp).arg(c)
-          .arg(static_cast<int32_t>(s.n)).arg(s.m * s.n).arg(static_cast<int32_t>(s.m))
-          .arg(static_cast<int32_t>(s.n)).arg(static_cast<int32_t>(kc_chunk))
-          .arg(static_cast<int32_t>(k0)).arg(static_cast<int32_t>(std::min(kc, kc_chunk - k0)))
-          .arg(static_cast<int32_t>(s.b_stride != 0)).arg(static_cast<int32_t>(mblocks))
-          .arg(alpha).arg(first ? beta : 1.0f).run3d(tile_global, one);
+      Launch(ctx, "gemm_cpu", "gemm_tile", opts).arg(ap).arg(bp).arg(c).arg(s.n).arg(s.m * s.n)
+          .arg(s.m).arg(s.n).arg(kc_chunk).arg(k0).arg(std::min(kc, kc_chunk - k0))
+          .arg(s.b_stride != 0).arg(mblocks).arg(alpha).arg(first ? beta : 1.0f)
+          .run3d(tile_global, one);
       first = false;
     }
   }

@@ -3,14 +3,13 @@
 
 #include <algorithm>
 
+#include "check.hpp"
 #include "gemm_skinny.hpp"
 #include "magellano/ops/launch.hpp"
-#include "magellano/runtime/error.hpp"
 
 namespace magellano::ops::detail {
 namespace {
 constexpr int64_t kTile = 128;  // BM = BN in cl/gemm_gpu.cl
-constexpr int64_t kIntMax = 2147483647;
 }  // namespace
 
 void gemm_gpu_kernel(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, float alpha,
@@ -19,8 +18,7 @@ void gemm_gpu_kernel(const Tensor& a, bool ta, const Tensor& b, bool tb, const T
   if (ctx.device().max_work_group_size < 256)
     throw Error("gemm: the GPU kernel needs work-groups of 256; " + ctx.device().name + " allows " +
                 std::to_string(ctx.device().max_work_group_size) + ". Use MAGELLANO_GEMM=clblast.");
-  for (int64_t v : {s.m, s.n, s.k, s.lda, s.ldb, s.batch})
-    if (v > kIntMax) throw Error("gemm: a dimension above 2^31 - 1 is not supported by the GPU kernel.");
+  require_int_sizes({s.m, s.n, s.k, s.lda, s.ldb, s.batch}, "gemm", "the GPU kernel");
   // float4 loads need 16-byte alignment of every row start of every batch.
   auto aligned = [](const Tensor& t, int64_t ld, int64_t stride) {
     return t.offset() % 4 == 0 && ld % 4 == 0 && stride % 4 == 0;
@@ -41,20 +39,15 @@ void gemm_gpu_kernel(const Tensor& a, bool ta, const Tensor& b, bool tb, const T
   const bool vec_a = aligned(a, s.lda, s.a_stride), vec_b = aligned(b, s.ldb, s.b_stride);
   const bool vec_c = w.offset() % 4 == 0 && s.n % 4 == 0;
   const bool whole = s.m % kTile == 0 && s.n % kTile == 0 && s.k % 16 == 0 && vec_a && vec_b && vec_c;
-  const std::string opts = "-DTA=" + std::to_string(int(ta)) + " -DTB=" + std::to_string(int(tb)) +
-                           " -DBK=" + std::to_string(p.bk) + " -DDB=" + std::to_string(int(p.db)) +
-                           " -DALIGNED=" + std::to_string(int(whole)) +
-                           " -DUNROLL=" + std::to_string(int(ctx.device().type != "cpu"));
+  const BuildOptions opts = BuildOptions().define("TA", ta).define("TB", tb).define("BK", p.bk)
+      .define("DB", p.db).define("ALIGNED", whole).define("UNROLL", ctx.device().type != "cpu");
   const size_t global[3] = {static_cast<size_t>((s.n + kTile - 1) / kTile) * 256,
                             static_cast<size_t>((s.m + kTile - 1) / kTile),
                             static_cast<size_t>(s.batch * splits)};
   const size_t local[3] = {256, 1, 1};
-  Launch(ctx, "gemm_gpu", "gemm_gpu", opts).arg(a).arg(static_cast<int32_t>(s.lda)).arg(s.a_stride)
-      .arg(static_cast<int32_t>(vec_a))
-      .arg(b).arg(static_cast<int32_t>(s.ldb)).arg(s.b_stride).arg(static_cast<int32_t>(vec_b))
-      .arg(w).arg(static_cast<int32_t>(vec_c))
-      .arg(static_cast<int32_t>(s.m)).arg(static_cast<int32_t>(s.n)).arg(static_cast<int32_t>(s.k))
-      .arg(static_cast<int32_t>(splits)).arg(static_cast<int32_t>(per))
+  Launch(ctx, "gemm_gpu", "gemm_gpu", opts).arg(a).arg(s.lda).arg(s.a_stride).arg(vec_a)
+      .arg(b).arg(s.ldb).arg(s.b_stride).arg(vec_b).arg(w).arg(vec_c)
+      .arg(s.m).arg(s.n).arg(s.k).arg(splits).arg(per)
       .arg(splits > 1 ? 1.0f : alpha).arg(splits > 1 ? 0.0f : beta).run3d(global, local);
   if (splits > 1) sum_split_products(w, splits, s.m, s.n, c, s.n, 1, alpha, beta);
 }

@@ -3,14 +3,13 @@
 #include <algorithm>
 #include <utility>
 
+#include "check.hpp"
 #include "gemm_skinny.hpp"
 #include "magellano/ops/launch.hpp"
-#include "magellano/runtime/error.hpp"
 
 namespace magellano::ops::detail {
 namespace {
 constexpr int64_t kTM = 64, kTN = 16, kTK = 16;  // the tile of cl/gemm_skinny.cl
-constexpr int64_t kIntMax = 2147483647;
 }  // namespace
 
 void gemm_skinny(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, float alpha,
@@ -33,8 +32,7 @@ void gemm_skinny(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tenso
     std::swap(c_rs, c_cs);
   }
   const int64_t k = s.k;
-  for (int64_t v : {m, n, k, a_rs, a_cs, b_rs, b_cs, c_rs, c_cs})
-    if (v > kIntMax) throw Error("gemm: a dimension above 2^31 - 1 is not supported by the skinny kernel.");
+  require_int_sizes({m, n, k, a_rs, a_cs, b_rs, b_cs, c_rs, c_cs}, "gemm", "the skinny kernel");
   const int64_t tiles = ((m + kTM - 1) / kTM) * ((n + kTN - 1) / kTN);
   // Split K when the tiles would leave compute units idle (4 work-groups per unit wanted), in
   // slices of at least 256.
@@ -45,20 +43,16 @@ void gemm_skinny(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tenso
   splits = (k + per - 1) / per;
   // Partial tiles of each split (scratch; the queue keeps it alive until the kernels ran).
   const Tensor w = splits > 1 ? Tensor::empty(ctx, Shape{splits * m * n}, DType::f32, MemCategory::scratch) : c;
-  Launch(ctx, "gemm_skinny", "gemm_skinny").arg(*pa).arg(static_cast<int32_t>(a_rs)).arg(static_cast<int32_t>(a_cs))
-      .arg(*pb).arg(static_cast<int32_t>(b_rs)).arg(static_cast<int32_t>(b_cs))
-      .arg(c).arg(static_cast<int32_t>(c_rs)).arg(static_cast<int32_t>(c_cs))
-      .arg(w).arg(static_cast<int32_t>(m)).arg(static_cast<int32_t>(n)).arg(static_cast<int32_t>(k))
-      .arg(static_cast<int32_t>(per)).arg(alpha).arg(beta)
+  Launch(ctx, "gemm_skinny", "gemm_skinny").arg(*pa).arg(a_rs).arg(a_cs).arg(*pb).arg(b_rs).arg(b_cs)
+      .arg(c).arg(c_rs).arg(c_cs).arg(w).arg(m).arg(n).arg(k).arg(per).arg(alpha).arg(beta)
       .run2d(static_cast<size_t>(tiles) * 256, static_cast<size_t>(splits), 256, 1);
   if (splits > 1) sum_split_products(w, splits, m, n, c, c_rs, c_cs, alpha, beta);
 }
 
 void sum_split_products(const Tensor& w, int64_t splits, int64_t m, int64_t n, const Tensor& c,
                         int64_t c_rs, int64_t c_cs, float alpha, float beta) {
-  Launch(c.ctx(), "gemm_skinny", "gemm_skinny_reduce").arg(w).arg(static_cast<int32_t>(splits))
-      .arg(static_cast<int32_t>(m)).arg(static_cast<int32_t>(n)).arg(c).arg(static_cast<int32_t>(c_rs))
-      .arg(static_cast<int32_t>(c_cs)).arg(alpha).arg(beta).run(static_cast<size_t>(m * n));
+  Launch(c.ctx(), "gemm_skinny", "gemm_skinny_reduce").arg(w).arg(splits).arg(m).arg(n).arg(c)
+      .arg(c_rs).arg(c_cs).arg(alpha).arg(beta).run(static_cast<size_t>(m * n));
 }
 
 }  // namespace magellano::ops::detail

@@ -55,7 +55,7 @@ SortedIndices sort_indices(const Tensor& keys) {
   const int64_t local = pow2_local_size(ctx), block = 2 * local;
   int64_t p = block;
   while (p < n) p *= 2;
-  const std::string opt = "-DSORT_LOCAL=" + std::to_string(local);
+  const BuildOptions opt = BuildOptions().define("SORT_LOCAL", local);
   // P 64-bit words, held as a fresh (offset 0) i32 tensor of 2P elements.
   Tensor data = Tensor::empty(ctx, Shape{2 * p}, DType::i32, MemCategory::scratch);
   Launch(ctx, "sort", "sort_pack", opt).arg(keys).arg(data).arg(n).arg(p).run(p);
@@ -74,7 +74,7 @@ void gather_rows_into(const Tensor& src, const Tensor& idx, const Tensor& out, b
   if (out.numel() != n * d) throw Error("gather_rows_into: out must hold (N, D) elements.");
   const bool half = src.dtype() == DType::f16;
   Launch(src.ctx(), "index", half ? "gather_rows_half" : "gather_rows")
-      .arg(src).arg(idx).arg(out).arg(n).arg(d).arg(int32_t(r)).arg(int32_t(acc)).run(n * d);
+      .arg(src).arg(idx).arg(out).arg(n).arg(d).arg(r).arg(acc).run(n * d);
 }
 
 void scatter_add_rows_into(const Tensor& src, const SortedIndices& sorted, const Tensor& out,
@@ -86,8 +86,7 @@ void scatter_add_rows_into(const Tensor& src, const SortedIndices& sorted, const
   if (!acc) fill(out, 0.0f);  // rows no key names; hit rows are then overwritten
   const bool half = out.dtype() == DType::f16;
   Launch(src.ctx(), "index", half ? "segment_sum_rows_half" : "segment_sum_rows")
-      .arg(src).arg(sorted.keys).arg(sorted.perm).arg(out).arg(n).arg(d).arg(int32_t(r))
-      .arg(int32_t(acc)).run(n * d);
+      .arg(src).arg(sorted.keys).arg(sorted.perm).arg(out).arg(n).arg(d).arg(r).arg(acc).run(n * d);
 }
 
 Tensor gather_rows(const Tensor& src, const Tensor& idx) {

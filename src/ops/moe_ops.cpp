@@ -31,13 +31,13 @@ TopK topk_renorm(const Tensor& probs, int64_t k) {
   Context& ctx = probs.ctx();
   TopK out{Tensor::empty(ctx, Shape{n, k}, DType::i32), Tensor::empty(ctx, Shape{n, k})};
   Launch(ctx, "moe", "topk_fwd").arg(probs).arg(out.idx).arg(out.weights).arg(n)
-      .arg(int32_t(x)).arg(int32_t(k)).run(n);
+      .arg(x).arg(k).run(n);
   if (autograd::any_requires_grad({probs})) {
     autograd::record(out.weights, [mp = autograd::grad_meta(probs), probs, idx = out.idx, n, x,
                                    k](const Tensor& dw) {
       auto g = autograd::grad_target(mp);
       Launch(dw.ctx(), "moe", "topk_bwd").arg(probs).arg(idx).arg(dw).arg(g.tensor).arg(n)
-          .arg(int32_t(x)).arg(int32_t(k)).arg(int32_t(g.accumulate)).run(n);
+          .arg(x).arg(k).arg(g.accumulate).run(n);
     });
   }
   return out;
@@ -58,10 +58,10 @@ RoutingPlan routing_plan(const Tensor& expert_ids, int64_t experts, int64_t k) {
   p.offsets = Tensor::empty(ctx, Shape{experts + 1}, DType::i32);
   p.counts = Tensor::empty(ctx, Shape{experts}, DType::i32);
   if (r > 0)
-    Launch(ctx, "moe", "moe_token_of").arg(p.sorted.perm).arg(p.token_of).arg(r).arg(int32_t(k))
+    Launch(ctx, "moe", "moe_token_of").arg(p.sorted.perm).arg(p.token_of).arg(r).arg(k)
         .run(r);
   Launch(ctx, "moe", "moe_offsets").arg(p.sorted.keys).arg(p.offsets).arg(p.counts).arg(r)
-      .arg(int32_t(experts)).run(experts + 1);
+      .arg(experts).run(experts + 1);
   return p;
 }
 
@@ -82,12 +82,12 @@ Tensor row_scale(const Tensor& x, const Tensor& w) {
       if (mx) {
         auto g = autograd::grad_target(mx);
         Launch(dy.ctx(), "moe", "row_scale_bwd_x").arg(saved_w).arg(dy).arg(g.tensor).arg(r)
-            .arg(d).arg(int32_t(g.accumulate)).run(r * d);
+            .arg(d).arg(g.accumulate).run(r * d);
       }
       if (mw) {
         auto g = autograd::grad_target(mw);
         Launch(dy.ctx(), "moe", "row_scale_bwd_w").arg(saved_x).arg(dy).arg(g.tensor).arg(r)
-            .arg(d).arg(int32_t(g.accumulate)).run(r);
+            .arg(d).arg(g.accumulate).run(r);
       }
     });
   }
@@ -104,13 +104,12 @@ Tensor balance_loss(const Tensor& probs, const Tensor& counts, int64_t k) {
   Tensor psum = Tensor::empty(ctx, Shape{x}, DType::f32, MemCategory::scratch);
   colsum_into(probs, x, psum, 1.0f, false);  // fixed-order column sums
   Tensor out = Tensor::empty(ctx, Shape{1});
-  Launch(ctx, "moe", "balance_fwd").arg(psum).arg(counts).arg(out).arg(n).arg(int32_t(x))
-      .arg(int32_t(k)).run(1);
+  Launch(ctx, "moe", "balance_fwd").arg(psum).arg(counts).arg(out).arg(n).arg(x).arg(k).run(1);
   if (autograd::any_requires_grad({probs})) {
     autograd::record(out, [mp = autograd::grad_meta(probs), counts, n, x, k](const Tensor& g) {
       auto t = autograd::grad_target(mp);
       Launch(g.ctx(), "moe", "balance_bwd").arg(g).arg(counts).arg(t.tensor).arg(n)
-          .arg(int32_t(x)).arg(int32_t(k)).arg(int32_t(t.accumulate)).run(n * x);
+          .arg(x).arg(k).arg(t.accumulate).run(n * x);
     });
   }
   return out;
@@ -123,14 +122,14 @@ Tensor z_loss(const Tensor& logits) {
   Context& ctx = logits.ctx();
   Tensor lse = Tensor::empty(ctx, Shape{n});  // saved for the backward
   Tensor sq = Tensor::empty(ctx, Shape{n, 1}, DType::f32, MemCategory::scratch);
-  Launch(ctx, "moe", "zloss_lse").arg(logits).arg(lse).arg(sq).arg(n).arg(int32_t(x)).run(n);
+  Launch(ctx, "moe", "zloss_lse").arg(logits).arg(lse).arg(sq).arg(n).arg(x).run(n);
   Tensor out = Tensor::empty(ctx, Shape{1});
   colsum_into(sq, 1, out, 1.0f / static_cast<float>(n), false);  // fixed-order mean
   if (autograd::any_requires_grad({logits})) {
     autograd::record(out, [ml = autograd::grad_meta(logits), logits, lse, n, x](const Tensor& g) {
       auto t = autograd::grad_target(ml);
       Launch(g.ctx(), "moe", "zloss_bwd").arg(logits).arg(lse).arg(g).arg(t.tensor).arg(n)
-          .arg(int32_t(x)).arg(int32_t(t.accumulate)).run(n * x);
+          .arg(x).arg(t.accumulate).run(n * x);
     });
   }
   return out;

@@ -54,10 +54,10 @@ void release_nf4_scratch(Context& ctx) {
 namespace {
 
 // y (rows, out) = x (rows, in) · dequant(W)ᵀ in one kernel; rows <= kNF4FusedMaxRows.
-void fused_forward(const Tensor& x, const quant::NF4Weight& w, const Tensor& y, int64_t rows) {
+void fused_forward(const Tensor& x, const NF4Weight& w, const Tensor& y, int64_t rows) {
   const int64_t in = w.in_features(), out = w.out_features();
   const int64_t lanes = std::min<int64_t>(32, pow2_local_size(x.ctx()));
-  Launch(x.ctx(), "nf4", "nf4_linear_small", "-DNF4_M=" + std::to_string(rows))
+  Launch(x.ctx(), "nf4", "nf4_linear_small", BuildOptions().define("NF4_M", rows))
       .arg(x).arg(w.packed).arg(w.absmax_q).arg(w.nested_absmax).arg(w.nested_quant_map)
       .arg(w.quant_map).arg(y).arg(out).arg(in).arg(w.offset).local_floats(lanes)
       .run(static_cast<size_t>(out * lanes), static_cast<size_t>(lanes));
@@ -65,7 +65,7 @@ void fused_forward(const Tensor& x, const quant::NF4Weight& w, const Tensor& y, 
 
 }  // namespace
 
-Tensor nf4_linear(const Tensor& x, const quant::NF4Weight& w, NF4Path path) {
+Tensor nf4_linear(const Tensor& x, const NF4Weight& w, NF4Path path) {
   detail::require_f32(x, "nf4_linear", "x");
   if (!w.defined() || w.shape.ndim() != 2)
     throw Error("nf4_linear: the NF4 weight must be 2-D (out, in), got " +
@@ -89,17 +89,17 @@ Tensor nf4_linear(const Tensor& x, const quant::NF4Weight& w, NF4Path path) {
     fused_forward(x, w, y, rows);
   } else {
     Tensor W = nf4_scratch(ctx, out, in);
-    quant::dequantize_nf4_into(w, W);
+    dequantize_nf4_into(w, W);
     gemm(x.view(Shape{rows, in}), false, W, true, y.view(Shape{rows, out}));
   }
 
   if (autograd::any_requires_grad({x})) {
     auto mx = autograd::grad_meta(x);
-    const quant::NF4Weight weight = w;  // handles to the same device buffers
+    const NF4Weight weight = w;  // handles to the same device buffers
     autograd::record(y, [mx, weight, rows, in, out](const Tensor& dy) {
       Context& c = dy.ctx();
       Tensor Wd = nf4_scratch(c, out, in);
-      quant::dequantize_nf4_into(weight, Wd);
+      dequantize_nf4_into(weight, Wd);
       auto g = autograd::grad_target(mx);
       gemm(dy.view(Shape{rows, out}), false, Wd, false, g.tensor.view(Shape{rows, in}), 1.0f,
            g.accumulate ? 1.0f : 0.0f);

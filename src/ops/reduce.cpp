@@ -22,20 +22,20 @@ void sum_into(const Tensor& x, const Tensor& out, float scale, bool acc) {
   const int64_t groups = std::clamp<int64_t>((n + kLocal - 1) / kLocal, 1, kMaxGroups);
   Tensor partial = Tensor::empty(ctx, Shape{groups}, DType::f32, MemCategory::scratch);
   Launch(ctx, "reduce", "sum_partial").arg(x).arg(partial).arg(n).run(groups * kLocal, kLocal);
-  Launch(ctx, "reduce", "sum_final").arg(partial).arg(out).arg(int32_t(groups)).arg(scale)
-      .arg(int32_t(acc)).run(kLocal, kLocal);
+  Launch(ctx, "reduce", "sum_final").arg(partial).arg(out).arg(groups).arg(scale).arg(acc)
+      .run(kLocal, kLocal);
 }
 
 void sum_last_into(const Tensor& x, const Tensor& out, float scale, bool acc) {
   const int64_t cols = x.shape().last(), rows = x.shape().rows();
   Launch(x.ctx(), "reduce", "sum_last").arg(x).arg(out).arg(rows).arg(cols).arg(scale)
-      .arg(int32_t(acc)).run(rows * kLocal, kLocal);
+      .arg(acc).run(rows * kLocal, kLocal);
 }
 
 Shape drop_last(const Shape& s) {
+  if (s.ndim() <= 1) return Shape{1};
   std::vector<int64_t> d = s.dims();
-  if (!d.empty()) d.pop_back();
-  if (d.empty()) d.push_back(1);
+  d.pop_back();
   return Shape(d);
 }
 
@@ -49,7 +49,7 @@ Tensor sum_all(const Tensor& x, float s, const char* name) {
       auto g = autograd::grad_target(mx);
       const int64_t n = mx->shape.numel();
       Launch(dy.ctx(), "elementwise", "spread_rows").arg(dy).arg(g.tensor).arg(n).arg(n).arg(s)
-          .arg(int32_t(g.accumulate)).run(n);
+          .arg(g.accumulate).run(n);
     });
   return out;
 }
@@ -64,7 +64,7 @@ Tensor sum_last_op(const Tensor& x, float s, const char* name) {
       auto g = autograd::grad_target(mx);
       const int64_t cols = mx->shape.last(), n = mx->shape.numel();
       Launch(dy.ctx(), "elementwise", "spread_rows").arg(dy).arg(g.tensor).arg(n).arg(cols)
-          .arg(s).arg(int32_t(g.accumulate)).run(n);
+          .arg(s).arg(g.accumulate).run(n);
     });
   return out;
 }
@@ -83,7 +83,7 @@ void colsum_into(const Tensor& x, int64_t cols, const Tensor& out, float scale, 
   Launch(ctx, "reduce", "colsum_partial").arg(x).arg(partial).arg(rows).arg(cols).arg(kColChunk)
       .run2d(cols, chunks, 64, 1);
   Launch(ctx, "reduce", "colsum_final").arg(partial).arg(out).arg(chunks).arg(cols).arg(scale)
-      .arg(int32_t(acc)).run(cols);
+      .arg(acc).run(cols);
 }
 
 Tensor sum(const Tensor& x) { return sum_all(x, 1.0f, "sum"); }

@@ -12,8 +12,6 @@ namespace {
 
 constexpr int64_t kRowChunk = 64;  // rows per partial column sum of dweight
 
-std::string local_option(int64_t local) { return "-DLOCAL=" + std::to_string(local); }
-
 void check_args(const Tensor& x, const Tensor& w, float eps) {
   detail::require_f32(x, "rms_norm", "x");
   detail::require_f32(w, "rms_norm", "weight");
@@ -33,7 +31,7 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
   Context& ctx = x.ctx();
   const int64_t d = x.shape().last(), rows = x.shape().rows();
   const int64_t local = pow2_local_size(ctx);
-  const std::string opt = local_option(local);
+  const BuildOptions opt = BuildOptions().define("LOCAL", local);
   Tensor y = Tensor::empty(ctx, x.shape());
   Tensor rstd = Tensor::empty(ctx, Shape{std::max<int64_t>(rows, 1)});
   Launch(ctx, "rmsnorm", "rms_norm_fwd", opt).arg(x).arg(weight).arg(y).arg(rstd).arg(rows)
@@ -47,7 +45,7 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
       if (mx) {
         auto g = autograd::grad_target(mx);
         Launch(c, "rmsnorm", "rms_norm_bwd_dx", opt).arg(x).arg(saved_w).arg(rstd).arg(dy)
-            .arg(g.tensor).arg(rows).arg(d).arg(int32_t(g.accumulate)).run(rows * local, local);
+            .arg(g.tensor).arg(rows).arg(d).arg(g.accumulate).run(rows * local, local);
       }
       if (mw) {
         auto g = autograd::grad_target(mw);
@@ -60,7 +58,7 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
         Launch(c, "rmsnorm", "rms_norm_bwd_dw_partial", opt).arg(x).arg(rstd).arg(dy).arg(partial)
             .arg(rows).arg(d).arg(kRowChunk).run2d(d, chunks, 64, 1);
         Launch(c, "rmsnorm", "rms_norm_bwd_dw_final", opt).arg(partial).arg(g.tensor).arg(chunks)
-            .arg(d).arg(int32_t(g.accumulate)).run(d);
+            .arg(d).arg(g.accumulate).run(d);
       }
     });
   }

@@ -23,11 +23,11 @@ struct Dims {
 struct Mapping {
   bool states;
   int64_t width;
-  std::string knobs(int64_t n) const {
-    return "-DDSTATE=" + std::to_string(n) + (states ? " -DCPG=" : " -DVEC=") + std::to_string(width);
+  BuildOptions knobs(int64_t n) const {
+    return BuildOptions().define("DSTATE", n).define(states ? "CPG" : "VEC", width);
   }
-  std::string reduce_knobs(int64_t n) const {
-    return "-DDSTATE=" + std::to_string(n) + " -DVEC=" + std::to_string(width);
+  BuildOptions reduce_knobs(int64_t n) const {
+    return BuildOptions().define("DSTATE", n).define("VEC", width);
   }
 };
 
@@ -98,9 +98,8 @@ Tensor scratch(Context& ctx, const Shape& s) { return Tensor::empty(ctx, s, DTyp
 void forward_channels(const Inputs& in, const Dims& d, const Mapping& map, const ScanOptions& opt,
                       const Tensor& out, const Tensor& hs, const Tensor& last) {
   Launch k(out.ctx(), "selective_scan", "scan_fwd", map.knobs(d.n));
-  in.add_to(k).arg(out).arg(hs).arg(last)
-      .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(opt.chunk))
-      .arg(int32_t(in.has_z)).arg(int32_t(in.has_bias)).arg(int32_t(opt.delta_softplus))
+  in.add_to(k).arg(out).arg(hs).arg(last).arg(d.b).arg(d.l).arg(d.e).arg(opt.chunk)
+      .arg(in.has_z).arg(in.has_bias).arg(opt.delta_softplus)
       .run(d.be() / map.width, 64);
 }
 
@@ -111,17 +110,14 @@ void forward_states(const Inputs& in, const Dims& d, const Mapping& map, const S
   Tensor P = scratch(ctx, hs.shape()), S = scratch(ctx, hs.shape());
   Launch(ctx, "selective_scan_states", "scan_summary_fwd", map.knobs(d.n))
       .arg(in.u).arg(in.delta).arg(in.A).arg(in.Bm).arg(in.has_bias ? in.bias : in.D).arg(P).arg(S)
-      .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(opt.chunk))
-      .arg(int32_t(in.has_bias)).arg(int32_t(opt.delta_softplus))
+      .arg(d.b).arg(d.l).arg(d.e).arg(opt.chunk).arg(in.has_bias).arg(opt.delta_softplus)
       .run(items * nc);
   Launch(ctx, "selective_scan_states", "scan_carry_fwd", map.knobs(d.n))
-      .arg(P).arg(S).arg(hs).arg(last)
-      .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(opt.chunk))
+      .arg(P).arg(S).arg(hs).arg(last).arg(d.b).arg(d.l).arg(d.e).arg(opt.chunk)
       .run(items);
   Launch k(ctx, "selective_scan_states", "scan_chunks_fwd", map.knobs(d.n));
-  in.add_to(k).arg(hs).arg(out)
-      .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(opt.chunk))
-      .arg(int32_t(in.has_z)).arg(int32_t(in.has_bias)).arg(int32_t(opt.delta_softplus))
+  in.add_to(k).arg(hs).arg(out).arg(d.b).arg(d.l).arg(d.e).arg(opt.chunk)
+      .arg(in.has_z).arg(in.has_bias).arg(opt.delta_softplus)
       .run(items * nc, map.width * d.n);
 }
 
@@ -148,17 +144,14 @@ void backward_channels(const Inputs& in, const Dims& d, const Mapping& map, cons
     Launch k(ctx, "selective_scan", "scan_bwd_chunk", map.knobs(d.n));
     in.add_to(k).arg(dout).arg(hs).arg(Hs).arg(G)
         .arg(g.du.tensor).arg(g.ddelta.tensor).arg(g.dz.tensor).arg(dBc).arg(dCc)
-        .arg(p.dA).arg(p.dD).arg(p.dbias)
-        .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(opt.chunk))
-        .arg(int32_t(c)).arg(int32_t(in.has_z)).arg(int32_t(in.has_bias))
-        .arg(int32_t(opt.delta_softplus)).arg(int32_t(g.du.accumulate))
-        .arg(int32_t(g.ddelta.accumulate)).arg(int32_t(g.dz.accumulate))
+        .arg(p.dA).arg(p.dD).arg(p.dbias).arg(d.b).arg(d.l).arg(d.e).arg(opt.chunk).arg(c)
+        .arg(in.has_z).arg(in.has_bias).arg(opt.delta_softplus)
+        .arg(g.du.accumulate).arg(g.ddelta.accumulate).arg(g.dz.accumulate)
         .run(d.be() / map.width, 64);
     const int64_t len = std::min<int64_t>(d.l, (c + 1) * opt.chunk) - c * opt.chunk;
     Launch(ctx, "selective_scan", "scan_reduce_bc", map.reduce_knobs(d.n))
-        .arg(dBc).arg(dCc).arg(g.dB.tensor).arg(g.dC.tensor)
-        .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(opt.chunk))
-        .arg(int32_t(c)).arg(int32_t(g.dB.accumulate)).arg(int32_t(g.dC.accumulate))
+        .arg(dBc).arg(dCc).arg(g.dB.tensor).arg(g.dC.tensor).arg(d.b).arg(d.l).arg(d.e)
+        .arg(opt.chunk).arg(c).arg(g.dB.accumulate).arg(g.dC.accumulate)
         .run(d.b * len * d.n);
   }
 }
@@ -170,13 +163,11 @@ void backward_states(const Inputs& in, const Dims& d, const Mapping& map, const 
   Tensor P = scratch(ctx, hs.shape()), Q = scratch(ctx, hs.shape()), Gin = scratch(ctx, hs.shape());
   Launch(ctx, "selective_scan_states", "scan_summary_bwd", map.knobs(d.n))
       .arg(in.delta).arg(in.A).arg(in.Cm).arg(in.has_z ? in.z : in.u).arg(in.has_bias ? in.bias : in.D)
-      .arg(dout).arg(P).arg(Q)
-      .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(chunk))
-      .arg(int32_t(in.has_z)).arg(int32_t(in.has_bias)).arg(int32_t(opt.delta_softplus))
+      .arg(dout).arg(P).arg(Q).arg(d.b).arg(d.l).arg(d.e).arg(chunk)
+      .arg(in.has_z).arg(in.has_bias).arg(opt.delta_softplus)
       .run(items * nc);
   Launch(ctx, "selective_scan_states", "scan_carry_bwd", map.knobs(d.n))
-      .arg(P).arg(Q).arg(Gin)
-      .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(chunk))
+      .arg(P).arg(Q).arg(Gin).arg(d.b).arg(d.l).arg(d.e).arg(chunk)
       .run(items);
   // Chunks run `flight` at a time so the recomputed states stay within kMaxRecomputeScratch.
   const uint64_t per_chunk = uint64_t(chunk) * items * 4;
@@ -188,18 +179,15 @@ void backward_states(const Inputs& in, const Dims& d, const Mapping& map, const 
     Launch k(ctx, "selective_scan_states", "scan_chunks_bwd", map.knobs(d.n));
     in.add_to(k).arg(dout).arg(hs).arg(Gin).arg(Hs)
         .arg(g.du.tensor).arg(g.ddelta.tensor).arg(g.dz.tensor).arg(dBc).arg(dCc)
-        .arg(p.dA).arg(p.dD).arg(p.dbias)
-        .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(chunk))
-        .arg(int32_t(c0)).arg(int32_t(flight)).arg(int32_t(in.has_z)).arg(int32_t(in.has_bias))
-        .arg(int32_t(opt.delta_softplus)).arg(int32_t(g.du.accumulate))
-        .arg(int32_t(g.ddelta.accumulate)).arg(int32_t(g.dz.accumulate))
+        .arg(p.dA).arg(p.dD).arg(p.dbias).arg(d.b).arg(d.l).arg(d.e).arg(chunk).arg(c0).arg(flight)
+        .arg(in.has_z).arg(in.has_bias).arg(opt.delta_softplus)
+        .arg(g.du.accumulate).arg(g.ddelta.accumulate).arg(g.dz.accumulate)
         .run(items * flight, map.width * d.n);
   }
   // dB, dC of the whole sequence at once: one "chunk" of length L.
   Launch(ctx, "selective_scan", "scan_reduce_bc", map.reduce_knobs(d.n))
-      .arg(dBc).arg(dCc).arg(g.dB.tensor).arg(g.dC.tensor)
-      .arg(int32_t(d.b)).arg(int32_t(d.l)).arg(int32_t(d.e)).arg(int32_t(d.l))
-      .arg(int32_t(0)).arg(int32_t(g.dB.accumulate)).arg(int32_t(g.dC.accumulate))
+      .arg(dBc).arg(dCc).arg(g.dB.tensor).arg(g.dC.tensor).arg(d.b).arg(d.l).arg(d.e).arg(d.l)
+      .arg(int64_t{0}).arg(g.dB.accumulate).arg(g.dC.accumulate)
       .run(d.b * d.l * d.n);
 }
 
@@ -210,9 +198,12 @@ Tensor selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, con
                       const ScanOptions& opt, Tensor* h_last) {
   const Dims d = check_shapes(u, delta, A, Bm, Cm, D, z, bias);
   if (opt.chunk < 1) throw Error("selective_scan: chunk must be positive.");
+  const int64_t nc = (d.l + opt.chunk - 1) / opt.chunk;
+  // The kernels count work-items, work-groups, steps and (b, t, n) rows in int.
+  detail::require_int_sizes({d.b * d.e * d.n, d.b * d.l * d.n, d.b * d.e * nc, d.l + opt.chunk},
+                            "selective_scan", "the scan kernels");
   Context& ctx = u.ctx();
   const Mapping map = choose_mapping(ctx, d.e, d.n, opt.mapping);
-  const int64_t nc = (d.l + opt.chunk - 1) / opt.chunk;
   const Inputs in{u, delta, A, Bm, Cm, D, z, bias, z.defined(), bias.defined()};
   Tensor out = Tensor::empty(ctx, Shape{d.b, d.l, d.e});
   Tensor hs = Tensor::empty(ctx, Shape{d.b, nc, d.n, d.e});  // saved for backward
@@ -258,12 +249,12 @@ Tensor selective_scan_step(const Tensor& u_t, const Tensor& delta_t, const Tenso
       delta_t.shape() != u_t.shape() || (z_t.defined() && z_t.shape() != u_t.shape()))
     throw Error("selective_scan_step: shapes do not match: u_t " + u_t.shape().str() + ", h " +
                 h.shape().str() + ", B_t " + Bt.shape().str() + ".");
+  detail::require_int_sizes({b * e * n}, "selective_scan_step", "the scan kernels");
   Tensor out = Tensor::empty(u_t.ctx(), Shape{b, e});
-  Launch(u_t.ctx(), "selective_scan", "scan_step", "-DDSTATE=" + std::to_string(n))
+  Launch(u_t.ctx(), "selective_scan", "scan_step", BuildOptions().define("DSTATE", n))
       .arg(u_t).arg(delta_t).arg(A).arg(Bt).arg(Ct).arg(D).arg(z_t.defined() ? z_t : u_t)
-      .arg(bias.defined() ? bias : D).arg(h).arg(out)
-      .arg(int32_t(b)).arg(int32_t(e)).arg(int32_t(z_t.defined())).arg(int32_t(bias.defined()))
-      .arg(int32_t(delta_softplus))
+      .arg(bias.defined() ? bias : D).arg(h).arg(out).arg(b).arg(e)
+      .arg(z_t.defined()).arg(bias.defined()).arg(delta_softplus)
       .run(b * e, 64);
   return out;
 }

@@ -16,7 +16,7 @@ void copy_cols(const Tensor& src, int64_t src_col0, const Tensor& dst, int64_t d
   if (n == 0 || src.shape().last() == 0) return;
   const int64_t rows = src.shape().rows();
   Launch(src.ctx(), "shape", "copy_cols").arg(src).arg(dst).arg(rows).arg(src.shape().last())
-      .arg(src_col0).arg(dst.shape().last()).arg(dst_col0).arg(n).arg(int32_t(acc))
+      .arg(src_col0).arg(dst.shape().last()).arg(dst_col0).arg(n).arg(acc)
       .run(rows * n);
 }
 
@@ -26,8 +26,8 @@ int64_t tile_edge(const Context& ctx) { return default_local_size(ctx) >= 256 ? 
 void transpose_into(const Tensor& x, int64_t m, int64_t n, const Tensor& y, bool acc) {
   const int64_t batch = (m && n) ? x.numel() / (m * n) : 0, t = tile_edge(x.ctx());
   const int64_t m_pad = (m + t - 1) / t * t;
-  Launch(x.ctx(), "shape", "transpose_last2", "-DTILE=" + std::to_string(t))
-      .arg(x).arg(y).arg(m).arg(n).arg(m_pad).arg(int32_t(acc))
+  Launch(x.ctx(), "shape", "transpose_last2", BuildOptions().define("TILE", t))
+      .arg(x).arg(y).arg(m).arg(n).arg(m_pad).arg(acc)
       .run2d(n, batch * m_pad, t, t);
 }
 

@@ -12,7 +12,7 @@ Tensor softmax(const Tensor& x) {
   Context& ctx = x.ctx();
   const int64_t cols = x.shape().last(), rows = x.shape().rows();
   const int64_t local = pow2_local_size(ctx);
-  const std::string opt = "-DLOCAL=" + std::to_string(local);
+  const BuildOptions opt = BuildOptions().define("LOCAL", local);
   Tensor y = Tensor::empty(ctx, x.shape());
   Launch(ctx, "softmax", "softmax_fwd", opt).arg(x).arg(y).arg(rows).arg(cols)
       .run(rows * local, local);
@@ -24,7 +24,7 @@ Tensor softmax(const Tensor& x) {
                          opt](const Tensor& dy) {
       auto g = autograd::grad_target(mx);
       Launch(dy.ctx(), "softmax", "softmax_bwd", opt).arg(saved_y).arg(dy).arg(g.tensor)
-          .arg(rows).arg(cols).arg(int32_t(g.accumulate)).run(rows * local, local);
+          .arg(rows).arg(cols).arg(g.accumulate).run(rows * local, local);
     });
   }
   return y;

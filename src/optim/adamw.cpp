@@ -23,9 +23,11 @@ static_assert(ParameterPack::kAlign % 16 == 0, "chunks must hold whole vectors")
 
 // Build options of cl/adamw.cl. -w on CPUs: clang warns (on stderr, at every build) that
 // float16 arguments change the ABI without AVX-512; harmless here, everything is inlined.
-std::string program_options(const Context& ctx) {
+BuildOptions program_options(const Context& ctx) {
   const int64_t vec = step_vec(ctx);
-  return std::string(kStepOptions) + " -DVEC=" + std::to_string(vec) + (vec == 16 ? " -w" : "");
+  BuildOptions options = BuildOptions().define("VEC", vec).flag(kStepOptions);
+  if (vec == 16) options.flag("-w");
+  return options;
 }
 
 // The random stream of chunk k at step t for stochastic rounding (splitmix64's finaliser of
@@ -75,7 +77,7 @@ void AdamW::norm_into(const Tensor& out, float max_norm, float grad_scale) {
         .arg(chunks[k].grads).arg(part)
         .arg(chunks[k].numel).run(partial_groups_[k] * kLocal, kLocal);
   }
-  const int32_t count = chunks.empty() ? 0 : static_cast<int32_t>(partial_.numel());
+  const int64_t count = chunks.empty() ? 0 : partial_.numel();
   ops::Launch(ctx, "adamw", "norm_final", program_options(ctx))
       .arg(partial_).arg(out).arg(count).arg(max_norm).arg(grad_scale).run(kLocal, kLocal);
 }
@@ -104,7 +106,7 @@ void AdamW::step(float lr, float max_grad_norm, float grad_scale) {
   const float bc2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(b2, t)));
   const auto& chunks = pack_.chunks();
   const int64_t vec = step_vec(ctx);
-  const std::string options = program_options(ctx);
+  const BuildOptions options = program_options(ctx);
   for (size_t k = 0; k < chunks.size(); ++k) {
     const PackChunk& c = chunks[k];
     // Chunks are whole buffers of kAlign multiples (offset 0), moments likewise; decay_end is
@@ -118,8 +120,8 @@ void AdamW::step(float lr, float max_grad_norm, float grad_scale) {
     launch.arg(c.params).arg(c.grads).arg(exp_avg_[k]).arg(exp_avg_sq_[k]).arg(stats_)
         .arg(c.numel).arg(decay_end).arg(decay).arg(config_.beta1).arg(omb1)
         .arg(config_.beta2).arg(omb2).arg(step_size).arg(bc2_sqrt).arg(config_.eps)
-        .arg(int32_t(clip)).arg(grad_scale);
-    if (half) launch.arg(int32_t(config_.stochastic_rounding)).arg(rounding_seed(step_, k));
+        .arg(clip).arg(grad_scale);
+    if (half) launch.arg(config_.stochastic_rounding).arg(rounding_seed(step_, k));
     launch.run(c.numel / vec);
   }
 }

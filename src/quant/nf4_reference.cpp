@@ -3,13 +3,19 @@
 #include <algorithm>
 #include <cmath>
 
-#include "magellano/quant/nf4.hpp"
+#include "magellano/ops/nf4.hpp"
 
 namespace magellano::quant::reference {
 
+using ops::absmax_mean;
+using ops::blockwise_lut;
+using ops::dynamic_map_signed;
+using ops::kNestedBlockSize;
+using ops::nf4_code;
+
 namespace {
 
-constexpr int kBlock = kNF4BlockSize;
+constexpr int kBlock = ops::kNF4BlockSize;
 // torch's clamp(min=1e-38) on fp32: the double 1e-38 rounded to fp32 (a subnormal).
 const float kTiny = static_cast<float>(1e-38);
 
@@ -50,25 +56,6 @@ void quantize_nf4_blocks(const float* x, int64_t n, uint8_t* packed, float* absm
     }
   }
   if (n % 2) packed[n / 2] |= nf4_code_of(0.0f);  // bitsandbytes pads with a scaled 0
-}
-
-float absmax_mean(const float* absmax, int64_t n) {
-  double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum += absmax[i];
-  return static_cast<float>(sum / static_cast<double>(n));
-}
-
-std::vector<uint8_t> blockwise_lut(const float* map) {
-  float mids[255];
-  for (int k = 0; k < 255; ++k) mids[k] = 0.5f * (map[k] + map[k + 1]);
-  std::vector<uint8_t> lut(65536);
-  int code = 0;
-  for (int i = 0; i < 65536; ++i) {
-    const float val = -1.0f + (2.0f * static_cast<float>(i)) / 65535.0f;
-    while (code < 255 && mids[code] < val) ++code;
-    lut[i] = static_cast<uint8_t>(code);
-  }
-  return lut;
 }
 
 uint16_t blockwise_lut_index(float x) {

@@ -46,7 +46,7 @@ std::shared_ptr<Context> Context::create(const DeviceInfo& info) {
 
 Context::~Context() {
   if (queue_) clFinish(queue_);
-  for (auto& [k, kern] : kernels_) clReleaseKernel(kern);
+  for (auto& [k, kern] : kernels_) clReleaseKernel(kern.kernel);
   profiler_.discard();
   pool_.release_all();
   programs_.reset();
@@ -54,16 +54,74 @@ Context::~Context() {
   if (context_) clReleaseContext(context_);
 }
 
-cl_kernel Context::kernel(const std::string& program, const std::string& name,
-                          const std::string& options) {
-  std::string k = program + "\n" + options + "\n" + name;
+namespace {
+
+std::string arg_info_text(cl_kernel kernel, cl_uint i, cl_kernel_arg_info what, const std::string& where) {
+  size_t n = 0;
+  check_cl(clGetKernelArgInfo(kernel, i, what, 0, nullptr, &n), "clGetKernelArgInfo", where);
+  std::string s(n, '\0');
+  check_cl(clGetKernelArgInfo(kernel, i, what, n, s.data(), nullptr), "clGetKernelArgInfo", where);
+  while (!s.empty() && s.back() == '\0') s.pop_back();
+  return s;
+}
+
+// "const float *" -> "float*": the type without qualifiers or spaces (drivers differ in both).
+std::string bare_type(const std::string& type) {
+  std::string out, word;
+  auto flush = [&] {
+    if (word != "const" && word != "volatile" && word != "restrict") out += word;
+    word.clear();
+  };
+  for (char c : type) {
+    if (c == ' ' || c == '*') flush();
+    if (c == '*') out += c;
+    else if (c != ' ') word += c;
+  }
+  flush();
+  return out;
+}
+
+// Every argument's name, type and address space (the program was built with -cl-kernel-arg-info).
+std::vector<KernelArg> kernel_args(cl_kernel kernel, cl_uint count, const std::string& where) {
+  std::vector<KernelArg> args(count);
+  for (cl_uint i = 0; i < count; ++i) {
+    args[i].name = arg_info_text(kernel, i, CL_KERNEL_ARG_NAME, where);
+    args[i].type = bare_type(arg_info_text(kernel, i, CL_KERNEL_ARG_TYPE_NAME, where));
+    check_cl(clGetKernelArgInfo(kernel, i, CL_KERNEL_ARG_ADDRESS_QUALIFIER, sizeof args[i].address,
+                                &args[i].address, nullptr),
+             "clGetKernelArgInfo", where);
+  }
+  return args;
+}
+
+}  // namespace
+
+const CachedKernel& Context::kernel(const std::string& program, const std::string& name,
+                                    const BuildOptions& options) {
+  const std::string options_text =
+      check_args_ ? BuildOptions(options).flag("-cl-kernel-arg-info").str() : options.str();
+  std::string k = program + "\n" + options_text + "\n" + name;
   if (auto it = kernels_.find(k); it != kernels_.end()) return it->second;
-  cl_program p = programs_->get(program, options);
+  cl_program p = programs_->get(program, options_text);
+  const std::string where = "kernel " + name + " from cl/" + program + ".cl";
   int err = 0;
-  cl_kernel kern = clCreateKernel(p, name.c_str(), &err);
-  check_cl(err, "clCreateKernel", "creating kernel " + name + " from cl/" + program + ".cl");
-  kernels_[k] = kern;
-  return kern;
+  CachedKernel c;
+  c.kernel = clCreateKernel(p, name.c_str(), &err);
+  check_cl(err, "clCreateKernel", "creating " + where);
+  c.program = program;
+  c.name = name;
+  try {
+    check_cl(clGetKernelInfo(c.kernel, CL_KERNEL_NUM_ARGS, sizeof c.num_args, &c.num_args, nullptr),
+             "clGetKernelInfo", "counting the arguments of " + where);
+    if (check_args_) {
+      c.args = kernel_args(c.kernel, c.num_args, where);
+      c.typed = true;
+    }
+  } catch (...) {
+    clReleaseKernel(c.kernel);
+    throw;
+  }
+  return kernels_.emplace(k, std::move(c)).first->second;
 }
 
 std::shared_ptr<Storage> Context::allocate(uint64_t bytes, MemCategory category) {

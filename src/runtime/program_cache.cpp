@@ -53,6 +53,25 @@ std::string build_log(cl_program program, cl_device_id device) {
   return log;
 }
 
+// Whether the kernels of a program built with -cl-kernel-arg-info report their argument types.
+// OpenCL promises that only for programs built from source: a driver may drop the information
+// from binaries (PoCL keeps it).
+bool keeps_arg_info(cl_program program) {
+  cl_uint n = 0;
+  if (clCreateKernelsInProgram(program, 0, nullptr, &n) != CL_SUCCESS || n == 0) return true;
+  std::vector<cl_kernel> kernels(n);
+  if (clCreateKernelsInProgram(program, n, kernels.data(), nullptr) != CL_SUCCESS) return true;
+  bool keeps = true;
+  for (cl_kernel k : kernels) {
+    cl_uint args = 0;
+    size_t size = 0;
+    if (clGetKernelInfo(k, CL_KERNEL_NUM_ARGS, sizeof args, &args, nullptr) == CL_SUCCESS && args > 0)
+      keeps = keeps && clGetKernelArgInfo(k, 0, CL_KERNEL_ARG_TYPE_NAME, 0, nullptr, &size) == CL_SUCCESS;
+    clReleaseKernel(k);
+  }
+  return keeps;
+}
+
 }  // namespace
 
 uint64_t fnv1a64(const void* data, size_t n, uint64_t h) {
@@ -121,8 +140,11 @@ cl_program ProgramCache::build(const std::string& name, const std::string& optio
   const std::string path = entry_path(name, options);
   const std::string full_options = std::string(kBaseOptions) + " " + options;
   if (cl_program p = from_disk(path, k, full_options)) {
-    last_source_ = Source::disk;
-    return p;
+    if (options.find("-cl-kernel-arg-info") == std::string::npos || keeps_arg_info(p)) {
+      last_source_ = Source::disk;
+      return p;
+    }
+    clReleaseProgram(p);  // the binary lost the argument types: compile the source
   }
   const char* src = source.c_str();
   size_t len = source.size();

@@ -85,8 +85,8 @@ void load_weights(const fs::path& file, const nn::Model& model) {
   for (const auto& p : model.parameters()) {
     if (!reader.contains(p.name)) throw missing(p.name);
     if (nf4_in_file.count(p.name)) {
-      const quant::NF4Weight q = io::load_nf4(ctx, reader, p.name, MemCategory::scratch);
-      by_weight.at(p.name)->set_weight(quant::dequantize_nf4(q, MemCategory::scratch));
+      const ops::NF4Weight q = io::load_nf4(ctx, reader, p.name, MemCategory::scratch);
+      by_weight.at(p.name)->set_weight(ops::dequantize_nf4(q, MemCategory::scratch));
       continue;
     }
     io::load_into(reader, p.name, p.tensor);
@@ -97,7 +97,7 @@ void load_weights(const fs::path& file, const nn::Model& model) {
     if (lin->storage() != nn::WeightStorage::nf4) continue;
     if (!reader.contains(name)) throw missing(name);
     if (nf4_in_file.count(name)) {
-      quant::NF4Weight q = io::load_nf4(ctx, reader, name);
+      ops::NF4Weight q = io::load_nf4(ctx, reader, name);
       if (q.shape != Shape{lin->out_features(), lin->in_features()})
         throw Error(file.string() + ": NF4 weight '" + name + "' has shape " + q.shape.str() +
                     ", the model expects (" + std::to_string(lin->out_features()) + ", " +

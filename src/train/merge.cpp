@@ -50,7 +50,7 @@ MergeReport merge_adapter(const fs::path& base_dir, const fs::path& adapter_dir,
   double delta_sum = 0;
   std::set<std::string> nf4_names, skip;  // NF4 weights, and the companion tensors of merged ones
   for (const auto& n : io::nf4_weight_names(base)) nf4_names.insert(n);
-  quant::NF4Error requant;
+  ops::NF4Error requant;
   for (const auto& name : base.names()) {
     if (skip.count(name)) continue;
     const std::string stem = name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0
@@ -63,7 +63,7 @@ MergeReport merge_adapter(const fs::path& base_dir, const fs::path& adapter_dir,
     }
     if (!adapter.contains(b_name)) throw Error("merge-adapter: the adapter has " + a_name + " but no " + b_name + ".");
     const bool nf4 = nf4_names.count(name) > 0;
-    quant::NF4Weight q;
+    ops::NF4Weight q;
     std::vector<int64_t> ws;
     if (nf4) {
       q = io::load_nf4(ctx, base, name, MemCategory::scratch);
@@ -77,7 +77,7 @@ MergeReport merge_adapter(const fs::path& base_dir, const fs::path& adapter_dir,
     if (ws.size() != 2 || as.size() != 2 || bs.size() != 2 || as[1] != ws[1] || bs[0] != ws[0] || as[0] != bs[1])
       throw Error("merge-adapter: " + name + " " + io::st_shape_str(ws) + " does not fit its adapter (A " +
                   io::st_shape_str(as) + ", B " + io::st_shape_str(bs) + ").");
-    const Tensor w = nf4 ? quant::dequantize_nf4(q, MemCategory::scratch)
+    const Tensor w = nf4 ? ops::dequantize_nf4(q, MemCategory::scratch)
                          : Tensor::from_host(ctx, Shape{ws[0], ws[1]}, base.read_f32(name), DType::f32, MemCategory::scratch);
     const Tensor a = Tensor::from_host(ctx, Shape{as[0], as[1]}, adapter.read_f32(a_name), DType::f32, MemCategory::scratch);
     const Tensor b = Tensor::from_host(ctx, Shape{bs[0], bs[1]}, adapter.read_f32(b_name), DType::f32, MemCategory::scratch);
@@ -95,9 +95,9 @@ MergeReport merge_adapter(const fs::path& base_dir, const fs::path& adapter_dir,
     used += 2;
     if (nf4) {  // re-quantize W + ΔW and measure what that rounding costs
       const Tensor merged = Tensor::from_host(ctx, Shape{ws[0], ws[1]}, wv, DType::f32, MemCategory::scratch);
-      const quant::NF4Weight q2 = quant::quantize_nf4(merged, MemCategory::scratch);
-      requant += quant::nf4_error(merged, q2);
-      const std::vector<float> back = quant::dequantize_nf4(q2, MemCategory::scratch).to_host();
+      const ops::NF4Weight q2 = ops::quantize_nf4(merged, MemCategory::scratch);
+      requant += ops::nf4_error(merged, q2);
+      const std::vector<float> back = ops::dequantize_nf4(q2, MemCategory::scratch).to_host();
       for (size_t i = 0; i < wv.size(); ++i)
         rep.requant_max_abs_error = std::max(rep.requant_max_abs_error, std::fabs(double(back[i]) - wv[i]));
       for (auto& t : io::nf4_to_st(name, q2)) out.push_back(std::move(t));

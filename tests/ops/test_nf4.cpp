@@ -10,8 +10,8 @@
 #include "op_case.hpp"
 #include "reference.hpp"
 #include "magellano/io/st_dtype.hpp"
+#include "magellano/ops/nf4.hpp"
 #include "magellano/ops/nf4_linear.hpp"
-#include "magellano/quant/nf4.hpp"
 #include "magellano/quant/nf4_reference.hpp"
 
 using namespace mgtest;
@@ -45,7 +45,7 @@ void expect_same_bytes(const std::vector<uint8_t>& got, const std::vector<uint8_
 
 void check_against_reference(const Shape& shape, const std::vector<float>& x, const std::string& what) {
   Tensor t = Tensor::from_host(test_ctx(), shape, x);
-  const quant::NF4Weight q = quant::quantize_nf4(t);
+  const ops::NF4Weight q = ops::quantize_nf4(t);
   const nf4ref::HostNF4 h = nf4ref::quantize_nf4(x.data(), static_cast<int64_t>(x.size()));
   EXPECT_EQ(q.shape, shape);
   EXPECT_EQ(std::bit_cast<uint32_t>(q.offset), std::bit_cast<uint32_t>(h.offset)) << what;
@@ -53,10 +53,10 @@ void check_against_reference(const Shape& shape, const std::vector<float>& x, co
   expect_same_bytes(q.absmax_q.to_host_u8(), h.absmax_q, what + " absmax_q");
   expect_same_bits(q.nested_absmax.to_host(), h.nested_absmax, what + " nested_absmax");
   const std::vector<float> want = nf4ref::dequantize_nf4(h);
-  expect_same_bits(quant::dequantize_nf4(q).to_host(), want, what + " dequantize f32");
+  expect_same_bits(ops::dequantize_nf4(q).to_host(), want, what + " dequantize f32");
   // f16 output: the fp32 value rounded to nearest even.
   Tensor half = Tensor::empty(test_ctx(), shape, DType::f16);
-  quant::dequantize_nf4_into(q, half);
+  ops::dequantize_nf4_into(q, half);
   std::vector<float> want16(want.size());
   for (size_t i = 0; i < want.size(); ++i) want16[i] = io::f16_to_f32(io::f32_to_f16(want[i]));
   expect_same_bits(half.to_host(), want16, what + " dequantize f16");
@@ -77,7 +77,7 @@ TEST(NF4Kernels, EdgeCases) {
   // nested scale is 0), values exactly on NF4 midpoints, huge and tiny magnitudes.
   check_against_reference(Shape{100}, std::vector<float>(100, 0.0f), "zeros");
   check_against_reference(Shape{2, 64}, std::vector<float>(128, 0.5f), "constant");
-  const auto& code = quant::nf4_code();
+  const auto& code = ops::nf4_code();
   std::vector<float> mids;
   for (int rep = 0; rep < 3; ++rep)
     for (int k = 0; k < 15; ++k) {
@@ -97,7 +97,7 @@ TEST(NF4Kernels, EdgeCases) {
 
 TEST(NF4Kernels, StorageIsAbout4127BitsPerParameter) {
   const int64_t rows = 256, cols = 1024, n = rows * cols;
-  const quant::NF4Weight q = quant::quantize_nf4(Tensor::from_host(test_ctx(), Shape{rows, cols}, weights(n, 3, 0.02)));
+  const ops::NF4Weight q = ops::quantize_nf4(Tensor::from_host(test_ctx(), Shape{rows, cols}, weights(n, 3, 0.02)));
   EXPECT_EQ(q.packed.nbytes(), uint64_t(n / 2));
   EXPECT_EQ(q.absmax_q.nbytes(), uint64_t(n / 64));
   EXPECT_EQ(q.nested_absmax.nbytes(), uint64_t(4 * n / 64 / 256));
@@ -112,14 +112,14 @@ TEST(NF4Kernels, ErrorStatisticsMatchTheHost) {
   // fp32 rounding of 64-term sums (about 64 * 2^-24).
   for (int64_t n : {4113, 64 * 50}) {
     const std::vector<float> x = weights(n, 77 + n, 0.3);
-    const quant::NF4Weight q = quant::quantize_nf4(Tensor::from_host(test_ctx(), Shape{n}, x));
+    const ops::NF4Weight q = ops::quantize_nf4(Tensor::from_host(test_ctx(), Shape{n}, x));
     const std::vector<float> y = nf4ref::dequantize_nf4(nf4ref::quantize_nf4(x.data(), n));
     double e = 0, m = 0, r = 0;
     for (int64_t i = 0; i < n; ++i) {
       const double d = std::fabs(double(x[i]) - y[i]);
       e += d, m += std::fabs(x[i]), r += d / (std::fabs(double(x[i])) + 1e-8);
     }
-    const quant::NF4Error got = quant::nf4_error(Tensor::from_host(test_ctx(), Shape{n}, x), q);
+    const ops::NF4Error got = ops::nf4_error(Tensor::from_host(test_ctx(), Shape{n}, x), q);
     EXPECT_EQ(got.n, n);
     EXPECT_NEAR(got.abs_sum, e, 1e-5 * e);
     EXPECT_NEAR(got.mag_sum, m, 1e-5 * m);
@@ -130,28 +130,41 @@ TEST(NF4Kernels, ErrorStatisticsMatchTheHost) {
 
 TEST(NF4Kernels, BadInputIsAClearError) {
   Tensor i32 = Tensor::from_host_i32(test_ctx(), Shape{4}, {1, 2, 3, 4});
-  EXPECT_THROW(quant::quantize_nf4(i32), magellano::Error);
-  EXPECT_THROW(quant::quantize_nf4(Tensor()), magellano::Error);
-  const quant::NF4Weight q = quant::quantize_nf4(upload(Shape{8, 16}, randn(128, 1)));
-  EXPECT_THROW(quant::dequantize_nf4_into(q, Tensor::empty(test_ctx(), Shape{127})), magellano::Error);
+  EXPECT_THROW(ops::quantize_nf4(i32), magellano::Error);
+  EXPECT_THROW(ops::quantize_nf4(Tensor()), magellano::Error);
+  const ops::NF4Weight q = ops::quantize_nf4(upload(Shape{8, 16}, randn(128, 1)));
+  EXPECT_THROW(ops::dequantize_nf4_into(q, Tensor::empty(test_ctx(), Shape{127})), magellano::Error);
   EXPECT_THROW(ops::nf4_linear(upload(Shape{3, 15}, randn(45, 2)), q), magellano::Error);
-  EXPECT_THROW(quant::nf4_from_host(test_ctx(), Shape{8, 16}, std::vector<uint8_t>(63), std::vector<uint8_t>(2),
+  EXPECT_THROW(ops::nf4_from_host(test_ctx(), Shape{8, 16}, std::vector<uint8_t>(63), std::vector<uint8_t>(2),
                                     {1.0f}, 0.0f, std::vector<float>(16), std::vector<float>(256), "w"),
                magellano::Error);
 }
 
-namespace {
-
-// A (out, in) weight from weights(out * in, seed, 0.1), quantized on the device, and the host
-// reference's dequantized values (exact fp32 values) the float64 reference multiplies by.
-struct Nf4Weight {
-  quant::NF4Weight q;
-  Vec dequantized;
-};
-Nf4Weight nf4_weight(int64_t out, int64_t in, uint64_t seed) {
-  const std::vector<float> wf = weights(out * in, seed, 0.1);
-  return {quant::quantize_nf4(Tensor::from_host(test_ctx(), Shape{out, in}, wf)),
-          to_f64(nf4ref::dequantize_nf4(nf4ref::quantize_nf4(wf.data(), out * in)))};
+TEST(NF4Linear, ForwardAndInputGradientMatchFloat64) {
+  // W (37, 70): 70 is not a multiple of 64, so blocks straddle rows. Reference: float64 product
+  // with the host reference's dequantized weight (exact fp32 values). Tolerances: one fp32 dot
+  // product of length 70 (forward) or 37 (backward): harness defaults 1e-5 / 1e-4 relative.
+  const int64_t out = 37, in = 70;
+  const std::vector<float> wf = weights(out * in, 5, 0.1);
+  const ops::NF4Weight q = ops::quantize_nf4(Tensor::from_host(test_ctx(), Shape{out, in}, wf));
+  const nf4ref::HostNF4 h = nf4ref::quantize_nf4(wf.data(), out * in);
+  const Vec wd = to_f64(nf4ref::dequantize_nf4(h));
+  check_op("nf4_linear", {{Shape{3, 5, in}, randn(3 * 5 * in, 11)}},
+           [&](const std::vector<Tensor>& t) { return ops::nf4_linear(t[0], q); },
+           [&](const std::vector<Vec>& x) {
+             Vec y(15 * out, 0.0);
+             for (int64_t r = 0; r < 15; ++r)
+               for (int64_t o = 0; o < out; ++o)
+                 for (int64_t k = 0; k < in; ++k) y[r * out + o] += x[0][r * in + k] * wd[o * in + k];
+             return y;
+           },
+           [&](const std::vector<Vec>&, const Vec& dy) {
+             Vec dx(15 * in, 0.0);
+             for (int64_t r = 0; r < 15; ++r)
+               for (int64_t o = 0; o < out; ++o)
+                 for (int64_t k = 0; k < in; ++k) dx[r * in + k] += dy[r * out + o] * wd[o * in + k];
+             return std::vector<Vec>{dx};
+           });
 }
 
 // x (..., in) · W (out, in, NF4)ᵀ: 2 R in out FLOPs forward and for dx. Bytes: x and y (4 R
@@ -212,7 +225,31 @@ const RegisterOp reg{{"nf4_linear", nf4_linear_tests(),
 TEST(NF4Linear, FusedAndDequantizeGemmPathsAgree) {
   // Both paths agree to fp32 summation-order differences; the fused path takes at most 8 rows.
   for (int64_t in : {70, 200}) {
-    const quant::NF4Weight q = nf4_weight(29, in, 21 + in).q;
+    const int64_t out = 29;
+    const std::vector<float> wf = weights(out * in, 21 + in, 0.1);
+    const ops::NF4Weight q = ops::quantize_nf4(Tensor::from_host(test_ctx(), Shape{out, in}, wf));
+    const Vec wd = to_f64(nf4ref::dequantize_nf4(nf4ref::quantize_nf4(wf.data(), out * in)));
+    for (const Shape& xs : {Shape{1, in}, Shape{3, in}, Shape{2, 4, in}}) {
+      const int64_t rows = xs.rows();
+      check_op("nf4_linear fused rows=" + std::to_string(rows), {{xs, randn(xs.numel(), 30 + rows)}},
+               [&](const std::vector<Tensor>& t) { return ops::nf4_linear(t[0], q, ops::NF4Path::fused); },
+               [&](const std::vector<Vec>& x) {
+                 Vec y(rows * out, 0.0);
+                 for (int64_t r = 0; r < rows; ++r)
+                   for (int64_t o = 0; o < out; ++o)
+                     for (int64_t k = 0; k < in; ++k) y[r * out + o] += x[0][r * in + k] * wd[o * in + k];
+                 return y;
+               },
+               [&](const std::vector<Vec>&, const Vec& dy) {
+                 Vec dx(rows * in, 0.0);
+                 for (int64_t r = 0; r < rows; ++r)
+                   for (int64_t o = 0; o < out; ++o)
+                     for (int64_t k = 0; k < in; ++k) dx[r * in + k] += dy[r * out + o] * wd[o * in + k];
+                 return std::vector<Vec>{dx};
+               },
+               Tolerance{.fwd_rtol = 1e-5, .fwd_atol = 1e-5});
+    }
+    // Both paths agree to fp32 summation-order differences.
     Tensor x = upload(Shape{3, in}, randn(3 * in, 3));
     expect_close(ops::nf4_linear(x, q, ops::NF4Path::fused).to_host(),
                  to_f64(ops::nf4_linear(x, q, ops::NF4Path::dequant_gemm).to_host()), 1e-5, 1e-5,
@@ -225,8 +262,8 @@ TEST(NF4Linear, FusedAndDequantizeGemmPathsAgree) {
 TEST(NF4Linear, ScratchIsReusedAndTrackedAsScratch) {
   Context& ctx = test_ctx();
   ops::release_nf4_scratch(ctx);
-  const quant::NF4Weight big = quant::quantize_nf4(upload(Shape{64, 96}, randn(64 * 96, 1)));
-  const quant::NF4Weight small = quant::quantize_nf4(upload(Shape{16, 96}, randn(16 * 96, 2)));
+  const ops::NF4Weight big = ops::quantize_nf4(upload(Shape{64, 96}, randn(64 * 96, 1)));
+  const ops::NF4Weight small = ops::quantize_nf4(upload(Shape{16, 96}, randn(16 * 96, 2)));
   const uint64_t before = ctx.memory().current(MemCategory::scratch);
   Tensor x = upload(Shape{4, 96}, randn(4 * 96, 3));
   ops::nf4_linear(x, big, ops::NF4Path::dequant_gemm);

@@ -19,6 +19,7 @@ Context& test_ctx() {
     }
     auto c = Context::create(spec);
     c->set_poison_allocations(true);
+    c->set_check_kernel_args(true);
     return c;
   }();
   return *ctx;

@@ -25,7 +25,8 @@ using magellano::Tensor;
 using Vec = std::vector<double>;
 
 // The device under test: $MAGELLANO_TEST_DEVICE (same syntax as --device), else PoCL's CPU
-// device when present, else the default. Poisoning is on.
+// device when present, else the default. Poisoning is on, and so is the check of every kernel
+// argument's type (Context::set_check_kernel_args).
 Context& test_ctx();
 
 Vec randn(size_t n, uint64_t seed, double scale = 1.0);

@@ -78,13 +78,13 @@ TEST(NF4Files, LoadsTheLayoutBitsandbytesWrites) {
   ASSERT_TRUE(io::is_nf4_weight(r, "layout.proj.weight"));
   EXPECT_FALSE(io::is_nf4_weight(r, "layout.proj.bias"));
   EXPECT_EQ(io::nf4_weight_names(r), std::vector<std::string>{"layout.proj.weight"});
-  const quant::NF4Weight w = io::load_nf4(test_ctx(), r, "layout.proj.weight");
+  const ops::NF4Weight w = io::load_nf4(test_ctx(), r, "layout.proj.weight");
   EXPECT_EQ(w.shape, (Shape{24, 40}));
-  expect_same_bits(quant::dequantize_nf4(w).to_host(), r.read_f32("layout.proj.dequant"),
+  expect_same_bits(ops::dequantize_nf4(w).to_host(), r.read_f32("layout.proj.dequant"),
                    "dequantized bitsandbytes weight");
   // Quantizing the same fp32 weight ourselves gives bitsandbytes' bytes.
   const std::vector<float> wf = r.read_f32("layout.proj.weight_fp32");
-  const quant::NF4Weight ours = quant::quantize_nf4(Tensor::from_host(test_ctx(), Shape{24, 40}, wf));
+  const ops::NF4Weight ours = ops::quantize_nf4(Tensor::from_host(test_ctx(), Shape{24, 40}, wf));
   EXPECT_EQ(ours.packed.to_host_u8(), r.read("layout.proj.weight").bytes);
   if (ours.offset == w.offset) {
     EXPECT_EQ(ours.absmax_q.to_host_u8(), r.read("layout.proj.weight.absmax").bytes);
@@ -114,7 +114,7 @@ TEST(NF4Files, QuantStateJsonHasBitsandbytesKeys) {
 TEST(NF4Files, WriteAndLoadRoundTrip) {
   TempDir dir;
   const std::vector<float> wf = to_f32(randn(33 * 70, 8, 0.05));
-  const quant::NF4Weight q = quant::quantize_nf4(Tensor::from_host(test_ctx(), Shape{33, 70}, wf));
+  const ops::NF4Weight q = ops::quantize_nf4(Tensor::from_host(test_ctx(), Shape{33, 70}, wf));
   const auto parts = io::nf4_to_st("m.w.weight", q);
   const auto entries = io::nf4_entries("m.w.weight", {33, 70});
   ASSERT_EQ(parts.size(), entries.size());
@@ -125,15 +125,15 @@ TEST(NF4Files, WriteAndLoadRoundTrip) {
   }
   io::write_safetensors(dir / "w.safetensors", parts);
   const auto r = io::SafetensorsReader::open(dir / "w.safetensors");
-  const quant::NF4Weight back = io::load_nf4(test_ctx(), r, "m.w.weight");
+  const ops::NF4Weight back = io::load_nf4(test_ctx(), r, "m.w.weight");
   EXPECT_EQ(back.shape, q.shape);
   EXPECT_EQ(std::bit_cast<uint32_t>(back.offset), std::bit_cast<uint32_t>(q.offset));
-  expect_same_bits(quant::dequantize_nf4(back).to_host(), quant::dequantize_nf4(q).to_host(), "round trip");
+  expect_same_bits(ops::dequantize_nf4(back).to_host(), ops::dequantize_nf4(q).to_host(), "round trip");
 }
 
 TEST(NF4Files, LoadRejectsIncompleteOrForeignStates) {
   TempDir dir;
-  const quant::NF4Weight q = quant::quantize_nf4(upload(Shape{8, 64}, randn(512, 9)));
+  const ops::NF4Weight q = ops::quantize_nf4(upload(Shape{8, 64}, randn(512, 9)));
   auto parts = io::nf4_to_st("w", q);
   const auto expect_error = [&](std::vector<std::pair<std::string, io::StTensor>> p, const std::string& msg) {
     io::write_safetensors(dir / "bad.safetensors", p);
@@ -210,11 +210,11 @@ TEST(NF4Files, QuantizeFileQuantizesLinearWeightsAndCopiesTheRest) {
   for (const auto& [n, t] : tensors) {
     if (n.find("proj.weight") != std::string::npos) {
       ASSERT_TRUE(io::is_nf4_weight(out, n)) << n;
-      const quant::NF4Weight got = io::load_nf4(test_ctx(), out, n);
+      const ops::NF4Weight got = io::load_nf4(test_ctx(), out, n);
       const std::vector<float> w = in.read_f32(n);
-      const quant::NF4Weight want =
-          quant::quantize_nf4(Tensor::from_host(test_ctx(), Shape(t.shape), w));
-      expect_same_bits(quant::dequantize_nf4(got).to_host(), quant::dequantize_nf4(want).to_host(), n);
+      const ops::NF4Weight want =
+          ops::quantize_nf4(Tensor::from_host(test_ctx(), Shape(t.shape), w));
+      expect_same_bits(ops::dequantize_nf4(got).to_host(), ops::dequantize_nf4(want).to_host(), n);
       const auto js = out.read(n + io::kNF4QuantStateSuffix).bytes;
       const auto state = nlohmann::json::parse(std::string(js.begin(), js.end()));
       EXPECT_EQ(state["dtype"], t.dtype == io::StDType::F16 ? "float16" : "float32") << n;

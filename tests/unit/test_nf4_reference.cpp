@@ -16,7 +16,7 @@
 #include "harness.hpp"
 #include "project_files.hpp"
 #include "magellano/io/safetensors.hpp"
-#include "magellano/quant/nf4.hpp"
+#include "magellano/ops/nf4.hpp"
 #include "magellano/quant/nf4_reference.hpp"
 
 using namespace magellano;
@@ -82,13 +82,13 @@ TEST(NF4Reference, CodeTableIsTheIssuesAndBitsandbytes) {
                           -0.09105003625154495f, 0.0f, 0.07958029955625534f,
                           0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
                           0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f};
-  const auto& code = quant::nf4_code();
+  const auto& code = ops::nf4_code();
   for (int i = 0; i < 16; ++i) EXPECT_EQ(code[i], want[i]) << i;
   expect_bits_equal(std::vector<float>(code.begin(), code.end()), f32("quant_map"), "quant_map");
 }
 
 TEST(NF4Reference, DynamicMapIsBitsandbytesCreateDynamicMap) {
-  const auto& map = quant::dynamic_map_signed();
+  const auto& map = ops::dynamic_map_signed();
   const std::vector<float> ours(map.begin(), map.end());
   expect_bits_equal(ours, f32("dynamic_map"), "create_dynamic_map(signed=True)");
   expect_bits_equal(ours, f32("nested_quant_map"), "QuantState.state2.code");
@@ -137,7 +137,7 @@ TEST(NF4Reference, DoubleQuantizationEqualsBitsandbytes) {
 }
 
 TEST(NF4Reference, MidpointTiesTakeTheLowerCode) {
-  const auto& code = quant::nf4_code();
+  const auto& code = ops::nf4_code();
   for (int k = 0; k < 15; ++k) {
     const float mid = (code[k] + code[k + 1]) / 2.0f;
     EXPECT_EQ(ref::nf4_code_of(mid), k) << "on midpoint " << k;
@@ -152,7 +152,7 @@ TEST(NF4Reference, MidpointTiesTakeTheLowerCode) {
 
 TEST(NF4Reference, PackingOrderAndOddSizes) {
   // Block absmax 1: x = code values themselves, so codes are 0..15 in order.
-  const auto& code = quant::nf4_code();
+  const auto& code = ops::nf4_code();
   for (int64_t n : {1, 2, 3, 15, 16, 63, 64, 65, 129}) {
     std::vector<float> x(n);
     for (int64_t i = 0; i < n; ++i) x[i] = code[(i * 7 + 3) % 16];

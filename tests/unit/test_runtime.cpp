@@ -106,13 +106,14 @@ class KernelCache : public ::testing::Test {
   // Builds cl/elementwise.cl in a new context and says where it came from.
   ProgramCache::Source build_once(std::string* path = nullptr) {
     auto ctx = Context::create(mgtest::test_ctx().device());
-    ctx->programs().get("elementwise", "-DCACHE_TEST=1");
+    const BuildOptions knobs = BuildOptions().define("CACHE_TEST", 1);
+    ctx->programs().get("elementwise", knobs.str());
     const ProgramCache::Source source = ctx->programs().last_source();
-    if (path) *path = ctx->programs().entry_path("elementwise", "-DCACHE_TEST=1");
+    if (path) *path = ctx->programs().entry_path("elementwise", knobs.str());
     // It must also work: run a kernel from it.
     Tensor a = Tensor::from_host(*ctx, Shape{3}, {1, 2, 3}), out = Tensor::empty(*ctx, Shape{3});
-    ops::Launch(*ctx, "elementwise", "scale_acc", "-DCACHE_TEST=1").arg(a).arg(out)
-        .arg(int64_t(3)).arg(2.0f).arg(int32_t(0)).run(3);
+    ops::Launch(*ctx, "elementwise", "scale_acc", knobs).arg(a).arg(out).arg(int64_t(3)).arg(2.0f)
+        .arg(false).run(3);
     EXPECT_EQ(out.to_host(), (std::vector<float>{2, 4, 6}));
     return source;
   }

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "magellano/runtime/build_options.hpp"
 #include "magellano/tensor/tensor.hpp"
 
 namespace magellano::generate {
@@ -51,7 +52,7 @@ class Sampler {
   SamplingParams params_;
   Tensor seen_;       // (B, V) u8: 1 where the id is in the row's context
   Tensor z_, e_;      // (B, V) f32 workspaces
-  std::string options_;
+  BuildOptions options_;  // cl/sample.cl's knobs
   int64_t local_;
 };
 

@@ -19,7 +19,7 @@
 
 #include "magellano/io/safetensors.hpp"
 #include "magellano/io/safetensors_stream.hpp"
-#include "magellano/quant/nf4.hpp"
+#include "magellano/ops/nf4.hpp"
 
 namespace magellano::io {
 
@@ -36,7 +36,7 @@ std::vector<StEntry> nf4_entries(const std::string& name, const std::vector<int6
 
 // The six tensors of `w` (downloaded from the device), named as above.
 std::vector<std::pair<std::string, StTensor>> nf4_to_st(const std::string& name,
-                                                        const quant::NF4Weight& w,
+                                                        const ops::NF4Weight& w,
                                                         const std::string& dtype = "float32");
 
 // True when `name` is stored as an NF4 weight (it has <name>.quant_state.bitsandbytes__nf4).
@@ -47,7 +47,7 @@ std::vector<std::string> nf4_weight_names(const SafetensorsReader& reader);
 // Loads NF4 weight `name` onto ctx's device. Throws magellano::Error (one line naming the file
 // and the tensor) for a missing part, a quant state that is not NF4 with blocksize 64 and
 // nested blocksize 256 (or not double-quantized), or sizes that disagree with its shape.
-quant::NF4Weight load_nf4(Context& ctx, const SafetensorsReader& reader, const std::string& name,
+ops::NF4Weight load_nf4(Context& ctx, const SafetensorsReader& reader, const std::string& name,
                           MemCategory category = MemCategory::parameters);
 
 }  // namespace magellano::io

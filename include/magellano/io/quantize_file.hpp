@@ -16,7 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "magellano/io/safetensors.hpp"
-#include "magellano/quant/nf4.hpp"
+#include "magellano/ops/nf4.hpp"
 
 namespace magellano::io {
 
@@ -27,7 +27,7 @@ struct QuantizeReport {
   int64_t params_quantized = 0;      // elements of the quantized weights
   uint64_t quantized_bytes = 0;      // bytes of their NF4 tensors (all six parts each)
   uint64_t bytes_in = 0, bytes_out = 0;  // sizes of the input and output .safetensors
-  quant::NF4Error error;             // over every quantized weight
+  ops::NF4Error error;               // over every quantized weight
   double seconds = 0, quantize_seconds = 0, write_seconds = 0;
   double read_seconds = 0;  // waiting for reads that did not overlap the device work
   std::vector<std::string> skipped_linear;  // 2-D ".weight" tensors kept unquantized (e.g. lm_head)

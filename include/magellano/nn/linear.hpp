@@ -7,7 +7,7 @@
 #include "magellano/nn/module.hpp"
 #include "magellano/nn/training_mode.hpp"
 
-namespace magellano::quant {
+namespace magellano::ops {
 struct NF4Weight;
 }
 
@@ -61,7 +61,7 @@ class Linear : public Module {
   void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) override;
 
   Tensor weight, bias;
-  std::shared_ptr<quant::NF4Weight> nf4;  // the frozen NF4 weight (storage nf4 only)
+  std::shared_ptr<ops::NF4Weight> nf4;  // the frozen NF4 weight (storage nf4 only)
   std::optional<LoRAAdapter> lora;
 
  private:

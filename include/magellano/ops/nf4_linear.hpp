@@ -16,7 +16,7 @@
 // and backward).
 #pragma once
 #include "magellano/autograd/tape.hpp"
-#include "magellano/quant/nf4.hpp"
+#include "magellano/ops/nf4.hpp"
 
 namespace magellano::ops {
 
@@ -24,7 +24,7 @@ enum class NF4Path { automatic, dequant_gemm, fused };
 constexpr int64_t kNF4FusedMaxRows = 8;
 constexpr int64_t kNF4FusedAutoRows = 1;
 
-Tensor nf4_linear(const Tensor& x, const quant::NF4Weight& w, NF4Path path = NF4Path::automatic);
+Tensor nf4_linear(const Tensor& x, const NF4Weight& w, NF4Path path = NF4Path::automatic);
 
 // The per-context fp32 scratch of at least n elements, as a (rows, cols) view with
 // rows * cols == n. Valid until the next call on the same context (everything is in queue

@@ -23,7 +23,7 @@ enum class ScanMapping { automatic, channels, states };
 
 struct ScanOptions {
   bool delta_softplus = true;
-  int chunk = 64;  // steps between saved states; the backward's scratch is (chunk, N, B·E)
+  int64_t chunk = 64;  // steps between saved states; the backward's scratch is (chunk, N, B·E)
   ScanMapping mapping = ScanMapping::automatic;
 };
 

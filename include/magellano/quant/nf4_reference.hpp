@@ -2,7 +2,7 @@
 // (cl/nf4.cl) must equal bit for bit, written to follow bitsandbytes 0.50's CPU path exactly
 // (its default-backend quantize_4bit and its C++ quantize_blockwise for the nested step).
 //
-// Rules (see nf4.hpp for the layout):
+// Rules (see ops/nf4.hpp for the layout):
 //   absmax[b]   = max |x| over block b (the last block shorter when 64 does not divide n); a last
 //                 block that is all zeros stores 1e-38f (bitsandbytes clamps it), a full one 0.
 //   scaled      = x * (1 / max(absmax, 1e-38f)) in full blocks, x / max(absmax, 1e-38f) in the
@@ -41,11 +41,8 @@ uint8_t nf4_code_of(float scaled);
 // First level only: packed codes and fp32 absmax.
 void quantize_nf4_blocks(const float* x, int64_t n, uint8_t* packed, float* absmax);
 
-// The offset of the double quantization: mean of the absmax values.
-float absmax_mean(const float* absmax, int64_t n);
-
-// The 65,536-entry table of bitsandbytes' CPU quantize_blockwise for a sorted 256-value map.
-std::vector<uint8_t> blockwise_lut(const float* map);
+// The offset of the double quantization (ops::absmax_mean) and the 65,536-entry table of
+// bitsandbytes' CPU quantize_blockwise (ops::blockwise_lut) are shared with the device launchers.
 // The table index of a value already scaled by 1 / s: trunc(((clamp(x) + 1) * 0.5) * 65535 + 0.5).
 uint16_t blockwise_lut_index(float x);
 

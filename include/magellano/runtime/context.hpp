@@ -7,14 +7,32 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "magellano/runtime/buffer_pool.hpp"
+#include "magellano/runtime/build_options.hpp"
 #include "magellano/runtime/device.hpp"
 #include "magellano/runtime/memory.hpp"
 #include "magellano/runtime/profiler.hpp"
 #include "magellano/runtime/program_cache.hpp"
 
 namespace magellano {
+
+// One argument of a kernel as the compiler reports it (clGetKernelArgInfo).
+struct KernelArg {
+  std::string name;  // CL_KERNEL_ARG_NAME
+  std::string type;  // CL_KERNEL_ARG_TYPE_NAME without qualifiers: "float*", "ulong", "int"...
+  cl_kernel_arg_address_qualifier address = CL_KERNEL_ARG_ADDRESS_PRIVATE;  // __global, __local...
+};
+
+// A kernel built from cl/<program>.cl, with what ops::Launch checks a launch against.
+struct CachedKernel {
+  cl_kernel kernel = nullptr;
+  std::string program, name;
+  cl_uint num_args = 0;         // CL_KERNEL_NUM_ARGS
+  bool typed = false;           // args known: the context checks kernel arguments
+  std::vector<KernelArg> args;  // num_args entries when typed, else none
+};
 
 class Context : public std::enable_shared_from_this<Context> {
  public:
@@ -32,9 +50,10 @@ class Context : public std::enable_shared_from_this<Context> {
   cl_command_queue* queue_ptr() { return &queue_; }  // CLBlast wants a pointer
 
   // A kernel from the embedded program `program` (file name of cl/<program>.cl without .cl),
-  // built with `options` ("-D..."). Built once per (program, options) and cached.
-  cl_kernel kernel(const std::string& program, const std::string& name,
-                   const std::string& options = "");
+  // built with `options`. Built once per (program, options) and cached with its argument count
+  // (and, when checking kernel arguments, their types); the reference stays valid.
+  const CachedKernel& kernel(const std::string& program, const std::string& name,
+                             const BuildOptions& options = {});
   ProgramCache& programs() { return *programs_; }
 
   // Allocates `bytes` on the device, tracked under `category`. Throws Error naming the sizes
@@ -52,6 +71,10 @@ class Context : public std::enable_shared_from_this<Context> {
   // Tests: fill every new allocation with 0xFF bytes (NaN as f32, -1 as i32) so a kernel that
   // forgets to write an element is caught.
   void set_poison_allocations(bool on) { poison_ = on; }
+  // Tests: build programs with -cl-kernel-arg-info (a separate cache entry) so that ops::Launch
+  // compares every argument's C++ type with the kernel's. Off, a launch checks only the count.
+  void set_check_kernel_args(bool on) { check_args_ = on; }
+  bool check_kernel_args() const { return check_args_; }
 
   void finish();  // clFinish: waits for all queued work
 
@@ -66,12 +89,13 @@ class Context : public std::enable_shared_from_this<Context> {
   cl_context context_ = nullptr;
   cl_command_queue queue_ = nullptr;
   std::unique_ptr<ProgramCache> programs_;
-  std::map<std::string, cl_kernel> kernels_;
+  std::map<std::string, CachedKernel> kernels_;
   MemoryTracker tracker_;
   Profiler profiler_;
   BufferPool pool_;  // after tracker_: destroyed first, releasing the cached buffers
   bool pool_enabled_ = true;
   bool poison_ = false;
+  bool check_args_ = false;
 };
 
 }  // namespace magellano

@@ -1,6 +1,7 @@
 // Builds OpenCL programs from the sources embedded at build time (cl/*.cl) and caches the
 // compiled binaries on disk, keyed by device, driver version, build options and source hash.
-// A cache entry that is corrupt, truncated or from another key is rebuilt, never trusted.
+// A cache entry that is corrupt, truncated or from another key is rebuilt, never trusted; so is
+// one built with -cl-kernel-arg-info whose binary lost the argument types (drivers may).
 //
 // Cache folder: $MAGELLANO_CACHE_DIR, else $XDG_CACHE_HOME/magellano/kernels, else
 // ~/.cache/magellano/kernels. $MAGELLANO_CL_DIR makes the sources come from that folder instead

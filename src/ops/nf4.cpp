@@ -1,18 +1,15 @@
-// NF4 quantize / dequantize launchers (kernels: cl/nf4.cl; reference: nf4_reference.cpp).
-#include "magellano/quant/nf4.hpp"
+// NF4 quantize / dequantize launchers (kernels: cl/nf4.cl; host reference:
+// src/quant/nf4_reference.cpp).
+#include "magellano/ops/nf4.hpp"
 
 #include <cmath>
 #include <map>
 #include <mutex>
 
 #include "magellano/ops/launch.hpp"
-#include "magellano/quant/nf4_reference.hpp"
 #include "magellano/runtime/error.hpp"
 
-namespace magellano::quant {
-
-using ops::Launch;
-
+namespace magellano::ops {
 namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -22,20 +19,26 @@ Tensor upload_map(Context& ctx, const float* values, int64_t n, MemCategory cate
                            category);
 }
 
-// The 64 KiB code table of the nested quantization (reference::blockwise_lut of the dynamic
-// map), built and uploaded once per context.
+// The 64 KiB code table of the nested quantization (blockwise_lut of the dynamic map), built
+// and uploaded once per context.
 Tensor nested_lut(Context& ctx) {
   static std::mutex mutex;
   static auto* tables = new std::map<const Context*, Tensor>;  // never destroyed, like contexts
   std::lock_guard<std::mutex> lock(mutex);
   Tensor& t = (*tables)[&ctx];
   if (!t.defined())
-    t = Tensor::from_host_u8(ctx, Shape{65536}, reference::blockwise_lut(dynamic_map_signed().data()),
+    t = Tensor::from_host_u8(ctx, Shape{65536}, blockwise_lut(dynamic_map_signed().data()),
                              MemCategory::scratch);
   return t;
 }
 
 }  // namespace
+
+float absmax_mean(const float* absmax, int64_t n) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += absmax[i];
+  return static_cast<float>(sum / static_cast<double>(n));
+}
 
 int64_t NF4Weight::blocks() const { return ceil_div(numel(), blocksize); }
 int64_t NF4Weight::nested_blocks() const { return ceil_div(blocks(), nested_blocksize); }
@@ -74,7 +77,7 @@ NF4Weight quantize_nf4(const Tensor& w, MemCategory category) {
   // The offset (mean of absmax) is summed on the host in fp64, in order: the same bits on every
   // device. The read waits for the kernel above.
   const std::vector<float> am = absmax.to_host();
-  q.offset = reference::absmax_mean(am.data(), nb);
+  q.offset = absmax_mean(am.data(), nb);
   Launch(ctx, "nf4", "nf4_nested_scale").arg(absmax).arg(q.nested_absmax).arg(nb).arg(q.offset)
       .run(nn);
   Launch(ctx, "nf4", "nf4_nested_codes").arg(absmax).arg(q.nested_absmax).arg(nested_lut(ctx))
@@ -176,4 +179,4 @@ NF4Weight nf4_from_host(Context& ctx, const Shape& shape, const std::vector<uint
   return q;
 }
 
-}  // namespace magellano::quant
+}  // namespace magellano::ops

@@ -10,7 +10,8 @@
 //   offset = mean(absmax); absmax - offset in blocks of 256: nested_absmax[c] = max |.| over
 //   block c; absmax_q[b] = the value of bitsandbytes' signed dynamic map that its CPU
 //   quantize_blockwise picks for (absmax[b] - offset) * (1 / nested_absmax[c]): the nearest one,
-//   decided through a 65,536-entry table (exact rules: quant/nf4_reference.hpp).
+//   decided through a 65,536-entry table (exact rules: quant/nf4_reference.hpp, the host
+//   reference these launchers equal bit for bit; kernels: cl/nf4.cl).
 // Dequantize:
 //   absmax'[b] = dynamic_map[absmax_q[b]] * nested_absmax[b / 256] + offset
 //   w'[i]      = nf4_code[code[i]] * absmax'[i / 64]
@@ -18,18 +19,27 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "magellano/tensor/tensor.hpp"
 
-namespace magellano::quant {
+namespace magellano::ops {
 
 constexpr int kNF4BlockSize = 64;      // elements per absmax
 constexpr int kNestedBlockSize = 256;  // absmax values per nested scale
 
+// The code books (src/ops/nf4_maps.cpp), shared with the host reference.
 // The 16 NF4 values, index = 4-bit code (bitsandbytes' table, from -1 to 1).
 const std::array<float, 16>& nf4_code();
 // bitsandbytes' create_dynamic_map(signed=True): 256 sorted fp32 values in [-1, 1].
 const std::array<float, 256>& dynamic_map_signed();
+// The 65,536-entry table of bitsandbytes' CPU quantize_blockwise for a sorted 256-value map:
+// lut[i] = the number of fp32 midpoints 0.5 * (map[k] + map[k+1]) below -1 + (2 * i) / 65535.
+std::vector<uint8_t> blockwise_lut(const float* map);
+// The offset of the double quantization: the mean of the absmax values (the fp64 sum in order,
+// / n, rounded to fp32).
+float absmax_mean(const float* absmax, int64_t n);
 
 // An NF4 weight on the device. All tensors live in one context; shape is the original one
 // (out, in) for a linear weight (any shape of up to 4 dims works for (de)quantization).
@@ -90,4 +100,4 @@ NF4Weight nf4_from_host(Context& ctx, const Shape& shape, const std::vector<uint
                         const std::vector<float>& nested_quant_map, const std::string& what,
                         MemCategory category = MemCategory::parameters);
 
-}  // namespace magellano::quant
+}  // namespace magellano::ops

@@ -1,11 +1,11 @@
-// The two code books of NF4 double quantization, built the way bitsandbytes builds them.
+// The code books of NF4 double quantization, built the way bitsandbytes builds them.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-#include "magellano/quant/nf4.hpp"
+#include "magellano/ops/nf4.hpp"
 
-namespace magellano::quant {
+namespace magellano::ops {
 
 const std::array<float, 16>& nf4_code() {
   static const std::array<float, 16> code = {
@@ -70,4 +70,17 @@ const std::array<float, 256>& dynamic_map_signed() {
   return map;
 }
 
-}  // namespace magellano::quant
+std::vector<uint8_t> blockwise_lut(const float* map) {
+  float mids[255];
+  for (int k = 0; k < 255; ++k) mids[k] = 0.5f * (map[k] + map[k + 1]);
+  std::vector<uint8_t> lut(65536);
+  int code = 0;
+  for (int i = 0; i < 65536; ++i) {
+    const float val = -1.0f + (2.0f * static_cast<float>(i)) / 65535.0f;
+    while (code < 255 && mids[code] < val) ++code;
+    lut[i] = static_cast<uint8_t>(code);
+  }
+  return lut;
+}
+
+}  // namespace magellano::ops
