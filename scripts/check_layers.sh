@@ -18,12 +18,8 @@ set -euo pipefail
 # The layers, bottom up. This is the one place the order is written down (DESIGN.md refers here).
 LAYERS=(runtime tensor autograd ops quant io data optim nn generate train)
 
-# Upward includes accepted for now, as "FILE INCLUDE", each with its reason.
-ALLOWED=(
-  # TEMPORARY (issue 15): the NF4 launchers still live in src/quant/; another branch moves them
-  # into src/ops/. Remove this entry when that branch is merged.
-  "include/magellano/ops/nf4_linear.hpp magellano/quant/nf4.hpp"
-)
+# Upward includes accepted, as "FILE INCLUDE", each with its reason (none today).
+ALLOWED=()
 
 layer_rank() {  # prints the position of $1 in LAYERS, or -1
   local i

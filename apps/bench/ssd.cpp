@@ -60,7 +60,7 @@ std::vector<float> rnd(int64_t n, std::mt19937& gen, float lo, float hi) {
 }
 
 ops::SsdMapping mapping_option(const Options& opts) {
-  const std::string m = opts.str("mapping", "automatic");
+  const std::string m = opts.str("mapping");
   if (m == "automatic") return ops::SsdMapping::automatic;
   if (m == "group") return ops::SsdMapping::group_per_chunk;
   if (m == "item") return ops::SsdMapping::item_per_chunk;
@@ -69,16 +69,16 @@ ops::SsdMapping mapping_option(const Options& opts) {
 
 std::vector<Result> run_ssd(Context& ctx, const Peaks&, const Options& opts) {
   const int repeats = repeats_option(opts, 3);
-  const Sizes s{integer_in(opts, "b", 8, 1, 1 << 16), integer_in(opts, "l", 2048, 1, 1 << 24),
-                integer_in(opts, "h", 16, 1, 4096), integer_in(opts, "p", 64, 1, 1024),
-                integer_in(opts, "g", 1, 1, 4096), integer_in(opts, "n", 64, 1, 1024)};
+  const Sizes s{integer_in(opts, "b", 1, 1 << 16), integer_in(opts, "l", 1, 1 << 24),
+                integer_in(opts, "h", 1, 4096), integer_in(opts, "p", 1, 1024),
+                integer_in(opts, "g", 1, 4096), integer_in(opts, "n", 1, 1024)};
   if (s.h % s.g) throw Error("--g: " + std::to_string(s.g) + " groups must divide --h " + std::to_string(s.h) + ".");
   ops::SsdOptions o;
-  o.chunk = static_cast<int>(integer_in(opts, "chunk", 0, 0, 4096));
+  o.chunk = static_cast<int>(integer_in(opts, "chunk", 0, 4096));
   o.mapping = mapping_option(opts);
-  o.tiles = {static_cast<int>(integer_in(opts, "rows", 0, 0, 64)), static_cast<int>(integer_in(opts, "items", 0, 0, 4096)),
-             static_cast<int>(integer_in(opts, "vec", 0, 0, 16)), static_cast<int>(integer_in(opts, "cols", 0, 0, 1024))};
-  const bool host = integer_in(opts, "host", 1, 0, 1) == 1;
+  o.tiles = {static_cast<int>(integer_in(opts, "rows", 0, 64)), static_cast<int>(integer_in(opts, "items", 0, 4096)),
+             static_cast<int>(integer_in(opts, "vec", 0, 16)), static_cast<int>(integer_in(opts, "cols", 0, 1024))};
+  const bool host = integer_in(opts, "host", 0, 1) == 1;
 
   std::mt19937 gen(1);
   // Mamba2's initial ranges: A = -exp(A_log) in [-16, -1], softplus(dt + dt_bias) in ~[0.001, 0.3].
@@ -107,7 +107,7 @@ std::vector<Result> run_ssd(Context& ctx, const Peaks&, const Options& opts) {
   const int64_t chunk = std::min<int64_t>(o.chunk ? o.chunk : ops::ssd_default_chunk(ctx), s.l);
   const ops::SsdWork w = ops::ssd_scan_work(s.b, s.l, s.h, s.p, s.g, s.n, chunk);
   const nlohmann::json sizes = {{"B", s.b}, {"L", s.l}, {"H", s.h}, {"P", s.p}, {"G", s.g}, {"N", s.n},
-                                {"chunk", chunk}, {"mapping", opts.str("mapping", "automatic")}};
+                                {"chunk", chunk}, {"mapping", opts.str("mapping")}};
   // Each timing twice: GFLOP/s against the GEMM peak, and (`_bytes`) GB/s of the minimum bytes
   // against the copy peak.
   auto result = [&](const char* name, double seconds, double flops, double bytes, bool rate_is_bytes) {
@@ -156,7 +156,19 @@ std::vector<Result> run_ssd(Context& ctx, const Peaks&, const Options& opts) {
 }
 
 RegisterBench reg{{"ssd", "Mamba2 SSD scan forward and forward + backward (GFLOP/s, GB/s); host loop",
-                   {"b", "l", "h", "p", "g", "n", "chunk", "mapping", "rows", "items", "vec", "cols", "host"},
+                   {{"b", Key::integer, "8", "batch rows"},
+                    {"l", Key::integer, "2048", "sequence length"},
+                    {"h", Key::integer, "16", "heads"},
+                    {"p", Key::integer, "64", "head width"},
+                    {"g", Key::integer, "1", "groups of B and C (divides --h)"},
+                    {"n", Key::integer, "64", "state size"},
+                    {"chunk", Key::integer, "0", "steps per chunk (0: the device's default)"},
+                    {"mapping", Key::text, "automatic", "automatic, group (GPUs) or item (CPUs)"},
+                    {"rows", Key::integer, "0", "tile knob: rows per work-item (0: default)"},
+                    {"items", Key::integer, "0", "tile knob: work-items per group (0: default)"},
+                    {"vec", Key::integer, "0", "tile knob: vector width (0: default)"},
+                    {"cols", Key::integer, "0", "tile knob: columns per staged tile (0: default)"},
+                    {"host", Key::integer, "1", "0: skip the host loop"}},
                    run_ssd}};
 
 }  // namespace

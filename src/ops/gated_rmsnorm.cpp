@@ -37,7 +37,7 @@ Tensor gated_rms_norm(const Tensor& y, const Tensor& z, const Tensor& weight, in
   Context& ctx = y.ctx();
   const int64_t d = y.shape().last(), rows = y.shape().rows(), gs = d / groups;
   const int64_t local = pow2_local_size(ctx);
-  const std::string opt = "-DLOCAL=" + std::to_string(local);
+  const BuildOptions opt = BuildOptions().define("LOCAL", local);
   Tensor out = Tensor::empty(ctx, y.shape());
   Tensor rstd = Tensor::empty(ctx, Shape{rows, groups});
   Launch(ctx, "gated_rmsnorm", "gated_rms_norm_fwd", opt).arg(y).arg(z).arg(weight).arg(out).arg(rstd)

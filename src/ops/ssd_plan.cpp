@@ -42,14 +42,18 @@ int64_t ssd_local_floats(int64_t chunk, int64_t vec, int64_t cols, int64_t items
   return 4 * qcp + chunk * qcp + items + (std::max(n, p) + chunk) * cols;  // ssd_bwd_dx, the largest
 }
 
-std::string SsdPlan::chunk_knobs(const SsdDims& d) const {
-  return "-DCHUNK=" + std::to_string(chunk) + " -DHEADDIM=" + std::to_string(d.p) +
-         " -DDSTATE=" + std::to_string(d.n) + " -DROWS=" + std::to_string(rows) +
-         " -DITEMS=" + std::to_string(items) + " -DVEC=" + std::to_string(vec) +
-         " -DCT=" + std::to_string(cols);
+BuildOptions SsdPlan::chunk_knobs(const SsdDims& d) const {
+  return BuildOptions()
+      .define("CHUNK", chunk)
+      .define("HEADDIM", d.p)
+      .define("DSTATE", d.n)
+      .define("ROWS", rows)
+      .define("ITEMS", items)
+      .define("VEC", vec)
+      .define("CT", cols);
 }
 
-std::string SsdPlan::scan_knobs() const { return "-DSVEC=" + std::to_string(state_vec); }
+BuildOptions SsdPlan::scan_knobs() const { return BuildOptions().define("SVEC", state_vec); }
 
 SsdPlan plan_ssd(const Context& ctx, const SsdDims& d, const SsdOptions& opt) {
   if (opt.chunk < 0) throw Error("ssd_scan: chunk must be positive (or 0 for the device's default), got " +

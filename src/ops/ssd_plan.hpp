@@ -5,6 +5,7 @@
 #include <string>
 
 #include "magellano/ops/ssd.hpp"
+#include "magellano/runtime/build_options.hpp"
 
 namespace magellano::ops::detail {
 
@@ -17,8 +18,8 @@ struct SsdPlan {
   int64_t nc = 1;      // chunks: ceil(L / Q)
   int64_t rows = 1, items = 1, vec = 1, cols = 64;  // ROWS, ITEMS, VEC, CT of cl/ssd_chunk.cl
   bool group_per_chunk = false;
-  std::string chunk_knobs(const SsdDims& d) const;  // build options of cl/ssd_chunk.cl
-  std::string scan_knobs() const;                   // build options of cl/ssd_scan.cl
+  BuildOptions chunk_knobs(const SsdDims& d) const;  // build options of cl/ssd_chunk.cl
+  BuildOptions scan_knobs() const;                   // build options of cl/ssd_scan.cl
   int64_t state_vec = 1;  // SVEC of cl/ssd_scan.cl: elements per work-item of the passes, head sums
 };
 

@@ -97,7 +97,7 @@ void backward(const Saved& s, const Metas& m, const Tensor& dy, const SsdDims& d
               const SsdDt& dto) {
   Context& ctx = dy.ctx();
   const int64_t nc = plan.nc, rows = d.b * nc;
-  const std::string chunk_knobs = plan.chunk_knobs(d), scan_knobs = plan.scan_knobs();
+  const BuildOptions chunk_knobs = plan.chunk_knobs(d), scan_knobs = plan.scan_knobs();
   const Tensor cb = chunk_cb(s.Cm, s.Bm, d, plan);
   // The state gradients: through each chunk's outputs, then passed back across chunks.
   Tensor dstates = scratch(ctx, Shape{d.b * d.h, nc, d.n, d.p}), dcs_end = scratch(ctx, Shape{d.b, d.h, nc});
@@ -150,7 +150,7 @@ Tensor ssd_scan(const Tensor& x, const Tensor& dt, const Tensor& dt_bias, const 
   const SsdDims d = check_shapes(x, dt, dt_bias, A_log, Bm, Cm, D);
   Context& ctx = x.ctx();
   const SsdPlan plan = detail::plan_ssd(ctx, d, opt);
-  const std::string chunk_knobs = plan.chunk_knobs(d), scan_knobs = plan.scan_knobs();
+  const BuildOptions chunk_knobs = plan.chunk_knobs(d), scan_knobs = plan.scan_knobs();
   Saved s{x, dt, dt_bias, A_log, Bm, Cm, D, Tensor::empty(ctx, Shape{d.b, d.h, d.l}),
           Tensor::empty(ctx, Shape{d.b, d.h, d.l}), Tensor::empty(ctx, Shape{d.b, d.h, plan.nc}),
           Tensor::empty(ctx, Shape{d.b * d.h, plan.nc, d.n, d.p})};

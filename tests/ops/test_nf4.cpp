@@ -140,31 +140,18 @@ TEST(NF4Kernels, BadInputIsAClearError) {
                magellano::Error);
 }
 
-TEST(NF4Linear, ForwardAndInputGradientMatchFloat64) {
-  // W (37, 70): 70 is not a multiple of 64, so blocks straddle rows. Reference: float64 product
-  // with the host reference's dequantized weight (exact fp32 values). Tolerances: one fp32 dot
-  // product of length 70 (forward) or 37 (backward): harness defaults 1e-5 / 1e-4 relative.
-  const int64_t out = 37, in = 70;
-  const std::vector<float> wf = weights(out * in, 5, 0.1);
-  const ops::NF4Weight q = ops::quantize_nf4(Tensor::from_host(test_ctx(), Shape{out, in}, wf));
-  const nf4ref::HostNF4 h = nf4ref::quantize_nf4(wf.data(), out * in);
-  const Vec wd = to_f64(nf4ref::dequantize_nf4(h));
-  check_op("nf4_linear", {{Shape{3, 5, in}, randn(3 * 5 * in, 11)}},
-           [&](const std::vector<Tensor>& t) { return ops::nf4_linear(t[0], q); },
-           [&](const std::vector<Vec>& x) {
-             Vec y(15 * out, 0.0);
-             for (int64_t r = 0; r < 15; ++r)
-               for (int64_t o = 0; o < out; ++o)
-                 for (int64_t k = 0; k < in; ++k) y[r * out + o] += x[0][r * in + k] * wd[o * in + k];
-             return y;
-           },
-           [&](const std::vector<Vec>&, const Vec& dy) {
-             Vec dx(15 * in, 0.0);
-             for (int64_t r = 0; r < 15; ++r)
-               for (int64_t o = 0; o < out; ++o)
-                 for (int64_t k = 0; k < in; ++k) dx[r * in + k] += dy[r * out + o] * wd[o * in + k];
-             return std::vector<Vec>{dx};
-           });
+namespace {
+
+// A (out, in) weight from weights(out * in, seed, 0.1), quantized on the device, and the host
+// reference's dequantized values (exact fp32 values) the float64 reference multiplies by.
+struct Nf4Weight {
+  ops::NF4Weight q;
+  Vec dequantized;
+};
+Nf4Weight nf4_weight(int64_t out, int64_t in, uint64_t seed) {
+  const std::vector<float> wf = weights(out * in, seed, 0.1);
+  return {ops::quantize_nf4(Tensor::from_host(test_ctx(), Shape{out, in}, wf)),
+          to_f64(nf4ref::dequantize_nf4(nf4ref::quantize_nf4(wf.data(), out * in)))};
 }
 
 // x (..., in) · W (out, in, NF4)ᵀ: 2 R in out FLOPs forward and for dx. Bytes: x and y (4 R
@@ -225,31 +212,7 @@ const RegisterOp reg{{"nf4_linear", nf4_linear_tests(),
 TEST(NF4Linear, FusedAndDequantizeGemmPathsAgree) {
   // Both paths agree to fp32 summation-order differences; the fused path takes at most 8 rows.
   for (int64_t in : {70, 200}) {
-    const int64_t out = 29;
-    const std::vector<float> wf = weights(out * in, 21 + in, 0.1);
-    const ops::NF4Weight q = ops::quantize_nf4(Tensor::from_host(test_ctx(), Shape{out, in}, wf));
-    const Vec wd = to_f64(nf4ref::dequantize_nf4(nf4ref::quantize_nf4(wf.data(), out * in)));
-    for (const Shape& xs : {Shape{1, in}, Shape{3, in}, Shape{2, 4, in}}) {
-      const int64_t rows = xs.rows();
-      check_op("nf4_linear fused rows=" + std::to_string(rows), {{xs, randn(xs.numel(), 30 + rows)}},
-               [&](const std::vector<Tensor>& t) { return ops::nf4_linear(t[0], q, ops::NF4Path::fused); },
-               [&](const std::vector<Vec>& x) {
-                 Vec y(rows * out, 0.0);
-                 for (int64_t r = 0; r < rows; ++r)
-                   for (int64_t o = 0; o < out; ++o)
-                     for (int64_t k = 0; k < in; ++k) y[r * out + o] += x[0][r * in + k] * wd[o * in + k];
-                 return y;
-               },
-               [&](const std::vector<Vec>&, const Vec& dy) {
-                 Vec dx(rows * in, 0.0);
-                 for (int64_t r = 0; r < rows; ++r)
-                   for (int64_t o = 0; o < out; ++o)
-                     for (int64_t k = 0; k < in; ++k) dx[r * in + k] += dy[r * out + o] * wd[o * in + k];
-                 return std::vector<Vec>{dx};
-               },
-               Tolerance{.fwd_rtol = 1e-5, .fwd_atol = 1e-5});
-    }
-    // Both paths agree to fp32 summation-order differences.
+    const ops::NF4Weight q = nf4_weight(29, in, 21 + in).q;
     Tensor x = upload(Shape{3, in}, randn(3 * in, 3));
     expect_close(ops::nf4_linear(x, q, ops::NF4Path::fused).to_host(),
                  to_f64(ops::nf4_linear(x, q, ops::NF4Path::dequant_gemm).to_host()), 1e-5, 1e-5,
