@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/model_size.hpp"
@@ -112,8 +113,12 @@ void require_fit(const DeviceDemand& d, const DeviceInfo& device, const std::str
   const double memory = double(device.global_mem_bytes), max_alloc = double(device.max_alloc_bytes);
   const double total = d.total();
   if (total > memory) {
-    const Demand& main = *std::max_element(d.parts.begin(), d.parts.end(),
-                                           [](const Demand& a, const Demand& b) { return a.bytes < b.bytes; });
+    // The remedy that frees the most: parts that share one (weights, gradients, moments) add up.
+    std::map<std::string, double> by_remedy;
+    for (const Demand& p : d.parts) by_remedy[p.remedy] += p.bytes;
+    const std::string remedy = std::max_element(by_remedy.begin(), by_remedy.end(), [](const auto& a, const auto& b) {
+                                 return a.second < b.second;
+                               })->first;
     std::string parts;
     for (const Demand& p : d.parts)
       if (p.bytes > 0) parts += (parts.empty() ? "" : ", ") + p.what + " " + bytes_text(p.bytes);
@@ -122,7 +127,7 @@ void require_fit(const DeviceDemand& d, const DeviceInfo& device, const std::str
                 (d.estimate_total > 0 ? " (`magellano info --config` estimates " + bytes_text(d.estimate_total) +
                                             " in all)"
                                       : std::string()) +
-                ". " + main.remedy + "." + pocl_hint(device));
+                ". " + remedy + "." + pocl_hint(device));
   }
   if (d.largest.bytes > max_alloc)
     throw Error(command + ": the " + d.largest.what + " takes " + bytes_text(d.largest.bytes) + " in one buffer, " +
