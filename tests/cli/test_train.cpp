@@ -24,13 +24,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The "step" of every training record (with a "loss") and of every evaluation record.
+// The "step" of every training record (with a "loss") and of every evaluation record; -1 for a
+// line that is not a record.
 std::pair<std::vector<int64_t>, std::vector<int64_t>> metric_steps(const fs::path& metrics) {
   std::vector<int64_t> train, val;
   std::ifstream in(metrics);
   for (std::string line; std::getline(in, line);) {
-    const auto j = nlohmann::json::parse(line);
-    (j.contains("val_loss") ? val : train).push_back(j["step"].get<int64_t>());
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object() || !j.contains("step")) train.push_back(-1);
+    else (j.contains("val_loss") ? val : train).push_back(j["step"].get<int64_t>());
   }
   return {train, val};
 }
