@@ -106,8 +106,9 @@ int lock_folder(const fs::path& dir) {
   const auto latest = io::latest_checkpoint(dir);
   std::string what = latest ? "the checkpoints" : "the metrics.jsonl";
   throw Error("train: checkpoint.dir " + dir.string() + " holds " + what + " of " + describe_run(dir) + why +
-              (latest ? "; continue that run with --resume " + latest->path.string() : "") +
-              ", or set another checkpoint.dir (--set checkpoint.dir=DIR). Nothing was changed.");
+              (latest ? "; continue that run with --resume " + latest->path.string() + ", or set"
+                      : " (it saved no checkpoint; remove the folder if that run is not needed); or set") +
+              " another checkpoint.dir (--set checkpoint.dir=DIR). Nothing was changed.");
 }
 
 // ".tmp-step-00000300-4711" -> true (CheckpointDir's temporary name for step-00000300).
@@ -145,7 +146,8 @@ RunFolder RunFolder::resume(const fs::path& dir, const fs::path& from, const nlo
                                   ? state["run_id"].get<std::string>()
                                   : "";
   std::error_code ec;
-  const bool from_inside = fs::equivalent(from.parent_path().empty() ? "." : from.parent_path(), dir, ec);
+  const fs::path checkpoint = fs::weakly_canonical(from, ec);  // "ck/step-00000004/" too
+  const bool from_inside = !ec && fs::equivalent(checkpoint.parent_path(), dir, ec);
   const std::string owner = run_id_in(dir / "run.json");
   if (!owner.empty()) {
     // The folder's own run, or a checkpoint of it saved before run ids existed.

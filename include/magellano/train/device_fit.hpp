@@ -8,10 +8,12 @@
 //              one (B·L, V) f32 tensor
 //   inference  the weights as stored (fp32, fp16 or NF4, adapters) + the logits of one batch
 // The rest of `info --config`'s estimate (the layers' activations and workspace) is left out: on
-// PoCL it measured between 0.62 and 1.6 times the tracker's peak (small models with LoRA, fp16
-// parameters or checkpointing), too loose to refuse on. So the margin is the whole activation
-// estimate: a run that fits is never refused, and one that passes but still does not fit stops at
-// the allocation that fails, with the allocator's message, as before.
+// PoCL the whole estimate came out between 0.59 and 1.7 times the tracker's peak (small models
+// with LoRA, QLoRA, fp16 parameters or checkpointing), too loose to refuse on. So the margin is
+// the whole activation estimate: over 45 such configs the tracker's peak was at least 1.17 times
+// the certain part (typically twice: the logits' gradient, the activations), so a run that fits
+// is not refused, and one that passes but still does not fit stops at the allocation that fails,
+// with the allocator's message, as before.
 // Separately, the largest single tensor must fit the device's largest allocation
 // (CL_DEVICE_MAX_MEM_ALLOC_SIZE): the largest weight matrix at 4 bytes per element (an fp16 or
 // NF4 one is widened to f32 for its products), or the logits.
@@ -46,8 +48,9 @@ DeviceDemand training_demand(const Config& config);
 DeviceDemand inference_demand(const Config& config, int64_t rows, int64_t cols,
                               const std::string& batch_remedy);
 
-// Throws Error unless `demand` fits `device`: "<command>: ... needs at least X ..., Y more than
-// the device's Z. <remedy of the largest part>." (with POCL_MEMORY_LIMIT on PoCL).
+// Throws Error unless `demand` fits `device`: "<command>: this needs at least X on <device> (the
+// parts), Y more than the device's Z. <the remedy that frees the most>." (on PoCL with
+// POCL_MEMORY_LIMIT), or "<command>: the <largest> takes X in one buffer, ...".
 void require_fit(const DeviceDemand& demand, const DeviceInfo& device, const std::string& command);
 
 }  // namespace magellano::train
