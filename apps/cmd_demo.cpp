@@ -3,6 +3,8 @@
 // by plain gradient descent; the loss must fall.
 #include <boost/program_options.hpp>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
 #include <random>
@@ -53,16 +55,14 @@ int run_demo(int argc, char** argv) {
   int steps = 200, batch = 256, width = 64, hidden = 256;
   float lr = 0.5f;
   cli::add_common_options(opts, cli::kDevice);
-  opts.add_options()
-      ("steps", po::value(&steps)->default_value(200), "gradient steps")
-      ("batch", po::value(&batch)->default_value(256), "examples per step")
-      ("width", po::value(&width)->default_value(64), "input/output width D")
-      ("hidden", po::value(&hidden)->default_value(256), "hidden width H")
-      ("lr", po::value(&lr)->default_value(0.5f), "learning rate");
+  constexpr int64_t kMax = INT32_MAX;  // sizes too large for the device fail at the allocation
+  cli::add_integer_option(opts, "steps", &steps, 1, kMax, "gradient steps");
+  cli::add_integer_option(opts, "batch", &batch, 1, kMax, "examples per step");
+  cli::add_integer_option(opts, "width", &width, 1, kMax, "input/output width D");
+  cli::add_integer_option(opts, "hidden", &hidden, 1, kMax, "hidden width H");
+  cli::add_number_option(opts, "lr", &lr, {0, INFINITY, true}, "learning rate");
   po::variables_map vm;
   if (!cli::parse_options(opts, argc, argv, vm)) return 0;
-  if (steps < 1 || batch < 1 || width < 1 || hidden < 1 || !(lr > 0))
-    throw Error("demo: --steps, --batch, --width, --hidden and --lr must be positive.");
   auto ctx = Context::create(cli::device_option(vm));
   std::cout << "device: " << ctx->device().name << " [" << ctx->device().platform_name << "]\n";
   std::mt19937 rng(1234);

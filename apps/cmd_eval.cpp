@@ -1,6 +1,8 @@
 // magellano eval --checkpoint DIR [--adapter DIR [--base-precision P]] (--tokens FILE | --text FILE)
 //                [--seq-len L] [--json]
 #include <boost/program_options.hpp>
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -12,6 +14,7 @@
 #include "magellano/data/tokenizer.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/checkpoint.hpp"
+#include "magellano/train/device_fit.hpp"
 #include "magellano/train/evaluate.hpp"
 
 namespace po = boost::program_options;
@@ -31,9 +34,10 @@ int run_eval(int argc, char** argv) {
   opts.add_options()
       ("tokens", po::value(&tokens_path), "token file (.tok, or raw uint16 .u16)")
       ("text", po::value(&text_path), "text file, tokenized with --tokenizer")
-      ("tokenizer", po::value(&tokenizer), "tokenizer folder for --text (default: the config's data.tokenizer)")
-      ("seq-len", po::value(&seq_len), "chunk length (default: the config's train.seq_len)")
-      ("batch", po::value(&batch)->default_value(8), "chunks evaluated together");
+      ("tokenizer", po::value(&tokenizer), "tokenizer folder for --text (default: the config's data.tokenizer)");
+  cli::add_integer_option(opts, "seq-len", &seq_len, 2, 1 << 24, "chunk length (default: the config's train.seq_len)",
+                          false);
+  cli::add_integer_option(opts, "batch", &batch, 1, 1 << 20, "chunks evaluated together");
   po::variables_map vm;
   if (!cli::parse_options(opts, argc, argv, vm)) return 0;
   if (source.checkpoint.empty()) throw Error("eval: give --checkpoint DIR.");
@@ -57,7 +61,16 @@ int run_eval(int argc, char** argv) {
     ss << in.rdbuf();
     for (uint32_t id : tok.encode(ss.str(), data::SpecialTokens::AsText)) ids.push_back(static_cast<int32_t>(id));
   }
-  const auto r = train::evaluate(*loaded.model, ids, seq_len > 0 ? seq_len : cfg.train.seq_len, batch);
+  const int64_t L = seq_len > 0 ? seq_len : cfg.train.seq_len;
+  // The logits of one batch: at most `batch` chunks of L tokens, and no more than the data holds.
+  const int64_t n = static_cast<int64_t>(ids.size()), rows = std::min(batch, (n + L - 1) / L);
+  train::require_fit(train::inference_demand(cfg, rows, std::min(L, n), "Use a smaller --batch or --seq-len"),
+                     ctx->device(), "eval");
+  const auto r = train::evaluate(*loaded.model, ids, L, batch);
+  if (!std::isfinite(r.loss))
+    throw Error("eval: the loss is " + std::string(std::isnan(r.loss) ? "NaN" : "infinite") + " over " +
+                std::to_string(r.tokens) + " tokens although the weights are finite: the checkpoint's weights are "
+                "too large to compute with. Use another checkpoint.");
   if (cli::json_option(vm)) {
     std::cout << nlohmann::json{{"loss", r.loss}, {"perplexity", r.perplexity}, {"tokens", r.tokens}}.dump() << "\n";
   } else {

@@ -6,6 +6,8 @@
 // --json prints one object per prompt per line: {"prompt_ids", "ids", "text", "finish_reason"}.
 #include <boost/program_options.hpp>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -121,14 +123,16 @@ std::optional<GenerateRequest> parse_request(int argc, char** argv) {
       ("prompt-file", po::value<std::string>(), "a file of prompts, one per line (blank lines skipped), generated as one batch")
       ("prompt-ids", po::value<std::string>(), "the prompt as token ids, e.g. \"464 3290\" (needs no tokenizer)")
       ("tokenizer", po::value(&req.tokenizer_dir), "tokenizer folder (default: the checkpoint folder's tokenizer files, else the config's data.tokenizer)")
-      ("max-new-tokens", po::value(&gc.max_new_tokens)->default_value(100), "tokens to generate at most per prompt")
-      ("temperature", po::value(&gc.sampling.temperature)->default_value(1.0f, "1"), "softmax temperature; 0 = greedy")
-      ("top-k", po::value(&gc.sampling.top_k)->default_value(0), "keep the K most likely tokens (0 = off)")
-      ("top-p", po::value(&gc.sampling.top_p)->default_value(1.0f, "1"), "nucleus: keep the smallest top set holding P of the probability (1 = off)")
-      ("repetition-penalty", po::value(&gc.sampling.repetition_penalty)->default_value(1.0f, "1"),
-       "divide positive / multiply negative logits of tokens already in the context (1 = off)")
-      ("stop", po::value(&req.stops), "stop when the text contains STRING (repeatable); the text is cut before it")
-      ("seed", po::value(&req.seed)->default_value(0), "random seed of the sampler");
+      ("stop", po::value(&req.stops), "stop when the text contains STRING (repeatable); the text is cut before it");
+  constexpr int64_t kMax = INT64_MAX;  // no upper bound
+  cli::add_integer_option(opts, "max-new-tokens", &gc.max_new_tokens, 0, kMax, "tokens to generate at most per prompt");
+  cli::add_number_option(opts, "temperature", &gc.sampling.temperature, {0, INFINITY}, "softmax temperature; 0 = greedy");
+  cli::add_integer_option(opts, "top-k", &gc.sampling.top_k, 0, kMax, "keep the K most likely tokens (0 = off)");
+  cli::add_number_option(opts, "top-p", &gc.sampling.top_p, {0, 1},
+                         "nucleus: keep the smallest top set holding P of the probability (1 = off)");
+  cli::add_number_option(opts, "repetition-penalty", &gc.sampling.repetition_penalty, {0, INFINITY, true},
+                         "divide positive / multiply negative logits of tokens already in the context (1 = off)");
+  cli::add_integer_option(opts, "seed", &req.seed, 0, kMax, "random seed of the sampler");
   po::variables_map vm;
   if (!cli::parse_options(opts, argc, argv, vm)) return std::nullopt;
   auto given = [&](const char* key) {
@@ -142,16 +146,14 @@ std::optional<GenerateRequest> parse_request(int argc, char** argv) {
   return req;
 }
 
-// Checks what needs no file or device; sets the sampler's seed and the stop strings.
+// Checks what needs no file or device (the numbers were range-checked when parsed); sets the
+// sampler's seed and the stop strings.
 void validate(GenerateRequest& req) {
   generate::GenerationConfig& gc = req.gc;
   if (req.source.checkpoint.empty()) throw Error("generate: give --checkpoint DIR.");
   if (req.prompt.has_value() + req.prompt_file.has_value() + req.prompt_ids.has_value() != 1)
     throw Error("generate: give exactly one of --prompt TEXT, --prompt-file FILE or --prompt-ids \"1 2 3\".");
-  if (gc.max_new_tokens < 0) throw Error("--max-new-tokens must be >= 0, got " + std::to_string(gc.max_new_tokens) + ".");
-  if (req.seed < 0) throw Error("--seed must be >= 0, got " + std::to_string(req.seed) + ".");
   gc.sampling.seed = static_cast<uint64_t>(req.seed);
-  generate::validate(gc.sampling);
   for (const auto& s : req.stops)
     if (s.empty()) throw Error("--stop needs a non-empty string.");
   gc.stop = req.stops;

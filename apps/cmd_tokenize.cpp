@@ -37,13 +37,13 @@ int run_tokenize(int argc, char** argv) {
       "folder with encoder.json + vocab.bpe (or vocab.json + merges.txt)")(
       "in", po::value(&inputs)->multitoken()->required(), "input text file(s)")(
       "out", po::value(&out), "output prefix: writes PREFIX.train.tok [PREFIX.val.tok]")(
-      "val-fraction", po::value(&val_fraction)->default_value(0.0),
-      "last fraction of the characters that goes to PREFIX.val.tok, e.g. 0.1")(
       "ids", "print the ids of the input on one line instead of writing files")(
       "allow-special", "turn literal special tokens such as <|endoftext|> into their ids "
                        "(default: encode them as plain text)")(
-      "eot-between-files", "append <|endoftext|> after each input file")(
-      "threads", po::value(&threads)->default_value(0), "encoding threads (0 = all cores)");
+      "eot-between-files", "append <|endoftext|> after each input file");
+  cli::add_number_option(opts, "val-fraction", &val_fraction, {0, 1, false, true},
+                         "last fraction of the characters that goes to PREFIX.val.tok, e.g. 0.1");
+  cli::add_integer_option(opts, "threads", &threads, 0, 1024, "encoding threads (0 = all cores)");
   po::variables_map vm;
   if (!cli::parse_options(opts, argc, argv, vm)) return 0;
   const SpecialTokens special =

@@ -28,14 +28,13 @@ int run_train_tokenizer(int argc, char** argv) {
   cli::add_common_options(opts, cli::kHelpOnly);
   opts.add_options()(
       "in", po::value(&inputs)->multitoken()->required(), "training text file(s)")(
-      "vocab-size", po::value(&vocab_size)->required(),
-      "ids in the result, counting the 256 bytes and <|endoftext|> (e.g. 8192)")(
       "out", po::value(&out)->required(), "output folder (created if missing)");
+  // At least the 256 bytes and <|endoftext|>; at most what train_bpe takes.
+  cli::add_integer_option(opts, "vocab-size", &vocab_size, 257, int64_t{1} << 31,
+                          "ids in the result, counting the 256 bytes and <|endoftext|> (e.g. 8192)", false);
   po::variables_map vm;
   if (!cli::parse_options(opts, argc, argv, vm)) return 0;
-  if (vocab_size < 257)
-    throw Error("--vocab-size " + std::to_string(vocab_size) +
-                " is too small: it must hold the 256 bytes and <|endoftext|> (>= 257).");
+  if (!vm.count("vocab-size")) throw po::error("the option '--vocab-size' is required but missing");
 
   const auto start = std::chrono::steady_clock::now();
   WordCounter words;

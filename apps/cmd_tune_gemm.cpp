@@ -197,15 +197,15 @@ std::optional<TuneRequest> parse_request(int argc, char** argv) {
       "(configs/tuning/<device>.json by default; rebuild to embed it, or point\n"
       "MAGELLANO_GEMM_TUNING at it). Options");
   cli::add_common_options(opts, cli::kDevice);
+  cli::add_number_option(opts, "fraction", &req.fraction, {0, 1, true},
+                         "share of each CLBlast tuner's search space to try");
+  cli::add_integer_option(opts, "size", &req.size, 16, 16384,
+                          "square size for the CLBlast Xgemm tuner (default 1024 on CPUs, 2048 elsewhere)", false);
+  cli::add_integer_option(opts, "repeats", &req.repeats, 1, 100, "timed runs per shape (median)");
   opts.add_options()(
-      "fraction", po::value(&req.fraction),
-      "share of each CLBlast tuner's search space to try (0 < F <= 1; default 0.01)")(
-      "size", po::value(&req.size),
-      "square size for the CLBlast Xgemm tuner (default 1024 on CPUs, 2048 elsewhere)")(
       "shapes", po::value(&req.shapes),
       "shapes to compare the paths on: MxNxK[:nn|nt|tn],... (default: the square size and "
       "phase1's training GEMMs at 4096 tokens)")(
-      "repeats", po::value(&req.repeats), "timed runs per shape (median; default 3)")(
       "skip-clblast", po::bool_switch(&req.skip_clblast), "do not run CLBlast's tuners")(
       "cpu-kernel", po::bool_switch(&req.cpu_kernel_anyway),
       "also time cl/gemm_cpu.cl on a non-CPU device")(
@@ -213,10 +213,6 @@ std::optional<TuneRequest> parse_request(int argc, char** argv) {
   po::variables_map vm;
   if (!cli::parse_options(opts, argc, argv, vm)) return std::nullopt;
   req.device = cli::device_option(vm);
-  if (!(req.fraction > 0.0 && req.fraction <= 1.0)) throw Error("--fraction must be in (0, 1], e.g. 0.01.");
-  if (req.repeats < 1 || req.repeats > 100) throw Error("--repeats must be between 1 and 100.");
-  if (vm.count("size") && (req.size < 16 || req.size > 16384))
-    throw Error("--size must be between 16 and 16384.");
   return req;
 }
 

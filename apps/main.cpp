@@ -1,6 +1,8 @@
 // magellano: train and run hybrid Mamba / MoE language models on any OpenCL device.
 #include <algorithm>
 #include <boost/program_options/errors.hpp>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <new>
 #include <iostream>
@@ -29,9 +31,21 @@ void usage(std::ostream& os) {
   }
   os << "\nThe device comes from --device (P:D, cpu, gpu or part of a name) or MAGELLANO_DEVICE.\n";
 }
-}  // namespace
+// The exit status once the output is flushed: a write to stdout that failed (a full disk,
+// `> /dev/full`, a closed pipe) is an error, not exit 0 with the output lost.
+int flushed(int status) {
+  errno = 0;  // what these last writes set, if anything (an earlier failure's errno is gone)
+  std::cout.flush();
+  const bool ok = !std::cout.fail() && std::fflush(stdout) == 0 && !std::ferror(stdout);
+  if (ok || status != 0) return status;  // a failed command has said what went wrong
+  const int err = errno;
+  std::cerr << "error: could not write all of the output to stdout"
+            << (err ? std::string(" (") + std::strerror(err) + ")" : std::string())
+            << ". Check where it goes: a full disk, or a closed pipe.\n";
+  return 1;
+}
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
       !std::strcmp(argv[1], "help")) {
     usage(argc < 2 ? std::cerr : std::cout);
@@ -64,3 +78,7 @@ int main(int argc, char** argv) {
   usage(std::cerr);
   return 2;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return flushed(run(argc, argv)); }

@@ -1,7 +1,7 @@
 // The benchmark registry and each benchmark's options: values checked against their keys' kinds.
-#include <cmath>
 
 #include "bench.hpp"
+#include "../options.hpp"
 #include "magellano/runtime/error.hpp"
 
 namespace magellano::bench {
@@ -11,35 +11,8 @@ std::vector<Bench>& registry() {
   return all;
 }
 
-namespace {
-
-// The whole of `text` as an integer, or nullopt.
-std::optional<int64_t> parse_integer(const std::string& text) {
-  size_t used = 0;
-  int64_t v = 0;
-  try {
-    v = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-  if (used != text.size() || text.empty()) return std::nullopt;
-  return v;
-}
-
-// The whole of `text` as a finite number, or nullopt.
-std::optional<double> parse_number(const std::string& text) {
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-  if (used != text.size() || text.empty() || !std::isfinite(v)) return std::nullopt;
-  return v;
-}
-
-}  // namespace
+using cli::parse_integer;
+using cli::parse_number;
 
 Options::Options(const std::vector<Key>& keys, const std::map<std::string, std::string>& given) {
   for (const Key& k : keys) {

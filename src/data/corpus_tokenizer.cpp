@@ -5,6 +5,7 @@
 
 #include "magellano/data/text_chunks.hpp"
 #include "magellano/data/token_file.hpp"
+#include "magellano/io/atomic_file.hpp"
 #include "magellano/runtime/error.hpp"
 
 namespace magellano::data {
@@ -51,6 +52,9 @@ CorpusTokenizeReport tokenize_corpus(const Tokenizer& tokenizer, const std::vect
   report.train_path = fs::path(out_prefix.string() + ".train.tok");
   if (split) report.val_path = fs::path(out_prefix.string() + ".val.tok");
   if (!out_prefix.parent_path().empty()) fs::create_directories(out_prefix.parent_path());
+  // Leftovers of an earlier tokenize to this prefix that was killed while writing.
+  io::remove_stale_temporaries(report.train_path);
+  io::remove_stale_temporaries(out_prefix.string() + ".val.tok");
   TokenFileWriter train(report.train_path, tokenizer.vocab_size());
   std::optional<TokenFileWriter> val;
   if (split) val.emplace(report.val_path, tokenizer.vocab_size());

@@ -3,6 +3,7 @@
 #include "magellano/autograd/tape.hpp"
 #include "magellano/generate/text_stream.hpp"
 #include "magellano/ops/elementwise.hpp"
+#include "magellano/ops/reduce.hpp"
 #include "magellano/runtime/error.hpp"
 
 namespace magellano::generate {
@@ -33,6 +34,14 @@ void check_prompts(const std::vector<std::vector<int32_t>>& prompts, int64_t voc
         throw Error("generate: prompt " + std::to_string(p + 1) + " has id " + std::to_string(id) +
                     ", outside the model's vocabulary [0, " + std::to_string(vocab) + ").");
   }
+}
+
+// Throws unless every logit is finite. x·0 is 0 for a finite x and NaN for NaN or ±Inf, so the
+// sum is exactly 0 when all are finite (two kernels and one scalar read per call).
+void require_finite_logits(const Tensor& logits) {
+  if (ops::sum(ops::scale(logits, 0.0f)).item() != 0.0f)
+    throw Error("generate: the model's output for the prompt is not finite (NaN or infinite logits) although "
+                "its weights are: the checkpoint's weights are too large to compute with. Use another checkpoint.");
 }
 
 }  // namespace
@@ -96,6 +105,7 @@ std::vector<Completion> generate(const nn::Model& model, const std::vector<std::
   }
 
   Prefill pre = prefill(model, prompts);
+  require_finite_logits(pre.logits);
   Sampler sampler(ctx, B, V, config.sampling, prompts);
   autograd::NoGradScope no_grad;
   Tensor logits = pre.logits;

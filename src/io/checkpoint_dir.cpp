@@ -99,6 +99,13 @@ fs::path write_checkpoint_dir(const fs::path& parent, const std::string& name,
   return c.commit();
 }
 
+void refuse_existing_output(const fs::path& out, const std::string& command) {
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(out, ec)))
+    throw Error(command + ": the output " + out.string() + " already exists (" + command +
+                " never overwrites). Choose a new path or remove it first.");
+}
+
 std::string checkpoint_name(int64_t step) {
   if (step < 0) throw Error("checkpoint step " + std::to_string(step) + " is negative.");
   std::string digits = std::to_string(step);
@@ -138,9 +145,24 @@ std::optional<CheckpointEntry> latest_checkpoint(const fs::path& parent) {
   return all.back();
 }
 
-std::vector<fs::path> prune_checkpoints(const fs::path& parent, size_t keep) {
-  const auto all = list_checkpoints(parent);
+std::vector<fs::path> prune_checkpoints(const fs::path& parent, size_t keep, const fs::path& protect) {
+  auto all = list_checkpoints(parent);
   std::vector<fs::path> removed;
+  // The protected one counts among the kept but is never a candidate (even when its step is not
+  // the highest: a resumed run writes below checkpoints it will replace later).
+  std::error_code pe;
+  const auto is_protected = [&](const CheckpointEntry& c) {
+    return !protect.empty() && fs::equivalent(c.path, protect, pe);
+  };
+  size_t kept_protected = 0;
+  for (auto it = all.begin(); it != all.end();)
+    if (is_protected(*it)) {
+      it = all.erase(it);
+      kept_protected = 1;
+    } else {
+      ++it;
+    }
+  keep = keep > kept_protected ? keep - kept_protected : 0;
   for (size_t i = 0; i + keep < all.size(); ++i) {
     const fs::path hidden = parent / (".del-" + all[i].path.filename().string() + "-" + pid_str());
     std::error_code ec;

@@ -141,10 +141,15 @@ ops::NF4Weight load_nf4(Context& ctx, const SafetensorsReader& reader, const std
 
   std::vector<uint8_t> packed = reader.read(name).bytes;
   std::vector<uint8_t> absmax_q = reader.read(name + ".absmax").bytes;
-  return ops::nf4_from_host(ctx, Shape(shape), packed, absmax_q,
-                              reader.read_f32(name + ".nested_absmax"), offset,
-                              reader.read_f32(name + ".quant_map"),
-                              reader.read_f32(name + ".nested_quant_map"), what, category);
+  // The f32 parts scale every weight: one NaN there is NaN weights.
+  std::vector<float> nested_absmax = reader.read_f32(name + ".nested_absmax"),
+                     quant_map = reader.read_f32(name + ".quant_map"),
+                     nested_quant_map = reader.read_f32(name + ".nested_quant_map");
+  require_finite(nested_absmax, what + " nested_absmax");
+  require_finite(quant_map, what + " quant_map");
+  require_finite(nested_quant_map, what + " nested_quant_map");
+  return ops::nf4_from_host(ctx, Shape(shape), packed, absmax_q, nested_absmax, offset, quant_map,
+                              nested_quant_map, what, category);
 }
 
 }  // namespace magellano::io

@@ -47,13 +47,6 @@ const char* torch_dtype_name(StDType t) {
   }
 }
 
-void refuse_existing(const fs::path& out) {
-  std::error_code ec;
-  if (fs::exists(fs::symlink_status(out, ec)))
-    throw Error("quantize: the output " + out.string() +
-                " already exists. Choose a new path or remove it first.");
-}
-
 // The streaming core: every tensor of `reader` to `out`, quantizing the linear weights.
 QuantizeReport quantize_stream(Context& ctx, const SafetensorsReader& reader,
                                const fs::path& out, const QuantizeProgress& progress) {
@@ -74,6 +67,16 @@ QuantizeReport quantize_stream(Context& ctx, const SafetensorsReader& reader,
       if (shape.size() == 2 && ends_with(name, ".weight") && is_float(dt))
         rep.skipped_linear.push_back(name);
     }
+  }
+  // Each quantized tensor goes to the device whole, as f32: refuse one that cannot, before
+  // anything is written.
+  for (size_t i = 0; i < names.size(); ++i) {
+    const uint64_t bytes = static_cast<uint64_t>(st_numel(reader.shape(names[i]))) * 4;
+    if (quantize[i] && bytes > ctx.device().max_alloc_bytes)
+      throw Error("quantize: tensor '" + names[i] + "' of " + reader.path().string() + " takes " + format_bytes(bytes) +
+                  " as f32, more than the largest allocation " + ctx.device().name + " allows (" +
+                  format_bytes(ctx.device().max_alloc_bytes) + "). Use a device with larger allocations" +
+                  (ctx.device().is_pocl() ? " (on PoCL, raise POCL_MEMORY_LIMIT=<GB>)." : "."));
   }
   SafetensorsStreamWriter writer(out, entries, reader.metadata());
   // The next tensor is read on another thread while this one is quantized and written, so at
@@ -154,7 +157,7 @@ QuantizeReport quantize_safetensors_file(Context& ctx, const fs::path& in, const
     throw Error("quantize: " + in.string() + " is a folder; give its model.safetensors, or use "
                 "quantize_checkpoint_dir for a checkpoint folder.");
   const SafetensorsReader reader = SafetensorsReader::open(in);
-  refuse_existing(out);
+  refuse_existing_output(out, "quantize");
   return quantize_stream(ctx, reader, out, progress);
 }
 
@@ -191,7 +194,7 @@ QuantizeReport quantize_checkpoint_dir(Context& ctx, const fs::path& in, const f
                 "folder (model.safetensors + config.json) or a .safetensors file.");
   }
   const SafetensorsReader reader = SafetensorsReader::open(model);
-  refuse_existing(out);
+  refuse_existing_output(out, "quantize");
   fs::path parent = out.parent_path();
   if (parent.empty()) parent = ".";
   if (!fs::is_directory(parent))

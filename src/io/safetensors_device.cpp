@@ -2,6 +2,9 @@
 
 #include <CL/cl.h>
 
+#include <cmath>
+#include <optional>
+
 #include "magellano/runtime/error.hpp"
 
 namespace magellano::io {
@@ -16,7 +19,32 @@ StDType st_dtype_of(DType t) {
   }
   throw Error("to_st: unknown tensor dtype.");
 }
+// The first non-finite value among n, as (index, "NaN" / "Inf"), by f32 values or f16 bits.
+std::optional<std::pair<size_t, const char*>> first_non_finite(const float* v, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(v[i])) return std::make_pair(i, std::isnan(v[i]) ? "NaN" : "Inf");
+  return std::nullopt;
+}
+std::optional<std::pair<size_t, const char*>> first_non_finite_f16(const uint8_t* bytes, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const uint16_t h = static_cast<uint16_t>(bytes[2 * i] | (bytes[2 * i + 1] << 8));
+    if ((h & 0x7c00) == 0x7c00) return std::make_pair(i, (h & 0x03ff) ? "NaN" : "Inf");
+  }
+  return std::nullopt;
+}
+
+void fail_non_finite(const std::string& what, const std::optional<std::pair<size_t, const char*>>& bad, size_t n) {
+  if (!bad) return;
+  throw Error(what + "element " + std::to_string(bad->first) + " of " + std::to_string(n) + " is " + bad->second +
+              "; weights must be finite numbers. The file is damaged (or was saved from a diverged run): use an "
+              "earlier checkpoint.");
+}
+
 }  // namespace
+
+void require_finite(const std::vector<float>& values, const std::string& what) {
+  fail_non_finite(what + ": ", first_non_finite(values.data(), values.size()), values.size());
+}
 
 StTensor to_st(const Tensor& t) {
   if (!t.defined()) throw Error("to_st: the tensor is undefined.");
@@ -40,12 +68,15 @@ void load_into(const SafetensorsReader& reader, const std::string& name, const T
   Tensor t = dst;  // copy_from_host is non-const on the handle; the buffer is shared
   if (dst.dtype() == DType::f32 && floating) {
     const std::vector<float> v = reader.read_f32(name);
+    fail_non_finite(where, first_non_finite(v.data(), v.size()), v.size());
     t.copy_from_host(v.data(), v.size() * sizeof(float));
   } else if (dst.dtype() == DType::f16 && src == StDType::F16) {
     const StTensor s = reader.read(name);
+    fail_non_finite(where, first_non_finite_f16(s.bytes.data(), s.bytes.size() / 2), s.bytes.size() / 2);
     t.copy_from_host(s.bytes.data(), s.bytes.size());
   } else if (dst.dtype() == DType::f16 && floating) {
     const std::vector<float> v = reader.read_f32(name);
+    fail_non_finite(where, first_non_finite(v.data(), v.size()), v.size());
     std::vector<uint16_t> h(v.size());
     for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
     t.copy_from_host(h.data(), h.size() * 2);

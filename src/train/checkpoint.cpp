@@ -8,6 +8,7 @@
 #include "magellano/io/safetensors_device.hpp"
 #include "magellano/optim/adamw.hpp"
 #include "magellano/train/adapter.hpp"
+#include "magellano/train/device_fit.hpp"
 #include "magellano/runtime/error.hpp"
 
 #include <map>
@@ -127,6 +128,7 @@ LoadedModel load_model(const fs::path& dir, Context& ctx, const LoRASection* lor
   out.config.train.gradient_checkpointing = 0;
   const bool lora_checkpoint = out.config.lora.enabled() && !fs::exists(dir / "model.safetensors");
   if (lora) out.config.lora = *lora;
+  require_fit(inference_demand(out.config, 0, 0, ""), ctx.device(), dir.string());
   out.model = std::make_unique<nn::Model>(ctx, model_spec(out.config), out.config.train.seed);
   if (!lora_checkpoint) {
     load_weights(dir / "model.safetensors", *out.model);
@@ -151,6 +153,12 @@ fs::path save_checkpoint(const fs::path& parent, int64_t step, int64_t keep, con
                          const nlohmann::json& trainer_state) {
   const fs::path path =
       io::write_checkpoint_dir(parent, io::checkpoint_name(step), [&](const fs::path& dir) {
+        // The trainer state first: it names the run, so a folder left by a kill during this
+        // write is recognised as the run's own (RunFolder removes it on the next start).
+        nlohmann::json state = trainer_state;
+        state["format"] = kFormat;
+        state["optimizer_steps"] = optimizer.step_count();
+        io::write_json_atomically(dir / "trainer_state.json", state);
         io::write_json_atomically(dir / "config.json", config.to_json());
         std::vector<std::pair<std::string, io::StTensor>> weights, moments;
         if (config.lora.enabled()) {  // the adapter only (the base is frozen)
@@ -163,12 +171,8 @@ fs::path save_checkpoint(const fs::path& parent, int64_t step, int64_t keep, con
         }
         for (const auto& [name, t] : optimizer.state_tensors()) moments.emplace_back(name, io::to_st(t));
         io::write_safetensors(dir / "optimizer.safetensors", moments);
-        nlohmann::json state = trainer_state;
-        state["format"] = kFormat;
-        state["optimizer_steps"] = optimizer.step_count();
-        io::write_json_atomically(dir / "trainer_state.json", state);
       });
-  io::prune_checkpoints(parent, static_cast<size_t>(std::max<int64_t>(keep, 1)));
+  io::prune_checkpoints(parent, static_cast<size_t>(std::max<int64_t>(keep, 1)), path);
   return path;
 }
 

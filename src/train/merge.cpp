@@ -5,6 +5,7 @@
 #include <cstring>
 #include <set>
 
+#include "magellano/io/checkpoint_dir.hpp"
 #include "magellano/io/json_file.hpp"
 #include "magellano/io/nf4_safetensors.hpp"
 #include "magellano/io/safetensors.hpp"
@@ -36,9 +37,7 @@ MergeReport merge_adapter(const fs::path& base_dir, const fs::path& adapter_dir,
   if (!fs::is_regular_file(base_dir / "model.safetensors") || !fs::is_regular_file(base_dir / "config.json"))
     throw Error("merge-adapter: " + base_dir.string() + " is not a model checkpoint (it needs config.json "
                 "and model.safetensors; a LoRA training checkpoint holds only an adapter).");
-  std::error_code ec;
-  if (fs::exists(out_dir) && fs::equivalent(out_dir, base_dir, ec))
-    throw Error("merge-adapter: --out must differ from --checkpoint (the base is read while writing).");
+  io::refuse_existing_output(out_dir, "merge-adapter");  // never overwrites (nor reads and writes the base)
   const LoRASection lora = read_adapter_config(adapter_dir);
   const float scaling = static_cast<float>(lora.alpha / static_cast<double>(lora.rank));
   const auto base = io::SafetensorsReader::open(base_dir / "model.safetensors");
@@ -116,9 +115,15 @@ MergeReport merge_adapter(const fs::path& base_dir, const fs::path& adapter_dir,
     throw Error("merge-adapter: " + std::to_string(adapter.names().size() - used) + " adapter tensors match no "
                 "weight of " + base_dir.string() + ": the adapter belongs to another model.");
   rep.mean_abs_delta = delta_n ? delta_sum / double(delta_n) : 0.0;
-  fs::create_directories(out_dir);
-  io::write_safetensors(out_dir / "model.safetensors", out, base.metadata());
-  io::write_json_atomically(out_dir / "config.json", io::read_json(base_dir / "config.json", "base config"));
+  // Written as a checkpoint folder: complete under its name, or not there at all.
+  const fs::path target = out_dir.lexically_normal();
+  const fs::path folder = target.has_filename() ? target : target.parent_path();
+  io::write_checkpoint_dir(folder.parent_path().empty() ? "." : folder.parent_path(), folder.filename().string(),
+                           [&](const fs::path& dir) {
+                             io::write_safetensors(dir / "model.safetensors", out, base.metadata());
+                             io::write_json_atomically(dir / "config.json",
+                                                       io::read_json(base_dir / "config.json", "base config"));
+                           });
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rep;
 }

@@ -13,7 +13,9 @@
 #include "magellano/optim/adamw.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/checkpoint.hpp"
+#include "magellano/train/device_fit.hpp"
 #include "magellano/train/loss_scaler.hpp"
+#include "magellano/train/run_folder.hpp"
 
 namespace magellano::train {
 namespace fs = std::filesystem;
@@ -40,9 +42,26 @@ std::pair<Tensor, Tensor> split_batch(Context& ctx, const std::vector<int32_t>& 
   return {Tensor::from_host_i32(ctx, Shape{B, L}, x), Tensor::from_host_i32(ctx, Shape{B, L}, y)};
 }
 
-const Config& with_training_data(const Config& cfg) {
+// The checks that need no file written and nothing allocated: training data configured, the
+// run fits the device, --resume and --init-from not both, --init-from outside checkpoint.dir.
+const Config& checked(const Config& cfg, Context& ctx, const TrainOptions& opt) {
   cfg.require_training_data();
+  require_fit(training_demand(cfg), ctx.device(), "train");
+  if (opt.init_from && opt.resume) throw Error("train: give --resume or --init-from, not both.");
+  if (opt.init_from) refuse_init_from_inside(*opt.init_from, cfg.checkpoint.dir);
   return cfg;
+}
+
+// The run's folder: a new run claims checkpoint.dir, a resumed one continues the run that saved
+// the checkpoint.
+RunFolder open_folder(const Config& cfg, const TrainOptions& opt) {
+  if (!opt.resume) return RunFolder::start(cfg.checkpoint.dir, cfg.to_json());
+  return RunFolder::resume(cfg.checkpoint.dir, *opt.resume, io::read_json(*opt.resume / "trainer_state.json", "trainer state"));
+}
+
+// A path as stored in trainer_state.json: absolute, so the run loads from any folder.
+std::string resolved(const std::optional<fs::path>& p) {
+  return p ? fs::absolute(*p).lexically_normal().string() : std::string();
 }
 
 // "trainable parameters: N of M (p%)", NF4 bases counted at their full size, plus the LoRA setup.
@@ -106,6 +125,7 @@ class TrainingRun {
   Context& ctx_;
   const TrainOptions& opt_;
   std::ostream* out_;
+  RunFolder folder_;  // checkpoint.dir, locked for this run
   const int64_t B_, L_;
   data::Batcher batcher_;
   std::vector<int32_t> val_tokens_;  // evaluation reads the first eval.batches · B chunks
@@ -113,7 +133,6 @@ class TrainingRun {
   optim::AdamW adamw_;
   optim::LrSchedule schedule_;
   LossScaler scaler_;
-  fs::path run_dir_;
   std::string init_from_;  // recorded in trainer_state.json (a LoRA resume reloads its base)
   std::ofstream metrics_;
   TrainSummary summary_;
@@ -130,11 +149,12 @@ class TrainingRun {
 };
 
 TrainingRun::TrainingRun(const Config& cfg, Context& ctx, const TrainOptions& opt)
-    : cfg_(with_training_data(cfg)),
+    : cfg_(checked(cfg, ctx, opt)),
       tc_(cfg.train),
       ctx_(ctx),
       opt_(opt),
       out_(opt.out),
+      folder_(open_folder(cfg, opt)),
       B_(tc_.batch_size),
       L_(tc_.seq_len),
       batcher_(data::TokenFile::open(*cfg.data.train, static_cast<uint64_t>(cfg.model.vocab_size)), B_, L_,
@@ -149,18 +169,16 @@ TrainingRun::TrainingRun(const Config& cfg, Context& ctx, const TrainOptions& op
               .stochastic_rounding = tc_.fp16_rounding == Fp16Rounding::stochastic}),
       schedule_{float(tc_.lr), float(tc_.min_lr), tc_.warmup_steps, tc_.steps},
       scaler_(tc_.loss_scale_init, tc_.loss_scale_growth_interval),
-      run_dir_(cfg.checkpoint.dir),
-      init_from_(opt.init_from ? opt.init_from->string() : std::string()) {
+      init_from_(resolved(opt.init_from)) {
   if (out_) print_parameter_summary(cfg_, model_, model_.trainable_parameters(), *out_);
-  if (opt.init_from && opt.resume) throw Error("train: give --resume or --init-from, not both.");
   if (opt.init_from) {
     load_weights(*opt.init_from / "model.safetensors", model_);
     if (out_) *out_ << "initialised from " << opt.init_from->string() << "\n";
   }
   if (opt.resume) restore(*opt.resume);
-  fs::create_directories(run_dir_);
-  metrics_.open(run_dir_ / "metrics.jsonl", opt.resume ? std::ios::app : std::ios::trunc);
-  if (!metrics_) throw Error("cannot write " + (run_dir_ / "metrics.jsonl").string() + ": check checkpoint.dir.");
+  // Appended to: a new run's folder holds no metrics, a resumed one's end at the resumed step.
+  metrics_.open(folder_.metrics_path(), std::ios::app);
+  if (!metrics_) throw Error("cannot write " + folder_.metrics_path().string() + ": check checkpoint.dir.");
   ce_sum_ = Tensor::zeros(ctx, Shape{1});
   aux_sum_ = Tensor::zeros(ctx, Shape{1});
   start_step_ = step_;
@@ -231,7 +249,7 @@ void TrainingRun::log_interval() {
                 (std::isfinite(loss) ? "gradient norm" : "loss") + " is " +
                 (std::isnan(std::isfinite(loss) ? grad_norm : loss) ? "NaN" : "infinite") +
                 ". Lower train.lr, raise train.warmup_steps or set train.grad_clip; the last "
-                "checkpoint (if any) is under " + run_dir_.string() + ".");
+                "checkpoint (if any) is under " + folder_.dir().string() + ".");
   const auto now = Clock::now();
   const double elapsed = std::chrono::duration<double>(now - t0_).count();
   const double tps = interval_tokens_ / std::chrono::duration<double>(now - interval_t0_).count();
@@ -271,14 +289,15 @@ std::optional<EvalResult> TrainingRun::evaluate() {
 }
 
 nlohmann::json TrainingRun::trainer_state() const {
-  nlohmann::json j{{"step", step_}, {"tokens", tokens_}, {"batcher", data::to_json(batcher_.state())}};
+  nlohmann::json j{{"step", step_}, {"tokens", tokens_}, {"batcher", data::to_json(batcher_.state())},
+                   {"run_id", folder_.run_id()}};
   if (!init_from_.empty()) j["init_from"] = init_from_;
   if (tc_.loss_scaling) j["loss_scaler"] = scaler_.to_json();
   return j;
 }
 
 void TrainingRun::checkpoint() {
-  summary_.checkpoint = save_checkpoint(run_dir_, step_, cfg_.checkpoint.keep, cfg_, model_, adamw_, trainer_state());
+  summary_.checkpoint = save_checkpoint(folder_.dir(), step_, cfg_.checkpoint.keep, cfg_, model_, adamw_, trainer_state());
 }
 
 TrainSummary TrainingRun::finish() {

@@ -2,13 +2,14 @@
 // a Magellano checkpoint with its tokenizer in the folder generates text, --json, --stop,
 // batches from --prompt-file; --prompt-ids works without a tokenizer and with a Hugging Face
 // Mamba folder.
-#include <cstdlib>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
 #include "cli.hpp"
 #include "harness.hpp"
 #include "temp_dir.hpp"
+#include "train_fixture.hpp"
 #include "magellano/data/bpe_trainer.hpp"
 #include "magellano/data/tokenizer.hpp"
 #include "magellano/io/json_file.hpp"
@@ -24,11 +25,6 @@ namespace {
 const char* kText =
     "The quick brown fox jumps over the lazy dog. The dog sleeps; the fox runs on and on.\n"
     "A model reads the text, then writes more text, one token after another token.\n";
-
-std::vector<std::string> device_env() {
-  const char* d = std::getenv("MAGELLANO_TEST_DEVICE");
-  return d && *d ? std::vector<std::string>{std::string("MAGELLANO_DEVICE=") + d} : std::vector<std::string>{};
-}
 
 CliRun gen(std::vector<std::string> args) {
   args.insert(args.begin(), "generate");
@@ -100,6 +96,23 @@ TEST(GenerateCli, BadInputIsOneClearLine) {
     EXPECT_EQ(r.output.rfind("error: ", 0), 0u) << r.output;
     EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
   }
+}
+
+// Damaged weights never generate: a NaN or Inf one is refused at load (naming it), and finite
+// weights whose output overflows give an error instead of garbage with exit 0.
+TEST(GenerateCli, NonFiniteWeightsOrLogitsAreAnError) {
+  MG_REQUIRE_CLI();
+  TempDir d;
+  write_checkpoint(d.path(), false);
+  const fs::path weights = d.path() / "model.safetensors";
+  const std::vector<std::string> args = {"generate", "--checkpoint", d.path().string(), "--prompt-ids", "5 17",
+                                         "--max-new-tokens", "3"};
+  ASSERT_EQ(run_on_device(args).exit_code, 0);
+  set_weight_values(weights, "backbone.embeddings.weight", NAN, 7);
+  EXPECT_TRUE(fails_with_one_line(run_on_device(args), 1, "loading 'backbone.embeddings.weight' from " +
+                                                              weights.string() + ": element 7 of 4800 is NaN"));
+  set_weight_values(weights, "", 3e38f);
+  EXPECT_TRUE(fails_with_one_line(run_on_device(args), 1, "generate: the model's output for the prompt is not finite"));
 }
 
 TEST(GenerateCli, IdsWithoutATokenizerAndTextNeedsOne) {

@@ -1,7 +1,14 @@
 // The tokenize / train-tokenizer subcommands as real processes ($MAGELLANO_CLI): output and
-// exit codes for good and bad input.
+// exit codes for good and bad input; a killed tokenize leaves no temporary file, and stale ones
+// of its outputs are removed by the next run.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <fstream>
 
 #include "magellano/data/token_file.hpp"
 #include "magellano/data/tokenizer.hpp"
@@ -9,6 +16,7 @@
 #include "shared_data.hpp"
 
 using namespace magellano::data;
+using mgdata::read_file;
 using mgdata::shared_data;
 using mgdata::TempDir;
 using mgdata::write_file;
@@ -108,7 +116,7 @@ TEST(Cli, BadInputGivesOneLineAndNonZeroExit) {
                1, "empty");
   expect_error(run_cli({"train-tokenizer", "--in", (dir / "text.txt").string(), "--vocab-size",
                         "100", "--out", (dir / "t").string()}),
-               1, "too small");
+               2, "--vocab-size must be in [257, 2147483648] (an integer), got '100'");
   expect_error(run_cli({"train-tokenizer", "--in", (dir / "missing.txt").string(), "--vocab-size",
                         "1000", "--out", (dir / "t").string()}),
                1, "missing");
@@ -123,4 +131,65 @@ TEST(Cli, BadInputGivesOneLineAndNonZeroExit) {
   // Nothing half-written: only the inputs and the folders remain.
   for (const auto& entry : std::filesystem::directory_iterator(dir.path()))
     EXPECT_EQ(entry.path().string().find(".tmp-"), std::string::npos) << entry.path();
+}
+
+// A tokenize killed while it writes leaves nothing beside its outputs (the data goes to unnamed
+// files until they are complete): the process is killed once it holds both output files open.
+TEST(Cli, KilledTokenizeLeavesNoTemporaryFiles) {
+  MG_REQUIRE_CLI();
+  MG_REQUIRE_SHARED_DATA();
+  TempDir dir;
+  const std::string text = read_file(shared_data() / "corpus" / "tinyshakespeare.txt");
+  {
+    std::ofstream big(dir / "big.txt", std::ios::binary);
+    for (int i = 0; i < 16; ++i) big << text;  // ~18 MB: a second or more of encoding
+  }
+  const std::string cli = mgtest::cli_path(), tok = gpt2_dir(), in = (dir / "big.txt").string(),
+                    out = (dir / "out").string();
+  std::vector<const char*> argv = {cli.c_str(), "tokenize", "--tokenizer", tok.c_str(), "--in", in.c_str(),
+                                   "--out", out.c_str(), "--val-fraction", "0.1", "--threads", "1", nullptr};
+  pid_t pid = 0;
+  ASSERT_EQ(::posix_spawn(&pid, cli.c_str(), nullptr, nullptr, const_cast<char* const*>(argv.data()), environ), 0);
+  // Both outputs are open once /proc/<pid>/fd has two write links into the folder.
+  int open_outputs = 0;
+  for (int i = 0; i < 30000 && open_outputs < 2; ++i) {
+    open_outputs = 0;
+    std::error_code ec;
+    for (const auto& fd : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+      const auto target = std::filesystem::read_symlink(fd.path(), ec).string();
+      if (!ec && target.rfind(dir.path().string(), 0) == 0 && target.find("big.txt") == std::string::npos)
+        ++open_outputs;
+    }
+    if (open_outputs < 2) ::usleep(1000);
+  }
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_EQ(open_outputs, 2) << "tokenize finished (or failed) before it could be killed mid-write";
+  ASSERT_TRUE(WIFSIGNALED(status));
+  std::vector<std::string> left;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) left.push_back(e.path().filename().string());
+  EXPECT_EQ(left, std::vector<std::string>{"big.txt"});
+}
+
+// Temporaries of the outputs that a killed writer left under a name (file systems without
+// unnamed files, or an older version) are removed by the next tokenize to the same prefix;
+// one whose process still runs, and other files, are kept.
+TEST(Cli, TokenizeRemovesStaleTemporariesOfItsOutputs) {
+  MG_REQUIRE_CLI();
+  MG_REQUIRE_SHARED_DATA();
+  TempDir dir;
+  write_file(dir / "in.txt", "Hello world, hello tokens.\n");
+  const std::string live = std::to_string(::getpid());
+  for (const char* name : {"c.train.tok.tmp-999999999", "c.val.tok.tmp-999999998", "other.train.tok.tmp-999999999"})
+    write_file(dir / name, "partial");
+  write_file(dir / ("c.train.tok.tmp-" + live), "being written");
+  const auto r = run_cli({"tokenize", "--tokenizer", gpt2_dir(), "--in", (dir / "in.txt").string(), "--out",
+                          (dir / "c").string(), "--val-fraction", "0.5"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::vector<std::string> left;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) left.push_back(e.path().filename().string());
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, (std::vector<std::string>{"c.train.tok", "c.train.tok.tmp-" + live, "c.val.tok", "in.txt",
+                                            "other.train.tok.tmp-999999999"}));
 }

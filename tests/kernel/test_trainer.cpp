@@ -99,7 +99,7 @@ TEST(Trainer, ResumeIsBitExact) {
 }
 
 TEST(Trainer, FineTuningStartsFromACheckpointsWeights) {
-  TempDir a, b;
+  TempDir a, b, c;
   train::train(small_config(a.path(), 3), test_ctx(), {});
   // Steps at learning rate 0 (no decay either) keep the loaded weights exactly.
   auto cfg = small_config(b.path(), 2);
@@ -109,8 +109,9 @@ TEST(Trainer, FineTuningStartsFromACheckpointsWeights) {
   train::train(cfg, test_ctx(), o);
   EXPECT_EQ(bytes_of(a.path() / "run" / "step-00000003" / "model.safetensors"),
             bytes_of(b.path() / "run" / "step-00000002" / "model.safetensors"));
-  // Weights of another model are refused with the missing name.
-  auto other = small_config(b.path(), 2);
+  // Weights of another model are refused with the missing name (in a folder of its own: b/run
+  // belongs to the run above).
+  auto other = small_config(c.path(), 2);
   other.model.pattern = train::parse_layer_pattern("MM");
   other.model.layers = "MM";
   try {
@@ -127,11 +128,12 @@ TEST(Trainer, CheckpointsMetricsAndEvaluation) {
   cfg.checkpoint.every = 2;
   cfg.eval.every = 3;
   const auto s = train::train(cfg, test_ctx(), {});
-  // keep = 2: the newest two remain, written atomically (no temp folders left).
+  // keep = 2: the newest two remain, written atomically (no temp folders left), beside the
+  // run's run.json and metrics.
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(d.path() / "run")) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
-  EXPECT_EQ(names, (std::vector<std::string>{"metrics.jsonl", "step-00000004", "step-00000006"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"metrics.jsonl", "run.json", "step-00000004", "step-00000006"}));
   for (const char* f : {"config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json"})
     EXPECT_TRUE(fs::exists(d.path() / "run" / "step-00000006" / f)) << f;
   // Metrics: one line per step plus the evaluations, with the documented keys.

@@ -128,6 +128,29 @@ TEST_F(CheckpointDirs, PruneDeletesStaleLeftoversOfDeadProcesses) {
   EXPECT_EQ(steps(), std::vector<int64_t>{1});
 }
 
+// A resumed run writes below checkpoints it will replace later: the one just written is kept
+// even where its step is not among the newest (and counts among the kept).
+TEST_F(CheckpointDirs, PruneNeverDeletesTheProtectedCheckpoint) {
+  for (int64_t s : {2, 4, 6}) save(s);
+  const fs::path three = save(3);
+  EXPECT_EQ(prune_checkpoints(dir_, 2, three).size(), 2u);
+  EXPECT_EQ(steps(), (std::vector<int64_t>{3, 6}));
+  EXPECT_EQ(prune_checkpoints(dir_, 1, three).size(), 1u);
+  EXPECT_EQ(steps(), std::vector<int64_t>{3});
+  EXPECT_EQ(prune_checkpoints(dir_, 1).size(), 0u);
+}
+
+// merge-adapter and quantize never write over anything.
+TEST_F(CheckpointDirs, AnExistingOutputIsRefused) {
+  fs::create_directories(dir_ / "folder");
+  std::ofstream(dir_ / "file") << "x";
+  fs::create_symlink(dir_ / "nowhere", dir_ / "dangling");
+  for (const char* name : {"folder", "file", "dangling"})
+    expect_error([&] { refuse_existing_output(dir_ / name, "merge-adapter"); },
+                 "merge-adapter: the output " + (dir_ / name).string() + " already exists");
+  refuse_existing_output(dir_ / "new", "quantize");  // no error
+}
+
 TEST_F(CheckpointDirs, FailingWriterLeavesPreviousCheckpointIntact) {
   save(10, "old");
   const auto fail_midway = [&](const std::string& name) {

@@ -29,7 +29,9 @@ struct CorpusTokenizeReport {
   uint64_t bytes = 0, characters = 0;
 };
 
-// Writes <out_prefix>.train.tok and (if val_fraction > 0) <out_prefix>.val.tok, atomically.
+// Writes <out_prefix>.train.tok and (if val_fraction > 0) <out_prefix>.val.tok, atomically
+// (io::AtomicFile), first removing the temporaries of those two files that a killed earlier run
+// left ("<out_prefix>.train.tok.tmp-<pid>", io::remove_stale_temporaries).
 // Throws magellano::Error for a missing input, an empty corpus or a split leaving a side empty.
 CorpusTokenizeReport tokenize_corpus(const Tokenizer& tokenizer,
                                      const std::vector<std::filesystem::path>& inputs,

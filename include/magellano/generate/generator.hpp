@@ -12,7 +12,8 @@
 //   host -> device: nothing but kernel arguments (the step number); the sampled ids go into
 //                   the next step straight from the device
 // Rows that have finished keep stepping with the others (their output is ignored) until every
-// row has finished or max_new_tokens is reached.
+// row has finished or max_new_tokens is reached. The prefill's logits must be finite (one check,
+// one scalar read): a model whose output is NaN or infinite is an error, not garbage text.
 #pragma once
 #include <cstdint>
 #include <functional>

@@ -1,10 +1,14 @@
 // Writing output files so that a failure never leaves a half-written file behind: data goes to
-// "<path>.tmp-<pid>" first, is fsync'd, and is renamed over <path> only once complete.
+// an unnamed file in the target's folder (O_TMPFILE), is fsync'd, linked as "<path>.tmp-<pid>"
+// and renamed over <path> only once complete. A process killed while writing leaves nothing.
+// Where the file system has no unnamed files, the data is written under "<path>.tmp-<pid>"
+// itself, which a kill leaves behind: remove_stale_temporaries() cleans those up.
 #pragma once
 #include <cstdio>
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace magellano::io {
 
@@ -14,6 +18,10 @@ void write_file_atomically(const std::filesystem::path& path, std::string_view c
 // Reads a whole file. Throws magellano::Error naming `what` (e.g. "tokenizer file") if the file
 // is missing or unreadable.
 std::string read_whole_file(const std::filesystem::path& path, const std::string& what);
+
+// Removes "<path>.tmp-<pid>" files whose process no longer runs (left by a killed writer).
+// Returns what it removed.
+std::vector<std::filesystem::path> remove_stale_temporaries(const std::filesystem::path& path);
 
 // An output file under construction: write() appends, commit() renames it into place. Destroying
 // it without commit() deletes the temporary file.
@@ -33,6 +41,7 @@ class AtomicFile {
  private:
   std::filesystem::path path_, temp_;
   std::FILE* file_ = nullptr;
+  bool unnamed_ = false;  // O_TMPFILE: no name until commit()
 };
 
 }  // namespace magellano::io

@@ -52,6 +52,10 @@ std::filesystem::path write_checkpoint_dir(
     const std::filesystem::path& parent, const std::string& name,
     const std::function<void(const std::filesystem::path& dir)>& write);
 
+// Throws Error "<command>: the output <out> already exists ..." when anything (a file, a folder,
+// a link) is at `out`: commands that write a new checkpoint or file never replace one.
+void refuse_existing_output(const std::filesystem::path& out, const std::string& command);
+
 // "step-00000042" (at least 8 digits; more for steps >= 10^8). Throws for a negative step.
 std::string checkpoint_name(int64_t step);
 // 42 for "step-00000042"; nullopt for any other name (temp dirs, fewer than 8 digits, ...).
@@ -68,10 +72,11 @@ std::vector<CheckpointEntry> list_checkpoints(const std::filesystem::path& paren
 // The newest complete checkpoint, if any.
 std::optional<CheckpointEntry> latest_checkpoint(const std::filesystem::path& parent);
 // Deletes all but the newest `keep` checkpoints (each is renamed to a hidden name before it is
-// deleted, so an interrupted prune never leaves a partial checkpoint under a step name). Also
-// deletes hidden leftovers (.tmp-, .old-, .del-) of processes that no longer run, once untouched
-// for an hour. Returns the deleted checkpoints' paths.
-std::vector<std::filesystem::path> prune_checkpoints(const std::filesystem::path& parent,
-                                                     size_t keep);
+// deleted, so an interrupted prune never leaves a partial checkpoint under a step name); the
+// checkpoint `protect` (e.g. the one just written) is never deleted and counts among the kept.
+// Also deletes hidden leftovers (.tmp-, .old-, .del-) of processes that no longer run, once
+// untouched for an hour. Returns the deleted checkpoints' paths.
+std::vector<std::filesystem::path> prune_checkpoints(const std::filesystem::path& parent, size_t keep,
+                                                     const std::filesystem::path& protect = {});
 
 }  // namespace magellano::io

@@ -13,7 +13,12 @@ StTensor to_st(const Tensor& t);
 
 // Reads `name` from `reader` into dst (blocking write). The stored shape must equal dst's shape
 // exactly. Conversions: F32/F16/BF16 -> f32, F32/F16/BF16 -> f16 (rounded to nearest even),
-// U8 -> u8, I32 -> i32. Anything else throws magellano::Error naming the tensor.
+// U8 -> u8, I32 -> i32. Anything else throws magellano::Error naming the tensor, and so does a
+// floating-point value that is NaN or infinite (named with its element index): a damaged
+// checkpoint is refused at load instead of evaluating to `loss nan`.
 void load_into(const SafetensorsReader& reader, const std::string& name, const Tensor& dst);
+
+// Throws Error "<what>: element i of n is NaN; ..." unless every value is finite.
+void require_finite(const std::vector<float>& values, const std::string& what);
 
 }  // namespace magellano::io

@@ -6,7 +6,8 @@
 //   config.json          the effective training config (train::Config::to_json)
 //   model.safetensors    every parameter under its Hugging Face / Mixtral name, f32
 //   optimizer.safetensors  AdamW moments "<name>.exp_avg", "<name>.exp_avg_sq", f32
-//   trainer_state.json   {"format", "step", "optimizer_steps", "tokens", "batcher": {...}}
+//   trainer_state.json   {"format", "step", "optimizer_steps", "tokens", "batcher": {...}, "run_id",
+//                        "init_from" (absolute; with --init-from)}
 // A Hugging Face Mamba checkpoint directory (config.json with "model_type": "mamba" and
 // model.safetensors, as MambaForCausalLM.save_pretrained writes it) is accepted wherever a
 // model is loaded: the names are the same, so the weights load as they are.
@@ -45,7 +46,8 @@ LoadedModel load_model(const std::filesystem::path& dir, Context& ctx, const LoR
 // Copies every parameter of `model` from dir/model.safetensors (names and shapes must match).
 void load_weights(const std::filesystem::path& safetensors_file, const nn::Model& model);
 
-// Writes <parent>/step-<step> atomically, then keeps only the newest `keep` checkpoints.
+// Writes <parent>/step-<step> atomically, then keeps only the newest `keep` checkpoints (the one
+// just written always among them).
 std::filesystem::path save_checkpoint(const std::filesystem::path& parent, int64_t step, int64_t keep,
                                       const Config& config, const nn::Model& model,
                                       const optim::AdamW& optimizer, const nlohmann::json& trainer_state);

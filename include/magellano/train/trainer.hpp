@@ -6,6 +6,11 @@
 // global-norm clipping. The host reads the running loss and a few scalars only every
 // `train.log_every` steps (and at evaluations and checkpoints), never a tensor in between.
 //
+// Before anything is allocated or written, a run that cannot fit the device is refused
+// (train/device_fit.hpp), and so are --init-from inside checkpoint.dir and a checkpoint.dir that
+// another run owns (train/run_folder.hpp: a run owns its folder; a resume continues the run that
+// saved the checkpoint, cleans what a kill left and keeps one metrics record per step).
+//
 // Output: a progress line (step/total, loss, lr, tokens/s, elapsed, ETA, peak device memory),
 // redrawn in place on a terminal and one line per interval otherwise; metrics as JSON lines in
 // <checkpoint.dir>/metrics.jsonl; validation loss and perplexity every eval.every steps and at
@@ -35,7 +40,8 @@ struct TrainSummary {
 struct TrainOptions {
   std::optional<std::filesystem::path> resume;  // a checkpoint directory to continue from
   // Start from these weights instead of a fresh initialisation (fine-tuning): a Magellano or
-  // Hugging Face Mamba checkpoint directory whose parameters match the config's model.
+  // Hugging Face Mamba checkpoint directory whose parameters match the config's model, outside
+  // checkpoint.dir. Stored absolute in trainer_state.json.
   std::optional<std::filesystem::path> init_from;
   std::ostream* out = nullptr;                  // progress (nullptr: silent)
   bool terminal = false;                        // redraw the progress line in place
