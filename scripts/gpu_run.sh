@@ -15,6 +15,10 @@
 #   tune: `magellano tune-gemm` for the GPU (CLBlast's tuners over TUNE_FRACTION of their
 #         space, default 0.01, then cl/gemm_gpu.cl; killed after TUNE_TIMEOUT s, default 500), writing
 #         $OUT/gemm_tuning.json: commit it as configs/tuning/<device-slug>.json and rebuild.
+#   ssd: the unit and kernel tests on the GPU (TESTS=0 skips them), then `bench ssd` at its default
+#        size (B 8, L 2048, H 16, P 64, N 64) with its default knobs and each variant of
+#        SSD_VARIANTS (";"-separated option lists), mamba_ssm's Triton SSD as the peer
+#        (scripts/ssd_peer.py; needs .peer/, see there) and cuBLAS's fp32 GEMM, into ssd_gpu.jsonl.
 #   gemm: `bench gemm` (squares and phase1's shapes), cl/gemm_gpu.cl and tuned CLBlast next to
 #         CLBlast's database (GEMM_TUNING=FILE uses that file instead of the embedded one), and
 #         cuBLAS through PyTorch. Neither is part of `all`.
@@ -99,4 +103,25 @@ if [ "$what" = gemm ]; then  # GEMM_TUNING=FILE: a tuning file to use instead of
   magellano bench gemm --device gpu --json --repeats 10 --shapes phase1 --tokens 4096 \
     --paths gpu_kernel,clblast,clblast_database > "$out/bench_gemm_phase1.json"
   python3 scripts/torch_gemm.py > "$out/torch_gemm.json" || echo "PyTorch comparison unavailable"
+fi
+if [ "$what" = ssd ]; then  # not part of `all`
+  if [ "${TESTS:-1}" = 1 ]; then
+    timeout 60 test_unit --gtest_brief=1 2>&1 | tail -n 8
+    MAGELLANO_TEST_DEVICE=gpu timeout "${KERNEL_TEST_TIMEOUT:-240}" test_kernel --gtest_brief=1 2>&1 | tail -n 25
+  fi
+  python3 scripts/torch_gemm.py --jsonl "$out/torch_gemm.jsonl" > /dev/null && cat "$out/torch_gemm.jsonl" >> "$out/ssd_gpu.jsonl"
+  IFS=';' read -ra variants <<< "${SSD_VARIANTS:-}"
+  for v in "" "${variants[@]}"; do
+    # shellcheck disable=SC2086
+    timeout 120 magellano bench ssd --device gpu --json --host 0 --repeats 5 $v >> "$out/ssd_gpu.jsonl" \
+      || echo "bench ssd $v failed"
+  done
+  [ -d .peer ] && timeout 240 python3 scripts/ssd_peer.py --src .peer >> "$out/ssd_gpu.jsonl"
+  grep -h '"name": *"ssd_fwd' "$out/ssd_gpu.jsonl" | python3 -c "
+import json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    print(r['name'], r.get('peer', 'magellano'), json.dumps(r['sizes']), '%.3f ms' % (r['median_s'] * 1e3),
+          '%.0f GFLOP/s' % r.get('gflops', 0), ('%.1f%% of fp32 GEMM' % r['pct_of_peak']) if r.get('pct_of_peak') else '')
+"
 fi
