@@ -7,7 +7,6 @@
 
 #include "magellano/data/batcher.hpp"
 #include "magellano/data/token_file.hpp"
-#include "magellano/io/json_file.hpp"
 #include "magellano/nn/training_mode.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/optim/adamw.hpp"
@@ -169,17 +168,16 @@ TrainingRun::TrainingRun(const Config& cfg, Context& ctx, const TrainOptions& op
 
 void TrainingRun::restore(const fs::path& dir) {
   if (cfg_.lora.enabled()) {  // a LoRA checkpoint holds no base: reload the run's
-    const auto st = io::read_json(dir / "trainer_state.json", "trainer state");
-    if (st.contains("init_from") && st["init_from"].is_string()) {
-      init_from_ = st["init_from"].get<std::string>();
+    if (const auto base = read_trainer_state(dir).init_from) {
+      init_from_ = *base;
       load_weights(fs::path(init_from_) / "model.safetensors", model_);
     }
   }
-  const auto state = load_training_state(dir, model_, adamw_);
-  step_ = state.at("step").get<int64_t>();
-  tokens_ = state.value("tokens", int64_t(0));
-  batcher_.restore(data::batcher_state_from_json(state.at("batcher")));
-  if (state.contains("loss_scaler")) scaler_.restore(state["loss_scaler"]);
+  const TrainerState state = load_training_state(dir, model_, adamw_);
+  step_ = state.step;
+  tokens_ = state.tokens;
+  batcher_.restore(state.batcher);
+  if (!state.loss_scaler.is_null()) scaler_.restore(state.loss_scaler);
   if (out_) *out_ << "resumed from " << dir.string() << " at step " << step_ << "\n";
 }
 
