@@ -7,11 +7,13 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <regex>
 
 #include "error_text.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/config.hpp"
 #include "magellano/train/model_size.hpp"
+#include "project_files.hpp"
 #include "temp_dir.hpp"
 
 using mgtest::error_of;
@@ -44,24 +46,30 @@ std::string deep(int depth) { return std::string(depth, '[') + std::string(depth
 
 }  // namespace
 
-// Each capped key: its maximum loads, one more is refused saying the maximum. (The caps keep
-// every size in int range: scan_chunk, experts and top_k reach the device as int32.)
-TEST(ConfigLimits, SizesHaveMaxima) {
-  const std::pair<const char*, int64_t> caps[] = {
-      {"model.dim", 65536},          {"model.d_state", 1024},          {"model.d_conv", 1024},
-      {"model.expand", 64},          {"model.dt_rank", 65536},         {"model.scan_chunk", 16777216},
-      {"model.moe.hidden", 1048576}, {"train.steps", 1000000000000},   {"train.batch_size", 1048576},
-      {"train.seq_len", 16777216},   {"train.grad_accum", 1048576},    {"eval.batches", 1048576}};
-  for (const auto& [key, cap] : caps) {
+// Every integer key whose range configs/README.md states as "int in [lo, hi]": hi loads, hi + 1
+// is refused naming the key (the caps keep every size in int range: scan_chunk, experts and top_k
+// reach the device as int32).
+TEST(ConfigLimits, SizesHaveTheMaximaTheReadmeStates) {
+  std::ifstream in(mgtest::project_file("configs") / "README.md");
+  ASSERT_TRUE(in) << "configs/README.md is missing";
+  const std::regex row(R"(^\|\s*`([a-z_.]+)`\s*\|[^|]*int in \[(-?[0-9]+), ([0-9]+)\])");
+  int checked = 0;
+  for (std::string line; std::getline(in, line);) {
+    std::smatch m;
+    if (!std::regex_search(line, m, row)) continue;
+    const std::string key = m[1];
+    const int64_t hi = std::stoll(m[3]);
     SCOPED_TRACE(key);
-    EXPECT_EQ(load_error({std::string(key) + "=" + std::to_string(cap)}), "(no error)");
-    const std::string msg = load_error({std::string(key) + "=" + std::to_string(cap + 1)});
-    EXPECT_TRUE(has(msg, "config: '" + std::string(key) + "' must be <= " + std::to_string(cap) +
-                             " (the largest Magellano supports), got " + std::to_string(cap + 1)))
-        << msg;
+    EXPECT_EQ(load_error({key + "=" + std::to_string(hi)}), "(no error)");
+    const std::string msg = load_error({key + "=" + std::to_string(hi + 1)});
+    EXPECT_TRUE(has(msg, "config: '" + key + "' must be")) << msg;
+    EXPECT_TRUE(has(msg, std::to_string(hi))) << msg;
+    ++checked;
   }
+  EXPECT_GE(checked, 15) << "the README's size column changed form";
   EXPECT_EQ(load_error({"model.moe.experts=4096", "model.moe.top_k=4096"}), "(no error)");
-  EXPECT_TRUE(has(load_error({"model.moe.experts=4097"}), "'model.moe.experts' must be <= 4096"));
+  EXPECT_TRUE(has(load_error({"model.dim=65537"}),
+                  "config: 'model.dim' must be <= 65536 (the largest Magellano supports), got 65537."));
   // The low side keeps its message.
   EXPECT_TRUE(has(load_error({"model.dim=0"}), "'model.dim' must be >= 1, got 0."));
 }
