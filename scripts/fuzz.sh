@@ -54,17 +54,19 @@ run_one() {
     "$@" "$build/fuzz-corpus/$t" "fuzz/corpus/$t" >"$out/$t.log" 2>&1
 }
 
-# One line per target: executions, seconds, corpus size, findings (from libFuzzer's log).
+# One line per target: executions, seconds, edges covered, corpus (inputs/bytes), findings.
 report() {
-  local t=$1 rc=$2 log="$out/$1.log" runs secs corpus finding
+  local t=$1 rc=$2 log="$out/$1.log" runs secs cov corpus finding
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
-  corpus=$(find "$build/fuzz-corpus/$t" -type f | wc -l)
+  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+  corpus=$(grep -o 'corp: [0-9]*/[0-9]*[a-zA-Z]*' "$log" | tail -1 | cut -d' ' -f2)
   finding="none"
   if [ "$rc" -ne 0 ]; then
     finding=$(grep -m1 -E '^==[0-9]+==ERROR|^SUMMARY|deadly signal|uncaught exception|ALARM|out-of-memory|runtime error' "$log" || echo "exit $rc")
   fi
-  printf '%-14s %12s execs %6ss  corpus %5s  findings: %s\n' "$t" "${runs:-?}" "${secs:-?}" "$corpus" "$finding"
+  printf '%-14s %8s execs %5ss  cov %5s  corpus %12s  findings: %s\n' "$t" "${runs:-?}" "${secs:-?}" \
+    "${cov:-?}" "${corpus:-?}" "$finding"
 }
 
 failed=0

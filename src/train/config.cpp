@@ -74,6 +74,8 @@ E parse_choice(const E (&values)[K], const std::string& name) {
   throw Error("config: unknown choice \"" + name + "\".");
 }
 
+// hi: the key's own bound, reported as a range ("in [2, 2147483647]"); cap: the largest size
+// Magellano accepts (the key has no bound of its own), reported as "<= cap (the largest ...)".
 Field integer(std::string path, double lo, std::function<json(const Config&)> g,
               std::function<void(Config&, const json&)> s, double hi = kInf, double cap = kInf) {
   return {std::move(path), Kind::integer, lo, hi, false, false, cap, {}, std::move(g), std::move(s)};
