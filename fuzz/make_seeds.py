@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the seed corpora fuzz/corpus/<target>/ (small valid and near-valid inputs; the fuzzers
-mutate them). Run from anywhere: python3 fuzz/make_seeds.py. Crash inputs that fuzzing found are
-added beside these as regress-*; this script leaves such files alone."""
+mutate them), including issue23-* inputs: small versions of what issue 23 found by hand (deep
+JSON, repeated names, sizes that overflow). Run from anywhere: python3 fuzz/make_seeds.py. Inputs
+that fuzzing found are added beside these as regress-*; this script leaves such files alone."""
 import json, os, struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -61,8 +62,12 @@ put("safetensors", "mixed", safetensors({
 put("safetensors", "empty", safetensors({}))
 put("safetensors", "gap", safetensors({"w": ("F32", [2, 3], f32)}, extra=b"\0\0\0\0"))
 put("safetensors", "bad_dtype", safetensors({"w": ("F64", [3], f32)}))
-dup = b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
-put("safetensors", "duplicate", struct.pack("<Q", len(dup)) + dup + b"\0" * 4)
+def raw_safetensors(header_text, data):  # a header written by hand (repeated names, ...)
+    return struct.pack("<Q", len(header_text)) + header_text.encode() + data
+
+
+put("safetensors", "duplicate", raw_safetensors('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},'
+                                                '"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', b"\0" * 4))
 put("safetensors", "truncated", safetensors({"w": ("F32", [2, 3], f32)})[:-5])
 
 # ---- checkpoint: config.json NUL trainer_state.json --------------------------------------------
@@ -113,8 +118,20 @@ put("bpe_tokenizer", "hf_names", b"v" + joined(vocab, merges_txt, "well, hello")
 put("bpe_tokenizer", "missing_byte", joined(json.dumps({t: i for i, t in enumerate(tokens[1:])}), merges_txt, "x"))
 put("bpe_tokenizer", "bad_merge", joined(vocab, merges_txt + "q z\n", "x"))
 
+# ---- issue 23: small versions of the inputs found by hand (each is refused with one line now) ---
+DEEP = "[" * 70 + "]" * 70  # past the 64-level limit
+put("config", "issue23-deep-value", '{"device": ' + DEEP + '}')
+put("config", "issue23-deep-set", joined("{}", "model.dim=" + DEEP))
+put("config", "issue23-repeated-key", '{"train": {"steps": 5}, "train": {"steps": 6}}')
+put("config", "issue23-overflow", joined("{}", "model.vocab_size=2147483647", "model.dim=65536",
+                                         "train.batch_size=1048576", "train.seq_len=16777216"))
+put("config", "issue23-int-truncation", joined("{}", "model.scan_chunk=2147483648"))
+put("checkpoint", "issue23-deep-state", joined("{}", '{"format": "magellano-checkpoint-1", "step": ' + DEEP + '}'))
+put("safetensors", "issue23-deep-dtype", raw_safetensors('{"a":{"dtype":' + DEEP + ',"shape":[1],"data_offsets":[0,4]}}', b"\0" * 4))
+put("bpe_tokenizer", "issue23-deep-encoder", joined('{"a": ' + DEEP + '}', merges_txt, "x"))
+
 # ---- layer_pattern ------------------------------------------------------------------------------
 for name, p in [("production", "(MMME)x9MMM"), ("plain", "MME"), ("nested", "((ME)x2M)x3"),
                 ("spaces", " ( M M E ) x 2 "), ("max_count", "(M)x9999"), ("zero", "(ME)x0"),
-                ("open", "((ME)"), ("letters", "MMX")]:
+                ("open", "((ME)"), ("letters", "MMX"), ("issue23-deep", "(" * 40 + "M" + ")" * 40)]:
     put("layer_pattern", name, p)
