@@ -2,8 +2,10 @@
 // input into several files, and the rule that magellano::Error (the one-clear-line path) is a
 // correct answer while anything else (another exception, a crash, a sanitizer report) is a finding.
 #pragma once
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -16,20 +18,27 @@
 
 namespace fuzz {
 
-// A folder of this process's own, removed at exit: under $TMPDIR when set, else /dev/shm (memory:
-// a file written per input costs microseconds there, milliseconds on a disk), else /tmp.
+// A folder of this process's own: <base>/magellano-fuzz-<pid>, where base is $TMPDIR when set,
+// else /dev/shm (memory: a file written per input costs microseconds there, milliseconds on a
+// disk), else /tmp. libFuzzer ends the process without running exit handlers, so instead of
+// cleaning up at exit each process first removes the folders of processes that are gone.
 inline const std::filesystem::path& scratch_dir() {
-  static const std::filesystem::path dir = [] {
+  namespace fs = std::filesystem;
+  static const fs::path dir = [] {
     const char* tmp = std::getenv("TMPDIR");
     std::error_code ec;
-    const std::string base = tmp && *tmp ? tmp : std::filesystem::is_directory("/dev/shm", ec) ? "/dev/shm" : "/tmp";
-    std::string pattern = base + "/magellano-fuzz-XXXXXX";
-    if (!::mkdtemp(pattern.data())) std::abort();
-    std::atexit([] {
-      std::error_code ec;
-      std::filesystem::remove_all(scratch_dir(), ec);
-    });
-    return std::filesystem::path(pattern);
+    const fs::path base = tmp && *tmp ? tmp : fs::is_directory("/dev/shm", ec) ? "/dev/shm" : "/tmp";
+    const std::string prefix = "magellano-fuzz-";
+    for (const auto& e : fs::directory_iterator(base, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind(prefix, 0) != 0) continue;
+      const long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
+      if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) fs::remove_all(e.path(), ec);
+    }
+    const fs::path mine = base / (prefix + std::to_string(::getpid()));
+    fs::remove_all(mine, ec);
+    if (!fs::create_directories(mine, ec)) std::abort();
+    return mine;
   }();
   return dir;
 }

@@ -44,6 +44,13 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=cl
   -DMAGELLANO_SANITIZE=ON -DMAGELLANO_FUZZ=ON "${launcher[@]}" >/dev/null
 cmake --build "$build" -j"$(nproc)" --target $(printf 'fuzz_%s ' "${targets[@]}")
 
+# The targets write each input to files in a scratch folder under $TMPDIR (fuzz/fuzz_support.hpp):
+# one folder for this run, in memory where there is /dev/shm, removed at the end.
+scratch_parent=/dev/shm; [ -d "$scratch_parent" ] || scratch_parent=${TMPDIR:-/tmp}
+TMPDIR=$(mktemp -d "$scratch_parent/magellano-fuzz-run.XXXXXX")
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
+
 # Runs one target; its log goes to $out/<target>.log.
 run_one() {
   local t=$1; shift
