@@ -38,10 +38,16 @@ if ! command -v clang++-15 >/dev/null; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends clang-15 >/dev/null
 fi
-launcher=()
-if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-15 \
-  -DMAGELLANO_SANITIZE=ON -DMAGELLANO_FUZZ=ON "${launcher[@]}" >/dev/null
+# A tree the sanitizer stage configured keeps its settings (only MAGELLANO_FUZZ is turned on);
+# otherwise it is configured here the same way.
+if [ -f "$build/CMakeCache.txt" ]; then
+  cmake -S . -B "$build" -DMAGELLANO_FUZZ=ON >/dev/null
+else
+  launcher=()
+  if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-15 \
+    -DMAGELLANO_SANITIZE=ON -DMAGELLANO_FUZZ=ON "${launcher[@]}" >/dev/null
+fi
 cmake --build "$build" -j"$(nproc)" --target $(printf 'fuzz_%s ' "${targets[@]}")
 
 # The targets write each input to files in a scratch folder under $TMPDIR (fuzz/fuzz_support.hpp):
