@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (fuzz/, one per untrusted input format) with clang-15 under ASan and
+# Builds the libFuzzer targets (fuzz/, one per untrusted input format) with clang 16 under ASan and
 # UBSan, and runs each on its seed corpus fuzz/corpus/<target>/.
 #
 #   scripts/fuzz.sh [TARGET...]        each target for FUZZ_RUNS (default 1000000) executions, one
@@ -14,8 +14,8 @@
 # to fuzz/corpus/<target>/regress-<what> so it stays fixed. New coverage goes to
 # <build>/fuzz-corpus/<target>/, never into the repository's seeds.
 #
-# The build tree is $SAN_BUILD_DIR (default build-san), the sanitizer stage's (scripts/sanitize.sh):
-# clang-15, MAGELLANO_SANITIZE=ON and MAGELLANO_FUZZ=ON.
+# The build tree is $SANITIZE_BUILD_DIR (default build-san), the sanitizer stage's
+# (scripts/sanitize.sh, which configures it: clang 16, MAGELLANO_SANITIZE=ON, MAGELLANO_FUZZ=ON).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,26 +28,10 @@ for t in "${targets[@]}"; do
   [[ " ${all[*]} " == *" $t "* ]] || { echo "fuzz: unknown target '$t'; use one of: ${all[*]}" >&2; exit 2; }
 done
 
-build=${SAN_BUILD_DIR:-build-san}
+build=${SANITIZE_BUILD_DIR:-build-san}
 out=${FUZZ_OUT:-$build/fuzz-findings}
 
-# clang-15 brings libFuzzer and the ASan/UBSan runtimes (libclang-common-15-dev).
-if ! command -v clang++-15 >/dev/null; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  echo "fuzz: installing clang-15"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends clang-15 >/dev/null
-fi
-# A tree the sanitizer stage configured keeps its settings (only MAGELLANO_FUZZ is turned on);
-# otherwise it is configured here the same way.
-if [ -f "$build/CMakeCache.txt" ]; then
-  cmake -S . -B "$build" -DMAGELLANO_FUZZ=ON >/dev/null
-else
-  launcher=()
-  if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
-  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-15 \
-    -DMAGELLANO_SANITIZE=ON -DMAGELLANO_FUZZ=ON "${launcher[@]}" >/dev/null
-fi
+SANITIZE_BUILD_DIR=$build scripts/sanitize.sh --configure
 cmake --build "$build" -j"$(nproc)" --target $(printf 'fuzz_%s ' "${targets[@]}")
 
 # The targets write each input to files in a scratch folder under $TMPDIR (fuzz/fuzz_support.hpp):
