@@ -7,7 +7,9 @@
 
 namespace magellano::ops {
 
-int ssd_default_chunk(const Context&) { return 64; }
+int ssd_default_chunk(const Context&) { return kSsdDefaultChunk; }
+
+int64_t ssd_chunk_for_length(int64_t chunk, int64_t l) { return std::min(chunk, (l + 7) / 8 * 8); }
 
 SsdWork ssd_scan_work(int64_t b, int64_t l, int64_t h, int64_t p, int64_t g, int64_t n, int64_t chunk) {
   SsdWork w;
@@ -65,10 +67,8 @@ SsdPlan plan_ssd(const Context& ctx, const SsdDims& d, const SsdOptions& opt) {
   const bool gpu = ctx.device().type == "gpu";
   plan.group_per_chunk = opt.mapping == SsdMapping::group_per_chunk ||
                          (opt.mapping == SsdMapping::automatic && gpu);
-  // A chunk longer than the sequence changes nothing but the kernels' local arrays: use the
-  // sequence length rounded up to 8 (few distinct builds for short prompts).
-  const int64_t want = opt.chunk ? opt.chunk : ssd_default_chunk(ctx);
-  plan.chunk = std::min(want, round_up(d.l, 8));
+  // A chunk longer than the sequence changes nothing but the kernels' local arrays.
+  plan.chunk = ssd_chunk_for_length(opt.chunk ? opt.chunk : ssd_default_chunk(ctx), d.l);
   plan.nc = (d.l + plan.chunk - 1) / plan.chunk;
   const int64_t max_wg = static_cast<int64_t>(ctx.device().max_work_group_size);
   if (plan.group_per_chunk) {
