@@ -2,7 +2,7 @@
 // reference's weights load and give the reference's logits, loss and greedy tokens (with every
 // time_step_limit spelling real files use); a folder whose tensors disagree with its config is
 // one clear error; mixed Mamba / Mamba2 / MoE stacks decode step by step as their parallel
-// forward; gradient checkpointing gives bit-identical gradients; LoRA on in_proj / out_proj of
+// forward, and batched generation gives each prompt its own ids; gradient checkpointing gives bit-identical gradients; LoRA on in_proj / out_proj of
 // Mamba2 blocks over fp32 and NF4 bases equals the merged model.
 //
 // Tolerances: logits relative 1e-4 of max(1, |logit|), the loss relative 1e-5: two Mamba2
@@ -160,6 +160,19 @@ TEST(Mamba2Model, MixedStacksDecodeAsTheirParallelForward) {
       if (t >= prompt) expect_close(m.step(id, prefilled).to_host(), want, 1e-4, 2e-5, "after prefill, t " + std::to_string(t));
     }
   }
+}
+
+// Batched generation over a mixed stack: prompts of different lengths are prefilled one by one
+// and their Mamba and Mamba2 states gathered into one batch; each row gets its own prompt's ids.
+TEST(Mamba2Model, BatchedGenerationGivesEachPromptItsOwnIds) {
+  nn::Model m(test_ctx(), small_model_spec("SMSE"), 4);
+  const std::vector<std::vector<int32_t>> prompts = {{3, 14, 15, 9, 2, 6}, {5}, {35, 8, 9}};
+  magellano::generate::GenerationConfig gc;
+  gc.max_new_tokens = 8, gc.sampling.temperature = 0;
+  const auto batch = magellano::generate::generate(m, prompts, gc);
+  ASSERT_EQ(batch.size(), 3u);
+  for (size_t i = 0; i < prompts.size(); ++i)
+    EXPECT_EQ(batch[i].ids, magellano::generate::generate(m, {prompts[i]}, gc)[0].ids) << "prompt " << i;
 }
 
 TEST(Mamba2Model, CheckpointingGradientsAreBitIdentical) {
