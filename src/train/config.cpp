@@ -398,24 +398,6 @@ void check_range(const Field& f, const json& v) {
               (f.kind == Kind::integer ? v.dump() : number_str(x)) + ".");
 }
 
-// The Mamba2 section against model.dim (only when the pattern has 'S' blocks).
-void check_mamba2(const ModelConfig& m) {
-  const Mamba2Section& s = m.mamba2;
-  const int64_t inner = s.inner(m.dim);
-  if (inner % s.head_dim)
-    throw Error("config: 'model.mamba2.head_dim' (" + std::to_string(s.head_dim) + ") must divide the Mamba2 inner "
-                "width 'model.mamba2.expand' x 'model.dim' = " + std::to_string(s.expand) + " x " +
-                std::to_string(m.dim) + " = " + std::to_string(inner) + "; choose a divisor of it.");
-  const int64_t heads = inner / s.head_dim;
-  if (heads % s.n_groups)
-    throw Error("config: 'model.mamba2.n_groups' (" + std::to_string(s.n_groups) + ") must divide the " +
-                std::to_string(heads) + " Mamba2 heads (inner width " + std::to_string(inner) + " / head_dim " +
-                std::to_string(s.head_dim) + "); choose a divisor of " + std::to_string(heads) + ".");
-  if (s.time_step_min > s.time_step_max)
-    throw Error("config: 'model.mamba2.time_step_min' (" + number_str(s.time_step_min) +
-                ") must be <= 'model.mamba2.time_step_max' (" + number_str(s.time_step_max) + ").");
-}
-
 int64_t default_hidden(int64_t dim) {
   const int64_t h = static_cast<int64_t>(std::llround(2.75 * static_cast<double>(dim) / 64.0)) * 64;
   return std::max<int64_t>(64, h);
@@ -427,7 +409,7 @@ void resolve(Config& c) {
   m.pattern = parse_layer_pattern(m.layers, "'model.layers'");
   if (m.dt_rank == 0) m.dt_rank = (m.dim + 15) / 16;
   if (m.moe.hidden == 0) m.moe.hidden = default_hidden(m.dim);
-  if (m.num_mamba2() > 0) check_mamba2(m);
+  if (m.num_mamba2() > 0) m.mamba2.check(m.dim);  // the section is unused without 'S' blocks
   if (m.moe.top_k > m.moe.experts)
     throw Error("config: 'model.moe.top_k' (" + std::to_string(m.moe.top_k) +
                 ") must be <= 'model.moe.experts' (" + std::to_string(m.moe.experts) + ").");
@@ -517,27 +499,6 @@ nn::MambaConfig ModelConfig::mamba_config() const {
   m.dt_rank = dt_rank;
   m.num_layers = std::max<int64_t>(1, static_cast<int64_t>(pattern.size()));
   m.scan_chunk = static_cast<int>(scan_chunk);
-  return m;
-}
-
-nn::Mamba2Config ModelConfig::mamba2_config() const {
-  nn::Mamba2Config m;
-  m.dim = dim;
-  m.head_dim = mamba2.head_dim;
-  m.n_groups = mamba2.n_groups;
-  m.d_state = mamba2.d_state;
-  m.d_conv = mamba2.d_conv;
-  m.expand = mamba2.expand;
-  m.chunk = static_cast<int>(mamba2.chunk_size);
-  m.dt_lo = static_cast<float>(mamba2.dt_lo);
-  m.dt_hi = static_cast<float>(mamba2.dt_hi);
-  m.time_step_min = mamba2.time_step_min;
-  m.time_step_max = mamba2.time_step_max;
-  m.time_step_floor = mamba2.time_step_floor;
-  m.bias = mamba2.bias;
-  m.conv_bias = mamba2.conv_bias;
-  m.norm_eps = static_cast<float>(norm_eps);
-  m.num_layers = std::max<int64_t>(1, static_cast<int64_t>(pattern.size()));
   return m;
 }
 

@@ -80,6 +80,9 @@ struct Mamba2Section {
   bool bias = false;      // in_proj / out_proj biases
   bool conv_bias = true;  // conv1d bias
   int64_t inner(int64_t dim) const { return expand * dim; }
+  // Throws a config error naming the key unless head_dim divides expand · dim, n_groups divides
+  // the head count and time_step_min <= time_step_max (src/train/mamba2_section.cpp).
+  void check(int64_t dim) const;
   bool operator==(const Mamba2Section&) const = default;
 };
 
