@@ -2,7 +2,7 @@
 # Runs on the GPU machine with .gpu carried (scripts/gpu_bundle.sh): device listing, the unit
 # and op tests on the GPU, and the benchmark suite with cuBLAS's fp32 GEMM through PyTorch as
 # the reference. Results go to $OUT (the device tool's output folder) or ./gpu-results.
-# Usage: bash scripts/gpu_run.sh [tests|suite|qlora|fp16|tune|gemm|nf4-file|all]  (default: all)
+# Usage: bash scripts/gpu_run.sh [tests|suite|qlora|fp16|tune|gemm|nf4-file|ssd|mamba2|all]  (default: all)
 #   suite: torch_gemm.json (cuBLAS), then `magellano bench all --json` with cuBLAS's 4096 rate
 #          as train-step's MFU reference, plus train-step for phase1, into suite_h100.jsonl
 #          (copy it to benchmarks/results/suite_h100_<date>.jsonl).
@@ -19,6 +19,8 @@
 #        size (B 8, L 2048, H 16, P 64, N 64) with its default knobs and each variant of
 #        SSD_VARIANTS (";"-separated option lists), mamba_ssm's Triton SSD as the peer
 #        (scripts/ssd_peer.py; needs .peer/, see there) and cuBLAS's fp32 GEMM, into ssd_gpu.jsonl.
+#   mamba2: the Mamba2 layer and model tests on the GPU (TESTS=0 skips them), train-step of tiny /
+#        tiny_mamba2 and phase1 / phase1_mamba2 at 8 x 512 and phase1_mamba2's decoding, into mamba2_gpu.jsonl.
 #   gemm: `bench gemm` (squares and phase1's shapes), cl/gemm_gpu.cl and tuned CLBlast next to
 #         CLBlast's database (GEMM_TUNING=FILE uses that file instead of the embedded one), and
 #         cuBLAS through PyTorch. Neither is part of `all`.
@@ -123,5 +125,28 @@ for line in sys.stdin:
     r = json.loads(line)
     print(r['name'], r.get('peer', 'magellano'), json.dumps(r['sizes']), '%.3f ms' % (r['median_s'] * 1e3),
           '%.0f GFLOP/s' % r.get('gflops', 0), ('%.1f%% of fp32 GEMM' % r['pct_of_peak']) if r.get('pct_of_peak') else '')
+"
+fi
+if [ "$what" = mamba2 ]; then  # not part of `all`
+  # The Mamba2 tests on the GPU, then train-step of each Mamba2 preset next to its Mamba1 twin
+  # (the same batch and length, the same session), and phase1_mamba2's decoding, into mamba2_gpu.jsonl
+  # (copy it to benchmarks/results/mamba2_h100_<date>.jsonl).
+  if [ "${TESTS:-1}" = 1 ]; then
+    MAGELLANO_TEST_DEVICE=gpu timeout "${KERNEL_TEST_TIMEOUT:-300}" test_kernel --gtest_brief=1 \
+      --gtest_filter='Mamba2*:Mamba2Model*:Mamba2Cli*:Trainer.Mamba2*:Model.*:Checkpointing.*' 2>&1 | tail -n 25
+  fi
+  ref=$(cublas_gflops)
+  for pair in "tiny tiny_mamba2" "phase1 phase1_mamba2"; do
+    for c in $pair; do
+      magellano bench train-step --config configs/$c.json --device gpu --json --batch 8 --seq-len 512 --steps 5 \
+        --reference-gflops "$ref" --reference-name "$refname" >> "$out/mamba2_gpu.jsonl"
+    done
+  done
+  magellano bench generate --config configs/phase1_mamba2.json --device gpu --json --tokens 32 >> "$out/mamba2_gpu.jsonl"
+  python3 -c "
+import json
+for line in open('$out/mamba2_gpu.jsonl'):
+    r = json.loads(line)
+    if r['name'] == 'train_step': print(r['sizes']['config'], '%.0f tokens/s' % r['tokens_per_s'])
 "
 fi

@@ -27,7 +27,7 @@ void Mamba2Config::validate() const {
 }
 
 Mamba2Mixer::Mamba2Mixer(Context& ctx, const Mamba2Config& c, Init& init)
-    : cfg((c.validate(), c)),
+    : cfg((c.validate(), c)),  // checked before any buffer is sized from it
       in_proj(ctx, c.dim, c.in_proj_out(), c.bias, init),
       out_proj(ctx, c.inner(), c.dim, c.bias, init) {
   const int64_t Di = c.inner(), H = c.heads(), C = c.conv_channels(), K = c.d_conv;

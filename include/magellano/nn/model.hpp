@@ -36,11 +36,11 @@ struct ModelSpec {
   // exist at once.
   LoRAConfig lora;
   WeightStorage base_storage = WeightStorage::f32;
-  // Storage of the matrix weights: every Linear weight (Mamba projections, MoE router and
+  // Storage of the matrix weights: every Linear weight (Mamba / Mamba2 projections, MoE router and
   // experts, an untied LM head) and the embedding (with the tied LM head). f16: trainable fp16
   // parameters (train.param_dtype "fp16"), drawn in fp32 like the f32 model's and rounded to
   // nearest; each is widened to fp32 right before its product and its gradient is fp16. The
-  // other parameters (norm weights, conv1d, dt_proj's bias, A_log, D) stay f32: they are few,
+  // other parameters (norm weights, conv1d, dt_proj's bias, Mamba2's dt_bias, A_log, D) stay f32: they are few,
   // and their updates are far below an fp16 ulp of their values (RMSNorm weights start at 1).
   // Each block is converted before the next is built. Not with LoRA (the adapters train in
   // f32; the frozen base has base_storage).
