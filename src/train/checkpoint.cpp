@@ -45,9 +45,9 @@ Config config_from_hf(const io::HfMambaConfig& hf, const fs::path& dir) {
 }
 
 // A training config whose model section mirrors a Hugging Face Mamba2Config: every block an
-// 'S' block. chunk_size is not carried over: it tiles mamba_ssm's Triton kernels (256 by
-// default, more local memory than GPUs give an OpenCL work-group at our tiling) and changes
-// results only by rounding, so the device's default chunk runs instead.
+// 'S' block. chunk_size is not carried over: it is the tile of mamba_ssm's Triton kernels (256
+// by default, which our kernels would halve to fit a GPU's local memory) and changes results
+// only by rounding, so the device's tuned default chunk runs instead.
 Config config_from_hf(const io::HfMamba2Config& hf) {
   nlohmann::json j = Config::defaults().to_json();
   auto& m = j["model"];

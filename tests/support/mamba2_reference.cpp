@@ -1,7 +1,6 @@
 #include "mamba2_reference.hpp"
 
 #include "harness.hpp"
-#include "ssd_reference.hpp"
 
 namespace mgtest::ref {
 namespace {

@@ -1,7 +1,7 @@
 // Float64 reference of a Mamba2 residual block (Hugging Face Mamba2ForCausalLM / mamba_ssm
 // Mamba2 semantics, include/magellano/nn/mamba2.hpp), composed from the op references
-// (reference.hpp: rmsnorm, linear, cols, conv, silu; ssd_reference.hpp: ssd_scan,
-// gated_rms_norm), forward and backward. Row-major vectors; x and the output are (B, L, D).
+// (reference.hpp: rmsnorm, linear, cols, conv, silu, ssd_scan, gated_rms_norm), forward and
+// backward. Row-major vectors; x and the output are (B, L, D).
 #pragma once
 #include <cmath>
 #include <cstdint>

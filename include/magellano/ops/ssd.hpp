@@ -48,7 +48,10 @@ struct SsdTiles {
 };
 
 struct SsdOptions {
-  int chunk = 0;  // steps per chunk; 0: the device's default (ssd_default_chunk)
+  // Steps per chunk; 0: the device's default (ssd_default_chunk). A chunk longer than L is cut
+  // to L rounded up to 8, and one whose tiles do not fit the device's local memory is halved
+  // until they do (the chunk changes results only by rounding).
+  int chunk = 0;
   SsdDt dt;
   SsdMapping mapping = SsdMapping::automatic;
   SsdTiles tiles;
@@ -57,8 +60,8 @@ struct SsdOptions {
 // The chunk `chunk = 0` means on this device: kSsdDefaultChunk on GPUs and on CPUs.
 constexpr int kSsdDefaultChunk = 64;
 int ssd_default_chunk(const Context& ctx);
-// The chunk the scan runs with over l steps when `chunk` is asked for (not 0): a chunk longer
-// than the sequence is cut to l rounded up to a multiple of 8 (few distinct kernel builds).
+// The chunk the scan runs with over l steps when `chunk` is asked for (not 0), before any halving
+// for local memory: a chunk longer than the sequence is cut to l rounded up to a multiple of 8.
 int64_t ssd_chunk_for_length(int64_t chunk, int64_t l);
 
 // final_state (optional): receives S after the last step, (B, H, P, N), the state ssd_step
