@@ -19,8 +19,10 @@
 #        size (B 8, L 2048, H 16, P 64, N 64) with its default knobs and each variant of
 #        SSD_VARIANTS (";"-separated option lists), mamba_ssm's Triton SSD as the peer
 #        (scripts/ssd_peer.py; needs .peer/, see there) and cuBLAS's fp32 GEMM, into ssd_gpu.jsonl.
-#   mamba2: the Mamba2 layer and model tests on the GPU (TESTS=0 skips them), train-step of tiny /
-#        tiny_mamba2 and phase1 / phase1_mamba2 at 8 x 512 and phase1_mamba2's decoding, into mamba2_gpu.jsonl.
+#   mamba2: the Mamba2 layer and model tests on the GPU (TESTS=0 skips them), then train-step at
+#           8 x 512 of tiny / tiny_mamba2 and phase1 / phase1_mamba2 (CONFIGS=folder of the presets,
+#           default configs) with cuBLAS's 4096 rate as the MFU reference, and phase1_mamba2's
+#           decoding, into mamba2_gpu.jsonl.
 #   gemm: `bench gemm` (squares and phase1's shapes), cl/gemm_gpu.cl and tuned CLBlast next to
 #         CLBlast's database (GEMM_TUNING=FILE uses that file instead of the embedded one), and
 #         cuBLAS through PyTorch. Neither is part of `all`.
@@ -133,20 +135,21 @@ if [ "$what" = mamba2 ]; then  # not part of `all`
   # (copy it to benchmarks/results/mamba2_h100_<date>.jsonl).
   if [ "${TESTS:-1}" = 1 ]; then
     MAGELLANO_TEST_DEVICE=gpu timeout "${KERNEL_TEST_TIMEOUT:-300}" test_kernel --gtest_brief=1 \
-      --gtest_filter='Mamba2*:Mamba2Model*:Mamba2Cli*:Trainer.Mamba2*:Model.*:Checkpointing.*' 2>&1 | tail -n 25
+      --gtest_filter='*Mamba2*:*ssd*:*Ssd*:*gated*:*Gated*:Model.*:Checkpointing.*' 2>&1 | tail -n 25
   fi
   ref=$(cublas_gflops)
-  for pair in "tiny tiny_mamba2" "phase1 phase1_mamba2"; do
-    for c in $pair; do
-      magellano bench train-step --config configs/$c.json --device gpu --json --batch 8 --seq-len 512 --steps 5 \
-        --reference-gflops "$ref" --reference-name "$refname" >> "$out/mamba2_gpu.jsonl"
-    done
+  for c in tiny tiny_mamba2 phase1 phase1_mamba2; do
+    timeout 120 magellano bench train-step --config "${CONFIGS:-configs}/$c.json" --device gpu --json --batch 8 \
+      --seq-len 512 --steps 5 --reference-gflops "$ref" --reference-name "$refname" >> "$out/mamba2_gpu.jsonl" ||
+      echo "$c failed"
   done
-  magellano bench generate --config configs/phase1_mamba2.json --device gpu --json --tokens 32 >> "$out/mamba2_gpu.jsonl"
+  timeout 120 magellano bench generate --config "${CONFIGS:-configs}/phase1_mamba2.json" --device gpu --json \
+    --tokens 32 >> "$out/mamba2_gpu.jsonl" || echo "generate failed"
   python3 -c "
 import json
-for line in open('$out/mamba2_gpu.jsonl'):
-    r = json.loads(line)
-    if r['name'] == 'train_step': print(r['sizes']['config'], '%.0f tokens/s' % r['tokens_per_s'])
+for l in open('$out/mamba2_gpu.jsonl'):
+    r = json.loads(l)
+    print(r['name'], r['sizes'].get('config'), r['sizes'].get('batch'), '%.0f tokens/s' % r.get('tokens_per_s', 0),
+          'MFU %.1f%%' % (100 * ((r.get('extra') or {}).get('mfu') or 0)))
 "
 fi
