@@ -3,9 +3,8 @@
 #include <cmath>
 #include <limits>
 
-#include "magellano/io/atomic_file.hpp"
-#include "magellano/io/json_file.hpp"
-#include "magellano/runtime/error.hpp"
+#include "magellano/runtime/input_file.hpp"
+#include "magellano/runtime/json_parse.hpp"
 
 namespace magellano::io {
 
@@ -43,13 +42,8 @@ std::string python_floats_to_json(const std::string& text) {
 }
 
 nlohmann::json read_hf_json(const std::filesystem::path& path, const std::string& what) {
-  const std::string text = python_floats_to_json(read_whole_file(path, what));
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(what + " " + path.string() + " is not valid JSON: " + json_error_text(e) +
-                ". Fix the file or write it again.");
-  }
+  return parse_json(python_floats_to_json(read_whole_file(path, what)), what + " " + path.string(),
+                    " Fix the file or write it again.");
 }
 
 std::optional<double> hf_float(const nlohmann::json& v) {

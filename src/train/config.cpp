@@ -320,7 +320,7 @@ void check_type(const Field& f, json& v) {
       if (!v.is_array() || v.size() != 2 || !v[0].is_number() ||
           !(v[1].is_number() || v[1].is_null() || v[1] == "inf"))
         throw Error(where + "a list [lo, hi] of numbers (hi null or \"inf\" for no upper limit), got " +
-                    (v.is_array() ? v.dump() : describe(v)) + ".");
+                    (v.is_array() ? json_excerpt(v) : describe(v)) + ".");
       return;
     case Kind::checkpointing:
       if (is_integral(v)) {
@@ -396,7 +396,7 @@ void check_range(const Field& f, const json& v) {
   if (f.kind == Kind::limit) {
     const double lo = v[0].get<double>(), hi = v[1].is_number() ? v[1].get<double>() : kInf;
     if (!(lo >= 0) || !(hi > lo))
-      throw Error("config: '" + f.path + "' must be [lo, hi] with 0 <= lo < hi, got " + v.dump() + ".");
+      throw Error("config: '" + f.path + "' must be [lo, hi] with 0 <= lo < hi, got " + json_excerpt(v) + ".");
     return;
   }
   if (f.kind != Kind::integer && f.kind != Kind::number) return;

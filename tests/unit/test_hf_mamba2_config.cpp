@@ -108,7 +108,14 @@ TEST(HfMamba2Config, InconsistentConfigsAreOneClearError) {
   EXPECT_TRUE(has(error_of([] { parse_text(R"({"model_type": "mamba2", "time_step_limit": [NaN, 1.0]})"); }),
                   "\"time_step_limit\""));
   EXPECT_TRUE(has(error_of([] { parse_text(R"({"model_type": "mamba2", "state_size": 0})"); }),
-                  "\"state_size\" is 0; expected a positive integer."));
+                  "\"state_size\" is 0; expected a positive integer"));
   EXPECT_TRUE(has(error_of([] { parse_text(R"({"model_type": "mamba2", "hidden_act": "gelu"})"); }), "runs \"silu\" only"));
   EXPECT_TRUE(has(error_of([] { parse_text(R"({"model_type": "mamba2", "use_bias": 1})"); }), "expected true or false"));
+  // Sizes past 2^31 are refused before any product of two of them is formed (no int64 overflow).
+  EXPECT_TRUE(has(error_of([] { parse_text(R"({"model_type": "mamba2", "num_heads": 4611686018427387904})"); }),
+                  "\"num_heads\" is 4611686018427387904; expected a positive integer below 2^31"));
+  // A floor of 0 is a valid initialisation setting (no floor); a negative one is not.
+  EXPECT_EQ(parse_text(R"({"model_type": "mamba2", "time_step_floor": 0.0})").time_step_floor, 0.0);
+  EXPECT_TRUE(has(error_of([] { parse_text(R"({"model_type": "mamba2", "time_step_floor": -1e-4})"); }),
+                  "expected a number >= 0"));
 }
