@@ -23,7 +23,7 @@
 //   group per chunk (GPUs): ITEMS ~ QC / ROWS work-items share each staged tile
 //   item per chunk  (CPUs): ITEMS = 1, one work-item walks all rows with wide vectors
 // Knobs: CHUNK (QC), HEADDIM (P), DSTATE (N), ROWS, ITEMS, VEC (divides P and N), CT (a multiple
-// of VEC). Local memory: at most 4 QCP + QC QCP + ITEMS + (max(N, P) + QC) CT floats
+// of VEC). Local memory: at most 4 QCP + QC (QCP + 1) + ITEMS + (max(N, P) + QC) CT floats
 // (ssd_bwd_dx; ssd_plan.cpp checks it against the device).
 #ifndef CHUNK
 #define CHUNK 64
@@ -50,6 +50,10 @@
 // Register tiles (acc[ROWS][CTV]) stay in registers only when their loops are fully unrolled.
 #define UNROLL _Pragma("unroll")
 #define QCP ((CHUNK + VEC - 1) / VEC * VEC)  // chunk length padded to whole vectors
+// Row stride of the QC x QC matrices in local memory (decay, W). In the group mapping each
+// work-item reads down a column of them (its own rows, the same k): an odd stride puts those
+// reads in different banks, where QCP (a multiple of 32 at chunk 64) put the whole warp in one.
+#define DROW (ITEMS > 1 ? QCP + 1 : QCP)
 #define XROW (H * HEADDIM)                    // row stride of x, dy, dx, y in floats
 #define BROW (G * DSTATE)                     // row stride of B and C
 
@@ -171,7 +175,7 @@ inline void load_chunk_scalars(__local float* cs_l, __local float* dt_l, __globa
   }
 }
 
-// Dm [QC x QCP] = the decay matrix (row t, column s), or its transpose (row s, column t), zero
+// Dm [QC x DROW] = the decay matrix (row t, column s), or its transpose (row s, column t), zero
 // outside s <= t < lc. Vectorised over the columns; call between barriers.
 inline void build_decay(__local float* Dm, __local const float* cs_l, int lc, int transposed) {
   for (int r = get_local_id(0); r < CHUNK; r += ITEMS) {
@@ -181,7 +185,7 @@ inline void build_decay(__local float* Dm, __local const float* cs_l, int lc, in
       const vf cj = VLOAD(cs_l + j);
       const vf d = transposed ? exp(cj - cr) : exp(cr - cj);
       const vi ok = transposed ? (col >= r) & (col < lc) : (col <= r) & ((vi)r < lc);
-      VSTORE(select((vf)0.0f, d, ok), Dm + r * QCP + j);
+      VSTORE(select((vf)0.0f, d, ok), Dm + r * DROW + j);
     }
   }
 }
@@ -253,7 +257,7 @@ void ssd_chunk_scan(__global const float* x, ulong x_off, __global const float* 
                     long L, long H, long G, int has_D) {
   x += x_off; Cm += Cm_off; CB += CB_off; dtp += dtp_off; cs += cs_off; states += states_off;
   D += D_off; y += y_off;
-  __local float cs_l[QCP], dt_l[QCP], Dm[CHUNK * QCP];
+  __local float cs_l[QCP], dt_l[QCP], Dm[CHUNK * DROW];
   __local float tS[DSTATE * CT], tX[CHUNK * CT];
   const Chunk k = chunk_of(get_group_id(0), L, H, G);
   const int lid = get_local_id(0);
@@ -278,7 +282,7 @@ void ssd_chunk_scan(__global const float* x, ulong x_off, __global const float* 
       ACCUMULATE(acc, tS, 0, DSTATE, t0 + r_ < k.lc ? C0[(t0 + r_) * BROW + k_] : 0.0f);
       SCALE_ROWS(acc, t0 + r_ < k.lc ? exp(cs_l[t0 + r_]) : 0.0f);
       ACCUMULATE(acc, tX, 0, min(k.lc, t0 + ROWS),
-                 t0 + r_ < k.lc ? Dm[(t0 + r_) * QCP + k_] * CBc[(t0 + r_) * QCP + k_] : 0.0f);
+                 t0 + r_ < k.lc ? Dm[(t0 + r_) * DROW + k_] * CBc[(t0 + r_) * QCP + k_] : 0.0f);
       if (has_D)
         UNROLL
         for (int r = 0; r < ROWS; ++r)
@@ -311,7 +315,7 @@ void ssd_bwd_dx(__global const float* x, ulong x_off, __global const float* dy, 
   x += x_off; dy += dy_off; Bm += Bm_off; CB += CB_off; dtp += dtp_off; cs += cs_off;
   dstates += dstates_off; states += states_off; D += D_off; dx += dx_off; ddt_d += ddt_d_off;
   dD_p += dD_p_off; dcs_end += dcs_end_off;
-  __local float cs_l[QCP], dt_l[QCP], Dt[CHUNK * QCP], ddt_l[QCP], dD_l[QCP], end_l[ITEMS];
+  __local float cs_l[QCP], dt_l[QCP], Dt[CHUNK * DROW], ddt_l[QCP], dD_l[QCP], end_l[ITEMS];
   __local float tDY[CHUNK * CT], tG[DSTATE * CT];
   const Chunk k = chunk_of(get_group_id(0), L, H, G);
   const int lid = get_local_id(0);
@@ -346,7 +350,7 @@ void ssd_bwd_dx(__global const float* x, ulong x_off, __global const float* dy, 
       ZERO_ACC(acc);
       ACCUMULATE(acc, tG, 0, DSTATE, s0 + r_ < k.lc ? B0[(s0 + r_) * BROW + k_] : 0.0f);
       SCALE_ROWS(acc, s0 + r_ < k.lc ? exp(cs_end - cs_l[s0 + r_]) : 0.0f);
-      ACCUMULATE(acc, tDY, s0, k.lc, s0 + r_ < k.lc ? Dt[(s0 + r_) * QCP + k_] * CBc[k_ * QCP + s0 + r_] : 0.0f);
+      ACCUMULATE(acc, tDY, s0, k.lc, s0 + r_ < k.lc ? Dt[(s0 + r_) * DROW + k_] * CBc[k_ * QCP + s0 + r_] : 0.0f);
       UNROLL
       for (int r = 0; r < ROWS; ++r) {
         const int s = s0 + r;
@@ -380,7 +384,7 @@ void ssd_bwd_dx(__global const float* x, ulong x_off, __global const float* dy, 
   }
 }
 
-// W[t, s] = Dm[t, s] dtp[s] sum_p dy[t, p] x[s, p]                        (local, QC x QCP)
+// W[t, s] = Dm[t, s] dtp[s] sum_p dy[t, p] x[s, p]                        (local, QC x DROW)
 // dC_h[t, n] = exp(cs[t]) sum_p dy[t, p] S[n, p] + sum_{s <= t} W[t, s] B[s, n]
 // dB_h[s, n] = exp(cs_end - cs[s]) dtp[s] sum_p x[s, p] G[n, p] + sum_{t >= s} W[t, s] C[t, n]
 // dcs[t] = sum_n C[t, n] dC_h[t, n] - sum_n B[t, n] dB_h[t, n]
@@ -394,7 +398,7 @@ void ssd_bwd_dbc(__global const float* x, ulong x_off, __global const float* dy,
                  __global float* dcs, ulong dcs_off, long L, long H, long G) {
   x += x_off; dy += dy_off; Bm += Bm_off; Cm += Cm_off; dtp += dtp_off; cs += cs_off;
   states += states_off; dstates += dstates_off; dB_h += dB_h_off; dC_h += dC_h_off; dcs += dcs_off;
-  __local float cs_l[QCP], dt_l[QCP], W[CHUNK * QCP], dcs_l[QCP];
+  __local float cs_l[QCP], dt_l[QCP], W[CHUNK * DROW], dcs_l[QCP];
   __local float tP[HEADDIM * CT], tQ[CHUNK * CT];
   const Chunk k = chunk_of(get_group_id(0), L, H, G);
   const int lid = get_local_id(0);
@@ -430,7 +434,7 @@ void ssd_bwd_dbc(__global const float* x, ulong x_off, __global const float* dy,
           for (int v = 0; v < CTV; ++v) {
             const int s = s0 + v * VEC;
             if (s >= QCP) continue;
-            __local float* wp = W + (t0 + r) * QCP + s;
+            __local float* wp = W + (t0 + r) * DROW + s;
             VSTORE(acc[r][v] * VLOAD(wp) * VLOAD(dt_l + s), wp);
           }
     }
@@ -447,7 +451,7 @@ void ssd_bwd_dbc(__global const float* x, ulong x_off, __global const float* dy,
       ZERO_ACC(acc);
       ACCUMULATE(acc, tP, 0, HEADDIM, t0 + r_ < k.lc ? DY[(t0 + r_) * XROW + k_] : 0.0f);
       SCALE_ROWS(acc, t0 + r_ < k.lc ? exp(cs_l[t0 + r_]) : 0.0f);
-      ACCUMULATE(acc, tQ, 0, min(k.lc, t0 + ROWS), t0 + r_ < k.lc ? W[(t0 + r_) * QCP + k_] : 0.0f);
+      ACCUMULATE(acc, tQ, 0, min(k.lc, t0 + ROWS), t0 + r_ < k.lc ? W[(t0 + r_) * DROW + k_] : 0.0f);
       STORE_ROWS(acc, dC_h + ho, H * DSTATE, t0, k.lc, n0, DSTATE);
       UNROLL
       for (int r = 0; r < ROWS; ++r) {
@@ -472,7 +476,7 @@ void ssd_bwd_dbc(__global const float* x, ulong x_off, __global const float* dy,
       ZERO_ACC(acc);
       ACCUMULATE(acc, tP, 0, HEADDIM, s0 + r_ < k.lc ? X[(s0 + r_) * XROW + k_] : 0.0f);
       SCALE_ROWS(acc, s0 + r_ < k.lc ? exp(cs_end - cs_l[s0 + r_]) * dt_l[s0 + r_] : 0.0f);
-      ACCUMULATE(acc, tQ, s0, k.lc, s0 + r_ < k.lc ? W[k_ * QCP + s0 + r_] : 0.0f);
+      ACCUMULATE(acc, tQ, s0, k.lc, s0 + r_ < k.lc ? W[k_ * DROW + s0 + r_] : 0.0f);
       STORE_ROWS(acc, dB_h + ho, H * DSTATE, s0, k.lc, n0, DSTATE);
       UNROLL
       for (int r = 0; r < ROWS; ++r) {

@@ -78,6 +78,9 @@ std::vector<Result> run_ssd(Context& ctx, const Peaks&, const Options& opts) {
   o.mapping = mapping_option(opts);
   o.tiles = {static_cast<int>(integer_in(opts, "rows", 0, 64)), static_cast<int>(integer_in(opts, "items", 0, 4096)),
              static_cast<int>(integer_in(opts, "vec", 0, 16)), static_cast<int>(integer_in(opts, "cols", 0, 1024))};
+  o.backward_tiles = {static_cast<int>(integer_in(opts, "bwd-rows", 0, 64)),
+                      static_cast<int>(integer_in(opts, "bwd-items", 0, 4096)),
+                      static_cast<int>(integer_in(opts, "bwd-cols", 0, 1024))};
   const bool host = integer_in(opts, "host", 0, 1) == 1;
 
   std::mt19937 gen(1);
@@ -168,6 +171,9 @@ RegisterBench reg{{"ssd", "Mamba2 SSD scan forward and forward + backward (GFLOP
                     {"items", Key::integer, "0", "tile knob: work-items per group (0: default)"},
                     {"vec", Key::integer, "0", "tile knob: vector width (0: default)"},
                     {"cols", Key::integer, "0", "tile knob: columns per staged tile (0: default)"},
+                    {"bwd-rows", Key::integer, "0", "backward kernels' rows per work-item (0: --rows, else default)"},
+                    {"bwd-items", Key::integer, "0", "backward kernels' work-items per group (0: as --items)"},
+                    {"bwd-cols", Key::integer, "0", "backward kernels' columns per staged tile (0: as --cols)"},
                     {"host", Key::integer, "1", "0: skip the host loop"}},
                    run_ssd}};
 

@@ -41,32 +41,64 @@ int64_t widest_dividing(std::initializer_list<int64_t> widths, int64_t p, int64_
 
 int64_t ssd_local_floats(int64_t chunk, int64_t vec, int64_t cols, int64_t items, int64_t p, int64_t n) {
   const int64_t qcp = round_up(chunk, vec);
-  return 4 * qcp + chunk * qcp + items + (std::max(n, p) + chunk) * cols;  // ssd_bwd_dx, the largest
+  const int64_t drow = items > 1 ? qcp + 1 : qcp;  // DROW in cl/ssd_chunk.cl
+  return 4 * qcp + chunk * drow + items + (std::max(n, p) + chunk) * cols;  // ssd_bwd_dx, the largest
 }
 
-BuildOptions SsdPlan::chunk_knobs(const SsdDims& d) const {
+BuildOptions SsdPlan::chunk_knobs(const SsdDims& d, const SsdTileKnobs& tiles) const {
   return BuildOptions()
       .define("CHUNK", chunk)
       .define("HEADDIM", d.p)
       .define("DSTATE", d.n)
-      .define("ROWS", rows)
-      .define("ITEMS", items)
+      .define("ROWS", tiles.rows)
+      .define("ITEMS", tiles.items)
       .define("VEC", vec)
-      .define("CT", cols);
+      .define("CT", tiles.cols);
 }
 
 BuildOptions SsdPlan::scan_knobs() const { return BuildOptions().define("SVEC", state_vec); }
+
+namespace {
+
+// One set of tile knobs: the asked-for values (0 = default) or the mapping's defaults, with the
+// staged tile's width halved until the kernels fit the device's local memory. False when they do
+// not fit even at the narrowest tile (the caller halves the chunk).
+bool choose_tiles(SsdTileKnobs& out, int64_t rows, int64_t items, int64_t cols, const SsdTileKnobs& defaults,
+                  const SsdPlan& plan, const SsdDims& d, int64_t max_wg, int64_t local_floats) {
+  out.rows = rows ? rows : defaults.rows;
+  out.items = items ? items : (defaults.items ? defaults.items : std::min(max_wg, (plan.chunk + out.rows - 1) / out.rows));
+  out.cols = round_up(cols ? cols : defaults.cols, plan.vec);
+  while (ssd_local_floats(plan.chunk, plan.vec, out.cols, out.items, d.p, d.n) > local_floats && !cols &&
+         out.cols > plan.vec)
+    out.cols = std::max(plan.vec, round_up(out.cols / 2, plan.vec));
+  return ssd_local_floats(plan.chunk, plan.vec, out.cols, out.items, d.p, d.n) <= local_floats;
+}
+
+}  // namespace
 
 SsdPlan plan_ssd(const Context& ctx, const SsdDims& d, const SsdOptions& opt) {
   if (opt.chunk < 0) throw Error("ssd_scan: chunk must be positive (or 0 for the device's default), got " +
                                  std::to_string(opt.chunk) + ".");
   const SsdTiles& t = opt.tiles;
-  if (t.rows < 0 || t.items < 0 || t.vec < 0 || t.cols < 0)
+  const SsdBackwardTiles& bt = opt.backward_tiles;
+  if (t.rows < 0 || t.items < 0 || t.vec < 0 || t.cols < 0 || bt.rows < 0 || bt.items < 0 || bt.cols < 0)
     throw Error("ssd_scan: tile knobs must be positive (or 0 for the default).");
   SsdPlan plan;
   const bool gpu = ctx.device().type == "gpu";
   plan.group_per_chunk = opt.mapping == SsdMapping::group_per_chunk ||
                          (opt.mapping == SsdMapping::automatic && gpu);
+  // The mappings' defaults (items 0: a work-item per ROWS rows of the chunk). Group per chunk:
+  // the forward kernels run fastest with a row per work-item, the backward ones with four rows
+  // and narrower tiles (H100, benchmarks/README.md "SSD scan").
+  const SsdTileKnobs fwd_default = plan.group_per_chunk ? SsdTileKnobs{1, 0, 32} : SsdTileKnobs{4, 1, 64};
+  const SsdTileKnobs bwd_default = plan.group_per_chunk ? SsdTileKnobs{4, 0, 16} : fwd_default;
+  plan.vec = t.vec ? t.vec : plan.group_per_chunk ? widest_dividing({4, 2, 1}, d.p, d.n)
+                                                  : widest_dividing({16, 8, 4, 2, 1}, d.p, d.n);
+  if (plan.vec != 1 && plan.vec != 2 && plan.vec != 4 && plan.vec != 8 && plan.vec != 16)
+    throw Error("ssd_scan: vector width must be 1, 2, 4, 8 or 16, got " + std::to_string(plan.vec) + ".");
+  if (d.p % plan.vec || d.n % plan.vec)
+    throw Error("ssd_scan: vector width " + std::to_string(plan.vec) + " must divide P = " +
+                std::to_string(d.p) + " and N = " + std::to_string(d.n) + ".");
   // A chunk longer than the sequence changes nothing but the kernels' local arrays.
   const int64_t want = opt.chunk ? opt.chunk : ssd_default_chunk(ctx);
   const int64_t max_wg = static_cast<int64_t>(ctx.device().max_work_group_size);
@@ -75,39 +107,23 @@ SsdPlan plan_ssd(const Context& ctx, const SsdDims& d, const SsdOptions& opt) {
   // local memory (e.g. Hugging Face's default 256 on a GPU with 48 KiB) is halved until they do.
   for (int64_t chunk = ssd_chunk_for_length(want, d.l);; chunk = std::max<int64_t>(1, round_up(chunk / 2, 8))) {
     plan.chunk = chunk;
-    if (plan.group_per_chunk) {
-      plan.rows = t.rows ? t.rows : 1;
-      plan.vec = t.vec ? t.vec : widest_dividing({4, 2, 1}, d.p, d.n);
-      plan.items = t.items ? t.items : std::min(max_wg, (plan.chunk + plan.rows - 1) / plan.rows);
-      plan.cols = t.cols ? t.cols : 32;
-    } else {
-      plan.rows = t.rows ? t.rows : 4;
-      plan.vec = t.vec ? t.vec : widest_dividing({16, 8, 4, 2, 1}, d.p, d.n);
-      plan.items = t.items ? t.items : 1;
-      plan.cols = t.cols ? t.cols : 64;
-    }
-    if (plan.vec != 1 && plan.vec != 2 && plan.vec != 4 && plan.vec != 8 && plan.vec != 16)
-      throw Error("ssd_scan: vector width must be 1, 2, 4, 8 or 16, got " + std::to_string(plan.vec) + ".");
-    if (d.p % plan.vec || d.n % plan.vec)
-      throw Error("ssd_scan: vector width " + std::to_string(plan.vec) + " must divide P = " +
-                  std::to_string(d.p) + " and N = " + std::to_string(d.n) + ".");
-    plan.cols = round_up(plan.cols, plan.vec);
-    // Halve the staged tile's width until the kernels' local memory fits the device.
-    while (ssd_local_floats(plan.chunk, plan.vec, plan.cols, plan.items, d.p, d.n) > local_floats &&
-           !t.cols && plan.cols > plan.vec)
-      plan.cols = std::max(plan.vec, round_up(plan.cols / 2, plan.vec));
-    if (ssd_local_floats(plan.chunk, plan.vec, plan.cols, plan.items, d.p, d.n) <= local_floats) break;
+    const bool fwd_fits = choose_tiles(plan.fwd, t.rows, t.items, t.cols, fwd_default, plan, d, max_wg, local_floats);
+    const bool bwd_fits = choose_tiles(plan.bwd, bt.rows ? bt.rows : t.rows, bt.items ? bt.items : t.items,
+                                       bt.cols ? bt.cols : t.cols, bwd_default, plan, d, max_wg, local_floats);
+    if (fwd_fits && bwd_fits) break;
     if (plan.chunk <= 8) {
-      const int64_t need = ssd_local_floats(plan.chunk, plan.vec, plan.cols, plan.items, d.p, d.n);
+      const SsdTileKnobs& k = fwd_fits ? plan.bwd : plan.fwd;
+      const int64_t need = ssd_local_floats(plan.chunk, plan.vec, k.cols, k.items, d.p, d.n);
       throw Error("ssd_scan: P = " + std::to_string(d.p) + ", N = " + std::to_string(d.n) + " need " +
                   std::to_string(need * 4) + " bytes of local memory even at chunk " + std::to_string(plan.chunk) +
                   "; the device has " + std::to_string(local_floats * 4) + ". Use a smaller tile width (cols).");
     }
   }
   plan.nc = (d.l + plan.chunk - 1) / plan.chunk;
-  if (plan.items > max_wg)
-    throw Error("ssd_scan: " + std::to_string(plan.items) + " work-items per group exceed this device's " +
-                std::to_string(max_wg) + ".");
+  for (const SsdTileKnobs* k : {&plan.fwd, &plan.bwd})
+    if (k->items > max_wg)
+      throw Error("ssd_scan: " + std::to_string(k->items) + " work-items per group exceed this device's " +
+                  std::to_string(max_wg) + ".");
   // Contiguous elements per work-item of the state passes and the head sums: a vector's worth on
   // CPUs; one on GPUs, where neighbouring work-items make the accesses contiguous.
   plan.state_vec = plan.group_per_chunk ? 1 : widest_dividing({16, 8, 4, 2, 1}, d.n, d.n);

@@ -13,12 +13,20 @@ struct SsdDims {
   int64_t b, l, h, p, g, n;  // batch, length, heads, head width, groups, state size
 };
 
+// ROWS, ITEMS and CT of cl/ssd_chunk.cl for some of its kernels.
+struct SsdTileKnobs {
+  int64_t rows = 1, items = 1, cols = 64;
+};
+
 struct SsdPlan {
   int64_t chunk = 64;  // Q: steps per chunk
   int64_t nc = 1;      // chunks: ceil(L / Q)
-  int64_t rows = 1, items = 1, vec = 1, cols = 64;  // ROWS, ITEMS, VEC, CT of cl/ssd_chunk.cl
+  int64_t vec = 1;     // VEC of cl/ssd_chunk.cl, every kernel
+  SsdTileKnobs fwd;    // the forward kernels, and chunk_outer / chunk_cb in the backward
+  SsdTileKnobs bwd;    // ssd_bwd_dx, ssd_bwd_dbc
   bool group_per_chunk = false;
-  BuildOptions chunk_knobs(const SsdDims& d) const;  // build options of cl/ssd_chunk.cl
+  // Build options of cl/ssd_chunk.cl with these tiles.
+  BuildOptions chunk_knobs(const SsdDims& d, const SsdTileKnobs& tiles) const;
   BuildOptions scan_knobs() const;                   // build options of cl/ssd_scan.cl
   int64_t state_vec = 1;  // SVEC of cl/ssd_scan.cl: elements per work-item of the passes, head sums
 };

@@ -11,6 +11,7 @@ namespace {
 
 using detail::SsdDims;
 using detail::SsdPlan;
+using detail::SsdTileKnobs;
 
 SsdDims check_shapes(const Tensor& x, const Tensor& dt, const Tensor& dt_bias, const Tensor& A_log,
                      const Tensor& Bm, const Tensor& Cm, const Tensor& D) {
@@ -51,17 +52,17 @@ autograd::GradTarget target_or_scratch(const std::shared_ptr<AutogradMeta>& m, C
   return {scratch(ctx, s), false};
 }
 
-// One work-group of plan.items per (b, chunk, head) (or group, for ssd_chunk_cb).
-void run_chunks(Launch& k, const SsdDims& d, const SsdPlan& plan, int64_t heads) {
-  k.run(d.b * plan.nc * heads * plan.items, plan.items);
+// One work-group of tiles.items per (b, chunk, head) (or group, for ssd_chunk_cb).
+void run_chunks(Launch& k, const SsdDims& d, const SsdPlan& plan, const SsdTileKnobs& tiles, int64_t heads) {
+  k.run(d.b * plan.nc * heads * tiles.items, tiles.items);
 }
 
 // out (B, H, NC, N, P) = per chunk sum_t w[t] lhs[t, n] rhs[t, p] (see cl/ssd_chunk.cl).
 void chunk_outer(const Tensor& lhs, const Tensor& rhs, const Tensor& dtp, const Tensor& cs, const Tensor& out,
                  bool to_end, const SsdDims& d, const SsdPlan& plan) {
-  Launch k(out.ctx(), "ssd_chunk", "ssd_chunk_outer", plan.chunk_knobs(d));
+  Launch k(out.ctx(), "ssd_chunk", "ssd_chunk_outer", plan.chunk_knobs(d, plan.fwd));
   k.arg(lhs).arg(rhs).arg(dtp).arg(cs).arg(out).arg(d.l).arg(d.h).arg(d.g).arg(int32_t(to_end));
-  run_chunks(k, d, plan, d.h);
+  run_chunks(k, d, plan, plan.fwd, d.h);
 }
 
 // Forward: states (B·H, NC, N, P), each chunk's own state -> the state entering it, and final
@@ -77,9 +78,9 @@ void state_pass(const Tensor& states, const Tensor& decay, const Tensor& final, 
 Tensor chunk_cb(const Tensor& Cm, const Tensor& Bm, const SsdDims& d, const SsdPlan& plan) {
   const int64_t qcp = (plan.chunk + plan.vec - 1) / plan.vec * plan.vec;
   Tensor cb = scratch(Cm.ctx(), Shape{d.b * d.g, plan.nc, plan.chunk, qcp});
-  Launch k(Cm.ctx(), "ssd_chunk", "ssd_chunk_cb", plan.chunk_knobs(d));
+  Launch k(Cm.ctx(), "ssd_chunk", "ssd_chunk_cb", plan.chunk_knobs(d, plan.fwd));
   k.arg(Cm).arg(Bm).arg(cb).arg(d.l).arg(d.g);
-  run_chunks(k, d, plan, d.g);
+  run_chunks(k, d, plan, plan.fwd, d.g);
   return cb;
 }
 
@@ -97,7 +98,7 @@ void backward(const Saved& s, const Metas& m, const Tensor& dy, const SsdDims& d
               const SsdDt& dto) {
   Context& ctx = dy.ctx();
   const int64_t nc = plan.nc, rows = d.b * nc;
-  const BuildOptions chunk_knobs = plan.chunk_knobs(d), scan_knobs = plan.scan_knobs();
+  const BuildOptions bwd_knobs = plan.chunk_knobs(d, plan.bwd), scan_knobs = plan.scan_knobs();
   const Tensor cb = chunk_cb(s.Cm, s.Bm, d, plan);
   // The state gradients: through each chunk's outputs, then passed back across chunks.
   Tensor dstates = scratch(ctx, Shape{d.b * d.h, nc, d.n, d.p}), dcs_end = scratch(ctx, Shape{d.b, d.h, nc});
@@ -107,18 +108,18 @@ void backward(const Saved& s, const Metas& m, const Tensor& dy, const SsdDims& d
   const autograd::GradTarget gx = target_or_scratch(m.x, ctx, s.x.shape());
   Tensor ddt_d = scratch(ctx, Shape{d.b, d.h, d.l}), dD_p = scratch(ctx, Shape{rows, d.h});
   const bool has_D = s.D.defined();
-  Launch kx(ctx, "ssd_chunk", "ssd_bwd_dx", chunk_knobs);
+  Launch kx(ctx, "ssd_chunk", "ssd_bwd_dx", bwd_knobs);
   kx.arg(s.x).arg(dy).arg(s.Bm).arg(cb).arg(s.dtp).arg(s.cs).arg(dstates).arg(s.states).arg(has_D ? s.D : s.x)
       .arg(gx.tensor).arg(ddt_d).arg(dD_p).arg(dcs_end).arg(d.l).arg(d.h).arg(d.g).arg(int32_t(has_D))
       .arg(int32_t(gx.accumulate));
-  run_chunks(kx, d, plan, d.h);
+  run_chunks(kx, d, plan, plan.bwd, d.h);
   // dB, dC per head and the gradient of the cumulative sums.
   Tensor dB_h = scratch(ctx, Shape{d.b, d.l, d.h, d.n}), dC_h = scratch(ctx, Shape{d.b, d.l, d.h, d.n});
   Tensor dcs = scratch(ctx, Shape{d.b, d.h, d.l});
-  Launch kbc(ctx, "ssd_chunk", "ssd_bwd_dbc", chunk_knobs);
+  Launch kbc(ctx, "ssd_chunk", "ssd_bwd_dbc", bwd_knobs);
   kbc.arg(s.x).arg(dy).arg(s.Bm).arg(s.Cm).arg(s.dtp).arg(s.cs).arg(s.states).arg(dstates)
       .arg(dB_h).arg(dC_h).arg(dcs).arg(d.l).arg(d.h).arg(d.g);
-  run_chunks(kbc, d, plan, d.h);
+  run_chunks(kbc, d, plan, plan.bwd, d.h);
   // dt (through the cumulative sums, the clamp and the softplus) and per-chunk partials.
   const autograd::GradTarget gdt = target_or_scratch(m.dt, ctx, s.dt.shape());
   Tensor dA_log_p = scratch(ctx, Shape{rows, d.h}), dbias_p = scratch(ctx, Shape{rows, d.h});
@@ -150,7 +151,7 @@ Tensor ssd_scan(const Tensor& x, const Tensor& dt, const Tensor& dt_bias, const 
   const SsdDims d = check_shapes(x, dt, dt_bias, A_log, Bm, Cm, D);
   Context& ctx = x.ctx();
   const SsdPlan plan = detail::plan_ssd(ctx, d, opt);
-  const BuildOptions chunk_knobs = plan.chunk_knobs(d), scan_knobs = plan.scan_knobs();
+  const BuildOptions chunk_knobs = plan.chunk_knobs(d, plan.fwd), scan_knobs = plan.scan_knobs();
   Saved s{x, dt, dt_bias, A_log, Bm, Cm, D, Tensor::empty(ctx, Shape{d.b, d.h, d.l}),
           Tensor::empty(ctx, Shape{d.b, d.h, d.l}), Tensor::empty(ctx, Shape{d.b, d.h, plan.nc}),
           Tensor::empty(ctx, Shape{d.b * d.h, plan.nc, d.n, d.p})};
@@ -167,7 +168,7 @@ Tensor ssd_scan(const Tensor& x, const Tensor& dt, const Tensor& dt_bias, const 
   Launch k(ctx, "ssd_chunk", "ssd_chunk_scan", chunk_knobs);
   k.arg(x).arg(Cm).arg(cb).arg(s.dtp).arg(s.cs).arg(s.states).arg(D.defined() ? D : x).arg(y)
       .arg(d.l).arg(d.h).arg(d.g).arg(int32_t(D.defined()));
-  run_chunks(k, d, plan, d.h);
+  run_chunks(k, d, plan, plan.fwd, d.h);
 
   if (autograd::any_requires_grad({x, dt, dt_bias, A_log, Bm, Cm, D})) {
     using autograd::grad_meta;

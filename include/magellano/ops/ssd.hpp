@@ -46,6 +46,12 @@ enum class SsdMapping { automatic, group_per_chunk, item_per_chunk };
 struct SsdTiles {
   int rows = 0, items = 0, vec = 0, cols = 0;
 };
+// The two backward chunk kernels (ssd_bwd_dx, ssd_bwd_dbc) have their own defaults: rows, items
+// and cols here override `tiles` for them (0 = `tiles`' value, else the mapping's backward
+// default); the vector width is always `tiles`' (the kernels share the C B^T layout).
+struct SsdBackwardTiles {
+  int rows = 0, items = 0, cols = 0;
+};
 
 struct SsdOptions {
   // Steps per chunk; 0: the device's default (ssd_default_chunk). A chunk longer than L is cut
@@ -55,6 +61,7 @@ struct SsdOptions {
   SsdDt dt;
   SsdMapping mapping = SsdMapping::automatic;
   SsdTiles tiles;
+  SsdBackwardTiles backward_tiles;
 };
 
 // The chunk `chunk = 0` means on this device: kSsdDefaultChunk on GPUs and on CPUs.
