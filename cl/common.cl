@@ -23,3 +23,35 @@ inline float group_sum(__local float* s, float v, int n) {
   barrier(CLK_LOCAL_MEM_FENCE);  // s may be reused right after
   return total;
 }
+
+// The CPU mapping (ops/mapping.hpp) walks rows in float16 steps; these fold the 16 lanes in a
+// fixed tree, so a row's result does not depend on anything but its values.
+inline float hsum16(float16 v) {
+  float8 a = v.lo + v.hi;
+  float4 b = a.lo + a.hi;
+  float2 c = b.lo + b.hi;
+  return c.lo + c.hi;
+}
+inline float hmax16(float16 v) {
+  float8 a = fmax(v.lo, v.hi);
+  float4 b = fmax(a.lo, a.hi);
+  float2 c = fmax(b.lo, b.hi);
+  return fmax(c.lo, c.hi);
+}
+// The first n lanes (1 <= n) of a float16 from p, the rest 0; and the first n lanes stored to p:
+// the last, partial block of a CPU-mapping kernel that walks 16 columns at a time.
+inline float16 vload16_part(__global const float* p, long n) {
+  if (n >= 16) return vload16(0, p);
+  float a[16];
+  for (int i = 0; i < 16; ++i) a[i] = i < n ? p[i] : 0.0f;
+  return vload16(0, a);
+}
+inline void vstore16_part(float16 v, __global float* p, long n) {
+  if (n >= 16) {
+    vstore16(v, 0, p);
+    return;
+  }
+  float a[16];
+  vstore16(v, 0, a);
+  for (int i = 0; i < n; ++i) p[i] = a[i];
+}

@@ -6,6 +6,8 @@
 //   mul_acc    out[i] (+)= s * x[i] * y[i % y_n]
 //   broadcast_rows  out[r, c] = v[c]                           out: (n) = (R, C), v: (C)
 //   spread_rows     out[r, c] (+)= s * v[r]                    out: (n) = (R, c), v: (R)
+//   spread_rows_vec spread_rows in the CPU mapping (ops/mapping.hpp): global (ceil(c / 16), R),
+//                   one work-item per 16 columns of a row (float16 stores, a partial last block)
 // The f32 <-> f16 casts are in cl/half.cl.
 
 __kernel void add(__global const float* a, ulong a_off, __global const float* b, ulong b_off,
@@ -49,4 +51,14 @@ __kernel void spread_rows(__global const float* v, ulong v_off, __global float* 
   v += v_off; out += out_off;
   long i = get_global_id(0);
   if (i < n) ACC_STORE(out, i, s * v[i / c], acc);
+}
+
+__kernel void spread_rows_vec(__global const float* v, ulong v_off, __global float* out,
+                              ulong out_off, long n, long c, float s, int acc) {
+  v += v_off; out += out_off;
+  const long c0 = get_global_id(0) * 16, r = get_global_id(1);
+  if (c0 >= c || r * c >= n) return;
+  __global float* o = out + r * c + c0;
+  const float16 x = (float16)(s * v[r]);
+  vstore16_part(acc ? vload16_part(o, c - c0) + x : x, o, c - c0);
 }

@@ -3,10 +3,12 @@
 // Ops/OpCase.MatchesFloat64Reference/<case name> (e.g. --gtest_filter='*rms_norm*'); and the
 // perf mode, OpPerf.All, which times every op's perf case when MAGELLANO_TEST_PERF=1 (skipped
 // otherwise, so CI times nothing), printing a table and, when MAGELLANO_TEST_PERF_JSON names a
-// file, one JSON line per result into it (see op_perf.hpp).
+// file, one JSON line per result into it (see op_perf.hpp); MAGELLANO_TEST_PERF_OPS=a,b times
+// only the ops named (e.g. softmax,cross_entropy).
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "op_case.hpp"
 #include "op_perf.hpp"
@@ -38,7 +40,17 @@ TEST(OpPerf, All) {
     json.open(path);
     ASSERT_TRUE(json) << "cannot write MAGELLANO_TEST_PERF_JSON=" << path;
   }
-  run_op_perf(test_ctx(), std::cout, json.is_open() ? &json : nullptr);
+  std::set<std::string> only;
+  if (const char* list = std::getenv("MAGELLANO_TEST_PERF_OPS"); list && *list) {
+    std::istringstream names(list);
+    for (std::string name; std::getline(names, name, ',');) {
+      bool known = false;
+      for (const auto& op : op_registry()) known |= op.name == name;
+      ASSERT_TRUE(known) << "MAGELLANO_TEST_PERF_OPS: no registered op is called '" << name << "'";
+      only.insert(name);
+    }
+  }
+  run_op_perf(test_ctx(), std::cout, json.is_open() ? &json : nullptr, only);
 }
 
 }  // namespace

@@ -92,7 +92,7 @@ std::string cell(const Timing& t, const Rated& r) {
 
 }  // namespace
 
-void run_op_perf(Context& ctx, std::ostream& table, std::ostream* json) {
+void run_op_perf(Context& ctx, std::ostream& table, std::ostream* json, const std::set<std::string>& only) {
   ctx.set_poison_allocations(false);  // test_ctx() NaN-fills new buffers: a test aid, not a cost
   Peaks peaks;
   peaks.gbps = magellano::ops::measure_copy(ctx, kPeakCopyMib, 3).gbps;
@@ -106,6 +106,7 @@ void run_op_perf(Context& ctx, std::ostream& table, std::ostream* json) {
   table << head;
 
   for (const auto& op : op_registry()) {
+    if (!only.empty() && !only.count(op.name)) continue;
     const OpCase c = op.perf.build();
     std::vector<Tensor> dev;
     bool any_grad = false;
@@ -138,6 +139,14 @@ void run_op_perf(Context& ctx, std::ostream& table, std::ostream* json) {
     std::snprintf(line, sizeof line, "%-18s %-38s %-38s %s\n", op.name.c_str(), row.c_str(), both.c_str(),
                   sizes_text(c.sizes).c_str());
     table << line << std::flush;
+    if (ctx.profiler().enabled()) {  // MAGELLANO_PROFILE=1: device time per kernel of one fwd + bwd
+      ctx.profiler().discard();
+      for (auto& t : dev)
+        if (t.requires_grad()) t.zero_grad();
+      Tensor out = c.device(dev);
+      if (any_grad) magellano::autograd::backward(out, upload(out.shape(), randn(out.numel(), 0xD0)));
+      table << ctx.profiler().report_table() << std::flush;
+    }
   }
   ctx.set_poison_allocations(true);
 }
