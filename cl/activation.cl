@@ -21,11 +21,6 @@
 #endif
 
 #if VEC == 16
-typedef float16 floatv;
-// Elements [i, min(i + 16, n)) of p.
-#define LOADV(p, i, n) vload16_part((p) + (i), (n) - (i))
-#define STOREV(v, p, i, n) vstore16_part((v), (p) + (i), (n) - (i))
-
 // erfc(a) for a >= 0 (Numerical Recipes in C, 2nd ed., 6.2: erfcc).
 inline floatv erfc_nonneg(floatv a) {
   const floatv t = 1.0f / (1.0f + 0.5f * a);
@@ -40,13 +35,8 @@ inline floatv gelu_cdf(floatv x) {
   return select(half_tail, 1.0f - half_tail, x > 0.0f);
 }
 #else
-typedef float floatv;
-#define LOADV(p, i, n) ((p)[i])
-#define STOREV(v, p, i, n) ((p)[i] = (v))
 inline floatv gelu_cdf(floatv x) { return 0.5f * (1.0f + erf(x * M_SQRT1_2_F)); }
 #endif
-// out[i ...] (+)= v (acc: add to out)
-#define ACC_STOREV(out, i, n, v, acc) STOREV((acc) ? LOADV(out, i, n) + (v) : (v), out, i, n)
 
 inline floatv sigmoid_f(floatv x) { return 1.0f / (1.0f + exp(-x)); }
 

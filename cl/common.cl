@@ -55,3 +55,18 @@ inline void vstore16_part(float16 v, __global float* p, long n) {
   vstore16(v, 0, a);
   for (int i = 0; i < n; ++i) p[i] = a[i];
 }
+
+// Pointwise kernels with a VEC knob of 1 or 16 (ops/mapping.hpp) are written once on `floatv`:
+// a work-item handles elements [i, min(i + VEC, n)) of a buffer through LOADV / STOREV
+// (VEC 16: float16, a partial last block padded with 0; otherwise one float).
+#if defined(VEC) && VEC == 16
+typedef float16 floatv;
+#define LOADV(p, i, n) vload16_part((p) + (i), (n) - (i))
+#define STOREV(v, p, i, n) vstore16_part((v), (p) + (i), (n) - (i))
+#else
+typedef float floatv;
+#define LOADV(p, i, n) ((p)[i])
+#define STOREV(v, p, i, n) ((p)[i] = (v))
+#endif
+// out[i ...] (+)= v (acc: add to out, else overwrite without reading)
+#define ACC_STOREV(out, i, n, v, acc) STOREV((acc) ? LOADV(out, i, n) + (v) : (v), out, i, n)

@@ -22,9 +22,14 @@
 //   swiglu_bwd      dh1 = da * h3 * silu'(h1), dh3 = da * silu(h1); overwrites both (no acc: the
 //                   outputs are private scratch of expert_mlp). dh1 may alias da: each element
 //                   is read before it is written.
-// No -D knobs.
+// -D knob: VEC (1 or 16, default 1), elements per work-item of swiglu_fwd / swiglu_bwd (launch
+// ceil(n / VEC) work-items): 16 is the CPU mapping (ops/mapping.hpp: float16 math), 1 the GPU's.
+#ifndef VEC
+#define VEC 1
+#endif
 
 inline float moe_sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }
+inline floatv moe_sigmoid_v(floatv x) { return 1.0f / (1.0f + exp(-x)); }
 
 __kernel void topk_fwd(__global const float* probs, ulong probs_off, __global int* idx, ulong idx_off,
                        __global float* w, ulong w_off, long n, long x, long k) {
@@ -172,17 +177,20 @@ __kernel void zloss_bwd(__global const float* logits, ulong logits_off, __global
 __kernel void swiglu_fwd(__global const float* h1, ulong h1_off, __global const float* h3,
                          ulong h3_off, __global float* a, ulong a_off, long n) {
   h1 += h1_off; h3 += h3_off; a += a_off;
-  long i = get_global_id(0);
-  if (i < n) a[i] = h1[i] * moe_sigmoid(h1[i]) * h3[i];
+  const long i = get_global_id(0) * VEC;
+  if (i >= n) return;
+  const floatv x1 = LOADV(h1, i, n);
+  STOREV(x1 * moe_sigmoid_v(x1) * LOADV(h3, i, n), a, i, n);
 }
 
 __kernel void swiglu_bwd(__global const float* h1, ulong h1_off, __global const float* h3,
                          ulong h3_off, __global const float* da, ulong da_off, __global float* dh1,
                          ulong dh1_off, __global float* dh3, ulong dh3_off, long n) {
   h1 += h1_off; h3 += h3_off; da += da_off; dh1 += dh1_off; dh3 += dh3_off;
-  long i = get_global_id(0);
+  const long i = get_global_id(0) * VEC;
   if (i >= n) return;
-  float x1 = h1[i], x3 = h3[i], g = da[i], s = moe_sigmoid(x1);
-  dh1[i] = g * x3 * s * (1.0f + x1 * (1.0f - s));
-  dh3[i] = g * x1 * s;
+  const floatv x1 = LOADV(h1, i, n), x3 = LOADV(h3, i, n), g = LOADV(da, i, n);
+  const floatv s = moe_sigmoid_v(x1);
+  STOREV(g * x3 * s * (1.0f + x1 * (1.0f - s)), dh1, i, n);
+  STOREV(g * x1 * s, dh3, i, n);
 }

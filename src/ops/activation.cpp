@@ -7,22 +7,19 @@
 namespace magellano::ops {
 namespace {
 
-// Work-items for n elements: VEC elements each (cl/activation.cl; 16 in the cpu mapping).
-int64_t items(const Context& ctx, int64_t n) { return (n + mapping_vec(ctx) - 1) / mapping_vec(ctx); }
-
 // y = f(x); backward reads either the input (silu, softplus, gelu) or the output (exp).
 Tensor pointwise(const Tensor& x, const char* fwd, const char* bwd, bool bwd_uses_output) {
   detail::require_f32(x, fwd, "x");
   Context& ctx = x.ctx();
   Tensor y = Tensor::empty(ctx, x.shape());
   Launch(ctx, "activation", fwd, vec_options(ctx)).arg(x).arg(y).arg(x.numel())
-      .run(items(ctx, x.numel()));
+      .run(vec_items(ctx, x.numel()));
   if (autograd::any_requires_grad({x})) {
     Tensor saved = bwd_uses_output ? y.view(y.shape()) : x;
     autograd::record(y, [mx = autograd::grad_meta(x), saved, bwd](const Tensor& dy) {
       auto g = autograd::grad_target(mx);
       Launch(dy.ctx(), "activation", bwd, vec_options(dy.ctx())).arg(saved).arg(dy).arg(g.tensor)
-          .arg(dy.numel()).arg(g.accumulate).run(items(dy.ctx(), dy.numel()));
+          .arg(dy.numel()).arg(g.accumulate).run(vec_items(dy.ctx(), dy.numel()));
     });
   }
   return y;

@@ -23,6 +23,8 @@ int64_t cpu_group_size() {
 
 int64_t mapping_vec(const Context& ctx) { return kernel_mapping(ctx) == KernelMapping::cpu ? 16 : 1; }
 
+int64_t vec_items(const Context& ctx, int64_t n) { return (n + mapping_vec(ctx) - 1) / mapping_vec(ctx); }
+
 BuildOptions vec_options(const Context& ctx) { return BuildOptions().define("VEC", mapping_vec(ctx)); }
 
 const char* to_string(KernelMapping mapping) {

@@ -90,17 +90,16 @@ void colsum_into(const Tensor& x, int64_t cols, const Tensor& out, float scale, 
     return;
   }
   Tensor partial = Tensor::empty(ctx, Shape{chunks, cols}, DType::f32, MemCategory::scratch);
-  const int64_t vec = mapping_vec(ctx);
   Launch(ctx, "reduce", "colsum_partial", vec_options(ctx)).arg(x).arg(partial).arg(rows).arg(cols)
-      .arg(kColChunk).run2d((cols + vec - 1) / vec, chunks, 64, 1);
+      .arg(kColChunk).run2d(vec_items(ctx, cols), chunks, 64, 1);
   colsum_final(partial, out, scale, acc);
 }
 
 void colsum_final(const Tensor& partial, const Tensor& out, float scale, bool acc) {
   Context& ctx = partial.ctx();
-  const int64_t chunks = partial.shape()[0], cols = partial.shape()[1], vec = mapping_vec(ctx);
+  const int64_t chunks = partial.shape()[0], cols = partial.shape()[1];
   Launch(ctx, "reduce", "colsum_final", vec_options(ctx)).arg(partial).arg(out).arg(chunks)
-      .arg(cols).arg(scale).arg(acc).run((cols + vec - 1) / vec);
+      .arg(cols).arg(scale).arg(acc).run(vec_items(ctx, cols));
 }
 
 Tensor sum(const Tensor& x) { return sum_all(x, 1.0f, "sum"); }

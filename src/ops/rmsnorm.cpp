@@ -62,10 +62,9 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
           return;
         }
         Tensor partial = Tensor::empty(c, Shape{chunks, d}, DType::f32, MemCategory::scratch);
-        const int64_t vec = mapping_vec(c);
-        Launch(c, "rmsnorm", "rms_norm_bwd_dw_partial", BuildOptions(opt).define("VEC", vec))
+        Launch(c, "rmsnorm", "rms_norm_bwd_dw_partial", BuildOptions(opt).define("VEC", mapping_vec(c)))
             .arg(x).arg(rstd).arg(dy).arg(partial).arg(rows).arg(d).arg(kRowChunk)
-            .run2d((d + vec - 1) / vec, chunks, 64, 1);
+            .run2d(vec_items(c, d), chunks, 64, 1);
         colsum_final(partial, g.tensor, 1.0f, g.accumulate);
       }
     });

@@ -36,6 +36,8 @@ int64_t cpu_group_size();
 // Elements per work-item of the kernels with a VEC knob (pointwise activations, column sums):
 // 16 in the cpu mapping (float16 vectors), 1 in the gpu mapping.
 int64_t mapping_vec(const Context& ctx);
+// Work-items for n elements at mapping_vec(ctx) each: ceil(n / VEC).
+int64_t vec_items(const Context& ctx, int64_t n);
 // BuildOptions().define("VEC", mapping_vec(ctx)).
 BuildOptions vec_options(const Context& ctx);  // "automatic", "gpu", "cpu"
 
