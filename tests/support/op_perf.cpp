@@ -6,6 +6,7 @@
 #include <ctime>
 #include <functional>
 
+#include "magellano/ops/mapping.hpp"
 #include "magellano/ops/peaks.hpp"
 #include "op_case.hpp"
 
@@ -79,7 +80,8 @@ nlohmann::json to_json(const std::string& name, const Context& ctx, const OpCase
     j["peak"] = {{"kind", "copy bandwidth"}, {"gbps", p.gbps}};
   }
   j["pct_of_peak"] = r.pct;
-  j["extra"] = {{"bytes", bytes}, {"flops", flops}, {"source", "tests/ops (MAGELLANO_TEST_PERF=1)"}};
+  j["extra"] = {{"bytes", bytes}, {"flops", flops}, {"source", "tests/ops (MAGELLANO_TEST_PERF=1)"},
+                {"kernel_mapping", magellano::ops::to_string(magellano::ops::kernel_mapping(ctx))}};
   return j;
 }
 
@@ -99,9 +101,10 @@ void run_op_perf(Context& ctx, std::ostream& table, std::ostream* json, const st
   peaks.gflops = magellano::ops::measure_gemm(ctx, kPeakGemm, kPeakGemm, kPeakGemm, 3).gflops;
   char head[512];
   std::snprintf(head, sizeof head,
-                "device: %s, driver %s\npeaks: copy %.1f GB/s, fp32 GEMM %.1f GFLOP/s (%lld^3)\n"
+                "device: %s, driver %s, kernel mapping %s\npeaks: copy %.1f GB/s, fp32 GEMM %.1f GFLOP/s (%lld^3)\n"
                 "%-18s %-38s %-38s %s\n",
-                ctx.device().name.c_str(), ctx.device().driver_version.c_str(), peaks.gbps, peaks.gflops,
+                ctx.device().name.c_str(), ctx.device().driver_version.c_str(),
+                magellano::ops::to_string(magellano::ops::kernel_mapping(ctx)), peaks.gbps, peaks.gflops,
                 (long long)kPeakGemm, "op", "forward", "forward + backward", "sizes");
   table << head;
 
