@@ -13,6 +13,10 @@
 //   row_scale_fwd   y[r, d] = w[r] * x[r, d]               x, y: (R, D); w: (R)
 //   row_scale_bwd_x dx[r, d] (+)= w[r] * dy[r, d]
 //   row_scale_bwd_w dw[r] (+)= sum_d dy[r, d] * x[r, d] (increasing d). One work-item per row.
+//   row_scale_fwd_vec, row_scale_bwd_x_vec   the CPU mapping (ops/mapping.hpp) of the two
+//                   above: global (ceil(D / 16), R), one work-item per 16 columns of a row
+//   row_scale_bwd_w_row   row_scale_bwd_w in the CPU mapping: the row in float16 steps (a
+//                   scalar tail), lane sums folded by a fixed tree
 //   balance_fwd     out[0] = X * sum_e counts[e] * (psum[e] / N) / (N * K), e increasing; psum:
 //                   (X) column sums of probs. One work-item.
 //   balance_bwd     dprobs[n, e] (+)= g[0] * X * counts[e] / (N * K * N).   dprobs: (N, X)
@@ -124,6 +128,41 @@ __kernel void row_scale_bwd_w(__global const float* x, ulong x_off, __global con
   if (row >= r) return;
   float s = 0.0f;
   for (long c = 0; c < d; ++c) s += dy[row * d + c] * x[row * d + c];
+  ACC_STORE(dw, row, s, acc);
+}
+
+__kernel void row_scale_fwd_vec(__global const float* x, ulong x_off, __global const float* w,
+                                ulong w_off, __global float* y, ulong y_off, long r, long d) {
+  x += x_off; w += w_off; y += y_off;
+  const long c0 = get_global_id(0) * 16, row = get_global_id(1);
+  if (c0 >= d || row >= r) return;
+  vstore16_part(w[row] * vload16_part(x + row * d + c0, d - c0), y + row * d + c0, d - c0);
+}
+
+__kernel void row_scale_bwd_x_vec(__global const float* w, ulong w_off, __global const float* dy,
+                                  ulong dy_off, __global float* dx, ulong dx_off, long r, long d,
+                                  int acc) {
+  w += w_off; dy += dy_off; dx += dx_off;
+  const long c0 = get_global_id(0) * 16, row = get_global_id(1);
+  if (c0 >= d || row >= r) return;
+  const float16 g = w[row] * vload16_part(dy + row * d + c0, d - c0);
+  __global float* o = dx + row * d + c0;
+  vstore16_part(acc ? vload16_part(o, d - c0) + g : g, o, d - c0);
+}
+
+__kernel void row_scale_bwd_w_row(__global const float* x, ulong x_off, __global const float* dy,
+                                  ulong dy_off, __global float* dw, ulong dw_off, long r, long d,
+                                  int acc) {
+  x += x_off; dy += dy_off; dw += dw_off;
+  const long row = get_global_id(0);
+  if (row >= r) return;
+  __global const float* xr = x + row * d;
+  __global const float* dyr = dy + row * d;
+  float16 s16 = 0.0f;
+  long c = 0;
+  for (; c + 16 <= d; c += 16) s16 += vload16(0, dyr + c) * vload16(0, xr + c);
+  float s = hsum16(s16);
+  for (; c < d; ++c) s += dyr[c] * xr[c];
   ACC_STORE(dw, row, s, acc);
 }
 
