@@ -38,7 +38,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore
   // cpu: a work-item per row; gpu: a work-group of `local` per row (cl/softmax.cl).
   const bool cpu = kernel_mapping(ctx) == KernelMapping::cpu;
   const int64_t local = pow2_local_size(ctx);
-  const int64_t row_global = cpu ? rows : rows * local, row_local = cpu ? cpu_group_size() : local;
+  const int64_t row_global = cpu ? rows : rows * local, row_local = cpu ? kCpuGroupSize : local;
   const BuildOptions opt = BuildOptions().define("LOCAL", local);
   Tensor loss = Tensor::empty(ctx, Shape{1});
   Tensor inv_count = Tensor::empty(ctx, Shape{1});

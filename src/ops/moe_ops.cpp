@@ -96,7 +96,7 @@ Tensor row_scale(const Tensor& x, const Tensor& w) {
         auto g = autograd::grad_target(mw);
         Launch(dy.ctx(), "moe", cpu ? "row_scale_bwd_w_row" : "row_scale_bwd_w").arg(saved_x)
             .arg(dy).arg(g.tensor).arg(r).arg(d).arg(g.accumulate)
-            .run(r, cpu ? cpu_group_size() : default_local_size(dy.ctx()));
+            .run(r, cpu ? kCpuGroupSize : default_local_size(dy.ctx()));
       }
     });
   }

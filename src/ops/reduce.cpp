@@ -32,7 +32,7 @@ void sum_last_into(const Tensor& x, const Tensor& out, float scale, bool acc) {
   const int64_t cols = x.shape().last(), rows = x.shape().rows();
   const bool cpu = kernel_mapping(x.ctx()) == KernelMapping::cpu;
   Launch(x.ctx(), "reduce", cpu ? "sum_last_row" : "sum_last").arg(x).arg(out).arg(rows)
-      .arg(cols).arg(scale).arg(acc).run(cpu ? rows : rows * kLocal, cpu ? cpu_group_size() : kLocal);
+      .arg(cols).arg(scale).arg(acc).run(cpu ? rows : rows * kLocal, cpu ? kCpuGroupSize : kLocal);
 }
 
 // g (+)= s * v[r] spread over the `cols` columns of row r; g: (n) = (n / cols, cols).

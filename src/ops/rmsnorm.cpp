@@ -35,7 +35,7 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
   // cpu: a work-item per row; gpu: a work-group of `local` per row (cl/rmsnorm.cl).
   const bool cpu = kernel_mapping(ctx) == KernelMapping::cpu;
   const int64_t local = pow2_local_size(ctx);
-  const int64_t row_global = cpu ? rows : rows * local, row_local = cpu ? cpu_group_size() : local;
+  const int64_t row_global = cpu ? rows : rows * local, row_local = cpu ? kCpuGroupSize : local;
   const BuildOptions opt = BuildOptions().define("LOCAL", local);
   Tensor y = Tensor::empty(ctx, x.shape());
   Tensor rstd = Tensor::empty(ctx, Shape{std::max<int64_t>(rows, 1)});
@@ -62,9 +62,9 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
           return;
         }
         Tensor partial = Tensor::empty(c, Shape{chunks, d}, DType::f32, MemCategory::scratch);
-        Launch(c, "rmsnorm", "rms_norm_bwd_dw_partial", BuildOptions(opt).define("VEC", mapping_vec(c)))
-            .arg(x).arg(rstd).arg(dy).arg(partial).arg(rows).arg(d).arg(kRowChunk)
-            .run2d(vec_items(c, d), chunks, 64, 1);
+        const BuildOptions dw_opt = BuildOptions(opt).define("VEC", mapping_vec(c));
+        Launch(c, "rmsnorm", "rms_norm_bwd_dw_partial", dw_opt).arg(x).arg(rstd).arg(dy)
+            .arg(partial).arg(rows).arg(d).arg(kRowChunk).run2d(vec_items(c, d), chunks, 64, 1);
         colsum_final(partial, g.tensor, 1.0f, g.accumulate);
       }
     });

@@ -20,7 +20,7 @@ void copy_cols(const Tensor& src, int64_t src_col0, const Tensor& dst, int64_t d
   const bool cpu = kernel_mapping(src.ctx()) == KernelMapping::cpu;
   Launch(src.ctx(), "shape", cpu ? "copy_cols_row" : "copy_cols").arg(src).arg(dst).arg(rows)
       .arg(src.shape().last()).arg(src_col0).arg(dst.shape().last()).arg(dst_col0).arg(n).arg(acc)
-      .run(cpu ? rows : rows * n, cpu ? cpu_group_size() : default_local_size(src.ctx()));
+      .run(cpu ? rows : rows * n, cpu ? kCpuGroupSize : default_local_size(src.ctx()));
 }
 
 // dst (rows, d) = src (rows, n) in columns [col0, col0 + n), 0 elsewhere.
@@ -29,7 +29,7 @@ void place_cols(const Tensor& src, const Tensor& dst, int64_t rows, int64_t d, i
   const bool cpu = kernel_mapping(src.ctx()) == KernelMapping::cpu;
   Launch(src.ctx(), "shape", cpu ? "place_cols_row" : "place_cols").arg(src).arg(dst).arg(rows)
       .arg(d).arg(col0).arg(n)
-      .run(cpu ? rows : rows * d, cpu ? cpu_group_size() : default_local_size(src.ctx()));
+      .run(cpu ? rows : rows * d, cpu ? kCpuGroupSize : default_local_size(src.ctx()));
 }
 
 int64_t tile_edge(const Context& ctx) { return default_local_size(ctx) >= 256 ? 16 : 8; }

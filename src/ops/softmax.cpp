@@ -14,7 +14,7 @@ Tensor softmax(const Tensor& x) {
   const int64_t cols = x.shape().last(), rows = x.shape().rows();
   // cpu: a work-item per row; gpu: a work-group of `local` per row (cl/softmax.cl).
   const bool cpu = kernel_mapping(ctx) == KernelMapping::cpu;
-  const int64_t local = cpu ? cpu_group_size() : pow2_local_size(ctx);
+  const int64_t local = cpu ? kCpuGroupSize : pow2_local_size(ctx);
   const int64_t global = cpu ? rows : rows * local;
   const BuildOptions opt = BuildOptions().define("LOCAL", pow2_local_size(ctx));
   Tensor y = Tensor::empty(ctx, x.shape());

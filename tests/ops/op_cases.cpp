@@ -69,8 +69,10 @@ TEST(OpPerf, All) {
   std::optional<ForcedMapping> forced;
   if (const char* m = std::getenv("MAGELLANO_TEST_PERF_MAPPING"); m && *m) {
     const std::string name = m;
-    ASSERT_TRUE(name == "gpu" || name == "cpu") << "MAGELLANO_TEST_PERF_MAPPING must be gpu or cpu, got '" << name << "'";
-    forced.emplace(name == "gpu" ? magellano::ops::KernelMapping::gpu : magellano::ops::KernelMapping::cpu);
+    using magellano::ops::KernelMapping;
+    ASSERT_TRUE(name == "gpu" || name == "cpu")
+        << "MAGELLANO_TEST_PERF_MAPPING must be gpu or cpu, got '" << name << "'";
+    forced.emplace(name == "gpu" ? KernelMapping::gpu : KernelMapping::cpu);
   }
   run_op_perf(test_ctx(), std::cout, json.is_open() ? &json : nullptr, only);
 }
