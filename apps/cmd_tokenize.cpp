@@ -8,8 +8,8 @@
 
 #include "command.hpp"
 #include "options.hpp"
-#include "magellano/io/atomic_file.hpp"
 #include "magellano/data/corpus_tokenizer.hpp"
+#include "magellano/data/text_chunks.hpp"
 #include "magellano/data/tokenizer.hpp"
 #include "magellano/runtime/error.hpp"
 
@@ -52,7 +52,11 @@ int run_tokenize(int argc, char** argv) {
 
   if (vm.count("ids")) {
     if (inputs.size() != 1) throw Error("--ids takes exactly one --in file.");
-    const std::string text = io::read_whole_file(inputs[0], "input file");
+    // Text inputs are streams (they may be pipes: --in <(zcat corpus.gz)), unlike the files of
+    // runtime/input_file.hpp.
+    std::string text;
+    data::TextChunkReader reader(inputs[0], 1 << 20);
+    for (std::string_view chunk; reader.next(&chunk);) text += chunk;
     const auto ids = tokenizer.encode(text, special, threads);
     std::string line;
     for (size_t i = 0; i < ids.size(); ++i) {

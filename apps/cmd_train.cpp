@@ -6,9 +6,9 @@
 
 #include "command.hpp"
 #include "options.hpp"
-#include "magellano/io/json_file.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/trainer.hpp"
+#include "magellano/train/trainer_state.hpp"
 
 namespace po = boost::program_options;
 using namespace magellano;
@@ -35,10 +35,9 @@ int run_train(int argc, char** argv) {
   if (!config_path.empty()) {
     cfg = train::load_config(config_path, sets);
   } else {
-    nlohmann::json doc = io::read_json(std::filesystem::path(resume) / "config.json", "checkpoint config");
-    for (const auto& s : sets) train::apply_set(doc, s);
-    cfg = train::Config::from_json(doc);
+    cfg = train::load_config((std::filesystem::path(resume) / "config.json").string(), sets);
   }
+  if (!resume.empty()) train::read_trainer_state(resume);  // a bad one is refused before any device work
   const std::string device = cli::device_option(vm);
   auto ctx = Context::create(!device.empty() ? device : cfg.device);
   std::cout << "device: " << ctx->device().name << " [" << ctx->device().platform_name << "]\n";

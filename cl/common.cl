@@ -1,7 +1,8 @@
 // Prepended to every program. Conventions:
 // - A tensor argument is a pair (__global T* x, ulong x_off); kernels start with x += x_off.
 // - Sizes, counts, strides, offsets and indices are long; int is for 0/1 flags (acc, has_bias...)
-//   and small values that are no size (ignore_index). ops::Launch checks every launch against
+//   and small values that are no size (ignore_index). The exception: the GPU GEMMs
+//   (gemm_gpu.cl, gemm_skinny.cl) take int sizes, measured faster (see gemm_gpu.cl). ops::Launch checks every launch against
 //   the signature: the argument count always, the types in tests.
 // - `acc` flags: when acc != 0 a kernel adds to its output, else it overwrites it and never
 //   reads it (outputs may hold NaN poison).

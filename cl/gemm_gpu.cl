@@ -22,8 +22,10 @@
 // emit 128-bit loads and stores; a tile that crosses M, N or K, or an unaligned operand, moves
 // element by element with bounds checks. beta == 0 never reads C.
 // No early return before a barrier (PoCL 3.1 miscompiles that).
-// Sizes arrive as long (the `_arg` parameters); the host checked that each fits in an int, and
-// the kernel narrows them at the top so that its index arithmetic stays 32-bit.
+// Sizes are int here, the one exception to cl/common.cl's `long` for sizes: the host checks that
+// each fits (detail::require_int_sizes). Measured on the H100 in one session (4096^3, 7 repeats):
+// int arguments 49.3 TFLOP/s, long arguments narrowed to int at the kernel's top 41.0
+// (benchmarks/results/gemm_long_sizes_ab_h100_2026-12-06.jsonl).
 #ifndef TA
 #define TA 0
 #endif
@@ -104,14 +106,10 @@ inline void store_b(__local float* bs, int2 s, float4 v) {
 }
 
 __kernel __attribute__((reqd_work_group_size(256, 1, 1)))
-void gemm_gpu(__global const float* a, ulong a_off, long lda_arg, long a_stride, int vec_a,
-              __global const float* b, ulong b_off, long ldb_arg, long b_stride, int vec_b,
-              __global float* c, ulong c_off, int vec_c, long m_arg, long n_arg, long k_arg,
-              long splits_arg, long k_per_split_arg, float alpha, float beta) {
-  // fit: checked by the host
-  const int lda = lda_arg, ldb = ldb_arg, m = m_arg, n = n_arg, splits = splits_arg;
-  const int k_per_split = k_per_split_arg;
-  int k = k_arg;
+void gemm_gpu(__global const float* a, ulong a_off, int lda, long a_stride, int vec_a,
+              __global const float* b, ulong b_off, int ldb, long b_stride, int vec_b,
+              __global float* c, ulong c_off, int vec_c, int m, int n, int k, int splits,
+              int k_per_split, float alpha, float beta) {
   // Group id 2 = batch * splits + split: split s sums K from s * k_per_split (a multiple of
   // 16) into its own (m, n) matrix of c; the host sums the splits afterwards.
   const int z = get_group_id(2) / splits, k_lo = get_group_id(2) % splits * k_per_split;

@@ -13,22 +13,18 @@
 //   gemm_skinny_reduce: C = alpha * sum over splits of w + beta * C, one work-item per element.
 // beta == 0 never reads C (it may hold NaN poison). No early return before a barrier (PoCL 3.1
 // miscompiles that).
-// Sizes and strides arrive as long (the `_arg` parameters); the host checked that each fits in an
-// int, and the kernels narrow them at the top so that their index arithmetic stays 32-bit.
+// Sizes and strides are int, as in cl/gemm_gpu.cl (the exception to cl/common.cl's `long`,
+// measured there); the host checks that each fits (detail::require_int_sizes).
 #define TM 64
 #define TN 16
 #define TK 16
 
 __kernel __attribute__((reqd_work_group_size(256, 1, 1)))
-void gemm_skinny(__global const float* a, ulong a_off, long a_rs_arg, long a_cs_arg,
-                 __global const float* b, ulong b_off, long b_rs_arg, long b_cs_arg,
-                 __global float* c, ulong c_off, long c_rs_arg, long c_cs_arg,
-                 __global float* w, ulong w_off, long m_arg, long n_arg, long k_arg,
-                 long k_per_split_arg, float alpha, float beta) {
-  // fit: checked by the host
-  const int a_rs = a_rs_arg, a_cs = a_cs_arg, b_rs = b_rs_arg, b_cs = b_cs_arg;
-  const int c_rs = c_rs_arg, c_cs = c_cs_arg, m = m_arg, n = n_arg, k = k_arg;
-  const int k_per_split = k_per_split_arg;
+void gemm_skinny(__global const float* a, ulong a_off, int a_rs, int a_cs,
+                 __global const float* b, ulong b_off, int b_rs, int b_cs,
+                 __global float* c, ulong c_off, int c_rs, int c_cs,
+                 __global float* w, ulong w_off, int m, int n, int k, int k_per_split,
+                 float alpha, float beta) {
   a += a_off;
   b += b_off;
   c += c_off;
@@ -78,11 +74,9 @@ void gemm_skinny(__global const float* a, ulong a_off, long a_rs_arg, long a_cs_
   }
 }
 
-__kernel void gemm_skinny_reduce(__global const float* w, ulong w_off, long splits_arg, long m_arg,
-                                 long n_arg, __global float* c, ulong c_off, long c_rs_arg,
-                                 long c_cs_arg, float alpha, float beta) {
-  // fit: checked by the host
-  const int splits = splits_arg, m = m_arg, n = n_arg, c_rs = c_rs_arg, c_cs = c_cs_arg;
+__kernel void gemm_skinny_reduce(__global const float* w, ulong w_off, int splits, int m, int n,
+                                 __global float* c, ulong c_off, int c_rs, int c_cs, float alpha,
+                                 float beta) {
   w += w_off;
   c += c_off;
   const long e = get_global_id(0);

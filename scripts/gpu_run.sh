@@ -19,6 +19,9 @@
 #        size (B 8, L 2048, H 16, P 64, N 64) with its default knobs and each variant of
 #        SSD_VARIANTS (";"-separated option lists), mamba_ssm's Triton SSD as the peer
 #        (scripts/ssd_peer.py; needs .peer/, see there) and cuBLAS's fp32 GEMM, into ssd_gpu.jsonl.
+#   mamba2: Mamba2's tests on the GPU (TESTS=0 skips them), then train-step at 8 x 512 for tiny,
+#           tiny_mamba2, phase1 and phase1_mamba2 (CONFIGS=folder of the presets, default
+#           configs) with cuBLAS's 4096 rate as the MFU reference, into mamba2_gpu.jsonl.
 #   gemm: `bench gemm` (squares and phase1's shapes), cl/gemm_gpu.cl and tuned CLBlast next to
 #         CLBlast's database (GEMM_TUNING=FILE uses that file instead of the embedded one), and
 #         cuBLAS through PyTorch. Neither is part of `all`.
@@ -123,5 +126,23 @@ for line in sys.stdin:
     r = json.loads(line)
     print(r['name'], r.get('peer', 'magellano'), json.dumps(r['sizes']), '%.3f ms' % (r['median_s'] * 1e3),
           '%.0f GFLOP/s' % r.get('gflops', 0), ('%.1f%% of fp32 GEMM' % r['pct_of_peak']) if r.get('pct_of_peak') else '')
+"
+fi
+if [ "$what" = mamba2 ]; then  # not part of `all`
+  if [ "${TESTS:-1}" = 1 ]; then
+    MAGELLANO_TEST_DEVICE=gpu timeout 200 test_kernel --gtest_brief=1 \
+      --gtest_filter='*Mamba2*:*ssd*:*Ssd*:*gated*:*Gated*' 2>&1 | tail -n 15
+  fi
+  ref=$(cublas_gflops)
+  for c in tiny tiny_mamba2 phase1 phase1_mamba2; do
+    timeout 120 magellano bench train-step --config "${CONFIGS:-configs}/$c.json" --device gpu --json --batch 8 \
+      --steps 5 --reference-gflops "$ref" --reference-name "$refname" >> "$out/mamba2_gpu.jsonl" || echo "$c failed"
+  done
+  python3 -c "
+import json
+for l in open('$out/mamba2_gpu.jsonl'):
+    r = json.loads(l)
+    print(r['sizes'].get('config'), r['sizes'].get('batch'), '%.0f tokens/s' % r.get('tokens_per_s', 0),
+          'MFU %.1f%%' % (100 * (r.get('extra', {}).get('mfu') or 0)))
 "
 fi

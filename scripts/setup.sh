@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Installs every Debian package Magellano needs to build, test and run on PoCL.
-# Idempotent; run as root (or with sudo available). Usage: scripts/setup.sh
+# Idempotent; run as root (or with sudo available).
+# Usage: scripts/setup.sh              what the normal build, the tests and the CLI need
+#        scripts/setup.sh --sanitize   also the sanitizer/fuzzing compiler (scripts/sanitize.sh)
 set -euo pipefail
+case "${1:-}" in
+  ""|--sanitize) ;;
+  *) echo "error: scripts/setup.sh: unknown argument '$1'; pass nothing or --sanitize" >&2; exit 2 ;;
+esac
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
@@ -13,6 +19,12 @@ packages=(
   libopenblas-dev           # reference BLAS for the CPU GEMM comparison in benchmarks
   fortunes                  # the quick start's corpus (plain English text)
 )
+if [ "${1:-}" = "--sanitize" ]; then
+  # clang 16, not bookworm's default 14 or 15: it captures structured bindings in lambdas (C++20),
+  # as g++ 12 does. libclang-rt-16-dev holds the ASan, UBSan and libFuzzer runtimes; llvm-16 holds
+  # llvm-symbolizer, which turns sanitizer reports' addresses into file:line.
+  packages+=(clang-16 libclang-rt-16-dev llvm-16)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,6 +1,7 @@
 #include "magellano/data/batcher.hpp"
 
 #include "magellano/runtime/error.hpp"
+#include "magellano/runtime/json_parse.hpp"
 
 namespace magellano::data {
 namespace {
@@ -33,8 +34,8 @@ nlohmann::json to_json(const BatcherState& s) {
 BatcherState batcher_state_from_json(const nlohmann::json& j) {
   for (const char* key : {"seed", "epoch", "position"})
     if (!j.is_object() || !j.contains(key) || !j[key].is_number_unsigned())
-      throw Error(std::string("batcher state needs an unsigned integer \"") + key +
-                  "\"; the checkpoint is garbled: " + j.dump());
+      throw Error(std::string("batcher state needs an unsigned integer \"") + key + "\", got " +
+                  (j.is_object() && j.contains(key) ? json_excerpt(j[key]) : std::string("none")));
   return {j["seed"].get<uint64_t>(), j["epoch"].get<uint64_t>(), j["position"].get<uint64_t>()};
 }
 

@@ -7,6 +7,8 @@
 #include "magellano/io/atomic_file.hpp"
 #include "magellano/data/byte_alphabet.hpp"
 #include "magellano/runtime/error.hpp"
+#include "magellano/runtime/input_file.hpp"
+#include "magellano/runtime/json_parse.hpp"
 
 namespace magellano::data {
 namespace fs = std::filesystem;
@@ -17,15 +19,9 @@ bool looks_special(const std::string& t) {
   return t.size() > 4 && t.compare(0, 2, "<|") == 0 && t.compare(t.size() - 2, 2, "|>") == 0;
 }
 
-std::vector<std::string> parse_vocab(const fs::path& path) {
-  const std::string text = io::read_whole_file(path, "tokenizer file");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error("tokenizer file " + path.string() + " is not valid JSON (" + e.what() +
-                "); it may be truncated: re-download or retrain it.");
-  }
+std::vector<std::string> parse_vocab(const fs::path& path, const std::string& hint) {
+  const nlohmann::json j = parse_json(read_whole_file(path, "tokenizer file", hint), "tokenizer file " + path.string(),
+                                      " It may be truncated: re-download or retrain it.");
   if (!j.is_object() || j.empty())
     throw Error("tokenizer file " + path.string() +
                 " must be a JSON object {\"token\": id, ...}; re-download or retrain it.");
@@ -33,15 +29,15 @@ std::vector<std::string> parse_vocab(const fs::path& path) {
   std::vector<bool> seen(j.size(), false);
   for (const auto& [key, value] : j.items()) {
     if (!value.is_number_unsigned() || value.get<uint64_t>() >= j.size())
-      throw Error("tokenizer file " + path.string() + ": token \"" + key + "\" has id " +
-                  value.dump() + ", but ids must be 0.." + std::to_string(j.size() - 1) + ".");
+      throw Error("tokenizer file " + path.string() + ": token \"" + excerpt(key) + "\" has id " +
+                  json_excerpt(value) + ", but ids must be 0.." + std::to_string(j.size() - 1) + ".");
     const auto id = value.get<size_t>();
     if (seen[id])
       throw Error("tokenizer file " + path.string() + ": id " + std::to_string(id) +
                   " appears twice; ids must be 0.." + std::to_string(j.size() - 1) + " once each.");
     auto bytes = alphabet_to_bytes(key);
     if (!bytes)
-      throw Error("tokenizer file " + path.string() + ": token \"" + key +
+      throw Error("tokenizer file " + path.string() + ": token \"" + excerpt(key) +
                   "\" holds characters outside GPT-2's byte alphabet; the file is garbled.");
     seen[id] = true;
     tokens[id] = std::move(*bytes);
@@ -52,18 +48,18 @@ std::vector<std::string> parse_vocab(const fs::path& path) {
 }  // namespace
 
 BpeModel load_bpe_files(const fs::path& vocab_json, const fs::path& merges_txt) {
-  for (const auto& path : {vocab_json, merges_txt})
-    if (!fs::is_regular_file(path))
-      throw Error("tokenizer file " + path.string() + " is missing; a tokenizer needs " +
-                  vocab_json.filename().string() + " and " + merges_txt.filename().string() + ".");
+  const std::string hint = " A tokenizer needs " + vocab_json.filename().string() + " and " +
+                           merges_txt.filename().string() + ".";
+  for (const auto& path : {vocab_json, merges_txt})  // both there (regular files) before the slow part
+    InputFile::open(path, "tokenizer file", hint);
   BpeModel m;
-  m.tokens = parse_vocab(vocab_json);
+  m.tokens = parse_vocab(vocab_json, hint);
   std::unordered_map<std::string, uint32_t> id_of;
   id_of.reserve(m.tokens.size() * 2);
   for (uint32_t i = 0; i < m.tokens.size(); ++i) {
     if (!id_of.emplace(m.tokens[i], i).second)
       throw Error("tokenizer file " + vocab_json.string() + ": token \"" +
-                  bytes_to_alphabet(m.tokens[i]) + "\" appears twice; the file is garbled.");
+                  excerpt(bytes_to_alphabet(m.tokens[i])) + "\" appears twice; the file is garbled.");
   }
   std::vector<bool> reachable(m.tokens.size(), false);
   for (int b = 0; b < 256; ++b) {
@@ -74,7 +70,7 @@ BpeModel load_bpe_files(const fs::path& vocab_json, const fs::path& merges_txt) 
     reachable[it->second] = true;
   }
 
-  const std::string text = io::read_whole_file(merges_txt, "tokenizer file");
+  const std::string text = read_whole_file(merges_txt, "tokenizer file", hint);
   size_t line_no = 0;
   for (size_t pos = 0; pos < text.size();) {
     size_t eol = text.find('\n', pos);
@@ -97,7 +93,7 @@ BpeModel load_bpe_files(const fs::path& vocab_json, const fs::path& merges_txt) 
     if (!left || !right) throw bad("characters outside GPT-2's byte alphabet");
     const auto a = id_of.find(*left), b = id_of.find(*right), ab = id_of.find(*left + *right);
     if (a == id_of.end() || b == id_of.end() || ab == id_of.end())
-      throw bad("merge \"" + std::string(line) + "\" uses a token missing from " +
+      throw bad("merge \"" + excerpt(line) + "\" uses a token missing from " +
                 vocab_json.filename().string());
     m.merges.emplace_back(a->second, b->second);
     reachable[ab->second] = true;
@@ -106,7 +102,7 @@ BpeModel load_bpe_files(const fs::path& vocab_json, const fs::path& merges_txt) 
     if (reachable[i]) continue;
     if (!looks_special(m.tokens[i]))
       throw Error("tokenizer files disagree: token " + std::to_string(i) + " (\"" +
-                  bytes_to_alphabet(m.tokens[i]) + "\") of " + vocab_json.string() +
+                  excerpt(bytes_to_alphabet(m.tokens[i])) + "\") of " + vocab_json.string() +
                   " is made by no merge in " + merges_txt.string() +
                   " (truncated?). Re-download or retrain the tokenizer.");
     m.special_ids.push_back(i);

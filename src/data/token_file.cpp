@@ -1,14 +1,12 @@
 #include "magellano/data/token_file.hpp"
 
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
 #include "magellano/runtime/error.hpp"
+#include "magellano/runtime/input_file.hpp"
 
 namespace magellano::data {
 namespace fs = std::filesystem;
@@ -58,25 +56,18 @@ TokenFile::~TokenFile() {
 
 TokenFile TokenFile::open(const fs::path& path, uint64_t expected_vocab) {
   const std::string name = "token file " + path.string();
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0)
-    throw Error(name + " cannot be opened: " + std::strerror(errno) +
-                ". Make one with `magellano tokenize`.");
-  struct stat st {};
-  ::fstat(fd, &st);
-  const auto bytes = static_cast<size_t>(st.st_size);
+  const InputFile in = InputFile::open(path, "token file", " Make one with `magellano tokenize`.");
+  const auto bytes = static_cast<size_t>(in.size());
   TokenFile f;
   f.path_ = path;
   if (bytes > 0) {
-    f.map_ = ::mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
+    f.map_ = ::mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE, in.fd(), 0);
     if (f.map_ == MAP_FAILED) {
       f.map_ = nullptr;
-      ::close(fd);
       throw Error(name + " cannot be memory-mapped: " + std::strerror(errno) + ".");
     }
     f.map_bytes_ = bytes;
   }
-  ::close(fd);
   const auto* data = static_cast<const unsigned char*>(f.map_);
 
   if (is_raw_u16_name(path)) {

@@ -8,8 +8,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "magellano/runtime/error.hpp"
 
@@ -132,16 +130,6 @@ void write_file_atomically(const std::filesystem::path& path, std::string_view c
   AtomicFile f(path);
   f.write(content.data(), content.size());
   f.commit();
-}
-
-std::string read_whole_file(const std::filesystem::path& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in || std::filesystem::is_directory(path))
-    throw Error(what + " " + path.string() + " is missing or unreadable.");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw Error("cannot read " + what + " " + path.string() + ".");
-  return std::move(ss).str();
 }
 
 }  // namespace magellano::io

@@ -15,14 +15,14 @@ void get_positive(const nlohmann::json& j, const char* key, int64_t& out, const 
   if (!j.contains(key)) return;
   const auto& v = j.at(key);
   if (!v.is_number_integer() || v.get<int64_t>() <= 0)
-    bad(src, std::string("\"") + key + "\" is " + v.dump() + "; expected a positive integer.");
+    bad(src, std::string("\"") + key + "\" is " + json_excerpt(v) + "; expected a positive integer.");
   out = v.get<int64_t>();
 }
 
 void get_bool(const nlohmann::json& j, const char* key, bool& out, const std::string& src) {
   if (!j.contains(key)) return;
   const auto& v = j.at(key);
-  if (!v.is_boolean()) bad(src, std::string("\"") + key + "\" is " + v.dump() + "; expected true or false.");
+  if (!v.is_boolean()) bad(src, std::string("\"") + key + "\" is " + json_excerpt(v) + "; expected true or false.");
   out = v.get<bool>();
 }
 
@@ -35,7 +35,7 @@ HfMambaConfig parse_hf_mamba_config(const nlohmann::json& j, const std::string& 
                 "(\"model_type\": \"mamba\", e.g. from state-spaces/mamba-130m-hf).");
   const auto& mt = j.at("model_type");
   if (!mt.is_string() || mt.get<std::string>() != "mamba")
-    bad(source, "\"model_type\" is " + mt.dump() +
+    bad(source, "\"model_type\" is " + json_excerpt(mt) +
                     "; Magellano imports only \"mamba\" models (transformers MambaConfig).");
   HfMambaConfig c;
   get_positive(j, "vocab_size", c.vocab_size, source);
@@ -53,7 +53,7 @@ HfMambaConfig parse_hf_mamba_config(const nlohmann::json& j, const std::string& 
   if (j.contains("layer_norm_epsilon")) {
     const auto& v = j.at("layer_norm_epsilon");
     if (!v.is_number() || !(v.get<double>() > 0))
-      bad(source, "\"layer_norm_epsilon\" is " + v.dump() + "; expected a positive number.");
+      bad(source, "\"layer_norm_epsilon\" is " + json_excerpt(v) + "; expected a positive number.");
     c.layer_norm_epsilon = v.get<double>();
   }
   return c;

@@ -8,6 +8,7 @@
 
 #include "magellano/io/safetensors_device.hpp"
 #include "magellano/runtime/error.hpp"
+#include "magellano/runtime/json_parse.hpp"
 
 namespace magellano::io {
 
@@ -87,7 +88,7 @@ std::vector<std::string> nf4_weight_names(const SafetensorsReader& reader) {
 
 ops::NF4Weight load_nf4(Context& ctx, const SafetensorsReader& reader, const std::string& name,
                           MemCategory category) {
-  const std::string what = reader.path().string() + ": NF4 weight '" + name + "'";
+  const std::string what = reader.path().string() + ": NF4 weight '" + excerpt(name) + "'";
   const auto fail = [&what](const std::string& msg) { fail_with(what, msg); };
   for (const char* part : {"", ".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map",
                            kNF4QuantStateSuffix})
@@ -95,7 +96,7 @@ ops::NF4Weight load_nf4(Context& ctx, const SafetensorsReader& reader, const std
       if (std::string(part) == ".nested_absmax")
         fail("has no nested_absmax: Magellano reads double-quantized (bnb_4bit_use_double_quant) "
              "weights only. Quantize the original weights with `magellano quantize`.");
-      fail(std::string("is missing '") + name + part + "'. Is the file complete?");
+      fail(std::string("is missing '") + excerpt(name + part) + "'. Is the file complete?");
     }
   const auto expect_dtype = [&](const std::string& key, StDType want) {
     if (reader.dtype(key) != want)
@@ -110,32 +111,30 @@ ops::NF4Weight load_nf4(Context& ctx, const SafetensorsReader& reader, const std
   expect_dtype(name + kNF4QuantStateSuffix, StDType::U8);
 
   const StTensor js = reader.read(name + kNF4QuantStateSuffix);
-  nlohmann::json state;
-  try {
-    state = nlohmann::json::parse(std::string(js.bytes.begin(), js.bytes.end()));
-  } catch (const nlohmann::json::exception&) {
-    fail("has a quant state that is not JSON. The file is corrupt.");
-  }
+  const nlohmann::json state = parse_json(std::string_view(reinterpret_cast<const char*>(js.bytes.data()), js.bytes.size()),
+                                          what + "'s quant state", " The file is corrupt.");
   const auto get = [&](const char* key) -> const nlohmann::json& {
     if (!state.is_object() || !state.contains(key))
       fail_with(what, std::string("has no \"") + key + "\" in its quant state.");
     return state.at(key);
   };
-  if (get("quant_type") != "nf4") fail("is quant_type " + get("quant_type").dump() + ", not \"nf4\".");
+  if (get("quant_type") != "nf4") fail("is quant_type " + json_excerpt(get("quant_type")) + ", not \"nf4\".");
   if (get("blocksize") != ops::kNF4BlockSize)
-    fail("has blocksize " + get("blocksize").dump() + "; Magellano reads blocksize 64.");
+    fail("has blocksize " + json_excerpt(get("blocksize")) + "; Magellano reads blocksize 64.");
   if (get("nested_blocksize") != ops::kNestedBlockSize)
-    fail("has nested_blocksize " + get("nested_blocksize").dump() + "; Magellano reads 256.");
+    fail("has nested_blocksize " + json_excerpt(get("nested_blocksize")) + "; Magellano reads 256.");
   const auto& jshape = get("shape");
   std::vector<int64_t> shape;
   if (!jshape.is_array() || jshape.empty() || jshape.size() > 4)
-    fail("has shape " + jshape.dump() + "; expected a list of 1 to 4 sizes.");
+    fail("has shape " + json_excerpt(jshape) + "; expected a list of 1 to 4 sizes.");
+  int64_t numel = 1;  // must fit int64 (Shape::numel() multiplies without checks)
   for (const auto& d : jshape) {
-    if (!d.is_number_integer() || d.get<int64_t>() <= 0) fail("has shape " + jshape.dump() + ".");
+    if (!d.is_number_integer() || d.get<int64_t>() <= 0 || __builtin_mul_overflow(numel, d.get<int64_t>(), &numel))
+      fail("has shape " + json_excerpt(jshape) + ".");
     shape.push_back(d.get<int64_t>());
   }
   const auto& joff = get("nested_offset");
-  if (!joff.is_number()) fail("has nested_offset " + joff.dump() + "; expected a number.");
+  if (!joff.is_number()) fail("has nested_offset " + json_excerpt(joff) + "; expected a number.");
   // bitsandbytes: torch.tensor(float(nested_offset)), i.e. the value rounded to fp32.
   const float offset = static_cast<float>(joff.get<double>());
 

@@ -1,8 +1,6 @@
 // SafetensorsReader: validates the header the way the reference implementation does (byte
 // ranges sorted by offset must tile the data section exactly), then reads tensors on demand
 // with pread() from a file descriptor shared by copies of the reader.
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,18 +11,17 @@
 
 #include <nlohmann/json.hpp>
 
-#include "magellano/io/json_file.hpp"
 #include "magellano/io/safetensors.hpp"
 #include "magellano/runtime/error.hpp"
+#include "magellano/runtime/input_file.hpp"
+#include "magellano/runtime/json_parse.hpp"
 
 namespace magellano::io {
 
 struct SafetensorsReader::File {
-  int fd = -1;
-  uint64_t size = 0;
-  ~File() {
-    if (fd >= 0) ::close(fd);
-  }
+  InputFile file;
+  int fd;
+  explicit File(InputFile f) : file(std::move(f)), fd(file.fd()) {}
 };
 
 namespace {
@@ -63,14 +60,9 @@ uint64_t as_u64(const nlohmann::json& v, bool& ok) {
 SafetensorsReader SafetensorsReader::open(const std::filesystem::path& path) {
   SafetensorsReader r;
   r.path_ = path;
-  r.file_ = std::make_shared<File>();
-  r.file_->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (r.file_->fd < 0)
-    fail(path, std::string("cannot open: ") + std::strerror(errno) + ". Check the path.");
-  struct stat st{};
-  if (::fstat(r.file_->fd, &st) != 0 || !S_ISREG(st.st_mode))
-    fail(path, "is not a regular file. Give the path of a .safetensors file.");
-  const uint64_t size = r.file_->size = static_cast<uint64_t>(st.st_size);
+  r.file_ = std::make_shared<File>(
+      InputFile::open(path, "safetensors file", " Give the path of a .safetensors file."));
+  const uint64_t size = r.file_->file.size();
   if (size < 8)
     fail(path, "too short (" + std::to_string(size) +
                    " bytes; a safetensors file starts with an 8-byte header length). Is it "
@@ -90,13 +82,10 @@ SafetensorsReader SafetensorsReader::open(const std::filesystem::path& path) {
   r.data_start_ = 8 + n;
   const uint64_t data_len = size - r.data_start_;
 
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(path, "header is not JSON (" + json_error_text(e) +
-                   "). The file is corrupt or not a safetensors file.");
-  }
+  // parse_json refuses a name (or any key) given twice, as the reference implementation does
+  // (there a repeated name loses one entry, leaving its bytes unowned).
+  const nlohmann::json header = parse_json(text, "safetensors file " + path.string() + ": header",
+                                           " The file is corrupt or not a safetensors file.");
   if (!header.is_object())
     fail(path, std::string("header is a JSON ") + header.type_name() +
                    ", not an object. The file is corrupt or not a safetensors file.");
@@ -106,19 +95,19 @@ SafetensorsReader SafetensorsReader::open(const std::filesystem::path& path) {
       if (!v.is_object()) fail(path, "\"__metadata__\" is not an object of strings.");
       for (const auto& [k, s] : v.items()) {
         if (!s.is_string())
-          fail(path, "metadata entry \"" + k + "\" is a " + s.type_name() + ", not a string.");
+          fail(path, "metadata entry \"" + excerpt(k) + "\" is a " + s.type_name() + ", not a string.");
         r.metadata_[k] = s.get<std::string>();
       }
       continue;
     }
-    const std::string what = "tensor '" + name + "'";
+    const std::string what = "tensor '" + excerpt(name) + "'";
     if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") ||
         !v.contains("data_offsets"))
       fail(path, what + " needs an object with \"dtype\", \"shape\" and \"data_offsets\".");
     const auto& jd = v.at("dtype");
     const auto dtype = jd.is_string() ? st_dtype_from_name(jd.get<std::string>()) : std::nullopt;
     if (!dtype)
-      fail(path, what + " has unknown dtype " + jd.dump() +
+      fail(path, what + " has unknown dtype " + json_excerpt(jd) +
                      "; Magellano reads F32, F16, BF16, U8, I32 and I64.");
     Entry e{name, *dtype, {}, 0, 0};
     const auto& js = v.at("shape");
@@ -129,18 +118,18 @@ SafetensorsReader SafetensorsReader::open(const std::filesystem::path& path) {
       if (dim > uint64_t{INT64_MAX} || __builtin_mul_overflow(bytes, dim, &bytes)) ok = false;
       e.shape.push_back(static_cast<int64_t>(dim));
     }
-    if (!ok) fail(path, what + " has shape " + js.dump() + "; expected a list of sizes >= 0.");
+    if (!ok) fail(path, what + " has shape " + json_excerpt(js) + "; expected a list of sizes >= 0.");
     const auto& jo = v.at("data_offsets");
     ok = jo.is_array() && jo.size() == 2;
     if (ok) e.begin = as_u64(jo[0], ok), e.end = as_u64(jo[1], ok);
     if (!ok || e.end < e.begin)
-      fail(path, what + " has data_offsets " + jo.dump() + "; expected [begin, end] with begin <= end.");
+      fail(path, what + " has data_offsets " + json_excerpt(jo) + "; expected [begin, end] with begin <= end.");
     if (e.end > data_len)
-      fail(path, what + " has data_offsets " + jo.dump() + " beyond the data section (" +
+      fail(path, what + " has data_offsets " + json_excerpt(jo) + " beyond the data section (" +
                      std::to_string(data_len) + " bytes). Is the file truncated?");
     if (e.end - e.begin != bytes)
-      fail(path, what + ": " + st_dtype_name(e.dtype) + " shape " + st_shape_str(e.shape) +
-                     " needs " + std::to_string(bytes) + " bytes but data_offsets " + jo.dump() +
+      fail(path, what + ": " + st_dtype_name(e.dtype) + " shape " + excerpt(st_shape_str(e.shape)) +
+                     " needs " + std::to_string(bytes) + " bytes but data_offsets " + json_excerpt(jo) +
                      " hold " + std::to_string(e.end - e.begin) + ".");
     r.entries_.push_back(std::move(e));
   }
@@ -153,7 +142,7 @@ SafetensorsReader SafetensorsReader::open(const std::filesystem::path& path) {
   for (size_t i = 0; i < r.entries_.size(); ++i) {
     const Entry& e = r.entries_[i];
     if (e.begin < pos)
-      fail(path, "tensor '" + e.name + "' overlaps tensor '" + r.entries_[i - 1].name +
+      fail(path, "tensor '" + excerpt(e.name) + "' overlaps tensor '" + excerpt(r.entries_[i - 1].name) +
                      "' in the data section. The file is corrupt.");
     if (e.begin > pos)
       fail(path, "bytes [" + std::to_string(pos) + ", " + std::to_string(e.begin) +
@@ -180,9 +169,9 @@ const SafetensorsReader::Entry& SafetensorsReader::find(const std::string& name)
   const auto it = index_.find(name);
   if (it != index_.end()) return entries_[it->second];
   std::string some;
-  for (size_t i = 0; i < entries_.size() && i < 5; ++i) some += (i ? ", " : "") + entries_[i].name;
+  for (size_t i = 0; i < entries_.size() && i < 5; ++i) some += (i ? ", " : "") + excerpt(entries_[i].name);
   if (entries_.size() > 5) some += ", ...";
-  fail(path_, "has no tensor '" + name + "' (it holds " + std::to_string(entries_.size()) +
+  fail(path_, "has no tensor '" + excerpt(name) + "' (it holds " + std::to_string(entries_.size()) +
                   " tensors" + (some.empty() ? "" : ": " + some) +
                   "). Is it the right file for this model?");
 }
@@ -202,7 +191,7 @@ StTensor SafetensorsReader::read(const std::string& name) const {
 void SafetensorsReader::read_into(const std::string& name, void* dst, uint64_t bytes) const {
   const Entry& e = find(name);
   if (bytes != e.end - e.begin)
-    fail(path_, "tensor '" + name + "' holds " + std::to_string(e.end - e.begin) +
+    fail(path_, "tensor '" + excerpt(name) + "' holds " + std::to_string(e.end - e.begin) +
                     " bytes, not the " + std::to_string(bytes) + " asked for.");
   pread_all(file_->fd, dst, bytes, data_start_ + e.begin, path_);
 }
@@ -215,7 +204,7 @@ std::vector<float> SafetensorsReader::read_f32(const std::string& name) const {
     return out;
   }
   if (e.dtype != StDType::F32 && e.dtype != StDType::F16 && e.dtype != StDType::BF16)
-    fail(path_, "tensor '" + name + "' is " + st_dtype_name(e.dtype) +
+    fail(path_, "tensor '" + excerpt(name) + "' is " + st_dtype_name(e.dtype) +
                     "; only F32, F16 and BF16 convert to f32.");
   const StTensor t = read(name);
   std::vector<float> out(t.bytes.size() / st_dtype_size(t.dtype));

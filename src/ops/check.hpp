@@ -37,4 +37,8 @@ inline void require_int_sizes(std::initializer_list<int64_t> sizes, const char* 
       throw Error(std::string(op) + ": a dimension above 2^31 - 1 is not supported by " + kernel + ".");
 }
 
+// A size for a kernel that takes int sizes (the GPU GEMMs, see cl/gemm_gpu.cl), after
+// require_int_sizes checked it fits.
+inline int32_t int_size(int64_t v) { return static_cast<int32_t>(v); }
+
 }  // namespace magellano::ops::detail

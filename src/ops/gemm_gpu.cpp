@@ -45,9 +45,9 @@ void gemm_gpu_kernel(const Tensor& a, bool ta, const Tensor& b, bool tb, const T
                             static_cast<size_t>((s.m + kTile - 1) / kTile),
                             static_cast<size_t>(s.batch * splits)};
   const size_t local[3] = {256, 1, 1};
-  Launch(ctx, "gemm_gpu", "gemm_gpu", opts).arg(a).arg(s.lda).arg(s.a_stride).arg(vec_a)
-      .arg(b).arg(s.ldb).arg(s.b_stride).arg(vec_b).arg(w).arg(vec_c)
-      .arg(s.m).arg(s.n).arg(s.k).arg(splits).arg(per)
+  Launch(ctx, "gemm_gpu", "gemm_gpu", opts).arg(a).arg(int_size(s.lda)).arg(s.a_stride).arg(vec_a)
+      .arg(b).arg(int_size(s.ldb)).arg(s.b_stride).arg(vec_b).arg(w).arg(vec_c)
+      .arg(int_size(s.m)).arg(int_size(s.n)).arg(int_size(s.k)).arg(int_size(splits)).arg(int_size(per))
       .arg(splits > 1 ? 1.0f : alpha).arg(splits > 1 ? 0.0f : beta).run3d(global, local);
   if (splits > 1) sum_split_products(w, splits, s.m, s.n, c, s.n, 1, alpha, beta);
 }

@@ -43,16 +43,19 @@ void gemm_skinny(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tenso
   splits = (k + per - 1) / per;
   // Partial tiles of each split (scratch; the queue keeps it alive until the kernels ran).
   const Tensor w = splits > 1 ? Tensor::empty(ctx, Shape{splits * m * n}, DType::f32, MemCategory::scratch) : c;
-  Launch(ctx, "gemm_skinny", "gemm_skinny").arg(*pa).arg(a_rs).arg(a_cs).arg(*pb).arg(b_rs).arg(b_cs)
-      .arg(c).arg(c_rs).arg(c_cs).arg(w).arg(m).arg(n).arg(k).arg(per).arg(alpha).arg(beta)
+  Launch(ctx, "gemm_skinny", "gemm_skinny").arg(*pa).arg(int_size(a_rs)).arg(int_size(a_cs))
+      .arg(*pb).arg(int_size(b_rs)).arg(int_size(b_cs)).arg(c).arg(int_size(c_rs)).arg(int_size(c_cs))
+      .arg(w).arg(int_size(m)).arg(int_size(n)).arg(int_size(k)).arg(int_size(per)).arg(alpha).arg(beta)
       .run2d(static_cast<size_t>(tiles) * 256, static_cast<size_t>(splits), 256, 1);
   if (splits > 1) sum_split_products(w, splits, m, n, c, c_rs, c_cs, alpha, beta);
 }
 
 void sum_split_products(const Tensor& w, int64_t splits, int64_t m, int64_t n, const Tensor& c,
                         int64_t c_rs, int64_t c_cs, float alpha, float beta) {
-  Launch(c.ctx(), "gemm_skinny", "gemm_skinny_reduce").arg(w).arg(splits).arg(m).arg(n).arg(c)
-      .arg(c_rs).arg(c_cs).arg(alpha).arg(beta).run(static_cast<size_t>(m * n));
+  require_int_sizes({splits, m, n, c_rs, c_cs}, "gemm", "the split-K sum");
+  Launch(c.ctx(), "gemm_skinny", "gemm_skinny_reduce").arg(w).arg(int_size(splits)).arg(int_size(m))
+      .arg(int_size(n)).arg(c).arg(int_size(c_rs)).arg(int_size(c_cs)).arg(alpha).arg(beta)
+      .run(static_cast<size_t>(m * n));
 }
 
 }  // namespace magellano::ops::detail

@@ -4,12 +4,13 @@
 
 #include <cctype>
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <mutex>
 
 #include "gemm_cpu.hpp"
 #include "magellano/runtime/error.hpp"
+#include "magellano/runtime/input_file.hpp"
+#include "magellano/runtime/json_parse.hpp"
 
 namespace magellano {
 const std::map<std::string, std::string>& embedded_gemm_tuning_files();  // generated
@@ -26,24 +27,33 @@ std::optional<CpuGemmParams> g_forced_cpu;
 std::optional<GpuGemmParams> g_forced_gpu;
 std::optional<bool> g_forced_skinny;
 
+// Parses and checks the keys choice_from() reads, so a malformed file gets one line.
 nlohmann::json parse_tuning(const std::string& text, const std::string& where) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const std::exception& e) {
-    throw Error("GEMM tuning file " + where + " is not valid JSON (" + e.what() +
-                "). Regenerate it with `magellano tune-gemm`.");
-  }
+  const std::string again = " Regenerate it with `magellano tune-gemm`.";
+  nlohmann::json j = parse_json(text, "GEMM tuning file " + where, again);
   if (!j.is_object() || !j.contains("device") || !j["device"].is_string())
-    throw Error("GEMM tuning file " + where +
-                " has no \"device\" name. Regenerate it with `magellano tune-gemm`.");
+    throw Error("GEMM tuning file " + where + " has no \"device\" name." + again);
+  if (j.contains("gemm_path") && !j["gemm_path"].is_string())
+    throw Error("GEMM tuning file " + where + ": \"gemm_path\" must be a string." + again);
+  for (const char* section : {"cpu_kernel", "gpu_kernel", "clblast"})
+    if (j.contains(section) && !j[section].is_object())
+      throw Error("GEMM tuning file " + where + ": \"" + section + "\" must be an object." + again);
+  if (j.contains("clblast"))
+    for (const auto& [kernel, params] : j["clblast"].items()) {
+      bool ok = params.is_object();
+      if (ok)
+        for (const auto& [k, v] : params.items()) ok = ok && v.is_number_unsigned();
+      if (!ok)
+        throw Error("GEMM tuning file " + where + ": clblast." + excerpt(kernel) +
+                    " must map parameter names to integers >= 0." + again);
+    }
   return j;
 }
 
 int int_param(const nlohmann::json& obj, const char* section, const char* key, int fallback, int lo,
               int hi, const std::string& where) {
   if (!obj.contains(key)) return fallback;
-  if (!obj[key].is_number_integer() || obj[key].get<int>() < lo || obj[key].get<int>() > hi)
+  if (!obj[key].is_number_integer() || obj[key].get<int64_t>() < lo || obj[key].get<int64_t>() > hi)
     throw Error("GEMM tuning file " + where + ": " + section + "." + key + " must be an integer in [" +
                 std::to_string(lo) + ", " + std::to_string(hi) + "].");
   return obj[key].get<int>();
@@ -111,10 +121,8 @@ std::vector<std::string> embedded_tuning_names() {
 
 std::optional<nlohmann::json> find_gemm_tuning(const DeviceInfo& dev) {
   if (const char* path = std::getenv("MAGELLANO_GEMM_TUNING"); path && *path) {
-    std::ifstream f(path);
-    if (!f) throw Error(std::string("MAGELLANO_GEMM_TUNING names ") + path +
-                        ", which cannot be read. Point it at a file `magellano tune-gemm` wrote.");
-    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const std::string text = read_whole_file(path, "MAGELLANO_GEMM_TUNING file",
+                                             " Point it at a file `magellano tune-gemm` wrote.");
     nlohmann::json j = parse_tuning(text, path);
     if (j["device"].get<std::string>() != dev.name) return std::nullopt;
     j["_source"] = path;

@@ -68,40 +68,45 @@ SsdPlan plan_ssd(const Context& ctx, const SsdDims& d, const SsdOptions& opt) {
   // A chunk longer than the sequence changes nothing but the kernels' local arrays: use the
   // sequence length rounded up to 8 (few distinct builds for short prompts).
   const int64_t want = opt.chunk ? opt.chunk : ssd_default_chunk(ctx);
-  plan.chunk = std::min(want, round_up(d.l, 8));
-  plan.nc = (d.l + plan.chunk - 1) / plan.chunk;
   const int64_t max_wg = static_cast<int64_t>(ctx.device().max_work_group_size);
-  if (plan.group_per_chunk) {
-    plan.rows = t.rows ? t.rows : 1;
-    plan.vec = t.vec ? t.vec : widest_dividing({4, 2, 1}, d.p, d.n);
-    plan.items = t.items ? t.items : std::min(max_wg, (plan.chunk + plan.rows - 1) / plan.rows);
-    plan.cols = t.cols ? t.cols : 32;
-  } else {
-    plan.rows = t.rows ? t.rows : 4;
-    plan.vec = t.vec ? t.vec : widest_dividing({16, 8, 4, 2, 1}, d.p, d.n);
-    plan.items = t.items ? t.items : 1;
-    plan.cols = t.cols ? t.cols : 64;
+  const int64_t local_floats = static_cast<int64_t>(ctx.device().local_mem_bytes / 4);
+  // The chunk changes results only by rounding, so a chunk whose tiles do not fit the device's
+  // local memory (e.g. Hugging Face's default 256 on a GPU with 48 KiB) is halved until they do.
+  for (int64_t chunk = std::min(want, round_up(d.l, 8));; chunk = std::max<int64_t>(1, round_up(chunk / 2, 8))) {
+    plan.chunk = chunk;
+    if (plan.group_per_chunk) {
+      plan.rows = t.rows ? t.rows : 1;
+      plan.vec = t.vec ? t.vec : widest_dividing({4, 2, 1}, d.p, d.n);
+      plan.items = t.items ? t.items : std::min(max_wg, (plan.chunk + plan.rows - 1) / plan.rows);
+      plan.cols = t.cols ? t.cols : 32;
+    } else {
+      plan.rows = t.rows ? t.rows : 4;
+      plan.vec = t.vec ? t.vec : widest_dividing({16, 8, 4, 2, 1}, d.p, d.n);
+      plan.items = t.items ? t.items : 1;
+      plan.cols = t.cols ? t.cols : 64;
+    }
+    if (plan.vec != 1 && plan.vec != 2 && plan.vec != 4 && plan.vec != 8 && plan.vec != 16)
+      throw Error("ssd_scan: vector width must be 1, 2, 4, 8 or 16, got " + std::to_string(plan.vec) + ".");
+    if (d.p % plan.vec || d.n % plan.vec)
+      throw Error("ssd_scan: vector width " + std::to_string(plan.vec) + " must divide P = " +
+                  std::to_string(d.p) + " and N = " + std::to_string(d.n) + ".");
+    plan.cols = round_up(plan.cols, plan.vec);
+    // Halve the staged tile's width until the kernels' local memory fits the device.
+    while (ssd_local_floats(plan.chunk, plan.vec, plan.cols, plan.items, d.p, d.n) > local_floats &&
+           !t.cols && plan.cols > plan.vec)
+      plan.cols = std::max(plan.vec, round_up(plan.cols / 2, plan.vec));
+    if (ssd_local_floats(plan.chunk, plan.vec, plan.cols, plan.items, d.p, d.n) <= local_floats) break;
+    if (plan.chunk <= 8) {
+      const int64_t need = ssd_local_floats(plan.chunk, plan.vec, plan.cols, plan.items, d.p, d.n);
+      throw Error("ssd_scan: P = " + std::to_string(d.p) + ", N = " + std::to_string(d.n) + " need " +
+                  std::to_string(need * 4) + " bytes of local memory even at chunk " + std::to_string(plan.chunk) +
+                  "; the device has " + std::to_string(local_floats * 4) + ". Use a smaller tile width (cols).");
+    }
   }
-  if (plan.vec != 1 && plan.vec != 2 && plan.vec != 4 && plan.vec != 8 && plan.vec != 16)
-    throw Error("ssd_scan: vector width must be 1, 2, 4, 8 or 16, got " + std::to_string(plan.vec) + ".");
-  if (d.p % plan.vec || d.n % plan.vec)
-    throw Error("ssd_scan: vector width " + std::to_string(plan.vec) + " must divide P = " +
-                std::to_string(d.p) + " and N = " + std::to_string(d.n) + ".");
-  plan.cols = round_up(plan.cols, plan.vec);
+  plan.nc = (d.l + plan.chunk - 1) / plan.chunk;
   if (plan.items > max_wg)
     throw Error("ssd_scan: " + std::to_string(plan.items) + " work-items per group exceed this device's " +
                 std::to_string(max_wg) + ".");
-  // Halve the staged tile's width until the kernels' local memory fits the device.
-  const int64_t local_floats = static_cast<int64_t>(ctx.device().local_mem_bytes / 4);
-  while (ssd_local_floats(plan.chunk, plan.vec, plan.cols, plan.items, d.p, d.n) > local_floats &&
-         !t.cols && plan.cols > plan.vec)
-    plan.cols = std::max(plan.vec, round_up(plan.cols / 2, plan.vec));
-  const int64_t need = ssd_local_floats(plan.chunk, plan.vec, plan.cols, plan.items, d.p, d.n);
-  if (need > local_floats)
-    throw Error("ssd_scan: chunk " + std::to_string(plan.chunk) + " with P = " + std::to_string(d.p) +
-                ", N = " + std::to_string(d.n) + " needs " + std::to_string(need * 4) +
-                " bytes of local memory, the device has " + std::to_string(local_floats * 4) +
-                "; use a smaller chunk (or tile width).");
   // Contiguous elements per work-item of the state passes and the head sums: a vector's worth on
   // CPUs; one on GPUs, where neighbouring work-items make the accesses contiguous.
   plan.state_vec = plan.group_per_chunk ? 1 : widest_dividing({16, 8, 4, 2, 1}, d.n, d.n);

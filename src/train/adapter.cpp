@@ -55,18 +55,34 @@ LoRASection read_adapter_config(const fs::path& dir, std::string* base) {
     return Error(file.string() + ": " + what + "; expected a PEFT LoRA adapter (as `magellano train` "
                  "with a lora section or PEFT's save_pretrained writes it).");
   };
-  if (j.value("peft_type", "") != "LORA") throw bad("peft_type is not \"LORA\"");
-  if (!j.contains("r") || !j["r"].is_number_integer() || j["r"].get<int64_t>() < 1) throw bad("'r' must be an integer >= 1");
-  if (j.value("fan_in_fan_out", false)) throw bad("fan_in_fan_out weights are not supported");
+  if (!j.is_object()) throw bad("it is not a JSON object");
+  // A key that is present must have its type (nlohmann's value() would throw its own text).
+  const auto flag = [&](const char* key) {
+    if (!j.contains(key) || j[key].is_null()) return false;
+    if (!j[key].is_boolean()) throw bad(std::string("'") + key + "' must be true or false");
+    return j[key].get<bool>();
+  };
+  const auto number = [&](const char* key, double fallback) {
+    if (!j.contains(key)) return fallback;
+    if (!j[key].is_number()) throw bad(std::string("'") + key + "' must be a number");
+    return j[key].get<double>();
+  };
+  if (!j.contains("peft_type") || j["peft_type"] != "LORA") throw bad("peft_type is not \"LORA\"");
+  // The same range as the config's lora.rank.
+  if (!j.contains("r") || !j["r"].is_number_integer() || j["r"].get<int64_t>() < 1 || j["r"].get<int64_t>() > 65536)
+    throw bad("'r' must be an integer in [1, 65536]");
+  if (flag("fan_in_fan_out")) throw bad("fan_in_fan_out weights are not supported");
   if (j.contains("bias") && j["bias"] != "none") throw bad("only bias \"none\" is supported");
-  if (j.value("use_dora", false)) throw bad("DoRA adapters are not supported");
-  if (j.value("use_rslora", false)) throw bad("rsLoRA scaling is not supported");
+  if (flag("use_dora")) throw bad("DoRA adapters are not supported");
+  if (flag("use_rslora")) throw bad("rsLoRA scaling is not supported");
   if (j.contains("rank_pattern") && !j["rank_pattern"].empty()) throw bad("per-module ranks (rank_pattern) are not supported");
   if (j.contains("alpha_pattern") && !j["alpha_pattern"].empty()) throw bad("per-module alphas (alpha_pattern) are not supported");
   LoRASection l;
   l.rank = j["r"].get<int64_t>();
-  l.alpha = j.value("lora_alpha", 8.0);
-  l.dropout = j.value("lora_dropout", 0.0);
+  l.alpha = number("lora_alpha", 8.0);
+  l.dropout = number("lora_dropout", 0.0);
+  if (!(l.alpha > 0) || l.alpha > 3.4e38) throw bad("'lora_alpha' must be a positive number");
+  if (!(l.dropout >= 0 && l.dropout < 1)) throw bad("'lora_dropout' must be in [0, 1)");
   l.target_modules.clear();
   if (!j.contains("target_modules") || !j["target_modules"].is_array()) throw bad("target_modules must be a list");
   std::set<std::string> kinds;
@@ -75,7 +91,7 @@ LoRASection read_adapter_config(const fs::path& dir, std::string* base) {
     if (s == "w1" || s == "w2" || s == "w3") kinds.insert("experts");
     else if (std::find(nn::lora_target_kinds().begin(), nn::lora_target_kinds().end(), s) != nn::lora_target_kinds().end())
       kinds.insert(s);
-    else throw bad("unknown target module " + t.dump());
+    else throw bad("unknown target module " + json_excerpt(t));
   }
   for (const auto& k : nn::lora_target_kinds())
     if (kinds.count(k)) l.target_modules.push_back(k);

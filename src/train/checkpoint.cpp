@@ -9,6 +9,7 @@
 #include "magellano/optim/adamw.hpp"
 #include "magellano/train/adapter.hpp"
 #include "magellano/train/device_fit.hpp"
+#include "magellano/train/trainer_state.hpp"
 #include "magellano/runtime/error.hpp"
 
 #include <map>
@@ -18,7 +19,6 @@ namespace magellano::train {
 namespace fs = std::filesystem;
 
 namespace {
-constexpr const char* kFormat = "magellano-checkpoint-1";
 
 // A training config whose model section mirrors a Hugging Face MambaConfig.
 Config config_from_hf(const io::HfMambaConfig& hf, const fs::path& dir) {
@@ -39,7 +39,11 @@ Config config_from_hf(const io::HfMambaConfig& hf, const fs::path& dir) {
   m["dt_rank"] = hf.time_step_rank;
   m["tie_embeddings"] = hf.tie_word_embeddings;
   m["norm_eps"] = hf.layer_norm_epsilon;
-  return Config::from_json(j);
+  try {
+    return Config::from_json(j);
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + " (from the Hugging Face config " + (dir / "config.json").string() + ")");
+  }
 }
 }  // namespace
 
@@ -122,8 +126,12 @@ LoadedModel load_model(const fs::path& dir, Context& ctx, const LoRASection* lor
     out.hugging_face = true;
   } else {
     nlohmann::json j = io::read_json(dir / "config.json", "checkpoint config");
-    j.erase("quantization_config");  // `magellano quantize` output: the NF4 weights load as they are
-    out.config = Config::from_json(j);
+    if (j.is_object()) j.erase("quantization_config");  // `magellano quantize` output: the NF4 weights load as they are
+    try {
+      out.config = Config::from_json(j);
+    } catch (const Error& e) {
+      throw Error(std::string(e.what()) + " (in " + (dir / "config.json").string() + ")");
+    }
   }
   out.config.train.gradient_checkpointing = 0;
   const bool lora_checkpoint = out.config.lora.enabled() && !fs::exists(dir / "model.safetensors");
@@ -136,9 +144,9 @@ LoadedModel load_model(const fs::path& dir, Context& ctx, const LoRASection* lor
   }
   // A LoRA training checkpoint: the base is the run's (--init-from weights, or the seed's
   // initialisation), the adapter is in the directory.
-  const nlohmann::json state = io::read_json(dir / "trainer_state.json", "trainer state");
-  if (state.contains("init_from") && state["init_from"].is_string()) {
-    const fs::path base = state["init_from"].get<std::string>();
+  const TrainerState state = read_trainer_state(dir);
+  if (state.init_from) {
+    const fs::path base = *state.init_from;
     if (!fs::exists(base / "model.safetensors"))
       throw Error(dir.string() + " is a LoRA checkpoint whose base model " + base.string() +
                   " is gone; restore it or merge the adapter into a copy you kept.");
@@ -156,7 +164,7 @@ fs::path save_checkpoint(const fs::path& parent, int64_t step, int64_t keep, con
         // The trainer state first: it names the run, so a folder left by a kill during this
         // write is recognised as the run's own (RunFolder removes it on the next start).
         nlohmann::json state = trainer_state;
-        state["format"] = kFormat;
+        state["format"] = kTrainerStateFormat;
         state["optimizer_steps"] = optimizer.step_count();
         io::write_json_atomically(dir / "trainer_state.json", state);
         io::write_json_atomically(dir / "config.json", config.to_json());
@@ -176,11 +184,8 @@ fs::path save_checkpoint(const fs::path& parent, int64_t step, int64_t keep, con
   return path;
 }
 
-nlohmann::json load_training_state(const fs::path& dir, const nn::Model& model, optim::AdamW& optimizer) {
-  nlohmann::json state = io::read_json(dir / "trainer_state.json", "trainer state");
-  if (state.value("format", "") != kFormat)
-    throw Error(dir.string() + "/trainer_state.json is not a Magellano trainer state (format '" +
-                state.value("format", "") + "'); resume needs a checkpoint written by `magellano train`.");
+TrainerState load_training_state(const fs::path& dir, const nn::Model& model, optim::AdamW& optimizer) {
+  const TrainerState state = read_trainer_state(dir);  // checked before anything is loaded
   if (fs::exists(dir / "adapter_model.safetensors") && !fs::exists(dir / "model.safetensors"))
     load_adapter_weights(dir, model);
   else
@@ -192,7 +197,7 @@ nlohmann::json load_training_state(const fs::path& dir, const nn::Model& model, 
       throw Error(dir.string() + "/optimizer.safetensors has no '" + name + "'.");
     io::load_into(reader, name, t);
   }
-  optimizer.set_step_count(state.at("optimizer_steps").get<int64_t>());
+  optimizer.set_step_count(state.optimizer_steps);
   return state;
 }
 

@@ -5,13 +5,15 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <limits>
 #include <set>
 #include <sstream>
 
 #include "magellano/runtime/error.hpp"
+#include "magellano/runtime/input_file.hpp"
+#include "magellano/runtime/json_parse.hpp"
+#include "magellano/train/model_size.hpp"
 
 namespace magellano::train {
 namespace {
@@ -28,6 +30,7 @@ struct Field {
   double lo = -kInf, hi = kInf;  // numeric range
   bool hi_open = false;          // hi excluded (fractions: [0, 1))
   bool lo_open = false;          // lo excluded (> 0)
+  double cap = kInf;             // the largest size Magellano accepts (see schema())
   std::vector<std::string> choices;
   std::function<json(const Config&)> get;
   std::function<void(Config&, const json&)> set;
@@ -71,41 +74,48 @@ E parse_choice(const E (&values)[K], const std::string& name) {
   throw Error("config: unknown choice \"" + name + "\".");
 }
 
+// hi: the key's own bound, reported as a range ("in [2, 2147483647]"); cap: the largest size
+// Magellano accepts (the key has no bound of its own), reported as "<= cap (the largest ...)".
 Field integer(std::string path, double lo, std::function<json(const Config&)> g,
-              std::function<void(Config&, const json&)> s, double hi = kInf) {
-  return {std::move(path), Kind::integer, lo, hi, false, false, {}, std::move(g), std::move(s)};
+              std::function<void(Config&, const json&)> s, double hi = kInf, double cap = kInf) {
+  return {std::move(path), Kind::integer, lo, hi, false, false, cap, {}, std::move(g), std::move(s)};
 }
+// Numbers are used as floats on the device, so they are capped at the largest float.
 Field number(std::string path, double lo, bool lo_open, double hi, bool hi_open,
              std::function<json(const Config&)> g, std::function<void(Config&, const json&)> s) {
-  return {std::move(path), Kind::number, lo, hi, hi_open, lo_open, {}, std::move(g), std::move(s)};
+  return {std::move(path), Kind::number, lo, hi, hi_open, lo_open, std::numeric_limits<float>::max(), {},
+          std::move(g), std::move(s)};
 }
 Field plain(std::string path, Kind kind, std::function<json(const Config&)> g,
             std::function<void(Config&, const json&)> s, std::vector<std::string> choices = {}) {
-  return {std::move(path), kind, -kInf, kInf, false, false, std::move(choices), std::move(g), std::move(s)};
+  return {std::move(path), kind, -kInf, kInf, false, false, kInf, std::move(choices), std::move(g), std::move(s)};
 }
 
 const std::vector<Field>& schema() {
   static const std::vector<Field> fields = [] {
     std::vector<Field> f;
     // model
+    // Integer sizes have maxima (configs/README.md): each fits an int, the product of any two
+    // fits int64, and resolve() refuses a model whose totals would not (model_size.cpp counts
+    // with overflow checks), so no size wraps or is truncated after validation.
     f.push_back(integer("model.vocab_size", 2, MG_ACCESS(model.vocab_size, int64_t), 2147483647.0));
-    f.push_back(integer("model.dim", 1, MG_ACCESS(model.dim, int64_t)));
+    f.push_back(integer("model.dim", 1, MG_ACCESS(model.dim, int64_t), kInf, 65536));
     f.push_back(plain(
         "model.layers", Kind::layers, [](const Config& c) { return json(c.model.layers); },
         [](Config& c, const json& v) {
           c.model.layers = v.is_string() ? v.get<std::string>()
                                          : layer_string(parse_layer_list(v, "'model.layers'"));
         }));
-    f.push_back(integer("model.d_state", 1, MG_ACCESS(model.d_state, int64_t)));
-    f.push_back(integer("model.d_conv", 1, MG_ACCESS(model.d_conv, int64_t)));
-    f.push_back(integer("model.expand", 1, MG_ACCESS(model.expand, int64_t)));
-    f.push_back(integer("model.dt_rank", 0, MG_ACCESS(model.dt_rank, int64_t)));
+    f.push_back(integer("model.d_state", 1, MG_ACCESS(model.d_state, int64_t), kInf, 1024));
+    f.push_back(integer("model.d_conv", 1, MG_ACCESS(model.d_conv, int64_t), kInf, 1024));
+    f.push_back(integer("model.expand", 1, MG_ACCESS(model.expand, int64_t), kInf, 64));
+    f.push_back(integer("model.dt_rank", 0, MG_ACCESS(model.dt_rank, int64_t), kInf, 65536));
     f.push_back(plain("model.tie_embeddings", Kind::boolean, MG_ACCESS(model.tie_embeddings, bool)));
     f.push_back(number("model.norm_eps", 0, true, 1, true, MG_ACCESS(model.norm_eps, double)));
-    f.push_back(integer("model.scan_chunk", 1, MG_ACCESS(model.scan_chunk, int64_t)));
-    f.push_back(integer("model.moe.experts", 1, MG_ACCESS(model.moe.experts, int64_t)));
-    f.push_back(integer("model.moe.top_k", 1, MG_ACCESS(model.moe.top_k, int64_t)));
-    f.push_back(integer("model.moe.hidden", 0, MG_ACCESS(model.moe.hidden, int64_t)));
+    f.push_back(integer("model.scan_chunk", 1, MG_ACCESS(model.scan_chunk, int64_t), kInf, 16777216));
+    f.push_back(integer("model.moe.experts", 1, MG_ACCESS(model.moe.experts, int64_t), kInf, 4096));
+    f.push_back(integer("model.moe.top_k", 1, MG_ACCESS(model.moe.top_k, int64_t), kInf, 4096));
+    f.push_back(integer("model.moe.hidden", 0, MG_ACCESS(model.moe.hidden, int64_t), kInf, 1048576));
     f.push_back(plain("model.moe.activation", Kind::choice, MG_CHOICE(model.moe.activation, kActivations)));
     f.push_back(number("model.moe.balance_coef", 0, false, kInf, false, MG_ACCESS(model.moe.balance_coef, double)));
     f.push_back(number("model.moe.z_coef", 0, false, kInf, false, MG_ACCESS(model.moe.z_coef, double)));
@@ -114,10 +124,10 @@ const std::vector<Field>& schema() {
     f.push_back(plain("data.val", Kind::opt_string, MG_OPT(data.val)));
     f.push_back(plain("data.tokenizer", Kind::opt_string, MG_OPT(data.tokenizer)));
     // train
-    f.push_back(integer("train.steps", 1, MG_ACCESS(train.steps, int64_t)));
-    f.push_back(integer("train.batch_size", 1, MG_ACCESS(train.batch_size, int64_t)));
-    f.push_back(integer("train.seq_len", 1, MG_ACCESS(train.seq_len, int64_t)));
-    f.push_back(integer("train.grad_accum", 1, MG_ACCESS(train.grad_accum, int64_t)));
+    f.push_back(integer("train.steps", 1, MG_ACCESS(train.steps, int64_t), kInf, 1e12));
+    f.push_back(integer("train.batch_size", 1, MG_ACCESS(train.batch_size, int64_t), kInf, 1048576));
+    f.push_back(integer("train.seq_len", 1, MG_ACCESS(train.seq_len, int64_t), kInf, 16777216));
+    f.push_back(integer("train.grad_accum", 1, MG_ACCESS(train.grad_accum, int64_t), kInf, 1048576));
     f.push_back(number("train.lr", 0, true, kInf, false, MG_ACCESS(train.lr, double)));
     f.push_back(number("train.min_lr", 0, false, kInf, false, MG_ACCESS(train.min_lr, double)));
     f.push_back(integer("train.warmup_steps", 0, MG_ACCESS(train.warmup_steps, int64_t)));
@@ -155,7 +165,7 @@ const std::vector<Field>& schema() {
     f.push_back(plain("lora.base_precision", Kind::choice, MG_CHOICE(lora.base_precision, kBaseStorages)));
     // eval
     f.push_back(integer("eval.every", 0, MG_ACCESS(eval.every, int64_t)));
-    f.push_back(integer("eval.batches", 1, MG_ACCESS(eval.batches, int64_t)));
+    f.push_back(integer("eval.batches", 1, MG_ACCESS(eval.batches, int64_t), kInf, 1048576));
     // checkpoint
     f.push_back(plain("checkpoint.dir", Kind::string, MG_ACCESS(checkpoint.dir, std::string)));
     f.push_back(integer("checkpoint.every", 0, MG_ACCESS(checkpoint.every, int64_t)));
@@ -203,7 +213,10 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return d[a.size()][b.size()];
 }
 
+// The schema's path nearest to `path`, or "". Keys longer than any schema path plus a few typos
+// get no suggestion (the edit distance costs |path| x |candidate| per candidate).
 std::string suggestion(const std::string& path) {
+  if (path.size() > 100) return "";
   std::vector<std::string> all(sections().begin(), sections().end());
   for (const auto& f : schema()) all.push_back(f.path);
   // The same key in another section ("train.device" -> "device", "model.experts" -> "model.moe.experts").
@@ -222,7 +235,7 @@ std::string suggestion(const std::string& path) {
 
 [[noreturn]] void unknown_key(const std::string& path) {
   const std::string s = suggestion(path);
-  throw Error("config: unknown key '" + path + "'" + (s.empty() ? "" : " (did you mean '" + s + "'?)") +
+  throw Error("config: unknown key '" + excerpt(path) + "'" + (s.empty() ? "" : " (did you mean '" + s + "'?)") +
               "; configs/README.md lists every key.");
 }
 
@@ -230,7 +243,7 @@ std::string describe(const json& v) {
   switch (v.type()) {
     case json::value_t::null: return "null";
     case json::value_t::boolean: return "a boolean (" + v.dump() + ")";
-    case json::value_t::string: return "a string (" + v.dump() + ")";
+    case json::value_t::string: return "a string (" + json_excerpt(v) + ")";
     case json::value_t::array: return "a list";
     case json::value_t::object: return "an object";
     case json::value_t::number_float: return "a number (" + v.dump() + ")";
@@ -239,6 +252,7 @@ std::string describe(const json& v) {
 }
 
 std::string number_str(double x) {
+  if (x == std::floor(x) && std::fabs(x) < 1e15) return std::to_string(static_cast<int64_t>(x));  // 65536, not 65536.0
   std::ostringstream os;
   os << x;
   return os.str();
@@ -282,9 +296,10 @@ void check_type(const Field& f, json& v) {
       return;
     case Kind::checkpointing:
       if (is_integral(v)) {
-        v = static_cast<int64_t>(v.get<double>());
-        if (v.get<int64_t>() < 0)
-          throw Error(where + "\"none\", \"balanced\", \"aggressive\" or an integer >= 0, got " + v.dump() + ".");
+        v = v.is_number_float() ? static_cast<int64_t>(v.get<double>()) : v.get<int64_t>();
+        if (v.get<int64_t>() < 0 || v.get<int64_t>() > 2147483647)
+          throw Error(where + "\"none\", \"balanced\", \"aggressive\" or an integer in [0, 2147483647], got " +
+                      v.dump() + ".");
         return;
       }
       if (!v.is_string() || std::none_of(std::begin(kCheckpointingPresets), std::end(kCheckpointingPresets),
@@ -299,9 +314,9 @@ void check_type(const Field& f, json& v) {
       std::set<std::string> seen;
       for (const auto& e : v) {
         if (!e.is_string() || std::find(f.choices.begin(), f.choices.end(), e.get<std::string>()) == f.choices.end())
-          throw Error(where + "a list of names from " + list + "; " + e.dump() + " is not one of them.");
+          throw Error(where + "a list of names from " + list + "; " + json_excerpt(e) + " is not one of them.");
         if (!seen.insert(e.get<std::string>()).second)
-          throw Error(where + "a list without repeats; " + e.dump() + " appears twice.");
+          throw Error(where + "a list without repeats; " + json_excerpt(e) + " appears twice.");
       }
       return;
     }
@@ -310,7 +325,7 @@ void check_type(const Field& f, json& v) {
       for (const auto& c : f.choices) list += (list.empty() ? "\"" : " or \"") + c + "\"";
       if (!v.is_string()) throw Error(where + list + ", got " + describe(v) + ".");
       if (std::find(f.choices.begin(), f.choices.end(), v.get<std::string>()) == f.choices.end())
-        throw Error(where + list + ", got " + v.dump() + ".");
+        throw Error(where + list + ", got " + json_excerpt(v) + ".");
       return;
     }
   }
@@ -354,6 +369,9 @@ void check_range(const Field& f, const json& v) {
   const double x = v.get<double>();
   const bool low = f.lo_open ? !(x > f.lo) : !(x >= f.lo);
   const bool high = f.hi_open ? !(x < f.hi) : !(x <= f.hi);
+  if (!low && !high && x > f.cap)
+    throw Error("config: '" + f.path + "' must be <= " + number_str(f.cap) + " (the largest Magellano supports), got " +
+                (f.kind == Kind::integer ? v.dump() : number_str(x)) + ".");
   if (!low && !high) return;
   std::string want;
   if (f.hi == kInf) want = std::string(f.lo_open ? "> " : ">= ") + number_str(f.lo);
@@ -404,6 +422,13 @@ void resolve(Config& c) {
   if (t.warmup_steps > t.steps)
     throw Error("config: 'train.warmup_steps' (" + std::to_string(t.warmup_steps) +
                 ") must be <= 'train.steps' (" + std::to_string(t.steps) + ").");
+  // Every derived count (parameters, the memory estimate and the tensors in it) must fit int64:
+  // model_size.cpp counts with overflow checks and throws for a model too large to count.
+  try {
+    (void)estimate_memory(c);
+  } catch (const Error& e) {
+    throw Error(std::string("config: ") + e.what());
+  }
 }
 
 void deep_merge(json& into, const json& from) {
@@ -423,11 +448,7 @@ std::string read_file(const std::string& path) {
                 "': no such file. Give the path of a JSON config, e.g. configs/tiny.json.");
   if (fs::is_directory(path, ec))
     throw Error("config: '" + path + "' is a folder; give the path of a JSON config file.");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("config: cannot open '" + path + "' for reading; check its permissions.");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return read_whole_file(path, "config: file", " Give the path of a JSON config, e.g. configs/tiny.json.");
 }
 
 }  // namespace
@@ -460,7 +481,7 @@ nn::MambaConfig ModelConfig::mamba_config() const {
   m.expand = expand;
   m.dt_rank = dt_rank;
   m.num_layers = std::max<int64_t>(1, static_cast<int64_t>(pattern.size()));
-  m.scan_chunk = static_cast<int>(scan_chunk);
+  m.scan_chunk = static_cast<int>(scan_chunk);  // <= 16777216 (the schema's cap)
   return m;
 }
 
@@ -515,16 +536,13 @@ std::vector<std::string> config_keys() {
 void apply_set(json& doc, const std::string& assignment) {
   const size_t eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0)
-    throw Error("config: --set '" + assignment + "' must look like key.path=value, e.g. train.lr=3e-4.");
+    throw Error("config: --set '" + excerpt(assignment) + "' must look like key.path=value, e.g. train.lr=3e-4.");
   const std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
   const bool is_section = sections().count(key) > 0;
   if (!find_field(key) && !is_section) unknown_key(key);
-  json value;
-  try {
-    value = json::parse(text);
-  } catch (const json::parse_error&) {
-    value = text;  // not JSON: a plain string (gpu, configs/x.tok, (MMME)x9MMM)
-  }
+  // JSON when it parses (within parse_json's limits), else a plain string (gpu, configs/x.tok,
+  // (MMME)x9MMM).
+  json value = json::accept(text) ? parse_json(text, "config: --set " + key + "=...") : json(text);
   // A string key given a bare number or boolean takes the text as written (--set device=1).
   if (const Field* f = find_field(key);
       f && (value.is_number() || value.is_boolean()) &&
@@ -556,16 +574,11 @@ void apply_set(json& doc, const std::string& assignment) {
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& sets) {
-  const std::string text = read_file(path);
-  json doc;
-  try {
-    doc = json::parse(text, nullptr, true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& e) {
-    std::string what = e.what();
-    const size_t close = what.find("] ");
-    if (close != std::string::npos) what = what.substr(close + 2);
-    throw Error("config: '" + path + "' is not valid JSON: " + what + ".");
-  }
+  return parse_config(read_file(path), path, sets);
+}
+
+Config parse_config(std::string_view text, const std::string& path, const std::vector<std::string>& sets) {
+  json doc = parse_json(text, "config: '" + path + "'", "", {.comments = true});
   Config c;
   try {
     c = Config::from_json(doc);
@@ -576,7 +589,7 @@ Config load_config(const std::string& path, const std::vector<std::string>& sets
   std::string all;
   for (const auto& s : sets) {
     apply_set(doc, s);
-    all += (all.empty() ? "--set " : ", --set ") + s;
+    all += (all.empty() ? "--set " : ", --set ") + excerpt(s);
   }
   try {
     return Config::from_json(doc);

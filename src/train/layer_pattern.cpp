@@ -2,15 +2,19 @@
 //
 // Grammar (spaces ignored):  seq := item*    item := ('M' | 'E' | '(' seq ')') ['x' count]
 // count := 1..9999 (decimal). A pattern must give at least one layer.
+// Bounded: groups nest at most kMaxDepth deep (the parser recurses once per level) and the
+// expansion stops at kMaxLayers, checked before anything is copied.
 #include <cctype>
 
 #include "magellano/runtime/error.hpp"
+#include "magellano/runtime/json_parse.hpp"
 #include "magellano/train/config.hpp"
 
 namespace magellano::train {
 namespace {
 
 constexpr int64_t kMaxLayers = 100000;
+constexpr int kMaxDepth = 16;
 
 class PatternParser {
  public:
@@ -36,6 +40,7 @@ class PatternParser {
         item.push_back(c == 'M' ? LayerKind::mamba : LayerKind::moe);
         ++pos_;
       } else if (c == '(') {
+        if (depth >= kMaxDepth) fail("groups nested more than " + std::to_string(kMaxDepth) + " deep");
         const size_t open = pos_++;
         item = seq(depth + 1);
         skip_spaces();
@@ -80,11 +85,11 @@ class PatternParser {
     while (pos_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[pos_]))) ++pos_;
   }
   std::string unexpected() const {
-    return std::string("unexpected '") + s_[pos_] +
+    return "unexpected '" + excerpt(std::string_view(&s_[pos_], 1)) +
            "' (use 'M' = Mamba, 'E' = MoE, groups '(...)' and repeats 'xN')";
   }
   [[noreturn]] void fail(const std::string& why) const {
-    throw Error("config: " + what_ + " \"" + s_ + "\" is not a valid layer pattern: " + why +
+    throw Error("config: " + what_ + " \"" + excerpt(s_) + "\" is not a valid layer pattern: " + why +
                 " at position " + std::to_string(pos_ + 1) + ".");
   }
 
@@ -102,6 +107,9 @@ std::vector<LayerKind> parse_layer_pattern(const std::string& pattern, const std
 std::vector<LayerKind> parse_layer_list(const nlohmann::json& list, const std::string& what) {
   if (!list.is_array()) throw Error("config: " + what + " must be a list of \"mamba\" / \"moe\".");
   if (list.empty()) throw Error("config: " + what + " is empty; give at least one layer.");
+  if (list.size() > static_cast<size_t>(kMaxLayers))
+    throw Error("config: " + what + " has " + std::to_string(list.size()) + " layers, more than " +
+                std::to_string(kMaxLayers) + ".");
   std::vector<LayerKind> out;
   for (size_t i = 0; i < list.size(); ++i) {
     const auto& v = list[i];
@@ -110,7 +118,7 @@ std::vector<LayerKind> parse_layer_list(const nlohmann::json& list, const std::s
     else if (s == "moe" || s == "E") out.push_back(LayerKind::moe);
     else
       throw Error("config: " + what + "[" + std::to_string(i) + "] must be \"mamba\" or \"moe\", got " +
-                  v.dump() + ".");
+                  json_excerpt(v) + ".");
   }
   return out;
 }

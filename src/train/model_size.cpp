@@ -3,80 +3,128 @@
 
 #include <algorithm>
 
+#include "magellano/runtime/error.hpp"
+
 namespace magellano::train {
+namespace {
+
+// int64 arithmetic that throws instead of wrapping: the sizes come from user configs (each field
+// range-checked by the config schema), and a model too large to count must be refused with one
+// line, never reported with a negative total.
+class Count {
+ public:
+  Count(int64_t v = 0) : v_(v) {}  // NOLINT: implicit, so formulas read as written
+  int64_t value() const { return v_; }
+  friend Count operator+(Count a, Count b) { return checked(__builtin_add_overflow(a.v_, b.v_, &a.v_), a); }
+  friend Count operator-(Count a, Count b) { return checked(__builtin_sub_overflow(a.v_, b.v_, &a.v_), a); }
+  friend Count operator*(Count a, Count b) { return checked(__builtin_mul_overflow(a.v_, b.v_, &a.v_), a); }
+  friend Count operator/(Count a, Count b) { return a.v_ / b.v_; }  // b > 0 at every use
+  friend bool operator<(Count a, Count b) { return a.v_ < b.v_; }
+
+ private:
+  static Count checked(bool overflow, Count result) {
+    if (overflow)
+      throw Error("the model's size does not fit in 64 bits (more than 9.2e18 parameters or bytes); "
+                  "use a smaller model.dim, model.layers, model.vocab_size, model.moe.experts, "
+                  "train.batch_size or train.seq_len.");
+    return result;
+  }
+  int64_t v_;
+};
+
+Count max(Count a, Count b) { return a < b ? b : a; }
+
+// The widths every formula uses (model_size.hpp's letters).
+struct Widths {
+  Count D, E, R, N, W, X, K, F, V, C;
+  bool glu;
+  explicit Widths(const ModelConfig& m)
+      : D(m.dim), E(Count(m.expand) * m.dim), R(m.dt_rank > 0 ? m.dt_rank : (m.dim + 15) / 16),
+        N(m.d_state), W(m.d_conv), X(m.moe.experts), K(m.moe.top_k), F(m.moe.hidden), V(m.vocab_size),
+        C(std::max<int64_t>(1, m.scan_chunk)), glu(m.moe.activation == ops::ExpertActivation::swiglu) {}
+};
+
+// Elements of every Linear weight of one Mamba block and of one MoE block.
+Count mamba_linear(const Widths& w) { return 2 * w.E * w.D + (w.R + 2 * w.N) * w.E + w.E * w.R + w.D * w.E; }
+Count moe_linear(const Widths& w) { return w.X * w.D + w.X * (w.glu ? 3 : 2) * w.F * w.D; }
+
+}  // namespace
 
 ParamCounts count_params(const ModelConfig& m) {
-  const int64_t D = m.dim, E = m.expand * m.dim, R = m.dt_rank > 0 ? m.dt_rank : (m.dim + 15) / 16,
-                N = m.d_state, W = m.d_conv, X = m.moe.experts, K = m.moe.top_k, F = m.moe.hidden,
-                V = m.vocab_size;
-  const bool glu = m.moe.activation == ops::ExpertActivation::swiglu;
+  const Widths w(m);
+  const Count mamba_block = w.D                 // norm
+                            + 2 * w.E * w.D     // in_proj
+                            + w.E * w.W + w.E   // conv1d weight, bias
+                            + (w.R + 2 * w.N) * w.E  // x_proj
+                            + w.E * w.R + w.E   // dt_proj weight, bias
+                            + w.E * w.N + w.E   // A_log, D
+                            + w.D * w.E;        // out_proj
+  const Count expert = (w.glu ? 3 : 2) * w.F * w.D;
+  const Count moe_block = w.D + w.X * w.D + w.X * expert;
+  const Count mamba_layers = m.num_mamba(), moe_layers = m.num_moe();
+  const Count embedding = w.V * w.D, lm_head = m.tie_embeddings ? Count(0) : w.V * w.D;
+  const Count total = embedding + w.D + lm_head + mamba_layers * mamba_block + moe_layers * moe_block;
   ParamCounts p;
-  p.mamba_layers = m.num_mamba();
-  p.moe_layers = m.num_moe();
-  p.mamba_block = D                 // norm
-                  + 2 * E * D       // in_proj
-                  + E * W + E       // conv1d weight, bias
-                  + (R + 2 * N) * E // x_proj
-                  + E * R + E       // dt_proj weight, bias
-                  + E * N + E       // A_log, D
-                  + D * E;          // out_proj
-  p.expert = (glu ? 3 : 2) * F * D;
-  p.moe_block = D + X * D + X * p.expert;
-  p.embedding = V * D;
-  p.final_norm = D;
-  p.lm_head = m.tie_embeddings ? 0 : V * D;
-  p.total = p.embedding + p.final_norm + p.lm_head + p.mamba_layers * p.mamba_block +
-            p.moe_layers * p.moe_block;
-  p.trainable = p.total;
-  p.active_per_token = p.total - p.moe_layers * (X - K) * p.expert;
+  p.mamba_layers = mamba_layers.value();
+  p.moe_layers = moe_layers.value();
+  p.mamba_block = mamba_block.value();
+  p.expert = expert.value();
+  p.moe_block = moe_block.value();
+  p.embedding = embedding.value();
+  p.final_norm = m.dim;
+  p.lm_head = lm_head.value();
+  p.total = p.trainable = total.value();
+  p.active_per_token = (total - moe_layers * (w.X - w.K) * expert).value();
   return p;
 }
 
 MemoryEstimate estimate_memory(const ModelConfig& m, int64_t batch, int64_t seq_len) {
-  const int64_t D = m.dim, E = m.expand * m.dim, R = m.dt_rank > 0 ? m.dt_rank : (m.dim + 15) / 16,
-                N = m.d_state, X = m.moe.experts, K = m.moe.top_k, F = m.moe.hidden,
-                V = m.vocab_size, C = std::max<int64_t>(1, m.scan_chunk);
-  const bool glu = m.moe.activation == ops::ExpertActivation::swiglu;
-  const int64_t T = batch * seq_len, f = 4;  // tokens, bytes per float (and per i32)
+  const Widths w(m);
+  const Count B = batch, T = Count(batch) * seq_len, f = 4;  // tokens, bytes per float (and per i32)
   const ParamCounts p = count_params(m);
+  const Count P = p.total, mamba_layers = p.mamba_layers, moe_layers = p.moe_layers;
   MemoryEstimate e;
   e.batch = batch;
   e.seq_len = seq_len;
-  e.weights = p.total * f;
-  e.gradients = p.trainable * f;
-  e.optimizer_state = 2 * p.trainable * f;
-  const int64_t chunks = (seq_len + C - 1) / C;
-  e.mamba_activations = p.mamba_layers * (T * (2 * D + 6 * E + R + 2 * N + 1) + 2 * E * N) * f;
-  e.scan_states = p.mamba_layers * batch * chunks * N * E * f;
-  e.moe_activations = p.moe_layers * T * (2 * D + 2 + 2 * X + K * (2 * D + F * (glu ? 2 : 1) + 5)) * f;
-  e.head = (T * (2 * D + 2) + 2 * T * V) * f;
-  int64_t ws = 0;
-  if (p.mamba_layers) ws = std::max(ws, T * (6 * E + 2 * N) + C * N * batch * E);
-  if (p.moe_layers) ws = std::max(ws, T * K * (2 * D + 2 * F));
-  e.workspace = (ws + 2 * T * D) * f;
-  e.activations = e.mamba_activations + e.scan_states + e.moe_activations + e.head + e.workspace;
-  e.total = e.weights + e.gradients + e.optimizer_state + e.activations;
+  e.weights = (P * f).value();
+  e.gradients = (P * f).value();
+  e.optimizer_state = (2 * P * f).value();
+  const Count chunks = (Count(seq_len) + w.C - 1) / w.C;
+  const Count mamba_acts = mamba_layers * (T * (2 * w.D + 6 * w.E + w.R + 2 * w.N + 1) + 2 * w.E * w.N) * f;
+  const Count scan_states = mamba_layers * B * chunks * w.N * w.E * f;
+  const Count moe_acts =
+      moe_layers * T * (2 * w.D + 2 + 2 * w.X + w.K * (2 * w.D + w.F * (w.glu ? 2 : 1) + 5)) * f;
+  const Count head = (T * (2 * w.D + 2) + 2 * T * w.V) * f;
+  Count ws = 0;
+  if (p.mamba_layers) ws = max(ws, T * (6 * w.E + 2 * w.N) + w.C * w.N * B * w.E);
+  if (p.moe_layers) ws = max(ws, T * w.K * (2 * w.D + 2 * w.F));
+  const Count workspace = (ws + 2 * T * w.D) * f;
+  const Count activations = mamba_acts + scan_states + moe_acts + head + workspace;
+  e.mamba_activations = mamba_acts.value();
+  e.scan_states = scan_states.value();
+  e.moe_activations = moe_acts.value();
+  e.head = head.value();
+  e.workspace = workspace.value();
+  e.activations = activations.value();
+  e.total = (Count(e.weights) + e.gradients + e.optimizer_state + activations).value();
   return e;
 }
 
 LoRACounts count_lora(const Config& c) {
   const ModelConfig& m = c.model;
-  const int64_t D = m.dim, E = m.expand * m.dim, R = m.dt_rank > 0 ? m.dt_rank : (m.dim + 15) / 16,
-                N = m.d_state, X = m.moe.experts, F = m.moe.hidden;
-  const bool glu = m.moe.activation == ops::ExpertActivation::swiglu;
-  const int64_t r = c.lora.rank;
+  const Widths w(m);
+  const Count r = c.lora.rank;
   auto on = [&](const char* kind) {
     return c.lora.enabled() && std::find(c.lora.target_modules.begin(), c.lora.target_modules.end(),
                                          std::string(kind)) != c.lora.target_modules.end();
   };
-  LoRACounts out;
   // (in, out) of each Linear kind
-  const int64_t mamba_lora = (on("in_proj") ? r * (D + 2 * E) : 0) + (on("x_proj") ? r * (E + R + 2 * N) : 0) +
-                             (on("dt_proj") ? r * (R + E) : 0) + (on("out_proj") ? r * (E + D) : 0);
-  const int64_t moe_lora = (on("gate") ? r * (D + X) : 0) + (on("experts") ? X * (glu ? 3 : 2) * r * (D + F) : 0);
-  out.lora = m.num_mamba() * mamba_lora + m.num_moe() * moe_lora;
-  out.linear_weights = m.num_mamba() * (2 * E * D + (R + 2 * N) * E + E * R + D * E) +
-                       m.num_moe() * (X * D + X * (glu ? 3 : 2) * F * D);
+  const Count mamba_lora = (on("in_proj") ? r * (w.D + 2 * w.E) : 0) + (on("x_proj") ? r * (w.E + w.R + 2 * w.N) : 0) +
+                           (on("dt_proj") ? r * (w.R + w.E) : 0) + (on("out_proj") ? r * (w.E + w.D) : 0);
+  const Count moe_lora = (on("gate") ? r * (w.D + w.X) : 0) + (on("experts") ? w.X * (w.glu ? 3 : 2) * r * (w.D + w.F) : 0);
+  LoRACounts out;
+  out.lora = (Count(m.num_mamba()) * mamba_lora + Count(m.num_moe()) * moe_lora).value();
+  out.linear_weights = (Count(m.num_mamba()) * mamba_linear(w) + Count(m.num_moe()) * moe_linear(w)).value();
   return out;
 }
 
@@ -88,47 +136,50 @@ ParamCounts count_params(const Config& c) {
 
 MemoryEstimate estimate_memory(const Config& c) {
   const ModelConfig& m = c.model;
-  const int64_t B = c.train.batch_size, L = c.train.seq_len, T = B * L, f = 4;
-  MemoryEstimate e = estimate_memory(m, B, L);
+  const Count B = c.train.batch_size, L = c.train.seq_len, T = B * L, f = 4;
+  MemoryEstimate e = estimate_memory(m, c.train.batch_size, c.train.seq_len);
   const ParamCounts p = count_params(c);
-  if (c.lora.enabled()) {
-    const LoRACounts lc = count_lora(c);
-    const double per = c.lora.base_precision == nn::WeightStorage::f16   ? 2.0
-                       : c.lora.base_precision == nn::WeightStorage::nf4 ? 4.127 / 8
-                                                                          : 4.0;
-    e.weights = (p.total - lc.linear_weights) * f + static_cast<int64_t>(lc.linear_weights * per) + lc.lora * f;
-    e.gradients = lc.lora * f;
-    e.optimizer_state = 2 * lc.lora * f;
+  const LoRACounts lc = count_lora(c);
+  if (c.lora.enabled()) {  // the frozen base's Linear weights at their storage's bytes per element
+    const Count base = c.lora.base_precision == nn::WeightStorage::f16   ? Count(lc.linear_weights) * 2
+                       : c.lora.base_precision == nn::WeightStorage::nf4 ? Count(static_cast<int64_t>(lc.linear_weights * (4.127 / 8)))
+                                                                          : Count(lc.linear_weights) * 4;
+    e.weights = ((Count(p.total) - lc.linear_weights) * f + base + Count(lc.lora) * f).value();
+    e.gradients = (Count(lc.lora) * f).value();
+    e.optimizer_state = (2 * Count(lc.lora) * f).value();
   }
   if (c.train.param_dtype == DType::f16) {  // matrix weights and their gradients at 2 bytes
-    const ModelConfig& mc = c.model;
-    const int64_t matrices = count_lora(c).linear_weights + p.embedding + p.lm_head;
-    e.weights = e.gradients = (p.total - matrices) * f + matrices * 2;
+    const Count matrices = Count(lc.linear_weights) + p.embedding + p.lm_head;
+    e.weights = e.gradients = ((Count(p.total) - matrices) * f + matrices * 2).value();
     // One matrix at a time is widened to fp32 for its product (or has its fp32 gradient
     // computed before the fp16 one takes it): the largest, usually the LM head.
-    const int64_t E = mc.expand * mc.dim;
-    e.workspace += std::max({mc.vocab_size * mc.dim, 2 * E * mc.dim, mc.moe.hidden * mc.dim}) * f;
+    const Widths w(m);
+    e.workspace = (Count(e.workspace) + max(max(w.V * w.D, 2 * w.E * w.D), w.F * w.D) * f).value();
   }
-  const int64_t k = c.train.gradient_checkpointing;
-  const int64_t layers = p.mamba_layers + p.moe_layers;
-  if (k > 0 && layers > 0) {
-    const int64_t per_mamba = p.mamba_layers ? (e.mamba_activations + e.scan_states) / p.mamba_layers : 0;
-    const int64_t per_moe = p.moe_layers ? e.moe_activations / p.moe_layers : 0;
-    const int64_t seg = std::min(k, layers) * std::max(per_mamba, per_moe);
-    const int64_t input_bytes = dtype_size(c.train.activation_dtype);
-    const int64_t inputs = (layers + k - 1) / k * T * m.dim * input_bytes;
-    const double scale = double(seg) / double(std::max<int64_t>(1, e.mamba_activations + e.scan_states + e.moe_activations));
-    e.mamba_activations = static_cast<int64_t>(e.mamba_activations * scale) + inputs;
-    e.scan_states = static_cast<int64_t>(e.scan_states * scale);
-    e.moe_activations = static_cast<int64_t>(e.moe_activations * scale);
+  const Count k = c.train.gradient_checkpointing;
+  const Count layers = Count(p.mamba_layers) + p.moe_layers;
+  if (k.value() > 0 && layers.value() > 0) {
+    const Count per_mamba = p.mamba_layers ? (Count(e.mamba_activations) + e.scan_states) / p.mamba_layers : 0;
+    const Count per_moe = p.moe_layers ? Count(e.moe_activations) / p.moe_layers : 0;
+    const Count seg = (k < layers ? k : layers) * max(per_mamba, per_moe);
+    const Count input_bytes = dtype_size(c.train.activation_dtype);
+    const Count inputs = (layers + k - 1) / k * T * m.dim * input_bytes;
+    const Count all = Count(e.mamba_activations) + e.scan_states + e.moe_activations;
+    const double scale = double(seg.value()) / double(std::max<int64_t>(1, all.value()));
+    // Each part scaled is at most seg (a part is at most `all`), which fits: the casts cannot overflow.
+    const auto scaled = [&](int64_t part) { return static_cast<int64_t>(std::min(double(part) * scale, 9.2e18)); };
+    e.mamba_activations = (Count(scaled(e.mamba_activations)) + inputs).value();
+    e.scan_states = scaled(e.scan_states);
+    e.moe_activations = scaled(e.moe_activations);
   }
   if (c.lora.enabled()) {  // dropout output and the (T, r) intermediate per adapter, in the kept layers
-    const int64_t kept = k > 0 ? std::min(k, layers) : layers;
-    const int64_t per_layer = (count_lora(c).lora > 0 && layers > 0) ? 4 * T * (c.lora.rank + (c.lora.dropout > 0 ? m.dim : 0)) : 0;
-    e.workspace += kept * per_layer * f;
+    const Count kept = k.value() > 0 ? (k < layers ? k : layers) : layers;
+    const Count per_layer = (lc.lora > 0 && layers.value() > 0) ? 4 * T * (Count(c.lora.rank) + (c.lora.dropout > 0 ? m.dim : 0)) : 0;
+    e.workspace = (Count(e.workspace) + kept * per_layer * f).value();
   }
-  e.activations = e.mamba_activations + e.scan_states + e.moe_activations + e.head + e.workspace;
-  e.total = e.weights + e.gradients + e.optimizer_state + e.activations;
+  const Count activations = Count(e.mamba_activations) + e.scan_states + e.moe_activations + e.head + e.workspace;
+  e.activations = activations.value();
+  e.total = (Count(e.weights) + e.gradients + e.optimizer_state + activations).value();
   return e;
 }
 

@@ -15,6 +15,7 @@
 #include "magellano/io/checkpoint_dir.hpp"
 #include "magellano/io/json_file.hpp"
 #include "magellano/runtime/error.hpp"
+#include "magellano/runtime/input_file.hpp"
 
 namespace magellano::train {
 namespace fs = std::filesystem;
@@ -140,11 +141,9 @@ RunFolder RunFolder::start(const fs::path& dir, const nlohmann::json& config) {
   return f;
 }
 
-RunFolder RunFolder::resume(const fs::path& dir, const fs::path& from, const nlohmann::json& state) {
+RunFolder RunFolder::resume(const fs::path& dir, const fs::path& from, const TrainerState& state) {
   RunFolder f(dir, lock_folder(dir));
-  const std::string resumed = state.is_object() && state.contains("run_id") && state["run_id"].is_string()
-                                  ? state["run_id"].get<std::string>()
-                                  : "";
+  const std::string& resumed = state.run_id;
   std::error_code ec;
   const fs::path checkpoint = fs::weakly_canonical(from, ec);  // "ck/step-00000004/" too
   const bool from_inside = !ec && fs::equivalent(checkpoint.parent_path(), dir, ec);
@@ -162,7 +161,7 @@ RunFolder RunFolder::resume(const fs::path& dir, const fs::path& from, const nlo
     f.claim(resumed.empty() ? new_run_id() : resumed, nlohmann::json());
   }
   f.remove_leftovers();
-  if (state.contains("step") && state["step"].is_number_integer()) f.trim_metrics(state["step"].get<int64_t>());
+  f.trim_metrics(state.step);
   return f;
 }
 
@@ -191,7 +190,7 @@ void RunFolder::trim_metrics(int64_t step) const {
   const fs::path path = metrics_path();
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) return;
-  const std::string text = io::read_whole_file(path, "metrics file");
+  const std::string text = read_whole_file(path, "metrics file");
   std::string kept;
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);) {

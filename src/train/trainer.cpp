@@ -7,7 +7,6 @@
 
 #include "magellano/data/batcher.hpp"
 #include "magellano/data/token_file.hpp"
-#include "magellano/io/json_file.hpp"
 #include "magellano/nn/training_mode.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/optim/adamw.hpp"
@@ -56,7 +55,7 @@ const Config& checked(const Config& cfg, Context& ctx, const TrainOptions& opt) 
 // the checkpoint.
 RunFolder open_folder(const Config& cfg, const TrainOptions& opt) {
   if (!opt.resume) return RunFolder::start(cfg.checkpoint.dir, cfg.to_json());
-  return RunFolder::resume(cfg.checkpoint.dir, *opt.resume, io::read_json(*opt.resume / "trainer_state.json", "trainer state"));
+  return RunFolder::resume(cfg.checkpoint.dir, *opt.resume, read_trainer_state(*opt.resume));
 }
 
 // A path as stored in trainer_state.json: absolute, so the run loads from any folder.
@@ -125,10 +124,10 @@ class TrainingRun {
   Context& ctx_;
   const TrainOptions& opt_;
   std::ostream* out_;
-  RunFolder folder_;  // checkpoint.dir, locked for this run
   const int64_t B_, L_;
   data::Batcher batcher_;
   std::vector<int32_t> val_tokens_;  // evaluation reads the first eval.batches · B chunks
+  RunFolder folder_;  // checkpoint.dir, locked for this run (claimed once the data files are read)
   nn::Model model_;
   optim::AdamW adamw_;
   optim::LrSchedule schedule_;
@@ -154,7 +153,6 @@ TrainingRun::TrainingRun(const Config& cfg, Context& ctx, const TrainOptions& op
       ctx_(ctx),
       opt_(opt),
       out_(opt.out),
-      folder_(open_folder(cfg, opt)),
       B_(tc_.batch_size),
       L_(tc_.seq_len),
       batcher_(data::TokenFile::open(*cfg.data.train, static_cast<uint64_t>(cfg.model.vocab_size)), B_, L_,
@@ -162,6 +160,7 @@ TrainingRun::TrainingRun(const Config& cfg, Context& ctx, const TrainOptions& op
       val_tokens_(cfg.data.val ? data::TokenFile::open(*cfg.data.val, static_cast<uint64_t>(cfg.model.vocab_size))
                                      .read_all()
                                : std::vector<int32_t>()),
+      folder_(open_folder(cfg, opt)),
       model_(ctx, model_spec(cfg), static_cast<uint64_t>(tc_.seed)),
       adamw_(ctx, model_.trainable_parameters(),
              {.lr = float(tc_.lr), .beta1 = float(tc_.beta1), .beta2 = float(tc_.beta2), .eps = float(tc_.eps),
@@ -187,17 +186,16 @@ TrainingRun::TrainingRun(const Config& cfg, Context& ctx, const TrainOptions& op
 
 void TrainingRun::restore(const fs::path& dir) {
   if (cfg_.lora.enabled()) {  // a LoRA checkpoint holds no base: reload the run's
-    const auto st = io::read_json(dir / "trainer_state.json", "trainer state");
-    if (st.contains("init_from") && st["init_from"].is_string()) {
-      init_from_ = st["init_from"].get<std::string>();
+    if (const auto base = read_trainer_state(dir).init_from) {
+      init_from_ = *base;
       load_weights(fs::path(init_from_) / "model.safetensors", model_);
     }
   }
-  const auto state = load_training_state(dir, model_, adamw_);
-  step_ = state.at("step").get<int64_t>();
-  tokens_ = state.value("tokens", int64_t(0));
-  batcher_.restore(data::batcher_state_from_json(state.at("batcher")));
-  if (state.contains("loss_scaler")) scaler_.restore(state["loss_scaler"]);
+  const TrainerState state = load_training_state(dir, model_, adamw_);
+  step_ = state.step;
+  tokens_ = state.tokens;
+  batcher_.restore(state.batcher);
+  if (!state.loss_scaler.is_null()) scaler_.restore(state.loss_scaler);
   if (out_) *out_ << "resumed from " << dir.string() << " at step " << step_ << "\n";
 }
 

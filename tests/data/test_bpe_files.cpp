@@ -68,6 +68,28 @@ TEST(BpeFiles, MissingFilesAreNamed) {
       << load_error(dir.path());
 }
 
+// Deep JSON (which crashed), a key given twice, a huge token and files that are not regular
+// files: each one line naming the file.
+TEST(BpeFiles, HostileEncoderJsonIsOneLine) {
+  TempDir dir;
+  const std::string merges = "#version: 0.2\n";
+  std::string enc = "{\"a\": 0, \"b\": " + std::string(150000, '[') + std::string(150000, ']') + "}";
+  std::string msg = load_error(copy_gpt2(dir, "deep", &enc, &merges));
+  EXPECT_NE(msg.find("encoder.json nests arrays and objects more than 64 deep"), std::string::npos) << msg;
+  enc = R"({"a": 0, "a": 1})";
+  msg = load_error(copy_gpt2(dir, "twice", &enc, &merges));
+  EXPECT_NE(msg.find("has the key \"a\" twice"), std::string::npos) << msg;
+  enc = "{\"" + std::string(1000000, 'x') + "\": 7}";
+  msg = load_error(copy_gpt2(dir, "huge", &enc, &merges));
+  EXPECT_NE(msg.find("... (1000000 bytes)\" has id 7"), std::string::npos) << msg.substr(0, 300);
+  EXPECT_LT(msg.size(), 600u);
+  std::filesystem::create_directories(dir / "folder" / "encoder.json");
+  write_file(dir / "folder" / "vocab.bpe", merges);
+  msg = load_error(dir / "folder");
+  EXPECT_NE(msg.find("encoder.json is a folder, not a file. A tokenizer needs encoder.json and vocab.bpe."),
+            std::string::npos) << msg;
+}
+
 TEST(BpeFiles, TruncatedEncoderJsonIsRejected) {
   MG_REQUIRE_SHARED_DATA();
   TempDir dir;

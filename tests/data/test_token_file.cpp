@@ -114,6 +114,10 @@ TEST(TokenFile, RejectsForeignAndGarbledFiles) {
             std::string::npos);
   EXPECT_NE(error_of([&] { TokenFile::open(dir / "missing.tok"); }).find("cannot be opened"),
             std::string::npos);
+  // A folder was "cannot be memory-mapped: No such device".
+  std::filesystem::create_directories(dir / "folder.tok");
+  EXPECT_NE(error_of([&] { TokenFile::open(dir / "folder.tok"); }).find("folder.tok is a folder, not a file"),
+            std::string::npos) << error_of([&] { TokenFile::open(dir / "folder.tok"); });
 }
 
 TEST(TokenFile, RejectsIdsAtOrAboveVocabulary) {

@@ -1,6 +1,8 @@
-// Mamba2's chunked SSD scan (ops::ssd_scan) against a float64 step-by-step recurrence, forward
-// and the gradients of all seven inputs, in both mappings; chunk sizes against each other;
-// bitwise determinism; bad input. (The decoding step: test_ssd_step.cpp.)
+// Mamba2's chunked SSD scan (ops::ssd_scan) against a float64 step-by-step recurrence
+// (ref::ssd_scan), forward and the gradients of all seven inputs: registered op cases, each in both
+// mappings (forced, so PoCL runs the GPU mapping too); chunk sizes against each other; the final
+// state; bitwise determinism; bad input. (The decoding step: test_ssd_step.cpp.) Perf size: a
+// Mamba2 training shape, B 2, L 512, H 16, P 64, G 1, N 64, the device's chunk and mapping.
 // Tolerances (fp32 against float64):
 //   forward rtol 1e-5, atol 1e-5. The chunked form computes exp(cs[t] - cs[s]) from fp32
 //   cumulative sums of dt·A (|cs| up to ~20 within a chunk here, so each exponent carries an
@@ -10,11 +12,12 @@
 //   dt_bias, A_log and D sum over B·L on top. Measured worst: 1.3e-5 in dA_log at 0.64 (a sixth).
 //   reference vs finite differences rtol 1e-5, atol 1e-6 (float64, step 1e-6; no sampled
 //   element sits within 1e-6 of the clamp's edges, where the derivative jumps).
+#include <algorithm>
 #include <cmath>
 
-#include "harness.hpp"
 #include "magellano/ops/ssd.hpp"
-#include "ssd_reference.hpp"
+#include "op_case.hpp"
+#include "reference.hpp"
 
 using namespace mgtest;
 namespace ops = magellano::ops;
@@ -23,24 +26,36 @@ namespace {
 
 struct Case {
   ref::SsdDims dims;
-  int chunk;
+  int chunk = 0;  // 0: the device's default
   ops::SsdMapping mapping = ops::SsdMapping::automatic;
   ops::SsdTiles tiles = {};
+  uint64_t seed = 100;
 };
 
 const Tolerance kTol{.fwd_rtol = 1e-5, .fwd_atol = 1e-5, .grad_rtol = 5e-5, .grad_atol = 5e-5,
                      .fd_rtol = 1e-5, .fd_atol = 1e-6};
 
+const char* mapping_name(ops::SsdMapping m) {
+  switch (m) {
+    case ops::SsdMapping::group_per_chunk: return "group-per-chunk";
+    case ops::SsdMapping::item_per_chunk: return "item-per-chunk";
+    default: return "automatic";
+  }
+}
+
 std::string name_of(const Case& c) {
   const auto& d = c.dims;
-  std::string s = "ssd B" + std::to_string(d.b) + " L" + std::to_string(d.l) + " H" + std::to_string(d.h) +
+  std::string s = "ssd_scan B" + std::to_string(d.b) + " L" + std::to_string(d.l) + " H" + std::to_string(d.h) +
                   " P" + std::to_string(d.p) + " G" + std::to_string(d.g) + " N" + std::to_string(d.n) +
-                  " chunk" + std::to_string(c.chunk);
+                  " chunk" + (c.chunk ? std::to_string(c.chunk) : std::string(" default"));
   if (!d.has_D) s += " no-D";
   if (!d.softplus) s += " no-softplus";
   if (d.lo > 0 || std::isfinite(d.hi)) s += " clamp";
-  if (c.mapping == ops::SsdMapping::group_per_chunk) s += " group-per-chunk";
-  if (c.mapping == ops::SsdMapping::item_per_chunk) s += " item-per-chunk";
+  const auto& t = c.tiles;
+  if (t.rows || t.items || t.vec || t.cols)
+    s += " tiles r" + std::to_string(t.rows) + " i" + std::to_string(t.items) + " v" + std::to_string(t.vec) +
+         " c" + std::to_string(t.cols);
+  if (c.mapping != ops::SsdMapping::automatic) s += std::string(" ") + mapping_name(c.mapping);
   return s;
 }
 
@@ -61,6 +76,22 @@ std::vector<Input> make_inputs(const ref::SsdDims& d, uint64_t seed) {
           {Shape{d.h}, uniform(d.h, seed + 7, 0.5, 1.5), d.has_D}};
 }
 
+// Variants of a case's dims. The clamp [0.15, 1.0] bites on both sides for make_inputs' dt
+// (TheClampReallyBitesInTheseInputs checks it at kClamped).
+ref::SsdDims clamped(ref::SsdDims d) {
+  d.lo = 0.15, d.hi = 1.0;
+  return d;
+}
+ref::SsdDims without_D(ref::SsdDims d) {
+  d.has_D = false;
+  return d;
+}
+ref::SsdDims without_softplus(ref::SsdDims d) {
+  d.softplus = false;
+  return d;
+}
+const ref::SsdDims kClamped = clamped({2, 26, 4, 3, 2, 5});
+
 ops::SsdOptions options_of(const Case& c) {
   ops::SsdOptions o;
   o.chunk = c.chunk;
@@ -74,21 +105,64 @@ Tensor device_op(const Case& c, const std::vector<Tensor>& t) {
   return ops::ssd_scan(t[0], t[1], t[2], t[3], t[4], t[5], c.dims.has_D ? t[6] : Tensor(), options_of(c));
 }
 
-// The whole recipe (check_op) in both mappings.
-void check(Case c, uint64_t seed = 100) {
-  for (auto mapping : {ops::SsdMapping::item_per_chunk, ops::SsdMapping::group_per_chunk}) {
-    c.mapping = mapping;
-    check_op(name_of(c), make_inputs(c.dims, seed),
-             [c](const std::vector<Tensor>& t) { return device_op(c, t); },
-             [c](const std::vector<Vec>& x) { return ref::ssd_scan(c.dims, x); },
-             [c](const std::vector<Vec>& x, const Vec& dy) {
-               auto g = ref::ssd_scan_bwd(c.dims, x, dy);
-               if (!c.dims.has_D) g[6].clear();
-               return g;
-             },
-             kTol);
-  }
+// The cost model is ops::ssd_scan_work's (useful FLOPs of the chunked algorithm, minimum bytes).
+Cost ssd_cost(const ref::SsdDims& d, int64_t chunk) {
+  const ops::SsdWork w = ops::ssd_scan_work(d.b, d.l, d.h, d.p, d.g, d.n, chunk);
+  return {w.fwd_bytes, w.fwd_flops, w.bwd_bytes, w.bwd_flops};
 }
+
+CaseSpec ssd_case(const Case& c) {
+  return {name_of(c), [c] {
+            const auto& d = c.dims;
+            const int64_t chunk = std::min<int64_t>(c.chunk ? c.chunk : ops::ssd_default_chunk(test_ctx()), d.l);
+            OpCase oc;
+            oc.inputs = make_inputs(d, c.seed);
+            oc.device = [c](const std::vector<Tensor>& t) { return device_op(c, t); };
+            oc.ref = [d](const std::vector<Vec>& x) { return ref::ssd_scan(d, x); };
+            oc.ref_grad = [d](const std::vector<Vec>& x, const Vec& dy) {
+              auto g = ref::ssd_scan_bwd(d, x, dy);
+              if (!d.has_D) g[6].clear();
+              return g;
+            };
+            oc.tol = kTol;
+            oc.sizes = {{"B", d.b}, {"L", d.l}, {"H", d.h}, {"P", d.p}, {"G", d.g}, {"N", d.n}, {"chunk", chunk},
+                        {"mapping", mapping_name(c.mapping)}};
+            oc.cost = ssd_cost(d, chunk);
+            return oc;
+          }};
+}
+
+// Each case twice: the CPU mapping, then the GPU mapping.
+std::vector<CaseSpec> in_both_mappings(const std::vector<Case>& cases) {
+  std::vector<CaseSpec> specs;
+  for (Case c : cases)
+    for (auto mapping : {ops::SsdMapping::item_per_chunk, ops::SsdMapping::group_per_chunk}) {
+      c.mapping = mapping;
+      specs.push_back(ssd_case(c));
+    }
+  return specs;
+}
+
+const RegisterOp reg{
+    {"ssd_scan",
+     in_both_mappings({
+         {.dims = {2, 37, 3, 5, 1, 7}, .chunk = 8},  // one group, 5 chunks, the last of 5 steps; odd P and N
+         {.dims = {1, 19, 4, 3, 4, 6}, .chunk = 5},  // every head its own group
+         {.dims = {2, 23, 6, 4, 2, 8}, .chunk = 6},  // 3 heads per group
+         {.dims = {1, 21, 9, 2, 3, 5}, .chunk = 4},  // odd H, odd N
+         {.dims = {1, 9, 2, 3, 1, 4}, .chunk = 1},     // a chunk of one step
+         {.dims = {2, 30, 3, 4, 3, 5}, .chunk = 7},    // an odd chunk
+         {.dims = {2, 17, 2, 6, 1, 3}, .chunk = 100},  // a chunk longer than the sequence
+         // the clamp active on both sides, without D, without softplus
+         {.dims = kClamped, .chunk = 8},
+         {.dims = without_D(kClamped), .chunk = 8, .seed = 200},
+         {.dims = without_D(without_softplus({1, 14, 3, 4, 1, 4})), .chunk = 4},
+         // Sizes the vectorised paths take (P, N multiples of 16), and tile knobs that leave partial
+         // column tiles and row blocks: several staged tiles per product and idle work-items.
+         {.dims = {1, 70, 2, 32, 1, 16}, .chunk = 32},
+         {.dims = {1, 45, 2, 16, 2, 48}, .chunk = 16, .tiles = {.rows = 3, .items = 5, .vec = 4, .cols = 12}},
+     }),
+     ssd_case({.dims = {2, 512, 16, 64, 1, 64}})}};  // a Mamba2 training shape
 
 std::vector<Tensor> upload_all(const std::vector<Input>& in, bool grad) {
   std::vector<Tensor> t;
@@ -109,55 +183,18 @@ std::vector<std::vector<float>> run_once(const Case& c, std::vector<Tensor>& t, 
 
 }  // namespace
 
-TEST(SsdScan, OneGroupSeveralChunksLastOnePartial) {
-  check({{2, 37, 3, 5, 1, 7}, 8});  // 5 chunks, the last of 5 steps; odd P and N
-}
-
-TEST(SsdScan, EveryHeadItsOwnGroup) {
-  check({{1, 19, 4, 3, 4, 6}, 5});
-}
-
-TEST(SsdScan, SeveralHeadsPerGroup) {
-  check({{2, 23, 6, 4, 2, 8}, 6});  // 3 heads per group
-  check({{1, 21, 9, 2, 3, 5}, 4});  // odd H, odd N
-}
-
-TEST(SsdScan, ChunkOfOneStepOddChunkAndChunkLongerThanTheSequence) {
-  check({{1, 9, 2, 3, 1, 4}, 1});
-  check({{2, 30, 3, 4, 3, 5}, 7});
-  check({{2, 17, 2, 6, 1, 3}, 100});
-}
-
-TEST(SsdScan, ClampActiveNoDAndNoSoftplus) {
-  ref::SsdDims d{2, 26, 4, 3, 2, 5};
-  d.lo = 0.15, d.hi = 1.0;  // active on both sides for some elements (see make_inputs)
-  check({d, 8});
-  d.has_D = false;
-  check({d, 8}, 200);
-  ref::SsdDims plain{1, 14, 3, 4, 1, 4};
-  plain.softplus = false;
-  plain.has_D = false;
-  check({plain, 4});
-}
-
-// Sizes the vectorised paths take (P, N multiples of 16), and tile knobs that leave partial
-// column tiles and row blocks: several staged tiles per product and idle work-items.
-TEST(SsdScan, WideVectorsAndTileKnobs) {
-  check({{1, 70, 2, 32, 1, 16}, 32});
-  Case c{{1, 45, 2, 16, 2, 48}, 16, {}, {.rows = 3, .items = 5, .vec = 4, .cols = 12}};
-  check(c);
-}
-
-TEST(SsdScan, TheClampReallyBitesInTheseInputs) {  // guards the clamp tests above
-  const ref::SsdDims d{2, 26, 4, 3, 2, 5};
-  const auto in = make_inputs(d, 100);
-  int below = 0, above = 0;
-  for (int64_t i = 0; i < d.b * d.l * d.h; ++i) {
-    const double v = std::log1p(std::exp(in[1].values[i] + in[2].values[i % d.h]));
-    below += v < 0.15, above += v > 1.0;
+TEST(SsdScan, TheClampReallyBitesInTheseInputs) {  // guards the clamp cases above
+  const ref::SsdDims& d = kClamped;
+  for (uint64_t seed : {100, 200}) {
+    const auto in = make_inputs(d, seed);
+    int below = 0, above = 0;
+    for (int64_t i = 0; i < d.b * d.l * d.h; ++i) {
+      const double v = ref::softplus(in[1].values[i] + in[2].values[i % d.h]);
+      below += v < d.lo, above += v > d.hi;
+    }
+    EXPECT_GT(below, 5) << "seed " << seed;
+    EXPECT_GT(above, 5) << "seed " << seed;
   }
-  EXPECT_GT(below, 5);
-  EXPECT_GT(above, 5);
 }
 
 TEST(SsdScan, ChunkSizesAndMappingsAgree) {

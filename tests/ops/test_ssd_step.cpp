@@ -1,15 +1,17 @@
 // Mamba2 decoding: ops::ssd_step against the float64 step, stepping it through a sequence against
 // the chunked ops::ssd_scan (outputs and final state), and the existing causal conv step at
-// Mamba2's channel count (x, B and C convolved together: H·P + 2·G·N channels).
+// Mamba2's channel count (x, B and C convolved together: H·P + 2·G·N channels). The step is a
+// registered op for its perf case only (it updates its state in place, which check_op cannot
+// compare): 8 sequences decoding at test_ssd.cpp's perf shape (H 16, P 64, G 1, N 64).
 // Tolerances: one step is N products per output in fp32: rtol 1e-5, atol 1e-6 against float64.
 // Steps against the chunked scan: two different fp32 summation orders of the same math (the
 // scan's decays come from cumulative sums, see test_ssd.cpp): rtol 1e-4, atol 1e-5.
 #include <cmath>
 
-#include "harness.hpp"
 #include "magellano/ops/conv1d.hpp"
 #include "magellano/ops/ssd.hpp"
-#include "ssd_reference.hpp"
+#include "op_case.hpp"
+#include "reference.hpp"
 
 using namespace mgtest;
 namespace ops = magellano::ops;
@@ -22,6 +24,35 @@ Vec at_step(const Vec& v, int64_t b, int64_t l, int64_t width, int64_t t) {
   for (int64_t i = 0; i < b; ++i) r.insert(r.end(), v.begin() + (i * l + t) * width, v.begin() + (i * l + t + 1) * width);
   return r;
 }
+
+// One step for B sequences. It reads and writes the state (B, H, P, N) and reads x_t (B, H, P),
+// dt_t (B, H), B_t and C_t (B, G, N), writes y_t (B, H, P): 4 (2 B H P N + 2 B H P + B H + 2 B G N)
+// bytes; 5 P N FLOPs per (b, head), as `bench ssd`'s host loop counts them (decay·S + (dt·x)·B,
+// then S·C). No backward.
+CaseSpec ssd_step_case(int64_t b, int64_t h, int64_t p, int64_t g, int64_t n) {
+  const std::string name = "ssd_step B" + std::to_string(b) + " H" + std::to_string(h) + " P" + std::to_string(p) +
+                           " G" + std::to_string(g) + " N" + std::to_string(n);
+  return {name, [=] {
+            OpCase c;
+            c.inputs = {{Shape{b, h, p}, randn(b * h * p, 1), false},
+                        {Shape{b, h}, randn(b * h, 2, 0.8), false},
+                        {Shape{h}, uniform(h, 3, -1, 0), false},
+                        {Shape{h}, uniform(h, 4, -1, 1), false},
+                        {Shape{b, g, n}, randn(b * g * n, 5, 0.5), false},
+                        {Shape{b, g, n}, randn(b * g * n, 6, 0.5), false},
+                        {Shape{h}, uniform(h, 7, 0.5, 1.5), false},
+                        {Shape{b, h, p, n}, randn(b * h * p * n, 8), false}};  // the state, updated in place
+            c.device = [](const std::vector<Tensor>& t) {
+              return ops::ssd_step(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]);
+            };
+            c.sizes = {{"B", b}, {"H", h}, {"P", p}, {"G", g}, {"N", n}};
+            const double bhpn = double(b) * h * p * n, bhp = double(b) * h * p;
+            c.cost = {4 * (2 * bhpn + 2 * bhp + double(b) * h + 2.0 * b * g * n), 5 * bhpn, 0, 0};
+            return c;
+          }};
+}
+
+const RegisterOp reg{{"ssd_step", {}, ssd_step_case(8, 16, 64, 1, 64)}};
 
 }  // namespace
 

@@ -9,19 +9,42 @@
 
 namespace mgtest {
 
+namespace {
+std::shared_ptr<Context>& the_test_ctx() {
+  static std::shared_ptr<Context> ctx;
+  return ctx;
+}
+
+// PoCL generates a kernel's device code on its own thread when the kernel first runs, so a test
+// may end with that still going. Were the context left to the exit handlers, they would destroy
+// LLVM's static state under that thread first (a segfault after the tests passed). So when the
+// tests are done, and before exit, the device finishes its work and the context is released.
+class ReleaseTestDevice : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    if (auto& ctx = the_test_ctx()) {
+      ctx->finish();
+      ctx.reset();
+    }
+  }
+};
+[[maybe_unused]] ::testing::Environment* const release_test_device =
+    ::testing::AddGlobalTestEnvironment(new ReleaseTestDevice);
+}  // namespace
+
 Context& test_ctx() {
-  static std::shared_ptr<Context> ctx = [] {
+  auto& ctx = the_test_ctx();
+  if (!ctx) {
     std::string spec;
     if (const char* e = std::getenv("MAGELLANO_TEST_DEVICE"); e && *e) spec = e;
     else {
       for (const auto& d : magellano::list_devices())
         if (d.is_pocl()) spec = d.id();
     }
-    auto c = Context::create(spec);
-    c->set_poison_allocations(true);
-    c->set_check_kernel_args(true);
-    return c;
-  }();
+    ctx = Context::create(spec);
+    ctx->set_poison_allocations(true);
+    ctx->set_check_kernel_args(true);
+  }
   return *ctx;
 }
 

@@ -6,6 +6,7 @@
 // named as the op's header in include/magellano/ops/.
 #pragma once
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -149,6 +150,35 @@ struct ScanDims {
 };
 Vec scan(const ScanDims& s, const std::vector<Vec>& in);
 std::vector<Vec> scan_bwd(const ScanDims& s, const std::vector<Vec>& in, const Vec& dout);
+
+// ---- ssd: Mamba2's scan as a plain step-by-step recurrence over L, and its decoding step ------
+// Semantics as include/magellano/ops/ssd.hpp. Like scan_bwd, the backward returns its gradients.
+struct SsdDims {
+  int64_t b, l, h, p, g, n;
+  bool has_D = true, softplus = true;
+  double lo = 0.0, hi = INFINITY;  // the dt clamp
+};
+// The step size from a raw dt (softplus linear above 20, then the clamp), and its slope (0 where
+// the clamp is active).
+double ssd_dt(const SsdDims& s, double raw);
+double ssd_dt_slope(const SsdDims& s, double raw);
+// in = {x (B, L, H, P), dt (B, L, H), dt_bias (H), A_log (H), B (B, L, G, N), C (B, L, G, N),
+//       D (H; ignored unless has_D)}. Returns y (B, L, H, P); final_state (B, H, P, N) if given.
+Vec ssd_scan(const SsdDims& s, const std::vector<Vec>& in, Vec* final_state = nullptr);
+// Gradients of sum(y * dy) for all seven inputs (D's is meaningless unless has_D), by the reverse
+// recurrence (every state kept).
+std::vector<Vec> ssd_scan_bwd(const SsdDims& s, const std::vector<Vec>& in, const Vec& dy);
+// One decoding step from `state` (B, H, P, N), updated in place: x_t (B, H, P), dt_t (B, H),
+// B_t, C_t (B, G, N), in order {x_t, dt_t, dt_bias, A_log, B_t, C_t, D}. Returns y_t (B, H, P).
+Vec ssd_step(const SsdDims& s, const std::vector<Vec>& in, Vec& state);
+
+// ---- gated_rmsnorm: Mamba2's norm; y, z (rows, d), w (d); groups divide d ---------------------
+// out = rmsnorm over each of `groups` contiguous groups of d / groups channels of (y * silu(z)),
+// times w. The backward returns {dy, dz, dw} of sum(out * dout).
+Vec gated_rms_norm(const Vec& y, const Vec& z, const Vec& w, int64_t rows, int64_t d, int64_t groups,
+                   double eps);
+std::vector<Vec> gated_rms_norm_bwd(const Vec& y, const Vec& z, const Vec& w, int64_t rows, int64_t d,
+                                    int64_t groups, double eps, const Vec& dout);
 
 // ---- sample (generate/sampler.hpp, cl/sample.cl) ----------------------------------------------
 // The filtered distribution of one row of logits, in Hugging Face's order (repetition penalty

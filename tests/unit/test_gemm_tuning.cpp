@@ -66,7 +66,7 @@ TEST(GemmTuning, BadEnvFilesAreClearErrors) {
       ops::find_gemm_tuning(d);
       FAIL() << "a missing file must throw";
     } catch (const magellano::Error& e) {
-      EXPECT_TRUE(has(e.what(), "cannot be read")) << e.what();
+      EXPECT_TRUE(has(e.what(), "is missing or cannot be opened")) << e.what();
     }
   }
   write(dir / "bad.json", "{not json");

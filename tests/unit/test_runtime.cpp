@@ -1,16 +1,21 @@
-// Runtime: error names, device selection strings, the on-disk kernel cache, allocation limits
-// and the memory tracker.
+// Runtime: error names, device selection strings, the on-disk kernel cache, allocation limits,
+// the memory tracker, and a process ending with kernel work still in flight.
+#include <sys/wait.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "harness.hpp"
+#include "magellano/ops/elementwise.hpp"
 #include "magellano/ops/launch.hpp"
 #include "magellano/ops/matmul.hpp"
 #include "magellano/runtime/device.hpp"
+#include "temp_dir.hpp"
 
 using namespace magellano;
 namespace fs = std::filesystem;
@@ -345,4 +350,31 @@ TEST(Profiler, KernelsAndGemmSpansAreTimedByName) {
   auto quiet = Context::create(mgtest::test_ctx().device());
   EXPECT_FALSE(quiet->profiler().enabled());
   EXPECT_EQ(quiet->profiler().kernel_event("x"), nullptr);
+}
+
+// A launch whose result is never read back: PoCL generates the kernel's code for the device on its
+// own thread when the kernel first runs, so this test can end with that still going.
+TEST(ExitWithWorkInFlight, LaunchNeverWaitedFor) {
+  Tensor a = mgtest::upload(Shape{5, 7}, mgtest::randn(35, 1));
+  Tensor b = ops::scale(a, 3.0f);
+  EXPECT_EQ(b.shape(), (Shape{5, 7}));
+}
+
+// The test above in a process of its own, with empty kernel caches so the code generation is slow
+// enough to be running when the tests end. The exit handlers then destroyed LLVM's static state
+// under PoCL's thread: a segfault after "[  PASSED  ]" (Shape.TransposeLast2Shape did this on a
+// clean CI machine). The harness now finishes the test device's work before the process exits.
+TEST(ExitWithWorkInFlight, TheProcessStillExitsCleanly) {
+  mgtest::TempDir tmp;
+  const fs::path self = fs::read_symlink("/proc/self/exe");
+  const fs::path log = tmp / "log.txt";
+  const std::string cmd = "env MAGELLANO_CACHE_DIR='" + (tmp / "kernels").string() + "' POCL_CACHE_DIR='" +
+                          (tmp / "pocl").string() + "' '" + self.string() +
+                          "' --gtest_filter=ExitWithWorkInFlight.LaunchNeverWaitedFor > '" + log.string() + "' 2>&1";
+  const int status = std::system(cmd.c_str());
+  std::ifstream in(log);
+  const std::string output((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_NE(output.find("[  PASSED  ] 1 test"), std::string::npos) << output;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "the test passed, then the process ended with status " << status << ":\n" << output;
 }

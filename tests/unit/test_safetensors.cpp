@@ -85,6 +85,7 @@ void expect_open_error(const fs::path& p, const std::string& fragment, const std
     EXPECT_NE(msg.find(fragment), std::string::npos) << msg;
     EXPECT_NE(msg.find(p.filename().string()), std::string::npos) << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << "not one line: " << msg;
+    EXPECT_LT(msg.size(), 1000u) << "a huge value echoed whole: " << msg.substr(0, 300);
   }
 }
 
@@ -242,8 +243,8 @@ TEST_F(Safetensors, ValidationErrorsNameTheFileAndTheProblem) {
       {"short", std::string("\x08\x00\x00", 3), "too short (3 bytes"},
       {"len_beyond", le64(1000) + "{}", "header length 1000 runs beyond the end of the file (10 bytes)"},
       {"huge_len", le64(~0ull) + "{}      ", "runs beyond the end"},
-      {"garbage", file_bytes("not json at all", ""), "header is not JSON (parse error at line 1"},
-      {"truncated_json", file_bytes(R"({"a":{"dtype":"F32")", ""), "header is not JSON"},
+      {"garbage", file_bytes("not json at all", ""), "header is not valid JSON: parse error at line 1"},
+      {"truncated_json", file_bytes(R"({"a":{"dtype":"F32")", ""), "header is not valid JSON"},
       {"array", file_bytes("[1,2]", ""), "header is a JSON array, not an object"},
       {"dtype", file_bytes(hdr(R"("a":{"dtype":"F64","shape":[1],"data_offsets":[0,8]})"), f8),
        "tensor 'a' has unknown dtype \"F64\""},
@@ -271,6 +272,18 @@ TEST_F(Safetensors, ValidationErrorsNameTheFileAndTheProblem) {
        "the tensors cover 4 of the data section's 8 bytes"},
       {"meta", file_bytes(hdr(R"("__metadata__":{"step":42})"), ""),
        "metadata entry \"step\" is a number, not a string"},
+      // The reference implementation keeps one of two entries of a name (a HashMap), leaving the
+      // other's bytes unowned; here any key given twice is refused by name.
+      {"duplicate_name", file_bytes(hdr(R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                        R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})"), f8),
+       "header has the key \"a\" twice in one object"},
+      {"duplicate_field", file_bytes(hdr(R"("a":{"dtype":"F32","dtype":"F16","shape":[2],"data_offsets":[0,8]})"), f8),
+       "header has the key \"dtype\" twice"},
+      {"deep_dtype", file_bytes(hdr(R"("a":{"dtype":)" + std::string(100000, '[') + std::string(100000, ']') +
+                                    R"(,"shape":[2],"data_offsets":[0,8]})"), f8),
+       "header nests arrays and objects more than 64 deep"},
+      {"long_name", file_bytes(hdr("\"" + std::string(1000000, 'n') + R"(":{"dtype":"F64","shape":[1],"data_offsets":[0,8]})"), f8),
+       "tensor 'nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn... (1000000 bytes)' has unknown dtype"},
   };
   for (const auto& [name, bytes, fragment] : cases) {
     SCOPED_TRACE(name);
@@ -278,7 +291,9 @@ TEST_F(Safetensors, ValidationErrorsNameTheFileAndTheProblem) {
     write_raw(p, bytes);
     expect_open_error(p, fragment);
   }
-  expect_open_error(dir_ / "missing.safetensors", "cannot open: No such file");
+  expect_open_error(dir_ / "missing.safetensors", "is missing or cannot be opened: No such file");
+  fs::create_directories(dir_ / "folder.safetensors");
+  expect_open_error(dir_ / "folder.safetensors", "is a folder, not a file");
 
   // A requested name that is absent lists what is there.
   const fs::path p = dir_ / "names.safetensors";

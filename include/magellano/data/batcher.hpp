@@ -28,7 +28,8 @@ struct BatcherState {
 };
 
 nlohmann::json to_json(const BatcherState& s);
-// Throws magellano::Error for a malformed object.
+// Throws magellano::Error for a malformed object ("batcher state needs an unsigned integer
+// \"seed\", got none"; the caller names the file).
 BatcherState batcher_state_from_json(const nlohmann::json& j);
 
 class Batcher {

@@ -15,10 +15,6 @@ namespace magellano::io {
 // Writes content to path atomically (temp file + rename). Throws magellano::Error on failure.
 void write_file_atomically(const std::filesystem::path& path, std::string_view content);
 
-// Reads a whole file. Throws magellano::Error naming `what` (e.g. "tokenizer file") if the file
-// is missing or unreadable.
-std::string read_whole_file(const std::filesystem::path& path, const std::string& what);
-
 // Removes "<path>.tmp-<pid>" files whose process no longer runs (left by a killed writer).
 // Returns what it removed.
 std::vector<std::filesystem::path> remove_stale_temporaries(const std::filesystem::path& path);

@@ -1,10 +1,14 @@
 // JSON files (configs, trainer state, checkpoint manifests): written atomically, read with
-// errors that name the file and, for malformed JSON, the parser's line and column.
+// errors that name the file and, for malformed JSON, the parser's line and column. Reading goes
+// through runtime/input_file.hpp (regular files only) and runtime/json_parse.hpp (bounded depth,
+// no repeated keys).
 #pragma once
 #include <filesystem>
 #include <string>
 
 #include <nlohmann/json.hpp>
+
+#include "magellano/runtime/json_parse.hpp"
 
 namespace magellano::io {
 
@@ -14,11 +18,8 @@ void write_json_atomically(const std::filesystem::path& path, const nlohmann::js
                            int indent = 2);
 
 // Parses the whole file. Throws magellano::Error naming `what` and the path when the file is
-// missing or unreadable, or is not valid JSON ("... at line 3, column 7: ...").
+// missing, unreadable or not a regular file, or is not valid JSON ("... at line 3, column 7:
+// ...") within parse_json's limits.
 nlohmann::json read_json(const std::filesystem::path& path, const std::string& what = "JSON file");
-
-// A JSON library error's message without its "[json.exception.parse_error.101] " prefix, e.g.
-// "parse error at line 1, column 2: syntax error while parsing value - invalid literal; ...".
-std::string json_error_text(const nlohmann::json::exception& e);
 
 }  // namespace magellano::io

@@ -48,7 +48,10 @@ struct SsdTiles {
 };
 
 struct SsdOptions {
-  int chunk = 0;  // steps per chunk; 0: the device's default (ssd_default_chunk)
+  // Steps per chunk; 0: the device's default (ssd_default_chunk). A chunk longer than L is cut
+  // to L rounded up to 8, and one whose tiles do not fit the device's local memory is halved
+  // until they do (the chunk changes results only by rounding).
+  int chunk = 0;
   SsdDt dt;
   SsdMapping mapping = SsdMapping::automatic;
   SsdTiles tiles;

@@ -1,5 +1,7 @@
 // The OpenCL context of one device: queue, kernels (built once, cached in memory and on disk),
 // allocation with limits, and the memory tracker. Create one with Context::create(spec).
+// Destroy it (or finish() it) before the process exits, not from exit handlers (a static): PoCL
+// generates kernel code on its own threads, and exit handlers tear down LLVM's state under them.
 #pragma once
 #include <CL/cl.h>
 

@@ -7,7 +7,7 @@
 //   model.safetensors    every parameter under its Hugging Face / Mixtral name, f32
 //   optimizer.safetensors  AdamW moments "<name>.exp_avg", "<name>.exp_avg_sq", f32
 //   trainer_state.json   {"format", "step", "optimizer_steps", "tokens", "batcher": {...}, "run_id",
-//                        "init_from" (absolute; with --init-from)}
+//                        "init_from" (absolute; with --init-from)}  (train/trainer_state.hpp)
 // A Hugging Face Mamba checkpoint directory (config.json with "model_type": "mamba" and
 // model.safetensors, as MambaForCausalLM.save_pretrained writes it) is accepted wherever a
 // model is loaded: the names are the same, so the weights load as they are.
@@ -18,6 +18,7 @@
 
 #include "magellano/nn/model.hpp"
 #include "magellano/train/config.hpp"
+#include "magellano/train/trainer_state.hpp"
 
 namespace magellano::optim {
 class AdamW;
@@ -52,8 +53,9 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& parent, int64
                                       const Config& config, const nn::Model& model,
                                       const optim::AdamW& optimizer, const nlohmann::json& trainer_state);
 
-// Restores weights and optimizer state from a Magellano checkpoint; returns trainer_state.json.
-nlohmann::json load_training_state(const std::filesystem::path& dir, const nn::Model& model,
-                                   optim::AdamW& optimizer);
+// Restores weights and optimizer state from a Magellano checkpoint; returns its trainer state
+// (validated before anything is loaded).
+TrainerState load_training_state(const std::filesystem::path& dir, const nn::Model& model,
+                                 optim::AdamW& optimizer);
 
 }  // namespace magellano::train

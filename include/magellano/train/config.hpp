@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -174,8 +175,11 @@ struct Config {
 // The key path must exist in the schema. Does not validate the value (from_json does).
 void apply_set(nlohmann::json& doc, const std::string& assignment);
 
-// Reads `path` (JSON), applies `sets` in order, validates. Errors name the file or the --set.
+// Reads `path` (JSON, comments allowed), applies `sets` in order, validates. Errors name the
+// file or the --set.
 Config load_config(const std::string& path, const std::vector<std::string>& sets = {});
+// load_config on a config's text; `path` names it in errors.
+Config parse_config(std::string_view text, const std::string& path, const std::vector<std::string>& sets = {});
 
 // Every key path of the schema, leaves only, in documentation order ("model.vocab_size", ...).
 std::vector<std::string> config_keys();

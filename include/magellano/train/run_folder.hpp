@@ -18,6 +18,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "magellano/train/trainer_state.hpp"
+
 namespace magellano::train {
 
 class RunFolder {
@@ -25,9 +27,9 @@ class RunFolder {
   // A new run of `config` (its JSON, for the hash) in `dir` (created if missing).
   static RunFolder start(const std::filesystem::path& dir, const nlohmann::json& config);
   // The run that saved checkpoint `from` (its trainer_state.json is `state`), continued in `dir`
-  // at state["step"].
+  // at state.step.
   static RunFolder resume(const std::filesystem::path& dir, const std::filesystem::path& from,
-                          const nlohmann::json& state);
+                          const TrainerState& state);
 
   RunFolder(RunFolder&& other) noexcept;
   RunFolder& operator=(RunFolder&&) = delete;

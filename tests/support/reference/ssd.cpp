@@ -1,11 +1,10 @@
-#include "ssd_reference.hpp"
-
 #include <algorithm>
+#include <cmath>
+
+#include "reference.hpp"
 
 namespace mgtest::ref {
 namespace {
-
-double sigmoid(double v) { return 1.0 / (1.0 + std::exp(-v)); }
 
 // Index helpers for the row-major layouts.
 struct Idx {
@@ -16,17 +15,18 @@ struct Idx {
   int64_t group(int64_t h) const { return h / (s.h / s.g); }
 };
 
+// The step size before the clamp: torch's softplus (linear above 20), or raw as is.
+bool uses_softplus(const SsdDims& s, double raw) { return s.softplus && raw <= 20.0; }
+double unclamped_dt(const SsdDims& s, double raw) { return uses_softplus(s, raw) ? softplus(raw) : raw; }
+
 }  // namespace
 
-double ssd_dt(const SsdDims& s, double raw) {
-  const double v = s.softplus && raw <= 20.0 ? std::log1p(std::exp(raw)) : raw;
-  return std::min(std::max(v, s.lo), s.hi);
-}
+double ssd_dt(const SsdDims& s, double raw) { return std::min(std::max(unclamped_dt(s, raw), s.lo), s.hi); }
 
 double ssd_dt_slope(const SsdDims& s, double raw) {
-  const double v = s.softplus && raw <= 20.0 ? std::log1p(std::exp(raw)) : raw;
+  const double v = unclamped_dt(s, raw);
   if (v < s.lo || v > s.hi) return 0.0;
-  return s.softplus && raw <= 20.0 ? sigmoid(raw) : 1.0;
+  return uses_softplus(s, raw) ? sigmoid(raw) : 1.0;  // softplus' derivative is sigmoid
 }
 
 Vec ssd_scan(const SsdDims& s, const std::vector<Vec>& in, Vec* final_state) {
@@ -116,7 +116,7 @@ Vec ssd_step(const SsdDims& s, const std::vector<Vec>& in, Vec& state) {
   Vec y(s.b * s.h * s.p);
   for (int64_t b = 0; b < s.b; ++b)
     for (int64_t h = 0; h < s.h; ++h) {
-      const int64_t g = h / (s.h / s.g);
+      const int64_t g = Idx{s}.group(h);
       const double step = ssd_dt(s, dt[b * s.h + h] + bias[h]), decay = std::exp(-step * std::exp(A_log[h]));
       for (int64_t p = 0; p < s.p; ++p) {
         const double xv = x[(b * s.h + h) * s.p + p];
@@ -130,50 +130,6 @@ Vec ssd_step(const SsdDims& s, const std::vector<Vec>& in, Vec& state) {
       }
     }
   return y;
-}
-
-Vec gated_rms_norm(const Vec& y, const Vec& z, const Vec& w, int64_t rows, int64_t d, int64_t groups,
-                   double eps) {
-  const int64_t gs = d / groups;
-  Vec out(rows * d);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t g = 0; g < groups; ++g) {
-      const int64_t o = r * d + g * gs;
-      double ss = 0.0;
-      for (int64_t c = 0; c < gs; ++c) {
-        const double u = y[o + c] * z[o + c] * sigmoid(z[o + c]);
-        ss += u * u;
-      }
-      const double rs = 1.0 / std::sqrt(ss / gs + eps);
-      for (int64_t c = 0; c < gs; ++c) out[o + c] = y[o + c] * z[o + c] * sigmoid(z[o + c]) * rs * w[g * gs + c];
-    }
-  return out;
-}
-
-std::vector<Vec> gated_rms_norm_bwd(const Vec& y, const Vec& z, const Vec& w, int64_t rows, int64_t d,
-                                    int64_t groups, double eps, const Vec& dout) {
-  const int64_t gs = d / groups;
-  Vec dy(rows * d), dz(rows * d), dw(d, 0.0), u(gs);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t g = 0; g < groups; ++g) {
-      const int64_t o = r * d + g * gs;
-      double ss = 0.0, dot = 0.0;
-      for (int64_t c = 0; c < gs; ++c) {
-        u[c] = y[o + c] * z[o + c] * sigmoid(z[o + c]);
-        ss += u[c] * u[c];
-        dot += dout[o + c] * w[g * gs + c] * u[c];
-      }
-      const double rs = 1.0 / std::sqrt(ss / gs + eps);
-      for (int64_t c = 0; c < gs; ++c) {
-        // out = u rs w, rs = (mean u^2 + eps)^-1/2: du = rs (dout w - u rs^2 mean(dout w u))
-        const double du = rs * (dout[o + c] * w[g * gs + c] - u[c] * rs * rs * dot / gs);
-        const double sg = sigmoid(z[o + c]);
-        dy[o + c] = du * z[o + c] * sg;
-        dz[o + c] = du * y[o + c] * sg * (1.0 + z[o + c] * (1.0 - sg));
-        dw[g * gs + c] += dout[o + c] * u[c] * rs;
-      }
-    }
-  return {dy, dz, dw};
 }
 
 }  // namespace mgtest::ref

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora fuzz/corpus/<target>/ (small valid and near-valid inputs; the fuzzers
+mutate them), including issue23-* inputs: small versions of what issue 23 found by hand (deep
+JSON, repeated names, sizes that overflow). Run from anywhere: python3 fuzz/make_seeds.py. Inputs
+that fuzzing found are added beside these as regress-*; this script leaves such files alone."""
+import json, os, struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def put(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+def joined(*parts):  # the targets split their input at NUL bytes
+    return b"\0".join(p if isinstance(p, bytes) else p.encode() for p in parts)
+
+
+# ---- config: the file, then --set assignments ------------------------------------------------
+TINY = {"model": {"vocab_size": 512, "dim": 16, "layers": "(MMME)x2", "d_state": 4,
+                  "moe": {"experts": 4, "top_k": 2, "hidden": 32}},
+        "train": {"steps": 10, "batch_size": 2, "seq_len": 16, "warmup_steps": 2}}
+put("config", "empty", "{}")
+put("config", "tiny", json.dumps(TINY, indent=1))
+put("config", "comments", '// a comment\n{"train": {"lr": 1e-3, /* inline */ "min_lr": 1e-4}}\n')
+put("config", "sets", joined("{}", "train.steps=5", "model.layers=(ME)x2", "device=gpu"))
+put("config", "set_section", joined(json.dumps(TINY), 'model.moe={"top_k": 1}', "lora.rank=4"))
+put("config", "layer_list", '{"model": {"layers": ["mamba", "moe", "M", "E"]}}')
+put("config", "lora", '{"lora": {"rank": 8, "alpha": 16, "target_modules": ["in_proj", "gate"], '
+                      '"base_precision": "nf4"}}')
+put("config", "fp16", '{"train": {"param_dtype": "fp16", "loss_scaling": true, '
+                      '"gradient_checkpointing": "balanced", "activation_dtype": "fp16"}}')
+put("config", "typo_key", '{"train": {"stpes": 3}}')
+put("config", "wrong_type", '{"model": {"dim": "64"}, "train": {"lr": -1}}')
+put("config", "too_big", '{"model": {"dim": 65537, "vocab_size": 2147483647}}')
+
+# ---- safetensors: whole files ------------------------------------------------------------------
+def safetensors(tensors, metadata=None, pad_to_8=True, extra=b""):
+    header, data = {}, b""
+    for name, (dtype, shape, raw) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    h = json.dumps(header, separators=(",", ":")).encode()
+    if pad_to_8:
+        h += b" " * ((8 - (8 + len(h)) % 8) % 8)
+    return struct.pack("<Q", len(h)) + h + data + extra
+
+
+f32 = struct.pack("<6f", 1, -2, 3.5, 0, 1e-3, 7)
+put("safetensors", "f32", safetensors({"w": ("F32", [2, 3], f32)}, {"format": "pt"}))
+put("safetensors", "mixed", safetensors({
+    "a": ("F16", [2], struct.pack("<2H", 0x3C00, 0xC000)),
+    "b": ("BF16", [1, 2], struct.pack("<2H", 0x3F80, 0x4000)),
+    "c": ("I64", [], struct.pack("<q", -5)),
+    "d": ("U8", [0], b""),
+    "e": ("I32", [3], struct.pack("<3i", 1, 2, 3))}))
+put("safetensors", "empty", safetensors({}))
+put("safetensors", "gap", safetensors({"w": ("F32", [2, 3], f32)}, extra=b"\0\0\0\0"))
+put("safetensors", "bad_dtype", safetensors({"w": ("F64", [3], f32)}))
+def raw_safetensors(header_text, data):  # a header written by hand (repeated names, ...)
+    return struct.pack("<Q", len(header_text)) + header_text.encode() + data
+
+
+put("safetensors", "duplicate", raw_safetensors('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},'
+                                                '"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', b"\0" * 4))
+put("safetensors", "truncated", safetensors({"w": ("F32", [2, 3], f32)})[:-5])
+
+# ---- checkpoint: config.json NUL trainer_state.json --------------------------------------------
+STATE = {"format": "magellano-checkpoint-1", "step": 4, "optimizer_steps": 4, "tokens": 128,
+         "batcher": {"seed": 1234, "epoch": 0, "position": 4}}
+put("checkpoint", "valid", joined(json.dumps(TINY, indent=2), json.dumps(STATE, indent=2)))
+put("checkpoint", "loss_scaler", joined(json.dumps(TINY), json.dumps(dict(STATE, loss_scaler={
+    "scale": 32768.0, "clean_steps": 3, "skipped_steps": 1}, init_from="/tmp/base"))))
+put("checkpoint", "string_step", joined("{}", json.dumps(dict(STATE, step="4"))))
+put("checkpoint", "negative_step", joined("{}", json.dumps(dict(STATE, step=-1))))
+put("checkpoint", "no_batcher", joined("{}", json.dumps({k: v for k, v in STATE.items() if k != "batcher"})))
+put("checkpoint", "wrong_format", joined("{}", json.dumps(dict(STATE, format=1))))
+
+# ---- token_file: one byte (name and vocabulary), then the file ---------------------------------
+def tok(vocab, ids, count=None):
+    width = 2 if vocab <= 65536 else 4
+    head = b"MGTOKENS" + struct.pack("<IIIIQ", 1, width, vocab, 32, len(ids) if count is None else count)
+    return head + b"".join(struct.pack("<H" if width == 2 else "<I", i) for i in ids)
+
+
+put("token_file", "tok_small", b"\x00" + tok(300, [0, 1, 299, 42, 7]))
+put("token_file", "tok_wide", b"\x00" + tok(70000, [65536, 69999, 3]))
+put("token_file", "tok_model_vocab", b"\x04" + tok(1000, [1, 2, 999]))  # model vocabulary 1026
+put("token_file", "u16", b"\x01" + struct.pack("<4H", 5, 6, 50256, 0))
+put("token_file", "count_mismatch", b"\x00" + tok(300, [1, 2, 3], count=4))
+put("token_file", "id_too_big", b"\x00" + tok(300, [300]))
+
+# ---- bpe_tokenizer: vocabulary JSON NUL merges NUL text ----------------------------------------
+def byte_alphabet():  # GPT-2's bytes_to_unicode
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+
+A = byte_alphabet()
+tokens = [A[b] for b in range(256)]
+merges = [("h", "e"), ("l", "l"), ("he", "ll"), (A[32], "w")]
+tokens += [a + b for a, b in merges] + ["<|endoftext|>"]
+vocab = json.dumps({t: i for i, t in enumerate(tokens)}, ensure_ascii=False)
+merges_txt = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges)
+put("bpe_tokenizer", "gpt2_names", joined(vocab, merges_txt, "hello world<|endoftext|> hell\n"))
+put("bpe_tokenizer", "hf_names", b"v" + joined(vocab, merges_txt, "well, hello"))
+put("bpe_tokenizer", "missing_byte", joined(json.dumps({t: i for i, t in enumerate(tokens[1:])}), merges_txt, "x"))
+put("bpe_tokenizer", "bad_merge", joined(vocab, merges_txt + "q z\n", "x"))
+
+# ---- issue 23: small versions of the inputs found by hand (each is refused with one line now) ---
+DEEP = "[" * 70 + "]" * 70  # past the 64-level limit
+put("config", "issue23-deep-value", '{"device": ' + DEEP + '}')
+put("config", "issue23-deep-set", joined("{}", "model.dim=" + DEEP))
+put("config", "issue23-repeated-key", '{"train": {"steps": 5}, "train": {"steps": 6}}')
+put("config", "issue23-overflow", joined("{}", "model.vocab_size=2147483647", "model.dim=65536",
+                                         "train.batch_size=1048576", "train.seq_len=16777216"))
+put("config", "issue23-int-truncation", joined("{}", "model.scan_chunk=2147483648"))
+put("checkpoint", "issue23-deep-state", joined("{}", '{"format": "magellano-checkpoint-1", "step": ' + DEEP + '}'))
+put("safetensors", "issue23-deep-dtype", raw_safetensors('{"a":{"dtype":' + DEEP + ',"shape":[1],"data_offsets":[0,4]}}', b"\0" * 4))
+put("bpe_tokenizer", "issue23-deep-encoder", joined('{"a": ' + DEEP + '}', merges_txt, "x"))
+
+# ---- layer_pattern ------------------------------------------------------------------------------
+for name, p in [("production", "(MMME)x9MMM"), ("plain", "MME"), ("nested", "((ME)x2M)x3"),
+                ("spaces", " ( M M E ) x 2 "), ("max_count", "(M)x9999"), ("zero", "(ME)x0"),
+                ("open", "((ME)"), ("letters", "MMX"), ("issue23-deep", "(" * 40 + "M" + ")" * 40)]:
+    put("layer_pattern", name, p)
