@@ -19,6 +19,7 @@
 #include "options.hpp"
 #include "magellano/data/tokenizer.hpp"
 #include "magellano/generate/generator.hpp"
+#include "magellano/io/hf_json.hpp"
 #include "magellano/io/hf_mamba_config.hpp"
 #include "magellano/io/json_file.hpp"
 #include "magellano/runtime/error.hpp"
@@ -82,7 +83,7 @@ std::optional<int32_t> find_eos(const std::optional<data::Tokenizer>& tok, const
     if (auto id = tok->eot_id()) return static_cast<int32_t>(*id);
   }
   if (loaded.hugging_face) {
-    const auto j = io::read_json(checkpoint / "config.json", "Hugging Face config");
+    const auto j = io::read_hf_json(checkpoint / "config.json", "Hugging Face config");
     if (j.contains("eos_token_id") && j["eos_token_id"].is_number_integer()) return j["eos_token_id"].get<int32_t>();
   }
   if (loaded.config.model.vocab_size == 50257) return 50256;

@@ -55,8 +55,9 @@ int model_info(const std::string& path, const std::vector<std::string>& sets, bo
   const auto line = [](const char* what, int64_t bytes) {
     std::printf("  %-22s %12s\n", what, format_bytes(static_cast<uint64_t>(bytes)).c_str());
   };
-  std::printf("%s: %lld Mamba + %lld MoE layers, dim %lld, vocabulary %lld, %lld experts (top-%lld, hidden %lld)\n",
-              path.c_str(), (long long)p.mamba_layers, (long long)p.moe_layers, (long long)m.dim,
+  std::printf("%s: %lld Mamba + %lld Mamba2 + %lld MoE layers, dim %lld, vocabulary %lld, %lld experts (top-%lld, "
+              "hidden %lld)\n",
+              path.c_str(), (long long)p.mamba_layers, (long long)p.mamba2_layers, (long long)p.moe_layers, (long long)m.dim,
               (long long)m.vocab_size, (long long)m.moe.experts, (long long)m.moe.top_k,
               (long long)m.moe.hidden);
   std::printf("parameters\n");
@@ -79,6 +80,7 @@ int model_info(const std::string& path, const std::vector<std::string>& sets, bo
   line("activations", mem.activations);
   line("  mamba layers", mem.mamba_activations);
   line("  scan chunk states", mem.scan_states);
+  line("  mamba2 layers", mem.mamba2_activations);
   line("  moe layers", mem.moe_activations);
   line("  head (logits x2)", mem.head);
   line("  backward workspace", mem.workspace);

@@ -21,7 +21,7 @@ int run_merge(int argc, char** argv) {
   std::string checkpoint, adapter, out;
   cli::add_common_options(opts, cli::kDevice | cli::kJson);
   opts.add_options()
-      ("checkpoint", po::value(&checkpoint), "the base model: a Magellano or Hugging Face Mamba checkpoint folder")
+      ("checkpoint", po::value(&checkpoint), "the base model: a Magellano or Hugging Face Mamba / Mamba2 checkpoint folder")
       ("adapter", po::value(&adapter), "the adapter folder (adapter_config.json + adapter_model.safetensors)")
       ("out", po::value(&out), "folder to write the merged checkpoint to (config.json + model.safetensors)");
   po::variables_map vm;

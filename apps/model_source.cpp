@@ -8,7 +8,7 @@ namespace po = boost::program_options;
 
 void add_model_source_options(po::options_description& opts, ModelSource& src) {
   opts.add_options()
-      ("checkpoint", po::value(&src.checkpoint), "a Magellano checkpoint or a Hugging Face Mamba model folder")
+      ("checkpoint", po::value(&src.checkpoint), "a Magellano checkpoint or a Hugging Face Mamba / Mamba2 model folder")
       ("adapter", po::value(&src.adapter), "a LoRA adapter folder (adapter_config.json + adapter_model.safetensors, "
                                            "PEFT's layout) applied on top of the checkpoint")
       ("base-precision", po::value(&src.base_precision)->default_value("fp32"),

@@ -2,7 +2,7 @@
 # Runs on the GPU machine with .gpu carried (scripts/gpu_bundle.sh): device listing, the unit
 # and op tests on the GPU, and the benchmark suite with cuBLAS's fp32 GEMM through PyTorch as
 # the reference. Results go to $OUT (the device tool's output folder) or ./gpu-results.
-# Usage: bash scripts/gpu_run.sh [tests|suite|qlora|fp16|tune|gemm|nf4-file|all]  (default: all)
+# Usage: bash scripts/gpu_run.sh [tests|suite|qlora|fp16|tune|gemm|nf4-file|ssd|mamba2|all]  (default: all)
 #   suite: torch_gemm.json (cuBLAS), then `magellano bench all --json` with cuBLAS's 4096 rate
 #          as train-step's MFU reference, plus train-step for phase1, into suite_h100.jsonl
 #          (copy it to benchmarks/results/suite_h100_<date>.jsonl).
@@ -19,9 +19,10 @@
 #        size (B 8, L 2048, H 16, P 64, N 64) with its default knobs and each variant of
 #        SSD_VARIANTS (";"-separated option lists), mamba_ssm's Triton SSD as the peer
 #        (scripts/ssd_peer.py; needs .peer/, see there) and cuBLAS's fp32 GEMM, into ssd_gpu.jsonl.
-#   mamba2: Mamba2's tests on the GPU (TESTS=0 skips them), then train-step at 8 x 512 for tiny,
-#           tiny_mamba2, phase1 and phase1_mamba2 (CONFIGS=folder of the presets, default
-#           configs) with cuBLAS's 4096 rate as the MFU reference, into mamba2_gpu.jsonl.
+#   mamba2: the Mamba2 layer and model tests on the GPU (TESTS=0 skips them), then train-step at
+#           8 x 512 of tiny / tiny_mamba2 and phase1 / phase1_mamba2 (CONFIGS=folder of the presets,
+#           default configs) with cuBLAS's 4096 rate as the MFU reference, and phase1_mamba2's
+#           decoding, into mamba2_gpu.jsonl.
 #   gemm: `bench gemm` (squares and phase1's shapes), cl/gemm_gpu.cl and tuned CLBlast next to
 #         CLBlast's database (GEMM_TUNING=FILE uses that file instead of the embedded one), and
 #         cuBLAS through PyTorch. Neither is part of `all`.
@@ -129,20 +130,26 @@ for line in sys.stdin:
 "
 fi
 if [ "$what" = mamba2 ]; then  # not part of `all`
+  # The Mamba2 tests on the GPU, then train-step of each Mamba2 preset next to its Mamba1 twin
+  # (the same batch and length, the same session), and phase1_mamba2's decoding, into mamba2_gpu.jsonl
+  # (copy it to benchmarks/results/mamba2_h100_<date>.jsonl).
   if [ "${TESTS:-1}" = 1 ]; then
-    MAGELLANO_TEST_DEVICE=gpu timeout 200 test_kernel --gtest_brief=1 \
-      --gtest_filter='*Mamba2*:*ssd*:*Ssd*:*gated*:*Gated*' 2>&1 | tail -n 15
+    MAGELLANO_TEST_DEVICE=gpu timeout "${KERNEL_TEST_TIMEOUT:-300}" test_kernel --gtest_brief=1 \
+      --gtest_filter='*Mamba2*:*ssd*:*Ssd*:*gated*:*Gated*:Model.*:Checkpointing.*' 2>&1 | tail -n 25
   fi
   ref=$(cublas_gflops)
   for c in tiny tiny_mamba2 phase1 phase1_mamba2; do
     timeout 120 magellano bench train-step --config "${CONFIGS:-configs}/$c.json" --device gpu --json --batch 8 \
-      --steps 5 --reference-gflops "$ref" --reference-name "$refname" >> "$out/mamba2_gpu.jsonl" || echo "$c failed"
+      --seq-len 512 --steps 5 --reference-gflops "$ref" --reference-name "$refname" >> "$out/mamba2_gpu.jsonl" ||
+      echo "$c failed"
   done
+  timeout 120 magellano bench generate --config "${CONFIGS:-configs}/phase1_mamba2.json" --device gpu --json \
+    --tokens 32 >> "$out/mamba2_gpu.jsonl" || echo "generate failed"
   python3 -c "
 import json
 for l in open('$out/mamba2_gpu.jsonl'):
     r = json.loads(l)
-    print(r['sizes'].get('config'), r['sizes'].get('batch'), '%.0f tokens/s' % r.get('tokens_per_s', 0),
-          'MFU %.1f%%' % (100 * (r.get('extra', {}).get('mfu') or 0)))
+    print(r['name'], r['sizes'].get('config'), r['sizes'].get('batch'), '%.0f tokens/s' % r.get('tokens_per_s', 0),
+          'MFU %.1f%%' % (100 * ((r.get('extra') or {}).get('mfu') or 0)))
 "
 fi

@@ -44,6 +44,9 @@ std::vector<LinearShape> linear_shapes(const train::ModelConfig& m) {
                                 {"moe.experts.w1", F, D, ne * X},
                                 {"moe.experts.w2", D, F, ne * X}};
   if (m.moe_config().swiglu) s.push_back({"moe.experts.w3", F, D, ne * X});
+  const nn::Mamba2Config m2 = m.mamba2_config();  // Mamba2 ('S') blocks
+  s.push_back({"mamba2 mixer.in_proj", m2.in_proj_out(), D, m.num_mamba2()});
+  s.push_back({"mamba2 mixer.out_proj", D, m2.inner(), m.num_mamba2()});
   std::erase_if(s, [](const LinearShape& l) { return l.count == 0; });
   return s;
 }

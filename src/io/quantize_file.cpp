@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "magellano/io/checkpoint_dir.hpp"
+#include "magellano/io/hf_json.hpp"
 #include "magellano/io/json_file.hpp"
 #include "magellano/io/nf4_safetensors.hpp"
 #include "magellano/io/safetensors_stream.hpp"
@@ -206,7 +207,9 @@ QuantizeReport quantize_checkpoint_dir(Context& ctx, const fs::path& in, const f
   for (const std::string& w : rep.skipped_linear)
     skipped.push_back(w.substr(0, w.size() - std::string(".weight").size()));
   if (fs::exists(in / "config.json")) {
-    nlohmann::json cfg = read_json(in / "config.json", "checkpoint config");
+    // A Hugging Face config may hold Python's Infinity (Mamba2's time_step_limit): it is
+    // written back as {"__float__": "Infinity"} (io/hf_json.hpp).
+    nlohmann::json cfg = read_hf_json(in / "config.json", "checkpoint config");
     if (!cfg.is_object())
       throw Error("quantize: " + (in / "config.json").string() + " is not a JSON object.");
     cfg["quantization_config"] = nf4_quantization_config(skipped);

@@ -11,20 +11,15 @@
 #include "magellano/runtime/error.hpp"
 
 namespace magellano::nn {
-namespace {
-
-// dt_proj's bias: the inverse softplus of dt ~ exp(U(log dt_min, log dt_max)), floored.
-std::vector<float> dt_bias_init(const MambaConfig& c, Init& init) {
-  std::vector<float> u = init.uniform(c.inner(), 0.0, 1.0), bias(c.inner());
+std::vector<float> dt_bias_init(int64_t n, double dt_min, double dt_max, double floor, Init& init) {
+  std::vector<float> u = init.uniform(n, 0.0, 1.0), bias(n);
   for (size_t i = 0; i < u.size(); ++i) {
-    double dt = std::exp(u[i] * (std::log(c.dt_max) - std::log(c.dt_min)) + std::log(c.dt_min));
-    dt = std::max(dt, c.dt_init_floor);
+    double dt = std::exp(u[i] * (std::log(dt_max) - std::log(dt_min)) + std::log(dt_min));
+    dt = std::max(dt, floor);
     bias[i] = static_cast<float>(dt + std::log(-std::expm1(-dt)));  // softplus⁻¹(dt)
   }
   return bias;
 }
-
-}  // namespace
 
 MambaMixer::MambaMixer(Context& ctx, const MambaConfig& c, Init& init)
     : cfg(c),
@@ -42,7 +37,7 @@ MambaMixer::MambaMixer(Context& ctx, const MambaConfig& c, Init& init)
   // dt_proj: weight U(±R^-0.5), bias the inverse softplus of a log-uniform dt.
   const double ds = 1.0 / std::sqrt(static_cast<double>(c.rank()));
   dt_proj.set_weight(init.uniform(E * c.rank(), -ds, ds));
-  const auto b = dt_bias_init(c, init);
+  const auto b = dt_bias_init(E, c.dt_min, c.dt_max, c.dt_init_floor, init);
   dt_proj.bias.copy_from_host(b.data(), b.size() * 4);
   // S4D-real: A = -(1..N) for every channel.
   std::vector<float> a(E * N);

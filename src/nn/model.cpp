@@ -32,6 +32,9 @@ Model::Model(Context& ctx, const ModelSpec& spec, uint64_t seed)
   Init& init = init_;
   spec_.mamba.dim = spec.dim;
   spec_.mamba.num_layers = static_cast<int64_t>(spec.layers.size());
+  spec_.mamba2.dim = spec.dim;
+  spec_.mamba2.num_layers = static_cast<int64_t>(spec.layers.size());
+  spec_.mamba2.norm_eps = spec.norm_eps;
   spec_.moe.dim = spec.dim;
   const float w2_scale = 1.0f / std::sqrt(static_cast<float>(spec.layers.size()));
   if (spec.base_storage != WeightStorage::f32 && !spec.lora.enabled())
@@ -46,10 +49,12 @@ Model::Model(Context& ctx, const ModelSpec& spec, uint64_t seed)
   for (char kind : spec.layers) {
     if (kind == 'M')
       blocks_.emplace_back(std::make_unique<MambaBlock>(ctx, spec_.mamba, init));
+    else if (kind == 'S')
+      blocks_.emplace_back(std::make_unique<Mamba2Block>(ctx, spec_.mamba2, init));
     else if (kind == 'E')
       blocks_.emplace_back(std::make_unique<MoEBlock>(ctx, spec_.moe, init, w2_scale, spec.norm_eps));
     else
-      throw Error(std::string("model: unknown block '") + kind + "' in the layer pattern (use M or E).");
+      throw Error(std::string("model: unknown block '") + kind + "' in the layer pattern (use M, S or E).");
     prepare_block(blocks_.size() - 1);
   }
   if (!spec.tie_embeddings) {
@@ -157,14 +162,14 @@ Tensor Model::body(const Tensor& ids, DecodeState* state, ModelOutput& out) cons
 Model::Segment Model::run_blocks(size_t begin, size_t end, Tensor h, Tensor aux, DecodeState* state) const {
   Segment out;
   for (size_t i = begin; i < end; ++i) {
-    std::visit(Visit{[&](const std::unique_ptr<MambaBlock>& b) {
-                       h = b->forward(h, state ? &state->mamba[i] : nullptr);
-                     },
-                     [&](const std::unique_ptr<MoEBlock>& b) {
+    std::visit(Visit{[&](const std::unique_ptr<MoEBlock>& b) {
                        MoEOutput r = b->forward(h);
                        h = r.out;
                        aux = aux.defined() ? ops::add(aux, r.aux_loss) : r.aux_loss;
                        out.counts.push_back(r.expert_counts);
+                     },
+                     [&](const auto& b) {  // Mamba, Mamba2
+                       h = b->forward(h, state ? &state->mamba[i] : nullptr);
                      }},
                blocks_[i]);
   }
@@ -248,10 +253,10 @@ LossOutput Model::loss(const Tensor& ids, const Tensor& targets) const {
 
 DecodeState Model::empty_state(int64_t batch) const {
   DecodeState s;
-  for (const auto& b : blocks_) {
-    if (auto* m = std::get_if<std::unique_ptr<MambaBlock>>(&b)) s.mamba.push_back((*m)->mixer.empty_state(batch));
-    else s.mamba.push_back({});
-  }
+  for (const auto& b : blocks_)
+    std::visit(Visit{[&](const std::unique_ptr<MoEBlock>&) { s.mamba.push_back({}); },
+                     [&](const auto& m) { s.mamba.push_back(m->mixer.empty_state(batch)); }},
+               b);
   return s;
 }
 
@@ -262,8 +267,8 @@ Tensor Model::step(const Tensor& ids_t, DecodeState& state) const {
   if (state.mamba.size() != blocks_.size()) throw Error("model: the decode state belongs to another model.");
   Tensor h = embedding_.forward(ids_t);  // (B, D)
   for (size_t i = 0; i < blocks_.size(); ++i) {
-    std::visit(Visit{[&](const std::unique_ptr<MambaBlock>& b) { h = b->step(h, state.mamba[i]); },
-                     [&](const std::unique_ptr<MoEBlock>& b) { h = b->forward(h).out; }},
+    std::visit(Visit{[&](const std::unique_ptr<MoEBlock>& b) { h = b->forward(h).out; },
+                     [&](const auto& b) { h = b->step(h, state.mamba[i]); }},
                blocks_[i]);
   }
   return head(h);

@@ -7,7 +7,9 @@
 
 namespace magellano::ops {
 
-int ssd_default_chunk(const Context&) { return 64; }
+int ssd_default_chunk(const Context&) { return kSsdDefaultChunk; }
+
+int64_t ssd_chunk_for_length(int64_t chunk, int64_t l) { return std::min(chunk, (l + 7) / 8 * 8); }
 
 SsdWork ssd_scan_work(int64_t b, int64_t l, int64_t h, int64_t p, int64_t g, int64_t n, int64_t chunk) {
   SsdWork w;
@@ -65,14 +67,13 @@ SsdPlan plan_ssd(const Context& ctx, const SsdDims& d, const SsdOptions& opt) {
   const bool gpu = ctx.device().type == "gpu";
   plan.group_per_chunk = opt.mapping == SsdMapping::group_per_chunk ||
                          (opt.mapping == SsdMapping::automatic && gpu);
-  // A chunk longer than the sequence changes nothing but the kernels' local arrays: use the
-  // sequence length rounded up to 8 (few distinct builds for short prompts).
+  // A chunk longer than the sequence changes nothing but the kernels' local arrays.
   const int64_t want = opt.chunk ? opt.chunk : ssd_default_chunk(ctx);
   const int64_t max_wg = static_cast<int64_t>(ctx.device().max_work_group_size);
   const int64_t local_floats = static_cast<int64_t>(ctx.device().local_mem_bytes / 4);
   // The chunk changes results only by rounding, so a chunk whose tiles do not fit the device's
   // local memory (e.g. Hugging Face's default 256 on a GPU with 48 KiB) is halved until they do.
-  for (int64_t chunk = std::min(want, round_up(d.l, 8));; chunk = std::max<int64_t>(1, round_up(chunk / 2, 8))) {
+  for (int64_t chunk = ssd_chunk_for_length(want, d.l);; chunk = std::max<int64_t>(1, round_up(chunk / 2, 8))) {
     plan.chunk = chunk;
     if (plan.group_per_chunk) {
       plan.rows = t.rows ? t.rows : 1;

@@ -1,6 +1,7 @@
 #include "magellano/train/checkpoint.hpp"
 
 #include "magellano/io/checkpoint_dir.hpp"
+#include "magellano/io/hf_mamba2_config.hpp"
 #include "magellano/io/hf_mamba_config.hpp"
 #include "magellano/io/json_file.hpp"
 #include "magellano/io/nf4_safetensors.hpp"
@@ -12,6 +13,7 @@
 #include "magellano/train/trainer_state.hpp"
 #include "magellano/runtime/error.hpp"
 
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -45,6 +47,34 @@ Config config_from_hf(const io::HfMambaConfig& hf, const fs::path& dir) {
     throw Error(std::string(e.what()) + " (from the Hugging Face config " + (dir / "config.json").string() + ")");
   }
 }
+
+// A training config whose model section mirrors a Hugging Face Mamba2Config: every block an
+// 'S' block. chunk_size is not carried over: it is the tile of mamba_ssm's Triton kernels (256
+// by default, which our kernels would halve to fit a GPU's local memory) and changes results
+// only by rounding, so the device's tuned default chunk runs instead.
+Config config_from_hf(const io::HfMamba2Config& hf) {
+  nlohmann::json j = Config::defaults().to_json();
+  auto& m = j["model"];
+  m["vocab_size"] = hf.vocab_size;
+  m["dim"] = hf.hidden_size;
+  m["layers"] = "(S)x" + std::to_string(hf.num_hidden_layers);
+  m["tie_embeddings"] = hf.tie_word_embeddings;
+  m["norm_eps"] = hf.layer_norm_epsilon;
+  auto& s = m["mamba2"];
+  s["head_dim"] = hf.head_dim;
+  s["n_groups"] = hf.n_groups;
+  s["d_state"] = hf.state_size;
+  s["d_conv"] = hf.conv_kernel;
+  s["expand"] = hf.expand;
+  s["chunk_size"] = 0;
+  s["time_step_limit"] = {hf.time_step_lo, std::isinf(hf.time_step_hi) ? nlohmann::json() : nlohmann::json(hf.time_step_hi)};
+  s["time_step_min"] = hf.time_step_min;
+  s["time_step_max"] = hf.time_step_max;
+  s["time_step_floor"] = hf.time_step_floor;
+  s["bias"] = hf.use_bias;
+  s["conv_bias"] = hf.use_conv_bias;
+  return Config::from_json(j);
+}
 }  // namespace
 
 nn::ModelSpec model_spec(const ModelConfig& m) {
@@ -53,6 +83,7 @@ nn::ModelSpec model_spec(const ModelConfig& m) {
   s.dim = m.dim;
   s.layers = layer_string(m.pattern);
   s.mamba = m.mamba_config();
+  s.mamba2 = m.mamba2_config();
   s.moe = m.moe_config();
   s.tie_embeddings = m.tie_embeddings;
   s.norm_eps = static_cast<float>(m.norm_eps);
@@ -119,10 +150,18 @@ void load_weights(const fs::path& file, const nn::Model& model) {
 LoadedModel load_model(const fs::path& dir, Context& ctx, const LoRASection* lora) {
   if (!fs::is_directory(dir))
     throw Error("checkpoint '" + dir.string() + "' is not a directory: pass a folder written by "
-                "`magellano train` or a Hugging Face Mamba model folder.");
+                "`magellano train` or a Hugging Face Mamba / Mamba2 model folder.");
   LoadedModel out;
   if (io::is_hf_mamba_dir(dir)) {
     out.config = config_from_hf(io::read_hf_mamba_config(dir), dir);
+    out.hugging_face = true;
+  } else if (io::is_hf_mamba2_dir(dir)) {
+    const io::HfMamba2Config hf = io::read_hf_mamba2_config(dir);
+    try {
+      out.config = config_from_hf(hf);
+    } catch (const Error& e) {
+      throw Error(std::string(e.what()) + " (from the Hugging Face config " + (dir / "config.json").string() + ")");
+    }
     out.hugging_face = true;
   } else {
     nlohmann::json j = io::read_json(dir / "config.json", "checkpoint config");

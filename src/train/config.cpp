@@ -20,7 +20,7 @@ namespace {
 
 using nlohmann::json;
 
-enum class Kind { integer, number, boolean, string, opt_string, layers, choice, choice_list, checkpointing };
+enum class Kind { integer, number, boolean, string, opt_string, layers, choice, choice_list, checkpointing, limit };
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
@@ -113,6 +113,28 @@ const std::vector<Field>& schema() {
     f.push_back(plain("model.tie_embeddings", Kind::boolean, MG_ACCESS(model.tie_embeddings, bool)));
     f.push_back(number("model.norm_eps", 0, true, 1, true, MG_ACCESS(model.norm_eps, double)));
     f.push_back(integer("model.scan_chunk", 1, MG_ACCESS(model.scan_chunk, int64_t), kInf, 16777216));
+    f.push_back(integer("model.mamba2.head_dim", 1, MG_ACCESS(model.mamba2.head_dim, int64_t), kInf, 65536));
+    f.push_back(integer("model.mamba2.n_groups", 1, MG_ACCESS(model.mamba2.n_groups, int64_t), kInf, 65536));
+    f.push_back(integer("model.mamba2.d_state", 1, MG_ACCESS(model.mamba2.d_state, int64_t), kInf, 1024));
+    f.push_back(integer("model.mamba2.d_conv", 1, MG_ACCESS(model.mamba2.d_conv, int64_t), kInf, 1024));
+    f.push_back(integer("model.mamba2.expand", 1, MG_ACCESS(model.mamba2.expand, int64_t), kInf, 64));
+    f.push_back(integer("model.mamba2.chunk_size", 0, MG_ACCESS(model.mamba2.chunk_size, int64_t), 4096.0));
+    f.push_back(plain(  // [lo, hi]; hi = inf is written null
+        "model.mamba2.time_step_limit", Kind::limit,
+        [](const Config& c) {
+          const double hi = c.model.mamba2.dt_hi;
+          return json::array({c.model.mamba2.dt_lo, std::isinf(hi) ? json(nullptr) : json(hi)});
+        },
+        [](Config& c, const json& v) {
+          c.model.mamba2.dt_lo = v[0].get<double>();
+          c.model.mamba2.dt_hi = v[1].is_number() ? v[1].get<double>() : kInf;
+        }));
+    f.push_back(number("model.mamba2.time_step_min", 0, true, kInf, false, MG_ACCESS(model.mamba2.time_step_min, double)));
+    f.push_back(number("model.mamba2.time_step_max", 0, true, kInf, false, MG_ACCESS(model.mamba2.time_step_max, double)));
+    f.push_back(number("model.mamba2.time_step_floor", 0, false, kInf, false,
+                       MG_ACCESS(model.mamba2.time_step_floor, double)));
+    f.push_back(plain("model.mamba2.bias", Kind::boolean, MG_ACCESS(model.mamba2.bias, bool)));
+    f.push_back(plain("model.mamba2.conv_bias", Kind::boolean, MG_ACCESS(model.mamba2.conv_bias, bool)));
     f.push_back(integer("model.moe.experts", 1, MG_ACCESS(model.moe.experts, int64_t), kInf, 4096));
     f.push_back(integer("model.moe.top_k", 1, MG_ACCESS(model.moe.top_k, int64_t), kInf, 4096));
     f.push_back(integer("model.moe.hidden", 0, MG_ACCESS(model.moe.hidden, int64_t), kInf, 1048576));
@@ -291,8 +313,14 @@ void check_type(const Field& f, json& v) {
       return;
     case Kind::layers:
       if (!v.is_string() && !v.is_array())
-        throw Error(where + "a layer pattern such as \"(MMME)x9MMM\" or a list of \"mamba\" / \"moe\", got " +
+        throw Error(where + "a layer pattern such as \"(MMME)x9MMM\" or a list of \"mamba\" / \"mamba2\" / \"moe\", got " +
                     describe(v) + ".");
+      return;
+    case Kind::limit:
+      if (!v.is_array() || v.size() != 2 || !v[0].is_number() ||
+          !(v[1].is_number() || v[1].is_null() || v[1] == "inf"))
+        throw Error(where + "a list [lo, hi] of numbers (hi null or \"inf\" for no upper limit), got " +
+                    (v.is_array() ? json_excerpt(v) : describe(v)) + ".");
       return;
     case Kind::checkpointing:
       if (is_integral(v)) {
@@ -365,6 +393,12 @@ const json* lookup(const json& doc, const std::string& path) {
 void check_range(const Field& f, const json& v) {
   if (f.kind == Kind::string && f.path == "checkpoint.dir" && v.get<std::string>().empty())
     throw Error("config: 'checkpoint.dir' must be a folder name, got an empty string.");
+  if (f.kind == Kind::limit) {
+    const double lo = v[0].get<double>(), hi = v[1].is_number() ? v[1].get<double>() : kInf;
+    if (!(lo >= 0) || !(hi > lo))
+      throw Error("config: '" + f.path + "' must be [lo, hi] with 0 <= lo < hi, got " + json_excerpt(v) + ".");
+    return;
+  }
   if (f.kind != Kind::integer && f.kind != Kind::number) return;
   const double x = v.get<double>();
   const bool low = f.lo_open ? !(x > f.lo) : !(x >= f.lo);
@@ -393,6 +427,7 @@ void resolve(Config& c) {
   m.pattern = parse_layer_pattern(m.layers, "'model.layers'");
   if (m.dt_rank == 0) m.dt_rank = (m.dim + 15) / 16;
   if (m.moe.hidden == 0) m.moe.hidden = default_hidden(m.dim);
+  if (m.num_mamba2() > 0) m.mamba2.check(m.dim);  // the section is unused without 'S' blocks
   if (m.moe.top_k > m.moe.experts)
     throw Error("config: 'model.moe.top_k' (" + std::to_string(m.moe.top_k) +
                 ") must be <= 'model.moe.experts' (" + std::to_string(m.moe.experts) + ").");
@@ -470,6 +505,9 @@ const char* config_name(ops::ExpertActivation activation) {
 
 int64_t ModelConfig::num_mamba() const {
   return std::count(pattern.begin(), pattern.end(), LayerKind::mamba);
+}
+int64_t ModelConfig::num_mamba2() const {
+  return std::count(pattern.begin(), pattern.end(), LayerKind::mamba2);
 }
 int64_t ModelConfig::num_moe() const { return std::count(pattern.begin(), pattern.end(), LayerKind::moe); }
 

@@ -45,6 +45,12 @@ Demand largest_matrix(const ModelConfig& m) {
     all.push_back({"x_proj weight (" + dims("R+2N", R + 2 * N, "E", E) + ")", (R + 2 * N) * E * kF32,
                    "Use a smaller model.dim, model.d_state or model.dt_rank"});
   }
+  if (m.num_mamba2() > 0) {
+    const double Di = double(m.mamba2.inner(m.dim)), H = Di / double(m.mamba2.head_dim),
+                 GN = double(m.mamba2.n_groups) * double(m.mamba2.d_state), I = 2 * Di + 2 * GN + H;
+    all.push_back({"Mamba2 in_proj weight (" + dims("2Di+2GN+H", I, "D", D) + ")", I * D * kF32,
+                   "Use a smaller model.dim, model.mamba2.expand or model.mamba2.d_state"});
+  }
   if (m.num_moe() > 0) {
     all.push_back({"expert weight (" + dims("F", F, "D", D) + ")", F * D * kF32,
                    "Use a smaller model.moe.hidden or model.dim"});

@@ -1,6 +1,6 @@
-// Layer patterns: "(MMME)x9MMM" and lists of "mamba" / "moe".
+// Layer patterns: "(MMME)x9MMM", "(SSSE)x3S" and lists of "mamba" / "mamba2" / "moe".
 //
-// Grammar (spaces ignored):  seq := item*    item := ('M' | 'E' | '(' seq ')') ['x' count]
+// Grammar (spaces ignored):  seq := item*    item := ('M' | 'S' | 'E' | '(' seq ')') ['x' count]
 // count := 1..9999 (decimal). A pattern must give at least one layer.
 // Bounded: groups nest at most kMaxDepth deep (the parser recurses once per level) and the
 // expansion stops at kMaxLayers, checked before anything is copied.
@@ -16,6 +16,11 @@ namespace {
 constexpr int64_t kMaxLayers = 100000;
 constexpr int kMaxDepth = 16;
 
+LayerKind kind_of(char letter) {
+  return letter == 'M' ? LayerKind::mamba : letter == 'S' ? LayerKind::mamba2 : LayerKind::moe;
+}
+char letter_of(LayerKind k) { return k == LayerKind::mamba ? 'M' : k == LayerKind::mamba2 ? 'S' : 'E'; }
+
 class PatternParser {
  public:
   PatternParser(const std::string& s, const std::string& what) : s_(s), what_(what) {}
@@ -24,7 +29,7 @@ class PatternParser {
     auto out = seq(0);
     skip_spaces();
     if (pos_ < s_.size()) fail(s_[pos_] == ')' ? "')' without a matching '('" : unexpected());
-    if (out.empty()) fail("it gives no layers; use 'M' (Mamba) and 'E' (MoE), e.g. \"(MMME)x9MMM\"");
+    if (out.empty()) fail("it gives no layers; use 'M' (Mamba), 'S' (Mamba2) and 'E' (MoE), e.g. \"(MMME)x9MMM\"");
     return out;
   }
 
@@ -36,8 +41,8 @@ class PatternParser {
       if (pos_ >= s_.size()) break;
       const char c = s_[pos_];
       std::vector<LayerKind> item;
-      if (c == 'M' || c == 'E') {
-        item.push_back(c == 'M' ? LayerKind::mamba : LayerKind::moe);
+      if (c == 'M' || c == 'S' || c == 'E') {
+        item.push_back(kind_of(c));
         ++pos_;
       } else if (c == '(') {
         if (depth >= kMaxDepth) fail("groups nested more than " + std::to_string(kMaxDepth) + " deep");
@@ -86,7 +91,7 @@ class PatternParser {
   }
   std::string unexpected() const {
     return "unexpected '" + excerpt(std::string_view(&s_[pos_], 1)) +
-           "' (use 'M' = Mamba, 'E' = MoE, groups '(...)' and repeats 'xN')";
+           "' (use 'M' = Mamba, 'S' = Mamba2, 'E' = MoE, groups '(...)' and repeats 'xN')";
   }
   [[noreturn]] void fail(const std::string& why) const {
     throw Error("config: " + what_ + " \"" + excerpt(s_) + "\" is not a valid layer pattern: " + why +
@@ -105,7 +110,7 @@ std::vector<LayerKind> parse_layer_pattern(const std::string& pattern, const std
 }
 
 std::vector<LayerKind> parse_layer_list(const nlohmann::json& list, const std::string& what) {
-  if (!list.is_array()) throw Error("config: " + what + " must be a list of \"mamba\" / \"moe\".");
+  if (!list.is_array()) throw Error("config: " + what + " must be a list of \"mamba\" / \"mamba2\" / \"moe\".");
   if (list.empty()) throw Error("config: " + what + " is empty; give at least one layer.");
   if (list.size() > static_cast<size_t>(kMaxLayers))
     throw Error("config: " + what + " has " + std::to_string(list.size()) + " layers, more than " +
@@ -115,9 +120,10 @@ std::vector<LayerKind> parse_layer_list(const nlohmann::json& list, const std::s
     const auto& v = list[i];
     const std::string s = v.is_string() ? v.get<std::string>() : std::string();
     if (s == "mamba" || s == "M") out.push_back(LayerKind::mamba);
+    else if (s == "mamba2" || s == "S") out.push_back(LayerKind::mamba2);
     else if (s == "moe" || s == "E") out.push_back(LayerKind::moe);
     else
-      throw Error("config: " + what + "[" + std::to_string(i) + "] must be \"mamba\" or \"moe\", got " +
+      throw Error("config: " + what + "[" + std::to_string(i) + "] must be \"mamba\", \"mamba2\" or \"moe\", got " +
                   json_excerpt(v) + ".");
   }
   return out;
@@ -125,7 +131,7 @@ std::vector<LayerKind> parse_layer_list(const nlohmann::json& list, const std::s
 
 std::string layer_string(const std::vector<LayerKind>& layers) {
   std::string s;
-  for (auto k : layers) s += k == LayerKind::mamba ? 'M' : 'E';
+  for (auto k : layers) s += letter_of(k);
   return s;
 }
 

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "magellano/io/checkpoint_dir.hpp"
+#include "magellano/io/hf_json.hpp"
 #include "magellano/io/json_file.hpp"
 #include "magellano/io/nf4_safetensors.hpp"
 #include "magellano/io/safetensors.hpp"
@@ -122,7 +123,7 @@ MergeReport merge_adapter(const fs::path& base_dir, const fs::path& adapter_dir,
                            [&](const fs::path& dir) {
                              io::write_safetensors(dir / "model.safetensors", out, base.metadata());
                              io::write_json_atomically(dir / "config.json",
-                                                       io::read_json(base_dir / "config.json", "base config"));
+                                                       io::read_hf_json(base_dir / "config.json", "base config"));
                            });
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rep;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "magellano/ops/ssd.hpp"
 #include "magellano/runtime/error.hpp"
 
 namespace magellano::train {
@@ -44,8 +45,17 @@ struct Widths {
         C(std::max<int64_t>(1, m.scan_chunk)), glu(m.moe.activation == ops::ExpertActivation::swiglu) {}
 };
 
-// Elements of every Linear weight of one Mamba block and of one MoE block.
+// The widths of one Mamba2 block: Di inner, H heads, C conv channels (x, B, C), I in_proj outputs.
+struct Mamba2Widths {
+  Count D, Di, P, H, G, N, K, C, I;
+  explicit Mamba2Widths(const ModelConfig& m)
+      : D(m.dim), Di(Count(m.mamba2.expand) * m.dim), P(m.mamba2.head_dim), H(Di / P), G(m.mamba2.n_groups),
+        N(m.mamba2.d_state), K(m.mamba2.d_conv), C(Di + 2 * G * N), I(Di + C + H) {}
+};
+
+// Elements of every Linear weight of one Mamba, Mamba2 and MoE block.
 Count mamba_linear(const Widths& w) { return 2 * w.E * w.D + (w.R + 2 * w.N) * w.E + w.E * w.R + w.D * w.E; }
+Count mamba2_linear(const Mamba2Widths& s) { return s.I * s.D + s.D * s.Di; }  // in_proj, out_proj
 Count moe_linear(const Widths& w) { return w.X * w.D + w.X * (w.glu ? 3 : 2) * w.F * w.D; }
 
 }  // namespace
@@ -59,15 +69,26 @@ ParamCounts count_params(const ModelConfig& m) {
                             + w.E * w.R + w.E   // dt_proj weight, bias
                             + w.E * w.N + w.E   // A_log, D
                             + w.D * w.E;        // out_proj
+  const Mamba2Widths s(m);
+  const bool bias = m.mamba2.bias;
+  const Count mamba2_block = s.D                                        // norm
+                             + s.I * s.D + (bias ? s.I : 0)             // in_proj
+                             + s.C * s.K + (m.mamba2.conv_bias ? s.C : 0)  // conv1d weight, bias
+                             + 3 * s.H                                  // dt_bias, A_log, D
+                             + s.Di                                     // gated norm
+                             + s.D * s.Di + (bias ? s.D : 0);           // out_proj
   const Count expert = (w.glu ? 3 : 2) * w.F * w.D;
   const Count moe_block = w.D + w.X * w.D + w.X * expert;
-  const Count mamba_layers = m.num_mamba(), moe_layers = m.num_moe();
+  const Count mamba_layers = m.num_mamba(), mamba2_layers = m.num_mamba2(), moe_layers = m.num_moe();
   const Count embedding = w.V * w.D, lm_head = m.tie_embeddings ? Count(0) : w.V * w.D;
-  const Count total = embedding + w.D + lm_head + mamba_layers * mamba_block + moe_layers * moe_block;
+  const Count total = embedding + w.D + lm_head + mamba_layers * mamba_block + mamba2_layers * mamba2_block +
+                      moe_layers * moe_block;
   ParamCounts p;
   p.mamba_layers = mamba_layers.value();
+  p.mamba2_layers = mamba2_layers.value();
   p.moe_layers = moe_layers.value();
   p.mamba_block = mamba_block.value();
+  p.mamba2_block = mamba2_block.value();
   p.expert = expert.value();
   p.moe_block = moe_block.value();
   p.embedding = embedding.value();
@@ -82,7 +103,8 @@ MemoryEstimate estimate_memory(const ModelConfig& m, int64_t batch, int64_t seq_
   const Widths w(m);
   const Count B = batch, T = Count(batch) * seq_len, f = 4;  // tokens, bytes per float (and per i32)
   const ParamCounts p = count_params(m);
-  const Count P = p.total, mamba_layers = p.mamba_layers, moe_layers = p.moe_layers;
+  const Count P = p.total, mamba_layers = p.mamba_layers, mamba2_layers = p.mamba2_layers,
+              moe_layers = p.moe_layers;
   MemoryEstimate e;
   e.batch = batch;
   e.seq_len = seq_len;
@@ -92,16 +114,26 @@ MemoryEstimate estimate_memory(const ModelConfig& m, int64_t batch, int64_t seq_
   const Count chunks = (Count(seq_len) + w.C - 1) / w.C;
   const Count mamba_acts = mamba_layers * (T * (2 * w.D + 6 * w.E + w.R + 2 * w.N + 1) + 2 * w.E * w.N) * f;
   const Count scan_states = mamba_layers * B * chunks * w.N * w.E * f;
+  const Mamba2Widths s(m);
+  const Count Q = ops::ssd_chunk_for_length(m.mamba2.chunk_size ? m.mamba2.chunk_size : ops::kSsdDefaultChunk,
+                                            seq_len),
+              ssd_chunks = (Count(seq_len) + Q - 1) / Q;
+  const Count mamba2_acts = mamba2_layers *
+                            (T * (2 * s.D + 1 + 3 * s.Di + 3 * s.C + 3 * s.H + s.G) +
+                             B * s.H * ssd_chunks * (s.N * s.P + 1)) * f;
   const Count moe_acts =
       moe_layers * T * (2 * w.D + 2 + 2 * w.X + w.K * (2 * w.D + w.F * (w.glu ? 2 : 1) + 5)) * f;
   const Count head = (T * (2 * w.D + 2) + 2 * T * w.V) * f;
   Count ws = 0;
   if (p.mamba_layers) ws = max(ws, T * (6 * w.E + 2 * w.N) + w.C * w.N * B * w.E);
+  if (p.mamba2_layers)
+    ws = max(ws, T * (3 * s.Di + 4 * s.C + 4 * s.H + 2 * s.H * s.N) + B * ssd_chunks * (s.G * Q * Q + s.H * s.N * s.P));
   if (p.moe_layers) ws = max(ws, T * w.K * (2 * w.D + 2 * w.F));
   const Count workspace = (ws + 2 * T * w.D) * f;
-  const Count activations = mamba_acts + scan_states + moe_acts + head + workspace;
+  const Count activations = mamba_acts + scan_states + mamba2_acts + moe_acts + head + workspace;
   e.mamba_activations = mamba_acts.value();
   e.scan_states = scan_states.value();
+  e.mamba2_activations = mamba2_acts.value();
   e.moe_activations = moe_acts.value();
   e.head = head.value();
   e.workspace = workspace.value();
@@ -121,10 +153,15 @@ LoRACounts count_lora(const Config& c) {
   // (in, out) of each Linear kind
   const Count mamba_lora = (on("in_proj") ? r * (w.D + 2 * w.E) : 0) + (on("x_proj") ? r * (w.E + w.R + 2 * w.N) : 0) +
                            (on("dt_proj") ? r * (w.R + w.E) : 0) + (on("out_proj") ? r * (w.E + w.D) : 0);
+  const Mamba2Widths s(m);
+  const Count mamba2_lora = (on("in_proj") ? r * (w.D + s.I) : 0) + (on("out_proj") ? r * (s.Di + w.D) : 0);
   const Count moe_lora = (on("gate") ? r * (w.D + w.X) : 0) + (on("experts") ? w.X * (w.glu ? 3 : 2) * r * (w.D + w.F) : 0);
   LoRACounts out;
-  out.lora = (Count(m.num_mamba()) * mamba_lora + Count(m.num_moe()) * moe_lora).value();
-  out.linear_weights = (Count(m.num_mamba()) * mamba_linear(w) + Count(m.num_moe()) * moe_linear(w)).value();
+  out.lora = (Count(m.num_mamba()) * mamba_lora + Count(m.num_mamba2()) * mamba2_lora + Count(m.num_moe()) * moe_lora)
+                 .value();
+  out.linear_weights = (Count(m.num_mamba()) * mamba_linear(w) + Count(m.num_mamba2()) * mamba2_linear(s) +
+                        Count(m.num_moe()) * moe_linear(w))
+                           .value();
   return out;
 }
 
@@ -154,22 +191,26 @@ MemoryEstimate estimate_memory(const Config& c) {
     // One matrix at a time is widened to fp32 for its product (or has its fp32 gradient
     // computed before the fp16 one takes it): the largest, usually the LM head.
     const Widths w(m);
-    e.workspace = (Count(e.workspace) + max(max(w.V * w.D, 2 * w.E * w.D), w.F * w.D) * f).value();
+    const Count mamba2_in = m.num_mamba2() > 0 ? Mamba2Widths(m).I * w.D : Count(0);
+    e.workspace =
+        (Count(e.workspace) + max(max(max(w.V * w.D, 2 * w.E * w.D), w.F * w.D), mamba2_in) * f).value();
   }
   const Count k = c.train.gradient_checkpointing;
-  const Count layers = Count(p.mamba_layers) + p.moe_layers;
+  const Count layers = Count(p.mamba_layers) + p.mamba2_layers + p.moe_layers;
   if (k.value() > 0 && layers.value() > 0) {
     const Count per_mamba = p.mamba_layers ? (Count(e.mamba_activations) + e.scan_states) / p.mamba_layers : 0;
+    const Count per_mamba2 = p.mamba2_layers ? Count(e.mamba2_activations) / p.mamba2_layers : 0;
     const Count per_moe = p.moe_layers ? Count(e.moe_activations) / p.moe_layers : 0;
-    const Count seg = (k < layers ? k : layers) * max(per_mamba, per_moe);
+    const Count seg = (k < layers ? k : layers) * max(max(per_mamba, per_mamba2), per_moe);
     const Count input_bytes = dtype_size(c.train.activation_dtype);
     const Count inputs = (layers + k - 1) / k * T * m.dim * input_bytes;
-    const Count all = Count(e.mamba_activations) + e.scan_states + e.moe_activations;
+    const Count all = Count(e.mamba_activations) + e.scan_states + e.mamba2_activations + e.moe_activations;
     const double scale = double(seg.value()) / double(std::max<int64_t>(1, all.value()));
     // Each part scaled is at most seg (a part is at most `all`), which fits: the casts cannot overflow.
     const auto scaled = [&](int64_t part) { return static_cast<int64_t>(std::min(double(part) * scale, 9.2e18)); };
     e.mamba_activations = (Count(scaled(e.mamba_activations)) + inputs).value();
     e.scan_states = scaled(e.scan_states);
+    e.mamba2_activations = scaled(e.mamba2_activations);
     e.moe_activations = scaled(e.moe_activations);
   }
   if (c.lora.enabled()) {  // dropout output and the (T, r) intermediate per adapter, in the kept layers
@@ -177,7 +218,8 @@ MemoryEstimate estimate_memory(const Config& c) {
     const Count per_layer = (lc.lora > 0 && layers.value() > 0) ? 4 * T * (Count(c.lora.rank) + (c.lora.dropout > 0 ? m.dim : 0)) : 0;
     e.workspace = (Count(e.workspace) + kept * per_layer * f).value();
   }
-  const Count activations = Count(e.mamba_activations) + e.scan_states + e.moe_activations + e.head + e.workspace;
+  const Count activations =
+      Count(e.mamba_activations) + e.scan_states + e.mamba2_activations + e.moe_activations + e.head + e.workspace;
   e.activations = activations.value();
   e.total = (Count(e.weights) + e.gradients + e.optimizer_state + activations).value();
   return e;
@@ -187,9 +229,10 @@ nlohmann::json to_json(const ParamCounts& p) {
   return {{"total", p.total},           {"trainable", p.trainable},
           {"active_per_token", p.active_per_token},
           {"embedding", p.embedding},   {"lm_head", p.lm_head},
-          {"mamba_block", p.mamba_block}, {"moe_block", p.moe_block},
-          {"expert", p.expert},         {"final_norm", p.final_norm},
-          {"mamba_layers", p.mamba_layers}, {"moe_layers", p.moe_layers}};
+          {"mamba_block", p.mamba_block}, {"mamba2_block", p.mamba2_block},
+          {"moe_block", p.moe_block},   {"expert", p.expert},
+          {"final_norm", p.final_norm}, {"mamba_layers", p.mamba_layers},
+          {"mamba2_layers", p.mamba2_layers}, {"moe_layers", p.moe_layers}};
 }
 
 nlohmann::json to_json(const MemoryEstimate& m) {
@@ -201,6 +244,7 @@ nlohmann::json to_json(const MemoryEstimate& m) {
           {"activation_parts",
            {{"mamba", m.mamba_activations},
             {"scan_states", m.scan_states},
+            {"mamba2", m.mamba2_activations},
             {"moe", m.moe_activations},
             {"head", m.head},
             {"workspace", m.workspace}}},

@@ -19,6 +19,7 @@ ModelSpec small_spec(const std::string& layers, bool tie = true) {
   ModelSpec s;
   s.vocab_size = 97, s.dim = 16, s.layers = layers, s.tie_embeddings = tie;
   s.mamba.d_state = 8;
+  s.mamba2.head_dim = 8, s.mamba2.n_groups = 2, s.mamba2.d_state = 8;
   s.moe.hidden = 24, s.moe.experts = 4, s.moe.top_k = 2;
   return s;
 }
@@ -122,10 +123,11 @@ TEST(Model, GradientDescentLowersTheLossOnAFixedBatch) {
 // contributions (the head's product, then the lookup's) and so two roundings, each 2^-11 of
 // its contribution's size; the contributions can cancel, so the bound is 2^-9 of the largest
 // value in the row (a dropped or doubled contribution is of the row's size).
-// With gradient checkpointing (recompute in the backward) the same holds.
+// With gradient checkpointing (recompute in the backward) the same holds; and with Mamba2 blocks.
 TEST(Model, Fp16WeightsEqualTheF32ModelWithRoundedWeights) {
-  for (bool tie : {true, false}) {
-    ModelSpec s = small_spec("MEME", tie);
+  for (const auto& [layers, tie] : {std::pair{"MEME", true}, {"MEME", false}, {"SEMS", true}}) {
+    SCOPED_TRACE(layers);
+    ModelSpec s = small_spec(layers, tie);
     Model f32(test_ctx(), s, 21);
     s.weight_dtype = DType::f16;
     Model half(test_ctx(), s, 21);

@@ -1,11 +1,13 @@
 // The training loop end to end on the test device: bit-exact resume, checkpoints kept, metrics,
-// the NaN stop, evaluation, and Hugging Face Mamba checkpoint directories.
+// the NaN stop, evaluation, and Hugging Face Mamba checkpoint directories; a Mamba2 preset's
+// model resumes bit-exactly.
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
 
 #include "harness.hpp"
+#include "project_files.hpp"
 #include "temp_dir.hpp"
 #include "magellano/data/token_file.hpp"
 #include "magellano/io/checkpoint_dir.hpp"
@@ -96,6 +98,19 @@ TEST(Trainer, ResumeIsBitExact) {
   cfg.checkpoint.every = 4;
   train::train(cfg, test_ctx(), {});
   expect_resume_matches(a.path(), b.path());
+}
+
+// The Mamba2 preset (tiny_mamba2's model: Mamba2 and MoE blocks) resumes bit for bit too.
+TEST(Trainer, Mamba2PresetResumesBitExactly) {
+  TempDir a, b;
+  auto preset = train::load_config(project_file("configs/tiny_mamba2.json").string());
+  auto cfg = small_config(a.path(), 8);
+  cfg.model = preset.model;
+  cfg.model.vocab_size = 64;
+  cfg.checkpoint.every = 4;
+  ASSERT_EQ(cfg.model.num_mamba2(), 6);
+  train::train(cfg, test_ctx(), {});
+  EXPECT_EQ(expect_resume_matches(a.path(), b.path()).model.layers, "(SSSE)x2");
 }
 
 TEST(Trainer, FineTuningStartsFromACheckpointsWeights) {

@@ -10,6 +10,7 @@ magellano::nn::ModelSpec small_model_spec(const std::string& layers) {
   magellano::nn::ModelSpec s;
   s.vocab_size = 61, s.dim = 16, s.layers = layers;
   s.mamba.d_state = 4;
+  s.mamba2.head_dim = 8, s.mamba2.n_groups = 2, s.mamba2.d_state = 4;  // Di 32: 4 heads in 2 groups
   s.moe.hidden = 24, s.moe.experts = 4, s.moe.top_k = 2;
   return s;
 }

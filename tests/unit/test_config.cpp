@@ -249,7 +249,7 @@ TEST(Config, LayerPatterns) {
   EXPECT_TRUE(has(error_of([] { parse_layer_pattern("MMX"); }), "unexpected 'X'"));
   EXPECT_TRUE(has(error_of([] { parse_layer_pattern("MMX"); }), "at position 3"));
   EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"layers": ["mamba", "attention"]}})"); }),
-                  "'model.layers'[1] must be \"mamba\" or \"moe\", got \"attention\""));
+                  "'model.layers'[1] must be \"mamba\", \"mamba2\" or \"moe\", got \"attention\""));
   EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"layers": []}})"); }), "'model.layers' is empty"));
   EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"layers": 12}})"); }), "'model.layers' must be a layer pattern"));
   EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"layers": "MMQ"}})"); }), "'model.layers' \"MMQ\" is not a valid"));

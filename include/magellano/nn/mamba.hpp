@@ -26,6 +26,10 @@ struct MambaConfig {
   int64_t rank() const { return dt_rank > 0 ? dt_rank : (dim + 15) / 16; }
 };
 
+// Δ's bias at initialisation (Mamba and Mamba2): n draws of the inverse softplus of
+// dt = exp(U(log dt_min, log dt_max)) floored at `floor`, so softplus(bias) starts in [dt_min, dt_max].
+std::vector<float> dt_bias_init(int64_t n, double dt_min, double dt_max, double floor, Init& init);
+
 // The recurrent state of one layer for step-by-step decoding.
 struct MambaState {
   Tensor conv;  // (B, E, W-1): the last W-1 inputs of the conv, oldest first

@@ -1,12 +1,12 @@
-// The language model: embedding, a pattern of Mamba and MoE residual blocks, a final RMSNorm
+// The language model: embedding, a pattern of Mamba, Mamba2 and MoE residual blocks, a final RMSNorm
 // and an LM head (tied to the embedding unless configured otherwise).
 //
 //   ids (B, L) i32 → embedding (B, L, D) → blocks → norm_f → logits (B, L, V)
 //   loss = cross_entropy(logits, targets) + Σ over MoE blocks of their aux losses
 //
-// Parameter names follow Hugging Face's MambaForCausalLM (and Mixtral for MoE blocks):
-// backbone.embeddings.weight, backbone.layers.{i}.{norm,mixer|moe}.…, backbone.norm_f.weight,
-// lm_head.weight (only when untied).
+// Parameter names follow Hugging Face's MambaForCausalLM / Mamba2ForCausalLM (and Mixtral for
+// MoE blocks): backbone.embeddings.weight, backbone.layers.{i}.{norm,mixer|moe}.…,
+// backbone.norm_f.weight, lm_head.weight (only when untied).
 #pragma once
 #include <memory>
 #include <variant>
@@ -15,6 +15,7 @@
 #include "magellano/nn/embedding.hpp"
 #include "magellano/nn/linear.hpp"
 #include "magellano/nn/mamba.hpp"
+#include "magellano/nn/mamba2.hpp"
 #include "magellano/nn/moe.hpp"
 #include "magellano/nn/rmsnorm.hpp"
 
@@ -22,8 +23,9 @@ namespace magellano::nn {
 
 struct ModelSpec {
   int64_t vocab_size = 0, dim = 0;
-  std::string layers;   // one character per block: 'M' Mamba, 'E' MoE (experts)
+  std::string layers;   // one character per block: 'M' Mamba, 'S' Mamba2 (SSD), 'E' MoE (experts)
   MambaConfig mamba;    // dim and num_layers are filled in from the spec
+  Mamba2Config mamba2;  // dim, num_layers and norm_eps are filled in from the spec
   MoEConfig moe;        // dim is filled in from the spec
   bool tie_embeddings = true;
   float norm_eps = 1e-5f;
@@ -34,11 +36,11 @@ struct ModelSpec {
   // exist at once.
   LoRAConfig lora;
   WeightStorage base_storage = WeightStorage::f32;
-  // Storage of the matrix weights: every Linear weight (Mamba projections, MoE router and
+  // Storage of the matrix weights: every Linear weight (Mamba / Mamba2 projections, MoE router and
   // experts, an untied LM head) and the embedding (with the tied LM head). f16: trainable fp16
   // parameters (train.param_dtype "fp16"), drawn in fp32 like the f32 model's and rounded to
   // nearest; each is widened to fp32 right before its product and its gradient is fp16. The
-  // other parameters (norm weights, conv1d, dt_proj's bias, A_log, D) stay f32: they are few,
+  // other parameters (norm weights, conv1d, dt_proj's bias, Mamba2's dt_bias, A_log, D) stay f32: they are few,
   // and their updates are far below an fp16 ulp of their values (RMSNorm weights start at 1).
   // Each block is converted before the next is built. Not with LoRA (the adapters train in
   // f32; the frozen base has base_storage).
@@ -67,9 +69,9 @@ struct LossOutput {
   std::vector<Tensor> expert_counts;  // per MoE block, (X) i32
 };
 
-// The recurrent state of every Mamba block, for step-by-step decoding.
+// The recurrent state of every Mamba and Mamba2 block, for step-by-step decoding.
 struct DecodeState {
-  std::vector<MambaState> mamba;  // one per block; empty entries for MoE blocks
+  std::vector<MambaState> mamba;  // one per block (a Mamba2State for Mamba2); empty for MoE blocks
 };
 
 class Model : public Module {
@@ -115,7 +117,8 @@ class Model : public Module {
   Init init_;  // one generator for every draw, in construction order (before embedding_)
   Init lora_init_;  // the adapters' A matrices, in construction order
   Embedding embedding_;
-  std::vector<std::variant<std::unique_ptr<MambaBlock>, std::unique_ptr<MoEBlock>>> blocks_;
+  std::vector<std::variant<std::unique_ptr<MambaBlock>, std::unique_ptr<Mamba2Block>, std::unique_ptr<MoEBlock>>>
+      blocks_;
   RMSNorm norm_f_;
   std::unique_ptr<Linear> lm_head_;  // null when tied
 };

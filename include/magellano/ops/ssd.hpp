@@ -57,8 +57,12 @@ struct SsdOptions {
   SsdTiles tiles;
 };
 
-// The chunk `chunk = 0` means on this device: 64 on GPUs and on CPUs.
+// The chunk `chunk = 0` means on this device: kSsdDefaultChunk on GPUs and on CPUs.
+constexpr int kSsdDefaultChunk = 64;
 int ssd_default_chunk(const Context& ctx);
+// The chunk the scan runs with over l steps when `chunk` is asked for (not 0), before any halving
+// for local memory: a chunk longer than the sequence is cut to l rounded up to a multiple of 8.
+int64_t ssd_chunk_for_length(int64_t chunk, int64_t l);
 
 // final_state (optional): receives S after the last step, (B, H, P, N), the state ssd_step
 // continues from (no gradient flows through it).

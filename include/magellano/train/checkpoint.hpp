@@ -8,9 +8,11 @@
 //   optimizer.safetensors  AdamW moments "<name>.exp_avg", "<name>.exp_avg_sq", f32
 //   trainer_state.json   {"format", "step", "optimizer_steps", "tokens", "batcher": {...}, "run_id",
 //                        "init_from" (absolute; with --init-from)}  (train/trainer_state.hpp)
-// A Hugging Face Mamba checkpoint directory (config.json with "model_type": "mamba" and
-// model.safetensors, as MambaForCausalLM.save_pretrained writes it) is accepted wherever a
-// model is loaded: the names are the same, so the weights load as they are.
+// A Hugging Face Mamba or Mamba2 checkpoint directory (config.json with "model_type": "mamba"
+// or "mamba2" and model.safetensors, as MambaForCausalLM / Mamba2ForCausalLM.save_pretrained
+// write them) is accepted wherever a model is loaded: the names are the same, so the weights
+// load as they are (a tensor whose shape disagrees with the config is one clear error naming it
+// and both shapes).
 #pragma once
 #include <filesystem>
 #include <memory>
@@ -36,7 +38,7 @@ struct LoadedModel {
   bool hugging_face = false;
 };
 
-// Loads the model of a Magellano or Hugging Face Mamba checkpoint directory onto ctx. Errors
+// Loads the model of a Magellano or Hugging Face Mamba / Mamba2 checkpoint directory onto ctx. Errors
 // name the directory and what is missing or does not match. A LoRA training checkpoint
 // (adapter files, no model.safetensors) loads its base (trainer_state's "init_from", else the
 // seed's initialisation) and its adapter. With `lora`, the model is built with those adapters

@@ -9,6 +9,7 @@
 // from_json(to_json()) gives back the same Config.
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,23 +19,25 @@
 
 #include "magellano/nn/lora.hpp"
 #include "magellano/nn/mamba.hpp"
+#include "magellano/nn/mamba2.hpp"
 #include "magellano/nn/moe.hpp"
 #include "magellano/ops/expert_mlp.hpp"
 #include "magellano/tensor/tensor.hpp"
 
 namespace magellano::train {
 
-enum class LayerKind { mamba, moe };
+enum class LayerKind { mamba, mamba2, moe };
 
-// "MME", "(MMME)x9MMM", nested groups "((ME)x2M)x3": 'M' = Mamba block, 'E' = MoE block, a
-// group in parentheses, "xN" repeats the preceding letter or group N >= 1 times. Spaces are
-// ignored. Throws Error naming `what` (e.g. "'model.layers'") and the position of the problem.
+// "MME", "(MMME)x9MMM", nested groups "((ME)x2M)x3": 'M' = Mamba block, 'S' = Mamba2 (SSD)
+// block, 'E' = MoE block, a group in parentheses, "xN" repeats the preceding letter or group
+// N >= 1 times. Spaces are ignored. Throws Error naming `what` (e.g. "'model.layers'") and the
+// position of the problem.
 std::vector<LayerKind> parse_layer_pattern(const std::string& pattern,
                                            const std::string& what = "layer pattern");
-// A list of "mamba" / "moe" (or "M" / "E").
+// A list of "mamba" / "mamba2" / "moe" (or "M" / "S" / "E").
 std::vector<LayerKind> parse_layer_list(const nlohmann::json& list,
                                         const std::string& what = "layer list");
-// One letter per layer: "MMME...".
+// One letter per layer: "MMME...", "SSSE...".
 std::string layer_string(const std::vector<LayerKind>& layers);
 
 // How AdamW rounds an updated fp16 parameter.
@@ -64,6 +67,26 @@ struct MoESection {
   bool operator==(const MoESection&) const = default;
 };
 
+// model.mamba2: the Mamba2 ('S') blocks (nn::Mamba2Config).
+struct Mamba2Section {
+  int64_t head_dim = 64;  // P; must divide expand · dim
+  int64_t n_groups = 1;   // G; must divide the head count H = expand · dim / head_dim
+  int64_t d_state = 128;  // N
+  int64_t d_conv = 4;     // K
+  int64_t expand = 2;     // Di = expand · dim
+  int64_t chunk_size = 0;  // SSD steps per chunk; 0 = the device's default
+  // time_step_limit [lo, hi]: the clamp of every step size; hi = inf (written null) = no upper clamp.
+  double dt_lo = 0.0, dt_hi = std::numeric_limits<double>::infinity();
+  double time_step_min = 0.001, time_step_max = 0.1, time_step_floor = 1e-4;
+  bool bias = false;      // in_proj / out_proj biases
+  bool conv_bias = true;  // conv1d bias
+  int64_t inner(int64_t dim) const { return expand * dim; }
+  // Throws a config error naming the key unless head_dim divides expand · dim, n_groups divides
+  // the head count and time_step_min <= time_step_max (src/train/mamba2_section.cpp).
+  void check(int64_t dim) const;
+  bool operator==(const Mamba2Section&) const = default;
+};
+
 struct ModelConfig {
   int64_t vocab_size = 50257;
   int64_t dim = 768;
@@ -76,11 +99,14 @@ struct ModelConfig {
   bool tie_embeddings = true;
   double norm_eps = 1e-5;
   int64_t scan_chunk = 64;
+  Mamba2Section mamba2;
   MoESection moe;
 
-  int64_t num_mamba() const;
+  int64_t num_mamba() const;   // Mamba ('M') blocks
+  int64_t num_mamba2() const;  // Mamba2 ('S') blocks
   int64_t num_moe() const;
   nn::MambaConfig mamba_config() const;  // num_layers = number of layers (for out_proj scale)
+  nn::Mamba2Config mamba2_config() const;  // the same, and norm_eps
   nn::MoEConfig moe_config() const;
   bool operator==(const ModelConfig&) const = default;
 };

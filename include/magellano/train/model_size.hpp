@@ -2,9 +2,12 @@
 // (no device needed). The counts equal what the layers in nn/ allocate (tests check this).
 //
 // Parameters (D dim, E = expand·D, R dt_rank, N d_state, W d_conv, X experts, K top_k,
-// F moe.hidden, V vocab_size):
+// F moe.hidden, V vocab_size; for Mamba2 the model.mamba2 section's Di = expand·D, P head_dim,
+// H = Di/P heads, G n_groups, N d_state, K d_conv, C = Di + 2GN, I = Di + C + H):
 //   Mamba block  norm D; in_proj 2E·D; conv1d E·W + E; x_proj (R + 2N)·E; dt_proj E·R + E;
 //                A_log E·N; D E; out_proj D·E
+//   Mamba2 block norm D; in_proj I·D (+ I with bias); conv1d C·K (+ C with conv_bias);
+//                dt_bias, A_log, D 3H; gated norm Di; out_proj D·Di (+ D with bias)
 //   MoE block    norm D; gate X·D; X experts of w1 F·D, w2 D·F (+ w3 F·D for SwiGLU)
 //   model        embedding V·D; final norm D; LM head V·D unless tie_embeddings
 // Every parameter is trainable unless LoRA is on (count_params(Config) then counts adapters). Active per token:
@@ -17,6 +20,13 @@
 //   the gate z (2E); the conv output (E, kept by SiLU); the conv+SiLU output u (E); Δ before
 //   its bias (E); the scan output y (E); dt (R), B and C (2N)  →  T·(2D + 6E + R + 2N + 1)
 //   floats, + the scan's chunk states B·ceil(L/scan_chunk)·N·E, + A = −exp(A_log) twice (2E·N);
+//   per Mamba2 layer (src/nn/mamba2.cpp): the block input, its norm output and rstd (2D + 1);
+//   in_proj's pieces z, xBC and dt (Di + C + H); the conv output kept by SiLU (C); SiLU's
+//   output split into x, B, C kept by the scan (C); the scan's step sizes and cumulative sums
+//   (2H); its output y (Di); the gated norm's rstd (G) and output (Di)  →
+//   T·(2D + 1 + 3Di + 3C + 3H + G) floats, + the scan's chunk states and decays
+//   B·H·ceil(L/Q)·(N·P + 1) with Q = model.mamba2.chunk_size (0: 64, the device default; cut to
+//   L rounded up to 8 when longer);
 //   per MoE layer: the block input and its norm output (2D), rstd and the z-loss lse (2), the
 //   router logits and probabilities (2X), and per routed pair (K per token) the gathered input
 //   and the expert output (2D), the pre-activations h1 (and h3) (F or 2F), its weight (1) and
@@ -25,8 +35,9 @@
 //   twice (the logits and their gradient during the cross-entropy backward);
 //   workspace: the largest single layer's backward temporaries (Mamba: the gradients of x, z,
 //   Δ, u, the in_proj output (2E) and B, C: T·(6E + 2N) + the scan's chunk scratch
-//   scan_chunk·N·B·E; MoE: T·K·(2D + 2F) for dxs, dys and the expert scratch), plus two
-//   residual-stream gradients T·2D.
+//   scan_chunk·N·B·E; Mamba2: T·(3Di + 4C + 4H + 2HN) for the gradients of the pieces and the
+//   scan's per-head dB, dC, + B·ceil(L/Q)·(G·Q² + H·N·P) for its C·Bᵀ tiles and state gradients;
+//   MoE: T·K·(2D + 2F) for dxs, dys and the expert scratch), plus two residual-stream gradients T·2D.
 // The total adds the head's and the workspace's peaks even though they do not coincide, so it
 // errs a little on the safe side. Allocator rounding and the kernels' tiny buffers are ignored.
 #pragma once
@@ -43,8 +54,9 @@ struct ParamCounts {
   int64_t active_per_token = 0;  // MoE layers count the gate + top_k experts
   // Parts (each a whole model's worth): embedding, LM head (0 when tied), one Mamba block, one
   // MoE block, one expert, the final norm; and the number of blocks of each kind.
-  int64_t embedding = 0, lm_head = 0, mamba_block = 0, moe_block = 0, expert = 0, final_norm = 0;
-  int64_t mamba_layers = 0, moe_layers = 0;
+  int64_t embedding = 0, lm_head = 0, mamba_block = 0, mamba2_block = 0, moe_block = 0, expert = 0,
+          final_norm = 0;
+  int64_t mamba_layers = 0, mamba2_layers = 0, moe_layers = 0;
 };
 
 // `model` must be resolved (as load_config / Config::from_json leave it).
@@ -60,8 +72,10 @@ ParamCounts count_params(const Config& config);
 
 struct MemoryEstimate {  // bytes
   int64_t weights = 0, gradients = 0, optimizer_state = 0, activations = 0, total = 0;
-  // activations = mamba_activations + scan_states + moe_activations + head + workspace
-  int64_t mamba_activations = 0, scan_states = 0, moe_activations = 0, head = 0, workspace = 0;
+  // activations = mamba_activations + scan_states + mamba2_activations + moe_activations + head +
+  // workspace; mamba2_activations includes the SSD's chunk states
+  int64_t mamba_activations = 0, scan_states = 0, mamba2_activations = 0, moe_activations = 0, head = 0,
+          workspace = 0;
   int64_t batch = 0, seq_len = 0;
 };
 

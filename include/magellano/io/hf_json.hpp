@@ -1,0 +1,34 @@
+// Hugging Face config.json files as Python writes them. Python's json.dumps (allow_nan=True, its
+// default) writes the non-finite floats as the bare literals Infinity, -Infinity and NaN, which
+// are not JSON: nlohmann rejects them. Newer transformers write {"__float__": "Infinity"}
+// instead. Mamba2's time_step_limit (0.0, inf) is the common case:
+//   "time_step_limit": [0.0, Infinity]   or   "time_step_limit": [0.0, {"__float__": "Infinity"}]
+// python_floats_to_json() turns every bare literal outside a string into the second spelling, so
+// one parser and hf_float() read both.
+#pragma once
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace magellano::io {
+
+// `text` with each Infinity, -Infinity and NaN outside JSON strings replaced by
+// {"__float__": "Infinity"} (resp. "-Infinity", "NaN"). Everything else is left as it is,
+// including invalid JSON (the parser then reports it).
+std::string python_floats_to_json(const std::string& text);
+
+// read_json (io/json_file.hpp) for a file that Python may have written: the same errors, after
+// python_floats_to_json.
+nlohmann::json read_hf_json(const std::filesystem::path& path, const std::string& what);
+
+// A float of a Hugging Face config: a JSON number, or {"__float__": "Infinity" | "-Infinity" |
+// "NaN"} (also "inf", "-inf", "nan"); nullopt for anything else.
+std::optional<double> hf_float(const nlohmann::json& v);
+
+// The "model_type" of <dir>/config.json ("mamba", "mamba2", ...); "" when the file is absent,
+// unreadable, not JSON or has no string model_type. Never throws.
+std::string hf_model_type(const std::filesystem::path& dir);
+
+}  // namespace magellano::io

@@ -1,0 +1,73 @@
+#include "magellano/io/hf_json.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include "magellano/runtime/input_file.hpp"
+#include "magellano/runtime/json_parse.hpp"
+
+namespace magellano::io {
+
+std::string python_floats_to_json(const std::string& text) {
+  static const std::pair<const char*, const char*> kLiterals[] = {
+      {"-Infinity", "{\"__float__\": \"-Infinity\"}"},
+      {"Infinity", "{\"__float__\": \"Infinity\"}"},
+      {"NaN", "{\"__float__\": \"NaN\"}"}};
+  std::string out;
+  out.reserve(text.size());
+  bool in_string = false;
+  for (size_t i = 0; i < text.size();) {
+    const char c = text[i];
+    if (in_string) {
+      out += c;
+      if (c == '\\' && i + 1 < text.size()) out += text[++i];  // an escaped character, e.g. \"
+      else if (c == '"') in_string = false;
+      ++i;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    bool replaced = false;
+    for (const auto& [literal, object] : kLiterals) {
+      const size_t n = std::char_traits<char>::length(literal);
+      if (text.compare(i, n, literal) == 0) {
+        out += object;
+        i += n;
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced) out += text[i++];
+  }
+  return out;
+}
+
+nlohmann::json read_hf_json(const std::filesystem::path& path, const std::string& what) {
+  return parse_json(python_floats_to_json(read_whole_file(path, what)), what + " " + path.string(),
+                    " Fix the file or write it again.");
+}
+
+std::optional<double> hf_float(const nlohmann::json& v) {
+  if (v.is_number()) return v.get<double>();
+  if (!v.is_object() || v.size() != 1 || !v.contains("__float__") || !v["__float__"].is_string())
+    return std::nullopt;
+  const std::string s = v["__float__"].get<std::string>();
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  if (s == "Infinity" || s == "inf") return inf;
+  if (s == "-Infinity" || s == "-inf") return -inf;
+  if (s == "NaN" || s == "nan") return std::numeric_limits<double>::quiet_NaN();
+  return std::nullopt;
+}
+
+std::string hf_model_type(const std::filesystem::path& dir) {
+  try {
+    const auto path = dir / "config.json";
+    if (!std::filesystem::is_regular_file(path)) return "";
+    const auto j = read_hf_json(path, "Hugging Face config");
+    const auto it = j.is_object() ? j.find("model_type") : j.end();
+    return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+}  // namespace magellano::io
