@@ -9,6 +9,10 @@
 //                              dy = du * silu(z), dz = du * y * silu'(z)
 //   gated_rms_norm_dw_partial  partial[k, c] = sum over rows r of chunk k of dout * u * rstd
 //   gated_rms_norm_dw_final    dw[c] (+)= sum_k partial[k, c], in order
+// The CPU mapping (ops/mapping.hpp) of the two per-(row, group) kernels: one work-item per
+// (row, group) walks its channels 16 at a time (float16, sums folded by hsum16); launch R * G
+// work-items, any work-group size (no barriers):
+//   gated_rms_norm_fwd_row, gated_rms_norm_bwd_row   as gated_rms_norm_fwd, gated_rms_norm_bwd
 // Knobs: LOCAL (-D, default 256): work-group size of the per-(row, group) kernels, a power of two.
 // Deterministic: fixed-shape local trees, chunks summed in order. Launch the per-(row, group)
 // kernels with exactly R * G groups: they have no early return ahead of group_sum's barriers.
@@ -81,4 +85,61 @@ __kernel void gated_rms_norm_dw_final(__global const float* partial, ulong parti
   float v = 0.0f;
   for (long k = 0; k < chunks; ++k) v += partial[k * d + c];
   ACC_STORE(dw, c, v, acc);
+}
+
+// ---- CPU mapping: one work-item per (row, group) ------------------------------------------
+
+inline float16 sigmoid16(float16 v) { return 1.0f / (1.0f + exp(-v)); }
+
+__kernel void gated_rms_norm_fwd_row(__global const float* y, ulong y_off, __global const float* z, ulong z_off,
+                                     __global const float* w, ulong w_off, __global float* out, ulong out_off,
+                                     __global float* rstd, ulong rstd_off, long groups, long gs, long rows_groups,
+                                     float eps) {
+  y += y_off; z += z_off; w += w_off; out += out_off; rstd += rstd_off;
+  const long rg = get_global_id(0);
+  if (rg >= rows_groups) return;
+  const long base = rg * gs;
+  __global const float* wg = w + (rg % groups) * gs;
+  float16 s16 = 0.0f;
+  for (long c = 0; c < gs; c += 16) {
+    const float16 zv = vload16_part(z + base + c, gs - c);
+    const float16 u = vload16_part(y + base + c, gs - c) * zv * sigmoid16(zv);
+    s16 += u * u;
+  }
+  const float rs = rsqrt(hsum16(s16) / (float)gs + eps);
+  for (long c = 0; c < gs; c += 16) {
+    const float16 zv = vload16_part(z + base + c, gs - c);
+    const float16 u = vload16_part(y + base + c, gs - c) * zv * sigmoid16(zv);
+    vstore16_part(u * rs * vload16_part(wg + c, gs - c), out + base + c, gs - c);
+  }
+  rstd[rg] = rs;
+}
+
+__kernel void gated_rms_norm_bwd_row(__global const float* y, ulong y_off, __global const float* z, ulong z_off,
+                                     __global const float* w, ulong w_off, __global const float* rstd, ulong rstd_off,
+                                     __global const float* dout, ulong dout_off, __global float* dy, ulong dy_off,
+                                     __global float* dz, ulong dz_off, long groups, long gs, long rows_groups,
+                                     int acc_y, int acc_z) {
+  y += y_off; z += z_off; w += w_off; rstd += rstd_off; dout += dout_off; dy += dy_off; dz += dz_off;
+  const long rg = get_global_id(0);
+  if (rg >= rows_groups) return;
+  const long base = rg * gs;
+  __global const float* wg = w + (rg % groups) * gs;
+  float16 s16 = 0.0f;
+  for (long c = 0; c < gs; c += 16) {
+    const float16 zv = vload16_part(z + base + c, gs - c);
+    s16 += vload16_part(dout + base + c, gs - c) * vload16_part(wg + c, gs - c) *
+           (vload16_part(y + base + c, gs - c) * zv * sigmoid16(zv));
+  }
+  const float rs = rstd[rg], k = rs * rs * hsum16(s16) / (float)gs;
+  for (long c = 0; c < gs; c += 16) {
+    const long n = gs - c;
+    const float16 yv = vload16_part(y + base + c, n), zv = vload16_part(z + base + c, n), sg = sigmoid16(zv);
+    const float16 du = rs * (vload16_part(dout + base + c, n) * vload16_part(wg + c, n) - yv * zv * sg * k);
+    float16 gy = du * zv * sg, gz = du * yv * sg * (1.0f + zv * (1.0f - sg));
+    if (acc_y) gy += vload16_part(dy + base + c, n);
+    if (acc_z) gz += vload16_part(dz + base + c, n);
+    vstore16_part(gy, dy + base + c, n);
+    vstore16_part(gz, dz + base + c, n);
+  }
 }

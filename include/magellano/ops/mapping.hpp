@@ -9,11 +9,11 @@
 //        index division and libm calls (log1p, erf, even scalar log) leave the portable kernels
 //        scalar, at 1-10% of the copy bandwidth (softmax, softplus, gelu: about 1%).
 // Both mappings are deterministic and give the same results up to rounding order (column sums:
-// the same bits). The ops with both: softmax, cross_entropy, rms_norm, sum_last / mean_last and
-// the backward of sum / mean, split_last / concat_last, causal_conv1d (width 4), silu, softplus,
-// exp, gelu, add, mul, scale and gradient accumulation (f32), column sums (matmul's bias and
-// every colsum_into), gather_rows / embedding and scatter_add_rows (f32), row_scale, and
-// expert_mlp's swiglu / gelu.
+// the same bits). The ops with both: softmax, cross_entropy, rms_norm, gated_rms_norm,
+// sum_last / mean_last and the backward of sum / mean, split_last / concat_last, causal_conv1d
+// (width 4), silu, softplus, exp, gelu, add, mul, scale and gradient accumulation (f32), column
+// sums (matmul's bias and every colsum_into), gather_rows / embedding and scatter_add_rows (f32),
+// row_scale, and expert_mlp's swiglu / gelu.
 #pragma once
 #include <cstdint>
 
