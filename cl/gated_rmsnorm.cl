@@ -7,13 +7,14 @@
 //   gated_rms_norm_bwd         dy, dz (+)=                              a work-group per (row, group)
 //                              du = rstd * (dout*w - u * rstd^2 * mean(dout*w*u)),
 //                              dy = du * silu(z), dz = du * y * silu'(z)
-//   gated_rms_norm_dw_partial  partial[k, c] = sum over rows r of chunk k of dout * u * rstd
-//   gated_rms_norm_dw_final    dw[c] (+)= sum_k partial[k, c], in order
+//   gated_rms_norm_dw_partial  partial[k, c] = sum over rows r of chunk k of dout * u * rstd,
+//                              then dw[c] (+)= sum_k partial[k, c] in order (ops::colsum_final)
 // The CPU mapping (ops/mapping.hpp) of the two per-(row, group) kernels: one work-item per
 // (row, group) walks its channels 16 at a time (float16, sums folded by hsum16); launch R * G
 // work-items, any work-group size (no barriers):
 //   gated_rms_norm_fwd_row, gated_rms_norm_bwd_row   as gated_rms_norm_fwd, gated_rms_norm_bwd
-// Knobs: LOCAL (-D, default 256): work-group size of the per-(row, group) kernels, a power of two.
+// Knobs: LOCAL (-D, default 256): work-group size of the per-(row, group) kernels, a power of two;
+// VEC (gated_rms_norm_dw_partial): columns per work-item.
 // Deterministic: fixed-shape local trees, chunks summed in order. Launch the per-(row, group)
 // kernels with exactly R * G groups: they have no early return ahead of group_sum's barriers.
 #ifndef LOCAL
@@ -62,29 +63,37 @@ void gated_rms_norm_bwd(__global const float* y, ulong y_off, __global const flo
   }
 }
 
-// Global (D, K): one work-item per (column, chunk of rows).
+// Global (ceil(D / VEC), K): one work-item per (VEC columns, chunk of rows); the column sums of
+// `partial` are ops::colsum_final's. VEC (ops/mapping.hpp): 16 in the CPU mapping, else 1.
+#ifndef VEC
+#define VEC 1
+#endif
 __kernel void gated_rms_norm_dw_partial(__global const float* y, ulong y_off, __global const float* z, ulong z_off,
                                         __global const float* rstd, ulong rstd_off, __global const float* dout,
                                         ulong dout_off, __global float* partial, ulong partial_off,
                                         long rows, long d, long gs, long chunk) {
   y += y_off; z += z_off; rstd += rstd_off; dout += dout_off; partial += partial_off;
-  const long c = get_global_id(0), k = get_global_id(1);
-  if (c >= d || k * chunk >= rows) return;
-  const long r1 = min(rows, (k + 1) * chunk), groups = d / gs;
-  float v = 0.0f;
-  for (long r = k * chunk; r < r1; ++r)
-    v += dout[r * d + c] * gate(y[r * d + c], z[r * d + c]) * rstd[r * groups + c / gs];
-  partial[k * d + c] = v;
-}
-
-__kernel void gated_rms_norm_dw_final(__global const float* partial, ulong partial_off, __global float* dw,
-                                      ulong dw_off, long chunks, long d, int acc) {
-  partial += partial_off; dw += dw_off;
-  const long c = get_global_id(0);
-  if (c >= d) return;
-  float v = 0.0f;
-  for (long k = 0; k < chunks; ++k) v += partial[k * d + c];
-  ACC_STORE(dw, c, v, acc);
+  const long c0 = get_global_id(0) * VEC, k = get_global_id(1);
+  if (c0 >= d || k * chunk >= rows) return;
+  const long r0 = k * chunk, r1 = min(rows, (k + 1) * chunk), groups = d / gs;
+#if VEC == 16
+  if (c0 + 16 <= d && c0 / gs == (c0 + 15) / gs) {  // 16 columns of one group
+    float16 v = 0.0f;
+    for (long r = r0; r < r1; ++r) {
+      const float16 zv = vload16(0, z + r * d + c0);
+      v += vload16(0, dout + r * d + c0) * (vload16(0, y + r * d + c0) * zv / (1.0f + exp(-zv))) *
+           rstd[r * groups + c0 / gs];
+    }
+    vstore16(v, 0, partial + k * d + c0);
+    return;
+  }
+#endif
+  for (long c = c0; c < min(c0 + VEC, d); ++c) {
+    float v = 0.0f;
+    for (long r = r0; r < r1; ++r)
+      v += dout[r * d + c] * gate(y[r * d + c], z[r * d + c]) * rstd[r * groups + c / gs];
+    partial[k * d + c] = v;
+  }
 }
 
 // ---- CPU mapping: one work-item per (row, group) ------------------------------------------

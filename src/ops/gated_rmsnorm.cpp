@@ -5,6 +5,7 @@
 #include "check.hpp"
 #include "magellano/ops/launch.hpp"
 #include "magellano/ops/mapping.hpp"
+#include "magellano/ops/reduce.hpp"
 
 namespace magellano::ops {
 namespace {
@@ -66,10 +67,10 @@ Tensor gated_rms_norm(const Tensor& y, const Tensor& z, const Tensor& weight, in
         auto g = autograd::grad_target(mw);
         const int64_t chunks = (rows + kRowChunk - 1) / kRowChunk;
         Tensor partial = Tensor::empty(c, Shape{chunks, d}, DType::f32, MemCategory::scratch);
-        Launch(c, "gated_rmsnorm", "gated_rms_norm_dw_partial", opt).arg(y).arg(z).arg(rstd).arg(dout)
-            .arg(partial).arg(rows).arg(d).arg(gs).arg(kRowChunk).run2d(d, chunks, 64, 1);
-        Launch(c, "gated_rmsnorm", "gated_rms_norm_dw_final", opt).arg(partial).arg(g.tensor).arg(chunks)
-            .arg(d).arg(int32_t(g.accumulate)).run(d);
+        const BuildOptions dw_opt = BuildOptions(opt).define("VEC", mapping_vec(c));
+        Launch(c, "gated_rmsnorm", "gated_rms_norm_dw_partial", dw_opt).arg(y).arg(z).arg(rstd).arg(dout)
+            .arg(partial).arg(rows).arg(d).arg(gs).arg(kRowChunk).run2d(vec_items(c, d), chunks, 64, 1);
+        colsum_final(partial, g.tensor, 1.0f, g.accumulate);
       }
     });
   }
