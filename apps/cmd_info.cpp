@@ -8,6 +8,7 @@
 
 #include "command.hpp"
 #include "options.hpp"
+#include "magellano/ops/mapping.hpp"
 #include "magellano/runtime/device.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/config.hpp"
@@ -114,7 +115,11 @@ int run_info(int argc, char** argv) {
   if (cli::json_option(vm)) {
     nlohmann::json j;
     j["devices"] = nlohmann::json::array();
-    for (const auto& d : devices) j["devices"].push_back(to_json(d));
+    for (const auto& d : devices) {
+      nlohmann::json dj = to_json(d);
+      dj["kernel_mapping"] = ops::to_string(ops::kernel_mapping(d));  // ops/mapping.hpp
+      j["devices"].push_back(dj);
+    }
     j["default_device"] = chosen.empty() ? nlohmann::json(nullptr) : nlohmann::json(chosen);
     std::cout << j.dump(2) << "\n";
     return devices.empty() ? 1 : 0;
@@ -136,7 +141,9 @@ int run_info(int argc, char** argv) {
               << "    max allocation  " << format_bytes(d.max_alloc_bytes) << "\n"
               << "    local memory    " << format_bytes(d.local_mem_bytes) << "\n"
               << "    fp16 / fp64     " << (d.fp16 ? "yes" : "no") << " / "
-              << (d.fp64 ? "yes" : "no") << "\n";
+              << (d.fp64 ? "yes" : "no") << "\n"
+              << "    kernel mapping  " << ops::to_string(ops::kernel_mapping(d))
+              << " (row-wise and pointwise kernels)\n";
   }
   return 0;
 }

@@ -24,3 +24,50 @@ inline float group_sum(__local float* s, float v, int n) {
   barrier(CLK_LOCAL_MEM_FENCE);  // s may be reused right after
   return total;
 }
+
+// The CPU mapping (ops/mapping.hpp) walks rows in float16 steps; these fold the 16 lanes in a
+// fixed tree, so a row's result does not depend on anything but its values.
+inline float hsum16(float16 v) {
+  float8 a = v.lo + v.hi;
+  float4 b = a.lo + a.hi;
+  float2 c = b.lo + b.hi;
+  return c.lo + c.hi;
+}
+inline float hmax16(float16 v) {
+  float8 a = fmax(v.lo, v.hi);
+  float4 b = fmax(a.lo, a.hi);
+  float2 c = fmax(b.lo, b.hi);
+  return fmax(c.lo, c.hi);
+}
+// The first n lanes (1 <= n) of a float16 from p, the rest 0; and the first n lanes stored to p:
+// the last, partial block of a CPU-mapping kernel that walks 16 columns at a time.
+inline float16 vload16_part(__global const float* p, long n) {
+  if (n >= 16) return vload16(0, p);
+  float a[16];
+  for (int i = 0; i < 16; ++i) a[i] = i < n ? p[i] : 0.0f;
+  return vload16(0, a);
+}
+inline void vstore16_part(float16 v, __global float* p, long n) {
+  if (n >= 16) {
+    vstore16(v, 0, p);
+    return;
+  }
+  float a[16];
+  vstore16(v, 0, a);
+  for (int i = 0; i < n; ++i) p[i] = a[i];
+}
+
+// Pointwise kernels with a VEC knob of 1 or 16 (ops/mapping.hpp) are written once on `floatv`:
+// a work-item handles elements [i, min(i + VEC, n)) of a buffer through LOADV / STOREV
+// (VEC 16: float16, a partial last block padded with 0; otherwise one float).
+#if defined(VEC) && VEC == 16
+typedef float16 floatv;
+#define LOADV(p, i, n) vload16_part((p) + (i), (n) - (i))
+#define STOREV(v, p, i, n) vstore16_part((v), (p) + (i), (n) - (i))
+#else
+typedef float floatv;
+#define LOADV(p, i, n) ((p)[i])
+#define STOREV(v, p, i, n) ((p)[i] = (v))
+#endif
+// out[i ...] (+)= v (acc: add to out, else overwrite without reading)
+#define ACC_STOREV(out, i, n, v, acc) STOREV((acc) ? LOADV(out, i, n) + (v) : (v), out, i, n)

@@ -11,6 +11,11 @@
 //   gather_rows_half       gather_rows from an fp16 src (widened exactly; out f32)
 //   segment_sum_rows_half  segment_sum_rows into an fp16 out: the fp32 sum (plus the old value
 //                          when acc) rounded once to nearest even
+//   gather_rows_vec, segment_sum_rows_vec   gather_rows, segment_sum_rows in the CPU mapping
+//                     (ops/mapping.hpp): global (ceil(D / 16), N), one work-item per 16 columns of
+//                     an output row (gather) or of a sorted position (segment sum: only the first
+//                     of a run works), float16 loads and stores, a partial last block; the same
+//                     sums in the same order
 // No -D knobs.
 
 // Where output element i = (t, c) of a gather reads: src element idx[t] * d + c, or -1 for an
@@ -82,4 +87,35 @@ __kernel void segment_sum_rows_half(__global const float* src, ulong src_off,
   long o = (long)row * d + c;
   float s = run_sum(src, sorted_keys, perm, i, n, d, c, row);
   vstore_half_rte(acc ? vload_half(o, out) + s : s, o, out);
+}
+
+// ---- CPU mapping: one work-item per (16 columns, row) ------------------------------------
+
+__kernel void gather_rows_vec(__global const float* src, ulong src_off, __global const int* idx,
+                              ulong idx_off, __global float* out, ulong out_off, long n, long d,
+                              long r, int acc) {
+  src += src_off; idx += idx_off; out += out_off;
+  const long c0 = get_global_id(0) * 16, t = get_global_id(1);
+  if (c0 >= d || t >= n) return;
+  const int row = idx[t];
+  const long w = d - c0;  // columns of this block (16 unless the last)
+  const float16 v = (row >= 0 && row < r) ? vload16_part(src + (long)row * d + c0, w) : 0.0f;
+  __global float* o = out + t * d + c0;
+  vstore16_part(acc ? vload16_part(o, w) + v : v, o, w);
+}
+
+__kernel void segment_sum_rows_vec(__global const float* src, ulong src_off,
+                                   __global const int* sorted_keys, ulong sorted_keys_off,
+                                   __global const int* perm, ulong perm_off, __global float* out,
+                                   ulong out_off, long n, long d, long r, int acc) {
+  src += src_off; sorted_keys += sorted_keys_off; perm += perm_off; out += out_off;
+  const long c0 = get_global_id(0) * 16, i = get_global_id(1);
+  if (c0 >= d || i >= n) return;
+  const int row = sorted_keys[i];
+  if ((i > 0 && sorted_keys[i - 1] == row) || row < 0 || row >= r) return;
+  const long w = d - c0;
+  float16 s = 0.0f;
+  for (long j = i; j < n && sorted_keys[j] == row; ++j) s += vload16_part(src + (long)perm[j] * d + c0, w);
+  __global float* o = out + (long)row * d + c0;
+  vstore16_part(acc ? vload16_part(o, w) + s : s, o, w);
 }

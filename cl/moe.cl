@@ -13,6 +13,10 @@
 //   row_scale_fwd   y[r, d] = w[r] * x[r, d]               x, y: (R, D); w: (R)
 //   row_scale_bwd_x dx[r, d] (+)= w[r] * dy[r, d]
 //   row_scale_bwd_w dw[r] (+)= sum_d dy[r, d] * x[r, d] (increasing d). One work-item per row.
+//   row_scale_fwd_vec, row_scale_bwd_x_vec   the CPU mapping (ops/mapping.hpp) of the two
+//                   above: global (ceil(D / 16), R), one work-item per 16 columns of a row
+//   row_scale_bwd_w_row   row_scale_bwd_w in the CPU mapping: the row in float16 steps (a
+//                   scalar tail), lane sums folded by a fixed tree
 //   balance_fwd     out[0] = X * sum_e counts[e] * (psum[e] / N) / (N * K), e increasing; psum:
 //                   (X) column sums of probs. One work-item.
 //   balance_bwd     dprobs[n, e] (+)= g[0] * X * counts[e] / (N * K * N).   dprobs: (N, X)
@@ -22,9 +26,14 @@
 //   swiglu_bwd      dh1 = da * h3 * silu'(h1), dh3 = da * silu(h1); overwrites both (no acc: the
 //                   outputs are private scratch of expert_mlp). dh1 may alias da: each element
 //                   is read before it is written.
-// No -D knobs.
+// -D knob: VEC (1 or 16, default 1), elements per work-item of swiglu_fwd / swiglu_bwd (launch
+// ceil(n / VEC) work-items): 16 is the CPU mapping (ops/mapping.hpp: float16 math), 1 the GPU's.
+#ifndef VEC
+#define VEC 1
+#endif
 
 inline float moe_sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }
+inline floatv moe_sigmoid_v(floatv x) { return 1.0f / (1.0f + exp(-x)); }
 
 __kernel void topk_fwd(__global const float* probs, ulong probs_off, __global int* idx, ulong idx_off,
                        __global float* w, ulong w_off, long n, long x, long k) {
@@ -122,6 +131,41 @@ __kernel void row_scale_bwd_w(__global const float* x, ulong x_off, __global con
   ACC_STORE(dw, row, s, acc);
 }
 
+__kernel void row_scale_fwd_vec(__global const float* x, ulong x_off, __global const float* w,
+                                ulong w_off, __global float* y, ulong y_off, long r, long d) {
+  x += x_off; w += w_off; y += y_off;
+  const long c0 = get_global_id(0) * 16, row = get_global_id(1);
+  if (c0 >= d || row >= r) return;
+  vstore16_part(w[row] * vload16_part(x + row * d + c0, d - c0), y + row * d + c0, d - c0);
+}
+
+__kernel void row_scale_bwd_x_vec(__global const float* w, ulong w_off, __global const float* dy,
+                                  ulong dy_off, __global float* dx, ulong dx_off, long r, long d,
+                                  int acc) {
+  w += w_off; dy += dy_off; dx += dx_off;
+  const long c0 = get_global_id(0) * 16, row = get_global_id(1);
+  if (c0 >= d || row >= r) return;
+  const float16 g = w[row] * vload16_part(dy + row * d + c0, d - c0);
+  __global float* o = dx + row * d + c0;
+  vstore16_part(acc ? vload16_part(o, d - c0) + g : g, o, d - c0);
+}
+
+__kernel void row_scale_bwd_w_row(__global const float* x, ulong x_off, __global const float* dy,
+                                  ulong dy_off, __global float* dw, ulong dw_off, long r, long d,
+                                  int acc) {
+  x += x_off; dy += dy_off; dw += dw_off;
+  const long row = get_global_id(0);
+  if (row >= r) return;
+  __global const float* xr = x + row * d;
+  __global const float* dyr = dy + row * d;
+  float16 s16 = 0.0f;
+  long c = 0;
+  for (; c + 16 <= d; c += 16) s16 += vload16(0, dyr + c) * vload16(0, xr + c);
+  float s = hsum16(s16);
+  for (; c < d; ++c) s += dyr[c] * xr[c];
+  ACC_STORE(dw, row, s, acc);
+}
+
 __kernel void balance_fwd(__global const float* psum, ulong psum_off, __global const int* counts,
                           ulong counts_off, __global float* out, ulong out_off, long n, long x,
                           long k) {
@@ -172,17 +216,20 @@ __kernel void zloss_bwd(__global const float* logits, ulong logits_off, __global
 __kernel void swiglu_fwd(__global const float* h1, ulong h1_off, __global const float* h3,
                          ulong h3_off, __global float* a, ulong a_off, long n) {
   h1 += h1_off; h3 += h3_off; a += a_off;
-  long i = get_global_id(0);
-  if (i < n) a[i] = h1[i] * moe_sigmoid(h1[i]) * h3[i];
+  const long i = get_global_id(0) * VEC;
+  if (i >= n) return;
+  const floatv x1 = LOADV(h1, i, n);
+  STOREV(x1 * moe_sigmoid_v(x1) * LOADV(h3, i, n), a, i, n);
 }
 
 __kernel void swiglu_bwd(__global const float* h1, ulong h1_off, __global const float* h3,
                          ulong h3_off, __global const float* da, ulong da_off, __global float* dh1,
                          ulong dh1_off, __global float* dh3, ulong dh3_off, long n) {
   h1 += h1_off; h3 += h3_off; da += da_off; dh1 += dh1_off; dh3 += dh3_off;
-  long i = get_global_id(0);
+  const long i = get_global_id(0) * VEC;
   if (i >= n) return;
-  float x1 = h1[i], x3 = h3[i], g = da[i], s = moe_sigmoid(x1);
-  dh1[i] = g * x3 * s * (1.0f + x1 * (1.0f - s));
-  dh3[i] = g * x1 * s;
+  const floatv x1 = LOADV(h1, i, n), x3 = LOADV(h3, i, n), g = LOADV(da, i, n);
+  const floatv s = moe_sigmoid_v(x1);
+  STOREV(g * x3 * s * (1.0f + x1 * (1.0f - s)), dh1, i, n);
+  STOREV(g * x1 * s, dh3, i, n);
 }

@@ -9,6 +9,9 @@
 //                    a TILE x TILE work-group moves one tile through local memory (padded by
 //                    one column against bank conflicts); global size (N, batch * m_pad) with
 //                    m_pad = M rounded up to a multiple of TILE, so a tile never spans batches.
+//   copy_cols_row    copy_cols, one work-item per row r < rows (the CPU mapping, ops/mapping.hpp:
+//                    float16 steps along the row, a scalar tail)
+//   place_cols_row   place_cols, one work-item per row r < rows (the CPU mapping)
 // Knobs: TILE (-D, default 16): the transpose tile edge and work-group size TILE x TILE.
 #ifndef TILE
 #define TILE 16
@@ -48,4 +51,42 @@ void transpose_last2(__global const float* x, ulong x_off, __global float* y, ul
   const long oj = j - lx + ly;  // row of y  (a column of x)
   const long oi = i - ly + lx;  // column of y (a row of x)
   if (oj < n && oi < m) ACC_STORE(y, oj * m + oi, tile[lx][ly], acc);
+}
+
+// ---- CPU mapping: one work-item per row --------------------------------------------------
+
+// dst[0, n) (+)= src[0, n) in float16 steps.
+inline void copy_run(__global const float* src, __global float* dst, long n, int acc) {
+  long j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const float16 v = vload16(0, src + j);
+    vstore16(acc ? vload16(0, dst + j) + v : v, 0, dst + j);
+  }
+  for (; j < n; ++j) ACC_STORE(dst, j, src[j], acc);
+}
+
+inline void zero_run(__global float* dst, long n) {
+  long j = 0;
+  for (; j + 16 <= n; j += 16) vstore16((float16)0.0f, 0, dst + j);
+  for (; j < n; ++j) dst[j] = 0.0f;
+}
+
+__kernel void copy_cols_row(__global const float* src, ulong src_off, __global float* dst,
+                            ulong dst_off, long rows, long src_cols, long src_col0, long dst_cols,
+                            long dst_col0, long n, int acc) {
+  src += src_off; dst += dst_off;
+  const long r = get_global_id(0);
+  if (r >= rows) return;
+  copy_run(src + r * src_cols + src_col0, dst + r * dst_cols + dst_col0, n, acc);
+}
+
+__kernel void place_cols_row(__global const float* src, ulong src_off, __global float* dst,
+                             ulong dst_off, long rows, long d, long col0, long n) {
+  src += src_off; dst += dst_off;
+  const long r = get_global_id(0);
+  if (r >= rows) return;
+  __global float* dr = dst + r * d;
+  zero_run(dr, col0);
+  copy_run(src + r * n, dr + col0, n, 0);
+  zero_run(dr + col0 + n, d - col0 - n);
 }

@@ -27,6 +27,12 @@
 //   ce_bwd    a group per row: dlogits[r, c] (+)= counted ? (exp(x[r, c] - lse[r]) - [c == t])
 //             * dloss[0] * inv_count[0] : 0
 // ce_mean is launched as exactly one group; the others as in softmax, one group per row.
+//
+// The CPU mapping (ops/mapping.hpp) of the same four row kernels: one work-item per row walks
+// it in float16 steps (a scalar tail for the last C % 16 values) with the max, the sum of
+// exp(x - max) and the dot product in separate passes over the row (it stays in cache); the lane
+// sums are folded by a fixed tree. Launch `rows` work-items, any work-group size (no barriers).
+//   softmax_fwd_row, softmax_bwd_row, ce_fwd_row, ce_bwd_row   as their group versions above
 #ifndef LOCAL
 #define LOCAL 256
 #endif
@@ -116,7 +122,7 @@ inline int ce_counted(int t, long v, int ignore_index) {
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
 void ce_fwd(__global const float* x, ulong x_off, __global const int* targets, ulong targets_off,
             __global float* lse, ulong lse_off, __global float* row_loss, ulong row_loss_off,
-            long v, int ignore_index) {
+            long rows, long v, int ignore_index) {
   x += x_off; targets += targets_off; lse += lse_off; row_loss += row_loss_off;
   __local float lm[LOCAL], ls[LOCAL];
   const int l = get_local_id(0);
@@ -167,7 +173,7 @@ __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
 void ce_bwd(__global const float* x, ulong x_off, __global const int* targets, ulong targets_off,
             __global const float* lse, ulong lse_off, __global const float* inv_count,
             ulong inv_count_off, __global const float* dloss, ulong dloss_off, __global float* dx,
-            ulong dx_off, long v, int ignore_index, int acc) {
+            ulong dx_off, long rows, long v, int ignore_index, int acc) {
   x += x_off; targets += targets_off; lse += lse_off; inv_count += inv_count_off;
   dloss += dloss_off; dx += dx_off;
   const long r = get_group_id(0);
@@ -188,4 +194,107 @@ void ce_bwd(__global const float* x, ulong x_off, __global const int* targets, u
     else
       for (long c = get_local_id(0); c < v; c += LOCAL) dr[c] = 0.0f;
   }
+}
+
+// ---- CPU mapping: one work-item per row --------------------------------------------------
+
+inline float row_max(__global const float* xr, long n) {
+  float16 m16 = (float16)(-INFINITY);
+  long c = 0;
+  for (; c + 16 <= n; c += 16) m16 = fmax(m16, vload16(0, xr + c));
+  float m = hmax16(m16);
+  for (; c < n; ++c) m = fmax(m, xr[c]);
+  return m;
+}
+
+// sum_c exp(x[c] - m); 0 for a row of only -inf (m = -inf), as the group kernels' empty set.
+inline float row_sum_exp(__global const float* xr, long n, float m) {
+  if (m == -INFINITY) return 0.0f;
+  float16 s16 = 0.0f;
+  long c = 0;
+  for (; c + 16 <= n; c += 16) s16 += exp(vload16(0, xr + c) - m);
+  float s = hsum16(s16);
+  for (; c < n; ++c) s += exp(xr[c] - m);
+  return s;
+}
+
+__kernel void softmax_fwd_row(__global const float* x, ulong x_off, __global float* y, ulong y_off,
+                              long rows, long cols) {
+  x += x_off; y += y_off;
+  const long r = get_global_id(0);
+  if (r >= rows) return;
+  __global const float* xr = x + r * cols;
+  __global float* yr = y + r * cols;
+  const float m = row_max(xr, cols);
+  const float inv = 1.0f / row_sum_exp(xr, cols, m);
+  long c = 0;
+  for (; c + 16 <= cols; c += 16) vstore16(exp(vload16(0, xr + c) - m) * inv, 0, yr + c);
+  for (; c < cols; ++c) yr[c] = exp(xr[c] - m) * inv;
+}
+
+__kernel void softmax_bwd_row(__global const float* y, ulong y_off, __global const float* dy,
+                              ulong dy_off, __global float* dx, ulong dx_off, long rows, long cols,
+                              int acc) {
+  y += y_off; dy += dy_off; dx += dx_off;
+  const long r = get_global_id(0);
+  if (r >= rows) return;
+  __global const float* yr = y + r * cols;
+  __global const float* dyr = dy + r * cols;
+  __global float* dxr = dx + r * cols;
+  float16 d16 = 0.0f;
+  long c = 0;
+  for (; c + 16 <= cols; c += 16) d16 += vload16(0, dyr + c) * vload16(0, yr + c);
+  float dot = hsum16(d16);
+  for (; c < cols; ++c) dot += dyr[c] * yr[c];
+  for (c = 0; c + 16 <= cols; c += 16) {
+    float16 g = vload16(0, yr + c) * (vload16(0, dyr + c) - dot);
+    vstore16(acc ? vload16(0, dxr + c) + g : g, 0, dxr + c);
+  }
+  for (; c < cols; ++c) ACC_STORE(dxr, c, yr[c] * (dyr[c] - dot), acc);
+}
+
+__kernel void ce_fwd_row(__global const float* x, ulong x_off, __global const int* targets,
+                         ulong targets_off, __global float* lse, ulong lse_off,
+                         __global float* row_loss, ulong row_loss_off, long rows, long v,
+                         int ignore_index) {
+  x += x_off; targets += targets_off; lse += lse_off; row_loss += row_loss_off;
+  const long r = get_global_id(0);
+  if (r >= rows) return;
+  __global const float* xr = x + r * v;
+  const float m = row_max(xr, v);
+  const float row_lse = m + log(row_sum_exp(xr, v, m));
+  const int t = targets[r];
+  lse[r] = row_lse;
+  row_loss[r] = ce_counted(t, v, ignore_index) ? row_lse - xr[t] : 0.0f;
+}
+
+__kernel void ce_bwd_row(__global const float* x, ulong x_off, __global const int* targets,
+                         ulong targets_off, __global const float* lse, ulong lse_off,
+                         __global const float* inv_count, ulong inv_count_off,
+                         __global const float* dloss, ulong dloss_off, __global float* dx,
+                         ulong dx_off, long rows, long v, int ignore_index, int acc) {
+  x += x_off; targets += targets_off; lse += lse_off; inv_count += inv_count_off;
+  dloss += dloss_off; dx += dx_off;
+  const long r = get_global_id(0);
+  if (r >= rows) return;
+  const int t = targets[r];
+  const float scale = ce_counted(t, v, ignore_index) ? dloss[0] * inv_count[0] : 0.0f;
+  const float row_lse = lse[r];
+  __global const float* xr = x + r * v;
+  __global float* dr = dx + r * v;
+  // scale == 0 (an ignored row) writes exact zeros: no exp of a possibly inf/NaN logit.
+  if (scale == 0.0f) {
+    if (!acc)
+      for (long c = 0; c < v; ++c) dr[c] = 0.0f;
+    return;
+  }
+  const int16 lane = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  long c = 0;
+  for (; c + 16 <= v; c += 16) {
+    // onehot: 1 in the lane holding column t (comparisons give -1 for true)
+    const float16 onehot = -convert_float16((int16)(int)(t - c) == lane);
+    float16 g = (exp(vload16(0, xr + c) - row_lse) - onehot) * scale;
+    vstore16(acc ? vload16(0, dr + c) + g : g, 0, dr + c);
+  }
+  for (; c < v; ++c) ACC_STORE(dr, c, (exp(xr[c] - row_lse) - (c == t ? 1.0f : 0.0f)) * scale, acc);
 }

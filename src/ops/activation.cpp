@@ -2,6 +2,7 @@
 
 #include "check.hpp"
 #include "magellano/ops/launch.hpp"
+#include "magellano/ops/mapping.hpp"
 
 namespace magellano::ops {
 namespace {
@@ -9,14 +10,16 @@ namespace {
 // y = f(x); backward reads either the input (silu, softplus, gelu) or the output (exp).
 Tensor pointwise(const Tensor& x, const char* fwd, const char* bwd, bool bwd_uses_output) {
   detail::require_f32(x, fwd, "x");
-  Tensor y = Tensor::empty(x.ctx(), x.shape());
-  Launch(x.ctx(), "activation", fwd).arg(x).arg(y).arg(x.numel()).run(x.numel());
+  Context& ctx = x.ctx();
+  Tensor y = Tensor::empty(ctx, x.shape());
+  Launch(ctx, "activation", fwd, vec_options(ctx)).arg(x).arg(y).arg(x.numel())
+      .run(vec_items(ctx, x.numel()));
   if (autograd::any_requires_grad({x})) {
     Tensor saved = bwd_uses_output ? y.view(y.shape()) : x;
     autograd::record(y, [mx = autograd::grad_meta(x), saved, bwd](const Tensor& dy) {
       auto g = autograd::grad_target(mx);
-      Launch(dy.ctx(), "activation", bwd).arg(saved).arg(dy).arg(g.tensor).arg(dy.numel())
-          .arg(g.accumulate).run(dy.numel());
+      Launch(dy.ctx(), "activation", bwd, vec_options(dy.ctx())).arg(saved).arg(dy).arg(g.tensor)
+          .arg(dy.numel()).arg(g.accumulate).run(vec_items(dy.ctx(), dy.numel()));
     });
   }
   return y;

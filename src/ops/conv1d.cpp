@@ -6,6 +6,7 @@
 #include "check.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/ops/launch.hpp"
+#include "magellano/ops/mapping.hpp"
 #include "magellano/ops/reduce.hpp"
 
 namespace magellano::ops {
@@ -24,15 +25,31 @@ struct ConvDims {
   int64_t rows, len, ch, width;
 };
 
+// The cpu mapping (cl/conv1d.cl's *_vec kernels) needs the width baked in: W = kFastWidth.
+bool cpu_kernels(const Context& ctx, const ConvDims& s) {
+  return kernel_mapping(ctx) == KernelMapping::cpu && s.width == kFastWidth;
+}
+
+// Global size (x, y) of the *_vec kernels: 16 channels by kRowChunk rows per work-item.
+std::pair<int64_t, int64_t> vec_range(const ConvDims& s) {
+  return {(s.ch + 15) / 16, (s.rows + kRowChunk - 1) / kRowChunk};
+}
+
 void conv_backward(const ConvDims& s, const Tensor& x, const Tensor& w,
                    const std::shared_ptr<AutogradMeta>& mx, const std::shared_ptr<AutogradMeta>& mw,
                    const std::shared_ptr<AutogradMeta>& mb, const Tensor& dy) {
   Context& ctx = dy.ctx();
   const BuildOptions opt = width_option(s.width);
+  const bool cpu = cpu_kernels(ctx, s);
+  const auto [gx, gy] = vec_range(s);
   if (mx) {
     auto g = autograd::grad_target(mx);
-    Launch(ctx, "conv1d", "conv1d_bwd_dx", opt).arg(dy).arg(w).arg(g.tensor).arg(s.rows)
-        .arg(s.len).arg(s.ch).arg(s.width).arg(g.accumulate).run(s.rows * s.ch);
+    if (cpu)
+      Launch(ctx, "conv1d", "conv1d_bwd_dx_vec", opt).arg(dy).arg(w).arg(g.tensor).arg(s.rows)
+          .arg(s.len).arg(s.ch).arg(kRowChunk).arg(g.accumulate).run2d(gx, gy, 1, 1);
+    else
+      Launch(ctx, "conv1d", "conv1d_bwd_dx", opt).arg(dy).arg(w).arg(g.tensor).arg(s.rows)
+          .arg(s.len).arg(s.ch).arg(s.width).arg(g.accumulate).run(s.rows * s.ch);
   }
   if (mw) {
     auto g = autograd::grad_target(mw);
@@ -42,10 +59,14 @@ void conv_backward(const ConvDims& s, const Tensor& x, const Tensor& w,
       if (!g.accumulate) fill(g.tensor, 0.0f);
     } else {
       Tensor partial = Tensor::empty(ctx, Shape{chunks, cols}, DType::f32, MemCategory::scratch);
-      Launch(ctx, "conv1d", "conv1d_bwd_dw_partial", opt).arg(x).arg(dy).arg(partial)
-          .arg(s.rows).arg(s.len).arg(s.ch).arg(s.width).arg(kRowChunk).run2d(cols, chunks, 64, 1);
-      Launch(ctx, "reduce", "colsum_final").arg(partial).arg(g.tensor).arg(chunks).arg(cols)
-          .arg(1.0f).arg(g.accumulate).run(cols);
+      if (cpu)
+        Launch(ctx, "conv1d", "conv1d_bwd_dw_partial_vec", opt).arg(x).arg(dy).arg(partial)
+            .arg(s.rows).arg(s.len).arg(s.ch).arg(kRowChunk).run2d(gx, gy, 1, 1);
+      else
+        Launch(ctx, "conv1d", "conv1d_bwd_dw_partial", opt).arg(x).arg(dy).arg(partial)
+            .arg(s.rows).arg(s.len).arg(s.ch).arg(s.width).arg(kRowChunk)
+            .run2d(cols, chunks, 64, 1);
+      colsum_final(partial, g.tensor, 1.0f, g.accumulate);
     }
   }
   if (mb) {
@@ -78,8 +99,14 @@ Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias) 
   }
   const ConvDims s{xs.rows(), len, ch, width};
   Tensor y = Tensor::empty(x.ctx(), xs);
-  Launch(x.ctx(), "conv1d", "conv1d_fwd", width_option(width)).arg(x).arg(weight).arg(b).arg(y)
-      .arg(s.rows).arg(s.len).arg(s.ch).arg(width).run(s.rows * s.ch);
+  if (cpu_kernels(x.ctx(), s)) {
+    const auto [gx, gy] = vec_range(s);
+    Launch(x.ctx(), "conv1d", "conv1d_fwd_vec", width_option(width)).arg(x).arg(weight).arg(b)
+        .arg(y).arg(s.rows).arg(s.len).arg(s.ch).arg(kRowChunk).run2d(gx, gy, 1, 1);
+  } else {
+    Launch(x.ctx(), "conv1d", "conv1d_fwd", width_option(width)).arg(x).arg(weight).arg(b).arg(y)
+        .arg(s.rows).arg(s.len).arg(s.ch).arg(width).run(s.rows * s.ch);
+  }
   if (autograd::any_requires_grad({x, weight, bias})) {
     auto mx = autograd::grad_meta(x), mw = autograd::grad_meta(weight);
     auto mb = autograd::grad_meta(bias);

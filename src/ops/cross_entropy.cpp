@@ -4,6 +4,7 @@
 
 #include "check.hpp"
 #include "magellano/ops/launch.hpp"
+#include "magellano/ops/mapping.hpp"
 
 namespace magellano::ops {
 namespace {
@@ -34,7 +35,10 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore
   check_args(logits, targets);
   Context& ctx = logits.ctx();
   const int64_t v = logits.shape().last(), rows = logits.shape().rows();
+  // cpu: a work-item per row; gpu: a work-group of `local` per row (cl/softmax.cl).
+  const bool cpu = kernel_mapping(ctx) == KernelMapping::cpu;
   const int64_t local = pow2_local_size(ctx);
+  const int64_t row_global = cpu ? rows : rows * local, row_local = cpu ? kCpuGroupSize : local;
   const BuildOptions opt = BuildOptions().define("LOCAL", local);
   Tensor loss = Tensor::empty(ctx, Shape{1});
   Tensor inv_count = Tensor::empty(ctx, Shape{1});
@@ -42,18 +46,18 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore
   {
     Tensor row_loss = Tensor::empty(ctx, Shape{std::max<int64_t>(rows, 1)}, DType::f32,
                                     MemCategory::scratch);
-    Launch(ctx, "softmax", "ce_fwd", opt).arg(logits).arg(targets).arg(lse).arg(row_loss)
-        .arg(v).arg(ignore_index).run(rows * local, local);
+    Launch(ctx, "softmax", cpu ? "ce_fwd_row" : "ce_fwd", opt).arg(logits).arg(targets).arg(lse)
+        .arg(row_loss).arg(rows).arg(v).arg(ignore_index).run(row_global, row_local);
     Launch(ctx, "softmax", "ce_mean", opt).arg(row_loss).arg(targets).arg(loss)
         .arg(inv_count).arg(rows).arg(v).arg(ignore_index).run(local, local);
   }
   if (autograd::any_requires_grad({logits})) {
     autograd::record(loss, [ml = autograd::grad_meta(logits), logits, targets, lse, inv_count, rows,
-                            v, ignore_index, local, opt](const Tensor& dloss) {
+                            v, ignore_index, cpu, row_global, row_local, opt](const Tensor& dloss) {
       auto g = autograd::grad_target(ml);
-      Launch(dloss.ctx(), "softmax", "ce_bwd", opt).arg(logits).arg(targets).arg(lse)
-          .arg(inv_count).arg(dloss).arg(g.tensor).arg(v).arg(ignore_index)
-          .arg(g.accumulate).run(rows * local, local);
+      Launch(dloss.ctx(), "softmax", cpu ? "ce_bwd_row" : "ce_bwd", opt).arg(logits).arg(targets)
+          .arg(lse).arg(inv_count).arg(dloss).arg(g.tensor).arg(rows).arg(v).arg(ignore_index)
+          .arg(g.accumulate).run(row_global, row_local);
     });
   }
   return loss;

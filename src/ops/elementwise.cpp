@@ -4,6 +4,7 @@
 
 #include "check.hpp"
 #include "magellano/ops/launch.hpp"
+#include "magellano/ops/mapping.hpp"
 #include "magellano/ops/reduce.hpp"
 
 namespace magellano::ops {
@@ -36,9 +37,9 @@ int64_t broadcast_len(const Tensor& a, const Tensor& b, const char* op) {
 
 void scale_into(const Tensor& x, float s, const Tensor& dst, bool acc) {
   if (x.numel() != dst.numel()) throw Error("scale_into: element counts differ.");
-  Launch(x.ctx(), "elementwise", "scale_acc")
+  Launch(x.ctx(), "elementwise", "scale_acc", vec_options(x.ctx()))
       .arg(x).arg(dst).arg(x.numel()).arg(s).arg(acc)
-      .run(x.numel());
+      .run(vec_items(x.ctx(), x.numel()));
 }
 
 void accumulate_grad(const std::shared_ptr<AutogradMeta>& m, const Tensor& x, float s) {
@@ -107,8 +108,8 @@ Tensor add(const Tensor& a, const Tensor& b, float alpha) {
   require_f32(b, "add", "b");
   const int64_t b_n = broadcast_len(a, b, "add");
   Tensor out = Tensor::empty(a.ctx(), a.shape());
-  Launch(a.ctx(), "elementwise", "add").arg(a).arg(b).arg(out).arg(a.numel()).arg(b_n).arg(alpha)
-      .run(a.numel());
+  Launch(a.ctx(), "elementwise", "add", vec_options(a.ctx())).arg(a).arg(b).arg(out).arg(a.numel())
+      .arg(b_n).arg(alpha).run(vec_items(a.ctx(), a.numel()));
   if (autograd::any_requires_grad({a, b})) {
     autograd::record(out, [ma = autograd::grad_meta(a), mb = autograd::grad_meta(b), alpha,
                            b_n](const Tensor& dy) {
@@ -127,8 +128,8 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   require_f32(b, "mul", "b");
   const int64_t b_n = broadcast_len(a, b, "mul");
   Tensor out = Tensor::empty(a.ctx(), a.shape());
-  Launch(a.ctx(), "elementwise", "mul").arg(a).arg(b).arg(out).arg(a.numel()).arg(b_n)
-      .run(a.numel());
+  Launch(a.ctx(), "elementwise", "mul", vec_options(a.ctx())).arg(a).arg(b).arg(out).arg(a.numel())
+      .arg(b_n).run(vec_items(a.ctx(), a.numel()));
   if (autograd::any_requires_grad({a, b})) {
     auto ma = autograd::grad_meta(a), mb = autograd::grad_meta(b);
     // da needs b's values, db needs a's: save only what a needed gradient uses.
@@ -137,18 +138,18 @@ Tensor mul(const Tensor& a, const Tensor& b) {
       const int64_t n = dy.numel();
       if (ma) {
         auto g = autograd::grad_target(ma);
-        Launch(dy.ctx(), "elementwise", "mul_acc").arg(dy).arg(saved_b).arg(g.tensor).arg(n)
-            .arg(b_n).arg(1.0f).arg(g.accumulate).run(n);
+        Launch(dy.ctx(), "elementwise", "mul_acc", vec_options(dy.ctx())).arg(dy).arg(saved_b)
+            .arg(g.tensor).arg(n).arg(b_n).arg(1.0f).arg(g.accumulate).run(vec_items(dy.ctx(), n));
       }
       if (mb) {
         auto g = autograd::grad_target(mb);
         if (b_n == n) {
-          Launch(dy.ctx(), "elementwise", "mul_acc").arg(dy).arg(saved_a).arg(g.tensor).arg(n)
-              .arg(n).arg(1.0f).arg(g.accumulate).run(n);
+          Launch(dy.ctx(), "elementwise", "mul_acc", vec_options(dy.ctx())).arg(dy).arg(saved_a)
+              .arg(g.tensor).arg(n).arg(n).arg(1.0f).arg(g.accumulate).run(vec_items(dy.ctx(), n));
         } else {
           Tensor prod = Tensor::empty(dy.ctx(), dy.shape(), DType::f32, MemCategory::scratch);
-          Launch(dy.ctx(), "elementwise", "mul").arg(dy).arg(saved_a).arg(prod).arg(n).arg(n)
-              .run(n);
+          Launch(dy.ctx(), "elementwise", "mul", vec_options(dy.ctx())).arg(dy).arg(saved_a)
+              .arg(prod).arg(n).arg(n).run(vec_items(dy.ctx(), n));
           colsum_into(prod, b_n, g.tensor, 1.0f, g.accumulate);
         }
       }

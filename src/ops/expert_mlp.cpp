@@ -7,6 +7,7 @@
 #include "half_weights.hpp"
 #include "magellano/autograd/tape.hpp"
 #include "magellano/ops/launch.hpp"
+#include "magellano/ops/mapping.hpp"
 #include "magellano/ops/matmul.hpp"
 
 namespace magellano::ops {
@@ -22,10 +23,12 @@ using Metas = std::vector<std::shared_ptr<AutogradMeta>>;
 void activate(const Tensor& h1, const Tensor& h3, const Tensor& a, ExpertActivation act) {
   const int64_t n = h1.numel();
   if (n == 0) return;
+  Context& ctx = h1.ctx();
+  const int64_t items = vec_items(ctx, n);
   if (act == ExpertActivation::swiglu)
-    Launch(h1.ctx(), "moe", "swiglu_fwd").arg(h1).arg(h3).arg(a).arg(n).run(n);
+    Launch(ctx, "moe", "swiglu_fwd", vec_options(ctx)).arg(h1).arg(h3).arg(a).arg(n).run(items);
   else
-    Launch(h1.ctx(), "activation", "gelu_fwd").arg(h1).arg(a).arg(n).run(n);
+    Launch(ctx, "activation", "gelu_fwd", vec_options(ctx)).arg(h1).arg(a).arg(n).run(items);
 }
 
 void check_args(const Tensor& xs, const std::vector<int64_t>& offsets,
@@ -123,10 +126,13 @@ Tensor expert_mlp(const Tensor& xs, const std::vector<int64_t>& offsets,
     // 2. dh1 (into da, in place) and dh3 (into buf).
     const int64_t n = r * f;
     if (n > 0) {
+      const int64_t items = vec_items(c, n);
       if (glu)
-        Launch(c, "moe", "swiglu_bwd").arg(h1).arg(h3).arg(da).arg(da).arg(buf).arg(n).run(n);
+        Launch(c, "moe", "swiglu_bwd", vec_options(c)).arg(h1).arg(h3).arg(da).arg(da).arg(buf)
+            .arg(n).run(items);
       else
-        Launch(c, "activation", "gelu_bwd").arg(h1).arg(da).arg(da).arg(n).arg(false).run(n);
+        Launch(c, "activation", "gelu_bwd", vec_options(c)).arg(h1).arg(da).arg(da).arg(n)
+            .arg(false).run(items);
     }
     const Tensor& dh1 = da;
     const Tensor& dh3 = buf;

@@ -4,6 +4,8 @@
 
 #include "check.hpp"
 #include "magellano/ops/launch.hpp"
+#include "magellano/ops/mapping.hpp"
+#include "magellano/ops/reduce.hpp"
 
 namespace magellano::ops {
 namespace {
@@ -38,10 +40,16 @@ Tensor gated_rms_norm(const Tensor& y, const Tensor& z, const Tensor& weight, in
   const int64_t d = y.shape().last(), rows = y.shape().rows(), gs = d / groups;
   const int64_t local = pow2_local_size(ctx);
   const BuildOptions opt = BuildOptions().define("LOCAL", local);
+  // cpu: a work-item per (row, group); gpu: a work-group of `local` per (row, group).
+  const bool cpu = kernel_mapping(ctx) == KernelMapping::cpu;
+  const int64_t rows_groups = rows * groups;
+  const int64_t global = cpu ? rows_groups : rows_groups * local, group = cpu ? kCpuGroupSize : local;
   Tensor out = Tensor::empty(ctx, y.shape());
   Tensor rstd = Tensor::empty(ctx, Shape{rows, groups});
-  Launch(ctx, "gated_rmsnorm", "gated_rms_norm_fwd", opt).arg(y).arg(z).arg(weight).arg(out).arg(rstd)
-      .arg(groups).arg(gs).arg(eps).run(rows * groups * local, local);
+  Launch fwd(ctx, "gated_rmsnorm", cpu ? "gated_rms_norm_fwd_row" : "gated_rms_norm_fwd", opt);
+  fwd.arg(y).arg(z).arg(weight).arg(out).arg(rstd).arg(groups).arg(gs);
+  if (cpu) fwd.arg(rows_groups);
+  fwd.arg(eps).run(global, group);
   if (autograd::any_requires_grad({y, z, weight})) {
     auto my = autograd::grad_meta(y), mz = autograd::grad_meta(z), mw = autograd::grad_meta(weight);
     autograd::record(out, [=](const Tensor& dout) {
@@ -50,18 +58,19 @@ Tensor gated_rms_norm(const Tensor& y, const Tensor& z, const Tensor& weight, in
         auto scratch = [&] { return Tensor::empty(c, y.shape(), DType::f32, MemCategory::scratch); };
         const autograd::GradTarget gy = my ? autograd::grad_target(my) : autograd::GradTarget{scratch(), false};
         const autograd::GradTarget gz = mz ? autograd::grad_target(mz) : autograd::GradTarget{scratch(), false};
-        Launch(c, "gated_rmsnorm", "gated_rms_norm_bwd", opt).arg(y).arg(z).arg(weight).arg(rstd).arg(dout)
-            .arg(gy.tensor).arg(gz.tensor).arg(groups).arg(gs).arg(int32_t(gy.accumulate))
-            .arg(int32_t(gz.accumulate)).run(rows * groups * local, local);
+        Launch bwd(c, "gated_rmsnorm", cpu ? "gated_rms_norm_bwd_row" : "gated_rms_norm_bwd", opt);
+        bwd.arg(y).arg(z).arg(weight).arg(rstd).arg(dout).arg(gy.tensor).arg(gz.tensor).arg(groups).arg(gs);
+        if (cpu) bwd.arg(rows_groups);
+        bwd.arg(int32_t(gy.accumulate)).arg(int32_t(gz.accumulate)).run(global, group);
       }
       if (mw) {
         auto g = autograd::grad_target(mw);
         const int64_t chunks = (rows + kRowChunk - 1) / kRowChunk;
         Tensor partial = Tensor::empty(c, Shape{chunks, d}, DType::f32, MemCategory::scratch);
-        Launch(c, "gated_rmsnorm", "gated_rms_norm_dw_partial", opt).arg(y).arg(z).arg(rstd).arg(dout)
-            .arg(partial).arg(rows).arg(d).arg(gs).arg(kRowChunk).run2d(d, chunks, 64, 1);
-        Launch(c, "gated_rmsnorm", "gated_rms_norm_dw_final", opt).arg(partial).arg(g.tensor).arg(chunks)
-            .arg(d).arg(int32_t(g.accumulate)).run(d);
+        const BuildOptions dw_opt = BuildOptions(opt).define("VEC", mapping_vec(c));
+        Launch(c, "gated_rmsnorm", "gated_rms_norm_dw_partial", dw_opt).arg(y).arg(z).arg(rstd).arg(dout)
+            .arg(partial).arg(rows).arg(d).arg(gs).arg(kRowChunk).run2d(vec_items(c, d), chunks, 64, 1);
+        colsum_final(partial, g.tensor, 1.0f, g.accumulate);
       }
     });
   }

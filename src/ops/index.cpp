@@ -7,6 +7,7 @@
 #include "check.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/ops/launch.hpp"
+#include "magellano/ops/mapping.hpp"
 
 namespace magellano::ops {
 using detail::require_dtype;
@@ -73,8 +74,13 @@ void gather_rows_into(const Tensor& src, const Tensor& idx, const Tensor& out, b
   const int64_t r = src.shape()[0], d = src.shape().last(), n = idx.numel();
   if (out.numel() != n * d) throw Error("gather_rows_into: out must hold (N, D) elements.");
   const bool half = src.dtype() == DType::f16;
-  Launch(src.ctx(), "index", half ? "gather_rows_half" : "gather_rows")
-      .arg(src).arg(idx).arg(out).arg(n).arg(d).arg(r).arg(acc).run(n * d);
+  // cpu (f32 only): a work-item per 16 columns of a row; else a work-item per element.
+  if (!half && kernel_mapping(src.ctx()) == KernelMapping::cpu)
+    Launch(src.ctx(), "index", "gather_rows_vec").arg(src).arg(idx).arg(out).arg(n).arg(d).arg(r)
+        .arg(acc).run2d((d + 15) / 16, n, 1, 1);
+  else
+    Launch(src.ctx(), "index", half ? "gather_rows_half" : "gather_rows")
+        .arg(src).arg(idx).arg(out).arg(n).arg(d).arg(r).arg(acc).run(n * d);
 }
 
 void scatter_add_rows_into(const Tensor& src, const SortedIndices& sorted, const Tensor& out,
@@ -85,8 +91,13 @@ void scatter_add_rows_into(const Tensor& src, const SortedIndices& sorted, const
                 std::to_string(n) + ", " + std::to_string(d) + ").");
   if (!acc) fill(out, 0.0f);  // rows no key names; hit rows are then overwritten
   const bool half = out.dtype() == DType::f16;
-  Launch(src.ctx(), "index", half ? "segment_sum_rows_half" : "segment_sum_rows")
-      .arg(src).arg(sorted.keys).arg(sorted.perm).arg(out).arg(n).arg(d).arg(r).arg(acc).run(n * d);
+  // cpu (f32 only): a work-item per 16 columns of a sorted position; else one per element.
+  if (!half && kernel_mapping(src.ctx()) == KernelMapping::cpu)
+    Launch(src.ctx(), "index", "segment_sum_rows_vec").arg(src).arg(sorted.keys).arg(sorted.perm)
+        .arg(out).arg(n).arg(d).arg(r).arg(acc).run2d((d + 15) / 16, n, 1, 1);
+  else
+    Launch(src.ctx(), "index", half ? "segment_sum_rows_half" : "segment_sum_rows")
+        .arg(src).arg(sorted.keys).arg(sorted.perm).arg(out).arg(n).arg(d).arg(r).arg(acc).run(n * d);
 }
 
 Tensor gather_rows(const Tensor& src, const Tensor& idx) {

@@ -5,6 +5,7 @@
 #include "check.hpp"
 #include "magellano/autograd/tape.hpp"
 #include "magellano/ops/launch.hpp"
+#include "magellano/ops/mapping.hpp"
 #include "magellano/ops/reduce.hpp"
 
 namespace magellano::ops {
@@ -73,21 +74,29 @@ Tensor row_scale(const Tensor& x, const Tensor& w) {
     throw Error("row_scale: x must be (R, D) and w (R) or (R, 1); got " + x.shape().str() +
                 " and " + w.shape().str() + ".");
   const int64_t r = x.shape()[0], d = x.shape()[1];
+  // cpu: a work-item per 16 columns of a row (per row for dw); gpu: per element (per row).
+  const bool cpu = kernel_mapping(x.ctx()) == KernelMapping::cpu;
+  const auto run_elements = [cpu, r, d](Launch& l) {
+    if (cpu) l.run2d((d + 15) / 16, r, 1, 1);
+    else l.run(r * d);
+  };
   Tensor y = Tensor::empty(x.ctx(), x.shape());
-  Launch(x.ctx(), "moe", "row_scale_fwd").arg(x).arg(w).arg(y).arg(r).arg(d).run(r * d);
+  run_elements(Launch(x.ctx(), "moe", cpu ? "row_scale_fwd_vec" : "row_scale_fwd").arg(x).arg(w)
+                   .arg(y).arg(r).arg(d));
   if (autograd::any_requires_grad({x, w})) {
     auto mx = autograd::grad_meta(x), mw = autograd::grad_meta(w);
     Tensor saved_x = mw ? x : Tensor(), saved_w = mx ? w : Tensor();
-    autograd::record(y, [mx, mw, saved_x, saved_w, r, d](const Tensor& dy) {
+    autograd::record(y, [mx, mw, saved_x, saved_w, r, d, cpu, run_elements](const Tensor& dy) {
       if (mx) {
         auto g = autograd::grad_target(mx);
-        Launch(dy.ctx(), "moe", "row_scale_bwd_x").arg(saved_w).arg(dy).arg(g.tensor).arg(r)
-            .arg(d).arg(g.accumulate).run(r * d);
+        run_elements(Launch(dy.ctx(), "moe", cpu ? "row_scale_bwd_x_vec" : "row_scale_bwd_x")
+                         .arg(saved_w).arg(dy).arg(g.tensor).arg(r).arg(d).arg(g.accumulate));
       }
       if (mw) {
         auto g = autograd::grad_target(mw);
-        Launch(dy.ctx(), "moe", "row_scale_bwd_w").arg(saved_x).arg(dy).arg(g.tensor).arg(r)
-            .arg(d).arg(g.accumulate).run(r);
+        Launch(dy.ctx(), "moe", cpu ? "row_scale_bwd_w_row" : "row_scale_bwd_w").arg(saved_x)
+            .arg(dy).arg(g.tensor).arg(r).arg(d).arg(g.accumulate)
+            .run(r, cpu ? kCpuGroupSize : default_local_size(dy.ctx()));
       }
     });
   }

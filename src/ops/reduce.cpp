@@ -5,6 +5,7 @@
 #include "check.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/ops/launch.hpp"
+#include "magellano/ops/mapping.hpp"
 
 namespace magellano::ops {
 using detail::require_f32;
@@ -26,10 +27,22 @@ void sum_into(const Tensor& x, const Tensor& out, float scale, bool acc) {
       .run(kLocal, kLocal);
 }
 
+// cpu: a work-item per row; gpu: a work-group of kLocal per row (cl/reduce.cl).
 void sum_last_into(const Tensor& x, const Tensor& out, float scale, bool acc) {
   const int64_t cols = x.shape().last(), rows = x.shape().rows();
-  Launch(x.ctx(), "reduce", "sum_last").arg(x).arg(out).arg(rows).arg(cols).arg(scale)
-      .arg(acc).run(rows * kLocal, kLocal);
+  const bool cpu = kernel_mapping(x.ctx()) == KernelMapping::cpu;
+  Launch(x.ctx(), "reduce", cpu ? "sum_last_row" : "sum_last").arg(x).arg(out).arg(rows)
+      .arg(cols).arg(scale).arg(acc).run(cpu ? rows : rows * kLocal, cpu ? kCpuGroupSize : kLocal);
+}
+
+// g (+)= s * v[r] spread over the `cols` columns of row r; g: (n) = (n / cols, cols).
+void spread_rows(const Tensor& v, const Tensor& g, int64_t n, int64_t cols, float s, bool acc) {
+  if (kernel_mapping(v.ctx()) == KernelMapping::cpu)
+    Launch(v.ctx(), "elementwise", "spread_rows_vec").arg(v).arg(g).arg(n).arg(cols).arg(s)
+        .arg(acc).run2d((cols + 15) / 16, n / std::max<int64_t>(cols, 1), 1, 1);
+  else
+    Launch(v.ctx(), "elementwise", "spread_rows").arg(v).arg(g).arg(n).arg(cols).arg(s).arg(acc)
+        .run(n);
 }
 
 Shape drop_last(const Shape& s) {
@@ -48,8 +61,7 @@ Tensor sum_all(const Tensor& x, float s, const char* name) {
       // dx = s * dy[0] everywhere: one "row" of n columns.
       auto g = autograd::grad_target(mx);
       const int64_t n = mx->shape.numel();
-      Launch(dy.ctx(), "elementwise", "spread_rows").arg(dy).arg(g.tensor).arg(n).arg(n).arg(s)
-          .arg(g.accumulate).run(n);
+      spread_rows(dy, g.tensor, n, n, s, g.accumulate);
     });
   return out;
 }
@@ -62,9 +74,7 @@ Tensor sum_last_op(const Tensor& x, float s, const char* name) {
     autograd::record(out, [mx = autograd::grad_meta(x), s](const Tensor& dy) {
       // dx[r, c] = s * dy[r]
       auto g = autograd::grad_target(mx);
-      const int64_t cols = mx->shape.last(), n = mx->shape.numel();
-      Launch(dy.ctx(), "elementwise", "spread_rows").arg(dy).arg(g.tensor).arg(n).arg(cols)
-          .arg(s).arg(g.accumulate).run(n);
+      spread_rows(dy, g.tensor, mx->shape.numel(), mx->shape.last(), s, g.accumulate);
     });
   return out;
 }
@@ -80,10 +90,16 @@ void colsum_into(const Tensor& x, int64_t cols, const Tensor& out, float scale, 
     return;
   }
   Tensor partial = Tensor::empty(ctx, Shape{chunks, cols}, DType::f32, MemCategory::scratch);
-  Launch(ctx, "reduce", "colsum_partial").arg(x).arg(partial).arg(rows).arg(cols).arg(kColChunk)
-      .run2d(cols, chunks, 64, 1);
-  Launch(ctx, "reduce", "colsum_final").arg(partial).arg(out).arg(chunks).arg(cols).arg(scale)
-      .arg(acc).run(cols);
+  Launch(ctx, "reduce", "colsum_partial", vec_options(ctx)).arg(x).arg(partial).arg(rows).arg(cols)
+      .arg(kColChunk).run2d(vec_items(ctx, cols), chunks, 64, 1);
+  colsum_final(partial, out, scale, acc);
+}
+
+void colsum_final(const Tensor& partial, const Tensor& out, float scale, bool acc) {
+  Context& ctx = partial.ctx();
+  const int64_t chunks = partial.shape()[0], cols = partial.shape()[1];
+  Launch(ctx, "reduce", "colsum_final", vec_options(ctx)).arg(partial).arg(out).arg(chunks)
+      .arg(cols).arg(scale).arg(acc).run(vec_items(ctx, cols));
 }
 
 Tensor sum(const Tensor& x) { return sum_all(x, 1.0f, "sum"); }

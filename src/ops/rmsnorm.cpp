@@ -6,6 +6,8 @@
 #include "check.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/ops/launch.hpp"
+#include "magellano/ops/mapping.hpp"
+#include "magellano/ops/reduce.hpp"
 
 namespace magellano::ops {
 namespace {
@@ -30,22 +32,27 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
   check_args(x, weight, eps);
   Context& ctx = x.ctx();
   const int64_t d = x.shape().last(), rows = x.shape().rows();
+  // cpu: a work-item per row; gpu: a work-group of `local` per row (cl/rmsnorm.cl).
+  const bool cpu = kernel_mapping(ctx) == KernelMapping::cpu;
   const int64_t local = pow2_local_size(ctx);
+  const int64_t row_global = cpu ? rows : rows * local, row_local = cpu ? kCpuGroupSize : local;
   const BuildOptions opt = BuildOptions().define("LOCAL", local);
   Tensor y = Tensor::empty(ctx, x.shape());
   Tensor rstd = Tensor::empty(ctx, Shape{std::max<int64_t>(rows, 1)});
-  Launch(ctx, "rmsnorm", "rms_norm_fwd", opt).arg(x).arg(weight).arg(y).arg(rstd).arg(rows)
-      .arg(d).arg(eps).run(rows * local, local);
+  Launch(ctx, "rmsnorm", cpu ? "rms_norm_fwd_row" : "rms_norm_fwd", opt).arg(x).arg(weight).arg(y)
+      .arg(rstd).arg(rows).arg(d).arg(eps).run(row_global, row_local);
   if (autograd::any_requires_grad({x, weight})) {
     auto mx = autograd::grad_meta(x), mw = autograd::grad_meta(weight);
     // Both gradients need x and rstd; dx also needs weight.
     Tensor saved_w = mx ? weight : Tensor();
-    autograd::record(y, [mx, mw, x, saved_w, rstd, rows, d, local, opt](const Tensor& dy) {
+    autograd::record(y, [mx, mw, x, saved_w, rstd, rows, d, cpu, row_global, row_local,
+                         opt](const Tensor& dy) {
       Context& c = dy.ctx();
       if (mx) {
         auto g = autograd::grad_target(mx);
-        Launch(c, "rmsnorm", "rms_norm_bwd_dx", opt).arg(x).arg(saved_w).arg(rstd).arg(dy)
-            .arg(g.tensor).arg(rows).arg(d).arg(g.accumulate).run(rows * local, local);
+        Launch(c, "rmsnorm", cpu ? "rms_norm_bwd_dx_row" : "rms_norm_bwd_dx", opt).arg(x)
+            .arg(saved_w).arg(rstd).arg(dy).arg(g.tensor).arg(rows).arg(d).arg(g.accumulate)
+            .run(row_global, row_local);
       }
       if (mw) {
         auto g = autograd::grad_target(mw);
@@ -55,10 +62,10 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
           return;
         }
         Tensor partial = Tensor::empty(c, Shape{chunks, d}, DType::f32, MemCategory::scratch);
-        Launch(c, "rmsnorm", "rms_norm_bwd_dw_partial", opt).arg(x).arg(rstd).arg(dy).arg(partial)
-            .arg(rows).arg(d).arg(kRowChunk).run2d(d, chunks, 64, 1);
-        Launch(c, "rmsnorm", "rms_norm_bwd_dw_final", opt).arg(partial).arg(g.tensor).arg(chunks)
-            .arg(d).arg(g.accumulate).run(d);
+        const BuildOptions dw_opt = BuildOptions(opt).define("VEC", mapping_vec(c));
+        Launch(c, "rmsnorm", "rms_norm_bwd_dw_partial", dw_opt).arg(x).arg(rstd).arg(dy)
+            .arg(partial).arg(rows).arg(d).arg(kRowChunk).run2d(vec_items(c, d), chunks, 64, 1);
+        colsum_final(partial, g.tensor, 1.0f, g.accumulate);
       }
     });
   }

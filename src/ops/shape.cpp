@@ -4,6 +4,7 @@
 
 #include "check.hpp"
 #include "magellano/ops/launch.hpp"
+#include "magellano/ops/mapping.hpp"
 
 namespace magellano::ops {
 using detail::require_f32;
@@ -15,9 +16,20 @@ void copy_cols(const Tensor& src, int64_t src_col0, const Tensor& dst, int64_t d
                int64_t n, bool acc) {
   if (n == 0 || src.shape().last() == 0) return;
   const int64_t rows = src.shape().rows();
-  Launch(src.ctx(), "shape", "copy_cols").arg(src).arg(dst).arg(rows).arg(src.shape().last())
-      .arg(src_col0).arg(dst.shape().last()).arg(dst_col0).arg(n).arg(acc)
-      .run(rows * n);
+  // cpu: a work-item per row; gpu: a work-item per element (cl/shape.cl).
+  const bool cpu = kernel_mapping(src.ctx()) == KernelMapping::cpu;
+  Launch(src.ctx(), "shape", cpu ? "copy_cols_row" : "copy_cols").arg(src).arg(dst).arg(rows)
+      .arg(src.shape().last()).arg(src_col0).arg(dst.shape().last()).arg(dst_col0).arg(n).arg(acc)
+      .run(cpu ? rows : rows * n, cpu ? kCpuGroupSize : default_local_size(src.ctx()));
+}
+
+// dst (rows, d) = src (rows, n) in columns [col0, col0 + n), 0 elsewhere.
+void place_cols(const Tensor& src, const Tensor& dst, int64_t rows, int64_t d, int64_t col0,
+                int64_t n) {
+  const bool cpu = kernel_mapping(src.ctx()) == KernelMapping::cpu;
+  Launch(src.ctx(), "shape", cpu ? "place_cols_row" : "place_cols").arg(src).arg(dst).arg(rows)
+      .arg(d).arg(col0).arg(n)
+      .run(cpu ? rows : rows * d, cpu ? kCpuGroupSize : default_local_size(src.ctx()));
 }
 
 int64_t tile_edge(const Context& ctx) { return default_local_size(ctx) >= 256 ? 16 : 8; }
@@ -62,8 +74,7 @@ std::vector<Tensor> split_last(const Tensor& x, const std::vector<int64_t>& size
         if (g.accumulate) {
           copy_cols(dy, 0, g.tensor, col0, n, true);
         } else {  // first writer: its columns, and zeros for the pieces that send nothing
-          Launch(dy.ctx(), "shape", "place_cols").arg(dy).arg(g.tensor).arg(rows).arg(d)
-              .arg(col0).arg(n).run(rows * d);
+          place_cols(dy, g.tensor, rows, d, col0, n);
         }
       });
     }

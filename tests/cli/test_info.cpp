@@ -15,7 +15,8 @@ TEST(Cli, InfoJsonListsEveryDevice) {
   ASSERT_FALSE(j["devices"].empty());
   for (const auto& d : j["devices"])
     for (const char* key : {"name", "platform", "driver_version", "opencl_version", "compute_units",
-                            "global_mem_bytes", "max_alloc_bytes", "local_mem_bytes", "fp16", "fp64"})
+                            "global_mem_bytes", "max_alloc_bytes", "local_mem_bytes", "fp16", "fp64",
+                            "kernel_mapping"})
       EXPECT_TRUE(d.contains(key)) << key;
   EXPECT_TRUE(j["default_device"].is_string());
 }

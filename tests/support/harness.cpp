@@ -48,6 +48,12 @@ Context& test_ctx() {
   return *ctx;
 }
 
+magellano::ops::KernelMapping other_mapping() {
+  using magellano::ops::KernelMapping;
+  return magellano::ops::kernel_mapping(test_ctx()) == KernelMapping::cpu ? KernelMapping::gpu
+                                                                          : KernelMapping::cpu;
+}
+
 Vec randn(size_t n, uint64_t seed, double scale) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> d(0.0, scale);

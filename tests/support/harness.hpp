@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "magellano/autograd/tape.hpp"
+#include "magellano/ops/mapping.hpp"
 #include "magellano/runtime/context.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/tensor/tensor.hpp"
@@ -69,6 +70,16 @@ struct Tolerance {
   double grad_rtol = 1e-4, grad_atol = 1e-5;  // backward chains a few more roundings
   double fd_rtol = 1e-5, fd_atol = 1e-7;      // float64 reference vs finite differences
 };
+
+// Forces a kernel mapping (ops/mapping.hpp) for a scope; automatic (by device) afterwards.
+struct ForcedMapping {
+  explicit ForcedMapping(magellano::ops::KernelMapping m) { magellano::ops::force_kernel_mapping(m); }
+  ~ForcedMapping() { magellano::ops::force_kernel_mapping(magellano::ops::KernelMapping::automatic); }
+  ForcedMapping(const ForcedMapping&) = delete;
+  ForcedMapping& operator=(const ForcedMapping&) = delete;
+};
+// The mapping the test device does not pick by itself (gpu on PoCL, cpu on a GPU).
+magellano::ops::KernelMapping other_mapping();
 
 // Runs the whole recipe. Also runs backward a second time (without zero_grad) and checks that
 // the gradients doubled: accumulation works and backward never trusts stale output buffers.

@@ -6,6 +6,7 @@
 #include <ctime>
 #include <functional>
 
+#include "magellano/ops/mapping.hpp"
 #include "magellano/ops/peaks.hpp"
 #include "op_case.hpp"
 
@@ -79,7 +80,8 @@ nlohmann::json to_json(const std::string& name, const Context& ctx, const OpCase
     j["peak"] = {{"kind", "copy bandwidth"}, {"gbps", p.gbps}};
   }
   j["pct_of_peak"] = r.pct;
-  j["extra"] = {{"bytes", bytes}, {"flops", flops}, {"source", "tests/ops (MAGELLANO_TEST_PERF=1)"}};
+  j["extra"] = {{"bytes", bytes}, {"flops", flops}, {"source", "tests/ops (MAGELLANO_TEST_PERF=1)"},
+                {"kernel_mapping", magellano::ops::to_string(magellano::ops::kernel_mapping(ctx))}};
   return j;
 }
 
@@ -92,20 +94,22 @@ std::string cell(const Timing& t, const Rated& r) {
 
 }  // namespace
 
-void run_op_perf(Context& ctx, std::ostream& table, std::ostream* json) {
+void run_op_perf(Context& ctx, std::ostream& table, std::ostream* json, const std::set<std::string>& only) {
   ctx.set_poison_allocations(false);  // test_ctx() NaN-fills new buffers: a test aid, not a cost
   Peaks peaks;
   peaks.gbps = magellano::ops::measure_copy(ctx, kPeakCopyMib, 3).gbps;
   peaks.gflops = magellano::ops::measure_gemm(ctx, kPeakGemm, kPeakGemm, kPeakGemm, 3).gflops;
   char head[512];
   std::snprintf(head, sizeof head,
-                "device: %s, driver %s\npeaks: copy %.1f GB/s, fp32 GEMM %.1f GFLOP/s (%lld^3)\n"
+                "device: %s, driver %s, kernel mapping %s\npeaks: copy %.1f GB/s, fp32 GEMM %.1f GFLOP/s (%lld^3)\n"
                 "%-18s %-38s %-38s %s\n",
-                ctx.device().name.c_str(), ctx.device().driver_version.c_str(), peaks.gbps, peaks.gflops,
+                ctx.device().name.c_str(), ctx.device().driver_version.c_str(),
+                magellano::ops::to_string(magellano::ops::kernel_mapping(ctx)), peaks.gbps, peaks.gflops,
                 (long long)kPeakGemm, "op", "forward", "forward + backward", "sizes");
   table << head;
 
   for (const auto& op : op_registry()) {
+    if (!only.empty() && !only.count(op.name)) continue;
     const OpCase c = op.perf.build();
     std::vector<Tensor> dev;
     bool any_grad = false;
@@ -138,6 +142,14 @@ void run_op_perf(Context& ctx, std::ostream& table, std::ostream* json) {
     std::snprintf(line, sizeof line, "%-18s %-38s %-38s %s\n", op.name.c_str(), row.c_str(), both.c_str(),
                   sizes_text(c.sizes).c_str());
     table << line << std::flush;
+    if (ctx.profiler().enabled()) {  // MAGELLANO_PROFILE=1: device time per kernel of one fwd + bwd
+      ctx.profiler().discard();
+      for (auto& t : dev)
+        if (t.requires_grad()) t.zero_grad();
+      Tensor out = c.device(dev);
+      if (any_grad) magellano::autograd::backward(out, upload(out.shape(), randn(out.numel(), 0xD0)));
+      table << ctx.profiler().report_table() << std::flush;
+    }
   }
   ctx.set_poison_allocations(true);
 }

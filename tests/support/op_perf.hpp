@@ -12,13 +12,18 @@
 // against the fp32 GEMM peak. One table row per op goes to `table`; one JSON line per result
 // (the fields of `magellano bench --json`: name, device, device_type, driver, date, sizes,
 // median_s, repeats, gbps or gflops, pct_of_peak, peak, extra) to `json` when given.
+// `only`: op names to time (empty: every registered op). With MAGELLANO_PROFILE=1, each op's
+// row is followed by the device time per kernel of one more forward + backward.
 #pragma once
 #include <ostream>
+#include <set>
+#include <string>
 
 #include "magellano/runtime/context.hpp"
 
 namespace mgtest {
 
-void run_op_perf(magellano::Context& ctx, std::ostream& table, std::ostream* json);
+void run_op_perf(magellano::Context& ctx, std::ostream& table, std::ostream* json,
+                 const std::set<std::string>& only = {});
 
 }  // namespace mgtest

@@ -11,5 +11,8 @@ Tensor mean_last(const Tensor& x);   // (..., C) -> (...)
 
 // Building blocks (no autograd): out (+)= scale * column sums of x viewed as (rows, C).
 void colsum_into(const Tensor& x, int64_t cols, const Tensor& out, float scale, bool acc);
+// The second stage of a chunked column sum: out[c] (+)= scale * sum_k partial[k, c], k in
+// order. partial: (K, C) f32; out: (C).
+void colsum_final(const Tensor& partial, const Tensor& out, float scale, bool acc);
 
 }  // namespace magellano::ops
