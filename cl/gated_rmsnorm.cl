@@ -99,6 +99,11 @@ __kernel void gated_rms_norm_dw_partial(__global const float* y, ulong y_off, __
 // ---- CPU mapping: one work-item per (row, group) ------------------------------------------
 
 inline float16 sigmoid16(float16 v) { return 1.0f / (1.0f + exp(-v)); }
+// u = y * silu(z) for the first min(n, 16) channels at y and z.
+inline float16 gate16(__global const float* y, __global const float* z, long n) {
+  const float16 zv = vload16_part(z, n);
+  return vload16_part(y, n) * zv * sigmoid16(zv);
+}
 
 __kernel void gated_rms_norm_fwd_row(__global const float* y, ulong y_off, __global const float* z, ulong z_off,
                                      __global const float* w, ulong w_off, __global float* out, ulong out_off,
@@ -111,16 +116,13 @@ __kernel void gated_rms_norm_fwd_row(__global const float* y, ulong y_off, __glo
   __global const float* wg = w + (rg % groups) * gs;
   float16 s16 = 0.0f;
   for (long c = 0; c < gs; c += 16) {
-    const float16 zv = vload16_part(z + base + c, gs - c);
-    const float16 u = vload16_part(y + base + c, gs - c) * zv * sigmoid16(zv);
+    const float16 u = gate16(y + base + c, z + base + c, gs - c);
     s16 += u * u;
   }
   const float rs = rsqrt(hsum16(s16) / (float)gs + eps);
-  for (long c = 0; c < gs; c += 16) {
-    const float16 zv = vload16_part(z + base + c, gs - c);
-    const float16 u = vload16_part(y + base + c, gs - c) * zv * sigmoid16(zv);
-    vstore16_part(u * rs * vload16_part(wg + c, gs - c), out + base + c, gs - c);
-  }
+  for (long c = 0; c < gs; c += 16)
+    vstore16_part(gate16(y + base + c, z + base + c, gs - c) * rs * vload16_part(wg + c, gs - c), out + base + c,
+                  gs - c);
   rstd[rg] = rs;
 }
 
@@ -135,11 +137,8 @@ __kernel void gated_rms_norm_bwd_row(__global const float* y, ulong y_off, __glo
   const long base = rg * gs;
   __global const float* wg = w + (rg % groups) * gs;
   float16 s16 = 0.0f;
-  for (long c = 0; c < gs; c += 16) {
-    const float16 zv = vload16_part(z + base + c, gs - c);
-    s16 += vload16_part(dout + base + c, gs - c) * vload16_part(wg + c, gs - c) *
-           (vload16_part(y + base + c, gs - c) * zv * sigmoid16(zv));
-  }
+  for (long c = 0; c < gs; c += 16)
+    s16 += vload16_part(dout + base + c, gs - c) * vload16_part(wg + c, gs - c) * gate16(y + base + c, z + base + c, gs - c);
   const float rs = rstd[rg], k = rs * rs * hsum16(s16) / (float)gs;
   for (long c = 0; c < gs; c += 16) {
     const long n = gs - c;

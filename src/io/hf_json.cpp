@@ -3,6 +3,8 @@
 #include <cmath>
 #include <limits>
 
+#include "magellano/runtime/error.hpp"
+
 #include "magellano/runtime/input_file.hpp"
 #include "magellano/runtime/json_parse.hpp"
 
@@ -56,6 +58,36 @@ std::optional<double> hf_float(const nlohmann::json& v) {
   if (s == "-Infinity" || s == "-inf") return -inf;
   if (s == "NaN" || s == "nan") return std::numeric_limits<double>::quiet_NaN();
   return std::nullopt;
+}
+
+HfConfigFields::HfConfigFields(const nlohmann::json& j, std::string source) : j_(j), source_(std::move(source)) {
+  if (!j.is_object()) bad(std::string("is a JSON ") + j.type_name() + ", not an object.");
+}
+
+void HfConfigFields::bad(const std::string& what) const { throw Error("Hugging Face config " + source_ + ": " + what); }
+
+void HfConfigFields::size(const char* key, int64_t& out) const {
+  if (!j_.contains(key)) return;
+  const auto& v = j_.at(key);
+  if (!v.is_number_integer() || v.get<int64_t>() <= 0 || v.get<int64_t>() > 2147483647)
+    bad(std::string("\"") + key + "\" is " + json_excerpt(v) + "; expected a positive integer below 2^31.");
+  out = v.get<int64_t>();
+}
+
+void HfConfigFields::flag(const char* key, bool& out) const {
+  if (!j_.contains(key)) return;
+  const auto& v = j_.at(key);
+  if (!v.is_boolean()) bad(std::string("\"") + key + "\" is " + json_excerpt(v) + "; expected true or false.");
+  out = v.get<bool>();
+}
+
+void HfConfigFields::number(const char* key, double& out, bool zero_ok) const {
+  if (!j_.contains(key)) return;
+  const auto& v = j_.at(key);
+  if (!v.is_number() || !(zero_ok ? v.get<double>() >= 0 : v.get<double>() > 0) || !std::isfinite(v.get<double>()))
+    bad(std::string("\"") + key + "\" is " + json_excerpt(v) + "; expected a " +
+        (zero_ok ? "number >= 0." : "positive number."));
+  out = v.get<double>();
 }
 
 std::string hf_model_type(const std::filesystem::path& dir) {

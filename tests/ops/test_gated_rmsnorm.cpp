@@ -7,6 +7,7 @@
 // Reference vs finite differences: atol 1e-7, but 1e-6 at 3 x 1400 channels, where the float64
 // loss sums 4200 terms (partial sums ~100, rounding ~1e-14 per evaluation, over a 2e-6 step).
 #include "magellano/ops/gated_rmsnorm.hpp"
+#include "error_text.hpp"
 #include "op_case.hpp"
 #include "reference.hpp"
 
@@ -65,14 +66,7 @@ TEST(GatedRmsNorm, ThreeDimensionalInput) {
 
 TEST(GatedRmsNorm, BadArgumentsAreOneClearError) {
   Tensor y = upload(Shape{2, 6}, randn(12, 1)), w = upload(Shape{6}, randn(6, 2));
-  auto expect_error = [](const std::function<void()>& f, const std::string& part) {
-    try {
-      f();
-      ADD_FAILURE() << "no error; expected one mentioning '" << part << "'";
-    } catch (const magellano::Error& e) {
-      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-    }
-  };
+  using mgtest::expect_error;
   expect_error([&] { ops::gated_rms_norm(y, y, w, 4); }, "4 groups must divide the 6 channels");
   expect_error([&] { ops::gated_rms_norm(y, y.view(Shape{3, 4}), w, 2); }, "z must have y's shape (2, 6)");
   expect_error([&] { ops::gated_rms_norm(y, y, y, 2); }, "weight must have shape (6)");

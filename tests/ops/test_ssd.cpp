@@ -16,6 +16,7 @@
 #include <cmath>
 
 #include "magellano/ops/ssd.hpp"
+#include "error_text.hpp"
 #include "op_case.hpp"
 #include "reference.hpp"
 
@@ -244,14 +245,7 @@ TEST(SsdScan, ForwardAndBackwardAreBitwiseDeterministic) {
 TEST(SsdScan, BadInputIsOneClearError) {
   const ref::SsdDims d{1, 4, 6, 2, 2, 3};
   auto t = upload_all(make_inputs(d, 1), false);
-  auto expect_error = [](const std::function<void()>& f, const std::string& part) {
-    try {
-      f();
-      ADD_FAILURE() << "no error; expected one mentioning '" << part << "'";
-    } catch (const magellano::Error& e) {
-      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-    }
-  };
+  using mgtest::expect_error;
   const Tensor dt5 = upload(Shape{1, 4, 5}, randn(20, 2));        // 5 heads against x's 6
   const Tensor bc4 = upload(Shape{1, 4, 4, 3}, randn(48, 3));     // 4 groups do not divide 6 heads
   const Tensor x16 = Tensor::from_host(test_ctx(), Shape{1, 4, 6, 2}, std::vector<float>(48, 0.5f),

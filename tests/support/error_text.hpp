@@ -1,5 +1,7 @@
 // Small helpers for tests that check error messages and CLI output by fragment.
 #pragma once
+#include <gtest/gtest.h>
+
 #include <functional>
 #include <string>
 
@@ -20,6 +22,12 @@ inline std::string error_of(const std::function<void()>& f) {
     return e.what();
   }
   return "(no error)";
+}
+
+// A test failure unless f throws a magellano::Error whose message contains `fragment`.
+inline void expect_error(const std::function<void()>& f, const std::string& fragment) {
+  const std::string message = error_of(f);
+  EXPECT_TRUE(has(message, fragment)) << "expected an error mentioning '" << fragment << "', got: " << message;
 }
 
 }  // namespace mgtest

@@ -6,6 +6,7 @@
 // python_floats_to_json() turns every bare literal outside a string into the second spelling, so
 // one parser and hf_float() read both.
 #pragma once
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -26,6 +27,24 @@ nlohmann::json read_hf_json(const std::filesystem::path& path, const std::string
 // A float of a Hugging Face config: a JSON number, or {"__float__": "Infinity" | "-Infinity" |
 // "NaN"} (also "inf", "-inf", "nan"); nullopt for anything else.
 std::optional<double> hf_float(const nlohmann::json& v);
+
+// The checked keys of one Hugging Face config object (MambaConfig, Mamba2Config). An absent key
+// leaves the caller's default; a bad one is one line: `Hugging Face config <source>: "<key>" is
+// <value>; expected ...`.
+class HfConfigFields {
+ public:
+  HfConfigFields(const nlohmann::json& j, std::string source);  // throws unless j is an object
+  [[noreturn]] void bad(const std::string& what) const;
+  // An integer in [1, 2^31 - 1], so that a product of two sizes cannot overflow int64.
+  void size(const char* key, int64_t& out) const;
+  void flag(const char* key, bool& out) const;
+  // A finite number > 0 (>= 0 with zero_ok).
+  void number(const char* key, double& out, bool zero_ok = false) const;
+
+ private:
+  const nlohmann::json& j_;
+  std::string source_;
+};
 
 // The "model_type" of <dir>/config.json ("mamba", "mamba2", ...); "" when the file is absent,
 // unreadable, not JSON or has no string model_type. Never throws.
