@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh [TARGET...]        each target for FUZZ_RUNS (default 1000000) executions, one
 #                                      at a time; prints executions, time, corpus and findings per
 #                                      target
-#   scripts/fuzz.sh --ci [TARGET...]   each target for FUZZ_SECONDS (default 60) seconds, two at a
+#   scripts/fuzz.sh --ci [TARGET...]   each target for FUZZ_SECONDS (default 30) seconds, two at a
 #                                      time (CI's 2 cores)
 # Targets: config safetensors checkpoint token_file bpe_tokenizer layer_pattern (default: all).
 # Exits 1 when any target finds something: a crash, a sanitizer report, an exception other than
@@ -68,7 +68,7 @@ report() {
 
 failed=0
 if [ $ci -eq 1 ]; then
-  seconds=${FUZZ_SECONDS:-60}
+  seconds=${FUZZ_SECONDS:-30}
   echo "fuzz: each target for ${seconds} s, two at a time"
   for ((i = 0; i < ${#targets[@]}; i += 2)); do
     pids=()
