@@ -2,7 +2,7 @@
 # Runs on the GPU machine with .gpu carried (scripts/gpu_bundle.sh): device listing, the unit
 # and op tests on the GPU, and the benchmark suite with cuBLAS's fp32 GEMM through PyTorch as
 # the reference. Results go to $OUT (the device tool's output folder) or ./gpu-results.
-# Usage: bash scripts/gpu_run.sh [tests|suite|qlora|fp16|tune|gemm|nf4-file|ssd|mamba2|all]  (default: all)
+# Usage: bash scripts/gpu_run.sh [tests|suite|qlora|fp16|tune|gemm|nf4-file|ssd|ssd-sweep|mamba2|all]  (default: all)
 #   suite: torch_gemm.json (cuBLAS), then `magellano bench all --json` with cuBLAS's 4096 rate
 #          as train-step's MFU reference, plus train-step for phase1, into suite_h100.jsonl
 #          (copy it to benchmarks/results/suite_h100_<date>.jsonl).
@@ -23,6 +23,10 @@
 #           8 x 512 of tiny / tiny_mamba2 and phase1 / phase1_mamba2 (CONFIGS=folder of the presets,
 #           default configs) with cuBLAS's 4096 rate as the MFU reference, and phase1_mamba2's
 #           decoding, into mamba2_gpu.jsonl.
+#   ssd-sweep: `bench ssd` with MAGELLANO_PROFILE=1 (device time per kernel) at phase1_mamba2's size
+#        (8, 512, 14, 64, 128) and the issue's (8, 2048, 16, 64, 64), once per option list of
+#        VARIANTS (";"-separated, default: the defaults and --bwd-rows 2), into ssd_sweep.jsonl;
+#        TRAIN=1 adds phase1 / phase1_mamba2 train-step at 8 x 512, twice each, into mamba2_gpu.jsonl.
 #   gemm: `bench gemm` (squares and phase1's shapes), cl/gemm_gpu.cl and tuned CLBlast next to
 #         CLBlast's database (GEMM_TUNING=FILE uses that file instead of the embedded one), and
 #         cuBLAS through PyTorch. Neither is part of `all`.
@@ -128,6 +132,30 @@ for line in sys.stdin:
     print(r['name'], r.get('peer', 'magellano'), json.dumps(r['sizes']), '%.3f ms' % (r['median_s'] * 1e3),
           '%.0f GFLOP/s' % r.get('gflops', 0), ('%.1f%% of fp32 GEMM' % r['pct_of_peak']) if r.get('pct_of_peak') else '')
 "
+fi
+if [ "$what" = ssd-sweep ]; then  # not part of `all`
+  IFS=';' read -ra variants <<< "${VARIANTS:-;--bwd-rows 2}"
+  for size in "--b 8 --l 512 --h 14 --p 64 --n 128 --g 1" "--b 8 --l 2048 --h 16 --p 64 --n 64 --g 1"; do
+    for v in "${variants[@]}"; do
+      # shellcheck disable=SC2086  # the sizes and variants are option lists
+      MAGELLANO_PROFILE=1 timeout 60 magellano bench ssd --device gpu --json --host 0 --peak-size 2048 \
+        $size $v >> "$out/ssd_sweep.jsonl" || echo "failed: $size $v"
+    done
+  done
+  python3 -c "
+import json
+for l in open('$out/ssd_sweep.jsonl'):
+    r = json.loads(l)
+    if r['name'] == 'ssd_fwd_bwd':
+        top = sorted(r['extra'].get('profile_one_step', []), key=lambda e: -e['device_ms'])[:4]
+        print(r['sizes'], '%.3f ms' % (r['median_s'] * 1e3), ' '.join('%s %.2f' % (e['kernel'], e['device_ms']) for e in top))
+"
+  if [ "${TRAIN:-0}" = 1 ]; then
+    for c in phase1 phase1_mamba2 phase1 phase1_mamba2; do
+      timeout 100 magellano bench train-step --config "configs/$c.json" --device gpu --json --batch 8 --seq-len 512 \
+        --steps 5 >> "$out/mamba2_gpu.jsonl" || echo "$c failed"
+    done
+  fi
 fi
 if [ "$what" = mamba2 ]; then  # not part of `all`
   # The Mamba2 tests on the GPU, then train-step of each Mamba2 preset next to its Mamba1 twin
