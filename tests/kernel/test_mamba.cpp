@@ -10,6 +10,7 @@
 #include "harness.hpp"
 #include "magellano/nn/mamba.hpp"
 #include "reference.hpp"
+#include "step_vs_parallel.hpp"
 
 using namespace mgtest;
 using magellano::nn::MambaBlock;
@@ -186,42 +187,9 @@ TEST(Mamba, StepsEqualTheParallelForwardUpTo1024) {
   c.dim = 8, c.d_state = 16;  // E = 16, R = 1
   magellano::nn::Init init(3);
   MambaBlock blk(test_ctx(), c, init);
-  const int64_t B = 2, L = 1024, D = 8, prompt = 700;
-  const Vec x = randn(B * L * D, 5);
-  magellano::autograd::NoGradScope no_grad;
-  Tensor xt = upload(Shape{B, L, D}, x);
-  const auto full = blk.forward(xt).to_host();
-  // Every position by stepping from an empty state, and the rest of the sequence after a
-  // parallel prefill of `prompt` positions.
-  MambaState from_zero = blk.mixer.empty_state(B), prefilled;
-  Vec prefix;
-  for (int64_t b = 0; b < B; ++b)
-    prefix.insert(prefix.end(), x.begin() + b * L * D, x.begin() + (b * L + prompt) * D);
-  blk.forward(upload(Shape{B, prompt, D}, prefix), &prefilled);
-  double worst = 0;
-  for (int64_t t = 0; t < L; ++t) {
-    Vec xs;
-    for (int64_t b = 0; b < B; ++b) xs.insert(xs.end(), x.begin() + (b * L + t) * D, x.begin() + (b * L + t + 1) * D);
-    Tensor in = upload(Shape{B, D}, xs);
-    const auto a = blk.step(in, from_zero).to_host();
-    std::vector<float> p = t >= prompt ? blk.step(in, prefilled).to_host() : std::vector<float>();
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t j = 0; j < D; ++j) {
-        const double want = full[(b * L + t) * D + j];
-        // fp32 along two different GEMM / scan paths: relative 1e-4 of the residual stream.
-        const double tol = 1e-4 * std::max(1.0, std::fabs(want));
-        worst = std::max(worst, std::fabs(a[b * D + j] - want));
-        ASSERT_NEAR(a[b * D + j], want, tol) << "step from zero, t=" << t;
-        if (!p.empty()) ASSERT_NEAR(p[b * D + j], want, tol) << "step after prefill, t=" << t;
-      }
-  }
-  // After the whole sequence both states equal what a parallel forward leaves.
-  MambaState parallel;
-  blk.forward(xt, &parallel);
-  expect_close(from_zero.ssm.to_host(), to_f64(parallel.ssm.to_host()), 1e-4, 1e-5, "ssm state");
-  expect_close(prefilled.ssm.to_host(), to_f64(parallel.ssm.to_host()), 1e-4, 1e-5, "ssm state after prefill");
-  expect_close(from_zero.conv.to_host(), to_f64(parallel.conv.to_host()), 1e-5, 1e-6, "conv state");
-  std::cout << "largest step-vs-parallel difference over " << L << " positions: " << worst << "\n";
+  // Every position stepped from an empty state, and the rest of the sequence after a parallel
+  // prefill of 700 positions.
+  mgtest::expect_steps_match_parallel<MambaBlock, MambaState>(blk, randn(2 * 1024 * 8, 5), 2, 1024, 8, 700);
 }
 
 TEST(Mamba, SavedActivationsAreLinearInLengthWithoutTheFullState) {
