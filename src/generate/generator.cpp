@@ -55,15 +55,8 @@ Prefill prefill(const nn::Model& model, const std::vector<std::vector<int32_t>>&
   for (int64_t b = 0; b < B; ++b) {
     const auto& ids = prompts[b];
     const int64_t L = static_cast<int64_t>(ids.size());
-    nn::DecodeState one;
-    const Tensor last = model.prefill(Tensor::from_host_i32(ctx, Shape{1, L}, ids), one);  // (1, V)
+    const Tensor last = model.prefill(Tensor::from_host_i32(ctx, Shape{1, L}, ids), out.state, b);  // (1, V)
     ops::copy_into(last, out.logits.narrow_rows(b, b + 1));
-    for (size_t i = 0; i < one.mamba.size(); ++i) {
-      if (!one.mamba[i].ssm.defined()) continue;  // an MoE block: no state
-      auto& dst = out.state.mamba[i];
-      ops::copy_into(one.mamba[i].conv, dst.conv.narrow_rows(b, b + 1));
-      ops::copy_into(one.mamba[i].ssm, dst.ssm.narrow_rows(b, b + 1));
-    }
   }
   return out;
 }
@@ -90,8 +83,10 @@ std::vector<Completion> generate(const nn::Model& model, const std::vector<std::
     const std::string ready = streams[b].take_ready();
     if (!ready.empty() && callbacks.on_text) callbacks.on_text(b, ready);
   };
+  Prefill pre;  // the batch's decode state, once the prompts are in
   auto finish = [&](size_t b, FinishReason why) {
     finished[b] = true;
+    pre.state.end_row(static_cast<int64_t>(b));  // frees its cached keys and values at once
     --remaining;
     streams[b].finish();
     emit_text(b);
@@ -104,7 +99,7 @@ std::vector<Completion> generate(const nn::Model& model, const std::vector<std::
     return out;
   }
 
-  Prefill pre = prefill(model, prompts);
+  pre = prefill(model, prompts);
   require_finite_logits(pre.logits);
   Sampler sampler(ctx, B, V, config.sampling, prompts);
   autograd::NoGradScope no_grad;

@@ -74,6 +74,50 @@ void HfConfigFields::size(const char* key, int64_t& out) const {
   out = v.get<int64_t>();
 }
 
+void HfConfigFields::count(const char* key, int64_t& out) const {
+  if (!j_.contains(key)) return;
+  const auto& v = j_.at(key);
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 2147483647)
+    bad(std::string("\"") + key + "\" is " + json_excerpt(v) + "; expected an integer in [0, 2^31).");
+  out = v.get<int64_t>();
+}
+
+void HfConfigFields::text(const char* key, std::string& out) const {
+  if (!j_.contains(key)) return;
+  const auto& v = j_.at(key);
+  if (!v.is_string()) bad(std::string("\"") + key + "\" is " + json_excerpt(v) + "; expected a string.");
+  out = v.get<std::string>();
+}
+
+void HfConfigFields::model_type(const char* type, const char* what) const {
+  const auto t = j_.find("model_type");
+  if (t == j_.end() || *t != type)
+    bad("\"model_type\" is " + (t == j_.end() ? std::string("missing") : json_excerpt(*t)) + "; expected \"" + type +
+        "\" (transformers " + what + ").");
+}
+
+bool HfConfigFields::layer_types(const char* key, int64_t n, std::vector<bool>& out) const {
+  if (!j_.contains(key) || j_.at(key).is_null()) return false;
+  const auto& v = j_.at(key);
+  if (!v.is_array()) bad(std::string("\"") + key + "\" is " + json_excerpt(v) + "; expected a list of \"mamba\" / \"attention\".");
+  if (static_cast<int64_t>(v.size()) != n)
+    bad(std::string("\"") + key + "\" lists " + std::to_string(v.size()) + " layers; \"num_hidden_layers\" is " +
+        std::to_string(n) + ".");
+  out.clear();
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i] != "mamba" && v[i] != "attention")
+      bad(std::string("\"") + key + "\"[" + std::to_string(i) + "] is " + json_excerpt(v[i]) +
+          ", an unknown layer type; Magellano runs \"mamba\" and \"attention\" layers.");
+    out.push_back(v[i] == "attention");
+  }
+  return true;
+}
+
+void HfConfigFields::absent(const char* key, const std::string& why) const {
+  if (j_.contains(key) && !j_.at(key).is_null())
+    bad(std::string("\"") + key + "\" is " + json_excerpt(j_.at(key)) + "; " + why);
+}
+
 void HfConfigFields::flag(const char* key, bool& out) const {
   if (!j_.contains(key)) return;
   const auto& v = j_.at(key);

@@ -26,10 +26,7 @@ void get_limit(const nlohmann::json& j, HfMamba2Config& c, const HfConfigFields&
 
 HfMamba2Config parse_hf_mamba2_config(const nlohmann::json& j, const std::string& source) {
   const HfConfigFields f(j, source);
-  const auto type = j.find("model_type");
-  if (type == j.end() || *type != "mamba2")
-    f.bad("\"model_type\" is " + (type == j.end() ? std::string("missing") : json_excerpt(*type)) +
-          "; expected \"mamba2\" (transformers Mamba2Config).");
+  f.model_type("mamba2", "Mamba2Config");
   HfMamba2Config c;
   f.size("vocab_size", c.vocab_size);
   f.size("hidden_size", c.hidden_size);

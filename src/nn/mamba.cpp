@@ -115,12 +115,12 @@ MambaBlock::MambaBlock(Context& ctx, const MambaConfig& c, Init& init)
     : norm(ctx, c.dim), mixer(ctx, c, init) {}
 
 Tensor MambaBlock::forward(const Tensor& x, MambaState* state) const {
-  return ops::add(x, mixer.forward(norm.forward(x), state));
+  return ops::add(x, mixer.forward(norm.forward(x), state), residual_scale);
 }
 
 Tensor MambaBlock::step(const Tensor& x_t, MambaState& state) const {
   autograd::NoGradScope no_grad;
-  return ops::add(x_t, mixer.step(norm.forward(x_t), state));
+  return ops::add(x_t, mixer.step(norm.forward(x_t), state), residual_scale);
 }
 
 void MambaBlock::collect(const std::string& p, std::vector<Parameter>& out) const {

@@ -123,12 +123,12 @@ Mamba2Block::Mamba2Block(Context& ctx, const Mamba2Config& c, Init& init)
     : norm(ctx, c.dim, c.norm_eps), mixer(ctx, c, init) {}
 
 Tensor Mamba2Block::forward(const Tensor& x, Mamba2State* state) const {
-  return ops::add(x, mixer.forward(norm.forward(x), state));
+  return ops::add(x, mixer.forward(norm.forward(x), state), residual_scale);
 }
 
 Tensor Mamba2Block::step(const Tensor& x_t, Mamba2State& state) const {
   autograd::NoGradScope no_grad;
-  return ops::add(x_t, mixer.step(norm.forward(x_t), state));
+  return ops::add(x_t, mixer.step(norm.forward(x_t), state), residual_scale);
 }
 
 void Mamba2Block::collect(const std::string& p, std::vector<Parameter>& out) const {

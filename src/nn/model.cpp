@@ -35,6 +35,13 @@ Model::Model(Context& ctx, const ModelSpec& spec, uint64_t seed)
   spec_.mamba2.dim = spec.dim;
   spec_.mamba2.num_layers = static_cast<int64_t>(spec.layers.size());
   spec_.mamba2.norm_eps = spec.norm_eps;
+  spec_.attention.dim = spec.dim;
+  spec_.attention.num_layers = static_cast<int64_t>(spec.layers.size());
+  spec_.attention.norm_eps = spec.norm_eps;
+  if (!(spec.embedding_multiplier > 0.0f) || !(spec.residual_multiplier > 0.0f) || !(spec.logits_scaling > 0.0f) ||
+      !std::isfinite(spec.embedding_multiplier) || !std::isfinite(spec.residual_multiplier) ||
+      !std::isfinite(spec.logits_scaling))
+    throw Error("model: the embedding, residual and logits multipliers must be finite and positive.");
   spec_.moe.dim = spec.dim;
   const float w2_scale = 1.0f / std::sqrt(static_cast<float>(spec.layers.size()));
   if (spec.base_storage != WeightStorage::f32 && !spec.lora.enabled())
@@ -51,10 +58,13 @@ Model::Model(Context& ctx, const ModelSpec& spec, uint64_t seed)
       blocks_.emplace_back(std::make_unique<MambaBlock>(ctx, spec_.mamba, init));
     else if (kind == 'S')
       blocks_.emplace_back(std::make_unique<Mamba2Block>(ctx, spec_.mamba2, init));
+    else if (kind == 'A')
+      blocks_.emplace_back(std::make_unique<AttentionBlock>(ctx, spec_.attention, init));
     else if (kind == 'E')
       blocks_.emplace_back(std::make_unique<MoEBlock>(ctx, spec_.moe, init, w2_scale, spec.norm_eps));
     else
-      throw Error(std::string("model: unknown block '") + kind + "' in the layer pattern (use M, S or E).");
+      throw Error(std::string("model: unknown block '") + kind + "' in the layer pattern (use M, S, A or E).");
+    std::visit([&](const auto& b) { b->residual_scale = spec.residual_multiplier; }, blocks_.back());
     prepare_block(blocks_.size() - 1);
   }
   if (!spec.tie_embeddings) {
@@ -114,19 +124,20 @@ std::vector<Parameter> Model::trainable_parameters() const {
 
 Tensor Model::head(const Tensor& h) const {
   Tensor x = norm_f_.forward(h);
-  return lm_head_ ? lm_head_->forward(x) : ops::linear(x, embedding_.weight);
+  const Tensor logits = lm_head_ ? lm_head_->forward(x) : ops::linear(x, embedding_.weight);
+  return spec_.logits_scaling == 1.0f ? logits : ops::scale(logits, 1.0f / spec_.logits_scaling);
 }
 
-ModelOutput Model::forward(const Tensor& ids, DecodeState* state) const {
+ModelOutput Model::forward(const Tensor& ids, DecodeState* state, int64_t row) const {
   ModelOutput out;
-  out.logits = head(body(ids, state, out));
+  out.logits = head(body(ids, state, row, out));
   return out;
 }
 
-Tensor Model::prefill(const Tensor& ids, DecodeState& state) const {
+Tensor Model::prefill(const Tensor& ids, DecodeState& state, int64_t row) const {
   autograd::NoGradScope no_grad;
   ModelOutput unused;
-  const Tensor h = body(ids, &state, unused);  // (B, L, D)
+  const Tensor h = body(ids, &state, row, unused);  // (B, L, D)
   const int64_t B = ids.size(0), L = ids.size(1), D = spec_.dim;
   std::vector<int32_t> last(B);
   for (int64_t b = 0; b < B; ++b) last[b] = static_cast<int32_t>(b * L + L - 1);
@@ -134,16 +145,29 @@ Tensor Model::prefill(const Tensor& ids, DecodeState& state) const {
   return head(ops::gather_rows(h.view(Shape{B * L, D}), idx));  // (B, V)
 }
 
-Tensor Model::body(const Tensor& ids, DecodeState* state, ModelOutput& out) const {
+Tensor Model::body(const Tensor& ids, DecodeState* state, int64_t row, ModelOutput& out) const {
   if (ids.dtype() != DType::i32 || ids.shape().ndim() != 2)
     throw Error("model: ids must be (B, L) i32, got " + ids.shape().str() + " " + to_string(ids.dtype()));
-  if (state) state->mamba.assign(blocks_.size(), {});
+  const int64_t B = ids.size(0), L = ids.size(1);
+  if (state) {
+    if (state->mamba.empty()) {
+      if (row != 0) throw Error("model: a prefill into row " + std::to_string(row) + " needs a state from empty_state().");
+      *state = empty_state(B);
+    }
+    if (state->mamba.size() != blocks_.size()) throw Error("model: the decode state belongs to another model.");
+    if (row < 0 || row + B > state->batch)
+      throw Error("model: rows [" + std::to_string(row) + ", " + std::to_string(row + B) +
+                  ") are outside the decode state's " + std::to_string(state->batch) + " rows.");
+    if (!state->kv.empty()) state->kv.begin_prefill(row, B, L);
+  }
   if (training() && autograd::grad_enabled()) advance_dropout_generation();
   Tensor h = embedding_.forward(ids);  // (B, L, D), the fp32 residual stream
+  if (spec_.embedding_multiplier != 1.0f) h = ops::scale(h, spec_.embedding_multiplier);
   const size_t n = blocks_.size();
   const size_t k = static_cast<size_t>(spec_.checkpoint_every);
   if (k == 0 || state || !autograd::grad_enabled()) {
-    Segment s = run_blocks(0, n, h, Tensor(), state);
+    Segment s = run_blocks(0, n, h, Tensor(), state, row);
+    if (state && !state->kv.empty()) state->kv.end_prefill(row, B, L);
     h = s.h;
     out.aux_loss = s.aux;
     out.expert_counts = std::move(s.counts);
@@ -159,7 +183,8 @@ Tensor Model::body(const Tensor& ids, DecodeState* state, ModelOutput& out) cons
   return h;
 }
 
-Model::Segment Model::run_blocks(size_t begin, size_t end, Tensor h, Tensor aux, DecodeState* state) const {
+Model::Segment Model::run_blocks(size_t begin, size_t end, Tensor h, Tensor aux, DecodeState* state,
+                                 int64_t row) const {
   Segment out;
   for (size_t i = begin; i < end; ++i) {
     std::visit(Visit{[&](const std::unique_ptr<MoEBlock>& b) {
@@ -168,8 +193,24 @@ Model::Segment Model::run_blocks(size_t begin, size_t end, Tensor h, Tensor aux,
                        aux = aux.defined() ? ops::add(aux, r.aux_loss) : r.aux_loss;
                        out.counts.push_back(r.expert_counts);
                      },
-                     [&](const auto& b) {  // Mamba, Mamba2
-                       h = b->forward(h, state ? &state->mamba[i] : nullptr);
+                     [&](const std::unique_ptr<AttentionBlock>& b) {
+                       h = b->forward(h, state ? &state->kv : nullptr, i, row);
+                     },
+                     [&](const auto& b) {  // Mamba, Mamba2: the rows' states, then into the batch's
+                       if (!state) {
+                         h = b->forward(h, nullptr);
+                         return;
+                       }
+                       MambaState rows;
+                       h = b->forward(h, &rows);
+                       MambaState& dst = state->mamba[i];
+                       if (row == 0 && h.size(0) == state->batch) {
+                         dst = std::move(rows);
+                         return;
+                       }
+                       autograd::NoGradScope no_grad;
+                       ops::copy_into(rows.conv, dst.conv.narrow_rows(row, row + h.size(0)));
+                       ops::copy_into(rows.ssm, dst.ssm.narrow_rows(row, row + h.size(0)));
                      }},
                blocks_[i]);
   }
@@ -195,7 +236,7 @@ Model::Segment Model::checkpointed(size_t begin, size_t end, const Tensor& h_in)
   {
     autograd::NoGradScope no_grad;
     if (fp16) kept = ops::cast(h_in, DType::f16);
-    s = run_blocks(begin, end, fp16 ? ops::cast(kept, DType::f32) : h_in, Tensor(), nullptr);
+    s = run_blocks(begin, end, fp16 ? ops::cast(kept, DType::f32) : h_in, Tensor(), nullptr, 0);
   }
   struct Shared {
     bool done = false;
@@ -222,7 +263,7 @@ Model::Segment Model::checkpointed(size_t begin, size_t end, const Tensor& h_in)
       autograd::NestedTape tape;
       autograd::EnableGradScope grad_on;
       GenerationScope same_masks(generation);
-      Segment r = run_blocks(begin, end, leaf, Tensor(), nullptr);
+      Segment r = run_blocks(begin, end, leaf, Tensor(), nullptr, 0);
       std::vector<Tensor> roots{r.h}, seeds{dh};
       if (r.aux.defined()) roots.push_back(r.aux), seeds.push_back(daux);
       autograd::backward(roots, seeds);
@@ -253,10 +294,21 @@ LossOutput Model::loss(const Tensor& ids, const Tensor& targets) const {
 
 DecodeState Model::empty_state(int64_t batch) const {
   DecodeState s;
-  for (const auto& b : blocks_)
+  s.batch = batch;
+  std::vector<std::pair<int64_t, int64_t>> kv_heads;  // (nKV, d) per block, (0, 0) without attention
+  bool attention = false;
+  for (const auto& b : blocks_) {
+    kv_heads.emplace_back(0, 0);
     std::visit(Visit{[&](const std::unique_ptr<MoEBlock>&) { s.mamba.push_back({}); },
+                     [&](const std::unique_ptr<AttentionBlock>& a) {
+                       s.mamba.push_back({});
+                       kv_heads.back() = {a->mixer.cfg.kv(), a->mixer.cfg.width()};
+                       attention = true;
+                     },
                      [&](const auto& m) { s.mamba.push_back(m->mixer.empty_state(batch)); }},
                b);
+  }
+  if (attention) s.kv = KvCache(embedding_.weight.ctx(), batch, kv_heads);
   return s;
 }
 
@@ -265,12 +317,19 @@ Tensor Model::step(const Tensor& ids_t, DecodeState& state) const {
   if (ids_t.dtype() != DType::i32 || ids_t.shape().ndim() != 1)
     throw Error("model: step ids must be (B) i32, got " + ids_t.shape().str());
   if (state.mamba.size() != blocks_.size()) throw Error("model: the decode state belongs to another model.");
+  if (ids_t.size(0) != state.batch)
+    throw Error("model: the step has " + std::to_string(ids_t.size(0)) + " rows, the decode state " +
+                std::to_string(state.batch) + ".");
   Tensor h = embedding_.forward(ids_t);  // (B, D)
+  if (spec_.embedding_multiplier != 1.0f) h = ops::scale(h, spec_.embedding_multiplier);
+  if (!state.kv.empty()) state.kv.begin_step();
   for (size_t i = 0; i < blocks_.size(); ++i) {
     std::visit(Visit{[&](const std::unique_ptr<MoEBlock>& b) { h = b->forward(h).out; },
+                     [&](const std::unique_ptr<AttentionBlock>& b) { h = b->step(h, state.kv, i); },
                      [&](const auto& b) { h = b->step(h, state.mamba[i]); }},
                blocks_[i]);
   }
+  if (!state.kv.empty()) state.kv.end_step();
   return head(h);
 }
 

@@ -120,7 +120,7 @@ MoEBlock::MoEBlock(Context& ctx, const MoEConfig& config, Init& init, float w2_s
 
 MoEOutput MoEBlock::forward(const Tensor& x) const {
   MoEOutput o = moe.forward(norm.forward(x));
-  o.out = ops::add(x, o.out);
+  o.out = ops::add(x, o.out, residual_scale);
   return o;
 }
 

@@ -84,7 +84,11 @@ nn::ModelSpec model_spec(const ModelConfig& m) {
   s.layers = layer_string(m.pattern);
   s.mamba = m.mamba_config();
   s.mamba2 = m.mamba2_config();
+  s.attention = m.attention_config();
   s.moe = m.moe_config();
+  s.embedding_multiplier = static_cast<float>(m.embedding_multiplier);
+  s.residual_multiplier = static_cast<float>(m.residual_multiplier);
+  s.logits_scaling = static_cast<float>(m.logits_scaling);
   s.tie_embeddings = m.tie_embeddings;
   s.norm_eps = static_cast<float>(m.norm_eps);
   return s;

@@ -135,6 +135,14 @@ const std::vector<Field>& schema() {
                        MG_ACCESS(model.mamba2.time_step_floor, double)));
     f.push_back(plain("model.mamba2.bias", Kind::boolean, MG_ACCESS(model.mamba2.bias, bool)));
     f.push_back(plain("model.mamba2.conv_bias", Kind::boolean, MG_ACCESS(model.mamba2.conv_bias, bool)));
+    f.push_back(integer("model.attention.heads", 1, MG_ACCESS(model.attention.heads, int64_t), kInf, 65536));
+    f.push_back(integer("model.attention.kv_heads", 0, MG_ACCESS(model.attention.kv_heads, int64_t), kInf, 65536));
+    f.push_back(integer("model.attention.head_dim", 0, MG_ACCESS(model.attention.head_dim, int64_t), kInf, 65536));
+    f.push_back(number("model.attention.rope_theta", 0, false, 1e12, false, MG_ACCESS(model.attention.rope_theta, double)));
+    f.push_back(number("model.attention.scale", 0, false, 1e6, false, MG_ACCESS(model.attention.scale, double)));
+    f.push_back(number("model.embedding_multiplier", 0, true, 1e6, false, MG_ACCESS(model.embedding_multiplier, double)));
+    f.push_back(number("model.residual_multiplier", 0, true, 1e6, false, MG_ACCESS(model.residual_multiplier, double)));
+    f.push_back(number("model.logits_scaling", 0, true, 1e6, false, MG_ACCESS(model.logits_scaling, double)));
     f.push_back(integer("model.moe.experts", 1, MG_ACCESS(model.moe.experts, int64_t), kInf, 4096));
     f.push_back(integer("model.moe.top_k", 1, MG_ACCESS(model.moe.top_k, int64_t), kInf, 4096));
     f.push_back(integer("model.moe.hidden", 0, MG_ACCESS(model.moe.hidden, int64_t), kInf, 1048576));
@@ -428,6 +436,7 @@ void resolve(Config& c) {
   if (m.dt_rank == 0) m.dt_rank = (m.dim + 15) / 16;
   if (m.moe.hidden == 0) m.moe.hidden = default_hidden(m.dim);
   if (m.num_mamba2() > 0) m.mamba2.check(m.dim);  // the section is unused without 'S' blocks
+  if (m.num_attention() > 0) m.attention.check(m.dim);  // nor this one without 'A' blocks
   if (m.moe.top_k > m.moe.experts)
     throw Error("config: 'model.moe.top_k' (" + std::to_string(m.moe.top_k) +
                 ") must be <= 'model.moe.experts' (" + std::to_string(m.moe.experts) + ").");
@@ -508,6 +517,9 @@ int64_t ModelConfig::num_mamba() const {
 }
 int64_t ModelConfig::num_mamba2() const {
   return std::count(pattern.begin(), pattern.end(), LayerKind::mamba2);
+}
+int64_t ModelConfig::num_attention() const {
+  return std::count(pattern.begin(), pattern.end(), LayerKind::attention);
 }
 int64_t ModelConfig::num_moe() const { return std::count(pattern.begin(), pattern.end(), LayerKind::moe); }
 

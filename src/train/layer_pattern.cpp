@@ -1,6 +1,8 @@
-// Layer patterns: "(MMME)x9MMM", "(SSSE)x3S" and lists of "mamba" / "mamba2" / "moe".
+// Layer patterns: "(MMME)x9MMM", "(SSSE)x3S", "(MMA)x4" and lists of "mamba" / "mamba2" /
+// "attention" / "moe".
 //
-// Grammar (spaces ignored):  seq := item*    item := ('M' | 'S' | 'E' | '(' seq ')') ['x' count]
+// Grammar (spaces ignored):  seq := item*    item := (letter | '(' seq ')') ['x' count]
+// letter := 'M' | 'S' | 'A' | 'E' (kLayerNames)
 // count := 1..9999 (decimal). A pattern must give at least one layer.
 // Bounded: groups nest at most kMaxDepth deep (the parser recurses once per level) and the
 // expansion stops at kMaxLayers, checked before anything is copied.
@@ -16,10 +18,25 @@ namespace {
 constexpr int64_t kMaxLayers = 100000;
 constexpr int kMaxDepth = 16;
 
-LayerKind kind_of(char letter) {
-  return letter == 'M' ? LayerKind::mamba : letter == 'S' ? LayerKind::mamba2 : LayerKind::moe;
+struct LayerName {
+  LayerKind kind;
+  char letter;
+  const char* name;  // in layer lists
+};
+constexpr LayerName kLayerNames[] = {{LayerKind::mamba, 'M', "mamba"},
+                                     {LayerKind::mamba2, 'S', "mamba2"},
+                                     {LayerKind::attention, 'A', "attention"},
+                                     {LayerKind::moe, 'E', "moe"}};
+const LayerName* by_letter(char c) {
+  for (const auto& n : kLayerNames)
+    if (n.letter == c) return &n;
+  return nullptr;
 }
-char letter_of(LayerKind k) { return k == LayerKind::mamba ? 'M' : k == LayerKind::mamba2 ? 'S' : 'E'; }
+char letter_of(LayerKind k) {
+  for (const auto& n : kLayerNames)
+    if (n.kind == k) return n.letter;
+  return '?';
+}
 
 class PatternParser {
  public:
@@ -29,7 +46,8 @@ class PatternParser {
     auto out = seq(0);
     skip_spaces();
     if (pos_ < s_.size()) fail(s_[pos_] == ')' ? "')' without a matching '('" : unexpected());
-    if (out.empty()) fail("it gives no layers; use 'M' (Mamba), 'S' (Mamba2) and 'E' (MoE), e.g. \"(MMME)x9MMM\"");
+    if (out.empty())
+      fail("it gives no layers; use 'M' (Mamba), 'S' (Mamba2), 'A' (attention) and 'E' (MoE), e.g. \"(MMME)x9MMM\"");
     return out;
   }
 
@@ -41,8 +59,8 @@ class PatternParser {
       if (pos_ >= s_.size()) break;
       const char c = s_[pos_];
       std::vector<LayerKind> item;
-      if (c == 'M' || c == 'S' || c == 'E') {
-        item.push_back(kind_of(c));
+      if (const LayerName* n = by_letter(c)) {
+        item.push_back(n->kind);
         ++pos_;
       } else if (c == '(') {
         if (depth >= kMaxDepth) fail("groups nested more than " + std::to_string(kMaxDepth) + " deep");
@@ -91,7 +109,7 @@ class PatternParser {
   }
   std::string unexpected() const {
     return "unexpected '" + excerpt(std::string_view(&s_[pos_], 1)) +
-           "' (use 'M' = Mamba, 'S' = Mamba2, 'E' = MoE, groups '(...)' and repeats 'xN')";
+           "' (use 'M' = Mamba, 'S' = Mamba2, 'A' = attention, 'E' = MoE, groups '(...)' and repeats 'xN')";
   }
   [[noreturn]] void fail(const std::string& why) const {
     throw Error("config: " + what_ + " \"" + excerpt(s_) + "\" is not a valid layer pattern: " + why +
@@ -110,7 +128,8 @@ std::vector<LayerKind> parse_layer_pattern(const std::string& pattern, const std
 }
 
 std::vector<LayerKind> parse_layer_list(const nlohmann::json& list, const std::string& what) {
-  if (!list.is_array()) throw Error("config: " + what + " must be a list of \"mamba\" / \"mamba2\" / \"moe\".");
+  if (!list.is_array())
+    throw Error("config: " + what + " must be a list of \"mamba\" / \"mamba2\" / \"attention\" / \"moe\".");
   if (list.empty()) throw Error("config: " + what + " is empty; give at least one layer.");
   if (list.size() > static_cast<size_t>(kMaxLayers))
     throw Error("config: " + what + " has " + std::to_string(list.size()) + " layers, more than " +
@@ -119,12 +138,13 @@ std::vector<LayerKind> parse_layer_list(const nlohmann::json& list, const std::s
   for (size_t i = 0; i < list.size(); ++i) {
     const auto& v = list[i];
     const std::string s = v.is_string() ? v.get<std::string>() : std::string();
-    if (s == "mamba" || s == "M") out.push_back(LayerKind::mamba);
-    else if (s == "mamba2" || s == "S") out.push_back(LayerKind::mamba2);
-    else if (s == "moe" || s == "E") out.push_back(LayerKind::moe);
-    else
-      throw Error("config: " + what + "[" + std::to_string(i) + "] must be \"mamba\", \"mamba2\" or \"moe\", got " +
-                  json_excerpt(v) + ".");
+    const LayerName* found = nullptr;
+    for (const auto& n : kLayerNames)
+      if (s == n.name || (s.size() == 1 && s[0] == n.letter)) found = &n;
+    if (!found)
+      throw Error("config: " + what + "[" + std::to_string(i) +
+                  "] must be \"mamba\", \"mamba2\", \"attention\" or \"moe\", got " + json_excerpt(v) + ".");
+    out.push_back(found->kind);
   }
   return out;
 }

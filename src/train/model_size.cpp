@@ -53,9 +53,19 @@ struct Mamba2Widths {
         N(m.mamba2.d_state), K(m.mamba2.d_conv), C(Di + 2 * G * N), I(Di + C + H) {}
 };
 
-// Elements of every Linear weight of one Mamba, Mamba2 and MoE block.
+// The widths of one attention block: H query heads, KV kv heads of width d; Q = H·d, Kd = KV·d.
+struct AttentionWidths {
+  Count D, H, KV, d, Q, Kd;
+  explicit AttentionWidths(const ModelConfig& m)
+      : D(m.dim), H(m.attention.heads), KV(m.attention.kv_heads ? m.attention.kv_heads : m.attention.heads),
+        d(m.attention.head_dim ? m.attention.head_dim : m.dim / std::max<int64_t>(1, m.attention.heads)),
+        Q(H * d), Kd(KV * d) {}
+};
+
+// Elements of every Linear weight of one Mamba, Mamba2, attention and MoE block.
 Count mamba_linear(const Widths& w) { return 2 * w.E * w.D + (w.R + 2 * w.N) * w.E + w.E * w.R + w.D * w.E; }
 Count mamba2_linear(const Mamba2Widths& s) { return s.I * s.D + s.D * s.Di; }  // in_proj, out_proj
+Count attention_linear(const AttentionWidths& a) { return 2 * a.Q * a.D + 2 * a.Kd * a.D; }  // q, k, v, o
 Count moe_linear(const Widths& w) { return w.X * w.D + w.X * (w.glu ? 3 : 2) * w.F * w.D; }
 
 }  // namespace
@@ -77,13 +87,18 @@ ParamCounts count_params(const ModelConfig& m) {
                              + 3 * s.H                                  // dt_bias, A_log, D
                              + s.Di                                     // gated norm
                              + s.D * s.Di + (bias ? s.D : 0);           // out_proj
+  const AttentionWidths a(m);
+  const Count attention_block = a.D + attention_linear(a);  // norm, q/k/v/o_proj
   const Count expert = (w.glu ? 3 : 2) * w.F * w.D;
   const Count moe_block = w.D + w.X * w.D + w.X * expert;
-  const Count mamba_layers = m.num_mamba(), mamba2_layers = m.num_mamba2(), moe_layers = m.num_moe();
+  const Count mamba_layers = m.num_mamba(), mamba2_layers = m.num_mamba2(), moe_layers = m.num_moe(),
+              attention_layers = m.num_attention();
   const Count embedding = w.V * w.D, lm_head = m.tie_embeddings ? Count(0) : w.V * w.D;
   const Count total = embedding + w.D + lm_head + mamba_layers * mamba_block + mamba2_layers * mamba2_block +
-                      moe_layers * moe_block;
+                      attention_layers * attention_block + moe_layers * moe_block;
   ParamCounts p;
+  p.attention_layers = attention_layers.value();
+  p.attention_block = attention_block.value();
   p.mamba_layers = mamba_layers.value();
   p.mamba2_layers = mamba2_layers.value();
   p.moe_layers = moe_layers.value();
@@ -121,6 +136,11 @@ MemoryEstimate estimate_memory(const ModelConfig& m, int64_t batch, int64_t seq_
   const Count mamba2_acts = mamba2_layers *
                             (T * (2 * s.D + 1 + 3 * s.Di + 3 * s.C + 3 * s.H + s.G) +
                              B * s.H * ssd_chunks * (s.N * s.P + 1)) * f;
+  // Per attention layer: the block input, its norm output and rstd (2D + 1); q, k, v from the
+  // projections (Q + 2Kd) and q, k after rope (Q + Kd); the attention output (Q) and its
+  // log-sum-exp (H), never an L × L matrix.
+  const AttentionWidths a(m);
+  const Count attention_acts = Count(p.attention_layers) * T * (2 * a.D + 1 + 3 * a.Q + 3 * a.Kd + a.H) * f;
   const Count moe_acts =
       moe_layers * T * (2 * w.D + 2 + 2 * w.X + w.K * (2 * w.D + w.F * (w.glu ? 2 : 1) + 5)) * f;
   const Count head = (T * (2 * w.D + 2) + 2 * T * w.V) * f;
@@ -129,9 +149,11 @@ MemoryEstimate estimate_memory(const ModelConfig& m, int64_t batch, int64_t seq_
   if (p.mamba2_layers)
     ws = max(ws, T * (3 * s.Di + 4 * s.C + 4 * s.H + 2 * s.H * s.N) + B * ssd_chunks * (s.G * Q * Q + s.H * s.N * s.P));
   if (p.moe_layers) ws = max(ws, T * w.K * (2 * w.D + 2 * w.F));
+  if (p.attention_layers) ws = max(ws, T * (2 * a.Q + 2 * a.Kd + a.H));  // dO, dQ, dK, dV, rowsum(dO·O)
   const Count workspace = (ws + 2 * T * w.D) * f;
-  const Count activations = mamba_acts + scan_states + mamba2_acts + moe_acts + head + workspace;
+  const Count activations = mamba_acts + scan_states + mamba2_acts + attention_acts + moe_acts + head + workspace;
   e.mamba_activations = mamba_acts.value();
+  e.attention_activations = attention_acts.value();
   e.scan_states = scan_states.value();
   e.mamba2_activations = mamba2_acts.value();
   e.moe_activations = moe_acts.value();
@@ -155,12 +177,16 @@ LoRACounts count_lora(const Config& c) {
                            (on("dt_proj") ? r * (w.R + w.E) : 0) + (on("out_proj") ? r * (w.E + w.D) : 0);
   const Mamba2Widths s(m);
   const Count mamba2_lora = (on("in_proj") ? r * (w.D + s.I) : 0) + (on("out_proj") ? r * (s.Di + w.D) : 0);
+  const AttentionWidths a(m);
+  const Count attention_lora = (on("q_proj") ? r * (a.D + a.Q) : 0) + (on("k_proj") ? r * (a.D + a.Kd) : 0) +
+                               (on("v_proj") ? r * (a.D + a.Kd) : 0) + (on("o_proj") ? r * (a.Q + a.D) : 0);
   const Count moe_lora = (on("gate") ? r * (w.D + w.X) : 0) + (on("experts") ? w.X * (w.glu ? 3 : 2) * r * (w.D + w.F) : 0);
   LoRACounts out;
-  out.lora = (Count(m.num_mamba()) * mamba_lora + Count(m.num_mamba2()) * mamba2_lora + Count(m.num_moe()) * moe_lora)
+  out.lora = (Count(m.num_mamba()) * mamba_lora + Count(m.num_mamba2()) * mamba2_lora +
+              Count(m.num_attention()) * attention_lora + Count(m.num_moe()) * moe_lora)
                  .value();
   out.linear_weights = (Count(m.num_mamba()) * mamba_linear(w) + Count(m.num_mamba2()) * mamba2_linear(s) +
-                        Count(m.num_moe()) * moe_linear(w))
+                        Count(m.num_attention()) * attention_linear(a) + Count(m.num_moe()) * moe_linear(w))
                            .value();
   return out;
 }
@@ -192,19 +218,23 @@ MemoryEstimate estimate_memory(const Config& c) {
     // computed before the fp16 one takes it): the largest, usually the LM head.
     const Widths w(m);
     const Count mamba2_in = m.num_mamba2() > 0 ? Mamba2Widths(m).I * w.D : Count(0);
+    const Count attention_q = m.num_attention() > 0 ? AttentionWidths(m).Q * w.D : Count(0);
     e.workspace =
-        (Count(e.workspace) + max(max(max(w.V * w.D, 2 * w.E * w.D), w.F * w.D), mamba2_in) * f).value();
+        (Count(e.workspace) + max(max(max(max(w.V * w.D, 2 * w.E * w.D), w.F * w.D), mamba2_in), attention_q) * f)
+            .value();
   }
   const Count k = c.train.gradient_checkpointing;
-  const Count layers = Count(p.mamba_layers) + p.mamba2_layers + p.moe_layers;
+  const Count layers = Count(p.mamba_layers) + p.mamba2_layers + p.attention_layers + p.moe_layers;
   if (k.value() > 0 && layers.value() > 0) {
     const Count per_mamba = p.mamba_layers ? (Count(e.mamba_activations) + e.scan_states) / p.mamba_layers : 0;
     const Count per_mamba2 = p.mamba2_layers ? Count(e.mamba2_activations) / p.mamba2_layers : 0;
     const Count per_moe = p.moe_layers ? Count(e.moe_activations) / p.moe_layers : 0;
-    const Count seg = (k < layers ? k : layers) * max(max(per_mamba, per_mamba2), per_moe);
+    const Count per_attention = p.attention_layers ? Count(e.attention_activations) / p.attention_layers : 0;
+    const Count seg = (k < layers ? k : layers) * max(max(max(per_mamba, per_mamba2), per_moe), per_attention);
     const Count input_bytes = dtype_size(c.train.activation_dtype);
     const Count inputs = (layers + k - 1) / k * T * m.dim * input_bytes;
-    const Count all = Count(e.mamba_activations) + e.scan_states + e.mamba2_activations + e.moe_activations;
+    const Count all =
+        Count(e.mamba_activations) + e.scan_states + e.mamba2_activations + e.attention_activations + e.moe_activations;
     const double scale = double(seg.value()) / double(std::max<int64_t>(1, all.value()));
     // Each part scaled is at most seg (a part is at most `all`), which fits: the casts cannot overflow.
     const auto scaled = [&](int64_t part) { return static_cast<int64_t>(std::min(double(part) * scale, 9.2e18)); };
@@ -212,14 +242,15 @@ MemoryEstimate estimate_memory(const Config& c) {
     e.scan_states = scaled(e.scan_states);
     e.mamba2_activations = scaled(e.mamba2_activations);
     e.moe_activations = scaled(e.moe_activations);
+    e.attention_activations = scaled(e.attention_activations);
   }
   if (c.lora.enabled()) {  // dropout output and the (T, r) intermediate per adapter, in the kept layers
     const Count kept = k.value() > 0 ? (k < layers ? k : layers) : layers;
     const Count per_layer = (lc.lora > 0 && layers.value() > 0) ? 4 * T * (Count(c.lora.rank) + (c.lora.dropout > 0 ? m.dim : 0)) : 0;
     e.workspace = (Count(e.workspace) + kept * per_layer * f).value();
   }
-  const Count activations =
-      Count(e.mamba_activations) + e.scan_states + e.mamba2_activations + e.moe_activations + e.head + e.workspace;
+  const Count activations = Count(e.mamba_activations) + e.scan_states + e.mamba2_activations +
+                            e.attention_activations + e.moe_activations + e.head + e.workspace;
   e.activations = activations.value();
   e.total = (Count(e.weights) + e.gradients + e.optimizer_state + activations).value();
   return e;
@@ -232,7 +263,8 @@ nlohmann::json to_json(const ParamCounts& p) {
           {"mamba_block", p.mamba_block}, {"mamba2_block", p.mamba2_block},
           {"moe_block", p.moe_block},   {"expert", p.expert},
           {"final_norm", p.final_norm}, {"mamba_layers", p.mamba_layers},
-          {"mamba2_layers", p.mamba2_layers}, {"moe_layers", p.moe_layers}};
+          {"mamba2_layers", p.mamba2_layers}, {"moe_layers", p.moe_layers},
+          {"attention_block", p.attention_block}, {"attention_layers", p.attention_layers}};
 }
 
 nlohmann::json to_json(const MemoryEstimate& m) {
@@ -245,6 +277,7 @@ nlohmann::json to_json(const MemoryEstimate& m) {
            {{"mamba", m.mamba_activations},
             {"scan_states", m.scan_states},
             {"mamba2", m.mamba2_activations},
+            {"attention", m.attention_activations},
             {"moe", m.moe_activations},
             {"head", m.head},
             {"workspace", m.workspace}}},

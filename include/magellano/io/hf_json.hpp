@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -37,6 +38,17 @@ class HfConfigFields {
   [[noreturn]] void bad(const std::string& what) const;
   // An integer in [1, 2^31 - 1], so that a product of two sizes cannot overflow int64.
   void size(const char* key, int64_t& out) const;
+  // The same, 0 allowed (a count of optional parts, e.g. experts).
+  void count(const char* key, int64_t& out) const;
+  // A string.
+  void text(const char* key, std::string& out) const;
+  // Throws unless "model_type" is `type` (`what` names the transformers class in the message).
+  void model_type(const char* type, const char* what) const;
+  // A list of n layer kinds, each "mamba" or "attention", under `key`: out[i] = (kind is
+  // attention). False when the key is absent.
+  bool layer_types(const char* key, int64_t n, std::vector<bool>& out) const;
+  // Throws when `key` is present and not null: a feature Magellano does not run.
+  void absent(const char* key, const std::string& why) const;
   void flag(const char* key, bool& out) const;
   // A finite number > 0 (>= 0 with zero_ok).
   void number(const char* key, double& out, bool zero_ok = false) const;

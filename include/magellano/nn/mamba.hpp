@@ -56,7 +56,7 @@ class MambaMixer : public Module {
   Tensor D;            // (E)
 };
 
-// x + mixer(RMSNorm(x)); the residual stream stays fp32.
+// x + residual_scale · mixer(RMSNorm(x)); the residual stream stays fp32.
 class MambaBlock : public Module {
  public:
   MambaBlock(Context& ctx, const MambaConfig& cfg, Init& init);
@@ -66,6 +66,7 @@ class MambaBlock : public Module {
   void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) override;
   RMSNorm norm;
   MambaMixer mixer;
+  float residual_scale = 1.0f;  // Granite's residual_multiplier
 };
 
 }  // namespace magellano::nn

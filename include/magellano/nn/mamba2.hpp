@@ -76,7 +76,7 @@ class Mamba2Mixer : public Module {
   ops::SsdOptions scan_options() const;
 };
 
-// x + mixer(RMSNorm(x)); the residual stream stays fp32.
+// x + residual_scale · mixer(RMSNorm(x)); the residual stream stays fp32.
 class Mamba2Block : public Module {
  public:
   Mamba2Block(Context& ctx, const Mamba2Config& cfg, Init& init);
@@ -86,6 +86,7 @@ class Mamba2Block : public Module {
   void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) override;
   RMSNorm norm;
   Mamba2Mixer mixer;
+  float residual_scale = 1.0f;  // Granite's residual_multiplier
 };
 
 }  // namespace magellano::nn

@@ -1,7 +1,9 @@
-// The language model: embedding, a pattern of Mamba, Mamba2 and MoE residual blocks, a final RMSNorm
-// and an LM head (tied to the embedding unless configured otherwise).
+// The language model: embedding, a pattern of Mamba, Mamba2, attention and MoE residual blocks, a
+// final RMSNorm and an LM head (tied to the embedding unless configured otherwise).
 //
-//   ids (B, L) i32 → embedding (B, L, D) → blocks → norm_f → logits (B, L, V)
+//   ids (B, L) i32 → embedding (B, L, D) × embedding_multiplier → blocks → norm_f
+//     → logits (B, L, V) / logits_scaling
+//   each block: h ← h + residual_multiplier · f(RMSNorm(h))
 //   loss = cross_entropy(logits, targets) + Σ over MoE blocks of their aux losses
 //
 // Parameter names follow Hugging Face's MambaForCausalLM / Mamba2ForCausalLM (and Mixtral for
@@ -12,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "magellano/nn/attention.hpp"
 #include "magellano/nn/embedding.hpp"
 #include "magellano/nn/linear.hpp"
 #include "magellano/nn/mamba.hpp"
@@ -23,12 +26,16 @@ namespace magellano::nn {
 
 struct ModelSpec {
   int64_t vocab_size = 0, dim = 0;
-  std::string layers;   // one character per block: 'M' Mamba, 'S' Mamba2 (SSD), 'E' MoE (experts)
+  // One character per block: 'M' Mamba, 'S' Mamba2 (SSD), 'A' attention, 'E' MoE (experts).
+  std::string layers;
   MambaConfig mamba;    // dim and num_layers are filled in from the spec
   Mamba2Config mamba2;  // dim, num_layers and norm_eps are filled in from the spec
+  AttentionConfig attention;  // dim, num_layers and norm_eps are filled in from the spec
   MoEConfig moe;        // dim is filled in from the spec
   bool tie_embeddings = true;
   float norm_eps = 1e-5f;
+  // Granite's scalings (1 = none, the arithmetic of a model without them).
+  float embedding_multiplier = 1.0f, residual_multiplier = 1.0f, logits_scaling = 1.0f;
   // LoRA: when lora.enabled(), every base parameter is frozen, the Linear weights are stored
   // as `base_storage`, and the targeted Linears get adapters (A drawn from a generator of its
   // own, so the base weights are those of the same seed without LoRA). Each block is built,
@@ -69,9 +76,16 @@ struct LossOutput {
   std::vector<Tensor> expert_counts;  // per MoE block, (X) i32
 };
 
-// The recurrent state of every Mamba and Mamba2 block, for step-by-step decoding.
+// What decoding keeps per row of a batch: the recurrent state of every Mamba and Mamba2 block, and
+// the attention blocks' keys and values.
 struct DecodeState {
-  std::vector<MambaState> mamba;  // one per block (a Mamba2State for Mamba2); empty for MoE blocks
+  int64_t batch = 0;
+  std::vector<MambaState> mamba;  // one per block (a Mamba2State for Mamba2); empty for other blocks
+  KvCache kv;                     // empty without attention blocks
+  // Row b is done: its cached keys and values are freed at once (its Mamba state is a fixed size).
+  void end_row(int64_t b) {
+    if (!kv.empty()) kv.release(b);
+  }
 };
 
 class Model : public Module {
@@ -79,16 +93,18 @@ class Model : public Module {
   Model(Context& ctx, const ModelSpec& spec, uint64_t seed);
   const ModelSpec& spec() const { return spec_; }
 
-  // ids: (B, L) i32. With `state`, it receives the decode state after the last position.
-  ModelOutput forward(const Tensor& ids, DecodeState* state = nullptr) const;
+  // ids: (B, L) i32. With `state`, it receives the decode state after the last position: a
+  // default-constructed state becomes one of B rows; one from empty_state(N) receives rows
+  // [row, row + B), which must be empty (a prompt joining a batch).
+  ModelOutput forward(const Tensor& ids, DecodeState* state = nullptr, int64_t row = 0) const;
   // targets: (B, L) i32 (the next token of each position; -100 = ignore).
   LossOutput loss(const Tensor& ids, const Tensor& targets) const;
   // One position for every sequence, no autograd: ids_t (B) i32 → logits (B, V).
   Tensor step(const Tensor& ids_t, DecodeState& state) const;
   // Prefill for decoding, no autograd: ids (B, L) i32 → the logits of the last position only
   // (B, V), equal to forward(ids).logits[:, L-1]; `state` receives the state after it. Never
-  // holds (B, L, V) logits, so long prompts with large vocabularies fit.
-  Tensor prefill(const Tensor& ids, DecodeState& state) const;
+  // holds (B, L, V) logits, so long prompts with large vocabularies fit. `row` as in forward().
+  Tensor prefill(const Tensor& ids, DecodeState& state, int64_t row = 0) const;
   DecodeState empty_state(int64_t batch) const;
 
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
@@ -106,18 +122,19 @@ class Model : public Module {
     std::vector<Tensor> counts;
   };
   // Blocks [begin, end) on h; aux adds to `aux_in` (undefined: none yet).
-  Segment run_blocks(size_t begin, size_t end, Tensor h, Tensor aux_in, DecodeState* state) const;
+  Segment run_blocks(size_t begin, size_t end, Tensor h, Tensor aux_in, DecodeState* state, int64_t row) const;
   // One checkpointed segment: forward without recording, recompute in the backward.
   Segment checkpointed(size_t begin, size_t end, const Tensor& h) const;
   void prepare_block(size_t i);  // LoRA: freezes, converts, attaches adapters; else weight_dtype
   Tensor head(const Tensor& h) const;  // norm_f then the LM head: (..., D) → (..., V)
   // Embedding and blocks: ids (B, L) → the residual stream (B, L, D); MoE outputs go to `out`.
-  Tensor body(const Tensor& ids, DecodeState* state, ModelOutput& out) const;
+  Tensor body(const Tensor& ids, DecodeState* state, int64_t row, ModelOutput& out) const;
   ModelSpec spec_;
   Init init_;  // one generator for every draw, in construction order (before embedding_)
   Init lora_init_;  // the adapters' A matrices, in construction order
   Embedding embedding_;
-  std::vector<std::variant<std::unique_ptr<MambaBlock>, std::unique_ptr<Mamba2Block>, std::unique_ptr<MoEBlock>>>
+  std::vector<std::variant<std::unique_ptr<MambaBlock>, std::unique_ptr<Mamba2Block>,
+                           std::unique_ptr<AttentionBlock>, std::unique_ptr<MoEBlock>>>
       blocks_;
   RMSNorm norm_f_;
   std::unique_ptr<Linear> lm_head_;  // null when tied

@@ -74,7 +74,7 @@ class MoE : public Module {
   std::vector<Expert> experts;
 };
 
-// out = x + moe(rms_norm(x)), aux terms from the MoE.
+// out = x + residual_scale · moe(rms_norm(x)), aux terms from the MoE.
 class MoEBlock : public Module {
  public:
   MoEBlock(Context& ctx, const MoEConfig& config, Init& init, float w2_scale = 1.0f,
@@ -86,6 +86,7 @@ class MoEBlock : public Module {
 
   RMSNorm norm;
   MoE moe;
+  float residual_scale = 1.0f;  // Granite's residual_multiplier
 };
 
 }  // namespace magellano::nn

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "magellano/nn/attention.hpp"
 #include "magellano/nn/lora.hpp"
 #include "magellano/nn/mamba.hpp"
 #include "magellano/nn/mamba2.hpp"
@@ -26,15 +27,15 @@
 
 namespace magellano::train {
 
-enum class LayerKind { mamba, mamba2, moe };
+enum class LayerKind { mamba, mamba2, attention, moe };
 
 // "MME", "(MMME)x9MMM", nested groups "((ME)x2M)x3": 'M' = Mamba block, 'S' = Mamba2 (SSD)
-// block, 'E' = MoE block, a group in parentheses, "xN" repeats the preceding letter or group
+// block, 'A' = attention block, 'E' = MoE block, a group in parentheses, "xN" repeats the preceding letter or group
 // N >= 1 times. Spaces are ignored. Throws Error naming `what` (e.g. "'model.layers'") and the
 // position of the problem.
 std::vector<LayerKind> parse_layer_pattern(const std::string& pattern,
                                            const std::string& what = "layer pattern");
-// A list of "mamba" / "mamba2" / "moe" (or "M" / "S" / "E").
+// A list of "mamba" / "mamba2" / "attention" / "moe" (or "M" / "S" / "A" / "E").
 std::vector<LayerKind> parse_layer_list(const nlohmann::json& list,
                                         const std::string& what = "layer list");
 // One letter per layer: "MMME...", "SSSE...".
@@ -87,6 +88,19 @@ struct Mamba2Section {
   bool operator==(const Mamba2Section&) const = default;
 };
 
+// model.attention: the attention ('A') blocks (nn::AttentionConfig).
+struct AttentionSection {
+  int64_t heads = 8;
+  int64_t kv_heads = 0;    // 0 = heads
+  int64_t head_dim = 0;    // 0 = dim / heads
+  double rope_theta = 10000.0;  // 0 = no rotary positions (NoPE)
+  double scale = 0.0;           // the score scale; 0 = 1/sqrt(head_dim)
+  // Throws a config error naming the key unless the heads divide dim (without head_dim),
+  // kv_heads divides heads and the head width is one the kernels run (src/train/attention_section.cpp).
+  void check(int64_t dim) const;
+  bool operator==(const AttentionSection&) const = default;
+};
+
 struct ModelConfig {
   int64_t vocab_size = 50257;
   int64_t dim = 768;
@@ -100,13 +114,18 @@ struct ModelConfig {
   double norm_eps = 1e-5;
   int64_t scan_chunk = 64;
   Mamba2Section mamba2;
+  AttentionSection attention;
   MoESection moe;
+  // Granite's scalings: the embedding output ×, each block's residual branch ×, the logits ÷.
+  double embedding_multiplier = 1.0, residual_multiplier = 1.0, logits_scaling = 1.0;
 
   int64_t num_mamba() const;   // Mamba ('M') blocks
   int64_t num_mamba2() const;  // Mamba2 ('S') blocks
+  int64_t num_attention() const;  // attention ('A') blocks
   int64_t num_moe() const;
   nn::MambaConfig mamba_config() const;  // num_layers = number of layers (for out_proj scale)
   nn::Mamba2Config mamba2_config() const;  // the same, and norm_eps
+  nn::AttentionConfig attention_config() const;  // the same
   nn::MoEConfig moe_config() const;
   bool operator==(const ModelConfig&) const = default;
 };

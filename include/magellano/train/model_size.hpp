@@ -8,6 +8,8 @@
 //                A_log E·N; D E; out_proj D·E
 //   Mamba2 block norm D; in_proj I·D (+ I with bias); conv1d C·K (+ C with conv_bias);
 //                dt_bias, A_log, D 3H; gated norm Di; out_proj D·Di (+ D with bias)
+//   attention    norm D; q_proj Q·D, k_proj and v_proj Kd·D each, o_proj D·Q (Q = heads·d,
+//                Kd = kv_heads·d, d = head_dim)
 //   MoE block    norm D; gate X·D; X experts of w1 F·D, w2 D·F (+ w3 F·D for SwiGLU)
 //   model        embedding V·D; final norm D; LM head V·D unless tie_embeddings
 // Every parameter is trainable unless LoRA is on (count_params(Config) then counts adapters). Active per token:
@@ -27,6 +29,9 @@
 //   T·(2D + 1 + 3Di + 3C + 3H + G) floats, + the scan's chunk states and decays
 //   B·H·ceil(L/Q)·(N·P + 1) with Q = model.mamba2.chunk_size (0: 64, the device default; cut to
 //   L rounded up to 8 when longer);
+//   per attention layer: the block input, its norm output and rstd (2D + 1), q, k, v (Q + 2Kd),
+//   q and k after rope (Q + Kd), the attention output (Q) and its log-sum-exp (heads)  →
+//   T·(2D + 1 + 3Q + 3Kd + heads) floats (never an L × L matrix);
 //   per MoE layer: the block input and its norm output (2D), rstd and the z-loss lse (2), the
 //   router logits and probabilities (2X), and per routed pair (K per token) the gathered input
 //   and the expert output (2D), the pre-activations h1 (and h3) (F or 2F), its weight (1) and
@@ -37,7 +42,7 @@
 //   Δ, u, the in_proj output (2E) and B, C: T·(6E + 2N) + the scan's chunk scratch
 //   scan_chunk·N·B·E; Mamba2: T·(3Di + 4C + 4H + 2HN) for the gradients of the pieces and the
 //   scan's per-head dB, dC, + B·ceil(L/Q)·(G·Q² + H·N·P) for its C·Bᵀ tiles and state gradients;
-//   MoE: T·K·(2D + 2F) for dxs, dys and the expert scratch), plus two residual-stream gradients T·2D.
+//   MoE: T·K·(2D + 2F) for dxs, dys and the expert scratch; attention: T·(2Q + 2Kd + heads)), plus two residual-stream gradients T·2D.
 // The total adds the head's and the workspace's peaks even though they do not coincide, so it
 // errs a little on the safe side. Allocator rounding and the kernels' tiny buffers are ignored.
 #pragma once
@@ -57,6 +62,7 @@ struct ParamCounts {
   int64_t embedding = 0, lm_head = 0, mamba_block = 0, mamba2_block = 0, moe_block = 0, expert = 0,
           final_norm = 0;
   int64_t mamba_layers = 0, mamba2_layers = 0, moe_layers = 0;
+  int64_t attention_block = 0, attention_layers = 0;
 };
 
 // `model` must be resolved (as load_config / Config::from_json leave it).
@@ -72,10 +78,10 @@ ParamCounts count_params(const Config& config);
 
 struct MemoryEstimate {  // bytes
   int64_t weights = 0, gradients = 0, optimizer_state = 0, activations = 0, total = 0;
-  // activations = mamba_activations + scan_states + mamba2_activations + moe_activations + head +
+  // activations = mamba_activations + scan_states + mamba2_activations + attention_activations + moe_activations + head +
   // workspace; mamba2_activations includes the SSD's chunk states
   int64_t mamba_activations = 0, scan_states = 0, mamba2_activations = 0, moe_activations = 0, head = 0,
-          workspace = 0;
+          workspace = 0, attention_activations = 0;
   int64_t batch = 0, seq_len = 0;
 };
 
