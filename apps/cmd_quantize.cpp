@@ -30,7 +30,7 @@ int run_quantize(int argc, char** argv) {
   std::string in, out;
   cli::add_common_options(opts, cli::kDevice | cli::kJson);
   opts.add_options()(
-      "in", po::value(&in)->required(), "checkpoint folder (model.safetensors) or .safetensors file")(
+      "in", po::value(&in)->required(), "checkpoint folder (model.safetensors, or sharded: model.safetensors.index.json + shards) or .safetensors file")(
       "out", po::value(&out)->required(), "new folder (for a folder input) or new file")(
       "verbose,v", "print one line per tensor");
   po::variables_map vm;

@@ -130,6 +130,17 @@ put("checkpoint", "issue23-deep-state", joined("{}", '{"format": "magellano-chec
 put("safetensors", "issue23-deep-dtype", raw_safetensors('{"a":{"dtype":' + DEEP + ',"shape":[1],"data_offsets":[0,4]}}', b"\0" * 4))
 put("bpe_tokenizer", "issue23-deep-encoder", joined('{"a": ' + DEEP + '}', merges_txt, "x"))
 
+# ---- safetensors_index: model.safetensors.index.json ----------------------------------------------
+SHARDS = {"backbone.embeddings.weight": "model-00001-of-00002.safetensors",
+          "backbone.layers.0.mixer.A_log": "model-00001-of-00002.safetensors",
+          "lm_head.weight": "model-00002-of-00002.safetensors"}
+put("safetensors_index", "transformers", json.dumps({"metadata": {"total_size": 6525276160}, "weight_map": SHARDS}, indent=2))
+put("safetensors_index", "subfolder", '{"weight_map": {"a": "./shards/a.safetensors"}}')
+put("safetensors_index", "escape", '{"weight_map": {"a": "../a.safetensors", "b": "/abs.safetensors"}}')
+put("safetensors_index", "not_string", '{"weight_map": {"a": 3}}')
+put("safetensors_index", "no_map", '{"metadata": {}}')
+put("safetensors_index", "empty_map", '{"weight_map": {}}')
+
 # ---- layer_pattern ------------------------------------------------------------------------------
 for name, p in [("production", "(MMME)x9MMM"), ("plain", "MME"), ("nested", "((ME)x2M)x3"),
                 ("spaces", " ( M M E ) x 2 "), ("max_count", "(M)x9999"), ("zero", "(ME)x0"),

@@ -73,34 +73,46 @@ std::vector<std::pair<std::string, StTensor>> nf4_to_st(const std::string& name,
   return out;
 }
 
+bool is_nf4_weight(const SafetensorsSet& weights, const std::string& name) {
+  return weights.contains(name + kNF4QuantStateSuffix);
+}
 bool is_nf4_weight(const SafetensorsReader& reader, const std::string& name) {
   return reader.contains(name + kNF4QuantStateSuffix);
 }
 
-std::vector<std::string> nf4_weight_names(const SafetensorsReader& reader) {
+std::vector<std::string> nf4_weight_names(const SafetensorsSet& weights) {
   std::vector<std::string> out;
   const std::string suffix = kNF4QuantStateSuffix;
-  for (const std::string& n : reader.names())
+  for (const std::string& n : weights.names())
     if (n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0)
       out.push_back(n.substr(0, n.size() - suffix.size()));
   return out;
 }
+std::vector<std::string> nf4_weight_names(const SafetensorsReader& reader) {
+  return nf4_weight_names(SafetensorsSet::of(reader));
+}
 
 ops::NF4Weight load_nf4(Context& ctx, const SafetensorsReader& reader, const std::string& name,
-                          MemCategory category) {
-  const std::string what = reader.path().string() + ": NF4 weight '" + excerpt(name) + "'";
+                        MemCategory category) {
+  return load_nf4(ctx, SafetensorsSet::of(reader), name, category);
+}
+
+ops::NF4Weight load_nf4(Context& ctx, const SafetensorsSet& weights, const std::string& name,
+                        MemCategory category) {
+  const std::string where = weights.contains(name) ? weights.reader(name).path().string() : weights.path().string();
+  const std::string what = where + ": NF4 weight '" + excerpt(name) + "'";
   const auto fail = [&what](const std::string& msg) { fail_with(what, msg); };
   for (const char* part : {"", ".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map",
                            kNF4QuantStateSuffix})
-    if (!reader.contains(name + part)) {
+    if (!weights.contains(name + part)) {
       if (std::string(part) == ".nested_absmax")
         fail("has no nested_absmax: Magellano reads double-quantized (bnb_4bit_use_double_quant) "
              "weights only. Quantize the original weights with `magellano quantize`.");
       fail(std::string("is missing '") + excerpt(name + part) + "'. Is the file complete?");
     }
   const auto expect_dtype = [&](const std::string& key, StDType want) {
-    if (reader.dtype(key) != want)
-      fail("has '" + key + "' stored as " + st_dtype_name(reader.dtype(key)) + ", expected " +
+    if (weights.dtype(key) != want)
+      fail("has '" + key + "' stored as " + st_dtype_name(weights.dtype(key)) + ", expected " +
            st_dtype_name(want) + ".");
   };
   expect_dtype(name, StDType::U8);
@@ -110,7 +122,7 @@ ops::NF4Weight load_nf4(Context& ctx, const SafetensorsReader& reader, const std
   expect_dtype(name + ".nested_quant_map", StDType::F32);
   expect_dtype(name + kNF4QuantStateSuffix, StDType::U8);
 
-  const StTensor js = reader.read(name + kNF4QuantStateSuffix);
+  const StTensor js = weights.read(name + kNF4QuantStateSuffix);
   const nlohmann::json state = parse_json(std::string_view(reinterpret_cast<const char*>(js.bytes.data()), js.bytes.size()),
                                           what + "'s quant state", " The file is corrupt.");
   const auto get = [&](const char* key) -> const nlohmann::json& {
@@ -138,12 +150,12 @@ ops::NF4Weight load_nf4(Context& ctx, const SafetensorsReader& reader, const std
   // bitsandbytes: torch.tensor(float(nested_offset)), i.e. the value rounded to fp32.
   const float offset = static_cast<float>(joff.get<double>());
 
-  std::vector<uint8_t> packed = reader.read(name).bytes;
-  std::vector<uint8_t> absmax_q = reader.read(name + ".absmax").bytes;
+  std::vector<uint8_t> packed = weights.read(name).bytes;
+  std::vector<uint8_t> absmax_q = weights.read(name + ".absmax").bytes;
   // The f32 parts scale every weight: one NaN there is NaN weights.
-  std::vector<float> nested_absmax = reader.read_f32(name + ".nested_absmax"),
-                     quant_map = reader.read_f32(name + ".quant_map"),
-                     nested_quant_map = reader.read_f32(name + ".nested_quant_map");
+  std::vector<float> nested_absmax = weights.read_f32(name + ".nested_absmax"),
+                     quant_map = weights.read_f32(name + ".quant_map"),
+                     nested_quant_map = weights.read_f32(name + ".nested_quant_map");
   require_finite(nested_absmax, what + " nested_absmax");
   require_finite(quant_map, what + " quant_map");
   require_finite(nested_quant_map, what + " nested_quant_map");

@@ -13,6 +13,7 @@
 #include "magellano/io/hf_json.hpp"
 #include "magellano/io/json_file.hpp"
 #include "magellano/io/nf4_safetensors.hpp"
+#include "magellano/io/safetensors_set.hpp"
 #include "magellano/io/safetensors_stream.hpp"
 #include "magellano/runtime/error.hpp"
 
@@ -48,8 +49,9 @@ const char* torch_dtype_name(StDType t) {
   }
 }
 
-// The streaming core: every tensor of `reader` to `out`, quantizing the linear weights.
-QuantizeReport quantize_stream(Context& ctx, const SafetensorsReader& reader,
+// The streaming core: every tensor of `reader` (one file or a checkpoint's shards) to one file
+// `out`, quantizing the linear weights.
+QuantizeReport quantize_stream(Context& ctx, const SafetensorsSet& reader,
                                const fs::path& out, const QuantizeProgress& progress) {
   const auto start = Clock::now();
   QuantizeReport rep;
@@ -74,7 +76,7 @@ QuantizeReport quantize_stream(Context& ctx, const SafetensorsReader& reader,
   for (size_t i = 0; i < names.size(); ++i) {
     const uint64_t bytes = static_cast<uint64_t>(st_numel(reader.shape(names[i]))) * 4;
     if (quantize[i] && bytes > ctx.device().max_alloc_bytes)
-      throw Error("quantize: tensor '" + names[i] + "' of " + reader.path().string() + " takes " + format_bytes(bytes) +
+      throw Error("quantize: tensor '" + names[i] + "' of " + reader.reader(names[i]).path().string() + " takes " + format_bytes(bytes) +
                   " as f32, more than the largest allocation " + ctx.device().name + " allows (" +
                   format_bytes(ctx.device().max_alloc_bytes) + "). Use a device with larger allocations" +
                   (ctx.device().is_pocl() ? " (on PoCL, raise POCL_MEMORY_LIMIT=<GB>)." : "."));
@@ -114,7 +116,7 @@ QuantizeReport quantize_stream(Context& ctx, const SafetensorsReader& reader,
         q = ops::quantize_nf4(w, MemCategory::scratch);
         const ops::NF4Error e = ops::nf4_error(w, q);  // NaN or Inf anywhere makes these sums non-finite
         if (!std::isfinite(q.offset) || !std::isfinite(e.abs_sum) || !std::isfinite(e.mag_sum))
-          throw Error("quantize: tensor '" + name + "' in " + reader.path().string() +
+          throw Error("quantize: tensor '" + name + "' in " + reader.reader(name).path().string() +
                       " holds Inf or NaN values; fix the checkpoint first.");
         rep.error += e;
       }
@@ -135,7 +137,7 @@ QuantizeReport quantize_stream(Context& ctx, const SafetensorsReader& reader,
   const auto t = Clock::now();
   writer.commit();
   rep.write_seconds += since(t);
-  rep.bytes_in = fs::file_size(reader.path());
+  rep.bytes_in = reader.total_bytes();
   rep.bytes_out = fs::file_size(out);
   rep.seconds = since(start);
   return rep;
@@ -157,7 +159,7 @@ QuantizeReport quantize_safetensors_file(Context& ctx, const fs::path& in, const
   if (fs::is_directory(in))
     throw Error("quantize: " + in.string() + " is a folder; give its model.safetensors, or use "
                 "quantize_checkpoint_dir for a checkpoint folder.");
-  const SafetensorsReader reader = SafetensorsReader::open(in);
+  const SafetensorsSet reader = SafetensorsSet::of(SafetensorsReader::open(in));
   refuse_existing_output(out, "quantize");
   return quantize_stream(ctx, reader, out, progress);
 }
@@ -185,16 +187,10 @@ QuantizeReport quantize_checkpoint_dir(Context& ctx, const fs::path& in, const f
                                        const QuantizeProgress& progress) {
   if (!fs::is_directory(in))
     throw Error("quantize: " + in.string() + " is not a folder.");
-  const fs::path model = in / "model.safetensors";
-  if (!fs::exists(model)) {
-    if (fs::exists(in / "model.safetensors.index.json"))
-      throw Error("quantize: " + in.string() + " holds a sharded checkpoint "
-                  "(model.safetensors.index.json); Magellano quantizes single-file checkpoints. "
-                  "Quantize each shard with --in SHARD.safetensors.");
-    throw Error("quantize: " + in.string() + " has no model.safetensors. Give a checkpoint "
-                "folder (model.safetensors + config.json) or a .safetensors file.");
-  }
-  const SafetensorsReader reader = SafetensorsReader::open(model);
+  if (!SafetensorsSet::present(in))
+    throw Error("quantize: " + in.string() + " has no model.safetensors (nor a sharded model.safetensors.index.json). "
+                "Give a checkpoint folder (model.safetensors + config.json) or a .safetensors file.");
+  const SafetensorsSet reader = SafetensorsSet::open(in);  // a sharded input becomes one NF4 file
   refuse_existing_output(out, "quantize");
   fs::path parent = out.parent_path();
   if (parent.empty()) parent = ".";

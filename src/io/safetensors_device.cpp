@@ -90,4 +90,8 @@ void load_into(const SafetensorsReader& reader, const std::string& name, const T
   }
 }
 
+void load_into(const SafetensorsSet& weights, const std::string& name, const Tensor& dst) {
+  load_into(weights.reader(name), name, dst);
+}
+
 }  // namespace magellano::io

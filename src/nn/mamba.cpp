@@ -6,6 +6,7 @@
 #include "magellano/ops/conv1d.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/ops/matmul.hpp"
+#include "magellano/ops/rmsnorm.hpp"
 #include "magellano/ops/selective_scan.hpp"
 #include "magellano/ops/shape.hpp"
 #include "magellano/runtime/error.hpp"
@@ -23,17 +24,22 @@ std::vector<float> dt_bias_init(int64_t n, double dt_min, double dt_max, double 
 
 MambaMixer::MambaMixer(Context& ctx, const MambaConfig& c, Init& init)
     : cfg(c),
-      in_proj(ctx, c.dim, 2 * c.inner(), false, init),
+      in_proj(ctx, c.dim, 2 * c.inner(), c.proj_bias, init),
       x_proj(ctx, c.inner(), c.rank() + 2 * c.d_state, false, init),
       dt_proj(ctx, c.rank(), c.inner(), true, init),
-      out_proj(ctx, c.inner(), c.dim, false, init) {
+      out_proj(ctx, c.inner(), c.dim, c.proj_bias, init) {
   if (c.dim < 1 || c.d_state < 1 || c.d_conv < 1 || c.expand < 1)
     throw Error("Mamba config: dim, d_state, d_conv and expand must be positive.");
   const int64_t E = c.inner(), N = c.d_state, W = c.d_conv;
+  // Linear biases start at zero (transformers' _init_weights).
+  if (c.proj_bias) {
+    in_proj.bias.copy_from_host(std::vector<float>(2 * E, 0.0f).data(), in_proj.bias.nbytes());
+    out_proj.bias.copy_from_host(std::vector<float>(c.dim, 0.0f).data(), out_proj.bias.nbytes());
+  }
   // conv1d: PyTorch's Conv1d default, U(±1/sqrt(fan_in)) with fan_in = W (one input channel).
   const double cb = 1.0 / std::sqrt(static_cast<double>(W));
   conv_weight = make_parameter(ctx, Shape{E, 1, W}, init.uniform(E * W, -cb, cb));
-  conv_bias = make_parameter(ctx, Shape{E}, init.uniform(E, -cb, cb));
+  if (c.conv_bias) conv_bias = make_parameter(ctx, Shape{E}, init.uniform(E, -cb, cb));
   // dt_proj: weight U(±R^-0.5), bias the inverse softplus of a log-uniform dt.
   const double ds = 1.0 / std::sqrt(static_cast<double>(c.rank()));
   dt_proj.set_weight(init.uniform(E * c.rank(), -ds, ds));
@@ -48,20 +54,34 @@ MambaMixer::MambaMixer(Context& ctx, const MambaConfig& c, Init& init)
   // out_proj scaled by 1/sqrt(number of layers) (mamba_ssm's rescale_prenorm_residual).
   const double bound = 1.0 / std::sqrt(static_cast<double>(E)) / std::sqrt(double(c.num_layers));
   out_proj.set_weight(init.uniform(E * c.dim, -bound, bound));
+  if (c.inner_norms) {  // RMSNorm weights start at 1 (no draws: the other parameters are unchanged)
+    dt_norm = make_parameter(ctx, Shape{c.rank()}, std::vector<float>(c.rank(), 1.0f));
+    b_norm = make_parameter(ctx, Shape{N}, std::vector<float>(N, 1.0f));
+    c_norm = make_parameter(ctx, Shape{N}, std::vector<float>(N, 1.0f));
+  }
+}
+
+std::array<Tensor, 3> MambaMixer::selection(const Tensor& xc) const {
+  auto dbc = ops::split_last(x_proj.forward(xc), {cfg.rank(), cfg.d_state, cfg.d_state});  // dt, B, C
+  if (cfg.inner_norms) {
+    dbc[0] = ops::rms_norm(dbc[0], dt_norm, cfg.norm_eps);  // (..., R)
+    dbc[1] = ops::rms_norm(dbc[1], b_norm, cfg.norm_eps);   // (..., N)
+    dbc[2] = ops::rms_norm(dbc[2], c_norm, cfg.norm_eps);   // (..., N)
+  }
+  return {dt_proj.project(dbc[0]), dbc[1], dbc[2]};  // Δ without its bias (..., E), B, C
 }
 
 Tensor MambaMixer::forward(const Tensor& x, MambaState* state) const {
   if (x.shape().ndim() != 3 || x.size(2) != cfg.dim)
     throw Error("Mamba: input must be (B, L, " + std::to_string(cfg.dim) + "), got " + x.shape().str());
-  const int64_t E = cfg.inner(), N = cfg.d_state, R = cfg.rank(), W = cfg.d_conv;
+  const int64_t E = cfg.inner(), W = cfg.d_conv;
   auto xz = ops::split_last(in_proj.forward(x), {E, E});                       // (B, L, E) x2
   Tensor conv_w = ops::reshape(conv_weight, Shape{E, W});
   Tensor xc = ops::silu(ops::causal_conv1d(xz[0], conv_w, conv_bias));        // (B, L, E)
-  auto dbc = ops::split_last(x_proj.forward(xc), {R, N, N});                  // dt, B, C
-  Tensor delta = dt_proj.project(dbc[0]);                                      // (B, L, E)
+  const auto [delta, Bm, Cm] = selection(xc);                                  // (B, L, E), (B, L, N) x2
   Tensor A = ops::scale(ops::exp(A_log), -1.0f);                               // (E, N)
   Tensor h_last;
-  Tensor y = ops::selective_scan(xc, delta, A, dbc[1], dbc[2], D, xz[1], dt_proj.bias,
+  Tensor y = ops::selective_scan(xc, delta, A, Bm, Cm, D, xz[1], dt_proj.bias,
                                  {true, cfg.scan_chunk}, state ? &h_last : nullptr);
   if (state) {
     autograd::NoGradScope no_grad;
@@ -79,25 +99,29 @@ MambaState MambaMixer::empty_state(int64_t batch) const {
 
 Tensor MambaMixer::step(const Tensor& x_t, MambaState& st) const {
   autograd::NoGradScope no_grad;
-  const int64_t E = cfg.inner(), N = cfg.d_state, R = cfg.rank(), W = cfg.d_conv;
+  const int64_t E = cfg.inner(), W = cfg.d_conv;
   auto xz = ops::split_last(in_proj.forward(x_t), {E, E});                     // (B, E) x2
   Tensor xc = ops::silu(ops::causal_conv1d_step(xz[0], conv_weight.view(Shape{E, W}), conv_bias, st.conv));
-  auto dbc = ops::split_last(x_proj.forward(xc), {R, N, N});                  // (B, R), (B, N) x2
-  Tensor delta = dt_proj.project(dbc[0]);                                      // (B, E)
+  const auto [delta, Bm, Cm] = selection(xc);                                  // (B, E), (B, N) x2
   Tensor A = ops::scale(ops::exp(A_log), -1.0f);
-  Tensor y = ops::selective_scan_step(xc, delta, A, dbc[1], dbc[2], D, xz[1], dt_proj.bias, st.ssm);
+  Tensor y = ops::selective_scan_step(xc, delta, A, Bm, Cm, D, xz[1], dt_proj.bias, st.ssm);
   return out_proj.forward(y);
 }
 
 void MambaMixer::collect(const std::string& p, std::vector<Parameter>& out) const {
   in_proj.collect(p + "in_proj.", out);
   out.push_back({p + "conv1d.weight", conv_weight, true});
-  out.push_back({p + "conv1d.bias", conv_bias, false});
+  if (conv_bias.defined()) out.push_back({p + "conv1d.bias", conv_bias, false});
   x_proj.collect(p + "x_proj.", out);
   dt_proj.collect(p + "dt_proj.", out);
   out.push_back({p + "A_log", A_log, false});
   out.push_back({p + "D", D, false});
   out_proj.collect(p + "out_proj.", out);
+  if (dt_norm.defined()) {
+    out.push_back({p + "dt_layernorm.weight", dt_norm, false});
+    out.push_back({p + "b_layernorm.weight", b_norm, false});
+    out.push_back({p + "c_layernorm.weight", c_norm, false});
+  }
 }
 
 void MambaMixer::collect_linears(const std::string& p, std::vector<NamedLinear>& out) {
@@ -112,7 +136,7 @@ void MambaBlock::collect_linears(const std::string& p, std::vector<NamedLinear>&
 }
 
 MambaBlock::MambaBlock(Context& ctx, const MambaConfig& c, Init& init)
-    : norm(ctx, c.dim), mixer(ctx, c, init) {}
+    : norm(ctx, c.dim, c.norm_eps), mixer(ctx, c, init) {}
 
 Tensor MambaBlock::forward(const Tensor& x, MambaState* state) const {
   return ops::add(x, mixer.forward(norm.forward(x), state), residual_scale);

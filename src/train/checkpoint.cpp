@@ -7,6 +7,7 @@
 #include "magellano/io/nf4_safetensors.hpp"
 #include "magellano/io/safetensors.hpp"
 #include "magellano/io/safetensors_device.hpp"
+#include "magellano/io/safetensors_set.hpp"
 #include "magellano/optim/adamw.hpp"
 #include "magellano/train/adapter.hpp"
 #include "magellano/train/device_fit.hpp"
@@ -22,14 +23,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A training config whose model section mirrors a Hugging Face MambaConfig.
+// A training config whose model section mirrors a Hugging Face MambaConfig (use_bias: in_proj /
+// out_proj biases, use_conv_bias: conv1d's, as transformers' MambaMixer).
 Config config_from_hf(const io::HfMambaConfig& hf, const fs::path& dir) {
-  if (hf.use_bias)
-    throw Error(dir.string() + ": Mamba checkpoints with in_proj/out_proj biases (use_bias) are not "
-                "supported.");
-  if (!hf.use_conv_bias)
-    throw Error(dir.string() + ": Mamba checkpoints without a conv1d bias (use_conv_bias false) are "
-                "not supported.");
   nlohmann::json j = Config::defaults().to_json();
   auto& m = j["model"];
   m["vocab_size"] = hf.vocab_size;
@@ -41,6 +37,8 @@ Config config_from_hf(const io::HfMambaConfig& hf, const fs::path& dir) {
   m["dt_rank"] = hf.time_step_rank;
   m["tie_embeddings"] = hf.tie_word_embeddings;
   m["norm_eps"] = hf.layer_norm_epsilon;
+  m["mamba_proj_bias"] = hf.use_bias;
+  m["mamba_conv_bias"] = hf.use_conv_bias;
   try {
     return Config::from_json(j);
   } catch (const Error& e) {
@@ -109,44 +107,45 @@ nn::ModelSpec model_spec(const Config& c) {
   return s;
 }
 
-void load_weights(const fs::path& file, const nn::Model& model) {
-  const auto reader = io::SafetensorsReader::open(file);
+void load_weights(const fs::path& path, const nn::Model& model) { load_weights(io::SafetensorsSet::open(path), model); }
+
+void load_weights(const io::SafetensorsSet& weights, const nn::Model& model) {
   auto missing = [&](const std::string& name) {
-    return Error(file.string() + " has no tensor '" + name + "': it is not a checkpoint of this "
+    return Error(weights.path().string() + " has no tensor '" + name + "': it is not a checkpoint of this "
                  "model (check the config's model section).");
   };
   Context& ctx = model.parameters().front().tensor.ctx();
   // Weights stored NF4 in the file (`magellano quantize`): loaded as they are into an NF4
   // Linear, dequantized for an fp32 / fp16 one.
   std::set<std::string> nf4_in_file;
-  for (const auto& n : io::nf4_weight_names(reader)) nf4_in_file.insert(n);
+  for (const auto& n : io::nf4_weight_names(weights)) nf4_in_file.insert(n);
   std::map<std::string, nn::Linear*> by_weight;
   for (const auto& l : const_cast<nn::Model&>(model).linears()) by_weight[l.path + ".weight"] = l.linear;
   for (const auto& p : model.parameters()) {
-    if (!reader.contains(p.name)) throw missing(p.name);
+    if (!weights.contains(p.name)) throw missing(p.name);
     if (nf4_in_file.count(p.name)) {
-      const ops::NF4Weight q = io::load_nf4(ctx, reader, p.name, MemCategory::scratch);
+      const ops::NF4Weight q = io::load_nf4(ctx, weights, p.name, MemCategory::scratch);
       by_weight.at(p.name)->set_weight(ops::dequantize_nf4(q, MemCategory::scratch));
       continue;
     }
-    io::load_into(reader, p.name, p.tensor);
+    io::load_into(weights, p.name, p.tensor);
   }
   // NF4 Linears are not tensors of their own: an fp32 / fp16 weight in the file is read and
   // quantized one at a time.
   for (const auto& [name, lin] : by_weight) {
     if (lin->storage() != nn::WeightStorage::nf4) continue;
-    if (!reader.contains(name)) throw missing(name);
+    if (!weights.contains(name)) throw missing(name);
     if (nf4_in_file.count(name)) {
-      ops::NF4Weight q = io::load_nf4(ctx, reader, name);
+      ops::NF4Weight q = io::load_nf4(ctx, weights, name);
       if (q.shape != Shape{lin->out_features(), lin->in_features()})
-        throw Error(file.string() + ": NF4 weight '" + name + "' has shape " + q.shape.str() +
+        throw Error(weights.reader(name).path().string() + ": NF4 weight '" + name + "' has shape " + q.shape.str() +
                     ", the model expects (" + std::to_string(lin->out_features()) + ", " +
                     std::to_string(lin->in_features()) + ").");
       *lin->nf4 = std::move(q);
       continue;
     }
     Tensor w = Tensor::empty(ctx, Shape{lin->out_features(), lin->in_features()}, DType::f32, MemCategory::scratch);
-    io::load_into(reader, name, w);
+    io::load_into(weights, name, w);
     lin->set_weight(w);
   }
 }
@@ -177,12 +176,12 @@ LoadedModel load_model(const fs::path& dir, Context& ctx, const LoRASection* lor
     }
   }
   out.config.train.gradient_checkpointing = 0;
-  const bool lora_checkpoint = out.config.lora.enabled() && !fs::exists(dir / "model.safetensors");
+  const bool lora_checkpoint = out.config.lora.enabled() && !io::SafetensorsSet::present(dir);
   if (lora) out.config.lora = *lora;
   require_fit(inference_demand(out.config, 0, 0, ""), ctx.device(), dir.string());
   out.model = std::make_unique<nn::Model>(ctx, model_spec(out.config), out.config.train.seed);
   if (!lora_checkpoint) {
-    load_weights(dir / "model.safetensors", *out.model);
+    load_weights(dir, *out.model);
     return out;
   }
   // A LoRA training checkpoint: the base is the run's (--init-from weights, or the seed's
@@ -190,10 +189,10 @@ LoadedModel load_model(const fs::path& dir, Context& ctx, const LoRASection* lor
   const TrainerState state = read_trainer_state(dir);
   if (state.init_from) {
     const fs::path base = *state.init_from;
-    if (!fs::exists(base / "model.safetensors"))
+    if (!io::SafetensorsSet::present(base))
       throw Error(dir.string() + " is a LoRA checkpoint whose base model " + base.string() +
                   " is gone; restore it or merge the adapter into a copy you kept.");
-    load_weights(base / "model.safetensors", *out.model);
+    load_weights(base, *out.model);
   }
   if (!lora) load_adapter_weights(dir, *out.model);
   return out;
@@ -229,10 +228,10 @@ fs::path save_checkpoint(const fs::path& parent, int64_t step, int64_t keep, con
 
 TrainerState load_training_state(const fs::path& dir, const nn::Model& model, optim::AdamW& optimizer) {
   const TrainerState state = read_trainer_state(dir);  // checked before anything is loaded
-  if (fs::exists(dir / "adapter_model.safetensors") && !fs::exists(dir / "model.safetensors"))
+  if (fs::exists(dir / "adapter_model.safetensors") && !io::SafetensorsSet::present(dir))
     load_adapter_weights(dir, model);
   else
-    load_weights(dir / "model.safetensors", model);
+    load_weights(dir, model);
   const auto reader = io::SafetensorsReader::open(dir / "optimizer.safetensors");
   std::vector<std::pair<std::string, Tensor>> moments = optimizer.state_tensors();
   for (auto& [name, t] : moments) {

@@ -110,6 +110,9 @@ const std::vector<Field>& schema() {
     f.push_back(integer("model.d_conv", 1, MG_ACCESS(model.d_conv, int64_t), kInf, 1024));
     f.push_back(integer("model.expand", 1, MG_ACCESS(model.expand, int64_t), kInf, 64));
     f.push_back(integer("model.dt_rank", 0, MG_ACCESS(model.dt_rank, int64_t), kInf, 65536));
+    f.push_back(plain("model.mamba_inner_norms", Kind::boolean, MG_ACCESS(model.mamba_inner_norms, bool)));
+    f.push_back(plain("model.mamba_proj_bias", Kind::boolean, MG_ACCESS(model.mamba_proj_bias, bool)));
+    f.push_back(plain("model.mamba_conv_bias", Kind::boolean, MG_ACCESS(model.mamba_conv_bias, bool)));
     f.push_back(plain("model.tie_embeddings", Kind::boolean, MG_ACCESS(model.tie_embeddings, bool)));
     f.push_back(number("model.norm_eps", 0, true, 1, true, MG_ACCESS(model.norm_eps, double)));
     f.push_back(integer("model.scan_chunk", 1, MG_ACCESS(model.scan_chunk, int64_t), kInf, 16777216));
@@ -530,6 +533,10 @@ nn::MambaConfig ModelConfig::mamba_config() const {
   m.d_conv = d_conv;
   m.expand = expand;
   m.dt_rank = dt_rank;
+  m.inner_norms = mamba_inner_norms;
+  m.proj_bias = mamba_proj_bias;
+  m.conv_bias = mamba_conv_bias;
+  m.norm_eps = static_cast<float>(norm_eps);
   m.num_layers = std::max<int64_t>(1, static_cast<int64_t>(pattern.size()));
   m.scan_chunk = static_cast<int>(scan_chunk);  // <= 16777216 (the schema's cap)
   return m;

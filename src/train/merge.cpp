@@ -11,6 +11,7 @@
 #include "magellano/io/nf4_safetensors.hpp"
 #include "magellano/io/safetensors.hpp"
 #include "magellano/io/safetensors_device.hpp"
+#include "magellano/io/safetensors_set.hpp"
 #include "magellano/ops/matmul.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/adapter.hpp"
@@ -35,13 +36,14 @@ nlohmann::json MergeReport::to_json() const {
 MergeReport merge_adapter(const fs::path& base_dir, const fs::path& adapter_dir, const fs::path& out_dir,
                           Context& ctx) {
   const auto t0 = std::chrono::steady_clock::now();
-  if (!fs::is_regular_file(base_dir / "model.safetensors") || !fs::is_regular_file(base_dir / "config.json"))
+  if (!io::SafetensorsSet::present(base_dir) || !fs::is_regular_file(base_dir / "config.json"))
     throw Error("merge-adapter: " + base_dir.string() + " is not a model checkpoint (it needs config.json "
-                "and model.safetensors; a LoRA training checkpoint holds only an adapter).");
+                "and model.safetensors or a sharded model.safetensors.index.json; a LoRA training checkpoint "
+                "holds only an adapter).");
   io::refuse_existing_output(out_dir, "merge-adapter");  // never overwrites (nor reads and writes the base)
   const LoRASection lora = read_adapter_config(adapter_dir);
   const float scaling = static_cast<float>(lora.alpha / static_cast<double>(lora.rank));
-  const auto base = io::SafetensorsReader::open(base_dir / "model.safetensors");
+  const auto base = io::SafetensorsSet::open(base_dir);  // one file or shards; written back as one file
   const auto adapter = io::SafetensorsReader::open(adapter_dir / "adapter_model.safetensors");
 
   MergeReport rep;

@@ -64,6 +64,11 @@ struct AttentionWidths {
 
 // Elements of every Linear weight of one Mamba, Mamba2, attention and MoE block.
 Count mamba_linear(const Widths& w) { return 2 * w.E * w.D + (w.R + 2 * w.N) * w.E + w.E * w.R + w.D * w.E; }
+// Elements the Mamba ('M') block options add: proj biases, conv bias, inner norms.
+Count mamba_options(const ModelConfig& m, const Widths& w) {
+  return (m.mamba_proj_bias ? 2 * w.E + w.D : Count(0)) + (m.mamba_conv_bias ? w.E : Count(0)) +
+         (m.mamba_inner_norms ? w.R + 2 * w.N : Count(0));
+}
 Count mamba2_linear(const Mamba2Widths& s) { return s.I * s.D + s.D * s.Di; }  // in_proj, out_proj
 Count attention_linear(const AttentionWidths& a) { return 2 * a.Q * a.D + 2 * a.Kd * a.D; }  // q, k, v, o
 Count moe_linear(const Widths& w) { return w.X * w.D + w.X * (w.glu ? 3 : 2) * w.F * w.D; }
@@ -74,11 +79,12 @@ ParamCounts count_params(const ModelConfig& m) {
   const Widths w(m);
   const Count mamba_block = w.D                 // norm
                             + 2 * w.E * w.D     // in_proj
-                            + w.E * w.W + w.E   // conv1d weight, bias
+                            + w.E * w.W         // conv1d weight
                             + (w.R + 2 * w.N) * w.E  // x_proj
                             + w.E * w.R + w.E   // dt_proj weight, bias
                             + w.E * w.N + w.E   // A_log, D
-                            + w.D * w.E;        // out_proj
+                            + w.D * w.E         // out_proj
+                            + mamba_options(m, w);  // in/out_proj biases, conv1d bias, inner norms
   const Mamba2Widths s(m);
   const bool bias = m.mamba2.bias;
   const Count mamba2_block = s.D                                        // norm
@@ -127,7 +133,9 @@ MemoryEstimate estimate_memory(const ModelConfig& m, int64_t batch, int64_t seq_
   e.gradients = (P * f).value();
   e.optimizer_state = (2 * P * f).value();
   const Count chunks = (Count(seq_len) + w.C - 1) / w.C;
-  const Count mamba_acts = mamba_layers * (T * (2 * w.D + 6 * w.E + w.R + 2 * w.N + 1) + 2 * w.E * w.N) * f;
+  const Count inner_norms = m.mamba_inner_norms ? w.R + 2 * w.N + 3 : Count(0);  // normed dt, B, C; 3 rstd
+  const Count mamba_acts =
+      mamba_layers * (T * (2 * w.D + 6 * w.E + w.R + 2 * w.N + 1 + inner_norms) + 2 * w.E * w.N) * f;
   const Count scan_states = mamba_layers * B * chunks * w.N * w.E * f;
   const Mamba2Widths s(m);
   const Count Q = ops::ssd_chunk_for_length(m.mamba2.chunk_size ? m.mamba2.chunk_size : ops::kSsdDefaultChunk,

@@ -233,6 +233,33 @@ TEST(Config, ToJsonRoundTrips) {
   EXPECT_EQ(Config::defaults().to_json()["model"]["moe"]["hidden"], 2112);
 }
 
+// Jamba's Mamba mixer options: off by default (today's mixer), carried into nn::MambaConfig
+// with the model's norm eps, written by to_json, type-checked.
+TEST(Config, MambaJambaOptions) {
+  const Config d = Config::defaults();
+  EXPECT_FALSE(d.model.mamba_inner_norms);
+  EXPECT_FALSE(d.model.mamba_proj_bias);
+  EXPECT_TRUE(d.model.mamba_conv_bias);
+  const nn::MambaConfig dm = d.model.mamba_config();
+  EXPECT_FALSE(dm.inner_norms);
+  EXPECT_FALSE(dm.proj_bias);
+  EXPECT_TRUE(dm.conv_bias);
+  const Config c = parse(R"({"model": {"mamba_inner_norms": true, "mamba_proj_bias": true,
+                                       "mamba_conv_bias": false, "norm_eps": 1e-6}})");
+  const nn::MambaConfig m = c.model.mamba_config();
+  EXPECT_TRUE(m.inner_norms);
+  EXPECT_TRUE(m.proj_bias);
+  EXPECT_FALSE(m.conv_bias);
+  EXPECT_FLOAT_EQ(m.norm_eps, 1e-6f);
+  EXPECT_EQ(c.to_json()["model"]["mamba_inner_norms"], true);
+  EXPECT_EQ(Config::from_json(c.to_json()), c);
+  EXPECT_EQ(load_config(preset("tiny"), {"model.mamba_inner_norms=true"}).model.mamba_inner_norms, true);
+  EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"mamba_inner_norms": 1}})"); }),
+                  "'model.mamba_inner_norms' must be true or false, got an integer (1)"));
+  EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"mamba_proj_bias": "yes"}})"); }),
+                  "'model.mamba_proj_bias' must be true or false"));
+}
+
 TEST(Config, LayerPatterns) {
   using K = LayerKind;
   EXPECT_EQ(parse_layer_pattern("MME"), (std::vector<K>{K::mamba, K::mamba, K::moe}));
@@ -263,7 +290,10 @@ TEST(Config, ParamCountsMatchTheLayers) {
        {R"({"model": {"vocab_size": 97, "dim": 40, "layers": "MMEM", "moe": {"experts": 3, "top_k": 2, "hidden": 24}}})",
         R"({"model": {"vocab_size": 50, "dim": 24, "d_state": 5, "d_conv": 3, "expand": 3, "dt_rank": 7,
                       "tie_embeddings": false, "layers": "EM",
-                      "moe": {"experts": 5, "top_k": 1, "hidden": 16, "activation": "gelu"}}})"}) {
+                      "moe": {"experts": 5, "top_k": 1, "hidden": 16, "activation": "gelu"}}})",
+        R"({"model": {"vocab_size": 50, "dim": 24, "d_state": 5, "dt_rank": 3, "layers": "ME",
+                      "mamba_inner_norms": true, "mamba_proj_bias": true, "mamba_conv_bias": false,
+                      "moe": {"experts": 2, "top_k": 1, "hidden": 16}}})"}) {
     const Config c = parse(text);
     const ParamCounts p = count_params(c.model);
     nn::Init init(1);
@@ -412,6 +442,14 @@ TEST(Config, ActivationModelMatchesWhatTheForwardKeeps) {
   const MemoryEstimate m = estimate_memory(c.model, B, L);  // one Mamba layer
   EXPECT_NEAR(mamba / static_cast<double>(m.mamba_activations + m.scan_states), 1.0, 0.05)
       << "kept " << mamba << " bytes";
+  // Jamba's inner norms keep their inputs and rstd too (a large N so that they weigh ~20%).
+  const Config j = parse(R"({"model": {"vocab_size": 64, "dim": 32, "layers": "M", "d_state": 64,
+                                       "mamba_inner_norms": true, "mamba_proj_bias": true}})");
+  nn::MambaBlock jb(ctx, j.model.mamba_config(), init);
+  const double jamba = measure([&](const Tensor& x) { return jb.forward(x); });
+  const MemoryEstimate mj = estimate_memory(j.model, B, L);
+  EXPECT_NEAR(jamba / static_cast<double>(mj.mamba_activations + mj.scan_states), 1.0, 0.05)
+      << "kept " << jamba << " bytes";
   const Config e = parse(R"({"model": {"vocab_size": 64, "dim": 32, "layers": "E",
                                        "moe": {"experts": 4, "top_k": 2, "hidden": 48}}})");
   const MemoryEstimate me = estimate_memory(e.model, B, L);  // one MoE layer

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "magellano/io/safetensors.hpp"
+#include "magellano/io/safetensors_set.hpp"
 #include "magellano/io/safetensors_stream.hpp"
 #include "magellano/ops/nf4.hpp"
 
@@ -39,15 +40,21 @@ std::vector<std::pair<std::string, StTensor>> nf4_to_st(const std::string& name,
                                                         const ops::NF4Weight& w,
                                                         const std::string& dtype = "float32");
 
+// These read a set of files (io/safetensors_set.hpp: a checkpoint's one file or its shards; the
+// six parts of one weight may lie in different shards) or one file.
 // True when `name` is stored as an NF4 weight (it has <name>.quant_state.bitsandbytes__nf4).
+bool is_nf4_weight(const SafetensorsSet& weights, const std::string& name);
 bool is_nf4_weight(const SafetensorsReader& reader, const std::string& name);
-// The names of every NF4 weight in the file, in data order.
+// The names of every NF4 weight, in data order (shard by shard).
+std::vector<std::string> nf4_weight_names(const SafetensorsSet& weights);
 std::vector<std::string> nf4_weight_names(const SafetensorsReader& reader);
 
 // Loads NF4 weight `name` onto ctx's device. Throws magellano::Error (one line naming the file
-// and the tensor) for a missing part, a quant state that is not NF4 with blocksize 64 and
-// nested blocksize 256 (or not double-quantized), or sizes that disagree with its shape.
+// holding the weight and the tensor) for a missing part, a quant state that is not NF4 with
+// blocksize 64 and nested blocksize 256 (or not double-quantized), or sizes that disagree with its shape.
+ops::NF4Weight load_nf4(Context& ctx, const SafetensorsSet& weights, const std::string& name,
+                        MemCategory category = MemCategory::parameters);
 ops::NF4Weight load_nf4(Context& ctx, const SafetensorsReader& reader, const std::string& name,
-                          MemCategory category = MemCategory::parameters);
+                        MemCategory category = MemCategory::parameters);
 
 }  // namespace magellano::io

@@ -45,8 +45,9 @@ QuantizeReport quantize_safetensors_file(Context& ctx, const std::filesystem::pa
                                          const std::filesystem::path& out,
                                          const QuantizeProgress& progress = {});
 
-// CHECKPOINT_DIR (with model.safetensors; config.json and tokenizer files are copied) -> out (a
-// new folder, written atomically). The output config.json gains a "quantization_config" object
+// CHECKPOINT_DIR (with model.safetensors, or a sharded model.safetensors.index.json and its
+// shards, io/safetensors_set.hpp; config.json and tokenizer files are copied) -> out (a new
+// folder, written atomically, its weights one model.safetensors). The output config.json gains a "quantization_config" object
 // as transformers writes one for bitsandbytes NF4 with double quantization.
 QuantizeReport quantize_checkpoint_dir(Context& ctx, const std::filesystem::path& in,
                                        const std::filesystem::path& out,

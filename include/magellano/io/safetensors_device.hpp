@@ -4,6 +4,7 @@
 #include <string>
 
 #include "magellano/io/safetensors.hpp"
+#include "magellano/io/safetensors_set.hpp"
 #include "magellano/tensor/tensor.hpp"
 
 namespace magellano::io {
@@ -17,6 +18,9 @@ StTensor to_st(const Tensor& t);
 // floating-point value that is NaN or infinite (named with its element index): a damaged
 // checkpoint is refused at load instead of evaluating to `loss nan`.
 void load_into(const SafetensorsReader& reader, const std::string& name, const Tensor& dst);
+// The same from whichever file of a checkpoint's set holds `name` (the caller's question "read
+// tensor X into this device tensor"); a name the set lacks throws naming the set.
+void load_into(const SafetensorsSet& weights, const std::string& name, const Tensor& dst);
 
 // Throws Error "<what>: element i of n is NaN; ..." unless every value is finite.
 void require_finite(const std::vector<float>& values, const std::string& what);

@@ -4,10 +4,26 @@
 //   x: (B, L, D) → in_proj D→2E (no bias) → x, z (B, L, E) each
 //   x → causal depthwise conv1d (width W, bias) → SiLU                       (B, L, E)
 //   x_proj E→(R + 2N) (no bias) → dt (B, L, R), B (B, L, N), C (B, L, N)
+//   [inner_norms: dt, B, C ← RMSNorm(dt), RMSNorm(B), RMSNorm(C), each over its own width]
 //   Δ = softplus(dt_proj(dt)) with dt_proj R→E (bias, fused into the scan); A = −exp(A_log)
 //   y = selective_scan(x, Δ, A, B, C, D) · SiLU(z); out = out_proj E→D (no bias)  (B, L, D)
 // E = expand·D, R = dt_rank = ceil(D/16), N = d_state.
+//
+// Jamba (transformers' JambaMambaMixer) is this mixer with three options:
+//   inner_norms  dt_layernorm (R), b_layernorm (N), c_layernorm (N): JambaRMSNorms (fp32,
+//                x·rsqrt(mean(x²)+eps)·weight, eps = rms_norm_eps) applied right after x_proj's
+//                split and before dt_proj / the scan, in its slow path and its CUDA path alike
+//                (the CUDA path then calls selective_scan_fn with dt_proj's bias as delta_bias,
+//                which is our fused bias; it cannot use mamba_inner_fn because of the norms).
+//   proj_bias    mamba_proj_bias: in_proj and out_proj biases (zero at init, as transformers'
+//                _init_weights leaves Linear biases).
+//   conv_bias    mamba_conv_bias (true by default): conv1d's bias; off, the parameter is absent.
+// dt_proj always has a bias and x_proj never does, in Jamba as here. The eps of the inner norms is
+// norm_eps, the model's one RMSNorm epsilon (model.norm_eps; Jamba's rms_norm_eps serves its
+// block norms and these alike), which the block's own RMSNorm uses too.
 #pragma once
+#include <array>
+
 #include "magellano/nn/linear.hpp"
 #include "magellano/nn/rmsnorm.hpp"
 
@@ -22,6 +38,10 @@ struct MambaConfig {
   double dt_min = 0.001, dt_max = 0.1, dt_init_floor = 1e-4;
   int64_t num_layers = 1;  // out_proj is scaled by 1/sqrt(num_layers)
   int scan_chunk = 64;     // steps between the scan's saved states (memory vs recompute)
+  bool inner_norms = false;  // Jamba's RMSNorms of dt, B and C (see above)
+  bool proj_bias = false;    // in_proj / out_proj biases (Jamba's mamba_proj_bias)
+  bool conv_bias = true;     // conv1d bias (Jamba's mamba_conv_bias, HF Mamba's use_conv_bias)
+  float norm_eps = 1e-5f;    // the block's RMSNorm and the inner norms
   int64_t inner() const { return expand * dim; }
   int64_t rank() const { return dt_rank > 0 ? dt_rank : (dim + 15) / 16; }
 };
@@ -49,11 +69,19 @@ class MambaMixer : public Module {
   void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) override;
 
   MambaConfig cfg;
-  Linear in_proj, x_proj, dt_proj, out_proj;
+  Linear in_proj, x_proj, dt_proj, out_proj;  // in_proj / out_proj with biases when cfg.proj_bias
   Tensor conv_weight;  // (E, 1, W), as PyTorch's Conv1d stores it
-  Tensor conv_bias;    // (E)
+  Tensor conv_bias;    // (E), undefined without cfg.conv_bias
   Tensor A_log;        // (E, N)
   Tensor D;            // (E)
+  // The inner norms' weights, undefined without cfg.inner_norms: "dt_layernorm.weight" (R),
+  // "b_layernorm.weight" (N), "c_layernorm.weight" (N); init 1, trained, no weight decay.
+  Tensor dt_norm, b_norm, c_norm;
+
+ private:
+  // x_proj's output (..., R + 2N) → Δ before its bias (..., E), B (..., N), C (..., N), through
+  // the inner norms when on: the one place forward() and step() share.
+  std::array<Tensor, 3> selection(const Tensor& xc) const;
 };
 
 // x + residual_scale · mixer(RMSNorm(x)); the residual stream stays fp32.

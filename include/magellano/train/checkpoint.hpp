@@ -8,6 +8,9 @@
 //   optimizer.safetensors  AdamW moments "<name>.exp_avg", "<name>.exp_avg_sq", f32
 //   trainer_state.json   {"format", "step", "optimizer_steps", "tokens", "batcher": {...}, "run_id",
 //                        "init_from" (absolute; with --init-from)}  (train/trainer_state.hpp)
+// Wherever a model's weights are read, model.safetensors may instead be a sharded set
+// (model.safetensors.index.json and its shards, io/safetensors_set.hpp), as Hugging Face writes
+// checkpoints above ~5 GB.
 // A Hugging Face Mamba or Mamba2 checkpoint directory (config.json with "model_type": "mamba"
 // or "mamba2" and model.safetensors, as MambaForCausalLM / Mamba2ForCausalLM.save_pretrained
 // write them) is accepted wherever a model is loaded: the names are the same, so the weights
@@ -24,6 +27,9 @@
 
 namespace magellano::optim {
 class AdamW;
+}
+namespace magellano::io {
+class SafetensorsSet;
 }
 
 namespace magellano::train {
@@ -46,8 +52,14 @@ struct LoadedModel {
 // Gradient checkpointing is off in the loaded config (it is for training).
 LoadedModel load_model(const std::filesystem::path& dir, Context& ctx, const LoRASection* lora = nullptr);
 
-// Copies every parameter of `model` from dir/model.safetensors (names and shapes must match).
-void load_weights(const std::filesystem::path& safetensors_file, const nn::Model& model);
+// Copies every parameter of `model` from a checkpoint's weights (names and shapes must match;
+// NF4 weights in the files load into NF4 Linears, or dequantized into fp32 / fp16 ones).
+// A later name-mapping step (Hugging Face Jamba / Granite names) can build on the same set:
+// io::load_into(weights, "<file's name>", tensor) reads one tensor from whichever shard holds it.
+void load_weights(const io::SafetensorsSet& weights, const nn::Model& model);
+// `path`: a checkpoint folder (model.safetensors, or model.safetensors.index.json and its shards;
+// io/safetensors_set.hpp) or one .safetensors file.
+void load_weights(const std::filesystem::path& path, const nn::Model& model);
 
 // Writes <parent>/step-<step> atomically, then keeps only the newest `keep` checkpoints (the one
 // just written always among them).

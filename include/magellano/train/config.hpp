@@ -110,6 +110,11 @@ struct ModelConfig {
   int64_t d_conv = 4;
   int64_t expand = 2;
   int64_t dt_rank = 0;  // 0 = ceil(dim / 16) (resolved on load)
+  // Mamba ('M') block options of Jamba's mixer (nn::MambaConfig): RMSNorms of dt, B and C
+  // (eps = norm_eps), in_proj / out_proj biases, the conv1d bias.
+  bool mamba_inner_norms = false;
+  bool mamba_proj_bias = false;
+  bool mamba_conv_bias = true;
   bool tie_embeddings = true;
   double norm_eps = 1e-5;
   int64_t scan_chunk = 64;
@@ -123,7 +128,7 @@ struct ModelConfig {
   int64_t num_mamba2() const;  // Mamba2 ('S') blocks
   int64_t num_attention() const;  // attention ('A') blocks
   int64_t num_moe() const;
-  nn::MambaConfig mamba_config() const;  // num_layers = number of layers (for out_proj scale)
+  nn::MambaConfig mamba_config() const;  // num_layers = number of layers (for out_proj scale), norm_eps
   nn::Mamba2Config mamba2_config() const;  // the same, and norm_eps
   nn::AttentionConfig attention_config() const;  // the same
   nn::MoEConfig moe_config() const;

@@ -4,8 +4,9 @@
 // Parameters (D dim, E = expand·D, R dt_rank, N d_state, W d_conv, X experts, K top_k,
 // F moe.hidden, V vocab_size; for Mamba2 the model.mamba2 section's Di = expand·D, P head_dim,
 // H = Di/P heads, G n_groups, N d_state, K d_conv, C = Di + 2GN, I = Di + C + H):
-//   Mamba block  norm D; in_proj 2E·D; conv1d E·W + E; x_proj (R + 2N)·E; dt_proj E·R + E;
-//                A_log E·N; D E; out_proj D·E
+//   Mamba block  norm D; in_proj 2E·D (+ 2E with mamba_proj_bias); conv1d E·W (+ E with
+//                mamba_conv_bias); x_proj (R + 2N)·E; dt_proj E·R + E; A_log E·N; D E;
+//                out_proj D·E (+ D with mamba_proj_bias); inner norms R + 2N with mamba_inner_norms
 //   Mamba2 block norm D; in_proj I·D (+ I with bias); conv1d C·K (+ C with conv_bias);
 //                dt_bias, A_log, D 3H; gated norm Di; out_proj D·Di (+ D with bias)
 //   attention    norm D; q_proj Q·D, k_proj and v_proj Kd·D each, o_proj D·Q (Q = heads·d,
@@ -21,7 +22,7 @@
 //   closures): the block input and its RMSNorm output (2D) and rstd (1); the conv input x and
 //   the gate z (2E); the conv output (E, kept by SiLU); the conv+SiLU output u (E); Δ before
 //   its bias (E); the scan output y (E); dt (R), B and C (2N)  →  T·(2D + 6E + R + 2N + 1)
-//   floats, + the scan's chunk states B·ceil(L/scan_chunk)·N·E, + A = −exp(A_log) twice (2E·N);
+//   floats (with mamba_inner_norms + T·(R + 2N + 3): the normed dt, B, C and three rstd), + the scan's chunk states B·ceil(L/scan_chunk)·N·E, + A = −exp(A_log) twice (2E·N);
 //   per Mamba2 layer (src/nn/mamba2.cpp): the block input, its norm output and rstd (2D + 1);
 //   in_proj's pieces z, xBC and dt (Di + C + H); the conv output kept by SiLU (C); SiLU's
 //   output split into x, B, C kept by the scan (C); the scan's step sizes and cumulative sums
