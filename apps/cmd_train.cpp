@@ -26,7 +26,7 @@ int run_train(int argc, char** argv) {
       ("config", po::value(&config_path), "training config (JSON); with --resume, defaults to the checkpoint's")
       ("set", po::value(&sets)->composing(), "override a key: --set train.steps=100 (repeatable)")
       ("resume", po::value(&resume), "continue from this checkpoint directory (bit-exact)")
-      ("init-from", po::value(&init_from), "start from the weights of this checkpoint (Magellano or Hugging Face Mamba / Mamba2) to fine-tune");
+      ("init-from", po::value(&init_from), "start from the weights of this checkpoint (Magellano, or Hugging Face Mamba / Mamba2 / Granite 4.0-H / Jamba) to fine-tune");
   po::variables_map vm;
   if (!cli::parse_options(opts, argc, argv, vm)) return 0;
   if (config_path.empty() && resume.empty())

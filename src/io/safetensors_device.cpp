@@ -57,6 +57,23 @@ StTensor to_st(const Tensor& t) {
   return out;
 }
 
+namespace {
+
+// Floats read from a file into an f32 or f16 tensor (rounded to nearest), refusing non-finite values.
+void write_floats(const std::string& where, const std::vector<float>& v, const Tensor& dst) {
+  fail_non_finite(where, first_non_finite(v.data(), v.size()), v.size());
+  Tensor t = dst;  // copy_from_host is non-const on the handle; the buffer is shared
+  if (dst.dtype() == DType::f32) {
+    t.copy_from_host(v.data(), v.size() * sizeof(float));
+    return;
+  }
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
+  t.copy_from_host(h.data(), h.size() * 2);
+}
+
+}  // namespace
+
 void load_into(const SafetensorsReader& reader, const std::string& name, const Tensor& dst) {
   const std::string where = "loading '" + name + "' from " + reader.path().string() + ": ";
   const std::vector<int64_t> shape = reader.shape(name);  // throws if absent
@@ -66,20 +83,12 @@ void load_into(const SafetensorsReader& reader, const std::string& name, const T
   const StDType src = reader.dtype(name);
   const bool floating = src == StDType::F32 || src == StDType::F16 || src == StDType::BF16;
   Tensor t = dst;  // copy_from_host is non-const on the handle; the buffer is shared
-  if (dst.dtype() == DType::f32 && floating) {
-    const std::vector<float> v = reader.read_f32(name);
-    fail_non_finite(where, first_non_finite(v.data(), v.size()), v.size());
-    t.copy_from_host(v.data(), v.size() * sizeof(float));
-  } else if (dst.dtype() == DType::f16 && src == StDType::F16) {
+  if (dst.dtype() == DType::f16 && src == StDType::F16) {
     const StTensor s = reader.read(name);
     fail_non_finite(where, first_non_finite_f16(s.bytes.data(), s.bytes.size() / 2), s.bytes.size() / 2);
     t.copy_from_host(s.bytes.data(), s.bytes.size());
-  } else if (dst.dtype() == DType::f16 && floating) {
-    const std::vector<float> v = reader.read_f32(name);
-    fail_non_finite(where, first_non_finite(v.data(), v.size()), v.size());
-    std::vector<uint16_t> h(v.size());
-    for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
-    t.copy_from_host(h.data(), h.size() * 2);
+  } else if ((dst.dtype() == DType::f32 || dst.dtype() == DType::f16) && floating) {
+    write_floats(where, reader.read_f32(name), dst);
   } else if ((dst.dtype() == DType::u8 && src == StDType::U8) ||
              (dst.dtype() == DType::i32 && src == StDType::I32)) {
     const StTensor s = reader.read(name);
@@ -92,6 +101,20 @@ void load_into(const SafetensorsReader& reader, const std::string& name, const T
 
 void load_into(const SafetensorsSet& weights, const std::string& name, const Tensor& dst) {
   load_into(weights.reader(name), name, dst);
+}
+
+void load_rows_into(const SafetensorsSet& weights, const std::string& name, int64_t row_begin, int64_t row_end,
+                    const Tensor& dst) {
+  const std::string where = "loading rows [" + std::to_string(row_begin) + ", " + std::to_string(row_end) + ") of '" +
+                            name + "' from " + weights.reader(name).path().string() + ": ";
+  const std::vector<int64_t> shape = weights.shape(name);  // throws if absent
+  const int64_t cols = shape.empty() ? 1 : shape.back();
+  if (dst.dtype() != DType::f32 && dst.dtype() != DType::f16)
+    throw Error(where + "a " + std::string(to_string(dst.dtype())) + " tensor cannot take floating-point rows.");
+  if (dst.shape().ndim() < 1 || dst.shape().dims().back() != cols || (row_end - row_begin) * cols != dst.numel())
+    throw Error(where + "stored shape " + st_shape_str(shape) + " does not give the model's " +
+                st_shape_str(dst.shape().dims()) + ". Does the checkpoint match its config?");
+  write_floats(where, weights.read_rows_f32(name, row_begin, row_end), dst);
 }
 
 }  // namespace magellano::io

@@ -198,25 +198,30 @@ void SafetensorsReader::read_into(const std::string& name, void* dst, uint64_t b
 
 std::vector<float> SafetensorsReader::read_f32(const std::string& name) const {
   const Entry& e = find(name);
-  if (e.dtype == StDType::F32) {  // straight into the result: no second copy
-    std::vector<float> out((e.end - e.begin) / 4);
-    pread_all(file_->fd, out.data(), e.end - e.begin, data_start_ + e.begin, path_);
-    return out;
-  }
+  const int64_t cols = e.shape.empty() ? 1 : std::max<int64_t>(1, e.shape.back());
+  return read_rows_f32(name, 0, st_numel(e.shape) / cols);
+}
+
+std::vector<float> SafetensorsReader::read_rows_f32(const std::string& name, int64_t row_begin, int64_t row_end) const {
+  const Entry& e = find(name);
   if (e.dtype != StDType::F32 && e.dtype != StDType::F16 && e.dtype != StDType::BF16)
     fail(path_, "tensor '" + excerpt(name) + "' is " + st_dtype_name(e.dtype) +
                     "; only F32, F16 and BF16 convert to f32.");
-  const StTensor t = read(name);
-  std::vector<float> out(t.bytes.size() / st_dtype_size(t.dtype));
-  if (t.dtype == StDType::F32) {
-    std::memcpy(out.data(), t.bytes.data(), t.bytes.size());
+  const int64_t cols = e.shape.empty() ? 1 : std::max<int64_t>(1, e.shape.back());
+  const int64_t rows = st_numel(e.shape) / cols;
+  if (row_begin < 0 || row_end < row_begin || row_end > rows)
+    fail(path_, "tensor '" + excerpt(name) + "' " + st_shape_str(e.shape) + " has " + std::to_string(rows) +
+                    " rows; rows [" + std::to_string(row_begin) + ", " + std::to_string(row_end) + ") were asked for.");
+  const uint64_t size = st_dtype_size(e.dtype), n = static_cast<uint64_t>((row_end - row_begin) * cols);
+  const uint64_t offset = data_start_ + e.begin + static_cast<uint64_t>(row_begin * cols) * size;
+  std::vector<float> out(n);
+  if (e.dtype == StDType::F32) {  // straight into the result: no second copy
+    pread_all(file_->fd, out.data(), n * 4, offset, path_);
     return out;
   }
-  for (size_t i = 0; i < out.size(); ++i) {
-    uint16_t h;
-    std::memcpy(&h, t.bytes.data() + 2 * i, 2);
-    out[i] = t.dtype == StDType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
-  }
+  std::vector<uint16_t> half(n);
+  pread_all(file_->fd, half.data(), n * 2, offset, path_);
+  for (uint64_t i = 0; i < n; ++i) out[i] = e.dtype == StDType::F16 ? f16_to_f32(half[i]) : bf16_to_f32(half[i]);
   return out;
 }
 

@@ -107,12 +107,30 @@ nn::ModelSpec model_spec(const Config& c) {
   return s;
 }
 
-void load_weights(const fs::path& path, const nn::Model& model) { load_weights(io::SafetensorsSet::open(path), model); }
+void load_weights(const fs::path& path, const nn::Model& model, const HfLocator& locate) {
+  load_weights(io::SafetensorsSet::open(path), model, locate);
+}
 
-void load_weights(const io::SafetensorsSet& weights, const nn::Model& model) {
-  auto missing = [&](const std::string& name) {
-    return Error(weights.path().string() + " has no tensor '" + name + "': it is not a checkpoint of this "
-                 "model (check the config's model section).");
+void load_weights(const io::SafetensorsSet& weights, const nn::Model& model, const HfLocator& locate) {
+  // Where each parameter is: itself, or (a Hugging Face hybrid) the first candidate the files hold.
+  auto find = [&](const std::string& name) -> HfSlice {
+    if (!locate) {
+      if (!weights.contains(name))
+        throw Error(weights.path().string() + " has no tensor '" + name + "': it is not a checkpoint of this "
+                    "model (check the config's model section).");
+      return HfSlice{name};
+    }
+    const std::vector<HfSlice> where = locate(name);
+    for (const HfSlice& c : where)
+      if (weights.contains(c.name)) return c;
+    throw Error(weights.path().string() + " has no tensor '" + (where.empty() ? name : where.front().name) +
+                "' (parameter " + name + "): the folder does not match its config.json.");
+  };
+  auto read = [&](const HfSlice& at, const Tensor& dst) {
+    if (at.whole())
+      io::load_into(weights, at.name, dst);
+    else
+      io::load_rows_into(weights, at.name, at.row_begin, at.row_end, dst);
   };
   Context& ctx = model.parameters().front().tensor.ctx();
   // Weights stored NF4 in the file (`magellano quantize`): loaded as they are into an NF4
@@ -122,38 +140,40 @@ void load_weights(const io::SafetensorsSet& weights, const nn::Model& model) {
   std::map<std::string, nn::Linear*> by_weight;
   for (const auto& l : const_cast<nn::Model&>(model).linears()) by_weight[l.path + ".weight"] = l.linear;
   for (const auto& p : model.parameters()) {
-    if (!weights.contains(p.name)) throw missing(p.name);
-    if (nf4_in_file.count(p.name)) {
-      const ops::NF4Weight q = io::load_nf4(ctx, weights, p.name, MemCategory::scratch);
+    const HfSlice at = find(p.name);
+    if (at.whole() && nf4_in_file.count(at.name)) {
+      const ops::NF4Weight q = io::load_nf4(ctx, weights, at.name, MemCategory::scratch);
       by_weight.at(p.name)->set_weight(ops::dequantize_nf4(q, MemCategory::scratch));
       continue;
     }
-    io::load_into(weights, p.name, p.tensor);
+    read(at, p.tensor);
   }
   // NF4 Linears are not tensors of their own: an fp32 / fp16 weight in the file is read and
   // quantized one at a time.
   for (const auto& [name, lin] : by_weight) {
     if (lin->storage() != nn::WeightStorage::nf4) continue;
-    if (!weights.contains(name)) throw missing(name);
-    if (nf4_in_file.count(name)) {
-      ops::NF4Weight q = io::load_nf4(ctx, weights, name);
+    const HfSlice at = find(name);
+    if (at.whole() && nf4_in_file.count(at.name)) {
+      ops::NF4Weight q = io::load_nf4(ctx, weights, at.name);
       if (q.shape != Shape{lin->out_features(), lin->in_features()})
-        throw Error(weights.reader(name).path().string() + ": NF4 weight '" + name + "' has shape " + q.shape.str() +
-                    ", the model expects (" + std::to_string(lin->out_features()) + ", " +
+        throw Error(weights.reader(at.name).path().string() + ": NF4 weight '" + at.name + "' has shape " +
+                    q.shape.str() + ", the model expects (" + std::to_string(lin->out_features()) + ", " +
                     std::to_string(lin->in_features()) + ").");
       *lin->nf4 = std::move(q);
       continue;
     }
     Tensor w = Tensor::empty(ctx, Shape{lin->out_features(), lin->in_features()}, DType::f32, MemCategory::scratch);
-    io::load_into(weights, name, w);
+    read(at, w);
     lin->set_weight(w);
   }
 }
 
+HfLocator weights_locator(const fs::path& dir) { return is_hf_hybrid_dir(dir) ? read_hf_hybrid(dir).locate : HfLocator(); }
+
 LoadedModel load_model(const fs::path& dir, Context& ctx, const LoRASection* lora) {
   if (!fs::is_directory(dir))
     throw Error("checkpoint '" + dir.string() + "' is not a directory: pass a folder written by "
-                "`magellano train` or a Hugging Face Mamba / Mamba2 model folder.");
+                "`magellano train` or a Hugging Face Mamba, Mamba2, Granite 4.0-H or Jamba model folder.");
   LoadedModel out;
   if (io::is_hf_mamba_dir(dir)) {
     out.config = config_from_hf(io::read_hf_mamba_config(dir), dir);
@@ -165,6 +185,11 @@ LoadedModel load_model(const fs::path& dir, Context& ctx, const LoRASection* lor
     } catch (const Error& e) {
       throw Error(std::string(e.what()) + " (from the Hugging Face config " + (dir / "config.json").string() + ")");
     }
+    out.hugging_face = true;
+  } else if (is_hf_hybrid_dir(dir)) {
+    HfHybrid hybrid = read_hf_hybrid(dir);
+    out.config = std::move(hybrid.config);
+    out.locate = std::move(hybrid.locate);
     out.hugging_face = true;
   } else {
     nlohmann::json j = io::read_json(dir / "config.json", "checkpoint config");
@@ -181,7 +206,7 @@ LoadedModel load_model(const fs::path& dir, Context& ctx, const LoRASection* lor
   require_fit(inference_demand(out.config, 0, 0, ""), ctx.device(), dir.string());
   out.model = std::make_unique<nn::Model>(ctx, model_spec(out.config), out.config.train.seed);
   if (!lora_checkpoint) {
-    load_weights(dir, *out.model);
+    load_weights(dir, *out.model, out.locate);
     return out;
   }
   // A LoRA training checkpoint: the base is the run's (--init-from weights, or the seed's
@@ -192,7 +217,7 @@ LoadedModel load_model(const fs::path& dir, Context& ctx, const LoRASection* lor
     if (!io::SafetensorsSet::present(base))
       throw Error(dir.string() + " is a LoRA checkpoint whose base model " + base.string() +
                   " is gone; restore it or merge the adapter into a copy you kept.");
-    load_weights(base, *out.model);
+    load_weights(base, *out.model, weights_locator(base));
   }
   if (!lora) load_adapter_weights(dir, *out.model);
   return out;

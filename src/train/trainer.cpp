@@ -171,7 +171,7 @@ TrainingRun::TrainingRun(const Config& cfg, Context& ctx, const TrainOptions& op
       init_from_(resolved(opt.init_from)) {
   if (out_) print_parameter_summary(cfg_, model_, model_.trainable_parameters(), *out_);
   if (opt.init_from) {
-    load_weights(*opt.init_from, model_);  // its model.safetensors or sharded set
+    load_weights(*opt.init_from, model_, weights_locator(*opt.init_from));  // its model.safetensors or sharded set
     if (out_) *out_ << "initialised from " << opt.init_from->string() << "\n";
   }
   if (opt.resume) restore(*opt.resume);
@@ -188,7 +188,7 @@ void TrainingRun::restore(const fs::path& dir) {
   if (cfg_.lora.enabled()) {  // a LoRA checkpoint holds no base: reload the run's
     if (const auto base = read_trainer_state(dir).init_from) {
       init_from_ = *base;
-      load_weights(fs::path(init_from_), model_);
+      load_weights(fs::path(init_from_), model_, weights_locator(init_from_));
     }
   }
   const TrainerState state = load_training_state(dir, model_, adamw_);

@@ -63,6 +63,9 @@ class SafetensorsReader {
   void read_into(const std::string& name, void* dst, uint64_t bytes) const;
   // Values as f32, converted from F16 or BF16; other dtypes throw.
   std::vector<float> read_f32(const std::string& name) const;
+  // Rows [row_begin, row_end) of the tensor viewed as (rows, last dim), as f32 (one read of just
+  // those bytes: an expert's slice of a packed (X, 2F, D) tensor without the rest).
+  std::vector<float> read_rows_f32(const std::string& name, int64_t row_begin, int64_t row_end) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
  private:

@@ -25,4 +25,10 @@ void load_into(const SafetensorsSet& weights, const std::string& name, const Ten
 // Throws Error "<what>: element i of n is NaN; ..." unless every value is finite.
 void require_finite(const std::vector<float>& values, const std::string& what);
 
+// Rows [row_begin, row_end) of `name` viewed as (rows, last dim) into dst (f32 or f16), whose
+// last dim must be the tensor's and whose size the rows' (one part of a packed tensor, e.g. one
+// expert of an (X, 2F, D) stack). Errors as load_into's.
+void load_rows_into(const SafetensorsSet& weights, const std::string& name, int64_t row_begin, int64_t row_end,
+                    const Tensor& dst);
+
 }  // namespace magellano::io

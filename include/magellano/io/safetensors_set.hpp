@@ -63,6 +63,9 @@ class SafetensorsSet {
   StTensor read(const std::string& name) const { return reader(name).read(name); }
   void read_into(const std::string& name, void* dst, uint64_t bytes) const { reader(name).read_into(name, dst, bytes); }
   std::vector<float> read_f32(const std::string& name) const { return reader(name).read_f32(name); }
+  std::vector<float> read_rows_f32(const std::string& name, int64_t row_begin, int64_t row_end) const {
+    return reader(name).read_rows_f32(name, row_begin, row_end);
+  }
   // The first file's __metadata__ (shards written by transformers each carry {"format": "pt"}).
   const std::map<std::string, std::string>& metadata() const { return files_.front().metadata(); }
   uint64_t total_bytes() const;  // the files' sizes together

@@ -23,6 +23,7 @@
 
 #include "magellano/nn/model.hpp"
 #include "magellano/train/config.hpp"
+#include "magellano/train/hf_layout.hpp"
 #include "magellano/train/trainer_state.hpp"
 
 namespace magellano::optim {
@@ -42,6 +43,7 @@ struct LoadedModel {
   Config config;                     // for a Hugging Face directory: built from its config.json
   std::unique_ptr<nn::Model> model;  // weights loaded
   bool hugging_face = false;
+  HfLocator locate;  // a Hugging Face hybrid's tensor locations (empty: parameters under their own names)
 };
 
 // Loads the model of a Magellano or Hugging Face Mamba / Mamba2 checkpoint directory onto ctx. Errors
@@ -56,10 +58,16 @@ LoadedModel load_model(const std::filesystem::path& dir, Context& ctx, const LoR
 // NF4 weights in the files load into NF4 Linears, or dequantized into fp32 / fp16 ones).
 // A later name-mapping step (Hugging Face Jamba / Granite names) can build on the same set:
 // io::load_into(weights, "<file's name>", tensor) reads one tensor from whichever shard holds it.
-void load_weights(const io::SafetensorsSet& weights, const nn::Model& model);
+// With `locate` (a Hugging Face hybrid, train/hf_layout.hpp) each parameter is read from where
+// the locator says; without, under its own name.
+void load_weights(const io::SafetensorsSet& weights, const nn::Model& model, const HfLocator& locate = {});
 // `path`: a checkpoint folder (model.safetensors, or model.safetensors.index.json and its shards;
 // io/safetensors_set.hpp) or one .safetensors file.
-void load_weights(const std::filesystem::path& path, const nn::Model& model);
+void load_weights(const std::filesystem::path& path, const nn::Model& model, const HfLocator& locate = {});
+
+// Where the weights of checkpoint folder `dir` are: a Hugging Face hybrid's locator, else none
+// (parameters under their own names).
+HfLocator weights_locator(const std::filesystem::path& dir);
 
 // Writes <parent>/step-<step> atomically, then keeps only the newest `keep` checkpoints (the one
 // just written always among them).
