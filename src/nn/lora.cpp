@@ -22,7 +22,8 @@ WeightStorage parse_weight_storage(const std::string& s) {
 }
 
 const std::vector<std::string>& lora_target_kinds() {
-  static const std::vector<std::string> k = {"in_proj", "x_proj", "dt_proj", "out_proj", "gate", "experts"};
+  static const std::vector<std::string> k = {"in_proj", "x_proj", "dt_proj", "out_proj", "gate", "experts",
+                                                "shared_expert", "mlp"};
   return k;
 }
 

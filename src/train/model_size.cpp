@@ -37,13 +37,23 @@ Count max(Count a, Count b) { return a < b ? b : a; }
 
 // The widths every formula uses (model_size.hpp's letters).
 struct Widths {
-  Count D, E, R, N, W, X, K, F, V, C;
+  Count D, E, R, N, W, X, K, F, Fs, V, C;
   bool glu;
   explicit Widths(const ModelConfig& m)
       : D(m.dim), E(Count(m.expand) * m.dim), R(m.dt_rank > 0 ? m.dt_rank : (m.dim + 15) / 16),
-        N(m.d_state), W(m.d_conv), X(m.moe.experts), K(m.moe.top_k), F(m.moe.hidden), V(m.vocab_size),
-        C(std::max<int64_t>(1, m.scan_chunk)), glu(m.moe.activation == ops::ExpertActivation::swiglu) {}
+        N(m.d_state), W(m.d_conv), X(m.moe.experts), K(m.moe.top_k), F(m.moe.hidden),
+        Fs(m.moe.shared_expert_hidden), V(m.vocab_size), C(std::max<int64_t>(1, m.scan_chunk)),
+        glu(m.moe.activation == ops::ExpertActivation::swiglu) {}
 };
+
+// One SwiGLU / GELU MLP (nn::Mlp) of width D and hidden F: its weight elements (w1, w2 and w3),
+// what ops::expert_mlp keeps per token for the backward (h1, and h3), the Σ (in + out) of its
+// Linears (LoRA parameters per rank), and its backward temporaries per token (dx, dy and the
+// pre-activation gradients).
+Count mlp_weights(Count D, Count F, bool glu) { return (glu ? 3 : 2) * F * D; }
+Count mlp_kept(Count F, bool glu) { return F * (glu ? 2 : 1); }
+Count mlp_lora_per_rank(Count D, Count F, bool glu) { return (glu ? 3 : 2) * (D + F); }
+Count mlp_workspace(Count D, Count F) { return 2 * D + 2 * F; }
 
 // The widths of one Mamba2 block: Di inner, H heads, C conv channels (x, B, C), I in_proj outputs.
 struct Mamba2Widths {
@@ -56,7 +66,9 @@ struct Mamba2Widths {
 // Elements of every Linear weight of one Mamba, Mamba2 and MoE block.
 Count mamba_linear(const Widths& w) { return 2 * w.E * w.D + (w.R + 2 * w.N) * w.E + w.E * w.R + w.D * w.E; }
 Count mamba2_linear(const Mamba2Widths& s) { return s.I * s.D + s.D * s.Di; }  // in_proj, out_proj
-Count moe_linear(const Widths& w) { return w.X * w.D + w.X * (w.glu ? 3 : 2) * w.F * w.D; }
+Count moe_linear(const Widths& w) {
+  return w.X * w.D + w.X * mlp_weights(w.D, w.F, w.glu) + mlp_weights(w.D, w.Fs, w.glu);
+}
 
 }  // namespace
 
@@ -77,8 +89,8 @@ ParamCounts count_params(const ModelConfig& m) {
                              + 3 * s.H                                  // dt_bias, A_log, D
                              + s.Di                                     // gated norm
                              + s.D * s.Di + (bias ? s.D : 0);           // out_proj
-  const Count expert = (w.glu ? 3 : 2) * w.F * w.D;
-  const Count moe_block = w.D + w.X * w.D + w.X * expert;
+  const Count expert = mlp_weights(w.D, w.F, w.glu), shared_expert = mlp_weights(w.D, w.Fs, w.glu);
+  const Count moe_block = w.D + w.X * w.D + w.X * expert + shared_expert;
   const Count mamba_layers = m.num_mamba(), mamba2_layers = m.num_mamba2(), moe_layers = m.num_moe();
   const Count embedding = w.V * w.D, lm_head = m.tie_embeddings ? Count(0) : w.V * w.D;
   const Count total = embedding + w.D + lm_head + mamba_layers * mamba_block + mamba2_layers * mamba2_block +
@@ -90,6 +102,7 @@ ParamCounts count_params(const ModelConfig& m) {
   p.mamba_block = mamba_block.value();
   p.mamba2_block = mamba2_block.value();
   p.expert = expert.value();
+  p.shared_expert = shared_expert.value();
   p.moe_block = moe_block.value();
   p.embedding = embedding.value();
   p.final_norm = m.dim;
@@ -122,13 +135,13 @@ MemoryEstimate estimate_memory(const ModelConfig& m, int64_t batch, int64_t seq_
                             (T * (2 * s.D + 1 + 3 * s.Di + 3 * s.C + 3 * s.H + s.G) +
                              B * s.H * ssd_chunks * (s.N * s.P + 1)) * f;
   const Count moe_acts =
-      moe_layers * T * (2 * w.D + 2 + 2 * w.X + w.K * (2 * w.D + w.F * (w.glu ? 2 : 1) + 5)) * f;
+      moe_layers * T * (2 * w.D + 2 + 2 * w.X + w.K * (2 * w.D + mlp_kept(w.F, w.glu) + 5) + mlp_kept(w.Fs, w.glu)) * f;
   const Count head = (T * (2 * w.D + 2) + 2 * T * w.V) * f;
   Count ws = 0;
   if (p.mamba_layers) ws = max(ws, T * (6 * w.E + 2 * w.N) + w.C * w.N * B * w.E);
   if (p.mamba2_layers)
     ws = max(ws, T * (3 * s.Di + 4 * s.C + 4 * s.H + 2 * s.H * s.N) + B * ssd_chunks * (s.G * Q * Q + s.H * s.N * s.P));
-  if (p.moe_layers) ws = max(ws, T * w.K * (2 * w.D + 2 * w.F));
+  if (p.moe_layers) ws = max(ws, max(T * w.K * mlp_workspace(w.D, w.F), w.Fs.value() ? T * mlp_workspace(w.D, w.Fs) : Count(0)));
   const Count workspace = (ws + 2 * T * w.D) * f;
   const Count activations = mamba_acts + scan_states + mamba2_acts + moe_acts + head + workspace;
   e.mamba_activations = mamba_acts.value();
@@ -155,7 +168,8 @@ LoRACounts count_lora(const Config& c) {
                            (on("dt_proj") ? r * (w.R + w.E) : 0) + (on("out_proj") ? r * (w.E + w.D) : 0);
   const Mamba2Widths s(m);
   const Count mamba2_lora = (on("in_proj") ? r * (w.D + s.I) : 0) + (on("out_proj") ? r * (s.Di + w.D) : 0);
-  const Count moe_lora = (on("gate") ? r * (w.D + w.X) : 0) + (on("experts") ? w.X * (w.glu ? 3 : 2) * r * (w.D + w.F) : 0);
+  const Count moe_lora = (on("gate") ? r * (w.D + w.X) : 0) + (on("experts") ? w.X * r * mlp_lora_per_rank(w.D, w.F, w.glu) : 0) +
+                         (on("shared_expert") && w.Fs.value() ? r * mlp_lora_per_rank(w.D, w.Fs, w.glu) : 0);
   LoRACounts out;
   out.lora = (Count(m.num_mamba()) * mamba_lora + Count(m.num_mamba2()) * mamba2_lora + Count(m.num_moe()) * moe_lora)
                  .value();
@@ -193,7 +207,7 @@ MemoryEstimate estimate_memory(const Config& c) {
     const Widths w(m);
     const Count mamba2_in = m.num_mamba2() > 0 ? Mamba2Widths(m).I * w.D : Count(0);
     e.workspace =
-        (Count(e.workspace) + max(max(max(w.V * w.D, 2 * w.E * w.D), w.F * w.D), mamba2_in) * f).value();
+        (Count(e.workspace) + max(max(max(max(w.V * w.D, 2 * w.E * w.D), w.F * w.D), w.Fs * w.D), mamba2_in) * f).value();
   }
   const Count k = c.train.gradient_checkpointing;
   const Count layers = Count(p.mamba_layers) + p.mamba2_layers + p.moe_layers;
@@ -225,12 +239,25 @@ MemoryEstimate estimate_memory(const Config& c) {
   return e;
 }
 
+MlpBlockSize mlp_block_size(const nn::MlpConfig& c, int64_t tokens) {
+  const Count D = c.dim, F = c.hidden, T = tokens, f = 4;
+  MlpBlockSize s;
+  s.linear_weights = mlp_weights(D, F, c.swiglu).value();
+  s.params = (D + s.linear_weights).value();  // norm + w1, w2, w3
+  s.lora_per_rank = mlp_lora_per_rank(D, F, c.swiglu).value();
+  // the block input and its norm output (2D), rstd (1), h1 (and h3)
+  s.activation_bytes = (T * (2 * D + 1 + mlp_kept(F, c.swiglu)) * f).value();
+  s.workspace_bytes = (T * mlp_workspace(D, F) * f).value();
+  return s;
+}
+
 nlohmann::json to_json(const ParamCounts& p) {
   return {{"total", p.total},           {"trainable", p.trainable},
           {"active_per_token", p.active_per_token},
           {"embedding", p.embedding},   {"lm_head", p.lm_head},
           {"mamba_block", p.mamba_block}, {"mamba2_block", p.mamba2_block},
           {"moe_block", p.moe_block},   {"expert", p.expert},
+          {"shared_expert", p.shared_expert},
           {"final_norm", p.final_norm}, {"mamba_layers", p.mamba_layers},
           {"mamba2_layers", p.mamba2_layers}, {"moe_layers", p.moe_layers}};
 }

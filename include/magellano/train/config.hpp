@@ -4,7 +4,8 @@
 // documented in ONE place, configs/README.md; the presets live beside it.
 //
 // Loading = defaults ← the file ← each `--set key.path=value` in order, then validation.
-// After loading, the derived "0 = automatic" values (model.dt_rank, model.moe.hidden) hold
+// After loading, the derived "0 = automatic" values (model.dt_rank, model.moe.hidden,
+// model.mlp.hidden) hold
 // their resolved numbers, so to_json() (what a checkpoint saves) is self-contained and
 // from_json(to_json()) gives back the same Config.
 #pragma once
@@ -20,6 +21,7 @@
 #include "magellano/nn/lora.hpp"
 #include "magellano/nn/mamba.hpp"
 #include "magellano/nn/mamba2.hpp"
+#include "magellano/nn/mlp.hpp"
 #include "magellano/nn/moe.hpp"
 #include "magellano/ops/expert_mlp.hpp"
 #include "magellano/tensor/tensor.hpp"
@@ -56,6 +58,7 @@ const char* config_name(DType storage);  // f32, f16
 const char* config_name(nn::WeightStorage storage);
 const char* config_name(Fp16Rounding rounding);
 const char* config_name(ops::ExpertActivation activation);
+const char* config_name(nn::MoERouter router);  // softmax_topk, topk_softmax
 
 struct MoESection {
   int64_t experts = 8;
@@ -64,7 +67,17 @@ struct MoESection {
   ops::ExpertActivation activation = ops::ExpertActivation::swiglu;  // "swiglu" | "gelu"
   double balance_coef = 0.01;
   double z_coef = 0.001;
+  nn::MoERouter router = nn::MoERouter::softmax_topk;  // "softmax_topk" | "topk_softmax"
+  bool normalize_top_k = true;  // softmax_topk only (false: Jamba's unrenormalised weights)
+  int64_t shared_expert_hidden = 0;  // F_s of the shared expert; 0 = none
   bool operator==(const MoESection&) const = default;
+};
+
+// model.mlp: the dense MLP blocks (nn::MlpBlock, nn::MlpConfig).
+struct MlpSection {
+  int64_t hidden = 0;  // 0 = model.moe.hidden (resolved on load), as Jamba's dense and expert MLPs
+  ops::ExpertActivation activation = ops::ExpertActivation::swiglu;  // "swiglu" | "gelu"
+  bool operator==(const MlpSection&) const = default;
 };
 
 // model.mamba2: the Mamba2 ('S') blocks (nn::Mamba2Config).
@@ -101,6 +114,7 @@ struct ModelConfig {
   int64_t scan_chunk = 64;
   Mamba2Section mamba2;
   MoESection moe;
+  MlpSection mlp;
 
   int64_t num_mamba() const;   // Mamba ('M') blocks
   int64_t num_mamba2() const;  // Mamba2 ('S') blocks
@@ -108,6 +122,7 @@ struct ModelConfig {
   nn::MambaConfig mamba_config() const;  // num_layers = number of layers (for out_proj scale)
   nn::Mamba2Config mamba2_config() const;  // the same, and norm_eps
   nn::MoEConfig moe_config() const;
+  nn::MlpConfig mlp_config() const;  // the dense MLP blocks' (dim, model.mlp.hidden, activation)
   bool operator==(const ModelConfig&) const = default;
 };
 
