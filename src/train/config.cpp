@@ -434,7 +434,6 @@ void resolve(Config& c) {
   m.pattern = parse_layer_pattern(m.layers, "'model.layers'");
   if (m.dt_rank == 0) m.dt_rank = (m.dim + 15) / 16;
   if (m.moe.hidden == 0) m.moe.hidden = default_hidden(m.dim);
-  if (m.mlp.hidden == 0) m.mlp.hidden = m.moe.hidden;
   if (m.num_mamba2() > 0) m.mamba2.check(m.dim);  // the section is unused without 'S' blocks
   if (m.moe.top_k > m.moe.experts)
     throw Error("config: 'model.moe.top_k' (" + std::to_string(m.moe.top_k) +
@@ -554,7 +553,7 @@ nn::MoEConfig ModelConfig::moe_config() const {
 }
 
 nn::MlpConfig ModelConfig::mlp_config() const {
-  return {dim, mlp.hidden, mlp.activation == ops::ExpertActivation::swiglu};
+  return {dim, mlp.hidden > 0 ? mlp.hidden : moe.hidden, mlp.activation == ops::ExpertActivation::swiglu};
 }
 
 Config Config::defaults() { return from_json(json::object()); }

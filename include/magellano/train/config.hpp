@@ -4,8 +4,7 @@
 // documented in ONE place, configs/README.md; the presets live beside it.
 //
 // Loading = defaults ← the file ← each `--set key.path=value` in order, then validation.
-// After loading, the derived "0 = automatic" values (model.dt_rank, model.moe.hidden,
-// model.mlp.hidden) hold
+// After loading, the derived "0 = automatic" values (model.dt_rank, model.moe.hidden) hold
 // their resolved numbers, so to_json() (what a checkpoint saves) is self-contained and
 // from_json(to_json()) gives back the same Config.
 #pragma once
@@ -75,7 +74,9 @@ struct MoESection {
 
 // model.mlp: the dense MLP blocks (nn::MlpBlock, nn::MlpConfig).
 struct MlpSection {
-  int64_t hidden = 0;  // 0 = model.moe.hidden (resolved on load), as Jamba's dense and expert MLPs
+  // F; 0 = model.moe.hidden (as Jamba's dense and expert MLPs), kept 0 in to_json and resolved
+  // by ModelConfig::mlp_config(), so it follows model.moe.hidden
+  int64_t hidden = 0;
   ops::ExpertActivation activation = ops::ExpertActivation::swiglu;  // "swiglu" | "gelu"
   bool operator==(const MlpSection&) const = default;
 };
