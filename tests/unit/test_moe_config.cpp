@@ -2,9 +2,11 @@
 // shared_expert_hidden and the model.mlp section (defaults, the nn configs they give, the round
 // trip, one clear error line per bad value), their parameter and LoRA counts against the real
 // layers, and the activation model of the shared expert and of an MLP block against what their
-// forward keeps on the device.
+// forward keeps on the device; the new LoRA kinds through PEFT's target_modules.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 
@@ -12,6 +14,7 @@
 #include "harness.hpp"
 #include "magellano/nn/mlp.hpp"
 #include "magellano/nn/moe.hpp"
+#include "magellano/train/adapter.hpp"
 #include "magellano/train/config.hpp"
 #include "magellano/train/model_size.hpp"
 
@@ -156,4 +159,18 @@ TEST(MoEConfig, ActivationModelMatchesWhatTheForwardKeeps) {
     const double mlp = measure([&](const Tensor& x) { return fb.forward(x); });
     EXPECT_NEAR(mlp / static_cast<double>(mlp_block_size(mc, B * L).activation_bytes), 1.0, 0.05) << mlp;
   }
+}
+
+// The new LoRA kinds in PEFT's adapter_config.json: written as module-name suffixes and read back.
+TEST(MoEConfig, LoRAKindsRoundTripThroughPeftTargets) {
+  LoRASection l;
+  l.rank = 2, l.target_modules = {"gate", "experts", "shared_expert", "mlp"};
+  const json j = adapter_config_json(l, "");
+  EXPECT_EQ(j["target_modules"], json::parse(R"(["gate", "w1", "w2", "w3", "shared_expert.w1", "shared_expert.w2",
+                                                  "shared_expert.w3", "mlp.w1", "mlp.w2", "mlp.w3"])"));
+  const auto dir = std::filesystem::temp_directory_path() / "mg-moe-config-peft";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "adapter_config.json") << j.dump();
+  EXPECT_EQ(read_adapter_config(dir).target_modules, l.target_modules);
+  std::filesystem::remove_all(dir);
 }
