@@ -60,6 +60,9 @@ int model_info(const std::string& path, const std::vector<std::string>& sets, bo
               path.c_str(), (long long)p.mamba_layers, (long long)p.mamba2_layers, (long long)p.moe_layers, (long long)m.dim,
               (long long)m.vocab_size, (long long)m.moe.experts, (long long)m.moe.top_k,
               (long long)m.moe.hidden);
+  if (m.moe.router != nn::MoERouter::softmax_topk || !m.moe.normalize_top_k || m.moe.shared_expert_hidden > 0)
+    std::printf("MoE routing %s%s, shared expert hidden %lld\n", train::config_name(m.moe.router),
+                m.moe.normalize_top_k ? "" : " (not renormalised)", (long long)m.moe.shared_expert_hidden);
   std::printf("parameters\n");
   std::printf("  %-22s %15s  (%s)\n", "total", grouped(p.total).c_str(), millions(p.total).c_str());
   std::printf("  %-22s %15s  (%s)\n", "trainable", grouped(p.trainable).c_str(), millions(p.trainable).c_str());

@@ -1,11 +1,13 @@
 // Mixture-of-Experts routing and combining kernels (deterministic: fixed-order loops, no atomics).
 // Shapes: N tokens, X experts, K top-k, D width, F expert hidden, R = N * K routed rows.
 // Kernels:
-//   topk_fwd        probs (N, X) -> idx (N, K) i32, w (N, K): the K largest probabilities of a
-//                   row in decreasing order (ties: lower expert index first), w = p / sum(p_sel).
-//                   One work-item per row.
-//   topk_bwd        dprobs[n, j] (+)= (dw[n, k] - sum_k' dw[n, k'] w[n, k']) / S_n where j = idx[n, k],
-//                   0 for unselected j; S_n = sum_k probs[n, idx[n, k]]. One work-item per row.
+//   topk_fwd        scores (N, X) -> idx (N, K) i32, w (N, K): the K largest scores s of a row in
+//                   decreasing order (ties: lower expert index first) and their weights by `mode`
+//                   (ops::TopKWeights): MODE_RENORM w = s / sum(s_sel); MODE_RAW w = s;
+//                   MODE_SOFTMAX w = exp(s - s_max) / sum exp(s_sel - s_max). One work-item per row.
+//   topk_bwd        ds[n, j] (+)= the gradient of w[n, k] for j = idx[n, k], 0 for unselected j:
+//                   RENORM (dw_k - sum_k' dw_k' w_k') / S_n with S_n = sum_k s[n, idx[n, k]];
+//                   RAW dw_k; SOFTMAX w_k (dw_k - sum_k' dw_k' w_k'). One work-item per row.
 //   moe_token_of    token_of[i] = perm[i] / K: the token of sorted routed row i. perm, token_of: (R)
 //   moe_offsets     offsets[e] = #{i : sorted_keys[i] < e} for e in [0, X] (binary search);
 //                   counts[e] = offsets[e + 1] - offsets[e] for e < X. sorted_keys: (R) ascending
@@ -35,8 +37,12 @@
 inline float moe_sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }
 inline floatv moe_sigmoid_v(floatv x) { return 1.0f / (1.0f + exp(-x)); }
 
+#define MODE_RENORM 0
+#define MODE_RAW 1
+#define MODE_SOFTMAX 2
+
 __kernel void topk_fwd(__global const float* probs, ulong probs_off, __global int* idx, ulong idx_off,
-                       __global float* w, ulong w_off, long n, long x, long k) {
+                       __global float* w, ulong w_off, long n, long x, long k, int mode) {
   probs += probs_off; idx += idx_off; w += w_off;
   long r = get_global_id(0);
   if (r >= n) return;
@@ -53,27 +59,34 @@ __kernel void topk_fwd(__global const float* probs, ulong probs_off, __global in
       if (best < 0 || p[e] > bp) { best = e; bp = p[e]; }
     }
     id[j] = best;
-    s += bp;
+    s += mode == MODE_SOFTMAX ? exp(bp - p[id[0]]) : bp;  // id[0] holds the row's maximum
   }
-  for (int j = 0; j < k; ++j) w[r * k + j] = p[id[j]] / s;
+  for (int j = 0; j < k; ++j)
+    w[r * k + j] = mode == MODE_RAW       ? p[id[j]]
+                   : mode == MODE_RENORM ? p[id[j]] / s
+                                         : exp(p[id[j]] - p[id[0]]) / s;
 }
 
 __kernel void topk_bwd(__global const float* probs, ulong probs_off, __global const int* idx,
                        ulong idx_off, __global const float* dw, ulong dw_off, __global float* dp,
-                       ulong dp_off, long n, long x, long k, int acc) {
+                       ulong dp_off, long n, long x, long k, int mode, int acc) {
   probs += probs_off; idx += idx_off; dw += dw_off; dp += dp_off;
   long r = get_global_id(0);
   if (r >= n) return;
   __global const float* p = probs + r * x;
   __global const int* id = idx + r * k;
   float s = 0.0f;
-  for (int j = 0; j < k; ++j) s += p[id[j]];
-  float dot = 0.0f;
-  for (int j = 0; j < k; ++j) dot += dw[r * k + j] * (p[id[j]] / s);
+  for (int j = 0; j < k; ++j) s += mode == MODE_SOFTMAX ? exp(p[id[j]] - p[id[0]]) : p[id[j]];
+  float dot = 0.0f;  // sum_j dw_j w_j (RENORM, SOFTMAX)
+  for (int j = 0; j < k; ++j)
+    dot += dw[r * k + j] * (mode == MODE_SOFTMAX ? exp(p[id[j]] - p[id[0]]) / s : p[id[j]] / s);
   for (int e = 0; e < x; ++e) {
     float v = 0.0f;
     for (int j = 0; j < k; ++j)
-      if (id[j] == e) v = (dw[r * k + j] - dot) / s;
+      if (id[j] == e)
+        v = mode == MODE_RAW       ? dw[r * k + j]
+            : mode == MODE_RENORM ? (dw[r * k + j] - dot) / s
+                                  : exp(p[id[j]] - p[id[0]]) / s * (dw[r * k + j] - dot);
     ACC_STORE(dp, r * x + e, v, acc);
   }
 }

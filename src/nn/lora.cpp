@@ -22,8 +22,8 @@ WeightStorage parse_weight_storage(const std::string& s) {
 }
 
 const std::vector<std::string>& lora_target_kinds() {
-  static const std::vector<std::string> k = {"in_proj", "x_proj", "dt_proj", "out_proj", "q_proj", "k_proj",
-                                               "v_proj",  "o_proj", "gate",    "experts"};
+  static const std::vector<std::string> k = {"in_proj", "x_proj", "dt_proj", "out_proj", "q_proj",        "k_proj",
+                                               "v_proj",  "o_proj", "gate",    "experts",  "shared_expert", "mlp"};
   return k;
 }
 

@@ -43,6 +43,7 @@ Model::Model(Context& ctx, const ModelSpec& spec, uint64_t seed)
       !std::isfinite(spec.logits_scaling))
     throw Error("model: the embedding, residual and logits multipliers must be finite and positive.");
   spec_.moe.dim = spec.dim;
+  spec_.mlp.dim = spec.dim;
   const float w2_scale = 1.0f / std::sqrt(static_cast<float>(spec.layers.size()));
   if (spec.base_storage != WeightStorage::f32 && !spec.lora.enabled())
     throw Error("model: frozen fp16 / NF4 base weights need LoRA (lora.rank >= 1).");
@@ -62,8 +63,10 @@ Model::Model(Context& ctx, const ModelSpec& spec, uint64_t seed)
       blocks_.emplace_back(std::make_unique<AttentionBlock>(ctx, spec_.attention, init));
     else if (kind == 'E')
       blocks_.emplace_back(std::make_unique<MoEBlock>(ctx, spec_.moe, init, w2_scale, spec.norm_eps));
+    else if (kind == 'F')
+      blocks_.emplace_back(std::make_unique<MlpBlock>(ctx, spec_.mlp, init, w2_scale, spec.norm_eps));
     else
-      throw Error(std::string("model: unknown block '") + kind + "' in the layer pattern (use M, S, A or E).");
+      throw Error(std::string("model: unknown block '") + kind + "' in the layer pattern (use M, S, A, E or F).");
     std::visit([&](const auto& b) { b->residual_scale = spec.residual_multiplier; }, blocks_.back());
     prepare_block(blocks_.size() - 1);
   }
@@ -196,6 +199,7 @@ Model::Segment Model::run_blocks(size_t begin, size_t end, Tensor h, Tensor aux,
                      [&](const std::unique_ptr<AttentionBlock>& b) {
                        h = b->forward(h, state ? &state->kv : nullptr, i, row);
                      },
+                     [&](const std::unique_ptr<MlpBlock>& b) { h = b->forward(h); },
                      [&](const auto& b) {  // Mamba, Mamba2: the rows' states, then into the batch's
                        if (!state) {
                          h = b->forward(h, nullptr);
@@ -300,6 +304,7 @@ DecodeState Model::empty_state(int64_t batch) const {
   for (const auto& b : blocks_) {
     kv_heads.emplace_back(0, 0);
     std::visit(Visit{[&](const std::unique_ptr<MoEBlock>&) { s.mamba.push_back({}); },
+                     [&](const std::unique_ptr<MlpBlock>&) { s.mamba.push_back({}); },
                      [&](const std::unique_ptr<AttentionBlock>& a) {
                        s.mamba.push_back({});
                        kv_heads.back() = {a->mixer.cfg.kv(), a->mixer.cfg.width()};
@@ -325,6 +330,7 @@ Tensor Model::step(const Tensor& ids_t, DecodeState& state) const {
   if (!state.kv.empty()) state.kv.begin_step();
   for (size_t i = 0; i < blocks_.size(); ++i) {
     std::visit(Visit{[&](const std::unique_ptr<MoEBlock>& b) { h = b->forward(h).out; },
+                     [&](const std::unique_ptr<MlpBlock>& b) { h = b->forward(h); },
                      [&](const std::unique_ptr<AttentionBlock>& b) { h = b->step(h, state.kv, i); },
                      [&](const auto& b) { h = b->step(h, state.mamba[i]); }},
                blocks_[i]);

@@ -8,7 +8,6 @@
 #include "magellano/ops/index.hpp"
 #include "magellano/ops/matmul.hpp"
 #include "magellano/ops/moe_ops.hpp"
-#include "magellano/ops/activation.hpp"
 #include "magellano/ops/reduce.hpp"
 #include "magellano/ops/rows.hpp"
 #include "magellano/ops/softmax.hpp"
@@ -18,17 +17,16 @@ namespace magellano::nn {
 
 MoE::MoE(Context& ctx, const MoEConfig& c, Init& init, float w2_scale)
     : config(c), gate(ctx, c.dim, c.experts, false, init) {
-  if (c.dim < 1 || c.hidden < 1 || c.experts < 1 || c.top_k < 1 || c.top_k > c.experts)
-    throw Error("MoE: need dim, hidden, experts >= 1 and 1 <= top_k <= experts (got dim " +
+  if (c.dim < 1 || c.hidden < 1 || c.experts < 1 || c.top_k < 1 || c.top_k > c.experts || c.shared_hidden < 0)
+    throw Error("MoE: need dim, hidden, experts >= 1, 1 <= top_k <= experts and shared_hidden >= 0 (got dim " +
                 std::to_string(c.dim) + ", hidden " + std::to_string(c.hidden) + ", experts " +
-                std::to_string(c.experts) + ", top_k " + std::to_string(c.top_k) + ").");
-  for (int64_t e = 0; e < c.experts; ++e) {
-    Expert ex;
-    ex.w1 = std::make_shared<Linear>(ctx, c.dim, c.hidden, false, init);
-    ex.w2 = std::make_shared<Linear>(ctx, c.hidden, c.dim, false, init, w2_scale);
-    if (c.swiglu) ex.w3 = std::make_shared<Linear>(ctx, c.dim, c.hidden, false, init);
-    experts.push_back(ex);
-  }
+                std::to_string(c.experts) + ", top_k " + std::to_string(c.top_k) + ", shared_hidden " +
+                std::to_string(c.shared_hidden) + ").");
+  if (c.router == MoERouter::topk_softmax && !c.normalize_top_k)
+    throw Error("MoE: normalize_top_k = false needs the softmax_topk router (topk_softmax weights always sum to 1).");
+  for (int64_t e = 0; e < c.experts; ++e) experts.emplace_back(ctx, c.expert_config(), init, w2_scale, "experts");
+  if (c.shared_hidden > 0)
+    shared_expert = std::make_unique<Mlp>(ctx, c.shared_config(), init, w2_scale, "shared_expert");
 }
 
 MoEOutput MoE::forward(const Tensor& x) const {
@@ -39,8 +37,11 @@ MoEOutput MoE::forward(const Tensor& x) const {
   const int64_t n = x.shape().rows();
   const Tensor x2 = ops::reshape(x, Shape{n, d});                  // (N, D)
   const Tensor logits = gate.forward(x2);                            // (N, X)
-  const Tensor probs = ops::softmax(logits);                        // (N, X)
-  const ops::TopK top = ops::topk_renorm(probs, k);                 // (N, K) i32, (N, K)
+  const Tensor probs = ops::softmax(logits);                        // (N, X), also for the aux losses
+  const ops::TopK top =                                             // (N, K) i32, (N, K)
+      config.router == MoERouter::topk_softmax
+          ? ops::topk(logits, k, ops::TopKWeights::softmax)
+          : ops::topk(probs, k, config.normalize_top_k ? ops::TopKWeights::renorm : ops::TopKWeights::raw);
   const ops::RoutingPlan plan = ops::routing_plan(top.idx.view(Shape{n * k}), nx, k);
 
   // The only host sync of the layer: X + 1 offsets of the expert-sorted rows.
@@ -49,15 +50,12 @@ MoEOutput MoE::forward(const Tensor& x) const {
 
   const Tensor xs = ops::gather_rows(x2, plan.token_of);                 // (N·K, D) by expert
   // ops::expert_mlp takes f32 or f16 weights (one dtype for all) without adapters.
-  bool plain = true;
-  const WeightStorage first = experts.front().w1->storage();
-  for (const auto& e : experts)
-    for (const Linear* l : {e.w1.get(), e.w2.get(), e.w3.get()})
-      if (l && (l->lora || l->storage() == WeightStorage::nf4 || l->storage() != first)) plain = false;
+  std::vector<const Mlp*> all;
+  for (const Mlp& e : experts) all.push_back(&e);
   Tensor ys;  // (N·K, D)
-  if (plain) {
+  if (Mlp::grouped(all)) {
     std::vector<Tensor> w1, w2, w3;
-    for (const auto& e : experts) {
+    for (const Mlp& e : experts) {
       w1.push_back(e.w1->weight);
       w2.push_back(e.w2->weight);
       if (config.swiglu) w3.push_back(e.w3->weight);
@@ -67,18 +65,14 @@ MoEOutput MoE::forward(const Tensor& x) const {
   } else {
     const std::vector<Tensor> pieces = ops::split_rows(xs, offsets);  // (c_e, D) per expert
     std::vector<Tensor> outs(experts.size());
-    for (size_t e = 0; e < experts.size(); ++e) {
-      if (!pieces[e].defined()) continue;
-      const Expert& ex = experts[e];
-      const Tensor h1 = ex.w1->forward(pieces[e]);  // (c_e, F)
-      const Tensor act = config.swiglu ? ops::mul(ops::silu(h1), ex.w3->forward(pieces[e])) : ops::gelu(h1);
-      outs[e] = ex.w2->forward(act);  // (c_e, D)
-    }
+    for (size_t e = 0; e < experts.size(); ++e)
+      if (pieces[e].defined()) outs[e] = experts[e].forward_linears(pieces[e]);  // (c_e, D)
     ys = ops::concat_rows(outs, xs.size(0));
   }
   const Tensor ws = ops::gather_rows(ops::reshape(top.weights, Shape{n * k, 1}),
                                      plan.sorted.perm);                   // (N·K, 1) by expert
-  const Tensor mixed = ops::scatter_add_rows(ops::row_scale(ys, ws), plan.token_of, n);  // (N, D)
+  Tensor mixed = ops::scatter_add_rows(ops::row_scale(ys, ws), plan.token_of, n);  // (N, D)
+  if (shared_expert) mixed = ops::add(mixed, shared_expert->forward(x2));               // (N, D)
 
   MoEOutput out;
   out.out = ops::reshape(mixed, x.shape());
@@ -92,22 +86,15 @@ MoEOutput MoE::forward(const Tensor& x) const {
 
 void MoE::collect(const std::string& prefix, std::vector<Parameter>& out) const {
   gate.collect(prefix + "gate.", out);
-  for (size_t e = 0; e < experts.size(); ++e) {
-    const std::string p = prefix + "experts." + std::to_string(e) + ".";
-    experts[e].w1->collect(p + "w1.", out);
-    experts[e].w2->collect(p + "w2.", out);
-    if (experts[e].w3) experts[e].w3->collect(p + "w3.", out);
-  }
+  for (size_t e = 0; e < experts.size(); ++e) experts[e].collect(prefix + "experts." + std::to_string(e) + ".", out);
+  if (shared_expert) shared_expert->collect(prefix + "shared_expert.", out);
 }
 
 void MoE::collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) {
   gate.collect_linears(prefix + "gate.", out);
-  for (size_t e = 0; e < experts.size(); ++e) {
-    const std::string p = prefix + "experts." + std::to_string(e) + ".";
-    out.push_back({p + "w1", "experts", experts[e].w1.get()});
-    out.push_back({p + "w2", "experts", experts[e].w2.get()});
-    if (experts[e].w3) out.push_back({p + "w3", "experts", experts[e].w3.get()});
-  }
+  for (size_t e = 0; e < experts.size(); ++e)
+    experts[e].collect_linears(prefix + "experts." + std::to_string(e) + ".", out);
+  if (shared_expert) shared_expert->collect_linears(prefix + "shared_expert.", out);
 }
 
 void MoEBlock::collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) {

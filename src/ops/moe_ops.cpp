@@ -23,22 +23,22 @@ void require_2d(const Tensor& t, const char* op, const char* arg) {
 
 }  // namespace
 
-TopK topk_renorm(const Tensor& probs, int64_t k) {
-  require_2d(probs, "topk_renorm", "probs");
-  const int64_t n = probs.shape()[0], x = probs.shape()[1];
+TopK topk(const Tensor& scores, int64_t k, TopKWeights weights) {
+  require_2d(scores, "topk", "scores");
+  const int64_t n = scores.shape()[0], x = scores.shape()[1];
   if (k < 1 || k > x)
-    throw Error("topk_renorm: k = " + std::to_string(k) + " must be in [1, X = " +
-                std::to_string(x) + "].");
-  Context& ctx = probs.ctx();
+    throw Error("topk: k = " + std::to_string(k) + " must be in [1, X = " + std::to_string(x) + "].");
+  Context& ctx = scores.ctx();
+  const int mode = static_cast<int>(weights);  // the kernels' MODE_* numbers (cl/moe.cl)
   TopK out{Tensor::empty(ctx, Shape{n, k}, DType::i32), Tensor::empty(ctx, Shape{n, k})};
-  Launch(ctx, "moe", "topk_fwd").arg(probs).arg(out.idx).arg(out.weights).arg(n)
-      .arg(x).arg(k).run(n);
-  if (autograd::any_requires_grad({probs})) {
-    autograd::record(out.weights, [mp = autograd::grad_meta(probs), probs, idx = out.idx, n, x,
-                                   k](const Tensor& dw) {
-      auto g = autograd::grad_target(mp);
-      Launch(dw.ctx(), "moe", "topk_bwd").arg(probs).arg(idx).arg(dw).arg(g.tensor).arg(n)
-          .arg(x).arg(k).arg(g.accumulate).run(n);
+  Launch(ctx, "moe", "topk_fwd").arg(scores).arg(out.idx).arg(out.weights).arg(n)
+      .arg(x).arg(k).arg(mode).run(n);
+  if (autograd::any_requires_grad({scores})) {
+    autograd::record(out.weights, [ms = autograd::grad_meta(scores), scores, idx = out.idx, n, x,
+                                   k, mode](const Tensor& dw) {
+      auto g = autograd::grad_target(ms);
+      Launch(dw.ctx(), "moe", "topk_bwd").arg(scores).arg(idx).arg(dw).arg(g.tensor).arg(n)
+          .arg(x).arg(k).arg(mode).arg(g.accumulate).run(n);
     });
   }
   return out;

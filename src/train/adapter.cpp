@@ -14,13 +14,30 @@ using nlohmann::json;
 
 namespace {
 
+// The kinds whose Linears are named w1, w2, w3 under a module, and the PEFT suffix prefix of
+// each: "experts" -> w1 (every experts.{e}.w1), "shared_expert" -> shared_expert.w1, "mlp" ->
+// mlp.w1. (PEFT matches a target by module-name suffix, so "w1" also matches the other two.)
+const std::pair<const char*, const char*> kMlpKinds[] = {{"experts", ""}, {"shared_expert", "shared_expert."}, {"mlp", "mlp."}};
+
 json peft_targets(const std::vector<std::string>& kinds) {
   json t = json::array();
   for (const auto& k : kinds) {
-    if (k == "experts") t.push_back("w1"), t.push_back("w2"), t.push_back("w3");
-    else t.push_back(k);
+    bool mlp = false;
+    for (const auto& [kind, prefix] : kMlpKinds)
+      if (k == kind)
+        for (const char* w : {"w1", "w2", "w3"}) t.push_back(std::string(prefix) + w), mlp = true;
+    if (!mlp) t.push_back(k);
   }
   return t;
+}
+
+// The kind of a PEFT target name, or "" when none.
+std::string kind_of_target(const std::string& s) {
+  for (const auto& [kind, prefix] : kMlpKinds)
+    for (const char* w : {"w1", "w2", "w3"})
+      if (s == std::string(prefix) + w) return kind;
+  const auto& kinds = nn::lora_target_kinds();
+  return std::find(kinds.begin(), kinds.end(), s) != kinds.end() ? s : "";
 }
 
 }  // namespace
@@ -88,10 +105,9 @@ LoRASection read_adapter_config(const fs::path& dir, std::string* base) {
   std::set<std::string> kinds;
   for (const auto& t : j["target_modules"]) {
     const std::string s = t.is_string() ? t.get<std::string>() : "";
-    if (s == "w1" || s == "w2" || s == "w3") kinds.insert("experts");
-    else if (std::find(nn::lora_target_kinds().begin(), nn::lora_target_kinds().end(), s) != nn::lora_target_kinds().end())
-      kinds.insert(s);
-    else throw bad("unknown target module " + json_excerpt(t));
+    const std::string kind = kind_of_target(s);
+    if (kind.empty()) throw bad("unknown target module " + json_excerpt(t));
+    kinds.insert(kind);
   }
   for (const auto& k : nn::lora_target_kinds())
     if (kinds.count(k)) l.target_modules.push_back(k);

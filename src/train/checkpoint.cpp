@@ -84,6 +84,7 @@ nn::ModelSpec model_spec(const ModelConfig& m) {
   s.mamba2 = m.mamba2_config();
   s.attention = m.attention_config();
   s.moe = m.moe_config();
+  s.mlp = m.mlp_config();
   s.embedding_multiplier = static_cast<float>(m.embedding_multiplier);
   s.residual_multiplier = static_cast<float>(m.residual_multiplier);
   s.logits_scaling = static_cast<float>(m.logits_scaling);

@@ -58,6 +58,7 @@ constexpr nn::WeightStorage kBaseStorages[] = {nn::WeightStorage::f32, nn::Weigh
 constexpr Fp16Rounding kRoundings[] = {Fp16Rounding::stochastic, Fp16Rounding::nearest};
 constexpr ops::ExpertActivation kActivations[] = {ops::ExpertActivation::swiglu,
                                                   ops::ExpertActivation::gelu};
+constexpr nn::MoERouter kRouters[] = {nn::MoERouter::softmax_topk, nn::MoERouter::topk_softmax};
 
 template <typename E, size_t K>
 std::vector<std::string> choice_names(const E (&values)[K]) {
@@ -152,6 +153,12 @@ const std::vector<Field>& schema() {
     f.push_back(plain("model.moe.activation", Kind::choice, MG_CHOICE(model.moe.activation, kActivations)));
     f.push_back(number("model.moe.balance_coef", 0, false, kInf, false, MG_ACCESS(model.moe.balance_coef, double)));
     f.push_back(number("model.moe.z_coef", 0, false, kInf, false, MG_ACCESS(model.moe.z_coef, double)));
+    f.push_back(plain("model.moe.router", Kind::choice, MG_CHOICE(model.moe.router, kRouters)));
+    f.push_back(plain("model.moe.normalize_top_k", Kind::boolean, MG_ACCESS(model.moe.normalize_top_k, bool)));
+    f.push_back(integer("model.moe.shared_expert_hidden", 0, MG_ACCESS(model.moe.shared_expert_hidden, int64_t), kInf,
+                        1048576));
+    f.push_back(integer("model.mlp.hidden", 0, MG_ACCESS(model.mlp.hidden, int64_t), kInf, 1048576));
+    f.push_back(plain("model.mlp.activation", Kind::choice, MG_CHOICE(model.mlp.activation, kActivations)));
     // data
     f.push_back(plain("data.train", Kind::opt_string, MG_OPT(data.train)));
     f.push_back(plain("data.val", Kind::opt_string, MG_OPT(data.val)));
@@ -443,6 +450,9 @@ void resolve(Config& c) {
   if (m.moe.top_k > m.moe.experts)
     throw Error("config: 'model.moe.top_k' (" + std::to_string(m.moe.top_k) +
                 ") must be <= 'model.moe.experts' (" + std::to_string(m.moe.experts) + ").");
+  if (m.moe.router == nn::MoERouter::topk_softmax && !m.moe.normalize_top_k)
+    throw Error("config: 'model.moe.normalize_top_k' false needs 'model.moe.router' \"softmax_topk\" "
+                "(\"topk_softmax\" weights always sum to 1); remove it or use \"softmax_topk\".");
   const TrainConfig& t = c.train;
   if (c.lora.enabled() && c.lora.target_modules.empty())
     throw Error("config: 'lora.target_modules' is empty while 'lora.rank' is " + std::to_string(c.lora.rank) +
@@ -515,6 +525,10 @@ const char* config_name(ops::ExpertActivation activation) {
   return activation == ops::ExpertActivation::swiglu ? "swiglu" : "gelu";
 }
 
+const char* config_name(nn::MoERouter router) {
+  return router == nn::MoERouter::softmax_topk ? "softmax_topk" : "topk_softmax";
+}
+
 int64_t ModelConfig::num_mamba() const {
   return std::count(pattern.begin(), pattern.end(), LayerKind::mamba);
 }
@@ -524,6 +538,7 @@ int64_t ModelConfig::num_mamba2() const {
 int64_t ModelConfig::num_attention() const {
   return std::count(pattern.begin(), pattern.end(), LayerKind::attention);
 }
+int64_t ModelConfig::num_mlp() const { return std::count(pattern.begin(), pattern.end(), LayerKind::mlp); }
 int64_t ModelConfig::num_moe() const { return std::count(pattern.begin(), pattern.end(), LayerKind::moe); }
 
 nn::MambaConfig ModelConfig::mamba_config() const {
@@ -551,7 +566,14 @@ nn::MoEConfig ModelConfig::moe_config() const {
   m.swiglu = moe.activation == ops::ExpertActivation::swiglu;
   m.balance_coef = static_cast<float>(moe.balance_coef);
   m.z_coef = static_cast<float>(moe.z_coef);
+  m.router = moe.router;
+  m.normalize_top_k = moe.normalize_top_k;
+  m.shared_hidden = moe.shared_expert_hidden;
   return m;
+}
+
+nn::MlpConfig ModelConfig::mlp_config() const {
+  return {dim, mlp.hidden > 0 ? mlp.hidden : moe.hidden, mlp.activation == ops::ExpertActivation::swiglu};
 }
 
 Config Config::defaults() { return from_json(json::object()); }

@@ -2,7 +2,7 @@
 // "attention" / "moe".
 //
 // Grammar (spaces ignored):  seq := item*    item := (letter | '(' seq ')') ['x' count]
-// letter := 'M' | 'S' | 'A' | 'E' (kLayerNames)
+// letter := 'M' | 'S' | 'A' | 'E' | 'F' (kLayerNames)
 // count := 1..9999 (decimal). A pattern must give at least one layer.
 // Bounded: groups nest at most kMaxDepth deep (the parser recurses once per level) and the
 // expansion stops at kMaxLayers, checked before anything is copied.
@@ -26,7 +26,8 @@ struct LayerName {
 constexpr LayerName kLayerNames[] = {{LayerKind::mamba, 'M', "mamba"},
                                      {LayerKind::mamba2, 'S', "mamba2"},
                                      {LayerKind::attention, 'A', "attention"},
-                                     {LayerKind::moe, 'E', "moe"}};
+                                     {LayerKind::moe, 'E', "moe"},
+                                     {LayerKind::mlp, 'F', "mlp"}};
 const LayerName* by_letter(char c) {
   for (const auto& n : kLayerNames)
     if (n.letter == c) return &n;
@@ -47,7 +48,8 @@ class PatternParser {
     skip_spaces();
     if (pos_ < s_.size()) fail(s_[pos_] == ')' ? "')' without a matching '('" : unexpected());
     if (out.empty())
-      fail("it gives no layers; use 'M' (Mamba), 'S' (Mamba2), 'A' (attention) and 'E' (MoE), e.g. \"(MMME)x9MMM\"");
+      fail("it gives no layers; use 'M' (Mamba), 'S' (Mamba2), 'A' (attention), 'E' (MoE) and 'F' (MLP), e.g. "
+           "\"(MMME)x9MMM\"");
     return out;
   }
 
@@ -109,7 +111,7 @@ class PatternParser {
   }
   std::string unexpected() const {
     return "unexpected '" + excerpt(std::string_view(&s_[pos_], 1)) +
-           "' (use 'M' = Mamba, 'S' = Mamba2, 'A' = attention, 'E' = MoE, groups '(...)' and repeats 'xN')";
+           "' (use 'M' = Mamba, 'S' = Mamba2, 'A' = attention, 'E' = MoE, 'F' = MLP, groups '(...)' and repeats 'xN')";
   }
   [[noreturn]] void fail(const std::string& why) const {
     throw Error("config: " + what_ + " \"" + excerpt(s_) + "\" is not a valid layer pattern: " + why +
@@ -129,7 +131,7 @@ std::vector<LayerKind> parse_layer_pattern(const std::string& pattern, const std
 
 std::vector<LayerKind> parse_layer_list(const nlohmann::json& list, const std::string& what) {
   if (!list.is_array())
-    throw Error("config: " + what + " must be a list of \"mamba\" / \"mamba2\" / \"attention\" / \"moe\".");
+    throw Error("config: " + what + " must be a list of \"mamba\" / \"mamba2\" / \"attention\" / \"moe\" / \"mlp\".");
   if (list.empty()) throw Error("config: " + what + " is empty; give at least one layer.");
   if (list.size() > static_cast<size_t>(kMaxLayers))
     throw Error("config: " + what + " has " + std::to_string(list.size()) + " layers, more than " +
@@ -143,7 +145,7 @@ std::vector<LayerKind> parse_layer_list(const nlohmann::json& list, const std::s
       if (s == n.name || (s.size() == 1 && s[0] == n.letter)) found = &n;
     if (!found)
       throw Error("config: " + what + "[" + std::to_string(i) +
-                  "] must be \"mamba\", \"mamba2\", \"attention\" or \"moe\", got " + json_excerpt(v) + ".");
+                  "] must be \"mamba\", \"mamba2\", \"attention\", \"moe\" or \"mlp\", got " + json_excerpt(v) + ".");
     out.push_back(found->kind);
   }
   return out;

@@ -37,13 +37,23 @@ Count max(Count a, Count b) { return a < b ? b : a; }
 
 // The widths every formula uses (model_size.hpp's letters).
 struct Widths {
-  Count D, E, R, N, W, X, K, F, V, C;
+  Count D, E, R, N, W, X, K, F, Fs, V, C;
   bool glu;
   explicit Widths(const ModelConfig& m)
       : D(m.dim), E(Count(m.expand) * m.dim), R(m.dt_rank > 0 ? m.dt_rank : (m.dim + 15) / 16),
-        N(m.d_state), W(m.d_conv), X(m.moe.experts), K(m.moe.top_k), F(m.moe.hidden), V(m.vocab_size),
-        C(std::max<int64_t>(1, m.scan_chunk)), glu(m.moe.activation == ops::ExpertActivation::swiglu) {}
+        N(m.d_state), W(m.d_conv), X(m.moe.experts), K(m.moe.top_k), F(m.moe.hidden),
+        Fs(m.moe.shared_expert_hidden), V(m.vocab_size), C(std::max<int64_t>(1, m.scan_chunk)),
+        glu(m.moe.activation == ops::ExpertActivation::swiglu) {}
 };
+
+// One SwiGLU / GELU MLP (nn::Mlp) of width D and hidden F: its weight elements (w1, w2 and w3),
+// what ops::expert_mlp keeps per token for the backward (h1, and h3), the Σ (in + out) of its
+// Linears (LoRA parameters per rank), and its backward temporaries per token (dx, dy and the
+// pre-activation gradients).
+Count mlp_weights(Count D, Count F, bool glu) { return (glu ? 3 : 2) * F * D; }
+Count mlp_kept(Count F, bool glu) { return F * (glu ? 2 : 1); }
+Count mlp_lora_per_rank(Count D, Count F, bool glu) { return (glu ? 3 : 2) * (D + F); }
+Count mlp_workspace(Count D, Count F) { return 2 * D + 2 * F; }
 
 // The widths of one Mamba2 block: Di inner, H heads, C conv channels (x, B, C), I in_proj outputs.
 struct Mamba2Widths {
@@ -71,7 +81,9 @@ Count mamba_options(const ModelConfig& m, const Widths& w) {
 }
 Count mamba2_linear(const Mamba2Widths& s) { return s.I * s.D + s.D * s.Di; }  // in_proj, out_proj
 Count attention_linear(const AttentionWidths& a) { return 2 * a.Q * a.D + 2 * a.Kd * a.D; }  // q, k, v, o
-Count moe_linear(const Widths& w) { return w.X * w.D + w.X * (w.glu ? 3 : 2) * w.F * w.D; }
+Count moe_linear(const Widths& w) {
+  return w.X * w.D + w.X * mlp_weights(w.D, w.F, w.glu) + mlp_weights(w.D, w.Fs, w.glu);
+}
 
 }  // namespace
 
@@ -95,15 +107,18 @@ ParamCounts count_params(const ModelConfig& m) {
                              + s.D * s.Di + (bias ? s.D : 0);           // out_proj
   const AttentionWidths a(m);
   const Count attention_block = a.D + attention_linear(a);  // norm, q/k/v/o_proj
-  const Count expert = (w.glu ? 3 : 2) * w.F * w.D;
-  const Count moe_block = w.D + w.X * w.D + w.X * expert;
+  const Count expert = mlp_weights(w.D, w.F, w.glu), shared_expert = mlp_weights(w.D, w.Fs, w.glu);
+  const Count moe_block = w.D + w.X * w.D + w.X * expert + shared_expert;
   const Count mamba_layers = m.num_mamba(), mamba2_layers = m.num_mamba2(), moe_layers = m.num_moe(),
-              attention_layers = m.num_attention();
+              attention_layers = m.num_attention(), mlp_layers = m.num_mlp();
+  const Count mlp_block = mlp_block_size(m.mlp_config(), 0).params;
   const Count embedding = w.V * w.D, lm_head = m.tie_embeddings ? Count(0) : w.V * w.D;
   const Count total = embedding + w.D + lm_head + mamba_layers * mamba_block + mamba2_layers * mamba2_block +
-                      attention_layers * attention_block + moe_layers * moe_block;
+                      attention_layers * attention_block + moe_layers * moe_block + mlp_layers * mlp_block;
   ParamCounts p;
   p.attention_layers = attention_layers.value();
+  p.mlp_layers = mlp_layers.value();
+  p.mlp_block = mlp_block.value();
   p.attention_block = attention_block.value();
   p.mamba_layers = mamba_layers.value();
   p.mamba2_layers = mamba2_layers.value();
@@ -111,6 +126,7 @@ ParamCounts count_params(const ModelConfig& m) {
   p.mamba_block = mamba_block.value();
   p.mamba2_block = mamba2_block.value();
   p.expert = expert.value();
+  p.shared_expert = shared_expert.value();
   p.moe_block = moe_block.value();
   p.embedding = embedding.value();
   p.final_norm = m.dim;
@@ -150,18 +166,23 @@ MemoryEstimate estimate_memory(const ModelConfig& m, int64_t batch, int64_t seq_
   const AttentionWidths a(m);
   const Count attention_acts = Count(p.attention_layers) * T * (2 * a.D + 1 + 3 * a.Q + 3 * a.Kd + a.H) * f;
   const Count moe_acts =
-      moe_layers * T * (2 * w.D + 2 + 2 * w.X + w.K * (2 * w.D + w.F * (w.glu ? 2 : 1) + 5)) * f;
+      moe_layers * T * (2 * w.D + 2 + 2 * w.X + w.K * (2 * w.D + mlp_kept(w.F, w.glu) + 5) + mlp_kept(w.Fs, w.glu)) * f;
   const Count head = (T * (2 * w.D + 2) + 2 * T * w.V) * f;
   Count ws = 0;
   if (p.mamba_layers) ws = max(ws, T * (6 * w.E + 2 * w.N) + w.C * w.N * B * w.E);
   if (p.mamba2_layers)
     ws = max(ws, T * (3 * s.Di + 4 * s.C + 4 * s.H + 2 * s.H * s.N) + B * ssd_chunks * (s.G * Q * Q + s.H * s.N * s.P));
-  if (p.moe_layers) ws = max(ws, T * w.K * (2 * w.D + 2 * w.F));
+  if (p.moe_layers) ws = max(ws, max(T * w.K * mlp_workspace(w.D, w.F), w.Fs.value() ? T * mlp_workspace(w.D, w.Fs) : Count(0)));
   if (p.attention_layers) ws = max(ws, T * (2 * a.Q + 2 * a.Kd + a.H));  // dO, dQ, dK, dV, rowsum(dO·O)
+  const MlpBlockSize mlp = mlp_block_size(m.mlp_config(), T.value());
+  const Count mlp_acts = Count(p.mlp_layers) * mlp.activation_bytes;
+  if (p.mlp_layers) ws = max(ws, Count(mlp.workspace_bytes) / f);
   const Count workspace = (ws + 2 * T * w.D) * f;
-  const Count activations = mamba_acts + scan_states + mamba2_acts + attention_acts + moe_acts + head + workspace;
+  const Count activations =
+      mamba_acts + scan_states + mamba2_acts + attention_acts + mlp_acts + moe_acts + head + workspace;
   e.mamba_activations = mamba_acts.value();
   e.attention_activations = attention_acts.value();
+  e.mlp_activations = mlp_acts.value();
   e.scan_states = scan_states.value();
   e.mamba2_activations = mamba2_acts.value();
   e.moe_activations = moe_acts.value();
@@ -188,13 +209,17 @@ LoRACounts count_lora(const Config& c) {
   const AttentionWidths a(m);
   const Count attention_lora = (on("q_proj") ? r * (a.D + a.Q) : 0) + (on("k_proj") ? r * (a.D + a.Kd) : 0) +
                                (on("v_proj") ? r * (a.D + a.Kd) : 0) + (on("o_proj") ? r * (a.Q + a.D) : 0);
-  const Count moe_lora = (on("gate") ? r * (w.D + w.X) : 0) + (on("experts") ? w.X * (w.glu ? 3 : 2) * r * (w.D + w.F) : 0);
+  const Count moe_lora = (on("gate") ? r * (w.D + w.X) : 0) + (on("experts") ? w.X * r * mlp_lora_per_rank(w.D, w.F, w.glu) : 0) +
+                         (on("shared_expert") && w.Fs.value() ? r * mlp_lora_per_rank(w.D, w.Fs, w.glu) : 0);
+  const MlpBlockSize mlp = mlp_block_size(m.mlp_config(), 0);
+  const Count mlp_lora = on("mlp") ? r * mlp.lora_per_rank : 0;
   LoRACounts out;
   out.lora = (Count(m.num_mamba()) * mamba_lora + Count(m.num_mamba2()) * mamba2_lora +
-              Count(m.num_attention()) * attention_lora + Count(m.num_moe()) * moe_lora)
+              Count(m.num_attention()) * attention_lora + Count(m.num_moe()) * moe_lora + Count(m.num_mlp()) * mlp_lora)
                  .value();
   out.linear_weights = (Count(m.num_mamba()) * mamba_linear(w) + Count(m.num_mamba2()) * mamba2_linear(s) +
-                        Count(m.num_attention()) * attention_linear(a) + Count(m.num_moe()) * moe_linear(w))
+                        Count(m.num_attention()) * attention_linear(a) + Count(m.num_moe()) * moe_linear(w) +
+                        Count(m.num_mlp()) * mlp.linear_weights)
                            .value();
   return out;
 }
@@ -227,22 +252,28 @@ MemoryEstimate estimate_memory(const Config& c) {
     const Widths w(m);
     const Count mamba2_in = m.num_mamba2() > 0 ? Mamba2Widths(m).I * w.D : Count(0);
     const Count attention_q = m.num_attention() > 0 ? AttentionWidths(m).Q * w.D : Count(0);
+    const Count mlp_w = m.num_mlp() > 0 ? Count(m.mlp_config().hidden) * w.D : Count(0);
     e.workspace =
-        (Count(e.workspace) + max(max(max(max(w.V * w.D, 2 * w.E * w.D), w.F * w.D), mamba2_in), attention_q) * f)
+        (Count(e.workspace) +
+         max(max(max(max(max(max(w.V * w.D, 2 * w.E * w.D), w.F * w.D), w.Fs * w.D), mamba2_in), attention_q), mlp_w) *
+             f)
             .value();
   }
   const Count k = c.train.gradient_checkpointing;
-  const Count layers = Count(p.mamba_layers) + p.mamba2_layers + p.attention_layers + p.moe_layers;
+  const Count layers = Count(p.mamba_layers) + p.mamba2_layers + p.attention_layers + p.mlp_layers + p.moe_layers;
   if (k.value() > 0 && layers.value() > 0) {
     const Count per_mamba = p.mamba_layers ? (Count(e.mamba_activations) + e.scan_states) / p.mamba_layers : 0;
     const Count per_mamba2 = p.mamba2_layers ? Count(e.mamba2_activations) / p.mamba2_layers : 0;
     const Count per_moe = p.moe_layers ? Count(e.moe_activations) / p.moe_layers : 0;
     const Count per_attention = p.attention_layers ? Count(e.attention_activations) / p.attention_layers : 0;
-    const Count seg = (k < layers ? k : layers) * max(max(max(per_mamba, per_mamba2), per_moe), per_attention);
+    const Count per_mlp = p.mlp_layers ? Count(e.mlp_activations) / p.mlp_layers : 0;
+    const Count seg =
+        (k < layers ? k : layers) * max(max(max(max(per_mamba, per_mamba2), per_moe), per_attention), per_mlp);
     const Count input_bytes = dtype_size(c.train.activation_dtype);
     const Count inputs = (layers + k - 1) / k * T * m.dim * input_bytes;
     const Count all =
-        Count(e.mamba_activations) + e.scan_states + e.mamba2_activations + e.attention_activations + e.moe_activations;
+        Count(e.mamba_activations) + e.scan_states + e.mamba2_activations + e.attention_activations +
+        e.mlp_activations + e.moe_activations;
     const double scale = double(seg.value()) / double(std::max<int64_t>(1, all.value()));
     // Each part scaled is at most seg (a part is at most `all`), which fits: the casts cannot overflow.
     const auto scaled = [&](int64_t part) { return static_cast<int64_t>(std::min(double(part) * scale, 9.2e18)); };
@@ -251,6 +282,7 @@ MemoryEstimate estimate_memory(const Config& c) {
     e.mamba2_activations = scaled(e.mamba2_activations);
     e.moe_activations = scaled(e.moe_activations);
     e.attention_activations = scaled(e.attention_activations);
+    e.mlp_activations = scaled(e.mlp_activations);
   }
   if (c.lora.enabled()) {  // dropout output and the (T, r) intermediate per adapter, in the kept layers
     const Count kept = k.value() > 0 ? (k < layers ? k : layers) : layers;
@@ -258,10 +290,22 @@ MemoryEstimate estimate_memory(const Config& c) {
     e.workspace = (Count(e.workspace) + kept * per_layer * f).value();
   }
   const Count activations = Count(e.mamba_activations) + e.scan_states + e.mamba2_activations +
-                            e.attention_activations + e.moe_activations + e.head + e.workspace;
+                            e.attention_activations + e.mlp_activations + e.moe_activations + e.head + e.workspace;
   e.activations = activations.value();
   e.total = (Count(e.weights) + e.gradients + e.optimizer_state + activations).value();
   return e;
+}
+
+MlpBlockSize mlp_block_size(const nn::MlpConfig& c, int64_t tokens) {
+  const Count D = c.dim, F = c.hidden, T = tokens, f = 4;
+  MlpBlockSize s;
+  s.linear_weights = mlp_weights(D, F, c.swiglu).value();
+  s.params = (D + s.linear_weights).value();  // norm + w1, w2, w3
+  s.lora_per_rank = mlp_lora_per_rank(D, F, c.swiglu).value();
+  // the block input and its norm output (2D), rstd (1), h1 (and h3)
+  s.activation_bytes = (T * (2 * D + 1 + mlp_kept(F, c.swiglu)) * f).value();
+  s.workspace_bytes = (T * mlp_workspace(D, F) * f).value();
+  return s;
 }
 
 nlohmann::json to_json(const ParamCounts& p) {
@@ -270,9 +314,11 @@ nlohmann::json to_json(const ParamCounts& p) {
           {"embedding", p.embedding},   {"lm_head", p.lm_head},
           {"mamba_block", p.mamba_block}, {"mamba2_block", p.mamba2_block},
           {"moe_block", p.moe_block},   {"expert", p.expert},
+          {"shared_expert", p.shared_expert},
           {"final_norm", p.final_norm}, {"mamba_layers", p.mamba_layers},
           {"mamba2_layers", p.mamba2_layers}, {"moe_layers", p.moe_layers},
-          {"attention_block", p.attention_block}, {"attention_layers", p.attention_layers}};
+          {"attention_block", p.attention_block}, {"attention_layers", p.attention_layers},
+          {"mlp_block", p.mlp_block}, {"mlp_layers", p.mlp_layers}};
 }
 
 nlohmann::json to_json(const MemoryEstimate& m) {
@@ -286,6 +332,7 @@ nlohmann::json to_json(const MemoryEstimate& m) {
             {"scan_states", m.scan_states},
             {"mamba2", m.mamba2_activations},
             {"attention", m.attention_activations},
+            {"mlp", m.mlp_activations},
             {"moe", m.moe_activations},
             {"head", m.head},
             {"workspace", m.workspace}}},

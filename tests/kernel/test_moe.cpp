@@ -1,5 +1,6 @@
-// The MoE layer (router, softmax, top-k renormalised, SwiGLU / GELU experts, combine, balance and
-// z losses) against a float64 reference composed from the ops' references (tests/support/
+// The MoE layer (router, softmax, top-k in each routing mode: softmax_topk renormalised or not,
+// topk_softmax; SwiGLU / GELU experts, the shared expert, combine, balance and z losses) against a
+// float64 reference composed from the ops' references (tests/support/
 // reference.hpp), forward and every parameter's gradient, the reference gradient itself checked
 // by central finite differences.
 //
@@ -33,17 +34,27 @@ struct Cfg {
   int64_t n, d, f, x, k;
   bool glu = true;
   double bc = 0.01, zc = 0.001;
+  nn::MoERouter router = nn::MoERouter::softmax_topk;
+  bool renorm = true;  // normalize_top_k
+  int64_t fs = 0;      // shared expert hidden; 0 = none
   std::string str() const {
     return "n" + std::to_string(n) + " d" + std::to_string(d) + " f" + std::to_string(f) + " x" +
-           std::to_string(x) + " k" + std::to_string(k) + (glu ? " swiglu" : " gelu");
+           std::to_string(x) + " k" + std::to_string(k) + (glu ? " swiglu" : " gelu") +
+           (router == nn::MoERouter::topk_softmax ? " topk_softmax" : renorm ? "" : " no-renorm") +
+           (fs ? " shared " + std::to_string(fs) : "");
+  }
+  bool logits_route() const { return router == nn::MoERouter::topk_softmax; }
+  ops::TopKWeights mode() const {
+    return logits_route() ? ops::TopKWeights::softmax : renorm ? ops::TopKWeights::renorm : ops::TopKWeights::raw;
   }
 };
 
 // Parameters, flat: P[0] = x (N, D), P[1] = gate (X, D), then w1[X] (F, D), w2[X] (D, F),
-// w3[X] (F, D) (SwiGLU only).
+// w3[X] (F, D) (SwiGLU only), then the shared expert's w1 (Fs, D), w2 (D, Fs), w3 (Fs, D).
 size_t iw1(const Cfg&, int64_t e) { return 2 + e; }
 size_t iw2(const Cfg& c, int64_t e) { return 2 + c.x + e; }
 size_t iw3(const Cfg& c, int64_t e) { return 2 + 2 * c.x + e; }
+size_t is1(const Cfg& c) { return 2 + (c.glu ? 3 : 2) * c.x; }  // then is1 + 1 (w2), is1 + 2 (w3)
 
 std::vector<Vec> make_params(const Cfg& c, uint64_t seed, double gate_scale = 2.0) {
   std::vector<Vec> p = {randn(c.n * c.d, seed), randn(c.x * c.d, seed + 1, gate_scale / std::sqrt(double(c.d)))};
@@ -53,6 +64,10 @@ std::vector<Vec> make_params(const Cfg& c, uint64_t seed, double gate_scale = 2.
       const double b = 1.0 / std::sqrt(double(in));
       p.push_back(uniform(c.f * c.d, seed + 100 + 10 * which + e, -b, b));
     }
+  for (int which = 0; c.fs && which < (c.glu ? 3 : 2); ++which) {
+    const double b = 1.0 / std::sqrt(double(which == 1 ? c.fs : c.d));
+    p.push_back(uniform(c.fs * c.d, seed + 200 + which, -b, b));
+  }
   return p;
 }
 
@@ -61,19 +76,25 @@ void expert_fwd(const Cfg& c, const std::vector<Vec>& P, int64_t e, const double
   ref::expert_row(xr, c.d, c.f, P[iw1(c, e)], P[iw2(c, e)], c.glu ? &P[iw3(c, e)] : nullptr, row);
 }
 
+// The shared expert on one token row (Fs hidden).
+void shared_fwd(const Cfg& c, const std::vector<Vec>& P, const double* xr, ref::ExpertRow& row) {
+  ref::expert_row(xr, c.d, c.fs, P[is1(c)], P[is1(c) + 1], c.glu ? &P[is1(c) + 2] : nullptr, row);
+}
+
 // Every token's router state, from the ops' references: logits = x · gateᵀ, probs = softmax,
-// the top K (sel) and their renormalised weights.
+// the top K (sel) of the routing scores (logits for topk_softmax, else probs) and their weights.
 struct Router {
   Vec logits, probs, weights;         // (N, X), (N, X), (N, K)
   std::vector<std::vector<int>> sel;  // (N, K) expert ids
+  const Vec& scores(const Cfg& c) const { return c.logits_route() ? logits : probs; }
 };
 
 Router route(const Cfg& c, const std::vector<Vec>& P) {
   Router r;
   r.logits = ref::linear(P[0], c.n, c.d, P[1], c.x);
   r.probs = ref::softmax(r.logits, c.x);
-  r.weights = ref::topk_renorm(r.probs, c.n, c.x, c.k);
-  for (int64_t n = 0; n < c.n; ++n) r.sel.push_back(ref::topk(&r.probs[n * c.x], c.x, c.k));
+  r.weights = ref::topk_weights(r.scores(c), c.n, c.x, c.k, c.mode());
+  for (int64_t n = 0; n < c.n; ++n) r.sel.push_back(ref::topk(&r.scores(c)[n * c.x], c.x, c.k));
   return r;
 }
 
@@ -100,6 +121,10 @@ RefOut ref_forward(const Cfg& c, const std::vector<Vec>& P) {
       expert_fwd(c, P, e, &P[0][n * c.d], row);
       for (int64_t j = 0; j < c.d; ++j) o.out[n * c.d + j] += r.weights[n * c.k + k] * row.y[j];
       o.counts[e]++;
+    }
+    if (c.fs) {
+      shared_fwd(c, P, &P[0][n * c.d], row);
+      for (int64_t j = 0; j < c.d; ++j) o.out[n * c.d + j] += row.y[j];
     }
   }
   o.bal = ref::balance_loss(r.probs, Vec(o.counts.begin(), o.counts.end()), c.n, c.x, c.k)[0];
@@ -137,9 +162,15 @@ std::vector<Vec> ref_backward(const Cfg& c, const std::vector<Vec>& P, const Vec
       ref::expert_row_bwd(xr, c.d, c.f, P[iw1(c, e)], P[iw2(c, e)], c.glu ? &P[iw3(c, e)] : nullptr, row,
                           dy.data(), &g[0][n * c.d], g[iw1(c, e)], g[iw2(c, e)], c.glu ? &g[iw3(c, e)] : nullptr);
     }
+    if (c.fs) {
+      shared_fwd(c, P, xr, row);
+      const size_t s = is1(c);
+      ref::expert_row_bwd(xr, c.d, c.fs, P[s], P[s + 1], c.glu ? &P[s + 2] : nullptr, row, go, &g[0][n * c.d],
+                          g[s], g[s + 1], c.glu ? &g[s + 2] : nullptr);
+    }
   }
   Vec dp(c.n * c.x, 0.0), dl(c.n * c.x, 0.0);
-  ref::topk_renorm_bwd(r.probs, c.n, c.x, c.k, dw, dp);
+  ref::topk_weights_bwd(r.scores(c), c.n, c.x, c.k, c.mode(), dw, c.logits_route() ? dl : dp);
   ref::balance_loss_bwd(Vec(fo.counts.begin(), fo.counts.end()), c.n, c.x, c.k, {daux * c.bc}, dp);
   ref::softmax_bwd(r.logits, c.x, dp, dl);
   ref::z_loss_bwd(r.logits, c.n, c.x, {daux * c.zc}, dl);
@@ -159,7 +190,8 @@ std::vector<Vec> params_with_margin(const Cfg& c, uint64_t seed) {
 
 nn::MoEConfig moe_config(const Cfg& c) {
   return nn::MoEConfig{.dim = c.d, .hidden = c.f, .experts = c.x, .top_k = c.k, .swiglu = c.glu,
-                       .balance_coef = float(c.bc), .z_coef = float(c.zc)};
+                       .balance_coef = float(c.bc), .z_coef = float(c.zc), .router = c.router,
+                       .normalize_top_k = c.renorm, .shared_hidden = c.fs};
 }
 
 void upload_into(const Tensor& t, const Vec& v) {
@@ -174,6 +206,11 @@ void load(const nn::MoE& moe, const Cfg& c, const std::vector<Vec>& P) {
     upload_into(moe.experts[e].w1->weight, P[iw1(c, e)]);
     upload_into(moe.experts[e].w2->weight, P[iw2(c, e)]);
     if (c.glu) upload_into(moe.experts[e].w3->weight, P[iw3(c, e)]);
+  }
+  if (c.fs) {
+    upload_into(moe.shared_expert->w1->weight, P[is1(c)]);
+    upload_into(moe.shared_expert->w2->weight, P[is1(c) + 1]);
+    if (c.glu) upload_into(moe.shared_expert->w3->weight, P[is1(c) + 2]);
   }
 }
 
@@ -209,6 +246,10 @@ DevOut run_device(const Cfg& c, const std::vector<Vec>& P, const Vec& dout, doub
       const auto& ex = moe.experts[e];
       d.grads.push_back(grad_of((w == 0 ? ex.w1 : w == 1 ? ex.w2 : ex.w3)->weight));
     }
+  for (int w = 0; c.fs && w < (c.glu ? 3 : 2); ++w) {
+    const auto& sh = *moe.shared_expert;
+    d.grads.push_back(grad_of((w == 0 ? sh.w1 : w == 1 ? sh.w2 : sh.w3)->weight));
+  }
   return d;
 }
 
@@ -423,4 +464,111 @@ TEST(MoE, BlockIsResidualOverRMSNorm) {
     Vec fd = finite_diff(f, base, at);
     expect_close(t.grad().to_host(), fd, 1e-3, 1e-4 * max_abs(fd), "block gradient " + std::to_string(which));
   }
+}
+
+// ---- routing modes and the shared expert --------------------------------------------------------
+
+TEST(MoE, TopKSoftmaxRouterMatchesFloat64Reference) {  // Granite 4.0-H
+  const auto tk = nn::MoERouter::topk_softmax;
+  check_layer({.n = 13, .d = 17, .f = 24, .x = 8, .k = 2, .router = tk}, 41);
+  check_layer({.n = 37, .d = 5, .f = 7, .x = 3, .k = 1, .router = tk}, 42);
+  check_layer({.n = 13, .d = 5, .f = 24, .x = 3, .k = 3, .router = tk}, 43);  // K = X
+  check_layer({.n = 13, .d = 17, .f = 24, .x = 8, .k = 3, .glu = false, .router = tk}, 44);
+}
+
+TEST(MoE, UnrenormalisedTopKMatchesFloat64Reference) {  // Jamba
+  check_layer({.n = 13, .d = 17, .f = 24, .x = 8, .k = 2, .renorm = false}, 51);
+  check_layer({.n = 37, .d = 5, .f = 7, .x = 3, .k = 1, .renorm = false}, 52);
+  check_layer({.n = 13, .d = 5, .f = 24, .x = 3, .k = 3, .renorm = false}, 53);  // K = X: w = probs
+  check_layer({.n = 13, .d = 17, .f = 24, .x = 8, .k = 2, .glu = false, .renorm = false}, 54);
+}
+
+TEST(MoE, SharedExpertMatchesFloat64Reference) {
+  check_layer({.n = 13, .d = 17, .f = 24, .x = 8, .k = 2, .fs = 9}, 61);
+  check_layer({.n = 13, .d = 17, .f = 24, .x = 8, .k = 2, .router = nn::MoERouter::topk_softmax, .fs = 40},
+              62, Shape{13, 1, 17});  // Granite 4.0-H: top-k-then-softmax plus a shared expert
+  check_layer({.n = 37, .d = 5, .f = 7, .x = 3, .k = 1, .glu = false, .renorm = false, .fs = 6}, 63);
+}
+
+// The modes must differ where they should, so the tests above can fail:
+TEST(MoE, RoutingModesDifferWhereTheyShould) {
+  const Cfg base{.n = 13, .d = 17, .f = 24, .x = 8, .k = 2};
+  const auto P = params_with_margin(base, 71);
+  const Vec dout = randn(base.n * base.d, 72);
+  Cfg raw = base, tk = base;
+  raw.renorm = false, tk.router = nn::MoERouter::topk_softmax;
+  const DevOut a = run_device(base, P, dout, 0.0), b = run_device(raw, P, dout, 0.0), t = run_device(tk, P, dout, 0.0);
+  // normalize_top_k = false scales each token's mix by S_n = Σ_k p_k < 1: a different output.
+  double most = 0;
+  for (size_t i = 0; i < a.out.size(); ++i) most = std::max(most, double(std::fabs(a.out[i] - b.out[i])));
+  EXPECT_GT(most, 1e-2) << "normalize_top_k false gave the renormalised output";
+  const Router rr = route(raw, P);
+  for (int64_t n = 0; n < raw.n; ++n) EXPECT_LT(rr.weights[n * 2] + rr.weights[n * 2 + 1], 1.0 - 1e-3);
+  // topk_softmax equals renormalised softmax_topk in exact arithmetic (and to fp32 rounding here).
+  expect_close(t.out, to_f64(a.out), 1e-5, 1e-6, "topk_softmax vs softmax_topk renormalised");
+  EXPECT_EQ(t.counts, a.counts);
+
+  // ... but it selects on the logits: with probabilities that underflow to 0 in fp32 the two pick
+  // different second experts (softmax_topk takes the tie at p = 0 to the lower index).
+  const Cfg one{.n = 1, .d = 1, .f = 3, .x = 3, .k = 2};
+  auto Q = make_params(one, 73);
+  Q[0] = {1.0}, Q[1] = {0.0, -201.0, -200.0};  // logits = gate
+  Cfg one_tk = one;
+  one_tk.router = nn::MoERouter::topk_softmax;
+  EXPECT_EQ(run_device(one, Q, Vec(1, 0.0), 0.0).counts, (std::vector<int32_t>{1, 1, 0}));
+  EXPECT_EQ(run_device(one_tk, Q, Vec(1, 0.0), 0.0).counts, (std::vector<int32_t>{1, 0, 1}));
+
+  // K = 1: a renormalised weight is always 1 (no router gradient through it); Jamba's raw weight
+  // p is not.
+  Cfg k1{.n = 13, .d = 5, .f = 7, .x = 3, .k = 1, .bc = 0.0, .zc = 0.0};
+  const auto P1 = params_with_margin(k1, 74);
+  const Vec d1 = randn(k1.n * k1.d, 75);
+  EXPECT_EQ(max_abs(to_f64(run_device(k1, P1, d1, 0.0).grads[1])), 0.0);
+  k1.renorm = false;
+  EXPECT_GT(max_abs(to_f64(run_device(k1, P1, d1, 0.0).grads[1])), 1e-3);
+}
+
+TEST(MoE, RouterGetsGradientThroughTheMixingWeightsInEveryMode) {
+  for (auto [router, renorm] : {std::pair{nn::MoERouter::softmax_topk, true}, {nn::MoERouter::softmax_topk, false},
+                                {nn::MoERouter::topk_softmax, true}}) {
+    const Cfg c{.n = 13, .d = 17, .f = 24, .x = 8, .k = 2, .bc = 0.0, .zc = 0.0, .router = router, .renorm = renorm};
+    SCOPED_TRACE(c.str());
+    const auto P = params_with_margin(c, 81);
+    const Vec dout = randn(c.n * c.d, 82);
+    const auto got = run_device(c, P, dout, 0.0);
+    const Vec want = ref_backward(c, P, dout, 0.0)[1];
+    EXPECT_GT(max_abs(want), 1e-3);
+    expect_close(got.grads[1], want, 1e-3, 1e-4 * max_abs(want), "router gradient, mixing only");
+  }
+}
+
+TEST(MoE, SharedExpertParameterNamesAndLoRAKinds) {
+  nn::Init init(5);
+  nn::MoEBlock block(test_ctx(), {.dim = 6, .hidden = 4, .experts = 2, .top_k = 1, .shared_hidden = 5}, init);
+  const auto ps = block.parameters("backbone.layers.2.");
+  ASSERT_EQ(ps.size(), 2u + 2 * 3 + 3);
+  const std::vector<std::pair<std::string, Shape>> want = {{"backbone.layers.2.moe.shared_expert.w1.weight", Shape{5, 6}},
+                                                           {"backbone.layers.2.moe.shared_expert.w2.weight", Shape{6, 5}},
+                                                           {"backbone.layers.2.moe.shared_expert.w3.weight", Shape{5, 6}}};
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(ps[ps.size() - 3 + i].name, want[i].first);
+    EXPECT_EQ(ps[ps.size() - 3 + i].tensor.shape(), want[i].second);
+  }
+  const auto lins = block.linears("backbone.layers.2.");
+  ASSERT_EQ(lins.size(), 1u + 2 * 3 + 3);
+  EXPECT_EQ(lins.back().path, "backbone.layers.2.moe.shared_expert.w3");
+  EXPECT_EQ(lins.back().kind, "shared_expert");
+  EXPECT_EQ(lins[1].kind, "experts");
+  // No shared expert by default: the parameters are today's.
+  nn::Init init2(5);
+  nn::MoE plain(test_ctx(), {.dim = 6, .hidden = 4, .experts = 2, .top_k = 1}, init2);
+  EXPECT_FALSE(plain.shared_expert);
+  EXPECT_EQ(plain.parameters().size(), 1u + 2 * 3);
+}
+
+TEST(MoE, RefusesNoRenormalisationWithTopKSoftmax) {
+  nn::Init init(5);
+  EXPECT_THROW(nn::MoE(test_ctx(), {.dim = 6, .hidden = 4, .experts = 2, .top_k = 1,
+                                    .router = nn::MoERouter::topk_softmax, .normalize_top_k = false}, init),
+               magellano::Error);
 }

@@ -1,5 +1,6 @@
-// MoE routing ops against their float64 references (ref::topk_renorm, ref::row_scale,
-// ref::balance_loss, ref::z_loss): top-k with renormalisation (and its tie rule), the routing
+// MoE routing ops against their float64 references (ref::topk_weights, ref::row_scale,
+// ref::balance_loss, ref::z_loss): top-k with each weights mode (renormalised, raw, softmax over
+// the K; and the tie rule), the routing
 // plan against a host stable sort, the per-row scale, the balance and z losses. Perf sizes: a
 // training batch of 8 x 512 tokens routed to 2 of 8 experts, rows of width 768.
 // Tolerances: top-k, row_scale and the losses are a few fp32 operations per output (sums over
@@ -35,15 +36,19 @@ Vec topk_probs(int64_t n, int64_t x, int64_t k, uint64_t seed, bool check_margin
 
 // Forward reads (N, X) and writes (N, K) weights (and ids): 4 (N X + 2 N K) bytes, ~N X log K
 // comparisons (not counted) and 2 N K FLOPs; backward reads dw, w and writes dp: 4 (N X + 2 N K).
-CaseSpec topk_case(int64_t n, int64_t x, int64_t k, uint64_t seed, bool perf = false) {
-  return {"topk_renorm n" + std::to_string(n) + " x" + std::to_string(x) + " k" + std::to_string(k), [=] {
+// `mode` names the weights (ops::TopKWeights): "renorm" (the op topk_renorm), "raw", "softmax";
+// the scores are the same positive draws for each (probabilities, or logits for softmax).
+CaseSpec topk_case(int64_t n, int64_t x, int64_t k, uint64_t seed, bool perf = false,
+                   ops::TopKWeights mode = ops::TopKWeights::renorm) {
+  const char* name = mode == ops::TopKWeights::renorm ? "topk_renorm" : mode == ops::TopKWeights::raw ? "topk_raw" : "topk_softmax";
+  return {std::string(name) + " n" + std::to_string(n) + " x" + std::to_string(x) + " k" + std::to_string(k), [=] {
             OpCase c;
             c.inputs = {{Shape{n, x}, topk_probs(n, x, k, seed, !perf)}};
-            c.device = [k](auto& t) { return ops::topk_renorm(t[0], k).weights; };
-            c.ref = [=](auto& in) { return ref::topk_renorm(in[0], n, x, k); };
+            c.device = [k, mode](auto& t) { return ops::topk(t[0], k, mode).weights; };
+            c.ref = [=](auto& in) { return ref::topk_weights(in[0], n, x, k, mode); };
             c.ref_grad = [=](auto& in, const Vec& dw) {
               auto g = zeros_like(in);
-              ref::topk_renorm_bwd(in[0], n, x, k, dw, g[0]);
+              ref::topk_weights_bwd(in[0], n, x, k, mode, dw, g[0]);
               return g;
             };
             c.tol = Tolerance{.fwd_rtol = 1e-5, .fwd_atol = 1e-7, .grad_rtol = 1e-5, .grad_atol = 1e-6};
@@ -57,13 +62,18 @@ CaseSpec topk_case(int64_t n, int64_t x, int64_t k, uint64_t seed, bool perf = f
 const std::vector<std::array<int64_t, 4>> kTopKSizes = {{1, 3, 1, 5}, {13, 8, 2, 6}, {37, 8, 3, 7},
                                                         {13, 3, 3, 8}};  // K = X: every expert, weights = probs / row sum
 
-const RegisterOp reg_topk{{"topk_renorm",
-                           [] {
-                             std::vector<CaseSpec> v;
-                             for (const auto& [n, x, k, seed] : kTopKSizes) v.push_back(topk_case(n, x, k, seed));
-                             return v;
-                           }(),
+std::vector<CaseSpec> topk_cases(ops::TopKWeights mode) {
+  std::vector<CaseSpec> v;
+  for (const auto& [n, x, k, seed] : kTopKSizes) v.push_back(topk_case(n, x, k, seed, false, mode));
+  return v;
+}
+
+const RegisterOp reg_topk{{"topk_renorm", topk_cases(ops::TopKWeights::renorm),
                            topk_case(kTokens, kExperts, kTopK, 9, true)}};
+const RegisterOp reg_topk_raw{{"topk_raw", topk_cases(ops::TopKWeights::raw),
+                               topk_case(kTokens, kExperts, kTopK, 9, true, ops::TopKWeights::raw)}};
+const RegisterOp reg_topk_softmax{{"topk_softmax", topk_cases(ops::TopKWeights::softmax),
+                                   topk_case(kTokens, kExperts, kTopK, 9, true, ops::TopKWeights::softmax)}};
 
 // y = w x per row: forward reads x and w, writes y (4 (2 R D + R) bytes, R D FLOPs); backward
 // reads x, w, dy and writes dx, dw (4 (4 R D + 2 R) bytes, 3 R D FLOPs).

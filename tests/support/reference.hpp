@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "magellano/generate/sampler.hpp"
+#include "magellano/ops/moe_ops.hpp"
 
 namespace mgtest::ref {
 
@@ -106,7 +107,12 @@ void dropout_bwd(double p, uint64_t seed, const Vec& dy, Vec& dx);
 // ---- moe_ops: probs / logits (N, X) ----------------------------------------------------------
 // Indices of the K largest of row p (length X), decreasing, ties to the lower index.
 std::vector<int> topk(const double* p, int64_t x, int64_t k);
-Vec topk_renorm(const Vec& p, int64_t n, int64_t x, int64_t k);  // weights (N, K)
+// ops::topk's weights (N, K) from scores (N, X) by mode (renorm, raw, softmax over the K), and
+// their backward into the scores (+=).
+Vec topk_weights(const Vec& s, int64_t n, int64_t x, int64_t k, magellano::ops::TopKWeights mode);
+void topk_weights_bwd(const Vec& s, int64_t n, int64_t x, int64_t k, magellano::ops::TopKWeights mode,
+                      const Vec& dw, Vec& ds);
+Vec topk_renorm(const Vec& p, int64_t n, int64_t x, int64_t k);  // topk_weights(..., renorm)
 void topk_renorm_bwd(const Vec& p, int64_t n, int64_t x, int64_t k, const Vec& dw, Vec& dp);
 Vec row_scale(const Vec& x, const Vec& w, int64_t r, int64_t d);  // x (R, D), w (R)
 void row_scale_bwd(const Vec& x, const Vec& w, int64_t r, int64_t d, const Vec& dy, Vec& dx, Vec& dw);

@@ -18,7 +18,8 @@ WeightStorage parse_weight_storage(const std::string& s);  // "fp32" | "fp16" | 
 
 // Target module kinds: in_proj, x_proj, dt_proj, out_proj (Mamba; Mamba2 blocks have in_proj
 // and out_proj), q_proj, k_proj, v_proj, o_proj (attention), gate (MoE router), experts (every
-// expert's w1, w2, w3).
+// expert's w1, w2, w3), shared_expert (the MoE's shared expert's w1, w2, w3), mlp (the dense MLP
+// blocks' w1, w2, w3; nn/mlp.hpp).
 const std::vector<std::string>& lora_target_kinds();
 
 struct LoRAConfig {

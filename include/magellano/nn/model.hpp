@@ -19,6 +19,7 @@
 #include "magellano/nn/linear.hpp"
 #include "magellano/nn/mamba.hpp"
 #include "magellano/nn/mamba2.hpp"
+#include "magellano/nn/mlp.hpp"
 #include "magellano/nn/moe.hpp"
 #include "magellano/nn/rmsnorm.hpp"
 
@@ -26,12 +27,14 @@ namespace magellano::nn {
 
 struct ModelSpec {
   int64_t vocab_size = 0, dim = 0;
-  // One character per block: 'M' Mamba, 'S' Mamba2 (SSD), 'A' attention, 'E' MoE (experts).
+  // One character per block: 'M' Mamba, 'S' Mamba2 (SSD), 'A' attention, 'E' MoE (experts),
+  // 'F' dense MLP.
   std::string layers;
   MambaConfig mamba;    // dim and num_layers are filled in from the spec
   Mamba2Config mamba2;  // dim, num_layers and norm_eps are filled in from the spec
   AttentionConfig attention;  // dim, num_layers and norm_eps are filled in from the spec
   MoEConfig moe;        // dim is filled in from the spec
+  MlpConfig mlp;        // dim is filled in from the spec
   bool tie_embeddings = true;
   float norm_eps = 1e-5f;
   // Granite's scalings (1 = none, the arithmetic of a model without them).
@@ -134,7 +137,7 @@ class Model : public Module {
   Init lora_init_;  // the adapters' A matrices, in construction order
   Embedding embedding_;
   std::vector<std::variant<std::unique_ptr<MambaBlock>, std::unique_ptr<Mamba2Block>,
-                           std::unique_ptr<AttentionBlock>, std::unique_ptr<MoEBlock>>>
+                           std::unique_ptr<AttentionBlock>, std::unique_ptr<MoEBlock>, std::unique_ptr<MlpBlock>>>
       blocks_;
   RMSNorm norm_f_;
   std::unique_ptr<Linear> lm_head_;  // null when tied

@@ -18,7 +18,7 @@ using Parameter = optim::Parameter;
 class Linear;
 
 // A Linear layer under its module path ("backbone.layers.0.mixer.in_proj") and its LoRA target
-// kind ("in_proj", "x_proj", "dt_proj", "out_proj", "gate" or "experts").
+// kind ("in_proj", "x_proj", "dt_proj", "out_proj", "gate", "experts", "shared_expert" or "mlp").
 struct NamedLinear {
   std::string path;
   std::string kind;

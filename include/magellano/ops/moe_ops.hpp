@@ -1,4 +1,4 @@
-// Mixture-of-Experts routing ops: top-k selection with renormalised weights, the routing plan
+// Mixture-of-Experts routing ops: top-k selection and its mixing weights, the routing plan
 // (tokens sorted by expert, per-expert offsets), a per-row scale, and the two auxiliary router
 // losses. All deterministic (fixed-order sums, stable sort, no atomics), f32 with autograd where
 // stated. Names: N tokens, X experts, K top-k, D width, R = N * K routed (token, slot) rows.
@@ -10,18 +10,27 @@
 
 namespace magellano::ops {
 
-// The K largest entries of each row of probs, in decreasing order (ties: lower expert first),
-// and their values renormalised to sum to 1:
-//   probs: (N, X) f32 (any positive values; a softmax output in MoE), 1 <= K <= X
-//   idx:   (N, K) i32, no gradient        weights: (N, K) f32 = p_sel / sum(p_sel)
-// Backward (weights -> probs): dp[n, idx[n,k]] = (dw[n,k] - sum_j dw[n,j] w[n,j]) / S_n with
-// S_n = sum_k p[n, idx[n,k]]; unselected entries get 0. For K = 1 the weight is 1 and its
-// gradient is 0.
+// The K largest entries of each row of `scores`, in decreasing order (ties: lower expert first),
+// and the mixing weights made from them:
+//   scores:  (N, X) f32, 1 <= K <= X       idx: (N, K) i32, no gradient      weights: (N, K) f32
+// TopKWeights says how the K selected scores s_k become weights w_k:
+//   renorm   w = s / sum_k s_k   (scores are probabilities; Mixtral's softmax-then-top-k with its
+//            renormalisation). Backward: ds[idx_k] = (dw_k - sum_j dw_j w_j) / S, S = sum_k s_k;
+//            for K = 1 the weight is 1 and its gradient 0.
+//   raw      w = s               (probabilities kept as they are: Jamba, no renormalisation).
+//            Backward: ds[idx_k] = dw_k.
+//   softmax  w = softmax over the K selected s (scores are router logits: Granite's
+//            top-k-then-softmax; max-subtracted, fp32). Backward: ds[idx_k] = w_k (dw_k - sum_j dw_j w_j).
+// Unselected entries get a zero gradient in every mode. Mathematically, softmax on logits gives
+// the same weights as renorm on softmax(logits); the two differ in rounding, and in selection
+// where probabilities round to equal (or underflow) while the logits still differ.
+enum class TopKWeights { renorm, raw, softmax };
 struct TopK {
   Tensor idx;
   Tensor weights;
 };
-TopK topk_renorm(const Tensor& probs, int64_t k);
+TopK topk(const Tensor& scores, int64_t k, TopKWeights weights);
+inline TopK topk_renorm(const Tensor& probs, int64_t k) { return topk(probs, k, TopKWeights::renorm); }
 
 // The routing plan of flat expert ids (no autograd):
 //   expert_ids: (R) i32 in [0, X), R = N * K, position n * K + k = slot k of token n

@@ -7,7 +7,8 @@
 //                              ".lora_B.weight" (out, r), f32, metadata {"format": "pt"}
 // Module paths are ours, which are Hugging Face's (Mamba) and Mixtral-style (MoE) names, e.g.
 // base_model.model.backbone.layers.3.moe.experts.5.w2.lora_B.weight. target_modules uses
-// PEFT's suffix names: in_proj, x_proj, dt_proj, out_proj, gate, and w1, w2, w3 for "experts".
+// PEFT's suffix names: in_proj, x_proj, dt_proj, out_proj, gate, w1, w2, w3 for "experts",
+// shared_expert.w1 ... for "shared_expert" and mlp.w1 ... for "mlp".
 #pragma once
 #include <filesystem>
 #include <string>

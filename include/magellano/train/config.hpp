@@ -21,21 +21,22 @@
 #include "magellano/nn/lora.hpp"
 #include "magellano/nn/mamba.hpp"
 #include "magellano/nn/mamba2.hpp"
+#include "magellano/nn/mlp.hpp"
 #include "magellano/nn/moe.hpp"
 #include "magellano/ops/expert_mlp.hpp"
 #include "magellano/tensor/tensor.hpp"
 
 namespace magellano::train {
 
-enum class LayerKind { mamba, mamba2, attention, moe };
+enum class LayerKind { mamba, mamba2, attention, moe, mlp };
 
 // "MME", "(MMME)x9MMM", nested groups "((ME)x2M)x3": 'M' = Mamba block, 'S' = Mamba2 (SSD)
-// block, 'A' = attention block, 'E' = MoE block, a group in parentheses, "xN" repeats the preceding letter or group
+// block, 'A' = attention block, 'E' = MoE block, 'F' = dense MLP block, a group in parentheses, "xN" repeats the preceding letter or group
 // N >= 1 times. Spaces are ignored. Throws Error naming `what` (e.g. "'model.layers'") and the
 // position of the problem.
 std::vector<LayerKind> parse_layer_pattern(const std::string& pattern,
                                            const std::string& what = "layer pattern");
-// A list of "mamba" / "mamba2" / "attention" / "moe" (or "M" / "S" / "A" / "E").
+// A list of "mamba" / "mamba2" / "attention" / "moe" / "mlp" (or "M" / "S" / "A" / "E" / "F").
 std::vector<LayerKind> parse_layer_list(const nlohmann::json& list,
                                         const std::string& what = "layer list");
 // One letter per layer: "MMME...", "SSSE...".
@@ -57,6 +58,7 @@ const char* config_name(DType storage);  // f32, f16
 const char* config_name(nn::WeightStorage storage);
 const char* config_name(Fp16Rounding rounding);
 const char* config_name(ops::ExpertActivation activation);
+const char* config_name(nn::MoERouter router);  // softmax_topk, topk_softmax
 
 struct MoESection {
   int64_t experts = 8;
@@ -65,7 +67,19 @@ struct MoESection {
   ops::ExpertActivation activation = ops::ExpertActivation::swiglu;  // "swiglu" | "gelu"
   double balance_coef = 0.01;
   double z_coef = 0.001;
+  nn::MoERouter router = nn::MoERouter::softmax_topk;  // "softmax_topk" | "topk_softmax"
+  bool normalize_top_k = true;  // softmax_topk only (false: Jamba's unrenormalised weights)
+  int64_t shared_expert_hidden = 0;  // F_s of the shared expert; 0 = none
   bool operator==(const MoESection&) const = default;
+};
+
+// model.mlp: the dense MLP blocks (nn::MlpBlock, nn::MlpConfig).
+struct MlpSection {
+  // F; 0 = model.moe.hidden (as Jamba's dense and expert MLPs), kept 0 in to_json and resolved
+  // by ModelConfig::mlp_config(), so it follows model.moe.hidden
+  int64_t hidden = 0;
+  ops::ExpertActivation activation = ops::ExpertActivation::swiglu;  // "swiglu" | "gelu"
+  bool operator==(const MlpSection&) const = default;
 };
 
 // model.mamba2: the Mamba2 ('S') blocks (nn::Mamba2Config).
@@ -121,17 +135,20 @@ struct ModelConfig {
   Mamba2Section mamba2;
   AttentionSection attention;
   MoESection moe;
+  MlpSection mlp;
   // Granite's scalings: the embedding output ×, each block's residual branch ×, the logits ÷.
   double embedding_multiplier = 1.0, residual_multiplier = 1.0, logits_scaling = 1.0;
 
   int64_t num_mamba() const;   // Mamba ('M') blocks
   int64_t num_mamba2() const;  // Mamba2 ('S') blocks
   int64_t num_attention() const;  // attention ('A') blocks
+  int64_t num_mlp() const;        // dense MLP ('F') blocks
   int64_t num_moe() const;
   nn::MambaConfig mamba_config() const;  // num_layers = number of layers (for out_proj scale), norm_eps
   nn::Mamba2Config mamba2_config() const;  // the same, and norm_eps
   nn::AttentionConfig attention_config() const;  // the same
   nn::MoEConfig moe_config() const;
+  nn::MlpConfig mlp_config() const;  // the dense MLP blocks' (dim, model.mlp.hidden, activation)
   bool operator==(const ModelConfig&) const = default;
 };
 

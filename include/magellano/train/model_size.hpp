@@ -11,10 +11,13 @@
 //                dt_bias, A_log, D 3H; gated norm Di; out_proj D·Di (+ D with bias)
 //   attention    norm D; q_proj Q·D, k_proj and v_proj Kd·D each, o_proj D·Q (Q = heads·d,
 //                Kd = kv_heads·d, d = head_dim)
-//   MoE block    norm D; gate X·D; X experts of w1 F·D, w2 D·F (+ w3 F·D for SwiGLU)
+//   MoE block    norm D; gate X·D; X experts of w1 F·D, w2 D·F (+ w3 F·D for SwiGLU); the shared
+//                expert (F_s = moe.shared_expert_hidden > 0) the same with F_s
+//   MLP block    norm D; w1 F·D, w2 D·F (+ w3 F·D for SwiGLU) with F = mlp.hidden (mlp_block_size)
 //   model        embedding V·D; final norm D; LM head V·D unless tie_embeddings
 // Every parameter is trainable unless LoRA is on (count_params(Config) then counts adapters). Active per token:
-// the total minus the (X − K) experts per MoE layer that a token does not reach.
+// the total minus the (X − K) experts per MoE layer that a token does not reach (the shared expert
+// is always active).
 //
 // Memory for one micro-batch of B sequences × L tokens (T = B·L), fp32 everywhere:
 //   weights P·4, gradients P·4, AdamW state 2·P·4 (m and v), plus activations:
@@ -36,7 +39,8 @@
 //   per MoE layer: the block input and its norm output (2D), rstd and the z-loss lse (2), the
 //   router logits and probabilities (2X), and per routed pair (K per token) the gathered input
 //   and the expert output (2D), the pre-activations h1 (and h3) (F or 2F), its weight (1) and
-//   four i32 indices  →  T·(2D + 2 + 2X + K·(2D + F·(1 or 2) + 5));
+//   four i32 indices, and the shared expert's h1 (and h3)  →
+//   T·(2D + 2 + 2X + K·(2D + F·(1 or 2) + 5) + F_s·(1 or 2));
 //   head: the final norm's input and output (2D) and rstd, the token ids, and the logits T·V
 //   twice (the logits and their gradient during the cross-entropy backward);
 //   workspace: the largest single layer's backward temporaries (Mamba: the gradients of x, z,
@@ -44,6 +48,8 @@
 //   scan_chunk·N·B·E; Mamba2: T·(3Di + 4C + 4H + 2HN) for the gradients of the pieces and the
 //   scan's per-head dB, dC, + B·ceil(L/Q)·(G·Q² + H·N·P) for its C·Bᵀ tiles and state gradients;
 //   MoE: T·K·(2D + 2F) for dxs, dys and the expert scratch; attention: T·(2Q + 2Kd + heads)), plus two residual-stream gradients T·2D.
+//   MoE: T·K·(2D + 2F) for dxs, dys and the expert scratch, or T·(2D + 2F_s) for the shared expert's
+//   when larger), plus two residual-stream gradients T·2D.
 // The total adds the head's and the workspace's peaks even though they do not coincide, so it
 // errs a little on the safe side. Allocator rounding and the kernels' tiny buffers are ignored.
 #pragma once
@@ -61,9 +67,9 @@ struct ParamCounts {
   // Parts (each a whole model's worth): embedding, LM head (0 when tied), one Mamba block, one
   // MoE block, one expert, the final norm; and the number of blocks of each kind.
   int64_t embedding = 0, lm_head = 0, mamba_block = 0, mamba2_block = 0, moe_block = 0, expert = 0,
-          final_norm = 0;
+          shared_expert = 0, final_norm = 0;
   int64_t mamba_layers = 0, mamba2_layers = 0, moe_layers = 0;
-  int64_t attention_block = 0, attention_layers = 0;
+  int64_t attention_block = 0, attention_layers = 0, mlp_block = 0, mlp_layers = 0;
 };
 
 // `model` must be resolved (as load_config / Config::from_json leave it).
@@ -79,10 +85,10 @@ ParamCounts count_params(const Config& config);
 
 struct MemoryEstimate {  // bytes
   int64_t weights = 0, gradients = 0, optimizer_state = 0, activations = 0, total = 0;
-  // activations = mamba_activations + scan_states + mamba2_activations + attention_activations + moe_activations + head +
+  // activations = mamba_activations + scan_states + mamba2_activations + attention_activations + mlp_activations + moe_activations + head +
   // workspace; mamba2_activations includes the SSD's chunk states
   int64_t mamba_activations = 0, scan_states = 0, mamba2_activations = 0, moe_activations = 0, head = 0,
-          workspace = 0, attention_activations = 0;
+          workspace = 0, attention_activations = 0, mlp_activations = 0;
   int64_t batch = 0, seq_len = 0;
 };
 
@@ -97,6 +103,19 @@ MemoryEstimate estimate_memory(const ModelConfig& model, int64_t batch, int64_t 
 // times the larger per-block figure) plus the kept segment inputs (T·D each), and the LoRA
 // intermediates ((T, r) per adapter) of one segment.
 MemoryEstimate estimate_memory(const Config& config);
+
+// One dense MLP block ('F' layer, nn::MlpBlock) of `c`, for a micro-batch of `tokens` = B·L tokens,
+// to be added per such layer (count_params / estimate_memory do not know the letter yet):
+//   params           norm D + w1 F·D + w2 D·F (+ w3 F·D for SwiGLU), all trainable without LoRA
+//   linear_weights   the Linear weights' elements (what fp16 / NF4 storage applies to)
+//   lora_per_rank    Σ (in + out) of w1, w2, w3: its LoRA parameters are rank × this (kind "mlp")
+//   activation_bytes what its forward keeps: T·(2D + 1 + F·(2 or 1)) floats (block input, norm
+//                    output and rstd; ops::expert_mlp's h1 and h3)
+//   workspace_bytes  its backward temporaries: T·(2D + 2F) floats (the MoE's formula with K = 1)
+struct MlpBlockSize {
+  int64_t params = 0, linear_weights = 0, lora_per_rank = 0, activation_bytes = 0, workspace_bytes = 0;
+};
+MlpBlockSize mlp_block_size(const nn::MlpConfig& c, int64_t tokens);
 
 nlohmann::json to_json(const ParamCounts& p);
 nlohmann::json to_json(const MemoryEstimate& m);

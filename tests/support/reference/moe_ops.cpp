@@ -14,25 +14,54 @@ std::vector<int> topk(const double* p, int64_t x, int64_t k) {
   return order;
 }
 
-Vec topk_renorm(const Vec& p, int64_t n, int64_t x, int64_t k) {
+namespace {
+
+// The weights of one row's selection: s / sum (renorm), s (raw) or softmax over the selected.
+Vec row_weights(const double* s, const std::vector<int>& sel, magellano::ops::TopKWeights mode) {
+  using magellano::ops::TopKWeights;
+  Vec w;
+  double sum = 0;
+  for (int j : sel) sum += mode == TopKWeights::softmax ? std::exp(s[j] - s[sel[0]]) : s[j];
+  for (int j : sel)
+    w.push_back(mode == TopKWeights::raw      ? s[j]
+                : mode == TopKWeights::renorm ? s[j] / sum
+                                              : std::exp(s[j] - s[sel[0]]) / sum);
+  return w;
+}
+
+}  // namespace
+
+Vec topk_weights(const Vec& s, int64_t n, int64_t x, int64_t k, magellano::ops::TopKWeights mode) {
   Vec w(n * k);
   for (int64_t r = 0; r < n; ++r) {
-    const auto sel = topk(&p[r * x], x, k);
-    double s = 0;
-    for (int j : sel) s += p[r * x + j];
-    for (int64_t j = 0; j < k; ++j) w[r * k + j] = p[r * x + sel[j]] / s;
+    const Vec wr = row_weights(&s[r * x], topk(&s[r * x], x, k), mode);
+    std::copy(wr.begin(), wr.end(), w.begin() + r * k);
   }
   return w;
 }
 
-void topk_renorm_bwd(const Vec& p, int64_t n, int64_t x, int64_t k, const Vec& dw, Vec& dp) {
+void topk_weights_bwd(const Vec& s, int64_t n, int64_t x, int64_t k, magellano::ops::TopKWeights mode,
+                      const Vec& dw, Vec& ds) {
+  using magellano::ops::TopKWeights;
   for (int64_t r = 0; r < n; ++r) {
-    const auto sel = topk(&p[r * x], x, k);
-    double s = 0, dot = 0;
-    for (int j : sel) s += p[r * x + j];
-    for (int64_t j = 0; j < k; ++j) dot += dw[r * k + j] * p[r * x + sel[j]] / s;
-    for (int64_t j = 0; j < k; ++j) dp[r * x + sel[j]] += (dw[r * k + j] - dot) / s;
+    const auto sel = topk(&s[r * x], x, k);
+    const Vec w = row_weights(&s[r * x], sel, mode);
+    double sum = 0, dot = 0;
+    for (int j : sel) sum += s[r * x + j];
+    for (int64_t j = 0; j < k; ++j) dot += dw[r * k + j] * w[j];
+    for (int64_t j = 0; j < k; ++j)
+      ds[r * x + sel[j]] += mode == TopKWeights::raw      ? dw[r * k + j]
+                            : mode == TopKWeights::renorm ? (dw[r * k + j] - dot) / sum
+                                                          : w[j] * (dw[r * k + j] - dot);
   }
+}
+
+Vec topk_renorm(const Vec& p, int64_t n, int64_t x, int64_t k) {
+  return topk_weights(p, n, x, k, magellano::ops::TopKWeights::renorm);
+}
+
+void topk_renorm_bwd(const Vec& p, int64_t n, int64_t x, int64_t k, const Vec& dw, Vec& dp) {
+  topk_weights_bwd(p, n, x, k, magellano::ops::TopKWeights::renorm, dw, dp);
 }
 
 Vec row_scale(const Vec& x, const Vec& w, int64_t r, int64_t d) {
