@@ -45,7 +45,14 @@
 #ifndef VEC
 #define VEC 4
 #endif
+// Register tiles (acc[ROWS][...]) stay in registers only when their loops are fully unrolled: on
+// GPUs (a row or two per work-item). With many rows per work-item (the CPU mapping) the tiles live
+// in memory anyway and unrolling only multiplies PoCL's compile time (a minute per kernel).
+#if ROWS <= 2
 #define UNROLL _Pragma("unroll")
+#else
+#define UNROLL
+#endif
 #define NVD (HEADDIM / VEC)  // vectors per head row
 #define RSTRIDE (HEADDIM + 1)  // row stride of the block's own rows in local memory
 #define ITEMS_Q (BQ / ROWS)    // work-items of attn_fwd and attn_bwd_dq
@@ -118,11 +125,14 @@ typedef int16 vi;
 
 // acc[r][j] += lhs[row(r)][c] · rhs[c][j·VEC ...] over c < HEADDIM, for the work-item's ROWS rows
 // (row(r) = lid + r·NITEMS) and NJ vectors of columns; lhs with row stride RSTRIDE, rhs with W.
+// Rows outermost, each through a pointer to its row: with the loop over c outermost and the rows
+// inside, LLVM 15 and 16 (PoCL's compilers) crash in LICM (sinkRegion) on these kernels.
 #define PRODUCT(acc, lhs, rhs, W, NJ, NITEMS)                                \
-  for (int c_ = 0; c_ < HEADDIM; ++c_) {                                     \
-    __local const float* t_ = (rhs) + c_ * (W);                              \
-    UNROLL for (int r_ = 0; r_ < ROWS; ++r_) {                               \
-      const vf a_ = (vf)(lhs)[(lid + r_ * (NITEMS)) * RSTRIDE + c_];         \
+  UNROLL for (int r_ = 0; r_ < ROWS; ++r_) {                                 \
+    __local const float* a_row_ = (lhs) + (lid + r_ * (NITEMS)) * RSTRIDE;   \
+    for (int c_ = 0; c_ < HEADDIM; ++c_) {                                   \
+      const vf a_ = (vf)a_row_[c_];                                          \
+      __local const float* t_ = (rhs) + c_ * (W);                            \
       UNROLL for (int j_ = 0; j_ < (NJ); ++j_)                               \
         acc[r_][j_] = fma(a_, VLOAD(t_ + j_ * VEC), acc[r_][j_]);            \
     }                                                                        \
@@ -130,12 +140,13 @@ typedef int16 vi;
 
 // out[r][0 .. HEADDIM) += Σ_{n < N} w[row(r)][n] · SRC(n)[0 .. HEADDIM), where w are the item's own
 // rows of Ps (row stride PSTRIDE) and SRC(n) (using n_) points at a row of global memory that the
-// whole group reads at once.
+// whole group reads at once. Rows outermost, as PRODUCT.
 #define ROW_PRODUCT(out, Ps, PSTRIDE, N, SRC, NITEMS)                        \
-  for (int n_ = 0; n_ < (N); ++n_) {                                         \
-    __global const float* s_ = (SRC);                                        \
-    UNROLL for (int r_ = 0; r_ < ROWS; ++r_) {                               \
-      const vf w_ = (vf)(Ps)[(lid + r_ * (NITEMS)) * (PSTRIDE) + n_];        \
+  UNROLL for (int r_ = 0; r_ < ROWS; ++r_) {                                 \
+    __local const float* w_row_ = (Ps) + (lid + r_ * (NITEMS)) * (PSTRIDE);  \
+    for (int n_ = 0; n_ < (N); ++n_) {                                       \
+      __global const float* s_ = (SRC);                                      \
+      const vf w_ = (vf)w_row_[n_];                                          \
       UNROLL for (int c_ = 0; c_ < NVD; ++c_)                                \
         out[r_][c_] = fma(w_, VLOAD(s_ + c_ * VEC), out[r_][c_]);            \
     }                                                                        \
