@@ -178,6 +178,25 @@ std::vector<Vec> ssd_scan_bwd(const SsdDims& s, const std::vector<Vec>& in, cons
 // B_t, C_t (B, G, N), in order {x_t, dt_t, dt_bias, A_log, B_t, C_t, D}. Returns y_t (B, H, P).
 Vec ssd_step(const SsdDims& s, const std::vector<Vec>& in, Vec& state);
 
+// ---- attention: q (B, L, H, d), k, v (B, L, KVH, d); query head j reads kv head j / (H / KVH) ----
+// out = softmax(scale · q kᵀ, masked to s <= t when causal) v, (B, L, H, d): the naive form, every
+// (L × L) score matrix in full. The backward returns {dq, dk, dv} of sum(out * dout).
+struct AttentionDims {
+  int64_t b, l, h, kvh, d;
+  double scale;
+  bool causal = true;
+};
+Vec attention(const AttentionDims& s, const Vec& q, const Vec& k, const Vec& v);
+std::vector<Vec> attention_bwd(const AttentionDims& s, const Vec& q, const Vec& k, const Vec& v, const Vec& dout);
+// RoPE, NeoX pairing (i, i + d/2): x (B, L, heads, d), row t at position start + t, angle
+// pos · theta^(-2i/d) in double; `inverse` rotates by minus the angle (rope's backward).
+Vec rope(const Vec& x, int64_t b, int64_t l, int64_t heads, int64_t d, double theta, int64_t start,
+         bool inverse = false);
+// One decoding query q (H, d) against a plain list of the row's past keys and values (T, KVH, d),
+// all T of them visible: (H, d); zeros when T = 0.
+Vec attention_decode(const Vec& q, const Vec& keys, const Vec& values, int64_t t, int64_t h, int64_t kvh, int64_t d,
+                     double scale);
+
 // ---- gated_rmsnorm: Mamba2's norm; y, z (rows, d), w (d); groups divide d ---------------------
 // out = rmsnorm over each of `groups` contiguous groups of d / groups channels of (y * silu(z)),
 // times w. The backward returns {dy, dz, dw} of sum(out * dout).

@@ -1,0 +1,31 @@
+// Rotary position embedding (RoPE), NeoX pairing, on the device, with autograd.
+//
+//   x: (B, L, heads, d), d even      y: (B, L, heads, d)
+// For row t (position pos = start + t) and i < d/2, with inv_freq_i = theta^(-2i/d):
+//   angle = pos · inv_freq_i
+//   y[i]       = x[i] cos(angle) - x[i + d/2] sin(angle)
+//   y[i + d/2] = x[i + d/2] cos(angle) + x[i] sin(angle)
+// (the pairing of GPT-NeoX, Llama and Hugging Face's rotate_half). The backward is the inverse
+// rotation (angle -> -angle).
+//
+// Accuracy: inv_freq is computed in double on the host and passed as a small table of turns per
+// position (inv_freq / 2π) split into two floats (hi + lo). The kernel forms pos · hi exactly as a
+// float pair (fma), drops whole turns exactly, adds pos · lo, and evaluates sinpi / cospi of the
+// reduced angle, so the angle's error stays ~1e-7 rad at any position below 2^24 (a plain fp32
+// pos · inv_freq is off by up to ~2e-3 rad at position 32,768: 32,768 · 2^-24 · 2π... see
+// tests/ops/test_rope.cpp, which measures both against float64). Positions must be below 2^24.
+#pragma once
+#include <cstdint>
+
+#include "magellano/autograd/tape.hpp"
+
+namespace magellano::ops {
+
+struct RopeOptions {
+  double theta = 10000.0;
+  int64_t start = 0;  // position of row 0 (decoding: the number of tokens already in the cache)
+};
+
+Tensor rope(const Tensor& x, const RopeOptions& options = {});
+
+}  // namespace magellano::ops

@@ -1,0 +1,151 @@
+#include "attention_plan.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "magellano/ops/mapping.hpp"
+#include "magellano/runtime/error.hpp"
+
+namespace magellano::ops {
+
+AttentionWork attention_work(int64_t b, int64_t l, int64_t heads, int64_t kv_heads, int64_t d, bool causal) {
+  AttentionWork w;
+  const double ll = double(l) * double(l);
+  w.fwd_flops = 4.0 * double(b) * double(heads) * ll * double(d) * (causal ? 0.5 : 1.0);
+  w.bwd_flops = 2.5 * w.fwd_flops;
+  const double q = double(b) * l * heads * d, kv = double(b) * l * kv_heads * d, lse = double(b) * heads * l;
+  w.fwd_bytes = 4 * (q + 2 * kv + q + lse);              // q, k, v in; out, lse out
+  w.bwd_bytes = 4 * (3 * q + 2 * kv + lse + q + 2 * kv);  // q, out, dout, k, v, lse in; dq, dk, dv out
+  return w;
+}
+
+namespace detail {
+namespace {
+
+// The widest vector among `widths` that divides every value.
+int64_t widest_dividing(std::initializer_list<int64_t> widths, std::initializer_list<int64_t> values) {
+  for (int64_t w : widths) {
+    bool ok = true;
+    for (int64_t v : values) ok &= v % w == 0;
+    if (ok) return w;
+  }
+  return 1;
+}
+
+const char* kernel_name(AttentionKernel k) {
+  switch (k) {
+    case AttentionKernel::fwd: return "attn_fwd";
+    case AttentionKernel::dq: return "attn_bwd_dq";
+    case AttentionKernel::dkdv: return "attn_bwd_dkdv";
+  }
+  return "?";
+}
+
+// One kernel's tiles from the options (0 = default). Default tiles that do not fit the device's
+// local memory are halved: the streamed tile's columns down to 16, then the block's rows (keeping
+// whole work-items), then the columns again down to a vector; asked-for tiles are not changed.
+AttentionTileKnobs choose_tiles(AttentionKernel kernel, int64_t block, int64_t cols, int64_t rows,
+                                const AttentionTileKnobs& defaults, bool one_item, const AttentionDims& d,
+                                int64_t vec, int64_t local_floats) {
+  AttentionTileKnobs t;
+  t.block = block ? block : defaults.block;
+  t.cols = cols ? cols : defaults.cols;
+  const bool rows_follow = one_item && !rows;  // one work-item: its rows are the block's
+  t.rows = rows ? rows : rows_follow ? t.block : defaults.rows;
+  auto fits = [&] { return attention_local_floats(kernel, d.d, t) <= local_floats; };
+  while (!fits()) {
+    if (!cols && t.cols > 16) t.cols /= 2;
+    else if (!block && (rows_follow || (t.block / 2) % t.rows == 0) && t.block / 2 >= 1) {
+      t.block /= 2;
+      if (rows_follow) t.rows = t.block;
+    } else if (!cols && t.cols > vec) t.cols /= 2;
+    else
+      throw Error("attention: head width d = " + std::to_string(d.d) + " needs " +
+                  std::to_string(attention_local_floats(kernel, d.d, t) * 4) + " bytes of local memory in " +
+                  kernel_name(kernel) + " with tiles of " + std::to_string(t.block) + " x " +
+                  std::to_string(t.cols) + "; the device has " + std::to_string(local_floats * 4) +
+                  ". Use smaller tiles.");
+  }
+  return t;
+}
+
+void check_tiles(AttentionKernel kernel, const AttentionTileKnobs& t, int64_t vec, int64_t max_wg) {
+  const std::string k = kernel_name(kernel);
+  if (t.block % t.rows)
+    throw Error("attention: " + std::to_string(t.rows) + " rows per work-item must divide the " +
+                std::to_string(t.block) + " rows of a block (" + k + ").");
+  if (t.cols % vec)
+    throw Error("attention: vector width " + std::to_string(vec) + " must divide the streamed tile's " +
+                std::to_string(t.cols) + " columns (" + k + ").");
+  if (t.items() > max_wg)
+    throw Error("attention: " + std::to_string(t.items()) + " work-items per group exceed this device's " +
+                std::to_string(max_wg) + " (" + k + ").");
+}
+
+}  // namespace
+
+int64_t attention_local_floats(AttentionKernel kernel, int64_t d, const AttentionTileKnobs& t) {
+  const int64_t rstride = d + 1;
+  switch (kernel) {
+    case AttentionKernel::fwd: return t.block * rstride + d * t.cols + t.block * (t.cols + 1);
+    case AttentionKernel::dq: return 2 * t.block * rstride + 2 * d * t.cols + t.block * (t.cols + 1);
+    case AttentionKernel::dkdv: return 2 * t.block * rstride + 2 * d * t.cols + t.block * (t.cols + 1) + 2 * t.cols;
+  }
+  return 0;
+}
+
+BuildOptions AttentionPlan::knobs(const AttentionDims& d, AttentionKernel kernel) const {
+  const AttentionTileKnobs& t = kernel == AttentionKernel::fwd ? fwd : kernel == AttentionKernel::dq ? dq : dkdv;
+  const bool keys_are_rows = kernel == AttentionKernel::dkdv;
+  return BuildOptions()
+      .define("HEADDIM", d.d)
+      .define("BQ", keys_are_rows ? t.cols : t.block)
+      .define("BK", keys_are_rows ? t.block : t.cols)
+      .define("ROWS", t.rows)
+      .define("VEC", vec);
+}
+
+AttentionPlan plan_attention(const Context& ctx, const AttentionDims& d, const AttentionOptions& opt) {
+  for (const AttentionTiles* t : {&opt.tiles, &opt.backward_tiles})
+    if (t->block_q < 0 || t->block_k < 0 || t->rows < 0 || t->vec < 0)
+      throw Error("attention: tile knobs must be positive (or 0 for the default).");
+  AttentionPlan plan;
+  plan.group_per_block = opt.mapping == AttentionMapping::group_per_block ||
+                         (opt.mapping == AttentionMapping::automatic && kernel_mapping(ctx) == KernelMapping::gpu);
+  const bool one_item = !plan.group_per_block;
+  // Defaults. Group per block: a row per work-item, 64-row blocks, key tiles of 32 (forward) and
+  // 64 (backward, halved to fit 48 KiB), float4 columns. Item per block: one work-item per block
+  // of 8 (forward) or 16 (backward) rows, tiles of 16, the widest vector.
+  const AttentionTileKnobs fwd_default = plan.group_per_block ? AttentionTileKnobs{64, 32, 1} : AttentionTileKnobs{8, 16, 8};
+  const AttentionTileKnobs bwd_default = plan.group_per_block ? AttentionTileKnobs{64, 64, 1} : AttentionTileKnobs{16, 16, 16};
+  const AttentionTiles &t = opt.tiles, &bt = opt.backward_tiles;
+  const int64_t vec_asked = t.vec ? t.vec : bt.vec;
+  if (vec_asked && bt.vec && t.vec && bt.vec != t.vec)
+    throw Error("attention: the forward and backward tiles must use one vector width.");
+  // The widest vector that divides d and every streamed tile's width that was asked for.
+  auto or_d = [&](int64_t cols) { return cols ? cols : d.d; };
+  const std::initializer_list<int64_t> widths = {d.d, or_d(t.block_k), or_d(bt.block_k), or_d(bt.block_q)};
+  plan.vec = vec_asked ? vec_asked
+             : plan.group_per_block ? widest_dividing({4, 2, 1}, widths)
+                                    : widest_dividing({16, 8, 4, 2, 1}, widths);
+  if (plan.vec != 1 && plan.vec != 2 && plan.vec != 4 && plan.vec != 8 && plan.vec != 16)
+    throw Error("attention: vector width must be 1, 2, 4, 8 or 16, got " + std::to_string(plan.vec) + ".");
+  if (d.d % plan.vec)
+    throw Error("attention: vector width " + std::to_string(plan.vec) + " must divide the head width " +
+                std::to_string(d.d) + ".");
+  const int64_t max_wg = static_cast<int64_t>(ctx.device().max_work_group_size);
+  const int64_t local_floats = static_cast<int64_t>(ctx.device().local_mem_bytes / 4);
+  plan.fwd = choose_tiles(AttentionKernel::fwd, t.block_q, t.block_k, t.rows, fwd_default, one_item, d, plan.vec,
+                          local_floats);
+  plan.dq = choose_tiles(AttentionKernel::dq, bt.block_q, bt.block_k, bt.rows, bwd_default, one_item, d, plan.vec,
+                         local_floats);
+  plan.dkdv = choose_tiles(AttentionKernel::dkdv, bt.block_k, bt.block_q, bt.rows, bwd_default, one_item, d,
+                           plan.vec, local_floats);
+  check_tiles(AttentionKernel::fwd, plan.fwd, plan.vec, max_wg);
+  check_tiles(AttentionKernel::dq, plan.dq, plan.vec, max_wg);
+  check_tiles(AttentionKernel::dkdv, plan.dkdv, plan.vec, max_wg);
+  return plan;
+}
+
+}  // namespace detail
+}  // namespace magellano::ops
