@@ -42,31 +42,39 @@ struct RopeRun {
   int64_t rows, l, heads, half, start;
 };
 
-void launch(const Tensor& x, const Tensor& turns, const Tensor& y, const RopeRun& r, bool inverse, bool acc) {
-  Context& ctx = x.ctx();
-  int64_t vec = 1;
+// Pairs per work-item: wide vectors on CPUs, one pair on GPUs.
+int64_t vec_for(Context& ctx, int64_t half) {
   if (kernel_mapping(ctx) == KernelMapping::cpu)
     for (int64_t w : {16, 8, 4, 2})
-      if (r.half % w == 0) {
-        vec = w;
-        break;
-      }
+      if (half % w == 0) return w;
+  return 1;
+}
+
+void launch(const Tensor& x, const Tensor& turns, const Tensor& y, const RopeRun& r, bool inverse, bool acc) {
+  Context& ctx = x.ctx();
+  const int64_t vec = vec_for(ctx, r.half);
   Launch(ctx, "rope", "rope", BuildOptions().define("VEC", vec))
       .arg(x).arg(turns).arg(y).arg(r.rows).arg(r.l).arg(r.heads).arg(r.half).arg(r.start).arg(inverse).arg(acc)
       .run(r.rows * (r.half / vec), default_local_size(ctx));
 }
 
+// x (B, L, heads, d) even d, f32: its checks, shared by rope and rope_at.
+void check_x(const Tensor& x, double theta, const char* op) {
+  detail::require_f32(x, op, "x");
+  if (x.shape().ndim() != 4)
+    throw Error(std::string(op) + ": x must be (B, L, heads, d), got " + x.shape().str() + ".");
+  const int64_t d = x.size(3);
+  if (d < 2 || d % 2)
+    throw Error(std::string(op) + ": the head width d = " + std::to_string(d) + " must be even (pairs i, i + d/2).");
+  if (!(theta > 0.0) || !std::isfinite(theta))
+    throw Error(std::string(op) + ": theta must be a finite positive number, got " + std::to_string(theta) + ".");
+}
+
 }  // namespace
 
 Tensor rope(const Tensor& x, const RopeOptions& opt) {
-  detail::require_f32(x, "rope", "x");
-  if (x.shape().ndim() != 4)
-    throw Error("rope: x must be (B, L, heads, d), got " + x.shape().str() + ".");
+  check_x(x, opt.theta, "rope");
   const int64_t d = x.size(3);
-  if (d < 2 || d % 2)
-    throw Error("rope: the head width d = " + std::to_string(d) + " must be even (pairs i, i + d/2).");
-  if (!(opt.theta > 0.0) || !std::isfinite(opt.theta))
-    throw Error("rope: theta must be a finite positive number, got " + std::to_string(opt.theta) + ".");
   if (opt.start < 0 || opt.start + x.size(1) > kMaxPosition)
     throw Error("rope: positions " + std::to_string(opt.start) + " .. " + std::to_string(opt.start + x.size(1) - 1) +
                 " must lie in [0, 2^24).");
@@ -81,6 +89,21 @@ Tensor rope(const Tensor& x, const RopeOptions& opt) {
       launch(dy, turns, g.tensor, r, true, g.accumulate);  // the inverse rotation
     });
   }
+  return y;
+}
+
+Tensor rope_at(const Tensor& x, const Tensor& first, double theta) {
+  check_x(x, theta, "rope_at");
+  if (first.dtype() != DType::i32 || first.shape() != Shape{x.size(0)})
+    throw Error("rope_at: first must be (" + std::to_string(x.size(0)) + ") i32, got " + first.shape().str() + " " +
+                to_string(first.dtype()) + ".");
+  Context& ctx = x.ctx();
+  const int64_t d = x.size(3), half = d / 2, rows = x.numel() / d, vec = vec_for(ctx, half);
+  const Tensor turns = turns_table(ctx, d, theta);
+  Tensor y = Tensor::empty(ctx, x.shape());
+  Launch(ctx, "rope", "rope_at", BuildOptions().define("VEC", vec))
+      .arg(x).arg(first).arg(turns).arg(y).arg(rows).arg(x.size(1)).arg(x.size(2)).arg(half)
+      .run(rows * (half / vec), default_local_size(ctx));
   return y;
 }
 

@@ -28,4 +28,9 @@ struct RopeOptions {
 
 Tensor rope(const Tensor& x, const RopeOptions& options = {});
 
+// Decoding: each sequence b of x (B, T, heads, d) starts at its own position first[b] ((B) i32 on
+// the device; a negative entry, a finished row, counts as 0): row t of sequence b is rotated to
+// position first[b] + t. No autograd. Positions must be below 2^24 (not checked: on the device).
+Tensor rope_at(const Tensor& x, const Tensor& first, double theta);
+
 }  // namespace magellano::ops

@@ -1,0 +1,180 @@
+// Hybrid stacks in the whole model: every block kind (Mamba, Mamba2, attention, MoE with routing
+// variants and a shared expert, dense MLP) with Granite's multipliers, against the float64
+// reference (hybrid_reference.hpp); Hugging Face GraniteMoeHybridForCausalLM and JambaForCausalLM
+// folders written from the reference's weights load and give its logits, loss and greedy tokens;
+// cached decoding with the paged KV cache (rows of different lengths over several cache blocks,
+// a row that ends early and frees its blocks) gives each prompt exactly its tokens alone.
+//
+// Tolerances: logits 1e-4 relative to max(1, |logit|) and the loss 1e-5 relative: a handful of
+// blocks in fp32 (the attention kernel and the scans each agree with float64 to ~1e-6 alone)
+// against float64. Greedy tokens: compared where the reference's top two logits are more than
+// 1e-3 apart (fp32 logits are within ~1e-5 of it, so only closer ties could flip).
+#include <algorithm>
+#include <cmath>
+
+#include "error_text.hpp"
+#include "harness.hpp"
+#include "hf_hybrid_folder.hpp"
+#include "hybrid_reference.hpp"
+#include "magellano/generate/generator.hpp"
+#include "magellano/io/json_file.hpp"
+#include "magellano/nn/model.hpp"
+#include "magellano/train/checkpoint.hpp"
+#include "magellano/train/hf_layout.hpp"
+#include "small_model.hpp"
+#include "temp_dir.hpp"
+
+using namespace mgtest;
+namespace nn = magellano::nn;
+namespace ag = magellano::autograd;
+namespace train = magellano::train;
+namespace gen = magellano::generate;
+using nlohmann::json;
+
+namespace {
+
+std::vector<int32_t> ids_below(int64_t vocab, int64_t n, uint64_t seed) {
+  std::vector<int32_t> ids = small_model_ids(n, seed);
+  for (auto& id : ids) id %= vocab;
+  return ids;
+}
+
+std::vector<int32_t> greedy(const nn::Model& model, const std::vector<std::vector<int32_t>>& prompts, int64_t n,
+                            std::optional<int32_t> eos = {}, size_t which = 0) {
+  gen::GenerationConfig gc;
+  gc.max_new_tokens = n, gc.sampling.temperature = 0, gc.eos_id = eos;
+  return gen::generate(model, prompts, gc)[which].ids;
+}
+
+// The model against the reference: logits of a batch, the loss, and greedy tokens from a prompt.
+void expect_matches_reference(const nn::Model& model, const train::ModelConfig& m, const ref::Weights& w) {
+  const int64_t B = 2, L = 11, V = m.vocab_size;
+  const auto ids = ids_below(V, B * L, 71);
+  ag::NoGradScope no_grad;
+  const Vec want = ref::hybrid_logits(m, w, ids, B, L);
+  expect_close(model.forward(upload_i32(Shape{B, L}, ids)).logits.to_host(), want, 1e-4, 1e-4, "logits");
+  std::vector<int32_t> targets(B * L, -100);
+  for (int64_t r = 0; r < B; ++r)
+    for (int64_t t = 0; t + 1 < L; ++t) targets[r * L + t] = ids[r * L + t + 1];
+  const double ce = ref::hybrid_loss(m, w, ids, B, L);
+  EXPECT_NEAR(model.loss(upload_i32(Shape{B, L}, ids), upload_i32(Shape{B, L}, targets)).ce.item(), ce, 1e-5 * ce);
+  std::vector<int32_t> prompt = {5, 17, 3, 29};
+  const auto got = greedy(model, {prompt}, 12);
+  int compared = 0;
+  for (int32_t id : got) {
+    double margin = 0;
+    const int32_t want_id = ref::hybrid_greedy(m, w, prompt, 1, &margin)[0];
+    if (margin > 1e-3) {
+      ++compared;
+      EXPECT_EQ(id, want_id) << "greedy token " << prompt.size() - 4;
+    }
+    prompt.push_back(id);
+  }
+  EXPECT_GE(compared, 10) << "too many near-ties for the greedy check to test anything";
+}
+
+train::Config config_of(const json& model_section) {
+  json j = train::Config::defaults().to_json();
+  for (auto it = model_section.begin(); it != model_section.end(); ++it) j["model"][it.key()] = it.value();
+  return train::Config::from_json(j);
+}
+
+// Every block kind, rotary attention with GQA 2, a shared expert, top-k-then-softmax routing and
+// Granite's three multipliers.
+json all_kinds_model() {
+  return json::parse(R"({
+    "vocab_size": 53, "dim": 32, "layers": "MSAEFA", "tie_embeddings": false, "d_state": 8, "dt_rank": 4,
+    "embedding_multiplier": 1.7, "residual_multiplier": 0.6, "logits_scaling": 2.5,
+    "mamba2": {"head_dim": 16, "d_state": 8},
+    "attention": {"heads": 4, "kv_heads": 2, "rope_theta": 10000.0},
+    "moe": {"experts": 4, "top_k": 2, "hidden": 24, "router": "topk_softmax", "shared_expert_hidden": 16},
+    "mlp": {"hidden": 20}})");
+}
+
+// A GraniteMoeHybrid config.json at test size.
+json granite_config(bool experts, bool rope, bool tie) {
+  json j = json::parse(R"({
+    "architectures": ["GraniteMoeHybridForCausalLM"], "model_type": "granitemoehybrid", "vocab_size": 61,
+    "hidden_size": 32, "intermediate_size": 24, "shared_intermediate_size": 16, "num_hidden_layers": 3,
+    "layer_types": ["mamba", "attention", "mamba"], "num_attention_heads": 2, "num_key_value_heads": 1,
+    "mamba_n_heads": 4, "mamba_d_head": "auto", "mamba_n_groups": 1, "mamba_d_state": 8, "mamba_d_conv": 4,
+    "mamba_expand": 2, "num_local_experts": 4, "num_experts_per_tok": 2, "embedding_multiplier": 2.0,
+    "residual_multiplier": 0.5, "logits_scaling": 3.0, "attention_multiplier": 0.2, "rms_norm_eps": 1e-5,
+    "position_embedding_type": "nope", "rope_theta": 10000, "rope_scaling": null, "hidden_act": "silu"})");
+  if (!experts) j["num_local_experts"] = 0;
+  if (rope) j["position_embedding_type"] = "rope";
+  j["tie_word_embeddings"] = tie;
+  return j;
+}
+
+json jamba_config() {
+  return json::parse(R"({
+    "architectures": ["JambaForCausalLM"], "model_type": "jamba", "vocab_size": 59, "hidden_size": 32,
+    "intermediate_size": 24, "num_hidden_layers": 4, "num_attention_heads": 2, "num_key_value_heads": 1,
+    "attn_layer_period": 2, "attn_layer_offset": 1, "expert_layer_period": 2, "expert_layer_offset": 0,
+    "num_experts": 4, "num_experts_per_tok": 2, "mamba_d_state": 8, "mamba_d_conv": 4, "mamba_expand": 2,
+    "mamba_dt_rank": "auto", "mamba_conv_bias": true, "mamba_proj_bias": false, "rms_norm_eps": 1e-6,
+    "tie_word_embeddings": false, "sliding_window": null, "hidden_act": "silu"})");
+}
+
+// A Hugging Face folder of `config` written by `write` from random weights; loaded; checked.
+void check_hf_folder(const json& config, const std::function<void(const nn::Model&, const ref::Weights&,
+                                                                   const std::filesystem::path&)>& write) {
+  TempDir d;
+  magellano::io::write_json_atomically(d.path() / "config.json", config);
+  const train::Config c = train::read_hf_hybrid(d.path()).config;
+  const nn::Model shape(test_ctx(), train::model_spec(c), 1);
+  const ref::Weights w = ref::random_weights(shape, 90);
+  write(shape, w, d.path());
+  const auto loaded = train::load_model(d.path(), test_ctx());
+  EXPECT_TRUE(loaded.hugging_face);
+  expect_matches_reference(*loaded.model, loaded.config.model, w);
+}
+
+}  // namespace
+
+TEST(HybridModel, EveryBlockKindMatchesTheFloat64Reference) {
+  const train::Config c = config_of(all_kinds_model());
+  const nn::Model model(test_ctx(), train::model_spec(c), 3);
+  const ref::Weights w = ref::random_weights(model, 11);
+  ref::upload(model, w);
+  expect_matches_reference(model, c.model, w);
+}
+
+TEST(HybridModel, GraniteFoldersMatchTheFloat64Reference) {
+  for (const auto& [experts, rope, tie] : {std::tuple{true, false, true}, std::tuple{false, true, false}}) {
+    SCOPED_TRACE(std::string(experts ? "experts" : "dense") + (rope ? ", rope" : ", nope"));
+    const json config = granite_config(experts, rope, tie);
+    check_hf_folder(config, [&](const nn::Model& m, const ref::Weights& w, const auto& dir) {
+      write_hf_granite_folder(m, w, dir, config);
+    });
+  }
+}
+
+TEST(HybridModel, JambaFoldersMatchTheFloat64Reference) {
+  for (bool fused : {false, true}) {
+    SCOPED_TRACE(fused ? "fused experts" : "per-expert tensors");
+    check_hf_folder(jamba_config(), [fused](const nn::Model& m, const ref::Weights& w, const auto& dir) {
+      write_hf_jamba_folder(m, w, dir, jamba_config(), fused);
+    });
+  }
+}
+
+TEST(HybridModel, BatchedCachedDecodingGivesEachPromptItsTokensAlone) {
+  // Prompts over one, two and three 32-position cache blocks; the cache's pools double as rows grow.
+  const train::Config c = config_of(all_kinds_model());
+  const nn::Model model(test_ctx(), train::model_spec(c), 3);
+  ref::upload(model, ref::random_weights(model, 12));
+  const std::vector<std::vector<int32_t>> prompts = {ids_below(53, 3, 1), ids_below(53, 37, 2), ids_below(53, 70, 3)};
+  std::vector<std::vector<int32_t>> alone;
+  for (const auto& p : prompts) alone.push_back(greedy(model, {p}, 30));
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(greedy(model, prompts, 30, {}, i), alone[i]) << "prompt " << i;
+  // Row 0 ends at its first token (its end-of-text): its blocks are freed mid-batch, the others go on.
+  const int32_t eos = alone[0][0];
+  for (size_t i = 1; i < prompts.size(); ++i) {
+    std::vector<int32_t> want = alone[i];
+    const auto stop = std::find(want.begin(), want.end(), eos);
+    if (stop != want.end()) want.erase(stop + 1, want.end());
+    EXPECT_EQ(greedy(model, prompts, 30, eos, i), want) << "prompt " << i << " beside a finished row";
+  }
+}
