@@ -1,6 +1,6 @@
 // Rotary position embedding, NeoX pairing (include/magellano/ops/rope.hpp):
-//   x, y: (rows = B·L·NH, 2·half) row-major; row r is position start + (r / NH) % L
-//   turns: (2, half): turns per position of each pair i (inv_freq_i / 2π, computed in double on
+//   x, y: (rows = B·L·NH, 2·npairs) row-major; row r is position start + (r / NH) % L
+//   turns: (2, npairs): turns per position of each pair i (inv_freq_i / 2π, computed in double on
 //          the host), split as hi (row 0) + lo (row 1)
 // Kernel:
 //   rope   a work-item per (row, VEC consecutive pairs): y = the rotation of x by the angle, or by
@@ -9,7 +9,7 @@
 // turns of a dropped exactly (a - floor(a)), then e + pos · lo added and the result reduced to
 // [-1/2, 1/2]; sinpi / cospi of twice that. The only roundings are ~2^-25 turns in the sums and
 // the functions' own few ulp, at any pos < 2^24 (pos is exact in a float).
-// Knob: VEC (divides half).
+// Knob: VEC (divides npairs).
 #ifndef VEC
 #define VEC 1
 #endif
@@ -37,25 +37,25 @@ typedef float16 vf;
 #endif
 
 __kernel void rope(__global const float* x, ulong x_off, __global const float* turns, ulong turns_off,
-                   __global float* y, ulong y_off, long rows, long L, long NH, long half, long start,
+                   __global float* y, ulong y_off, long rows, long L, long NH, long npairs, long start,
                    int inverse, int acc) {
   x += x_off; turns += turns_off; y += y_off;
-  const long nv = half / VEC;
+  const long nv = npairs / VEC;
   const long gid = get_global_id(0);
   if (gid >= rows * nv) return;
   const long i0 = (gid % nv) * VEC, row = gid / nv;
   const float pos = (float)(start + (row / NH) % L);
-  const vf hi = VLOAD(turns + i0), lo = VLOAD(turns + half + i0);
+  const vf hi = VLOAD(turns + i0), lo = VLOAD(turns + npairs + i0);
   const vf a = (vf)pos * hi;
   const vf e = fma((vf)pos, hi, -a);           // pos · hi = a + e exactly
   vf r = (a - floor(a)) + (e + (vf)pos * lo);  // the angle in turns, whole turns dropped
   r -= rint(r);                                // in [-1/2, 1/2]
   const vf c = cospi(2.0f * r);
   const vf s = inverse ? -sinpi(2.0f * r) : sinpi(2.0f * r);
-  __global const float* xr = x + row * 2 * half;
-  __global float* yr = y + row * 2 * half;
-  const vf x1 = VLOAD(xr + i0), x2 = VLOAD(xr + half + i0);
+  __global const float* xr = x + row * 2 * npairs;
+  __global float* yr = y + row * 2 * npairs;
+  const vf x1 = VLOAD(xr + i0), x2 = VLOAD(xr + npairs + i0);
   const vf y1 = x1 * c - x2 * s, y2 = x2 * c + x1 * s;
   VSTORE(acc ? VLOAD(yr + i0) + y1 : y1, yr + i0);
-  VSTORE(acc ? VLOAD(yr + half + i0) + y2 : y2, yr + half + i0);
+  VSTORE(acc ? VLOAD(yr + npairs + i0) + y2 : y2, yr + npairs + i0);
 }
