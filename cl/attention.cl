@@ -55,8 +55,10 @@
 #endif
 #define NVD (HEADDIM / VEC)  // vectors per head row
 #define RSTRIDE (HEADDIM + 1)  // row stride of the block's own rows in local memory
-#define ITEMS_Q (BQ / ROWS)    // work-items of attn_fwd and attn_bwd_dq
-#define ITEMS_K (BK / ROWS)    // work-items of attn_bwd_dkdv
+// Work-items of attn_fwd and attn_bwd_dq, and of attn_bwd_dkdv. Each kernel is built with its own
+// knobs, so the program's other kernels may get a nonsense count: 1 then (they are never run).
+#define ITEMS_Q (BQ >= ROWS ? BQ / ROWS : 1)
+#define ITEMS_K (BK >= ROWS ? BK / ROWS : 1)
 
 #if VEC == 1
 typedef float vf;
@@ -186,7 +188,8 @@ void attn_fwd(__global const float* q, ulong q_off, __global const float* k, ulo
               __global float* lse, ulong lse_off, long L, long H, long KVH, float scale, int causal) {
   q += q_off; k += k_off; v += v_off; out += out_off; lse += lse_off;
   __local float Qs[BQ * RSTRIDE];        // the block's queries, times scale
-  __local float Kt[HEADDIM * BK];        // a key tile, transposed
+  __local vf Kt_[HEADDIM * BK / VEC];    // a key tile, transposed (vectors: aligned loads)
+  __local float* Kt = (__local float*)Kt_;
   __local float Ps[BQ * (BK + 1)];       // each item's probabilities of the tile (its rows)
   const Block blk = block_of(get_group_id(0), L, H, BQ, causal);
   const int lid = get_local_id(0);
@@ -267,7 +270,8 @@ void attn_bwd_dq(__global const float* q, ulong q_off, __global const float* k, 
                  __global float* dq, ulong dq_off, long L, long H, long KVH, float scale, int causal, int acc) {
   q += q_off; k += k_off; v += v_off; dout += dout_off; lse += lse_off; drow += drow_off; dq += dq_off;
   __local float Qs[BQ * RSTRIDE], dOs[BQ * RSTRIDE];  // the block's queries and output gradients
-  __local float Kt[HEADDIM * BK], Vt[HEADDIM * BK];   // a key tile and its values, transposed
+  __local vf Kt_[HEADDIM * BK / VEC], Vt_[HEADDIM * BK / VEC];  // a key tile and its values, transposed
+  __local float *Kt = (__local float*)Kt_, *Vt = (__local float*)Vt_;
   __local float Ps[BQ * (BK + 1)];                    // each item's dS of the tile
   const Block blk = block_of(get_group_id(0), L, H, BQ, causal);
   const int lid = get_local_id(0);
@@ -331,9 +335,11 @@ void attn_bwd_dkdv(__global const float* q, ulong q_off, __global const float* k
   q += q_off; k += k_off; v += v_off; dout += dout_off; lse += lse_off; drow += drow_off;
   dk += dk_off; dv += dv_off;
   __local float Ks[BK * RSTRIDE], Vs[BK * RSTRIDE];  // the block's keys and values
-  __local float Qt[HEADDIM * BQ], dOt[HEADDIM * BQ]; // a query tile and its output gradients, transposed
+  __local vf Qt_[HEADDIM * BQ / VEC], dOt_[HEADDIM * BQ / VEC];  // a query tile and its output gradients, transposed
+  __local float *Qt = (__local float*)Qt_, *dOt = (__local float*)dOt_;
   __local float Ps[BK * (BQ + 1)];                   // each item's Pᵀ, then dSᵀ, of the tile
-  __local float lse_s[BQ], d_s[BQ];
+  __local vf lse_v[BQ / VEC], d_v[BQ / VEC];
+  __local float *lse_s = (__local float*)lse_v, *d_s = (__local float*)d_v;
   const Block blk = block_of(get_group_id(0), L, KVH, BK, 0);  // blk.h: the kv head
   const int lid = get_local_id(0);
   const int n = (int)L, k0 = (int)blk.r0, nk = min(BK, n - k0);

@@ -1,6 +1,6 @@
 // Rotary position embedding, NeoX pairing (include/magellano/ops/rope.hpp):
-//   x, y: (rows = B·L·NH, 2·half) row-major; row r is position start + (r / NH) % L
-//   turns: (2, half): turns per position of each pair i (inv_freq_i / 2π, computed in double on
+//   x, y: (rows = B·L·NH, 2·npairs) row-major; row r is position start + (r / NH) % L
+//   turns: (2, npairs): turns per position of each pair i (inv_freq_i / 2π, computed in double on
 //          the host), split as hi (row 0) + lo (row 1)
 // Kernels:
 //   rope     a work-item per (row, VEC consecutive pairs): y = the rotation of x by the angle, or by

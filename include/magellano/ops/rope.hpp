@@ -11,9 +11,11 @@
 // Accuracy: inv_freq is computed in double on the host and passed as a small table of turns per
 // position (inv_freq / 2π) split into two floats (hi + lo). The kernel forms pos · hi exactly as a
 // float pair (fma), drops whole turns exactly, adds pos · lo, and evaluates sinpi / cospi of the
-// reduced angle, so the angle's error stays ~1e-7 rad at any position below 2^24 (a plain fp32
-// pos · inv_freq is off by up to ~2e-3 rad at position 32,768: 32,768 · 2^-24 · 2π... see
-// tests/ops/test_rope.cpp, which measures both against float64). Positions must be below 2^24.
+// reduced angle, so the angle's error stays ~2e-7 rad at any position below 2^24. A plain fp32
+// angle, float(pos) · float(inv_freq), is off by up to pos · 2^-24 rad from the rounding of
+// inv_freq alone (~2e-3 rad at position 32,768); tests/ops/test_rope.cpp measures both against
+// float64 at position 32,768 with theta 1e6. Positions must be below 2^24. (Hugging Face computes
+// the angle in fp32, so at long positions it differs from this, and from float64, by that much.)
 #pragma once
 #include <cstdint>
 
