@@ -10,7 +10,7 @@
 // turns of a dropped exactly (a - floor(a)), then e + pos · lo added and the result reduced to
 // [-1/2, 1/2]; sinpi / cospi of twice that. The only roundings are ~2^-25 turns in the sums and
 // the functions' own few ulp, at any pos < 2^24 (pos is exact in a float).
-// Knob: VEC (divides half).
+// Knob: VEC (divides npairs).
 #ifndef VEC
 #define VEC 1
 #endif

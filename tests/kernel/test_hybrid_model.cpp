@@ -117,9 +117,13 @@ json jamba_config() {
     "tie_word_embeddings": false, "sliding_window": null, "hidden_act": "silu"})");
 }
 
-// A Hugging Face folder of `config` written by `write` from random weights; loaded; checked.
-void check_hf_folder(const json& config, const std::function<void(const nn::Model&, const ref::Weights&,
-                                                                   const std::filesystem::path&)>& write) {
+using Writer = std::function<void(const nn::Model&, const ref::Weights&, const std::filesystem::path&)>;
+
+// A Hugging Face folder of `config` written by `write` from random weights; loaded and checked
+// against the reference. `layers` is the pattern the config must give (the reference follows the
+// loaded config, so what the config becomes is checked on its own here and in
+// test_hf_hybrid_config.cpp).
+void check_hf_folder(const json& config, const std::string& layers, const Writer& write) {
   TempDir d;
   magellano::io::write_json_atomically(d.path() / "config.json", config);
   const train::Config c = train::read_hf_hybrid(d.path()).config;
@@ -128,7 +132,18 @@ void check_hf_folder(const json& config, const std::function<void(const nn::Mode
   write(shape, w, d.path());
   const auto loaded = train::load_model(d.path(), test_ctx());
   EXPECT_TRUE(loaded.hugging_face);
+  EXPECT_EQ(loaded.config.model.layers, layers);
   expect_matches_reference(*loaded.model, loaded.config.model, w);
+}
+
+// The error of loading a folder written for `written` whose config.json then says `edited`.
+std::string mismatch_error(const json& written, const json& edited, const Writer& write) {
+  TempDir d;
+  magellano::io::write_json_atomically(d.path() / "config.json", written);
+  const nn::Model shape(test_ctx(), train::model_spec(train::read_hf_hybrid(d.path()).config), 1);
+  write(shape, ref::random_weights(shape, 91), d.path());
+  magellano::io::write_json_atomically(d.path() / "config.json", edited);
+  return error_of([&] { train::load_model(d.path(), test_ctx()); });
 }
 
 }  // namespace
@@ -145,16 +160,39 @@ TEST(HybridModel, GraniteFoldersMatchTheFloat64Reference) {
   for (const auto& [experts, rope, tie] : {std::tuple{true, false, true}, std::tuple{false, true, false}}) {
     SCOPED_TRACE(std::string(experts ? "experts" : "dense") + (rope ? ", rope" : ", nope"));
     const json config = granite_config(experts, rope, tie);
-    check_hf_folder(config, [&](const nn::Model& m, const ref::Weights& w, const auto& dir) {
+    check_hf_folder(config, experts ? "SEAESE" : "SFAFSF", [&](const nn::Model& m, const ref::Weights& w, const auto& dir) {
       write_hf_granite_folder(m, w, dir, config);
     });
   }
 }
 
+TEST(HybridModel, HuggingFaceFoldersThatDisagreeWithTheirConfigAreOneClearError) {
+  const json g = granite_config(true, false, true);
+  json wider = g;
+  wider["shared_intermediate_size"] = 20;
+  const Writer granite = [&](const nn::Model& m, const ref::Weights& w, const auto& dir) {
+    write_hf_granite_folder(m, w, dir, g);
+  };
+  const std::string e = mismatch_error(g, wider, granite);  // the first shared-MLP tensor read names both shapes
+  EXPECT_TRUE(has(e, "'model.layers.0.shared_mlp.") && has(e, "[32, 20]") && has(e, "match")) << e;
+  json attention_first = g;
+  attention_first["layer_types"] = {"attention", "mamba", "mamba"};
+  expect_error([&] { throw magellano::Error(mismatch_error(g, attention_first, granite)); },
+               "has no tensor 'model.layers.0.self_attn.q_proj.weight'");
+  json jamba = jamba_config();
+  const Writer per_expert = [&](const nn::Model& m, const ref::Weights& w, const auto& dir) {
+    write_hf_jamba_folder(m, w, dir, jamba, false);
+  };
+  json more_experts = jamba;
+  more_experts["num_experts"] = 5;
+  expect_error([&] { throw magellano::Error(mismatch_error(jamba, more_experts, per_expert)); },
+               "model.layers.0.feed_forward.router.weight");
+}
+
 TEST(HybridModel, JambaFoldersMatchTheFloat64Reference) {
   for (bool fused : {false, true}) {
     SCOPED_TRACE(fused ? "fused experts" : "per-expert tensors");
-    check_hf_folder(jamba_config(), [fused](const nn::Model& m, const ref::Weights& w, const auto& dir) {
+    check_hf_folder(jamba_config(), "MEAFMEAF", [fused](const nn::Model& m, const ref::Weights& w, const auto& dir) {
       write_hf_jamba_folder(m, w, dir, jamba_config(), fused);
     });
   }
