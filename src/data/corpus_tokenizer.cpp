@@ -67,7 +67,8 @@ CorpusTokenizeReport tokenize_corpus(const Tokenizer& tokenizer, const std::vect
     (in_val ? *val : train).append(ids);
   };
   for (const auto& path : inputs) {
-    TextChunkReader reader(path, options.chunk_bytes);
+    TextChunkReader reader(path, options.chunk_bytes,
+                           [&](std::string_view text) { return tokenizer.last_safe_split(text); });
     std::string_view chunk;
     while (reader.next(&chunk)) {
       const uint64_t n = split ? count_symbols(chunk) : 0;
