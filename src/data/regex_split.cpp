@@ -48,7 +48,7 @@ struct SymbolSet {
 }  // namespace
 
 struct SplitRegex::Node {
-  enum class Kind { Set, Seq, Alt, Repeat, LookAhead, Atomic } kind;
+  enum class Kind { Set, Seq, Alt, Repeat, LookAhead, Atomic, LineStart, LineEnd } kind;
   SymbolSet set;                     // Set
   std::vector<const Node*> kids;     // Seq (in order), Alt (in preference order), others: one
   int min = 0, max = 0;              // Repeat; max may be kUnbounded
@@ -168,7 +168,10 @@ class Parser {
     const char c = peek();
     if (c == '(') return group(icase);
     if (c == '[') return set_node(char_class(icase));
-    if (c == '^' || c == '$') fail(std::string("the anchor '") + c + "'");
+    if (c == '^' || c == '$') {  // Ruby syntax (Oniguruma's default): line anchors
+      ++i_;
+      return make(c == '^' ? Node::Kind::LineStart : Node::Kind::LineEnd);
+    }
     if (c == '*' || c == '+' || c == '?') fail("a quantifier with nothing before it");
     SymbolSet s;
     if (c == '.') {
@@ -177,7 +180,9 @@ class Parser {
     } else if (c == '\\') {
       escape(s, icase, false);
     } else {
-      add_literal(s, next_code_point(), icase);
+      const uint32_t cp = next_code_point();
+      check_icase(cp, icase);
+      add_literal(s, cp, icase);
     }
     return set_node(std::move(s));
   }
@@ -464,6 +469,8 @@ class Matcher {
         const Cont done{Cont::Kind::Record, nullptr, 0, 0, &end, nullptr};
         return match(x->kids[0], i, &done) != x->negative && proceed(k, i);
       }
+      case Node::Kind::LineStart: return (i == 0 || s_[i - 1] == '\n') && proceed(k, i);
+      case Node::Kind::LineEnd: return (i == n_ || s_[i] == '\n') && proceed(k, i);
       case Node::Kind::Atomic: {  // the first way the group matches, never revisited
         size_t end;
         const Cont done{Cont::Kind::Record, nullptr, 0, 0, &end, nullptr};

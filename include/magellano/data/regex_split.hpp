@@ -11,7 +11,8 @@
 //   groups (...) (?:...), case-insensitive groups (?i:...) (ASCII letters and their Unicode simple
 //   case folds: s ~ U+017F, k ~ U+212A), look-ahead (?=...) (?!...), atomic groups (?>...)
 //   quantifiers * + ? {n} {n,} {n,m}, each optionally lazy (?) or possessive (+)
-// Not supported (compile throws magellano::Error naming the construct): anchors (^ $ \b \A \z),
+//   ^ and $ as Ruby syntax (Oniguruma's default) has them: start / end of a line
+// Not supported (compile throws magellano::Error naming the construct): \b \A \z \G,
 // back-references, look-behind, \d \w and other property classes (\p{Lu}, \p{M}, \p{P}, ...),
 // case-insensitive non-ASCII literals, inline flags other than (?i:...).
 //
