@@ -15,6 +15,8 @@ namespace magellano::data {
 namespace {
 
 constexpr int kUnbounded = -1;
+constexpr int kMaxGroupDepth = 100;      // nesting of groups in a pattern
+constexpr int kMaxMatchDepth = 10000;    // nested match steps (a quantified group over a long run)
 
 uint8_t class_bit(CharClass c) { return static_cast<uint8_t>(1u << static_cast<unsigned>(c)); }
 
@@ -97,11 +99,13 @@ class Parser {
   }
 
   const Node* alternation(bool icase) {
+    if (++depth_ > kMaxGroupDepth) fail("groups nested more than " + std::to_string(kMaxGroupDepth) + " deep");
     std::vector<const Node*> alts{sequence(icase)};
     while (more() && peek() == '|') {
       ++i_;
       alts.push_back(sequence(icase));
     }
+    --depth_;
     if (alts.size() == 1) return alts[0];
     Node* n = make(Node::Kind::Alt);
     n->kids = std::move(alts);
@@ -363,6 +367,7 @@ class Parser {
 
   std::string_view p_;
   size_t i_ = 0;
+  int depth_ = 0;
   std::vector<std::unique_ptr<Node>>& nodes_;
 };
 
@@ -381,7 +386,8 @@ struct Cont {
 
 class Matcher {
  public:
-  Matcher(std::string_view text) : s_(reinterpret_cast<const unsigned char*>(text.data())), n_(text.size()) {}
+  Matcher(std::string_view text, const std::string& pattern)
+      : s_(reinterpret_cast<const unsigned char*>(text.data())), n_(text.size()), pattern_(pattern) {}
 
   // Matches `root` at i; the end of the first (preferred) match in *end.
   bool at(const Node* root, size_t i, size_t* end) {
@@ -452,6 +458,14 @@ class Matcher {
   }
 
   bool match(const Node* x, size_t i, const Cont* k) {
+    struct Depth {
+      int& d;
+      explicit Depth(int& depth) : d(++depth) {}
+      ~Depth() { --d; }
+    } depth(depth_);
+    if (depth_ > kMaxMatchDepth)
+      throw Error("tokenizer regex \"" + pattern_ + "\": matching needs more than " + std::to_string(kMaxMatchDepth) +
+                  " nested steps on this text (a quantified group over a long run); Magellano's matcher cannot run it.");
     switch (x->kind) {
       case Node::Kind::Set: {
         const size_t len = symbol(x->set, i);
@@ -482,6 +496,8 @@ class Matcher {
 
   const unsigned char* s_;
   size_t n_;
+  const std::string& pattern_;
+  int depth_ = 0;
   std::vector<size_t> ends_;
 };
 
@@ -512,7 +528,7 @@ SplitRegex SplitRegex::literal(std::string_view literal) {
 }
 
 std::optional<SplitRegex::Match> SplitRegex::find(std::string_view text, size_t from) const {
-  Matcher m(text);
+  Matcher m(text, pattern_);
   const auto* s = reinterpret_cast<const unsigned char*>(text.data());
   for (size_t i = from; i <= text.size();) {
     size_t end;

@@ -112,6 +112,12 @@ TEST(SplitRegex, RefusesWhatItCannotRunNamingIt) {
   expect_error([] { SplitRegex::compile("\\p{Lu}"); }, "\\p{Lu}");
   expect_error([] { SplitRegex::compile("(a"); }, "without its ')'");
   expect_error([] { SplitRegex::compile("(?i:\xC3\xA9)"); }, "case-insensitive non-ASCII");
+  expect_error([] { SplitRegex::compile(std::string(1000, '(') + std::string(1000, ')')); }, "nested more than 100 deep");
+  // A quantified group over a long run would need deep recursion: refused, not a crash.
+  expect_error([] { regex_pieces("(?:ab)+", std::string(100000, 'a') + std::string(100000, 'b')); }, "(no error)");
+  std::string abab;
+  for (int i = 0; i < 50000; ++i) abab += "ab";
+  expect_error([&] { regex_pieces("(?:ab)+", abab); }, "nested steps on this text");
   expect_error([] { SplitRegex::compile("\\p{L}+"); }, "(no error)");
 }
 
