@@ -28,7 +28,8 @@ BUILTIN = [
 
 def random_case(rng, added):
     atoms = ["a", "Z", "the", " ", "  ", "\n", "\r\n", "\t", "'s", "'LL", "1", "2024", ".", "!!", "?",
-             "é", "ß", "中", "文", "🙂", "\u00a0", "\u3000", "_", "-", "(", ")"] + added
+             "é", "ß", "中", "文", "🙂", "\u00a0", "\u3000", "_", "-", "(", ")", "e\u0301", "\u0323\u0307",
+             "\u1100\u1161", "\u11a8", "\u212b", "\u0958"] + added
     return "".join(rng.choice(atoms) for _ in range(rng.randint(1, 40)))
 
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "magellano/data/unicode_class.hpp"
+#include "magellano/data/unicode_nfc.hpp"
 
 namespace magellano::data {
 namespace {
@@ -23,17 +24,13 @@ uint32_t last_code_point(std::string_view text, size_t end, size_t* start) {
   return cp;
 }
 
-// \w of Rust's regex, approximated by the classes the tables have.
-bool is_word(uint32_t cp) {
-  const CharClass c = char_class(cp);
-  return c == CharClass::Letter || c == CharClass::Number || cp == '_';
-}
+bool is_word(uint32_t cp) { return is_word_char(cp); }  // \w of Rust's regex
 
 bool is_space(uint32_t cp) { return char_class(cp) == CharClass::Space; }
 
 }  // namespace
 
-AddedTokenMatcher::AddedTokenMatcher(std::vector<AddedToken> tokens) : tokens_(std::move(tokens)) {
+AddedTokenMatcher::AddedTokenMatcher(std::vector<AddedToken> tokens, bool nfc) : tokens_(std::move(tokens)), nfc_(nfc) {
   for (uint32_t i = 0; i < tokens_.size(); ++i) {
     const AddedToken& t = tokens_[i];
     if (t.content.empty()) continue;
@@ -98,12 +95,19 @@ void AddedTokenMatcher::split_pass(const Pass& pass, std::string_view text, bool
 void AddedTokenMatcher::split(std::string_view text, bool allow_special,
                               const std::function<void(std::string_view)>& on_text,
                               const std::function<void(const AddedToken&)>& on_token) const {
-  if (normalized_.empty) {
+  if (normalized_.empty && !nfc_) {
     split_pass(raw_, text, allow_special, on_text, on_token);
     return;
   }
   split_pass(raw_, text, allow_special,
-             [&](std::string_view stretch) { split_pass(normalized_, stretch, allow_special, on_text, on_token); },
+             [&](std::string_view stretch) {
+               if (nfc_ && !is_nfc_quick(stretch)) {
+                 const std::string normalized = to_nfc(stretch);
+                 split_pass(normalized_, normalized, allow_special, on_text, on_token);
+               } else {
+                 split_pass(normalized_, stretch, allow_special, on_text, on_token);
+               }
+             },
              on_token);
 }
 

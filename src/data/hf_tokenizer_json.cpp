@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "magellano/data/byte_alphabet.hpp"
+#include "magellano/data/unicode_nfc.hpp"
 #include "magellano/io/hf_json.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/runtime/input_file.hpp"
@@ -237,18 +238,26 @@ HfTokenizerParts parse_hf_tokenizer_json(std::string_view text, const std::strin
   if (!j.is_object()) r.bad("the file is not a JSON object");
   if (j.contains("version") && j["version"] != "1.0")
     r.unsupported("the tokenizer.json version " + json_excerpt(j["version"]) + " (only \"1.0\")");
-  if (j.contains("normalizer") && !j["normalizer"].is_null())
-    r.unsupported("the normalizer " + json_excerpt(j["normalizer"], 60) + " (only null)");
+  HfTokenizerParts out;
+  if (j.contains("normalizer") && !j["normalizer"].is_null()) {
+    if (r.type_of(j["normalizer"], "the normalizer") != "NFC")
+      r.unsupported("the normalizer " + json_excerpt(j["normalizer"], 60) + " (only null or NFC)");
+    out.spec.nfc = true;
+  }
 
   std::unordered_map<std::string, uint32_t> vocab;
   std::vector<std::pair<std::string, std::string>> merge_keys;
-  HfTokenizerParts out;
   r.model(r.member(j, "model", "the file"), vocab, merge_keys, out.spec.ignore_merges);
   bool byte_level = false;
   r.pre_tokenizer(j.contains("pre_tokenizer") ? j["pre_tokenizer"] : json(), out.spec.splitter, byte_level);
   if (!byte_level) r.unsupported("a pre-tokenizer without ByteLevel (byte-level BPE needs it last)");
   r.decoder(j.contains("decoder") ? j["decoder"] : json());
   out.spec.added = r.added_tokens(j.contains("added_tokens") ? j["added_tokens"] : json(), vocab);
+  // A normalized added token is matched, and decoded, as its normalized content (tokenizers'
+  // normalized_cache).
+  if (out.spec.nfc)
+    for (AddedToken& a : out.spec.added)
+      if (a.normalized) a.content = to_nfc(a.content);
 
   // Ids: the vocabulary's, then the added tokens'; the bytes each stands for.
   uint32_t size = 0;

@@ -52,7 +52,7 @@ TokenizerSpec gpt2_spec(const BpeModel& model) {
 Tokenizer::Tokenizer(BpeModel model) : Tokenizer(model, gpt2_spec(model)) {}
 
 Tokenizer::Tokenizer(BpeModel model, TokenizerSpec spec)
-    : model_(std::move(model)), spec_(std::move(spec)), added_(spec_.added) {
+    : model_(std::move(model)), spec_(std::move(spec)), added_(spec_.added, spec_.nfc) {
   const size_t V = model_.tokens.size();
   // The BPE vocabulary: every id but the special ones (tokens no merge makes).
   std::vector<bool> outside(V, false);

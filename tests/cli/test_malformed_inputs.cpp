@@ -268,7 +268,7 @@ TEST_F(MalformedInputs, TokenizerJsonOfUnsupportedKinds) {
   refused("unigram", {{"model", {{"type", "Unigram"}, {"vocab", json::array()}}}}, "model type \"Unigram\" is not supported");
   refused("fallback", {{"model", {{"type", "BPE"}, {"byte_fallback", true}, {"vocab", json::object()}, {"merges", json::array()}}}},
           "\"byte_fallback\": true (SentencePiece-style");
-  refused("nfkc", {{"normalizer", {{"type", "NFKC"}}}, {"model", bpe}}, "the normalizer {\"type\":\"NFKC\"} (only null) is not supported");
+  refused("nfkc", {{"normalizer", {{"type", "NFKC"}}}, {"model", bpe}}, "the normalizer {\"type\":\"NFKC\"} (only null or NFC) is not supported");
   refused("metaspace", {{"pre_tokenizer", {{"type", "Metaspace"}}}, {"model", bpe}}, "pre-tokenizer type \"Metaspace\"");
   refused("regex",
           {{"pre_tokenizer", {{"type", "Split"}, {"pattern", {{"Regex", "\\p{Lu}+"}}}, {"behavior", "Isolated"}, {"invert", false}}},

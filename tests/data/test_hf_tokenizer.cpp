@@ -16,6 +16,8 @@
 #include "magellano/data/hf_tokenizer_json.hpp"
 #include "magellano/data/regex_split.hpp"
 #include "magellano/data/tokenizer.hpp"
+#include "magellano/data/unicode_class.hpp"
+#include "magellano/data/unicode_nfc.hpp"
 #include "magellano/runtime/error.hpp"
 #include "shared_data.hpp"
 
@@ -225,6 +227,39 @@ TEST(HfTokenizer, AddedTokenOptionsMatchTokenizers) {
   EXPECT_EQ(t.encode("I'M here,\n\nthey'LL go  123456 ok", SpecialTokens::Allowed),
             (Ids{40, 6, 44, 994, 11, 628, 9930, 6, 3069, 467, 220, 220, 10163, 29228, 12876}));
   EXPECT_EQ(t.encode("  x   y\t\n z", SpecialTokens::Allowed), (Ids{220, 2124, 220, 220, 331, 197, 198, 1976}));
+  // A combining mark is a word character (\w) next to the single-word "  ".
+  EXPECT_EQ(t.encode("  Z\xE3\x80\x80\xCC\xA3\xCC\x87  )", SpecialTokens::Allowed),
+            (Ids{220, 1168, 5099, 222, 136, 96, 136, 229, 220, 1267}));
+  EXPECT_TRUE(is_word_char(0x0301) && is_word_char('_') && is_word_char(0x0663) && !is_word_char(0x3000));
+}
+
+// NFC: the Unicode 15.0 NormalizationTest.txt passes in full (checked when the tables were made);
+// these are some of its lines, then a tokenizer.json with the NFC normalizer (GPT-NeoX's).
+TEST(HfTokenizer, NfcNormalizer) {
+  EXPECT_EQ(to_nfc("cafe\xCC\x81"), "caf\xC3\xA9");                        // e + U+0301 -> U+00E9
+  EXPECT_EQ(to_nfc("A\xCC\x8A\xCC\xA3"), "\xE1\xBA\xA0\xCC\x8A");            // reordered, then composed
+  EXPECT_EQ(to_nfc("\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8"), "\xEA\xB0\x81"); // Hangul L V T -> U+AC01
+  EXPECT_EQ(to_nfc("\xE2\x84\xAB"), "\xC3\x85");                             // ANGSTROM SIGN -> U+00C5
+  EXPECT_EQ(to_nfc("\xE0\xA5\x98"), "\xE0\xA4\x95\xE0\xA4\xBC");             // U+0958 is excluded from composition
+  EXPECT_EQ(to_nfc("e\xFF\xCC\x81"), "e\xFF\xCC\x81");                       // an invalid byte blocks
+  EXPECT_EQ(to_nfc("plain ASCII"), "plain ASCII");
+  MG_REQUIRE_SHARED_DATA();
+  json j = mgtest::gpt2_tokenizer_json();
+  j["normalizer"] = {{"type", "NFC"}};
+  j["added_tokens"].push_back({{"id", 50257}, {"content", "Cafe\xCC\x81!"}, {"single_word", false}, {"lstrip", false},
+                               {"rstrip", false}, {"normalized", true}, {"special", false}});
+  j["added_tokens"].push_back({{"id", 50258}, {"content", "x\xCC\x81y"}, {"single_word", false}, {"lstrip", false},
+                               {"rstrip", false}, {"normalized", false}, {"special", false}});
+  const Tokenizer t = from_json(j);
+  // tokenizers 0.23.3; the normalized added token matches its NFC form (both spellings), the raw one
+  // only its own spelling, before normalization.
+  const std::string text =
+      "cafe\xCC\x81 Cafe\xCC\x81! Caf\xC3\xA9! x\xCC\x81y \xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8 A\xCC\x8A\xCC\xA3 "
+      "q\xCC\x87\xCC\xA3";
+  EXPECT_EQ(t.encode(text, SpecialTokens::Allowed),
+            (Ids{66, 1878, 2634, 220, 50257, 220, 50257, 220, 50258, 220, 166, 108, 223, 28053, 118, 254, 136, 232, 10662,
+                 136, 96, 136, 229}));
+  EXPECT_EQ(t.encode("e\xCC\x81\xCC\x81", SpecialTokens::Allowed), (Ids{2634, 136, 223}));
 }
 
 TEST(HfTokenizer, IgnoreMergesAndPrefixSpace) {
@@ -293,7 +328,7 @@ TEST(HfTokenizer, UnsupportedKindsGiveOneClearLine) {
   refused([](json& j) { j["model"]["byte_fallback"] = true; }, "\"byte_fallback\": true (SentencePiece-style");
   refused([](json& j) { j["model"]["dropout"] = 0.1; }, "BPE dropout 0.1 is not supported");
   refused([](json& j) { j["model"]["continuing_subword_prefix"] = "##"; }, "\"continuing_subword_prefix\" \"##\" is not supported");
-  refused([](json& j) { j["normalizer"] = {{"type", "NFC"}}; }, "the normalizer {\"type\":\"NFC\"} (only null) is not supported");
+  refused([](json& j) { j["normalizer"] = {{"type", "NFKC"}}; }, "the normalizer {\"type\":\"NFKC\"} (only null or NFC) is not supported");
   refused([](json& j) { j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "_"}}; },
           "the pre-tokenizer type \"Metaspace\" is not supported");
   refused([](json& j) { j["pre_tokenizer"] = nullptr; }, "without a pre-tokenizer");

@@ -5,12 +5,13 @@
 //
 // Matching, on the text between earlier matches:
 //   pass 1 finds the tokens with normalized = false in the whole text, pass 2 the tokens with
-//   normalized = true in each stretch that pass 1 left (with no normalizer both see the raw text);
+//   normalized = true in each stretch that pass 1 left, after the normalizer (NFC, if any) has
+//   normalized that stretch;
 //   each pass scans left to right and takes, at the leftmost position where some token starts, the
 //   longest one there, then goes on after it;
 //   special tokens are skipped (left as text) when the caller does not allow them;
 //   single_word: skipped unless the match is neither preceded nor followed by a word character
-//     (\w, taken here as \p{L}, \p{N} or '_');
+//     (\w as Rust's regex has it, unicode_class.hpp's is_word_char);
 //   lstrip / rstrip: the whitespace (\s) run before / after the match becomes part of the token.
 // A skipped match still ends the scan of its own span (as tokenizers' Aho-Corasick iterator does).
 #pragma once
@@ -35,16 +36,17 @@ struct AddedToken {
 class AddedTokenMatcher {
  public:
   AddedTokenMatcher() = default;
-  explicit AddedTokenMatcher(std::vector<AddedToken> tokens);
+  // nfc: the tokenizer's normalizer is NFC (unicode_nfc.hpp); else it has none.
+  explicit AddedTokenMatcher(std::vector<AddedToken> tokens, bool nfc = false);
 
-  // Cuts text at added tokens: calls on_text(stretch) for each non-empty stretch between tokens and
-  // on_token(token) for each token, in text order. allow_special = false leaves special tokens as
-  // text.
+  // Cuts text at added tokens: calls on_text(stretch) for each non-empty stretch between tokens
+  // (normalized) and on_token(token) for each token, in text order. allow_special = false leaves
+  // special tokens as text.
   void split(std::string_view text, bool allow_special, const std::function<void(std::string_view)>& on_text,
              const std::function<void(const AddedToken&)>& on_token) const;
 
   const std::vector<AddedToken>& tokens() const { return tokens_; }
-  bool empty() const { return tokens_.empty(); }
+  bool empty() const { return tokens_.empty() && !nfc_; }
 
  private:
   // The indices into tokens_ of one pass's tokens, by first byte, longest first.
@@ -57,6 +59,7 @@ class AddedTokenMatcher {
                   const std::function<void(const AddedToken&)>& on_token) const;
 
   std::vector<AddedToken> tokens_;
+  bool nfc_ = false;
   Pass raw_, normalized_;
 };
 

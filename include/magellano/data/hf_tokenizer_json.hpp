@@ -6,7 +6,7 @@
 //                   ignore_merges; unk_token / fuse_unk (never used: every byte has a token);
 //                   dropout null (or 0); continuing_subword_prefix / end_of_word_suffix null or "";
 //                   byte_fallback false
-//   normalizer:     null
+//   normalizer:     null, or NFC (unicode_nfc.hpp; GPT-NeoX's)
 //   pre_tokenizer:  ByteLevel (add_prefix_space, use_regex), or a Sequence of Split steps (Regex or
 //                   String pattern, any behavior, invert) ending in ByteLevel (piece_splitter.hpp;
 //                   the regex subset is regex_split.hpp's)

@@ -4,7 +4,8 @@
 //
 // encode: text (any bytes) -> ids (values < vocab_size()):
 //   1. added tokens (added_tokens.hpp) become their ids and cut the text; with SpecialTokens::AsText
-//      the special ones among them (GPT-2's <|endoftext|>, chat markers) are ordinary text;
+//      the special ones among them (GPT-2's <|endoftext|>, chat markers) are ordinary text; with an
+//      NFC normalizer the stretches between them are normalized (unicode_nfc.hpp);
 //   2. each stretch between them is cut into pieces by the pre-tokenizer (piece_splitter.hpp);
 //   3. each piece's bytes are merged by rank (bpe_word), with a per-call cache of pieces seen;
 //      with ignore_merges a piece that is itself a vocabulary token is that token.
@@ -35,6 +36,7 @@ enum class SpecialTokens { Allowed, AsText };
 // Everything around the BPE vocabulary: GPT-2's files imply gpt2_spec(); tokenizer.json spells it.
 struct TokenizerSpec {
   std::vector<AddedToken> added;                 // matched before pre-tokenization
+  bool nfc = false;                              // tokenizer.json's normalizer is NFC (else none)
   PieceSplitter splitter;                        // the pre-tokenizer
   bool ignore_merges = false;                    // a piece found whole in the vocabulary is one token
   std::vector<uint32_t> template_prefix;         // ids the post-processor puts before a text (BOS)
