@@ -17,6 +17,9 @@ namespace {
 constexpr int kUnbounded = -1;
 constexpr int kMaxGroupDepth = 100;      // nesting of groups in a pattern
 constexpr int kMaxMatchDepth = 10000;    // nested match steps (a quantified group over a long run)
+// Match steps one find() may take: far above what a linear pattern needs (a few per symbol), far
+// below what nested quantifiers like (a*)*b take on a long run (exponential backtracking).
+constexpr uint64_t kStepsPerSymbol = 1000, kMinSteps = 1000000;
 
 uint8_t class_bit(CharClass c) { return static_cast<uint8_t>(1u << static_cast<unsigned>(c)); }
 
@@ -391,6 +394,7 @@ class Matcher {
 
   // Matches `root` at i; the end of the first (preferred) match in *end.
   bool at(const Node* root, size_t i, size_t* end) {
+    if (steps_left_ == 0) steps_left_ = kMinSteps + kStepsPerSymbol * (n_ - i);
     const Cont done{Cont::Kind::Record, nullptr, 0, 0, end, nullptr};
     return match(root, i, &done);
   }
@@ -463,6 +467,9 @@ class Matcher {
       explicit Depth(int& depth) : d(++depth) {}
       ~Depth() { --d; }
     } depth(depth_);
+    if (--steps_left_ == 0)
+      throw Error("tokenizer regex \"" + pattern_ + "\": matching takes more than " + std::to_string(kStepsPerSymbol) +
+                  " backtracking steps per symbol on this text (nested quantifiers?); Magellano's matcher cannot run it.");
     if (depth_ > kMaxMatchDepth)
       throw Error("tokenizer regex \"" + pattern_ + "\": matching needs more than " + std::to_string(kMaxMatchDepth) +
                   " nested steps on this text (a quantified group over a long run); Magellano's matcher cannot run it.");
@@ -498,6 +505,7 @@ class Matcher {
   size_t n_;
   const std::string& pattern_;
   int depth_ = 0;
+  uint64_t steps_left_ = 0;  // set on the first attempt of a find()
   std::vector<size_t> ends_;
 };
 
