@@ -263,6 +263,10 @@ HfTokenizerParts parse_hf_tokenizer_json(std::string_view text, const std::strin
   uint32_t size = 0;
   for (const auto& [key, id] : vocab) size = std::max(size, id + 1);
   for (const AddedToken& a : out.spec.added) size = std::max(size, a.id + 1);
+  const size_t listed = vocab.size() + out.spec.added.size();
+  if (size > 2 * listed + 1024)  // a few unused ids are fine; a table of mostly holes is not
+    r.bad("token ids go up to " + std::to_string(size - 1) + " for only " + std::to_string(listed) +
+          " tokens; the file is garbled");
   BpeModel& m = out.model;
   m.tokens.assign(size, std::string());
   std::vector<bool> in_bpe(size, false), seen(size, false);

@@ -349,5 +349,6 @@ TEST(HfTokenizer, UnsupportedKindsGiveOneClearLine) {
     j["model"]["merges"] = json::array();
   }, "no token for byte 33");
   refused([](json& j) { j.erase("model"); }, "the file has no \"model\"");
+  refused([](json& j) { j["model"]["vocab"]["zzzz"] = 2000000000; }, "token ids go up to 2000000000 for only 50259 tokens");
   expect_error([] { parse_hf_tokenizer_json("{\"model\": {", "x/tokenizer.json"); }, "x/tokenizer.json is not valid JSON");
 }
