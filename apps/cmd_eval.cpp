@@ -34,7 +34,7 @@ int run_eval(int argc, char** argv) {
   opts.add_options()
       ("tokens", po::value(&tokens_path), "token file (.tok, or raw uint16 .u16)")
       ("text", po::value(&text_path), "text file, tokenized with --tokenizer")
-      ("tokenizer", po::value(&tokenizer), "tokenizer folder for --text (default: the config's data.tokenizer)");
+      ("tokenizer", po::value(&tokenizer), "tokenizer folder for --text: tokenizer.json, or GPT-2's files (default: the config's data.tokenizer)");
   cli::add_integer_option(opts, "seq-len", &seq_len, 2, 1 << 24, "chunk length (default: the config's train.seq_len)",
                           false);
   cli::add_integer_option(opts, "batch", &batch, 1, 1 << 20, "chunks evaluated together");
@@ -59,7 +59,9 @@ int run_eval(int argc, char** argv) {
     if (!in) throw Error("eval: cannot read " + text_path + ".");
     std::stringstream ss;
     ss << in.rdbuf();
-    for (uint32_t id : tok.encode(ss.str(), data::SpecialTokens::AsText)) ids.push_back(static_cast<int32_t>(id));
+    // As transformers' tokenizer(text): the template (e.g. BOS) around the whole text.
+    for (uint32_t id : tok.apply_template(tok.encode(ss.str(), data::SpecialTokens::AsText)))
+      ids.push_back(static_cast<int32_t>(id));
   }
   const int64_t L = seq_len > 0 ? seq_len : cfg.train.seq_len;
   // The logits of one batch: at most `batch` chunks of L tokens, and no more than the data holds.

@@ -1,5 +1,6 @@
 // magellano generate --checkpoint DIR [--adapter DIR [--base-precision P]]
-//   (--prompt TEXT | --prompt-file F | --prompt-ids "1 2 3") [--tokenizer DIR] [--max-new-tokens N]
+//   (--prompt TEXT | --prompt-file F | --prompt-ids "1 2 3") [--tokenizer DIR] [--allow-special]
+//   [--no-template] [--max-new-tokens N]
 //   [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--stop STRING]... [--seed S]
 //   [--json] [--device D]
 // Text streams to stdout as it is produced (one prompt), or prompt by prompt in order (several);
@@ -31,19 +32,14 @@ using namespace magellano;
 
 namespace {
 
-bool has_tokenizer_files(const fs::path& dir) {
-  return (fs::exists(dir / "encoder.json") && fs::exists(dir / "vocab.bpe")) ||
-         (fs::exists(dir / "vocab.json") && fs::exists(dir / "merges.txt"));
-}
-
 // --tokenizer DIR; else the checkpoint folder's own tokenizer files; else the config's
 // data.tokenizer (as `magellano eval --text` uses it); else none. `why_none` says what was tried.
 std::optional<data::Tokenizer> find_tokenizer(const std::string& option, const fs::path& checkpoint,
                                               const train::Config& cfg, std::string& why_none) {
   if (!option.empty()) return data::Tokenizer::load(option);
-  if (has_tokenizer_files(checkpoint)) return data::Tokenizer::load(checkpoint);
+  if (data::has_tokenizer_files(checkpoint)) return data::Tokenizer::load(checkpoint);
   if (cfg.data.tokenizer && fs::is_directory(*cfg.data.tokenizer)) return data::Tokenizer::load(*cfg.data.tokenizer);
-  why_none = "the checkpoint folder holds no encoder.json + vocab.bpe (or vocab.json + merges.txt) and ";
+  why_none = "the checkpoint folder holds no tokenizer.json, encoder.json + vocab.bpe or vocab.json + merges.txt, and ";
   why_none += cfg.data.tokenizer ? "its config's data.tokenizer '" + *cfg.data.tokenizer + "' is not a folder here"
                                  : "its config names no tokenizer (data.tokenizer)";
   return std::nullopt;
@@ -75,19 +71,24 @@ std::vector<int32_t> parse_ids(const std::string& s) {
   return ids;
 }
 
-// The end-of-text id: the tokenizer's <|endoftext|>; else a Hugging Face config's eos_token_id;
-// else 50256 for GPT-2's vocabulary of 50,257 ids; else none.
-std::optional<int32_t> find_eos(const std::optional<data::Tokenizer>& tok, const fs::path& checkpoint,
-                                const train::LoadedModel& loaded) {
-  if (tok) {
-    if (auto id = tok->eot_id()) return static_cast<int32_t>(*id);
-  }
+// The end-of-text ids: the tokenizer's (GPT-2's files: <|endoftext|>; a tokenizer.json folder: its
+// config.json / generation_config.json eos_token_id, data/hf_tokenizer_json.hpp); else the Hugging
+// Face checkpoint config's eos_token_id (an id or a list); else 50256 for GPT-2's vocabulary of
+// 50,257 ids; else none.
+std::vector<int32_t> find_eos(const std::optional<data::Tokenizer>& tok, const fs::path& checkpoint,
+                              const train::LoadedModel& loaded) {
+  if (tok && !tok->eos_ids().empty()) return {tok->eos_ids().begin(), tok->eos_ids().end()};
   if (loaded.hugging_face) {
     const auto j = io::read_hf_json(checkpoint / "config.json", "Hugging Face config");
-    if (j.contains("eos_token_id") && j["eos_token_id"].is_number_integer()) return j["eos_token_id"].get<int32_t>();
+    const nlohmann::json none;
+    const auto& v = j.contains("eos_token_id") ? j["eos_token_id"] : none;
+    std::vector<int32_t> ids;
+    for (const auto& e : v.is_array() ? v : nlohmann::json::array({v}))
+      if (e.is_number_integer()) ids.push_back(e.get<int32_t>());
+    if (!ids.empty()) return ids;
   }
-  if (loaded.config.model.vocab_size == 50257) return 50256;
-  return std::nullopt;
+  if (loaded.config.model.vocab_size == 50257) return {50256};
+  return {};
 }
 
 std::string ids_line(const std::vector<int32_t>& ids) {
@@ -102,6 +103,7 @@ struct GenerateRequest {
   std::optional<std::string> prompt, prompt_file, prompt_ids;  // exactly one, once validated
   std::string tokenizer_dir, device;
   std::vector<std::string> stops;
+  bool allow_special = false, add_template = true;
   generate::GenerationConfig gc;
   int64_t seed = 0;
   bool json = false;
@@ -124,6 +126,10 @@ std::optional<GenerateRequest> parse_request(int argc, char** argv) {
       ("prompt-file", po::value<std::string>(), "a file of prompts, one per line (blank lines skipped), generated as one batch")
       ("prompt-ids", po::value<std::string>(), "the prompt as token ids, e.g. \"464 3290\" (needs no tokenizer)")
       ("tokenizer", po::value(&req.tokenizer_dir), "tokenizer folder (default: the checkpoint folder's tokenizer files, else the config's data.tokenizer)")
+      ("allow-special", "turn literal special tokens in the prompt (e.g. <|endoftext|>, <|start_of_role|>) into their "
+                        "ids (default: plain text)")
+      ("no-template", "do not add the tokenizer's template tokens to text prompts (tokenizer.json's post-processor, "
+                      "e.g. Llama-3's BOS; default: added, as transformers' add_special_tokens=True)")
       ("stop", po::value(&req.stops), "stop when the text contains STRING (repeatable); the text is cut before it");
   constexpr int64_t kMax = INT64_MAX;  // no upper bound
   cli::add_integer_option(opts, "max-new-tokens", &gc.max_new_tokens, 0, kMax, "tokens to generate at most per prompt");
@@ -142,6 +148,8 @@ std::optional<GenerateRequest> parse_request(int argc, char** argv) {
   req.prompt = given("prompt");
   req.prompt_file = given("prompt-file");
   req.prompt_ids = given("prompt-ids");
+  req.allow_special = vm.count("allow-special") > 0;
+  req.add_template = vm.count("no-template") == 0;
   req.device = cli::device_option(vm);
   req.json = cli::json_option(vm);
   return req;
@@ -203,11 +211,15 @@ std::optional<data::Tokenizer> load_tokenizer(const GenerateRequest& req, const 
   return tok;
 }
 
-// Every prompt as ids: the given ids, or the texts encoded.
-std::vector<std::vector<int32_t>> prompt_ids(Prompts prompts, const std::optional<data::Tokenizer>& tok) {
+// Every prompt as ids: the given ids, or the texts encoded (with the tokenizer's template unless
+// --no-template).
+std::vector<std::vector<int32_t>> prompt_ids(Prompts prompts, const std::optional<data::Tokenizer>& tok,
+                                             const GenerateRequest& req) {
   for (const auto& t : prompts.texts) {
+    auto encoded = tok->encode(t, req.allow_special ? data::SpecialTokens::Allowed : data::SpecialTokens::AsText);
+    if (req.add_template) encoded = tok->apply_template(std::move(encoded));
     std::vector<int32_t> ids;
-    for (uint32_t id : tok->encode(t, data::SpecialTokens::AsText)) ids.push_back(static_cast<int32_t>(id));
+    for (uint32_t id : encoded) ids.push_back(static_cast<int32_t>(id));
     prompts.ids.push_back(std::move(ids));
   }
   return std::move(prompts.ids);
@@ -289,8 +301,8 @@ int run_generate(int argc, char** argv) {
   auto ctx = Context::create(req->device);
   const auto loaded = cli::load_model_source(req->source, *ctx);
   const auto tok = load_tokenizer(*req, loaded, prompts);
-  const auto ids = prompt_ids(std::move(prompts), tok);
-  req->gc.eos_id = find_eos(tok, req->source.checkpoint, loaded);
+  const auto ids = prompt_ids(std::move(prompts), tok, *req);
+  req->gc.eos_ids = find_eos(tok, req->source.checkpoint, loaded);
 
   ResultPrinter printer(ids.size(), req->json, tok.has_value());
   const auto start = std::chrono::steady_clock::now();

@@ -26,6 +26,8 @@ int run_tokenize(int argc, char** argv) {
       "  magellano tokenize --tokenizer DIR --in FILE --ids\n"
       "Writes PREFIX.train.tok (and PREFIX.val.tok with --val-fraction): header 'MGTOKENS',\n"
       "version, id width (2 or 4 bytes by vocabulary size), vocabulary size, count, then ids.\n"
+      "A tokenizer.json folder's template (e.g. Llama-3's BOS) wraps each input file, as transformers'\n"
+      "add_special_tokens=True does, unless --no-template.\n"
       "Options");
   std::string tokenizer_dir, out;
   std::vector<std::string> inputs;
@@ -34,13 +36,15 @@ int run_tokenize(int argc, char** argv) {
   cli::add_common_options(opts, cli::kHelpOnly);
   opts.add_options()(
       "tokenizer", po::value(&tokenizer_dir)->required(),
-      "folder with encoder.json + vocab.bpe (or vocab.json + merges.txt)")(
+      "folder with tokenizer.json (Hugging Face, byte-level BPE), or encoder.json + vocab.bpe, or vocab.json + "
+      "merges.txt; tokenizer.json wins when there are both")(
       "in", po::value(&inputs)->multitoken()->required(), "input text file(s)")(
       "out", po::value(&out), "output prefix: writes PREFIX.train.tok [PREFIX.val.tok]")(
       "ids", "print the ids of the input on one line instead of writing files")(
       "allow-special", "turn literal special tokens such as <|endoftext|> into their ids "
                        "(default: encode them as plain text)")(
-      "eot-between-files", "append <|endoftext|> after each input file");
+      "no-template", "do not add the tokenizer's template tokens (tokenizer.json's post-processor, e.g. BOS)")(
+      "eot-between-files", "append the end-of-text token (<|endoftext|>, or the model's EOS) after each input file");
   cli::add_number_option(opts, "val-fraction", &val_fraction, {0, 1, false, true},
                          "last fraction of the characters that goes to PREFIX.val.tok, e.g. 0.1");
   cli::add_integer_option(opts, "threads", &threads, 0, 1024, "encoding threads (0 = all cores)");
@@ -57,7 +61,8 @@ int run_tokenize(int argc, char** argv) {
     std::string text;
     data::TextChunkReader reader(inputs[0], 1 << 20);
     for (std::string_view chunk; reader.next(&chunk);) text += chunk;
-    const auto ids = tokenizer.encode(text, special, threads);
+    auto ids = tokenizer.encode(text, special, threads);
+    if (!vm.count("no-template")) ids = tokenizer.apply_template(std::move(ids));
     std::string line;
     for (size_t i = 0; i < ids.size(); ++i) {
       if (i) line += ' ';
@@ -72,6 +77,7 @@ int run_tokenize(int argc, char** argv) {
   options.val_fraction = val_fraction;
   options.special = special;
   options.eot_between_files = vm.count("eot-between-files") > 0;
+  options.add_template = vm.count("no-template") == 0;
   options.threads = threads;
   std::vector<std::filesystem::path> paths(inputs.begin(), inputs.end());
   const auto start = std::chrono::steady_clock::now();

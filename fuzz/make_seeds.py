@@ -118,6 +118,38 @@ put("bpe_tokenizer", "hf_names", b"v" + joined(vocab, merges_txt, "well, hello")
 put("bpe_tokenizer", "missing_byte", joined(json.dumps({t: i for i, t in enumerate(tokens[1:])}), merges_txt, "x"))
 put("bpe_tokenizer", "bad_merge", joined(vocab, merges_txt + "q z\n", "x"))
 
+# ---- hf_tokenizer: tokenizer.json NUL text ---------------------------------------------------
+GPT4 = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+        "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
+BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+
+
+def hf_json(pre, normalizer=None, added=(), post=None, pair_merges=True):
+    return json.dumps({
+        "version": "1.0", "added_tokens": [dict(id=i, content=c, single_word=False, lstrip=False, rstrip=False,
+                                                normalized=not sp, special=sp) for i, c, sp in added],
+        "normalizer": normalizer, "pre_tokenizer": pre, "post_processor": post, "decoder": BYTE_LEVEL,
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "ignore_merges": False,
+                  "vocab": {t: i for i, t in enumerate(tokens)},
+                  "merges": [list(m) for m in merges] if pair_merges else [" ".join(m) for m in merges]}},
+        ensure_ascii=False)
+
+
+split = {"type": "Sequence", "pretokenizers": [
+    {"type": "Split", "pattern": {"Regex": GPT4}, "behavior": "Isolated", "invert": False},
+    dict(BYTE_LEVEL, use_regex=False)]}
+template = {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}},
+                                                      {"Sequence": {"id": "A", "type_id": 0}}],
+            "special_tokens": {"<|endoftext|>": {"id": "<|endoftext|>", "ids": [len(tokens) - 1]}}}
+put("hf_tokenizer", "byte_level", joined(hf_json(BYTE_LEVEL), "hello world<|endoftext|> hell\n"))
+put("hf_tokenizer", "legacy_merges", joined(hf_json(BYTE_LEVEL, pair_merges=False), "well, hello"))
+put("hf_tokenizer", "split_added_template",
+    joined(hf_json(split, added=[(len(tokens) - 1, "<|endoftext|>", True), (len(tokens), "  ", False)], post=template),
+           "It's  he'LL 12345\n\n<|endoftext|>x"))
+put("hf_tokenizer", "nfc", joined(hf_json(BYTE_LEVEL, normalizer={"type": "NFC"}), "cafe\u0301 \u1100\u1161"))
+put("hf_tokenizer", "unsupported_regex", joined(hf_json(dict(split, pretokenizers=[
+    {"type": "Split", "pattern": {"Regex": "\\d+(?<=x)"}, "behavior": "Isolated", "invert": False}, BYTE_LEVEL])), "x"))
+
 # ---- issue 23: small versions of the inputs found by hand (each is refused with one line now) ---
 DEEP = "[" * 70 + "]" * 70  # past the 64-level limit
 put("config", "issue23-deep-value", '{"device": ' + DEEP + '}')

@@ -10,6 +10,8 @@ Unicode 15.0.0 (Debian bookworm, unicode-data 15.0.0-1), the version Rust's rege
   \\p{L}  general categories Lu Ll Lt Lm Lo
   \\p{N}  general categories Nd Nl No
   \\s     property White_Space (PropList.txt), as Rust regex and Python's `regex` module use
+  \\w     Rust regex's Unicode word characters: Alphabetic (DerivedCoreProperties.txt), general
+         categories Mn Mc Me Nd Pc, Join_Control (PropList.txt); tokenizers' single_word added tokens
 
 Usage: scripts/gen_unicode_tables.py [UCD_DIR] > src/data/unicode_tables.cpp
 """
@@ -48,17 +50,22 @@ def general_categories():
             yield cp, cp, cat
 
 
-def white_space():
-    with open(os.path.join(ucd, "PropList.txt"), encoding="utf-8") as f:
+def property_ranges(file, name):
+    """Yields (first, last) of the code points with binary property `name` in `file`."""
+    with open(os.path.join(ucd, file), encoding="utf-8") as f:
         for line in f:
             line = line.split("#")[0].strip()
             if not line:
                 continue
             cps, prop = [s.strip() for s in line.split(";")]
-            if prop != "White_Space":
+            if prop != name:
                 continue
             a, _, b = cps.partition("..")
             yield int(a, 16), int(b or a, 16)
+
+
+def white_space():
+    return property_ranges("PropList.txt", "White_Space")
 
 
 def merge(ranges):
@@ -74,6 +81,9 @@ def merge(ranges):
 letters = merge((a, b) for a, b, c in general_categories() if c in ("Lu", "Ll", "Lt", "Lm", "Lo"))
 numbers = merge((a, b) for a, b, c in general_categories() if c in ("Nd", "Nl", "No"))
 spaces = merge(white_space())
+word = merge(list(property_ranges("DerivedCoreProperties.txt", "Alphabetic")) +
+             [(a, b) for a, b, c in general_categories() if c in ("Mn", "Mc", "Me", "Nd", "Pc")] +
+             list(property_ranges("PropList.txt", "Join_Control")))
 
 
 def emit(name, ranges):
@@ -97,4 +107,5 @@ const char* const kUnicodeVersion = "{read_version()}";
 emit("kLetters", letters)
 emit("kNumbers", numbers)
 emit("kWhiteSpace", spaces)
+emit("kWord", word)
 print("}  // namespace magellano::data::unicode_tables")

@@ -113,14 +113,14 @@ BpeModel load_bpe_files(const fs::path& vocab_json, const fs::path& merges_txt) 
 BpeModel load_bpe_model(const fs::path& dir) {
   if (!fs::is_directory(dir))
     throw Error("tokenizer directory " + dir.string() +
-                " does not exist; pass a folder holding encoder.json + vocab.bpe (or "
-                "vocab.json + merges.txt), e.g. one made by `magellano train-tokenizer`.");
+                " does not exist; pass a folder holding tokenizer.json, encoder.json + vocab.bpe or "
+                "vocab.json + merges.txt, e.g. one made by `magellano train-tokenizer`.");
   if (fs::exists(dir / "encoder.json") || fs::exists(dir / "vocab.bpe"))
     return load_bpe_files(dir / "encoder.json", dir / "vocab.bpe");
   if (fs::exists(dir / "vocab.json") || fs::exists(dir / "merges.txt"))
     return load_bpe_files(dir / "vocab.json", dir / "merges.txt");
   throw Error("tokenizer directory " + dir.string() +
-              " holds neither encoder.json + vocab.bpe nor vocab.json + merges.txt.");
+              " holds no tokenizer.json, encoder.json + vocab.bpe or vocab.json + merges.txt.");
 }
 
 std::string encoder_json_text(const BpeModel& model) {

@@ -36,7 +36,8 @@ CorpusTokenizeReport tokenize_corpus(const Tokenizer& tokenizer, const std::vect
   std::optional<uint32_t> eot;
   if (options.eot_between_files) {
     eot = tokenizer.eot_id();
-    if (!eot) throw Error("the tokenizer has no <|endoftext|> token to put between files.");
+    if (!eot) throw Error("the tokenizer has no end-of-text token (<|endoftext|>, or a tokenizer.json folder's "
+                          "eos_token_id) to put between files.");
   }
 
   CorpusTokenizeReport report;
@@ -66,8 +67,13 @@ CorpusTokenizeReport tokenize_corpus(const Tokenizer& tokenizer, const std::vect
     ids = tokenizer.encode(text, options.special, options.threads);
     (in_val ? *val : train).append(ids);
   };
+  const std::vector<uint32_t> no_ids;
+  const auto& prefix = options.add_template ? tokenizer.spec().template_prefix : no_ids;
+  const auto& suffix = options.add_template ? tokenizer.spec().template_suffix : no_ids;
   for (const auto& path : inputs) {
-    TextChunkReader reader(path, options.chunk_bytes);
+    (in_val ? *val : train).append(prefix);
+    TextChunkReader reader(path, options.chunk_bytes,
+                           [&](std::string_view text) { return tokenizer.last_safe_split(text); });
     std::string_view chunk;
     while (reader.next(&chunk)) {
       const uint64_t n = split ? count_symbols(chunk) : 0;
@@ -82,6 +88,7 @@ CorpusTokenizeReport tokenize_corpus(const Tokenizer& tokenizer, const std::vect
       emit(chunk);
     }
     report.bytes += reader.bytes_read();
+    (in_val ? *val : train).append(suffix);
     if (eot) (in_val ? *val : train).append(std::span<const uint32_t>(&*eot, 1));
   }
   if (report.bytes == 0)

@@ -6,8 +6,9 @@
 
 namespace magellano::data {
 
-TextChunkReader::TextChunkReader(const std::filesystem::path& path, size_t block_bytes)
-    : path_(path), in_(path, std::ios::binary), block_(block_bytes) {
+TextChunkReader::TextChunkReader(const std::filesystem::path& path, size_t block_bytes, LastCut last_cut)
+    : path_(path), in_(path, std::ios::binary), block_(block_bytes), last_cut_(std::move(last_cut)) {
+  if (!last_cut_) last_cut_ = [](std::string_view text) { return last_safe_split(text); };
   if (!in_ || std::filesystem::is_directory(path))
     throw Error("input file " + path.string() + " is missing or unreadable.");
 }
@@ -31,7 +32,7 @@ bool TextChunkReader::next(std::string_view* chunk) {
       *chunk = chunk_;
       return true;
     }
-    const size_t cut = last_safe_split(buffer_);
+    const size_t cut = last_cut_(buffer_);
     if (cut == 0) continue;  // no safe cut yet: read more
     chunk_.assign(buffer_, 0, cut);
     buffer_.erase(0, cut);

@@ -1,6 +1,7 @@
 // char_class: a two-level lookup built once from the generated range tables.
 //   level 1: block index of (code_point >> 8), 0x1100 entries
 //   level 2: deduplicated 256-entry blocks of CharClass values
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -52,6 +53,14 @@ CharClass char_class(uint32_t code_point) {
   const ClassTable& t = table();
   return static_cast<CharClass>(
       t.blocks[static_cast<size_t>(t.block_of[code_point / kBlock]) * kBlock + code_point % kBlock]);
+}
+
+bool is_word_char(uint32_t code_point) {
+  using namespace unicode_tables;
+  const CodePointRange* end = kWord + kWord_count;
+  const CodePointRange* it = std::upper_bound(kWord, end, code_point,
+                                              [](uint32_t cp, const CodePointRange& r) { return cp < r.first; });
+  return it != kWord && code_point <= (it - 1)->last;
 }
 
 const char* unicode_tables_version() { return unicode_tables::kUnicodeVersion; }

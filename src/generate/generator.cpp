@@ -1,5 +1,7 @@
 #include "magellano/generate/generator.hpp"
 
+#include <algorithm>
+
 #include "magellano/autograd/tape.hpp"
 #include "magellano/generate/text_stream.hpp"
 #include "magellano/ops/elementwise.hpp"
@@ -112,7 +114,7 @@ std::vector<Completion> generate(const nn::Model& model, const std::vector<std::
       const int32_t id = host_ids[b];
       out[b].ids.push_back(id);
       if (callbacks.on_token) callbacks.on_token(b, id);
-      if (config.eos_id && id == *config.eos_id) {
+      if (std::find(config.eos_ids.begin(), config.eos_ids.end(), id) != config.eos_ids.end()) {
         finish(b, FinishReason::eos);
         continue;
       }

@@ -237,3 +237,60 @@ TEST(GenerateCli, HuggingFaceMambaFolderWithIds) {
   EXPECT_EQ(j["finish_reason"], eos ? "eos" : "length");
   if (!eos) EXPECT_EQ(j["ids"].size(), 5u);
 }
+
+// A tokenizer.json folder given with --tokenizer (the same 300-id BPE in Hugging Face's format, a
+// BOS template of <|endoftext|>): text prompts get the template (unless --no-template), and
+// generation stops at the first of the config's eos_token_id list.
+TEST(GenerateCli, TokenizerJsonTemplateAndEosList) {
+  MG_REQUIRE_CLI();
+  TempDir d;
+  write_checkpoint(d.path(), true);
+  const auto model = magellano::data::load_bpe_model(d.path());
+  const uint32_t eot = 299;
+  ASSERT_EQ(model.tokens[eot], "<|endoftext|>");
+  nlohmann::json merges = nlohmann::json::array();
+  std::istringstream lines(magellano::data::merges_text(model));
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty() && line[0] != '#') merges.push_back(line);
+  const nlohmann::json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}};
+  nlohmann::json bos_piece, text_piece, specials;
+  bos_piece["SpecialToken"] = {{"id", "<|endoftext|>"}, {"type_id", 0}};
+  text_piece["Sequence"] = {{"id", "A"}, {"type_id", 0}};
+  specials["<|endoftext|>"] = {{"id", "<|endoftext|>"}, {"ids", {eot}}, {"tokens", {"<|endoftext|>"}}};
+  const nlohmann::json tj = {
+      {"version", "1.0"},
+      {"added_tokens", {{{"id", eot}, {"content", "<|endoftext|>"}, {"single_word", false}, {"lstrip", false},
+                         {"rstrip", false}, {"normalized", false}, {"special", true}}}},
+      {"normalizer", nullptr},
+      {"pre_tokenizer", byte_level},
+      {"post_processor", {{"type", "TemplateProcessing"}, {"single", {bos_piece, text_piece}}, {"special_tokens", specials}}},
+      {"decoder", byte_level},
+      {"model", {{"type", "BPE"}, {"vocab", nlohmann::json::parse(magellano::data::encoder_json_text(model))}, {"merges", merges}}}};
+  const fs::path tok = d / "hf_tok";
+  fs::create_directories(tok);
+  std::ofstream(tok / "tokenizer.json") << tj.dump();
+  const std::vector<std::string> base = {"--checkpoint", d.path().string(), "--tokenizer", tok.string(), "--prompt",
+                                         "The fox", "--max-new-tokens", "12", "--temperature", "0", "--json"};
+  auto run = [&](std::vector<std::string> extra) {
+    extra.insert(extra.begin(), base.begin(), base.end());
+    const auto r = gen(extra);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return nlohmann::json::parse(single_line_json(r.output));
+  };
+  const auto plain = magellano::data::Tokenizer::load(d.path()).encode("The fox", magellano::data::SpecialTokens::AsText);
+  auto j = run({});
+  std::vector<uint32_t> want_prompt{eot};
+  want_prompt.insert(want_prompt.end(), plain.begin(), plain.end());
+  EXPECT_EQ(j["prompt_ids"].get<std::vector<uint32_t>>(), want_prompt);
+  EXPECT_EQ(run({"--no-template"})["prompt_ids"].get<std::vector<uint32_t>>(), plain);
+  // No EOS known (the tokenizer folder has no config): the greedy run goes to the length limit.
+  const auto ids = j["ids"].get<std::vector<int32_t>>();
+  ASSERT_GE(ids.size(), 6u);
+  // Stop at whichever of two ids comes first.
+  std::ofstream(tok / "config.json") << nlohmann::json{{"eos_token_id", {ids[5], ids[2]}}}.dump();
+  j = run({});
+  size_t first = 0;
+  while (ids[first] != ids[5] && ids[first] != ids[2]) ++first;
+  EXPECT_EQ(j["ids"].get<std::vector<int32_t>>(), std::vector<int32_t>(ids.begin(), ids.begin() + first + 1));
+  EXPECT_EQ(j["finish_reason"], "eos");
+}

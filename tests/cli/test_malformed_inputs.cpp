@@ -240,6 +240,10 @@ TEST_F(MalformedInputs, FifosAndFoldersWhereFilesAreExpected) {
   f = fifo("fifo_state/trainer_state.json");
   expect_refused({"train", "--resume", (dir_ / "fifo_state").string()}, not_regular, {f});
 
+  f = fifo("fifo_hf/tokenizer.json");
+  expect_refused({"tokenize", "--tokenizer", (dir_ / "fifo_hf").string(), "--in", tokens, "--ids"},
+                 "tokenizer file " + f.string() + " " + not_regular, {f});
+
   write("dir_ck/config.json", config_.dump());
   fs::create_directories(dir_ / "dir_ck/model.safetensors");
   expect_refused({"eval", "--checkpoint", (dir_ / "dir_ck").string(), "--tokens", tokens}, "model.safetensors is a folder, not a file");
@@ -250,4 +254,27 @@ TEST_F(MalformedInputs, FifosAndFoldersWhereFilesAreExpected) {
   write("dir_tok/vocab.bpe", "#version: 0.2\n");
   expect_refused({"tokenize", "--tokenizer", (dir_ / "dir_tok").string(), "--in", tokens, "--ids"},
                  "encoder.json is a folder, not a file");
+}
+
+// tokenizer.json files of a kind Magellano does not run, or garbled: one line saying what and what to do.
+TEST_F(MalformedInputs, TokenizerJsonOfUnsupportedKinds) {
+  const std::string text = (dir_ / "config.json").string();
+  auto refused = [&](const std::string& name, const json& j, const std::string& fragment) {
+    write(name + "/tokenizer.json", j.dump());
+    expect_refused({"tokenize", "--tokenizer", (dir_ / name).string(), "--in", text, "--ids"}, fragment);
+  };
+  const json bpe = {{"type", "BPE"}, {"vocab", {{"a", 0}}}, {"merges", json::array()}};
+  const json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}};
+  refused("unigram", {{"model", {{"type", "Unigram"}, {"vocab", json::array()}}}}, "model type \"Unigram\" is not supported");
+  refused("fallback", {{"model", {{"type", "BPE"}, {"byte_fallback", true}, {"vocab", json::object()}, {"merges", json::array()}}}},
+          "\"byte_fallback\": true (SentencePiece-style");
+  refused("nfkc", {{"normalizer", {{"type", "NFKC"}}}, {"model", bpe}}, "the normalizer {\"type\":\"NFKC\"} (only null or NFC) is not supported");
+  refused("metaspace", {{"pre_tokenizer", {{"type", "Metaspace"}}}, {"model", bpe}}, "pre-tokenizer type \"Metaspace\"");
+  refused("regex",
+          {{"pre_tokenizer", {{"type", "Split"}, {"pattern", {{"Regex", "\\p{Lu}+"}}}, {"behavior", "Isolated"}, {"invert", false}}},
+           {"model", bpe}},
+          "the property class \\p{Lu}");
+  refused("bytes", {{"pre_tokenizer", byte_level}, {"decoder", byte_level}, {"model", bpe}}, "no token for byte 0");
+  write("truncated/tokenizer.json", "{\"version\": \"1.0\", \"model\": {\"vocab\": {\"a\"");
+  expect_refused({"tokenize", "--tokenizer", (dir_ / "truncated").string(), "--in", text, "--ids"}, "is not valid JSON");
 }

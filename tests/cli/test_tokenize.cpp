@@ -13,6 +13,7 @@
 #include "magellano/data/token_file.hpp"
 #include "magellano/data/tokenizer.hpp"
 #include "cli.hpp"
+#include "hf_tokenizer_files.hpp"
 #include "shared_data.hpp"
 
 using namespace magellano::data;
@@ -89,6 +90,36 @@ TEST(Cli, TrainTokenizerThenTokenize) {
   EXPECT_EQ(t.decode(ids), text);
 }
 
+// A Hugging Face tokenizer.json folder (GPT-4 style Split + ByteLevel, chat specials, BOS template;
+// expected ids from tokenizers 0.23.3, tests/data/test_hf_tokenizer.cpp): the template is added by
+// default (transformers' add_special_tokens=True), special tokens are text unless --allow-special,
+// and tokenizer.json wins over vocab.json + merges.txt in the same folder.
+TEST(Cli, TokenizeWithTokenizerJson) {
+  MG_REQUIRE_CLI();
+  MG_REQUIRE_SHARED_DATA();
+  TempDir dir;
+  mgtest::write_tokenizer_json(dir / "tok", mgtest::gpt4_style_tokenizer_json());
+  std::filesystem::copy_file(shared_data() / "gpt2" / "encoder.json", dir / "tok" / "vocab.json");
+  std::filesystem::copy_file(shared_data() / "gpt2" / "vocab.bpe", dir / "tok" / "merges.txt");
+  write_file(dir / "tok" / "config.json", R"({"bos_token_id": 50257, "eos_token_id": 50256})");
+  write_file(dir / "in.txt", "<|start_of_role|>user<|end_of_role|>Hi  x");
+  const std::string tok = (dir / "tok").string(), in = (dir / "in.txt").string();
+  auto r = run_cli({"tokenize", "--tokenizer", tok, "--in", in, "--ids", "--allow-special"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, "50257 50257 7220 50258 17250 50259 87\n");
+  r = run_cli({"tokenize", "--tokenizer", tok, "--in", in, "--ids", "--no-template"});
+  EXPECT_EQ(r.output, "27 91 9688 62 1659 62 18090 91 29 7220 27 91 437 62 1659 62 18090 91 29 17250 50259 87\n");
+  // Token files: the template around each file, the model's EOS (config.json) between files.
+  write_file(dir / "b.txt", "Hello world");
+  r = run_cli({"tokenize", "--tokenizer", tok, "--in", in, (dir / "b.txt").string(), "--out", (dir / "c").string(),
+               "--allow-special", "--eot-between-files"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto f = TokenFile::open(dir / "c.train.tok");
+  std::vector<uint32_t> ids(f.size());
+  for (uint64_t i = 0; i < f.size(); ++i) ids[i] = f[i];
+  EXPECT_EQ(ids, (std::vector<uint32_t>{50257, 50257, 7220, 50258, 17250, 50259, 87, 50256, 50257, 15496, 995, 50256}));
+}
+
 TEST(Cli, BadInputGivesOneLineAndNonZeroExit) {
   MG_REQUIRE_CLI();
   TempDir dir;
@@ -97,6 +128,8 @@ TEST(Cli, BadInputGivesOneLineAndNonZeroExit) {
   std::filesystem::create_directories(dir / "garbled");
   write_file(dir / "garbled" / "encoder.json", "{\"a\": 0,");
   write_file(dir / "garbled" / "vocab.bpe", "#version: 0.2\n");
+  std::filesystem::create_directories(dir / "wordpiece");
+  write_file(dir / "wordpiece" / "tokenizer.json", R"({"version": "1.0", "model": {"type": "WordPiece", "vocab": {}}})");
 
   auto expect_error = [](const CliRun& r, int code, const std::string& needle) {
     EXPECT_EQ(r.exit_code, code) << r.output;
@@ -109,6 +142,9 @@ TEST(Cli, BadInputGivesOneLineAndNonZeroExit) {
   expect_error(run_cli({"tokenize", "--tokenizer", (dir / "garbled").string(), "--in",
                         (dir / "text.txt").string(), "--ids"}),
                1, "not valid JSON");
+  expect_error(run_cli({"tokenize", "--tokenizer", (dir / "wordpiece").string(), "--in",
+                        (dir / "text.txt").string(), "--ids"}),
+               1, "model type \"WordPiece\" is not supported. Magellano reads byte-level BPE tokenizer.json files");
   expect_error(run_cli({"tokenize", "--in", (dir / "text.txt").string(), "--ids"}), 2,
                "tokenizer");
   expect_error(run_cli({"train-tokenizer", "--in", (dir / "empty.txt").string(), "--vocab-size",

@@ -146,12 +146,12 @@ TEST(Generate, EndOfTextEndsARowAndOnlyThatRow) {
   const auto free_run = gen::generate(tiny_model(), prompts, config(10));
   // Make row 0's 4th token the end-of-text id; unless row 1 produces it too, it runs on.
   auto c = config(10);
-  c.eos_id = free_run[0].ids[3];
+  c.eos_ids = {free_run[0].ids[3]};
   const auto r = gen::generate(tiny_model(), prompts, c);
-  const auto first = std::find(free_run[0].ids.begin(), free_run[0].ids.end(), *c.eos_id) - free_run[0].ids.begin();
+  const auto first = std::find(free_run[0].ids.begin(), free_run[0].ids.end(), c.eos_ids[0]) - free_run[0].ids.begin();
   EXPECT_EQ(r[0].finish, gen::FinishReason::eos);
   EXPECT_EQ(r[0].ids, std::vector<int32_t>(free_run[0].ids.begin(), free_run[0].ids.begin() + first + 1));
-  const auto in1 = std::find(free_run[1].ids.begin(), free_run[1].ids.end(), *c.eos_id);
+  const auto in1 = std::find(free_run[1].ids.begin(), free_run[1].ids.end(), c.eos_ids[0]);
   if (in1 == free_run[1].ids.end()) {
     EXPECT_EQ(r[1].ids, free_run[1].ids);
     EXPECT_EQ(r[1].finish, gen::FinishReason::length);

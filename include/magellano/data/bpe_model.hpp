@@ -20,7 +20,9 @@ namespace magellano::data {
 struct BpeModel {
   std::vector<std::string> tokens;                    // (V) raw bytes of each id
   std::vector<std::pair<uint32_t, uint32_t>> merges;  // (M) rank r merges (left id, right id)
-  std::vector<uint32_t> special_ids;                  // ids of <|...|> special tokens, ascending
+  std::vector<uint32_t> special_ids;                  // ids outside the BPE (no merge makes them), ascending:
+                                                      // GPT-2's files: the <|...|> tokens; tokenizer.json:
+                                                      // its added-only ids (hf_tokenizer_json.hpp)
 };
 
 // Loads a tokenizer directory (either naming). Throws magellano::Error with one line naming the

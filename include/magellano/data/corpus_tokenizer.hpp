@@ -2,7 +2,9 @@
 // the chunk size (plus the longest stretch without a safe cut), whatever the corpus size.
 //
 // The inputs are read in order; each file is tokenized on its own (no piece spans two files);
-// with eot_between_files, <|endoftext|> follows each file. With val_fraction F > 0 the text is
+// with add_template each file's ids are wrapped in the tokenizer's template (Tokenizer::
+// apply_template: e.g. Llama-3's BOS first; nothing for GPT-2); with eot_between_files, the
+// tokenizer's end-of-text id (GPT-2: <|endoftext|>) follows each file. With val_fraction F > 0 the text is
 // split by characters like nanoGPT's prepare.py: the first floor(C * (1 - F)) of the C
 // characters (code points) of all inputs go to train, the rest to validation, and each side is
 // tokenized as its own text.
@@ -19,6 +21,7 @@ struct CorpusTokenizeOptions {
   double val_fraction = 0.0;                    // in [0, 1)
   SpecialTokens special = SpecialTokens::AsText;
   bool eot_between_files = false;
+  bool add_template = false;
   unsigned threads = 0;                         // 0 = all hardware threads
   size_t chunk_bytes = 16 << 20;
 };

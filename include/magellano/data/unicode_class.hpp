@@ -6,6 +6,8 @@
 //   Number  \p{N}  general categories Nd Nl No
 //   Space   \s     property White_Space (what Rust's regex and Python's `regex` call \s)
 //   Other   everything else, including each byte of invalid UTF-8
+// and, apart from the classes, Rust regex's Unicode \w (is_word_char): Alphabetic, marks, Nd, Pc,
+// Join_Control.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -23,6 +25,9 @@ constexpr uint32_t kInvalidCodePoint = 0xFFFFFFFFu;
 
 // Class of a code point (kInvalidCodePoint and anything above U+10FFFF are Other).
 CharClass char_class(uint32_t code_point);
+
+// Whether a code point is a word character, \w of Rust's regex (false for kInvalidCodePoint).
+bool is_word_char(uint32_t code_point);
 
 // The Unicode version the tables came from, e.g. "15.0.0".
 const char* unicode_tables_version();
@@ -69,6 +74,8 @@ extern const CodePointRange kNumbers[];
 extern const size_t kNumbers_count;
 extern const CodePointRange kWhiteSpace[];
 extern const size_t kWhiteSpace_count;
+extern const CodePointRange kWord[];
+extern const size_t kWord_count;
 }  // namespace unicode_tables
 
 }  // namespace magellano::data

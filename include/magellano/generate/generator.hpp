@@ -30,7 +30,7 @@ namespace magellano::generate {
 struct GenerationConfig {
   int64_t max_new_tokens = 100;
   SamplingParams sampling;
-  std::optional<int32_t> eos_id;  // end-of-text: generation of a row stops after it
+  std::vector<int32_t> eos_ids;   // end-of-text ids: generation of a row stops after any of them
   std::vector<std::string> stop;  // stop strings (need token_bytes)
 };
 
