@@ -42,7 +42,8 @@ std::vector<int32_t> ids_below(int64_t vocab, int64_t n, uint64_t seed) {
 std::vector<int32_t> greedy(const nn::Model& model, const std::vector<std::vector<int32_t>>& prompts, int64_t n,
                             std::optional<int32_t> eos = {}, size_t which = 0) {
   gen::GenerationConfig gc;
-  gc.max_new_tokens = n, gc.sampling.temperature = 0, gc.eos_id = eos;
+  gc.max_new_tokens = n, gc.sampling.temperature = 0;
+  if (eos) gc.eos_ids = {*eos};
   return gen::generate(model, prompts, gc)[which].ids;
 }
 
