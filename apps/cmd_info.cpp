@@ -55,11 +55,20 @@ int model_info(const std::string& path, const std::vector<std::string>& sets, bo
   const auto line = [](const char* what, int64_t bytes) {
     std::printf("  %-22s %12s\n", what, format_bytes(static_cast<uint64_t>(bytes)).c_str());
   };
-  std::printf("%s: %lld Mamba + %lld Mamba2 + %lld MoE layers, dim %lld, vocabulary %lld, %lld experts (top-%lld, "
-              "hidden %lld)\n",
-              path.c_str(), (long long)p.mamba_layers, (long long)p.mamba2_layers, (long long)p.moe_layers, (long long)m.dim,
-              (long long)m.vocab_size, (long long)m.moe.experts, (long long)m.moe.top_k,
-              (long long)m.moe.hidden);
+  std::printf("%s: %lld Mamba + %lld Mamba2 + %lld attention + %lld MoE + %lld MLP layers, dim %lld, vocabulary %lld, "
+              "%lld experts (top-%lld, hidden %lld)\n",
+              path.c_str(), (long long)p.mamba_layers, (long long)p.mamba2_layers, (long long)p.attention_layers,
+              (long long)p.moe_layers, (long long)p.mlp_layers, (long long)m.dim, (long long)m.vocab_size,
+              (long long)m.moe.experts, (long long)m.moe.top_k, (long long)m.moe.hidden);
+  if (p.attention_layers > 0) {
+    const nn::AttentionConfig a = m.attention_config();
+    std::printf("attention %lld heads / %lld kv heads of width %lld, score scale %g, ", (long long)a.heads,
+                (long long)a.kv(), (long long)a.width(), a.score_scale());
+    if (a.rope_theta != 0.0)
+      std::printf("rotary positions (theta %g)\n", a.rope_theta);
+    else
+      std::printf("no positions (NoPE)\n");
+  }
   if (m.moe.router != nn::MoERouter::softmax_topk || !m.moe.normalize_top_k || m.moe.shared_expert_hidden > 0)
     std::printf("MoE routing %s%s, shared expert hidden %lld\n", train::config_name(m.moe.router),
                 m.moe.normalize_top_k ? "" : " (not renormalised)", (long long)m.moe.shared_expert_hidden);
@@ -84,7 +93,9 @@ int model_info(const std::string& path, const std::vector<std::string>& sets, bo
   line("  mamba layers", mem.mamba_activations);
   line("  scan chunk states", mem.scan_states);
   line("  mamba2 layers", mem.mamba2_activations);
+  line("  attention layers", mem.attention_activations);
   line("  moe layers", mem.moe_activations);
+  line("  mlp layers", mem.mlp_activations);
   line("  head (logits x2)", mem.head);
   line("  backward workspace", mem.workspace);
   line("total", mem.total);

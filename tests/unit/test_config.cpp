@@ -275,8 +275,10 @@ TEST(Config, LayerPatterns) {
   }
   EXPECT_TRUE(has(error_of([] { parse_layer_pattern("MMX"); }), "unexpected 'X'"));
   EXPECT_TRUE(has(error_of([] { parse_layer_pattern("MMX"); }), "at position 3"));
-  EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"layers": ["mamba", "attention"]}})"); }),
-                  "'model.layers'[1] must be \"mamba\", \"mamba2\" or \"moe\", got \"attention\""));
+  EXPECT_EQ(layer_string(parse_layer_list(json::parse(R"(["attention", "mlp", "A", "F"])"))), "AFAF");
+  EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"layers": ["mamba", "transformer"]}})"); }),
+                  "'model.layers'[1] must be \"mamba\", \"mamba2\", \"attention\", \"moe\" or \"mlp\", got "
+                  "\"transformer\""));
   EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"layers": []}})"); }), "'model.layers' is empty"));
   EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"layers": 12}})"); }), "'model.layers' must be a layer pattern"));
   EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"layers": "MMQ"}})"); }), "'model.layers' \"MMQ\" is not a valid"));

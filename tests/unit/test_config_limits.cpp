@@ -181,5 +181,5 @@ TEST(ConfigLimits, LayerPatternsAreBounded) {
   EXPECT_EQ(parse_layer_pattern("(M)x9999E").size(), 10000u);
   EXPECT_TRUE(has(error_of([] { parse_layer_list(json(std::vector<std::string>(100001, "M"))); }),
                   "has 100001 layers, more than 100000"));
-  EXPECT_TRUE(has(error_of([] { parse_layer_list(json::array({json::array({1})})); }), "[0] must be \"mamba\", \"mamba2\" or \"moe\", got [1]"));
+  EXPECT_TRUE(has(error_of([] { parse_layer_list(json::array({json::array({1})})); }), "[0] must be \"mamba\", \"mamba2\", \"attention\", \"moe\" or \"mlp\", got [1]"));
 }

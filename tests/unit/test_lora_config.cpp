@@ -60,8 +60,8 @@ TEST(LoRAConfig, ErrorsNameTheKey) {
   EXPECT_TRUE(has(error_of([] { parse(R"({"lora": {"dropout": 1}})"); }), "'lora.dropout' must be in [0, 1)"));
   EXPECT_TRUE(has(error_of([] { parse(R"({"lora": {"target_modules": "in_proj"}})"); }),
                   "'lora.target_modules' must be a list of names from"));
-  EXPECT_TRUE(has(error_of([] { parse(R"({"lora": {"target_modules": ["in_proj", "q_proj"]}})"); }),
-                  "\"q_proj\" is not one of them"));
+  EXPECT_TRUE(has(error_of([] { parse(R"({"lora": {"target_modules": ["in_proj", "qkv_proj"]}})"); }),
+                  "\"qkv_proj\" is not one of them"));
   EXPECT_TRUE(has(error_of([] { parse(R"({"lora": {"target_modules": ["gate", "gate"]}})"); }),
                   "\"gate\" appears twice"));
   EXPECT_TRUE(has(error_of([] { parse(R"({"lora": {"rank": 4, "target_modules": []}})"); }),

@@ -43,7 +43,7 @@ TEST(Mamba2Config, LayerLetterAndListName) {
   EXPECT_EQ(c.model.num_moe(), 1);
   EXPECT_EQ(model_spec(c.model).layers, "MSES");
   EXPECT_TRUE(has(error_of([] { parse_layer_pattern("MSs", "'model.layers'"); }),
-                  "unexpected 's' (use 'M' = Mamba, 'S' = Mamba2, 'E' = MoE"));
+                  "unexpected 's' (use 'M' = Mamba, 'S' = Mamba2, 'A' = attention, 'E' = MoE, 'F' = MLP"));
 }
 
 TEST(Mamba2Config, SectionDefaultsSpellingsAndRoundTrip) {
