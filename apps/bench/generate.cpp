@@ -2,15 +2,16 @@
 // state, at two context positions and two batch sizes.
 //
 // For each position P (default 100 and 8000): one random prompt of P tokens is prefilled by
-// Model::prefill at batch 1 (timed once, reported as prefill_s), and its state is copied into
-// every row of each batch size B (default 1 and 8); the state's contents do not change the
-// cost of a step. Then `tokens` decode iterations per position are timed one by one, the
+// Model::prefill at batch 1 (timed once, reported as prefill_s); each batch size B (default 1
+// and 8) then prefills B copies of it at once, so every row holds the whole state (Mamba states
+// and attention's cached keys and values). Then `tokens` decode iterations per position are timed one by one, the
 // positions taking turns (so a change in the machine's load affects them alike), each exactly
 // what `magellano generate` does per token: the device sampler (temperature 1, top-k 50,
 // top-p 0.9, repetition penalty 1.1), the read of the B ids, and Model::step on them.
 // tokens/s = B / median iteration time. GFLOP/s counts 2 · (weights multiplied per token) · B
 // per iteration (the active parameters, less an untied embedding: its lookup is no product).
-// The cost per token does not grow with the position: each result at a position other than the
+// Without attention blocks the cost per token does not grow with the position; with them it grows
+// only by the attention over the cached positions. Each result at a position other than the
 // first reports its ratio to the first position's tokens/s at the same batch (extra.vs_first).
 // Options: --config FILE (default configs/tiny.json), --positions 100,8000, --batches 1,8,
 // --tokens 16.
@@ -51,15 +52,13 @@ std::vector<int64_t> list_option(const Options& opts, const std::string& key, co
 }
 
 // A batched state with every row a copy of `one` (batch 1).
-nn::DecodeState replicate(const nn::Model& model, const nn::DecodeState& one, int64_t batch) {
-  nn::DecodeState s = model.empty_state(batch);
-  for (size_t i = 0; i < one.mamba.size(); ++i) {
-    if (!one.mamba[i].ssm.defined()) continue;
-    for (int64_t b = 0; b < batch; ++b) {
-      ops::copy_into(one.mamba[i].conv, s.mamba[i].conv.narrow_rows(b, b + 1));
-      ops::copy_into(one.mamba[i].ssm, s.mamba[i].ssm.narrow_rows(b, b + 1));
-    }
-  }
+// The state of `batch` rows that each read `prompt`: one parallel prefill of the (batch, P)
+// prompt, so every part of the state (Mamba states, attention's cached keys and values) is there.
+nn::DecodeState batched_state(Context& ctx, const nn::Model& model, const std::vector<int32_t>& prompt, int64_t batch) {
+  std::vector<int32_t> ids;
+  for (int64_t b = 0; b < batch; ++b) ids.insert(ids.end(), prompt.begin(), prompt.end());
+  nn::DecodeState s;
+  (void)model.prefill(Tensor::from_host_i32(ctx, Shape{batch, int64_t(prompt.size())}, ids), s);
   return s;
 }
 
@@ -110,7 +109,7 @@ std::vector<Result> run_generate(Context& ctx, const Peaks&, const Options& opts
     };
     std::vector<Decoder> dec;
     for (const auto& p : pre) {
-      Decoder d{replicate(model, p.state, B), Tensor::empty(ctx, Shape{B, V}),
+      Decoder d{batched_state(ctx, model, p.prompt, B), Tensor::empty(ctx, Shape{B, V}),
                 std::make_unique<generate::Sampler>(ctx, B, V, sp, std::vector<std::vector<int32_t>>(B, p.prompt)), 0, {}};
       for (int64_t b = 0; b < B; ++b) ops::copy_into(p.last_logits, d.logits.narrow_rows(b, b + 1));
       dec.push_back(std::move(d));

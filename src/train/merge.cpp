@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <set>
 
 #include "magellano/io/checkpoint_dir.hpp"
@@ -15,6 +16,7 @@
 #include "magellano/ops/matmul.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/adapter.hpp"
+#include "magellano/train/checkpoint.hpp"
 
 namespace magellano::train {
 namespace fs = std::filesystem;
@@ -46,6 +48,34 @@ MergeReport merge_adapter(const fs::path& base_dir, const fs::path& adapter_dir,
   const auto base = io::SafetensorsSet::open(base_dir);  // one file or shards; written back as one file
   const auto adapter = io::SafetensorsReader::open(adapter_dir / "adapter_model.safetensors");
 
+  // Where each adapted weight lives in the base: under its own name, or for a Hugging Face hybrid
+  // (Granite, Jamba) where its layout puts it, possibly rows of a packed tensor (train/hf_layout.hpp).
+  const HfLocator locate = weights_locator(base_dir);
+  struct Delta {
+    std::string a_name, b_name;
+    int64_t row_begin = 0;
+  };
+  std::map<std::string, std::vector<Delta>> deltas;  // base tensor -> the adapters on its rows
+  const std::string suffix = ".lora_A.weight";
+  for (const auto& a_name : adapter.names()) {
+    if (a_name.size() <= suffix.size() || a_name.compare(a_name.size() - suffix.size(), suffix.size(), suffix) != 0 ||
+        a_name.rfind(kPeftPrefix, 0) != 0)
+      continue;
+    const std::string stem = a_name.substr(std::string(kPeftPrefix).size(),
+                                           a_name.size() - suffix.size() - std::string(kPeftPrefix).size());
+    const std::string b_name = kPeftPrefix + stem + ".lora_B.weight";
+    if (!adapter.contains(b_name)) throw Error("merge-adapter: the adapter has " + a_name + " but no " + b_name + ".");
+    HfSlice at{stem + ".weight"};
+    if (locate)
+      for (const HfSlice& c : locate(stem + ".weight"))
+        if (base.contains(c.name)) {
+          at = c;
+          break;
+        }
+    if (!base.contains(at.name)) continue;  // counted below as matching no weight
+    deltas[at.name].push_back({a_name, b_name, at.row_begin});
+  }
+
   MergeReport rep;
   std::vector<std::pair<std::string, io::StTensor>> out;
   int64_t used = 0, delta_n = 0;
@@ -55,15 +85,12 @@ MergeReport merge_adapter(const fs::path& base_dir, const fs::path& adapter_dir,
   ops::NF4Error requant;
   for (const auto& name : base.names()) {
     if (skip.count(name)) continue;
-    const std::string stem = name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0
-                                  ? name.substr(0, name.size() - 7) : std::string();
-    const std::string a_name = kPeftPrefix + stem + ".lora_A.weight", b_name = kPeftPrefix + stem + ".lora_B.weight";
-    if (stem.empty() || !adapter.contains(a_name)) {
+    const auto found = deltas.find(name);
+    if (found == deltas.end()) {
       out.emplace_back(name, base.read(name));
       ++rep.copied;
       continue;
     }
-    if (!adapter.contains(b_name)) throw Error("merge-adapter: the adapter has " + a_name + " but no " + b_name + ".");
     const bool nf4 = nf4_names.count(name) > 0;
     ops::NF4Weight q;
     std::vector<int64_t> ws;
@@ -75,26 +102,30 @@ MergeReport merge_adapter(const fs::path& base_dir, const fs::path& adapter_dir,
     } else {
       ws = base.shape(name);
     }
-    const auto as = adapter.shape(a_name), bs = adapter.shape(b_name);
-    if (ws.size() != 2 || as.size() != 2 || bs.size() != 2 || as[1] != ws[1] || bs[0] != ws[0] || as[0] != bs[1])
-      throw Error("merge-adapter: " + name + " " + io::st_shape_str(ws) + " does not fit its adapter (A " +
-                  io::st_shape_str(as) + ", B " + io::st_shape_str(bs) + ").");
-    const Tensor w = nf4 ? ops::dequantize_nf4(q, MemCategory::scratch)
-                         : Tensor::from_host(ctx, Shape{ws[0], ws[1]}, base.read_f32(name), DType::f32, MemCategory::scratch);
-    const Tensor a = Tensor::from_host(ctx, Shape{as[0], as[1]}, adapter.read_f32(a_name), DType::f32, MemCategory::scratch);
-    const Tensor b = Tensor::from_host(ctx, Shape{bs[0], bs[1]}, adapter.read_f32(b_name), DType::f32, MemCategory::scratch);
-    Tensor d = Tensor::empty(ctx, Shape{ws[0], ws[1]}, DType::f32, MemCategory::scratch);
-    ops::gemm(b, false, a, false, d, scaling, 0.0f);  // (out, r) x (r, in)
-    const std::vector<float> dv = d.to_host();
-    std::vector<float> wv = w.to_host();
-    for (size_t i = 0; i < wv.size(); ++i) {
-      wv[i] += dv[i];
-      rep.max_abs_delta = std::max(rep.max_abs_delta, std::fabs(double(dv[i])));
-      delta_sum += std::fabs(double(dv[i]));
+    // The weight viewed as (rows, cols): a packed tensor's rows are its experts' rows one after another.
+    const int64_t cols = ws.empty() ? 1 : ws.back(), rows = io::st_numel(ws) / std::max<int64_t>(1, cols);
+    std::vector<float> wv = nf4 ? ops::dequantize_nf4(q, MemCategory::scratch).to_host() : base.read_f32(name);
+    for (const Delta& dl : found->second) {
+      const auto as = adapter.shape(dl.a_name), bs = adapter.shape(dl.b_name);
+      if (ws.size() < 2 || as.size() != 2 || bs.size() != 2 || as[1] != cols || as[0] != bs[1] ||
+          dl.row_begin + bs[0] > rows)
+        throw Error("merge-adapter: " + name + " " + io::st_shape_str(ws) + " does not fit its adapter (A " +
+                    io::st_shape_str(as) + ", B " + io::st_shape_str(bs) + ").");
+      const Tensor a = Tensor::from_host(ctx, Shape{as[0], as[1]}, adapter.read_f32(dl.a_name), DType::f32, MemCategory::scratch);
+      const Tensor b = Tensor::from_host(ctx, Shape{bs[0], bs[1]}, adapter.read_f32(dl.b_name), DType::f32, MemCategory::scratch);
+      Tensor d = Tensor::empty(ctx, Shape{bs[0], as[1]}, DType::f32, MemCategory::scratch);
+      ops::gemm(b, false, a, false, d, scaling, 0.0f);  // (out, r) x (r, in)
+      const std::vector<float> dv = d.to_host();
+      float* w = wv.data() + dl.row_begin * cols;
+      for (size_t i = 0; i < dv.size(); ++i) {
+        w[i] += dv[i];
+        rep.max_abs_delta = std::max(rep.max_abs_delta, std::fabs(double(dv[i])));
+        delta_sum += std::fabs(double(dv[i]));
+      }
+      delta_n += static_cast<int64_t>(dv.size());
+      ++rep.merged;
+      used += 2;
     }
-    delta_n += static_cast<int64_t>(dv.size());
-    ++rep.merged;
-    used += 2;
     if (nf4) {  // re-quantize W + ΔW and measure what that rounding costs
       const Tensor merged = Tensor::from_host(ctx, Shape{ws[0], ws[1]}, wv, DType::f32, MemCategory::scratch);
       const ops::NF4Weight q2 = ops::quantize_nf4(merged, MemCategory::scratch);

@@ -19,7 +19,9 @@
 #include "magellano/generate/generator.hpp"
 #include "magellano/io/json_file.hpp"
 #include "magellano/nn/model.hpp"
+#include "magellano/train/adapter.hpp"
 #include "magellano/train/checkpoint.hpp"
+#include "magellano/train/merge.hpp"
 #include "magellano/train/hf_layout.hpp"
 #include "small_model.hpp"
 #include "temp_dir.hpp"
@@ -215,5 +217,45 @@ TEST(HybridModel, BatchedCachedDecodingGivesEachPromptItsTokensAlone) {
     const auto stop = std::find(want.begin(), want.end(), eos);
     if (stop != want.end()) want.erase(stop + 1, want.end());
     EXPECT_EQ(greedy(model, prompts, 30, eos, i), want) << "prompt " << i << " beside a finished row";
+  }
+}
+
+TEST(HybridModel, AdaptersMergeIntoHuggingFaceHybridFolders) {
+  // LoRA on every kind of target of a Granite folder (packed experts and the shared MLP included)
+  // and of a Jamba folder (its dense MLPs): merge-adapter writes the base's own layout, whose
+  // model equals base + adapter; the same base also loads with NF4 weights for QLoRA.
+  for (const bool granite : {true, false}) {
+    SCOPED_TRACE(granite ? "granite" : "jamba");
+    TempDir d;
+    const json config = granite ? granite_config(true, false, true) : jamba_config();
+    std::filesystem::create_directories(d.path() / "base");
+    magellano::io::write_json_atomically(d.path() / "base" / "config.json", config);
+    const nn::Model shape(test_ctx(), train::model_spec(train::read_hf_hybrid(d.path() / "base").config), 1);
+    const ref::Weights w = ref::random_weights(shape, 92);
+    if (granite)
+      write_hf_granite_folder(shape, w, d.path() / "base", config);
+    else
+      write_hf_jamba_folder(shape, w, d.path() / "base", config, false);
+    train::LoRASection ls;
+    ls.rank = 2, ls.alpha = 4;
+    ls.target_modules = granite ? std::vector<std::string>{"in_proj", "out_proj", "q_proj", "k_proj", "v_proj", "o_proj",
+                                                           "gate", "experts", "shared_expert"}
+                                : std::vector<std::string>{"in_proj", "x_proj", "dt_proj", "out_proj", "q_proj", "o_proj",
+                                                           "gate", "experts", "mlp"};
+    auto adapted = train::load_model(d.path() / "base", test_ctx(), &ls);
+    randomize_adapters(*adapted.model, 301);
+    train::save_adapter(d.path() / "adapter", *adapted.model, ls, "");
+    const auto rep = train::merge_adapter(d.path() / "base", d.path() / "adapter", d.path() / "merged", test_ctx());
+    EXPECT_EQ(rep.merged, static_cast<int64_t>(adapted.model->lora_parameters().size() / 2));
+    const auto merged = train::load_model(d.path() / "merged", test_ctx());
+    EXPECT_TRUE(merged.hugging_face);
+    ag::NoGradScope no_grad;
+    const Tensor x = upload_i32(Shape{2, 9}, ids_below(merged.config.model.vocab_size, 18, 12));
+    expect_close(merged.model->forward(x).logits.to_host(), to_f64(adapted.model->forward(x).logits.to_host()), 1e-4,
+                 2e-5, "merged vs base + adapter");
+    train::LoRASection qlora = ls;
+    qlora.base_precision = nn::WeightStorage::nf4;
+    const auto q = train::load_model(d.path() / "base", test_ctx(), &qlora);
+    for (float v : q.model->forward(x).logits.to_host()) ASSERT_TRUE(std::isfinite(v));
   }
 }
