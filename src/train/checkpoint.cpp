@@ -1,5 +1,7 @@
 #include "magellano/train/checkpoint.hpp"
 
+#include "magellano/ops/elementwise.hpp"
+
 #include "magellano/io/checkpoint_dir.hpp"
 #include "magellano/io/hf_mamba2_config.hpp"
 #include "magellano/io/hf_mamba_config.hpp"
@@ -8,6 +10,7 @@
 #include "magellano/io/safetensors.hpp"
 #include "magellano/io/safetensors_device.hpp"
 #include "magellano/io/safetensors_set.hpp"
+#include "magellano/ops/elementwise.hpp"
 #include "magellano/optim/adamw.hpp"
 #include "magellano/train/adapter.hpp"
 #include "magellano/train/device_fit.hpp"
@@ -127,17 +130,30 @@ void load_weights(const io::SafetensorsSet& weights, const nn::Model& model, con
     throw Error(weights.path().string() + " has no tensor '" + (where.empty() ? name : where.front().name) +
                 "' (parameter " + name + "): the folder does not match its config.json.");
   };
-  auto read = [&](const HfSlice& at, const Tensor& dst) {
-    if (at.whole())
-      io::load_into(weights, at.name, dst);
-    else
-      io::load_rows_into(weights, at.name, at.row_begin, at.row_end, dst);
-  };
   Context& ctx = model.parameters().front().tensor.ctx();
   // Weights stored NF4 in the file (`magellano quantize`): loaded as they are into an NF4
   // Linear, dequantized for an fp32 / fp16 one.
   std::set<std::string> nf4_in_file;
   for (const auto& n : io::nf4_weight_names(weights)) nf4_in_file.insert(n);
+  auto read = [&](const HfSlice& at, const Tensor& dst) {
+    if (at.whole()) {
+      io::load_into(weights, at.name, dst);
+    } else if (nf4_in_file.count(at.name)) {  // rows of a quantized packed weight: dequantized whole, then cut
+      const Tensor full = ops::dequantize_nf4(io::load_nf4(ctx, weights, at.name, MemCategory::scratch), MemCategory::scratch);
+      const int64_t cols = full.shape().dims().back();
+      const std::vector<float> all = full.to_host();
+      if (dst.numel() != (at.row_end - at.row_begin) * cols || dst.shape().dims().back() != cols)
+        throw Error(weights.path().string() + ": NF4 weight '" + at.name + "' " + full.shape().str() +
+                    " does not give the model's " + dst.shape().str() + " in rows [" + std::to_string(at.row_begin) +
+                    ", " + std::to_string(at.row_end) + ").");
+      const std::vector<float> rows(all.begin() + at.row_begin * cols, all.begin() + at.row_end * cols);
+      ops::copy_into(dst.dtype() == DType::f32 ? Tensor::from_host(ctx, dst.shape(), rows)
+                                               : ops::cast(Tensor::from_host(ctx, dst.shape(), rows), dst.dtype()),
+                     dst);
+    } else {
+      io::load_rows_into(weights, at.name, at.row_begin, at.row_end, dst);
+    }
+  };
   std::map<std::string, nn::Linear*> by_weight;
   for (const auto& l : const_cast<nn::Model&>(model).linears()) by_weight[l.path + ".weight"] = l.linear;
   for (const auto& p : model.parameters()) {
@@ -171,11 +187,11 @@ void load_weights(const io::SafetensorsSet& weights, const nn::Model& model, con
 
 HfLocator weights_locator(const fs::path& dir) { return is_hf_hybrid_dir(dir) ? read_hf_hybrid(dir).locate : HfLocator(); }
 
-LoadedModel load_model(const fs::path& dir, Context& ctx, const LoRASection* lora) {
+CheckpointSource read_checkpoint_config(const fs::path& dir) {
   if (!fs::is_directory(dir))
     throw Error("checkpoint '" + dir.string() + "' is not a directory: pass a folder written by "
                 "`magellano train` or a Hugging Face Mamba, Mamba2, Granite 4.0-H or Jamba model folder.");
-  LoadedModel out;
+  CheckpointSource out;
   if (io::is_hf_mamba_dir(dir)) {
     out.config = config_from_hf(io::read_hf_mamba_config(dir), dir);
     out.hugging_face = true;
@@ -201,6 +217,45 @@ LoadedModel load_model(const fs::path& dir, Context& ctx, const LoRASection* lor
       throw Error(std::string(e.what()) + " (in " + (dir / "config.json").string() + ")");
     }
   }
+  return out;
+}
+
+void check_same_function(const ModelConfig& run, const ModelConfig& source, const fs::path& dir) {
+  const std::string where = dir.string() + ": ";
+  auto rope = [](const AttentionSection& a) {
+    return a.rope_theta == 0.0 ? std::string("no rotary positions (NoPE)") : "rope_theta " + number_str(a.rope_theta);
+  };
+  if (run.num_attention() > 0 && source.num_attention() > 0 && run.attention.rope_theta != source.attention.rope_theta)
+    throw Error(where + "its attention has " + rope(source.attention) + ", the config's 'model.attention.rope_theta' gives " +
+                rope(run.attention) + "; set it to " + number_str(source.attention.rope_theta) +
+                " (the weights were trained for those positions).");
+  if (run.num_attention() > 0 && source.num_attention() > 0 &&
+      run.attention_config().score_scale() != source.attention_config().score_scale())
+    throw Error(where + "its attention scores are scaled by " + number_str(source.attention_config().score_scale()) +
+                ", the config's by " + number_str(run.attention_config().score_scale()) +
+                "; set 'model.attention.scale' to match.");
+  const std::pair<const char*, std::pair<double, double>> multipliers[] = {
+      {"embedding_multiplier", {run.embedding_multiplier, source.embedding_multiplier}},
+      {"residual_multiplier", {run.residual_multiplier, source.residual_multiplier}},
+      {"logits_scaling", {run.logits_scaling, source.logits_scaling}}};
+  for (const auto& [key, values] : multipliers)
+    if (values.first != values.second)
+      throw Error(where + "its " + key + " is " + number_str(values.second) + ", the config's 'model." + key + "' " +
+                  number_str(values.first) + "; set it to match.");
+  if (run.num_moe() > 0 && source.num_moe() > 0 &&
+      (run.moe.router != source.moe.router || run.moe.normalize_top_k != source.moe.normalize_top_k))
+    throw Error(where + "its MoE routing is " + config_name(source.moe.router) +
+                (source.moe.normalize_top_k ? "" : " without renormalisation") + ", the config's " +
+                config_name(run.moe.router) + (run.moe.normalize_top_k ? "" : " without renormalisation") +
+                "; set 'model.moe.router' and 'model.moe.normalize_top_k' to match.");
+}
+
+LoadedModel load_model(const fs::path& dir, Context& ctx, const LoRASection* lora) {
+  CheckpointSource read = read_checkpoint_config(dir);
+  LoadedModel out;
+  out.config = std::move(read.config);
+  out.hugging_face = read.hugging_face;
+  out.locate = std::move(read.locate);
   out.config.train.gradient_checkpointing = 0;
   const bool lora_checkpoint = out.config.lora.enabled() && !io::SafetensorsSet::present(dir);
   if (lora) out.config.lora = *lora;

@@ -291,12 +291,6 @@ std::string describe(const json& v) {
   }
 }
 
-std::string number_str(double x) {
-  if (x == std::floor(x) && std::fabs(x) < 1e15) return std::to_string(static_cast<int64_t>(x));  // 65536, not 65536.0
-  std::ostringstream os;
-  os << x;
-  return os.str();
-}
 
 bool is_integral(const json& v) {
   if (v.is_number_unsigned()) return v.get<uint64_t>() <= uint64_t(std::numeric_limits<int64_t>::max());
@@ -509,6 +503,13 @@ std::string read_file(const std::string& path) {
 }
 
 }  // namespace
+
+std::string number_str(double x) {
+  if (x == std::floor(x) && std::fabs(x) < 1e15) return std::to_string(static_cast<int64_t>(x));  // 65536, not 65536.0
+  std::ostringstream os;
+  os << x;
+  return os.str();
+}
 
 const char* config_name(DType storage) {
   switch (storage) {

@@ -171,7 +171,9 @@ TrainingRun::TrainingRun(const Config& cfg, Context& ctx, const TrainOptions& op
       init_from_(resolved(opt.init_from)) {
   if (out_) print_parameter_summary(cfg_, model_, model_.trainable_parameters(), *out_);
   if (opt.init_from) {
-    load_weights(*opt.init_from, model_, weights_locator(*opt.init_from));  // its model.safetensors or sharded set
+    const CheckpointSource source = read_checkpoint_config(*opt.init_from);
+    check_same_function(cfg_.model, source.config.model, *opt.init_from);
+    load_weights(*opt.init_from, model_, source.locate);  // its model.safetensors or sharded set
     if (out_) *out_ << "initialised from " << opt.init_from->string() << "\n";
   }
   if (opt.resume) restore(*opt.resume);

@@ -9,6 +9,7 @@
 #include "magellano/io/hf_granite_config.hpp"
 #include "magellano/io/hf_jamba_config.hpp"
 #include "magellano/io/json_file.hpp"
+#include "magellano/train/checkpoint.hpp"
 #include "magellano/train/hf_layout.hpp"
 #include "temp_dir.hpp"
 
@@ -156,4 +157,28 @@ TEST(HfJambaConfig, WhatWeDoNotRunIsOneLine) {
   bad([](json& j) { j["expert_layer_offset"] = 2; }, "must be below \"expert_layer_period\" 2");
   bad([](json& j) { j["num_key_value_heads"] = 3; }, "does not divide \"num_attention_heads\" 4");
   bad([](json& j) { j["hidden_size"] = "64"; }, "\"hidden_size\" is \"64\"; expected a positive integer");
+}
+
+TEST(HfGraniteConfig, InitFromRefusesAConfigThatComputesSomethingElse) {
+  // --init-from a NoPE Granite folder with a config of rotary positions (or another score scale,
+  // multiplier or routing): the weights would load and silently compute something else.
+  const train::Config source = hybrid_config(granite_json());
+  train::Config run = source;
+  EXPECT_NO_THROW(train::check_same_function(run.model, source.model, "granite"));
+  run.model.attention.rope_theta = 10000;
+  expect_error([&] { train::check_same_function(run.model, source.model, "granite"); },
+               "granite: its attention has no rotary positions (NoPE), the config's 'model.attention.rope_theta' gives "
+               "rope_theta 10000; set it to 0");
+  run = source;
+  run.model.attention.scale = 0;  // 1/sqrt(16) instead of 0.0078125
+  expect_error([&] { train::check_same_function(run.model, source.model, "granite"); },
+               "its attention scores are scaled by 0.0078125, the config's by 0.25");
+  run = source;
+  run.model.residual_multiplier = 1;
+  expect_error([&] { train::check_same_function(run.model, source.model, "granite"); },
+               "its residual_multiplier is 0.22, the config's 'model.residual_multiplier' 1");
+  run = source;
+  run.model.moe.router = nn::MoERouter::softmax_topk;
+  expect_error([&] { train::check_same_function(run.model, source.model, "granite"); },
+               "its MoE routing is topk_softmax, the config's softmax_topk");
 }

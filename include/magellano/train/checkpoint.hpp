@@ -65,6 +65,20 @@ void load_weights(const io::SafetensorsSet& weights, const nn::Model& model, con
 // io/safetensors_set.hpp) or one .safetensors file.
 void load_weights(const std::filesystem::path& path, const nn::Model& model, const HfLocator& locate = {});
 
+// The config of a checkpoint folder (Magellano's config.json, or one built from a Hugging Face
+// config), whether it is a Hugging Face folder, and where its weights are. Errors name the folder.
+struct CheckpointSource {
+  Config config;
+  bool hugging_face = false;
+  HfLocator locate;
+};
+CheckpointSource read_checkpoint_config(const std::filesystem::path& dir);
+
+// For --init-from: throws one clear line when the run's model computes something else with the
+// same weights than the checkpoint's (attention positions or score scale, Granite's multipliers,
+// MoE routing); shapes are checked as the weights load.
+void check_same_function(const ModelConfig& run, const ModelConfig& source, const std::filesystem::path& dir);
+
 // Where the weights of checkpoint folder `dir` are: a Hugging Face hybrid's locator, else none
 // (parameters under their own names).
 HfLocator weights_locator(const std::filesystem::path& dir);

@@ -54,6 +54,8 @@ inline constexpr CheckpointingPreset kCheckpointingPresets[] = {
     {"none", 0}, {"balanced", 2}, {"aggressive", 4}};
 
 // The names the config file uses for its choices ("fp32", "nf4", "stochastic", "swiglu", ...).
+// A number as the config's messages write it: 65536, 0.001.
+std::string number_str(double x);
 const char* config_name(DType storage);  // f32, f16
 const char* config_name(nn::WeightStorage storage);
 const char* config_name(Fp16Rounding rounding);
