@@ -1,7 +1,5 @@
 #include "magellano/train/checkpoint.hpp"
 
-#include "magellano/ops/elementwise.hpp"
-
 #include "magellano/io/checkpoint_dir.hpp"
 #include "magellano/io/hf_mamba2_config.hpp"
 #include "magellano/io/hf_mamba_config.hpp"
