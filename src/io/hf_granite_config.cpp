@@ -52,12 +52,7 @@ HfGraniteHybridConfig parse_hf_granite_config(const nlohmann::json& j, const std
       !f.layer_types("layers_block_type", c.num_hidden_layers, c.attention_layers))
     c.attention_layers.assign(c.num_hidden_layers, false);
   if (c.num_key_value_heads == 0) c.num_key_value_heads = c.num_attention_heads;
-  if (c.hidden_size % c.num_attention_heads)
-    f.bad("\"num_attention_heads\" " + std::to_string(c.num_attention_heads) + " does not divide \"hidden_size\" " +
-          std::to_string(c.hidden_size) + ".");
-  if (c.num_attention_heads % c.num_key_value_heads)
-    f.bad("\"num_key_value_heads\" " + std::to_string(c.num_key_value_heads) +
-          " does not divide \"num_attention_heads\" " + std::to_string(c.num_attention_heads) + ".");
+  f.attention_heads(c.hidden_size, c.num_attention_heads, c.num_key_value_heads);
   const int64_t inner = c.mamba_expand * c.hidden_size;
   if (c.mamba_d_head == 0) {
     if (inner % c.mamba_n_heads)

@@ -49,12 +49,7 @@ HfJambaConfig parse_hf_jamba_config(const nlohmann::json& j, const std::string& 
       c.attention_layers.push_back(i % c.attn_layer_period == c.attn_layer_offset);
   for (int64_t i = 0; i < c.num_hidden_layers; ++i)
     c.expert_layers.push_back(c.num_experts > 1 && i % c.expert_layer_period == c.expert_layer_offset);
-  if (c.hidden_size % c.num_attention_heads)
-    f.bad("\"num_attention_heads\" " + std::to_string(c.num_attention_heads) + " does not divide \"hidden_size\" " +
-          std::to_string(c.hidden_size) + ".");
-  if (c.num_attention_heads % c.num_key_value_heads)
-    f.bad("\"num_key_value_heads\" " + std::to_string(c.num_key_value_heads) +
-          " does not divide \"num_attention_heads\" " + std::to_string(c.num_attention_heads) + ".");
+  f.attention_heads(c.hidden_size, c.num_attention_heads, c.num_key_value_heads);
   if (c.num_experts > 1 && c.num_experts_per_tok > c.num_experts)
     f.bad("\"num_experts_per_tok\" " + std::to_string(c.num_experts_per_tok) + " exceeds \"num_experts\" " +
           std::to_string(c.num_experts) + ".");

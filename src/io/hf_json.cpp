@@ -113,6 +113,15 @@ bool HfConfigFields::layer_types(const char* key, int64_t n, std::vector<bool>& 
   return true;
 }
 
+void HfConfigFields::attention_heads(int64_t hidden, int64_t heads, int64_t kv_heads) const {
+  if (hidden % heads)
+    bad("\"num_attention_heads\" " + std::to_string(heads) + " does not divide \"hidden_size\" " +
+        std::to_string(hidden) + ".");
+  if (heads % kv_heads)
+    bad("\"num_key_value_heads\" " + std::to_string(kv_heads) + " does not divide \"num_attention_heads\" " +
+        std::to_string(heads) + ".");
+}
+
 void HfConfigFields::absent(const char* key, const std::string& why) const {
   if (j_.contains(key) && !j_.at(key).is_null())
     bad(std::string("\"") + key + "\" is " + json_excerpt(j_.at(key)) + "; " + why);

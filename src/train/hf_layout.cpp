@@ -42,6 +42,33 @@ ExpertName split_expert(const std::string& rest) {
 std::vector<HfSlice> whole(const std::string& n) { return {HfSlice{n}}; }
 std::vector<HfSlice> rows(const std::string& n, int64_t begin, int64_t end) { return {HfSlice{n, begin, end}}; }
 
+// What Granite and Jamba name alike (the embedding, the LM head, each layer's input_layernorm and
+// mixer: self_attn. or mamba.) and what each names its own way; `feed_forward` places the rest of
+// block 2i + 1 (experts, shared or dense MLP) under the layer's prefix.
+struct Family {
+  std::string final_norm, ffn_norm, router;
+  std::vector<bool> attention;  // per layer
+  std::function<std::vector<HfSlice>(const std::string& layer, const std::string& rest)> feed_forward;
+};
+
+std::vector<HfSlice> locate_in(const Family& f, const std::string& name) {
+  if (name == "backbone.embeddings.weight") return whole("model.embed_tokens.weight");
+  if (name == "backbone.norm_f.weight") return whole(f.final_norm);
+  if (name == "lm_head.weight") return whole("lm_head.weight");
+  const BlockName b = split_block(name);
+  if (b.block < 0) return {};
+  const std::string layer = "model.layers." + std::to_string(b.block / 2) + ".";
+  if (b.block % 2 == 0) {  // the mixer
+    if (b.rest == "norm.weight") return whole(layer + "input_layernorm.weight");
+    if (starts(b.rest, "mixer."))
+      return whole(layer + (f.attention[b.block / 2] ? "self_attn." : "mamba.") + b.rest.substr(6));
+    return {};
+  }
+  if (b.rest == "norm.weight") return whole(layer + f.ffn_norm);
+  if (b.rest == "moe.gate.weight") return whole(layer + f.router);
+  return f.feed_forward(layer, b.rest);
+}
+
 // The model section of a config with these values (everything else keeps its default).
 Config make_config(json model) {
   json j = Config::defaults().to_json();
@@ -80,37 +107,24 @@ HfHybrid granite(const fs::path& dir) {
   m["mlp"] = {{"hidden", c.shared_intermediate_size}};
   HfHybrid out{make_config(m), {}};
   const int64_t F = c.intermediate_size, Fs = c.shared_intermediate_size, D = c.hidden_size;
-  const std::vector<bool> attention = c.attention_layers;
-  out.locate = [=](const std::string& name) -> std::vector<HfSlice> {
-    if (name == "backbone.embeddings.weight") return whole("model.embed_tokens.weight");
-    if (name == "backbone.norm_f.weight") return whole("model.norm.weight");
-    if (name == "lm_head.weight") return whole("lm_head.weight");
-    const BlockName b = split_block(name);
-    if (b.block < 0) return {};
-    const std::string layer = "model.layers." + std::to_string(b.block / 2) + ".";
-    if (b.block % 2 == 0) {  // the mixer
-      if (b.rest == "norm.weight") return whole(layer + "input_layernorm.weight");
-      if (starts(b.rest, "mixer."))
-        return whole(layer + (attention[b.block / 2] ? "self_attn." : "mamba.") + b.rest.substr(6));
-      return {};
-    }
-    if (b.rest == "norm.weight") return whole(layer + "post_attention_layernorm.weight");
-    if (b.rest == "moe.gate.weight") return whole(layer + "block_sparse_moe.router.layer.weight");
-    const ExpertName e = split_expert(b.rest);
-    if (e.expert >= 0) {
-      const std::string in = layer + "block_sparse_moe.input_linear.weight";
-      if (e.part == "w1") return rows(in, 2 * e.expert * F, 2 * e.expert * F + F);
-      if (e.part == "w3") return rows(in, 2 * e.expert * F + F, 2 * (e.expert + 1) * F);
-      return rows(layer + "block_sparse_moe.output_linear.weight", e.expert * D, (e.expert + 1) * D);
-    }
-    // The shared MLP: the MoE's shared expert, or the dense block.
-    for (const std::string mlp : {"moe.shared_expert.", "mlp."}) {
-      if (b.rest == mlp + "w1.weight") return rows(layer + "shared_mlp.input_linear.weight", 0, Fs);
-      if (b.rest == mlp + "w3.weight") return rows(layer + "shared_mlp.input_linear.weight", Fs, 2 * Fs);
-      if (b.rest == mlp + "w2.weight") return whole(layer + "shared_mlp.output_linear.weight");
-    }
-    return {};
-  };
+  Family family{"model.norm.weight", "post_attention_layernorm.weight", "block_sparse_moe.router.layer.weight",
+                c.attention_layers, [=](const std::string& layer, const std::string& rest) -> std::vector<HfSlice> {
+                  const ExpertName e = split_expert(rest);
+                  if (e.expert >= 0) {
+                    const std::string in = layer + "block_sparse_moe.input_linear.weight";
+                    if (e.part == "w1") return rows(in, 2 * e.expert * F, 2 * e.expert * F + F);
+                    if (e.part == "w3") return rows(in, 2 * e.expert * F + F, 2 * (e.expert + 1) * F);
+                    return rows(layer + "block_sparse_moe.output_linear.weight", e.expert * D, (e.expert + 1) * D);
+                  }
+                  // The shared MLP: the MoE's shared expert, or the dense block.
+                  for (const std::string mlp : {"moe.shared_expert.", "mlp."}) {
+                    if (rest == mlp + "w1.weight") return rows(layer + "shared_mlp.input_linear.weight", 0, Fs);
+                    if (rest == mlp + "w3.weight") return rows(layer + "shared_mlp.input_linear.weight", Fs, 2 * Fs);
+                    if (rest == mlp + "w2.weight") return whole(layer + "shared_mlp.output_linear.weight");
+                  }
+                  return {};
+                }};
+  out.locate = [family](const std::string& name) { return locate_in(family, name); };
   return out;
 }
 
@@ -142,37 +156,24 @@ HfHybrid jamba(const fs::path& dir) {
   m["mlp"] = {{"hidden", c.intermediate_size}};
   HfHybrid out{make_config(m), {}};
   const int64_t F = c.intermediate_size, D = c.hidden_size;
-  const std::vector<bool> attention = c.attention_layers;
-  out.locate = [=](const std::string& name) -> std::vector<HfSlice> {
-    if (name == "backbone.embeddings.weight") return whole("model.embed_tokens.weight");
-    if (name == "backbone.norm_f.weight") return whole("model.final_layernorm.weight");
-    if (name == "lm_head.weight") return whole("lm_head.weight");
-    const BlockName b = split_block(name);
-    if (b.block < 0) return {};
-    const std::string layer = "model.layers." + std::to_string(b.block / 2) + ".";
-    if (b.block % 2 == 0) {
-      if (b.rest == "norm.weight") return whole(layer + "input_layernorm.weight");
-      if (starts(b.rest, "mixer."))
-        return whole(layer + (attention[b.block / 2] ? "self_attn." : "mamba.") + b.rest.substr(6));
-      return {};
-    }
-    if (b.rest == "norm.weight") return whole(layer + "pre_ff_layernorm.weight");
-    if (b.rest == "moe.gate.weight") return whole(layer + "feed_forward.router.weight");
-    const ExpertName e = split_expert(b.rest);
-    const std::string ff = layer + "feed_forward.";
-    if (e.expert >= 0) {  // per-expert tensors (the published files), else the fused pair
-      const std::string per = ff + "experts." + std::to_string(e.expert) + ".";
-      const std::string fused_in = ff + "experts.gate_up_proj", fused_out = ff + "experts.down_proj";
-      if (e.part == "w1") return {HfSlice{per + "gate_proj.weight"}, HfSlice{fused_in, 2 * e.expert * F, 2 * e.expert * F + F}};
-      if (e.part == "w3")
-        return {HfSlice{per + "up_proj.weight"}, HfSlice{fused_in, 2 * e.expert * F + F, 2 * (e.expert + 1) * F}};
-      return {HfSlice{per + "down_proj.weight"}, HfSlice{fused_out, e.expert * D, (e.expert + 1) * D}};
-    }
-    if (b.rest == "mlp.w1.weight") return whole(ff + "gate_proj.weight");
-    if (b.rest == "mlp.w3.weight") return whole(ff + "up_proj.weight");
-    if (b.rest == "mlp.w2.weight") return whole(ff + "down_proj.weight");
-    return {};
-  };
+  Family family{"model.final_layernorm.weight", "pre_ff_layernorm.weight", "feed_forward.router.weight",
+                c.attention_layers, [=](const std::string& layer, const std::string& rest) -> std::vector<HfSlice> {
+                  const std::string ff = layer + "feed_forward.";
+                  const ExpertName e = split_expert(rest);
+                  if (e.expert >= 0) {  // per-expert tensors (the published files), else the fused pair
+                    const std::string per = ff + "experts." + std::to_string(e.expert) + ".";
+                    const std::string in = ff + "experts.gate_up_proj", out = ff + "experts.down_proj";
+                    if (e.part == "w1") return {HfSlice{per + "gate_proj.weight"}, HfSlice{in, 2 * e.expert * F, 2 * e.expert * F + F}};
+                    if (e.part == "w3")
+                      return {HfSlice{per + "up_proj.weight"}, HfSlice{in, 2 * e.expert * F + F, 2 * (e.expert + 1) * F}};
+                    return {HfSlice{per + "down_proj.weight"}, HfSlice{out, e.expert * D, (e.expert + 1) * D}};
+                  }
+                  if (rest == "mlp.w1.weight") return whole(ff + "gate_proj.weight");
+                  if (rest == "mlp.w3.weight") return whole(ff + "up_proj.weight");
+                  if (rest == "mlp.w2.weight") return whole(ff + "down_proj.weight");
+                  return {};
+                }};
+  out.locate = [family](const std::string& name) { return locate_in(family, name); };
   return out;
 }
 

@@ -45,6 +45,21 @@ struct Packed {
 };
 using Tensors = std::vector<std::pair<std::string, io::StTensor>>;
 
+// Expert e's part (w1, w3: (F, D); w2: (D, F)) into the packed pair: `in` (X, 2F, D) holds
+// [w1_e; w3_e] per expert, `out` (X, D, F) the w2s.
+void pack_expert(std::map<std::string, Packed>& packed, const std::string& in, const std::string& out,
+                 const std::string& part, int64_t e, const ref::Vec& v, int64_t X, int64_t D, int64_t F) {
+  if (part == "w2") {
+    Packed& t = packed[out];
+    t.values.resize(X * D * F), t.shape = {X, D, F};
+    put_rows(t.values, v, e * D, F);
+  } else {
+    Packed& t = packed[in];
+    t.values.resize(X * 2 * F * D), t.shape = {X, 2 * F, D};
+    put_rows(t.values, v, 2 * e * F + (part == "w3" ? F : 0), D);
+  }
+}
+
 void write_folder(const magellano::nn::Model& model, const ref::Weights& w, const fs::path& dir,
                   const nlohmann::json& config,
                   const std::function<std::string(const std::string&)>& rename,
@@ -89,16 +104,8 @@ void write_hf_granite_folder(const magellano::nn::Model& model, const ref::Weigh
     const std::string layer = "model.layers." + std::to_string(j / 2) + ".";
     if (starts(rest, "moe.experts.")) {
       const int64_t e = std::stoll(rest.substr(12, rest.find('.', 12) - 12));
-      const std::string part = rest.substr(rest.find('.', 12) + 1, 2);
-      if (part == "w2") {
-        Packed& t = packed[layer + "block_sparse_moe.output_linear.weight"];
-        t.values.resize(X * D * F), t.shape = {X, D, F};
-        put_rows(t.values, v, e * D, F);
-      } else {
-        Packed& t = packed[layer + "block_sparse_moe.input_linear.weight"];
-        t.values.resize(X * 2 * F * D), t.shape = {X, 2 * F, D};
-        put_rows(t.values, v, 2 * e * F + (part == "w3" ? F : 0), D);
-      }
+      pack_expert(packed, layer + "block_sparse_moe.input_linear.weight", layer + "block_sparse_moe.output_linear.weight",
+                  rest.substr(rest.find('.', 12) + 1, 2), e, v, X, D, F);
       return;
     }
     Packed& t = packed[layer + "shared_mlp.input_linear.weight"];  // shared expert / mlp w1, w3
@@ -135,17 +142,8 @@ void write_hf_jamba_folder(const magellano::nn::Model& model, const ref::Weights
     const auto [j, rest] = block_of(name);
     const std::string ff = "model.layers." + std::to_string(j / 2) + ".feed_forward.experts.";
     const size_t dot = rest.find('.', 12);
-    const int64_t e = std::stoll(rest.substr(12, dot - 12));
-    const std::string part = rest.substr(dot + 1, 2);
-    if (part == "w2") {
-      Packed& t = packed[ff + "down_proj"];
-      t.values.resize(X * D * F), t.shape = {X, D, F};
-      put_rows(t.values, v, e * D, F);
-    } else {
-      Packed& t = packed[ff + "gate_up_proj"];
-      t.values.resize(X * 2 * F * D), t.shape = {X, 2 * F, D};
-      put_rows(t.values, v, 2 * e * F + (part == "w3" ? F : 0), D);
-    }
+    pack_expert(packed, ff + "gate_up_proj", ff + "down_proj", rest.substr(dot + 1, 2), std::stoll(rest.substr(12, dot - 12)),
+                v, X, D, F);
   };
   write_folder(model, w, dir, config, rename, pack);
 }

@@ -47,6 +47,8 @@ class HfConfigFields {
   // A list of n layer kinds, each "mamba" or "attention", under `key`: out[i] = (kind is
   // attention). False when the key is absent.
   bool layer_types(const char* key, int64_t n, std::vector<bool>& out) const;
+  // Throws unless num_attention_heads divides hidden_size and num_key_value_heads divides it.
+  void attention_heads(int64_t hidden, int64_t heads, int64_t kv_heads) const;
   // Throws when `key` is present and not null: a feature Magellano does not run.
   void absent(const char* key, const std::string& why) const;
   void flag(const char* key, bool& out) const;
