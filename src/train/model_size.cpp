@@ -160,11 +160,11 @@ MemoryEstimate estimate_memory(const ModelConfig& m, int64_t batch, int64_t seq_
   const Count mamba2_acts = mamba2_layers *
                             (T * (2 * s.D + 1 + 3 * s.Di + 3 * s.C + 3 * s.H + s.G) +
                              B * s.H * ssd_chunks * (s.N * s.P + 1)) * f;
-  // Per attention layer: the block input, its norm output and rstd (2D + 1); q, k, v from the
-  // projections (Q + 2Kd) and q, k after rope (Q + Kd); the attention output (Q) and its
-  // log-sum-exp (H), never an L × L matrix.
+  // Per attention layer: the block input, its norm output and rstd (2D + 1); q, k (after rope:
+  // the rotation's backward needs nothing, so the projections' outputs are not kept) and v
+  // (Q + 2Kd); the attention output (Q) and its log-sum-exp (H), never an L × L matrix.
   const AttentionWidths a(m);
-  const Count attention_acts = Count(p.attention_layers) * T * (2 * a.D + 1 + 3 * a.Q + 3 * a.Kd + a.H) * f;
+  const Count attention_acts = Count(p.attention_layers) * T * (2 * a.D + 1 + 2 * a.Q + 2 * a.Kd + a.H) * f;
   const Count moe_acts =
       moe_layers * T * (2 * w.D + 2 + 2 * w.X + w.K * (2 * w.D + mlp_kept(w.F, w.glu) + 5) + mlp_kept(w.Fs, w.glu)) * f;
   const Count head = (T * (2 * w.D + 2) + 2 * T * w.V) * f;

@@ -33,9 +33,9 @@
 //   T·(2D + 1 + 3Di + 3C + 3H + G) floats, + the scan's chunk states and decays
 //   B·H·ceil(L/Q)·(N·P + 1) with Q = model.mamba2.chunk_size (0: 64, the device default; cut to
 //   L rounded up to 8 when longer);
-//   per attention layer: the block input, its norm output and rstd (2D + 1), q, k, v (Q + 2Kd),
-//   q and k after rope (Q + Kd), the attention output (Q) and its log-sum-exp (heads)  →
-//   T·(2D + 1 + 3Q + 3Kd + heads) floats (never an L × L matrix);
+//   per attention layer: the block input, its norm output and rstd (2D + 1), q, k (after rope)
+//   and v (Q + 2Kd), the attention output (Q) and its log-sum-exp (heads)  →
+//   T·(2D + 1 + 2Q + 2Kd + heads) floats (never an L × L matrix);
 //   per MoE layer: the block input and its norm output (2D), rstd and the z-loss lse (2), the
 //   router logits and probabilities (2X), and per routed pair (K per token) the gathered input
 //   and the expert output (2D), the pre-activations h1 (and h3) (F or 2F), its weight (1) and
