@@ -113,6 +113,21 @@ TEST(Trainer, Mamba2PresetResumesBitExactly) {
   EXPECT_EQ(expect_resume_matches(a.path(), b.path()).model.layers, "(SSSE)x2");
 }
 
+// The Mamba-GLM preset (glm_tiny's model: Mamba, attention and MoE blocks), with gradient
+// checkpointing over its attention blocks, resumes bit for bit too.
+TEST(Trainer, GlmPresetResumesBitExactly) {
+  TempDir a, b;
+  auto preset = train::load_config(project_file("configs/glm_tiny.json").string());
+  auto cfg = small_config(a.path(), 8);
+  cfg.model = preset.model;
+  cfg.model.vocab_size = 64;
+  cfg.checkpoint.every = 4;
+  cfg.train.gradient_checkpointing = 2;
+  ASSERT_EQ(cfg.model.num_attention(), 4);
+  train::train(cfg, test_ctx(), {});
+  EXPECT_EQ(expect_resume_matches(a.path(), b.path()).model.layers, "(MMAE)x4");
+}
+
 TEST(Trainer, FineTuningStartsFromACheckpointsWeights) {
   TempDir a, b, c;
   train::train(small_config(a.path(), 3), test_ctx(), {});
