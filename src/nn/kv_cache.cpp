@@ -11,6 +11,8 @@ KvCache::KvCache(Context& ctx, int64_t batch, const std::vector<std::pair<int64_
                  int64_t block_size)
     : ctx_(&ctx), block_size_(block_size), heads_(heads), pools_(heads.size()), rows_(batch) {
   if (batch < 1 || block_size < 1) throw Error("kv cache: batch and block size must be positive.");
+  positions_dev_ = Tensor::empty(ctx, Shape{batch}, DType::i32);
+  lengths_dev_ = Tensor::empty(ctx, Shape{batch}, DType::i32);
   grow();  // from 0 to `batch` blocks
 }
 
@@ -63,8 +65,8 @@ void KvCache::upload(int64_t row, int64_t count, int64_t write_len) {
     len[b] = static_cast<int32_t>(r.length + (writes ? write_len : 0));
   }
   max_after_ = *std::max_element(len.begin(), len.end());
-  positions_dev_ = Tensor::from_host_i32(*ctx_, Shape{B}, pos);
-  lengths_dev_ = Tensor::from_host_i32(*ctx_, Shape{B}, len);
+  positions_dev_.copy_from_host(pos.data(), pos.size() * sizeof(int32_t));  // the buffers of the constructor:
+  lengths_dev_.copy_from_host(len.data(), len.size() * sizeof(int32_t));    // no allocation per step
 }
 
 void KvCache::begin_prefill(int64_t row, int64_t count, int64_t length) {
