@@ -190,11 +190,13 @@ void load_int4_into(const SafetensorsSet& weights, const std::string& name, cons
 }
 
 nlohmann::json int4_quantization_config(int64_t group_size, const std::vector<std::string>& ignore) {
-  // QuantizationArgs.model_dump() of the W4A16 preset (0.20 omits the fields left at None and
-  // observer / observer_kwargs unless set), the scheme, QuantizationConfig.model_dump() and the
-  // keys ModelCompressor.update_config adds. nlohmann sorts keys, as update_config's json.dump does.
-  const nlohmann::json weights = {{"dynamic", false}, {"group_size", group_size}, {"num_bits", 4},
-                                  {"strategy", "group"}, {"symmetric", true},     {"type", "int"}};
+  // QuantizationArgs.model_dump() of the W4A16 preset as llm-compressor 0.14's QuantizationModifier
+  // leaves it (it sets the weights' observer to "memoryless_minmax", the min-max rule we follow;
+  // compressed-tensors 0.20 omits the fields left unset), the scheme, QuantizationConfig.model_dump()
+  // and the keys ModelCompressor.update_config adds. nlohmann sorts keys, as update_config's json.dump does.
+  const nlohmann::json weights = {{"dynamic", false},  {"group_size", group_size}, {"num_bits", 4},
+                                  {"observer", "memoryless_minmax"}, {"strategy", "group"},
+                                  {"symmetric", true}, {"type", "int"}};
   const nlohmann::json scheme = {{"format", "pack-quantized"},   {"input_activations", nullptr},
                                  {"output_activations", nullptr}, {"targets", {"Linear"}},
                                  {"weights", weights}};

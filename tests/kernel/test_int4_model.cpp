@@ -14,6 +14,8 @@
 #include "magellano/io/safetensors_set.hpp"
 #include "magellano/ops/nf4.hpp"
 #include "magellano/train/checkpoint.hpp"
+#include "magellano/train/hf_layout.hpp"
+#include "hf_hybrid_folder.hpp"
 #include "sharded_weights.hpp"
 #include "small_model.hpp"
 #include "temp_dir.hpp"
@@ -52,6 +54,31 @@ double relative_l1(const std::vector<float>& a, const std::vector<float>& b) {
   double d = 0, s = 0;
   for (size_t i = 0; i < a.size(); ++i) d += std::fabs(double(a[i]) - b[i]), s += std::fabs(double(b[i]));
   return d / s;
+}
+
+// Each parameter of `m` loaded from `dir` against the file: an int4 weight's (rows of its)
+// dequantization exactly, else nothing. Returns how many came from int4 weights.
+int expect_int4_parameters_exact(const nn::Model& m, const fs::path& dir) {
+  const auto set = io::SafetensorsSet::open(dir);
+  const train::HfLocator locate = train::weights_locator(dir);
+  int n = 0;
+  for (const auto& p : m.parameters()) {
+    train::HfSlice at{p.name};
+    if (locate)
+      for (const auto& c : locate(p.name))
+        if (io::holds_weight(set, c.name)) {
+          at = c;
+          break;
+        }
+    if (!io::is_int4_weight(set, at.name)) continue;
+    ++n;
+    const std::vector<float> all = io::load_int4_f32(set, at.name);
+    const int64_t cols = p.tensor.shape().dims().back();
+    const int64_t begin = at.whole() ? 0 : at.row_begin * cols;
+    const std::vector<float> want(all.begin() + begin, all.begin() + begin + p.tensor.numel());
+    EXPECT_EQ(p.tensor.to_host(), want) << p.name << " from " << at.name;
+  }
+  return n;
 }
 
 io::QuantizeOptions int4(int64_t group) {
@@ -178,4 +205,33 @@ TEST(Int4Model, WhatMagellanoDoesNotReadIsRefusedInOneLine) {
   expect_error([&] { train::load_model(d / "q", test_ctx()); },
                "int4 weight 'backbone.layers.0.mixer.out_proj.weight' is missing "
                "'backbone.layers.0.mixer.out_proj.weight_scale'");
+}
+
+// A Hugging Face Granite 4.0-H folder: its shared MLP's input_linear (2Fs, D) = [w1; w3] is one
+// int4 weight in the file, and each of w1 and w3 is read as rows of its dequantization.
+TEST(Int4Model, HuggingFaceHybridRowsOfAnInt4Weight) {
+  TempDir d;
+  const nlohmann::json config = nlohmann::json::parse(R"({
+    "architectures": ["GraniteMoeHybridForCausalLM"], "model_type": "granitemoehybrid", "vocab_size": 61,
+    "hidden_size": 32, "intermediate_size": 24, "shared_intermediate_size": 16, "num_hidden_layers": 3,
+    "layer_types": ["mamba", "attention", "mamba"], "num_attention_heads": 2, "num_key_value_heads": 1,
+    "mamba_n_heads": 4, "mamba_d_head": "auto", "mamba_n_groups": 1, "mamba_d_state": 8, "mamba_d_conv": 4,
+    "mamba_expand": 2, "num_local_experts": 4, "num_experts_per_tok": 2, "embedding_multiplier": 2.0,
+    "residual_multiplier": 0.5, "logits_scaling": 3.0, "attention_multiplier": 0.2, "rms_norm_eps": 1e-5,
+    "position_embedding_type": "nope", "rope_theta": 10000, "rope_scaling": null, "hidden_act": "silu",
+    "tie_word_embeddings": true})");
+  fs::create_directories(d / "base");
+  io::write_json_atomically(d / "base" / "config.json", config);
+  const nn::Model shape(test_ctx(), train::model_spec(train::read_hf_hybrid(d / "base").config), 1);
+  write_hf_granite_folder(shape, ref::random_weights(shape, 92), d / "base", config);
+  const auto rep = io::quantize_checkpoint_dir(test_ctx(), d / "base", d / "q", {}, int4(16));
+  EXPECT_GT(rep.tensors_quantized, 0);
+  const auto q = train::load_model(d / "q", test_ctx());
+  EXPECT_TRUE(q.hugging_face);
+  const int from_int4 = expect_int4_parameters_exact(*q.model, d / "q");
+  EXPECT_GT(from_int4, rep.tensors_quantized);  // the shared MLPs' input_linear gives two parameters each
+  const auto base = train::load_model(d / "base", test_ctx());
+  const double err = relative_l1(logits_of(*q.model), logits_of(*base.model));
+  EXPECT_GT(err, 0.0);
+  EXPECT_LT(err, 0.15);
 }

@@ -72,12 +72,12 @@ bool is_quantized_name(const std::string& n) {
          n.find("dt_proj") != std::string::npos;
 }
 
-// The config.json block compressed-tensors 0.20.1 writes (ModelCompressor.update_config) for the
-// W4A16 scheme with group_size 16, keys sorted.
+// The config.json block llm-compressor 0.14 / compressed-tensors 0.20.1 write (ModelCompressor.
+// update_config) for QuantizationModifier's W4A16 scheme with group_size 16, keys sorted.
 const char* kLlmCompressorConfig = R"({
   "config_groups": {"group_0": {"format": "pack-quantized", "input_activations": null, "output_activations": null,
-    "targets": ["Linear"], "weights": {"dynamic": false, "group_size": 16, "num_bits": 4, "strategy": "group",
-    "symmetric": true, "type": "int"}}},
+    "targets": ["Linear"], "weights": {"dynamic": false, "group_size": 16, "num_bits": 4,
+    "observer": "memoryless_minmax", "strategy": "group", "symmetric": true, "type": "int"}}},
   "format": "pack-quantized", "global_compression_ratio": null,
   "ignore": ["backbone.embeddings", "backbone.layers.0.mixer.x_proj", "lm_head"],
   "kv_cache_scheme": null, "moe_sparsity_config": null, "quant_method": "compressed-tensors",

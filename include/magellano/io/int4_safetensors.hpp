@@ -49,9 +49,12 @@
 //                kv_cache_scheme null, moe_sparsity_config null, format "pack-quantized",
 //                quantization_status "compressed", global_compression_ratio null, ignore [module
 //                names kept dense, e.g. "lm_head"]}. QuantizationArgs' serializer (0.20) writes
-//                num_bits, type, symmetric, group_size, strategy and dynamic, and omits the fields
-//                left unset (actorder, block_structure, scale_dtype, zp_dtype, observer,
-//                observer_kwargs), so 0.12 (whose QuantizationArgs forbid unknown keys) reads it too.
+//                num_bits, type, symmetric, group_size, strategy, dynamic and the observer that
+//                llm-compressor (0.14, modifiers/quantization/quantization/mixin.py) sets for
+//                weights, "memoryless_minmax" (observers/min_max.py: min and max of each group, then
+//                calculate_qparams), and omits the fields left unset (actorder, block_structure,
+//                scale_dtype, zp_dtype, observer_kwargs), so 0.12 (whose QuantizationArgs forbid
+//                unknown keys) reads it too.
 //   loading      transformers' quantizers/quantizer_compressed_tensors.py: the checkpoint is
 //                compressed when quantization_status is "compressed"; the compressor decompresses
 //                each targeted Linear not in "ignore" from weight_packed / weight_scale / weight_shape.
