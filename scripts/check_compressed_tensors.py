@@ -123,24 +123,42 @@ def check(args):
     print(f"3. {len(names)} weights: weight_packed, weight_scale ({scale.dtype}), weight_shape (int64) equal "
           "compressed-tensors' own quantization of the dense weights, bit for bit")
 
-    # 4. transformers, end to end
+    # 4. transformers, end to end: dequantized at load, and (its default) decompressed on the first forward
+    import inspect
+
     from transformers import AutoModelForCausalLM, CompressedTensorsConfig
 
-    base = AutoModelForCausalLM.from_pretrained(args.dense, torch_dtype="auto")
-    qm = AutoModelForCausalLM.from_pretrained(args.int4, torch_dtype="auto",
-                                              quantization_config=CompressedTensorsConfig(run_compressed=False))
+    def load(path, **extra):
+        try:
+            return AutoModelForCausalLM.from_pretrained(path, dtype="auto", **extra)
+        except TypeError:  # transformers 4
+            return AutoModelForCausalLM.from_pretrained(path, torch_dtype="auto", **extra)
+
+    params = inspect.signature(CompressedTensorsConfig.__init__).parameters
+    dequantize = {"dequantize": True} if "dequantize" in params else {"run_compressed": False}
+    base = load(args.dense)
+    qm = load(args.int4, quantization_config=CompressedTensorsConfig(**dequantize))
     sd = qm.state_dict()
     for name in names:
-        got = sd[name]
-        if not torch.equal(got.to(decompressed[name].dtype), decompressed[name]):
-            fail(f"{name}: transformers loads other values")
+        if not torch.equal(sd[name].to(decompressed[name].dtype), decompressed[name]):
+            fail(f"{name}: transformers loads other values than compressed-tensors' decompression")
+    lazy = load(args.int4)
     ids = torch.randint(0, base.config.vocab_size, (2, 16), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         a = base(ids).logits.float()
         b = qm(ids).logits.float()
+        c = lazy(ids).logits.float()
     rel = ((a - b).abs().mean() / a.abs().mean()).item()
-    print(f"4. transformers loads the int4 folder (decompressed weights equal step 2); "
-          f"logits' relative L1 difference from the dense model: {rel:.4f}")
+    print(f"4. transformers {transformers_version()} loads the int4 folder: dequantized at load "
+          f"({dequantize}) its weights equal step 2's; decompressed on the first forward (its default) "
+          f"its logits {'equal' if torch.equal(b, c) else 'differ from'} those; logits' relative L1 "
+          f"difference from the dense model: {rel:.4f}")
+
+
+def transformers_version():
+    import transformers
+
+    return transformers.__version__
 
 
 def main():
