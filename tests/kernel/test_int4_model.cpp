@@ -116,22 +116,23 @@ TEST(Int4Model, LoadsAsItsDequantizationCloseToFp32) {
   }
   EXPECT_EQ(quantized, 15);
   // The logits move by the weights' rounding: int4 in groups of 16 misses each weight by up to
-  // half a step (1/15 of its group's range), about 8% of its size on average; through two
-  // Mamba blocks and a MoE that moves the logits of this random model by a few percent of their
-  // mean size (measured 0.05 on PoCL; NF4 in blocks of 64 on the same model, for comparison, is
-  // checked beside it). 0.15 leaves room for another device's rounding, while a weight loaded
-  // wrongly (transposed, unscaled, a wrong group) moves them by ~1.
+  // half a step (1/15 of its group's range), ~8% of its size on average. Measured on PoCL, as
+  // mean |logit - logit_fp32| / mean |logit_fp32| over 2 x 7 tokens of this random model: int4
+  // 0.15; NF4 in blocks of 64 (the project's other 4-bit format, checked beside it) 0.21; a
+  // model of other random weights 1.29. So: int4 below 0.25 and below NF4's error, while a
+  // weight loaded wrongly (transposed, unscaled, a wrong group) moves them on the scale of an
+  // unrelated model.
   const std::vector<float> want = logits_of(original), got = logits_of(*loaded.model);
   const double int4_error = relative_l1(got, want);
   EXPECT_GT(int4_error, 0.0) << "the weights were not quantized";
-  EXPECT_LT(int4_error, 0.15);
+  EXPECT_LT(int4_error, 0.25);
   io::quantize_checkpoint_dir(test_ctx(), d / "base", d / "nf4");
   const double nf4_error = relative_l1(logits_of(*train::load_model(d / "nf4", test_ctx()).model), want);
-  std::printf("logits' relative L1 error: int4 (group 16) %.4f, NF4 (block 64) %.4f\n", int4_error, nf4_error);
-  EXPECT_LT(int4_error, 2 * nf4_error);  // finer groups, comparable precision
+  EXPECT_LT(int4_error, nf4_error);  // 16 levels per 16 weights (5 bits each) against NF4's per 64
 
   // --init-from / resume read the folder with load_weights: the same values.
   nn::Model fresh(test_ctx(), train::model_spec(cfg), 99);
+  EXPECT_GT(relative_l1(logits_of(fresh), want), 1.0);  // the unrelated model of the comment above
   train::load_weights(d / "q", fresh);
   EXPECT_EQ(logits_of(fresh), got);
 }
@@ -174,7 +175,9 @@ TEST(Int4Model, LoadsIntoF16WeightsAndAnNf4Base) {
         << l.path;
   }
   EXPECT_EQ(nf4, 15);
-  EXPECT_LT(relative_l1(logits_of(*q.model), logits_of(*full.model)), 0.15);
+  // NF4's rounding on top of int4's: measured 0.32 against the int4 model (NF4 of the fp32
+  // weights: 0.21 against fp32), far from an unrelated model's 1.29.
+  EXPECT_LT(relative_l1(logits_of(*q.model), logits_of(*full.model)), 0.45);
 }
 
 TEST(Int4Model, WhatMagellanoDoesNotReadIsRefusedInOneLine) {
@@ -229,9 +232,9 @@ TEST(Int4Model, HuggingFaceHybridRowsOfAnInt4Weight) {
   const auto q = train::load_model(d / "q", test_ctx());
   EXPECT_TRUE(q.hugging_face);
   const int from_int4 = expect_int4_parameters_exact(*q.model, d / "q");
-  EXPECT_GT(from_int4, rep.tensors_quantized);  // the shared MLPs' input_linear gives two parameters each
+  EXPECT_EQ(from_int4, rep.tensors_quantized + 3);  // each shared MLP's input_linear gives two parameters
   const auto base = train::load_model(d / "base", test_ctx());
   const double err = relative_l1(logits_of(*q.model), logits_of(*base.model));
   EXPECT_GT(err, 0.0);
-  EXPECT_LT(err, 0.15);
+  EXPECT_LT(err, 0.15);  // measured 0.04 (this model's logits are larger: Granite's multipliers)
 }
