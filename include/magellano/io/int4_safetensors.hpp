@@ -28,7 +28,10 @@
 //   dequantize   forward_helpers.py _dequantize: x_q.to(scale.dtype) * scale, in the scale's dtype
 //                (0.20 passes the scheme's args; 0.12's decompress_weight inferred group_size =
 //                in / scale.shape[1] from the shapes, which is what we do: the two agree on every
-//                file either writes).
+//                file either writes). transformers 5 loads with dequantize=True through this same
+//                decompressor; its default (decompressing on the first forward) first copies the
+//                scales into parameters of the model's dtype, so for an fp32 model with our fp16
+//                scales it keeps code * scale unrounded (a difference of at most 2^-11 relative).
 //   group width  forward_helpers.py _process_group raises "tensor column shape must be divisble by
 //                the given group_size" unless group_size divides in (0.12 also, for in >= group_size,
 //                and failed to unflatten in < group_size), so every weight compressed-tensors writes
