@@ -7,6 +7,7 @@ A developer script, not part of the test suite (CI has no torch). In a throwaway
     /tmp/ct/bin/python scripts/check_compressed_tensors.py make DENSE_DIR [--dtype float32|float16|bfloat16]
     magellano quantize --in DENSE_DIR --out INT4_DIR --format int4 [--group-size N]
     /tmp/ct/bin/python scripts/check_compressed_tensors.py check DENSE_DIR INT4_DIR
+    /tmp/ct/bin/python scripts/check_compressed_tensors.py fixture [--out tests/fixtures/int4_ct.safetensors]
 
 `make` writes a small random Llama (transformers' LlamaForCausalLM, widths that 32 and 128 divide)
 with save_pretrained. `check` then, for every weight stored as int4:
@@ -20,7 +21,8 @@ with save_pretrained. `check` then, for every weight stored as int4:
   4. loads both folders with transformers (the int4 one through its compressed-tensors quantizer,
      decompressed) and compares every decompressed weight with step 2 and the logits with the
      dense model's.
-Exits 1 on the first mismatch.
+Exits 1 on the first mismatch. `fixture` writes the file tests/unit/test_int4_files.cpp reads
+(compressed-tensors' own packed weights, scales and decompressed values; see fixture() below).
 """
 import argparse
 import json
@@ -161,6 +163,59 @@ def transformers_version():
     return transformers.__version__
 
 
+def fixture(args):
+    """tests/fixtures/int4_ct.safetensors: weights quantized and decompressed by compressed-tensors itself.
+
+    For each case <c> (a dense weight, its dtype, a group size and its scale dtype):
+        <c>.dense          the dense weight (F32, F16 or BF16)
+        <c>.weight_packed  I32   }
+        <c>.weight_scale   F16 / BF16   } PackedQuantizationCompressor.compress of it, with the
+        <c>.weight_shape   I64   }  scales of calculate_qparams (scale_dtype = the scale's dtype)
+        <c>.dequant        PackedQuantizationCompressor.decompress of those three (the scale's dtype)
+    """
+    import compressed_tensors
+    from compressed_tensors.compressors.pack_quantized import PackedQuantizationCompressor
+    from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
+    from compressed_tensors.quantization.utils import calculate_qparams
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(7)
+
+    def weights(rows, cols, std):
+        w = torch.randn(rows, cols, generator=g) * std
+        w.view(-1)[::53] *= 5                 # outliers
+        w[0, :] = 0                           # all-zero groups: the scale becomes eps
+        w[1, :] *= 1e-4                       # fp16 scales that are subnormal
+        w[3, :] *= 1e-7                       # fp16 scales that round to 0: eps
+        w[2, :16] = torch.tensor([7.5, 2.5, 3.5, -2.5, -0.5, 0.5, -7.5, 6.5] * 2)  # scale 1: ties
+        return w
+
+    cases = {  # name: (weight, weight dtype, group size, scale dtype)
+        "f32": (weights(24, 64, 0.05), torch.float32, 16, torch.float16),
+        "f16": (weights(16, 256, 0.02), torch.float16, 128, torch.float16),
+        "bf16": (weights(16, 96, 0.1), torch.bfloat16, 32, torch.bfloat16),
+        "odd": (weights(8, 36, 0.3), torch.float32, 12, torch.float16),  # 36 columns: 4.5 words
+    }
+    out = {}
+    for name, (w, wdt, group, sdt) in cases.items():
+        w = w.to(wdt)
+        qa = QuantizationArgs(num_bits=4, type="int", symmetric=True, strategy="group", group_size=group,
+                              scale_dtype=sdt if sdt != wdt else None)
+        scheme = QuantizationScheme(targets=["Linear"], weights=qa, format="pack-quantized")
+        grouped = w.unflatten(-1, (w.shape[1] // group, group))
+        scale, _ = calculate_qparams(grouped.amin(-1), grouped.amax(-1), qa)
+        c = PackedQuantizationCompressor.compress({"weight": w, "weight_scale": scale.to(sdt)}, scheme)
+        d = PackedQuantizationCompressor.decompress(dict(c), scheme)
+        out[name + ".dense"] = w
+        for k in ("weight_packed", "weight_scale", "weight_shape"):
+            out[f"{name}.{k}"] = c[k].contiguous()
+        out[name + ".dequant"] = d["weight"].contiguous()
+        print(name, {k: (tuple(v.shape), str(v.dtype)) for k, v in c.items()})
+    save_file(out, args.out, metadata={"compressed_tensors": compressed_tensors.__version__,
+                                       "torch": torch.__version__})
+    print("wrote", args.out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -170,8 +225,10 @@ def main():
     c = sub.add_parser("check")
     c.add_argument("dense")
     c.add_argument("int4")
+    f = sub.add_parser("fixture")
+    f.add_argument("--out", default="tests/fixtures/int4_ct.safetensors")
     args = ap.parse_args()
-    make(args) if args.cmd == "make" else check(args)
+    {"make": make, "check": check, "fixture": fixture}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@
 #include "harness.hpp"
 #include "magellano/io/int4_safetensors.hpp"
 #include "magellano/io/quantize_file.hpp"
+#include "project_files.hpp"
 #include "temp_dir.hpp"
 
 using namespace magellano;
@@ -84,6 +85,33 @@ const char* kLlmCompressorConfig = R"({
   "quantization_status": "compressed", "sparsity_config": {}, "transform_config": {}, "version": "0.20.1"})";
 
 }  // namespace
+
+TEST(Int4Files, ReadsAndWritesWhatCompressedTensorsWrites) {
+  // tests/fixtures/int4_ct.safetensors (scripts/check_compressed_tensors.py fixture): weights that
+  // compressed-tensors 0.20.1 itself quantized, packed and decompressed, fp32 with fp16 scales,
+  // fp16, bf16, and a width of 36 (4.5 words a row); with all-zero groups (scale eps), fp16
+  // scales that are subnormal or round to 0, and a group of scale 1 holding halves (ties).
+  const auto set = io::SafetensorsSet::open(fixture_file("int4_ct.safetensors"));
+  for (const std::string c : {"f32", "f16", "bf16", "odd"}) {
+    const std::string w = c + ".weight";
+    ASSERT_TRUE(io::is_int4_weight(set, w)) << c;
+    // Reading: our dequantization is theirs, bit for bit.
+    const std::vector<float> theirs = set.read_f32(c + ".dequant");
+    EXPECT_EQ(set.dtype(c + ".dequant"), set.dtype(io::int4_scale_name(w))) << c;
+    EXPECT_EQ(io::load_int4_f32(set, w), theirs) << c;
+    // Writing: our quantization of their dense weight gives their three tensors' bytes.
+    const std::vector<int64_t> shape = set.shape(c + ".dense");
+    const std::vector<float> dense = set.read_f32(c + ".dense");
+    const quant::Int4Weight q = io::load_int4(set, w);
+    const quant::Int4Weight ours = quant::quantize_int4(dense.data(), shape[0], shape[1], q.group_size,
+                                                        io::float_type_of(set.dtype(c + ".dense")), q.scale_type);
+    for (const auto& [name, st] : io::int4_to_st(w, ours)) {
+      EXPECT_EQ(st.dtype, set.dtype(name)) << name;
+      EXPECT_EQ(st.shape, set.shape(name)) << name;
+      EXPECT_EQ(st.bytes, set.read(name).bytes) << name;
+    }
+  }
+}
 
 TEST(Int4Files, TheThreeTensorsOfAWeight) {
   TempDir dir;
