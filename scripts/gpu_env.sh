@@ -6,4 +6,4 @@ export OCL_ICD_VENDORS="$PWD/.gpu/icd"
 export PATH="$PWD/.gpu/bin:$PATH"
 export MAGELLANO_CACHE_DIR="${TMPDIR:-/tmp}/magellano-kernels"
 export MAGELLANO_CLI="$PWD/.gpu/bin/magellano"  # for the tests that run the CLI as a process
-export MAGELLANO_TEST_FIXTURES="$PWD/tests/fixtures"  # bitsandbytes fixtures of the NF4 tests
+export MAGELLANO_TEST_FIXTURES="$PWD/tests/fixtures"  # bitsandbytes / compressed-tensors fixtures of the NF4 / int4 tests

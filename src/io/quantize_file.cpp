@@ -11,6 +11,7 @@
 
 #include "magellano/io/checkpoint_dir.hpp"
 #include "magellano/io/hf_json.hpp"
+#include "magellano/io/int4_safetensors.hpp"
 #include "magellano/io/json_file.hpp"
 #include "magellano/io/nf4_safetensors.hpp"
 #include "magellano/io/safetensors_set.hpp"
@@ -49,11 +50,40 @@ const char* torch_dtype_name(StDType t) {
   }
 }
 
+void check_options(const QuantizeOptions& o) {
+  if (o.format == QuantFormat::int4 && o.group_size <= 0)
+    throw Error("quantize: the int4 group size must be a positive whole number of input columns (128 is "
+                "llm-compressor's and vLLM's usual one), not " + std::to_string(o.group_size) + ".");
+}
+
+// Quantizes one weight on the host to int4 and adds its error to `e`. Throws for a non-finite value.
+quant::Int4Weight quantize_int4_weight(const std::string& name, const std::string& file, const std::vector<float>& w,
+                                       const std::vector<int64_t>& shape, StDType dt, int64_t group_size,
+                                       ops::NF4Error& e) {
+  for (float v : w)
+    if (!std::isfinite(v))
+      throw Error("quantize: tensor '" + name + "' in " + file + " holds Inf or NaN values; fix the checkpoint first.");
+  quant::Int4Weight q = quant::quantize_int4(w.data(), shape[0], shape[1], group_size, float_type_of(dt),
+                                             float_type_of(int4_scale_dtype(dt)));
+  const std::vector<float> back = quant::dequantize_int4(q);
+  ops::NF4Error part;  // the same sums as ops::nf4_error's
+  part.n = static_cast<int64_t>(w.size());
+  for (size_t i = 0; i < w.size(); ++i) {
+    const double d = std::fabs(double(w[i]) - double(back[i])), m = std::fabs(double(w[i]));
+    part.abs_sum += d;
+    part.mag_sum += m;
+    part.rel_sum += d / (m + 1e-8);
+  }
+  e += part;
+  return q;
+}
+
 // The streaming core: every tensor of `reader` (one file or a checkpoint's shards) to one file
 // `out`, quantizing the linear weights.
 QuantizeReport quantize_stream(Context& ctx, const SafetensorsSet& reader,
-                               const fs::path& out, const QuantizeProgress& progress) {
+                               const fs::path& out, const QuantizeProgress& progress, const QuantizeOptions& opts) {
   const auto start = Clock::now();
+  const bool int4 = opts.format == QuantFormat::int4;
   QuantizeReport rep;
   std::vector<StEntry> entries;
   const std::vector<std::string> names = reader.names();
@@ -63,17 +93,23 @@ QuantizeReport quantize_stream(Context& ctx, const SafetensorsSet& reader,
     const StDType dt = reader.dtype(name);
     const std::vector<int64_t> shape = reader.shape(name);
     quantize[i] = should_quantize(name, dt, shape);
+    if (quantize[i] && int4 && shape[1] % opts.group_size != 0) {  // compressed-tensors cannot store it
+      quantize[i] = false;
+      rep.group_misfits.push_back(name);
+    }
     if (quantize[i]) {
-      for (StEntry& e : nf4_entries(name, shape, torch_dtype_name(dt))) entries.push_back(e);
+      for (StEntry& e : int4 ? int4_entries(name, shape, opts.group_size, int4_scale_dtype(dt))
+                             : nf4_entries(name, shape, torch_dtype_name(dt)))
+        entries.push_back(e);
     } else {
       entries.push_back({name, dt, shape});
       if (shape.size() == 2 && ends_with(name, ".weight") && is_float(dt))
         rep.skipped_linear.push_back(name);
     }
   }
-  // Each quantized tensor goes to the device whole, as f32: refuse one that cannot, before
+  // NF4: each quantized tensor goes to the device whole, as f32: refuse one that cannot, before
   // anything is written.
-  for (size_t i = 0; i < names.size(); ++i) {
+  for (size_t i = 0; i < names.size() && !int4; ++i) {
     const uint64_t bytes = static_cast<uint64_t>(st_numel(reader.shape(names[i]))) * 4;
     if (quantize[i] && bytes > ctx.device().max_alloc_bytes)
       throw Error("quantize: tensor '" + names[i] + "' of " + reader.reader(names[i]).path().string() + " takes " + format_bytes(bytes) +
@@ -107,6 +143,24 @@ QuantizeReport quantize_stream(Context& ctx, const SafetensorsSet& reader,
       writer.write(name, cur.raw);
       rep.write_seconds += since(t);
       ++rep.tensors_copied;
+    } else if (int4) {
+      const std::vector<int64_t> shape = reader.shape(name);
+      std::vector<std::pair<std::string, StTensor>> parts;
+      {
+        const quant::Int4Weight q = quantize_int4_weight(name, reader.reader(name).path().string(), cur.values, shape,
+                                                         reader.dtype(name), opts.group_size, rep.error);
+        std::vector<float>().swap(cur.values);
+        parts = int4_to_st(name, q);
+      }
+      rep.quantize_seconds += since(t);
+      t = Clock::now();
+      for (const auto& [part, st] : parts) {
+        writer.write(part, st);
+        rep.quantized_bytes += st.bytes.size();
+      }
+      rep.write_seconds += since(t);
+      ++rep.tensors_quantized;
+      rep.params_quantized += st_numel(shape);
     } else {
       const std::vector<int64_t> shape = reader.shape(name);
       ops::NF4Weight q;
@@ -145,6 +199,8 @@ QuantizeReport quantize_stream(Context& ctx, const SafetensorsSet& reader,
 
 }  // namespace
 
+const char* quant_format_name(QuantFormat f) { return f == QuantFormat::int4 ? "int4" : "nf4"; }
+
 bool should_quantize(const std::string& name, StDType dtype, const std::vector<int64_t>& shape) {
   if (shape.size() != 2 || !is_float(dtype) || !ends_with(name, ".weight")) return false;
   if (shape[0] <= 0 || shape[1] <= 0) return false;
@@ -155,13 +211,14 @@ bool should_quantize(const std::string& name, StDType dtype, const std::vector<i
 }
 
 QuantizeReport quantize_safetensors_file(Context& ctx, const fs::path& in, const fs::path& out,
-                                         const QuantizeProgress& progress) {
+                                         const QuantizeProgress& progress, const QuantizeOptions& options) {
+  check_options(options);
   if (fs::is_directory(in))
     throw Error("quantize: " + in.string() + " is a folder; give its model.safetensors, or use "
                 "quantize_checkpoint_dir for a checkpoint folder.");
   const SafetensorsSet reader = SafetensorsSet::of(SafetensorsReader::open(in));
   refuse_existing_output(out, "quantize");
-  return quantize_stream(ctx, reader, out, progress);
+  return quantize_stream(ctx, reader, out, progress, options);
 }
 
 nlohmann::json nf4_quantization_config(const std::vector<std::string>& skipped_modules) {
@@ -184,7 +241,8 @@ nlohmann::json nf4_quantization_config(const std::vector<std::string>& skipped_m
 }
 
 QuantizeReport quantize_checkpoint_dir(Context& ctx, const fs::path& in, const fs::path& out,
-                                       const QuantizeProgress& progress) {
+                                       const QuantizeProgress& progress, const QuantizeOptions& options) {
+  check_options(options);
   if (!fs::is_directory(in))
     throw Error("quantize: " + in.string() + " is not a folder.");
   if (!SafetensorsSet::present(in))
@@ -197,7 +255,7 @@ QuantizeReport quantize_checkpoint_dir(Context& ctx, const fs::path& in, const f
   if (!fs::is_directory(parent))
     throw Error("quantize: the folder " + parent.string() + " for the output does not exist.");
   CheckpointDir dir(parent, out.filename().string());
-  QuantizeReport rep = quantize_stream(ctx, reader, dir.file("model.safetensors"), progress);
+  QuantizeReport rep = quantize_stream(ctx, reader, dir.file("model.safetensors"), progress, options);
 
   std::vector<std::string> skipped;
   for (const std::string& w : rep.skipped_linear)
@@ -208,7 +266,13 @@ QuantizeReport quantize_checkpoint_dir(Context& ctx, const fs::path& in, const f
     nlohmann::json cfg = read_hf_json(in / "config.json", "checkpoint config");
     if (!cfg.is_object())
       throw Error("quantize: " + (in / "config.json").string() + " is not a JSON object.");
-    cfg["quantization_config"] = nf4_quantization_config(skipped);
+    if (options.format == QuantFormat::int4) {
+      // A tied output head has no tensor of its own, but transformers' lm_head is still a Linear.
+      if (std::find(skipped.begin(), skipped.end(), "lm_head") == skipped.end()) skipped.push_back("lm_head");
+      cfg["quantization_config"] = int4_quantization_config(options.group_size, skipped);
+    } else {
+      cfg["quantization_config"] = nf4_quantization_config(skipped);
+    }
     write_json_atomically(dir.file("config.json"), cfg);
   }
   // Tokenizer and generation files travel with the weights.

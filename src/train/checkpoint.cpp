@@ -3,6 +3,7 @@
 #include "magellano/io/checkpoint_dir.hpp"
 #include "magellano/io/hf_mamba2_config.hpp"
 #include "magellano/io/hf_mamba_config.hpp"
+#include "magellano/io/int4_safetensors.hpp"
 #include "magellano/io/json_file.hpp"
 #include "magellano/io/nf4_safetensors.hpp"
 #include "magellano/io/safetensors.hpp"
@@ -117,14 +118,14 @@ void load_weights(const io::SafetensorsSet& weights, const nn::Model& model, con
   // Where each parameter is: itself, or (a Hugging Face hybrid) the first candidate the files hold.
   auto find = [&](const std::string& name) -> HfSlice {
     if (!locate) {
-      if (!weights.contains(name))
+      if (!io::holds_weight(weights, name))
         throw Error(weights.path().string() + " has no tensor '" + name + "': it is not a checkpoint of this "
                     "model (check the config's model section).");
       return HfSlice{name};
     }
     const std::vector<HfSlice> where = locate(name);
     for (const HfSlice& c : where)
-      if (weights.contains(c.name)) return c;
+      if (io::holds_weight(weights, c.name)) return c;
     throw Error(weights.path().string() + " has no tensor '" + (where.empty() ? name : where.front().name) +
                 "' (parameter " + name + "): the folder does not match its config.json.");
   };
@@ -134,7 +135,9 @@ void load_weights(const io::SafetensorsSet& weights, const nn::Model& model, con
   std::set<std::string> nf4_in_file;
   for (const auto& n : io::nf4_weight_names(weights)) nf4_in_file.insert(n);
   auto read = [&](const HfSlice& at, const Tensor& dst) {
-    if (at.whole()) {
+    if (io::is_int4_weight(weights, at.name)) {  // int4 in the file (`magellano quantize --format int4`): dequantized
+      io::load_int4_into(weights, at.name, dst, at.row_begin, at.row_end);
+    } else if (at.whole()) {
       io::load_into(weights, at.name, dst);
     } else if (nf4_in_file.count(at.name)) {  // rows of a quantized packed weight: dequantized whole, then cut
       const Tensor full = ops::dequantize_nf4(io::load_nf4(ctx, weights, at.name, MemCategory::scratch), MemCategory::scratch);
@@ -215,6 +218,7 @@ CheckpointSource read_checkpoint_config(const fs::path& dir) {
       throw Error(std::string(e.what()) + " (in " + (dir / "config.json").string() + ")");
     }
   }
+  io::check_quantization_config(dir);  // NF4 or int4 weights load below; any other quantization is refused here
   return out;
 }
 

@@ -8,6 +8,7 @@
 
 #include "magellano/io/checkpoint_dir.hpp"
 #include "magellano/io/hf_json.hpp"
+#include "magellano/io/int4_safetensors.hpp"
 #include "magellano/io/json_file.hpp"
 #include "magellano/io/nf4_safetensors.hpp"
 #include "magellano/io/safetensors.hpp"
@@ -72,6 +73,10 @@ MergeReport merge_adapter(const fs::path& base_dir, const fs::path& adapter_dir,
           at = c;
           break;
         }
+    if (io::is_int4_weight(base, at.name))
+      throw Error("merge-adapter: " + base_dir.string() + " holds '" + at.name + "' as int4 (compressed-tensors); "
+                  "merging into an int4 base is not supported yet. Merge into the unquantized base, then run "
+                  "`magellano quantize --format int4` on the result.");
     if (!base.contains(at.name)) continue;  // counted below as matching no weight
     deltas[at.name].push_back({a_name, b_name, at.row_begin});
   }
