@@ -47,8 +47,9 @@
 #endif
 // Register tiles (acc[ROWS][...]) stay in registers only when their loops are fully unrolled: on
 // GPUs (a row or two per work-item). With many rows per work-item (the CPU mapping) the tiles live
-// in memory anyway and unrolling only multiplies PoCL's compile time (a minute per kernel).
-#if ROWS <= 2
+// in memory anyway and unrolling only multiplies PoCL's compile time (a minute per kernel). The GPU
+// mapping (ROWS_INNER) keeps a register tile of a few rows per work-item: unrolled too.
+#if ROWS <= 2 || defined(ROWS_INNER)
 #define UNROLL _Pragma("unroll")
 #else
 #define UNROLL
@@ -127,8 +128,29 @@ typedef int16 vi;
 
 // acc[r][j] += lhs[row(r)][c] · rhs[c][j·VEC ...] over c < HEADDIM, for the work-item's ROWS rows
 // (row(r) = lid + r·NITEMS) and NJ vectors of columns; lhs with row stride RSTRIDE, rhs with W.
-// Rows outermost, each through a pointer to its row: with the loop over c outermost and the rows
-// inside, LLVM 15 and 16 (PoCL's compilers) crash in LICM (sinkRegion) on these kernels.
+// Two loop orders, chosen by ROWS_INNER (src/ops/attention_plan.cpp sets it for the GPU mapping):
+//   ROWS_INNER: c outermost, each streamed vector loaded once and used for all ROWS rows (a
+//     register tile: ROWS·NJ fmas per NJ + ROWS local loads);
+//   otherwise rows outermost, each through a pointer to its row: with the loop over c outermost and
+//     many rows inside, LLVM 15 and 16 (PoCL's compilers) crash in LICM (sinkRegion) on the CPU
+//     mapping's kernels.
+#ifdef ROWS_INNER
+#define PRODUCT(acc, lhs, rhs, W, NJ, NITEMS)                                \
+  {                                                                          \
+    __local const float* a_rows_[ROWS];                                      \
+    UNROLL for (int r_ = 0; r_ < ROWS; ++r_) a_rows_[r_] = (lhs) + (lid + r_ * (NITEMS)) * RSTRIDE; \
+    __local const float* t_ = (rhs);                                         \
+    for (int c_ = 0; c_ < HEADDIM; ++c_, t_ += (W)) {                        \
+      vf b_[NJ];                                                             \
+      UNROLL for (int j_ = 0; j_ < (NJ); ++j_) b_[j_] = VLOAD(t_ + j_ * VEC); \
+      UNROLL for (int r_ = 0; r_ < ROWS; ++r_) {                             \
+        const vf a_ = (vf)a_rows_[r_][c_];                                   \
+        UNROLL for (int j_ = 0; j_ < (NJ); ++j_)                             \
+          acc[r_][j_] = fma(a_, b_[j_], acc[r_][j_]);                        \
+      }                                                                      \
+    }                                                                        \
+  }
+#else
 #define PRODUCT(acc, lhs, rhs, W, NJ, NITEMS)                                \
   UNROLL for (int r_ = 0; r_ < ROWS; ++r_) {                                 \
     __local const float* a_row_ = (lhs) + (lid + r_ * (NITEMS)) * RSTRIDE;   \
@@ -139,10 +161,25 @@ typedef int16 vi;
         acc[r_][j_] = fma(a_, VLOAD(t_ + j_ * VEC), acc[r_][j_]);            \
     }                                                                        \
   }
+#endif
 
 // out[r][0 .. HEADDIM) += Σ_{n < N} w[row(r)][n] · SRC(n)[0 .. HEADDIM), where w are the item's own
 // rows of Ps (row stride PSTRIDE) and SRC(n) (using n_) points at a row of global memory that the
-// whole group reads at once. Rows outermost, as PRODUCT.
+// whole group reads at once. Loop orders as PRODUCT (ROWS_INNER: each vector of the row loaded
+// once for all ROWS rows).
+#ifdef ROWS_INNER
+#define ROW_PRODUCT(out, Ps, PSTRIDE, N, SRC, NITEMS)                        \
+  for (int n_ = 0; n_ < (N); ++n_) {                                         \
+    __global const float* s_ = (SRC);                                        \
+    float w_[ROWS];                                                          \
+    UNROLL for (int r_ = 0; r_ < ROWS; ++r_) w_[r_] = (Ps)[(lid + r_ * (NITEMS)) * (PSTRIDE) + n_]; \
+    UNROLL for (int c_ = 0; c_ < NVD; ++c_) {                                \
+      const vf x_ = VLOAD(s_ + c_ * VEC);                                    \
+      UNROLL for (int r_ = 0; r_ < ROWS; ++r_)                               \
+        out[r_][c_] = fma((vf)w_[r_], x_, out[r_][c_]);                      \
+    }                                                                        \
+  }
+#else
 #define ROW_PRODUCT(out, Ps, PSTRIDE, N, SRC, NITEMS)                        \
   UNROLL for (int r_ = 0; r_ < ROWS; ++r_) {                                 \
     __local const float* w_row_ = (Ps) + (lid + r_ * (NITEMS)) * (PSTRIDE);  \
@@ -153,6 +190,7 @@ typedef int16 vi;
         out[r_][c_] = fma(w_, VLOAD(s_ + c_ * VEC), out[r_][c_]);            \
     }                                                                        \
   }
+#endif
 
 #define ZERO(acc, NJ)                                                        \
   UNROLL for (int r_ = 0; r_ < ROWS; ++r_)                                   \

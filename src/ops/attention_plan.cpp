@@ -97,12 +97,14 @@ int64_t attention_local_floats(AttentionKernel kernel, int64_t d, const Attentio
 BuildOptions AttentionPlan::knobs(const AttentionDims& d, AttentionKernel kernel) const {
   const AttentionTileKnobs& t = kernel == AttentionKernel::fwd ? fwd : kernel == AttentionKernel::dq ? dq : dkdv;
   const bool keys_are_rows = kernel == AttentionKernel::dkdv;
-  return BuildOptions()
-      .define("HEADDIM", d.d)
-      .define("BQ", keys_are_rows ? t.cols : t.block)
-      .define("BK", keys_are_rows ? t.block : t.cols)
-      .define("ROWS", t.rows)
-      .define("VEC", vec);
+  BuildOptions o = BuildOptions()
+                       .define("HEADDIM", d.d)
+                       .define("BQ", keys_are_rows ? t.cols : t.block)
+                       .define("BK", keys_are_rows ? t.block : t.cols)
+                       .define("ROWS", t.rows)
+                       .define("VEC", vec);
+  if (group_per_block) o.define("ROWS_INNER");  // register tiles of a few rows (cl/attention.cl)
+  return o;
 }
 
 AttentionPlan plan_attention(const Context& ctx, const AttentionDims& d, const AttentionOptions& opt) {
