@@ -9,6 +9,9 @@
 //   attn_bwd_dq    dq             a work-group per (b, head, query block); streams key tiles
 //   attn_bwd_dkdv  dk, dv         a work-group per (b, kv head, key block of BK rows); streams the
 //                                 query tiles of every query head sharing the kv head (no atomics)
+//   attn_fwd_rt, attn_bwd_dq_rt, attn_bwd_dkdv_rt: the same three with register tiles (the
+//                                 register-tile mapping, at the end of this file); a program built
+//                                 with CG holds those and attn_bwd_rowdot, one built without the others
 // Every kernel is the same few products out[r, j] = Σ_c lhs(r, c) · rhs[c][j]: the block's own rows
 // (lhs: queries, or keys and values for dk/dv) sit in local memory with an odd row stride (RSTRIDE,
 // so work-items reading one column of different rows hit different banks); the streamed tile is
@@ -218,6 +221,7 @@ inline Block block_of(long grp, long L, long heads, int rows, int reverse) {
   return k;
 }
 
+#ifndef CG  // the kernels of the group-per-block and item-per-block mappings
 // ---- forward -----------------------------------------------------------------------------------
 // q: (B, L, H, HEADDIM); k, v: (B, L, KVH, HEADDIM); out: like q; lse: (B, H, L).
 __kernel __attribute__((reqd_work_group_size(ITEMS_Q, 1, 1)))
@@ -286,6 +290,8 @@ void attn_fwd(__global const float* q, ulong q_off, __global const float* k, ulo
   }
 }
 
+#endif
+
 // ---- backward ----------------------------------------------------------------------------------
 // drow (B, H, L) = Σ_c dout ∘ out over each row of (B, L, H, HEADDIM).
 __kernel void attn_bwd_rowdot(__global const float* dout, ulong dout_off, __global const float* out,
@@ -299,6 +305,7 @@ __kernel void attn_bwd_rowdot(__global const float* dout, ulong dout_off, __glob
   drow[(b * H + h) * L + t] = HSUM(sum);
 }
 
+#ifndef CG
 // dq (like q) = scale · Σ_s dS[t, s] k[s], dS = P ∘ (dP - D), P = exp(scale · q kᵀ - lse),
 // dP = dout vᵀ. acc: add to dq.
 __kernel __attribute__((reqd_work_group_size(ITEMS_Q, 1, 1)))
@@ -438,3 +445,304 @@ void attn_bwd_dkdv(__global const float* q, ulong q_off, __global const float* k
     }
   }
 }
+#endif  // !CG
+
+// ---- the register-tile mapping (AttentionMapping::register_tiles) --------------------------------
+// attn_fwd_rt, attn_bwd_dq_rt, attn_bwd_dkdv_rt: the same products, arguments and results as the
+// kernels above, laid out like a GEMM so that every value a work-item
+// loads from local memory feeds several multiply-adds:
+// A work-group owns a block of rows (queries for attn_fwd_rt / attn_bwd_dq_rt, keys for
+// attn_bwd_dkdv_rt) and streams tiles of the other side. Its work-items form a grid of row groups
+// x CG column groups: item (rg, cg) owns the block's rows 4·rg .. 4·rg + 3 and, of each streamed
+// tile, the columns 4·cg .. 4·cg + 3, so a score tile (rows x 4·CG) is 4 x 4 registers per item,
+// computed from two float4 loads per step of the head width (both operands staged transposed,
+// c-major, in local memory). The output accumulators (rows x HEADDIM) are split the same way: item
+// cg owns the float4 column groups v·CG + cg (v < NDV), NDV = HEADDIM / (4·CG). Probabilities (or
+// dS) go through local memory, transposed (column-major in the block's rows), so the second product
+// reads one float4 of four rows' weights per streamed row, and that row of v (or k, q, dout) from
+// global memory: every item of a warp reads the same row, consecutive items consecutive float4s.
+// Row statistics: each item has the maximum of its 4 columns; the CG items of a row group agree on
+// the row's maximum through local memory (red), in a fixed order; sums stay per item and are added
+// in order at the end. Deterministic, no atomics.
+// Knobs: HEADDIM, BQ (query rows: of a block for attn_fwd_rt / attn_bwd_dq_rt, of a streamed tile
+// for attn_bwd_dkdv_rt), BK (keys, likewise the other way round), CG (column groups: the streamed
+// tile is 4·CG wide, so BK = 4·CG for the query kernels and BQ = 4·CG for dk/dv). The block's rows
+// are a multiple of 4; 4·CG divides HEADDIM. Local memory (floats), checked by attention_plan.cpp:
+//   attn_fwd_rt       HEADDIM·BQ + HEADDIM·BK + BK·BQ + BQ·CG
+//   attn_bwd_dq_rt    2·HEADDIM·BQ + 2·HEADDIM·BK + BK·BQ
+//   attn_bwd_dkdv_rt  2·HEADDIM·BK + 2·HEADDIM·BQ + 2·BQ·BK + 2·BQ
+#ifdef CG  // built with CG: the register-tile kernels only
+#define NDV (HEADDIM / (4 * CG))  // float4 column groups of the accumulators per item
+// Work-items: row groups x column groups (built with another mapping's knobs, a kernel may get a
+// nonsense count; it is never run with those knobs).
+#define ITEMS_QT (BQ >= 4 ? BQ / 4 * CG : 1)
+#define ITEMS_KT (BK >= 4 ? BK / 4 * CG : 1)
+
+// VISIBLE for int4 (these kernels' vectors are float4 whatever VEC the program was built with).
+#define VISIBLE4(query, key, L, causal) \
+  (((key) < (int4)(L)) & ((query) < (int4)(L)) & (((key) <= (query)) | (int4)((causal) ? 0 : -1)))
+
+// dst[c·W + j] = SCALE · (row j of the source)[c] for j < NVALID, 0 for NVALID <= j < W, c < HEADDIM:
+// a block or tile staged transposed. ROW (using j_) points at row j_. Consecutive work-items take
+// consecutive rows j_, so their scalar stores fall in different banks.
+#define STAGE_T4(dst, W, NVALID, ROW, SCALE, NITEMS)                                         \
+  for (int i_ = get_local_id(0); i_ < (W) * (HEADDIM / 4); i_ += (NITEMS)) {                         \
+    const int j_ = i_ % (W), c0_ = (i_ / (W)) * 4;                                         \
+    const float4 x_ = j_ < (NVALID) ? vload4(0, (ROW) + c0_) * (SCALE) : (float4)0.0f;     \
+    (dst)[(c0_ + 0) * (W) + j_] = x_.s0;                                                   \
+    (dst)[(c0_ + 1) * (W) + j_] = x_.s1;                                                   \
+    (dst)[(c0_ + 2) * (W) + j_] = x_.s2;                                                   \
+    (dst)[(c0_ + 3) * (W) + j_] = x_.s3;                                                   \
+  }
+
+// s[r] (the item's 4 columns of row r) += Σ_c A[c][arow + r] · B[c][bcol .. bcol + 3] over
+// c < HEADDIM, for r < 4: A (row width AW) and B (BW) transposed in local memory, viewed as float4.
+#define TILE_PRODUCT(s, A4, AW, arow, B4, BW, bcol)                                          \
+  for (int c_ = 0; c_ < HEADDIM; ++c_) {                                                   \
+    const float4 a_ = (A4)[(c_ * (AW) + (arow)) / 4];                                      \
+    const float4 b_ = (B4)[(c_ * (BW) + (bcol)) / 4];                                      \
+    s[0] = fma((float4)a_.s0, b_, s[0]);                                                   \
+    s[1] = fma((float4)a_.s1, b_, s[1]);                                                   \
+    s[2] = fma((float4)a_.s2, b_, s[2]);                                                   \
+    s[3] = fma((float4)a_.s3, b_, s[3]);                                                   \
+  }
+
+// acc[r][v] += Σ_n W[n][wrow + r] · SRC(n)[(v·CG + cg)·4 ..] over n < N: W the weights in local
+// memory (row width WW, float4 view), SRC(n) (using n_) a row in global memory.
+#define ROWS_PRODUCT(acc, W4, WW, wrow, N, SRC)                                              \
+  for (int n_ = 0; n_ < (N); ++n_) {                                                       \
+    const float4 w_ = (W4)[(n_ * (WW) + (wrow)) / 4];                                      \
+    __global const float* x_ = (SRC);                                                      \
+    _Pragma("unroll") for (int v_ = 0; v_ < NDV; ++v_) {                                   \
+      const float4 b_ = vload4(0, x_ + (v_ * CG + cg) * 4);                                \
+      acc[0][v_] = fma((float4)w_.s0, b_, acc[0][v_]);                                     \
+      acc[1][v_] = fma((float4)w_.s1, b_, acc[1][v_]);                                     \
+      acc[2][v_] = fma((float4)w_.s2, b_, acc[2][v_]);                                     \
+      acc[3][v_] = fma((float4)w_.s3, b_, acc[3][v_]);                                     \
+    }                                                                                      \
+  }
+
+// The item's 4 x 4 tile x[r].s<e> stored transposed: dst[(col0 + e)·WW + row0 + r] (float4 view).
+#define STORE_T(dst4, WW, row0, col0, x)                                                     \
+  _Pragma("unroll") for (int e_ = 0; e_ < 4; ++e_)                                         \
+    (dst4)[((col0 + e_) * (WW) + (row0)) / 4] =                                            \
+        (float4)(x[0][e_], x[1][e_], x[2][e_], x[3][e_]);
+
+#define ZERO_ACC(acc)                                                                        \
+  _Pragma("unroll") for (int r_ = 0; r_ < 4; ++r_)                                         \
+    _Pragma("unroll") for (int v_ = 0; v_ < NDV; ++v_) acc[r_][v_] = (float4)0.0f;
+
+inline float hmax4(float4 v) { return fmax(fmax(v.s0, v.s1), fmax(v.s2, v.s3)); }
+inline float hsum4(float4 v) { return (v.s0 + v.s1) + (v.s2 + v.s3); }
+
+// ---- forward -----------------------------------------------------------------------------------
+__kernel __attribute__((reqd_work_group_size(ITEMS_QT, 1, 1)))
+void attn_fwd_rt(__global const float* q, ulong q_off, __global const float* k, ulong k_off,
+                 __global const float* v, ulong v_off, __global float* out, ulong out_off,
+                 __global float* lse, ulong lse_off, long L, long H, long KVH, float scale, int causal) {
+  q += q_off; k += k_off; v += v_off; out += out_off; lse += lse_off;
+  __local float4 Qt4[HEADDIM * BQ / 4];  // Qt[c][r]: the block's queries times scale, transposed
+  __local float4 Kt4[HEADDIM * BK / 4];  // Kt[c][j]: a key tile, transposed
+  __local float4 Pt4[BK * BQ / 4];       // Pt[j][r]: the tile's probabilities
+  __local float red[BQ * CG];            // red[r·CG + g]: item g's partial maximum (then sum) of row r
+  const Block blk = block_of(get_group_id(0), L, H, BQ, causal);
+  const int lid = get_local_id(0), cg = lid % CG, r0 = (lid / CG) * 4;
+  const int n = (int)L, q0 = (int)blk.r0, nq = min(BQ, n - q0);
+  const long kvh = blk.h / (H / KVH);
+  const long qstride = H * HEADDIM, kstride = KVH * HEADDIM;  // between positions
+  __global const float* Q0 = q + ((blk.b * L + q0) * H + blk.h) * HEADDIM;
+  __global const float* K0 = k + (blk.b * L * KVH + kvh) * HEADDIM;  // position 0
+  __global const float* V0 = v + (blk.b * L * KVH + kvh) * HEADDIM;
+  STAGE_T4((__local float*)Qt4, BQ, nq, Q0 + (long)j_ * qstride, scale, ITEMS_QT);
+  float m[4], lp[4];  // running maximum of each row; this item's share of its sum
+  float4 o[4][NDV];
+  _Pragma("unroll") for (int r = 0; r < 4; ++r) m[r] = -FLT_MAX, lp[r] = 0.0f;
+  ZERO_ACC(o);
+  const int kend = causal ? min(n, q0 + BQ) : n;
+  for (int k0 = 0; k0 < kend; k0 += BK) {
+    const int nk = min(BK, kend - k0);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    STAGE_T4((__local float*)Kt4, BK, nk, K0 + (long)(k0 + j_) * kstride, 1.0f, ITEMS_QT);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float4 s[4] = {(float4)0.0f, (float4)0.0f, (float4)0.0f, (float4)0.0f};
+    TILE_PRODUCT(s, Qt4, BQ, r0, Kt4, BK, cg * 4);
+    const int4 key = (int4)(k0 + cg * 4) + (int4)(0, 1, 2, 3);
+    int4 vis[4];
+    _Pragma("unroll") for (int r = 0; r < 4; ++r) {
+      vis[r] = VISIBLE4((int4)(q0 + r0 + r), key, n, causal);
+      s[r] = select((float4)(-FLT_MAX), s[r], vis[r]);
+      red[(r0 + r) * CG + cg] = hmax4(s[r]);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float p[4][4];
+    _Pragma("unroll") for (int r = 0; r < 4; ++r) {
+      float mx = m[r];
+      for (int g = 0; g < CG; ++g) mx = fmax(mx, red[(r0 + r) * CG + g]);
+      const float alpha = exp(m[r] - mx);
+      const float4 pr = select((float4)0.0f, exp(s[r] - (float4)mx), vis[r]);
+      lp[r] = lp[r] * alpha + hsum4(pr);
+      m[r] = mx;
+      _Pragma("unroll") for (int c = 0; c < NDV; ++c) o[r][c] *= (float4)alpha;
+      p[r][0] = pr.s0, p[r][1] = pr.s1, p[r][2] = pr.s2, p[r][3] = pr.s3;
+    }
+    STORE_T(Pt4, BQ, r0, cg * 4, p);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    ROWS_PRODUCT(o, Pt4, BQ, r0, nk, V0 + (long)(k0 + n_) * kstride);
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  _Pragma("unroll") for (int r = 0; r < 4; ++r) red[(r0 + r) * CG + cg] = lp[r];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  _Pragma("unroll") for (int r = 0; r < 4; ++r) {
+    const int t = q0 + r0 + r;
+    if (t >= n) continue;
+    float l = 0.0f;
+    for (int g = 0; g < CG; ++g) l += red[(r0 + r) * CG + g];
+    const float4 inv = (float4)(1.0f / l);
+    __global float* O = out + ((blk.b * L + t) * H + blk.h) * HEADDIM;
+    _Pragma("unroll") for (int c = 0; c < NDV; ++c) vstore4(o[r][c] * inv, 0, O + (c * CG + cg) * 4);
+    if (cg == 0) lse[(blk.b * H + blk.h) * L + t] = m[r] + log(l);
+  }
+}
+
+// ---- backward ----------------------------------------------------------------------------------
+// dq (like q) = scale · Σ_s dS[t, s] k[s], dS = P ∘ (dP - D), P = exp(scale · q kᵀ - lse),
+// dP = dout vᵀ. acc: add to dq.
+__kernel __attribute__((reqd_work_group_size(ITEMS_QT, 1, 1)))
+void attn_bwd_dq_rt(__global const float* q, ulong q_off, __global const float* k, ulong k_off,
+                    __global const float* v, ulong v_off, __global const float* dout, ulong dout_off,
+                    __global const float* lse, ulong lse_off, __global const float* drow, ulong drow_off,
+                    __global float* dq, ulong dq_off, long L, long H, long KVH, float scale, int causal,
+                    int acc) {
+  q += q_off; k += k_off; v += v_off; dout += dout_off; lse += lse_off; drow += drow_off; dq += dq_off;
+  __local float4 Qt4[HEADDIM * BQ / 4], dOt4[HEADDIM * BQ / 4];  // the block's queries, output gradients
+  __local float4 Kt4[HEADDIM * BK / 4], Vt4[HEADDIM * BK / 4];   // a key tile and its values
+  __local float4 dSt4[BK * BQ / 4];                              // dSt[j][r]: the tile's dS
+  const Block blk = block_of(get_group_id(0), L, H, BQ, causal);
+  const int lid = get_local_id(0), cg = lid % CG, r0 = (lid / CG) * 4;
+  const int n = (int)L, q0 = (int)blk.r0, nq = min(BQ, n - q0);
+  const long kvh = blk.h / (H / KVH);
+  const long qstride = H * HEADDIM, kstride = KVH * HEADDIM;
+  const long first = (blk.b * L + q0) * H + blk.h;  // the block's first row of q
+  __global const float* K0 = k + (blk.b * L * KVH + kvh) * HEADDIM;
+  __global const float* V0 = v + (blk.b * L * KVH + kvh) * HEADDIM;
+  STAGE_T4((__local float*)Qt4, BQ, nq, q + first * HEADDIM + (long)j_ * qstride, 1.0f, ITEMS_QT);
+  STAGE_T4((__local float*)dOt4, BQ, nq, dout + first * HEADDIM + (long)j_ * qstride, 1.0f, ITEMS_QT);
+  float row_lse[4], row_d[4];
+  _Pragma("unroll") for (int r = 0; r < 4; ++r) {
+    const int t = q0 + r0 + r;
+    row_lse[r] = t < n ? lse[(blk.b * H + blk.h) * L + t] : 0.0f;
+    row_d[r] = t < n ? drow[(blk.b * H + blk.h) * L + t] : 0.0f;
+  }
+  float4 g[4][NDV];
+  ZERO_ACC(g);
+  const int kend = causal ? min(n, q0 + BQ) : n;
+  for (int k0 = 0; k0 < kend; k0 += BK) {
+    const int nk = min(BK, kend - k0);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    STAGE_T4((__local float*)Kt4, BK, nk, K0 + (long)(k0 + j_) * kstride, 1.0f, ITEMS_QT);
+    STAGE_T4((__local float*)Vt4, BK, nk, V0 + (long)(k0 + j_) * kstride, 1.0f, ITEMS_QT);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float4 s[4] = {(float4)0.0f, (float4)0.0f, (float4)0.0f, (float4)0.0f};
+    float4 dp[4] = {(float4)0.0f, (float4)0.0f, (float4)0.0f, (float4)0.0f};
+    TILE_PRODUCT(s, Qt4, BQ, r0, Kt4, BK, cg * 4);
+    TILE_PRODUCT(dp, dOt4, BQ, r0, Vt4, BK, cg * 4);
+    const int4 key = (int4)(k0 + cg * 4) + (int4)(0, 1, 2, 3);
+    float ds[4][4];
+    _Pragma("unroll") for (int r = 0; r < 4; ++r) {
+      const int4 vis = VISIBLE4((int4)(q0 + r0 + r), key, n, causal);
+      const float4 p = select((float4)0.0f, exp(s[r] * (float4)scale - (float4)row_lse[r]), vis);
+      const float4 x = p * (dp[r] - (float4)row_d[r]);
+      ds[r][0] = x.s0, ds[r][1] = x.s1, ds[r][2] = x.s2, ds[r][3] = x.s3;
+    }
+    STORE_T(dSt4, BQ, r0, cg * 4, ds);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    ROWS_PRODUCT(g, dSt4, BQ, r0, nk, K0 + (long)(k0 + n_) * kstride);
+  }
+  _Pragma("unroll") for (int r = 0; r < 4; ++r) {
+    const int t = q0 + r0 + r;
+    if (t >= n) continue;
+    __global float* G = dq + ((blk.b * L + t) * H + blk.h) * HEADDIM;
+    _Pragma("unroll") for (int c = 0; c < NDV; ++c) {
+      __global float* at = G + (c * CG + cg) * 4;
+      const float4 x = g[r][c] * (float4)scale;
+      vstore4(acc ? vload4(0, at) + x : x, 0, at);
+    }
+  }
+}
+
+// dk (like k) = scale · Σ dSᵀ q, dv = Σ Pᵀ dout, summed over the query heads sharing the kv head
+// in order, and over their query tiles in order. acc_k, acc_v: add.
+__kernel __attribute__((reqd_work_group_size(ITEMS_KT, 1, 1)))
+void attn_bwd_dkdv_rt(__global const float* q, ulong q_off, __global const float* k, ulong k_off,
+                      __global const float* v, ulong v_off, __global const float* dout, ulong dout_off,
+                      __global const float* lse, ulong lse_off, __global const float* drow, ulong drow_off,
+                      __global float* dk, ulong dk_off, __global float* dv, ulong dv_off, long L, long H,
+                      long KVH, float scale, int causal, int acc_k, int acc_v) {
+  q += q_off; k += k_off; v += v_off; dout += dout_off; lse += lse_off; drow += drow_off;
+  dk += dk_off; dv += dv_off;
+  __local float4 Kt4[HEADDIM * BK / 4], Vt4[HEADDIM * BK / 4];   // the block's keys and values
+  __local float4 Qt4[HEADDIM * BQ / 4], dOt4[HEADDIM * BQ / 4];  // a query tile, its output gradients
+  __local float4 Pq4[BQ * BK / 4], dSq4[BQ * BK / 4];            // P[q][key], dS[q][key] of the tile
+  __local float4 lse4[(BQ + 3) / 4], d4[(BQ + 3) / 4];
+  __local float *lse_s = (__local float*)lse4, *d_s = (__local float*)d4;
+  const Block blk = block_of(get_group_id(0), L, KVH, BK, 0);  // blk.h: the kv head
+  const int lid = get_local_id(0), cg = lid % CG, r0 = (lid / CG) * 4;
+  const int n = (int)L, k0 = (int)blk.r0, nk = min(BK, n - k0);
+  const long group = H / KVH;  // query heads per kv head
+  const long qstride = H * HEADDIM, kstride = KVH * HEADDIM;
+  const long first = (blk.b * L + k0) * KVH + blk.h;  // the block's first row of k
+  STAGE_T4((__local float*)Kt4, BK, nk, k + first * HEADDIM + (long)j_ * kstride, 1.0f, ITEMS_KT);
+  STAGE_T4((__local float*)Vt4, BK, nk, v + first * HEADDIM + (long)j_ * kstride, 1.0f, ITEMS_KT);
+  float4 gk[4][NDV], gv[4][NDV];
+  ZERO_ACC(gk);
+  ZERO_ACC(gv);
+  const int qstart = causal ? k0 / BQ * BQ : 0;  // earlier query tiles see none of these keys
+  for (long hq = blk.h * group; hq < (blk.h + 1) * group; ++hq) {
+    __global const float* Q0 = q + (blk.b * L * H + hq) * HEADDIM;  // position 0 of head hq
+    __global const float* dO0 = dout + (blk.b * L * H + hq) * HEADDIM;
+    __global const float* lse0 = lse + (blk.b * H + hq) * L;
+    __global const float* d0 = drow + (blk.b * H + hq) * L;
+    for (int q0 = qstart; q0 < n; q0 += BQ) {
+      const int nq = min(BQ, n - q0);
+      barrier(CLK_LOCAL_MEM_FENCE);
+      STAGE_T4((__local float*)Qt4, BQ, nq, Q0 + (long)(q0 + j_) * qstride, 1.0f, ITEMS_KT);
+      STAGE_T4((__local float*)dOt4, BQ, nq, dO0 + (long)(q0 + j_) * qstride, 1.0f, ITEMS_KT);
+      for (int i = lid; i < BQ; i += ITEMS_KT) {
+        lse_s[i] = i < nq ? lse0[q0 + i] : 0.0f;
+        d_s[i] = i < nq ? d0[q0 + i] : 0.0f;
+      }
+      barrier(CLK_LOCAL_MEM_FENCE);
+      float4 st[4] = {(float4)0.0f, (float4)0.0f, (float4)0.0f, (float4)0.0f};  // Sᵀ: the item's keys x queries
+      float4 dpt[4] = {(float4)0.0f, (float4)0.0f, (float4)0.0f, (float4)0.0f};
+      TILE_PRODUCT(st, Kt4, BK, r0, Qt4, BQ, cg * 4);
+      TILE_PRODUCT(dpt, Vt4, BK, r0, dOt4, BQ, cg * 4);
+      const int4 query = (int4)(q0 + cg * 4) + (int4)(0, 1, 2, 3);
+      const float4 row_lse = lse4[cg], row_d = d4[cg];
+      float p[4][4], ds[4][4];
+      _Pragma("unroll") for (int r = 0; r < 4; ++r) {
+        const int4 vis = VISIBLE4(query, (int4)(k0 + r0 + r), n, causal);
+        const float4 pr = select((float4)0.0f, exp(st[r] * (float4)scale - row_lse), vis);
+        const float4 x = pr * (dpt[r] - row_d);
+        p[r][0] = pr.s0, p[r][1] = pr.s1, p[r][2] = pr.s2, p[r][3] = pr.s3;
+        ds[r][0] = x.s0, ds[r][1] = x.s1, ds[r][2] = x.s2, ds[r][3] = x.s3;
+      }
+      STORE_T(Pq4, BK, r0, cg * 4, p);
+      STORE_T(dSq4, BK, r0, cg * 4, ds);
+      barrier(CLK_LOCAL_MEM_FENCE);
+      ROWS_PRODUCT(gv, Pq4, BK, r0, nq, dO0 + (long)(q0 + n_) * qstride);
+      ROWS_PRODUCT(gk, dSq4, BK, r0, nq, Q0 + (long)(q0 + n_) * qstride);
+    }
+  }
+  _Pragma("unroll") for (int r = 0; r < 4; ++r) {
+    const int s = k0 + r0 + r;
+    if (s >= n) continue;
+    const long row = ((blk.b * L + s) * KVH + blk.h) * HEADDIM;
+    _Pragma("unroll") for (int c = 0; c < NDV; ++c) {
+      const int at = (c * CG + cg) * 4;
+      const float4 xk = gk[r][c] * (float4)scale, xv = gv[r][c];
+      vstore4(acc_k ? vload4(0, dk + row + at) + xk : xk, 0, dk + row + at);
+      vstore4(acc_v ? vload4(0, dv + row + at) + xv : xv, 0, dv + row + at);
+    }
+  }
+}
+#endif  // CG

@@ -3,7 +3,7 @@
 // (ops::attention_work: forward 4·B·nH·L²·d, half of it when causal; backward 2.5× the forward;
 // a multiply-add counts 2), next to the device's measured fp32 GEMM peak (pct_of_peak; the goal on
 // the H100 is 35% at L >= 2048, fwd + bwd). Options: --b --h --kv --d (defaults 8, 16, 4, 64),
-// --l a comma-separated list, --causal 1|0, --mapping automatic|group|item, tile knobs --block-q
+// --l a comma-separated list, --causal 1|0, --mapping automatic|group|item|tiles, tile knobs --block-q
 // --block-k --rows --vec and --bwd-block-q --bwd-block-k --bwd-rows (0: the mapping's).
 // MAGELLANO_PROFILE=1 adds the device time per kernel of one forward + backward.
 #include <cmath>
@@ -41,7 +41,8 @@ ops::AttentionMapping mapping_option(const Options& opts) {
   if (m == "automatic") return ops::AttentionMapping::automatic;
   if (m == "group") return ops::AttentionMapping::group_per_block;
   if (m == "item") return ops::AttentionMapping::item_per_block;
-  throw Error("--mapping: unknown value '" + m + "'; use automatic, group or item.");
+  if (m == "tiles") return ops::AttentionMapping::register_tiles;
+  throw Error("--mapping: unknown value '" + m + "'; use automatic, group, item or tiles.");
 }
 
 std::vector<float> rnd(int64_t n, std::mt19937& gen) {
@@ -116,7 +117,7 @@ RegisterBench reg{{"attention", "fused attention forward and forward + backward 
                     {"kv", Key::integer, "4", "kv heads (divides --h)"},
                     {"d", Key::integer, "64", "head width"},
                     {"causal", Key::integer, "1", "1: causal mask, 0: none"},
-                    {"mapping", Key::text, "automatic", "automatic, group (GPUs) or item (CPUs)"},
+                    {"mapping", Key::text, "automatic", "automatic, group or tiles (GPUs), item (CPUs)"},
                     {"block-q", Key::integer, "0", "forward: query rows per block (0: default)"},
                     {"block-k", Key::integer, "0", "forward: keys per tile (0: default)"},
                     {"rows", Key::integer, "0", "forward: rows per work-item (0: default)"},

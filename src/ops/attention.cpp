@@ -67,7 +67,7 @@ void backward(const Saved& s, const Metas& m, const Tensor& dout, const Attentio
       .run(d.b * d.l * d.h);
   if (m.q) {
     const autograd::GradTarget gq = autograd::grad_target(m.q);
-    Launch(ctx, "attention", "attn_bwd_dq", dq_knobs)
+    Launch(ctx, "attention", plan.kernel_name(AttentionKernel::dq), dq_knobs)
         .arg(s.q).arg(s.k).arg(s.v).arg(dout).arg(s.lse).arg(drow).arg(gq.tensor)
         .arg(d.l).arg(d.h).arg(d.kvh).arg(scale).arg(causal).arg(gq.accumulate)
         .run(d.b * d.h * blocks(d.l, plan.dq.block) * plan.dq.items(), plan.dq.items());
@@ -75,7 +75,7 @@ void backward(const Saved& s, const Metas& m, const Tensor& dout, const Attentio
   if (m.k || m.v) {
     const autograd::GradTarget gk = target_or_scratch(m.k, ctx, s.k.shape());
     const autograd::GradTarget gv = target_or_scratch(m.v, ctx, s.v.shape());
-    Launch(ctx, "attention", "attn_bwd_dkdv", plan.knobs(d, AttentionKernel::dkdv))
+    Launch(ctx, "attention", plan.kernel_name(AttentionKernel::dkdv), plan.knobs(d, AttentionKernel::dkdv))
         .arg(s.q).arg(s.k).arg(s.v).arg(dout).arg(s.lse).arg(drow).arg(gk.tensor).arg(gv.tensor)
         .arg(d.l).arg(d.h).arg(d.kvh).arg(scale).arg(causal).arg(gk.accumulate).arg(gv.accumulate)
         .run(d.b * d.kvh * blocks(d.l, plan.dkdv.block) * plan.dkdv.items(), plan.dkdv.items());
@@ -94,7 +94,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
   const float scale = opt.scale > 0.0f ? opt.scale : static_cast<float>(1.0 / std::sqrt(double(d.d)));
   Tensor out = Tensor::empty(ctx, q.shape());
   Tensor lse = Tensor::empty(ctx, Shape{d.b, d.h, d.l});
-  Launch(ctx, "attention", "attn_fwd", plan.knobs(d, AttentionKernel::fwd))
+  Launch(ctx, "attention", plan.kernel_name(AttentionKernel::fwd), plan.knobs(d, AttentionKernel::fwd))
       .arg(q).arg(k).arg(v).arg(out).arg(lse).arg(d.l).arg(d.h).arg(d.kvh).arg(scale).arg(opt.causal)
       .run(d.b * d.h * blocks(d.l, plan.fwd.block) * plan.fwd.items(), plan.fwd.items());
   if (autograd::any_requires_grad({q, k, v})) {

@@ -32,13 +32,47 @@ int64_t widest_dividing(std::initializer_list<int64_t> widths, std::initializer_
   return 1;
 }
 
-const char* kernel_name(AttentionKernel k) {
+const char* base_kernel_name(AttentionKernel k) {
   switch (k) {
     case AttentionKernel::fwd: return "attn_fwd";
     case AttentionKernel::dq: return "attn_bwd_dq";
     case AttentionKernel::dkdv: return "attn_bwd_dkdv";
   }
   return "?";
+}
+
+// Register tiles: the streamed tile's width, a multiple of 4 dividing d, at most `at_most` (0 if none).
+int64_t register_tile_cols(int64_t d, int64_t at_most) {
+  for (int64_t c = at_most - at_most % 4; c >= 4; c -= 4)
+    if (d % c == 0) return c;
+  return 0;
+}
+
+// Register tiles for one kernel from the options (0 = default). Default tiles that do not fit the
+// device's local memory shrink: the streamed tile's columns to the next valid width down to 8,
+// then the block's rows (halved, down to 4), then the columns down to 4; asked-for tiles are not
+// changed.
+AttentionTileKnobs choose_register_tiles(AttentionKernel kernel, int64_t block, int64_t cols,
+                                         const AttentionTileKnobs& defaults, const AttentionDims& d,
+                                         int64_t local_floats) {
+  AttentionTileKnobs t;
+  t.rows = 4;
+  t.block = block ? block : defaults.block;
+  t.cols = cols ? cols : register_tile_cols(d.d, defaults.cols);
+  auto fits = [&] { return attention_local_floats(kernel, d.d, t, true) <= local_floats; };
+  while (!fits()) {
+    if (!cols && t.cols > 8) t.cols = register_tile_cols(d.d, t.cols - 4);
+    else if (!block && t.block > 4) t.block = std::max<int64_t>(4, t.block / 2 / 4 * 4);
+    else if (!cols && t.cols > 4) t.cols = register_tile_cols(d.d, t.cols - 4);
+    else
+      throw Error("attention: head width d = " + std::to_string(d.d) + " needs " +
+                  std::to_string(attention_local_floats(kernel, d.d, t, true) * 4) + " bytes of local memory in " +
+                  base_kernel_name(kernel) + "_rt with tiles of " + std::to_string(t.block) + " x " +
+                  std::to_string(t.cols) + "; the device has " + std::to_string(local_floats * 4) +
+                  ". Use smaller tiles.");
+  }
+  t.col_groups = t.cols / 4;
+  return t;
 }
 
 // One kernel's tiles from the options (0 = default). Default tiles that do not fit the device's
@@ -52,7 +86,7 @@ AttentionTileKnobs choose_tiles(AttentionKernel kernel, int64_t block, int64_t c
   t.cols = cols ? cols : defaults.cols;
   const bool rows_follow = one_item && !rows;  // one work-item: its rows are the block's
   t.rows = rows ? rows : rows_follow ? t.block : defaults.rows;
-  auto fits = [&] { return attention_local_floats(kernel, d.d, t) <= local_floats; };
+  auto fits = [&] { return attention_local_floats(kernel, d.d, t, false) <= local_floats; };
   while (!fits()) {
     if (!cols && t.cols > 16) t.cols /= 2;
     else if (!block && (rows_follow || (t.block / 2) % t.rows == 0) && t.block / 2 >= 1) {
@@ -61,8 +95,8 @@ AttentionTileKnobs choose_tiles(AttentionKernel kernel, int64_t block, int64_t c
     } else if (!cols && t.cols > vec) t.cols /= 2;
     else
       throw Error("attention: head width d = " + std::to_string(d.d) + " needs " +
-                  std::to_string(attention_local_floats(kernel, d.d, t) * 4) + " bytes of local memory in " +
-                  kernel_name(kernel) + " with tiles of " + std::to_string(t.block) + " x " +
+                  std::to_string(attention_local_floats(kernel, d.d, t, false) * 4) + " bytes of local memory in " +
+                  base_kernel_name(kernel) + " with tiles of " + std::to_string(t.block) + " x " +
                   std::to_string(t.cols) + "; the device has " + std::to_string(local_floats * 4) +
                   ". Use smaller tiles.");
   }
@@ -70,7 +104,7 @@ AttentionTileKnobs choose_tiles(AttentionKernel kernel, int64_t block, int64_t c
 }
 
 void check_tiles(AttentionKernel kernel, const AttentionTileKnobs& t, int64_t vec, int64_t max_wg) {
-  const std::string k = kernel_name(kernel);
+  const std::string k = base_kernel_name(kernel);
   if (t.block % t.rows)
     throw Error("attention: " + std::to_string(t.rows) + " rows per work-item must divide the " +
                 std::to_string(t.block) + " rows of a block (" + k + ").");
@@ -84,7 +118,31 @@ void check_tiles(AttentionKernel kernel, const AttentionTileKnobs& t, int64_t ve
 
 }  // namespace
 
-int64_t attention_local_floats(AttentionKernel kernel, int64_t d, const AttentionTileKnobs& t) {
+// Register tiles: every block and tile a multiple of 4, 4-row groups, and the streamed tile's
+// columns dividing d (each work-item's share of an output row is whole float4s).
+void check_register_tiles(AttentionKernel kernel, const AttentionTileKnobs& t, int64_t d, int64_t max_wg) {
+  const std::string k = std::string(base_kernel_name(kernel)) + "_rt";
+  if (t.block % 4 || t.cols % 4)
+    throw Error("attention: register tiles need blocks and tiles that are multiples of 4, got " +
+                std::to_string(t.block) + " x " + std::to_string(t.cols) + " (" + k + ").");
+  if (d % t.cols)
+    throw Error("attention: with register tiles the streamed tile's " + std::to_string(t.cols) +
+                " columns must divide the head width " + std::to_string(d) + " (" + k + ").");
+  if (t.items() > max_wg)
+    throw Error("attention: " + std::to_string(t.items()) + " work-items per group exceed this device's " +
+                std::to_string(max_wg) + " (" + k + ").");
+}
+
+int64_t attention_local_floats(AttentionKernel kernel, int64_t d, const AttentionTileKnobs& t, bool register_tiles) {
+  if (register_tiles) {  // block rows x streamed columns (queries x keys; keys x queries for dkdv)
+    const int64_t rows = t.block, cols = t.cols;
+    switch (kernel) {
+      case AttentionKernel::fwd: return d * rows + d * cols + cols * rows + rows * (cols / 4);
+      case AttentionKernel::dq: return 2 * d * rows + 2 * d * cols + cols * rows;
+      case AttentionKernel::dkdv: return 2 * d * rows + 2 * d * cols + 2 * cols * rows + 2 * ((cols + 3) / 4 * 4);
+    }
+    return 0;
+  }
   const int64_t rstride = d + 1;
   switch (kernel) {
     case AttentionKernel::fwd: return t.block * rstride + d * t.cols + t.block * (t.cols + 1);
@@ -104,7 +162,18 @@ BuildOptions AttentionPlan::knobs(const AttentionDims& d, AttentionKernel kernel
                        .define("ROWS", t.rows)
                        .define("VEC", vec);
   if (group_per_block) o.define("ROWS_INNER");  // register tiles of a few rows (cl/attention.cl)
+  if (register_tiles) o.define("CG", t.col_groups);
   return o;
+}
+
+const char* AttentionPlan::kernel_name(AttentionKernel kernel) const {
+  if (!register_tiles) return base_kernel_name(kernel);
+  switch (kernel) {
+    case AttentionKernel::fwd: return "attn_fwd_rt";
+    case AttentionKernel::dq: return "attn_bwd_dq_rt";
+    case AttentionKernel::dkdv: return "attn_bwd_dkdv_rt";
+  }
+  return "?";
 }
 
 AttentionPlan plan_attention(const Context& ctx, const AttentionDims& d, const AttentionOptions& opt) {
@@ -112,6 +181,28 @@ AttentionPlan plan_attention(const Context& ctx, const AttentionDims& d, const A
     if (t->block_q < 0 || t->block_k < 0 || t->rows < 0 || t->vec < 0)
       throw Error("attention: tile knobs must be positive (or 0 for the default).");
   AttentionPlan plan;
+  const int64_t max_wg = static_cast<int64_t>(ctx.device().max_work_group_size);
+  const int64_t local_floats = static_cast<int64_t>(ctx.device().local_mem_bytes / 4);
+  if (opt.mapping == AttentionMapping::register_tiles) {
+    // Defaults: 64-query blocks with key tiles of 32 (forward), 32 x 32 (backward: both operands
+    // of two products staged per kernel, which must fit 48 KiB).
+    plan.register_tiles = true;
+    plan.vec = 4;
+    const AttentionTiles &t = opt.tiles, &bt = opt.backward_tiles;
+    for (const AttentionTiles* x : {&t, &bt}) {
+      if (x->rows && x->rows != 4)
+        throw Error("attention: register tiles hold 4 rows per work-item, got rows = " + std::to_string(x->rows) + ".");
+      if (x->vec && x->vec != 4)
+        throw Error("attention: register tiles use float4 vectors, got vector width " + std::to_string(x->vec) + ".");
+    }
+    plan.fwd = choose_register_tiles(AttentionKernel::fwd, t.block_q, t.block_k, {64, 32}, d, local_floats);
+    plan.dq = choose_register_tiles(AttentionKernel::dq, bt.block_q, bt.block_k, {32, 32}, d, local_floats);
+    plan.dkdv = choose_register_tiles(AttentionKernel::dkdv, bt.block_k, bt.block_q, {32, 32}, d, local_floats);
+    check_register_tiles(AttentionKernel::fwd, plan.fwd, d.d, max_wg);
+    check_register_tiles(AttentionKernel::dq, plan.dq, d.d, max_wg);
+    check_register_tiles(AttentionKernel::dkdv, plan.dkdv, d.d, max_wg);
+    return plan;
+  }
   plan.group_per_block = opt.mapping == AttentionMapping::group_per_block ||
                          (opt.mapping == AttentionMapping::automatic && kernel_mapping(ctx) == KernelMapping::gpu);
   const bool one_item = !plan.group_per_block;
@@ -135,8 +226,6 @@ AttentionPlan plan_attention(const Context& ctx, const AttentionDims& d, const A
   if (d.d % plan.vec)
     throw Error("attention: vector width " + std::to_string(plan.vec) + " must divide the head width " +
                 std::to_string(d.d) + ".");
-  const int64_t max_wg = static_cast<int64_t>(ctx.device().max_work_group_size);
-  const int64_t local_floats = static_cast<int64_t>(ctx.device().local_mem_bytes / 4);
   plan.fwd = choose_tiles(AttentionKernel::fwd, t.block_q, t.block_k, t.rows, fwd_default, one_item, d, plan.vec,
                           local_floats);
   plan.dq = choose_tiles(AttentionKernel::dq, bt.block_q, bt.block_k, bt.rows, bwd_default, one_item, d, plan.vec,

@@ -52,6 +52,7 @@ const char* mapping_name(ops::AttentionMapping m) {
   switch (m) {
     case ops::AttentionMapping::group_per_block: return "group-per-block";
     case ops::AttentionMapping::item_per_block: return "item-per-block";
+    case ops::AttentionMapping::register_tiles: return "register-tiles";
     default: return "automatic";
   }
 }
@@ -138,6 +139,13 @@ const RegisterOp reg{
          attention_case({.b = 2, .l = 29, .h = 2, .kvh = 1, .d = 16, .causal = false, .mapping = M::item_per_block,
                          .tiles = {.block_q = 3, .block_k = 8, .vec = 8},
                          .backward_tiles = {.block_q = 24, .block_k = 8, .vec = 8}}),
+         // Register tiles: streamed tiles of 24 (d 24, six column groups) and 20 (d 40, five),
+         // explicit small tiles with partial blocks, d 128.
+         attention_case({.b = 1, .l = 45, .h = 4, .kvh = 2, .d = 24, .mapping = M::register_tiles}),
+         attention_case({.b = 1, .l = 50, .h = 2, .kvh = 1, .d = 40, .magnitude = 4.0, .mapping = M::register_tiles}),
+         attention_case({.b = 2, .l = 70, .h = 4, .kvh = 1, .d = 64, .causal = false, .mapping = M::register_tiles,
+                         .tiles = {.block_q = 16, .block_k = 8}, .backward_tiles = {.block_q = 8, .block_k = 16}}),
+         attention_case({.b = 1, .l = 33, .h = 2, .kvh = 1, .d = 128, .mapping = M::register_tiles}),
      },
      attention_case({8, 2048, 16, 4, 64})}};  // a GQA training shape
 
@@ -190,6 +198,8 @@ TEST(Attention, MappingsAndTilesAgreeAtALongerLength) {
       {.mapping = M::group_per_block, .tiles = {.block_q = 32, .block_k = 16, .rows = 2},
        .backward_tiles = {.block_q = 16, .block_k = 32, .rows = 2}},
       {.mapping = M::item_per_block, .tiles = {.block_q = 5, .block_k = 32}, .backward_tiles = {.block_q = 8, .block_k = 8}},
+      {.mapping = M::register_tiles},
+      {.mapping = M::register_tiles, .tiles = {.block_q = 32, .block_k = 16}, .backward_tiles = {.block_q = 16, .block_k = 8}},
   };
   for (const auto& o : others) {
     const auto other = run_once(o, t, dy);
@@ -204,7 +214,7 @@ TEST(Attention, MappingsAndTilesAgreeAtALongerLength) {
 }
 
 TEST(Attention, ForwardAndBackwardAreBitwiseDeterministic) {
-  for (auto m : {M::item_per_block, M::group_per_block}) {
+  for (auto m : {M::item_per_block, M::group_per_block, M::register_tiles}) {
     const Case c{2, 70, 4, 1, 32};
     auto t = upload_all(make_inputs(c), true);
     const Tensor dy = upload(Shape{c.b, c.l, c.h, c.d}, randn(c.b * c.l * c.h * c.d, 8));
@@ -255,4 +265,10 @@ TEST(Attention, BadInputIsOneClearError) {
   expect_error([&] {
     ops::attention(q, k, k, {.mapping = M::group_per_block, .tiles = {.block_q = 16, .rows = 3}});
   }, "3 rows per work-item must divide the 16 rows");
+  expect_error([&] { ops::attention(q, k, k, {.mapping = M::register_tiles, .tiles = {.rows = 2}}); },
+               "register tiles hold 4 rows per work-item");
+  expect_error([&] { ops::attention(q, k, k, {.mapping = M::register_tiles, .tiles = {.block_q = 10}}); },
+               "multiples of 4");
+  expect_error([&] { ops::attention(q, k, k, {.mapping = M::register_tiles, .tiles = {.block_k = 12}}); },
+               "the streamed tile's 12 columns must divide the head width 32");
 }

@@ -31,8 +31,12 @@ namespace magellano::ops {
 // ~BQ / rows work-items per query block, each owning `rows` query rows, the key tile transposed in
 // local memory and read as a broadcast. `item_per_block` (CPUs): one work-item per block walks all
 // its rows with wide vectors. `automatic` follows ops::kernel_mapping (gpu -> group_per_block,
-// cpu -> item_per_block), so a forced mapping (tests) switches it too. Results agree to rounding.
-enum class AttentionMapping { automatic, group_per_block, item_per_block };
+// cpu -> item_per_block), so a forced mapping (tests) switches it too. `register_tiles` (GPUs): the
+// work-items of a group form a grid of 4-row groups x column groups, each holding a 4 x 4 tile of
+// scores and a 4-row slice of the output in registers, as a GEMM does (its tiles: rows of a block,
+// a multiple of 4, and the streamed tile's columns, a multiple of 4 dividing d; rows per work-item
+// 4, vectors 4). Results agree to rounding.
+enum class AttentionMapping { automatic, group_per_block, item_per_block, register_tiles };
 
 // Tile knobs (0 = the mapping's default; src/ops/attention_plan.cpp): rows of a block (query rows
 // for the forward and dq, key rows for dk/dv), columns of a streamed tile (keys; queries for
