@@ -1,6 +1,7 @@
 #include "attention_plan.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 
 #include "magellano/ops/mapping.hpp"
@@ -176,7 +177,23 @@ const char* AttentionPlan::kernel_name(AttentionKernel kernel) const {
   return "?";
 }
 
-AttentionPlan plan_attention(const Context& ctx, const AttentionDims& d, const AttentionOptions& opt) {
+// The mapping an `automatic` call runs: MAGELLANO_ATTENTION=group|item|tiles when set, else by the
+// device's kernel mapping (gpu -> group_per_block, cpu -> item_per_block).
+AttentionMapping automatic_mapping(const Context& ctx) {
+  if (const char* env = std::getenv("MAGELLANO_ATTENTION"); env && *env) {
+    const std::string v = env;
+    if (v == "group") return AttentionMapping::group_per_block;
+    if (v == "item") return AttentionMapping::item_per_block;
+    if (v == "tiles") return AttentionMapping::register_tiles;
+    throw Error("MAGELLANO_ATTENTION must be group, item or tiles, got '" + v + "'.");
+  }
+  return kernel_mapping(ctx) == KernelMapping::gpu ? AttentionMapping::group_per_block
+                                                   : AttentionMapping::item_per_block;
+}
+
+AttentionPlan plan_attention(const Context& ctx, const AttentionDims& d, const AttentionOptions& options) {
+  AttentionOptions opt = options;
+  if (opt.mapping == AttentionMapping::automatic) opt.mapping = automatic_mapping(ctx);
   for (const AttentionTiles* t : {&opt.tiles, &opt.backward_tiles})
     if (t->block_q < 0 || t->block_k < 0 || t->rows < 0 || t->vec < 0)
       throw Error("attention: tile knobs must be positive (or 0 for the default).");
@@ -203,8 +220,7 @@ AttentionPlan plan_attention(const Context& ctx, const AttentionDims& d, const A
     check_register_tiles(AttentionKernel::dkdv, plan.dkdv, d.d, max_wg);
     return plan;
   }
-  plan.group_per_block = opt.mapping == AttentionMapping::group_per_block ||
-                         (opt.mapping == AttentionMapping::automatic && kernel_mapping(ctx) == KernelMapping::gpu);
+  plan.group_per_block = opt.mapping == AttentionMapping::group_per_block;
   const bool one_item = !plan.group_per_block;
   // Defaults. Group per block: a row per work-item, 64-row blocks, key tiles of 32 (forward) and
   // 64 (backward, halved to fit 48 KiB), float4 columns. Item per block: one work-item per block

@@ -31,7 +31,8 @@ namespace magellano::ops {
 // ~BQ / rows work-items per query block, each owning `rows` query rows, the key tile transposed in
 // local memory and read as a broadcast. `item_per_block` (CPUs): one work-item per block walks all
 // its rows with wide vectors. `automatic` follows ops::kernel_mapping (gpu -> group_per_block,
-// cpu -> item_per_block), so a forced mapping (tests) switches it too. `register_tiles` (GPUs): the
+// cpu -> item_per_block), so a forced mapping (tests) switches it too, unless MAGELLANO_ATTENTION=
+// group|item|tiles names the mapping for every automatic call. `register_tiles` (GPUs): the
 // work-items of a group form a grid of 4-row groups x column groups, each holding a 4 x 4 tile of
 // scores and a 4-row slice of the output in registers, as a GEMM does (its tiles: rows of a block,
 // a multiple of 4, and the streamed tile's columns, a multiple of 4 dividing d; rows per work-item
