@@ -321,21 +321,26 @@ GgufArch gguf_arch_for(const Config& cfg) {
       refuse("llama.cpp's granitehybrid renormalises the top-k router weights (model.moe.normalize_top_k is false).");
   }
   if (arch == GgufArch::jamba) {
+    // A Mamba1 hybrid that is not Jamba's model has no llama.cpp architecture at all.
+    auto jamba_refuse = [&](const std::string& why) {
+      refuse("llama.cpp has no architecture for the layer pattern " + pat.substr(0, 60) +
+             " (Mamba1 + attention / MoE / MLP) as configured: " + why);
+    };
     if (!m.mamba_inner_norms)
-      refuse("llama.cpp's jamba Mamba layers have dt/B/C RMSNorms (set model.mamba_inner_norms).");
+      jamba_refuse("llama.cpp's jamba Mamba layers have dt/B/C RMSNorms (set model.mamba_inner_norms).");
     if (moe && !(m.moe.router == nn::MoERouter::softmax_topk && !m.moe.normalize_top_k))
-      refuse("llama.cpp's jamba routes softmax-then-top-k without renormalising (model.moe.router softmax_topk, "
+      jamba_refuse("llama.cpp's jamba routes softmax-then-top-k without renormalising (model.moe.router softmax_topk, "
              "normalize_top_k false).");
-    if (moe && m.moe.shared_expert_hidden > 0) refuse("llama.cpp's jamba has no shared expert.");
+    if (moe && m.moe.shared_expert_hidden > 0) jamba_refuse("llama.cpp's jamba has no shared expert.");
     if (moe && mlp && m.moe_config().hidden != m.mlp_config().hidden)
-      refuse("llama.cpp's jamba has one feed-forward width for experts and MLPs (model.moe.hidden and model.mlp.hidden differ).");
+      jamba_refuse("llama.cpp's jamba has one feed-forward width for experts and MLPs (model.moe.hidden and model.mlp.hidden differ).");
     if (attn) {
       const AttentionSection& a = m.attention;
       const int64_t d = a.head_dim > 0 ? a.head_dim : m.dim / a.heads;
-      if (a.rope_theta != 0.0) refuse("llama.cpp's jamba attention has no rotary positions (model.attention.rope_theta must be 0).");
-      if (d * a.heads != m.dim) refuse("llama.cpp's jamba attention needs heads × head_dim = dim.");
+      if (a.rope_theta != 0.0) jamba_refuse("llama.cpp's jamba attention has no rotary positions (model.attention.rope_theta must be 0).");
+      if (d * a.heads != m.dim) jamba_refuse("llama.cpp's jamba attention needs heads × head_dim = dim.");
       if (a.scale != 0.0 && std::fabs(a.scale * std::sqrt(double(d)) - 1.0) > 1e-6)
-        refuse("llama.cpp's jamba attention scales scores by 1/sqrt(head_dim) (model.attention.scale differs).");
+        jamba_refuse("llama.cpp's jamba attention scales scores by 1/sqrt(head_dim) (model.attention.scale differs).");
     }
   }
   return arch;
