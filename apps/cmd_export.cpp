@@ -10,6 +10,7 @@
 #include "command.hpp"
 #include "model_source.hpp"
 #include "options.hpp"
+#include "magellano/io/json_file.hpp"
 #include "magellano/runtime/context.hpp"
 #include "magellano/runtime/device.hpp"
 #include "magellano/runtime/error.hpp"
@@ -53,14 +54,24 @@ int run_export(int argc, char** argv) {
   else if (type == "q8_0") options.type = io::GgmlType::q8_0;
   else throw po::error("--type must be f32, f16 or q8_0, got '" + type + "'");
   options.context_length = context_length;
-  options.name = name.empty() ? fs::absolute(checkpoint).lexically_normal().filename().string() : name;
-  if (options.name.empty()) options.name = fs::absolute(checkpoint).lexically_normal().parent_path().filename().string();
   if (fs::exists(fs::symlink_status(out)))
     throw Error("export: the output " + out + " already exists. Choose a new path or remove it first.");
 
   // The architecture and the tokenizer are checked before the weights load.
   const train::CheckpointSource source = train::read_checkpoint_config(checkpoint);
   const train::GgufArch arch = train::gguf_arch_for(source.config);
+  // A Hugging Face hybrid folder's own context (max_position_embeddings), as the converter writes it
+  // for Jamba and for Granite with rotary positions (2^20 for NoPE Granite and pure Mamba / Mamba2).
+  const bool positional = arch == train::GgufArch::jamba ||
+                          (arch == train::GgufArch::granitehybrid && source.config.model.attention.rope_theta > 0 &&
+                           source.config.model.num_attention() > 0);
+  if (context_length == 0 && positional && fs::is_regular_file(fs::path(checkpoint) / "config.json")) {
+    const auto j = io::read_json(fs::path(checkpoint) / "config.json");
+    if (j.is_object() && j.contains("max_position_embeddings") && j["max_position_embeddings"].is_number_unsigned())
+      options.context_length = j["max_position_embeddings"].get<int64_t>();
+  }
+  options.name = name.empty() ? fs::absolute(checkpoint).lexically_normal().filename().string() : name;
+  if (options.name.empty()) options.name = fs::absolute(checkpoint).lexically_normal().parent_path().filename().string();
   std::string why_none;
   const auto tok = cli::find_tokenizer(tokenizer, checkpoint, source.config, why_none);
   if (!tok) throw Error("export: a GGUF file carries its tokenizer, and " + why_none + ". Pass --tokenizer DIR.");
