@@ -20,6 +20,8 @@
 #include "cli.hpp"
 #include "gguf_reader.hpp"
 #include "harness.hpp"
+#include "hf_hybrid_folder.hpp"
+#include "hybrid_reference.hpp"
 #include "magellano/data/bpe_model.hpp"
 #include "magellano/data/byte_alphabet.hpp"
 #include "magellano/data/tokenizer.hpp"
@@ -491,4 +493,54 @@ TEST(GgufExportCli, ExportsAFolderAndRefusesWithoutLeavingAFile) {
   run = run_on_device({"export", "--format", "gguf", "--checkpoint", ck.string(), "--out", (d / "no" / "x.gguf").string()});
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_FALSE(fs::exists(d / "no"));
+}
+
+TEST(GgufExport, HuggingFaceGraniteAndJambaFoldersExportAsTheirModels) {
+  // A folder in Hugging Face's layout (packed Granite experts, Jamba's per-expert tensors) loads
+  // through the hybrid locator; its GGUF equals, tensor for tensor, that of the same weights
+  // uploaded into the model directly.
+  const json granite = json::parse(R"({
+    "architectures": ["GraniteMoeHybridForCausalLM"], "model_type": "granitemoehybrid", "vocab_size": 300,
+    "hidden_size": 32, "intermediate_size": 24, "shared_intermediate_size": 16, "num_hidden_layers": 3,
+    "layer_types": ["mamba", "attention", "mamba"], "num_attention_heads": 2, "num_key_value_heads": 1,
+    "mamba_n_heads": 4, "mamba_d_head": "auto", "mamba_n_groups": 1, "mamba_d_state": 8, "mamba_d_conv": 4,
+    "mamba_expand": 2, "num_local_experts": 4, "num_experts_per_tok": 2, "embedding_multiplier": 2.0,
+    "residual_multiplier": 0.5, "logits_scaling": 3.0, "attention_multiplier": 0.2, "rms_norm_eps": 1e-5,
+    "position_embedding_type": "rope", "rope_theta": 10000, "rope_scaling": null, "hidden_act": "silu",
+    "tie_word_embeddings": true})");
+  const json jamba = json::parse(R"({
+    "architectures": ["JambaForCausalLM"], "model_type": "jamba", "vocab_size": 300, "hidden_size": 32,
+    "intermediate_size": 24, "num_hidden_layers": 4, "num_attention_heads": 2, "num_key_value_heads": 1,
+    "attn_layer_period": 2, "attn_layer_offset": 1, "expert_layer_period": 2, "expert_layer_offset": 0,
+    "num_experts": 4, "num_experts_per_tok": 2, "mamba_d_state": 8, "mamba_d_conv": 4, "mamba_expand": 2,
+    "mamba_dt_rank": "auto", "mamba_conv_bias": true, "mamba_proj_bias": false, "rms_norm_eps": 1e-6,
+    "tie_word_embeddings": false, "sliding_window": null, "hidden_act": "silu"})");
+  for (const json& cfg_json : {granite, jamba}) {
+    const bool is_granite = cfg_json["model_type"] == "granitemoehybrid";
+    SCOPED_TRACE(is_granite ? "granite" : "jamba");
+    TempDir d;
+    io::write_json_atomically(d / "config.json", cfg_json);
+    const train::Config c = train::read_hf_hybrid(d.path()).config;
+    nn::Model direct(test_ctx(), train::model_spec(c), 1);
+    const ref::Weights w = ref::random_weights(direct, 17);
+    if (is_granite) write_hf_granite_folder(direct, w, d.path(), cfg_json);
+    else write_hf_jamba_folder(direct, w, d.path(), cfg_json, false);
+    ref::upload(direct, w);
+    auto loaded = train::load_model(d.path(), test_ctx());
+    const data::Tokenizer tok(small_bpe());
+    train::export_gguf(*loaded.model, loaded.config, tok, d / "hf.gguf", {});
+    train::export_gguf(direct, c, tok, d / "direct.gguf", {});
+    const GgufFile a = read_gguf(d / "hf.gguf"), b = read_gguf(d / "direct.gguf");
+    EXPECT_EQ(a.kv.at("general.architecture").str, is_granite ? "granitehybrid" : "jamba");
+    ASSERT_EQ(a.tensors.size(), b.tensors.size());
+    for (size_t i = 0; i < a.tensors.size(); ++i) {
+      EXPECT_EQ(a.tensors[i].name, b.tensors[i].name);
+      EXPECT_EQ(a.tensors[i].ne, b.tensors[i].ne);
+      EXPECT_TRUE(a.tensors[i].bytes == b.tensors[i].bytes) << a.tensors[i].name;
+    }
+    if (is_granite) {
+      EXPECT_EQ(float(a.kv.at("granitehybrid.attention.scale").number), 0.2f);
+      EXPECT_EQ(a.kv.at("granitehybrid.attention.head_count_kv").ints, (std::vector<int64_t>{0, 1, 0}));
+    }
+  }
 }
