@@ -463,6 +463,9 @@ GgufExportReport export_gguf(nn::Model& model, const Config& cfg, const data::To
     if (static_cast<int64_t>(v.size()) != numel)
       refuse("tensor " + t.name + " has " + std::to_string(v.size()) + " values where llama.cpp expects " +
              std::to_string(numel) + " (internal).");
+    for (float x : v)
+      if (!std::isfinite(x))
+        refuse("tensor " + t.name + " holds a NaN or infinite value; the checkpoint is damaged (nothing was written).");
     io::ggml_encode(t.type, v.data(), numel, bytes);
   });
   report.bytes = fs::file_size(out);

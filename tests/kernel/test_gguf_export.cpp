@@ -410,6 +410,26 @@ TEST(GgufExport, JambaMambaNormsDenseAndExpertLayers) {
   expect_all_values(e, 64);
 }
 
+TEST(GgufExport, ANonFiniteWeightIsOneErrorAndNoFile) {
+  TempDir d;
+  const auto cfg = config({{"vocab_size", kVocab}, {"dim", 32}, {"layers", "MM"}, {"d_state", 8}});
+  nn::Model model(test_ctx(), train::model_spec(cfg), 1);
+  for (const auto& p : model.parameters())
+    if (p.name == "backbone.layers.1.mixer.x_proj.weight") {
+      auto v = p.tensor.to_host();
+      v[5] = std::nanf("");
+      Tensor(p.tensor).copy_from_host(v.data(), v.size() * sizeof(float));
+    }
+  const data::Tokenizer tok(small_bpe());
+  try {
+    train::export_gguf(model, cfg, tok, d / "x.gguf", {});
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("blk.1.ssm_x.weight holds a NaN"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::is_empty(d.path()));
+}
+
 TEST(GgufExport, RefusesWhatLlamaCppCannotRun) {
   auto refusal = [](json model) -> std::string {
     try {

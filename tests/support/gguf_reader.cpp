@@ -63,7 +63,7 @@ void read_scalar(Cursor& c, uint32_t type, GgufValue& v, bool into_array) {
     case 3: { auto x = c.get<int16_t>(); num(x, x, uint64_t(x)); break; }
     case 4: { auto x = c.get<uint32_t>(); num(x, x, x); break; }
     case 5: { auto x = c.get<int32_t>(); num(x, x, uint64_t(x)); break; }
-    case 6: { auto x = c.get<float>(); num(x, int64_t(x), uint64_t(x)); break; }
+    case 6: { auto x = c.get<float>(); num(x, 0, 0); break; }  // floats: `number` only
     case 7: {
       auto x = c.get<uint8_t>();
       if (x > 1) throw std::runtime_error("GGUF: a bool that is neither 0 nor 1");
@@ -73,7 +73,7 @@ void read_scalar(Cursor& c, uint32_t type, GgufValue& v, bool into_array) {
     case 8: if (into_array) v.strings.push_back(c.str()); else v.str = c.str(); break;
     case 10: { auto x = c.get<uint64_t>(); num(double(x), int64_t(x), x); break; }
     case 11: { auto x = c.get<int64_t>(); num(double(x), x, uint64_t(x)); break; }
-    case 12: { auto x = c.get<double>(); num(x, int64_t(x), uint64_t(x)); break; }
+    case 12: { auto x = c.get<double>(); num(x, 0, 0); break; }
     default: throw std::runtime_error("GGUF: unknown value type " + std::to_string(type));
   }
 }

@@ -15,7 +15,8 @@ namespace mgtest {
 struct GgufValue {
   uint32_t type = 0;  // gguf_type of the value (9 = array)
   uint32_t elem_type = 0;  // arrays: the element type
-  // Scalars: the number as a double / integer, a bool, or a string; arrays: one of the vectors.
+  // Scalars: the number as a double (and, for integer types, as integers), a bool, or a string;
+  // arrays: one of the vectors (`ints` holds integer and bool elements, `numbers` every number).
   double number = 0;
   int64_t integer = 0;
   uint64_t uinteger = 0;
