@@ -32,19 +32,6 @@ using namespace magellano;
 
 namespace {
 
-// --tokenizer DIR; else the checkpoint folder's own tokenizer files; else the config's
-// data.tokenizer (as `magellano eval --text` uses it); else none. `why_none` says what was tried.
-std::optional<data::Tokenizer> find_tokenizer(const std::string& option, const fs::path& checkpoint,
-                                              const train::Config& cfg, std::string& why_none) {
-  if (!option.empty()) return data::Tokenizer::load(option);
-  if (data::has_tokenizer_files(checkpoint)) return data::Tokenizer::load(checkpoint);
-  if (cfg.data.tokenizer && fs::is_directory(*cfg.data.tokenizer)) return data::Tokenizer::load(*cfg.data.tokenizer);
-  why_none = "the checkpoint folder holds no tokenizer.json, encoder.json + vocab.bpe or vocab.json + merges.txt, and ";
-  why_none += cfg.data.tokenizer ? "its config's data.tokenizer '" + *cfg.data.tokenizer + "' is not a folder here"
-                                 : "its config names no tokenizer (data.tokenizer)";
-  return std::nullopt;
-}
-
 // "1 2 3" or "1,2,3".
 std::vector<int32_t> parse_ids(const std::string& s) {
   std::vector<int32_t> ids;
@@ -201,7 +188,7 @@ std::optional<data::Tokenizer> load_tokenizer(const GenerateRequest& req, const 
                                               const Prompts& prompts) {
   const int64_t V = loaded.config.model.vocab_size;
   std::string why_none;
-  auto tok = find_tokenizer(req.tokenizer_dir, req.source.checkpoint, loaded.config, why_none);
+  auto tok = cli::find_tokenizer(req.tokenizer_dir, req.source.checkpoint, loaded.config, why_none);
   if (!tok && (!prompts.texts.empty() || !req.stops.empty()))
     throw Error("generate: " + std::string(prompts.texts.empty() ? "--stop" : "a text prompt") + " needs a tokenizer, and " +
                 why_none + ". Pass --tokenizer DIR, or give --prompt-ids without --stop.");

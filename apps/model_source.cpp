@@ -26,4 +26,16 @@ train::LoadedModel load_model_source(const ModelSource& src, Context& ctx) {
                              : train::load_model_with_adapter(src.checkpoint, src.adapter, ctx, base);
 }
 
+std::optional<data::Tokenizer> find_tokenizer(const std::string& option, const std::filesystem::path& checkpoint,
+                                              const train::Config& cfg, std::string& why_none) {
+  if (!option.empty()) return data::Tokenizer::load(option);
+  if (data::has_tokenizer_files(checkpoint)) return data::Tokenizer::load(checkpoint);
+  if (cfg.data.tokenizer && std::filesystem::is_directory(*cfg.data.tokenizer))
+    return data::Tokenizer::load(*cfg.data.tokenizer);
+  why_none = "the checkpoint folder holds no tokenizer.json, encoder.json + vocab.bpe or vocab.json + merges.txt, and ";
+  why_none += cfg.data.tokenizer ? "its config's data.tokenizer '" + *cfg.data.tokenizer + "' is not a folder here"
+                                 : "its config names no tokenizer (data.tokenizer)";
+  return std::nullopt;
+}
+
 }  // namespace magellano::cli

@@ -3,7 +3,10 @@
 // stored as --base-precision fp32|fp16|nf4.
 #pragma once
 #include <boost/program_options.hpp>
+#include <optional>
 #include <string>
+
+#include "magellano/data/tokenizer.hpp"
 
 #include "magellano/train/checkpoint.hpp"
 
@@ -18,5 +21,10 @@ void add_model_source_options(boost::program_options::options_description& opts,
 
 // Loads the model (checks --base-precision first, so a typo fails before any file is read).
 train::LoadedModel load_model_source(const ModelSource& src, Context& ctx);
+
+// The tokenizer of a checkpoint: --tokenizer DIR (`option`); else the checkpoint folder's own
+// tokenizer files; else the config's data.tokenizer; else none, with `why_none` saying what was tried.
+std::optional<data::Tokenizer> find_tokenizer(const std::string& option, const std::filesystem::path& checkpoint,
+                                              const train::Config& cfg, std::string& why_none);
 
 }  // namespace magellano::cli
