@@ -32,19 +32,6 @@ using namespace magellano;
 
 namespace {
 
-// --tokenizer DIR; else the checkpoint folder's own tokenizer files; else the config's
-// data.tokenizer (as `magellano eval --text` uses it); else none. `why_none` says what was tried.
-std::optional<data::Tokenizer> find_tokenizer(const std::string& option, const fs::path& checkpoint,
-                                              const train::Config& cfg, std::string& why_none) {
-  if (!option.empty()) return data::Tokenizer::load(option);
-  if (data::has_tokenizer_files(checkpoint)) return data::Tokenizer::load(checkpoint);
-  if (cfg.data.tokenizer && fs::is_directory(*cfg.data.tokenizer)) return data::Tokenizer::load(*cfg.data.tokenizer);
-  why_none = "the checkpoint folder holds no tokenizer.json, encoder.json + vocab.bpe or vocab.json + merges.txt, and ";
-  why_none += cfg.data.tokenizer ? "its config's data.tokenizer '" + *cfg.data.tokenizer + "' is not a folder here"
-                                 : "its config names no tokenizer (data.tokenizer)";
-  return std::nullopt;
-}
-
 // "1 2 3" or "1,2,3".
 std::vector<int32_t> parse_ids(const std::string& s) {
   std::vector<int32_t> ids;
@@ -69,26 +56,6 @@ std::vector<int32_t> parse_ids(const std::string& s) {
   }
   if (ids.empty()) throw Error("--prompt-ids is empty; give at least one token id, e.g. --prompt-ids \"50256\".");
   return ids;
-}
-
-// The end-of-text ids: the tokenizer's (GPT-2's files: <|endoftext|>; a tokenizer.json folder: its
-// config.json / generation_config.json eos_token_id, data/hf_tokenizer_json.hpp); else the Hugging
-// Face checkpoint config's eos_token_id (an id or a list); else 50256 for GPT-2's vocabulary of
-// 50,257 ids; else none.
-std::vector<int32_t> find_eos(const std::optional<data::Tokenizer>& tok, const fs::path& checkpoint,
-                              const train::LoadedModel& loaded) {
-  if (tok && !tok->eos_ids().empty()) return {tok->eos_ids().begin(), tok->eos_ids().end()};
-  if (loaded.hugging_face) {
-    const auto j = io::read_hf_json(checkpoint / "config.json", "Hugging Face config");
-    const nlohmann::json none;
-    const auto& v = j.contains("eos_token_id") ? j["eos_token_id"] : none;
-    std::vector<int32_t> ids;
-    for (const auto& e : v.is_array() ? v : nlohmann::json::array({v}))
-      if (e.is_number_integer()) ids.push_back(e.get<int32_t>());
-    if (!ids.empty()) return ids;
-  }
-  if (loaded.config.model.vocab_size == 50257) return {50256};
-  return {};
 }
 
 std::string ids_line(const std::vector<int32_t>& ids) {
@@ -201,7 +168,7 @@ std::optional<data::Tokenizer> load_tokenizer(const GenerateRequest& req, const 
                                               const Prompts& prompts) {
   const int64_t V = loaded.config.model.vocab_size;
   std::string why_none;
-  auto tok = find_tokenizer(req.tokenizer_dir, req.source.checkpoint, loaded.config, why_none);
+  auto tok = cli::find_tokenizer(req.tokenizer_dir, req.source.checkpoint, loaded.config, why_none);
   if (!tok && (!prompts.texts.empty() || !req.stops.empty()))
     throw Error("generate: " + std::string(prompts.texts.empty() ? "--stop" : "a text prompt") + " needs a tokenizer, and " +
                 why_none + ". Pass --tokenizer DIR, or give --prompt-ids without --stop.");
@@ -302,7 +269,7 @@ int run_generate(int argc, char** argv) {
   const auto loaded = cli::load_model_source(req->source, *ctx);
   const auto tok = load_tokenizer(*req, loaded, prompts);
   const auto ids = prompt_ids(std::move(prompts), tok, *req);
-  req->gc.eos_ids = find_eos(tok, req->source.checkpoint, loaded);
+  req->gc.eos_ids = cli::find_eos(tok, req->source.checkpoint, loaded);
 
   ResultPrinter printer(ids.size(), req->json, tok.has_value());
   const auto start = std::chrono::steady_clock::now();
