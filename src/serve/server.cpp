@@ -247,7 +247,10 @@ struct Server::Impl {
         usage.completion_tokens += static_cast<int64_t>(e.ids.size());
         const json lp = r.logprobs ? logprobs_json(e.logprobs, token_bytes, offsets[e.choice]) : json(nullptr);
         for (const auto& t : e.logprobs) offsets[e.choice] += token_bytes ? token_bytes(t.id).size() : 0;
-        if (e.text.empty() && !e.finish && !r.logprobs) continue;
+        // With a tokenizer, a token whose bytes are held back (a possible stop string, a
+        // character not complete yet) sends nothing; without one every token sends a chunk (with
+        // empty text), so a client still sees each token arrive.
+        if (e.text.empty() && !e.finish && !r.logprobs && token_bytes) continue;
         if (!write(sse_event(chunk_json(h, e.choice, e.text, lp, e.finish ? finish_reason_name(*e.finish) : nullptr))))
           return false;
       }
