@@ -199,8 +199,10 @@ struct Server::Impl {
           },
           releaser);
     } else {
+      // With the charset named, httplib does not compress the body (it compresses exactly
+      // "application/json" for clients that accept gzip), so each heartbeat reaches the socket.
       res.set_chunked_content_provider(
-          "application/json",
+          "application/json; charset=utf-8",
           [this, handle, h, r, echo, prompt_tokens](size_t, httplib::DataSink& sink) {
             return complete(*handle, sink, h, r, echo, prompt_tokens);
           },
@@ -208,12 +210,12 @@ struct Server::Impl {
     }
   }
 
-  // Waits for events, writing `idle` after each second without any; false when the client is gone.
-  static bool next_events(RequestHandle& handle, httplib::DataSink& sink, const char* idle, std::vector<Event>& out) {
-    auto last_write = std::chrono::steady_clock::now();
+  // Waits for events. Whenever a second has passed since the last write (`last_write`), writes
+  // `idle` first: a streaming response that is waiting, or a non-streaming one at any time, finds
+  // out this way that its client is gone (false; the request is cancelled).
+  static bool next_events(RequestHandle& handle, httplib::DataSink& sink, const char* idle,
+                          std::chrono::steady_clock::time_point& last_write, std::vector<Event>& out) {
     for (;;) {
-      out = handle.wait(kPoll);
-      if (!out.empty() || handle.done()) return true;
       if (std::chrono::steady_clock::now() - last_write >= kHeartbeat) {
         if (!sink.write(idle, std::strlen(idle))) {
           handle.cancel();
@@ -221,12 +223,16 @@ struct Server::Impl {
         }
         last_write = std::chrono::steady_clock::now();
       }
+      out = handle.wait(kPoll);
+      if (!out.empty() || handle.done()) return true;
     }
   }
 
   bool stream(RequestHandle& handle, httplib::DataSink& sink, const ResponseHeader& h, const CompletionRequest& r,
               const std::string& echo, int64_t prompt_tokens) {
+    auto last_write = std::chrono::steady_clock::now();
     auto write = [&](const std::string& s) {
+      last_write = std::chrono::steady_clock::now();
       if (sink.write(s.data(), s.size())) return true;
       handle.cancel();
       return false;
@@ -238,7 +244,7 @@ struct Server::Impl {
     Usage usage{prompt_tokens * r.n, 0};
     std::vector<Event> events;
     while (!handle.done()) {
-      if (!next_events(handle, sink, kSseKeepAlive, events)) return false;
+      if (!next_events(handle, sink, kSseKeepAlive, last_write, events)) return false;
       for (const Event& e : events) {
         if (!e.error.empty()) {
           write(sse_event(ApiError(500, "Generation failed: " + e.error, "", "internal_error", "server_error").to_json()));
@@ -271,8 +277,9 @@ struct Server::Impl {
     Usage usage{prompt_tokens * r.n, 0};
     std::string error;
     std::vector<Event> events;
+    auto last_write = std::chrono::steady_clock::now();
     while (!handle.done()) {
-      if (!next_events(handle, sink, " ", events)) return false;
+      if (!next_events(handle, sink, " ", last_write, events)) return false;
       for (Event& e : events) {
         if (!e.error.empty()) error = e.error;
         ChoiceResult& c = choices[e.choice];

@@ -99,7 +99,7 @@ class ServeTest : public ::testing::Test {
     dir_ = new TempDir();
     write_checkpoint(*dir_ / "ckpt");
     server_ = new ServerProcess({"--checkpoint", (*dir_ / "ckpt").string(), "--max-batch", "8", "--max-queue", "80",
-                                 "--max-tokens", "400", "--max-prompt-tokens", "64", "--max-body-bytes", "20000"},
+                                 "--max-tokens", "4000", "--max-prompt-tokens", "64", "--max-body-bytes", "20000"},
                                 device_env());
   }
   static void TearDownTestSuite() {
@@ -331,6 +331,25 @@ TEST_F(ServeTest, DisconnectFreesTheRow) {
   EXPECT_EQ(curl(url("/health")).status, 200);
 }
 
+// A non-streaming client that goes away is found out too (the server's heartbeat write fails).
+TEST_F(ServeTest, NonStreamingDisconnectFreesTheRow) {
+  const double tokens_before = metrics()["magellano_generated_tokens_total"];
+  {
+    httplib::Client c("127.0.0.1", server_->port());
+    c.set_read_timeout(0, 300000);  // gives up (and closes) 0.3 s into the wait
+    auto r = c.Post("/v1/completions", body({{"prompt", kPrompts[4]}, {"max_tokens", 3000}, {"stop", "\x01"}}).dump(),
+                    "application/json");
+    EXPECT_FALSE(r) << "the client was meant to time out";
+  }
+  bool freed = false;
+  for (int i = 0; i < 100 && !freed; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    freed = metrics().at("magellano_batch_size") == 0;
+  }
+  EXPECT_TRUE(freed) << "the row was not freed after the client left";
+  EXPECT_LT(metrics()["magellano_generated_tokens_total"] - tokens_before, 3000);
+}
+
 // Each error: its status, OpenAI's shape, the parameter it names; the server stays up.
 TEST_F(ServeTest, ErrorPaths) {
   struct Case {
@@ -343,8 +362,8 @@ TEST_F(ServeTest, ErrorPaths) {
       {"/v1/completions", "{not json", 400, "", "invalid_json", "not valid JSON"},
       {"/v1/completions", "[1, 2]", 400, "", "invalid_json", "must be a JSON object"},
       {"/v1/completions", R"({"prompt": "hi", "max_tokens": "ten"})", 400, "max_tokens", "", "must be an integer"},
-      {"/v1/completions", R"({"prompt": "hi", "max_tokens": 0})", 400, "max_tokens", "", "must be in [1, 400]"},
-      {"/v1/completions", R"({"prompt": "hi", "max_tokens": 401})", 400, "max_tokens", "", "must be in [1, 400]"},
+      {"/v1/completions", R"({"prompt": "hi", "max_tokens": 0})", 400, "max_tokens", "", "must be in [1, 4000]"},
+      {"/v1/completions", R"({"prompt": "hi", "max_tokens": 4001})", 400, "max_tokens", "", "must be in [1, 4000]"},
       {"/v1/completions", R"({"prompt": "hi", "temperature": -1})", 400, "temperature", "", "must be in [0, 2]"},
       {"/v1/completions", R"({"prompt": "hi", "top_p": "x"})", 400, "top_p", "", "must be a number"},
       {"/v1/completions", R"({"prompt": "hi", "stop": [1]})", 400, "stop", "", "list of strings"},
@@ -396,25 +415,25 @@ TEST_F(ServeTest, ErrorPaths) {
 // A server of one row and no queue answers 429 while its row is busy.
 TEST_F(ServeTest, QueueFullIs429) {
   ServerProcess small({"--checkpoint", checkpoint().string(), "--max-batch", "1", "--max-queue", "0"}, device_env());
-  std::atomic<bool> streaming{false};
+  std::atomic<bool> streaming{false}, answered{false};
   std::thread busy([&] {
     httplib::Client c("127.0.0.1", small.port());
     c.set_read_timeout(60, 0);
     httplib::Request req;
     req.method = "POST";
     req.path = "/v1/completions";
-    req.body = body({{"prompt", "fox"}, {"max_tokens", 200}, {"stream", true}, {"stop", "\x01"}}).dump();
+    req.body = body({{"prompt", "fox"}, {"max_tokens", 500}, {"stream", true}, {"stop", "\x01"}}).dump();
     req.set_header("Content-Type", "application/json");
-    int chunks = 0;
     req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) {
       streaming = true;
-      return ++chunks < 40;
+      return !answered;  // holds the row until the second request has its answer
     };
     c.send(req);
   });
   while (!streaming) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   const auto r = curl(small.url() + "/v1/completions",
                       {"-H", "Content-Type: application/json", "-d", body({{"prompt", "dog"}}).dump()});
+  answered = true;
   busy.join();
   EXPECT_EQ(r.status, 429) << r.body;
   EXPECT_EQ(json::parse(r.body)["error"]["code"], "queue_full");

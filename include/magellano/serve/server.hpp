@@ -8,8 +8,10 @@
 // With an API key, /v1/* and /metrics need "Authorization: Bearer <key>" (else 401); /health is open.
 // Every error is OpenAI's JSON shape (api_error.hpp), routes and methods unknown to the server
 // included; an exception in a handler becomes a 500, never a crash.
-// Client disconnects: a streaming response finds out at its next write; a non-streaming one
-// writes a space (leading JSON whitespace) every second while it waits, which finds out too.
+// Client disconnects: a streaming response finds out at its next write (an SSE comment
+// ": keep-alive" after a second without any write); a non-streaming one writes a space (leading
+// JSON whitespace) every second while it waits, which finds out too (the second write after the
+// client left fails).
 // Either way the request is cancelled and its rows are freed.
 #pragma once
 #include <cstdint>
