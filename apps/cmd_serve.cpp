@@ -3,7 +3,8 @@
 //   [--max-prompt-tokens N] [--max-tokens N] [--max-n N] [--model-name NAME]
 // An OpenAI-compatible HTTP server with continuous batching (serve/server.hpp, serve/scheduler.hpp).
 // Prints "magellano serve: MODEL on http://HOST:PORT ..." once it listens (--port 0: a free port);
-// SIGINT / SIGTERM stop it.
+// SIGINT / SIGTERM stop it: no new connections, and it exits once the requests in flight are
+// answered (each is bounded by --max-tokens).
 #include <boost/program_options.hpp>
 #include <csignal>
 #include <filesystem>
