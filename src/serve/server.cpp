@@ -133,6 +133,12 @@ struct Server::Impl {
     const size_t threads = static_cast<size_t>(opt.max_batch + opt.max_queue + 8);
     http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     http.set_keep_alive_timeout(2);
+    // SO_REUSEADDR (a restart may bind while old connections linger) but not httplib's default
+    // SO_REUSEPORT, with which a second server on the same port would silently share it.
+    http.set_socket_options([](socket_t sock) {
+      int yes = 1;
+      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
   }
 
   // The prompt's ids (text encoded without template tokens, as OpenAI's completions do), checked.

@@ -412,6 +412,26 @@ TEST_F(ServeTest, ErrorPaths) {
   EXPECT_EQ(post(body({{"prompt", "fox"}})).first, 200);
 }
 
+// Bad command lines and an address in use: one clear line, a non-zero exit.
+TEST_F(ServeTest, BadCommandLineIsOneClearLine) {
+  const std::string ckpt = checkpoint().string();
+  struct Case {
+    std::vector<std::string> args;
+    int code;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {{"serve"}, 1, "serve: give --checkpoint DIR."},
+      {{"serve", "--checkpoint", ckpt, "--port", "70000"}, 2, "--port must be in [0, 65535]"},
+      {{"serve", "--checkpoint", ckpt, "--max-batch", "0"}, 2, "--max-batch must be in [1, 4096]"},
+      {{"serve", "--checkpoint", ckpt, "--max-batch", "2", "--max-n", "3"}, 1, "--max-n 3 is larger than --max-batch 2"},
+      {{"serve", "--checkpoint", (checkpoint() / "nope").string(), "--port", "0"}, 1, "nope"},
+      {{"serve", "--checkpoint", ckpt, "--host", "127.0.0.1", "--port", std::to_string(server_->port())}, 1,
+       "cannot listen on 127.0.0.1:" + std::to_string(server_->port())},
+  };
+  for (const auto& c : cases) EXPECT_TRUE(fails_with_one_line(run_cli_split(c.args, device_env()), c.code, c.says));
+}
+
 // A server of one row and no queue answers 429 while its row is busy.
 TEST_F(ServeTest, QueueFullIs429) {
   ServerProcess small({"--checkpoint", checkpoint().string(), "--max-batch", "1", "--max-queue", "0"}, device_env());
