@@ -8,6 +8,7 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <iostream>
 #include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -518,6 +519,8 @@ TEST_F(ServeTest, LoadSixtyFourClients) {
   const double idle_memory = metrics()["magellano_device_memory_bytes{kind=\"in_use\"}"];
   round(seconds, errors, done);
   EXPECT_EQ(errors, 0) << "of " << done << " requests";
+  RecordProperty("requests", done.load());
+  std::cout << "[ load     ] " << done << " requests from 64 clients in " << seconds << " s\n";
   EXPECT_GE(done, 128);
   const auto m = metrics();
   EXPECT_EQ(m.at("magellano_queue_depth"), 0);
