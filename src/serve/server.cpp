@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -130,7 +131,8 @@ struct Server::Impl {
     });
     http.set_payload_max_length(opt.limits.max_body_bytes);
     // One thread per connection being served: every streaming client holds one while it streams.
-    const size_t threads = static_cast<size_t>(opt.max_batch + opt.max_queue + 8);
+    // Connections beyond the pool wait for a thread (accepted, in the pool's queue).
+    const size_t threads = static_cast<size_t>(std::min<int64_t>(opt.max_batch + opt.max_queue + 8, 512));
     http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     http.set_keep_alive_timeout(2);
     // SO_REUSEADDR (a restart may bind while old connections linger) but not httplib's default
