@@ -58,26 +58,6 @@ std::vector<int32_t> parse_ids(const std::string& s) {
   return ids;
 }
 
-// The end-of-text ids: the tokenizer's (GPT-2's files: <|endoftext|>; a tokenizer.json folder: its
-// config.json / generation_config.json eos_token_id, data/hf_tokenizer_json.hpp); else the Hugging
-// Face checkpoint config's eos_token_id (an id or a list); else 50256 for GPT-2's vocabulary of
-// 50,257 ids; else none.
-std::vector<int32_t> find_eos(const std::optional<data::Tokenizer>& tok, const fs::path& checkpoint,
-                              const train::LoadedModel& loaded) {
-  if (tok && !tok->eos_ids().empty()) return {tok->eos_ids().begin(), tok->eos_ids().end()};
-  if (loaded.hugging_face) {
-    const auto j = io::read_hf_json(checkpoint / "config.json", "Hugging Face config");
-    const nlohmann::json none;
-    const auto& v = j.contains("eos_token_id") ? j["eos_token_id"] : none;
-    std::vector<int32_t> ids;
-    for (const auto& e : v.is_array() ? v : nlohmann::json::array({v}))
-      if (e.is_number_integer()) ids.push_back(e.get<int32_t>());
-    if (!ids.empty()) return ids;
-  }
-  if (loaded.config.model.vocab_size == 50257) return {50256};
-  return {};
-}
-
 std::string ids_line(const std::vector<int32_t>& ids) {
   std::string s;
   for (size_t i = 0; i < ids.size(); ++i) s += (i ? " " : "") + std::to_string(ids[i]);
@@ -289,7 +269,7 @@ int run_generate(int argc, char** argv) {
   const auto loaded = cli::load_model_source(req->source, *ctx);
   const auto tok = load_tokenizer(*req, loaded, prompts);
   const auto ids = prompt_ids(std::move(prompts), tok, *req);
-  req->gc.eos_ids = find_eos(tok, req->source.checkpoint, loaded);
+  req->gc.eos_ids = cli::find_eos(tok, req->source.checkpoint, loaded);
 
   ResultPrinter printer(ids.size(), req->json, tok.has_value());
   const auto start = std::chrono::steady_clock::now();

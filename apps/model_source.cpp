@@ -1,10 +1,12 @@
 #include "model_source.hpp"
 
+#include "magellano/io/hf_json.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/adapter.hpp"
 
 namespace magellano::cli {
 namespace po = boost::program_options;
+namespace fs = std::filesystem;
 
 void add_model_source_options(po::options_description& opts, ModelSource& src) {
   opts.add_options()
@@ -26,16 +28,31 @@ train::LoadedModel load_model_source(const ModelSource& src, Context& ctx) {
                              : train::load_model_with_adapter(src.checkpoint, src.adapter, ctx, base);
 }
 
-std::optional<data::Tokenizer> find_tokenizer(const std::string& option, const std::filesystem::path& checkpoint,
+std::optional<data::Tokenizer> find_tokenizer(const std::string& option, const fs::path& checkpoint,
                                               const train::Config& cfg, std::string& why_none) {
   if (!option.empty()) return data::Tokenizer::load(option);
   if (data::has_tokenizer_files(checkpoint)) return data::Tokenizer::load(checkpoint);
-  if (cfg.data.tokenizer && std::filesystem::is_directory(*cfg.data.tokenizer))
-    return data::Tokenizer::load(*cfg.data.tokenizer);
+  if (cfg.data.tokenizer && fs::is_directory(*cfg.data.tokenizer)) return data::Tokenizer::load(*cfg.data.tokenizer);
   why_none = "the checkpoint folder holds no tokenizer.json, encoder.json + vocab.bpe or vocab.json + merges.txt, and ";
   why_none += cfg.data.tokenizer ? "its config's data.tokenizer '" + *cfg.data.tokenizer + "' is not a folder here"
                                  : "its config names no tokenizer (data.tokenizer)";
   return std::nullopt;
+}
+
+std::vector<int32_t> find_eos(const std::optional<data::Tokenizer>& tok, const fs::path& checkpoint,
+                              const train::LoadedModel& loaded) {
+  if (tok && !tok->eos_ids().empty()) return {tok->eos_ids().begin(), tok->eos_ids().end()};
+  if (loaded.hugging_face) {
+    const auto j = io::read_hf_json(checkpoint / "config.json", "Hugging Face config");
+    const nlohmann::json none;
+    const auto& v = j.contains("eos_token_id") ? j["eos_token_id"] : none;
+    std::vector<int32_t> ids;
+    for (const auto& e : v.is_array() ? v : nlohmann::json::array({v}))
+      if (e.is_number_integer()) ids.push_back(e.get<int32_t>());
+    if (!ids.empty()) return ids;
+  }
+  if (loaded.config.model.vocab_size == 50257) return {50256};
+  return {};
 }
 
 }  // namespace magellano::cli

@@ -3,11 +3,12 @@
 // stored as --base-precision fp32|fp16|nf4.
 #pragma once
 #include <boost/program_options.hpp>
+#include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "magellano/data/tokenizer.hpp"
-
 #include "magellano/train/checkpoint.hpp"
 
 namespace magellano::cli {
@@ -22,9 +23,17 @@ void add_model_source_options(boost::program_options::options_description& opts,
 // Loads the model (checks --base-precision first, so a typo fails before any file is read).
 train::LoadedModel load_model_source(const ModelSource& src, Context& ctx);
 
-// The tokenizer of a checkpoint: --tokenizer DIR (`option`); else the checkpoint folder's own
-// tokenizer files; else the config's data.tokenizer; else none, with `why_none` saying what was tried.
+// The tokenizer of a model (generate, serve): --tokenizer DIR; else the checkpoint folder's own
+// tokenizer files; else the config's data.tokenizer (as `magellano eval --text` uses it); else
+// none, and `why_none` says what was tried.
 std::optional<data::Tokenizer> find_tokenizer(const std::string& option, const std::filesystem::path& checkpoint,
                                               const train::Config& cfg, std::string& why_none);
+
+// The end-of-text ids: the tokenizer's (GPT-2's files: <|endoftext|>; a tokenizer.json folder: its
+// config.json / generation_config.json eos_token_id, data/hf_tokenizer_json.hpp); else the Hugging
+// Face checkpoint config's eos_token_id (an id or a list); else 50256 for GPT-2's vocabulary of
+// 50,257 ids; else none.
+std::vector<int32_t> find_eos(const std::optional<data::Tokenizer>& tok, const std::filesystem::path& checkpoint,
+                              const train::LoadedModel& loaded);
 
 }  // namespace magellano::cli

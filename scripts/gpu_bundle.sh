@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares .gpu/ (git-ignored) for the GPU machine, which has NVIDIA's OpenCL driver but no
-# OpenCL loader, CLBlast or Boost and cannot install packages: downloads those Debian packages
+# OpenCL loader, CLBlast, Boost or cpp-httplib (magellano serve; it needs the libssl3 and zlib
+# every such machine has) and cannot install packages: downloads those Debian packages
 # here, unpacks their libraries into .gpu/lib, writes an ICD file naming NVIDIA's driver, and
 # copies the built binaries from BUILD_DIR (default: build) into .gpu/bin.
 # Usage: scripts/gpu_bundle.sh [BUILD_DIR]      then carry .gpu to the GPU machine and run
@@ -9,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 rm -rf .gpu && mkdir -p .gpu/debs .gpu/root .gpu/lib .gpu/bin .gpu/icd
-(cd .gpu/debs && apt-get download -q ocl-icd-libopencl1 libclblast1 libboost-program-options1.74.0 clinfo >/dev/null)
+(cd .gpu/debs && apt-get download -q ocl-icd-libopencl1 libclblast1 libboost-program-options1.74.0 clinfo \
+  libcpp-httplib0.11 libbrotli1 >/dev/null)
 for deb in .gpu/debs/*.deb; do dpkg -x "$deb" .gpu/root; done
 cp -a .gpu/root/usr/lib/x86_64-linux-gnu/*.so* .gpu/lib/
 cp .gpu/root/usr/bin/clinfo .gpu/bin/

@@ -16,6 +16,7 @@ packages=(
   ocl-icd-opencl-dev opencl-clhpp-headers opencl-c-headers
   libclblast-dev pocl-opencl-icd clinfo
   libboost-program-options-dev nlohmann-json3-dev libgtest-dev
+  libcpp-httplib-dev curl   # magellano serve's HTTP server (header-only) and its tests' client
   libopenblas-dev           # reference BLAS for the CPU GEMM comparison in benchmarks
   fortunes                  # the quick start's corpus (plain English text)
 )

@@ -125,6 +125,8 @@ Result measure_gemm(Context& ctx, int64_t m, int64_t n, int64_t k, int repeats);
 
 // The repetitions a benchmark should use: --repeats, else `fallback`.
 int repeats_option(const Options& opts, int fallback);
+// A comma-separated list of positive integers, e.g. "100,8000" (`example` goes into the error message).
+std::vector<int64_t> list_option(const Options& opts, const std::string& key, const std::string& example);
 // opts.integer(key), required to lie in [lo, hi] (throws naming the option).
 int64_t integer_in(const Options& opts, const std::string& key, int64_t lo, int64_t hi);
 

@@ -32,25 +32,6 @@
 namespace magellano::bench {
 namespace {
 
-// A comma-separated list of positive integers, e.g. "100,8000" (the example of the error message).
-std::vector<int64_t> list_option(const Options& opts, const std::string& key, const std::string& example) {
-  std::vector<int64_t> out;
-  std::stringstream ss(opts.str(key));
-  for (std::string part; std::getline(ss, part, ',');) {
-    size_t used = 0;
-    int64_t v = 0;
-    try {
-      v = std::stoll(part, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != part.size() || v < 1) throw Error("--" + key + " must be positive integers separated by commas, e.g. " + example + ".");
-    out.push_back(v);
-  }
-  if (out.empty()) throw Error("--" + key + " is empty.");
-  return out;
-}
-
 // A batched state with every row a copy of `one` (batch 1).
 // The state of `batch` rows that each read `prompt`: one parallel prefill of the (batch, P)
 // prompt, so every part of the state (Mamba states, attention's cached keys and values) is there.

@@ -1,5 +1,7 @@
 // The benchmark registry and each benchmark's options: values checked against their keys' kinds.
 
+#include <sstream>
+
 #include "bench.hpp"
 #include "../options.hpp"
 #include "magellano/runtime/error.hpp"
@@ -57,6 +59,24 @@ int64_t integer_in(const Options& opts, const std::string& key, int64_t lo, int6
     throw Error("--" + key + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
                 ", not " + std::to_string(v) + ".");
   return v;
+}
+
+std::vector<int64_t> list_option(const Options& opts, const std::string& key, const std::string& example) {
+  std::vector<int64_t> out;
+  std::stringstream ss(opts.str(key));
+  for (std::string part; std::getline(ss, part, ',');) {
+    size_t used = 0;
+    int64_t v = 0;
+    try {
+      v = std::stoll(part, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != part.size() || v < 1) throw Error("--" + key + " must be positive integers separated by commas, e.g. " + example + ".");
+    out.push_back(v);
+  }
+  if (out.empty()) throw Error("--" + key + " is empty.");
+  return out;
 }
 
 }  // namespace magellano::bench

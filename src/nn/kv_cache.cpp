@@ -103,4 +103,11 @@ void KvCache::release(int64_t row) {
   table_dirty_ = true;
 }
 
+void KvCache::reopen(int64_t row) {
+  Row& r = rows_.at(row);
+  if (r.live) throw Error("kv cache: row " + std::to_string(row) + " is live; release it before reopening it.");
+  r.live = true;  // release() left it without blocks, at length 0
+  table_dirty_ = true;
+}
+
 }  // namespace magellano::nn

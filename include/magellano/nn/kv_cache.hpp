@@ -59,6 +59,8 @@ class KvCache {
   int64_t max_length_after() const { return max_after_; }
   // Gives row b's blocks back and ends it.
   void release(int64_t row);
+  // Makes a released row live and empty again, ready for a prefill (a server reusing the row).
+  void reopen(int64_t row);
   bool live(int64_t row) const { return rows_.at(row).live; }
 
  private:

@@ -89,6 +89,10 @@ struct DecodeState {
   void end_row(int64_t b) {
     if (!kv.empty()) kv.release(b);
   }
+  // Row b, ended, is to receive a new sequence (Model::prefill into it overwrites its Mamba state).
+  void reopen_row(int64_t b) {
+    if (!kv.empty()) kv.reopen(b);
+  }
 };
 
 class Model : public Module {

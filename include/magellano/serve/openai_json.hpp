@@ -1,0 +1,62 @@
+// The JSON shapes of OpenAI's completions API that the server answers with:
+//   completion   {"id", "object": "text_completion", "created", "model",
+//                 "choices": [{"index", "text", "logprobs": null | {...}, "finish_reason"}],
+//                 "usage": {"prompt_tokens", "completion_tokens", "total_tokens"}}
+//   stream chunk the same object with one choice holding only the new text ("finish_reason" null
+//                until its last chunk), and with stream_options.include_usage a last chunk
+//                with "choices": [] and "usage"
+//   logprobs     {"tokens": [text of each id], "token_logprobs": [...], "top_logprobs": [{text: lp}],
+//                 "text_offset": [byte offset of each token in the choice's text]}
+//   models       {"object": "list", "data": [{"id", "object": "model", "created", "owned_by"}]}
+// Error bodies: api_error.hpp. Texts that are not valid UTF-8 (a token ending mid-character) are
+// written with U+FFFD in place of the bad bytes.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "magellano/generate/generator.hpp"
+#include "magellano/serve/scheduler.hpp"
+
+namespace magellano::serve {
+
+// Identity shared by every object of one response.
+struct ResponseHeader {
+  std::string id;  // "cmpl-..."
+  int64_t created = 0;
+  std::string model;
+};
+
+struct Usage {
+  int64_t prompt_tokens = 0, completion_tokens = 0;
+};
+
+// One finished choice.
+struct ChoiceResult {
+  std::string text;  // the echoed prompt (if asked) and the generated text
+  std::vector<TokenLogprob> logprobs;
+  bool has_logprobs = false;
+  generate::FinishReason finish = generate::FinishReason::length;
+};
+
+// "stop" for an end-of-text id or a stop string, "length" for max_tokens.
+const char* finish_reason_name(generate::FinishReason r);
+
+// logprobs: the tokens' texts come from token_bytes; offsets count from `offset` (bytes of the
+// choice's text before the first of these tokens).
+nlohmann::json logprobs_json(const std::vector<TokenLogprob>& lps, const generate::TokenBytes& token_bytes,
+                             size_t offset);
+
+nlohmann::json completion_json(const ResponseHeader& h, const std::vector<ChoiceResult>& choices, const Usage& usage,
+                               const generate::TokenBytes& token_bytes, size_t echo_bytes);
+// One stream chunk; finish = nullopt until the choice's last chunk; logprobs null when has_logprobs is false.
+nlohmann::json chunk_json(const ResponseHeader& h, size_t index, const std::string& text,
+                          const nlohmann::json& logprobs, const char* finish);
+nlohmann::json usage_chunk_json(const ResponseHeader& h, const Usage& usage);
+nlohmann::json models_json(const std::string& model_id, int64_t created);
+
+// j as compact JSON text, invalid UTF-8 replaced by U+FFFD.
+std::string dump(const nlohmann::json& j);
+
+}  // namespace magellano::serve

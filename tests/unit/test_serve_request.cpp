@@ -1,0 +1,180 @@
+// The serve layer's host-side pieces without a server: a completions body into a typed request
+// (defaults, every accepted form, the limits at their edges, each refusal naming its parameter),
+// OpenAI's response shapes, and the Prometheus text of the metrics (cumulative histogram buckets).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "magellano/serve/metrics.hpp"
+#include "magellano/serve/openai_json.hpp"
+#include "magellano/serve/request.hpp"
+#include "magellano/serve/sse.hpp"
+
+using namespace magellano::serve;
+using nlohmann::json;
+
+namespace {
+
+ServeLimits limits() {
+  ServeLimits l;
+  l.max_tokens = 100;
+  l.max_n = 3;
+  return l;
+}
+
+CompletionRequest parse(const std::string& body) { return parse_completion_request(parse_body(body), "m", limits()); }
+
+// The ApiError a body gives (status 0 when it parses).
+ApiError refusal(const std::string& body) {
+  try {
+    parse(body);
+  } catch (const ApiError& e) {
+    return e;
+  }
+  return ApiError(0, "parsed");
+}
+
+}  // namespace
+
+TEST(ServeRequest, DefaultsAndAcceptedForms) {
+  const auto r = parse(R"({"prompt": "hi"})");
+  ASSERT_TRUE(r.prompt_text.has_value());
+  EXPECT_EQ(*r.prompt_text, "hi");
+  EXPECT_EQ(r.max_tokens, 16);
+  EXPECT_EQ(r.sampling.temperature, 1.0f);
+  EXPECT_EQ(r.sampling.top_p, 1.0f);
+  EXPECT_EQ(r.sampling.top_k, 0);
+  EXPECT_EQ(r.sampling.repetition_penalty, 1.0f);
+  EXPECT_FALSE(r.seed_given);
+  EXPECT_EQ(r.n, 1);
+  EXPECT_FALSE(r.stream || r.echo || r.logprobs.has_value());
+
+  const auto ids = parse(R"({"model": "m", "prompt": [[3, 0, 7]], "max_tokens": 100, "temperature": 0,
+                            "top_p": 0.5, "top_k": -1, "n": 3, "stop": "x", "seed": 42, "logprobs": 5,
+                            "stream": true, "stream_options": {"include_usage": true}, "repetition_penalty": 1.3,
+                            "presence_penalty": 0, "frequency_penalty": 0.0, "logit_bias": {}, "best_of": 3,
+                            "user": "u", "suffix": null})");
+  EXPECT_EQ(ids.prompt_ids, (std::vector<int32_t>{3, 0, 7}));
+  EXPECT_EQ(ids.max_tokens, 100);
+  EXPECT_EQ(ids.sampling.temperature, 0.0f);
+  EXPECT_EQ(ids.sampling.top_k, 0);  // -1 (vLLM's "off") is 0 here
+  EXPECT_EQ(ids.n, 3);
+  EXPECT_EQ(ids.stop, std::vector<std::string>{"x"});
+  EXPECT_TRUE(ids.seed_given);
+  EXPECT_EQ(ids.sampling.seed, 42u);
+  EXPECT_EQ(ids.logprobs, 5);
+  EXPECT_TRUE(ids.stream && ids.include_usage);
+  EXPECT_FLOAT_EQ(ids.sampling.repetition_penalty, 1.3f);
+  EXPECT_EQ(parse(R"({"prompt": ["one"]})").prompt_text, "one");
+}
+
+TEST(ServeRequest, LimitsAtTheirEdges) {
+  EXPECT_EQ(parse(R"({"prompt": "a", "max_tokens": 1})").max_tokens, 1);
+  EXPECT_EQ(parse(R"({"prompt": "a", "max_tokens": 100})").max_tokens, 100);
+  for (const char* bad : {R"({"prompt": "a", "max_tokens": 0})", R"({"prompt": "a", "max_tokens": 101})",
+                          R"({"prompt": "a", "max_tokens": -1})", R"({"prompt": "a", "max_tokens": 1e3})",
+                          R"({"prompt": "a", "max_tokens": 18446744073709551615})"}) {
+    const ApiError e = refusal(bad);
+    EXPECT_EQ(e.status, 400) << bad;
+    EXPECT_EQ(e.param, "max_tokens") << bad;
+  }
+  EXPECT_EQ(refusal(R"({"prompt": "a", "n": 4})").param, "n");
+  EXPECT_EQ(refusal(R"({"prompt": "a", "temperature": 2.01})").param, "temperature");
+  EXPECT_EQ(parse(R"({"prompt": "a", "temperature": 2})").sampling.temperature, 2.0f);
+  EXPECT_EQ(refusal(R"({"prompt": "a", "top_p": 1.5})").param, "top_p");
+  EXPECT_EQ(refusal(R"({"prompt": "a", "top_k": -2})").param, "top_k");
+  EXPECT_EQ(refusal(R"({"prompt": "a", "repetition_penalty": 0})").param, "repetition_penalty");
+  EXPECT_EQ(refusal(R"({"prompt": "a", "logprobs": 6})").param, "logprobs");
+  EXPECT_EQ(refusal(R"({"prompt": "a", "seed": -1})").param, "seed");
+  EXPECT_EQ(refusal(R"({"prompt": [1, 2147483648]})").param, "prompt");
+}
+
+TEST(ServeRequest, RefusalsNameTheirParameter) {
+  struct Case {
+    const char* body;
+    int status;
+    const char* param;
+    const char* code;
+  };
+  const Case cases[] = {
+      {"{", 400, "", "invalid_json"},
+      {"3", 400, "", "invalid_json"},
+      {R"({"prompt": "a", "model": "other"})", 404, "model", "model_not_found"},
+      {R"({"prompt": "a", "top_q": 1})", 400, "top_q", ""},
+      {R"({"prompt": "a", "presence_penalty": 0.1})", 400, "presence_penalty", ""},
+      {R"({"prompt": "a", "presence_penalty": 3})", 400, "presence_penalty", ""},
+      {R"({"prompt": "a", "logit_bias": {"1": 2}})", 400, "logit_bias", ""},
+      {R"({"prompt": "a", "suffix": "z"})", 400, "suffix", ""},
+      {R"({"prompt": "a", "best_of": 2})", 400, "best_of", ""},
+      {R"({"prompt": "a", "echo": true, "logprobs": 0})", 400, "logprobs", ""},
+      {R"({"prompt": "a", "stop": ""})", 400, "stop", ""},
+      {R"({"prompt": "a", "stop": 5})", 400, "stop", ""},
+      {R"({"prompt": "a", "stream": "yes"})", 400, "stream", ""},
+      {R"({"prompt": "a", "stream_options": {"include_usage": true}})", 400, "stream_options", ""},
+      {R"({"prompt": "a", "stream": true, "stream_options": {"x": 1}})", 400, "stream_options", ""},
+      {R"({"prompt": "a", "user": 1})", 400, "user", ""},
+      {R"({"prompt": []})", 400, "prompt", ""},
+      {R"({"prompt": [1.5]})", 400, "prompt", ""},
+      {R"({"prompt": ["a", "b"]})", 400, "prompt", ""},
+      {R"({"prompt": null})", 400, "prompt", ""},
+  };
+  for (const auto& c : cases) {
+    const ApiError e = refusal(c.body);
+    EXPECT_EQ(e.status, c.status) << c.body;
+    EXPECT_EQ(e.param, c.param) << c.body;
+    EXPECT_EQ(e.code, c.code) << c.body;
+    const json j = e.to_json();
+    EXPECT_EQ(j["error"]["message"], e.what());
+    EXPECT_EQ(j["error"]["param"], *c.param ? json(c.param) : json(nullptr)) << c.body;
+  }
+}
+
+TEST(ServeJson, ShapesOfResponsesAndChunks) {
+  const ResponseHeader h{"cmpl-1", 1700000000, "m"};
+  ChoiceResult c;
+  c.text = "ab";
+  c.finish = magellano::generate::FinishReason::eos;
+  c.has_logprobs = true;
+  c.logprobs.push_back({7, -0.5, {{7, -0.5}, {8, -1.5}}});
+  c.logprobs.push_back({8, -2.0, {{9, -0.1}}});
+  const magellano::generate::TokenBytes bytes = [](int32_t id) { return std::string(1, static_cast<char>('a' + id - 7)); };
+  const json j = completion_json(h, {c}, Usage{3, 2}, bytes, 4);
+  EXPECT_EQ(j["object"], "text_completion");
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "stop");  // end-of-text is "stop" in OpenAI's terms
+  EXPECT_EQ(j["usage"]["total_tokens"], 5);
+  const json& lp = j["choices"][0]["logprobs"];
+  EXPECT_EQ(lp["tokens"], json({"a", "b"}));
+  EXPECT_EQ(lp["text_offset"], json({4, 5}));  // after 4 echoed bytes
+  EXPECT_EQ(lp["top_logprobs"][0]["b"], -1.5);
+  const json chunk = chunk_json(h, 2, "x", nullptr, nullptr);
+  EXPECT_TRUE(chunk["choices"][0]["finish_reason"].is_null());
+  EXPECT_EQ(chunk["choices"][0]["index"], 2);
+  EXPECT_EQ(sse_event(json{{"a", 1}}), "data: {\"a\":1}\n\n");
+  EXPECT_EQ(dump(json("\xff")), "\"\xEF\xBF\xBD\"");  // invalid UTF-8 becomes U+FFFD
+}
+
+TEST(ServeMetrics, PrometheusText) {
+  Metrics m;
+  m.count_request("/v1/completions", 200);
+  m.count_request("/v1/completions", 200);
+  m.count_request("/v1/completions", 400);
+  m.record_first_token(0.003);  // bucket 0.005
+  m.record_first_token(0.2);    // bucket 0.25
+  m.record_first_token(100);    // only +Inf
+  m.record_step(4, 4);
+  m.set_batch_size(3);
+  const std::string t = m.render();
+  auto has = [&](const std::string& line) { return t.find(line + "\n") != std::string::npos; };
+  EXPECT_TRUE(has("magellano_requests_total{endpoint=\"/v1/completions\",status=\"200\"} 2")) << t;
+  EXPECT_TRUE(has("magellano_requests_total{endpoint=\"/v1/completions\",status=\"400\"} 1"));
+  EXPECT_TRUE(has("magellano_time_to_first_token_seconds_bucket{le=\"0.005\"} 1"));
+  EXPECT_TRUE(has("magellano_time_to_first_token_seconds_bucket{le=\"0.1\"} 1"));
+  EXPECT_TRUE(has("magellano_time_to_first_token_seconds_bucket{le=\"0.25\"} 2"));
+  EXPECT_TRUE(has("magellano_time_to_first_token_seconds_bucket{le=\"30\"} 2"));
+  EXPECT_TRUE(has("magellano_time_to_first_token_seconds_bucket{le=\"+Inf\"} 3"));
+  EXPECT_TRUE(has("magellano_time_to_first_token_seconds_count 3"));
+  EXPECT_TRUE(has("magellano_generated_tokens_total 4"));
+  EXPECT_TRUE(has("magellano_batch_size 3"));
+  EXPECT_TRUE(has("magellano_tokens_per_second 0.8"));  // 4 tokens over the 5 s window
+  EXPECT_TRUE(has("# TYPE magellano_time_to_first_token_seconds histogram"));
+}
