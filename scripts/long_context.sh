@@ -3,12 +3,12 @@
 # ./long-context-results):
 #   1. `bench train-step` of a hybrid preset at 1 x LONG and 1 x SHORT tokens, with gradient
 #      checkpointing "balanced" (tokens/s, peak memory against `info`'s estimate);
-#   2. `magellano train` of that preset for 2 steps at 1 x LONG (a real run through the trainer:
-#      its tokens/s and its checkpoint), then `magellano eval` of that checkpoint at LONG and SHORT
-#      on the same tokens (wall time per token);
-#   3. `bench generate` at positions POSITIONS, batch 1, for three stacks of the preset's width and
+#   2. `bench generate` at positions POSITIONS, batch 1, for three stacks of the preset's width and
 #      depth: pure Mamba (every A replaced by M), the preset itself (hybrid), and attention-heavy
-#      (every M replaced by A).
+#      (every M replaced by A);
+#   3. `magellano train` of that preset for 2 steps at 1 x LONG (a real run through the trainer:
+#      its tokens/s and its checkpoint), then `magellano eval` of that checkpoint at LONG and SHORT
+#      on the same tokens (wall time per token).
 # Usage: TOKENS=file.u16 scripts/long_context.sh    (the magellano on PATH runs everything)
 #   CONFIG     the hybrid preset (default configs/glm_small.json; layers written as (....)xN)
 #   TOKENS     a token file of at least LONG + 1 tokens (.tok, or uint16 .u16), for train and eval
@@ -57,6 +57,12 @@ for L in "$long" "$short"; do
     >> "$results"
 done
 
+echo "== decoding at positions $positions" >&2
+for stack in mamba hybrid attention; do
+  magellano bench generate "${dev[@]}" --json --config "$work/$stack.json" --positions "$positions" --batches 1 \
+    | python3 -c "import json,sys; [print(json.dumps(dict(json.loads(l), stack='$stack'))) for l in sys.stdin if l.strip()]" \
+    >> "$results"
+done
 echo "== train 2 steps at 1 x $long, then eval at $long and $short" >&2
 start=$(date +%s.%N)
 magellano train "${dev[@]}" --config "$work/hybrid.json" > "$work/train.log"
@@ -82,10 +88,4 @@ print(json.dumps({"name": "long_context_eval", "seq_len": int(sys.argv[4]), "bat
 EOF
 done
 
-echo "== decoding at positions $positions" >&2
-for stack in mamba hybrid attention; do
-  magellano bench generate "${dev[@]}" --json --config "$work/$stack.json" --positions "$positions" --batches 1 \
-    | python3 -c "import json,sys; [print(json.dumps(dict(json.loads(l), stack='$stack'))) for l in sys.stdin if l.strip()]" \
-    >> "$results"
-done
 echo "results: $results" >&2
