@@ -23,6 +23,16 @@ inline float8 round_f16_8(float8 v) {
   vstore_half8_rte(v, 0, (__private half*)&h);
   return vload_half8(0, (__private const half*)&h);
 }
+inline float16 round_f16_16(float16 v) {
+  ushort16 h;
+  vstore_half16_rte(v, 0, (__private half*)&h);
+  return vload_half16(0, (__private const half*)&h);
+}
+// The 16 nibbles of two words (the first word's in lanes 0-7), each 0..15 (code + 8).
+inline uint16 nibbles16(uint2 w) {
+  const uint16 shifts = (uint16)(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+  return ((uint16)((uint8)(w.x), (uint8)(w.y)) >> shifts) & (uint16)(15u);
+}
 
 // One row: for each group, scale = round_f16(min(absmax / 7.5, 65504)) (2^-10 when 0), then
 // code = rint(clamp(w / scale, -8, 7)) packed as code + 8, column c at bits 4 (c % 8) of word c / 8.
@@ -58,6 +68,13 @@ __kernel void int4_dequantize(__global const int* packed, ulong packed_off,
   packed += packed_off; scales += scales_off; out += out_off;
   const long j = get_global_id(0);
   const long words = (K + 7) / 8, groups = K / G;
+  if (G % 16 == 0) {  // two words a work-item, both in one group: sixteen outputs at once
+    if (j >= N * words / 2) return;
+    const uint2 w = vload2(j, (__global const uint*)packed);
+    const float s = vload_half((j * 16) / G, scales);  // rows are whole groups: flat index works
+    vstore16(round_f16_16(convert_float16(convert_int16(nibbles16(w)) - 8) * s), j, out);
+    return;
+  }
   if (j >= N * words) return;
   const long r = j / words, c0 = (j % words) * 8, c1 = min(K, c0 + 8);
   const uint word = (uint)packed[j];
@@ -92,15 +109,26 @@ __kernel void int4_linear_small(__global const float* x, ulong x_off,
   const long words = (K + 7) / 8, groups = K / G;
   __global const uint* row = (__global const uint*)(packed + n * words);
   __global const half* srow = scales + n * groups;
-  float8 acc[INT4_M];
-  for (int m = 0; m < INT4_M; ++m) acc[m] = (float8)(0.0f);
-  const uint8 shifts = (uint8)(0, 4, 8, 12, 16, 20, 24, 28);
-  if (G % 8 == 0) {  // every word inside one group (and K % 8 == 0)
+  float16 acc[INT4_M];
+  for (int m = 0; m < INT4_M; ++m) acc[m] = (float16)(0.0f);
+  if (LANES == 1 && G % 16 == 0) {
+    // cpu: sixteen weights (two words of one group) at a time; the rounding to fp16 is one
+    // F16C conversion each way. (A shuffle of a per-group table of the 16 values was 6x slower
+    // on PoCL 3.1: its shuffle is a scalar loop.)
+    for (long g = 0; g < groups; ++g) {
+      const float s = vload_half(g, srow);
+      for (long j = g * (G / 16); j < (g + 1) * (G / 16); ++j) {
+        const float16 v = round_f16_16(convert_float16(convert_int16(nibbles16(vload2(j, row))) - 8) * s);
+        for (int m = 0; m < INT4_M; ++m) acc[m] += vload16(j, x + m * K) * v;
+      }
+    }
+  } else if (G % 8 == 0) {  // every word inside one group (and K % 8 == 0)
+    const uint8 shifts = (uint8)(0, 4, 8, 12, 16, 20, 24, 28);
     for (long j = l; j < words; j += LANES) {
       const float s = vload_half((j * 8) / G, srow);
       const int8 codes = convert_int8(((uint8)(row[j]) >> shifts) & (uint8)(15u)) - (int8)(8);
       const float8 v = round_f16_8(convert_float8(codes) * s);
-      for (int m = 0; m < INT4_M; ++m) acc[m] += vload8(j, x + m * K) * v;
+      for (int m = 0; m < INT4_M; ++m) acc[m].lo += vload8(j, x + m * K) * v;
     }
   } else {  // groups straddle words: element by element
     for (long j = l; j < words; j += LANES) {
@@ -113,8 +141,7 @@ __kernel void int4_linear_small(__global const float* x, ulong x_off,
     }
   }
   for (int m = 0; m < INT4_M; ++m) {
-    const float4 a = acc[m].lo + acc[m].hi;
-    float t = (a.x + a.y) + (a.z + a.w);
+    float t = hsum16(acc[m]);
 #if LANES > 1
     t = group_sum(scratch, t, LANES);
 #endif

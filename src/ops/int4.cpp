@@ -101,7 +101,7 @@ void fused_forward(const Tensor& x, const Int4Weight& w, const Tensor& y, int64_
   const int64_t lanes = cpu ? 1 : std::min<int64_t>(32, pow2_local_size(ctx));
   Launch launch(ctx, "int4", "int4_linear_small", BuildOptions().define("INT4_M", rows).define("LANES", lanes));
   launch.arg(x).arg(w.packed).arg(w.scales).arg(y).arg(out).arg(in).arg(w.group_size).local_floats(lanes);
-  if (cpu) launch.run(static_cast<size_t>(out), 16);
+  if (cpu) launch.run(static_cast<size_t>(out), 1);
   else launch.run(static_cast<size_t>(out * lanes), static_cast<size_t>(lanes));
 }
 
