@@ -162,13 +162,14 @@ CaseSpec int4_linear_case(const Shape& xs, int64_t out, int64_t g, uint64_t seed
 // Tolerances: the fused kernel sums K products in another order than the float64 reference
 // (eight partial sums, then a tree): relative 1e-5 with an absolute 1e-5 for sums near 0; the
 // dequantize + GEMM path and the backward (one fp32 dot product of length K or out) the harness
-// defaults. Widths 70 (groups of 35 straddle words: the element path) and 200 (groups of 40:
-// the float8 path); 1, 3 and 8 rows; both mappings.
+// defaults. Widths 70 (groups of 35 straddle words: the element path), 200 (groups of 40: the
+// float8 path) and 96 (groups of 48: the cpu mapping's sixteen-at-a-time path); 1, 3 and 8
+// rows; both mappings.
 const Tolerance kFused{.fwd_rtol = 1e-5, .fwd_atol = 1e-5};
 std::vector<CaseSpec> int4_linear_tests() {
   std::vector<CaseSpec> v = {int4_linear_case(Shape{3, 5, 70}, 37, 35, 5, ops::Int4Path::automatic, M::automatic),
                              int4_linear_case(Shape{1, 72}, 19, 24, 6, ops::Int4Path::automatic, M::automatic, kFused)};
-  for (const auto& [in, g] : {std::pair<int64_t, int64_t>{70, 35}, {200, 40}})
+  for (const auto& [in, g] : {std::pair<int64_t, int64_t>{70, 35}, {200, 40}, {96, 48}})
     for (const Shape& xs : {Shape{1, in}, Shape{3, in}, Shape{2, 4, in}})
       for (M m : {M::cpu, M::gpu})
         v.push_back(int4_linear_case(xs, 29, g, 21 + in + xs.rows(), ops::Int4Path::fused, m, kFused));
