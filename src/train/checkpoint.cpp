@@ -287,8 +287,8 @@ LoadedModel load_model(const fs::path& dir, Context& ctx, const LoRASection* lor
   out.config.train.gradient_checkpointing = 0;
   const bool lora_checkpoint = out.config.lora.enabled() && !io::SafetensorsSet::present(dir);
   if (lora) out.config.lora = *lora;
-  require_fit(inference_demand(out.config, 0, 0, ""), ctx.device(), dir.string());
   nn::ModelSpec spec = model_spec(out.config);
+  Config estimate = out.config;
   if (!lora && !lora_checkpoint && out.config.train.param_dtype == DType::f32) {
     // Weights stored int4 with fp16 scales (`magellano quantize --format int4`) stay int4 on the
     // device for eval and generate (ops::int4_linear), in the file's group size.
@@ -307,8 +307,14 @@ LoadedModel load_model(const fs::path& dir, Context& ctx, const LoRASection* lor
           if (names.count(c.name)) return true;
         return false;
       };
+      // Its memory: the frozen-base estimate of an int4 base without adapters (every Linear int4).
+      estimate.lora.rank = 1;
+      estimate.lora.target_modules = {};
+      estimate.lora.base_precision = nn::WeightStorage::int4;
+      estimate.lora.int4_group_size = spec.int4_group_size;
     }
   }
+  require_fit(inference_demand(estimate, 0, 0, ""), ctx.device(), dir.string());
   out.model = std::make_unique<nn::Model>(ctx, spec, out.config.train.seed);
   if (!lora_checkpoint) {
     load_weights(dir, *out.model, out.locate);
