@@ -6,9 +6,11 @@
 //                       one work-item per row
 //   int4_dequantize     packed, scales -> out (N, K) f32; one work-item per packed word
 //   int4_linear_small   (with -DINT4_M=M and -DLANES=L) y (M, N) = x (M, K) · W'ᵀ, M <= 8:
-//                       L = 1 (cpu mapping): a work-item per output walks its row word by word
-//                       (float8 steps); L > 1 (gpu mapping, a power of two): a work-group of L
-//                       lanes per output strides over the row's words, then a fixed-tree sum.
+//                       L = 1 (cpu mapping): a work-item per output walks its row, sixteen
+//                       weights a step when G % 16 == 0, else word by word (float8 steps when
+//                       G % 8 == 0, else element by element); L > 1 (gpu mapping, a power of
+//                       two): a work-group of L lanes per output strides over the row's words
+//                       (float8 or element steps), then a fixed-tree sum.
 // Contraction is off: code * scale must round once (exact, then to fp16), a * b + c twice.
 #pragma OPENCL FP_CONTRACT OFF
 
