@@ -19,21 +19,6 @@
 namespace magellano::bench {
 namespace {
 
-// N(0, 0.02)-like values (sum of four uniforms), the same generator as `bench nf4`'s.
-std::vector<float> weight_values(int64_t n, uint64_t seed) {
-  std::vector<float> v(n);
-  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (int64_t i = 0; i < n; ++i) {
-    float t = 0;
-    for (int k = 0; k < 4; ++k) {
-      s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-      t += static_cast<float>(s >> 40) * (1.0f / 16777216.0f);
-    }
-    v[i] = (t - 2.0f) * 0.0346f;
-  }
-  return v;
-}
-
 std::vector<Result> run_int4(Context& ctx, const Peaks&, const Options& opts) {
   const int64_t out_f = opts.integer("out"), in_f = opts.integer("in"), g = opts.integer("group");
   const int repeats = repeats_option(opts, 5);
@@ -87,15 +72,20 @@ std::vector<Result> run_int4(Context& ctx, const Peaks&, const Options& opts) {
     add("dense fp32 linear", sizes, dense_t, (4.0 * n + io) / dense_t / 1e9, 0, extra);
   }
   ops::release_nf4_scratch(ctx);
-  {  // reconstruction error, int4 vs NF4, on the same weight
-    const std::vector<float> back = ops::dequantize_int4(q, MemCategory::scratch).to_host();
+  {  // reconstruction error, int4 vs NF4, on the same weight (timed: dequantize + the sums; GB/s
+     // counts the fp32 weight and the quantized one read)
     double abs_sum = 0, mag = 0;
-    for (int64_t i = 0; i < n; ++i) abs_sum += std::fabs(double(wv[i]) - back[i]), mag += std::fabs(double(wv[i]));
-    add("error int4", wsizes, 0, 0, 0,
+    const double t4 = median_seconds(ctx, 1, [&] {
+      const std::vector<float> back = ops::dequantize_int4(q, MemCategory::scratch).to_host();
+      abs_sum = 0, mag = 0;
+      for (int64_t i = 0; i < n; ++i) abs_sum += std::fabs(double(wv[i]) - back[i]), mag += std::fabs(double(wv[i]));
+    });
+    add("error int4", wsizes, t4, (4.0 * n + wbytes) / t4 / 1e9, 0,
         {{"mean_abs_error", abs_sum / n}, {"relative_l1_error", abs_sum / mag}, {"bits_per_param", q.bits_per_param()}});
     const ops::NF4Weight nq = ops::quantize_nf4(w, MemCategory::scratch);
-    const ops::NF4Error e = ops::nf4_error(w, nq);
-    add("error nf4", {{"out", out_f}, {"in", in_f}, {"blocksize", 64}}, 0, 0, 0,
+    ops::NF4Error e;
+    const double tn = median_seconds(ctx, 1, [&] { e = ops::nf4_error(w, nq); });
+    add("error nf4", {{"out", out_f}, {"in", in_f}, {"blocksize", 64}}, tn, (4.0 * n + nq.nbytes()) / tn / 1e9, 0,
         {{"mean_abs_error", e.mean_abs()}, {"relative_l1_error", e.relative_l1()},
          {"bits_per_param", nq.bits_per_param()}});
   }
