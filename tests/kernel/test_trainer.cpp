@@ -345,6 +345,27 @@ TEST(Trainer, Fp16ParameterBytesMatchTheEstimate) {
   EXPECT_LT(double(bytes[1]), 0.55 * double(bytes[0]));
 }
 
+// An int4 base's parameter bytes (the tracker's count: packed words, fp16 scales, the fp32 rest,
+// the adapters) equal the estimate of `info` exactly but for the one dt_proj weight (32, 1) that
+// stays fp32 (no group of 16 fits a width of 1): 32 x (4 - 0.625) = 108 bytes more.
+TEST(Trainer, Int4BaseParameterBytesMatchTheEstimate) {
+  TempDir d;
+  auto cfg = small_config(d.path(), 2);
+  cfg.lora.rank = 2, cfg.lora.base_precision = magellano::nn::WeightStorage::int4, cfg.lora.int4_group_size = 16;
+  auto& mem = test_ctx().memory();
+  const uint64_t p0 = mem.current(magellano::MemCategory::parameters);
+  magellano::nn::Model model(test_ctx(), train::model_spec(cfg), 1);
+  const uint64_t params = mem.current(magellano::MemCategory::parameters) - p0;
+  int int4 = 0, dense = 0;
+  for (const auto& l : model.linears()) {
+    int4 += l.linear->storage() == magellano::nn::WeightStorage::int4;
+    dense += l.linear->storage() == magellano::nn::WeightStorage::f32 && l.path.find("lm_head") == std::string::npos;
+  }
+  EXPECT_GT(int4, 10);
+  EXPECT_EQ(dense, 1);  // dt_proj
+  EXPECT_EQ(params, uint64_t(train::estimate_memory(cfg).weights) + 108);
+}
+
 // QLoRA run: an NF4 or int4 base, adapters on Mamba, router and experts, dropout, checkpointing
 // every block, loss scaling. Checkpoints hold the adapter (PEFT files) and the adapters' optimizer
 // state only; resuming reproduces the adapter bit for bit.
