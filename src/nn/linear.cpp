@@ -4,6 +4,7 @@
 
 #include "magellano/ops/dropout.hpp"
 #include "magellano/ops/elementwise.hpp"
+#include "magellano/ops/int4.hpp"
 #include "magellano/ops/matmul.hpp"
 #include "magellano/runtime/error.hpp"
 #include "nf4_bridge.hpp"

@@ -5,7 +5,6 @@
 //   nf4_context(w)     the context its buffers live in
 #pragma once
 #include "magellano/ops/nf4.hpp"
-#include "magellano/ops/int4.hpp"
 #include "magellano/ops/nf4_linear.hpp"
 
 namespace magellano::nn {
