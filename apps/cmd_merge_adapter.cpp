@@ -37,7 +37,7 @@ int run_merge(int argc, char** argv) {
   std::printf("merged %lld weights (%lld tensors copied) into %s in %.2f s; |delta| mean %.3g, max %.3g\n",
               (long long)r.merged, (long long)r.copied, out.c_str(), r.seconds, r.mean_abs_delta, r.max_abs_delta);
   if (r.requantized)
-    std::printf("re-quantized to NF4: mean |error| %.4g, max %.4g\n", r.requant_mean_abs_error, r.requant_max_abs_error);
+    std::printf("re-quantized (NF4 / int4): mean |error| %.4g, max %.4g\n", r.requant_mean_abs_error, r.requant_max_abs_error);
   return 0;
 }
 

@@ -14,7 +14,7 @@ void add_model_source_options(po::options_description& opts, ModelSource& src) {
       ("adapter", po::value(&src.adapter), "a LoRA adapter folder (adapter_config.json + adapter_model.safetensors, "
                                            "PEFT's layout) applied on top of the checkpoint")
       ("base-precision", po::value(&src.base_precision)->default_value("fp32"),
-       "with --adapter: store the base weights as fp32, fp16 or nf4");
+       "with --adapter: store the base weights as fp32, fp16, nf4 or int4 (an int4 file without --adapter stays int4)");
 }
 
 train::LoadedModel load_model_source(const ModelSource& src, Context& ctx) {
@@ -22,7 +22,7 @@ train::LoadedModel load_model_source(const ModelSource& src, Context& ctx) {
   try {
     base = nn::parse_weight_storage(src.base_precision);
   } catch (const Error&) {
-    throw Error("--base-precision must be fp32, fp16 or nf4, got '" + src.base_precision + "'.");
+    throw Error("--base-precision must be fp32, fp16, nf4 or int4, got '" + src.base_precision + "'.");
   }
   return src.adapter.empty() ? train::load_model(src.checkpoint, ctx)
                              : train::load_model_with_adapter(src.checkpoint, src.adapter, ctx, base);

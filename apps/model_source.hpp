@@ -1,6 +1,6 @@
 // The model that `eval` and `generate` run: --checkpoint DIR (a Magellano checkpoint or a
 // Hugging Face Mamba / Mamba2 folder), optionally with --adapter DIR (a PEFT LoRA adapter) on a base
-// stored as --base-precision fp32|fp16|nf4.
+// stored as --base-precision fp32|fp16|nf4|int4.
 #pragma once
 #include <boost/program_options.hpp>
 #include <filesystem>

@@ -71,3 +71,17 @@ typedef float floatv;
 #endif
 // out[i ...] (+)= v (acc: add to out, else overwrite without reading)
 #define ACC_STOREV(out, i, n, v, acc) STOREV((acc) ? LOADV(out, i, n) + (v) : (v), out, i, n)
+
+// a / b rounded to the nearest fp32 (OpenCL's `/` may be off by a few ulp on some devices):
+// steps the quotient towards the candidate whose exact residual a - q*b (one fma) is smallest.
+inline float div_rn(float a, float b) {
+  float q = a / b;
+  for (int k = 0; k < 4; ++k) {
+    const float up = nextafter(q, INFINITY), down = nextafter(q, -INFINITY);
+    const float r = fabs(fma(-q, b, a));
+    if (fabs(fma(-up, b, a)) < r) q = up;
+    else if (fabs(fma(-down, b, a)) < r) q = down;
+    else break;
+  }
+  return q;
+}

@@ -18,19 +18,7 @@
 #define NF4_BLOCK 64
 #define NESTED_BLOCK 256
 
-// a / b rounded to the nearest fp32 (OpenCL's `/` may be off by a few ulp on some devices):
-// steps the quotient towards the candidate whose exact residual a - q*b (one fma) is smallest.
-inline float div_rn(float a, float b) {
-  float q = a / b;
-  for (int k = 0; k < 4; ++k) {
-    const float up = nextafter(q, INFINITY), down = nextafter(q, -INFINITY);
-    const float r = fabs(fma(-q, b, a));
-    if (fabs(fma(-up, b, a)) < r) q = up;
-    else if (fabs(fma(-down, b, a)) < r) q = down;
-    else break;
-  }
-  return q;
-}
+// div_rn (a / b correctly rounded): cl/common.cl.
 
 // Number of the 15 fp32 midpoints strictly below s (torch.bucketize): the NF4 code of s.
 inline uchar nf4_code_of(float s, const float* mid) {

@@ -124,6 +124,20 @@ Result measure_copy(Context& ctx, int64_t mib, int repeats);
 Result measure_gemm(Context& ctx, int64_t m, int64_t n, int64_t k, int repeats);
 
 // The repetitions a benchmark should use: --repeats, else `fallback`.
+// N(0, 0.02)-like values, cheaply (sum of four uniforms), for large weights (`bench nf4`, `bench int4`).
+inline std::vector<float> weight_values(int64_t n, uint64_t seed) {
+  std::vector<float> v(n);
+  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (int64_t i = 0; i < n; ++i) {
+    float t = 0;
+    for (int k = 0; k < 4; ++k) {
+      s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+      t += static_cast<float>(s >> 40) * (1.0f / 16777216.0f);
+    }
+    v[i] = (t - 2.0f) * 0.0346f;  // variance 4/12 -> std 0.02
+  }
+  return v;
+}
 int repeats_option(const Options& opts, int fallback);
 // A comma-separated list of positive integers, e.g. "100,8000" (`example` goes into the error message).
 std::vector<int64_t> list_option(const Options& opts, const std::string& key, const std::string& example);

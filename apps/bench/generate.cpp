@@ -14,7 +14,8 @@
 // only by the attention over the cached positions. Each result at a position other than the
 // first reports its ratio to the first position's tokens/s at the same batch (extra.vs_first).
 // Options: --config FILE (default configs/tiny.json), --positions 100,8000, --batches 1,8,
-// --tokens 16.
+// --tokens 16, --base fp32|int4 (int4: the block Linears stored int4 in groups of 128, as a model
+// read from `quantize --format int4` output runs; the embedding and head stay fp32).
 #include <algorithm>
 #include <filesystem>
 #include <memory>
@@ -51,7 +52,11 @@ std::vector<Result> run_generate(Context& ctx, const Peaks&, const Options& opts
   const int64_t tokens = opts.integer("tokens");
   if (tokens < 1) throw Error("--tokens must be >= 1.");
   const int64_t V = cfg.model.vocab_size;
-  nn::Model model(ctx, train::model_spec(cfg.model), cfg.train.seed);
+  nn::ModelSpec spec = train::model_spec(cfg.model);
+  const std::string base = opts.str("base");
+  if (base != "fp32" && base != "int4") throw Error("--base must be fp32 or int4, got '" + base + "'.");
+  if (base == "int4") spec.base_storage = nn::WeightStorage::int4;
+  nn::Model model(ctx, spec, cfg.train.seed);
   const auto counts = train::count_params(cfg.model);
   const double mults = double(counts.active_per_token - (cfg.model.tie_embeddings ? 0 : counts.embedding));
   generate::SamplingParams sp;
@@ -121,7 +126,7 @@ std::vector<Result> run_generate(Context& ctx, const Peaks&, const Options& opts
       });
       Result r;
       r.name = "generate";
-      r.sizes = {{"config", std::filesystem::path(config).stem().string()}, {"batch", B},
+      r.sizes = {{"config", std::filesystem::path(config).stem().string()}, {"base", base}, {"batch", B},
                  {"position", pre[pi].position}, {"vocab", V}};
       r.median_s = s;
       r.repeats = static_cast<int>(tokens);
@@ -143,7 +148,8 @@ RegisterBench reg{{"generate",
                    {{"config", Key::text, "", "model config (default: configs/tiny.json)"},
                     {"positions", Key::text, "100,8000", "context positions P to decode at, comma-separated"},
                     {"batches", Key::text, "1,8", "batch sizes B, comma-separated"},
-                    {"tokens", Key::integer, "16", "timed decode iterations per position and batch"}},
+                    {"tokens", Key::integer, "16", "timed decode iterations per position and batch"},
+                    {"base", Key::text, "fp32", "block Linear weights: fp32 or int4 (groups of 128)"}},
                    run_generate}};
 
 }  // namespace

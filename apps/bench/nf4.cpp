@@ -51,21 +51,6 @@ std::vector<LinearShape> linear_shapes(const train::ModelConfig& m) {
   return s;
 }
 
-// N(0, 0.02)-like values, cheaply (sum of four uniforms), for large tensors.
-std::vector<float> weight_values(int64_t n, uint64_t seed) {
-  std::vector<float> v(n);
-  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (int64_t i = 0; i < n; ++i) {
-    float t = 0;
-    for (int k = 0; k < 4; ++k) {
-      s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-      t += static_cast<float>(s >> 40) * (1.0f / 16777216.0f);
-    }
-    v[i] = (t - 2.0f) * 0.0346f;  // variance 4/12 -> std 0.02
-  }
-  return v;
-}
-
 double quantize_bytes(int64_t n) { return 4.0 * n + n / 2.0 + n / 64.0 + 4.0 * n / 16384.0; }
 
 std::vector<Result> run_nf4(Context& ctx, const Peaks&, const Options& opts) {

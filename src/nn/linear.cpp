@@ -4,6 +4,7 @@
 
 #include "magellano/ops/dropout.hpp"
 #include "magellano/ops/elementwise.hpp"
+#include "magellano/ops/int4.hpp"
 #include "magellano/ops/matmul.hpp"
 #include "magellano/runtime/error.hpp"
 #include "nf4_bridge.hpp"
@@ -21,6 +22,7 @@ Linear::Linear(Context& ctx, int64_t in, int64_t out, bool has_bias, Init& init,
 Tensor Linear::project(const Tensor& x) const {
   Tensor y;
   if (storage_ == WeightStorage::nf4) y = nf4_project(x, *nf4);
+  else if (storage_ == WeightStorage::int4) y = ops::int4_linear(x, *int4);
   else y = ops::linear(x, weight);  // f32 or f16
   if (!lora) return y;
   const LoRAAdapter& a = *lora;
@@ -32,7 +34,7 @@ Tensor Linear::project(const Tensor& x) const {
 }
 
 Tensor Linear::forward(const Tensor& x) const {
-  if (storage_ != WeightStorage::nf4 && !lora) return ops::linear(x, weight, bias);
+  if ((storage_ == WeightStorage::f32 || storage_ == WeightStorage::f16) && !lora) return ops::linear(x, weight, bias);
   Tensor y = project(x);
   return bias.defined() ? ops::add(y, bias) : y;
 }
@@ -45,7 +47,7 @@ void Linear::set_weight(const std::vector<float>& values) {
     weight.copy_from_host(values.data(), values.size() * sizeof(float));
     return;
   }
-  Context& ctx = storage_ == WeightStorage::f16 ? weight.ctx() : nf4_context(*nf4);
+  Context& ctx = storage_ == WeightStorage::f16 ? weight.ctx() : storage_ == WeightStorage::int4 ? int4->ctx() : nf4_context(*nf4);
   set_weight(Tensor::from_host(ctx, Shape{out_, in_}, values, DType::f32, MemCategory::scratch));
 }
 
@@ -62,16 +64,26 @@ void Linear::set_weight(const Tensor& values) {
       break;
     }
     case WeightStorage::nf4: *nf4 = nf4_quantize(values); break;
+    case WeightStorage::int4: *int4 = ops::quantize_int4(values, int4->group_size); break;
   }
 }
 
-void Linear::freeze(WeightStorage to) {
+void Linear::freeze(WeightStorage to, int64_t int4_group) {
   if (bias.defined()) bias.set_requires_grad(false);
   if (storage_ != WeightStorage::f32 && to != storage_)
     throw Error("Linear::freeze: a weight stored as " + std::string(to_string(storage_)) +
                 " cannot be converted to " + to_string(to) + ".");
   if (weight.defined()) weight.set_requires_grad(false);
-  convert(to);
+  convert(to, int4_group);
+}
+
+void Linear::set_int4(ops::Int4Weight q) {
+  if (storage_ != WeightStorage::int4)
+    throw Error(std::string("Linear::set_int4: the weight is stored as ") + to_string(storage_) + ", not int4.");
+  if (q.shape != Shape{out_, in_})
+    throw Error("Linear::set_int4: an int4 weight " + q.shape.str() + " for a (" + std::to_string(out_) + ", " +
+                std::to_string(in_) + ") Linear.");
+  *int4 = std::move(q);
 }
 
 void Linear::store_half() {
@@ -80,11 +92,15 @@ void Linear::store_half() {
   convert(WeightStorage::f16);
 }
 
-void Linear::convert(WeightStorage to) {
+void Linear::convert(WeightStorage to, int64_t int4_group) {
   if (to == storage_) return;
   autograd::NoGradScope no_grad;
   if (to == WeightStorage::f16) {
     weight = half_parameter(weight);
+  } else if (to == WeightStorage::int4) {
+    if (!ops::Int4Weight::fits(in_, int4_group)) return;  // stays f32, as the file format keeps it dense
+    int4 = std::make_shared<ops::Int4Weight>(ops::quantize_int4(weight, int4_group));
+    weight = Tensor();
   } else {
     nf4 = std::make_shared<ops::NF4Weight>(nf4_quantize(weight));
     weight = Tensor();
@@ -94,7 +110,7 @@ void Linear::convert(WeightStorage to) {
 
 void Linear::add_lora(int64_t rank, double alpha, double dropout, Init& init, uint64_t seed) {
   if (rank < 1) throw Error("LoRA: rank must be >= 1.");
-  Context& ctx = bias.defined() ? bias.ctx() : weight.defined() ? weight.ctx() : nf4_context(*nf4);
+  Context& ctx = bias.defined() ? bias.ctx() : weight.defined() ? weight.ctx() : int4 ? int4->ctx() : nf4_context(*nf4);
   LoRAAdapter a;
   const double bound = 1.0 / std::sqrt(static_cast<double>(in_));  // kaiming_uniform_(a=√5)
   a.A = make_parameter(ctx, Shape{rank, in_}, init.uniform(rank * in_, -bound, bound));
@@ -111,6 +127,7 @@ Tensor Linear::dense_weight() const {
     case WeightStorage::f32: return weight;
     case WeightStorage::f16: return ops::cast(weight, DType::f32);
     case WeightStorage::nf4: return nf4_dense(*nf4);
+    case WeightStorage::int4: return ops::dequantize_int4(*int4);
   }
   return Tensor();
 }

@@ -10,6 +10,7 @@ const char* to_string(WeightStorage s) {
     case WeightStorage::f32: return "fp32";
     case WeightStorage::f16: return "fp16";
     case WeightStorage::nf4: return "nf4";
+    case WeightStorage::int4: return "int4";
   }
   return "?";
 }
@@ -18,7 +19,8 @@ WeightStorage parse_weight_storage(const std::string& s) {
   if (s == "fp32") return WeightStorage::f32;
   if (s == "fp16") return WeightStorage::f16;
   if (s == "nf4") return WeightStorage::nf4;
-  throw Error("weight storage must be \"fp32\", \"fp16\" or \"nf4\", got \"" + s + "\".");
+  if (s == "int4") return WeightStorage::int4;
+  throw Error("weight storage must be \"fp32\", \"fp16\", \"nf4\" or \"int4\", got \"" + s + "\".");
 }
 
 const std::vector<std::string>& lora_target_kinds() {

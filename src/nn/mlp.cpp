@@ -24,7 +24,7 @@ bool Mlp::grouped(const std::vector<const Mlp*>& mlps) {
   const WeightStorage first = mlps.front()->w1->storage();
   for (const Mlp* m : mlps)
     for (const Linear* l : {m->w1.get(), m->w2.get(), m->w3.get()})
-      if (l && (l->lora || l->storage() == WeightStorage::nf4 || l->storage() != first)) return false;
+      if (l && (l->lora || l->storage() == WeightStorage::nf4 || l->storage() == WeightStorage::int4 || l->storage() != first)) return false;
   return true;
 }
 

@@ -45,8 +45,10 @@ Model::Model(Context& ctx, const ModelSpec& spec, uint64_t seed)
   spec_.moe.dim = spec.dim;
   spec_.mlp.dim = spec.dim;
   const float w2_scale = 1.0f / std::sqrt(static_cast<float>(spec.layers.size()));
-  if (spec.base_storage != WeightStorage::f32 && !spec.lora.enabled())
+  if (spec.base_storage != WeightStorage::f32 && spec.base_storage != WeightStorage::int4 && !spec.lora.enabled())
     throw Error("model: frozen fp16 / NF4 base weights need LoRA (lora.rank >= 1).");
+  if (spec.base_storage == WeightStorage::int4 && spec.weight_dtype != DType::f32)
+    throw Error("model: an int4 base keeps its other weights in fp32 (train.param_dtype \"fp32\").");
   if (spec.weight_dtype != DType::f32 && spec.weight_dtype != DType::f16)
     throw Error(std::string("model: weights are stored as f32 or f16, not ") + to_string(spec.weight_dtype) + ".");
   if (spec.weight_dtype == DType::f16 && spec.lora.enabled())
@@ -74,7 +76,7 @@ Model::Model(Context& ctx, const ModelSpec& spec, uint64_t seed)
     lm_head_ = std::make_unique<Linear>(ctx, spec.dim, spec.vocab_size, false, init);
     if (spec.weight_dtype == DType::f16) lm_head_->store_half();
   }
-  if (spec_.lora.enabled()) {
+  if (spec_.lora.enabled() || spec_.base_storage == WeightStorage::int4) {
     embedding_.weight.set_requires_grad(false);
     norm_f_.weight.set_requires_grad(false);
     if (lm_head_) lm_head_->freeze(WeightStorage::f32);
@@ -90,15 +92,16 @@ void Model::prepare_block(size_t i) {
     b->collect(p, params);
     b->collect_linears(p, lins);
   }, blocks_[i]);
-  if (!lc.enabled()) {
+  if (!lc.enabled() && spec_.base_storage != WeightStorage::int4) {
     if (spec_.weight_dtype == DType::f16)
       for (auto& l : lins) l.linear->store_half();
     return;
   }
   for (auto& prm : params) prm.tensor.set_requires_grad(false);
   for (auto& l : lins) {
-    l.linear->freeze(spec_.base_storage);
-    if (lc.targets_kind(l.kind)) {
+    const bool dense = spec_.base_storage == WeightStorage::int4 && spec_.int4_select && !spec_.int4_select(l.path);
+    l.linear->freeze(dense ? WeightStorage::f32 : spec_.base_storage, spec_.int4_group_size);
+    if (lc.enabled() && lc.targets_kind(l.kind)) {
       // A per-layer dropout stream: a hash of the module path.
       uint64_t h = 1469598103934665603ULL;
       for (char c : l.path) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;

@@ -10,6 +10,7 @@
 #include "magellano/io/safetensors_device.hpp"
 #include "magellano/io/safetensors_set.hpp"
 #include "magellano/ops/elementwise.hpp"
+#include "magellano/ops/int4.hpp"
 #include "magellano/optim/adamw.hpp"
 #include "magellano/train/adapter.hpp"
 #include "magellano/train/device_fit.hpp"
@@ -103,6 +104,7 @@ nn::ModelSpec model_spec(const Config& c) {
     s.lora.dropout = c.lora.dropout;
     s.lora.targets = c.lora.target_modules;
     s.base_storage = c.lora.base_precision;
+    s.int4_group_size = c.lora.int4_group_size;
   }
   s.weight_dtype = c.train.param_dtype;
   s.checkpoint_every = c.train.gradient_checkpointing;
@@ -166,9 +168,33 @@ void load_weights(const io::SafetensorsSet& weights, const nn::Model& model, con
     }
     read(at, p.tensor);
   }
-  // NF4 Linears are not tensors of their own: an fp32 / fp16 weight in the file is read and
-  // quantized one at a time.
+  // NF4 and int4 Linears are not tensors of their own: an fp32 / fp16 weight in the file is read
+  // and quantized one at a time. An int4 weight with fp16 scales (what `magellano quantize
+  // --format int4` writes) goes to an int4 Linear as it is (its rows, for a slice of a packed
+  // weight: int4 rows are independent); other scale types are dequantized and quantized again.
   for (const auto& [name, lin] : by_weight) {
+    if (lin->storage() == nn::WeightStorage::int4) {
+      const HfSlice at = find(name);
+      if (io::is_int4_weight(weights, at.name)) {
+        const quant::Int4Weight h = io::load_int4(weights, at.name);
+        if (h.scale_type == quant::FloatType::f16) {
+          const int64_t r0 = at.row_begin, r1 = at.row_end < 0 ? h.rows : at.row_end;
+          const int64_t words = h.words_per_row(), groups = h.groups_per_row();
+          if (r0 < 0 || r1 > h.rows || r0 >= r1)
+            throw Error(weights.path().string() + ": int4 weight '" + at.name + "' has " + std::to_string(h.rows) +
+                        " rows, the model reads rows [" + std::to_string(r0) + ", " + std::to_string(r1) + ").");
+          const std::vector<int32_t> packed(h.packed.begin() + r0 * words, h.packed.begin() + r1 * words);
+          const std::vector<float> scales(h.scales.begin() + r0 * groups, h.scales.begin() + r1 * groups);
+          lin->set_int4(ops::int4_from_host(ctx, r1 - r0, h.cols, h.group_size, packed, scales,
+                                            weights.path().string() + ": int4 weight '" + at.name + "'"));
+          continue;
+        }
+      }
+      Tensor w = Tensor::empty(ctx, Shape{lin->out_features(), lin->in_features()}, DType::f32, MemCategory::scratch);
+      read(at, w);
+      lin->set_weight(w);
+      continue;
+    }
     if (lin->storage() != nn::WeightStorage::nf4) continue;
     const HfSlice at = find(name);
     if (at.whole() && nf4_in_file.count(at.name)) {
@@ -261,8 +287,35 @@ LoadedModel load_model(const fs::path& dir, Context& ctx, const LoRASection* lor
   out.config.train.gradient_checkpointing = 0;
   const bool lora_checkpoint = out.config.lora.enabled() && !io::SafetensorsSet::present(dir);
   if (lora) out.config.lora = *lora;
-  require_fit(inference_demand(out.config, 0, 0, ""), ctx.device(), dir.string());
-  out.model = std::make_unique<nn::Model>(ctx, model_spec(out.config), out.config.train.seed);
+  nn::ModelSpec spec = model_spec(out.config);
+  Config estimate = out.config;
+  if (!lora && !lora_checkpoint && out.config.train.param_dtype == DType::f32) {
+    // Weights stored int4 with fp16 scales (`magellano quantize --format int4`) stay int4 on the
+    // device for eval and generate (ops::int4_linear), in the file's group size.
+    const io::SafetensorsSet weights = io::SafetensorsSet::open(dir);
+    const std::vector<std::string> int4 = io::int4_weight_names(weights);
+    bool f16 = !int4.empty();
+    for (const auto& n : int4)  // a missing scale: load_weights below names it
+      f16 = f16 && weights.contains(io::int4_scale_name(n)) && weights.dtype(io::int4_scale_name(n)) == io::StDType::F16;
+    if (f16) {
+      spec.base_storage = nn::WeightStorage::int4;
+      spec.int4_group_size = io::load_int4(weights, int4.front()).group_size;
+      // The Linears the file holds int4; the others stay as the file has them (fp32).
+      spec.int4_select = [names = std::set<std::string>(int4.begin(), int4.end()), locate = out.locate](const std::string& path) {
+        if (!locate) return names.count(path + ".weight") > 0;
+        for (const HfSlice& c : locate(path + ".weight"))
+          if (names.count(c.name)) return true;
+        return false;
+      };
+      // Its memory: the frozen-base estimate of an int4 base without adapters (every Linear int4).
+      estimate.lora.rank = 1;
+      estimate.lora.target_modules = {};
+      estimate.lora.base_precision = nn::WeightStorage::int4;
+      estimate.lora.int4_group_size = spec.int4_group_size;
+    }
+  }
+  require_fit(inference_demand(estimate, 0, 0, ""), ctx.device(), dir.string());
+  out.model = std::make_unique<nn::Model>(ctx, spec, out.config.train.seed);
   if (!lora_checkpoint) {
     load_weights(dir, *out.model, out.locate);
     return out;

@@ -54,7 +54,7 @@ struct Field {
 
 constexpr DType kStorages[] = {DType::f32, DType::f16};
 constexpr nn::WeightStorage kBaseStorages[] = {nn::WeightStorage::f32, nn::WeightStorage::f16,
-                                               nn::WeightStorage::nf4};
+                                               nn::WeightStorage::nf4, nn::WeightStorage::int4};
 constexpr Fp16Rounding kRoundings[] = {Fp16Rounding::stochastic, Fp16Rounding::nearest};
 constexpr ops::ExpertActivation kActivations[] = {ops::ExpertActivation::swiglu,
                                                   ops::ExpertActivation::gelu};
@@ -203,6 +203,7 @@ const std::vector<Field>& schema() {
     f.push_back(plain("lora.target_modules", Kind::choice_list, MG_ACCESS(lora.target_modules, std::vector<std::string>),
                       nn::lora_target_kinds()));
     f.push_back(plain("lora.base_precision", Kind::choice, MG_CHOICE(lora.base_precision, kBaseStorages)));
+    f.push_back(integer("lora.int4_group_size", 1, MG_ACCESS(lora.int4_group_size, int64_t), 1048576.0));
     // eval
     f.push_back(integer("eval.every", 0, MG_ACCESS(eval.every, int64_t)));
     f.push_back(integer("eval.batches", 1, MG_ACCESS(eval.batches, int64_t), kInf, 1048576));

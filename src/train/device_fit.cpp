@@ -67,7 +67,8 @@ Demand logits(const ModelConfig& m, double rows, double cols, const std::string&
 std::string model_remedy(const Config& c) {
   std::string r = "Use a smaller model (a smaller preset, model.dim or model.layers)";
   if (!c.lora.enabled()) r += ", LoRA (lora.rank)";
-  else if (c.lora.base_precision != nn::WeightStorage::nf4) r += ", an NF4 base (lora.base_precision \"nf4\")";
+  else if (c.lora.base_precision != nn::WeightStorage::nf4 && c.lora.base_precision != nn::WeightStorage::int4)
+    r += ", an NF4 or int4 base (lora.base_precision \"nf4\" or \"int4\")";
   if (!c.lora.enabled() && c.train.param_dtype != DType::f16) r += " or fp16 parameters (train.param_dtype \"fp16\")";
   return r;
 }
@@ -105,7 +106,7 @@ DeviceDemand inference_demand(const Config& c, int64_t rows, int64_t cols, const
   const MemoryEstimate e = estimate_memory(c);
   DeviceDemand d;
   d.parts = {{"weights", figure(e.weights),
-              "The model is too large for this device: use one with more memory, or NF4 weights (`magellano quantize`)"}};
+              "The model is too large for this device: use one with more memory, or NF4 / int4 weights (`magellano quantize`)"}};
   const Demand matrix = largest_matrix(c.model);
   d.largest = matrix;
   if (rows > 0 && cols > 0) {

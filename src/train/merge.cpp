@@ -73,11 +73,7 @@ MergeReport merge_adapter(const fs::path& base_dir, const fs::path& adapter_dir,
           at = c;
           break;
         }
-    if (io::is_int4_weight(base, at.name))
-      throw Error("merge-adapter: " + base_dir.string() + " holds '" + at.name + "' as int4 (compressed-tensors); "
-                  "merging into an int4 base is not supported yet. Merge into the unquantized base, then run "
-                  "`magellano quantize --format int4` on the result.");
-    if (!base.contains(at.name)) continue;  // counted below as matching no weight
+    if (!io::holds_weight(base, at.name)) continue;  // counted below as matching no weight
     deltas[at.name].push_back({a_name, b_name, at.row_begin});
   }
 
@@ -87,9 +83,23 @@ MergeReport merge_adapter(const fs::path& base_dir, const fs::path& adapter_dir,
   double delta_sum = 0;
   std::set<std::string> nf4_names, skip;  // NF4 weights, and the companion tensors of merged ones
   for (const auto& n : io::nf4_weight_names(base)) nf4_names.insert(n);
+  // int4 weights ("X.weight" held as X.weight_packed / _scale / _shape) with an adapter: merged
+  // when their packed words come by, the other two parts written with them.
+  std::map<std::string, std::string> int4_of_packed;
+  for (const auto& [name, list] : deltas)
+    if (io::is_int4_weight(base, name)) {
+      int4_of_packed[io::int4_packed_name(name)] = name;
+      skip.insert(io::int4_scale_name(name));
+      skip.insert(io::int4_shape_name(name));
+    }
   ops::NF4Error requant;
-  for (const auto& name : base.names()) {
-    if (skip.count(name)) continue;
+  double int4_abs_sum = 0;
+  int64_t int4_n = 0;
+  for (const auto& raw : base.names()) {
+    if (skip.count(raw)) continue;
+    const auto packed_of = int4_of_packed.find(raw);
+    const bool int4 = packed_of != int4_of_packed.end();
+    const std::string name = int4 ? packed_of->second : raw;
     const auto found = deltas.find(name);
     if (found == deltas.end()) {
       out.emplace_back(name, base.read(name));
@@ -98,8 +108,12 @@ MergeReport merge_adapter(const fs::path& base_dir, const fs::path& adapter_dir,
     }
     const bool nf4 = nf4_names.count(name) > 0;
     ops::NF4Weight q;
+    quant::Int4Weight q4;
     std::vector<int64_t> ws;
-    if (nf4) {
+    if (int4) {
+      q4 = io::load_int4(base, name);
+      ws = {q4.rows, q4.cols};
+    } else if (nf4) {
       q = io::load_nf4(ctx, base, name, MemCategory::scratch);
       ws = q.shape.dims();
       for (const char* part : {".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map"}) skip.insert(name + part);
@@ -109,7 +123,9 @@ MergeReport merge_adapter(const fs::path& base_dir, const fs::path& adapter_dir,
     }
     // The weight viewed as (rows, cols): a packed tensor's rows are its experts' rows one after another.
     const int64_t cols = ws.empty() ? 1 : ws.back(), rows = io::st_numel(ws) / std::max<int64_t>(1, cols);
-    std::vector<float> wv = nf4 ? ops::dequantize_nf4(q, MemCategory::scratch).to_host() : base.read_f32(name);
+    std::vector<float> wv = int4  ? quant::dequantize_int4(q4)
+                            : nf4 ? ops::dequantize_nf4(q, MemCategory::scratch).to_host()
+                                  : base.read_f32(name);
     for (const Delta& dl : found->second) {
       const auto as = adapter.shape(dl.a_name), bs = adapter.shape(dl.b_name);
       if (ws.size() < 2 || as.size() != 2 || bs.size() != 2 || as[1] != cols || as[0] != bs[1] ||
@@ -131,6 +147,20 @@ MergeReport merge_adapter(const fs::path& base_dir, const fs::path& adapter_dir,
       ++rep.merged;
       used += 2;
     }
+    if (int4) {  // re-quantize W + ΔW (fp32) in the file's group size and scale type
+      const quant::Int4Weight q2 = quant::quantize_int4(wv.data(), q4.rows, q4.cols, q4.group_size,
+                                                        quant::FloatType::f32, q4.scale_type);
+      const std::vector<float> back = quant::dequantize_int4(q2);
+      for (size_t i = 0; i < wv.size(); ++i) {
+        const double e = std::fabs(double(back[i]) - wv[i]);
+        rep.requant_max_abs_error = std::max(rep.requant_max_abs_error, e);
+        int4_abs_sum += e;
+      }
+      int4_n += static_cast<int64_t>(wv.size());
+      for (auto& t : io::int4_to_st(name, q2)) out.push_back(std::move(t));
+      rep.requantized = true;
+      continue;
+    }
     if (nf4) {  // re-quantize W + ΔW and measure what that rounding costs
       const Tensor merged = Tensor::from_host(ctx, Shape{ws[0], ws[1]}, wv, DType::f32, MemCategory::scratch);
       const ops::NF4Weight q2 = ops::quantize_nf4(merged, MemCategory::scratch);
@@ -149,7 +179,7 @@ MergeReport merge_adapter(const fs::path& base_dir, const fs::path& adapter_dir,
     std::memcpy(st.bytes.data(), wv.data(), st.bytes.size());
     out.emplace_back(name, std::move(st));
   }
-  rep.requant_mean_abs_error = requant.mean_abs();
+  rep.requant_mean_abs_error = (requant.abs_sum + int4_abs_sum) / double(std::max<int64_t>(1, requant.n + int4_n));
   if (used != static_cast<int64_t>(adapter.names().size()))
     throw Error("merge-adapter: " + std::to_string(adapter.names().size() - used) + " adapter tensors match no "
                 "weight of " + base_dir.string() + ": the adapter belongs to another model.");

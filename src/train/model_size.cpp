@@ -239,6 +239,8 @@ MemoryEstimate estimate_memory(const Config& c) {
   if (c.lora.enabled()) {  // the frozen base's Linear weights at their storage's bytes per element
     const Count base = c.lora.base_precision == nn::WeightStorage::f16   ? Count(lc.linear_weights) * 2
                        : c.lora.base_precision == nn::WeightStorage::nf4 ? Count(static_cast<int64_t>(lc.linear_weights * (4.127 / 8)))
+                       : c.lora.base_precision == nn::WeightStorage::int4  // 4 bits + an fp16 scale per group
+                           ? Count(static_cast<int64_t>(lc.linear_weights * (0.5 + 2.0 / static_cast<double>(c.lora.int4_group_size))))
                                                                           : Count(lc.linear_weights) * 4;
     e.weights = ((Count(p.total) - lc.linear_weights) * f + base + Count(lc.lora) * f).value();
     e.gradients = (Count(lc.lora) * f).value();

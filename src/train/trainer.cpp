@@ -63,14 +63,14 @@ std::string resolved(const std::optional<fs::path>& p) {
   return p ? fs::absolute(*p).lexically_normal().string() : std::string();
 }
 
-// "trainable parameters: N of M (p%)", NF4 bases counted at their full size, plus the LoRA setup.
+// "trainable parameters: N of M (p%)", NF4 / int4 bases counted at their full size, plus the LoRA setup.
 void print_parameter_summary(const Config& cfg, nn::Model& model, const std::vector<nn::Parameter>& trainable,
                              std::ostream& out) {
   int64_t n_train = 0, n_all = 0;
   for (const auto& p : trainable) n_train += p.tensor.numel();
   for (const auto& p : model.parameters()) n_all += p.tensor.numel();
   for (auto& l : model.linears())
-    if (l.linear->storage() == nn::WeightStorage::nf4) n_all += l.linear->in_features() * l.linear->out_features();
+    if (l.linear->storage() == nn::WeightStorage::nf4 || l.linear->storage() == nn::WeightStorage::int4) n_all += l.linear->in_features() * l.linear->out_features();
   if (cfg.lora.enabled()) n_all += n_train;
   char line[200];
   std::snprintf(line, sizeof line, "trainable parameters: %lld of %lld (%.4f%%)", (long long)n_train,

@@ -151,6 +151,21 @@ TEST(BenchCli, GenerateFindsTheTinyPresetByDefault) {
   EXPECT_EQ(r[3]["sizes"]["batch"], 2);
 }
 
+TEST(BenchCli, Int4KernelsAndAnInt4BaseDecoding) {
+  MG_REQUIRE_CLI();
+  const auto r = run_json("int4", {"--out", "24", "--in", "64", "--group", "32", "--tokens", "9"});
+  EXPECT_EQ(names(r), (std::vector<std::string>{"int4_quantize", "int4_dequantize f32", "int4_linear fused",
+                                                "dense fp32 linear", "int4_linear fused", "dense fp32 linear",
+                                                "int4_linear fused", "int4_linear dequantize + GEMM", "dense fp32 linear",
+                                                "int4_linear dequantize + GEMM", "dense fp32 linear", "error int4", "error nf4"}));
+  EXPECT_GT(r[3]["extra"]["int4_fused_speedup"].get<double>(), 0.0);
+  EXPECT_GT(r[11]["extra"]["relative_l1_error"].get<double>(), 0.0);
+  const auto g = run_json("generate", {"--positions", "4", "--batches", "1", "--tokens", "2", "--base", "int4"});
+  ASSERT_EQ(g.size(), 1u);
+  EXPECT_EQ(g[0]["sizes"]["base"], "int4");
+  EXPECT_GT(g[0]["tokens_per_s"].get<double>(), 0.0);
+}
+
 TEST(BenchCli, TokenizerOnTheSharedData) {
   MG_REQUIRE_CLI();
   const std::string data = mgtest::shared_data().string();

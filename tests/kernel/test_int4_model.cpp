@@ -2,7 +2,9 @@
 // parameter held as int4 in the file is exactly its compressed-tensors dequantization (in an f32
 // model, an f16 model, and as the input of an NF4 base's quantization), the others are the
 // original bits, the logits stay close to the fp32 model's, and a config or file that Magellano
-// does not read is refused in one line (so is merge-adapter into an int4 base, not done yet).
+// does not read is refused in one line. load_model (eval, generate) keeps such weights int4 on
+// the device (ops::int4_linear): the same dequantized values, the same logits up to fp32
+// summation order.
 #include <cmath>
 
 #include "error_text.hpp"
@@ -12,6 +14,7 @@
 #include "magellano/io/json_file.hpp"
 #include "magellano/io/quantize_file.hpp"
 #include "magellano/io/safetensors_set.hpp"
+#include "magellano/ops/int4.hpp"
 #include "magellano/ops/nf4.hpp"
 #include "magellano/train/adapter.hpp"
 #include "magellano/train/checkpoint.hpp"
@@ -19,6 +22,7 @@
 #include "magellano/train/hf_layout.hpp"
 #include "hf_hybrid_folder.hpp"
 #include "sharded_weights.hpp"
+#include "reference.hpp"
 #include "small_model.hpp"
 #include "temp_dir.hpp"
 
@@ -83,6 +87,31 @@ int expect_int4_parameters_exact(const nn::Model& m, const fs::path& dir) {
   return n;
 }
 
+// Each int4 Linear of `m` (loaded from `dir` by load_model) against the file: its dequantized
+// weight equals (the rows of) the file's dequantization exactly. Returns how many there are.
+int expect_int4_linears_exact(nn::Model& m, const fs::path& dir) {
+  const auto set = io::SafetensorsSet::open(dir);
+  const train::HfLocator locate = train::weights_locator(dir);
+  int n = 0;
+  for (const auto& l : m.linears()) {
+    if (l.linear->storage() != nn::WeightStorage::int4) continue;
+    train::HfSlice at{l.path + ".weight"};
+    if (locate)
+      for (const auto& c : locate(at.name))
+        if (io::holds_weight(set, c.name)) {
+          at = c;
+          break;
+        }
+    if (!io::is_int4_weight(set, at.name)) continue;
+    ++n;
+    const std::vector<float> all = io::load_int4_f32(set, at.name);
+    const int64_t cols = l.linear->in_features(), begin = at.whole() ? 0 : at.row_begin * cols;
+    const std::vector<float> want(all.begin() + begin, all.begin() + begin + l.linear->out_features() * cols);
+    EXPECT_EQ(magellano::ops::dequantize_int4(*l.linear->int4).to_host(), want) << l.path << " from " << at.name;
+  }
+  return n;
+}
+
 io::QuantizeOptions int4(int64_t group) {
   io::QuantizeOptions o;
   o.format = io::QuantFormat::int4;
@@ -101,9 +130,10 @@ TEST(Int4Model, LoadsAsItsDequantizationCloseToFp32) {
   EXPECT_EQ(rep.tensors_quantized, 15);
   EXPECT_EQ(rep.group_misfits.size(), 2u + 4u);  // dt_proj twice, w2 of each expert
   const auto set = io::SafetensorsSet::open(d / "q");
-  const auto loaded = train::load_model(d / "q", test_ctx());
-  EXPECT_EQ(loaded.config.model, cfg.model);
-  const auto a = original.parameters(), b = loaded.model->parameters();
+  // An fp32 model reads the int4 weights dequantized (what --init-from does).
+  nn::Model dense(test_ctx(), train::model_spec(cfg), 99);
+  train::load_weights(d / "q", dense);
+  const auto a = original.parameters(), b = dense.parameters();
   ASSERT_EQ(a.size(), b.size());
   int quantized = 0;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -124,7 +154,16 @@ TEST(Int4Model, LoadsAsItsDequantizationCloseToFp32) {
   // model of other random weights 1.29. So: int4 below 0.25 and below NF4's error, while a
   // weight loaded wrongly (transposed, unscaled, a wrong group) moves them on the scale of an
   // unrelated model.
+  // load_model (eval, generate) keeps them int4 on the device: 15 int4 Linears of the file's
+  // group size, exactly the file's dequantization, the same logits up to summation order
+  // (relative 1e-5, absolute 1e-5: fp32 dot products of up to 64 terms in another order).
+  const auto loaded = train::load_model(d / "q", test_ctx());
+  EXPECT_EQ(loaded.config.model, cfg.model);
+  EXPECT_EQ(expect_int4_linears_exact(*loaded.model, d / "q"), 15);
+  for (const auto& l : loaded.model->linears())
+    if (l.linear->int4) EXPECT_EQ(l.linear->int4->group_size, 16) << l.path;
   const std::vector<float> want = logits_of(original), got = logits_of(*loaded.model);
+  expect_close(got, to_f64(logits_of(dense)), 1e-5, 1e-5, "int4 on the device vs dequantized at load");
   const double int4_error = relative_l1(got, want);
   EXPECT_GT(int4_error, 0.0) << "the weights were not quantized";
   EXPECT_LT(int4_error, 0.25);
@@ -136,7 +175,7 @@ TEST(Int4Model, LoadsAsItsDequantizationCloseToFp32) {
   nn::Model fresh(test_ctx(), train::model_spec(cfg), 99);
   EXPECT_GT(relative_l1(logits_of(fresh), want), 1.0);  // the unrelated model of the comment above
   train::load_weights(d / "q", fresh);
-  EXPECT_EQ(logits_of(fresh), got);
+  EXPECT_EQ(logits_of(fresh), logits_of(dense));
 }
 
 TEST(Int4Model, LoadsIntoF16WeightsAndAnNf4Base) {
@@ -180,11 +219,66 @@ TEST(Int4Model, LoadsIntoF16WeightsAndAnNf4Base) {
   // NF4's rounding on top of int4's: measured 0.32 against the int4 model (NF4 of the fp32
   // weights: 0.21 against fp32), far from an unrelated model's 1.29.
   EXPECT_LT(relative_l1(logits_of(*q.model), logits_of(*full.model)), 0.45);
-  // merge-adapter does not re-quantize into int4 yet: it says so instead of "matches no weight".
+}
+
+// QLoRA on an int4 file (lora.base_precision int4, the file's group size): the int4 weights load
+// as stored; merge-adapter then dequantizes, adds (alpha / r) B·A and quantizes again in the same
+// group size: the codes and scales equal the float64 reference's quantization of the float64
+// merged weight W' + (alpha / r) B·A (W' the file's dequantization). The device forms B·A in
+// fp32 and adds in fp32 (a relative 1e-7 from the float64 sum), which moves a code only for a
+// value within that distance of a rounding boundary: none among these 15 weights.
+TEST(Int4Model, QLoRAOnAnInt4FileAndMergeRequantizes) {
+  TempDir d;
+  const train::Config cfg = config();
+  const nn::Model original(test_ctx(), train::model_spec(cfg), 5);
+  write_folder(d / "base", cfg, original);
+  io::quantize_checkpoint_dir(test_ctx(), d / "base", d / "q", {}, int4(16));
+  train::LoRASection lora;
+  lora.rank = 2, lora.alpha = 4;
+  lora.target_modules = {"in_proj", "x_proj", "out_proj", "gate", "experts"};
+  lora.base_precision = nn::WeightStorage::int4;
+  lora.int4_group_size = 16;
+  auto q = train::load_model(d / "q", test_ctx(), &lora);
+  EXPECT_EQ(expect_int4_linears_exact(*q.model, d / "q"), 15);
+  randomize_adapters(*q.model, 77);
   train::save_adapter(d / "adapter", *q.model, lora, "");
-  expect_error([&] { train::merge_adapter(d / "q", d / "adapter", d / "merged", test_ctx()); },
-               "as int4 (compressed-tensors); merging into an int4 base is not supported yet");
-  EXPECT_FALSE(fs::exists(d / "merged"));
+  const auto rep = train::merge_adapter(d / "q", d / "adapter", d / "merged", test_ctx());
+  EXPECT_TRUE(rep.requantized);
+  EXPECT_GT(rep.requant_mean_abs_error, 0.0);
+  const auto base = io::SafetensorsSet::open(d / "q"), merged = io::SafetensorsSet::open(d / "merged");
+  const auto adapter = io::SafetensorsSet::open(d / "adapter" / "adapter_model.safetensors");
+  io::check_quantization_config(d / "merged");  // config.json still says what the weights are
+  EXPECT_EQ(io::int4_weight_names(merged), io::int4_weight_names(base));
+  int checked = 0;
+  for (const auto& l : q.model->linears()) {
+    const std::string name = l.path + ".weight";
+    if (!l.linear->lora || !io::is_int4_weight(base, name)) continue;
+    const magellano::quant::Int4Weight got = io::load_int4(merged, name);
+    const int64_t rows = got.rows, cols = got.cols;
+    EXPECT_EQ(got.group_size, 16) << name;
+    // float64: W' + (alpha / r) B·A
+    const std::vector<float> w = io::load_int4_f32(base, name);
+    const std::vector<float> a = adapter.read_f32("base_model.model." + l.path + ".lora_A.weight");
+    const std::vector<float> b = adapter.read_f32("base_model.model." + l.path + ".lora_B.weight");
+    Vec want(rows * cols);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        double s = 0;
+        for (int64_t k = 0; k < lora.rank; ++k) s += double(b[r * lora.rank + k]) * a[k * cols + c];
+        want[r * cols + c] = w[r * cols + c] + lora.alpha / double(lora.rank) * s;
+      }
+    const ref::Int4Ref wq = ref::int4_quantize(want, rows, cols, 16);
+    EXPECT_EQ(ref::int4_unpack(got.packed, rows, cols), wq.codes) << name;
+    EXPECT_EQ(to_f64(got.scales), wq.scales) << name;
+    EXPECT_NE(got.packed, io::load_int4(base, name).packed) << name << ": the adapter changed nothing";
+    ++checked;
+  }
+  EXPECT_EQ(checked, 15);
+  // The merged folder loads (int4 on the device) and gives the logits of the adapted model up
+  // to the re-quantization: measured 0.29 (these random adapters move the weights by about
+  // their own size, so groups' ranges and steps change); an unrelated model: above 1.
+  const auto m = train::load_model(d / "merged", test_ctx());
+  EXPECT_LT(relative_l1(logits_of(*m.model), logits_of(*q.model)), 0.5);
 }
 
 TEST(Int4Model, WhatMagellanoDoesNotReadIsRefusedInOneLine) {
@@ -238,8 +332,13 @@ TEST(Int4Model, HuggingFaceHybridRowsOfAnInt4Weight) {
   EXPECT_GT(rep.tensors_quantized, 0);
   const auto q = train::load_model(d / "q", test_ctx());
   EXPECT_TRUE(q.hugging_face);
-  const int from_int4 = expect_int4_parameters_exact(*q.model, d / "q");
-  EXPECT_EQ(from_int4, rep.tensors_quantized + 3);  // each shared MLP's input_linear gives two parameters
+  // int4 on the device (load_model): rows of the packed words and scales.
+  EXPECT_EQ(expect_int4_linears_exact(*q.model, d / "q"), rep.tensors_quantized + 3);  // each shared MLP's input_linear gives two
+  // Dequantized into an fp32 model (load_weights): rows of the dequantization.
+  nn::Model dense(test_ctx(), train::model_spec(train::read_hf_hybrid(d / "q").config), 1);
+  train::load_weights(d / "q", dense, train::weights_locator(d / "q"));
+  EXPECT_EQ(expect_int4_parameters_exact(dense, d / "q"), rep.tensors_quantized + 3);
+  expect_close(logits_of(*q.model), to_f64(logits_of(dense)), 1e-5, 1e-5, "int4 on the device vs dequantized");
   const auto base = train::load_model(d / "base", test_ctx());
   const double err = relative_l1(logits_of(*q.model), logits_of(*base.model));
   EXPECT_GT(err, 0.0);

@@ -69,13 +69,14 @@ void lora_linear_case(nn::WeightStorage storage, float dropout) {
   if (storage == nn::WeightStorage::f16)
     for (auto& v : w_base) v = round_half(v);
   lin.set_weight(to_f32(w));
-  lin.freeze(storage);
-  if (storage == nn::WeightStorage::nf4) {  // the reference uses the dequantized NF4 base
+  lin.freeze(storage, 7);  // int4: one group of 7 per row (the kernels' element path)
+  if (storage == nn::WeightStorage::int4) ASSERT_TRUE(lin.int4 && !lin.weight.defined());
+  if (storage == nn::WeightStorage::nf4 || storage == nn::WeightStorage::int4) {  // the reference uses the dequantized base
     w_base = to_f64(lin.dense_weight().to_host());
     double err = 0;
     for (size_t i = 0; i < w.size(); ++i) err = std::max(err, std::fabs(w_base[i] - w[i]));
-    EXPECT_GT(err, 0.0);   // NF4 rounds...
-    EXPECT_LT(err, 0.25);  // ...to within a code step of absmax (<= 0.4·3.5 here)
+    EXPECT_GT(err, 0.0);   // NF4 / int4 round...
+    EXPECT_LT(err, 0.25);  // ...to within a code step of absmax (<= 0.4·3.5 here; int4: half of absmax / 7.5)
   }
   lin.add_lora(r, alpha, dropout, init, 1234);
   nn::TrainingScope training;
@@ -112,6 +113,8 @@ TEST(LoRA, LinearFp32BaseWithDropoutMatchesFloat64) { lora_linear_case(nn::Weigh
 TEST(LoRA, LinearFp16BaseMatchesFloat64) { lora_linear_case(nn::WeightStorage::f16, 0.2f); }
 
 TEST(LoRA, LinearNf4BaseMatchesFloat64) { lora_linear_case(nn::WeightStorage::nf4, 0.2f); }
+
+TEST(LoRA, LinearInt4BaseMatchesFloat64) { lora_linear_case(nn::WeightStorage::int4, 0.2f); }
 
 TEST(LoRA, InitFreezesTheBaseAndStartsAtTheBaseOutput) {
   nn::ModelSpec plain = small_model_spec("MEM");

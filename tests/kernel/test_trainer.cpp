@@ -345,14 +345,36 @@ TEST(Trainer, Fp16ParameterBytesMatchTheEstimate) {
   EXPECT_LT(double(bytes[1]), 0.55 * double(bytes[0]));
 }
 
-// QLoRA run: NF4 base, adapters on Mamba, router and experts, dropout, checkpointing every
-// block, loss scaling. Checkpoints hold the adapter (PEFT files) and the adapters' optimizer
+// An int4 base's parameter bytes (the tracker's count: packed words, fp16 scales, the fp32 rest,
+// the adapters) equal the estimate of `info` exactly but for the one dt_proj weight (32, 1) that
+// stays fp32 (no group of 16 fits a width of 1): 32 x (4 - 0.625) = 108 bytes more.
+TEST(Trainer, Int4BaseParameterBytesMatchTheEstimate) {
+  TempDir d;
+  auto cfg = small_config(d.path(), 2);
+  cfg.lora.rank = 2, cfg.lora.base_precision = magellano::nn::WeightStorage::int4, cfg.lora.int4_group_size = 16;
+  auto& mem = test_ctx().memory();
+  const uint64_t p0 = mem.current(magellano::MemCategory::parameters);
+  magellano::nn::Model model(test_ctx(), train::model_spec(cfg), 1);
+  const uint64_t params = mem.current(magellano::MemCategory::parameters) - p0;
+  int int4 = 0, dense = 0;
+  for (const auto& l : model.linears()) {
+    int4 += l.linear->storage() == magellano::nn::WeightStorage::int4;
+    dense += l.linear->storage() == magellano::nn::WeightStorage::f32 && l.path.find("lm_head") == std::string::npos;
+  }
+  EXPECT_GT(int4, 10);
+  EXPECT_EQ(dense, 1);  // dt_proj
+  EXPECT_EQ(params, uint64_t(train::estimate_memory(cfg).weights) + 108);
+}
+
+// QLoRA run: an NF4 or int4 base, adapters on Mamba, router and experts, dropout, checkpointing
+// every block, loss scaling. Checkpoints hold the adapter (PEFT files) and the adapters' optimizer
 // state only; resuming reproduces the adapter bit for bit.
-TEST(Trainer, QLoRACheckpointsHoldTheAdapterAndResumeBitExactly) {
+void qlora_run_resumes_bit_exactly(magellano::nn::WeightStorage base) {
   TempDir a, b;
   auto cfg = small_config(a.path(), 4);
   cfg.checkpoint.every = 2;
-  cfg.lora.rank = 2, cfg.lora.dropout = 0.1, cfg.lora.base_precision = magellano::nn::WeightStorage::nf4;
+  cfg.lora.rank = 2, cfg.lora.dropout = 0.1, cfg.lora.base_precision = base;
+  cfg.lora.int4_group_size = 16;  // int4: every Linear of width 16 or 32 (dt_proj's 1 stays fp32)
   cfg.lora.target_modules = {"in_proj", "x_proj", "dt_proj", "out_proj", "gate", "experts"};
   cfg.train.gradient_checkpointing = 1;
   cfg.train.loss_scaling = true;
@@ -384,4 +406,17 @@ TEST(Trainer, QLoRACheckpointsHoldTheAdapterAndResumeBitExactly) {
   const auto r = train::evaluate(*loaded.model, magellano::data::TokenFile::open(*cfg.data.val, 64).read_all(),
                                  cfg.train.seq_len, cfg.train.batch_size, cfg.eval.batches * cfg.train.batch_size);
   EXPECT_NEAR(r.loss, sa.val->loss, 1e-6);
+  if (base == magellano::nn::WeightStorage::int4) {  // the base really was int4
+    int int4 = 0;
+    for (const auto& l : loaded.model->linears()) int4 += l.linear->storage() == magellano::nn::WeightStorage::int4;
+    EXPECT_GT(int4, 10);
+  }
+}
+
+TEST(Trainer, QLoRACheckpointsHoldTheAdapterAndResumeBitExactly) {
+  qlora_run_resumes_bit_exactly(magellano::nn::WeightStorage::nf4);
+}
+
+TEST(Trainer, Int4QLoRACheckpointsHoldTheAdapterAndResumeBitExactly) {
+  qlora_run_resumes_bit_exactly(magellano::nn::WeightStorage::int4);
 }

@@ -83,6 +83,19 @@ Vec linear(const Vec& x, int64_t m, int64_t k, const Vec& w, int64_t n, const Ve
 void linear_bwd(const Vec& x, int64_t m, int64_t k, const Vec& w, int64_t n, const Vec& dy,
                 Vec& dx, Vec& dw, Vec* db = nullptr);
 
+// ---- int4: group-wise int4 weights (ops/int4.hpp), w (rows, cols), groups of g columns ------
+// (g divides cols). Scales rounded to fp16, codes in [-8, 7], all in float64 (the fp32 and
+// fp16 roundings the format prescribes applied to exact float64 values).
+double round_f16(double v);  // nearest fp16 value, ties to even; +-Inf beyond fp16's range
+struct Int4Ref {
+  std::vector<int> codes;  // (rows, cols)
+  Vec scales;              // (rows, cols / g)
+};
+Int4Ref int4_quantize(const Vec& w, int64_t rows, int64_t cols, int64_t g);
+Vec int4_dequantize(const Int4Ref& q, int64_t rows, int64_t cols, int64_t g);  // (rows, cols)
+// Codes from compressed-tensors words (rows, ceil(cols / 8)): column c in bits 4 (c % 8) of word c / 8.
+std::vector<int> int4_unpack(const std::vector<int32_t>& words, int64_t rows, int64_t cols);
+
 // ---- index: src (rows, d), idx (N) ids as doubles; out-of-range ids read zeros / add nothing --
 Vec gather_rows(const Vec& src, const Vec& idx, int64_t rows, int64_t d);       // (N, d)
 Vec scatter_add_rows(const Vec& src, const Vec& idx, int64_t rows, int64_t d);  // (rows, d)

@@ -67,9 +67,13 @@ TEST(LoRAConfig, ErrorsNameTheKey) {
   EXPECT_TRUE(has(error_of([] { parse(R"({"lora": {"rank": 4, "target_modules": []}})"); }),
                   "'lora.target_modules' is empty"));
   EXPECT_TRUE(has(error_of([] { parse(R"({"lora": {"base_precision": "int8"}})"); }),
-                  "'lora.base_precision' must be \"fp32\" or \"fp16\" or \"nf4\", got \"int8\""));
+                  "'lora.base_precision' must be \"fp32\" or \"fp16\" or \"nf4\" or \"int4\", got \"int8\""));
   EXPECT_TRUE(has(error_of([] { parse(R"({"lora": {"base_precision": "nf4"}})"); }),
                   "'lora.base_precision' \"nf4\" needs LoRA"));
+  EXPECT_TRUE(has(error_of([] { parse(R"({"lora": {"base_precision": "int4"}})"); }),
+                  "'lora.base_precision' \"int4\" needs LoRA"));
+  EXPECT_TRUE(has(error_of([] { parse(R"({"lora": {"rank": 2, "base_precision": "int4", "int4_group_size": 0}})"); }),
+                  "'lora.int4_group_size'"));
   EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"gradient_checkpointing": "sometimes"}})"); }),
                   "'train.gradient_checkpointing' must be \"none\", \"balanced\" (every 2 layers)"));
   EXPECT_TRUE(has(error_of([] { parse(R"({"train": {"gradient_checkpointing": -2}})"); }),

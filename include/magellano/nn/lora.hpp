@@ -4,7 +4,9 @@
 //   A: (rank, in)  Kaiming-uniform with a = √5 as torch's kaiming_uniform_, i.e. U(±1/√in)
 //   B: (out, rank) zeros, so a fresh adapter leaves the model's output unchanged.
 // With LoRA on, every other parameter is frozen (no gradient, no optimizer state), and the
-// frozen Linear weights may be stored as f32, f16 (arithmetic fp32) or NF4.
+// frozen Linear weights may be stored as f32, f16 (arithmetic fp32), NF4 or int4 (ops/int4.hpp:
+// groups of ModelSpec::int4_group_size; a Linear whose input width the group does not divide
+// stays f32, as compressed-tensors files keep such weights dense).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -12,9 +14,9 @@
 
 namespace magellano::nn {
 
-enum class WeightStorage { f32, f16, nf4 };
+enum class WeightStorage { f32, f16, nf4, int4 };
 const char* to_string(WeightStorage s);
-WeightStorage parse_weight_storage(const std::string& s);  // "fp32" | "fp16" | "nf4"
+WeightStorage parse_weight_storage(const std::string& s);  // "fp32" | "fp16" | "nf4" | "int4"
 
 // Target module kinds: in_proj, x_proj, dt_proj, out_proj (Mamba; Mamba2 blocks have in_proj
 // and out_proj), q_proj, k_proj, v_proj, o_proj (attention), gate (MoE router), experts (every

@@ -10,6 +10,7 @@
 // MoE blocks): backbone.embeddings.weight, backbone.layers.{i}.{norm,mixer|moe}.…,
 // backbone.norm_f.weight, lm_head.weight (only when untied).
 #pragma once
+#include <functional>
 #include <memory>
 #include <variant>
 #include <vector>
@@ -43,9 +44,14 @@ struct ModelSpec {
   // as `base_storage`, and the targeted Linears get adapters (A drawn from a generator of its
   // own, so the base weights are those of the same seed without LoRA). Each block is built,
   // converted and quantized before the next one is, so fp32 weights of the whole model never
-  // exist at once.
+  // exist at once. base_storage int4 also works without LoRA: an inference model (everything
+  // frozen, the block Linears int4: a model read from an int4 file for eval and generate).
   LoRAConfig lora;
   WeightStorage base_storage = WeightStorage::f32;
+  int64_t int4_group_size = 128;  // base_storage int4: the group size (a width it does not divide stays f32)
+  // base_storage int4: which Linears (by module path) are int4; empty: all that fit. (A model read
+  // from an int4 file keeps the weights the file holds dense, dense.)
+  std::function<bool(const std::string& path)> int4_select;
   // Storage of the matrix weights: every Linear weight (Mamba / Mamba2 projections, MoE router and
   // experts, an untied LM head) and the embedding (with the tied LM head). f16: trainable fp16
   // parameters (train.param_dtype "fp16"), drawn in fp32 like the f32 model's and rounded to

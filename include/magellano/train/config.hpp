@@ -201,8 +201,11 @@ struct LoRASection {
   double alpha = 16.0;
   double dropout = 0.0;
   std::vector<std::string> target_modules = {"in_proj", "x_proj", "dt_proj", "out_proj"};
-  // Storage of the frozen base Linear weights: "fp32" | "fp16" | "nf4".
+  // Storage of the frozen base Linear weights: "fp32" | "fp16" | "nf4" | "int4".
   nn::WeightStorage base_precision = nn::WeightStorage::f32;
+  // int4: columns per group when the base is quantized from fp32 (a width it does not divide
+  // stays fp32); a base read from an int4 file keeps the file's groups.
+  int64_t int4_group_size = 128;
   bool enabled() const { return rank > 0; }
   bool operator==(const LoRASection&) const = default;
 };

@@ -6,7 +6,7 @@
 //   training   weights + gradients + AdamW moments (model_size.hpp's figures, which equal the
 //              memory tracker's up to the optimizer pack's 64-element alignment) + the logits,
 //              one (B·L, V) f32 tensor
-//   inference  the weights as stored (fp32, fp16 or NF4, adapters) + the logits of one batch
+//   inference  the weights as stored (fp32, fp16, NF4 or int4, adapters) + the logits of one batch
 // The rest of `info --config`'s estimate (the layers' activations and workspace) is left out: on
 // PoCL the whole estimate came out between 0.59 and 1.7 times the tracker's peak (small models
 // with LoRA, QLoRA, fp16 parameters or checkpointing), too loose to refuse on. So the margin is

@@ -76,7 +76,7 @@ struct ParamCounts {
 ParamCounts count_params(const ModelConfig& model);
 // With the lora section: `trainable` = the adapters' parameters (r·(in + out) per targeted
 // Linear) when lora.rank >= 1; `lora` the same number (0 without LoRA); `linear_weights` the
-// elements of every Linear weight (what lora.base_precision stores as fp16 / NF4).
+// elements of every Linear weight (what lora.base_precision stores as fp16 / NF4 / int4).
 struct LoRACounts {
   int64_t lora = 0, linear_weights = 0;
 };
@@ -94,7 +94,7 @@ struct MemoryEstimate {  // bytes
 
 MemoryEstimate estimate_memory(const ModelConfig& model, int64_t batch, int64_t seq_len);
 // With LoRA, fp16 parameters and checkpointing from the config (train.batch_size ×
-// train.seq_len): weights are the frozen base at its storage (fp32 4, fp16 2, NF4 4.127/8
+// train.seq_len): weights are the frozen base at its storage (fp32 4, fp16 2, NF4 4.127/8, int4 0.5 + 2/group
 // bytes per Linear weight element, the rest fp32) plus the adapters; gradients and AdamW state
 // only for the adapters; with train.param_dtype "fp16", the matrix weights (every Linear weight
 // and the embedding / LM head) and their gradients take 2 bytes per element, and the workspace
@@ -107,7 +107,7 @@ MemoryEstimate estimate_memory(const Config& config);
 // One dense MLP block ('F' layer, nn::MlpBlock) of `c`, for a micro-batch of `tokens` = B·L tokens,
 // to be added per such layer (count_params / estimate_memory do not know the letter yet):
 //   params           norm D + w1 F·D + w2 D·F (+ w3 F·D for SwiGLU), all trainable without LoRA
-//   linear_weights   the Linear weights' elements (what fp16 / NF4 storage applies to)
+//   linear_weights   the Linear weights' elements (what fp16 / NF4 / int4 storage applies to)
 //   lora_per_rank    Σ (in + out) of w1, w2, w3: its LoRA parameters are rank × this (kind "mlp")
 //   activation_bytes what its forward keeps: T·(2D + 1 + F·(2 or 1)) floats (block input, norm
 //                    output and rstd; ops::expert_mlp's h1 and h3)
