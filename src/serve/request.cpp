@@ -138,7 +138,7 @@ json parse_body(const std::string& text) {
   json body;
   try {
     body = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // syntax, and numbers out of range (1e999999: out_of_range.406)
     throw ApiError(400, std::string("The body is not valid JSON: ") + e.what(), "", "invalid_json");
   }
   if (!body.is_object()) throw ApiError(400, "The body must be a JSON object, got " + type_name(body) + ".", "", "invalid_json");

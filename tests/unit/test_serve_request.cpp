@@ -99,6 +99,7 @@ TEST(ServeRequest, RefusalsNameTheirParameter) {
   const Case cases[] = {
       {"{", 400, "", "invalid_json"},
       {"3", 400, "", "invalid_json"},
+      {R"({"prompt": [1, 2222222222e2224444444]})", 400, "", "invalid_json"},  // a number too large (fuzz)
       {R"({"prompt": "a", "model": "other"})", 404, "model", "model_not_found"},
       {R"({"prompt": "a", "top_q": 1})", 400, "top_q", ""},
       {R"({"prompt": "a", "presence_penalty": 0.1})", 400, "presence_penalty", ""},
