@@ -9,6 +9,8 @@
 #include "command.hpp"
 #include "options.hpp"
 #include "magellano/ops/mapping.hpp"
+#include "magellano/ops/matrix_engine.hpp"
+#include "magellano/runtime/context.hpp"
 #include "magellano/runtime/device.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/config.hpp"
@@ -27,6 +29,14 @@ std::string grouped(int64_t n) {
     out += s[i];
   }
   return n < 0 ? "-" + out : out;
+}
+
+// The device's matrix engine: its probe runs only where the device could have one.
+std::string matrix_engine_of(const DeviceInfo& d) {
+  const std::string why_not = ops::matrix_engine_precheck(d);
+  if (!why_not.empty()) return why_not;
+  auto ctx = Context::create(d);
+  return ops::matrix_engine(*ctx).description;
 }
 
 std::string millions(int64_t n) {
@@ -132,6 +142,7 @@ int run_info(int argc, char** argv) {
     for (const auto& d : devices) {
       nlohmann::json dj = to_json(d);
       dj["kernel_mapping"] = ops::to_string(ops::kernel_mapping(d));  // ops/mapping.hpp
+      dj["matrix_engine"] = matrix_engine_of(d);  // ops/matrix_engine.hpp: train.compute_dtype tf32 / bf16
       j["devices"].push_back(dj);
     }
     j["default_device"] = chosen.empty() ? nlohmann::json(nullptr) : nlohmann::json(chosen);
@@ -157,7 +168,8 @@ int run_info(int argc, char** argv) {
               << "    fp16 / fp64     " << (d.fp16 ? "yes" : "no") << " / "
               << (d.fp64 ? "yes" : "no") << "\n"
               << "    kernel mapping  " << ops::to_string(ops::kernel_mapping(d))
-              << " (row-wise and pointwise kernels)\n";
+              << " (row-wise and pointwise kernels)\n"
+              << "    matrix engine   " << matrix_engine_of(d) << " (train.compute_dtype tf32 / bf16)\n";
   }
   return 0;
 }

@@ -1,6 +1,7 @@
 #include "model_source.hpp"
 
 #include "magellano/io/hf_json.hpp"
+#include "magellano/ops/matrix_engine.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/adapter.hpp"
 
@@ -14,7 +15,10 @@ void add_model_source_options(po::options_description& opts, ModelSource& src) {
       ("adapter", po::value(&src.adapter), "a LoRA adapter folder (adapter_config.json + adapter_model.safetensors, "
                                            "PEFT's layout) applied on top of the checkpoint")
       ("base-precision", po::value(&src.base_precision)->default_value("fp32"),
-       "with --adapter: store the base weights as fp32, fp16, nf4 or int4 (an int4 file without --adapter stays int4)");
+       "with --adapter: store the base weights as fp32, fp16, nf4 or int4 (an int4 file without --adapter stays int4)")
+      ("compute-dtype", po::value(&src.compute_dtype),
+       "matrix products in fp32, tf32 or bf16 (fp32 accumulation; tf32 and bf16 need a matrix engine, "
+       "elsewhere they stay fp32; default: the checkpoint's train.compute_dtype)");
 }
 
 train::LoadedModel load_model_source(const ModelSource& src, Context& ctx) {
@@ -24,8 +28,18 @@ train::LoadedModel load_model_source(const ModelSource& src, Context& ctx) {
   } catch (const Error&) {
     throw Error("--base-precision must be fp32, fp16, nf4 or int4, got '" + src.base_precision + "'.");
   }
-  return src.adapter.empty() ? train::load_model(src.checkpoint, ctx)
-                             : train::load_model_with_adapter(src.checkpoint, src.adapter, ctx, base);
+  std::optional<ComputeDType> compute;
+  if (!src.compute_dtype.empty()) {
+    try {
+      compute = ops::compute_dtype_from_string(src.compute_dtype);
+    } catch (const Error&) {
+      throw Error("--compute-dtype must be fp32, tf32 or bf16, got '" + src.compute_dtype + "'.");
+    }
+  }
+  train::LoadedModel loaded = src.adapter.empty() ? train::load_model(src.checkpoint, ctx)
+                                                  : train::load_model_with_adapter(src.checkpoint, src.adapter, ctx, base);
+  ctx.set_compute_dtype(compute.value_or(loaded.config.train.compute_dtype));
+  return loaded;
 }
 
 std::optional<data::Tokenizer> find_tokenizer(const std::string& option, const fs::path& checkpoint,

@@ -1,6 +1,7 @@
 // The model that `eval` and `generate` run: --checkpoint DIR (a Magellano checkpoint or a
 // Hugging Face Mamba / Mamba2 folder), optionally with --adapter DIR (a PEFT LoRA adapter) on a base
-// stored as --base-precision fp32|fp16|nf4|int4.
+// stored as --base-precision fp32|fp16|nf4|int4, its products in --compute-dtype fp32|tf32|bf16
+// (default: the checkpoint's train.compute_dtype).
 #pragma once
 #include <boost/program_options.hpp>
 #include <filesystem>
@@ -14,13 +15,14 @@
 namespace magellano::cli {
 
 struct ModelSource {
-  std::string checkpoint, adapter, base_precision;
+  std::string checkpoint, adapter, base_precision, compute_dtype;
 };
 
 // Adds --checkpoint, --adapter and --base-precision to opts, writing into src.
 void add_model_source_options(boost::program_options::options_description& opts, ModelSource& src);
 
-// Loads the model (checks --base-precision first, so a typo fails before any file is read).
+// Loads the model (checks --base-precision and --compute-dtype first, so a typo fails before any
+// file is read) and sets ctx's compute dtype.
 train::LoadedModel load_model_source(const ModelSource& src, Context& ctx);
 
 // The tokenizer of a model (generate, serve): --tokenizer DIR; else the checkpoint folder's own

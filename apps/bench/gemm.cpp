@@ -10,6 +10,7 @@
 #include "bench.hpp"
 #include "magellano/ops/gemm_tuning.hpp"
 #include "magellano/ops/matmul.hpp"
+#include "magellano/ops/matrix_engine.hpp"
 #include "magellano/runtime/error.hpp"
 
 namespace magellano::bench {
@@ -56,8 +57,13 @@ std::vector<GemmCase> parse_cases(const std::string& list, int64_t tokens) {
   return out;
 }
 
-// ops::gemm on g with whatever path is in effect; checks a few elements against float64.
+// ops::gemm on g with whatever path and compute dtype are in effect; checks a few elements
+// against float64 (within 1e-4 of sum |a b| for fp32; tf32 and bf16 operands are each rounded by
+// up to 2^-11 and 2^-8 of themselves, so a product by twice that).
 double device_gflops(Context& ctx, const GemmCase& g, int repeats) {
+  const double tol = ctx.compute_dtype() == ComputeDType::bf16   ? std::ldexp(1.0, -7)
+                     : ctx.compute_dtype() == ComputeDType::tf32 ? std::ldexp(1.0, -10)
+                                                                 : 1e-4;
   std::mt19937 rng(5);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   std::vector<float> ha(g.m * g.k), hb(g.k * g.n);
@@ -77,7 +83,7 @@ double device_gflops(Context& ctx, const GemmCase& g, int repeats) {
       ref += x * y;
       mag += std::fabs(x * y);
     }
-    if (!(std::fabs(host[i * g.n + j] - ref) <= 1e-4 * mag + 1e-6))
+    if (!(std::fabs(host[i * g.n + j] - ref) <= tol * mag + 1e-6))
       throw Error("GEMM benchmark produced a wrong result");
   }
   return 2.0 * g.m * g.n * g.k / s / 1e9;
@@ -85,6 +91,8 @@ double device_gflops(Context& ctx, const GemmCase& g, int repeats) {
 
 // --size N: one square size (default 512, 1024, 2048, 4096); --shapes MxNxK[:op],... or phase1
 // (its training GEMMs at --tokens T, default 4096).
+// --compute tf32,bf16: also time each product with that compute dtype (the matrix engine where the
+// device has one; `matrix_engine` in the result says what ran).
 // --paths: what to time besides the device's own choice, comma-separated from cpu_kernel,
 // gpu_kernel, clblast (with the tuning file's parameters), clblast_database (CLBlast's own),
 // openblas (default: openblas on CPU devices); `all` for every one (gpu_kernel only on GPUs).
@@ -116,6 +124,9 @@ std::vector<Result> run_gemm(Context& ctx, const Peaks&, const Options& opts) {
                   "'; use cpu_kernel, gpu_kernel, clblast, clblast_database, openblas or all.");
     paths.push_back(p);
   }
+  std::vector<ComputeDType> computes;
+  std::stringstream cs(opts.str("compute", ""));
+  for (std::string d; std::getline(cs, d, ',');) computes.push_back(ops::compute_dtype_from_string(d));
   const int repeats = repeats_option(opts, 3);
   const ops::GemmChoice choice = ops::gemm_choice(ctx);
   std::vector<Result> out;
@@ -128,6 +139,17 @@ std::vector<Result> run_gemm(Context& ctx, const Peaks&, const Options& opts) {
     r.median_s = 2.0 * g.m * g.n * g.k / r.gflops / 1e9;
     r.extra["path"] = ops::to_string(choice.path);
     r.extra["tuning"] = choice.source;
+    for (ComputeDType d : computes) {
+      ctx.set_compute_dtype(d);
+      r.extra["compute_" + std::string(ops::to_string(d))] = ops::describe_compute_path(ctx);
+      try {
+        r.extra[std::string(ops::to_string(d)) + "_gflops"] = device_gflops(ctx, g, repeats);
+      } catch (...) {
+        ctx.set_compute_dtype(ComputeDType::fp32);
+        throw;
+      }
+      ctx.set_compute_dtype(ComputeDType::fp32);
+    }
     for (const auto& p : paths) {
       if (p == "openblas") {
         const auto gf = openblas_sgemm_gflops(g.m, g.n, g.k, g.ta, g.tb, repeats);
@@ -168,7 +190,8 @@ RegisterBench reg{{"gemm", "fp32 GEMM: square sizes or --shapes, --paths to comp
                     {"tokens", Key::integer, "4096", "tokens T for --shapes phase1"},
                     {"paths", Key::text, "",
                      "also time these: cpu_kernel, gpu_kernel, clblast, clblast_database, openblas, or all "
-                     "(default: openblas on CPU devices)"}},
+                     "(default: openblas on CPU devices)"},
+                    {"compute", Key::text, "", "also time with these compute dtypes: tf32, bf16 (comma-separated)"}},
                    run_gemm}};
 
 }  // namespace

@@ -12,13 +12,16 @@
 // train.batch_size, --seq-len 512, --steps 3 (timed, after one warm-up step). --param-dtype
 // fp16 sets train.param_dtype "fp16" (with the loss scaling it needs); with the config's
 // train.loss_scaling a step is the trainer's: backward from the scale, the finiteness check
-// (one scalar read) and AdamW reading the gradients unscaled.
+// (one scalar read) and AdamW reading the gradients unscaled. --compute-dtype tf32|bf16 sets
+// train.compute_dtype (matrix products on the matrix engine where the device has one; the result's
+// `compute` says what ran).
 #include <random>
 
 #include "bench.hpp"
 #include "magellano/autograd/tape.hpp"
 #include "magellano/nn/model.hpp"
 #include "magellano/nn/training_mode.hpp"
+#include "magellano/ops/matrix_engine.hpp"
 #include "magellano/optim/adamw.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/checkpoint.hpp"
@@ -35,6 +38,7 @@ std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Optio
   if (dtype != "fp32" && dtype != "fp16") throw Error("--param-dtype must be fp32 or fp16, got '" + dtype + "'.");
   std::vector<std::string> sets;
   if (dtype == "fp16") sets = {"train.param_dtype=fp16", "train.loss_scaling=true"};
+  if (opts.has("compute-dtype")) sets.push_back("train.compute_dtype=" + opts.str("compute-dtype"));
   auto cfg = train::load_config(config, sets);
   const int64_t B = opts.has("batch") ? integer_in(opts, "batch", 1, 1 << 20) : cfg.train.batch_size;
   const int64_t L = integer_in(opts, "seq-len", 1, 1 << 20);
@@ -54,6 +58,11 @@ std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Optio
   const auto counts = train::count_params(cfg);
   const auto estimate = train::estimate_memory(ecfg);
 
+  ctx.set_compute_dtype(cfg.train.compute_dtype);
+  struct ResetCompute {
+    Context& ctx;
+    ~ResetCompute() { ctx.set_compute_dtype(ComputeDType::fp32); }
+  } reset_compute{ctx};
   nn::Model model(ctx, train::model_spec(cfg), 1);
   optim::AdamW adamw(ctx, model.trainable_parameters(),
                      {.lr = 1e-4f, .stochastic_rounding = cfg.train.fp16_rounding == train::Fp16Rounding::stochastic});
@@ -91,7 +100,8 @@ std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Optio
   Result r;
   r.name = "train_step";
   r.sizes = {{"config", std::filesystem::path(config).stem().string()}, {"batch", B}, {"seq_len", L},
-             {"param_dtype", train::config_name(cfg.train.param_dtype)}};
+             {"param_dtype", train::config_name(cfg.train.param_dtype)},
+             {"compute_dtype", train::config_name(cfg.train.compute_dtype)}};
   r.median_s = s;
   r.repeats = steps;
   r.gflops = model_gflops;
@@ -108,7 +118,8 @@ std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Optio
              {"peak_over_estimate", double(peak) / double(estimate.total)},
              {"loss_scaling", scaling},
              {"skipped_steps", scaler.skipped_steps()},
-             {"mfu_vs_device_gemm", model_gflops / peaks.gemm_gflops}};
+             {"mfu_vs_device_gemm", model_gflops / peaks.gemm_gflops},
+             {"compute", ops::describe_compute_path(ctx)}};
   if (ref_gflops > 0) {
     r.extra["reference_gemm"] = {{"name", ref_name}, {"gflops", ref_gflops}};
     r.extra["mfu"] = model_gflops / ref_gflops;
@@ -133,6 +144,7 @@ RegisterBench reg{{"train-step", "Training steps of a config's model: tokens/s, 
                     {"seq-len", Key::integer, "512", "tokens per sequence"},
                     {"steps", Key::integer, "3", "timed steps, after one warm-up step"},
                     {"param-dtype", Key::text, "fp32", "fp32, or fp16 (with the loss scaling it needs)"},
+                    {"compute-dtype", Key::text, "", "matrix products in fp32, tf32 or bf16 (default: the config's)"},
                     {"reference-gflops", Key::number, "", "the best BLAS fp32 GEMM rate on this hardware, for MFU"},
                     {"reference-name", Key::text, "", "what --reference-gflops was measured with"}},
                    run_train_step}};

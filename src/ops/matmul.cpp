@@ -7,10 +7,12 @@
 #include "check.hpp"
 #include "gemm_cpu.hpp"
 #include "gemm_gpu.hpp"
+#include "gemm_mma.hpp"
 #include "gemm_skinny.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/ops/half_linear.hpp"
 #include "magellano/ops/launch.hpp"
+#include "magellano/ops/matrix_engine.hpp"
 #include "magellano/ops/reduce.hpp"
 
 namespace magellano::ops {
@@ -53,6 +55,14 @@ void gemm(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, f
   const detail::GemmRoute choice = detail::effective_gemm_choice(ctx);
   const detail::GemmShape s{C.batch, m, n, k, A.cols, B.cols, A.rows * A.cols,
                             B.batch == 1 ? 0 : B.rows * B.cols};
+  // tf32 / bf16 compute on a matrix engine: every product but single rows (decoding) and, where
+  // the skinny kernel is on, narrow outputs (their cost is reading the operands, not the products).
+  if (const MmaPath mma = mma_path(ctx); mma != MmaPath::none && !(C.batch == 1 && m <= kGemvRows) &&
+      !(choice.skinny && C.batch == 1 && std::min(m, n) <= kSkinnySide)) {
+    detail::gemm_mma_kernel(a, ta, b, tb, c, alpha, beta, s, ctx.compute_dtype(), mma == MmaPath::emulated,
+                            mma == MmaPath::hardware && matrix_engine(ctx).ldmatrix);
+    return;
+  }
   if (choice.path == GemmPath::cpu_kernel) {
     detail::gemm_cpu_kernel(a, ta, b, tb, c, alpha, beta, s, choice.cpu);
     return;

@@ -92,6 +92,13 @@ std::vector<DeviceInfo> list_devices() {
       std::string ext = device_string(d, CL_DEVICE_EXTENSIONS);
       info.fp16 = ext.find("cl_khr_fp16") != std::string::npos;
       info.fp64 = ext.find("cl_khr_fp64") != std::string::npos;
+      if (ext.find("cl_nv_device_attribute_query") != std::string::npos) {
+        constexpr cl_device_info kMajor = 0x4000, kMinor = 0x4001;  // CL_DEVICE_COMPUTE_CAPABILITY_*_NV
+        cl_uint major = 0, minor = 0;
+        if (clGetDeviceInfo(d, kMajor, sizeof major, &major, nullptr) == CL_SUCCESS &&
+            clGetDeviceInfo(d, kMinor, sizeof minor, &minor, nullptr) == CL_SUCCESS)
+          info.nv_compute_capability = static_cast<int>(major * 10 + minor);
+      }
       out.push_back(std::move(info));
     }
   }
@@ -175,7 +182,8 @@ nlohmann::json to_json(const DeviceInfo& d) {
           {"local_mem_bytes", d.local_mem_bytes},
           {"max_work_group_size", d.max_work_group_size},
           {"fp16", d.fp16},
-          {"fp64", d.fp64}};
+          {"fp64", d.fp64},
+          {"nv_compute_capability", d.nv_compute_capability}};
 }
 
 }  // namespace magellano

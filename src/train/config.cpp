@@ -2,6 +2,8 @@
 // validation, --set and to_json, so they cannot disagree. configs/README.md documents it.
 #include "magellano/train/config.hpp"
 
+#include "magellano/ops/matrix_engine.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -10,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "magellano/ops/matrix_engine.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/runtime/input_file.hpp"
 #include "magellano/runtime/json_parse.hpp"
@@ -55,6 +58,7 @@ struct Field {
 constexpr DType kStorages[] = {DType::f32, DType::f16};
 constexpr nn::WeightStorage kBaseStorages[] = {nn::WeightStorage::f32, nn::WeightStorage::f16,
                                                nn::WeightStorage::nf4, nn::WeightStorage::int4};
+constexpr ComputeDType kComputeDTypes[] = {ComputeDType::fp32, ComputeDType::tf32, ComputeDType::bf16};
 constexpr Fp16Rounding kRoundings[] = {Fp16Rounding::stochastic, Fp16Rounding::nearest};
 constexpr ops::ExpertActivation kActivations[] = {ops::ExpertActivation::swiglu,
                                                   ops::ExpertActivation::gelu};
@@ -180,6 +184,7 @@ const std::vector<Field>& schema() {
     f.push_back(integer("train.log_every", 1, MG_ACCESS(train.log_every, int64_t)));
     f.push_back(plain("train.param_dtype", Kind::choice, MG_CHOICE(train.param_dtype, kStorages)));
     f.push_back(plain("train.fp16_rounding", Kind::choice, MG_CHOICE(train.fp16_rounding, kRoundings)));
+    f.push_back(plain("train.compute_dtype", Kind::choice, MG_CHOICE(train.compute_dtype, kComputeDTypes)));
     f.push_back(plain(
         "train.gradient_checkpointing", Kind::checkpointing,
         [](const Config& c) {
@@ -520,6 +525,7 @@ const char* config_name(DType storage) {
   }
 }
 const char* config_name(nn::WeightStorage storage) { return nn::to_string(storage); }
+const char* config_name(ComputeDType d) { return ops::to_string(d); }
 const char* config_name(Fp16Rounding rounding) {
   return rounding == Fp16Rounding::stochastic ? "stochastic" : "nearest";
 }

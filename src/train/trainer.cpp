@@ -9,6 +9,7 @@
 #include "magellano/data/token_file.hpp"
 #include "magellano/nn/training_mode.hpp"
 #include "magellano/ops/elementwise.hpp"
+#include "magellano/ops/matrix_engine.hpp"
 #include "magellano/optim/adamw.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/checkpoint.hpp"
@@ -169,7 +170,11 @@ TrainingRun::TrainingRun(const Config& cfg, Context& ctx, const TrainOptions& op
       schedule_{float(tc_.lr), float(tc_.min_lr), tc_.warmup_steps, tc_.steps},
       scaler_(tc_.loss_scale_init, tc_.loss_scale_growth_interval),
       init_from_(resolved(opt.init_from)) {
-  if (out_) print_parameter_summary(cfg_, model_, model_.trainable_parameters(), *out_);
+  ctx.set_compute_dtype(tc_.compute_dtype);
+  if (out_) {
+    print_parameter_summary(cfg_, model_, model_.trainable_parameters(), *out_);
+    if (tc_.compute_dtype != ComputeDType::fp32) *out_ << "compute: " << ops::describe_compute_path(ctx) << "\n";
+  }
   if (opt.init_from) {
     const CheckpointSource source = read_checkpoint_config(*opt.init_from);
     check_same_function(cfg_.model, source.config.model, *opt.init_from);

@@ -13,6 +13,7 @@
 
 #include "magellano/runtime/buffer_pool.hpp"
 #include "magellano/runtime/build_options.hpp"
+#include "magellano/runtime/compute_dtype.hpp"
 #include "magellano/runtime/device.hpp"
 #include "magellano/runtime/memory.hpp"
 #include "magellano/runtime/profiler.hpp"
@@ -80,6 +81,11 @@ class Context : public std::enable_shared_from_this<Context> {
 
   void finish();  // clFinish: waits for all queued work
 
+  // The number type of every later ops::gemm on this context (see compute_dtype.hpp); fp32 unless
+  // set (the trainer, eval and generate set train.compute_dtype).
+  void set_compute_dtype(ComputeDType d) { compute_dtype_ = d; }
+  ComputeDType compute_dtype() const { return compute_dtype_; }
+
   // Device time per kernel; on when MAGELLANO_PROFILE=1 at creation (see profiler.hpp).
   Profiler& profiler() { return profiler_; }
 
@@ -97,6 +103,7 @@ class Context : public std::enable_shared_from_this<Context> {
   BufferPool pool_;  // after tracker_: destroyed first, releasing the cached buffers
   bool pool_enabled_ = true;
   bool poison_ = false;
+  ComputeDType compute_dtype_ = ComputeDType::fp32;
   bool check_args_ = false;
 };
 

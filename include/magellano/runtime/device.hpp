@@ -26,6 +26,9 @@ struct DeviceInfo {
   uint64_t max_work_group_size = 0;
   bool fp16 = false;  // cl_khr_fp16 (arithmetic); storage-only half works everywhere
   bool fp64 = false;  // cl_khr_fp64
+  // NVIDIA compute capability as major * 10 + minor (cl_nv_device_attribute_query), 0 elsewhere:
+  // 80 and above have the tensor-core instructions ops::gemm's matrix-engine path issues.
+  int nv_compute_capability = 0;
   bool is_pocl() const;
   std::string id() const;  // "P:D"
 };

@@ -24,6 +24,7 @@
 #include "magellano/nn/mlp.hpp"
 #include "magellano/nn/moe.hpp"
 #include "magellano/ops/expert_mlp.hpp"
+#include "magellano/runtime/compute_dtype.hpp"
 #include "magellano/tensor/tensor.hpp"
 
 namespace magellano::train {
@@ -59,6 +60,7 @@ std::string number_str(double x);
 const char* config_name(DType storage);  // f32, f16
 const char* config_name(nn::WeightStorage storage);
 const char* config_name(Fp16Rounding rounding);
+const char* config_name(ComputeDType d);  // fp32, tf32, bf16
 const char* config_name(ops::ExpertActivation activation);
 const char* config_name(nn::MoERouter router);  // softmax_topk, topk_softmax
 
@@ -182,6 +184,9 @@ struct TrainConfig {
   // "stochastic" | "nearest": how AdamW rounds an updated fp16 parameter (param_dtype "fp16";
   // optim::AdamWConfig::stochastic_rounding).
   Fp16Rounding fp16_rounding = Fp16Rounding::stochastic;
+  // "fp32" | "tf32" | "bf16": the operands of matrix products (runtime/compute_dtype.hpp), fp32
+  // accumulation; on a device without a matrix engine every product stays fp32.
+  ComputeDType compute_dtype = ComputeDType::fp32;
   // Blocks per checkpointed segment: 0 = off, or any k >= 1; the file may name the presets
   // of kCheckpointingPresets ("none" = 0, "balanced" = 2, "aggressive" = 4).
   int64_t gradient_checkpointing = 0;

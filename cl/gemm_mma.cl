@@ -1,0 +1,322 @@
+// Matrix-engine GEMM for NVIDIA GPUs of compute capability >= 8.0: C = alpha * op(A) op(B) + beta * C,
+// fp32 operands and result, the products on the tensor cores through inline PTX `mma.sync`, fp32
+// accumulation. Row-major, batched (group id 2), split K like cl/gemm_gpu.cl.
+//   PREC 1 (bf16): operands rounded to bf16 (to nearest, ties to even) as they are staged;
+//                  mma.m16n8k16.bf16, K step BK = 32.
+//   PREC 2 (tf32): operands rounded to tf32 (to nearest, ties away from zero, as cvt.rna.tf32.f32);
+//                  mma.m16n8k8.tf32, K step BK = 16.
+// One work-group of 256 (8 warps of 32) computes a 128 x 128 tile of C. Warp w covers rows
+// (w / 4) * 64 .. +64 and columns (w % 4) * 32 .. +32 of it: 4 x 4 mma tiles of 16 x 8, so a
+// work-item holds 64 accumulators. Per K step the A tile (128 x BK) and the B tile (BK x 128) go
+// through local memory, both stored k-contiguous (as[m][k], bs[n][k]) with rows padded to 80 bytes,
+// so that a fragment load (row g, 32-bit word t of 8 rows x 4 words) touches 32 different banks.
+// Two local buffers: the next step's tiles are fetched into registers before the current step's
+// products and stored after them, one barrier per step.
+// Fragment layouts (PTX ISA, "Matrix fragments for mma.m16n8k16 / m16n8k8"), lane = 4 g + t:
+//   bf16 A (16 x 16): a0 = A[g][2t, 2t+1], a1 = A[g+8][2t, 2t+1], a2 = A[g][2t+8, +9], a3 = A[g+8][2t+8, +9]
+//        B (16 x 8) : b0 = B[2t, 2t+1][g], b1 = B[2t+8, 2t+9][g]           (low half = lower index)
+//   tf32 A (16 x 8) : a0 = A[g][t], a1 = A[g+8][t], a2 = A[g][t+4], a3 = A[g+8][t+4]
+//        B (8 x 8)  : b0 = B[t][g], b1 = B[t+4][g]
+//   C (16 x 8, f32) : c0 = C[g][2t], c1 = C[g][2t+1], c2 = C[g+8][2t], c3 = C[g+8][2t+1]
+// EMULATE 1: the same tiling, staging and rounding with each mma replaced by fp32 FMAs that compute
+// the work-item's own four outputs of the tile from local memory: any OpenCL device runs it, which is
+// how CI tests everything but the fragment loads and the instruction (tests/kernel/gemm_mma_test.cpp).
+// LDMATRIX 1 (hardware only): fragments loaded with ldmatrix.x4 (four 8 x 16-byte matrices per
+// instruction: 4 for A's and 2 for B's fragments of a K step instead of 24 32-bit loads); a tf32
+// fragment is an 8 x 4 matrix of 32-bit words, which ldmatrix moves like 8 x 8 of 16-bit ones. The
+// address of a local pointer is taken as a 32-bit shared-window offset ((uint)(size_t)p).
+// Knobs: TA, TB (0 or 1) op(A) = Aᵀ, op(B) = Bᵀ; PREC; EMULATE; LDMATRIX. vec_a / vec_b: the host checked that
+// offsets, leading dimensions and batch strides are multiples of 4 (float4 loads of interior groups).
+// beta == 0 never reads C. No early return before a barrier. Loops are unrolled for the hardware
+// only (PoCL takes three times longer to compile the unrolled emulation, for nothing). Sizes are int (the host checks them).
+#ifndef TA
+#define TA 0
+#endif
+#ifndef TB
+#define TB 0
+#endif
+#ifndef PREC
+#define PREC 1
+#endif
+#ifndef EMULATE
+#define EMULATE 0
+#endif
+#ifndef LDMATRIX
+#define LDMATRIX 0
+#endif
+#define BM 128
+#define BN 128
+#if PREC == 1
+typedef ushort elem_t;  // bf16 bits
+#define BK 32
+#define LDS 40          // local row: BK + 8 halves = 80 bytes
+#define MMA_K 16
+#else
+typedef uint elem_t;    // tf32 bits (an fp32 with the low 13 mantissa bits zero)
+#define BK 16
+#define LDS 20          // BK + 4 words = 80 bytes
+#define MMA_K 8
+#endif
+#define GROUPS (BM * BK / 4 / 256)  // float4 groups of one tile per work-item: 4 (bf16), 2 (tf32)
+// op(A) rows run along k in memory when A is stored (m, k); op(B)'s columns when B is stored (n, k).
+#define A_KCONTIG (!TA)
+#define B_KCONTIG (TB)
+
+inline elem_t round_operand(float f) {
+  const uint u = as_uint(f);
+#if PREC == 1
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (ushort)((u >> 16) | 0x40u);  // NaN stays NaN
+  return (ushort)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+#else
+  if ((u & 0x7f800000u) == 0x7f800000u) return u;  // inf, NaN
+  return (u + 0x1000u) & 0xffffe000u;
+#endif
+}
+
+inline float operand_value(elem_t e) {
+#if PREC == 1
+  return as_float((uint)e << 16);
+#else
+  return as_float(e);
+#endif
+}
+
+// Group f (0 .. 128 * BK / 4) of a tile of 128 rows (m for A, n for B) by BK: its first element
+// (row, kk); the 4 values run along kk when the operand is k-contiguous in memory, else along row.
+inline int2 group_slot(int f, bool kcontig) {
+  return kcontig ? (int2)(f / (BK / 4), (f % (BK / 4)) * 4) : (int2)((f % (BM / 4)) * 4, f / (BM / 4));
+}
+
+// x(r, p) of an operand stored (rows, k) (kcontig) or (k, rows); 0 outside.
+inline float load1(__global const float* x, int ld, int rows, int k, int r, int p, bool kcontig) {
+  if (r >= rows || p >= k) return 0.0f;
+  return kcontig ? x[(long)r * ld + p] : x[(long)p * ld + r];
+}
+
+inline float4 fetch_group(__global const float* x, int ld, int rows, int k, int r, int p, bool kcontig,
+                          bool vec) {
+  const bool inside = kcontig ? (r < rows && p + 4 <= k) : (r + 4 <= rows && p < k);
+  if (vec && inside) return *(__global const float4*)(x + (kcontig ? (long)r * ld + p : (long)p * ld + r));
+  const int dr = kcontig ? 0 : 1, dp = kcontig ? 1 : 0;
+  return (float4)(load1(x, ld, rows, k, r, p, kcontig), load1(x, ld, rows, k, r + dr, p + dp, kcontig),
+                  load1(x, ld, rows, k, r + 2 * dr, p + 2 * dp, kcontig),
+                  load1(x, ld, rows, k, r + 3 * dr, p + 3 * dp, kcontig));
+}
+
+// Rounds a group and stores it into a local tile t[row][kk].
+inline void put_group(__local elem_t* t, int2 s, float4 v, bool kcontig) {
+  const elem_t e0 = round_operand(v.s0), e1 = round_operand(v.s1), e2 = round_operand(v.s2),
+               e3 = round_operand(v.s3);
+  if (kcontig) {
+#if PREC == 1
+    vstore4((ushort4)(e0, e1, e2, e3), 0, t + s.x * LDS + s.y);
+#else
+    vstore4((uint4)(e0, e1, e2, e3), 0, t + s.x * LDS + s.y);
+#endif
+  } else {
+    t[s.x * LDS + s.y] = e0, t[(s.x + 1) * LDS + s.y] = e1;
+    t[(s.x + 2) * LDS + s.y] = e2, t[(s.x + 3) * LDS + s.y] = e3;
+  }
+}
+
+#if !EMULATE
+#if PREC == 1
+#define MMA(d, a, b)                                                                                   \
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "   \
+               "{%8,%9}, {%0,%1,%2,%3};"                                                               \
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])                                        \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]))
+#else
+#define MMA(d, a, b)                                                                                   \
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "    \
+               "{%8,%9}, {%0,%1,%2,%3};"                                                               \
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])                                        \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]))
+#endif
+#endif
+
+#if LDMATRIX
+// Four 8 x 16-byte matrices: lane l supplies the row address of matrix l / 8, row l % 8; register
+// r of lane l gets 32-bit word l % 4 of row l / 4 of matrix r.
+#define LDMATRIX_X4(r, addr)                                                                   \
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"                \
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr))
+inline uint shared_address(__local const void* p) { return (uint)(size_t)p; }
+#endif
+
+// 32-bit word of a local tile holding elements (row, kk) and, for bf16, (row, kk + 1).
+inline uint tile_word(__local const elem_t* t, int row, int kk) {
+#if PREC == 1
+  return *(__local const uint*)(t + row * LDS + kk);
+#else
+  return t[row * LDS + kk];
+#endif
+}
+
+__kernel __attribute__((reqd_work_group_size(256, 1, 1)))
+void gemm_mma(__global const float* a, ulong a_off, int lda, long a_stride, int vec_a,
+              __global const float* b, ulong b_off, int ldb, long b_stride, int vec_b,
+              __global float* c, ulong c_off, int m, int n, int k, int splits, int k_per_split,
+              float alpha, float beta) {
+  // Group id 2 = batch * splits + split: split s sums K from s * k_per_split (a multiple of BK)
+  // into its own (m, n) matrix of c; the host sums the splits afterwards.
+  const int z = get_group_id(2) / splits, k_lo = get_group_id(2) % splits * k_per_split;
+  a += a_off + z * a_stride + (TA ? (long)k_lo * lda : k_lo);
+  b += b_off + z * b_stride + (TB ? k_lo : (long)k_lo * ldb);
+  c += c_off + (long)get_group_id(2) * m * n;
+  k = min(k - k_lo, k_per_split);
+  __local elem_t as[2][BM * LDS] __attribute__((aligned(16)));
+  __local elem_t bs[2][BN * LDS] __attribute__((aligned(16)));
+  const int m0 = get_group_id(1) * BM, n0 = get_group_id(0) * BN;
+  const int tid = get_local_id(0), warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  const int wm = (warp / 4) * 64, wn = (warp % 4) * 32;  // the warp's corner within the tile
+  // op(A) rows m0.., stored (m, k) or (k, m); op(B) columns n0.., stored (n, k) or (k, n).
+  __global const float* a_tile = a + (TA ? m0 : (long)m0 * lda);
+  __global const float* b_tile = b + (TB ? (long)n0 * ldb : n0);
+  const int a_rows = m - m0, b_rows = n - n0;
+  float4 va[GROUPS], vb[GROUPS];
+#define FETCH(k0)                                                                                    \
+  for (int q = 0; q < GROUPS; ++q) {                                                                 \
+    const int2 sa = group_slot(tid + q * 256, A_KCONTIG), sb = group_slot(tid + q * 256, B_KCONTIG); \
+    va[q] = fetch_group(a_tile, lda, a_rows, k, sa.x, (k0) + sa.y, A_KCONTIG, vec_a);                \
+    vb[q] = fetch_group(b_tile, ldb, b_rows, k, sb.x, (k0) + sb.y, B_KCONTIG, vec_b);                \
+  }
+#define STORE(buf)                                                                      \
+  for (int q = 0; q < GROUPS; ++q) {                                                    \
+    put_group(as[buf], group_slot(tid + q * 256, A_KCONTIG), va[q], A_KCONTIG);         \
+    put_group(bs[buf], group_slot(tid + q * 256, B_KCONTIG), vb[q], B_KCONTIG);         \
+  }
+  float acc[4][4][4];
+#if !EMULATE
+#pragma unroll
+#endif
+  for (int i = 0; i < 4; ++i)
+#if !EMULATE
+#pragma unroll
+#endif
+    for (int j = 0; j < 4; ++j)
+#if !EMULATE
+#pragma unroll
+#endif
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+#if !EMULATE
+#pragma unroll
+#endif
+  FETCH(0)
+#if !EMULATE
+#pragma unroll
+#endif
+  STORE(0)
+  barrier(CLK_LOCAL_MEM_FENCE);
+  int buf = 0;
+  for (int k0 = 0; k0 < k; k0 += BK) {
+    const bool more = k0 + BK < k;
+    if (more) {
+#if !EMULATE
+#pragma unroll
+#endif
+      FETCH(k0 + BK)
+    }
+    __local const elem_t* at = as[buf];
+    __local const elem_t* bt = bs[buf];
+#if !EMULATE
+#pragma unroll
+#endif
+    for (int kk = 0; kk < BK; kk += MMA_K) {
+#if EMULATE
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) {
+          const int row = wm + i * 16 + g, col = wn + j * 8 + 2 * t;
+          for (int p = kk; p < kk + MMA_K; ++p) {
+            const float lo = operand_value(at[row * LDS + p]), hi = operand_value(at[(row + 8) * LDS + p]);
+            const float b0 = operand_value(bt[col * LDS + p]), b1 = operand_value(bt[(col + 1) * LDS + p]);
+            acc[i][j][0] = fma(lo, b0, acc[i][j][0]), acc[i][j][1] = fma(lo, b1, acc[i][j][1]);
+            acc[i][j][2] = fma(hi, b0, acc[i][j][2]), acc[i][j][3] = fma(hi, b1, acc[i][j][3]);
+          }
+        }
+#else
+      uint fa[4][4], fb[4][2];
+#if LDMATRIX
+      // A: matrices (rows 0-7, k 0-15 bytes), (8-15, 0-15), (0-7, 16-31), (8-15, 16-31) of a 16-row
+      // tile = a0..a3. B: for n-tiles j, j + 1: (j, bytes 0-15), (j, 16-31), (j+1, 0-15), (j+1, 16-31).
+      const int half = (lane / 16) * 16 / (int)sizeof(elem_t);  // 16 bytes, in elements
+#if !EMULATE
+#pragma unroll
+#endif
+      for (int i = 0; i < 4; ++i)
+        LDMATRIX_X4(fa[i], shared_address(at + (wm + i * 16 + lane % 16) * LDS + kk + half));
+#if !EMULATE
+#pragma unroll
+#endif
+      for (int j = 0; j < 4; j += 2) {
+        uint r[4];
+        LDMATRIX_X4(r, shared_address(bt + (wn + (j + lane / 16) * 8 + lane % 8) * LDS + kk +
+                                      ((lane / 8) % 2) * 16 / (int)sizeof(elem_t)));
+        fb[j][0] = r[0], fb[j][1] = r[1], fb[j + 1][0] = r[2], fb[j + 1][1] = r[3];
+      }
+#else
+#if !EMULATE
+#pragma unroll
+#endif
+      for (int i = 0; i < 4; ++i) {
+        const int row = wm + i * 16 + g;
+#if PREC == 1
+        fa[i][0] = tile_word(at, row, kk + 2 * t), fa[i][1] = tile_word(at, row + 8, kk + 2 * t);
+        fa[i][2] = tile_word(at, row, kk + 2 * t + 8), fa[i][3] = tile_word(at, row + 8, kk + 2 * t + 8);
+#else
+        fa[i][0] = tile_word(at, row, kk + t), fa[i][1] = tile_word(at, row + 8, kk + t);
+        fa[i][2] = tile_word(at, row, kk + t + 4), fa[i][3] = tile_word(at, row + 8, kk + t + 4);
+#endif
+      }
+#if !EMULATE
+#pragma unroll
+#endif
+      for (int j = 0; j < 4; ++j) {
+        const int col = wn + j * 8 + g;
+#if PREC == 1
+        fb[j][0] = tile_word(bt, col, kk + 2 * t), fb[j][1] = tile_word(bt, col, kk + 2 * t + 8);
+#else
+        fb[j][0] = tile_word(bt, col, kk + t), fb[j][1] = tile_word(bt, col, kk + t + 4);
+#endif
+      }
+#endif
+#if !EMULATE
+#pragma unroll
+#endif
+      for (int i = 0; i < 4; ++i)
+#if !EMULATE
+#pragma unroll
+#endif
+        for (int j = 0; j < 4; ++j) MMA(acc[i][j], fa[i], fb[j]);
+#endif
+    }
+    if (more) {
+#if !EMULATE
+#pragma unroll
+#endif
+      STORE(buf ^ 1)
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    buf ^= 1;
+  }
+#undef FETCH
+#undef STORE
+#if !EMULATE
+#pragma unroll
+#endif
+  for (int i = 0; i < 4; ++i)
+#if !EMULATE
+#pragma unroll
+#endif
+    for (int j = 0; j < 4; ++j)
+#if !EMULATE
+#pragma unroll
+#endif
+      for (int e = 0; e < 4; ++e) {
+        const int row = m0 + wm + i * 16 + g + (e / 2) * 8, col = n0 + wn + j * 8 + 2 * t + e % 2;
+        if (row < m && col < n) {
+          __global float* out = c + (long)row * n + col;
+          *out = beta == 0.0f ? alpha * acc[i][j][e] : alpha * acc[i][j][e] + beta * *out;
+        }
+      }
+}
