@@ -15,6 +15,7 @@
 #include "magellano/io/json_file.hpp"
 #include "magellano/io/safetensors.hpp"
 #include "magellano/io/safetensors_device.hpp"
+#include "magellano/ops/matrix_engine.hpp"
 #include "magellano/train/checkpoint.hpp"
 
 using namespace mgtest;
@@ -87,6 +88,8 @@ TEST(GenerateCli, BadInputIsOneClearLine) {
       {{"--checkpoint", missing, "--prompt", ""}, "--prompt is empty"},
       {{"--checkpoint", missing, "--prompt-file", missing}, "cannot read"},
       {{"--checkpoint", missing, "--prompt-ids", "1", "--stop", ""}, "--stop needs a non-empty string"},
+      {{"--checkpoint", missing, "--prompt-ids", "1", "--compute-dtype", "fp8"},
+       "--compute-dtype must be fp32, tf32 or bf16, got 'fp8'"},
       {{"--checkpoint", missing, "--prompt-ids", "1"}, "is not a directory"},
   };
   for (const auto& c : cases) {
@@ -165,6 +168,13 @@ TEST(GenerateCli, TextJsonStopStringsAndBatches) {
   const auto j = nlohmann::json::parse(single_line_json(r.output));
   const std::string text = raw_text(j["ids"]);
   ASSERT_LE(j["ids"].size(), 12u);
+  // bf16 compute: the same tokens wherever the device has no matrix engine (products stay fp32).
+  if (!magellano::ops::matrix_engine(test_ctx()).bf16) {
+    auto rb = gen({"--checkpoint", ck, "--prompt", "The fox", "--max-new-tokens", "12", "--temperature", "0", "--json",
+                   "--compute-dtype", "bf16"});
+    ASSERT_EQ(rb.exit_code, 0) << rb.output;
+    EXPECT_EQ(nlohmann::json::parse(single_line_json(rb.output))["ids"], j["ids"]);
+  }
   EXPECT_EQ(j["finish_reason"], j["ids"].size() == 12u && j["ids"].back() != *tok.eot_id() ? "length" : "eos");
   EXPECT_EQ(j["text"], as_json_text(text));
   ASSERT_GE(text.size(), 8u);
