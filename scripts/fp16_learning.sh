@@ -3,7 +3,10 @@
 # shared data folder) with a tokenizer of 8k trained on it, 600 steps of 8 x 128 tokens, at three
 # learning-rate schedules (peak 3e-3, 6e-4 and 1e-4, each cosine-decayed to a tenth), with
 #   fp32 parameters | fp16 parameters rounded to nearest | fp16 rounded stochastically
-# and writes one JSON line per run (final validation loss, tokens/s, peak memory) to
+# RUNS (default "fp32 fp16-nearest fp16-stochastic") may also name bf16 and tf32: fp32 parameters
+# with train.compute_dtype bf16 / tf32 (matrix products on the tensor cores; on a device without
+# them those runs equal fp32). LRS (default "3e-3 6e-4 1e-4") picks the peaks.
+# It writes one JSON line per run (final validation loss, tokens/s, peak memory) to
 # benchmarks/results/fp16_learning_<LABEL>_<date>.jsonl (LABEL defaults to pocl). About 20
 # minutes on 2 CPU cores.
 # Usage: [LABEL=name] scripts/fp16_learning.sh [BUILD_DIR] [--device D]
@@ -21,12 +24,15 @@ trap 'rm -rf "$work"' EXIT
 "$m" tokenize --tokenizer "$work/tok" --in "$text" --out "$work/ts" --val-fraction 0.1 > /dev/null
 out="benchmarks/results/fp16_learning_${LABEL:-pocl}_$(date +%F).jsonl"
 : > "$out"
-for lr in 3e-3 6e-4 1e-4; do
+for lr in ${LRS:-3e-3 6e-4 1e-4}; do
   min_lr=$(python3 -c "print($lr / 10)")
-  for run in fp32 fp16-nearest fp16-stochastic; do
+  for run in ${RUNS:-fp32 fp16-nearest fp16-stochastic}; do
     sets=(--set train.steps=600 --set train.lr=$lr --set train.min_lr=$min_lr --set eval.every=100)
     case $run in
       fp16-*) sets+=(--set train.param_dtype=fp16 --set train.loss_scaling=true --set train.fp16_rounding=${run#fp16-}) ;;
+      bf16 | tf32) sets+=(--set train.compute_dtype=$run) ;;
+      fp32) ;;
+      *) echo "fp16_learning: unknown run '$run' (fp32, fp16-nearest, fp16-stochastic, bf16, tf32)" >&2; exit 1 ;;
     esac
     "$m" train --config configs/tiny.json --set data.train="$work/ts.train.tok" --set data.val="$work/ts.val.tok" \
       --set data.tokenizer=null --set checkpoint.dir="$work/$run-$lr" "${sets[@]}" "$@" > "$work/log" 2>&1 \
