@@ -1,0 +1,123 @@
+#include "magellano/dist/mpi_collective.hpp"
+
+#include "magellano/runtime/error.hpp"
+
+#ifdef MAGELLANO_HAVE_MPI
+#include <mpi.h>
+
+#include <climits>
+#endif
+
+namespace magellano::dist {
+
+#ifdef MAGELLANO_HAVE_MPI
+
+namespace {
+
+void check(int code, const char* call) {
+  if (code == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(code, text, &len);
+  throw Error(std::string(call) + " failed: " + std::string(text, size_t(len)) +
+              ". Another rank may have ended; see its message above.");
+}
+
+constexpr size_t kMaxCount = INT_MAX / 2;  // values per MPI call (its count is an int)
+
+}  // namespace
+
+struct MpiCollective::Requests {
+  std::vector<MPI_Request> list;
+};
+
+MpiCollective::MpiCollective(Launch l) : launch_(l), requests_(std::make_unique<Requests>()) {}
+
+std::unique_ptr<MpiCollective> MpiCollective::start(const Launch& launch, int* argc, char*** argv) {
+  int provided = 0;
+  check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+  // Errors come back as codes (and become Errors above) instead of aborting inside MPI.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  Launch l;
+  MPI_Comm_rank(MPI_COMM_WORLD, &l.rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &l.size);
+  MPI_Comm host;
+  check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, l.rank, MPI_INFO_NULL, &host), "MPI_Comm_split_type");
+  MPI_Comm_rank(host, &l.local_rank);
+  MPI_Comm_size(host, &l.local_size);
+  MPI_Comm_free(&host);
+  if (l.size != launch.size)
+    throw Error("MPI reports " + std::to_string(l.size) + " ranks but the launcher's environment " +
+                std::to_string(launch.size) + ": this magellano's MPI is not the one mpirun belongs to.");
+  return std::unique_ptr<MpiCollective>(new MpiCollective(l));
+}
+
+MpiCollective::~MpiCollective() {
+  if (!abandoned_) MPI_Finalize();
+}
+
+void MpiCollective::in_place_sum(std::span<float> values) {
+  for (size_t s = 0; s < values.size(); s += kMaxCount)
+    check(MPI_Allreduce(MPI_IN_PLACE, values.data() + s, int(std::min(kMaxCount, values.size() - s)), MPI_FLOAT,
+                        MPI_SUM, MPI_COMM_WORLD),
+          "MPI_Allreduce");
+}
+
+int MpiCollective::start_sum(std::span<float> values) {
+  if (values.size() > kMaxCount) throw Error("start_sum: a bucket of " + std::to_string(values.size()) + " values is too large for one MPI call.");
+  MPI_Request r;
+  check(MPI_Iallreduce(MPI_IN_PLACE, values.data(), int(values.size()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &r),
+        "MPI_Iallreduce");
+  auto& list = requests_->list;
+  for (size_t i = 0; i < list.size(); ++i)
+    if (list[i] == MPI_REQUEST_NULL) {
+      list[i] = r;
+      return int(i);
+    }
+  list.push_back(r);
+  return int(list.size() - 1);
+}
+
+void MpiCollective::wait(int handle) {
+  if (handle < 0 || size_t(handle) >= requests_->list.size()) throw Error("wait: no such all-reduce handle.");
+  check(MPI_Wait(&requests_->list[size_t(handle)], MPI_STATUS_IGNORE), "MPI_Wait");  // sets it to MPI_REQUEST_NULL
+}
+
+double MpiCollective::sum(double value) {
+  check(MPI_Allreduce(MPI_IN_PLACE, &value, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
+  return value;
+}
+
+bool MpiCollective::all(bool value) {
+  int v = value ? 1 : 0;
+  check(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD), "MPI_Allreduce");
+  return v != 0;
+}
+
+std::vector<uint64_t> MpiCollective::gather_all(uint64_t value) {
+  std::vector<uint64_t> all(size_t(launch_.size));
+  check(MPI_Allgather(&value, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, MPI_COMM_WORLD), "MPI_Allgather");
+  return all;
+}
+
+#else  // a build without MPI: the type exists, starting it explains what is missing
+
+struct MpiCollective::Requests {};
+MpiCollective::MpiCollective(Launch l) : launch_(l) {}
+
+std::unique_ptr<MpiCollective> MpiCollective::start(const Launch& launch, int*, char***) {
+  throw Error("this magellano was built without MPI, but it was launched as rank " + std::to_string(launch.rank) +
+              " of " + std::to_string(launch.size) +
+              ": install Open MPI (scripts/setup.sh: openmpi-bin, libopenmpi-dev) and rebuild, or run one process.");
+}
+MpiCollective::~MpiCollective() = default;
+void MpiCollective::in_place_sum(std::span<float>) {}
+int MpiCollective::start_sum(std::span<float>) { return 0; }
+void MpiCollective::wait(int) {}
+double MpiCollective::sum(double value) { return value; }
+bool MpiCollective::all(bool value) { return value; }
+std::vector<uint64_t> MpiCollective::gather_all(uint64_t value) { return {value}; }
+
+#endif
+
+}  // namespace magellano::dist
