@@ -2,7 +2,8 @@
 // tests' device (PoCL here), as root with Open MPI's allow flags. Each run is a few seconds.
 //   - 2 ranks x batch 2 follow 1 rank x batch 4 step by step (same windows, gradient = mean over
 //     the same 4 windows); weights identical across ranks (the checkpoint hash check passes).
-//   - a resume on 2 ranks rewrites the same checkpoint bit for bit.
+//   - a resume on 2 ranks rewrites the same checkpoint bit for bit (fp32; fp16 with loss scaling);
+//     a resume on 1 rank of twice the batch continues the same run.
 //   - ranks started from different weights stop at the first checkpoint with a message naming
 //     the rank, and write no checkpoint for that step.
 // Skipped when mpirun is missing or the library was built without MPI.
@@ -110,12 +111,18 @@ TEST(DataParallel, TwoRanksOfBatchTwoFollowOneRankOfBatchFour) {
   EXPECT_LT(a.back(), a.front() - 0.1);  // it learned: the comparison is not of constants
 }
 
-TEST(DataParallel, ResumeOnTwoRanksIsBitExact) {
+// Each setup: fp32, and fp16 weights and gradients with loss scaling (f16 buckets; the scaler's
+// skip decided by all ranks).
+class DataParallelResume : public ::testing::TestWithParam<std::vector<std::string>> {};
+
+TEST_P(DataParallelResume, OnTwoRanksIsBitExactAndOnOneRankContinuesTheSameRun) {
   MG_REQUIRE_MPI();
   TempDir d;
   const TrainFixture f(d.path());
   const fs::path run = d.path() / "run2";
-  const CliRun full = mpirun({{2, train_args(f, run, {"train.steps=4"})}});
+  auto sets = GetParam();
+  sets.push_back("train.steps=4");
+  const CliRun full = mpirun({{2, train_args(f, run, sets)}});
   ASSERT_EQ(full.exit_code, 0) << full.output;
   const fs::path last = run / "step-00000004";
   const std::string model = bytes_of(last / "model.safetensors"), moments = bytes_of(last / "optimizer.safetensors");
@@ -124,12 +131,31 @@ TEST(DataParallel, ResumeOnTwoRanksIsBitExact) {
   const auto state = nlohmann::json::parse(bytes_of(last / "trainer_state.json"));
   EXPECT_EQ(state["data_parallel"], (nlohmann::json{{"ranks", 2}, {"batch_per_rank", 2}}));
   EXPECT_EQ(state["tokens"], 4 * 2 * 16 * 2);  // steps x batch x seq_len x ranks
+  const auto two = losses(run / "metrics.jsonl");
+  ASSERT_EQ(two.size(), 4u);
+
+  // Another number of ranks: 1 rank of batch 4 reads the same windows from the same stream
+  // position, with the same weights, moments and loss scale; its losses follow the 2 ranks'
+  // within the tolerance of TwoRanksOfBatchTwoFollowOneRankOfBatchFour.
+  const CliRun one = run_on_device({"train", "--resume", (run / "step-00000002").string(), "--set",
+                                    "train.batch_size=4", "--set", "checkpoint.dir=" + (d.path() / "run1").string()});
+  ASSERT_EQ(one.exit_code, 0) << one.output << one.err;
+  EXPECT_NE(one.output.find("the checkpoint was written by 2 rank(s), this run has 1"), std::string::npos) << one.output;
+  const auto cont = losses(d.path() / "run1" / "metrics.jsonl");
+  ASSERT_EQ(cont.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) EXPECT_NEAR(cont[i], two[i + 2], 1e-5 * std::abs(two[i + 2])) << "step " << i + 3;
+
   fs::remove_all(last);
   const CliRun resumed = mpirun({{2, {"train", "--resume", (run / "step-00000002").string()}}});
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_EQ(bytes_of(last / "model.safetensors"), model);
   EXPECT_EQ(bytes_of(last / "optimizer.safetensors"), moments);
+  EXPECT_EQ(losses(run / "metrics.jsonl"), two);
 }
+
+INSTANTIATE_TEST_SUITE_P(DataParallel, DataParallelResume,
+                         ::testing::Values(std::vector<std::string>{},
+                                           std::vector<std::string>{"train.param_dtype=fp16", "train.loss_scaling=true"}));
 
 TEST(DataParallel, RanksWithDifferentWeightsAreStoppedAtTheFirstCheckpoint) {
   MG_REQUIRE_MPI();
