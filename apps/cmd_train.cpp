@@ -72,7 +72,7 @@ int train_ranks(const train::Config& cfg, const std::string& device_option, cons
   if (ranks && lead) {
     std::cout << "data parallel: " << ranks->size() << " ranks over MPI, global batch " << cfg.train.batch_size
               << " x " << cfg.train.grad_accum << " x " << ranks->size() << " windows";
-    if (threads) std::cout << "; " << threads << " PoCL threads per rank";
+    if (threads) std::cout << "; PoCL threads per rank: " << threads;
     std::cout << "\n";
   }
   train::TrainOptions options;

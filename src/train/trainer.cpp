@@ -289,7 +289,10 @@ void TrainingRun::log_interval() {
                      {"peak_reserved_bytes", ctx_.memory().peak_reserved()},
                      {"peak_activation_bytes", ctx_.memory().peak(MemCategory::activations)}};
   if (tc_.loss_scaling) rec["loss_scaler"] = scaler_.to_json();
-  if (sync_) rec["allreduce_seconds"] = sync_->seconds();
+  if (sync_) {  // cumulative: the gradient exchange, and waiting for the slowest rank before it
+    rec["allreduce_seconds"] = sync_->seconds();
+    rec["rank_wait_seconds"] = sync_->wait_seconds();
+  }
   if (metrics_.is_open()) metrics_ << rec.dump() << "\n" << std::flush;
   if (out_) {
     char line[256];

@@ -27,15 +27,18 @@ class GradientSync {
 
   // grads <- sum over ranks of grads, for every chunk of `pack` (collective; blocking).
   void sum(const optim::ParameterPack& pack);
-  // Wall-clock seconds spent in sum() so far (host reads, exchange, writes).
+  // Wall-clock seconds spent in sum() so far, once the device has finished the backward and all
+  // ranks have arrived: host reads, the exchange, writes.
   double seconds() const { return seconds_; }
+  // ... and waiting for the slowest rank to arrive (load imbalance, not communication).
+  double wait_seconds() const { return wait_seconds_; }
 
  private:
   Collective& ranks_;
   int64_t bucket_;
   std::vector<float> slots_[2];  // the two host buffers (bucket_ values each)
   std::vector<uint16_t> half_;   // f16 bits of one bucket on their way to or from the device
-  double seconds_ = 0;
+  double seconds_ = 0, wait_seconds_ = 0;
 };
 
 // FNV-1a (64-bit) over the bytes of every parameter chunk of `pack`, in chunk order.
