@@ -2,8 +2,8 @@
 # Data-parallel training on the CPU: step time of 1 rank with batch 2B against 2 ranks with batch B
 # (the same global batch, `mpirun -np 2`), the gradient all-reduce's share of the step, and the
 # all-reduce path's rate (gradient bytes per second through device read, MPI sum, device write)
-# next to the host's copy bandwidth; and the time ranks wait for the slowest one before the exchange
-# (`magellano bench copy` on PoCL: host memory, read + write).
+# next to the host's copy bandwidth (`magellano bench copy` on PoCL: host memory, read + write);
+# and the time ranks wait for the slowest one before the exchange (load imbalance).
 #
 #   scripts/bench_data_parallel.sh [CONFIG]     (default configs/tiny.json; data as scripts/quickstart.sh makes it)
 #   env: BUILD_DIR (build), STEPS (25), BATCH (per rank, 8), OUT (a .jsonl to append the results to)
