@@ -6,7 +6,9 @@
 //     a resume on 1 rank of twice the batch continues the same run.
 //   - ranks started from different weights stop at the first checkpoint with a message naming
 //     the rank, and write no checkpoint for that step.
-// Skipped when mpirun is missing or the library was built without MPI.
+// Skipped when mpirun is missing or the library was built without MPI, and in the sanitizer build
+// (scripts/sanitize.sh): Open MPI leaves allocations of its plugins, unloaded at MPI_Finalize, that
+// LeakSanitizer reports under "<unknown module>" frames no suppression can name.
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -52,11 +54,24 @@ CliRun mpirun(const std::vector<std::pair<int, std::vector<std::string>>>& apps)
 
 bool have_mpirun() { return std::system("command -v mpirun >/dev/null 2>&1") == 0; }
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
 #define MG_REQUIRE_MPI()                                                                       \
   do {                                                                                         \
     MG_REQUIRE_CLI();                                                                          \
     if (!magellano::dist::built_with_mpi() || !have_mpirun())                                  \
       GTEST_SKIP() << "no MPI in this build or no mpirun (scripts/setup.sh installs Open MPI)"; \
+    if (kSanitized) GTEST_SKIP() << "Open MPI's own leaks at exit cannot be suppressed under LeakSanitizer"; \
   } while (0)
 
 std::vector<std::string> train_args(const TrainFixture& f, const fs::path& run, std::vector<std::string> sets) {
