@@ -1,5 +1,6 @@
 #include "magellano/dist/mpi_collective.hpp"
 
+#include "magellano/io/st_dtype.hpp"
 #include "magellano/runtime/error.hpp"
 
 #ifdef MAGELLANO_HAVE_MPI
@@ -25,10 +26,27 @@ void check(int code, const char* call) {
 
 constexpr size_t kMaxCount = INT_MAX / 2;  // values per MPI call (its count is an int)
 
+// inout[i] <- bf16(f32(in[i]) + f32(inout[i])): the sum of bf16 values (MPI_Op_create's signature).
+void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+  const auto* a = static_cast<const uint16_t*>(in);
+  auto* b = static_cast<uint16_t*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] = io::f32_to_bf16(io::bf16_to_f32(a[i]) + io::bf16_to_f32(b[i]));
+}
+
 }  // namespace
 
 struct MpiCollective::Requests {
   std::vector<MPI_Request> list;
+  MPI_Op bf16_sum = MPI_OP_NULL;  // created on first use, freed before MPI_Finalize
+  int add(MPI_Request r) {
+    for (size_t i = 0; i < list.size(); ++i)
+      if (list[i] == MPI_REQUEST_NULL) {
+        list[i] = r;
+        return int(i);
+      }
+    list.push_back(r);
+    return int(list.size() - 1);
+  }
 };
 
 MpiCollective::MpiCollective(Launch l) : launch_(l), requests_(std::make_unique<Requests>()) {}
@@ -53,7 +71,9 @@ std::unique_ptr<MpiCollective> MpiCollective::start(const Launch& launch, int* a
 }
 
 MpiCollective::~MpiCollective() {
-  if (!abandoned_) MPI_Finalize();
+  if (abandoned_) return;
+  if (requests_->bf16_sum != MPI_OP_NULL) MPI_Op_free(&requests_->bf16_sum);
+  MPI_Finalize();
 }
 
 void MpiCollective::in_place_sum(std::span<float> values) {
@@ -68,14 +88,17 @@ int MpiCollective::start_sum(std::span<float> values) {
   MPI_Request r;
   check(MPI_Iallreduce(MPI_IN_PLACE, values.data(), int(values.size()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &r),
         "MPI_Iallreduce");
-  auto& list = requests_->list;
-  for (size_t i = 0; i < list.size(); ++i)
-    if (list[i] == MPI_REQUEST_NULL) {
-      list[i] = r;
-      return int(i);
-    }
-  list.push_back(r);
-  return int(list.size() - 1);
+  return requests_->add(r);
+}
+
+int MpiCollective::start_sum_bf16(std::span<uint16_t> values) {
+  if (values.size() > kMaxCount) throw Error("start_sum_bf16: a bucket of " + std::to_string(values.size()) + " values is too large for one MPI call.");
+  if (requests_->bf16_sum == MPI_OP_NULL) check(MPI_Op_create(&bf16_sum, 1, &requests_->bf16_sum), "MPI_Op_create");
+  MPI_Request r;
+  check(MPI_Iallreduce(MPI_IN_PLACE, values.data(), int(values.size()), MPI_UINT16_T, requests_->bf16_sum,
+                       MPI_COMM_WORLD, &r),
+        "MPI_Iallreduce");
+  return requests_->add(r);
 }
 
 void MpiCollective::wait(int handle) {
@@ -113,6 +136,7 @@ std::unique_ptr<MpiCollective> MpiCollective::start(const Launch& launch, int*, 
 MpiCollective::~MpiCollective() = default;
 void MpiCollective::in_place_sum(std::span<float>) {}
 int MpiCollective::start_sum(std::span<float>) { return 0; }
+int MpiCollective::start_sum_bf16(std::span<uint16_t>) { return 0; }
 void MpiCollective::wait(int) {}
 double MpiCollective::sum(double value) { return value; }
 bool MpiCollective::all(bool value) { return value; }

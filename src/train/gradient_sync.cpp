@@ -32,7 +32,8 @@ void write(Context& ctx, const Tensor& t, int64_t start, int64_t count, const vo
 
 }  // namespace
 
-GradientSync::GradientSync(Collective& ranks, int64_t bucket_elements) : ranks_(ranks), bucket_(bucket_elements) {
+GradientSync::GradientSync(Collective& ranks, bool bf16, int64_t bucket_elements)
+    : ranks_(ranks), bf16_(bf16), bucket_(bucket_elements) {
   if (bucket_ <= 0) throw Error("gradient all-reduce: the bucket size must be positive.");
 }
 
@@ -56,6 +57,8 @@ void GradientSync::sum(const optim::ParameterPack& pack) {
     std::vector<float>& slot = slots_[k % 2];
     ranks_.wait(handles[k % 2]);
     handles[k % 2] = -1;
+    if (bf16_)
+      for (int64_t i = 0; i < b.count; ++i) slot[size_t(i)] = io::bf16_to_f32(wire_[k % 2][size_t(i)]);
     if (b.chunk->dtype() == DType::f32) {
       write(ctx, b.chunk->grads, b.start, b.count, slot.data());
     } else {
@@ -76,7 +79,14 @@ void GradientSync::sum(const optim::ParameterPack& pack) {
       read(ctx, b.chunk->grads, b.start, b.count, half_.data());
       for (int64_t i = 0; i < b.count; ++i) slot[size_t(i)] = io::f16_to_f32(half_[size_t(i)]);
     }
-    handles[k % 2] = ranks_.start_sum(std::span<float>(slot.data(), size_t(b.count)));
+    if (bf16_) {
+      std::vector<uint16_t>& wire = wire_[k % 2];
+      wire.resize(size_t(b.count));
+      for (int64_t i = 0; i < b.count; ++i) wire[size_t(i)] = io::f32_to_bf16(slot[size_t(i)]);
+      handles[k % 2] = ranks_.start_sum_bf16(wire);
+    } else {
+      handles[k % 2] = ranks_.start_sum(std::span<float>(slot.data(), size_t(b.count)));
+    }
   }
   for (size_t k = buckets.size() >= 2 ? buckets.size() - 2 : 0; k < buckets.size(); ++k) finish(k);
   seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

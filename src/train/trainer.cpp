@@ -190,7 +190,7 @@ TrainingRun::TrainingRun(const Config& cfg, Context& ctx, const TrainOptions& op
     if (out_) *out_ << "initialised from " << opt.init_from->string() << "\n";
   }
   if (opt.resume) restore(*opt.resume);
-  if (ranks_) sync_.emplace(*ranks_);
+  if (ranks_) sync_.emplace(*ranks_, tc_.allreduce_bf16);
   // Appended to: a new run's folder holds no metrics, a resumed one's end at the resumed step.
   if (folder_) {
     metrics_.open(folder_->metrics_path(), std::ios::app);

@@ -29,6 +29,7 @@ class MpiCollective final : public train::Collective {
   int size() const override { return launch_.size; }
   void in_place_sum(std::span<float> values) override;
   int start_sum(std::span<float> values) override;
+  int start_sum_bf16(std::span<uint16_t> values) override;  // a user MPI_Op over MPI_UINT16_T
   void wait(int handle) override;
   double sum(double value) override;
   bool all(bool value) override;

@@ -23,6 +23,9 @@ class Collective {
   // Starts in_place_sum on `values` (which must stay alive and untouched) and returns a handle;
   // wait(handle) finishes it. Lets the host read the next bucket while this one travels.
   virtual int start_sum(std::span<float> values) = 0;
+  // The same over bfloat16 bits: each addition widens both operands to fp32 exactly and rounds
+  // the sum to the nearest bf16 (ties to even), wherever the implementation adds.
+  virtual int start_sum_bf16(std::span<uint16_t> values) = 0;
   virtual void wait(int handle) = 0;
   // The sum over ranks of one double (loss sums; exact for the few ranks of a run in practice).
   virtual double sum(double value) = 0;

@@ -6,6 +6,10 @@
 // converted to fp32 (f16 gradients exactly), summed across ranks in fp32 (Collective::start_sum)
 // while the next bucket is read, then rounded back to the gradient's dtype (f16: to nearest even)
 // and written back. Padding elements are zero on every rank and stay zero.
+// With bf16 (train.allreduce_bf16) each bucket travels as bfloat16 (rounded to nearest even from
+// the fp32 value): half the bytes, and about 3 significant digits per gradient; partial sums are
+// rounded to bf16 too, so the error grows with the number of ranks. Every rank still receives
+// the same values.
 // The exchange starts after the whole backward (the autograd tape has no per-parameter completion
 // hook to start a bucket earlier); its time is reported as the communication share of a step.
 //
@@ -23,7 +27,7 @@ namespace magellano::train {
 class GradientSync {
  public:
   // bucket_elements: values per bucket (default 4 Mi = 16 MiB of fp32 per host buffer).
-  explicit GradientSync(Collective& ranks, int64_t bucket_elements = int64_t(1) << 22);
+  explicit GradientSync(Collective& ranks, bool bf16 = false, int64_t bucket_elements = int64_t(1) << 22);
 
   // grads <- sum over ranks of grads, for every chunk of `pack` (collective; blocking).
   void sum(const optim::ParameterPack& pack);
@@ -35,9 +39,11 @@ class GradientSync {
 
  private:
   Collective& ranks_;
+  bool bf16_;
   int64_t bucket_;
   std::vector<float> slots_[2];  // the two host buffers (bucket_ values each)
   std::vector<uint16_t> half_;   // f16 bits of one bucket on their way to or from the device
+  std::vector<uint16_t> wire_[2];  // bf16: the bits each slot sends
   double seconds_ = 0, wait_seconds_ = 0;
 };
 
