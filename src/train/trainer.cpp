@@ -311,9 +311,13 @@ void TrainingRun::log_interval() {
 }
 
 std::optional<EvalResult> TrainingRun::evaluate() {
-  if (val_tokens_.size() < 2 || rank_ != 0) return std::nullopt;  // rank 0 evaluates
-  const EvalResult r = train::evaluate(model_, val_tokens_, L_, B_, cfg_.eval.batches * B_);
-  metrics_ << nlohmann::json{{"step", step_}, {"val_loss", r.loss}, {"val_perplexity", r.perplexity},
+  if (val_tokens_.size() < 2) return std::nullopt;
+  // Data parallel: eval.batches micro-batches per rank, the chunks of N·B-row batches split
+  // across the ranks; rank 0 reports.
+  const EvalResult r = ranks_ ? train::evaluate(model_, val_tokens_, L_, B_, cfg_.eval.batches * B_ * N_, *ranks_)
+                              : train::evaluate(model_, val_tokens_, L_, B_, cfg_.eval.batches * B_);
+  if (metrics_.is_open())
+    metrics_ << nlohmann::json{{"step", step_}, {"val_loss", r.loss}, {"val_perplexity", r.perplexity},
                              {"val_tokens", r.tokens}}.dump() << "\n" << std::flush;
   if (out_) *out_ << (opt_.terminal ? "\n" : "") << "step " << step_ << "  validation loss " << r.loss
                   << "  perplexity " << r.perplexity << "\n";

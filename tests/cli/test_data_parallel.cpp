@@ -95,6 +95,17 @@ std::vector<double> losses(const fs::path& metrics) {
   return out;
 }
 
+// The last evaluation record of metrics.jsonl.
+nlohmann::json last_eval(const fs::path& metrics) {
+  nlohmann::json last;
+  std::ifstream in(metrics);
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.contains("val_loss")) last = j;
+  }
+  return last;
+}
+
 std::string bytes_of(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   std::stringstream s;
@@ -128,6 +139,12 @@ TEST(DataParallel, TwoRanksOfBatchTwoFollowOneRankOfBatchFour) {
   // 20 steps on PoCL. Ranks reading the wrong rows (both rank 0's) differ by 2.5e-3 at step 1.
   for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(b[i], a[i], 1e-5 * std::abs(a[i])) << "step " << i + 1;
   EXPECT_LT(a.back(), a.front() - 0.1);  // it learned: the comparison is not of constants
+  // The final evaluation, split across the 2 ranks: the same positions, the same loss up to
+  // rounding (1e-5 as above).
+  const auto ea = last_eval(d.path() / "one" / "metrics.jsonl"), eb = last_eval(d.path() / "two" / "metrics.jsonl");
+  ASSERT_TRUE(ea.contains("val_tokens") && eb.contains("val_tokens")) << ea << eb;
+  EXPECT_EQ(eb["val_tokens"], ea["val_tokens"]);
+  EXPECT_NEAR(eb["val_loss"].get<double>(), ea["val_loss"].get<double>(), 1e-5 * ea["val_loss"].get<double>());
 
   // The bf16 exchange: gradients rounded to 8 significant bits before and during the sum.
   // Tolerance 1e-3 relative: measured at most 1.7e-4 from the fp32 exchange over these 20 steps

@@ -23,8 +23,8 @@
 // backward the gradients are summed over ranks (train/gradient_sync.hpp) and read times
 // 1 / (grad_accum · N): the mean over the global batch, as one rank would compute it. Clipping
 // then sees identical gradients on every rank; loss scaling's skip is decided by all ranks
-// together (Collective::all). The logged loss is the mean over ranks. Rank 0 alone prints,
-// writes metrics, evaluates and writes checkpoints (with "data_parallel": {"ranks": N,
+// together (Collective::all). The logged loss is the mean over ranks. Evaluation splits its
+// chunks across ranks (train/evaluate.hpp). Rank 0 alone prints, writes metrics and checkpoints (with "data_parallel": {"ranks": N,
 // "batch_per_rank": B} in trainer_state.json); before each checkpoint every rank compares its
 // weights' hash with rank 0's and a mismatch stops the run, naming the ranks, before anything is
 // written. A resume reads the checkpoint on every rank (multi-host: checkpoint.dir on a shared
