@@ -6,7 +6,11 @@
 #ifdef MAGELLANO_HAVE_MPI
 #include <mpi.h>
 
+#include <time.h>
+
+#include <chrono>
 #include <climits>
+#include <cstdlib>
 #endif
 
 namespace magellano::dist {
@@ -67,20 +71,42 @@ std::unique_ptr<MpiCollective> MpiCollective::start(const Launch& launch, int* a
   if (l.size != launch.size)
     throw Error("MPI reports " + std::to_string(l.size) + " ranks but the launcher's environment " +
                 std::to_string(launch.size) + ": this magellano's MPI is not the one mpirun belongs to.");
-  return std::unique_ptr<MpiCollective>(new MpiCollective(l));
+  std::unique_ptr<MpiCollective> c(new MpiCollective(l));
+  if (const char* t = std::getenv("MAGELLANO_DIST_TIMEOUT")) {
+    char* end = nullptr;
+    const double s = std::strtod(t, &end);
+    if (*t == '\0' || *end != '\0' || !(s > 0) || s > 1e9)
+      throw Error("MAGELLANO_DIST_TIMEOUT is '" + excerpt(t) + "'; give the seconds a rank waits for the others (e.g. 600).");
+    c->timeout_s_ = s;
+  }
+  return c;
+}
+
+void MpiCollective::finish(void* request, const char* what) {
+  auto* r = static_cast<MPI_Request*>(request);
+  const auto start = std::chrono::steady_clock::now();
+  for (long polls = 0;; ++polls) {
+    int done = 0;
+    check(MPI_Test(r, &done, MPI_STATUS_IGNORE), "MPI_Test");
+    if (done) return;
+    if (polls < 1000) continue;  // a quick answer costs no nap
+    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > timeout_s_) {
+      char secs[32];
+      std::snprintf(secs, sizeof secs, "%g", timeout_s_);
+      throw Error("rank " + std::to_string(launch_.rank) + " of " + std::to_string(launch_.size) +
+                  ": no answer from the other ranks within " + secs + " s (" + what +
+                  "): a rank hung or died; ending the run. The last complete checkpoint is intact; raise "
+                  "MAGELLANO_DIST_TIMEOUT if a checkpoint or evaluation takes longer.");
+    }
+    const timespec nap{0, 100000};
+    ::nanosleep(&nap, nullptr);
+  }
 }
 
 MpiCollective::~MpiCollective() {
   if (abandoned_) return;
   if (requests_->bf16_sum != MPI_OP_NULL) MPI_Op_free(&requests_->bf16_sum);
   MPI_Finalize();
-}
-
-void MpiCollective::in_place_sum(std::span<float> values) {
-  for (size_t s = 0; s < values.size(); s += kMaxCount)
-    check(MPI_Allreduce(MPI_IN_PLACE, values.data() + s, int(std::min(kMaxCount, values.size() - s)), MPI_FLOAT,
-                        MPI_SUM, MPI_COMM_WORLD),
-          "MPI_Allreduce");
 }
 
 int MpiCollective::start_sum(std::span<float> values) {
@@ -103,23 +129,29 @@ int MpiCollective::start_sum_bf16(std::span<uint16_t> values) {
 
 void MpiCollective::wait(int handle) {
   if (handle < 0 || size_t(handle) >= requests_->list.size()) throw Error("wait: no such all-reduce handle.");
-  check(MPI_Wait(&requests_->list[size_t(handle)], MPI_STATUS_IGNORE), "MPI_Wait");  // sets it to MPI_REQUEST_NULL
+  finish(&requests_->list[size_t(handle)], "summing gradients");  // sets it to MPI_REQUEST_NULL
 }
 
 double MpiCollective::sum(double value) {
-  check(MPI_Allreduce(MPI_IN_PLACE, &value, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
+  MPI_Request r;
+  check(MPI_Iallreduce(MPI_IN_PLACE, &value, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD, &r), "MPI_Iallreduce");
+  finish(&r, "summing losses");
   return value;
 }
 
 bool MpiCollective::all(bool value) {
   int v = value ? 1 : 0;
-  check(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD), "MPI_Allreduce");
+  MPI_Request r;
+  check(MPI_Iallreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD, &r), "MPI_Iallreduce");
+  finish(&r, "agreeing on a step");
   return v != 0;
 }
 
 std::vector<uint64_t> MpiCollective::gather_all(uint64_t value) {
   std::vector<uint64_t> all(size_t(launch_.size));
-  check(MPI_Allgather(&value, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, MPI_COMM_WORLD), "MPI_Allgather");
+  MPI_Request r;
+  check(MPI_Iallgather(&value, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, MPI_COMM_WORLD, &r), "MPI_Iallgather");
+  finish(&r, "comparing weights");
   return all;
 }
 
@@ -134,7 +166,7 @@ std::unique_ptr<MpiCollective> MpiCollective::start(const Launch& launch, int*, 
               ": install Open MPI (scripts/setup.sh: openmpi-bin, libopenmpi-dev) and rebuild, or run one process.");
 }
 MpiCollective::~MpiCollective() = default;
-void MpiCollective::in_place_sum(std::span<float>) {}
+void MpiCollective::finish(void*, const char*) {}
 int MpiCollective::start_sum(std::span<float>) { return 0; }
 int MpiCollective::start_sum_bf16(std::span<uint16_t>) { return 0; }
 void MpiCollective::wait(int) {}

@@ -8,7 +8,8 @@
 //   - ranks started from different weights stop at the first checkpoint with a message naming
 //     the rank, and write no checkpoint for that step.
 //   - a rank killed mid-run ends the whole run (mpirun stops the other) within seconds, and every
-//     checkpoint left is complete (eval reads the newest).
+//     checkpoint left is complete (eval reads the newest); a stopped (hung) rank ends it after
+//     MAGELLANO_DIST_TIMEOUT seconds with a message from the rank that waited.
 // Skipped when mpirun is missing or the library was built without MPI, and in the sanitizer build
 // (scripts/sanitize.sh): Open MPI leaves allocations of its plugins, unloaded at MPI_Finalize, that
 // LeakSanitizer reports under "<unknown module>" frames no suppression can name.
@@ -226,42 +227,63 @@ TEST(DataParallel, RanksWithDifferentWeightsAreStoppedAtTheFirstCheckpoint) {
   EXPECT_FALSE(fs::exists(run / "step-00000002"));
 }
 
-TEST(DataParallel, AKilledRankEndsTheRunAndTheCheckpointsStayComplete) {
-  MG_REQUIRE_MPI();
-  TempDir d;
-  const TrainFixture f(d.path());
-  const fs::path run = d.path() / "run";
-  std::string cmd = "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader ";
+// Trains on 2 ranks in the background (100,000 steps, a checkpoint every 2) and, once step 4's
+// checkpoint exists, sends `signal` to one rank; waits at most 30 s for mpirun to end. The
+// script's output ends with "mpirun exit <code>" (or "still running"), then mpirun's log.
+CliRun signal_a_rank(const TrainFixture& f, const fs::path& dir, const fs::path& run, const std::string& signal,
+                     const std::string& env = "") {
+  std::string cmd = "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader " + env + " ";
   for (const auto& e : device_env()) cmd += quote(e) + " ";
   cmd += "mpirun --oversubscribe -np 2 " + quote(cli_path());
   for (const auto& a : train_args(f, run, {"train.steps=100000", "checkpoint.every=2", "checkpoint.keep=2"}))
     cmd += " " + quote(a);
-  // mpirun in the background; once a checkpoint exists, SIGKILL one of its ranks (its children)
-  // and wait at most 30 s for mpirun to end.
-  const std::string script = cmd + " >" + quote((d.path() / "log").string()) + " 2>&1 & mp=$!\n" +
+  const std::string log = quote((dir / "log").string());
+  const std::string script = cmd + " >" + log + " 2>&1 & mp=$!\n" +
                              "for i in $(seq 600); do [ -d " + quote((run / "step-00000004").string()) +
                              " ] && break; sleep 0.05; done\n"
-                             "kill -9 $(pgrep -P $mp | tail -n 1)\n"
+                             "kill -" + signal + " $(pgrep -P $mp | tail -n 1)\n"
                              "for i in $(seq 300); do kill -0 $mp 2>/dev/null || break; sleep 0.1; done\n"
-                             "if kill -0 $mp 2>/dev/null; then kill -9 $mp; echo still running; exit 3; fi\n"
-                             "wait $mp; echo \"mpirun exit $?\"\n";
-  std::ofstream(d.path() / "kill.sh") << script;
-  const CliRun r = [&] {
-    FILE* pipe = ::popen(("bash " + quote((d.path() / "kill.sh").string()) + " 2>&1").c_str(), "r");
-    std::string out;
-    char buf[4096];
-    for (size_t n; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;) out.append(buf, n);
-    const int status = ::pclose(pipe);
-    return CliRun{WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, ""};
-  }();
-  ASSERT_EQ(r.exit_code, 0) << r.output << bytes_of(d.path() / "log");
-  EXPECT_EQ(r.output.find("mpirun exit 0"), std::string::npos) << r.output;  // the run failed as a whole
-  EXPECT_NE(r.output.find("mpirun exit"), std::string::npos) << r.output;
+                             "if kill -0 $mp 2>/dev/null; then pkill -9 -P $mp; kill -9 $mp; echo still running; exit 3; fi\n"
+                             "wait $mp; echo \"mpirun exit $?\"; cat " + log + "\n";
+  std::ofstream(dir / "signal.sh") << script;
+  FILE* pipe = ::popen(("bash " + quote((dir / "signal.sh").string()) + " 2>&1").c_str(), "r");
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;) out.append(buf, n);
+  const int status = ::pclose(pipe);
+  return CliRun{WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, ""};
+}
+
+// Every step-* checkpoint of `run` is complete: eval reads the newest.
+void expect_complete_checkpoints(const fs::path& run, const fs::path& val) {
   std::vector<fs::path> steps;
   for (const auto& e : fs::directory_iterator(run))
     if (e.path().filename().string().rfind("step-", 0) == 0) steps.push_back(e.path());
   ASSERT_FALSE(steps.empty());
   std::sort(steps.begin(), steps.end());
-  const CliRun ev = run_on_device({"eval", "--checkpoint", steps.back().string(), "--tokens", (d.path() / "val.tok").string()});
+  const CliRun ev = run_on_device({"eval", "--checkpoint", steps.back().string(), "--tokens", val.string()});
   EXPECT_EQ(ev.exit_code, 0) << ev.output << ev.err;
+}
+
+TEST(DataParallel, AKilledRankEndsTheRunAndTheCheckpointsStayComplete) {
+  MG_REQUIRE_MPI();
+  TempDir d;
+  const TrainFixture f(d.path());
+  const CliRun r = signal_a_rank(f, d.path(), d.path() / "run", "9");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("mpirun exit"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("mpirun exit 0"), std::string::npos) << r.output;  // the run failed as a whole
+  expect_complete_checkpoints(d.path() / "run", d.path() / "val.tok");
+}
+
+TEST(DataParallel, AHungRankEndsTheRunAfterTheTimeout) {
+  MG_REQUIRE_MPI();
+  TempDir d;
+  const TrainFixture f(d.path());
+  // SIGSTOP: the rank neither answers nor dies; the other gives up after 3 s.
+  const CliRun r = signal_a_rank(f, d.path(), d.path() / "run", "STOP", "MAGELLANO_DIST_TIMEOUT=3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.find("mpirun exit 0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(" of 2: no answer from the other ranks within 3 s ("), std::string::npos) << r.output;
+  expect_complete_checkpoints(d.path() / "run", d.path() / "val.tok");
 }

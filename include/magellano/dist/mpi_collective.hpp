@@ -5,6 +5,12 @@
 // (the MPI standard's advice that Open MPI follows), so runs repeat bit for bit.
 // A build without MPI (CMake found none) still compiles this file: start() then throws an Error
 // saying that the binary lacks MPI and how to get it.
+//
+// Hangs: every collective is started non-blocking and polled (MPI_Test, then 100 µs naps) until
+// MAGELLANO_DIST_TIMEOUT seconds (default 1800; it must cover the longest checkpoint write and
+// evaluation, which the other ranks wait for) have passed; then this rank throws an Error saying
+// which rank waited for what, and the run ends (mpirun stops the other ranks). Pass the variable
+// to every host with `mpirun -x MAGELLANO_DIST_TIMEOUT`.
 #pragma once
 #include <memory>
 #include <vector>
@@ -27,7 +33,6 @@ class MpiCollective final : public train::Collective {
   Launch launch() const { return launch_; }
   int rank() const override { return launch_.rank; }
   int size() const override { return launch_.size; }
-  void in_place_sum(std::span<float> values) override;
   int start_sum(std::span<float> values) override;
   int start_sum_bf16(std::span<uint16_t> values) override;  // a user MPI_Op over MPI_UINT16_T
   void wait(int handle) override;
@@ -38,7 +43,9 @@ class MpiCollective final : public train::Collective {
  private:
   struct Requests;  // the MPI_Request of each start_sum handle (mpi.h stays out of this header)
   explicit MpiCollective(Launch l);
+  void finish(void* request, const char* what);  // polls an MPI_Request until done or the timeout
   Launch launch_;
+  double timeout_s_ = 1800;
   bool abandoned_ = false;
   std::unique_ptr<Requests> requests_;
 };

@@ -3,7 +3,7 @@
 // process trains with no Collective at all (TrainOptions::ranks == nullptr) and never calls one.
 //
 // Every call is collective: all ranks make the same calls in the same order with the same
-// sizes, and each returns the same result on every rank (in_place_sum's result is bit-identical
+// sizes, and each returns the same result on every rank (a sum's result is bit-identical
 // across ranks: every rank receives the same reduced values, not its own re-summation).
 #pragma once
 #include <cstdint>
@@ -18,10 +18,9 @@ class Collective {
   virtual int rank() const = 0;  // 0 .. size() - 1; rank 0 writes files and prints
   virtual int size() const = 0;  // ranks in the run (>= 1)
 
-  // values <- the element-wise sum over ranks, in fp32 (blocking).
-  virtual void in_place_sum(std::span<float> values) = 0;
-  // Starts in_place_sum on `values` (which must stay alive and untouched) and returns a handle;
-  // wait(handle) finishes it. Lets the host read the next bucket while this one travels.
+  // Starts values <- the element-wise sum over ranks, in fp32, on `values` (which must stay alive
+  // and untouched) and returns a handle; wait(handle) finishes it. Lets the host read the next
+  // bucket while this one travels.
   virtual int start_sum(std::span<float> values) = 0;
   // The same over bfloat16 bits: each addition widens both operands to fp32 exactly and rounds
   // the sum to the nearest bf16 (ties to even), wherever the implementation adds.
