@@ -45,7 +45,7 @@ class MpiCollective final : public train::Collective {
   explicit MpiCollective(Launch l);
   void finish(void* request, const char* what);  // polls an MPI_Request until done or the timeout
   Launch launch_;
-  double timeout_s_ = 1800;
+  [[maybe_unused]] double timeout_s_ = 1800;  // (unused in a build without MPI)
   bool abandoned_ = false;
   std::unique_ptr<Requests> requests_;
 };
