@@ -135,7 +135,7 @@ class TrainingRun {
   Collective* ranks_;    // nullptr: this process alone
   const int N_, rank_;   // ranks and this one's number (1 and 0 alone)
   data::Batcher batcher_;  // the shared stream: N·B windows per micro-batch
-  std::vector<int32_t> val_tokens_;  // evaluation reads the first eval.batches · B chunks
+  std::vector<int32_t> val_tokens_;  // evaluation reads the first eval.batches · B · N chunks
   std::optional<RunFolder> folder_;  // checkpoint.dir, locked for this run (claimed once the data files are read); rank 0's only
   nn::Model model_;
   optim::AdamW adamw_;
@@ -218,8 +218,7 @@ void TrainingRun::restore(const fs::path& dir) {
   if (out_ && state.ranks != N_)
     *out_ << "the checkpoint was written by " << state.ranks << " rank(s), this run has " << N_
           << ": weights, moments, step, loss scale and the data stream's position carry over; the global "
-             "batch is now " << B_ * tc_.grad_accum * N_ << " windows, so losses are not those of "
-          << state.ranks << " rank(s)\n";
+             "batch is now " << B_ * tc_.grad_accum * N_ << " windows (batch_size x grad_accum x ranks)\n";
 }
 
 void TrainingRun::optimizer_step() {
