@@ -19,6 +19,7 @@ packages=(
   libcpp-httplib-dev curl   # magellano serve's HTTP server (header-only) and its tests' client
   libopenblas-dev           # reference BLAS for the CPU GEMM comparison in benchmarks
   fortunes                  # the quick start's corpus (plain English text)
+  openmpi-bin libopenmpi-dev  # data-parallel training (mpirun -np N magellano train); optional at build time
 )
 if [ "${1:-}" = "--sanitize" ]; then
   # clang 16, not bookworm's default 14 or 15: it captures structured bindings in lambdas (C++20),

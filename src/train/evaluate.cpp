@@ -45,4 +45,24 @@ EvalResult evaluate(const nn::Model& model, std::span<const int32_t> tokens, int
   return r;
 }
 
+EvalResult evaluate(const nn::Model& model, std::span<const int32_t> tokens, int64_t seq_len, int64_t batch,
+                    int64_t max_chunks, Collective& ranks) {
+  if (seq_len < 2) throw Error("evaluate: seq-len must be at least 2.");
+  if (tokens.size() < 2) throw Error("evaluate: at least 2 tokens are needed to predict one.");
+  int64_t chunks = (static_cast<int64_t>(tokens.size()) + seq_len - 1) / seq_len;
+  if (max_chunks > 0) chunks = std::min(chunks, max_chunks);
+  const int64_t share = (chunks + ranks.size() - 1) / ranks.size();
+  const int64_t first = std::min(chunks, share * ranks.rank()), last = std::min(chunks, first + share);
+  EvalResult mine;
+  const auto begin = static_cast<size_t>(first * seq_len);
+  // A share of one chunk holding a single token (the sequence's end) predicts nothing.
+  if (last > first && tokens.size() - begin >= 2)
+    mine = evaluate(model, tokens.subspan(begin), seq_len, batch, last - first);
+  EvalResult r;
+  r.tokens = static_cast<int64_t>(ranks.sum(static_cast<double>(mine.tokens)));
+  r.loss = r.tokens ? ranks.sum(mine.loss * static_cast<double>(mine.tokens)) / static_cast<double>(r.tokens) : 0.0;
+  r.perplexity = std::exp(r.loss);
+  return r;
+}
+
 }  // namespace magellano::train

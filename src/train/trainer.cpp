@@ -14,6 +14,7 @@
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/checkpoint.hpp"
 #include "magellano/train/device_fit.hpp"
+#include "magellano/train/gradient_sync.hpp"
 #include "magellano/train/loss_scaler.hpp"
 #include "magellano/train/run_folder.hpp"
 
@@ -53,8 +54,9 @@ const Config& checked(const Config& cfg, Context& ctx, const TrainOptions& opt) 
 }
 
 // The run's folder: a new run claims checkpoint.dir, a resumed one continues the run that saved
-// the checkpoint.
-RunFolder open_folder(const Config& cfg, const TrainOptions& opt) {
+// the checkpoint. Data parallel: rank 0's alone (the other ranks write nothing).
+std::optional<RunFolder> open_folder(const Config& cfg, const TrainOptions& opt) {
+  if (opt.ranks && opt.ranks->rank() != 0) return std::nullopt;
   if (!opt.resume) return RunFolder::start(cfg.checkpoint.dir, cfg.to_json());
   return RunFolder::resume(cfg.checkpoint.dir, *opt.resume, read_trainer_state(*opt.resume));
 }
@@ -119,6 +121,11 @@ class TrainingRun {
   std::optional<EvalResult> evaluate();
   void checkpoint();
   nlohmann::json trainer_state() const;
+  // This rank's rows [rank·B, (rank+1)·B) of a (N·B, L+1) batch of the shared stream.
+  std::vector<int32_t> rank_rows(std::vector<int32_t> global) const;
+  // Data parallel: every rank's weights hash equals rank 0's, else an Error naming the ranks.
+  void check_same_weights() const;
+  fs::path run_dir() const { return folder_ ? folder_->dir() : fs::path(cfg_.checkpoint.dir); }
 
   const Config& cfg_;
   const TrainConfig& tc_;
@@ -126,15 +133,18 @@ class TrainingRun {
   const TrainOptions& opt_;
   std::ostream* out_;
   const int64_t B_, L_;
-  data::Batcher batcher_;
-  std::vector<int32_t> val_tokens_;  // evaluation reads the first eval.batches · B chunks
-  RunFolder folder_;  // checkpoint.dir, locked for this run (claimed once the data files are read)
+  Collective* ranks_;    // nullptr: this process alone
+  const int N_, rank_;   // ranks and this one's number (1 and 0 alone)
+  data::Batcher batcher_;  // the shared stream: N·B windows per micro-batch
+  std::vector<int32_t> val_tokens_;  // evaluation reads the first eval.batches · B · N chunks
+  std::optional<RunFolder> folder_;  // checkpoint.dir, locked for this run (claimed once the data files are read); rank 0's only
   nn::Model model_;
   optim::AdamW adamw_;
   optim::LrSchedule schedule_;
   LossScaler scaler_;
   std::string init_from_;  // recorded in trainer_state.json (a LoRA resume reloads its base)
-  std::ofstream metrics_;
+  std::ofstream metrics_;  // rank 0's only
+  std::optional<GradientSync> sync_;  // data parallel only
   TrainSummary summary_;
   int64_t step_ = 0, tokens_ = 0;
 
@@ -153,10 +163,13 @@ TrainingRun::TrainingRun(const Config& cfg, Context& ctx, const TrainOptions& op
       tc_(cfg.train),
       ctx_(ctx),
       opt_(opt),
-      out_(opt.out),
+      out_(opt.ranks && opt.ranks->rank() != 0 ? nullptr : opt.out),
       B_(tc_.batch_size),
       L_(tc_.seq_len),
-      batcher_(data::TokenFile::open(*cfg.data.train, static_cast<uint64_t>(cfg.model.vocab_size)), B_, L_,
+      ranks_(opt.ranks),
+      N_(opt.ranks ? opt.ranks->size() : 1),
+      rank_(opt.ranks ? opt.ranks->rank() : 0),
+      batcher_(data::TokenFile::open(*cfg.data.train, static_cast<uint64_t>(cfg.model.vocab_size)), B_ * N_, L_,
                static_cast<uint64_t>(tc_.seed)),
       val_tokens_(cfg.data.val ? data::TokenFile::open(*cfg.data.val, static_cast<uint64_t>(cfg.model.vocab_size))
                                      .read_all()
@@ -182,9 +195,12 @@ TrainingRun::TrainingRun(const Config& cfg, Context& ctx, const TrainOptions& op
     if (out_) *out_ << "initialised from " << opt.init_from->string() << "\n";
   }
   if (opt.resume) restore(*opt.resume);
+  if (ranks_) sync_.emplace(*ranks_, tc_.allreduce_bf16);
   // Appended to: a new run's folder holds no metrics, a resumed one's end at the resumed step.
-  metrics_.open(folder_.metrics_path(), std::ios::app);
-  if (!metrics_) throw Error("cannot write " + folder_.metrics_path().string() + ": check checkpoint.dir.");
+  if (folder_) {
+    metrics_.open(folder_->metrics_path(), std::ios::app);
+    if (!metrics_) throw Error("cannot write " + folder_->metrics_path().string() + ": check checkpoint.dir.");
+  }
   ce_sum_ = Tensor::zeros(ctx, Shape{1});
   aux_sum_ = Tensor::zeros(ctx, Shape{1});
   start_step_ = step_;
@@ -204,16 +220,20 @@ void TrainingRun::restore(const fs::path& dir) {
   batcher_.restore(state.batcher);
   if (!state.loss_scaler.is_null()) scaler_.restore(state.loss_scaler);
   if (out_) *out_ << "resumed from " << dir.string() << " at step " << step_ << "\n";
+  if (out_ && state.ranks != N_)
+    *out_ << "the checkpoint was written by " << state.ranks << " rank(s), this run has " << N_
+          << ": weights, moments, step, loss scale and the data stream's position carry over; the global "
+             "batch is now " << B_ * tc_.grad_accum * N_ << " windows (batch_size x grad_accum x ranks)\n";
 }
 
 void TrainingRun::optimizer_step() {
   adamw_.zero_grad();
   for (int64_t a = 0; a < tc_.grad_accum; ++a) {
-    auto [x, y] = split_batch(ctx_, batcher_.next(), B_, L_);
+    auto [x, y] = split_batch(ctx_, rank_rows(batcher_.next()), B_, L_);
     nn::TrainingScope training;  // dropout on
-    // Dropout masks depend on the step and micro-batch only, so a resumed run draws the
+    // Dropout masks depend on the step, micro-batch and rank only, so a resumed run draws the
     // same ones (the model's forward advances the counter once from here).
-    nn::GenerationScope masks(static_cast<uint64_t>(step_ * tc_.grad_accum + a) * 2);
+    nn::GenerationScope masks(static_cast<uint64_t>((step_ * tc_.grad_accum + a) * N_ + rank_) * 2);
     nn::LossOutput lo = model_.loss(x, y);
     if (tc_.loss_scaling) autograd::backward(lo.loss, Tensor::full(ctx_, lo.loss.shape(), scaler_.scale()));
     else autograd::backward(lo.loss);
@@ -222,20 +242,22 @@ void TrainingRun::optimizer_step() {
     if (lo.aux.defined()) ops::scale_into(lo.aux, 1.0f / tc_.grad_accum, aux_sum_, true);
     expert_counts_ = lo.expert_counts;
   }
+  if (sync_) sync_->sum(adamw_.pack());  // every rank now holds the sum over ranks
   lr_ = schedule_.at(step_);
   bool apply = true;
-  // The stored gradients are sums over micro-batches of scaled losses; the optimizer reads
-  // them times `unscale` (never rewriting them, so fp16 gradients do not underflow).
-  unscale_ = 1.0f / float(tc_.grad_accum);
+  // The stored gradients are sums over micro-batches (and ranks) of scaled losses; the optimizer
+  // reads them times `unscale` (never rewriting them, so fp16 gradients do not underflow).
+  unscale_ = 1.0f / float(tc_.grad_accum * N_);
   if (tc_.loss_scaling) {
     unscale_ /= scaler_.scale();
-    apply = scaler_.update(grads_finite(adamw_));  // one scalar read
+    const bool finite = grads_finite(adamw_);  // one scalar read
+    apply = scaler_.update(ranks_ ? ranks_->all(finite) : finite);  // one decision for all ranks
   }
   if (apply) adamw_.step(lr_, float(tc_.grad_clip), unscale_);
   ++step_;
   ++interval_steps_;
-  tokens_ += B_ * L_ * tc_.grad_accum;
-  interval_tokens_ += B_ * L_ * tc_.grad_accum;
+  tokens_ += B_ * L_ * tc_.grad_accum * N_;
+  interval_tokens_ += B_ * L_ * tc_.grad_accum * N_;
 }
 
 void TrainingRun::after_step() {
@@ -245,7 +267,12 @@ void TrainingRun::after_step() {
 }
 
 void TrainingRun::log_interval() {
-  const double loss = ce_sum_.item() / interval_steps_, aux = aux_sum_.item() / interval_steps_;
+  float ce = ce_sum_.item(), ax = aux_sum_.item();
+  if (ranks_) {  // the mean over ranks: every rank's loss is a mean over its B·L tokens
+    ce = float(ranks_->sum(ce) / N_);
+    ax = float(ranks_->sum(ax) / N_);
+  }
+  const double loss = ce / interval_steps_, aux = ax / interval_steps_;
   const Tensor gn = tc_.grad_clip > 0 ? adamw_.last_grad_norm() : Tensor();
   const float grad_norm = (gn.defined() ? gn : adamw_.grad_norm(unscale_)).item();
   // With loss scaling an Inf gradient only skips its step (the scaler handles it).
@@ -254,7 +281,7 @@ void TrainingRun::log_interval() {
                 (std::isfinite(loss) ? "gradient norm" : "loss") + " is " +
                 (std::isnan(std::isfinite(loss) ? grad_norm : loss) ? "NaN" : "infinite") +
                 ". Lower train.lr, raise train.warmup_steps or set train.grad_clip; the last "
-                "checkpoint (if any) is under " + folder_.dir().string() + ".");
+                "checkpoint (if any) is under " + run_dir().string() + ".");
   const auto now = Clock::now();
   const double elapsed = std::chrono::duration<double>(now - t0_).count();
   const double tps = interval_tokens_ / std::chrono::duration<double>(now - interval_t0_).count();
@@ -266,7 +293,11 @@ void TrainingRun::log_interval() {
                      {"peak_reserved_bytes", ctx_.memory().peak_reserved()},
                      {"peak_activation_bytes", ctx_.memory().peak(MemCategory::activations)}};
   if (tc_.loss_scaling) rec["loss_scaler"] = scaler_.to_json();
-  metrics_ << rec.dump() << "\n" << std::flush;
+  if (sync_) {  // cumulative: the gradient exchange, and waiting for the slowest rank before it
+    rec["allreduce_seconds"] = sync_->seconds();
+    rec["rank_wait_seconds"] = sync_->wait_seconds();
+  }
+  if (metrics_.is_open()) metrics_ << rec.dump() << "\n" << std::flush;
   if (out_) {
     char line[256];
     std::snprintf(line, sizeof line,
@@ -285,8 +316,12 @@ void TrainingRun::log_interval() {
 
 std::optional<EvalResult> TrainingRun::evaluate() {
   if (val_tokens_.size() < 2) return std::nullopt;
-  const EvalResult r = train::evaluate(model_, val_tokens_, L_, B_, cfg_.eval.batches * B_);
-  metrics_ << nlohmann::json{{"step", step_}, {"val_loss", r.loss}, {"val_perplexity", r.perplexity},
+  // Data parallel: eval.batches micro-batches per rank, the chunks of N·B-row batches split
+  // across the ranks; rank 0 reports.
+  const EvalResult r = ranks_ ? train::evaluate(model_, val_tokens_, L_, B_, cfg_.eval.batches * B_ * N_, *ranks_)
+                              : train::evaluate(model_, val_tokens_, L_, B_, cfg_.eval.batches * B_);
+  if (metrics_.is_open())
+    metrics_ << nlohmann::json{{"step", step_}, {"val_loss", r.loss}, {"val_perplexity", r.perplexity},
                              {"val_tokens", r.tokens}}.dump() << "\n" << std::flush;
   if (out_) *out_ << (opt_.terminal ? "\n" : "") << "step " << step_ << "  validation loss " << r.loss
                   << "  perplexity " << r.perplexity << "\n";
@@ -295,14 +330,36 @@ std::optional<EvalResult> TrainingRun::evaluate() {
 
 nlohmann::json TrainingRun::trainer_state() const {
   nlohmann::json j{{"step", step_}, {"tokens", tokens_}, {"batcher", data::to_json(batcher_.state())},
-                   {"run_id", folder_.run_id()}};
+                   {"run_id", folder_ ? folder_->run_id() : std::string()}};
   if (!init_from_.empty()) j["init_from"] = init_from_;
+  if (N_ > 1) j["data_parallel"] = {{"ranks", N_}, {"batch_per_rank", B_}};
   if (tc_.loss_scaling) j["loss_scaler"] = scaler_.to_json();
   return j;
 }
 
+std::vector<int32_t> TrainingRun::rank_rows(std::vector<int32_t> global) const {
+  if (N_ == 1) return global;
+  const auto row = static_cast<std::ptrdiff_t>(L_ + 1);
+  return std::vector<int32_t>(global.begin() + rank_ * B_ * row, global.begin() + (rank_ + 1) * B_ * row);
+}
+
+void TrainingRun::check_same_weights() const {
+  const std::vector<uint64_t> hashes = ranks_->gather_all(weights_hash(adamw_.pack()));
+  std::string differ;
+  for (size_t r = 1; r < hashes.size(); ++r)
+    if (hashes[r] != hashes[0]) differ += (differ.empty() ? "" : ", ") + std::to_string(r);
+  if (differ.empty()) return;
+  char h0[32];
+  std::snprintf(h0, sizeof h0, "%016llx", static_cast<unsigned long long>(hashes[0]));
+  throw Error("data-parallel ranks diverged at step " + std::to_string(step_) + ": the weights of rank(s) " + differ +
+              " differ from rank 0's (hash " + h0 + "); no checkpoint was written for this step. Start every rank "
+              "from the same weights (the same --init-from / --resume) and config.");
+}
+
 void TrainingRun::checkpoint() {
-  summary_.checkpoint = save_checkpoint(folder_.dir(), step_, cfg_.checkpoint.keep, cfg_, model_, adamw_, trainer_state());
+  if (ranks_) check_same_weights();  // before anything is written
+  if (!folder_) return;              // rank 0 writes
+  summary_.checkpoint = save_checkpoint(folder_->dir(), step_, cfg_.checkpoint.keep, cfg_, model_, adamw_, trainer_state());
 }
 
 TrainSummary TrainingRun::finish() {
@@ -317,6 +374,7 @@ TrainSummary TrainingRun::finish() {
   summary_.tokens_per_s = total > 0 ? double(step_ - start_step_) * B_ * L_ * tc_.grad_accum / total : 0;
   summary_.peak_device_bytes = ctx_.memory().peak_total();
   summary_.peak_reserved_bytes = ctx_.memory().peak_reserved();
+  if (sync_) summary_.allreduce_seconds = sync_->seconds();
   return summary_;
 }
 

@@ -80,6 +80,12 @@ TrainerState parse_trainer_state(const json& j, const std::string& source) {
       f.bad("has \"run_id\" " + json_excerpt(*id) + "; it must be a run id string");
     s.run_id = id->get<std::string>();
   }
+  if (const json* dp = f.find("data_parallel", false)) {
+    const Fields d(*dp, source + " \"data_parallel\"");
+    s.ranks = d.count("ranks", true);
+    if (s.ranks < 1) d.bad("has \"ranks\" 0; it must be at least 1");
+    if (d.count("batch_per_rank", true) < 1) d.bad("has \"batch_per_rank\" 0; it must be at least 1");
+  }
   return s;
 }
 

@@ -198,6 +198,9 @@ struct TrainConfig {
   bool loss_scaling = false;
   double loss_scale_init = 65536.0;
   int64_t loss_scale_growth_interval = 2000;
+  // Data parallel (mpirun -np N): exchange gradients as bfloat16 instead of fp32 (half the bytes;
+  // each partial sum rounded to bf16; train/gradient_sync.hpp). No effect on one process.
+  bool allreduce_bf16 = false;
   bool operator==(const TrainConfig&) const = default;
 };
 

@@ -8,6 +8,7 @@
 #include <span>
 
 #include "magellano/nn/model.hpp"
+#include "magellano/train/collective.hpp"
 
 namespace magellano::train {
 
@@ -21,5 +22,11 @@ struct EvalResult {
 // after that many chunks (0 = all). No autograd.
 EvalResult evaluate(const nn::Model& model, std::span<const int32_t> tokens, int64_t seq_len,
                     int64_t batch = 8, int64_t max_chunks = 0);
+
+// The same chunks split across data-parallel ranks (collective): rank r evaluates the r-th of N
+// contiguous shares of ceil(chunks / N) chunks, and the loss sums and counts are summed over
+// ranks. Equal to evaluate() up to rounding (the same positions, other batches and sum order).
+EvalResult evaluate(const nn::Model& model, std::span<const int32_t> tokens, int64_t seq_len, int64_t batch,
+                    int64_t max_chunks, Collective& ranks);
 
 }  // namespace magellano::train

@@ -16,12 +16,26 @@
 // <checkpoint.dir>/metrics.jsonl; validation loss and perplexity every eval.every steps and at
 // the end; checkpoints every checkpoint.every steps and at the end. A NaN or Inf loss or
 // gradient norm stops training with a message naming the step.
+//
+// Data parallel (TrainOptions::ranks, N ranks): one batcher stream of N·B windows per micro-batch,
+// identical on every rank; rank r trains on rows [r·B, (r+1)·B) of it, so the global batch is
+// batch_size × grad_accum × N windows and 1 rank with batch N·B reads the same windows. After
+// backward the gradients are summed over ranks (train/gradient_sync.hpp) and read times
+// 1 / (grad_accum · N): the mean over the global batch, as one rank would compute it. Clipping
+// then sees identical gradients on every rank; loss scaling's skip is decided by all ranks
+// together (Collective::all). The logged loss is the mean over ranks. Evaluation splits its
+// chunks across ranks (train/evaluate.hpp). Rank 0 alone prints, writes metrics and checkpoints (with "data_parallel": {"ranks": N,
+// "batch_per_rank": B} in trainer_state.json); before each checkpoint every rank compares its
+// weights' hash with rank 0's and a mismatch stops the run, naming the ranks, before anything is
+// written. A resume reads the checkpoint on every rank (multi-host: checkpoint.dir on a shared
+// filesystem).
 #pragma once
 #include <filesystem>
 #include <memory>
 #include <optional>
 #include <ostream>
 
+#include "magellano/train/collective.hpp"
 #include "magellano/train/config.hpp"
 #include "magellano/train/evaluate.hpp"
 
@@ -35,6 +49,7 @@ struct TrainSummary {
   double tokens_per_s = 0;            // this run's throughput
   uint64_t peak_device_bytes = 0;     // peak bytes held by tensors (the tracker's total)
   uint64_t peak_reserved_bytes = 0;   // peak bytes held on the device, buffer pool included
+  double allreduce_seconds = 0;       // data parallel: time in the gradient exchange (0 alone)
 };
 
 struct TrainOptions {
@@ -43,7 +58,8 @@ struct TrainOptions {
   // Hugging Face Mamba checkpoint directory whose parameters match the config's model, outside
   // checkpoint.dir. Stored absolute in trainer_state.json.
   std::optional<std::filesystem::path> init_from;
-  std::ostream* out = nullptr;                  // progress (nullptr: silent)
+  std::ostream* out = nullptr;                  // progress (nullptr: silent; ranks other than 0: ignored)
+  Collective* ranks = nullptr;                  // data-parallel ranks (nullptr: this process alone)
   bool terminal = false;                        // redraw the progress line in place
 };
 

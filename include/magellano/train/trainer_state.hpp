@@ -5,7 +5,9 @@
 //    "batcher": {"seed": 1234, "epoch": 0, "position": 960},
 //    "loss_scaler": {"scale": 65536.0, "clean_steps": 120, "skipped_steps": 0},  (loss scaling on)
 //    "init_from": "/abs/path/to/base",                                           (a run from other weights)
-//    "run_id": "20261206-162947-4f3a"}                                          (train/run_folder.hpp)
+//    "run_id": "20261206-162947-4f3a",                                          (train/run_folder.hpp)
+//    "data_parallel": {"ranks": 2, "batch_per_rank": 4}}                        (mpirun -np 2; the batcher
+//        state is the stream all ranks share; rank r read rows [r·4, (r+1)·4) of each batch)
 // Reading checks every field before anything is loaded: a missing field, a wrong type or a value
 // out of range is one line naming the file and the field.
 #pragma once
@@ -31,6 +33,7 @@ struct TrainerState {
   nlohmann::json loss_scaler;
   std::optional<std::string> init_from;  // the weights the run started from
   std::string run_id;                    // the run that saved it (empty: saved before run ids)
+  int64_t ranks = 1;                     // data-parallel ranks that wrote it (>= 1; "data_parallel")
 };
 
 // Validates a parsed trainer_state.json; `source` names it in errors (its path).

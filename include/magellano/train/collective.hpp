@@ -1,0 +1,37 @@
+// Collective: what data-parallel training needs from its ranks, and nothing of how they talk.
+// The trainer calls these; dist/ implements them over MPI (dist/mpi_collective.hpp). A single
+// process trains with no Collective at all (TrainOptions::ranks == nullptr) and never calls one.
+//
+// Every call is collective: all ranks make the same calls in the same order with the same
+// sizes, and each returns the same result on every rank (a sum's result is bit-identical
+// across ranks: every rank receives the same reduced values, not its own re-summation).
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace magellano::train {
+
+class Collective {
+ public:
+  virtual ~Collective() = default;
+  virtual int rank() const = 0;  // 0 .. size() - 1; rank 0 writes files and prints
+  virtual int size() const = 0;  // ranks in the run (>= 1)
+
+  // Starts values <- the element-wise sum over ranks, in fp32, on `values` (which must stay alive
+  // and untouched) and returns a handle; wait(handle) finishes it. Lets the host read the next
+  // bucket while this one travels.
+  virtual int start_sum(std::span<float> values) = 0;
+  // The same over bfloat16 bits: each addition widens both operands to fp32 exactly and rounds
+  // the sum to the nearest bf16 (ties to even), wherever the implementation adds.
+  virtual int start_sum_bf16(std::span<uint16_t> values) = 0;
+  virtual void wait(int handle) = 0;
+  // The sum over ranks of one double (loss sums; exact for the few ranks of a run in practice).
+  virtual double sum(double value) = 0;
+  // Whether `value` is true on every rank.
+  virtual bool all(bool value) = 0;
+  // Every rank's value, in rank order.
+  virtual std::vector<uint64_t> gather_all(uint64_t value) = 0;
+};
+
+}  // namespace magellano::train
