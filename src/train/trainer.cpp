@@ -30,15 +30,16 @@ std::string clock_text(double seconds) {
   return buf;
 }
 
-// Inputs and targets of a (B, L+1) batch: columns [0, L) and [1, L + 1).
-std::pair<Tensor, Tensor> split_batch(Context& ctx, const std::vector<int32_t>& batch, int64_t B, int64_t L) {
-  std::vector<int32_t> x(B * L), y(B * L);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < L; ++t) {
-      x[b * L + t] = batch[b * (L + 1) + t];
-      y[b * L + t] = batch[b * (L + 1) + t + 1];
-    }
-  return {Tensor::from_host_i32(ctx, Shape{B, L}, x), Tensor::from_host_i32(ctx, Shape{B, L}, y)};
+// Inputs (B, L), targets (B, L) and prefix lengths ((B), or undefined for causal) of a (B, L+1)
+// batch under the objective (data/objective.hpp).
+struct DeviceBatch {
+  Tensor x, y, prefix;
+};
+DeviceBatch upload_batch(Context& ctx, const data::ObjectiveBatch& b) {
+  const Shape s{b.batch, b.len};
+  DeviceBatch d{Tensor::from_host_i32(ctx, s, b.inputs), Tensor::from_host_i32(ctx, s, b.targets), Tensor()};
+  if (!b.prefix.empty()) d.prefix = Tensor::from_host_i32(ctx, Shape{b.batch}, b.prefix);
+  return d;
 }
 
 // The checks that need no file written and nothing allocated: training data configured, the
@@ -204,12 +205,14 @@ void TrainingRun::restore(const fs::path& dir) {
 void TrainingRun::optimizer_step() {
   adamw_.zero_grad();
   for (int64_t a = 0; a < tc_.grad_accum; ++a) {
-    auto [x, y] = split_batch(ctx_, batcher_.next(), B_, L_);
+    const uint64_t first_draw = batcher_.draws();
+    const DeviceBatch batch = upload_batch(
+        ctx_, data::make_batch(tc_.objective, batcher_.next(), B_, L_, static_cast<uint64_t>(tc_.seed), first_draw));
     nn::TrainingScope training;  // dropout on
     // Dropout masks depend on the step and micro-batch only, so a resumed run draws the
     // same ones (the model's forward advances the counter once from here).
     nn::GenerationScope masks(static_cast<uint64_t>(step_ * tc_.grad_accum + a) * 2);
-    nn::LossOutput lo = model_.loss(x, y);
+    nn::LossOutput lo = model_.loss(batch.x, batch.y, batch.prefix);
     if (tc_.loss_scaling) autograd::backward(lo.loss, Tensor::full(ctx_, lo.loss.shape(), scaler_.scale()));
     else autograd::backward(lo.loss);
     autograd::NoGradScope ng;
@@ -280,7 +283,7 @@ void TrainingRun::log_interval() {
 
 std::optional<EvalResult> TrainingRun::evaluate() {
   if (val_tokens_.size() < 2) return std::nullopt;
-  const EvalResult r = train::evaluate(model_, val_tokens_, L_, B_, cfg_.eval.batches * B_);
+  const EvalResult r = train::evaluate(model_, val_tokens_, L_, B_, cfg_.eval.batches * B_, tc_.objective);
   metrics_ << nlohmann::json{{"step", step_}, {"val_loss", r.loss}, {"val_perplexity", r.perplexity},
                              {"val_tokens", r.tokens}}.dump() << "\n" << std::flush;
   if (out_) *out_ << (opt_.terminal ? "\n" : "") << "step " << step_ << "  validation loss " << r.loss

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "magellano/data/objective.hpp"
 #include "magellano/nn/attention.hpp"
 #include "magellano/nn/lora.hpp"
 #include "magellano/nn/mamba.hpp"
@@ -61,6 +62,7 @@ const char* config_name(nn::WeightStorage storage);
 const char* config_name(Fp16Rounding rounding);
 const char* config_name(ops::ExpertActivation activation);
 const char* config_name(nn::MoERouter router);  // softmax_topk, topk_softmax
+const char* config_name(data::Objective objective);  // causal, prefix_lm
 
 struct MoESection {
   int64_t experts = 8;
@@ -193,6 +195,9 @@ struct TrainConfig {
   bool loss_scaling = false;
   double loss_scale_init = 65536.0;
   int64_t loss_scale_growth_interval = 2000;
+  // "causal" | "prefix_lm", the prefix's sampled fraction range and separator token
+  // (data/objective.hpp); evaluation during training uses the same objective.
+  data::ObjectiveConfig objective;
   bool operator==(const TrainConfig&) const = default;
 };
 

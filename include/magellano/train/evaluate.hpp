@@ -3,10 +3,14 @@
 // The tokens are split into consecutive chunks of `seq_len` (the last may be shorter); each
 // chunk is evaluated from a fresh state, predicting its tokens 1..len-1 from what precedes
 // them in the chunk. The loss is the mean over all predicted positions; perplexity = exp(loss).
+// Under prefix_lm (data/objective.hpp) each chunk gets its prefix as training would (a separator,
+// or a fraction sampled with seed 0 and the chunk's index as its draw, so every evaluation of the
+// same tokens uses the same prefixes) and only its suffix tokens are predicted and counted.
 #pragma once
 #include <cstdint>
 #include <span>
 
+#include "magellano/data/objective.hpp"
 #include "magellano/nn/model.hpp"
 
 namespace magellano::train {
@@ -20,6 +24,6 @@ struct EvalResult {
 // tokens: ids < the model's vocabulary. batch: chunks evaluated together. max_chunks: stop
 // after that many chunks (0 = all). No autograd.
 EvalResult evaluate(const nn::Model& model, std::span<const int32_t> tokens, int64_t seq_len,
-                    int64_t batch = 8, int64_t max_chunks = 0);
+                    int64_t batch = 8, int64_t max_chunks = 0, const data::ObjectiveConfig& objective = {});
 
 }  // namespace magellano::train
