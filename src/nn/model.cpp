@@ -1,6 +1,7 @@
 #include "magellano/nn/model.hpp"
 
 #include <cmath>
+#include <type_traits>
 
 #include "magellano/nn/training_mode.hpp"
 #include "magellano/ops/cross_entropy.hpp"
@@ -140,10 +141,10 @@ ModelOutput Model::forward(const Tensor& ids, DecodeState* state, int64_t row, c
   return out;
 }
 
-Tensor Model::prefill(const Tensor& ids, DecodeState& state, int64_t row) const {
+Tensor Model::prefill(const Tensor& ids, DecodeState& state, int64_t row, const Tensor& prefix) const {
   autograd::NoGradScope no_grad;
   ModelOutput unused;
-  const Tensor h = body(ids, &state, row, unused);  // (B, L, D)
+  const Tensor h = body(ids, &state, row, unused, prefix);  // (B, L, D)
   const int64_t B = ids.size(0), L = ids.size(1), D = spec_.dim;
   std::vector<int32_t> last(B);
   for (int64_t b = 0; b < B; ++b) last[b] = static_cast<int32_t>(b * L + L - 1);
@@ -204,12 +205,19 @@ Model::Segment Model::run_blocks(size_t begin, size_t end, Tensor h, Tensor aux,
                      },
                      [&](const std::unique_ptr<MlpBlock>& b) { h = b->forward(h); },
                      [&](const auto& b) {  // Mamba, Mamba2: the rows' states, then into the batch's
+                       // Mamba blocks read the prefix (MambaConfig::bidirectional_prefix).
+                       auto run = [&](MambaState* s) {
+                         if constexpr (std::is_same_v<std::decay_t<decltype(b)>, std::unique_ptr<MambaBlock>>)
+                           return b->forward(h, s, prefix);
+                         else
+                           return b->forward(h, s);
+                       };
                        if (!state) {
-                         h = b->forward(h, nullptr);
+                         h = run(nullptr);
                          return;
                        }
                        MambaState rows;
-                       h = b->forward(h, &rows);
+                       h = run(&rows);
                        MambaState& dst = state->mamba[i];
                        if (row == 0 && h.size(0) == state->batch) {
                          dst = std::move(rows);

@@ -113,6 +113,7 @@ const std::vector<Field>& schema() {
     f.push_back(integer("model.expand", 1, MG_ACCESS(model.expand, int64_t), kInf, 64));
     f.push_back(integer("model.dt_rank", 0, MG_ACCESS(model.dt_rank, int64_t), kInf, 65536));
     f.push_back(plain("model.mamba_inner_norms", Kind::boolean, MG_ACCESS(model.mamba_inner_norms, bool)));
+    f.push_back(plain("model.bidirectional_prefix", Kind::boolean, MG_ACCESS(model.bidirectional_prefix, bool)));
     f.push_back(plain("model.mamba_proj_bias", Kind::boolean, MG_ACCESS(model.mamba_proj_bias, bool)));
     f.push_back(plain("model.mamba_conv_bias", Kind::boolean, MG_ACCESS(model.mamba_conv_bias, bool)));
     f.push_back(plain("model.tie_embeddings", Kind::boolean, MG_ACCESS(model.tie_embeddings, bool)));
@@ -470,6 +471,9 @@ void resolve(Config& c) {
   if (fp16_params && !t.loss_scaling)
     throw Error("config: 'train.param_dtype' \"fp16\" stores gradients in fp16 too, where small ones "
                 "underflow to zero: set 'train.loss_scaling' to true (dynamic loss scaling).");
+  if (m.bidirectional_prefix && m.num_mamba() == 0)
+    throw Error("config: 'model.bidirectional_prefix' reverses the prefix in Mamba ('M') layers, and "
+                "'model.layers' has none (Mamba2 'S' layers do not support it); remove it.");
   if (t.objective.min_fraction > t.objective.max_fraction)
     throw Error("config: 'train.prefix_fraction_min' (" + number_str(t.objective.min_fraction) +
                 ") must be <= 'train.prefix_fraction_max' (" + number_str(t.objective.max_fraction) + ").");
@@ -567,6 +571,7 @@ nn::MambaConfig ModelConfig::mamba_config() const {
   m.expand = expand;
   m.dt_rank = dt_rank;
   m.inner_norms = mamba_inner_norms;
+  m.bidirectional_prefix = bidirectional_prefix;
   m.proj_bias = mamba_proj_bias;
   m.conv_bias = mamba_conv_bias;
   m.norm_eps = static_cast<float>(norm_eps);

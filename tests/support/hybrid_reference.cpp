@@ -180,7 +180,23 @@ Vec hybrid_logits(const mt::ModelConfig& m, const Weights& w, const std::vector<
     const Vec xn = rmsnorm(h, M, D, at(w, p + "norm.weight"), m.norm_eps);
     Vec f;
     switch (layers[i]) {
-      case 'M': f = mamba_mixer(m, w, p + "mixer.", xn, b, l); break;
+      case 'M':
+        f = mamba_mixer(m, w, p + "mixer.", xn, b, l);
+        if (m.bidirectional_prefix && !prefix.empty()) {
+          // Each row's prefix reversed, alone (a sequence of P positions), through the same
+          // mixer; its outputs added back in forward order.
+          for (int64_t r = 0; r < b; ++r) {
+            const int64_t P = std::clamp<int64_t>(prefix[r], 0, l);
+            if (P == 0) continue;
+            Vec rev(P * D);
+            for (int64_t t = 0; t < P; ++t)
+              std::copy_n(&xn[(r * l + P - 1 - t) * D], D, &rev[t * D]);
+            const Vec y = mamba_mixer(m, w, p + "mixer.", rev, 1, P);
+            for (int64_t t = 0; t < P; ++t)
+              for (int64_t j = 0; j < D; ++j) f[(r * l + t) * D + j] += y[(P - 1 - t) * D + j];
+          }
+        }
+        break;
       case 'S': f = mamba2_mixer(m, w, p, h, b, l); break;
       case 'A': f = attention_mixer(m, w, p + "mixer.", xn, b, l, prefix); break;
       case 'E': f = moe_mixer(m, w, p, xn, M); break;

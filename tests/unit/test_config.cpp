@@ -168,6 +168,10 @@ TEST(Config, PrefixLmObjectiveKeys) {
   EXPECT_TRUE(has(err(R"({"prefix_separator": -2})"), "'train.prefix_separator'"));
   EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"layers": "ME"}, "train": {"objective": "prefix_lm"}})"); }),
                   "'train.objective' \"prefix_lm\" makes the prefix bidirectional in attention layers, and 'model.layers' has none"));
+  EXPECT_TRUE(parse(R"({"model": {"layers": "MA", "bidirectional_prefix": true}})").model.bidirectional_prefix);
+  EXPECT_TRUE(parse(R"({"model": {"layers": "MA", "bidirectional_prefix": true}})").model.mamba_config().bidirectional_prefix);
+  EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"layers": "SA", "bidirectional_prefix": true}})"); }),
+                  "'model.bidirectional_prefix' reverses the prefix in Mamba ('M') layers, and 'model.layers' has none"));
 }
 
 TEST(Config, ValuesAreRangeChecked) {

@@ -119,8 +119,9 @@ class Model : public Module {
   Tensor step(const Tensor& ids_t, DecodeState& state) const;
   // Prefill for decoding, no autograd: ids (B, L) i32 → the logits of the last position only
   // (B, V), equal to forward(ids).logits[:, L-1]; `state` receives the state after it. Never
-  // holds (B, L, V) logits, so long prompts with large vocabularies fit. `row` as in forward().
-  Tensor prefill(const Tensor& ids, DecodeState& state, int64_t row = 0) const;
+  // holds (B, L, V) logits, so long prompts with large vocabularies fit. `row` and `prefix` as in
+  // forward() (a prefix-LM model prefills its prompt as the prefix; the steps after it are causal).
+  Tensor prefill(const Tensor& ids, DecodeState& state, int64_t row = 0, const Tensor& prefix = Tensor()) const;
   DecodeState empty_state(int64_t batch) const;
 
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;

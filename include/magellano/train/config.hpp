@@ -131,6 +131,8 @@ struct ModelConfig {
   // Mamba ('M') block options of Jamba's mixer (nn::MambaConfig): RMSNorms of dt, B and C
   // (eps = norm_eps), in_proj / out_proj biases, the conv1d bias.
   bool mamba_inner_norms = false;
+  // Prefix-LM: Mamba ('M') blocks also scan the prefix in reverse (nn::MambaConfig).
+  bool bidirectional_prefix = false;
   bool mamba_proj_bias = false;
   bool mamba_conv_bias = true;
   bool tie_embeddings = true;
