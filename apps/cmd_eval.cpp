@@ -77,7 +77,8 @@ int run_eval(int argc, char** argv) {
     std::cout << nlohmann::json{{"loss", r.loss}, {"perplexity", r.perplexity}, {"tokens", r.tokens}}.dump() << "\n";
   } else {
     std::cout << "loss " << r.loss << "  perplexity " << r.perplexity << "  over " << r.tokens
-              << " predicted tokens\n";
+              << (cfg.train.objective.objective == data::Objective::prefix_lm ? " predicted suffix tokens (prefix_lm)\n"
+                                                                               : " predicted tokens\n");
   }
   return 0;
 }

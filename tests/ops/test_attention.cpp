@@ -7,7 +7,10 @@
 // (a flipped mask, a scale off by 0.1%, one output element off by 1e-4); bad input.
 // Cases: GQA ratios 1, 2, 4; head widths 32, 40, 64, 80, 96, 128; L = 1, 7, 33, 45, 100, 300;
 // causal and not; a custom scale; large-magnitude scores (softmax nearly one-hot: the online
-// max must keep exp() in range). Perf size: B 8, L 2048, nH 16, nKV 4, d 64, causal.
+// max must keep exp() in range); prefix-LM prefix lengths per row (0, L, inside and across tiles,
+// in every mapping; same tolerances: the prefix only changes which keys are summed). Also: which
+// queries a changed key reaches under a prefix (exact), and a prefix ignored or one short is
+// rejected. Perf size: B 8, L 2048, nH 16, nKV 4, d 64, causal.
 // Tolerances (fp32 against float64):
 //   forward rtol 2e-5, atol 2e-5. Each output is a convex combination of v (|v| ~ 1) with weights
 //   from fp32 scores (d-term dot products, relative error ~d·2^-24 ≈ 4e-6 at d 64 on scores of
@@ -285,7 +288,7 @@ TEST(Attention, PrefixRowsSeeTheWholePrefixAndSuffixRowsStayCausal) {
     const ops::AttentionOptions o{.mapping = m, .prefix = Tensor::from_host_i32(test_ctx(), Shape{1}, {int32_t(P)})};
     auto out_with = [&](int64_t changed) {  // output with position `changed`'s key and value altered
       Vec k = in[1].values, v = in[2].values;
-      for (int64_t c2 = 0; c2 < 2 * 32; ++c2) k[changed * 32 + c2 % 32] += 0.5, v[changed * 32 + c2 % 32] -= 0.5;
+      for (int64_t e = 0; e < 32; ++e) k[changed * 32 + e] += 0.5, v[changed * 32 + e] -= 0.5;  // (1, L, 1, 32)
       return ops::attention(upload(in[0].shape, in[0].values), upload(in[1].shape, k), upload(in[2].shape, v), o)
           .to_host();
     };
