@@ -68,7 +68,7 @@ int run_eval(int argc, char** argv) {
   const int64_t n = static_cast<int64_t>(ids.size()), rows = std::min(batch, (n + L - 1) / L);
   train::require_fit(train::inference_demand(cfg, rows, std::min(L, n), "Use a smaller --batch or --seq-len"),
                      ctx->device(), "eval");
-  const auto r = train::evaluate(*loaded.model, ids, L, batch);
+  const auto r = train::evaluate(*loaded.model, ids, L, batch, 0, cfg.train.objective);
   if (!std::isfinite(r.loss))
     throw Error("eval: the loss is " + std::string(std::isnan(r.loss) ? "NaN" : "infinite") + " over " +
                 std::to_string(r.tokens) + " tokens although the weights are finite: the checkpoint's weights are "
@@ -77,7 +77,8 @@ int run_eval(int argc, char** argv) {
     std::cout << nlohmann::json{{"loss", r.loss}, {"perplexity", r.perplexity}, {"tokens", r.tokens}}.dump() << "\n";
   } else {
     std::cout << "loss " << r.loss << "  perplexity " << r.perplexity << "  over " << r.tokens
-              << " predicted tokens\n";
+              << (cfg.train.objective.objective == data::Objective::prefix_lm ? " predicted suffix tokens (prefix_lm)\n"
+                                                                               : " predicted tokens\n");
   }
   return 0;
 }

@@ -270,6 +270,8 @@ int run_generate(int argc, char** argv) {
   const auto tok = load_tokenizer(*req, loaded, prompts);
   const auto ids = prompt_ids(std::move(prompts), tok, *req);
   req->gc.eos_ids = cli::find_eos(tok, req->source.checkpoint, loaded);
+  // A model trained as a prefix-LM reads its prompt as the prefix (generator.hpp).
+  req->gc.prompt_as_prefix = loaded.config.train.objective.objective == data::Objective::prefix_lm;
 
   ResultPrinter printer(ids.size(), req->json, tok.has_value());
   const auto start = std::chrono::steady_clock::now();

@@ -2,6 +2,9 @@
 // include/magellano/ops/attention.hpp:
 //   q, dq, out, dout: (B, L, H, HEADDIM)   k, v, dk, dv: (B, L, KVH, HEADDIM)
 //   lse, drow: (B, H, L)     query head h reads kv head h / (H / KVH)
+// Prefix-LM: with has_prefix, key s is also visible from every query when s < prefix[b] (clamped
+// to [0, L]); the causal kernels then also process the key tiles (fwd, dq) and query tiles (dk/dv)
+// that lie inside the prefix.
 // Kernels:
 //   attn_fwd       out, lse       a work-group per (b, head, query block of BQ rows); streams key
 //                                 tiles of BK, online softmax
@@ -201,8 +204,12 @@ typedef int16 vi;
 
 // Whether key `key` may be seen from query `query` (vectors of either): in range and, when
 // causal, not in the future. As a select() mask (all bits set, or 1 for VEC == 1).
-#define VISIBLE(query, key, L, causal) \
-  (((key) < (vi)(L)) & ((query) < (vi)(L)) & (((key) <= (query)) | (vi)((causal) ? 0 : -1)))
+#define VISIBLE(query, key, L, causal, plen) \
+  (((key) < (vi)(L)) & ((query) < (vi)(L)) &   \
+   (((key) <= (query)) | ((key) < (vi)(plen)) | (vi)((causal) ? 0 : -1)))
+
+// The prefix length of batch row b, clamped to [0, L] (0 without a prefix: plain causal).
+#define PREFIX_OF(b) (has_prefix ? clamp(prefix[prefix_off + (b)], 0, n) : 0)
 
 // The block of rows a work-group owns: batch b, head h (query head, or kv head for dk/dv), first
 // row r0 of nb blocks. `reverse`: the last block first (the causal forward's longest blocks start
@@ -227,7 +234,7 @@ inline Block block_of(long grp, long L, long heads, int rows, int reverse) {
 __kernel __attribute__((reqd_work_group_size(ITEMS_Q, 1, 1)))
 void attn_fwd(__global const float* q, ulong q_off, __global const float* k, ulong k_off,
               __global const float* v, ulong v_off, __global float* out, ulong out_off,
-              __global float* lse, ulong lse_off, long L, long H, long KVH, float scale, int causal) {
+              __global float* lse, ulong lse_off, long L, long H, long KVH, float scale, int causal, __global const int* prefix, ulong prefix_off, int has_prefix) {
   q += q_off; k += k_off; v += v_off; out += out_off; lse += lse_off;
   __local float Qs[BQ * RSTRIDE];        // the block's queries, times scale
   __local vf Kt_[HEADDIM * BK / VEC];    // a key tile, transposed (vectors: aligned loads)
@@ -236,6 +243,7 @@ void attn_fwd(__global const float* q, ulong q_off, __global const float* k, ulo
   const Block blk = block_of(get_group_id(0), L, H, BQ, causal);
   const int lid = get_local_id(0);
   const int n = (int)L, q0 = (int)blk.r0, nq = min(BQ, n - q0);
+  const int plen = PREFIX_OF(blk.b);  // keys < plen are seen by every query
   const long kvh = blk.h / (H / KVH);
   const long qstride = H * HEADDIM, kstride = KVH * HEADDIM;  // between positions
   __global const float* Q0 = q + ((blk.b * L + q0) * H + blk.h) * HEADDIM;
@@ -246,7 +254,7 @@ void attn_fwd(__global const float* q, ulong q_off, __global const float* k, ulo
   vf o[ROWS][NVD];
   UNROLL for (int r = 0; r < ROWS; ++r) m[r] = -FLT_MAX, l[r] = 0.0f;
   ZERO(o, NVD);
-  const int kend = causal ? min(n, q0 + BQ) : n;  // keys any row of the block sees
+  const int kend = causal ? min(n, max(q0 + BQ, plen)) : n;  // keys any row of the block sees
   for (int k0 = 0; k0 < kend; k0 += BK) {
     const int nk = min(BK, kend - k0);
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -262,7 +270,7 @@ void attn_fwd(__global const float* q, ulong q_off, __global const float* k, ulo
       vf mx = (vf)(-FLT_MAX);
       UNROLL for (int j = 0; j < BK / VEC; ++j) {
         const vi key = (vi)(k0 + j * VEC) + IOTA;
-        s[r][j] = select((vf)(-FLT_MAX), s[r][j], VISIBLE(query, key, n, causal));
+        s[r][j] = select((vf)(-FLT_MAX), s[r][j], VISIBLE(query, key, n, causal, plen));
         mx = fmax(mx, s[r][j]);
       }
       const float m_new = fmax(m[r], HMAX(mx));
@@ -270,7 +278,7 @@ void attn_fwd(__global const float* q, ulong q_off, __global const float* k, ulo
       vf sum = (vf)0.0f;
       UNROLL for (int j = 0; j < BK / VEC; ++j) {
         const vi key = (vi)(k0 + j * VEC) + IOTA;
-        const vf p = select((vf)0.0f, exp(s[r][j] - (vf)m_new), VISIBLE(query, key, n, causal));
+        const vf p = select((vf)0.0f, exp(s[r][j] - (vf)m_new), VISIBLE(query, key, n, causal, plen));
         sum += p;
         VSTORE(p, Ps + (lid + r * ITEMS_Q) * (BK + 1) + j * VEC);
       }
@@ -312,7 +320,7 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_Q, 1, 1)))
 void attn_bwd_dq(__global const float* q, ulong q_off, __global const float* k, ulong k_off,
                  __global const float* v, ulong v_off, __global const float* dout, ulong dout_off,
                  __global const float* lse, ulong lse_off, __global const float* drow, ulong drow_off,
-                 __global float* dq, ulong dq_off, long L, long H, long KVH, float scale, int causal, int acc) {
+                 __global float* dq, ulong dq_off, long L, long H, long KVH, float scale, int causal, int acc, __global const int* prefix, ulong prefix_off, int has_prefix) {
   q += q_off; k += k_off; v += v_off; dout += dout_off; lse += lse_off; drow += drow_off; dq += dq_off;
   __local float Qs[BQ * RSTRIDE], dOs[BQ * RSTRIDE];  // the block's queries and output gradients
   __local vf Kt_[HEADDIM * BK / VEC], Vt_[HEADDIM * BK / VEC];  // a key tile and its values, transposed
@@ -321,6 +329,7 @@ void attn_bwd_dq(__global const float* q, ulong q_off, __global const float* k, 
   const Block blk = block_of(get_group_id(0), L, H, BQ, causal);
   const int lid = get_local_id(0);
   const int n = (int)L, q0 = (int)blk.r0, nq = min(BQ, n - q0);
+  const int plen = PREFIX_OF(blk.b);  // keys < plen are seen by every query
   const long kvh = blk.h / (H / KVH);
   const long qstride = H * HEADDIM, kstride = KVH * HEADDIM;
   const long first = (blk.b * L + q0) * H + blk.h;  // the block's first row of q
@@ -336,7 +345,7 @@ void attn_bwd_dq(__global const float* q, ulong q_off, __global const float* k, 
   }
   vf g[ROWS][NVD];
   ZERO(g, NVD);
-  const int kend = causal ? min(n, q0 + BQ) : n;
+  const int kend = causal ? min(n, max(q0 + BQ, plen)) : n;
   for (int k0 = 0; k0 < kend; k0 += BK) {
     const int nk = min(BK, kend - k0);
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -352,7 +361,7 @@ void attn_bwd_dq(__global const float* q, ulong q_off, __global const float* k, 
       const vi query = (vi)(q0 + lid + r * ITEMS_Q);
       UNROLL for (int j = 0; j < BK / VEC; ++j) {
         const vi key = (vi)(k0 + j * VEC) + IOTA;
-        const vf p = select((vf)0.0f, exp(s[r][j] * (vf)scale - (vf)row_lse[r]), VISIBLE(query, key, n, causal));
+        const vf p = select((vf)0.0f, exp(s[r][j] * (vf)scale - (vf)row_lse[r]), VISIBLE(query, key, n, causal, plen));
         VSTORE(p * (dp[r][j] - (vf)row_d[r]), Ps + (lid + r * ITEMS_Q) * (BK + 1) + j * VEC);
       }
     }
@@ -376,7 +385,7 @@ void attn_bwd_dkdv(__global const float* q, ulong q_off, __global const float* k
                    __global const float* v, ulong v_off, __global const float* dout, ulong dout_off,
                    __global const float* lse, ulong lse_off, __global const float* drow, ulong drow_off,
                    __global float* dk, ulong dk_off, __global float* dv, ulong dv_off, long L, long H,
-                   long KVH, float scale, int causal, int acc_k, int acc_v) {
+                   long KVH, float scale, int causal, int acc_k, int acc_v, __global const int* prefix, ulong prefix_off, int has_prefix) {
   q += q_off; k += k_off; v += v_off; dout += dout_off; lse += lse_off; drow += drow_off;
   dk += dk_off; dv += dv_off;
   __local float Ks[BK * RSTRIDE], Vs[BK * RSTRIDE];  // the block's keys and values
@@ -388,6 +397,7 @@ void attn_bwd_dkdv(__global const float* q, ulong q_off, __global const float* k
   const Block blk = block_of(get_group_id(0), L, KVH, BK, 0);  // blk.h: the kv head
   const int lid = get_local_id(0);
   const int n = (int)L, k0 = (int)blk.r0, nk = min(BK, n - k0);
+  const int plen = PREFIX_OF(blk.b);  // keys < plen are seen by every query
   const long group = H / KVH;  // query heads per kv head
   const long qstride = H * HEADDIM, kstride = KVH * HEADDIM;
   const long first = (blk.b * L + k0) * KVH + blk.h;  // the block's first row of k
@@ -396,7 +406,7 @@ void attn_bwd_dkdv(__global const float* q, ulong q_off, __global const float* k
   vf gk[ROWS][NVD], gv[ROWS][NVD];
   ZERO(gk, NVD);
   ZERO(gv, NVD);
-  const int qstart = causal ? k0 / BQ * BQ : 0;  // earlier query tiles see none of these keys
+  const int qstart = causal && k0 >= plen ? k0 / BQ * BQ : 0;  // earlier query tiles see none of these keys
   for (long hq = blk.h * group; hq < (blk.h + 1) * group; ++hq) {
     __global const float* Q0 = q + (blk.b * L * H + hq) * HEADDIM;  // position 0 of head hq
     __global const float* dO0 = dout + (blk.b * L * H + hq) * HEADDIM;
@@ -423,7 +433,7 @@ void attn_bwd_dkdv(__global const float* q, ulong q_off, __global const float* k
         UNROLL for (int j = 0; j < BQ / VEC; ++j) {
           const vi query = (vi)(q0 + j * VEC) + IOTA;
           const vf p = select((vf)0.0f, exp(st[r][j] * (vf)scale - VLOAD(lse_s + j * VEC)),
-                              VISIBLE(query, key, n, causal));
+                              VISIBLE(query, key, n, causal, plen));
           VSTORE(p, P + j * VEC);
           dpt[r][j] = p * (dpt[r][j] - VLOAD(d_s + j * VEC));  // dSᵀ, kept until dv is done
         }
@@ -479,8 +489,9 @@ void attn_bwd_dkdv(__global const float* q, ulong q_off, __global const float* k
 #define ITEMS_KT (BK >= 4 ? BK / 4 * CG : 1)
 
 // VISIBLE for int4 (these kernels' vectors are float4 whatever VEC the program was built with).
-#define VISIBLE4(query, key, L, causal) \
-  (((key) < (int4)(L)) & ((query) < (int4)(L)) & (((key) <= (query)) | (int4)((causal) ? 0 : -1)))
+#define VISIBLE4(query, key, L, causal, plen) \
+  (((key) < (int4)(L)) & ((query) < (int4)(L)) &   \
+   (((key) <= (query)) | ((key) < (int4)(plen)) | (int4)((causal) ? 0 : -1)))
 
 // dst[c·W + j] = SCALE · (row j of the source)[c] for j < NVALID, 0 for NVALID <= j < W, c < HEADDIM:
 // a block or tile staged transposed. ROW (using j_) points at row j_. Consecutive work-items take
@@ -539,7 +550,7 @@ inline float hsum4(float4 v) { return (v.s0 + v.s1) + (v.s2 + v.s3); }
 __kernel __attribute__((reqd_work_group_size(ITEMS_QT, 1, 1)))
 void attn_fwd_rt(__global const float* q, ulong q_off, __global const float* k, ulong k_off,
                  __global const float* v, ulong v_off, __global float* out, ulong out_off,
-                 __global float* lse, ulong lse_off, long L, long H, long KVH, float scale, int causal) {
+                 __global float* lse, ulong lse_off, long L, long H, long KVH, float scale, int causal, __global const int* prefix, ulong prefix_off, int has_prefix) {
   q += q_off; k += k_off; v += v_off; out += out_off; lse += lse_off;
   __local float4 Qt4[HEADDIM * BQ / 4];  // Qt[c][r]: the block's queries times scale, transposed
   __local float4 Kt4[HEADDIM * BK / 4];  // Kt[c][j]: a key tile, transposed
@@ -548,6 +559,7 @@ void attn_fwd_rt(__global const float* q, ulong q_off, __global const float* k, 
   const Block blk = block_of(get_group_id(0), L, H, BQ, causal);
   const int lid = get_local_id(0), cg = lid % CG, r0 = (lid / CG) * 4;
   const int n = (int)L, q0 = (int)blk.r0, nq = min(BQ, n - q0);
+  const int plen = PREFIX_OF(blk.b);  // keys < plen are seen by every query
   const long kvh = blk.h / (H / KVH);
   const long qstride = H * HEADDIM, kstride = KVH * HEADDIM;  // between positions
   __global const float* Q0 = q + ((blk.b * L + q0) * H + blk.h) * HEADDIM;
@@ -558,7 +570,7 @@ void attn_fwd_rt(__global const float* q, ulong q_off, __global const float* k, 
   float4 o[4][NDV];
   _Pragma("unroll") for (int r = 0; r < 4; ++r) m[r] = -FLT_MAX, lp[r] = 0.0f;
   ZERO_ACC(o);
-  const int kend = causal ? min(n, q0 + BQ) : n;
+  const int kend = causal ? min(n, max(q0 + BQ, plen)) : n;
   for (int k0 = 0; k0 < kend; k0 += BK) {
     const int nk = min(BK, kend - k0);
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -569,7 +581,7 @@ void attn_fwd_rt(__global const float* q, ulong q_off, __global const float* k, 
     const int4 key = (int4)(k0 + cg * 4) + (int4)(0, 1, 2, 3);
     int4 vis[4];
     _Pragma("unroll") for (int r = 0; r < 4; ++r) {
-      vis[r] = VISIBLE4((int4)(q0 + r0 + r), key, n, causal);
+      vis[r] = VISIBLE4((int4)(q0 + r0 + r), key, n, causal, plen);
       s[r] = select((float4)(-FLT_MAX), s[r], vis[r]);
       red[(r0 + r) * CG + cg] = hmax4(s[r]);
     }
@@ -612,7 +624,7 @@ void attn_bwd_dq_rt(__global const float* q, ulong q_off, __global const float* 
                     __global const float* v, ulong v_off, __global const float* dout, ulong dout_off,
                     __global const float* lse, ulong lse_off, __global const float* drow, ulong drow_off,
                     __global float* dq, ulong dq_off, long L, long H, long KVH, float scale, int causal,
-                    int acc) {
+                    int acc, __global const int* prefix, ulong prefix_off, int has_prefix) {
   q += q_off; k += k_off; v += v_off; dout += dout_off; lse += lse_off; drow += drow_off; dq += dq_off;
   __local float4 Qt4[HEADDIM * BQ / 4], dOt4[HEADDIM * BQ / 4];  // the block's queries, output gradients
   __local float4 Kt4[HEADDIM * BK / 4], Vt4[HEADDIM * BK / 4];   // a key tile and its values
@@ -620,6 +632,7 @@ void attn_bwd_dq_rt(__global const float* q, ulong q_off, __global const float* 
   const Block blk = block_of(get_group_id(0), L, H, BQ, causal);
   const int lid = get_local_id(0), cg = lid % CG, r0 = (lid / CG) * 4;
   const int n = (int)L, q0 = (int)blk.r0, nq = min(BQ, n - q0);
+  const int plen = PREFIX_OF(blk.b);  // keys < plen are seen by every query
   const long kvh = blk.h / (H / KVH);
   const long qstride = H * HEADDIM, kstride = KVH * HEADDIM;
   const long first = (blk.b * L + q0) * H + blk.h;  // the block's first row of q
@@ -635,7 +648,7 @@ void attn_bwd_dq_rt(__global const float* q, ulong q_off, __global const float* 
   }
   float4 g[4][NDV];
   ZERO_ACC(g);
-  const int kend = causal ? min(n, q0 + BQ) : n;
+  const int kend = causal ? min(n, max(q0 + BQ, plen)) : n;
   for (int k0 = 0; k0 < kend; k0 += BK) {
     const int nk = min(BK, kend - k0);
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -649,7 +662,7 @@ void attn_bwd_dq_rt(__global const float* q, ulong q_off, __global const float* 
     const int4 key = (int4)(k0 + cg * 4) + (int4)(0, 1, 2, 3);
     float ds[4][4];
     _Pragma("unroll") for (int r = 0; r < 4; ++r) {
-      const int4 vis = VISIBLE4((int4)(q0 + r0 + r), key, n, causal);
+      const int4 vis = VISIBLE4((int4)(q0 + r0 + r), key, n, causal, plen);
       const float4 p = select((float4)0.0f, exp(s[r] * (float4)scale - (float4)row_lse[r]), vis);
       const float4 x = p * (dp[r] - (float4)row_d[r]);
       ds[r][0] = x.s0, ds[r][1] = x.s1, ds[r][2] = x.s2, ds[r][3] = x.s3;
@@ -677,7 +690,7 @@ void attn_bwd_dkdv_rt(__global const float* q, ulong q_off, __global const float
                       __global const float* v, ulong v_off, __global const float* dout, ulong dout_off,
                       __global const float* lse, ulong lse_off, __global const float* drow, ulong drow_off,
                       __global float* dk, ulong dk_off, __global float* dv, ulong dv_off, long L, long H,
-                      long KVH, float scale, int causal, int acc_k, int acc_v) {
+                      long KVH, float scale, int causal, int acc_k, int acc_v, __global const int* prefix, ulong prefix_off, int has_prefix) {
   q += q_off; k += k_off; v += v_off; dout += dout_off; lse += lse_off; drow += drow_off;
   dk += dk_off; dv += dv_off;
   __local float4 Kt4[HEADDIM * BK / 4], Vt4[HEADDIM * BK / 4];   // the block's keys and values
@@ -688,6 +701,7 @@ void attn_bwd_dkdv_rt(__global const float* q, ulong q_off, __global const float
   const Block blk = block_of(get_group_id(0), L, KVH, BK, 0);  // blk.h: the kv head
   const int lid = get_local_id(0), cg = lid % CG, r0 = (lid / CG) * 4;
   const int n = (int)L, k0 = (int)blk.r0, nk = min(BK, n - k0);
+  const int plen = PREFIX_OF(blk.b);  // keys < plen are seen by every query
   const long group = H / KVH;  // query heads per kv head
   const long qstride = H * HEADDIM, kstride = KVH * HEADDIM;
   const long first = (blk.b * L + k0) * KVH + blk.h;  // the block's first row of k
@@ -696,7 +710,7 @@ void attn_bwd_dkdv_rt(__global const float* q, ulong q_off, __global const float
   float4 gk[4][NDV], gv[4][NDV];
   ZERO_ACC(gk);
   ZERO_ACC(gv);
-  const int qstart = causal ? k0 / BQ * BQ : 0;  // earlier query tiles see none of these keys
+  const int qstart = causal && k0 >= plen ? k0 / BQ * BQ : 0;  // earlier query tiles see none of these keys
   for (long hq = blk.h * group; hq < (blk.h + 1) * group; ++hq) {
     __global const float* Q0 = q + (blk.b * L * H + hq) * HEADDIM;  // position 0 of head hq
     __global const float* dO0 = dout + (blk.b * L * H + hq) * HEADDIM;
@@ -720,7 +734,7 @@ void attn_bwd_dkdv_rt(__global const float* q, ulong q_off, __global const float
       const float4 row_lse = lse4[cg], row_d = d4[cg];
       float p[4][4], ds[4][4];
       _Pragma("unroll") for (int r = 0; r < 4; ++r) {
-        const int4 vis = VISIBLE4(query, (int4)(k0 + r0 + r), n, causal);
+        const int4 vis = VISIBLE4(query, (int4)(k0 + r0 + r), n, causal, plen);
         const float4 pr = select((float4)0.0f, exp(st[r] * (float4)scale - row_lse), vis);
         const float4 x = pr * (dpt[r] - row_d);
         p[r][0] = pr.s0, p[r][1] = pr.s1, p[r][2] = pr.s2, p[r][3] = pr.s3;

@@ -42,7 +42,7 @@ Attention::Attention(Context& ctx, const AttentionConfig& c, Init& init)
       v_proj(ctx, c.dim, c.kv() * c.width(), false, init),
       o_proj(ctx, c.heads * c.width(), c.dim, false, init, 1.0f / std::sqrt(static_cast<float>(c.num_layers))) {}
 
-Tensor Attention::forward(const Tensor& x, KvCache* cache, size_t index, int64_t row) const {
+Tensor Attention::forward(const Tensor& x, KvCache* cache, size_t index, int64_t row, const Tensor& prefix) const {
   if (x.shape().ndim() != 3 || x.size(2) != cfg.dim)
     throw Error("attention: input must be (B, L, " + std::to_string(cfg.dim) + "), got " + x.shape().str());
   const int64_t B = x.size(0), L = x.size(1), H = cfg.heads, KV = cfg.kv(), d = cfg.width();
@@ -60,6 +60,7 @@ Tensor Attention::forward(const Tensor& x, KvCache* cache, size_t index, int64_t
   }
   ops::AttentionOptions o;
   o.scale = cfg.score_scale();
+  o.prefix = prefix;
   const Tensor y = ops::attention(q, k, v, o);  // (B, L, H, d)
   return o_proj.forward(ops::reshape(y, Shape{B, L, H * d}));
 }
@@ -104,8 +105,9 @@ void Attention::collect_linears(const std::string& p, std::vector<NamedLinear>& 
 AttentionBlock::AttentionBlock(Context& ctx, const AttentionConfig& c, Init& init)
     : norm(ctx, c.dim, c.norm_eps), mixer(ctx, c, init) {}
 
-Tensor AttentionBlock::forward(const Tensor& x, KvCache* cache, size_t index, int64_t row) const {
-  return ops::add(x, mixer.forward(norm.forward(x), cache, index, row), residual_scale);
+Tensor AttentionBlock::forward(const Tensor& x, KvCache* cache, size_t index, int64_t row,
+                               const Tensor& prefix) const {
+  return ops::add(x, mixer.forward(norm.forward(x), cache, index, row, prefix), residual_scale);
 }
 
 Tensor AttentionBlock::step(const Tensor& x_t, KvCache& cache, size_t index) const {

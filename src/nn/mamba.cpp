@@ -1,10 +1,13 @@
 #include "magellano/nn/mamba.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "magellano/ops/activation.hpp"
 #include "magellano/ops/conv1d.hpp"
 #include "magellano/ops/elementwise.hpp"
+#include "magellano/ops/index.hpp"
 #include "magellano/ops/matmul.hpp"
 #include "magellano/ops/rmsnorm.hpp"
 #include "magellano/ops/selective_scan.hpp"
@@ -138,8 +141,32 @@ void MambaBlock::collect_linears(const std::string& p, std::vector<NamedLinear>&
 MambaBlock::MambaBlock(Context& ctx, const MambaConfig& c, Init& init)
     : norm(ctx, c.dim, c.norm_eps), mixer(ctx, c, init) {}
 
-Tensor MambaBlock::forward(const Tensor& x, MambaState* state) const {
-  return ops::add(x, mixer.forward(norm.forward(x), state), residual_scale);
+Tensor MambaBlock::forward(const Tensor& x, MambaState* state, const Tensor& prefix) const {
+  const Tensor xn = norm.forward(x);
+  Tensor y = mixer.forward(xn, state);
+  if (prefix.defined() && mixer.cfg.bidirectional_prefix) {
+    // The prefix reversed: row b's position t < P reads P-1-t (an involution, so the same index
+    // turns the reverse scan's outputs back); the suffix positions read themselves into the
+    // reverse scan (never reaching a prefix output: the scan is causal) and -1 (a zero row, no
+    // gradient) on the way back.
+    const int64_t B = x.size(0), L = x.size(1), D = x.size(2);
+    const std::vector<int32_t> p = prefix.to_host_i32();
+    std::vector<int32_t> in(B * L), back(B * L);
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t P = std::clamp<int64_t>(p[b], 0, L);
+      for (int64_t t = 0; t < L; ++t) {
+        const auto i = static_cast<int32_t>(b * L + (t < P ? P - 1 - t : t));
+        in[b * L + t] = i;
+        back[b * L + t] = t < P ? i : -1;
+      }
+    }
+    Context& ctx = x.ctx();
+    const Tensor xr = ops::gather_rows(xn.view(Shape{B * L, D}), Tensor::from_host_i32(ctx, Shape{B * L}, in));
+    const Tensor yr = mixer.forward(xr.view(Shape{B, L, D}), nullptr);
+    const Tensor yb = ops::gather_rows(yr.view(Shape{B * L, D}), Tensor::from_host_i32(ctx, Shape{B * L}, back));
+    y = ops::add(y, yb.view(Shape{B, L, D}));
+  }
+  return ops::add(x, y, residual_scale);
 }
 
 Tensor MambaBlock::step(const Tensor& x_t, MambaState& state) const {

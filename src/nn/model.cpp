@@ -1,6 +1,7 @@
 #include "magellano/nn/model.hpp"
 
 #include <cmath>
+#include <type_traits>
 
 #include "magellano/nn/training_mode.hpp"
 #include "magellano/ops/cross_entropy.hpp"
@@ -134,16 +135,16 @@ Tensor Model::head(const Tensor& h) const {
   return spec_.logits_scaling == 1.0f ? logits : ops::scale(logits, 1.0f / spec_.logits_scaling);
 }
 
-ModelOutput Model::forward(const Tensor& ids, DecodeState* state, int64_t row) const {
+ModelOutput Model::forward(const Tensor& ids, DecodeState* state, int64_t row, const Tensor& prefix) const {
   ModelOutput out;
-  out.logits = head(body(ids, state, row, out));
+  out.logits = head(body(ids, state, row, out, prefix));
   return out;
 }
 
-Tensor Model::prefill(const Tensor& ids, DecodeState& state, int64_t row) const {
+Tensor Model::prefill(const Tensor& ids, DecodeState& state, int64_t row, const Tensor& prefix) const {
   autograd::NoGradScope no_grad;
   ModelOutput unused;
-  const Tensor h = body(ids, &state, row, unused);  // (B, L, D)
+  const Tensor h = body(ids, &state, row, unused, prefix);  // (B, L, D)
   const int64_t B = ids.size(0), L = ids.size(1), D = spec_.dim;
   std::vector<int32_t> last(B);
   for (int64_t b = 0; b < B; ++b) last[b] = static_cast<int32_t>(b * L + L - 1);
@@ -151,7 +152,7 @@ Tensor Model::prefill(const Tensor& ids, DecodeState& state, int64_t row) const 
   return head(ops::gather_rows(h.view(Shape{B * L, D}), idx));  // (B, V)
 }
 
-Tensor Model::body(const Tensor& ids, DecodeState* state, int64_t row, ModelOutput& out) const {
+Tensor Model::body(const Tensor& ids, DecodeState* state, int64_t row, ModelOutput& out, const Tensor& prefix) const {
   if (ids.dtype() != DType::i32 || ids.shape().ndim() != 2)
     throw Error("model: ids must be (B, L) i32, got " + ids.shape().str() + " " + to_string(ids.dtype()));
   const int64_t B = ids.size(0), L = ids.size(1);
@@ -172,14 +173,14 @@ Tensor Model::body(const Tensor& ids, DecodeState* state, int64_t row, ModelOutp
   const size_t n = blocks_.size();
   const size_t k = static_cast<size_t>(spec_.checkpoint_every);
   if (k == 0 || state || !autograd::grad_enabled()) {
-    Segment s = run_blocks(0, n, h, Tensor(), state, row);
+    Segment s = run_blocks(0, n, h, Tensor(), state, row, prefix);
     if (state && !state->kv.empty()) state->kv.end_prefill(row, B, L);
     h = s.h;
     out.aux_loss = s.aux;
     out.expert_counts = std::move(s.counts);
   } else {
     for (size_t b = 0; b < n; b += k) {
-      Segment s = checkpointed(b, std::min(n, b + k), h);
+      Segment s = checkpointed(b, std::min(n, b + k), h, prefix);
       h = s.h;
       if (s.aux.defined())
         out.aux_loss = out.aux_loss.defined() ? ops::add(out.aux_loss, s.aux) : s.aux;
@@ -190,7 +191,7 @@ Tensor Model::body(const Tensor& ids, DecodeState* state, int64_t row, ModelOutp
 }
 
 Model::Segment Model::run_blocks(size_t begin, size_t end, Tensor h, Tensor aux, DecodeState* state,
-                                 int64_t row) const {
+                                 int64_t row, const Tensor& prefix) const {
   Segment out;
   for (size_t i = begin; i < end; ++i) {
     std::visit(Visit{[&](const std::unique_ptr<MoEBlock>& b) {
@@ -200,16 +201,23 @@ Model::Segment Model::run_blocks(size_t begin, size_t end, Tensor h, Tensor aux,
                        out.counts.push_back(r.expert_counts);
                      },
                      [&](const std::unique_ptr<AttentionBlock>& b) {
-                       h = b->forward(h, state ? &state->kv : nullptr, i, row);
+                       h = b->forward(h, state ? &state->kv : nullptr, i, row, prefix);
                      },
                      [&](const std::unique_ptr<MlpBlock>& b) { h = b->forward(h); },
                      [&](const auto& b) {  // Mamba, Mamba2: the rows' states, then into the batch's
+                       // Mamba blocks read the prefix (MambaConfig::bidirectional_prefix).
+                       auto run = [&](MambaState* s) {
+                         if constexpr (std::is_same_v<std::decay_t<decltype(b)>, std::unique_ptr<MambaBlock>>)
+                           return b->forward(h, s, prefix);
+                         else
+                           return b->forward(h, s);
+                       };
                        if (!state) {
-                         h = b->forward(h, nullptr);
+                         h = run(nullptr);
                          return;
                        }
                        MambaState rows;
-                       h = b->forward(h, &rows);
+                       h = run(&rows);
                        MambaState& dst = state->mamba[i];
                        if (row == 0 && h.size(0) == state->batch) {
                          dst = std::move(rows);
@@ -235,7 +243,7 @@ Model::Segment Model::run_blocks(size_t begin, size_t end, Tensor h, Tensor aux,
 // bits. The input's gradient is gathered on a stand-in leaf and then copied (× 1) into h's.
 // With spec.checkpoint_inputs_fp16 the kept input is an fp16 copy and both the forward and the
 // replay start from its fp32 widening, so the replay still matches the forward bit for bit.
-Model::Segment Model::checkpointed(size_t begin, size_t end, const Tensor& h_in) const {
+Model::Segment Model::checkpointed(size_t begin, size_t end, const Tensor& h_in, const Tensor& prefix) const {
   Segment s;
   // The kept input: h_in itself, or its fp16 copy (h_in is then free once the forward moves on).
   const bool fp16 = spec_.checkpoint_inputs_fp16;
@@ -243,7 +251,7 @@ Model::Segment Model::checkpointed(size_t begin, size_t end, const Tensor& h_in)
   {
     autograd::NoGradScope no_grad;
     if (fp16) kept = ops::cast(h_in, DType::f16);
-    s = run_blocks(begin, end, fp16 ? ops::cast(kept, DType::f32) : h_in, Tensor(), nullptr, 0);
+    s = run_blocks(begin, end, fp16 ? ops::cast(kept, DType::f32) : h_in, Tensor(), nullptr, 0, prefix);
   }
   struct Shared {
     bool done = false;
@@ -252,7 +260,7 @@ Model::Segment Model::checkpointed(size_t begin, size_t end, const Tensor& h_in)
   auto shared = std::make_shared<Shared>();
   const uint64_t generation = dropout_generation();
   const bool in_grad = h_in.requires_grad();
-  auto replay = [this, begin, end, kept, fp16, in_grad, generation, shared,
+  auto replay = [this, begin, end, kept, prefix, fp16, in_grad, generation, shared,
                  m_in = autograd::grad_meta(h_in)](const Tensor&) {
     if (shared->done) return;
     shared->done = true;
@@ -270,7 +278,7 @@ Model::Segment Model::checkpointed(size_t begin, size_t end, const Tensor& h_in)
       autograd::NestedTape tape;
       autograd::EnableGradScope grad_on;
       GenerationScope same_masks(generation);
-      Segment r = run_blocks(begin, end, leaf, Tensor(), nullptr, 0);
+      Segment r = run_blocks(begin, end, leaf, Tensor(), nullptr, 0, prefix);
       std::vector<Tensor> roots{r.h}, seeds{dh};
       if (r.aux.defined()) roots.push_back(r.aux), seeds.push_back(daux);
       autograd::backward(roots, seeds);
@@ -286,10 +294,10 @@ Model::Segment Model::checkpointed(size_t begin, size_t end, const Tensor& h_in)
   return s;
 }
 
-LossOutput Model::loss(const Tensor& ids, const Tensor& targets) const {
+LossOutput Model::loss(const Tensor& ids, const Tensor& targets, const Tensor& prefix) const {
   if (targets.shape() != ids.shape())
     throw Error("model: targets " + targets.shape().str() + " must match ids " + ids.shape().str());
-  ModelOutput f = forward(ids);
+  ModelOutput f = forward(ids, nullptr, 0, prefix);
   const int64_t n = ids.numel();
   LossOutput out;
   out.ce = ops::cross_entropy(ops::reshape(f.logits, Shape{n, spec_.vocab_size}), targets.view(Shape{n}));

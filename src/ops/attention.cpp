@@ -51,7 +51,21 @@ int64_t blocks(int64_t l, int64_t block) { return (l + block - 1) / block; }
 
 struct Saved {
   Tensor q, k, v, out, lse;
+  Tensor prefix;  // (B) i32, or undefined (nothing kept for the backward)
 };
+
+// A 1-element i32 stand-in for the kernels' prefix argument when there is none (never read).
+Tensor no_prefix(Context& ctx) { return Tensor::empty(ctx, Shape{1}, DType::i32, MemCategory::scratch); }
+
+// The prefix lengths the kernels read: options.prefix, checked, or a stand-in that is never read.
+Tensor prefix_argument(Context& ctx, const AttentionOptions& opt, const AttentionDims& d) {
+  if (!opt.prefix.defined()) return no_prefix(ctx);
+  if (opt.prefix.dtype() != DType::i32 || opt.prefix.shape() != Shape{d.b})
+    throw Error("attention: prefix lengths must be (B) = (" + std::to_string(d.b) + ") i32, got " +
+                opt.prefix.shape().str() + " " + to_string(opt.prefix.dtype()) + ".");
+  if (!opt.causal) throw Error("attention: prefix lengths only apply to causal attention.");
+  return opt.prefix;
+}
 
 struct Metas {
   std::shared_ptr<AutogradMeta> q, k, v;
@@ -60,6 +74,8 @@ struct Metas {
 void backward(const Saved& s, const Metas& m, const Tensor& dout, const AttentionDims& d, const AttentionPlan& plan,
               float scale, bool causal) {
   Context& ctx = dout.ctx();
+  const bool has_prefix = s.prefix.defined();
+  const Tensor prefix = has_prefix ? s.prefix : no_prefix(ctx);
   const BuildOptions dq_knobs = plan.knobs(d, AttentionKernel::dq);
   Tensor drow = scratch(ctx, Shape{d.b, d.h, d.l});
   Launch(ctx, "attention", "attn_bwd_rowdot", dq_knobs)
@@ -69,7 +85,7 @@ void backward(const Saved& s, const Metas& m, const Tensor& dout, const Attentio
     const autograd::GradTarget gq = autograd::grad_target(m.q);
     Launch(ctx, "attention", plan.kernel_name(AttentionKernel::dq), dq_knobs)
         .arg(s.q).arg(s.k).arg(s.v).arg(dout).arg(s.lse).arg(drow).arg(gq.tensor)
-        .arg(d.l).arg(d.h).arg(d.kvh).arg(scale).arg(causal).arg(gq.accumulate)
+        .arg(d.l).arg(d.h).arg(d.kvh).arg(scale).arg(causal).arg(gq.accumulate).arg(prefix).arg(has_prefix)
         .run(d.b * d.h * blocks(d.l, plan.dq.block) * plan.dq.items(), plan.dq.items());
   }
   if (m.k || m.v) {
@@ -78,6 +94,7 @@ void backward(const Saved& s, const Metas& m, const Tensor& dout, const Attentio
     Launch(ctx, "attention", plan.kernel_name(AttentionKernel::dkdv), plan.knobs(d, AttentionKernel::dkdv))
         .arg(s.q).arg(s.k).arg(s.v).arg(dout).arg(s.lse).arg(drow).arg(gk.tensor).arg(gv.tensor)
         .arg(d.l).arg(d.h).arg(d.kvh).arg(scale).arg(causal).arg(gk.accumulate).arg(gv.accumulate)
+        .arg(prefix).arg(has_prefix)
         .run(d.b * d.kvh * blocks(d.l, plan.dkdv.block) * plan.dkdv.items(), plan.dkdv.items());
   }
 }
@@ -94,13 +111,16 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
   const float scale = opt.scale > 0.0f ? opt.scale : static_cast<float>(1.0 / std::sqrt(double(d.d)));
   Tensor out = Tensor::empty(ctx, q.shape());
   Tensor lse = Tensor::empty(ctx, Shape{d.b, d.h, d.l});
+  const Tensor prefix = prefix_argument(ctx, opt, d);
+  const bool has_prefix = opt.prefix.defined();
   Launch(ctx, "attention", plan.kernel_name(AttentionKernel::fwd), plan.knobs(d, AttentionKernel::fwd))
       .arg(q).arg(k).arg(v).arg(out).arg(lse).arg(d.l).arg(d.h).arg(d.kvh).arg(scale).arg(opt.causal)
+      .arg(prefix).arg(has_prefix)
       .run(d.b * d.h * blocks(d.l, plan.fwd.block) * plan.fwd.items(), plan.fwd.items());
   if (autograd::any_requires_grad({q, k, v})) {
     using autograd::grad_meta;
     const Metas m{grad_meta(q), grad_meta(k), grad_meta(v)};
-    const Saved s{q, k, v, out, lse};
+    const Saved s{q, k, v, out, lse, opt.prefix};
     autograd::record(out, [s, m, d, plan, scale, causal = opt.causal](const Tensor& dout) {
       backward(s, m, dout, d, plan, scale, causal);
     });

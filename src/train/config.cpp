@@ -62,6 +62,7 @@ constexpr ComputeDType kComputeDTypes[] = {ComputeDType::fp32, ComputeDType::tf3
 constexpr Fp16Rounding kRoundings[] = {Fp16Rounding::stochastic, Fp16Rounding::nearest};
 constexpr ops::ExpertActivation kActivations[] = {ops::ExpertActivation::swiglu,
                                                   ops::ExpertActivation::gelu};
+constexpr data::Objective kObjectives[] = {data::Objective::causal, data::Objective::prefix_lm};
 constexpr nn::MoERouter kRouters[] = {nn::MoERouter::softmax_topk, nn::MoERouter::topk_softmax};
 
 template <typename E, size_t K>
@@ -116,6 +117,7 @@ const std::vector<Field>& schema() {
     f.push_back(integer("model.expand", 1, MG_ACCESS(model.expand, int64_t), kInf, 64));
     f.push_back(integer("model.dt_rank", 0, MG_ACCESS(model.dt_rank, int64_t), kInf, 65536));
     f.push_back(plain("model.mamba_inner_norms", Kind::boolean, MG_ACCESS(model.mamba_inner_norms, bool)));
+    f.push_back(plain("model.bidirectional_prefix", Kind::boolean, MG_ACCESS(model.bidirectional_prefix, bool)));
     f.push_back(plain("model.mamba_proj_bias", Kind::boolean, MG_ACCESS(model.mamba_proj_bias, bool)));
     f.push_back(plain("model.mamba_conv_bias", Kind::boolean, MG_ACCESS(model.mamba_conv_bias, bool)));
     f.push_back(plain("model.tie_embeddings", Kind::boolean, MG_ACCESS(model.tie_embeddings, bool)));
@@ -202,6 +204,10 @@ const std::vector<Field>& schema() {
     f.push_back(plain("train.allreduce_bf16", Kind::boolean, MG_ACCESS(train.allreduce_bf16, bool)));
     f.push_back(number("train.loss_scale_init", 1, false, 1e30, false, MG_ACCESS(train.loss_scale_init, double)));
     f.push_back(integer("train.loss_scale_growth_interval", 1, MG_ACCESS(train.loss_scale_growth_interval, int64_t)));
+    f.push_back(plain("train.objective", Kind::choice, MG_CHOICE(train.objective.objective, kObjectives)));
+    f.push_back(number("train.prefix_fraction_min", 0, false, 1, false, MG_ACCESS(train.objective.min_fraction, double)));
+    f.push_back(number("train.prefix_fraction_max", 0, false, 1, false, MG_ACCESS(train.objective.max_fraction, double)));
+    f.push_back(integer("train.prefix_separator", -1, MG_ACCESS(train.objective.separator, int32_t), kInf, 2147483647.0));
     // lora
     f.push_back(integer("lora.rank", 0, MG_ACCESS(lora.rank, int64_t), 65536.0));
     f.push_back(number("lora.alpha", 0, true, kInf, false, MG_ACCESS(lora.alpha, double)));
@@ -471,6 +477,18 @@ void resolve(Config& c) {
   if (fp16_params && !t.loss_scaling)
     throw Error("config: 'train.param_dtype' \"fp16\" stores gradients in fp16 too, where small ones "
                 "underflow to zero: set 'train.loss_scaling' to true (dynamic loss scaling).");
+  if (m.bidirectional_prefix && m.num_mamba() == 0)
+    throw Error("config: 'model.bidirectional_prefix' reverses the prefix in Mamba ('M') layers, and "
+                "'model.layers' has none (Mamba2 'S' layers do not support it); remove it.");
+  if (t.objective.min_fraction > t.objective.max_fraction)
+    throw Error("config: 'train.prefix_fraction_min' (" + number_str(t.objective.min_fraction) +
+                ") must be <= 'train.prefix_fraction_max' (" + number_str(t.objective.max_fraction) + ").");
+  if (t.objective.separator >= m.vocab_size)
+    throw Error("config: 'train.prefix_separator' " + std::to_string(t.objective.separator) +
+                " is not a token of the model's vocabulary of " + std::to_string(m.vocab_size) + ".");
+  if (t.objective.objective == data::Objective::prefix_lm && m.num_attention() == 0)
+    throw Error("config: 'train.objective' \"prefix_lm\" makes the prefix bidirectional in attention layers, "
+                "and 'model.layers' has none; add 'A' layers or use \"causal\".");
   if (t.activation_dtype == DType::f16 && t.gradient_checkpointing == 0)
     throw Error("config: 'train.activation_dtype' \"fp16\" stores the segment inputs of gradient "
                 "checkpointing; set 'train.gradient_checkpointing' (e.g. \"balanced\") or use \"fp32\".");
@@ -534,6 +552,8 @@ const char* config_name(ops::ExpertActivation activation) {
   return activation == ops::ExpertActivation::swiglu ? "swiglu" : "gelu";
 }
 
+const char* config_name(data::Objective objective) { return data::to_string(objective); }
+
 const char* config_name(nn::MoERouter router) {
   return router == nn::MoERouter::softmax_topk ? "softmax_topk" : "topk_softmax";
 }
@@ -558,6 +578,7 @@ nn::MambaConfig ModelConfig::mamba_config() const {
   m.expand = expand;
   m.dt_rank = dt_rank;
   m.inner_norms = mamba_inner_norms;
+  m.bidirectional_prefix = bidirectional_prefix;
   m.proj_bias = mamba_proj_bias;
   m.conv_bias = mamba_conv_bias;
   m.norm_eps = static_cast<float>(norm_eps);

@@ -1,5 +1,6 @@
 #include "magellano/train/evaluate.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "magellano/autograd/tape.hpp"
@@ -8,7 +9,8 @@
 namespace magellano::train {
 
 EvalResult evaluate(const nn::Model& model, std::span<const int32_t> tokens, int64_t seq_len,
-                    int64_t batch, int64_t max_chunks) {
+                    int64_t batch, int64_t max_chunks, const data::ObjectiveConfig& objective,
+                    int64_t first_chunk) {
   if (seq_len < 2) throw Error("evaluate: seq-len must be at least 2.");
   if (tokens.size() < 2) throw Error("evaluate: at least 2 tokens are needed to predict one.");
   autograd::NoGradScope no_grad;
@@ -25,16 +27,23 @@ EvalResult evaluate(const nn::Model& model, std::span<const int32_t> tokens, int
     if (len == seq_len)
       while (rows < batch && c0 + rows < chunks && (c0 + rows + 1) * seq_len <= static_cast<int64_t>(tokens.size())) ++rows;
     if (len >= 2) {
-      std::vector<int32_t> x, y;
+      std::vector<int32_t> x, y, prefix;
+      int64_t counted = 0;
       for (int64_t r = 0; r < rows; ++r) {
         const int32_t* chunk = tokens.data() + begin + r * seq_len;
         x.insert(x.end(), chunk, chunk + len - 1);
         y.insert(y.end(), chunk + 1, chunk + len);
+        const int32_t p = data::prefix_length(objective, {chunk, static_cast<size_t>(len - 1)}, 0,
+                                              static_cast<uint64_t>(first_chunk + c0 + r));
+        if (objective.objective == data::Objective::prefix_lm) prefix.push_back(p);
+        for (int64_t t = 0; t < p - 1; ++t) y[y.size() - (len - 1) + t] = data::kIgnoreTarget;
+        counted += (len - 1) - std::max<int64_t>(0, p - 1);
       }
       const Shape s{rows, len - 1};
-      const auto out = model.loss(Tensor::from_host_i32(ctx, s, x), Tensor::from_host_i32(ctx, s, y));
-      loss_sum += static_cast<double>(out.ce.item()) * s.numel();  // ce is the mean over s
-      predicted += s.numel();
+      const Tensor pt = prefix.empty() ? Tensor() : Tensor::from_host_i32(ctx, Shape{rows}, prefix);
+      const auto out = model.loss(Tensor::from_host_i32(ctx, s, x), Tensor::from_host_i32(ctx, s, y), pt);
+      loss_sum += static_cast<double>(out.ce.item()) * counted;  // ce is the mean over the counted targets
+      predicted += counted;
     }
     c0 += rows;
   }
@@ -46,7 +55,7 @@ EvalResult evaluate(const nn::Model& model, std::span<const int32_t> tokens, int
 }
 
 EvalResult evaluate(const nn::Model& model, std::span<const int32_t> tokens, int64_t seq_len, int64_t batch,
-                    int64_t max_chunks, Collective& ranks) {
+                    int64_t max_chunks, const data::ObjectiveConfig& objective, Collective& ranks) {
   if (seq_len < 2) throw Error("evaluate: seq-len must be at least 2.");
   if (tokens.size() < 2) throw Error("evaluate: at least 2 tokens are needed to predict one.");
   int64_t chunks = (static_cast<int64_t>(tokens.size()) + seq_len - 1) / seq_len;
@@ -57,7 +66,7 @@ EvalResult evaluate(const nn::Model& model, std::span<const int32_t> tokens, int
   const auto begin = static_cast<size_t>(first * seq_len);
   // A share of one chunk holding a single token (the sequence's end) predicts nothing.
   if (last > first && tokens.size() - begin >= 2)
-    mine = evaluate(model, tokens.subspan(begin), seq_len, batch, last - first);
+    mine = evaluate(model, tokens.subspan(begin), seq_len, batch, last - first, objective, first);
   EvalResult r;
   r.tokens = static_cast<int64_t>(ranks.sum(static_cast<double>(mine.tokens)));
   r.loss = r.tokens ? ranks.sum(mine.loss * static_cast<double>(mine.tokens)) / static_cast<double>(r.tokens) : 0.0;

@@ -311,6 +311,8 @@ GgufArch gguf_arch_for(const Config& cfg) {
            "pairs ((M|A)(E|F)...).");
   }
   check_common(cfg, arch);
+  if (m.bidirectional_prefix)
+    refuse("llama.cpp's Mamba layers have no reverse scan over a prefix (model.bidirectional_prefix).");
   const bool attn = has(p, LayerKind::attention), moe = has(p, LayerKind::moe), mlp = has(p, LayerKind::mlp);
   if (arch == GgufArch::mamba && m.mamba_inner_norms)
     refuse("llama.cpp's mamba has no weighted dt/B/C norms (model.mamba_inner_norms); only its jamba does.");

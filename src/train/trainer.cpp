@@ -32,15 +32,16 @@ std::string clock_text(double seconds) {
   return buf;
 }
 
-// Inputs and targets of a (B, L+1) batch: columns [0, L) and [1, L + 1).
-std::pair<Tensor, Tensor> split_batch(Context& ctx, const std::vector<int32_t>& batch, int64_t B, int64_t L) {
-  std::vector<int32_t> x(B * L), y(B * L);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < L; ++t) {
-      x[b * L + t] = batch[b * (L + 1) + t];
-      y[b * L + t] = batch[b * (L + 1) + t + 1];
-    }
-  return {Tensor::from_host_i32(ctx, Shape{B, L}, x), Tensor::from_host_i32(ctx, Shape{B, L}, y)};
+// Inputs (B, L), targets (B, L) and prefix lengths ((B), or undefined for causal) of a (B, L+1)
+// batch under the objective (data/objective.hpp).
+struct DeviceBatch {
+  Tensor x, y, prefix;
+};
+DeviceBatch upload_batch(Context& ctx, const data::ObjectiveBatch& b) {
+  const Shape s{b.batch, b.len};
+  DeviceBatch d{Tensor::from_host_i32(ctx, s, b.inputs), Tensor::from_host_i32(ctx, s, b.targets), Tensor()};
+  if (!b.prefix.empty()) d.prefix = Tensor::from_host_i32(ctx, Shape{b.batch}, b.prefix);
+  return d;
 }
 
 // The checks that need no file written and nothing allocated: training data configured, the
@@ -122,7 +123,7 @@ class TrainingRun {
   void checkpoint();
   nlohmann::json trainer_state() const;
   // This rank's rows [rank·B, (rank+1)·B) of a (N·B, L+1) batch of the shared stream.
-  std::vector<int32_t> rank_rows(std::vector<int32_t> global) const;
+  data::ObjectiveBatch rank_rows(data::ObjectiveBatch global) const;  // this rank's B of the N·B rows
   // Data parallel: every rank's weights hash equals rank 0's, else an Error naming the ranks.
   void check_same_weights() const;
   fs::path run_dir() const { return folder_ ? folder_->dir() : fs::path(cfg_.checkpoint.dir); }
@@ -229,12 +230,16 @@ void TrainingRun::restore(const fs::path& dir) {
 void TrainingRun::optimizer_step() {
   adamw_.zero_grad();
   for (int64_t a = 0; a < tc_.grad_accum; ++a) {
-    auto [x, y] = split_batch(ctx_, rank_rows(batcher_.next()), B_, L_);
+    // The objective sees the shared stream (each prefix fixed by its window's draw index), then
+    // this rank takes its rows.
+    const uint64_t first_draw = batcher_.draws();
+    const DeviceBatch batch = upload_batch(ctx_, rank_rows(data::make_batch(
+        tc_.objective, batcher_.next(), B_ * N_, L_, static_cast<uint64_t>(tc_.seed), first_draw)));
     nn::TrainingScope training;  // dropout on
     // Dropout masks depend on the step, micro-batch and rank only, so a resumed run draws the
     // same ones (the model's forward advances the counter once from here).
     nn::GenerationScope masks(static_cast<uint64_t>((step_ * tc_.grad_accum + a) * N_ + rank_) * 2);
-    nn::LossOutput lo = model_.loss(x, y);
+    nn::LossOutput lo = model_.loss(batch.x, batch.y, batch.prefix);
     if (tc_.loss_scaling) autograd::backward(lo.loss, Tensor::full(ctx_, lo.loss.shape(), scaler_.scale()));
     else autograd::backward(lo.loss);
     autograd::NoGradScope ng;
@@ -318,8 +323,9 @@ std::optional<EvalResult> TrainingRun::evaluate() {
   if (val_tokens_.size() < 2) return std::nullopt;
   // Data parallel: eval.batches micro-batches per rank, the chunks of N·B-row batches split
   // across the ranks; rank 0 reports.
-  const EvalResult r = ranks_ ? train::evaluate(model_, val_tokens_, L_, B_, cfg_.eval.batches * B_ * N_, *ranks_)
-                              : train::evaluate(model_, val_tokens_, L_, B_, cfg_.eval.batches * B_);
+  const EvalResult r =
+      ranks_ ? train::evaluate(model_, val_tokens_, L_, B_, cfg_.eval.batches * B_ * N_, tc_.objective, *ranks_)
+             : train::evaluate(model_, val_tokens_, L_, B_, cfg_.eval.batches * B_, tc_.objective);
   if (metrics_.is_open())
     metrics_ << nlohmann::json{{"step", step_}, {"val_loss", r.loss}, {"val_perplexity", r.perplexity},
                              {"val_tokens", r.tokens}}.dump() << "\n" << std::flush;
@@ -337,10 +343,15 @@ nlohmann::json TrainingRun::trainer_state() const {
   return j;
 }
 
-std::vector<int32_t> TrainingRun::rank_rows(std::vector<int32_t> global) const {
+data::ObjectiveBatch TrainingRun::rank_rows(data::ObjectiveBatch global) const {
   if (N_ == 1) return global;
-  const auto row = static_cast<std::ptrdiff_t>(L_ + 1);
-  return std::vector<int32_t>(global.begin() + rank_ * B_ * row, global.begin() + (rank_ + 1) * B_ * row);
+  const auto row = static_cast<std::ptrdiff_t>(L_), first = rank_ * B_, last = (rank_ + 1) * B_;
+  data::ObjectiveBatch mine;
+  mine.batch = B_, mine.len = L_;
+  mine.inputs.assign(global.inputs.begin() + first * row, global.inputs.begin() + last * row);
+  mine.targets.assign(global.targets.begin() + first * row, global.targets.begin() + last * row);
+  if (!global.prefix.empty()) mine.prefix.assign(global.prefix.begin() + first, global.prefix.begin() + last);
+  return mine;
 }
 
 void TrainingRun::check_same_weights() const {

@@ -454,6 +454,7 @@ TEST(GgufExport, RefusesWhatLlamaCppCannotRun) {
   const std::string rope = refusal({{"layers", "AFMF"}, {"mamba_inner_norms", true}});
   EXPECT_NE(rope.find("rotary"), std::string::npos) << rope;
   EXPECT_NE(refusal({{"layers", "MM"}, {"logits_scaling", 2.0}}), "");
+  EXPECT_NE(refusal({{"layers", "MM"}, {"bidirectional_prefix", true}}).find("reverse scan"), std::string::npos);
   EXPECT_EQ(refusal({{"layers", "MM"}}), "");
   EXPECT_EQ(refusal({{"layers", "SFAF"}}), "");
 }

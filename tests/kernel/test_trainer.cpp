@@ -128,6 +128,31 @@ TEST(Trainer, GlmPresetResumesBitExactly) {
   EXPECT_EQ(expect_resume_matches(a.path(), b.path()).model.layers, "(MMAE)x4");
 }
 
+// Prefix-LM (sampled prefixes, suffix-only loss) on the Mamba-GLM preset resumes bit for bit: the
+// prefixes are drawn from the batcher's state. Its validation loss counts suffix tokens only, and
+// differs from the same model's causal one.
+TEST(Trainer, PrefixLmResumesBitExactlyAndEvaluatesInPrefixMode) {
+  TempDir a, b;
+  auto preset = train::load_config(project_file("configs/glm_tiny.json").string());
+  auto cfg = small_config(a.path(), 8);
+  cfg.model = preset.model;
+  cfg.model.vocab_size = 64;
+  cfg.checkpoint.every = 4;
+  cfg.train.objective = {.objective = magellano::data::Objective::prefix_lm, .min_fraction = 0.3, .max_fraction = 0.7};
+  const auto s = train::train(cfg, test_ctx(), {});
+  const auto resumed = expect_resume_matches(a.path(), b.path());
+  EXPECT_EQ(resumed.train.objective, cfg.train.objective);
+  ASSERT_TRUE(s.val.has_value());
+  const auto model = train::load_model(a.path() / "run" / "step-00000008", test_ctx()).model;
+  const std::vector<int32_t> tokens = magellano::data::TokenFile::open(*cfg.data.val, 64).read_all();
+  const auto causal = train::evaluate(*model, tokens, 16, 2, 8);
+  const auto prefix = train::evaluate(*model, tokens, 16, 2, 8, cfg.train.objective);
+  EXPECT_EQ(causal.tokens, 8 * 15);
+  EXPECT_LT(prefix.tokens, causal.tokens * 0.8);  // prefixes of 30-70% of 16 leave ~50% counted
+  EXPECT_GT(prefix.tokens, causal.tokens * 0.2);
+  EXPECT_NE(prefix.loss, causal.loss);
+}
+
 TEST(Trainer, FineTuningStartsFromACheckpointsWeights) {
   TempDir a, b, c;
   train::train(small_config(a.path(), 3), test_ctx(), {});

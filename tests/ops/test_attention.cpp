@@ -7,7 +7,10 @@
 // (a flipped mask, a scale off by 0.1%, one output element off by 1e-4); bad input.
 // Cases: GQA ratios 1, 2, 4; head widths 32, 40, 64, 80, 96, 128; L = 1, 7, 33, 45, 100, 300;
 // causal and not; a custom scale; large-magnitude scores (softmax nearly one-hot: the online
-// max must keep exp() in range). Perf size: B 8, L 2048, nH 16, nKV 4, d 64, causal.
+// max must keep exp() in range); prefix-LM prefix lengths per row (0, L, inside and across tiles,
+// in every mapping; same tolerances: the prefix only changes which keys are summed). Also: which
+// queries a changed key reaches under a prefix (exact), and a prefix ignored or one short is
+// rejected. Perf size: B 8, L 2048, nH 16, nKV 4, d 64, causal.
 // Tolerances (fp32 against float64):
 //   forward rtol 2e-5, atol 2e-5. Each output is a convex combination of v (|v| ~ 1) with weights
 //   from fp32 scores (d-term dot products, relative error ~d·2^-24 ≈ 4e-6 at d 64 on scores of
@@ -41,6 +44,7 @@ struct Case {
   ops::AttentionMapping mapping = ops::AttentionMapping::automatic;
   ops::AttentionTiles tiles = {}, backward_tiles = {};
   uint64_t seed = 300;
+  std::vector<int32_t> prefix = {};  // (B) prefix lengths (prefix-LM); empty = none
 };
 
 const Tolerance kTol{.fwd_rtol = 2e-5, .fwd_atol = 2e-5, .grad_rtol = 1e-4, .grad_atol = 1e-4,
@@ -66,6 +70,10 @@ std::string name_of(const Case& c) {
   std::string s = "attention B" + std::to_string(c.b) + " L" + std::to_string(c.l) + " H" + std::to_string(c.h) +
                   " KV" + std::to_string(c.kvh) + " d" + std::to_string(c.d);
   if (!c.causal) s += " non-causal";
+  if (!c.prefix.empty()) {
+    s += " prefix";
+    for (int32_t p : c.prefix) s += " " + std::to_string(p);
+  }
   if (c.scale > 0) s += " scale" + std::to_string(c.scale).substr(0, 4);
   if (c.magnitude != 1.0) s += " large-scores";
   if (c.mapping != ops::AttentionMapping::automatic) s += std::string(" ") + mapping_name(c.mapping);
@@ -76,7 +84,8 @@ std::string name_of(const Case& c) {
 }
 
 ref::AttentionDims ref_dims(const Case& c) {
-  return {c.b, c.l, c.h, c.kvh, c.d, c.scale > 0 ? double(c.scale) : 1.0 / std::sqrt(double(c.d)), c.causal};
+  return {c.b, c.l, c.h, c.kvh, c.d, c.scale > 0 ? double(c.scale) : 1.0 / std::sqrt(double(c.d)), c.causal,
+          std::vector<int64_t>(c.prefix.begin(), c.prefix.end())};
 }
 
 ops::AttentionOptions options_of(const Case& c) {
@@ -86,6 +95,7 @@ ops::AttentionOptions options_of(const Case& c) {
   o.mapping = c.mapping;
   o.tiles = c.tiles;
   o.backward_tiles = c.backward_tiles;
+  if (!c.prefix.empty()) o.prefix = Tensor::from_host_i32(test_ctx(), Shape{c.b}, c.prefix);
   return o;
 }
 
@@ -146,6 +156,19 @@ const RegisterOp reg{
          attention_case({.b = 2, .l = 70, .h = 4, .kvh = 1, .d = 64, .causal = false, .mapping = M::register_tiles,
                          .tiles = {.block_q = 16, .block_k = 8}, .backward_tiles = {.block_q = 8, .block_k = 16}}),
          attention_case({.b = 1, .l = 33, .h = 2, .kvh = 1, .d = 128, .mapping = M::register_tiles}),
+         // Prefix-LM: per-row prefix lengths (0 = causal, L = bidirectional, one past the end
+         // clamped, and lengths that end inside a query block / key tile, so the tiles the causal
+         // mask skips must be processed), in every mapping.
+         attention_case({.b = 3, .l = 33, .h = 4, .kvh = 2, .d = 32, .prefix = {13, 0, 33}}),
+         attention_case({.b = 2, .l = 100, .h = 2, .kvh = 1, .d = 64, .prefix = {71, 1}}),
+         attention_case({.b = 2, .l = 45, .h = 4, .kvh = 2, .d = 24, .mapping = M::group_per_block,
+                         .tiles = {.block_q = 16, .block_k = 8, .rows = 2, .vec = 2},
+                         .backward_tiles = {.block_q = 8, .block_k = 16, .rows = 4, .vec = 2}, .prefix = {30, 50}}),
+         attention_case({.b = 2, .l = 70, .h = 4, .kvh = 1, .d = 32, .mapping = M::register_tiles,
+                         .tiles = {.block_q = 16, .block_k = 8}, .backward_tiles = {.block_q = 8, .block_k = 16},
+                         .prefix = {37, 9}}),
+         attention_case({.b = 2, .l = 50, .h = 2, .kvh = 1, .d = 40, .magnitude = 4.0, .mapping = M::register_tiles,
+                         .prefix = {26, 49}}),
      },
      attention_case({8, 2048, 16, 4, 64})}};  // a GQA training shape
 
@@ -244,6 +267,42 @@ TEST(Attention, TheCheckRejectsDeliberatelyBrokenResults) {
   });
   EXPECT_TRUE(mentions(one_element, "forward: 1 of")) << one_element.size() << " failures";
   EXPECT_FALSE(mentions(one_element, "gradient"));
+  // Prefix-LM with the prefix ignored (plain causal), and with the prefix one token short.
+  Case p{2, 21, 2, 1, 32};
+  p.prefix = {12, 5};
+  auto no_prefix = failures_of(p, [](const std::vector<Tensor>& t) { return ops::attention(t[0], t[1], t[2]); });
+  EXPECT_TRUE(mentions(no_prefix, "forward")) << no_prefix.size() << " failures";
+  auto short_prefix = failures_of(p, [](const std::vector<Tensor>& t) {
+    return ops::attention(t[0], t[1], t[2], {.prefix = Tensor::from_host_i32(test_ctx(), Shape{2}, {11, 5})});
+  });
+  EXPECT_TRUE(mentions(short_prefix, "forward")) << short_prefix.size() << " failures";
+}
+
+// Prefix-LM's visibility, by perturbation: with prefix P, changing key/value position s changes
+// query t's output iff s <= t or s < P; a change to a later suffix token never reaches t.
+TEST(Attention, PrefixRowsSeeTheWholePrefixAndSuffixRowsStayCausal) {
+  const int64_t L = 19, P = 11;
+  for (auto m : {M::item_per_block, M::group_per_block, M::register_tiles}) {
+    const Case c{1, L, 2, 1, 32};
+    const auto in = make_inputs(c);
+    const ops::AttentionOptions o{.mapping = m, .prefix = Tensor::from_host_i32(test_ctx(), Shape{1}, {int32_t(P)})};
+    auto out_with = [&](int64_t changed) {  // output with position `changed`'s key and value altered
+      Vec k = in[1].values, v = in[2].values;
+      for (int64_t e = 0; e < 32; ++e) k[changed * 32 + e] += 0.5, v[changed * 32 + e] -= 0.5;  // (1, L, 1, 32)
+      return ops::attention(upload(in[0].shape, in[0].values), upload(in[1].shape, k), upload(in[2].shape, v), o)
+          .to_host();
+    };
+    const auto base = ops::attention(upload(in[0].shape, in[0].values), upload(in[1].shape, in[1].values),
+                                     upload(in[2].shape, in[2].values), o).to_host();
+    for (int64_t s : {int64_t(0), P - 1, P, L - 1}) {
+      const auto y = out_with(s);
+      for (int64_t t = 0; t < L; ++t) {
+        bool changed = false;
+        for (int64_t i = 0; i < 2 * 32; ++i) changed |= y[t * 64 + i] != base[t * 64 + i];
+        EXPECT_EQ(changed, s <= t || s < P) << mapping_name(m) << ": query " << t << ", key " << s;
+      }
+    }
+  }
 }
 
 TEST(Attention, BadInputIsOneClearError) {
@@ -271,4 +330,9 @@ TEST(Attention, BadInputIsOneClearError) {
                "multiples of 4");
   expect_error([&] { ops::attention(q, k, k, {.mapping = M::register_tiles, .tiles = {.block_k = 12}}); },
                "the streamed tile's 12 columns must divide the head width 32");
+  const Tensor p2 = Tensor::from_host_i32(test_ctx(), Shape{2}, {1, 2});
+  expect_error([&] { ops::attention(q, k, k, {.prefix = p2}); }, "prefix lengths must be (B) = (1) i32");
+  const Tensor p1 = Tensor::from_host_i32(test_ctx(), Shape{1}, {2});
+  expect_error([&] { ops::attention(q, k, k, {.causal = false, .prefix = p1}); },
+               "prefix lengths only apply to causal attention");
 }

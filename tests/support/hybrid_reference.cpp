@@ -62,7 +62,7 @@ Vec mamba2_mixer(const mt::ModelConfig& m, const Weights& w, const std::string& 
 }
 
 Vec attention_mixer(const mt::ModelConfig& m, const Weights& w, const std::string& p, const Vec& xn, int64_t b,
-                    int64_t l) {
+                    int64_t l, const std::vector<int64_t>& prefix) {
   const auto& a = m.attention;
   const int64_t M = b * l, D = m.dim, H = a.heads, KV = a.kv_heads ? a.kv_heads : H,
                 d = a.head_dim ? a.head_dim : D / H;
@@ -74,7 +74,7 @@ Vec attention_mixer(const mt::ModelConfig& m, const Weights& w, const std::strin
     k = rope(k, b, l, KV, d, a.rope_theta, 0);
   }
   const double scale = a.scale > 0 ? a.scale : 1.0 / std::sqrt(double(d));
-  const Vec o = attention({b, l, H, KV, d, scale}, q, k, v);
+  const Vec o = attention({b, l, H, KV, d, scale, true, prefix}, q, k, v);
   return linear(o, M, H * d, at(w, p + "o_proj.weight"), D);
 }
 
@@ -168,7 +168,7 @@ void upload(const magellano::nn::Model& model, const Weights& w) {
 }
 
 Vec hybrid_logits(const mt::ModelConfig& m, const Weights& w, const std::vector<int32_t>& ids, int64_t b,
-                  int64_t l) {
+                  int64_t l, const std::vector<int64_t>& prefix) {
   const int64_t M = b * l, D = m.dim, V = m.vocab_size;
   const Vec& emb = at(w, "backbone.embeddings.weight");
   Vec h(M * D);
@@ -180,9 +180,25 @@ Vec hybrid_logits(const mt::ModelConfig& m, const Weights& w, const std::vector<
     const Vec xn = rmsnorm(h, M, D, at(w, p + "norm.weight"), m.norm_eps);
     Vec f;
     switch (layers[i]) {
-      case 'M': f = mamba_mixer(m, w, p + "mixer.", xn, b, l); break;
+      case 'M':
+        f = mamba_mixer(m, w, p + "mixer.", xn, b, l);
+        if (m.bidirectional_prefix && !prefix.empty()) {
+          // Each row's prefix reversed, alone (a sequence of P positions), through the same
+          // mixer; its outputs added back in forward order.
+          for (int64_t r = 0; r < b; ++r) {
+            const int64_t P = std::clamp<int64_t>(prefix[r], 0, l);
+            if (P == 0) continue;
+            Vec rev(P * D);
+            for (int64_t t = 0; t < P; ++t)
+              std::copy_n(&xn[(r * l + P - 1 - t) * D], D, &rev[t * D]);
+            const Vec y = mamba_mixer(m, w, p + "mixer.", rev, 1, P);
+            for (int64_t t = 0; t < P; ++t)
+              for (int64_t j = 0; j < D; ++j) f[(r * l + t) * D + j] += y[(P - 1 - t) * D + j];
+          }
+        }
+        break;
       case 'S': f = mamba2_mixer(m, w, p, h, b, l); break;
-      case 'A': f = attention_mixer(m, w, p + "mixer.", xn, b, l); break;
+      case 'A': f = attention_mixer(m, w, p + "mixer.", xn, b, l, prefix); break;
       case 'E': f = moe_mixer(m, w, p, xn, M); break;
       default: f = mlp_mixer(m, w, p, xn, M); break;
     }

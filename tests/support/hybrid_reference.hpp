@@ -28,9 +28,12 @@ Weights random_weights(const magellano::nn::Model& model, uint64_t seed);
 // Uploads `w` into the model's parameters (f32 or f16 storage).
 void upload(const magellano::nn::Model& model, const Weights& w);
 
-// Logits (B, L, V) of ids (B, L) for the model that `m` describes.
+// Logits (B, L, V) of ids (B, L) for the model that `m` describes. prefix: (B) prefix lengths
+// (prefix-LM: the attention blocks' ref::attention with AttentionDims::prefix, and with
+// m.bidirectional_prefix each Mamba block's prefix also run reversed on its own, P positions, and
+// added), empty = causal.
 Vec hybrid_logits(const magellano::train::ModelConfig& m, const Weights& w, const std::vector<int32_t>& ids,
-                  int64_t b, int64_t l);
+                  int64_t b, int64_t l, const std::vector<int64_t>& prefix = {});
 // Mean cross-entropy of predicting ids[t + 1] from positions t < L - 1, per row.
 double hybrid_loss(const magellano::train::ModelConfig& m, const Weights& w, const std::vector<int32_t>& ids,
                    int64_t b, int64_t l);

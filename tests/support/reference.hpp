@@ -192,12 +192,14 @@ std::vector<Vec> ssd_scan_bwd(const SsdDims& s, const std::vector<Vec>& in, cons
 Vec ssd_step(const SsdDims& s, const std::vector<Vec>& in, Vec& state);
 
 // ---- attention: q (B, L, H, d), k, v (B, L, KVH, d); query head j reads kv head j / (H / KVH) ----
-// out = softmax(scale · q kᵀ, masked to s <= t when causal) v, (B, L, H, d): the naive form, every
-// (L × L) score matrix in full. The backward returns {dq, dk, dv} of sum(out * dout).
+// out = softmax(scale · q kᵀ, masked to s <= t or s < prefix[b] when causal) v, (B, L, H, d): the
+// naive form, every (L × L) score matrix in full. The backward returns {dq, dk, dv} of
+// sum(out * dout). prefix: (B) prefix lengths (prefix-LM), empty = none.
 struct AttentionDims {
   int64_t b, l, h, kvh, d;
   double scale;
   bool causal = true;
+  std::vector<int64_t> prefix = {};
 };
 Vec attention(const AttentionDims& s, const Vec& q, const Vec& k, const Vec& v);
 std::vector<Vec> attention_bwd(const AttentionDims& s, const Vec& q, const Vec& k, const Vec& v, const Vec& dout);

@@ -146,6 +146,34 @@ TEST(Config, UnknownKeysAndWrongTypesNameTheKeyPath) {
   EXPECT_EQ(parse(R"({"train": {"steps": 1e4}})").train.steps, 10000);
 }
 
+// train.objective and its prefix keys (data/objective.hpp).
+TEST(Config, PrefixLmObjectiveKeys) {
+  const char* model = R"("model": {"layers": "MA", "vocab_size": 100})";
+  const Config c = parse(std::string("{") + model + R"(, "train": {"objective": "prefix_lm", "prefix_fraction_min": 0.1,
+      "prefix_fraction_max": 0.9, "prefix_separator": 42}})");
+  EXPECT_EQ(c.train.objective.objective, magellano::data::Objective::prefix_lm);
+  EXPECT_EQ(c.train.objective.min_fraction, 0.1);
+  EXPECT_EQ(c.train.objective.max_fraction, 0.9);
+  EXPECT_EQ(c.train.objective.separator, 42);
+  EXPECT_EQ(Config::from_json(c.to_json()).train.objective, c.train.objective);
+  EXPECT_EQ(Config::defaults().train.objective.objective, magellano::data::Objective::causal);
+  auto err = [&](const std::string& train) {
+    return error_of([&] { parse(std::string("{") + model + R"(, "train": )" + train + "}"); });
+  };
+  EXPECT_TRUE(has(err(R"({"objective": "mlm"})"), "'train.objective' must be \"causal\" or \"prefix_lm\", got \"mlm\""));
+  EXPECT_TRUE(has(err(R"({"prefix_fraction_min": 0.8, "prefix_fraction_max": 0.5})"),
+                  "'train.prefix_fraction_min' (0.8) must be <= 'train.prefix_fraction_max' (0.5)"));
+  EXPECT_TRUE(has(err(R"({"prefix_fraction_max": 1.5})"), "'train.prefix_fraction_max'"));
+  EXPECT_TRUE(has(err(R"({"prefix_separator": 100})"), "'train.prefix_separator' 100 is not a token of the model's vocabulary of 100"));
+  EXPECT_TRUE(has(err(R"({"prefix_separator": -2})"), "'train.prefix_separator'"));
+  EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"layers": "ME"}, "train": {"objective": "prefix_lm"}})"); }),
+                  "'train.objective' \"prefix_lm\" makes the prefix bidirectional in attention layers, and 'model.layers' has none"));
+  EXPECT_TRUE(parse(R"({"model": {"layers": "MA", "bidirectional_prefix": true}})").model.bidirectional_prefix);
+  EXPECT_TRUE(parse(R"({"model": {"layers": "MA", "bidirectional_prefix": true}})").model.mamba_config().bidirectional_prefix);
+  EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"layers": "SA", "bidirectional_prefix": true}})"); }),
+                  "'model.bidirectional_prefix' reverses the prefix in Mamba ('M') layers, and 'model.layers' has none"));
+}
+
 TEST(Config, ValuesAreRangeChecked) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {R"({"model": {"dim": 0}})", "config: 'model.dim' must be >= 1, got 0."},

@@ -47,6 +47,9 @@ class Batcher {
   std::vector<int32_t> next();
 
   BatcherState state() const { return state_; }
+  // Windows drawn so far over all epochs (epoch · windows + position): row b of the next batch is
+  // draw draws() + b (data/objective.hpp keys its per-row draws on it).
+  uint64_t draws() const { return state_.epoch * windows_ + state_.position; }
   // Resumes from a saved state; throws magellano::Error if it does not fit this file.
   void restore(const BatcherState& s);
   // Epochs done, fractional (e.g. 2.25 = a quarter into the third epoch).

@@ -32,6 +32,10 @@ struct GenerationConfig {
   SamplingParams sampling;
   std::vector<int32_t> eos_ids;   // end-of-text ids: generation of a row stops after any of them
   std::vector<std::string> stop;  // stop strings (need token_bytes)
+  // Prefix-LM models (train.objective prefix_lm): the prompt is the prefix (its positions see each
+  // other in the attention layers); generated tokens are causal, so each equals what a full
+  // prefix-LM forward over prompt + generated text (prefix = the prompt) predicts there.
+  bool prompt_as_prefix = false;
 };
 
 enum class FinishReason { length, eos, stop };
@@ -68,6 +72,8 @@ struct Prefill {
   nn::DecodeState state;
   Tensor logits;
 };
-Prefill prefill(const nn::Model& model, const std::vector<std::vector<int32_t>>& prompts);
+// prompt_as_prefix: each prompt is prefilled as a prefix-LM prefix (GenerationConfig).
+Prefill prefill(const nn::Model& model, const std::vector<std::vector<int32_t>>& prompts,
+                bool prompt_as_prefix = false);
 
 }  // namespace magellano::generate

@@ -39,7 +39,10 @@ class Attention : public Module {
   Attention(Context& ctx, const AttentionConfig& cfg, Init& init);
   // x: (B, L, D) -> (B, L, D). With `cache`, rows [row, row + B) of it receive k and v at
   // positions 0..L-1 (a prefill; the cache's begin_prefill was called), as block `index`.
-  Tensor forward(const Tensor& x, KvCache* cache = nullptr, size_t index = 0, int64_t row = 0) const;
+  // prefix: (B) i32 prefix lengths (prefix-LM: the first prefix[b] positions see each other);
+  // undefined = causal.
+  Tensor forward(const Tensor& x, KvCache* cache = nullptr, size_t index = 0, int64_t row = 0,
+                 const Tensor& prefix = Tensor()) const;
   // One position for every row of the cache (its begin_step was called), no autograd:
   // x_t (B, D) -> (B, D).
   Tensor step(const Tensor& x_t, KvCache& cache, size_t index) const;
@@ -55,7 +58,8 @@ class Attention : public Module {
 class AttentionBlock : public Module {
  public:
   AttentionBlock(Context& ctx, const AttentionConfig& cfg, Init& init);
-  Tensor forward(const Tensor& x, KvCache* cache = nullptr, size_t index = 0, int64_t row = 0) const;
+  Tensor forward(const Tensor& x, KvCache* cache = nullptr, size_t index = 0, int64_t row = 0,
+                 const Tensor& prefix = Tensor()) const;
   Tensor step(const Tensor& x_t, KvCache& cache, size_t index) const;
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
   void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) override;

@@ -41,6 +41,12 @@ struct MambaConfig {
   bool inner_norms = false;  // Jamba's RMSNorms of dt, B and C (see above)
   bool proj_bias = false;    // in_proj / out_proj biases (Jamba's mamba_proj_bias)
   bool conv_bias = true;     // conv1d bias (Jamba's mamba_conv_bias, HF Mamba's use_conv_bias)
+  // Prefix-LM (MambaBlock::forward with prefix lengths): over the prefix the mixer also runs on
+  // the prefix reversed, with the same parameters (all of them shared, as Caduceus's weight-tied
+  // BiMamba), and the two directions are added: y[t] = fwd(x)[t] + rev(x)[t] for t < P, where
+  // rev(x)[t] = mixer(x[P-1], x[P-2], ..., x[0])[P-1-t]; y[t] = fwd(x)[t] for t >= P, so suffix
+  // positions, the state after the sequence and decoding are unchanged.
+  bool bidirectional_prefix = false;
   float norm_eps = 1e-5f;    // the block's RMSNorm and the inner norms
   int64_t inner() const { return expand * dim; }
   int64_t rank() const { return dt_rank > 0 ? dt_rank : (dim + 15) / 16; }
@@ -88,7 +94,8 @@ class MambaMixer : public Module {
 class MambaBlock : public Module {
  public:
   MambaBlock(Context& ctx, const MambaConfig& cfg, Init& init);
-  Tensor forward(const Tensor& x, MambaState* state = nullptr) const;  // (B, L, D)
+  // (B, L, D). prefix: (B) i32 prefix lengths, used only with cfg.bidirectional_prefix.
+  Tensor forward(const Tensor& x, MambaState* state = nullptr, const Tensor& prefix = Tensor()) const;
   Tensor step(const Tensor& x_t, MambaState& state) const;             // (B, D)
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
   void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) override;

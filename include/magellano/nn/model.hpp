@@ -109,15 +109,19 @@ class Model : public Module {
   // ids: (B, L) i32. With `state`, it receives the decode state after the last position: a
   // default-constructed state becomes one of B rows; one from empty_state(N) receives rows
   // [row, row + B), which must be empty (a prompt joining a batch).
-  ModelOutput forward(const Tensor& ids, DecodeState* state = nullptr, int64_t row = 0) const;
-  // targets: (B, L) i32 (the next token of each position; -100 = ignore).
-  LossOutput loss(const Tensor& ids, const Tensor& targets) const;
+  // prefix: (B) i32 prefix lengths for prefix-LM (the attention blocks let the first prefix[b]
+  // positions of row b see each other; everything else stays causal); undefined = causal.
+  ModelOutput forward(const Tensor& ids, DecodeState* state = nullptr, int64_t row = 0,
+                      const Tensor& prefix = Tensor()) const;
+  // targets: (B, L) i32 (the next token of each position; -100 = ignore). prefix as in forward().
+  LossOutput loss(const Tensor& ids, const Tensor& targets, const Tensor& prefix = Tensor()) const;
   // One position for every sequence, no autograd: ids_t (B) i32 → logits (B, V).
   Tensor step(const Tensor& ids_t, DecodeState& state) const;
   // Prefill for decoding, no autograd: ids (B, L) i32 → the logits of the last position only
   // (B, V), equal to forward(ids).logits[:, L-1]; `state` receives the state after it. Never
-  // holds (B, L, V) logits, so long prompts with large vocabularies fit. `row` as in forward().
-  Tensor prefill(const Tensor& ids, DecodeState& state, int64_t row = 0) const;
+  // holds (B, L, V) logits, so long prompts with large vocabularies fit. `row` and `prefix` as in
+  // forward() (a prefix-LM model prefills its prompt as the prefix; the steps after it are causal).
+  Tensor prefill(const Tensor& ids, DecodeState& state, int64_t row = 0, const Tensor& prefix = Tensor()) const;
   DecodeState empty_state(int64_t batch) const;
 
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
@@ -135,13 +139,15 @@ class Model : public Module {
     std::vector<Tensor> counts;
   };
   // Blocks [begin, end) on h; aux adds to `aux_in` (undefined: none yet).
-  Segment run_blocks(size_t begin, size_t end, Tensor h, Tensor aux_in, DecodeState* state, int64_t row) const;
+  Segment run_blocks(size_t begin, size_t end, Tensor h, Tensor aux_in, DecodeState* state, int64_t row,
+                     const Tensor& prefix) const;
   // One checkpointed segment: forward without recording, recompute in the backward.
-  Segment checkpointed(size_t begin, size_t end, const Tensor& h) const;
+  Segment checkpointed(size_t begin, size_t end, const Tensor& h, const Tensor& prefix) const;
   void prepare_block(size_t i);  // LoRA: freezes, converts, attaches adapters; else weight_dtype
   Tensor head(const Tensor& h) const;  // norm_f then the LM head: (..., D) → (..., V)
   // Embedding and blocks: ids (B, L) → the residual stream (B, L, D); MoE outputs go to `out`.
-  Tensor body(const Tensor& ids, DecodeState* state, int64_t row, ModelOutput& out) const;
+  Tensor body(const Tensor& ids, DecodeState* state, int64_t row, ModelOutput& out,
+              const Tensor& prefix = Tensor()) const;
   ModelSpec spec_;
   Init init_;  // one generator for every draw, in construction order (before embedding_)
   Init lora_init_;  // the adapters' A matrices, in construction order

@@ -4,8 +4,11 @@
 //   q: (B, L, nH, d)      k, v: (B, L, nKV, d)      out: (B, L, nH, d)
 // The layout the q/k/v projections write, no transposes. Query head j reads kv head j / (nH / nKV)
 // (contiguous blocks of query heads share a kv head; nKV must divide nH). For every (b, j):
-//   S = scale · q_j k_{kv(j)}ᵀ  (L × L),  S[t, s] = -inf where causal and s > t
+//   S = scale · q_j k_{kv(j)}ᵀ  (L × L),  S[t, s] = -inf where causal and s > t and s >= P_b
 //   out_j = softmax(S) v_{kv(j)}          (softmax over s)
+// P_b: the prefix length of sequence b (prefix-LM, GLM-style): with `prefix` given, key s is seen
+// from query t iff s <= t or s < P_b, so the prefix is bidirectional and the suffix causal; lengths
+// are clamped to [0, L] (0 and 1 are plain causal attention). Without it, P_b = 0.
 // scale = 1/√d unless given. Head widths d: any multiple of 8 from 8 to 256 (32..128 in the
 // models); any L >= 1.
 //
@@ -53,6 +56,9 @@ struct AttentionOptions {
   AttentionMapping mapping = AttentionMapping::automatic;
   AttentionTiles tiles;           // the forward kernel
   AttentionTiles backward_tiles;  // dq and dk/dv (0: the mapping's backward default)
+  // (B) i32: per-sequence prefix lengths (see above); undefined = none. Only with causal. The
+  // backward reads it too (the tensor is kept until then).
+  Tensor prefix;
 };
 
 // out (B, L, nH, d). Throws one clear line for: shapes that are not (B, L, heads, d) with the same

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "magellano/data/objective.hpp"
 #include "magellano/nn/attention.hpp"
 #include "magellano/nn/lora.hpp"
 #include "magellano/nn/mamba.hpp"
@@ -63,6 +64,7 @@ const char* config_name(Fp16Rounding rounding);
 const char* config_name(ComputeDType d);  // fp32, tf32, bf16
 const char* config_name(ops::ExpertActivation activation);
 const char* config_name(nn::MoERouter router);  // softmax_topk, topk_softmax
+const char* config_name(data::Objective objective);  // causal, prefix_lm
 
 struct MoESection {
   int64_t experts = 8;
@@ -131,6 +133,8 @@ struct ModelConfig {
   // Mamba ('M') block options of Jamba's mixer (nn::MambaConfig): RMSNorms of dt, B and C
   // (eps = norm_eps), in_proj / out_proj biases, the conv1d bias.
   bool mamba_inner_norms = false;
+  // Prefix-LM: Mamba ('M') blocks also scan the prefix in reverse (nn::MambaConfig).
+  bool bidirectional_prefix = false;
   bool mamba_proj_bias = false;
   bool mamba_conv_bias = true;
   bool tie_embeddings = true;
@@ -201,6 +205,9 @@ struct TrainConfig {
   // Data parallel (mpirun -np N): exchange gradients as bfloat16 instead of fp32 (half the bytes;
   // each partial sum rounded to bf16; train/gradient_sync.hpp). No effect on one process.
   bool allreduce_bf16 = false;
+  // "causal" | "prefix_lm", the prefix's sampled fraction range and separator token
+  // (data/objective.hpp); evaluation during training uses the same objective.
+  data::ObjectiveConfig objective;
   bool operator==(const TrainConfig&) const = default;
 };
 

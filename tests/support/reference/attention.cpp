@@ -11,7 +11,12 @@ struct Idx {
   int64_t q(int64_t b, int64_t t, int64_t h) const { return ((b * s.l + t) * s.h + h) * s.d; }
   int64_t kv(int64_t b, int64_t t, int64_t g) const { return ((b * s.l + t) * s.kvh + g) * s.d; }
   int64_t group(int64_t h) const { return h / (s.h / s.kvh); }
-  int64_t keys(int64_t t) const { return s.causal ? t + 1 : s.l; }  // keys visible from query t
+  // Keys visible from query t of row b: 0 .. keys - 1 (causal: s <= t, or s in the prefix).
+  int64_t keys(int64_t b, int64_t t) const {
+    if (!s.causal) return s.l;
+    const int64_t p = s.prefix.empty() ? 0 : std::clamp<int64_t>(s.prefix[b], 0, s.l);
+    return std::max(t + 1, p);
+  }
 };
 
 double dot(const double* a, const double* b, int64_t d) {
@@ -23,7 +28,7 @@ double dot(const double* a, const double* b, int64_t d) {
 // P[s] = softmax over the visible keys of row (b, t, h).
 Vec probabilities(const AttentionDims& s, const Vec& q, const Vec& k, int64_t b, int64_t t, int64_t h) {
   const Idx ix{s};
-  const int64_t n = ix.keys(t), g = ix.group(h);
+  const int64_t n = ix.keys(b, t), g = ix.group(h);
   Vec p(n);
   for (int64_t j = 0; j < n; ++j) p[j] = s.scale * dot(&q[ix.q(b, t, h)], &k[ix.kv(b, j, g)], s.d);
   const double mx = *std::max_element(p.begin(), p.end());
@@ -55,7 +60,7 @@ std::vector<Vec> attention_bwd(const AttentionDims& s, const Vec& q, const Vec& 
   for (int64_t b = 0; b < s.b; ++b)
     for (int64_t h = 0; h < s.h; ++h)
       for (int64_t t = 0; t < s.l; ++t) {
-        const int64_t g = ix.group(h), n = ix.keys(t);
+        const int64_t g = ix.group(h), n = ix.keys(b, t);
         const Vec p = probabilities(s, q, k, b, t, h);
         const double* dO = &dout[ix.q(b, t, h)];
         Vec dp(n);
