@@ -25,7 +25,7 @@
 //                  precision is fp16's (see include/magellano/optim/adamw.hpp)
 //   sumsq_partial_half, scale_half
 //                  sumsq_partial for fp16 g; g <- g * s for fp16 g (gradient accumulation)
-//   adamw8_step, adamw8_step_half
+//   adamw8_step, adamw8_step_half (work-group mapping), adamw8_rows, adamw8_rows_half (rows)
 //                  the same update with both moments stored as bitsandbytes' 8-bit blockwise
 //                  dynamic quantization (include/magellano/optim/dynamic_map.hpp): one
 //                  work-group of QBLOCK (256) work-items per block, one element each.
@@ -38,6 +38,8 @@
 //                  nearest code; an exact tie goes to the lower code), and for m bitsandbytes'
 //                  sign fix (a code of the other sign moves one step towards m's sign). A block
 //                  whose absmax is 0 stores the code of 0. Elements past n are not touched.
+//                  The rows kernels (for CPUs) give the same bits with one work-item per block
+//                  and no barriers: launch ceil(n / QBLOCK) work-items.
 // -D knobs: LOCAL (default 256), the work-group size of sumsq_partial and norm_final;
 //           VEC (default 8: 2, 4, 8 or 16), the vector width of the step kernels. On PoCL,
 //           VEC 16 ran ~3x faster than one element per work-item (the scalar vload_half
@@ -231,7 +233,7 @@ __kernel void adamw_step_half(__global half* p, ulong p_off, __global const half
 }
 
 
-// ---- 8-bit moments (adamw8_step, adamw8_step_half) ----
+// ---- 8-bit moments (adamw8_step, adamw8_step_half, adamw8_rows, adamw8_rows_half) ----
 
 // The largest value of v over the work-group (QBLOCK work-items); exact in any order.
 inline float group_max(__local float* s, float v) {
@@ -255,97 +257,137 @@ inline int nearest_code(__global const float* mid, float x) {
   return c;
 }
 
-// One element's update (i < n) and the block's re-quantization (every work-item of the
-// group calls it, valid or not, for the barriers). Returns the new p (valid items only).
-// FP_CONTRACT OFF: every product and sum rounds on its own, as the float64 reference
-// (tests/support/adamw8_reference.cpp) rounds them, so codes and p match it bit for bit.
-inline float adamw8_element(float pv, float gv, int valid, __global uchar* mc, __global uchar* vc,
-                            __global float* ma, __global float* va, __global const float* code_m,
-                            __global const float* mid_m, __global const float* code_v,
-                            __global const float* mid_v, long i, int in_decay, float decay,
-                            float b1, float omb1, float b2, float omb2, float step_size,
-                            float bc2_sqrt, float eps, float coef, __local float* scratch) {
+// FP_CONTRACT OFF in these helpers: every product and sum rounds on its own, as the float64
+// reference (tests/support/adamw8_reference.cpp) rounds them, so codes and p match it bit for bit.
+
+// One element's update from its dequantized moments m0, v0: the new moments in *mo, *vo, the
+// new p returned (adamw_update's arithmetic, one lane).
+inline float adamw8_update(float pv, float gv, float m0, float v0, int in_decay, float decay,
+                           float b1, float omb1, float b2, float omb2, float step_size,
+                           float bc2_sqrt, float eps, float coef, float* mo, float* vo) {
 #pragma OPENCL FP_CONTRACT OFF
-  const long b = get_group_id(0);
-  float mi = 0.0f, vi = 0.0f, pn = pv;
-  if (valid) {
-    const float gi = gv * coef;
-    const float pi = in_decay ? pv * decay : pv;
-    const float m0 = code_m[mc[i]] * ma[b], v0 = code_v[vc[i]] * va[b];
-    mi = b1 * m0 + omb1 * gi;
-    vi = b2 * v0 + omb2 * (gi * gi);
-    const float denom = sqrt(vi) / bc2_sqrt + eps;
-    pn = pi - step_size * (mi / denom);
-  }
-  const float am = group_max(scratch, fabs(mi)), av = group_max(scratch, fabs(vi));
-  if (get_local_id(0) == 0) {
-    ma[b] = am;
-    va[b] = av;
-  }
-  if (valid) {
-    int cm = nearest_code(mid_m, am > 0.0f ? mi / am : 0.0f);
-    if (signbit(code_m[cm]) != signbit(mi)) cm += mi > 0.0f ? 1 : -1;
-    mc[i] = (uchar)cm;
-    vc[i] = (uchar)nearest_code(mid_v, av > 0.0f ? vi / av : 0.0f);
-  }
-  return pn;
+  const float gi = gv * coef;
+  const float pi = in_decay ? pv * decay : pv;
+  const float mi = b1 * m0 + omb1 * gi;
+  const float vi = b2 * v0 + omb2 * (gi * gi);
+  *mo = mi;
+  *vo = vi;
+  const float denom = sqrt(vi) / bc2_sqrt + eps;
+  return pi - step_size * (mi / denom);
 }
 
-// Work-group b updates elements [b * QBLOCK, (b + 1) * QBLOCK) (those below n); launch
-// ceil(n / QBLOCK) groups of QBLOCK. decay_end: elements below it are in the decay group.
-__kernel __attribute__((reqd_work_group_size(QBLOCK, 1, 1)))
-void adamw8_step(__global float* p, ulong p_off, __global const float* g, ulong g_off,
-                 __global uchar* mc, ulong mc_off, __global uchar* vc, ulong vc_off,
-                 __global float* ma, ulong ma_off, __global float* va, ulong va_off,
-                 __global const float* code_m, ulong code_m_off, __global const float* mid_m,
-                 ulong mid_m_off, __global const float* code_v, ulong code_v_off,
-                 __global const float* mid_v, ulong mid_v_off, __global const float* stats,
-                 ulong stats_off, long n, long decay_end, float decay, float b1, float omb1,
-                 float b2, float omb2, float step_size, float bc2_sqrt, float eps, int clip,
-                 float grad_scale) {
-  p += p_off; g += g_off; mc += mc_off; vc += vc_off; ma += ma_off; va += va_off;
-  code_m += code_m_off; mid_m += mid_m_off; code_v += code_v_off; mid_v += mid_v_off;
-  stats += stats_off;
-  __local float scratch[QBLOCK];
-  const long i = get_global_id(0);
-  const int valid = i < n;
-  const float coef = clip ? stats[1] : grad_scale;
-  const float pn = adamw8_element(valid ? p[i] : 0.0f, valid ? g[i] : 0.0f, valid, mc, vc, ma, va,
-                                  code_m, mid_m, code_v, mid_v, i, i < decay_end, decay, b1, omb1,
-                                  b2, omb2, step_size, bc2_sqrt, eps, coef, scratch);
-  if (valid) p[i] = pn;
+// The codes of m and v given their block's new absmax am, av (bitsandbytes' sign fix for m).
+inline uchar code_of_m(__global const float* code_m, __global const float* mid_m, float mi, float am) {
+#pragma OPENCL FP_CONTRACT OFF
+  int c = nearest_code(mid_m, am > 0.0f ? mi / am : 0.0f);
+  if (signbit(code_m[c]) != signbit(mi)) c += mi > 0.0f ? 1 : -1;
+  return (uchar)c;
+}
+inline uchar code_of_v(__global const float* mid_v, float vi, float av) {
+#pragma OPENCL FP_CONTRACT OFF
+  return (uchar)nearest_code(mid_v, av > 0.0f ? vi / av : 0.0f);
 }
 
-// adamw8_step with p, g: (n) fp16, the new p rounded as adamw_step_half rounds it (stochastic
-// with the same random bits for element base + i).
-__kernel __attribute__((reqd_work_group_size(QBLOCK, 1, 1)))
-void adamw8_step_half(__global half* p, ulong p_off, __global const half* g, ulong g_off,
-                      __global uchar* mc, ulong mc_off, __global uchar* vc, ulong vc_off,
-                      __global float* ma, ulong ma_off, __global float* va, ulong va_off,
-                      __global const float* code_m, ulong code_m_off, __global const float* mid_m,
-                      ulong mid_m_off, __global const float* code_v, ulong code_v_off,
-                      __global const float* mid_v, ulong mid_v_off, __global const float* stats,
-                      ulong stats_off, long n, long decay_end, float decay, float b1, float omb1,
-                      float b2, float omb2, float step_size, float bc2_sqrt, float eps, int clip,
-                      float grad_scale, int stochastic, uint seed, long base) {
-  p += p_off; g += g_off; mc += mc_off; vc += vc_off; ma += ma_off; va += va_off;
-  code_m += code_m_off; mid_m += mid_m_off; code_v += code_v_off; mid_v += mid_v_off;
-  stats += stats_off;
-  __local float scratch[QBLOCK];
-  const long i = get_global_id(0);
-  const int valid = i < n;
-  const float coef = clip ? stats[1] : grad_scale;
-  const float pn = adamw8_element(valid ? vload_half(i, p) : 0.0f, valid ? vload_half(i, g) : 0.0f,
-                                  valid, mc, vc, ma, va, code_m, mid_m, code_v, mid_v, i,
-                                  i < decay_end, decay, b1, omb1, b2, omb2, step_size, bc2_sqrt,
-                                  eps, coef, scratch);
-  if (!valid) return;
+// Stores a new fp16 parameter: to nearest, or stochastically with adamw_step_half's bits for
+// chunk element `index` (round_half_stochastic on a vector of which lane 0 is used).
+inline void store_half_param(__global half* p, long i, float pn, int stochastic, uint seed, ulong index) {
   if (stochastic) {
-    // round_half_stochastic on a vector of which lane 0 is used (one rounding, one definition)
-    const ulong index = base + (ulong)i;
     const uintV r = mix32((uintV)((uint)index) ^ mix32((uintV)(seed ^ (uint)(index >> 32))));
     vstore_half_rte(round_half_stochastic((floatV)pn, r).s0, i, p);
   } else {
     vstore_half_rte(pn, i, p);
   }
 }
+
+// The four kernels share one argument list; P_T is the parameter type, LOAD_P/STORE_P its access.
+#define ADAMW8_ARGS(P_T)                                                                        \
+  __global P_T* p, ulong p_off, __global const P_T* g, ulong g_off, __global uchar* mc,         \
+      ulong mc_off, __global uchar* vc, ulong vc_off, __global float* ma, ulong ma_off,         \
+      __global float* va, ulong va_off, __global const float* code_m, ulong code_m_off,         \
+      __global const float* mid_m, ulong mid_m_off, __global const float* code_v,               \
+      ulong code_v_off, __global const float* mid_v, ulong mid_v_off,                           \
+      __global const float* stats, ulong stats_off, long n, long decay_end, float decay,        \
+      float b1, float omb1, float b2, float omb2, float step_size, float bc2_sqrt, float eps,   \
+      int clip, float grad_scale
+#define ADAMW8_OFFSETS                                                                          \
+  p += p_off; g += g_off; mc += mc_off; vc += vc_off; ma += ma_off; va += va_off;               \
+  code_m += code_m_off; mid_m += mid_m_off; code_v += code_v_off; mid_v += mid_v_off;           \
+  stats += stats_off;                                                                           \
+  const float coef = clip ? stats[1] : grad_scale
+
+// Work-group mapping (GPUs): group b updates block b, one element per work-item, absmax by a
+// local-memory max. Launch ceil(n / QBLOCK) groups of QBLOCK.
+#define ADAMW8_GROUP_BODY(LOAD_P, STORE_P)                                                      \
+  __local float scratch[QBLOCK];                                                                \
+  const long i = get_global_id(0), b = get_group_id(0);                                         \
+  const int valid = i < n;                                                                      \
+  float mi = 0.0f, vi = 0.0f, pn = 0.0f;                                                        \
+  if (valid)                                                                                    \
+    pn = adamw8_update(LOAD_P(i), LOAD_G(i), code_m[mc[i]] * ma[b], code_v[vc[i]] * va[b],      \
+                       i < decay_end, decay, b1, omb1, b2, omb2, step_size, bc2_sqrt, eps,      \
+                       coef, &mi, &vi);                                                         \
+  const float am = group_max(scratch, fabs(mi)), av = group_max(scratch, fabs(vi));            \
+  if (get_local_id(0) == 0) ma[b] = am, va[b] = av;                                             \
+  if (valid) {                                                                                  \
+    mc[i] = code_of_m(code_m, mid_m, mi, am);                                                   \
+    vc[i] = code_of_v(mid_v, vi, av);                                                           \
+    STORE_P(i, pn);                                                                             \
+  }
+
+// Row mapping (CPUs): work-item b updates block b alone, in two passes over its elements (no
+// barriers: PoCL runs barrier-heavy groups ~20x slower). Launch ceil(n / QBLOCK) work-items.
+#define ADAMW8_ROWS_BODY(LOAD_P, STORE_P)                                                       \
+  const long b = get_global_id(0), begin = b * QBLOCK, end = min(n, begin + QBLOCK);            \
+  if (begin >= n) return;                                                                       \
+  float ms[QBLOCK], vs[QBLOCK];                                                                 \
+  float am = 0.0f, av = 0.0f;                                                                   \
+  const float ma0 = ma[b], va0 = va[b];                                                         \
+  for (long i = begin; i < end; ++i) {                                                          \
+    float mi, vi;                                                                               \
+    const float pn = adamw8_update(LOAD_P(i), LOAD_G(i), code_m[mc[i]] * ma0,                   \
+                                   code_v[vc[i]] * va0, i < decay_end, decay, b1, omb1, b2,     \
+                                   omb2, step_size, bc2_sqrt, eps, coef, &mi, &vi);             \
+    STORE_P(i, pn);                                                                             \
+    ms[i - begin] = mi, vs[i - begin] = vi;                                                     \
+    am = fmax(am, fabs(mi)), av = fmax(av, fabs(vi));                                           \
+  }                                                                                             \
+  ma[b] = am, va[b] = av;                                                                       \
+  for (long i = begin; i < end; ++i) {                                                          \
+    mc[i] = code_of_m(code_m, mid_m, ms[i - begin], am);                                        \
+    vc[i] = code_of_v(mid_v, vs[i - begin], av);                                                \
+  }
+
+#define LOAD_F(i) p[i]
+#define LOAD_G_F(i) g[i]
+#define STORE_F(i, x) p[i] = (x)
+#define LOAD_H(i) vload_half(i, p)
+#define LOAD_G_H(i) vload_half(i, g)
+#define STORE_H(i, x) store_half_param(p, i, x, stochastic, seed, (ulong)base + (ulong)(i))
+
+#define LOAD_G LOAD_G_F
+__kernel __attribute__((reqd_work_group_size(QBLOCK, 1, 1)))
+void adamw8_step(ADAMW8_ARGS(float)) {
+  ADAMW8_OFFSETS;
+  ADAMW8_GROUP_BODY(LOAD_F, STORE_F)
+}
+
+__kernel void adamw8_rows(ADAMW8_ARGS(float)) {
+  ADAMW8_OFFSETS;
+  ADAMW8_ROWS_BODY(LOAD_F, STORE_F)
+}
+#undef LOAD_G
+
+// The fp16-parameter kernels: p rounded as adamw_step_half rounds it (to nearest, or
+// stochastically with the same random bits for chunk element base + i).
+#define LOAD_G LOAD_G_H
+__kernel __attribute__((reqd_work_group_size(QBLOCK, 1, 1)))
+void adamw8_step_half(ADAMW8_ARGS(half), int stochastic, uint seed, long base) {
+  ADAMW8_OFFSETS;
+  ADAMW8_GROUP_BODY(LOAD_H, STORE_H)
+}
+
+__kernel void adamw8_rows_half(ADAMW8_ARGS(half), int stochastic, uint seed, long base) {
+  ADAMW8_OFFSETS;
+  ADAMW8_ROWS_BODY(LOAD_H, STORE_H)
+}
+#undef LOAD_G

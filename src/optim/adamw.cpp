@@ -212,7 +212,11 @@ void AdamW::launch_step(size_t k, int64_t begin, int64_t n, const std::vector<Te
     launch.run(n / vec);
     return;
   }
-  ops::Launch launch(ctx, "adamw", half ? "adamw8_step_half" : "adamw8_step", program_options(ctx));
+  using M = AdamWConfig::Int8Mapping;
+  const bool rows = config_.int8_mapping == M::rows ||
+                    (config_.int8_mapping == M::automatic && ctx.device().type == "cpu");
+  const char* kernel = rows ? (half ? "adamw8_rows_half" : "adamw8_rows") : (half ? "adamw8_step_half" : "adamw8_step");
+  ops::Launch launch(ctx, "adamw", kernel, program_options(ctx));
   launch.arg(p).arg(g).arg(arrays[0]).arg(arrays[1]).arg(arrays[2]).arg(arrays[3])
       .arg(maps_.narrow_rows(0, 256)).arg(maps_.narrow_rows(256, 511))
       .arg(maps_.narrow_rows(511, 767)).arg(maps_.narrow_rows(767, 1022))
@@ -220,7 +224,10 @@ void AdamW::launch_step(size_t k, int64_t begin, int64_t n, const std::vector<Te
   for (int i = 0; i < 8; ++i) launch.arg(sc[i]);
   launch.arg(clip).arg(grad_scale);
   if (half) launch.arg(config_.stochastic_rounding).arg(rounding_seed(step_, k)).arg(int64_t(begin));
-  launch.run(quant_blocks(n) * kQuantBlock, kQuantBlock);
+  if (rows)
+    launch.run(quant_blocks(n));
+  else
+    launch.run(quant_blocks(n) * kQuantBlock, kQuantBlock);
 }
 
 double moment_bytes_per_element(StateFormat f) {

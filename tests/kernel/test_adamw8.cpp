@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 
@@ -141,10 +142,12 @@ size_t count_diff(const std::vector<T>& a, const std::vector<T>& b) {
 
 // Runs `steps` steps of device and reference from a poisoned state and compares everything.
 // Returns the number of differing values (codes, absmax, parameters) over all chunks.
+using Mapping = optim::AdamWConfig::Int8Mapping;
 size_t run_against_reference(int steps, float max_norm, float grad_scale, DType dtype, uint64_t seed,
-                             Adamw8Break broken = Adamw8Break::none) {
+                             Adamw8Break broken = Adamw8Break::none, Mapping mapping = Mapping::automatic) {
   auto params = make_params(seed, dtype);
   auto cfg = config(optim::StateFormat::int8);
+  cfg.int8_mapping = mapping;
   if (dtype == DType::f16) cfg.max_chunk_bytes /= 2;  // the same elements per chunk
   optim::AdamW opt(test_ctx(), params, cfg);
   EXPECT_GT(opt.pack().chunks().size(), 2u);
@@ -233,6 +236,18 @@ TEST(AdamW8, DynamicMapIsBitsandbytesMap) {
     for (int k = 0; k < 256; ++k)
       EXPECT_LE(std::fabs(m.code[k] - want[k]), std::ldexp(std::fabs(want[k]), -21)) << k;
   }
+  // MAGELLANO_DYNAMIC_MAP_OUT=FILE writes the table for scripts/bnb_dynamic_map.py --check FILE.
+  if (const char* out = std::getenv("MAGELLANO_DYNAMIC_MAP_OUT")) {
+    std::FILE* f = std::fopen(out, "w");
+    ASSERT_NE(f, nullptr) << out;
+    for (bool is_signed : {true, false})
+      for (int k = 0; k < 256; ++k) {
+        uint32_t h;
+        std::memcpy(&h, &optim::dynamic_map(is_signed).code[k], 4);
+        std::fprintf(f, "%s %d %08x\n", is_signed ? "s" : "u", k, h);
+      }
+    std::fclose(f);
+  }
   // Smallest positive codes: 10^-6 * 0.55 (signed: mean of {0.1, 1}) and 10^-6 * 0.325 (unsigned).
   EXPECT_NEAR(optim::dynamic_map(true).code[128], 5.5e-7, 1e-13);
   EXPECT_NEAR(optim::dynamic_map(false).code[1], 3.25e-7, 1e-13);
@@ -254,13 +269,19 @@ TEST(AdamW8, MidpointRuleIsNearestCode) {
   }
 }
 
-TEST(AdamW8, OneStepFromPoisonedStateIsBitExact) { EXPECT_EQ(run_against_reference(1, 0, 1, DType::f32, 1), 0u); }
-
-TEST(AdamW8, FortyStepsWithClippingAndScaleAreBitExact) {
-  EXPECT_EQ(run_against_reference(40, 1.0f, 0.25f, DType::f32, 2), 0u);
+// Both kernel mappings (work-group, rows) against the reference.
+TEST(AdamW8, OneStepFromPoisonedStateIsBitExact) {
+  for (auto m : {Mapping::group, Mapping::rows}) EXPECT_EQ(run_against_reference(1, 0, 1, DType::f32, 1, Adamw8Break::none, m), 0u);
 }
 
-TEST(AdamW8, Fp16ParametersAreBitExact) { EXPECT_EQ(run_against_reference(20, 0, 1, DType::f16, 3), 0u); }
+TEST(AdamW8, FortyStepsWithClippingAndScaleAreBitExact) {
+  for (auto m : {Mapping::group, Mapping::rows})
+    EXPECT_EQ(run_against_reference(40, 1.0f, 0.25f, DType::f32, 2, Adamw8Break::none, m), 0u);
+}
+
+TEST(AdamW8, Fp16ParametersAreBitExact) {
+  for (auto m : {Mapping::group, Mapping::rows}) EXPECT_EQ(run_against_reference(20, 0, 1, DType::f16, 3, Adamw8Break::none, m), 0u);
+}
 
 // The comparison catches a deliberately broken quantizer: no sign fix, codes rounded down,
 // blocks of 128.

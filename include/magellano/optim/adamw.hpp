@@ -89,6 +89,9 @@ struct AdamWConfig {
   bool stochastic_rounding = false;  // f16 parameters: round the update stochastically (above)
   StateFormat states = StateFormat::fp32;
   StatePlacement offload = StatePlacement::device;
+  // int8: the kernel mapping; automatic = rows on CPUs (one work-item per block: PoCL runs the
+  // barrier-heavy work-group kernel ~20x slower), work-group elsewhere. Same bits either way.
+  enum class Int8Mapping { automatic, group, rows } int8_mapping = Int8Mapping::automatic;
   int64_t page_elements = int64_t{1} << 22;  // host placement: elements per page (4 Mi: 32 MiB of
                                              // fp32 moments, 8 MiB of codes); rounded up to 256
 };
