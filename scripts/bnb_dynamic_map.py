@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""bitsandbytes' create_dynamic_map(signed, 7, 8) computed with PyTorch as bitsandbytes/functional.py
-writes it (the function is copied below: it is the definition under test), as fp32 bit patterns.
+"""bitsandbytes' create_dynamic_map(signed, 7, 8) computed with PyTorch the way bitsandbytes/functional.py
+computes it (the same torch operations in the same order), as fp32 bit patterns.
 Needs only torch. Magellano's C++ table (optim/dynamic_map.hpp) is written in the same format by
   MAGELLANO_DYNAMIC_MAP_OUT=FILE build/tests/test_kernel --gtest_filter=AdamW8.DynamicMapIsBitsandbytesMap
 
@@ -13,33 +13,23 @@ import sys
 import torch
 
 
-def create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8):
-    # bitsandbytes/functional.py (bitsandbytes-foundation/bitsandbytes, 2026), unchanged logic.
-    data = []
-    non_sign_bits = total_bits - 1
-    additional_items = 2 ** (non_sign_bits - max_exponent_bits) - 1
-    for i in range(max_exponent_bits):
-        fraction_items = int(
-            2 ** (i + non_sign_bits - max_exponent_bits) + 1
-            if signed
-            else 2 ** (i + non_sign_bits - max_exponent_bits + 1) + 1,
-        )
-        boundaries = torch.linspace(0.1, 1, fraction_items, dtype=torch.float32)
-        means = (boundaries[:-1] + boundaries[1:]) / 2.0
-        data += ((10 ** (-(max_exponent_bits - 1) + i)) * means).tolist()
+def create_dynamic_map(signed=True):
+    """The 8-bit map of bitsandbytes' create_dynamic_map(signed, 7, 8), written anew here with the
+    same torch operations in the same order (so torch rounds every value as bitsandbytes' does):
+    per decade i = 0..6, the means of neighbouring points of linspace(0.1, 1, f) in float32,
+    f = 2^i + 1 (signed) or 2^(i+1) + 1 (unsigned), scaled by the Python number 10 ** (i - 6)
+    (and negated too when signed); then 0 and 1; sorted."""
+    values = []
+    for i in range(7):
+        points = torch.linspace(0.1, 1, 2 ** (i + (0 if signed else 1)) + 1, dtype=torch.float32)
+        mid = (points[:-1] + points[1:]) / 2.0
+        scale = 10 ** (i - 6)
+        values.extend((scale * mid).tolist())
         if signed:
-            data += (-(10 ** (-(max_exponent_bits - 1) + i)) * means).tolist()
-    if additional_items > 0:
-        boundaries = torch.linspace(0.1, 1, additional_items + 1, dtype=torch.float32)
-        means = (boundaries[:-1] + boundaries[1:]) / 2.0
-        data += ((10 ** (-(max_exponent_bits - 1) + i)) * means).tolist()
-        if signed:
-            data += (-(10 ** (-(max_exponent_bits - 1) + i)) * means).tolist()
-    data.append(0)
-    data.append(1.0)
-    assert len(data) == 2**total_bits
-    data.sort()
-    return torch.tensor(data, dtype=torch.float32)
+            values.extend((-scale * mid).tolist())
+    values += [0, 1.0]
+    assert len(values) == 256
+    return torch.tensor(sorted(values), dtype=torch.float32)
 
 
 def hexes(t):

@@ -1,11 +1,10 @@
 // Parameter accounting and the training-memory model; the formulas are in model_size.hpp.
 #include "magellano/train/model_size.hpp"
 
-#include "magellano/optim/dynamic_map.hpp"
-
 #include <algorithm>
 
 #include "magellano/ops/ssd.hpp"
+#include "magellano/optim/dynamic_map.hpp"
 #include "magellano/runtime/error.hpp"
 
 namespace magellano::train {
