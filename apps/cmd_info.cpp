@@ -95,10 +95,17 @@ int model_info(const std::string& path, const std::vector<std::string>& sets, bo
   else
     std::printf("training memory estimate, batch %lld x context %lld (%s, AdamW)\n",
                 (long long)mem.batch, (long long)mem.seq_len,
-                cfg.train.param_dtype == DType::f16 ? "fp16 matrix weights and gradients, fp32 moments" : "fp32");
+                cfg.train.param_dtype == DType::f16 ? "fp16 matrix weights and gradients" : "fp32");
+  std::printf("  AdamW moments %s (%s bytes per trained parameter), %s\n",
+              train::config_name(cfg.train.optimizer_states),
+              cfg.train.optimizer_states == optim::StateFormat::int8 ? "2 + 8/256" : "8",
+              cfg.train.optimizer_offload == optim::StatePlacement::host
+                  ? "in host memory, streamed through the device in pages"
+                  : "in device memory");
   line("weights", mem.weights);
   line("gradients", mem.gradients);
-  line("optimizer state", mem.optimizer_state);
+  line(cfg.train.optimizer_offload == optim::StatePlacement::host ? "optimizer state pages" : "optimizer state",
+       mem.optimizer_state);
   line("activations", mem.activations);
   line("  mamba layers", mem.mamba_activations);
   line("  scan chunk states", mem.scan_states);
@@ -109,6 +116,7 @@ int model_info(const std::string& path, const std::vector<std::string>& sets, bo
   line("  head (logits x2)", mem.head);
   line("  backward workspace", mem.workspace);
   line("total", mem.total);
+  if (mem.optimizer_host > 0) line("host: optimizer state", mem.optimizer_host);
   return 0;
 }
 

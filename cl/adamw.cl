@@ -25,11 +25,28 @@
 //                  precision is fp16's (see include/magellano/optim/adamw.hpp)
 //   sumsq_partial_half, scale_half
 //                  sumsq_partial for fp16 g; g <- g * s for fp16 g (gradient accumulation)
+//   adamw8_step, adamw8_step_half (work-group mapping), adamw8_rows, adamw8_rows_half (rows)
+//                  the same update with both moments stored as bitsandbytes' 8-bit blockwise
+//                  dynamic quantization (include/magellano/optim/dynamic_map.hpp): one
+//                  work-group of QBLOCK (256) work-items per block, one element each.
+//                  p, g: (n) f32 (f16 for _half); mc, vc: (n) uchar codes; ma, va:
+//                  (ceil(n / QBLOCK)) f32 absmax per block; code_m, code_v: (256) the signed
+//                  and unsigned maps; mid_m, mid_v: (255) the fp32 midpoints between
+//                  neighbouring codes. Per element: dequantize (code * absmax), the fp32 update
+//                  of adamw_update, then per block the new absmax = max |m| (|v|) and the
+//                  code of m / absmax (v / absmax) = the number of midpoints below it (the
+//                  nearest code; an exact tie goes to the lower code), and for m bitsandbytes'
+//                  sign fix (a code of the other sign moves one step towards m's sign). A block
+//                  whose absmax is 0 stores the code of 0. Elements past n are not touched.
+//                  The rows kernels (for CPUs) give the same bits with one work-item per block
+//                  and no barriers: launch ceil(n / QBLOCK) work-items.
 // -D knobs: LOCAL (default 256), the work-group size of sumsq_partial and norm_final;
 //           VEC (default 8: 2, 4, 8 or 16), the vector width of the step kernels. On PoCL,
 //           VEC 16 ran ~3x faster than one element per work-item (the scalar vload_half
 //           path ~15x slower): wide explicit vectors let LLVM emit AVX2 loads and F16C
 //           conversions, which PoCL's work-item-loop vectorizer did not.
+//           QBLOCK (256, fixed): the quantization block of adamw8_step (bitsandbytes'
+//           optimizer block size); the work-group size of its launches.
 // Build adamw_step with -cl-fp32-correctly-rounded-divide-sqrt (as the host does) so sqrt and
 // division round like CUDA's / the CPU's IEEE operations that torch uses.
 #ifndef LOCAL
@@ -38,6 +55,7 @@
 #ifndef VEC
 #define VEC 8
 #endif
+#define QBLOCK 256
 #define MG_CAT_(a, b) a##b
 #define MG_CAT(a, b) MG_CAT_(a, b)
 #define floatV MG_CAT(float, VEC)
@@ -188,14 +206,15 @@ inline floatV round_half_stochastic(floatV x, uintV r) {
 }
 
 // adamw_step with p, g: (n) fp16; stochastic != 0: the new p is rounded stochastically with
-// the random bits mix32(index ^ mix32(seed ^ index_high)), index = the element's position in
-// the chunk (the host varies seed with the step and the chunk).
+// the random bits mix32(index ^ mix32(seed ^ index_high)), index = base + the element's position
+// in p, i.e. its position in the pack chunk (base: where this launch starts in the chunk, so a
+// chunk updated in pages draws the same bits; the host varies seed with the step and chunk).
 __kernel void adamw_step_half(__global half* p, ulong p_off, __global const half* g,
                               ulong g_off, __global float* m, ulong m_off, __global float* v,
                               ulong v_off, __global const float* stats, ulong stats_off, long n,
                               long decay_end, float decay, float b1, float omb1, float b2,
                               float omb2, float step_size, float bc2_sqrt, float eps, int clip,
-                              float grad_scale, int stochastic, uint seed) {
+                              float grad_scale, int stochastic, uint seed, long base) {
   p += p_off; g += g_off; m += m_off; v += v_off; stats += stats_off;
   long j = get_global_id(0);
   if (j * VEC < n) {
@@ -203,7 +222,7 @@ __kernel void adamw_step_half(__global half* p, ulong p_off, __global const half
     floatV pn = adamw_update(vload_halfV(j, p), vload_halfV(j, g), m, v, j, j * VEC < decay_end,
                              decay, b1, omb1, b2, omb2, step_size, bc2_sqrt, eps, coef);
     if (stochastic) {
-      ulong first = (ulong)j * VEC;
+      ulong first = base + (ulong)j * VEC;
       uint lanes[VEC];
       for (int k = 0; k < VEC; ++k) lanes[k] = (uint)first + k;
       uintV index = vloadV(0, lanes);
@@ -212,3 +231,163 @@ __kernel void adamw_step_half(__global half* p, ulong p_off, __global const half
     vstore_halfV_rte(pn, j, p);
   }
 }
+
+
+// ---- 8-bit moments (adamw8_step, adamw8_step_half, adamw8_rows, adamw8_rows_half) ----
+
+// The largest value of v over the work-group (QBLOCK work-items); exact in any order.
+inline float group_max(__local float* s, float v) {
+  const int l = get_local_id(0);
+  s[l] = v;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int w = QBLOCK / 2; w > 0; w >>= 1) {
+    if (l < w) s[l] = fmax(s[l], s[l + w]);
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  const float r = s[0];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  return r;
+}
+
+// The number of the 255 increasing midpoints below x (0..255): the nearest code's index.
+inline int nearest_code(__global const float* mid, float x) {
+  int c = 0;
+  for (int step = 128; step > 0; step >>= 1)
+    if (c + step <= 255 && x > mid[c + step - 1]) c += step;
+  return c;
+}
+
+// FP_CONTRACT OFF in these helpers: every product and sum rounds on its own, as the float64
+// reference (tests/support/adamw8_reference.cpp) rounds them, so codes and p match it bit for bit.
+
+// One element's update from its dequantized moments m0, v0: the new moments in *mo, *vo, the
+// new p returned (adamw_update's arithmetic, one lane).
+inline float adamw8_update(float pv, float gv, float m0, float v0, int in_decay, float decay,
+                           float b1, float omb1, float b2, float omb2, float step_size,
+                           float bc2_sqrt, float eps, float coef, float* mo, float* vo) {
+#pragma OPENCL FP_CONTRACT OFF
+  const float gi = gv * coef;
+  const float pi = in_decay ? pv * decay : pv;
+  const float mi = b1 * m0 + omb1 * gi;
+  const float vi = b2 * v0 + omb2 * (gi * gi);
+  *mo = mi;
+  *vo = vi;
+  const float denom = sqrt(vi) / bc2_sqrt + eps;
+  return pi - step_size * (mi / denom);
+}
+
+// The codes of m and v given their block's new absmax am, av (bitsandbytes' sign fix for m).
+inline uchar code_of_m(__global const float* code_m, __global const float* mid_m, float mi, float am) {
+#pragma OPENCL FP_CONTRACT OFF
+  int c = nearest_code(mid_m, am > 0.0f ? mi / am : 0.0f);
+  if (signbit(code_m[c]) != signbit(mi)) c += mi > 0.0f ? 1 : -1;
+  return (uchar)c;
+}
+inline uchar code_of_v(__global const float* mid_v, float vi, float av) {
+#pragma OPENCL FP_CONTRACT OFF
+  return (uchar)nearest_code(mid_v, av > 0.0f ? vi / av : 0.0f);
+}
+
+// Stores a new fp16 parameter: to nearest, or stochastically with adamw_step_half's bits for
+// chunk element `index` (round_half_stochastic on a vector of which lane 0 is used).
+inline void store_half_param(__global half* p, long i, float pn, int stochastic, uint seed, ulong index) {
+  if (stochastic) {
+    const uintV r = mix32((uintV)((uint)index) ^ mix32((uintV)(seed ^ (uint)(index >> 32))));
+    vstore_half_rte(round_half_stochastic((floatV)pn, r).s0, i, p);
+  } else {
+    vstore_half_rte(pn, i, p);
+  }
+}
+
+// The four kernels share one argument list; P_T is the parameter type, LOAD_P/STORE_P its access.
+#define ADAMW8_ARGS(P_T)                                                                        \
+  __global P_T* p, ulong p_off, __global const P_T* g, ulong g_off, __global uchar* mc,         \
+      ulong mc_off, __global uchar* vc, ulong vc_off, __global float* ma, ulong ma_off,         \
+      __global float* va, ulong va_off, __global const float* code_m, ulong code_m_off,         \
+      __global const float* mid_m, ulong mid_m_off, __global const float* code_v,               \
+      ulong code_v_off, __global const float* mid_v, ulong mid_v_off,                           \
+      __global const float* stats, ulong stats_off, long n, long decay_end, float decay,        \
+      float b1, float omb1, float b2, float omb2, float step_size, float bc2_sqrt, float eps,   \
+      int clip, float grad_scale
+#define ADAMW8_OFFSETS                                                                          \
+  p += p_off; g += g_off; mc += mc_off; vc += vc_off; ma += ma_off; va += va_off;               \
+  code_m += code_m_off; mid_m += mid_m_off; code_v += code_v_off; mid_v += mid_v_off;           \
+  stats += stats_off;                                                                           \
+  const float coef = clip ? stats[1] : grad_scale
+
+// Work-group mapping (GPUs): group b updates block b, one element per work-item, absmax by a
+// local-memory max. Launch ceil(n / QBLOCK) groups of QBLOCK.
+#define ADAMW8_GROUP_BODY(LOAD_P, STORE_P)                                                      \
+  __local float scratch[QBLOCK];                                                                \
+  const long i = get_global_id(0), b = get_group_id(0);                                         \
+  const int valid = i < n;                                                                      \
+  float mi = 0.0f, vi = 0.0f, pn = 0.0f;                                                        \
+  if (valid)                                                                                    \
+    pn = adamw8_update(LOAD_P(i), LOAD_G(i), code_m[mc[i]] * ma[b], code_v[vc[i]] * va[b],      \
+                       i < decay_end, decay, b1, omb1, b2, omb2, step_size, bc2_sqrt, eps,      \
+                       coef, &mi, &vi);                                                         \
+  const float am = group_max(scratch, fabs(mi)), av = group_max(scratch, fabs(vi));            \
+  if (get_local_id(0) == 0) ma[b] = am, va[b] = av;                                             \
+  if (valid) {                                                                                  \
+    mc[i] = code_of_m(code_m, mid_m, mi, am);                                                   \
+    vc[i] = code_of_v(mid_v, vi, av);                                                           \
+    STORE_P(i, pn);                                                                             \
+  }
+
+// Row mapping (CPUs): work-item b updates block b alone, in two passes over its elements (no
+// barriers: PoCL runs barrier-heavy groups ~20x slower). Launch ceil(n / QBLOCK) work-items.
+#define ADAMW8_ROWS_BODY(LOAD_P, STORE_P)                                                       \
+  const long b = get_global_id(0), begin = b * QBLOCK, end = min(n, begin + QBLOCK);            \
+  if (begin >= n) return;                                                                       \
+  float ms[QBLOCK], vs[QBLOCK];                                                                 \
+  float am = 0.0f, av = 0.0f;                                                                   \
+  const float ma0 = ma[b], va0 = va[b];                                                         \
+  for (long i = begin; i < end; ++i) {                                                          \
+    float mi, vi;                                                                               \
+    const float pn = adamw8_update(LOAD_P(i), LOAD_G(i), code_m[mc[i]] * ma0,                   \
+                                   code_v[vc[i]] * va0, i < decay_end, decay, b1, omb1, b2,     \
+                                   omb2, step_size, bc2_sqrt, eps, coef, &mi, &vi);             \
+    STORE_P(i, pn);                                                                             \
+    ms[i - begin] = mi, vs[i - begin] = vi;                                                     \
+    am = fmax(am, fabs(mi)), av = fmax(av, fabs(vi));                                           \
+  }                                                                                             \
+  ma[b] = am, va[b] = av;                                                                       \
+  for (long i = begin; i < end; ++i) {                                                          \
+    mc[i] = code_of_m(code_m, mid_m, ms[i - begin], am);                                        \
+    vc[i] = code_of_v(mid_v, vs[i - begin], av);                                                \
+  }
+
+#define LOAD_F(i) p[i]
+#define LOAD_G_F(i) g[i]
+#define STORE_F(i, x) p[i] = (x)
+#define LOAD_H(i) vload_half(i, p)
+#define LOAD_G_H(i) vload_half(i, g)
+#define STORE_H(i, x) store_half_param(p, i, x, stochastic, seed, (ulong)base + (ulong)(i))
+
+#define LOAD_G LOAD_G_F
+__kernel __attribute__((reqd_work_group_size(QBLOCK, 1, 1)))
+void adamw8_step(ADAMW8_ARGS(float)) {
+  ADAMW8_OFFSETS;
+  ADAMW8_GROUP_BODY(LOAD_F, STORE_F)
+}
+
+__kernel void adamw8_rows(ADAMW8_ARGS(float)) {
+  ADAMW8_OFFSETS;
+  ADAMW8_ROWS_BODY(LOAD_F, STORE_F)
+}
+#undef LOAD_G
+
+// The fp16-parameter kernels: p rounded as adamw_step_half rounds it (to nearest, or
+// stochastically with the same random bits for chunk element base + i).
+#define LOAD_G LOAD_G_H
+__kernel __attribute__((reqd_work_group_size(QBLOCK, 1, 1)))
+void adamw8_step_half(ADAMW8_ARGS(half), int stochastic, uint seed, long base) {
+  ADAMW8_OFFSETS;
+  ADAMW8_GROUP_BODY(LOAD_H, STORE_H)
+}
+
+__kernel void adamw8_rows_half(ADAMW8_ARGS(half), int stochastic, uint seed, long base) {
+  ADAMW8_OFFSETS;
+  ADAMW8_ROWS_BODY(LOAD_H, STORE_H)
+}
+#undef LOAD_G

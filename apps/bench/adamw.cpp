@@ -3,6 +3,11 @@
 //   adamw_fp32       p, g, m, v fp32: 28 bytes per parameter per step (read p g m v, write p m v)
 //   adamw_fp16       p, g fp16, m, v fp32: 22 bytes (read 2+2+4+4, write 2+4+4)
 //   adamw_fp32_clip  fp32 with global-norm clipping: one more read of g, 32 bytes
+//   adamw_int8       fp32 p, g, 8-bit moments (bitsandbytes' blockwise format, code bytes and an
+//                    fp32 absmax per 256): ~16.06 bytes (read 4+4+1+1, write 4+1+1, absmax 16/256)
+//   adamw_fp32_paged fp32 with the moments in host memory (train.optimizer_offload "host"): the
+//                    kernel's 28 bytes plus the moments' 8 bytes uploaded and 8 downloaded: 44
+//   adamw_int8_paged 8-bit moments in host memory: 16.06 + 2 x (2 + 8/256) = ~20.13 bytes
 //   adamw_fp32 [host] the CPU baseline: a plain single-threaded C++ fp32 loop of the same update
 // GB/s = bytes per parameter x parameters x iters / median time, so the percentage of peak is
 // the share of the copy bandwidth measured in the same run (the goal: >= 85%).
@@ -50,8 +55,12 @@ Result make_result(const std::string& name, int64_t n, int64_t iters, int repeat
 }
 
 // Times `iters` steps of an optimizer over one n x n parameter of `dtype`, gradients 1e-3.
-double time_device(Context& ctx, int64_t n, int64_t iters, int repeats, DType dtype, float max_norm) {
+double time_device(Context& ctx, int64_t n, int64_t iters, int repeats, DType dtype, float max_norm,
+                   optim::StateFormat states = optim::StateFormat::fp32,
+                   optim::StatePlacement offload = optim::StatePlacement::device) {
   optim::AdamWConfig cfg;  // torch-like defaults: lr 3e-4, betas (0.9, 0.95), wd 0.1
+  cfg.states = states;
+  cfg.offload = offload;
   Tensor w = Tensor::from_host(ctx, Shape{n, n}, std::vector<float>(size_t(n * n), 0.5f), dtype,
                                MemCategory::parameters);
   w.set_requires_grad(true);
@@ -79,6 +88,17 @@ std::vector<Result> run_adamw(Context& ctx, const Peaks&, const Options& opts) {
                             time_device(ctx, n, iters, repeats, DType::f16, 0.0f), 22.0));
   out.push_back(make_result("adamw_fp32_clip", n, iters, repeats,
                             time_device(ctx, n, iters, repeats, DType::f32, 1.0f), 32.0));
+  const double int8 = 16.0 + 16.0 / 256.0, int8_moments = 2.0 + 8.0 / 256.0;
+  out.push_back(make_result("adamw_int8", n, iters, repeats,
+                            time_device(ctx, n, iters, repeats, DType::f32, 0.0f, optim::StateFormat::int8), int8));
+  out.push_back(make_result("adamw_fp32_paged", n, iters, repeats,
+                            time_device(ctx, n, iters, repeats, DType::f32, 0.0f, optim::StateFormat::fp32,
+                                        optim::StatePlacement::host),
+                            28.0 + 2 * 8.0));
+  out.push_back(make_result("adamw_int8_paged", n, iters, repeats,
+                            time_device(ctx, n, iters, repeats, DType::f32, 0.0f, optim::StateFormat::int8,
+                                        optim::StatePlacement::host),
+                            int8 + 2 * int8_moments));
 
   const size_t numel = size_t(n * n);
   std::vector<float> p(numel, 0.5f), g(numel, 1e-3f), m(numel, 0.0f), v(numel, 0.0f);
@@ -96,7 +116,7 @@ std::vector<Result> run_adamw(Context& ctx, const Peaks&, const Options& opts) {
   return out;
 }
 
-RegisterBench reg{{"adamw", "AdamW steps over n x n parameters: fp32, fp16 storage, clipping, host loop (GB/s)",
+RegisterBench reg{{"adamw", "AdamW steps over n x n parameters: fp32, fp16 storage, clipping, 8-bit and host-paged moments, host loop (GB/s)",
                    {{"n", Key::integer, "4096", "the parameter is an n x n matrix"},
                     {"iters", Key::integer, "100", "optimizer steps per timed run"}},
                    run_adamw}};

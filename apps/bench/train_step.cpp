@@ -65,7 +65,8 @@ std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Optio
   } reset_compute{ctx};
   nn::Model model(ctx, train::model_spec(cfg), 1);
   optim::AdamW adamw(ctx, model.trainable_parameters(),
-                     {.lr = 1e-4f, .stochastic_rounding = cfg.train.fp16_rounding == train::Fp16Rounding::stochastic});
+                     {.lr = 1e-4f, .stochastic_rounding = cfg.train.fp16_rounding == train::Fp16Rounding::stochastic,
+                      .states = cfg.train.optimizer_states, .offload = cfg.train.optimizer_offload});
   // The peak of the training steps (a QLoRA model passes through one fp32 block per block
   // while it is built and quantized).
   ctx.memory().reset_peaks();
@@ -107,6 +108,8 @@ std::vector<Result> run_train_step(Context& ctx, const Peaks& peaks, const Optio
   r.gflops = model_gflops;
   r.tokens_per_s = tps;
   r.extra = {{"config_file", config},
+             {"optimizer_states", train::config_name(cfg.train.optimizer_states)},
+             {"optimizer_offload", train::config_name(cfg.train.optimizer_offload)},
              {"params_total", counts.total},
              {"params_trainable", counts.trainable},
              {"active_params_per_token", counts.active_per_token},

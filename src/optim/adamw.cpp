@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 
+#include "magellano/io/safetensors_device.hpp"
 #include "magellano/ops/elementwise.hpp"
+#include "magellano/optim/dynamic_map.hpp"
 #include "magellano/ops/launch.hpp"
 #include "magellano/runtime/error.hpp"
 
@@ -40,9 +43,24 @@ uint32_t rounding_seed(int64_t t, size_t k) {
   return static_cast<uint32_t>(z ^ (z >> 32));
 }
 
-Tensor view_at(const Tensor& flat, int64_t offset, const Shape& shape) {
-  return flat.narrow_rows(offset, offset + shape.numel()).view(shape);
+
+// The moment arrays of one chunk: fp32 {m, v}; int8 {m codes, v codes, m absmax, v absmax}.
+int array_count(StateFormat f) { return f == StateFormat::fp32 ? 2 : 4; }
+bool is_absmax(StateFormat f, int a) { return f == StateFormat::int8 && a >= 2; }
+DType array_dtype(StateFormat f, int a) {
+  return f == StateFormat::int8 && a < 2 ? DType::u8 : DType::f32;
 }
+// Elements of array a for `numel` parameter elements.
+int64_t array_numel(StateFormat f, int a, int64_t numel) {
+  return is_absmax(f, a) ? quant_blocks(numel) : numel;
+}
+// Array a's range for parameter elements [begin, begin + n) (begin a multiple of kQuantBlock
+// when absmax).
+std::pair<int64_t, int64_t> array_range(StateFormat f, int a, int64_t begin, int64_t n) {
+  if (!is_absmax(f, a)) return {begin, n};
+  return {begin / kQuantBlock, quant_blocks(begin + n) - begin / kQuantBlock};
+}
+io::StDType st_dtype(DType t) { return t == DType::u8 ? io::StDType::U8 : io::StDType::F32; }
 
 }  // namespace
 
@@ -52,10 +70,41 @@ AdamW::AdamW(Context& ctx, const std::vector<Parameter>& params, AdamWConfig con
     throw Error("AdamW: betas must lie in [0, 1); got " + std::to_string(config.beta1) + ", " +
                 std::to_string(config.beta2) + ".");
   if (!(config.eps >= 0.0f)) throw Error("AdamW: eps must be >= 0.");
+  const StateFormat f = config.states;
+  const int arrays = array_count(f);
+  const bool host = config.offload == StatePlacement::host;
+  if (host) {
+    if (config.page_elements <= 0) throw Error("AdamW: page_elements must be positive.");
+    int64_t largest = 0;
+    for (const auto& c : pack_.chunks()) largest = std::max(largest, c.numel);
+    page_ = std::min((config.page_elements + kQuantBlock - 1) / kQuantBlock * kQuantBlock,
+                     (largest + kQuantBlock - 1) / kQuantBlock * kQuantBlock);
+    for (int a = 0; a < arrays && page_ > 0; ++a)
+      staging_.push_back(Tensor::zeros(ctx, Shape{array_numel(f, a, page_)}, array_dtype(f, a),
+                                       MemCategory::optimizer));
+  }
+  if (f == StateFormat::int8) {
+    std::vector<float> maps;
+    for (bool is_signed : {true, false}) {
+      const DynamicMap& m = dynamic_map(is_signed);
+      maps.insert(maps.end(), m.code.begin(), m.code.end());
+      maps.insert(maps.end(), m.mid.begin(), m.mid.end());
+    }
+    maps_ = Tensor::from_host(ctx, Shape{int64_t(maps.size())}, maps, DType::f32, MemCategory::optimizer);
+  }
   int64_t groups_total = 0;
   for (const auto& c : pack_.chunks()) {
-    exp_avg_.push_back(Tensor::zeros(ctx, Shape{c.numel}, DType::f32, MemCategory::optimizer));
-    exp_avg_sq_.push_back(Tensor::zeros(ctx, Shape{c.numel}, DType::f32, MemCategory::optimizer));
+    // Zero codes with absmax 0 read back as 0 in either map: all formats start at m = v = 0.
+    if (host) {
+      host_moments_.emplace_back();
+      for (int a = 0; a < arrays; ++a)
+        host_moments_.back().emplace_back(array_numel(f, a, c.numel) * dtype_size(array_dtype(f, a)), 0);
+    } else {
+      moments_.emplace_back();
+      for (int a = 0; a < arrays; ++a)
+        moments_.back().push_back(Tensor::zeros(ctx, Shape{array_numel(f, a, c.numel)},
+                                                array_dtype(f, a), MemCategory::optimizer));
+    }
     const int64_t g = std::clamp<int64_t>((c.numel + kLocal - 1) / kLocal, 1, kMaxGroups);
     partial_base_.push_back(groups_total);
     partial_groups_.push_back(g);
@@ -91,7 +140,6 @@ Tensor AdamW::grad_norm(float grad_scale) {
 Tensor AdamW::last_grad_norm() const { return clipped_ ? stats_.narrow_rows(0, 1) : Tensor(); }
 
 void AdamW::step(float lr, float max_grad_norm, float grad_scale) {
-  Context& ctx = pack_.ctx();
   const bool clip = max_grad_norm > 0.0f;
   if (clip) {
     norm_into(stats_, max_grad_norm, grad_scale);
@@ -104,36 +152,176 @@ void AdamW::step(float lr, float max_grad_norm, float grad_scale) {
   const float omb1 = static_cast<float>(1.0 - b1), omb2 = static_cast<float>(1.0 - b2);
   const float step_size = static_cast<float>(double(lr) / (1.0 - std::pow(b1, t)));
   const float bc2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(b2, t)));
+  const float scalars[8] = {decay, config_.beta1, omb1, config_.beta2, omb2, step_size, bc2_sqrt,
+                            config_.eps};
+  const StateFormat f = config_.states;
   const auto& chunks = pack_.chunks();
-  const int64_t vec = step_vec(ctx);
-  const BuildOptions options = program_options(ctx);
   for (size_t k = 0; k < chunks.size(); ++k) {
-    const PackChunk& c = chunks[k];
-    // Chunks are whole buffers of kAlign multiples (offset 0), moments likewise; decay_end is
-    // rounded up to VEC, which only moves padding (zeros, unchanged by decay) into the decay
-    // group.
-    for (const Tensor& t : {c.params, c.grads, exp_avg_[k], exp_avg_sq_[k]})
-      if (t.offset() % vec != 0 || c.numel % vec != 0) throw Error("AdamW: a chunk is not vector aligned.");
-    const int64_t decay_end = std::min(c.numel, (c.decay_end + vec - 1) / vec * vec);
-    const bool half = c.dtype() == DType::f16;
-    ops::Launch launch(ctx, "adamw", half ? "adamw_step_half" : "adamw_step", options);
-    launch.arg(c.params).arg(c.grads).arg(exp_avg_[k]).arg(exp_avg_sq_[k]).arg(stats_)
-        .arg(c.numel).arg(decay_end).arg(decay).arg(config_.beta1).arg(omb1)
-        .arg(config_.beta2).arg(omb2).arg(step_size).arg(bc2_sqrt).arg(config_.eps)
-        .arg(clip).arg(grad_scale);
-    if (half) launch.arg(config_.stochastic_rounding).arg(rounding_seed(step_, k));
-    launch.run(c.numel / vec);
+    if (config_.offload == StatePlacement::device) {
+      launch_step(k, 0, chunks[k].numel, moments_[k], scalars, clip, grad_scale);
+      continue;
+    }
+    // Host placement: page by page through the staging buffers (blocking transfers).
+    auto& host = host_moments_[k];
+    for (int64_t begin = 0; begin < chunks[k].numel; begin += page_) {
+      const int64_t n = std::min(page_, chunks[k].numel - begin);
+      std::vector<Tensor> views;
+      for (int a = 0; a < array_count(f); ++a) {
+        const auto [b, count] = array_range(f, a, begin, n);
+        const uint64_t esize = dtype_size(array_dtype(f, a));
+        views.push_back(staging_[a].narrow_rows(0, count));
+        views.back().copy_from_host(host[a].data() + b * esize, count * esize);
+      }
+      launch_step(k, begin, n, views, scalars, clip, grad_scale);
+      for (int a = 0; a < array_count(f); ++a) {
+        const auto [b, count] = array_range(f, a, begin, n);
+        const uint64_t esize = dtype_size(array_dtype(f, a));
+        if (array_dtype(f, a) == DType::u8) {
+          const auto bytes = views[a].to_host_u8();
+          std::memcpy(host[a].data() + b * esize, bytes.data(), count * esize);
+        } else {
+          const auto values = views[a].to_host();
+          std::memcpy(host[a].data() + b * esize, values.data(), count * esize);
+        }
+      }
+    }
   }
 }
 
+void AdamW::launch_step(size_t k, int64_t begin, int64_t n, const std::vector<Tensor>& arrays,
+                        const float* sc, bool clip, float grad_scale) {
+  Context& ctx = pack_.ctx();
+  const PackChunk& c = pack_.chunks()[k];
+  const int64_t vec = step_vec(ctx);
+  const bool half = c.dtype() == DType::f16;
+  const Tensor p = c.params.narrow_rows(begin, begin + n), g = c.grads.narrow_rows(begin, begin + n);
+  // decay_end rounded up to VEC only moves padding (zeros, unchanged by decay) into the decay
+  // group; relative to this range.
+  const int64_t decay_end =
+      std::clamp<int64_t>(std::min(c.numel, (c.decay_end + vec - 1) / vec * vec) - begin, 0, n);
+  if (config_.states == StateFormat::fp32) {
+    // Chunks are whole buffers of kAlign multiples (offset 0), moments likewise, and ranges
+    // start at multiples of 256.
+    for (const Tensor& t : {p, g, arrays[0], arrays[1]})
+      if (t.offset() % vec != 0 || n % vec != 0) throw Error("AdamW: a chunk is not vector aligned.");
+    ops::Launch launch(ctx, "adamw", half ? "adamw_step_half" : "adamw_step", program_options(ctx));
+    launch.arg(p).arg(g).arg(arrays[0]).arg(arrays[1]).arg(stats_).arg(n).arg(decay_end);
+    for (int i = 0; i < 8; ++i) launch.arg(sc[i]);
+    launch.arg(clip).arg(grad_scale);
+    if (half) launch.arg(config_.stochastic_rounding).arg(rounding_seed(step_, k)).arg(int64_t(begin));
+    launch.run(n / vec);
+    return;
+  }
+  using M = AdamWConfig::Int8Mapping;
+  const bool rows = config_.int8_mapping == M::rows ||
+                    (config_.int8_mapping == M::automatic && ctx.device().type == "cpu");
+  const char* kernel = rows ? (half ? "adamw8_rows_half" : "adamw8_rows") : (half ? "adamw8_step_half" : "adamw8_step");
+  ops::Launch launch(ctx, "adamw", kernel, program_options(ctx));
+  launch.arg(p).arg(g).arg(arrays[0]).arg(arrays[1]).arg(arrays[2]).arg(arrays[3])
+      .arg(maps_.narrow_rows(0, 256)).arg(maps_.narrow_rows(256, 511))
+      .arg(maps_.narrow_rows(511, 767)).arg(maps_.narrow_rows(767, 1022))
+      .arg(stats_).arg(n).arg(decay_end);
+  for (int i = 0; i < 8; ++i) launch.arg(sc[i]);
+  launch.arg(clip).arg(grad_scale);
+  if (half) launch.arg(config_.stochastic_rounding).arg(rounding_seed(step_, k)).arg(int64_t(begin));
+  if (rows)
+    launch.run(quant_blocks(n));
+  else
+    launch.run(quant_blocks(n) * kQuantBlock, kQuantBlock);
+}
+
+double moment_bytes_per_element(StateFormat f) {
+  return f == StateFormat::fp32 ? 8.0 : 2.0 + 8.0 / double(kQuantBlock);
+}
+
+std::vector<AdamW::Entry> AdamW::entries() const {
+  std::vector<Entry> out;
+  const StateFormat f = config_.states;
+  if (f == StateFormat::fp32) {
+    for (const auto& pp : pack_.params()) {
+      const Shape& s = pp.param.tensor.shape();
+      out.push_back({pp.param.name + ".exp_avg", s, size_t(pp.chunk), 0, pp.offset, s.numel()});
+      out.push_back({pp.param.name + ".exp_avg_sq", s, size_t(pp.chunk), 1, pp.offset, s.numel()});
+    }
+    return out;
+  }
+  const char* names[4] = {".exp_avg.codes", ".exp_avg_sq.codes", ".exp_avg.absmax", ".exp_avg_sq.absmax"};
+  for (size_t k = 0; k < pack_.chunks().size(); ++k)
+    for (int a = 0; a < 4; ++a) {
+      const int64_t n = array_numel(f, a, pack_.chunks()[k].numel);
+      out.push_back({"adamw8." + std::to_string(k) + names[a], Shape{n}, k, a, 0, n});
+    }
+  return out;
+}
+
+Tensor AdamW::device_view(size_t k, int array, int64_t begin, int64_t count) const {
+  return moments_[k][size_t(array)].narrow_rows(begin, begin + count);
+}
+
 std::vector<std::pair<std::string, Tensor>> AdamW::state_tensors() const {
+  if (config_.offload != StatePlacement::device)
+    throw Error("AdamW::state_tensors: the moments live in host memory; use state_st().");
   std::vector<std::pair<std::string, Tensor>> out;
-  for (const auto& pp : pack_.params()) {
-    const Shape& s = pp.param.tensor.shape();
-    out.emplace_back(pp.param.name + ".exp_avg", view_at(exp_avg_[pp.chunk], pp.offset, s));
-    out.emplace_back(pp.param.name + ".exp_avg_sq", view_at(exp_avg_sq_[pp.chunk], pp.offset, s));
+  for (const Entry& e : entries()) out.emplace_back(e.name, device_view(e.chunk, e.array, e.begin, e.count).view(e.shape));
+  return out;
+}
+
+std::vector<std::pair<std::string, io::StTensor>> AdamW::state_st() const {
+  std::vector<std::pair<std::string, io::StTensor>> out;
+  for (const Entry& e : entries()) {
+    if (config_.offload == StatePlacement::device) {
+      out.emplace_back(e.name, io::to_st(device_view(e.chunk, e.array, e.begin, e.count).view(e.shape)));
+      continue;
+    }
+    const DType t = array_dtype(config_.states, e.array);
+    const uint64_t esize = dtype_size(t);
+    const auto& bytes = host_moments_[e.chunk][size_t(e.array)];
+    io::StTensor st;
+    st.dtype = st_dtype(t);
+    st.shape = e.shape.dims();
+    st.bytes.assign(bytes.begin() + e.begin * esize, bytes.begin() + (e.begin + e.count) * esize);
+    out.emplace_back(e.name, std::move(st));
   }
   return out;
+}
+
+void AdamW::load_state(const io::SafetensorsReader& reader) {
+  const std::string file = reader.path().string();
+  for (const Entry& e : entries()) {
+    if (!reader.contains(e.name))
+      throw Error(file + " has no '" + e.name + "' (written by another optimizer_states setting or model?).");
+    if (config_.offload == StatePlacement::device) {
+      io::load_into(reader, e.name, device_view(e.chunk, e.array, e.begin, e.count).view(e.shape));
+      continue;
+    }
+    const DType t = array_dtype(config_.states, e.array);
+    if (reader.dtype(e.name) != st_dtype(t) || reader.shape(e.name) != e.shape.dims())
+      throw Error(file + ": '" + e.name + "' is " + io::st_shape_str(reader.shape(e.name)) +
+                  " of another dtype or shape; expected " + to_string(t) + " " + e.shape.str() + ".");
+    const uint64_t esize = dtype_size(t);
+    auto& bytes = host_moments_[e.chunk][size_t(e.array)];
+    reader.read_into(e.name, bytes.data() + e.begin * esize, e.count * esize);
+    if (t == DType::f32) {
+      std::vector<float> values(size_t(e.count));
+      std::memcpy(values.data(), bytes.data() + e.begin * esize, e.count * esize);
+      io::require_finite(values, file + " '" + e.name + "'");
+    }
+  }
+}
+
+uint64_t AdamW::device_state_bytes() const {
+  uint64_t total = maps_.defined() ? maps_.nbytes() : 0;
+  for (const auto& arrays : moments_)
+    for (const Tensor& t : arrays) total += t.nbytes();
+  for (const Tensor& t : staging_) total += t.nbytes();
+  return total;
+}
+
+uint64_t AdamW::host_state_bytes() const {
+  uint64_t total = 0;
+  for (const auto& arrays : host_moments_)
+    for (const auto& a : arrays) total += a.size();
+  return total;
 }
 
 void AdamW::load_state(const std::vector<std::pair<std::string, Tensor>>& state) {
@@ -143,9 +331,9 @@ void AdamW::load_state(const std::vector<std::pair<std::string, Tensor>>& state)
     if (it == by_name.end())
       throw Error("AdamW::load_state: the optimizer state has no tensor '" + name + "'.");
     const Tensor& src = it->second;
-    if (src.dtype() != DType::f32 || src.numel() != dst.numel())
+    if (src.dtype() != dst.dtype() || src.numel() != dst.numel())
       throw Error("AdamW::load_state: '" + name + "' is " + to_string(src.dtype()) + " " +
-                  src.shape().str() + "; expected f32 " + dst.shape().str() + ".");
+                  src.shape().str() + "; expected " + to_string(dst.dtype()) + " " + dst.shape().str() + ".");
     ops::copy_into(src, dst);
   }
 }

@@ -346,7 +346,7 @@ fs::path save_checkpoint(const fs::path& parent, int64_t step, int64_t keep, con
         state["optimizer_steps"] = optimizer.step_count();
         io::write_json_atomically(dir / "trainer_state.json", state);
         io::write_json_atomically(dir / "config.json", config.to_json());
-        std::vector<std::pair<std::string, io::StTensor>> weights, moments;
+        std::vector<std::pair<std::string, io::StTensor>> weights;
         if (config.lora.enabled()) {  // the adapter only (the base is frozen)
           save_adapter_weights(dir / "adapter_model.safetensors", model);
           io::write_json_atomically(dir / "adapter_config.json",
@@ -355,8 +355,7 @@ fs::path save_checkpoint(const fs::path& parent, int64_t step, int64_t keep, con
           for (const auto& p : model.parameters()) weights.emplace_back(p.name, io::to_st(p.tensor));
           io::write_safetensors(dir / "model.safetensors", weights, {{"format", "pt"}});
         }
-        for (const auto& [name, t] : optimizer.state_tensors()) moments.emplace_back(name, io::to_st(t));
-        io::write_safetensors(dir / "optimizer.safetensors", moments);
+        io::write_safetensors(dir / "optimizer.safetensors", optimizer.state_st());
       });
   io::prune_checkpoints(parent, static_cast<size_t>(std::max<int64_t>(keep, 1)), path);
   return path;
@@ -368,13 +367,7 @@ TrainerState load_training_state(const fs::path& dir, const nn::Model& model, op
     load_adapter_weights(dir, model);
   else
     load_weights(dir, model);
-  const auto reader = io::SafetensorsReader::open(dir / "optimizer.safetensors");
-  std::vector<std::pair<std::string, Tensor>> moments = optimizer.state_tensors();
-  for (auto& [name, t] : moments) {
-    if (!reader.contains(name))
-      throw Error(dir.string() + "/optimizer.safetensors has no '" + name + "'.");
-    io::load_into(reader, name, t);
-  }
+  optimizer.load_state(io::SafetensorsReader::open(dir / "optimizer.safetensors"));
   optimizer.set_step_count(state.optimizer_steps);
   return state;
 }

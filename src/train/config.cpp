@@ -60,6 +60,8 @@ constexpr nn::WeightStorage kBaseStorages[] = {nn::WeightStorage::f32, nn::Weigh
                                                nn::WeightStorage::nf4, nn::WeightStorage::int4};
 constexpr ComputeDType kComputeDTypes[] = {ComputeDType::fp32, ComputeDType::tf32, ComputeDType::bf16};
 constexpr Fp16Rounding kRoundings[] = {Fp16Rounding::stochastic, Fp16Rounding::nearest};
+constexpr optim::StateFormat kStateFormats[] = {optim::StateFormat::fp32, optim::StateFormat::int8};
+constexpr optim::StatePlacement kPlacements[] = {optim::StatePlacement::device, optim::StatePlacement::host};
 constexpr ops::ExpertActivation kActivations[] = {ops::ExpertActivation::swiglu,
                                                   ops::ExpertActivation::gelu};
 constexpr data::Objective kObjectives[] = {data::Objective::causal, data::Objective::prefix_lm};
@@ -187,6 +189,8 @@ const std::vector<Field>& schema() {
     f.push_back(plain("train.param_dtype", Kind::choice, MG_CHOICE(train.param_dtype, kStorages)));
     f.push_back(plain("train.fp16_rounding", Kind::choice, MG_CHOICE(train.fp16_rounding, kRoundings)));
     f.push_back(plain("train.compute_dtype", Kind::choice, MG_CHOICE(train.compute_dtype, kComputeDTypes)));
+    f.push_back(plain("train.optimizer_states", Kind::choice, MG_CHOICE(train.optimizer_states, kStateFormats)));
+    f.push_back(plain("train.optimizer_offload", Kind::choice, MG_CHOICE(train.optimizer_offload, kPlacements)));
     f.push_back(plain(
         "train.gradient_checkpointing", Kind::checkpointing,
         [](const Config& c) {
@@ -547,6 +551,12 @@ const char* config_name(nn::WeightStorage storage) { return nn::to_string(storag
 const char* config_name(ComputeDType d) { return ops::to_string(d); }
 const char* config_name(Fp16Rounding rounding) {
   return rounding == Fp16Rounding::stochastic ? "stochastic" : "nearest";
+}
+const char* config_name(optim::StateFormat format) {
+  return format == optim::StateFormat::fp32 ? "fp32" : "int8";
+}
+const char* config_name(optim::StatePlacement placement) {
+  return placement == optim::StatePlacement::device ? "none" : "host";
 }
 const char* config_name(ops::ExpertActivation activation) {
   return activation == ops::ExpertActivation::swiglu ? "swiglu" : "gelu";

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "magellano/ops/ssd.hpp"
+#include "magellano/optim/dynamic_map.hpp"
 #include "magellano/runtime/error.hpp"
 
 namespace magellano::train {
@@ -294,6 +295,21 @@ MemoryEstimate estimate_memory(const Config& c) {
   const Count activations = Count(e.mamba_activations) + e.scan_states + e.mamba2_activations +
                             e.attention_activations + e.mlp_activations + e.moe_activations + e.head + e.workspace;
   e.activations = activations.value();
+  // AdamW's moments: two per trained element (fp32 above). int8: a code byte each plus an fp32
+  // absmax per 256; host placement keeps them in host memory and stages one page of each on
+  // the device (optim::AdamWConfig::page_elements, the pack's padding ignored).
+  const Count moments = Count(e.optimizer_state) / 8;
+  const auto state_bytes = [&](Count elements) {
+    return c.train.optimizer_states == optim::StateFormat::int8
+               ? 2 * elements + 8 * ((elements + Count(optim::kQuantBlock - 1)) / Count(optim::kQuantBlock))
+               : 8 * elements;
+  };
+  e.optimizer_state = state_bytes(moments).value();
+  if (c.train.optimizer_offload == optim::StatePlacement::host) {
+    e.optimizer_host = e.optimizer_state;
+    const Count page = optim::AdamWConfig{}.page_elements;
+    e.optimizer_state = state_bytes(moments < page ? moments : page).value();
+  }
   e.total = (Count(e.weights) + e.gradients + e.optimizer_state + activations).value();
   return e;
 }
@@ -327,6 +343,7 @@ nlohmann::json to_json(const MemoryEstimate& m) {
   return {{"weights", m.weights},
           {"gradients", m.gradients},
           {"optimizer_state", m.optimizer_state},
+          {"optimizer_host", m.optimizer_host},
           {"activations", m.activations},
           {"total", m.total},
           {"activation_parts",

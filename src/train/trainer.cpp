@@ -180,7 +180,8 @@ TrainingRun::TrainingRun(const Config& cfg, Context& ctx, const TrainOptions& op
       adamw_(ctx, model_.trainable_parameters(),
              {.lr = float(tc_.lr), .beta1 = float(tc_.beta1), .beta2 = float(tc_.beta2), .eps = float(tc_.eps),
               .weight_decay = float(tc_.weight_decay),
-              .stochastic_rounding = tc_.fp16_rounding == Fp16Rounding::stochastic}),
+              .stochastic_rounding = tc_.fp16_rounding == Fp16Rounding::stochastic,
+              .states = tc_.optimizer_states, .offload = tc_.optimizer_offload}),
       schedule_{float(tc_.lr), float(tc_.min_lr), tc_.warmup_steps, tc_.steps},
       scaler_(tc_.loss_scale_init, tc_.loss_scale_growth_interval),
       init_from_(resolved(opt.init_from)) {

@@ -87,14 +87,16 @@ TEST(BenchCli, CopyAndGemm) {
 TEST(BenchCli, AdamwReportsFp32Fp16ClipAndTheHostLoop) {
   MG_REQUIRE_CLI();
   const auto r = run_json("adamw", {"--n", "64", "--iters", "2"});
-  EXPECT_EQ(names(r), (std::vector<std::string>{"adamw_fp32", "adamw_fp16", "adamw_fp32_clip", "adamw_fp32@host"}));
+  EXPECT_EQ(names(r), (std::vector<std::string>{"adamw_fp32", "adamw_fp16", "adamw_fp32_clip", "adamw_int8",
+                                                "adamw_fp32_paged", "adamw_int8_paged", "adamw_fp32@host"}));
   for (const auto& j : r) {
     EXPECT_EQ(j["sizes"]["params"], 4096);
     EXPECT_EQ(j["sizes"]["iterations"], 2);
     EXPECT_TRUE(j.contains("gbps"));
   }
   EXPECT_EQ(r[1]["extra"]["bytes_per_param"], 22.0);
-  EXPECT_EQ(r[3]["peak"]["kind"], "host memcpy bandwidth, 1 thread");
+  EXPECT_EQ(r[6]["peak"]["kind"], "host memcpy bandwidth, 1 thread");
+  EXPECT_NEAR(double(r[3]["extra"]["bytes_per_param"]), 16.0625, 1e-12);
 }
 
 TEST(BenchCli, ScanWithItsHostLoop) {

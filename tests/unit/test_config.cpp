@@ -430,6 +430,38 @@ TEST(Config, InfoPrintsSizesAsJson) {
   EXPECT_TRUE(has(r.output, "optimizer state")) << r.output;
 }
 
+// info --config reports AdamW's moment memory: 8 bytes per trained parameter in fp32, 2 + 8/256
+// with train.optimizer_states int8 (a quarter, plus the absmax), and with optimizer_offload host
+// the moments in host memory and one 4Mi-element page of them on the device.
+TEST(Config, InfoReportsTheOptimizerStateSaving) {
+  MG_REQUIRE_CLI();
+  const int64_t P = 1016128;  // tiny's parameters
+  const auto bytes = [&](std::vector<std::string> sets) {
+    std::vector<std::string> args = {"info", "--config", preset("tiny"), "--json"};
+    for (const auto& s : sets) args.push_back("--set"), args.push_back(s);
+    const auto r = mgtest::run_cli(args);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return json::parse(r.output)["memory_estimate_bytes"];
+  };
+  EXPECT_EQ(bytes({})["optimizer_state"], 8 * P);
+  EXPECT_EQ(bytes({})["optimizer_host"], 0);
+  const auto q = bytes({"train.optimizer_states=int8"});
+  EXPECT_EQ(q["optimizer_state"], 2 * P + 8 * ((P + 255) / 256));
+  EXPECT_EQ(bytes({})["total"].get<int64_t>() - q["total"].get<int64_t>(), 8 * P - q["optimizer_state"].get<int64_t>());
+  const auto h = bytes({"train.optimizer_offload=host"});
+  EXPECT_EQ(h["optimizer_host"], 8 * P);
+  EXPECT_EQ(h["optimizer_state"], 8 * P);  // tiny fits in one page: the page is all of it
+  const auto big = mgtest::run_cli({"info", "--config", preset("production3B_full"), "--json", "--set",
+                                    "train.optimizer_states=int8", "--set", "train.optimizer_offload=host"});
+  ASSERT_EQ(big.exit_code, 0) << big.output;
+  const auto b = json::parse(big.output)["memory_estimate_bytes"];
+  EXPECT_EQ(b["optimizer_state"], 2 * (int64_t{1} << 22) + 8 * ((int64_t{1} << 22) / 256));
+  EXPECT_EQ(b["optimizer_host"], 2 * int64_t{3274516480} + 8 * ((int64_t{3274516480} + 255) / 256));  // 6.2 GiB instead of 24.4
+  const auto text = mgtest::run_cli({"info", "--config", preset("tiny"), "--set", "train.optimizer_states=int8"});
+  EXPECT_TRUE(has(text.output, "AdamW moments int8 (2 + 8/256 bytes per trained parameter), in device memory"))
+      << text.output;
+}
+
 TEST(Config, InfoWithABadConfigIsOneClearLine) {
   MG_REQUIRE_CLI();
   const auto bad = write_temp("cli-bad.json", R"({"train": {"stpes": 3}})");

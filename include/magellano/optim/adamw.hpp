@@ -43,16 +43,43 @@
 //        round_half_stochastic): small updates and the decay then move the parameter on
 //        average rather than vanishing. The random bits hash the step count, the chunk and
 //        the element, so a run is still deterministic and resumes bit-exactly.
+//
+// Moment storage (AdamWConfig::states):
+//   fp32  m and v in fp32, 8 bytes per parameter (torch's AdamW; the default).
+//   int8  bitsandbytes' 8-bit blockwise dynamic quantization (optim/dynamic_map.hpp): m with the
+//         signed map, v with the unsigned one, one code byte each per parameter plus an fp32
+//         absmax per block of 256: 2 + 8/256 bytes per parameter. Each step dequantizes, applies
+//         the fp32 update above (bitsandbytes' own PyTorch path applies decay and update in this
+//         order; its CUDA kernel folds the bias corrections differently), and re-quantizes with
+//         the block's new absmax (cl/adamw.cl adamw8_step). Deviations from bitsandbytes:
+//         blocks are 256 consecutive elements of a pack chunk, and parameters start at
+//         64-element boundaries, so a block may span the end of one small tensor and the start
+//         of the next (they share an absmax; bitsandbytes blocks each tensor on its own); every
+//         parameter is quantized (bitsandbytes keeps tensors under 4096 elements in fp32); a
+//         non-finite gradient is not special-cased (the trainer skips such steps).
+// Placement (AdamWConfig::offload):
+//   device  the moments live in device memory.
+//   host    "paged": the moments live in host memory; each step streams every pack chunk through
+//           one device staging buffer per moment array in pages of page_elements (a multiple
+//           of 256): upload, the same kernel on that range, download. Bit-identical to device
+//           placement (the kernels work per element or per 256-block, pages start at block
+//           boundaries, and the stochastic-rounding bits use the element's chunk position).
+//           Transfers are blocking (no double buffering): a step moves the moment bytes to the
+//           device and back on top of the kernel's traffic.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "magellano/io/safetensors.hpp"
 #include "magellano/optim/pack.hpp"
 #include "magellano/optim/schedule.hpp"
 
 namespace magellano::optim {
+
+enum class StateFormat { fp32, int8 };        // the moments' storage (above)
+enum class StatePlacement { device, host };  // where the moments live (above)
 
 struct AdamWConfig {
   float lr = 3e-4f;  // used by step() without an explicit lr
@@ -60,7 +87,17 @@ struct AdamWConfig {
   float weight_decay = 0.1f;     // for parameters with Parameter::weight_decay
   uint64_t max_chunk_bytes = 0;  // see ParameterPack; 0 = min(max allocation, 256 MiB)
   bool stochastic_rounding = false;  // f16 parameters: round the update stochastically (above)
+  StateFormat states = StateFormat::fp32;
+  StatePlacement offload = StatePlacement::device;
+  // int8: the kernel mapping; automatic = rows on CPUs (one work-item per block: PoCL runs the
+  // barrier-heavy work-group kernel ~20x slower), work-group elsewhere. Same bits either way.
+  enum class Int8Mapping { automatic, group, rows } int8_mapping = Int8Mapping::automatic;
+  int64_t page_elements = int64_t{1} << 22;  // host placement: elements per page (4 Mi: 32 MiB of
+                                             // fp32 moments, 8 MiB of codes); rounded up to 256
 };
+
+// Bytes of moment storage per parameter element: 8 (fp32) or 2 + 8 / 256 (int8).
+double moment_bytes_per_element(StateFormat f);
 
 class AdamW {
  public:
@@ -86,22 +123,54 @@ class AdamW {
   int64_t step_count() const { return step_; }
   void set_step_count(int64_t t) { step_ = t; }
 
-  // Checkpointable state: "<param name>.exp_avg" and "<param name>.exp_avg_sq", f32 views (with
-  // the parameter's shape) of the flat moment chunks; plus step_count().
+  // Checkpointable state, plus step_count(). fp32 moments: "<param name>.exp_avg" and
+  // "<param name>.exp_avg_sq", f32 with the parameter's shape. int8 moments, per pack chunk k
+  // (blocks span parameters): "adamw8.<k>.exp_avg.codes", "adamw8.<k>.exp_avg_sq.codes" (numel)
+  // u8 and "adamw8.<k>.exp_avg.absmax", "adamw8.<k>.exp_avg_sq.absmax" (ceil(numel / 256)) f32.
+  // state_tensors(): device views of them (device placement only; host placement throws).
   std::vector<std::pair<std::string, Tensor>> state_tensors() const;
-  // Copies values (f32, matching numel) into the moments by name; every name of
-  // state_tensors() must be present. Call set_step_count() too; then training continues
-  // bit-exactly.
+  // The same entries as stored bytes, for either placement (checkpoints).
+  std::vector<std::pair<std::string, io::StTensor>> state_st() const;
+  // Copies values (matching dtype and numel) into the moments by name; every name of
+  // state_tensors() must be present (device placement only). Call set_step_count() too; then
+  // training continues bit-exactly.
   void load_state(const std::vector<std::pair<std::string, Tensor>>& state);
+  // Loads every entry of state_st() from a safetensors file (either placement): a missing name,
+  // another dtype or shape, or a non-finite fp32 value throws naming the file and the entry.
+  void load_state(const io::SafetensorsReader& reader);
+  // Bytes of moment storage in device memory (host placement: the staging buffers) and in
+  // host memory.
+  uint64_t device_state_bytes() const;
+  uint64_t host_state_bytes() const;
 
   const AdamWConfig& config() const { return config_; }
   const ParameterPack& pack() const { return pack_; }
 
  private:
+  // One checkpoint entry: elements [begin, begin + count) of moment array `array` of chunk k.
+  struct Entry {
+    std::string name;
+    Shape shape;
+    size_t chunk;
+    int array;
+    int64_t begin, count;
+  };
+  std::vector<Entry> entries() const;
+  Tensor device_view(size_t k, int array, int64_t begin, int64_t count) const;
   void norm_into(const Tensor& out, float max_norm, float grad_scale);
+  // The step kernel over elements [begin, begin + n) of chunk k, with the moment arrays given
+  // as tensors whose element 0 is the range's first element (block begin / 256 for absmax).
+  void launch_step(size_t k, int64_t begin, int64_t n, const std::vector<Tensor>& arrays,
+                   const float* scalars, bool clip, float grad_scale);
   ParameterPack pack_;
   AdamWConfig config_;
-  std::vector<Tensor> exp_avg_, exp_avg_sq_;  // one (numel) f32 tensor per chunk
+  // Moment arrays per chunk (device placement): fp32 {m, v} (numel) f32; int8 {m codes, v codes}
+  // (numel) u8 and {m absmax, v absmax} (blocks) f32.
+  std::vector<std::vector<Tensor>> moments_;
+  std::vector<std::vector<std::vector<uint8_t>>> host_moments_;  // host placement, same arrays
+  std::vector<Tensor> staging_;  // host placement: one page of each array
+  int64_t page_ = 0;             // host placement: elements per page
+  Tensor maps_;                  // int8: (1022) f32: signed code, signed mid, unsigned code, mid
   std::vector<int64_t> partial_base_, partial_groups_;
   Tensor partial_;  // (sum of groups) f32 partial sums of squares
   Tensor stats_;    // (2) f32: [norm, clip coefficient]

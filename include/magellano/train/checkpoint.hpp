@@ -5,7 +5,9 @@
 // model.safetensors, and the optimizer state covers the adapters only)
 //   config.json          the effective training config (train::Config::to_json)
 //   model.safetensors    every parameter under its Hugging Face / Mixtral name, f32
-//   optimizer.safetensors  AdamW moments "<name>.exp_avg", "<name>.exp_avg_sq", f32
+//   optimizer.safetensors  AdamW moments "<name>.exp_avg", "<name>.exp_avg_sq", f32; with
+//                        train.optimizer_states "int8" the 8-bit codes and absmax per pack chunk
+//                        (optim::AdamW::state_st); the same file for either optimizer_offload
 //   trainer_state.json   {"format", "step", "optimizer_steps", "tokens", "batcher": {...}, "run_id",
 //                        "init_from" (absolute; with --init-from)}  (train/trainer_state.hpp)
 // Wherever a model's weights are read, model.safetensors may instead be a sharded set

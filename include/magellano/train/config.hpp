@@ -19,6 +19,7 @@
 
 #include "magellano/data/objective.hpp"
 #include "magellano/nn/attention.hpp"
+#include "magellano/optim/adamw.hpp"
 #include "magellano/nn/lora.hpp"
 #include "magellano/nn/mamba.hpp"
 #include "magellano/nn/mamba2.hpp"
@@ -62,6 +63,8 @@ const char* config_name(DType storage);  // f32, f16
 const char* config_name(nn::WeightStorage storage);
 const char* config_name(Fp16Rounding rounding);
 const char* config_name(ComputeDType d);  // fp32, tf32, bf16
+const char* config_name(optim::StateFormat format);        // fp32, int8
+const char* config_name(optim::StatePlacement placement);  // none (device), host
 const char* config_name(ops::ExpertActivation activation);
 const char* config_name(nn::MoERouter router);  // softmax_topk, topk_softmax
 const char* config_name(data::Objective objective);  // causal, prefix_lm
@@ -191,6 +194,12 @@ struct TrainConfig {
   // "fp32" | "tf32" | "bf16": the operands of matrix products (runtime/compute_dtype.hpp), fp32
   // accumulation; on a device without a matrix engine every product stays fp32.
   ComputeDType compute_dtype = ComputeDType::fp32;
+  // "fp32" | "int8": AdamW's moments in fp32 (8 bytes per parameter) or bitsandbytes' 8-bit
+  // blockwise format (2 bytes and an absmax per 256; optim::AdamWConfig::states).
+  optim::StateFormat optimizer_states = optim::StateFormat::fp32;
+  // "none" | "host": the moments in device memory, or in host memory streamed through the
+  // device in pages each step (optim::AdamWConfig::offload; bit-identical results).
+  optim::StatePlacement optimizer_offload = optim::StatePlacement::device;
   // Blocks per checkpointed segment: 0 = off, or any k >= 1; the file may name the presets
   // of kCheckpointingPresets ("none" = 0, "balanced" = 2, "aggressive" = 4).
   int64_t gradient_checkpointing = 0;

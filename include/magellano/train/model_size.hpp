@@ -84,7 +84,11 @@ LoRACounts count_lora(const Config& config);
 ParamCounts count_params(const Config& config);
 
 struct MemoryEstimate {  // bytes
+  // optimizer_state: AdamW's moments in device memory (train.optimizer_states: 8 bytes per
+  // trained element for fp32, 2 + 8/256 for int8; with train.optimizer_offload "host" only the
+  // staging pages); optimizer_host: the moments kept in host memory instead (not in total).
   int64_t weights = 0, gradients = 0, optimizer_state = 0, activations = 0, total = 0;
+  int64_t optimizer_host = 0;
   // activations = mamba_activations + scan_states + mamba2_activations + attention_activations + mlp_activations + moe_activations + head +
   // workspace; mamba2_activations includes the SSD's chunk states
   int64_t mamba_activations = 0, scan_states = 0, mamba2_activations = 0, moe_activations = 0, head = 0,
