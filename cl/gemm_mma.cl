@@ -186,19 +186,7 @@ void gemm_mma(__global const float* a, ulong a_off, int lda, long a_stride, int 
     put_group(as[buf], group_slot(tid + q * 256, A_KCONTIG), va[q], A_KCONTIG);         \
     put_group(bs[buf], group_slot(tid + q * 256, B_KCONTIG), vb[q], B_KCONTIG);         \
   }
-  float acc[4][4][4];
-#if !EMULATE
-#pragma unroll
-#endif
-  for (int i = 0; i < 4; ++i)
-#if !EMULATE
-#pragma unroll
-#endif
-    for (int j = 0; j < 4; ++j)
-#if !EMULATE
-#pragma unroll
-#endif
-      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+  float acc[4][4][4] = {{{0.0f}}};  // [m tile][n tile][c0..c3]
 #if !EMULATE
 #pragma unroll
 #endif
