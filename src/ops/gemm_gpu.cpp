@@ -25,14 +25,8 @@ void gemm_gpu_kernel(const Tensor& a, bool ta, const Tensor& b, bool tb, const T
   };
   if (p.bk != 8 && p.bk != 16) throw Error("gemm: the GPU kernel's K step must be 8 or 16.");
   // Few output tiles and a long K (the weight gradients of narrow layers: 1792 x 448 at 4096
-  // tokens is 56 tiles for the H100's 132 compute units): split K so that the work-groups fill
-  // the device once (two per compute unit), in slices of at least 256, and sum the splits.
-  const int64_t tiles = ((s.n + kTile - 1) / kTile) * ((s.m + kTile - 1) / kTile);
-  const int64_t want = 2 * std::max<int64_t>(1, ctx.device().compute_units);
-  int64_t splits = 1;
-  if (s.batch == 1 && tiles * 2 <= want && s.k >= 512) splits = std::min(want / tiles, s.k / 256);
-  const int64_t per = ((s.k + splits - 1) / splits + 15) / 16 * 16;
-  splits = (s.k + per - 1) / per;
+  // tokens is 56 tiles for the H100's 132 compute units): split K, and sum the splits.
+  const auto [splits, per] = plan_k_split(ctx, s, kTile, 16);
   const Tensor w = splits > 1 ? Tensor::empty(ctx, Shape{splits * s.m * s.n}, DType::f32, MemCategory::scratch) : c;
   // Whole tiles, whole K steps in every split and aligned operands: the variant without any
   // bounds checks.

@@ -21,15 +21,8 @@ void gemm_mma_kernel(const Tensor& a, bool ta, const Tensor& b, bool tb, const T
                 std::to_string(ctx.device().max_work_group_size) + ".");
   require_int_sizes({s.m, s.n, s.k, s.lda, s.ldb, s.batch}, "gemm", "the matrix-engine kernel");
   const int64_t bk = precision == ComputeDType::bf16 ? 32 : 16;  // the kernel's K step
-  // Few output tiles and a long K (weight gradients of narrow layers): split K so that the
-  // work-groups fill the device once (two per compute unit), slices of at least 256, as
-  // gemm_gpu_kernel does.
-  const int64_t tiles = ((s.n + kTile - 1) / kTile) * ((s.m + kTile - 1) / kTile);
-  const int64_t want = 2 * std::max<int64_t>(1, ctx.device().compute_units);
-  int64_t splits = 1;
-  if (s.batch == 1 && tiles * 2 <= want && s.k >= 512) splits = std::min(want / tiles, s.k / 256);
-  const int64_t per = ((s.k + splits - 1) / splits + bk - 1) / bk * bk;
-  splits = (s.k + per - 1) / per;
+  // Few output tiles and a long K (weight gradients of narrow layers): split K, and sum the splits.
+  const auto [splits, per] = plan_k_split(ctx, s, kTile, bk);
   const Tensor w = splits > 1 ? Tensor::empty(ctx, Shape{splits * s.m * s.n}, DType::f32, MemCategory::scratch) : c;
   auto aligned = [](const Tensor& t, int64_t ld, int64_t stride) {
     return t.offset() % 4 == 0 && ld % 4 == 0 && stride % 4 == 0;

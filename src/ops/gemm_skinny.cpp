@@ -58,4 +58,13 @@ void sum_split_products(const Tensor& w, int64_t splits, int64_t m, int64_t n, c
       .run(static_cast<size_t>(m * n));
 }
 
+KSplit plan_k_split(const Context& ctx, const GemmShape& s, int64_t tile, int64_t granule) {
+  const int64_t tiles = ((s.n + tile - 1) / tile) * ((s.m + tile - 1) / tile);
+  const int64_t want = 2 * std::max<int64_t>(1, ctx.device().compute_units);
+  int64_t splits = 1;
+  if (s.batch == 1 && tiles * 2 <= want && s.k >= 512) splits = std::min(want / tiles, s.k / 256);
+  const int64_t per = ((s.k + splits - 1) / splits + granule - 1) / granule * granule;
+  return {(s.k + per - 1) / per, per};
+}
+
 }  // namespace magellano::ops::detail

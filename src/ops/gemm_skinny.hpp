@@ -15,4 +15,12 @@ void gemm_skinny(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tenso
 void sum_split_products(const Tensor& w, int64_t splits, int64_t m, int64_t n, const Tensor& c,
                         int64_t c_rs, int64_t c_cs, float alpha, float beta);
 
+// How a tiled GEMM (tile x tile outputs per work-group) splits K: with few output tiles and a
+// long K (the weight gradients of narrow layers), enough splits to fill the device once (two
+// work-groups per compute unit), slices of at least 256 rounded up to `granule`; else one.
+struct KSplit {
+  int64_t splits, per;  // splits slices of `per` (the last may be shorter)
+};
+KSplit plan_k_split(const Context& ctx, const GemmShape& s, int64_t tile, int64_t granule);
+
 }  // namespace magellano::ops::detail
