@@ -141,30 +141,31 @@ void MambaBlock::collect_linears(const std::string& p, std::vector<NamedLinear>&
 MambaBlock::MambaBlock(Context& ctx, const MambaConfig& c, Init& init)
     : norm(ctx, c.dim, c.norm_eps), mixer(ctx, c, init) {}
 
-Tensor MambaBlock::forward(const Tensor& x, MambaState* state, const Tensor& prefix) const {
+PrefixReversal PrefixReversal::make(const Tensor& prefix, int64_t B, int64_t L) {
+  const std::vector<int32_t> p = prefix.to_host_i32();
+  std::vector<int32_t> into(B * L), back(B * L);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t P = std::clamp<int64_t>(p[b], 0, L);
+    for (int64_t t = 0; t < L; ++t) {
+      const auto i = static_cast<int32_t>(b * L + (t < P ? P - 1 - t : t));
+      into[b * L + t] = i;
+      back[b * L + t] = t < P ? i : -1;
+    }
+  }
+  Context& ctx = prefix.ctx();
+  return {Tensor::from_host_i32(ctx, Shape{B * L}, into), Tensor::from_host_i32(ctx, Shape{B * L}, back)};
+}
+
+Tensor MambaBlock::forward(const Tensor& x, MambaState* state, const PrefixReversal& reversal) const {
   const Tensor xn = norm.forward(x);
   Tensor y = mixer.forward(xn, state);
-  if (prefix.defined() && mixer.cfg.bidirectional_prefix) {
-    // The prefix reversed: row b's position t < P reads P-1-t (an involution, so the same index
-    // turns the reverse scan's outputs back); the suffix positions read themselves into the
-    // reverse scan (never reaching a prefix output: the scan is causal) and -1 (a zero row, no
-    // gradient) on the way back.
+  if (reversal.defined() && mixer.cfg.bidirectional_prefix) {
     const int64_t B = x.size(0), L = x.size(1), D = x.size(2);
-    const std::vector<int32_t> p = prefix.to_host_i32();
-    std::vector<int32_t> in(B * L), back(B * L);
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t P = std::clamp<int64_t>(p[b], 0, L);
-      for (int64_t t = 0; t < L; ++t) {
-        const auto i = static_cast<int32_t>(b * L + (t < P ? P - 1 - t : t));
-        in[b * L + t] = i;
-        back[b * L + t] = t < P ? i : -1;
-      }
-    }
-    Context& ctx = x.ctx();
-    const Tensor xr = ops::gather_rows(xn.view(Shape{B * L, D}), Tensor::from_host_i32(ctx, Shape{B * L}, in));
-    const Tensor yr = mixer.forward(xr.view(Shape{B, L, D}), nullptr);
-    const Tensor yb = ops::gather_rows(yr.view(Shape{B * L, D}), Tensor::from_host_i32(ctx, Shape{B * L}, back));
-    y = ops::add(y, yb.view(Shape{B, L, D}));
+    // ops::reshape, not view(): the reverse branch is differentiated too.
+    const Tensor xr = ops::gather_rows(ops::reshape(xn, Shape{B * L, D}), reversal.into);
+    const Tensor yr = mixer.forward(ops::reshape(xr, Shape{B, L, D}), nullptr);
+    const Tensor yb = ops::gather_rows(ops::reshape(yr, Shape{B * L, D}), reversal.back);
+    y = ops::add(y, ops::reshape(yb, Shape{B, L, D}));
   }
   return ops::add(x, y, residual_scale);
 }

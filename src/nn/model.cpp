@@ -172,15 +172,17 @@ Tensor Model::body(const Tensor& ids, DecodeState* state, int64_t row, ModelOutp
   if (spec_.embedding_multiplier != 1.0f) h = ops::scale(h, spec_.embedding_multiplier);
   const size_t n = blocks_.size();
   const size_t k = static_cast<size_t>(spec_.checkpoint_every);
+  const PrefixReversal reversal = prefix.defined() && spec_.mamba.bidirectional_prefix
+                                      ? PrefixReversal::make(prefix, B, L) : PrefixReversal{};
   if (k == 0 || state || !autograd::grad_enabled()) {
-    Segment s = run_blocks(0, n, h, Tensor(), state, row, prefix);
+    Segment s = run_blocks(0, n, h, Tensor(), state, row, prefix, reversal);
     if (state && !state->kv.empty()) state->kv.end_prefill(row, B, L);
     h = s.h;
     out.aux_loss = s.aux;
     out.expert_counts = std::move(s.counts);
   } else {
     for (size_t b = 0; b < n; b += k) {
-      Segment s = checkpointed(b, std::min(n, b + k), h, prefix);
+      Segment s = checkpointed(b, std::min(n, b + k), h, prefix, reversal);
       h = s.h;
       if (s.aux.defined())
         out.aux_loss = out.aux_loss.defined() ? ops::add(out.aux_loss, s.aux) : s.aux;
@@ -191,7 +193,7 @@ Tensor Model::body(const Tensor& ids, DecodeState* state, int64_t row, ModelOutp
 }
 
 Model::Segment Model::run_blocks(size_t begin, size_t end, Tensor h, Tensor aux, DecodeState* state,
-                                 int64_t row, const Tensor& prefix) const {
+                                 int64_t row, const Tensor& prefix, const PrefixReversal& reversal) const {
   Segment out;
   for (size_t i = begin; i < end; ++i) {
     std::visit(Visit{[&](const std::unique_ptr<MoEBlock>& b) {
@@ -205,10 +207,9 @@ Model::Segment Model::run_blocks(size_t begin, size_t end, Tensor h, Tensor aux,
                      },
                      [&](const std::unique_ptr<MlpBlock>& b) { h = b->forward(h); },
                      [&](const auto& b) {  // Mamba, Mamba2: the rows' states, then into the batch's
-                       // Mamba blocks read the prefix (MambaConfig::bidirectional_prefix).
                        auto run = [&](MambaState* s) {
                          if constexpr (std::is_same_v<std::decay_t<decltype(b)>, std::unique_ptr<MambaBlock>>)
-                           return b->forward(h, s, prefix);
+                           return b->forward(h, s, reversal);
                          else
                            return b->forward(h, s);
                        };
@@ -243,7 +244,8 @@ Model::Segment Model::run_blocks(size_t begin, size_t end, Tensor h, Tensor aux,
 // bits. The input's gradient is gathered on a stand-in leaf and then copied (× 1) into h's.
 // With spec.checkpoint_inputs_fp16 the kept input is an fp16 copy and both the forward and the
 // replay start from its fp32 widening, so the replay still matches the forward bit for bit.
-Model::Segment Model::checkpointed(size_t begin, size_t end, const Tensor& h_in, const Tensor& prefix) const {
+Model::Segment Model::checkpointed(size_t begin, size_t end, const Tensor& h_in, const Tensor& prefix,
+                                   const PrefixReversal& reversal) const {
   Segment s;
   // The kept input: h_in itself, or its fp16 copy (h_in is then free once the forward moves on).
   const bool fp16 = spec_.checkpoint_inputs_fp16;
@@ -251,7 +253,7 @@ Model::Segment Model::checkpointed(size_t begin, size_t end, const Tensor& h_in,
   {
     autograd::NoGradScope no_grad;
     if (fp16) kept = ops::cast(h_in, DType::f16);
-    s = run_blocks(begin, end, fp16 ? ops::cast(kept, DType::f32) : h_in, Tensor(), nullptr, 0, prefix);
+    s = run_blocks(begin, end, fp16 ? ops::cast(kept, DType::f32) : h_in, Tensor(), nullptr, 0, prefix, reversal);
   }
   struct Shared {
     bool done = false;
@@ -260,7 +262,7 @@ Model::Segment Model::checkpointed(size_t begin, size_t end, const Tensor& h_in,
   auto shared = std::make_shared<Shared>();
   const uint64_t generation = dropout_generation();
   const bool in_grad = h_in.requires_grad();
-  auto replay = [this, begin, end, kept, prefix, fp16, in_grad, generation, shared,
+  auto replay = [this, begin, end, kept, prefix, reversal, fp16, in_grad, generation, shared,
                  m_in = autograd::grad_meta(h_in)](const Tensor&) {
     if (shared->done) return;
     shared->done = true;
@@ -278,7 +280,7 @@ Model::Segment Model::checkpointed(size_t begin, size_t end, const Tensor& h_in,
       autograd::NestedTape tape;
       autograd::EnableGradScope grad_on;
       GenerationScope same_masks(generation);
-      Segment r = run_blocks(begin, end, leaf, Tensor(), nullptr, 0, prefix);
+      Segment r = run_blocks(begin, end, leaf, Tensor(), nullptr, 0, prefix, reversal);
       std::vector<Tensor> roots{r.h}, seeds{dh};
       if (r.aux.defined()) roots.push_back(r.aux), seeds.push_back(daux);
       autograd::backward(roots, seeds);

@@ -90,12 +90,26 @@ class MambaMixer : public Module {
   std::array<Tensor, 3> selection(const Tensor& xc) const;
 };
 
+// The gathers that run a Mamba mixer over each row's prefix in reverse
+// (MambaConfig::bidirectional_prefix), built once per forward from the prefix lengths and
+// shared by every Mamba block. Row b's position t < P_b reads P_b - 1 - t (an involution, so the
+// same index turns the reverse scan's outputs back); a suffix position reads itself into the
+// reverse scan (never reaching a prefix output: the scan is causal) and -1 (a zero row, no
+// gradient) on the way back.
+struct PrefixReversal {
+  Tensor into;  // (B·L) i32: the row each reversed position reads
+  Tensor back;  // (B·L) i32: the reversed output each position takes, -1 for the suffix
+  bool defined() const { return into.defined(); }
+  // prefix: (B) i32 lengths (clamped to [0, L]); one read-back to the host.
+  static PrefixReversal make(const Tensor& prefix, int64_t B, int64_t L);
+};
+
 // x + residual_scale · mixer(RMSNorm(x)); the residual stream stays fp32.
 class MambaBlock : public Module {
  public:
   MambaBlock(Context& ctx, const MambaConfig& cfg, Init& init);
-  // (B, L, D). prefix: (B) i32 prefix lengths, used only with cfg.bidirectional_prefix.
-  Tensor forward(const Tensor& x, MambaState* state = nullptr, const Tensor& prefix = Tensor()) const;
+  // (B, L, D). reversal: the prefix gathers, used only with cfg.bidirectional_prefix.
+  Tensor forward(const Tensor& x, MambaState* state = nullptr, const PrefixReversal& reversal = {}) const;
   Tensor step(const Tensor& x_t, MambaState& state) const;             // (B, D)
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
   void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) override;

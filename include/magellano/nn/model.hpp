@@ -139,10 +139,12 @@ class Model : public Module {
     std::vector<Tensor> counts;
   };
   // Blocks [begin, end) on h; aux adds to `aux_in` (undefined: none yet).
+  // prefix: (B) i32 lengths for the attention blocks; reversal: their gathers for the Mamba blocks.
   Segment run_blocks(size_t begin, size_t end, Tensor h, Tensor aux_in, DecodeState* state, int64_t row,
-                     const Tensor& prefix) const;
+                     const Tensor& prefix, const PrefixReversal& reversal) const;
   // One checkpointed segment: forward without recording, recompute in the backward.
-  Segment checkpointed(size_t begin, size_t end, const Tensor& h, const Tensor& prefix) const;
+  Segment checkpointed(size_t begin, size_t end, const Tensor& h, const Tensor& prefix,
+                       const PrefixReversal& reversal) const;
   void prepare_block(size_t i);  // LoRA: freezes, converts, attaches adapters; else weight_dtype
   Tensor head(const Tensor& h) const;  // norm_f then the LM head: (..., D) → (..., V)
   // Embedding and blocks: ids (B, L) → the residual stream (B, L, D); MoE outputs go to `out`.
