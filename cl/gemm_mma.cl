@@ -25,7 +25,8 @@
 // instruction: 4 for A's and 2 for B's fragments of a K step instead of 24 32-bit loads); a tf32
 // fragment is an 8 x 4 matrix of 32-bit words, which ldmatrix moves like 8 x 8 of 16-bit ones. The
 // address of a local pointer is taken as a 32-bit shared-window offset ((uint)(size_t)p).
-// Knobs: TA, TB (0 or 1) op(A) = Aᵀ, op(B) = Bᵀ; PREC; EMULATE; LDMATRIX. vec_a / vec_b: the host checked that
+// Knobs: TA, TB (0 or 1) op(A) = Aᵀ, op(B) = Bᵀ; PREC; EMULATE; LDMATRIX; PTX_CVT (hardware rounding
+// by cvt instead of integer arithmetic, default 1). vec_a / vec_b: the host checked that
 // offsets, leading dimensions and batch strides are multiples of 4 (float4 loads of interior groups).
 // beta == 0 never reads C. No early return before a barrier. Loops are unrolled for the hardware
 // only (PoCL takes three times longer to compile the unrolled emulation, for nothing). Sizes are int (the host checks them).
@@ -43,6 +44,9 @@
 #endif
 #ifndef LDMATRIX
 #define LDMATRIX 0
+#endif
+#ifndef PTX_CVT
+#define PTX_CVT 1
 #endif
 #define BM 128
 #define BN 128
@@ -82,9 +86,12 @@ inline float operand_value(elem_t e) {
 }
 
 // Group f (0 .. 128 * BK / 4) of a tile of 128 rows (m for A, n for B) by BK: its first element
-// (row, kk); the 4 values run along kk when the operand is k-contiguous in memory, else along row.
+// (row, kk); its 4 values run along kk. An operand that is k-contiguous in memory gives them as one
+// float4 of a row; otherwise they are 4 loads from consecutive k rows of memory, neighbouring
+// work-items taking neighbouring rows (coalesced). Either way a group lands in local memory as one
+// vector store along kk (the rows of a warp's stores 80 bytes apart: at most 2-way bank conflicts).
 inline int2 group_slot(int f, bool kcontig) {
-  return kcontig ? (int2)(f / (BK / 4), (f % (BK / 4)) * 4) : (int2)((f % (BM / 4)) * 4, f / (BM / 4));
+  return kcontig ? (int2)(f / (BK / 4), (f % (BK / 4)) * 4) : (int2)(f % BM, (f / BM) * 4);
 }
 
 // x(r, p) of an operand stored (rows, k) (kcontig) or (k, rows); 0 outside.
@@ -93,30 +100,35 @@ inline float load1(__global const float* x, int ld, int rows, int k, int r, int 
   return kcontig ? x[(long)r * ld + p] : x[(long)p * ld + r];
 }
 
+// x(r, p .. p + 3).
 inline float4 fetch_group(__global const float* x, int ld, int rows, int k, int r, int p, bool kcontig,
                           bool vec) {
-  const bool inside = kcontig ? (r < rows && p + 4 <= k) : (r + 4 <= rows && p < k);
-  if (vec && inside) return *(__global const float4*)(x + (kcontig ? (long)r * ld + p : (long)p * ld + r));
-  const int dr = kcontig ? 0 : 1, dp = kcontig ? 1 : 0;
-  return (float4)(load1(x, ld, rows, k, r, p, kcontig), load1(x, ld, rows, k, r + dr, p + dp, kcontig),
-                  load1(x, ld, rows, k, r + 2 * dr, p + 2 * dp, kcontig),
-                  load1(x, ld, rows, k, r + 3 * dr, p + 3 * dp, kcontig));
+  if (kcontig && vec && r < rows && p + 4 <= k) return *(__global const float4*)(x + (long)r * ld + p);
+  return (float4)(load1(x, ld, rows, k, r, p, kcontig), load1(x, ld, rows, k, r, p + 1, kcontig),
+                  load1(x, ld, rows, k, r, p + 2, kcontig), load1(x, ld, rows, k, r, p + 3, kcontig));
 }
 
-// Rounds a group and stores it into a local tile t[row][kk].
-inline void put_group(__local elem_t* t, int2 s, float4 v, bool kcontig) {
-  const elem_t e0 = round_operand(v.s0), e1 = round_operand(v.s1), e2 = round_operand(v.s2),
-               e3 = round_operand(v.s3);
-  if (kcontig) {
-#if PREC == 1
-    vstore4((ushort4)(e0, e1, e2, e3), 0, t + s.x * LDS + s.y);
+// Rounds a group and stores it into a local tile t[row][kk .. kk + 3]. The hardware rounds with
+// cvt (bf16x2: two values per instruction; the same bits as round_operand for every non-NaN).
+inline void put_group(__local elem_t* t, int2 s, float4 v) {
+  __local elem_t* p = t + s.x * LDS + s.y;
+#if !EMULATE && PTX_CVT && PREC == 1
+  uint lo, hi;  // the value converted from the first operand goes to the upper half
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(lo) : "f"(v.s1), "f"(v.s0));
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(hi) : "f"(v.s3), "f"(v.s2));
+  vstore2((uint2)(lo, hi), 0, (__local uint*)p);
+#elif !EMULATE && PTX_CVT
+  uint4 w;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(w.s0) : "f"(v.s0));
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(w.s1) : "f"(v.s1));
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(w.s2) : "f"(v.s2));
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(w.s3) : "f"(v.s3));
+  vstore4(w, 0, p);
+#elif PREC == 1
+  vstore4((ushort4)(round_operand(v.s0), round_operand(v.s1), round_operand(v.s2), round_operand(v.s3)), 0, p);
 #else
-    vstore4((uint4)(e0, e1, e2, e3), 0, t + s.x * LDS + s.y);
+  vstore4((uint4)(round_operand(v.s0), round_operand(v.s1), round_operand(v.s2), round_operand(v.s3)), 0, p);
 #endif
-  } else {
-    t[s.x * LDS + s.y] = e0, t[(s.x + 1) * LDS + s.y] = e1;
-    t[(s.x + 2) * LDS + s.y] = e2, t[(s.x + 3) * LDS + s.y] = e3;
-  }
 }
 
 #if !EMULATE
@@ -183,8 +195,8 @@ void gemm_mma(__global const float* a, ulong a_off, int lda, long a_stride, int 
   }
 #define STORE(buf)                                                                      \
   for (int q = 0; q < GROUPS; ++q) {                                                    \
-    put_group(as[buf], group_slot(tid + q * 256, A_KCONTIG), va[q], A_KCONTIG);         \
-    put_group(bs[buf], group_slot(tid + q * 256, B_KCONTIG), vb[q], B_KCONTIG);         \
+    put_group(as[buf], group_slot(tid + q * 256, A_KCONTIG), va[q]);                    \
+    put_group(bs[buf], group_slot(tid + q * 256, B_KCONTIG), vb[q]);                    \
   }
   float acc[4][4][4] = {{{0.0f}}};  // [m tile][n tile][c0..c3]
 #if !EMULATE
@@ -227,12 +239,12 @@ void gemm_mma(__global const float* a, ulong a_off, int lda, long a_stride, int 
 #if LDMATRIX
       // A: matrices (rows 0-7, k 0-15 bytes), (8-15, 0-15), (0-7, 16-31), (8-15, 16-31) of a 16-row
       // tile = a0..a3. B: for n-tiles j, j + 1: (j, bytes 0-15), (j, 16-31), (j+1, 0-15), (j+1, 16-31).
-      const int half = (lane / 16) * 16 / (int)sizeof(elem_t);  // 16 bytes, in elements
+      const int k_half = (lane / 16) * 16 / (int)sizeof(elem_t);  // 16 bytes, in elements
 #if !EMULATE
 #pragma unroll
 #endif
       for (int i = 0; i < 4; ++i)
-        LDMATRIX_X4(fa[i], shared_address(at + (wm + i * 16 + lane % 16) * LDS + kk + half));
+        LDMATRIX_X4(fa[i], shared_address(at + (wm + i * 16 + lane % 16) * LDS + kk + k_half));
 #if !EMULATE
 #pragma unroll
 #endif

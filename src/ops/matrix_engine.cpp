@@ -61,17 +61,19 @@ MatrixEngine detect(Context& ctx) {
   e.description = matrix_engine_precheck(d);
   if (!e.description.empty()) return e;
   const char* env = std::getenv("MAGELLANO_MMA_LDMATRIX");
-  std::string bf16, tf32;
+  std::string bf16, tf32, ldmatrix_failure;
   if (!(env && std::strcmp(env, "0") == 0)) {
     bf16 = probe(ctx, ComputeDType::bf16, true), tf32 = probe(ctx, ComputeDType::tf32, true);
     e.ldmatrix = bf16.empty() && tf32.empty();
+    ldmatrix_failure = bf16.empty() ? tf32 : bf16;
   }
   if (!e.ldmatrix) bf16 = probe(ctx, ComputeDType::bf16, false), tf32 = probe(ctx, ComputeDType::tf32, false);
   e.bf16 = bf16.empty(), e.tf32 = tf32.empty();
   const std::string cc = std::to_string(d.nv_compute_capability / 10) + "." + std::to_string(d.nv_compute_capability % 10);
   e.description = "NVIDIA tensor cores (compute capability " + cc + "): bf16 " +
                   (e.bf16 ? "passed its probe" : "off, " + bf16) + "; tf32 " + (e.tf32 ? "passed its probe" : "off, " + tf32) +
-                  (e.bf16 || e.tf32 ? (e.ldmatrix ? "; ldmatrix fragment loads" : "; 32-bit fragment loads") : "");
+                  (e.bf16 || e.tf32 ? (e.ldmatrix ? "; ldmatrix fragment loads" : "; 32-bit fragment loads") : "") +
+                  (!e.ldmatrix && !ldmatrix_failure.empty() ? " (ldmatrix failed its probe: " + ldmatrix_failure + ")" : "");
   return e;
 }
 

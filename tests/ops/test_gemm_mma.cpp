@@ -95,7 +95,8 @@ TEST(GemmMma, HardwareBf16AndTf32) {
 }
 
 // The check fails products that skip the rounding, round to the other type, or are wrong in one
-// element by about a bf16 rounding of one term.
+// element by about a bf16 rounding of one term. (The products run through the tile kernel: on a
+// GPU this shape would otherwise take the skinny kernel, which multiplies in fp32 unrounded.)
 TEST(GemmMma, TheCheckRejectsDeliberatelyBrokenProducts) {
   const GemmCase c{1, 40, 24, 70, false, true, false, 1.0f, 0.0f};
   const GemmFn fp32 = [](auto& a, bool ta, auto& b, bool tb, auto& out, float alpha, float beta) {
@@ -106,11 +107,13 @@ TEST(GemmMma, TheCheckRejectsDeliberatelyBrokenProducts) {
   EXPECT_GT(failures_of(c, 71, ComputeDType::tf32, fp32), 0) << "an unrounded product passed as tf32";
   const GemmFn tf32 = [](auto& a, bool ta, auto& b, bool tb, auto& out, float alpha, float beta) {
     ComputeGuard g(ComputeDType::tf32, true);
+    ops::force_skinny_gemm(false);
     ops::gemm(a, ta, b, tb, out, alpha, beta);
   };
   EXPECT_GT(failures_of(c, 72, ComputeDType::bf16, tf32), 0) << "a tf32 product passed as bf16";
   const GemmFn one_off = [](auto& a, bool ta, auto& b, bool tb, auto& out, float alpha, float beta) {
     ComputeGuard g(ComputeDType::bf16, true);
+    ops::force_skinny_gemm(false);
     ops::gemm(a, ta, b, tb, out, alpha, beta);
     std::vector<float> h = out.to_host();
     h[7 * 24 + 5] *= 1.0f + 1.0f / 512;  // one element off by 2^-9 of itself
@@ -120,6 +123,7 @@ TEST(GemmMma, TheCheckRejectsDeliberatelyBrokenProducts) {
   // And the correct product passes the same check.
   const GemmFn bf16 = [](auto& a, bool ta, auto& b, bool tb, auto& out, float alpha, float beta) {
     ComputeGuard g(ComputeDType::bf16, true);
+    ops::force_skinny_gemm(false);
     ops::gemm(a, ta, b, tb, out, alpha, beta);
   };
   EXPECT_EQ(failures_of(c, 74, ComputeDType::bf16, bf16), 0);
