@@ -22,7 +22,9 @@ int64_t poisson(SplitMix64& rng, double lambda) {
 
 }  // namespace
 
-const char* to_string(InfillMode m) { return m == InfillMode::document ? "document" : "spans"; }
+const char* to_string(InfillMode m) {
+  return m == InfillMode::document ? "document" : m == InfillMode::single ? "single" : "spans";
+}
 
 InfillTokens infill_tokens(int64_t vocab_size) {
   if (vocab_size < 4)
@@ -53,6 +55,10 @@ InfillPlan plan_infill(const InfillConfig& c, int64_t len, uint64_t seed, uint64
     const int64_t s = len - 2;
     const double u = 0.5 + 0.5 * rng.uniform();
     lengths.push_back(std::clamp<int64_t>(std::llround(u * static_cast<double>(s)), 1, s));
+    masked = lengths[0];
+  } else if (c.mode == InfillMode::single) {
+    const int64_t s = len - 2;
+    lengths.push_back(std::clamp<int64_t>(poisson(rng, c.span_lambda), 1, std::max<int64_t>(1, s / 2)));
     masked = lengths[0];
   } else {
     for (;;) {

@@ -66,7 +66,8 @@ constexpr ops::ExpertActivation kActivations[] = {ops::ExpertActivation::swiglu,
                                                   ops::ExpertActivation::gelu};
 constexpr data::Objective kObjectives[] = {data::Objective::causal, data::Objective::prefix_lm,
                                            data::Objective::blank_infilling};
-constexpr data::InfillMode kInfillModes[] = {data::InfillMode::spans, data::InfillMode::document};
+constexpr data::InfillMode kInfillModes[] = {data::InfillMode::spans, data::InfillMode::document,
+                                             data::InfillMode::single};
 constexpr nn::MoERouter kRouters[] = {nn::MoERouter::softmax_topk, nn::MoERouter::topk_softmax};
 
 template <typename E, size_t K>

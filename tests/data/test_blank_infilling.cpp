@@ -64,7 +64,7 @@ TEST(BlankInfilling, LayoutOfPartsAAndBByHand) {
 // Thousands of sampled plans at odd sizes: every plan valid, every layout equal to the reference
 // (no poison left), and the comparison catches two broken layouts.
 TEST(BlankInfilling, SampledPlansMatchTheReferenceAtOddSizes) {
-  for (const data::InfillMode mode : {data::InfillMode::spans, data::InfillMode::document}) {
+  for (const data::InfillMode mode : {data::InfillMode::spans, data::InfillMode::document, data::InfillMode::single}) {
     for (const double ratio : {0.15, 0.5}) {
       const data::InfillConfig c{mode, ratio, 3.0};
       for (const int64_t len : {3, 4, 5, 7, 33, 128, 257}) {
@@ -129,6 +129,25 @@ TEST(BlankInfilling, DocumentModeMasksHalfToAllOfTheSource) {
   }
   EXPECT_NEAR(fraction / draws, 0.75, 0.01);  // uniform in [0.5, 1]: sd 0.144 / sqrt(2000) = 0.003
   EXPECT_NEAR(place / draws, 0.5, 0.03);      // a uniform start
+}
+
+// Single: one span per window, its length max(1, Poisson(λ)) (the float64 law; at L = 130 the cap
+// S / 2 = 64 is never reached in practice), at a uniform start.
+TEST(BlankInfilling, SingleModeMasksOneSpanOfPoissonLength) {
+  const data::InfillConfig c{data::InfillMode::single, 0.15, 2.0};
+  std::map<int64_t, int64_t> counts;
+  double place = 0;
+  const int draws = 20000;
+  for (uint64_t draw = 0; draw < draws; ++draw) {
+    const auto plan = data::plan_infill(c, 130, 4, draw);
+    ASSERT_EQ(plan.spans.size(), 1u);
+    ASSERT_EQ(plan.source, 128);
+    ++counts[plan.spans[0].length];
+    place += plan.spans[0].start / (128.0 - plan.spans[0].length);
+  }
+  for (int64_t k = 1; k <= 8; ++k)  // within 0.01: over 4 standard errors (sqrt(0.25 / 20000) = 0.0035)
+    EXPECT_NEAR(static_cast<double>(counts[k]) / draws, mgtest::span_length_probability(2.0, k), 0.01) << "k " << k;
+  EXPECT_NEAR(place / draws, 0.5, 0.01);  // a uniform start: sd 0.29 / sqrt(20000) = 0.002
 }
 
 // A plan is a pure function of (seed, draw): the batcher's state fixes every row's spans.

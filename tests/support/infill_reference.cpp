@@ -59,6 +59,11 @@ std::string infill_plan_problems(const InfillPlan& plan, const InfillConfig& c, 
     if (masked < std::max(1.0, std::floor(0.5 * s)) || masked > s) return "document span of " + std::to_string(masked);
     return "";
   }
+  if (c.mode == InfillMode::single) {
+    if (m != 1) return "single mode with " + std::to_string(m) + " spans";
+    if (masked > std::max<int64_t>(1, plan.source / 2)) return "single span of " + std::to_string(masked);
+    return "";
+  }
   // The masked total lies between the target with one more span and the target with these m.
   auto target = [&](int64_t spans) {
     return std::max<int64_t>(1, std::llround(c.ratio * static_cast<double>(len - 2 * spans)));

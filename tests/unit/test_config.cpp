@@ -194,7 +194,7 @@ TEST(Config, BlankInfillingAndMixKeys) {
   auto err = [&](const std::string& train) {
     return error_of([&] { parse(std::string("{") + model + R"(, "train": )" + train + "}"); });
   };
-  EXPECT_TRUE(has(err(R"({"infill_mode": "words"})"), "'train.infill_mode' must be \"spans\" or \"document\""));
+  EXPECT_TRUE(has(err(R"({"infill_mode": "words"})"), "'train.infill_mode' must be \"spans\" or \"document\" or \"single\""));
   EXPECT_TRUE(has(err(R"({"infill_ratio": 0.6})"), "'train.infill_ratio'"));
   EXPECT_TRUE(has(err(R"({"infill_ratio": 0})"), "'train.infill_ratio'"));
   EXPECT_TRUE(has(err(R"({"infill_span_lambda": 0})"), "'train.infill_span_lambda'"));

@@ -18,6 +18,9 @@
 // tokens (so two spans never touch), gaps uniform without replacement.
 // Document (mode document): one span of k = round(u · S) tokens, u uniform in [0.5, 1] (GLM's
 // document-level objective), S = L - 2, at a uniform start.
+// Single (mode single): one span of k = max(1, Poisson(λ)) tokens (at most S / 2), S = L - 2, at a
+// uniform start. With sequential positions (below) a [START] does not say which [MASK] it fills
+// when there are several (GLM's 2D positions do); with one blank per window there is no doubt.
 // Everything comes from a splitmix64 stream of (seed, draw), draw the window's index in the
 // batcher's stream (as prefix-LM's prefixes), so a resumed batcher gives the same spans.
 //
@@ -31,13 +34,13 @@
 
 namespace magellano::data {
 
-enum class InfillMode { spans, document };
-const char* to_string(InfillMode m);  // "spans", "document"
+enum class InfillMode { spans, document, single };
+const char* to_string(InfillMode m);  // "spans", "document", "single"
 
 struct InfillConfig {
   InfillMode mode = InfillMode::spans;
   double ratio = 0.15;      // spans: masked fraction of the source, in (0, 0.5]
-  double span_lambda = 3.0;  // spans: Poisson mean of a span's length, in (0, 32]
+  double span_lambda = 3.0;  // spans, single: Poisson mean of a span's length, in (0, 32]
   bool operator==(const InfillConfig&) const = default;
 };
 

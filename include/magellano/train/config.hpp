@@ -68,7 +68,7 @@ const char* config_name(optim::StatePlacement placement);  // none (device), hos
 const char* config_name(ops::ExpertActivation activation);
 const char* config_name(nn::MoERouter router);  // softmax_topk, topk_softmax
 const char* config_name(data::Objective objective);  // causal, prefix_lm, blank_infilling
-const char* config_name(data::InfillMode mode);       // spans, document
+const char* config_name(data::InfillMode mode);       // spans, document, single
 
 struct MoESection {
   int64_t experts = 8;
