@@ -6,7 +6,8 @@
 # on 2 CPU cores) and prints the mean ln p(true word) of single-word blanks for both, the unigram
 # model and chance; the test fails while the infilling model does not beat the causal one by 0.2.
 #   INFILL_TRAIN='{"objective": "blank_infilling", "infill_mode": "single"}'   the infilling run's
-#       train section (merged into the config; default: objective_mix causal 1, blank_infilling 1)
+#       train section (merged into the config; default: objective_mix causal 1, blank_infilling 1);
+#       it may set "steps" (and "warmup_steps") for a longer infilling run
 #   SKIP_CAUSAL=1   trains and scores the infilling model only
 # Usage: [INFILL_TRAIN=json] [SKIP_CAUSAL=1] scripts/infill_learning.sh [BUILD_DIR]
 set -euo pipefail
