@@ -77,8 +77,11 @@ int run_eval(int argc, char** argv) {
     std::cout << nlohmann::json{{"loss", r.loss}, {"perplexity", r.perplexity}, {"tokens", r.tokens}}.dump() << "\n";
   } else {
     std::cout << "loss " << r.loss << "  perplexity " << r.perplexity << "  over " << r.tokens
-              << (cfg.train.objective.objective == data::Objective::prefix_lm ? " predicted suffix tokens (prefix_lm)\n"
-                                                                               : " predicted tokens\n");
+              << (cfg.train.objective.mixed() ? " predicted tokens (objective mix)\n"
+                  : cfg.train.objective.objective == data::Objective::prefix_lm ? " predicted suffix tokens (prefix_lm)\n"
+                  : cfg.train.objective.objective == data::Objective::blank_infilling
+                      ? " predicted span tokens and [END]s (blank_infilling)\n"
+                      : " predicted tokens\n");
   }
   return 0;
 }

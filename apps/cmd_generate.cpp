@@ -3,6 +3,9 @@
 //   [--no-template] [--max-new-tokens N]
 //   [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--stop STRING]... [--seed S]
 //   [--json] [--device D]
+// magellano generate --checkpoint DIR --infill "text with [MASK] blanks" [the same sampling options]
+//   fills each [MASK] (a blank-infilling model, generate/infill.hpp) and prints the filled text;
+//   --json: {"part_a", "spans", "span_texts", "finish_reasons", "text"}.
 // Text streams to stdout as it is produced (one prompt), or prompt by prompt in order (several);
 // --json prints one object per prompt per line: {"prompt_ids", "ids", "text", "finish_reason"}.
 #include <boost/program_options.hpp>
@@ -20,6 +23,7 @@
 #include "options.hpp"
 #include "magellano/data/tokenizer.hpp"
 #include "magellano/generate/generator.hpp"
+#include "magellano/generate/infill.hpp"
 #include "magellano/io/hf_json.hpp"
 #include "magellano/io/hf_mamba_config.hpp"
 #include "magellano/io/json_file.hpp"
@@ -67,7 +71,7 @@ std::string ids_line(const std::vector<int32_t>& ids) {
 // What the command line asks for.
 struct GenerateRequest {
   cli::ModelSource source;
-  std::optional<std::string> prompt, prompt_file, prompt_ids;  // exactly one, once validated
+  std::optional<std::string> prompt, prompt_file, prompt_ids, infill;  // exactly one, once validated
   std::string tokenizer_dir, device;
   std::vector<std::string> stops;
   bool allow_special = false, add_template = true;
@@ -92,6 +96,8 @@ std::optional<GenerateRequest> parse_request(int argc, char** argv) {
       ("prompt", po::value<std::string>(), "the prompt text")
       ("prompt-file", po::value<std::string>(), "a file of prompts, one per line (blank lines skipped), generated as one batch")
       ("prompt-ids", po::value<std::string>(), "the prompt as token ids, e.g. \"464 3290\" (needs no tokenizer)")
+      ("infill", po::value<std::string>(), "text with [MASK] blanks to fill (a model trained with blank_infilling); "
+                                           "--max-new-tokens is per blank")
       ("tokenizer", po::value(&req.tokenizer_dir), "tokenizer folder (default: the checkpoint folder's tokenizer files, else the config's data.tokenizer)")
       ("allow-special", "turn literal special tokens in the prompt (e.g. <|endoftext|>, <|start_of_role|>) into their "
                         "ids (default: plain text)")
@@ -115,6 +121,7 @@ std::optional<GenerateRequest> parse_request(int argc, char** argv) {
   req.prompt = given("prompt");
   req.prompt_file = given("prompt-file");
   req.prompt_ids = given("prompt-ids");
+  req.infill = given("infill");
   req.allow_special = vm.count("allow-special") > 0;
   req.add_template = vm.count("no-template") == 0;
   req.device = cli::device_option(vm);
@@ -127,8 +134,11 @@ std::optional<GenerateRequest> parse_request(int argc, char** argv) {
 void validate(GenerateRequest& req) {
   generate::GenerationConfig& gc = req.gc;
   if (req.source.checkpoint.empty()) throw Error("generate: give --checkpoint DIR.");
-  if (req.prompt.has_value() + req.prompt_file.has_value() + req.prompt_ids.has_value() != 1)
-    throw Error("generate: give exactly one of --prompt TEXT, --prompt-file FILE or --prompt-ids \"1 2 3\".");
+  if (req.prompt.has_value() + req.prompt_file.has_value() + req.prompt_ids.has_value() + req.infill.has_value() != 1)
+    throw Error("generate: give exactly one of --prompt TEXT, --prompt-file FILE, --prompt-ids \"1 2 3\" or --infill TEXT.");
+  if (req.infill && req.infill->find("[MASK]") == std::string::npos)
+    throw Error("generate: --infill needs at least one [MASK] in the text, e.g. --infill \"To be, or [MASK] to be\".");
+  if (req.infill && !req.stops.empty()) throw Error("generate: --stop does not apply to --infill (a blank ends at [END]).");
   gc.sampling.seed = static_cast<uint64_t>(req.seed);
   for (const auto& s : req.stops)
     if (s.empty()) throw Error("--stop needs a non-empty string.");
@@ -259,6 +269,60 @@ void report_speed(const std::vector<generate::Completion>& results, size_t n, do
             << " s on " << ctx.device().name << "]\n";
 }
 
+// --infill: part A is the text's pieces between the "[MASK]"s, encoded, joined by [MASK] ids.
+int run_infill(const GenerateRequest& req, const train::LoadedModel& loaded, const Context& ctx) {
+  const auto& objective = loaded.config.train.objective;
+  if (!objective.uses(data::Objective::blank_infilling))
+    throw Error("generate --infill: the checkpoint was trained with train.objective \"" +
+                std::string(data::to_string(objective.objective)) + "\"" + (objective.mixed() ? " (a mix)" : "") +
+                ", not blank_infilling: it has not learnt [MASK], [START] and [END].");
+  const int64_t V = loaded.config.model.vocab_size;
+  const data::InfillTokens tokens = data::infill_tokens(V);
+  Prompts none;
+  none.texts.push_back(*req.infill);
+  const auto tok = load_tokenizer(req, loaded, none);
+  data::require_infill_room(tok->vocab_size(), V, "the tokenizer");
+  std::vector<uint32_t> encoded;
+  const std::string& text = *req.infill;
+  const std::string mask = "[MASK]";
+  for (size_t begin = 0;;) {
+    const size_t at = text.find(mask, begin);
+    const auto piece = tok->encode(text.substr(begin, at == std::string::npos ? std::string::npos : at - begin),
+                                   req.allow_special ? data::SpecialTokens::Allowed : data::SpecialTokens::AsText);
+    encoded.insert(encoded.end(), piece.begin(), piece.end());
+    if (at == std::string::npos) break;
+    encoded.push_back(static_cast<uint32_t>(tokens.mask));
+    begin = at + mask.size();
+  }
+  if (req.add_template) encoded = tok->apply_template(std::move(encoded));
+  const std::vector<int32_t> part_a(encoded.begin(), encoded.end());
+  generate::GenerationConfig gc = req.gc;
+  gc.eos_ids = cli::find_eos(tok, req.source.checkpoint, loaded);
+  const auto start = std::chrono::steady_clock::now();
+  const auto bytes = token_bytes(tok);
+  const generate::Infill r = generate::fill_blanks(*loaded.model, part_a, tokens, gc, bytes);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (req.json) {
+    std::vector<std::string> span_texts, finish;
+    for (const auto& span : r.spans) {
+      std::string t;
+      for (const int32_t id : span) t += bytes(id);
+      span_texts.push_back(t);
+    }
+    for (const auto f : r.finish) finish.push_back(generate::to_string(f));
+    const nlohmann::json j{{"part_a", r.part_a}, {"spans", r.spans}, {"span_texts", span_texts},
+                           {"finish_reasons", finish}, {"text", r.text}};
+    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  } else {
+    std::cout << r.text << "\n";
+    size_t n = 0;
+    for (const auto& span : r.spans) n += span.size();
+    std::cerr << "[" << r.spans.size() << (r.spans.size() == 1 ? " blank, " : " blanks, ") << n << " tokens in "
+              << seconds << " s on " << ctx.device().name << "]\n";
+  }
+  return 0;
+}
+
 int run_generate(int argc, char** argv) {
   auto req = parse_request(argc, argv);
   if (!req) return 0;
@@ -267,6 +331,7 @@ int run_generate(int argc, char** argv) {
 
   auto ctx = Context::create(req->device);
   const auto loaded = cli::load_model_source(req->source, *ctx);
+  if (req->infill) return run_infill(*req, loaded, *ctx);
   const auto tok = load_tokenizer(*req, loaded, prompts);
   const auto ids = prompt_ids(std::move(prompts), tok, *req);
   req->gc.eos_ids = cli::find_eos(tok, req->source.checkpoint, loaded);

@@ -1,32 +1,10 @@
 #include "magellano/data/batcher.hpp"
 
+#include "magellano/data/splitmix.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/runtime/json_parse.hpp"
 
 namespace magellano::data {
-namespace {
-
-// splitmix64: tiny, full-period, fully specified; every value of the stream is a mix of a counter.
-struct SplitMix64 {
-  uint64_t state;
-  uint64_t next() {
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, bound) without modulo bias (Lemire's multiply-and-reject).
-  uint64_t below(uint64_t bound) {
-    for (;;) {
-      const unsigned __int128 m = static_cast<unsigned __int128>(next()) * bound;
-      const auto low = static_cast<uint64_t>(m);
-      if (low >= bound || low >= (-bound) % bound) return static_cast<uint64_t>(m >> 64);
-    }
-  }
-};
-
-}  // namespace
-
 nlohmann::json to_json(const BatcherState& s) {
   return {{"seed", s.seed}, {"epoch", s.epoch}, {"position", s.position}};
 }

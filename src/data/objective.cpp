@@ -3,24 +3,26 @@
 #include <algorithm>
 #include <cmath>
 
+#include "magellano/data/splitmix.hpp"
 #include "magellano/runtime/error.hpp"
 
 namespace magellano::data {
-namespace {
-
-uint64_t splitmix64(uint64_t x) {
-  uint64_t z = x + 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
+const char* to_string(Objective o) {
+  return o == Objective::prefix_lm ? "prefix_lm" : o == Objective::blank_infilling ? "blank_infilling" : "causal";
 }
 
-}  // namespace
-
-const char* to_string(Objective o) { return o == Objective::prefix_lm ? "prefix_lm" : "causal"; }
+Objective row_objective(const ObjectiveConfig& c, uint64_t seed, uint64_t draw) {
+  if (!c.mixed()) return c.objective;
+  const double u = static_cast<double>(splitmix64(seed ^ splitmix64(draw ^ 0x0B1EC7B1E5C0FFEEull)) >> 11) * 0x1.0p-53;
+  const double total = c.mix[0] + c.mix[1] + c.mix[2];
+  double edge = 0;
+  for (int o = 0; o < 2; ++o)
+    if (u * total < (edge += c.mix[o]) && c.mix[o] > 0) return static_cast<Objective>(o);
+  return c.mix[2] > 0 ? Objective::blank_infilling : c.mix[1] > 0 ? Objective::prefix_lm : Objective::causal;
+}
 
 int32_t prefix_length(const ObjectiveConfig& c, std::span<const int32_t> x, uint64_t seed, uint64_t draw) {
-  if (c.objective == Objective::causal) return 0;
+  if (c.objective == Objective::causal) return 0;  // (a mix calls it for its prefix_lm rows only)
   const auto len = static_cast<int64_t>(x.size());
   if (c.separator >= 0) {
     const auto it = std::find(x.begin(), x.end(), c.separator);
@@ -33,8 +35,25 @@ int32_t prefix_length(const ObjectiveConfig& c, std::span<const int32_t> x, uint
   return static_cast<int32_t>(std::clamp<int64_t>(std::llround(f * static_cast<double>(len)), 0, len));
 }
 
-ObjectiveBatch make_batch(const ObjectiveConfig& c, std::span<const int32_t> windows, int64_t batch, int64_t len,
-                          uint64_t seed, uint64_t first_draw) {
+int32_t make_row(const ObjectiveConfig& c, int64_t vocab_size, std::span<const int32_t> window, uint64_t seed,
+                 uint64_t draw, std::span<int32_t> x, std::span<int32_t> y) {
+  const size_t len = x.size();
+  const Objective o = row_objective(c, seed, draw);
+  if (o == Objective::blank_infilling)
+    return lay_out_infill(plan_infill(c.infill, static_cast<int64_t>(len), seed, draw), window,
+                          infill_tokens(vocab_size), x, y);
+  std::copy(window.begin(), window.begin() + len, x.begin());
+  std::copy(window.begin() + 1, window.begin() + len + 1, y.begin());
+  if (o == Objective::causal) return 0;
+  ObjectiveConfig prefix_lm = c;
+  prefix_lm.objective = Objective::prefix_lm;
+  const int32_t p = prefix_length(prefix_lm, {window.data(), len}, seed, draw);
+  for (int32_t t = 0; t < p - 1; ++t) y[t] = kIgnoreTarget;
+  return p;
+}
+
+ObjectiveBatch make_batch(const ObjectiveConfig& c, int64_t vocab_size, std::span<const int32_t> windows,
+                          int64_t batch, int64_t len, uint64_t seed, uint64_t first_draw) {
   if (batch < 1 || len < 1 || windows.size() != static_cast<size_t>(batch * (len + 1)))
     throw Error("objective: a batch of " + std::to_string(windows.size()) + " tokens is not (B, L + 1) = (" +
                 std::to_string(batch) + ", " + std::to_string(len + 1) + ").");
@@ -43,14 +62,13 @@ ObjectiveBatch make_batch(const ObjectiveConfig& c, std::span<const int32_t> win
   out.len = len;
   out.inputs.resize(batch * len);
   out.targets.resize(batch * len);
+  const bool causal = !c.mixed() && c.objective == Objective::causal;
   for (int64_t b = 0; b < batch; ++b) {
-    const int32_t* w = windows.data() + b * (len + 1);
-    std::copy(w, w + len, out.inputs.begin() + b * len);
-    std::copy(w + 1, w + len + 1, out.targets.begin() + b * len);
-    if (c.objective != Objective::prefix_lm) continue;
-    const int32_t p = prefix_length(c, {w, static_cast<size_t>(len)}, seed, first_draw + b);
-    out.prefix.push_back(p);
-    for (int64_t t = 0; t < p - 1; ++t) out.targets[b * len + t] = kIgnoreTarget;
+    const auto row = static_cast<size_t>(len);
+    const int32_t p = make_row(c, vocab_size, windows.subspan(b * (len + 1), row + 1), seed, first_draw + b,
+                               std::span<int32_t>(out.inputs).subspan(b * len, row),
+                               std::span<int32_t>(out.targets).subspan(b * len, row));
+    if (!causal) out.prefix.push_back(p);
   }
   return out;
 }

@@ -48,7 +48,8 @@ void require_finite_logits(const Tensor& logits) {
 
 }  // namespace
 
-Prefill prefill(const nn::Model& model, const std::vector<std::vector<int32_t>>& prompts, bool prompt_as_prefix) {
+Prefill prefill(const nn::Model& model, const std::vector<std::vector<int32_t>>& prompts, bool prompt_as_prefix,
+                int64_t prefix_tokens) {
   const int64_t V = model.spec().vocab_size, B = static_cast<int64_t>(prompts.size());
   check_prompts(prompts, V);
   Context& ctx = model_context(model);
@@ -57,8 +58,8 @@ Prefill prefill(const nn::Model& model, const std::vector<std::vector<int32_t>>&
   for (int64_t b = 0; b < B; ++b) {
     const auto& ids = prompts[b];
     const int64_t L = static_cast<int64_t>(ids.size());
-    const Tensor prefix =
-        prompt_as_prefix ? Tensor::from_host_i32(ctx, Shape{1}, {static_cast<int32_t>(L)}) : Tensor();
+    const int64_t p = prompt_as_prefix ? L : std::min(prefix_tokens, L);
+    const Tensor prefix = p > 0 ? Tensor::from_host_i32(ctx, Shape{1}, {static_cast<int32_t>(p)}) : Tensor();
     const Tensor last = model.prefill(Tensor::from_host_i32(ctx, Shape{1, L}, ids), out.state, b, prefix);  // (1, V)
     ops::copy_into(last, out.logits.narrow_rows(b, b + 1));
   }
@@ -103,7 +104,7 @@ std::vector<Completion> generate(const nn::Model& model, const std::vector<std::
     return out;
   }
 
-  pre = prefill(model, prompts, config.prompt_as_prefix);
+  pre = prefill(model, prompts, config.prompt_as_prefix, config.prefix_tokens);
   require_finite_logits(pre.logits);
   Sampler sampler(ctx, B, V, config.sampling, prompts);
   autograd::NoGradScope no_grad;

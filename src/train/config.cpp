@@ -64,7 +64,10 @@ constexpr optim::StateFormat kStateFormats[] = {optim::StateFormat::fp32, optim:
 constexpr optim::StatePlacement kPlacements[] = {optim::StatePlacement::device, optim::StatePlacement::host};
 constexpr ops::ExpertActivation kActivations[] = {ops::ExpertActivation::swiglu,
                                                   ops::ExpertActivation::gelu};
-constexpr data::Objective kObjectives[] = {data::Objective::causal, data::Objective::prefix_lm};
+constexpr data::Objective kObjectives[] = {data::Objective::causal, data::Objective::prefix_lm,
+                                           data::Objective::blank_infilling};
+constexpr data::InfillMode kInfillModes[] = {data::InfillMode::spans, data::InfillMode::document,
+                                             data::InfillMode::single};
 constexpr nn::MoERouter kRouters[] = {nn::MoERouter::softmax_topk, nn::MoERouter::topk_softmax};
 
 template <typename E, size_t K>
@@ -212,6 +215,12 @@ const std::vector<Field>& schema() {
     f.push_back(number("train.prefix_fraction_min", 0, false, 1, false, MG_ACCESS(train.objective.min_fraction, double)));
     f.push_back(number("train.prefix_fraction_max", 0, false, 1, false, MG_ACCESS(train.objective.max_fraction, double)));
     f.push_back(integer("train.prefix_separator", -1, MG_ACCESS(train.objective.separator, int32_t), kInf, 2147483647.0));
+    f.push_back(plain("train.infill_mode", Kind::choice, MG_CHOICE(train.objective.infill.mode, kInfillModes)));
+    f.push_back(number("train.infill_ratio", 0, true, 0.5, false, MG_ACCESS(train.objective.infill.ratio, double)));
+    f.push_back(number("train.infill_span_lambda", 0, true, 32, false, MG_ACCESS(train.objective.infill.span_lambda, double)));
+    f.push_back(number("train.objective_mix.causal", 0, false, kInf, false, MG_ACCESS(train.objective.mix[0], double)));
+    f.push_back(number("train.objective_mix.prefix_lm", 0, false, kInf, false, MG_ACCESS(train.objective.mix[1], double)));
+    f.push_back(number("train.objective_mix.blank_infilling", 0, false, kInf, false, MG_ACCESS(train.objective.mix[2], double)));
     // lora
     f.push_back(integer("lora.rank", 0, MG_ACCESS(lora.rank, int64_t), 65536.0));
     f.push_back(number("lora.alpha", 0, true, kInf, false, MG_ACCESS(lora.alpha, double)));
@@ -490,9 +499,18 @@ void resolve(Config& c) {
   if (t.objective.separator >= m.vocab_size)
     throw Error("config: 'train.prefix_separator' " + std::to_string(t.objective.separator) +
                 " is not a token of the model's vocabulary of " + std::to_string(m.vocab_size) + ".");
-  if (t.objective.objective == data::Objective::prefix_lm && m.num_attention() == 0)
-    throw Error("config: 'train.objective' \"prefix_lm\" makes the prefix bidirectional in attention layers, "
-                "and 'model.layers' has none; add 'A' layers or use \"causal\".");
+  if (t.objective.mixed() && t.objective.objective != data::Objective::causal)
+    throw Error("config: give 'train.objective' or 'train.objective_mix', not both (the mix picks each "
+                "sequence's objective).");
+  for (const auto o : {data::Objective::prefix_lm, data::Objective::blank_infilling})
+    if (t.objective.uses(o) && m.num_attention() == 0)
+      throw Error(std::string("config: 'train.objective' \"") + data::to_string(o) + "\" makes the prefix "
+                  "bidirectional in attention layers, and 'model.layers' has none; add 'A' layers or use \"causal\".");
+  if (t.objective.uses(data::Objective::blank_infilling)) {
+    data::infill_tokens(m.vocab_size);  // at least 4 ids
+    if (t.seq_len < 3)
+      throw Error("config: blank infilling needs 'train.seq_len' >= 3 ([MASK], [START], one span token).");
+  }
   if (t.activation_dtype == DType::f16 && t.gradient_checkpointing == 0)
     throw Error("config: 'train.activation_dtype' \"fp16\" stores the segment inputs of gradient "
                 "checkpointing; set 'train.gradient_checkpointing' (e.g. \"balanced\") or use \"fp32\".");
@@ -563,6 +581,7 @@ const char* config_name(ops::ExpertActivation activation) {
 }
 
 const char* config_name(data::Objective objective) { return data::to_string(objective); }
+const char* config_name(data::InfillMode mode) { return data::to_string(mode); }
 
 const char* config_name(nn::MoERouter router) {
   return router == nn::MoERouter::softmax_topk ? "softmax_topk" : "topk_softmax";

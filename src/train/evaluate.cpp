@@ -27,17 +27,27 @@ EvalResult evaluate(const nn::Model& model, std::span<const int32_t> tokens, int
     if (len == seq_len)
       while (rows < batch && c0 + rows < chunks && (c0 + rows + 1) * seq_len <= static_cast<int64_t>(tokens.size())) ++rows;
     if (len >= 2) {
-      std::vector<int32_t> x, y, prefix;
+      std::vector<int32_t> x(rows * (len - 1)), y(rows * (len - 1)), prefix;
       int64_t counted = 0;
       for (int64_t r = 0; r < rows; ++r) {
-        const int32_t* chunk = tokens.data() + begin + r * seq_len;
-        x.insert(x.end(), chunk, chunk + len - 1);
-        y.insert(y.end(), chunk + 1, chunk + len);
-        const int32_t p = data::prefix_length(objective, {chunk, static_cast<size_t>(len - 1)}, 0,
-                                              static_cast<uint64_t>(first_chunk + c0 + r));
-        if (objective.objective == data::Objective::prefix_lm) prefix.push_back(p);
-        for (int64_t t = 0; t < p - 1; ++t) y[y.size() - (len - 1) + t] = data::kIgnoreTarget;
-        counted += (len - 1) - std::max<int64_t>(0, p - 1);
+        const auto row = static_cast<size_t>(len - 1);
+        const std::span<int32_t> xr = std::span<int32_t>(x).subspan(r * row, row), yr = std::span<int32_t>(y).subspan(r * row, row);
+        const std::span<const int32_t> chunk = tokens.subspan(begin + r * seq_len, row + 1);
+        const auto draw = static_cast<uint64_t>(first_chunk + c0 + r);
+        // A chunk too short for blank infilling ([MASK] [START] token) predicts nothing.
+        if (row < 3 && data::row_objective(objective, 0, draw) == data::Objective::blank_infilling) {
+          std::copy(chunk.begin(), chunk.end() - 1, xr.begin());
+          std::fill(yr.begin(), yr.end(), data::kIgnoreTarget);
+          prefix.push_back(static_cast<int32_t>(row));
+          continue;
+        }
+        prefix.push_back(data::make_row(objective, model.spec().vocab_size, chunk, 0, draw, xr, yr));
+        counted += std::count_if(yr.begin(), yr.end(), [](int32_t t) { return t != data::kIgnoreTarget; });
+      }
+      if (!objective.mixed() && objective.objective == data::Objective::causal) prefix.clear();
+      if (counted == 0) {  // nothing to predict (a mean over no targets is not a number)
+        c0 += rows;
+        continue;
       }
       const Shape s{rows, len - 1};
       const Tensor pt = prefix.empty() ? Tensor() : Tensor::from_host_i32(ctx, Shape{rows}, prefix);

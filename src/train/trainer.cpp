@@ -44,6 +44,18 @@ DeviceBatch upload_batch(Context& ctx, const data::ObjectiveBatch& b) {
   return d;
 }
 
+// A training or validation token file. Under blank infilling its ids must stay below the special
+// tokens (the model's top three, data/blank_infilling.hpp): a header's vocabulary must leave them
+// free, a raw file's ids are bounded by them.
+data::TokenFile open_tokens(const fs::path& path, const Config& cfg) {
+  const int64_t v = cfg.model.vocab_size;
+  if (!cfg.train.objective.uses(data::Objective::blank_infilling)) return data::TokenFile::open(path, static_cast<uint64_t>(v));
+  data::TokenFile f = data::TokenFile::open(path, static_cast<uint64_t>(v));
+  if (f.vocab_size() == 0) return data::TokenFile::open(path, static_cast<uint64_t>(data::infill_tokens(v).mask));
+  data::require_infill_room(f.vocab_size(), v, "token file " + path.string());
+  return f;
+}
+
 // The checks that need no file written and nothing allocated: training data configured, the
 // run fits the device, --resume and --init-from not both, --init-from outside checkpoint.dir.
 const Config& checked(const Config& cfg, Context& ctx, const TrainOptions& opt) {
@@ -170,10 +182,9 @@ TrainingRun::TrainingRun(const Config& cfg, Context& ctx, const TrainOptions& op
       ranks_(opt.ranks),
       N_(opt.ranks ? opt.ranks->size() : 1),
       rank_(opt.ranks ? opt.ranks->rank() : 0),
-      batcher_(data::TokenFile::open(*cfg.data.train, static_cast<uint64_t>(cfg.model.vocab_size)), B_ * N_, L_,
+      batcher_(open_tokens(*cfg.data.train, cfg), B_ * N_, L_,
                static_cast<uint64_t>(tc_.seed)),
-      val_tokens_(cfg.data.val ? data::TokenFile::open(*cfg.data.val, static_cast<uint64_t>(cfg.model.vocab_size))
-                                     .read_all()
+      val_tokens_(cfg.data.val ? open_tokens(*cfg.data.val, cfg).read_all()
                                : std::vector<int32_t>()),
       folder_(open_folder(cfg, opt)),
       model_(ctx, model_spec(cfg), static_cast<uint64_t>(tc_.seed)),
@@ -235,7 +246,7 @@ void TrainingRun::optimizer_step() {
     // this rank takes its rows.
     const uint64_t first_draw = batcher_.draws();
     const DeviceBatch batch = upload_batch(ctx_, rank_rows(data::make_batch(
-        tc_.objective, batcher_.next(), B_ * N_, L_, static_cast<uint64_t>(tc_.seed), first_draw)));
+        tc_.objective, cfg_.model.vocab_size, batcher_.next(), B_ * N_, L_, static_cast<uint64_t>(tc_.seed), first_draw)));
     nn::TrainingScope training;  // dropout on
     // Dropout masks depend on the step, micro-batch and rank only, so a resumed run draws the
     // same ones (the model's forward advances the counter once from here).

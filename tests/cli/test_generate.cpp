@@ -6,10 +6,13 @@
 #include <fstream>
 #include <sstream>
 
+#include <algorithm>
+
 #include "cli.hpp"
 #include "harness.hpp"
 #include "temp_dir.hpp"
 #include "train_fixture.hpp"
+#include "magellano/autograd/tape.hpp"
 #include "magellano/data/bpe_trainer.hpp"
 #include "magellano/data/tokenizer.hpp"
 #include "magellano/io/json_file.hpp"
@@ -39,12 +42,14 @@ void write_weights(const magellano::nn::Model& m, const fs::path& dir) {
 }
 
 // A Magellano checkpoint folder (config.json + model.safetensors, random weights), with a
-// 300-id tokenizer trained on kText in the folder when `with_tokenizer`.
-void write_checkpoint(const fs::path& dir, bool with_tokenizer) {
+// 300-id tokenizer trained on kText in the folder when `with_tokenizer`; `changes` is merged
+// into the config (e.g. another model.layers).
+void write_checkpoint(const fs::path& dir, bool with_tokenizer, const nlohmann::json& changes = nlohmann::json::object()) {
   fs::create_directories(dir);
-  const auto cfg = magellano::train::Config::from_json(
-      {{"model", {{"vocab_size", 300}, {"dim", 16}, {"layers", "MEM"}, {"d_state", 8},
-                  {"moe", {{"experts", 4}, {"top_k", 2}, {"hidden", 32}}}}}});
+  nlohmann::json j = {{"model", {{"vocab_size", 300}, {"dim", 16}, {"layers", "MEM"}, {"d_state", 8},
+                                 {"moe", {{"experts", 4}, {"top_k", 2}, {"hidden", 32}}}}}};
+  j.merge_patch(changes);
+  const auto cfg = magellano::train::Config::from_json(j);
   magellano::io::write_json_atomically(dir / "config.json", cfg.to_json());
   write_weights(magellano::nn::Model(test_ctx(), magellano::train::model_spec(cfg.model), 3), dir);
   if (with_tokenizer) {
@@ -74,7 +79,9 @@ TEST(GenerateCli, BadInputIsOneClearLine) {
   const std::string missing = (d.path() / "nope").string();
   const std::vector<Case> cases = {
       {{"--prompt", "hi"}, "error: generate: give --checkpoint DIR."},
-      {{"--checkpoint", missing}, "give exactly one of --prompt TEXT, --prompt-file FILE or --prompt-ids"},
+      {{"--checkpoint", missing}, "give exactly one of --prompt TEXT, --prompt-file FILE, --prompt-ids \"1 2 3\" or --infill TEXT"},
+      {{"--checkpoint", missing, "--infill", "no blank"}, "--infill needs at least one [MASK] in the text"},
+      {{"--checkpoint", missing, "--infill", "a [MASK]", "--stop", "x"}, "--stop does not apply to --infill"},
       {{"--checkpoint", missing, "--prompt", "a", "--prompt-ids", "1"}, "give exactly one of"},
       {{"--checkpoint", missing, "--prompt-ids", "1", "--top-k", "abc"}, "top-k"},
       {{"--checkpoint", missing, "--prompt-ids", "1", "--top-p", "1.5"}, "--top-p must be in [0, 1]"},
@@ -303,4 +310,66 @@ TEST(GenerateCli, TokenizerJsonTemplateAndEosList) {
   while (ids[first] != ids[5] && ids[first] != ids[2]) ++first;
   EXPECT_EQ(j["ids"].get<std::vector<int32_t>>(), std::vector<int32_t>(ids.begin(), ids.begin() + first + 1));
   EXPECT_EQ(j["finish_reason"], "eos");
+}
+
+// --infill on a blank-infilling checkpoint (random weights; vocabulary 303 = the tokenizer's 300 +
+// [MASK] 300, [START] 301, [END] 302): part A is the text's pieces encoded and joined by [MASK]s,
+// each blank is filled, the printed text is the pieces with the spans between them, and every
+// greedy span token equals the argmax of a full forward over A ++ [START] span ... with prefix |A|
+// (after a blank that ended, the argmax is one of the ids that end a blank). A checkpoint not
+// trained for infilling is refused.
+TEST(GenerateCli, InfillFillsEachBlankAsTheFullForwardsArgmax) {
+  MG_REQUIRE_CLI();
+  TempDir d, causal;
+  const nlohmann::json infill = {{"model", {{"vocab_size", 303}, {"layers", "MAM"}, {"attention", {{"heads", 2}}}}},
+                                 {"train", {{"objective", "blank_infilling"}}}};
+  write_checkpoint(d.path(), true, infill);
+  const std::vector<std::string> pieces = {"The quick", " fox jumps over the", " dog."};
+  const std::string text = pieces[0] + "[MASK]" + pieces[1] + "[MASK]" + pieces[2];
+  auto r = gen({"--checkpoint", d.path().string(), "--infill", text, "--max-new-tokens", "4", "--temperature", "0",
+                "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = nlohmann::json::parse(single_line_json(r.output));
+  const auto part_a = j["part_a"].get<std::vector<int32_t>>();
+  const auto spans = j["spans"].get<std::vector<std::vector<int32_t>>>();
+  const auto finish = j["finish_reasons"].get<std::vector<std::string>>();
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_EQ(std::count(part_a.begin(), part_a.end(), 300), 2);
+  EXPECT_EQ(j["text"], pieces[0] + j["span_texts"][0].get<std::string>() + pieces[1] +
+                           j["span_texts"][1].get<std::string>() + pieces[2]);
+  const auto model = magellano::train::load_model(d.path(), test_ctx()).model;
+  magellano::autograd::NoGradScope no_grad;
+  const int64_t V = 303;
+  const auto P = static_cast<int32_t>(part_a.size());
+  std::vector<int32_t> seq = part_a;
+  for (size_t b = 0; b < spans.size(); ++b) {
+    seq.push_back(301);
+    EXPECT_LE(spans[b].size(), 4u);
+    for (size_t k = 0; k <= spans[b].size(); ++k) {
+      const auto L = static_cast<int64_t>(seq.size());
+      const auto logits = model->forward(magellano::Tensor::from_host_i32(test_ctx(), magellano::Shape{1, L}, seq), nullptr, 0,
+                                         magellano::Tensor::from_host_i32(test_ctx(), magellano::Shape{1}, {P}))
+                              .logits.to_host();
+      const float* last = &logits[(L - 1) * V];
+      const auto argmax = static_cast<int32_t>(std::max_element(last, last + V) - last);
+      if (k < spans[b].size()) {
+        EXPECT_EQ(spans[b][k], argmax) << "blank " << b << ", token " << k;
+        seq.push_back(spans[b][k]);
+      } else if (finish[b] == "eos") {
+        EXPECT_GE(argmax, 300) << "blank " << b << " ended on " << argmax;  // no end-of-text id in this tokenizer
+      } else {
+        EXPECT_EQ(spans[b].size(), 4u);
+      }
+    }
+  }
+  // Plain text output: the filled text on one line (raw bytes; --json replaced invalid UTF-8).
+  r = run_on_device({"generate", "--checkpoint", d.path().string(), "--infill", text, "--max-new-tokens", "4",
+                     "--temperature", "0"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.rfind(pieces[0], 0), 0u) << r.output;
+  EXPECT_NE(r.output.find(pieces[1]), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.substr(r.output.size() - pieces[2].size() - 1), pieces[2] + "\n") << r.output;
+  write_checkpoint(causal.path(), true, {{"model", {{"vocab_size", 303}}}});
+  EXPECT_TRUE(fails_with_one_line(run_on_device({"generate", "--checkpoint", causal.path().string(), "--infill", text}), 1,
+                                  "generate --infill: the checkpoint was trained with train.objective \"causal\", not blank_infilling"));
 }

@@ -25,7 +25,7 @@ std::vector<int32_t> windows(int64_t B, int64_t L) {
 
 TEST(Objective, CausalIsThePlainSplit) {
   const auto w = windows(2, 5);
-  const auto b = data::make_batch({}, w, 2, 5, 7, 0);
+  const auto b = data::make_batch({}, 1000, w, 2, 5, 7, 0);
   EXPECT_EQ(b.inputs, (std::vector<int32_t>{0, 1, 2, 3, 4, 100, 101, 102, 103, 104}));
   EXPECT_EQ(b.targets, (std::vector<int32_t>{1, 2, 3, 4, 5, 101, 102, 103, 104, 105}));
   EXPECT_TRUE(b.prefix.empty());
@@ -36,12 +36,12 @@ TEST(Objective, TheSeparatorClosesThePrefixAndOnlySuffixTokensAreTargets) {
   // Row 1 holds the separator at position 2: P = 3, targets of positions 0 and 1 ignored (position
   // 2, the prefix's last, predicts the first suffix token 103). Row 0 has none: P = 0, all counted.
   auto w = windows(2, 6);
-  const auto b = data::make_batch(c, w, 2, 6, 7, 0);
+  const auto b = data::make_batch(c, 1000, w, 2, 6, 7, 0);
   EXPECT_EQ(b.prefix, (std::vector<int32_t>{0, 3}));
   EXPECT_EQ(b.targets, (std::vector<int32_t>{1, 2, 3, 4, 5, 6, -100, -100, 103, 104, 105, 106}));
   // The separator as the window's last target only (not among the inputs) opens no prefix.
   c.separator = 106;
-  EXPECT_EQ(data::make_batch(c, w, 2, 6, 7, 0).prefix, (std::vector<int32_t>{0, 0}));
+  EXPECT_EQ(data::make_batch(c, 1000, w, 2, 6, 7, 0).prefix, (std::vector<int32_t>{0, 0}));
 }
 
 TEST(Objective, SampledPrefixesFollowTheRangeAndTheDrawOnly) {
@@ -64,7 +64,7 @@ TEST(Objective, SampledPrefixesFollowTheRangeAndTheDrawOnly) {
   const data::ObjectiveConfig half{.objective = data::Objective::prefix_lm, .min_fraction = 0.5, .max_fraction = 0.5};
   EXPECT_EQ(data::prefix_length(half, x, 3, 9), 20);
   const auto w = windows(3, 9);
-  const auto b = data::make_batch(c, w, 3, 9, 11, 100);
+  const auto b = data::make_batch(c, 1000, w, 3, 9, 11, 100);
   for (int64_t r = 0; r < 3; ++r) {
     const int32_t p = data::prefix_length(c, std::span<const int32_t>(w).subspan(r * 10, 9), 11, 100 + r);
     EXPECT_EQ(b.prefix[r], p);
@@ -74,5 +74,5 @@ TEST(Objective, SampledPrefixesFollowTheRangeAndTheDrawOnly) {
 
 TEST(Objective, AMisshapenBatchIsOneClearError) {
   const auto w = windows(2, 5);
-  mgtest::expect_error([&] { data::make_batch({}, w, 2, 6, 0, 0); }, "is not (B, L + 1) = (2, 7)");
+  mgtest::expect_error([&] { data::make_batch({}, 1000, w, 2, 6, 0, 0); }, "is not (B, L + 1) = (2, 7)");
 }

@@ -9,11 +9,14 @@
 // skips or zero-weights it), one it sees moves them by far more than rounding (> 1e-4).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
+#include "error_text.hpp"
 #include "harness.hpp"
 #include "hybrid_reference.hpp"
 #include "magellano/generate/generator.hpp"
+#include "magellano/generate/infill.hpp"
 #include "magellano/nn/model.hpp"
 #include "magellano/train/checkpoint.hpp"
 #include "small_model.hpp"
@@ -150,6 +153,57 @@ TEST_P(PrefixLm, GenerationTreatsThePromptAsThePrefix) {
   const auto full = f.logits(p0, 1, P0, {int32_t(P0)});
   expect_close(with, to_f64(std::vector<float>(full.end() - V, full.end())), 1e-5, 1e-5, "prefix prefill");
   EXPECT_GT(max_abs_diff(with, without, 0, V), 1e-3);
+}
+
+// Blank infilling's decoding (generate/infill.hpp): part A (two [MASK]s) is the prefix and the
+// blanks' spans come after it causally. Each greedy span token equals the argmax of a full forward
+// over A ++ [START] span_1 ++ [START] ... with prefix |A|; the filled ids are A with each [MASK]
+// replaced by its span. The prefill with prefix_tokens = |A| equals that full forward's last
+// logits (1e-5, as above) and differs from a causal prefill (> 1e-3): the prefix is really read.
+TEST_P(PrefixLm, InfillDecodesEachBlankAfterPartAAsThePrefix) {
+  Fixture f(GetParam());
+  const int64_t V = f.c.model.vocab_size, n = 3;
+  const auto tokens = magellano::data::infill_tokens(V);
+  std::vector<int32_t> a = ids_of(9, V - 3, 71);
+  a[2] = a[6] = tokens.mask;
+  const auto P = static_cast<int32_t>(a.size());
+  magellano::generate::GenerationConfig gc;
+  gc.max_new_tokens = n, gc.sampling.temperature = 0;
+  const auto out = magellano::generate::fill_blanks(f.model, a, tokens, gc);
+  ASSERT_EQ(out.spans.size(), 2u);
+  std::vector<int32_t> seq = a, filled;
+  for (size_t b = 0; b < 2; ++b) {
+    seq.push_back(tokens.start);
+    for (size_t k = 0; k <= out.spans[b].size() && k < size_t(n); ++k) {
+      const int64_t L = static_cast<int64_t>(seq.size());
+      const auto logits = f.logits(seq, 1, L, {P});
+      const float* last = &logits[(L - 1) * V];
+      const auto argmax = static_cast<int32_t>(std::max_element(last, last + V) - last);
+      if (k == out.spans[b].size()) {  // the blank ended on [END], [START] or [MASK]
+        EXPECT_EQ(out.finish[b], magellano::generate::FinishReason::eos);
+        EXPECT_GE(argmax, tokens.mask);
+        break;
+      }
+      EXPECT_EQ(out.spans[b][k], argmax) << "blank " << b << ", token " << k;
+      seq.push_back(out.spans[b][k]);
+    }
+  }
+  size_t blank = 0;
+  for (const int32_t id : a) {
+    if (id != tokens.mask) filled.push_back(id);
+    else filled.insert(filled.end(), out.spans[blank].begin(), out.spans[blank].end()), ++blank;
+  }
+  EXPECT_EQ(out.filled, filled);
+  magellano::autograd::NoGradScope no_grad;
+  std::vector<int32_t> prompt = a;
+  prompt.push_back(tokens.start);
+  const auto L = static_cast<int64_t>(prompt.size());
+  const auto with = magellano::generate::prefill(f.model, {prompt}, false, P).logits.to_host();
+  const auto causal = magellano::generate::prefill(f.model, {prompt}, false, 0).logits.to_host();
+  const auto full = f.logits(prompt, 1, L, {P});
+  expect_close(with, to_f64(std::vector<float>(full.end() - V, full.end())), 1e-5, 1e-5, "part A prefill");
+  EXPECT_GT(max_abs_diff(with, causal, 0, V), 1e-3);
+  mgtest::expect_error([&] { magellano::generate::fill_blanks(f.model, {1, 2}, tokens, gc); }, "the input holds no [MASK]");
 }
 
 INSTANTIATE_TEST_SUITE_P(Mamba, PrefixLm, testing::Values(false, true),

@@ -1,11 +1,13 @@
 // The training loop end to end on the test device: bit-exact resume, checkpoints kept, metrics,
 // the NaN stop, evaluation, and Hugging Face Mamba checkpoint directories; a Mamba2 preset's
 // model resumes bit-exactly.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
 
+#include "error_text.hpp"
 #include "harness.hpp"
 #include "project_files.hpp"
 #include "temp_dir.hpp"
@@ -151,6 +153,41 @@ TEST(Trainer, PrefixLmResumesBitExactlyAndEvaluatesInPrefixMode) {
   EXPECT_LT(prefix.tokens, causal.tokens * 0.8);  // prefixes of 30-70% of 16 leave ~50% counted
   EXPECT_GT(prefix.tokens, causal.tokens * 0.2);
   EXPECT_NE(prefix.loss, causal.loss);
+}
+
+// Blank infilling mixed with causal windows (spans from the batcher's state) on the Mamba-GLM
+// preset resumes bit for bit; evaluation in that mode counts part B's targets only (span tokens
+// and one [END] per span: about 15% of the source plus the spans). The special tokens are the
+// model's top three ids, so a token file whose vocabulary reaches them is refused.
+TEST(Trainer, BlankInfillingResumesBitExactlyAndEvaluatesInItsMode) {
+  TempDir a, b, c;
+  auto preset = train::load_config(project_file("configs/glm_tiny.json").string());
+  auto cfg = small_config(a.path(), 8);
+  cfg.model = preset.model;
+  cfg.model.vocab_size = 67;  // the token files' 64 ids + [MASK] [START] [END]
+  cfg.checkpoint.every = 4;
+  cfg.train.objective.mix = {1, 0, 3};
+  const auto s = train::train(cfg, test_ctx(), {});
+  const auto resumed = expect_resume_matches(a.path(), b.path());
+  EXPECT_EQ(resumed.train.objective, cfg.train.objective);
+  ASSERT_TRUE(s.val.has_value());
+  EXPECT_TRUE(std::isfinite(s.val->loss));
+  const auto model = train::load_model(a.path() / "run" / "step-00000008", test_ctx()).model;
+  const std::vector<int32_t> tokens = magellano::data::TokenFile::open(*cfg.data.val, 64).read_all();
+  const magellano::data::ObjectiveConfig infill{.objective = magellano::data::Objective::blank_infilling};
+  const auto causal = train::evaluate(*model, tokens, 17, 2, 8);
+  const auto blanks = train::evaluate(*model, tokens, 17, 2, 8, infill);
+  EXPECT_EQ(causal.tokens, 8 * 16);
+  // 16 inputs: 1 span of 2 (S = 14, round(2.1) = 2) or 2 spans (S = 12): 3 to 4 targets per chunk.
+  EXPECT_GE(blanks.tokens, 8 * 3);
+  EXPECT_LE(blanks.tokens, 8 * 4);
+  EXPECT_NE(blanks.loss, causal.loss);
+  auto tight = small_config(c.path(), 2);
+  tight.model = preset.model;
+  tight.model.vocab_size = 65;
+  tight.train.objective.objective = magellano::data::Objective::blank_infilling;
+  mgtest::expect_error([&] { train::train(tight, test_ctx(), {}); }, "which reaches blank infilling's [MASK] 62");
+  EXPECT_FALSE(fs::exists(c.path() / "run"));  // refused before the run's folder is claimed
 }
 
 TEST(Trainer, FineTuningStartsFromACheckpointsWeights) {

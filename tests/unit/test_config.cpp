@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -160,7 +161,7 @@ TEST(Config, PrefixLmObjectiveKeys) {
   auto err = [&](const std::string& train) {
     return error_of([&] { parse(std::string("{") + model + R"(, "train": )" + train + "}"); });
   };
-  EXPECT_TRUE(has(err(R"({"objective": "mlm"})"), "'train.objective' must be \"causal\" or \"prefix_lm\", got \"mlm\""));
+  EXPECT_TRUE(has(err(R"({"objective": "mlm"})"), "'train.objective' must be \"causal\" or \"prefix_lm\" or \"blank_infilling\", got \"mlm\""));
   EXPECT_TRUE(has(err(R"({"prefix_fraction_min": 0.8, "prefix_fraction_max": 0.5})"),
                   "'train.prefix_fraction_min' (0.8) must be <= 'train.prefix_fraction_max' (0.5)"));
   EXPECT_TRUE(has(err(R"({"prefix_fraction_max": 1.5})"), "'train.prefix_fraction_max'"));
@@ -172,6 +173,39 @@ TEST(Config, PrefixLmObjectiveKeys) {
   EXPECT_TRUE(parse(R"({"model": {"layers": "MA", "bidirectional_prefix": true}})").model.mamba_config().bidirectional_prefix);
   EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"layers": "SA", "bidirectional_prefix": true}})"); }),
                   "'model.bidirectional_prefix' reverses the prefix in Mamba ('M') layers, and 'model.layers' has none"));
+}
+
+// Blank infilling's keys and the objective mix (data/blank_infilling.hpp, data/objective.hpp).
+TEST(Config, BlankInfillingAndMixKeys) {
+  const char* model = R"("model": {"layers": "MA", "vocab_size": 100})";
+  const Config c = parse(std::string("{") + model + R"(, "train": {"objective": "blank_infilling", "infill_mode": "document",
+      "infill_ratio": 0.2, "infill_span_lambda": 2.5}})");
+  EXPECT_EQ(c.train.objective.objective, magellano::data::Objective::blank_infilling);
+  EXPECT_EQ(c.train.objective.infill.mode, magellano::data::InfillMode::document);
+  EXPECT_EQ(c.train.objective.infill.ratio, 0.2);
+  EXPECT_EQ(c.train.objective.infill.span_lambda, 2.5);
+  EXPECT_EQ(Config::from_json(c.to_json()).train.objective, c.train.objective);
+  const Config m = parse(std::string("{") + model + R"(, "train": {"objective_mix": {"causal": 1, "blank_infilling": 3}}})");
+  EXPECT_TRUE(m.train.objective.mixed());
+  EXPECT_EQ(m.train.objective.mix, (std::array<double, 3>{1, 0, 3}));
+  EXPECT_TRUE(m.train.objective.uses(magellano::data::Objective::blank_infilling));
+  EXPECT_FALSE(m.train.objective.uses(magellano::data::Objective::prefix_lm));
+  EXPECT_EQ(Config::from_json(m.to_json()).train.objective, m.train.objective);
+  auto err = [&](const std::string& train) {
+    return error_of([&] { parse(std::string("{") + model + R"(, "train": )" + train + "}"); });
+  };
+  EXPECT_TRUE(has(err(R"({"infill_mode": "words"})"), "'train.infill_mode' must be \"spans\" or \"document\" or \"single\""));
+  EXPECT_TRUE(has(err(R"({"infill_ratio": 0.6})"), "'train.infill_ratio'"));
+  EXPECT_TRUE(has(err(R"({"infill_ratio": 0})"), "'train.infill_ratio'"));
+  EXPECT_TRUE(has(err(R"({"infill_span_lambda": 0})"), "'train.infill_span_lambda'"));
+  EXPECT_TRUE(has(err(R"({"objective_mix": {"causal": -1}})"), "'train.objective_mix.causal'"));
+  EXPECT_TRUE(has(err(R"({"objective": "prefix_lm", "objective_mix": {"causal": 1}})"),
+                  "give 'train.objective' or 'train.objective_mix', not both"));
+  EXPECT_TRUE(has(err(R"({"objective": "blank_infilling", "seq_len": 2})"), "blank infilling needs 'train.seq_len' >= 3"));
+  EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"layers": "ME"}, "train": {"objective_mix": {"blank_infilling": 1}}})"); }),
+                  "'train.objective' \"blank_infilling\" makes the prefix bidirectional in attention layers"));
+  EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"layers": "MA", "vocab_size": 3}, "train": {"objective": "blank_infilling"}})"); }),
+                  "blank infilling needs a vocabulary of at least 4 ids"));
 }
 
 TEST(Config, ValuesAreRangeChecked) {

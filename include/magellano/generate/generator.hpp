@@ -36,6 +36,9 @@ struct GenerationConfig {
   // other in the attention layers); generated tokens are causal, so each equals what a full
   // prefix-LM forward over prompt + generated text (prefix = the prompt) predicts there.
   bool prompt_as_prefix = false;
+  // > 0 (and prompt_as_prefix off): the first prefix_tokens of every prompt are the prefix, the
+  // rest of the prompt and the generated tokens causal (blank infilling's part A, infill.hpp).
+  int64_t prefix_tokens = 0;
 };
 
 enum class FinishReason { length, eos, stop };
@@ -72,8 +75,9 @@ struct Prefill {
   nn::DecodeState state;
   Tensor logits;
 };
-// prompt_as_prefix: each prompt is prefilled as a prefix-LM prefix (GenerationConfig).
+// prompt_as_prefix: each prompt is prefilled as a prefix-LM prefix; else prefix_tokens > 0: its
+// first prefix_tokens (GenerationConfig).
 Prefill prefill(const nn::Model& model, const std::vector<std::vector<int32_t>>& prompts,
-                bool prompt_as_prefix = false);
+                bool prompt_as_prefix = false, int64_t prefix_tokens = 0);
 
 }  // namespace magellano::generate

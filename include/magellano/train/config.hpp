@@ -67,7 +67,8 @@ const char* config_name(optim::StateFormat format);        // fp32, int8
 const char* config_name(optim::StatePlacement placement);  // none (device), host
 const char* config_name(ops::ExpertActivation activation);
 const char* config_name(nn::MoERouter router);  // softmax_topk, topk_softmax
-const char* config_name(data::Objective objective);  // causal, prefix_lm
+const char* config_name(data::Objective objective);  // causal, prefix_lm, blank_infilling
+const char* config_name(data::InfillMode mode);       // spans, document, single
 
 struct MoESection {
   int64_t experts = 8;
@@ -214,7 +215,7 @@ struct TrainConfig {
   // Data parallel (mpirun -np N): exchange gradients as bfloat16 instead of fp32 (half the bytes;
   // each partial sum rounded to bf16; train/gradient_sync.hpp). No effect on one process.
   bool allreduce_bf16 = false;
-  // "causal" | "prefix_lm", the prefix's sampled fraction range and separator token
+  // "causal" | "prefix_lm" | "blank_infilling" (or a mix), the prefix's sampled fraction range and separator token, the infilling spans
   // (data/objective.hpp); evaluation during training uses the same objective.
   data::ObjectiveConfig objective;
   bool operator==(const TrainConfig&) const = default;

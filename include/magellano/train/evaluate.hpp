@@ -6,6 +6,8 @@
 // Under prefix_lm (data/objective.hpp) each chunk gets its prefix as training would (a separator,
 // or a fraction sampled with seed 0 and the chunk's index as its draw, so every evaluation of the
 // same tokens uses the same prefixes) and only its suffix tokens are predicted and counted.
+// Under blank_infilling (or a mix) each chunk is transformed as in training (data::make_row, seed
+// 0, the chunk's index as its draw) and only part B's targets are counted.
 #pragma once
 #include <cstdint>
 #include <span>
