@@ -86,9 +86,9 @@ RankMemory rank_memory(const train::Config& cfg, int64_t ranks) {
 void print_rank_memory(const train::Config& cfg, const RankMemory& r, int64_t ranks) {
   std::printf("per rank, data parallel on %lld ranks (all weights and gradients on every rank, batch %lld each)\n",
               (long long)ranks, (long long)cfg.train.batch_size);
-  std::printf("  %-30s %14s %14s\n", "", "zero_stage 0", "zero_stage 1");
+  std::printf("  %-30s %22s %22s\n", "", "zero_stage 0", "zero_stage 1");
   const auto row = [](const char* what, int64_t a, int64_t b) {
-    std::printf("  %-30s %14s %14s\n", what, format_bytes(uint64_t(a)).c_str(), format_bytes(uint64_t(b)).c_str());
+    std::printf("  %-30s %22s %22s\n", what, format_bytes(uint64_t(a)).c_str(), format_bytes(uint64_t(b)).c_str());
   };
   row("weights", r.stage[0].weights, r.stage[1].weights);
   row("gradients", r.stage[0].gradients, r.stage[1].gradients);
@@ -104,7 +104,7 @@ void print_rank_memory(const train::Config& cfg, const RankMemory& r, int64_t ra
                   m.offload == optim::StatePlacement::host ? "host (paged)" : "device");
     if (m.offload == optim::StatePlacement::host) {
       const auto both = [](int64_t d, int64_t h) { return format_bytes(uint64_t(d)) + " + " + format_bytes(uint64_t(h)); };
-      std::printf("  %-30s %14s %14s  (device pages + host)\n", what, both(m.device[0], m.host[0]).c_str(),
+      std::printf("  %-30s %22s %22s  (device pages + host)\n", what, both(m.device[0], m.host[0]).c_str(),
                   both(m.device[1], m.host[1]).c_str());
     } else {
       row(what, m.device[0], m.device[1]);
