@@ -49,7 +49,7 @@ DeviceBatch upload_batch(Context& ctx, const data::ObjectiveBatch& b) {
 // run fits the device, --resume and --init-from not both, --init-from outside checkpoint.dir.
 const Config& checked(const Config& cfg, Context& ctx, const TrainOptions& opt) {
   cfg.require_training_data();
-  require_fit(training_demand(cfg), ctx.device(), "train");
+  require_fit(training_demand(cfg, opt.ranks ? opt.ranks->size() : 1), ctx.device(), "train");
   if (opt.init_from && opt.resume) throw Error("train: give --resume or --init-from, not both.");
   if (opt.init_from) refuse_init_from_inside(*opt.init_from, cfg.checkpoint.dir);
   return cfg;
