@@ -200,7 +200,8 @@ TrainingRun::TrainingRun(const Config& cfg, Context& ctx, const TrainOptions& op
     if (out_) *out_ << "initialised from " << opt.init_from->string() << "\n";
   }
   if (opt.resume) restore(*opt.resume);
-  if (ranks_) sync_.emplace(*ranks_, tc_.allreduce_bf16);
+  if (ranks_) sync_.emplace(*ranks_, adamw_.pack(), model_.trainable_parameters(), tc_.allreduce_bf16,
+                                tc_.allreduce_bucket);
   if (ranks_ && tc_.zero_stage == 1) zero_.emplace(*ranks_, adamw_);
   if (out_ && zero_)
     *out_ << "ZeRO stage 1: each rank keeps and updates 1/" << N_ << " of the AdamW moments ("
@@ -247,6 +248,9 @@ void TrainingRun::optimizer_step() {
     // Dropout masks depend on the step, micro-batch and rank only, so a resumed run draws the
     // same ones (the model's forward advances the counter once from here).
     nn::GenerationScope masks(static_cast<uint64_t>((step_ * tc_.grad_accum + a) * N_ + rank_) * 2);
+    // Overlap: the last micro-batch's forward tells the exchange where each parameter's
+    // gradient becomes final in its backward.
+    if (sync_ && tc_.allreduce_overlap && a == tc_.grad_accum - 1) sync_->watch();
     nn::LossOutput lo = model_.loss(batch.x, batch.y, batch.prefix);
     if (tc_.loss_scaling) autograd::backward(lo.loss, Tensor::full(ctx_, lo.loss.shape(), scaler_.scale()));
     else autograd::backward(lo.loss);
@@ -255,7 +259,7 @@ void TrainingRun::optimizer_step() {
     if (lo.aux.defined()) ops::scale_into(lo.aux, 1.0f / tc_.grad_accum, aux_sum_, true);
     expert_counts_ = lo.expert_counts;
   }
-  if (sync_) sync_->sum(adamw_.pack());  // every rank now holds the sum over ranks
+  if (sync_) sync_->sum();  // every rank now holds the sum over ranks
   lr_ = schedule_.at(step_);
   bool apply = true;
   // The stored gradients are sums over micro-batches (and ranks) of scaled losses; the optimizer
@@ -312,6 +316,7 @@ void TrainingRun::log_interval() {
   if (sync_) {  // cumulative: the gradient exchange, and waiting for the slowest rank before it
     rec["allreduce_seconds"] = sync_->seconds();
     rec["rank_wait_seconds"] = sync_->wait_seconds();
+    if (tc_.allreduce_overlap) rec["allreduce_early_buckets"] = sync_->early_buckets();
   }
   if (zero_) rec["zero_share_seconds"] = zero_->seconds();  // cumulative: the updated parameters' exchange
   if (metrics_.is_open()) metrics_ << rec.dump() << "\n" << std::flush;
