@@ -20,7 +20,8 @@
 // Data parallel (TrainOptions::ranks, N ranks): one batcher stream of N·B windows per micro-batch,
 // identical on every rank; rank r trains on rows [r·B, (r+1)·B) of it, so the global batch is
 // batch_size × grad_accum × N windows and 1 rank with batch N·B reads the same windows. After
-// backward the gradients are summed over ranks (train/gradient_sync.hpp) and read times
+// backward (or during it, with train.allreduce_overlap) the gradients are summed over ranks
+// (train/gradient_sync.hpp) and read times
 // 1 / (grad_accum · N): the mean over the global batch, as one rank would compute it. Clipping
 // then sees identical gradients on every rank; loss scaling's skip is decided by all ranks
 // together (Collective::all). The logged loss is the mean over ranks. Evaluation splits its
