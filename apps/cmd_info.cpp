@@ -1,6 +1,8 @@
 // magellano info [--json]: every OpenCL device and what it offers.
 // magellano info --config FILE [--set k=v]... [--json]: the model's parameter counts and the
 // training-memory estimate for the configured batch x context (no device needed).
+// ... --ranks N: also the memory per rank of data-parallel training on N ranks, with and without
+// ZeRO stage 1, and the moments of each train.optimizer_states / optimizer_offload setting.
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <iostream>
@@ -45,7 +47,87 @@ std::string millions(int64_t n) {
   return buf;
 }
 
-int model_info(const std::string& path, const std::vector<std::string>& sets, bool as_json) {
+// Per-rank memory on `ranks` ranks: [zero_stage 0, zero_stage 1] of the config as it is, and the
+// moments (device, host bytes) per rank of every optimizer_states x optimizer_offload setting.
+struct RankMemory {
+  train::MemoryEstimate stage[2];
+  struct Moments {
+    optim::StateFormat states;
+    optim::StatePlacement offload;
+    int64_t device[2], host[2];  // per zero_stage
+  };
+  std::vector<Moments> moments;
+};
+
+RankMemory rank_memory(const train::Config& cfg, int64_t ranks) {
+  RankMemory out;
+  for (int z = 0; z < 2; ++z) {
+    train::Config c = cfg;
+    c.train.zero_stage = z;
+    out.stage[z] = train::estimate_rank_memory(c, ranks);
+  }
+  for (auto f : {optim::StateFormat::fp32, optim::StateFormat::int8})
+    for (auto where : {optim::StatePlacement::device, optim::StatePlacement::host}) {
+      RankMemory::Moments m{f, where, {}, {}};
+      for (int z = 0; z < 2; ++z) {
+        train::Config c = cfg;
+        c.train.zero_stage = z;
+        c.train.optimizer_states = f;
+        c.train.optimizer_offload = where;
+        const auto e = train::estimate_rank_memory(c, ranks);
+        m.device[z] = e.optimizer_state;
+        m.host[z] = e.optimizer_host;
+      }
+      out.moments.push_back(m);
+    }
+  return out;
+}
+
+void print_rank_memory(const train::Config& cfg, const RankMemory& r, int64_t ranks) {
+  std::printf("per rank, data parallel on %lld ranks (all weights and gradients on every rank, batch %lld each)\n",
+              (long long)ranks, (long long)cfg.train.batch_size);
+  std::printf("  %-30s %22s %22s\n", "", "zero_stage 0", "zero_stage 1");
+  const auto row = [](const char* what, int64_t a, int64_t b) {
+    std::printf("  %-30s %22s %22s\n", what, format_bytes(uint64_t(a)).c_str(), format_bytes(uint64_t(b)).c_str());
+  };
+  row("weights", r.stage[0].weights, r.stage[1].weights);
+  row("gradients", r.stage[0].gradients, r.stage[1].gradients);
+  row(cfg.train.optimizer_offload == optim::StatePlacement::host ? "optimizer state pages" : "optimizer state",
+      r.stage[0].optimizer_state, r.stage[1].optimizer_state);
+  row("activations", r.stage[0].activations, r.stage[1].activations);
+  row("total", r.stage[0].total, r.stage[1].total);
+  if (r.stage[0].optimizer_host > 0) row("host: optimizer state", r.stage[0].optimizer_host, r.stage[1].optimizer_host);
+  std::printf("  AdamW moments per rank by train.optimizer_states / optimizer_offload (device + host):\n");
+  for (const auto& m : r.moments) {
+    char what[64];
+    std::snprintf(what, sizeof what, "  %s, %s", train::config_name(m.states),
+                  m.offload == optim::StatePlacement::host ? "host (paged)" : "device");
+    if (m.offload == optim::StatePlacement::host) {
+      const auto both = [](int64_t d, int64_t h) { return format_bytes(uint64_t(d)) + " + " + format_bytes(uint64_t(h)); };
+      std::printf("  %-30s %22s %22s  (device pages + host)\n", what, both(m.device[0], m.host[0]).c_str(),
+                  both(m.device[1], m.host[1]).c_str());
+    } else {
+      row(what, m.device[0], m.device[1]);
+    }
+  }
+}
+
+nlohmann::json rank_memory_json(const RankMemory& r, int64_t ranks) {
+  nlohmann::json j{{"ranks", ranks},
+                   {"zero_stage_0", train::to_json(r.stage[0])},
+                   {"zero_stage_1", train::to_json(r.stage[1])},
+                   {"moments", nlohmann::json::array()}};
+  for (const auto& m : r.moments)
+    for (int z = 0; z < 2; ++z)
+      j["moments"].push_back({{"optimizer_states", train::config_name(m.states)},
+                              {"optimizer_offload", train::config_name(m.offload)},
+                              {"zero_stage", z},
+                              {"device_bytes", m.device[z]},
+                              {"host_bytes", m.host[z]}});
+  return j;
+}
+
+int model_info(const std::string& path, const std::vector<std::string>& sets, bool as_json, int64_t ranks) {
   const train::Config cfg = train::load_config(path, sets);
   const train::ModelConfig& m = cfg.model;
   const auto p = train::count_params(cfg);
@@ -59,6 +141,7 @@ int model_info(const std::string& path, const std::vector<std::string>& sets, bo
     j["params"] = train::to_json(p);
     j["memory_estimate_bytes"] = train::to_json(mem);
     j["model"] = cfg.to_json()["model"];
+    if (ranks > 0) j["per_rank_memory_bytes"] = rank_memory_json(rank_memory(cfg, ranks), ranks);
     std::cout << j.dump(2) << "\n";
     return 0;
   }
@@ -117,6 +200,7 @@ int model_info(const std::string& path, const std::vector<std::string>& sets, bo
   line("  backward workspace", mem.workspace);
   line("total", mem.total);
   if (mem.optimizer_host > 0) line("host: optimizer state", mem.optimizer_host);
+  if (ranks > 0) print_rank_memory(cfg, rank_memory(cfg, ranks), ranks);
   return 0;
 }
 
@@ -124,19 +208,25 @@ int run_info(int argc, char** argv) {
   po::options_description opts(
       "magellano info: list OpenCL platforms and devices, or with --config a model's size\n"
       "  magellano info [--json]\n"
-      "  magellano info --config FILE [--set key.path=value]... [--json]\n"
+      "  magellano info --config FILE [--set key.path=value]... [--ranks N] [--json]\n"
       "Options");
   std::string config;
   std::vector<std::string> sets;
+  int64_t ranks = 0;
   cli::add_common_options(opts, cli::kJson);
   opts.add_options()(
       "config", po::value(&config), "a model config (e.g. configs/tiny.json): print its parameter "
                                     "counts and training-memory estimate")(
       "set", po::value(&sets)->composing(),
-      "override a config key, e.g. --set train.batch_size=4 (repeatable; needs --config)");
+      "override a config key, e.g. --set train.batch_size=4 (repeatable; needs --config)")(
+      "ranks", po::value(&ranks),
+      "with --config: also the memory per rank of data-parallel training on N ranks (mpirun -np N), "
+      "with and without ZeRO stage 1 (train.zero_stage)");
   po::variables_map vm;
   if (!cli::parse_options(opts, argc, argv, vm)) return 0;
-  if (vm.count("config")) return model_info(config, sets, cli::json_option(vm));
+  if (vm.count("ranks") && ranks < 1) throw Error("info: --ranks must be a rank count >= 1, got " + std::to_string(ranks) + ".");
+  if (vm.count("ranks") && !vm.count("config")) throw Error("info: --ranks needs --config FILE (e.g. --config configs/tiny.json).");
+  if (vm.count("config")) return model_info(config, sets, cli::json_option(vm), ranks);
   if (!sets.empty()) throw Error("info: --set needs --config FILE (e.g. --config configs/tiny.json).");
   const auto devices = list_devices();
   std::string chosen;

@@ -3,7 +3,9 @@
 # (the same global batch, `mpirun -np 2`), the gradient all-reduce's share of the step, and the
 # all-reduce path's rate (gradient bytes per second through device read, MPI sum, device write)
 # next to the host's copy bandwidth (`magellano bench copy` on PoCL: host memory, read + write);
-# and the time ranks wait for the slowest one before the exchange (load imbalance).
+# and the time ranks wait for the slowest one before the exchange (load imbalance); then 2 ranks
+# with ZeRO stage 1 (train.zero_stage 1): the updated parameters' broadcast per step and the peak
+# device memory of rank 0 (its share of the moments).
 #
 #   scripts/bench_data_parallel.sh [CONFIG]     (default configs/tiny.json; data as scripts/quickstart.sh makes it)
 #   env: BUILD_DIR (build), STEPS (25), BATCH (per rank, 8), OUT (a .jsonl to append the results to)
@@ -29,7 +31,9 @@ common=(--config "$config" --set train.steps=$steps --set train.log_every=5 --se
 "$m" train "${common[@]}" --set train.batch_size=$((2 * batch)) --set checkpoint.dir="$work/one" > "$work/one.log"
 mpirun --oversubscribe -np 2 "$m" train "${common[@]}" --set train.batch_size=$batch \
   --set checkpoint.dir="$work/two" > "$work/two.log"
-for run in one two; do
+mpirun --oversubscribe -np 2 "$m" train "${common[@]}" --set train.batch_size=$batch --set train.zero_stage=1 \
+  --set checkpoint.dir="$work/zero" > "$work/zero.log"
+for run in one two zero; do
   python3 - "$work/$run" "$work/$run.log" "$copy_gbps" "$config" <<'PY'
 import json, re, sys
 run, log, copy_gbps, config = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
@@ -45,6 +49,7 @@ tokens = later[-1]["tokens"] - recs[0]["tokens"]
 seconds = sum((r["tokens"] - p["tokens"]) / r["tokens_per_s"] for p, r in zip(recs, later))
 ar = later[-1].get("allreduce_seconds", 0.0) - recs[0].get("allreduce_seconds", 0.0)
 wait = later[-1].get("rank_wait_seconds", 0.0) - recs[0].get("rank_wait_seconds", 0.0)
+share = later[-1].get("zero_share_seconds", 0.0) - recs[0].get("zero_share_seconds", 0.0)
 grad_bytes = params * 4  # fp32 gradients
 out = {"config": config, "device": "PoCL on a shared 2-core Xeon", "ranks": ranks,
        "steps_measured": steps, "tokens_per_s": tokens / seconds, "step_s": seconds / steps,
@@ -52,7 +57,10 @@ out = {"config": config, "device": "PoCL on a shared 2-core Xeon", "ranks": rank
        "rank_wait_s_per_step": wait / steps, "rank_wait_share_of_step": wait / seconds,
        "gradient_bytes": grad_bytes,
        "allreduce_path_gbps": grad_bytes / (ar / steps) / 1e9 if ar > 0 else None,
-       "host_copy_gbps": copy_gbps, "final_loss": recs[-1]["loss"]}
+       "host_copy_gbps": copy_gbps, "final_loss": recs[-1]["loss"],
+       "zero_stage": 1 if "zero_share_seconds" in recs[-1] else 0,
+       "zero_share_s_per_step": share / steps, "zero_share_of_step": share / seconds,
+       "peak_device_bytes_rank0": recs[-1]["peak_device_bytes"]}
 print(json.dumps(out))
 PY
 done | tee -a "${OUT:-/dev/null}"

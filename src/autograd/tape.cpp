@@ -14,6 +14,8 @@ struct Node {
 
 thread_local bool g_grad_enabled = true;
 thread_local std::vector<Node> g_tape;
+thread_local int g_nested = 0;  // NestedTapes open: 0 = the outermost tape is g_tape
+thread_local TapeObserver* g_observer = nullptr;
 
 }  // namespace
 
@@ -28,10 +30,16 @@ EnableGradScope::~EnableGradScope() { g_grad_enabled = previous_; }
 struct NestedTape::Saved {
   std::vector<Node> tape;
 };
-NestedTape::NestedTape() : saved_(std::make_unique<Saved>()) { saved_->tape.swap(g_tape); }
+NestedTape::NestedTape() : saved_(std::make_unique<Saved>()) {
+  saved_->tape.swap(g_tape);
+  ++g_nested;
+}
 NestedTape::~NestedTape() {
   g_tape.swap(saved_->tape);  // the nested nodes (if any) go with saved_
+  --g_nested;
 }
+
+void set_tape_observer(TapeObserver* observer) { g_observer = observer; }
 
 bool any_requires_grad(std::initializer_list<Tensor> inputs) {
   if (!g_grad_enabled) return false;
@@ -41,7 +49,9 @@ bool any_requires_grad(std::initializer_list<Tensor> inputs) {
 }
 
 std::shared_ptr<AutogradMeta> grad_meta(const Tensor& t) {
-  return (t.defined() && t.requires_grad()) ? t.meta() : nullptr;
+  if (!t.defined() || !t.requires_grad()) return nullptr;
+  if (g_observer && g_nested == 0) g_observer->used(*t.meta(), g_tape.size());
+  return t.meta();
 }
 
 void record(const Tensor& output, std::function<void(const Tensor&)> backward) {
@@ -56,6 +66,7 @@ GradTarget grad_target(const std::shared_ptr<AutogradMeta>& m, bool f16_ok) {
     throw Error("backward: '" + (m->name.empty() ? std::string("a tensor") : m->name) +
                 "' is an fp16 parameter, and this op writes f32 gradients only (fp16 weights "
                 "are read by linear, embedding and expert_mlp).");
+  if (g_observer && m->is_leaf) g_observer->leaf_written(*m);
   GradTarget t;
   if (!m->grad.defined() || m->grad.dtype() != m->grad_dtype) {
     m->grad = Tensor::empty(*m->ctx, m->shape, m->grad_dtype,
@@ -78,6 +89,7 @@ void run_tape() {
       node.output->grad = Tensor();
       node.output->grad_valid = false;
     }
+    if (g_observer && g_nested == 0) g_observer->node_done(g_tape.size());
   }  // each node (and what its closure saved) is freed at the end of its iteration
 }
 }  // namespace

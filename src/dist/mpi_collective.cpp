@@ -8,6 +8,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstdlib>
@@ -29,6 +30,8 @@ void check(int code, const char* call) {
 }
 
 constexpr size_t kMaxCount = INT_MAX / 2;  // values per MPI call (its count is an int)
+constexpr size_t kMaxPiece = size_t(1) << 30;  // bytes per broadcast or gather message
+constexpr int kGatherTag = 20;                 // the tag of gather_bytes' messages
 
 // inout[i] <- bf16(f32(in[i]) + f32(inout[i])): the sum of bf16 values (MPI_Op_create's signature).
 void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
@@ -127,6 +130,13 @@ int MpiCollective::start_sum_bf16(std::span<uint16_t> values) {
   return requests_->add(r);
 }
 
+int MpiCollective::start_broadcast(std::span<uint8_t> bytes, int root) {
+  if (bytes.size() > kMaxPiece) throw Error("start_broadcast: " + std::to_string(bytes.size()) + " bytes are too many for one call.");
+  MPI_Request r;
+  check(MPI_Ibcast(bytes.data(), int(bytes.size()), MPI_BYTE, root, MPI_COMM_WORLD, &r), "MPI_Ibcast");
+  return requests_->add(r);
+}
+
 void MpiCollective::wait(int handle) {
   if (handle < 0 || size_t(handle) >= requests_->list.size()) throw Error("wait: no such all-reduce handle.");
   finish(&requests_->list[size_t(handle)], "summing gradients");  // sets it to MPI_REQUEST_NULL
@@ -155,6 +165,41 @@ std::vector<uint64_t> MpiCollective::gather_all(uint64_t value) {
   return all;
 }
 
+std::vector<uint8_t> MpiCollective::gather_bytes(std::span<const uint8_t> bytes, int root) {
+  const std::vector<uint64_t> sizes = gather_all(bytes.size());
+  std::vector<uint8_t> all;
+  std::vector<MPI_Request> pending;
+  if (launch_.rank == root) {
+    uint64_t total = 0;
+    for (uint64_t n : sizes) total += n;
+    all.resize(total);
+    uint64_t at = 0;
+    for (int r = 0; r < launch_.size; ++r) {
+      if (r == root) std::copy(bytes.begin(), bytes.end(), all.begin() + std::ptrdiff_t(at));
+      else
+        for (uint64_t s = 0; s < sizes[size_t(r)]; s += kMaxPiece) {
+          MPI_Request q;
+          check(MPI_Irecv(all.data() + at + s, int(std::min<uint64_t>(kMaxPiece, sizes[size_t(r)] - s)), MPI_BYTE, r,
+                          kGatherTag, MPI_COMM_WORLD, &q),
+                "MPI_Irecv");
+          pending.push_back(q);
+        }
+      at += sizes[size_t(r)];
+    }
+  } else {
+    for (uint64_t s = 0; s < bytes.size(); s += kMaxPiece) {
+      MPI_Request q;
+      // (MPI_Isend takes a non-const buffer in MPI 2; it only reads it)
+      check(MPI_Isend(const_cast<uint8_t*>(bytes.data()) + s, int(std::min<uint64_t>(kMaxPiece, bytes.size() - s)),
+                      MPI_BYTE, root, kGatherTag, MPI_COMM_WORLD, &q),
+            "MPI_Isend");
+      pending.push_back(q);
+    }
+  }
+  for (MPI_Request& q : pending) finish(&q, "gathering optimizer state");
+  return all;
+}
+
 #else  // a build without MPI: the type exists, starting it explains what is missing
 
 struct MpiCollective::Requests {};
@@ -173,6 +218,10 @@ void MpiCollective::wait(int) {}
 double MpiCollective::sum(double value) { return value; }
 bool MpiCollective::all(bool value) { return value; }
 std::vector<uint64_t> MpiCollective::gather_all(uint64_t value) { return {value}; }
+int MpiCollective::start_broadcast(std::span<uint8_t>, int) { return 0; }
+std::vector<uint8_t> MpiCollective::gather_bytes(std::span<const uint8_t> bytes, int) {
+  return {bytes.begin(), bytes.end()};
+}
 
 #endif
 

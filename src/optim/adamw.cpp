@@ -61,11 +61,17 @@ std::pair<int64_t, int64_t> array_range(StateFormat f, int a, int64_t begin, int
   return {begin / kQuantBlock, quant_blocks(begin + n) - begin / kQuantBlock};
 }
 io::StDType st_dtype(DType t) { return t == DType::u8 ? io::StDType::U8 : io::StDType::F32; }
+// Array a's range for the elements of r (empty for an empty r, wherever it lies).
+std::pair<int64_t, int64_t> array_span(StateFormat f, int a, ElementRange r) {
+  return r.size() > 0 ? array_range(f, a, r.begin, r.size()) : std::pair<int64_t, int64_t>{0, 0};
+}
 
 }  // namespace
 
 AdamW::AdamW(Context& ctx, const std::vector<Parameter>& params, AdamWConfig config)
-    : pack_(ctx, params, config.max_chunk_bytes), config_(config) {
+    : pack_(ctx, params, config.max_chunk_bytes),
+      config_(config),
+      owned_(shard_ranges(pack_, config.shard, config.shards)) {
   if (!(config.beta1 >= 0.0f && config.beta1 < 1.0f) || !(config.beta2 >= 0.0f && config.beta2 < 1.0f))
     throw Error("AdamW: betas must lie in [0, 1); got " + std::to_string(config.beta1) + ", " +
                 std::to_string(config.beta2) + ".");
@@ -76,7 +82,7 @@ AdamW::AdamW(Context& ctx, const std::vector<Parameter>& params, AdamWConfig con
   if (host) {
     if (config.page_elements <= 0) throw Error("AdamW: page_elements must be positive.");
     int64_t largest = 0;
-    for (const auto& c : pack_.chunks()) largest = std::max(largest, c.numel);
+    for (const auto& r : owned_) largest = std::max(largest, r.size());
     page_ = std::min((config.page_elements + kQuantBlock - 1) / kQuantBlock * kQuantBlock,
                      (largest + kQuantBlock - 1) / kQuantBlock * kQuantBlock);
     for (int a = 0; a < arrays && page_ > 0; ++a)
@@ -93,16 +99,17 @@ AdamW::AdamW(Context& ctx, const std::vector<Parameter>& params, AdamWConfig con
     maps_ = Tensor::from_host(ctx, Shape{int64_t(maps.size())}, maps, DType::f32, MemCategory::optimizer);
   }
   int64_t groups_total = 0;
-  for (const auto& c : pack_.chunks()) {
+  for (size_t k = 0; k < pack_.chunks().size(); ++k) {
+    const PackChunk& c = pack_.chunks()[k];
     // Zero codes with absmax 0 read back as 0 in either map: all formats start at m = v = 0.
     if (host) {
       host_moments_.emplace_back();
       for (int a = 0; a < arrays; ++a)
-        host_moments_.back().emplace_back(array_numel(f, a, c.numel) * dtype_size(array_dtype(f, a)), 0);
+        host_moments_.back().emplace_back(array_span(f, a, owned_[k]).second * dtype_size(array_dtype(f, a)), 0);
     } else {
       moments_.emplace_back();
-      for (int a = 0; a < arrays; ++a)
-        moments_.back().push_back(Tensor::zeros(ctx, Shape{array_numel(f, a, c.numel)},
+      for (int a = 0; a < arrays; ++a)  // (an empty share keeps one element: no zero-size buffers)
+        moments_.back().push_back(Tensor::zeros(ctx, Shape{std::max<int64_t>(1, array_span(f, a, owned_[k]).second)},
                                                 array_dtype(f, a), MemCategory::optimizer));
     }
     const int64_t g = std::clamp<int64_t>((c.numel + kLocal - 1) / kLocal, 1, kMaxGroups);
@@ -157,24 +164,29 @@ void AdamW::step(float lr, float max_grad_norm, float grad_scale) {
   const StateFormat f = config_.states;
   const auto& chunks = pack_.chunks();
   for (size_t k = 0; k < chunks.size(); ++k) {
+    const ElementRange r = owned_[k];  // the whole chunk unless sharded
+    if (r.size() == 0) continue;
     if (config_.offload == StatePlacement::device) {
-      launch_step(k, 0, chunks[k].numel, moments_[k], scalars, clip, grad_scale);
+      launch_step(k, r.begin, r.size(), moments_[k], scalars, clip, grad_scale);
       continue;
     }
-    // Host placement: page by page through the staging buffers (blocking transfers).
+    // Host placement: page by page through the staging buffers (blocking transfers). Host
+    // arrays start at the range's first element (block).
     auto& host = host_moments_[k];
-    for (int64_t begin = 0; begin < chunks[k].numel; begin += page_) {
-      const int64_t n = std::min(page_, chunks[k].numel - begin);
+    for (int64_t begin = r.begin; begin < r.end; begin += page_) {
+      const int64_t n = std::min(page_, r.end - begin);
       std::vector<Tensor> views;
       for (int a = 0; a < array_count(f); ++a) {
-        const auto [b, count] = array_range(f, a, begin, n);
+        const auto [full_b, count] = array_range(f, a, begin, n);
+        const int64_t b = full_b - owned_array(k, a).first;
         const uint64_t esize = dtype_size(array_dtype(f, a));
         views.push_back(staging_[a].narrow_rows(0, count));
         views.back().copy_from_host(host[a].data() + b * esize, count * esize);
       }
       launch_step(k, begin, n, views, scalars, clip, grad_scale);
       for (int a = 0; a < array_count(f); ++a) {
-        const auto [b, count] = array_range(f, a, begin, n);
+        const auto [full_b, count] = array_range(f, a, begin, n);
+        const int64_t b = full_b - owned_array(k, a).first;
         const uint64_t esize = dtype_size(array_dtype(f, a));
         if (array_dtype(f, a) == DType::u8) {
           const auto bytes = views[a].to_host_u8();
@@ -255,27 +267,69 @@ std::vector<AdamW::Entry> AdamW::entries() const {
 }
 
 Tensor AdamW::device_view(size_t k, int array, int64_t begin, int64_t count) const {
-  return moments_[k][size_t(array)].narrow_rows(begin, begin + count);
+  const int64_t first = owned_array(k, array).first;
+  return moments_[k][size_t(array)].narrow_rows(begin - first, begin - first + count);
 }
 
+std::pair<int64_t, int64_t> AdamW::owned_array(size_t k, int a) const { return array_span(config_.states, a, owned_[k]); }
+
 std::vector<std::pair<std::string, Tensor>> AdamW::state_tensors() const {
-  if (config_.offload != StatePlacement::device)
-    throw Error("AdamW::state_tensors: the moments live in host memory; use state_st().");
+  if (config_.offload != StatePlacement::device || config_.shards > 1)
+    throw Error("AdamW::state_tensors: the moments live in host memory or are sharded; use state_st().");
   std::vector<std::pair<std::string, Tensor>> out;
   for (const Entry& e : entries()) out.emplace_back(e.name, device_view(e.chunk, e.array, e.begin, e.count).view(e.shape));
   return out;
 }
 
 std::vector<std::pair<std::string, io::StTensor>> AdamW::state_st() const {
+  if (config_.shards > 1)
+    throw Error("AdamW::state_st: this optimizer holds one share of the moments; gather every share's owned_state() "
+                "and call state_st(full).");
+  if (config_.offload == StatePlacement::host) return state_st(host_moments_);  // the whole arrays
+  std::vector<std::pair<std::string, io::StTensor>> out;
+  for (const Entry& e : entries())
+    out.emplace_back(e.name, io::to_st(device_view(e.chunk, e.array, e.begin, e.count).view(e.shape)));
+  return out;
+}
+
+AdamW::StateArrays AdamW::owned_state() const {
+  const StateFormat f = config_.states;
+  StateArrays out(pack_.chunks().size());
+  for (size_t k = 0; k < out.size(); ++k)
+    for (int a = 0; a < array_count(f); ++a) {
+      if (config_.offload == StatePlacement::host) {
+        out[k].push_back(host_moments_[k][size_t(a)]);
+        continue;
+      }
+      const int64_t count = owned_array(k, a).second;
+      std::vector<uint8_t>& bytes = out[k].emplace_back(size_t(count) * dtype_size(array_dtype(f, a)));
+      if (count == 0) continue;
+      const Tensor t = moments_[k][size_t(a)].narrow_rows(0, count);
+      if (array_dtype(f, a) == DType::u8) {
+        bytes = t.to_host_u8();
+      } else {
+        const auto values = t.to_host();
+        std::memcpy(bytes.data(), values.data(), bytes.size());
+      }
+    }
+  return out;
+}
+
+std::vector<std::pair<std::string, io::StTensor>> AdamW::state_st(const StateArrays& full) const {
+  const StateFormat f = config_.states;
+  bool sizes_match = full.size() == pack_.chunks().size();
+  for (size_t k = 0; sizes_match && k < full.size(); ++k) {
+    sizes_match = full[k].size() == size_t(array_count(f));
+    for (int a = 0; sizes_match && a < array_count(f); ++a)
+      sizes_match = full[k][size_t(a)].size() ==
+                    size_t(array_numel(f, a, pack_.chunks()[k].numel)) * dtype_size(array_dtype(f, a));
+  }
+  if (!sizes_match) throw Error("AdamW::state_st: the gathered moment arrays do not match this optimizer's pack.");
   std::vector<std::pair<std::string, io::StTensor>> out;
   for (const Entry& e : entries()) {
-    if (config_.offload == StatePlacement::device) {
-      out.emplace_back(e.name, io::to_st(device_view(e.chunk, e.array, e.begin, e.count).view(e.shape)));
-      continue;
-    }
-    const DType t = array_dtype(config_.states, e.array);
+    const DType t = array_dtype(f, e.array);
     const uint64_t esize = dtype_size(t);
-    const auto& bytes = host_moments_[e.chunk][size_t(e.array)];
+    const auto& bytes = full[e.chunk][size_t(e.array)];
     io::StTensor st;
     st.dtype = st_dtype(t);
     st.shape = e.shape.dims();
@@ -287,25 +341,35 @@ std::vector<std::pair<std::string, io::StTensor>> AdamW::state_st() const {
 
 void AdamW::load_state(const io::SafetensorsReader& reader) {
   const std::string file = reader.path().string();
+  std::vector<uint8_t> entry;
   for (const Entry& e : entries()) {
     if (!reader.contains(e.name))
       throw Error(file + " has no '" + e.name + "' (written by another optimizer_states setting or model?).");
-    if (config_.offload == StatePlacement::device) {
+    if (config_.offload == StatePlacement::device && config_.shards == 1) {
       io::load_into(reader, e.name, device_view(e.chunk, e.array, e.begin, e.count).view(e.shape));
       continue;
     }
+    // Host placement or a share: the whole entry is read and checked, this share's part kept.
     const DType t = array_dtype(config_.states, e.array);
     if (reader.dtype(e.name) != st_dtype(t) || reader.shape(e.name) != e.shape.dims())
       throw Error(file + ": '" + e.name + "' is " + io::st_shape_str(reader.shape(e.name)) +
                   " of another dtype or shape; expected " + to_string(t) + " " + e.shape.str() + ".");
     const uint64_t esize = dtype_size(t);
-    auto& bytes = host_moments_[e.chunk][size_t(e.array)];
-    reader.read_into(e.name, bytes.data() + e.begin * esize, e.count * esize);
+    entry.resize(size_t(e.count) * esize);
+    reader.read_into(e.name, entry.data(), entry.size());
     if (t == DType::f32) {
       std::vector<float> values(size_t(e.count));
-      std::memcpy(values.data(), bytes.data() + e.begin * esize, e.count * esize);
+      std::memcpy(values.data(), entry.data(), entry.size());
       io::require_finite(values, file + " '" + e.name + "'");
     }
+    const auto [first, count] = owned_array(e.chunk, e.array);
+    const int64_t lo = std::max(e.begin, first), hi = std::min(e.begin + e.count, first + count);
+    if (lo >= hi) continue;
+    const uint8_t* src = entry.data() + (lo - e.begin) * esize;
+    if (config_.offload == StatePlacement::device)
+      device_view(e.chunk, e.array, lo, hi - lo).copy_from_host(src, uint64_t(hi - lo) * esize);
+    else
+      std::memcpy(host_moments_[e.chunk][size_t(e.array)].data() + (lo - first) * esize, src, uint64_t(hi - lo) * esize);
   }
 }
 

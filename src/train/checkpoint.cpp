@@ -335,8 +335,8 @@ LoadedModel load_model(const fs::path& dir, Context& ctx, const LoRASection* lor
 }
 
 fs::path save_checkpoint(const fs::path& parent, int64_t step, int64_t keep, const Config& config,
-                         const nn::Model& model, const optim::AdamW& optimizer,
-                         const nlohmann::json& trainer_state) {
+                         const nn::Model& model, const optim::AdamW& optimizer, const nlohmann::json& trainer_state,
+                         const std::vector<std::pair<std::string, io::StTensor>>* optimizer_state) {
   const fs::path path =
       io::write_checkpoint_dir(parent, io::checkpoint_name(step), [&](const fs::path& dir) {
         // The trainer state first: it names the run, so a folder left by a kill during this
@@ -355,7 +355,7 @@ fs::path save_checkpoint(const fs::path& parent, int64_t step, int64_t keep, con
           for (const auto& p : model.parameters()) weights.emplace_back(p.name, io::to_st(p.tensor));
           io::write_safetensors(dir / "model.safetensors", weights, {{"format", "pt"}});
         }
-        io::write_safetensors(dir / "optimizer.safetensors", optimizer.state_st());
+        io::write_safetensors(dir / "optimizer.safetensors", optimizer_state ? *optimizer_state : optimizer.state_st());
       });
   io::prune_checkpoints(parent, static_cast<size_t>(std::max<int64_t>(keep, 1)), path);
   return path;

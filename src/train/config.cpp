@@ -209,6 +209,9 @@ const std::vector<Field>& schema() {
     f.push_back(plain("train.activation_dtype", Kind::choice, MG_CHOICE(train.activation_dtype, kStorages)));
     f.push_back(plain("train.loss_scaling", Kind::boolean, MG_ACCESS(train.loss_scaling, bool)));
     f.push_back(plain("train.allreduce_bf16", Kind::boolean, MG_ACCESS(train.allreduce_bf16, bool)));
+    f.push_back(plain("train.allreduce_overlap", Kind::boolean, MG_ACCESS(train.allreduce_overlap, bool)));
+    f.push_back(integer("train.allreduce_bucket", 1, MG_ACCESS(train.allreduce_bucket, int64_t), 1073741823.0));
+    f.push_back(integer("train.zero_stage", 0, MG_ACCESS(train.zero_stage, int64_t), 1.0));
     f.push_back(number("train.loss_scale_init", 1, false, 1e30, false, MG_ACCESS(train.loss_scale_init, double)));
     f.push_back(integer("train.loss_scale_growth_interval", 1, MG_ACCESS(train.loss_scale_growth_interval, int64_t)));
     f.push_back(plain("train.objective", Kind::choice, MG_CHOICE(train.objective.objective, kObjectives)));

@@ -87,8 +87,8 @@ double DeviceDemand::total() const {
   return t;
 }
 
-DeviceDemand training_demand(const Config& c) {
-  const MemoryEstimate e = estimate_memory(c);
+DeviceDemand training_demand(const Config& c, int64_t ranks) {
+  const MemoryEstimate e = estimate_rank_memory(c, ranks);
   const std::string model = model_remedy(c);
   DeviceDemand d;
   d.parts = {{"weights", figure(e.weights), model},

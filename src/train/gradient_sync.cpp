@@ -3,6 +3,7 @@
 #include <CL/cl.h>
 
 #include <chrono>
+#include <limits>
 
 #include "magellano/io/st_dtype.hpp"
 #include "magellano/runtime/context.hpp"
@@ -11,10 +12,7 @@
 namespace magellano::train {
 namespace {
 
-struct Bucket {
-  const optim::PackChunk* chunk;
-  int64_t start, count;  // elements within the chunk
-};
+constexpr size_t kUnseen = std::numeric_limits<size_t>::max();
 
 uint64_t byte_offset(const Tensor& t, int64_t start) { return (t.offset() + uint64_t(start)) * dtype_size(t.dtype()); }
 
@@ -32,63 +30,156 @@ void write(Context& ctx, const Tensor& t, int64_t start, int64_t count, const vo
 
 }  // namespace
 
-GradientSync::GradientSync(Collective& ranks, bool bf16, int64_t bucket_elements)
-    : ranks_(ranks), bf16_(bf16), bucket_(bucket_elements) {
-  if (bucket_ <= 0) throw Error("gradient all-reduce: the bucket size must be positive.");
+GradientSync::GradientSync(Collective& ranks, const optim::ParameterPack& pack,
+                           const std::vector<optim::Parameter>& model_order, bool bf16, int64_t bucket_elements)
+    : ranks_(ranks), pack_(pack), bf16_(bf16) {
+  if (bucket_elements <= 0) throw Error("gradient all-reduce: the bucket size must be positive.");
+  const auto& packed = pack.params();
+  for (size_t i = 0; i < packed.size(); ++i) param_of_[packed[i].param.tensor.meta().get()] = i;
+  // The packed parameters in the reverse of the model's order (each once; any the list lacks last).
+  std::vector<size_t> order;
+  std::vector<bool> listed(packed.size(), false);
+  for (auto it = model_order.rbegin(); it != model_order.rend(); ++it) {
+    if (!it->tensor.defined()) continue;
+    const auto found = param_of_.find(it->tensor.meta().get());
+    if (found == param_of_.end() || listed[found->second]) continue;
+    listed[found->second] = true;
+    order.push_back(found->second);
+  }
+  for (size_t i = 0; i < packed.size(); ++i)
+    if (!listed[i]) order.push_back(i);
+  bucket_of_.assign(packed.size(), 0);
+  for (size_t i : order) {
+    const optim::PackedParam& p = packed[i];
+    const optim::PackChunk* chunk = &pack.chunks()[size_t(p.chunk)];
+    const int64_t n = p.param.tensor.numel();
+    for (int64_t s = 0; s < n;) {
+      if (buckets_.empty() || buckets_.back().count == bucket_elements) buckets_.emplace_back();
+      if (s == 0) bucket_of_[i] = buckets_.size() - 1;
+      Bucket& b = buckets_.back();
+      const int64_t take = std::min(n - s, bucket_elements - b.count);
+      b.pieces.push_back({chunk, p.offset + s, take, i});
+      b.count += take;
+      s += take;
+    }
+  }
+  first_use_.assign(packed.size(), kUnseen);
 }
 
-void GradientSync::sum(const optim::ParameterPack& pack) {
-  Context& ctx = pack.ctx();
+GradientSync::~GradientSync() {
+  if (watching_) autograd::set_tape_observer(nullptr);
+}
+
+void GradientSync::watch() {
+  first_use_.assign(pack_.params().size(), kUnseen);
+  next_ = 0;
+  watching_ = true;
+  autograd::set_tape_observer(this);
+}
+
+void GradientSync::used(const AutogradMeta& m, size_t tape_size) {
+  const auto it = param_of_.find(&m);
+  if (it == param_of_.end()) return;
+  size_t& first = first_use_[it->second];
+  if (first == kUnseen || tape_size < first) first = tape_size;
+}
+
+bool GradientSync::ready(size_t k, size_t tape_size) const {
+  for (const Piece& p : buckets_[k].pieces)
+    if (first_use_[p.param] == kUnseen || tape_size > first_use_[p.param]) return false;
+  return true;
+}
+
+void GradientSync::node_done(size_t tape_size) {
+  // Only nodes recorded at index >= first_use can write a parameter's gradient; once the tape
+  // is down to first_use nodes, those have all run (their kernels are enqueued).
+  while (next_ < buckets_.size() && ready(next_, tape_size)) {
+    start(next_++);
+    if (tape_size > 0) ++early_;  // (after the last node the backward is done: no overlap)
+  }
+}
+
+void GradientSync::leaf_written(const AutogradMeta& m) {
+  const auto it = param_of_.find(&m);
+  if (it == param_of_.end() || bucket_of_[it->second] >= next_) return;
+  throw Error("gradient all-reduce: backward wrote the gradient of '" + pack_.params()[it->second].param.name +
+              "' after its bucket was sent; set train.allreduce_overlap to false and report this.");
+}
+
+void GradientSync::start(size_t k) {
+  const int s = int(k % kSlots);
+  if (k >= size_t(kSlots)) finish(k - kSlots);
+  Context& ctx = pack_.ctx();
+  const Bucket& b = buckets_[k];
+  std::vector<float>& slot = slots_[s];
+  if (slot.size() < size_t(b.count)) slot.resize(size_t(b.count));
+  int64_t at = 0;
+  for (const Piece& p : b.pieces) {
+    float* dst = slot.data() + at;
+    if (p.chunk->dtype() == DType::f32) {
+      read(ctx, p.chunk->grads, p.start, p.count, dst);
+    } else {
+      half_.resize(size_t(p.count));
+      read(ctx, p.chunk->grads, p.start, p.count, half_.data());
+      for (int64_t i = 0; i < p.count; ++i) dst[i] = io::f16_to_f32(half_[size_t(i)]);
+    }
+    at += p.count;
+  }
+  if (bf16_) {
+    std::vector<uint16_t>& wire = wire_[s];
+    wire.resize(size_t(b.count));
+    for (int64_t i = 0; i < b.count; ++i) wire[size_t(i)] = io::f32_to_bf16(slot[size_t(i)]);
+    handles_[s] = ranks_.start_sum_bf16(wire);
+  } else {
+    handles_[s] = ranks_.start_sum(std::span<float>(slot.data(), size_t(b.count)));
+  }
+}
+
+void GradientSync::finish(size_t k) {
+  const int s = int(k % kSlots);
+  Context& ctx = pack_.ctx();
+  const Bucket& b = buckets_[k];
+  std::vector<float>& slot = slots_[s];
+  ranks_.wait(handles_[s]);
+  handles_[s] = -1;
+  if (bf16_)
+    for (int64_t i = 0; i < b.count; ++i) slot[size_t(i)] = io::bf16_to_f32(wire_[s][size_t(i)]);
+  int64_t at = 0;
+  for (const Piece& p : b.pieces) {
+    const float* src = slot.data() + at;
+    if (p.chunk->dtype() == DType::f32) {
+      write(ctx, p.chunk->grads, p.start, p.count, src);
+    } else {
+      half_.resize(size_t(p.count));
+      for (int64_t i = 0; i < p.count; ++i) half_[size_t(i)] = io::f32_to_f16(src[i]);
+      write(ctx, p.chunk->grads, p.start, p.count, half_.data());
+    }
+    at += p.count;
+  }
+}
+
+void GradientSync::sum() {
+  const bool overlapped = watching_;  // the same on every rank (train.allreduce_overlap)
+  if (overlapped) {
+    autograd::set_tape_observer(nullptr);
+    watching_ = false;
+  } else {
+    next_ = 0;
+  }
+  Context& ctx = pack_.ctx();
   // The backward's kernels finish first, so seconds() counts the exchange, not the compute.
   check_cl(clFinish(ctx.queue()), "clFinish", "finishing the backward before the all-reduce");
   // One tiny collective first: the time spent waiting for slower ranks is kept apart from the
-  // time of the exchange itself.
+  // time of the exchange itself. Not with overlap: ranks may have started different numbers of
+  // buckets by now, and collectives must come in the same order on every rank (the wait is then
+  // part of seconds()).
   const auto ts = std::chrono::steady_clock::now();
-  ranks_.all(true);
+  if (!overlapped) ranks_.all(true);
   const auto t0 = std::chrono::steady_clock::now();
   wait_seconds_ += std::chrono::duration<double>(t0 - ts).count();
-  std::vector<Bucket> buckets;
-  for (const auto& c : pack.chunks())
-    for (int64_t s = 0; s < c.numel; s += bucket_) buckets.push_back({&c, s, std::min(bucket_, c.numel - s)});
-  int handles[2] = {-1, -1};
-  // Bucket k lives in slot k % 2 from its read until its write-back.
-  auto finish = [&](size_t k) {
-    const Bucket& b = buckets[k];
-    std::vector<float>& slot = slots_[k % 2];
-    ranks_.wait(handles[k % 2]);
-    handles[k % 2] = -1;
-    if (bf16_)
-      for (int64_t i = 0; i < b.count; ++i) slot[size_t(i)] = io::bf16_to_f32(wire_[k % 2][size_t(i)]);
-    if (b.chunk->dtype() == DType::f32) {
-      write(ctx, b.chunk->grads, b.start, b.count, slot.data());
-    } else {
-      half_.resize(size_t(b.count));
-      for (int64_t i = 0; i < b.count; ++i) half_[size_t(i)] = io::f32_to_f16(slot[size_t(i)]);
-      write(ctx, b.chunk->grads, b.start, b.count, half_.data());
-    }
-  };
-  for (size_t k = 0; k < buckets.size(); ++k) {
-    if (k >= 2) finish(k - 2);
-    const Bucket& b = buckets[k];
-    std::vector<float>& slot = slots_[k % 2];
-    if (slot.size() < size_t(b.count)) slot.resize(size_t(b.count));
-    if (b.chunk->dtype() == DType::f32) {
-      read(ctx, b.chunk->grads, b.start, b.count, slot.data());
-    } else {
-      half_.resize(size_t(b.count));
-      read(ctx, b.chunk->grads, b.start, b.count, half_.data());
-      for (int64_t i = 0; i < b.count; ++i) slot[size_t(i)] = io::f16_to_f32(half_[size_t(i)]);
-    }
-    if (bf16_) {
-      std::vector<uint16_t>& wire = wire_[k % 2];
-      wire.resize(size_t(b.count));
-      for (int64_t i = 0; i < b.count; ++i) wire[size_t(i)] = io::f32_to_bf16(slot[size_t(i)]);
-      handles[k % 2] = ranks_.start_sum_bf16(wire);
-    } else {
-      handles[k % 2] = ranks_.start_sum(std::span<float>(slot.data(), size_t(b.count)));
-    }
-  }
-  for (size_t k = buckets.size() >= 2 ? buckets.size() - 2 : 0; k < buckets.size(); ++k) finish(k);
+  for (; next_ < buckets_.size(); ++next_) start(next_);
+  const size_t n = buckets_.size();
+  for (size_t k = n > size_t(kSlots) ? n - kSlots : 0; k < n; ++k) finish(k);
   seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 

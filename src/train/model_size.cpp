@@ -231,7 +231,10 @@ ParamCounts count_params(const Config& c) {
   return p;
 }
 
-MemoryEstimate estimate_memory(const Config& c) {
+MemoryEstimate estimate_memory(const Config& c) { return estimate_rank_memory(c, 1); }
+
+MemoryEstimate estimate_rank_memory(const Config& c, int64_t ranks) {
+  if (ranks < 1) throw Error("estimate_rank_memory: ranks must be >= 1, got " + std::to_string(ranks) + ".");
   const ModelConfig& m = c.model;
   const Count B = c.train.batch_size, L = c.train.seq_len, T = B * L, f = 4;
   MemoryEstimate e = estimate_memory(m, c.train.batch_size, c.train.seq_len);
@@ -298,7 +301,12 @@ MemoryEstimate estimate_memory(const Config& c) {
   // AdamW's moments: two per trained element (fp32 above). int8: a code byte each plus an fp32
   // absmax per 256; host placement keeps them in host memory and stages one page of each on
   // the device (optim::AdamWConfig::page_elements, the pack's padding ignored).
-  const Count moments = Count(e.optimizer_state) / 8;
+  Count moments = Count(e.optimizer_state) / 8;
+  if (c.train.zero_stage == 1 && ranks > 1) {  // ZeRO stage 1: the largest rank's share
+    const Count block = optim::kQuantBlock;
+    const Count share = ((moments + Count(ranks - 1)) / Count(ranks) + block - 1) / block * block;
+    if (share < moments) moments = share;
+  }
   const auto state_bytes = [&](Count elements) {
     return c.train.optimizer_states == optim::StateFormat::int8
                ? 2 * elements + 8 * ((elements + Count(optim::kQuantBlock - 1)) / Count(optim::kQuantBlock))

@@ -17,6 +17,7 @@
 #include "magellano/train/gradient_sync.hpp"
 #include "magellano/train/loss_scaler.hpp"
 #include "magellano/train/run_folder.hpp"
+#include "magellano/train/zero_shard.hpp"
 
 namespace magellano::train {
 namespace fs = std::filesystem;
@@ -60,7 +61,7 @@ data::TokenFile open_tokens(const fs::path& path, const Config& cfg) {
 // run fits the device, --resume and --init-from not both, --init-from outside checkpoint.dir.
 const Config& checked(const Config& cfg, Context& ctx, const TrainOptions& opt) {
   cfg.require_training_data();
-  require_fit(training_demand(cfg), ctx.device(), "train");
+  require_fit(training_demand(cfg, opt.ranks ? opt.ranks->size() : 1), ctx.device(), "train");
   if (opt.init_from && opt.resume) throw Error("train: give --resume or --init-from, not both.");
   if (opt.init_from) refuse_init_from_inside(*opt.init_from, cfg.checkpoint.dir);
   return cfg;
@@ -158,6 +159,7 @@ class TrainingRun {
   std::string init_from_;  // recorded in trainer_state.json (a LoRA resume reloads its base)
   std::ofstream metrics_;  // rank 0's only
   std::optional<GradientSync> sync_;  // data parallel only
+  std::optional<ZeroShard> zero_;     // data parallel with train.zero_stage 1 only
   TrainSummary summary_;
   int64_t step_ = 0, tokens_ = 0;
 
@@ -192,7 +194,8 @@ TrainingRun::TrainingRun(const Config& cfg, Context& ctx, const TrainOptions& op
              {.lr = float(tc_.lr), .beta1 = float(tc_.beta1), .beta2 = float(tc_.beta2), .eps = float(tc_.eps),
               .weight_decay = float(tc_.weight_decay),
               .stochastic_rounding = tc_.fp16_rounding == Fp16Rounding::stochastic,
-              .states = tc_.optimizer_states, .offload = tc_.optimizer_offload}),
+              .states = tc_.optimizer_states, .offload = tc_.optimizer_offload,
+              .shard = tc_.zero_stage == 1 ? rank_ : 0, .shards = tc_.zero_stage == 1 ? N_ : 1}),
       schedule_{float(tc_.lr), float(tc_.min_lr), tc_.warmup_steps, tc_.steps},
       scaler_(tc_.loss_scale_init, tc_.loss_scale_growth_interval),
       init_from_(resolved(opt.init_from)) {
@@ -208,7 +211,12 @@ TrainingRun::TrainingRun(const Config& cfg, Context& ctx, const TrainOptions& op
     if (out_) *out_ << "initialised from " << opt.init_from->string() << "\n";
   }
   if (opt.resume) restore(*opt.resume);
-  if (ranks_) sync_.emplace(*ranks_, tc_.allreduce_bf16);
+  if (ranks_) sync_.emplace(*ranks_, adamw_.pack(), model_.trainable_parameters(), tc_.allreduce_bf16,
+                                tc_.allreduce_bucket);
+  if (ranks_ && tc_.zero_stage == 1) zero_.emplace(*ranks_, adamw_);
+  if (out_ && zero_)
+    *out_ << "ZeRO stage 1: each rank keeps and updates 1/" << N_ << " of the AdamW moments ("
+          << format_bytes(adamw_.device_state_bytes()) << " on the device here)\n";
   // Appended to: a new run's folder holds no metrics, a resumed one's end at the resumed step.
   if (folder_) {
     metrics_.open(folder_->metrics_path(), std::ios::app);
@@ -251,6 +259,9 @@ void TrainingRun::optimizer_step() {
     // Dropout masks depend on the step, micro-batch and rank only, so a resumed run draws the
     // same ones (the model's forward advances the counter once from here).
     nn::GenerationScope masks(static_cast<uint64_t>((step_ * tc_.grad_accum + a) * N_ + rank_) * 2);
+    // Overlap: the last micro-batch's forward tells the exchange where each parameter's
+    // gradient becomes final in its backward.
+    if (sync_ && tc_.allreduce_overlap && a == tc_.grad_accum - 1) sync_->watch();
     nn::LossOutput lo = model_.loss(batch.x, batch.y, batch.prefix);
     if (tc_.loss_scaling) autograd::backward(lo.loss, Tensor::full(ctx_, lo.loss.shape(), scaler_.scale()));
     else autograd::backward(lo.loss);
@@ -259,7 +270,7 @@ void TrainingRun::optimizer_step() {
     if (lo.aux.defined()) ops::scale_into(lo.aux, 1.0f / tc_.grad_accum, aux_sum_, true);
     expert_counts_ = lo.expert_counts;
   }
-  if (sync_) sync_->sum(adamw_.pack());  // every rank now holds the sum over ranks
+  if (sync_) sync_->sum();  // every rank now holds the sum over ranks
   lr_ = schedule_.at(step_);
   bool apply = true;
   // The stored gradients are sums over micro-batches (and ranks) of scaled losses; the optimizer
@@ -270,7 +281,10 @@ void TrainingRun::optimizer_step() {
     const bool finite = grads_finite(adamw_);  // one scalar read
     apply = scaler_.update(ranks_ ? ranks_->all(finite) : finite);  // one decision for all ranks
   }
-  if (apply) adamw_.step(lr_, float(tc_.grad_clip), unscale_);
+  if (apply) {
+    adamw_.step(lr_, float(tc_.grad_clip), unscale_);  // ZeRO: this rank's share only
+    if (zero_) zero_->share_parameters();
+  }
   ++step_;
   ++interval_steps_;
   tokens_ += B_ * L_ * tc_.grad_accum * N_;
@@ -313,7 +327,9 @@ void TrainingRun::log_interval() {
   if (sync_) {  // cumulative: the gradient exchange, and waiting for the slowest rank before it
     rec["allreduce_seconds"] = sync_->seconds();
     rec["rank_wait_seconds"] = sync_->wait_seconds();
+    if (tc_.allreduce_overlap) rec["allreduce_early_buckets"] = sync_->early_buckets();
   }
+  if (zero_) rec["zero_share_seconds"] = zero_->seconds();  // cumulative: the updated parameters' exchange
   if (metrics_.is_open()) metrics_ << rec.dump() << "\n" << std::flush;
   if (out_) {
     char line[256];
@@ -381,8 +397,11 @@ void TrainingRun::check_same_weights() const {
 
 void TrainingRun::checkpoint() {
   if (ranks_) check_same_weights();  // before anything is written
-  if (!folder_) return;              // rank 0 writes
-  summary_.checkpoint = save_checkpoint(folder_->dir(), step_, cfg_.checkpoint.keep, cfg_, model_, adamw_, trainer_state());
+  std::optional<std::vector<std::pair<std::string, io::StTensor>>> gathered;
+  if (zero_) gathered = zero_->gather_state();  // every rank's moments at rank 0
+  if (!folder_) return;                          // rank 0 writes
+  summary_.checkpoint = save_checkpoint(folder_->dir(), step_, cfg_.checkpoint.keep, cfg_, model_, adamw_,
+                                        trainer_state(), gathered ? &*gathered : nullptr);
 }
 
 TrainSummary TrainingRun::finish() {

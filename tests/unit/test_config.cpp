@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -494,6 +495,59 @@ TEST(Config, InfoReportsTheOptimizerStateSaving) {
   const auto text = mgtest::run_cli({"info", "--config", preset("tiny"), "--set", "train.optimizer_states=int8"});
   EXPECT_TRUE(has(text.output, "AdamW moments int8 (2 + 8/256 bytes per trained parameter), in device memory"))
       << text.output;
+}
+
+// info --config --ranks N: per-rank memory of data-parallel training. Weights, gradients and
+// activations are every rank's; with ZeRO stage 1 the moments are the largest rank's share,
+// S = ceil(P / N) rounded up to a multiple of 256 (optim/shard.hpp), worked out by hand for
+// tiny (P = 1,016,128): N = 4: ceil = 254,032 -> 993 blocks = 254,208; N = 3: ceil = 338,710
+// -> 1,324 blocks = 338,944. fp32 8 bytes per element, int8 2 + 8 per block, paged the same in
+// host memory and (tiny fits one page) the same again as the device page.
+TEST(Config, InfoReportsMemoryPerRankWithAndWithoutZero) {
+  MG_REQUIRE_CLI();
+  const int64_t P = 1016128;
+  const auto per_rank = [&](int ranks, std::vector<std::string> sets) {
+    std::vector<std::string> args = {"info", "--config", preset("tiny"), "--json", "--ranks", std::to_string(ranks)};
+    for (const auto& s : sets) args.push_back("--set"), args.push_back(s);
+    const auto r = mgtest::run_cli(args);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return json::parse(r.output)["per_rank_memory_bytes"];
+  };
+  const auto four = per_rank(4, {});
+  EXPECT_EQ(four["ranks"], 4);
+  const auto& z0 = four["zero_stage_0"];
+  const auto& z1 = four["zero_stage_1"];
+  EXPECT_EQ(z0["optimizer_state"], 8 * P);
+  EXPECT_EQ(z1["optimizer_state"], 8 * 254208);
+  for (const char* k : {"weights", "gradients", "activations"}) EXPECT_EQ(z0[k], z1[k]) << k;
+  EXPECT_EQ(z0["weights"], 4 * P);
+  EXPECT_EQ(z0["total"].get<int64_t>() - z1["total"].get<int64_t>(), 8 * P - 8 * 254208);
+  // Every moment setting, both stages.
+  std::map<std::string, std::pair<int64_t, int64_t>> m;  // "<states>/<offload>/<stage>" -> (device, host)
+  for (const auto& e : four["moments"])
+    m[e["optimizer_states"].get<std::string>() + "/" + e["optimizer_offload"].get<std::string>() + "/" +
+      std::to_string(e["zero_stage"].get<int>())] = {e["device_bytes"], e["host_bytes"]};
+  ASSERT_EQ(m.size(), 8u);
+  const int64_t S = 254208, int8_S = 2 * S + 8 * (S / 256), int8_P = 2 * P + 8 * ((P + 255) / 256);
+  EXPECT_EQ(m["fp32/none/0"], std::make_pair(8 * P, int64_t{0}));
+  EXPECT_EQ(m["fp32/none/1"], std::make_pair(8 * S, int64_t{0}));
+  EXPECT_EQ(m["int8/none/0"], std::make_pair(int8_P, int64_t{0}));
+  EXPECT_EQ(m["int8/none/1"], std::make_pair(int8_S, int64_t{0}));
+  EXPECT_EQ(m["fp32/host/1"], std::make_pair(8 * S, 8 * S));
+  EXPECT_EQ(m["int8/host/1"], std::make_pair(int8_S, int8_S));
+  EXPECT_EQ(per_rank(3, {})["zero_stage_1"]["optimizer_state"], 8 * 338944);
+  // The configured setting is the table's: int8 paged, stage 1 on 3 ranks.
+  const auto q = per_rank(3, {"train.optimizer_states=int8", "train.optimizer_offload=host"})["zero_stage_1"];
+  EXPECT_EQ(q["optimizer_host"], 2 * 338944 + 8 * 1324);
+  // One rank: ZeRO changes nothing.
+  const auto one = per_rank(1, {});
+  EXPECT_EQ(one["zero_stage_1"], one["zero_stage_0"]);
+  const auto text = mgtest::run_cli({"info", "--config", preset("tiny"), "--ranks", "4"});
+  EXPECT_TRUE(has(text.output, "per rank, data parallel on 4 ranks")) << text.output;
+  EXPECT_TRUE(has(text.output, "zero_stage 1")) << text.output;
+  const auto bad = mgtest::run_cli({"info", "--config", preset("tiny"), "--ranks", "0"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(bad.output, "error: info: --ranks must be a rank count >= 1, got 0.\n");
 }
 
 TEST(Config, InfoWithABadConfigIsOneClearLine) {

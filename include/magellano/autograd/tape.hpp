@@ -86,4 +86,21 @@ void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& see
 size_t tape_size();
 void clear_tape();  // drops every recorded closure (e.g. after an evaluation forward)
 
+// Watches the outermost tape of this thread (not the nested tapes of checkpointed segments):
+// data-parallel training starts a bucket's gradient exchange as soon as backward has passed
+// every node that can write its parameters (train/gradient_sync.hpp). One at a time.
+class TapeObserver {
+ public:
+  virtual ~TapeObserver() = default;
+  // grad_meta() handed out m while the outermost tape held `tape_size` nodes: only nodes
+  // recorded from then on (index >= tape_size) can write m's gradient through it.
+  virtual void used(const AutogradMeta& m, size_t tape_size) = 0;
+  // backward finished a node of the outermost tape; `tape_size` nodes remain on it.
+  virtual void node_done(size_t tape_size) = 0;
+  // a backward (at any depth) is about to write or add to leaf m's gradient.
+  virtual void leaf_written(const AutogradMeta& m) = 0;
+};
+// nullptr: none. The observer must outlive its registration.
+void set_tape_observer(TapeObserver* observer);
+
 }  // namespace magellano::autograd

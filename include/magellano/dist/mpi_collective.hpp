@@ -35,10 +35,13 @@ class MpiCollective final : public train::Collective {
   int size() const override { return launch_.size; }
   int start_sum(std::span<float> values) override;
   int start_sum_bf16(std::span<uint16_t> values) override;  // a user MPI_Op over MPI_UINT16_T
+  int start_broadcast(std::span<uint8_t> bytes, int root) override;  // MPI_Ibcast of MPI_BYTE
   void wait(int handle) override;
   double sum(double value) override;
   bool all(bool value) override;
   std::vector<uint64_t> gather_all(uint64_t value) override;
+  // The sizes through gather_all, then MPI_Isend / MPI_Irecv to the root in pieces of 1 GiB.
+  std::vector<uint8_t> gather_bytes(std::span<const uint8_t> bytes, int root) override;
 
  private:
   struct Requests;  // the MPI_Request of each start_sum handle (mpi.h stays out of this header)

@@ -66,6 +66,18 @@
 //           boundaries, and the stochastic-rounding bits use the element's chunk position).
 //           Transfers are blocking (no double buffering): a step moves the moment bytes to the
 //           device and back on top of the kernel's traffic.
+// Sharding (AdamWConfig::shard, shards; ZeRO stage 1): with shards > 1 this optimizer keeps the
+//           moments of its share of the pack's elements only (optim/shard.hpp: one contiguous,
+//           block-aligned range per chunk) and step() updates only the parameters of that range,
+//           with the same kernels, scalars and stochastic-rounding bits as an unsharded
+//           optimizer: each owned element ends bit-identical to the unsharded result, given the
+//           same gradients. The gradient norm for clipping is still taken over every gradient.
+//           The other elements' parameters are left alone: the caller brings them from their
+//           owners (train/zero_shard.hpp). Either placement. Checkpoints: owned_state() gives
+//           this share's bytes of each moment array; the shares concatenated in shard order
+//           are the full arrays, which state_st(full) turns into the unsharded entries.
+//           load_state(reader) reads the unsharded entries and keeps this share's part, so a
+//           checkpoint loads into any number of shards.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -75,6 +87,7 @@
 #include "magellano/io/safetensors.hpp"
 #include "magellano/optim/pack.hpp"
 #include "magellano/optim/schedule.hpp"
+#include "magellano/optim/shard.hpp"
 
 namespace magellano::optim {
 
@@ -94,6 +107,8 @@ struct AdamWConfig {
   enum class Int8Mapping { automatic, group, rows } int8_mapping = Int8Mapping::automatic;
   int64_t page_elements = int64_t{1} << 22;  // host placement: elements per page (4 Mi: 32 MiB of
                                              // fp32 moments, 8 MiB of codes); rounded up to 256
+  // ZeRO stage 1 (see "Sharding" above): this optimizer is share `shard` of `shards`.
+  int shard = 0, shards = 1;
 };
 
 // Bytes of moment storage per parameter element: 8 (fp32) or 2 + 8 / 256 (int8).
@@ -127,15 +142,26 @@ class AdamW {
   // "<param name>.exp_avg_sq", f32 with the parameter's shape. int8 moments, per pack chunk k
   // (blocks span parameters): "adamw8.<k>.exp_avg.codes", "adamw8.<k>.exp_avg_sq.codes" (numel)
   // u8 and "adamw8.<k>.exp_avg.absmax", "adamw8.<k>.exp_avg_sq.absmax" (ceil(numel / 256)) f32.
-  // state_tensors(): device views of them (device placement only; host placement throws).
+  // state_tensors(): device views of them (device placement only, unsharded; else throws).
   std::vector<std::pair<std::string, Tensor>> state_tensors() const;
-  // The same entries as stored bytes, for either placement (checkpoints).
+  // The same entries as stored bytes, for either placement (checkpoints); unsharded only.
   std::vector<std::pair<std::string, io::StTensor>> state_st() const;
+  // Moment bytes per chunk and array ([chunk][array]; arrays as in state_st's comment: fp32
+  // {m, v}, int8 {m codes, v codes, m absmax, v absmax}).
+  using StateArrays = std::vector<std::vector<std::vector<uint8_t>>>;
+  // This share's part of every moment array: elements owned(k) of each (absmax: their blocks).
+  StateArrays owned_state() const;
+  // The entries of state_st() from the full arrays (every share's owned_state() concatenated
+  // in shard order); throws if a size does not match.
+  std::vector<std::pair<std::string, io::StTensor>> state_st(const StateArrays& full) const;
+  // The elements of chunk k whose moments this optimizer keeps (all of them unsharded).
+  ElementRange owned(size_t k) const { return owned_[k]; }
   // Copies values (matching dtype and numel) into the moments by name; every name of
-  // state_tensors() must be present (device placement only). Call set_step_count() too; then
+  // state_tensors() must be present (device placement, unsharded). Call set_step_count() too; then
   // training continues bit-exactly.
   void load_state(const std::vector<std::pair<std::string, Tensor>>& state);
-  // Loads every entry of state_st() from a safetensors file (either placement): a missing name,
+  // Loads every entry of state_st() from a safetensors file (either placement; sharded: this
+  // share's part of each entry, every entry checked all the same): a missing name,
   // another dtype or shape, or a non-finite fp32 value throws naming the file and the entry.
   void load_state(const io::SafetensorsReader& reader);
   // Bytes of moment storage in device memory (host placement: the staging buffers) and in
@@ -156,6 +182,10 @@ class AdamW {
     int64_t begin, count;
   };
   std::vector<Entry> entries() const;
+  // Array a of chunk k's range kept here, in the full array's elements (absmax: blocks).
+  std::pair<int64_t, int64_t> owned_array(size_t k, int a) const;
+  // Elements [begin, begin + count) of the full array a of chunk k (within owned_array) as
+  // device view (device placement).
   Tensor device_view(size_t k, int array, int64_t begin, int64_t count) const;
   void norm_into(const Tensor& out, float max_norm, float grad_scale);
   // The step kernel over elements [begin, begin + n) of chunk k, with the moment arrays given
@@ -164,8 +194,9 @@ class AdamW {
                    const float* scalars, bool clip, float grad_scale);
   ParameterPack pack_;
   AdamWConfig config_;
-  // Moment arrays per chunk (device placement): fp32 {m, v} (numel) f32; int8 {m codes, v codes}
-  // (numel) u8 and {m absmax, v absmax} (blocks) f32.
+  std::vector<ElementRange> owned_;  // per chunk: the elements this share keeps (all, unsharded)
+  // Moment arrays per chunk (device placement), over owned_[k] only: fp32 {m, v} (owned) f32;
+  // int8 {m codes, v codes} (owned) u8 and {m absmax, v absmax} (its blocks) f32.
   std::vector<std::vector<Tensor>> moments_;
   std::vector<std::vector<std::vector<uint8_t>>> host_moments_;  // host placement, same arrays
   std::vector<Tensor> staging_;  // host placement: one page of each array

@@ -23,6 +23,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "magellano/io/safetensors.hpp"
 #include "magellano/nn/model.hpp"
 #include "magellano/train/config.hpp"
 #include "magellano/train/hf_layout.hpp"
@@ -86,10 +87,13 @@ void check_same_function(const ModelConfig& run, const ModelConfig& source, cons
 HfLocator weights_locator(const std::filesystem::path& dir);
 
 // Writes <parent>/step-<step> atomically, then keeps only the newest `keep` checkpoints (the one
-// just written always among them).
-std::filesystem::path save_checkpoint(const std::filesystem::path& parent, int64_t step, int64_t keep,
-                                      const Config& config, const nn::Model& model,
-                                      const optim::AdamW& optimizer, const nlohmann::json& trainer_state);
+// just written always among them). optimizer_state: the entries of optimizer.safetensors when
+// they come from elsewhere (ZeRO: gathered from the ranks, train/zero_shard.hpp); nullptr:
+// optimizer.state_st().
+std::filesystem::path save_checkpoint(
+    const std::filesystem::path& parent, int64_t step, int64_t keep, const Config& config, const nn::Model& model,
+    const optim::AdamW& optimizer, const nlohmann::json& trainer_state,
+    const std::vector<std::pair<std::string, io::StTensor>>* optimizer_state = nullptr);
 
 // Restores weights and optimizer state from a Magellano checkpoint; returns its trainer state
 // (validated before anything is loaded).

@@ -25,6 +25,9 @@ class Collective {
   // The same over bfloat16 bits: each addition widens both operands to fp32 exactly and rounds
   // the sum to the nearest bf16 (ties to even), wherever the implementation adds.
   virtual int start_sum_bf16(std::span<uint16_t> values) = 0;
+  // Starts copying `bytes` of rank `root` into `bytes` of every other rank (which must stay alive
+  // and untouched until wait(handle); at most 1 GiB per call).
+  virtual int start_broadcast(std::span<uint8_t> bytes, int root) = 0;
   virtual void wait(int handle) = 0;
   // The sum over ranks of one double (loss sums; exact for the few ranks of a run in practice).
   virtual double sum(double value) = 0;
@@ -32,6 +35,9 @@ class Collective {
   virtual bool all(bool value) = 0;
   // Every rank's value, in rank order.
   virtual std::vector<uint64_t> gather_all(uint64_t value) = 0;
+  // On rank `root`: every rank's `bytes` (sizes may differ) concatenated in rank order; on the
+  // other ranks: nothing.
+  virtual std::vector<uint8_t> gather_bytes(std::span<const uint8_t> bytes, int root) = 0;
 };
 
 }  // namespace magellano::train

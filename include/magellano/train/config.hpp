@@ -215,6 +215,15 @@ struct TrainConfig {
   // Data parallel (mpirun -np N): exchange gradients as bfloat16 instead of fp32 (half the bytes;
   // each partial sum rounded to bf16; train/gradient_sync.hpp). No effect on one process.
   bool allreduce_bf16 = false;
+  // Data parallel: start each gradient bucket's exchange during the backward, as soon as its
+  // gradients are final (train/gradient_sync.hpp; bit-identical sums). No effect on one process.
+  bool allreduce_overlap = false;
+  // Data parallel: values per gradient bucket (4 Mi = 16 MiB of fp32 per host buffer).
+  int64_t allreduce_bucket = int64_t(1) << 22;
+  // Data parallel: 0 = every rank keeps all of AdamW's moments; 1 = ZeRO stage 1, each rank keeps
+  // and updates a contiguous 1/N share of them and sends its updated parameters to the others
+  // (train/zero_shard.hpp; the same results, bit for bit). No effect on one process.
+  int64_t zero_stage = 0;
   // "causal" | "prefix_lm" | "blank_infilling" (or a mix), the prefix's sampled fraction range and separator token, the infilling spans
   // (data/objective.hpp); evaluation during training uses the same objective.
   data::ObjectiveConfig objective;

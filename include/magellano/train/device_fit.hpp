@@ -41,8 +41,9 @@ struct DeviceDemand {
   double total() const;
 };
 
-// A training run of `config` (train.batch_size x train.seq_len, LoRA, fp16, as configured).
-DeviceDemand training_demand(const Config& config);
+// A training run of `config` (train.batch_size x train.seq_len, LoRA, fp16, as configured), as
+// one rank of `ranks` (with train.zero_stage 1 its share of the moments; estimate_rank_memory).
+DeviceDemand training_demand(const Config& config, int64_t ranks = 1);
 // The model of `config` loaded for inference, running `rows` x `cols` tokens at once (0 x 0: the
 // weights alone). `batch_remedy` says how to run fewer tokens (e.g. "Use a smaller --batch").
 DeviceDemand inference_demand(const Config& config, int64_t rows, int64_t cols,

@@ -107,6 +107,13 @@ MemoryEstimate estimate_memory(const ModelConfig& model, int64_t batch, int64_t 
 // times the larger per-block figure) plus the kept segment inputs (T·D each), and the LoRA
 // intermediates ((T, r) per adapter) of one segment.
 MemoryEstimate estimate_memory(const Config& config);
+// Per rank of data-parallel training on `ranks` ranks (mpirun -np N): every rank holds all the
+// weights and gradients and a micro-batch of train.batch_size, so those and the activations
+// are estimate_memory(config)'s; with train.zero_stage 1 (and ranks > 1) the moments (device,
+// or host and pages with optimizer_offload "host") are the largest rank's share
+// (optim/shard.hpp): S = min(E, ceil(E / N) rounded up to a multiple of 256) of the E trained
+// elements (the pack's padding ignored, as above). ranks >= 1.
+MemoryEstimate estimate_rank_memory(const Config& config, int64_t ranks);
 
 // One dense MLP block ('F' layer, nn::MlpBlock) of `c`, for a micro-batch of `tokens` = B·L tokens,
 // to be added per such layer (count_params / estimate_memory do not know the letter yet):

@@ -20,11 +20,14 @@
 // Data parallel (TrainOptions::ranks, N ranks): one batcher stream of N·B windows per micro-batch,
 // identical on every rank; rank r trains on rows [r·B, (r+1)·B) of it, so the global batch is
 // batch_size × grad_accum × N windows and 1 rank with batch N·B reads the same windows. After
-// backward the gradients are summed over ranks (train/gradient_sync.hpp) and read times
+// backward (or during it, with train.allreduce_overlap) the gradients are summed over ranks
+// (train/gradient_sync.hpp) and read times
 // 1 / (grad_accum · N): the mean over the global batch, as one rank would compute it. Clipping
 // then sees identical gradients on every rank; loss scaling's skip is decided by all ranks
 // together (Collective::all). The logged loss is the mean over ranks. Evaluation splits its
-// chunks across ranks (train/evaluate.hpp). Rank 0 alone prints, writes metrics and checkpoints (with "data_parallel": {"ranks": N,
+// chunks across ranks (train/evaluate.hpp). With train.zero_stage 1 each rank's AdamW updates its
+// share of the parameters and train/zero_shard.hpp broadcasts them (bit-identical results);
+// checkpoints gather the moments at rank 0. Rank 0 alone prints, writes metrics and checkpoints (with "data_parallel": {"ranks": N,
 // "batch_per_rank": B} in trainer_state.json); before each checkpoint every rank compares its
 // weights' hash with rank 0's and a mismatch stops the run, naming the ranks, before anything is
 // written. A resume reads the checkpoint on every rank (multi-host: checkpoint.dir on a shared
