@@ -25,8 +25,8 @@
 // instruction: 4 for A's and 2 for B's fragments of a K step instead of 24 32-bit loads); a tf32
 // fragment is an 8 x 4 matrix of 32-bit words, which ldmatrix moves like 8 x 8 of 16-bit ones. The
 // address of a local pointer is taken as a 32-bit shared-window offset ((uint)(size_t)p).
-// Knobs: TA, TB (0 or 1) op(A) = Aᵀ, op(B) = Bᵀ; PREC; EMULATE; LDMATRIX; PTX_CVT (hardware rounding
-// by cvt instead of integer arithmetic, default 1). vec_a / vec_b: the host checked that
+// Knobs: TA, TB (0 or 1) op(A) = Aᵀ, op(B) = Bᵀ; PREC; EMULATE; LDMATRIX; PTX_CVT (hardware: rounding
+// by cvt instead of integer arithmetic, the same bits; the probe picks the form). vec_a / vec_b: the host checked that
 // offsets, leading dimensions and batch strides are multiples of 4 (float4 loads of interior groups).
 // beta == 0 never reads C. No early return before a barrier. Loops are unrolled for the hardware
 // only (PoCL takes three times longer to compile the unrolled emulation, for nothing). Sizes are int (the host checks them).
@@ -46,7 +46,7 @@
 #define LDMATRIX 0
 #endif
 #ifndef PTX_CVT
-#define PTX_CVT 1
+#define PTX_CVT 0
 #endif
 #define BM 128
 #define BN 128

@@ -13,7 +13,8 @@ constexpr int64_t kTile = 128;  // BM = BN in cl/gemm_mma.cl
 }  // namespace
 
 void gemm_mma_kernel(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, float alpha,
-                     float beta, const GemmShape& s, ComputeDType precision, bool emulate, bool ldmatrix) {
+                     float beta, const GemmShape& s, ComputeDType precision, bool emulate, bool ldmatrix,
+                     bool ptx_cvt) {
   Context& ctx = c.ctx();
   if (precision == ComputeDType::fp32) throw Error("gemm: the matrix-engine kernel runs tf32 or bf16 only.");
   if (ctx.device().max_work_group_size < 256)
@@ -28,7 +29,8 @@ void gemm_mma_kernel(const Tensor& a, bool ta, const Tensor& b, bool tb, const T
     return t.offset() % 4 == 0 && ld % 4 == 0 && stride % 4 == 0;
   };
   const BuildOptions opts = BuildOptions().define("TA", ta).define("TB", tb)
-      .define("PREC", precision == ComputeDType::bf16 ? 1 : 2).define("EMULATE", emulate).define("LDMATRIX", ldmatrix && !emulate);
+      .define("PREC", precision == ComputeDType::bf16 ? 1 : 2).define("EMULATE", emulate).define("LDMATRIX", ldmatrix && !emulate)
+      .define("PTX_CVT", ptx_cvt && !emulate);
   const size_t global[3] = {static_cast<size_t>((s.n + kTile - 1) / kTile) * 256,
                             static_cast<size_t>((s.m + kTile - 1) / kTile),
                             static_cast<size_t>(s.batch * splits)};

@@ -60,7 +60,8 @@ void gemm(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, f
   if (const MmaPath mma = mma_path(ctx); mma != MmaPath::none && !(C.batch == 1 && m <= kGemvRows) &&
       !(choice.skinny && C.batch == 1 && std::min(m, n) <= kSkinnySide)) {
     detail::gemm_mma_kernel(a, ta, b, tb, c, alpha, beta, s, ctx.compute_dtype(), mma == MmaPath::emulated,
-                            mma == MmaPath::hardware && matrix_engine(ctx).ldmatrix);
+                            mma == MmaPath::hardware && matrix_engine(ctx).ldmatrix,
+                            mma == MmaPath::hardware && matrix_engine(ctx).ptx_cvt);
     return;
   }
   if (choice.path == GemmPath::cpu_kernel) {

@@ -22,7 +22,7 @@ bool g_emulate = false;
 // One probe product of `precision`: op(A) (m x k) stored (k, m), B stored (n, k), beta 0 over a
 // poisoned C, against a double-precision host product of the rounded operands. Odd sizes cross the
 // tile edges in every direction; K crosses two K steps. Returns "" when it matches, else what failed.
-std::string probe(Context& ctx, ComputeDType precision, bool ldmatrix) {
+std::string probe(Context& ctx, ComputeDType precision, bool ldmatrix, bool ptx_cvt) {
   constexpr int64_t m = 37, n = 21, k = 70;
   std::mt19937 rng(20261207);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
@@ -33,7 +33,7 @@ std::string probe(Context& ctx, ComputeDType precision, bool ldmatrix) {
   const Tensor c = Tensor::from_host(ctx, Shape{m, n}, poison);
   const detail::GemmShape s{1, m, n, k, m, k, m * k, 0};
   try {
-    detail::gemm_mma_kernel(a, true, b, true, c, 1.0f, 0.0f, s, precision, false, ldmatrix);
+    detail::gemm_mma_kernel(a, true, b, true, c, 1.0f, 0.0f, s, precision, false, ldmatrix, ptx_cvt);
   } catch (const Error& e) {
     std::string what = e.what();
     return what.substr(0, what.find('\n'));
@@ -61,19 +61,26 @@ MatrixEngine detect(Context& ctx) {
   e.description = matrix_engine_precheck(d);
   if (!e.description.empty()) return e;
   const char* env = std::getenv("MAGELLANO_MMA_LDMATRIX");
-  std::string bf16, tf32, ldmatrix_failure;
-  if (!(env && std::strcmp(env, "0") == 0)) {
-    bf16 = probe(ctx, ComputeDType::bf16, true), tf32 = probe(ctx, ComputeDType::tf32, true);
-    e.ldmatrix = bf16.empty() && tf32.empty();
-    ldmatrix_failure = bf16.empty() ? tf32 : bf16;
+  const bool try_ldmatrix = !(env && std::strcmp(env, "0") == 0);
+  // The forms, fastest first: (ldmatrix, cvt), (32-bit loads, cvt), (32-bit loads, integer rounding).
+  std::string bf16, tf32, first_failure;
+  for (const auto& [ldmatrix, cvt] : {std::pair{true, true}, std::pair{false, true}, std::pair{false, false}}) {
+    if (ldmatrix && !try_ldmatrix) continue;
+    bf16 = probe(ctx, ComputeDType::bf16, ldmatrix, cvt), tf32 = probe(ctx, ComputeDType::tf32, ldmatrix, cvt);
+    if (bf16.empty() && tf32.empty()) {
+      e.ldmatrix = ldmatrix, e.ptx_cvt = cvt;
+      break;
+    }
+    if (first_failure.empty()) first_failure = bf16.empty() ? tf32 : bf16;
   }
-  if (!e.ldmatrix) bf16 = probe(ctx, ComputeDType::bf16, false), tf32 = probe(ctx, ComputeDType::tf32, false);
+  // A form that passed both, or else the last (plainest) form, precision by precision.
   e.bf16 = bf16.empty(), e.tf32 = tf32.empty();
   const std::string cc = std::to_string(d.nv_compute_capability / 10) + "." + std::to_string(d.nv_compute_capability % 10);
   e.description = "NVIDIA tensor cores (compute capability " + cc + "): bf16 " +
                   (e.bf16 ? "passed its probe" : "off, " + bf16) + "; tf32 " + (e.tf32 ? "passed its probe" : "off, " + tf32) +
-                  (e.bf16 || e.tf32 ? (e.ldmatrix ? "; ldmatrix fragment loads" : "; 32-bit fragment loads") : "") +
-                  (!e.ldmatrix && !ldmatrix_failure.empty() ? " (ldmatrix failed its probe: " + ldmatrix_failure + ")" : "");
+                  (e.bf16 || e.tf32 ? (e.ldmatrix ? "; ldmatrix fragment loads" : "; 32-bit fragment loads") +
+                                          std::string(e.ptx_cvt ? ", cvt rounding" : ", integer rounding") : "") +
+                  (!first_failure.empty() && (e.bf16 || e.tf32) ? " (a faster form failed its probe: " + first_failure + ")" : "");
   return e;
 }
 

@@ -5,8 +5,10 @@
 // then a probe: cl/gemm_mma.cl must build with its inline PTX `mma.sync` and multiply an odd-sized
 // product of each precision equal to a host reference of the rounded operands. Anything else, or
 // MAGELLANO_MATRIX_ENGINE=0, leaves the engine off and every product in fp32, whatever the compute
-// dtype says; `description` says why. The probes run with ldmatrix fragment loads first and
-// without them if those fail (MAGELLANO_MMA_LDMATRIX=0 skips them, for comparisons).
+// dtype says; `description` says why. The probes try the kernel's forms fastest first: ldmatrix
+// fragment loads with cvt rounding, 32-bit loads with cvt rounding, 32-bit loads with integer
+// rounding; the first form whose probes of both precisions pass is used (MAGELLANO_MMA_LDMATRIX=0
+// skips the ldmatrix form, for comparisons).
 #pragma once
 #include <string>
 
@@ -18,7 +20,8 @@ namespace magellano::ops {
 struct MatrixEngine {
   bool bf16 = false;  // mma.m16n8k16.bf16 passed its probe
   bool tf32 = false;  // mma.m16n8k8.tf32 passed its probe
-  bool ldmatrix = false;  // fragments through ldmatrix passed the probes too (else 32-bit local loads)
+  bool ldmatrix = false;  // fragments through ldmatrix (else 32-bit local loads)
+  bool ptx_cvt = false;   // operands rounded by cvt instructions (else integer arithmetic)
   std::string description;  // what was found, or why the engine is off
 };
 
