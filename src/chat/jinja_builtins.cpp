@@ -1,6 +1,7 @@
 #include "magellano/chat/jinja_builtins.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <ctime>
 #include <map>
@@ -266,7 +267,7 @@ Value f_int(const Value& v, CallArgs& a) {
   const int64_t dflt = int_arg(a, 0, "default", "int", 0);
   if (v.kind == Value::Kind::Int) return v;
   if (v.kind == Value::Kind::Bool) return Value::integer(v.b);
-  if (v.kind == Value::Kind::Float) return std::isfinite(v.f) ? Value::integer(static_cast<int64_t>(v.f)) : Value::integer(dflt);
+  if (v.kind == Value::Kind::Float) return std::fabs(v.f) < 9.2e18 ? Value::integer(static_cast<int64_t>(v.f)) : Value::integer(dflt);
   if (v.is_string()) {
     const std::string t = py_strip(v.s, std::nullopt, true, true);
     try {
@@ -274,7 +275,7 @@ Value f_int(const Value& v, CallArgs& a) {
       const long long x = std::stoll(t, &used, 10);
       if (used == t.size()) return Value::integer(x);
       const double d = std::stod(t, &used);
-      if (used == t.size() && std::isfinite(d)) return Value::integer(static_cast<int64_t>(d));
+      if (used == t.size() && std::fabs(d) < 9.2e18) return Value::integer(static_cast<int64_t>(d));
     } catch (const std::exception&) {
     }
   }
@@ -297,7 +298,10 @@ Value f_float(const Value& v, CallArgs& a) {
 }
 
 Value f_abs(const Value& v, CallArgs&) {
-  if (v.kind == Value::Kind::Int) return Value::integer(v.i < 0 ? -v.i : v.i);
+  if (v.kind == Value::Kind::Int) {
+    if (v.i == INT64_MIN) fail("abs: integer overflow");
+    return Value::integer(v.i < 0 ? -v.i : v.i);
+  }
   if (v.kind == Value::Kind::Float) return Value::real(std::fabs(v.f));
   fail("abs: needs a number, got " + type_name(v));
 }
@@ -306,6 +310,7 @@ Value f_round(const Value& v, CallArgs& a) {
   if (!v.is_number()) fail("round: needs a number, got " + type_name(v));
   const int64_t prec = int_arg(a, 0, "precision", "round", 0);
   const std::string method = str_arg(a, 1, "method", "round", "common");
+  if (prec < -300 || prec > 300) fail("round: precision must be in [-300, 300]");
   const double m = std::pow(10.0, static_cast<double>(prec)), x = v.as_double() * m;
   double r;
   if (method == "common") r = std::nearbyint(x);  // Python's round(): halves to even
@@ -334,7 +339,9 @@ Value f_safe(const Value& v, CallArgs&) { return v; }
 
 Value f_indent(const Value& v, CallArgs& a) {
   const Value* w = arg(a, 0, "width");
-  const std::string pad = w && w->is_string() ? w->s : std::string(static_cast<size_t>(int_arg(a, 0, "width", "indent", 4)), ' ');
+  const int64_t width = w && w->is_string() ? 0 : int_arg(a, 0, "width", "indent", 4);
+  if (width < 0 || width > 4096) fail("indent: width must be in [0, 4096]");
+  const std::string pad = w && w->is_string() ? w->s : std::string(static_cast<size_t>(width), ' ');
   const bool first = bool_arg(a, 1, "first", false), blank = bool_arg(a, 2, "blank", false);
   std::string s = str(v), out;
   size_t p = 0;
@@ -393,9 +400,14 @@ Value f_sum(const Value& v, CallArgs& a) {
   for (const Value& e : iterate(v, "sum")) {
     const Value x = attr ? attribute_of(e, str(*attr)) : e;
     if (!x.is_number() || !total.is_number()) fail("sum: needs numbers, got " + type_name(x));
-    total = total.kind == Value::Kind::Float || x.kind == Value::Kind::Float
-                ? Value::real(total.as_double() + x.as_double())
-                : Value::integer(static_cast<int64_t>(total.as_double()) + static_cast<int64_t>(x.as_double()));
+    if (total.kind == Value::Kind::Float || x.kind == Value::Kind::Float) {
+      total = Value::real(total.as_double() + x.as_double());
+    } else {
+      int64_t r = 0;
+      if (__builtin_add_overflow(total.kind == Value::Kind::Int ? total.i : total.b, x.kind == Value::Kind::Int ? x.i : x.b, &r))
+        fail("sum: integer overflow");
+      total = Value::integer(r);
+    }
   }
   return total;
 }
@@ -714,7 +726,8 @@ Dict default_globals() {
     if (a.pos.size() == 3) step = a.pos[2].i;
     if (a.pos.empty() || a.pos.size() > 3) fail("range() takes 1 to 3 integers");
     if (step == 0) fail("range() arg 3 must not be zero");
-    if ((stop - start) / step > 100000) fail("range() longer than 100000 items");
+    const double count = (static_cast<double>(stop) - static_cast<double>(start)) / static_cast<double>(step);
+    if (count > 100000) fail("range() longer than 100000 items");
     List out;
     for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) out.push_back(Value::integer(k));
     return Value::list_of(std::move(out));

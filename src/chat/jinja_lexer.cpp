@@ -1,7 +1,6 @@
 #include "magellano/chat/jinja_lexer.hpp"
 
 #include <cctype>
-#include <regex>
 
 #include "magellano/chat/jinja_value.hpp"
 
@@ -39,6 +38,19 @@ std::string normalise(const std::string& raw) {
   return s;
 }
 
+// When s[t..] is the tag {%[-+] word [-+]%} (any spaces), the offset just past its "%}"; else npos.
+size_t raw_tag(const std::string& s, size_t t, const char* word) {
+  size_t p = t + 2;
+  if (p < s.size() && (s[p] == '-' || s[p] == '+')) ++p;
+  while (p < s.size() && is_ws(s[p])) ++p;
+  const std::string w = word;
+  if (s.compare(p, w.size(), w) != 0) return std::string::npos;
+  p += w.size();
+  while (p < s.size() && is_ws(s[p])) ++p;
+  if (p < s.size() && (s[p] == '-' || s[p] == '+')) ++p;
+  return s.compare(p, 2, "%}") == 0 ? p + 2 : std::string::npos;
+}
+
 void append_utf8(std::string& out, char32_t c) { out += to_utf8(std::u32string(1, c)); }
 
 // A string literal starting at src[p] (the quote); returns its decoded value, sets p past it.
@@ -62,7 +74,8 @@ std::string string_literal(const Source& src, size_t& p) {
         if (!std::isxdigit(static_cast<unsigned char>(c)))
           throw TemplateError("chat template: a bad \\x/\\u escape at " + src.where(p));
       p += static_cast<size_t>(n);
-      return static_cast<char32_t>(std::stoul(h, nullptr, 16));
+      const unsigned long v = std::stoul(h, nullptr, 16);
+      return static_cast<char32_t>(v > 0x10ffff || (v >= 0xd800 && v < 0xe000) ? 0xfffd : v);
     };
     switch (e) {
       case 'n': out += '\n'; break;
@@ -102,8 +115,6 @@ std::vector<Token> tokenize(Source& src, const std::string& raw_text, const LexO
   const std::string& s = src.text;
   std::vector<Token> out;
   size_t pos = 0;
-  static const std::regex raw_open(R"(^\{%[-+]?\s*raw\s*[-+]?%\})");
-  static const std::regex raw_close(R"(\{%([-+]?)\s*endraw\s*([-+]?)%\})");
   while (pos < s.size()) {
     size_t t = pos;
     while ((t = s.find('{', t)) != std::string::npos && !(t + 1 < s.size() && (s[t + 1] == '{' || s[t + 1] == '%' || s[t + 1] == '#')))
@@ -142,19 +153,23 @@ std::vector<Token> tokenize(Source& src, const std::string& raw_text, const LexO
       pos = after_tag(e, 2, cs, true);
       continue;
     }
-    std::smatch m;
-    if (kind == '%' && std::regex_search(s.cbegin() + static_cast<std::ptrdiff_t>(t), s.cend(), m, raw_open)) {
-      const size_t body = t + static_cast<size_t>(m.length(0));
-      std::smatch c;
-      if (!std::regex_search(s.cbegin() + static_cast<std::ptrdiff_t>(body), s.cend(), c, raw_close))
-        throw TemplateError("chat template: {% raw %} without {% endraw %}, from " + src.where(t));
-      const size_t close = body + static_cast<size_t>(c.position(0));
-      std::string raw = s.substr(body, close - body);
-      if (c[1] == "-")
-        while (!raw.empty() && is_ws(raw.back())) raw.pop_back();
-      if (!raw.empty()) out.push_back({Token::Kind::Text, raw, body});
-      pos = after_tag(close, static_cast<size_t>(c.length(0)), c[2].length() ? c[2].str()[0] : 0, true);
-      continue;
+    if (kind == '%') {
+      const size_t open_end = raw_tag(s, t, "raw");
+      if (open_end != std::string::npos) {  // {% raw %}...{% endraw %}: text as it is
+        size_t close = open_end, close_end = std::string::npos;
+        while ((close = s.find("{%", close)) != std::string::npos) {
+          if ((close_end = raw_tag(s, close, "endraw")) != std::string::npos) break;
+          close += 2;
+        }
+        if (close == std::string::npos) throw TemplateError("chat template: {% raw %} without {% endraw %}, from " + src.where(t));
+        std::string raw = s.substr(open_end, close - open_end);
+        if (s[close + 2] == '-')
+          while (!raw.empty() && is_ws(raw.back())) raw.pop_back();
+        if (!raw.empty()) out.push_back({Token::Kind::Text, raw, open_end});
+        const char cs = s[close_end - 3] == '-' || s[close_end - 3] == '+' ? s[close_end - 3] : 0;
+        pos = after_tag(close_end - 2, 2, cs, true);
+        continue;
+      }
     }
     const bool block = kind == '%';
     out.push_back({block ? Token::Kind::BlockBegin : Token::Kind::VarBegin, "", t});

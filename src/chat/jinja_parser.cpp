@@ -1,3 +1,4 @@
+#include <cstdlib>
 #include <set>
 
 #include "magellano/chat/jinja_ast.hpp"
@@ -22,6 +23,17 @@ class Parser {
   const std::vector<Token>& toks_;
   const Source& src_;
   size_t i_ = 0;
+  int depth_ = 0;  // nesting of expressions and statements being parsed
+
+  static constexpr int kMaxDepth = 200;
+  // One level deeper for its lifetime; past kMaxDepth an error (instead of exhausting the stack).
+  struct Deeper {
+    Parser& p;
+    Deeper(Parser& parser, size_t pos) : p(parser) {
+      if (++p.depth_ > kMaxDepth) p.fail("nesting deeper than " + std::to_string(kMaxDepth) + " levels", pos);
+    }
+    ~Deeper() { --p.depth_; }
+  };
 
   const Token& cur() const { return toks_[i_]; }
   const Token& next() { return toks_[i_++]; }
@@ -100,6 +112,7 @@ class Parser {
   }
 
   std::unique_ptr<Stmt> statement() {
+    const Deeper guard(*this, cur().pos);
     const Token kw = next();
     auto s = std::make_unique<Stmt>();
     s->pos = kw.pos;
@@ -250,6 +263,7 @@ class Parser {
 
   // with_cond: also `x if c else y` (jinja2's parse_condexpr around parse_or).
   ExprPtr or_expr(bool with_cond) {
+    const Deeper guard(*this, cur().pos);
     ExprPtr e = binary_chain();
     while (with_cond && is_name("if")) {
       auto c = make(Expr::Kind::Cond, cur().pos);
@@ -262,9 +276,7 @@ class Parser {
       } else {
         c->kids.push_back(nullptr);
       }
-      // kids: [cond, then, else]
-      std::swap(c->kids[0], c->kids[0]);
-      e = std::move(c);
+      e = std::move(c);  // kids: [cond, then, else]
     }
     return e;
   }
@@ -298,6 +310,7 @@ class Parser {
   }
 
   ExprPtr parse_not() {
+    const Deeper guard(*this, cur().pos);
     if (is_name("not")) {
       auto u = make(Expr::Kind::Unary, cur().pos);
       ++i_;
@@ -381,6 +394,7 @@ class Parser {
   }
 
   ExprPtr parse_unary(bool with_filter) {
+    const Deeper guard(*this, cur().pos);
     ExprPtr node;
     if (is_op("-") || is_op("+")) {
       auto u = make(Expr::Kind::Unary, cur().pos);
@@ -411,15 +425,11 @@ class Parser {
     }
     if (t.kind == K::Integer) {
       ++i_;
-      try {
-        return literal(Value::integer(std::stoll(t.text)), t.pos);
-      } catch (const std::out_of_range&) {
-        fail("the integer " + t.text + " is too large", t.pos);
-      }
+      return literal(Value::integer(integer_of(t)), t.pos);
     }
     if (t.kind == K::Float) {
       ++i_;
-      return literal(Value::real(std::stod(t.text)), t.pos);
+      return literal(Value::real(std::strtod(t.text.c_str(), nullptr)), t.pos);  // 1e999: inf, as Python
     }
     if (is_op("(")) {
       ++i_;
@@ -466,6 +476,14 @@ class Parser {
     fail("expected a value, found " + describe(t), t.pos);
   }
 
+  int64_t integer_of(const Token& t) const {
+    try {
+      return std::stoll(t.text);
+    } catch (const std::out_of_range&) {
+      fail("the integer " + t.text + " is larger than 64 bits", t.pos);
+    }
+  }
+
   ExprPtr literal(Value v, size_t pos) {
     auto e = make(Expr::Kind::Literal, pos);
     e->value = std::move(v);
@@ -501,7 +519,7 @@ class Parser {
         if (cur().kind == K::Integer) {  // x.0 is x[0]
           auto it = make(Expr::Kind::Item, pos);
           it->kids.push_back(std::move(e));
-          it->kids.push_back(literal(Value::integer(std::stoll(next().text)), pos));
+          it->kids.push_back(literal(Value::integer(integer_of(next())), pos));
           e = std::move(it);
           continue;
         }

@@ -1,6 +1,7 @@
 #include "magellano/chat/jinja_template.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <unordered_map>
 
@@ -329,8 +330,13 @@ class Renderer {
     const bool ints = (a.kind == Value::Kind::Int || a.kind == Value::Kind::Bool) &&
                       (b.kind == Value::Kind::Int || b.kind == Value::Kind::Bool);
     const int64_t ai = a.kind == Value::Kind::Int ? a.i : a.b, bi = b.kind == Value::Kind::Int ? b.i : b.b;
+    int64_t out = 0;
+    auto checked = [&](bool overflow) {
+      if (overflow) fail("integer overflow in " + op + " (Python's integers are unbounded; ours are 64-bit)", pos);
+      return Value::integer(out);
+    };
     if (op == "+") {
-      if (ints) return Value::integer(ai + bi);
+      if (ints) return checked(__builtin_add_overflow(ai, bi, &out));
       if (a.is_number() && b.is_number()) return Value::real(a.as_double() + b.as_double());
       if (a.is_string() && b.is_string()) return Value::string(a.s + b.s);
       if (a.is_list() && b.is_list()) {
@@ -341,12 +347,15 @@ class Renderer {
       return unsupported();
     }
     if (op == "*") {
-      if (ints) return Value::integer(ai * bi);
+      if (ints) return checked(__builtin_mul_overflow(ai, bi, &out));
       if (a.is_number() && b.is_number()) return Value::real(a.as_double() * b.as_double());
       const Value& seq = a.is_number() ? b : a;
       const Value& cnt = a.is_number() ? a : b;
       if ((seq.is_string() || seq.is_list()) && (cnt.kind == Value::Kind::Int || cnt.kind == Value::Kind::Bool)) {
-        const int64_t times = std::min<int64_t>(cnt.kind == Value::Kind::Int ? cnt.i : cnt.b, 1 << 20);
+        const int64_t times = cnt.kind == Value::Kind::Int ? cnt.i : cnt.b;
+        const size_t unit = seq.is_string() ? seq.s.size() : seq.list->size() * 16;
+        if (times > 0 && unit > 0 && static_cast<uint64_t>(times) > kMaxOutput / unit)
+          fail("a repetition (*) larger than 64 MiB", pos);
         if (seq.is_string()) {
           std::string r;
           for (int64_t k = 0; k < times; ++k) r += seq.s;
@@ -362,7 +371,7 @@ class Renderer {
       if (op == "%" && a.is_string()) fail("'%' string formatting is not supported; use ~ or + to join text", pos);
       return unsupported();
     }
-    if (op == "-") return ints ? Value::integer(ai - bi) : Value::real(a.as_double() - b.as_double());
+    if (op == "-") return ints ? checked(__builtin_sub_overflow(ai, bi, &out)) : Value::real(a.as_double() - b.as_double());
     if (op == "/") {
       if (b.as_double() == 0) fail("division by zero", pos);
       return Value::real(a.as_double() / b.as_double());
@@ -370,6 +379,7 @@ class Renderer {
     if (op == "//" || op == "%") {
       if (b.as_double() == 0) fail(op == "%" ? "modulo by zero" : "integer division by zero", pos);
       if (ints) {
+        if (ai == INT64_MIN && bi == -1) return checked(true);
         int64_t q = ai / bi, r = ai % bi;
         if (r != 0 && ((r < 0) != (bi < 0))) --q, r += bi;
         return Value::integer(op == "//" ? q : r);
@@ -380,7 +390,9 @@ class Renderer {
     if (op == "**") {
       if (ints && bi >= 0) {
         int64_t r = 1;
-        for (int64_t k = 0; k < bi && k < 64; ++k) r *= ai;
+        for (int64_t k = 0; k < bi && r != 0 && !(r == 1 && (ai == 1 || ai == 0)); ++k)
+          if (__builtin_mul_overflow(r, ai, &r)) return checked(true);
+        if (ai == 0 && bi > 0) r = 0;
         return Value::integer(r);
       }
       return Value::real(std::pow(a.as_double(), b.as_double()));
@@ -461,6 +473,7 @@ class Renderer {
         if (e.name == "not") return Value::boolean(!v.truthy());
         if (v.kind == Value::Kind::Int || v.kind == Value::Kind::Bool) {
           const int64_t i = v.kind == Value::Kind::Int ? v.i : v.b;
+          if (e.name == "-" && i == INT64_MIN) fail("integer overflow in unary -", e.pos);
           return Value::integer(e.name == "-" ? -i : i);
         }
         if (v.kind == Value::Kind::Float) return Value::real(e.name == "-" ? -v.f : v.f);

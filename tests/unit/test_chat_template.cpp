@@ -233,3 +233,18 @@ TEST(ChatTemplateFiles, BadFilesSayWhat) {
   EXPECT_NE(message().find("missing {% elif %} or {% else %} or {% endif %}"), std::string::npos) << message();
   EXPECT_NE(message().find("(in " + (dir.path() / "tokenizer_config.json").string() + ")"), std::string::npos) << message();
 }
+
+TEST(ChatTemplate, HostileTemplatesFailCleanly) {
+  EXPECT_EQ(error_of("{{ " + std::string(300, '(') + "1" + std::string(300, ')') + " }}").rfind("chat template: nesting deeper than 200 levels", 0), 0u);
+  EXPECT_EQ(error_of("{{ " + std::string(300, '-') + "1 }}").rfind("chat template: nesting deeper than 200 levels", 0), 0u);
+  std::string ifs;
+  for (int k = 0; k < 300; ++k) ifs += "{% if true %}";
+  EXPECT_EQ(error_of(ifs).rfind("chat template: nesting deeper than 200 levels", 0), 0u);
+  EXPECT_EQ(error_of("{{ 9223372036854775807 + 1 }}").rfind("chat template: integer overflow in +", 0), 0u);
+  EXPECT_EQ(error_of("{{ 99999999999999999999 }}"),
+            "chat template: the integer 99999999999999999999 is larger than 64 bits at line 1, column 4");
+  EXPECT_EQ(error_of("{{ 'x' * 100000000 }}").rfind("chat template: a repetition (*) larger than 64 MiB", 0), 0u);
+  EXPECT_EQ(error_of("{{ range(10000000) }}").rfind("chat template: range() longer than 100000 items", 0), 0u);
+  EXPECT_EQ(render("{{ 2 ** 62 }} {{ 0 ** 5 }} {{ 1 ** 99999999 }} {{ 1e999 }}"), "4611686018427387904 0 1 inf");
+  EXPECT_EQ(error_of("{{ 2 ** 64 }}").rfind("chat template: integer overflow in **", 0), 0u);
+}
