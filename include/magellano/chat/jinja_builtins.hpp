@@ -38,7 +38,4 @@ std::optional<Value> method(const Value& obj, const std::string& name);
 // The globals every template sees.
 Dict default_globals();
 
-// Python's str.strip family on UTF-8 text; chars: the set to strip (nullopt: whitespace).
-std::string py_strip(const std::string& s, const std::optional<std::string>& chars, bool left, bool right);
-
 }  // namespace magellano::chat::jinja
