@@ -12,6 +12,8 @@ with magellano's renderer and compares byte for byte.
 Developer-only (not CI). Run it in a throwaway venv:
   python3 -m venv /tmp/jinja-venv && /tmp/jinja-venv/bin/pip install jinja2
   /tmp/jinja-venv/bin/python scripts/chat_template_fixtures.py
+With --bench it writes nothing and prints, as JSON lines, jinja2's median time per render of each
+real template case (compiled once), the Python side of `magellano bench chat-template`.
 """
 import json
 import pathlib
@@ -212,8 +214,33 @@ def render(env, source, variables):
         return {"error": type(e).__name__ + ": " + str(e)}
 
 
+def bench(env):
+    import platform
+    import statistics
+    import time
+    cases = json.loads((FIXTURES / "cases.json").read_text(encoding="utf-8"))["cases"]
+    for c in cases:
+        if "template_file" not in c or "expected" not in c:
+            continue
+        t = env.from_string((FIXTURES / "templates" / c["template_file"]).read_text(encoding="utf-8"))
+        assert t.render(**c["variables"]) == c["expected"]
+        runs = []
+        for _ in range(6):  # one warm-up, then 5 timed runs of 200 renders (as the C++ benchmark)
+            t0 = time.perf_counter()
+            for _ in range(200):
+                t.render(**c["variables"])
+            runs.append((time.perf_counter() - t0) / 200)
+        print(json.dumps({"name": "chat_template_render_jinja2", "device": platform.processor() or platform.machine(),
+                          "python": platform.python_version(), "jinja2": jinja2.__version__,
+                          "sizes": {"case": c["name"], "output_bytes": len(c["expected"].encode())},
+                          "median_s": statistics.median(runs[1:]), "us_per_render": statistics.median(runs[1:]) * 1e6}))
+
+
 def main():
     env = environment()
+    if "--bench" in sys.argv[1:]:
+        bench(env)
+        return
     cases = []
     for name, conversations in TEMPLATES.items():
         source = (FIXTURES / "templates" / name).read_text(encoding="utf-8")
