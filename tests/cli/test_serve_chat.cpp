@@ -3,7 +3,9 @@
 // greedy chat completions, streamed or not, equal /v1/completions on the prompt the template
 // renders (written out here by hand, so the renderer is checked too); the streamed chunks come in
 // OpenAI's order (role, content, finish_reason, usage, [DONE]); every error path answers in
-// OpenAI's error shape naming the field, and the server stays up.
+// OpenAI's error shape naming the field, and the server stays up. (Stop strings take the
+// completions path, tested in test_serve.cpp: the random model's text is mostly invalid UTF-8
+// here, so no stop string can be read back out of it.)
 #include <httplib.h>
 
 #include <fstream>
