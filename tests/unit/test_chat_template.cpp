@@ -147,7 +147,7 @@ TEST(ChatTemplate, StrftimeNowIsTheLocalTime) {
   ADD_FAILURE() << "strftime_now differs from strftime of the local time";
 }
 
-TEST(ChatTemplate, LoopsOverLongInputsAndDeepNesting) {
+TEST(ChatTemplate, LongAndEmptyConversations) {
   // Odd sizes: 0, 1 and 1000 messages through the ChatML template.
   const std::string chatml =
       "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
