@@ -162,7 +162,7 @@ TEST_F(ServeChatTest, GreedyChatEqualsCompletionOfTheRenderedPrompt) {
     }
   }
   EXPECT_EQ(text, want);
-  EXPECT_EQ(finish, completion["choices"][0]["finish_reason"]);
+  EXPECT_EQ(finish, completion["choices"][0]["finish_reason"].get<std::string>());
 }
 
 TEST_F(ServeChatTest, ErrorsNameTheFieldAndTheServerStaysUp) {
