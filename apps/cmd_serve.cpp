@@ -17,6 +17,7 @@
 #include "command.hpp"
 #include "model_source.hpp"
 #include "options.hpp"
+#include "magellano/chat/chat_template.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/serve/server.hpp"
 
@@ -26,33 +27,41 @@ using namespace magellano;
 
 namespace {
 
-// Whether `dir`'s tokenizer_config.json holds a chat_template (Hugging Face's Jinja template).
-bool has_jinja_template(const fs::path& dir) {
-  std::ifstream in(dir / "tokenizer_config.json");
-  if (!in) return false;
-  const auto j = nlohmann::json::parse(in, nullptr, false);
-  return j.is_object() && j.contains("chat_template");
-}
-
-// The 400 message of POST /v1/chat/completions.
-std::string chat_note(const std::vector<fs::path>& dirs) {
-  std::string where;
-  for (const auto& d : dirs)
-    if (!d.empty() && has_jinja_template(d)) where = d.string();
+// The chat template of the tokenizer folder, else of the checkpoint folder
+// (chat/chat_template.hpp). Without one, or with one that cannot be used, `note` says why (the
+// 400 of POST /v1/chat/completions) and the result is null.
+std::shared_ptr<const chat::ChatTemplate> find_chat_template(const std::vector<fs::path>& dirs, std::string& note) {
   const std::string tail = " Format the conversation into a prompt yourself and use POST /v1/completions.";
-  if (where.empty())
-    return "This model has no chat template (no chat_template in tokenizer_config.json), so chat completions are "
-           "not available." + tail;
-  return "This model's chat template (Jinja, in " + where + "/tokenizer_config.json) cannot be rendered: magellano serve "
-         "renders no template syntax, Jinja included." + tail;
+  for (const auto& d : dirs) {
+    if (d.empty()) continue;
+    try {
+      if (auto t = chat::load_chat_template(d)) {
+        if (!t->unused_names.empty()) {
+          std::string names;
+          for (const auto& n : t->unused_names) names += (names.empty() ? "" : ", ") + n;
+          std::cerr << "note: serve: " << t->origin << " also names the chat templates " << names
+                    << "; only \"default\" (and \"tool_use\" when a request gives tools) are used.\n";
+        }
+        return std::make_shared<const chat::ChatTemplate>(std::move(*t));
+      }
+    } catch (const std::exception& e) {
+      note = std::string("This model's chat template cannot be used: ") + e.what() + "." + tail;
+      std::cerr << "warning: serve: chat completions are off: " << e.what() << "\n";
+      return nullptr;
+    }
+  }
+  note = "This model has no chat template (no chat_template.jinja, chat_template.json, or chat_template in "
+         "tokenizer_config.json), so chat completions are not available." + tail;
+  return nullptr;
 }
 
 bool loopback(const std::string& host) { return host == "127.0.0.1" || host == "localhost" || host == "::1"; }
 
 int run_serve(int argc, char** argv) {
   po::options_description opts(
-      "magellano serve: an OpenAI-compatible HTTP server (POST /v1/completions, GET /v1/models, /health,\n"
-      "/metrics) that decodes concurrent requests together (continuous batching)\n"
+      "magellano serve: an OpenAI-compatible HTTP server (POST /v1/completions, POST /v1/chat/completions\n"
+      "with the model's Jinja chat template, GET /v1/models, /health, /metrics) that decodes concurrent\n"
+      "requests together (continuous batching)\n"
       "  magellano serve --checkpoint DIR [--port 8080]\n"
       "Options");
   cli::ModelSource source;
@@ -105,7 +114,7 @@ int run_serve(int argc, char** argv) {
   o.eos_ids = cli::find_eos(tok, source.checkpoint, loaded);
   o.model_id = model_name.empty() ? fs::absolute(source.checkpoint).lexically_normal().filename().string() : model_name;
   if (o.model_id.empty()) o.model_id = fs::absolute(source.checkpoint).lexically_normal().parent_path().filename().string();
-  o.chat_note = chat_note({tokenizer_dir, source.checkpoint});
+  o.chat_template = find_chat_template({tokenizer_dir, source.checkpoint}, o.chat_note);
 
   serve::Server server(*loaded.model, *ctx, tok ? &*tok : nullptr, o);
   const int port = server.bind();
@@ -116,6 +125,7 @@ int run_serve(int argc, char** argv) {
   }).detach();
   std::cout << "magellano serve: " << o.model_id << " on http://" << o.host << ":" << port << " (max batch "
             << o.max_batch << ", device " << ctx->device().name << ")" << std::endl;
+  if (o.chat_template) std::cout << "magellano serve: chat template from " << o.chat_template->origin << std::endl;
   server.run();
   std::cout << "magellano serve: stopped" << std::endl;
   return 0;

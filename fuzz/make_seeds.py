@@ -178,3 +178,21 @@ for name, p in [("production", "(MMME)x9MMM"), ("plain", "MME"), ("nested", "((M
                 ("spaces", " ( M M E ) x 2 "), ("max_count", "(M)x9999"), ("zero", "(ME)x0"),
                 ("open", "((ME)"), ("letters", "MMX"), ("issue23-deep", "(" * 40 + "M" + ")" * 40)]:
     put("layer_pattern", name, p)
+
+# ---- chat_template: a Jinja template NUL its variables (JSON) ----------------------------------
+# Every case of the chat template fixtures (the real templates once each, with one conversation).
+FIXTURES = os.path.join(HERE, "..", "tests", "fixtures", "chat_templates")
+with open(os.path.join(FIXTURES, "cases.json"), encoding="utf-8") as f:
+    _seen = set()
+    for case in json.load(f)["cases"]:
+        if "template_file" in case:
+            if case["template_file"] in _seen:
+                continue
+            _seen.add(case["template_file"])
+            with open(os.path.join(FIXTURES, "templates", case["template_file"]), encoding="utf-8") as t:
+                source = t.read()
+        else:
+            source = case["template"]
+        name = case["name"].replace(":", "-").replace(".jinja", "")
+        put("chat_template", name, joined(source, json.dumps(case["variables"], ensure_ascii=False)))
+put("chat_template", "issue23-deep", "{{ " + "(" * 40 + "1" + ")" * 40 + " }}")

@@ -16,7 +16,7 @@
 set -euo pipefail
 
 # The layers, bottom up. This is the one place the order is written down (DESIGN.md refers here).
-LAYERS=(runtime tensor autograd ops quant io data optim nn generate train dist serve)
+LAYERS=(runtime tensor autograd ops quant io data optim nn generate train dist chat serve)
 
 # Upward includes accepted, as "FILE INCLUDE", each with its reason (none today).
 ALLOWED=()

@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 
 ci=0
 if [ "${1:-}" = "--ci" ]; then ci=1; shift; fi
-all=(config safetensors safetensors_index checkpoint token_file bpe_tokenizer layer_pattern serve_request)
+all=(config safetensors safetensors_index checkpoint token_file bpe_tokenizer layer_pattern serve_request chat_template)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 for t in "${targets[@]}"; do

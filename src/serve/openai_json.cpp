@@ -52,9 +52,24 @@ json chunk_json(const ResponseHeader& h, size_t index, const std::string& text, 
                                     {"finish_reason", finish ? json(finish) : json(nullptr)}}})}};
 }
 
-json usage_chunk_json(const ResponseHeader& h, const Usage& usage) {
-  return {{"id", h.id}, {"object", "text_completion"}, {"created", h.created}, {"model", h.model},
+json usage_chunk_json(const ResponseHeader& h, const Usage& usage, const char* object) {
+  return {{"id", h.id}, {"object", object}, {"created", h.created}, {"model", h.model},
           {"choices", json::array()}, {"usage", usage_json(usage)}};
+}
+
+json chat_completion_json(const ResponseHeader& h, const std::vector<ChoiceResult>& choices, const Usage& usage) {
+  json cs = json::array();
+  for (size_t i = 0; i < choices.size(); ++i)
+    cs.push_back({{"index", i}, {"message", {{"role", "assistant"}, {"content", choices[i].text}}},
+                  {"logprobs", nullptr}, {"finish_reason", finish_reason_name(choices[i].finish)}});
+  return {{"id", h.id}, {"object", "chat.completion"}, {"created", h.created}, {"model", h.model},
+          {"choices", cs}, {"usage", usage_json(usage)}};
+}
+
+json chat_chunk_json(const ResponseHeader& h, size_t index, const json& delta, const char* finish) {
+  return {{"id", h.id}, {"object", "chat.completion.chunk"}, {"created", h.created}, {"model", h.model},
+          {"choices", json::array({{{"index", index}, {"delta", delta}, {"logprobs", nullptr},
+                                    {"finish_reason", finish ? json(finish) : json(nullptr)}}})}};
 }
 
 json models_json(const std::string& model_id, int64_t created) {

@@ -113,17 +113,8 @@ void read_stop(const json& body, CompletionRequest& r) {
     if (s1.empty()) throw bad("stop", "'stop' strings must not be empty.");
 }
 
-// Fields accepted only at their neutral value, with what to use instead.
+// Completions-only fields accepted only at their neutral value, with what to use instead.
 void refuse_unsupported(const json& body, const CompletionRequest& r) {
-  for (const char* key : {"presence_penalty", "frequency_penalty"}) {
-    const auto v = number(body, key, -2.0, 2.0);
-    if (v && *v != 0.0)
-      throw bad(key, std::string("'") + key + "' (OpenAI's additive penalty) is not supported by this server; use "
-                     "'repetition_penalty' (Hugging Face's multiplicative penalty, e.g. 1.2) or leave it at 0.");
-  }
-  if (body.contains("logit_bias") && !body["logit_bias"].is_null() &&
-      !(body["logit_bias"].is_object() && body["logit_bias"].empty()))
-    throw bad("logit_bias", "'logit_bias' is not supported by this server; leave it out.");
   if (body.contains("suffix") && !body["suffix"].is_null())
     throw bad("suffix", "'suffix' (insertion) is not supported by this server; leave it out.");
   if (const auto best_of = integer(body, "best_of", 1, 1 << 20); best_of && *best_of != r.n)
@@ -145,22 +136,16 @@ json parse_body(const std::string& text) {
   return body;
 }
 
-CompletionRequest parse_completion_request(const json& body, const std::string& model_id, const ServeLimits& limits) {
-  static const std::set<std::string> known = {
-      "model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "n", "stop", "seed", "echo", "logprobs",
-      "stream", "stream_options", "user", "best_of", "presence_penalty", "frequency_penalty", "logit_bias", "suffix",
-      "repetition_penalty"};
-  for (const auto& [key, value] : body.items())
-    if (!known.count(key))
-      throw bad(key, "Unrecognized request argument supplied: '" + key + "'.");
+void check_model(const json& body, const std::string& model_id) {
   if (body.contains("model") && !body["model"].is_null()) {
     if (!body["model"].is_string()) throw bad("model", "'model' must be a string, got " + type_name(body["model"]) + ".");
     if (body["model"].get<std::string>() != model_id)
       throw ApiError(404, "The model '" + body["model"].get<std::string>() + "' does not exist; this server serves '" +
                               model_id + "' (GET /v1/models).", "model", "model_not_found");
   }
-  CompletionRequest r;
-  read_prompt(body, r);
+}
+
+void read_sampling_fields(const json& body, CompletionRequest& r, const ServeLimits& limits) {
   r.max_tokens = integer(body, "max_tokens", 1, limits.max_tokens).value_or(std::min<int64_t>(16, limits.max_tokens));
   r.sampling.temperature = static_cast<float>(number(body, "temperature", 0.0, 2.0).value_or(1.0));
   r.sampling.top_p = static_cast<float>(number(body, "top_p", 0.0, 1.0).value_or(1.0));
@@ -174,8 +159,6 @@ CompletionRequest parse_completion_request(const json& body, const std::string& 
     r.seed_given = true;
   }
   read_stop(body, r);
-  r.echo = boolean(body, "echo");
-  r.logprobs = integer(body, "logprobs", 0, 5);
   r.stream = boolean(body, "stream");
   if (body.contains("stream_options") && !body["stream_options"].is_null()) {
     const json& so = body["stream_options"];
@@ -187,6 +170,33 @@ CompletionRequest parse_completion_request(const json& body, const std::string& 
   }
   if (body.contains("user") && !body["user"].is_null() && !body["user"].is_string())
     throw bad("user", "'user' must be a string, got " + type_name(body["user"]) + ".");
+  for (const char* key : {"presence_penalty", "frequency_penalty"}) {
+    const auto v = number(body, key, -2.0, 2.0);
+    if (v && *v != 0.0)
+      throw bad(key, std::string("'") + key + "' (OpenAI's additive penalty) is not supported by this server; use "
+                     "'repetition_penalty' (Hugging Face's multiplicative penalty, e.g. 1.2) or leave it at 0.");
+  }
+  if (body.contains("logit_bias") && !body["logit_bias"].is_null() &&
+      !(body["logit_bias"].is_object() && body["logit_bias"].empty()))
+    throw bad("logit_bias", "'logit_bias' is not supported by this server; leave it out.");
+}
+
+std::string json_type_name(const json& v) { return type_name(v); }
+
+CompletionRequest parse_completion_request(const json& body, const std::string& model_id, const ServeLimits& limits) {
+  static const std::set<std::string> known = {
+      "model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "n", "stop", "seed", "echo", "logprobs",
+      "stream", "stream_options", "user", "best_of", "presence_penalty", "frequency_penalty", "logit_bias", "suffix",
+      "repetition_penalty"};
+  for (const auto& [key, value] : body.items())
+    if (!known.count(key))
+      throw bad(key, "Unrecognized request argument supplied: '" + key + "'.");
+  check_model(body, model_id);
+  CompletionRequest r;
+  read_prompt(body, r);
+  read_sampling_fields(body, r, limits);
+  r.echo = boolean(body, "echo");
+  r.logprobs = integer(body, "logprobs", 0, 5);
   refuse_unsupported(body, r);
   return r;
 }

@@ -11,7 +11,9 @@
 #include <sys/socket.h>
 
 #include "magellano/runtime/error.hpp"
+#include "magellano/chat/chat_template.hpp"
 #include "magellano/serve/api_error.hpp"
+#include "magellano/serve/chat_request.hpp"
 #include "magellano/serve/openai_json.hpp"
 #include "magellano/serve/sse.hpp"
 
@@ -99,9 +101,12 @@ struct Server::Impl {
 
   void routes() {
     http.Post("/v1/completions", guarded([this](const auto& req, auto& res) { completions(req, res); }));
-    http.Post("/v1/chat/completions", guarded([this](const auto& req, auto&) {
-      parse_body(req.body);  // malformed JSON says so first
-      throw ApiError(400, opt.chat_note, "messages", "chat_template_unsupported");
+    http.Post("/v1/chat/completions", guarded([this](const auto& req, auto& res) {
+      if (!opt.chat_template) {
+        parse_body(req.body);  // malformed JSON says so first
+        throw ApiError(400, opt.chat_note, "messages", "chat_template_unsupported");
+      }
+      chat_completions(req, res);
     }));
     http.Get("/v1/models", guarded([this](const auto&, auto& res) {
       res.set_content(dump(models_json(opt.model_id, created)), "application/json");
@@ -152,16 +157,22 @@ struct Server::Impl {
       for (uint32_t id : tokenizer->encode(*r.prompt_text, data::SpecialTokens::AsText)) ids.push_back(static_cast<int32_t>(id));
       if (ids.empty()) throw ApiError(400, "'prompt' encodes to no tokens.", "prompt");
     }
+    check_ids(ids, "prompt");
+    return ids;
+  }
+
+  // ids within the vocabulary and --max-prompt-tokens; param: "prompt" or "messages".
+  void check_ids(const std::vector<int32_t>& ids, const std::string& param) const {
     const int64_t V = model.spec().vocab_size;
     for (int32_t id : ids)
       if (id >= V)
-        throw ApiError(400, "'prompt' has token id " + std::to_string(id) + ", outside the model's vocabulary [0, " +
-                                std::to_string(V) + ").", "prompt");
+        throw ApiError(400, "'" + param + "' has token id " + std::to_string(id) + ", outside the model's vocabulary [0, " +
+                                std::to_string(V) + ").", param);
     if (static_cast<int64_t>(ids.size()) > opt.limits.max_prompt_tokens)
-      throw ApiError(400, "The prompt has " + std::to_string(ids.size()) + " tokens; this server takes at most " +
-                              std::to_string(opt.limits.max_prompt_tokens) + " (--max-prompt-tokens).", "prompt",
+      throw ApiError(400, std::string(param == "prompt" ? "The prompt" : "The rendered conversation") + " has " +
+                              std::to_string(ids.size()) + " tokens; this server takes at most " +
+                              std::to_string(opt.limits.max_prompt_tokens) + " (--max-prompt-tokens).", param,
                      "context_length_exceeded");
-    return ids;
   }
 
   std::string prompt_text(const CompletionRequest& r, const std::vector<int32_t>& ids) const {
@@ -177,6 +188,35 @@ struct Server::Impl {
     if (!r.stop.empty() && !token_bytes)
       throw ApiError(400, "'stop' needs a tokenizer to read the text, and this server has none (--tokenizer DIR).", "stop");
     const std::vector<int32_t> ids = prompt_ids(r);
+    respond(r, ids, r.echo ? prompt_text(r, ids) : std::string(), false, res);
+  }
+
+  // The conversation rendered by the model's chat template (add_generation_prompt true) and
+  // encoded as transformers' apply_chat_template(tokenize=True) does: special tokens written by
+  // the template (<|im_start|>, ...) are their ids, and no BOS / EOS is added around it.
+  void chat_completions(const httplib::Request& req, httplib::Response& res) {
+    const ChatRequest c = parse_chat_request(req.body, opt.model_id, opt.limits);
+    if (!tokenizer)
+      throw ApiError(400, "This server has no tokenizer (--tokenizer DIR), so it cannot encode a conversation; use "
+                          "POST /v1/completions with token ids.", "messages");
+    std::string prompt;
+    try {
+      prompt = chat::render_chat(*opt.chat_template, c.messages, c.tools, true);
+    } catch (const chat::jinja::TemplateError& e) {
+      throw ApiError(400, std::string("The model's chat template failed on these messages: ") + e.what(), "messages",
+                     "chat_template_error");
+    }
+    std::vector<int32_t> ids;
+    for (uint32_t id : tokenizer->encode(prompt, data::SpecialTokens::Allowed)) ids.push_back(static_cast<int32_t>(id));
+    if (ids.empty()) throw ApiError(400, "The conversation renders to no tokens.", "messages");
+    check_ids(ids, "messages");
+    respond(c.params, ids, std::string(), true, res);
+  }
+
+  // Submits the request's choices and answers: JSON, or server-sent events with "stream": true;
+  // completions' shapes, or chat completions' with `chat`.
+  void respond(const CompletionRequest& r, const std::vector<int32_t>& ids, const std::string& echo, bool chat,
+               httplib::Response& res) {
     uint64_t seed = r.sampling.seed;
     if (!r.seed_given) seed = std::random_device{}() ^ (uint64_t{std::random_device{}()} << 32);
     std::vector<SequenceSpec> choices;
@@ -191,9 +231,9 @@ struct Server::Impl {
       choices.push_back(std::move(s));
     }
     auto handle = scheduler->submit(std::move(choices));
-    ResponseHeader h{"cmpl-" + std::to_string(id_salt % 1000000007) + "-" + std::to_string(next_id++), unix_time(),
-                     opt.model_id};
-    const std::string echo = r.echo ? prompt_text(r, ids) : std::string();
+    ResponseHeader h{std::string(chat ? "chatcmpl-" : "cmpl-") + std::to_string(id_salt % 1000000007) + "-" +
+                         std::to_string(next_id++),
+                     unix_time(), opt.model_id};
     const int64_t prompt_tokens = static_cast<int64_t>(ids.size());
     auto releaser = [handle](bool success) {
       if (!success) handle->cancel();
@@ -202,8 +242,8 @@ struct Server::Impl {
       res.set_header("Cache-Control", "no-cache");
       res.set_chunked_content_provider(
           "text/event-stream",
-          [this, handle, h, r, echo, prompt_tokens](size_t, httplib::DataSink& sink) {
-            return stream(*handle, sink, h, r, echo, prompt_tokens);
+          [this, handle, h, r, echo, prompt_tokens, chat](size_t, httplib::DataSink& sink) {
+            return stream(*handle, sink, h, r, echo, prompt_tokens, chat);
           },
           releaser);
     } else {
@@ -211,8 +251,8 @@ struct Server::Impl {
       // "application/json" for clients that accept gzip), so each heartbeat reaches the socket.
       res.set_chunked_content_provider(
           "application/json; charset=utf-8",
-          [this, handle, h, r, echo, prompt_tokens](size_t, httplib::DataSink& sink) {
-            return complete(*handle, sink, h, r, echo, prompt_tokens);
+          [this, handle, h, r, echo, prompt_tokens, chat](size_t, httplib::DataSink& sink) {
+            return complete(*handle, sink, h, r, echo, prompt_tokens, chat);
           },
           releaser);
     }
@@ -237,7 +277,7 @@ struct Server::Impl {
   }
 
   bool stream(RequestHandle& handle, httplib::DataSink& sink, const ResponseHeader& h, const CompletionRequest& r,
-              const std::string& echo, int64_t prompt_tokens) {
+              const std::string& echo, int64_t prompt_tokens, bool chat) {
     auto last_write = std::chrono::steady_clock::now();
     auto write = [&](const std::string& s) {
       last_write = std::chrono::steady_clock::now();
@@ -249,6 +289,10 @@ struct Server::Impl {
     if (!echo.empty())
       for (int64_t c = 0; c < r.n; ++c)
         if (!write(sse_event(chunk_json(h, static_cast<size_t>(c), echo, nullptr, nullptr)))) return false;
+    if (chat)  // each choice's first delta names the role
+      for (int64_t c = 0; c < r.n; ++c)
+        if (!write(sse_event(chat_chunk_json(h, static_cast<size_t>(c), {{"role", "assistant"}, {"content", ""}}, nullptr))))
+          return false;
     Usage usage{prompt_tokens * r.n, 0};
     std::vector<Event> events;
     while (!handle.done()) {
@@ -265,18 +309,26 @@ struct Server::Impl {
         // character not complete yet) sends nothing; without one every token sends a chunk (with
         // empty text), so a client still sees each token arrive.
         if (e.text.empty() && !e.finish && !r.logprobs && token_bytes) continue;
+        if (chat) {  // the text, then the finish reason in a chunk of its own with an empty delta
+          if (!e.text.empty() && !write(sse_event(chat_chunk_json(h, e.choice, {{"content", e.text}}, nullptr)))) return false;
+          if (e.finish && !write(sse_event(chat_chunk_json(h, e.choice, json::object(), finish_reason_name(*e.finish)))))
+            return false;
+          continue;
+        }
         if (!write(sse_event(chunk_json(h, e.choice, e.text, lp, e.finish ? finish_reason_name(*e.finish) : nullptr))))
           return false;
       }
     }
-    if (r.include_usage && !write(sse_event(usage_chunk_json(h, usage)))) return false;
+    if (r.include_usage &&
+        !write(sse_event(usage_chunk_json(h, usage, chat ? "chat.completion.chunk" : "text_completion"))))
+      return false;
     if (!write(kSseDone)) return false;
     sink.done();
     return true;
   }
 
   bool complete(RequestHandle& handle, httplib::DataSink& sink, const ResponseHeader& h, const CompletionRequest& r,
-                const std::string& echo, int64_t prompt_tokens) {
+                const std::string& echo, int64_t prompt_tokens, bool chat) {
     std::vector<ChoiceResult> choices(static_cast<size_t>(r.n));
     for (auto& c : choices) {
       c.text = echo;
@@ -298,7 +350,8 @@ struct Server::Impl {
       }
     }
     const std::string body =
-        error.empty() ? dump(completion_json(h, choices, usage, token_bytes, echo.size()))
+        error.empty() ? dump(chat ? chat_completion_json(h, choices, usage)
+                                  : completion_json(h, choices, usage, token_bytes, echo.size()))
                       : dump(ApiError(500, "Generation failed: " + error, "", "internal_error", "server_error").to_json());
     if (!sink.write(body.data(), body.size())) return false;
     sink.done();

@@ -18,13 +18,9 @@
 
 #include "cli.hpp"
 #include "harness.hpp"
+#include "serve_checkpoint.hpp"
 #include "server_process.hpp"
 #include "temp_dir.hpp"
-#include "magellano/data/bpe_trainer.hpp"
-#include "magellano/io/json_file.hpp"
-#include "magellano/io/safetensors.hpp"
-#include "magellano/io/safetensors_device.hpp"
-#include "magellano/train/checkpoint.hpp"
 
 using namespace mgtest;
 using nlohmann::json;
@@ -32,28 +28,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* kText =
-    "The quick brown fox jumps over the lazy dog. The dog sleeps; the fox runs on and on.\n"
-    "A model reads the text, then writes more text, one token after another token.\n";
-
 const std::vector<std::string> kPrompts = {"The quick brown fox", "A model reads", "the dog sleeps", "one token",
                                            "The fox runs on and", "text, then", "lazy", "over the"};
-
-void write_checkpoint(const fs::path& dir) {
-  fs::create_directories(dir);
-  const auto cfg = magellano::train::Config::from_json(
-      {{"model", {{"vocab_size", 300}, {"dim", 16}, {"layers", "MAE"}, {"d_state", 8},
-                  {"attention", {{"heads", 2}, {"kv_heads", 1}}},
-                  {"moe", {{"experts", 4}, {"top_k", 2}, {"hidden", 32}}}}}});
-  magellano::io::write_json_atomically(dir / "config.json", cfg.to_json());
-  magellano::nn::Model model(test_ctx(), magellano::train::model_spec(cfg.model), 5);
-  std::vector<std::pair<std::string, magellano::io::StTensor>> weights;
-  for (const auto& p : model.parameters()) weights.emplace_back(p.name, magellano::io::to_st(p.tensor));
-  magellano::io::write_safetensors(dir / "model.safetensors", weights, {{"format", "pt"}});
-  magellano::data::WordCounter words;
-  words.add_text(kText);
-  magellano::data::save_bpe_model(magellano::data::train_bpe(words, 300), dir);
-}
 
 // One SSE stream's events: the JSON chunks in order and whether it ended with [DONE].
 struct Stream {
@@ -98,7 +74,7 @@ class ServeTest : public ::testing::Test {
   static void SetUpTestSuite() {
     if (cli_path().empty()) return;
     dir_ = new TempDir();
-    write_checkpoint(*dir_ / "ckpt");
+    write_serve_checkpoint(*dir_ / "ckpt");
     server_ = new ServerProcess({"--checkpoint", (*dir_ / "ckpt").string(), "--max-batch", "8", "--max-queue", "80",
                                  "--max-tokens", "4000", "--max-prompt-tokens", "64", "--max-body-bytes", "20000"},
                                 device_env());

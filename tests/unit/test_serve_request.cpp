@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "magellano/serve/chat_request.hpp"
 #include "magellano/serve/metrics.hpp"
 #include "magellano/serve/openai_json.hpp"
 #include "magellano/serve/request.hpp"
@@ -178,4 +179,71 @@ TEST(ServeMetrics, PrometheusText) {
   EXPECT_TRUE(has("magellano_batch_size 3"));
   EXPECT_TRUE(has("magellano_tokens_per_second 0.8"));  // 4 tokens over the 5 s window
   EXPECT_TRUE(has("# TYPE magellano_time_to_first_token_seconds histogram"));
+}
+
+TEST(ServeChatRequest, FieldsAndDefaults) {
+  const ChatRequest c = parse_chat_request(
+      R"({"messages": [{"role": "user", "content": "hi", "name": "x"}, {"role": "assistant", "content": null,
+           "tool_calls": [{"function": {"name": "f", "arguments": {"z": 1, "a": 2}}}]}],
+          "tools": [{"type": "function", "function": {"name": "f", "parameters": {"z": 1, "a": 2}}}],
+          "max_completion_tokens": 7, "temperature": 0, "seed": 3, "stop": "\n", "logprobs": false, "top_logprobs": 0,
+          "response_format": {"type": "text"}, "tool_choice": "none", "parallel_tool_calls": false})",
+      "m", limits());
+  EXPECT_EQ(c.params.max_tokens, 7);
+  EXPECT_EQ(c.params.sampling.temperature, 0.0f);
+  EXPECT_TRUE(c.params.seed_given);
+  EXPECT_EQ(c.params.stop, std::vector<std::string>{"\n"});
+  EXPECT_EQ(c.messages.size(), 2u);
+  EXPECT_EQ(c.messages[0]["name"], "x");  // extra keys reach the template
+  // Key order as sent (a template's tojson shows it): "z" before "a".
+  EXPECT_EQ(c.tools.dump(), R"([{"type":"function","function":{"name":"f","parameters":{"z":1,"a":2}}}])");
+  EXPECT_EQ(c.messages[1]["tool_calls"][0]["function"]["arguments"].dump(), R"({"z":1,"a":2})");
+  EXPECT_TRUE(parse_chat_request(R"({"messages": [{"role": "user", "content": "x"}]})", "m", limits()).tools.is_null());
+  EXPECT_EQ(parse_chat_request(R"({"messages": [{"role": "user", "content": "x"}]})", "m", limits()).params.max_tokens, 16);
+}
+
+TEST(ServeChatRequest, RefusalsNameTheField) {
+  auto refusal_of = [](const std::string& body) {
+    try {
+      parse_chat_request(body, "m", limits());
+    } catch (const ApiError& e) {
+      return e;
+    }
+    return ApiError(0, "parsed");
+  };
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"messages": [{"role": "user", "content": "x"}], "prompt": "p"})", "prompt"},
+      {R"({"messages": {"role": "user"}})", "messages"},
+      {R"({"messages": [5]})", "messages[0]"},
+      {R"({"messages": [{"role": "", "content": "x"}]})", "messages[0].role"},
+      {R"({"messages": [{"role": "user", "content": "x"}, {"role": "user", "content": [{"type": "text", "text": 1}]}]})",
+       "messages[1].content[0].text"},
+      {R"({"messages": [{"role": "user", "content": [5]}]})", "messages[0].content[0]"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2})", "top_logprobs"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "n": 4})", "n"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 101})", "max_completion_tokens"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "parallel_tool_calls": 1})", "parallel_tool_calls"},
+  };
+  for (const auto& [body, param] : cases) {
+    const ApiError e = refusal_of(body);
+    EXPECT_EQ(e.status, 400) << body;
+    EXPECT_EQ(e.param, param) << body << ": " << e.what();
+  }
+  EXPECT_EQ(refusal_of(R"({"messages": [{"role": "user", "content": "x"}], "model": "other"})").status, 404);
+  EXPECT_EQ(refusal_of("[1]").code, "invalid_json");
+}
+
+TEST(ServeChatRequest, ResponseShapes) {
+  const ResponseHeader h{"chatcmpl-1", 7, "m"};
+  ChoiceResult c;
+  c.text = "hello";
+  c.finish = magellano::generate::FinishReason::length;
+  const json j = chat_completion_json(h, {c}, Usage{3, 2});
+  EXPECT_EQ(j.dump(), R"({"choices":[{"finish_reason":"length","index":0,"logprobs":null,"message":{"content":"hello","role":"assistant"}}],"created":7,"id":"chatcmpl-1","model":"m","object":"chat.completion","usage":{"completion_tokens":2,"prompt_tokens":3,"total_tokens":5}})");
+  const json k = chat_chunk_json(h, 1, {{"content", "x"}}, nullptr);
+  EXPECT_EQ(k["object"], "chat.completion.chunk");
+  EXPECT_EQ(k["choices"][0]["delta"]["content"], "x");
+  EXPECT_TRUE(k["choices"][0]["finish_reason"].is_null());
+  EXPECT_EQ(chat_chunk_json(h, 0, json::object(), "stop")["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(usage_chunk_json(h, Usage{1, 1}, "chat.completion.chunk")["object"], "chat.completion.chunk");
 }

@@ -8,6 +8,12 @@
 //   logprobs     {"tokens": [text of each id], "token_logprobs": [...], "top_logprobs": [{text: lp}],
 //                 "text_offset": [byte offset of each token in the choice's text]}
 //   models       {"object": "list", "data": [{"id", "object": "model", "created", "owned_by"}]}
+//   chat         {"id": "chatcmpl-...", "object": "chat.completion", "created", "model",
+//                 "choices": [{"index", "message": {"role": "assistant", "content"}, "logprobs": null,
+//                 "finish_reason"}], "usage"}
+//   chat chunk   "object": "chat.completion.chunk", one choice {"index", "delta", "logprobs": null,
+//                "finish_reason"}: a choice's first delta is {"role": "assistant", "content": ""},
+//                then {"content": "..."}, its last {} with the finish_reason; the usage chunk as above
 // Error bodies: api_error.hpp. Texts that are not valid UTF-8 (a token ending mid-character) are
 // written with U+FFFD in place of the bad bytes.
 #pragma once
@@ -53,7 +59,11 @@ nlohmann::json completion_json(const ResponseHeader& h, const std::vector<Choice
 // One stream chunk; finish = nullopt until the choice's last chunk; logprobs null when has_logprobs is false.
 nlohmann::json chunk_json(const ResponseHeader& h, size_t index, const std::string& text,
                           const nlohmann::json& logprobs, const char* finish);
-nlohmann::json usage_chunk_json(const ResponseHeader& h, const Usage& usage);
+// object: "text_completion" or "chat.completion.chunk".
+nlohmann::json usage_chunk_json(const ResponseHeader& h, const Usage& usage, const char* object = "text_completion");
+nlohmann::json chat_completion_json(const ResponseHeader& h, const std::vector<ChoiceResult>& choices, const Usage& usage);
+// delta: {"role": ...} / {"content": ...} / {}; finish: nullptr until the choice's last chunk.
+nlohmann::json chat_chunk_json(const ResponseHeader& h, size_t index, const nlohmann::json& delta, const char* finish);
 nlohmann::json models_json(const std::string& model_id, int64_t created);
 
 // j as compact JSON text, invalid UTF-8 replaced by U+FFFD.

@@ -49,6 +49,15 @@ struct CompletionRequest {
 CompletionRequest parse_completion_request(const nlohmann::json& body, const std::string& model_id,
                                            const ServeLimits& limits);
 
+// The parts shared with chat completions (chat_request.hpp): 404 unless `model` is absent or the
+// served model's id; and max_tokens, temperature, top_p, top_k, repetition_penalty, n, seed, stop,
+// stream, stream_options, user, and the neutral-only presence_penalty / frequency_penalty /
+// logit_bias, as described above.
+void check_model(const nlohmann::json& body, const std::string& model_id);
+void read_sampling_fields(const nlohmann::json& body, CompletionRequest& r, const ServeLimits& limits);
+// "a string", "a list", "an object", ... for messages.
+std::string json_type_name(const nlohmann::json& v);
+
 // The body text parsed as a JSON object, or ApiError 400 ("not valid JSON" / "must be an object").
 nlohmann::json parse_body(const std::string& text);
 

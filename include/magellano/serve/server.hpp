@@ -1,7 +1,9 @@
 // The HTTP front of `magellano serve` (cpp-httplib): routes, API key, limits, and the bridge from
 // a request to the scheduler and back.
 //   POST /v1/completions       request.hpp → Scheduler::submit → JSON, or SSE when "stream": true
-//   POST /v1/chat/completions  400: no chat template can be rendered (see chat_note)
+//   POST /v1/chat/completions  chat_request.hpp → the model's chat template (chat/chat_template.hpp)
+//                              → the same path as completions, in chat's shapes; without a
+//                              template: 400 chat_template_unsupported (chat_note says why)
 //   GET  /v1/models            the one served model
 //   GET  /health               {"status": "ok"} (200), or 503 with the device failure
 //   GET  /metrics              metrics.hpp (Prometheus text)
@@ -20,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "magellano/chat/chat_template.hpp"
 #include "magellano/data/tokenizer.hpp"
 #include "magellano/serve/metrics.hpp"
 #include "magellano/serve/request.hpp"
@@ -34,7 +37,8 @@ struct ServerOptions {
   std::string model_id;
   ServeLimits limits;
   int64_t max_batch = 8, max_queue = 64;
-  std::string chat_note;  // why chat completions are refused (the 400's message)
+  std::shared_ptr<const chat::ChatTemplate> chat_template;  // null: chat completions are refused
+  std::string chat_note;  // why they are refused (the 400's message)
   std::vector<int32_t> eos_ids;
 };
 
