@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "magellano/chat/jinja_builtins.hpp"
+#include "jinja_text.hpp"
 
 namespace magellano::chat::jinja {
 
@@ -102,21 +103,9 @@ class Renderer {
   }
 
   List iterable(const Value& v, size_t pos) {
-    switch (v.kind) {
-      case Value::Kind::Undefined: return {};
-      case Value::Kind::List: return *v.list;
-      case Value::Kind::Dict: {
-        List keys;
-        for (const auto& [k, x] : v.dict->items) keys.push_back(Value::string(k));
-        return keys;
-      }
-      case Value::Kind::String: {
-        List chars;
-        for (char32_t c : to_u32(v.s)) chars.push_back(Value::string(to_utf8(std::u32string(1, c))));
-        return chars;
-      }
-      default: fail("'" + type_name(v) + "' object is not iterable", pos);
-    }
+    std::optional<List> e = text::elements(v);
+    if (!e) fail("'" + type_name(v) + "' object is not iterable", pos);
+    return std::move(*e);
   }
 
   void run_for(const Stmt& s, Scope& scope, std::string& out) {

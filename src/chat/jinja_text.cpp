@@ -39,10 +39,9 @@ const std::string& need_string(const Value& v, const char* fn) {
   return v.s;
 }
 
-// The elements a filter iterates: a list's items, a dict's keys, a string's characters.
-List iterate(const Value& v, const char* fn) {
+std::optional<List> elements(const Value& v) {
   switch (v.kind) {
-    case Value::Kind::Undefined: return {};
+    case Value::Kind::Undefined: return List{};
     case Value::Kind::List: return *v.list;
     case Value::Kind::Dict: {
       List keys;
@@ -54,8 +53,14 @@ List iterate(const Value& v, const char* fn) {
       for (char32_t c : to_u32(v.s)) chars.push_back(Value::string(to_utf8(std::u32string(1, c))));
       return chars;
     }
-    default: fail(std::string(fn) + ": '" + type_name(v) + "' object is not iterable");
+    default: return std::nullopt;
   }
+}
+
+List iterate(const Value& v, const char* fn) {
+  std::optional<List> e = elements(v);
+  if (!e) fail(std::string(fn) + ": '" + type_name(v) + "' object is not iterable");
+  return std::move(*e);
 }
 
 bool is_space(char32_t c) {

@@ -20,8 +20,10 @@ int64_t int_arg(const CallArgs& a, size_t k, const char* name, const char* fn, i
 bool bool_arg(const CallArgs& a, size_t k, const char* name, bool dflt);
 const std::string& need_string(const Value& v, const char* fn);
 
-// The elements a filter iterates: a list's items, a dict's keys, a string's characters, nothing
-// for Undefined.
+// The elements a for loop or a filter iterates: a list's items, a dict's keys, a string's
+// characters, nothing for Undefined; nullopt for anything else.
+std::optional<List> elements(const Value& v);
+// The same, failing with "fn: '<type>' object is not iterable".
 List iterate(const Value& v, const char* fn);
 
 bool is_space(char32_t c);  // Python's str.isspace for one code point
