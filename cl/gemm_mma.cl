@@ -25,8 +25,15 @@
 // instruction: 4 for A's and 2 for B's fragments of a K step instead of 24 32-bit loads); a tf32
 // fragment is an 8 x 4 matrix of 32-bit words, which ldmatrix moves like 8 x 8 of 16-bit ones. The
 // address of a local pointer is taken as a 32-bit shared-window offset ((uint)(size_t)p).
-// Knobs: TA, TB (0 or 1) op(A) = Aᵀ, op(B) = Bᵀ; PREC; EMULATE; LDMATRIX; PTX_CVT (hardware: rounding
-// by cvt instead of integer arithmetic, the same bits; the probe picks the form). vec_a / vec_b: the host checked that
+// Packed form (kernels mma_pack, gemm_mma_packed): the operands are first rounded and copied into
+// k-contiguous tiles, op(A) as (batch, mp, kp) and op(B) as (batch, np, kp) of bf16 / tf32 bits,
+// zero beyond m, n, k (mp, np multiples of 128, kp of 32). The product then reads half the bytes
+// (bf16) with no conversion, no transposition and no bounds checks in its loop: a tile row is
+// BK elements = 64 bytes = 4 chunks of 16 bytes, staged through registers or, with CP_ASYNC 1
+// (hardware only), by cp.async straight into local memory.
+// Knobs: TA, TB (0 or 1) op(A) = Aᵀ, op(B) = Bᵀ (direct form); PREC; EMULATE; LDMATRIX; PTX_CVT
+// (hardware: rounding by cvt instead of integer arithmetic, the same bits); CP_ASYNC; the probe
+// picks the form. vec_a / vec_b: the host checked that
 // offsets, leading dimensions and batch strides are multiples of 4 (float4 loads of interior groups).
 // beta == 0 never reads C. No early return before a barrier. Loops are unrolled for the hardware
 // only (PoCL takes three times longer to compile the unrolled emulation, for nothing). Sizes are int (the host checks them).
@@ -48,15 +55,20 @@
 #ifndef PTX_CVT
 #define PTX_CVT 0
 #endif
+#ifndef CP_ASYNC
+#define CP_ASYNC 0
+#endif
 #define BM 128
 #define BN 128
 #if PREC == 1
 typedef ushort elem_t;  // bf16 bits
+#define PACKED_T half   // the host's 2-byte dtype of packed operands (holding bf16 bits)
 #define BK 32
 #define LDS 40          // local row: BK + 8 halves = 80 bytes
 #define MMA_K 16
 #else
 typedef uint elem_t;    // tf32 bits (an fp32 with the low 13 mantissa bits zero)
+#define PACKED_T float  // the host's 4-byte dtype of packed operands (holding tf32 bits)
 #define BK 16
 #define LDS 20          // BK + 4 words = 80 bytes
 #define MMA_K 8
@@ -108,27 +120,40 @@ inline float4 fetch_group(__global const float* x, int ld, int rows, int k, int 
                   load1(x, ld, rows, k, r, p + 2, kcontig), load1(x, ld, rows, k, r, p + 3, kcontig));
 }
 
-// Rounds a group and stores it into a local tile t[row][kk .. kk + 3]. The hardware rounds with
-// cvt (bf16x2: two values per instruction; the same bits as round_operand for every non-NaN).
-inline void put_group(__local elem_t* t, int2 s, float4 v) {
-  __local elem_t* p = t + s.x * LDS + s.y;
+// A group of 4 values rounded to the operand type: 4 bf16 (uint2) or 4 tf32 (uint4) bits. The
+// hardware rounds with cvt (bf16x2: two values per instruction; the same bits as round_operand for
+// every non-NaN).
+#if PREC == 1
+typedef uint2 group_bits;
+#define STORE_GROUP(v, p) vstore2(v, 0, (p))
+#else
+typedef uint4 group_bits;
+#define STORE_GROUP(v, p) vstore4(v, 0, (p))
+#endif
+inline group_bits round_group(float4 v) {
 #if !EMULATE && PTX_CVT && PREC == 1
   uint lo, hi;  // the value converted from the first operand goes to the upper half
   asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(lo) : "f"(v.s1), "f"(v.s0));
   asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(hi) : "f"(v.s3), "f"(v.s2));
-  vstore2((uint2)(lo, hi), 0, (__local uint*)p);
+  return (uint2)(lo, hi);
 #elif !EMULATE && PTX_CVT
   uint4 w;
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(w.s0) : "f"(v.s0));
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(w.s1) : "f"(v.s1));
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(w.s2) : "f"(v.s2));
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(w.s3) : "f"(v.s3));
-  vstore4(w, 0, p);
+  return w;
 #elif PREC == 1
-  vstore4((ushort4)(round_operand(v.s0), round_operand(v.s1), round_operand(v.s2), round_operand(v.s3)), 0, p);
+  return (uint2)(round_operand(v.s0) | ((uint)round_operand(v.s1) << 16),
+                 round_operand(v.s2) | ((uint)round_operand(v.s3) << 16));
 #else
-  vstore4((uint4)(round_operand(v.s0), round_operand(v.s1), round_operand(v.s2), round_operand(v.s3)), 0, p);
+  return (uint4)(round_operand(v.s0), round_operand(v.s1), round_operand(v.s2), round_operand(v.s3));
 #endif
+}
+
+// Rounds a group and stores it into a local tile t[row][kk .. kk + 3].
+inline void put_group(__local elem_t* t, int2 s, float4 v) {
+  STORE_GROUP(round_group(v), (__local uint*)(t + s.x * LDS + s.y));
 }
 
 #if !EMULATE
@@ -153,6 +178,8 @@ inline void put_group(__local elem_t* t, int2 s, float4 v) {
 #define LDMATRIX_X4(r, addr)                                                                   \
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"                \
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr))
+#endif
+#if LDMATRIX || CP_ASYNC
 inline uint shared_address(__local const void* p) { return (uint)(size_t)p; }
 #endif
 
@@ -165,6 +192,97 @@ inline uint tile_word(__local const elem_t* t, int row, int kk) {
 #endif
 }
 
+// The products of one K step (BK) of the warp's 64 x 32 corner (wm, wn) of the work-group's tile:
+// at, bt the local A and B tiles (rows k-contiguous, LDS apart); acc[m tile][n tile][c0..c3].
+__attribute__((always_inline)) inline void mma_k_step(__local const elem_t* at, __local const elem_t* bt, float acc[4][4][4], int wm,
+                       int wn, int lane) {
+  const int g = lane / 4, t = lane % 4;
+#if !EMULATE
+#pragma unroll
+#endif
+  for (int kk = 0; kk < BK; kk += MMA_K) {
+#if EMULATE
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 4; ++j) {
+        const int row = wm + i * 16 + g, col = wn + j * 8 + 2 * t;
+        for (int p = kk; p < kk + MMA_K; ++p) {
+          const float lo = operand_value(at[row * LDS + p]), hi = operand_value(at[(row + 8) * LDS + p]);
+          const float b0 = operand_value(bt[col * LDS + p]), b1 = operand_value(bt[(col + 1) * LDS + p]);
+          acc[i][j][0] = fma(lo, b0, acc[i][j][0]), acc[i][j][1] = fma(lo, b1, acc[i][j][1]);
+          acc[i][j][2] = fma(hi, b0, acc[i][j][2]), acc[i][j][3] = fma(hi, b1, acc[i][j][3]);
+        }
+      }
+#else
+    uint fa[4][4], fb[4][2];
+#if LDMATRIX
+    // A: matrices (rows 0-7, k 0-15 bytes), (8-15, 0-15), (0-7, 16-31), (8-15, 16-31) of a 16-row
+    // tile = a0..a3. B: for n-tiles j, j + 1: (j, bytes 0-15), (j, 16-31), (j+1, 0-15), (j+1, 16-31).
+    const int k_half = (lane / 16) * 16 / (int)sizeof(elem_t);  // 16 bytes, in elements
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      LDMATRIX_X4(fa[i], shared_address(at + (wm + i * 16 + lane % 16) * LDS + kk + k_half));
+#pragma unroll
+    for (int j = 0; j < 4; j += 2) {
+      uint r[4];
+      LDMATRIX_X4(r, shared_address(bt + (wn + (j + lane / 16) * 8 + lane % 8) * LDS + kk +
+                                    ((lane / 8) % 2) * 16 / (int)sizeof(elem_t)));
+      fb[j][0] = r[0], fb[j][1] = r[1], fb[j + 1][0] = r[2], fb[j + 1][1] = r[3];
+    }
+#else
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int row = wm + i * 16 + g;
+#if PREC == 1
+      fa[i][0] = tile_word(at, row, kk + 2 * t), fa[i][1] = tile_word(at, row + 8, kk + 2 * t);
+      fa[i][2] = tile_word(at, row, kk + 2 * t + 8), fa[i][3] = tile_word(at, row + 8, kk + 2 * t + 8);
+#else
+      fa[i][0] = tile_word(at, row, kk + t), fa[i][1] = tile_word(at, row + 8, kk + t);
+      fa[i][2] = tile_word(at, row, kk + t + 4), fa[i][3] = tile_word(at, row + 8, kk + t + 4);
+#endif
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int col = wn + j * 8 + g;
+#if PREC == 1
+      fb[j][0] = tile_word(bt, col, kk + 2 * t), fb[j][1] = tile_word(bt, col, kk + 2 * t + 8);
+#else
+      fb[j][0] = tile_word(bt, col, kk + t), fb[j][1] = tile_word(bt, col, kk + t + 4);
+#endif
+    }
+#endif
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) MMA(acc[i][j], fa[i], fb[j]);
+#endif
+  }
+}
+
+// c(row, col) = alpha * acc + beta * c for the warp's outputs inside (m, n); c is (m, n) row-major.
+__attribute__((always_inline)) inline void store_acc(__global float* c, float acc[4][4][4], int m, int n, int r0, int c0, int lane,
+                      float alpha, float beta) {
+  const int g = lane / 4, t = lane % 4;
+#if !EMULATE
+#pragma unroll
+#endif
+  for (int i = 0; i < 4; ++i)
+#if !EMULATE
+#pragma unroll
+#endif
+    for (int j = 0; j < 4; ++j)
+#if !EMULATE
+#pragma unroll
+#endif
+      for (int e = 0; e < 4; ++e) {
+        const int row = r0 + i * 16 + g + (e / 2) * 8, col = c0 + j * 8 + 2 * t + e % 2;
+        if (row < m && col < n) {
+          __global float* out = c + (long)row * n + col;
+          *out = beta == 0.0f ? alpha * acc[i][j][e] : alpha * acc[i][j][e] + beta * *out;
+        }
+      }
+}
+
+// ---- direct form: fp32 operands of any layout, rounded while they are staged ----
 __kernel __attribute__((reqd_work_group_size(256, 1, 1)))
 void gemm_mma(__global const float* a, ulong a_off, int lda, long a_stride, int vec_a,
               __global const float* b, ulong b_off, int ldb, long b_stride, int vec_b,
@@ -180,7 +298,7 @@ void gemm_mma(__global const float* a, ulong a_off, int lda, long a_stride, int 
   __local elem_t as[2][BM * LDS] __attribute__((aligned(16)));
   __local elem_t bs[2][BN * LDS] __attribute__((aligned(16)));
   const int m0 = get_group_id(1) * BM, n0 = get_group_id(0) * BN;
-  const int tid = get_local_id(0), warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  const int tid = get_local_id(0), warp = tid / 32, lane = tid % 32;
   const int wm = (warp / 4) * 64, wn = (warp % 4) * 32;  // the warp's corner within the tile
   // op(A) rows m0.., stored (m, k) or (k, m); op(B) columns n0.., stored (n, k) or (k, n).
   __global const float* a_tile = a + (TA ? m0 : (long)m0 * lda);
@@ -217,79 +335,7 @@ void gemm_mma(__global const float* a, ulong a_off, int lda, long a_stride, int 
 #endif
       FETCH(k0 + BK)
     }
-    __local const elem_t* at = as[buf];
-    __local const elem_t* bt = bs[buf];
-#if !EMULATE
-#pragma unroll
-#endif
-    for (int kk = 0; kk < BK; kk += MMA_K) {
-#if EMULATE
-      for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 4; ++j) {
-          const int row = wm + i * 16 + g, col = wn + j * 8 + 2 * t;
-          for (int p = kk; p < kk + MMA_K; ++p) {
-            const float lo = operand_value(at[row * LDS + p]), hi = operand_value(at[(row + 8) * LDS + p]);
-            const float b0 = operand_value(bt[col * LDS + p]), b1 = operand_value(bt[(col + 1) * LDS + p]);
-            acc[i][j][0] = fma(lo, b0, acc[i][j][0]), acc[i][j][1] = fma(lo, b1, acc[i][j][1]);
-            acc[i][j][2] = fma(hi, b0, acc[i][j][2]), acc[i][j][3] = fma(hi, b1, acc[i][j][3]);
-          }
-        }
-#else
-      uint fa[4][4], fb[4][2];
-#if LDMATRIX
-      // A: matrices (rows 0-7, k 0-15 bytes), (8-15, 0-15), (0-7, 16-31), (8-15, 16-31) of a 16-row
-      // tile = a0..a3. B: for n-tiles j, j + 1: (j, bytes 0-15), (j, 16-31), (j+1, 0-15), (j+1, 16-31).
-      const int k_half = (lane / 16) * 16 / (int)sizeof(elem_t);  // 16 bytes, in elements
-#if !EMULATE
-#pragma unroll
-#endif
-      for (int i = 0; i < 4; ++i)
-        LDMATRIX_X4(fa[i], shared_address(at + (wm + i * 16 + lane % 16) * LDS + kk + k_half));
-#if !EMULATE
-#pragma unroll
-#endif
-      for (int j = 0; j < 4; j += 2) {
-        uint r[4];
-        LDMATRIX_X4(r, shared_address(bt + (wn + (j + lane / 16) * 8 + lane % 8) * LDS + kk +
-                                      ((lane / 8) % 2) * 16 / (int)sizeof(elem_t)));
-        fb[j][0] = r[0], fb[j][1] = r[1], fb[j + 1][0] = r[2], fb[j + 1][1] = r[3];
-      }
-#else
-#if !EMULATE
-#pragma unroll
-#endif
-      for (int i = 0; i < 4; ++i) {
-        const int row = wm + i * 16 + g;
-#if PREC == 1
-        fa[i][0] = tile_word(at, row, kk + 2 * t), fa[i][1] = tile_word(at, row + 8, kk + 2 * t);
-        fa[i][2] = tile_word(at, row, kk + 2 * t + 8), fa[i][3] = tile_word(at, row + 8, kk + 2 * t + 8);
-#else
-        fa[i][0] = tile_word(at, row, kk + t), fa[i][1] = tile_word(at, row + 8, kk + t);
-        fa[i][2] = tile_word(at, row, kk + t + 4), fa[i][3] = tile_word(at, row + 8, kk + t + 4);
-#endif
-      }
-#if !EMULATE
-#pragma unroll
-#endif
-      for (int j = 0; j < 4; ++j) {
-        const int col = wn + j * 8 + g;
-#if PREC == 1
-        fb[j][0] = tile_word(bt, col, kk + 2 * t), fb[j][1] = tile_word(bt, col, kk + 2 * t + 8);
-#else
-        fb[j][0] = tile_word(bt, col, kk + t), fb[j][1] = tile_word(bt, col, kk + t + 4);
-#endif
-      }
-#endif
-#if !EMULATE
-#pragma unroll
-#endif
-      for (int i = 0; i < 4; ++i)
-#if !EMULATE
-#pragma unroll
-#endif
-        for (int j = 0; j < 4; ++j) MMA(acc[i][j], fa[i], fb[j]);
-#endif
-    }
+    mma_k_step(as[buf], bs[buf], acc, wm, wn, lane);
     if (more) {
 #if !EMULATE
 #pragma unroll
@@ -301,22 +347,131 @@ void gemm_mma(__global const float* a, ulong a_off, int lda, long a_stride, int 
   }
 #undef FETCH
 #undef STORE
-#if !EMULATE
-#pragma unroll
+  store_acc(c, acc, m, n, m0 + wm, n0 + wn, lane, alpha, beta);
+}
+
+// ---- packed form ----
+
+// op(X) (rows x k; stored (rows, k) when kcontig, else (k, rows); leading dimension ld, batch
+// stride `stride`; vec: offsets, ld and stride are multiples of 4) -> xp (batch, rows_p, kp)
+// rounded to the operand type, zero outside rows x k. A work-group of 256 copies a block of 64
+// rows x 32 k through local memory (both reads coalesced, whichever the layout); launch
+// (kp / 32 * 256, rows_p / 64, batch) with local (256, 1, 1).
+__kernel __attribute__((reqd_work_group_size(256, 1, 1)))
+void mma_pack(__global const float* x, ulong x_off, int ld, long stride, int kcontig, int vec, int rows,
+              int k, __global PACKED_T* xp_words, ulong xp_off, int rows_p, int kp) {
+  __global elem_t* xp = (__global elem_t*)xp_words;
+  __local float tile[64][33];  // [row][k], padded against bank conflicts
+  const int tid = get_local_id(0), k0 = get_group_id(0) * 32, r0 = get_group_id(1) * 64;
+  x += x_off + get_group_id(2) * stride;
+  xp += xp_off + (long)get_group_id(2) * rows_p * kp;
+  if (kcontig) {  // work-item: row tid / 4, k (tid % 4) * 8 .. + 7 (two groups)
+    const int r = tid / 4, kk = (tid % 4) * 8;
+    for (int h = 0; h < 2; ++h) {
+      const float4 v = fetch_group(x, ld, rows, k, r0 + r, k0 + kk + 4 * h, true, vec);
+      tile[r][kk + 4 * h] = v.s0, tile[r][kk + 4 * h + 1] = v.s1;
+      tile[r][kk + 4 * h + 2] = v.s2, tile[r][kk + 4 * h + 3] = v.s3;
+    }
+  } else {  // work-item: row tid % 64, k tid / 64 + 4 j: a warp reads 32 consecutive floats
+    const int r = tid % 64;
+    for (int j = 0; j < 8; ++j) tile[r][tid / 64 + 4 * j] = load1(x, ld, rows, k, r0 + r, k0 + tid / 64 + 4 * j, false);
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  const int r = tid / 4, kk = (tid % 4) * 8;  // 8 values of one row: two groups, 16 or 32 bytes
+  __global uint* out = (__global uint*)(xp + (long)(r0 + r) * kp + k0 + kk);
+  for (int h = 0; h < 2; ++h) {
+    const float4 v = (float4)(tile[r][kk + 4 * h], tile[r][kk + 4 * h + 1], tile[r][kk + 4 * h + 2],
+                              tile[r][kk + 4 * h + 3]);
+    STORE_GROUP(round_group(v), out + h * 4 * (int)sizeof(elem_t) / 4);
+  }
+}
+
+#if CP_ASYNC
+// 16 bytes from global to local memory, asynchronously (cp.async.cg: cached in L2 only).
+#define CP_ASYNC_16(dst, src)                                                                     \
+  asm volatile("{\n .reg .u64 g;\n cvta.to.global.u64 g, %1;\n cp.async.cg.shared.global [%0], [g], 16;\n}" \
+               :: "r"(shared_address(dst)), "l"(src) : "memory")
+#define CP_ASYNC_WAIT_ALL() asm volatile("cp.async.commit_group;\n cp.async.wait_group 0;" ::: "memory")
+#define CP_ASYNC_COMMIT() asm volatile("cp.async.commit_group;" ::: "memory")
 #endif
-  for (int i = 0; i < 4; ++i)
-#if !EMULATE
-#pragma unroll
+
+// C = alpha * op(A) op(B) + beta * C from packed operands: ap (batch_a, mp, kp), bp (batch_b, np,
+// kp) (b_stride 0: one B for every batch), kp a multiple of 32. Split K as in gemm_mma. Work-item
+// tid stages 16-byte chunks tid and tid + 256 of each tile (chunk q: row q / 4, part q % 4).
+__kernel __attribute__((reqd_work_group_size(256, 1, 1)))
+void gemm_mma_packed(__global const PACKED_T* a_words, ulong ap_off, long a_stride,
+                     __global const PACKED_T* b_words, ulong bp_off, long b_stride, __global float* c,
+                     ulong c_off, int m, int n, int kp, int splits, int k_per_split, float alpha, float beta) {
+  __global const elem_t* ap = (__global const elem_t*)a_words;
+  __global const elem_t* bp = (__global const elem_t*)b_words;
+  const int z = get_group_id(2) / splits, k_lo = get_group_id(2) % splits * k_per_split;
+  const int m0 = get_group_id(1) * BM, n0 = get_group_id(0) * BN;
+  ap += ap_off + z * a_stride + (long)m0 * kp + k_lo;
+  bp += bp_off + z * b_stride + (long)n0 * kp + k_lo;
+  c += c_off + (long)get_group_id(2) * m * n;
+  const int k = min(kp - k_lo, k_per_split);
+  __local elem_t as[2][BM * LDS] __attribute__((aligned(16)));
+  __local elem_t bs[2][BN * LDS] __attribute__((aligned(16)));
+  const int tid = get_local_id(0), warp = tid / 32, lane = tid % 32;
+  const int wm = (warp / 4) * 64, wn = (warp % 4) * 32;
+  const int CE = 16 / (int)sizeof(elem_t);  // elements per 16-byte chunk
+  // Chunk q of a tile: global offset (q / 4) * kp + (q % 4) * CE (+ k0), local (q / 4) * LDS + (q % 4) * CE.
+  const int q0 = tid, q1 = tid + 256;
+  const long g0 = (long)(q0 / 4) * kp + (q0 % 4) * CE, g1 = (long)(q1 / 4) * kp + (q1 % 4) * CE;
+  const int l0 = (q0 / 4) * LDS + (q0 % 4) * CE, l1 = (q1 / 4) * LDS + (q1 % 4) * CE;
+  float acc[4][4][4] = {{{0.0f}}};
+#if CP_ASYNC
+#define STAGE(buf, k0)                                 \
+  CP_ASYNC_16(as[buf] + l0, ap + g0 + (k0));           \
+  CP_ASYNC_16(as[buf] + l1, ap + g1 + (k0));           \
+  CP_ASYNC_16(bs[buf] + l0, bp + g0 + (k0));           \
+  CP_ASYNC_16(bs[buf] + l1, bp + g1 + (k0));
+  STAGE(0, 0)
+  CP_ASYNC_WAIT_ALL();
+  barrier(CLK_LOCAL_MEM_FENCE);
+  int buf = 0;
+  for (int k0 = 0; k0 < k; k0 += BK) {
+    const bool more = k0 + BK < k;
+    if (more) {
+      STAGE(buf ^ 1, k0 + BK)
+      CP_ASYNC_COMMIT();
+    }
+    mma_k_step(as[buf], bs[buf], acc, wm, wn, lane);
+    CP_ASYNC_WAIT_ALL();
+    barrier(CLK_LOCAL_MEM_FENCE);
+    buf ^= 1;
+  }
+#undef STAGE
+#else
+  uint4 ra0, ra1, rb0, rb1;  // the next step's chunks, held in registers across the products
+#define FETCH(k0)                                                   \
+  ra0 = *(__global const uint4*)(ap + g0 + (k0));                   \
+  ra1 = *(__global const uint4*)(ap + g1 + (k0));                   \
+  rb0 = *(__global const uint4*)(bp + g0 + (k0));                   \
+  rb1 = *(__global const uint4*)(bp + g1 + (k0));
+#define STORE(buf)                                                  \
+  *(__local uint4*)(as[buf] + l0) = ra0;                            \
+  *(__local uint4*)(as[buf] + l1) = ra1;                            \
+  *(__local uint4*)(bs[buf] + l0) = rb0;                            \
+  *(__local uint4*)(bs[buf] + l1) = rb1;
+  FETCH(0)
+  STORE(0)
+  barrier(CLK_LOCAL_MEM_FENCE);
+  int buf = 0;
+  for (int k0 = 0; k0 < k; k0 += BK) {
+    const bool more = k0 + BK < k;
+    if (more) {
+      FETCH(k0 + BK)
+    }
+    mma_k_step(as[buf], bs[buf], acc, wm, wn, lane);
+    if (more) {
+      STORE(buf ^ 1)
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    buf ^= 1;
+  }
+#undef FETCH
+#undef STORE
 #endif
-    for (int j = 0; j < 4; ++j)
-#if !EMULATE
-#pragma unroll
-#endif
-      for (int e = 0; e < 4; ++e) {
-        const int row = m0 + wm + i * 16 + g + (e / 2) * 8, col = n0 + wn + j * 8 + 2 * t + e % 2;
-        if (row < m && col < n) {
-          __global float* out = c + (long)row * n + col;
-          *out = beta == 0.0f ? alpha * acc[i][j][e] : alpha * acc[i][j][e] + beta * *out;
-        }
-      }
+  store_acc(c, acc, m, n, m0 + wm, n0 + wn, lane, alpha, beta);
 }

@@ -59,9 +59,10 @@ void gemm(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, f
   // the skinny kernel is on, narrow outputs (their cost is reading the operands, not the products).
   if (const MmaPath mma = mma_path(ctx); mma != MmaPath::none && !(C.batch == 1 && m <= kGemvRows) &&
       !(choice.skinny && C.batch == 1 && std::min(m, n) <= kSkinnySide)) {
-    detail::gemm_mma_kernel(a, ta, b, tb, c, alpha, beta, s, ctx.compute_dtype(), mma == MmaPath::emulated,
-                            mma == MmaPath::hardware && matrix_engine(ctx).ldmatrix,
-                            mma == MmaPath::hardware && matrix_engine(ctx).ptx_cvt);
+    MmaForm form = mma_form(ctx);
+    if (!form.emulate && form.packed && matrix_engine(ctx).direct_too && !packing_pays(s.batch, m, n, k, ta, tb))
+      form.packed = form.cp_async = false;
+    detail::gemm_mma_kernel(a, ta, b, tb, c, alpha, beta, s, ctx.compute_dtype(), form);
     return;
   }
   if (choice.path == GemmPath::cpu_kernel) {

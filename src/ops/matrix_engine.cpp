@@ -18,11 +18,17 @@ namespace {
 std::mutex g_mutex;
 std::map<cl_device_id, MatrixEngine> g_engines;
 bool g_emulate = false;
+bool g_emulate_packed = false;
+
+bool env_off(const char* name) {
+  const char* v = std::getenv(name);
+  return v && std::strcmp(v, "0") == 0;
+}
 
 // One probe product of `precision`: op(A) (m x k) stored (k, m), B stored (n, k), beta 0 over a
 // poisoned C, against a double-precision host product of the rounded operands. Odd sizes cross the
 // tile edges in every direction; K crosses two K steps. Returns "" when it matches, else what failed.
-std::string probe(Context& ctx, ComputeDType precision, bool ldmatrix, bool ptx_cvt) {
+std::string probe(Context& ctx, ComputeDType precision, const MmaForm& form) {
   constexpr int64_t m = 37, n = 21, k = 70;
   std::mt19937 rng(20261207);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
@@ -33,7 +39,7 @@ std::string probe(Context& ctx, ComputeDType precision, bool ldmatrix, bool ptx_
   const Tensor c = Tensor::from_host(ctx, Shape{m, n}, poison);
   const detail::GemmShape s{1, m, n, k, m, k, m * k, 0};
   try {
-    detail::gemm_mma_kernel(a, true, b, true, c, 1.0f, 0.0f, s, precision, false, ldmatrix, ptx_cvt);
+    detail::gemm_mma_kernel(a, true, b, true, c, 1.0f, 0.0f, s, precision, form);
   } catch (const Error& e) {
     std::string what = e.what();
     return what.substr(0, what.find('\n'));
@@ -60,26 +66,33 @@ MatrixEngine detect(Context& ctx) {
   const DeviceInfo& d = ctx.device();
   e.description = matrix_engine_precheck(d);
   if (!e.description.empty()) return e;
-  const char* env = std::getenv("MAGELLANO_MMA_LDMATRIX");
-  const bool try_ldmatrix = !(env && std::strcmp(env, "0") == 0);
-  // The forms, fastest first: (ldmatrix, cvt), (32-bit loads, cvt), (32-bit loads, integer rounding).
+  // The forms, fastest first (each later one drops something an earlier one needs).
+  std::vector<MmaForm> forms;
+  const bool ldmatrix = !env_off("MAGELLANO_MMA_LDMATRIX");
+  if (!env_off("MAGELLANO_MMA_PACKED")) {
+    if (!env_off("MAGELLANO_MMA_CP_ASYNC")) forms.push_back({false, true, true, ldmatrix, true});
+    forms.push_back({false, true, false, ldmatrix, true});
+  }
+  if (ldmatrix) forms.push_back({false, false, false, true, true});
+  forms.push_back({false, false, false, false, true});
+  forms.push_back({false, false, false, false, false});
   std::string bf16, tf32, first_failure;
-  for (const auto& [ldmatrix, cvt] : {std::pair{true, true}, std::pair{false, true}, std::pair{false, false}}) {
-    if (ldmatrix && !try_ldmatrix) continue;
-    bf16 = probe(ctx, ComputeDType::bf16, ldmatrix, cvt), tf32 = probe(ctx, ComputeDType::tf32, ldmatrix, cvt);
-    if (bf16.empty() && tf32.empty()) {
-      e.ldmatrix = ldmatrix, e.ptx_cvt = cvt;
-      break;
-    }
-    if (first_failure.empty()) first_failure = bf16.empty() ? tf32 : bf16;
+  for (const MmaForm& form : forms) {
+    bf16 = probe(ctx, ComputeDType::bf16, form), tf32 = probe(ctx, ComputeDType::tf32, form);
+    e.form = form;
+    if (bf16.empty() && tf32.empty()) break;
+    if (first_failure.empty()) first_failure = form.str() + ": " + (bf16.empty() ? tf32 : bf16);
   }
   // A form that passed both, or else the last (plainest) form, precision by precision.
   e.bf16 = bf16.empty(), e.tf32 = tf32.empty();
+  if (e.form.packed && e.bf16 && e.tf32) {
+    const MmaForm direct{false, false, false, e.form.ldmatrix, e.form.ptx_cvt};
+    e.direct_too = probe(ctx, ComputeDType::bf16, direct).empty() && probe(ctx, ComputeDType::tf32, direct).empty();
+  }
   const std::string cc = std::to_string(d.nv_compute_capability / 10) + "." + std::to_string(d.nv_compute_capability % 10);
   e.description = "NVIDIA tensor cores (compute capability " + cc + "): bf16 " +
                   (e.bf16 ? "passed its probe" : "off, " + bf16) + "; tf32 " + (e.tf32 ? "passed its probe" : "off, " + tf32) +
-                  (e.bf16 || e.tf32 ? (e.ldmatrix ? "; ldmatrix fragment loads" : "; 32-bit fragment loads") +
-                                          std::string(e.ptx_cvt ? ", cvt rounding" : ", integer rounding") : "") +
+                  (e.bf16 || e.tf32 ? "; " + e.form.str() : "") + (e.direct_too ? " (direct below the packing's break-even)" : "") +
                   (!first_failure.empty() && (e.bf16 || e.tf32) ? " (a faster form failed its probe: " + first_failure + ")" : "");
   return e;
 }
@@ -131,9 +144,33 @@ std::string describe_compute_path(Context& ctx) {
   return "fp32 (" + name + " asked for; matrix engine: " + matrix_engine(ctx).description + ")";
 }
 
-void force_mma_emulation(bool on) {
+MmaForm mma_form(Context& ctx) {
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    if (g_emulate) return MmaForm{true, g_emulate_packed, false, false, false};
+  }
+  return matrix_engine(ctx).form;
+}
+
+bool packing_pays(int64_t batch, int64_t m, int64_t n, int64_t k, bool ta, bool tb) {
+  const double flops = 2.0 * double(batch) * double(m) * double(n) * double(k);
+  return flops >= (!ta && tb ? 16e9 : 4e9);
+}
+
+void force_mma_emulation(bool on, bool packed) {
   std::lock_guard<std::mutex> lock(g_mutex);
   g_emulate = on;
+  g_emulate_packed = packed;
+}
+
+std::string MmaForm::str() const {
+  std::string s = emulate ? "emulated" : "";
+  auto add = [&s](const char* part) { s += (s.empty() ? "" : ", ") + std::string(part); };
+  add(packed ? "packed operands" : "direct operands");
+  if (packed && !emulate) add(cp_async ? "cp.async staging" : "register staging");
+  if (!emulate) add(ldmatrix ? "ldmatrix fragment loads" : "32-bit fragment loads");
+  if (!emulate) add(ptx_cvt ? "cvt rounding" : "integer rounding");
+  return s;
 }
 
 const char* to_string(ComputeDType d) {

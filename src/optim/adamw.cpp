@@ -200,6 +200,12 @@ void AdamW::step(float lr, float max_grad_norm, float grad_scale) {
   }
 }
 
+int64_t AdamW::kernel_decay_end(size_t k) const {
+  const PackChunk& c = pack_.chunks()[k];
+  const int64_t vec = step_vec(pack_.ctx());
+  return std::min(c.numel, (c.decay_end + vec - 1) / vec * vec);
+}
+
 void AdamW::launch_step(size_t k, int64_t begin, int64_t n, const std::vector<Tensor>& arrays,
                         const float* sc, bool clip, float grad_scale) {
   Context& ctx = pack_.ctx();
@@ -207,10 +213,7 @@ void AdamW::launch_step(size_t k, int64_t begin, int64_t n, const std::vector<Te
   const int64_t vec = step_vec(ctx);
   const bool half = c.dtype() == DType::f16;
   const Tensor p = c.params.narrow_rows(begin, begin + n), g = c.grads.narrow_rows(begin, begin + n);
-  // decay_end rounded up to VEC only moves padding (zeros, unchanged by decay) into the decay
-  // group; relative to this range.
-  const int64_t decay_end =
-      std::clamp<int64_t>(std::min(c.numel, (c.decay_end + vec - 1) / vec * vec) - begin, 0, n);
+  const int64_t decay_end = std::clamp<int64_t>(kernel_decay_end(k) - begin, 0, n);  // within this range
   if (config_.states == StateFormat::fp32) {
     // Chunks are whole buffers of kAlign multiples (offset 0), moments likewise, and ranges
     // start at multiples of 256.

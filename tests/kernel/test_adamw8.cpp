@@ -128,10 +128,6 @@ std::vector<Adamw8State> poison_state(optim::AdamW& opt, uint64_t seed) {
   return out;
 }
 
-int64_t vec_decay_end(const optim::PackChunk& c) {
-  // The host rounds decay_end up to the step kernels' vector width (padding only): 16 covers both.
-  return std::min(c.numel, (c.decay_end + 15) / 16 * 16);
-}
 
 template <class T>
 size_t count_diff(const std::vector<T>& a, const std::vector<T>& b) {
@@ -174,7 +170,9 @@ size_t run_against_reference(int steps, float max_norm, float grad_scale, DType 
     }
     const auto sc = Adamw8Scalars::make(lr, 0.1f, 0.9f, 0.95f, 1e-8f, s + 1, coef);
     for (size_t k = 0; k < p.size(); ++k)
-      adamw8_step_reference(p[k], g[k], ref[k], vec_decay_end(opt.pack().chunks()[k]), sc, dtype == DType::f16, broken);
+      // The poisoned state reaches the padding too, which then moves: decay must end where the
+      // kernels end it on this device (vector width 16 on CPUs, 4 on GPUs).
+      adamw8_step_reference(p[k], g[k], ref[k], opt.kernel_decay_end(k), sc, dtype == DType::f16, broken);
   }
   size_t diff = 0;
   for (size_t k = 0; k < p.size(); ++k) {

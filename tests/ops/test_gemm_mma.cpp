@@ -2,8 +2,9 @@
 // operands: every transpose combination, odd sizes crossing the 128 x 128 tiles and the K steps,
 // batches with a batched or a shared B, alpha / beta, NaN-poisoned outputs when beta == 0, views
 // at an offset, aligned interiors (float4 loads) and K split across work-groups.
-// On every device the kernel's emulated form runs (the mma instruction replaced by FMAs on the
-// rounded operands: the tiling, staging, rounding, edges and split K are the hardware kernel's);
+// On every device the kernel's emulated forms run, direct and packed (the mma instruction replaced
+// by FMAs on the rounded operands: the packing, tiling, staging, rounding, edges and split K are the
+// hardware kernel's);
 // on a device whose matrix engine passed its probe (NVIDIA, compute capability >= 8.0: the GPU
 // machine) the same cases run the mma instructions themselves.
 // Tolerance (support/gemm_check.hpp): the float64 product of the operands rounded as the kernel
@@ -31,9 +32,9 @@ namespace {
 
 // Sets the test context's compute dtype (and emulation) for one test, then restores fp32.
 struct ComputeGuard {
-  ComputeGuard(ComputeDType d, bool emulate) {
+  ComputeGuard(ComputeDType d, bool emulate, bool packed = false) {
     test_ctx().set_compute_dtype(d);
-    ops::force_mma_emulation(emulate);
+    ops::force_mma_emulation(emulate, packed);
   }
   ~ComputeGuard() {
     test_ctx().set_compute_dtype(ComputeDType::fp32);
@@ -77,6 +78,16 @@ TEST(GemmMma, EmulatedBf16) {
 TEST(GemmMma, EmulatedTf32) {
   ComputeGuard g(ComputeDType::tf32, true);
   check_all(ComputeDType::tf32, 4000);
+}
+
+TEST(GemmMma, EmulatedPackedBf16) {
+  ComputeGuard g(ComputeDType::bf16, true, true);
+  check_all(ComputeDType::bf16, 3500);
+}
+
+TEST(GemmMma, EmulatedPackedTf32) {
+  ComputeGuard g(ComputeDType::tf32, true, true);
+  check_all(ComputeDType::tf32, 4500);
 }
 
 TEST(GemmMma, HardwareBf16AndTf32) {

@@ -1,7 +1,8 @@
 // cl/gemm_mma.cl's hardware forms (EMULATE 0: inline PTX mma.sync, ldmatrix, cvt) compile only on
 // an NVIDIA device, which CI does not have; PoCL runs the emulated form. So that a mistake in those
 // branches (a reserved OpenCL word as a name, a bad asm constraint) fails here and not first on a
-// GPU, every hardware variant (PREC bf16 / tf32 x TA x TB x LDMATRIX x PTX_CVT) is compiled to PTX
+// GPU, every hardware variant (PREC bf16 / tf32 x TA x TB x LDMATRIX x PTX_CVT, and CP_ASYNC for the
+// packed kernel, which TA / TB do not change) is compiled to PTX
 // by clang-16 for nvptx64-nvidia-nvcl (the target of NVIDIA's OpenCL), and the PTX must hold the
 // variant's instructions. A deliberately broken source (a local named `half`, the error this test
 // was written after) must fail. clang-16 is installed by scripts/setup.sh (the sanitizer stage); the
@@ -56,10 +57,12 @@ TEST(GemmMmaPtx, EveryHardwareVariantCompilesToItsInstructions) {
     for (int ta : {0, 1})
       for (int tb : {0, 1})
         for (int ldm : {0, 1})
-          for (int cvt : {0, 1}) {
+          for (int cvt : {0, 1})
+            for (int cp : {0, 1}) {
+            if (cp && (ta || tb)) continue;
             const std::string d = "-DPREC=" + std::to_string(prec) + " -DTA=" + std::to_string(ta) +
                                   " -DTB=" + std::to_string(tb) + " -DLDMATRIX=" + std::to_string(ldm) +
-                                  " -DPTX_CVT=" + std::to_string(cvt);
+                                  " -DPTX_CVT=" + std::to_string(cvt) + " -DCP_ASYNC=" + std::to_string(cp);
             SCOPED_TRACE(d);
             const std::string ptx = to_ptx(dir, source, d);
             if (ptx.empty()) continue;
@@ -68,6 +71,8 @@ TEST(GemmMmaPtx, EveryHardwareVariantCompilesToItsInstructions) {
                       std::string::npos);
             EXPECT_EQ(ptx.find("ldmatrix.sync.aligned.m8n8.x4") != std::string::npos, ldm == 1);
             EXPECT_EQ(ptx.find(prec == 1 ? "cvt.rn.bf16x2.f32" : "cvt.rna.tf32.f32") != std::string::npos, cvt == 1);
+            EXPECT_EQ(ptx.find("cp.async.cg.shared.global") != std::string::npos, cp == 1);
+            EXPECT_EQ(ptx.find("ld.local") == std::string::npos, true) << "accumulators spilled to the stack";
           }
 }
 

@@ -172,6 +172,10 @@ class AdamW {
   const AdamWConfig& config() const { return config_; }
   const ParameterPack& pack() const { return pack_; }
 
+  // Where the step kernels end weight decay in chunk k: its decay_end rounded up to their vector
+  // width on this device (the rounding moves only padding, which is zero in the parameters).
+  int64_t kernel_decay_end(size_t k) const;
+
  private:
   // One checkpoint entry: elements [begin, begin + count) of moment array `array` of chunk k.
   struct Entry {
