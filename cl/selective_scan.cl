@@ -13,7 +13,9 @@
 // Kernels:
 //   scan_fwd         out, hs, h_last
 //   scan_bwd_chunk   one chunk (launched last chunk first): recomputes the chunk's states from
-//                    hs into Hs (chunk, N, B·E), then walks it backwards; writes du, ddelta, dz,
+//                    hs into Hs (B·E/VEC, len, N, VEC) (len = the chunk's steps: each work-item's
+//                    states are contiguous, so they stay in its core's cache), then walks them
+//                    backwards; writes du, ddelta, dz,
 //                    the chunk's dB / dC terms summed over each work-item's lanes
 //                    (dBc, dCc: (B, chunk, N, E/VEC)), and accumulates dA / dD / dbias per
 //                    (b, e) in dA_p (B, E, N), dD_p, dbias_p (B, E); G (B, N, E) carries dL/dh
@@ -133,7 +135,7 @@ __kernel void scan_bwd_chunk(__global const float* u, ulong u_off, __global cons
   const int gid = get_global_id(0), ev = E / VEC;
   if (gid >= nb * ev) return;
   const int b = gid / ev, e = (gid % ev) * VEC;
-  const long be = (long)nb * E, col = (long)b * E + e;  // this work-item's column in Hs and G
+  const long be = (long)nb * E, col = (long)b * E + e;  // this work-item's column in G
   const int nc = (L + chunk - 1) / chunk;
   const int t0 = c * chunk, t1 = min(L, t0 + chunk);
   const bool last_chunk = c == nc - 1;
@@ -152,9 +154,10 @@ __kernel void scan_bwd_chunk(__global const float* u, ulong u_off, __global cons
       dA[n] = VLOAD(t);
     }
   }
+  __global float* H = Hs + (long)gid * (t1 - t0) * DSTATE * VEC;  // this work-item's (len, N, VEC)
   vf dDv = last_chunk ? (vf)0.0f : VLOAD(dD_p + col);
   vf dbias_acc = last_chunk ? (vf)0.0f : VLOAD(dbias_p + col);
-  // 1. Recompute the chunk's states into Hs (chunk, N, B·E).
+  // 1. Recompute the chunk's states into this work-item's part of Hs.
   {
     vf h[DSTATE];
     for (int n = 0; n < DSTATE; ++n) h[n] = h0[n];
@@ -166,7 +169,7 @@ __kernel void scan_bwd_chunk(__global const float* u, ulong u_off, __global cons
       const vf dtx = dt * VLOAD(u + i);
       for (int n = 0; n < DSTATE; ++n) {
         h[n] = exp(dt * a[n]) * h[n] + dtx * Bm[bc + n];
-        VSTORE(h[n], Hs + ((long)(t - t0) * DSTATE + n) * be + col);
+        VSTORE(h[n], H + ((t - t0) * DSTATE + n) * VEC);
       }
     }
   }
@@ -180,7 +183,7 @@ __kernel void scan_bwd_chunk(__global const float* u, ulong u_off, __global cons
     const vf dt = use_softplus ? softplus_v(raw) : raw;
     const vf x = VLOAD(u + i);
     vf y = Dv * x;
-    for (int n = 0; n < DSTATE; ++n) y += Cm[bc + n] * VLOAD(Hs + ((long)tl * DSTATE + n) * be + col);
+    for (int n = 0; n < DSTATE; ++n) y += Cm[bc + n] * VLOAD(H + (tl * DSTATE + n) * VEC);
     vf dy = VLOAD(dout + i);
     if (has_z) {
       const vf zz = VLOAD(z + i), sg = sigmoid_v(zz);
@@ -193,8 +196,8 @@ __kernel void scan_bwd_chunk(__global const float* u, ulong u_off, __global cons
     dDv += dy * x;
     const long row = ((long)b * chunk + tl) * DSTATE;  // dBc / dCc row (B, chunk, N, E/VEC)
     for (int n = 0; n < DSTATE; ++n) {
-      const vf ht = VLOAD(Hs + ((long)tl * DSTATE + n) * be + col);
-      const vf hp = tl > 0 ? VLOAD(Hs + ((long)(tl - 1) * DSTATE + n) * be + col) : h0[n];
+      const vf ht = VLOAD(H + (tl * DSTATE + n) * VEC);
+      const vf hp = tl > 0 ? VLOAD(H + ((tl - 1) * DSTATE + n) * VEC) : h0[n];
       const vf an = exp(dt * a[n]);
       const vf gn = g[n] + dy * Cm[bc + n];  // dL/dh_t
       dCc[(row + n) * ev + ev_idx] = HSUM(dy * ht);

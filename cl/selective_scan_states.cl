@@ -20,10 +20,17 @@
 //   scan_summary_bwd   P, Q of every chunk
 //   scan_carry_bwd     Gin from P, Q
 //   scan_chunks_bwd    `flight` chunks from chunk c0 on: recompute states into Hs
-//                      (flight, chunk, N, B·E), walk backwards from Gin; writes du, ddelta, dz,
+//                      (flight, chunk, B·E, N), walk backwards from Gin (a work-group's
+//                      states of one step are contiguous: coalesced writes and reads); writes du, ddelta, dz,
 //                      dBc, dCc (B, L, N, E/CPG) summed over the group's channels, and per-chunk
 //                      partials dA_p (NC, B, E, N), dD_p, dbias_p (NC, B, E)
-// Knobs: -DDSTATE=N, -DCPG=channels per work-group.
+// SHFL 1 (NVIDIA only: inline PTX shfl.sync; DSTATE a power of two <= 16, WG a multiple of 32):
+// the sums over a channel's states are butterflies across its DSTATE neighbouring lanes (every lane
+// gets the same sum), so scan_chunks_fwd needs no local memory and no barrier, and
+// scan_chunks_bwd sums over the group's channels from one partial per warp (its channels first
+// combined by shuffles): 2 barriers per step remain, the 16-long serial sums are gone. The sums
+// run in another fixed order than with SHFL 0 (both deterministic).
+// Knobs: -DDSTATE=N, -DCPG=channels per work-group, -DSHFL.
 // Sizes arrive as long (the `_arg` parameters); the host checked that they fit in an int, and
 // the kernels narrow them at the top so that the loops compile as 32-bit code.
 #ifndef DSTATE
@@ -32,7 +39,28 @@
 #ifndef CPG
 #define CPG 16
 #endif
+#ifndef SHFL
+#define SHFL 0
+#endif
 #define WG (CPG * DSTATE)
+
+#if SHFL
+inline float shfl_xor(float v, int offset) {
+  float r;
+  asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(r) : "f"(v), "r"(offset));
+  return r;
+}
+// The sum of v over the DSTATE lanes of this work-item's channel, in every one of them.
+inline float channel_sum(float v) {
+  for (int offset = DSTATE / 2; offset > 0; offset /= 2) v += shfl_xor(v, offset);
+  return v;
+}
+// The sum of v over the channels of this work-item's warp, for its state (lanes n, n + DSTATE, ...).
+inline float warp_channels_sum(float v) {
+  for (int offset = 16; offset >= DSTATE; offset /= 2) v += shfl_xor(v, offset);
+  return v;
+}
+#endif
 
 inline float softplus_f(float x) { return fmax(x, 0.0f) + log1p(exp(-fabs(x))); }
 inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp(-x)); }
@@ -103,7 +131,9 @@ void scan_chunks_fwd(__global const float* u, ulong u_off, __global const float*
   const int nb = nb_arg, L = L_arg, E = E_arg, chunk = chunk_arg;  // fit: checked by the host
   u += u_off; delta += delta_off; A += A_off; Bm += Bm_off; Cm += Cm_off; D += D_off;
   z += z_off; dbias += dbias_off; hs += hs_off; out += out_off;
+#if !SHFL
   __local float part[WG];
+#endif
   const int l = get_local_id(0), n = l % DSTATE, ch = l / DSTATE;
   const int groups = E / CPG, nc = (L + chunk - 1) / chunk, grp = get_group_id(0);
   const int e = (grp % groups) * CPG + ch, c = (grp / groups) % nc, b = grp / (groups * nc);
@@ -123,14 +153,21 @@ void scan_chunks_fwd(__global const float* u, ulong u_off, __global const float*
     }
     const float dt = step_size(d_t + bias, use_softplus);
     h = exp(dt * a) * h + dt * x * B_t;
+#if SHFL
+    const float ch_y = channel_sum(C_t * h);
+#else
     part[l] = C_t * h;
     barrier(CLK_LOCAL_MEM_FENCE);
+    const float ch_y = n == 0 ? sum_states(part, ch) : 0.0f;
+#endif
     if (n == 0) {
-      float y = Dv * x + sum_states(part, ch);
+      float y = Dv * x + ch_y;
       if (has_z) y *= z_t * sigmoid_f(z_t);
       out[io] = y;
     }
+#if !SHFL
     barrier(CLK_LOCAL_MEM_FENCE);
+#endif
   }
 }
 
@@ -201,7 +238,11 @@ void scan_chunks_bwd(__global const float* u, ulong u_off, __global const float*
   z += z_off; dbias += dbias_off; dout += dout_off; hs += hs_off; Gin += Gin_off; Hs += Hs_off;
   du += du_off; ddelta += ddelta_off; dz += dz_off; dBc += dBc_off; dCc += dCc_off;
   dA_p += dA_p_off; dD_p += dD_p_off; dbias_p += dbias_p_off;
+#if SHFL
+  __local float s_dB[WG / 32 * DSTATE], s_dC[WG / 32 * DSTATE];  // one partial per warp and state
+#else
   __local float s_y[WG], s_dx[WG], s_ddt[WG], s_dB[WG], s_dC[WG];
+#endif
   const int l = get_local_id(0), n = l % DSTATE, ch = l / DSTATE;
   const int groups = E / CPG, nc = (L + chunk - 1) / chunk, grp = get_group_id(0);
   const int g_idx = grp % groups, slot = (grp / groups) % flight, b = grp / (groups * flight);
@@ -216,14 +257,15 @@ void scan_chunks_bwd(__global const float* u, ulong u_off, __global const float*
   const float h0 = active ? hs[ci] : 0.0f;
   float g = active ? Gin[ci] : 0.0f;
   float dA = 0.0f, dDv = 0.0f, dbias_acc = 0.0f;
-  __global float* H = Hs + (long)slot * chunk * DSTATE * be;
-  // 1. Recompute the chunk's states into this slot of Hs (chunk, N, B·E).
+  __global float* H = Hs + ((long)slot * chunk * be + col) * DSTATE + n;  // + step * be * DSTATE
+  const long h_step = be * DSTATE;
+  // 1. Recompute the chunk's states into this slot of Hs (chunk, B·E, N).
   float h = h0;
   for (int t = t0; t < t1; ++t) {
     const long i = ((long)b * L + t) * E + e;
     const float dt = step_size(delta[i] + bias, use_softplus);
     h = exp(dt * a) * h + dt * u[i] * Bm[((long)b * L + t) * DSTATE + n];
-    H[((long)(t - t0) * DSTATE + n) * be + col] = h;
+    H[(t - t0) * h_step] = h;
   }
   // 2. Walk it backwards (H entries were written by this same work-item: no barrier needed).
   long i = ((long)b * L + max(t1 - 1, 0)) * E + e, bc = ((long)b * L + max(t1 - 1, 0)) * DSTATE + n;
@@ -243,31 +285,53 @@ void scan_chunks_bwd(__global const float* u, ulong u_off, __global const float*
       if (has_z) nz = z[i];
     }
     const float dt = step_size(raw, use_softplus);
-    const float ht = H[((long)tl * DSTATE + n) * be + col];
-    const float hp = tl > 0 ? H[((long)(tl - 1) * DSTATE + n) * be + col] : h0;
+    const float ht = H[tl * h_step];
+    const float hp = tl > 0 ? H[(tl - 1) * h_step] : h0;
     const float dy = has_z ? dout_t * zz * sigmoid_f(zz) : dout_t;
     const float an = exp(dt * a);
     const float gn = g + dy * C_t;  // dL/dh_t
+#if SHFL
+    // Per channel: sums over the states by shuffles. Per state: the warp's channels combined,
+    // one partial per warp into local memory (summed below).
+    const float sum_y = has_z ? channel_sum(C_t * ht) : 0.0f;
+    const float sum_dx = channel_sum(gn * dt * B_t), sum_ddt = channel_sum(gn * (a * an * hp + B_t * x));
+    const float warp_dB = warp_channels_sum(gn * dt * x), warp_dC = warp_channels_sum(dy * ht);
+    if (l % 32 < DSTATE) s_dB[l / 32 * DSTATE + n] = warp_dB, s_dC[l / 32 * DSTATE + n] = warp_dC;
+#else
     s_y[l] = C_t * ht;
     s_dx[l] = gn * dt * B_t;
     s_ddt[l] = gn * (a * an * hp + B_t * x);
     s_dB[l] = gn * dt * x;
     s_dC[l] = dy * ht;
+#endif
     dA += gn * dt * an * hp;
     g = gn * an;
     barrier(CLK_LOCAL_MEM_FENCE);
+#if !SHFL
+    const float sum_y = n == 0 && has_z ? sum_states(s_y, ch) : 0.0f;
+    const float sum_dx = n == 0 ? sum_states(s_dx, ch) : 0.0f, sum_ddt = n == 0 ? sum_states(s_ddt, ch) : 0.0f;
+#endif
     if (n == 0) {  // per channel: sums over the states
       if (has_z) {
-        const float y = Dv * x + sum_states(s_y, ch), sg = sigmoid_f(zz);
+        const float y = Dv * x + sum_y, sg = sigmoid_f(zz);
         ACC_STORE(dz, io, dout_t * y * sg * (1.0f + zz * (1.0f - sg)), acc_dz);
       }
-      ACC_STORE(du, io, dy * Dv + sum_states(s_dx, ch), acc_du);
-      const float ddt = sum_states(s_ddt, ch);
+      ACC_STORE(du, io, dy * Dv + sum_dx, acc_du);
+      const float ddt = sum_ddt;
       const float draw = use_softplus ? ddt * sigmoid_f(raw) : ddt;
       ACC_STORE(ddelta, io, draw, acc_ddelta);
       dbias_acc += draw;
       dDv += dy * x;
     }
+#if SHFL
+    if (l < 2 * DSTATE) {  // per state: the warps' partials; lanes [0, N) dB, [N, 2N) dC
+      const int sn = l % DSTATE;
+      __local const float* part = l < DSTATE ? s_dB : s_dC;
+      float v = 0.0f;
+      for (int w = 0; w < WG / 32; ++w) v += part[w * DSTATE + sn];
+      (l < DSTATE ? dBc : dCc)[(((long)b * L + t) * DSTATE + sn) * groups + g_idx] = v;
+    }
+#else
     if (ch == 0) {  // per state: sums over the group's channels
       float sb = 0.0f, sc = 0.0f;
       for (int k = 0; k < CPG; ++k) {
@@ -278,6 +342,7 @@ void scan_chunks_bwd(__global const float* u, ulong u_off, __global const float*
       dBc[o] = sb;
       dCc[o] = sc;
     }
+#endif
     barrier(CLK_LOCAL_MEM_FENCE);
   }
   if (active) {

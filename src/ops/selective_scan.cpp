@@ -1,6 +1,8 @@
 #include "magellano/ops/selective_scan.hpp"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "check.hpp"
 #include "magellano/ops/launch.hpp"
@@ -23,8 +25,10 @@ struct Dims {
 struct Mapping {
   bool states;
   int64_t width;
+  bool shfl = false;  // states mapping: sums by shuffles (cl/selective_scan_states.cl SHFL)
   BuildOptions knobs(int64_t n) const {
-    return BuildOptions().define("DSTATE", n).define(states ? "CPG" : "VEC", width);
+    BuildOptions o = BuildOptions().define("DSTATE", n).define(states ? "CPG" : "VEC", width);
+    return states ? o.define("SHFL", shfl) : o;
   }
   BuildOptions reduce_knobs(int64_t n) const {
     return BuildOptions().define("DSTATE", n).define("VEC", width);
@@ -35,8 +39,13 @@ Mapping choose_mapping(const Context& ctx, int64_t e, int64_t n, ScanMapping wan
   const bool gpu = ctx.device().type == "gpu";
   if (want == ScanMapping::states || (want == ScanMapping::automatic && gpu)) {
     const int64_t max_wg = std::min<int64_t>(1024, ctx.device().max_work_group_size);
+    // Shuffles: NVIDIA's inline PTX (a device reporting its compute capability), states in
+    // power-of-two lanes of a warp, whole warps per group; MAGELLANO_SCAN_SHFL=0 turns them off.
+    const char* env = std::getenv("MAGELLANO_SCAN_SHFL");
+    const bool nvidia = ctx.device().nv_compute_capability >= 30 && !(env && std::string(env) == "0");
     for (int64_t cpg : {16, 8, 4})
-      if (e % cpg == 0 && cpg * n <= max_wg) return {true, cpg};
+      if (e % cpg == 0 && cpg * n <= max_wg)
+        return {true, cpg, nvidia && n <= 16 && (n & (n - 1)) == 0 && cpg * n % 32 == 0};
     if (want == ScanMapping::states)
       throw Error("selective_scan: the states mapping needs E divisible by 4 and 4·N work-items per "
                   "group; got E = " + std::to_string(e) + ", N = " + std::to_string(n) + ".");
@@ -137,7 +146,7 @@ void backward_channels(const Inputs& in, const Dims& d, const Mapping& map, cons
   // Hs needs one chunk of steps (fewer when L is shorter); dBc / dCc rows are indexed
   // b * chunk + t within the kernels, so they always hold full chunks.
   const int64_t nc = hs.size(1), steps = std::min<int64_t>(opt.chunk, d.l);
-  Tensor Hs = scratch(ctx, Shape{steps, d.n, d.be()}), G = scratch(ctx, Shape{d.n, d.be()});
+  Tensor Hs = scratch(ctx, Shape{d.be(), steps, d.n}), G = scratch(ctx, Shape{d.n, d.be()});  // Hs: (B·E/VEC, steps, N, VEC)
   Tensor dBc = scratch(ctx, Shape{d.b, opt.chunk, d.n, d.e / map.width});
   Tensor dCc = scratch(ctx, Shape{d.b, opt.chunk, d.n, d.e / map.width});
   for (int64_t c = nc - 1; c >= 0; --c) {  // chunk by chunk, last first: G carries dL/dh back
@@ -172,7 +181,7 @@ void backward_states(const Inputs& in, const Dims& d, const Mapping& map, const 
   // Chunks run `flight` at a time so the recomputed states stay within kMaxRecomputeScratch.
   const uint64_t per_chunk = uint64_t(chunk) * items * 4;
   const int64_t flight = std::clamp<int64_t>(kMaxRecomputeScratch / per_chunk, 1, nc);
-  Tensor Hs = scratch(ctx, Shape{flight, chunk, d.n, d.be()});
+  Tensor Hs = scratch(ctx, Shape{flight, chunk, d.be(), d.n});
   Tensor dBc = scratch(ctx, Shape{d.b, d.l, d.n, d.e / map.width});
   Tensor dCc = scratch(ctx, Shape{d.b, d.l, d.n, d.e / map.width});
   for (int64_t c0 = 0; c0 < nc; c0 += flight) {

@@ -1,7 +1,8 @@
-// cl/gemm_mma.cl's hardware forms (EMULATE 0: inline PTX mma.sync, ldmatrix, cvt) compile only on
-// an NVIDIA device, which CI does not have; PoCL runs the emulated form. So that a mistake in those
+// Kernel forms with inline PTX compile only on an NVIDIA device, which CI does not have; PoCL runs
+// their portable forms: cl/gemm_mma.cl's hardware forms (EMULATE 0: mma.sync, ldmatrix, cvt,
+// cp.async) and cl/selective_scan_states.cl's SHFL 1 (shfl.sync sums). So that a mistake in those
 // branches (a reserved OpenCL word as a name, a bad asm constraint) fails here and not first on a
-// GPU, every hardware variant (PREC bf16 / tf32 x TA x TB x LDMATRIX x PTX_CVT, and CP_ASYNC for the
+// GPU, every gemm_mma hardware variant (PREC bf16 / tf32 x TA x TB x LDMATRIX x PTX_CVT, and CP_ASYNC for the
 // packed kernel, which TA / TB do not change) is compiled to PTX
 // by clang-16 for nvptx64-nvidia-nvcl (the target of NVIDIA's OpenCL), and the PTX must hold the
 // variant's instructions. A deliberately broken source (a local named `half`, the error this test
@@ -32,12 +33,13 @@ std::string read(const fs::path& p) {
 bool have_clang() { return std::system("command -v clang-16 >/dev/null 2>&1") == 0; }
 
 // Compiles `source` with `defines`; returns the PTX, or "" when clang fails.
-std::string to_ptx(const mgtest::TempDir& dir, const std::string& source, const std::string& defines) {
+std::string to_ptx(const mgtest::TempDir& dir, const std::string& source, const std::string& defines,
+                   const char* emulate = "-DEMULATE=0 ") {
   const fs::path cl = dir.path() / "k.cl", ptx = dir.path() / "k.ptx", log = dir.path() / "log.txt";
   std::ofstream(cl) << source;
   fs::remove(ptx);
   const std::string cmd = "clang-16 -x cl -cl-std=CL1.2 -fgnu-keywords -target nvptx64-nvidia-nvcl "
-                          "-Xclang -finclude-default-header -O1 -S -DEMULATE=0 " + defines + " -o '" +
+                          "-Xclang -finclude-default-header -O1 -S " + std::string(emulate) + defines + " -o '" +
                           ptx.string() + "' '" + cl.string() + "' > '" + log.string() + "' 2>&1";
   if (std::system(cmd.c_str()) != 0) {
     ADD_FAILURE() << "clang-16 failed (" << defines << "):\n" << read(log).substr(0, 2000);
@@ -91,4 +93,20 @@ TEST(GemmMmaPtx, AReservedWordAsANameFails) {
     to_ptx(dir, source, "-DPREC=1 -DLDMATRIX=1");
   }
   EXPECT_EQ(results.size(), 1) << "the broken source compiled";
+}
+
+// The scan's shuffle form: every state count it is chosen for (powers of two up to 16, whole warps).
+TEST(NvidiaPtx, ScanShuffleFormCompilesToShuffles) {
+  if (!have_clang()) GTEST_SKIP() << "clang-16 is not installed (scripts/setup.sh installs it)";
+  const mgtest::TempDir dir;
+  const std::string source = read(mgtest::project_file("cl/common.cl")) + "\n#line 1\n" +
+                             read(mgtest::project_file("cl/selective_scan_states.cl"));
+  for (const char* d : {"-DDSTATE=16 -DCPG=16", "-DDSTATE=8 -DCPG=8", "-DDSTATE=4 -DCPG=16"})
+    for (int shfl : {0, 1}) {
+      const std::string defines = std::string(d) + " -DSHFL=" + std::to_string(shfl);
+      SCOPED_TRACE(defines);
+      const std::string ptx = to_ptx(dir, source, defines, "");
+      if (ptx.empty()) continue;
+      EXPECT_EQ(ptx.find("shfl.sync.bfly.b32") != std::string::npos, shfl == 1);
+    }
 }
