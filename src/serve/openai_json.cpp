@@ -121,6 +121,18 @@ json chat_chunk_json(const ResponseHeader& h, size_t index, const json& delta, c
                                     {"finish_reason", finish ? json(finish) : json(nullptr)}}})}};
 }
 
+std::vector<json> held_chat_chunks(const ResponseHeader& h, size_t choice, const ParsedReply& reply, const json& logprobs,
+                                   generate::FinishReason finish) {
+  std::vector<json> out;
+  if (!reply.content.empty() || !logprobs.is_null())
+    out.push_back(chat_chunk_json(h, choice, {{"content", reply.content}}, nullptr, logprobs));
+  if (!reply.calls.empty())
+    out.push_back(chat_chunk_json(h, choice, {{"tool_calls", tool_calls_json(reply.calls, tool_call_id_base(h, choice), true)}},
+                                  nullptr));
+  out.push_back(chat_chunk_json(h, choice, json::object(), reply.calls.empty() ? finish_reason_name(finish) : "tool_calls"));
+  return out;
+}
+
 json models_json(const std::string& model_id, int64_t created) {
   return {{"object", "list"},
           {"data", json::array({{{"id", model_id}, {"object", "model"}, {"created", created}, {"owned_by", "magellano"}}})}};

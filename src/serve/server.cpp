@@ -345,23 +345,14 @@ struct Server::Impl {
     return true;
   }
 
-  // A held-back chat choice, finished: its content (if any, with its logprobs), its tool calls (if
-  // any), then the finish chunk ("tool_calls" when there are calls).
+  // A held-back chat choice, finished: held_chat_chunks of its parsed reply.
   template <class Write>
   bool write_held_chat(const ResponseHeader& h, size_t choice, ChoiceResult& c, generate::FinishReason finish,
                        bool logprobs, ToolCallSyntax tools, Write& write) {
-    ParsedReply p = parse_tool_calls(tools, c.text);
-    if (!p.content.empty() || (logprobs && !c.logprobs.empty())) {
-      if (!write(sse_event(chat_chunk_json(h, choice, {{"content", p.content}}, nullptr,
-                                           logprobs ? chat_logprobs_json(c.logprobs, token_bytes) : json(nullptr)))))
-        return false;
-    }
-    if (!p.calls.empty() &&
-        !write(sse_event(chat_chunk_json(h, choice, {{"tool_calls", tool_calls_json(p.calls, tool_call_id_base(h, choice), true)}},
-                                         nullptr))))
-      return false;
-    return write(sse_event(chat_chunk_json(h, choice, json::object(),
-                                           p.calls.empty() ? finish_reason_name(finish) : "tool_calls")));
+    const json lp = logprobs ? chat_logprobs_json(c.logprobs, token_bytes) : json(nullptr);
+    for (const json& chunk : held_chat_chunks(h, choice, parse_tool_calls(tools, c.text), lp, finish))
+      if (!write(sse_event(chunk))) return false;
+    return true;
   }
 
   bool complete(RequestHandle& handle, httplib::DataSink& sink, const ResponseHeader& h, const CompletionRequest& r,

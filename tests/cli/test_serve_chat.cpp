@@ -393,6 +393,17 @@ TEST_F(ServeToolsTest, ToolsAndToolHistoryRenderAsJinja2Does) {
   EXPECT_EQ(st.chunks.back()["choices"][0]["delta"], json::object());
   EXPECT_EQ(st.chunks.back()["choices"][0]["finish_reason"], completion["choices"][0]["finish_reason"]);
 
+  // With logprobs: one per generated token, in the held-back content chunk.
+  body["logprobs"] = true;
+  const auto rl = curl(server_->url() + "/v1/chat/completions",
+                       {"-N", "-H", "Content-Type: application/json", "--data-binary", body.dump()});
+  ASSERT_EQ(rl.status, 200) << rl.body;
+  const Stream stl = parse_sse(rl.body);
+  ASSERT_EQ(stl.chunks.size(), 3u) << rl.body;
+  EXPECT_EQ(stl.chunks[1]["choices"][0]["delta"], json({{"content", text}}));
+  EXPECT_EQ(stl.chunks[1]["choices"][0]["logprobs"]["content"].size(), completion["usage"]["completion_tokens"]);
+  body.erase("logprobs");
+
   // tool_choice "none" leaves the tools out of the prompt: fewer prompt tokens.
   body.erase("stream");
   body["tool_choice"] = "none";

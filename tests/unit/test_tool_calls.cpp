@@ -132,10 +132,26 @@ TEST(ToolCalls, ResponseShapes) {
   EXPECT_EQ(j["choices"][0]["finish_reason"], "tool_calls");
   EXPECT_EQ(j["choices"][1]["message"], json({{"role", "assistant"}, {"content", "plain"}}));
   EXPECT_EQ(j["choices"][1]["finish_reason"], "stop");
-  // Streaming's delta names each call's index.
-  const json d = tool_calls_json(p.calls, tool_call_id_base(h, 1), true);
-  EXPECT_EQ(d[0]["index"], 0);
-  EXPECT_EQ(d[0]["id"], "call_42-7_1_0");
+  // Streamed (held back to the end): text before the calls, the calls with their index, the finish.
+  p = parse_tool_calls(ToolCallSyntax::hermes, "Checking.<tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>");
+  auto chunks = held_chat_chunks(h, 1, p, nullptr, magellano::generate::FinishReason::stop);
+  ASSERT_EQ(chunks.size(), 3u);
+  EXPECT_EQ(chunks[0]["choices"][0]["delta"], json({{"content", "Checking."}}));
+  EXPECT_EQ(chunks[1]["choices"][0]["delta"],
+            json({{"tool_calls", {{{"index", 0}, {"id", "call_42-7_1_0"}, {"type", "function"},
+                                   {"function", {{"name", "f"}, {"arguments", "{}"}}}}}}}));
+  EXPECT_EQ(chunks[1]["choices"][0]["index"], 1);
+  EXPECT_TRUE(chunks[1]["choices"][0]["finish_reason"].is_null());
+  EXPECT_EQ(chunks[2]["choices"][0]["delta"], json::object());
+  EXPECT_EQ(chunks[2]["choices"][0]["finish_reason"], "tool_calls");
+  // Calls only: no content chunk; no calls: the text and the model's finish reason.
+  p = parse_tool_calls(ToolCallSyntax::hermes, "<tool_call>{\"name\": \"f\"}</tool_call>");
+  EXPECT_EQ(held_chat_chunks(h, 0, p, nullptr, magellano::generate::FinishReason::length).size(), 2u);
+  chunks = held_chat_chunks(h, 0, parse_tool_calls(ToolCallSyntax::hermes, "<tool_call>{oops"), nullptr,
+                            magellano::generate::FinishReason::length);
+  ASSERT_EQ(chunks.size(), 2u);
+  EXPECT_EQ(chunks[0]["choices"][0]["delta"], json({{"content", "<tool_call>{oops"}}));
+  EXPECT_EQ(chunks[1]["choices"][0]["finish_reason"], "length");
 }
 
 TEST(ToolCalls, ChatLogprobsShape) {

@@ -81,6 +81,11 @@ nlohmann::json chat_logprobs_json(const std::vector<TokenLogprob>& lps, const ge
 nlohmann::json tool_calls_json(const std::vector<ToolCall>& calls, const std::string& id_base, bool with_index);
 // The id base of choice `choice`'s calls: the response id's number and the choice.
 std::string tool_call_id_base(const ResponseHeader& h, size_t choice);
+// A chat choice held back until it finished (streaming with tools), as chunks: its content (when
+// there is any, or logprobs are non-null: then with them), its tool calls in one delta (when there
+// are any), and the finish chunk ("tool_calls" when there are calls).
+std::vector<nlohmann::json> held_chat_chunks(const ResponseHeader& h, size_t choice, const ParsedReply& reply,
+                                             const nlohmann::json& logprobs, generate::FinishReason finish);
 nlohmann::json models_json(const std::string& model_id, int64_t created);
 
 // j as compact JSON text, invalid UTF-8 replaced by U+FFFD.
