@@ -88,19 +88,37 @@ ParsedReply parse_llama3_json(const std::string& reply) {
   return out;
 }
 
+// [TOOL_CALLS][{"name", "arguments"}, ...] (v3 tokenizers), or one [TOOL_CALLS]name[ARGS]{...} per
+// call (v11 tokenizers: Mistral Small 3.2, Magistral).
 ParsedReply parse_mistral(const std::string& reply) {
-  static const std::string tag = "[TOOL_CALLS]";
+  static const std::string tag = "[TOOL_CALLS]", args_tag = "[ARGS]";
   const size_t a = reply.find(tag);
   if (a == std::string::npos) return plain(reply);
-  const auto j = parse_json(reply.substr(a + tag.size()));
-  if (!j || !j->is_array() || j->empty()) return plain(reply);
   ParsedReply out;
-  for (const json& e : *j) {
-    const auto call = call_of(e, "arguments");
+  out.content = trim(reply.substr(0, a));
+  const std::string rest = trim(reply.substr(a + tag.size()));
+  if (!rest.empty() && rest[0] == '[') {
+    const auto j = parse_json(rest);
+    if (!j || !j->is_array() || j->empty()) return plain(reply);
+    for (const json& e : *j) {
+      const auto call = call_of(e, "arguments");
+      if (!call) return plain(reply);
+      out.calls.push_back(*call);
+    }
+    return out;
+  }
+  for (size_t pos = a; pos != std::string::npos;) {
+    const size_t start = pos + tag.size();
+    const size_t next = reply.find(tag, start);
+    const std::string seg = reply.substr(start, next == std::string::npos ? std::string::npos : next - start);
+    const size_t args = seg.find(args_tag);
+    if (args == std::string::npos) return plain(reply);
+    const auto j = parse_json(seg.substr(args + args_tag.size()));
+    const auto call = j ? call_of(json{{"name", trim(seg.substr(0, args))}, {"arguments", *j}}, "arguments") : std::nullopt;
     if (!call) return plain(reply);
     out.calls.push_back(*call);
+    pos = next;
   }
-  out.content = trim(reply.substr(0, a));
   return out;
 }
 

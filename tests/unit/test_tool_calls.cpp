@@ -81,6 +81,14 @@ TEST(ToolCalls, Mistral) {
   ParsedReply p = parse_tool_calls(S, "Sure. [TOOL_CALLS][{\"name\": \"a\", \"arguments\": {\"n\": 1}}, {\"name\": \"b\", \"arguments\": {}}]");
   EXPECT_EQ(calls_of(p), (V{R"(a{"n":1})", "b{}"}));
   EXPECT_EQ(p.content, "Sure.");
+  // v11 tokenizers: name[ARGS]{...} after each [TOOL_CALLS].
+  p = parse_tool_calls(S, "Sure.[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Paris\"}[TOOL_CALLS]b[ARGS]{}");
+  EXPECT_EQ(calls_of(p), (V{R"(get_weather{"city":"Paris"})", "b{}"}));
+  EXPECT_EQ(p.content, "Sure.");
+  expect_plain(S, "[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Par");     // cut off
+  expect_plain(S, "[TOOL_CALLS]get_weather{\"city\": \"Paris\"}");      // no [ARGS]
+  expect_plain(S, "[TOOL_CALLS][ARGS]{}");                                // no name
+  expect_plain(S, "[TOOL_CALLS]a[ARGS]{}[TOOL_CALLS]b[ARGS][1]");         // one bad call: all plain
   expect_plain(S, "[TOOL_CALLS][{\"name\": \"a\", \"arguments\": {\"n\": 1}");
   expect_plain(S, "[TOOL_CALLS][]");
   expect_plain(S, "[TOOL_CALLS]{\"name\": \"a\"}");

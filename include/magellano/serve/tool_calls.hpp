@@ -9,7 +9,8 @@
 //               optional <|python_tag|>) is {"name": ..., "parameters": {...}} (or "arguments"),
 //               several separated by ";".
 //   mistral     the source has "[TOOL_CALLS]": optional text, then [TOOL_CALLS] and a JSON list of
-//               {"name": ..., "arguments": {...}}.
+//               {"name": ..., "arguments": {...}} (v3 tokenizers), or [TOOL_CALLS]name[ARGS]{...}
+//               once per call (v11 tokenizers: Mistral Small 3.2, Magistral).
 //   none        anything else: replies are plain text.
 // A reply that does not parse completely (bad JSON, no name, arguments not an object, text where
 // the syntax allows none) is plain content: no tool calls, nothing lost.
