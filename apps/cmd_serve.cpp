@@ -18,6 +18,7 @@
 #include "model_source.hpp"
 #include "options.hpp"
 #include "magellano/chat/chat_template.hpp"
+#include "magellano/serve/tool_calls.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/serve/server.hpp"
 
@@ -125,7 +126,10 @@ int run_serve(int argc, char** argv) {
   }).detach();
   std::cout << "magellano serve: " << o.model_id << " on http://" << o.host << ":" << port << " (max batch "
             << o.max_batch << ", device " << ctx->device().name << ")" << std::endl;
-  if (o.chat_template) std::cout << "magellano serve: chat template from " << o.chat_template->origin << std::endl;
+  if (o.chat_template)
+    std::cout << "magellano serve: chat template from " << o.chat_template->origin << " (tool calls read as: "
+              << serve::tool_call_syntax_name(serve::tool_call_syntax(chat::chosen_source(*o.chat_template, true)))
+              << ")" << std::endl;
   server.run();
   std::cout << "magellano serve: stopped" << std::endl;
   return 0;

@@ -86,6 +86,18 @@ TOOL_CHAT = [
     {"role": "tool", "content": "{\"temperature\": 21.5, \"sky\": \"clear\"}"},
     {"role": "user", "content": "Thanks!"},
 ]
+# A tool conversation as the server hands it to the template: OpenAI's shape (ids, tool_call_id,
+# content null beside the calls) with each call's "arguments" JSON text turned into its object
+# (src/serve/chat_request.cpp), two calls at once.
+TOOL_CHAT_OPENAI = [
+    {"role": "system", "content": "You are a weather bot."},
+    {"role": "user", "content": "Weather in Zürich and Paris?"},
+    {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Zürich"}}},
+        {"id": "call_b", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris", "days": 2}}}]},
+    {"role": "tool", "tool_call_id": "call_a", "content": "{\"temperature\": 21.5}"},
+    {"role": "tool", "tool_call_id": "call_b", "content": "{\"temperature\": 18}"},
+]
 PARTS = [
     {"role": "system", "content": [{"type": "text", "text": "Be brief."}, {"type": "text", "text": "Be kind."}]},
     {"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "text", "text": "there"}]},
@@ -97,16 +109,17 @@ CONVERSATIONS = {
     "unicode": {"messages": UNICODE},
     "no_generation_prompt": {"messages": SYSTEM, "add_generation_prompt": False},
     "tools": {"messages": TOOL_CHAT, "tools": TOOLS},
+    "tools_openai": {"messages": TOOL_CHAT_OPENAI, "tools": TOOLS},
     "content_parts": {"messages": PARTS},
 }
 
 TEMPLATES = {
-    "qwen2.5.jinja": ["chat", "system", "unicode", "no_generation_prompt", "tools"],
-    "llama3.1.jinja": ["chat", "system", "unicode", "no_generation_prompt", "tools"],
+    "qwen2.5.jinja": ["chat", "system", "unicode", "no_generation_prompt", "tools", "tools_openai"],
+    "llama3.1.jinja": ["chat", "system", "unicode", "no_generation_prompt", "tools", "tools_openai"],
     "mistral-instruct.jinja": ["chat", "system", "unicode", "tools"],
     "gemma.jinja": ["chat", "system", "unicode", "no_generation_prompt"],
     "zephyr.jinja": ["chat", "system", "unicode", "no_generation_prompt", "tools"],
-    "granite4.0.jinja": ["chat", "system", "unicode", "no_generation_prompt", "tools", "content_parts"],
+    "granite4.0.jinja": ["chat", "system", "unicode", "no_generation_prompt", "tools", "content_parts", "tools_openai"],
 }
 
 D = {"a": 1, "b": [1, 2, 3], "s": "Hello World", "n": None, "f": 2.5, "t": True,

@@ -7,7 +7,8 @@
 #                                      target
 #   scripts/fuzz.sh --ci [TARGET...]   each target for FUZZ_SECONDS (default 30) seconds, two at a
 #                                      time (CI's 2 cores)
-# Targets: config safetensors safetensors_index checkpoint token_file bpe_tokenizer layer_pattern (default: all).
+# Targets: config safetensors safetensors_index checkpoint token_file bpe_tokenizer layer_pattern
+# serve_request chat_template tool_calls (default: all).
 # Exits 1 when any target finds something: a crash, a sanitizer report, an exception other than
 # magellano::Error, a leak, an input slower than 25 s or one using more than 2 GB. libFuzzer
 # writes the input to $FUZZ_OUT/<target>/ (default: <build>/fuzz-findings/); once fixed, copy it
@@ -21,7 +22,7 @@ cd "$(dirname "$0")/.."
 
 ci=0
 if [ "${1:-}" = "--ci" ]; then ci=1; shift; fi
-all=(config safetensors safetensors_index checkpoint token_file bpe_tokenizer layer_pattern serve_request chat_template)
+all=(config safetensors safetensors_index checkpoint token_file bpe_tokenizer layer_pattern serve_request chat_template tool_calls)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 for t in "${targets[@]}"; do

@@ -10,12 +10,19 @@
 // that fell in between). Reported per C: aggregate generated tokens/s over the wall time from
 // the first request to the last response, TTFT and ITL p50 / p99 (nearest rank over every
 // request / every gap), requests completed, and the speed-up over the first C (extra.vs_first).
+// Warm-up (untimed, before the first timed point): for every C of the list, C clients send one
+// request each of the same prompt length and max_tokens at once, so every kernel the timed points
+// run is built (prefill at the prompt length, decode at batch sizes up to C) and the pools are
+// grown before timing starts; extra.warmup_requests counts them (the sum of the C's), and
+// extra.ttft_max_ms shows the slowest first token of the point (a build left in a timed point shows
+// there).
 // Options: --config FILE, --clients 1,8,32, --seconds 5, --prompt-tokens 32, --max-tokens 32.
 #include <httplib.h>
 
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <limits>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -42,14 +49,15 @@ struct ClientStats {
   int64_t tokens = 0, requests = 0, failures = 0;
 };
 
-// One client: streaming requests until `end`; every "data: {" line is a token (no tokenizer:
+// One client: streaming requests until `end`, or `max_requests` of them (whichever comes first;
+// the first request is sent whatever `end` is); every "data: {" line is a token (no tokenizer:
 // the server sends one chunk per token).
 void client_loop(int port, uint64_t seed, int64_t vocab, int64_t prompt_tokens, int64_t max_tokens,
-                 Clock::time_point end, ClientStats& st) {
+                 Clock::time_point end, int64_t max_requests, ClientStats& st) {
   std::mt19937_64 rng(seed);
   httplib::Client c("127.0.0.1", port);
   c.set_read_timeout(600, 0);
-  for (int k = 0; Clock::now() < end; ++k) {
+  for (int k = 0; k < max_requests && (k == 0 || Clock::now() < end); ++k) {
     nlohmann::json prompt = nlohmann::json::array();
     for (int64_t i = 0; i < prompt_tokens; ++i) prompt.push_back(static_cast<int64_t>(rng() % static_cast<uint64_t>(vocab)));
     const nlohmann::json body = {{"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 1.0},
@@ -79,6 +87,26 @@ void client_loop(int port, uint64_t seed, int64_t vocab, int64_t prompt_tokens, 
     st.ttft.push_back(times.front());
     for (size_t i = 1; i < times.size(); ++i) st.itl.push_back(times[i] - times[i - 1]);
   }
+}
+
+// The untimed warm-up (see the header): for each client count C, C concurrent clients send one
+// request each. Returns the number of requests served; throws when one fails.
+int64_t warm_up(int port, const std::vector<int64_t>& clients, int64_t vocab, int64_t prompt_tokens,
+                int64_t max_tokens) {
+  int64_t served = 0;
+  for (int64_t C : clients) {
+    std::vector<ClientStats> warm(static_cast<size_t>(C));
+    std::vector<std::thread> ts;
+    for (int64_t c = 0; c < C; ++c)
+      ts.emplace_back(client_loop, port, static_cast<uint64_t>(999 + c), vocab, prompt_tokens, max_tokens, Clock::now(),
+                      int64_t{1}, std::ref(warm[c]));
+    for (auto& t : ts) t.join();
+    for (const auto& w : warm) {
+      if (w.failures > 0) throw Error("bench serve: a warm-up request failed at " + std::to_string(C) + " clients.");
+      served += w.requests;
+    }
+  }
+  return served;
 }
 
 std::vector<Result> run_serve(Context& ctx, const Peaks&, const Options& opts) {
@@ -112,15 +140,7 @@ std::vector<Result> run_serve(Context& ctx, const Peaks&, const Options& opts) {
     }
   } stop_on_exit{server, serving};
 
-  // Warm-up: kernels built and the pools grown at the largest client count.
-  {
-    std::vector<ClientStats> warm(static_cast<size_t>(max_batch));
-    std::vector<std::thread> ts;
-    for (int64_t c = 0; c < max_batch; ++c)
-      ts.emplace_back(client_loop, port, 999 + c, cfg.model.vocab_size, prompt_tokens, std::min<int64_t>(max_tokens, 4),
-                      Clock::now(), std::ref(warm[c]));
-    for (auto& t : ts) t.join();
-  }
+  const int64_t warmup_requests = warm_up(port, clients, cfg.model.vocab_size, prompt_tokens, max_tokens);
 
   std::vector<Result> out;
   for (int64_t C : clients) {
@@ -130,7 +150,7 @@ std::vector<Result> run_serve(Context& ctx, const Peaks&, const Options& opts) {
     const auto end = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
     for (int64_t c = 0; c < C; ++c)
       ts.emplace_back(client_loop, port, static_cast<uint64_t>(c + 1), cfg.model.vocab_size, prompt_tokens, max_tokens,
-                      end, std::ref(stats[c]));
+                      end, std::numeric_limits<int64_t>::max(), std::ref(stats[c]));
     for (auto& t : ts) t.join();
     const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
     ClientStats all;
@@ -153,6 +173,7 @@ std::vector<Result> run_serve(Context& ctx, const Peaks&, const Options& opts) {
     r.repeats = static_cast<int>(all.requests);
     r.extra = {{"requests", all.requests}, {"wall_s", wall},
                {"ttft_p50_ms", percentile(all.ttft, 50) * 1e3}, {"ttft_p99_ms", percentile(all.ttft, 99) * 1e3},
+               {"ttft_max_ms", percentile(all.ttft, 100) * 1e3}, {"warmup_requests", warmup_requests},
                {"itl_p50_ms", percentile(all.itl, 50) * 1e3}, {"itl_p99_ms", percentile(all.itl, 99) * 1e3},
                {"sampling", {{"temperature", 1.0}}}};
     if (!out.empty()) r.extra["vs_first"] = r.tokens_per_s / out.front().tokens_per_s;

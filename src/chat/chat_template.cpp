@@ -52,25 +52,33 @@ std::optional<ChatTemplate> load_chat_template(const fs::path& dir) {
   if (config && !config->is_object()) throw Error((dir / "tokenizer_config.json").string() + " is not a JSON object");
   if (fs::exists(dir / "chat_template.jinja")) {
     t.origin = (dir / "chat_template.jinja").string();
-    t.main = compile(read_text(dir / "chat_template.jinja"), t.origin);
+    t.main_source = read_text(dir / "chat_template.jinja");
+    t.main = compile(t.main_source, t.origin);
   } else if (auto j = read_json_file(dir / "chat_template.json")) {
     t.origin = (dir / "chat_template.json").string();
     if (!j->is_object() || !j->contains("chat_template") || !(*j)["chat_template"].is_string())
       throw Error(t.origin + ": expected {\"chat_template\": \"<Jinja text>\"}");
-    t.main = compile((*j)["chat_template"].get<std::string>(), t.origin);
+    t.main_source = (*j)["chat_template"].get<std::string>();
+    t.main = compile(t.main_source, t.origin);
   } else if (config && config->contains("chat_template") && !(*config)["chat_template"].is_null()) {
     t.origin = (dir / "tokenizer_config.json").string();
     const ordered_json& ct = (*config)["chat_template"];
     if (ct.is_string()) {
-      t.main = compile(ct.get<std::string>(), t.origin);
+      t.main_source = ct.get<std::string>();
+      t.main = compile(t.main_source, t.origin);
     } else if (ct.is_array()) {
       for (const auto& e : ct) {
         if (!e.is_object() || !e.contains("name") || !e["name"].is_string() || !e.contains("template") ||
             !e["template"].is_string())
           throw Error(t.origin + ": \"chat_template\" list entries must be {\"name\": ..., \"template\": ...}");
         const std::string name = e["name"].get<std::string>();
-        if (name == "default") t.main = compile(e["template"].get<std::string>(), t.origin + " (\"default\")");
-        else if (name == "tool_use") t.tool_use = compile(e["template"].get<std::string>(), t.origin + " (\"tool_use\")");
+        if (name == "default") {
+          t.main_source = e["template"].get<std::string>();
+          t.main = compile(t.main_source, t.origin + " (\"default\")");
+        } else if (name == "tool_use") {
+          t.tool_use_source = e["template"].get<std::string>();
+          t.tool_use = compile(t.tool_use_source, t.origin + " (\"tool_use\")");
+        }
         else t.unused_names.push_back(name);
       }
       if (!t.main)
@@ -101,6 +109,10 @@ std::string render_chat(const ChatTemplate& t, const ordered_json& messages, con
   for (const auto& [k, v] : t.special_tokens) vars.set(k, jinja::Value::string(v));
   const auto& tmpl = !tools.is_null() && t.tool_use ? t.tool_use : t.main;
   return tmpl->render(vars);
+}
+
+const std::string& chosen_source(const ChatTemplate& t, bool with_tools) {
+  return with_tools && t.tool_use ? t.tool_use_source : t.main_source;
 }
 
 }  // namespace magellano::chat

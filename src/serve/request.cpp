@@ -183,6 +183,12 @@ void read_sampling_fields(const json& body, CompletionRequest& r, const ServeLim
 
 std::string json_type_name(const json& v) { return type_name(v); }
 
+std::optional<int64_t> integer_field(const json& body, const char* key, int64_t lo, int64_t hi) {
+  return integer(body, key, lo, hi);
+}
+
+bool boolean_field(const json& body, const char* key) { return boolean(body, key); }
+
 CompletionRequest parse_completion_request(const json& body, const std::string& model_id, const ServeLimits& limits) {
   static const std::set<std::string> known = {
       "model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "n", "stop", "seed", "echo", "logprobs",

@@ -16,6 +16,7 @@
 #include "magellano/serve/chat_request.hpp"
 #include "magellano/serve/openai_json.hpp"
 #include "magellano/serve/sse.hpp"
+#include "magellano/serve/tool_calls.hpp"
 
 namespace magellano::serve {
 
@@ -210,13 +211,16 @@ struct Server::Impl {
     for (uint32_t id : tokenizer->encode(prompt, data::SpecialTokens::Allowed)) ids.push_back(static_cast<int32_t>(id));
     if (ids.empty()) throw ApiError(400, "The conversation renders to no tokens.", "messages");
     check_ids(ids, "messages");
-    respond(c.params, ids, std::string(), true, res);
+    const ToolCallSyntax syntax =
+        c.tool_calls ? tool_call_syntax(chat::chosen_source(*opt.chat_template, true)) : ToolCallSyntax::none;
+    respond(c.params, ids, std::string(), true, res, syntax);
   }
 
   // Submits the request's choices and answers: JSON, or server-sent events with "stream": true;
-  // completions' shapes, or chat completions' with `chat`.
+  // completions' shapes, or chat completions' with `chat`, whose replies are read for tool calls
+  // in `tools` syntax (none: not read).
   void respond(const CompletionRequest& r, const std::vector<int32_t>& ids, const std::string& echo, bool chat,
-               httplib::Response& res) {
+               httplib::Response& res, ToolCallSyntax tools = ToolCallSyntax::none) {
     uint64_t seed = r.sampling.seed;
     if (!r.seed_given) seed = std::random_device{}() ^ (uint64_t{std::random_device{}()} << 32);
     std::vector<SequenceSpec> choices;
@@ -242,8 +246,8 @@ struct Server::Impl {
       res.set_header("Cache-Control", "no-cache");
       res.set_chunked_content_provider(
           "text/event-stream",
-          [this, handle, h, r, echo, prompt_tokens, chat](size_t, httplib::DataSink& sink) {
-            return stream(*handle, sink, h, r, echo, prompt_tokens, chat);
+          [this, handle, h, r, echo, prompt_tokens, chat, tools](size_t, httplib::DataSink& sink) {
+            return stream(*handle, sink, h, r, echo, prompt_tokens, chat, tools);
           },
           releaser);
     } else {
@@ -251,8 +255,8 @@ struct Server::Impl {
       // "application/json" for clients that accept gzip), so each heartbeat reaches the socket.
       res.set_chunked_content_provider(
           "application/json; charset=utf-8",
-          [this, handle, h, r, echo, prompt_tokens, chat](size_t, httplib::DataSink& sink) {
-            return complete(*handle, sink, h, r, echo, prompt_tokens, chat);
+          [this, handle, h, r, echo, prompt_tokens, chat, tools](size_t, httplib::DataSink& sink) {
+            return complete(*handle, sink, h, r, echo, prompt_tokens, chat, tools);
           },
           releaser);
     }
@@ -276,8 +280,10 @@ struct Server::Impl {
     }
   }
 
+  // With `tools` (chat), a choice's reply is held back until it finishes, then sent as its content
+  // (with all of its logprobs) and / or one delta of every tool call found in it.
   bool stream(RequestHandle& handle, httplib::DataSink& sink, const ResponseHeader& h, const CompletionRequest& r,
-              const std::string& echo, int64_t prompt_tokens, bool chat) {
+              const std::string& echo, int64_t prompt_tokens, bool chat, ToolCallSyntax tools) {
     auto last_write = std::chrono::steady_clock::now();
     auto write = [&](const std::string& s) {
       last_write = std::chrono::steady_clock::now();
@@ -294,6 +300,7 @@ struct Server::Impl {
         if (!write(sse_event(chat_chunk_json(h, static_cast<size_t>(c), {{"role", "assistant"}, {"content", ""}}, nullptr))))
           return false;
     Usage usage{prompt_tokens * r.n, 0};
+    std::vector<ChoiceResult> held(tools != ToolCallSyntax::none ? static_cast<size_t>(r.n) : 0);
     std::vector<Event> events;
     while (!handle.done()) {
       if (!next_events(handle, sink, kSseKeepAlive, last_write, events)) return false;
@@ -309,8 +316,19 @@ struct Server::Impl {
         // character not complete yet) sends nothing; without one every token sends a chunk (with
         // empty text), so a client still sees each token arrive.
         if (e.text.empty() && !e.finish && !r.logprobs && token_bytes) continue;
-        if (chat) {  // the text, then the finish reason in a chunk of its own with an empty delta
-          if (!e.text.empty() && !write(sse_event(chat_chunk_json(h, e.choice, {{"content", e.text}}, nullptr)))) return false;
+        if (chat && !held.empty()) {
+          ChoiceResult& c = held[e.choice];
+          c.text += e.text;
+          c.logprobs.insert(c.logprobs.end(), e.logprobs.begin(), e.logprobs.end());
+          if (e.finish && !write_held_chat(h, e.choice, c, *e.finish, r.logprobs.has_value(), tools, write)) return false;
+          continue;
+        }
+        if (chat) {  // the text (and its logprobs), then the finish reason in a chunk of its own with an empty delta
+          const bool lps = r.logprobs && !e.logprobs.empty();
+          if ((!e.text.empty() || lps) &&
+              !write(sse_event(chat_chunk_json(h, e.choice, {{"content", e.text}}, nullptr,
+                                               lps ? chat_logprobs_json(e.logprobs, token_bytes) : json(nullptr)))))
+            return false;
           if (e.finish && !write(sse_event(chat_chunk_json(h, e.choice, json::object(), finish_reason_name(*e.finish)))))
             return false;
           continue;
@@ -327,8 +345,18 @@ struct Server::Impl {
     return true;
   }
 
+  // A held-back chat choice, finished: held_chat_chunks of its parsed reply.
+  template <class Write>
+  bool write_held_chat(const ResponseHeader& h, size_t choice, ChoiceResult& c, generate::FinishReason finish,
+                       bool logprobs, ToolCallSyntax tools, Write& write) {
+    const json lp = logprobs ? chat_logprobs_json(c.logprobs, token_bytes) : json(nullptr);
+    for (const json& chunk : held_chat_chunks(h, choice, parse_tool_calls(tools, c.text), lp, finish))
+      if (!write(sse_event(chunk))) return false;
+    return true;
+  }
+
   bool complete(RequestHandle& handle, httplib::DataSink& sink, const ResponseHeader& h, const CompletionRequest& r,
-                const std::string& echo, int64_t prompt_tokens, bool chat) {
+                const std::string& echo, int64_t prompt_tokens, bool chat, ToolCallSyntax tools) {
     std::vector<ChoiceResult> choices(static_cast<size_t>(r.n));
     for (auto& c : choices) {
       c.text = echo;
@@ -349,8 +377,15 @@ struct Server::Impl {
         if (e.finish) c.finish = *e.finish;
       }
     }
+    if (chat && tools != ToolCallSyntax::none)
+      for (ChoiceResult& c : choices) {
+        ParsedReply p = parse_tool_calls(tools, c.text);
+        if (p.calls.empty()) continue;
+        c.text = std::move(p.content);
+        c.tool_calls = std::move(p.calls);
+      }
     const std::string body =
-        error.empty() ? dump(chat ? chat_completion_json(h, choices, usage)
+        error.empty() ? dump(chat ? chat_completion_json(h, choices, usage, token_bytes)
                                   : completion_json(h, choices, usage, token_bytes, echo.size()))
                       : dump(ApiError(500, "Generation failed: " + error, "", "internal_error", "server_error").to_json());
     if (!sink.write(body.data(), body.size())) return false;

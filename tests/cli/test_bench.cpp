@@ -179,6 +179,30 @@ TEST(BenchCli, TokenizerOnTheSharedData) {
   EXPECT_EQ(r[4]["name"], "tokenizer_bpe_train_8k");
 }
 
+// bench serve warms up before timing: one untimed request per client of every client count
+// (1 + 2 = 3 here), so no timed point pays the kernel builds. (The first version's warm-up loop
+// ended before its first request and sent none: warmup_requests 0.)
+TEST(BenchCli, ServeWarmsUpEveryClientCountBeforeTiming) {
+  MG_REQUIRE_CLI();
+  std::vector<std::string> args = {"bench", "serve", "--clients", "1,2", "--seconds", "0.3", "--prompt-tokens", "4",
+                                   "--max-tokens", "3"};
+  args.insert(args.end(), kTinyPeaks.begin(), kTinyPeaks.end());
+  const auto r = run_cli(args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::istringstream lines(r.output);
+  std::vector<int64_t> clients;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line[0] != '{') continue;
+    const auto j = nlohmann::json::parse(line);
+    ASSERT_EQ(j["name"], "serve") << line;
+    clients.push_back(j["sizes"]["clients"].get<int64_t>());
+    EXPECT_EQ(j["extra"]["warmup_requests"], 3) << line;
+    EXPECT_GT(j["extra"]["requests"].get<int64_t>(), 0) << line;
+    EXPECT_GE(j["extra"]["ttft_max_ms"].get<double>(), j["extra"]["ttft_p50_ms"].get<double>()) << line;
+  }
+  EXPECT_EQ(clients, (std::vector<int64_t>{1, 2})) << r.output;
+}
+
 TEST(BenchCli, BadInputIsOneClearLine) {
   MG_REQUIRE_CLI();
   auto r = run_cli({"bench", "frobnicate"});

@@ -186,8 +186,8 @@ TEST(ServeChatRequest, FieldsAndDefaults) {
       R"({"messages": [{"role": "user", "content": "hi", "name": "x"}, {"role": "assistant", "content": null,
            "tool_calls": [{"function": {"name": "f", "arguments": {"z": 1, "a": 2}}}]}],
           "tools": [{"type": "function", "function": {"name": "f", "parameters": {"z": 1, "a": 2}}}],
-          "max_completion_tokens": 7, "temperature": 0, "seed": 3, "stop": "\n", "logprobs": false, "top_logprobs": 0,
-          "response_format": {"type": "text"}, "tool_choice": "none", "parallel_tool_calls": false})",
+          "max_completion_tokens": 7, "temperature": 0, "seed": 3, "stop": "\n", "logprobs": false,
+          "response_format": {"type": "text"}, "tool_choice": "auto", "parallel_tool_calls": false})",
       "m", limits());
   EXPECT_EQ(c.params.max_tokens, 7);
   EXPECT_EQ(c.params.sampling.temperature, 0.0f);
@@ -198,7 +198,28 @@ TEST(ServeChatRequest, FieldsAndDefaults) {
   // Key order as sent (a template's tojson shows it): "z" before "a".
   EXPECT_EQ(c.tools.dump(), R"([{"type":"function","function":{"name":"f","parameters":{"z":1,"a":2}}}])");
   EXPECT_EQ(c.messages[1]["tool_calls"][0]["function"]["arguments"].dump(), R"({"z":1,"a":2})");
+  EXPECT_TRUE(c.tool_calls);
+  EXPECT_FALSE(c.params.logprobs);
   EXPECT_TRUE(parse_chat_request(R"({"messages": [{"role": "user", "content": "x"}]})", "m", limits()).tools.is_null());
+  // tool_choice "none": the tools stay out of the prompt and the reply is not read for calls.
+  const ChatRequest none = parse_chat_request(
+      R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}}],
+          "tool_choice": "none"})", "m", limits());
+  EXPECT_TRUE(none.tools.is_null());
+  EXPECT_FALSE(none.tool_calls);
+  // OpenAI's arguments string becomes the object the templates expect (key order kept); a string
+  // that is not a JSON object stays a string; content may be left out beside tool_calls.
+  const ChatRequest calls = parse_chat_request(
+      R"({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [
+           {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"z\": 1, \"a\": [2]}"}},
+           {"id": "c2", "type": "function", "function": {"name": "g", "arguments": "not json"}}]},
+          {"role": "tool", "tool_call_id": "c1", "content": "3"}],
+          "logprobs": true, "top_logprobs": 20})", "m", limits());
+  EXPECT_EQ(calls.messages[1]["tool_calls"][0]["function"]["arguments"].dump(), R"({"z":1,"a":[2]})");
+  EXPECT_EQ(calls.messages[1]["tool_calls"][1]["function"]["arguments"], "not json");
+  EXPECT_EQ(calls.params.logprobs, 20);
+  EXPECT_EQ(parse_chat_request(R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true})", "m", limits())
+                .params.logprobs, 0);
   EXPECT_EQ(parse_chat_request(R"({"messages": [{"role": "user", "content": "x"}]})", "m", limits()).params.max_tokens, 16);
 }
 
@@ -220,6 +241,33 @@ TEST(ServeChatRequest, RefusalsNameTheField) {
        "messages[1].content[0].text"},
       {R"({"messages": [{"role": "user", "content": [5]}]})", "messages[0].content[0]"},
       {R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2})", "top_logprobs"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "logprobs": false, "top_logprobs": 0})", "top_logprobs"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 21})", "top_logprobs"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": -1})", "top_logprobs"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "logprobs": "yes"})", "logprobs"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "logprobs": 1})", "logprobs"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": {}})", "tools"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "code_interpreter"}]})", "tools[0].type"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]})", "tools[0].function"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": 1}}]})",
+       "tools[0].function.name"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f", "parameters": "x"}}]})",
+       "tools[0].function.parameters"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "auto"})", "tool_choice"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "always"})",
+       "tool_choice"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "required"})",
+       "tool_choice"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}}],
+           "tool_choice": {"type": "function", "function": {"name": "g"}}})", "tool_choice"},
+      {R"({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": {}}]})", "messages[1].tool_calls"},
+      {R"({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [{"id": "c"}]}]})",
+       "messages[1].tool_calls[0].function"},
+      {R"({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": 3}}]}]})",
+       "messages[1].tool_calls[0].function.arguments"},
+      {R"({"messages": [{"role": "user", "content": "x", "tool_calls": []}]})", "messages[0].tool_calls"},
+      {R"({"messages": [{"role": "user", "content": "x"}, {"role": "assistant"}]})", "messages[1].content"},
+      {R"({"messages": [{"role": "tool", "content": "x"}]})", "messages[0].tool_call_id"},
       {R"({"messages": [{"role": "user", "content": "x"}], "n": 4})", "n"},
       {R"({"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 101})", "max_completion_tokens"},
       {R"({"messages": [{"role": "user", "content": "x"}], "parallel_tool_calls": 1})", "parallel_tool_calls"},
@@ -238,7 +286,7 @@ TEST(ServeChatRequest, ResponseShapes) {
   ChoiceResult c;
   c.text = "hello";
   c.finish = magellano::generate::FinishReason::length;
-  const json j = chat_completion_json(h, {c}, Usage{3, 2});
+  const json j = chat_completion_json(h, {c}, Usage{3, 2}, nullptr);
   EXPECT_EQ(j.dump(), R"({"choices":[{"finish_reason":"length","index":0,"logprobs":null,"message":{"content":"hello","role":"assistant"}}],"created":7,"id":"chatcmpl-1","model":"m","object":"chat.completion","usage":{"completion_tokens":2,"prompt_tokens":3,"total_tokens":5}})");
   const json k = chat_chunk_json(h, 1, {{"content", "x"}}, nullptr);
   EXPECT_EQ(k["object"], "chat.completion.chunk");

@@ -29,6 +29,7 @@ struct ChatTemplate {
   std::string origin;  // the file it came from, e.g. "DIR/tokenizer_config.json"
   std::shared_ptr<const jinja::Template> main;      // "default" (or the only one)
   std::shared_ptr<const jinja::Template> tool_use;  // a "tool_use" template, if any
+  std::string main_source, tool_use_source;         // their Jinja text
   std::vector<std::string> unused_names;            // other named templates (not used)
   std::map<std::string, std::string> special_tokens;  // bos_token, eos_token, ... as found
 };
@@ -43,5 +44,8 @@ std::optional<ChatTemplate> load_chat_template(const std::filesystem::path& dir)
 // list. Throws jinja::TemplateError (raise_exception's message as the template wrote it).
 std::string render_chat(const ChatTemplate& t, const nlohmann::ordered_json& messages,
                         const nlohmann::ordered_json& tools, bool add_generation_prompt);
+
+// The Jinja text of the template render_chat uses with tools (non-null) or without.
+const std::string& chosen_source(const ChatTemplate& t, bool with_tools);
 
 }  // namespace magellano::chat

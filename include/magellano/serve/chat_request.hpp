@@ -3,13 +3,18 @@
 // with a 400 that names it (unknown fields too).
 //
 // Supported: messages (a non-empty list of {"role": string, "content": string | null | a list of
-// {"type": "text", "text": string} parts, ...}; other keys such as name, tool_calls and
-// tool_call_id go to the template as they are), tools (a list, passed to the template; null or
-// absent: None), tool_choice ("auto" or "none" only: the server does not parse tool calls out of
-// the text), max_tokens or max_completion_tokens, and the sampling fields of completions
-// (request.hpp: temperature, top_p, top_k, repetition_penalty, n, seed, stop, stream,
-// stream_options, user; the penalties and logit_bias at neutral values). Refused: logprobs /
-// top_logprobs other than false / 0, response_format other than text, and anything unknown.
+// {"type": "text", "text": string} parts, ...}; other keys such as name go to the template as they
+// are; an assistant message may carry tool_calls [{"id", "type": "function", "function": {"name",
+// "arguments"}}] instead of content, its "arguments" JSON text turned into the object the templates
+// expect; a "tool" message needs its tool_call_id), tools (a list of {"type": "function",
+// "function": {"name", "description", "parameters"}}, passed to the template as transformers'
+// apply_chat_template(tools=...) does), tool_choice ("auto", the default, or "none": then the tools
+// are left out of the prompt and the reply is not read for calls; "required" and a named function
+// are refused: nothing here can force a call), logprobs (true / false) with top_logprobs (0 .. 20,
+// only with logprobs true), max_tokens or max_completion_tokens, and the sampling fields of
+// completions (request.hpp: temperature, top_p, top_k, repetition_penalty, n, seed, stop, stream,
+// stream_options, user; the penalties and logit_bias at neutral values). Refused: response_format
+// other than text, and anything unknown.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
@@ -19,9 +24,11 @@
 namespace magellano::serve {
 
 struct ChatRequest {
-  CompletionRequest params;  // prompt_text / prompt_ids unused; echo false, no logprobs
-  nlohmann::ordered_json messages;  // as sent, key order kept (tojson in templates shows it)
-  nlohmann::ordered_json tools;     // null when absent
+  CompletionRequest params;  // prompt_text / prompt_ids unused; echo false; logprobs = top_logprobs
+  nlohmann::ordered_json messages;  // as sent, key order kept (tojson in templates shows it), tool
+                                    // calls' arguments as objects
+  nlohmann::ordered_json tools;     // for the template: null when absent or tool_choice "none"
+  bool tool_calls = false;          // read the reply for tool calls (tools given, tool_choice not "none")
 };
 
 // text: the body (already known to parse as a JSON object, parse_body). Throws ApiError: 400

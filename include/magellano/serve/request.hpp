@@ -55,6 +55,10 @@ CompletionRequest parse_completion_request(const nlohmann::json& body, const std
 // logit_bias, as described above.
 void check_model(const nlohmann::json& body, const std::string& model_id);
 void read_sampling_fields(const nlohmann::json& body, CompletionRequest& r, const ServeLimits& limits);
+// One field checked as the fields above are (null or absent: nullopt / false): an integer in
+// [lo, hi], a boolean.
+std::optional<int64_t> integer_field(const nlohmann::json& body, const char* key, int64_t lo, int64_t hi);
+bool boolean_field(const nlohmann::json& body, const char* key);
 // "a string", "a list", "an object", ... for messages.
 std::string json_type_name(const nlohmann::json& v);
 

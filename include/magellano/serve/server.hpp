@@ -2,8 +2,10 @@
 // a request to the scheduler and back.
 //   POST /v1/completions       request.hpp → Scheduler::submit → JSON, or SSE when "stream": true
 //   POST /v1/chat/completions  chat_request.hpp → the model's chat template (chat/chat_template.hpp)
-//                              → the same path as completions, in chat's shapes; without a
-//                              template: 400 chat_template_unsupported (chat_note says why)
+//                              → the same path as completions, in chat's shapes; with tools,
+//                              the reply read for tool calls (tool_calls.hpp; streamed: held back
+//                              until the choice ends); without a template: 400
+//                              chat_template_unsupported (chat_note says why)
 //   GET  /v1/models            the one served model
 //   GET  /health               {"status": "ok"} (200), or 503 with the device failure
 //   GET  /metrics              metrics.hpp (Prometheus text)
