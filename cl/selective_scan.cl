@@ -12,10 +12,10 @@
 // where neighbouring work-items already make coalesced accesses).
 // Kernels:
 //   scan_fwd         out, hs, h_last
-//   scan_bwd_chunk   one chunk (launched last chunk first): recomputes the chunk's states from
-//                    hs into Hs (B·E/VEC, len, N, VEC) (len = the chunk's steps: each work-item's
-//                    states are contiguous, so they stay in its core's cache), then walks them
-//                    backwards; writes du, ddelta, dz,
+//   scan_bwd_chunk   one chunk (launched last chunk first): recomputes the chunk's states and
+//                    decays exp(dt · A) from hs into Hs (B·E/VEC, len, 2, N, VEC) (len = the
+//                    chunk's steps: each work-item's are contiguous, so they stay in its core's
+//                    cache), then walks them backwards (no exp recomputed); writes du, ddelta, dz,
 //                    the chunk's dB / dC terms summed over each work-item's lanes
 //                    (dBc, dCc: (B, chunk, N, E/VEC)), and accumulates dA / dD / dbias per
 //                    (b, e) in dA_p (B, E, N), dD_p, dbias_p (B, E); G (B, N, E) carries dL/dh
@@ -154,7 +154,9 @@ __kernel void scan_bwd_chunk(__global const float* u, ulong u_off, __global cons
       dA[n] = VLOAD(t);
     }
   }
-  __global float* H = Hs + (long)gid * (t1 - t0) * DSTATE * VEC;  // this work-item's (len, N, VEC)
+  __global float* H = Hs + (long)gid * (t1 - t0) * 2 * DSTATE * VEC;  // this work-item's (len, 2, N, VEC)
+#define H_STATE(tl, n) (H + (((tl) * 2) * DSTATE + (n)) * VEC)
+#define H_DECAY(tl, n) (H + (((tl) * 2 + 1) * DSTATE + (n)) * VEC)
   vf dDv = last_chunk ? (vf)0.0f : VLOAD(dD_p + col);
   vf dbias_acc = last_chunk ? (vf)0.0f : VLOAD(dbias_p + col);
   // 1. Recompute the chunk's states into this work-item's part of Hs.
@@ -168,8 +170,10 @@ __kernel void scan_bwd_chunk(__global const float* u, ulong u_off, __global cons
       if (use_softplus) dt = softplus_v(dt);
       const vf dtx = dt * VLOAD(u + i);
       for (int n = 0; n < DSTATE; ++n) {
-        h[n] = exp(dt * a[n]) * h[n] + dtx * Bm[bc + n];
-        VSTORE(h[n], H + ((t - t0) * DSTATE + n) * VEC);
+        const vf an = exp(dt * a[n]);
+        h[n] = an * h[n] + dtx * Bm[bc + n];
+        VSTORE(h[n], H_STATE(t - t0, n));
+        VSTORE(an, H_DECAY(t - t0, n));
       }
     }
   }
@@ -183,7 +187,7 @@ __kernel void scan_bwd_chunk(__global const float* u, ulong u_off, __global cons
     const vf dt = use_softplus ? softplus_v(raw) : raw;
     const vf x = VLOAD(u + i);
     vf y = Dv * x;
-    for (int n = 0; n < DSTATE; ++n) y += Cm[bc + n] * VLOAD(H + (tl * DSTATE + n) * VEC);
+    for (int n = 0; n < DSTATE; ++n) y += Cm[bc + n] * VLOAD(H_STATE(tl, n));
     vf dy = VLOAD(dout + i);
     if (has_z) {
       const vf zz = VLOAD(z + i), sg = sigmoid_v(zz);
@@ -196,9 +200,9 @@ __kernel void scan_bwd_chunk(__global const float* u, ulong u_off, __global cons
     dDv += dy * x;
     const long row = ((long)b * chunk + tl) * DSTATE;  // dBc / dCc row (B, chunk, N, E/VEC)
     for (int n = 0; n < DSTATE; ++n) {
-      const vf ht = VLOAD(H + (tl * DSTATE + n) * VEC);
-      const vf hp = tl > 0 ? VLOAD(H + ((tl - 1) * DSTATE + n) * VEC) : h0[n];
-      const vf an = exp(dt * a[n]);
+      const vf ht = VLOAD(H_STATE(tl, n));
+      const vf hp = tl > 0 ? VLOAD(H_STATE(tl - 1, n)) : h0[n];
+      const vf an = VLOAD(H_DECAY(tl, n));
       const vf gn = g[n] + dy * Cm[bc + n];  // dL/dh_t
       dCc[(row + n) * ev + ev_idx] = HSUM(dy * ht);
       dBc[(row + n) * ev + ev_idx] = HSUM(gn * dt * x);
@@ -223,6 +227,9 @@ __kernel void scan_bwd_chunk(__global const float* u, ulong u_off, __global cons
   VSTORE(dDv, dD_p + col);
   VSTORE(dbias_acc, dbias_p + col);
 }
+
+#undef H_STATE
+#undef H_DECAY
 
 // dB[b, t0 + tl, n] (+)= sum_k dBc[b, tl, n, k] over k < E/VEC; the same for dC.
 // One work-item per (b, tl, n).

@@ -51,10 +51,11 @@ Mapping choose_mapping(const Context& ctx, int64_t e, int64_t n, ScanMapping wan
                   "group; got E = " + std::to_string(e) + ", N = " + std::to_string(n) + ".");
   }
   // Explicit SIMD across channels on CPUs (PoCL does not vectorise across work-items whose
-  // body loops); one channel per work-item elsewhere.
+  // body loops), as wide as the device's native float vectors (16 with AVX-512: measured 1.5x the
+  // forward of 8 there) but at least 4; one channel per work-item elsewhere.
   if (ctx.device().type == "cpu")
-    for (int64_t v : {8, 4})
-      if (e % v == 0) return {false, v};
+    for (int64_t v : {16, 8, 4})
+      if ((v <= int64_t(ctx.device().native_float_width) || v == 4) && e % v == 0) return {false, v};
   return {false, 1};
 }
 
@@ -146,7 +147,8 @@ void backward_channels(const Inputs& in, const Dims& d, const Mapping& map, cons
   // Hs needs one chunk of steps (fewer when L is shorter); dBc / dCc rows are indexed
   // b * chunk + t within the kernels, so they always hold full chunks.
   const int64_t nc = hs.size(1), steps = std::min<int64_t>(opt.chunk, d.l);
-  Tensor Hs = scratch(ctx, Shape{d.be(), steps, d.n}), G = scratch(ctx, Shape{d.n, d.be()});  // Hs: (B·E/VEC, steps, N, VEC)
+  // Hs: the states and their decays, (B·E/VEC, steps, 2, N, VEC).
+  Tensor Hs = scratch(ctx, Shape{d.be(), steps, 2, d.n}), G = scratch(ctx, Shape{d.n, d.be()});
   Tensor dBc = scratch(ctx, Shape{d.b, opt.chunk, d.n, d.e / map.width});
   Tensor dCc = scratch(ctx, Shape{d.b, opt.chunk, d.n, d.e / map.width});
   for (int64_t c = nc - 1; c >= 0; --c) {  // chunk by chunk, last first: G carries dL/dh back

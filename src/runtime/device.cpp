@@ -89,6 +89,7 @@ std::vector<DeviceInfo> list_devices() {
       info.max_alloc_bytes = device_value<cl_ulong>(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE);
       info.local_mem_bytes = device_value<cl_ulong>(d, CL_DEVICE_LOCAL_MEM_SIZE);
       info.max_work_group_size = device_value<size_t>(d, CL_DEVICE_MAX_WORK_GROUP_SIZE);
+      info.native_float_width = device_value<cl_uint>(d, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT);
       std::string ext = device_string(d, CL_DEVICE_EXTENSIONS);
       info.fp16 = ext.find("cl_khr_fp16") != std::string::npos;
       info.fp64 = ext.find("cl_khr_fp64") != std::string::npos;

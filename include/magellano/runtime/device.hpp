@@ -24,6 +24,7 @@ struct DeviceInfo {
   uint64_t max_alloc_bytes = 0;
   uint64_t local_mem_bytes = 0;
   uint64_t max_work_group_size = 0;
+  uint32_t native_float_width = 1;  // CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT (16 with AVX-512 on PoCL)
   bool fp16 = false;  // cl_khr_fp16 (arithmetic); storage-only half works everywhere
   bool fp64 = false;  // cl_khr_fp64
   // NVIDIA compute capability as major * 10 + minor (cl_nv_device_attribute_query), 0 elsewhere:
