@@ -7,6 +7,22 @@
 #include "magellano/runtime/error.hpp"
 
 namespace magellano::train {
+namespace {
+
+// Tokens per chunk: seq_len, or seq_len + 1 (a training window, seq_len inputs) when rows may be
+// blank infilling, whose layout depends on the number of inputs.
+int64_t chunk_tokens(int64_t seq_len, const data::ObjectiveConfig& objective) {
+  return seq_len + (objective.uses(data::Objective::blank_infilling) ? 1 : 0);
+}
+
+// Chunks start every seq_len tokens; one that would hold a single token predicts nothing and is
+// not counted (with seq_len + 1 tokens a chunk shares its first token with the previous one's last).
+int64_t chunk_count(size_t tokens, int64_t seq_len, const data::ObjectiveConfig& objective) {
+  const int64_t overlap = chunk_tokens(seq_len, objective) - seq_len;
+  return (static_cast<int64_t>(tokens) - overlap + seq_len - 1) / seq_len;
+}
+
+}  // namespace
 
 EvalResult evaluate(const nn::Model& model, std::span<const int32_t> tokens, int64_t seq_len,
                     int64_t batch, int64_t max_chunks, const data::ObjectiveConfig& objective,
@@ -15,17 +31,18 @@ EvalResult evaluate(const nn::Model& model, std::span<const int32_t> tokens, int
   if (tokens.size() < 2) throw Error("evaluate: at least 2 tokens are needed to predict one.");
   autograd::NoGradScope no_grad;
   Context& ctx = model.parameters().front().tensor.ctx();
-  int64_t chunks = (static_cast<int64_t>(tokens.size()) + seq_len - 1) / seq_len;
+  const int64_t n = static_cast<int64_t>(tokens.size()), span = chunk_tokens(seq_len, objective);
+  int64_t chunks = chunk_count(tokens.size(), seq_len, objective);
   if (max_chunks > 0) chunks = std::min(chunks, max_chunks);
   double loss_sum = 0;
   int64_t predicted = 0;
   // Chunks of the same length go together, `batch` at a time (only the last may be shorter).
   for (int64_t c0 = 0; c0 < chunks;) {
     const int64_t begin = c0 * seq_len;
-    const int64_t len = std::min<int64_t>(seq_len, static_cast<int64_t>(tokens.size()) - begin);
+    const int64_t len = std::min<int64_t>(span, n - begin);
     int64_t rows = 1;
-    if (len == seq_len)
-      while (rows < batch && c0 + rows < chunks && (c0 + rows + 1) * seq_len <= static_cast<int64_t>(tokens.size())) ++rows;
+    if (len == span)
+      while (rows < batch && c0 + rows < chunks && (c0 + rows) * seq_len + span <= n) ++rows;
     if (len >= 2) {
       std::vector<int32_t> x(rows * (len - 1)), y(rows * (len - 1)), prefix;
       int64_t counted = 0;
@@ -68,7 +85,7 @@ EvalResult evaluate(const nn::Model& model, std::span<const int32_t> tokens, int
                     int64_t max_chunks, const data::ObjectiveConfig& objective, Collective& ranks) {
   if (seq_len < 2) throw Error("evaluate: seq-len must be at least 2.");
   if (tokens.size() < 2) throw Error("evaluate: at least 2 tokens are needed to predict one.");
-  int64_t chunks = (static_cast<int64_t>(tokens.size()) + seq_len - 1) / seq_len;
+  int64_t chunks = chunk_count(tokens.size(), seq_len, objective);
   if (max_chunks > 0) chunks = std::min(chunks, max_chunks);
   const int64_t share = (chunks + ranks.size() - 1) / ranks.size();
   const int64_t first = std::min(chunks, share * ranks.rank()), last = std::min(chunks, first + share);
