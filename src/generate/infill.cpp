@@ -11,6 +11,9 @@ Infill fill_blanks(const nn::Model& model, const std::vector<int32_t>& part_a, d
   const auto blanks = std::count(part_a.begin(), part_a.end(), tokens.mask);
   if (blanks == 0)
     throw Error("infill: the input holds no [MASK] (id " + std::to_string(tokens.mask) + "); mark each blank with [MASK].");
+  if (model.spec().attention.rope_2d)
+    throw Error("infill: this model was trained with GLM's 2D positions (model.infill_positions \"glm2d\"), which "
+                "decoding does not give part B yet; use a model trained with \"sequential\" positions.");
   GenerationConfig gc = config;
   gc.prompt_as_prefix = false;
   gc.prefix_tokens = static_cast<int64_t>(part_a.size());

@@ -44,21 +44,23 @@ EvalResult evaluate(const nn::Model& model, std::span<const int32_t> tokens, int
     if (len == span)
       while (rows < batch && c0 + rows < chunks && (c0 + rows) * seq_len + span <= n) ++rows;
     if (len >= 2) {
-      std::vector<int32_t> x(rows * (len - 1)), y(rows * (len - 1)), prefix;
+      std::vector<int32_t> x(rows * (len - 1)), y(rows * (len - 1)), ids(2 * rows * (len - 1)), prefix;
       int64_t counted = 0;
       for (int64_t r = 0; r < rows; ++r) {
         const auto row = static_cast<size_t>(len - 1);
         const std::span<int32_t> xr = std::span<int32_t>(x).subspan(r * row, row), yr = std::span<int32_t>(y).subspan(r * row, row);
+        const std::span<int32_t> ir = std::span<int32_t>(ids).subspan(2 * r * row, 2 * row);
         const std::span<const int32_t> chunk = tokens.subspan(begin + r * seq_len, row + 1);
         const auto draw = static_cast<uint64_t>(first_chunk + c0 + r);
         // A chunk too short for blank infilling ([MASK] [START] token) predicts nothing.
         if (row < 3 && data::row_objective(objective, 0, draw) == data::Objective::blank_infilling) {
           std::copy(chunk.begin(), chunk.end() - 1, xr.begin());
+          for (size_t t = 0; t < row; ++t) ir[2 * t] = static_cast<int32_t>(t), ir[2 * t + 1] = 0;
           std::fill(yr.begin(), yr.end(), data::kIgnoreTarget);
           prefix.push_back(static_cast<int32_t>(row));
           continue;
         }
-        prefix.push_back(data::make_row(objective, model.spec().vocab_size, chunk, 0, draw, xr, yr));
+        prefix.push_back(data::make_row(objective, model.spec().vocab_size, chunk, 0, draw, xr, yr, ir));
         counted += std::count_if(yr.begin(), yr.end(), [](int32_t t) { return t != data::kIgnoreTarget; });
       }
       if (!objective.mixed() && objective.objective == data::Objective::causal) prefix.clear();
@@ -68,7 +70,9 @@ EvalResult evaluate(const nn::Model& model, std::span<const int32_t> tokens, int
       }
       const Shape s{rows, len - 1};
       const Tensor pt = prefix.empty() ? Tensor() : Tensor::from_host_i32(ctx, Shape{rows}, prefix);
-      const auto out = model.loss(Tensor::from_host_i32(ctx, s, x), Tensor::from_host_i32(ctx, s, y), pt);
+      // GLM 2D ids for a model whose attention reads them (positions = (t, 0) would be the same).
+      const Tensor it = model.spec().attention.rope_2d ? Tensor::from_host_i32(ctx, Shape{rows, len - 1, 2}, ids) : Tensor();
+      const auto out = model.loss(Tensor::from_host_i32(ctx, s, x), Tensor::from_host_i32(ctx, s, y), pt, it);
       loss_sum += static_cast<double>(out.ce.item()) * counted;  // ce is the mean over the counted targets
       predicted += counted;
     }
