@@ -225,7 +225,9 @@ FillScore score_blanks(const magellano::nn::Model& model, const std::vector<Blan
 // frequency. Measured (PoCL on a shared 2-core Xeon, 2026-12-07; benchmarks/README.md): causal
 // -6.68; infilling -7.28 to -7.60 over seven training variants (spans, single, mixes, B in order),
 // at the unigram's -7.37 (single mode for 900 steps: -7.45): the [START] position does not learn
-// to read its blank's context. MG_SKIP_CAUSAL=1 skips the causal run (its score prints as 0); MG_INFILL_TRAIN may set
+// to read its blank's context (GLM 2D positions, spans, 300 steps: -7.46; the diagnosis on a
+// synthetic task is in benchmarks/README.md). MG_INFILL_MODEL merges into the infilling model's
+// model section (e.g. {"infill_positions": "glm2d"}). MG_SKIP_CAUSAL=1 skips the causal run (its score prints as 0); MG_INFILL_TRAIN may set
 // "steps" for a longer infilling run.
 TEST(Learning, DISABLED_BlankInfillingFillsSingleWordBlanksBetterThanCausal) {
   const Shakespeare data;
