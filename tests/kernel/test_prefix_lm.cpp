@@ -294,3 +294,42 @@ TEST(PrefixLmMamba, ReverseScanOverThePrefixOnly) {
   model.set_checkpoint_every(1);
   EXPECT_EQ(grads({int32_t(P)}), gb) << "gradients with checkpoint_every = 1";
 }
+
+// A model with GLM's 2D positions (attention rope_2d): ordinary text has ids (t, 0), so a forward
+// without ids equals one with ids (t, 0) bit for bit, and decoding (prefill, then steps through
+// rope_2d_at) gives the full forward's logits (1e-5, as above); infilling ids (a [START] at its
+// [MASK]'s position, block 1) change the logits there, and the model differs from the same
+// weights with ordinary rotary (> 1e-3): the ids really reach the attention.
+TEST(PrefixLmGlm2d, OrdinaryTextDecodesAsItsForwardAndIdsMatter) {
+  train::Config c = prefix_model_config(false);
+  c.model.infill_positions = magellano::data::InfillPositions::glm2d;
+  nn::Model model(test_ctx(), train::model_spec(c), 3);
+  nn::Model plain(test_ctx(), train::model_spec(prefix_model_config(false)), 3);
+  const ref::Weights w = ref::random_weights(model, 21);
+  ref::upload(model, w);
+  ref::upload(plain, w);
+  const int64_t L = 9, V = c.model.vocab_size;
+  const auto ids = ids_of(L, V, 5);
+  magellano::autograd::NoGradScope no_grad;
+  std::vector<int32_t> seq(2 * L, 0), moved;
+  for (int64_t t = 0; t < L; ++t) seq[2 * t] = static_cast<int32_t>(t);
+  const auto x = upload_i32(Shape{1, L}, ids);
+  const auto full = model.forward(x).logits.to_host();
+  EXPECT_EQ(full, model.forward(x, nullptr, 0, Tensor(), upload_i32(Shape{1, L, 2}, seq)).logits.to_host());
+  EXPECT_GT(max_abs_diff(full, plain.forward(x).logits.to_host(), 0, L * V), 1e-3);
+  nn::DecodeState state;
+  const std::vector<int32_t> head(ids.begin(), ids.begin() + L - 2);
+  const auto first = model.prefill(upload_i32(Shape{1, L - 2}, head), state).to_host();
+  expect_close(first, to_f64(std::vector<float>(full.begin() + (L - 3) * V, full.begin() + (L - 2) * V)), 1e-5, 1e-5,
+               "glm2d prefill");
+  for (int64_t t = L - 2; t < L; ++t) {
+    const auto step = model.step(upload_i32(Shape{1}, {ids[t]}), state).to_host();
+    expect_close(step, to_f64(std::vector<float>(full.begin() + t * V, full.begin() + (t + 1) * V)), 1e-5, 1e-5,
+                 "glm2d step");
+  }
+  moved = seq;
+  moved[2 * (L - 1)] = 2, moved[2 * (L - 1) + 1] = 1;  // the last input as a [START] of the blank at 2
+  const auto infill = model.forward(x, nullptr, 0, Tensor(), upload_i32(Shape{1, L, 2}, moved)).logits.to_host();
+  EXPECT_EQ(max_abs_diff(infill, full, 0, (L - 1) * V), 0.0);  // earlier positions never see it
+  EXPECT_GT(max_abs_diff(infill, full, (L - 1) * V, V), 1e-4);
+}
