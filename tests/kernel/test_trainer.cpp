@@ -12,7 +12,6 @@
 #include "project_files.hpp"
 #include "temp_dir.hpp"
 #include "magellano/data/token_file.hpp"
-#include "magellano/generate/infill.hpp"
 #include "magellano/io/checkpoint_dir.hpp"
 #include "magellano/io/json_file.hpp"
 #include "magellano/io/safetensors.hpp"
@@ -234,8 +233,7 @@ TEST(Trainer, BlankInfillingEvaluatesTrainingShapedWindows) {
 // GLM's 2D positions (model.infill_positions glm2d): a mixed run resumes bit-exactly; evaluation
 // gives each chunk its 2D ids (make_row's): the loss equals the reference rows' loss with those ids,
 // and differs from the same rows read with sequential ids (the ids really reach the attention).
-// Refused where they cannot work: no rotary attention layer, and `generate --infill` (decoding
-// does not give part B its ids yet).
+// Refused without a rotary attention layer.
 TEST(Trainer, Glm2dPositionsTrainResumeAndEvaluateWithTheirIds) {
   TempDir a, b, c;
   auto preset = train::load_config(project_file("configs/glm_tiny.json").string());
@@ -277,8 +275,6 @@ TEST(Trainer, Glm2dPositionsTrainResumeAndEvaluateWithTheirIds) {
   nope.model.infill_positions = magellano::data::InfillPositions::glm2d;
   mgtest::expect_error([&] { train::Config::from_json(nope.to_json()); },
                        "'model.infill_positions' \"glm2d\" gives GLM's 2D ids to rotary attention ('A') layers");
-  mgtest::expect_error([&] { magellano::generate::fill_blanks(*model, {1, 64, 2}, magellano::data::infill_tokens(67), {}); },
-                       "trained with GLM's 2D positions");
 }
 
 TEST(Trainer, FineTuningStartsFromACheckpointsWeights) {
