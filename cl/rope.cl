@@ -77,3 +77,24 @@ __kernel void rope_at(__global const float* x, ulong x_off, __global const int* 
   const long pos = max(first[row / (L * NH)], 0) + (row / NH) % L;
   rotate(x + row * 2 * npairs, turns, y + row * 2 * npairs, i0, npairs, (float)pos, 0, 0);
 }
+
+// rope_2d: GLM's two position ids (include/magellano/ops/rope.hpp). x, y: (rows = B·L·NH·2,
+// 2·npairs): each head's first half (group 0) is rotated by the position id and its second half
+// (group 1) by the block id, each half with NeoX pairing of its own (turns for d/2 wide halves).
+// Row r: group g = r % 2, token = r / (2·NH), b = token / L, t = token % L.
+//   mode 1: ids (t + max(ids[b], 0), 0)       ids: (B) first positions
+//   mode 2: ids (ids[2·token], ids[2·token + 1])   ids: (B·L, 2)
+__kernel void rope_2d(__global const float* x, ulong x_off, __global const int* ids, ulong ids_off,
+                      __global const float* turns, ulong turns_off, __global float* y, ulong y_off, long rows, long L,
+                      long NH, long npairs, int mode, int inverse, int acc) {
+  x += x_off; ids += ids_off; turns += turns_off; y += y_off;
+  const long nv = npairs / VEC;
+  const long gid = get_global_id(0);
+  if (gid >= rows * nv) return;
+  const long i0 = (gid % nv) * VEC, row = gid / nv;
+  const long g = row % 2, token = row / (2 * NH);
+  long pos;
+  if (mode == 1) pos = g ? 0 : max(ids[token / L], 0) + token % L;
+  else pos = ids[2 * token + g];
+  rotate(x + row * 2 * npairs, turns, y + row * 2 * npairs, i0, npairs, (float)pos, inverse, acc);
+}

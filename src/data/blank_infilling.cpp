@@ -26,6 +26,8 @@ const char* to_string(InfillMode m) {
   return m == InfillMode::document ? "document" : m == InfillMode::single ? "single" : "spans";
 }
 
+const char* to_string(InfillPositions p) { return p == InfillPositions::glm2d ? "glm2d" : "sequential"; }
+
 InfillTokens infill_tokens(int64_t vocab_size) {
   if (vocab_size < 4)
     throw Error("blank infilling needs a vocabulary of at least 4 ids ([MASK], [START], [END] are its top three); "
@@ -94,15 +96,17 @@ InfillPlan plan_infill(const InfillConfig& c, int64_t len, uint64_t seed, uint64
 }
 
 int32_t lay_out_infill(const InfillPlan& plan, std::span<const int32_t> window, InfillTokens tokens,
-                       std::span<int32_t> x, std::span<int32_t> y) {
+                       std::span<int32_t> x, std::span<int32_t> y, std::span<int32_t> ids) {
   const size_t len = x.size();
-  if (y.size() != len || window.size() < static_cast<size_t>(plan.source) ||
+  if (y.size() != len || (!ids.empty() && ids.size() != 2 * len) || window.size() < static_cast<size_t>(plan.source) ||
       static_cast<size_t>(plan.source) + 2 * plan.spans.size() != len)
     throw Error("blank infilling: the plan does not fit the window (" + std::to_string(window.size()) +
                 " tokens, " + std::to_string(len) + " inputs).");
   size_t t = 0, next = 0;  // t: output position; next: the next span by start
+  std::vector<int32_t> mask_at(plan.spans.size());  // span i's [MASK] in part A
   for (int32_t s = 0; s < plan.source;) {
     if (next < plan.spans.size() && plan.spans[next].start == s) {
+      mask_at[next] = static_cast<int32_t>(t);
       x[t] = tokens.mask, y[t++] = kIgnoreTarget;
       s += plan.spans[next++].length;
     } else {
@@ -110,8 +114,12 @@ int32_t lay_out_infill(const InfillPlan& plan, std::span<const int32_t> window, 
     }
   }
   const auto prefix = static_cast<int32_t>(t);
+  if (!ids.empty())
+    for (int32_t a = 0; a < prefix; ++a) ids[2 * a] = a, ids[2 * a + 1] = 0;
   for (const int32_t i : plan.order) {
     const InfillSpan& sp = plan.spans[i];
+    if (!ids.empty())
+      for (int32_t j = 0; j <= sp.length; ++j) ids[2 * (t + j)] = mask_at[i], ids[2 * (t + j) + 1] = j + 1;
     x[t] = tokens.start;
     for (int32_t j = 0; j < sp.length; ++j) {
       y[t++] = window[sp.start + j];

@@ -36,12 +36,14 @@ int32_t prefix_length(const ObjectiveConfig& c, std::span<const int32_t> x, uint
 }
 
 int32_t make_row(const ObjectiveConfig& c, int64_t vocab_size, std::span<const int32_t> window, uint64_t seed,
-                 uint64_t draw, std::span<int32_t> x, std::span<int32_t> y) {
+                 uint64_t draw, std::span<int32_t> x, std::span<int32_t> y, std::span<int32_t> ids) {
   const size_t len = x.size();
   const Objective o = row_objective(c, seed, draw);
   if (o == Objective::blank_infilling)
     return lay_out_infill(plan_infill(c.infill, static_cast<int64_t>(len), seed, draw), window,
-                          infill_tokens(vocab_size), x, y);
+                          infill_tokens(vocab_size), x, y, ids);
+  if (!ids.empty())
+    for (size_t t = 0; t < len; ++t) ids[2 * t] = static_cast<int32_t>(t), ids[2 * t + 1] = 0;
   std::copy(window.begin(), window.begin() + len, x.begin());
   std::copy(window.begin() + 1, window.begin() + len + 1, y.begin());
   if (o == Objective::causal) return 0;
@@ -62,12 +64,14 @@ ObjectiveBatch make_batch(const ObjectiveConfig& c, int64_t vocab_size, std::spa
   out.len = len;
   out.inputs.resize(batch * len);
   out.targets.resize(batch * len);
+  out.positions.resize(2 * batch * len);
   const bool causal = !c.mixed() && c.objective == Objective::causal;
   for (int64_t b = 0; b < batch; ++b) {
     const auto row = static_cast<size_t>(len);
     const int32_t p = make_row(c, vocab_size, windows.subspan(b * (len + 1), row + 1), seed, first_draw + b,
                                std::span<int32_t>(out.inputs).subspan(b * len, row),
-                               std::span<int32_t>(out.targets).subspan(b * len, row));
+                               std::span<int32_t>(out.targets).subspan(b * len, row),
+                               std::span<int32_t>(out.positions).subspan(2 * b * len, 2 * row));
     if (!causal) out.prefix.push_back(p);
   }
   return out;

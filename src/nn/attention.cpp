@@ -32,6 +32,8 @@ void AttentionConfig::validate() const {
     throw Error("attention config: rope_theta must be a finite number > 1, or 0 for no rotary positions.");
   if (width() % 2 && rope_theta != 0.0)
     throw Error("attention config: rotary positions need an even head width, got " + std::to_string(width()) + ".");
+  if (rope_2d && rope_theta == 0.0)
+    throw Error("attention config: GLM's 2D positions rotate by two ids and need rotary attention (rope_theta > 0).");
   if (!(scale >= 0.0) || !std::isfinite(scale)) throw Error("attention config: scale must be a finite number >= 0.");
 }
 
@@ -42,14 +44,23 @@ Attention::Attention(Context& ctx, const AttentionConfig& c, Init& init)
       v_proj(ctx, c.dim, c.kv() * c.width(), false, init),
       o_proj(ctx, c.heads * c.width(), c.dim, false, init, 1.0f / std::sqrt(static_cast<float>(c.num_layers))) {}
 
-Tensor Attention::forward(const Tensor& x, KvCache* cache, size_t index, int64_t row, const Tensor& prefix) const {
+Tensor Attention::forward(const Tensor& x, KvCache* cache, size_t index, int64_t row, const Tensor& prefix,
+                          const Tensor& positions) const {
   if (x.shape().ndim() != 3 || x.size(2) != cfg.dim)
     throw Error("attention: input must be (B, L, " + std::to_string(cfg.dim) + "), got " + x.shape().str());
   const int64_t B = x.size(0), L = x.size(1), H = cfg.heads, KV = cfg.kv(), d = cfg.width();
   Tensor q = ops::reshape(q_proj.forward(x), Shape{B, L, H, d});
   Tensor k = ops::reshape(k_proj.forward(x), Shape{B, L, KV, d});
   const Tensor v = ops::reshape(v_proj.forward(x), Shape{B, L, KV, d});
-  if (cfg.rope_theta != 0.0) {
+  if (cfg.rope_2d) {
+    const Tensor ids = positions.defined() ? positions : Tensor::from_host_i32(x.ctx(), Shape{B, L, 2}, [&] {
+      std::vector<int32_t> v(2 * B * L, 0);  // ordinary text: (t, 0)
+      for (int64_t i = 0; i < B * L; ++i) v[2 * i] = static_cast<int32_t>(i % L);
+      return v;
+    }());
+    q = ops::rope_2d(q, ids, cfg.rope_theta);
+    k = ops::rope_2d(k, ids, cfg.rope_theta);
+  } else if (cfg.rope_theta != 0.0) {
     q = ops::rope(q, {cfg.rope_theta});
     k = ops::rope(k, {cfg.rope_theta});
   }
@@ -75,7 +86,10 @@ Tensor Attention::step(const Tensor& x_t, KvCache& cache, size_t index) const {
   Tensor k = k_proj.forward(x_t).view(Shape{B, 1, KV, d});
   const Tensor v = v_proj.forward(x_t).view(Shape{B, 1, KV, d});
   const Tensor pos = cache.positions(0, B), table = cache.table(0, B);
-  if (cfg.rope_theta != 0.0) {  // each row at its own position (an ended row's -1 is never read)
+  if (cfg.rope_2d) {  // ordinary text: ids (position, 0)
+    q = ops::rope_2d_at(q, pos, cfg.rope_theta);
+    k = ops::rope_2d_at(k, pos, cfg.rope_theta);
+  } else if (cfg.rope_theta != 0.0) {  // each row at its own position (an ended row's -1 is never read)
     q = ops::rope_at(q, pos, cfg.rope_theta);
     k = ops::rope_at(k, pos, cfg.rope_theta);
   }
@@ -106,8 +120,8 @@ AttentionBlock::AttentionBlock(Context& ctx, const AttentionConfig& c, Init& ini
     : norm(ctx, c.dim, c.norm_eps), mixer(ctx, c, init) {}
 
 Tensor AttentionBlock::forward(const Tensor& x, KvCache* cache, size_t index, int64_t row,
-                               const Tensor& prefix) const {
-  return ops::add(x, mixer.forward(norm.forward(x), cache, index, row, prefix), residual_scale);
+                               const Tensor& prefix, const Tensor& positions) const {
+  return ops::add(x, mixer.forward(norm.forward(x), cache, index, row, prefix, positions), residual_scale);
 }
 
 Tensor AttentionBlock::step(const Tensor& x_t, KvCache& cache, size_t index) const {

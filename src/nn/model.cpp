@@ -135,9 +135,10 @@ Tensor Model::head(const Tensor& h) const {
   return spec_.logits_scaling == 1.0f ? logits : ops::scale(logits, 1.0f / spec_.logits_scaling);
 }
 
-ModelOutput Model::forward(const Tensor& ids, DecodeState* state, int64_t row, const Tensor& prefix) const {
+ModelOutput Model::forward(const Tensor& ids, DecodeState* state, int64_t row, const Tensor& prefix,
+                           const Tensor& positions) const {
   ModelOutput out;
-  out.logits = head(body(ids, state, row, out, prefix));
+  out.logits = head(body(ids, state, row, out, prefix, positions));
   return out;
 }
 
@@ -152,7 +153,8 @@ Tensor Model::prefill(const Tensor& ids, DecodeState& state, int64_t row, const 
   return head(ops::gather_rows(h.view(Shape{B * L, D}), idx));  // (B, V)
 }
 
-Tensor Model::body(const Tensor& ids, DecodeState* state, int64_t row, ModelOutput& out, const Tensor& prefix) const {
+Tensor Model::body(const Tensor& ids, DecodeState* state, int64_t row, ModelOutput& out, const Tensor& prefix,
+                   const Tensor& positions) const {
   if (ids.dtype() != DType::i32 || ids.shape().ndim() != 2)
     throw Error("model: ids must be (B, L) i32, got " + ids.shape().str() + " " + to_string(ids.dtype()));
   const int64_t B = ids.size(0), L = ids.size(1);
@@ -175,14 +177,14 @@ Tensor Model::body(const Tensor& ids, DecodeState* state, int64_t row, ModelOutp
   const PrefixReversal reversal = prefix.defined() && spec_.mamba.bidirectional_prefix
                                       ? PrefixReversal::make(prefix, B, L) : PrefixReversal{};
   if (k == 0 || state || !autograd::grad_enabled()) {
-    Segment s = run_blocks(0, n, h, Tensor(), state, row, prefix, reversal);
+    Segment s = run_blocks(0, n, h, Tensor(), state, row, prefix, reversal, positions);
     if (state && !state->kv.empty()) state->kv.end_prefill(row, B, L);
     h = s.h;
     out.aux_loss = s.aux;
     out.expert_counts = std::move(s.counts);
   } else {
     for (size_t b = 0; b < n; b += k) {
-      Segment s = checkpointed(b, std::min(n, b + k), h, prefix, reversal);
+      Segment s = checkpointed(b, std::min(n, b + k), h, prefix, reversal, positions);
       h = s.h;
       if (s.aux.defined())
         out.aux_loss = out.aux_loss.defined() ? ops::add(out.aux_loss, s.aux) : s.aux;
@@ -193,7 +195,8 @@ Tensor Model::body(const Tensor& ids, DecodeState* state, int64_t row, ModelOutp
 }
 
 Model::Segment Model::run_blocks(size_t begin, size_t end, Tensor h, Tensor aux, DecodeState* state,
-                                 int64_t row, const Tensor& prefix, const PrefixReversal& reversal) const {
+                                 int64_t row, const Tensor& prefix, const PrefixReversal& reversal,
+                                 const Tensor& positions) const {
   Segment out;
   for (size_t i = begin; i < end; ++i) {
     std::visit(Visit{[&](const std::unique_ptr<MoEBlock>& b) {
@@ -203,7 +206,7 @@ Model::Segment Model::run_blocks(size_t begin, size_t end, Tensor h, Tensor aux,
                        out.counts.push_back(r.expert_counts);
                      },
                      [&](const std::unique_ptr<AttentionBlock>& b) {
-                       h = b->forward(h, state ? &state->kv : nullptr, i, row, prefix);
+                       h = b->forward(h, state ? &state->kv : nullptr, i, row, prefix, positions);
                      },
                      [&](const std::unique_ptr<MlpBlock>& b) { h = b->forward(h); },
                      [&](const auto& b) {  // Mamba, Mamba2: the rows' states, then into the batch's
@@ -245,7 +248,7 @@ Model::Segment Model::run_blocks(size_t begin, size_t end, Tensor h, Tensor aux,
 // With spec.checkpoint_inputs_fp16 the kept input is an fp16 copy and both the forward and the
 // replay start from its fp32 widening, so the replay still matches the forward bit for bit.
 Model::Segment Model::checkpointed(size_t begin, size_t end, const Tensor& h_in, const Tensor& prefix,
-                                   const PrefixReversal& reversal) const {
+                                   const PrefixReversal& reversal, const Tensor& positions) const {
   Segment s;
   // The kept input: h_in itself, or its fp16 copy (h_in is then free once the forward moves on).
   const bool fp16 = spec_.checkpoint_inputs_fp16;
@@ -253,7 +256,8 @@ Model::Segment Model::checkpointed(size_t begin, size_t end, const Tensor& h_in,
   {
     autograd::NoGradScope no_grad;
     if (fp16) kept = ops::cast(h_in, DType::f16);
-    s = run_blocks(begin, end, fp16 ? ops::cast(kept, DType::f32) : h_in, Tensor(), nullptr, 0, prefix, reversal);
+    s = run_blocks(begin, end, fp16 ? ops::cast(kept, DType::f32) : h_in, Tensor(), nullptr, 0, prefix, reversal,
+                   positions);
   }
   struct Shared {
     bool done = false;
@@ -262,7 +266,7 @@ Model::Segment Model::checkpointed(size_t begin, size_t end, const Tensor& h_in,
   auto shared = std::make_shared<Shared>();
   const uint64_t generation = dropout_generation();
   const bool in_grad = h_in.requires_grad();
-  auto replay = [this, begin, end, kept, prefix, reversal, fp16, in_grad, generation, shared,
+  auto replay = [this, begin, end, kept, prefix, reversal, positions, fp16, in_grad, generation, shared,
                  m_in = autograd::grad_meta(h_in)](const Tensor&) {
     if (shared->done) return;
     shared->done = true;
@@ -280,7 +284,7 @@ Model::Segment Model::checkpointed(size_t begin, size_t end, const Tensor& h_in,
       autograd::NestedTape tape;
       autograd::EnableGradScope grad_on;
       GenerationScope same_masks(generation);
-      Segment r = run_blocks(begin, end, leaf, Tensor(), nullptr, 0, prefix, reversal);
+      Segment r = run_blocks(begin, end, leaf, Tensor(), nullptr, 0, prefix, reversal, positions);
       std::vector<Tensor> roots{r.h}, seeds{dh};
       if (r.aux.defined()) roots.push_back(r.aux), seeds.push_back(daux);
       autograd::backward(roots, seeds);
@@ -296,10 +300,11 @@ Model::Segment Model::checkpointed(size_t begin, size_t end, const Tensor& h_in,
   return s;
 }
 
-LossOutput Model::loss(const Tensor& ids, const Tensor& targets, const Tensor& prefix) const {
+LossOutput Model::loss(const Tensor& ids, const Tensor& targets, const Tensor& prefix,
+                       const Tensor& positions) const {
   if (targets.shape() != ids.shape())
     throw Error("model: targets " + targets.shape().str() + " must match ids " + ids.shape().str());
-  ModelOutput f = forward(ids, nullptr, 0, prefix);
+  ModelOutput f = forward(ids, nullptr, 0, prefix, positions);
   const int64_t n = ids.numel();
   LossOutput out;
   out.ce = ops::cross_entropy(ops::reshape(f.logits, Shape{n, spec_.vocab_size}), targets.view(Shape{n}));

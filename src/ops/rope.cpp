@@ -107,4 +107,49 @@ Tensor rope_at(const Tensor& x, const Tensor& first, double theta) {
   return y;
 }
 
+namespace {
+
+// rope_2d's checks and launch; mode 1: ids = first (B), mode 2: ids (B, L, 2).
+void check_2d(const Tensor& x, const Tensor& ids, double theta, int mode, const char* op) {
+  check_x(x, theta, op);
+  if (x.size(3) % 4)
+    throw Error(std::string(op) + ": the head width d = " + std::to_string(x.size(3)) +
+                " must be a multiple of 4 (two halves of pairs i, i + d/4).");
+  const Shape want = mode == 1 ? Shape{x.size(0)} : Shape{x.size(0), x.size(1), 2};
+  if (ids.dtype() != DType::i32 || ids.shape() != want)
+    throw Error(std::string(op) + ": the ids must be " + want.str() + " i32, got " + ids.shape().str() + " " +
+                to_string(ids.dtype()) + ".");
+}
+
+void launch_2d(const Tensor& x, const Tensor& ids, const Tensor& turns, const Tensor& y, int mode, bool inverse,
+               bool acc) {
+  Context& ctx = x.ctx();
+  const int64_t npairs = x.size(3) / 4, rows = x.numel() / (2 * npairs), vec = vec_for(ctx, npairs);
+  Launch(ctx, "rope", "rope_2d", BuildOptions().define("VEC", vec))
+      .arg(x).arg(ids).arg(turns).arg(y).arg(rows).arg(x.size(1)).arg(x.size(2)).arg(npairs).arg(mode).arg(inverse)
+      .arg(acc).run(rows * (npairs / vec), default_local_size(ctx));
+}
+
+Tensor rope_2d_mode(const Tensor& x, const Tensor& ids, double theta, int mode, const char* op) {
+  check_2d(x, ids, theta, mode, op);
+  const Tensor turns = turns_table(x.ctx(), x.size(3) / 2, theta);
+  Tensor y = Tensor::empty(x.ctx(), x.shape());
+  launch_2d(x, ids, turns, y, mode, false, false);
+  if (autograd::any_requires_grad({x})) {
+    autograd::record(y, [m = autograd::grad_meta(x), ids, turns, mode](const Tensor& dy) {
+      const autograd::GradTarget g = autograd::grad_target(m);
+      launch_2d(dy, ids, turns, g.tensor, mode, true, g.accumulate);  // the inverse rotation
+    });
+  }
+  return y;
+}
+
+}  // namespace
+
+Tensor rope_2d(const Tensor& x, const Tensor& ids, double theta) { return rope_2d_mode(x, ids, theta, 2, "rope_2d"); }
+
+Tensor rope_2d_at(const Tensor& x, const Tensor& first, double theta) {
+  return rope_2d_mode(x, first, theta, 1, "rope_2d_at");
+}
+
 }  // namespace magellano::ops

@@ -35,6 +35,7 @@ nn::AttentionConfig ModelConfig::attention_config() const {
   a.kv_heads = attention.kv_heads;
   a.head_dim = attention.head_dim;
   a.rope_theta = attention.rope_theta;
+  a.rope_2d = infill_positions == data::InfillPositions::glm2d;
   a.scale = attention.scale;
   a.norm_eps = static_cast<float>(norm_eps);
   a.num_layers = std::max<int64_t>(1, static_cast<int64_t>(pattern.size()));

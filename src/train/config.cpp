@@ -68,6 +68,8 @@ constexpr data::Objective kObjectives[] = {data::Objective::causal, data::Object
                                            data::Objective::blank_infilling};
 constexpr data::InfillMode kInfillModes[] = {data::InfillMode::spans, data::InfillMode::document,
                                              data::InfillMode::single};
+constexpr data::InfillPositions kInfillPositions[] = {data::InfillPositions::sequential,
+                                                     data::InfillPositions::glm2d};
 constexpr nn::MoERouter kRouters[] = {nn::MoERouter::softmax_topk, nn::MoERouter::topk_softmax};
 
 template <typename E, size_t K>
@@ -123,6 +125,7 @@ const std::vector<Field>& schema() {
     f.push_back(integer("model.dt_rank", 0, MG_ACCESS(model.dt_rank, int64_t), kInf, 65536));
     f.push_back(plain("model.mamba_inner_norms", Kind::boolean, MG_ACCESS(model.mamba_inner_norms, bool)));
     f.push_back(plain("model.bidirectional_prefix", Kind::boolean, MG_ACCESS(model.bidirectional_prefix, bool)));
+    f.push_back(plain("model.infill_positions", Kind::choice, MG_CHOICE(model.infill_positions, kInfillPositions)));
     f.push_back(plain("model.mamba_proj_bias", Kind::boolean, MG_ACCESS(model.mamba_proj_bias, bool)));
     f.push_back(plain("model.mamba_conv_bias", Kind::boolean, MG_ACCESS(model.mamba_conv_bias, bool)));
     f.push_back(plain("model.tie_embeddings", Kind::boolean, MG_ACCESS(model.tie_embeddings, bool)));
@@ -493,6 +496,10 @@ void resolve(Config& c) {
   if (fp16_params && !t.loss_scaling)
     throw Error("config: 'train.param_dtype' \"fp16\" stores gradients in fp16 too, where small ones "
                 "underflow to zero: set 'train.loss_scaling' to true (dynamic loss scaling).");
+  if (m.infill_positions == data::InfillPositions::glm2d && (m.num_attention() == 0 || m.attention.rope_theta == 0.0))
+    throw Error("config: 'model.infill_positions' \"glm2d\" gives GLM's 2D ids to rotary attention ('A') layers; "
+                "the model has " + std::string(m.num_attention() == 0 ? "none" : "no rotary positions (rope_theta 0)") +
+                ": use \"sequential\".");
   if (m.bidirectional_prefix && m.num_mamba() == 0)
     throw Error("config: 'model.bidirectional_prefix' reverses the prefix in Mamba ('M') layers, and "
                 "'model.layers' has none (Mamba2 'S' layers do not support it); remove it.");
@@ -585,6 +592,7 @@ const char* config_name(ops::ExpertActivation activation) {
 
 const char* config_name(data::Objective objective) { return data::to_string(objective); }
 const char* config_name(data::InfillMode mode) { return data::to_string(mode); }
+const char* config_name(data::InfillPositions p) { return data::to_string(p); }
 
 const char* config_name(nn::MoERouter router) {
   return router == nn::MoERouter::softmax_topk ? "softmax_topk" : "topk_softmax";

@@ -313,6 +313,8 @@ GgufArch gguf_arch_for(const Config& cfg) {
   check_common(cfg, arch);
   if (m.bidirectional_prefix)
     refuse("llama.cpp's Mamba layers have no reverse scan over a prefix (model.bidirectional_prefix).");
+  if (m.infill_positions == data::InfillPositions::glm2d)
+    refuse("llama.cpp's rotary attention has no GLM 2D positions (model.infill_positions \"glm2d\").");
   const bool attn = has(p, LayerKind::attention), moe = has(p, LayerKind::moe), mlp = has(p, LayerKind::mlp);
   if (arch == GgufArch::mamba && m.mamba_inner_norms)
     refuse("llama.cpp's mamba has no weighted dt/B/C norms (model.mamba_inner_norms); only its jamba does.");

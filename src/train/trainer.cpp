@@ -33,15 +33,17 @@ std::string clock_text(double seconds) {
   return buf;
 }
 
-// Inputs (B, L), targets (B, L) and prefix lengths ((B), or undefined for causal) of a (B, L+1)
-// batch under the objective (data/objective.hpp).
+// Inputs (B, L), targets (B, L), prefix lengths ((B), or undefined for causal) and, for a model
+// with GLM 2D positions (glm2d), the 2D ids (B, L, 2) of a (B, L+1) batch under the objective
+// (data/objective.hpp).
 struct DeviceBatch {
-  Tensor x, y, prefix;
+  Tensor x, y, prefix, positions;
 };
-DeviceBatch upload_batch(Context& ctx, const data::ObjectiveBatch& b) {
+DeviceBatch upload_batch(Context& ctx, const data::ObjectiveBatch& b, bool glm2d) {
   const Shape s{b.batch, b.len};
-  DeviceBatch d{Tensor::from_host_i32(ctx, s, b.inputs), Tensor::from_host_i32(ctx, s, b.targets), Tensor()};
+  DeviceBatch d{Tensor::from_host_i32(ctx, s, b.inputs), Tensor::from_host_i32(ctx, s, b.targets), Tensor(), Tensor()};
   if (!b.prefix.empty()) d.prefix = Tensor::from_host_i32(ctx, Shape{b.batch}, b.prefix);
+  if (glm2d) d.positions = Tensor::from_host_i32(ctx, Shape{b.batch, b.len, 2}, b.positions);
   return d;
 }
 
@@ -254,7 +256,8 @@ void TrainingRun::optimizer_step() {
     // this rank takes its rows.
     const uint64_t first_draw = batcher_.draws();
     const DeviceBatch batch = upload_batch(ctx_, rank_rows(data::make_batch(
-        tc_.objective, cfg_.model.vocab_size, batcher_.next(), B_ * N_, L_, static_cast<uint64_t>(tc_.seed), first_draw)));
+        tc_.objective, cfg_.model.vocab_size, batcher_.next(), B_ * N_, L_, static_cast<uint64_t>(tc_.seed), first_draw)),
+        cfg_.model.infill_positions == data::InfillPositions::glm2d);
     nn::TrainingScope training;  // dropout on
     // Dropout masks depend on the step, micro-batch and rank only, so a resumed run draws the
     // same ones (the model's forward advances the counter once from here).
@@ -262,7 +265,7 @@ void TrainingRun::optimizer_step() {
     // Overlap: the last micro-batch's forward tells the exchange where each parameter's
     // gradient becomes final in its backward.
     if (sync_ && tc_.allreduce_overlap && a == tc_.grad_accum - 1) sync_->watch();
-    nn::LossOutput lo = model_.loss(batch.x, batch.y, batch.prefix);
+    nn::LossOutput lo = model_.loss(batch.x, batch.y, batch.prefix, batch.positions);
     if (tc_.loss_scaling) autograd::backward(lo.loss, Tensor::full(ctx_, lo.loss.shape(), scaler_.scale()));
     else autograd::backward(lo.loss);
     autograd::NoGradScope ng;
@@ -379,6 +382,7 @@ data::ObjectiveBatch TrainingRun::rank_rows(data::ObjectiveBatch global) const {
   mine.inputs.assign(global.inputs.begin() + first * row, global.inputs.begin() + last * row);
   mine.targets.assign(global.targets.begin() + first * row, global.targets.begin() + last * row);
   if (!global.prefix.empty()) mine.prefix.assign(global.prefix.begin() + first, global.prefix.begin() + last);
+  mine.positions.assign(global.positions.begin() + 2 * first * row, global.positions.begin() + 2 * last * row);
   return mine;
 }
 

@@ -61,6 +61,31 @@ TEST(BlankInfilling, LayoutOfPartsAAndBByHand) {
   mgtest::expect_error([&] { lay_out(plan, window(13), 13); }, "the plan does not fit the window");
 }
 
+// GLM's 2D ids of the same plan, by hand: part A (t, 0); each span's [START] and tokens in part B
+// (its [MASK]'s index in A, 1 .. k + 1). Poisoned before; every entry written. make_row writes
+// (t, 0) for a causal row, and make_batch the ids of each row.
+TEST(BlankInfilling, Glm2dIdsByHand) {
+  const data::InfillPlan plan{8, {{1, 2}, {5, 1}}, {1, 0}};
+  std::vector<int32_t> x(12), y(12), ids(24, kPoison);
+  data::lay_out_infill(plan, window(12), kTokens, x, y, ids);
+  EXPECT_EQ(ids, (std::vector<int32_t>{0, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0,  // part A
+                                       4, 1, 4, 2,                                // [START] 15
+                                       1, 1, 1, 2, 1, 3}));                       // [START] 11 12
+  std::vector<int32_t> short_ids(22);
+  mgtest::expect_error([&] { data::lay_out_infill(plan, window(12), kTokens, x, y, short_ids); },
+                       "the plan does not fit the window");
+  const data::ObjectiveConfig causal{};
+  std::vector<int32_t> cx(5), cy(5), cids(10, kPoison);
+  data::make_row(causal, 1000, window(5), 1, 2, cx, cy, cids);
+  EXPECT_EQ(cids, (std::vector<int32_t>{0, 0, 1, 0, 2, 0, 3, 0, 4, 0}));
+  const data::ObjectiveConfig c{.objective = data::Objective::blank_infilling};
+  const auto w = window(20);
+  const auto batch = data::make_batch(c, 1000, w, 1, 20, 11, 40);
+  std::vector<int32_t> rx(20), ry(20), rids(40);
+  data::make_row(c, 1000, w, 11, 40, rx, ry, rids);
+  EXPECT_EQ(batch.positions, rids);
+}
+
 // Thousands of sampled plans at odd sizes: every plan valid, every layout equal to the reference
 // (no poison left), and the comparison catches two broken layouts.
 TEST(BlankInfilling, SampledPlansMatchTheReferenceAtOddSizes) {

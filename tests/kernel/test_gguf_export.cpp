@@ -455,6 +455,9 @@ TEST(GgufExport, RefusesWhatLlamaCppCannotRun) {
   EXPECT_NE(rope.find("rotary"), std::string::npos) << rope;
   EXPECT_NE(refusal({{"layers", "MM"}, {"logits_scaling", 2.0}}), "");
   EXPECT_NE(refusal({{"layers", "MM"}, {"bidirectional_prefix", true}}).find("reverse scan"), std::string::npos);
+  EXPECT_NE(refusal({{"layers", "SFAF"}, {"attention", {{"heads", 4}, {"rope_theta", 10000.0}}}, {"infill_positions", "glm2d"}})
+                .find("GLM 2D positions"), std::string::npos);
+  EXPECT_EQ(refusal({{"layers", "SFAF"}, {"attention", {{"heads", 4}, {"rope_theta", 10000.0}}}}), "");
   EXPECT_EQ(refusal({{"layers", "MM"}}), "");
   EXPECT_EQ(refusal({{"layers", "SFAF"}}), "");
 }

@@ -294,3 +294,89 @@ TEST(PrefixLmMamba, ReverseScanOverThePrefixOnly) {
   model.set_checkpoint_every(1);
   EXPECT_EQ(grads({int32_t(P)}), gb) << "gradients with checkpoint_every = 1";
 }
+
+// A model with GLM's 2D positions (attention rope_2d): ordinary text has ids (t, 0), so a forward
+// without ids equals one with ids (t, 0) bit for bit, and decoding (prefill, then steps through
+// rope_2d_at) gives the full forward's logits (1e-5, as above); infilling ids (a [START] at its
+// [MASK]'s position, block 1) change the logits there, and the model differs from the same
+// weights with ordinary rotary (> 1e-3): the ids really reach the attention.
+TEST(PrefixLmGlm2d, OrdinaryTextDecodesAsItsForwardAndIdsMatter) {
+  train::Config c = prefix_model_config(false);
+  c.model.infill_positions = magellano::data::InfillPositions::glm2d;
+  nn::Model model(test_ctx(), train::model_spec(c), 3);
+  nn::Model plain(test_ctx(), train::model_spec(prefix_model_config(false)), 3);
+  const ref::Weights w = ref::random_weights(model, 21);
+  ref::upload(model, w);
+  ref::upload(plain, w);
+  const int64_t L = 9, V = c.model.vocab_size;
+  const auto ids = ids_of(L, V, 5);
+  magellano::autograd::NoGradScope no_grad;
+  std::vector<int32_t> seq(2 * L, 0), moved;
+  for (int64_t t = 0; t < L; ++t) seq[2 * t] = static_cast<int32_t>(t);
+  const auto x = upload_i32(Shape{1, L}, ids);
+  const auto full = model.forward(x).logits.to_host();
+  EXPECT_EQ(full, model.forward(x, nullptr, 0, Tensor(), upload_i32(Shape{1, L, 2}, seq)).logits.to_host());
+  EXPECT_GT(max_abs_diff(full, plain.forward(x).logits.to_host(), 0, L * V), 1e-3);
+  nn::DecodeState state;
+  const std::vector<int32_t> head(ids.begin(), ids.begin() + L - 2);
+  const auto first = model.prefill(upload_i32(Shape{1, L - 2}, head), state).to_host();
+  expect_close(first, to_f64(std::vector<float>(full.begin() + (L - 3) * V, full.begin() + (L - 2) * V)), 1e-5, 1e-5,
+               "glm2d prefill");
+  for (int64_t t = L - 2; t < L; ++t) {
+    const auto step = model.step(upload_i32(Shape{1}, {ids[t]}), state).to_host();
+    expect_close(step, to_f64(std::vector<float>(full.begin() + t * V, full.begin() + (t + 1) * V)), 1e-5, 1e-5,
+                 "glm2d step");
+  }
+  moved = seq;
+  moved[2 * (L - 1)] = 2, moved[2 * (L - 1) + 1] = 1;  // the last input as a [START] of the blank at 2
+  const auto infill = model.forward(x, nullptr, 0, Tensor(), upload_i32(Shape{1, L, 2}, moved)).logits.to_host();
+  EXPECT_EQ(max_abs_diff(infill, full, 0, (L - 1) * V), 0.0);  // earlier positions never see it
+  EXPECT_GT(max_abs_diff(infill, full, (L - 1) * V, V), 1e-4);
+}
+
+// Blank infilling's decoding with GLM's 2D positions: each greedy span token equals the argmax of a
+// full forward over A ++ [START] span_1 ++ [START] ... with prefix |A| and the 2D ids written out
+// here (A: (t, 0); blank j's [START] and tokens: (the index of its [MASK], 1, 2, ...)); the same
+// forward with sequential ids predicts otherwise somewhere (> 1e-4), so the ids are really used.
+TEST(PrefixLmGlm2d, InfillDecodesEachBlankAtItsMasksPosition) {
+  train::Config c = prefix_model_config(true);
+  c.model.infill_positions = magellano::data::InfillPositions::glm2d;
+  nn::Model model(test_ctx(), train::model_spec(c), 3);
+  ref::upload(model, ref::random_weights(model, 21));
+  const int64_t V = c.model.vocab_size, n = 3;
+  const auto tokens = magellano::data::infill_tokens(V);
+  std::vector<int32_t> a = ids_of(9, V - 3, 71);
+  a[2] = a[6] = tokens.mask;
+  const auto P = static_cast<int32_t>(a.size());
+  magellano::generate::GenerationConfig gc;
+  gc.max_new_tokens = n, gc.sampling.temperature = 0;
+  const auto out = magellano::generate::fill_blanks(model, a, tokens, gc);
+  ASSERT_EQ(out.spans.size(), 2u);
+  magellano::autograd::NoGradScope no_grad;
+  std::vector<int32_t> seq = a, ids;
+  for (int32_t t = 0; t < P; ++t) ids.insert(ids.end(), {t, 0});
+  double moved = 0;
+  const int32_t mask_at[2] = {2, 6};
+  for (size_t b = 0; b < 2; ++b) {
+    seq.push_back(tokens.start);
+    ids.insert(ids.end(), {mask_at[b], 1});
+    for (size_t k = 0; k <= out.spans[b].size() && k < size_t(n); ++k) {
+      const auto L = static_cast<int64_t>(seq.size());
+      const auto logits = model.forward(upload_i32(Shape{1, L}, seq), nullptr, 0, upload_i32(Shape{1}, {P}),
+                                        upload_i32(Shape{1, L, 2}, ids)).logits.to_host();
+      const auto plain = model.forward(upload_i32(Shape{1, L}, seq), nullptr, 0, upload_i32(Shape{1}, {P})).logits.to_host();
+      moved = std::max(moved, max_abs_diff(logits, plain, (L - 1) * V, V));
+      const float* last = &logits[(L - 1) * V];
+      const auto argmax = static_cast<int32_t>(std::max_element(last, last + V) - last);
+      if (k == out.spans[b].size()) {  // the blank ended on [END], [START] or [MASK]
+        EXPECT_EQ(out.finish[b], magellano::generate::FinishReason::eos);
+        EXPECT_GE(argmax, tokens.mask);
+        break;
+      }
+      EXPECT_EQ(out.spans[b][k], argmax) << "blank " << b << ", token " << k;
+      seq.push_back(out.spans[b][k]);
+      ids.insert(ids.end(), {mask_at[b], static_cast<int32_t>(k + 2)});
+    }
+  }
+  EXPECT_GT(moved, 1e-4);
+}

@@ -207,6 +207,11 @@ std::vector<Vec> attention_bwd(const AttentionDims& s, const Vec& q, const Vec& 
 // pos · theta^(-2i/d) in double; `inverse` rotates by minus the angle (rope's backward).
 Vec rope(const Vec& x, int64_t b, int64_t l, int64_t heads, int64_t d, double theta, int64_t start,
          bool inverse = false);
+// GLM's 2D rotary: ids (B·L, 2) = (position id, block id) per token; each head's first half
+// [0, d/2) is rotated by the position id and the second half by the block id, each half written
+// out here on its own (pairs i, i + d/4 of the half, angle id · theta^(-2i/(d/2)), in double).
+Vec rope_2d(const Vec& x, const std::vector<int32_t>& ids, int64_t b, int64_t l, int64_t heads, int64_t d, double theta,
+            bool inverse = false);
 // One decoding query q (H, d) against a plain list of the row's past keys and values (T, KVH, d),
 // all T of them visible: (H, d); zeros when T = 0.
 Vec attention_decode(const Vec& q, const Vec& keys, const Vec& values, int64_t t, int64_t h, int64_t kvh, int64_t d,

@@ -9,8 +9,11 @@
 //   x       = A ++ B;  y = ignore (-100) over A, and over span i's [START] s_1 .. s_k the
 //             targets s_1 .. s_k [END] (the [END] is predicted, never an input).
 // A is the bidirectional prefix (prefix length P = |A|, as prefix-LM's); the loss covers B only.
-// Positions: plain sequential 0 .. L - 1 over A ++ B (rotary as in any window; GLM's 2D positions
-// are not used).
+// Positions (model.infill_positions): sequential 0 .. L - 1 over A ++ B (rotary as in any
+// window), or GLM's 2D ids (glm2d): a position id and a block id per input, written by
+// lay_out_infill: part A (t, 0) for t < |A|; span i's [START] s_1 .. s_k in part B (the index of
+// its [MASK] in A, 1 .. k + 1). With rotary attention the position id rotates each head's first
+// half and the block id its second half (ops::rope_2d); Mamba layers read no positions.
 //
 // Spans (mode spans): lengths k = max(1, Poisson(λ)) drawn one by one while the masked total K is
 // below round(ratio · S) for the S that one more span would leave (at least one span); the last
@@ -36,6 +39,8 @@ namespace magellano::data {
 
 enum class InfillMode { spans, document, single };
 const char* to_string(InfillMode m);  // "spans", "document", "single"
+enum class InfillPositions { sequential, glm2d };
+const char* to_string(InfillPositions p);  // "sequential", "glm2d"
 
 struct InfillConfig {
   InfillMode mode = InfillMode::spans;
@@ -68,7 +73,8 @@ struct InfillPlan {
 InfillPlan plan_infill(const InfillConfig& c, int64_t len, uint64_t seed, uint64_t draw);
 
 // Writes x and y (L each) from the plan and the window's first plan.source tokens; returns P = |A|.
+// ids (2·L, or empty: not written): GLM's 2D ids (position, block) of each input, as above.
 int32_t lay_out_infill(const InfillPlan& plan, std::span<const int32_t> window, InfillTokens tokens,
-                       std::span<int32_t> x, std::span<int32_t> y);
+                       std::span<int32_t> x, std::span<int32_t> y, std::span<int32_t> ids = {});
 
 }  // namespace magellano::data

@@ -50,6 +50,7 @@ struct ObjectiveBatch {
   std::vector<int32_t> inputs;         // (B, L)
   std::vector<int32_t> targets;        // (B, L), kIgnoreTarget where not in the loss
   std::vector<int32_t> prefix;         // (B) prefix lengths in [0, L]; empty for causal
+  std::vector<int32_t> positions;      // (B, L, 2) GLM 2D ids (blank_infilling.hpp); other rows (t, 0)
 };
 
 // The objective of row `draw` (the mix's choice, or c.objective).
@@ -61,8 +62,9 @@ int32_t prefix_length(const ObjectiveConfig& c, std::span<const int32_t> x, uint
 
 // One row under its objective: window (L + 1) tokens -> x, y (L each); returns the prefix length
 // (0 for causal). vocab_size places blank infilling's special tokens (infill_tokens()).
+// ids (2·L, or empty): GLM's 2D ids of the row ((t, 0) unless it is blank infilling).
 int32_t make_row(const ObjectiveConfig& c, int64_t vocab_size, std::span<const int32_t> window, uint64_t seed,
-                 uint64_t draw, std::span<int32_t> x, std::span<int32_t> y);
+                 uint64_t draw, std::span<int32_t> x, std::span<int32_t> y, std::span<int32_t> ids = {});
 
 // windows: (B, L + 1) row-major (Batcher::next); row b is draw first_draw + b. The prefix vector
 // is filled (causal rows 0) unless every row is causal.

@@ -24,7 +24,9 @@ struct Infill {
 };
 
 // part_a: ids < vocab holding at least one [MASK] (throws magellano::Error otherwise). config's
-// prefix settings and stop strings are replaced; its eos_ids stop a blank too.
+// prefix settings and stop strings are replaced; its eos_ids stop a blank too. A model with GLM's 2D
+// positions (attention rope_2d) decodes each token by a full forward with the 2D ids (part A (t, 0),
+// blank j's tokens (its [MASK]'s index, 1, 2, ...)), not through the KV cache.
 Infill fill_blanks(const nn::Model& model, const std::vector<int32_t>& part_a, data::InfillTokens tokens,
                    const GenerationConfig& config, const TokenBytes& token_bytes = {});
 

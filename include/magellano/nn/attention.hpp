@@ -22,6 +22,9 @@ struct AttentionConfig {
   int64_t kv_heads = 0;  // nKV; 0 = heads (multi-head attention)
   int64_t head_dim = 0;  // d; 0 = D / nH
   double rope_theta = 10000.0;  // 0 = no positions (NoPE, as Jamba and Granite 4.0-H)
+  // GLM's 2D positions (ops::rope_2d): each head's first half rotated by the position id, its
+  // second half by the block id; ordinary text has ids (t, 0). Needs rope_theta > 0, d % 4 == 0.
+  bool rope_2d = false;
   double scale = 0.0;           // 0 = 1/sqrt(d)
   float norm_eps = 1e-5f;
   int64_t num_layers = 1;  // o_proj is scaled by 1/sqrt(num_layers), as Mamba's out_proj
@@ -40,9 +43,10 @@ class Attention : public Module {
   // x: (B, L, D) -> (B, L, D). With `cache`, rows [row, row + B) of it receive k and v at
   // positions 0..L-1 (a prefill; the cache's begin_prefill was called), as block `index`.
   // prefix: (B) i32 prefix lengths (prefix-LM: the first prefix[b] positions see each other);
-  // undefined = causal.
+  // undefined = causal. positions: (B, L, 2) i32 GLM ids with cfg.rope_2d (undefined: (t, 0));
+  // ignored otherwise.
   Tensor forward(const Tensor& x, KvCache* cache = nullptr, size_t index = 0, int64_t row = 0,
-                 const Tensor& prefix = Tensor()) const;
+                 const Tensor& prefix = Tensor(), const Tensor& positions = Tensor()) const;
   // One position for every row of the cache (its begin_step was called), no autograd:
   // x_t (B, D) -> (B, D).
   Tensor step(const Tensor& x_t, KvCache& cache, size_t index) const;
@@ -59,7 +63,7 @@ class AttentionBlock : public Module {
  public:
   AttentionBlock(Context& ctx, const AttentionConfig& cfg, Init& init);
   Tensor forward(const Tensor& x, KvCache* cache = nullptr, size_t index = 0, int64_t row = 0,
-                 const Tensor& prefix = Tensor()) const;
+                 const Tensor& prefix = Tensor(), const Tensor& positions = Tensor()) const;
   Tensor step(const Tensor& x_t, KvCache& cache, size_t index) const;
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
   void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) override;

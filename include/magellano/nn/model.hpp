@@ -111,10 +111,12 @@ class Model : public Module {
   // [row, row + B), which must be empty (a prompt joining a batch).
   // prefix: (B) i32 prefix lengths for prefix-LM (the attention blocks let the first prefix[b]
   // positions of row b see each other; everything else stays causal); undefined = causal.
+  // positions: (B, L, 2) i32 GLM 2D ids for attention with rope_2d (undefined: (t, 0)).
   ModelOutput forward(const Tensor& ids, DecodeState* state = nullptr, int64_t row = 0,
-                      const Tensor& prefix = Tensor()) const;
+                      const Tensor& prefix = Tensor(), const Tensor& positions = Tensor()) const;
   // targets: (B, L) i32 (the next token of each position; -100 = ignore). prefix as in forward().
-  LossOutput loss(const Tensor& ids, const Tensor& targets, const Tensor& prefix = Tensor()) const;
+  LossOutput loss(const Tensor& ids, const Tensor& targets, const Tensor& prefix = Tensor(),
+                  const Tensor& positions = Tensor()) const;
   // One position for every sequence, no autograd: ids_t (B) i32 → logits (B, V).
   Tensor step(const Tensor& ids_t, DecodeState& state) const;
   // Prefill for decoding, no autograd: ids (B, L) i32 → the logits of the last position only
@@ -141,15 +143,15 @@ class Model : public Module {
   // Blocks [begin, end) on h; aux adds to `aux_in` (undefined: none yet).
   // prefix: (B) i32 lengths for the attention blocks; reversal: their gathers for the Mamba blocks.
   Segment run_blocks(size_t begin, size_t end, Tensor h, Tensor aux_in, DecodeState* state, int64_t row,
-                     const Tensor& prefix, const PrefixReversal& reversal) const;
+                     const Tensor& prefix, const PrefixReversal& reversal, const Tensor& positions) const;
   // One checkpointed segment: forward without recording, recompute in the backward.
   Segment checkpointed(size_t begin, size_t end, const Tensor& h, const Tensor& prefix,
-                       const PrefixReversal& reversal) const;
+                       const PrefixReversal& reversal, const Tensor& positions) const;
   void prepare_block(size_t i);  // LoRA: freezes, converts, attaches adapters; else weight_dtype
   Tensor head(const Tensor& h) const;  // norm_f then the LM head: (..., D) → (..., V)
   // Embedding and blocks: ids (B, L) → the residual stream (B, L, D); MoE outputs go to `out`.
   Tensor body(const Tensor& ids, DecodeState* state, int64_t row, ModelOutput& out,
-              const Tensor& prefix = Tensor()) const;
+              const Tensor& prefix = Tensor(), const Tensor& positions = Tensor()) const;
   ModelSpec spec_;
   Init init_;  // one generator for every draw, in construction order (before embedding_)
   Init lora_init_;  // the adapters' A matrices, in construction order

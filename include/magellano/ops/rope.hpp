@@ -35,4 +35,17 @@ Tensor rope(const Tensor& x, const RopeOptions& options = {});
 // position first[b] + t. No autograd. Positions must be below 2^24 (not checked: on the device).
 Tensor rope_at(const Tensor& x, const Tensor& first, double theta);
 
+// GLM's 2D positions (blank infilling, train.infill_positions = glm2d): each token has a
+// position id p and a block id q; each head's first half [0, d/2) is rotated by p and its second
+// half [d/2, d) by q, each half as rope() above with head width d/2 (pairs i, i + d/4 within the
+// half; inv_freq_i = theta^(-2i/(d/2)), i < d/4), as GLM / ChatGLM do. d must be a multiple of 4.
+//   x: (B, L, heads, d); ids: (B, L, 2) i32 (p, q), each in [0, 2^24) (not checked: on the device).
+// With autograd (the backward rotates back by the same ids).
+Tensor rope_2d(const Tensor& x, const Tensor& ids, double theta);
+
+// The same rotation with ids (first[b] + t, 0) for row t of sequence b: ordinary text (block id 0,
+// so second halves stay as they are) from position first[b] ((B) i32 on the device; a negative
+// entry, a finished row, counts as 0). With autograd (training with no ids given) and for decoding.
+Tensor rope_2d_at(const Tensor& x, const Tensor& first, double theta);
+
 }  // namespace magellano::ops

@@ -69,6 +69,7 @@ const char* config_name(ops::ExpertActivation activation);
 const char* config_name(nn::MoERouter router);  // softmax_topk, topk_softmax
 const char* config_name(data::Objective objective);  // causal, prefix_lm, blank_infilling
 const char* config_name(data::InfillMode mode);       // spans, document, single
+const char* config_name(data::InfillPositions p);     // sequential, glm2d
 
 struct MoESection {
   int64_t experts = 8;
@@ -139,6 +140,10 @@ struct ModelConfig {
   bool mamba_inner_norms = false;
   // Prefix-LM: Mamba ('M') blocks also scan the prefix in reverse (nn::MambaConfig).
   bool bidirectional_prefix = false;
+  // Blank infilling's positions (data/blank_infilling.hpp): sequential, or GLM's 2D ids (glm2d),
+  // which make the attention blocks rotate half of each head by the position id and half by the
+  // block id for every text (ordinary text has block id 0), hence a model option.
+  data::InfillPositions infill_positions = data::InfillPositions::sequential;
   bool mamba_proj_bias = false;
   bool mamba_conv_bias = true;
   bool tie_embeddings = true;

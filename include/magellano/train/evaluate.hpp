@@ -6,8 +6,11 @@
 // Under prefix_lm (data/objective.hpp) each chunk gets its prefix as training would (a separator,
 // or a fraction sampled with seed 0 and the chunk's index as its draw, so every evaluation of the
 // same tokens uses the same prefixes) and only its suffix tokens are predicted and counted.
-// Under blank_infilling (or a mix) each chunk is transformed as in training (data::make_row, seed
-// 0, the chunk's index as its draw) and only part B's targets are counted.
+// Under blank_infilling (or a mix with it) each chunk is a training window: seq_len + 1 tokens
+// starting every seq_len tokens (as data::Batcher's windows), so seq_len inputs, the shape the
+// model was trained on (the layout of part A and B depends on it); it is transformed as in
+// training (data::make_row, seed 0, the chunk's index as its draw) and only part B's targets are
+// counted.
 #pragma once
 #include <cstdint>
 #include <span>

@@ -93,6 +93,26 @@ Vec rope(const Vec& x, int64_t b, int64_t l, int64_t heads, int64_t d, double th
   return y;
 }
 
+Vec rope_2d(const Vec& x, const std::vector<int32_t>& ids, int64_t b, int64_t l, int64_t heads, int64_t d, double theta,
+            bool inverse) {
+  Vec y(x.size());
+  const int64_t half = d / 2, quarter = d / 4;
+  for (int64_t r = 0; r < b * l * heads; ++r) {
+    const int64_t token = r / heads;
+    for (int64_t g = 0; g < 2; ++g) {
+      const double id = double(ids[2 * token + g]);
+      const int64_t o = r * d + g * half;  // this half's first element
+      for (int64_t i = 0; i < quarter; ++i) {
+        const double angle = id * std::pow(theta, -2.0 * double(i) / double(half)) * (inverse ? -1.0 : 1.0);
+        const double c = std::cos(angle), sn = std::sin(angle), x1 = x[o + i], x2 = x[o + quarter + i];
+        y[o + i] = x1 * c - x2 * sn;
+        y[o + quarter + i] = x2 * c + x1 * sn;
+      }
+    }
+  }
+  return y;
+}
+
 Vec attention_decode(const Vec& q, const Vec& keys, const Vec& values, int64_t t, int64_t h, int64_t kvh, int64_t d,
                      double scale) {
   Vec out(h * d, 0.0);
