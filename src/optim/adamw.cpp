@@ -129,10 +129,14 @@ void AdamW::norm_into(const Tensor& out, float max_norm, float grad_scale) {
     Tensor part = partial_.narrow_rows(partial_base_[k], partial_base_[k] + partial_groups_[k]);
     const bool half = chunks[k].dtype() == DType::f16;
     if (chunks[k].numel % step_vec(ctx) != 0) throw Error("AdamW: a chunk is not vector aligned.");
+    // Sharded with a partials sum: this share's elements only (the others' gradients here are
+    // not the summed ones).
+    const ElementRange counted = partials_sum_ ? owned_[k] : ElementRange{0, chunks[k].numel};
     ops::Launch(ctx, "adamw", half ? "sumsq_partial_half" : "sumsq_partial", program_options(ctx))
         .arg(chunks[k].grads).arg(part)
-        .arg(chunks[k].numel).run(partial_groups_[k] * kLocal, kLocal);
+        .arg(chunks[k].numel).arg(counted.begin).arg(counted.end).run(partial_groups_[k] * kLocal, kLocal);
   }
+  if (partials_sum_ && !chunks.empty()) partials_sum_(partial_);
   const int64_t count = chunks.empty() ? 0 : partial_.numel();
   ops::Launch(ctx, "adamw", "norm_final", program_options(ctx))
       .arg(partial_).arg(out).arg(count).arg(max_norm).arg(grad_scale).run(kLocal, kLocal);
@@ -145,6 +149,11 @@ Tensor AdamW::grad_norm(float grad_scale) {
 }
 
 Tensor AdamW::last_grad_norm() const { return clipped_ ? stats_.narrow_rows(0, 1) : Tensor(); }
+
+void AdamW::set_partials_sum(std::function<void(const Tensor& partials)> sum) {
+  if (config_.shards <= 1) throw Error("AdamW::set_partials_sum: only a sharded optimizer sums partial norms.");
+  partials_sum_ = std::move(sum);
+}
 
 void AdamW::step(float lr, float max_grad_norm, float grad_scale) {
   const bool clip = max_grad_norm > 0.0f;

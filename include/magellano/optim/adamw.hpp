@@ -71,7 +71,15 @@
 //           block-aligned range per chunk) and step() updates only the parameters of that range,
 //           with the same kernels, scalars and stochastic-rounding bits as an unsharded
 //           optimizer: each owned element ends bit-identical to the unsharded result, given the
-//           same gradients. The gradient norm for clipping is still taken over every gradient.
+//           same gradients. The gradient norm for clipping is taken over every gradient: either
+//           from the local gradients (all summed on every rank) or, with set_partials_sum()
+//           (each rank holds the summed gradients of its own share only: a reduce-scatter,
+//           train/gradient_sync.hpp), from this share's per-group partial sums of squares
+//           summed over the shards. The norm is then bit-identical to the unsharded one when
+//           no partial-sum group of a chunk straddles a share's edge (chunks up to 65,536
+//           elements: groups of 256 elements, shares cut at multiples of 256); a group that
+//           does is summed in two parts (a + b instead of one running sum), a difference of a
+//           few fp32 ulps in the norm.
 //           The other elements' parameters are left alone: the caller brings them from their
 //           owners (train/zero_shard.hpp). Either placement. Checkpoints: owned_state() gives
 //           this share's bytes of each moment array; the shares concatenated in shard order
@@ -80,6 +88,7 @@
 //           checkpoint loads into any number of shards.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -128,6 +137,11 @@ class AdamW {
   // The norm computed by the last step() that clipped, (1) f32, a view of the optimizer's own
   // buffer (the next step overwrites it); undefined before any clipping step.
   Tensor last_grad_norm() const;
+  // Sharded only (see "Sharding" above): from now on the norm counts only this share's
+  // gradients into its partial sums (partials: (G) f32, G = the partial-sum groups of all
+  // chunks), then calls sum(partials), which must replace them, on the device, by their
+  // element-wise sum over all shards (the same on every shard; a collective call).
+  void set_partials_sum(std::function<void(const Tensor& partials)> sum);
 
   // One update of every packed parameter: one launch per chunk, plus (max_grad_norm > 0) one
   // per chunk and one more for the norm. max_grad_norm <= 0: no clipping. The gradients are
@@ -204,6 +218,7 @@ class AdamW {
   Tensor maps_;                  // int8: (1022) f32: signed code, signed mid, unsigned code, mid
   std::vector<int64_t> partial_base_, partial_groups_;
   Tensor partial_;  // (sum of groups) f32 partial sums of squares
+  std::function<void(const Tensor&)> partials_sum_;  // set_partials_sum (empty: local norm)
   Tensor stats_;    // (2) f32: [norm, clip coefficient]
   bool clipped_ = false;
   int64_t step_ = 0;
