@@ -195,7 +195,8 @@ TrainingRun::TrainingRun(const Config& cfg, Context& ctx, const TrainOptions& op
               .weight_decay = float(tc_.weight_decay),
               .stochastic_rounding = tc_.fp16_rounding == Fp16Rounding::stochastic,
               .states = tc_.optimizer_states, .offload = tc_.optimizer_offload,
-              .shard = tc_.zero_stage == 1 ? rank_ : 0, .shards = tc_.zero_stage == 1 ? N_ : 1}),
+              .shard = tc_.zero_stage == 1 ? rank_ : 0, .shards = tc_.zero_stage == 1 ? N_ : 1,
+              .norm_split = N_}),  // the same norm with and without ZeRO (optim/adamw.hpp)
       schedule_{float(tc_.lr), float(tc_.min_lr), tc_.warmup_steps, tc_.steps},
       scaler_(tc_.loss_scale_init, tc_.loss_scale_growth_interval),
       init_from_(resolved(opt.init_from)) {

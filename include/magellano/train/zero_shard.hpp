@@ -9,9 +9,9 @@
 // sum_partials() (optim::AdamW::set_partials_sum), which sums each rank's per-group partial
 // sums of squares of its share over the ranks (a few hundred floats per pack chunk, fp32
 // MPI_SUM), so every rank computes the same norm, the same clip coefficient and the same skip
-// decision. Bit-identical to the unsharded norm when no partial-sum group straddles a share's
-// edge (optim/adamw.hpp: chunks of up to 65,536 elements, as in the tests); else within a few
-// fp32 ulps. After the sharded AdamW step:
+// decision. The trainer builds AdamW with norm_split = ranks with or without ZeRO, so no
+// partial-sum group spans two shares and the norm is bit-identical to the unsharded run's
+// (optim/adamw.hpp). After the sharded AdamW step:
 // share_parameters() reads each rank's updated range of every pack chunk from the device and
 // broadcasts it from that rank (MPI_Ibcast of the stored bytes, f32 or f16 as they are; all of a
 // chunk's broadcasts in flight together), then writes the other ranks' ranges back to the
