@@ -1,6 +1,7 @@
 // train::Collective over MPI (Open MPI from Debian: openmpi-bin, libopenmpi-dev), one rank per
 // process of `mpirun -np N magellano train ...`, on MPI_COMM_WORLD. Sums are MPI_SUM over
-// MPI_FLOAT / MPI_DOUBLE (MPI_Allreduce and MPI_Iallreduce, in place): every rank receives the
+// MPI_FLOAT / MPI_DOUBLE (MPI_Iallreduce, in place; ZeRO's gradients MPI_Ireduce_scatter, in
+// place: each rank keeps its block's sums at the buffer's start): every rank receives the
 // same reduced values, and the same sizes on the same ranks reduce in the same order each run
 // (the MPI standard's advice that Open MPI follows), so runs repeat bit for bit.
 // A build without MPI (CMake found none) still compiles this file: start() then throws an Error
