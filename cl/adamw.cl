@@ -1,9 +1,10 @@
 // AdamW over flat parameter chunks (see include/magellano/optim/adamw.hpp), and the global
 // gradient norm for clipping. Deterministic: fixed work-group sizes, fixed summation order.
 // Kernels:
-//   sumsq_partial  partial[k] = sum of g[i]^2 over group k's contiguous block, VEC-wide loads
-//                  g: (n) one gradient chunk, n a multiple of VEC; partial: (G), G = number
-//                  of groups launched
+//   sumsq_partial  partial[k] = sum of g[i]^2 over group k's contiguous block, VEC-wide loads,
+//                  counting only the elements i in [lo, hi) (ZeRO: this rank's share; [0, n)
+//                  counts all, in the same order); g: (n) one gradient chunk, n, lo and hi
+//                  multiples of VEC; partial: (G), G = number of groups launched
 //   norm_final     stats[0] = sqrt(sum(partial[0..count))) * grad_scale, the norm of the
 //                  scaled gradients; when max_norm > 0 also
 //                  stats[1] = grad_scale * min(1, max_norm / (stats[0] + 1e-6))
@@ -81,7 +82,7 @@ inline float lane_sum(floatV a) {
 // grid-wide stride ran ~10x slower on PoCL). n must be a multiple of VEC.
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
 void sumsq_partial(__global const float* g, ulong g_off, __global float* partial,
-                   ulong partial_off, long n) {
+                   ulong partial_off, long n, long lo, long hi) {
   g += g_off; partial += partial_off;
   __local float s[LOCAL];
   long groups = get_num_groups(0), nv = n / VEC;
@@ -89,6 +90,7 @@ void sumsq_partial(__global const float* g, ulong g_off, __global float* partial
   long begin = get_group_id(0) * per, end = min(nv, begin + per);
   floatV acc = 0.0f;
   for (long j = begin + get_local_id(0); j < end; j += LOCAL) {
+    if (j < lo / VEC || j >= hi / VEC) continue;
     floatV x = vloadV(j, g);
     acc += x * x;
   }
@@ -98,7 +100,7 @@ void sumsq_partial(__global const float* g, ulong g_off, __global float* partial
 
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
 void sumsq_partial_half(__global const half* g, ulong g_off, __global float* partial,
-                        ulong partial_off, long n) {
+                        ulong partial_off, long n, long lo, long hi) {
   g += g_off; partial += partial_off;
   __local float s[LOCAL];
   long groups = get_num_groups(0), nv = n / VEC;
@@ -106,6 +108,7 @@ void sumsq_partial_half(__global const half* g, ulong g_off, __global float* par
   long begin = get_group_id(0) * per, end = min(nv, begin + per);
   floatV acc = 0.0f;
   for (long j = begin + get_local_id(0); j < end; j += LOCAL) {
+    if (j < lo / VEC || j >= hi / VEC) continue;
     floatV x = vload_halfV(j, g);
     acc += x * x;
   }

@@ -112,8 +112,22 @@ MpiCollective::~MpiCollective() {
   MPI_Finalize();
 }
 
+void MpiCollective::check_counts(size_t n, std::span<const int> counts, const char* call) const {
+  uint64_t total = 0;
+  for (int c : counts) total += c >= 0 ? uint64_t(c) : uint64_t(1) << 62;
+  if (counts.size() != size_t(launch_.size) || total != n)
+    throw Error(std::string(call) + ": " + std::to_string(counts.size()) + " block sizes adding up to " +
+                std::to_string(total) + " for " + std::to_string(launch_.size) + " ranks and " + std::to_string(n) +
+                " values.");
+  if (n > kMaxCount) throw Error(std::string(call) + ": a bucket of " + std::to_string(n) + " values is too large for one MPI call.");
+}
+
+// A sum of b bytes over N ranks: 2 (N - 1) / N b per rank (Collective::bytes_sent).
+static uint64_t sum_bytes(uint64_t b, int n) { return 2 * b * uint64_t(n - 1) / uint64_t(n); }
+
 int MpiCollective::start_sum(std::span<float> values) {
   if (values.size() > kMaxCount) throw Error("start_sum: a bucket of " + std::to_string(values.size()) + " values is too large for one MPI call.");
+  bytes_sent_ += sum_bytes(values.size_bytes(), launch_.size);
   MPI_Request r;
   check(MPI_Iallreduce(MPI_IN_PLACE, values.data(), int(values.size()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &r),
         "MPI_Iallreduce");
@@ -123,6 +137,7 @@ int MpiCollective::start_sum(std::span<float> values) {
 int MpiCollective::start_sum_bf16(std::span<uint16_t> values) {
   if (values.size() > kMaxCount) throw Error("start_sum_bf16: a bucket of " + std::to_string(values.size()) + " values is too large for one MPI call.");
   if (requests_->bf16_sum == MPI_OP_NULL) check(MPI_Op_create(&bf16_sum, 1, &requests_->bf16_sum), "MPI_Op_create");
+  bytes_sent_ += sum_bytes(values.size_bytes(), launch_.size);
   MPI_Request r;
   check(MPI_Iallreduce(MPI_IN_PLACE, values.data(), int(values.size()), MPI_UINT16_T, requests_->bf16_sum,
                        MPI_COMM_WORLD, &r),
@@ -130,8 +145,29 @@ int MpiCollective::start_sum_bf16(std::span<uint16_t> values) {
   return requests_->add(r);
 }
 
+int MpiCollective::start_sum_scatter(std::span<float> values, std::span<const int> counts) {
+  check_counts(values.size(), counts, "start_sum_scatter");
+  bytes_sent_ += (values.size() - size_t(counts[size_t(launch_.rank)])) * sizeof(float);
+  MPI_Request r;
+  check(MPI_Ireduce_scatter(MPI_IN_PLACE, values.data(), counts.data(), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &r),
+        "MPI_Ireduce_scatter");
+  return requests_->add(r);
+}
+
+int MpiCollective::start_sum_scatter_bf16(std::span<uint16_t> values, std::span<const int> counts) {
+  check_counts(values.size(), counts, "start_sum_scatter_bf16");
+  if (requests_->bf16_sum == MPI_OP_NULL) check(MPI_Op_create(&bf16_sum, 1, &requests_->bf16_sum), "MPI_Op_create");
+  bytes_sent_ += (values.size() - size_t(counts[size_t(launch_.rank)])) * sizeof(uint16_t);
+  MPI_Request r;
+  check(MPI_Ireduce_scatter(MPI_IN_PLACE, values.data(), counts.data(), MPI_UINT16_T, requests_->bf16_sum,
+                            MPI_COMM_WORLD, &r),
+        "MPI_Ireduce_scatter");
+  return requests_->add(r);
+}
+
 int MpiCollective::start_broadcast(std::span<uint8_t> bytes, int root) {
   if (bytes.size() > kMaxPiece) throw Error("start_broadcast: " + std::to_string(bytes.size()) + " bytes are too many for one call.");
+  if (root == launch_.rank) bytes_sent_ += bytes.size() * uint64_t(launch_.size - 1);
   MPI_Request r;
   check(MPI_Ibcast(bytes.data(), int(bytes.size()), MPI_BYTE, root, MPI_COMM_WORLD, &r), "MPI_Ibcast");
   return requests_->add(r);
@@ -214,6 +250,9 @@ MpiCollective::~MpiCollective() = default;
 void MpiCollective::finish(void*, const char*) {}
 int MpiCollective::start_sum(std::span<float>) { return 0; }
 int MpiCollective::start_sum_bf16(std::span<uint16_t>) { return 0; }
+int MpiCollective::start_sum_scatter(std::span<float>, std::span<const int>) { return 0; }
+int MpiCollective::start_sum_scatter_bf16(std::span<uint16_t>, std::span<const int>) { return 0; }
+void MpiCollective::check_counts(size_t, std::span<const int>, const char*) const {}
 void MpiCollective::wait(int) {}
 double MpiCollective::sum(double value) { return value; }
 bool MpiCollective::all(bool value) { return value; }

@@ -112,10 +112,16 @@ AdamW::AdamW(Context& ctx, const std::vector<Parameter>& params, AdamWConfig con
         moments_.back().push_back(Tensor::zeros(ctx, Shape{std::max<int64_t>(1, array_span(f, a, owned_[k]).second)},
                                                 array_dtype(f, a), MemCategory::optimizer));
     }
-    const int64_t g = std::clamp<int64_t>((c.numel + kLocal - 1) / kLocal, 1, kMaxGroups);
-    partial_base_.push_back(groups_total);
-    partial_groups_.push_back(g);
-    groups_total += g;
+  }
+  if (config.norm_split < 1) throw Error("AdamW: norm_split must be at least 1.");
+  for (int r = 0; r < config.norm_split; ++r) {
+    const std::vector<ElementRange> share = shard_ranges(pack_, r, config.norm_split);
+    for (size_t k = 0; k < share.size(); ++k) {
+      if (share[k].size() == 0) continue;
+      const int64_t g = std::clamp<int64_t>((share[k].size() + kLocal - 1) / kLocal, 1, kMaxGroups);
+      norm_segments_.push_back({k, share[k], r, groups_total, g});
+      groups_total += g;
+    }
   }
   partial_ = Tensor::zeros(ctx, Shape{std::max<int64_t>(groups_total, 1)}, DType::f32,
                            MemCategory::optimizer);
@@ -125,15 +131,20 @@ AdamW::AdamW(Context& ctx, const std::vector<Parameter>& params, AdamWConfig con
 void AdamW::norm_into(const Tensor& out, float max_norm, float grad_scale) {
   Context& ctx = pack_.ctx();
   const auto& chunks = pack_.chunks();
-  for (size_t k = 0; k < chunks.size(); ++k) {
-    Tensor part = partial_.narrow_rows(partial_base_[k], partial_base_[k] + partial_groups_[k]);
-    const bool half = chunks[k].dtype() == DType::f16;
-    if (chunks[k].numel % step_vec(ctx) != 0) throw Error("AdamW: a chunk is not vector aligned.");
-    ops::Launch(ctx, "adamw", half ? "sumsq_partial_half" : "sumsq_partial", program_options(ctx))
-        .arg(chunks[k].grads).arg(part)
-        .arg(chunks[k].numel).run(partial_groups_[k] * kLocal, kLocal);
+  for (const NormSegment& seg : norm_segments_) {
+    Tensor part = partial_.narrow_rows(seg.base, seg.base + seg.groups);
+    const PackChunk& c = chunks[seg.chunk];
+    const int64_t n = seg.range.size();
+    if (n % step_vec(ctx) != 0) throw Error("AdamW: a chunk's norm segment is not vector aligned.");
+    // Sharded with a partials sum: this share's segments only (the others' gradients here are
+    // not the summed ones; their partials are zeros).
+    const bool counted = !partials_sum_ || seg.share == config_.shard;
+    ops::Launch(ctx, "adamw", c.dtype() == DType::f16 ? "sumsq_partial_half" : "sumsq_partial", program_options(ctx))
+        .arg(c.grads.narrow_rows(seg.range.begin, seg.range.end)).arg(part)
+        .arg(n).arg(int64_t(0)).arg(counted ? n : int64_t(0)).run(seg.groups * kLocal, kLocal);
   }
-  const int64_t count = chunks.empty() ? 0 : partial_.numel();
+  if (partials_sum_ && !norm_segments_.empty()) partials_sum_(partial_);
+  const int64_t count = norm_segments_.empty() ? 0 : partial_.numel();
   ops::Launch(ctx, "adamw", "norm_final", program_options(ctx))
       .arg(partial_).arg(out).arg(count).arg(max_norm).arg(grad_scale).run(kLocal, kLocal);
 }
@@ -145,6 +156,12 @@ Tensor AdamW::grad_norm(float grad_scale) {
 }
 
 Tensor AdamW::last_grad_norm() const { return clipped_ ? stats_.narrow_rows(0, 1) : Tensor(); }
+
+void AdamW::set_partials_sum(std::function<void(const Tensor& partials)> sum) {
+  if (config_.shards <= 1 || config_.norm_split != config_.shards)
+    throw Error("AdamW::set_partials_sum: only a sharded optimizer with norm_split = shards sums partial norms.");
+  partials_sum_ = std::move(sum);
+}
 
 void AdamW::step(float lr, float max_grad_norm, float grad_scale) {
   const bool clip = max_grad_norm > 0.0f;

@@ -197,7 +197,8 @@ TrainingRun::TrainingRun(const Config& cfg, Context& ctx, const TrainOptions& op
               .weight_decay = float(tc_.weight_decay),
               .stochastic_rounding = tc_.fp16_rounding == Fp16Rounding::stochastic,
               .states = tc_.optimizer_states, .offload = tc_.optimizer_offload,
-              .shard = tc_.zero_stage == 1 ? rank_ : 0, .shards = tc_.zero_stage == 1 ? N_ : 1}),
+              .shard = tc_.zero_stage == 1 ? rank_ : 0, .shards = tc_.zero_stage == 1 ? N_ : 1,
+              .norm_split = N_}),  // the same norm with and without ZeRO (optim/adamw.hpp)
       schedule_{float(tc_.lr), float(tc_.min_lr), tc_.warmup_steps, tc_.steps},
       scaler_(tc_.loss_scale_init, tc_.loss_scale_growth_interval),
       init_from_(resolved(opt.init_from)) {
@@ -213,8 +214,10 @@ TrainingRun::TrainingRun(const Config& cfg, Context& ctx, const TrainOptions& op
     if (out_) *out_ << "initialised from " << opt.init_from->string() << "\n";
   }
   if (opt.resume) restore(*opt.resume);
+  // ZeRO stage 1: a reduce-scatter (each rank sums only its share's gradients), and the
+  // clipping norm's partial sums summed over the ranks (zero_shard.hpp).
   if (ranks_) sync_.emplace(*ranks_, adamw_.pack(), model_.trainable_parameters(), tc_.allreduce_bf16,
-                                tc_.allreduce_bucket);
+                                tc_.allreduce_bucket, tc_.zero_stage == 1);
   if (ranks_ && tc_.zero_stage == 1) zero_.emplace(*ranks_, adamw_);
   if (out_ && zero_)
     *out_ << "ZeRO stage 1: each rank keeps and updates 1/" << N_ << " of the AdamW moments ("
@@ -273,7 +276,7 @@ void TrainingRun::optimizer_step() {
     if (lo.aux.defined()) ops::scale_into(lo.aux, 1.0f / tc_.grad_accum, aux_sum_, true);
     expert_counts_ = lo.expert_counts;
   }
-  if (sync_) sync_->sum();  // every rank now holds the sum over ranks
+  if (sync_) sync_->sum();  // every rank now holds the sum over ranks (ZeRO: of its share)
   lr_ = schedule_.at(step_);
   bool apply = true;
   // The stored gradients are sums over micro-batches (and ranks) of scaled losses; the optimizer
@@ -330,9 +333,13 @@ void TrainingRun::log_interval() {
   if (sync_) {  // cumulative: the gradient exchange, and waiting for the slowest rank before it
     rec["allreduce_seconds"] = sync_->seconds();
     rec["rank_wait_seconds"] = sync_->wait_seconds();
+    rec["grad_exchange_bytes"] = sync_->bytes();  // sent by this rank (rank 0), Collective::bytes_sent
     if (tc_.allreduce_overlap) rec["allreduce_early_buckets"] = sync_->early_buckets();
   }
-  if (zero_) rec["zero_share_seconds"] = zero_->seconds();  // cumulative: the updated parameters' exchange
+  if (zero_) {  // cumulative: the updated parameters' exchange (and the norm's partial sums)
+    rec["zero_share_seconds"] = zero_->seconds();
+    rec["zero_share_bytes"] = zero_->bytes();
+  }
   if (metrics_.is_open()) metrics_ << rec.dump() << "\n" << std::flush;
   if (out_) {
     char line[256];

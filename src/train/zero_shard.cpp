@@ -31,16 +31,26 @@ void transfer(Context& ctx, const Tensor& t, optim::ElementRange r, uint8_t* hos
 
 }  // namespace
 
-ZeroShard::ZeroShard(Collective& ranks, const optim::AdamW& adamw) : ranks_(ranks), adamw_(adamw) {
+ZeroShard::ZeroShard(Collective& ranks, optim::AdamW& adamw) : ranks_(ranks), adamw_(adamw) {
   if (adamw.config().shard != ranks.rank() || adamw.config().shards != ranks.size())
     throw Error("ZeRO: the optimizer is share " + std::to_string(adamw.config().shard) + " of " +
                 std::to_string(adamw.config().shards) + ", but this is rank " + std::to_string(ranks.rank()) + " of " +
                 std::to_string(ranks.size()) + ".");
   for (int r = 0; r < ranks.size(); ++r) ranges_.push_back(optim::shard_ranges(adamw.pack(), r, ranks.size()));
+  if (ranks.size() > 1) adamw.set_partials_sum([this](const Tensor& partials) { sum_partials(partials); });
+}
+
+void ZeroShard::sum_partials(const Tensor& partials) {
+  const uint64_t sent0 = ranks_.bytes_sent();
+  partials_ = partials.to_host();  // (waits for the partial-sum kernels)
+  ranks_.wait(ranks_.start_sum(partials_));
+  Tensor(partials).copy_from_host(partials_.data(), partials_.size() * sizeof(float));
+  bytes_ += ranks_.bytes_sent() - sent0;
 }
 
 void ZeroShard::share_parameters() {
   const auto t0 = std::chrono::steady_clock::now();
+  const uint64_t sent0 = ranks_.bytes_sent();
   const optim::ParameterPack& pack = adamw_.pack();
   Context& ctx = pack.ctx();
   const int me = ranks_.rank();
@@ -61,6 +71,7 @@ void ZeroShard::share_parameters() {
       if (r != me) transfer(ctx, c.params, ranges_[size_t(r)][k], host_.data(), true);
   }
   seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  bytes_ += ranks_.bytes_sent() - sent0;
 }
 
 std::vector<std::pair<std::string, io::StTensor>> ZeroShard::gather_state() const {

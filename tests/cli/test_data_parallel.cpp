@@ -109,6 +109,24 @@ nlohmann::json last_eval(const fs::path& metrics) {
   return last;
 }
 
+// The last record of metrics.jsonl (the last log interval's).
+nlohmann::json last_record(const fs::path& metrics) {
+  nlohmann::json last;
+  std::ifstream in(metrics);
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.contains("loss")) last = j;
+  }
+  return last;
+}
+
+// N of the "trainable parameters: N of M" line a training run prints (-1 if absent).
+long long trained_parameters(const std::string& output) {
+  const std::string key = "trainable parameters: ";
+  const size_t at = output.find(key);
+  return at == std::string::npos ? -1 : std::atoll(output.c_str() + at + key.size());
+}
+
 std::string bytes_of(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   std::stringstream s;
@@ -216,8 +234,12 @@ INSTANTIATE_TEST_SUITE_P(DataParallel, DataParallelResume,
 // (the fixture's model holds ~10k trained parameters, so several buckets) start as backward
 // passes their parameters' first nodes; against the same buckets exchanged after the backward,
 // losses, weights and moments are compared bit for bit. The metrics must show buckets started
-// before the backward's last node (the overlap happened). Setups: fp32; fp16 weights with loss scaling;
-// gradient checkpointing (its segments' parameters wait for the end) with ZeRO stage 1.
+// before the backward's last node (the overlap happened). The buckets' reads are non-blocking
+// (their sums start once the reads' events complete), so this also compares reads issued while
+// backward's kernels are still queued against reads after clFinish. Setups: fp32; fp16 weights
+// with loss scaling; gradient checkpointing (its segments' parameters wait for the end) with
+// ZeRO stage 1; ZeRO stage 1 with the bf16 exchange (the buckets' reduce-scatters start during
+// backward).
 class DataParallelOverlap : public ::testing::TestWithParam<std::vector<std::string>> {};
 
 TEST_P(DataParallelOverlap, StartsBucketsDuringBackwardWithTheSameSums) {
@@ -256,7 +278,8 @@ TEST_P(DataParallelOverlap, StartsBucketsDuringBackwardWithTheSameSums) {
 INSTANTIATE_TEST_SUITE_P(DataParallel, DataParallelOverlap,
                          ::testing::Values(std::vector<std::string>{},
                                            std::vector<std::string>{"train.param_dtype=fp16", "train.loss_scaling=true"},
-                                           std::vector<std::string>{"train.gradient_checkpointing=1", "train.zero_stage=1"}));
+                                           std::vector<std::string>{"train.gradient_checkpointing=1", "train.zero_stage=1"},
+                                           std::vector<std::string>{"train.zero_stage=1", "train.allreduce_bf16=true"}));
 
 // ZeRO stage 1 (train.zero_stage 1): each rank updates half of the moments and broadcasts its
 // parameters; the arithmetic per element is the unsharded one, so against the unsharded 2-rank
@@ -265,7 +288,12 @@ INSTANTIATE_TEST_SUITE_P(DataParallel, DataParallelOverlap,
 // on 2 ranks, rewriting step 4 bit for bit; without ZeRO on 2 ranks, the same; and on 1 rank of
 // batch 4, the same run within the 1e-5 of TwoRanksOfBatchTwoFollowOneRankOfBatchFour. Setups:
 // fp32 weights and moments; fp16 weights with stochastic rounding, loss scaling and int8
-// moments; fp32 with the moments paged in host memory.
+// moments; fp32 with the moments paged in host memory; the bf16 exchange.
+// The gradient exchange of ZeRO is a reduce-scatter: rank 0's bytes sent for it
+// (grad_exchange_bytes in metrics.jsonl, counted in the collective layer) are about half of the
+// unsharded all-reduce's (its share's cut sits on a 256-element boundary, so not exactly half:
+// within [0.4, 0.6]); the all-reduce's must equal 4 (or 2 with bf16) bytes per trained value per
+// step (2 ranks: each value crosses once), which the test checks from the parameter count.
 class DataParallelZero : public ::testing::TestWithParam<std::vector<std::string>> {};
 
 TEST_P(DataParallelZero, StageOneEqualsTheUnshardedRunAndItsCheckpointsResumeAnywhere) {
@@ -291,6 +319,19 @@ TEST_P(DataParallelZero, StageOneEqualsTheUnshardedRunAndItsCheckpointsResumeAny
   const auto two = losses(run / "metrics.jsonl");
   ASSERT_EQ(two.size(), 4u);
   EXPECT_EQ(two, losses(d.path() / "plain" / "metrics.jsonl"));
+  const nlohmann::json plain_rec = last_record(d.path() / "plain" / "metrics.jsonl"),
+                       zero_rec = last_record(run / "metrics.jsonl");
+  ASSERT_TRUE(plain_rec.contains("grad_exchange_bytes") && zero_rec.contains("grad_exchange_bytes")) << zero_rec;
+  const double all_reduce = plain_rec["grad_exchange_bytes"].get<double>(),
+               scatter = zero_rec["grad_exchange_bytes"].get<double>();
+  const bool bf16 = std::find(sets.begin(), sets.end(), "train.allreduce_bf16=true") != sets.end();
+  EXPECT_EQ(all_reduce, 4.0 * double(trained_parameters(plain.output)) * (bf16 ? 2 : 4))
+      << "4 steps of every trained value once";
+  if (std::getenv("MG_DP_PRINT"))
+    std::printf("bytes sent by rank 0 in 4 steps: all-reduce %.0f, reduce-scatter %.0f (%.3f), parameters %.0f\n",
+                all_reduce, scatter, scatter / all_reduce, zero_rec["zero_share_bytes"].get<double>());
+  EXPECT_GT(scatter, 0.4 * all_reduce);
+  EXPECT_LT(scatter, 0.6 * all_reduce);
 
   // The same number of ranks, with ZeRO and without: bit for bit.
   fs::remove_all(last);
@@ -318,7 +359,8 @@ INSTANTIATE_TEST_SUITE_P(DataParallel, DataParallelZero,
                          ::testing::Values(std::vector<std::string>{},
                                            std::vector<std::string>{"train.param_dtype=fp16", "train.loss_scaling=true",
                                                                     "train.optimizer_states=int8"},
-                                           std::vector<std::string>{"train.optimizer_offload=host"}));
+                                           std::vector<std::string>{"train.optimizer_offload=host"},
+                                           std::vector<std::string>{"train.allreduce_bf16=true"}));
 
 TEST(DataParallel, RanksWithDifferentWeightsAreStoppedAtTheFirstCheckpoint) {
   MG_REQUIRE_MPI();

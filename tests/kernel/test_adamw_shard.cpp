@@ -14,6 +14,7 @@
 // rank that did not update them.
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 
 #include "harness.hpp"
@@ -284,5 +285,95 @@ TEST(AdamWShard, CheckpointLoadsIntoAnyShardCount) {
     }
     const auto shared = compose(shards);
     for (size_t k = 0; k < shared.size(); ++k) EXPECT_EQ(shared[k], param_bytes(ref, k)) << "chunk " << k;
+  }
+}
+
+// The clipping norm under ZeRO's reduce-scatter (optim::AdamW::set_partials_sum): each share
+// holds the summed gradients of its own range only (here: every other element NaN, as a share
+// must not read them), counts them into its per-group partial sums, and the partials are summed
+// over the shares (in shard order, fp32, as train::ZeroShard::sum_partials does over MPI).
+// Against the norm of an unsharded optimizer with the same norm_split (= shards: no partial-sum
+// group spans two shares), bit for bit: chunks of 4096 elements, f32 and f16 gradients, 2 and 7
+// shards; one chunk of 305,887 elements (256 groups of about 600 elements per share of 2, where
+// groups over the whole chunk would straddle the cut).
+// Broken variants caught: a share's own partials, not summed over the shares (the norm of its
+// share only, far below); a share counting the NaN elements outside its range gives NaN.
+namespace {
+
+std::vector<optim::Parameter> make_big() {
+  Tensor t = Tensor::from_host(test_ctx(), Shape{613, 499}, to_f32(randn(613 * 499, 77, 0.5)), DType::f32,
+                               magellano::MemCategory::parameters);
+  t.set_requires_grad(true).set_name("huge.weight");
+  return {{"huge.weight", t, true}};
+}
+
+void poison_grads_outside_share(const optim::AdamW& opt) {
+  for (size_t k = 0; k < opt.pack().chunks().size(); ++k) {
+    Tensor g = opt.pack().chunks()[k].grads;
+    const auto v = g.to_host();
+    const optim::ElementRange r = opt.owned(k);
+    if (g.dtype() == DType::f16) {
+      std::vector<uint16_t> h(v.size());
+      for (size_t i = 0; i < v.size(); ++i)
+        h[i] = int64_t(i) >= r.begin && int64_t(i) < r.end ? magellano::io::f32_to_f16(v[i]) : uint16_t(0x7e00);
+      g.copy_from_host(h.data(), h.size() * 2);
+    } else {
+      std::vector<float> f(v);
+      for (size_t i = 0; i < f.size(); ++i)
+        if (int64_t(i) < r.begin || int64_t(i) >= r.end) f[i] = std::numeric_limits<float>::quiet_NaN();
+      g.copy_from_host(f.data(), f.size() * 4);
+    }
+  }
+}
+
+struct NormCase {
+  float unsharded, summed, own_share;
+};
+
+NormCase sharded_norms(const std::function<std::vector<optim::Parameter>()>& make, optim::AdamWConfig c, int S) {
+  c.shard = 0, c.shards = 1, c.norm_split = S;
+  auto ref_params = make();
+  optim::AdamW ref(test_ctx(), ref_params, c);
+  set_grads(ref, 0);
+  NormCase out{};
+  out.unsharded = ref.grad_norm(0.5f).item();
+  std::vector<std::vector<optim::Parameter>> copies;
+  std::vector<std::unique_ptr<optim::AdamW>> shards;
+  std::vector<std::vector<float>> parts(static_cast<size_t>(S));
+  for (int s = 0; s < S; ++s) {
+    copies.push_back(make());
+    c.shard = s, c.shards = S;
+    shards.push_back(std::make_unique<optim::AdamW>(test_ctx(), copies.back(), c));
+    set_grads(*shards.back(), 0);
+    poison_grads_outside_share(*shards.back());
+    shards.back()->set_partials_sum([&parts, s](const Tensor& p) { parts[size_t(s)] = p.to_host(); });
+    shards.back()->grad_norm(0.5f);
+  }
+  out.own_share = shards[0]->grad_norm(0.5f).item();  // (partials left as they are)
+  std::vector<float> total = parts[0];
+  for (int s = 1; s < S; ++s)
+    for (size_t i = 0; i < total.size(); ++i) total[i] += parts[size_t(s)][i];
+  shards[0]->set_partials_sum(
+      [&total](const Tensor& p) { Tensor(p).copy_from_host(total.data(), total.size() * sizeof(float)); });
+  out.summed = shards[0]->grad_norm(0.5f).item();
+  return out;
+}
+
+}  // namespace
+
+TEST(AdamWShard, TheNormOfSharesWithPartialsSummedOverThemIsTheWholeNorm) {
+  for (DType dtype : {DType::f32, DType::f16})
+    for (int S : {2, 7}) {
+      const NormCase n = sharded_norms([dtype] { return make_params(dtype); }, config(kSetups[0], 0, 1), S);
+      ASSERT_TRUE(std::isfinite(n.unsharded) && n.unsharded > 0);
+      EXPECT_EQ(n.summed, n.unsharded) << magellano::to_string(dtype) << ", " << S << " shards";
+      EXPECT_LT(n.own_share, 0.9f * n.unsharded) << "the partials must be summed over the shares";
+    }
+  optim::AdamWConfig big;
+  big.max_chunk_bytes = 4 << 20;
+  for (int S : {2, 3}) {
+    const NormCase n = sharded_norms(make_big, big, S);
+    EXPECT_EQ(n.summed, n.unsharded) << S << " shards";
+    EXPECT_LT(n.own_share, 0.9f * n.unsharded);
   }
 }

@@ -14,6 +14,7 @@
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/ops/launch.hpp"
 #include "magellano/ops/matmul.hpp"
+#include "magellano/runtime/cl_event.hpp"
 #include "magellano/runtime/device.hpp"
 #include "temp_dir.hpp"
 
@@ -377,4 +378,46 @@ TEST(ExitWithWorkInFlight, TheProcessStillExitsCleanly) {
   ASSERT_NE(output.find("[  PASSED  ] 1 test"), std::string::npos) << output;
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
       << "the test passed, then the process ended with status " << status << ":\n" << output;
+}
+
+// Event (runtime/cl_event.hpp), as the gradient exchange uses it: a non-blocking read of a buffer
+// into host memory finishes with the buffer's values (polled with done(), then wait()); a command
+// whose status turns negative (a user event failed with CL_OUT_OF_RESOURCES stands in for a
+// failed read) makes done() and wait() throw an Error naming what the command did, instead of
+// reporting it finished or waiting forever. Broken variant: an Event that ignored the status
+// would report done() == true for the failed one, which the EXPECT_THROW catches.
+TEST(Events, ANonBlockingReadFinishesAndAFailedCommandThrows) {
+  Context& ctx = mgtest::test_ctx();
+  std::vector<float> values(1001);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = float(i) * 0.25f - 7.0f;
+  const Tensor t = Tensor::from_host(ctx, Shape{int64_t(values.size())}, values);
+  std::vector<float> host(values.size(), std::nanf(""));
+  cl_event e = nullptr;
+  ASSERT_EQ(clEnqueueReadBuffer(ctx.queue(), t.buffer(), CL_FALSE, t.offset() * 4, values.size() * 4, host.data(), 0,
+                                nullptr, &e),
+            CL_SUCCESS);
+  clFlush(ctx.queue());
+  Event read(e, "a test read");
+  for (int polls = 0; !read.done() && polls < 1000000; ++polls) {
+  }
+  read.wait();
+  EXPECT_TRUE(read.done());
+  EXPECT_EQ(host, values);
+
+  cl_int code = CL_SUCCESS;
+  cl_event user = clCreateUserEvent(ctx.cl(), &code);
+  ASSERT_EQ(code, CL_SUCCESS);
+  Event failing(user, "a test command");
+  EXPECT_FALSE(failing.done());  // still pending
+  ASSERT_EQ(clSetUserEventStatus(user, CL_OUT_OF_RESOURCES), CL_SUCCESS);
+  try {
+    failing.done();
+    ADD_FAILURE() << "done() reported a failed command without throwing";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("a test command"), std::string::npos) << err.what();
+    EXPECT_NE(std::string(err.what()).find("CL_OUT_OF_RESOURCES"), std::string::npos) << err.what();
+  }
+  EXPECT_THROW(failing.wait(), Error);
+  failing.reset();  // (returns: the failed command has finished)
+  EXPECT_TRUE(failing.done());
 }

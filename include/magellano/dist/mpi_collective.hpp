@@ -1,6 +1,7 @@
 // train::Collective over MPI (Open MPI from Debian: openmpi-bin, libopenmpi-dev), one rank per
 // process of `mpirun -np N magellano train ...`, on MPI_COMM_WORLD. Sums are MPI_SUM over
-// MPI_FLOAT / MPI_DOUBLE (MPI_Allreduce and MPI_Iallreduce, in place): every rank receives the
+// MPI_FLOAT / MPI_DOUBLE (MPI_Iallreduce, in place; ZeRO's gradients MPI_Ireduce_scatter, in
+// place: each rank keeps its block's sums at the buffer's start): every rank receives the
 // same reduced values, and the same sizes on the same ranks reduce in the same order each run
 // (the MPI standard's advice that Open MPI follows), so runs repeat bit for bit.
 // A build without MPI (CMake found none) still compiles this file: start() then throws an Error
@@ -35,8 +36,12 @@ class MpiCollective final : public train::Collective {
   int size() const override { return launch_.size; }
   int start_sum(std::span<float> values) override;
   int start_sum_bf16(std::span<uint16_t> values) override;  // a user MPI_Op over MPI_UINT16_T
+  // MPI_Ireduce_scatter, in place (MPI_IN_PLACE: the result lands at the start of `values`).
+  int start_sum_scatter(std::span<float> values, std::span<const int> counts) override;
+  int start_sum_scatter_bf16(std::span<uint16_t> values, std::span<const int> counts) override;
   int start_broadcast(std::span<uint8_t> bytes, int root) override;  // MPI_Ibcast of MPI_BYTE
   void wait(int handle) override;
+  uint64_t bytes_sent() const override { return bytes_sent_; }
   double sum(double value) override;
   bool all(bool value) override;
   std::vector<uint64_t> gather_all(uint64_t value) override;
@@ -46,10 +51,13 @@ class MpiCollective final : public train::Collective {
  private:
   struct Requests;  // the MPI_Request of each start_sum handle (mpi.h stays out of this header)
   explicit MpiCollective(Launch l);
+  // The values of a reduce-scatter; throws unless counts has one entry per rank and they sum to n.
+  void check_counts(size_t n, std::span<const int> counts, const char* call) const;
   void finish(void* request, const char* what);  // polls an MPI_Request until done or the timeout
   Launch launch_;
   [[maybe_unused]] double timeout_s_ = 1800;  // (unused in a build without MPI)
   bool abandoned_ = false;
+  uint64_t bytes_sent_ = 0;
   std::unique_ptr<Requests> requests_;
 };
 

@@ -71,7 +71,13 @@
 //           block-aligned range per chunk) and step() updates only the parameters of that range,
 //           with the same kernels, scalars and stochastic-rounding bits as an unsharded
 //           optimizer: each owned element ends bit-identical to the unsharded result, given the
-//           same gradients. The gradient norm for clipping is still taken over every gradient.
+//           same gradients. The gradient norm for clipping is taken over every gradient: either
+//           from the local gradients (all summed on every rank) or, with set_partials_sum()
+//           (each rank holds the summed gradients of its own share only: a reduce-scatter,
+//           train/gradient_sync.hpp), from this share's per-group partial sums of squares
+//           summed over the shards. With norm_split = shards (below) no group spans two shares,
+//           so every partial is one share's (the others add exact zeros) and the norm is
+//           bit-identical to that of an unsharded optimizer with the same norm_split.
 //           The other elements' parameters are left alone: the caller brings them from their
 //           owners (train/zero_shard.hpp). Either placement. Checkpoints: owned_state() gives
 //           this share's bytes of each moment array; the shares concatenated in shard order
@@ -80,6 +86,7 @@
 //           checkpoint loads into any number of shards.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -109,6 +116,12 @@ struct AdamWConfig {
                                              // fp32 moments, 8 MiB of codes); rounded up to 256
   // ZeRO stage 1 (see "Sharding" above): this optimizer is share `shard` of `shards`.
   int shard = 0, shards = 1;
+  // The gradient norm's partial sums of squares are taken within each share of
+  // shard_ranges(pack, r, norm_split), r = 0 .. norm_split - 1 (no group spans two shares), so
+  // that the norm is the same bits whether each rank sums its share's partials and the ranks
+  // add them up (set_partials_sum) or one rank sums every gradient: data-parallel runs set it
+  // to the number of ranks with or without ZeRO. 1: groups over whole chunks.
+  int norm_split = 1;
 };
 
 // Bytes of moment storage per parameter element: 8 (fp32) or 2 + 8 / 256 (int8).
@@ -128,6 +141,11 @@ class AdamW {
   // The norm computed by the last step() that clipped, (1) f32, a view of the optimizer's own
   // buffer (the next step overwrites it); undefined before any clipping step.
   Tensor last_grad_norm() const;
+  // Sharded only, with norm_split = shards (see "Sharding" above): from now on the norm counts
+  // only this share's gradients into its partial sums (partials: (G) f32, G = the partial-sum groups of all
+  // chunks), then calls sum(partials), which must replace them, on the device, by their
+  // element-wise sum over all shards (the same on every shard; a collective call).
+  void set_partials_sum(std::function<void(const Tensor& partials)> sum);
 
   // One update of every packed parameter: one launch per chunk, plus (max_grad_norm > 0) one
   // per chunk and one more for the norm. max_grad_norm <= 0: no clipping. The gradients are
@@ -206,8 +224,15 @@ class AdamW {
   std::vector<Tensor> staging_;  // host placement: one page of each array
   int64_t page_ = 0;             // host placement: elements per page
   Tensor maps_;                  // int8: (1022) f32: signed code, signed mid, unsigned code, mid
-  std::vector<int64_t> partial_base_, partial_groups_;
+  struct NormSegment {  // one norm_split share of a chunk, and its partial sums' groups
+    size_t chunk;
+    ElementRange range;
+    int share;
+    int64_t base, groups;  // partial_[base, base + groups)
+  };
+  std::vector<NormSegment> norm_segments_;
   Tensor partial_;  // (sum of groups) f32 partial sums of squares
+  std::function<void(const Tensor&)> partials_sum_;  // set_partials_sum (empty: local norm)
   Tensor stats_;    // (2) f32: [norm, clip coefficient]
   bool clipped_ = false;
   int64_t step_ = 0;

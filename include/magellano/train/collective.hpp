@@ -25,10 +25,26 @@ class Collective {
   // The same over bfloat16 bits: each addition widens both operands to fp32 exactly and rounds
   // the sum to the nearest bf16 (ties to even), wherever the implementation adds.
   virtual int start_sum_bf16(std::span<uint16_t> values) = 0;
+  // Starts a reduce-scatter: `values` holds counts[0] + ... + counts[size() - 1] values, block r
+  // (counts[r] values, after blocks 0 .. r - 1) bound for rank r; after wait(handle),
+  // values[0, counts[rank()]) holds the element-wise fp32 sum over ranks of this rank's block
+  // (the rest of `values` is then unspecified). `values` and `counts` must stay alive and
+  // untouched until then. Each element is summed as start_sum would sum it over the same ranks
+  // (for 2 ranks necessarily: a + b is b + a in IEEE arithmetic), at about (N - 1) / N of the
+  // bytes each rank sends instead of 2 (N - 1) / N.
+  virtual int start_sum_scatter(std::span<float> values, std::span<const int> counts) = 0;
+  // The same over bfloat16 bits, added as in start_sum_bf16.
+  virtual int start_sum_scatter_bf16(std::span<uint16_t> values, std::span<const int> counts) = 0;
   // Starts copying `bytes` of rank `root` into `bytes` of every other rank (which must stay alive
   // and untouched until wait(handle); at most 1 GiB per call).
   virtual int start_broadcast(std::span<uint8_t> bytes, int root) = 0;
   virtual void wait(int handle) = 0;
+  // The bytes this rank has sent through start_sum*, start_sum_scatter* and start_broadcast so
+  // far, counted as a bandwidth-optimal algorithm sends them (for 2 ranks, any algorithm that
+  // sends each needed byte once): a sum of b bytes 2 (N - 1) / N b (a reduce-scatter, then an
+  // all-gather); a reduce-scatter the bytes of the other ranks' blocks; a broadcast of b bytes
+  // (N - 1) b from its root, 0 from the others. The small calls below are not counted.
+  virtual uint64_t bytes_sent() const = 0;
   // The sum over ranks of one double (loss sums; exact for the few ranks of a run in practice).
   virtual double sum(double value) = 0;
   // Whether `value` is true on every rank.

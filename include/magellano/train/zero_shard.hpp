@@ -2,8 +2,16 @@
 // updates the moments of its share of the parameters (optim/shard.hpp, optim::AdamWConfig::shard);
 // this class moves what the shares produce between the ranks.
 //
-// Per step, after the gradient all-reduce (train/gradient_sync.hpp: every rank holds the full
-// summed gradients, so the clipping norm is the same everywhere) and the sharded AdamW step:
+// Per step, the gradient exchange is a reduce-scatter (train/gradient_sync.hpp with the shares
+// of optim/shard.hpp): each rank receives the sum over ranks of its own share's gradients only,
+// half the bytes an all-reduce sends for 2 ranks. The clipping norm (and the loss scaler's
+// finiteness check, which reads it) needs every gradient: the constructor hands AdamW
+// sum_partials() (optim::AdamW::set_partials_sum), which sums each rank's per-group partial
+// sums of squares of its share over the ranks (a few hundred floats per pack chunk, fp32
+// MPI_SUM), so every rank computes the same norm, the same clip coefficient and the same skip
+// decision. The trainer builds AdamW with norm_split = ranks with or without ZeRO, so no
+// partial-sum group spans two shares and the norm is bit-identical to the unsharded run's
+// (optim/adamw.hpp). After the sharded AdamW step:
 // share_parameters() reads each rank's updated range of every pack chunk from the device and
 // broadcasts it from that rank (MPI_Ibcast of the stored bytes, f32 or f16 as they are; all of a
 // chunk's broadcasts in flight together), then writes the other ranks' ranges back to the
@@ -31,23 +39,30 @@ namespace magellano::train {
 
 class ZeroShard {
  public:
-  // adamw must be built with .shard = ranks.rank(), .shards = ranks.size().
-  ZeroShard(Collective& ranks, const optim::AdamW& adamw);
+  // adamw must be built with .shard = ranks.rank(), .shards = ranks.size(); its norm's partial
+  // sums go through sum_partials() from now on (this object must outlive adamw's steps).
+  ZeroShard(Collective& ranks, optim::AdamW& adamw);
 
   // Every rank's updated parameter range to every rank (collective; blocking).
   void share_parameters();
+  // partials <- their element-wise sum over ranks ((G) f32 on the device; collective; blocking).
+  void sum_partials(const Tensor& partials);
   // Rank 0: the unsharded optimizer state entries (optim::AdamW::state_st); other ranks: none
   // (collective).
   std::vector<std::pair<std::string, io::StTensor>> gather_state() const;
-  // Wall-clock seconds spent in share_parameters() so far.
+  // Wall-clock seconds spent in share_parameters() so far, and the bytes it and sum_partials()
+  // sent (Collective::bytes_sent's count).
   double seconds() const { return seconds_; }
+  uint64_t bytes() const { return bytes_; }
 
  private:
   Collective& ranks_;
   const optim::AdamW& adamw_;
   std::vector<std::vector<optim::ElementRange>> ranges_;  // [rank][chunk]
   std::vector<uint8_t> host_;  // one chunk's parameter bytes
+  std::vector<float> partials_;
   double seconds_ = 0;
+  uint64_t bytes_ = 0;
 };
 
 }  // namespace magellano::train
