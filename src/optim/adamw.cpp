@@ -100,7 +100,6 @@ AdamW::AdamW(Context& ctx, const std::vector<Parameter>& params, AdamWConfig con
   }
   int64_t groups_total = 0;
   for (size_t k = 0; k < pack_.chunks().size(); ++k) {
-    const PackChunk& c = pack_.chunks()[k];
     // Zero codes with absmax 0 read back as 0 in either map: all formats start at m = v = 0.
     if (host) {
       host_moments_.emplace_back();
