@@ -284,7 +284,8 @@ TEST_F(ServeChatTest, LogprobsEqualThoseOfCompletions) {
                                                              {"logprobs", true}, {"top_logprobs", 20}})
                                                            .dump());
   ASSERT_EQ(s20, 200) << b20;
-  for (const json& e : json::parse(b20)["choices"][0]["logprobs"]["content"]) {
+  const json r20 = json::parse(b20);  // named: a range-for over a temporary's member would dangle
+  for (const json& e : r20["choices"][0]["logprobs"]["content"]) {
     ASSERT_EQ(e["top_logprobs"].size(), 20u);
     for (size_t k = 1; k < 20; ++k) EXPECT_GE(e["top_logprobs"][k - 1]["logprob"], e["top_logprobs"][k]["logprob"]);
   }
@@ -292,7 +293,8 @@ TEST_F(ServeChatTest, LogprobsEqualThoseOfCompletions) {
   const auto [s0, b0] = post("/v1/chat/completions",
                              json({{"messages", kMessages}, {"temperature", 0}, {"max_tokens", 3}, {"logprobs", true}}).dump());
   ASSERT_EQ(s0, 200) << b0;
-  for (const json& e : json::parse(b0)["choices"][0]["logprobs"]["content"]) EXPECT_TRUE(e["top_logprobs"].empty());
+  const json r0 = json::parse(b0);
+  for (const json& e : r0["choices"][0]["logprobs"]["content"]) EXPECT_TRUE(e["top_logprobs"].empty());
 
   const auto r = curl(server_->url() + "/v1/chat/completions",
                       {"-N", "-H", "Content-Type: application/json", "--data-binary",
