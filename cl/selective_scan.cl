@@ -20,7 +20,8 @@
 //                    (dBc, dCc: (B, chunk, N, E/VEC)), and accumulates dA / dD / dbias per
 //                    (b, e) in dA_p (B, E, N), dD_p, dbias_p (B, E); G (B, N, E) carries dL/dh
 //                    from one chunk to the one before
-//   scan_reduce_bc   dB / dC of one chunk: sums dBc, dCc over E/VEC in a fixed order
+//   scan_reduce_bc   dB / dC of one chunk: sums dBc, dCc over their `cols` columns (E/VEC here;
+//                    E/CPG for the chunked mappings) in a fixed order
 //   scan_step        one token: h (B, E, N) updated in place; u_t etc. are (B, E) / (B, N)
 // Knobs: -DDSTATE=N (state size, compile-time so states stay in registers);
 //        -DVEC=1|4|8|16 (channels per work-item; E must be a multiple).
@@ -231,15 +232,15 @@ __kernel void scan_bwd_chunk(__global const float* u, ulong u_off, __global cons
 #undef H_STATE
 #undef H_DECAY
 
-// dB[b, t0 + tl, n] (+)= sum_k dBc[b, tl, n, k] over k < E/VEC; the same for dC.
+// dB[b, t0 + tl, n] (+)= sum_k dBc[b, tl, n, k] over k < cols; the same for dC.
 // One work-item per (b, tl, n).
 __kernel void scan_reduce_bc(__global const float* dBc, ulong dBc_off, __global const float* dCc, ulong dCc_off,
                              __global float* dB, ulong dB_off, __global float* dC, ulong dC_off,
-                             long nb_arg, long L_arg, long E_arg, long chunk_arg, long c_arg,
+                             long nb_arg, long L_arg, long cols_arg, long chunk_arg, long c_arg,
                              int acc_b, int acc_c) {
-  const int nb = nb_arg, L = L_arg, E = E_arg, chunk = chunk_arg, c = c_arg;  // fit: checked by the host
+  const int nb = nb_arg, L = L_arg, ev = cols_arg, chunk = chunk_arg, c = c_arg;  // fit: checked by the host
   dBc += dBc_off; dCc += dCc_off; dB += dB_off; dC += dC_off;
-  const int gid = get_global_id(0), ev = E / VEC;
+  const int gid = get_global_id(0);
   const int t0 = c * chunk, len = min(L, t0 + chunk) - t0;
   if (gid >= nb * len * DSTATE) return;
   const int n = gid % DSTATE, tl = (gid / DSTATE) % len, b = gid / (DSTATE * len);

@@ -5,7 +5,7 @@
 //   backward  g entering chunk c-1 = P_c · (g entering c) + Q_c
 // where P_c = prod over the chunk of exp(dt_t · A) and S_c, Q_c are the chunk's own results
 // from a zero carry. Summaries run every chunk at once, a short sequential pass over the NC
-// chunks combines them, then every chunk runs again from its true carry.
+// chunks combines them (cl/selective_scan_carry.cl), then every chunk runs again from its true carry.
 // Sums over n (y, du, ddelta) and over the CPG channels of a work-group (dB, dC) go through
 // local memory in a fixed order. A work-group is CPG channels x DSTATE states of one (b, chunk),
 // local id l = ch * DSTATE + n; E % CPG == 0; launched with exactly B * E * DSTATE * NC work-items
@@ -15,10 +15,8 @@
 // chunk), P, S or Q, Gin (carry entering each chunk from later ones).
 // Kernels:
 //   scan_summary_fwd   P, S of every chunk
-//   scan_carry_fwd     hs (and h_last (B, E, N)) from P, S; one work-item per (b, e, n)
 //   scan_chunks_fwd    out, every chunk from hs
 //   scan_summary_bwd   P, Q of every chunk
-//   scan_carry_bwd     Gin from P, Q
 //   scan_chunks_bwd    `flight` chunks from chunk c0 on: recompute states into Hs
 //                      (flight, chunk, B·E, N), walk backwards from Gin (a work-group's
 //                      states of one step are contiguous: coalesced writes and reads); writes du, ddelta, dz,
@@ -102,24 +100,6 @@ __kernel void scan_summary_fwd(__global const float* u, ulong u_off, __global co
   S[o] = h;
 }
 
-__kernel void scan_carry_fwd(__global const float* P, ulong P_off, __global const float* S, ulong S_off,
-                             __global float* hs, ulong hs_off, __global float* h_last, ulong h_last_off,
-                             long nb_arg, long L_arg, long E_arg, long chunk_arg) {
-  const int nb = nb_arg, L = L_arg, E = E_arg, chunk = chunk_arg;  // fit: checked by the host
-  P += P_off; S += S_off; hs += hs_off; h_last += h_last_off;
-  const int nc = (L + chunk - 1) / chunk;
-  const long gid = get_global_id(0);
-  if (gid >= (long)nb * E * DSTATE) return;
-  const int e = gid % E, n = (gid / E) % DSTATE, b = gid / ((long)E * DSTATE);
-  float h = 0.0f;
-  for (int c = 0; c < nc; ++c) {
-    const long o = (((long)b * nc + c) * DSTATE + n) * E + e;
-    hs[o] = h;
-    h = P[o] * h + S[o];
-  }
-  h_last[((long)b * E + e) * DSTATE + n] = h;
-}
-
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void scan_chunks_fwd(__global const float* u, ulong u_off, __global const float* delta, ulong delta_off,
                      __global const float* A, ulong A_off, __global const float* Bm, ulong Bm_off,
@@ -200,23 +180,6 @@ __kernel void scan_summary_bwd(__global const float* delta, ulong delta_off, __g
   const long o = (((long)b * nc + c) * DSTATE + n) * E + e;
   P[o] = p;
   Q[o] = g;
-}
-
-__kernel void scan_carry_bwd(__global const float* P, ulong P_off, __global const float* Q, ulong Q_off,
-                             __global float* Gin, ulong Gin_off,
-                             long nb_arg, long L_arg, long E_arg, long chunk_arg) {
-  const int nb = nb_arg, L = L_arg, E = E_arg, chunk = chunk_arg;  // fit: checked by the host
-  P += P_off; Q += Q_off; Gin += Gin_off;
-  const int nc = (L + chunk - 1) / chunk;
-  const long gid = get_global_id(0);
-  if (gid >= (long)nb * E * DSTATE) return;
-  const int e = gid % E, n = (gid / E) % DSTATE, b = gid / ((long)E * DSTATE);
-  float g = 0.0f;
-  for (int c = nc - 1; c >= 0; --c) {
-    const long o = (((long)b * nc + c) * DSTATE + n) * E + e;
-    Gin[o] = g;
-    g = P[o] * g + Q[o];
-  }
 }
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))

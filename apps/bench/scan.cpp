@@ -5,7 +5,9 @@
 //   minimum bytes: forward reads u, delta, z (3·BLE) and B, C (2·BLN), writes out (BLE);
 //   backward reads u, delta, z, dout (4·BLE) and B, C (2·BLN), writes du, ddelta, dz (3·BLE)
 //   and dB, dC (2·BLN): (11·BLE + 6·BLN) floats in all.
-// --shapes BxLxE[,BxLxE...] (default 4x512x1024,1x4096x2048; N = 16).
+// --shapes BxLxE[,BxLxE...] (default 4x512x1024,1x4096x2048; N = 16). MAGELLANO_SCAN picks the
+// mapping (ops/selective_scan.hpp); with MAGELLANO_PROFILE=1 each result carries the device time
+// per kernel of one more forward + backward.
 #include <cmath>
 #include <random>
 #include <sstream>
@@ -96,6 +98,14 @@ std::vector<Result> bench_shape(Context& ctx, int64_t b, int64_t l, int64_t e, i
     autograd::NoGradScope no_grad;
     ops::selective_scan(u, delta, A, Bm, Cm, D, z, bias);
   });
+  nlohmann::json profile;
+  if (ctx.profiler().enabled()) {  // MAGELLANO_PROFILE=1: device time per kernel of one more run
+    ctx.profiler().discard();
+    for (Tensor* t : {&u, &delta, &z, &A, &Bm, &Cm, &D, &bias}) t->zero_grad();
+    autograd::backward(ops::selective_scan(u, delta, A, Bm, Cm, D, z, bias), dout);
+    for (const auto& k : ctx.profiler().report())
+      profile.push_back({{"kernel", k.name}, {"calls", k.calls}, {"device_ms", k.seconds * 1e3}});
+  }
   const double bytes = (11.0 * b * l * e + 6.0 * b * l * kN) * 4;
   Result r;
   r.name = "scan_fwd_bwd";
@@ -104,6 +114,7 @@ std::vector<Result> bench_shape(Context& ctx, int64_t b, int64_t l, int64_t e, i
   r.repeats = repeats;
   r.gbps = bytes / s / 1e9;
   r.extra = {{"min_bytes", bytes}, {"forward_s", s_fwd}};
+  if (!profile.is_null()) r.extra["profile_fwd_bwd"] = profile;
   std::vector<Result> out = {r};
   if (host) {
     float sink = 0;

@@ -18,34 +18,71 @@ struct Dims {
   int64_t be() const { return b * e; }
 };
 
-// The two mappings (see cl/selective_scan.cl and cl/selective_scan_states.cl). `width` is the
-// channels per work-item (VEC) of the channels mapping or per work-group (CPG) of the states
-// mapping; either way the backward's dB / dC partials have E / width columns, summed by
-// scan_reduce_bc built with VEC = width.
+constexpr int64_t kLanesStretch = 16;  // SUB of cl/selective_scan_lanes.cl: steps kept in registers
+
+// The three mappings (see cl/selective_scan.cl, cl/selective_scan_states.cl and
+// cl/selective_scan_lanes.cl). `width` is the channels per work-item (VEC) of the channels mapping
+// or per work-group (CPG) of the states and lanes mappings; either way the backward's dB / dC
+// partials have E / width columns, summed by scan_reduce_bc (the channels mapping's program).
 struct Mapping {
-  bool states;
+  ScanMapping kind;
   int64_t width;
-  bool shfl = false;  // states mapping: sums by shuffles (cl/selective_scan_states.cl SHFL)
-  BuildOptions knobs(int64_t n) const {
-    BuildOptions o = BuildOptions().define("DSTATE", n).define(states ? "CPG" : "VEC", width);
-    return states ? o.define("SHFL", shfl) : o;
+  bool shfl = false;  // states and lanes mappings: shuffles (SHFL of their kernels)
+  const char* program() const {
+    return kind == ScanMapping::lanes ? "selective_scan_lanes"
+           : kind == ScanMapping::states ? "selective_scan_states" : "selective_scan";
   }
-  BuildOptions reduce_knobs(int64_t n) const {
-    return BuildOptions().define("DSTATE", n).define("VEC", width);
+  BuildOptions knobs(int64_t n) const {
+    BuildOptions o = BuildOptions().define("DSTATE", n);
+    if (kind == ScanMapping::channels) return o.define("VEC", width);
+    o.define("CPG", width).define("SHFL", shfl);
+    return kind == ScanMapping::lanes ? o.define("SUB", kLanesStretch) : o;
+  }
+  BuildOptions reduce_knobs(int64_t n) const {  // the channels program as this mapping needs it
+    return kind == ScanMapping::channels ? knobs(n) : BuildOptions().define("DSTATE", n);
   }
 };
 
-Mapping choose_mapping(const Context& ctx, int64_t e, int64_t n, ScanMapping want) {
-  const bool gpu = ctx.device().type == "gpu";
+// MAGELLANO_SCAN=channels|states|lanes replaces `automatic` (for benchmarks and comparisons).
+ScanMapping requested_mapping(ScanMapping want) {
+  const char* env = std::getenv("MAGELLANO_SCAN");
+  if (want != ScanMapping::automatic || !env || !*env) return want;
+  const std::string v = env;
+  if (v == "channels") return ScanMapping::channels;
+  if (v == "states") return ScanMapping::states;
+  if (v == "lanes") return ScanMapping::lanes;
+  throw Error("MAGELLANO_SCAN must be channels, states or lanes; got '" + v + "'.");
+}
+
+Mapping choose_mapping(const Context& ctx, int64_t e, int64_t n, ScanMapping requested) {
+  const ScanMapping want = requested_mapping(requested);
+  const DeviceInfo& dev = ctx.device();
+  const bool gpu = dev.type == "gpu";
+  const int64_t max_wg = std::min<int64_t>(1024, dev.max_work_group_size);
+  // Shuffles: NVIDIA's inline PTX (a device reporting its compute capability);
+  // MAGELLANO_SCAN_SHFL=0 turns them off.
+  const char* env = std::getenv("MAGELLANO_SCAN_SHFL");
+  const bool nvidia = dev.nv_compute_capability >= 30 && !(env && std::string(env) == "0");
+  if (want == ScanMapping::lanes || (want == ScanMapping::automatic && gpu)) {
+    // Four states per work-item, a channel in N/4 neighbouring lanes (a power of two), whole
+    // warps of 32 per group, the stretch partials within local memory.
+    const int64_t lanes = n / 4;
+    if (n % 4 == 0 && (lanes & (lanes - 1)) == 0)
+      for (int64_t wg : {128, 64, 32}) {
+        const uint64_t local = uint64_t(wg / 32 * kLanesStretch * 2 * n + wg) * 4;
+        if (wg % lanes == 0 && e % (wg / lanes) == 0 && wg <= max_wg && local <= dev.local_mem_bytes)
+          return {ScanMapping::lanes, wg / lanes, nvidia};
+      }
+    if (want == ScanMapping::lanes)
+      throw Error("selective_scan: the lanes mapping needs N a multiple of 4 with N/4 a power of two, and E "
+                  "divisible by 128·4/N (or 64·4/N, 32·4/N); got E = " + std::to_string(e) + ", N = " +
+                  std::to_string(n) + ".");
+  }
   if (want == ScanMapping::states || (want == ScanMapping::automatic && gpu)) {
-    const int64_t max_wg = std::min<int64_t>(1024, ctx.device().max_work_group_size);
-    // Shuffles: NVIDIA's inline PTX (a device reporting its compute capability), states in
-    // power-of-two lanes of a warp, whole warps per group; MAGELLANO_SCAN_SHFL=0 turns them off.
-    const char* env = std::getenv("MAGELLANO_SCAN_SHFL");
-    const bool nvidia = ctx.device().nv_compute_capability >= 30 && !(env && std::string(env) == "0");
+    // Shuffles need the states in power-of-two lanes of a warp and whole warps per group.
     for (int64_t cpg : {16, 8, 4})
       if (e % cpg == 0 && cpg * n <= max_wg)
-        return {true, cpg, nvidia && n <= 16 && (n & (n - 1)) == 0 && cpg * n % 32 == 0};
+        return {ScanMapping::states, cpg, nvidia && n <= 16 && (n & (n - 1)) == 0 && cpg * n % 32 == 0};
     if (want == ScanMapping::states)
       throw Error("selective_scan: the states mapping needs E divisible by 4 and 4·N work-items per "
                   "group; got E = " + std::to_string(e) + ", N = " + std::to_string(n) + ".");
@@ -53,10 +90,10 @@ Mapping choose_mapping(const Context& ctx, int64_t e, int64_t n, ScanMapping wan
   // Explicit SIMD across channels on CPUs (PoCL does not vectorise across work-items whose
   // body loops), as wide as the device's native float vectors (16 with AVX-512: measured 1.5x the
   // forward of 8 there) but at least 4; one channel per work-item elsewhere.
-  if (ctx.device().type == "cpu")
+  if (dev.type == "cpu")
     for (int64_t v : {16, 8, 4})
-      if ((v <= int64_t(ctx.device().native_float_width) || v == 4) && e % v == 0) return {false, v};
-  return {false, 1};
+      if ((v <= int64_t(dev.native_float_width) || v == 4) && e % v == 0) return {ScanMapping::channels, v};
+  return {ScanMapping::channels, 1};
 }
 
 Dims check_shapes(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
@@ -113,22 +150,39 @@ void forward_channels(const Inputs& in, const Dims& d, const Mapping& map, const
       .run(d.be() / map.width, 64);
 }
 
-void forward_states(const Inputs& in, const Dims& d, const Mapping& map, const ScanOptions& opt,
-                    const Tensor& out, const Tensor& hs, const Tensor& last) {
+// The chunked mappings (states, lanes): every chunk's summary, the carries, every chunk again.
+// Work-items of the summary and chunk kernels: states: one per (b, c, e, n) in groups of CPG·N;
+// lanes: one per (b, c, e, 4 states) in groups of CPG·N/4.
+struct ChunkGrid {
+  int64_t items, group;
+  ChunkGrid(const Dims& d, const Mapping& map, int64_t nc)
+      : items(d.be() * nc * (map.kind == ScanMapping::lanes ? d.n / 4 : d.n)),
+        group(map.width * (map.kind == ScanMapping::lanes ? d.n / 4 : d.n)) {}
+};
+
+std::string kernel_name(const Mapping& map, const char* what) {  // scan_<what> or lanes_<what>
+  return std::string(map.kind == ScanMapping::lanes ? "lanes_" : "scan_") + what;
+}
+
+BuildOptions carry_knobs(int64_t n) { return BuildOptions().define("DSTATE", n); }
+
+void forward_chunked(const Inputs& in, const Dims& d, const Mapping& map, const ScanOptions& opt,
+                     const Tensor& out, const Tensor& hs, const Tensor& last) {
   Context& ctx = out.ctx();
-  const int64_t nc = hs.size(1), items = d.be() * d.n;
+  const int64_t nc = hs.size(1);
+  const ChunkGrid grid(d, map, nc);
   Tensor P = scratch(ctx, hs.shape()), S = scratch(ctx, hs.shape());
-  Launch(ctx, "selective_scan_states", "scan_summary_fwd", map.knobs(d.n))
+  Launch(ctx, map.program(), kernel_name(map, "summary_fwd"), map.knobs(d.n))
       .arg(in.u).arg(in.delta).arg(in.A).arg(in.Bm).arg(in.has_bias ? in.bias : in.D).arg(P).arg(S)
       .arg(d.b).arg(d.l).arg(d.e).arg(opt.chunk).arg(in.has_bias).arg(opt.delta_softplus)
-      .run(items * nc);
-  Launch(ctx, "selective_scan_states", "scan_carry_fwd", map.knobs(d.n))
+      .run(grid.items, grid.group);
+  Launch(ctx, "selective_scan_carry", "scan_carry_fwd", carry_knobs(d.n))
       .arg(P).arg(S).arg(hs).arg(last).arg(d.b).arg(d.l).arg(d.e).arg(opt.chunk)
-      .run(items);
-  Launch k(ctx, "selective_scan_states", "scan_chunks_fwd", map.knobs(d.n));
+      .run(d.be() * d.n);
+  Launch k(ctx, map.program(), kernel_name(map, "chunks_fwd"), map.knobs(d.n));
   in.add_to(k).arg(hs).arg(out).arg(d.b).arg(d.l).arg(d.e).arg(opt.chunk)
       .arg(in.has_z).arg(in.has_bias).arg(opt.delta_softplus)
-      .run(items * nc, map.width * d.n);
+      .run(grid.items, grid.group);
 }
 
 // ---- backward ------------------------------------------------------------------------------------
@@ -161,43 +215,57 @@ void backward_channels(const Inputs& in, const Dims& d, const Mapping& map, cons
         .run(d.be() / map.width, 64);
     const int64_t len = std::min<int64_t>(d.l, (c + 1) * opt.chunk) - c * opt.chunk;
     Launch(ctx, "selective_scan", "scan_reduce_bc", map.reduce_knobs(d.n))
-        .arg(dBc).arg(dCc).arg(g.dB.tensor).arg(g.dC.tensor).arg(d.b).arg(d.l).arg(d.e)
+        .arg(dBc).arg(dCc).arg(g.dB.tensor).arg(g.dC.tensor).arg(d.b).arg(d.l).arg(d.e / map.width)
         .arg(opt.chunk).arg(c).arg(g.dB.accumulate).arg(g.dC.accumulate)
         .run(d.b * len * d.n);
   }
 }
 
-void backward_states(const Inputs& in, const Dims& d, const Mapping& map, const ScanOptions& opt,
-                     const Tensor& hs, const Tensor& dout, const Grads& g, const Partials& p) {
+void backward_chunked(const Inputs& in, const Dims& d, const Mapping& map, const ScanOptions& opt,
+                      const Tensor& hs, const Tensor& dout, const Grads& g, const Partials& p) {
   Context& ctx = dout.ctx();
-  const int64_t nc = hs.size(1), items = d.be() * d.n, chunk = opt.chunk;
+  const int64_t nc = hs.size(1), chunk = opt.chunk;
+  const ChunkGrid grid(d, map, nc);
   Tensor P = scratch(ctx, hs.shape()), Q = scratch(ctx, hs.shape()), Gin = scratch(ctx, hs.shape());
-  Launch(ctx, "selective_scan_states", "scan_summary_bwd", map.knobs(d.n))
+  Launch(ctx, map.program(), kernel_name(map, "summary_bwd"), map.knobs(d.n))
       .arg(in.delta).arg(in.A).arg(in.Cm).arg(in.has_z ? in.z : in.u).arg(in.has_bias ? in.bias : in.D)
       .arg(dout).arg(P).arg(Q).arg(d.b).arg(d.l).arg(d.e).arg(chunk)
       .arg(in.has_z).arg(in.has_bias).arg(opt.delta_softplus)
-      .run(items * nc);
-  Launch(ctx, "selective_scan_states", "scan_carry_bwd", map.knobs(d.n))
+      .run(grid.items, grid.group);
+  Launch(ctx, "selective_scan_carry", "scan_carry_bwd", carry_knobs(d.n))
       .arg(P).arg(Q).arg(Gin).arg(d.b).arg(d.l).arg(d.e).arg(chunk)
-      .run(items);
-  // Chunks run `flight` at a time so the recomputed states stay within kMaxRecomputeScratch.
-  const uint64_t per_chunk = uint64_t(chunk) * items * 4;
-  const int64_t flight = std::clamp<int64_t>(kMaxRecomputeScratch / per_chunk, 1, nc);
-  Tensor Hs = scratch(ctx, Shape{flight, chunk, d.be(), d.n});
+      .run(d.be() * d.n);
   Tensor dBc = scratch(ctx, Shape{d.b, d.l, d.n, d.e / map.width});
   Tensor dCc = scratch(ctx, Shape{d.b, d.l, d.n, d.e / map.width});
-  for (int64_t c0 = 0; c0 < nc; c0 += flight) {
-    Launch k(ctx, "selective_scan_states", "scan_chunks_bwd", map.knobs(d.n));
-    in.add_to(k).arg(dout).arg(hs).arg(Gin).arg(Hs)
+  if (map.kind == ScanMapping::lanes) {
+    // Hsub: the state entering each stretch of each chunk, (B·NC, ceil(chunk / SUB), N, E).
+    Tensor Hsub = scratch(ctx, Shape{d.b * nc, (chunk + kLanesStretch - 1) / kLanesStretch, d.n, d.e});
+    Launch k(ctx, map.program(), "lanes_chunks_bwd", map.knobs(d.n));
+    in.add_to(k).arg(dout).arg(hs).arg(Gin).arg(Hsub)
         .arg(g.du.tensor).arg(g.ddelta.tensor).arg(g.dz.tensor).arg(dBc).arg(dCc)
-        .arg(p.dA).arg(p.dD).arg(p.dbias).arg(d.b).arg(d.l).arg(d.e).arg(chunk).arg(c0).arg(flight)
+        .arg(p.dA).arg(p.dD).arg(p.dbias).arg(d.b).arg(d.l).arg(d.e).arg(chunk)
         .arg(in.has_z).arg(in.has_bias).arg(opt.delta_softplus)
         .arg(g.du.accumulate).arg(g.ddelta.accumulate).arg(g.dz.accumulate)
-        .run(items * flight, map.width * d.n);
+        .run(grid.items, grid.group);
+  } else {
+    // Chunks run `flight` at a time so the recomputed states stay within kMaxRecomputeScratch.
+    const int64_t items = d.be() * d.n;
+    const uint64_t per_chunk = uint64_t(chunk) * items * 4;
+    const int64_t flight = std::clamp<int64_t>(kMaxRecomputeScratch / per_chunk, 1, nc);
+    Tensor Hs = scratch(ctx, Shape{flight, chunk, d.be(), d.n});
+    for (int64_t c0 = 0; c0 < nc; c0 += flight) {
+      Launch k(ctx, map.program(), "scan_chunks_bwd", map.knobs(d.n));
+      in.add_to(k).arg(dout).arg(hs).arg(Gin).arg(Hs)
+          .arg(g.du.tensor).arg(g.ddelta.tensor).arg(g.dz.tensor).arg(dBc).arg(dCc)
+          .arg(p.dA).arg(p.dD).arg(p.dbias).arg(d.b).arg(d.l).arg(d.e).arg(chunk).arg(c0).arg(flight)
+          .arg(in.has_z).arg(in.has_bias).arg(opt.delta_softplus)
+          .arg(g.du.accumulate).arg(g.ddelta.accumulate).arg(g.dz.accumulate)
+          .run(items * flight, grid.group);
+    }
   }
   // dB, dC of the whole sequence at once: one "chunk" of length L.
   Launch(ctx, "selective_scan", "scan_reduce_bc", map.reduce_knobs(d.n))
-      .arg(dBc).arg(dCc).arg(g.dB.tensor).arg(g.dC.tensor).arg(d.b).arg(d.l).arg(d.e).arg(d.l)
+      .arg(dBc).arg(dCc).arg(g.dB.tensor).arg(g.dC.tensor).arg(d.b).arg(d.l).arg(d.e / map.width).arg(d.l)
       .arg(int64_t{0}).arg(g.dB.accumulate).arg(g.dC.accumulate)
       .run(d.b * d.l * d.n);
 }
@@ -219,7 +287,7 @@ Tensor selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, con
   Tensor out = Tensor::empty(ctx, Shape{d.b, d.l, d.e});
   Tensor hs = Tensor::empty(ctx, Shape{d.b, nc, d.n, d.e});  // saved for backward
   Tensor last = Tensor::empty(ctx, Shape{d.b, d.e, d.n});
-  if (map.states) forward_states(in, d, map, opt, out, hs, last);
+  if (map.kind != ScanMapping::channels) forward_chunked(in, d, map, opt, out, hs, last);
   else forward_channels(in, d, map, opt, out, hs, last);
   if (h_last) *h_last = last;
 
@@ -233,12 +301,12 @@ Tensor selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, con
       const Grads g{target_or_scratch(m_u, c, ble), target_or_scratch(m_delta, c, ble),
                     in.has_z ? target_or_scratch(m_z, c, ble) : autograd::GradTarget{u, false},
                     target_or_scratch(m_B, c, bln), target_or_scratch(m_C, c, bln)};
-      // Per-(b, e) partials of dA, dD, dbias: per chunk in the states mapping, accumulated
+      // Per-(b, e) partials of dA, dD, dbias: per chunk in the chunked mappings, accumulated
       // over chunks in the channels mapping; summed over their rows in a fixed order below.
-      const int64_t rows = map.states ? nc * d.b : d.b;
+      const int64_t rows = map.kind != ScanMapping::channels ? nc * d.b : d.b;
       const Partials p{scratch(c, Shape{rows, d.e * d.n}), scratch(c, Shape{rows, d.e}),
                        scratch(c, Shape{rows, d.e})};
-      if (map.states) backward_states(in, d, map, opt, hs, dout, g, p);
+      if (map.kind != ScanMapping::channels) backward_chunked(in, d, map, opt, hs, dout, g, p);
       else backward_channels(in, d, map, opt, hs, dout, g, p);
       for (auto [m, part, cols] : {std::tuple{m_A, p.dA, d.e * d.n}, {m_D, p.dD, d.e}, {m_bias, p.dbias, d.e}}) {
         if (!m) continue;

@@ -1,6 +1,6 @@
 // Kernel forms with inline PTX compile only on an NVIDIA device, which CI does not have; PoCL runs
 // their portable forms: cl/gemm_mma.cl's hardware forms (EMULATE 0: mma.sync, ldmatrix, cvt,
-// cp.async) and cl/selective_scan_states.cl's SHFL 1 (shfl.sync sums). So that a mistake in those
+// cp.async) and the SHFL 1 forms (shfl.sync) of cl/selective_scan_states.cl and cl/selective_scan_lanes.cl. So that a mistake in those
 // branches (a reserved OpenCL word as a name, a bad asm constraint) fails here and not first on a
 // GPU, every gemm_mma hardware variant (PREC bf16 / tf32 x TA x TB x LDMATRIX x PTX_CVT, and CP_ASYNC for the
 // packed kernel, which TA / TB do not change) is compiled to PTX
@@ -104,6 +104,23 @@ TEST(NvidiaPtx, ScanShuffleFormCompilesToShuffles) {
   for (const char* d : {"-DDSTATE=16 -DCPG=16", "-DDSTATE=8 -DCPG=8", "-DDSTATE=4 -DCPG=16"})
     for (int shfl : {0, 1}) {
       const std::string defines = std::string(d) + " -DSHFL=" + std::to_string(shfl);
+      SCOPED_TRACE(defines);
+      const std::string ptx = to_ptx(dir, source, defines, "");
+      if (ptx.empty()) continue;
+      EXPECT_EQ(ptx.find("shfl.sync.bfly.b32") != std::string::npos, shfl == 1);
+    }
+}
+
+// The lanes mapping's shuffle form, at every state count it is chosen for (N/4 lanes a channel).
+TEST(NvidiaPtx, ScanLanesShuffleFormCompilesToShuffles) {
+  if (!have_clang()) GTEST_SKIP() << "clang-16 is not installed (scripts/setup.sh installs it)";
+  const mgtest::TempDir dir;
+  const std::string source = read(mgtest::project_file("cl/common.cl")) + "\n#line 1\n" +
+                             read(mgtest::project_file("cl/selective_scan_lanes.cl"));
+  for (const char* d : {"-DDSTATE=16 -DCPG=32", "-DDSTATE=8 -DCPG=16", "-DDSTATE=4 -DCPG=128",
+                        "-DDSTATE=32 -DCPG=8", "-DDSTATE=64 -DCPG=2"})
+    for (int shfl : {0, 1}) {
+      const std::string defines = std::string(d) + " -DSUB=16 -DSHFL=" + std::to_string(shfl);
       SCOPED_TRACE(defines);
       const std::string ptx = to_ptx(dir, source, defines, "");
       if (ptx.empty()) continue;

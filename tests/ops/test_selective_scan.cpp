@@ -1,6 +1,7 @@
 // Selective scan against the float64 reference of mamba_ssm's selective_scan_ref (ref::scan:
 // delta_bias, delta_softplus, z gate), forward and the gradients of all eight inputs, with
-// both mappings (channels: CPUs; states: GPUs); the mappings against each other; the step
+// every mapping (channels: CPUs; lanes, else states: GPUs; the lanes mapping's shuffles are
+// emulated through local memory on PoCL, the same code otherwise); the mappings against each other; the step
 // kernel against the parallel forward; chunked recompute against a single chunk. Perf size:
 // `magellano bench scan`'s first shape (B 4, L 512, E 1024, N 16).
 // Tolerances: the forward is an L-step fp32 recurrence (each step one exp and an N-term dot),
@@ -59,7 +60,9 @@ CaseSpec scan_case(const Sizes& s) {
   const std::string name = "selective_scan B" + std::to_string(s.b) + " L" + std::to_string(s.l) + " E" +
                            std::to_string(s.e) + " N" + std::to_string(s.n) + " chunk" + std::to_string(s.chunk) +
                            (s.z ? " z" : "") + (s.bias ? " bias" : "") + (s.softplus ? " softplus" : "") +
-                           (s.mapping == ops::ScanMapping::states ? " states-mapping" : "");
+                           (s.mapping == ops::ScanMapping::states  ? " states-mapping"
+                            : s.mapping == ops::ScanMapping::lanes ? " lanes-mapping"
+                                                                   : "");
   return {name, [s] {
             OpCase c;
             c.inputs = make_inputs(s, 100 + s.l);
@@ -93,7 +96,18 @@ const RegisterOp reg{{"selective_scan",
                        // PoCL runs it too.
                        scan_case({2, 37, 8, 16, true, true, true, 8, ops::ScanMapping::states}),    // 8 channels a group
                        scan_case({3, 11, 12, 3, false, false, true, 4, ops::ScanMapping::states}),  // 4 channels a group
-                       scan_case({1, 9, 32, 5, true, false, false, 64, ops::ScanMapping::states})},  // 16 channels, 2 groups
+                       scan_case({1, 9, 32, 5, true, false, false, 64, ops::ScanMapping::states}),  // 16 channels, 2 groups
+                       // The lanes mapping (4 states a work-item; stretches of 16 steps in registers):
+                       // chunks shorter than a stretch and a partial last chunk; chunks of 2.5
+                       // stretches over 2 groups; every lane count (N 4, 8, 16, 32, 64: 1 to 16 lanes
+                       // a channel, 1 or 2 warps a group, 1 or 2 values kept per lane by the
+                       // reduce-scatter); without gate, bias or softplus.
+                       scan_case({2, 37, 32, 16, true, true, true, 8, ops::ScanMapping::lanes}),
+                       scan_case({3, 45, 64, 16, true, true, true, 40, ops::ScanMapping::lanes}),
+                       scan_case({1, 21, 16, 8, false, false, true, 64, ops::ScanMapping::lanes}),
+                       scan_case({2, 19, 8, 32, true, false, false, 16, ops::ScanMapping::lanes}),
+                       scan_case({1, 33, 128, 4, true, true, true, 20, ops::ScanMapping::lanes}),
+                       scan_case({1, 7, 2, 64, true, true, true, 64, ops::ScanMapping::lanes})},
                       scan_case({4, 512, 1024, 16, true, true, true, 64})}};  // `bench scan`'s first shape
 
 }  // namespace
@@ -103,17 +117,19 @@ TEST(SelectiveScan, MappingsAgree) {
   auto in = make_inputs(s, 21);
   std::vector<Tensor> t;
   for (auto& x : in) t.push_back(upload(x.shape, x.values, true));
-  std::vector<std::vector<float>> res[2];
-  for (int k = 0; k < 2; ++k) {
+  std::vector<std::vector<float>> res[3];
+  for (int k = 0; k < 3; ++k) {
     for (auto& x : t) x.zero_grad();
-    const auto m = k ? ops::ScanMapping::states : ops::ScanMapping::channels;
+    const auto m = k == 2 ? ops::ScanMapping::lanes : k ? ops::ScanMapping::states : ops::ScanMapping::channels;
     Tensor out = ops::selective_scan(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], {true, 64, m});
     res[k].push_back(out.to_host());
     magellano::autograd::backward(out, upload(out.shape(), randn(out.numel(), 5)));
     for (auto& x : t) res[k].push_back(x.grad().to_host());
   }
-  for (size_t i = 0; i < res[0].size(); ++i)  // the same sums, grouped differently
-    expect_close(res[1][i], to_f64(res[0][i]), 1e-5, 1e-5, i ? "gradient " + std::to_string(i - 1) : "output");
+  for (int k = 1; k < 3; ++k)
+    for (size_t i = 0; i < res[0].size(); ++i)  // the same sums, grouped differently
+      expect_close(res[k][i], to_f64(res[0][i]), 1e-5, 1e-5,
+                   (k == 2 ? "lanes " : "states ") + (i ? "gradient " + std::to_string(i - 1) : "output"));
 }
 
 TEST(SelectiveScan, ChunkSizeDoesNotChangeResults) {
@@ -170,7 +186,7 @@ TEST(SelectiveScan, StepsReproduceTheParallelForwardAndItsState) {
 }
 
 TEST(SelectiveScan, ForwardAndBackwardAreBitwiseDeterministic) {
-  for (auto mapping : {ops::ScanMapping::channels, ops::ScanMapping::states}) {
+  for (auto mapping : {ops::ScanMapping::channels, ops::ScanMapping::states, ops::ScanMapping::lanes}) {
     const Sizes s{2, 150, 16, 16, true, true, true, 64};
     auto in = make_inputs(s, 31);
     std::vector<Tensor> t;

@@ -17,9 +17,12 @@ namespace magellano::ops {
 // How work-items map onto the scan. `channels`: one work-item walks VEC channels of one batch
 // row with its N states in registers (explicit SIMD; the CPU mapping). `states`: one
 // work-item per (b, e, n), sums over n and over channels through local memory (the GPU
-// mapping: N times more work-items to hide memory latency; needs E divisible by 4).
-// `automatic` picks `states` on GPUs and `channels` elsewhere. Results agree to rounding.
-enum class ScanMapping { automatic, channels, states };
+// mapping before `lanes`; needs E divisible by 4). `lanes`: four states per work-item, a
+// channel's states in N/4 neighbouring lanes, the backward's recomputed states in registers (the
+// GPU mapping; needs N/4 a power of two and E divisible by 32·4/N or so).
+// `automatic` picks `lanes` on GPUs (else `states`) and `channels` elsewhere; the environment
+// variable MAGELLANO_SCAN=channels|states|lanes overrides it. Results agree to rounding.
+enum class ScanMapping { automatic, channels, states, lanes };
 
 struct ScanOptions {
   bool delta_softplus = true;
