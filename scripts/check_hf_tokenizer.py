@@ -137,6 +137,7 @@ def main():
     ap.add_argument("--chunk", type=int, default=4000, help="corpus chunk size in characters")
     ap.add_argument("--chunks", type=int, default=50, help="corpus chunks to add")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", help="append one JSON line per folder (cases, agreeing cases, versions) to this file")
     args = ap.parse_args()
     if bool(args.tokenizer) == bool(args.make_spm):
         ap.error("pass --tokenizer DIR or --make-spm DIR")
@@ -162,7 +163,21 @@ def main():
             for _ in range(args.chunks):
                 begin = rng.randrange(max(1, len(text) - args.chunk))
                 cases.append(text[begin:begin + args.chunk])
-        bad += check_folder(args, folder, cases)
+        failed = check_folder(args, folder, cases)
+        bad += failed
+        if args.json:
+            import platform
+            import time
+            import tokenizers
+            row = {"tokenizer": os.path.basename(os.path.normpath(folder)), "vocab": hf.get_vocab_size(),
+                   "cases": len(cases), "agree": len(cases) - failed, "tokenizers": tokenizers.__version__,
+                   "date": time.strftime("%Y-%m-%d"), "host": platform.processor() or platform.machine()}
+            if args.make_spm:
+                import sentencepiece
+                row.update(sentencepiece=sentencepiece.__version__, vocab_size=args.vocab_size, train=[os.path.basename(t) for t in args.train],
+                           corpus=os.path.basename(args.corpus), chunks=args.chunks, random=args.random, seed=args.seed)
+            with open(args.json, "a") as f:
+                f.write(json.dumps(row) + "\n")
     return 1 if bad else 0
 
 
