@@ -205,7 +205,6 @@ class Reader {
 
   // ---- pre-tokenizer ----
   void pre_tokenizer(const json& p, PieceSplitter& out, bool& byte_level_seen) const {
-    if (p.is_null()) unsupported("a tokenizer.json without a pre-tokenizer (byte-level BPE needs ByteLevel)");
     const std::string type = type_of(p, "the pre-tokenizer");
     if (byte_level_seen) unsupported("a pre-tokenizer (" + type + ") after ByteLevel");
     if (type == "Sequence") {

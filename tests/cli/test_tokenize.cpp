@@ -169,7 +169,7 @@ TEST(Cli, BadInputGivesOneLineAndNonZeroExit) {
                1, "not valid JSON");
   expect_error(run_cli({"tokenize", "--tokenizer", (dir / "wordpiece").string(), "--in",
                         (dir / "text.txt").string(), "--ids"}),
-               1, "model type \"WordPiece\" is not supported. Magellano reads byte-level BPE tokenizer.json files");
+               1, "model type \"WordPiece\" is not supported. Magellano reads BPE tokenizer.json files");
   expect_error(run_cli({"tokenize", "--in", (dir / "text.txt").string(), "--ids"}), 2,
                "tokenizer");
   expect_error(run_cli({"train-tokenizer", "--in", (dir / "empty.txt").string(), "--vocab-size",
