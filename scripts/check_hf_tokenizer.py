@@ -5,8 +5,8 @@ An optional developer check (not run by the tests; needs `pip install tokenizers
 --make-spm also `sentencepiece`):
 
   python3 scripts/check_hf_tokenizer.py --tokenizer DIR [--magellano build/magellano] \
-      [--cases FILE --separator SEP] [--random N] [--corpus FILE --chunk BYTES --chunks N]
-  python3 scripts/check_hf_tokenizer.py --make-spm DIR [--train FILE ...] [--vocab-size N] ...
+      [--cases FILE --separator SEP] [--random N] [--corpus FILE --chunk BYTES --chunks N] [--json OUT]
+  python3 scripts/check_hf_tokenizer.py --make-spm DIR [--train FILE ...] [--vocab-size N] ... [--json OUT]
 
 Every case is encoded by both, as transformers does by default (special tokens in the text
 matched, the post-processor's template added: magellano's --allow-special, no --no-template), and
