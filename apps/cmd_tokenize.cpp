@@ -4,7 +4,9 @@
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
+#include <sstream>
 
 #include "command.hpp"
 #include "options.hpp"
@@ -12,6 +14,7 @@
 #include "magellano/data/text_chunks.hpp"
 #include "magellano/data/tokenizer.hpp"
 #include "magellano/runtime/error.hpp"
+#include "magellano/runtime/input_file.hpp"
 
 namespace po = boost::program_options;
 using namespace magellano;
@@ -24,6 +27,7 @@ int run_tokenize(int argc, char** argv) {
       "magellano tokenize: text files -> token files\n"
       "  magellano tokenize --tokenizer DIR --in FILE... --out PREFIX [--val-fraction F]\n"
       "  magellano tokenize --tokenizer DIR --in FILE --ids\n"
+      "  magellano tokenize --tokenizer DIR --in IDS_FILE --decode\n"
       "Writes PREFIX.train.tok (and PREFIX.val.tok with --val-fraction): header 'MGTOKENS',\n"
       "version, id width (2 or 4 bytes by vocabulary size), vocabulary size, count, then ids.\n"
       "A tokenizer.json folder's template (e.g. Llama-3's BOS) wraps each input file, as transformers'\n"
@@ -36,13 +40,15 @@ int run_tokenize(int argc, char** argv) {
   cli::add_common_options(opts, cli::kHelpOnly);
   opts.add_options()(
       "tokenizer", po::value(&tokenizer_dir)->required(),
-      "folder with tokenizer.json (Hugging Face, byte-level BPE), or encoder.json + vocab.bpe, or vocab.json + "
-      "merges.txt; tokenizer.json wins when there are both")(
+      "folder with tokenizer.json (Hugging Face BPE: byte-level or SentencePiece-style), or encoder.json + "
+      "vocab.bpe, or vocab.json + merges.txt; tokenizer.json wins when there are both")(
       "in", po::value(&inputs)->multitoken()->required(), "input text file(s)")(
       "out", po::value(&out), "output prefix: writes PREFIX.train.tok [PREFIX.val.tok]")(
       "ids", "print the ids of the input on one line instead of writing files")(
+      "decode", "print the text of the ids (separated by white space) in the input, as tokenizers' decode")(
       "allow-special", "turn literal special tokens such as <|endoftext|> into their ids "
                        "(default: encode them as plain text)")(
+      "skip-special", "with --decode: leave out special tokens (skip_special_tokens=True)")(
       "no-template", "do not add the tokenizer's template tokens (tokenizer.json's post-processor, e.g. BOS)")(
       "eot-between-files", "append the end-of-text token (<|endoftext|>, or the model's EOS) after each input file");
   cli::add_number_option(opts, "val-fraction", &val_fraction, {0, 1, false, true},
@@ -54,6 +60,20 @@ int run_tokenize(int argc, char** argv) {
       vm.count("allow-special") ? SpecialTokens::Allowed : SpecialTokens::AsText;
   const Tokenizer tokenizer = Tokenizer::load(tokenizer_dir);
 
+  if (vm.count("decode")) {
+    if (inputs.size() != 1) throw Error("--decode takes exactly one --in file.");
+    std::istringstream in(read_whole_file(inputs[0], "id file"));
+    std::vector<uint32_t> ids;
+    for (std::string word; in >> word;) {
+      char* end = nullptr;
+      const unsigned long long v = std::strtoull(word.c_str(), &end, 10);
+      if (*end != '\0' || word[0] == '-' || v >= (1ull << 31))
+        throw Error(inputs[0] + ": \"" + word.substr(0, 20) + "\" is not a token id.");
+      ids.push_back(static_cast<uint32_t>(v));
+    }
+    std::cout << tokenizer.decode(ids, vm.count("skip-special") > 0);
+    return 0;
+  }
   if (vm.count("ids")) {
     if (inputs.size() != 1) throw Error("--ids takes exactly one --in file.");
     // Text inputs are streams (they may be pipes: --in <(zcat corpus.gz)), unlike the files of

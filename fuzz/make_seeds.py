@@ -150,6 +150,31 @@ put("hf_tokenizer", "nfc", joined(hf_json(BYTE_LEVEL, normalizer={"type": "NFC"}
 put("hf_tokenizer", "unsupported_regex", joined(hf_json(dict(split, pretokenizers=[
     {"type": "Split", "pattern": {"Regex": "\\d+(?<=x)"}, "behavior": "Isolated", "invert": False}, BYTE_LEVEL])), "x"))
 
+# SentencePiece-style (Llama 2 / Jamba): characters, <0xXX> byte fallback, unk, legacy normalizer or Metaspace.
+META = "\u2581"
+SPM_VOCAB = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)] + [META, "h", "e", "l", "o", META + "h", "he", "ll", META + "he"]
+SPM_MERGES = [[META, "h"], ["h", "e"], ["l", "l"], [META + "h", "e"]]
+SPM_DECODER = {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": META}, "content": " "},
+                                                {"type": "ByteFallback"}, {"type": "Fuse"},
+                                                {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+
+
+def spm_json(legacy):
+    return json.dumps({
+        "version": "1.0", "added_tokens": [dict(id=i, content=c, single_word=False, lstrip=False, rstrip=False,
+                                                normalized=False, special=True) for i, c in enumerate(SPM_VOCAB[:3])],
+        "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": META},
+                                                           {"type": "Replace", "pattern": {"String": " "}, "content": META}]}
+        if legacy else None,
+        "pre_tokenizer": None if legacy else {"type": "Metaspace", "replacement": META, "prepend_scheme": "first", "split": True},
+        "post_processor": None, "decoder": SPM_DECODER,
+        "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "fuse_unk": True, "byte_fallback": True,
+                  "vocab": {t: i for i, t in enumerate(SPM_VOCAB)}, "merges": SPM_MERGES}}, ensure_ascii=False)
+
+
+put("hf_tokenizer", "sentencepiece_legacy", joined(spm_json(True), "hello  the hell\n\u65e5\xff<s>"))
+put("hf_tokenizer", "sentencepiece_metaspace", joined(spm_json(False), " hello the </s>h\u00e9"))
+
 # ---- issue 23: small versions of the inputs found by hand (each is refused with one line now) ---
 DEEP = "[" * 70 + "]" * 70  # past the 64-level limit
 put("config", "issue23-deep-value", '{"device": ' + DEEP + '}')

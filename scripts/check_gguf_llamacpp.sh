@@ -3,12 +3,16 @@
 #
 #   scripts/check_gguf_llamacpp.sh CHECKPOINT_DIR [--type f32|f16|q8_0] [--prompt TEXT] [--tokens N]
 #                                  [--magellano build/magellano] [--json OUT.json]
+#                                  [--tokenizer DIR [--texts FILE]]
 #
 # Creates (or reuses) a throwaway venv ($GGUF_VENV, default /tmp/magellano-gguf-venv) with `gguf` and
 # `llama-cpp-python` from PyPI (the latter builds llama.cpp's C++: minutes on a small machine),
 # exports the checkpoint with `magellano export --format gguf`, and on the CPU:
 #   1. checks the file with gguf-py's GGUFReader (architecture, tensor count);
 #   2. tokenizes the prompt with both (llama.cpp's vocabulary from the file vs Magellano's tokenizer);
+#      with --tokenizer DIR (the checkpoint's tokenizer folder) also a set of texts (built-in: ASCII,
+#      spaces, accents, CJK, emoji, bytes that fall back; or the paragraphs of --texts FILE), each with
+#      `magellano tokenize --ids` against llama.cpp's tokenize (BOS as the file says);
 #   3. decodes N greedy tokens with both from Magellano's prompt ids and compares them;
 #   4. compares per-token log-probabilities of Magellano's greedy continuation: llama.cpp's from its
 #      logits, Magellano's from `magellano eval` on each prefix (prefix sums of the token NLLs);
@@ -19,7 +23,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 ckpt="${1:?usage: $0 CHECKPOINT_DIR [--type T] [--prompt TEXT] [--tokens N] [--json OUT]}"
 shift
-type=f32 prompt="The" ntok=32 magellano="$here/build/magellano" json_out=""
+type=f32 prompt="The" ntok=32 magellano="$here/build/magellano" json_out="" tokdir="" texts=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --type) type="$2"; shift 2 ;;
@@ -27,6 +31,8 @@ while [ $# -gt 0 ]; do
     --tokens) ntok="$2"; shift 2 ;;
     --magellano) magellano="$2"; shift 2 ;;
     --json) json_out="$2"; shift 2 ;;
+    --tokenizer) tokdir="$2"; shift 2 ;;
+    --texts) texts="$2"; shift 2 ;;
     *) echo "error: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -46,6 +52,7 @@ from gguf import GGUFReader
 import llama_cpp
 
 magellano, ckpt, gguf_path, prompt, ntok, work = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
+tokdir, texts_file = sys.argv[7], sys.argv[8]
 report = {"checkpoint": ckpt, "gguf": os.path.getsize(gguf_path), "prompt": prompt, "tokens": ntok,
           "llama_cpp_python": llama_cpp.__version__}
 
@@ -81,6 +88,29 @@ lc_prompt = llm.tokenize(prompt.encode(), add_bos=bool(llm.metadata.get("tokeniz
 report["llama_prompt_ids"] = lc_prompt
 report["prompt_ids_equal"] = lc_prompt == prompt_ids
 print(f"prompt ids: magellano {prompt_ids} / llama.cpp {lc_prompt} -> {'equal' if lc_prompt == prompt_ids else 'DIFFER'}")
+
+if tokdir:
+    texts = ["Hello world", "  two leading spaces", "naïve café über", "日本語のテキスト", "emoji 🙂👍🏽 ok",
+             "tabs\tand\nnewlines\n\n end", "a  b   c    d", "it's 2024: 1,234.56!", "Ωμέγα ☃ ❤"]
+    if texts_file:
+        with open(texts_file, encoding="utf-8") as f:
+            texts = [t for t in f.read().split("\n\n") if t.strip()]
+    add_bos = llm.metadata.get("tokenizer.ggml.add_bos_token") == "true"
+    same = 0
+    for i, text in enumerate(texts):
+        path = os.path.join(work, f"text{i}.txt")
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        out, _ = mg("tokenize", "--tokenizer", tokdir, "--in", path, "--ids")
+        ours = [int(x) for x in out.split()]
+        theirs = llm.tokenize(text.encode(), add_bos=add_bos, special=False)
+        same += ours == theirs
+        if ours != theirs:
+            print(f"text {i} {text[:80]!r}: magellano {ours[:40]} / llama.cpp {theirs[:40]}")
+    report["tokenizer_texts"] = len(texts)
+    report["tokenizer_texts_equal"] = same
+    report["tokenizer_model"] = llm.metadata.get("tokenizer.ggml.model")
+    print(f"tokenizer: {same} of {len(texts)} texts tokenize to the same ids ({report['tokenizer_model']} vocabulary)")
 
 def log_softmax(x):
     x = np.asarray(x, dtype=np.float64)
@@ -171,7 +201,7 @@ json.dump(report, open(os.path.join(work, "report.json"), "w"), indent=1)
 sys.exit(0 if report["greedy_equal"] else 1)
 PY
 set +e
-"$venv/bin/python" "$work/check.py" "$magellano" "$ckpt" "$work/model.gguf" "$prompt" "$ntok" "$work"
+"$venv/bin/python" "$work/check.py" "$magellano" "$ckpt" "$work/model.gguf" "$prompt" "$ntok" "$work" "$tokdir" "$texts"
 rc=$?
 set -e
 if [ -n "$json_out" ] && [ -f "$work/report.json" ]; then cp "$work/report.json" "$json_out"; fi

@@ -1,10 +1,9 @@
-// AddedTokenMatcher: added_vocabulary.rs's find_matches / extract_and_normalize (no normalizer).
+// AddedTokenMatcher: added_vocabulary.rs's find_matches / extract_and_normalize.
 #include "magellano/data/added_tokens.hpp"
 
 #include <algorithm>
 
 #include "magellano/data/unicode_class.hpp"
-#include "magellano/data/unicode_nfc.hpp"
 
 namespace magellano::data {
 namespace {
@@ -30,7 +29,8 @@ bool is_space(uint32_t cp) { return char_class(cp) == CharClass::Space; }
 
 }  // namespace
 
-AddedTokenMatcher::AddedTokenMatcher(std::vector<AddedToken> tokens, bool nfc) : tokens_(std::move(tokens)), nfc_(nfc) {
+AddedTokenMatcher::AddedTokenMatcher(std::vector<AddedToken> tokens, TextNormalizer normalizer)
+    : tokens_(std::move(tokens)), normalizer_(std::move(normalizer)) {
   for (uint32_t i = 0; i < tokens_.size(); ++i) {
     const AddedToken& t = tokens_[i];
     if (t.content.empty()) continue;
@@ -95,18 +95,17 @@ void AddedTokenMatcher::split_pass(const Pass& pass, std::string_view text, bool
 void AddedTokenMatcher::split(std::string_view text, bool allow_special,
                               const std::function<void(std::string_view)>& on_text,
                               const std::function<void(const AddedToken&)>& on_token) const {
-  if (normalized_.empty && !nfc_) {
+  if (normalized_.empty && normalizer_.identity()) {
     split_pass(raw_, text, allow_special, on_text, on_token);
     return;
   }
   split_pass(raw_, text, allow_special,
              [&](std::string_view stretch) {
-               if (nfc_ && !is_nfc_quick(stretch)) {
-                 const std::string normalized = to_nfc(stretch);
+               std::string normalized;
+               if (normalizer_.apply(stretch, normalized))
                  split_pass(normalized_, normalized, allow_special, on_text, on_token);
-               } else {
+               else
                  split_pass(normalized_, stretch, allow_special, on_text, on_token);
-               }
              },
              on_token);
 }

@@ -1,5 +1,5 @@
 // tokenizer.json -> (BpeModel, TokenizerSpec): tokenizers' serialization.rs (tokenizer, BPE model,
-// added vocabulary, pre-tokenizers, processors, decoders), checked key by key.
+// added vocabulary, normalizers, pre-tokenizers, processors, decoders), checked key by key.
 #include "magellano/data/hf_tokenizer_json.hpp"
 
 #include <algorithm>
@@ -10,7 +10,7 @@
 #include <unordered_map>
 
 #include "magellano/data/byte_alphabet.hpp"
-#include "magellano/data/unicode_nfc.hpp"
+#include "magellano/data/unicode_class.hpp"
 #include "magellano/io/hf_json.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/runtime/input_file.hpp"
@@ -23,8 +23,9 @@ using nlohmann::json;
 namespace {
 
 const char* const kWhatToDo =
-    " Magellano reads byte-level BPE tokenizer.json files (GPT-2, GPT-NeoX, Llama-3, Granite style); "
-    "for another kind, use vocab.json + merges.txt or a tokenizer made by `magellano train-tokenizer`.";
+    " Magellano reads BPE tokenizer.json files, byte-level (GPT-2, GPT-NeoX, Llama-3, Granite style) or "
+    "SentencePiece-style (Llama 2, Mistral, Jamba); for another kind, use vocab.json + merges.txt or a "
+    "tokenizer made by `magellano train-tokenizer`.";
 
 // Reads one tokenizer.json; every error names the file.
 class Reader {
@@ -60,21 +61,25 @@ class Reader {
 
   // ---- model ----
   // vocab: key -> id; the BPE merges as (left key, right key).
+  struct ModelOptions {
+    bool ignore_merges = false, byte_fallback = false, fuse_unk = false;
+    std::optional<std::string> unk_token;
+  };
   void model(const json& m, std::unordered_map<std::string, uint32_t>& vocab,
-             std::vector<std::pair<std::string, std::string>>& merges, bool& ignore_merges) const {
+             std::vector<std::pair<std::string, std::string>>& merges, ModelOptions& opt) const {
     if (!m.is_object()) bad("\"model\" is " + json_excerpt(m) + "; expected an object");
     const std::string type = m.contains("type") ? string_of(m["type"], "the model's \"type\"") : "BPE";
     if (type != "BPE") unsupported("model type \"" + type + "\"");
-    if (flag(m, "byte_fallback", false, "the BPE model"))
-      unsupported("a BPE model with \"byte_fallback\": true (SentencePiece-style, e.g. Llama 1/2 or Mistral)");
+    opt.byte_fallback = flag(m, "byte_fallback", false, "the BPE model");
     if (m.contains("dropout") && !m["dropout"].is_null() && !(m["dropout"].is_number() && m["dropout"].get<double>() == 0.0))
       unsupported("BPE dropout " + json_excerpt(m["dropout"]));
     for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
       if (m.contains(key) && !m[key].is_null() && !(m[key].is_string() && m[key].get<std::string>().empty()))
         unsupported(std::string("a BPE model with \"") + key + "\" " + json_excerpt(m[key]));
-    ignore_merges = flag(m, "ignore_merges", false, "the BPE model");
-    if (m.contains("unk_token") && !m["unk_token"].is_null()) string_of(m["unk_token"], "the model's \"unk_token\"");
-    flag(m, "fuse_unk", false, "the BPE model");
+    opt.ignore_merges = flag(m, "ignore_merges", false, "the BPE model");
+    if (m.contains("unk_token") && !m["unk_token"].is_null())
+      opt.unk_token = string_of(m["unk_token"], "the model's \"unk_token\"");
+    opt.fuse_unk = flag(m, "fuse_unk", false, "the BPE model");
 
     const json& v = member(m, "vocab", "the BPE model");
     if (!v.is_object()) bad("the model's \"vocab\" is " + json_excerpt(v) + "; expected {\"token\": id, ...}");
@@ -101,9 +106,105 @@ class Reader {
     }
   }
 
+  // ---- normalizer ----
+  void normalizer(const json& n, TextNormalizer& out) const {
+    if (n.is_null()) return;
+    const std::string type = type_of(n, "the normalizer");
+    if (type == "Sequence") {
+      const json& list = member(n, "normalizers", "the Sequence normalizer");
+      if (!list.is_array()) bad("the Sequence normalizer's \"normalizers\" is not a list");
+      for (const json& step : list) normalizer(step, out);
+    } else if (type == "NFC") {
+      out.steps.push_back({NormalizerStep::Kind::Nfc, "", ""});
+    } else if (type == "Prepend") {
+      out.steps.push_back({NormalizerStep::Kind::Prepend, string_of(member(n, "prepend", "the Prepend normalizer"), "the Prepend string"), ""});
+    } else if (type == "Replace") {
+      const std::string pattern = literal_pattern(n, "the Replace normalizer");
+      out.steps.push_back({NormalizerStep::Kind::Replace, pattern,
+                           string_of(member(n, "content", "the Replace normalizer"), "the Replace content")});
+    } else {
+      unsupported("the normalizer " + json_excerpt(n, 60) + " (only NFC, Prepend, Replace of a string, or a Sequence of them)");
+    }
+  }
+
+  // A Replace step's {"String": "..."} pattern (a regex is refused).
+  std::string literal_pattern(const json& r, const std::string& where) const {
+    const json& pattern = member(r, "pattern", where);
+    if (pattern.is_object() && pattern.contains("String")) {
+      std::string text = string_of(pattern["String"], where + "'s pattern");
+      if (text.empty()) bad(where + "'s pattern is empty");
+      return text;
+    }
+    unsupported(where + " with the pattern " + json_excerpt(pattern, 60) + " (only {\"String\": ...})");
+  }
+
+  Metaspace metaspace(const json& p) const {
+    Metaspace m;
+    m.replacement = string_of(member(p, "replacement", "the Metaspace pre-tokenizer"), "the Metaspace replacement");
+    uint32_t cp;
+    const auto* b = reinterpret_cast<const unsigned char*>(m.replacement.data());
+    if (m.replacement.empty() || decode_utf8(b, b + m.replacement.size(), &cp) != m.replacement.size() ||
+        cp == kInvalidCodePoint)
+      bad("the Metaspace replacement \"" + excerpt(m.replacement) + "\" is not one character");
+    if (p.contains("prepend_scheme") && !p["prepend_scheme"].is_null()) {
+      const std::string scheme = string_of(p["prepend_scheme"], "the Metaspace prepend_scheme");
+      if (scheme == "always") m.prepend_scheme = PrependScheme::Always;
+      else if (scheme == "first") m.prepend_scheme = PrependScheme::First;
+      else if (scheme == "never") m.prepend_scheme = PrependScheme::Never;
+      else bad("the Metaspace prepend_scheme \"" + excerpt(scheme) + "\" is unknown (expected always, first or never)");
+    }
+    if (!flag(p, "add_prefix_space", true, "the Metaspace pre-tokenizer")) {
+      if (p.contains("prepend_scheme") && m.prepend_scheme != PrependScheme::Never)
+        bad("the Metaspace pre-tokenizer's add_prefix_space false does not match its prepend_scheme");
+      m.prepend_scheme = PrependScheme::Never;
+    }
+    m.split = flag(p, "split", true, "the Metaspace pre-tokenizer");
+    return m;
+  }
+
+  // The decoder of a SentencePiece-style file.
+  void sentencepiece_decoder(const json& d, TokenDecoder& out) const {
+    if (d.is_null()) unsupported("a SentencePiece-style tokenizer.json without a decoder");
+    const std::string type = type_of(d, "the decoder");
+    using K = DecoderStep::Kind;
+    if (type == "Sequence") {
+      const json& list = member(d, "decoders", "the Sequence decoder");
+      if (!list.is_array()) bad("the Sequence decoder's \"decoders\" is not a list");
+      for (const json& step : list) sentencepiece_decoder(step, out);
+    } else if (type == "Replace") {
+      DecoderStep s;
+      s.kind = K::Replace;
+      s.pattern = literal_pattern(d, "the Replace decoder");
+      s.content = string_of(member(d, "content", "the Replace decoder"), "the Replace content");
+      out.steps.push_back(s);
+    } else if (type == "ByteFallback" || type == "Fuse") {
+      DecoderStep s;
+      s.kind = type == "Fuse" ? K::Fuse : K::ByteFallback;
+      out.steps.push_back(s);
+    } else if (type == "Strip") {
+      DecoderStep s;
+      s.kind = K::Strip;
+      s.pattern = string_of(member(d, "content", "the Strip decoder"), "the Strip content");
+      for (auto [key, field] : {std::pair{"start", &s.start}, std::pair{"stop", &s.stop}}) {
+        const json& v = member(d, key, "the Strip decoder");
+        if (!v.is_number_unsigned()) bad(std::string("the Strip decoder's \"") + key + "\" is " + json_excerpt(v));
+        *field = v.get<size_t>();
+      }
+      out.steps.push_back(s);
+    } else if (type == "Metaspace") {
+      const Metaspace m = metaspace(d);
+      DecoderStep s;
+      s.kind = K::Metaspace;
+      s.pattern = m.replacement;
+      s.drop_first = m.prepend_scheme != PrependScheme::Never;
+      out.steps.push_back(s);
+    } else {
+      unsupported("the decoder type \"" + type + "\" in a SentencePiece-style tokenizer.json");
+    }
+  }
+
   // ---- pre-tokenizer ----
   void pre_tokenizer(const json& p, PieceSplitter& out, bool& byte_level_seen) const {
-    if (p.is_null()) unsupported("a tokenizer.json without a pre-tokenizer (byte-level BPE needs ByteLevel)");
     const std::string type = type_of(p, "the pre-tokenizer");
     if (byte_level_seen) unsupported("a pre-tokenizer (" + type + ") after ByteLevel");
     if (type == "Sequence") {
@@ -181,7 +282,7 @@ class Reader {
     }
   }
 
-  void decoder(const json& d) const {
+  void byte_level_decoder(const json& d) const {
     if (d.is_null()) unsupported("a tokenizer.json without a decoder (byte-level BPE needs ByteLevel)");
     const std::string type = type_of(d, "the decoder");
     if (type != "ByteLevel") unsupported("the decoder type \"" + type + "\"");
@@ -239,25 +340,42 @@ HfTokenizerParts parse_hf_tokenizer_json(std::string_view text, const std::strin
   if (j.contains("version") && j["version"] != "1.0")
     r.unsupported("the tokenizer.json version " + json_excerpt(j["version"]) + " (only \"1.0\")");
   HfTokenizerParts out;
-  if (j.contains("normalizer") && !j["normalizer"].is_null()) {
-    if (r.type_of(j["normalizer"], "the normalizer") != "NFC")
-      r.unsupported("the normalizer " + json_excerpt(j["normalizer"], 60) + " (only null or NFC)");
-    out.spec.nfc = true;
-  }
+  r.normalizer(j.contains("normalizer") ? j["normalizer"] : json(), out.spec.normalizer);
 
   std::unordered_map<std::string, uint32_t> vocab;
   std::vector<std::pair<std::string, std::string>> merge_keys;
-  r.model(r.member(j, "model", "the file"), vocab, merge_keys, out.spec.ignore_merges);
-  bool byte_level = false;
-  r.pre_tokenizer(j.contains("pre_tokenizer") ? j["pre_tokenizer"] : json(), out.spec.splitter, byte_level);
-  if (!byte_level) r.unsupported("a pre-tokenizer without ByteLevel (byte-level BPE needs it last)");
-  r.decoder(j.contains("decoder") ? j["decoder"] : json());
+  Reader::ModelOptions opt;
+  r.model(r.member(j, "model", "the file"), vocab, merge_keys, opt);
+  out.spec.ignore_merges = opt.ignore_merges;
+  // No pre-tokenizer or Metaspace: the BPE works on characters (SentencePiece-style); else bytes.
+  const json pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"] : json();
+  const json dec = j.contains("decoder") ? j["decoder"] : json();
+  const bool char_level = pre.is_null() || r.type_of(pre, "the pre-tokenizer") == "Metaspace";
+  if (char_level) {
+    SentencePieceSpec& sp = out.spec.sentencepiece.emplace();
+    if (!pre.is_null()) sp.metaspace = r.metaspace(pre);
+    if (!dec.is_null() && r.type_of(dec, "the decoder") == "ByteLevel")
+      r.unsupported("a ByteLevel decoder without a ByteLevel pre-tokenizer");
+    r.sentencepiece_decoder(dec, sp.decoder);
+    sp.byte_fallback = opt.byte_fallback;
+    sp.fuse_unk = opt.fuse_unk;
+    if (opt.unk_token) {
+      const auto it = vocab.find(*opt.unk_token);
+      if (it == vocab.end()) r.bad("the unk_token \"" + excerpt(*opt.unk_token) + "\" is not in the vocabulary");
+      sp.unk_id = it->second;
+    }
+  } else {
+    if (opt.byte_fallback) r.unsupported("a BPE model with \"byte_fallback\": true behind a ByteLevel pre-tokenizer");
+    bool byte_level = false;
+    r.pre_tokenizer(pre, out.spec.splitter, byte_level);
+    if (!byte_level) r.unsupported("a pre-tokenizer without ByteLevel (byte-level BPE needs it last)");
+    r.byte_level_decoder(dec);
+  }
   out.spec.added = r.added_tokens(j.contains("added_tokens") ? j["added_tokens"] : json(), vocab);
   // A normalized added token is matched, and decoded, as its normalized content (tokenizers'
   // normalized_cache).
-  if (out.spec.nfc)
-    for (AddedToken& a : out.spec.added)
-      if (a.normalized) a.content = to_nfc(a.content);
+  for (AddedToken& a : out.spec.added)
+    if (a.normalized) a.content = out.spec.normalizer(a.content);
 
   // Ids: the vocabulary's, then the added tokens'; the bytes each stands for.
   uint32_t size = 0;
@@ -270,17 +388,30 @@ HfTokenizerParts parse_hf_tokenizer_json(std::string_view text, const std::strin
   BpeModel& m = out.model;
   m.tokens.assign(size, std::string());
   std::vector<bool> in_bpe(size, false), seen(size, false);
+  SentencePieceSpec* sp = out.spec.sentencepiece ? &*out.spec.sentencepiece : nullptr;
+  if (sp) sp->pieces.assign(size, std::string());
   for (const auto& [key, id] : vocab) {
     if (seen[id]) r.bad("the vocabulary gives id " + std::to_string(id) + " to two tokens");
     seen[id] = true;
-    if (auto bytes = alphabet_to_bytes(key)) {
+    if (sp) {
+      sp->pieces[id] = key;
+      m.tokens[id] = sp->decoder.token_text(key);
+      in_bpe[id] = true;
+    } else if (auto bytes = alphabet_to_bytes(key)) {
       m.tokens[id] = std::move(*bytes);
       in_bpe[id] = true;
     } else {
       m.tokens[id] = key;
     }
   }
-  for (const AddedToken& a : out.spec.added) m.tokens[a.id] = token_bytes_of(a.content);
+  for (const AddedToken& a : out.spec.added) {
+    if (sp) {
+      sp->pieces[a.id] = a.content;
+      m.tokens[a.id] = sp->decoder.token_text(a.content);
+    } else {
+      m.tokens[a.id] = token_bytes_of(a.content);
+    }
+  }
   for (uint32_t id = 0; id < size; ++id)
     if (!in_bpe[id]) m.special_ids.push_back(id);
 
@@ -328,16 +459,17 @@ std::vector<uint32_t> config_ids(const json& cfg, const char* key, const fs::pat
 }  // namespace
 
 void read_hf_special_ids(const fs::path& dir, const BpeModel& model, TokenizerSpec& spec) {
-  std::vector<uint32_t> bos, eos;
+  std::vector<uint32_t> bos, eos, pad;
   for (const char* name : {"config.json", "generation_config.json"}) {
     const fs::path file = dir / name;
     if (!fs::is_regular_file(file)) continue;
     const json cfg = io::read_hf_json(file, "Hugging Face config");
     if (auto ids = config_ids(cfg, "bos_token_id", file); !ids.empty()) bos = ids;
     if (auto ids = config_ids(cfg, "eos_token_id", file); !ids.empty()) eos = ids;
+    if (auto ids = config_ids(cfg, "pad_token_id", file); !ids.empty()) pad = ids;
   }
   const fs::path tc = dir / "tokenizer_config.json";
-  if ((bos.empty() || eos.empty()) && fs::is_regular_file(tc)) {
+  if ((bos.empty() || eos.empty() || pad.empty()) && fs::is_regular_file(tc)) {
     const json cfg = io::read_hf_json(tc, "tokenizer config");
     auto lookup = [&](const char* key) -> std::vector<uint32_t> {
       if (!cfg.is_object() || !cfg.contains(key)) return {};
@@ -347,6 +479,12 @@ void read_hf_special_ids(const fs::path& dir, const BpeModel& model, TokenizerSp
       const std::string text = content.get<std::string>();
       for (const AddedToken& a : spec.added)
         if (a.content == text) return {a.id};
+      if (spec.sentencepiece) {
+        const auto& pieces = spec.sentencepiece->pieces;
+        for (uint32_t id = 0; id < pieces.size(); ++id)
+          if (pieces[id] == text) return {id};
+        return {};
+      }
       const std::string bytes = token_bytes_of(text);
       for (uint32_t id = 0; id < model.tokens.size(); ++id)
         if (model.tokens[id] == bytes) return {id};
@@ -354,9 +492,11 @@ void read_hf_special_ids(const fs::path& dir, const BpeModel& model, TokenizerSp
     };
     if (bos.empty()) bos = lookup("bos_token");
     if (eos.empty()) eos = lookup("eos_token");
+    if (pad.empty()) pad = lookup("pad_token");
   }
   spec.bos_id = bos.empty() ? std::nullopt : std::optional<uint32_t>(bos.front());
   spec.eos_ids = eos;
+  spec.pad_id = pad.empty() || pad.front() >= model.tokens.size() ? std::nullopt : std::optional<uint32_t>(pad.front());
 }
 
 Tokenizer load_hf_tokenizer(const fs::path& dir) {

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "bpe_word.hpp"
+#include "char_bpe.hpp"
 #include "magellano/data/hf_tokenizer_json.hpp"
 #include "magellano/data/pretokenizer.hpp"
 #include "magellano/runtime/error.hpp"
@@ -52,11 +53,29 @@ TokenizerSpec gpt2_spec(const BpeModel& model) {
 Tokenizer::Tokenizer(BpeModel model) : Tokenizer(model, gpt2_spec(model)) {}
 
 Tokenizer::Tokenizer(BpeModel model, TokenizerSpec spec)
-    : model_(std::move(model)), spec_(std::move(spec)), added_(spec_.added, spec_.nfc) {
+    : model_(std::move(model)), spec_(std::move(spec)), added_(spec_.added, spec_.normalizer) {
   const size_t V = model_.tokens.size();
   // The BPE vocabulary: every id but the special ones (tokens no merge makes).
   std::vector<bool> outside(V, false);
   for (uint32_t id : model_.special_ids) outside[id] = true;
+  if (spec_.sentencepiece) {
+    const SentencePieceSpec& sp = *spec_.sentencepiece;
+    if (sp.pieces.size() != V)
+      throw Error("tokenizer has " + std::to_string(sp.pieces.size()) + " SentencePiece strings for " +
+                  std::to_string(V) + " ids.");
+    std::vector<bool> in_vocab(V);
+    for (size_t i = 0; i < V; ++i) in_vocab[i] = !outside[i];
+    char_bpe_ = std::make_unique<CharBpe>(sp.pieces, in_vocab, model_.merges, sp.byte_fallback, sp.unk_id, sp.fuse_unk,
+                                          spec_.ignore_merges);
+  } else {
+    build_byte_level(outside);
+  }
+  check_spec_ids();
+  cut_rule_ = choose_cut_rule();
+}
+
+void Tokenizer::build_byte_level(const std::vector<bool>& outside) {
+  const size_t V = model_.tokens.size();
   std::unordered_map<std::string_view, uint32_t> id_of;
   id_of.reserve(V * 2);
   for (uint32_t i = 0; i < V; ++i)
@@ -81,7 +100,10 @@ Tokenizer::Tokenizer(BpeModel model, TokenizerSpec spec)
   }
   if (spec_.ignore_merges)
     for (const auto& [bytes, id] : id_of) whole_.emplace(std::string(bytes), id);
+}
 
+void Tokenizer::check_spec_ids() {
+  const size_t V = model_.tokens.size();
   auto check = [&](uint32_t id, const char* what) {
     if (id >= V)
       throw Error("tokenizer " + std::string(what) + " id " + std::to_string(id) + " is outside the vocabulary of " +
@@ -96,7 +118,6 @@ Tokenizer::Tokenizer(BpeModel model, TokenizerSpec spec)
   for (uint32_t id : spec_.template_suffix) check(id, "template");
   if (spec_.bos_id) check(*spec_.bos_id, "beginning-of-text");
   for (uint32_t id : spec_.eos_ids) check(id, "end-of-text");
-  cut_rule_ = choose_cut_rule();
 }
 
 Tokenizer::~Tokenizer() = default;
@@ -126,6 +147,21 @@ std::optional<uint32_t> Tokenizer::eot_id() const {
 }
 
 void Tokenizer::encode_piece(std::string_view piece, std::vector<uint32_t>& out, PieceCache& cache) const {
+  if (char_bpe_) {
+    if (piece.size() > kMaxCachedPieceBytes) {
+      char_bpe_->encode(piece, out);
+      return;
+    }
+    if (auto it = cache.map.find(piece); it != cache.map.end()) {
+      const auto [offset, count] = it->second;
+      out.insert(out.end(), cache.ids.begin() + offset, cache.ids.begin() + offset + count);
+      return;
+    }
+    const size_t before = out.size();
+    char_bpe_->encode(piece, out);
+    remember(piece, std::span<const uint32_t>(out).subspan(before), cache);
+    return;
+  }
   if (piece.size() == 1) {
     out.push_back(byte_ids_[static_cast<unsigned char>(piece[0])]);
     return;
@@ -149,7 +185,10 @@ void Tokenizer::encode_piece(std::string_view piece, std::vector<uint32_t>& out,
   for (unsigned char c : piece) ids.push_back(byte_ids_[c]);
   bpe_merge_word(ids, *merges_);
   out.insert(out.end(), ids.begin(), ids.end());
-  if (!cacheable) return;
+  if (cacheable) remember(piece, ids, cache);
+}
+
+void Tokenizer::remember(std::string_view piece, std::span<const uint32_t> ids, PieceCache& cache) {
   if (cache.map.size() >= kMaxCachedPieces) {
     cache.map.clear();
     cache.ids.clear();
@@ -161,15 +200,22 @@ void Tokenizer::encode_piece(std::string_view piece, std::vector<uint32_t>& out,
 
 void Tokenizer::encode_with_cache(std::string_view text, SpecialTokens special,
                                   std::vector<uint32_t>& out, PieceCache& cache) const {
+  bool text_start = true;  // nothing before this stretch (Metaspace's prepend_scheme "first")
+  const auto piece = [&](std::string_view p) { encode_piece(p, out, cache); };
   const auto stretch = [&](std::string_view s) {
-    spec_.splitter.for_each_piece(s, [&](std::string_view piece) { encode_piece(piece, out, cache); });
+    if (!spec_.sentencepiece) spec_.splitter.for_each_piece(s, piece);
+    else if (spec_.sentencepiece->metaspace) spec_.sentencepiece->metaspace->for_each_piece(s, text_start, piece);
+    else piece(s);
+    text_start = false;
   };
   if (added_.empty()) {
     stretch(text);
     return;
   }
-  added_.split(text, special == SpecialTokens::Allowed, stretch,
-               [&](const AddedToken& t) { out.push_back(t.id); });
+  added_.split(text, special == SpecialTokens::Allowed, stretch, [&](const AddedToken& t) {
+    out.push_back(t.id);
+    text_start = false;
+  });
 }
 
 void Tokenizer::encode_append(std::string_view text, SpecialTokens special,
@@ -220,21 +266,25 @@ std::vector<uint32_t> Tokenizer::apply_template(std::vector<uint32_t> ids) const
 
 std::string Tokenizer::decode(std::span<const uint32_t> ids, bool skip_special) const {
   std::string out;
+  std::vector<std::string> pieces;
   for (uint32_t id : ids) {
     if (id >= model_.tokens.size())
       throw Error("cannot decode token id " + std::to_string(id) + ": the vocabulary has " +
                   std::to_string(model_.tokens.size()) + " ids. Wrong tokenizer for these ids?");
     if (skip_special && special_[id]) continue;
-    out += model_.tokens[id];
+    if (spec_.sentencepiece) pieces.push_back(spec_.sentencepiece->pieces[id]);
+    else out += model_.tokens[id];
   }
-  return out;
+  return spec_.sentencepiece ? spec_.sentencepiece->decoder.decode(std::move(pieces)) : out;
 }
 
 // ---- safe cuts ----------------------------------------------------------------------------------
 
 Tokenizer::CutRule Tokenizer::choose_cut_rule() const {
   const PieceSplitter& sp = spec_.splitter;
-  if (sp.add_prefix_space) return CutRule::None;  // every stretch gets its own prefix space
+  // Every stretch gets its own prefix space; SentencePiece-style: "▁" (and without a pre-tokenizer
+  // a stretch is one BPE word).
+  if (sp.add_prefix_space || spec_.sentencepiece) return CutRule::None;
   for (const AddedToken& t : spec_.added) {
     if (t.content.find('\n') != std::string::npos) return CutRule::None;
     // A strip that could reach over a '\n' next to a letter or digit.

@@ -267,9 +267,10 @@ TEST_F(MalformedInputs, TokenizerJsonOfUnsupportedKinds) {
   const json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}};
   refused("unigram", {{"model", {{"type", "Unigram"}, {"vocab", json::array()}}}}, "model type \"Unigram\" is not supported");
   refused("fallback", {{"model", {{"type", "BPE"}, {"byte_fallback", true}, {"vocab", json::object()}, {"merges", json::array()}}}},
-          "\"byte_fallback\": true (SentencePiece-style");
-  refused("nfkc", {{"normalizer", {{"type", "NFKC"}}}, {"model", bpe}}, "the normalizer {\"type\":\"NFKC\"} (only null or NFC) is not supported");
-  refused("metaspace", {{"pre_tokenizer", {{"type", "Metaspace"}}}, {"model", bpe}}, "pre-tokenizer type \"Metaspace\"");
+          "a SentencePiece-style tokenizer.json without a decoder is not supported");
+  refused("nfkc", {{"normalizer", {{"type", "NFKC"}}}, {"model", bpe}}, "the normalizer {\"type\":\"NFKC\"} (only NFC, Prepend, Replace of a string, or a Sequence of them) is not supported");
+  refused("metaspace", {{"pre_tokenizer", {{"type", "Metaspace"}}}, {"model", bpe}}, "the Metaspace pre-tokenizer has no \"replacement\"");
+  refused("whitespace", {{"pre_tokenizer", {{"type", "Whitespace"}}}, {"model", bpe}}, "pre-tokenizer type \"Whitespace\"");
   refused("regex",
           {{"pre_tokenizer", {{"type", "Split"}, {"pattern", {{"Regex", "\\p{Lu}+"}}}, {"behavior", "Isolated"}, {"invert", false}}},
            {"model", bpe}},

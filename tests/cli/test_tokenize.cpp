@@ -14,6 +14,7 @@
 #include "magellano/data/tokenizer.hpp"
 #include "cli.hpp"
 #include "hf_tokenizer_files.hpp"
+#include "spm_tokenizer_files.hpp"
 #include "shared_data.hpp"
 
 using namespace magellano::data;
@@ -120,6 +121,30 @@ TEST(Cli, TokenizeWithTokenizerJson) {
   EXPECT_EQ(ids, (std::vector<uint32_t>{50257, 50257, 7220, 50258, 17250, 50259, 87, 50256, 50257, 15496, 995, 50256}));
 }
 
+// A SentencePiece-style (Llama 2 / Jamba) tokenizer.json folder: ids with the BOS template (tokenizers
+// 0.23.3, tests/data/test_sentencepiece_tokenizer.cpp), and --decode's text, with and without the
+// special tokens; a bad id is one line.
+TEST(Cli, TokenizeAndDecodeWithASentencePieceTokenizer) {
+  MG_REQUIRE_CLI();
+  TempDir dir;
+  std::filesystem::create_directories(dir / "tok");
+  write_file(dir / "tok" / "tokenizer.json", mgtest::spm_tokenizer_json().dump());
+  write_file(dir / "in.txt", "<s>Hello<|im_start|>the</s> world");
+  const std::string tok = (dir / "tok").string();
+  auto r = run_cli({"tokenize", "--tokenizer", tok, "--in", (dir / "in.txt").string(), "--ids", "--allow-special"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, "1 1 259 279 289 275 2 259 284\n");
+  write_file(dir / "ids.txt", "1 1 259 279 289 275 2 259 284\n");
+  r = run_cli({"tokenize", "--tokenizer", tok, "--in", (dir / "ids.txt").string(), "--decode"});
+  EXPECT_EQ(r.output, "<s><s> Hello<|im_start|> the</s>  world");
+  r = run_cli({"tokenize", "--tokenizer", tok, "--in", (dir / "ids.txt").string(), "--decode", "--skip-special"});
+  EXPECT_EQ(r.output, "Hello the  world");
+  write_file(dir / "ids.txt", "1 x2\n");
+  r = run_cli({"tokenize", "--tokenizer", tok, "--in", (dir / "ids.txt").string(), "--decode"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("\"x2\" is not a token id"), std::string::npos) << r.output;
+}
+
 TEST(Cli, BadInputGivesOneLineAndNonZeroExit) {
   MG_REQUIRE_CLI();
   TempDir dir;
@@ -144,7 +169,7 @@ TEST(Cli, BadInputGivesOneLineAndNonZeroExit) {
                1, "not valid JSON");
   expect_error(run_cli({"tokenize", "--tokenizer", (dir / "wordpiece").string(), "--in",
                         (dir / "text.txt").string(), "--ids"}),
-               1, "model type \"WordPiece\" is not supported. Magellano reads byte-level BPE tokenizer.json files");
+               1, "model type \"WordPiece\" is not supported. Magellano reads BPE tokenizer.json files");
   expect_error(run_cli({"tokenize", "--in", (dir / "text.txt").string(), "--ids"}), 2,
                "tokenizer");
   expect_error(run_cli({"train-tokenizer", "--in", (dir / "empty.txt").string(), "--vocab-size",

@@ -325,15 +325,16 @@ TEST(HfTokenizer, UnsupportedKindsGiveOneClearLine) {
     EXPECT_EQ(message.find('\n'), std::string::npos) << message;
   };
   refused([](json& j) { j["model"] = {{"type", "WordPiece"}, {"vocab", json::object()}}; },
-          "model type \"WordPiece\" is not supported. Magellano reads byte-level BPE tokenizer.json files");
+          "model type \"WordPiece\" is not supported. Magellano reads BPE tokenizer.json files");
   refused([](json& j) { j["model"] = {{"type", "Unigram"}, {"vocab", json::array()}}; }, "model type \"Unigram\" is not supported");
-  refused([](json& j) { j["model"]["byte_fallback"] = true; }, "\"byte_fallback\": true (SentencePiece-style");
+  refused([](json& j) { j["model"]["byte_fallback"] = true; }, "\"byte_fallback\": true behind a ByteLevel pre-tokenizer");
   refused([](json& j) { j["model"]["dropout"] = 0.1; }, "BPE dropout 0.1 is not supported");
   refused([](json& j) { j["model"]["continuing_subword_prefix"] = "##"; }, "\"continuing_subword_prefix\" \"##\" is not supported");
-  refused([](json& j) { j["normalizer"] = {{"type", "NFKC"}}; }, "the normalizer {\"type\":\"NFKC\"} (only null or NFC) is not supported");
+  refused([](json& j) { j["normalizer"] = {{"type", "NFKC"}}; }, "the normalizer {\"type\":\"NFKC\"} (only NFC, Prepend, Replace of a string, or a Sequence of them) is not supported");
   refused([](json& j) { j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "_"}}; },
-          "the pre-tokenizer type \"Metaspace\" is not supported");
-  refused([](json& j) { j["pre_tokenizer"] = nullptr; }, "without a pre-tokenizer");
+          "a ByteLevel decoder without a ByteLevel pre-tokenizer");  // Metaspace: SentencePiece-style
+  refused([](json& j) { j["pre_tokenizer"] = nullptr; }, "a ByteLevel decoder without a ByteLevel pre-tokenizer");
+  refused([](json& j) { j["pre_tokenizer"] = {{"type", "Whitespace"}}; }, "the pre-tokenizer type \"Whitespace\" is not supported");
   refused([](json& j) {
     j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "\\d+"}}}, {"behavior", "Isolated"}, {"invert", false}};
   }, "the escape \\d");

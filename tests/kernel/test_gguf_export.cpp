@@ -22,6 +22,7 @@
 #include "harness.hpp"
 #include "hf_hybrid_folder.hpp"
 #include "hybrid_reference.hpp"
+#include "spm_tokenizer_files.hpp"
 #include "magellano/data/bpe_model.hpp"
 #include "magellano/data/byte_alphabet.hpp"
 #include "magellano/data/tokenizer.hpp"
@@ -567,4 +568,44 @@ TEST(GgufExport, HuggingFaceGraniteAndJambaFoldersExportAsTheirModels) {
       EXPECT_EQ(a.kv.at("granitehybrid.attention.head_count_kv").ints, (std::vector<int64_t>{0, 1, 0}));
     }
   }
+}
+
+TEST(GgufExportCli, JambaFolderWithASentencePieceTokenizer) {
+  // A Jamba folder as Hugging Face ships one, with a SentencePiece-style tokenizer.json (legacy
+  // Llama / Jamba spelling, tests/support/spm_tokenizer_files.hpp) and its ids in config.json:
+  // generate puts the template's <s> before the prompt's ids, and export writes llama.cpp's "llama"
+  // vocabulary padded to the model's 300 ids.
+  MG_REQUIRE_CLI();
+  const json jamba = json::parse(R"({
+    "architectures": ["JambaForCausalLM"], "model_type": "jamba", "vocab_size": 300, "hidden_size": 32,
+    "intermediate_size": 24, "num_hidden_layers": 4, "num_attention_heads": 2, "num_key_value_heads": 1,
+    "attn_layer_period": 2, "attn_layer_offset": 1, "expert_layer_period": 2, "expert_layer_offset": 0,
+    "num_experts": 4, "num_experts_per_tok": 2, "mamba_d_state": 8, "mamba_d_conv": 4, "mamba_expand": 2,
+    "mamba_dt_rank": "auto", "mamba_conv_bias": true, "mamba_proj_bias": false, "rms_norm_eps": 1e-6,
+    "tie_word_embeddings": false, "sliding_window": null, "hidden_act": "silu",
+    "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0})");
+  TempDir d;
+  io::write_json_atomically(d / "config.json", jamba);
+  const train::Config c = train::read_hf_hybrid(d.path()).config;
+  nn::Model shape(test_ctx(), train::model_spec(c), 1);
+  write_hf_jamba_folder(shape, ref::random_weights(shape, 23), d.path(), jamba, false);
+  io::write_json_atomically(d / "tokenizer.json", spm_tokenizer_json());
+
+  auto run = run_on_device({"generate", "--checkpoint", d.path().string(), "--prompt", "Hello the world",
+                            "--temperature", "0", "--max-new-tokens", "3", "--json"});
+  ASSERT_EQ(run.exit_code, 0) << run.output << run.err;
+  EXPECT_NE(run.output.find("\"prompt_ids\":[1,259,279,275,284]"), std::string::npos) << run.output;
+
+  run = run_on_device({"export", "--format", "gguf", "--checkpoint", d.path().string(), "--out", (d / "j.gguf").string()});
+  ASSERT_EQ(run.exit_code, 0) << run.output << run.err;
+  const GgufFile f = read_gguf(d / "j.gguf");
+  EXPECT_EQ(f.kv.at("general.architecture").str, "jamba");
+  EXPECT_EQ(f.kv.at("tokenizer.ggml.model").str, "llama");
+  EXPECT_EQ(f.kv.at("tokenizer.ggml.tokens").strings.size(), 300u);
+  EXPECT_EQ(f.kv.at("tokenizer.ggml.scores").numbers.size(), 300u);
+  EXPECT_EQ(f.kv.at("tokenizer.ggml.tokens").strings[275], "\xE2\x96\x81the");
+  EXPECT_EQ(f.kv.at("tokenizer.ggml.bos_token_id").uinteger, 1u);
+  EXPECT_EQ(f.kv.at("tokenizer.ggml.padding_token_id").uinteger, 0u);
+  EXPECT_TRUE(f.kv.at("tokenizer.ggml.add_bos_token").boolean);
+  EXPECT_TRUE(f.kv.at("tokenizer.ggml.add_space_prefix").boolean);
 }

@@ -5,8 +5,9 @@
 //
 // Matching, on the text between earlier matches:
 //   pass 1 finds the tokens with normalized = false in the whole text, pass 2 the tokens with
-//   normalized = true in each stretch that pass 1 left, after the normalizer (NFC, if any) has
-//   normalized that stretch;
+//   normalized = true in each stretch that pass 1 left, after the normalizer (text_normalizer.hpp),
+//   if any, has normalized that stretch (a normalized token's content is normalized already:
+//   hf_tokenizer_json.hpp);
 //   each pass scans left to right and takes, at the leftmost position where some token starts, the
 //   longest one there, then goes on after it;
 //   special tokens are skipped (left as text) when the caller does not allow them;
@@ -20,6 +21,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "magellano/data/text_normalizer.hpp"
 
 namespace magellano::data {
 
@@ -36,8 +39,7 @@ struct AddedToken {
 class AddedTokenMatcher {
  public:
   AddedTokenMatcher() = default;
-  // nfc: the tokenizer's normalizer is NFC (unicode_nfc.hpp); else it has none.
-  explicit AddedTokenMatcher(std::vector<AddedToken> tokens, bool nfc = false);
+  explicit AddedTokenMatcher(std::vector<AddedToken> tokens, TextNormalizer normalizer = {});
 
   // Cuts text at added tokens: calls on_text(stretch) for each non-empty stretch between tokens
   // (normalized) and on_token(token) for each token, in text order. allow_special = false leaves
@@ -46,7 +48,7 @@ class AddedTokenMatcher {
              const std::function<void(const AddedToken&)>& on_token) const;
 
   const std::vector<AddedToken>& tokens() const { return tokens_; }
-  bool empty() const { return tokens_.empty() && !nfc_; }
+  bool empty() const { return tokens_.empty() && normalizer_.identity(); }
 
  private:
   // The indices into tokens_ of one pass's tokens, by first byte, longest first.
@@ -59,7 +61,7 @@ class AddedTokenMatcher {
                   const std::function<void(const AddedToken&)>& on_token) const;
 
   std::vector<AddedToken> tokens_;
-  bool nfc_ = false;
+  TextNormalizer normalizer_;
   Pass raw_, normalized_;
 };
 
