@@ -84,7 +84,10 @@ __kernel void moe_decode_route(__global const float* x, ulong x_off, __global co
   }
   float logit[NX];
   for (int e = 0; e < NX; ++e) logit[e] = GROUP_SUM(part[e], red);
-  if (!live || lid != 0) return;  // after the last barrier
+  if (!live) return;  // after the last barrier
+#if LWG > 1
+  if (lid != 0) return;
+#endif
   float score[NX];
   if (mode == 2) {
     for (int e = 0; e < NX; ++e) score[e] = logit[e];
