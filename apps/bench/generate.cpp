@@ -16,6 +16,8 @@
 // Options: --config FILE (default configs/tiny.json), --positions 100,8000, --batches 1,8,
 // --tokens 16, --base fp32|int4 (int4: the block Linears stored int4 in groups of 128, as a model
 // read from `quantize --format int4` output runs; the embedding and head stay fp32).
+// MAGELLANO_FUSED_DECODE=0 times the unfused decode step (nn/decode_path.hpp); MAGELLANO_PROFILE=1
+// adds the device time and launch count per kernel of one more token (profile_one_token).
 #include <algorithm>
 #include <filesystem>
 #include <memory>
@@ -25,6 +27,8 @@
 #include "bench.hpp"
 #include "magellano/autograd/tape.hpp"
 #include "magellano/generate/generator.hpp"
+#include "magellano/nn/decode_path.hpp"
+#include "magellano/ops/decode_gemv.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/runtime/error.hpp"
 #include "magellano/train/checkpoint.hpp"
@@ -118,6 +122,7 @@ std::vector<Result> run_generate(Context& ctx, const Peaks&, const Options& opts
       }
     for (size_t pi = 0; pi < pre.size(); ++pi) {
       auto& d = dec[pi];
+      const bool fused = nn::fused_decode() && B <= ops::kDecodeGemvRows;
       std::sort(d.times.begin(), d.times.end());
       const double s = d.times[d.times.size() / 2];
       // The sampler alone on the same logits: its share of an iteration.
@@ -135,7 +140,20 @@ std::vector<Result> run_generate(Context& ctx, const Peaks&, const Options& opts
       r.extra = {{"ms_per_token_iteration", s * 1e3}, {"sampler_ms", sample_s * 1e3},
                  {"prefill_s", pre[pi].seconds}, {"prefill_tokens_per_s", double(pre[pi].position) / pre[pi].seconds},
                  {"sampling", {{"temperature", 1.0}, {"top_k", 50}, {"top_p", 0.9}, {"repetition_penalty", 1.1}}},
-                 {"host_reads_per_token", "B int32 ids, plus X+1 int32 routing offsets per MoE block"}};
+                 {"decode_path", fused ? "fused" : "unfused"},
+                 {"host_reads_per_token", fused ? "B int32 ids" : "B int32 ids, plus X+1 int32 routing offsets per MoE block"}};
+      if (ctx.profiler().enabled()) {  // MAGELLANO_PROFILE=1: device time and launches per kernel of one more token
+        ctx.profiler().discard();
+        iteration(d);
+        nlohmann::json prof = nlohmann::json::array();
+        int64_t launches = 0;
+        for (const auto& e : ctx.profiler().report()) {
+          prof.push_back({{"kernel", e.name}, {"calls", e.calls}, {"device_ms", e.seconds * 1e3}});
+          launches += e.calls;
+        }
+        r.extra["profile_one_token"] = prof;
+        r.extra["launches_one_token"] = launches;
+      }
       if (pi > 0) r.extra["vs_first"] = r.tokens_per_s / out[out.size() - pi].tokens_per_s;
       out.push_back(r);
     }

@@ -4,10 +4,13 @@
 #include <cmath>
 #include <vector>
 
+#include "magellano/nn/decode_path.hpp"
 #include "magellano/ops/activation.hpp"
 #include "magellano/ops/conv1d.hpp"
+#include "magellano/ops/decode_gemv.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/ops/index.hpp"
+#include "magellano/ops/mamba_decode.hpp"
 #include "magellano/ops/matmul.hpp"
 #include "magellano/ops/rmsnorm.hpp"
 #include "magellano/ops/selective_scan.hpp"
@@ -170,9 +173,32 @@ Tensor MambaBlock::forward(const Tensor& x, MambaState* state, const PrefixRever
   return ops::add(x, y, residual_scale);
 }
 
+bool MambaBlock::fused_step(const Tensor& x_t) const {
+  const MambaMixer& m = mixer;
+  auto f32 = [](const Tensor& t) { return !t.defined() || t.dtype() == DType::f32; };
+  return fused_decode() && !m.cfg.inner_norms && x_t.shape().ndim() == 2 && x_t.size(0) <= ops::kDecodeGemvRows &&
+         fused_linear(m.in_proj) && fused_linear(m.x_proj) && fused_linear(m.dt_proj) && fused_linear(m.out_proj) &&
+         f32(norm.weight) && f32(m.conv_weight) && f32(m.conv_bias) && f32(m.A_log) && f32(m.D) && f32(m.dt_proj.bias) &&
+         f32(m.in_proj.bias) && f32(m.out_proj.bias);
+}
+
 Tensor MambaBlock::step(const Tensor& x_t, MambaState& state) const {
   autograd::NoGradScope no_grad;
-  return ops::add(x_t, mixer.step(norm.forward(x_t), state), residual_scale);
+  if (!fused_step(x_t)) return ops::add(x_t, mixer.step(norm.forward(x_t), state), residual_scale);
+  // Five launches: in_proj with the block's RMSNorm, conv + SiLU, x_proj, dt_proj + the state
+  // update + the gate, out_proj with the residual.
+  const MambaMixer& m = mixer;
+  const int64_t E = m.cfg.inner(), W = m.cfg.d_conv;
+  ops::DecodeGemvParts in;
+  in.norm = norm.weight, in.eps = norm.eps, in.bias = m.in_proj.bias;
+  const Tensor xz = ops::decode_gemv(x_t, m.in_proj.weight, in);                                      // (B, 2E)
+  const Tensor xc = ops::mamba_conv_step(xz, m.conv_weight.view(Shape{E, W}), m.conv_bias, state.conv);  // (B, E)
+  const Tensor dbc = ops::decode_gemv(xc, m.x_proj.weight);                                           // (B, R + 2N)
+  if (!state.A.defined()) state.A = ops::scale(ops::exp(m.A_log), -1.0f);
+  const Tensor y = ops::mamba_ssm_step(xc, dbc, m.dt_proj.weight, m.dt_proj.bias, state.A, m.D, xz, state.ssm);
+  ops::DecodeGemvParts out;
+  out.bias = m.out_proj.bias, out.residual = x_t, out.scale = residual_scale;
+  return ops::decode_gemv(y, m.out_proj.weight, out);
 }
 
 void MambaBlock::collect(const std::string& p, std::vector<Parameter>& out) const {

@@ -3,8 +3,10 @@
 #include <cmath>
 #include <type_traits>
 
+#include "magellano/nn/decode_path.hpp"
 #include "magellano/nn/training_mode.hpp"
 #include "magellano/ops/cross_entropy.hpp"
+#include "magellano/ops/decode_gemv.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/ops/index.hpp"
 #include "magellano/ops/matmul.hpp"
@@ -346,14 +348,28 @@ Tensor Model::step(const Tensor& ids_t, DecodeState& state) const {
   Tensor h = embedding_.forward(ids_t);  // (B, D)
   if (spec_.embedding_multiplier != 1.0f) h = ops::scale(h, spec_.embedding_multiplier);
   if (!state.kv.empty()) state.kv.begin_step();
+  const bool fused = fused_decode() && state.batch <= ops::kDecodeGemvRows;
+  if (fused) state.moe.resize(blocks_.size());
+  auto moe_step = [&](const MoEBlock& b, size_t i) {
+    if (fused && b.norm.weight.dtype() == DType::f32 && !state.moe[i]) state.moe[i] = b.moe.decode_weights();
+    return fused && state.moe[i] ? b.step(h, *state.moe[i]) : b.forward(h).out;
+  };
   for (size_t i = 0; i < blocks_.size(); ++i) {
-    std::visit(Visit{[&](const std::unique_ptr<MoEBlock>& b) { h = b->forward(h).out; },
+    std::visit(Visit{[&](const std::unique_ptr<MoEBlock>& b) { h = moe_step(*b, i); },
                      [&](const std::unique_ptr<MlpBlock>& b) { h = b->forward(h); },
                      [&](const std::unique_ptr<AttentionBlock>& b) { h = b->step(h, state.kv, i); },
                      [&](const auto& b) { h = b->step(h, state.mamba[i]); }},
                blocks_[i]);
   }
   if (!state.kv.empty()) state.kv.end_step();
+  // The final norm and the LM head in one launch.
+  const Tensor& head_w = lm_head_ ? lm_head_->weight : embedding_.weight;
+  if (fused && (!lm_head_ || fused_linear(*lm_head_)) && head_w.dtype() == DType::f32 &&
+      norm_f_.weight.dtype() == DType::f32) {
+    ops::DecodeGemvParts parts;
+    parts.norm = norm_f_.weight, parts.eps = norm_f_.eps, parts.scale = 1.0f / spec_.logits_scaling;
+    return ops::decode_gemv(h, head_w, parts);
+  }
   return head(h);
 }
 

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <string>
 
+#include "magellano/nn/decode_path.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/ops/expert_mlp.hpp"
 #include "magellano/ops/index.hpp"
@@ -84,6 +85,26 @@ MoEOutput MoE::forward(const Tensor& x) const {
   return out;
 }
 
+std::shared_ptr<const ops::MoEDecodeWeights> MoE::decode_weights() const {
+  const int64_t X = config.experts, F = config.hidden, D = config.dim;
+  if (X > 64 || !fused_linear(gate)) return nullptr;
+  for (const Mlp& e : experts)
+    for (const Linear* l : {e.w1.get(), e.w2.get(), e.w3.get()})
+      if (l && !fused_linear(*l)) return nullptr;
+  Context& ctx = gate.weight.ctx();
+  auto stack = [&](auto member, int64_t rows, int64_t cols) {  // (X, rows, cols)
+    Tensor s = Tensor::empty(ctx, Shape{X * rows, cols});
+    for (int64_t e = 0; e < X; ++e) ops::copy_into((experts[e].*member)->weight, s.narrow_rows(e * rows, (e + 1) * rows));
+    return s.view(Shape{X, rows, cols});
+  };
+  auto w = std::make_shared<ops::MoEDecodeWeights>();
+  w->gate = gate.weight;
+  w->w1 = stack(&Mlp::w1, F, D);
+  if (config.swiglu) w->w3 = stack(&Mlp::w3, F, D);
+  w->w2 = stack(&Mlp::w2, D, F);
+  return w;
+}
+
 void MoE::collect(const std::string& prefix, std::vector<Parameter>& out) const {
   gate.collect(prefix + "gate.", out);
   for (size_t e = 0; e < experts.size(); ++e) experts[e].collect(prefix + "experts." + std::to_string(e) + ".", out);
@@ -109,6 +130,17 @@ MoEOutput MoEBlock::forward(const Tensor& x) const {
   MoEOutput o = moe.forward(norm.forward(x));
   o.out = ops::add(x, o.out, residual_scale);
   return o;
+}
+
+Tensor MoEBlock::step(const Tensor& x, const ops::MoEDecodeWeights& w) const {
+  autograd::NoGradScope no_grad;
+  const MoEConfig& c = moe.config;
+  const ops::DecodeRouter router = c.router == MoERouter::topk_softmax ? ops::DecodeRouter::topk_softmax
+                                   : c.normalize_top_k                ? ops::DecodeRouter::softmax_topk_renorm
+                                                                      : ops::DecodeRouter::softmax_topk_raw;
+  const ops::DecodeRouting r = ops::moe_decode_route(x, norm.weight, norm.eps, w.gate, c.top_k, router);
+  const Tensor shared = moe.shared_expert ? moe.shared_expert->forward(r.xn) : Tensor();
+  return ops::moe_decode_experts(x, r, w, residual_scale, shared);
 }
 
 void MoEBlock::collect(const std::string& prefix, std::vector<Parameter>& out) const {

@@ -5,6 +5,7 @@
 
 #include "harness.hpp"
 #include "magellano/io/st_dtype.hpp"
+#include "magellano/nn/decode_path.hpp"
 #include "magellano/nn/model.hpp"
 #include "magellano/ops/elementwise.hpp"
 
@@ -70,6 +71,57 @@ TEST(Model, StepDecodingEqualsTheParallelForward) {
       want.insert(want.end(), full.begin() + (b * L + t) * V, full.begin() + (b * L + t + 1) * V);
     // Two GEMM shapes and two scan kernels in fp32; logits are O(1).
     expect_close(got, want, 1e-4, 2e-5, "logits at position " + std::to_string(t));
+  }
+}
+
+// The fused decode path (nn/decode_path.hpp) against the unfused one, step by step from the same
+// prefilled state, over the options it fuses: every router mode, a shared expert, GELU experts,
+// in_proj / out_proj biases, no conv bias, Granite's scalings, an untied head, and a batch above
+// ops::kDecodeGemvRows (which steps unfused). fp32 both; logits O(1).
+TEST(Model, FusedDecodingEqualsTheUnfusedSteps) {
+  struct Variant {
+    const char* what;
+    std::function<void(ModelSpec&)> set;
+    int64_t batch;
+  };
+  const std::vector<Variant> variants{
+      {"softmax_topk, renormalised", [](ModelSpec&) {}, 2},
+      {"topk_softmax, shared expert, biases, scalings, untied head",
+       [](ModelSpec& s) {
+         s.moe.router = magellano::nn::MoERouter::topk_softmax;
+         s.moe.shared_hidden = 12;
+         s.mamba.proj_bias = true;
+         s.embedding_multiplier = 1.5f, s.residual_multiplier = 0.8f, s.logits_scaling = 2.0f;
+         s.tie_embeddings = false;
+       },
+       3},
+      {"softmax_topk raw, GELU experts, no conv bias",
+       [](ModelSpec& s) {
+         s.moe.normalize_top_k = false, s.moe.swiglu = false;
+         s.mamba.conv_bias = false;
+       },
+       1},
+      {"batch 17", [](ModelSpec&) {}, 17}};
+  ag::NoGradScope no_grad;
+  for (const auto& v : variants) {
+    SCOPED_TRACE(v.what);
+    ModelSpec spec = small_spec("MEME");
+    v.set(spec);
+    Model m(test_ctx(), spec, 4);
+    const int64_t B = v.batch, L = 5;
+    const auto prompt = random_ids(B * L, 97, 5);
+    magellano::nn::DecodeState fused_state, plain_state;
+    (void)m.prefill(upload_i32(Shape{B, L}, prompt), fused_state);
+    (void)m.prefill(upload_i32(Shape{B, L}, prompt), plain_state);
+    for (int t = 0; t < 6; ++t) {
+      const auto ids = random_ids(B, 97, 10 + t);
+      magellano::nn::force_fused_decode(true);
+      const auto fused = m.step(upload_i32(Shape{B}, ids), fused_state).to_host();
+      magellano::nn::force_fused_decode(false);
+      const auto plain = m.step(upload_i32(Shape{B}, ids), plain_state).to_host();
+      magellano::nn::force_fused_decode(std::nullopt);
+      expect_close(fused, to_f64(plain), 1e-4, 2e-5, "logits at step " + std::to_string(t));
+    }
   }
 }
 

@@ -1,5 +1,7 @@
 #include "op_case.hpp"
 
+#include <gtest/gtest-spi.h>
+
 #include <cctype>
 #include <set>
 
@@ -42,6 +44,20 @@ void check_case(const CaseSpec& spec) {
   const OpCase c = spec.build();
   ASSERT_TRUE(c.ref && c.ref_grad) << spec.name << ": a test case needs a float64 reference";
   check_op(spec.name, c.inputs, c.device, c.ref, c.ref_grad, c.tol);
+}
+
+std::vector<std::string> failures_with(const CaseSpec& spec, const DeviceOp& op) {
+  const OpCase c = spec.build();
+  testing::TestPartResultArray results;
+  {
+    testing::ScopedFakeTestPartResultReporter reporter(
+        testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &results);
+    check_op(spec.name, c.inputs, op, c.ref, c.ref_grad, c.tol);
+  }
+  std::vector<std::string> out;
+  for (int i = 0; i < results.size(); ++i) out.push_back(results.GetTestPartResult(i).message());
+  magellano::autograd::clear_tape();
+  return out;
 }
 
 std::string dims(const Shape& s) {

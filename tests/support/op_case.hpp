@@ -74,6 +74,9 @@ const std::vector<NamedCase>& registered_test_cases();
 
 // Builds the case and runs check_op on it.
 void check_case(const CaseSpec& spec);
+// The failure messages check_op reports for the case with its device op replaced by `op` (a
+// deliberately broken variant: a test expects some), intercepted so they fail nothing.
+std::vector<std::string> failures_with(const CaseSpec& spec, const DeviceOp& op);
 
 // For case names: "33x257".
 std::string dims(const Shape& s);

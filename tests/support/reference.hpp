@@ -243,4 +243,30 @@ double philox_uniform(uint64_t seed, int64_t row, int64_t step);
 // -1 when u is within `margin` of a boundary (f32 and f64 sums could disagree there).
 int sample_draw(const SampleDistribution& r, double u, double margin);
 
+// ---- decode_gemv: x (B, K), w (O, K); norm (K) or empty, bias (O) or empty, res (B, O) or empty --
+// res + scale · (rmsnorm(x, norm, eps) · wᵀ + bias), (B, O).
+Vec decode_gemv(const Vec& x, int64_t b, int64_t k, const Vec& w, int64_t o, const Vec& norm, double eps,
+                const Vec& bias, const Vec& res, double scale);
+
+// ---- mamba_decode: one Mamba1 step between its projections (ops/mamba_decode.hpp) ----------
+// xz (B, 2E), w (E, W), bias (E) or empty, conv (B, E, W-1) updated; returns xc (B, E).
+Vec mamba_conv_step(const Vec& xz, int64_t b, int64_t e, const Vec& w, int64_t width, const Vec& bias, Vec& conv);
+// xc (B, E), dbc (B, R + 2N), dt_w (E, R), dt_b (E), A (E, N), D (E), xz (B, 2E), h (B, E, N)
+// updated; returns y (B, E).
+Vec mamba_ssm_step(const Vec& xc, const Vec& dbc, const Vec& dt_w, const Vec& dt_b, const Vec& A, const Vec& D,
+                   const Vec& xz, Vec& h, int64_t b, int64_t e, int64_t r, int64_t n);
+
+// ---- moe_decode: x (T, D), norm (D), gate (X, D); w1s, w3s (X, F, D), w2s (X, D, F) stacked -----
+struct DecodeRouting {
+  Vec xn;                // (T, D)
+  std::vector<int> idx;  // (T, K), descending score, ties to the lower index
+  Vec weights;           // (T, K)
+};
+// mode: magellano::ops::DecodeRouter as an int (0 renorm, 1 raw, 2 softmax over the top-K logits).
+DecodeRouting moe_decode_route(const Vec& x, int64_t t, int64_t d, const Vec& norm, double eps, const Vec& gate,
+                               int64_t nx, int64_t k, int mode);
+// x + scale · (Σ_k w · expert(xn) + extra); w3s empty: GELU; extra (T, D) or empty.
+Vec moe_decode_experts(const Vec& x, int64_t t, int64_t d, int64_t f, const DecodeRouting& r, int64_t k,
+                       const Vec& w1s, const Vec& w3s, const Vec& w2s, double scale, const Vec& extra);
+
 }  // namespace mgtest::ref

@@ -60,6 +60,7 @@ std::vector<float> dt_bias_init(int64_t n, double dt_min, double dt_max, double 
 struct MambaState {
   Tensor conv;  // (B, E, W-1): the last W-1 inputs of the conv, oldest first
   Tensor ssm;   // (B, E, N)
+  Tensor A;     // (E, N) = −exp(A_log): a constant of the decode, made by its first fused step
 };
 
 class MambaMixer : public Module {
@@ -110,12 +111,16 @@ class MambaBlock : public Module {
   MambaBlock(Context& ctx, const MambaConfig& cfg, Init& init);
   // (B, L, D). reversal: the prefix gathers, used only with cfg.bidirectional_prefix.
   Tensor forward(const Tensor& x, MambaState* state = nullptr, const PrefixReversal& reversal = {}) const;
-  Tensor step(const Tensor& x_t, MambaState& state) const;             // (B, D)
+  // One position, no autograd: (B, D); the fused decode path (nn/decode_path.hpp) where it can run.
+  Tensor step(const Tensor& x_t, MambaState& state) const;
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
   void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) override;
   RMSNorm norm;
   MambaMixer mixer;
   float residual_scale = 1.0f;  // Granite's residual_multiplier
+
+ private:
+  bool fused_step(const Tensor& x_t) const;  // whether step() takes the fused decode path
 };
 
 }  // namespace magellano::nn

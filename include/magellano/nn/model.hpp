@@ -91,6 +91,9 @@ struct DecodeState {
   int64_t batch = 0;
   std::vector<MambaState> mamba;  // one per block (a Mamba2State for Mamba2); empty for other blocks
   KvCache kv;                     // empty without attention blocks
+  // Per block, the MoE blocks' stacked weights for the fused decode (MoE::decode_weights), built
+  // by the first Model::step that needs them; empty until then, null for other blocks.
+  std::vector<std::shared_ptr<const ops::MoEDecodeWeights>> moe;
   // Row b is done: its cached keys and values are freed at once (its Mamba state is a fixed size).
   void end_row(int64_t b) {
     if (!kv.empty()) kv.release(b);

@@ -32,7 +32,8 @@
 //
 // HOST SYNC: the forward reads back the X + 1 per-expert row offsets (one small blocking read
 // per layer forward) to size the per-expert GEMMs; the backward reuses them. It is the only
-// host synchronisation in the layer.
+// host synchronisation in the layer. MoEBlock::step (decoding) has none: its kernels read the
+// expert ids from a device buffer.
 //
 // Auxiliary losses, each (1) f32 with gradients into the router, the same in every routing mode
 // (as transformers' load_balancing_loss_func for Mixtral, Jamba and Granite: from the full softmax):
@@ -61,6 +62,7 @@
 #include "magellano/nn/mlp.hpp"
 #include "magellano/nn/module.hpp"
 #include "magellano/nn/rmsnorm.hpp"
+#include "magellano/ops/moe_decode.hpp"
 
 namespace magellano::nn {
 
@@ -97,6 +99,11 @@ class MoE : public Module {
   // (kind "shared_expert").
   void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) override;
 
+  // The router and the experts' weights stacked as the fused decode reads them
+  // (ops::moe_decode_experts: X·(2 or 3)·F·D floats, a copy), or null where it cannot run: a
+  // router or expert with an adapter or non-f32 weights, or more than 64 experts.
+  std::shared_ptr<const ops::MoEDecodeWeights> decode_weights() const;
+
   MoEConfig config;
   Linear gate;
   std::vector<Mlp> experts;              // X experts of hidden F, LoRA kind "experts"
@@ -109,6 +116,9 @@ class MoEBlock : public Module {
   MoEBlock(Context& ctx, const MoEConfig& config, Init& init, float w2_scale = 1.0f,
            float norm_eps = 1e-5f);
   MoEOutput forward(const Tensor& x) const;
+  // One decoding position, no autograd: x (B, D) -> forward(x).out, with w from
+  // moe.decode_weights(): three launches (and the shared expert's), no host read.
+  Tensor step(const Tensor& x, const ops::MoEDecodeWeights& w) const;
   // prefix = "backbone.layers.{i}.": adds "norm.weight" and "moe." + the MoE's names.
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
   void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) override;

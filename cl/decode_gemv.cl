@@ -1,0 +1,119 @@
+// Matrix-vector products for decoding a few rows (ops::decode_gemv): the weight is read once per
+// launch, the RMSNorm of the input, the bias and the residual add are fused in.
+//   x: (NB, K)   w: (O, K) row-major (PyTorch's Linear layout)   g: (K)   bias: (O)
+//   res, out: (NB, O)
+//   out[b, o] = [res[b, o] +] scale · (Σ_k w[o, k] · xn[b, k] [+ bias[o]])
+//   xn = x · rsqrt(mean(x²) + eps) · g with the norm, else x; computed as rsqrt(..) · Σ w·(g·x),
+//   the sum of squares taken in the same pass.
+// Kernels:
+//   decode_gemv      gpu mapping: a work-group of LWG per output o; work-item i takes the 4-wide
+//                    chunks i, i + LWG, ... of k (coalesced), a local tree sums them.
+//   decode_gemv_cpu  cpu mapping: a work-item per output walks k in float8 chunks (no barriers;
+//                    the lanes fold in a fixed tree).
+// Knobs: -DNB=rows (1..16, compile-time: accumulators in registers), -DLWG=2^p (gpu).
+// Deterministic: fixed summation order per mapping.
+#ifndef NB
+#define NB 1
+#endif
+#ifndef LWG
+#define LWG 64
+#endif
+
+// The finished sums of output o: the norm's scale, bias, scale and residual; writes out[:, o].
+inline void gemv_store(const float* acc, const float* ss, int o, int K, int O, float eps, float scale, int has_norm,
+                       int has_bias, int has_res, __global const float* bias, __global const float* res,
+                       __global float* out) {
+  for (int b = 0; b < NB; ++b) {
+    float v = acc[b];
+    if (has_norm) v *= rsqrt(ss[b] / (float)K + eps);
+    if (has_bias) v += bias[o];
+    v *= scale;
+    if (has_res) v += res[(long)b * O + o];
+    out[(long)b * O + o] = v;
+  }
+}
+
+__kernel void decode_gemv(__global const float* x, ulong x_off, __global const float* w, ulong w_off,
+                          __global const float* g, ulong g_off, __global const float* bias, ulong bias_off,
+                          __global const float* res, ulong res_off, __global float* out, ulong out_off,
+                          long K_arg, long O_arg, float eps, float scale, int has_norm, int has_bias,
+                          int has_res) {
+  x += x_off; w += w_off; g += g_off; bias += bias_off; res += res_off; out += out_off;
+  const int K = K_arg, O = O_arg;  // fit: checked by the host
+  const int o = get_group_id(0), lid = get_local_id(0);
+  float acc[NB], ss[NB];
+  for (int b = 0; b < NB; ++b) acc[b] = ss[b] = 0.0f;
+  if (o < O) {
+    __global const float* wr = w + (long)o * K;
+    const int K4 = K / 4;
+    for (int c = lid; c < K4; c += LWG) {
+      const float4 wv = vload4(c, wr), gv = has_norm ? vload4(c, g) : (float4)1.0f;
+      for (int b = 0; b < NB; ++b) {
+        const float4 xv = vload4(c, x + b * K);
+        acc[b] += dot(wv, gv * xv);
+        ss[b] += dot(xv, xv);
+      }
+    }
+    for (int k = 4 * K4 + lid; k < K; k += LWG) {
+      const float wv = wr[k], gv = has_norm ? g[k] : 1.0f;
+      for (int b = 0; b < NB; ++b) {
+        const float xv = x[b * K + k];
+        acc[b] += wv * (gv * xv);
+        ss[b] += xv * xv;
+      }
+    }
+  }
+  __local float red[2 * NB * LWG];
+  for (int b = 0; b < NB; ++b) {
+    red[b * LWG + lid] = acc[b];
+    red[(NB + b) * LWG + lid] = ss[b];
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int span = LWG / 2; span > 0; span /= 2) {
+    if (lid < span)
+      for (int r = 0; r < 2 * NB; ++r) red[r * LWG + lid] += red[r * LWG + lid + span];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (lid == 0 && o < O) {
+    for (int b = 0; b < NB; ++b) {
+      acc[b] = red[b * LWG];
+      ss[b] = red[(NB + b) * LWG];
+    }
+    gemv_store(acc, ss, o, K, O, eps, scale, has_norm, has_bias, has_res, bias, res, out);
+  }
+}
+
+__kernel void decode_gemv_cpu(__global const float* x, ulong x_off, __global const float* w, ulong w_off,
+                              __global const float* g, ulong g_off, __global const float* bias, ulong bias_off,
+                              __global const float* res, ulong res_off, __global float* out, ulong out_off,
+                              long K_arg, long O_arg, float eps, float scale, int has_norm, int has_bias,
+                              int has_res) {
+  x += x_off; w += w_off; g += g_off; bias += bias_off; res += res_off; out += out_off;
+  const int K = K_arg, O = O_arg;  // fit: checked by the host
+  const int o = get_global_id(0);
+  if (o >= O) return;
+  __global const float* wr = w + (long)o * K;
+  float8 a8[NB], s8[NB];
+  for (int b = 0; b < NB; ++b) a8[b] = s8[b] = (float8)0.0f;
+  const int K8 = K / 8;
+  for (int c = 0; c < K8; ++c) {
+    const float8 wv = vload8(c, wr), gv = has_norm ? vload8(c, g) : (float8)1.0f;
+    for (int b = 0; b < NB; ++b) {
+      const float8 xv = vload8(c, x + b * K);
+      a8[b] = fma(wv, gv * xv, a8[b]);
+      s8[b] = fma(xv, xv, s8[b]);
+    }
+  }
+  float acc[NB], ss[NB];
+  for (int b = 0; b < NB; ++b) {
+    const float4 a4 = a8[b].lo + a8[b].hi, s4 = s8[b].lo + s8[b].hi;
+    acc[b] = (a4.x + a4.y) + (a4.z + a4.w);
+    ss[b] = (s4.x + s4.y) + (s4.z + s4.w);
+    for (int k = 8 * K8; k < K; ++k) {
+      const float xv = x[b * K + k];
+      acc[b] += wr[k] * ((has_norm ? g[k] : 1.0f) * xv);
+      ss[b] += xv * xv;
+    }
+  }
+  gemv_store(acc, ss, o, K, O, eps, scale, has_norm, has_bias, has_res, bias, res, out);
+}

@@ -1,0 +1,25 @@
+// Which decoding step Model::step runs. The fused path (on by default) steps a Mamba block in five
+// launches (ops::decode_gemv with the norm and the residual fused, ops::mamba_conv_step,
+// ops::mamba_ssm_step), a MoE block in three with no host read (ops::moe_decode_*), and the final
+// norm with the LM head in one; the unfused path composes the training ops (Mamba's ~15 launches,
+// the MoE's read of its expert offsets). Both give the same results to fp32 rounding.
+// A block takes the fused path where its layers allow it (fused_linear): f32 weights without
+// LoRA adapters, no Jamba inner norms, at most ops::kDecodeGemvRows rows; elsewhere it steps as before.
+// MAGELLANO_FUSED_DECODE=0 turns the fused path off for the process; tests set it per scope.
+#pragma once
+#include <optional>
+
+#include "magellano/nn/linear.hpp"
+
+namespace magellano::nn {
+
+bool fused_decode();
+// Forces the fused path on or off; nullopt: back to MAGELLANO_FUSED_DECODE (default on).
+void force_fused_decode(std::optional<bool> on);
+
+// The weight a fused decode kernel reads directly: an f32 base weight without an adapter.
+inline bool fused_linear(const Linear& l) {
+  return !l.lora && l.storage() == WeightStorage::f32 && l.weight.defined() && l.weight.dtype() == DType::f32;
+}
+
+}  // namespace magellano::nn

@@ -1,0 +1,28 @@
+// Matrix-vector products for decoding a few rows at once, no autograd: one launch reads the weight
+// once and fuses the RMSNorm before it and the bias and residual add after it (cl/decode_gemv.cl).
+//
+//   x: (B, K) f32, 1 <= B <= kDecodeGemvRows     weight: (O, K) f32 (PyTorch's Linear layout)
+//   returns out: (B, O) = [residual +] scale · (rms_norm(x, norm) · weightᵀ [+ bias])
+//   norm: (K) RMSNorm weight (undefined: x as it is), eps its epsilon; bias: (O) or undefined;
+//   residual: (B, O) or undefined.
+// Equal to ops::rms_norm, ops::linear and ops::add composed, to fp32 rounding (the norm's
+// rsqrt multiplies the finished dot product instead of each input).
+#pragma once
+#include "magellano/tensor/tensor.hpp"
+
+namespace magellano::ops {
+
+// The most rows one launch takes (one accumulator per row in registers).
+constexpr int64_t kDecodeGemvRows = 16;
+
+struct DecodeGemvParts {
+  Tensor norm;           // (K) or undefined
+  float eps = 1e-5f;
+  Tensor bias;           // (O) or undefined
+  Tensor residual;       // (B, O) or undefined
+  float scale = 1.0f;    // multiplies the product (and bias) before the residual is added
+};
+
+Tensor decode_gemv(const Tensor& x, const Tensor& weight, const DecodeGemvParts& parts = {});
+
+}  // namespace magellano::ops
