@@ -25,10 +25,16 @@
 // or above 15 candidate thresholds at once.
 // Knobs: LOCAL (-D, default 128): work-group size, a power of two. The host keeps it at 128 on
 // every device that allows it, so every sum has the same shape (the same order) everywhere.
+// BIN_SELECT (-D, 0 or 1; GPUs 1): the search's bins are updated by a select per bin instead of an
+// indexed add, so they stay in registers (an indexed private array lives in slow memory on GPUs);
+// the sums are bitwise the same either way.
 // Deterministic: sums are fixed-shape trees or fixed serial loops; no atomics.
 // Launch exactly one group per row (no early return ahead of barriers: PoCL 3.1 miscompiles it).
 #ifndef LOCAL
 #define LOCAL 128
+#endif
+#ifndef BIN_SELECT
+#define BIN_SELECT 0
 #endif
 #define SPLITS 16
 
@@ -76,9 +82,17 @@ inline uint threshold_search(__global const float* z, __global const float* e, l
     for (int j = 0; j < SPLITS; ++j) bin[j] = 0.0f;
     for (long c = l; c < V; c += LOCAL) {
       const uint k = order_key(z[c]);
+#if BIN_SELECT
+      // Every bin adds its weight or +0 (bitwise the same sums): bin stays in registers.
+      const float w = k < lo ? 0.0f : weighted ? (k >= floor_key ? e[c] : 0.0f) : 1.0f;
+      const uint d = k < lo ? 0u : min((k - lo) >> shift, (uint)(SPLITS - 1));
+#pragma unroll
+      for (int j = 0; j < SPLITS; ++j) bin[j] += d == (uint)j ? w : 0.0f;
+#else
       if (k < lo) continue;
       const uint d = min((k - lo) >> shift, (uint)(SPLITS - 1));
       bin[d] += weighted ? (k >= floor_key ? e[c] : 0.0f) : 1.0f;
+#endif
     }
     float acc = 0.0f;  // suffix sums, from the top bin down: a fixed order
     for (int j = SPLITS - 1; j >= 1; --j) {

@@ -123,11 +123,101 @@ inline long chunk_index(int b, int c, int nc, int q, int j, int E, int e) {
   return (((long)b * nc + c) * DSTATE + 4 * q + j) * E + e;
 }
 
+// What a step reads: x = u, raw = delta (before bias and softplus), z, dout (backward only),
+// and this work-item's 4 entries of B and C.
+typedef struct {
+  float x, raw, z, dout;
+  float4 B, C;
+} StepInputs;
+
+inline StepInputs load_step(__global const float* restrict u, __global const float* restrict delta,
+                            __global const float* restrict z, __global const float* restrict Bm,
+                            __global const float* restrict Cm, int b, int L, int E, int e, int q, int t,
+                            int has_z) {
+  const long i = ((long)b * L + t) * E + e, bc = ((long)b * L + t) * DSTATE + 4 * q;
+  StepInputs s;
+  s.x = u[i];
+  s.raw = delta[i];
+  s.z = has_z ? z[i] : 0.0f;
+  s.dout = 0.0f;
+  s.B = vload4(0, Bm + bc);
+  s.C = vload4(0, Cm + bc);
+  return s;
+}
+
+// The backward walk's inputs of a step (x and dt come from the stretch's recompute).
+inline StepInputs load_grad_step(__global const float* restrict dout, __global const float* restrict z,
+                                 __global const float* restrict Bm, __global const float* restrict Cm,
+                                 int b, int L, int E, int e, int q, int t, int has_z) {
+  const long i = ((long)b * L + t) * E + e, bc = ((long)b * L + t) * DSTATE + 4 * q;
+  StepInputs s;
+  s.x = 0.0f;
+  s.raw = 0.0f;
+  s.dout = dout[i];
+  s.z = has_z ? z[i] : 0.0f;
+  s.B = vload4(0, Bm + bc);
+  s.C = vload4(0, Cm + bc);
+  return s;
+}
+
+// One step of the forward recurrence for this work-item's 4 states (p: the decays' product).
+inline void summary_fwd_step(__global const float* restrict u, __global const float* restrict delta,
+                             __global const float* restrict Bm, int b, int L, int E, int e, int q, int t,
+                             float bias, int use_softplus, const float* a2, float* h, float* p) {
+  const long i = ((long)b * L + t) * E + e;
+  const float dt = step_size(delta[i] + bias, use_softplus), dx = dt * u[i];
+  const float4 B4 = vload4(0, Bm + ((long)b * L + t) * DSTATE + 4 * q);
+  const float Bv[4] = {B4.s0, B4.s1, B4.s2, B4.s3};
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const float an = exp2(dt * a2[j]);
+    h[j] = an * h[j] + dx * Bv[j];
+    if (p) p[j] *= an;
+  }
+}
+
+// Step k of a stretch starting at ts, its states kept: H[k] from H[k-1] (or h0), dt and x too.
+inline void recompute_step(__global const float* restrict u, __global const float* restrict delta,
+                           __global const float* restrict Bm, int b, int L, int E, int e, int q, int ts, int k,
+                           float bias, int use_softplus, const float* a2, const float* h0, float (*H)[4],
+                           float* dtv, float* xv) {
+  const long i = ((long)b * L + ts + k) * E + e;
+  const float x = u[i], dt = step_size(delta[i] + bias, use_softplus);
+  const float4 B4 = vload4(0, Bm + ((long)b * L + ts + k) * DSTATE + 4 * q);
+  const float Bv[4] = {B4.s0, B4.s1, B4.s2, B4.s3};
+  dtv[k] = dt;
+  xv[k] = x;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) H[k][j] = exp2(dt * a2[j]) * (k > 0 ? H[k - 1][j] : h0[j]) + dt * x * Bv[j];
+}
+
+// One step of the backward summary (g: dL/dh carried towards the chunk's start).
+inline void summary_bwd_step(__global const float* restrict delta, __global const float* restrict Cm,
+                             __global const float* restrict z, __global const float* restrict dout,
+                             int b, int L, int E, int e, int q, int t, float bias, int has_z,
+                             int use_softplus, const float* a2, float* g, float* p) {
+  const long i = ((long)b * L + t) * E + e;
+  const float dt = step_size(delta[i] + bias, use_softplus);
+  float dy = dout[i];
+  if (has_z) {
+    const float zz = z[i];
+    dy *= zz * sigmoid_f(zz);
+  }
+  const float4 C4 = vload4(0, Cm + ((long)b * L + t) * DSTATE + 4 * q);
+  const float Cv[4] = {C4.s0, C4.s1, C4.s2, C4.s3};
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const float an = exp2(dt * a2[j]);
+    g[j] = (g[j] + dy * Cv[j]) * an;
+    p[j] *= an;
+  }
+}
+
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void lanes_summary_fwd(__global const float* u, ulong u_off, __global const float* delta, ulong delta_off,
-                       __global const float* A, ulong A_off, __global const float* Bm, ulong Bm_off,
-                       __global const float* dbias, ulong dbias_off,
-                       __global float* P, ulong P_off, __global float* S, ulong S_off,
+void lanes_summary_fwd(__global const float* restrict u, ulong u_off, __global const float* restrict delta, ulong delta_off,
+                       __global const float* restrict A, ulong A_off, __global const float* restrict Bm, ulong Bm_off,
+                       __global const float* restrict dbias, ulong dbias_off,
+                       __global float* restrict P, ulong P_off, __global float* restrict S, ulong S_off,
                        long nb_arg, long L_arg, long E_arg, long chunk_arg, int has_bias, int use_softplus) {
   const int L = L_arg, E = E_arg, chunk = chunk_arg;  // fit: checked by the host
   u += u_off; delta += delta_off; A += A_off; Bm += Bm_off; dbias += dbias_off; P += P_off; S += S_off;
@@ -135,24 +225,12 @@ void lanes_summary_fwd(__global const float* u, ulong u_off, __global const floa
   LOAD_A(A, e, q);
   const float bias = has_bias ? dbias[e] : 0.0f;
   float h[4] = {0.0f, 0.0f, 0.0f, 0.0f}, p[4] = {1.0f, 1.0f, 1.0f, 1.0f};
-  for (int ts = t0; ts < t1; ts += SUB) {
+  // Whole stretches unrolled without guards (their loads can all be in flight), then the rest.
+  const int t_full = t0 + (t1 - t0) / SUB * SUB;
+  for (int ts = t0; ts < t_full; ts += SUB)
 #pragma unroll
-    for (int k = 0; k < SUB; ++k) {
-      const int t = ts + k;
-      if (t < t1) {
-        const long i = ((long)b * L + t) * E + e;
-        const float dt = step_size(delta[i] + bias, use_softplus), dx = dt * u[i];
-        const float4 B4 = vload4(0, Bm + ((long)b * L + t) * DSTATE + 4 * q);
-        const float Bv[4] = {B4.s0, B4.s1, B4.s2, B4.s3};
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const float an = exp2(dt * a2[j]);
-          h[j] = an * h[j] + dx * Bv[j];
-          p[j] *= an;
-        }
-      }
-    }
-  }
+    for (int k = 0; k < SUB; ++k) summary_fwd_step(u, delta, Bm, b, L, E, e, q, ts + k, bias, use_softplus, a2, h, p);
+  for (int t = t_full; t < t1; ++t) summary_fwd_step(u, delta, Bm, b, L, E, e, q, t, bias, use_softplus, a2, h, p);
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     const long o = chunk_index(b, c, nc, q, j, E, e);
@@ -162,11 +240,11 @@ void lanes_summary_fwd(__global const float* u, ulong u_off, __global const floa
 }
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void lanes_chunks_fwd(__global const float* u, ulong u_off, __global const float* delta, ulong delta_off,
-                      __global const float* A, ulong A_off, __global const float* Bm, ulong Bm_off,
-                      __global const float* Cm, ulong Cm_off, __global const float* D, ulong D_off,
-                      __global const float* z, ulong z_off, __global const float* dbias, ulong dbias_off,
-                      __global const float* hs, ulong hs_off, __global float* out, ulong out_off,
+void lanes_chunks_fwd(__global const float* restrict u, ulong u_off, __global const float* restrict delta, ulong delta_off,
+                      __global const float* restrict A, ulong A_off, __global const float* restrict Bm, ulong Bm_off,
+                      __global const float* restrict Cm, ulong Cm_off, __global const float* restrict D, ulong D_off,
+                      __global const float* restrict z, ulong z_off, __global const float* restrict dbias, ulong dbias_off,
+                      __global const float* restrict hs, ulong hs_off, __global float* restrict out, ulong out_off,
                       long nb_arg, long L_arg, long E_arg, long chunk_arg,
                       int has_z, int has_bias, int use_softplus) {
   const int L = L_arg, E = E_arg, chunk = chunk_arg;  // fit: checked by the host
@@ -179,41 +257,35 @@ void lanes_chunks_fwd(__global const float* u, ulong u_off, __global const float
   float h[4];
 #pragma unroll
   for (int j = 0; j < 4; ++j) h[j] = hs[chunk_index(b, c, nc, q, j, E, e)];
-  for (int ts = t0; ts < t1; ts += SUB) {
-    UNROLL_SHUFFLES
-    for (int k = 0; k < SUB; ++k) {
-      const int t = ts + k;
-      if (t < t1) {  // the same for the whole group
-        const long i = ((long)b * L + t) * E + e, bc = ((long)b * L + t) * DSTATE + 4 * q;
-        const float x = u[i], dt = step_size(delta[i] + bias, use_softplus), dx = dt * x;
-        const float4 B4 = vload4(0, Bm + bc), C4 = vload4(0, Cm + bc);
-        const float Bv[4] = {B4.s0, B4.s1, B4.s2, B4.s3}, Cv[4] = {C4.s0, C4.s1, C4.s2, C4.s3};
-        float part = 0.0f;
+  // Each step's inputs are loaded one step ahead (software pipelining: the loads are in flight
+  // during the previous step's shuffles).
+  StepInputs nxt = load_step(u, delta, z, Bm, Cm, b, L, E, e, q, t0, has_z);
+  for (int t = t0; t < t1; ++t) {  // t1: the same for the whole group
+    const StepInputs cur = nxt;
+    if (t + 1 < t1) nxt = load_step(u, delta, z, Bm, Cm, b, L, E, e, q, t + 1, has_z);
+    const float dt = step_size(cur.raw + bias, use_softplus), dx = dt * cur.x;
+    const float Bv[4] = {cur.B.s0, cur.B.s1, cur.B.s2, cur.B.s3}, Cv[4] = {cur.C.s0, cur.C.s1, cur.C.s2, cur.C.s3};
+    float part = 0.0f;
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          h[j] = exp2(dt * a2[j]) * h[j] + dx * Bv[j];
-          part += Cv[j] * h[j];
-        }
-        const float sum = channel_sum(part, xchg);
-        if (q == 0) {
-          float y = Dv * x + sum;
-          if (has_z) {
-            const float zz = z[i];
-            y *= zz * sigmoid_f(zz);
-          }
-          out[i] = y;
-        }
-      }
+    for (int j = 0; j < 4; ++j) {
+      h[j] = exp2(dt * a2[j]) * h[j] + dx * Bv[j];
+      part += Cv[j] * h[j];
+    }
+    const float sum = channel_sum(part, xchg);
+    if (q == 0) {
+      float y = Dv * cur.x + sum;
+      if (has_z) y *= cur.z * sigmoid_f(cur.z);
+      out[((long)b * L + t) * E + e] = y;
     }
   }
 }
 
 // Q_c: the carry a chunk passes to the one before it when nothing enters it from later ones.
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void lanes_summary_bwd(__global const float* delta, ulong delta_off, __global const float* A, ulong A_off,
-                       __global const float* Cm, ulong Cm_off, __global const float* z, ulong z_off,
-                       __global const float* dbias, ulong dbias_off, __global const float* dout, ulong dout_off,
-                       __global float* P, ulong P_off, __global float* Q, ulong Q_off,
+void lanes_summary_bwd(__global const float* restrict delta, ulong delta_off, __global const float* restrict A, ulong A_off,
+                       __global const float* restrict Cm, ulong Cm_off, __global const float* restrict z, ulong z_off,
+                       __global const float* restrict dbias, ulong dbias_off, __global const float* restrict dout, ulong dout_off,
+                       __global float* restrict P, ulong P_off, __global float* restrict Q, ulong Q_off,
                        long nb_arg, long L_arg, long E_arg, long chunk_arg,
                        int has_z, int has_bias, int use_softplus) {
   const int L = L_arg, E = E_arg, chunk = chunk_arg;  // fit: checked by the host
@@ -223,29 +295,14 @@ void lanes_summary_bwd(__global const float* delta, ulong delta_off, __global co
   LOAD_A(A, e, q);
   const float bias = has_bias ? dbias[e] : 0.0f;
   float g[4] = {0.0f, 0.0f, 0.0f, 0.0f}, p[4] = {1.0f, 1.0f, 1.0f, 1.0f};
-  for (int te = t1; te > t0; te -= SUB) {  // stretches [te - SUB, te), last first
+  // Whole stretches from the end, unrolled without guards, then the rest (the chunk's start).
+  const int t_part = t1 - (t1 - t0) / SUB * SUB;
+  for (int te = t1; te > t_part; te -= SUB)
 #pragma unroll
-    for (int k = 1; k <= SUB; ++k) {
-      const int t = te - k;
-      if (t >= t0) {
-        const long i = ((long)b * L + t) * E + e;
-        const float dt = step_size(delta[i] + bias, use_softplus);
-        float dy = dout[i];
-        if (has_z) {
-          const float zz = z[i];
-          dy *= zz * sigmoid_f(zz);
-        }
-        const float4 C4 = vload4(0, Cm + ((long)b * L + t) * DSTATE + 4 * q);
-        const float Cv[4] = {C4.s0, C4.s1, C4.s2, C4.s3};
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const float an = exp2(dt * a2[j]);
-          g[j] = (g[j] + dy * Cv[j]) * an;
-          p[j] *= an;
-        }
-      }
-    }
-  }
+    for (int k = 1; k <= SUB; ++k)
+      summary_bwd_step(delta, Cm, z, dout, b, L, E, e, q, te - k, bias, has_z, use_softplus, a2, g, p);
+  for (int t = t_part - 1; t >= t0; --t)
+    summary_bwd_step(delta, Cm, z, dout, b, L, E, e, q, t, bias, has_z, use_softplus, a2, g, p);
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     const long o = chunk_index(b, c, nc, q, j, E, e);
@@ -255,16 +312,16 @@ void lanes_summary_bwd(__global const float* delta, ulong delta_off, __global co
 }
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void lanes_chunks_bwd(__global const float* u, ulong u_off, __global const float* delta, ulong delta_off,
-                      __global const float* A, ulong A_off, __global const float* Bm, ulong Bm_off,
-                      __global const float* Cm, ulong Cm_off, __global const float* D, ulong D_off,
-                      __global const float* z, ulong z_off, __global const float* dbias, ulong dbias_off,
-                      __global const float* dout, ulong dout_off, __global const float* hs, ulong hs_off,
-                      __global const float* Gin, ulong Gin_off, __global float* Hsub, ulong Hsub_off,
-                      __global float* du, ulong du_off, __global float* ddelta, ulong ddelta_off,
-                      __global float* dz, ulong dz_off, __global float* dBc, ulong dBc_off,
-                      __global float* dCc, ulong dCc_off, __global float* dA_p, ulong dA_p_off,
-                      __global float* dD_p, ulong dD_p_off, __global float* dbias_p, ulong dbias_p_off,
+void lanes_chunks_bwd(__global const float* restrict u, ulong u_off, __global const float* restrict delta, ulong delta_off,
+                      __global const float* restrict A, ulong A_off, __global const float* restrict Bm, ulong Bm_off,
+                      __global const float* restrict Cm, ulong Cm_off, __global const float* restrict D, ulong D_off,
+                      __global const float* restrict z, ulong z_off, __global const float* restrict dbias, ulong dbias_off,
+                      __global const float* restrict dout, ulong dout_off, __global const float* restrict hs, ulong hs_off,
+                      __global const float* restrict Gin, ulong Gin_off, __global float* restrict Hsub, ulong Hsub_off,
+                      __global float* restrict du, ulong du_off, __global float* restrict ddelta, ulong ddelta_off,
+                      __global float* restrict dz, ulong dz_off, __global float* restrict dBc, ulong dBc_off,
+                      __global float* restrict dCc, ulong dCc_off, __global float* restrict dA_p, ulong dA_p_off,
+                      __global float* restrict dD_p, ulong dD_p_off, __global float* restrict dbias_p, ulong dbias_p_off,
                       long nb_arg, long L_arg, long E_arg, long chunk_arg,
                       int has_z, int has_bias, int use_softplus, int acc_du, int acc_ddelta, int acc_dz) {
   const int nb = nb_arg, L = L_arg, E = E_arg, chunk = chunk_arg;  // fit: checked by the host
@@ -294,15 +351,7 @@ void lanes_chunks_bwd(__global const float* u, ulong u_off, __global const float
       for (int j = 0; j < 4; ++j) HSUB((ts - t0) / SUB, j) = h[j];
     if (ts + SUB >= t1) break;  // the last stretch's end state is not needed
 #pragma unroll
-    for (int k = 0; k < SUB; ++k) {
-      const int t = ts + k;
-      const long i = ((long)b * L + t) * E + e;
-      const float dt = step_size(delta[i] + bias, use_softplus), dx = dt * u[i];
-      const float4 B4 = vload4(0, Bm + ((long)b * L + t) * DSTATE + 4 * q);
-      const float Bv[4] = {B4.s0, B4.s1, B4.s2, B4.s3};
-#pragma unroll
-      for (int j = 0; j < 4; ++j) h[j] = exp2(dt * a2[j]) * h[j] + dx * Bv[j];
-    }
+    for (int k = 0; k < SUB; ++k) summary_fwd_step(u, delta, Bm, b, L, E, e, q, ts + k, bias, use_softplus, a2, h, 0);
   }
   // 2. Stretches last to first: recompute its states into registers, then walk them backwards.
   float dDv = 0.0f, dbias_acc = 0.0f;
@@ -311,27 +360,25 @@ void lanes_chunks_bwd(__global const float* u, ulong u_off, __global const float
     float h0[4], H[SUB][4], dtv[SUB], xv[SUB];
 #pragma unroll
     for (int j = 0; j < 4; ++j) h0[j] = s == 0 ? hs[chunk_index(b, c, nc, q, j, E, e)] : HSUB(s, j);
+    if (len == SUB) {  // whole stretches without guards: every load can be in flight at once
 #pragma unroll
-    for (int k = 0; k < SUB; ++k) {
-      if (k < len) {
-        const long i = ((long)b * L + ts + k) * E + e;
-        const float x = u[i], dt = step_size(delta[i] + bias, use_softplus);
-        const float4 B4 = vload4(0, Bm + ((long)b * L + ts + k) * DSTATE + 4 * q);
-        const float Bv[4] = {B4.s0, B4.s1, B4.s2, B4.s3};
-        dtv[k] = dt;
-        xv[k] = x;
+      for (int k = 0; k < SUB; ++k)
+        recompute_step(u, delta, Bm, b, L, E, e, q, ts, k, bias, use_softplus, a2, h0, H, dtv, xv);
+    } else {
 #pragma unroll
-        for (int j = 0; j < 4; ++j) H[k][j] = exp2(dt * a2[j]) * (k > 0 ? H[k - 1][j] : h0[j]) + dt * x * Bv[j];
-      }
+      for (int k = 0; k < SUB; ++k)
+        if (k < len) recompute_step(u, delta, Bm, b, L, E, e, q, ts, k, bias, use_softplus, a2, h0, H, dtv, xv);
     }
+    StepInputs nxt = load_grad_step(dout, z, Bm, Cm, b, L, E, e, q, ts + len - 1, has_z);
     UNROLL_SHUFFLES
     for (int k = SUB - 1; k >= 0; --k) {
       if (k < len) {  // the same for the whole group
+        const StepInputs cur = nxt;  // loaded one step ahead, as in the forward
+        if (k > 0) nxt = load_grad_step(dout, z, Bm, Cm, b, L, E, e, q, ts + k - 1, has_z);
         const int t = ts + k;
-        const long i = ((long)b * L + t) * E + e, bc = ((long)b * L + t) * DSTATE + 4 * q;
-        const float dt = dtv[k], x = xv[k], dout_t = dout[i], zz = has_z ? z[i] : 0.0f;
-        const float4 B4 = vload4(0, Bm + bc), C4 = vload4(0, Cm + bc);
-        const float Bv[4] = {B4.s0, B4.s1, B4.s2, B4.s3}, Cv[4] = {C4.s0, C4.s1, C4.s2, C4.s3};
+        const long i = ((long)b * L + t) * E + e;
+        const float dt = dtv[k], x = xv[k], dout_t = cur.dout, zz = cur.z;
+        const float Bv[4] = {cur.B.s0, cur.B.s1, cur.B.s2, cur.B.s3}, Cv[4] = {cur.C.s0, cur.C.s1, cur.C.s2, cur.C.s3};
         const float sg = has_z ? sigmoid_f(zz) : 1.0f, dy = has_z ? dout_t * zz * sg : dout_t;
         float py = 0.0f, pdx = 0.0f, pddt = 0.0f, v[NV];
 #pragma unroll

@@ -18,7 +18,15 @@ struct Dims {
   int64_t be() const { return b * e; }
 };
 
-constexpr int64_t kLanesStretch = 16;  // SUB of cl/selective_scan_lanes.cl: steps kept in registers
+// SUB of cl/selective_scan_lanes.cl: the steps whose states the backward keeps in registers;
+// MAGELLANO_SCAN_STRETCH=8|16|32 overrides the default 16 (for measurements).
+int64_t lanes_stretch() {
+  const char* env = std::getenv("MAGELLANO_SCAN_STRETCH");
+  if (!env || !*env) return 16;
+  const std::string v = env;
+  if (v == "8" || v == "16" || v == "32") return std::stoll(v);
+  throw Error("MAGELLANO_SCAN_STRETCH must be 8, 16 or 32; got '" + v + "'.");
+}
 
 // The three mappings (see cl/selective_scan.cl, cl/selective_scan_states.cl and
 // cl/selective_scan_lanes.cl). `width` is the channels per work-item (VEC) of the channels mapping
@@ -36,7 +44,7 @@ struct Mapping {
     BuildOptions o = BuildOptions().define("DSTATE", n);
     if (kind == ScanMapping::channels) return o.define("VEC", width);
     o.define("CPG", width).define("SHFL", shfl);
-    return kind == ScanMapping::lanes ? o.define("SUB", kLanesStretch) : o;
+    return kind == ScanMapping::lanes ? o.define("SUB", lanes_stretch()) : o;
   }
   BuildOptions reduce_knobs(int64_t n) const {  // the channels program as this mapping needs it
     return kind == ScanMapping::channels ? knobs(n) : BuildOptions().define("DSTATE", n);
@@ -69,7 +77,7 @@ Mapping choose_mapping(const Context& ctx, int64_t e, int64_t n, ScanMapping req
     const int64_t lanes = n / 4;
     if (n % 4 == 0 && (lanes & (lanes - 1)) == 0)
       for (int64_t wg : {128, 64, 32}) {
-        const uint64_t local = uint64_t(wg / 32 * kLanesStretch * 2 * n + wg) * 4;
+        const uint64_t local = uint64_t(wg / 32 * lanes_stretch() * 2 * n + wg) * 4;
         if (wg % lanes == 0 && e % (wg / lanes) == 0 && wg <= max_wg && local <= dev.local_mem_bytes)
           return {ScanMapping::lanes, wg / lanes, nvidia};
       }
@@ -239,7 +247,8 @@ void backward_chunked(const Inputs& in, const Dims& d, const Mapping& map, const
   Tensor dCc = scratch(ctx, Shape{d.b, d.l, d.n, d.e / map.width});
   if (map.kind == ScanMapping::lanes) {
     // Hsub: the state entering each stretch of each chunk, (B·NC, ceil(chunk / SUB), N, E).
-    Tensor Hsub = scratch(ctx, Shape{d.b * nc, (chunk + kLanesStretch - 1) / kLanesStretch, d.n, d.e});
+    const int64_t sub = lanes_stretch();
+    Tensor Hsub = scratch(ctx, Shape{d.b * nc, (chunk + sub - 1) / sub, d.n, d.e});
     Launch k(ctx, map.program(), "lanes_chunks_bwd", map.knobs(d.n));
     in.add_to(k).arg(dout).arg(hs).arg(Gin).arg(Hsub)
         .arg(g.du.tensor).arg(g.ddelta.tensor).arg(g.dz.tensor).arg(dBc).arg(dCc)
