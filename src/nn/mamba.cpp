@@ -9,7 +9,6 @@
 #include "magellano/ops/conv1d.hpp"
 #include "magellano/ops/decode_gemv.hpp"
 #include "magellano/ops/elementwise.hpp"
-#include "magellano/ops/index.hpp"
 #include "magellano/ops/mamba_decode.hpp"
 #include "magellano/ops/matmul.hpp"
 #include "magellano/ops/rmsnorm.hpp"
@@ -144,32 +143,11 @@ void MambaBlock::collect_linears(const std::string& p, std::vector<NamedLinear>&
 MambaBlock::MambaBlock(Context& ctx, const MambaConfig& c, Init& init)
     : norm(ctx, c.dim, c.norm_eps), mixer(ctx, c, init) {}
 
-PrefixReversal PrefixReversal::make(const Tensor& prefix, int64_t B, int64_t L) {
-  const std::vector<int32_t> p = prefix.to_host_i32();
-  std::vector<int32_t> into(B * L), back(B * L);
-  for (int64_t b = 0; b < B; ++b) {
-    const int64_t P = std::clamp<int64_t>(p[b], 0, L);
-    for (int64_t t = 0; t < L; ++t) {
-      const auto i = static_cast<int32_t>(b * L + (t < P ? P - 1 - t : t));
-      into[b * L + t] = i;
-      back[b * L + t] = t < P ? i : -1;
-    }
-  }
-  Context& ctx = prefix.ctx();
-  return {Tensor::from_host_i32(ctx, Shape{B * L}, into), Tensor::from_host_i32(ctx, Shape{B * L}, back)};
-}
-
 Tensor MambaBlock::forward(const Tensor& x, MambaState* state, const PrefixReversal& reversal) const {
   const Tensor xn = norm.forward(x);
   Tensor y = mixer.forward(xn, state);
-  if (reversal.defined() && mixer.cfg.bidirectional_prefix) {
-    const int64_t B = x.size(0), L = x.size(1), D = x.size(2);
-    // ops::reshape, not view(): the reverse branch is differentiated too.
-    const Tensor xr = ops::gather_rows(ops::reshape(xn, Shape{B * L, D}), reversal.into);
-    const Tensor yr = mixer.forward(ops::reshape(xr, Shape{B, L, D}), nullptr);
-    const Tensor yb = ops::gather_rows(ops::reshape(yr, Shape{B * L, D}), reversal.back);
-    y = ops::add(y, ops::reshape(yb, Shape{B, L, D}));
-  }
+  if (reversal.defined() && mixer.cfg.bidirectional_prefix)
+    y = ops::add(y, reversal.branch(xn, [&](const Tensor& xr) { return mixer.forward(xr, nullptr); }));
   return ops::add(x, y, residual_scale);
 }
 

@@ -122,8 +122,12 @@ void Mamba2Mixer::collect_linears(const std::string& p, std::vector<NamedLinear>
 Mamba2Block::Mamba2Block(Context& ctx, const Mamba2Config& c, Init& init)
     : norm(ctx, c.dim, c.norm_eps), mixer(ctx, c, init) {}
 
-Tensor Mamba2Block::forward(const Tensor& x, Mamba2State* state) const {
-  return ops::add(x, mixer.forward(norm.forward(x), state), residual_scale);
+Tensor Mamba2Block::forward(const Tensor& x, Mamba2State* state, const PrefixReversal& reversal) const {
+  const Tensor xn = norm.forward(x);
+  Tensor y = mixer.forward(xn, state);
+  if (reversal.defined() && mixer.cfg.bidirectional_prefix)
+    y = ops::add(y, reversal.branch(xn, [&](const Tensor& xr) { return mixer.forward(xr, nullptr); }));
+  return ops::add(x, y, residual_scale);
 }
 
 Tensor Mamba2Block::step(const Tensor& x_t, Mamba2State& state) const {

@@ -176,8 +176,8 @@ Tensor Model::body(const Tensor& ids, DecodeState* state, int64_t row, ModelOutp
   if (spec_.embedding_multiplier != 1.0f) h = ops::scale(h, spec_.embedding_multiplier);
   const size_t n = blocks_.size();
   const size_t k = static_cast<size_t>(spec_.checkpoint_every);
-  const PrefixReversal reversal = prefix.defined() && spec_.mamba.bidirectional_prefix
-                                      ? PrefixReversal::make(prefix, B, L) : PrefixReversal{};
+  const bool reverse = spec_.mamba.bidirectional_prefix || spec_.mamba2.bidirectional_prefix;
+  const PrefixReversal reversal = prefix.defined() && reverse ? PrefixReversal::make(prefix, B, L) : PrefixReversal{};
   if (k == 0 || state || !autograd::grad_enabled()) {
     Segment s = run_blocks(0, n, h, Tensor(), state, row, prefix, reversal, positions);
     if (state && !state->kv.empty()) state->kv.end_prefill(row, B, L);
@@ -212,12 +212,7 @@ Model::Segment Model::run_blocks(size_t begin, size_t end, Tensor h, Tensor aux,
                      },
                      [&](const std::unique_ptr<MlpBlock>& b) { h = b->forward(h); },
                      [&](const auto& b) {  // Mamba, Mamba2: the rows' states, then into the batch's
-                       auto run = [&](MambaState* s) {
-                         if constexpr (std::is_same_v<std::decay_t<decltype(b)>, std::unique_ptr<MambaBlock>>)
-                           return b->forward(h, s, reversal);
-                         else
-                           return b->forward(h, s);
-                       };
+                       auto run = [&](MambaState* s) { return b->forward(h, s, reversal); };
                        if (!state) {
                          h = run(nullptr);
                          return;

@@ -500,9 +500,9 @@ void resolve(Config& c) {
     throw Error("config: 'model.infill_positions' \"glm2d\" gives GLM's 2D ids to rotary attention ('A') layers; "
                 "the model has " + std::string(m.num_attention() == 0 ? "none" : "no rotary positions (rope_theta 0)") +
                 ": use \"sequential\".");
-  if (m.bidirectional_prefix && m.num_mamba() == 0)
-    throw Error("config: 'model.bidirectional_prefix' reverses the prefix in Mamba ('M') layers, and "
-                "'model.layers' has none (Mamba2 'S' layers do not support it); remove it.");
+  if (m.bidirectional_prefix && m.num_mamba() + m.num_mamba2() == 0)
+    throw Error("config: 'model.bidirectional_prefix' reverses the prefix in Mamba ('M') and Mamba2 ('S') "
+                "layers, and 'model.layers' has none; remove it.");
   if (t.objective.min_fraction > t.objective.max_fraction)
     throw Error("config: 'train.prefix_fraction_min' (" + number_str(t.objective.min_fraction) +
                 ") must be <= 'train.prefix_fraction_max' (" + number_str(t.objective.max_fraction) + ").");

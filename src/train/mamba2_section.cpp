@@ -37,6 +37,7 @@ nn::Mamba2Config ModelConfig::mamba2_config() const {
   m.chunk = static_cast<int>(mamba2.chunk_size);
   m.dt_lo = static_cast<float>(mamba2.dt_lo);
   m.dt_hi = static_cast<float>(mamba2.dt_hi);
+  m.bidirectional_prefix = bidirectional_prefix;
   m.time_step_min = mamba2.time_step_min;
   m.time_step_max = mamba2.time_step_max;
   m.time_step_floor = mamba2.time_step_floor;

@@ -10,7 +10,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <string>
 #include <cmath>
+#include <ostream>
 
 #include "error_text.hpp"
 #include "harness.hpp"
@@ -28,20 +30,33 @@ using nlohmann::json;
 
 namespace {
 
-// Mamba, attention (GQA 2, rotary), MLP and MoE blocks: the prefix only changes the attention
-// blocks, and the Mamba block in front of them stays causal.
-train::Config prefix_model_config(bool bidirectional) {
+// Mamba, attention (GQA 2, rotary), MLP and MoE blocks ("MAFAE"; "SAFME" adds a Mamba2 block in
+// front): without bidirectional_prefix the prefix only changes the attention blocks, and the Mamba
+// blocks in front of them stay causal.
+train::Config prefix_model_config(bool bidirectional, const std::string& layers = "MAFAE") {
   json j = train::Config::defaults().to_json();
   j["model"] = json::parse(R"({
-    "vocab_size": 41, "dim": 32, "layers": "MAFAE", "d_state": 8, "dt_rank": 4,
+    "vocab_size": 41, "dim": 32, "d_state": 8, "dt_rank": 4, "mamba2": {"head_dim": 16, "d_state": 8},
     "attention": {"heads": 4, "kv_heads": 2, "rope_theta": 10000.0},
     "moe": {"experts": 4, "top_k": 2, "hidden": 24}, "mlp": {"hidden": 20}})");
+  j["model"]["layers"] = layers;
   j["model"]["bidirectional_prefix"] = bidirectional;
   return train::Config::from_json(j);
 }
 
+// The PrefixLm tests' parameter: model.bidirectional_prefix and the layers.
+struct Stack {
+  bool bidirectional;
+  const char* layers;
+};
+void PrintTo(const Stack& s, std::ostream* os) { *os << s.layers << (s.bidirectional ? ", bidirectional" : ""); }
+
 struct Fixture {
-  explicit Fixture(bool bidirectional = false) : c(prefix_model_config(bidirectional)) { ref::upload(model, w); }
+  explicit Fixture(bool bidirectional = false, const std::string& layers = "MAFAE")
+      : c(prefix_model_config(bidirectional, layers)) {
+    ref::upload(model, w);
+  }
+  explicit Fixture(const Stack& s) : Fixture(s.bidirectional, s.layers) {}
   train::Config c;
   nn::Model model{test_ctx(), train::model_spec(c), 3};
   ref::Weights w = ref::random_weights(model, 21);
@@ -66,7 +81,7 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b, in
 
 }  // namespace
 
-class PrefixLm : public testing::TestWithParam<bool> {};  // param: model.bidirectional_prefix
+class PrefixLm : public testing::TestWithParam<Stack> {};
 
 TEST_P(PrefixLm, LogitsAndSuffixLossMatchTheFloat64Reference) {
   Fixture f(GetParam());
@@ -206,21 +221,28 @@ TEST_P(PrefixLm, InfillDecodesEachBlankAfterPartAAsThePrefix) {
   mgtest::expect_error([&] { magellano::generate::fill_blanks(f.model, {1, 2}, tokens, gc); }, "the input holds no [MASK]");
 }
 
-INSTANTIATE_TEST_SUITE_P(Mamba, PrefixLm, testing::Values(false, true),
-                         [](const testing::TestParamInfo<bool>& i) {
-                           return i.param ? "BidirectionalPrefix" : "CausalMamba";
+INSTANTIATE_TEST_SUITE_P(Mamba, PrefixLm,
+                         testing::Values(Stack{false, "MAFAE"}, Stack{true, "MAFAE"}, Stack{false, "SAFME"},
+                                         Stack{true, "SAFME"}),
+                         [](const testing::TestParamInfo<Stack>& i) {
+                           const std::string mamba2 = std::string(i.param.layers).find('S') != std::string::npos
+                                                          ? "Mamba2" : "";
+                           return mamba2 + (i.param.bidirectional ? "BidirectionalPrefix" : "CausalMamba");
                          });
 
-// bidirectional_prefix through Mamba blocks alone (no attention): a prefix position sees later
-// prefix tokens only through the reverse scan, and still no later suffix token; the reverse
-// branch is really there (the model without it differs at prefix positions, by far more than
-// rounding) and the float64 reference
-// (which runs each prefix reversed as a sequence of its own) agrees; the backward goes through
-// the reverse branch (every parameter's gradient differs from the causal model's).
-TEST(PrefixLmMamba, ReverseScanOverThePrefixOnly) {
+// bidirectional_prefix through Mamba ("MFM") or Mamba2 ("SFS") blocks alone (no attention): a
+// prefix position sees later prefix tokens only through the reverse scan, and still no later
+// suffix token; the reverse branch is really there (the model without it differs at prefix
+// positions, by far more than rounding) and the float64 reference (which runs each prefix
+// reversed as a sequence of its own) agrees; the backward goes through the reverse branch (every
+// parameter's gradient differs from the causal model's).
+class PrefixLmMamba : public testing::TestWithParam<const char*> {};  // param: the layers
+
+TEST_P(PrefixLmMamba, ReverseScanOverThePrefixOnly) {
   json j = train::Config::defaults().to_json();
-  j["model"] = json::parse(R"({"vocab_size": 37, "dim": 16, "layers": "MFM", "d_state": 8, "dt_rank": 2,
-                               "mlp": {"hidden": 24}, "bidirectional_prefix": true})");
+  j["model"] = json::parse(R"({"vocab_size": 37, "dim": 16, "d_state": 8, "dt_rank": 2, "mlp": {"hidden": 24},
+                               "mamba2": {"head_dim": 8, "d_state": 8}, "bidirectional_prefix": true})");
+  j["model"]["layers"] = GetParam();
   const train::Config c = train::Config::from_json(j);
   nn::Model model(test_ctx(), train::model_spec(c), 5);
   const ref::Weights w = ref::random_weights(model, 23);
@@ -244,6 +266,13 @@ TEST(PrefixLmMamba, ReverseScanOverThePrefixOnly) {
       if (s < P) EXPECT_GT(max_abs_diff(y, base, t * V, V), 1e-4) << "prefix position " << t << ", token " << s;
       else EXPECT_EQ(max_abs_diff(y, base, t * V, V), 0.0) << "position " << t << ", suffix token " << s;
     }
+  }
+  // The broken variant, the reversal applied to the suffix too (the whole row reversed): suffix
+  // position P then sees the last token, which the check above catches.
+  {
+    auto x = ids;
+    x[L - 1] = (x[L - 1] + 11) % V;
+    EXPECT_GT(max_abs_diff(logits(x, {int32_t(L)}), logits(ids, {int32_t(L)}), P * V, V), 1e-4);
   }
   // Gradients flow through the reverse branch too: every parameter of the Mamba blocks gets one,
   // and the embedding rows of the prefix tokens differ from the causal model's gradient.
@@ -294,6 +323,11 @@ TEST(PrefixLmMamba, ReverseScanOverThePrefixOnly) {
   model.set_checkpoint_every(1);
   EXPECT_EQ(grads({int32_t(P)}), gb) << "gradients with checkpoint_every = 1";
 }
+
+INSTANTIATE_TEST_SUITE_P(Layers, PrefixLmMamba, testing::Values("MFM", "SFS"),
+                         [](const testing::TestParamInfo<const char*>& i) {
+                           return std::string(i.param) == "MFM" ? "Mamba" : "Mamba2";
+                         });
 
 // A model with GLM's 2D positions (attention rope_2d): ordinary text has ids (t, 0), so a forward
 // without ids equals one with ids (t, 0) bit for bit, and decoding (prefill, then steps through

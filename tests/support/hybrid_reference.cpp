@@ -181,7 +181,15 @@ Vec hybrid_logits(const mt::ModelConfig& m, const Weights& w, const std::vector<
     Vec f;
     switch (layers[i]) {
       case 'M':
-        f = mamba_mixer(m, w, p + "mixer.", xn, b, l);
+      case 'S': {
+        // Mamba2's reference block norms its own input (the norm is per position, so reversing
+        // h or xn is the same).
+        const bool s2 = layers[i] == 'S';
+        const Vec& in = s2 ? h : xn;
+        auto mixer = [&](const Vec& x, int64_t rb, int64_t rl) {
+          return s2 ? mamba2_mixer(m, w, p, x, rb, rl) : mamba_mixer(m, w, p + "mixer.", x, rb, rl);
+        };
+        f = mixer(in, b, l);
         if (m.bidirectional_prefix && !prefix.empty()) {
           // Each row's prefix reversed, alone (a sequence of P positions), through the same
           // mixer; its outputs added back in forward order.
@@ -190,14 +198,14 @@ Vec hybrid_logits(const mt::ModelConfig& m, const Weights& w, const std::vector<
             if (P == 0) continue;
             Vec rev(P * D);
             for (int64_t t = 0; t < P; ++t)
-              std::copy_n(&xn[(r * l + P - 1 - t) * D], D, &rev[t * D]);
-            const Vec y = mamba_mixer(m, w, p + "mixer.", rev, 1, P);
+              std::copy_n(&in[(r * l + P - 1 - t) * D], D, &rev[t * D]);
+            const Vec y = mixer(rev, 1, P);
             for (int64_t t = 0; t < P; ++t)
               for (int64_t j = 0; j < D; ++j) f[(r * l + t) * D + j] += y[(P - 1 - t) * D + j];
           }
         }
         break;
-      case 'S': f = mamba2_mixer(m, w, p, h, b, l); break;
+      }
       case 'A': f = attention_mixer(m, w, p + "mixer.", xn, b, l, prefix); break;
       case 'E': f = moe_mixer(m, w, p, xn, M); break;
       default: f = mlp_mixer(m, w, p, xn, M); break;

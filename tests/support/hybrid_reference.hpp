@@ -30,8 +30,8 @@ void upload(const magellano::nn::Model& model, const Weights& w);
 
 // Logits (B, L, V) of ids (B, L) for the model that `m` describes. prefix: (B) prefix lengths
 // (prefix-LM: the attention blocks' ref::attention with AttentionDims::prefix, and with
-// m.bidirectional_prefix each Mamba block's prefix also run reversed on its own, P positions, and
-// added), empty = causal.
+// m.bidirectional_prefix each Mamba and Mamba2 block's prefix also run reversed on its own, P
+// positions, and added), empty = causal.
 Vec hybrid_logits(const magellano::train::ModelConfig& m, const Weights& w, const std::vector<int32_t>& ids,
                   int64_t b, int64_t l, const std::vector<int64_t>& prefix = {});
 // Mean cross-entropy of predicting ids[t + 1] from positions t < L - 1, per row.

@@ -172,8 +172,10 @@ TEST(Config, PrefixLmObjectiveKeys) {
                   "'train.objective' \"prefix_lm\" makes the prefix bidirectional in attention layers, and 'model.layers' has none"));
   EXPECT_TRUE(parse(R"({"model": {"layers": "MA", "bidirectional_prefix": true}})").model.bidirectional_prefix);
   EXPECT_TRUE(parse(R"({"model": {"layers": "MA", "bidirectional_prefix": true}})").model.mamba_config().bidirectional_prefix);
-  EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"layers": "SA", "bidirectional_prefix": true}})"); }),
-                  "'model.bidirectional_prefix' reverses the prefix in Mamba ('M') layers, and 'model.layers' has none"));
+  EXPECT_TRUE(parse(R"({"model": {"layers": "SA", "bidirectional_prefix": true}})").model.mamba2_config().bidirectional_prefix);
+  EXPECT_FALSE(parse(R"({"model": {"layers": "SA"}})").model.mamba2_config().bidirectional_prefix);
+  EXPECT_TRUE(has(error_of([] { parse(R"({"model": {"layers": "FA", "bidirectional_prefix": true}})"); }),
+                  "'model.bidirectional_prefix' reverses the prefix in Mamba ('M') and Mamba2 ('S') layers, and 'model.layers' has none"));
 }
 
 // Blank infilling's keys and the objective mix (data/blank_infilling.hpp, data/objective.hpp).

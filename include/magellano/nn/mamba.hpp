@@ -25,6 +25,7 @@
 #include <array>
 
 #include "magellano/nn/linear.hpp"
+#include "magellano/nn/prefix_reversal.hpp"
 #include "magellano/nn/rmsnorm.hpp"
 
 namespace magellano::nn {
@@ -89,20 +90,6 @@ class MambaMixer : public Module {
   // x_proj's output (..., R + 2N) → Δ before its bias (..., E), B (..., N), C (..., N), through
   // the inner norms when on: the one place forward() and step() share.
   std::array<Tensor, 3> selection(const Tensor& xc) const;
-};
-
-// The gathers that run a Mamba mixer over each row's prefix in reverse
-// (MambaConfig::bidirectional_prefix), built once per forward from the prefix lengths and
-// shared by every Mamba block. Row b's position t < P_b reads P_b - 1 - t (an involution, so the
-// same index turns the reverse scan's outputs back); a suffix position reads itself into the
-// reverse scan (never reaching a prefix output: the scan is causal) and -1 (a zero row, no
-// gradient) on the way back.
-struct PrefixReversal {
-  Tensor into;  // (B·L) i32: the row each reversed position reads
-  Tensor back;  // (B·L) i32: the reversed output each position takes, -1 for the suffix
-  bool defined() const { return into.defined(); }
-  // prefix: (B) i32 lengths (clamped to [0, L]); one read-back to the host.
-  static PrefixReversal make(const Tensor& prefix, int64_t B, int64_t L);
 };
 
 // x + residual_scale · mixer(RMSNorm(x)); the residual stream stays fp32.

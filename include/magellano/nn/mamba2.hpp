@@ -17,6 +17,7 @@
 
 #include "magellano/nn/linear.hpp"
 #include "magellano/nn/mamba.hpp"
+#include "magellano/nn/prefix_reversal.hpp"
 #include "magellano/nn/rmsnorm.hpp"
 #include "magellano/ops/ssd.hpp"
 
@@ -37,6 +38,7 @@ struct Mamba2Config {
   bool conv_bias = true;   // conv1d bias (use_conv_bias)
   float norm_eps = 1e-5f;  // the block's RMSNorm and the gated norm (layer_norm_epsilon)
   int64_t num_layers = 1;  // out_proj is scaled by 1/sqrt(num_layers)
+  bool bidirectional_prefix = false;  // prefix-LM: the reverse branch over the prefix (prefix_reversal.hpp)
 
   int64_t inner() const { return expand * dim; }                     // Di
   int64_t heads() const { return inner() / head_dim; }                // H
@@ -80,8 +82,9 @@ class Mamba2Mixer : public Module {
 class Mamba2Block : public Module {
  public:
   Mamba2Block(Context& ctx, const Mamba2Config& cfg, Init& init);
-  Tensor forward(const Tensor& x, Mamba2State* state = nullptr) const;  // (B, L, D)
-  Tensor step(const Tensor& x_t, Mamba2State& state) const;             // (B, D)
+  // (B, L, D). reversal: the prefix gathers, used only with cfg.bidirectional_prefix.
+  Tensor forward(const Tensor& x, Mamba2State* state = nullptr, const PrefixReversal& reversal = {}) const;
+  Tensor step(const Tensor& x_t, Mamba2State& state) const;  // (B, D)
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
   void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) override;
   RMSNorm norm;
