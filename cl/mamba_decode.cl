@@ -1,13 +1,10 @@
-// One decoding step of a Mamba1 mixer in two kernels between its projections
-// (ops::mamba_conv_step, ops::mamba_ssm_step; the projections are ops::decode_gemv).
+// One decoding step of a Mamba1 mixer between x_proj and out_proj (ops::mamba_ssm_step; the
+// projections are ops::decode_gemv, the conv step is fused into in_proj's: ops::decode_gemv_conv).
 // Layouts (row-major):
-//   xz: (B, 2E) in_proj's output, x = xz[:, :E], z = xz[:, E:]   conv_w: (E, W)   conv_b: (E)
-//   conv: (B, E, W-1) the last W-1 inputs of the conv, oldest first (updated in place)
-//   xc, y: (B, E)   dbc: (B, R + 2N) x_proj's output [dt | B | C]   dt_w: (E, R)   dt_b: (E)
+//   xz: (B, 2E) in_proj's output, z = xz[:, E:]
+//   xc, y: (B, E)  xc = silu(conv(x))   dbc: (B, R + 2N) x_proj's output [dt | B | C]   dt_w: (E, R)   dt_b: (E)
 //   A: (E, N) = −exp(A_log)   D: (E)   h: (B, E, N) (updated in place)
-// Kernels (a work-item per (b, e)):
-//   mamba_conv_step   xc = silu(conv_b + Σ_{k<W-1} conv_w[e, k] · conv[b, e, k] + conv_w[e, W-1] · x);
-//                     the conv state shifts left and takes x
+// Kernel (a work-item per (b, e)):
 //   mamba_ssm_step    Δ = softplus(dt_w[e] · dt + dt_b[e]);
 //                     h[n] = exp(Δ · A[e, n]) · h[n] + Δ · B[n] · xc;  y = (Σ_n C[n] · h[n] + D[e] · xc) · silu(z)
 // Knobs: -DDSTATE=N (state size: the N states stay in registers).
@@ -18,24 +15,6 @@
 
 inline float silu_f(float v) { return v / (1.0f + exp(-v)); }
 inline float softplus_f(float v) { return fmax(v, 0.0f) + log1p(exp(-fabs(v))); }
-
-__kernel void mamba_conv_step(__global const float* xz, ulong xz_off, __global const float* cw, ulong cw_off,
-                              __global const float* cb, ulong cb_off, __global float* conv, ulong conv_off,
-                              __global float* xc, ulong xc_off, long nb_arg, long E_arg, long W_arg, int has_bias) {
-  xz += xz_off; cw += cw_off; cb += cb_off; conv += conv_off; xc += xc_off;
-  const int nb = nb_arg, E = E_arg, W = W_arg;
-  const int gid = get_global_id(0);
-  if (gid >= nb * E) return;
-  const int b = gid / E, e = gid % E;
-  const float x = xz[b * 2 * E + e];
-  __global float* s = conv + (long)gid * (W - 1);
-  float acc = has_bias ? cb[e] : 0.0f;
-  for (int k = 0; k < W - 1; ++k) acc += cw[e * W + k] * s[k];
-  acc += cw[e * W + W - 1] * x;
-  for (int k = 0; k + 1 < W - 1; ++k) s[k] = s[k + 1];
-  if (W > 1) s[W - 2] = x;
-  xc[gid] = silu_f(acc);
-}
 
 __kernel void mamba_ssm_step(__global const float* xc, ulong xc_off, __global const float* dbc, ulong dbc_off,
                              __global const float* dt_w, ulong dt_w_off, __global const float* dt_b, ulong dt_b_off,

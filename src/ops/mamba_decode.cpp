@@ -5,25 +5,6 @@
 
 namespace magellano::ops {
 
-Tensor mamba_conv_step(const Tensor& xz, const Tensor& w, const Tensor& bias, const Tensor& conv) {
-  const char* op = "mamba_conv_step";
-  for (const Tensor* t : {&xz, &w, &conv}) detail::require_f32(*t, op, "every tensor");
-  if (!(xz.shape().ndim() == 2 && xz.size(1) % 2 == 0 && w.shape().ndim() == 2 && w.size(0) * 2 == xz.size(1)))
-    throw Error(std::string(op) + ": " + "xz must be (B, 2E) and the conv weight (E, W), got xz " + xz.shape().str() + " and weight " +
-              w.shape().str() + ".");
-  const int64_t B = xz.size(0), E = w.size(0), W = w.size(1);
-  if (!(conv.shape() == Shape{B, E, W - 1}))
-    throw Error(std::string(op) + ": " + "the conv state must be " + Shape{B, E, W - 1}.str() + ", got " + conv.shape().str() + ".");
-  if (!(!bias.defined() || (bias.shape() == Shape{E} && bias.dtype() == DType::f32)))
-    throw Error(std::string(op) + ": " + "the conv bias must be (" + std::to_string(E) + ") f32, got " + bias.shape().str() + ".");
-  detail::require_int_sizes({B * 2 * E, B * E * W}, op, op);
-  Tensor xc = Tensor::empty(xz.ctx(), Shape{B, E});
-  Launch(xz.ctx(), "mamba_decode", op)
-      .arg(xz).arg(w).arg(bias.defined() ? bias : w).arg(conv).arg(xc).arg(B).arg(E).arg(W).arg(bias.defined())
-      .run(B * E, 64);
-  return xc;
-}
-
 Tensor mamba_ssm_step(const Tensor& xc, const Tensor& dbc, const Tensor& dt_w, const Tensor& dt_b,
                       const Tensor& A, const Tensor& D, const Tensor& xz, const Tensor& h) {
   const char* op = "mamba_ssm_step";

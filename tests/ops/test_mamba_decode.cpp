@@ -1,15 +1,16 @@
-// ops::mamba_conv_step and ops::mamba_ssm_step against float64 (ref::mamba_conv_step,
-// ref::mamba_ssm_step) as registered op cases (no autograd: forward only, poisoned outputs, both
-// kernel mappings): each case's output is the step's result followed by the state it leaves, so the
-// in-place update is checked too. Odd E, conv widths 1, 3 and 4, with and without the conv bias,
-// state sizes 1, 5 and 16, dt ranks 1 and 28; two steps in a row equal the composed training ops
+// ops::mamba_ssm_step against float64 (ref::mamba_ssm_step) as registered op cases (no autograd:
+// forward only, poisoned outputs, both kernel mappings): each case's output is the step's result
+// followed by the state it leaves, so the in-place update is checked too. Odd E, state sizes 1, 5
+// and 16, dt ranks 1 and 28; two steps in a row of in_proj + conv (ops::decode_gemv_conv, its op
+// cases are in test_decode_gemv.cpp) and the ssm step equal the composed training ops
 // (causal_conv1d_step + silu, selective_scan_step); a deliberately broken variant; bad input.
 // Perf size: one phase1 Mamba layer (E 896, N 16, R 28) at batch 1.
-// Tolerances: rtol 1e-5, atol 1e-5: a W-term conv, an R-term dot, N exponentials and an N-term
-// sum in fp32 per channel, all O(1).
+// Tolerances: rtol 1e-5, atol 1e-5: an R-term dot, N exponentials and an N-term sum in fp32 per
+// channel, all O(1).
 #include "error_text.hpp"
 #include "magellano/ops/activation.hpp"
 #include "magellano/ops/conv1d.hpp"
+#include "magellano/ops/decode_gemv.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/ops/mamba_decode.hpp"
 #include "magellano/ops/matmul.hpp"
@@ -22,44 +23,6 @@ using namespace mgtest;
 namespace ops = magellano::ops;
 
 namespace {
-
-Vec joined(Vec a, const Vec& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
-Tensor joined(const Tensor& a, const Tensor& b) {
-  auto v = a.to_host();
-  const auto w = b.to_host();
-  v.insert(v.end(), w.begin(), w.end());
-  return Tensor::from_host(test_ctx(), Shape{int64_t(v.size())}, v);
-}
-
-CaseSpec conv_case(int64_t b, int64_t e, int64_t w, bool bias, uint64_t seed = 1) {
-  const std::string name = "mamba_conv_step B " + std::to_string(b) + " E " + std::to_string(e) + " W " +
-                           std::to_string(w) + (bias ? " bias" : "");
-  return {name, [=] {
-            OpCase c;
-            c.inputs = {{Shape{b, 2 * e}, randn(b * 2 * e, seed), false},
-                        {Shape{e, w}, uniform(e * w, seed + 1, -0.7, 0.7), false},
-                        {Shape{e}, randn(e, seed + 2, 0.3), false},
-                        {Shape{b, e, w - 1}, randn(b * e * (w - 1), seed + 3), false}};
-            c.device = [=](const std::vector<Tensor>& t) {
-              const Tensor xc = ops::mamba_conv_step(t[0], t[1], bias ? t[2] : Tensor(), t[3]);
-              return joined(xc, t[3]);
-            };
-            c.ref = [=](const std::vector<Vec>& x) {
-              Vec conv = x[3];
-              const Vec xc = ref::mamba_conv_step(x[0], b, e, x[1], w, bias ? x[2] : Vec(), conv);
-              return joined(xc, conv);
-            };
-            c.ref_grad = [](const std::vector<Vec>& x, const Vec&) { return std::vector<Vec>(x.size()); };
-            c.tol = {.fwd_rtol = 1e-5, .fwd_atol = 1e-5};
-            c.sizes = {{"B", b}, {"E", e}, {"W", w}};
-            c.cost = {4.0 * (b * e * (2 * (w - 1) + 2) + e * (w + 1)), 2.0 * b * e * (w + 3), 0, 0};
-            return c;
-          }};
-}
 
 CaseSpec ssm_case(int64_t b, int64_t e, int64_t n, int64_t r, uint64_t seed = 1) {
   const std::string name = "mamba_ssm_step B " + std::to_string(b) + " E " + std::to_string(e) + " N " +
@@ -95,11 +58,6 @@ CaseSpec ssm_case(int64_t b, int64_t e, int64_t n, int64_t r, uint64_t seed = 1)
           }};
 }
 
-const RegisterOp reg_conv{{"mamba_conv_step",
-                           {conv_case(1, 7, 4, true), conv_case(3, 33, 4, false), conv_case(2, 5, 3, true),
-                            conv_case(2, 9, 1, true)},
-                           conv_case(1, 896, 4, true)}};
-
 const RegisterOp reg_ssm{{"mamba_ssm_step",
                           {ssm_case(1, 7, 5, 1), ssm_case(3, 33, 16, 28), ssm_case(2, 65, 1, 3),
                            ssm_case(16, 12, 16, 2)},
@@ -107,9 +65,10 @@ const RegisterOp reg_ssm{{"mamba_ssm_step",
 
 }  // namespace
 
-// Two steps of the fused kernels equal the training ops composed (the unfused decode path).
+// Two steps of the fused kernels (in_proj + conv, the ssm step) equal the training ops composed (the unfused decode path).
 TEST(MambaDecode, TwoStepsEqualTheComposedOps) {
-  const int64_t B = 3, E = 19, N = 16, R = 5, W = 4;
+  const int64_t B = 3, E = 19, N = 16, R = 5, W = 4, K = 11;
+  Tensor in_w = upload(Shape{2 * E, K}, uniform(2 * E * K, 30, -0.3, 0.3));
   Tensor conv_w = upload(Shape{E, W}, uniform(E * W, 1, -0.7, 0.7)), conv_b = upload(Shape{E}, randn(E, 2, 0.3));
   Tensor dt_w = upload(Shape{E, R}, uniform(E * R, 3, -0.5, 0.5)), dt_b = upload(Shape{E}, uniform(E, 4, -4, 0.5));
   Vec al(E * N);
@@ -119,8 +78,8 @@ TEST(MambaDecode, TwoStepsEqualTheComposedOps) {
   Tensor conv1 = upload(Shape{B, E, W - 1}, randn(B * E * (W - 1), 6)), h1 = upload(Shape{B, E, N}, randn(B * E * N, 7));
   Tensor conv2 = upload(Shape{B, E, W - 1}, randn(B * E * (W - 1), 6)), h2 = upload(Shape{B, E, N}, randn(B * E * N, 7));
   for (int step = 0; step < 2; ++step) {
-    Tensor xz = upload(Shape{B, 2 * E}, randn(B * 2 * E, 10 + step)), dbc = upload(Shape{B, R + 2 * N}, randn(B * (R + 2 * N), 20 + step));
-    const Tensor xc = ops::mamba_conv_step(xz, conv_w, conv_b, conv1);
+    Tensor x = upload(Shape{B, K}, randn(B * K, 10 + step)), dbc = upload(Shape{B, R + 2 * N}, randn(B * (R + 2 * N), 20 + step));
+    const auto [xz, xc] = ops::decode_gemv_conv(x, in_w, {}, {conv_w, conv_b, conv1});
     const Tensor y = ops::mamba_ssm_step(xc, dbc, dt_w, dt_b, A, D, xz, h1);
     auto xs = ops::split_last(xz, {E, E});
     const Tensor xc2 = ops::silu(ops::causal_conv1d_step(xs[0], conv_w, conv_b, conv2));
@@ -143,21 +102,10 @@ TEST(MambaDecode, TheCheckRejectsADeliberatelyBrokenVariant) {
     return joined(y, t[7]);
   });
   EXPECT_FALSE(no_skip.empty());
-  // The conv state not shifted: the output is right, the state left behind is not.
-  const auto stale_state = failures_with(conv_case(3, 33, 4, false), [](const std::vector<Tensor>& t) {
-    const Tensor before = upload(t[3].shape(), to_f64(t[3].to_host()));
-    const Tensor xc = ops::mamba_conv_step(t[0], t[1], Tensor(), t[3]);
-    return joined(xc, before);
-  });
-  EXPECT_FALSE(stale_state.empty());
 }
 
 TEST(MambaDecode, BadArgumentsAreOneClearError) {
-  Tensor xz = upload(Shape{2, 8}, randn(16, 1)), w = upload(Shape{4, 4}, randn(16, 2));
-  expect_error([&] { ops::mamba_conv_step(xz, upload(Shape{3, 4}, randn(12, 3)), Tensor(), xz); },
-               "xz must be (B, 2E) and the conv weight (E, W)");
-  expect_error([&] { ops::mamba_conv_step(xz, w, Tensor(), upload(Shape{2, 4, 2}, randn(16, 4))); },
-               "the conv state must be (2, 4, 3)");
+  Tensor xz = upload(Shape{2, 8}, randn(16, 1));
   Tensor xc = upload(Shape{2, 4}, randn(8, 5)), A = upload(Shape{4, 3}, randn(12, 6));
   Tensor dt_w = upload(Shape{4, 2}, randn(8, 7)), e4 = upload(Shape{4}, randn(4, 8));
   Tensor h = upload(Shape{2, 4, 3}, randn(24, 9));
