@@ -100,7 +100,7 @@ Tensor MambaMixer::forward(const Tensor& x, MambaState* state) const {
 MambaState MambaMixer::empty_state(int64_t batch) const {
   Context& ctx = D.ctx();
   return {Tensor::zeros(ctx, Shape{batch, cfg.inner(), cfg.d_conv - 1}),
-          Tensor::zeros(ctx, Shape{batch, cfg.inner(), cfg.d_state})};
+          Tensor::zeros(ctx, Shape{batch, cfg.inner(), cfg.d_state}), Tensor()};
 }
 
 Tensor MambaMixer::step(const Tensor& x_t, MambaState& st) const {
