@@ -34,14 +34,13 @@ DecodeGemvConvOut gemv(const Tensor& x, const Tensor& weight, const DecodeGemvPa
   if (conv) {
     const char* op = "decode_gemv_conv";
     const Tensor &cw = conv->weight, &cb = conv->bias, &st = conv->state;
-    if (!(cw.defined() && st.defined() && cw.dtype() == DType::f32 && st.dtype() == DType::f32 &&
-          cw.shape().ndim() == 2 && cw.size(0) * 2 == O && cw.size(1) >= 1))
+    if (!(cw.defined() && cw.dtype() == DType::f32 && cw.shape().ndim() == 2 && cw.size(0) * 2 == O && cw.size(1) >= 1))
       throw Error(std::string(op) + ": the conv weight must be (E, W) f32 with 2E = " + std::to_string(O) +
                   " outputs, got " + (cw.defined() ? cw.shape().str() : std::string("none")) + ".");
     W = cw.size(1);
-    if (st.shape() != Shape{B, O / 2, W - 1})
+    if (!st.defined() || st.shape() != Shape{B, O / 2, W - 1} || st.dtype() != DType::f32)
       throw Error(std::string(op) + ": the conv state must be " + Shape{B, O / 2, W - 1}.str() + " f32, got " +
-                  st.shape().str() + ".");
+                  (st.defined() ? st.shape().str() : std::string("none")) + ".");
     if (cb.defined() && (cb.shape() != Shape{O / 2} || cb.dtype() != DType::f32))
       throw Error(std::string(op) + ": the conv bias must be (" + std::to_string(O / 2) + ") f32, got " +
                   cb.shape().str() + ".");
