@@ -5,6 +5,11 @@
 //   out[b, o] = [res[b, o] +] scale · (Σ_k w[o, k] · xn[b, k] [+ bias[o]])
 //   xn = x · rsqrt(mean(x²) + eps) · g with the norm, else x; computed as rsqrt(..) · Σ w·(g·x),
 //   the sum of squares taken in the same pass.
+// With conv_mode > 0 (Mamba's in_proj, ops::decode_gemv_conv; O = 2E, cw: (E, W), cb: (E) when
+// conv_mode == 2, conv: (NB, E, W-1) oldest first, updated in place, xc: (NB, E)): the finished
+// output o < E, x = out[b, o], also takes the causal conv step of its channel:
+//   xc[b, o] = silu(cb[o] + Σ_{k<W-1} cw[o, k] · conv[b, o, k] + cw[o, W-1] · x); conv shifts left, takes x.
+// The channel's state belongs to the one work-item storing output o: no other reads it.
 // Kernels:
 //   decode_gemv      gpu mapping: a work-group of LWG per output o; work-item i takes the 4-wide
 //                    chunks i, i + LWG, ... of k (coalesced), a local tree sums them.
@@ -19,10 +24,24 @@
 #define LWG 64
 #endif
 
-// The finished sums of output o: the norm's scale, bias, scale and residual; writes out[:, o].
+// The causal conv step + SiLU of channel e of row b (conv_mode 1: no bias, 2: bias) taking x.
+inline void conv_step(float x, int b, int e, int E, int W, int conv_mode, __global const float* cw,
+                      __global const float* cb, __global float* conv, __global float* xc) {
+  __global float* s = conv + ((long)b * E + e) * (W - 1);
+  float acc = conv_mode == 2 ? cb[e] : 0.0f;
+  for (int k = 0; k < W - 1; ++k) acc += cw[e * W + k] * s[k];
+  acc += cw[e * W + W - 1] * x;
+  for (int k = 0; k + 1 < W - 1; ++k) s[k] = s[k + 1];
+  if (W > 1) s[W - 2] = x;
+  xc[(long)b * E + e] = acc / (1.0f + exp(-acc));
+}
+
+// The finished sums of output o: the norm's scale, bias, scale and residual; writes out[:, o]
+// (and the conv step of channel o when conv_mode > 0 and o < O / 2).
 inline void gemv_store(const float* acc, const float* ss, int o, int K, int O, float eps, float scale, int has_norm,
                        int has_bias, int has_res, __global const float* bias, __global const float* res,
-                       __global float* out) {
+                       __global float* out, int conv_mode, int W, __global const float* cw,
+                       __global const float* cb, __global float* conv, __global float* xc) {
   for (int b = 0; b < NB; ++b) {
     float v = acc[b];
     if (has_norm) v *= rsqrt(ss[b] / (float)K + eps);
@@ -30,15 +49,20 @@ inline void gemv_store(const float* acc, const float* ss, int o, int K, int O, f
     v *= scale;
     if (has_res) v += res[(long)b * O + o];
     out[(long)b * O + o] = v;
+    if (conv_mode > 0 && o < O / 2) conv_step(v, b, o, O / 2, W, conv_mode, cw, cb, conv, xc);
   }
 }
 
 __kernel void decode_gemv(__global const float* x, ulong x_off, __global const float* w, ulong w_off,
                           __global const float* g, ulong g_off, __global const float* bias, ulong bias_off,
                           __global const float* res, ulong res_off, __global float* out, ulong out_off,
+                          __global const float* cw, ulong cw_off, __global const float* cb, ulong cb_off,
+                          __global float* conv, ulong conv_off, __global float* xc, ulong xc_off,
                           long K_arg, long O_arg, float eps, float scale, int has_norm, int has_bias,
-                          int has_res) {
+                          int has_res, int conv_mode, long W_arg) {
   x += x_off; w += w_off; g += g_off; bias += bias_off; res += res_off; out += out_off;
+  cw += cw_off; cb += cb_off; conv += conv_off; xc += xc_off;
+  const int W = W_arg;
   const int K = K_arg, O = O_arg;  // fit: checked by the host
   const int o = get_group_id(0), lid = get_local_id(0);
   float acc[NB], ss[NB];
@@ -79,16 +103,21 @@ __kernel void decode_gemv(__global const float* x, ulong x_off, __global const f
       acc[b] = red[b * LWG];
       ss[b] = red[(NB + b) * LWG];
     }
-    gemv_store(acc, ss, o, K, O, eps, scale, has_norm, has_bias, has_res, bias, res, out);
+    gemv_store(acc, ss, o, K, O, eps, scale, has_norm, has_bias, has_res, bias, res, out, conv_mode, W, cw, cb, conv,
+               xc);
   }
 }
 
 __kernel void decode_gemv_cpu(__global const float* x, ulong x_off, __global const float* w, ulong w_off,
                               __global const float* g, ulong g_off, __global const float* bias, ulong bias_off,
                               __global const float* res, ulong res_off, __global float* out, ulong out_off,
+                              __global const float* cw, ulong cw_off, __global const float* cb, ulong cb_off,
+                              __global float* conv, ulong conv_off, __global float* xc, ulong xc_off,
                               long K_arg, long O_arg, float eps, float scale, int has_norm, int has_bias,
-                              int has_res) {
+                              int has_res, int conv_mode, long W_arg) {
   x += x_off; w += w_off; g += g_off; bias += bias_off; res += res_off; out += out_off;
+  cw += cw_off; cb += cb_off; conv += conv_off; xc += xc_off;
+  const int W = W_arg;
   const int K = K_arg, O = O_arg;  // fit: checked by the host
   const int o = get_global_id(0);
   if (o >= O) return;
@@ -115,5 +144,6 @@ __kernel void decode_gemv_cpu(__global const float* x, ulong x_off, __global con
       ss[b] += xv * xv;
     }
   }
-  gemv_store(acc, ss, o, K, O, eps, scale, has_norm, has_bias, has_res, bias, res, out);
+  gemv_store(acc, ss, o, K, O, eps, scale, has_norm, has_bias, has_res, bias, res, out, conv_mode, W, cw, cb, conv,
+               xc);
 }

@@ -19,6 +19,9 @@ log="$res/decode_gpu.log"
 .gpu/bin/test_kernel --gtest_filter='*decode_gemv*:*mamba_conv_step*:*mamba_ssm_step*:*moe_decode*:DecodeGemv.*:MambaDecode.*:MoEDecode.*:Model.*Decoding*:Generate*' \
     >"$res/decode_tests.txt" 2>&1 || echo "decode tests FAILED" >>"$log"
 tail -3 "$res/decode_tests.txt" >>"$log"
+# The decode ops' perf sizes (phase1's in_proj + conv, ssm step with x_proj, LM head, experts).
+MAGELLANO_TEST_PERF=1 MAGELLANO_TEST_PERF_OPS=decode_gemv_conv,mamba_ssm_step,decode_gemv,moe_decode_route,moe_decode_experts \
+    .gpu/bin/test_kernel --gtest_filter=OpPerf.All >"$res/op_perf.txt" 2>&1 || echo "op perf FAILED" >>"$log"
 for round in 1 2; do
   for fused in 1 0; do
     for cfg in phase1 tiny; do

@@ -99,7 +99,7 @@ Tensor MambaMixer::forward(const Tensor& x, MambaState* state) const {
 MambaState MambaMixer::empty_state(int64_t batch) const {
   Context& ctx = D.ctx();
   return {Tensor::zeros(ctx, Shape{batch, cfg.inner(), cfg.d_conv - 1}),
-          Tensor::zeros(ctx, Shape{batch, cfg.inner(), cfg.d_state})};
+          Tensor::zeros(ctx, Shape{batch, cfg.inner(), cfg.d_state}), Tensor()};
 }
 
 Tensor MambaMixer::step(const Tensor& x_t, MambaState& st) const {
@@ -163,17 +163,16 @@ bool MambaBlock::fused_step(const Tensor& x_t) const {
 Tensor MambaBlock::step(const Tensor& x_t, MambaState& state) const {
   autograd::NoGradScope no_grad;
   if (!fused_step(x_t)) return ops::add(x_t, mixer.step(norm.forward(x_t), state), residual_scale);
-  // Five launches: in_proj with the block's RMSNorm, conv + SiLU, x_proj, dt_proj + the state
-  // update + the gate, out_proj with the residual.
+  // Three launches on GPUs (four on CPUs): in_proj with the block's RMSNorm and the conv step +
+  // SiLU; x_proj, dt_proj, the state update and the gate; out_proj with the residual.
   const MambaMixer& m = mixer;
   const int64_t E = m.cfg.inner(), W = m.cfg.d_conv;
   ops::DecodeGemvParts in;
   in.norm = norm.weight, in.eps = norm.eps, in.bias = m.in_proj.bias;
-  const Tensor xz = ops::decode_gemv(x_t, m.in_proj.weight, in);                                      // (B, 2E)
-  const Tensor xc = ops::mamba_conv_step(xz, m.conv_weight.view(Shape{E, W}), m.conv_bias, state.conv);  // (B, E)
-  const Tensor dbc = ops::decode_gemv(xc, m.x_proj.weight);                                           // (B, R + 2N)
+  const auto [xz, xc] =  // (B, 2E), (B, E)
+      ops::decode_gemv_conv(x_t, m.in_proj.weight, in, {m.conv_weight.view(Shape{E, W}), m.conv_bias, state.conv});
   if (!state.A.defined()) state.A = ops::scale(ops::exp(m.A_log), -1.0f);
-  const Tensor y = ops::mamba_ssm_step(xc, dbc, m.dt_proj.weight, m.dt_proj.bias, state.A, m.D, xz, state.ssm);
+  const Tensor y = ops::mamba_ssm_step(xc, m.x_proj.weight, m.dt_proj.weight, m.dt_proj.bias, state.A, m.D, xz, state.ssm);
   ops::DecodeGemvParts out;
   out.bias = m.out_proj.bias, out.residual = x_t, out.scale = residual_scale;
   return ops::decode_gemv(y, m.out_proj.weight, out);

@@ -7,8 +7,10 @@
 #include "magellano/ops/mapping.hpp"
 
 namespace magellano::ops {
+namespace {
 
-Tensor decode_gemv(const Tensor& x, const Tensor& weight, const DecodeGemvParts& p) {
+// One launch; with conv (Mamba's in_proj) the conv step of the first half of the outputs too.
+DecodeGemvConvOut gemv(const Tensor& x, const Tensor& weight, const DecodeGemvParts& p, const DecodeConv* conv) {
   detail::require_f32(x, "decode_gemv", "x");
   detail::require_f32(weight, "decode_gemv", "weight");
   if (x.shape().ndim() != 2 || weight.shape().ndim() != 2 || x.size(1) != weight.size(1))
@@ -27,10 +29,29 @@ Tensor decode_gemv(const Tensor& x, const Tensor& weight, const DecodeGemvParts&
                 p.residual.shape().str() + ".");
   if (!(p.eps >= 0.0f) || !std::isfinite(p.eps) || !std::isfinite(p.scale))
     throw Error("decode_gemv: eps and scale must be finite (eps >= 0).");
+  int64_t W = 1;
+  Tensor xc;
+  if (conv) {
+    const char* op = "decode_gemv_conv";
+    const Tensor &cw = conv->weight, &cb = conv->bias, &st = conv->state;
+    if (!(cw.defined() && cw.dtype() == DType::f32 && cw.shape().ndim() == 2 && cw.size(0) * 2 == O && cw.size(1) >= 1))
+      throw Error(std::string(op) + ": the conv weight must be (E, W) f32 with 2E = " + std::to_string(O) +
+                  " outputs, got " + (cw.defined() ? cw.shape().str() : std::string("none")) + ".");
+    W = cw.size(1);
+    if (!st.defined() || st.shape() != Shape{B, O / 2, W - 1} || st.dtype() != DType::f32)
+      throw Error(std::string(op) + ": the conv state must be " + Shape{B, O / 2, W - 1}.str() + " f32, got " +
+                  (st.defined() ? st.shape().str() : std::string("none")) + ".");
+    if (cb.defined() && (cb.shape() != Shape{O / 2} || cb.dtype() != DType::f32))
+      throw Error(std::string(op) + ": the conv bias must be (" + std::to_string(O / 2) + ") f32, got " +
+                  cb.shape().str() + ".");
+    detail::require_int_sizes({B * O * W}, op, op);
+    xc = Tensor::empty(x.ctx(), Shape{B, O / 2});
+  }
   detail::require_int_sizes({O * K, B * O}, "decode_gemv", "decode_gemv");
   Context& ctx = x.ctx();
   const bool cpu = kernel_mapping(ctx) == KernelMapping::cpu;
   Tensor out = Tensor::empty(ctx, Shape{B, O});
+  const int conv_mode = conv ? (conv->bias.defined() ? 2 : 1) : 0;
   // gpu: a work-group of 64 per output. cpu: a work-item per output, in groups of 64 for large O,
   // else of 8 so that small products still spread over the cores.
   const int64_t lwg = 64;
@@ -38,10 +59,23 @@ Tensor decode_gemv(const Tensor& x, const Tensor& weight, const DecodeGemvParts&
   if (!cpu) opt.define("LWG", lwg);
   Launch(ctx, "decode_gemv", cpu ? "decode_gemv_cpu" : "decode_gemv", opt)
       .arg(x).arg(weight).arg(p.norm.defined() ? p.norm : x).arg(p.bias.defined() ? p.bias : x)
-      .arg(p.residual.defined() ? p.residual : x).arg(out).arg(K).arg(O).arg(p.eps).arg(p.scale)
-      .arg(p.norm.defined()).arg(p.bias.defined()).arg(p.residual.defined())
+      .arg(p.residual.defined() ? p.residual : x).arg(out)
+      .arg(conv ? conv->weight : x).arg(conv_mode == 2 ? conv->bias : x).arg(conv ? conv->state : out)
+      .arg(conv ? xc : out).arg(K).arg(O).arg(p.eps).arg(p.scale)
+      .arg(p.norm.defined()).arg(p.bias.defined()).arg(p.residual.defined()).arg(conv_mode).arg(W)
       .run(cpu ? O : O * lwg, cpu ? (O >= 4096 ? 64 : 8) : lwg);
-  return out;
+  return {out, xc};
+}
+
+}  // namespace
+
+Tensor decode_gemv(const Tensor& x, const Tensor& weight, const DecodeGemvParts& p) {
+  return gemv(x, weight, p, nullptr).out;
+}
+
+DecodeGemvConvOut decode_gemv_conv(const Tensor& x, const Tensor& weight, const DecodeGemvParts& p,
+                                   const DecodeConv& conv) {
+  return gemv(x, weight, p, &conv);
 }
 
 }  // namespace magellano::ops

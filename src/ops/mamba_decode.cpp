@@ -1,47 +1,39 @@
 #include "magellano/ops/mamba_decode.hpp"
 
 #include "check.hpp"
+#include "magellano/ops/decode_gemv.hpp"
 #include "magellano/ops/launch.hpp"
+#include "magellano/ops/mapping.hpp"
 
 namespace magellano::ops {
 
-Tensor mamba_conv_step(const Tensor& xz, const Tensor& w, const Tensor& bias, const Tensor& conv) {
-  const char* op = "mamba_conv_step";
-  for (const Tensor* t : {&xz, &w, &conv}) detail::require_f32(*t, op, "every tensor");
-  if (!(xz.shape().ndim() == 2 && xz.size(1) % 2 == 0 && w.shape().ndim() == 2 && w.size(0) * 2 == xz.size(1)))
-    throw Error(std::string(op) + ": " + "xz must be (B, 2E) and the conv weight (E, W), got xz " + xz.shape().str() + " and weight " +
-              w.shape().str() + ".");
-  const int64_t B = xz.size(0), E = w.size(0), W = w.size(1);
-  if (!(conv.shape() == Shape{B, E, W - 1}))
-    throw Error(std::string(op) + ": " + "the conv state must be " + Shape{B, E, W - 1}.str() + ", got " + conv.shape().str() + ".");
-  if (!(!bias.defined() || (bias.shape() == Shape{E} && bias.dtype() == DType::f32)))
-    throw Error(std::string(op) + ": " + "the conv bias must be (" + std::to_string(E) + ") f32, got " + bias.shape().str() + ".");
-  detail::require_int_sizes({B * 2 * E, B * E * W}, op, op);
-  Tensor xc = Tensor::empty(xz.ctx(), Shape{B, E});
-  Launch(xz.ctx(), "mamba_decode", op)
-      .arg(xz).arg(w).arg(bias.defined() ? bias : w).arg(conv).arg(xc).arg(B).arg(E).arg(W).arg(bias.defined())
-      .run(B * E, 64);
-  return xc;
-}
-
-Tensor mamba_ssm_step(const Tensor& xc, const Tensor& dbc, const Tensor& dt_w, const Tensor& dt_b,
+Tensor mamba_ssm_step(const Tensor& xc, const Tensor& x_proj_w, const Tensor& dt_w, const Tensor& dt_b,
                       const Tensor& A, const Tensor& D, const Tensor& xz, const Tensor& h) {
   const char* op = "mamba_ssm_step";
-  for (const Tensor* t : {&xc, &dbc, &dt_w, &dt_b, &A, &D, &xz, &h}) detail::require_f32(*t, op, "every tensor");
+  for (const Tensor* t : {&xc, &x_proj_w, &dt_w, &dt_b, &A, &D, &xz, &h}) detail::require_f32(*t, op, "every tensor");
   if (!(xc.shape().ndim() == 2 && A.shape().ndim() == 2 && dt_w.shape().ndim() == 2))
     throw Error(std::string(op) + ": " + "xc must be (B, E), A (E, N) and dt_weight (E, R), got " + xc.shape().str() + ", " +
               A.shape().str() + " and " + dt_w.shape().str() + ".");
-  const int64_t B = xc.size(0), E = xc.size(1), N = A.size(1), R = dt_w.size(1);
+  const int64_t B = xc.size(0), E = xc.size(1), N = A.size(1), R = dt_w.size(1), S = R + 2 * N;
   if (!(A.size(0) == E && dt_w.size(0) == E && dt_b.shape() == Shape{E} && D.shape() == Shape{E} &&
-              dbc.shape() == Shape{B, R + 2 * N} && xz.shape() == Shape{B, 2 * E} && h.shape() == Shape{B, E, N}))
-    throw Error(std::string(op) + ": " + "shapes do not match: xc " + xc.shape().str() + ", dbc " + dbc.shape().str() + ", dt_weight " +
-              dt_w.shape().str() + ", A " + A.shape().str() + ", xz " + xz.shape().str() + ", h " +
-              h.shape().str() + ".");
-  detail::require_int_sizes({B * E * N, B * 2 * E, E * R}, op, op);
-  Tensor y = Tensor::empty(xc.ctx(), Shape{B, E});
-  Launch(xc.ctx(), "mamba_decode", op, BuildOptions().define("DSTATE", N))
-      .arg(xc).arg(dbc).arg(dt_w).arg(dt_b).arg(A).arg(D).arg(xz).arg(h).arg(y).arg(B).arg(E).arg(R)
-      .run(B * E, 64);
+              x_proj_w.shape() == Shape{S, E} && xz.shape() == Shape{B, 2 * E} && h.shape() == Shape{B, E, N}))
+    throw Error(std::string(op) + ": " + "shapes do not match: xc " + xc.shape().str() + ", x_proj weight " +
+              x_proj_w.shape().str() + ", dt_weight " + dt_w.shape().str() + ", A " + A.shape().str() + ", xz " +
+              xz.shape().str() + ", h " + h.shape().str() + ".");
+  if (B < 1 || B > kDecodeGemvRows)
+    throw Error(std::string(op) + ": takes 1 to " + std::to_string(kDecodeGemvRows) + " rows, got " +
+                std::to_string(B) + ".");
+  detail::require_int_sizes({B * E * N, B * 2 * E, E * R, S * E}, op, op);
+  Context& ctx = xc.ctx();
+  // GPUs: x_proj inside the kernel (one launch). CPUs: x_proj by decode_gemv first (the kernel's
+  // per-group recomputation of x_proj costs more there than a launch).
+  const bool cpu = kernel_mapping(ctx) == KernelMapping::cpu;
+  const Tensor dbc = cpu ? decode_gemv(xc, x_proj_w) : xc;
+  Tensor y = Tensor::empty(ctx, Shape{B, E});
+  const int64_t lwg = 64, blocks = (E + lwg - 1) / lwg;
+  Launch(ctx, "mamba_decode", op, BuildOptions().define("DSTATE", N).define("SDIM", S).define("LWG", lwg))
+      .arg(xc).arg(dbc).arg(x_proj_w).arg(dt_w).arg(dt_b).arg(A).arg(D).arg(xz).arg(h).arg(y).arg(E).arg(!cpu)
+      .run(B * blocks * lwg, lwg);
   return y;
 }
 

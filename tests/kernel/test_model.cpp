@@ -1,6 +1,7 @@
 // The assembled model: Hugging Face names, step decoding = parallel forward through Mamba and
 // MoE blocks, the loss at initialisation, and gradient descent lowering the loss.
 #include <cmath>
+#include <optional>
 #include <set>
 
 #include "harness.hpp"
@@ -77,7 +78,7 @@ TEST(Model, StepDecodingEqualsTheParallelForward) {
 // The fused decode path (nn/decode_path.hpp) against the unfused one, step by step from the same
 // prefilled state, over the options it fuses: every router mode, a shared expert, GELU experts,
 // in_proj / out_proj biases, no conv bias, Granite's scalings, an untied head, and a batch above
-// ops::kDecodeGemvRows (which steps unfused). fp32 both; logits O(1).
+// ops::kDecodeGemvRows (which steps unfused), in both kernel mappings. fp32 both; logits O(1).
 TEST(Model, FusedDecodingEqualsTheUnfusedSteps) {
   struct Variant {
     const char* what;
@@ -103,8 +104,11 @@ TEST(Model, FusedDecodingEqualsTheUnfusedSteps) {
        1},
       {"batch 17", [](ModelSpec&) {}, 17}};
   ag::NoGradScope no_grad;
+  for (const bool other : {false, true})  // both kernel mappings (the GPUs' fuses x_proj into the ssm step)
   for (const auto& v : variants) {
-    SCOPED_TRACE(v.what);
+    SCOPED_TRACE(std::string(v.what) + (other ? ", the other kernel mapping" : ""));
+    std::optional<ForcedMapping> forced;
+    if (other) forced.emplace(other_mapping());
     ModelSpec spec = small_spec("MEME");
     v.set(spec);
     Model m(test_ctx(), spec, 4);

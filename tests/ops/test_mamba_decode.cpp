@@ -1,15 +1,16 @@
-// ops::mamba_conv_step and ops::mamba_ssm_step against float64 (ref::mamba_conv_step,
-// ref::mamba_ssm_step) as registered op cases (no autograd: forward only, poisoned outputs, both
-// kernel mappings): each case's output is the step's result followed by the state it leaves, so the
-// in-place update is checked too. Odd E, conv widths 1, 3 and 4, with and without the conv bias,
-// state sizes 1, 5 and 16, dt ranks 1 and 28; two steps in a row equal the composed training ops
+// ops::mamba_ssm_step against float64 (ref::linear for x_proj, ref::mamba_ssm_step) as registered op cases (no autograd:
+// forward only, poisoned outputs, both kernel mappings): each case's output is the step's result
+// followed by the state it leaves, so the in-place update is checked too. Odd E, state sizes 1, 5
+// and 16, dt ranks 1 and 28; two steps in a row of in_proj + conv (ops::decode_gemv_conv, its op
+// cases are in test_decode_gemv.cpp) and the ssm step equal the composed training ops
 // (causal_conv1d_step + silu, selective_scan_step); a deliberately broken variant; bad input.
 // Perf size: one phase1 Mamba layer (E 896, N 16, R 28) at batch 1.
-// Tolerances: rtol 1e-5, atol 1e-5: a W-term conv, an R-term dot, N exponentials and an N-term
-// sum in fp32 per channel, all O(1).
+// Tolerances: rtol 1e-5, atol 1e-5: x_proj's E-term dots (weights U(±1.5/sqrt(E)): O(1) outputs), an
+// R-term dot, N exponentials and an N-term sum in fp32 per channel, all O(1).
 #include "error_text.hpp"
 #include "magellano/ops/activation.hpp"
 #include "magellano/ops/conv1d.hpp"
+#include "magellano/ops/decode_gemv.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/ops/mamba_decode.hpp"
 #include "magellano/ops/matmul.hpp"
@@ -23,53 +24,16 @@ namespace ops = magellano::ops;
 
 namespace {
 
-Vec joined(Vec a, const Vec& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
-Tensor joined(const Tensor& a, const Tensor& b) {
-  auto v = a.to_host();
-  const auto w = b.to_host();
-  v.insert(v.end(), w.begin(), w.end());
-  return Tensor::from_host(test_ctx(), Shape{int64_t(v.size())}, v);
-}
-
-CaseSpec conv_case(int64_t b, int64_t e, int64_t w, bool bias, uint64_t seed = 1) {
-  const std::string name = "mamba_conv_step B " + std::to_string(b) + " E " + std::to_string(e) + " W " +
-                           std::to_string(w) + (bias ? " bias" : "");
-  return {name, [=] {
-            OpCase c;
-            c.inputs = {{Shape{b, 2 * e}, randn(b * 2 * e, seed), false},
-                        {Shape{e, w}, uniform(e * w, seed + 1, -0.7, 0.7), false},
-                        {Shape{e}, randn(e, seed + 2, 0.3), false},
-                        {Shape{b, e, w - 1}, randn(b * e * (w - 1), seed + 3), false}};
-            c.device = [=](const std::vector<Tensor>& t) {
-              const Tensor xc = ops::mamba_conv_step(t[0], t[1], bias ? t[2] : Tensor(), t[3]);
-              return joined(xc, t[3]);
-            };
-            c.ref = [=](const std::vector<Vec>& x) {
-              Vec conv = x[3];
-              const Vec xc = ref::mamba_conv_step(x[0], b, e, x[1], w, bias ? x[2] : Vec(), conv);
-              return joined(xc, conv);
-            };
-            c.ref_grad = [](const std::vector<Vec>& x, const Vec&) { return std::vector<Vec>(x.size()); };
-            c.tol = {.fwd_rtol = 1e-5, .fwd_atol = 1e-5};
-            c.sizes = {{"B", b}, {"E", e}, {"W", w}};
-            c.cost = {4.0 * (b * e * (2 * (w - 1) + 2) + e * (w + 1)), 2.0 * b * e * (w + 3), 0, 0};
-            return c;
-          }};
-}
-
 CaseSpec ssm_case(int64_t b, int64_t e, int64_t n, int64_t r, uint64_t seed = 1) {
   const std::string name = "mamba_ssm_step B " + std::to_string(b) + " E " + std::to_string(e) + " N " +
                            std::to_string(n) + " R " + std::to_string(r);
   return {name, [=] {
             OpCase c;
+            const double xs = 1.5 / std::sqrt(double(e));  // x_proj's outputs O(1)
             Vec A(e * n);  // −exp(A_log) of S4D-real's A_log, perturbed
             for (int64_t i = 0; i < e * n; ++i) A[i] = -double(i % n + 1) * std::exp(0.1 * std::sin(double(i)));
             c.inputs = {{Shape{b, e}, randn(b * e, seed), false},
-                        {Shape{b, r + 2 * n}, randn(b * (r + 2 * n), seed + 1), false},
+                        {Shape{r + 2 * n, e}, uniform((r + 2 * n) * e, seed + 1, -xs, xs), false},
                         {Shape{e, r}, uniform(e * r, seed + 2, -0.5, 0.5), false},
                         {Shape{e}, uniform(e, seed + 3, -4.0, 0.5), false},
                         {Shape{e, n}, A, false},
@@ -82,34 +46,33 @@ CaseSpec ssm_case(int64_t b, int64_t e, int64_t n, int64_t r, uint64_t seed = 1)
             };
             c.ref = [=](const std::vector<Vec>& x) {
               Vec h = x[7];
-              const Vec y = ref::mamba_ssm_step(x[0], x[1], x[2], x[3], x[4], x[5], x[6], h, b, e, r, n);
+              const Vec dbc = ref::linear(x[0], b, e, x[1], r + 2 * n);
+              const Vec y = ref::mamba_ssm_step(x[0], dbc, x[2], x[3], x[4], x[5], x[6], h, b, e, r, n);
               return joined(y, h);
             };
             c.ref_grad = [](const std::vector<Vec>& x, const Vec&) { return std::vector<Vec>(x.size()); };
             c.tol = {.fwd_rtol = 1e-5, .fwd_atol = 1e-5};
             c.sizes = {{"B", b}, {"E", e}, {"N", n}, {"R", r}};
-            // h read and written, A and dt_w read; ~(2R + 8N + 12) FLOPs per channel.
-            c.cost = {4.0 * (2 * b * e * n + e * n + e * r + 5 * b * e + b * (r + 2 * n)),
-                      double(b * e * (2 * r + 8 * n + 12)), 0, 0};
+            // h read and written, A, dt_w and x_proj's weight read; x_proj's 2(R + 2N) FLOPs and
+            // ~(2R + 8N + 12) more per channel.
+            c.cost = {4.0 * (2 * b * e * n + e * n + e * r + 5 * b * e + (r + 2 * n) * e),
+                      double(b * e * (2 * (r + 2 * n) + 2 * r + 8 * n + 12)), 0, 0};
             return c;
           }};
 }
 
-const RegisterOp reg_conv{{"mamba_conv_step",
-                           {conv_case(1, 7, 4, true), conv_case(3, 33, 4, false), conv_case(2, 5, 3, true),
-                            conv_case(2, 9, 1, true)},
-                           conv_case(1, 896, 4, true)}};
-
 const RegisterOp reg_ssm{{"mamba_ssm_step",
                           {ssm_case(1, 7, 5, 1), ssm_case(3, 33, 16, 28), ssm_case(2, 65, 1, 3),
-                           ssm_case(16, 12, 16, 2)},
+                           ssm_case(16, 12, 16, 2), ssm_case(2, 200, 16, 7)},
                           ssm_case(1, 896, 16, 28)}};
 
 }  // namespace
 
-// Two steps of the fused kernels equal the training ops composed (the unfused decode path).
+// Two steps of the fused kernels (in_proj + conv, the ssm step) equal the training ops composed (the unfused decode path).
 TEST(MambaDecode, TwoStepsEqualTheComposedOps) {
-  const int64_t B = 3, E = 19, N = 16, R = 5, W = 4;
+  const int64_t B = 3, E = 19, N = 16, R = 5, W = 4, K = 11;
+  Tensor in_w = upload(Shape{2 * E, K}, uniform(2 * E * K, 30, -0.3, 0.3));
+  Tensor x_w = upload(Shape{R + 2 * N, E}, uniform((R + 2 * N) * E, 31, -0.3, 0.3));
   Tensor conv_w = upload(Shape{E, W}, uniform(E * W, 1, -0.7, 0.7)), conv_b = upload(Shape{E}, randn(E, 2, 0.3));
   Tensor dt_w = upload(Shape{E, R}, uniform(E * R, 3, -0.5, 0.5)), dt_b = upload(Shape{E}, uniform(E, 4, -4, 0.5));
   Vec al(E * N);
@@ -119,12 +82,12 @@ TEST(MambaDecode, TwoStepsEqualTheComposedOps) {
   Tensor conv1 = upload(Shape{B, E, W - 1}, randn(B * E * (W - 1), 6)), h1 = upload(Shape{B, E, N}, randn(B * E * N, 7));
   Tensor conv2 = upload(Shape{B, E, W - 1}, randn(B * E * (W - 1), 6)), h2 = upload(Shape{B, E, N}, randn(B * E * N, 7));
   for (int step = 0; step < 2; ++step) {
-    Tensor xz = upload(Shape{B, 2 * E}, randn(B * 2 * E, 10 + step)), dbc = upload(Shape{B, R + 2 * N}, randn(B * (R + 2 * N), 20 + step));
-    const Tensor xc = ops::mamba_conv_step(xz, conv_w, conv_b, conv1);
-    const Tensor y = ops::mamba_ssm_step(xc, dbc, dt_w, dt_b, A, D, xz, h1);
+    Tensor x = upload(Shape{B, K}, randn(B * K, 10 + step));
+    const auto [xz, xc] = ops::decode_gemv_conv(x, in_w, {}, {conv_w, conv_b, conv1});
+    const Tensor y = ops::mamba_ssm_step(xc, x_w, dt_w, dt_b, A, D, xz, h1);
     auto xs = ops::split_last(xz, {E, E});
     const Tensor xc2 = ops::silu(ops::causal_conv1d_step(xs[0], conv_w, conv_b, conv2));
-    auto parts = ops::split_last(dbc, {R, N, N});
+    auto parts = ops::split_last(ops::matmul(xc2, x_w, false, true), {R, N, N});
     const Tensor delta = ops::matmul(parts[0], dt_w, false, true);
     const Tensor y2 = ops::selective_scan_step(xc2, delta, A, parts[1], parts[2], D, xs[1], dt_b, h2);
     const std::string at = "step " + std::to_string(step);
@@ -143,24 +106,26 @@ TEST(MambaDecode, TheCheckRejectsADeliberatelyBrokenVariant) {
     return joined(y, t[7]);
   });
   EXPECT_FALSE(no_skip.empty());
-  // The conv state not shifted: the output is right, the state left behind is not.
-  const auto stale_state = failures_with(conv_case(3, 33, 4, false), [](const std::vector<Tensor>& t) {
-    const Tensor before = upload(t[3].shape(), to_f64(t[3].to_host()));
-    const Tensor xc = ops::mamba_conv_step(t[0], t[1], Tensor(), t[3]);
-    return joined(xc, before);
+  // x_proj's B and C rows swapped (R 28, N 16: rows 28..43 <-> 44..59).
+  const auto swapped = failures_with(ssm_case(3, 33, 16, 28), [](const std::vector<Tensor>& t) {
+    Vec w = to_f64(t[1].to_host());
+    const int64_t E = t[1].size(1);
+    for (int64_t i = 28 * E; i < 44 * E; ++i) std::swap(w[i], w[i + 16 * E]);
+    const Tensor y = ops::mamba_ssm_step(t[0], upload(t[1].shape(), w), t[2], t[3], t[4], t[5], t[6], t[7]);
+    return joined(y, t[7]);
   });
-  EXPECT_FALSE(stale_state.empty());
+  EXPECT_FALSE(swapped.empty());
 }
 
 TEST(MambaDecode, BadArgumentsAreOneClearError) {
-  Tensor xz = upload(Shape{2, 8}, randn(16, 1)), w = upload(Shape{4, 4}, randn(16, 2));
-  expect_error([&] { ops::mamba_conv_step(xz, upload(Shape{3, 4}, randn(12, 3)), Tensor(), xz); },
-               "xz must be (B, 2E) and the conv weight (E, W)");
-  expect_error([&] { ops::mamba_conv_step(xz, w, Tensor(), upload(Shape{2, 4, 2}, randn(16, 4))); },
-               "the conv state must be (2, 4, 3)");
+  Tensor xz = upload(Shape{2, 8}, randn(16, 1));
   Tensor xc = upload(Shape{2, 4}, randn(8, 5)), A = upload(Shape{4, 3}, randn(12, 6));
   Tensor dt_w = upload(Shape{4, 2}, randn(8, 7)), e4 = upload(Shape{4}, randn(4, 8));
   Tensor h = upload(Shape{2, 4, 3}, randn(24, 9));
   expect_error([&] { ops::mamba_ssm_step(xc, upload(Shape{2, 7}, randn(14, 10)), dt_w, e4, A, e4, xz, h); },
                "shapes do not match");
+  const Tensor x17 = upload(Shape{17, 4}, randn(68, 11)), xz17 = upload(Shape{17, 8}, randn(136, 12));
+  expect_error([&] { ops::mamba_ssm_step(x17, upload(Shape{8, 4}, randn(32, 13)), dt_w, e4, A, e4, xz17,
+                                         upload(Shape{17, 4, 3}, randn(204, 14))); },
+               "takes 1 to 16 rows");
 }

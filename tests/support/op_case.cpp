@@ -72,4 +72,16 @@ std::vector<Vec> zeros_like(const std::vector<Vec>& inputs) {
   return g;
 }
 
+Vec joined(Vec a, const Vec& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+Tensor joined(const Tensor& a, const Tensor& b) {
+  auto v = a.to_host();
+  const auto w = b.to_host();
+  v.insert(v.end(), w.begin(), w.end());
+  return Tensor::from_host(test_ctx(), Shape{int64_t(v.size())}, v);
+}
+
 }  // namespace mgtest

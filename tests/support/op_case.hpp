@@ -84,4 +84,9 @@ std::string dims(const Shape& s);
 // Zero gradients shaped like the inputs, for references that add into them.
 std::vector<Vec> zeros_like(const std::vector<Vec>& inputs);
 
+// a's values followed by b's (a case's several outputs, e.g. a step's result and the state it
+// leaves, as one flat output): host vectors, or device tensors into a 1-D tensor.
+Vec joined(Vec a, const Vec& b);
+Tensor joined(const Tensor& a, const Tensor& b);
+
 }  // namespace mgtest

@@ -1,6 +1,6 @@
-// Which decoding step Model::step runs. The fused path (on by default) steps a Mamba block in five
-// launches (ops::decode_gemv with the norm and the residual fused, ops::mamba_conv_step,
-// ops::mamba_ssm_step), a MoE block in three with no host read (ops::moe_decode_*), and the final
+// Which decoding step Model::step runs. The fused path (on by default) steps a Mamba block in four
+// launches (ops::decode_gemv_conv: the norm, in_proj and the conv step; ops::decode_gemv for x_proj
+// and for out_proj with the residual; ops::mamba_ssm_step), a MoE block in three with no host read (ops::moe_decode_*), and the final
 // norm with the LM head in one; the unfused path composes the training ops (Mamba's ~15 launches,
 // the MoE's read of its expert offsets). Both give the same results to fp32 rounding.
 // A block takes the fused path where its layers allow it (fused_linear): f32 weights without

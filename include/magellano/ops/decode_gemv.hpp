@@ -25,4 +25,19 @@ struct DecodeGemvParts {
 
 Tensor decode_gemv(const Tensor& x, const Tensor& weight, const DecodeGemvParts& parts = {});
 
+// Mamba's in_proj with the causal conv step of its x half fused in (one launch):
+//   out = decode_gemv(x, weight, parts): (B, 2E), x' = out[:, :E];
+//   xc = silu(conv_bias + Σ_{k<W-1} conv_weight[e, k] · state[b, e, k] + conv_weight[e, W-1] · x'[b, e]): (B, E),
+//   equal to ops::silu(ops::causal_conv1d_step(x', conv_weight, conv_bias, state));
+//   state: (B, E, W-1) the last W-1 inputs, oldest first, shifted left and taking x' (in place).
+// conv_weight (E, W) f32, conv_bias (E) f32 or undefined.
+struct DecodeConv {
+  Tensor weight, bias, state;
+};
+struct DecodeGemvConvOut {
+  Tensor out, xc;
+};
+DecodeGemvConvOut decode_gemv_conv(const Tensor& x, const Tensor& weight, const DecodeGemvParts& parts,
+                                   const DecodeConv& conv);
+
 }  // namespace magellano::ops
