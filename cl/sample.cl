@@ -25,17 +25,10 @@
 // or above 15 candidate thresholds at once.
 // Knobs: LOCAL (-D, default 128): work-group size, a power of two. The host keeps it at 128 on
 // every device that allows it, so every sum has the same shape (the same order) everywhere.
-// BIN_SELECT (-D, 0 or 1; GPUs 1): the search's bins are updated by a select per bin instead of an
-// indexed add, so they stay in registers (an indexed private array lives in slow memory on GPUs);
-// the sums are bitwise the same either way. The loops over a row are unrolled so that several of a
-// work-item's loads are in flight at once (the additions keep their order).
 // Deterministic: sums are fixed-shape trees or fixed serial loops; no atomics.
 // Launch exactly one group per row (no early return ahead of barriers: PoCL 3.1 miscompiles it).
 #ifndef LOCAL
 #define LOCAL 128
-#endif
-#ifndef BIN_SELECT
-#define BIN_SELECT 0
 #endif
 #define SPLITS 16
 
@@ -81,20 +74,11 @@ inline uint threshold_search(__global const float* z, __global const float* e, l
     // (keys below t_1 count for no candidate). F(t_j) is then the sum of bins j and up.
     float bin[SPLITS];
     for (int j = 0; j < SPLITS; ++j) bin[j] = 0.0f;
-#pragma unroll 8
     for (long c = l; c < V; c += LOCAL) {
       const uint k = order_key(z[c]);
-#if BIN_SELECT
-      // Every bin adds its weight or +0 (bitwise the same sums): bin stays in registers.
-      const float w = k < lo ? 0.0f : weighted ? (k >= floor_key ? e[c] : 0.0f) : 1.0f;
-      const uint d = k < lo ? 0u : min((k - lo) >> shift, (uint)(SPLITS - 1));
-#pragma unroll
-      for (int j = 0; j < SPLITS; ++j) bin[j] += d == (uint)j ? w : 0.0f;
-#else
       if (k < lo) continue;
       const uint d = min((k - lo) >> shift, (uint)(SPLITS - 1));
       bin[d] += weighted ? (k >= floor_key ? e[c] : 0.0f) : 1.0f;
-#endif
     }
     float acc = 0.0f;  // suffix sums, from the top bin down: a fixed order
     for (int j = SPLITS - 1; j >= 1; --j) {
@@ -140,7 +124,6 @@ void sample_rows(__global const float* logits, ulong logits_off, __global const 
   // 1-2. Penalty, temperature, and the row's maximum with its lowest index.
   float best = -INFINITY;
   int best_i = (int)V;  // none yet
-#pragma unroll 8
   for (long c = l; c < V; c += LOCAL) {
     float v = x[c];
     if (penalty != 1.0f && sn[c]) v = v > 0.0f ? v / penalty : v * penalty;
@@ -169,7 +152,6 @@ void sample_rows(__global const float* logits, ulong logits_off, __global const 
   } else {
     const float m = z[arg];  // the maximum of z (z is v / T elementwise, a monotone map)
     const uint max_key = order_key(m);
-#pragma unroll 8
     for (long c = l; c < V; c += LOCAL) e[c] = exp(z[c] - m);
     barrier(CLK_GLOBAL_MEM_FENCE);
 
@@ -180,7 +162,6 @@ void sample_rows(__global const float* logits, ulong logits_off, __global const 
     uint tau = kth;
     if (top_p < 1.0f) {
       float part = 0.0f;
-#pragma unroll 8
       for (long c = l; c < V; c += LOCAL) part += order_key(z[c]) >= kth ? e[c] : 0.0f;
       const float kept_mass = group_sum(s, part, LOCAL);
       const uint t = threshold_search(z, e, V, 1, kth, top_p * kept_mass, s);
@@ -192,7 +173,6 @@ void sample_rows(__global const float* logits, ulong logits_off, __global const 
     const long chunk = (V + LOCAL - 1) / LOCAL;
     const long c0 = min((long)l * chunk, V), c1 = min(c0 + chunk, V);
     float part = 0.0f;
-#pragma unroll 8
     for (long c = c0; c < c1; ++c) part += order_key(z[c]) >= tau ? e[c] : 0.0f;
     s[l] = part;
     barrier(CLK_LOCAL_MEM_FENCE);

@@ -1,8 +1,6 @@
 #include "magellano/generate/sampler.hpp"
 
 #include <cmath>
-#include <cstdlib>
-#include <string>
 
 #include "magellano/ops/launch.hpp"
 #include "magellano/runtime/error.hpp"
@@ -26,14 +24,6 @@ int64_t sample_local_size(const Context& ctx) {
   return l;
 }
 
-// cl/sample.cl's BIN_SELECT: on GPUs, unless MAGELLANO_SAMPLE_BIN_SELECT=0|1 says otherwise
-// (the tests run both forms on PoCL: their results are bitwise the same).
-bool bin_select(const Context& ctx) {
-  const char* env = std::getenv("MAGELLANO_SAMPLE_BIN_SELECT");
-  if (env && *env) return std::string(env) != "0";
-  return ctx.device().type == "gpu";
-}
-
 Sampler::Sampler(Context& ctx, int64_t batch, int64_t vocab, const SamplingParams& params,
                  const std::vector<std::vector<int32_t>>& context)
     : ctx_(ctx), batch_(batch), vocab_(vocab), params_(params), local_(sample_local_size(ctx)) {
@@ -51,7 +41,7 @@ Sampler::Sampler(Context& ctx, int64_t batch, int64_t vocab, const SamplingParam
   seen_ = Tensor::from_host_u8(ctx, Shape{batch, vocab}, seen, MemCategory::scratch);
   z_ = Tensor::empty(ctx, Shape{batch, vocab}, DType::f32, MemCategory::scratch);
   e_ = Tensor::empty(ctx, Shape{batch, vocab}, DType::f32, MemCategory::scratch);
-  options_ = BuildOptions().define("LOCAL", local_).define("BIN_SELECT", bin_select(ctx));
+  options_ = BuildOptions().define("LOCAL", local_);
 }
 
 Tensor Sampler::run(const Tensor& logits, int64_t step, const Tensor* probs) {

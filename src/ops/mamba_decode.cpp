@@ -1,5 +1,8 @@
 #include "magellano/ops/mamba_decode.hpp"
 
+#include <cstdlib>
+#include <string>
+
 #include "check.hpp"
 #include "magellano/ops/decode_gemv.hpp"
 #include "magellano/ops/launch.hpp"
@@ -25,14 +28,18 @@ Tensor mamba_ssm_step(const Tensor& xc, const Tensor& x_proj_w, const Tensor& dt
                 std::to_string(B) + ".");
   detail::require_int_sizes({B * E * N, B * 2 * E, E * R, S * E}, op, op);
   Context& ctx = xc.ctx();
-  // GPUs: x_proj inside the kernel (one launch). CPUs: x_proj by decode_gemv first (the kernel's
-  // per-group recomputation of x_proj costs more there than a launch).
-  const bool cpu = kernel_mapping(ctx) == KernelMapping::cpu;
-  const Tensor dbc = cpu ? decode_gemv(xc, x_proj_w) : xc;
+  // x_proj by decode_gemv first, then the step. The kernel can also compute x_proj itself in
+  // every group (one launch less), but that is slower everywhere measured: on the H100 at phase1's
+  // sizes (E 896, 60 x_proj rows) the step took 124 µs per call that way, against a launch of a
+  // few µs; on PoCL 9.5 ms against 1.6 ms per token. MAGELLANO_DECODE_XPROJ_IN_STEP=1 selects it
+  // (for measurements on other devices).
+  const char* env = std::getenv("MAGELLANO_DECODE_XPROJ_IN_STEP");
+  const bool in_step = env && std::string(env) == "1";
+  const Tensor dbc = in_step ? xc : decode_gemv(xc, x_proj_w);
   Tensor y = Tensor::empty(ctx, Shape{B, E});
   const int64_t lwg = 64, blocks = (E + lwg - 1) / lwg;
   Launch(ctx, "mamba_decode", op, BuildOptions().define("DSTATE", N).define("SDIM", S).define("LWG", lwg))
-      .arg(xc).arg(dbc).arg(x_proj_w).arg(dt_w).arg(dt_b).arg(A).arg(D).arg(xz).arg(h).arg(y).arg(E).arg(!cpu)
+      .arg(xc).arg(dbc).arg(x_proj_w).arg(dt_w).arg(dt_b).arg(A).arg(D).arg(xz).arg(h).arg(y).arg(E).arg(in_step)
       .run(B * blocks * lwg, lwg);
   return y;
 }

@@ -7,6 +7,8 @@
 // Perf size: one phase1 Mamba layer (E 896, N 16, R 28) at batch 1.
 // Tolerances: rtol 1e-5, atol 1e-5: x_proj's E-term dots (weights U(±1.5/sqrt(E)): O(1) outputs), an
 // R-term dot, N exponentials and an N-term sum in fp32 per channel, all O(1).
+#include <cstdlib>
+
 #include "error_text.hpp"
 #include "magellano/ops/activation.hpp"
 #include "magellano/ops/conv1d.hpp"
@@ -128,4 +130,25 @@ TEST(MambaDecode, BadArgumentsAreOneClearError) {
   expect_error([&] { ops::mamba_ssm_step(x17, upload(Shape{8, 4}, randn(32, 13)), dt_w, e4, A, e4, xz17,
                                          upload(Shape{17, 4, 3}, randn(204, 14))); },
                "takes 1 to 16 rows");
+}
+
+// The step's optional form that computes x_proj in every group (MAGELLANO_DECODE_XPROJ_IN_STEP=1)
+// against the default (x_proj by decode_gemv first): the same sums in another order.
+TEST(MambaDecode, XprojInTheStepEqualsXprojFirst) {
+  const int64_t B = 2, E = 70, N = 16, R = 5;
+  Tensor x_w = upload(Shape{R + 2 * N, E}, uniform((R + 2 * N) * E, 41, -0.3, 0.3));
+  Tensor dt_w = upload(Shape{E, R}, uniform(E * R, 42, -0.5, 0.5)), dt_b = upload(Shape{E}, uniform(E, 43, -4, 0.5));
+  Tensor A = upload(Shape{E, N}, uniform(E * N, 44, -3, -0.5)), D = upload(Shape{E}, randn(E, 45));
+  Tensor xc = upload(Shape{B, E}, randn(B * E, 46)), xz = upload(Shape{B, 2 * E}, randn(B * 2 * E, 47));
+  const Vec h0 = randn(B * E * N, 48);
+  std::vector<float> y[2], h[2];
+  for (int in_step = 0; in_step < 2; ++in_step) {
+    if (in_step) setenv("MAGELLANO_DECODE_XPROJ_IN_STEP", "1", 1);
+    Tensor state = upload(Shape{B, E, N}, h0);
+    y[in_step] = ops::mamba_ssm_step(xc, x_w, dt_w, dt_b, A, D, xz, state).to_host();
+    h[in_step] = state.to_host();
+    unsetenv("MAGELLANO_DECODE_XPROJ_IN_STEP");
+  }
+  expect_close(y[1], to_f64(y[0]), 1e-5, 1e-5, "y");
+  expect_close(h[1], to_f64(h[0]), 1e-5, 1e-5, "state");
 }

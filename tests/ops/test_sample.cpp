@@ -270,22 +270,3 @@ TEST(Sample, FrequenciesMatchTheFilteredDistribution) {
   const double critical = df * std::pow(1 - a + z * std::sqrt(a), 3);
   EXPECT_LT(chi2, critical) << kept << " kept ids, " << n << " draws";
 }
-
-// cl/sample.cl's two forms of the threshold search's bins (BIN_SELECT: GPUs; the indexed add:
-// CPUs) make bitwise the same sums, so the same probabilities and ids on every device.
-TEST(Sample, BinFormsAreBitwiseTheSame) {
-  const size_t B = 3, V = 50257;
-  const auto x = to_f64(random_logits(B * V, 95, 3.0));
-  std::vector<std::vector<float>> probs;
-  std::vector<std::vector<int32_t>> ids;
-  for (const char* form : {"0", "1"}) {
-    setenv("MAGELLANO_SAMPLE_BIN_SELECT", form, 1);
-    Sampler s(test_ctx(), int64_t(B), int64_t(V), params(0.8f, 50, 0.9f, 1.0f));
-    Tensor drawn;
-    probs.push_back(s.probabilities(upload(Shape{int64_t(B), int64_t(V)}, x), 3, &drawn).to_host());
-    ids.push_back(drawn.to_host_i32());
-  }
-  unsetenv("MAGELLANO_SAMPLE_BIN_SELECT");
-  EXPECT_EQ(probs[0], probs[1]);
-  EXPECT_EQ(ids[0], ids[1]);
-}
