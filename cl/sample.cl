@@ -23,8 +23,8 @@
 // key into one of 16 bins by its next 4 bits (keys above the window into the top bin, keys
 // below it into none), and suffix sums of the bins give the count (top-k) or mass (top-p) at
 // or above 15 candidate thresholds at once.
-// Knobs: LOCAL (-D, default 128): work-group size, a power of two. The host keeps it at 128 on
-// every device that allows it, so every sum has the same shape (the same order) everywhere.
+// Knobs: LOCAL (-D, default 128): work-group size, a power of two. The host uses 128 on CPUs and
+// 512 on GPUs (generate/sampler.hpp), so every sum has the same shape on devices of a kind.
 // Deterministic: sums are fixed-shape trees or fixed serial loops; no atomics.
 // Launch exactly one group per row (no early return ahead of barriers: PoCL 3.1 miscompiles it).
 #ifndef LOCAL

@@ -1,6 +1,8 @@
 #include "magellano/generate/sampler.hpp"
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include "magellano/ops/launch.hpp"
 #include "magellano/runtime/error.hpp"
@@ -19,8 +21,19 @@ void validate(const SamplingParams& p) {
 }
 
 int64_t sample_local_size(const Context& ctx) {
+  const DeviceInfo& dev = ctx.device();
+  int64_t want = dev.type == "gpu" ? 512 : 128;
+  if (const char* env = std::getenv("MAGELLANO_SAMPLE_LOCAL"); env && *env) {
+    want = std::atoll(env);
+    if (want < 1 || want > 1024 || (want & (want - 1)) != 0)
+      throw Error("MAGELLANO_SAMPLE_LOCAL must be a power of two from 1 to 1024; got '" + std::string(env) + "'.");
+  }
+  // cl/sample.cl's local memory: LOCAL * 17 + 3 words.
+  auto fits = [&](int64_t n) {
+    return n <= static_cast<int64_t>(dev.max_work_group_size) && uint64_t(n * 17 + 3) * 4 <= dev.local_mem_bytes;
+  };
   int64_t l = 1;
-  while (l * 2 <= 128 && l * 2 <= static_cast<int64_t>(ctx.device().max_work_group_size)) l *= 2;
+  while (l * 2 <= want && fits(l * 2)) l *= 2;
   return l;
 }
 

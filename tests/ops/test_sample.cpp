@@ -19,6 +19,7 @@
 //   given seed with probability 1 - 1e-4. Ids outside the kept set must never be drawn.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
 #include <random>
 
@@ -216,6 +217,15 @@ TEST(Sample, RepetitionPenaltyAsHuggingFace) {
 TEST(Sample, Gpt2SizedRowsAllFiltersTogether) {
   check_rows("V=50257", 2, 50257, params(0.8f, 50, 0.9f, 1.2f), 71, 3.0, 300);
   check_rows("V=50257 p only", 1, 50257, params(1.0f, 0, 0.7f, 1.0f), 74, 4.0, 0);
+}
+
+// The GPUs' work-group size (512), run here on PoCL: the same checks (kept sets, probabilities,
+// the draw against the host's inverse CDF); its sums are shorter serial loops, within the same bound.
+TEST(Sample, Gpt2SizedRowsWithTheGpuWorkGroupSize) {
+  setenv("MAGELLANO_SAMPLE_LOCAL", "512", 1);
+  check_rows("V=50257 local 512", 2, 50257, params(0.8f, 50, 0.9f, 1.2f), 71, 3.0, 300);
+  check_rows("V=1000 local 512", 3, 1000, params(1.3f, 7, 0.8f, 1.0f), 76, 2.0, 20);
+  unsetenv("MAGELLANO_SAMPLE_LOCAL");
 }
 
 TEST(Sample, SameSeedSameIdsDifferentSeedsDiffer) {
