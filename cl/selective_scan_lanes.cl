@@ -123,6 +123,17 @@ inline long chunk_index(int b, int c, int nc, int q, int j, int E, int e) {
   return (((long)b * nc + c) * DSTATE + 4 * q + j) * E + e;
 }
 
+// A chunk's summary of this work-item's 4 states: P (the decays' product) and S or Q.
+inline void store_summary(__global float* restrict P, __global float* restrict X, int b, int c, int nc, int q,
+                          int E, int e, const float* p, const float* x) {
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const long o = chunk_index(b, c, nc, q, j, E, e);
+    P[o] = p[j];
+    X[o] = x[j];
+  }
+}
+
 // What a step reads: x = u, raw = delta (before bias and softplus), z, dout (backward only),
 // and this work-item's 4 entries of B and C.
 typedef struct {
@@ -231,12 +242,7 @@ void lanes_summary_fwd(__global const float* restrict u, ulong u_off, __global c
 #pragma unroll
     for (int k = 0; k < SUB; ++k) summary_fwd_step(u, delta, Bm, b, L, E, e, q, ts + k, bias, use_softplus, a2, h, p);
   for (int t = t_full; t < t1; ++t) summary_fwd_step(u, delta, Bm, b, L, E, e, q, t, bias, use_softplus, a2, h, p);
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const long o = chunk_index(b, c, nc, q, j, E, e);
-    P[o] = p[j];
-    S[o] = h[j];
-  }
+  store_summary(P, S, b, c, nc, q, E, e, p, h);
 }
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
@@ -303,12 +309,7 @@ void lanes_summary_bwd(__global const float* restrict delta, ulong delta_off, __
       summary_bwd_step(delta, Cm, z, dout, b, L, E, e, q, te - k, bias, has_z, use_softplus, a2, g, p);
   for (int t = t_part - 1; t >= t0; --t)
     summary_bwd_step(delta, Cm, z, dout, b, L, E, e, q, t, bias, has_z, use_softplus, a2, g, p);
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const long o = chunk_index(b, c, nc, q, j, E, e);
-    P[o] = p[j];
-    Q[o] = g[j];
-  }
+  store_summary(P, Q, b, c, nc, q, E, e, p, g);
 }
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
