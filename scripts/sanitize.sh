@@ -6,19 +6,18 @@
 # Usage: scripts/sanitize.sh [extra ctest arguments, e.g. -R Config]
 #        scripts/sanitize.sh --configure   only installs clang and configures the tree (fuzz.sh uses it)
 #   SANITIZE_BUILD_DIR   the build folder (default build-san)
-#   BUILD_DIR            the normal build, whose kernel cache seeds this one's (default build)
 #   MAGELLANO_SKIP_FUZZ=1                 the tests only, no fuzzing
 #   CMAKE_CXX_COMPILER_LAUNCHER=ccache   reuses earlier compiles when configuring a new folder
 #
 # What it covers: every unit, data and kernel test that runs our host code (the library, the CLI
-# and server processes the tests start, the tests' own references), with the kernel binaries the
-# normal suite compiled (below). Left out (the normal suite runs them): the slow label, the op
-# cases' other-mapping rerun, the PTX compile checks and the include-layer script, whose work is in
-# kernels, clang-16 or bash processes. PoCL compiles and runs the OpenCL kernels inside the test
-# processes with its own LLVM; the kernels themselves are not instrumented, everything of ours on
-# the host is. No LD_PRELOAD is needed (the executables carry the ASan runtime). LeakSanitizer
-# ignores leaks inside PoCL and LLVM only (tests/sanitize/lsan.supp says when they happen); the
-# suite, CLBlast and the OpenCL loader included, runs without another leak report.
+# and server processes the tests start, the tests' own references). Left out (the normal suite
+# runs them): the slow label, the op cases' other-mapping rerun, the PTX compile checks and the
+# include-layer script, whose work is in kernels, clang-16 or bash processes. PoCL compiles and
+# runs the OpenCL kernels inside the test processes with its own LLVM; the kernels themselves are
+# not instrumented, everything of ours on the host is. No LD_PRELOAD is needed (the executables
+# carry the ASan runtime). LeakSanitizer ignores leaks inside PoCL and LLVM only
+# (tests/sanitize/lsan.supp says when they happen); the suite, CLBlast and the OpenCL loader
+# included, runs without another leak report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --sanitize
@@ -41,14 +40,8 @@ export UBSAN_OPTIONS="log_path=$reports/report:exitcode=86:print_stacktrace=1"
 export LSAN_OPTIONS="suppressions=$PWD/tests/sanitize/lsan.supp:print_suppressions=0"  # no report file for suppressed leaks alone
 export ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-16/bin/llvm-symbolizer
 export MAGELLANO_CACHE_DIR=$PWD/$build/kernel-cache  # for the canary; ctest sets the same for the tests
-# The kernel binaries the normal suite compiled (its build folder, $BUILD_DIR or build) seed this
-# tree's cache: an entry's key is the device, kernel, options and source, never the compiler that
-# built the host code, so the sanitized tests compile only kernels the normal suite did not.
-normal_cache=${BUILD_DIR:-build}/kernel-cache
-if [ -d "$normal_cache" ] && [ "$(realpath "$normal_cache")" != "$(realpath -m "$MAGELLANO_CACHE_DIR")" ]; then
-  mkdir -p "$MAGELLANO_CACHE_DIR"
-  cp -n "$normal_cache"/*.bin "$MAGELLANO_CACHE_DIR"/ 2>/dev/null || true
-fi
+# No need to seed it from the normal build's: the kernels' compile is PoCL's, whose own cache
+# ($POCL_CACHE_DIR, default ~/.cache/pocl) the normal suite has filled (measured: seeding it saves nothing).
 
 # The canary (tests/sanitize/canary.cpp): each deliberate bug must exit 86 with a report holding
 # its text, in a process that has run a PoCL kernel; the bug-free run must leave no report.
