@@ -5,10 +5,9 @@
 #   scripts/fuzz.sh [TARGET...]        each target for FUZZ_RUNS (default 1000000) executions, one
 #                                      at a time; prints executions, time, corpus and findings per
 #                                      target
-#   scripts/fuzz.sh --ci [TARGET...]   each target for FUZZ_SECONDS (default 30) seconds, two at a
+#   scripts/fuzz.sh --ci [TARGET...]   each target for FUZZ_SECONDS (default 25) seconds, two at a
 #                                      time (CI's 2 cores)
-# Targets: config safetensors safetensors_index checkpoint token_file bpe_tokenizer layer_pattern
-# serve_request chat_template tool_calls (default: all).
+# Targets: those of MAGELLANO_FUZZ_TARGETS in fuzz/CMakeLists.txt (default: all).
 # Exits 1 when any target finds something: a crash, a sanitizer report, an exception other than
 # magellano::Error, a leak, an input slower than 25 s or one using more than 2 GB. libFuzzer
 # writes the input to $FUZZ_OUT/<target>/ (default: <build>/fuzz-findings/); once fixed, copy it
@@ -22,7 +21,9 @@ cd "$(dirname "$0")/.."
 
 ci=0
 if [ "${1:-}" = "--ci" ]; then ci=1; shift; fi
-all=(config safetensors safetensors_index checkpoint token_file bpe_tokenizer layer_pattern serve_request chat_template tool_calls)
+read -r -a all <<<"$(sed -n '/^set(MAGELLANO_FUZZ_TARGETS/,/)/p' fuzz/CMakeLists.txt |
+                     sed 's/^set(MAGELLANO_FUZZ_TARGETS//; s/).*//' | tr '\n' ' ')"
+[ ${#all[@]} -gt 0 ] || { echo "fuzz: no MAGELLANO_FUZZ_TARGETS list in fuzz/CMakeLists.txt" >&2; exit 2; }
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 for t in "${targets[@]}"; do
@@ -69,7 +70,7 @@ report() {
 
 failed=0
 if [ $ci -eq 1 ]; then
-  seconds=${FUZZ_SECONDS:-30}
+  seconds=${FUZZ_SECONDS:-25}
   echo "fuzz: each target for ${seconds} s, two at a time"
   for ((i = 0; i < ${#targets[@]}; i += 2)); do
     pids=()
