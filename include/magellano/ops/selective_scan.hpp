@@ -19,14 +19,16 @@ namespace magellano::ops {
 // work-item per (b, e, n), sums over n and over channels through local memory (the GPU
 // mapping before `lanes`; needs E divisible by 4). `lanes`: four states per work-item, a
 // channel's states in N/4 neighbouring lanes, the backward's recomputed states in registers (the
-// GPU mapping; needs N/4 a power of two and E divisible by 32·4/N or so).
+// GPU mapping; needs N a multiple of 4 with N/4 a power of two, and E divisible by 32·4/N).
 // `automatic` picks `lanes` on GPUs (else `states`) and `channels` elsewhere; the environment
 // variable MAGELLANO_SCAN=channels|states|lanes overrides it. Results agree to rounding.
 enum class ScanMapping { automatic, channels, states, lanes };
 
 struct ScanOptions {
   bool delta_softplus = true;
-  int64_t chunk = 64;  // steps between saved states; the backward's scratch is (chunk, N, B·E)
+  // Steps between saved states. The backward's scratch: (chunk, B·E, N) states per chunk in flight
+  // (states mapping); the state at every 8th step, (B, L/8, N, E) (lanes); (B·E, chunk, 2, N) (channels).
+  int64_t chunk = 64;
   ScanMapping mapping = ScanMapping::automatic;
 };
 
