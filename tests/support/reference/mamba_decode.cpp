@@ -8,7 +8,7 @@ Vec mamba_conv_step(const Vec& xz, int64_t b, int64_t e, const Vec& w, int64_t w
   Vec xc(b * e);
   for (int64_t r = 0; r < b; ++r)
     for (int64_t c = 0; c < e; ++c) {
-      double* s = &conv[(r * e + c) * (width - 1)];
+      double* s = conv.data() + (r * e + c) * (width - 1);  // no element at all with width 1
       const double x = xz[r * 2 * e + c];
       double acc = bias.empty() ? 0.0 : bias[c];
       for (int64_t j = 0; j + 1 < width; ++j) acc += w[c * width + j] * s[j];
