@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cmath>
 
+#include "magellano/nn/decode_path.hpp"
 #include "magellano/ops/attention.hpp"
 #include "magellano/ops/attention_decode.hpp"
+#include "magellano/ops/decode_gemv.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/ops/rope.hpp"
 #include "magellano/ops/shape.hpp"
@@ -78,13 +80,20 @@ Tensor Attention::forward(const Tensor& x, KvCache* cache, size_t index, int64_t
 
 Tensor Attention::step(const Tensor& x_t, KvCache& cache, size_t index) const {
   autograd::NoGradScope no_grad;
+  const Tensor y = step_projected(x_t, cache, index, std::nullopt);
+  return o_proj.forward(y);
+}
+
+Tensor Attention::step_projected(const Tensor& x_t, KvCache& cache, size_t index,
+                                 const std::optional<ops::DecodeGemvParts>& fused) const {
   if (x_t.shape().ndim() != 2 || x_t.size(1) != cfg.dim)
     throw Error("attention: a step's input must be (B, " + std::to_string(cfg.dim) + "), got " + x_t.shape().str());
   const int64_t B = x_t.size(0), H = cfg.heads, KV = cfg.kv(), d = cfg.width();
   if (B != cache.batch()) throw Error("attention: the step's batch differs from the cache's.");
-  Tensor q = q_proj.forward(x_t).view(Shape{B, 1, H, d});
-  Tensor k = k_proj.forward(x_t).view(Shape{B, 1, KV, d});
-  const Tensor v = v_proj.forward(x_t).view(Shape{B, 1, KV, d});
+  auto project = [&](const Linear& l) { return fused ? ops::decode_gemv(x_t, l.weight, *fused) : l.forward(x_t); };
+  Tensor q = project(q_proj).view(Shape{B, 1, H, d});
+  Tensor k = project(k_proj).view(Shape{B, 1, KV, d});
+  const Tensor v = project(v_proj).view(Shape{B, 1, KV, d});
   const Tensor pos = cache.positions(0, B), table = cache.table(0, B);
   if (cfg.rope_2d) {  // ordinary text: ids (position, 0)
     q = ops::rope_2d_at(q, pos, cfg.rope_theta);
@@ -99,7 +108,7 @@ Tensor Attention::step(const Tensor& x_t, KvCache& cache, size_t index) const {
   o.scale = cfg.score_scale();
   o.max_length = std::max<int64_t>(1, cache.max_length_after());
   const Tensor y = ops::attention_decode(q.view(Shape{B, H, d}), p.k, p.v, table, cache.lengths_after(0, B), o);
-  return o_proj.forward(y.view(Shape{B, H * d}));
+  return y.view(Shape{B, H * d});
 }
 
 void Attention::collect(const std::string& p, std::vector<Parameter>& out) const {
@@ -124,9 +133,23 @@ Tensor AttentionBlock::forward(const Tensor& x, KvCache* cache, size_t index, in
   return ops::add(x, mixer.forward(norm.forward(x), cache, index, row, prefix, positions), residual_scale);
 }
 
+bool AttentionBlock::fused_step(const Tensor& x_t) const {
+  const Attention& a = mixer;
+  return fused_decode() && x_t.shape().ndim() == 2 && x_t.size(0) <= ops::kDecodeGemvRows &&
+         fused_linear(a.q_proj) && fused_linear(a.k_proj) && fused_linear(a.v_proj) && fused_linear(a.o_proj) &&
+         norm.weight.dtype() == DType::f32;
+}
+
 Tensor AttentionBlock::step(const Tensor& x_t, KvCache& cache, size_t index) const {
   autograd::NoGradScope no_grad;
-  return ops::add(x_t, mixer.step(norm.forward(x_t), cache, index), residual_scale);
+  if (!fused_step(x_t)) return ops::add(x_t, mixer.step(norm.forward(x_t), cache, index), residual_scale);
+  // The block's RMSNorm fused into each of q, k, v's products, the residual into o_proj's.
+  ops::DecodeGemvParts in;
+  in.norm = norm.weight, in.eps = norm.eps;
+  const Tensor y = mixer.step_projected(x_t, cache, index, in);  // (B, nH d)
+  ops::DecodeGemvParts out;
+  out.residual = x_t, out.scale = residual_scale;
+  return ops::decode_gemv(y, mixer.o_proj.weight, out);
 }
 
 void AttentionBlock::collect(const std::string& p, std::vector<Parameter>& out) const {

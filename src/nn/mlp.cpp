@@ -2,7 +2,10 @@
 
 #include <string>
 
+#include "magellano/autograd/tape.hpp"
+#include "magellano/nn/decode_path.hpp"
 #include "magellano/ops/activation.hpp"
+#include "magellano/ops/decode_gemv.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/ops/expert_mlp.hpp"
 #include "magellano/ops/index.hpp"
@@ -62,6 +65,25 @@ MlpBlock::MlpBlock(Context& ctx, const MlpConfig& config, Init& init, float w2_s
     : norm(ctx, config.dim, norm_eps), mlp(ctx, config, init, w2_scale, "mlp") {}
 
 Tensor MlpBlock::forward(const Tensor& x) const { return ops::add(x, mlp.forward(norm.forward(x)), residual_scale); }
+
+bool MlpBlock::fused_step(const Tensor& x_t) const {
+  const Mlp& m = mlp;
+  return fused_decode() && x_t.shape().ndim() == 2 && x_t.size(0) <= ops::kDecodeGemvRows && fused_linear(*m.w1) &&
+         fused_linear(*m.w2) && (!m.w3 || fused_linear(*m.w3)) && norm.weight.dtype() == DType::f32;
+}
+
+Tensor MlpBlock::step(const Tensor& x_t) const {
+  autograd::NoGradScope no_grad;
+  if (!fused_step(x_t)) return forward(x_t);
+  const Mlp& m = mlp;
+  ops::DecodeGemvParts in;  // the block's RMSNorm fused into w1's and w3's products
+  in.norm = norm.weight, in.eps = norm.eps;
+  const Tensor h1 = ops::decode_gemv(x_t, m.w1->weight, in);  // (B, F)
+  const Tensor act = m.w3 ? ops::mul(ops::silu(h1), ops::decode_gemv(x_t, m.w3->weight, in)) : ops::gelu(h1);
+  ops::DecodeGemvParts out;  // w2 with the residual
+  out.residual = x_t, out.scale = residual_scale;
+  return ops::decode_gemv(act, m.w2->weight, out);
+}
 
 void MlpBlock::collect(const std::string& prefix, std::vector<Parameter>& out) const {
   norm.collect(prefix + "norm.", out);

@@ -210,7 +210,7 @@ Model::Segment Model::run_blocks(size_t begin, size_t end, Tensor h, Tensor aux,
                      [&](const std::unique_ptr<AttentionBlock>& b) {
                        h = b->forward(h, state ? &state->kv : nullptr, i, row, prefix, positions);
                      },
-                     [&](const std::unique_ptr<MlpBlock>& b) { h = b->forward(h); },
+                     [&](const std::unique_ptr<MlpBlock>& b) { h = b->step(h); },
                      [&](const auto& b) {  // Mamba, Mamba2: the rows' states, then into the batch's
                        auto run = [&](MambaState* s) { return b->forward(h, s, reversal); };
                        if (!state) {
@@ -351,7 +351,7 @@ Tensor Model::step(const Tensor& ids_t, DecodeState& state) const {
   };
   for (size_t i = 0; i < blocks_.size(); ++i) {
     std::visit(Visit{[&](const std::unique_ptr<MoEBlock>& b) { h = moe_step(*b, i); },
-                     [&](const std::unique_ptr<MlpBlock>& b) { h = b->forward(h); },
+                     [&](const std::unique_ptr<MlpBlock>& b) { h = b->step(h); },
                      [&](const std::unique_ptr<AttentionBlock>& b) { h = b->step(h, state.kv, i); },
                      [&](const auto& b) { h = b->step(h, state.mamba[i]); }},
                blocks_[i]);

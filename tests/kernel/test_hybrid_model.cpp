@@ -19,6 +19,7 @@
 #include "magellano/generate/generator.hpp"
 #include "magellano/io/json_file.hpp"
 #include "magellano/io/quantize_file.hpp"
+#include "magellano/nn/decode_path.hpp"
 #include "magellano/nn/model.hpp"
 #include "magellano/train/adapter.hpp"
 #include "magellano/train/checkpoint.hpp"
@@ -218,6 +219,40 @@ TEST(HybridModel, BatchedCachedDecodingGivesEachPromptItsTokensAlone) {
     const auto stop = std::find(want.begin(), want.end(), eos);
     if (stop != want.end()) want.erase(stop + 1, want.end());
     EXPECT_EQ(greedy(model, prompts, 30, eos, i), want) << "prompt " << i << " beside a finished row";
+  }
+}
+
+// The fused decode step of the attention and dense MLP blocks (q, k, v with the norm, o_proj and
+// w2 with the residual through ops::decode_gemv) against the unfused one (Linear::forward's
+// products), step by step from the same prefilled state: every block kind with rotary GQA, then
+// NoPE with a GELU MLP; batch 17 is above ops::kDecodeGemvRows and steps unfused in both. fp32
+// both; logits O(1): 1e-4 relative, 2e-5 absolute, as test_model's fused-decoding test.
+TEST(HybridModel, FusedDecodingEqualsTheUnfusedSteps) {
+  json nope_gelu = all_kinds_model();
+  nope_gelu["attention"]["rope_theta"] = 0.0;
+  nope_gelu["mlp"]["activation"] = "gelu";
+  ag::NoGradScope no_grad;
+  for (const auto& [what, model_json] : {std::pair{"rope, SwiGLU", all_kinds_model()}, {"NoPE, GELU", nope_gelu}}) {
+    const train::Config c = config_of(model_json);
+    const nn::Model model(test_ctx(), train::model_spec(c), 3);
+    ref::upload(model, ref::random_weights(model, 13));
+    for (const int64_t B : {1, 3, 17}) {
+      SCOPED_TRACE(std::string(what) + ", batch " + std::to_string(B));
+      const int64_t L = 6, V = c.model.vocab_size;
+      const auto prompt = ids_below(V, B * L, 5);
+      nn::DecodeState fused_state, plain_state;
+      (void)model.prefill(upload_i32(Shape{B, L}, prompt), fused_state);
+      (void)model.prefill(upload_i32(Shape{B, L}, prompt), plain_state);
+      for (int t = 0; t < 5; ++t) {
+        const auto ids = ids_below(V, B, 20 + t);
+        nn::force_fused_decode(true);
+        const auto fused = model.step(upload_i32(Shape{B}, ids), fused_state).to_host();
+        nn::force_fused_decode(false);
+        const auto plain = model.step(upload_i32(Shape{B}, ids), plain_state).to_host();
+        nn::force_fused_decode(std::nullopt);
+        expect_close(fused, to_f64(plain), 1e-4, 2e-5, "logits at step " + std::to_string(t));
+      }
+    }
   }
 }
 

@@ -10,9 +10,12 @@
 // Decoding keeps k (after rope) and v in a paged cache (nn/kv_cache.hpp); a step costs one
 // attention over the row's cached positions, and nothing else grows with position.
 #pragma once
+#include <optional>
+
 #include "magellano/nn/kv_cache.hpp"
 #include "magellano/nn/linear.hpp"
 #include "magellano/nn/rmsnorm.hpp"
+#include "magellano/ops/decode_gemv.hpp"
 
 namespace magellano::nn {
 
@@ -50,6 +53,10 @@ class Attention : public Module {
   // One position for every row of the cache (its begin_step was called), no autograd:
   // x_t (B, D) -> (B, D).
   Tensor step(const Tensor& x_t, KvCache& cache, size_t index) const;
+  // The step up to o_proj: (B, D) -> the heads' outputs (B, nH d). With `fused`, q, k and v come
+  // from ops::decode_gemv with those parts (the block's norm fused in), else from the Linears.
+  Tensor step_projected(const Tensor& x_t, KvCache& cache, size_t index,
+                        const std::optional<ops::DecodeGemvParts>& fused) const;
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
   // q_proj, k_proj, v_proj, o_proj, each its own LoRA target kind.
   void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) override;
@@ -64,7 +71,10 @@ class AttentionBlock : public Module {
   AttentionBlock(Context& ctx, const AttentionConfig& cfg, Init& init);
   Tensor forward(const Tensor& x, KvCache* cache = nullptr, size_t index = 0, int64_t row = 0,
                  const Tensor& prefix = Tensor(), const Tensor& positions = Tensor()) const;
+  // One position (no autograd). The fused decode path (nn/decode_path.hpp) where the weights allow
+  // it: q, k, v with the norm in their products, o_proj with the residual; else the composed ops.
   Tensor step(const Tensor& x_t, KvCache& cache, size_t index) const;
+  bool fused_step(const Tensor& x_t) const;
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
   void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) override;
   RMSNorm norm;

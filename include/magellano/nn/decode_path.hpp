@@ -1,8 +1,11 @@
 // Which decoding step Model::step runs. The fused path (on by default) steps a Mamba block in four
 // launches (ops::decode_gemv_conv: the norm, in_proj and the conv step; ops::decode_gemv for x_proj
-// and for out_proj with the residual; ops::mamba_ssm_step), a MoE block in three with no host read (ops::moe_decode_*), and the final
-// norm with the LM head in one; the unfused path composes the training ops (Mamba's ~15 launches,
-// the MoE's read of its expert offsets). Both give the same results to fp32 rounding.
+// and for out_proj with the residual; ops::mamba_ssm_step), a MoE block in three with no host read
+// (ops::moe_decode_*), an attention block's q, k and v with its norm and o_proj with the residual
+// through ops::decode_gemv (rope, the cache write and the attention between them as unfused), and
+// the final norm with the LM head in one; the unfused path composes the training ops (Mamba's ~15
+// launches, the MoE's read of its expert offsets, Linear::forward's GEMMs for attention). Both give
+// the same results to fp32 rounding.
 // A block takes the fused path where its layers allow it (fused_linear): f32 weights without
 // LoRA adapters, no Jamba inner norms, at most ops::kDecodeGemvRows rows; elsewhere it steps as before.
 // MAGELLANO_FUSED_DECODE=0 turns the fused path off for the process; tests set it per scope.

@@ -62,6 +62,10 @@ class MlpBlock : public Module {
   MlpBlock(Context& ctx, const MlpConfig& config, Init& init, float w2_scale = 1.0f,
            float norm_eps = 1e-5f);
   Tensor forward(const Tensor& x) const;  // x: (B, L, D) or (N, D)
+  // One position (B, D), no autograd: the fused decode path (nn/decode_path.hpp) where the weights
+  // allow it (w1 and w3 with the norm in their products, w2 with the residual), else forward.
+  Tensor step(const Tensor& x_t) const;
+  bool fused_step(const Tensor& x_t) const;
   // prefix = "backbone.layers.{i}.": "norm.weight", "mlp.w1.weight", "mlp.w2.weight", "mlp.w3.weight"
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
   // prefix + "mlp.w1" ... with LoRA kind "mlp"
