@@ -85,3 +85,13 @@ inline float div_rn(float a, float b) {
   }
   return q;
 }
+
+#if defined(SHFL) && SHFL
+// v of the work-item whose lane in its warp differs from this one's in the bits of `offset` (< 32):
+// PTX shfl.sync (the host defines SHFL 1 on NVIDIA devices only). Every lane of the warp calls it.
+inline float shfl_xor(float v, int offset) {
+  float r;
+  asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(r) : "f"(v), "r"(offset));
+  return r;
+}
+#endif

@@ -58,11 +58,7 @@ inline float step_size(float raw, int use_softplus) { return use_softplus ? soft
 
 // v of the work-item whose local id differs from this one's in the bits of `offset` (< 32).
 #if SHFL
-inline float lane_xor(float v, int offset, __local float* x) {
-  float r;
-  asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(r) : "f"(v), "r"(offset));
-  return r;
-}
+inline float lane_xor(float v, int offset, __local float* x) { return shfl_xor(v, offset); }
 #else
 inline float lane_xor(float v, int offset, __local float* x) {
   const int l = get_local_id(0);

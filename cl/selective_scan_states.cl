@@ -42,12 +42,7 @@
 #endif
 #define WG (CPG * DSTATE)
 
-#if SHFL
-inline float shfl_xor(float v, int offset) {
-  float r;
-  asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(r) : "f"(v), "r"(offset));
-  return r;
-}
+#if SHFL  // shfl_xor: cl/common.cl
 // The sum of v over the DSTATE lanes of this work-item's channel, in every one of them.
 inline float channel_sum(float v) {
   for (int offset = DSTATE / 2; offset > 0; offset /= 2) v += shfl_xor(v, offset);

@@ -210,7 +210,7 @@ Model::Segment Model::run_blocks(size_t begin, size_t end, Tensor h, Tensor aux,
                      [&](const std::unique_ptr<AttentionBlock>& b) {
                        h = b->forward(h, state ? &state->kv : nullptr, i, row, prefix, positions);
                      },
-                     [&](const std::unique_ptr<MlpBlock>& b) { h = b->step(h); },
+                     [&](const std::unique_ptr<MlpBlock>& b) { h = b->forward(h); },
                      [&](const auto& b) {  // Mamba, Mamba2: the rows' states, then into the batch's
                        auto run = [&](MambaState* s) { return b->forward(h, s, reversal); };
                        if (!state) {
