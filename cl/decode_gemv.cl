@@ -11,26 +11,17 @@
 //   xc[b, o] = silu(cb[o] + Σ_{k<W-1} cw[o, k] · conv[b, o, k] + cw[o, W-1] · x); conv shifts left, takes x.
 // The channel's state belongs to the one work-item storing output o: no other reads it.
 // Kernels:
-//   decode_gemv      gpu mapping: LWG work-items per output and OPG outputs per work-group; item
-//                    i of an output takes the 4-wide chunks i, i + LWG, ... of k (coalesced), and
-//                    a tree over its LWG items sums them: in local memory, or with SHFL 1 (NVIDIA,
-//                    LWG <= 32: an output's items share a warp) by shfl.sync butterflies, the
-//                    same additions in the same order (equal bits).
+//   decode_gemv      gpu mapping: a work-group of LWG per output o; work-item i takes the 4-wide
+//                    chunks i, i + LWG, ... of k (coalesced), a local tree sums them.
 //   decode_gemv_cpu  cpu mapping: a work-item per output walks k in float8 chunks (no barriers;
 //                    the lanes fold in a fixed tree).
-// Knobs: -DNB=rows (1..16, compile-time: accumulators in registers); gpu: -DLWG=2^p, -DOPG, -DSHFL.
-// Deterministic: fixed summation order per mapping and LWG.
+// Knobs: -DNB=rows (1..16, compile-time: accumulators in registers), -DLWG=2^p (gpu).
+// Deterministic: fixed summation order per mapping.
 #ifndef NB
 #define NB 1
 #endif
 #ifndef LWG
 #define LWG 64
-#endif
-#ifndef OPG
-#define OPG 1
-#endif
-#ifndef SHFL
-#define SHFL 0
 #endif
 
 // The causal conv step + SiLU of channel e of row b (conv_mode 1: no bias, 2: bias) taking x.
@@ -73,8 +64,7 @@ __kernel void decode_gemv(__global const float* x, ulong x_off, __global const f
   cw += cw_off; cb += cb_off; conv += conv_off; xc += xc_off;
   const int W = W_arg;
   const int K = K_arg, O = O_arg;  // fit: checked by the host
-  const int lid = get_local_id(0) % LWG, slot = get_local_id(0) / LWG;
-  const int o = get_group_id(0) * OPG + slot;
+  const int o = get_group_id(0), lid = get_local_id(0);
   float acc[NB], ss[NB];
   for (int b = 0; b < NB; ++b) acc[b] = ss[b] = 0.0f;
   if (o < O) {
@@ -97,32 +87,22 @@ __kernel void decode_gemv(__global const float* x, ulong x_off, __global const f
       }
     }
   }
-#if SHFL
-  for (int span = LWG / 2; span > 0; span /= 2)
-    for (int b = 0; b < NB; ++b) {
-      acc[b] += shfl_xor(acc[b], span);
-      ss[b] += shfl_xor(ss[b], span);
-    }
-#else
-  // red[r][slot][item]: row r's values of rows 0..NB-1 (sums), then NB..2NB-1 (squares).
-  __local float red[2 * NB * OPG * LWG];
-  __local float* mine = red + slot * LWG;
+  __local float red[2 * NB * LWG];
   for (int b = 0; b < NB; ++b) {
-    mine[b * OPG * LWG + lid] = acc[b];
-    mine[(NB + b) * OPG * LWG + lid] = ss[b];
+    red[b * LWG + lid] = acc[b];
+    red[(NB + b) * LWG + lid] = ss[b];
   }
   barrier(CLK_LOCAL_MEM_FENCE);
   for (int span = LWG / 2; span > 0; span /= 2) {
     if (lid < span)
-      for (int r = 0; r < 2 * NB; ++r) mine[r * OPG * LWG + lid] += mine[r * OPG * LWG + lid + span];
+      for (int r = 0; r < 2 * NB; ++r) red[r * LWG + lid] += red[r * LWG + lid + span];
     barrier(CLK_LOCAL_MEM_FENCE);
   }
-  for (int b = 0; b < NB; ++b) {
-    acc[b] = mine[b * OPG * LWG];
-    ss[b] = mine[(NB + b) * OPG * LWG];
-  }
-#endif
   if (lid == 0 && o < O) {
+    for (int b = 0; b < NB; ++b) {
+      acc[b] = red[b * LWG];
+      ss[b] = red[(NB + b) * LWG];
+    }
     gemv_store(acc, ss, o, K, O, eps, scale, has_norm, has_bias, has_res, bias, res, out, conv_mode, W, cw, cb, conv,
                xc);
   }

@@ -1,8 +1,6 @@
 #include "magellano/ops/decode_gemv.hpp"
 
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 
 #include "check.hpp"
 #include "magellano/ops/launch.hpp"
@@ -10,27 +8,6 @@
 
 namespace magellano::ops {
 namespace {
-
-// The gpu mapping's work-group: `items` work-items per output (a power of two) and `outputs` per
-// work-group; MAGELLANO_DECODE_GEMV=ITEMSxOUTPUTS (e.g. 32x8) overrides the default 64x1.
-struct GpuShape {
-  int64_t items = 64, outputs = 1;
-};
-
-GpuShape gpu_shape(const DeviceInfo& dev) {
-  GpuShape g;
-  const char* env = std::getenv("MAGELLANO_DECODE_GEMV");
-  if (!env || !*env) return g;
-  long long items = 0, outputs = 0;
-  char tail = 0;
-  if (std::sscanf(env, "%lldx%lld%c", &items, &outputs, &tail) != 2 || items < 1 || items > 256 ||
-      (items & (items - 1)) || outputs < 1 || items * outputs > static_cast<long long>(dev.max_work_group_size))
-    throw Error("MAGELLANO_DECODE_GEMV must be ITEMSxOUTPUTS: work-items per output (a power of two up to 256) "
-                "and outputs per work-group, at most " + std::to_string(dev.max_work_group_size) +
-                " work-items in all (e.g. 32x8), got '" + env + "'.");
-  g.items = items, g.outputs = outputs;
-  return g;
-}
 
 // One launch; with conv (Mamba's in_proj) the conv step of the first half of the outputs too.
 DecodeGemvConvOut gemv(const Tensor& x, const Tensor& weight, const DecodeGemvParts& p, const DecodeConv* conv) {
@@ -75,21 +52,18 @@ DecodeGemvConvOut gemv(const Tensor& x, const Tensor& weight, const DecodeGemvPa
   const bool cpu = kernel_mapping(ctx) == KernelMapping::cpu;
   Tensor out = Tensor::empty(ctx, Shape{B, O});
   const int conv_mode = conv ? (conv->bias.defined() ? 2 : 1) : 0;
-  // gpu: gpu_shape's items per output, outputs per work-group; the tree by warp shuffles on NVIDIA
-  // where an output's items and the group fill whole warps. cpu: a work-item per output, in groups
-  // of 64 for large O, else of 8 so that small products still spread over the cores.
-  const GpuShape g = cpu ? GpuShape{} : gpu_shape(ctx.device());
-  const bool shfl = ctx.device().nv_compute_capability >= 30 && g.items <= 32 && g.items * g.outputs % 32 == 0;
+  // gpu: a work-group of 64 per output. cpu: a work-item per output, in groups of 64 for large O,
+  // else of 8 so that small products still spread over the cores.
+  const int64_t lwg = 64;
   BuildOptions opt = BuildOptions().define("NB", B);
-  if (!cpu) opt.define("LWG", g.items).define("OPG", g.outputs).define("SHFL", shfl);
-  const int64_t groups = (O + g.outputs - 1) / g.outputs;
+  if (!cpu) opt.define("LWG", lwg);
   Launch(ctx, "decode_gemv", cpu ? "decode_gemv_cpu" : "decode_gemv", opt)
       .arg(x).arg(weight).arg(p.norm.defined() ? p.norm : x).arg(p.bias.defined() ? p.bias : x)
       .arg(p.residual.defined() ? p.residual : x).arg(out)
       .arg(conv ? conv->weight : x).arg(conv_mode == 2 ? conv->bias : x).arg(conv ? conv->state : out)
       .arg(conv ? xc : out).arg(K).arg(O).arg(p.eps).arg(p.scale)
       .arg(p.norm.defined()).arg(p.bias.defined()).arg(p.residual.defined()).arg(conv_mode).arg(W)
-      .run(cpu ? O : groups * g.items * g.outputs, cpu ? (O >= 4096 ? 64 : 8) : g.items * g.outputs);
+      .run(cpu ? O : O * lwg, cpu ? (O >= 4096 ? 64 : 8) : lwg);
   return {out, xc};
 }
 

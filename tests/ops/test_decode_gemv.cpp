@@ -6,10 +6,7 @@
 // head (1 row, K 448, O 50257, the final norm fused).
 // Tolerances: rtol 1e-5, atol 2e-5: a K-term fp32 dot product of O(1) terms (weights U(±1/sqrt(K)),
 // so outputs are O(1)) in a different order than float64, and one rsqrt.
-#include <cstdlib>
-
 #include "error_text.hpp"
-#include "harness.hpp"
 #include "magellano/ops/decode_gemv.hpp"
 #include "op_case.hpp"
 #include "reference.hpp"
@@ -111,33 +108,6 @@ const RegisterOp reg{{"decode_gemv",
                       gemv_case(1, 448, 50257, {.norm = true})}};
 
 }  // namespace
-
-// The gpu mapping at other work-group shapes (MAGELLANO_DECODE_GEMV=ITEMSxOUTPUTS): fewer items
-// per output than the default 64, several outputs per group (a partial last group where O is not a
-// multiple), one item per output. On PoCL the tree runs in local memory; NVIDIA's shuffle form of
-// the same tree is compiled to PTX in test_nvidia_ptx.cpp and run by the GPU machine's tests.
-TEST(DecodeGemv, EveryGpuWorkGroupShapeMatchesTheReference) {
-  const ForcedMapping gpu(magellano::ops::KernelMapping::gpu);
-  for (const char* shape : {"32x8", "16x4", "8x3", "1x32"}) {
-    SCOPED_TRACE(shape);
-    setenv("MAGELLANO_DECODE_GEMV", shape, 1);
-    for (const CaseSpec& c : {gemv_case(1, 7, 5, {}), gemv_case(3, 33, 17, {.norm = true, .bias = true}),
-                              gemv_case(16, 65, 40, {true, true, true, 1.5}), gemv_case(5, 1001, 3, {.norm = true}),
-                              conv_case(3, 33, 17, 4, false), conv_case(16, 12, 4, 1, true)})
-      check_case(c);
-  }
-  unsetenv("MAGELLANO_DECODE_GEMV");
-}
-
-TEST(DecodeGemv, ABadWorkGroupShapeIsOneClearError) {
-  const ForcedMapping gpu(magellano::ops::KernelMapping::gpu);
-  Tensor x = upload(Shape{1, 6}, randn(6, 1)), w = upload(Shape{4, 6}, randn(24, 2));
-  for (const char* bad : {"48x2", "32", "32x0", "64x1000", "32x8y"}) {
-    setenv("MAGELLANO_DECODE_GEMV", bad, 1);
-    expect_error([&] { ops::decode_gemv(x, w); }, "MAGELLANO_DECODE_GEMV must be ITEMSxOUTPUTS");
-  }
-  unsetenv("MAGELLANO_DECODE_GEMV");
-}
 
 TEST(DecodeGemvConv, TheCheckRejectsADeliberatelyBrokenVariant) {
   // The conv state not shifted: out and xc are right, the state left behind is not.

@@ -1,6 +1,6 @@
 // Kernel forms with inline PTX compile only on an NVIDIA device, which CI does not have; PoCL runs
 // their portable forms: cl/gemm_mma.cl's hardware forms (EMULATE 0: mma.sync, ldmatrix, cvt,
-// cp.async) and the SHFL 1 forms (shfl.sync) of cl/selective_scan_states.cl, cl/selective_scan_lanes.cl and cl/decode_gemv.cl. So that a mistake in those
+// cp.async) and the SHFL 1 forms (shfl.sync) of cl/selective_scan_states.cl and cl/selective_scan_lanes.cl. So that a mistake in those
 // branches (a reserved OpenCL word as a name, a bad asm constraint) fails here and not first on a
 // GPU, every gemm_mma hardware variant (PREC bf16 / tf32 x TA x TB x LDMATRIX x PTX_CVT, and CP_ASYNC for the
 // packed kernel, which TA / TB do not change) is compiled to PTX
@@ -108,26 +108,6 @@ TEST(NvidiaPtx, ScanShuffleFormCompilesToShuffles) {
       const std::string ptx = to_ptx(dir, source, defines, "");
       if (ptx.empty()) continue;
       EXPECT_EQ(ptx.find("shfl.sync.bfly.b32") != std::string::npos, shfl == 1);
-    }
-}
-
-// decode_gemv's gpu tree by warp shuffles (SHFL 1: no barrier, no local memory), one and 16 rows.
-TEST(NvidiaPtx, DecodeGemvShuffleFormCompilesToShuffles) {
-  if (!have_clang()) GTEST_SKIP() << "clang-16 is not installed (scripts/setup.sh installs it)";
-  const mgtest::TempDir dir;
-  const std::string source = read(mgtest::project_file("cl/common.cl")) + "\n#line 1\n" +
-                             read(mgtest::project_file("cl/decode_gemv.cl"));
-  for (const char* d : {"-DNB=1 -DLWG=32 -DOPG=8", "-DNB=16 -DLWG=16 -DOPG=4"})
-    for (int shfl : {0, 1}) {
-      const std::string defines = std::string(d) + " -DSHFL=" + std::to_string(shfl);
-      SCOPED_TRACE(defines);
-      const std::string ptx = to_ptx(dir, source, defines, "");
-      if (ptx.empty()) continue;
-      EXPECT_EQ(ptx.find("shfl.sync.bfly.b32") != std::string::npos, shfl == 1);
-      const size_t kernel = ptx.find(".entry decode_gemv(");
-      ASSERT_NE(kernel, std::string::npos);
-      const std::string body = ptx.substr(kernel, ptx.find(".entry", kernel + 1) - kernel);
-      EXPECT_EQ(body.find("barrier") != std::string::npos, shfl == 0);  // a call to OpenCL's barrier()
     }
 }
 
