@@ -7,9 +7,13 @@
 // Kernels:
 //   kv_cache_write        a work-item per (b, t, kv head, vector of HEADDIM)
 //   attn_decode           a work-group of DITEMS per (b, head, split of `split` positions): scores of
-//                         DTILE positions at a time into local memory, online softmax, the output
-//                         columns split over the items (column vectors lid, lid + DITEMS, ...); with
-//                         one split (ns == 1) it writes the normalised output itself
+//                         DTILE positions at a time into local memory (with each position's row
+//                         offset in the pools), online softmax; the weighted sum of v rows over
+//                         the items: with NVD column vectors and DITEMS >= 2 NVD, PG = DITEMS / NVD
+//                         groups of items each take every PG-th position of the tile for all
+//                         columns, and the groups' partial sums are added in group order at the
+//                         end; else (PG = 1) item lid owns column vectors lid, lid + DITEMS, ...;
+//                         with one split (ns == 1) it writes the normalised output itself
 //   attn_decode_combine   a work-item per output element: the splits of its row in order
 // Knobs: HEADDIM, VEC (divides HEADDIM), DITEMS, DTILE (a multiple of DITEMS).
 #ifndef HEADDIM
@@ -26,6 +30,7 @@
 #endif
 #define NVD (HEADDIM / VEC)
 #define NOWN ((NVD + DITEMS - 1) / DITEMS)  // column vectors per item
+#define PG (DITEMS >= 2 * NVD ? DITEMS / NVD : 1)  // position groups of the weighted v sum
 
 #if VEC == 1
 typedef float vf;
@@ -86,11 +91,18 @@ void attn_decode(__global const float* q, ulong q_off, __global const float* k_p
   part += part_off;
   __local float qs[HEADDIM];  // the query, times scale
   __local float w[DTILE];     // scores, then weights, of a tile of positions
+  __local long row[DTILE];    // each position's row offset in the pools, -1 where it is missing
   __local float red[DITEMS];
+#if PG > 1
+  __local vf osum[PG * NVD];  // the position groups' partial sums
+#endif
   const long grp = get_group_id(0);
   const long sp = grp % ns, h = (grp / ns) % H, b = grp / (ns * H);
   const long kvh = h / (H / KVH), kstride = KVH * HEADDIM;
   const int lid = get_local_id(0);
+  // The columns and positions this item sums v over: (col, pg) with PG > 1, else its NOWN columns.
+  const int col = PG > 1 ? lid % NVD : lid, pg = PG > 1 ? lid / NVD : 0;
+  const int sums = PG > 1 ? pg < PG : 1;  // items past PG * NVD take no share
   const long len = min((long)max(lengths[b], 0), MB * BS);
   const long p0 = sp * split, p1 = min(len, p0 + split);
   for (int i = lid; i < HEADDIM; i += DITEMS) qs[i] = q[(b * H + h) * HEADDIM + i] * scale;
@@ -103,14 +115,16 @@ void attn_decode(__global const float* q, ulong q_off, __global const float* k_p
     float mx = -FLT_MAX;
     for (int i = lid; i < nt; i += DITEMS) {
       const long blk = block_of_position(table, b, t0 + i, BS, MB, NB);
+      const long r = blk >= 0 ? (blk * BS + (t0 + i) % BS) * kstride + kvh * HEADDIM : -1;
       float s = -INFINITY;
-      if (blk >= 0) {
-        __global const float* kr = k_pool + (blk * BS + (t0 + i) % BS) * kstride + kvh * HEADDIM;
+      if (r >= 0) {
+        __global const float* kr = k_pool + r;
         vf dot = (vf)0.0f;
         for (int c = 0; c < NVD; ++c) dot = fma(VLOAD(qs + c * VEC), VLOAD(kr + c * VEC), dot);
         s = HSUM(dot);
       }
       w[i] = s;
+      row[i] = r;
       mx = fmax(mx, s);
     }
     red[lid] = mx;
@@ -128,35 +142,43 @@ void attn_decode(__global const float* q, ulong q_off, __global const float* k_p
     m = m_new;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int j = 0; j < NOWN; ++j) o[j] *= (vf)alpha;
-    for (int i = 0; i < nt; ++i) {
-      const long blk = block_of_position(table, b, t0 + i, BS, MB, NB);
-      if (blk < 0) continue;
-      __global const float* vr = v_pool + (blk * BS + (t0 + i) % BS) * kstride + kvh * HEADDIM;
-      const vf p = (vf)w[i];
-      for (int j = 0; j < NOWN; ++j) {
-        const int c = lid + j * DITEMS;
-        if (c < NVD) o[j] = fma(p, VLOAD(vr + c * VEC), o[j]);
+    if (sums)
+      for (int i = pg; i < nt; i += PG) {
+        const long r = row[i];
+        if (r < 0) continue;
+        __global const float* vr = v_pool + r;
+        const vf p = (vf)w[i];
+        for (int j = 0; j < NOWN; ++j) {
+          const int c = col + j * DITEMS;
+          if (c < NVD) o[j] = fma(p, VLOAD(vr + c * VEC), o[j]);
+        }
       }
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);  // w and red are rewritten by the next tile
+    barrier(CLK_LOCAL_MEM_FENCE);  // w, row and red are rewritten by the next tile
   }
   red[lid] = l;  // each item's share of the sum, in a fixed order
+#if PG > 1
+  if (sums) osum[pg * NVD + col] = o[0];
+#endif
   barrier(CLK_LOCAL_MEM_FENCE);
   float total = 0.0f;
   for (int i = 0; i < DITEMS; ++i) total += red[i];
+#if PG > 1
+  o[0] = osum[col];  // group 0 writes the sum of the groups (the others hold no share of it)
+  for (int g = 1; g < PG; ++g) o[0] += osum[g * NVD + col];
+#endif
   if (ns == 1) {  // the only split: the output itself, (B, H, HEADDIM)
     const float inv = total > 0.0f ? 1.0f / total : 0.0f;
     __global float* out = part + (b * H + h) * HEADDIM;
     for (int j = 0; j < NOWN; ++j) {
-      const int c = lid + j * DITEMS;
-      if (c < NVD) VSTORE(o[j] * (vf)inv, out + c * VEC);
+      const int c = col + j * DITEMS;
+      if (c < NVD && pg == 0) VSTORE(o[j] * (vf)inv, out + c * VEC);
     }
     return;
   }
   __global float* out = part + ((b * H + h) * ns + sp) * (HEADDIM + 2);
   for (int j = 0; j < NOWN; ++j) {
-    const int c = lid + j * DITEMS;
-    if (c < NVD) VSTORE(o[j], out + c * VEC);
+    const int c = col + j * DITEMS;
+    if (c < NVD && pg == 0) VSTORE(o[j], out + c * VEC);
   }
   if (lid == 0) out[HEADDIM] = m, out[HEADDIM + 1] = total;
 }

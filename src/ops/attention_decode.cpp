@@ -37,8 +37,11 @@ Pool check_pool(const char* op, const Tensor& k_pool, const Tensor& v_pool, cons
   return p;
 }
 
+// The kernels' vector width: float4 on GPUs (one 16-byte load per item and vector; d = 64 makes 16
+// column vectors, so attn_decode's 64 items sum v rows in 4 position groups), the widest that
+// divides d on CPUs.
 int64_t widest_vec(const Context& ctx, int64_t d) {
-  if (kernel_mapping(ctx) != KernelMapping::cpu) return 1;
+  if (kernel_mapping(ctx) != KernelMapping::cpu) return d % 4 == 0 ? 4 : 1;
   for (int64_t w : {16, 8, 4})
     if (d % w == 0) return w;
   return 1;

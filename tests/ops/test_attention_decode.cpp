@@ -130,6 +130,7 @@ const RegisterOp reg{
          decode_case({2, 2, 128, 4, {9, 3}}),                        // ratio 1, d 128
          decode_case({4, 1, 80, 5, {31, 12, 0}, 8}),                 // ratio 4, d 80, odd blocks
          decode_case({2, 1, 40, 8, {300}, 64}),                      // a longer row
+         decode_case({4, 2, 64, 16, {300, 130}}),                    // several tiles of 128 in a split
      },
      decode_case({16, 4, 64, 16, std::vector<int64_t>(8, 2048)})}};
 
