@@ -1,5 +1,7 @@
 // Tensors (dtypes, views, host transfers) and the tape's semantics: no-grad scopes, fan-out,
 // accumulation across micro-batches until zero_grad, and release of saved tensors.
+#include <functional>
+
 #include "harness.hpp"
 #include "magellano/ops/activation.hpp"
 #include "magellano/ops/elementwise.hpp"
@@ -31,6 +33,23 @@ TEST(Tensor, DtypesViewsAndTransfers) {
   EXPECT_THROW(f.item(), Error);
   EXPECT_EQ(Tensor::zeros(ctx, Shape{5}).to_host(), std::vector<float>(5, 0.0f));
   EXPECT_EQ(Tensor::full(ctx, Shape{2}, 3.5f).to_host(), std::vector<float>(2, 3.5f));
+}
+
+// An undefined Tensor (a gradient no backward reached) is one clear error where it is used.
+TEST(Tensor, AnUndefinedTensorIsOneClearError) {
+  const Tensor none;
+  EXPECT_FALSE(none.defined());
+  EXPECT_FALSE(none.requires_grad());
+  for (const auto& use : std::vector<std::function<void()>>{
+           [&] { (void)none.shape(); }, [&] { (void)none.numel(); }, [&] { (void)none.to_host(); },
+           [&] { (void)none.grad(); }, [&] { (void)none.ctx(); }, [&] { (void)none.view(Shape{1}); }}) {
+    try {
+      use();
+      ADD_FAILURE() << "no error";
+    } catch (const magellano::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("an undefined (empty) Tensor was used"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(Autograd, NoGradScopeRecordsNothing) {
