@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "magellano/autograd/tape.hpp"
-#include "magellano/ops/index.hpp"
 #include "magellano/runtime/error.hpp"
 
 namespace magellano::generate {
@@ -11,33 +10,32 @@ namespace {
 
 // One blank of a model with GLM's 2D positions (attention rope_2d): prompt = A ++ the spans so far
 // ++ [START], prompt_ids their 2D ids ((t, 0) over A; (the blank's [MASK] index, 1 ..) over each
-// span). Each token is the sample of a full forward's last logits (prefix |A|), appended with the
-// ids (mask_at, next block): the KV-cache decoder gives every step the ids (t, 0), so it cannot be
-// used. O(L²) per blank, which a command-line fill of a few blanks affords.
+// span). The prompt is prefilled once into the KV cache (prefix |A|, its ids); each sampled token
+// then steps with the ids (mask_at, next block id), so a blank costs one step per token.
 Completion decode_blank_2d(const nn::Model& model, const std::vector<int32_t>& prompt,
                            const std::vector<int32_t>& prompt_ids, int32_t prefix, int32_t mask_at,
                            const GenerationConfig& gc) {
   autograd::NoGradScope no_grad;
   Context& ctx = model.parameters().front().tensor.ctx();
-  const int64_t V = model.spec().vocab_size;
-  std::vector<int32_t> seq = prompt, ids = prompt_ids;
-  Sampler sampler(ctx, 1, V, gc.sampling, {seq});
+  const auto L = static_cast<int64_t>(prompt.size());
+  Sampler sampler(ctx, 1, model.spec().vocab_size, gc.sampling, {prompt});
   Completion c;
-  c.prompt_ids = seq;
-  const Tensor p = Tensor::from_host_i32(ctx, Shape{1}, {prefix});
+  c.prompt_ids = prompt;
+  nn::DecodeState state;
+  Tensor logits = model.prefill(Tensor::from_host_i32(ctx, Shape{1, L}, prompt), state, 0,
+                                Tensor::from_host_i32(ctx, Shape{1}, {prefix}),
+                                Tensor::from_host_i32(ctx, Shape{1, L, 2}, prompt_ids));  // (1, V)
+  int32_t block = prompt_ids.back();  // the [START]'s block id
   for (int64_t step = 0; step < gc.max_new_tokens; ++step) {
-    const auto L = static_cast<int64_t>(seq.size());
-    const Tensor logits = model.forward(Tensor::from_host_i32(ctx, Shape{1, L}, seq), nullptr, 0, p,
-                                        Tensor::from_host_i32(ctx, Shape{1, L, 2}, ids)).logits;
-    const Tensor last = ops::gather_rows(logits.view(Shape{L, V}), Tensor::from_host_i32(ctx, Shape{1}, {int32_t(L - 1)}));
-    const int32_t id = sampler.sample(last, step).to_host_i32()[0];
+    const int32_t id = sampler.sample(logits, step).to_host_i32()[0];
     c.ids.push_back(id);
     if (std::find(gc.eos_ids.begin(), gc.eos_ids.end(), id) != gc.eos_ids.end()) {
       c.finish = FinishReason::eos;
       break;
     }
-    ids.insert(ids.end(), {mask_at, ids.back() + 1});
-    seq.push_back(id);
+    if (step + 1 == gc.max_new_tokens) break;
+    logits = model.step(Tensor::from_host_i32(ctx, Shape{1}, {id}), state,
+                        Tensor::from_host_i32(ctx, Shape{1, 2}, {mask_at, ++block}));
   }
   return c;
 }

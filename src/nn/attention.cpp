@@ -78,14 +78,14 @@ Tensor Attention::forward(const Tensor& x, KvCache* cache, size_t index, int64_t
   return o_proj.forward(ops::reshape(y, Shape{B, L, H * d}));
 }
 
-Tensor Attention::step(const Tensor& x_t, KvCache& cache, size_t index) const {
+Tensor Attention::step(const Tensor& x_t, KvCache& cache, size_t index, const Tensor& ids_2d) const {
   autograd::NoGradScope no_grad;
-  const Tensor y = step_projected(x_t, cache, index, std::nullopt);
+  const Tensor y = step_projected(x_t, cache, index, std::nullopt, ids_2d);
   return o_proj.forward(y);
 }
 
 Tensor Attention::step_projected(const Tensor& x_t, KvCache& cache, size_t index,
-                                 const std::optional<ops::DecodeGemvParts>& fused) const {
+                                 const std::optional<ops::DecodeGemvParts>& fused, const Tensor& ids_2d) const {
   if (x_t.shape().ndim() != 2 || x_t.size(1) != cfg.dim)
     throw Error("attention: a step's input must be (B, " + std::to_string(cfg.dim) + "), got " + x_t.shape().str());
   const int64_t B = x_t.size(0), H = cfg.heads, KV = cfg.kv(), d = cfg.width();
@@ -95,7 +95,13 @@ Tensor Attention::step_projected(const Tensor& x_t, KvCache& cache, size_t index
   Tensor k = project(k_proj).view(Shape{B, 1, KV, d});
   const Tensor v = project(v_proj).view(Shape{B, 1, KV, d});
   const Tensor pos = cache.positions(0, B), table = cache.table(0, B);
-  if (cfg.rope_2d) {  // ordinary text: ids (position, 0)
+  if (cfg.rope_2d && ids_2d.defined()) {  // this position's GLM ids (a blank's tokens)
+    if (ids_2d.dtype() != DType::i32 || ids_2d.shape() != Shape{B, 2})
+      throw Error("attention: a step's 2D ids must be (" + std::to_string(B) + ", 2) i32, got " + ids_2d.shape().str() + ".");
+    const Tensor ids = ids_2d.view(Shape{B, 1, 2});
+    q = ops::rope_2d(q, ids, cfg.rope_theta);
+    k = ops::rope_2d(k, ids, cfg.rope_theta);
+  } else if (cfg.rope_2d) {  // ordinary text: ids (position, 0)
     q = ops::rope_2d_at(q, pos, cfg.rope_theta);
     k = ops::rope_2d_at(k, pos, cfg.rope_theta);
   } else if (cfg.rope_theta != 0.0) {  // each row at its own position (an ended row's -1 is never read)
@@ -140,13 +146,13 @@ bool AttentionBlock::fused_step(const Tensor& x_t) const {
          norm.weight.dtype() == DType::f32;
 }
 
-Tensor AttentionBlock::step(const Tensor& x_t, KvCache& cache, size_t index) const {
+Tensor AttentionBlock::step(const Tensor& x_t, KvCache& cache, size_t index, const Tensor& ids_2d) const {
   autograd::NoGradScope no_grad;
-  if (!fused_step(x_t)) return ops::add(x_t, mixer.step(norm.forward(x_t), cache, index), residual_scale);
+  if (!fused_step(x_t)) return ops::add(x_t, mixer.step(norm.forward(x_t), cache, index, ids_2d), residual_scale);
   // The block's RMSNorm fused into each of q, k, v's products, the residual into o_proj's.
   ops::DecodeGemvParts in;
   in.norm = norm.weight, in.eps = norm.eps;
-  const Tensor y = mixer.step_projected(x_t, cache, index, in);  // (B, nH d)
+  const Tensor y = mixer.step_projected(x_t, cache, index, in, ids_2d);  // (B, nH d)
   ops::DecodeGemvParts out;
   out.residual = x_t, out.scale = residual_scale;
   return ops::decode_gemv(y, mixer.o_proj.weight, out);

@@ -144,10 +144,11 @@ ModelOutput Model::forward(const Tensor& ids, DecodeState* state, int64_t row, c
   return out;
 }
 
-Tensor Model::prefill(const Tensor& ids, DecodeState& state, int64_t row, const Tensor& prefix) const {
+Tensor Model::prefill(const Tensor& ids, DecodeState& state, int64_t row, const Tensor& prefix,
+                      const Tensor& positions) const {
   autograd::NoGradScope no_grad;
   ModelOutput unused;
-  const Tensor h = body(ids, &state, row, unused, prefix);  // (B, L, D)
+  const Tensor h = body(ids, &state, row, unused, prefix, positions);  // (B, L, D)
   const int64_t B = ids.size(0), L = ids.size(1), D = spec_.dim;
   std::vector<int32_t> last(B);
   for (int64_t b = 0; b < B; ++b) last[b] = static_cast<int32_t>(b * L + L - 1);
@@ -332,7 +333,7 @@ DecodeState Model::empty_state(int64_t batch) const {
   return s;
 }
 
-Tensor Model::step(const Tensor& ids_t, DecodeState& state) const {
+Tensor Model::step(const Tensor& ids_t, DecodeState& state, const Tensor& ids_2d) const {
   autograd::NoGradScope no_grad;
   if (ids_t.dtype() != DType::i32 || ids_t.shape().ndim() != 1)
     throw Error("model: step ids must be (B) i32, got " + ids_t.shape().str());
@@ -352,7 +353,7 @@ Tensor Model::step(const Tensor& ids_t, DecodeState& state) const {
   for (size_t i = 0; i < blocks_.size(); ++i) {
     std::visit(Visit{[&](const std::unique_ptr<MoEBlock>& b) { h = moe_step(*b, i); },
                      [&](const std::unique_ptr<MlpBlock>& b) { h = b->step(h); },
-                     [&](const std::unique_ptr<AttentionBlock>& b) { h = b->step(h, state.kv, i); },
+                     [&](const std::unique_ptr<AttentionBlock>& b) { h = b->step(h, state.kv, i, ids_2d); },
                      [&](const auto& b) { h = b->step(h, state.mamba[i]); }},
                blocks_[i]);
   }

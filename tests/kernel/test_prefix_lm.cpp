@@ -366,10 +366,21 @@ TEST(PrefixLmGlm2d, OrdinaryTextDecodesAsItsForwardAndIdsMatter) {
   const auto infill = model.forward(x, nullptr, 0, Tensor(), upload_i32(Shape{1, L, 2}, moved)).logits.to_host();
   EXPECT_EQ(max_abs_diff(infill, full, 0, (L - 1) * V), 0.0);  // earlier positions never see it
   EXPECT_GT(max_abs_diff(infill, full, (L - 1) * V, V), 1e-4);
+  // Decoding with explicit ids: prefill with the ids, then a step given the ids (2, 1) equals the
+  // forward with those ids (the step's rotation is rope_2d's, not rope_2d_at's (t, 0)).
+  nn::DecodeState ids_state;
+  const std::vector<int32_t> upto(ids.begin(), ids.end() - 1), upto_ids(moved.begin(), moved.end() - 2);
+  const auto pre = model.prefill(upload_i32(Shape{1, L - 1}, upto), ids_state, 0, Tensor(),
+                                 upload_i32(Shape{1, L - 1, 2}, upto_ids)).to_host();
+  expect_close(pre, to_f64(std::vector<float>(infill.begin() + (L - 2) * V, infill.begin() + (L - 1) * V)), 1e-5,
+               1e-5, "glm2d prefill with ids");
+  const auto at = model.step(upload_i32(Shape{1}, {ids[L - 1]}), ids_state, upload_i32(Shape{1, 2}, {2, 1})).to_host();
+  expect_close(at, to_f64(std::vector<float>(infill.begin() + (L - 1) * V, infill.end())), 1e-5, 1e-5,
+               "glm2d step with ids (2, 1)");
 }
 
-// Blank infilling's decoding with GLM's 2D positions: each greedy span token equals the argmax of a
-// full forward over A ++ [START] span_1 ++ [START] ... with prefix |A| and the 2D ids written out
+// Blank infilling's decoding with GLM's 2D positions (KV-cached: a prefill, then a step per token
+// with its ids): each greedy span token equals the argmax of a full forward over A ++ [START] span_1 ++ [START] ... with prefix |A| and the 2D ids written out
 // here (A: (t, 0); blank j's [START] and tokens: (the index of its [MASK], 1, 2, ...)); the same
 // forward with sequential ids predicts otherwise somewhere (> 1e-4), so the ids are really used.
 TEST(PrefixLmGlm2d, InfillDecodesEachBlankAtItsMasksPosition) {

@@ -51,12 +51,13 @@ class Attention : public Module {
   Tensor forward(const Tensor& x, KvCache* cache = nullptr, size_t index = 0, int64_t row = 0,
                  const Tensor& prefix = Tensor(), const Tensor& positions = Tensor()) const;
   // One position for every row of the cache (its begin_step was called), no autograd:
-  // x_t (B, D) -> (B, D).
-  Tensor step(const Tensor& x_t, KvCache& cache, size_t index) const;
+  // x_t (B, D) -> (B, D). ids_2d: (B, 2) i32 GLM 2D ids of this position with cfg.rope_2d
+  // (undefined: (its position, 0), ordinary text); ignored otherwise.
+  Tensor step(const Tensor& x_t, KvCache& cache, size_t index, const Tensor& ids_2d = Tensor()) const;
   // The step up to o_proj: (B, D) -> the heads' outputs (B, nH d). With `fused`, q, k and v come
   // from ops::decode_gemv with those parts (the block's norm fused in), else from the Linears.
   Tensor step_projected(const Tensor& x_t, KvCache& cache, size_t index,
-                        const std::optional<ops::DecodeGemvParts>& fused) const;
+                        const std::optional<ops::DecodeGemvParts>& fused, const Tensor& ids_2d) const;
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
   // q_proj, k_proj, v_proj, o_proj, each its own LoRA target kind.
   void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) override;
@@ -73,7 +74,7 @@ class AttentionBlock : public Module {
                  const Tensor& prefix = Tensor(), const Tensor& positions = Tensor()) const;
   // One position (no autograd). The fused decode path (nn/decode_path.hpp) where the weights allow
   // it: q, k, v with the norm in their products, o_proj with the residual; else the composed ops.
-  Tensor step(const Tensor& x_t, KvCache& cache, size_t index) const;
+  Tensor step(const Tensor& x_t, KvCache& cache, size_t index, const Tensor& ids_2d = Tensor()) const;
   bool fused_step(const Tensor& x_t) const;
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
   void collect_linears(const std::string& prefix, std::vector<NamedLinear>& out) override;

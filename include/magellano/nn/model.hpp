@@ -120,13 +120,16 @@ class Model : public Module {
   // targets: (B, L) i32 (the next token of each position; -100 = ignore). prefix as in forward().
   LossOutput loss(const Tensor& ids, const Tensor& targets, const Tensor& prefix = Tensor(),
                   const Tensor& positions = Tensor()) const;
-  // One position for every sequence, no autograd: ids_t (B) i32 → logits (B, V).
-  Tensor step(const Tensor& ids_t, DecodeState& state) const;
+  // One position for every sequence, no autograd: ids_t (B) i32 → logits (B, V). ids_2d: (B, 2)
+  // i32 GLM 2D ids of this position for attention with rope_2d (undefined: (position, 0)).
+  Tensor step(const Tensor& ids_t, DecodeState& state, const Tensor& ids_2d = Tensor()) const;
   // Prefill for decoding, no autograd: ids (B, L) i32 → the logits of the last position only
   // (B, V), equal to forward(ids).logits[:, L-1]; `state` receives the state after it. Never
   // holds (B, L, V) logits, so long prompts with large vocabularies fit. `row` and `prefix` as in
-  // forward() (a prefix-LM model prefills its prompt as the prefix; the steps after it are causal).
-  Tensor prefill(const Tensor& ids, DecodeState& state, int64_t row = 0, const Tensor& prefix = Tensor()) const;
+  // forward() (a prefix-LM model prefills its prompt as the prefix; the steps after it are causal),
+  // and positions: (B, L, 2) GLM 2D ids as in forward().
+  Tensor prefill(const Tensor& ids, DecodeState& state, int64_t row = 0, const Tensor& prefix = Tensor(),
+                 const Tensor& positions = Tensor()) const;
   DecodeState empty_state(int64_t batch) const;
 
   void collect(const std::string& prefix, std::vector<Parameter>& out) const override;
