@@ -8,6 +8,7 @@
 #include <cstring>
 #include <exception>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -69,7 +70,7 @@ constexpr int64_t kInt4BlockValues = int64_t{1} << 16;
 // `threads` threads (this one among them), each block's error summed on its own and the blocks'
 // sums added in block order, so the file and the figures do not depend on the number of threads.
 // Throws for a non-finite value.
-quant::Int4Weight quantize_int4_weight(const std::string& name, const std::string& file, const std::vector<float>& w,
+quant::Int4Weight quantize_int4_weight(const std::string& name, const std::string& file, const float* w,
                                        const std::vector<int64_t>& shape, StDType dt, int64_t group_size,
                                        unsigned threads, ops::NF4Error& e) {
   const int64_t rows = shape[0], cols = shape[1];
@@ -82,7 +83,7 @@ quant::Int4Weight quantize_int4_weight(const std::string& name, const std::strin
   const auto work = [&] {
     try {
       for (int64_t b; (b = next++) < blocks;)
-        sums[b] = quant::quantize_int4_rows(w.data(), float_type_of(dt), b * block, std::min(rows, (b + 1) * block), q);
+        sums[b] = quant::quantize_int4_rows(w, float_type_of(dt), b * block, std::min(rows, (b + 1) * block), q);
     } catch (...) {
       const std::lock_guard lock(failure_mutex);
       if (!failure) failure = std::current_exception();
@@ -145,15 +146,26 @@ QuantizeReport quantize_stream(Context& ctx, const SafetensorsSet& reader,
   }
   SafetensorsStreamWriter writer(out, entries, reader.metadata());
   // The next tensor is read on another thread while this one is quantized and written, so at
-  // most two tensors are in host memory at once.
+  // most two tensors are in host memory at once: the tensors to quantize in two buffers of the
+  // largest one's size, used in turn (no fresh pages per tensor).
+  int64_t largest = 0;
+  for (size_t i = 0; i < names.size(); ++i)
+    if (quantize[i]) largest = std::max(largest, st_numel(reader.shape(names[i])));
+  std::unique_ptr<float[]> buffers[2];
+  for (auto& b : buffers)
+    if (largest > 0) b.reset(new float[static_cast<size_t>(largest)]);
   struct Loaded {
-    StTensor raw;           // copied tensors
-    std::vector<float> values;  // tensors to quantize, as f32
+    StTensor raw;                  // copied tensors
+    const float* values = nullptr;  // tensors to quantize, as f32
   };
   const auto load = [&](size_t i) {
     Loaded l;
-    if (quantize[i]) l.values = reader.read_f32(names[i]);
-    else l.raw = reader.read(names[i]);
+    if (quantize[i]) {
+      reader.read_f32_into(names[i], buffers[i % 2].get());
+      l.values = buffers[i % 2].get();
+    } else {
+      l.raw = reader.read(names[i]);
+    }
     return l;
   };
   std::future<Loaded> next;
@@ -174,13 +186,11 @@ QuantizeReport quantize_stream(Context& ctx, const SafetensorsSet& reader,
       const std::string file = reader.reader(name).path().string();
       std::vector<std::pair<std::string, StTensor>> parts;
       if (int4) {
-        const quant::Int4Weight q = quantize_int4_weight(name, file, cur.values, shape, reader.dtype(name),
-                                                         opts.group_size, threads, rep.error);
-        std::vector<float>().swap(cur.values);
-        parts = int4_to_st(name, q);
+        parts = int4_to_st(name, quantize_int4_weight(name, file, cur.values, shape, reader.dtype(name),
+                                                      opts.group_size, threads, rep.error));
       } else {
-        Tensor w = Tensor::from_host(ctx, Shape(shape), cur.values, DType::f32, MemCategory::scratch);
-        std::vector<float>().swap(cur.values);  // the host copy is no longer needed
+        Tensor w = Tensor::empty(ctx, Shape(shape), DType::f32, MemCategory::scratch);
+        w.copy_from_host(cur.values, static_cast<uint64_t>(st_numel(shape)) * 4);
         const ops::NF4Weight q = ops::quantize_nf4(w, MemCategory::scratch);
         const ops::NF4Error e = ops::nf4_error(w, q);  // NaN or Inf anywhere makes these sums non-finite
         if (!std::isfinite(q.offset) || !std::isfinite(e.abs_sum) || !std::isfinite(e.mag_sum))
