@@ -102,11 +102,6 @@ float int4_scale(float absmax, FloatType s) {
   return scale == 0.0f ? float_eps(s) : scale;
 }
 
-int int4_code(float x, float scale, FloatType w) {
-  const float q = std::clamp(round_to(w, x / scale), static_cast<float>(kInt4Min), static_cast<float>(kInt4Max));
-  return static_cast<int>(std::nearbyint(q));  // the default rounding mode: halves to even, as torch.round
-}
-
 std::vector<int32_t> pack_int4(const int8_t* codes, int64_t rows, int64_t cols) {
   const int64_t words = (cols + kInt4PerWord - 1) / kInt4PerWord;
   std::vector<int32_t> out(static_cast<size_t>(rows * words), 0);
@@ -163,7 +158,7 @@ F code_step(F x, float s, F& abs_sum, F& mag_sum, F& rel_sum) {
   F q = round_t<W>(x / s);
   q = q < float(kInt4Min) ? splat<F>(kInt4Min) : q;  // std::clamp's order
   q = float(kInt4Max) < q ? splat<F>(kInt4Max) : q;
-  const F code = (q + kRint) - kRint;
+  const F code = (q + kRint) - kRint;  // halves to even, as torch.round
   if constexpr (kError) {
     const F d = abs_of(x - round_t<S>(code * s)), a = abs_of(x);
     abs_sum += d;
@@ -172,6 +167,19 @@ F code_step(F x, float s, F& abs_sum, F& mag_sum, F& rel_sum) {
   }
   return code;
 }
+
+}  // namespace
+
+int int4_code(float x, float scale, FloatType w) {
+  float unused = 0;
+  switch (w) {
+    case FloatType::f16: return static_cast<int>(code_step<FloatType::f16, FloatType::f32, false>(x, scale, unused, unused, unused));
+    case FloatType::bf16: return static_cast<int>(code_step<FloatType::bf16, FloatType::f32, false>(x, scale, unused, unused, unused));
+    default: return static_cast<int>(code_step<FloatType::f32, FloatType::f32, false>(x, scale, unused, unused, unused));
+  }
+}
+
+namespace {
 
 F4 load4(const float* p) {
   F4 v;
