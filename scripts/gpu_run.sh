@@ -11,7 +11,8 @@
 #          from $SHARED_DATA, default shared/data or ../shared/data)
 #   fp16: train-step with fp32 and with fp16 parameters (train.param_dtype) for tiny and phase1
 #         at 8 x 512 and production3B_full (every weight trained) at 4 x 512, into fp16_gpu.jsonl
-#   nf4-file: `magellano quantize` end to end on a generated production3B file (~13 GB in $TMPDIR)
+#   nf4-file: `magellano quantize` end to end, NF4 then int4 (on all the host's threads), on a
+#         generated production3B file (~13 GB in $TMPDIR)
 #   tune: `magellano tune-gemm` for the GPU (CLBlast's tuners over TUNE_FRACTION of their
 #         space, default 0.01, then cl/gemm_gpu.cl; killed after TUNE_TIMEOUT s, default 500), writing
 #         $OUT/gemm_tuning.json: commit it as configs/tuning/<device-slug>.json and rebuild.

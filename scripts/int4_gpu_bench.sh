@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # int4 on the GPU machine: the int4 op tests, the kernels (fused dequantize-and-multiply GB/s
-# against the copy peak, quantize, dequantize, int4 vs NF4 error) and the decode speed of an int4
-# base against fp32. (`quantize --format int4` quantizes on the host: its file-to-file time does
-# not depend on the GPU.) Writes JSON lines to
-# $OUT (one file per measurement) and a short log. Run from the repository root after
-# scripts/gpu_bundle.sh here and `source scripts/gpu_env.sh` there:
+# against the copy peak, quantize, dequantize, int4 vs NF4 error), the decode speed of an int4
+# base against fp32, and `magellano quantize` file to file on a generated production3B file
+# (12.7 GB in ${TMPDIR:-/tmp}; NF4 on the GPU, then int4, which quantizes on the host's threads:
+# all of them, then one, so the two int4 figures show what the threads bring on that host;
+# QUANTIZE_FILE=0 skips it). Writes JSON lines to $OUT (one file per measurement) and a short
+# log. Run from the repository root after scripts/gpu_bundle.sh here and `source
+# scripts/gpu_env.sh` there:
 #   OUT=/some/dir scripts/int4_gpu_bench.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,4 +33,8 @@ for base in fp32 int4; do
   run "int4_decode_phase3_$base" "$cli" bench generate --json --base "$base" --positions 100 --batches 1,8 --tokens 32 \
       --config configs/phase3.json
 done
+if [ "${QUANTIZE_FILE:-1}" != 0 ]; then
+  run quantize_file_gpu "$cli" bench nf4 --device gpu --json --repeats 1 --file "${TMPDIR:-/tmp}" \
+      --int4-threads "$(nproc),1"
+fi
 echo "done: $(ls "$OUT")" >>"$log"

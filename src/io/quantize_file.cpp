@@ -1,11 +1,17 @@
 #include "magellano/io/quantize_file.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cmath>
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -56,25 +62,45 @@ void check_options(const QuantizeOptions& o) {
                 "llm-compressor's and vLLM's usual one), not " + std::to_string(o.group_size) + ".");
 }
 
-// Quantizes one weight on the host to int4 and adds its error to `e`. Throws for a non-finite value.
-quant::Int4Weight quantize_int4_weight(const std::string& name, const std::string& file, const std::vector<float>& w,
+// Rows of a weight per block of the int4 quantizer: ~256 KiB of f32, so production3B's largest
+// weights split into some 64 blocks for the threads to share.
+constexpr int64_t kInt4BlockValues = int64_t{1} << 16;
+
+// Quantizes one weight on the host to int4 and adds its error to `e`: blocks of rows on up to
+// `threads` threads (this one among them), each block's error summed on its own and the blocks'
+// sums added in block order, so the file and the figures do not depend on the number of threads.
+// Throws for a non-finite value.
+quant::Int4Weight quantize_int4_weight(const std::string& name, const std::string& file, const float* w,
                                        const std::vector<int64_t>& shape, StDType dt, int64_t group_size,
-                                       ops::NF4Error& e) {
-  for (float v : w)
-    if (!std::isfinite(v))
+                                       unsigned threads, ops::NF4Error& e) {
+  const int64_t rows = shape[0], cols = shape[1];
+  quant::Int4Weight q = quant::int4_layout(rows, cols, group_size, float_type_of(int4_scale_dtype(dt)));
+  const int64_t block = std::max<int64_t>(1, kInt4BlockValues / cols), blocks = (rows + block - 1) / block;
+  std::vector<std::optional<ops::NF4Error>> sums(static_cast<size_t>(blocks));
+  std::atomic<int64_t> next{0};
+  std::exception_ptr failure;
+  std::mutex failure_mutex;
+  const auto work = [&] {
+    try {
+      for (int64_t b; (b = next++) < blocks;)
+        sums[b] = quant::quantize_int4_rows(w, float_type_of(dt), b * block, std::min(rows, (b + 1) * block), q);
+    } catch (...) {
+      const std::lock_guard lock(failure_mutex);
+      if (!failure) failure = std::current_exception();
+      next = blocks;
+    }
+  };
+  {
+    std::vector<std::jthread> helpers;
+    for (int64_t t = 1; t < std::min<int64_t>(threads, blocks); ++t) helpers.emplace_back(work);
+    work();
+  }  // joined
+  if (failure) std::rethrow_exception(failure);
+  for (const auto& s : sums) {
+    if (!s)
       throw Error("quantize: tensor '" + name + "' in " + file + " holds Inf or NaN values; fix the checkpoint first.");
-  quant::Int4Weight q = quant::quantize_int4(w.data(), shape[0], shape[1], group_size, float_type_of(dt),
-                                             float_type_of(int4_scale_dtype(dt)));
-  const std::vector<float> back = quant::dequantize_int4(q);
-  ops::NF4Error part;  // the same sums as ops::nf4_error's
-  part.n = static_cast<int64_t>(w.size());
-  for (size_t i = 0; i < w.size(); ++i) {
-    const double d = std::fabs(double(w[i]) - double(back[i])), m = std::fabs(double(w[i]));
-    part.abs_sum += d;
-    part.mag_sum += m;
-    part.rel_sum += d / (m + 1e-8);
+    e += *s;
   }
-  e += part;
   return q;
 }
 
@@ -84,6 +110,7 @@ QuantizeReport quantize_stream(Context& ctx, const SafetensorsSet& reader,
                                const fs::path& out, const QuantizeProgress& progress, const QuantizeOptions& opts) {
   const auto start = Clock::now();
   const bool int4 = opts.format == QuantFormat::int4;
+  const unsigned threads = opts.threads > 0 ? opts.threads : std::max(1u, std::thread::hardware_concurrency());
   QuantizeReport rep;
   std::vector<StEntry> entries;
   const std::vector<std::string> names = reader.names();
@@ -119,15 +146,26 @@ QuantizeReport quantize_stream(Context& ctx, const SafetensorsSet& reader,
   }
   SafetensorsStreamWriter writer(out, entries, reader.metadata());
   // The next tensor is read on another thread while this one is quantized and written, so at
-  // most two tensors are in host memory at once.
+  // most two tensors are in host memory at once: the tensors to quantize in two buffers of the
+  // largest one's size, used in turn (no fresh pages per tensor).
+  int64_t largest = 0;
+  for (size_t i = 0; i < names.size(); ++i)
+    if (quantize[i]) largest = std::max(largest, st_numel(reader.shape(names[i])));
+  std::unique_ptr<float[]> buffers[2];
+  for (auto& b : buffers)
+    if (largest > 0) b.reset(new float[static_cast<size_t>(largest)]);
   struct Loaded {
-    StTensor raw;           // copied tensors
-    std::vector<float> values;  // tensors to quantize, as f32
+    StTensor raw;                  // copied tensors
+    const float* values = nullptr;  // tensors to quantize, as f32
   };
   const auto load = [&](size_t i) {
     Loaded l;
-    if (quantize[i]) l.values = reader.read_f32(names[i]);
-    else l.raw = reader.read(names[i]);
+    if (quantize[i]) {
+      reader.read_f32_into(names[i], buffers[i % 2].get());
+      l.values = buffers[i % 2].get();
+    } else {
+      l.raw = reader.read(names[i]);
+    }
     return l;
   };
   std::future<Loaded> next;
@@ -143,39 +181,23 @@ QuantizeReport quantize_stream(Context& ctx, const SafetensorsSet& reader,
       writer.write(name, cur.raw);
       rep.write_seconds += since(t);
       ++rep.tensors_copied;
-    } else if (int4) {
-      const std::vector<int64_t> shape = reader.shape(name);
-      std::vector<std::pair<std::string, StTensor>> parts;
-      {
-        const quant::Int4Weight q = quantize_int4_weight(name, reader.reader(name).path().string(), cur.values, shape,
-                                                         reader.dtype(name), opts.group_size, rep.error);
-        std::vector<float>().swap(cur.values);
-        parts = int4_to_st(name, q);
-      }
-      rep.quantize_seconds += since(t);
-      t = Clock::now();
-      for (const auto& [part, st] : parts) {
-        writer.write(part, st);
-        rep.quantized_bytes += st.bytes.size();
-      }
-      rep.write_seconds += since(t);
-      ++rep.tensors_quantized;
-      rep.params_quantized += st_numel(shape);
     } else {
       const std::vector<int64_t> shape = reader.shape(name);
-      ops::NF4Weight q;
-      {
-        Tensor w = Tensor::from_host(ctx, Shape(shape), cur.values, DType::f32, MemCategory::scratch);
-        std::vector<float>().swap(cur.values);  // the host copy is no longer needed
-        q = ops::quantize_nf4(w, MemCategory::scratch);
+      const std::string file = reader.reader(name).path().string();
+      std::vector<std::pair<std::string, StTensor>> parts;
+      if (int4) {
+        parts = int4_to_st(name, quantize_int4_weight(name, file, cur.values, shape, reader.dtype(name),
+                                                      opts.group_size, threads, rep.error));
+      } else {
+        Tensor w = Tensor::empty(ctx, Shape(shape), DType::f32, MemCategory::scratch);
+        w.copy_from_host(cur.values, static_cast<uint64_t>(st_numel(shape)) * 4);
+        const ops::NF4Weight q = ops::quantize_nf4(w, MemCategory::scratch);
         const ops::NF4Error e = ops::nf4_error(w, q);  // NaN or Inf anywhere makes these sums non-finite
         if (!std::isfinite(q.offset) || !std::isfinite(e.abs_sum) || !std::isfinite(e.mag_sum))
-          throw Error("quantize: tensor '" + name + "' in " + reader.reader(name).path().string() +
-                      " holds Inf or NaN values; fix the checkpoint first.");
+          throw Error("quantize: tensor '" + name + "' in " + file + " holds Inf or NaN values; fix the checkpoint first.");
         rep.error += e;
+        parts = nf4_to_st(name, q, torch_dtype_name(reader.dtype(name)));
       }
-      const auto parts = nf4_to_st(name, q, torch_dtype_name(reader.dtype(name)));
-      q = ops::NF4Weight();
       rep.quantize_seconds += since(t);
       t = Clock::now();
       for (const auto& [part, st] : parts) {

@@ -196,13 +196,22 @@ void SafetensorsReader::read_into(const std::string& name, void* dst, uint64_t b
   pread_all(file_->fd, dst, bytes, data_start_ + e.begin, path_);
 }
 
-std::vector<float> SafetensorsReader::read_f32(const std::string& name) const {
+int64_t SafetensorsReader::f32_rows(const std::string& name) const {
   const Entry& e = find(name);
   const int64_t cols = e.shape.empty() ? 1 : std::max<int64_t>(1, e.shape.back());
-  return read_rows_f32(name, 0, st_numel(e.shape) / cols);
+  return st_numel(e.shape) / cols;
 }
 
-std::vector<float> SafetensorsReader::read_rows_f32(const std::string& name, int64_t row_begin, int64_t row_end) const {
+std::vector<float> SafetensorsReader::read_f32(const std::string& name) const {
+  return read_rows_f32(name, 0, f32_rows(name));
+}
+
+void SafetensorsReader::read_f32_into(const std::string& name, float* dst) const {
+  read_f32_at(locate_rows_f32(name, 0, f32_rows(name)), dst);
+}
+
+SafetensorsReader::F32Rows SafetensorsReader::locate_rows_f32(const std::string& name, int64_t row_begin,
+                                                              int64_t row_end) const {
   const Entry& e = find(name);
   if (e.dtype != StDType::F32 && e.dtype != StDType::F16 && e.dtype != StDType::BF16)
     fail(path_, "tensor '" + excerpt(name) + "' is " + st_dtype_name(e.dtype) +
@@ -212,17 +221,31 @@ std::vector<float> SafetensorsReader::read_rows_f32(const std::string& name, int
   if (row_begin < 0 || row_end < row_begin || row_end > rows)
     fail(path_, "tensor '" + excerpt(name) + "' " + st_shape_str(e.shape) + " has " + std::to_string(rows) +
                     " rows; rows [" + std::to_string(row_begin) + ", " + std::to_string(row_end) + ") were asked for.");
-  const uint64_t size = st_dtype_size(e.dtype), n = static_cast<uint64_t>((row_end - row_begin) * cols);
-  const uint64_t offset = data_start_ + e.begin + static_cast<uint64_t>(row_begin * cols) * size;
-  std::vector<float> out(n);
-  if (e.dtype == StDType::F32) {  // straight into the result: no second copy
-    pread_all(file_->fd, out.data(), n * 4, offset, path_);
-    return out;
-  }
-  std::vector<uint16_t> half(n);
-  pread_all(file_->fd, half.data(), n * 2, offset, path_);
-  for (uint64_t i = 0; i < n; ++i) out[i] = e.dtype == StDType::F16 ? f16_to_f32(half[i]) : bf16_to_f32(half[i]);
+  const uint64_t size = st_dtype_size(e.dtype);
+  return {e.dtype, data_start_ + e.begin + static_cast<uint64_t>(row_begin * cols) * size,
+          static_cast<uint64_t>((row_end - row_begin) * cols)};
+}
+
+std::vector<float> SafetensorsReader::read_rows_f32(const std::string& name, int64_t row_begin, int64_t row_end) const {
+  const F32Rows at = locate_rows_f32(name, row_begin, row_end);
+  std::vector<float> out(at.count);
+  read_f32_at(at, out.data());
   return out;
+}
+
+void SafetensorsReader::read_f32_at(const F32Rows& at, float* dst) const {
+  if (at.dtype == StDType::F32) {  // straight into the result: no second copy
+    pread_all(file_->fd, dst, at.count * 4, at.offset, path_);
+    return;
+  }
+  std::vector<uint16_t> half(std::min<uint64_t>(at.count, uint64_t{1} << 18));  // 512 KiB pieces
+  for (uint64_t done = 0; done < at.count;) {
+    const uint64_t k = std::min<uint64_t>(half.size(), at.count - done);
+    pread_all(file_->fd, half.data(), k * 2, at.offset + done * 2, path_);
+    for (uint64_t i = 0; i < k; ++i)
+      dst[done + i] = at.dtype == StDType::F16 ? f16_to_f32(half[i]) : bf16_to_f32(half[i]);
+    done += k;
+  }
 }
 
 }  // namespace magellano::io

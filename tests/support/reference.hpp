@@ -12,6 +12,7 @@
 
 #include "magellano/generate/sampler.hpp"
 #include "magellano/ops/moe_ops.hpp"
+#include "magellano/quant/int4_group.hpp"
 
 namespace mgtest::ref {
 
@@ -83,16 +84,22 @@ Vec linear(const Vec& x, int64_t m, int64_t k, const Vec& w, int64_t n, const Ve
 void linear_bwd(const Vec& x, int64_t m, int64_t k, const Vec& w, int64_t n, const Vec& dy,
                 Vec& dx, Vec& dw, Vec* db = nullptr);
 
-// ---- int4: group-wise int4 weights (ops/int4.hpp), w (rows, cols), groups of g columns ------
-// (g divides cols). Scales rounded to fp16, codes in [-8, 7], all in float64 (the fp32 and
-// fp16 roundings the format prescribes applied to exact float64 values).
-double round_f16(double v);  // nearest fp16 value, ties to even; +-Inf beyond fp16's range
+// ---- int4: group-wise int4 weights (ops/int4.hpp, quant/int4_group.hpp), w (rows, cols), groups
+// of g columns (g divides cols). Weights of type wt (the quotient w / scale is rounded to it),
+// scales of type st (default: fp32 weights with fp16 scales, the device op's case), codes in
+// [-8, 7], all in float64 (the format's roundings applied to exact float64 values).
+using magellano::quant::FloatType;
+// v rounded to the nearest value of t (ties to even, subnormals included); +-Inf beyond t's range.
+double round_float(double v, FloatType t);
+double round_f16(double v);  // round_float(v, FloatType::f16)
 struct Int4Ref {
   std::vector<int> codes;  // (rows, cols)
   Vec scales;              // (rows, cols / g)
 };
-Int4Ref int4_quantize(const Vec& w, int64_t rows, int64_t cols, int64_t g);
-Vec int4_dequantize(const Int4Ref& q, int64_t rows, int64_t cols, int64_t g);  // (rows, cols)
+Int4Ref int4_quantize(const Vec& w, int64_t rows, int64_t cols, int64_t g, FloatType wt = FloatType::f32,
+                      FloatType st = FloatType::f16);
+Vec int4_dequantize(const Int4Ref& q, int64_t rows, int64_t cols, int64_t g,
+                    FloatType st = FloatType::f16);  // (rows, cols)
 // Codes from compressed-tensors words (rows, ceil(cols / 8)): column c in bits 4 (c % 8) of word c / 8.
 std::vector<int> int4_unpack(const std::vector<int32_t>& words, int64_t rows, int64_t cols);
 

@@ -1,8 +1,10 @@
 // int4 weights in safetensors files, in compressed-tensors' pack-quantized layout
 // (io/int4_safetensors.hpp): the three tensors of a weight, the reader's checks of bad files
 // and of quantization_config schemes Magellano does not read, the file and folder quantizer
-// with --format int4, the config block as llm-compressor writes it, and `magellano quantize
-// --format int4` with its bad options. All comparisons of values are exact.
+// with --format int4 (against the float64 reference, byte for byte the same on any number of
+// threads, Inf and NaN refused), the config block as llm-compressor writes it, and `magellano
+// quantize --format int4` with its bad options. All comparisons of values are exact.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -16,6 +18,7 @@
 #include "magellano/io/int4_safetensors.hpp"
 #include "magellano/io/quantize_file.hpp"
 #include "project_files.hpp"
+#include "reference.hpp"
 #include "temp_dir.hpp"
 
 using namespace magellano;
@@ -83,6 +86,76 @@ const char* kLlmCompressorConfig = R"({
   "ignore": ["backbone.embeddings", "backbone.layers.0.mixer.x_proj", "lm_head"],
   "kv_cache_scheme": null, "moe_sparsity_config": null, "quant_method": "compressed-tensors",
   "quantization_status": "compressed", "sparsity_config": {}, "transform_config": {}, "version": "0.20.1"})";
+
+// Weights large enough that quantize splits each into several blocks of rows for its threads
+// (over 65,536 values), at odd row counts, in the three float dtypes, for groups of 12 (which
+// straddle words); scales over many binades (fp16 subnormal ones, all-zero groups); plus a
+// small weight, a copied norm and a width 12 does not divide.
+constexpr int64_t kThreadedGroup = 12;
+Named threaded_model() {
+  const auto weight = [](int64_t rows, int64_t cols, uint64_t seed) {
+    Vec v = randn(size_t(rows * cols), seed, 0.05);
+    for (size_t i = 0; i < v.size(); ++i) v[i] *= std::ldexp(1.0, int(i / 24 % 24) - 20);
+    return to_f32(v);
+  };
+  Named t;
+  t.emplace_back("model.layers.0.mixer.in_proj.weight", float_st(io::StDType::F32, {301, 384}, weight(301, 384, 11)));
+  t.emplace_back("model.layers.0.norm.weight", float_st(io::StDType::F32, {384}, std::vector<float>(384, 1.0f)));
+  t.emplace_back("model.layers.0.mixer.out_proj.weight", float_st(io::StDType::F16, {1001, 96}, weight(1001, 96, 12)));
+  t.emplace_back("model.layers.0.mixer.x_proj.weight", float_st(io::StDType::F32, {9, 20}, weight(9, 20, 13)));
+  t.emplace_back("model.layers.1.mixer.in_proj.weight", float_st(io::StDType::BF16, {517, 204}, weight(517, 204, 14)));
+  t.emplace_back("model.layers.1.mixer.dt_proj.weight", float_st(io::StDType::F32, {7, 36}, weight(7, 36, 15)));
+  return t;
+}
+
+// What is wrong with `out` as the int4 file of `in` in groups of g, against the float64 reference
+// (support/reference.hpp): each quantized weight's scales (dtype and values), codes (and the zero
+// padding of a row's last word), and, given the run's report, its error sums (1e-6 relative:
+// they are summed in fp32 per group).
+std::vector<std::string> int4_file_failures(const fs::path& in, const fs::path& out, int64_t g,
+                                            const io::QuantizeReport* rep) {
+  const auto a = io::SafetensorsSet::open(in), b = io::SafetensorsSet::open(out);
+  std::vector<std::string> bad;
+  ops::NF4Error want;
+  for (const std::string& name : a.names()) {
+    const std::vector<int64_t> shape = a.shape(name);
+    const io::StDType dt = a.dtype(name);
+    if (!io::should_quantize(name, dt, shape) || shape[1] % g != 0) continue;
+    const int64_t rows = shape[0], cols = shape[1];
+    const std::vector<float> wf = a.read_f32(name);
+    const Vec w(wf.begin(), wf.end());
+    const FloatType st = io::float_type_of(io::int4_scale_dtype(dt));
+    const ref::Int4Ref q = ref::int4_quantize(w, rows, cols, g, io::float_type_of(dt), st);
+    if (b.dtype(io::int4_scale_name(name)) != io::int4_scale_dtype(dt)) bad.push_back(name + ": the scales' dtype");
+    const std::vector<float> scales = b.read_f32(io::int4_scale_name(name));
+    size_t wrong_scales = 0, wrong_codes = 0, wrong_padding = 0;
+    for (size_t i = 0; i < q.scales.size(); ++i) wrong_scales += double(scales.at(i)) != q.scales[i];
+    const io::StTensor packed = b.read(io::int4_packed_name(name));
+    std::vector<int32_t> words(packed.bytes.size() / 4);
+    std::memcpy(words.data(), packed.bytes.data(), packed.bytes.size());
+    const std::vector<int> codes = ref::int4_unpack(words, rows, cols);
+    for (size_t i = 0; i < codes.size(); ++i) wrong_codes += codes[i] != q.codes[i];
+    const int64_t per_row = (cols + 7) / 8, used = cols % 8;
+    for (int64_t r = 0; used != 0 && r < rows; ++r)
+      wrong_padding += (uint32_t(words[r * per_row + per_row - 1]) >> (4 * used)) != 0;
+    if (wrong_scales + wrong_codes + wrong_padding > 0)
+      bad.push_back(name + ": " + std::to_string(wrong_scales) + " scales, " + std::to_string(wrong_codes) + " codes, " +
+                    std::to_string(wrong_padding) + " paddings differ from the reference");
+    const Vec back = ref::int4_dequantize(q, rows, cols, g, st);
+    for (size_t i = 0; i < w.size(); ++i) {
+      const double d = std::fabs(w[i] - back[i]), m = std::fabs(w[i]);
+      want.abs_sum += d, want.mag_sum += m, want.rel_sum += d / (m + 1e-8);
+    }
+    want.n += rows * cols;
+  }
+  if (rep) {
+    const auto near = [](double x, double y) { return std::fabs(x - y) <= 1e-6 * std::fabs(y); };
+    if (rep->error.n != want.n || !near(rep->error.abs_sum, want.abs_sum) || !near(rep->error.mag_sum, want.mag_sum) ||
+        !near(rep->error.rel_sum, want.rel_sum))
+      bad.push_back("the error sums differ from the reference's");
+  }
+  return bad;
+}
 
 }  // namespace
 
@@ -268,6 +341,79 @@ TEST(Int4Files, QuantizeFileQuantizesWhatTheGroupDivides) {
                                                    int4_options(0)); },
                "group size must be a positive whole number");
   EXPECT_FALSE(fs::exists(dir / "o0.safetensors"));
+}
+
+TEST(Int4Files, QuantizeFileIsTheReferenceOnAnyNumberOfThreads) {
+  // The weights are split into blocks of rows shared by the threads; the file, byte for byte,
+  // and the error figures do not depend on their number, and equal the float64 reference.
+  TempDir dir;
+  io::write_safetensors(dir / "in.safetensors", threaded_model(), {{"format", "pt"}});
+  io::QuantizeOptions o = int4_options(kThreadedGroup);
+  std::string first;
+  io::QuantizeReport first_rep;
+  for (unsigned threads : {1u, 2u, 3u, 8u}) {
+    o.threads = threads;
+    const fs::path out = dir / ("t" + std::to_string(threads) + ".safetensors");
+    const auto rep = io::quantize_safetensors_file(test_ctx(), dir / "in.safetensors", out, {}, o);
+    EXPECT_EQ(rep.tensors_quantized, 4) << threads;
+    EXPECT_EQ(rep.group_misfits, std::vector<std::string>{"model.layers.0.mixer.x_proj.weight"}) << threads;
+    const std::vector<std::string> failures = int4_file_failures(dir / "in.safetensors", out, kThreadedGroup, &rep);
+    EXPECT_TRUE(failures.empty()) << threads << " threads: " << failures.front();
+    if (threads == 1) {
+      first = read_all(out), first_rep = rep;
+      continue;
+    }
+    EXPECT_TRUE(read_all(out) == first) << threads << " threads wrote another file than 1 thread";
+    EXPECT_EQ(rep.error.abs_sum, first_rep.error.abs_sum) << threads;
+    EXPECT_EQ(rep.error.mag_sum, first_rep.error.mag_sum) << threads;
+    EXPECT_EQ(rep.error.rel_sum, first_rep.error.rel_sum) << threads;
+  }
+
+  // The check can fail: a file whose groups start one column late (each row rotated left by
+  // one before quantizing) is reported, by its codes and scales.
+  Named broken;
+  const auto in = io::SafetensorsSet::open(dir / "in.safetensors");
+  for (const std::string& name : in.names()) {
+    const std::vector<int64_t> shape = in.shape(name);
+    if (!io::should_quantize(name, in.dtype(name), shape) || shape[1] % kThreadedGroup != 0) {
+      broken.emplace_back(name, in.read(name));
+      continue;
+    }
+    std::vector<float> w = in.read_f32(name);
+    for (int64_t r = 0; r < shape[0]; ++r)
+      std::rotate(w.begin() + r * shape[1], w.begin() + r * shape[1] + 1, w.begin() + (r + 1) * shape[1]);
+    for (auto& part : io::int4_to_st(name, quant::quantize_int4(w.data(), shape[0], shape[1], kThreadedGroup,
+                                                                io::float_type_of(in.dtype(name)),
+                                                                io::float_type_of(io::int4_scale_dtype(in.dtype(name))))))
+      broken.push_back(std::move(part));
+  }
+  io::write_safetensors(dir / "broken.safetensors", broken);
+  const std::vector<std::string> caught = int4_file_failures(dir / "in.safetensors", dir / "broken.safetensors",
+                                                             kThreadedGroup, nullptr);
+  ASSERT_EQ(caught.size(), 4u);
+  EXPECT_TRUE(has(caught[0], "model.layers.0.mixer.in_proj.weight: ")) << caught[0];
+  EXPECT_FALSE(has(caught[0], " 0 codes")) << caught[0];
+  EXPECT_FALSE(has(caught[0], ": 0 scales")) << caught[0];
+}
+
+TEST(Int4Files, QuantizeFileRefusesInfAndNaNInAnyBlock) {
+  // A bad value in the last block of rows (another thread's) or the first: one line, no file.
+  TempDir dir;
+  for (const float bad : {NAN, INFINITY}) {
+    Named t = threaded_model();
+    float* w = reinterpret_cast<float*>(t[0].second.bytes.data());
+    w[bad == INFINITY ? 5 : 300 * 384 + 100] = bad;
+    const fs::path in = dir / "in.safetensors", out = dir / "out.safetensors";
+    fs::remove(in);
+    io::write_safetensors(in, t);
+    io::QuantizeOptions o = int4_options(kThreadedGroup);
+    o.threads = 3;
+    const std::string message = error_of([&] { io::quantize_safetensors_file(test_ctx(), in, out, {}, o); });
+    EXPECT_TRUE(has(message, "quantize: tensor 'model.layers.0.mixer.in_proj.weight' in " + in.string() +
+                                 " holds Inf or NaN values; fix the checkpoint first.")) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    EXPECT_FALSE(fs::exists(out));
+  }
 }
 
 TEST(Int4Files, CheckpointFolderGetsLlmCompressorsConfig) {

@@ -4,6 +4,7 @@
 // rounded half to even), pack_to_int32's bit layout, odd widths, and the error bound.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "error_text.hpp"
 #include "harness.hpp"
 #include "magellano/quant/int4_group.hpp"
+#include "reference.hpp"
 
 using namespace magellano;
 using namespace mgtest;
@@ -18,66 +20,24 @@ using quant::FloatType;
 
 namespace {
 
-// v rounded to nearest (ties to even) with `mant` fraction bits and smallest normal exponent
-// `emin`, in float64 arithmetic: ulp = 2^(max(e, emin) - mant) for v in [2^e, 2^(e+1)).
-double round_ref(double v, int mant, int emin) {
-  if (v == 0.0) return v;
-  int e;
-  std::frexp(std::fabs(v), &e);  // |v| = f * 2^e, f in [0.5, 1): |v| in [2^(e-1), 2^e)
-  const double ulp = std::ldexp(1.0, std::max(e - 1, emin) - mant);
-  return std::nearbyint(v / ulp) * ulp;  // v / ulp is exact (a power of two) and below 2^54
-}
-double round_ref(FloatType t, double v) {
-  switch (t) {
-    case FloatType::f16: return round_ref(v, 10, -14);
-    case FloatType::bf16: return round_ref(v, 7, -126);
-    default: return round_ref(v, 23, -126);
-  }
-}
-
-struct RefInt4 {
-  std::vector<double> scales;
-  std::vector<int> codes;
-};
-
-// compressed-tensors' symmetric int4 group quantization in float64.
-RefInt4 reference(const std::vector<float>& w, int64_t rows, int64_t cols, int64_t g, FloatType wt, FloatType st) {
-  RefInt4 r;
-  r.codes.resize(w.size());
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t j0 = 0; j0 < cols; j0 += g) {
-      double m = 0;
-      for (int64_t j = j0; j < j0 + g; ++j) m = std::max(m, std::fabs(double(w[i * cols + j])));
-      double s = round_ref(st, m / 7.5);
-      if (s == 0) s = st == FloatType::f16 ? 0x1p-10 : st == FloatType::bf16 ? 0x1p-7 : 0x1p-23;  // finfo(S).eps
-      r.scales.push_back(s);
-      for (int64_t j = j0; j < j0 + g; ++j) {
-        const double q = std::clamp(round_ref(wt, double(w[i * cols + j]) / s), -8.0, 7.0);
-        r.codes[i * cols + j] = static_cast<int>(std::nearbyint(q));
-      }
-    }
-  return r;
-}
-
 std::vector<float> rounded(const Vec& v, FloatType t) {
   std::vector<float> out(v.size());
-  for (size_t i = 0; i < v.size(); ++i) out[i] = static_cast<float>(round_ref(t, v[i]));
+  for (size_t i = 0; i < v.size(); ++i) out[i] = static_cast<float>(ref::round_float(v[i], t));
   return out;
 }
 
 void expect_matches_reference(const std::vector<float>& w, int64_t rows, int64_t cols, int64_t g, FloatType wt,
                               FloatType st, const std::string& what) {
   const quant::Int4Weight q = quant::quantize_int4(w.data(), rows, cols, g, wt, st);
-  const RefInt4 ref = reference(w, rows, cols, g, wt, st);
-  ASSERT_EQ(q.scales.size(), ref.scales.size()) << what;
-  for (size_t i = 0; i < ref.scales.size(); ++i) ASSERT_EQ(double(q.scales[i]), ref.scales[i]) << what << " scale " << i;
+  const ref::Int4Ref want = ref::int4_quantize(Vec(w.begin(), w.end()), rows, cols, g, wt, st);
+  ASSERT_EQ(q.scales.size(), want.scales.size()) << what;
+  for (size_t i = 0; i < want.scales.size(); ++i) ASSERT_EQ(double(q.scales[i]), want.scales[i]) << what << " scale " << i;
   const std::vector<int8_t> codes = quant::unpack_int4(q.packed.data(), rows, cols);
-  for (size_t i = 0; i < codes.size(); ++i) ASSERT_EQ(int(codes[i]), ref.codes[i]) << what << " code " << i;
+  for (size_t i = 0; i < codes.size(); ++i) ASSERT_EQ(int(codes[i]), want.codes[i]) << what << " code " << i;
   // Dequantized: code * scale rounded to the scale's type (x_q.to(scale.dtype) * scale).
   const std::vector<float> back = quant::dequantize_int4(q);
-  for (int64_t i = 0; i < rows * cols; ++i)
-    ASSERT_EQ(double(back[i]), round_ref(st, ref.codes[i] * ref.scales[(i / cols) * (cols / g) + (i % cols) / g]))
-        << what << " value " << i;
+  const Vec want_back = ref::int4_dequantize(want, rows, cols, g, st);
+  for (int64_t i = 0; i < rows * cols; ++i) ASSERT_EQ(double(back[i]), want_back[i]) << what << " value " << i;
 }
 
 }  // namespace
@@ -87,8 +47,24 @@ TEST(Int4Group, RoundToMatchesTheFloat64Rounding) {
   for (FloatType t : {FloatType::f16, FloatType::bf16, FloatType::f32})
     for (double x : v) {
       const float f = static_cast<float>(x);
-      ASSERT_EQ(double(quant::round_to(t, f)), round_ref(t, double(f))) << x;
+      ASSERT_EQ(double(quant::round_to(t, f)), ref::round_float(double(f), t)) << x;
     }
+  // round_to's fp16 and bf16 roundings are bit operations: a sweep over the fp32 bit patterns
+  // (a prime stride, and every pattern near the edges: fp16's smallest normal 2^-14 and its
+  // overflow at 65520, ties, subnormals, the infinities). All 2^32 were checked once.
+  std::vector<uint32_t> bits;
+  for (uint64_t u = 0; u < (uint64_t{1} << 32); u += 4099) bits.push_back(static_cast<uint32_t>(u));
+  for (uint32_t edge : {0x38800000u, 0x477ff000u, 0x477fe000u, 0x33000000u, 0x7f800000u, 0x7f7fffffu, 0x00800000u})
+    for (uint32_t d = 0; d < 4096; ++d) bits.push_back(edge - 2048 + d);
+  for (uint32_t b : bits)
+    for (uint32_t sign : {0u, 0x80000000u}) {
+      const float f = std::bit_cast<float>(b | sign);
+      if (std::isnan(f)) continue;
+      for (FloatType t : {FloatType::f16, FloatType::bf16})
+        ASSERT_EQ(double(quant::round_to(t, f)), ref::round_float(double(f), t)) << std::hexfloat << f;
+    }
+  EXPECT_TRUE(std::isnan(quant::round_to(FloatType::f16, NAN)));
+  EXPECT_TRUE(std::isnan(quant::round_to(FloatType::bf16, NAN)));
   EXPECT_EQ(quant::round_to(FloatType::f16, 1e-7f), 1.1920928955078125e-07f);  // a subnormal: 1.68 -> 2 x 2^-24
   EXPECT_EQ(quant::round_to(FloatType::f16, 2.0f + 1.0f / 1024), 2.0f);          // the tie goes to even
   EXPECT_TRUE(std::isinf(quant::round_to(FloatType::f16, 70000.0f)));
@@ -191,4 +167,55 @@ TEST(Int4Group, ErrorIsAtMostHalfAStep) {
   // mean error is ~0.1 sigma, ~12% of the mean |w| (0.8 sigma).
   EXPECT_GT(err / mag, 0.08);
   EXPECT_LT(err / mag, 0.16);
+}
+
+TEST(Int4Group, RowBlocksEqualTheWholeAndSumTheError) {
+  // quantize_int4_rows on uneven blocks of rows (odd row counts, groups straddling words, every
+  // type pair the files use) fills exactly what quantize_int4 does; the blocks' error sums add
+  // up to the float64 reference's (|w - w'|, |w|, |w - w'| / (|w| + 1e-8)) within fp32 rounding.
+  struct Case { int64_t rows, cols, g; FloatType wt, st; };
+  for (const Case& c : {Case{37, 96, 32, FloatType::f32, FloatType::f16}, Case{13, 36, 12, FloatType::bf16, FloatType::bf16},
+                        Case{29, 40, 8, FloatType::f16, FloatType::f16}, Case{5, 20, 4, FloatType::f32, FloatType::f32}}) {
+    const std::string what = std::to_string(c.rows) + "x" + std::to_string(c.cols) + " g" + std::to_string(c.g);
+    Vec v = randn(size_t(c.rows * c.cols), uint64_t(c.rows + c.cols), 0.05);
+    for (size_t i = 0; i < v.size(); ++i) v[i] *= std::ldexp(1.0, int(i / 16 % 24) - 16);  // scales over many binades
+    const std::vector<float> w = rounded(v, c.wt);
+    const quant::Int4Weight whole = quant::quantize_int4(w.data(), c.rows, c.cols, c.g, c.wt, c.st);
+    quant::Int4Weight blocks = quant::int4_layout(c.rows, c.cols, c.g, c.st);
+    ops::NF4Error sum;
+    for (auto [r0, r1] : std::vector<std::pair<int64_t, int64_t>>{{0, 1}, {1, c.rows / 2}, {c.rows / 2, c.rows}}) {
+      const auto e = quant::quantize_int4_rows(w.data(), c.wt, r0, r1, blocks);
+      ASSERT_TRUE(e.has_value()) << what;
+      EXPECT_EQ(e->n, (r1 - r0) * c.cols) << what;
+      sum += *e;
+    }
+    EXPECT_EQ(blocks.packed, whole.packed) << what;
+    EXPECT_EQ(blocks.scales, whole.scales) << what;
+    const Vec wd(w.begin(), w.end());
+    const Vec back = ref::int4_dequantize(ref::int4_quantize(wd, c.rows, c.cols, c.g, c.wt, c.st), c.rows, c.cols, c.g, c.st);
+    double abs_sum = 0, mag_sum = 0, rel_sum = 0;
+    for (size_t i = 0; i < wd.size(); ++i) {
+      const double d = std::fabs(wd[i] - back[i]), m = std::fabs(wd[i]);
+      abs_sum += d, mag_sum += m, rel_sum += d / (m + 1e-8);
+    }
+    EXPECT_EQ(sum.n, c.rows * c.cols) << what;
+    EXPECT_NEAR(sum.abs_sum, abs_sum, 1e-5 * abs_sum) << what;
+    EXPECT_NEAR(sum.mag_sum, mag_sum, 1e-5 * mag_sum) << what;
+    EXPECT_NEAR(sum.rel_sum, rel_sum, 1e-5 * rel_sum) << what;
+  }
+}
+
+TEST(Int4Group, RowBlocksReportInfAndNaNAndBadRanges) {
+  std::vector<float> w = to_f32(randn(9 * 16, 6, 0.1));
+  quant::Int4Weight q = quant::int4_layout(9, 16, 8, FloatType::f16);
+  w[7 * 16 + 13] = NAN;  // row 7
+  w[2 * 16 + 3] = -INFINITY;  // row 2
+  EXPECT_TRUE(quant::quantize_int4_rows(w.data(), FloatType::f32, 3, 7, q).has_value());
+  EXPECT_FALSE(quant::quantize_int4_rows(w.data(), FloatType::f32, 7, 9, q).has_value());
+  EXPECT_FALSE(quant::quantize_int4_rows(w.data(), FloatType::f32, 0, 3, q).has_value());
+  expect_error([&] { quant::quantize_int4_rows(w.data(), FloatType::f32, 5, 10, q); }, "rows [5, 10) of a weight laid out for 9 rows");
+  quant::Int4Weight unlaid;
+  unlaid.rows = 9, unlaid.cols = 16, unlaid.group_size = 8;
+  expect_error([&] { quant::quantize_int4_rows(w.data(), FloatType::f32, 0, 9, unlaid); }, "use int4_layout");
+  expect_error([&] { quant::int4_layout(4, 36, 16, FloatType::f16); }, "does not divide the input width 36");
 }

@@ -6,7 +6,8 @@
 //   nf4   NF4 with double quantization on the device, in transformers' bitsandbytes 4-bit keys
 //         (io/nf4_safetensors.hpp); config.json gains bitsandbytes' quantization_config.
 //   int4  symmetric int4 in groups of `group_size` input columns with fp16 (bf16 for bf16
-//         weights) scales, on the host, in compressed-tensors' pack-quantized format
+//         weights) scales, on the host's threads (blocks of rows; the output does not depend
+//         on their number), in compressed-tensors' pack-quantized format
 //         (io/int4_safetensors.hpp); config.json gains llm-compressor's quantization_config.
 // Which tensors: 2-D, floating point (F32, F16, BF16), name ending in ".weight", and not an
 // embedding, a norm or the output head (names containing "embed", "norm" or "lm_head", which
@@ -34,6 +35,7 @@ const char* quant_format_name(QuantFormat f);  // "nf4", "int4"
 struct QuantizeOptions {
   QuantFormat format = QuantFormat::nf4;
   int64_t group_size = 128;  // int4: input columns per scale (a positive integer)
+  unsigned threads = 0;      // int4: host threads quantizing (0: std::thread::hardware_concurrency())
 };
 
 struct QuantizeReport {

@@ -63,6 +63,9 @@ class SafetensorsReader {
   void read_into(const std::string& name, void* dst, uint64_t bytes) const;
   // Values as f32, converted from F16 or BF16; other dtypes throw.
   std::vector<float> read_f32(const std::string& name) const;
+  // The same into dst, which holds the tensor's element count (a buffer used again and again
+  // costs no fresh pages; F16 / BF16 convert piece by piece, with no whole-tensor copy).
+  void read_f32_into(const std::string& name, float* dst) const;
   // Rows [row_begin, row_end) of the tensor viewed as (rows, last dim), as f32 (one read of just
   // those bytes: an expert's slice of a packed (X, 2F, D) tensor without the rest).
   std::vector<float> read_rows_f32(const std::string& name, int64_t row_begin, int64_t row_end) const;
@@ -77,6 +80,15 @@ class SafetensorsReader {
   };
   struct File;  // the open file descriptor, shared by copies
   const Entry& find(const std::string& name) const;
+  // Where rows [row_begin, row_end) of `name` lie (checked: a float dtype, the range), and
+  // reading them as f32 into dst.
+  struct F32Rows {
+    StDType dtype;
+    uint64_t offset, count;  // in the file; values
+  };
+  F32Rows locate_rows_f32(const std::string& name, int64_t row_begin, int64_t row_end) const;
+  void read_f32_at(const F32Rows& at, float* dst) const;
+  int64_t f32_rows(const std::string& name) const;  // rows of the (rows, last dim) view
 
   std::filesystem::path path_;
   std::shared_ptr<File> file_;

@@ -63,6 +63,7 @@ class SafetensorsSet {
   StTensor read(const std::string& name) const { return reader(name).read(name); }
   void read_into(const std::string& name, void* dst, uint64_t bytes) const { reader(name).read_into(name, dst, bytes); }
   std::vector<float> read_f32(const std::string& name) const { return reader(name).read_f32(name); }
+  void read_f32_into(const std::string& name, float* dst) const { reader(name).read_f32_into(name, dst); }
   std::vector<float> read_rows_f32(const std::string& name, int64_t row_begin, int64_t row_end) const {
     return reader(name).read_rows_f32(name, row_begin, row_end);
   }

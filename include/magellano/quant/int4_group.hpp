@@ -23,11 +23,16 @@
 // complement: a top nibble >= 8 makes the word negative).
 //
 // Why the host: quantizing is one pass over the weights (a read, a division and a shift per
-// value), bounded by reading the file; the device adds a copy each way and nothing else.
-// Dequantize-and-multiply kernels for generation are a separate, later piece (not here).
+// value), bounded by reading the file; the device adds a copy each way and nothing else. Rows
+// are independent, so blocks of rows may be quantized on several threads at once
+// (quantize_int4_rows; io/quantize_file.cpp does). The roundings to fp16 and bf16 are bit
+// operations (no F16C assumed), equal to the correctly rounded conversions for every input.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <vector>
+
+#include "magellano/ops/nf4.hpp"
 
 namespace magellano::quant {
 
@@ -62,6 +67,18 @@ struct Int4Weight {
 // magellano::Error when group_size does not divide cols or a size is not positive.
 Int4Weight quantize_int4(const float* w, int64_t rows, int64_t cols, int64_t group_size,
                          FloatType weight_type, FloatType scale_type);
+
+// An Int4Weight of these sizes, its words and scales zero (to be filled by quantize_int4_rows).
+// Throws as quantize_int4 does for sizes it refuses.
+Int4Weight int4_layout(int64_t rows, int64_t cols, int64_t group_size, FloatType scale_type);
+
+// Rows [row_begin, row_end) of w (q.rows * q.cols values: the whole weight) quantized into q's
+// words and scales (q from int4_layout), exactly as quantize_int4 does. Returns those rows'
+// reconstruction error against w' = dequantize(q) in ops::NF4Error's sums (|w - w'|, |w|,
+// |w - w'| / (|w| + 1e-8), each in fp32 per value, summed over a group in fp32 and over the
+// groups in float64, in order), or nullopt when one of those rows holds Inf or NaN.
+std::optional<ops::NF4Error> quantize_int4_rows(const float* w, FloatType weight_type, int64_t row_begin,
+                                                int64_t row_end, Int4Weight& q);
 
 // pack_to_int32 / unpack_from_int32 along the columns: codes in [-8, 7], rows * cols of them.
 std::vector<int32_t> pack_int4(const int8_t* codes, int64_t rows, int64_t cols);

@@ -5,16 +5,29 @@
 
 namespace mgtest::ref {
 
-double round_f16(double v) {
+namespace {
+
+int fraction_bits(FloatType t) { return t == FloatType::f16 ? 10 : t == FloatType::bf16 ? 7 : 23; }
+int min_exponent(FloatType t) { return t == FloatType::f16 ? -14 : -126; }  // of the smallest normal
+double max_finite(FloatType t) {
+  return std::ldexp(2.0 - std::ldexp(1.0, -fraction_bits(t)), t == FloatType::f16 ? 15 : 127);
+}
+double eps(FloatType t) { return std::ldexp(1.0, -fraction_bits(t)); }  // torch.finfo(t).eps
+
+}  // namespace
+
+double round_float(double v, FloatType t) {
   if (v == 0.0 || !std::isfinite(v)) return v;
   int e = 0;
-  std::frexp(v, &e);                                // |v| = m 2^e, m in [0.5, 1)
-  const double ulp = std::ldexp(1.0, std::max(e - 11, -24));  // 11 significant bits; subnormals 2^-24
-  const double r = std::nearbyint(v / ulp) * ulp;   // v / ulp is exact; nearbyint: halves to even
-  return std::fabs(r) > 65504.0 ? std::copysign(INFINITY, v) : r;  // 65520 and above round to Inf
+  std::frexp(v, &e);  // |v| in [2^(e-1), 2^e)
+  const double ulp = std::ldexp(1.0, std::max(e - 1, min_exponent(t)) - fraction_bits(t));
+  const double r = std::nearbyint(v / ulp) * ulp;  // v / ulp is exact; nearbyint: halves to even
+  return std::fabs(r) > max_finite(t) ? std::copysign(INFINITY, v) : r;  // e.g. fp16: 65520 and above
 }
 
-Int4Ref int4_quantize(const Vec& w, int64_t rows, int64_t cols, int64_t g) {
+double round_f16(double v) { return round_float(v, FloatType::f16); }
+
+Int4Ref int4_quantize(const Vec& w, int64_t rows, int64_t cols, int64_t g, FloatType wt, FloatType st) {
   Int4Ref q;
   const int64_t groups = cols / g;
   q.codes.resize(rows * cols);
@@ -23,25 +36,25 @@ Int4Ref int4_quantize(const Vec& w, int64_t rows, int64_t cols, int64_t g) {
     for (int64_t k = 0; k < groups; ++k) {
       double m = 0.0;
       for (int64_t i = 0; i < g; ++i) m = std::max(m, std::fabs(w[r * cols + k * g + i]));
-      // absmax / 7.5 rounded to fp16 (saturating at 65504); 0 becomes fp16's eps 2^-10.
-      double s = round_f16(std::min(m / 7.5, 65504.0));
-      if (s == 0.0) s = std::ldexp(1.0, -10);
+      // absmax / 7.5 rounded to the scale's type (saturating at its largest value); 0 becomes its eps.
+      double s = round_float(std::min(m / 7.5, max_finite(st)), st);
+      if (s == 0.0) s = eps(st);
       q.scales[r * groups + k] = s;
       for (int64_t i = 0; i < g; ++i) {
         const int64_t c = r * cols + k * g + i;
-        // w / s rounded to fp32 (the weight's type), clamped, rounded to an integer, halves to even.
-        const double t = std::clamp(static_cast<double>(static_cast<float>(w[c] / s)), -8.0, 7.0);
+        // w / s rounded to the weight's type, clamped, rounded to an integer, halves to even.
+        const double t = std::clamp(round_float(w[c] / s, wt), -8.0, 7.0);
         q.codes[c] = static_cast<int>(std::nearbyint(t));
       }
     }
   return q;
 }
 
-Vec int4_dequantize(const Int4Ref& q, int64_t rows, int64_t cols, int64_t g) {
+Vec int4_dequantize(const Int4Ref& q, int64_t rows, int64_t cols, int64_t g, FloatType st) {
   Vec out(rows * cols);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c)
-      out[r * cols + c] = round_f16(q.codes[r * cols + c] * q.scales[r * (cols / g) + c / g]);
+      out[r * cols + c] = round_float(q.codes[r * cols + c] * q.scales[r * (cols / g) + c / g], st);
   return out;
 }
 
