@@ -113,6 +113,7 @@ int run_serve(int argc, char** argv) {
                 std::to_string(loaded.config.model.vocab_size) + ": it is not this model's tokenizer (pass --tokenizer DIR).");
   if (!tok) std::cerr << "warning: serve: no tokenizer (" << why_none << "); prompts must be lists of token ids.\n";
   o.eos_ids = cli::find_eos(tok, source.checkpoint, loaded);
+  o.prompt_as_prefix = loaded.config.train.objective.objective == data::Objective::prefix_lm;
   o.model_id = model_name.empty() ? fs::absolute(source.checkpoint).lexically_normal().filename().string() : model_name;
   if (o.model_id.empty()) o.model_id = fs::absolute(source.checkpoint).lexically_normal().parent_path().filename().string();
   o.chat_template = find_chat_template({tokenizer_dir, source.checkpoint}, o.chat_note);

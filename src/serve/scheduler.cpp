@@ -75,9 +75,11 @@ TokenLogprob logprob_of(const std::vector<float>& logits, int32_t id, int64_t to
 }  // namespace
 
 Scheduler::Scheduler(const nn::Model& model, Context& ctx, generate::TokenBytes token_bytes,
-                     std::vector<int32_t> eos_ids, int64_t max_batch, int64_t max_queue, Metrics& metrics)
+                     std::vector<int32_t> eos_ids, int64_t max_batch, int64_t max_queue, Metrics& metrics,
+                     bool prompt_as_prefix)
     : model_(model), ctx_(ctx), token_bytes_(std::move(token_bytes)), eos_ids_(std::move(eos_ids)),
-      max_batch_(max_batch), max_queue_(max_queue), vocab_(model.spec().vocab_size), metrics_(metrics) {
+      max_batch_(max_batch), max_queue_(max_queue), vocab_(model.spec().vocab_size), metrics_(metrics),
+      prompt_as_prefix_(prompt_as_prefix) {
   if (max_batch < 1 || max_queue < 0) throw Error("serve: --max-batch must be >= 1 and --max-queue >= 0.");
   state_ = model_.empty_state(max_batch_);
   for (int64_t b = 0; b < max_batch_; ++b) state_.end_row(b);  // every row starts free
@@ -132,7 +134,9 @@ void Scheduler::admit(Waiting w, int64_t row) {
   try {
     const int64_t L = static_cast<int64_t>(w.spec.prompt.size());
     state_.reopen_row(row);
-    const Tensor last = model_.prefill(Tensor::from_host_i32(ctx_, Shape{1, L}, w.spec.prompt), state_, row);  // (1, V)
+    const Tensor prefix = prompt_as_prefix_ ? Tensor::from_host_i32(ctx_, Shape{1}, {static_cast<int32_t>(L)}) : Tensor();
+    const Tensor last =
+        model_.prefill(Tensor::from_host_i32(ctx_, Shape{1, L}, w.spec.prompt), state_, row, prefix);  // (1, V)
     ops::copy_into(last, logits_.narrow_rows(row, row + 1));
     rows_[row] = std::make_unique<Row>(ctx_, vocab_, std::move(w));
     metrics_.add_prompt_tokens(L);

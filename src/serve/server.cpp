@@ -73,7 +73,8 @@ struct Server::Impl {
         return id >= 0 && static_cast<size_t>(id) < tokenizer->vocab_size() ? tokenizer->token_bytes(static_cast<uint32_t>(id))
                                                                           : std::string();
       };
-    scheduler = std::make_unique<Scheduler>(model, ctx, token_bytes, opt.eos_ids, opt.max_batch, opt.max_queue, metrics);
+    scheduler = std::make_unique<Scheduler>(model, ctx, token_bytes, opt.eos_ids, opt.max_batch, opt.max_queue, metrics,
+                                            opt.prompt_as_prefix);
     routes();
   }
 

@@ -8,6 +8,8 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <cmath>
+#include <fstream>
 #include <iostream>
 #include <chrono>
 #include <map>
@@ -507,3 +509,44 @@ TEST_F(ServeTest, LoadSixtyFourClients) {
 }
 
 }  // namespace
+
+// A prefix-LM checkpoint (train.objective "prefix_lm"; its Mamba blocks also run over the reversed
+// prefix, model.bidirectional_prefix): the server prefills each prompt as its prefix, as
+// `magellano generate` does for such a checkpoint, so the greedy texts agree; and the same weights
+// served as a causal model give the first token another log-probability (the prefix really
+// reaches the prefill).
+TEST(ServePrefixLm, PromptsArePrefilledAsTheirPrefix) {
+  MG_REQUIRE_CLI();
+  const TempDir d;
+  const fs::path causal = d.path() / "causal" / "ckpt", prefixed = d.path() / "prefix" / "ckpt";  // both "ckpt"
+  write_serve_checkpoint(causal);
+  fs::create_directories(prefixed.parent_path());
+  fs::copy(causal, prefixed, fs::copy_options::recursive);
+  json cfg = json::parse(std::ifstream(prefixed / "config.json"));
+  cfg["train"]["objective"] = "prefix_lm";
+  cfg["model"]["bidirectional_prefix"] = true;
+  std::ofstream(prefixed / "config.json") << cfg.dump(2);
+  const std::string prompt = kPrompts[1];
+  const auto r = run_cli_split({"generate", "--checkpoint", prefixed.string(), "--prompt", prompt,
+                                "--max-new-tokens", "12", "--temperature", "0", "--json"},
+                               device_env());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string expected;
+  std::istringstream lines(r.output);
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty() && line[0] == '{') expected = json::parse(line)["text"];
+  double first_logprob[2] = {0, 0};
+  for (const int prefix : {1, 0}) {
+    const ServerProcess server({"--checkpoint", (prefix ? prefixed : causal).string()}, device_env());
+    httplib::Client c("127.0.0.1", server.port());
+    c.set_read_timeout(60, 0);
+    const auto res = c.Post("/v1/completions", body({{"prompt", prompt}, {"logprobs", 1}}).dump(), "application/json");
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    const json j = json::parse(res->body);
+    if (prefix) EXPECT_EQ(j["choices"][0]["text"], expected);
+    first_logprob[prefix] = j["choices"][0]["logprobs"]["token_logprobs"][0].get<double>();
+  }
+  EXPECT_GT(std::abs(first_logprob[1] - first_logprob[0]), 1e-4) << first_logprob[0] << " " << first_logprob[1];
+}
+

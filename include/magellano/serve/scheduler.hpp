@@ -92,8 +92,10 @@ class Scheduler {
  public:
   // token_bytes: a token's bytes (empty function: no texts, stop strings refused by the caller).
   // The model and the context must outlive the scheduler; only its decode thread uses them.
+  // prompt_as_prefix: a prefix-LM checkpoint; each prompt is prefilled as its bidirectional prefix
+  // (as `magellano generate` does), the tokens after it are causal.
   Scheduler(const nn::Model& model, Context& ctx, generate::TokenBytes token_bytes, std::vector<int32_t> eos_ids,
-            int64_t max_batch, int64_t max_queue, Metrics& metrics);
+            int64_t max_batch, int64_t max_queue, Metrics& metrics, bool prompt_as_prefix = false);
   ~Scheduler();  // stops the decode thread (sequences still running are dropped)
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -123,6 +125,7 @@ class Scheduler {
   std::vector<int32_t> eos_ids_;
   int64_t max_batch_, max_queue_, vocab_;
   Metrics& metrics_;
+  bool prompt_as_prefix_;
   // Decode thread only:
   nn::DecodeState state_;
   Tensor logits_;  // (B, V) f32: each live row's next-token logits

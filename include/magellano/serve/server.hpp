@@ -42,6 +42,7 @@ struct ServerOptions {
   std::shared_ptr<const chat::ChatTemplate> chat_template;  // null: chat completions are refused
   std::string chat_note;  // why they are refused (the 400's message)
   std::vector<int32_t> eos_ids;
+  bool prompt_as_prefix = false;  // a prefix-LM checkpoint: prompts are prefilled as the prefix
 };
 
 class Server {
