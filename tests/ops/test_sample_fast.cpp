@@ -123,6 +123,16 @@ TEST(SampleFast, MatchesTheFullPathOnRandomRows) {
               {.segments = 9}, 100);
 }
 
+// The GPUs' shape on PoCL: sample_merge's work-group of 512 and the H100's 132 segments.
+TEST(SampleFast, MatchesTheFullPathWithTheGpuShape) {
+  setenv("MAGELLANO_SAMPLE_LOCAL", "512", 1);
+  expect_same("V=50257 local 512 S=132", 2, 50257, randn(2 * 50257, 9, 3.0), params(1.0f, 50, 0.9f, 1.1f),
+              {.segments = 132}, 300);
+  expect_same("V=1000 local 512 S=132", 3, 1000, randn(3 * 1000, 10, 2.0), params(0.8f, 7, 0.8f, 1.0f),
+              {.segments = 132});
+  unsetenv("MAGELLANO_SAMPLE_LOCAL");
+}
+
 TEST(SampleFast, IdsEqualTheFullPathOverManySeeds) {
   const int64_t B = 4, V = 2003;
   const auto x = randn(B * V, 11, 2.0);
