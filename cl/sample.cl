@@ -19,9 +19,10 @@
 //                    row (~20 passes over it). Any parameters.
 //   sample_segments  the top-k fast path's first half (0 < K <= TOPK_MAX, K < V, T > 0): S work-groups
 //                    of SEG_LOCAL per row, one per segment of ceil(V / S) ids; each applies steps 1-2
-//                    to its segment and writes its candidates, the ids whose key is >= the segment's
-//                    own K-th largest key (all of them when the segment holds fewer than K), in id
-//                    order: at most CAP (id, key) pairs, and their count (> CAP: overflowed).
+//                    to its segment and writes its candidates in id order: the ids whose key is >=
+//                    a bound at or below the segment's own K-th largest key (so its top K, ties
+//                    included, and at most 2K more unless tied; all ids when the segment holds
+//                    fewer than K): at most CAP (id, key) pairs, and their count (> CAP: overflowed).
 //   sample_merge     the second half, one work-group of LOCAL per row: the candidates of all segments
 //                    hold every id the row's top-k keeps (an id kept by the row has fewer than K ids
 //                    above it, so its segment kept it too), and the K-th largest key among them is
@@ -169,28 +170,40 @@ inline uint kept_threshold_search(__local const int* kid, __local const uint* kk
 }
 
 // The largest key t with at least k of keys[0..n) >= t (0 when n < k): the same 16-way search
-// with int counts in local bins (hist: SPLITS ints). Every work-item of the group must call it.
-inline uint kth_key(__global const uint* keys, long n, long k, __local int* hist) {
+// with int counts in local bins (hist: SPLITS ints). With enough > 0 it may stop early, at a
+// smaller t, once at most `enough` keys are >= t (enough = 0: exact). Every work-item of the group
+// must call it; the passes after a stop run their barriers without work.
+inline uint kth_key(__global const uint* keys, long n, long k, long enough, __local int* hist) {
   const int l = get_local_id(0), nl = get_local_size(0);
   uint lo = 0;
+  long at_lo = n;  // keys >= lo
+  int done = at_lo <= enough;
   for (int shift = 28; shift >= 0; shift -= 4) {
     for (int j = l; j < SPLITS; j += nl) hist[j] = 0;
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (long c = l; c < n; c += nl) {
+    int bin[SPLITS];  // this work-item's counts first: few atomics, on few addresses
+    for (int j = 0; j < SPLITS; ++j) bin[j] = 0;
+    const long todo = done ? 0 : n;
+    for (long c = l; c < todo; c += nl) {
       const uint key = keys[c];
       if (key < lo) continue;
-      const uint d = min((key - lo) >> shift, (uint)(SPLITS - 1));
-      if (d > 0) atomic_inc(&hist[d]);
+      ++bin[min((key - lo) >> shift, (uint)(SPLITS - 1))];
     }
+    for (int j = 1; j < SPLITS; ++j)
+      if (bin[j] > 0) atomic_add(&hist[j], bin[j]);
     barrier(CLK_LOCAL_MEM_FENCE);
-    long above = 0;
+    long above = 0, at_best = at_lo;
     int best = 0;
     for (int j = SPLITS - 1; j >= 1; --j) {
       above += hist[j];
-      if (best == 0 && above >= k) best = j;
+      if (best == 0 && above >= k) best = j, at_best = above;
     }
     barrier(CLK_LOCAL_MEM_FENCE);  // hist is cleared by the next pass
-    lo += (uint)best << shift;
+    if (!done) {
+      lo += (uint)best << shift;
+      at_lo = at_best;
+      done = at_lo <= enough;
+    }
   }
   return lo;
 }
@@ -404,7 +417,9 @@ void sample_rows(__global const float* logits, ulong logits_off, __global const 
 // Group g = r * S + seg: segment seg of row r, ids [seg * len, min((seg + 1) * len, V)), len =
 // ceil(V / S). Writes the segment's keys (of z) to zw (as uint), then its candidates: cand_id,
 // cand_key (B, S, CAP) i32 (the key's bits), the first min(count, CAP) in id order; counts (B, S).
-// keep: the K of the search (top_k; tests pass less for a broken variant).
+// keep: the K of the search (top_k; tests pass less for a broken variant). The search stops once
+// at most min(2 keep, CAP) keys remain at or above its bound: a superset of the segment's top keep
+// (ties included) in fewer passes, which holds every id the row keeps all the same.
 __kernel __attribute__((reqd_work_group_size(SEG_LOCAL, 1, 1)))
 void sample_segments(__global const float* logits, ulong logits_off, __global const uchar* seen, ulong seen_off,
                      __global float* zw, ulong zw_off, __global int* cand_id, ulong cand_id_off,
@@ -422,7 +437,7 @@ void sample_segments(__global const float* logits, ulong logits_off, __global co
   __global uint* key = (__global uint*)(zw + r * V + c0);
   for (long i = l; i < n; i += SEG_LOCAL) key[i] = order_key(penalized(x[i], sn[i], penalty) / temperature);
   barrier(CLK_GLOBAL_MEM_FENCE);
-  const uint kth = kth_key(key, n, keep, hist);
+  const uint kth = kth_key(key, n, keep, min(2 * keep, (long)CAP), hist);
   // Work-item l writes its contiguous run of the segment, after the runs before it.
   const long run = (n + SEG_LOCAL - 1) / SEG_LOCAL;
   const long i0 = min((long)l * run, n), i1 = min(i0 + run, n);
@@ -522,7 +537,7 @@ void sample_merge(__global const float* logits, ulong logits_off, __global const
     max_key = order_key(m);
 
     // The row's K-th largest key, then the kept candidates in id order (work-item l: its run).
-    kth = kth_key(gkey, n, top_k, hist);
+    kth = kth_key(gkey, n, top_k, 0, hist);
     const int run = (n + LOCAL - 1) / LOCAL;
     const int p0 = min(l * run, n), p1 = min(p0 + run, n);
     int kept = 0;

@@ -7,7 +7,7 @@
 // segments shorter than K, K = 1 and K = kSampleTopKMax, ties at the K-th value spread over
 // segments, massive ties (a segment past its capacity, or more kept ids than the merge holds: both
 // fall back to the full path on the device), -inf / NaN / +inf logits, batch > 1, the repetition
-// penalty, many seeds; and a deliberately broken variant (segments keeping K - 1) the check catches.
+// penalty, many seeds; and a deliberately broken variant (segments keeping fewer than K) the check catches.
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -210,14 +210,15 @@ TEST(SampleFast, InfiniteAndNaNLogits) {
   expect_same("K=1", B, V, x, params(1.0f, 1, 1.0f, 1.0f), {.segments = 12});
 }
 
-TEST(SampleFast, TheCheckCatchesSegmentsKeepingOneTooFew) {
-  // One segment: it keeps the K - 1 largest and the K-th is lost.
+TEST(SampleFast, TheCheckCatchesSegmentsKeepingTooFew) {
+  // Segments searching for K/2 - 1 keep at most K - 2 candidates (their search stops at twice its
+  // K), never the row's K-th. One segment:
   const auto x = randn(3 * 1000, 51, 2.0);
-  EXPECT_FALSE(differences(3, 1000, x, params(1.0f, 20, 1.0f, 1.0f), {.segments = 1, .segment_keep = 19}).empty());
+  EXPECT_FALSE(differences(3, 1000, x, params(1.0f, 20, 1.0f, 1.0f), {.segments = 1, .segment_keep = 9}).empty());
   // Rising logits: the row's top K all lie in the last of 4 segments.
   std::vector<double> rising(1000);
   for (int c = 0; c < 1000; ++c) rising[c] = 0.01 * c;
-  EXPECT_FALSE(differences(1, 1000, rising, params(1.0f, 30, 0.95f, 1.0f), {.segments = 4, .segment_keep = 29}).empty());
+  EXPECT_FALSE(differences(1, 1000, rising, params(1.0f, 30, 0.95f, 1.0f), {.segments = 4, .segment_keep = 14}).empty());
   // The same with the right K passes.
   EXPECT_TRUE(differences(1, 1000, rising, params(1.0f, 30, 0.95f, 1.0f), {.segments = 4}).empty());
 }

@@ -34,7 +34,7 @@ inline constexpr int64_t kSampleTopKMax = 128;
 // The fast path's shape, for tests and tuning; 0 = the default.
 struct SampleFastShape {
   int64_t segments = 0;      // S; default: see above
-  int64_t segment_keep = 0;  // each segment's K; default top_k. Less is wrong: tests' broken variant
+  int64_t segment_keep = 0;  // the K of each segment's search; default top_k. Less is wrong: tests' broken variant
 };
 
 struct SamplingParams {
