@@ -16,7 +16,8 @@
 //      exceeds u · (sum of kept e)
 // Kernels:
 //   sample_rows      the full path: one work-group of LOCAL per row runs steps 1-5 over the whole
-//                    row (~20 passes over it). Any parameters.
+//                    row (~20 passes over it). Any parameters. With only_unfinished != 0, only the
+//                    rows whose unfinished[r] is set (by sample_merge); the others keep their ids.
 //   sample_segments  the top-k fast path's first half (0 < K <= TOPK_MAX, K < V, T > 0): S work-groups
 //                    of SEG_LOCAL per row, one per segment of ceil(V / S) ids; each applies steps 1-2
 //                    to its segment and writes its candidates in id order: the ids whose key is >=
@@ -29,7 +30,9 @@
 //                    the row's. Steps 3-5 then run on the kept ids only, held in local memory, with
 //                    the same sums as sample_rows (below): same ids, same probabilities, bit for bit.
 //                    A row whose segments overflowed, or that keeps more than KEPT_MAX ids (ties),
-//                    runs sample_rows' steps itself (same work-group, no host read).
+//                    gets unfinished[r] = 1 (else 0): the host launches sample_rows after it with
+//                    only_unfinished = 1 for those rows (no host read; inlining sample_rows' steps
+//                    here instead made PoCL 3.1 take 30 s longer to compile the program).
 //   sample_mark      seen[b, ids[b]] = 1 for every row (the sampled token joins the context)
 //   sample_philox    out[0..4) = Philox4x32-10 of (counter c0..c3, key k0, k1), as int bits: for tests
 // Thresholds are found without sorting: z maps to an order-preserving 32-bit key, and a 16-way
@@ -47,7 +50,9 @@
 // Deterministic: sums are fixed-shape trees or fixed serial loops; the only atomics are local int
 // counts and flags, exact in any order.
 // Launch exactly one group per row (per segment): no early return ahead of barriers (PoCL 3.1
-// miscompiles it); branches around barriers are uniform over the group.
+// miscompiles it); branches around barriers are uniform over the group, and PoCL 3.1 needed a
+// barrier at the end of sample_row_kept and no `for (i = l; ...)` loop right after a barrier in
+// one (see there): tests/ops/test_sample_fast.cpp caught both.
 #ifndef LOCAL
 #define LOCAL 128
 #endif
@@ -395,23 +400,28 @@ inline void sample_row_kept(__local const int* kid, __local const uint* kkey, __
     }
     ids[r] = pick >= 0 ? pick : (last >= 0 ? last : arg);
   }
+  // PoCL 3.1 compiled a call of this function inside a branch, with code after the branch, into
+  // one that skipped the walk above for every work-item (no id written), unless this barrier ends it.
+  barrier(CLK_LOCAL_MEM_FENCE);
 }
 
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
 void sample_rows(__global const float* logits, ulong logits_off, __global const uchar* seen,
                  ulong seen_off, __global float* zw, ulong zw_off, __global float* ew, ulong ew_off,
                  __global int* ids, ulong ids_off, __global float* probs, ulong probs_off,
+                 __global const int* unfinished, ulong unfinished_off, int only_unfinished,
                  long V, float temperature, long top_k, float top_p, float penalty, long seed,
                  long step, int write_probs) {
   logits += logits_off; seen += seen_off; zw += zw_off; ew += ew_off; ids += ids_off;
-  probs += probs_off;
+  probs += probs_off; unfinished += unfinished_off;
   __local float s[LOCAL * SPLITS];
   __local int si[LOCAL];
   __local float shared_f[2];  // the picked chunk's base, the kept total
   __local int pick_item[1];
   const long r = get_group_id(0);
-  sample_row_full(logits + r * V, seen + r * V, zw + r * V, ew + r * V, ids, probs, r, V, temperature, top_k,
-                  top_p, penalty, seed, step, write_probs, s, si, shared_f, pick_item);
+  if (!only_unfinished || unfinished[r])  // uniform over the group
+    sample_row_full(logits + r * V, seen + r * V, zw + r * V, ew + r * V, ids, probs, r, V, temperature, top_k,
+                    top_p, penalty, seed, step, write_probs, s, si, shared_f, pick_item);
 }
 
 // Group g = r * S + seg: segment seg of row r, ids [seg * len, min((seg + 1) * len, V)), len =
@@ -460,15 +470,17 @@ void sample_segments(__global const float* logits, ulong logits_off, __global co
 // order into the row's z / e workspace (keys, ids); the K-th largest key among them is the row's;
 // the kept ones (keys >= it) go to local memory with their e, and sample_row_kept finishes. The
 // argmax (ties to the lowest id, as sample_rows) is among the candidates: it is kept.
+// unfinished: (B) i32, 1 where the row is left to sample_rows (see the top).
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1)))
 void sample_merge(__global const float* logits, ulong logits_off, __global const uchar* seen, ulong seen_off,
                   __global float* zw, ulong zw_off, __global float* ew, ulong ew_off, __global int* ids,
                   ulong ids_off, __global float* probs, ulong probs_off, __global const int* cand_id,
                   ulong cand_id_off, __global const int* cand_key, ulong cand_key_off,
-                  __global const int* counts, ulong counts_off, long V, long S, float temperature, long top_k,
-                  float top_p, float penalty, long seed, long step, int write_probs) {
+                  __global const int* counts, ulong counts_off, __global int* unfinished, ulong unfinished_off,
+                  long V, long S, float temperature, long top_k, float top_p, float penalty, long seed, long step,
+                  int write_probs) {
   logits += logits_off; seen += seen_off; zw += zw_off; ew += ew_off; ids += ids_off; probs += probs_off;
-  cand_id += cand_id_off; cand_key += cand_key_off; counts += counts_off;
+  cand_id += cand_id_off; cand_key += cand_key_off; counts += counts_off; unfinished += unfinished_off;
   __local float s[LOCAL * SPLITS];
   __local int si[LOCAL];
   __local float shared_f[2];
@@ -552,17 +564,12 @@ void sample_merge(__global const float* logits, ulong logits_off, __global const
           ke[at] = exp(key_value(gkey[p]) - m);
           ++at;
         }
-    barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);  // zw / ew are rewritten by the fallback
+    barrier(CLK_LOCAL_MEM_FENCE);
   }
   if (ok)
     sample_row_kept(kid, kkey, ke, nk, kth, max_key, arg, ids, probs, r, V, top_p, seed, step, write_probs, s,
                     shared_f, pick_item);
-  // Two one-sided branches with a barrier between them: PoCL 3.1 compiled the if / else form
-  // into one that skipped sample_row_kept's final walk (no id written).
-  barrier(CLK_LOCAL_MEM_FENCE);
-  if (!ok)
-    sample_row_full(x, sn, zw + r * V, ew + r * V, ids, probs, r, V, temperature, top_k, top_p, penalty, seed,
-                    step, write_probs, s, si, shared_f, pick_item);
+  if (l == 0) unfinished[r] = !ok;
 }
 __kernel void sample_mark(__global uchar* seen, ulong seen_off, __global const int* ids, ulong ids_off,
                           long B, long V) {

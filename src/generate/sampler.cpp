@@ -92,6 +92,7 @@ Sampler::Sampler(Context& ctx, int64_t batch, int64_t vocab, const SamplingParam
     cand_id_ = Tensor::empty(ctx, Shape{batch, segments_, 2 * kSampleTopKMax}, DType::i32, MemCategory::scratch);
     cand_key_ = Tensor::empty(ctx, Shape{batch, segments_, 2 * kSampleTopKMax}, DType::i32, MemCategory::scratch);
     counts_ = Tensor::empty(ctx, Shape{batch, segments_}, DType::i32, MemCategory::scratch);
+    unfinished_ = Tensor::empty(ctx, Shape{batch}, DType::i32, MemCategory::scratch);
   }
 }
 
@@ -102,24 +103,29 @@ Tensor Sampler::run(const Tensor& logits, int64_t step, const Tensor* probs) {
   Tensor ids = Tensor::empty(ctx_, Shape{batch_}, DType::i32, MemCategory::scratch);
   // Without probabilities the kernel still needs an f32 buffer argument; it writes nothing there.
   const Tensor& p = probs ? *probs : z_;
-  if (fast()) {
-    ops::Launch(ctx_, "sample", "sample_segments", options_)
-        .arg(logits).arg(seen_).arg(z_).arg(cand_id_).arg(cand_key_).arg(counts_).arg(vocab_).arg(segments_)
-        .arg(params_.temperature).arg(segment_keep_).arg(params_.repetition_penalty)
-        .run(static_cast<size_t>(batch_ * segments_ * seg_local_), static_cast<size_t>(seg_local_));
-    ops::Launch(ctx_, "sample", "sample_merge", options_)
-        .arg(logits).arg(seen_).arg(z_).arg(e_).arg(ids).arg(p).arg(cand_id_).arg(cand_key_).arg(counts_)
-        .arg(vocab_).arg(segments_).arg(params_.temperature).arg(params_.top_k).arg(params_.top_p)
-        .arg(params_.repetition_penalty).arg(static_cast<int64_t>(params_.seed)).arg(step).arg(probs != nullptr)
+  // sample_rows: every row, or (fast path) the rows sample_merge left unfinished (massive ties).
+  auto full_rows = [&](const Tensor& unfinished, bool only_unfinished) {
+    ops::Launch(ctx_, "sample", "sample_rows", options_)
+        .arg(logits).arg(seen_).arg(z_).arg(e_).arg(ids).arg(p).arg(unfinished).arg(only_unfinished)
+        .arg(vocab_).arg(params_.temperature).arg(params_.top_k).arg(params_.top_p)
+        .arg(params_.repetition_penalty).arg(static_cast<int64_t>(params_.seed)).arg(step)
+        .arg(probs != nullptr)
         .run(static_cast<size_t>(batch_ * local_), static_cast<size_t>(local_));
+  };
+  if (!fast()) {
+    full_rows(ids, false);  // (ids: any i32 buffer; not read)
     return ids;
   }
-  ops::Launch(ctx_, "sample", "sample_rows", options_)
-      .arg(logits).arg(seen_).arg(z_).arg(e_).arg(ids).arg(p)
-      .arg(vocab_).arg(params_.temperature).arg(params_.top_k).arg(params_.top_p)
-      .arg(params_.repetition_penalty).arg(static_cast<int64_t>(params_.seed)).arg(step)
-      .arg(probs != nullptr)
+  ops::Launch(ctx_, "sample", "sample_segments", options_)
+      .arg(logits).arg(seen_).arg(z_).arg(cand_id_).arg(cand_key_).arg(counts_).arg(vocab_).arg(segments_)
+      .arg(params_.temperature).arg(segment_keep_).arg(params_.repetition_penalty)
+      .run(static_cast<size_t>(batch_ * segments_ * seg_local_), static_cast<size_t>(seg_local_));
+  ops::Launch(ctx_, "sample", "sample_merge", options_)
+      .arg(logits).arg(seen_).arg(z_).arg(e_).arg(ids).arg(p).arg(cand_id_).arg(cand_key_).arg(counts_)
+      .arg(unfinished_).arg(vocab_).arg(segments_).arg(params_.temperature).arg(params_.top_k).arg(params_.top_p)
+      .arg(params_.repetition_penalty).arg(static_cast<int64_t>(params_.seed)).arg(step).arg(probs != nullptr)
       .run(static_cast<size_t>(batch_ * local_), static_cast<size_t>(local_));
+  full_rows(unfinished_, true);
   return ids;
 }
 

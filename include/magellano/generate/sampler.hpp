@@ -7,8 +7,8 @@
 // - full: one work-group per row runs every step over the whole row (any parameters).
 // - top-k fast path (0 < top_k <= kSampleTopKMax, top_k < V, temperature > 0; the common case):
 //   S work-groups per row each keep their segment's top-k candidates, then one group per row
-//   finishes on the candidates alone; rows with massive ties fall back to the full path on the
-//   device. S is the device's compute units on GPUs, 4 per compute unit on CPUs, at most the
+//   finishes on the candidates alone; rows with massive ties are finished by the full path's
+//   kernel, launched after it for the rows it flags (three launches, no host read). S is the device's compute units on GPUs, 4 per compute unit on CPUs, at most the
 //   work-group size below. MAGELLANO_SAMPLE_FAST=0 forces the full path (A/B measurements);
 //   MAGELLANO_SAMPLE_SEGMENTS=S sets S.
 //
@@ -79,6 +79,7 @@ class Sampler {
   int64_t segments_ = 0, segment_keep_ = 0;
   Tensor cand_id_, cand_key_;  // (B, S, 2 kSampleTopKMax) i32: the segments' candidates
   Tensor counts_;              // (B, S) i32
+  Tensor unfinished_;          // (B) i32: 1 where the row needs the full path (massive ties)
 };
 
 // The work-group size of sample_rows and sample_merge on this device: 128 on CPUs, 512 on GPUs,
