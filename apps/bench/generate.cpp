@@ -140,6 +140,7 @@ std::vector<Result> run_generate(Context& ctx, const Peaks&, const Options& opts
       r.extra = {{"ms_per_token_iteration", s * 1e3}, {"sampler_ms", sample_s * 1e3},
                  {"prefill_s", pre[pi].seconds}, {"prefill_tokens_per_s", double(pre[pi].position) / pre[pi].seconds},
                  {"sampling", {{"temperature", 1.0}, {"top_k", 50}, {"top_p", 0.9}, {"repetition_penalty", 1.1}}},
+                 {"sampler_path", d.sampler->fast() ? "fast" : "full"}, {"sampler_segments", d.sampler->segments()},
                  {"decode_path", fused ? "fused" : "unfused"},
                  {"host_reads_per_token", fused ? "B int32 ids" : "B int32 ids, plus X+1 int32 routing offsets per MoE block"}};
       if (ctx.profiler().enabled()) {  // MAGELLANO_PROFILE=1: device time and launches per kernel of one more token

@@ -1,7 +1,9 @@
 // The sampling kernel (cl/sample.cl) against the float64 host reference of the filtered
 // distribution (ref::sample_distribution, ref::philox, ref::sample_draw): repetition penalty, temperature / greedy, top-k, top-p, the kept set, the
 // probabilities, the draw itself (device Philox vs host Philox and the inverse CDF), and the
-// frequencies of many draws.
+// frequencies of many draws. Cases with 0 < top-k <= 128 and a temperature run the top-k fast
+// path (sample_segments + sample_merge), the others the full path (sample_rows);
+// test_sample_fast.cpp checks that both give the same bits.
 //
 // Tolerances:
 // - probabilities: relative 5e-5 (+1e-12 absolute). The kernel's normaliser is an f32 sum of up
@@ -99,9 +101,10 @@ SamplingParams params(float t, int64_t k, float top_p, float penalty, uint64_t s
 }
 
 // One sampling step over B rows of V logits with every filter on (perf only: the TESTs below
-// check it). The kernel reads the logits and the seen-id mask (4 + 1 bytes an id), writes and
-// re-reads its two (B, V) workspaces (16), and counts ~10 FLOPs an id (penalty, temperature,
-// max, exp, sums and the top-k / top-p passes).
+// check it); top-k 50 takes the fast path (MAGELLANO_SAMPLE_FAST=0: the full one). The cost is the
+// full path's: it reads the logits and the seen-id mask (4 + 1 bytes an id), writes and re-reads
+// its two (B, V) workspaces (16), and counts ~10 FLOPs an id (penalty, temperature, max, exp, sums
+// and the top-k / top-p passes); the fast path moves fewer bytes for the same work.
 CaseSpec sample_case(int64_t b, int64_t v) {
   return {"sample B" + std::to_string(b) + " V" + std::to_string(v), [=] {
             OpCase c;
