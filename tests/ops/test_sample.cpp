@@ -191,14 +191,17 @@ TEST(Sample, TopPAtItsEdges) {
   Sampler tiny_p(test_ctx(), 3, 1000, params(1.0f, 0, 1e-6f, 1.0f));
   const Tensor logits = upload(Shape{3, 1000}, x);
   EXPECT_EQ(greedy.sample(logits, 0).to_host_i32(), tiny_p.sample(logits, 0).to_host_i32());
-  // p = 1 is no filter; p just below 1 drops at most a tail of mass 1.2e-7: the same
-  // distribution within tolerance, and the same draws.
+  // p = 1 is no filter; p just below 1 drops at most a tail of mass 6e-8 of the total plus the
+  // rounding of the fp32 mass sums the threshold search compares with p · total: each sum adds
+  // V / LOCAL terms serially, then log2(LOCAL) tree levels, so ~(2 + 9) · 6e-8 ≈ 7e-7 of the total
+  // for V = 1000 on GPUs' 512-wide groups (on the H100 an element of 1.7e-7 was dropped): atol 1e-6.
+  // The same distribution within that, and the same draws.
   Sampler off(test_ctx(), 3, 1000, params(1.0f, 0, 1.0f, 1.0f));
   Sampler almost(test_ctx(), 3, 1000, params(1.0f, 0, 0.99999994f, 1.0f));
   Tensor ids_off, ids_almost;
   const auto p_off = off.probabilities(logits, 5, &ids_off).to_host();
   const auto p_almost = almost.probabilities(logits, 5, &ids_almost).to_host();
-  expect_close(p_almost, to_f64(p_off), 1e-4, 1e-7, "p just below 1 vs p = 1");
+  expect_close(p_almost, to_f64(p_off), 1e-4, 1e-6, "p just below 1 vs p = 1");
   EXPECT_EQ(ids_off.to_host_i32(), ids_almost.to_host_i32());
 }
 
