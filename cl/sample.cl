@@ -132,6 +132,28 @@ inline int pick_bin(const float* bin, float target, __local float* s) {
   return best;
 }
 
+// The work-group's largest value over each work-item's (best, best_i), ties to the lowest index;
+// every work-item gets its index (0 when no item has one: every value NaN or -inf). s, si: LOCAL
+// floats and ints of local memory. The first barrier also fences global memory, so that what the
+// items wrote before it is visible to the whole group after it.
+inline int group_argmax(float best, int best_i, long V, __local float* s, __local int* si) {
+  const int l = get_local_id(0);
+  s[l] = best;
+  si[l] = best_i;
+  barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);
+  for (int w = LOCAL / 2; w > 0; w >>= 1) {
+    if (l < w) {
+      const float b = s[l + w];
+      const int bi = si[l + w];
+      if (b > s[l] || (b == s[l] && bi < si[l])) s[l] = b, si[l] = bi;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  const int arg = si[0] < (int)V ? si[0] : 0;
+  barrier(CLK_LOCAL_MEM_FENCE);  // s and si are reused after
+  return arg;
+}
+
 // The largest key t with F(t) >= target, where F(t) = sum of w(c) over the row's c with
 // key(z[c]) >= t, and w(c) = 1 (weighted == 0) or e[c] where key(z[c]) >= floor_key, else 0.
 // F is non-increasing in t. Returns 0 when even F(0) < target (rounding). s: LOCAL * SPLITS
@@ -274,19 +296,7 @@ inline void sample_row_full(__global const float* x, __global const uchar* sn, _
     if (v > best || (v == best && (int)c < best_i)) best = v, best_i = (int)c;
     z[c] = greedy ? v : v / temperature;
   }
-  s[l] = best;
-  si[l] = best_i;
-  barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);  // z is read across work-items below
-  for (int w = LOCAL / 2; w > 0; w >>= 1) {
-    if (l < w) {
-      const float b = s[l + w];
-      const int bi = si[l + w];
-      if (b > s[l] || (b == s[l] && bi < si[l])) s[l] = b, si[l] = bi;
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  const int arg = si[0] < (int)V ? si[0] : 0;  // every value NaN or -inf: id 0
-  barrier(CLK_LOCAL_MEM_FENCE);
+  const int arg = group_argmax(best, best_i, V, s, si);  // z is read across work-items below
 
   if (greedy) {
     if (l == 0) ids[r] = arg;
@@ -532,19 +542,7 @@ void sample_merge(__global const float* logits, ulong logits_off, __global const
       if (v > best || (v == best && c < best_i)) best = v, best_i = c;
     }
     barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);
-    s[l] = best;
-    si[l] = best_i;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int w = LOCAL / 2; w > 0; w >>= 1) {
-      if (l < w) {
-        const float b = s[l + w];
-        const int bi = si[l + w];
-        if (b > s[l] || (b == s[l] && bi < si[l])) s[l] = b, si[l] = bi;
-      }
-      barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    arg = si[0] < (int)V ? si[0] : 0;
-    barrier(CLK_LOCAL_MEM_FENCE);
+    arg = group_argmax(best, best_i, V, s, si);
     const float m = penalized(x[arg], sn[arg], penalty) / temperature;
     max_key = order_key(m);
 
