@@ -277,7 +277,7 @@ inline void draw_chunk(__local const float* s, __local float* shared_f, __local 
   if (item < 0) *id = arg;
 }
 
-// Steps 1-5 over the whole row r (sample_rows; sample_merge's fallback). x, sn, z, e: the row's;
+// Steps 1-5 over the whole row r (sample_rows, also launched after sample_merge for its unfinished rows). x, sn, z, e: the row's;
 // probs: the whole (B, V) buffer. Local memory: s (LOCAL * SPLITS), si (LOCAL), shared_f (2),
 // pick_item (1).
 inline void sample_row_full(__global const float* x, __global const uchar* sn, __global float* z,

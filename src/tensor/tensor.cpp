@@ -154,23 +154,24 @@ Tensor Tensor::from_host_u8(Context& ctx, const Shape& shape, const std::vector<
 
 namespace {
 
-// An undefined Tensor (default-constructed: a gradient never computed, a result not assigned) is
-// one clear error where it is used, not a null dereference.
-[[noreturn]] void undefined_tensor() {
-  throw Error("tensor: an undefined (empty) Tensor was used, e.g. the gradient of a parameter the loss "
-              "does not reach; check defined() first.");
+// A tensor's impl_, checked: an undefined Tensor (default-constructed: a gradient never computed,
+// a result not assigned) is one clear error where it is used, not a null dereference.
+template <class ImplPtr>
+const ImplPtr& checked_impl(const ImplPtr& impl) {
+  if (!impl)
+    throw Error("tensor: an undefined (empty) Tensor was used, e.g. the gradient of a parameter the loss "
+                "does not reach; check defined() first.");
+  return impl;
 }
 
 }  // namespace
 
-#define MG_DEFINED() (impl_ ? void() : undefined_tensor())
-
-const Shape& Tensor::shape() const { return MG_DEFINED(), impl_->shape; }
-DType Tensor::dtype() const { return MG_DEFINED(), impl_->dtype; }
-uint64_t Tensor::offset() const { return MG_DEFINED(), impl_->offset; }
-cl_mem Tensor::buffer() const { return MG_DEFINED(), impl_->storage->mem(); }
-Context& Tensor::ctx() const { return MG_DEFINED(), impl_->storage->ctx(); }
-const std::shared_ptr<Storage>& Tensor::storage() const { return MG_DEFINED(), impl_->storage; }
+const Shape& Tensor::shape() const { return checked_impl(impl_)->shape; }
+DType Tensor::dtype() const { return checked_impl(impl_)->dtype; }
+uint64_t Tensor::offset() const { return checked_impl(impl_)->offset; }
+cl_mem Tensor::buffer() const { return checked_impl(impl_)->storage->mem(); }
+Context& Tensor::ctx() const { return checked_impl(impl_)->storage->ctx(); }
+const std::shared_ptr<Storage>& Tensor::storage() const { return checked_impl(impl_)->storage; }
 
 void Tensor::copy_from_host(const void* data, uint64_t bytes) {
   if (bytes != nbytes())
@@ -274,20 +275,18 @@ void Tensor::rebind(std::shared_ptr<Storage> storage, uint64_t offset) {
 bool Tensor::requires_grad() const { return impl_ && impl_->meta->requires_grad; }
 
 Tensor& Tensor::set_requires_grad(bool on) {
-  MG_DEFINED();
-  impl_->meta->requires_grad = on;
+  checked_impl(impl_)->meta->requires_grad = on;
   impl_->meta->is_leaf = true;
   impl_->meta->grad_dtype = dtype() == DType::f16 ? DType::f16 : DType::f32;
   return *this;
 }
 
-Tensor Tensor::grad() const { return MG_DEFINED(), impl_->meta->grad_valid ? impl_->meta->grad : Tensor(); }
-void Tensor::zero_grad() { MG_DEFINED(), impl_->meta->grad_valid = false; }
-const std::shared_ptr<AutogradMeta>& Tensor::meta() const { return MG_DEFINED(), impl_->meta; }
-const std::string& Tensor::name() const { return MG_DEFINED(), impl_->meta->name; }
+Tensor Tensor::grad() const { return checked_impl(impl_)->meta->grad_valid ? impl_->meta->grad : Tensor(); }
+void Tensor::zero_grad() { checked_impl(impl_)->meta->grad_valid = false; }
+const std::shared_ptr<AutogradMeta>& Tensor::meta() const { return checked_impl(impl_)->meta; }
+const std::string& Tensor::name() const { return checked_impl(impl_)->meta->name; }
 Tensor& Tensor::set_name(std::string n) {
-  MG_DEFINED();
-  impl_->meta->name = std::move(n);
+  checked_impl(impl_)->meta->name = std::move(n);
   return *this;
 }
 

@@ -8,9 +8,10 @@
 // - top-k fast path (0 < top_k <= kSampleTopKMax, top_k < V, temperature > 0; the common case):
 //   S work-groups per row each keep their segment's top-k candidates, then one group per row
 //   finishes on the candidates alone; rows with massive ties are finished by the full path's
-//   kernel, launched after it for the rows it flags (three launches, no host read). S is the device's compute units on GPUs, 4 per compute unit on CPUs, at most the
-//   work-group size below. MAGELLANO_SAMPLE_FAST=0 forces the full path (A/B measurements);
-//   MAGELLANO_SAMPLE_SEGMENTS=S sets S.
+//   kernel, launched after it for the rows it flags (three launches, no host read). S is the
+//   device's compute units on GPUs, 4 per compute unit on CPUs, at most the work-group size below.
+//   MAGELLANO_SAMPLE_FAST=0 forces the full path (A/B measurements); MAGELLANO_SAMPLE_SEGMENTS=S
+//   sets S.
 //
 // Reproducibility: the draw of row r at step t uses Philox4x32-10 keyed by the seed with the
 // counter (r, t), so it depends on nothing else (not on the batch size, the device, or earlier
