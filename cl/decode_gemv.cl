@@ -10,11 +10,13 @@
 // output o < E, x = out[b, o], also takes the causal conv step of its channel:
 //   xc[b, o] = silu(cb[o] + Σ_{k<W-1} cw[o, k] · conv[b, o, k] + cw[o, W-1] · x); conv shifts left, takes x.
 // The channel's state belongs to the one work-item storing output o: no other reads it.
+// With -DW_INT4=G the weight is int4 in groups of G (G % 16 == 0; ops/int4.hpp): w is the packed
+// words (O, K / 8), ws the fp16 scales (O, K / G), and w[o, k] reads as W' = round_f16(code · scale).
 // Kernels:
 //   decode_gemv      gpu mapping: a work-group of LWG per output o; work-item i takes the 4-wide
-//                    chunks i, i + LWG, ... of k (coalesced), a local tree sums them.
-//   decode_gemv_cpu  cpu mapping: a work-item per output walks k in float8 chunks (no barriers;
-//                    the lanes fold in a fixed tree).
+//                    chunks (int4: the words) i, i + LWG, ... of k (coalesced), a local tree sums them.
+//   decode_gemv_cpu  cpu mapping: a work-item per output walks k in float8 chunks (int4: sixteen
+//                    weights, int4_weights16) (no barriers; the lanes fold in a fixed tree).
 // Knobs: -DNB=rows (1..16, compile-time: accumulators in registers), -DLWG=2^p (gpu).
 // Deterministic: fixed summation order per mapping.
 #ifndef NB
@@ -22,6 +24,13 @@
 #endif
 #ifndef LWG
 #define LWG 64
+#endif
+#ifdef W_INT4  // the argument types (macros: the launcher checks the declared names)
+#define WEIGHT_T int
+#define SCALE_T half
+#else
+#define WEIGHT_T float
+#define SCALE_T float  // unused
 #endif
 
 // The causal conv step + SiLU of channel e of row b (conv_mode 1: no bias, 2: bias) taking x.
@@ -53,14 +62,15 @@ inline void gemv_store(const float* acc, const float* ss, int o, int K, int O, f
   }
 }
 
-__kernel void decode_gemv(__global const float* x, ulong x_off, __global const float* w, ulong w_off,
+__kernel void decode_gemv(__global const float* x, ulong x_off, __global const WEIGHT_T* w, ulong w_off,
+                          __global const SCALE_T* ws, ulong ws_off,
                           __global const float* g, ulong g_off, __global const float* bias, ulong bias_off,
                           __global const float* res, ulong res_off, __global float* out, ulong out_off,
                           __global const float* cw, ulong cw_off, __global const float* cb, ulong cb_off,
                           __global float* conv, ulong conv_off, __global float* xc, ulong xc_off,
                           long K_arg, long O_arg, float eps, float scale, int has_norm, int has_bias,
                           int has_res, int conv_mode, long W_arg) {
-  x += x_off; w += w_off; g += g_off; bias += bias_off; res += res_off; out += out_off;
+  x += x_off; w += w_off; ws += ws_off; g += g_off; bias += bias_off; res += res_off; out += out_off;
   cw += cw_off; cb += cb_off; conv += conv_off; xc += xc_off;
   const int W = W_arg;
   const int K = K_arg, O = O_arg;  // fit: checked by the host
@@ -68,6 +78,21 @@ __kernel void decode_gemv(__global const float* x, ulong x_off, __global const f
   float acc[NB], ss[NB];
   for (int b = 0; b < NB; ++b) acc[b] = ss[b] = 0.0f;
   if (o < O) {
+#ifdef W_INT4
+    __global const uint* wr = (__global const uint*)w + (long)o * (K / 8);
+    __global const half* sr = ws + (long)o * (K / W_INT4);
+    const uint8 shifts = (uint8)(0, 4, 8, 12, 16, 20, 24, 28);
+    for (int c = lid; c < K / 8; c += LWG) {
+      const int8 codes = convert_int8(((uint8)(wr[c]) >> shifts) & (uint8)(15u)) - (int8)(8);
+      const float8 wv = round_f16_8(convert_float8(codes) * vload_half(c / (W_INT4 / 8), sr));
+      const float8 gv = has_norm ? vload8(c, g) : (float8)1.0f;
+      for (int b = 0; b < NB; ++b) {
+        const float8 xv = vload8(c, x + b * K);
+        acc[b] += dot(wv.lo, gv.lo * xv.lo) + dot(wv.hi, gv.hi * xv.hi);
+        ss[b] += dot(xv.lo, xv.lo) + dot(xv.hi, xv.hi);
+      }
+    }
+#else
     __global const float* wr = w + (long)o * K;
     const int K4 = K / 4;
     for (int c = lid; c < K4; c += LWG) {
@@ -86,6 +111,7 @@ __kernel void decode_gemv(__global const float* x, ulong x_off, __global const f
         ss[b] += xv * xv;
       }
     }
+#endif
   }
   __local float red[2 * NB * LWG];
   for (int b = 0; b < NB; ++b) {
@@ -108,19 +134,40 @@ __kernel void decode_gemv(__global const float* x, ulong x_off, __global const f
   }
 }
 
-__kernel void decode_gemv_cpu(__global const float* x, ulong x_off, __global const float* w, ulong w_off,
+__kernel void decode_gemv_cpu(__global const float* x, ulong x_off, __global const WEIGHT_T* w, ulong w_off,
+                          __global const SCALE_T* ws, ulong ws_off,
                               __global const float* g, ulong g_off, __global const float* bias, ulong bias_off,
                               __global const float* res, ulong res_off, __global float* out, ulong out_off,
                               __global const float* cw, ulong cw_off, __global const float* cb, ulong cb_off,
                               __global float* conv, ulong conv_off, __global float* xc, ulong xc_off,
                               long K_arg, long O_arg, float eps, float scale, int has_norm, int has_bias,
                               int has_res, int conv_mode, long W_arg) {
-  x += x_off; w += w_off; g += g_off; bias += bias_off; res += res_off; out += out_off;
+  x += x_off; w += w_off; ws += ws_off; g += g_off; bias += bias_off; res += res_off; out += out_off;
   cw += cw_off; cb += cb_off; conv += conv_off; xc += xc_off;
   const int W = W_arg;
   const int K = K_arg, O = O_arg;  // fit: checked by the host
   const int o = get_global_id(0);
   if (o >= O) return;
+  float acc[NB], ss[NB];
+#ifdef W_INT4
+  __global const uint* wr = (__global const uint*)w + (long)o * (K / 8);
+  __global const half* sr = ws + (long)o * (K / W_INT4);
+  float16 a16[NB], s16[NB];
+  for (int b = 0; b < NB; ++b) a16[b] = s16[b] = (float16)0.0f;
+  for (int q = 0; q < K / W_INT4; ++q) {
+    const float s = vload_half(q, sr);
+    const float16 table = int4_table16(s);
+    for (int c = q * (W_INT4 / 16); c < (q + 1) * (W_INT4 / 16); ++c) {
+      const float16 wv = int4_weights16(table, s, vload2(c, wr)), gv = has_norm ? vload16(c, g) : (float16)1.0f;
+      for (int b = 0; b < NB; ++b) {
+        const float16 xv = vload16(c, x + b * K);
+        a16[b] = fma(wv, gv * xv, a16[b]);
+        s16[b] = fma(xv, xv, s16[b]);
+      }
+    }
+  }
+  for (int b = 0; b < NB; ++b) acc[b] = hsum16(a16[b]), ss[b] = hsum16(s16[b]);  // K % 16 == 0: no tail
+#else
   __global const float* wr = w + (long)o * K;
   float8 a8[NB], s8[NB];
   for (int b = 0; b < NB; ++b) a8[b] = s8[b] = (float8)0.0f;
@@ -133,7 +180,6 @@ __kernel void decode_gemv_cpu(__global const float* x, ulong x_off, __global con
       s8[b] = fma(xv, xv, s8[b]);
     }
   }
-  float acc[NB], ss[NB];
   for (int b = 0; b < NB; ++b) {
     const float4 a4 = a8[b].lo + a8[b].hi, s4 = s8[b].lo + s8[b].hi;
     acc[b] = (a4.x + a4.y) + (a4.z + a4.w);
@@ -144,6 +190,7 @@ __kernel void decode_gemv_cpu(__global const float* x, ulong x_off, __global con
       ss[b] += xv * xv;
     }
   }
+#endif
   gemv_store(acc, ss, o, K, O, eps, scale, has_norm, has_bias, has_res, bias, res, out, conv_mode, W, cw, cb, conv,
                xc);
 }

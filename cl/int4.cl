@@ -14,28 +14,6 @@
 // Contraction is off: code * scale must round once (exact, then to fp16), a * b + c twice.
 #pragma OPENCL FP_CONTRACT OFF
 
-// v rounded to the nearest fp16 (ties to even), as an fp32 value.
-inline float round_f16(float v) {
-  ushort h;
-  vstore_half_rte(v, 0, (__private half*)&h);
-  return vload_half(0, (__private const half*)&h);
-}
-inline float8 round_f16_8(float8 v) {
-  ushort8 h;
-  vstore_half8_rte(v, 0, (__private half*)&h);
-  return vload_half8(0, (__private const half*)&h);
-}
-inline float16 round_f16_16(float16 v) {
-  ushort16 h;
-  vstore_half16_rte(v, 0, (__private half*)&h);
-  return vload_half16(0, (__private const half*)&h);
-}
-// The 16 nibbles of two words (the first word's in lanes 0-7), each 0..15 (code + 8).
-inline uint16 nibbles16(uint2 w) {
-  const uint16 shifts = (uint16)(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
-  return ((uint16)((uint8)(w.x), (uint8)(w.y)) >> shifts) & (uint16)(15u);
-}
-
 // One row: for each group, scale = round_f16(min(absmax / 7.5, 65504)) (2^-10 when 0), then
 // code = rint(clamp(w / scale, -8, 7)) packed as code + 8, column c at bits 4 (c % 8) of word c / 8.
 __kernel void int4_quantize_rows(__global const float* w, ulong w_off, __global int* packed,
@@ -114,13 +92,12 @@ __kernel void int4_linear_small(__global const float* x, ulong x_off,
   float16 acc[INT4_M];
   for (int m = 0; m < INT4_M; ++m) acc[m] = (float16)(0.0f);
   if (LANES == 1 && G % 16 == 0) {
-    // cpu: sixteen weights (two words of one group) at a time; the rounding to fp16 is one
-    // F16C conversion each way. (A shuffle of a per-group table of the 16 values was 6x slower
-    // on PoCL 3.1: its shuffle is a scalar loop.)
+    // cpu: sixteen weights (two words of one group) at a time, looked up in the group's table.
     for (long g = 0; g < groups; ++g) {
       const float s = vload_half(g, srow);
+      const float16 table = int4_table16(s);
       for (long j = g * (G / 16); j < (g + 1) * (G / 16); ++j) {
-        const float16 v = round_f16_16(convert_float16(convert_int16(nibbles16(vload2(j, row))) - 8) * s);
+        const float16 v = int4_weights16(table, s, vload2(j, row));
         for (int m = 0; m < INT4_M; ++m) acc[m] += vload16(j, x + m * K) * v;
       }
     }

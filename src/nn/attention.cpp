@@ -90,7 +90,7 @@ Tensor Attention::step_projected(const Tensor& x_t, KvCache& cache, size_t index
     throw Error("attention: a step's input must be (B, " + std::to_string(cfg.dim) + "), got " + x_t.shape().str());
   const int64_t B = x_t.size(0), H = cfg.heads, KV = cfg.kv(), d = cfg.width();
   if (B != cache.batch()) throw Error("attention: the step's batch differs from the cache's.");
-  auto project = [&](const Linear& l) { return fused ? ops::decode_gemv(x_t, l.weight, *fused) : l.forward(x_t); };
+  auto project = [&](const Linear& l) { return fused ? decode_gemv(l, x_t, *fused) : l.forward(x_t); };
   Tensor q = project(q_proj).view(Shape{B, 1, H, d});
   Tensor k = project(k_proj).view(Shape{B, 1, KV, d});
   const Tensor v = project(v_proj).view(Shape{B, 1, KV, d});
@@ -142,7 +142,7 @@ Tensor AttentionBlock::forward(const Tensor& x, KvCache* cache, size_t index, in
 bool AttentionBlock::fused_step(const Tensor& x_t) const {
   const Attention& a = mixer;
   return fused_decode() && x_t.shape().ndim() == 2 && x_t.size(0) <= ops::kDecodeGemvRows &&
-         fused_linear(a.q_proj) && fused_linear(a.k_proj) && fused_linear(a.v_proj) && fused_linear(a.o_proj) &&
+         decode_linear(a.q_proj) && decode_linear(a.k_proj) && decode_linear(a.v_proj) && decode_linear(a.o_proj) &&
          norm.weight.dtype() == DType::f32;
 }
 
@@ -155,7 +155,7 @@ Tensor AttentionBlock::step(const Tensor& x_t, KvCache& cache, size_t index, con
   const Tensor y = mixer.step_projected(x_t, cache, index, in, ids_2d);  // (B, nH d)
   ops::DecodeGemvParts out;
   out.residual = x_t, out.scale = residual_scale;
-  return ops::decode_gemv(y, mixer.o_proj.weight, out);
+  return decode_gemv(mixer.o_proj, y, out);
 }
 
 void AttentionBlock::collect(const std::string& p, std::vector<Parameter>& out) const {

@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "magellano/ops/int4.hpp"
+
 namespace magellano::nn {
 namespace {
 
@@ -22,5 +24,20 @@ bool fused_decode() {
 }
 
 void force_fused_decode(std::optional<bool> on) { forced = on ? (*on ? 1 : 0) : -1; }
+
+bool decode_linear(const Linear& l) {
+  return fused_linear(l) || (!l.lora && l.storage() == WeightStorage::int4 && l.int4 &&
+                             ops::decode_gemv_takes_int4_group(l.int4->group_size));
+}
+
+Tensor decode_gemv(const Linear& l, const Tensor& x, const ops::DecodeGemvParts& parts) {
+  return l.storage() == WeightStorage::int4 ? ops::decode_gemv(x, *l.int4, parts) : ops::decode_gemv(x, l.weight, parts);
+}
+
+ops::DecodeGemvConvOut decode_gemv_conv(const Linear& l, const Tensor& x, const ops::DecodeGemvParts& parts,
+                                        const ops::DecodeConv& conv) {
+  return l.storage() == WeightStorage::int4 ? ops::decode_gemv_conv(x, *l.int4, parts, conv)
+                                            : ops::decode_gemv_conv(x, l.weight, parts, conv);
+}
 
 }  // namespace magellano::nn

@@ -155,7 +155,7 @@ bool MambaBlock::fused_step(const Tensor& x_t) const {
   const MambaMixer& m = mixer;
   auto f32 = [](const Tensor& t) { return !t.defined() || t.dtype() == DType::f32; };
   return fused_decode() && !m.cfg.inner_norms && x_t.shape().ndim() == 2 && x_t.size(0) <= ops::kDecodeGemvRows &&
-         fused_linear(m.in_proj) && fused_linear(m.x_proj) && fused_linear(m.dt_proj) && fused_linear(m.out_proj) &&
+         decode_linear(m.in_proj) && fused_linear(m.x_proj) && fused_linear(m.dt_proj) && decode_linear(m.out_proj) &&
          f32(norm.weight) && f32(m.conv_weight) && f32(m.conv_bias) && f32(m.A_log) && f32(m.D) && f32(m.dt_proj.bias) &&
          f32(m.in_proj.bias) && f32(m.out_proj.bias);
 }
@@ -170,12 +170,12 @@ Tensor MambaBlock::step(const Tensor& x_t, MambaState& state) const {
   ops::DecodeGemvParts in;
   in.norm = norm.weight, in.eps = norm.eps, in.bias = m.in_proj.bias;
   const auto [xz, xc] =  // (B, 2E), (B, E)
-      ops::decode_gemv_conv(x_t, m.in_proj.weight, in, {m.conv_weight.view(Shape{E, W}), m.conv_bias, state.conv});
+      decode_gemv_conv(m.in_proj, x_t, in, {m.conv_weight.view(Shape{E, W}), m.conv_bias, state.conv});
   if (!state.A.defined()) state.A = ops::scale(ops::exp(m.A_log), -1.0f);
   const Tensor y = ops::mamba_ssm_step(xc, m.x_proj.weight, m.dt_proj.weight, m.dt_proj.bias, state.A, m.D, xz, state.ssm);
   ops::DecodeGemvParts out;
   out.bias = m.out_proj.bias, out.residual = x_t, out.scale = residual_scale;
-  return ops::decode_gemv(y, m.out_proj.weight, out);
+  return decode_gemv(m.out_proj, y, out);
 }
 
 void MambaBlock::collect(const std::string& p, std::vector<Parameter>& out) const {

@@ -68,8 +68,8 @@ Tensor MlpBlock::forward(const Tensor& x) const { return ops::add(x, mlp.forward
 
 bool MlpBlock::fused_step(const Tensor& x_t) const {
   const Mlp& m = mlp;
-  return fused_decode() && x_t.shape().ndim() == 2 && x_t.size(0) <= ops::kDecodeGemvRows && fused_linear(*m.w1) &&
-         fused_linear(*m.w2) && (!m.w3 || fused_linear(*m.w3)) && norm.weight.dtype() == DType::f32;
+  return fused_decode() && x_t.shape().ndim() == 2 && x_t.size(0) <= ops::kDecodeGemvRows && decode_linear(*m.w1) &&
+         decode_linear(*m.w2) && (!m.w3 || decode_linear(*m.w3)) && norm.weight.dtype() == DType::f32;
 }
 
 Tensor MlpBlock::step(const Tensor& x_t) const {
@@ -78,11 +78,11 @@ Tensor MlpBlock::step(const Tensor& x_t) const {
   const Mlp& m = mlp;
   ops::DecodeGemvParts in;  // the block's RMSNorm fused into w1's and w3's products
   in.norm = norm.weight, in.eps = norm.eps;
-  const Tensor h1 = ops::decode_gemv(x_t, m.w1->weight, in);  // (B, F)
-  const Tensor act = m.w3 ? ops::mul(ops::silu(h1), ops::decode_gemv(x_t, m.w3->weight, in)) : ops::gelu(h1);
+  const Tensor h1 = decode_gemv(*m.w1, x_t, in);  // (B, F)
+  const Tensor act = m.w3 ? ops::mul(ops::silu(h1), decode_gemv(*m.w3, x_t, in)) : ops::gelu(h1);
   ops::DecodeGemvParts out;  // w2 with the residual
   out.residual = x_t, out.scale = residual_scale;
-  return ops::decode_gemv(act, m.w2->weight, out);
+  return decode_gemv(*m.w2, act, out);
 }
 
 void MlpBlock::collect(const std::string& prefix, std::vector<Parameter>& out) const {

@@ -3,23 +3,46 @@
 #include <cmath>
 
 #include "check.hpp"
+#include "magellano/ops/int4.hpp"
 #include "magellano/ops/launch.hpp"
 #include "magellano/ops/mapping.hpp"
 
 namespace magellano::ops {
 namespace {
 
+// The weight of a launch: f32 (O, K), or int4 (its packed words and scales; group size G).
+struct Weight {
+  Tensor values, scales;
+  Shape shape;
+  int64_t group = 0;  // int4 only
+};
+
+Weight f32_weight(const Tensor& w) {
+  detail::require_f32(w, "decode_gemv", "weight");
+  return {w, Tensor(), w.shape(), 0};
+}
+
+Weight int4_weight(const Int4Weight& w) {
+  if (!w.defined() || w.shape.ndim() != 2)
+    throw Error("decode_gemv: the int4 weight must be 2-D (out, in), got " +
+                (w.defined() ? w.shape.str() : std::string("an undefined weight")) + ".");
+  if (!decode_gemv_takes_int4_group(w.group_size))
+    throw Error("decode_gemv: int4 weights in groups of a multiple of 16, got groups of " +
+                std::to_string(w.group_size) + " (ops::int4_linear takes any group).");
+  return {w.packed, w.scales, w.shape, w.group_size};
+}
+
 // One launch; with conv (Mamba's in_proj) the conv step of the first half of the outputs too.
-DecodeGemvConvOut gemv(const Tensor& x, const Tensor& weight, const DecodeGemvParts& p, const DecodeConv* conv) {
+DecodeGemvConvOut gemv(const Tensor& x, const Weight& weight, const DecodeGemvParts& p, const DecodeConv* conv) {
   detail::require_f32(x, "decode_gemv", "x");
-  detail::require_f32(weight, "decode_gemv", "weight");
-  if (x.shape().ndim() != 2 || weight.shape().ndim() != 2 || x.size(1) != weight.size(1))
+  if (x.shape().ndim() != 2 || weight.shape.ndim() != 2 || x.size(1) != weight.shape[1])
     throw Error("decode_gemv: x must be (B, K) and weight (O, K), got x " + x.shape().str() + " and weight " +
-                weight.shape().str() + ".");
-  const int64_t B = x.size(0), K = x.size(1), O = weight.size(0);
+                weight.shape.str() + ".");
+  const int64_t B = x.size(0), K = x.size(1), O = weight.shape[0];
   if (B < 1 || B > kDecodeGemvRows || K < 1 || O < 1)
     throw Error("decode_gemv: takes 1 to " + std::to_string(kDecodeGemvRows) + " rows and non-empty weights, got x " +
-                x.shape().str() + " and weight " + weight.shape().str() + ".");
+                x.shape().str() + " and weight " + weight.shape.str() + ".");
+  if (&x.ctx() != &weight.values.ctx()) throw Error("decode_gemv: x and the weight live in different contexts.");
   if (p.norm.defined() && (p.norm.shape() != Shape{K} || p.norm.dtype() != DType::f32))
     throw Error("decode_gemv: the norm weight must be (" + std::to_string(K) + ") f32, got " + p.norm.shape().str() + ".");
   if (p.bias.defined() && (p.bias.shape() != Shape{O} || p.bias.dtype() != DType::f32))
@@ -57,8 +80,9 @@ DecodeGemvConvOut gemv(const Tensor& x, const Tensor& weight, const DecodeGemvPa
   const int64_t lwg = 64;
   BuildOptions opt = BuildOptions().define("NB", B);
   if (!cpu) opt.define("LWG", lwg);
+  if (weight.group) opt.define("W_INT4", weight.group);
   Launch(ctx, "decode_gemv", cpu ? "decode_gemv_cpu" : "decode_gemv", opt)
-      .arg(x).arg(weight).arg(p.norm.defined() ? p.norm : x).arg(p.bias.defined() ? p.bias : x)
+      .arg(x).arg(weight.values).arg(weight.group ? weight.scales : x).arg(p.norm.defined() ? p.norm : x).arg(p.bias.defined() ? p.bias : x)
       .arg(p.residual.defined() ? p.residual : x).arg(out)
       .arg(conv ? conv->weight : x).arg(conv_mode == 2 ? conv->bias : x).arg(conv ? conv->state : out)
       .arg(conv ? xc : out).arg(K).arg(O).arg(p.eps).arg(p.scale)
@@ -70,12 +94,21 @@ DecodeGemvConvOut gemv(const Tensor& x, const Tensor& weight, const DecodeGemvPa
 }  // namespace
 
 Tensor decode_gemv(const Tensor& x, const Tensor& weight, const DecodeGemvParts& p) {
-  return gemv(x, weight, p, nullptr).out;
+  return gemv(x, f32_weight(weight), p, nullptr).out;
+}
+
+Tensor decode_gemv(const Tensor& x, const Int4Weight& weight, const DecodeGemvParts& p) {
+  return gemv(x, int4_weight(weight), p, nullptr).out;
 }
 
 DecodeGemvConvOut decode_gemv_conv(const Tensor& x, const Tensor& weight, const DecodeGemvParts& p,
                                    const DecodeConv& conv) {
-  return gemv(x, weight, p, &conv);
+  return gemv(x, f32_weight(weight), p, &conv);
+}
+
+DecodeGemvConvOut decode_gemv_conv(const Tensor& x, const Int4Weight& weight, const DecodeGemvParts& p,
+                                   const DecodeConv& conv) {
+  return gemv(x, int4_weight(weight), p, &conv);
 }
 
 }  // namespace magellano::ops

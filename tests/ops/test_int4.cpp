@@ -7,13 +7,17 @@
 // broken variants. Perf size: a (768, 768) weight applied to 8 x 512 rows.
 #include <gtest/gtest-spi.h>
 
+#include <algorithm>
 #include <cmath>
 
+#include "error_text.hpp"
 #include "op_case.hpp"
 #include "reference.hpp"
+#include "magellano/ops/decode_gemv.hpp"
 #include "magellano/ops/elementwise.hpp"
 #include "magellano/ops/int4.hpp"
 #include "magellano/ops/reduce.hpp"
+#include "magellano/ops/rmsnorm.hpp"
 #include "magellano/quant/int4_group.hpp"
 
 using namespace mgtest;
@@ -270,4 +274,125 @@ TEST(Int4Linear, TheBackwardAddsIntoAGradientXAlreadyHolds) {
   dw.assign(11 * 72, 0.0);
   ref::linear_bwd(xv, 3, 72, rb.dequantized, 11, db, want, dw);
   expect_close(x.grad().to_host(), want, 1e-4, 1e-5, "dx of two int4 products");
+}
+
+// ---- ops::decode_gemv / decode_gemv_conv with an int4 weight (cl/decode_gemv.cl, W_INT4) ----------
+// Against ref::decode_gemv with the reference's dequantized weight (the norm, bias, residual and the
+// conv step as in tests/ops/test_decode_gemv.cpp), both mappings (OtherMapping/), groups of 16, 32,
+// 64 and 128 (the cpu mapping's table lookup runs per group; the gpu mapping's lanes take words).
+// Tolerances: decode_gemv's (rtol 1e-5, atol 2e-5): the same K-term fp32 dot product of O(1)
+// terms in another order, one rsqrt; the weights themselves are exact.
+namespace {
+
+struct DecodeInt4 {
+  int64_t b, k, o, g;
+  bool norm, bias, res;
+  double scale = 1.0;
+};
+
+CaseSpec decode_int4_case(DecodeInt4 p, uint64_t seed) {
+  return {"decode_gemv int4 B " + std::to_string(p.b) + " K " + std::to_string(p.k) + " O " + std::to_string(p.o) +
+              " g" + std::to_string(p.g) + (p.norm ? " norm" : "") + (p.bias ? " bias" : "") + (p.res ? " residual" : ""),
+          [=] {
+            const Int4Case w = int4_weight(p.o, p.k, p.g, seed);
+            OpCase c;
+            c.inputs = {{Shape{p.b, p.k}, randn(p.b * p.k, seed + 1, 1.3), false},
+                        {Shape{p.k}, uniform(p.k, seed + 2, 0.5, 1.5), false},
+                        {Shape{p.o}, randn(p.o, seed + 3), false},
+                        {Shape{p.b, p.o}, randn(p.b * p.o, seed + 4), false}};
+            c.device = [=, q = w.q](const std::vector<Tensor>& t) {
+              ops::DecodeGemvParts parts;
+              if (p.norm) parts.norm = t[1];
+              if (p.bias) parts.bias = t[2];
+              if (p.res) parts.residual = t[3];
+              parts.scale = float(p.scale);
+              return ops::decode_gemv(t[0], q, parts);
+            };
+            c.ref = [=, wd = w.dequantized](const std::vector<Vec>& x) {
+              return ref::decode_gemv(x[0], p.b, p.k, wd, p.o, p.norm ? x[1] : Vec(), 1e-5, p.bias ? x[2] : Vec(),
+                                      p.res ? x[3] : Vec(), double(float(p.scale)));
+            };
+            c.ref_grad = [](const std::vector<Vec>& x, const Vec&) { return std::vector<Vec>(x.size()); };
+            c.tol = {.fwd_rtol = 1e-5, .fwd_atol = 2e-5};
+            c.sizes = {{"B", p.b}, {"K", p.k}, {"O", p.o}, {"group", p.g}};
+            c.cost = {p.o * p.k * (0.5 + 2.0 / double(p.g)) + 4.0 * (p.b * p.k + 2 * p.b * p.o),
+                      2.0 * double(p.b * p.o * p.k), 0, 0};
+            return c;
+          }};
+}
+
+// decode_gemv_conv with an int4 in_proj: the output (B, 2E) ++ xc (B, E) ++ the conv state left.
+CaseSpec decode_int4_conv_case(int64_t b, int64_t k, int64_t e, int64_t g, uint64_t seed) {
+  return {"decode_gemv_conv int4 B " + std::to_string(b) + " K " + std::to_string(k) + " E " + std::to_string(e) +
+              " g" + std::to_string(g),
+          [=] {
+            const int64_t o = 2 * e, width = 4;
+            const Int4Case w = int4_weight(o, k, g, seed);
+            OpCase c;
+            c.inputs = {{Shape{b, k}, randn(b * k, seed + 1, 1.3), false},
+                        {Shape{k}, uniform(k, seed + 2, 0.5, 1.5), false},
+                        {Shape{e, width}, uniform(e * width, seed + 3, -0.7, 0.7), false},
+                        {Shape{e}, randn(e, seed + 4, 0.3), false},
+                        {Shape{b, e, width - 1}, randn(b * e * (width - 1), seed + 5), false}};
+            c.device = [q = w.q](const std::vector<Tensor>& t) {
+              const auto r = ops::decode_gemv_conv(t[0], q, {.norm = t[1], .eps = 1e-5f}, {t[2], t[3], t[4]});
+              return joined(joined(r.out, r.xc), t[4]);
+            };
+            c.ref = [=, wd = w.dequantized](const std::vector<Vec>& x) {
+              const Vec xz = ref::decode_gemv(x[0], b, k, wd, o, x[1], 1e-5, Vec(), Vec(), 1.0);
+              Vec conv = x[4];
+              const Vec xc = ref::mamba_conv_step(xz, b, e, x[2], width, x[3], conv);
+              return joined(joined(xz, xc), conv);
+            };
+            c.ref_grad = [](const std::vector<Vec>& x, const Vec&) { return std::vector<Vec>(x.size()); };
+            c.tol = {.fwd_rtol = 1e-5, .fwd_atol = 2e-5};
+            c.sizes = {{"B", b}, {"K", k}, {"E", e}, {"group", g}};
+            c.cost = {o * k * (0.5 + 2.0 / double(g)) + 4.0 * (b * k + 2 * b * o + 2 * b * e * width),
+                      2.0 * double(b * o * k), 0, 0};
+            return c;
+          }};
+}
+
+const RegisterOp reg_decode{{"decode_gemv int4",
+                             {decode_int4_case({1, 96, 29, 16, true, true, true, 0.7}, 31),   // odd O, 6 groups
+                              decode_int4_case({3, 256, 17, 128, true, false, false}, 32),    // two groups of 128
+                              decode_int4_case({16, 64, 5, 32, false, false, true, 1.5}, 33),  // the most rows
+                              decode_int4_case({2, 320, 1, 64, false, true, false}, 34),      // one output
+                              decode_int4_conv_case(2, 64, 9, 32, 35)},                       // in_proj + conv
+                             decode_int4_case({1, 2048, 8192, 128, true, false, false}, 36)}};  // a large in_proj
+
+}  // namespace
+
+TEST(DecodeGemvInt4, TheCheckRejectsADeliberatelyBrokenVariant) {
+  // Each row read with its neighbour's scales (a wrong scale row stride): the check must fail.
+  const CaseSpec spec = decode_int4_case({3, 256, 17, 128, true, false, false}, 32);
+  const Int4Case w = int4_weight(17, 256, 128, 32);
+  const auto shifted = failures_with(spec, [&](const std::vector<Tensor>& t) {
+    std::vector<float> s = w.q.scales.to_host();
+    std::rotate(s.begin(), s.begin() + 2, s.end());  // two groups a row
+    ops::Int4Weight b = w.q;
+    b.scales = Tensor::from_host(test_ctx(), w.q.scales.shape(), s, DType::f16);
+    return ops::decode_gemv(t[0], b, {.norm = t[1]});
+  });
+  EXPECT_FALSE(shifted.empty());
+}
+
+TEST(DecodeGemvInt4, EqualsTheInt4LinearOfTheNormedInput) {
+  // The unfused composition the decode step replaces: rms_norm, then int4_linear (to fp32 rounding).
+  for (M m : {M::cpu, M::gpu}) {
+    ForcedMapping force(m);
+    const ops::Int4Weight q = int4_weight(40, 192, 64, 41).q;
+    const Tensor x = upload(Shape{4, 192}, randn(4 * 192, 42)), g = upload(Shape{192}, uniform(192, 43, 0.5, 1.5));
+    expect_close(ops::decode_gemv(x, q, {.norm = g, .eps = 1e-5f}).to_host(),
+                 to_f64(ops::int4_linear(ops::rms_norm(x, g, 1e-5f), q).to_host()), 1e-5, 2e-5,
+                 std::string("decode_gemv int4 vs rms_norm + int4_linear, ") + ops::to_string(m));
+  }
+}
+
+TEST(DecodeGemvInt4, BadWeightsAreOneClearError) {
+  const Tensor x = upload(Shape{2, 48}, randn(96, 1));
+  expect_error([&] { ops::decode_gemv(x, int4_weight(5, 48, 24, 2).q); },
+               "int4 weights in groups of a multiple of 16, got groups of 24");
+  expect_error([&] { ops::decode_gemv(x, int4_weight(5, 64, 16, 3).q); }, "x must be (B, K) and weight (O, K)");
+  expect_error([&] { ops::decode_gemv(x, ops::Int4Weight{}); }, "the int4 weight must be 2-D (out, in)");
 }
