@@ -232,10 +232,15 @@ TEST(HybridModel, FusedDecodingEqualsTheUnfusedSteps) {
   nope_gelu["attention"]["rope_theta"] = 0.0;
   nope_gelu["mlp"]["activation"] = "gelu";
   ag::NoGradScope no_grad;
-  for (const auto& [what, model_json] : {std::pair{"rope, SwiGLU", all_kinds_model()}, {"NoPE, GELU", nope_gelu}}) {
+  // int4: every Linear whose width 16 divides held as int4 in groups of 16 (ops::decode_gemv's int4
+  // variant in the fused steps; the unfused ones run ops::int4_linear), the rest f32.
+  for (const auto& [what, model_json, int4] : {std::tuple{"rope, SwiGLU", all_kinds_model(), false},
+                                               {"NoPE, GELU", nope_gelu, false}, {"int4, rope, SwiGLU", all_kinds_model(), true}}) {
     const train::Config c = config_of(model_json);
-    const nn::Model model(test_ctx(), train::model_spec(c), 3);
-    ref::upload(model, ref::random_weights(model, 13));
+    nn::ModelSpec spec = train::model_spec(c);
+    if (int4) spec.base_storage = nn::WeightStorage::int4, spec.int4_group_size = 16;
+    const nn::Model model(test_ctx(), spec, 3);
+    if (!int4) ref::upload(model, ref::random_weights(model, 13));
     for (const int64_t B : {1, 3, 17}) {
       SCOPED_TRACE(std::string(what) + ", batch " + std::to_string(B));
       const int64_t L = 6, V = c.model.vocab_size;
