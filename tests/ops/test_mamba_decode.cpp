@@ -6,7 +6,8 @@
 // float16 chunks and their rest); two steps in a row of in_proj + conv (ops::decode_gemv_conv,
 // its op cases are in test_decode_gemv.cpp), x_proj (ops::decode_gemv) and the ssm step equal
 // the composed training ops (causal_conv1d_step + silu, selective_scan_step) in both mappings;
-// deliberately broken variants in both mappings; bad input.
+// each mapping repeats its bits and the two agree; deliberately broken variants in both
+// mappings; bad input.
 // Perf size: one phase1 Mamba layer (E 896, N 16, R 28) at batch 1.
 // Tolerances: rtol 1e-5, atol 1e-5: an R-term dot, N exponentials and an N-term sum in fp32 per
 // channel, all O(1) (dbc U(±1)).
@@ -126,6 +127,32 @@ TEST(MambaDecode, TheCheckRejectsADeliberatelyBrokenVariant) {
     });
     EXPECT_FALSE(swapped.empty()) << to_string(mapping);
   }
+}
+
+// Each mapping gives the same bits on every run (fixed summation orders, no atomics), and the two
+// agree to fp32 rounding (E 45, N 21, R 35: every vector rest of the cpu kernel).
+TEST(MambaDecode, EachMappingRepeatsItsBitsAndTheyAgree) {
+  const int64_t B = 5, E = 45, N = 21, R = 35;
+  Tensor xc = upload(Shape{B, E}, randn(B * E, 51)), dbc = upload(Shape{B, R + 2 * N}, randn(B * (R + 2 * N), 52));
+  Tensor dt_w = upload(Shape{E, R}, uniform(E * R, 53, -0.3, 0.3)), dt_b = upload(Shape{E}, uniform(E, 54, -4, 0.5));
+  Tensor A = upload(Shape{E, N}, uniform(E * N, 55, -3, -0.5)), D = upload(Shape{E}, randn(E, 56));
+  Tensor xz = upload(Shape{B, 2 * E}, randn(B * 2 * E, 57));
+  const Vec h0 = randn(B * E * N, 58);
+  std::vector<float> y[2][2], h[2][2];
+  int m = 0;
+  for (auto mapping : {magellano::ops::KernelMapping::cpu, magellano::ops::KernelMapping::gpu}) {
+    ForcedMapping forced(mapping);
+    for (int run = 0; run < 2; ++run) {
+      Tensor state = upload(Shape{B, E, N}, h0);
+      y[m][run] = ops::mamba_ssm_step(xc, dbc, dt_w, dt_b, A, D, xz, state).to_host();
+      h[m][run] = state.to_host();
+    }
+    EXPECT_EQ(y[m][0], y[m][1]) << to_string(mapping);
+    EXPECT_EQ(h[m][0], h[m][1]) << to_string(mapping);
+    ++m;
+  }
+  expect_close(y[0][0], to_f64(y[1][0]), 1e-5, 1e-6, "y: cpu against gpu");
+  expect_close(h[0][0], to_f64(h[1][0]), 1e-5, 1e-6, "state: cpu against gpu");
 }
 
 TEST(MambaDecode, BadArgumentsAreOneClearError) {
