@@ -172,7 +172,8 @@ Tensor MambaBlock::step(const Tensor& x_t, MambaState& state) const {
   const auto [xz, xc] =  // (B, 2E), (B, E)
       decode_gemv_conv(m.in_proj, x_t, in, {m.conv_weight.view(Shape{E, W}), m.conv_bias, state.conv});
   if (!state.A.defined()) state.A = ops::scale(ops::exp(m.A_log), -1.0f);
-  const Tensor y = ops::mamba_ssm_step(xc, m.x_proj.weight, m.dt_proj.weight, m.dt_proj.bias, state.A, m.D, xz, state.ssm);
+  const Tensor y = ops::mamba_ssm_step(xc, ops::decode_gemv(xc, m.x_proj.weight), m.dt_proj.weight, m.dt_proj.bias,
+                                       state.A, m.D, xz, state.ssm);
   ops::DecodeGemvParts out;
   out.bias = m.out_proj.bias, out.residual = x_t, out.scale = residual_scale;
   return decode_gemv(m.out_proj, y, out);

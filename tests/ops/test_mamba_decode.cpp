@@ -1,14 +1,16 @@
-// ops::mamba_ssm_step against float64 (ref::linear for x_proj, ref::mamba_ssm_step) as registered op cases (no autograd:
+// ops::mamba_ssm_step against float64 (ref::mamba_ssm_step) as registered op cases (no autograd:
 // forward only, poisoned outputs, both kernel mappings): each case's output is the step's result
-// followed by the state it leaves, so the in-place update is checked too. Odd E, state sizes 1, 5
-// and 16, dt ranks 1 and 28; two steps in a row of in_proj + conv (ops::decode_gemv_conv, its op
-// cases are in test_decode_gemv.cpp) and the ssm step equal the composed training ops
-// (causal_conv1d_step + silu, selective_scan_step); a deliberately broken variant; bad input.
+// followed by the state it leaves, so the in-place update is checked too. Odd E (and E not a
+// multiple of the cpu mapping's 16 channels or its groups), state sizes 1, 5, 16, 21 and 32 (the
+// cpu kernel's float16 blocks and their padded rest), dt ranks 1 to 64 (odd ones past 16: its
+// float16 chunks and their rest); two steps in a row of in_proj + conv (ops::decode_gemv_conv,
+// its op cases are in test_decode_gemv.cpp), x_proj (ops::decode_gemv) and the ssm step equal
+// the composed training ops (causal_conv1d_step + silu, selective_scan_step) in both mappings;
+// each mapping repeats its bits and the two agree; deliberately broken variants in both
+// mappings; bad input.
 // Perf size: one phase1 Mamba layer (E 896, N 16, R 28) at batch 1.
-// Tolerances: rtol 1e-5, atol 1e-5: x_proj's E-term dots (weights U(±1.5/sqrt(E)): O(1) outputs), an
-// R-term dot, N exponentials and an N-term sum in fp32 per channel, all O(1).
-#include <cstdlib>
-
+// Tolerances: rtol 1e-5, atol 1e-5: an R-term dot, N exponentials and an N-term sum in fp32 per
+// channel, all O(1) (dbc U(±1)).
 #include "error_text.hpp"
 #include "magellano/ops/activation.hpp"
 #include "magellano/ops/conv1d.hpp"
@@ -31,11 +33,10 @@ CaseSpec ssm_case(int64_t b, int64_t e, int64_t n, int64_t r, uint64_t seed = 1)
                            std::to_string(n) + " R " + std::to_string(r);
   return {name, [=] {
             OpCase c;
-            const double xs = 1.5 / std::sqrt(double(e));  // x_proj's outputs O(1)
             Vec A(e * n);  // −exp(A_log) of S4D-real's A_log, perturbed
             for (int64_t i = 0; i < e * n; ++i) A[i] = -double(i % n + 1) * std::exp(0.1 * std::sin(double(i)));
             c.inputs = {{Shape{b, e}, randn(b * e, seed), false},
-                        {Shape{r + 2 * n, e}, uniform((r + 2 * n) * e, seed + 1, -xs, xs), false},
+                        {Shape{b, r + 2 * n}, uniform(b * (r + 2 * n), seed + 1, -1.0, 1.0), false},
                         {Shape{e, r}, uniform(e * r, seed + 2, -0.5, 0.5), false},
                         {Shape{e}, uniform(e, seed + 3, -4.0, 0.5), false},
                         {Shape{e, n}, A, false},
@@ -48,29 +49,29 @@ CaseSpec ssm_case(int64_t b, int64_t e, int64_t n, int64_t r, uint64_t seed = 1)
             };
             c.ref = [=](const std::vector<Vec>& x) {
               Vec h = x[7];
-              const Vec dbc = ref::linear(x[0], b, e, x[1], r + 2 * n);
-              const Vec y = ref::mamba_ssm_step(x[0], dbc, x[2], x[3], x[4], x[5], x[6], h, b, e, r, n);
+              const Vec y = ref::mamba_ssm_step(x[0], x[1], x[2], x[3], x[4], x[5], x[6], h, b, e, r, n);
               return joined(y, h);
             };
             c.ref_grad = [](const std::vector<Vec>& x, const Vec&) { return std::vector<Vec>(x.size()); };
             c.tol = {.fwd_rtol = 1e-5, .fwd_atol = 1e-5};
             c.sizes = {{"B", b}, {"E", e}, {"N", n}, {"R", r}};
-            // h read and written, A, dt_w and x_proj's weight read; x_proj's 2(R + 2N) FLOPs and
-            // ~(2R + 8N + 12) more per channel.
-            c.cost = {4.0 * (2 * b * e * n + e * n + e * r + 5 * b * e + (r + 2 * n) * e),
-                      double(b * e * (2 * (r + 2 * n) + 2 * r + 8 * n + 12)), 0, 0};
+            // h read and written, A, dt_w and dbc read; ~(2R + 8N + 12) FLOPs per channel.
+            c.cost = {4.0 * (2 * b * e * n + e * n + e * r + 5 * b * e + b * (r + 2 * n)),
+                      double(b * e * (2 * r + 8 * n + 12)), 0, 0};
             return c;
           }};
 }
 
 const RegisterOp reg_ssm{{"mamba_ssm_step",
                           {ssm_case(1, 7, 5, 1), ssm_case(3, 33, 16, 28), ssm_case(2, 65, 1, 3),
-                           ssm_case(16, 12, 16, 2), ssm_case(2, 200, 16, 7)},
+                           ssm_case(16, 12, 16, 2), ssm_case(2, 200, 16, 7), ssm_case(5, 45, 21, 35),
+                           ssm_case(1, 131, 32, 17), ssm_case(3, 70, 16, 64)},
                           ssm_case(1, 896, 16, 28)}};
 
 }  // namespace
 
-// Two steps of the fused kernels (in_proj + conv, the ssm step) equal the training ops composed (the unfused decode path).
+// Two steps of the fused kernels (in_proj + conv, x_proj, the ssm step) equal the training ops
+// composed (the unfused decode path), in both kernel mappings.
 TEST(MambaDecode, TwoStepsEqualTheComposedOps) {
   const int64_t B = 3, E = 19, N = 16, R = 5, W = 4, K = 11;
   Tensor in_w = upload(Shape{2 * E, K}, uniform(2 * E * K, 30, -0.3, 0.3));
@@ -81,42 +82,77 @@ TEST(MambaDecode, TwoStepsEqualTheComposedOps) {
   for (int64_t i = 0; i < E * N; ++i) al[i] = std::log(double(i % N + 1));
   Tensor A_log = upload(Shape{E, N}, al), D = upload(Shape{E}, randn(E, 5));
   Tensor A = ops::scale(ops::exp(A_log), -1.0f);
-  Tensor conv1 = upload(Shape{B, E, W - 1}, randn(B * E * (W - 1), 6)), h1 = upload(Shape{B, E, N}, randn(B * E * N, 7));
-  Tensor conv2 = upload(Shape{B, E, W - 1}, randn(B * E * (W - 1), 6)), h2 = upload(Shape{B, E, N}, randn(B * E * N, 7));
-  for (int step = 0; step < 2; ++step) {
-    Tensor x = upload(Shape{B, K}, randn(B * K, 10 + step));
-    const auto [xz, xc] = ops::decode_gemv_conv(x, in_w, {}, {conv_w, conv_b, conv1});
-    const Tensor y = ops::mamba_ssm_step(xc, x_w, dt_w, dt_b, A, D, xz, h1);
-    auto xs = ops::split_last(xz, {E, E});
-    const Tensor xc2 = ops::silu(ops::causal_conv1d_step(xs[0], conv_w, conv_b, conv2));
-    auto parts = ops::split_last(ops::matmul(xc2, x_w, false, true), {R, N, N});
-    const Tensor delta = ops::matmul(parts[0], dt_w, false, true);
-    const Tensor y2 = ops::selective_scan_step(xc2, delta, A, parts[1], parts[2], D, xs[1], dt_b, h2);
-    const std::string at = "step " + std::to_string(step);
-    expect_close(xc.to_host(), to_f64(xc2.to_host()), 1e-5, 1e-6, at + ": xc");
-    expect_close(y.to_host(), to_f64(y2.to_host()), 1e-5, 1e-5, at + ": y");
-    expect_close(h1.to_host(), to_f64(h2.to_host()), 1e-5, 1e-5, at + ": ssm state");
-    expect_close(conv1.to_host(), to_f64(conv2.to_host()), 0, 0, at + ": conv state");
+  for (auto mapping : {magellano::ops::KernelMapping::cpu, magellano::ops::KernelMapping::gpu}) {
+    ForcedMapping forced(mapping);
+    Tensor conv1 = upload(Shape{B, E, W - 1}, randn(B * E * (W - 1), 6));
+    Tensor h1 = upload(Shape{B, E, N}, randn(B * E * N, 7));
+    Tensor conv2 = upload(Shape{B, E, W - 1}, randn(B * E * (W - 1), 6));
+    Tensor h2 = upload(Shape{B, E, N}, randn(B * E * N, 7));
+    for (int step = 0; step < 2; ++step) {
+      Tensor x = upload(Shape{B, K}, randn(B * K, 10 + step));
+      const auto [xz, xc] = ops::decode_gemv_conv(x, in_w, {}, {conv_w, conv_b, conv1});
+      const Tensor y = ops::mamba_ssm_step(xc, ops::decode_gemv(xc, x_w), dt_w, dt_b, A, D, xz, h1);
+      auto xs = ops::split_last(xz, {E, E});
+      const Tensor xc2 = ops::silu(ops::causal_conv1d_step(xs[0], conv_w, conv_b, conv2));
+      auto parts = ops::split_last(ops::matmul(xc2, x_w, false, true), {R, N, N});
+      const Tensor delta = ops::matmul(parts[0], dt_w, false, true);
+      const Tensor y2 = ops::selective_scan_step(xc2, delta, A, parts[1], parts[2], D, xs[1], dt_b, h2);
+      const std::string at = std::string(to_string(mapping)) + " step " + std::to_string(step);
+      expect_close(xc.to_host(), to_f64(xc2.to_host()), 1e-5, 1e-6, at + ": xc");
+      expect_close(y.to_host(), to_f64(y2.to_host()), 1e-5, 1e-5, at + ": y");
+      expect_close(h1.to_host(), to_f64(h2.to_host()), 1e-5, 1e-5, at + ": ssm state");
+      expect_close(conv1.to_host(), to_f64(conv2.to_host()), 0, 0, at + ": conv state");
+    }
   }
 }
 
 TEST(MambaDecode, TheCheckRejectsADeliberatelyBrokenVariant) {
-  // The skip term D·x left out.
-  const auto no_skip = failures_with(ssm_case(3, 33, 16, 28), [](const std::vector<Tensor>& t) {
-    const Tensor zero_d = upload(t[5].shape(), Vec(t[5].numel(), 0.0));
-    const Tensor y = ops::mamba_ssm_step(t[0], t[1], t[2], t[3], t[4], zero_d, t[6], t[7]);
-    return joined(y, t[7]);
-  });
-  EXPECT_FALSE(no_skip.empty());
-  // x_proj's B and C rows swapped (R 28, N 16: rows 28..43 <-> 44..59).
-  const auto swapped = failures_with(ssm_case(3, 33, 16, 28), [](const std::vector<Tensor>& t) {
-    Vec w = to_f64(t[1].to_host());
-    const int64_t E = t[1].size(1);
-    for (int64_t i = 28 * E; i < 44 * E; ++i) std::swap(w[i], w[i + 16 * E]);
-    const Tensor y = ops::mamba_ssm_step(t[0], upload(t[1].shape(), w), t[2], t[3], t[4], t[5], t[6], t[7]);
-    return joined(y, t[7]);
-  });
-  EXPECT_FALSE(swapped.empty());
+  for (auto mapping : {magellano::ops::KernelMapping::cpu, magellano::ops::KernelMapping::gpu}) {
+    ForcedMapping forced(mapping);
+    // The skip term D·x left out.
+    const auto no_skip = failures_with(ssm_case(3, 33, 16, 28), [](const std::vector<Tensor>& t) {
+      const Tensor zero_d = upload(t[5].shape(), Vec(t[5].numel(), 0.0));
+      const Tensor y = ops::mamba_ssm_step(t[0], t[1], t[2], t[3], t[4], zero_d, t[6], t[7]);
+      return joined(y, t[7]);
+    });
+    EXPECT_FALSE(no_skip.empty()) << to_string(mapping);
+    // dbc's B and C swapped (R 28, N 16: columns 28..43 <-> 44..59 of each row).
+    const auto swapped = failures_with(ssm_case(3, 33, 16, 28), [](const std::vector<Tensor>& t) {
+      Vec dbc = to_f64(t[1].to_host());
+      const int64_t S = t[1].size(1);
+      for (int64_t b = 0; b < t[1].size(0); ++b)
+        for (int64_t j = 28; j < 44; ++j) std::swap(dbc[b * S + j], dbc[b * S + j + 16]);
+      const Tensor y = ops::mamba_ssm_step(t[0], upload(t[1].shape(), dbc), t[2], t[3], t[4], t[5], t[6], t[7]);
+      return joined(y, t[7]);
+    });
+    EXPECT_FALSE(swapped.empty()) << to_string(mapping);
+  }
+}
+
+// Each mapping gives the same bits on every run (fixed summation orders, no atomics), and the two
+// agree to fp32 rounding (E 45, N 21, R 35: every vector rest of the cpu kernel).
+TEST(MambaDecode, EachMappingRepeatsItsBitsAndTheyAgree) {
+  const int64_t B = 5, E = 45, N = 21, R = 35;
+  Tensor xc = upload(Shape{B, E}, randn(B * E, 51)), dbc = upload(Shape{B, R + 2 * N}, randn(B * (R + 2 * N), 52));
+  Tensor dt_w = upload(Shape{E, R}, uniform(E * R, 53, -0.3, 0.3)), dt_b = upload(Shape{E}, uniform(E, 54, -4, 0.5));
+  Tensor A = upload(Shape{E, N}, uniform(E * N, 55, -3, -0.5)), D = upload(Shape{E}, randn(E, 56));
+  Tensor xz = upload(Shape{B, 2 * E}, randn(B * 2 * E, 57));
+  const Vec h0 = randn(B * E * N, 58);
+  std::vector<float> y[2][2], h[2][2];
+  int m = 0;
+  for (auto mapping : {magellano::ops::KernelMapping::cpu, magellano::ops::KernelMapping::gpu}) {
+    ForcedMapping forced(mapping);
+    for (int run = 0; run < 2; ++run) {
+      Tensor state = upload(Shape{B, E, N}, h0);
+      y[m][run] = ops::mamba_ssm_step(xc, dbc, dt_w, dt_b, A, D, xz, state).to_host();
+      h[m][run] = state.to_host();
+    }
+    EXPECT_EQ(y[m][0], y[m][1]) << to_string(mapping);
+    EXPECT_EQ(h[m][0], h[m][1]) << to_string(mapping);
+    ++m;
+  }
+  expect_close(y[0][0], to_f64(y[1][0]), 1e-5, 1e-6, "y: cpu against gpu");
+  expect_close(h[0][0], to_f64(h[1][0]), 1e-5, 1e-6, "state: cpu against gpu");
 }
 
 TEST(MambaDecode, BadArgumentsAreOneClearError) {
@@ -127,28 +163,7 @@ TEST(MambaDecode, BadArgumentsAreOneClearError) {
   expect_error([&] { ops::mamba_ssm_step(xc, upload(Shape{2, 7}, randn(14, 10)), dt_w, e4, A, e4, xz, h); },
                "shapes do not match");
   const Tensor x17 = upload(Shape{17, 4}, randn(68, 11)), xz17 = upload(Shape{17, 8}, randn(136, 12));
-  expect_error([&] { ops::mamba_ssm_step(x17, upload(Shape{8, 4}, randn(32, 13)), dt_w, e4, A, e4, xz17,
+  expect_error([&] { ops::mamba_ssm_step(x17, upload(Shape{17, 8}, randn(136, 13)), dt_w, e4, A, e4, xz17,
                                          upload(Shape{17, 4, 3}, randn(204, 14))); },
                "takes 1 to 16 rows");
-}
-
-// The step's optional form that computes x_proj in every group (MAGELLANO_DECODE_XPROJ_IN_STEP=1)
-// against the default (x_proj by decode_gemv first): the same sums in another order.
-TEST(MambaDecode, XprojInTheStepEqualsXprojFirst) {
-  const int64_t B = 2, E = 70, N = 16, R = 5;
-  Tensor x_w = upload(Shape{R + 2 * N, E}, uniform((R + 2 * N) * E, 41, -0.3, 0.3));
-  Tensor dt_w = upload(Shape{E, R}, uniform(E * R, 42, -0.5, 0.5)), dt_b = upload(Shape{E}, uniform(E, 43, -4, 0.5));
-  Tensor A = upload(Shape{E, N}, uniform(E * N, 44, -3, -0.5)), D = upload(Shape{E}, randn(E, 45));
-  Tensor xc = upload(Shape{B, E}, randn(B * E, 46)), xz = upload(Shape{B, 2 * E}, randn(B * 2 * E, 47));
-  const Vec h0 = randn(B * E * N, 48);
-  std::vector<float> y[2], h[2];
-  for (int in_step = 0; in_step < 2; ++in_step) {
-    if (in_step) setenv("MAGELLANO_DECODE_XPROJ_IN_STEP", "1", 1);
-    Tensor state = upload(Shape{B, E, N}, h0);
-    y[in_step] = ops::mamba_ssm_step(xc, x_w, dt_w, dt_b, A, D, xz, state).to_host();
-    h[in_step] = state.to_host();
-    unsetenv("MAGELLANO_DECODE_XPROJ_IN_STEP");
-  }
-  expect_close(y[1], to_f64(y[0]), 1e-5, 1e-5, "y");
-  expect_close(h[1], to_f64(h[0]), 1e-5, 1e-5, "state");
 }

@@ -13,7 +13,7 @@
 // sum_last / mean_last and the backward of sum / mean, split_last / concat_last, causal_conv1d
 // (width 4), silu, softplus, exp, gelu, add, mul, scale and gradient accumulation (f32), column
 // sums (matmul's bias and every colsum_into), gather_rows / embedding and scatter_add_rows (f32),
-// row_scale, and expert_mlp's swiglu / gelu.
+// row_scale, expert_mlp's swiglu / gelu, and mamba_ssm_step (a work-item per 16 channels).
 #pragma once
 #include <cstdint>
 
