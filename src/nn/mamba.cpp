@@ -155,7 +155,7 @@ bool MambaBlock::fused_step(const Tensor& x_t) const {
   const MambaMixer& m = mixer;
   auto f32 = [](const Tensor& t) { return !t.defined() || t.dtype() == DType::f32; };
   return fused_decode() && !m.cfg.inner_norms && x_t.shape().ndim() == 2 && x_t.size(0) <= ops::kDecodeGemvRows &&
-         decode_linear(m.in_proj) && fused_linear(m.x_proj) && fused_linear(m.dt_proj) && decode_linear(m.out_proj) &&
+         decode_linear(m.in_proj) && decode_linear(m.x_proj) && fused_linear(m.dt_proj) && decode_linear(m.out_proj) &&
          f32(norm.weight) && f32(m.conv_weight) && f32(m.conv_bias) && f32(m.A_log) && f32(m.D) && f32(m.dt_proj.bias) &&
          f32(m.in_proj.bias) && f32(m.out_proj.bias);
 }
@@ -163,8 +163,8 @@ bool MambaBlock::fused_step(const Tensor& x_t) const {
 Tensor MambaBlock::step(const Tensor& x_t, MambaState& state) const {
   autograd::NoGradScope no_grad;
   if (!fused_step(x_t)) return ops::add(x_t, mixer.step(norm.forward(x_t), state), residual_scale);
-  // Three launches on GPUs (four on CPUs): in_proj with the block's RMSNorm and the conv step +
-  // SiLU; x_proj, dt_proj, the state update and the gate; out_proj with the residual.
+  // Four launches: in_proj with the block's RMSNorm and the conv step + SiLU; x_proj; dt_proj, the
+  // state update and the gate; out_proj with the residual.
   const MambaMixer& m = mixer;
   const int64_t E = m.cfg.inner(), W = m.cfg.d_conv;
   ops::DecodeGemvParts in;
@@ -172,7 +172,7 @@ Tensor MambaBlock::step(const Tensor& x_t, MambaState& state) const {
   const auto [xz, xc] =  // (B, 2E), (B, E)
       decode_gemv_conv(m.in_proj, x_t, in, {m.conv_weight.view(Shape{E, W}), m.conv_bias, state.conv});
   if (!state.A.defined()) state.A = ops::scale(ops::exp(m.A_log), -1.0f);
-  const Tensor y = ops::mamba_ssm_step(xc, ops::decode_gemv(xc, m.x_proj.weight), m.dt_proj.weight, m.dt_proj.bias,
+  const Tensor y = ops::mamba_ssm_step(xc, decode_gemv(m.x_proj, xc), m.dt_proj.weight, m.dt_proj.bias,
                                        state.A, m.D, xz, state.ssm);
   ops::DecodeGemvParts out;
   out.bias = m.out_proj.bias, out.residual = x_t, out.scale = residual_scale;
