@@ -1,6 +1,8 @@
 // Group-wise int4 weights (compressed-tensors pack-quantized, fp16 scales): quantize, dequantize
 // and the fused dequantize-and-multiply of few rows. Layout and rules: include/magellano/ops/int4.hpp;
-// equal bit for bit to the host reference quant/int4_group.cpp (quantize, dequantize).
+// equal bit for bit to the host reference quant/int4_group.cpp (quantize, dequantize). The
+// rounding and unpacking helpers (round_f16*, nibbles16, int4_table16, int4_weights16) are in
+// cl/common.cl, shared with cl/decode_gemv.cl.
 // Kernels (W: (N, K) = (out, in), G the group size, words = ceil(K / 8), groups = K / G):
 //   int4_quantize_rows  w (N, K) f32 -> packed (N, words) i32, scales (N, groups) f16
 //                       one work-item per row

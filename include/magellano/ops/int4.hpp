@@ -28,10 +28,13 @@
 //                 again; x with at most kInt4FusedMaxRows rows.
 // automatic: fused for at most kInt4FusedAutoRows rows (decoding), else dequant_gemm.
 // Kernel mapping (ops/mapping.hpp): cpu, a work-item per output walks its row sixteen weights a
-// step (two words; the fp16 rounding is one F16C conversion each way); gpu, a work-group of 32
-// lanes per output strides over the row's words (coalesced) and sums in a fixed tree. `bench
-// int4`, 8192 x 2048, one row, PoCL on the shared 2-core Xeon: fused 2.3 ms, the dense fp32
-// product 19 ms (benchmarks/results/int4_kernels_pocl_2026-12-06.jsonl).
+// step (two words of one group, looked up in the group's table of its 16 values: int4_weights16 in
+// cl/common.cl); gpu, a work-group of 32 lanes per output strides over the row's words
+// (coalesced) and sums in a fixed tree. `bench int4`, 8192 x 2048, one row, PoCL on the 2-core
+// EPYC: fused 1.1-1.2 ms (2.3 ms converting each weight to fp16 and back), the dense fp32 product
+// 14 ms (benchmarks/README.md, "int4 on the device").
+// Decoding reads int4 weights through ops::decode_gemv (its int4 variant, groups of a multiple of
+// 16), which also fuses the norm, bias and residual.
 #pragma once
 #include <cstdint>
 #include <string>
