@@ -124,15 +124,20 @@ inline float16 int4_table16(float s) {
   return round_f16_16((float16)(-8.0f, -7.0f, -6.0f, -5.0f, -4.0f, -3.0f, -2.0f, -1.0f, 0.0f, 1.0f, 2.0f, 3.0f, 4.0f,
                                 5.0f, 6.0f, 7.0f) * s);
 }
-// The 16 weights of two words of one group (the first word's columns in lanes 0-7) from the group's
-// table (int4_table16(s)): on CPUs with AVX-512 (PoCL compiles for the host) one 16-lane permute
-// (vpermps); elsewhere code * s rounded per weight. Equal bits either way; the lookup made the cpu
-// mapping's one-row product 1.9x faster on PoCL (2-core EPYC, 8192 x 2048: 2.3 -> 1.2 ms; OpenCL's
-// `shuffle` is a scalar loop in PoCL 3.1).
-inline float16 int4_weights16(float16 table, float s, uint2 w) {
+// W' of 16 nibbles (the low 4 bits of each lane of idx) from the group's table (int4_table16(s)):
+// on CPUs with AVX-512 (PoCL compiles for the host) one 16-lane permute (vpermps, which reads only
+// the low 4 bits of each index); elsewhere code * s rounded per weight. Equal bits either way; the
+// lookup made the cpu mapping's one-row product about 2x faster on PoCL (OpenCL's `shuffle` is a
+// scalar loop in PoCL 3.1).
+inline float16 int4_lookup16(float16 table, float s, uint16 idx) {
 #if defined(__AVX512F__)
-  return __builtin_ia32_permvarsf512(table, as_int16(nibbles16(w)));
+  return __builtin_ia32_permvarsf512(table, as_int16(idx));
 #else
-  return round_f16_16(convert_float16(convert_int16(nibbles16(w)) - 8) * s);
+  return round_f16_16(convert_float16(convert_int16(idx & (uint16)(15u)) - 8) * s);
 #endif
 }
+// The 16 weights of two words of one group (the first word's columns in lanes 0-7).
+inline float16 int4_weights16(float16 table, float s, uint2 w) { return int4_lookup16(table, s, nibbles16(w)); }
+// The 16 bytes of four words of one group (32 columns), one byte a lane: its low nibble is the
+// even column 2l, its high nibble (bytes >> 4) the odd column 2l + 1.
+inline uint16 int4_bytes16(uint4 w) { return convert_uint16(as_uchar16(w)); }

@@ -69,7 +69,7 @@ __kernel void decode_gemv(__global const float* x, ulong x_off, __global const W
                           __global const float* cw, ulong cw_off, __global const float* cb, ulong cb_off,
                           __global float* conv, ulong conv_off, __global float* xc, ulong xc_off,
                           long K_arg, long O_arg, float eps, float scale, int has_norm, int has_bias,
-                          int has_res, int conv_mode, long W_arg) {
+                          int has_res, int conv_mode, long W_arg, __local float* xl, long KT_arg) {
   x += x_off; w += w_off; ws += ws_off; g += g_off; bias += bias_off; res += res_off; out += out_off;
   cw += cw_off; cb += cb_off; conv += conv_off; xc += xc_off;
   const int W = W_arg;
@@ -141,33 +141,61 @@ __kernel void decode_gemv_cpu(__global const float* x, ulong x_off, __global con
                               __global const float* cw, ulong cw_off, __global const float* cb, ulong cb_off,
                               __global float* conv, ulong conv_off, __global float* xc, ulong xc_off,
                               long K_arg, long O_arg, float eps, float scale, int has_norm, int has_bias,
-                              int has_res, int conv_mode, long W_arg) {
+                              int has_res, int conv_mode, long W_arg, __local float* xl, long KT_arg) {
   x += x_off; w += w_off; ws += ws_off; g += g_off; bias += bias_off; res += res_off; out += out_off;
   cw += cw_off; cb += cb_off; conv += conv_off; xc += xc_off;
   const int W = W_arg;
   const int K = K_arg, O = O_arg;  // fit: checked by the host
   const int o = get_global_id(0);
-  if (o >= O) return;
   float acc[NB], ss[NB];
 #ifdef W_INT4
-  __global const uint* wr = (__global const uint*)w + (long)o * (K / 8);
-  __global const half* sr = ws + (long)o * (K / W_INT4);
-  float16 a16[NB], s16[NB];
-  for (int b = 0; b < NB; ++b) a16[b] = s16[b] = (float16)0.0f;
-  for (int q = 0; q < K / W_INT4; ++q) {
-    const float s = vload_half(q, sr);
-    const float16 table = int4_table16(s);
-    for (int c = q * (W_INT4 / 16); c < (q + 1) * (W_INT4 / 16); ++c) {
-      const float16 wv = int4_weights16(table, s, vload2(c, wr)), gv = has_norm ? vload16(c, g) : (float16)1.0f;
-      for (int b = 0; b < NB; ++b) {
-        const float16 xv = vload16(c, x + b * K);
-        a16[b] = fma(wv, gv * xv, a16[b]);
-        s16[b] = fma(xv, xv, s16[b]);
+  // The group's (norm-weighted) x, a tile of KT columns (a multiple of G) at a time, in local memory
+  // with each 32 columns de-interleaved (the 16 even ones, then the 16 odd ones): the order in which
+  // int4_bytes16 yields the weights. Sums of squares by work-item 0. No return before the barriers.
+  const int lid = get_local_id(0), lsz = get_local_size(0), KT = KT_arg;
+  __local float ssl[NB];
+  if (lid == 0 && has_norm)
+    for (int b = 0; b < NB; ++b) {
+      float16 s16 = (float16)0.0f;
+      for (int c = 0; c < K / 16; ++c) s16 = fma(vload16(c, x + b * K), vload16(c, x + b * K), s16);
+      ssl[b] = hsum16(s16);
+    }
+  __global const uint* wr = (__global const uint*)w + (long)min(o, O - 1) * (K / 8);
+  __global const half* sr = ws + (long)min(o, O - 1) * (K / W_INT4);
+  float16 a16[NB];
+  for (int b = 0; b < NB; ++b) a16[b] = (float16)0.0f;
+  for (int k0 = 0; k0 < K; k0 += KT) {
+    const int chunks = min(KT, K - k0) / 32;
+    barrier(CLK_LOCAL_MEM_FENCE);  // the previous tile is read
+    for (int i = lid; i < NB * chunks; i += lsz) {
+      const int b = i / chunks, c = i % chunks;
+      const float16 lo = vload16(0, x + b * K + k0 + 32 * c), hi = vload16(0, x + b * K + k0 + 32 * c + 16);
+      const float16 glo = has_norm ? vload16(0, g + k0 + 32 * c) : (float16)1.0f;
+      const float16 ghi = has_norm ? vload16(0, g + k0 + 32 * c + 16) : (float16)1.0f;
+      const float16 even = (float16)(lo.even, hi.even) * (float16)(glo.even, ghi.even);
+      const float16 odd = (float16)(lo.odd, hi.odd) * (float16)(glo.odd, ghi.odd);
+      vstore16(even, 0, xl + b * KT + 32 * c);
+      vstore16(odd, 0, xl + b * KT + 32 * c + 16);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int q = k0 / W_INT4; q < k0 / W_INT4 + chunks * 32 / W_INT4; ++q) {
+      const float s = vload_half(q, sr);
+      const float16 table = int4_table16(s);
+      for (int c = q * (W_INT4 / 32); c < (q + 1) * (W_INT4 / 32); ++c) {
+        const uint16 bytes = int4_bytes16(vload4(c, wr));
+        const float16 we = int4_lookup16(table, s, bytes), wo = int4_lookup16(table, s, bytes >> 4);
+        for (int b = 0; b < NB; ++b) {
+          __local const float* xb = xl + b * KT + 32 * c - k0;
+          a16[b] = fma(we, vload16(0, xb), a16[b]);
+          a16[b] = fma(wo, vload16(1, xb), a16[b]);
+        }
       }
     }
   }
-  for (int b = 0; b < NB; ++b) acc[b] = hsum16(a16[b]), ss[b] = hsum16(s16[b]);  // K % 16 == 0: no tail
+  if (o >= O) return;  // after the last barrier
+  for (int b = 0; b < NB; ++b) acc[b] = hsum16(a16[b]), ss[b] = has_norm ? ssl[b] : 0.0f;  // K % 32 == 0: no tail
 #else
+  if (o >= O) return;
   __global const float* wr = w + (long)o * K;
   float8 a8[NB], s8[NB];
   for (int b = 0; b < NB; ++b) a8[b] = s8[b] = (float8)0.0f;

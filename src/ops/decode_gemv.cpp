@@ -1,5 +1,6 @@
 #include "magellano/ops/decode_gemv.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "check.hpp"
@@ -27,7 +28,7 @@ Weight int4_weight(const Int4Weight& w) {
     throw Error("decode_gemv: the int4 weight must be 2-D (out, in), got " +
                 (w.defined() ? w.shape.str() : std::string("an undefined weight")) + ".");
   if (!decode_gemv_takes_int4_group(w.group_size))
-    throw Error("decode_gemv: int4 weights in groups of a multiple of 16, got groups of " +
+    throw Error("decode_gemv: int4 weights in groups of a multiple of 32, got groups of " +
                 std::to_string(w.group_size) + " (ops::int4_linear takes any group).");
   return {w.packed, w.scales, w.shape, w.group_size};
 }
@@ -76,8 +77,18 @@ DecodeGemvConvOut gemv(const Tensor& x, const Weight& weight, const DecodeGemvPa
   Tensor out = Tensor::empty(ctx, Shape{B, O});
   const int conv_mode = conv ? (conv->bias.defined() ? 2 : 1) : 0;
   // gpu: a work-group of 64 per output. cpu: a work-item per output, in groups of 64 for large O,
-  // else of 8 so that small products still spread over the cores.
+  // else of 8 so that small products still spread over the cores; int4 (which stages x in local
+  // memory once per group): about two groups per core, 8 to 256 work-items each, and x in tiles of
+  // kt columns (a multiple of G) that take at most half the device's local memory.
   const int64_t lwg = 64;
+  int64_t cpu_group = O >= 4096 ? 64 : 8, kt = 1;
+  if (cpu && weight.group) {
+    const int64_t share = O / std::max<int64_t>(1, 2 * ctx.device().compute_units);
+    cpu_group = 8;
+    while (cpu_group < 256 && cpu_group * 2 <= share) cpu_group *= 2;
+    const int64_t fit = static_cast<int64_t>(ctx.device().local_mem_bytes / 2) / (4 * B) / weight.group * weight.group;
+    kt = std::min(K, std::max(weight.group, fit));
+  }
   BuildOptions opt = BuildOptions().define("NB", B);
   if (!cpu) opt.define("LWG", lwg);
   if (weight.group) opt.define("W_INT4", weight.group);
@@ -87,7 +98,8 @@ DecodeGemvConvOut gemv(const Tensor& x, const Weight& weight, const DecodeGemvPa
       .arg(conv ? conv->weight : x).arg(conv_mode == 2 ? conv->bias : x).arg(conv ? conv->state : out)
       .arg(conv ? xc : out).arg(K).arg(O).arg(p.eps).arg(p.scale)
       .arg(p.norm.defined()).arg(p.bias.defined()).arg(p.residual.defined()).arg(conv_mode).arg(W)
-      .run(cpu ? O : O * lwg, cpu ? (O >= 4096 ? 64 : 8) : lwg);
+      .local_floats(static_cast<size_t>(B * kt)).arg(kt)
+      .run(cpu ? O : O * lwg, cpu ? cpu_group : lwg);
   return {out, xc};
 }
 

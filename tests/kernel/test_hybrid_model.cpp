@@ -232,13 +232,13 @@ TEST(HybridModel, FusedDecodingEqualsTheUnfusedSteps) {
   nope_gelu["attention"]["rope_theta"] = 0.0;
   nope_gelu["mlp"]["activation"] = "gelu";
   ag::NoGradScope no_grad;
-  // int4: every Linear whose width 16 divides held as int4 in groups of 16 (ops::decode_gemv's int4
+  // int4: every Linear whose width 32 divides held as int4 in groups of 32 (ops::decode_gemv's int4
   // variant in the fused steps; the unfused ones run ops::int4_linear), the rest f32.
   for (const auto& [what, model_json, int4] : {std::tuple{"rope, SwiGLU", all_kinds_model(), false},
                                                {"NoPE, GELU", nope_gelu, false}, {"int4, rope, SwiGLU", all_kinds_model(), true}}) {
     const train::Config c = config_of(model_json);
     nn::ModelSpec spec = train::model_spec(c);
-    if (int4) spec.base_storage = nn::WeightStorage::int4, spec.int4_group_size = 16;
+    if (int4) spec.base_storage = nn::WeightStorage::int4, spec.int4_group_size = 32;
     const nn::Model model(test_ctx(), spec, 3);
     if (!int4) ref::upload(model, ref::random_weights(model, 13));
     for (const int64_t B : {1, 3, 17}) {

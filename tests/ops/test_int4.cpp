@@ -278,8 +278,9 @@ TEST(Int4Linear, TheBackwardAddsIntoAGradientXAlreadyHolds) {
 
 // ---- ops::decode_gemv / decode_gemv_conv with an int4 weight (cl/decode_gemv.cl, W_INT4) ----------
 // Against ref::decode_gemv with the reference's dequantized weight (the norm, bias, residual and the
-// conv step as in tests/ops/test_decode_gemv.cpp), both mappings (OtherMapping/), groups of 16, 32,
-// 64 and 128 (the cpu mapping's table lookup runs per group; the gpu mapping's lanes take words).
+// conv step as in tests/ops/test_decode_gemv.cpp), both mappings (OtherMapping/), groups of 32, 64
+// and 128 (the cpu mapping's table lookup runs per group, x staged in local memory in tiles: 16 rows
+// of 8,320 columns take two on PoCL's 1 MiB; the gpu mapping's lanes take words).
 // Tolerances: decode_gemv's (rtol 1e-5, atol 2e-5): the same K-term fp32 dot product of O(1)
 // terms in another order, one rsqrt; the weights themselves are exact.
 namespace {
@@ -354,11 +355,12 @@ CaseSpec decode_int4_conv_case(int64_t b, int64_t k, int64_t e, int64_t g, uint6
 }
 
 const RegisterOp reg_decode{{"decode_gemv int4",
-                             {decode_int4_case({1, 96, 29, 16, true, true, true, 0.7}, 31),   // odd O, 6 groups
+                             {decode_int4_case({1, 96, 29, 32, true, true, true, 0.7}, 31),   // odd O, 3 groups
                               decode_int4_case({3, 256, 17, 128, true, false, false}, 32),    // two groups of 128
                               decode_int4_case({16, 64, 5, 32, false, false, true, 1.5}, 33),  // the most rows
                               decode_int4_case({2, 320, 1, 64, false, true, false}, 34),      // one output
-                              decode_int4_conv_case(2, 64, 9, 32, 35)},                       // in_proj + conv
+                              decode_int4_conv_case(2, 64, 9, 32, 35),                        // in_proj + conv
+                              decode_int4_case({16, 8320, 3, 128, true, true, true}, 37)},  // x in two tiles on PoCL
                              decode_int4_case({1, 2048, 8192, 128, true, false, false}, 36)}};  // a large in_proj
 
 }  // namespace
@@ -392,7 +394,7 @@ TEST(DecodeGemvInt4, EqualsTheInt4LinearOfTheNormedInput) {
 TEST(DecodeGemvInt4, BadWeightsAreOneClearError) {
   const Tensor x = upload(Shape{2, 48}, randn(96, 1));
   expect_error([&] { ops::decode_gemv(x, int4_weight(5, 48, 24, 2).q); },
-               "int4 weights in groups of a multiple of 16, got groups of 24");
-  expect_error([&] { ops::decode_gemv(x, int4_weight(5, 64, 16, 3).q); }, "x must be (B, K) and weight (O, K)");
+               "int4 weights in groups of a multiple of 32, got groups of 24");
+  expect_error([&] { ops::decode_gemv(x, int4_weight(5, 64, 32, 3).q); }, "x must be (B, K) and weight (O, K)");
   expect_error([&] { ops::decode_gemv(x, ops::Int4Weight{}); }, "the int4 weight must be 2-D (out, in)");
 }

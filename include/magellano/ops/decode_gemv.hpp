@@ -7,7 +7,7 @@
 //   residual: (B, O) or undefined.
 // Equal to ops::rms_norm, ops::linear and ops::add composed, to fp32 rounding (the norm's
 // rsqrt multiplies the finished dot product instead of each input).
-// Each function also takes an int4 weight (ops/int4.hpp) in groups of a multiple of 16 (real
+// Each function also takes an int4 weight (ops/int4.hpp) in groups of a multiple of 32 (real
 // files use 32, 64 and 128; decode_gemv_takes_int4_group): the product reads the packed words and
 // scales, W' = round_f16(code · scale) exactly as ops::int4_linear, so an int4 model decodes on the
 // fused path with 0.52 bytes read a weight instead of 4.
@@ -31,8 +31,8 @@ struct DecodeGemvParts {
 
 Tensor decode_gemv(const Tensor& x, const Tensor& weight, const DecodeGemvParts& parts = {});
 Tensor decode_gemv(const Tensor& x, const Int4Weight& weight, const DecodeGemvParts& parts = {});
-// Whether an int4 weight with this group size can be read by the decode kernels (a multiple of 16).
-inline bool decode_gemv_takes_int4_group(int64_t group_size) { return group_size > 0 && group_size % 16 == 0; }
+// Whether an int4 weight with this group size can be read by the decode kernels (a multiple of 32).
+inline bool decode_gemv_takes_int4_group(int64_t group_size) { return group_size > 0 && group_size % 32 == 0; }
 
 // Mamba's in_proj with the causal conv step of its x half fused in (one launch):
 //   out = decode_gemv(x, weight, parts): (B, 2E), x' = out[:, :E];
