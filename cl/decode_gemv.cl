@@ -10,14 +10,19 @@
 // output o < E, x = out[b, o], also takes the causal conv step of its channel:
 //   xc[b, o] = silu(cb[o] + Σ_{k<W-1} cw[o, k] · conv[b, o, k] + cw[o, W-1] · x); conv shifts left, takes x.
 // The channel's state belongs to the one work-item storing output o: no other reads it.
-// With -DW_INT4=G the weight is int4 in groups of G (G % 16 == 0; ops/int4.hpp): w is the packed
+// With -DW_INT4=G the weight is int4 in groups of G (G % 32 == 0; ops/int4.hpp): w is the packed
 // words (O, K / 8), ws the fp16 scales (O, K / G), and w[o, k] reads as W' = round_f16(code · scale).
 // Kernels:
 //   decode_gemv      gpu mapping: a work-group of LWG per output o; work-item i takes the 4-wide
 //                    chunks (int4: the words) i, i + LWG, ... of k (coalesced), a local tree sums them.
-//   decode_gemv_cpu  cpu mapping: a work-item per output walks k in float8 chunks (int4: sixteen
-//                    weights, int4_weights16) (no barriers; the lanes fold in a fixed tree).
-// Knobs: -DNB=rows (1..16, compile-time: accumulators in registers), -DLWG=2^p (gpu).
+//   decode_gemv_cpu  cpu mapping: a work-item per output walks k in float8 chunks (no barriers;
+//                    the lanes fold in a fixed tree). int4: the work-group first stages its rows
+//                    of x (times the norm weight) in local memory xl, KT columns (a multiple of G)
+//                    at a time, each 32 columns de-interleaved (even, then odd); a work-item then
+//                    takes 32 weights a step: four words as 16 bytes (int4_bytes16), the low and
+//                    high nibbles looked up in the group's table (int4_lookup16).
+// Knobs: -DNB=rows (1..16, compile-time: accumulators in registers), -DLWG=2^p (gpu); xl and KT
+// are the cpu int4 path's (a float and 1 elsewhere).
 // Deterministic: fixed summation order per mapping.
 #ifndef NB
 #define NB 1
