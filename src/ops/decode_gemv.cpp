@@ -93,8 +93,8 @@ DecodeGemvConvOut gemv(const Tensor& x, const Weight& weight, const DecodeGemvPa
   if (!cpu) opt.define("LWG", lwg);
   if (weight.group) opt.define("W_INT4", weight.group);
   Launch(ctx, "decode_gemv", cpu ? "decode_gemv_cpu" : "decode_gemv", opt)
-      .arg(x).arg(weight.values).arg(weight.group ? weight.scales : x).arg(p.norm.defined() ? p.norm : x).arg(p.bias.defined() ? p.bias : x)
-      .arg(p.residual.defined() ? p.residual : x).arg(out)
+      .arg(x).arg(weight.values).arg(weight.group ? weight.scales : x).arg(p.norm.defined() ? p.norm : x)
+      .arg(p.bias.defined() ? p.bias : x).arg(p.residual.defined() ? p.residual : x).arg(out)
       .arg(conv ? conv->weight : x).arg(conv_mode == 2 ? conv->bias : x).arg(conv ? conv->state : out)
       .arg(conv ? xc : out).arg(K).arg(O).arg(p.eps).arg(p.scale)
       .arg(p.norm.defined()).arg(p.bias.defined()).arg(p.residual.defined()).arg(conv_mode).arg(W)
