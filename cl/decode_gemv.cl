@@ -140,7 +140,7 @@ __kernel void decode_gemv(__global const float* x, ulong x_off, __global const W
 }
 
 __kernel void decode_gemv_cpu(__global const float* x, ulong x_off, __global const WEIGHT_T* w, ulong w_off,
-                          __global const SCALE_T* ws, ulong ws_off,
+                              __global const SCALE_T* ws, ulong ws_off,
                               __global const float* g, ulong g_off, __global const float* bias, ulong bias_off,
                               __global const float* res, ulong res_off, __global float* out, ulong out_off,
                               __global const float* cw, ulong cw_off, __global const float* cb, ulong cb_off,

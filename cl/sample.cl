@@ -277,9 +277,9 @@ inline void draw_chunk(__local const float* s, __local float* shared_f, __local 
   if (item < 0) *id = arg;
 }
 
-// Steps 1-5 over the whole row r (sample_rows, also launched after sample_merge for its unfinished rows). x, sn, z, e: the row's;
-// probs: the whole (B, V) buffer. Local memory: s (LOCAL * SPLITS), si (LOCAL), shared_f (2),
-// pick_item (1).
+// Steps 1-5 over the whole row r (sample_rows, also launched after sample_merge for its unfinished
+// rows). x, sn, z, e: the row's; probs: the whole (B, V) buffer. Local memory: s (LOCAL *
+// SPLITS), si (LOCAL), shared_f (2), pick_item (1).
 inline void sample_row_full(__global const float* x, __global const uchar* sn, __global float* z,
                             __global float* e, __global int* ids, __global float* probs, long r, long V,
                             float temperature, long top_k, float top_p, float penalty, long seed, long step,

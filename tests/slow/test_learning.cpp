@@ -256,8 +256,9 @@ TEST(Learning, DISABLED_BlankInfillingFillsSingleWordBlanksBetterThanCausal) {
     std::snprintf(step, sizeof step, "step-%08lld", static_cast<long long>(steps));
     return magellano::train::load_model(data.run_dir("MAE", "fp32", tag) / step, mgtest::test_ctx()).model;
   };
-  const FillScore causal =
-      std::getenv("MG_SKIP_CAUSAL") ? FillScore{} : score_blanks(*load("-causal", causal_run.value("train", nlohmann::json::object()).value("steps", 300)), blanks, false);
+  const FillScore causal = std::getenv("MG_SKIP_CAUSAL")
+                               ? FillScore{}
+                               : score_blanks(*load("-causal", causal_run["train"].value("steps", 300)), blanks, false);
   const FillScore filled = score_blanks(*load("-infill", infill["train"].value("steps", 300)), blanks, true);
   double unigram = 0;
   for (const auto& b : blanks) unigram += std::log(data.frequency[b.window[b.at]]);

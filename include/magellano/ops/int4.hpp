@@ -34,7 +34,7 @@
 // EPYC: fused 1.1-1.2 ms (2.3 ms converting each weight to fp16 and back), the dense fp32 product
 // 14 ms (benchmarks/README.md, "int4 on the device").
 // Decoding reads int4 weights through ops::decode_gemv (its int4 variant, groups of a multiple of
-// 16), which also fuses the norm, bias and residual.
+// 32), which also fuses the norm, bias and residual.
 #pragma once
 #include <cstdint>
 #include <string>
