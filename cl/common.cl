@@ -119,8 +119,14 @@ inline uint16 nibbles16(uint2 w) {
   const uint16 shifts = (uint16)(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
   return ((uint16)((uint8)(w.x), (uint8)(w.y)) >> shifts) & (uint16)(15u);
 }
-// The 16 values of a group with scale s: W' for the nibbles 0..15.
-inline float16 int4_table16(float s) {
+// Scale i (fp16) in all 16 lanes, converted as a vector: PoCL's scalar vload_half is a software
+// routine, which took a fifth of the cpu int4 decode product's time.
+inline float16 int4_scale16(__global const half* scales, long i) {
+  const ushort16 h = (ushort16)(((__global const ushort*)scales)[i]);
+  return vload_half16(0, (__private const half*)&h);
+}
+// The 16 values of a group with scale s (all lanes): W' for the nibbles 0..15.
+inline float16 int4_table16(float16 s) {
   return round_f16_16((float16)(-8.0f, -7.0f, -6.0f, -5.0f, -4.0f, -3.0f, -2.0f, -1.0f, 0.0f, 1.0f, 2.0f, 3.0f, 4.0f,
                                 5.0f, 6.0f, 7.0f) * s);
 }
@@ -129,7 +135,7 @@ inline float16 int4_table16(float s) {
 // the low 4 bits of each index); elsewhere code * s rounded per weight. Equal bits either way; the
 // lookup made the cpu mapping's one-row product about 2x faster on PoCL (OpenCL's `shuffle` is a
 // scalar loop in PoCL 3.1).
-inline float16 int4_lookup16(float16 table, float s, uint16 idx) {
+inline float16 int4_lookup16(float16 table, float16 s, uint16 idx) {
 #if defined(__AVX512F__)
   return __builtin_ia32_permvarsf512(table, as_int16(idx));
 #else
@@ -137,7 +143,7 @@ inline float16 int4_lookup16(float16 table, float s, uint16 idx) {
 #endif
 }
 // The 16 weights of two words of one group (the first word's columns in lanes 0-7).
-inline float16 int4_weights16(float16 table, float s, uint2 w) { return int4_lookup16(table, s, nibbles16(w)); }
+inline float16 int4_weights16(float16 table, float16 s, uint2 w) { return int4_lookup16(table, s, nibbles16(w)); }
 // The 16 bytes of four words of one group (32 columns), one byte a lane: its low nibble is the
 // even column 2l, its high nibble (bytes >> 4) the odd column 2l + 1.
 inline uint16 int4_bytes16(uint4 w) { return convert_uint16(as_uchar16(w)); }

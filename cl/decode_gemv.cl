@@ -183,19 +183,24 @@ __kernel void decode_gemv_cpu(__global const float* x, ulong x_off, __global con
       vstore16(odd, 0, xl + b * KT + 32 * c + 16);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
+    // The tile's sums in registers, even and odd columns in two chains: a16 lives across the
+    // barriers, so PoCL keeps it in memory, and one chain through it was latency-bound.
+    float16 ae[NB], ao[NB];
+    for (int b = 0; b < NB; ++b) ae[b] = ao[b] = (float16)0.0f;
     for (int q = k0 / W_INT4; q < k0 / W_INT4 + chunks * 32 / W_INT4; ++q) {
-      const float s = vload_half(q, sr);
+      const float16 s = int4_scale16(sr, q);
       const float16 table = int4_table16(s);
       for (int c = q * (W_INT4 / 32); c < (q + 1) * (W_INT4 / 32); ++c) {
         const uint16 bytes = int4_bytes16(vload4(c, wr));
         const float16 we = int4_lookup16(table, s, bytes), wo = int4_lookup16(table, s, bytes >> 4);
         for (int b = 0; b < NB; ++b) {
           __local const float* xb = xl + b * KT + 32 * c - k0;
-          a16[b] = fma(we, vload16(0, xb), a16[b]);
-          a16[b] = fma(wo, vload16(1, xb), a16[b]);
+          ae[b] = fma(we, vload16(0, xb), ae[b]);
+          ao[b] = fma(wo, vload16(1, xb), ao[b]);
         }
       }
     }
+    for (int b = 0; b < NB; ++b) a16[b] += ae[b] + ao[b];
   }
   if (o >= O) return;  // after the last barrier
   for (int b = 0; b < NB; ++b) acc[b] = hsum16(a16[b]), ss[b] = has_norm ? ssl[b] : 0.0f;  // K % 32 == 0: no tail

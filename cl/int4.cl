@@ -96,7 +96,7 @@ __kernel void int4_linear_small(__global const float* x, ulong x_off,
   if (LANES == 1 && G % 16 == 0) {
     // cpu: sixteen weights (two words of one group) at a time, looked up in the group's table.
     for (long g = 0; g < groups; ++g) {
-      const float s = vload_half(g, srow);
+      const float16 s = int4_scale16(srow, g);
       const float16 table = int4_table16(s);
       for (long j = g * (G / 16); j < (g + 1) * (G / 16); ++j) {
         const float16 v = int4_weights16(table, s, vload2(j, row));
