@@ -26,8 +26,7 @@ bool fused_decode() {
 void force_fused_decode(std::optional<bool> on) { forced = on ? (*on ? 1 : 0) : -1; }
 
 bool decode_linear(const Linear& l) {
-  return fused_linear(l) || (!l.lora && l.storage() == WeightStorage::int4 && l.int4 &&
-                             ops::decode_gemv_takes_int4_group(l.int4->group_size));
+  return fused_linear(l) || (plain_int4(l) && ops::decode_gemv_takes_int4_group(l.int4->group_size));
 }
 
 Tensor decode_gemv(const Linear& l, const Tensor& x, const ops::DecodeGemvParts& parts) {

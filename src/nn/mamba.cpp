@@ -9,6 +9,7 @@
 #include "magellano/ops/conv1d.hpp"
 #include "magellano/ops/decode_gemv.hpp"
 #include "magellano/ops/elementwise.hpp"
+#include "magellano/ops/int4.hpp"
 #include "magellano/ops/mamba_decode.hpp"
 #include "magellano/ops/matmul.hpp"
 #include "magellano/ops/rmsnorm.hpp"
@@ -99,7 +100,7 @@ Tensor MambaMixer::forward(const Tensor& x, MambaState* state) const {
 MambaState MambaMixer::empty_state(int64_t batch) const {
   Context& ctx = D.ctx();
   return {Tensor::zeros(ctx, Shape{batch, cfg.inner(), cfg.d_conv - 1}),
-          Tensor::zeros(ctx, Shape{batch, cfg.inner(), cfg.d_state}), Tensor()};
+          Tensor::zeros(ctx, Shape{batch, cfg.inner(), cfg.d_state}), Tensor(), Tensor()};
 }
 
 Tensor MambaMixer::step(const Tensor& x_t, MambaState& st) const {
@@ -155,7 +156,8 @@ bool MambaBlock::fused_step(const Tensor& x_t) const {
   const MambaMixer& m = mixer;
   auto f32 = [](const Tensor& t) { return !t.defined() || t.dtype() == DType::f32; };
   return fused_decode() && !m.cfg.inner_norms && x_t.shape().ndim() == 2 && x_t.size(0) <= ops::kDecodeGemvRows &&
-         decode_linear(m.in_proj) && decode_linear(m.x_proj) && fused_linear(m.dt_proj) && decode_linear(m.out_proj) &&
+         decode_linear(m.in_proj) && decode_linear(m.x_proj) && (fused_linear(m.dt_proj) || plain_int4(m.dt_proj)) &&
+         decode_linear(m.out_proj) &&
          f32(norm.weight) && f32(m.conv_weight) && f32(m.conv_bias) && f32(m.A_log) && f32(m.D) && f32(m.dt_proj.bias) &&
          f32(m.in_proj.bias) && f32(m.out_proj.bias);
 }
@@ -172,7 +174,9 @@ Tensor MambaBlock::step(const Tensor& x_t, MambaState& state) const {
   const auto [xz, xc] =  // (B, 2E), (B, E)
       decode_gemv_conv(m.in_proj, x_t, in, {m.conv_weight.view(Shape{E, W}), m.conv_bias, state.conv});
   if (!state.A.defined()) state.A = ops::scale(ops::exp(m.A_log), -1.0f);
-  const Tensor y = ops::mamba_ssm_step(xc, decode_gemv(m.x_proj, xc), m.dt_proj.weight, m.dt_proj.bias,
+  if (plain_int4(m.dt_proj) && !state.dt_w.defined()) state.dt_w = ops::dequantize_int4(*m.dt_proj.int4);
+  const Tensor& dt_w = plain_int4(m.dt_proj) ? state.dt_w : m.dt_proj.weight;
+  const Tensor y = ops::mamba_ssm_step(xc, decode_gemv(m.x_proj, xc), dt_w, m.dt_proj.bias,
                                        state.A, m.D, xz, state.ssm);
   ops::DecodeGemvParts out;
   out.bias = m.out_proj.bias, out.residual = x_t, out.scale = residual_scale;

@@ -85,7 +85,7 @@ Tensor Mamba2Mixer::forward(const Tensor& x, Mamba2State* state) const {
 Mamba2State Mamba2Mixer::empty_state(int64_t batch) const {
   Context& ctx = D.ctx();
   return {Tensor::zeros(ctx, Shape{batch, cfg.conv_channels(), cfg.d_conv - 1}),
-          Tensor::zeros(ctx, Shape{batch, cfg.heads(), cfg.head_dim, cfg.d_state})};
+          Tensor::zeros(ctx, Shape{batch, cfg.heads(), cfg.head_dim, cfg.d_state}), Tensor(), Tensor()};
 }
 
 Tensor Mamba2Mixer::step(const Tensor& x_t, Mamba2State& st) const {

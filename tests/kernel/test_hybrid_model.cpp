@@ -19,6 +19,7 @@
 #include "magellano/generate/generator.hpp"
 #include "magellano/io/json_file.hpp"
 #include "magellano/io/quantize_file.hpp"
+#include "magellano/ops/decode_gemv.hpp"
 #include "magellano/nn/decode_path.hpp"
 #include "magellano/nn/model.hpp"
 #include "magellano/train/adapter.hpp"
@@ -231,11 +232,14 @@ TEST(HybridModel, FusedDecodingEqualsTheUnfusedSteps) {
   json nope_gelu = all_kinds_model();
   nope_gelu["attention"]["rope_theta"] = 0.0;
   nope_gelu["mlp"]["activation"] = "gelu";
+  json wide_dt = all_kinds_model();  // dt_rank 32: dt_proj is int4 too (fused: MambaState::dt_w)
+  wide_dt["dt_rank"] = 32;
   ag::NoGradScope no_grad;
   // int4: every Linear whose width 32 divides held as int4 in groups of 32 (ops::decode_gemv's int4
   // variant in the fused steps; the unfused ones run ops::int4_linear), the rest f32.
-  for (const auto& [what, model_json, int4] : {std::tuple{"rope, SwiGLU", all_kinds_model(), false},
-                                               {"NoPE, GELU", nope_gelu, false}, {"int4, rope, SwiGLU", all_kinds_model(), true}}) {
+  for (const auto& [what, model_json, int4] :
+       {std::tuple{"rope, SwiGLU", all_kinds_model(), false}, {"NoPE, GELU", nope_gelu, false},
+        {"int4, rope, SwiGLU", all_kinds_model(), true}, {"int4 with an int4 dt_proj", wide_dt, true}}) {
     const train::Config c = config_of(model_json);
     nn::ModelSpec spec = train::model_spec(c);
     if (int4) spec.base_storage = nn::WeightStorage::int4, spec.int4_group_size = 32;
@@ -257,6 +261,9 @@ TEST(HybridModel, FusedDecodingEqualsTheUnfusedSteps) {
         nn::force_fused_decode(std::nullopt);
         expect_close(fused, to_f64(plain), 1e-4, 2e-5, "logits at step " + std::to_string(t));
       }
+      // The Mamba block (first in the pattern) took the fused step with its int4 dt_proj dequantized.
+      EXPECT_EQ(fused_state.mamba[0].dt_w.defined(), model_json["dt_rank"] == 32 && B <= magellano::ops::kDecodeGemvRows);
+      EXPECT_FALSE(plain_state.mamba[0].dt_w.defined());
     }
   }
 }

@@ -9,7 +9,8 @@
 // A block takes the fused path where its layers allow it (decode_linear): f32 weights, or int4 ones
 // in groups of a multiple of 32 for the Linears that go through ops::decode_gemv (Mamba's in_proj,
 // x_proj and out_proj, attention's and the dense MLP's projections; fused_linear: f32 only, for
-// the kernels that read a weight themselves: dt_proj, the MoE's, the LM head), without LoRA
+// the kernels that read a weight themselves: dt_proj, the MoE's, the LM head; an int4 dt_proj is
+// dequantized once per decode state, MambaState::dt_w), without LoRA
 // adapters, no Jamba inner norms, at most ops::kDecodeGemvRows rows; elsewhere it steps as before.
 // MAGELLANO_FUSED_DECODE=0 turns the fused path off for the process; tests set it per scope.
 #pragma once
@@ -28,6 +29,8 @@ void force_fused_decode(std::optional<bool> on);
 inline bool fused_linear(const Linear& l) {
   return !l.lora && l.storage() == WeightStorage::f32 && l.weight.defined() && l.weight.dtype() == DType::f32;
 }
+// An int4 base weight without an adapter.
+inline bool plain_int4(const Linear& l) { return !l.lora && l.storage() == WeightStorage::int4 && l.int4; }
 // The weight ops::decode_gemv reads: fused_linear's, or an int4 base in groups of a multiple of 32.
 bool decode_linear(const Linear& l);
 // ops::decode_gemv / decode_gemv_conv with l's base weight (decode_linear(l) holds).

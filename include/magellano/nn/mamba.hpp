@@ -62,6 +62,7 @@ struct MambaState {
   Tensor conv;  // (B, E, W-1): the last W-1 inputs of the conv, oldest first
   Tensor ssm;   // (B, E, N)
   Tensor A;     // (E, N) = −exp(A_log): a constant of the decode, made by its first fused step
+  Tensor dt_w;  // (E, R) an int4 dt_proj dequantized (2% of a block's weights), likewise
 };
 
 class MambaMixer : public Module {
