@@ -27,23 +27,19 @@ using mgdata::shared_data;
 using mgdata::TempDir;
 using mgdata::write_file;
 using mgtest::expect_error;
+using mgtest::tokenizer_from_json;
 using Ids = std::vector<uint32_t>;
 using nlohmann::json;
 
 namespace {
 
-Tokenizer from_json(const json& j) {
-  auto parts = parse_hf_tokenizer_json(j.dump(), "test tokenizer.json");
-  return Tokenizer(std::move(parts.model), std::move(parts.spec));
-}
-
 const Tokenizer& gpt2_hf() {
-  static const Tokenizer t = from_json(mgtest::gpt2_tokenizer_json());
+  static const Tokenizer t = tokenizer_from_json(mgtest::gpt2_tokenizer_json());
   return t;
 }
 
 const Tokenizer& gpt4_style() {
-  static const Tokenizer t = from_json(mgtest::gpt4_style_tokenizer_json());
+  static const Tokenizer t = tokenizer_from_json(mgtest::gpt4_style_tokenizer_json());
   return t;
 }
 
@@ -147,7 +143,7 @@ TEST(HfTokenizer, Gpt2TokenizerJsonMatchesGpt2FilesOnTinyShakespeare) {
 
 TEST(HfTokenizer, BothMergeSpellingsGiveTheSameIds) {
   MG_REQUIRE_SHARED_DATA();
-  const Tokenizer legacy = from_json(mgtest::gpt2_tokenizer_json(true));
+  const Tokenizer legacy = tokenizer_from_json(mgtest::gpt2_tokenizer_json(true));
   EXPECT_EQ(legacy.model().merges, gpt2_hf().model().merges);
   const std::string text = read_file(shared_data() / "corpus" / "tinyshakespeare.txt").substr(0, 100000);
   EXPECT_TRUE(legacy.encode(text, SpecialTokens::AsText) == gpt2_hf().encode(text, SpecialTokens::AsText));
@@ -218,7 +214,7 @@ TEST(HfTokenizer, AddedTokenOptionsMatchTokenizers) {
                                {"rstrip", false}, {"normalized", true}, {"special", false}});
   j["added_tokens"].push_back({{"id", 50261}, {"content", "ab"}, {"single_word", false}, {"lstrip", true},
                                {"rstrip", true}, {"normalized", false}, {"special", false}});
-  const Tokenizer t = from_json(j);
+  const Tokenizer t = tokenizer_from_json(j);
   EXPECT_EQ(t.vocab_size(), 50260u);
   EXPECT_EQ(t.special_id("the"), 1169u);
   // tokenizers 0.23.3
@@ -252,7 +248,7 @@ TEST(HfTokenizer, NfcNormalizer) {
                                {"rstrip", false}, {"normalized", true}, {"special", false}});
   j["added_tokens"].push_back({{"id", 50258}, {"content", "x\xCC\x81y"}, {"single_word", false}, {"lstrip", false},
                                {"rstrip", false}, {"normalized", false}, {"special", false}});
-  const Tokenizer t = from_json(j);
+  const Tokenizer t = tokenizer_from_json(j);
   // tokenizers 0.23.3; the normalized added token matches its NFC form (both spellings), the raw one
   // only its own spelling, before normalization.
   const std::string text =
@@ -268,14 +264,14 @@ TEST(HfTokenizer, IgnoreMergesAndPrefixSpace) {
   MG_REQUIRE_SHARED_DATA();
   json j = mgtest::gpt2_tokenizer_json();
   j["pre_tokenizer"]["add_prefix_space"] = true;
-  const Tokenizer prefixed = from_json(j);
+  const Tokenizer prefixed = tokenizer_from_json(j);
   // Each stretch between added tokens gets its own space (tokenizers 0.23.3).
   EXPECT_EQ(prefixed.encode("Hello<|endoftext|>world", SpecialTokens::Allowed), (Ids{18435, 50256, 995}));
   EXPECT_EQ(prefixed.encode("", SpecialTokens::Allowed), Ids{});
   EXPECT_EQ(prefixed.next_safe_split("ab\ncd", 0), 5u);  // no safe cut: a cut would add a space
   j = mgtest::gpt2_tokenizer_json();
   j["model"]["ignore_merges"] = true;
-  const Tokenizer whole = from_json(j);
+  const Tokenizer whole = tokenizer_from_json(j);
   const std::string text = read_file(shared_data() / "corpus" / "tinyshakespeare.txt").substr(0, 20000);
   EXPECT_EQ(whole.decode(whole.encode(text, SpecialTokens::AsText)), text);
 }
@@ -320,7 +316,7 @@ TEST(HfTokenizer, UnsupportedKindsGiveOneClearLine) {
   auto refused = [&](const std::function<void(json&)>& change, const std::string& fragment) {
     json j = base;
     change(j);
-    const std::string message = mgtest::error_of([&] { from_json(j); });
+    const std::string message = mgtest::error_of([&] { tokenizer_from_json(j); });
     EXPECT_TRUE(mgtest::has(message, fragment)) << "expected '" << fragment << "' in: " << message;
     EXPECT_EQ(message.find('\n'), std::string::npos) << message;
   };

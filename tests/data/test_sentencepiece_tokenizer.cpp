@@ -13,6 +13,7 @@
 
 #include "error_text.hpp"
 #include "gguf_reader.hpp"
+#include "hf_tokenizer_files.hpp"
 #include "llama_spm_reference.hpp"
 #include "magellano/data/gguf_vocab.hpp"
 #include "magellano/data/hf_tokenizer_json.hpp"
@@ -28,16 +29,12 @@ using mgdata::shared_data;
 using mgdata::TempDir;
 using mgdata::write_file;
 using mgtest::expect_error;
+using mgtest::tokenizer_from_json;
 using mgtest::SpmStyle;
 using Ids = std::vector<uint32_t>;
 using nlohmann::json;
 
 namespace {
-
-Tokenizer from_json(const json& j) {
-  auto parts = parse_hf_tokenizer_json(j.dump(), "test tokenizer.json");
-  return Tokenizer(std::move(parts.model), std::move(parts.spec));
-}
 
 struct Case {
   std::string text;
@@ -64,7 +61,7 @@ const Ids kEmojiIds = {1, 259, 271, 272, 276, 264, 282, 243, 162, 156, 133, 283}
 // ---- encoding and decoding, every spelling (tokenizers 0.23.3) ----
 
 TEST(SentencePieceTokenizer, LegacySpellingMatchesTokenizers) {
-  const Tokenizer t = from_json(mgtest::spm_tokenizer_json());
+  const Tokenizer t = tokenizer_from_json(mgtest::spm_tokenizer_json());
   EXPECT_EQ(t.vocab_size(), 291u);
   check(t,
         {{"Hello the world", {1, 259, 279, 275, 284}, "<s> Hello the world", "Hello the world"},
@@ -96,14 +93,14 @@ TEST(SentencePieceTokenizer, MetaspacePrependSchemesSplitAndDecoderMatchTokenize
       {" ", {1, 259}, "<s> ", ""},
       {"", {1}, "<s>", ""},
       {kEmoji, kEmojiIds, "<s> " + kEmoji, kEmoji}};
-  check(from_json(mgtest::spm_tokenizer_json({false, "first", false, false})), first, "first");
+  check(tokenizer_from_json(mgtest::spm_tokenizer_json({false, "first", false, false})), first, "first");
 
   std::vector<Case> always = first;
   always[4] = {"<s>Hello<|im_start|>the</s> world", {1, 1, 259, 279, 289, 275, 2, 284},
                "<s><s> Hello<|im_start|> the</s> world", "Hello the world"};
-  check(from_json(mgtest::spm_tokenizer_json({false, "always", false, false})), always, "always");
+  check(tokenizer_from_json(mgtest::spm_tokenizer_json({false, "always", false, false})), always, "always");
 
-  check(from_json(mgtest::spm_tokenizer_json({false, "never", false, false})),
+  check(tokenizer_from_json(mgtest::spm_tokenizer_json({false, "never", false, false})),
         {{"Hello the world", {1, 279, 275, 284}, "<s>Hello the world", "Hello the world"},
          {"  Hello  world ", {1, 285, 279, 259, 284, 259}, "<s>  Hello  world ", " Hello  world "},
          {"an  a n", {1, 286, 285, 265, 259, 266}, "<s>an  a n", "an  a n"},
@@ -112,13 +109,13 @@ TEST(SentencePieceTokenizer, MetaspacePrependSchemesSplitAndDecoderMatchTokenize
         "never");
 
   // split: each "▁" starts a piece, so "▁▁" is never made.
-  check(from_json(mgtest::spm_tokenizer_json({false, "first", true, false})),
+  check(tokenizer_from_json(mgtest::spm_tokenizer_json({false, "first", true, false})),
         {{"  Hello  world ", {1, 259, 259, 279, 259, 284, 259}, "<s>  Hello  world ", " Hello  world "},
          {"an  a n", {1, 287, 259, 288, 259, 266}, "<s> an  a n", "an  a n"}},
         "split");
 
   // The Metaspace decoder has no byte fallback, and drops every "▁" of the first token.
-  check(from_json(mgtest::spm_tokenizer_json({false, "first", false, true})),
+  check(tokenizer_from_json(mgtest::spm_tokenizer_json({false, "first", false, true})),
         {{"  Hello  world ", {1, 285, 279, 259, 284, 259}, "<s>  Hello  world ", "Hello  world "},
          {kTab, kTabIds, "<s> Hello<0x09>the <0xE6><0x97><0xA5><0xE6><0x9C><0xAC> \xC3\xA9<0x21>",
           "Hello<0x09>the <0xE6><0x97><0xA5><0xE6><0x9C><0xAC> \xC3\xA9<0x21>"},
@@ -127,16 +124,16 @@ TEST(SentencePieceTokenizer, MetaspacePrependSchemesSplitAndDecoderMatchTokenize
 }
 
 TEST(SentencePieceTokenizer, DecodingFusesBytesAndStripsOneSpace) {
-  const Tokenizer t = from_json(mgtest::spm_tokenizer_json());
+  const Tokenizer t = tokenizer_from_json(mgtest::spm_tokenizer_json());
   // tokenizers 0.23.3: an invalid byte run is one U+FFFD per byte token.
   EXPECT_EQ(t.decode(Ids{3 + 0xE6, 3 + 0x41, 3 + 0xE6, 3 + 0x97, 275, 3 + 0xFF}),
             "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD the\xEF\xBF\xBD");
   EXPECT_EQ(t.decode(Ids{259, 259, 275}), "  the");
   EXPECT_EQ(t.decode(Ids{275, 1, 275}), "the<s> the");
   EXPECT_EQ(t.decode(Ids{1, 275}, true), "the");
-  const Tokenizer m = from_json(mgtest::spm_tokenizer_json({false, "first", false, true}));
+  const Tokenizer m = tokenizer_from_json(mgtest::spm_tokenizer_json({false, "first", false, true}));
   EXPECT_EQ(m.decode(Ids{285, 275, 285}), " the  ");
-  EXPECT_EQ(from_json(mgtest::spm_tokenizer_json({false, "never", false, true})).decode(Ids{285, 275, 285}), "   the  ");
+  EXPECT_EQ(tokenizer_from_json(mgtest::spm_tokenizer_json({false, "never", false, true})).decode(Ids{285, 275, 285}), "   the  ");
   // Token by token (what generation streams): "▁" as a space, a byte token as its byte.
   EXPECT_EQ(t.token_bytes(275), " the");
   EXPECT_EQ(t.token_bytes(3 + 0x0A), "\n");
@@ -149,7 +146,7 @@ TEST(SentencePieceTokenizer, DecodingFusesBytesAndStripsOneSpace) {
   const std::string text = read_file(shared_data() / "corpus" / "tinyshakespeare.txt").substr(0, 30000) +
                            " caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E \xF0\x9F\x99\x82\xF0\x9F\x91\x8D\xF0\x9F\x8F\xBD";
   for (const SpmStyle& s : {SpmStyle{}, SpmStyle{false, "first", false, false}, SpmStyle{false, "never", true, false}}) {
-    const Tokenizer tok = from_json(mgtest::spm_tokenizer_json(s));
+    const Tokenizer tok = tokenizer_from_json(mgtest::spm_tokenizer_json(s));
     EXPECT_EQ(tok.decode(tok.encode(text, SpecialTokens::AsText, 2)), text);
   }
 }
@@ -158,28 +155,28 @@ TEST(SentencePieceTokenizer, UnkFusingAndMissingBytesMatchTokenizers) {
   json j = mgtest::spm_tokenizer_json();
   j["model"]["byte_fallback"] = false;
   const std::string jp = "\xE6\x97\xA5\xE6\x9C\xAC";  // 日本
-  EXPECT_EQ(from_json(j).encode(jp + "x the", SpecialTokens::Allowed), (Ids{259, 0, 275}));  // tokenizers 0.23.3
-  EXPECT_EQ(from_json(j).encode("a\xE6\x97\xA5", SpecialTokens::Allowed), (Ids{288, 0}));
+  EXPECT_EQ(tokenizer_from_json(j).encode(jp + "x the", SpecialTokens::Allowed), (Ids{259, 0, 275}));  // tokenizers 0.23.3
+  EXPECT_EQ(tokenizer_from_json(j).encode("a\xE6\x97\xA5", SpecialTokens::Allowed), (Ids{288, 0}));
   j["model"]["fuse_unk"] = false;
-  EXPECT_EQ(from_json(j).encode(jp + "x the", SpecialTokens::Allowed), (Ids{259, 0, 0, 0, 275}));
+  EXPECT_EQ(tokenizer_from_json(j).encode(jp + "x the", SpecialTokens::Allowed), (Ids{259, 0, 0, 0, 275}));
   j["model"]["unk_token"] = nullptr;  // no unk: the characters are dropped
-  EXPECT_EQ(from_json(j).encode(jp + "x the", SpecialTokens::Allowed), (Ids{259, 275}));
+  EXPECT_EQ(tokenizer_from_json(j).encode(jp + "x the", SpecialTokens::Allowed), (Ids{259, 275}));
   // A character whose bytes are not all tokens is unk; tokenizers adds a pending unk only before the
   // next vocabulary character, so it lands after the byte tokens of "x" (tokenizers 0.23.3).
   j = mgtest::spm_tokenizer_json();
   j["model"]["vocab"].erase("<0xE6>");
   j["model"]["vocab"]["<0xE6-gone>"] = 233;
-  EXPECT_EQ(from_json(j).encode("\xE6\x97\xA5x\xE6\x9C\xAC the", SpecialTokens::Allowed), (Ids{259, 123, 0, 275}));
+  EXPECT_EQ(tokenizer_from_json(j).encode("\xE6\x97\xA5x\xE6\x9C\xAC the", SpecialTokens::Allowed), (Ids{259, 123, 0, 275}));
 }
 
 TEST(SentencePieceTokenizer, MergesApplyInRankOrderAndAReversedListIsCaught) {
   const Ids want = {1, 287, 285, 265, 259, 266};  // tokenizers 0.23.3
-  EXPECT_EQ(from_json(mgtest::spm_tokenizer_json()).apply_template(
-                from_json(mgtest::spm_tokenizer_json()).encode("an  a n", SpecialTokens::Allowed)),
+  EXPECT_EQ(tokenizer_from_json(mgtest::spm_tokenizer_json()).apply_template(
+                tokenizer_from_json(mgtest::spm_tokenizer_json()).encode("an  a n", SpecialTokens::Allowed)),
             want);
   json j = mgtest::spm_tokenizer_json();
   std::reverse(j["model"]["merges"].begin(), j["model"]["merges"].end());
-  const Tokenizer broken = from_json(j);
+  const Tokenizer broken = tokenizer_from_json(j);
   const Ids got = broken.apply_template(broken.encode("an  a n", SpecialTokens::Allowed));
   EXPECT_NE(got, want);
   EXPECT_EQ(got, (Ids{1, 287, 259, 288, 259, 266}));  // tokenizers 0.23.3 on the reversed file
@@ -214,7 +211,7 @@ TEST(SentencePieceTokenizer, UnsupportedKindsGiveOneClearLine) {
   auto refused = [&](const std::function<void(json&)>& change, const std::string& fragment) {
     json j = base;
     change(j);
-    const std::string message = mgtest::error_of([&] { from_json(j); });
+    const std::string message = mgtest::error_of([&] { tokenizer_from_json(j); });
     EXPECT_TRUE(mgtest::has(message, fragment)) << "expected '" << fragment << "' in: " << message;
     EXPECT_EQ(message.find('\n'), std::string::npos) << message;
   };
@@ -311,27 +308,27 @@ TEST(SentencePieceTokenizer, GgufVocabularyIsLlamaCppsSpmWithScoresFromTheMerges
   // ... and the same scores in the reversed merge order would not.
   json j = mgtest::spm_tokenizer_json();
   std::reverse(j["model"]["merges"].begin(), j["model"]["merges"].end());
-  const mgtest::GgufFile r = gguf_of(from_json(j), 291, dir);
+  const mgtest::GgufFile r = gguf_of(tokenizer_from_json(j), 291, dir);
   EXPECT_NE(mgtest::llama_spm_tokenize(r.kv.at("tokenizer.ggml.tokens").strings, r.kv.at("tokenizer.ggml.scores").numbers,
                                        "an  a n", true),
             t.encode("an  a n", SpecialTokens::AsText));
 
   // add_space_prefix per spelling; what llama.cpp cannot do is refused.
-  EXPECT_FALSE(gguf_of(from_json(mgtest::spm_tokenizer_json({false, "never", false, false})), 291, dir)
+  EXPECT_FALSE(gguf_of(tokenizer_from_json(mgtest::spm_tokenizer_json({false, "never", false, false})), 291, dir)
                    .kv.at("tokenizer.ggml.add_space_prefix").boolean);
   json no_prepend = mgtest::spm_tokenizer_json();
   no_prepend["normalizer"]["normalizers"].erase(0);
-  EXPECT_FALSE(gguf_of(from_json(no_prepend), 291, dir).kv.at("tokenizer.ggml.add_space_prefix").boolean);
+  EXPECT_FALSE(gguf_of(tokenizer_from_json(no_prepend), 291, dir).kv.at("tokenizer.ggml.add_space_prefix").boolean);
   json nfc = mgtest::spm_tokenizer_json();
   nfc["normalizer"]["normalizers"].push_back({{"type", "NFC"}});
-  expect_error([&] { gguf_of(from_json(nfc), 291, dir); }, "llama.cpp's SPM tokenizer needs the normalizer Replace");
-  expect_error([&] { gguf_of(from_json(mgtest::spm_tokenizer_json({false, "first", true, false})), 291, dir); },
+  expect_error([&] { gguf_of(tokenizer_from_json(nfc), 291, dir); }, "llama.cpp's SPM tokenizer needs the normalizer Replace");
+  expect_error([&] { gguf_of(tokenizer_from_json(mgtest::spm_tokenizer_json({false, "first", true, false})), 291, dir); },
                "token 285 holds one inside");
 }
 
 TEST(SentencePieceTokenizer, LlamaCppSpmReproducesTheBpeOnAGpt2SizedVocabulary) {
   MG_REQUIRE_SHARED_DATA();
-  const Tokenizer t = from_json(mgtest::spm_from_gpt2_tokenizer_json());
+  const Tokenizer t = tokenizer_from_json(mgtest::spm_from_gpt2_tokenizer_json());
   TempDir dir;
   const mgtest::GgufFile f = gguf_of(t, static_cast<int64_t>(t.vocab_size()), dir);
   const auto& tokens = f.kv.at("tokenizer.ggml.tokens").strings;

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "magellano/data/hf_tokenizer_json.hpp"
 #include "project_files.hpp"
 
 namespace mgtest {
@@ -81,6 +82,11 @@ nlohmann::json gpt4_style_tokenizer_json() {
 void write_tokenizer_json(const std::filesystem::path& dir, const nlohmann::json& j) {
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "tokenizer.json", std::ios::binary) << j.dump(2);
+}
+
+magellano::data::Tokenizer tokenizer_from_json(const json& j) {
+  auto parts = magellano::data::parse_hf_tokenizer_json(j.dump(), "test tokenizer.json");
+  return magellano::data::Tokenizer(std::move(parts.model), std::move(parts.spec));
 }
 
 }  // namespace mgtest

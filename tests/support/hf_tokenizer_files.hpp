@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "magellano/data/tokenizer.hpp"
+
 namespace mgtest {
 
 // The cl100k / Llama-3 / Granite 4.0 pre-tokenizer pattern.
@@ -24,6 +26,9 @@ nlohmann::json gpt2_tokenizer_json(bool legacy_merges = false);
 // added tokens <|endoftext|> 50256, <|start_of_role|> 50257, <|end_of_role|> 50258 (special) and
 // "  " 50259 (not special, normalized), and the template "<|start_of_role|> $A".
 nlohmann::json gpt4_style_tokenizer_json();
+
+// The Tokenizer a tokenizer.json document describes (parse_hf_tokenizer_json, in memory).
+magellano::data::Tokenizer tokenizer_from_json(const nlohmann::json& j);
 
 // Writes dir/tokenizer.json.
 void write_tokenizer_json(const std::filesystem::path& dir, const nlohmann::json& j);
