@@ -96,6 +96,15 @@ inline float shfl_xor(float v, int offset) {
 }
 #endif
 
+// A hint to bring the cache line at p closer, on CPUs (PoCL's OpenCL prefetch() compiles to
+// nothing there; PoCL's pointers are flat, hence the cast; a prefetch never faults, so p may lie
+// past the buffer); nothing on other devices.
+inline void prefetch_line(__global const void* p) {
+#if defined(__x86_64__) || defined(__aarch64__)
+  __builtin_prefetch((const void*)(ulong)p);
+#endif
+}
+
 // Group-wise int4 weights (ops/int4.hpp; cl/int4.cl and cl/decode_gemv.cl's int4 variant):
 // W' = round_f16(code * scale), code = nibble - 8, column c in bits 4 (c % 8) of word c / 8.
 // v rounded to the nearest fp16 (ties to even), as an fp32 value.

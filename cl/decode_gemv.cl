@@ -21,14 +21,18 @@
 //                    at a time, each 32 columns de-interleaved (even, then odd); a work-item then
 //                    takes 32 weights a step: four words as 16 bytes (int4_bytes16), the low and
 //                    high nibbles looked up in the group's table (int4_lookup16).
-// Knobs: -DNB=rows (1..16, compile-time: accumulators in registers), -DLWG=2^p (gpu); xl and KT
-// are the cpu int4 path's (a float and 1 elsewhere).
+// Knobs: -DNB=rows (1..16, compile-time: accumulators in registers), -DLWG=2^p (gpu), -DKPF=words
+// (cpu int4: how far ahead of its reads a work-item prefetches its weight row, and the rows after
+// it); xl and KT are the cpu int4 path's (a float and 1 elsewhere).
 // Deterministic: fixed summation order per mapping.
 #ifndef NB
 #define NB 1
 #endif
 #ifndef LWG
 #define LWG 64
+#endif
+#ifndef KPF
+#define KPF 512  // 2 KB: the best of 0.5 to 8 KB on PoCL (benchmarks/README.md, int4)
 #endif
 #ifdef W_INT4  // the argument types (macros: the launcher checks the declared names)
 #define WEIGHT_T int
@@ -191,6 +195,7 @@ __kernel void decode_gemv_cpu(__global const float* x, ulong x_off, __global con
       const float16 s = int4_scale16(sr, q);
       const float16 table = int4_table16(s);
       for (int c = q * (W_INT4 / 32); c < (q + 1) * (W_INT4 / 32); ++c) {
+        prefetch_line(wr + 4 * c + KPF);  // the weight stream, KPF words ahead
         const uint16 bytes = int4_bytes16(vload4(c, wr));
         const float16 we = int4_lookup16(table, s, bytes), wo = int4_lookup16(table, s, bytes >> 4);
         for (int b = 0; b < NB; ++b) {
