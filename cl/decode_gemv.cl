@@ -187,8 +187,8 @@ __kernel void decode_gemv_cpu(__global const float* x, ulong x_off, __global con
       vstore16(odd, 0, xl + b * KT + 32 * c + 16);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    // The tile's sums in registers, even and odd columns in two chains: a16 lives across the
-    // barriers, so PoCL keeps it in memory, and one chain through it was latency-bound.
+    // The tile's sums in registers, even and odd columns in two chains (a16 lives across the
+    // barriers, so PoCL keeps it in memory).
     float16 ae[NB], ao[NB];
     for (int b = 0; b < NB; ++b) ae[b] = ao[b] = (float16)0.0f;
     for (int q = k0 / W_INT4; q < k0 / W_INT4 + chunks * 32 / W_INT4; ++q) {
