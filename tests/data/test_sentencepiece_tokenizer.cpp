@@ -133,7 +133,8 @@ TEST(SentencePieceTokenizer, DecodingFusesBytesAndStripsOneSpace) {
   EXPECT_EQ(t.decode(Ids{1, 275}, true), "the");
   const Tokenizer m = tokenizer_from_json(mgtest::spm_tokenizer_json({false, "first", false, true}));
   EXPECT_EQ(m.decode(Ids{285, 275, 285}), " the  ");
-  EXPECT_EQ(tokenizer_from_json(mgtest::spm_tokenizer_json({false, "never", false, true})).decode(Ids{285, 275, 285}), "   the  ");
+  EXPECT_EQ(tokenizer_from_json(mgtest::spm_tokenizer_json({false, "never", false, true})).decode(Ids{285, 275, 285}),
+            "   the  ");
   // Token by token (what generation streams): "▁" as a space, a byte token as its byte.
   EXPECT_EQ(t.token_bytes(275), " the");
   EXPECT_EQ(t.token_bytes(3 + 0x0A), "\n");
@@ -155,7 +156,8 @@ TEST(SentencePieceTokenizer, UnkFusingAndMissingBytesMatchTokenizers) {
   json j = mgtest::spm_tokenizer_json();
   j["model"]["byte_fallback"] = false;
   const std::string jp = "\xE6\x97\xA5\xE6\x9C\xAC";  // 日本
-  EXPECT_EQ(tokenizer_from_json(j).encode(jp + "x the", SpecialTokens::Allowed), (Ids{259, 0, 275}));  // tokenizers 0.23.3
+  EXPECT_EQ(tokenizer_from_json(j).encode(jp + "x the", SpecialTokens::Allowed),
+            (Ids{259, 0, 275}));  // tokenizers 0.23.3
   EXPECT_EQ(tokenizer_from_json(j).encode("a\xE6\x97\xA5", SpecialTokens::Allowed), (Ids{288, 0}));
   j["model"]["fuse_unk"] = false;
   EXPECT_EQ(tokenizer_from_json(j).encode(jp + "x the", SpecialTokens::Allowed), (Ids{259, 0, 0, 0, 275}));
@@ -166,7 +168,8 @@ TEST(SentencePieceTokenizer, UnkFusingAndMissingBytesMatchTokenizers) {
   j = mgtest::spm_tokenizer_json();
   j["model"]["vocab"].erase("<0xE6>");
   j["model"]["vocab"]["<0xE6-gone>"] = 233;
-  EXPECT_EQ(tokenizer_from_json(j).encode("\xE6\x97\xA5x\xE6\x9C\xAC the", SpecialTokens::Allowed), (Ids{259, 123, 0, 275}));
+  EXPECT_EQ(tokenizer_from_json(j).encode("\xE6\x97\xA5x\xE6\x9C\xAC the", SpecialTokens::Allowed),
+            (Ids{259, 123, 0, 275}));
 }
 
 TEST(SentencePieceTokenizer, MergesApplyInRankOrderAndAReversedListIsCaught) {
@@ -321,9 +324,11 @@ TEST(SentencePieceTokenizer, GgufVocabularyIsLlamaCppsSpmWithScoresFromTheMerges
   EXPECT_FALSE(gguf_of(tokenizer_from_json(no_prepend), 291, dir).kv.at("tokenizer.ggml.add_space_prefix").boolean);
   json nfc = mgtest::spm_tokenizer_json();
   nfc["normalizer"]["normalizers"].push_back({{"type", "NFC"}});
-  expect_error([&] { gguf_of(tokenizer_from_json(nfc), 291, dir); }, "llama.cpp's SPM tokenizer needs the normalizer Replace");
-  expect_error([&] { gguf_of(tokenizer_from_json(mgtest::spm_tokenizer_json({false, "first", true, false})), 291, dir); },
-               "token 285 holds one inside");
+  expect_error([&] { gguf_of(tokenizer_from_json(nfc), 291, dir); },
+               "llama.cpp's SPM tokenizer needs the normalizer Replace");
+  expect_error(
+      [&] { gguf_of(tokenizer_from_json(mgtest::spm_tokenizer_json({false, "first", true, false})), 291, dir); },
+      "token 285 holds one inside");
 }
 
 TEST(SentencePieceTokenizer, LlamaCppSpmReproducesTheBpeOnAGpt2SizedVocabulary) {
